@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+type commitFlags struct {
+	branch, subject, body, parent, timestamp, skipList string
+	orphan, canonical, skipIfUnchanged, fsync         bool
+	metadata, trees                                   []string
+	ownerUID, ownerGID                                int64
+	summary                                           bool
+}
+
+func newCommitCommand(e *env) *cobra.Command {
+	f := &commitFlags{}
+	c := &cobra.Command{
+		Use:   "commit [DIR]",
+		Short: "Commit a directory (or tar, or existing trees) to a branch",
+		Long: `Commit DIR (default: --tree sources) as a new commit and move the branch to it.
+Prints the new commit id. Several --tree options overlay in order.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCommit(cmd, e, f, args)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.branch, "branch", "b", "", "branch to commit to")
+	fl.StringVarP(&f.subject, "subject", "s", "", "one-line subject")
+	fl.StringVarP(&f.body, "body", "m", "", "full description")
+	fl.StringVar(&f.parent, "parent", "", `parent commit, or "none"`)
+	fl.BoolVar(&f.orphan, "orphan", false, "create a commit without moving any branch")
+	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
+	fl.StringVar(&f.timestamp, "timestamp", "", "commit time (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" UTC, or @UNIXSECONDS)")
+	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
+	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
+	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")
+	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes 0755/0644")
+	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
+	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
+	fl.BoolVar(&f.fsync, "fsync", true, "sync objects to disk before moving the branch")
+	fl.BoolVar(&f.summary, "stats", false, "print a summary of the work done to stderr")
+	e.addJSON(c)
+	return c
+}
+
+// parseTimestamp accepts the forms OSTree's --timestamp does and a few more.
+func parseTimestamp(s string) (time.Time, error) {
+	if strings.HasPrefix(s, "@") {
+		n, err := strconv.ParseInt(s[1:], 10, 64)
+		if err != nil || n < 0 {
+			return time.Time{}, fmt.Errorf("invalid --timestamp %q", s)
+		}
+		return time.Unix(n, 0), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("invalid --timestamp %q: want RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or @SECONDS", s)
+}
+
+func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error {
+	opts := commit.Options{
+		Branch: f.branch, Subject: f.subject, Body: f.body, Orphan: f.orphan,
+		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
+	}
+	if f.branch == "" && !f.orphan {
+		return usagef("a branch is required: pass --branch=NAME (or --orphan)")
+	}
+	if f.branch != "" {
+		if err := repo.ValidateRefName(f.branch); err != nil {
+			return usageError{err}
+		}
+	}
+	if len(args) == 1 {
+		opts.Sources = append(opts.Sources, commit.Source{Kind: commit.SourceDir, Path: args[0]})
+	}
+	for _, t := range f.trees {
+		s, err := commit.ParseSource(t)
+		if err != nil {
+			return usageError{err}
+		}
+		opts.Sources = append(opts.Sources, s)
+	}
+	if len(opts.Sources) == 0 {
+		opts.Sources = []commit.Source{{Kind: commit.SourceDir, Path: "."}}
+	}
+	for _, kv := range f.metadata {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usagef("invalid --add-metadata-string %q: want KEY=VALUE", kv)
+		}
+		opts.Metadata = opts.Metadata.Set(k, []byte(v))
+	}
+	if f.timestamp != "" {
+		ts, err := parseTimestamp(f.timestamp)
+		if err != nil {
+			return usageError{err}
+		}
+		opts.Timestamp = ts
+	}
+	for _, o := range []struct {
+		v    int64
+		dst  **uint32
+		name string
+	}{{f.ownerUID, &opts.OwnerUID, "--owner-uid"}, {f.ownerGID, &opts.OwnerGID, "--owner-gid"}} {
+		if o.v < -1 || o.v > 0xfffffffe {
+			return usagef("invalid %s %d", o.name, o.v)
+		}
+		if o.v >= 0 {
+			v := uint32(o.v)
+			*o.dst = &v
+		}
+	}
+	if f.skipList != "" {
+		data, err := os.ReadFile(f.skipList)
+		if err != nil {
+			return fmt.Errorf("reading --skip-list: %w", err)
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				opts.SkipList = append(opts.SkipList, l)
+			}
+		}
+	}
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if f.parent != "" {
+		if f.parent == "none" {
+			opts.NoParent = true
+		} else {
+			id, err := r.ResolveRev(f.parent)
+			if err != nil {
+				return fmt.Errorf("--parent: %w", err)
+			}
+			opts.Parent = id
+		}
+	} else if f.orphan {
+		opts.NoParent = true
+	}
+	b := newBar(e.stderr)
+	if b != nil {
+		opts.Progress = func(s commit.Stats) { b.draw("Scanning", s.Files, "files", s.BytesScanned) }
+	}
+	res, err := commit.Commit(cmd.Context(), r, opts)
+	b.done()
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.printJSON(res)
+	}
+	fmt.Fprintln(e.stdout, res.Commit)
+	if f.summary || b != nil {
+		s := res.Stats
+		fmt.Fprintf(e.stderr, "Files scanned: %d (%s), hashed: %d\nObjects written: %d (%s)\nBytes deduplicated: %s\n",
+			s.Files, humanBytes(s.BytesScanned), s.FilesHashed, s.Objects, humanBytes(s.BytesWritten), humanBytes(s.BytesDeduped))
+		if res.Unchanged {
+			fmt.Fprintln(e.stderr, "Tree unchanged: no new commit")
+		}
+	}
+	return nil
+}

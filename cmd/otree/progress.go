@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// isTerminal reports whether w is a terminal; progress is drawn only there.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// bar draws a one-line progress report on a terminal.
+type bar struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+	drawn bool
+}
+
+func newBar(w io.Writer) *bar {
+	if !isTerminal(w) {
+		return nil
+	}
+	return &bar{w: w, start: time.Now()}
+}
+
+// draw shows items and bytes done, with the byte rate.
+func (b *bar) draw(label string, items int64, itemName string, bytes int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	el := time.Since(b.start).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(bytes) / el
+	}
+	fmt.Fprintf(b.w, "\r\033[K%s: %d %s, %s, %s/s", label, items, itemName, humanBytes(bytes), humanBytes(int64(rate)))
+	b.drawn = true
+}
+
+// done clears the line.
+func (b *bar) done() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\033[K")
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the operation failed
+	exitUsage = 2 // the command line was malformed
+)
+
+// env is what every command shares: global flags and the output streams,
+// injectable so tests run the CLI in-process.
+type env struct {
+	repoPath string
+	json     bool
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// usageError marks errors in how the command was invoked.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// run executes the CLI and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRootCommand(e)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "error: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isFlagError(err) {
+		return exitUsage
+	}
+	return exitError
+}
+
+func isFlagError(err error) bool {
+	var fe interface{ FlagError() }
+	if errors.As(err, &fe) {
+		return true
+	}
+	// cobra returns plain errors for unknown flags and bad values.
+	s := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "unknown command", "accepts ", "requires at least", "requires at most"} {
+		if len(s) >= len(p) && containsFold(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func newRootCommand(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "otree",
+		Short:         "Store filesystem trees as content-addressed commits",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&e.repoPath, "repo", os.Getenv("OTREE_REPO"), "path to the repository (default $OTREE_REPO)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newInitCommand(e),
+		newCommitCommand(e),
+		newRefsCommand(e),
+		newRevParseCommand(e),
+		newLogCommand(e),
+		newShowCommand(e),
+		newLsCommand(e),
+		newCatCommand(e),
+		newChecksumCommand(e),
+		newConfigCommand(e),
+		newResetCommand(e),
+		newFsckCommand(e),
+		newPruneCommand(e),
+	)
+	return root
+}
+
+// addJSON adds --json to a reporting command.
+func (e *env) addJSON(c *cobra.Command) {
+	c.Flags().BoolVar(&e.json, "json", false, "print machine-readable JSON")
+}
+
+// open opens the repository named by --repo / OTREE_REPO.
+func (e *env) open() (*repo.Repo, error) {
+	if e.repoPath == "" {
+		return nil, usagef("no repository: pass --repo=PATH or set OTREE_REPO")
+	}
+	return repo.Open(e.repoPath)
+}
+
+// printJSON writes v as indented JSON.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

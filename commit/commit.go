@@ -1,0 +1,356 @@
+// Package commit turns directories, tar streams and existing commits into a
+// new commit in a repository: the hot path of otree. Files are hashed once,
+// in parallel, with per-worker hashers and buffers; objects already present
+// are not written again; a stat cache and a repository-inode map let an
+// unchanged tree be re-committed for little more than the cost of stat.
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/otree/otree/repo"
+)
+
+// SourceKind says what a Source is.
+type SourceKind int
+
+// The kinds of source a commit can be built from.
+const (
+	SourceDir SourceKind = iota + 1 // a directory on disk
+	SourceTar                       // a tar file ("-" for standard input)
+	SourceRef                       // a revision already in the repository
+)
+
+// Source is one tree to commit. Later sources overlay earlier ones.
+type Source struct {
+	Kind SourceKind
+	Path string // directory, tar file or revision
+}
+
+// ParseSource parses OSTree's --tree syntax: dir=PATH, tar=FILE or ref=REV.
+func ParseSource(s string) (Source, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || v == "" {
+		return Source{}, fmt.Errorf("invalid --tree %q: want dir=PATH, tar=FILE or ref=REV", s)
+	}
+	switch k {
+	case "dir":
+		return Source{SourceDir, v}, nil
+	case "tar":
+		return Source{SourceTar, v}, nil
+	case "ref":
+		return Source{SourceRef, v}, nil
+	}
+	return Source{}, fmt.Errorf("invalid --tree %q: unknown kind %q (want dir, tar or ref)", s, k)
+}
+
+// Options configure a commit.
+type Options struct {
+	Branch  string // the ref to move; required unless Orphan
+	Subject string
+	Body    string
+	// Parent is the parent commit. Zero means the branch's current commit
+	// (re-read under the ref lock, so concurrent commits chain up); set
+	// NoParent for a root commit.
+	Parent   repo.ID
+	NoParent bool
+	// Orphan writes the commit without moving any ref.
+	Orphan bool
+	// Timestamp of the commit; zero means now.
+	Timestamp time.Time
+	Metadata  repo.Metadata
+	// DetachedMetadata is stored beside the commit (for example signatures).
+	DetachedMetadata repo.Metadata
+	Sources          []Source
+
+	OwnerUID, OwnerGID   *uint32 // override every entry's owner
+	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes 0755/0644
+	// SkipList names paths (relative to the tree root, "/usr/share/doc") to
+	// leave out with everything below them.
+	SkipList []string
+	// SkipIfUnchanged makes no commit when the tree equals the parent's.
+	SkipIfUnchanged bool
+	// NoSync skips fsync; only for scratch repositories.
+	NoSync bool
+	// NoStatCache neither reads nor updates the stat cache.
+	NoStatCache bool
+
+	// Progress, if set, is called about ten times a second while files are
+	// scanned, and once at the end.
+	Progress func(Stats)
+	Logger   *slog.Logger
+}
+
+// Stats describe a commit's work.
+type Stats struct {
+	Files        int64 // non-directory entries scanned
+	Dirs         int64
+	BytesScanned int64 // content bytes of regular files scanned
+	FilesHashed  int64 // files read and hashed (the rest came from caches)
+	BytesHashed  int64
+	Objects      int64 // objects written (new to the repository)
+	BytesWritten int64 // bytes written to the repository, as stored
+	BytesDeduped int64 // content bytes that needed no new object
+}
+
+type counters struct {
+	files, dirs, bytesScanned, hashed, bytesHashed, bytesNew atomic.Int64
+}
+
+func (c *counters) stats(t *repo.Txn) Stats {
+	s := Stats{
+		Files: c.files.Load(), Dirs: c.dirs.Load(), BytesScanned: c.bytesScanned.Load(),
+		FilesHashed: c.hashed.Load(), BytesHashed: c.bytesHashed.Load(),
+	}
+	if t != nil {
+		ts := t.Stats()
+		s.Objects, s.BytesWritten = ts.Objects, ts.Bytes
+	}
+	s.BytesDeduped = s.BytesScanned - c.bytesNew.Load()
+	return s
+}
+
+// Result is what a commit did.
+type Result struct {
+	Commit repo.ID `json:"commit"`
+	Parent repo.ID `json:"parent"`
+	// Unchanged is set when SkipIfUnchanged found nothing to commit; Commit
+	// is then the existing commit.
+	Unchanged bool   `json:"unchanged"`
+	Branch    string `json:"branch,omitempty"`
+	Stats     Stats  `json:"stats"`
+}
+
+// Commit builds a commit from opts.Sources and, unless Orphan, points
+// opts.Branch at it. The branch moves only after every object is durable; on
+// any error it stays where it was.
+func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
+	if opts.Branch == "" && !opts.Orphan {
+		return nil, errors.New("commit: a branch is required (or Orphan)")
+	}
+	if opts.Branch != "" {
+		if err := repo.ValidateRefName(opts.Branch); err != nil {
+			return nil, err
+		}
+	}
+	if len(opts.Sources) == 0 {
+		return nil, errors.New("commit: nothing to commit (no source tree)")
+	}
+	for _, s := range opts.Sources {
+		if s.Kind == SourceDir {
+			// Fail before taking locks or staging anything.
+			fi, err := os.Stat(s.Path)
+			if err != nil {
+				return nil, fmt.Errorf("commit: source %w", err)
+			}
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("commit: source %s is not a directory", s.Path)
+			}
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	defer txn.Abort()
+
+	start := time.Now()
+	cnt := &counters{}
+	mod := newModifier(&opts, r.Mode())
+	stopProgress := startProgress(opts.Progress, cnt, txn)
+	var cache *statCache
+	if !opts.NoStatCache && mod.identity {
+		cache = loadStatCache(StatCachePath(r), mod.fingerprint(r.Mode()))
+	} else {
+		cache = &statCache{old: map[string]statEntry{}, fresh: map[string]statEntry{}}
+	}
+	skip := map[string]bool{}
+	for _, p := range opts.SkipList {
+		if p = strings.TrimRight(p, "/"); p != "" {
+			skip["/"+strings.TrimLeft(p, "/")] = true
+		}
+	}
+
+	root, roots, err := buildTree(ctx, r, txn, &opts, mod, cache, skip, cnt, start)
+	stopProgress()
+	if err != nil {
+		return nil, err
+	}
+	for p := range skip {
+		if err := root.remove(r, p); err != nil {
+			return nil, err
+		}
+	}
+	treeID, err := root.write(txn, nil)
+	if err != nil {
+		return nil, err
+	}
+
+	// Decide the parent and write the commit under the ref lock, so that a
+	// concurrent commit to the same branch is chained, not lost.
+	var refLock *repo.Lock
+	if !opts.Orphan {
+		if refLock, err = r.LockRefs(ctx); err != nil {
+			return nil, err
+		}
+		defer refLock.Unlock()
+	}
+	parent := opts.Parent
+	if parent.IsZero() && !opts.NoParent && opts.Branch != "" {
+		parent, err = r.ReadRef(opts.Branch)
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return nil, err
+		}
+	}
+	res := &Result{Parent: parent, Branch: opts.Branch}
+	if !parent.IsZero() {
+		pc, err := r.ReadCommit(parent)
+		if err != nil {
+			return nil, fmt.Errorf("commit: parent %s: %w", parent, err)
+		}
+		if opts.SkipIfUnchanged && pc.RootTree == treeID && pc.RootMeta == root.meta {
+			res.Commit, res.Unchanged = parent, true
+			res.Stats = cnt.stats(txn)
+			if err := txn.Commit(); err != nil {
+				return nil, err
+			}
+			return res, saveCache(cache, roots, opts.Logger)
+		}
+	}
+	ts := opts.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	c := repo.Commit{
+		Parent: parent, Timestamp: uint64(ts.Unix()), Subject: opts.Subject, Body: opts.Body,
+		RootTree: treeID, RootMeta: root.meta, Metadata: opts.Metadata,
+	}
+	id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.DetachedMetadata) > 0 {
+		if err := txn.WriteCommitMeta(id, opts.DetachedMetadata); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.Orphan {
+		if err := txn.SetRef(opts.Branch, id); err != nil {
+			return nil, err
+		}
+	}
+	res.Commit = id
+	res.Stats = cnt.stats(txn)
+	if err := txn.Commit(); err != nil {
+		return nil, err
+	}
+	if opts.Progress != nil {
+		opts.Progress(res.Stats)
+	}
+	return res, saveCache(cache, roots, opts.Logger)
+}
+
+func saveCache(c *statCache, roots []string, log *slog.Logger) error {
+	if c.path == "" {
+		return nil
+	}
+	if err := c.save(roots); err != nil {
+		// The commit landed; a cache that could not be saved only costs
+		// speed next time.
+		log.Warn("stat cache not saved", "err", err)
+	}
+	return nil
+}
+
+// buildTree reads every source and overlays them in order.
+func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, mod *modifier,
+	cache *statCache, skip map[string]bool, cnt *counters, start time.Time) (*dir, []string, error) {
+	var root *dir
+	var roots []string
+	for _, src := range opts.Sources {
+		var d *dir
+		var err error
+		switch src.Kind {
+		case SourceDir:
+			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt}
+			if mod.identity && r.Mode() != repo.ModeArchive {
+				wk.devino = newDevino(r)
+			}
+			d, err = wk.walkDir(src.Path)
+			if abs, aerr := filepath.Abs(src.Path); aerr == nil {
+				roots = append(roots, abs)
+			}
+		case SourceTar:
+			d, err = importTar(ctx, txn, src.Path, mod, skip, cnt)
+		case SourceRef:
+			var id repo.ID
+			if id, err = r.ResolveRev(src.Path); err == nil {
+				var c *repo.Commit
+				if c, err = r.ReadCommit(id); err == nil {
+					d = &dir{meta: c.RootMeta, stored: c.RootTree}
+				}
+			}
+			if err != nil {
+				err = fmt.Errorf("--tree=ref=%s: %w", src.Path, err)
+			}
+		default:
+			err = fmt.Errorf("unknown source kind %d", src.Kind)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		sortAll(d)
+		if root == nil {
+			root = d
+			continue
+		}
+		if err := root.overlay(r, d); err != nil {
+			return nil, nil, err
+		}
+	}
+	return root, roots, nil
+}
+
+// sortAll sorts every directory filled by a source (stored ones are sorted).
+func sortAll(d *dir) {
+	if !d.stored.IsZero() {
+		return
+	}
+	d.sortEntries()
+	for _, s := range d.dirs {
+		sortAll(s)
+	}
+}
+
+func startProgress(fn func(Stats), c *counters, t *repo.Txn) func() {
+	if fn == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fn(c.stats(t))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

@@ -1,0 +1,82 @@
+package commit
+
+import (
+	"encoding/binary"
+
+	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/repo"
+)
+
+// modifier rewrites the metadata of committed entries as the options ask.
+type modifier struct {
+	canonical bool
+	uid, gid  *uint32
+	identity  bool // changes nothing: caches keyed on source stat stay valid
+}
+
+func newModifier(o *Options, mode repo.Mode) *modifier {
+	m := &modifier{canonical: o.CanonicalPermissions || mode == repo.ModeBareUserOnly, uid: o.OwnerUID, gid: o.OwnerGID}
+	m.identity = !m.canonical && m.uid == nil && m.gid == nil
+	return m
+}
+
+// fingerprint names the settings that change what a source file hashes to,
+// so the stat cache is used only with the settings it was made with.
+func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
+	b := []byte{byte(mode), 0}
+	if m.canonical {
+		b[1] = 1
+	}
+	for _, v := range []*uint32{m.uid, m.gid} {
+		if v == nil {
+			b = append(b, 0)
+		} else {
+			b = binary.LittleEndian.AppendUint32(append(b, 1), *v)
+		}
+	}
+	return hash.Sum(b)
+}
+
+// canonicalMode is what --canonical-permissions (and bare-user-only) keeps
+// of a file's mode: executable or not.
+func canonicalMode(mode uint32) uint32 {
+	if mode&0o100 != 0 {
+		return 0o755
+	}
+	return 0o644
+}
+
+func (m *modifier) file(h *repo.FileHeader) {
+	if m.identity {
+		return
+	}
+	if m.canonical {
+		h.UID, h.GID, h.Xattrs = 0, 0, nil
+		if h.Type == repo.TypeSymlink {
+			h.Mode = 0o777
+		} else {
+			h.Mode = canonicalMode(h.Mode)
+		}
+	}
+	if m.uid != nil {
+		h.UID = *m.uid
+	}
+	if m.gid != nil {
+		h.GID = *m.gid
+	}
+}
+
+func (m *modifier) dir(d *repo.DirMeta) {
+	if m.identity {
+		return
+	}
+	if m.canonical {
+		d.UID, d.GID, d.Xattrs, d.Mode = 0, 0, nil, 0o755
+	}
+	if m.uid != nil {
+		d.UID = *m.uid
+	}
+	if m.gid != nil {
+		d.GID = *m.gid
+	}
+}

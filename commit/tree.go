@@ -1,0 +1,223 @@
+package commit
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/otree/otree/repo"
+)
+
+// dir is a directory of the tree being built. Sources fill it in (the walker
+// from several goroutines, each writing only its own slots); overlaying and
+// writing happen afterwards on one goroutine.
+type dir struct {
+	meta repo.ID
+
+	// stored, when not zero, is a dirtree already in the repository that
+	// this directory equals until it is expanded for modification.
+	stored repo.ID
+
+	fileNames []string
+	fileIDs   []repo.ID
+	dirNames  []string
+	dirs      []*dir
+}
+
+// expand turns a stored directory into an editable one.
+func (d *dir) expand(r reader) error {
+	if d.stored.IsZero() {
+		return nil
+	}
+	t, err := r.ReadDirTree(d.stored)
+	if err != nil {
+		return err
+	}
+	d.stored = repo.ID{}
+	d.fileNames = make([]string, len(t.Files))
+	d.fileIDs = make([]repo.ID, len(t.Files))
+	for i, f := range t.Files {
+		d.fileNames[i], d.fileIDs[i] = f.Name, f.ID
+	}
+	d.dirNames = make([]string, len(t.Dirs))
+	d.dirs = make([]*dir, len(t.Dirs))
+	for i, e := range t.Dirs {
+		d.dirNames[i] = e.Name
+		d.dirs[i] = &dir{meta: e.MetaID, stored: e.TreeID}
+	}
+	return nil
+}
+
+// reader is what building a tree needs from the repository.
+type reader interface {
+	ReadDirTree(repo.ID) (*repo.DirTree, error)
+}
+
+// sortEntries sorts both lists by name (slots are filled in directory order).
+func (d *dir) sortEntries() {
+	sort.Sort(byName{d.fileNames, d.fileIDs})
+	sort.Sort(dirsByName{d})
+}
+
+type byName struct {
+	n  []string
+	id []repo.ID
+}
+
+func (s byName) Len() int           { return len(s.n) }
+func (s byName) Less(i, j int) bool { return s.n[i] < s.n[j] }
+func (s byName) Swap(i, j int) {
+	s.n[i], s.n[j] = s.n[j], s.n[i]
+	s.id[i], s.id[j] = s.id[j], s.id[i]
+}
+
+type dirsByName struct{ d *dir }
+
+func (s dirsByName) Len() int           { return len(s.d.dirNames) }
+func (s dirsByName) Less(i, j int) bool { return s.d.dirNames[i] < s.d.dirNames[j] }
+func (s dirsByName) Swap(i, j int) {
+	d := s.d
+	d.dirNames[i], d.dirNames[j] = d.dirNames[j], d.dirNames[i]
+	d.dirs[i], d.dirs[j] = d.dirs[j], d.dirs[i]
+}
+
+// findFile and findDir return the index of name, or -1. Lists are sorted.
+func (d *dir) findFile(name string) int {
+	i := sort.SearchStrings(d.fileNames, name)
+	if i < len(d.fileNames) && d.fileNames[i] == name {
+		return i
+	}
+	return -1
+}
+
+func (d *dir) findDir(name string) int {
+	i := sort.SearchStrings(d.dirNames, name)
+	if i < len(d.dirNames) && d.dirNames[i] == name {
+		return i
+	}
+	return -1
+}
+
+func (d *dir) removeFile(i int) {
+	d.fileNames = append(d.fileNames[:i], d.fileNames[i+1:]...)
+	d.fileIDs = append(d.fileIDs[:i], d.fileIDs[i+1:]...)
+}
+
+func (d *dir) removeDir(i int) {
+	d.dirNames = append(d.dirNames[:i], d.dirNames[i+1:]...)
+	d.dirs = append(d.dirs[:i], d.dirs[i+1:]...)
+}
+
+func (d *dir) setFile(name string, id repo.ID) {
+	if i := d.findDir(name); i >= 0 {
+		d.removeDir(i)
+	}
+	i := sort.SearchStrings(d.fileNames, name)
+	if i < len(d.fileNames) && d.fileNames[i] == name {
+		d.fileIDs[i] = id
+		return
+	}
+	d.fileNames = append(d.fileNames, "")
+	d.fileIDs = append(d.fileIDs, repo.ID{})
+	copy(d.fileNames[i+1:], d.fileNames[i:])
+	copy(d.fileIDs[i+1:], d.fileIDs[i:])
+	d.fileNames[i], d.fileIDs[i] = name, id
+}
+
+// setDir puts sub at name, replacing a file or directory there.
+func (d *dir) setDir(name string, sub *dir) {
+	if i := d.findFile(name); i >= 0 {
+		d.removeFile(i)
+	}
+	i := sort.SearchStrings(d.dirNames, name)
+	if i < len(d.dirNames) && d.dirNames[i] == name {
+		d.dirs[i] = sub
+		return
+	}
+	d.dirNames = append(d.dirNames, "")
+	d.dirs = append(d.dirs, nil)
+	copy(d.dirNames[i+1:], d.dirNames[i:])
+	copy(d.dirs[i+1:], d.dirs[i:])
+	d.dirNames[i], d.dirs[i] = name, sub
+}
+
+// overlay lays src over d: files in src replace entries of d, directories
+// merge, and src's directory metadata wins.
+func (d *dir) overlay(r reader, src *dir) error {
+	if err := d.expand(r); err != nil {
+		return err
+	}
+	if err := src.expand(r); err != nil {
+		return err
+	}
+	d.meta = src.meta
+	for i, n := range src.fileNames {
+		d.setFile(n, src.fileIDs[i])
+	}
+	for i, n := range src.dirNames {
+		if j := d.findDir(n); j >= 0 {
+			if err := d.dirs[j].overlay(r, src.dirs[i]); err != nil {
+				return err
+			}
+			continue
+		}
+		d.setDir(n, src.dirs[i])
+	}
+	return nil
+}
+
+// remove deletes the entry at a slash-separated path below d, if present.
+func (d *dir) remove(r reader, path string) error {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	cur := d
+	for i, p := range parts {
+		if err := cur.expand(r); err != nil {
+			return err
+		}
+		last := i == len(parts)-1
+		if last {
+			if j := cur.findFile(p); j >= 0 {
+				cur.removeFile(j)
+			} else if j := cur.findDir(p); j >= 0 {
+				cur.removeDir(j)
+			}
+			return nil
+		}
+		j := cur.findDir(p)
+		if j < 0 {
+			return nil
+		}
+		cur = cur.dirs[j]
+	}
+	return nil
+}
+
+// writer is what storing a tree needs.
+type writer interface {
+	WriteMeta(repo.Kind, []byte) (repo.ID, error)
+}
+
+// write stores d and everything below it bottom-up and returns d's dirtree id.
+func (d *dir) write(w writer, buf *[]byte) (repo.ID, error) {
+	if !d.stored.IsZero() {
+		return d.stored, nil
+	}
+	t := repo.DirTree{
+		Files: make([]repo.FileEntry, len(d.fileNames)),
+		Dirs:  make([]repo.DirEntry, len(d.dirNames)),
+	}
+	for i, n := range d.fileNames {
+		if d.fileIDs[i].IsZero() {
+			return repo.ID{}, fmt.Errorf("internal error: file %q has no object", n)
+		}
+		t.Files[i] = repo.FileEntry{Name: n, ID: d.fileIDs[i]}
+	}
+	for i, n := range d.dirNames {
+		id, err := d.dirs[i].write(w, buf)
+		if err != nil {
+			return repo.ID{}, err
+		}
+		t.Dirs[i] = repo.DirEntry{Name: n, TreeID: id, MetaID: d.dirs[i].meta}
+	}
+	return w.WriteMeta(repo.KindDirTree, t.Encode())
+}

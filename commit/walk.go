@@ -1,0 +1,475 @@
+package commit
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/xattr"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// smallFile is the size up to which a file is read whole into a worker's
+// buffer, hashed and written from memory; larger files are hashed streaming
+// and copied by the kernel.
+const smallFile = 1 << 20
+
+// fileBatch bounds how many files of one directory one job hashes, so a
+// directory of thousands of files still spreads over every worker.
+const fileBatch = 32
+
+// walker turns a directory into a *dir, hashing and storing files on a
+// bounded pool of workers with per-worker hashers and buffers.
+type walker struct {
+	ctx    context.Context
+	txn    *repo.Txn
+	mod    *modifier
+	cache  *statCache
+	start  int64 // run start, ns: the racy-entry threshold
+	skip   map[string]bool
+	devino *devino
+	st     *counters
+
+	q queue
+}
+
+// task is one unit of work for a worker.
+type task func(w *worker) error
+
+// queue is an unbounded LIFO work queue: depth-first order keeps the number
+// of open directories small.
+type queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	tasks   []task
+	pending int
+	err     error
+}
+
+func (q *queue) push(t task) {
+	q.mu.Lock()
+	q.tasks = append(q.tasks, t)
+	q.pending++
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// run executes tasks on n workers until none are pending or one fails.
+func (q *queue) run(ctx context.Context, n int, newWorker func() *worker) error {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newWorker()
+			for {
+				q.mu.Lock()
+				for len(q.tasks) == 0 && q.pending > 0 && q.err == nil {
+					q.cond.Wait()
+				}
+				if q.pending == 0 || q.err != nil {
+					q.mu.Unlock()
+					q.cond.Broadcast()
+					return
+				}
+				t := q.tasks[len(q.tasks)-1]
+				q.tasks = q.tasks[:len(q.tasks)-1]
+				q.mu.Unlock()
+				err := t(w)
+				if err == nil {
+					err = ctx.Err()
+				}
+				q.mu.Lock()
+				q.pending--
+				if err != nil && q.err == nil {
+					q.err = err
+				}
+				done := q.pending == 0 || q.err != nil
+				q.mu.Unlock()
+				if done {
+					q.cond.Broadcast()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return q.err
+}
+
+// worker is per-goroutine scratch.
+type worker struct {
+	h      *hash.Hasher
+	buf    []byte
+	hdr    []byte
+	dents  []byte
+	link   []byte
+	keepP  []string
+	keepE  []statEntry
+	walker *walker
+}
+
+// dirFD is a directory descriptor shared by the jobs hashing its files.
+type dirFD struct {
+	fd   int
+	refs atomic.Int32
+}
+
+func (d *dirFD) release() {
+	if d.refs.Add(-1) == 0 {
+		unix.Close(d.fd)
+	}
+}
+
+// walkDir builds the tree rooted at the directory root.
+func (wk *walker) walkDir(root string) (*dir, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: abs, Err: err}
+	}
+	d := &dir{}
+	if err := wk.dirMeta(d, fd, abs, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	wk.q.cond = sync.NewCond(&wk.q.mu)
+	wk.q.push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	err = wk.q.run(wk.ctx, n, func() *worker {
+		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), link: make([]byte, 4096), walker: wk}
+	})
+	return d, err
+}
+
+// dirMeta stores the dirmeta of a directory open at fd.
+func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
+	x, err := xattr.FList(fd, skipXattr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: toXattrs(x)}
+	wk.mod.dir(&m)
+	id, err := wk.txn.WriteMeta(repo.KindDirMeta, m.Encode())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	d.meta = id
+	wk.st.dirs.Add(1)
+	return nil
+}
+
+// skipXattr drops the attribute a bare-user repository keeps its own
+// metadata in, so a checkout of such a repository commits back identically.
+func skipXattr(name string) bool { return name == "user.otreemeta" }
+
+func toXattrs(a []xattr.Attr) []repo.Xattr {
+	if len(a) == 0 {
+		return nil
+	}
+	x := make([]repo.Xattr, len(a))
+	for i, v := range a {
+		x[i] = repo.Xattr(v)
+	}
+	return x
+}
+
+// readDir lists one directory: subdirectories become new tasks, cached or
+// cheap entries are resolved here, and files to hash go out in batches.
+func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
+	wk := w.walker
+	dfd := &dirFD{fd: fd}
+	dfd.refs.Store(1)
+	defer dfd.release()
+	names, err := w.readNames(fd, abs)
+	if err != nil {
+		return err
+	}
+	w.keepP, w.keepE = w.keepP[:0], w.keepE[:0]
+	var todo []int // slots of files to hash
+	var sts []unix.Stat_t
+	for _, name := range names {
+		relName := rel + "/" + name
+		if wk.skip[relName] {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "stat", Path: abs + "/" + name, Err: err}
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return &os.PathError{Op: "open", Path: abs + "/" + name, Err: err}
+			}
+			sub := &dir{}
+			if err := wk.dirMeta(sub, cfd, abs+"/"+name, &st); err != nil {
+				unix.Close(cfd)
+				return err
+			}
+			d.dirNames = append(d.dirNames, name)
+			d.dirs = append(d.dirs, sub)
+			cabs := abs + "/" + name
+			wk.q.push(func(w *worker) error { return w.readDir(sub, cfd, cabs, relName) })
+			continue
+		case unix.S_IFREG:
+			wk.st.files.Add(1)
+			wk.st.bytesScanned.Add(st.Size)
+			path := abs + "/" + name
+			if id, ok := wk.cache.lookup(path, &st); ok && wk.mod.identity {
+				d.fileNames = append(d.fileNames, name)
+				d.fileIDs = append(d.fileIDs, id)
+				w.keepP = append(w.keepP, path)
+				w.keepE = append(w.keepE, statEntry{keyOf(&st), id})
+				continue
+			}
+			if st.Nlink > 1 && wk.devino != nil {
+				if id, ok := wk.devino.lookup(&st); ok {
+					d.fileNames = append(d.fileNames, name)
+					d.fileIDs = append(d.fileIDs, id)
+					continue
+				}
+			}
+			todo = append(todo, len(d.fileNames))
+			sts = append(sts, st)
+			d.fileNames = append(d.fileNames, name)
+			d.fileIDs = append(d.fileIDs, repo.ID{})
+			continue
+		}
+		wk.st.files.Add(1)
+		id, err := w.special(fd, abs, name, &st)
+		if err != nil {
+			return err
+		}
+		d.fileNames = append(d.fileNames, name)
+		d.fileIDs = append(d.fileIDs, id)
+	}
+	if len(w.keepP) > 0 {
+		wk.cache.keep(w.keepP, w.keepE)
+	}
+	for i := 0; i < len(todo); i += fileBatch {
+		slots, stats := todo[i:min(i+fileBatch, len(todo))], sts[i:min(i+fileBatch, len(todo))]
+		dfd.refs.Add(1)
+		wk.q.push(func(w *worker) error {
+			defer dfd.release()
+			for j, slot := range slots {
+				id, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j])
+				if err != nil {
+					return err
+				}
+				d.fileIDs[slot] = id
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// readNames returns the entry names of the directory open at fd.
+func (w *worker) readNames(fd int, abs string) ([]string, error) {
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, w.dents)
+		if err != nil {
+			return nil, &os.PathError{Op: "readdir", Path: abs, Err: err}
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		b := w.dents[:n]
+		for len(b) >= 19 {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return nil, fmt.Errorf("readdir %s: malformed directory entry", abs)
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if s := string(name); s != "." && s != ".." {
+				names = append(names, s)
+			}
+			b = b[reclen:]
+		}
+	}
+}
+
+// special stores a symlink, device or FIFO.
+func (w *worker) special(fd int, abs, name string, st *unix.Stat_t) (repo.ID, error) {
+	path := abs + "/" + name
+	h := repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		n, err := unix.Readlinkat(fd, name, w.link)
+		if err != nil {
+			return repo.ID{}, &os.PathError{Op: "readlink", Path: path, Err: err}
+		}
+		if n == len(w.link) {
+			return repo.ID{}, fmt.Errorf("%s: symlink target too long", path)
+		}
+		h.Type, h.Target, h.Mode = repo.TypeSymlink, string(w.link[:n]), 0o777
+	case unix.S_IFCHR:
+		h.Type, h.Rdev = repo.TypeCharDevice, st.Rdev
+	case unix.S_IFBLK:
+		h.Type, h.Rdev = repo.TypeBlockDevice, st.Rdev
+	case unix.S_IFIFO:
+		h.Type = repo.TypeFIFO
+	default:
+		return repo.ID{}, fmt.Errorf("%s: cannot commit a socket or other special file (only regular files, directories, symlinks, and in bare mode devices and FIFOs)", path)
+	}
+	x, err := xattr.List(path, skipXattr)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	h.Xattrs = toXattrs(x)
+	w.walker.mod.file(&h)
+	id := repo.FileID(&h, nil)
+	if _, err := w.walker.txn.WriteFile(&h, id, nil); err != nil {
+		return repo.ID{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return id, nil
+}
+
+// hashFile reads a regular file once, hashing header and content, and
+// stores it if the repository lacks it.
+func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, error) {
+	wk := w.walker
+	path := abs + "/" + name
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return repo.ID{}, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	x, err := xattr.FList(fd, skipXattr)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: toXattrs(x), Size: uint64(st.Size)}
+	wk.mod.file(&h)
+	w.hdr = repo.AppendFileHeader(w.hdr[:0], &h)
+	w.h.Reset()
+	w.h.Write(w.hdr)
+	var id repo.ID
+	var isNew bool
+	if st.Size <= smallFile {
+		// One read; the extra byte detects a file that grew since stat.
+		buf := w.buf[:st.Size]
+		n, err := io.ReadFull(f, w.buf[:min(int(st.Size)+1, len(w.buf))])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if int64(n) != st.Size {
+			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
+		}
+		w.h.Write(buf)
+		id = repo.ID(w.h.Sum())
+		if isNew, err = wk.txn.WriteFile(&h, id, buf); err != nil {
+			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
+		}
+	} else {
+		n, err := io.CopyBuffer(w.h, io.LimitReader(f, st.Size+1), w.buf)
+		if err != nil {
+			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n != st.Size {
+			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
+		}
+		id = repo.ID(w.h.Sum())
+		if isNew, err = wk.txn.WriteFileFrom(&h, id, f); err != nil {
+			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	wk.st.hashed.Add(1)
+	wk.st.bytesHashed.Add(st.Size)
+	if isNew {
+		wk.st.bytesNew.Add(st.Size)
+	}
+	if wk.mod.identity {
+		wk.cache.record(path, st, id, wk.start)
+	}
+	return id, nil
+}
+
+// devino maps the inodes of a repository's file objects to their ids, so a
+// source file that is a hardlink of an object is known without reading it.
+type devino struct {
+	r    *repo.Repo
+	dev  uint64
+	once sync.Once
+	m    map[uint64]repo.ID
+}
+
+func newDevino(r *repo.Repo) *devino {
+	var st unix.Stat_t
+	if unix.Stat(r.Path("objects"), &st) != nil {
+		return nil
+	}
+	return &devino{r: r, dev: st.Dev}
+}
+
+func (d *devino) lookup(st *unix.Stat_t) (repo.ID, bool) {
+	if st.Dev != d.dev {
+		return repo.ID{}, false
+	}
+	d.once.Do(d.load)
+	id, ok := d.m[st.Ino]
+	return id, ok
+}
+
+// load scans objects/ once; inode numbers come from the directory entries
+// themselves, so this costs one getdents per fan-out directory.
+func (d *devino) load() {
+	d.m = map[uint64]repo.ID{}
+	buf := make([]byte, 64<<10)
+	for i := 0; i < 256; i++ {
+		sub := fmt.Sprintf("%02x", i)
+		fd, err := unix.Open(d.r.Path("objects", sub), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		for {
+			n, err := unix.Getdents(fd, buf)
+			if err != nil || n <= 0 {
+				break
+			}
+			b := buf[:n]
+			for len(b) >= 19 {
+				ino := binary.NativeEndian.Uint64(b[0:8])
+				reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+				if reclen < 19 || reclen > len(b) {
+					break
+				}
+				name := b[19:reclen]
+				if j := bytes.IndexByte(name, 0); j >= 0 {
+					name = name[:j]
+				}
+				if s := string(name); len(s) == 62+5 && s[62:] == ".file" {
+					if id, err := repo.ParseID(sub + s[:62]); err == nil {
+						d.m[ino] = id
+					}
+				}
+				b = b[reclen:]
+			}
+		}
+		unix.Close(fd)
+	}
+}

@@ -1,0 +1,136 @@
+// Package xattr reads and writes extended attributes without following
+// symlinks, returning them sorted by name as otree's encodings require.
+package xattr
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// Attr is one extended attribute.
+type Attr struct {
+	Name  string
+	Value []byte
+}
+
+// unsupported reports errors meaning "this filesystem or file has no xattrs".
+func unsupported(err error) bool {
+	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP)
+}
+
+// List returns the extended attributes of path (not following a final
+// symlink), sorted by name. A filesystem without xattr support gives none.
+// skip, when not nil, drops names for which it returns true.
+func List(path string, skip func(string) bool) ([]Attr, error) {
+	return list(func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) }, path, skip)
+}
+
+// FList is List for an open file descriptor.
+func FList(fd int, skip func(string) bool) ([]Attr, error) {
+	return list(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) }, fmt.Sprintf("fd %d", fd), skip)
+}
+
+func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, error), what string, skip func(string) bool) ([]Attr, error) {
+	var buf [1024]byte
+	names := buf[:]
+	for {
+		n, err := listFn(names)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err2 := listFn(nil)
+			if err2 != nil {
+				return nil, fmt.Errorf("listing xattrs of %s: %w", what, err2)
+			}
+			names = make([]byte, sz+64)
+			continue
+		}
+		if err != nil {
+			if unsupported(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("listing xattrs of %s: %w", what, err)
+		}
+		names = names[:n]
+		break
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var out []Attr
+	for _, nb := range bytes.Split(names, []byte{0}) {
+		if len(nb) == 0 {
+			continue
+		}
+		name := string(nb)
+		if skip != nil && skip(name) {
+			continue
+		}
+		v, err := get(getFn, name)
+		if err != nil {
+			if errors.Is(err, unix.ENODATA) {
+				continue // removed since listing
+			}
+			return nil, fmt.Errorf("reading xattr %s of %s: %w", name, what, err)
+		}
+		out = append(out, Attr{name, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func get(getFn func(string, []byte) (int, error), name string) ([]byte, error) {
+	var small [256]byte
+	n, err := getFn(name, small[:])
+	if err == nil {
+		return bytes.Clone(small[:n]), nil
+	}
+	if !errors.Is(err, unix.ERANGE) {
+		return nil, err
+	}
+	for {
+		sz, err := getFn(name, nil)
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, sz)
+		n, err := getFn(name, b)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+
+// Get returns one attribute of path, not following a final symlink.
+func Get(path, name string) ([]byte, error) {
+	return get(func(n string, b []byte) (int, error) { return unix.Lgetxattr(path, n, b) }, name)
+}
+
+// FGet returns one attribute of an open file.
+func FGet(fd int, name string) ([]byte, error) {
+	return get(func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) }, name)
+}
+
+// Set sets one attribute of path, not following a final symlink.
+func Set(path, name string, value []byte) error {
+	if err := unix.Lsetxattr(path, name, value, 0); err != nil {
+		return fmt.Errorf("setting xattr %s on %s: %w", name, path, err)
+	}
+	return nil
+}
+
+// FSet sets one attribute of an open file.
+func FSet(fd int, name string, value []byte) error {
+	if err := unix.Fsetxattr(fd, name, value, 0); err != nil {
+		return fmt.Errorf("setting xattr %s: %w", name, err)
+	}
+	return nil
+}

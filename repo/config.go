@@ -1,0 +1,121 @@
+package repo
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Config is a repository's `config` file: INI-style sections of key=value
+// pairs, the same shape OSTree uses, so `otree config get core.mode` works
+// the way `ostree config get core.mode` does.
+type Config struct {
+	sections map[string]map[string]string
+}
+
+// ParseConfig parses config file content.
+func ParseConfig(data []byte) (*Config, error) {
+	c := &Config{sections: map[string]map[string]string{}}
+	section := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[':
+			if !strings.HasSuffix(line, "]") || len(line) < 3 {
+				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
+			}
+			section = strings.TrimSpace(line[1 : len(line)-1])
+			if c.sections[section] == nil {
+				c.sections[section] = map[string]string{}
+			}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" {
+				return nil, fmt.Errorf("config line %d: expected key=value inside a section, got %q", n, line)
+			}
+			c.sections[section][strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return c, sc.Err()
+}
+
+// splitKey splits "section.key"; the section may itself contain dots
+// (`remote "x".url` style names are written `remote "x".url`).
+func splitKey(key string) (string, string, error) {
+	i := strings.LastIndexByte(key, '.')
+	if i <= 0 || i == len(key)-1 {
+		return "", "", fmt.Errorf("config key %q must look like SECTION.KEY", key)
+	}
+	return key[:i], key[i+1:], nil
+}
+
+// Get returns the value of "section.key".
+func (c *Config) Get(key string) (string, bool) {
+	s, k, err := splitKey(key)
+	if err != nil {
+		return "", false
+	}
+	v, ok := c.sections[s][k]
+	return v, ok
+}
+
+// Set sets "section.key" to value.
+func (c *Config) Set(key, value string) error {
+	s, k, err := splitKey(key)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(value, "\n\r") || strings.ContainsAny(k, "=\n[]") {
+		return fmt.Errorf("config key %q or its value contains characters a config file cannot hold", key)
+	}
+	if c.sections[s] == nil {
+		c.sections[s] = map[string]string{}
+	}
+	c.sections[s][k] = value
+	return nil
+}
+
+// Unset removes "section.key", reporting whether it was present.
+func (c *Config) Unset(key string) bool {
+	s, k, err := splitKey(key)
+	if err != nil {
+		return false
+	}
+	_, ok := c.sections[s][k]
+	delete(c.sections[s], k)
+	return ok
+}
+
+// Bytes returns the file form, sections and keys sorted with [core] first.
+func (c *Config) Bytes() []byte {
+	var names []string
+	for s := range c.sections {
+		names = append(names, s)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == "core") != (names[j] == "core") {
+			return names[i] == "core"
+		}
+		return names[i] < names[j]
+	})
+	var b bytes.Buffer
+	for i, s := range names {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "[%s]\n", s)
+		var keys []string
+		for k := range c.sections[s] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s=%s\n", k, c.sections[s][k])
+		}
+	}
+	return b.Bytes()
+}

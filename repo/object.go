@@ -1,0 +1,579 @@
+package repo
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+// Kind is the kind of an object. Its String form is the file extension used
+// in the object store.
+type Kind uint8
+
+// The object kinds.
+const (
+	KindFile Kind = iota + 1
+	KindDirTree
+	KindDirMeta
+	KindCommit
+	KindCommitMeta
+)
+
+var kindNames = [...]string{"", "file", "dirtree", "dirmeta", "commit", "commitmeta"}
+
+// kindTags are the first byte of each kind's encoding.
+var kindTags = [...]byte{0, 'f', 't', 'm', 'c', 'd'}
+
+// formatVersion is the second byte of every encoding.
+const formatVersion = 1
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ParseKind parses the String form of a Kind.
+func ParseKind(s string) (Kind, error) {
+	for i, n := range kindNames {
+		if i > 0 && n == s {
+			return Kind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown object kind %q", s)
+}
+
+// FileType is the type of a file object.
+type FileType uint8
+
+// The file types a file object can hold.
+const (
+	TypeRegular FileType = iota + 1
+	TypeSymlink
+	TypeCharDevice
+	TypeBlockDevice
+	TypeFIFO
+)
+
+var fileTypeNames = [...]string{"", "regular", "symlink", "chardev", "blockdev", "fifo"}
+
+func (t FileType) String() string {
+	if int(t) < len(fileTypeNames) && t != 0 {
+		return fileTypeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// FileHeader is everything about a file object except its content.
+type FileHeader struct {
+	Type   FileType
+	Mode   uint32 // permission bits only (07777)
+	UID    uint32
+	GID    uint32
+	Rdev   uint64 // devices only
+	Target string // symlinks only
+	Xattrs []Xattr
+	Size   uint64 // content length; regular files only
+}
+
+// FileMode returns the header's type and permissions as an fs.FileMode.
+func (h *FileHeader) FileMode() fs.FileMode {
+	m := fs.FileMode(h.Mode & 0777)
+	if h.Mode&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if h.Mode&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if h.Mode&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	switch h.Type {
+	case TypeSymlink:
+		m |= fs.ModeSymlink
+	case TypeCharDevice:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case TypeBlockDevice:
+		m |= fs.ModeDevice
+	case TypeFIFO:
+		m |= fs.ModeNamedPipe
+	}
+	return m
+}
+
+// DirMeta is the metadata of a directory.
+type DirMeta struct {
+	Mode   uint32 // permission bits only
+	UID    uint32
+	GID    uint32
+	Xattrs []Xattr
+}
+
+// FileEntry is a non-directory entry of a DirTree.
+type FileEntry struct {
+	Name string
+	ID   ID // a file object
+}
+
+// DirEntry is a subdirectory entry of a DirTree.
+type DirEntry struct {
+	Name   string
+	TreeID ID // a dirtree object
+	MetaID ID // a dirmeta object
+}
+
+// DirTree lists a directory: its files and subdirectories, each sorted by
+// name (bytewise), with no name in both lists.
+type DirTree struct {
+	Files []FileEntry
+	Dirs  []DirEntry
+}
+
+// Metadata is a sorted list of key/value pairs carried by commits.
+type Metadata []MetaEntry
+
+// MetaEntry is one metadata pair.
+type MetaEntry struct {
+	Key   string
+	Value []byte
+}
+
+// Get returns the value for key.
+func (m Metadata) Get(key string) ([]byte, bool) {
+	i := sort.Search(len(m), func(i int) bool { return m[i].Key >= key })
+	if i < len(m) && m[i].Key == key {
+		return m[i].Value, true
+	}
+	return nil, false
+}
+
+// Set returns m with key set to value, keeping it sorted.
+func (m Metadata) Set(key string, value []byte) Metadata {
+	i := sort.Search(len(m), func(i int) bool { return m[i].Key >= key })
+	if i < len(m) && m[i].Key == key {
+		m[i].Value = value
+		return m
+	}
+	m = append(m, MetaEntry{})
+	copy(m[i+1:], m[i:])
+	m[i] = MetaEntry{key, value}
+	return m
+}
+
+// Commit is one version of a tree.
+type Commit struct {
+	Parent    ID // zero for a root commit
+	Timestamp uint64
+	Subject   string
+	Body      string
+	RootTree  ID
+	RootMeta  ID
+	Metadata  Metadata
+}
+
+// --- encoding -------------------------------------------------------------
+
+type encoder struct{ b []byte }
+
+func (e *encoder) uv(v uint64)    { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) str(s string)   { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bytes(p []byte) { e.uv(uint64(len(p))); e.b = append(e.b, p...) }
+func (e *encoder) id(id ID)       { e.b = append(e.b, id[:]...) }
+func (e *encoder) head(k Kind)    { e.b = append(e.b, kindTags[k], formatVersion) }
+func (e *encoder) xattrs(x []Xattr) {
+	e.uv(uint64(len(x)))
+	for _, a := range x {
+		e.str(a.Name)
+		e.bytes(a.Value)
+	}
+}
+
+// AppendFileHeader appends the canonical encoding of h to b. The header must
+// be valid (see Validate); xattrs must be sorted.
+func AppendFileHeader(b []byte, h *FileHeader) []byte {
+	e := encoder{b}
+	e.head(KindFile)
+	e.b = append(e.b, byte(h.Type))
+	e.uv(uint64(h.Mode))
+	e.uv(uint64(h.UID))
+	e.uv(uint64(h.GID))
+	e.uv(h.Rdev)
+	e.str(h.Target)
+	e.xattrs(h.Xattrs)
+	e.uv(h.Size)
+	return e.b
+}
+
+// Encode returns the canonical encoding of m.
+func (m *DirMeta) Encode() []byte {
+	e := encoder{make([]byte, 0, 16)}
+	e.head(KindDirMeta)
+	e.uv(uint64(m.Mode))
+	e.uv(uint64(m.UID))
+	e.uv(uint64(m.GID))
+	e.xattrs(m.Xattrs)
+	return e.b
+}
+
+// Encode returns the canonical encoding of t. Entries must be sorted.
+func (t *DirTree) Encode() []byte {
+	n := 4
+	for _, f := range t.Files {
+		n += len(f.Name) + 34
+	}
+	for _, d := range t.Dirs {
+		n += len(d.Name) + 66
+	}
+	e := encoder{make([]byte, 0, n)}
+	e.head(KindDirTree)
+	e.uv(uint64(len(t.Files)))
+	for _, f := range t.Files {
+		e.str(f.Name)
+		e.id(f.ID)
+	}
+	e.uv(uint64(len(t.Dirs)))
+	for _, d := range t.Dirs {
+		e.str(d.Name)
+		e.id(d.TreeID)
+		e.id(d.MetaID)
+	}
+	return e.b
+}
+
+func (e *encoder) meta(m Metadata) {
+	e.uv(uint64(len(m)))
+	for _, kv := range m {
+		e.str(kv.Key)
+		e.bytes(kv.Value)
+	}
+}
+
+// Encode returns the canonical encoding of c.
+func (c *Commit) Encode() []byte {
+	e := encoder{make([]byte, 0, 128)}
+	e.head(KindCommit)
+	e.id(c.Parent)
+	e.b = binary.BigEndian.AppendUint64(e.b, c.Timestamp)
+	e.str(c.Subject)
+	e.str(c.Body)
+	e.id(c.RootTree)
+	e.id(c.RootMeta)
+	e.meta(c.Metadata)
+	return e.b
+}
+
+// EncodeCommitMeta returns the canonical encoding of detached commit metadata.
+func EncodeCommitMeta(m Metadata) []byte {
+	e := encoder{nil}
+	e.head(KindCommitMeta)
+	e.meta(m)
+	return e.b
+}
+
+// --- decoding -------------------------------------------------------------
+
+// errDecode is wrapped by every decoding failure.
+var errDecode = errors.New("non-canonical encoding")
+
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w at byte %d: %s", errDecode, d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uv() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("truncated or overlong varint")
+		return 0
+	}
+	// Canonical: the minimal encoding only.
+	if n != uvarintLen(v) {
+		d.fail("varint not minimally encoded")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func (d *decoder) u32(what string) uint32 {
+	v := d.uv()
+	if v > 0xffffffff {
+		d.fail("%s %d out of range", what, v)
+	}
+	return uint32(v)
+}
+
+func (d *decoder) raw(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("length %d past the end", n)
+		return nil
+	}
+	p := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p
+}
+
+func (d *decoder) str() string   { return string(d.raw(d.uv())) }
+func (d *decoder) bytes() []byte { return bytes.Clone(d.raw(d.uv())) }
+func (d *decoder) id() (id ID)   { copy(id[:], d.raw(32)); return id }
+
+func (d *decoder) head(k Kind) {
+	p := d.raw(2)
+	if d.err == nil && (p[0] != kindTags[k] || p[1] != formatVersion) {
+		d.fail("not a version %d %s encoding", formatVersion, k)
+	}
+}
+
+func (d *decoder) count(min int) int {
+	n := d.uv()
+	if d.err == nil && n > uint64(len(d.b)-d.off)/uint64(min) {
+		d.fail("count %d past the end", n)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) xattrs() []Xattr {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	x := make([]Xattr, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		a := Xattr{Name: d.str(), Value: d.bytes()}
+		if d.err != nil {
+			break
+		}
+		if a.Name == "" || strings.IndexByte(a.Name, 0) >= 0 {
+			d.fail("invalid xattr name %q", a.Name)
+		}
+		if i > 0 && x[i-1].Name >= a.Name {
+			d.fail("xattrs not sorted or duplicated at %q", a.Name)
+		}
+		x = append(x, a)
+	}
+	return x
+}
+
+func (d *decoder) meta() Metadata {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	m := make(Metadata, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		kv := MetaEntry{Key: d.str(), Value: d.bytes()}
+		if d.err != nil {
+			break
+		}
+		if kv.Key == "" {
+			d.fail("empty metadata key")
+		}
+		if i > 0 && m[i-1].Key >= kv.Key {
+			d.fail("metadata keys not sorted or duplicated at %q", kv.Key)
+		}
+		m = append(m, kv)
+	}
+	return m
+}
+
+func (d *decoder) end() error {
+	if d.err == nil && d.off != len(d.b) {
+		d.fail("%d trailing bytes", len(d.b)-d.off)
+	}
+	return d.err
+}
+
+// ValidName reports whether name may appear in a dirtree: not empty, not "."
+// or "..", and without '/' or NUL.
+func ValidName(name string) bool {
+	return name != "" && name != "." && name != ".." && strings.IndexByte(name, '/') < 0 && strings.IndexByte(name, 0) < 0
+}
+
+// DecodeFileHeader decodes a file header from the start of b and returns it
+// and the number of bytes it used. Trailing bytes are allowed here: they are
+// the content (archive mode) and are checked by the caller.
+func DecodeFileHeader(b []byte) (*FileHeader, int, error) {
+	d := decoder{b: b}
+	d.head(KindFile)
+	h := &FileHeader{}
+	if t := d.raw(1); d.err == nil {
+		h.Type = FileType(t[0])
+	}
+	h.Mode = d.u32("mode")
+	h.UID = d.u32("uid")
+	h.GID = d.u32("gid")
+	h.Rdev = d.uv()
+	h.Target = d.str()
+	h.Xattrs = d.xattrs()
+	h.Size = d.uv()
+	if d.err == nil {
+		if err := h.Validate(); err != nil {
+			d.fail("%v", err)
+		}
+	}
+	return h, d.off, d.err
+}
+
+// Validate checks the header's fields agree with each other.
+func (h *FileHeader) Validate() error {
+	if h.Type < TypeRegular || h.Type > TypeFIFO {
+		return fmt.Errorf("unknown file type %d", h.Type)
+	}
+	if h.Mode&^0o7777 != 0 {
+		return fmt.Errorf("mode %o has bits beyond 07777", h.Mode)
+	}
+	if h.Type != TypeSymlink && h.Target != "" {
+		return fmt.Errorf("%s has a symlink target", h.Type)
+	}
+	if h.Type == TypeSymlink && (h.Target == "" || strings.IndexByte(h.Target, 0) >= 0) {
+		return fmt.Errorf("invalid symlink target %q", h.Target)
+	}
+	if h.Type != TypeRegular && h.Size != 0 {
+		return fmt.Errorf("%s has content size %d", h.Type, h.Size)
+	}
+	if h.Type != TypeCharDevice && h.Type != TypeBlockDevice && h.Rdev != 0 {
+		return fmt.Errorf("%s has a device number", h.Type)
+	}
+	for i, a := range h.Xattrs {
+		if a.Name == "" || strings.IndexByte(a.Name, 0) >= 0 || (i > 0 && h.Xattrs[i-1].Name >= a.Name) {
+			return fmt.Errorf("xattrs not sorted, duplicated or badly named at %q", a.Name)
+		}
+	}
+	return nil
+}
+
+// DecodeDirMeta strictly decodes a dirmeta object.
+func DecodeDirMeta(b []byte) (*DirMeta, error) {
+	d := decoder{b: b}
+	d.head(KindDirMeta)
+	m := &DirMeta{Mode: d.u32("mode"), UID: d.u32("uid"), GID: d.u32("gid")}
+	m.Xattrs = d.xattrs()
+	if d.err == nil && m.Mode&^0o7777 != 0 {
+		d.fail("mode %o has bits beyond 07777", m.Mode)
+	}
+	return m, d.end()
+}
+
+// DecodeDirTree strictly decodes a dirtree object.
+func DecodeDirTree(b []byte) (*DirTree, error) {
+	d := decoder{b: b}
+	d.head(KindDirTree)
+	t := &DirTree{}
+	if n := d.count(34); n > 0 {
+		t.Files = make([]FileEntry, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			f := FileEntry{Name: d.str(), ID: d.id()}
+			d.checkName(f.Name, i, func(j int) string { return t.Files[j].Name })
+			t.Files = append(t.Files, f)
+		}
+	}
+	if n := d.count(66); n > 0 {
+		t.Dirs = make([]DirEntry, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			e := DirEntry{Name: d.str(), TreeID: d.id(), MetaID: d.id()}
+			d.checkName(e.Name, i, func(j int) string { return t.Dirs[j].Name })
+			if d.err == nil && t.hasFile(e.Name) {
+				d.fail("name %q is both a file and a directory", e.Name)
+			}
+			t.Dirs = append(t.Dirs, e)
+		}
+	}
+	return t, d.end()
+}
+
+func (d *decoder) checkName(name string, i int, prev func(int) string) {
+	if d.err != nil {
+		return
+	}
+	if !ValidName(name) {
+		d.fail("invalid name %q", name)
+	} else if i > 0 && prev(i-1) >= name {
+		d.fail("names not sorted or duplicated at %q", name)
+	}
+}
+
+func (t *DirTree) hasFile(name string) bool {
+	i := sort.Search(len(t.Files), func(i int) bool { return t.Files[i].Name >= name })
+	return i < len(t.Files) && t.Files[i].Name == name
+}
+
+// File returns the file entry called name.
+func (t *DirTree) File(name string) (FileEntry, bool) {
+	i := sort.Search(len(t.Files), func(i int) bool { return t.Files[i].Name >= name })
+	if i < len(t.Files) && t.Files[i].Name == name {
+		return t.Files[i], true
+	}
+	return FileEntry{}, false
+}
+
+// Dir returns the directory entry called name.
+func (t *DirTree) Dir(name string) (DirEntry, bool) {
+	i := sort.Search(len(t.Dirs), func(i int) bool { return t.Dirs[i].Name >= name })
+	if i < len(t.Dirs) && t.Dirs[i].Name == name {
+		return t.Dirs[i], true
+	}
+	return DirEntry{}, false
+}
+
+// DecodeCommit strictly decodes a commit object.
+func DecodeCommit(b []byte) (*Commit, error) {
+	d := decoder{b: b}
+	d.head(KindCommit)
+	c := &Commit{Parent: d.id()}
+	if p := d.raw(8); d.err == nil {
+		c.Timestamp = binary.BigEndian.Uint64(p)
+	}
+	c.Subject = d.str()
+	c.Body = d.str()
+	c.RootTree = d.id()
+	c.RootMeta = d.id()
+	c.Metadata = d.meta()
+	return c, d.end()
+}
+
+// DecodeCommitMeta strictly decodes detached commit metadata.
+func DecodeCommitMeta(b []byte) (Metadata, error) {
+	d := decoder{b: b}
+	d.head(KindCommitMeta)
+	m := d.meta()
+	return m, d.end()
+}
+
+// SortXattrs sorts x by name in place.
+func SortXattrs(x []Xattr) {
+	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
+}

@@ -1,0 +1,394 @@
+package repo
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/xattr"
+	"golang.org/x/sys/unix"
+)
+
+// maxMetaObject bounds the size of a dirtree, dirmeta or commit object we are
+// willing to load, so that a hostile object cannot exhaust memory.
+const maxMetaObject = 256 << 20
+
+// HasObject reports whether the object is stored.
+func (r *Repo) HasObject(kind Kind, id ID) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(r.objFd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	return false, fmt.Errorf("checking %s object %s: %w", kind, id, err)
+}
+
+func (r *Repo) openObject(kind Kind, id ID) (*os.File, error) {
+	fd, err := unix.Openat(r.objFd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, &ObjectMissingError{kind, id}
+		}
+		return nil, fmt.Errorf("opening %s object %s: %w", kind, id, err)
+	}
+	return os.NewFile(uintptr(fd), r.ObjectPath(kind, id)), nil
+}
+
+// ReadRaw returns the stored bytes of a dirtree, dirmeta, commit or
+// commitmeta object, verified against id unless verification is off
+// (commitmeta is never content-addressed and so never verified).
+func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
+	if kind == KindFile {
+		return nil, fmt.Errorf("ReadRaw: file objects are read with OpenFile")
+	}
+	f, err := r.openObject(kind, id)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxMetaObject+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s object %s: %w", kind, id, err)
+	}
+	if len(data) > maxMetaObject {
+		return nil, &CorruptObjectError{Kind: kind, ID: id, Path: f.Name(), Reason: "larger than any valid object"}
+	}
+	if r.verify && kind != KindCommitMeta {
+		if got := Sum(data); got != id {
+			return nil, &CorruptObjectError{Kind: kind, ID: id, Actual: got, Path: f.Name()}
+		}
+	}
+	return data, nil
+}
+
+func (r *Repo) corrupt(kind Kind, id ID, err error) error {
+	return &CorruptObjectError{Kind: kind, ID: id, Path: r.ObjectPath(kind, id), Reason: err.Error()}
+}
+
+// ReadCommit loads and decodes a commit object.
+func (r *Repo) ReadCommit(id ID) (*Commit, error) {
+	data, err := r.ReadRaw(KindCommit, id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := DecodeCommit(data)
+	if err != nil {
+		return nil, r.corrupt(KindCommit, id, err)
+	}
+	return c, nil
+}
+
+// ReadDirTree loads and decodes a dirtree object.
+func (r *Repo) ReadDirTree(id ID) (*DirTree, error) {
+	data, err := r.ReadRaw(KindDirTree, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := DecodeDirTree(data)
+	if err != nil {
+		return nil, r.corrupt(KindDirTree, id, err)
+	}
+	return t, nil
+}
+
+// ReadDirMeta loads and decodes a dirmeta object.
+func (r *Repo) ReadDirMeta(id ID) (*DirMeta, error) {
+	data, err := r.ReadRaw(KindDirMeta, id)
+	if err != nil {
+		return nil, err
+	}
+	m, err := DecodeDirMeta(data)
+	if err != nil {
+		return nil, r.corrupt(KindDirMeta, id, err)
+	}
+	return m, nil
+}
+
+// ReadCommitMeta loads the detached metadata of a commit; a commit without
+// any gives (nil, nil).
+func (r *Repo) ReadCommitMeta(id ID) (Metadata, error) {
+	data, err := r.ReadRaw(KindCommitMeta, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := DecodeCommitMeta(data)
+	if err != nil {
+		return nil, r.corrupt(KindCommitMeta, id, err)
+	}
+	return m, nil
+}
+
+// StatFile returns the header of a file object without reading or verifying
+// its content.
+func (r *Repo) StatFile(id ID) (*FileHeader, error) {
+	h, f, _, err := r.openFile(id)
+	if f != nil {
+		f.Close()
+	}
+	return h, err
+}
+
+// OpenFile opens a file object. The returned reader yields the content (empty
+// for non-regular files) and, unless verification is off, fails at EOF with a
+// *CorruptObjectError if header and content do not hash to id.
+func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
+	h, f, body, err := r.openFile(id)
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	rc := &fileReader{r: body, c: f, size: h.Size}
+	if r.verify {
+		rc.h = hash.New()
+		rc.h.Write(AppendFileHeader(nil, h))
+		rc.id = id
+		rc.path = r.ObjectPath(KindFile, id)
+	}
+	return h, rc, nil
+}
+
+// openFile returns the header, the open object (nil for bare symlinks and
+// devices) and a reader positioned at the content.
+func (r *Repo) openFile(id ID) (*FileHeader, io.Closer, io.Reader, error) {
+	rel := objectPath(KindFile, id)
+	path := r.ObjectPath(KindFile, id)
+	switch r.mode {
+	case ModeArchive:
+		f, err := r.openObject(KindFile, id)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return r.openArchived(id, f)
+	case ModeBareUser:
+		f, err := r.openObject(KindFile, id)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		raw, err := xattr.FGet(int(f.Fd()), userMetaXattr)
+		if err != nil {
+			return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("reading %s xattr: %v", userMetaXattr, err))
+		}
+		h, n, err := DecodeFileHeader(raw)
+		if err == nil && n != len(raw) {
+			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-n, userMetaXattr)
+		}
+		if err != nil {
+			return nil, f, nil, r.corrupt(KindFile, id, err)
+		}
+		if h.Type == TypeSymlink {
+			// The target is in the header; the stored content repeats it.
+			return h, f, bytes.NewReader(nil), nil
+		}
+		return h, f, f, nil
+	default: // bare, bare-user-only: the object is the file itself
+		var st unix.Stat_t
+		if err := unix.Fstatat(r.objFd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil, nil, nil, &ObjectMissingError{KindFile, id}
+			}
+			return nil, nil, nil, fmt.Errorf("stat file object %s: %w", id, err)
+		}
+		h := &FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			h.Type, h.Size = TypeRegular, uint64(st.Size)
+		case unix.S_IFLNK:
+			h.Type = TypeSymlink
+			t, err := os.Readlink(path)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("reading file object %s: %w", id, err)
+			}
+			h.Target = t
+		case unix.S_IFCHR:
+			h.Type, h.Rdev = TypeCharDevice, st.Rdev
+		case unix.S_IFBLK:
+			h.Type, h.Rdev = TypeBlockDevice, st.Rdev
+		case unix.S_IFIFO:
+			h.Type = TypeFIFO
+		default:
+			return nil, nil, nil, r.corrupt(KindFile, id, fmt.Errorf("unexpected file type %o on disk", st.Mode&unix.S_IFMT))
+		}
+		if r.mode == ModeBareUserOnly {
+			h.UID, h.GID = 0, 0
+			if h.Type == TypeSymlink {
+				h.Mode = 0o777
+			}
+		} else {
+			x, err := xattr.List(path, nil)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("reading file object %s: %w", id, err)
+			}
+			h.Xattrs = fromAttrs(x)
+		}
+		if h.Type != TypeRegular {
+			return h, nil, bytes.NewReader(nil), nil
+		}
+		f, err := r.openObject(KindFile, id)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return h, f, f, nil
+	}
+}
+
+// archive file objects: header, one compression byte, payload.
+const (
+	compNone = 0
+	compZstd = 1
+)
+
+// archivePrefix bounds the header read of an archived object.
+const archivePrefix = 64 << 10
+
+func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reader, error) {
+	buf := make([]byte, archivePrefix)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, f, nil, fmt.Errorf("reading file object %s: %w", id, err)
+	}
+	buf = buf[:n]
+	h, hl, err := DecodeFileHeader(buf)
+	if err != nil && n == archivePrefix {
+		// A header with very large xattrs: read it whole.
+		all, err2 := io.ReadAll(io.MultiReader(bytes.NewReader(buf), f))
+		if err2 != nil {
+			return nil, f, nil, fmt.Errorf("reading file object %s: %w", id, err2)
+		}
+		buf = all
+		h, hl, err = DecodeFileHeader(buf)
+	}
+	if err != nil {
+		return nil, f, nil, r.corrupt(KindFile, id, err)
+	}
+	if hl >= len(buf) {
+		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("missing compression byte"))
+	}
+	rest := io.MultiReader(bytes.NewReader(buf[hl+1:]), f)
+	switch buf[hl] {
+	case compNone:
+		return h, f, rest, nil
+	case compZstd:
+		d, _ := r.decs.Get().(*zstd.Decoder)
+		if d == nil {
+			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+			if err != nil {
+				return nil, f, nil, err
+			}
+		}
+		if err := d.Reset(rest); err != nil {
+			return nil, f, nil, r.corrupt(KindFile, id, err)
+		}
+		return h, closers{f, decCloser{r, d}}, d, nil
+	default:
+		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("unknown compression %d", buf[hl]))
+	}
+}
+
+type decCloser struct {
+	r *Repo
+	d *zstd.Decoder
+}
+
+func (c decCloser) Close() error {
+	c.d.Reset(nil)
+	c.r.decs.Put(c.d)
+	return nil
+}
+
+type closers []io.Closer
+
+func (c closers) Close() error {
+	var first error
+	for _, x := range c {
+		if err := x.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func fromAttrs(a []xattr.Attr) []Xattr {
+	if len(a) == 0 {
+		return nil
+	}
+	x := make([]Xattr, len(a))
+	for i, v := range a {
+		x[i] = Xattr(v)
+	}
+	return x
+}
+
+// fileReader yields exactly size bytes of content and verifies the id at EOF.
+type fileReader struct {
+	r    io.Reader
+	c    io.Closer
+	size uint64
+	n    uint64
+	h    *hash.Hasher
+	id   ID
+	path string
+	err  error
+}
+
+func (f *fileReader) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	if rem := f.size - f.n; uint64(len(p)) > rem {
+		p = p[:rem]
+	}
+	var n int
+	var err error
+	if len(p) > 0 {
+		n, err = f.r.Read(p)
+	} else {
+		err = io.EOF
+	}
+	f.n += uint64(n)
+	if f.h != nil {
+		f.h.Write(p[:n])
+	}
+	if errors.Is(err, io.EOF) || f.n == f.size {
+		err = f.finish()
+	}
+	if err != nil {
+		f.err = err
+	}
+	return n, err
+}
+
+func (f *fileReader) finish() error {
+	if f.n != f.size {
+		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: fmt.Sprintf("content is %d bytes, header says %d", f.n, f.size)}
+	}
+	// Anything past the declared size means the object was appended to.
+	var one [1]byte
+	if n, _ := io.ReadFull(f.r, one[:]); n > 0 {
+		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: "content is longer than its header says"}
+	}
+	if f.h != nil {
+		if got := ID(f.h.Sum()); got != f.id {
+			return &CorruptObjectError{Kind: KindFile, ID: f.id, Actual: got, Path: f.path}
+		}
+	}
+	return io.EOF
+}
+
+func (f *fileReader) Close() error {
+	if f.c == nil {
+		return nil
+	}
+	return f.c.Close()
+}

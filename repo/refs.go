@@ -1,0 +1,296 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/otree/otree/internal/durable"
+)
+
+// Ref is a named pointer to a commit. Remote refs are named "remote:branch".
+type Ref struct {
+	Name   string `json:"name"`
+	Commit ID     `json:"commit"`
+}
+
+// ValidateRefName checks a branch name (optionally "remote:branch"): one or
+// more components separated by '/', each starting with a letter, digit or
+// '_' and made of letters, digits and "._-".
+func ValidateRefName(name string) error {
+	if remote, branch, ok := strings.Cut(name, ":"); ok {
+		if err := validateRefPath(remote); err != nil || strings.Contains(remote, "/") {
+			return fmt.Errorf("invalid remote name %q in ref %q", remote, name)
+		}
+		name = branch
+	}
+	return validateRefPath(name)
+}
+
+func validateRefPath(name string) error {
+	if name == "" {
+		return fmt.Errorf("invalid ref name: empty")
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == "" {
+			return fmt.Errorf("invalid ref name %q: empty component", name)
+		}
+		for i, ch := range c {
+			ok := ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
+				(i > 0 && (ch == '.' || ch == '-'))
+			if !ok {
+				return fmt.Errorf("invalid ref name %q: character %q not allowed there", name, ch)
+			}
+		}
+	}
+	return nil
+}
+
+// refPath returns the file of a ref.
+func (r *Repo) refPath(name string) string {
+	if remote, branch, ok := strings.Cut(name, ":"); ok {
+		return r.Path("refs", "remotes", remote, filepath.FromSlash(branch))
+	}
+	return r.Path("refs", "heads", filepath.FromSlash(name))
+}
+
+// ReadRef returns the commit a ref points at.
+func (r *Repo) ReadRef(name string) (ID, error) {
+	if err := ValidateRefName(name); err != nil {
+		return ID{}, err
+	}
+	data, err := os.ReadFile(r.refPath(name))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errIsDir) {
+		return ID{}, &RefNotFoundError{name}
+	}
+	if err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory") {
+			return ID{}, &RefNotFoundError{name}
+		}
+		return ID{}, fmt.Errorf("reading ref %s: %w", name, err)
+	}
+	id, err := ParseID(strings.TrimSpace(string(data)))
+	if err != nil {
+		return ID{}, fmt.Errorf("ref %s (%s) is corrupt: %w", name, r.refPath(name), err)
+	}
+	return id, nil
+}
+
+var errIsDir = errors.New("is a directory")
+
+// writeRef points a ref at id, or deletes it for the zero id.
+func (r *Repo) writeRef(name string, id ID, sync bool) error {
+	p := r.refPath(name)
+	if id.IsZero() {
+		if err := os.Remove(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return &RefNotFoundError{name}
+			}
+			return fmt.Errorf("deleting ref %s: %w", name, err)
+		}
+		r.pruneRefDirs(filepath.Dir(p))
+		if sync {
+			return durable.SyncDir(filepath.Dir(p))
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("writing ref %s: %w", name, err)
+	}
+	if err := durable.WriteFile(p, []byte(id.String()+"\n"), 0o644, sync); err != nil {
+		return fmt.Errorf("writing ref %s: %w", name, err)
+	}
+	return nil
+}
+
+// pruneRefDirs removes now-empty directories left by deleting "a/b/c".
+func (r *Repo) pruneRefDirs(dir string) {
+	stop := map[string]bool{r.Path("refs", "heads"): true, r.Path("refs", "remotes"): true, r.Path("refs"): true}
+	for !stop[dir] && os.Remove(dir) == nil {
+		dir = filepath.Dir(dir)
+	}
+}
+
+// SetRef points ref at commit durably, outside any transaction; the commit
+// must exist. A zero commit deletes the ref.
+func (r *Repo) SetRef(name string, commit ID) error {
+	if err := ValidateRefName(name); err != nil {
+		return err
+	}
+	if !commit.IsZero() {
+		if ok, err := r.HasObject(KindCommit, commit); err != nil {
+			return err
+		} else if !ok {
+			return &ObjectMissingError{KindCommit, commit}
+		}
+	}
+	return r.writeRef(name, commit, true)
+}
+
+// ListRefs returns every ref, local branches first then remote ones, each
+// sorted by name. A non-empty prefix keeps only names that equal it or start
+// with prefix + "/" (or, for "remote:", that remote's refs).
+func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
+	var refs []Ref
+	walk := func(root, namePrefix string) error {
+		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			name := namePrefix + filepath.ToSlash(rel)
+			if namePrefix != "" {
+				// refs/remotes/<remote>/<branch> -> remote:branch
+				rm, br, _ := strings.Cut(filepath.ToSlash(rel), "/")
+				name = rm + ":" + br
+			}
+			id, err := r.ReadRef(name)
+			if err != nil {
+				return err
+			}
+			refs = append(refs, Ref{name, id})
+			return nil
+		})
+	}
+	if err := walk(r.Path("refs", "heads"), ""); err != nil {
+		return nil, fmt.Errorf("listing refs: %w", err)
+	}
+	if err := walk(r.Path("refs", "remotes"), "remote"); err != nil {
+		return nil, fmt.Errorf("listing refs: %w", err)
+	}
+	sort.SliceStable(refs, func(i, j int) bool {
+		ri, rj := strings.Contains(refs[i].Name, ":"), strings.Contains(refs[j].Name, ":")
+		if ri != rj {
+			return !ri
+		}
+		return refs[i].Name < refs[j].Name
+	})
+	if prefix == "" {
+		return refs, nil
+	}
+	out := refs[:0]
+	for _, ref := range refs {
+		if ref.Name == prefix || strings.HasPrefix(ref.Name, strings.TrimSuffix(prefix, "/")+"/") ||
+			(strings.HasSuffix(prefix, ":") && strings.HasPrefix(ref.Name, prefix)) {
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+// ResolveRev resolves a revision to a commit id. A revision is a branch
+// ("os/x86_64/stable"), a remote ref ("origin:stable"), a full id or a unique
+// prefix of a commit id, optionally followed by "^" (parent, repeatable) or
+// "~N" (N-th ancestor).
+func (r *Repo) ResolveRev(rev string) (ID, error) {
+	base, ups, err := splitRev(rev)
+	if err != nil {
+		return ID{}, err
+	}
+	id, err := r.resolveBase(base)
+	if err != nil {
+		return ID{}, err
+	}
+	for i := 0; i < ups; i++ {
+		c, err := r.ReadCommit(id)
+		if err != nil {
+			return ID{}, fmt.Errorf("resolving %s: %w", rev, err)
+		}
+		if c.Parent.IsZero() {
+			return ID{}, &RefNotFoundError{rev}
+		}
+		id = c.Parent
+	}
+	return id, nil
+}
+
+func splitRev(rev string) (string, int, error) {
+	ups := 0
+	for {
+		switch {
+		case strings.HasSuffix(rev, "^"):
+			rev = rev[:len(rev)-1]
+			ups++
+			continue
+		case strings.Contains(rev, "~"):
+			i := strings.LastIndexByte(rev, '~')
+			n, err := strconv.Atoi(rev[i+1:])
+			if rev[i+1:] == "" {
+				n, err = 1, nil
+			}
+			if err != nil || n < 0 {
+				return "", 0, fmt.Errorf("invalid revision %q: bad ~N suffix", rev)
+			}
+			rev = rev[:i]
+			ups += n
+			continue
+		}
+		break
+	}
+	if rev == "" {
+		return "", 0, fmt.Errorf("invalid revision: empty")
+	}
+	return rev, ups, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Repo) resolveBase(rev string) (ID, error) {
+	if len(rev) == 64 && isHex(rev) {
+		return ParseID(rev)
+	}
+	if ValidateRefName(rev) == nil {
+		id, err := r.ReadRef(rev)
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return id, err
+		}
+	}
+	if len(rev) >= 4 && len(rev) < 64 && isHex(rev) {
+		return r.resolvePrefix(rev)
+	}
+	return ID{}, &RefNotFoundError{rev}
+}
+
+// resolvePrefix finds the one commit whose id starts with prefix.
+func (r *Repo) resolvePrefix(prefix string) (ID, error) {
+	ents, err := os.ReadDir(r.Path("objects", prefix[:2]))
+	if err != nil {
+		return ID{}, fmt.Errorf("resolving %s: %w", prefix, err)
+	}
+	var matches []ID
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".commit") || !strings.HasPrefix(n, prefix[2:]) {
+			continue
+		}
+		if id, err := ParseID(prefix[:2] + strings.TrimSuffix(n, ".commit")); err == nil {
+			matches = append(matches, id)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return ID{}, &RefNotFoundError{prefix}
+	case 1:
+		return matches[0], nil
+	}
+	return ID{}, &AmbiguousPrefixError{prefix, matches}
+}

@@ -1,0 +1,240 @@
+// Package repo is otree's object store: a directory holding content-addressed
+// file, dirtree, dirmeta and commit objects, refs naming commits, and the
+// transactions that add to it durably. See docs/FORMAT.md for the layout.
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/internal/durable"
+	"golang.org/x/sys/unix"
+)
+
+// Mode says how file objects are stored on disk.
+type Mode int
+
+// The repository modes.
+const (
+	// ModeBare stores files with their real owner, mode and xattrs; it needs
+	// root to write and is what a host's system repository uses.
+	ModeBare Mode = iota + 1
+	// ModeBareUser stores files owned by the repository's user, with the true
+	// owner, mode and xattrs in the user.otreemeta xattr and setuid stripped.
+	ModeBareUser
+	// ModeBareUserOnly records no owner or xattrs and canonical permissions.
+	ModeBareUserOnly
+	// ModeArchive stores each file as its header followed by zstd content.
+	ModeArchive
+)
+
+var modeNames = [...]string{"", "bare", "bare-user", "bare-user-only", "archive"}
+
+func (m Mode) String() string {
+	if m > 0 && int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return "mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseMode parses a mode name as `otree init --mode` takes it. OSTree's
+// "archive-z2" is accepted as a synonym of "archive".
+func ParseMode(s string) (Mode, error) {
+	if s == "archive-z2" {
+		return ModeArchive, nil
+	}
+	for i, n := range modeNames {
+		if i > 0 && n == s {
+			return Mode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown repository mode %q (want bare, bare-user, bare-user-only or archive)", s)
+}
+
+// repoVersion is the layout version written to core.repo_version.
+const repoVersion = 1
+
+// userMetaXattr holds the true header of a file object in bare-user mode.
+const userMetaXattr = "user.otreemeta"
+
+// Repo is an open repository. It is safe for concurrent use.
+type Repo struct {
+	path        string
+	mode        Mode
+	config      *Config
+	objFd       int // objects/ directory, for *at syscalls
+	verify      bool
+	lockTimeout time.Duration
+	readOnly    bool
+
+	encOnce sync.Once
+	enc     *zstd.Encoder
+	decs    sync.Pool
+	encPool sync.Pool
+}
+
+// InitOptions configure Init.
+type InitOptions struct {
+	Mode Mode // default ModeBareUser
+}
+
+// Init creates a repository at path (an empty or missing directory) and
+// opens it.
+func Init(path string, opts InitOptions) (*Repo, error) {
+	if opts.Mode == 0 {
+		opts.Mode = ModeBareUser
+	}
+	if opts.Mode < ModeBare || opts.Mode > ModeArchive {
+		return nil, fmt.Errorf("init %s: invalid mode %d", path, opts.Mode)
+	}
+	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
+		return nil, fmt.Errorf("init %s: a repository already exists there", path)
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	for _, d := range []string{"objects", "refs/heads", "refs/remotes", "tmp", "state"} {
+		if err := os.MkdirAll(filepath.Join(path, d), 0o755); err != nil {
+			return nil, fmt.Errorf("init %s: %w", path, err)
+		}
+	}
+	// All 256 fan-out directories exist up front so that staging never has
+	// to create (and sync) one on the hot path.
+	for i := 0; i < 256; i++ {
+		if err := os.Mkdir(filepath.Join(path, "objects", fmt.Sprintf("%02x", i)), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("init %s: %w", path, err)
+		}
+	}
+	cfg := &Config{sections: map[string]map[string]string{}}
+	cfg.Set("core.repo_version", strconv.Itoa(repoVersion))
+	cfg.Set("core.mode", opts.Mode.String())
+	if err := writeFileSynced(filepath.Join(path, "config"), cfg.Bytes()); err != nil {
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return Open(path)
+}
+
+// Open opens the repository at path.
+func Open(path string) (*Repo, error) {
+	data, err := os.ReadFile(filepath.Join(path, "config"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("open repository %s: no config file (not a repository? create one with `otree init`)", path)
+		}
+		return nil, fmt.Errorf("open repository %s: %w", path, err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", path, err)
+	}
+	if v, _ := cfg.Get("core.repo_version"); v != strconv.Itoa(repoVersion) {
+		return nil, fmt.Errorf("open repository %s: unsupported core.repo_version %q (want %d)", path, v, repoVersion)
+	}
+	ms, _ := cfg.Get("core.mode")
+	mode, err := ParseMode(ms)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(filepath.Join(abs, "objects"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: objects directory: %w", path, err)
+	}
+	r := &Repo{path: abs, mode: mode, config: cfg, objFd: fd, verify: true, lockTimeout: 30 * time.Second}
+	if v, ok := cfg.Get("core.lock-timeout-secs"); ok {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			r.lockTimeout = time.Duration(n) * time.Second
+		}
+	}
+	if unix.Access(filepath.Join(abs, "objects"), unix.W_OK) != nil {
+		r.readOnly = true
+	}
+	return r, nil
+}
+
+// Close releases the repository's descriptors.
+func (r *Repo) Close() error {
+	if r.objFd >= 0 {
+		unix.Close(r.objFd)
+		r.objFd = -1
+	}
+	return nil
+}
+
+// Path returns the absolute path of the repository, or of elem within it.
+func (r *Repo) Path(elem ...string) string {
+	return filepath.Join(append([]string{r.path}, elem...)...)
+}
+
+// Mode returns the repository's mode.
+func (r *Repo) Mode() Mode { return r.mode }
+
+// Config returns the repository's configuration. Changes are saved by
+// WriteConfig.
+func (r *Repo) Config() *Config { return r.config }
+
+// WriteConfig saves the configuration durably.
+func (r *Repo) WriteConfig() error {
+	return writeFileSynced(r.Path("config"), r.config.Bytes())
+}
+
+// SetVerify controls whether loading an object re-hashes it (the default).
+func (r *Repo) SetVerify(v bool) { r.verify = v }
+
+// SetLockTimeout sets how long lock acquisition waits before ErrLocked.
+func (r *Repo) SetLockTimeout(d time.Duration) { r.lockTimeout = d }
+
+// objectPath returns the path of an object relative to objects/.
+func objectPath(kind Kind, id ID) string {
+	s := id.String()
+	return s[:2] + "/" + s[2:] + "." + kind.String()
+}
+
+// ObjectPath returns the absolute path of an object.
+func (r *Repo) ObjectPath(kind Kind, id ID) string {
+	return filepath.Join(r.path, "objects", objectPath(kind, id))
+}
+
+func (r *Repo) encoder() *zstd.Encoder {
+	r.encOnce.Do(func() {
+		r.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	})
+	return r.enc
+}
+
+func writeFileSynced(path string, data []byte) error {
+	return durable.WriteFile(path, data, 0o644, true)
+}
+
+// streamEncoder returns a pooled streaming zstd encoder; return it to
+// r.encPool after Close.
+func (r *Repo) streamEncoder() *zstd.Encoder {
+	if e, ok := r.encPool.Get().(*zstd.Encoder); ok {
+		return e
+	}
+	e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	return e
+}
+
+// CacheDir is where derived data that may be deleted at any time (such as
+// commit's stat cache) lives. Anything that deletes objects empties it.
+func (r *Repo) CacheDir() string { return r.Path("tmp", "cache") }
+
+// dropCaches empties CacheDir; callers hold the repository lock exclusively.
+func (r *Repo) dropCaches() error {
+	err := os.RemoveAll(r.CacheDir())
+	if err != nil {
+		return fmt.Errorf("removing caches in %s: %w", r.CacheDir(), err)
+	}
+	return nil
+}

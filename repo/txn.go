@@ -1,0 +1,553 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/otree/otree/internal/hash"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// Txn is a write transaction. Objects are staged in a private directory under
+// tmp/, and only Commit makes them durable, moves them into objects/ without
+// replacing anything, and then writes the queued refs. A transaction that is
+// never committed (or a process killed mid-way) leaves the repository as it
+// was; its staging directory is removed by the next transaction or prune.
+//
+// The write methods are safe for concurrent use.
+type Txn struct {
+	r     *Repo
+	lock  *Lock
+	dir   string
+	dirFd int
+	dirLk *os.File
+	sync  bool
+
+	mu     sync.Mutex
+	staged map[objKey]struct{}
+	refs   map[string]ID
+	seq    atomic.Uint64
+
+	objects atomic.Int64
+	bytes   atomic.Int64
+}
+
+type objKey struct {
+	kind Kind
+	id   ID
+}
+
+// TxnOptions configure a transaction.
+type TxnOptions struct {
+	// NoSync skips fsync/syncfs: faster, but a crash may lose or truncate
+	// objects the ref then points at. For throwaway repositories only.
+	NoSync bool
+}
+
+// TxnStats counts what a transaction wrote.
+type TxnStats struct {
+	Objects int64 // objects staged (new to the repository)
+	Bytes   int64 // bytes staged, as stored (compressed in archive mode)
+}
+
+// Begin starts a transaction, holding the repository lock shared until
+// Commit or Abort.
+func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
+	if r.readOnly {
+		return nil, fmt.Errorf("repository %s is read-only", r.path)
+	}
+	lk, err := r.LockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.cleanStaleStaging()
+	dir, err := os.MkdirTemp(r.Path("tmp"), "txn-")
+	if err != nil {
+		lk.Unlock()
+		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
+	}
+	// The staging directory is flock'ed while in use so that cleanup can
+	// tell a live transaction from one whose process died.
+	dl, err := os.Open(dir)
+	if err == nil {
+		err = unix.Flock(int(dl.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		lk.Unlock()
+		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
+	}
+	return &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync,
+		staged: map[objKey]struct{}{}, refs: map[string]ID{}}, nil
+}
+
+// cleanStaleStaging removes staging directories of dead transactions.
+func (r *Repo) cleanStaleStaging() {
+	ents, err := os.ReadDir(r.Path("tmp"))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "txn-") {
+			continue
+		}
+		p := r.Path("tmp", e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(p)
+		}
+		f.Close()
+	}
+}
+
+// Repo returns the transaction's repository.
+func (t *Txn) Repo() *Repo { return t.r }
+
+// Stats returns what has been staged so far.
+func (t *Txn) Stats() TxnStats {
+	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load()}
+}
+
+// Has reports whether the object is stored or staged.
+func (t *Txn) Has(kind Kind, id ID) (bool, error) {
+	t.mu.Lock()
+	_, ok := t.staged[objKey{kind, id}]
+	t.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	return t.r.HasObject(kind, id)
+}
+
+// claim reports whether the caller should write the object: it is neither
+// stored nor staged (nor being staged by another goroutine).
+func (t *Txn) claim(kind Kind, id ID) (bool, error) {
+	k := objKey{kind, id}
+	t.mu.Lock()
+	if _, ok := t.staged[k]; ok {
+		t.mu.Unlock()
+		return false, nil
+	}
+	t.staged[k] = struct{}{}
+	t.mu.Unlock()
+	has, err := t.r.HasObject(kind, id)
+	if err != nil || has {
+		t.mu.Lock()
+		delete(t.staged, k)
+		t.mu.Unlock()
+		return false, err
+	}
+	return true, nil
+}
+
+func stagedName(kind Kind, id ID) string { return id.String() + "." + kind.String() }
+
+// WriteMeta stores a dirtree, dirmeta or commit encoding and returns its id.
+func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
+	id := Sum(data)
+	ok, err := t.claim(kind, id)
+	if err != nil || !ok {
+		return id, err
+	}
+	return id, t.writeStaged(stagedName(kind, id), 0o644, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// WriteCommitMeta stores detached metadata for a commit (replacing any).
+// Unlike other objects it is not content-addressed.
+func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
+	k := objKey{KindCommitMeta, commit}
+	t.mu.Lock()
+	t.staged[k] = struct{}{}
+	t.mu.Unlock()
+	name := stagedName(KindCommitMeta, commit)
+	unix.Unlinkat(t.dirFd, name, 0)
+	return t.writeStaged(name, 0o644, func(f *os.File) error {
+		_, err := f.Write(EncodeCommitMeta(m))
+		return err
+	})
+}
+
+func (t *Txn) writeStaged(name string, perm uint32, fill func(*os.File) error) error {
+	fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
+	err = fill(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		unix.Unlinkat(t.dirFd, name, 0)
+		return fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+	}
+	t.objects.Add(1)
+	if st, err := os.Lstat(f.Name()); err == nil {
+		t.bytes.Add(st.Size())
+	}
+	return nil
+}
+
+// FileID returns the id of a file object with header h and content.
+func FileID(h *FileHeader, content []byte) ID {
+	return Sum(AppendFileHeader(nil, h), content)
+}
+
+// WriteFile stores a file object whose content is in memory. id must be
+// FileID(h, content) (callers compute it while hashing anyway); it reports
+// whether the object was new.
+func (t *Txn) WriteFile(h *FileHeader, id ID, content []byte) (bool, error) {
+	if err := t.checkStorable(h); err != nil {
+		return false, err
+	}
+	ok, err := t.claim(KindFile, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, t.stageFile(h, id, func(f *os.File) error {
+		if t.r.mode == ModeArchive {
+			return t.writeArchived(f, content)
+		}
+		_, err := f.Write(content)
+		return err
+	})
+}
+
+// WriteFileFrom stores a file object whose content is the whole of src (a
+// regular file already hashed to id by the caller). The copy is made in the
+// kernel (reflink or copy_file_range) where possible.
+func (t *Txn) WriteFileFrom(h *FileHeader, id ID, src *os.File) (bool, error) {
+	if err := t.checkStorable(h); err != nil {
+		return false, err
+	}
+	ok, err := t.claim(KindFile, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, t.stageFile(h, id, func(f *os.File) error {
+		if t.r.mode == ModeArchive {
+			return t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
+		}
+		return copyFile(f, src, int64(h.Size))
+	})
+}
+
+// WriteFileStream stores a file object read from r (which must yield exactly
+// h.Size bytes) and returns its id. It is for sources that can be read only
+// once, such as a tar stream.
+func (t *Txn) WriteFileStream(h *FileHeader, r io.Reader) (ID, bool, error) {
+	if h.Type != TypeRegular || h.Size <= 1<<20 {
+		buf := make([]byte, h.Size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return ID{}, false, fmt.Errorf("reading content: %w", err)
+		}
+		id := FileID(h, buf)
+		isNew, err := t.WriteFile(h, id, buf)
+		return id, isNew, err
+	}
+	// Spool large content to a staging file while hashing, then store it
+	// from there.
+	name := fmt.Sprintf("spool-%d", t.seq.Add(1))
+	fd, err := unix.Openat(t.dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return ID{}, false, fmt.Errorf("staging in %s: %w", t.dir, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
+	defer func() { f.Close(); unix.Unlinkat(t.dirFd, name, 0) }()
+	hs := hash.New()
+	hs.Write(AppendFileHeader(nil, h))
+	n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(r, int64(h.Size)))
+	if err != nil {
+		return ID{}, false, fmt.Errorf("reading content: %w", err)
+	}
+	if uint64(n) != h.Size {
+		return ID{}, false, fmt.Errorf("content ended after %d of %d bytes", n, h.Size)
+	}
+	id := ID(hs.Sum())
+	isNew, err := t.WriteFileFrom(h, id, f)
+	return id, isNew, err
+}
+
+// checkStorable refuses headers the repository's mode cannot hold.
+func (t *Txn) checkStorable(h *FileHeader) error {
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if (h.Type == TypeCharDevice || h.Type == TypeBlockDevice || h.Type == TypeFIFO) && t.r.mode != ModeBare && t.r.mode != ModeArchive {
+		return fmt.Errorf("a %s repository cannot store a %s (only bare and archive can)", t.r.mode, h.Type)
+	}
+	if t.r.mode == ModeBareUserOnly && (h.UID != 0 || h.GID != 0 || len(h.Xattrs) > 0) {
+		return fmt.Errorf("a bare-user-only repository records no owner or xattrs (commit with canonical permissions)")
+	}
+	return nil
+}
+
+// BareUserDiskMode is the permission mode a bare-user repository gives a
+// regular file object on disk: setuid, setgid and sticky stripped, and
+// always readable by the repository's owner.
+func BareUserDiskMode(mode uint32) uint32 { return mode&0o777 | 0o400 }
+
+// stageFile creates the staged object for h in the repository's mode; fill
+// writes the content of regular files.
+func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*os.File) error) error {
+	name := stagedName(KindFile, id)
+	switch t.r.mode {
+	case ModeArchive:
+		return t.writeStaged(name, 0o644, func(f *os.File) error {
+			if _, err := f.Write(AppendFileHeader(nil, h)); err != nil {
+				return err
+			}
+			if h.Type != TypeRegular {
+				_, err := f.Write([]byte{compNone})
+				return err
+			}
+			return fill(f)
+		})
+	case ModeBareUser:
+		return t.writeStaged(name, 0o600, func(f *os.File) error {
+			var err error
+			if h.Type == TypeSymlink {
+				_, err = f.Write([]byte(h.Target))
+			} else {
+				err = fill(f)
+			}
+			if err != nil {
+				return err
+			}
+			if err := unix.Fsetxattr(int(f.Fd()), userMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
+				return fmt.Errorf("setting %s: %w", userMetaXattr, err)
+			}
+			mode := uint32(0o644)
+			if h.Type == TypeRegular {
+				mode = BareUserDiskMode(h.Mode)
+			}
+			return f.Chmod(os.FileMode(mode))
+		})
+	}
+	// bare and bare-user-only: the object is the file itself.
+	switch h.Type {
+	case TypeRegular:
+		return t.writeStaged(name, 0o600, func(f *os.File) error {
+			if err := fill(f); err != nil {
+				return err
+			}
+			fd := int(f.Fd())
+			if t.r.mode == ModeBare {
+				if err := unix.Fchown(fd, int(h.UID), int(h.GID)); err != nil {
+					return fmt.Errorf("chown: %w", err)
+				}
+				for _, x := range h.Xattrs {
+					if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+						return fmt.Errorf("setting xattr %s: %w", x.Name, err)
+					}
+				}
+			}
+			// chmod last: chown clears setuid.
+			return unix.Fchmod(fd, h.Mode)
+		})
+	case TypeSymlink:
+		if err := unix.Symlinkat(h.Target, t.dirFd, name); err != nil {
+			return fmt.Errorf("staging %s: %w", name, err)
+		}
+	default:
+		typ := map[FileType]uint32{TypeCharDevice: unix.S_IFCHR, TypeBlockDevice: unix.S_IFBLK, TypeFIFO: unix.S_IFIFO}[h.Type]
+		if err := unix.Mknodat(t.dirFd, name, typ|h.Mode, int(h.Rdev)); err != nil {
+			return fmt.Errorf("staging %s: %w", name, err)
+		}
+		if err := unix.Fchmodat(t.dirFd, name, h.Mode, 0); err != nil {
+			return fmt.Errorf("staging %s: %w", name, err)
+		}
+	}
+	if t.r.mode == ModeBare {
+		if err := unix.Fchownat(t.dirFd, name, int(h.UID), int(h.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("staging %s: chown: %w", name, err)
+		}
+		if h.Type != TypeSymlink && h.Mode&0o6000 != 0 {
+			unix.Fchmodat(t.dirFd, name, h.Mode, 0)
+		}
+		p := filepath.Join(t.dir, name)
+		for _, x := range h.Xattrs {
+			if err := unix.Lsetxattr(p, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("staging %s: setting xattr %s: %w", name, x.Name, err)
+			}
+		}
+	}
+	t.objects.Add(1)
+	return nil
+}
+
+// copyFile copies n bytes of src (from offset 0) to dst, by reflink when the
+// filesystem shares extents, else copy_file_range, else read/write.
+func copyFile(dst, src *os.File, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())) == nil {
+		return nil
+	}
+	var off int64
+	for off < n {
+		roff, woff := off, off
+		c, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(n-off), 0)
+		if err != nil || c == 0 {
+			break
+		}
+		off += int64(c)
+	}
+	if off == n {
+		return nil
+	}
+	_, err := io.Copy(dst, io.NewSectionReader(src, off, n-off))
+	return err
+}
+
+// Commit makes staged objects durable, moves them into the store and then
+// writes the queued refs. After an error the repository holds at worst some
+// unreferenced objects; refs are untouched unless every object landed.
+func (t *Txn) Commit() error {
+	defer t.release()
+	if t.sync {
+		if err := unix.Syncfs(t.dirFd); err != nil {
+			return fmt.Errorf("syncing staged objects in %s: %w", t.dir, err)
+		}
+	}
+	t.mu.Lock()
+	keys := make([]objKey, 0, len(t.staged))
+	for k := range t.staged {
+		keys = append(keys, k)
+	}
+	t.mu.Unlock()
+	g := errgroup.Group{}
+	g.SetLimit(4)
+	const batch = 256
+	for i := 0; i < len(keys); i += batch {
+		part := keys[i:min(i+batch, len(keys))]
+		g.Go(func() error {
+			for _, k := range part {
+				if err := t.publish(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if t.sync && len(keys) > 0 {
+		if err := unix.Syncfs(t.r.objFd); err != nil {
+			return fmt.Errorf("syncing %s: %w", t.r.Path("objects"), err)
+		}
+	}
+	names := make([]string, 0, len(t.refs))
+	for n := range t.refs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := t.r.writeRef(n, t.refs[n], t.sync); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Txn) publish(k objKey) error {
+	name := stagedName(k.kind, k.id)
+	dst := objectPath(k.kind, k.id)
+	flags := uint(unix.RENAME_NOREPLACE)
+	if k.kind == KindCommitMeta {
+		flags = 0 // detached metadata is replaced, not deduplicated
+	}
+	err := unix.Renameat2(t.dirFd, name, t.r.objFd, dst, flags)
+	if errors.Is(err, unix.EEXIST) {
+		return nil // already present: deduplicated
+	}
+	if err != nil {
+		return fmt.Errorf("moving %s object %s into %s: %w", k.kind, k.id, t.r.Path("objects"), err)
+	}
+	return nil
+}
+
+// Abort discards everything staged.
+func (t *Txn) Abort() error {
+	t.release()
+	return nil
+}
+
+func (t *Txn) release() {
+	if t.dirLk == nil {
+		return
+	}
+	os.RemoveAll(t.dir)
+	t.dirLk.Close()
+	t.dirLk = nil
+	t.lock.Unlock()
+}
+
+// SetRef queues ref to be pointed at commit when the transaction commits.
+// A zero commit deletes the ref.
+func (t *Txn) SetRef(ref string, commit ID) error {
+	if err := ValidateRefName(ref); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.refs[ref] = commit
+	t.mu.Unlock()
+	return nil
+}
+
+// writeArchived writes the compression byte and content of an archive file
+// object held in memory.
+func (t *Txn) writeArchived(f *os.File, content []byte) error {
+	if len(content) >= minCompress {
+		bp := compBufs.Get().(*[]byte)
+		defer compBufs.Put(bp)
+		z := t.r.encoder().EncodeAll(content, append((*bp)[:0], compZstd))
+		*bp = z
+		if len(z)-1 < len(content) {
+			_, err := f.Write(z)
+			return err
+		}
+	}
+	if _, err := f.Write([]byte{compNone}); err != nil {
+		return err
+	}
+	_, err := f.Write(content)
+	return err
+}
+
+// streamArchived compresses a large content stream.
+func (t *Txn) streamArchived(f *os.File, src io.Reader) error {
+	if _, err := f.Write([]byte{compZstd}); err != nil {
+		return err
+	}
+	zw := t.r.streamEncoder()
+	defer t.r.encPool.Put(zw)
+	zw.Reset(f)
+	if _, err := io.Copy(zw, src); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// minCompress is the content size below which compression is not tried:
+// a zstd frame's overhead exceeds what it could save.
+const minCompress = 64
+
+var compBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
