@@ -150,8 +150,6 @@ func Read(t testing.TB, root string, o ReadOptions) Tree {
 			e.Content = string(b)
 		}
 		if o.Owners {
-			st := fi.Sys().(*unix.Stat_t)
-			_ = st
 			var s unix.Stat_t
 			unix.Lstat(p, &s)
 			e.UID, e.GID = int(s.Uid), int(s.Gid)
