@@ -208,4 +208,3 @@ func (c *statCache) save(roots []string) error {
 	}
 	return nil
 }
-

@@ -14,10 +14,10 @@ import (
 
 type commitFlags struct {
 	branch, subject, body, parent, timestamp, skipList string
-	orphan, canonical, skipIfUnchanged, fsync         bool
-	metadata, trees                                   []string
-	ownerUID, ownerGID                                int64
-	summary                                           bool
+	orphan, canonical, skipIfUnchanged, fsync          bool
+	metadata, trees                                    []string
+	ownerUID, ownerGID                                 int64
+	summary                                            bool
 }
 
 func newCommitCommand(e *env) *cobra.Command {
