@@ -170,7 +170,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	mod := newModifier(&opts, r.Mode())
 	stopProgress := startProgress(opts.Progress, cnt, txn)
 	var cache *statCache
-	if !opts.NoStatCache && mod.identity {
+	if !opts.NoStatCache {
 		cache = loadStatCache(StatCachePath(r), mod.fingerprint(r.Mode()))
 	} else {
 		cache = &statCache{old: map[string]statEntry{}, fresh: map[string]statEntry{}}
@@ -284,7 +284,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		switch src.Kind {
 		case SourceDir:
 			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt}
-			if mod.identity && r.Mode() != repo.ModeArchive {
+			if mod.keepsObjects(r.Mode()) {
 				wk.devino = newDevino(r)
 			}
 			d, err = wk.walkDir(src.Path)

@@ -80,3 +80,16 @@ func (m *modifier) dir(d *repo.DirMeta) {
 		d.GID = *m.gid
 	}
 }
+
+// keepsObjects reports whether a file that is a hardlink of one of the
+// repository's file objects commits as that very object: the object's
+// on-disk metadata is its header and the modifier would not change it.
+func (m *modifier) keepsObjects(mode repo.Mode) bool {
+	switch mode {
+	case repo.ModeBare, repo.ModeBareUser:
+		return m.identity
+	case repo.ModeBareUserOnly:
+		return m.uid == nil && m.gid == nil // objects are canonical already
+	}
+	return false // archive objects are not the files themselves
+}

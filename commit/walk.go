@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -234,7 +233,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			wk.st.files.Add(1)
 			wk.st.bytesScanned.Add(st.Size)
 			path := abs + "/" + name
-			if id, ok := wk.cache.lookup(path, &st); ok && wk.mod.identity {
+			if id, ok := wk.cache.lookup(path, &st); ok {
 				d.fileNames = append(d.fileNames, name)
 				d.fileIDs = append(d.fileIDs, id)
 				w.keepP = append(w.keepP, path)
@@ -357,8 +356,12 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	if err != nil {
 		return repo.ID{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
+	owned := true // false once an os.File owns fd (and will close it)
+	defer func() {
+		if owned {
+			unix.Close(fd)
+		}
+	}()
 	x, err := xattr.FList(fd, skipXattr)
 	if err != nil {
 		return repo.ID{}, err
@@ -371,21 +374,25 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	var id repo.ID
 	var isNew bool
 	if st.Size <= smallFile {
-		// One read; the extra byte detects a file that grew since stat.
-		buf := w.buf[:st.Size]
-		n, err := io.ReadFull(f, w.buf[:min(int(st.Size)+1, len(w.buf))])
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		// Read whole; asking for one byte more detects a file that grew.
+		n, err := readFull(fd, w.buf[:min(int(st.Size)+1, len(w.buf))])
+		if err != nil {
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		if int64(n) != st.Size {
 			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
 		}
+		buf := w.buf[:n]
 		w.h.Write(buf)
 		id = repo.ID(w.h.Sum())
 		if isNew, err = wk.txn.WriteFile(&h, id, buf); err != nil {
 			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 		}
 	} else {
+		// Large files are hashed streaming, then copied by the kernel.
+		f := os.NewFile(uintptr(fd), path)
+		owned = false
+		defer f.Close()
 		n, err := io.CopyBuffer(w.h, io.LimitReader(f, st.Size+1), w.buf)
 		if err != nil {
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
@@ -403,10 +410,27 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	if isNew {
 		wk.st.bytesNew.Add(st.Size)
 	}
-	if wk.mod.identity {
-		wk.cache.record(path, st, id, wk.start)
-	}
+	wk.cache.record(path, st, id, wk.start)
 	return id, nil
+}
+
+// readFull reads until buf is full or EOF, returning the count.
+func readFull(fd int, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		c, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if c == 0 {
+			break
+		}
+		n += c
+	}
+	return n, nil
 }
 
 // devino maps the inodes of a repository's file objects to their ids, so a

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/otree/otree/internal/hash"
 	"golang.org/x/sync/errgroup"
@@ -70,19 +71,27 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		return nil, err
 	}
 	r.cleanStaleStaging()
-	dir, err := os.MkdirTemp(r.Path("tmp"), "txn-")
+	// The staging directory is flock'ed while in use so that cleanup can
+	// tell a live transaction from one whose process died. It is created
+	// under a name cleanup ignores and renamed once locked, so cleanup never
+	// sees it unlocked.
+	fresh, err := os.MkdirTemp(r.Path("tmp"), "new-")
 	if err != nil {
 		lk.Unlock()
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
-	// The staging directory is flock'ed while in use so that cleanup can
-	// tell a live transaction from one whose process died.
-	dl, err := os.Open(dir)
+	dir := filepath.Join(filepath.Dir(fresh), "txn-"+strings.TrimPrefix(filepath.Base(fresh), "new-"))
+	dl, err := os.Open(fresh)
 	if err == nil {
-		err = unix.Flock(int(dl.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err = unix.Flock(int(dl.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			err = os.Rename(fresh, dir)
+		}
+		if err != nil {
+			dl.Close()
+		}
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		os.RemoveAll(fresh)
 		lk.Unlock()
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
@@ -90,25 +99,32 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		staged: map[objKey]struct{}{}, refs: map[string]ID{}}, nil
 }
 
-// cleanStaleStaging removes staging directories of dead transactions.
+// cleanStaleStaging removes staging directories of dead transactions: those
+// whose flock can be taken, plus directories of transactions that died
+// between creating and locking theirs (older than a minute).
 func (r *Repo) cleanStaleStaging() {
 	ents, err := os.ReadDir(r.Path("tmp"))
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "txn-") {
-			continue
-		}
 		p := r.Path("tmp", e.Name())
-		f, err := os.Open(p)
-		if err != nil {
-			continue
+		switch {
+		case !e.IsDir():
+		case strings.HasPrefix(e.Name(), "txn-"):
+			f, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+				os.RemoveAll(p)
+			}
+			f.Close()
+		case strings.HasPrefix(e.Name(), "new-"):
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				os.RemoveAll(p)
+			}
 		}
-		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			os.RemoveAll(p)
-		}
-		f.Close()
 	}
 }
 
@@ -161,7 +177,7 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	if err != nil || !ok {
 		return id, err
 	}
-	return id, t.writeStaged(stagedName(kind, id), 0o644, func(f *os.File) error {
+	return id, t.writeStaged(stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
 		return err
 	})
@@ -176,20 +192,20 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	t.mu.Unlock()
 	name := stagedName(KindCommitMeta, commit)
 	unix.Unlinkat(t.dirFd, name, 0)
-	return t.writeStaged(name, 0o644, func(f *os.File) error {
+	return t.writeStaged(name, 0o644, func(f *stagedFile) error {
 		_, err := f.Write(EncodeCommitMeta(m))
 		return err
 	})
 }
 
-func (t *Txn) writeStaged(name string, perm uint32, fill func(*os.File) error) error {
+func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) error {
 	fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
+	f := &stagedFile{fd: fd}
 	err = fill(f)
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -197,10 +213,31 @@ func (t *Txn) writeStaged(name string, perm uint32, fill func(*os.File) error) e
 		return fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
 	}
 	t.objects.Add(1)
-	if st, err := os.Lstat(f.Name()); err == nil {
-		t.bytes.Add(st.Size())
-	}
+	t.bytes.Add(f.n)
 	return nil
+}
+
+// stagedFile writes to a raw descriptor: os.File would cost an fcntl per
+// object on the hot path and buys nothing for a file written once.
+type stagedFile struct {
+	fd int
+	n  int64 // bytes written
+}
+
+func (f *stagedFile) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(f.fd, p[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	f.n += int64(done)
+	return done, nil
 }
 
 // FileID returns the id of a file object with header h and content.
@@ -219,7 +256,7 @@ func (t *Txn) WriteFile(h *FileHeader, id ID, content []byte) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, t.stageFile(h, id, func(f *os.File) error {
+	return true, t.stageFile(h, id, func(f *stagedFile) error {
 		if t.r.mode == ModeArchive {
 			return t.writeArchived(f, content)
 		}
@@ -239,7 +276,7 @@ func (t *Txn) WriteFileFrom(h *FileHeader, id ID, src *os.File) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, t.stageFile(h, id, func(f *os.File) error {
+	return true, t.stageFile(h, id, func(f *stagedFile) error {
 		if t.r.mode == ModeArchive {
 			return t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
 		}
@@ -304,11 +341,11 @@ func BareUserDiskMode(mode uint32) uint32 { return mode&0o777 | 0o400 }
 
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
-func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*os.File) error) error {
+func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) error {
 	name := stagedName(KindFile, id)
 	switch t.r.mode {
 	case ModeArchive:
-		return t.writeStaged(name, 0o644, func(f *os.File) error {
+		return t.writeStaged(name, 0o644, func(f *stagedFile) error {
 			if _, err := f.Write(AppendFileHeader(nil, h)); err != nil {
 				return err
 			}
@@ -319,7 +356,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*os.File) error) error {
 			return fill(f)
 		})
 	case ModeBareUser:
-		return t.writeStaged(name, 0o600, func(f *os.File) error {
+		return t.writeStaged(name, 0o600, func(f *stagedFile) error {
 			var err error
 			if h.Type == TypeSymlink {
 				_, err = f.Write([]byte(h.Target))
@@ -329,24 +366,24 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*os.File) error) error {
 			if err != nil {
 				return err
 			}
-			if err := unix.Fsetxattr(int(f.Fd()), userMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
+			if err := unix.Fsetxattr(f.fd, userMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
 				return fmt.Errorf("setting %s: %w", userMetaXattr, err)
 			}
 			mode := uint32(0o644)
 			if h.Type == TypeRegular {
 				mode = BareUserDiskMode(h.Mode)
 			}
-			return f.Chmod(os.FileMode(mode))
+			return unix.Fchmod(f.fd, mode)
 		})
 	}
 	// bare and bare-user-only: the object is the file itself.
 	switch h.Type {
 	case TypeRegular:
-		return t.writeStaged(name, 0o600, func(f *os.File) error {
+		return t.writeStaged(name, 0o600, func(f *stagedFile) error {
 			if err := fill(f); err != nil {
 				return err
 			}
-			fd := int(f.Fd())
+			fd := f.fd
 			if t.r.mode == ModeBare {
 				if err := unix.Fchown(fd, int(h.UID), int(h.GID)); err != nil {
 					return fmt.Errorf("chown: %w", err)
@@ -393,24 +430,29 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*os.File) error) error {
 
 // copyFile copies n bytes of src (from offset 0) to dst, by reflink when the
 // filesystem shares extents, else copy_file_range, else read/write.
-func copyFile(dst, src *os.File, n int64) error {
+func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	if unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())) == nil {
+	if unix.IoctlFileClone(dst.fd, int(src.Fd())) == nil {
+		dst.n += n
 		return nil
 	}
 	var off int64
 	for off < n {
 		roff, woff := off, off
-		c, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(n-off), 0)
+		c, err := unix.CopyFileRange(int(src.Fd()), &roff, dst.fd, &woff, int(n-off), 0)
 		if err != nil || c == 0 {
 			break
 		}
 		off += int64(c)
 	}
+	dst.n += off
 	if off == n {
 		return nil
+	}
+	if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
+		return err
 	}
 	_, err := io.Copy(dst, io.NewSectionReader(src, off, n-off))
 	return err
@@ -514,7 +556,7 @@ func (t *Txn) SetRef(ref string, commit ID) error {
 
 // writeArchived writes the compression byte and content of an archive file
 // object held in memory.
-func (t *Txn) writeArchived(f *os.File, content []byte) error {
+func (t *Txn) writeArchived(f *stagedFile, content []byte) error {
 	if len(content) >= minCompress {
 		bp := compBufs.Get().(*[]byte)
 		defer compBufs.Put(bp)
@@ -533,7 +575,7 @@ func (t *Txn) writeArchived(f *os.File, content []byte) error {
 }
 
 // streamArchived compresses a large content stream.
-func (t *Txn) streamArchived(f *os.File, src io.Reader) error {
+func (t *Txn) streamArchived(f *stagedFile, src io.Reader) error {
 	if _, err := f.Write([]byte{compZstd}); err != nil {
 		return err
 	}

@@ -1,0 +1,53 @@
+package commit_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/repo"
+)
+
+// Commit a directory to a branch, then commit it again: the second commit
+// finds every object already stored and writes only the commit itself.
+func ExampleCommit() {
+	tmp, _ := os.MkdirTemp("", "otree-example-")
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "tree")
+	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
+	os.WriteFile(filepath.Join(src, "etc", "demo.conf"), []byte("greeting=hello\n"), 0o644)
+
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	opts := commit.Options{
+		Branch:  "uat",
+		Subject: "First version",
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}},
+	}
+	first, err := commit.Commit(context.Background(), r, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts.Subject = "Same tree again"
+	opts.Timestamp = time.Now().Add(time.Second)
+	second, err := commit.Commit(context.Background(), r, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	head, _ := r.ReadRef("uat")
+	fmt.Println("branch at second commit:", head == second.Commit)
+	fmt.Println("parent is first commit:", second.Parent == first.Commit)
+	fmt.Println("objects written the second time:", second.Stats.Objects)
+	// Output:
+	// branch at second commit: true
+	// parent is first commit: true
+	// objects written the second time: 1
+}

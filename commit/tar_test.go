@@ -1,0 +1,165 @@
+package commit_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+func writeTar(t *testing.T, hdrs []*tar.Header, bodies map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		body := bodies[h.Name]
+		if h.Typeflag == tar.TypeReg && h.Size == 0 {
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write([]byte(body))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "in.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func commitTar(r *repo.Repo, branch, tarPath string) (*commit.Result, error) {
+	return commit.Commit(ctx, r, commit.Options{Branch: branch,
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: tarPath}}})
+}
+
+func TestTarImportKeepsMetadata(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive) // archive holds devices without root
+	p := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 0, Gid: 42},
+		{Name: "./etc/conf", Typeflag: tar.TypeReg, Mode: 0o640, Uid: 7, Gid: 42,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.tag": "v", "SCHILY.xattr.security.x": "y"}},
+		{Name: "bin/sh", Typeflag: tar.TypeReg, Mode: 0o4755},
+		{Name: "bin/ash", Typeflag: tar.TypeLink, Linkname: "bin/sh"},
+		{Name: "bin/link", Typeflag: tar.TypeSymlink, Linkname: "sh"},
+		{Name: "/dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "dev/fifo", Typeflag: tar.TypeFifo, Mode: 0o600},
+	}, map[string]string{"./etc/conf": "conf\n", "bin/sh": "ELF"})
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readCommit(t, r, res.Commit, true)
+	want := testtree.Tree{
+		"etc":      {Mode: fs.ModeDir | 0o750, GID: 42},
+		"etc/conf": {Mode: 0o640, Content: "conf\n", UID: 7, GID: 42, Xattrs: map[string]string{"user.tag": "v", "security.x": "y"}},
+		"bin":      testtree.Dir(0o755),
+		"bin/sh":   {Mode: fs.ModeSetuid | 0o755, Content: "ELF"},
+		"bin/ash":  {Mode: fs.ModeSetuid | 0o755, Content: "ELF"},
+		"bin/link": testtree.Symlink("sh"),
+		"dev":      testtree.Dir(0o755),
+		"dev/null": {Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666},
+		"dev/fifo": {Mode: fs.ModeNamedPipe | 0o600},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("tar import (-want +got):\n%s", d)
+	}
+	dt, _ := r.ReadDirTree(mustCommit(t, r, res.Commit).RootTree)
+	bin, _ := dt.Dir("bin")
+	bt, _ := r.ReadDirTree(bin.TreeID)
+	sh, _ := bt.File("sh")
+	ash, _ := bt.File("ash")
+	if sh.ID != ash.ID {
+		t.Error("a tar hardlink did not commit as the same object")
+	}
+}
+
+func mustCommit(t *testing.T, r *repo.Repo, id repo.ID) *repo.Commit {
+	t.Helper()
+	c, err := r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A tree committed from disk and the same tree committed from a tar give
+// the same commit id.
+func TestTarAndDirGiveSameCommit(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a/b": testtree.File("b", 0o640), "a/l": testtree.Symlink("b"), "c": testtree.File("", 0o755)})
+	for _, p := range []string{"", "a"} {
+		os.Chmod(filepath.Join(src, p), 0o755)
+	}
+	zero := uint32(0)
+	p := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/b", Typeflag: tar.TypeReg, Mode: 0o640},
+		{Name: "a/l", Typeflag: tar.TypeSymlink, Linkname: "b"},
+		{Name: "c", Typeflag: tar.TypeReg, Mode: 0o755},
+	}, map[string]string{"a/b": "b"})
+	ts := mustCommit(t, r, commitDir(t, r, "dir", src, func(o *commit.Options) { o.OwnerUID, o.OwnerGID = &zero, &zero }).Commit)
+	res, err := commit.Commit(ctx, r, commit.Options{Branch: "tar", OwnerUID: &zero, OwnerGID: &zero,
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: p}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := mustCommit(t, r, res.Commit)
+	if tc.RootTree != ts.RootTree || tc.RootMeta != ts.RootMeta {
+		t.Fatalf("tar tree %s/%s differs from dir tree %s/%s", tc.RootTree, tc.RootMeta, ts.RootTree, ts.RootMeta)
+	}
+}
+
+func TestHostileTarRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		hdrs []*tar.Header
+		want string
+	}{
+		{"dotdot", []*tar.Header{{Name: "../evil", Typeflag: tar.TypeReg, Mode: 0o644}}, `"../evil"`},
+		{"inner dotdot", []*tar.Header{{Name: "a/../../evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "leaves the tree"},
+		{"hardlink outside", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "../../etc/shadow"}}, "hardlink target"},
+		{"hardlink to unknown", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "later"}}, "not an earlier regular file"},
+		{"huge declared size", []*tar.Header{{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40}}, "big"},
+		{"root not a dir", []*tar.Header{{Name: ".", Typeflag: tar.TypeReg, Mode: 0o644}}, "root"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRepo(t, repo.ModeBareUser)
+			var p string
+			if c.name == "huge declared size" {
+				// A header promising a terabyte followed by a few bytes.
+				var buf bytes.Buffer
+				tw := tar.NewWriter(&buf)
+				tw.WriteHeader(c.hdrs[0])
+				tw.Write([]byte("only this"))
+				p = filepath.Join(t.TempDir(), "trunc.tar")
+				os.WriteFile(p, buf.Bytes(), 0o644)
+			} else {
+				p = writeTar(t, c.hdrs, nil)
+			}
+			_, err := commitTar(r, "main", p)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("err = %v, want an error naming the tar and %s", err, c.want)
+			}
+			if _, err := r.ReadRef("main"); err == nil {
+				t.Fatal("a refused tar created the branch")
+			}
+		})
+	}
+}
