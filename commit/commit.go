@@ -173,7 +173,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if !opts.NoStatCache {
 		cache = loadStatCache(StatCachePath(r), mod.fingerprint(r.Mode()))
 	} else {
-		cache = &statCache{old: map[string]statEntry{}, fresh: map[string]statEntry{}}
+		cache = newStatCache("", [32]byte{})
 	}
 	skip := map[string]bool{}
 	for _, p := range opts.SkipList {
@@ -262,9 +262,6 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 }
 
 func saveCache(c *statCache, roots []string, log *slog.Logger) error {
-	if c.path == "" {
-		return nil
-	}
 	if err := c.save(roots); err != nil {
 		// The commit landed; a cache that could not be saved only costs
 		// speed next time.

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"unsafe"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
@@ -34,13 +36,18 @@ import (
 
 const (
 	statCacheName    = "stat-cache"
-	statCacheMagic   = "otree-statcache1"
+	statCacheMagic   = "otree-statcache2"
 	racyWindowNanos  = int64(2e9)
 	statCacheMaxPath = 1 << 16
 )
 
 // StatCachePath returns where a repository keeps its stat cache.
 func StatCachePath(r *repo.Repo) string { return filepath.Join(r.CacheDir(), statCacheName) }
+
+var (
+	zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+)
 
 type statKey struct {
 	dev, ino     uint64
@@ -55,13 +62,23 @@ type statEntry struct {
 	id  repo.ID
 }
 
+// statCache is read-mostly during a walk: lookups touch only the loaded
+// index and mark entries seen (each slot written by one worker); entries for
+// newly hashed files go to fresh under a mutex.
 type statCache struct {
 	path  string
 	fp    [32]byte // options fingerprint: entries are valid only for the same one
-	old   map[string]statEntry
+	index map[string]int32
+	paths []string
+	ents  []statEntry
+	seen  []bool
 	mu    sync.Mutex
 	fresh map[string]statEntry
 	dirty bool
+}
+
+func newStatCache(path string, fp [32]byte) *statCache {
+	return &statCache{path: path, fp: fp, index: map[string]int32{}, fresh: map[string]statEntry{}}
 }
 
 func keyOf(st *unix.Stat_t) statKey {
@@ -75,35 +92,42 @@ func keyOf(st *unix.Stat_t) statKey {
 // loadStatCache reads the cache; a missing, foreign or damaged file gives an
 // empty cache (it is only ever an optimisation).
 func loadStatCache(path string, fp [32]byte) *statCache {
-	c := &statCache{path: path, fp: fp, old: map[string]statEntry{}, fresh: map[string]statEntry{}}
+	c := newStatCache(path, fp)
 	data, err := os.ReadFile(path)
-	if err != nil || len(data) < len(statCacheMagic)+64 {
+	if err != nil || !bytes.HasPrefix(data, []byte(statCacheMagic)) {
 		return c
 	}
-	body, sum := data[:len(data)-32], data[len(data)-32:]
-	if hash.Sum(body) != [32]byte(sum) || !bytes.HasPrefix(body, []byte(statCacheMagic)) {
+	raw, err := zstdDec.DecodeAll(data[len(statCacheMagic):], nil)
+	if err != nil || len(raw) < 64 {
 		return c
 	}
-	body = body[len(statCacheMagic):]
+	body, sum := raw[:len(raw)-32], raw[len(raw)-32:]
+	if hash.Sum(body) != [32]byte(sum) {
+		return c
+	}
 	if [32]byte(body[:32]) != fp {
 		c.dirty = true // options changed: rewrite
 		return c
 	}
-	body = body[32:]
-	n, k := binary.Uvarint(body)
-	if k <= 0 {
+	// Paths are slices of one string over the decoded body, not copies:
+	// the body is never written again, and on /usr this saves tens of MB.
+	all := unsafe.String(&body[0], len(body))
+	off := 32
+	n, k := binary.Uvarint(body[off:])
+	if k <= 0 || n > uint64(len(body)) {
 		return c
 	}
-	body = body[k:]
-	m := make(map[string]statEntry, n)
+	off += k
+	paths := make([]string, 0, n)
+	ents := make([]statEntry, 0, n)
 	const fixed = 8*5 + 4*3 + 32
-	for len(body) > 0 {
-		l, k := binary.Uvarint(body)
-		if k <= 0 || l > statCacheMaxPath || uint64(len(body)-k) < l+fixed {
+	for off < len(body) {
+		l, k := binary.Uvarint(body[off:])
+		if k <= 0 || l > statCacheMaxPath || uint64(len(body)-off-k) < l+fixed {
 			return c
 		}
-		p := string(body[k : k+int(l)])
-		b := body[k+int(l):]
+		p := all[off+k : off+k+int(l)]
+		b := body[off+k+int(l):]
 		var e statEntry
 		e.key.dev = binary.LittleEndian.Uint64(b[0:])
 		e.key.ino = binary.LittleEndian.Uint64(b[8:])
@@ -114,35 +138,31 @@ func loadStatCache(path string, fp [32]byte) *statCache {
 		e.key.uid = binary.LittleEndian.Uint32(b[44:])
 		e.key.gid = binary.LittleEndian.Uint32(b[48:])
 		copy(e.id[:], b[52:84])
-		m[p] = e
-		body = b[fixed:]
+		paths = append(paths, p)
+		ents = append(ents, e)
+		off += k + int(l) + fixed
 	}
-	c.old = m
+	c.index = make(map[string]int32, len(paths))
+	for i, p := range paths {
+		c.index[p] = int32(i)
+	}
+	c.paths, c.ents, c.seen = paths, ents, make([]bool, len(paths))
 	return c
 }
 
 // lookup returns the cached id for path if its stat still matches.
 func (c *statCache) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
-	e, ok := c.old[path]
-	if !ok || e.key != keyOf(st) {
+	i, ok := c.index[path]
+	if !ok || c.ents[i].key != keyOf(st) {
 		return repo.ID{}, false
 	}
-	return e.id, true
-}
-
-// keep carries an unchanged entry over to the new cache. Callers batch
-// these per directory to keep lock traffic low.
-func (c *statCache) keep(paths []string, ents []statEntry) {
-	c.mu.Lock()
-	for i, p := range paths {
-		c.fresh[p] = ents[i]
-	}
-	c.mu.Unlock()
+	c.seen[i] = true
+	return c.ents[i].id, true
 }
 
 // record remembers a freshly hashed file unless it is too new to trust.
 func (c *statCache) record(path string, st *unix.Stat_t, id repo.ID, startNanos int64) {
-	if st.Ctim.Nano() >= startNanos-racyWindowNanos || st.Mtim.Nano() >= startNanos-racyWindowNanos {
+	if c.path == "" || st.Ctim.Nano() >= startNanos-racyWindowNanos || st.Mtim.Nano() >= startNanos-racyWindowNanos {
 		return
 	}
 	c.mu.Lock()
@@ -155,21 +175,25 @@ func (c *statCache) record(path string, st *unix.Stat_t, id repo.ID, startNanos 
 // the roots this run walked (so committing several trees keeps them all).
 // Nothing is written when nothing changed.
 func (c *statCache) save(roots []string) error {
-	for p := range c.old {
-		if _, seen := c.fresh[p]; seen {
-			continue
-		}
-		under := false
+	if c.path == "" {
+		return nil
+	}
+	under := func(p string) bool {
 		for _, r := range roots {
-			if p == r || strings.HasPrefix(p, r+"/") || r == "/" {
-				under = true
-				break
+			if r == "/" || p == r || strings.HasPrefix(p, r+"/") {
+				return true
 			}
 		}
-		if under {
-			c.dirty = true // a file was deleted (or became uncacheable)
-		} else {
-			c.fresh[p] = c.old[p]
+		return false
+	}
+	// Keep seen entries and those outside this run's roots; an unseen
+	// entry under a root is a deleted or changed file: drop it.
+	keep := make([]bool, len(c.paths))
+	for i, p := range c.paths {
+		_, replaced := c.fresh[p]
+		keep[i] = !replaced && (c.seen[i] || !under(p))
+		if !keep[i] && !replaced {
+			c.dirty = true
 		}
 	}
 	if !c.dirty {
@@ -180,12 +204,17 @@ func (c *statCache) save(roots []string) error {
 	}
 	var buf bytes.Buffer
 	w := bufio.NewWriter(&buf)
-	w.WriteString(statCacheMagic)
 	w.Write(c.fp[:])
 	var tmp [binary.MaxVarintLen64]byte
-	w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(c.fresh)))])
+	total := len(c.fresh)
+	for _, k := range keep {
+		if k {
+			total++
+		}
+	}
+	w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(total))])
 	var b [84]byte
-	for p, e := range c.fresh {
+	put := func(p string, e statEntry) {
 		w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(p)))])
 		w.WriteString(p)
 		binary.LittleEndian.PutUint64(b[0:], e.key.dev)
@@ -199,11 +228,21 @@ func (c *statCache) save(roots []string) error {
 		copy(b[52:], e.id[:])
 		w.Write(b[:])
 	}
+	for i, p := range c.paths {
+		if keep[i] {
+			put(p, c.ents[i])
+		}
+	}
+	for p, e := range c.fresh {
+		put(p, e)
+	}
 	w.Flush()
 	sum := hash.Sum(buf.Bytes())
 	buf.Write(sum[:])
-	// A cache needs no fsync: a torn file fails its checksum and is ignored.
-	if err := durable.WriteFile(c.path, buf.Bytes(), 0o644, false); err != nil {
+	// Paths share long prefixes: compressed, the cache is a few bytes per
+	// file. It needs no fsync: a torn file fails its checksum and is ignored.
+	out := zstdEnc.EncodeAll(buf.Bytes(), []byte(statCacheMagic))
+	if err := durable.WriteFile(c.path, out, 0o644, false); err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	return nil

@@ -112,8 +112,6 @@ type worker struct {
 	hdr    []byte
 	dents  []byte
 	link   []byte
-	keepP  []string
-	keepE  []statEntry
 	walker *walker
 }
 
@@ -201,7 +199,6 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	if err != nil {
 		return err
 	}
-	w.keepP, w.keepE = w.keepP[:0], w.keepE[:0]
 	var todo []int // slots of files to hash
 	var sts []unix.Stat_t
 	for _, name := range names {
@@ -236,8 +233,6 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			if id, ok := wk.cache.lookup(path, &st); ok {
 				d.fileNames = append(d.fileNames, name)
 				d.fileIDs = append(d.fileIDs, id)
-				w.keepP = append(w.keepP, path)
-				w.keepE = append(w.keepE, statEntry{keyOf(&st), id})
 				continue
 			}
 			if st.Nlink > 1 && wk.devino != nil {
@@ -260,9 +255,6 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 		}
 		d.fileNames = append(d.fileNames, name)
 		d.fileIDs = append(d.fileIDs, id)
-	}
-	if len(w.keepP) > 0 {
-		wk.cache.keep(w.keepP, w.keepE)
 	}
 	for i := 0; i < len(todo); i += fileBatch {
 		slots, stats := todo[i:min(i+fileBatch, len(todo))], sts[i:min(i+fileBatch, len(todo))]

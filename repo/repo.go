@@ -207,7 +207,7 @@ func (r *Repo) ObjectPath(kind Kind, id ID) string {
 
 func (r *Repo) encoder() *zstd.Encoder {
 	r.encOnce.Do(func() {
-		r.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		r.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 	})
 	return r.enc
 }
@@ -222,7 +222,7 @@ func (r *Repo) streamEncoder() *zstd.Encoder {
 	if e, ok := r.encPool.Get().(*zstd.Encoder); ok {
 		return e
 	}
-	e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+	e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 	return e
 }
 
