@@ -366,8 +366,9 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	var id repo.ID
 	var isNew bool
 	if st.Size <= smallFile {
-		// Read whole; asking for one byte more detects a file that grew.
-		n, err := readFull(fd, w.buf[:min(int(st.Size)+1, len(w.buf))])
+		// Read whole in (usually) one read; room for one byte more
+		// catches a file that grew before the read.
+		n, err := readFull(fd, w.buf[:min(int(st.Size)+1, len(w.buf))], int(st.Size))
 		if err != nil {
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}
@@ -406,10 +407,11 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	return id, nil
 }
 
-// readFull reads until buf is full or EOF, returning the count.
-func readFull(fd int, buf []byte) (int, error) {
+// readFull reads until buf is full, EOF, or want bytes have arrived (a
+// regular file of the expected size needs no extra read to see EOF).
+func readFull(fd int, buf []byte, want int) (int, error) {
 	n := 0
-	for n < len(buf) {
+	for n < len(buf) && (n < want || n == 0 && want == 0) {
 		c, err := unix.Read(fd, buf[n:])
 		if err == unix.EINTR {
 			continue

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,9 @@ type Repo struct {
 	enc     *zstd.Encoder
 	decs    sync.Pool
 	encPool sync.Pool
+
+	umaskOnce sync.Once
+	umaskBits uint32
 }
 
 // InitOptions configure Init.
@@ -237,4 +241,26 @@ func (r *Repo) dropCaches() error {
 		return fmt.Errorf("removing caches in %s: %w", r.CacheDir(), err)
 	}
 	return nil
+}
+
+// umask returns the process umask, read from /proc without changing it
+// (umask(2) can only be read by setting it, which would race with other
+// goroutines creating files). If it cannot be read, every bit counts as
+// masked, so callers always chmod.
+func (r *Repo) umask() uint32 {
+	r.umaskOnce.Do(func() {
+		r.umaskBits = 0o777
+		data, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					r.umaskBits = uint32(n)
+				}
+			}
+		}
+	})
+	return r.umaskBits
 }

@@ -339,6 +339,16 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 // always readable by the repository's owner.
 func BareUserDiskMode(mode uint32) uint32 { return mode&0o777 | 0o400 }
 
+// fixMode makes the mode of a file created with perm&0777 exactly perm:
+// a chmod is needed only when the umask took bits away or perm has bits
+// (setuid, setgid, sticky) that creation does not set reliably.
+func (r *Repo) fixMode(fd int, perm uint32) error {
+	if perm&0o7000 == 0 && perm&r.umask() == 0 {
+		return nil
+	}
+	return unix.Fchmod(fd, perm)
+}
+
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
 func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) error {
@@ -356,7 +366,11 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 			return fill(f)
 		})
 	case ModeBareUser:
-		return t.writeStaged(name, 0o600, func(f *stagedFile) error {
+		mode := uint32(0o644)
+		if h.Type == TypeRegular {
+			mode = BareUserDiskMode(h.Mode)
+		}
+		return t.writeStaged(name, mode, func(f *stagedFile) error {
 			var err error
 			if h.Type == TypeSymlink {
 				_, err = f.Write([]byte(h.Target))
@@ -369,17 +383,13 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 			if err := unix.Fsetxattr(f.fd, userMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
 				return fmt.Errorf("setting %s: %w", userMetaXattr, err)
 			}
-			mode := uint32(0o644)
-			if h.Type == TypeRegular {
-				mode = BareUserDiskMode(h.Mode)
-			}
-			return unix.Fchmod(f.fd, mode)
+			return t.r.fixMode(f.fd, mode)
 		})
 	}
 	// bare and bare-user-only: the object is the file itself.
 	switch h.Type {
 	case TypeRegular:
-		return t.writeStaged(name, 0o600, func(f *stagedFile) error {
+		return t.writeStaged(name, h.Mode&0o777, func(f *stagedFile) error {
 			if err := fill(f); err != nil {
 				return err
 			}
@@ -395,7 +405,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 				}
 			}
 			// chmod last: chown clears setuid.
-			return unix.Fchmod(fd, h.Mode)
+			return t.r.fixMode(fd, h.Mode)
 		})
 	case TypeSymlink:
 		if err := unix.Symlinkat(h.Target, t.dirFd, name); err != nil {
@@ -470,8 +480,13 @@ func (t *Txn) Commit() error {
 	}
 	t.mu.Lock()
 	keys := make([]objKey, 0, len(t.staged))
+	var commits []objKey
 	for k := range t.staged {
-		keys = append(keys, k)
+		if k.kind == KindCommit {
+			commits = append(commits, k)
+		} else {
+			keys = append(keys, k)
+		}
 	}
 	t.mu.Unlock()
 	g := errgroup.Group{}
@@ -491,6 +506,15 @@ func (t *Txn) Commit() error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	// Commit objects go last, so that anyone who sees a commit in objects/
+	// (fsck running beside this transaction, or a crash mid-way) also sees
+	// everything it needs.
+	for _, k := range commits {
+		if err := t.publish(k); err != nil {
+			return err
+		}
+	}
+	keys = append(keys, commits...)
 	if t.sync && len(keys) > 0 {
 		if err := unix.Syncfs(t.r.objFd); err != nil {
 			return fmt.Errorf("syncing %s: %w", t.r.Path("objects"), err)
