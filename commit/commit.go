@@ -192,7 +192,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	treeID, err := root.write(txn, nil)
+	treeID, err := root.write(txn)
 	if err != nil {
 		return nil, err
 	}

@@ -198,7 +198,7 @@ type writer interface {
 }
 
 // write stores d and everything below it bottom-up and returns d's dirtree id.
-func (d *dir) write(w writer, buf *[]byte) (repo.ID, error) {
+func (d *dir) write(w writer) (repo.ID, error) {
 	if !d.stored.IsZero() {
 		return d.stored, nil
 	}
@@ -213,7 +213,7 @@ func (d *dir) write(w writer, buf *[]byte) (repo.ID, error) {
 		t.Files[i] = repo.FileEntry{Name: n, ID: d.fileIDs[i]}
 	}
 	for i, n := range d.dirNames {
-		id, err := d.dirs[i].write(w, buf)
+		id, err := d.dirs[i].write(w)
 		if err != nil {
 			return repo.ID{}, err
 		}
