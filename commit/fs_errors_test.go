@@ -1,0 +1,83 @@
+package commit_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// mountTmpfs mounts a small tmpfs for a repository, or skips.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+func TestFullRepositoryLosesNothing(t *testing.T) {
+	mnt := mountTmpfs(t, "3m")
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	small := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)})
+	good := commitDir(t, r, "main", small)
+
+	big := makeTree(t, testtree.Tree{"big": testtree.File(strings.Repeat("z", 4<<20), 0o644)})
+	_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: []commit.Source{{Kind: commit.SourceDir, Path: big}}})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("commit into a full repository: err = %v, want ENOSPC", err)
+	}
+	if id, _ := r.ReadRef("main"); id != good.Commit {
+		t.Fatal("a failed commit moved the branch")
+	}
+	// The staged data is gone, so the repository works again.
+	again := commitDir(t, r, "main", small, func(o *commit.Options) { o.Subject = "after" })
+	if again.Parent != good.Commit {
+		t.Fatalf("commit after ENOSPC: parent %s, want %s", again.Parent, good.Commit)
+	}
+}
+
+func TestReadOnlyRepository(t *testing.T) {
+	mnt := mountTmpfs(t, "8m")
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)})
+	good := commitDir(t, r, "main", src)
+	r.Close()
+	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot remount read-only: %v %s", err, out)
+	}
+	r, err = repo.Open(filepath.Join(mnt, "repo"))
+	if err != nil {
+		t.Fatalf("opening a read-only repository to read it: %v", err)
+	}
+	defer r.Close()
+	_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err == nil || !strings.Contains(err.Error(), "read-only") || !strings.Contains(err.Error(), mnt) {
+		t.Fatalf("commit into a read-only repository: err = %v, want a read-only error naming it", err)
+	}
+	if id, err := r.ReadRef("main"); err != nil || id != good.Commit {
+		t.Fatalf("branch after refused commit: %v %v", id, err)
+	}
+	if _, err := r.ReadCommit(good.Commit); err != nil {
+		t.Fatalf("reading a read-only repository: %v", err)
+	}
+}
