@@ -87,6 +87,9 @@ func (c *Config) Unset(key string) bool {
 	}
 	_, ok := c.sections[s][k]
 	delete(c.sections[s], k)
+	if len(c.sections[s]) == 0 {
+		delete(c.sections, s)
+	}
 	return ok
 }
 

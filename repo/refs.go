@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/otree/otree/internal/durable"
+	"golang.org/x/sys/unix"
 )
 
 // Ref is a named pointer to a commit. Remote refs are named "remote:branch".
@@ -65,11 +66,9 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 		return ID{}, err
 	}
 	data, err := os.ReadFile(r.refPath(name))
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errIsDir) {
-		return ID{}, &RefNotFoundError{name}
-	}
 	if err != nil {
-		if pe := (*fs.PathError)(nil); errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory") {
+		// "a/b" where "a" is a ref, or "a" where "a/b" is: no such ref.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EISDIR) {
 			return ID{}, &RefNotFoundError{name}
 		}
 		return ID{}, fmt.Errorf("reading ref %s: %w", name, err)
@@ -81,8 +80,6 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 	return id, nil
 }
 
-var errIsDir = errors.New("is a directory")
-
 // writeRef points a ref at id, or deletes it for the zero id.
 func (r *Repo) writeRef(name string, id ID, sync bool) error {
 	p := r.refPath(name)
@@ -93,9 +90,9 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 			}
 			return fmt.Errorf("deleting ref %s: %w", name, err)
 		}
-		r.pruneRefDirs(filepath.Dir(p))
+		left := r.pruneRefDirs(filepath.Dir(p))
 		if sync {
-			return durable.SyncDir(filepath.Dir(p))
+			return durable.SyncDir(left)
 		}
 		return nil
 	}
@@ -108,12 +105,14 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 	return nil
 }
 
-// pruneRefDirs removes now-empty directories left by deleting "a/b/c".
-func (r *Repo) pruneRefDirs(dir string) {
+// pruneRefDirs removes now-empty directories left by deleting "a/b/c" and
+// returns the directory that remains (the one to sync).
+func (r *Repo) pruneRefDirs(dir string) string {
 	stop := map[string]bool{r.Path("refs", "heads"): true, r.Path("refs", "remotes"): true, r.Path("refs"): true}
 	for !stop[dir] && os.Remove(dir) == nil {
 		dir = filepath.Dir(dir)
 	}
+	return dir
 }
 
 // SetRef points ref at commit durably, outside any transaction; the commit

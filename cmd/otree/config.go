@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+func newConfigCommand(e *env) *cobra.Command {
+	var group string
+	c := &cobra.Command{
+		Use:   "config (get KEY | set KEY VALUE | unset KEY)",
+		Short: "Read or change the repository's configuration",
+		Long: `Read or change one setting of the repository's config file. KEY is
+SECTION.NAME ("core.lock-timeout-secs", ` + "`remote \"origin\".url`" + `), or just NAME with
+--group=SECTION. core.mode and core.repo_version describe how the objects are
+stored and cannot be changed here.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("config needs an operation: get, set or unset")
+			}
+			return usagef("unknown config operation %q (want get, set or unset)", args[0])
+		},
+	}
+	c.PersistentFlags().StringVar(&group, "group", "", "section of KEY, which is then only the NAME")
+	key := func(k string) (string, error) {
+		if group != "" {
+			k = group + "." + k
+		}
+		if i := strings.LastIndexByte(k, '.'); i <= 0 || i == len(k)-1 {
+			return "", usagef("config key %q must look like SECTION.NAME", k)
+		}
+		return k, nil
+	}
+	withRepo := func(fn func(r *repo.Repo) error) error {
+		r, err := e.open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		return fn(r)
+	}
+	get := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print the value of KEY",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := key(args[0])
+			if err != nil {
+				return err
+			}
+			return withRepo(func(r *repo.Repo) error {
+				v, ok := r.Config().Get(k)
+				if !ok {
+					return fmt.Errorf("config key %q is not set in %s", k, r.Path("config"))
+				}
+				if e.json {
+					return e.printJSON(map[string]string{"key": k, "value": v})
+				}
+				_, err := fmt.Fprintln(e.stdout, v)
+				return err
+			})
+		},
+	}
+	set := &cobra.Command{
+		Use:   "set KEY VALUE",
+		Short: "Set KEY to VALUE",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := key(args[0])
+			if err != nil {
+				return err
+			}
+			if err := checkMutable(k); err != nil {
+				return err
+			}
+			return withRepo(func(r *repo.Repo) error {
+				if err := r.Config().Set(k, args[1]); err != nil {
+					return usageError{err}
+				}
+				if err := r.WriteConfig(); err != nil {
+					return fmt.Errorf("setting config key %q: %w", k, err)
+				}
+				if e.json {
+					return e.printJSON(map[string]string{"key": k, "value": args[1]})
+				}
+				return nil
+			})
+		},
+	}
+	unset := &cobra.Command{
+		Use:   "unset KEY",
+		Short: "Remove KEY (nothing happens if it is not set)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := key(args[0])
+			if err != nil {
+				return err
+			}
+			if err := checkMutable(k); err != nil {
+				return err
+			}
+			return withRepo(func(r *repo.Repo) error {
+				was := r.Config().Unset(k)
+				if was {
+					if err := r.WriteConfig(); err != nil {
+						return fmt.Errorf("unsetting config key %q: %w", k, err)
+					}
+				}
+				if e.json {
+					return e.printJSON(map[string]any{"key": k, "removed": was})
+				}
+				return nil
+			})
+		},
+	}
+	for _, sub := range []*cobra.Command{get, set, unset} {
+		e.addJSON(sub)
+	}
+	c.AddCommand(get, set, unset)
+	return c
+}
+
+// checkMutable refuses changes to the keys that say how objects are stored:
+// a repository whose config disagrees with its objects cannot be read.
+func checkMutable(key string) error {
+	switch key {
+	case "core.mode", "core.repo_version":
+		return fmt.Errorf("config key %q describes how the objects are stored and cannot be changed", key)
+	}
+	return nil
+}

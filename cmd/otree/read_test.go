@@ -1,0 +1,535 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// cli runs otree in-process against one repository.
+type cli struct {
+	t    *testing.T
+	path string
+	r    *repo.Repo
+}
+
+// result is what one run printed and returned.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (c *cli) run(args ...string) result {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"--repo=" + c.path}, args...), strings.NewReader(""), &out, &errb)
+	return result{out.String(), errb.String(), code}
+}
+
+// ok runs a command that must succeed and returns its standard output.
+func (c *cli) ok(args ...string) string {
+	c.t.Helper()
+	res := c.run(args...)
+	if res.code != 0 {
+		c.t.Fatalf("otree %s: exit %d, stderr %q", strings.Join(args, " "), res.code, res.stderr)
+	}
+	return res.stdout
+}
+
+// fails runs a command that must exit with code and name each of want in
+// its error.
+func (c *cli) fails(code int, want []string, args ...string) result {
+	c.t.Helper()
+	res := c.run(args...)
+	if res.code != code {
+		c.t.Fatalf("otree %s: exit %d, want %d (stdout %q, stderr %q)", strings.Join(args, " "), res.code, code, res.stdout, res.stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(res.stderr, w) {
+			c.t.Errorf("otree %s: stderr %q does not mention %q", strings.Join(args, " "), res.stderr, w)
+		}
+	}
+	return res
+}
+
+func newCLI(t *testing.T) *cli {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "repo")
+	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &cli{t: t, path: p, r: r}
+}
+
+// source creates tree in a fresh directory whose root is 0755.
+func source(t *testing.T, tree testtree.Tree) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testtree.Create(t, dir, tree)
+	return dir
+}
+
+var zero uint32
+
+// commitTree commits dir to branch with owners forced to 0, so listings do
+// not depend on who runs the test.
+func (c *cli) commitTree(branch, dir, subject string, ts int64, mod ...func(*commit.Options)) repo.ID {
+	c.t.Helper()
+	o := commit.Options{
+		Branch: branch, Subject: subject, Timestamp: time.Unix(ts, 0), NoSync: true,
+		OwnerUID: &zero, OwnerGID: &zero,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: dir}},
+	}
+	for _, m := range mod {
+		m(&o)
+	}
+	res, err := commit.Commit(context.Background(), c.r, o)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res.Commit
+}
+
+var fixture = testtree.Tree{
+	"a.txt":      testtree.File("hello\n", 0o644),
+	"run.sh":     testtree.File("#!\n", 0o755),
+	"link":       testtree.Symlink("a.txt"),
+	"sub":        testtree.Dir(0o700),
+	"sub/secret": testtree.File("psst", 0o600),
+	"sub/up":     testtree.Symlink("../a.txt"),
+}
+
+func TestLs(t *testing.T) {
+	c := newCLI(t)
+	id := c.commitTree("os/x86_64/stable", source(t, fixture), "one", 1700000000)
+
+	got := c.ok("ls", "os/x86_64/stable")
+	want := `d00755 0 0      0 /
+-00644 0 0      6 /a.txt
+l00777 0 0      0 /link -> a.txt
+-00755 0 0      3 /run.sh
+d00700 0 0      0 /sub
+`
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ls (-want +got):\n%s", diff)
+	}
+
+	got = c.ok("ls", "-R", id.String())
+	want += `-00600 0 0      4 /sub/secret
+l00777 0 0      0 /sub/up -> ../a.txt
+`
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ls -R (-want +got):\n%s", diff)
+	}
+
+	// -d lists a directory alone; a relative path is taken from the root.
+	if got := c.ok("ls", "-d", "os/x86_64/stable", "sub/"); got != "d00700 0 0      0 /sub\n" {
+		t.Errorf("ls -d sub/ = %q", got)
+	}
+
+	// -C prints the ids the library has for each path.
+	a, err := c.r.Lookup(id, "/a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.r.Lookup(id, "/sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = c.ok("ls", "-C", "os/x86_64/stable", "/a.txt", "/sub")
+	want = fmt.Sprintf("-00644 0 0      6 %s /a.txt\nd00700 0 0      0 %s %s /sub\n-00600 0 0      4 %s /sub/secret\nl00777 0 0      0 %s /sub/up -> ../a.txt\n",
+		a.ID, sub.ID, sub.MetaID, mustLookup(t, c.r, id, "/sub/secret").ID, mustLookup(t, c.r, id, "/sub/up").ID)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ls -C (-want +got):\n%s", diff)
+	}
+
+	// -X prints xattrs ({} for none); --nul-filenames-only just the paths.
+	if got := c.ok("ls", "-X", "os/x86_64/stable", "/a.txt"); got != "-00644 0 0      6 {} /a.txt\n" {
+		t.Errorf("ls -X = %q", got)
+	}
+	if got := c.ok("ls", "-R", "--nul-filenames-only", "os/x86_64/stable", "/sub"); got != "/sub\x00/sub/secret\x00/sub/up\x00" {
+		t.Errorf("ls --nul-filenames-only = %q", got)
+	}
+
+	// --json carries the same facts.
+	var entries []lsEntry
+	if err := json.Unmarshal([]byte(c.ok("ls", "--json", "os/x86_64/stable", "/link", "/a.txt")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Path != "/link" || entries[0].Type != "symlink" || entries[0].Target != "a.txt" ||
+		entries[1].ID != a.ID || entries[1].Mode != 0o644 || entries[1].Size != 6 {
+		t.Errorf("ls --json = %+v", entries)
+	}
+
+	// Paths that are not there are named.
+	c.fails(exitError, []string{"/nope", id.String()}, "ls", "os/x86_64/stable", "/nope")
+	c.fails(exitError, []string{"/a.txt/x", "not a directory"}, "ls", "os/x86_64/stable", "/a.txt/x")
+	c.fails(exitUsage, []string{"--bogus"}, "ls", "--bogus", "os/x86_64/stable")
+	c.fails(exitUsage, nil, "ls")
+}
+
+func mustLookup(t *testing.T, r *repo.Repo, commit repo.ID, p string) repo.Entry {
+	t.Helper()
+	e, err := r.Lookup(commit, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestCat(t *testing.T) {
+	c := newCLI(t)
+	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+
+	if got := c.ok("cat", "main", "/a.txt"); got != "hello\n" {
+		t.Errorf("cat /a.txt = %q", got)
+	}
+	if got := c.ok("cat", "main", "sub/secret", "/run.sh"); got != "psst#!\n" {
+		t.Errorf("cat of two files = %q", got)
+	}
+	// Symlinks are followed inside the commit, as ostree cat does.
+	if got := c.ok("cat", "main", "/link"); got != "hello\n" {
+		t.Errorf("cat /link = %q", got)
+	}
+	if got := c.ok("cat", "main", "/sub/up"); got != "hello\n" {
+		t.Errorf("cat /sub/up = %q", got)
+	}
+	c.fails(exitError, []string{"/sub", "directory"}, "cat", "main", "/sub")
+	c.fails(exitError, []string{"/missing"}, "cat", "main", "/missing")
+	c.fails(exitUsage, nil, "cat", "main")
+
+	// A corrupt object is an error exit, whatever was written before.
+	obj := c.r.ObjectPath(repo.KindFile, mustLookup(t, c.r, id, "/a.txt").ID)
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 0xff // the last content byte (stored uncompressed)
+	if err := os.WriteFile(obj, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(exitError, []string{"corrupt", mustLookup(t, c.r, id, "/a.txt").ID.String()}, "cat", "main", "/a.txt")
+}
+
+func TestRevParse(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	first := c.commitTree("main", src, "one", 1700000000)
+	second := c.commitTree("main", src, "two", 1700000100)
+
+	for rev, want := range map[string]repo.ID{
+		"main":                    second,
+		second.String():           second,
+		second.String()[:12]:      second,
+		"main^":                   first,
+		"main~1":                  first,
+		second.String()[:8] + "^": first,
+	} {
+		if got := c.ok("rev-parse", rev); got != want.String()+"\n" {
+			t.Errorf("rev-parse %s = %q, want %s", rev, got, want)
+		}
+	}
+	var j struct {
+		Rev    string  `json:"rev"`
+		Commit repo.ID `json:"commit"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("rev-parse", "--json", "main^")), &j); err != nil || j.Commit != first || j.Rev != "main^" {
+		t.Errorf("rev-parse --json = %+v, %v", j, err)
+	}
+
+	res := c.fails(exitError, []string{`"nosuch"`, "not found"}, "rev-parse", "nosuch")
+	if res.stdout != "" {
+		t.Errorf("rev-parse of an unknown ref printed %q", res.stdout)
+	}
+	c.fails(exitError, []string{"main~5"}, "rev-parse", "main~5")
+	c.fails(exitUsage, nil, "rev-parse")
+	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
+}
+
+// TestRevParseAmbiguous writes two commits whose ids share a 4-digit prefix.
+func TestRevParseAmbiguous(t *testing.T) {
+	c := newCLI(t)
+	base := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	bc, err := c.r.ReadCommit(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]repo.Commit{}
+	var pair [2]repo.Commit
+	for i := uint64(0); ; i++ {
+		cm := repo.Commit{Timestamp: i, Subject: "twin", RootTree: bc.RootTree, RootMeta: bc.RootMeta}
+		p := repo.Sum(cm.Encode()).String()[:4]
+		if other, ok := seen[p]; ok {
+			pair = [2]repo.Commit{other, cm}
+			break
+		}
+		seen[p] = cm
+	}
+	txn, err := c.r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids [2]repo.ID
+	for i, cm := range pair {
+		if ids[i], err = txn.WriteMeta(repo.KindCommit, cm.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := ids[0].String()[:4]
+	c.fails(exitError, []string{prefix, "ambiguous", ids[0].Short(), ids[1].Short()}, "rev-parse", prefix)
+
+	// A longer prefix that tells them apart resolves.
+	n := 4
+	for ids[0].String()[:n] == ids[1].String()[:n] {
+		n++
+	}
+	if got := c.ok("rev-parse", ids[1].String()[:n]); got != ids[1].String()+"\n" {
+		t.Errorf("rev-parse %s = %q, want %s", ids[1].String()[:n], got, ids[1])
+	}
+}
+
+func TestLogAndShow(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	var ids []repo.ID
+	for i, s := range []string{"one", "two", "three"} {
+		ids = append(ids, c.commitTree("main", src, s, 1700000000+int64(i)*60, func(o *commit.Options) {
+			if i == 0 {
+				o.Body = "the body\nsecond line"
+				o.Metadata = o.Metadata.Set("version", []byte("1.0"))
+			}
+		}))
+	}
+
+	got := c.ok("log", "main")
+	want := fmt.Sprintf(`commit %s
+Parent:  %s
+Date:  2023-11-14 22:15:20 +0000
+
+    three
+
+commit %s
+Parent:  %s
+Date:  2023-11-14 22:14:20 +0000
+
+    two
+
+commit %s
+Date:  2023-11-14 22:13:20 +0000
+Version: 1.0
+
+    one
+
+    the body
+    second line
+
+`, ids[2], ids[1], ids[1], ids[0], ids[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+
+	var list []commitJSON
+	if err := json.Unmarshal([]byte(c.ok("log", "--json", "main^")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != ids[1] || list[1].ID != ids[0] || list[1].Metadata["version"] != "1.0" || !list[1].Parent.IsZero() {
+		t.Errorf("log --json = %+v", list)
+	}
+
+	// show prints one entry; --print-metadata-key one raw value.
+	if got := c.ok("show", ids[0].String()); !strings.HasPrefix(got, "commit "+ids[0].String()+"\nDate:") || !strings.Contains(got, "    the body\n") {
+		t.Errorf("show = %q", got)
+	}
+	if got := c.ok("show", "--print-metadata-key=version", "main~2"); got != "1.0\n" {
+		t.Errorf("show --print-metadata-key = %q", got)
+	}
+	c.fails(exitError, []string{`"version"`, ids[2].String()}, "show", "--print-metadata-key=version", "main")
+	var sj commitJSON
+	if err := json.Unmarshal([]byte(c.ok("show", "--json", "main")), &sj); err != nil || sj.ID != ids[2] || sj.Parent != ids[1] || sj.Subject != "three" {
+		t.Errorf("show --json = %+v, %v", sj, err)
+	}
+	c.fails(exitError, []string{`"nosuch"`}, "log", "nosuch")
+
+	// History whose parent is not in the repository ends with a note.
+	cm, err := c.r.ReadCommit(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Parent[0], cm.Subject = 0xee, "shallow"
+	txn, err := c.r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shallow, err := txn.WriteMeta(repo.KindCommit, cm.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.SetRef("shallow", shallow); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got = c.ok("log", "shallow")
+	if !strings.HasPrefix(got, "commit "+shallow.String()+"\nParent:  "+cm.Parent.String()+"\n") ||
+		!strings.HasSuffix(got, "<< history beyond this commit is not in the repository (parent "+cm.Parent.String()+" missing) >>\n") {
+		t.Errorf("log of shallow history = %q", got)
+	}
+}
+
+func TestRefs(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	first := c.commitTree("main", src, "one", 1700000000)
+	second := c.commitTree("main", src, "two", 1700000060)
+
+	c.ok("refs", "--create=release/v1/x86_64", "main^")
+	if id, err := c.r.ReadRef("release/v1/x86_64"); err != nil || id != first {
+		t.Fatalf("created ref = %s, %v; want %s", id, err, first)
+	}
+	if got := c.ok("refs"); got != "main\nrelease/v1/x86_64\n" {
+		t.Errorf("refs = %q", got)
+	}
+	if got := c.ok("refs", "release"); got != "v1/x86_64\n" {
+		t.Errorf("refs release = %q", got)
+	}
+	if got := c.ok("refs", "--list", "release/v1"); got != "release/v1/x86_64\n" {
+		t.Errorf("refs --list release/v1 = %q", got)
+	}
+	var refs []repo.Ref
+	if err := json.Unmarshal([]byte(c.ok("refs", "--json")), &refs); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]repo.Ref{{Name: "main", Commit: second}, {Name: "release/v1/x86_64", Commit: first}}, refs); diff != "" {
+		t.Errorf("refs --json (-want +got):\n%s", diff)
+	}
+
+	// Creating over an existing ref fails unless --force; so does a ref
+	// that would sit above or below another.
+	c.fails(exitError, []string{"release/v1/x86_64", "already exists"}, "refs", "--create=release/v1/x86_64", "main")
+	c.ok("refs", "--force", "--create=release/v1/x86_64", "main")
+	if id, _ := c.r.ReadRef("release/v1/x86_64"); id != second {
+		t.Errorf("--force did not move the ref")
+	}
+	c.fails(exitError, []string{"release/v1", "below"}, "refs", "--create=release/v1", "main")
+	c.fails(exitError, []string{"main/x", "above"}, "refs", "--create=main/x", "main")
+	c.fails(exitError, []string{`"nosuch"`}, "refs", "--create=new", "nosuch")
+	c.fails(exitUsage, nil, "refs", "--create=new")
+	c.fails(exitUsage, nil, "refs", "--create=bad..name/", "main")
+
+	// --delete removes everything below a prefix, and names a prefix that
+	// matches nothing.
+	c.ok("refs", "--create=release/v2", "main")
+	c.fails(exitError, []string{"nosuch"}, "refs", "--delete", "release", "nosuch")
+	if got := c.ok("refs"); got != "main\nrelease/v1/x86_64\nrelease/v2\n" {
+		t.Errorf("a failed --delete deleted something: refs = %q", got)
+	}
+	c.ok("refs", "--delete", "release")
+	if got := c.ok("refs"); got != "main\n" {
+		t.Errorf("refs after --delete = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(c.path, "refs", "heads", "release")); !os.IsNotExist(err) {
+		t.Errorf("empty ref directory left behind: %v", err)
+	}
+	c.fails(exitUsage, nil, "refs", "--delete")
+}
+
+func TestReset(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	first := c.commitTree("main", src, "one", 1700000000)
+	second := c.commitTree("main", src, "two", 1700000060)
+	third := c.commitTree("main", src, "three", 1700000120)
+	other := c.commitTree("other", src, "unrelated", 1700000180)
+
+	c.ok("reset", "main", "main~2")
+	if id, _ := c.r.ReadRef("main"); id != first {
+		t.Fatalf("after reset main = %s, want %s", id, first)
+	}
+	// The newer commit is no longer an ancestor of main: refused.
+	c.fails(exitError, []string{"main", third.String(), "not an ancestor"}, "reset", "main", third.String())
+	c.fails(exitError, []string{"main", other.String()}, "reset", "main", "other")
+	if id, _ := c.r.ReadRef("main"); id != first {
+		t.Errorf("a refused reset moved main to %s", id)
+	}
+	c.ok("reset", "main", "main") // to itself: nothing to do
+	c.fails(exitError, []string{`"nosuch"`}, "reset", "nosuch", "main")
+	c.fails(exitUsage, nil, "reset", "main")
+	_ = second
+}
+
+func TestChecksum(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	// Owners as on disk, as checksum sees them.
+	id := c.commitTree("main", src, "one", 1700000000, func(o *commit.Options) { o.OwnerUID, o.OwnerGID = nil, nil })
+	for _, p := range []string{"/a.txt", "/link", "/run.sh", "/sub/secret"} {
+		want := mustLookup(t, c.r, id, p).ID
+		if got := c.ok("checksum", filepath.Join(src, p)); got != want.String()+"\n" {
+			t.Errorf("checksum %s = %q, want %s", p, got, want)
+		}
+	}
+	want := mustLookup(t, c.r, id, "/sub").MetaID
+	if got := c.ok("checksum", filepath.Join(src, "sub")); got != want.String()+"\n" {
+		t.Errorf("checksum of a directory = %q, want its dirmeta %s", got, want)
+	}
+	got := c.ok("checksum", filepath.Join(src, "a.txt"), filepath.Join(src, "link"))
+	wantLines := fmt.Sprintf("%s  %s\n%s  %s\n", mustLookup(t, c.r, id, "/a.txt").ID, filepath.Join(src, "a.txt"),
+		mustLookup(t, c.r, id, "/link").ID, filepath.Join(src, "link"))
+	if got != wantLines {
+		t.Errorf("checksum of two paths = %q, want %q", got, wantLines)
+	}
+	var j []checksumJSON
+	if err := json.Unmarshal([]byte(c.ok("checksum", "--json", filepath.Join(src, "sub"))), &j); err != nil ||
+		len(j) != 1 || j[0].Kind != "dirmeta" || j[0].ID != want {
+		t.Errorf("checksum --json = %+v, %v", j, err)
+	}
+	c.fails(exitError, []string{filepath.Join(src, "nope")}, "checksum", filepath.Join(src, "nope"))
+}
+
+func TestConfig(t *testing.T) {
+	c := newCLI(t)
+	if got := c.ok("config", "get", "core.mode"); got != "archive\n" {
+		t.Errorf("config get core.mode = %q", got)
+	}
+	c.ok("config", "set", `remote "origin".url`, "https://example.com/repo")
+	if got := c.ok("config", "--group", `remote "origin"`, "get", "url"); got != "https://example.com/repo\n" {
+		t.Errorf("config get after set = %q", got)
+	}
+	r2, err := repo.Open(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r2.Config().Get(`remote "origin".url`); v != "https://example.com/repo" {
+		t.Errorf("set was not saved: %q", v)
+	}
+	r2.Close()
+	c.ok("config", "unset", `remote "origin".url`)
+	c.fails(exitError, []string{`remote \"origin\".url`, "not set"}, "config", "get", `remote "origin".url`)
+	c.fails(exitError, []string{"core.mode"}, "config", "set", "core.mode", "bare")
+	c.fails(exitUsage, []string{"nodot"}, "config", "get", "nodot")
+	c.fails(exitUsage, nil, "config")
+	c.fails(exitUsage, []string{"frob"}, "config", "frob")
+}

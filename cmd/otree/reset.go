@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+func newResetCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "reset REF REV",
+		Short: "Move a ref back to an earlier commit",
+		Long: `Point the existing ref REF at the commit REV names, which must be REF's
+current commit or one of its ancestors (for example "REF^" or "REF~3"). The
+newer commits stay in the repository until prune removes them.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runReset(cmd, e, args[0], args[1])
+		},
+	}
+	e.addJSON(c)
+	return c
+}
+
+func runReset(cmd *cobra.Command, e *env, ref, rev string) error {
+	if err := repo.ValidateRefName(ref); err != nil {
+		return usageError{err}
+	}
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	target, err := r.ResolveRev(rev)
+	if err != nil {
+		return err
+	}
+	// Hold the ref lock from reading the ref to writing it, so a concurrent
+	// commit to REF is either an ancestor we saw or waits for us.
+	lock, err := r.LockRefs(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	cur, err := r.ReadRef(ref)
+	if err != nil {
+		return err
+	}
+	if target != cur {
+		if err := checkAncestor(cmd, r, ref, cur, target); err != nil {
+			return err
+		}
+		if err := r.SetRef(ref, target); err != nil {
+			return err
+		}
+	}
+	if e.json {
+		return e.printJSON(map[string]any{"ref": ref, "commit": target, "previous": cur})
+	}
+	return nil
+}
+
+// checkAncestor walks the parents of head looking for target.
+func checkAncestor(cmd *cobra.Command, r *repo.Repo, ref string, head, target repo.ID) error {
+	for id := head; ; {
+		if err := cmd.Context().Err(); err != nil {
+			return err
+		}
+		c, err := r.ReadCommit(id)
+		if missing := (*repo.ObjectMissingError)(nil); errors.As(err, &missing) && id != head {
+			return fmt.Errorf("cannot reset %s to %s: not found among its ancestors (history ends at missing commit %s)", ref, target, id)
+		}
+		if err != nil {
+			return fmt.Errorf("reset %s: %w", ref, err)
+		}
+		if c.Parent.IsZero() {
+			return fmt.Errorf("cannot reset %s to %s: it is not an ancestor of %s (at %s)", ref, target, ref, head)
+		}
+		if c.Parent == target {
+			return nil
+		}
+		id = c.Parent
+	}
+}

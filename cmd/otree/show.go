@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+type showFlags struct {
+	metadataKey, detachedKey string
+}
+
+func newShowCommand(e *env) *cobra.Command {
+	f := &showFlags{}
+	c := &cobra.Command{
+		Use:   "show REV",
+		Short: "Print one commit, or one of its metadata values",
+		Long: `Print the commit REV resolves to (a branch, remote:branch, full id or unique
+id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`" + ` entry.
+--print-metadata-key prints the raw value of one metadata key instead.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runShow(e, f, args[0])
+		},
+	}
+	c.Flags().StringVar(&f.metadataKey, "print-metadata-key", "", "print the value of metadata key KEY")
+	c.Flags().StringVar(&f.detachedKey, "print-detached-metadata-key", "", "print the value of detached metadata key KEY")
+	e.addJSON(c)
+	return c
+}
+
+func runShow(e *env, f *showFlags, rev string) error {
+	if f.metadataKey != "" && f.detachedKey != "" {
+		return usagef("--print-metadata-key and --print-detached-metadata-key are exclusive")
+	}
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	id, err := r.ResolveRev(rev)
+	if err != nil {
+		return err
+	}
+	c, err := r.ReadCommit(id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.metadataKey != "":
+		v, ok := c.Metadata.Get(f.metadataKey)
+		if !ok {
+			return fmt.Errorf("commit %s has no metadata key %q", id, f.metadataKey)
+		}
+		return e.printMetaValue(f.metadataKey, v)
+	case f.detachedKey != "":
+		m, err := r.ReadCommitMeta(id)
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			return fmt.Errorf("commit %s has no detached metadata", id)
+		}
+		v, ok := m.Get(f.detachedKey)
+		if !ok {
+			return fmt.Errorf("commit %s has no detached metadata key %q", id, f.detachedKey)
+		}
+		return e.printMetaValue(f.detachedKey, v)
+	}
+	if e.json {
+		return e.printJSON(newCommitJSON(id, c))
+	}
+	return writeCommit(e.stdout, id, c)
+}
+
+// printMetaValue prints one metadata value: raw bytes and a newline, or
+// {"key", "value"} (with "base64" for values that are not UTF-8).
+func (e *env) printMetaValue(key string, v []byte) error {
+	if e.json {
+		out := map[string]string{"key": key}
+		if utf8.Valid(v) {
+			out["value"] = string(v)
+		} else {
+			out["base64"] = base64.StdEncoding.EncodeToString(v)
+		}
+		return e.printJSON(out)
+	}
+	if _, err := e.stdout.Write(v); err != nil {
+		return err
+	}
+	_, err := io.WriteString(e.stdout, "\n")
+	return err
+}
+
+// commitJSON is the --json form of a commit (show, log).
+type commitJSON struct {
+	ID        repo.ID `json:"id"`
+	Parent    repo.ID `json:"parent"` // "" for a root commit
+	Timestamp uint64  `json:"timestamp"`
+	Date      string  `json:"date"` // RFC 3339, UTC
+	Subject   string  `json:"subject"`
+	Body      string  `json:"body"`
+	RootTree  repo.ID `json:"root_tree"`
+	RootMeta  repo.ID `json:"root_meta"`
+	// Metadata holds the values that are UTF-8; MetadataBase64 the others.
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	MetadataBase64 map[string]string `json:"metadata_base64,omitempty"`
+}
+
+func newCommitJSON(id repo.ID, c *repo.Commit) commitJSON {
+	j := commitJSON{
+		ID: id, Parent: c.Parent, Timestamp: c.Timestamp, Date: commitTime(c).Format(time.RFC3339),
+		Subject: c.Subject, Body: c.Body, RootTree: c.RootTree, RootMeta: c.RootMeta,
+	}
+	for _, kv := range c.Metadata {
+		if utf8.Valid(kv.Value) {
+			if j.Metadata == nil {
+				j.Metadata = map[string]string{}
+			}
+			j.Metadata[kv.Key] = string(kv.Value)
+		} else {
+			if j.MetadataBase64 == nil {
+				j.MetadataBase64 = map[string]string{}
+			}
+			j.MetadataBase64[kv.Key] = base64.StdEncoding.EncodeToString(kv.Value)
+		}
+	}
+	return j
+}
+
+func commitTime(c *repo.Commit) time.Time {
+	if c.Timestamp > 1<<62 {
+		return time.Unix(1<<62, 0).UTC()
+	}
+	return time.Unix(int64(c.Timestamp), 0).UTC()
+}
+
+// writeCommit prints a commit the way `ostree log` and `ostree show` shape
+// it: the id, Parent, Date and Version lines, then the subject and body
+// indented, then a blank line.
+func writeCommit(w io.Writer, id repo.ID, c *repo.Commit) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "commit %s\n", id)
+	if !c.Parent.IsZero() {
+		fmt.Fprintf(&b, "Parent:  %s\n", c.Parent)
+	}
+	fmt.Fprintf(&b, "Date:  %s\n", commitTime(c).Format("2006-01-02 15:04:05 -0700"))
+	if v, ok := c.Metadata.Get("version"); ok {
+		fmt.Fprintf(&b, "Version: %s\n", v)
+	}
+	if c.Subject == "" {
+		b.WriteString("(no subject)\n")
+	} else {
+		b.WriteString("\n")
+		indent(&b, c.Subject)
+	}
+	if c.Body != "" {
+		b.WriteString("\n")
+		indent(&b, c.Body)
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// indent writes each line of s indented by four spaces.
+func indent(b *strings.Builder, s string) {
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if l == "" {
+			b.WriteString("\n")
+			continue
+		}
+		b.WriteString("    " + l + "\n")
+	}
+}

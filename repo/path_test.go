@@ -1,0 +1,162 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/otree/otree/repo"
+)
+
+// lookupFixture stores the tree
+//
+//	/a         file "a"
+//	/d/        dir 0700
+//	/d/f       file "f"
+//	/d/l       symlink -> f
+//
+// and a commit of it, built directly with a transaction.
+type lookupFixture struct {
+	r                   *repo.Repo
+	commit              repo.ID
+	rootTree, rootMeta  repo.ID
+	dTree, dMeta        repo.ID
+	aID, fID, lID, miss repo.ID
+}
+
+func newLookupFixture(t *testing.T) *lookupFixture {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	fx := &lookupFixture{r: r}
+	file := func(h repo.FileHeader, content string) repo.ID {
+		id := repo.FileID(&h, []byte(content))
+		if _, err := txn.WriteFile(&h, id, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	meta := func(s []byte) repo.ID {
+		id, err := txn.WriteMeta(repo.KindDirMeta, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	tree := func(dt *repo.DirTree) repo.ID {
+		id, err := txn.WriteMeta(repo.KindDirTree, dt.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	fx.aID = file(repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 1}, "a")
+	fx.fID = file(repo.FileHeader{Type: repo.TypeRegular, Mode: 0o600, Size: 1}, "f")
+	fx.lID = file(repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "f"}, "")
+	fx.dMeta = meta((&repo.DirMeta{Mode: 0o700}).Encode())
+	fx.dTree = tree(&repo.DirTree{Files: []repo.FileEntry{{Name: "f", ID: fx.fID}, {Name: "l", ID: fx.lID}}})
+	fx.rootMeta = meta((&repo.DirMeta{Mode: 0o755}).Encode())
+	fx.rootTree = tree(&repo.DirTree{
+		Files: []repo.FileEntry{{Name: "a", ID: fx.aID}},
+		Dirs:  []repo.DirEntry{{Name: "d", TreeID: fx.dTree, MetaID: fx.dMeta}},
+	})
+	c := repo.Commit{Timestamp: 1, Subject: "s", RootTree: fx.rootTree, RootMeta: fx.rootMeta}
+	if fx.commit, err = txn.WriteMeta(repo.KindCommit, c.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+func TestLookup(t *testing.T) {
+	fx := newLookupFixture(t)
+	for _, tc := range []struct {
+		path string
+		want repo.Entry
+	}{
+		{"/", repo.Entry{Path: "/", Kind: repo.KindDirTree, ID: fx.rootTree, MetaID: fx.rootMeta}},
+		{"", repo.Entry{Path: "/", Kind: repo.KindDirTree, ID: fx.rootTree, MetaID: fx.rootMeta}},
+		{"/a", repo.Entry{Path: "/a", Kind: repo.KindFile, ID: fx.aID}},
+		{"a", repo.Entry{Path: "/a", Kind: repo.KindFile, ID: fx.aID}},
+		{"/d", repo.Entry{Path: "/d", Kind: repo.KindDirTree, ID: fx.dTree, MetaID: fx.dMeta}},
+		{"d/", repo.Entry{Path: "/d", Kind: repo.KindDirTree, ID: fx.dTree, MetaID: fx.dMeta}},
+		{"//d/./f", repo.Entry{Path: "/d/f", Kind: repo.KindFile, ID: fx.fID}},
+		{"/d/../a", repo.Entry{Path: "/a", Kind: repo.KindFile, ID: fx.aID}},
+		{"/../../a", repo.Entry{Path: "/a", Kind: repo.KindFile, ID: fx.aID}},
+		{"/d/l", repo.Entry{Path: "/d/l", Kind: repo.KindFile, ID: fx.lID}}, // not followed
+	} {
+		got, err := fx.r.Lookup(fx.commit, tc.path)
+		if err != nil {
+			t.Errorf("Lookup(%q): %v", tc.path, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("Lookup(%q) = %+v, want %+v", tc.path, got, tc.want)
+		}
+		if got.IsDir() != (tc.want.Kind == repo.KindDirTree) {
+			t.Errorf("Lookup(%q).IsDir() = %v", tc.path, got.IsDir())
+		}
+	}
+}
+
+func TestLookupErrors(t *testing.T) {
+	fx := newLookupFixture(t)
+	for _, tc := range []struct {
+		path    string
+		is      error
+		message string
+	}{
+		{"/nope", repo.ErrNotFound, "/nope: not found in commit " + fx.commit.String()},
+		{"/nope/x", repo.ErrNotFound, "/nope/x: /nope not found in commit " + fx.commit.String()},
+		{"/d/x", repo.ErrNotFound, "/d/x: not found in commit " + fx.commit.String()},
+		{"/a/x", repo.ErrNotDir, "/a/x: /a is not a directory in commit " + fx.commit.String()},
+		{"/a/", repo.ErrNotDir, "/a: not a directory in commit " + fx.commit.String()},
+		{"/d/l/", repo.ErrNotDir, "/d/l: not a directory in commit " + fx.commit.String()},
+	} {
+		_, err := fx.r.Lookup(fx.commit, tc.path)
+		var pe *repo.PathError
+		if !errors.As(err, &pe) || !errors.Is(err, tc.is) {
+			t.Errorf("Lookup(%q) error = %v, want a *PathError matching %v", tc.path, err, tc.is)
+			continue
+		}
+		if err.Error() != tc.message {
+			t.Errorf("Lookup(%q) error = %q, want %q", tc.path, err, tc.message)
+		}
+	}
+
+	// A missing commit is reported as the object, not as a path.
+	var missing repo.ID
+	missing[0] = 1
+	_, err := fx.r.Lookup(missing, "/a")
+	var me *repo.ObjectMissingError
+	if !errors.As(err, &me) || me.ID != missing {
+		t.Errorf("Lookup in a missing commit: %v, want *ObjectMissingError", err)
+	}
+}
+
+func TestLookupTree(t *testing.T) {
+	fx := newLookupFixture(t)
+	got, err := fx.r.LookupTree(fx.dTree, fx.dMeta, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (repo.Entry{Path: "/f", Kind: repo.KindFile, ID: fx.fID}); got != want {
+		t.Errorf("LookupTree = %+v, want %+v", got, want)
+	}
+	_, err = fx.r.LookupTree(fx.dTree, fx.dMeta, "a")
+	var pe *repo.PathError
+	if !errors.As(err, &pe) || !pe.Commit.IsZero() || err.Error() != "/a: not found" {
+		t.Errorf("LookupTree(missing) = %v", err)
+	}
+}
