@@ -161,9 +161,12 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		return err
 	}
 	if e.json {
-		return e.printJSON(res)
+		if err := e.printJSON(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(e.stdout, res.Commit)
 	}
-	fmt.Fprintln(e.stdout, res.Commit)
 	if f.summary || b != nil {
 		s := res.Stats
 		fmt.Fprintf(e.stderr, "Files scanned: %d (%s), hashed: %d\nObjects written: %d (%s)\nBytes deduplicated: %s\n",

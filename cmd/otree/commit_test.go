@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+func TestCommitCommand(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"etc/demo.conf": testtree.File("x=1\n", 0o644), "skip/me": testtree.File("s", 0o644)})
+	skip := filepath.Join(t.TempDir(), "skip-list")
+	os.WriteFile(skip, []byte("# comment\n/skip\n"), 0o644)
+
+	out := c.ok("commit", "-b", "uat", "-s", "First", "-m", "Body text", "--add-metadata-string=version=1.0",
+		"--add-metadata-string=os=demo", "--timestamp=2024-01-02 03:04:05", "--skip-list="+skip, src)
+	id, err := repo.ParseID(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("commit printed %q, want a commit id", out)
+	}
+	if head, _ := c.r.ReadRef("uat"); head != id {
+		t.Fatalf("uat = %s, want the printed id %s", head, id)
+	}
+	cm, err := c.r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := cm.Metadata.Get("version"); string(v) != "1.0" || cm.Subject != "First" || cm.Body != "Body text" {
+		t.Errorf("commit = %+v", cm)
+	}
+	if want := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).Unix(); cm.Timestamp != uint64(want) {
+		t.Errorf("timestamp %d, want %d", cm.Timestamp, want)
+	}
+	if _, err := c.r.Lookup(id, "/skip"); err == nil {
+		t.Error("--skip-list path was committed")
+	}
+
+	// --json and --stats report the work; nothing changed, so nothing new
+	// but the commit object is written.
+	res := c.run("commit", "-b", "uat", "--json", "--stats", "--skip-list="+skip, src)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var js struct {
+		Commit repo.ID
+		Parent repo.ID
+		Stats  struct{ Files, Objects, BytesDeduped int64 }
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &js); err != nil {
+		t.Fatalf("--json output %q: %v", res.stdout, err)
+	}
+	if js.Parent != id || js.Stats.Objects != 1 || js.Stats.Files != 1 {
+		t.Errorf("--json = %+v", js)
+	}
+	if !strings.Contains(res.stderr, "Objects written: 1") {
+		t.Errorf("--stats summary missing: %q", res.stderr)
+	}
+	skipped := c.ok("commit", "-b", "uat", "--skip-if-unchanged", "--skip-list="+skip, src)
+	if strings.TrimSpace(skipped) != js.Commit.String() {
+		t.Errorf("--skip-if-unchanged printed %q, want the current commit %s", skipped, js.Commit)
+	}
+
+	// Overlays and orphans.
+	over := source(t, testtree.Tree{"etc/demo.conf": testtree.File("x=2\n", 0o644)})
+	orphan := strings.TrimSpace(c.ok("commit", "--orphan", "--tree=ref=uat", "--tree=dir="+over))
+	oid, _ := repo.ParseID(orphan)
+	e, err := c.r.Lookup(oid, "/etc/demo.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rc, _ := c.r.OpenFile(e.ID); rc != nil {
+		var b bytes.Buffer
+		b.ReadFrom(rc)
+		rc.Close()
+		if b.String() != "x=2\n" {
+			t.Errorf("overlay gave %q", b.String())
+		}
+	}
+	if head, _ := c.r.ReadRef("uat"); head != js.Commit {
+		t.Error("--orphan moved a branch")
+	}
+}
+
+func TestCommitCommandErrors(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
+	c.fails(exitUsage, []string{"branch"}, "commit", src)
+	c.fails(exitUsage, []string{"owner-uid"}, "commit", "-b", "x", "--owner-uid=abc", src)
+	c.fails(exitUsage, []string{"bogus=x"}, "commit", "-b", "x", "--tree=bogus=x")
+	c.fails(exitUsage, []string{"--timestamp"}, "commit", "-b", "x", "--timestamp=yesterday", src)
+	c.fails(exitUsage, []string{"KEY=VALUE"}, "commit", "-b", "x", "--add-metadata-string=novalue", src)
+	c.fails(exitUsage, []string{"a//b"}, "commit", "-b", "a//b", src)
+	c.fails(exitError, []string{"no-such-rev"}, "commit", "-b", "x", "--parent=no-such-rev", src)
+	missing := filepath.Join(t.TempDir(), "gone")
+	c.fails(exitError, []string{missing}, "commit", "-b", "x", missing)
+	c.fails(exitError, []string{"nope.tar"}, "commit", "-b", "x", "--tree=tar="+filepath.Join(t.TempDir(), "nope.tar"))
+	if refs, _ := c.r.ListRefs(""); len(refs) != 0 {
+		t.Fatalf("failed commits created refs: %v", refs)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"commit", "-b", "x", src}, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "OTREE_REPO") {
+		t.Errorf("no repository: exit %d, %q", code, errb.String())
+	}
+}
+
+// openPTY returns the two ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skip("no pseudo-terminals here:", err)
+	}
+	var unlock int32
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Skip("unlockpt:", e)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skip("ptsname:", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skip("open pts:", err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// On a terminal, commit draws progress and prints its summary; elsewhere
+// (the other tests) standard error stays clean.
+func TestCommitProgressOnTerminal(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a": testtree.File("aaa", 0o644), "b/c": testtree.File("c", 0o644)})
+	m, s := openPTY(t)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--repo=" + c.path, "commit", "-b", "x", src}, strings.NewReader(""), &out, s)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	s.Close()
+	var screen string
+	m.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for buf := make([]byte, 4096); !strings.Contains(screen, "deduplicated"); {
+		n, err := m.Read(buf)
+		screen += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	for _, want := range []string{"Scanning: 2 files", "Files scanned: 2", "Objects written:", "Bytes deduplicated:"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("terminal output %q lacks %q", screen, want)
+		}
+	}
+	res := c.run("commit", "-b", "x", src)
+	if res.stderr != "" {
+		t.Errorf("not a terminal, yet stderr = %q", res.stderr)
+	}
+}
