@@ -144,6 +144,15 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if len(opts.Sources) == 0 {
 		return nil, errors.New("commit: nothing to commit (no source tree)")
 	}
+	if err := opts.Metadata.Validate(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if err := opts.DetachedMetadata.Validate(); err != nil {
+		return nil, fmt.Errorf("commit: detached %w", err)
+	}
+	if !opts.Timestamp.IsZero() && opts.Timestamp.Unix() < 0 {
+		return nil, fmt.Errorf("commit: timestamp %s is before 1970", opts.Timestamp)
+	}
 	for _, s := range opts.Sources {
 		if s.Kind == SourceDir {
 			// Fail before taking locks or staging anything.
@@ -199,13 +208,14 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 
 	// Decide the parent and write the commit under the ref lock, so that a
 	// concurrent commit to the same branch is chained, not lost.
-	var refLock *repo.Lock
-	if !opts.Orphan {
-		if refLock, err = r.LockRefs(ctx); err != nil {
-			return nil, err
-		}
-		defer refLock.Unlock()
+	// The ref lock also holds the repository lock shared until the stat
+	// cache is saved, after the transaction let go of its own: a prune in
+	// between would drop the cache and then see it written back stale.
+	refLock, err := r.LockRefs(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer refLock.Unlock()
 	parent := opts.Parent
 	if parent.IsZero() && !opts.NoParent && opts.Branch != "" {
 		parent, err = r.ReadRef(opts.Branch)

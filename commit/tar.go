@@ -133,7 +133,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 	}
 	var xattrs []repo.Xattr
 	for k, v := range hdr.PAXRecords {
-		if strings.HasPrefix(k, paxXattr) {
+		if strings.HasPrefix(k, paxXattr) && !skipXattr(k[len(paxXattr):]) {
 			xattrs = append(xattrs, repo.Xattr{Name: k[len(paxXattr):], Value: []byte(v)})
 		}
 	}

@@ -29,6 +29,9 @@ func ParseConfig(data []byte) (*Config, error) {
 				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
 			}
 			section = strings.TrimSpace(line[1 : len(line)-1])
+			if section == "" || strings.ContainsAny(section, "[]") {
+				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
+			}
 			if c.sections[section] == nil {
 				c.sections[section] = map[string]string{}
 			}
@@ -69,8 +72,12 @@ func (c *Config) Set(key, value string) error {
 	if err != nil {
 		return err
 	}
-	if strings.ContainsAny(value, "\n\r") || strings.ContainsAny(k, "=\n[]") {
-		return fmt.Errorf("config key %q or its value contains characters a config file cannot hold", key)
+	// Refuse what would not read back as written.
+	badSection := strings.TrimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
+	badKey := strings.TrimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'
+	badValue := strings.TrimSpace(value) != value || strings.ContainsAny(value, "\n\r")
+	if badSection || badKey || badValue {
+		return fmt.Errorf("config key %q or its value cannot be written to a config file and read back unchanged", key)
 	}
 	if c.sections[s] == nil {
 		c.sections[s] = map[string]string{}

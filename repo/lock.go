@@ -36,24 +36,31 @@ func flock(ctx context.Context, fd int, how int, timeout time.Duration, what str
 	}
 }
 
-// Lock is a held repository lock.
-type Lock struct{ f *os.File }
+// Lock is a held repository lock (one or more flock'ed files).
+type Lock struct{ files []*os.File }
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return nil
 	}
-	err := l.f.Close() // closing the descriptor drops the flock
-	l.f = nil
-	return err
+	var first error
+	for i := len(l.files) - 1; i >= 0; i-- {
+		// Closing the descriptor drops its flock.
+		if err := l.files[i].Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	l.files = nil
+	return first
 }
 
-// lockFile takes a lock on the file at path (created if missing).
-func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*Lock, error) {
+// lockFile takes an flock on the file at path (created if missing).
+func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		// A read-only repository: directories can still be flocked.
+		// A read-only repository: existing files and directories can
+		// still be flocked.
 		f, err = os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("opening lock %s: %w", path, err)
@@ -67,22 +74,56 @@ func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*Lock
 		f.Close()
 		return nil, err
 	}
-	return &Lock{f}, nil
+	return f, nil
 }
+
+// take acquires the named locks in order, releasing all on failure.
+func (r *Repo) take(ctx context.Context, steps ...lockStep) (*Lock, error) {
+	l := &Lock{}
+	for _, s := range steps {
+		f, err := r.lockFile(ctx, r.Path(s.name), s.exclusive)
+		if err != nil {
+			l.Unlock()
+			return nil, err
+		}
+		l.files = append(l.files, f)
+	}
+	return l, nil
+}
+
+type lockStep struct {
+	name      string
+	exclusive bool
+}
+
+// The repository lock is "lock". Whoever wants it exclusively first takes
+// "lock.intent" exclusively and keeps it; new shared lockers pass through
+// "lock.intent" shared, so a waiting prune is not starved by a steady
+// stream of commits.
 
 // LockShared takes the repository lock shared: any number of transactions
 // may hold it together, but not while prune holds it exclusively.
 func (r *Repo) LockShared(ctx context.Context) (*Lock, error) {
-	return r.lockFile(ctx, r.Path("lock"), false)
+	l, err := r.take(ctx, lockStep{"lock.intent", false}, lockStep{"lock", false})
+	if err != nil {
+		return nil, err
+	}
+	// The intent lock has done its job once the shared lock is held.
+	l.files[0].Close()
+	l.files = l.files[1:]
+	return l, nil
 }
 
 // LockExclusive takes the repository lock exclusively (prune, fsck --delete).
 func (r *Repo) LockExclusive(ctx context.Context) (*Lock, error) {
-	return r.lockFile(ctx, r.Path("lock"), true)
+	return r.take(ctx, lockStep{"lock.intent", true}, lockStep{"lock", true})
 }
 
 // LockRefs serialises ref updates: whoever holds it may read a ref, decide,
-// and write it without another process moving it in between.
+// and write it (SetRef) without another process moving it in between. It
+// also holds the repository lock shared, so prune cannot delete the commit
+// being pointed at; it skips the intent lock, because a transaction that
+// already holds the repository lock shared takes it too.
 func (r *Repo) LockRefs(ctx context.Context) (*Lock, error) {
-	return r.lockFile(ctx, r.Path("refs"), true)
+	return r.take(ctx, lockStep{"lock", false}, lockStep{"refs", true})
 }

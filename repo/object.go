@@ -171,6 +171,20 @@ func (m Metadata) Set(key string, value []byte) Metadata {
 	return m
 }
 
+// Validate checks keys are non-empty, sorted and unique, as the encoding
+// requires (Set keeps them so).
+func (m Metadata) Validate() error {
+	for i, kv := range m {
+		if kv.Key == "" {
+			return fmt.Errorf("metadata has an empty key")
+		}
+		if i > 0 && m[i-1].Key >= kv.Key {
+			return fmt.Errorf("metadata keys not sorted or duplicated at %q", kv.Key)
+		}
+	}
+	return nil
+}
+
 // Commit is one version of a tree.
 type Commit struct {
 	Parent    ID // zero for a root commit
@@ -461,6 +475,9 @@ func (h *FileHeader) Validate() error {
 	}
 	if h.Type == TypeSymlink && (h.Target == "" || strings.IndexByte(h.Target, 0) >= 0) {
 		return fmt.Errorf("invalid symlink target %q", h.Target)
+	}
+	if h.Type == TypeSymlink && h.Mode != 0o777 {
+		return fmt.Errorf("symlink mode %o is not 0777", h.Mode)
 	}
 	if h.Type != TypeRegular && h.Size != 0 {
 		return fmt.Errorf("%s has content size %d", h.Type, h.Size)

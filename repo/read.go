@@ -260,7 +260,7 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 	}
 	buf = buf[:n]
 	h, hl, err := DecodeFileHeader(buf)
-	if err != nil && n == archivePrefix {
+	if (err != nil || hl == len(buf)) && n == archivePrefix {
 		// A header with very large xattrs: read it whole.
 		all, err2 := io.ReadAll(io.MultiReader(bytes.NewReader(buf), f))
 		if err2 != nil {

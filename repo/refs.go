@@ -116,7 +116,7 @@ func (r *Repo) pruneRefDirs(dir string) string {
 }
 
 // SetRef points ref at commit durably, outside any transaction; the commit
-// must exist. A zero commit deletes the ref.
+// must exist. A zero commit deletes the ref. Callers hold LockRefs.
 func (r *Repo) SetRef(name string, commit ID) error {
 	if err := ValidateRefName(name); err != nil {
 		return err

@@ -186,6 +186,9 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 // WriteCommitMeta stores detached metadata for a commit (replacing any).
 // Unlike other objects it is not content-addressed.
 func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("detached metadata of %s: %w", commit, err)
+	}
 	k := objKey{KindCommitMeta, commit}
 	t.mu.Lock()
 	t.staged[k] = struct{}{}
@@ -327,6 +330,13 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 	}
 	if (h.Type == TypeCharDevice || h.Type == TypeBlockDevice || h.Type == TypeFIFO) && t.r.mode != ModeBare && t.r.mode != ModeArchive {
 		return fmt.Errorf("a %s repository cannot store a %s (only bare and archive can)", t.r.mode, h.Type)
+	}
+	if t.r.mode == ModeBare && h.Type == TypeSymlink {
+		for _, x := range h.Xattrs {
+			if strings.HasPrefix(x.Name, "user.") {
+				return fmt.Errorf("a bare repository cannot store xattr %s on a symlink (Linux allows no user.* xattrs on symlinks)", x.Name)
+			}
+		}
 	}
 	if t.r.mode == ModeBareUserOnly && (h.UID != 0 || h.GID != 0 || len(h.Xattrs) > 0) {
 		return fmt.Errorf("a bare-user-only repository records no owner or xattrs (commit with canonical permissions)")

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+type fsckFlags struct {
+	delete, quiet, all bool
+}
+
+func newFsckCommand(e *env) *cobra.Command {
+	f := &fsckFlags{}
+	c := &cobra.Command{
+		Use:   "fsck",
+		Short: "Check the repository for consistency",
+		Long: `Re-hash every object, check that every commit has every object it needs and
+that every ref points at a stored commit, and (bare-user) that no file object's
+permissions were changed through a hardlink. Every problem is printed; the exit
+status is non-zero when there is any.
+
+With --delete, corrupt objects are removed and every commit that needs a missing
+or removed object is marked partial, so that a pull can complete it again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runFsck(cmd, e, f)
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&f.delete, "delete", false, "remove corrupt objects and mark commits that need them partial")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only problems")
+	fl.BoolVarP(&f.all, "all", "a", false, "accepted for OSTree compatibility: every problem is always reported")
+	fl.MarkHidden("all")
+	e.addJSON(c)
+	return c
+}
+
+func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opts := repo.FsckOptions{Delete: f.delete}
+	var b *bar
+	if !e.json && !f.quiet {
+		b = newBar(e.stderr)
+	}
+	if b != nil {
+		opts.Progress = func(p repo.FsckProgress) {
+			b.draw("Verifying", p.Checked, fmt.Sprintf("of %d objects", p.Total), p.Bytes)
+		}
+	}
+	rep, err := r.Fsck(cmd.Context(), opts)
+	b.done()
+	if rep == nil {
+		return err
+	}
+	if e.json {
+		if perr := e.printJSON(rep); perr != nil {
+			return perr
+		}
+	} else {
+		printFsck(e, f, rep)
+	}
+	var fe *repo.FsckError
+	if err != nil {
+		if errors.As(err, &fe) {
+			return fmt.Errorf("fsck found %d problem%s in %s", len(rep.Problems), pluralSuffix(len(rep.Problems)), r.Path())
+		}
+		return err
+	}
+	return nil
+}
+
+func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
+	for _, p := range rep.Problems {
+		fmt.Fprintf(e.stderr, "error: %v\n", p)
+	}
+	if f.quiet {
+		return
+	}
+	var total int64
+	kinds := make([]string, 0, len(rep.Objects))
+	for k, n := range rep.Objects {
+		total += n
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d %s", rep.Objects[k], k)
+	}
+	fmt.Fprintf(e.stdout, "Validated %d ref%s\n", rep.Refs, pluralSuffix(rep.Refs))
+	fmt.Fprintf(e.stdout, "Verified %d objects (%s hashed)", total, humanBytes(rep.Bytes))
+	if len(parts) > 0 {
+		fmt.Fprintf(e.stdout, ": %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(e.stdout)
+	if n := len(rep.Partial); n > 0 {
+		fmt.Fprintf(e.stdout, "%d partial commit%s (objects they lack are not errors):\n", n, pluralSuffix(n))
+		for _, id := range rep.Partial {
+			fmt.Fprintf(e.stdout, "  %s\n", id)
+		}
+	}
+	if rep.Deleted > 0 {
+		fmt.Fprintf(e.stdout, "Deleted %d corrupt object%s\n", rep.Deleted, pluralSuffix(rep.Deleted))
+	}
+	if n := len(rep.MarkedPartial); n > 0 {
+		fmt.Fprintf(e.stdout, "Marked %d commit%s partial:\n", n, pluralSuffix(n))
+		for _, id := range rep.MarkedPartial {
+			fmt.Fprintf(e.stdout, "  %s\n", id)
+		}
+	}
+	if rep.Unreferenced > 0 {
+		fmt.Fprintf(e.stdout, "%d unreferenced object%s (not an error; `otree prune --refs-only` removes them)\n", rep.Unreferenced, pluralSuffix(int(rep.Unreferenced)))
+	}
+	if len(rep.Stray) > 0 {
+		fmt.Fprintf(e.stdout, "%d unexpected entr%s under objects/ (ignored):\n", len(rep.Stray), map[bool]string{true: "y", false: "ies"}[len(rep.Stray) == 1])
+		for _, p := range rep.Stray {
+			fmt.Fprintf(e.stdout, "  %s\n", p)
+		}
+	}
+	if len(rep.Problems) == 0 {
+		fmt.Fprintln(e.stdout, "No problems found")
+	}
+}
+
+func pluralSuffix(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// integrityCLI runs otree in-process against one bare-user repository
+// created with `otree init`.
+type integrityCLI struct {
+	t    *testing.T
+	repo string
+}
+
+func newIntegrityCLI(t *testing.T) *integrityCLI {
+	t.Helper()
+	c := &integrityCLI{t: t, repo: filepath.Join(t.TempDir(), "repo")}
+	if _, _, code := c.run("init", "--mode=bare-user"); code != 0 {
+		t.Fatal("init failed")
+	}
+	return c
+}
+
+func (c *integrityCLI) run(args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"--repo=" + c.repo}, args...), strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// must runs a command that must exit with code and returns its output.
+func (c *integrityCLI) must(code int, args ...string) (string, string) {
+	c.t.Helper()
+	out, errs, got := c.run(args...)
+	if got != code {
+		c.t.Fatalf("otree %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), got, code, out, errs)
+	}
+	return out, errs
+}
+
+// commit commits a fresh tree to branch with the CLI and returns the id.
+func (c *integrityCLI) commit(branch string, tree testtree.Tree, ts int64) repo.ID {
+	c.t.Helper()
+	dir := filepath.Join(c.t.TempDir(), "src")
+	os.Mkdir(dir, 0o755)
+	testtree.Create(c.t, dir, tree)
+	out, _ := c.must(0, "commit", "--branch="+branch, "--fsync=false", "--timestamp=@"+strconv.FormatInt(ts, 10), dir)
+	id, err := repo.ParseID(strings.TrimSpace(out))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return id
+}
+
+func (c *integrityCLI) open() *repo.Repo {
+	c.t.Helper()
+	r, err := repo.Open(c.repo)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// rootFile returns the id of a file at the root of a commit's tree.
+func integrityRootFile(t *testing.T, r *repo.Repo, c repo.ID, name string) repo.ID {
+	t.Helper()
+	cm, err := r.ReadCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dt, err := r.ReadDirTree(cm.RootTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := dt.File(name)
+	if !ok {
+		t.Fatalf("no %s in %s", name, c)
+	}
+	return f.ID
+}
+
+var integrityCLITree = testtree.Tree{
+	"a.conf":   testtree.File("alpha\n", 0o644),
+	"bin/tool": testtree.File("#!/bin/sh\nexit 0\n", 0o755),
+}
+
+func TestFsckCommand(t *testing.T) {
+	c := newIntegrityCLI(t)
+	id := c.commit("main", integrityCLITree, 1700000000)
+	out, _ := c.must(0, "fsck")
+	for _, want := range []string{"Validated 1 ref", "No problems found", "1 commit"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("clean fsck output %q lacks %q", out, want)
+		}
+	}
+	if out, _ := c.must(0, "fsck", "--quiet"); out != "" {
+		t.Errorf("--quiet printed %q", out)
+	}
+
+	// Corrupt one file object and delete another: both are reported.
+	r := c.open()
+	flipped := integrityRootFile(t, r, id, "a.conf")
+	p := r.ObjectPath(repo.KindFile, flipped)
+	b, _ := os.ReadFile(p)
+	b[0] ^= 1
+	f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+	f.WriteAt(b[:1], 0)
+	f.Close()
+	cm, _ := r.ReadCommit(id)
+	dt, _ := r.ReadDirTree(cm.RootTree)
+	binTree := dt.Dirs[0].TreeID
+	bt, _ := r.ReadDirTree(binTree)
+	missing := bt.Files[0].ID
+	os.Remove(r.ObjectPath(repo.KindFile, missing))
+
+	_, errs := c.must(exitError, "fsck")
+	for _, want := range []string{flipped.String(), "corrupt", missing.String(), "missing", "/bin/tool", "2 problems"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("fsck stderr %q lacks %q", errs, want)
+		}
+	}
+
+	out, _ = c.must(exitError, "fsck", "--json")
+	var rep struct {
+		Problems []struct {
+			Type, Kind, ID, Path, TreePath string
+		} `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json output %q: %v", out, err)
+	}
+	got := map[string]string{}
+	for _, p := range rep.Problems {
+		got[p.ID] = p.Type + " " + p.Kind
+	}
+	if got[flipped.String()] != "corrupt file" || got[missing.String()] != "missing file" || len(got) != 2 {
+		t.Errorf("--json problems %+v", rep.Problems)
+	}
+
+	out, _ = c.must(exitError, "fsck", "--delete")
+	if !strings.Contains(out, "Deleted 1 corrupt object") || !strings.Contains(out, "Marked 1 commit partial") || !strings.Contains(out, id.String()) {
+		t.Errorf("fsck --delete output %q", out)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("corrupt object not deleted: %v", err)
+	}
+	out, _ = c.must(0, "fsck")
+	if !strings.Contains(out, "1 partial commit") {
+		t.Errorf("fsck after --delete: %q", out)
+	}
+}
+
+func TestPruneCommand(t *testing.T) {
+	c := newIntegrityCLI(t)
+	c.commit("main", integrityCLITree, 1700000000)
+	c.commit("main", testtree.Tree{"a.conf": testtree.File("beta, a longer version\n", 0o644)}, 1700001000)
+	c.commit("main", testtree.Tree{"a.conf": testtree.File("gamma\n", 0o644)}, 1700002000)
+	r := c.open()
+
+	out, _ := c.must(0, "prune")
+	if !strings.Contains(out, "Total objects: ") || !strings.Contains(out, "No unreachable objects") {
+		t.Errorf("prune of a tidy repository: %q", out)
+	}
+	before := integrityCountFiles(t, r.Path("objects"))
+	out, _ = c.must(0, "prune", "--refs-only", "--depth=1", "--no-prune")
+	if !regexp.MustCompile(`Would delete: \d+ objects, freeing \d`).MatchString(out) {
+		t.Errorf("--no-prune output %q", out)
+	}
+	if n := integrityCountFiles(t, r.Path("objects")); n != before {
+		t.Fatalf("--no-prune deleted %d objects", before-n)
+	}
+	out, _ = c.must(0, "prune", "--refs-only", "--depth=1")
+	m := regexp.MustCompile(`Deleted (\d+) objects, (.+) freed`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "commit: 1,") {
+		t.Fatalf("prune output %q", out)
+	}
+	if n, _ := strconv.Atoi(m[1]); integrityCountFiles(t, r.Path("objects")) != before-n {
+		t.Errorf("prune said %s deleted, store lost %d", m[1], before-integrityCountFiles(t, r.Path("objects")))
+	}
+	c.must(0, "fsck")
+
+	out, _ = c.must(0, "prune", "--refs-only", "--depth=0", "--json")
+	var rep repo.PruneReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Commits) != 1 || rep.ByKind["commit"].Objects != 1 || rep.Freed == 0 {
+		t.Errorf("--json report %+v", rep)
+	}
+	c.must(0, "fsck")
+
+	// Usage errors.
+	c.must(exitUsage, "prune", "--delete-commit=main", "--no-prune")
+	c.must(exitUsage, "prune", "--keep-younger-than=whenever")
+	_, errs := c.must(exitError, "prune", "--delete-commit=main")
+	if !strings.Contains(errs, "referenced by main") {
+		t.Errorf("deleting a ref's commit: %q", errs)
+	}
+}
+
+func integrityCountFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestParseDate(t *testing.T) {
+	now := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"3 days ago":           now.AddDate(0, 0, -3),
+		"1 week ago":           now.AddDate(0, 0, -7),
+		"2 hours ago":          now.Add(-2 * time.Hour),
+		"1 month ago":          now.AddDate(0, -1, 0),
+		"now":                  now,
+		"yesterday":            time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC),
+		"2024-01-31":           time.Date(2024, 1, 31, 0, 0, 0, 0, time.UTC),
+		"2024-01-31 10:20:30":  time.Date(2024, 1, 31, 10, 20, 30, 0, time.UTC),
+		"2024-01-31T10:20:30Z": time.Date(2024, 1, 31, 10, 20, 30, 0, time.UTC),
+		"@1700000000":          time.Unix(1700000000, 0),
+	} {
+		got, err := parseDate(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseDate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "whenever", "3 fortnights ago", "-1 days ago"} {
+		if _, err := parseDate(bad, now); err == nil {
+			t.Errorf("parseDate(%q) accepted", bad)
+		}
+	}
+}

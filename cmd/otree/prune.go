@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+type pruneFlags struct {
+	refsOnly, noPrune bool
+	depth             int
+	keepYoungerThan   string
+	deleteCommit      string
+}
+
+func newPruneCommand(e *env) *cobra.Command {
+	f := &pruneFlags{}
+	c := &cobra.Command{
+		Use:   "prune",
+		Short: "Delete unreachable objects",
+		Long: `Delete objects that no root reaches. As in OSTree, every stored commit is a
+root by default, so only objects no commit needs go (left by interrupted work).
+--refs-only makes refs the only roots: commits no ref reaches go with whatever
+only they need, and --depth=N keeps just N parents of each ref's commit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPrune(cmd, e, f)
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&f.noPrune, "no-prune", false, "only report unreachable objects; delete nothing")
+	fl.BoolVar(&f.refsOnly, "refs-only", false, "only compute reachability via refs")
+	fl.IntVar(&f.depth, "depth", repo.InfiniteDepth, "only traverse DEPTH parents of each commit (-1: infinite)")
+	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE ("2024-01-31", "3 days ago", @SECONDS); implies --refs-only`)
+	fl.StringVar(&f.deleteCommit, "delete-commit", "", "delete this commit (refused if a ref points at it)")
+	e.addJSON(c)
+	return c
+}
+
+func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
+	opts := repo.PruneOptions{RefsOnly: f.refsOnly, Depth: f.depth, NoPrune: f.noPrune}
+	if f.deleteCommit != "" && f.noPrune {
+		return usagef("cannot combine --delete-commit and --no-prune")
+	}
+	if f.keepYoungerThan != "" {
+		t, err := parseDate(f.keepYoungerThan, time.Now())
+		if err != nil {
+			return usageError{fmt.Errorf("--keep-younger-than: %w", err)}
+		}
+		opts.KeepYoungerThan = t
+	}
+	if cmd.Flags().Changed("depth") && !f.refsOnly && f.keepYoungerThan == "" {
+		fmt.Fprintln(e.stderr, "note: without --refs-only every commit is a root, so --depth deletes no history (as in OSTree)")
+	}
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if f.deleteCommit != "" {
+		id, err := r.ResolveRev(f.deleteCommit)
+		if err != nil {
+			return fmt.Errorf("--delete-commit: %w", err)
+		}
+		opts.DeleteCommit = id
+	}
+	rep, err := r.Prune(cmd.Context(), opts)
+	if err != nil {
+		if rep != nil && rep.Deleted > 0 && !e.json {
+			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, humanBytes(rep.Freed))
+		}
+		return err
+	}
+	if e.json {
+		return e.printJSON(rep)
+	}
+	fmt.Fprintf(e.stdout, "Total objects: %d\n", rep.Total)
+	switch {
+	case rep.Deleted == 0:
+		fmt.Fprintln(e.stdout, "No unreachable objects")
+		return nil
+	case rep.DryRun:
+		fmt.Fprintf(e.stdout, "Would delete: %d objects, freeing %s\n", rep.Deleted, humanBytes(rep.Freed))
+	default:
+		fmt.Fprintf(e.stdout, "Deleted %d objects, %s freed\n", rep.Deleted, humanBytes(rep.Freed))
+	}
+	kinds := make([]string, 0, len(rep.ByKind))
+	for k := range rep.ByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		c := rep.ByKind[k]
+		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, humanBytes(c.Bytes))
+	}
+	return nil
+}
+
+var relativeDate = regexp.MustCompile(`^(\d+)\s*(second|sec|minute|min|hour|day|week|month|year)s?\s+ago$`)
+
+// parseDate accepts what --timestamp does plus "now", "today", "yesterday"
+// and "N units ago" (seconds to years), the forms OSTree's
+// --keep-younger-than is usually given.
+func parseDate(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "now":
+		return now, nil
+	case "today":
+		y, m, d := now.Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, now.Location()), nil
+	case "yesterday":
+		y, m, d := now.AddDate(0, 0, -1).Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, now.Location()), nil
+	}
+	if m := relativeDate.FindStringSubmatch(strings.ToLower(s)); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			return time.Time{}, fmt.Errorf("invalid date %q", s)
+		}
+		switch m[2] {
+		case "second", "sec":
+			return now.Add(-time.Duration(n) * time.Second), nil
+		case "minute", "min":
+			return now.Add(-time.Duration(n) * time.Minute), nil
+		case "hour":
+			return now.Add(-time.Duration(n) * time.Hour), nil
+		case "day":
+			return now.AddDate(0, 0, -n), nil
+		case "week":
+			return now.AddDate(0, 0, -7*n), nil
+		case "month":
+			return now.AddDate(0, -n, 0), nil
+		default:
+			return now.AddDate(-n, 0, 0), nil
+		}
+	}
+	t, err := parseTimestamp(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid date %q: want YYYY-MM-DD[ HH:MM:SS], RFC 3339, @SECONDS, or \"N days ago\"", s)
+	}
+	return t, nil
+}

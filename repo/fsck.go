@@ -1,0 +1,929 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/hash"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// FsckOptions configure Fsck.
+type FsckOptions struct {
+	// Delete removes corrupt objects and marks every commit that needs a
+	// missing or removed object as partial (state/<commit>.commitpartial),
+	// so that a later pull can complete it. It takes the repository lock
+	// exclusively; a plain check takes it shared and runs beside commits.
+	Delete bool
+	// Workers bounds how many objects are verified at once; zero means
+	// one per CPU.
+	Workers int
+	// Progress, if set, is called about ten times a second while objects
+	// are verified, and once when verification ends. It is called from one
+	// goroutine at a time.
+	Progress func(FsckProgress)
+}
+
+// FsckProgress tells how far verification has got.
+type FsckProgress struct {
+	Checked int64 // objects verified so far
+	Total   int64 // objects found in objects/
+	Bytes   int64 // content bytes hashed so far
+}
+
+// ProblemType says what is wrong in an FsckProblem.
+type ProblemType int
+
+// The problems Fsck reports.
+const (
+	// ProblemCorrupt: the object's bytes do not hash to its id, do not
+	// decode, or cannot be read. Err is a *CorruptObjectError.
+	ProblemCorrupt ProblemType = iota + 1
+	// ProblemMissing: an object that a commit (or a ref) needs is absent.
+	// Err is an *ObjectMissingError.
+	ProblemMissing
+	// ProblemMode: a bare-user file object's permission bits on disk differ
+	// from BareUserDiskMode of its recorded mode (typically a chmod made
+	// through a hardlink in a checkout). Err is a *CorruptObjectError.
+	ProblemMode
+	// ProblemRef: a ref file cannot be read or parsed.
+	ProblemRef
+)
+
+var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref"}
+
+// String returns the problem's name as --json prints it.
+func (t ProblemType) String() string {
+	if t > 0 && int(t) < len(problemNames) {
+		return problemNames[t]
+	}
+	return fmt.Sprintf("problem(%d)", int(t))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (t ProblemType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// FsckProblem is one thing wrong with a repository. It is an error whose
+// Unwrap gives the typed cause (see ProblemType).
+type FsckProblem struct {
+	Type ProblemType
+	Kind Kind   // the object's kind (zero for ProblemRef)
+	ID   ID     // the object's id (for ProblemRef: zero)
+	Path string // where the object is (or would be) stored, or the ref file
+	// Commit is a commit that needs the object and TreePath where in its
+	// tree ("/usr/bin/sh"), when the object was reached from a commit.
+	Commit   ID
+	TreePath string
+	Ref      string // the ref involved, if any
+	Reason   string // what is wrong, for humans
+	Deleted  bool   // removed by FsckOptions.Delete
+	Err      error  // the typed cause
+}
+
+// Error describes the problem in one line.
+func (p *FsckProblem) Error() string {
+	var b strings.Builder
+	switch p.Type {
+	case ProblemRef:
+		fmt.Fprintf(&b, "ref %s (%s): %s", p.Ref, p.Path, p.Reason)
+		return b.String()
+	case ProblemMissing:
+		fmt.Fprintf(&b, "%s object %s is missing (%s)", p.Kind, p.ID, p.Path)
+	default:
+		fmt.Fprintf(&b, "%s object %s (%s) is %s: %s", p.Kind, p.ID, p.Path, p.Type.wording(), p.Reason)
+	}
+	if p.Ref != "" && p.TreePath == "" {
+		fmt.Fprintf(&b, "; ref %s points at it", p.Ref)
+	}
+	if !p.Commit.IsZero() {
+		fmt.Fprintf(&b, "; needed by commit %s", p.Commit)
+		if p.TreePath != "" {
+			fmt.Fprintf(&b, " at %s", p.TreePath)
+		}
+		if p.Ref != "" {
+			fmt.Fprintf(&b, " (ref %s)", p.Ref)
+		}
+	}
+	if p.Deleted {
+		b.WriteString("; deleted")
+	}
+	return b.String()
+}
+
+// wording is the adjective Error uses for a damaged object.
+func (t ProblemType) wording() string {
+	if t == ProblemMode {
+		return "damaged"
+	}
+	return "corrupt"
+}
+
+// Unwrap returns the typed cause, so errors.Is(p, ErrNotFound) and
+// errors.As(p, &corrupt) work.
+func (p *FsckProblem) Unwrap() error { return p.Err }
+
+// MarshalJSON writes the problem with its kind by name and its message.
+func (p *FsckProblem) MarshalJSON() ([]byte, error) {
+	type out struct {
+		Type     ProblemType `json:"type"`
+		Kind     string      `json:"kind,omitempty"`
+		ID       ID          `json:"id,omitzero"`
+		Path     string      `json:"path"`
+		Commit   ID          `json:"commit,omitzero"`
+		TreePath string      `json:"tree_path,omitempty"`
+		Ref      string      `json:"ref,omitempty"`
+		Reason   string      `json:"reason"`
+		Deleted  bool        `json:"deleted"`
+		Message  string      `json:"message"`
+	}
+	o := out{Type: p.Type, ID: p.ID, Path: p.Path, Commit: p.Commit, TreePath: p.TreePath,
+		Ref: p.Ref, Reason: p.Reason, Deleted: p.Deleted, Message: p.Error()}
+	if p.Kind != 0 {
+		o.Kind = p.Kind.String()
+	}
+	return json.Marshal(o)
+}
+
+// FsckReport is what Fsck found.
+type FsckReport struct {
+	// Objects counts the objects verified, by kind name.
+	Objects map[string]int64 `json:"objects"`
+	// Bytes is the content hashed (file content and metadata objects).
+	Bytes int64 `json:"bytes"`
+	Refs  int   `json:"refs"`
+	// Problems lists everything wrong, corrupt objects first (by path),
+	// then missing objects and refs in the order they were found.
+	Problems []*FsckProblem `json:"problems"`
+	// Partial lists commits marked partial (state/<id>.commitpartial):
+	// objects they lack are expected, not problems.
+	Partial []ID `json:"partial"`
+	// Incomplete lists commits that are not marked partial yet need an
+	// object that is missing or corrupt.
+	Incomplete []ID `json:"incomplete"`
+	// MarkedPartial lists the commits Delete marked partial.
+	MarkedPartial []ID `json:"marked_partial"`
+	// Deleted counts objects Delete removed.
+	Deleted int `json:"deleted"`
+	// Unreferenced counts stored objects that no ref reaches through its
+	// commit and ancestors. They are not problems; prune removes them.
+	Unreferenced int64 `json:"unreferenced"`
+	// Stray lists entries under objects/ that are not objects.
+	Stray []string `json:"stray"`
+}
+
+// OK reports whether no problem was found.
+func (r *FsckReport) OK() bool { return len(r.Problems) == 0 }
+
+// FsckError is returned by Fsck when it found problems. Unwrap gives every
+// problem, so errors.As with a *CorruptObjectError target finds the first corrupt
+// object and errors.Is(err, ErrNotFound) tells whether one is missing.
+type FsckError struct {
+	Repo     string
+	Problems []*FsckProblem
+}
+
+// Error summarises the problems, naming the first.
+func (e *FsckError) Error() string {
+	s := "s"
+	if len(e.Problems) == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("repository %s: %d problem%s found (first: %v)", e.Repo, len(e.Problems), s, e.Problems[0])
+}
+
+// Unwrap returns the problems.
+func (e *FsckError) Unwrap() []error {
+	errs := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		errs[i] = p
+	}
+	return errs
+}
+
+// storedObject is one entry of objects/.
+type storedObject struct {
+	kind Kind
+	id   ID
+}
+
+// listObjects returns every object stored in objects/ and the paths of
+// entries that are not objects.
+func (r *Repo) listObjects(ctx context.Context) ([]storedObject, []string, error) {
+	var objs []storedObject
+	var stray []string
+	ents, err := os.ReadDir(r.Path("objects"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing %s: %w", r.Path("objects"), err)
+	}
+	for _, fan := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		dir := r.Path("objects", fan.Name())
+		if !fan.IsDir() || len(fan.Name()) != 2 || !isHex(fan.Name()) {
+			stray = append(stray, dir)
+			continue
+		}
+		sub, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, e := range sub {
+			o, ok := parseObjectName(fan.Name(), e.Name())
+			if !ok {
+				stray = append(stray, filepath.Join(dir, e.Name()))
+				continue
+			}
+			objs = append(objs, o)
+		}
+	}
+	return objs, stray, nil
+}
+
+// parseObjectName parses "<62 hex>.<kind>" in fan-out directory fan.
+func parseObjectName(fan, name string) (storedObject, bool) {
+	base, ext, ok := strings.Cut(name, ".")
+	if !ok || len(base) != 62 || !isHex(base) {
+		return storedObject{}, false
+	}
+	kind, err := ParseKind(ext)
+	if err != nil {
+		return storedObject{}, false
+	}
+	id, err := ParseID(fan + base)
+	if err != nil {
+		return storedObject{}, false
+	}
+	return storedObject{kind, id}, true
+}
+
+// partialStatePath is the marker of a commit whose objects may be missing.
+func (r *Repo) partialStatePath(commit ID) string {
+	return r.Path("state", commit.String()+".commitpartial")
+}
+
+// isCommitPartial reports whether commit is marked partial.
+func (r *Repo) isCommitPartial(commit ID) bool {
+	_, err := os.Lstat(r.partialStatePath(commit))
+	return err == nil
+}
+
+// markCommitPartial durably marks commit partial.
+func (r *Repo) markCommitPartial(commit ID) error {
+	if err := os.MkdirAll(r.Path("state"), 0o755); err != nil {
+		return fmt.Errorf("marking commit %s partial: %w", commit, err)
+	}
+	if err := durable.WriteFile(r.partialStatePath(commit), nil, 0o644, true); err != nil {
+		return fmt.Errorf("marking commit %s partial: %w", commit, err)
+	}
+	return nil
+}
+
+// objState is what verification found about one object.
+type objState uint8
+
+const (
+	stateUnknown objState = iota // not listed: added since, or missing
+	stateOK
+	stateCorrupt
+	stateMissing
+)
+
+// fsckRun is the state of one Fsck.
+type fsckRun struct {
+	r    *Repo
+	opts FsckOptions
+
+	mu       sync.Mutex
+	state    map[objKey]objState
+	trees    map[ID]*DirTree
+	commits  map[ID]*Commit
+	problems map[objKey]*FsckProblem
+	order    []*FsckProblem
+	checked  map[Kind]int64
+
+	done, bytes atomic.Int64
+
+	treeMemo map[ID]bool
+}
+
+// fsckWorker is the scratch of one verifying goroutine.
+type fsckWorker struct {
+	h   *hash.Hasher
+	buf []byte
+}
+
+func newFsckWorker() *fsckWorker {
+	return &fsckWorker{h: hash.New(), buf: make([]byte, 256<<10)}
+}
+
+// Fsck verifies the repository: every stored object is re-hashed (file
+// content read to the end), every object that any commit needs is checked
+// to exist, every ref to point at a stored commit, and in bare-user mode
+// every file object's permission bits on disk to match its recorded mode.
+// All problems are reported, not just the first.
+//
+// The report is returned whenever the check ran; the error is an
+// *FsckError when problems were found, or another error when the check
+// could not run (lock timeout, unreadable directories, cancellation).
+//
+// A commit marked partial (whose objects are still being fetched, or which
+// an earlier Fsck with Delete damaged) is listed in the report rather than
+// failing for the objects it lacks. A missing parent commit is not a
+// problem: prune --depth and shallow pulls truncate history on purpose.
+func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
+	var lk *Lock
+	var err error
+	if opts.Delete {
+		if r.readOnly {
+			return nil, fmt.Errorf("fsck --delete: repository %s is read-only", r.path)
+		}
+		lk, err = r.LockExclusive(ctx)
+	} else {
+		lk, err = r.LockShared(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+
+	f := &fsckRun{
+		r: r, opts: opts,
+		state:    map[objKey]objState{},
+		trees:    map[ID]*DirTree{},
+		commits:  map[ID]*Commit{},
+		problems: map[objKey]*FsckProblem{},
+		checked:  map[Kind]int64{},
+		treeMemo: map[ID]bool{},
+	}
+	rep := &FsckReport{Objects: map[string]int64{}, Partial: []ID{}, Incomplete: []ID{}, MarkedPartial: []ID{}}
+
+	// Refs first: every commit they name was complete in objects/ before
+	// the ref was written, so whatever is found missing below is missing.
+	refs, refProblems := r.fsckRefs()
+	rep.Refs = len(refs)
+
+	objs, stray, err := r.listObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Stray = append([]string{}, stray...)
+	if err := f.verifyAll(ctx, objs); err != nil {
+		return nil, err
+	}
+	// Corrupt objects first, in path order, so output is stable.
+	sort.Slice(f.order, func(i, j int) bool { return f.order[i].Path < f.order[j].Path })
+
+	f.order = append(f.order, refProblems...)
+	if err := f.checkCommits(ctx, refs, objs, rep); err != nil {
+		return nil, err
+	}
+	rep.Unreferenced = f.unreferenced(refs, objs)
+
+	for k, n := range f.checked {
+		rep.Objects[k.String()] = n
+	}
+	rep.Bytes = f.bytes.Load()
+	rep.Problems = append([]*FsckProblem{}, f.order...)
+	if opts.Delete {
+		if err := f.repair(rep); err != nil {
+			return rep, err
+		}
+	}
+	if len(rep.Problems) > 0 {
+		return rep, &FsckError{Repo: r.path, Problems: rep.Problems}
+	}
+	return rep, nil
+}
+
+// fsckRefs reads every ref, reporting unreadable ones as problems.
+func (r *Repo) fsckRefs() ([]Ref, []*FsckProblem) {
+	var refs []Ref
+	var problems []*FsckProblem
+	walk := func(root string, remote bool) {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					problems = append(problems, &FsckProblem{Type: ProblemRef, Path: p, Reason: err.Error(), Err: err})
+				}
+				return nil
+			}
+			if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			name := filepath.ToSlash(rel)
+			if remote {
+				rm, br, _ := strings.Cut(name, "/")
+				name = rm + ":" + br
+			}
+			id, err := r.ReadRef(name)
+			if err != nil {
+				problems = append(problems, &FsckProblem{Type: ProblemRef, Ref: name, Path: p, Reason: err.Error(), Err: err})
+				return nil
+			}
+			refs = append(refs, Ref{name, id})
+			return nil
+		})
+	}
+	walk(r.Path("refs", "heads"), false)
+	walk(r.Path("refs", "remotes"), true)
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Name < refs[j].Name })
+	return refs, problems
+}
+
+// verifyAll re-hashes every listed object with a bounded pool of workers.
+func (f *fsckRun) verifyAll(ctx context.Context, objs []storedObject) error {
+	workers := f.opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	stop := f.startProgress(int64(len(objs)))
+	defer stop()
+	jobs := make(chan storedObject, workers*4)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := 0; i < workers; i++ {
+		g.Go(func() error {
+			w := newFsckWorker()
+			for o := range jobs {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				f.verify(w, o.kind, o.id)
+				f.done.Add(1)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for _, o := range objs {
+			select {
+			case jobs <- o:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("fsck %s: %w", f.r.path, err)
+	}
+	return nil
+}
+
+// startProgress reports progress every 100ms; the returned func stops it
+// and reports once more.
+func (f *fsckRun) startProgress(total int64) func() {
+	fn := f.opts.Progress
+	if fn == nil {
+		return func() {}
+	}
+	report := func() { fn(FsckProgress{Checked: f.done.Load(), Total: total, Bytes: f.bytes.Load()}) }
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				report()
+			}
+		}
+	}()
+	return func() { close(done); <-finished; report() }
+}
+
+// verify checks one stored object and records its state.
+func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
+	var err error
+	var tree *DirTree
+	var commit *Commit
+	var mode bool
+	switch kind {
+	case KindFile:
+		mode, err = f.verifyFile(w, id)
+	default:
+		tree, commit, err = f.verifyMeta(w, kind, id)
+	}
+	k := objKey{kind, id}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checked[kind]++
+	var missing *ObjectMissingError
+	switch {
+	case err == nil:
+		f.state[k] = stateOK
+		if tree != nil {
+			f.trees[id] = tree
+		}
+		if commit != nil {
+			f.commits[id] = commit
+		}
+	case errors.As(err, &missing):
+		// Listed but gone: only Delete (which we exclude) removes objects,
+		// so someone removed it by hand. Reachability reports it if needed.
+		f.state[k] = stateMissing
+	default:
+		f.state[k] = stateCorrupt
+		ce := asCorrupt(kind, id, f.r.ObjectPath(kind, id), err)
+		p := &FsckProblem{Type: ProblemCorrupt, Kind: kind, ID: id, Path: f.r.ObjectPath(kind, id), Reason: corruptReason(ce), Err: ce}
+		if mode {
+			p.Type = ProblemMode
+		}
+		f.problems[k] = p
+		f.order = append(f.order, p)
+	}
+}
+
+// asCorrupt returns err as a *CorruptObjectError.
+func asCorrupt(kind Kind, id ID, path string, err error) *CorruptObjectError {
+	var ce *CorruptObjectError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: err.Error()}
+}
+
+func corruptReason(e *CorruptObjectError) string {
+	if !e.Actual.IsZero() && e.Actual != e.ID {
+		return "content hashes to " + e.Actual.String()
+	}
+	return e.Reason
+}
+
+// verifyMeta re-hashes and decodes a dirtree, dirmeta, commit or
+// commitmeta object.
+func (f *fsckRun) verifyMeta(w *fsckWorker, kind Kind, id ID) (*DirTree, *Commit, error) {
+	path := f.r.ObjectPath(kind, id)
+	file, err := f.r.openObject(kind, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer file.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(file.Fd()), &st); err != nil {
+		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: "not a regular file"}
+	}
+	if st.Size > maxMetaObject {
+		return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: "larger than any valid object"}
+	}
+	data, err := io.ReadAll(io.LimitReader(file, maxMetaObject+1))
+	if err != nil {
+		return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: "unreadable: " + err.Error()}
+	}
+	f.bytes.Add(int64(len(data)))
+	if kind != KindCommitMeta {
+		w.h.Reset()
+		w.h.Write(data)
+		if got := ID(w.h.Sum()); got != id {
+			return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Actual: got, Path: path}
+		}
+	}
+	switch kind {
+	case KindDirTree:
+		t, err := DecodeDirTree(data)
+		if err != nil {
+			return nil, nil, f.r.corrupt(kind, id, err)
+		}
+		return t, nil, nil
+	case KindDirMeta:
+		if _, err := DecodeDirMeta(data); err != nil {
+			return nil, nil, f.r.corrupt(kind, id, err)
+		}
+	case KindCommit:
+		c, err := DecodeCommit(data)
+		if err != nil {
+			return nil, nil, f.r.corrupt(kind, id, err)
+		}
+		return nil, c, nil
+	case KindCommitMeta:
+		if _, err := DecodeCommitMeta(data); err != nil {
+			return nil, nil, f.r.corrupt(kind, id, err)
+		}
+	}
+	return nil, nil, nil
+}
+
+// verifyFile reads a file object's content to the end, verifying header
+// and content hash to id, and in bare-user mode its permission bits. mode
+// is set when only the permission bits are wrong.
+func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
+	path := f.r.ObjectPath(KindFile, id)
+	h, c, body, err := f.r.openFile(id)
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return false, err
+	}
+	w.h.Reset()
+	w.h.Write(AppendFileHeader(nil, h))
+	probe := &errRecorder{r: body}
+	rc := &fileReader{r: probe, c: c, size: h.Size, h: w.h, id: id, path: path}
+	defer rc.Close()
+	for {
+		n, err := rc.Read(w.buf)
+		f.bytes.Add(int64(n))
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	if probe.err != nil {
+		// The content was whole, but reading on past it failed: bytes
+		// appended to a compressed archive object.
+		return false, &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: "unexpected data after the content: " + probe.err.Error()}
+	}
+	if f.r.mode == ModeBareUser && h.Type == TypeSymlink {
+		// The header holds the target; the stored content must repeat it.
+		if src, ok := c.(io.Reader); ok {
+			got, err := io.ReadAll(io.LimitReader(src, int64(len(h.Target))+1))
+			if err != nil {
+				return false, fmt.Errorf("reading %s: %w", path, err)
+			}
+			if string(got) != h.Target {
+				return false, &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: "stored symlink target differs from the recorded one"}
+			}
+		}
+	}
+	if f.r.mode == ModeBareUser {
+		var st unix.Stat_t
+		if err := unix.Fstatat(f.r.objFd, objectPath(KindFile, id), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return false, fmt.Errorf("stat %s: %w", path, err)
+		}
+		want := uint32(0o644)
+		if h.Type == TypeRegular {
+			want = BareUserDiskMode(h.Mode)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return false, &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: fmt.Sprintf("file type %o on disk, want a regular file", st.Mode&unix.S_IFMT)}
+		}
+		if got := st.Mode & 0o7777; got != want {
+			return true, &CorruptObjectError{Kind: KindFile, ID: id, Path: path,
+				Reason: fmt.Sprintf("permissions on disk are %04o, want %04o for recorded mode %04o (changed through a hardlink?)", got, want, h.Mode)}
+		}
+	}
+	return false, nil
+}
+
+// errRecorder remembers the first error other than io.EOF its reader gave.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+// Read reads from the underlying reader, recording its error.
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// status returns the state of an object, checking objects that were not
+// listed (a transaction running beside us may have added them since; they
+// are then verified now).
+func (f *fsckRun) status(kind Kind, id ID) objState {
+	k := objKey{kind, id}
+	f.mu.Lock()
+	s := f.state[k]
+	f.mu.Unlock()
+	if s != stateUnknown {
+		return s
+	}
+	has, err := f.r.HasObject(kind, id)
+	if err == nil && !has {
+		f.mu.Lock()
+		f.state[k] = stateMissing
+		f.mu.Unlock()
+		return stateMissing
+	}
+	f.verify(newFsckWorker(), kind, id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state[k]
+}
+
+// need checks that an object a commit needs is present and sound,
+// reporting it missing (once) when report is set. It reports whether the
+// object is usable.
+func (f *fsckRun) need(kind Kind, id ID, commit ID, ref, treePath string, report bool) bool {
+	switch f.status(kind, id) {
+	case stateOK:
+		return true
+	case stateCorrupt:
+		if p := f.problems[objKey{kind, id}]; p != nil && p.Commit.IsZero() && report {
+			p.Commit, p.TreePath, p.Ref = commit, treePath, ref
+		}
+		return false
+	}
+	k := objKey{kind, id}
+	if report && f.problems[k] == nil {
+		p := &FsckProblem{Type: ProblemMissing, Kind: kind, ID: id, Path: f.r.ObjectPath(kind, id),
+			Commit: commit, TreePath: treePath, Ref: ref, Reason: "missing", Err: &ObjectMissingError{kind, id}}
+		f.problems[k] = p
+		f.order = append(f.order, p)
+	}
+	return false
+}
+
+// treeOK checks a dirtree and everything below it.
+func (f *fsckRun) treeOK(ctx context.Context, id ID, commit ID, ref, treePath string, report bool) bool {
+	if ok, seen := f.treeMemo[id]; seen {
+		return ok
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	ok := f.need(KindDirTree, id, commit, ref, treePath, report)
+	if ok {
+		t := f.trees[id]
+		for _, e := range t.Files {
+			if !f.need(KindFile, e.ID, commit, ref, joinTreePath(treePath, e.Name), report) {
+				ok = false
+			}
+		}
+		for _, d := range t.Dirs {
+			p := joinTreePath(treePath, d.Name)
+			if !f.need(KindDirMeta, d.MetaID, commit, ref, p, report) {
+				ok = false
+			}
+			if !f.treeOK(ctx, d.TreeID, commit, ref, p, report) {
+				ok = false
+			}
+		}
+	}
+	f.treeMemo[id] = ok
+	return ok
+}
+
+func joinTreePath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// checkCommits checks every ref's commit and every stored commit.
+func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObject, rep *FsckReport) error {
+	type root struct {
+		id  ID
+		ref string
+	}
+	var roots []root
+	seen := map[ID]bool{}
+	for _, ref := range refs {
+		if !seen[ref.Commit] {
+			seen[ref.Commit] = true
+			roots = append(roots, root{ref.Commit, ref.Name})
+		}
+	}
+	var rest []ID
+	for _, o := range objs {
+		if o.kind == KindCommit && !seen[o.id] {
+			seen[o.id] = true
+			rest = append(rest, o.id)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].String() < rest[j].String() })
+	for _, id := range rest {
+		roots = append(roots, root{id: id})
+	}
+	// Partial commits last, so that whatever a complete commit lacks is
+	// reported even when a partial commit shares the tree.
+	var partial []root
+	check := func(c root, report bool) bool {
+		if !f.need(KindCommit, c.id, ID{}, c.ref, "", report && c.ref != "") {
+			return true // missing or corrupt itself: already reported
+		}
+		cm := f.commits[c.id]
+		ok := f.need(KindDirMeta, cm.RootMeta, c.id, c.ref, "/", report)
+		if !f.treeOK(ctx, cm.RootTree, c.id, c.ref, "/", report) {
+			ok = false
+		}
+		return ok
+	}
+	for _, c := range roots {
+		if f.r.isCommitPartial(c.id) {
+			partial = append(partial, c)
+			continue
+		}
+		if !check(c, true) {
+			rep.Incomplete = append(rep.Incomplete, c.id)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("fsck %s: %w", f.r.path, err)
+		}
+	}
+	for _, c := range partial {
+		rep.Partial = append(rep.Partial, c.id)
+		check(c, false)
+	}
+	return ctx.Err()
+}
+
+// unreferenced counts listed objects that no ref reaches.
+func (f *fsckRun) unreferenced(refs []Ref, objs []storedObject) int64 {
+	reach := map[objKey]bool{}
+	var markTree func(ID)
+	markTree = func(id ID) {
+		k := objKey{KindDirTree, id}
+		if reach[k] {
+			return
+		}
+		reach[k] = true
+		t := f.trees[id]
+		if t == nil {
+			return
+		}
+		for _, e := range t.Files {
+			reach[objKey{KindFile, e.ID}] = true
+		}
+		for _, d := range t.Dirs {
+			reach[objKey{KindDirMeta, d.MetaID}] = true
+			markTree(d.TreeID)
+		}
+	}
+	for _, ref := range refs {
+		for id := ref.Commit; !id.IsZero(); {
+			k := objKey{KindCommit, id}
+			if reach[k] {
+				break
+			}
+			reach[k] = true
+			reach[objKey{KindCommitMeta, id}] = true
+			c := f.commits[id]
+			if c == nil {
+				break
+			}
+			reach[objKey{KindDirMeta, c.RootMeta}] = true
+			markTree(c.RootTree)
+			id = c.Parent
+		}
+	}
+	var n int64
+	for _, o := range objs {
+		if !reach[objKey(o)] {
+			n++
+		}
+	}
+	return n
+}
+
+// repair deletes corrupt objects and marks damaged commits partial.
+func (f *fsckRun) repair(rep *FsckReport) error {
+	var errs []error
+	for _, p := range f.order {
+		if p.Type != ProblemCorrupt && p.Type != ProblemMode {
+			continue
+		}
+		err := unix.Unlinkat(f.r.objFd, objectPath(p.Kind, p.ID), 0)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("deleting corrupt %s object %s: %w", p.Kind, p.Path, err))
+			continue
+		}
+		p.Deleted = true
+		rep.Deleted++
+	}
+	if rep.Deleted > 0 {
+		if err := f.r.dropCaches(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := unix.Syncfs(f.r.objFd); err != nil {
+			errs = append(errs, fmt.Errorf("syncing %s: %w", f.r.Path("objects"), err))
+		}
+	}
+	for _, id := range rep.Incomplete {
+		if err := f.r.markCommitPartial(id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.MarkedPartial = append(rep.MarkedPartial, id)
+	}
+	return errors.Join(errs...)
+}

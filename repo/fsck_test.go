@@ -1,0 +1,419 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// integrityTree has content in several directories, a symlink and an
+// executable, and a file shared with integrityTree2.
+var integrityTree = testtree.Tree{
+	"etc/demo.conf":  testtree.File("key=value\n", 0o644),
+	"etc/hostname":   testtree.File("demo\n", 0o644),
+	"bin/hello":      testtree.File("#!/bin/sh\necho hello from a file long enough to compress well, hello hello hello hello\n", 0o755),
+	"bin/hi":         testtree.Symlink("hello"),
+	"usr/share/doc":  testtree.File("shared documentation\n", 0o644),
+	"usr/lib/empty":  testtree.File("", 0o600),
+	"var/lib/thing/": testtree.Dir(0o750),
+}
+
+var integrityModes = []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly, repo.ModeBare, repo.ModeArchive}
+
+func newIntegrityRepo(t *testing.T, mode repo.Mode) *repo.Repo {
+	t.Helper()
+	if mode == repo.ModeBare && os.Getuid() != 0 {
+		t.Skip("bare mode needs root")
+	}
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func integritySource(t *testing.T, tree testtree.Tree) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testtree.Create(t, dir, tree)
+	return dir
+}
+
+func integrityCommit(t *testing.T, r *repo.Repo, branch, dir string, ts int64, mod ...func(*commit.Options)) repo.ID {
+	t.Helper()
+	o := commit.Options{Branch: branch, Subject: "test", Timestamp: time.Unix(ts, 0), NoSync: true,
+		CanonicalPermissions: r.Mode() == repo.ModeBareUserOnly,
+		Sources:              []commit.Source{{Kind: commit.SourceDir, Path: dir}}}
+	for _, m := range mod {
+		m(&o)
+	}
+	res, err := commit.Commit(context.Background(), r, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Commit
+}
+
+// integrityFileID returns the id of the file at a slash path of a commit's tree.
+func integrityFileID(t *testing.T, r *repo.Repo, c repo.ID, path string) repo.ID {
+	t.Helper()
+	cm, err := r.ReadCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := cm.RootTree
+	parts := strings.Split(path, "/")
+	for i, seg := range parts {
+		dt, err := r.ReadDirTree(tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == len(parts)-1 {
+			f, ok := dt.File(seg)
+			if !ok {
+				t.Fatalf("no file %s in commit %s", path, c)
+			}
+			return f.ID
+		}
+		d, ok := dt.Dir(seg)
+		if !ok {
+			t.Fatalf("no directory %s in commit %s", path, c)
+		}
+		tree = d.TreeID
+	}
+	panic("unreachable")
+}
+
+// fsck runs Fsck and fails the test if it could not run at all.
+func runFsck(t *testing.T, r *repo.Repo, opts repo.FsckOptions) (*repo.FsckReport, error) {
+	t.Helper()
+	rep, err := r.Fsck(context.Background(), opts)
+	if rep == nil {
+		t.Fatalf("fsck did not run: %v", err)
+	}
+	var fe *repo.FsckError
+	if err != nil && !errors.As(err, &fe) {
+		t.Fatalf("fsck failed to run: %v", err)
+	}
+	if (err == nil) != rep.OK() {
+		t.Fatalf("fsck error %v disagrees with %d problems", err, len(rep.Problems))
+	}
+	return rep, err
+}
+
+// wantProblem asserts the report has exactly one problem, of the given
+// type, for the given object, and returns it.
+func wantProblem(t *testing.T, rep *repo.FsckReport, err error, typ repo.ProblemType, kind repo.Kind, id repo.ID) *repo.FsckProblem {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("fsck found no problem; want %s %s %s", typ, kind, id)
+	}
+	if len(rep.Problems) != 1 {
+		t.Fatalf("got %d problems, want 1: %v", len(rep.Problems), rep.Problems)
+	}
+	p := rep.Problems[0]
+	if p.Type != typ || p.Kind != kind || p.ID != id {
+		t.Fatalf("got problem %v (type %s kind %s id %s); want %s %s %s", p, p.Type, p.Kind, p.ID, typ, kind, id)
+	}
+	if p.Path == "" || p.Reason == "" {
+		t.Fatalf("problem %v lacks path or reason", p)
+	}
+	return p
+}
+
+func TestFsckClean(t *testing.T) {
+	for _, mode := range integrityModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			src := integritySource(t, integrityTree)
+			integrityCommit(t, r, "main", src, 1700000000)
+			os.WriteFile(filepath.Join(src, "etc/demo.conf"), []byte("key=other\n"), 0o644)
+			integrityCommit(t, r, "main", src, 1700000100)
+			rep, err := runFsck(t, r, repo.FsckOptions{})
+			if err != nil {
+				t.Fatalf("clean repository: %v", err)
+			}
+			if rep.Objects["commit"] != 2 || rep.Objects["file"] < 6 || rep.Objects["dirtree"] == 0 || rep.Objects["dirmeta"] == 0 {
+				t.Fatalf("objects verified: %v", rep.Objects)
+			}
+			if rep.Refs != 1 || rep.Unreferenced != 0 || len(rep.Partial) != 0 || len(rep.Stray) != 0 {
+				t.Fatalf("report: %+v", rep)
+			}
+		})
+	}
+}
+
+func TestFsckEmptiedCommit(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	c1 := integrityCommit(t, r, "main", src, 1700000000)
+	os.WriteFile(filepath.Join(src, "etc/hostname"), []byte("other\n"), 0o644)
+	c2 := integrityCommit(t, r, "main", src, 1700000100)
+	if err := os.Truncate(r.ObjectPath(repo.KindCommit, c2), 0); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindCommit, c2)
+	if p.Ref != "main" {
+		t.Errorf("problem does not name the ref pointing at the commit: %v", p)
+	}
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != c2 {
+		t.Errorf("error %v does not unwrap to a CorruptObjectError for %s", err, c2)
+	}
+	// The parent is still whole and not reported.
+	if len(rep.Incomplete) != 0 {
+		t.Errorf("incomplete commits %v; only %s is damaged and it is corrupt itself", rep.Incomplete, c2)
+	}
+	_ = c1
+}
+
+func TestFsckDeletedFileObject(t *testing.T) {
+	for _, mode := range integrityModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+			id := integrityFileID(t, r, c, "etc/demo.conf")
+			if err := os.Remove(r.ObjectPath(repo.KindFile, id)); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := runFsck(t, r, repo.FsckOptions{})
+			p := wantProblem(t, rep, err, repo.ProblemMissing, repo.KindFile, id)
+			if p.Commit != c || p.TreePath != "/etc/demo.conf" || p.Ref != "main" {
+				t.Errorf("problem %v: want commit %s, tree path /etc/demo.conf, ref main", p, c)
+			}
+			if !errors.Is(err, repo.ErrNotFound) {
+				t.Errorf("error %v is not ErrNotFound", err)
+			}
+			if len(rep.Incomplete) != 1 || rep.Incomplete[0] != c {
+				t.Errorf("incomplete commits %v, want [%s]", rep.Incomplete, c)
+			}
+		})
+	}
+}
+
+func TestFsckAppendedFileObject(t *testing.T) {
+	for _, mode := range integrityModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+			paths := []string{"etc/demo.conf", "bin/hello", "usr/lib/empty"}
+			if mode == repo.ModeBareUser || mode == repo.ModeArchive {
+				paths = append(paths, "bin/hi") // a symlink stored as a file
+			}
+			for _, path := range paths {
+				id := integrityFileID(t, r, c, path)
+				f, err := os.OpenFile(r.ObjectPath(repo.KindFile, id), os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write([]byte("appended"))
+				f.Close()
+				rep, err := runFsck(t, r, repo.FsckOptions{})
+				wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindFile, id)
+				var ce *repo.CorruptObjectError
+				if !errors.As(err, &ce) || ce.ID != id {
+					t.Errorf("error %v does not unwrap to a CorruptObjectError for %s", err, id)
+				}
+				// Undo, so the next path is the only problem.
+				fi, _ := os.Stat(r.ObjectPath(repo.KindFile, id))
+				os.Truncate(r.ObjectPath(repo.KindFile, id), fi.Size()-int64(len("appended")))
+			}
+			if _, err := runFsck(t, r, repo.FsckOptions{}); err != nil {
+				t.Fatalf("after undoing: %v", err)
+			}
+		})
+	}
+}
+
+// flipLastByte flips the last byte of a file: content in every mode (in
+// archive mode possibly the compressed stream).
+func flipLastByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0x20
+	// Write in place: the inode (and its xattrs) stay.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b[len(b)-1:], fi.Size()-1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func TestFsckFlippedByte(t *testing.T) {
+	for _, mode := range integrityModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+			id := integrityFileID(t, r, c, "bin/hello")
+			flipLastByte(t, r.ObjectPath(repo.KindFile, id))
+			rep, err := runFsck(t, r, repo.FsckOptions{})
+			p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindFile, id)
+			if p.Commit != c || p.TreePath != "/bin/hello" {
+				t.Errorf("problem %v does not say which commit needs it where", p)
+			}
+			if len(rep.Incomplete) != 1 || rep.Incomplete[0] != c {
+				t.Errorf("incomplete commits %v, want [%s]", rep.Incomplete, c)
+			}
+		})
+	}
+}
+
+// A chmod made through a hardlink (as in a checkout of a bare-user or bare
+// repository) changes the object.
+func TestFsckChmodThroughHardlink(t *testing.T) {
+	for _, tc := range []struct {
+		mode repo.Mode
+		want repo.ProblemType
+	}{{repo.ModeBareUser, repo.ProblemMode}, {repo.ModeBare, repo.ProblemCorrupt}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, tc.mode)
+			c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+			id := integrityFileID(t, r, c, "etc/demo.conf")
+			link := filepath.Join(t.TempDir(), "checkout-demo.conf")
+			if err := os.Link(r.ObjectPath(repo.KindFile, id), link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(link, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := runFsck(t, r, repo.FsckOptions{})
+			wantProblem(t, rep, err, tc.want, repo.KindFile, id)
+		})
+	}
+}
+
+func TestFsckReportsEveryProblem(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	missing := integrityFileID(t, r, c, "etc/demo.conf")
+	flipped := integrityFileID(t, r, c, "bin/hello")
+	os.Remove(r.ObjectPath(repo.KindFile, missing))
+	flipLastByte(t, r.ObjectPath(repo.KindFile, flipped))
+	if err := os.WriteFile(r.Path("refs", "heads", "gone"), []byte(repo.Sum([]byte("nothing")).String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := map[repo.ID]repo.ProblemType{}
+	for _, p := range rep.Problems {
+		got[p.ID] = p.Type
+	}
+	want := map[repo.ID]repo.ProblemType{missing: repo.ProblemMissing, flipped: repo.ProblemCorrupt, repo.Sum([]byte("nothing")): repo.ProblemMissing}
+	if len(got) != len(want) {
+		t.Fatalf("problems %v, want %v", rep.Problems, want)
+	}
+	for id, typ := range want {
+		if got[id] != typ {
+			t.Errorf("object %s: got %v, want %v (all: %v)", id, got[id], typ, rep.Problems)
+		}
+	}
+}
+
+func TestFsckDeleteMarksPartial(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	c1 := integrityCommit(t, r, "main", src, 1700000000)
+	os.WriteFile(filepath.Join(src, "etc/hostname"), []byte("other\n"), 0o644)
+	c2 := integrityCommit(t, r, "main", src, 1700000100)
+	id := integrityFileID(t, r, c2, "bin/hello") // in both commits
+	flipLastByte(t, r.ObjectPath(repo.KindFile, id))
+	cache := filepath.Join(r.CacheDir(), "stat-cache")
+	os.MkdirAll(r.CacheDir(), 0o755)
+	os.WriteFile(cache, []byte("x"), 0o644)
+
+	rep, err := runFsck(t, r, repo.FsckOptions{Delete: true})
+	p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindFile, id)
+	if !p.Deleted || rep.Deleted != 1 {
+		t.Fatalf("problem %v not deleted (report deleted %d)", p, rep.Deleted)
+	}
+	if has, _ := r.HasObject(repo.KindFile, id); has {
+		t.Fatal("corrupt object still stored")
+	}
+	marked := map[repo.ID]bool{}
+	for _, c := range rep.MarkedPartial {
+		marked[c] = true
+	}
+	if len(marked) != 2 || !marked[c1] || !marked[c2] {
+		t.Fatalf("marked partial %v, want both %s and %s", rep.MarkedPartial, c1, c2)
+	}
+	for _, c := range []repo.ID{c1, c2} {
+		if _, err := os.Stat(r.Path("state", c.String()+".commitpartial")); err != nil {
+			t.Errorf("commit %s not marked partial: %v", c, err)
+		}
+	}
+	if _, err := os.Stat(cache); !os.IsNotExist(err) {
+		t.Errorf("caches not dropped after deleting objects: %v", err)
+	}
+
+	// Now the repository checks clean, with both commits partial.
+	rep, err = runFsck(t, r, repo.FsckOptions{})
+	if err != nil {
+		t.Fatalf("after --delete: %v", err)
+	}
+	if len(rep.Partial) != 2 {
+		t.Fatalf("partial commits %v, want 2", rep.Partial)
+	}
+}
+
+func TestFsckPartialCommitNotAnError(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	id := integrityFileID(t, r, c, "usr/share/doc")
+	os.Remove(r.ObjectPath(repo.KindFile, id))
+	if err := os.WriteFile(r.Path("state", c.String()+".commitpartial"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err != nil {
+		t.Fatalf("partial commit reported as an error: %v", err)
+	}
+	if len(rep.Partial) != 1 || rep.Partial[0] != c {
+		t.Fatalf("partial %v, want [%s]", rep.Partial, c)
+	}
+	// A corrupt object is still an error, partial or not.
+	flipLastByte(t, r.ObjectPath(repo.KindFile, integrityFileID(t, r, c, "bin/hello")))
+	if _, err := runFsck(t, r, repo.FsckOptions{}); err == nil {
+		t.Fatal("corrupt object under a partial commit not reported")
+	}
+}
+
+func TestFsckUnreferenced(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	integrityCommit(t, r, "main", src, 1700000000)
+	os.WriteFile(filepath.Join(src, "new"), []byte("only in the orphan\n"), 0o644)
+	integrityCommit(t, r, "", src, 1700000100, func(o *commit.Options) { o.Orphan = true })
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The orphan commit, its root dirtree and the new file.
+	if rep.Unreferenced != 3 {
+		t.Fatalf("unreferenced %d, want 3", rep.Unreferenced)
+	}
+}

@@ -1,0 +1,336 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// InfiniteDepth, as PruneOptions.Depth, keeps every ancestor of a root.
+const InfiniteDepth = -1
+
+// PruneOptions configure Prune. They follow `ostree prune`.
+//
+// By default every commit stored in the repository is a root, so prune
+// deletes only objects that no commit reaches (left by interrupted or
+// abandoned work). History is trimmed with RefsOnly: refs become the only
+// roots, each kept with Depth parents, and commits no ref reaches go with
+// everything only they need.
+type PruneOptions struct {
+	// RefsOnly computes reachability from refs only (ostree's --refs-only).
+	RefsOnly bool
+	// Depth is how many parents of each root commit are kept: 0 keeps the
+	// root commit alone, InfiniteDepth (any negative value) keeps all. The
+	// zero value keeps no history, so with RefsOnly set callers that mean
+	// "all history" must say InfiniteDepth. Without RefsOnly every commit
+	// is a root and Depth removes nothing (as in ostree).
+	Depth int
+	// KeepYoungerThan, when set, implies RefsOnly and replaces Depth: each
+	// ref's commit is kept, and its ancestors are kept for as long as the
+	// chain stays younger than this time (ostree's --keep-younger-than).
+	KeepYoungerThan time.Time
+	// DeleteCommit, when set, deletes this commit first; a commit a ref
+	// points at is refused. Objects only it needed then go as unreachable.
+	DeleteCommit ID
+	// NoPrune reports what would be deleted without deleting anything.
+	NoPrune bool
+}
+
+// PruneCount is a number of objects and the bytes they take.
+type PruneCount struct {
+	Objects int64 `json:"objects"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// PruneReport says what Prune deleted (or, with NoPrune, would delete).
+type PruneReport struct {
+	// Total is the number of objects in the repository before pruning.
+	Total int64 `json:"total_objects"`
+	// Deleted is the number of objects deleted, Freed their size in bytes
+	// (as stored; a bare-user object still hardlinked into a checkout
+	// frees its name, not its blocks).
+	Deleted int64 `json:"deleted_objects"`
+	Freed   int64 `json:"freed_bytes"`
+	// ByKind splits Deleted and Freed by kind name.
+	ByKind map[string]PruneCount `json:"by_kind"`
+	// Commits lists the deleted commits.
+	Commits []ID `json:"deleted_commits"`
+	// DryRun is set for NoPrune: nothing was actually deleted.
+	DryRun bool `json:"dry_run"`
+}
+
+// Prune deletes objects that its roots (see PruneOptions) do not reach,
+// with the detached metadata and partial markers of deleted commits, and
+// staging directories of transactions whose process died.
+//
+// It takes the repository lock exclusively (transactions hold it shared
+// from Begin to Commit, so no commit is ever half-visible to prune) and
+// then the refs lock. A missing or corrupt object that a root commit needs
+// stops prune with an error, unless that commit is marked partial: a
+// damaged tree would hide what it references, and prune would then delete
+// objects a repair still needs. Run Fsck (with Delete) first.
+//
+// Commit objects are deleted first, so that a crash mid-way leaves no
+// surviving commit that needs a deleted object.
+func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
+	if opts.NoPrune && !opts.DeleteCommit.IsZero() {
+		return nil, errors.New("prune: DeleteCommit and NoPrune cannot be combined")
+	}
+	if r.readOnly && !opts.NoPrune {
+		return nil, fmt.Errorf("prune: repository %s is read-only", r.path)
+	}
+	lk, err := r.LockExclusive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Every ref writer holds the repository lock shared (LockRefs takes
+	// it), so holding it exclusively also keeps refs still.
+	defer lk.Unlock()
+	if !opts.NoPrune {
+		r.cleanStaleStaging()
+	}
+
+	refs, err := r.ListRefs("")
+	if err != nil {
+		return nil, fmt.Errorf("prune %s: %w", r.path, err)
+	}
+	rep := &PruneReport{ByKind: map[string]PruneCount{}, DryRun: opts.NoPrune, Commits: []ID{}}
+	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}}
+
+	objs, _, err := r.listObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Total = int64(len(objs))
+
+	if !opts.DeleteCommit.IsZero() {
+		if err := p.deleteCommit(opts.DeleteCommit, refs, rep); err != nil {
+			return rep, p.finish(rep, err)
+		}
+	}
+
+	switch {
+	case !opts.KeepYoungerThan.IsZero():
+		for _, ref := range refs {
+			if err := p.keepYoungerThan(ref, opts.KeepYoungerThan); err != nil {
+				return rep, p.finish(rep, err)
+			}
+		}
+	case opts.RefsOnly:
+		for _, ref := range refs {
+			if err := p.keep(ref.Commit, ref.Name, opts.Depth); err != nil {
+				return rep, p.finish(rep, err)
+			}
+		}
+	default:
+		for _, o := range objs {
+			if o.kind != KindCommit || o.id == opts.DeleteCommit {
+				continue
+			}
+			if err := p.keep(o.id, "", opts.Depth); err != nil {
+				return rep, p.finish(rep, err)
+			}
+		}
+	}
+
+	// Sweep: commits (with their metadata and state) first, then the rest.
+	order := []Kind{KindCommit, KindCommitMeta, KindDirTree, KindDirMeta, KindFile}
+	for i, kind := range order {
+		for _, o := range objs {
+			if o.kind != kind || p.reach[objKey(o)] || (o.kind == KindCommit && o.id == opts.DeleteCommit) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return rep, p.finish(rep, fmt.Errorf("prune %s: %w", r.path, err))
+			}
+			if err := p.remove(o.kind, o.id, opts.NoPrune, rep); err != nil {
+				return rep, p.finish(rep, err)
+			}
+		}
+		if i == 0 && !opts.NoPrune && rep.Deleted > 0 {
+			// Make the commits' removal durable before what they needed goes.
+			if err := unix.Syncfs(r.objFd); err != nil {
+				return rep, p.finish(rep, fmt.Errorf("syncing %s: %w", r.Path("objects"), err))
+			}
+		}
+	}
+	return rep, p.finish(rep, nil)
+}
+
+// pruneRun is the state of one Prune.
+type pruneRun struct {
+	r     *Repo
+	ctx   context.Context
+	reach map[objKey]bool
+	depth map[ID]int // the most remaining depth each commit was walked with
+}
+
+// finish drops caches if anything was deleted and returns err.
+func (p *pruneRun) finish(rep *PruneReport, err error) error {
+	if rep.DryRun || rep.Deleted == 0 {
+		return err
+	}
+	return errors.Join(err, p.r.dropCaches())
+}
+
+// deleteCommit removes a commit no ref points at.
+func (p *pruneRun) deleteCommit(id ID, refs []Ref, rep *PruneReport) error {
+	for _, ref := range refs {
+		if ref.Commit == id {
+			return fmt.Errorf("prune: commit %s is referenced by %s", id, ref.Name)
+		}
+	}
+	has, err := p.r.HasObject(KindCommit, id)
+	if err != nil {
+		return err
+	}
+	if !has {
+		return fmt.Errorf("prune: deleting commit: %w", &ObjectMissingError{KindCommit, id})
+	}
+	return p.remove(KindCommit, id, false, rep)
+}
+
+// remove deletes (or, dry, only counts) one object. Deleting a commit also
+// deletes its partial marker.
+func (p *pruneRun) remove(kind Kind, id ID, dry bool, rep *PruneReport) error {
+	rel := objectPath(kind, id)
+	var st unix.Stat_t
+	if err := unix.Fstatat(p.r.objFd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("prune: stat %s: %w", p.r.ObjectPath(kind, id), err)
+	}
+	if !dry {
+		if err := unix.Unlinkat(p.r.objFd, rel, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("prune: deleting %s: %w", p.r.ObjectPath(kind, id), err)
+		}
+		if kind == KindCommit {
+			if err := os.Remove(p.r.partialStatePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("prune: %w", err)
+			}
+		}
+	}
+	rep.Deleted++
+	rep.Freed += st.Size
+	c := rep.ByKind[kind.String()]
+	c.Objects++
+	c.Bytes += st.Size
+	rep.ByKind[kind.String()] = c
+	if kind == KindCommit {
+		rep.Commits = append(rep.Commits, id)
+	}
+	return nil
+}
+
+// keep marks a root commit and depth of its ancestors reachable. A root
+// must exist; a missing ancestor ends the walk (history may have been
+// pruned before).
+func (p *pruneRun) keep(id ID, ref string, depth int) error {
+	if depth < 0 {
+		depth = math.MaxInt
+	}
+	for first := true; ; first = false {
+		if err := p.ctx.Err(); err != nil {
+			return fmt.Errorf("prune %s: %w", p.r.path, err)
+		}
+		if d, seen := p.depth[id]; seen && d >= depth {
+			return nil
+		}
+		if !first {
+			if ok, err := p.r.HasObject(KindCommit, id); err != nil || !ok {
+				return err
+			}
+		}
+		c, err := p.keepOne(id)
+		if err != nil {
+			if ref != "" {
+				return fmt.Errorf("prune: ref %s: %w", ref, err)
+			}
+			return fmt.Errorf("prune: %w", err)
+		}
+		p.depth[id] = depth
+		if depth == 0 || c.Parent.IsZero() {
+			return nil
+		}
+		depth--
+		id = c.Parent
+	}
+}
+
+// keepYoungerThan keeps a ref's commit, and its ancestors for as long as
+// the chain from the ref's commit down is no older than t.
+func (p *pruneRun) keepYoungerThan(ref Ref, t time.Time) error {
+	c, err := p.keepOne(ref.Commit)
+	if err != nil {
+		return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
+	}
+	for int64(c.Timestamp) >= t.Unix() && !c.Parent.IsZero() {
+		if err := p.ctx.Err(); err != nil {
+			return fmt.Errorf("prune %s: %w", p.r.path, err)
+		}
+		id := c.Parent
+		if ok, err := p.r.HasObject(KindCommit, id); err != nil || !ok {
+			return err
+		}
+		pc, err := p.r.ReadCommit(id)
+		if err != nil {
+			return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
+		}
+		if int64(pc.Timestamp) < t.Unix() {
+			return nil
+		}
+		if _, err := p.keepOne(id); err != nil {
+			return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
+		}
+		c = pc
+	}
+	return nil
+}
+
+// keepOne marks one commit and everything its tree needs reachable.
+func (p *pruneRun) keepOne(id ID) (*Commit, error) {
+	c, err := p.r.ReadCommit(id)
+	if err != nil {
+		return nil, err
+	}
+	p.reach[objKey{KindCommit, id}] = true
+	p.reach[objKey{KindCommitMeta, id}] = true
+	p.reach[objKey{KindDirMeta, c.RootMeta}] = true
+	if err := p.keepTree(c.RootTree, id, p.r.isCommitPartial(id)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// keepTree marks a dirtree and everything below it reachable. Content
+// objects are marked by name without being read.
+func (p *pruneRun) keepTree(id, commit ID, partial bool) error {
+	k := objKey{KindDirTree, id}
+	if p.reach[k] {
+		return nil
+	}
+	t, err := p.r.ReadDirTree(id)
+	if err != nil {
+		if partial && errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("commit %s needs %w (run `otree fsck`)", commit, err)
+	}
+	p.reach[k] = true
+	for _, f := range t.Files {
+		p.reach[objKey{KindFile, f.ID}] = true
+	}
+	for _, d := range t.Dirs {
+		p.reach[objKey{KindDirMeta, d.MetaID}] = true
+		if err := p.keepTree(d.TreeID, commit, partial); err != nil {
+			return err
+		}
+	}
+	return nil
+}

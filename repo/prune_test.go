@@ -1,0 +1,462 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+func mustPrune(t *testing.T, r *repo.Repo, opts repo.PruneOptions) *repo.PruneReport {
+	t.Helper()
+	rep, err := r.Prune(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("prune %+v: %v", opts, err)
+	}
+	return rep
+}
+
+// countObjects counts the entries of objects/ and their total size.
+func countStored(t *testing.T, r *repo.Repo) (n, size int64) {
+	t.Helper()
+	err := filepath.Walk(r.Path("objects"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			n++
+			size += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, size
+}
+
+func stored(t *testing.T, r *repo.Repo, kind repo.Kind, id repo.ID) bool {
+	t.Helper()
+	ok, err := r.HasObject(kind, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// mustFsck asserts the repository checks clean and returns the report.
+func mustFsckClean(t *testing.T, r *repo.Repo) *repo.FsckReport {
+	t.Helper()
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err != nil {
+		t.Fatalf("fsck: %v", err)
+	}
+	return rep
+}
+
+// history commits four versions of a tree to main, each with a file only
+// it has ("v<i>"), and returns the commits oldest first and those files.
+func commitHistory(t *testing.T, r *repo.Repo) (commits, files []repo.ID) {
+	t.Helper()
+	src := integritySource(t, integrityTree)
+	for i := 1; i <= 4; i++ {
+		name := fmt.Sprintf("v%d", i)
+		if i > 1 {
+			os.Remove(filepath.Join(src, fmt.Sprintf("v%d", i-1)))
+		}
+		os.WriteFile(filepath.Join(src, name), []byte("version "+name+" with some bytes\n"), 0o644)
+		c := integrityCommit(t, r, "main", src, int64(1700000000+i*1000))
+		commits = append(commits, c)
+		files = append(files, integrityFileID(t, r, c, name))
+	}
+	return commits, files
+}
+
+func TestPruneDefaultKeepsEveryCommit(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	integrityCommit(t, r, "main", src, 1700000000)
+	os.WriteFile(filepath.Join(src, "orphan-only"), []byte("orphan\n"), 0o644)
+	orphan := integrityCommit(t, r, "", src, 1700000100, func(o *commit.Options) { o.Orphan = true })
+
+	// An object no commit needs, as an interrupted commit leaves.
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("loose object nobody references\n")
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	loose := repo.FileID(h, content)
+	if _, err := txn.WriteFile(h, loose, content); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := countStored(t, r)
+
+	rep := mustPrune(t, r, repo.PruneOptions{Depth: repo.InfiniteDepth})
+	if rep.Deleted != 1 || rep.ByKind["file"].Objects != 1 || rep.Total != before {
+		t.Fatalf("report %+v: want exactly the loose file deleted of %d", rep, before)
+	}
+	if rep.Freed < int64(len(content)) {
+		t.Errorf("freed %d bytes, want at least %d", rep.Freed, len(content))
+	}
+	if stored(t, r, repo.KindFile, loose) {
+		t.Error("loose object survived")
+	}
+	if !stored(t, r, repo.KindCommit, orphan) {
+		t.Error("default prune deleted an unreferenced commit (every commit is a root)")
+	}
+	// Depth without RefsOnly removes no history either.
+	if rep := mustPrune(t, r, repo.PruneOptions{Depth: 0}); rep.Deleted != 0 {
+		t.Fatalf("depth 0 without refs-only deleted %d objects", rep.Deleted)
+	}
+}
+
+func TestPruneRefsOnlyRemovesUnreferencedCommits(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	other := integritySource(t, testtree.Tree{
+		"etc/demo.conf": testtree.File("key=value\n", 0o644), // shared with main
+		"big":           testtree.File(string(make([]byte, 100000)), 0o644),
+	})
+	oc := integrityCommit(t, r, "other", other, 1700000100, func(o *commit.Options) {
+		o.DetachedMetadata = repo.Metadata{{Key: "sig", Value: []byte("signature")}}
+	})
+	big := integrityFileID(t, r, oc, "big")
+	shared := integrityFileID(t, r, oc, "etc/demo.conf")
+	os.WriteFile(r.Path("state", oc.String()+".commitpartial"), nil, 0o644)
+	os.MkdirAll(r.CacheDir(), 0o755)
+	os.WriteFile(filepath.Join(r.CacheDir(), "stat-cache"), []byte("x"), 0o644)
+	if err := r.SetRef("other", repo.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	n0, size0 := countStored(t, r)
+
+	rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth})
+	n1, size1 := countStored(t, r)
+	if rep.Deleted != n0-n1 || rep.Freed != size0-size1 {
+		t.Fatalf("report says %d objects / %d bytes, store lost %d / %d", rep.Deleted, rep.Freed, n0-n1, size0-size1)
+	}
+	// The commit, its detached metadata, its two dirtrees and the big file.
+	if rep.Deleted != 5 || rep.ByKind["dirtree"].Objects != 2 || rep.ByKind["commit"].Objects != 1 || rep.ByKind["commitmeta"].Objects != 1 ||
+		rep.ByKind["file"].Objects != 1 || rep.ByKind["file"].Bytes != 100000 {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Commits) != 1 || rep.Commits[0] != oc {
+		t.Fatalf("deleted commits %v, want [%s]", rep.Commits, oc)
+	}
+	if stored(t, r, repo.KindCommit, oc) || stored(t, r, repo.KindFile, big) || stored(t, r, repo.KindCommitMeta, oc) {
+		t.Fatal("unreferenced commit's objects survived")
+	}
+	if !stored(t, r, repo.KindFile, shared) {
+		t.Fatal("an object main still needs was deleted")
+	}
+	if _, err := os.Stat(r.Path("state", oc.String()+".commitpartial")); !os.IsNotExist(err) {
+		t.Errorf("partial marker of the deleted commit survived: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.CacheDir(), "stat-cache")); !os.IsNotExist(err) {
+		t.Errorf("caches not dropped: %v", err)
+	}
+	if rep := mustFsckClean(t, r); rep.Unreferenced != 0 {
+		t.Errorf("%d unreferenced objects remain", rep.Unreferenced)
+	}
+}
+
+func TestPruneDepth(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, files := commitHistory(t, r)
+	rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 1})
+	for i, c := range commits {
+		keep := i >= 2 // the ref's commit and one parent
+		if stored(t, r, repo.KindCommit, c) != keep || stored(t, r, repo.KindFile, files[i]) != keep {
+			t.Errorf("commit %d: kept=%v, want %v", i+1, !keep, keep)
+		}
+	}
+	if rep.ByKind["commit"].Objects != 2 {
+		t.Errorf("report %+v: want 2 commits deleted", rep)
+	}
+	mustFsckClean(t, r)
+	// Walking history stops quietly at the pruned parent.
+	if rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth}); rep.Deleted != 0 {
+		t.Errorf("second prune deleted %d", rep.Deleted)
+	}
+	mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if stored(t, r, repo.KindCommit, commits[2]) || !stored(t, r, repo.KindCommit, commits[3]) {
+		t.Error("depth 0 must keep exactly the ref's commit")
+	}
+	mustFsckClean(t, r)
+}
+
+func TestPruneKeepYoungerThan(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r) // timestamps 1700001000 ... 1700004000
+	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1700002500, 0)})
+	for i, c := range commits {
+		if keep := i >= 2; stored(t, r, repo.KindCommit, c) != keep {
+			t.Errorf("commit %d kept=%v, want %v", i+1, !keep, keep)
+		}
+	}
+	// The ref's commit is kept however old.
+	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1800000000, 0)})
+	if !stored(t, r, repo.KindCommit, commits[3]) || stored(t, r, repo.KindCommit, commits[2]) {
+		t.Error("want only the ref's commit left")
+	}
+	mustFsckClean(t, r)
+}
+
+func TestPruneDeleteCommit(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, files := commitHistory(t, r)
+	if _, err := r.Prune(context.Background(), repo.PruneOptions{DeleteCommit: commits[3]}); err == nil {
+		t.Fatal("deleting the commit a ref points at was allowed")
+	}
+	if !stored(t, r, repo.KindCommit, commits[3]) {
+		t.Fatal("refused deletion deleted the commit")
+	}
+	if _, err := r.Prune(context.Background(), repo.PruneOptions{DeleteCommit: commits[1], NoPrune: true}); err == nil {
+		t.Fatal("DeleteCommit with NoPrune was allowed")
+	}
+	os.WriteFile(r.Path("state", commits[1].String()+".commitpartial"), nil, 0o644)
+	rep := mustPrune(t, r, repo.PruneOptions{DeleteCommit: commits[1], Depth: repo.InfiniteDepth})
+	if stored(t, r, repo.KindCommit, commits[1]) || stored(t, r, repo.KindFile, files[1]) {
+		t.Fatal("deleted commit or the file only it had survived")
+	}
+	if !stored(t, r, repo.KindCommit, commits[0]) {
+		t.Fatal("the older commit went too (it is a root without --refs-only)")
+	}
+	if len(rep.Commits) != 1 || rep.Commits[0] != commits[1] || rep.ByKind["file"].Objects != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := os.Stat(r.Path("state", commits[1].String()+".commitpartial")); !os.IsNotExist(err) {
+		t.Error("partial marker of the deleted commit survived")
+	}
+	mustFsckClean(t, r)
+	_, err := r.Prune(context.Background(), repo.PruneOptions{DeleteCommit: commits[1]})
+	if !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("deleting a missing commit: %v, want ErrNotFound", err)
+	}
+}
+
+func TestPruneNoPrune(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commitHistory(t, r)
+	os.MkdirAll(r.CacheDir(), 0o755)
+	os.WriteFile(filepath.Join(r.CacheDir(), "stat-cache"), []byte("x"), 0o644)
+	n0, size0 := countStored(t, r)
+	dry := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0, NoPrune: true})
+	if n, size := countStored(t, r); n != n0 || size != size0 {
+		t.Fatalf("dry run changed the store: %d/%d objects", n, n0)
+	}
+	if !dry.DryRun || dry.Deleted == 0 || dry.ByKind["commit"].Objects != 3 {
+		t.Fatalf("dry run report %+v", dry)
+	}
+	if _, err := os.Stat(filepath.Join(r.CacheDir(), "stat-cache")); err != nil {
+		t.Fatalf("dry run dropped caches: %v", err)
+	}
+	real := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if real.Deleted != dry.Deleted || real.Freed != dry.Freed {
+		t.Fatalf("dry run said %d/%d, prune did %d/%d", dry.Deleted, dry.Freed, real.Deleted, real.Freed)
+	}
+}
+
+func TestPruneRemovesStaleStaging(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	stale := r.Path("tmp", "txn-dead")
+	if err := os.MkdirAll(filepath.Join(stale, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustPrune(t, r, repo.PruneOptions{})
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale staging directory survived: %v", err)
+	}
+}
+
+func TestPruneRefusesBrokenTree(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	cm, _ := r.ReadCommit(c)
+	os.Remove(r.ObjectPath(repo.KindDirTree, cm.RootTree))
+	n0, _ := countStored(t, r)
+	if _, err := r.Prune(context.Background(), repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth}); err == nil {
+		t.Fatal("prune went ahead with a commit whose tree is missing")
+	}
+	if n, _ := countStored(t, r); n != n0 {
+		t.Fatal("prune deleted objects although it failed")
+	}
+	// Once the commit is marked partial (fsck --delete does that), prune
+	// proceeds and deletes what the missing tree would have named.
+	if _, err := runFsck(t, r, repo.FsckOptions{Delete: true}); err == nil {
+		t.Fatal("fsck found nothing")
+	}
+	if rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth}); rep.Deleted == 0 {
+		t.Fatal("nothing pruned below a partial commit")
+	}
+}
+
+// readTree reads a commit back as path -> content (files) or target.
+func commitContents(t *testing.T, r *repo.Repo, c repo.ID) map[string]string {
+	t.Helper()
+	cm, err := r.ReadCommit(c)
+	if err != nil {
+		t.Fatalf("commit %s: %v", c, err)
+	}
+	out := map[string]string{}
+	var walk func(string, repo.ID)
+	walk = func(prefix string, id repo.ID) {
+		dt, err := r.ReadDirTree(id)
+		if err != nil {
+			t.Fatalf("commit %s: %v", c, err)
+		}
+		for _, f := range dt.Files {
+			h, rc, err := r.OpenFile(f.ID)
+			if err != nil {
+				t.Fatalf("commit %s %s%s: %v", c, prefix, f.Name, err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatalf("commit %s %s%s: %v", c, prefix, f.Name, err)
+			}
+			out[prefix+f.Name] = string(b) + h.Target
+		}
+		for _, d := range dt.Dirs {
+			walk(prefix+d.Name+"/", d.TreeID)
+		}
+	}
+	walk("", cm.RootTree)
+	return out
+}
+
+// TestPruneRace commits to two branches while prune (trimming history)
+// and fsck run again and again beside them: every ref must always point at
+// a commit whose whole tree exists, and fsck beside running commits must
+// never see a commit without the objects it needs.
+func TestPruneRace(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	ctx := context.Background()
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	var (
+		wg             sync.WaitGroup
+		commits        atomic.Int64
+		prunes, pruned atomic.Int64
+		fscks          atomic.Int64
+		errMu          sync.Mutex
+		firstErr       error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+	}
+	last := make([]map[string]string, 2)
+	for w := 0; w < 2; w++ {
+		branch := fmt.Sprintf("race/%d", w)
+		src := integritySource(t, integrityTree)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				// Change, add and remove files; "common" is shared by both
+				// branches, so one branch's commits dedupe against the
+				// other's objects.
+				os.WriteFile(filepath.Join(src, "counter"), []byte(fmt.Sprintf("%s %d\n", branch, i)), 0o644)
+				os.WriteFile(filepath.Join(src, fmt.Sprintf("f%d", i%5)), []byte(fmt.Sprintf("%s file %d\n", branch, i)), 0o644)
+				os.Remove(filepath.Join(src, fmt.Sprintf("f%d", (i+2)%5)))
+				os.WriteFile(filepath.Join(src, "common"), []byte(fmt.Sprintf("common %d\n", i/3)), 0o644)
+				_, err := commit.Commit(ctx, r, commit.Options{Branch: branch, Subject: "race", NoSync: true,
+					Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+				if err != nil {
+					fail(fmt.Errorf("commit to %s: %w", branch, err))
+					return
+				}
+				commits.Add(1)
+				time.Sleep(2 * time.Millisecond)
+			}
+			tree := map[string]string{}
+			for p, e := range testtree.Read(t, src, testtree.ReadOptions{}) {
+				if e.Mode.IsRegular() {
+					tree[p] = e.Content
+				} else if e.Target != "" {
+					tree[p] = e.Target
+				}
+			}
+			last[w] = tree
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		opts := []repo.PruneOptions{
+			{RefsOnly: true, Depth: 0},
+			{RefsOnly: true, Depth: 1},
+			{Depth: repo.InfiniteDepth},
+		}
+		for i := 0; time.Now().Before(deadline); i++ {
+			rep, err := r.Prune(ctx, opts[i%len(opts)])
+			if err != nil {
+				fail(fmt.Errorf("prune: %w", err))
+				return
+			}
+			prunes.Add(1)
+			pruned.Add(rep.Deleted)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for time.Now().Before(deadline) {
+			rep, err := r.Fsck(ctx, repo.FsckOptions{Workers: 2})
+			if err != nil {
+				fail(fmt.Errorf("fsck beside commits: %w", err))
+				return
+			}
+			_ = rep
+			fscks.Add(1)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
+	}
+	t.Logf("%d commits, %d prunes deleting %d objects, %d fscks", commits.Load(), prunes.Load(), pruned.Load(), fscks.Load())
+	if commits.Load() < 10 || prunes.Load() < 3 || pruned.Load() == 0 || fscks.Load() < 3 {
+		t.Fatalf("too little interleaving to mean anything: %d commits, %d prunes (%d objects), %d fscks",
+			commits.Load(), prunes.Load(), pruned.Load(), fscks.Load())
+	}
+	mustFsckClean(t, r)
+	for w := 0; w < 2; w++ {
+		id, err := r.ReadRef(fmt.Sprintf("race/%d", w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := commitContents(t, r, id)
+		if len(got) != len(last[w]) {
+			t.Fatalf("branch %d: commit has %d files, source %d", w, len(got), len(last[w]))
+		}
+		for p, want := range last[w] {
+			if got[p] != want {
+				t.Errorf("branch %d: %s is %q in the commit, %q in the source", w, p, got[p], want)
+			}
+		}
+	}
+	// With history trimmed to the refs, nothing is left unreferenced.
+	mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if rep := mustFsckClean(t, r); rep.Unreferenced != 0 || rep.Objects["commit"] != 2 {
+		t.Fatalf("after a final prune: %d unreferenced, %d commits", rep.Unreferenced, rep.Objects["commit"])
+	}
+}
