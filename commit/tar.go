@@ -89,9 +89,12 @@ type tarImport struct {
 }
 
 // cleanTarName makes a tar name relative to the tree root, refusing names
-// that would leave it.
+// that would leave it: absolute names and any ".." component.
 func cleanTarName(name string) (string, error) {
-	n := strings.TrimLeft(name, "/")
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("absolute name (tar entries must be relative to the tree)")
+	}
+	n := name
 	for _, c := range strings.Split(n, "/") {
 		if c == ".." {
 			return "", fmt.Errorf("name leaves the tree (contains \"..\")")
@@ -109,6 +112,11 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 	d := ti.root
 	parts := strings.Split(name, "/")
 	for _, p := range parts[:len(parts)-1] {
+		if d.findFile(p) >= 0 {
+			// A symlink or file earlier in the tar: writing "through" it
+			// is how hostile tars escape an extraction; refuse.
+			return nil, "", fmt.Errorf("%q is not a directory in the tar", p)
+		}
 		i := d.findDir(p)
 		if i < 0 {
 			sub := &dir{meta: ti.defMeta}

@@ -56,7 +56,7 @@ func TestTarImportKeepsMetadata(t *testing.T) {
 		{Name: "bin/sh", Typeflag: tar.TypeReg, Mode: 0o4755},
 		{Name: "bin/ash", Typeflag: tar.TypeLink, Linkname: "bin/sh"},
 		{Name: "bin/link", Typeflag: tar.TypeSymlink, Linkname: "sh"},
-		{Name: "/dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
 		{Name: "dev/fifo", Typeflag: tar.TypeFifo, Mode: 0o600},
 	}, map[string]string{"./etc/conf": "conf\n", "bin/sh": "ELF"})
 	res, err := commitTar(r, "main", p)
@@ -136,6 +136,11 @@ func TestHostileTarRefused(t *testing.T) {
 		{"hardlink outside", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "../../etc/shadow"}}, "hardlink target"},
 		{"hardlink to unknown", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "later"}}, "not an earlier regular file"},
 		{"huge declared size", []*tar.Header{{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40}}, "big"},
+		{"absolute", []*tar.Header{{Name: "/etc/evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "absolute"},
+		{"through a symlink", []*tar.Header{
+			{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			{Name: "a/passwd", Typeflag: tar.TypeReg, Mode: 0o644},
+		}, "not a directory"},
 		{"root not a dir", []*tar.Header{{Name: ".", Typeflag: tar.TypeReg, Mode: 0o644}}, "root"},
 	}
 	for _, c := range cases {
