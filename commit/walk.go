@@ -162,7 +162,7 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: toXattrs(x)}
+	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x}
 	wk.mod.dir(&m)
 	id, err := wk.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 	if err != nil {
@@ -177,16 +177,6 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 // metadata in, so a checkout of such a repository commits back identically.
 func skipXattr(name string) bool { return name == "user.otreemeta" }
 
-func toXattrs(a []xattr.Attr) []repo.Xattr {
-	if len(a) == 0 {
-		return nil
-	}
-	x := make([]repo.Xattr, len(a))
-	for i, v := range a {
-		x[i] = repo.Xattr(v)
-	}
-	return x
-}
 
 // readDir lists one directory: subdirectories become new tasks, cached or
 // cheap entries are resolved here, and files to hash go out in batches.
@@ -330,7 +320,7 @@ func (w *worker) special(fd int, abs, name string, st *unix.Stat_t) (repo.ID, er
 	if err != nil {
 		return repo.ID{}, err
 	}
-	h.Xattrs = toXattrs(x)
+	h.Xattrs = x
 	w.walker.mod.file(&h)
 	id := repo.FileID(&h, nil)
 	if _, err := w.walker.txn.WriteFile(&h, id, nil); err != nil {
@@ -358,7 +348,7 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	if err != nil {
 		return repo.ID{}, err
 	}
-	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: toXattrs(x), Size: uint64(st.Size)}
+	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
 	wk.mod.file(&h)
 	w.hdr = repo.AppendFileHeader(w.hdr[:0], &h)
 	w.h.Reset()

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+
+	"github.com/otree/otree/internal/xattr"
 )
 
 // Kind is the kind of an object. Its String form is the file extension used
@@ -69,11 +71,9 @@ func (t FileType) String() string {
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-// Xattr is one extended attribute.
-type Xattr struct {
-	Name  string
-	Value []byte
-}
+// Xattr is one extended attribute. It is the type internal/xattr reads, so
+// attributes go from disk into headers without conversion.
+type Xattr = xattr.Attr
 
 // FileHeader is everything about a file object except its content.
 type FileHeader struct {

@@ -230,7 +230,7 @@ func (r *Repo) openFile(id ID) (*FileHeader, io.Closer, io.Reader, error) {
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("reading file object %s: %w", id, err)
 			}
-			h.Xattrs = fromAttrs(x)
+			h.Xattrs = x
 		}
 		if h.Type != TypeRegular {
 			return h, nil, bytes.NewReader(nil), nil
@@ -319,16 +319,6 @@ func (c closers) Close() error {
 	return first
 }
 
-func fromAttrs(a []xattr.Attr) []Xattr {
-	if len(a) == 0 {
-		return nil
-	}
-	x := make([]Xattr, len(a))
-	for i, v := range a {
-		x[i] = Xattr(v)
-	}
-	return x
-}
 
 // fileReader yields exactly size bytes of content and verifies the id at EOF.
 type fileReader struct {

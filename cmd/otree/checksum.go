@@ -82,7 +82,7 @@ func checksumPath(p string, ignoreXattrs bool) (repo.Kind, repo.ID, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		return toRepoXattrs(a), nil
+		return a, nil
 	}
 	h := repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
 	switch st.Mode & unix.S_IFMT {
@@ -142,7 +142,7 @@ func checksumRegular(p string, ignoreXattrs bool) (repo.ID, error) {
 		if err != nil {
 			return repo.ID{}, fmt.Errorf("%s: %w", p, err)
 		}
-		h.Xattrs = toRepoXattrs(a)
+		h.Xattrs = a
 	}
 	hs := hash.New()
 	hs.Write(repo.AppendFileHeader(nil, &h))
@@ -157,13 +157,3 @@ func checksumRegular(p string, ignoreXattrs bool) (repo.ID, error) {
 	return repo.ID(hs.Sum()), nil
 }
 
-func toRepoXattrs(a []xattr.Attr) []repo.Xattr {
-	if len(a) == 0 {
-		return nil
-	}
-	x := make([]repo.Xattr, len(a))
-	for i, v := range a {
-		x[i] = repo.Xattr(v)
-	}
-	return x
-}
