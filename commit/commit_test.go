@@ -415,3 +415,25 @@ func TestConcurrentCommitsChain(t *testing.T) {
 		t.Fatalf("%d concurrent commits are missing from the branch history", len(want))
 	}
 }
+
+// File objects in the bare modes carry mtime 0, so hardlinked checkouts
+// look the same on every machine.
+func TestObjectsHaveEpochTimes(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly} {
+		r := newRepo(t, mode)
+		res := commitDir(t, r, "main", makeTree(t, testtree.Tree{"f": testtree.File("x", 0o644), "l": testtree.Symlink("f")}))
+		dt, err := r.ReadDirTree(mustCommit(t, r, res.Commit).RootTree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range dt.Files {
+			fi, err := os.Lstat(r.ObjectPath(repo.KindFile, f.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fi.ModTime().Equal(time.Unix(0, 0)) {
+				t.Errorf("%s: object for %s has mtime %v, want the epoch", mode, f.Name, fi.ModTime())
+			}
+		}
+	}
+}

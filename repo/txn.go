@@ -349,6 +349,16 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 // always readable by the repository's owner.
 func BareUserDiskMode(mode uint32) uint32 { return mode&0o777 | 0o400 }
 
+// zeroTimes gives a file object atime and mtime 0 (the epoch): hardlinked
+// checkouts share the object's inode, and a commit must check out with the
+// same times everywhere.
+func zeroTimes(fd int) error {
+	if err := unix.Futimes(fd, []unix.Timeval{{}, {}}); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
 // fixMode makes the mode of a file created with perm&0777 exactly perm:
 // a chmod is needed only when the umask took bits away or perm has bits
 // (setuid, setgid, sticky) that creation does not set reliably.
@@ -393,6 +403,9 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 			if err := unix.Fsetxattr(f.fd, userMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
 				return fmt.Errorf("setting %s: %w", userMetaXattr, err)
 			}
+			if err := zeroTimes(f.fd); err != nil {
+				return err
+			}
 			return t.r.fixMode(f.fd, mode)
 		})
 	}
@@ -404,6 +417,9 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 				return err
 			}
 			fd := f.fd
+			if err := zeroTimes(fd); err != nil {
+				return err
+			}
 			if t.r.mode == ModeBare {
 				if err := unix.Fchown(fd, int(h.UID), int(h.GID)); err != nil {
 					return fmt.Errorf("chown: %w", err)
@@ -429,6 +445,10 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 		if err := unix.Fchmodat(t.dirFd, name, h.Mode, 0); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
 		}
+	}
+	epoch := []unix.Timespec{{}, {}}
+	if err := unix.UtimesNanoAt(t.dirFd, name, epoch, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("staging %s: setting times: %w", name, err)
 	}
 	if t.r.mode == ModeBare {
 		if err := unix.Fchownat(t.dirFd, name, int(h.UID), int(h.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
