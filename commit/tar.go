@@ -21,8 +21,8 @@ import (
 const paxXattr = "SCHILY.xattr."
 
 // importTar reads a tar file (plain, gzip or zstd; "-" is standard input)
-// into a tree. Names are confined to the tree: absolute names are made
-// relative and any ".." component is refused.
+// into a tree. Names are confined to the tree: absolute names, any ".."
+// component, and entries below a non-directory are refused.
 func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip map[string]bool, cnt *counters) (*dir, error) {
 	var in io.Reader = os.Stdin
 	if file != "-" {

@@ -293,8 +293,8 @@ func (t *Txn) WriteFileFrom(h *FileHeader, id ID, src *os.File) (bool, error) {
 func (t *Txn) WriteFileStream(h *FileHeader, r io.Reader) (ID, bool, error) {
 	if h.Type != TypeRegular || h.Size <= 1<<20 {
 		buf := make([]byte, h.Size)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return ID{}, false, fmt.Errorf("reading content: %w", err)
+		if n, err := io.ReadFull(r, buf); err != nil {
+			return ID{}, false, fmt.Errorf("reading content: got %d of %d bytes: %w", n, h.Size, err)
 		}
 		id := FileID(h, buf)
 		isNew, err := t.WriteFile(h, id, buf)
@@ -390,7 +390,9 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 		if h.Type == TypeRegular {
 			mode = BareUserDiskMode(h.Mode)
 		}
-		return t.writeStaged(name, mode, func(f *stagedFile) error {
+		// Created owner-writable: setting a user.* xattr needs write
+		// permission; fixMode then takes the bit away where it must.
+		return t.writeStaged(name, mode|0o200, func(f *stagedFile) error {
 			var err error
 			if h.Type == TypeSymlink {
 				_, err = f.Write([]byte(h.Target))
@@ -405,6 +407,9 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 			}
 			if err := zeroTimes(f.fd); err != nil {
 				return err
+			}
+			if mode&0o200 == 0 {
+				return unix.Fchmod(f.fd, mode)
 			}
 			return t.r.fixMode(f.fd, mode)
 		})
