@@ -1,0 +1,41 @@
+package durable
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ref")
+	for _, content := range []string{"first\n", "second, longer\n", ""} {
+		if err := WriteFile(p, []byte(content), 0o640, true); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != content {
+			t.Fatalf("content %q, %v; want %q", got, err, content)
+		}
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want only the file", len(ents))
+	}
+}
+
+func TestWriteFileErrorNamesPath(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "missing-dir", "f")
+	err := WriteFile(p, []byte("x"), 0o644, true)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("err = %v, want an error naming %s", err, p)
+	}
+	if err := SyncDir(filepath.Dir(p)); err == nil || !strings.Contains(err.Error(), "missing-dir") {
+		t.Fatalf("SyncDir of a missing directory: %v", err)
+	}
+}
