@@ -100,6 +100,8 @@ func newRootCommand(e *env) *cobra.Command {
 		newResetCommand(e),
 		newFsckCommand(e),
 		newPruneCommand(e),
+		newCheckoutCommand(e),
+		newDiffCommand(e), newExportCommand(e),
 	)
 	return root
 }

@@ -1,0 +1,350 @@
+// Package checkout writes the tree of a commit into a directory, as OSTree's
+// `ostree checkout` does: file objects are hardlinked from the repository
+// where its mode allows it, and otherwise copied (reflink, copy_file_range or
+// read/write) or, from an archive repository, decompressed.
+//
+// Every write is confined below the destination: entries are created with
+// *at system calls relative to directory descriptors opened with O_NOFOLLOW,
+// names from the repository are validated again before use, and a symlink
+// found in the destination (planted there, or written by an earlier union
+// checkout) is never followed: it is replaced (Union) or reported as an error.
+// Symlink targets are written as they are and never resolved.
+//
+// A checkout that fails part way leaves what it wrote so far in place; the
+// error names the path it was working on. Callers that want all or nothing
+// check out into a fresh directory and rename it.
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a checkout.
+type Options struct {
+	// UserMode (-U) checks out as an unprivileged user would: ownership and
+	// xattrs are not restored and setuid/setgid bits are always cleared.
+	UserMode bool
+	// RequireHardlinks (-H) fails, naming the path and the reason, when a
+	// regular file with content cannot be hardlinked from the repository.
+	// Empty files (never hardlinked), symlinks, devices and FIFOs are
+	// created without counting against it.
+	RequireHardlinks bool
+	// ForceCopy (-C) never hardlinks: every file is a new inode.
+	ForceCopy bool
+	// Subpath checks out only this directory (or file) of the tree. A file
+	// is written into DEST under its own name, with DEST taking the metadata
+	// of the directory that holds the file in the commit.
+	Subpath string
+	// Union checks out into an existing DEST, replacing existing files and
+	// symlinks (never directories) by the commit's. In every union mode an
+	// existing directory is entered (never through a symlink) and keeps its
+	// owner, mode and xattrs.
+	Union bool
+	// UnionAdd checks out into an existing DEST, keeping every existing
+	// entry and adding the missing ones.
+	UnionAdd bool
+	// UnionIdentical checks out into an existing DEST; an existing entry
+	// must be identical to the commit's (type, content or target, mode and,
+	// without UserMode, owner; xattrs are not compared), else it is an error.
+	UnionIdentical bool
+	// Whiteouts applies OCI whiteouts instead of writing them: a file
+	// ".wh.NAME" deletes NAME (recursively) from DEST and ".wh..wh..opq"
+	// empties its directory of what was there before this checkout. Other
+	// ".wh..wh.*" entries are dropped.
+	Whiteouts bool
+	// Progress, if set, is called about ten times a second and once at the
+	// end.
+	Progress func(Stats)
+}
+
+// Stats count what a checkout wrote. Files = Hardlinked + Copied.
+type Stats struct {
+	Files      int64 // non-directory entries written
+	Dirs       int64 // directories created or entered
+	Bytes      int64 // content bytes of the regular files written
+	Hardlinked int64 // entries hardlinked from the repository
+	Copied     int64 // entries written as new inodes (copies, symlinks, devices...)
+}
+
+// Checkout writes the tree of commit into dest. Without a union mode dest
+// must not exist (its parent must); with one it may. See Options for the
+// modes and the package documentation for how writes are confined.
+//
+// File times are fixed: every directory, symlink and newly written file
+// gets mtime and atime 0 (the epoch), so a commit checks out the same
+// everywhere. Hardlinked files share the object's inode and keep its times:
+// checkout never changes an object in the repository.
+func Checkout(ctx context.Context, r *repo.Repo, commit repo.ID, dest string, opts Options) (*Stats, error) {
+	c, err := r.ReadCommit(commit)
+	if err != nil {
+		return nil, fmt.Errorf("checkout %s: %w", commit.Short(), err)
+	}
+	st, err := CheckoutTree(ctx, r, c.RootTree, c.RootMeta, dest, opts)
+	if pe := (*repo.PathError)(nil); errors.As(err, &pe) {
+		pe.Commit = commit
+	}
+	return st, err
+}
+
+// CheckoutTree is Checkout for a directory given by its dirtree and dirmeta
+// ids instead of a commit's root.
+func CheckoutTree(ctx context.Context, r *repo.Repo, treeID, metaID repo.ID, dest string, opts Options) (*Stats, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	root := &dirNode{tree: treeID, metaID: metaID, fd: -1}
+	if sp := repo.CleanPath(opts.Subpath); sp != "/" {
+		e, err := r.LookupTree(treeID, metaID, sp)
+		if err != nil {
+			return nil, fmt.Errorf("checkout --subpath: %w", err)
+		}
+		if e.IsDir() {
+			root.tree, root.metaID = e.ID, e.MetaID
+		} else {
+			parent, err := r.LookupTree(treeID, metaID, path.Dir(e.Path))
+			if err != nil {
+				return nil, fmt.Errorf("checkout --subpath: %w", err)
+			}
+			root.tree, root.metaID = repo.ID{}, parent.MetaID
+			root.only = &repo.FileEntry{Name: path.Base(e.Path), ID: e.ID}
+		}
+	}
+	c, err := newCheckouter(ctx, r, dest, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(c.objFd)
+	return c.run(root)
+}
+
+func (o *Options) check() error {
+	n := 0
+	for _, b := range []bool{o.Union, o.UnionAdd, o.UnionIdentical} {
+		if b {
+			n++
+		}
+	}
+	if n > 1 {
+		return errors.New("checkout: choose one of Union, UnionAdd and UnionIdentical")
+	}
+	if o.ForceCopy && o.RequireHardlinks {
+		return errors.New("checkout: ForceCopy and RequireHardlinks contradict each other")
+	}
+	return nil
+}
+
+func (o *Options) union() bool { return o.Union || o.UnionAdd || o.UnionIdentical }
+
+// checkouter is the state of one checkout, shared by its workers.
+type checkouter struct {
+	ctx    context.Context
+	r      *repo.Repo
+	mode   repo.Mode
+	opts   Options
+	dest   string
+	objFd  int    // objects/, for *at system calls
+	objDir string // absolute path of objects/ with a trailing slash
+	umask  uint32
+
+	link     bool   // the mode and options allow hardlinks at all
+	noLink   string // why not, when !link
+	linkOff  atomic.Bool
+	cloneOff atomic.Bool
+	cfrOff   atomic.Bool
+
+	metas    sync.Map                             // repo.ID -> *repo.DirMeta
+	readTree func(repo.ID) (*repo.DirTree, error) // r.ReadDirTree; tests substitute hostile trees
+
+	files, dirs, bytes, linked, copied atomic.Int64
+
+	q queue
+
+	mu   sync.Mutex
+	open map[*dirNode]struct{} // directories whose descriptor is open
+}
+
+func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options) (*checkouter, error) {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: %w", err)
+	}
+	objDir := r.Path("objects")
+	fd, err := unix.Open(objDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: %w", &os.PathError{Op: "open", Path: objDir, Err: err})
+	}
+	c := &checkouter{ctx: ctx, r: r, mode: r.Mode(), opts: opts, dest: abs, objFd: fd, objDir: objDir + "/",
+		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree}
+	c.link, c.noLink = true, ""
+	switch {
+	case opts.ForceCopy:
+		c.link, c.noLink = false, "ForceCopy"
+	case c.mode == repo.ModeArchive:
+		c.link, c.noLink = false, "archive repository "+r.Path()+" stores compressed objects, which cannot be hardlinked"
+	case c.mode == repo.ModeBare && opts.UserMode:
+		c.link, c.noLink = false, "objects of a bare repository carry their real owner and xattrs, so a user-mode checkout copies them"
+	case c.mode == repo.ModeBareUser && !opts.UserMode:
+		c.link, c.noLink = false, "objects of a bare-user repository are owned by the repository's user, so they are hardlinked only in user mode"
+	case c.mode == repo.ModeBareUserOnly && !opts.UserMode:
+		c.link, c.noLink = false, "objects of a bare-user-only repository record no owner, so they are hardlinked only in user mode"
+	}
+	if c.link {
+		// Hardlinks cannot cross filesystems: find out before creating
+		// anything. (A bind mount of the same filesystem still refuses
+		// links; the first EXDEV then turns them off.)
+		var ost, dst unix.Stat_t
+		where := abs
+		if err := unix.Stat(where, &dst); err != nil {
+			where = filepath.Dir(abs)
+			err = unix.Stat(where, &dst)
+		}
+		if unix.Fstat(fd, &ost) == nil && dst.Dev != 0 && ost.Dev != dst.Dev {
+			c.link, c.noLink = false, "DEST is on another filesystem than the repository "+r.Path()
+		}
+	}
+	if !c.link && opts.RequireHardlinks {
+		unix.Close(fd)
+		return nil, fmt.Errorf("checkout %s: cannot hardlink (RequireHardlinks): %s", abs, c.noLink)
+	}
+	return c, nil
+}
+
+// readUmask returns the process umask from /proc without changing it; if it
+// cannot be read every bit counts as masked, so modes are always set.
+func readUmask() uint32 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(n)
+				}
+			}
+		}
+	}
+	return 0o777
+}
+
+func (c *checkouter) stats() Stats {
+	return Stats{Files: c.files.Load(), Dirs: c.dirs.Load(), Bytes: c.bytes.Load(),
+		Hardlinked: c.linked.Load(), Copied: c.copied.Load()}
+}
+
+// run creates the root directory and checks out everything below it.
+func (c *checkouter) run(root *dirNode) (*Stats, error) {
+	root.path = c.dest
+	root.pending.Store(1)
+	if err := c.openRoot(root); err != nil {
+		return nil, err
+	}
+	stop := c.startProgress()
+	c.q.cond = sync.NewCond(&c.q.mu)
+	c.q.push(func(w *worker) error { return w.dirTask(root) })
+	err := c.q.run(c.ctx, workers(), func() *worker { return newWorker(c) })
+	stop()
+	for n := range c.open { // only after an error
+		unix.Close(n.fd)
+	}
+	st := c.stats()
+	if c.opts.Progress != nil {
+		c.opts.Progress(st)
+	}
+	if err != nil {
+		return &st, err
+	}
+	return &st, nil
+}
+
+// openRoot creates (or, in a union mode, opens) the destination.
+func (c *checkouter) openRoot(n *dirNode) error {
+	m, err := c.dirMeta(n.metaID)
+	if err != nil {
+		return fmt.Errorf("checkout: %s: %w", c.dest, err)
+	}
+	n.meta = m
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if err := unix.Mkdir(c.dest, 0o700); err != nil {
+		if !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("checkout: %w", &os.PathError{Op: "mkdir", Path: c.dest, Err: err})
+		}
+		if !c.opts.union() {
+			return fmt.Errorf("checkout: destination %s already exists (a union mode checks out into an existing directory)", c.dest)
+		}
+		// DEST itself is the caller's path: a symlink there is followed
+		// on purpose; nothing below it ever is.
+		n.existed = true
+	} else {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(c.dest, flags, 0)
+	if err != nil {
+		return fmt.Errorf("checkout: %w", &os.PathError{Op: "open", Path: c.dest, Err: err})
+	}
+	n.fd = fd
+	c.open[n] = struct{}{}
+	c.dirs.Add(1)
+	return nil
+}
+
+// dirMeta loads a dirmeta, caching it: a tree has few distinct ones.
+func (c *checkouter) dirMeta(id repo.ID) (*repo.DirMeta, error) {
+	if m, ok := c.metas.Load(id); ok {
+		return m.(*repo.DirMeta), nil
+	}
+	m, err := c.r.ReadDirMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	c.metas.Store(id, m)
+	return m, nil
+}
+
+func (c *checkouter) startProgress() func() {
+	fn := c.opts.Progress
+	if fn == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fn(c.stats())
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// wantMode is the permission mode a checked-out entry gets.
+func (c *checkouter) wantMode(mode uint32) uint32 {
+	if c.opts.UserMode {
+		return mode &^ 0o6000
+	}
+	return mode
+}
+
+// zeroTime is the fixed atime and mtime of checked-out entries.
+var zeroTime = []unix.Timespec{{}, {}}

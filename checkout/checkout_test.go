@@ -1,0 +1,784 @@
+package checkout_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// The helpers of these tests are prefixed "co" so they cannot collide with
+// those of other test files of package checkout_test.
+
+var coCtx = context.Background()
+
+func coRoot() bool { return os.Geteuid() == 0 }
+
+func coRepo(t *testing.T, mode repo.Mode) *repo.Repo {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// coMakeDir creates tree in a fresh directory whose root is 0755.
+func coMakeDir(t *testing.T, tree testtree.Tree) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testtree.Create(t, dir, tree)
+	coWritable(t, dir)
+	return dir
+}
+
+// coWritable makes the directories below dir writable again before the test's
+// temporary directories are removed (a read-only one blocks that when the
+// tests do not run as root).
+func coWritable(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+}
+
+func coCommit(t *testing.T, r *repo.Repo, dir string) repo.ID {
+	t.Helper()
+	res, err := commit.Commit(coCtx, r, commit.Options{Branch: "main", Subject: "test", Timestamp: time.Unix(1700000000, 0),
+		NoSync: true, NoStatCache: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: dir}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Commit
+}
+
+// coCheckout checks out into a fresh DEST (or dest, when given) and fails
+// the test on error.
+func coCheckout(t *testing.T, r *repo.Repo, id repo.ID, dest string, o checkout.Options) (*checkout.Stats, string) {
+	t.Helper()
+	if dest == "" {
+		dest = filepath.Join(t.TempDir(), "co")
+	}
+	st, err := checkout.Checkout(coCtx, r, id, dest, o)
+	coWritable(t, dest)
+	if err != nil {
+		t.Fatalf("checkout into %s: %v", dest, err)
+	}
+	return st, dest
+}
+
+func coStat(t *testing.T, p string) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// coObject returns the stat of the file object behind path in commit id.
+func coObject(t *testing.T, r *repo.Repo, id repo.ID, path string) unix.Stat_t {
+	t.Helper()
+	e, err := r.Lookup(id, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return coStat(t, r.ObjectPath(repo.KindFile, e.ID))
+}
+
+// coTree is the tree most tests check out.
+func coTree() testtree.Tree {
+	tree := testtree.Tree{
+		"a.txt":       testtree.File("hello\n", 0o644),
+		"empty":       testtree.File("", 0o644),
+		"bin":         testtree.Dir(0o755),
+		"bin/run":     testtree.File("#!/bin/sh\n", 0o755),
+		"bin/suid":    testtree.File("setuid", fs.ModeSetuid|0o755),
+		"bin/sgid":    testtree.File("setgid", fs.ModeSetgid|0o750),
+		"link":        testtree.Symlink("a.txt"),
+		"abs":         testtree.Symlink("/etc/passwd"),
+		"up":          testtree.Symlink("../../outside"),
+		"ro":          testtree.Dir(0o555),
+		"ro/f":        testtree.File("read only", 0o444),
+		"priv":        testtree.Dir(0o700),
+		"priv/secret": testtree.File("psst", 0o600),
+		"emptydir":    testtree.Dir(0o755),
+		"sg":          testtree.Dir(fs.ModeSetgid | 0o755),
+		"sg/f":        testtree.File("in setgid dir", 0o640),
+		"x.attr":      {Mode: 0o644, Content: "with xattr", Xattrs: map[string]string{"user.k": "v"}},
+		"big":         testtree.File(strings.Repeat("0123456789abcdef", 1<<14), 0o644),
+	}
+	if coRoot() {
+		tree["owned"] = testtree.Entry{Mode: 0o640, Content: "owned", UID: 1234, GID: 5678}
+		tree["ownedlink"] = testtree.Entry{Mode: fs.ModeSymlink | 0o777, Target: "owned", UID: 1234, GID: 5678}
+		tree["odir"] = testtree.Entry{Mode: fs.ModeDir | 0o750, UID: 4321, GID: 8765}
+		tree["wo"] = testtree.File("write only", 0o200) // unreadable to its owner
+	}
+	return tree
+}
+
+// coExpect is what a checkout of tree from a repository of mode gives, as
+// testtree.Read sees it (owners and xattrs only outside user mode).
+func coExpect(tree testtree.Tree, mode repo.Mode, user bool) testtree.Tree {
+	out := testtree.Tree{}
+	for p, e := range tree {
+		if mode == repo.ModeBareUserOnly {
+			// Committed with canonical permissions.
+			e.UID, e.GID, e.Xattrs = 0, 0, nil
+			switch {
+			case e.Mode.IsDir():
+				e.Mode = fs.ModeDir | 0o755
+			case e.Mode&fs.ModeSymlink != 0:
+			case e.Mode&0o100 != 0:
+				e.Mode = 0o755
+			default:
+				e.Mode = 0o644
+			}
+		}
+		if user {
+			e.Mode &^= fs.ModeSetuid | fs.ModeSetgid
+			e.UID, e.GID, e.Xattrs = 0, 0, nil
+		}
+		if e.Mode&fs.ModeSymlink != 0 {
+			e.Mode = fs.ModeSymlink | 0o777
+		}
+		out[p] = e
+	}
+	return out
+}
+
+// coCheckTimes checks every entry below (and including) dest has mtime 0,
+// except files sharing their inode with a repository object.
+func coCheckTimes(t *testing.T, r *repo.Repo, dest string) {
+	t.Helper()
+	objDev := coStat(t, r.Path("objects")).Dev
+	err := filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st := coStat(t, p)
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 && st.Dev == objDev {
+			return nil // hardlinked: the object's own times
+		}
+		if st.Mtim.Sec != 0 || st.Mtim.Nsec != 0 {
+			t.Errorf("%s: mtime %d.%09d, want 0", p, st.Mtim.Sec, st.Mtim.Nsec)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckoutModes(t *testing.T) {
+	cases := []struct {
+		mode   repo.Mode
+		user   bool
+		root   bool // needs root
+		linked bool // regular files with content are hardlinked
+	}{
+		{repo.ModeBareUser, true, false, true},
+		{repo.ModeBareUser, false, true, false},
+		{repo.ModeBareUserOnly, true, false, true},
+		{repo.ModeBareUserOnly, false, true, false},
+		{repo.ModeArchive, true, false, false},
+		{repo.ModeArchive, false, true, false},
+		{repo.ModeBare, false, true, true},
+		{repo.ModeBare, true, true, false},
+	}
+	tree := coTree()
+	src := coMakeDir(t, tree)
+	for _, tc := range cases {
+		name := tc.mode.String()
+		if tc.user {
+			name += "/user"
+		}
+		t.Run(name, func(t *testing.T) {
+			if (tc.root || tc.mode == repo.ModeBare) && !coRoot() {
+				t.Skip("needs root")
+			}
+			r := coRepo(t, tc.mode)
+			id := coCommit(t, r, src)
+			for _, force := range []bool{false, true} {
+				st, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: tc.user, ForceCopy: force})
+				want := coExpect(tree, tc.mode, tc.user)
+				got := testtree.Read(t, dest, testtree.ReadOptions{Owners: !tc.user, Xattrs: !tc.user})
+				if d := cmp.Diff(want, got); d != "" {
+					t.Fatalf("ForceCopy=%v: checkout differs from the tree (-want +got):\n%s", force, d)
+				}
+				if m := coStat(t, dest).Mode & 0o7777; m != 0o755 {
+					t.Errorf("DEST mode %04o, want the root dirmeta's 0755", m)
+				}
+				coCheckTimes(t, r, dest)
+
+				var files, bytes, linked int64
+				dirs := int64(1) // DEST
+				for p, e := range want {
+					if e.Mode.IsDir() {
+						dirs++
+						continue
+					}
+					files++
+					if e.Mode&fs.ModeSymlink != 0 && tc.linked && tc.mode != repo.ModeBareUser && !force {
+						linked++ // real symlinks in the repository are linked too
+					}
+					if !e.Mode.IsRegular() {
+						continue
+					}
+					bytes += int64(len(e.Content))
+					got, obj := coStat(t, filepath.Join(dest, p)), coObject(t, r, id, "/"+p)
+					same := got.Ino == obj.Ino && got.Dev == obj.Dev
+					wantLink := tc.linked && !force && e.Content != ""
+					if tc.mode == repo.ModeBareUser && repo.BareUserDiskMode(uint32(e.Mode.Perm())) != uint32(e.Mode.Perm()) {
+						wantLink = false // "wo": the object's mode on disk differs
+					}
+					if same != wantLink {
+						t.Errorf("ForceCopy=%v: %s shares the object's inode: %v, want %v", force, p, same, wantLink)
+					}
+					if wantLink {
+						linked++
+					}
+				}
+				if wantSt := (checkout.Stats{Files: files, Dirs: dirs, Bytes: bytes, Hardlinked: linked, Copied: files - linked}); *st != wantSt {
+					t.Errorf("ForceCopy=%v: stats %+v, want %+v", force, *st, wantSt)
+				}
+			}
+		})
+	}
+}
+
+func TestRequireHardlinksAndForceCopy(t *testing.T) {
+	src := coMakeDir(t, testtree.Tree{"a": testtree.File("a", 0o644), "e": testtree.File("", 0o644), "l": testtree.Symlink("a")})
+
+	ar := coRepo(t, repo.ModeArchive)
+	aid := coCommit(t, ar, src)
+	dest := filepath.Join(t.TempDir(), "co")
+	_, err := checkout.Checkout(coCtx, ar, aid, dest, checkout.Options{UserMode: true, RequireHardlinks: true})
+	if err == nil || !strings.Contains(err.Error(), "archive") || !strings.Contains(err.Error(), "cannot be hardlinked") {
+		t.Errorf("RequireHardlinks from an archive repository: %v", err)
+	}
+	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused checkout created DEST: %v", err)
+	}
+
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, src)
+	_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{RequireHardlinks: true})
+	if err == nil || !strings.Contains(err.Error(), "user mode") {
+		t.Errorf("RequireHardlinks from bare-user without user mode: %v", err)
+	}
+	// Empty files and bare-user symlinks are written, not linked, and do
+	// not count against RequireHardlinks.
+	st, _ := coCheckout(t, r, id, "", checkout.Options{UserMode: true, RequireHardlinks: true})
+	if st.Hardlinked != 1 || st.Copied != 2 {
+		t.Errorf("stats %+v, want 1 hardlinked and 2 written", *st)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, RequireHardlinks: true, ForceCopy: true})
+	if err == nil {
+		t.Error("ForceCopy with RequireHardlinks was accepted")
+	}
+
+	// A file whose object cannot be linked as it is names the file.
+	if coRoot() {
+		src2 := coMakeDir(t, testtree.Tree{"wo": testtree.File("write only", 0o200)})
+		id2 := coCommit(t, r, src2)
+		_, err = checkout.Checkout(coCtx, r, id2, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, RequireHardlinks: true})
+		if err == nil || !strings.Contains(err.Error(), "/wo") || !strings.Contains(err.Error(), "mode on disk") {
+			t.Errorf("RequireHardlinks with an unlinkable file: %v", err)
+		}
+	}
+
+	// Across filesystems: /dev/shm is a tmpfs on most Linux systems.
+	if shm, err := os.MkdirTemp("/dev/shm", "otree-co-"); err == nil {
+		defer os.RemoveAll(shm)
+		if coStat(t, shm).Dev != coStat(t, r.Path("objects")).Dev {
+			_, err := checkout.Checkout(coCtx, r, id, filepath.Join(shm, "co"), checkout.Options{UserMode: true, RequireHardlinks: true})
+			if err == nil || !strings.Contains(err.Error(), "another filesystem") {
+				t.Errorf("RequireHardlinks across filesystems: %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(shm, "co")); err == nil {
+				t.Error("a refused checkout created DEST")
+			}
+			st, dest := coCheckout(t, r, id, filepath.Join(shm, "co2"), checkout.Options{UserMode: true})
+			if st.Hardlinked != 0 || st.Copied != 3 {
+				t.Errorf("across filesystems: stats %+v, want everything copied", *st)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dest, "a")); string(b) != "a" {
+				t.Errorf("across filesystems: content %q", b)
+			}
+		}
+	}
+}
+
+func TestSubpath(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, coTree()))
+
+	_, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: true, Subpath: "/priv"})
+	want := testtree.Tree{"secret": testtree.File("psst", 0o600)}
+	if d := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+		t.Errorf("subpath /priv (-want +got):\n%s", d)
+	}
+	if m := coStat(t, dest).Mode & 0o7777; m != 0o700 {
+		t.Errorf("DEST mode %04o, want /priv's 0700", m)
+	}
+
+	// A file: DEST is its directory, holding just that file.
+	_, dest = coCheckout(t, r, id, "", checkout.Options{UserMode: true, Subpath: "bin/run"})
+	want = testtree.Tree{"run": testtree.File("#!/bin/sh\n", 0o755)}
+	if d := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+		t.Errorf("subpath bin/run (-want +got):\n%s", d)
+	}
+
+	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, Subpath: "/nope/x"})
+	if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "/nope") {
+		t.Errorf("missing subpath: %v", err)
+	}
+}
+
+func TestDestMustNotExist(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"a": testtree.File("a", 0o644)}))
+	dest := t.TempDir()
+	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true})
+	if err == nil || !strings.Contains(err.Error(), dest) || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("checkout into an existing directory: %v", err)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(dest, "no", "parent"), checkout.Options{UserMode: true})
+	if err == nil || !strings.Contains(err.Error(), "no/parent") {
+		t.Errorf("checkout below a missing directory: %v", err)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(dest, "x"), checkout.Options{Union: true, UnionAdd: true})
+	if err == nil {
+		t.Error("two union modes were accepted")
+	}
+}
+
+func TestUnion(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	tree := testtree.Tree{
+		"a.txt": testtree.File("new\n", 0o644),
+		"link":  testtree.Symlink("a.txt"),
+		"d":     testtree.Dir(0o755),
+		"d/new": testtree.File("n", 0o644),
+		"e":     testtree.File("", 0o644),
+	}
+	id := coCommit(t, r, coMakeDir(t, tree))
+	existing := testtree.Tree{
+		"a.txt": testtree.File("old\n", 0o600),
+		"link":  testtree.File("a regular file", 0o644),
+		"d":     testtree.Dir(0o700),
+		"d/old": testtree.File("o", 0o644),
+		"extra": testtree.File("x", 0o644),
+	}
+
+	t.Run("union", func(t *testing.T) {
+		dest := coMakeDir(t, existing)
+		st, _ := coCheckout(t, r, id, dest, checkout.Options{UserMode: true, Union: true})
+		want := testtree.Tree{
+			"a.txt": testtree.File("new\n", 0o644), "link": testtree.Symlink("a.txt"), "e": testtree.File("", 0o644),
+			"d": testtree.Dir(0o700), "d/old": testtree.File("o", 0o644), "d/new": testtree.File("n", 0o644),
+			"extra": testtree.File("x", 0o644),
+		}
+		if d := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+			t.Errorf("union (-want +got):\n%s", d)
+		}
+		if st.Files != 4 {
+			t.Errorf("stats %+v, want 4 files", *st)
+		}
+		// A directory in the way of a file is an error naming it.
+		dest = coMakeDir(t, testtree.Tree{"e": testtree.Dir(0o755)})
+		_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Union: true})
+		if err == nil || !strings.Contains(err.Error(), dest+"/e") || !strings.Contains(err.Error(), "directory") {
+			t.Errorf("union with a directory in the way: %v", err)
+		}
+	})
+
+	t.Run("union-add", func(t *testing.T) {
+		dest := coMakeDir(t, existing)
+		coCheckout(t, r, id, dest, checkout.Options{UserMode: true, UnionAdd: true})
+		want := testtree.Tree{
+			"a.txt": testtree.File("old\n", 0o600), "link": testtree.File("a regular file", 0o644), "e": testtree.File("", 0o644),
+			"d": testtree.Dir(0o700), "d/old": testtree.File("o", 0o644), "d/new": testtree.File("n", 0o644),
+			"extra": testtree.File("x", 0o644),
+		}
+		if d := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+			t.Errorf("union-add (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("union-identical", func(t *testing.T) {
+		for _, force := range []bool{false, true} {
+			_, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: true, ForceCopy: force})
+			os.WriteFile(filepath.Join(dest, "extra"), []byte("x"), 0o644)
+			coCheckout(t, r, id, dest, checkout.Options{UserMode: true, UnionIdentical: true})
+			if _, err := os.Stat(filepath.Join(dest, "extra")); err != nil {
+				t.Error(err)
+			}
+			for _, change := range []struct {
+				name string
+				do   func(p string) error
+				why  string
+			}{
+				// Replace, never write: a.txt may be a hardlink of the object.
+				{"a.txt", func(p string) error { os.Remove(p); return os.WriteFile(p, []byte("NEW\n"), 0o644) }, "content differs"},
+				{"a.txt", func(p string) error { os.Remove(p); return os.WriteFile(p, []byte("new\n"), 0o600) }, "mode 0600"},
+				{"link", func(p string) error { os.Remove(p); return os.Symlink("elsewhere", p) }, "elsewhere"},
+				{"e", func(p string) error { os.Remove(p); return os.Mkdir(p, 0o755) }, "is a directory"},
+			} {
+				_, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: true, ForceCopy: force})
+				p := filepath.Join(dest, change.name)
+				if err := change.do(p); err != nil {
+					t.Fatal(err)
+				}
+				_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, UnionIdentical: true})
+				if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), change.why) {
+					t.Errorf("union-identical after changing %s (%s): %v", change.name, change.why, err)
+				}
+			}
+		}
+	})
+}
+
+func TestWhiteouts(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "keep"), []byte("k"), 0o644)
+	lower := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"etc/keep":      testtree.File("k", 0o644),
+		"etc/gone":      testtree.File("g", 0o644),
+		"etc/gonedir/x": testtree.File("x", 0o644),
+		"opq/old":       testtree.File("o", 0o644),
+		"opq/older/x":   testtree.File("x", 0o644),
+		"lnk":           testtree.Symlink(outside),
+	}))
+	upper := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"etc/.wh.gone":      testtree.File("", 0o644),
+		"etc/.wh.gonedir":   testtree.File("", 0o644),
+		"etc/.wh.missing":   testtree.File("", 0o644),
+		"etc/.wh..wh.plnk":  testtree.File("", 0o644),
+		"etc/added":         testtree.File("a", 0o644),
+		"opq/.wh..wh..opq":  testtree.File("", 0o644),
+		"opq/new":           testtree.File("n", 0o644),
+		".wh.lnk":           testtree.File("", 0o644),
+		"fresh/.wh.nothing": testtree.File("", 0o644),
+	}))
+	_, dest := coCheckout(t, r, lower, "", checkout.Options{UserMode: true})
+	coCheckout(t, r, upper, dest, checkout.Options{UserMode: true, Union: true, Whiteouts: true})
+	want := testtree.Tree{
+		"etc":       testtree.Dir(0o755),
+		"etc/keep":  testtree.File("k", 0o644),
+		"etc/added": testtree.File("a", 0o644),
+		"opq":       testtree.Dir(0o755),
+		"opq/new":   testtree.File("n", 0o644),
+		"fresh":     testtree.Dir(0o755),
+	}
+	if d := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+		t.Errorf("whiteouts (-want +got):\n%s", d)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "keep")); err != nil || string(b) != "k" {
+		t.Errorf("the whiteout of a symlink touched its target: %q %v", b, err)
+	}
+
+	// Without Whiteouts they are ordinary files.
+	_, dest = coCheckout(t, r, upper, "", checkout.Options{UserMode: true})
+	if _, err := os.Stat(filepath.Join(dest, "opq/.wh..wh..opq")); err != nil {
+		t.Errorf("without Whiteouts: %v", err)
+	}
+
+	bad := coCommit(t, r, coMakeDir(t, testtree.Tree{".wh...": testtree.File("", 0o644)}))
+	_, err := checkout.Checkout(coCtx, r, bad, dest, checkout.Options{UserMode: true, Union: true, Whiteouts: true})
+	if err == nil || !strings.Contains(err.Error(), `".."`) {
+		t.Errorf("whiteout of \"..\": %v", err)
+	}
+}
+
+func TestSpecialFiles(t *testing.T) {
+	if !coRoot() {
+		t.Skip("devices need root")
+	}
+	tree := testtree.Tree{"fifo": {Mode: fs.ModeNamedPipe | 0o640}}
+	src := coMakeDir(t, tree)
+	if err := unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	if err := os.Chmod(filepath.Join(src, "null"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []repo.Mode{repo.ModeBare, repo.ModeArchive} {
+		r := coRepo(t, mode)
+		id := coCommit(t, r, src)
+		for _, user := range []bool{false, true} {
+			st, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: user})
+			fifo, null := coStat(t, filepath.Join(dest, "fifo")), coStat(t, filepath.Join(dest, "null"))
+			if fifo.Mode != unix.S_IFIFO|0o640 || null.Mode != unix.S_IFCHR|0o666 || null.Rdev != unix.Mkdev(1, 3) {
+				t.Errorf("%s user=%v: fifo mode %o, null mode %o rdev %x", mode, user, fifo.Mode, null.Mode, null.Rdev)
+			}
+			linked := int64(0)
+			if mode == repo.ModeBare && !user {
+				linked = 2
+			}
+			if st.Hardlinked != linked || st.Files != 2 {
+				t.Errorf("%s user=%v: stats %+v", mode, user, *st)
+			}
+			coCheckTimes(t, r, dest)
+		}
+	}
+}
+
+func TestProgressAndCancel(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, coTree()))
+	var calls atomic.Int32
+	var last checkout.Stats
+	st, _ := coCheckout(t, r, id, "", checkout.Options{UserMode: true, Progress: func(s checkout.Stats) {
+		calls.Add(1)
+		last = s
+	}})
+	if calls.Load() == 0 || last != *st {
+		t.Errorf("progress called %d times, last %+v, want the final %+v", calls.Load(), last, *st)
+	}
+
+	cctx, cancel := context.WithCancel(coCtx)
+	cancel()
+	_, err := checkout.Checkout(cctx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled checkout: %v", err)
+	}
+}
+
+func TestDamagedRepository(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive, repo.ModeBareUserOnly} {
+		r := coRepo(t, mode)
+		id := coCommit(t, r, coMakeDir(t, testtree.Tree{"d/a": testtree.File("content", 0o644)}))
+		e, _ := r.Lookup(id, "/d/a")
+		obj := r.ObjectPath(repo.KindFile, e.ID)
+		if mode == repo.ModeArchive {
+			// Same length, other content: only verification notices.
+			b, _ := os.ReadFile(obj)
+			b[len(b)-1] ^= 1
+			os.WriteFile(obj, b, 0o644)
+			_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true})
+			var ce *repo.CorruptObjectError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "/d/a") {
+				t.Errorf("%s: corrupt object: %v", mode, err)
+			}
+		}
+		os.Remove(obj)
+		_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true})
+		if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "/d/a") || !strings.Contains(err.Error(), e.ID.String()) {
+			t.Errorf("%s: missing object: %v", mode, err)
+		}
+	}
+}
+
+// coSentinel lays out base/outside (holding a canary file) and returns a
+// DEST at base/work/dest, not yet created, and a check that nothing outside
+// DEST was created or changed.
+func coSentinel(t *testing.T) (dest, outside string, check func(what string)) {
+	t.Helper()
+	base := t.TempDir()
+	outside = filepath.Join(base, "outside")
+	testtree.Create(t, base, testtree.Tree{"outside/canary": testtree.File("canary", 0o644), "work": testtree.Dir(0o755)})
+	before := testtree.Read(t, base, testtree.ReadOptions{})
+	dest = filepath.Join(base, "work", "dest")
+	return dest, outside, func(what string) {
+		t.Helper()
+		after := testtree.Read(t, base, testtree.ReadOptions{})
+		for p := range after {
+			if p == "work/dest" || strings.HasPrefix(p, "work/dest/") {
+				delete(after, p)
+			}
+		}
+		if d := cmp.Diff(before, after); d != "" {
+			t.Errorf("%s: something outside DEST changed (-before +after):\n%s", what, d)
+		}
+	}
+}
+
+// coRawDirTree encodes a dirtree byte by byte (docs/FORMAT.md §2.3), so it
+// can hold names no encoder would write.
+func coRawDirTree(files []repo.FileEntry, dirs []repo.DirEntry) []byte {
+	b := []byte{'t', 1}
+	b = binary.AppendUvarint(b, uint64(len(files)))
+	for _, f := range files {
+		b = binary.AppendUvarint(b, uint64(len(f.Name)))
+		b = append(b, f.Name...)
+		b = append(b, f.ID[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(dirs)))
+	for _, d := range dirs {
+		b = binary.AppendUvarint(b, uint64(len(d.Name)))
+		b = append(b, d.Name...)
+		b = append(b, d.TreeID[:]...)
+		b = append(b, d.MetaID[:]...)
+	}
+	return b
+}
+
+// coHostileCommit stores a commit whose root dirtree is raw, with a file
+// object "evil" and a dirtree holding it at hand for raw to name.
+func coHostileCommit(t *testing.T, r *repo.Repo, raw func(file, tree, meta repo.ID) []byte) repo.ID {
+	t.Helper()
+	txn, err := r.Begin(coCtx, repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 4}
+	file := repo.FileID(h, []byte("evil"))
+	if _, err := txn.WriteFile(h, file, []byte("evil")); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := txn.WriteMeta(repo.KindDirTree, coRawDirTree([]repo.FileEntry{{Name: "evil", ID: file}}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := txn.WriteMeta(repo.KindDirTree, raw(file, tree, meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := repo.Commit{Timestamp: 1, RootTree: root, RootMeta: meta}
+	id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.SetRef("hostile", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// Hand-built dirtrees naming "..", "." or paths with "/" are refused, with
+// or without verification, in every mode, and nothing outside DEST appears.
+func TestEscapeHostileNames(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive} {
+		r := coRepo(t, mode)
+		// An absolute name points into a directory of the test's own, so
+		// that a broken checkout cannot write to the real root.
+		abs := filepath.Join(t.TempDir(), "abs")
+		for _, name := range []string{"..", ".", "", "../escaped", "a/b", abs, "x\x00y"} {
+			for _, asDir := range []bool{false, true} {
+				id := coHostileCommit(t, r, func(file, tree, meta repo.ID) []byte {
+					if asDir {
+						return coRawDirTree(nil, []repo.DirEntry{{Name: name, TreeID: tree, MetaID: meta}})
+					}
+					return coRawDirTree([]repo.FileEntry{{Name: name, ID: file}}, nil)
+				})
+				for _, verify := range []bool{true, false} {
+					r.SetVerify(verify)
+					for _, union := range []bool{false, true} {
+						dest, _, check := coSentinel(t)
+						if union {
+							os.Mkdir(dest, 0o755)
+						}
+						_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Union: union})
+						what := fmt.Sprintf("%s: name %q dir=%v verify=%v union=%v", mode, name, asDir, verify, union)
+						if err == nil {
+							t.Errorf("%s: checkout succeeded", what)
+						}
+						check(what)
+					}
+				}
+				r.SetVerify(true)
+			}
+		}
+		if _, err := os.Lstat(abs); err == nil {
+			t.Errorf("%s: %s was created", mode, abs)
+		}
+	}
+}
+
+// A symlink written by one checkout, or planted in DEST, is never followed
+// by a later union checkout that has a directory or file of that name.
+func TestEscapeThroughSymlinks(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	links := func(outside string) repo.ID {
+		return coCommit(t, r, coMakeDir(t, testtree.Tree{
+			"abs":  testtree.Symlink(outside),
+			"rel":  testtree.Symlink("../../outside"),
+			"file": testtree.Symlink(filepath.Join(outside, "canary")),
+			"d":    testtree.Dir(0o755),
+			"d/in": testtree.Symlink("../../../outside"),
+		}))
+	}
+	over := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"abs/evil":    testtree.File("evil", 0o644),
+		"rel/evil":    testtree.File("evil", 0o644),
+		"file":        testtree.File("evil", 0o644),
+		"d/in/evil":   testtree.File("evil", 0o644),
+		"abs/sub/x":   testtree.File("evil", 0o644),
+		"rel/.wh.zzz": testtree.File("", 0o644),
+	}))
+	for _, o := range []checkout.Options{
+		{UserMode: true, Union: true},
+		{UserMode: true, Union: true, Whiteouts: true},
+		{UserMode: true, UnionAdd: true},
+		{UserMode: true, UnionIdentical: true},
+		{UserMode: true, Union: true, ForceCopy: true},
+	} {
+		dest, outside, check := coSentinel(t)
+		coCheckout(t, r, links(outside), dest, checkout.Options{UserMode: true})
+		_, err := checkout.Checkout(coCtx, r, over, dest, o)
+		what := fmt.Sprintf("after a checkout of symlinks, %+v", o)
+		check(what)
+		if o.Union {
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+			for _, p := range []string{"abs/evil", "rel/evil", "d/in/evil", "abs/sub/x"} {
+				if b, err := os.ReadFile(filepath.Join(dest, p)); err != nil || string(b) != "evil" {
+					t.Errorf("%s: %s: %q %v", what, p, b, err)
+				}
+			}
+			if st := coStat(t, filepath.Join(dest, "file")); st.Mode&unix.S_IFMT != unix.S_IFREG {
+				t.Errorf("%s: the symlink \"file\" was not replaced", what)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), "symlink") {
+			t.Errorf("%s: want an error naming the symlink in the way, got %v", what, err)
+		}
+
+		// The same with symlinks planted in DEST by someone else.
+		dest, outside, check = coSentinel(t)
+		os.MkdirAll(filepath.Join(dest, "d"), 0o755)
+		for name, target := range map[string]string{"abs": outside, "rel": "../../outside", "file": filepath.Join(outside, "canary"), "d/in": "../../../outside"} {
+			if err := os.Symlink(target, filepath.Join(dest, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkout.Checkout(coCtx, r, over, dest, o)
+		check(fmt.Sprintf("with planted symlinks, %+v", o))
+	}
+}

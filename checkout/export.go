@@ -1,0 +1,198 @@
+package checkout
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// paxXattr prefixes the PAX records that carry extended attributes, as GNU
+// tar and libarchive write them (and `otree commit --tree=tar=` reads them).
+const paxXattr = "SCHILY.xattr."
+
+// exportEpoch is the modification time of every exported entry: the tar of
+// a tree depends on nothing but the tree.
+var exportEpoch = time.Unix(0, 0)
+
+// ExportOptions configure Export.
+type ExportOptions struct {
+	// Subpath exports only this path of the commit ("/usr/share"). A
+	// directory becomes the root of the tar; a file is written alone under
+	// its base name.
+	Subpath string
+	// Hardlinks writes a regular file whose object was already written at
+	// an earlier path of the tar as a hard link to that path, which makes
+	// the tar smaller when a tree holds the same file many times. It is off
+	// by default: every path is then a complete regular file, which
+	// survives extracting single members, --exclude and skip lists. Both
+	// forms import to the same tree (a hard link imports as its target's
+	// object).
+	Hardlinks bool
+}
+
+// Export writes the tree of commit to w as a tar in PAX format.
+//
+// The tar starts with the root directory "./", then every path below it in
+// tree order (a directory's entries sorted by name, each directory followed
+// by its contents), named relative to the root without a "./" prefix,
+// directories with a trailing "/" (the shape `ostree export` writes).
+// Each entry carries the tree's owner (numeric uid/gid, no user or group
+// names), permission bits including setuid, setgid and sticky, and
+// extended attributes as SCHILY.xattr.* records; directories, regular
+// files, symlinks, character and block devices (with their major and minor
+// numbers) and FIFOs are written as such. Every entry has modification time
+// 0 (OSTree writes the commit's timestamp), so one tree always gives the
+// same bytes, and `otree commit --tree=tar=` of the output gives back the
+// same root dirtree and dirmeta ids (with the same owner and permission
+// options). Content is verified against its object id as it is written; on
+// an error the bytes already written must be discarded.
+func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts ExportOptions) error {
+	p := opts.Subpath
+	if p == "" {
+		p = "/"
+	}
+	ent, err := r.Lookup(commit, p)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	x := &exporter{ctx: ctx, r: r, tw: tar.NewWriter(bw), commit: commit, base: ent.Path, buf: make([]byte, 256<<10)}
+	if opts.Hardlinks {
+		x.links = map[repo.ID]string{}
+	}
+	if ent.IsDir() {
+		err = x.dir("./", ent)
+	} else {
+		err = x.file(path.Base(ent.Path), ent)
+	}
+	if err != nil {
+		return err
+	}
+	if err := x.tw.Close(); err != nil {
+		return fmt.Errorf("export %s: %w", commit, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export %s: %w", commit, err)
+	}
+	return nil
+}
+
+type exporter struct {
+	ctx    context.Context
+	r      *repo.Repo
+	tw     *tar.Writer
+	commit repo.ID
+	base   string             // the exported path of the commit
+	links  map[repo.ID]string // tar name of each regular file object written, with Hardlinks
+	buf    []byte
+}
+
+// header returns a tar header with the fields every entry shares.
+func exportHeader(name string, mode, uid, gid uint32, xattrs []repo.Xattr) *tar.Header {
+	h := &tar.Header{Name: name, Mode: int64(mode), Uid: int(uid), Gid: int(gid), ModTime: exportEpoch, Format: tar.FormatPAX}
+	if len(xattrs) > 0 {
+		h.PAXRecords = make(map[string]string, len(xattrs))
+		for _, a := range xattrs {
+			h.PAXRecords[paxXattr+a.Name] = string(a.Value)
+		}
+	}
+	return h
+}
+
+// treePath is the path in the commit of a tar name.
+func (x *exporter) treePath(name string) string {
+	return repo.CleanPath(x.base + "/" + strings.TrimPrefix(name, "./"))
+}
+
+func (x *exporter) writeHeader(h *tar.Header) error {
+	if err := x.tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("export: %s in commit %s: %w", x.treePath(h.Name), x.commit, err)
+	}
+	return nil
+}
+
+// dir writes a directory entry named name and everything below it.
+func (x *exporter) dir(name string, ent repo.Entry) error {
+	if err := x.ctx.Err(); err != nil {
+		return err
+	}
+	m, err := x.r.ReadDirMeta(ent.MetaID)
+	if err != nil {
+		return fmt.Errorf("export: directory %s: %w", x.treePath(name), err)
+	}
+	h := exportHeader(name, m.Mode, m.UID, m.GID, m.Xattrs)
+	h.Typeflag = tar.TypeDir
+	if err := x.writeHeader(h); err != nil {
+		return err
+	}
+	t, err := x.r.ReadDirTree(ent.ID)
+	if err != nil {
+		return fmt.Errorf("export: directory %s: %w", x.treePath(name), err)
+	}
+	prefix := name
+	if prefix == "./" {
+		prefix = ""
+	}
+	for _, it := range treeItems(t) {
+		if it.dir {
+			err = x.dir(prefix+it.name+"/", repo.Entry{Kind: repo.KindDirTree, ID: it.id, MetaID: it.metaID})
+		} else {
+			err = x.file(prefix+it.name, repo.Entry{Kind: repo.KindFile, ID: it.id})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// file writes one non-directory entry.
+func (x *exporter) file(name string, ent repo.Entry) error {
+	fh, rc, err := x.r.OpenFile(ent.ID)
+	if err != nil {
+		return fmt.Errorf("export: %s: %w", x.treePath(name), err)
+	}
+	defer rc.Close()
+	h := exportHeader(name, fh.Mode, fh.UID, fh.GID, fh.Xattrs)
+	switch fh.Type {
+	case repo.TypeRegular:
+		if first, ok := x.links[ent.ID]; ok {
+			h.Typeflag, h.Linkname, h.PAXRecords = tar.TypeLink, first, nil
+			return x.writeHeader(h)
+		}
+		h.Typeflag, h.Size = tar.TypeReg, int64(fh.Size)
+	case repo.TypeSymlink:
+		h.Typeflag, h.Linkname = tar.TypeSymlink, fh.Target
+	case repo.TypeCharDevice, repo.TypeBlockDevice:
+		h.Typeflag = tar.TypeChar
+		if fh.Type == repo.TypeBlockDevice {
+			h.Typeflag = tar.TypeBlock
+		}
+		h.Devmajor, h.Devminor = int64(unix.Major(fh.Rdev)), int64(unix.Minor(fh.Rdev))
+	case repo.TypeFIFO:
+		h.Typeflag = tar.TypeFifo
+	default:
+		return fmt.Errorf("export: %s: file object %s has unknown type %s", x.treePath(name), ent.ID, fh.Type)
+	}
+	if err := x.writeHeader(h); err != nil {
+		return err
+	}
+	if fh.Type != repo.TypeRegular {
+		return nil
+	}
+	if _, err := io.CopyBuffer(x.tw, rc, x.buf); err != nil {
+		return fmt.Errorf("export: %s: %w", x.treePath(name), err)
+	}
+	if x.links != nil {
+		x.links[ent.ID] = name
+	}
+	return nil
+}

@@ -1,0 +1,490 @@
+package checkout
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/otree/otree/internal/xattr"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// userMetaXattr holds a bare-user object's true header (docs/FORMAT.md §6.2).
+const userMetaXattr = "user.otreemeta"
+
+// object is the file object behind one entry, as far as it has been read.
+type object struct {
+	id       repo.ID
+	rel      string          // path below objects/
+	h        repo.FileHeader // type, true mode, owner, size, rdev; target and xattrs when known
+	diskMode uint32          // permission bits of the object on disk (bare modes)
+	haveIno  bool            // dev and ino are the object's (bare, bare-user-only)
+	dev, ino uint64
+	fd       int           // the object open for reading, or -1
+	rc       io.ReadCloser // archive: the (verifying) content reader
+}
+
+func (o *object) close() {
+	if o.fd >= 0 {
+		unix.Close(o.fd)
+		o.fd = -1
+	}
+	if o.rc != nil {
+		o.rc.Close()
+		o.rc = nil
+	}
+}
+
+// objectRel returns the path of a file object below objects/.
+func objectRel(id repo.ID) string {
+	s := id.String()
+	return s[:2] + "/" + s[2:] + ".file"
+}
+
+// file checks out one non-directory entry of n.
+func (w *worker) file(n *dirNode, name string, id repo.ID) error {
+	c := w.c
+	o := &w.o
+	*o = object{id: id, rel: objectRel(id), fd: -1}
+	defer o.close()
+	if err := w.load(o); err != nil {
+		return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+	}
+	link, why := c.linkable(o)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if link {
+			err = unix.Linkat(c.objFd, o.rel, n.fd, name, 0)
+			if err == nil {
+				c.count(o, true)
+				return nil
+			}
+			switch {
+			case errors.Is(err, unix.EXDEV):
+				c.linkOff.Store(true)
+				link, why = false, "DEST is on another filesystem or mount than the repository"
+			case errors.Is(err, unix.EMLINK):
+				link, why = false, "the object has as many links as the filesystem allows"
+			case errors.Is(err, unix.EPERM):
+				link, why = false, "the kernel refused the link (see fs.protected_hardlinks)"
+			}
+		}
+		if !link {
+			if c.opts.RequireHardlinks && o.h.Type == repo.TypeRegular && o.h.Size > 0 {
+				return fmt.Errorf("checkout: %s/%s: cannot hardlink file object %s: %s (RequireHardlinks)", n.path, name, id, why)
+			}
+			if err = w.create(n, name, o); err == nil {
+				c.count(o, false)
+				return nil
+			}
+		}
+		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
+			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+		}
+		retry, err := w.occupied(n, name, o)
+		if err != nil || !retry {
+			return err
+		}
+	}
+}
+
+func (c *checkouter) count(o *object, linked bool) {
+	c.files.Add(1)
+	if o.h.Type == repo.TypeRegular {
+		c.bytes.Add(int64(o.h.Size))
+	}
+	if linked {
+		c.linked.Add(1)
+	} else {
+		c.copied.Add(1)
+	}
+}
+
+// load reads what deciding and writing an entry needs: the header, from the
+// object's stat (bare modes), its user.otreemeta xattr (bare-user) or its
+// first bytes (archive, which also opens the verifying content reader).
+func (w *worker) load(o *object) error {
+	c := w.c
+	switch c.mode {
+	case repo.ModeArchive:
+		h, rc, err := c.r.OpenFile(o.id)
+		if err != nil {
+			return err
+		}
+		o.h, o.rc = *h, rc
+		return nil
+	case repo.ModeBareUser:
+		var raw []byte
+		var err error
+		if c.link {
+			raw, err = w.getxattr(func(b []byte) (int, error) { return unix.Lgetxattr(c.objDir+o.rel, userMetaXattr, b) })
+		} else {
+			// A copy opens the object anyway.
+			if err := w.openObject(o); err != nil {
+				return err
+			}
+			raw, err = w.getxattr(func(b []byte) (int, error) { return unix.Fgetxattr(o.fd, userMetaXattr, b) })
+		}
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
+			}
+			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel,
+				Reason: fmt.Sprintf("reading %s xattr: %v", userMetaXattr, err)}
+		}
+		h, used, err := repo.DecodeFileHeader(raw)
+		if err == nil && used != len(raw) {
+			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-used, userMetaXattr)
+		}
+		if err != nil {
+			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: err.Error()}
+		}
+		o.h = *h
+		o.diskMode = 0o644
+		if h.Type == repo.TypeRegular {
+			o.diskMode = repo.BareUserDiskMode(h.Mode)
+		}
+		return nil
+	}
+	// bare, bare-user-only: the object is the file itself.
+	var st unix.Stat_t
+	if err := unix.Fstatat(c.objFd, o.rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
+		}
+		return fmt.Errorf("file object %s: %w", o.id, err)
+	}
+	o.h = repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
+	o.diskMode = o.h.Mode
+	o.haveIno, o.dev, o.ino = true, st.Dev, st.Ino
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		o.h.Type, o.h.Size = repo.TypeRegular, uint64(st.Size)
+	case unix.S_IFLNK:
+		o.h.Type = repo.TypeSymlink
+	case unix.S_IFCHR:
+		o.h.Type, o.h.Rdev = repo.TypeCharDevice, st.Rdev
+	case unix.S_IFBLK:
+		o.h.Type, o.h.Rdev = repo.TypeBlockDevice, st.Rdev
+	case unix.S_IFIFO:
+		o.h.Type = repo.TypeFIFO
+	default:
+		return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel,
+			Reason: fmt.Sprintf("unexpected file type %o on disk", st.Mode&unix.S_IFMT)}
+	}
+	if c.mode == repo.ModeBareUserOnly {
+		o.h.UID, o.h.GID = 0, 0
+	}
+	return nil
+}
+
+// getxattr reads one xattr into the worker's buffer, growing it as needed.
+func (w *worker) getxattr(get func([]byte) (int, error)) ([]byte, error) {
+	for {
+		n, err := get(w.xbuf)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err2 := get(nil)
+			if err2 != nil {
+				return nil, err2
+			}
+			w.xbuf = make([]byte, sz+64)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return w.xbuf[:n], nil
+	}
+}
+
+// openObject opens the object's file for reading (bare modes).
+func (w *worker) openObject(o *object) error {
+	if o.fd >= 0 {
+		return nil
+	}
+	fd, err := unix.Openat(w.c.objFd, o.rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
+		}
+		return fmt.Errorf("opening file object %s: %w", o.id, err)
+	}
+	o.fd = fd
+	return nil
+}
+
+// linkable says whether the entry is to be hardlinked and, if not, why.
+func (c *checkouter) linkable(o *object) (bool, string) {
+	if !c.link {
+		return false, c.noLink
+	}
+	if c.linkOff.Load() {
+		return false, "DEST is on another filesystem or mount than the repository"
+	}
+	if o.h.Type == repo.TypeRegular && o.h.Size == 0 {
+		return false, "empty files are always copied"
+	}
+	switch c.mode {
+	case repo.ModeBareUser:
+		if o.h.Type != repo.TypeRegular {
+			return false, "a bare-user repository stores symlinks as regular files"
+		}
+		if want := c.wantMode(o.h.Mode); o.diskMode != want {
+			return false, fmt.Sprintf("the object's mode on disk %04o is not the file's mode %04o", o.diskMode, want)
+		}
+	case repo.ModeBareUserOnly:
+		if o.h.Mode&0o6000 != 0 {
+			return false, "setuid and setgid files are copied without those bits in user mode"
+		}
+	}
+	return true, ""
+}
+
+// target returns a symlink's target.
+func (w *worker) target(o *object) (string, error) {
+	if o.h.Target != "" || o.h.Type != repo.TypeSymlink {
+		return o.h.Target, nil
+	}
+	n, err := unix.Readlinkat(w.c.objFd, o.rel, w.link)
+	if err != nil {
+		return "", fmt.Errorf("reading file object %s: %w", o.id, err)
+	}
+	if n == 0 || n >= len(w.link) {
+		return "", &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: w.c.objDir + o.rel, Reason: "bad symlink target length"}
+	}
+	o.h.Target = string(w.link[:n])
+	return o.h.Target, nil
+}
+
+// xattrs returns the xattrs to restore: from the header (bare-user, archive)
+// or the object itself (bare). In user mode there are none.
+func (w *worker) xattrs(o *object) ([]repo.Xattr, error) {
+	c := w.c
+	if c.opts.UserMode || c.mode == repo.ModeBareUserOnly {
+		return nil, nil
+	}
+	if c.mode != repo.ModeBare {
+		return o.h.Xattrs, nil
+	}
+	var x []repo.Xattr
+	var err error
+	if o.fd >= 0 {
+		x, err = xattr.FList(o.fd, nil)
+	} else {
+		x, err = xattr.List(c.objDir+o.rel, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file object %s: %w", o.id, err)
+	}
+	return x, nil
+}
+
+// create writes the entry as a new inode: a copy of a regular file, a
+// symlink, a device or a FIFO. An existing entry at name gives an error
+// wrapping EEXIST; nothing existing is ever opened or followed.
+func (w *worker) create(n *dirNode, name string, o *object) error {
+	c := w.c
+	perm := c.wantMode(o.h.Mode)
+	switch o.h.Type {
+	case repo.TypeRegular:
+		return w.copyRegular(n, name, o, perm)
+	case repo.TypeSymlink:
+		t, err := w.target(o)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(t, n.fd, name); err != nil {
+			return fmt.Errorf("symlink: %w", err)
+		}
+		return w.finishSpecial(n, name, o, 0)
+	default:
+		typ := uint32(unix.S_IFIFO)
+		if o.h.Type == repo.TypeCharDevice {
+			typ = unix.S_IFCHR
+		} else if o.h.Type == repo.TypeBlockDevice {
+			typ = unix.S_IFBLK
+		}
+		if err := unix.Mknodat(n.fd, name, typ|perm&0o777, int(o.h.Rdev)); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("cannot create %s: %w (device nodes need root or CAP_MKNOD)", o.h.Type, err)
+			}
+			return fmt.Errorf("mknod: %w", err)
+		}
+		return w.finishSpecial(n, name, o, perm)
+	}
+}
+
+// finishSpecial sets owner, mode (not for symlinks: perm 0), xattrs and
+// times of a symlink, device or FIFO just created at name in n.
+func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) error {
+	c := w.c
+	if !c.opts.UserMode {
+		if err := unix.Fchownat(n.fd, name, int(o.h.UID), int(o.h.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown to %d:%d: %w%s", o.h.UID, o.h.GID, err, userModeHint(err))
+		}
+	}
+	if perm != 0 && (perm&0o7000 != 0 || perm&c.umask != 0) {
+		err := unix.Fchmodat(n.fd, name, perm, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			// No fchmodat2: the entry was created just now, in a
+			// directory the checkout made or entered without following.
+			err = unix.Fchmodat(n.fd, name, perm, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	x, err := w.xattrs(o)
+	if err != nil {
+		return err
+	}
+	if len(x) > 0 {
+		// No fd-based call sets xattrs on a symlink or device: go through
+		// the directory's descriptor, without following the final name.
+		p := "/proc/self/fd/" + strconv.Itoa(n.fd) + "/" + name
+		for _, a := range x {
+			if err := unix.Lsetxattr(p, a.Name, a.Value, 0); err != nil {
+				return fmt.Errorf("setting xattr %s: %w%s", a.Name, err, userModeHint(err))
+			}
+		}
+	}
+	if err := unix.UtimesNanoAt(n.fd, name, zeroTime, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
+// copyRegular writes a regular file's content as a new file.
+func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) error {
+	c := w.c
+	if o.rc == nil {
+		if err := w.openObject(o); err != nil {
+			return err
+		}
+	}
+	fd, err := unix.Openat(n.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm&0o777)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer unix.Close(fd)
+	if o.rc != nil {
+		// Archive: decompress; reading to EOF verifies the id (also for
+		// empty files).
+		if _, err := io.CopyBuffer(fdWriter(fd), o.rc, w.buf); err != nil {
+			return err
+		}
+	} else if o.h.Size > 0 {
+		if err := w.copyContent(fd, o); err != nil {
+			return err
+		}
+	}
+	if !c.opts.UserMode {
+		if err := unix.Fchown(fd, int(o.h.UID), int(o.h.GID)); err != nil {
+			return fmt.Errorf("chown to %d:%d: %w%s", o.h.UID, o.h.GID, err, userModeHint(err))
+		}
+		x, err := w.xattrs(o)
+		if err != nil {
+			return err
+		}
+		for _, a := range x {
+			if err := unix.Fsetxattr(fd, a.Name, a.Value, 0); err != nil {
+				return fmt.Errorf("setting xattr %s: %w%s", a.Name, err, userModeHint(err))
+			}
+		}
+	}
+	// chmod after chown, which clears setuid and setgid.
+	if perm&0o7000 != 0 || perm&c.umask != 0 {
+		if err := unix.Fchmod(fd, perm); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if err := unix.UtimesNanoAt(fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
+// copyContent copies the object's size bytes into dst: by reflink where the
+// filesystem shares extents, else copy_file_range, else read and write.
+func (w *worker) copyContent(dst int, o *object) error {
+	c := w.c
+	src := o.fd
+	size := int64(o.h.Size)
+	if !c.cloneOff.Load() {
+		err := unix.IoctlFileClone(dst, src)
+		if err == nil {
+			return nil
+		}
+		if !notSupported(err) {
+			return fmt.Errorf("reflink from file object %s: %w", o.id, err)
+		}
+		c.cloneOff.Store(true)
+	}
+	var off int64
+	if !c.cfrOff.Load() {
+		for off < size {
+			k, err := unix.CopyFileRange(src, nil, dst, nil, int(min(size-off, 1<<30)), 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				if off == 0 && notSupported(err) {
+					c.cfrOff.Store(true)
+					break
+				}
+				return fmt.Errorf("copying file object %s: %w", o.id, err)
+			}
+			if k == 0 {
+				return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
+			}
+			off += int64(k)
+		}
+		if off == size {
+			return nil
+		}
+	}
+	for off < size {
+		k, err := unix.Read(src, w.buf[:min(int64(len(w.buf)), size-off)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading file object %s: %w", o.id, err)
+		}
+		if k == 0 {
+			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
+		}
+		if _, err := fdWriter(dst).Write(w.buf[:k]); err != nil {
+			return err
+		}
+		off += int64(k)
+	}
+	return nil
+}
+
+// notSupported reports errors meaning "this way of copying does not work
+// here; try the next".
+func notSupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) ||
+		errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EBADF)
+}
+
+// fdWriter writes to a raw descriptor.
+type fdWriter int
+
+func (f fdWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(int(f), p[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}

@@ -1,0 +1,334 @@
+package checkout
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// fileBatch bounds how many files of one directory one task writes, so a
+// directory of thousands of files still spreads over every worker.
+const fileBatch = 64
+
+// workers is the size of the pool: the work is system calls that block, so
+// more goroutines than cores keep the cores busy.
+func workers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// task is one unit of work for a worker.
+type task func(w *worker) error
+
+// queue is an unbounded LIFO work queue run by a fixed pool of workers:
+// depth-first order keeps the number of open directories small.
+type queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	tasks   []task
+	pending int
+	err     error
+}
+
+func (q *queue) push(t task) {
+	q.mu.Lock()
+	q.tasks = append(q.tasks, t)
+	q.pending++
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// run executes tasks on n workers until none are pending or one fails.
+func (q *queue) run(ctx context.Context, n int, newWorker func() *worker) error {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newWorker()
+			for {
+				q.mu.Lock()
+				for len(q.tasks) == 0 && q.pending > 0 && q.err == nil {
+					q.cond.Wait()
+				}
+				if q.pending == 0 || q.err != nil {
+					q.mu.Unlock()
+					q.cond.Broadcast()
+					return
+				}
+				t := q.tasks[len(q.tasks)-1]
+				q.tasks[len(q.tasks)-1] = nil
+				q.tasks = q.tasks[:len(q.tasks)-1]
+				q.mu.Unlock()
+				err := t(w)
+				if err == nil {
+					err = ctx.Err()
+				}
+				q.mu.Lock()
+				q.pending--
+				if err != nil && q.err == nil {
+					q.err = err
+				}
+				done := q.pending == 0 || q.err != nil
+				q.mu.Unlock()
+				if done {
+					q.cond.Broadcast()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return q.err
+}
+
+// worker is per-goroutine scratch.
+type worker struct {
+	c     *checkouter
+	buf   []byte // content copies
+	buf2  []byte // content comparisons
+	xbuf  []byte // the bare-user header xattr
+	dents []byte
+	link  []byte
+	o     object
+}
+
+func newWorker(c *checkouter) *worker {
+	return &worker{c: c, buf: make([]byte, 256<<10), xbuf: make([]byte, 512),
+		dents: make([]byte, 32<<10), link: make([]byte, unix.PathMax+1)}
+}
+
+// dirNode is one directory of the checkout. Its descriptor stays open until
+// everything below it is written; then its metadata and times are set.
+type dirNode struct {
+	parent  *dirNode
+	name    string // in the parent
+	path    string // for messages: DEST/...
+	tree    repo.ID
+	metaID  repo.ID
+	meta    *repo.DirMeta
+	only    *repo.FileEntry // a subpath naming a file: the only entry
+	fd      int
+	existed bool // was in DEST already (union modes): metadata kept
+
+	// pending counts this directory's own listing task, its unfinished
+	// file batches and its unfinished subdirectories.
+	pending atomic.Int32
+}
+
+// dirTask lists one directory: subdirectories and batches of files become
+// tasks of their own.
+func (w *worker) dirTask(n *dirNode) error {
+	c := w.c
+	var files []repo.FileEntry
+	var dirs []repo.DirEntry
+	if n.only != nil {
+		files = []repo.FileEntry{*n.only}
+	} else {
+		t, err := c.readTree(n.tree)
+		if err != nil {
+			return fmt.Errorf("checkout: %s: %w", n.path, err)
+		}
+		files, dirs = t.Files, t.Dirs
+	}
+	// The decoder refuses such names already; a checkout must not depend
+	// on that to stay inside DEST.
+	for _, f := range files {
+		if !repo.ValidName(f.Name) {
+			return fmt.Errorf("checkout: %s: dirtree %s has an invalid entry name %q", n.path, n.tree, f.Name)
+		}
+	}
+	for _, d := range dirs {
+		if !repo.ValidName(d.Name) {
+			return fmt.Errorf("checkout: %s: dirtree %s has an invalid entry name %q", n.path, n.tree, d.Name)
+		}
+	}
+	if c.opts.Whiteouts {
+		var err error
+		if files, err = w.whiteouts(n, files); err != nil {
+			return err
+		}
+	}
+	for _, d := range dirs {
+		child := &dirNode{parent: n, name: d.Name, path: n.path + "/" + d.Name, tree: d.TreeID, metaID: d.MetaID, fd: -1}
+		child.pending.Store(1)
+		n.pending.Add(1)
+		c.q.push(func(w *worker) error { return w.enterDir(child) })
+	}
+	for i := 0; i < len(files); i += fileBatch {
+		batch := files[i:min(i+fileBatch, len(files))]
+		n.pending.Add(1)
+		c.q.push(func(w *worker) error {
+			for _, f := range batch {
+				if err := w.file(n, f.Name, f.ID); err != nil {
+					return err
+				}
+			}
+			return c.done(n)
+		})
+	}
+	return c.done(n)
+}
+
+// enterDir creates a subdirectory (or, in a union mode, opens the existing
+// one; a symlink or file in its place is never followed) and lists it.
+func (w *worker) enterDir(n *dirNode) error {
+	c := w.c
+	m, err := c.dirMeta(n.metaID)
+	if err != nil {
+		return fmt.Errorf("checkout: %s: %w", n.path, err)
+	}
+	n.meta = m
+	pfd := n.parent.fd
+	for attempt := 0; ; attempt++ {
+		err := unix.Mkdirat(pfd, n.name, 0o700)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
+			return fmt.Errorf("checkout: %w", &os.PathError{Op: "mkdir", Path: n.path, Err: err})
+		}
+		if !c.opts.union() {
+			return fmt.Errorf("checkout: %s already exists", n.path)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, n.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("checkout: %w", &os.PathError{Op: "stat", Path: n.path, Err: err})
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			n.existed = true
+			break
+		}
+		if !c.opts.Union {
+			return fmt.Errorf("checkout: %s exists and is %s, not a directory (it is neither followed nor replaced)", n.path, describe(st.Mode))
+		}
+		if err := unix.Unlinkat(pfd, n.name, 0); err != nil {
+			return fmt.Errorf("checkout: replacing %s with a directory: %w", n.path, err)
+		}
+	}
+	fd, err := unix.Openat(pfd, n.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("checkout: %w", &os.PathError{Op: "open", Path: n.path, Err: err})
+	}
+	n.fd = fd
+	c.mu.Lock()
+	c.open[n] = struct{}{}
+	c.mu.Unlock()
+	c.dirs.Add(1)
+	return w.dirTask(n)
+}
+
+// done releases one unit of n's pending work; the last one finishes n, which
+// releases one unit of its parent's.
+func (c *checkouter) done(n *dirNode) error {
+	for n != nil && n.pending.Add(-1) == 0 {
+		if err := c.finish(n); err != nil {
+			return err
+		}
+		n = n.parent
+	}
+	return nil
+}
+
+// finish sets a directory's metadata once everything below it is written,
+// so that a read-only directory does not block its own entries, then its
+// times, and closes it. A directory that was in DEST already keeps its
+// owner, mode and xattrs; its times are reset where permitted.
+func (c *checkouter) finish(n *dirNode) error {
+	if !n.existed {
+		m := n.meta
+		if !c.opts.UserMode {
+			if err := unix.Fchown(n.fd, int(m.UID), int(m.GID)); err != nil {
+				return fmt.Errorf("checkout: %s: chown to %d:%d: %w%s", n.path, m.UID, m.GID, err, userModeHint(err))
+			}
+			for _, x := range m.Xattrs {
+				if err := unix.Fsetxattr(n.fd, x.Name, x.Value, 0); err != nil {
+					return fmt.Errorf("checkout: %s: setting xattr %s: %w%s", n.path, x.Name, err, userModeHint(err))
+				}
+			}
+		}
+		if err := unix.Fchmod(n.fd, c.wantMode(m.Mode)); err != nil {
+			return fmt.Errorf("checkout: %s: chmod: %w", n.path, err)
+		}
+	}
+	if err := unix.UtimesNanoAt(n.fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
+		if !n.existed || !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
+			return fmt.Errorf("checkout: %s: setting times: %w", n.path, err)
+		}
+	}
+	err := unix.Close(n.fd)
+	c.mu.Lock()
+	delete(c.open, n)
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("checkout: %s: %w", n.path, err)
+	}
+	return nil
+}
+
+// userModeHint suggests user mode after a permission error restoring
+// ownership or xattrs.
+func userModeHint(err error) string {
+	if errors.Is(err, unix.EPERM) {
+		return " (restoring ownership and xattrs needs root; check out in user mode, -U, to skip it)"
+	}
+	return ""
+}
+
+// describe names a file type for messages ("a symlink").
+func describe(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFLNK:
+		return "a symlink"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("of type %o", mode&unix.S_IFMT)
+}
+
+// readNames returns the entry names of the directory open at fd.
+func (w *worker) readNames(fd int, path string) ([]string, error) {
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, w.dents)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "readdir", Path: path, Err: err}
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		b := w.dents[:n]
+		for len(b) >= 19 {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return nil, fmt.Errorf("readdir %s: malformed directory entry", path)
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if s := string(name); s != "." && s != ".." {
+				names = append(names, s)
+			}
+			b = b[reclen:]
+		}
+	}
+}

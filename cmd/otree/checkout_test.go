@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+func TestCheckoutCommand(t *testing.T) {
+	c := newCLI(t) // archive
+	id := c.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+
+	dest := filepath.Join(t.TempDir(), "co")
+	if out := c.ok("checkout", "-U", "os/stable", dest); out != "" {
+		t.Errorf("checkout printed %q", out)
+	}
+	if d := cmp.Diff(fixture, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+		t.Errorf("checkout (-want +got):\n%s", d)
+	}
+	var st unix.Stat_t
+	unix.Lstat(filepath.Join(dest, "a.txt"), &st)
+	if st.Mtim.Sec != 0 {
+		t.Errorf("mtime %d, want 0", st.Mtim.Sec)
+	}
+
+	// --json reports the work; --subpath takes one directory.
+	sub := filepath.Join(t.TempDir(), "sub")
+	var js struct {
+		Commit repo.ID
+		Dest   string
+		Stats  struct{ Files, Dirs, Bytes, Hardlinked, Copied int64 }
+	}
+	if err := json.Unmarshal([]byte(c.ok("checkout", "--json", "-U", "--subpath=/sub", id.String(), sub)), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Commit != id || js.Dest != sub || js.Stats.Files != 2 || js.Stats.Dirs != 1 || js.Stats.Bytes != 4 || js.Stats.Copied != 2 {
+		t.Errorf("--json = %+v", js)
+	}
+	if d := cmp.Diff(testtree.Tree{"secret": fixture["sub/secret"], "up": fixture["sub/up"]}, testtree.Read(t, sub, testtree.ReadOptions{})); d != "" {
+		t.Errorf("--subpath (-want +got):\n%s", d)
+	}
+
+	// Union modes on an existing DEST.
+	os.WriteFile(filepath.Join(dest, "a.txt"), []byte("local\n"), 0o644)
+	os.Remove(filepath.Join(dest, "run.sh"))
+	c.fails(exitError, []string{dest, "already exists"}, "checkout", "-U", "os/stable", dest)
+	c.fails(exitError, []string{filepath.Join(dest, "a.txt"), "differs"}, "checkout", "-U", "--union-identical", "os/stable", dest)
+	c.ok("checkout", "-U", "--union-add", "os/stable", dest)
+	if b, _ := os.ReadFile(filepath.Join(dest, "a.txt")); string(b) != "local\n" {
+		t.Errorf("--union-add replaced a.txt: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "run.sh")); err != nil {
+		t.Errorf("--union-add did not add run.sh: %v", err)
+	}
+	c.ok("checkout", "-U", "--union", "os/stable", dest)
+	if b, _ := os.ReadFile(filepath.Join(dest, "a.txt")); string(b) != "hello\n" {
+		t.Errorf("--union kept a.txt: %q", b)
+	}
+	c.ok("checkout", "-U", "--union-identical", "os/stable", dest)
+
+	// --whiteouts applies ".wh." entries.
+	wh := c.commitTree("wh", source(t, testtree.Tree{".wh.a.txt": testtree.File("", 0o644)}), "wh", 1700000001)
+	c.ok("checkout", "-U", "--union", "--whiteouts", wh.String(), dest)
+	if _, err := os.Lstat(filepath.Join(dest, "a.txt")); err == nil {
+		t.Error("--whiteouts left a.txt")
+	}
+
+	// Errors: archive objects cannot be hardlinked; bad flag combinations
+	// are usage errors; a missing rev or subpath is named.
+	c.fails(exitError, []string{"archive", "hardlink"}, "checkout", "-U", "-H", "os/stable", filepath.Join(t.TempDir(), "h"))
+	c.fails(exitUsage, []string{"--union"}, "checkout", "--union", "--union-add", "os/stable", filepath.Join(t.TempDir(), "u"))
+	c.fails(exitUsage, []string{"--force-copy"}, "checkout", "-C", "-H", "os/stable", filepath.Join(t.TempDir(), "u"))
+	c.fails(exitError, []string{"nope"}, "checkout", "nope", filepath.Join(t.TempDir(), "u"))
+	c.fails(exitError, []string{"/nope"}, "checkout", "--subpath=/nope", "os/stable", filepath.Join(t.TempDir(), "u"))
+	c.fails(exitUsage, nil, "checkout", "os/stable")
+}
+
+func TestCheckoutHardlinks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "repo")
+	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := &cli{t: t, path: p, r: r}
+	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	obj := r.ObjectPath(repo.KindFile, mustLookup(t, r, id, "/a.txt").ID)
+	ino := func(p string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+
+	dest := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "-H", "main", dest)
+	if ino(filepath.Join(dest, "a.txt")) != ino(obj) {
+		t.Error("-U -H from bare-user did not hardlink a.txt")
+	}
+	cp := filepath.Join(t.TempDir(), "cp")
+	c.ok("checkout", "-U", "-C", "main", cp)
+	if ino(filepath.Join(cp, "a.txt")) == ino(obj) {
+		t.Error("-C hardlinked a.txt")
+	}
+	if d := cmp.Diff(fixture, testtree.Read(t, cp, testtree.ReadOptions{})); d != "" {
+		t.Errorf("-C (-want +got):\n%s", d)
+	}
+	if os.Geteuid() == 0 {
+		// Without -U, as root: copies with owners restored.
+		full := filepath.Join(t.TempDir(), "full")
+		c.ok("checkout", "main", full)
+		if d := cmp.Diff(fixture, testtree.Read(t, full, testtree.ReadOptions{Owners: true, Xattrs: true})); d != "" {
+			t.Errorf("checkout as root (-want +got):\n%s", d)
+		}
+		c.fails(exitError, []string{"user mode"}, "checkout", "-H", "main", filepath.Join(t.TempDir(), "h"))
+	}
+}
+
+// On a terminal, checkout draws progress and prints a summary.
+func TestCheckoutProgressOnTerminal(t *testing.T) {
+	c := newCLI(t)
+	c.commitTree("x", source(t, fixture), "one", 1700000000)
+	m, s := openPTY(t)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--repo=" + c.path, "checkout", "-U", "x", filepath.Join(t.TempDir(), "co")}, strings.NewReader(""), &out, s)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	s.Close()
+	var screen string
+	m.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for buf := make([]byte, 4096); !strings.Contains(screen, "directories"); {
+		n, err := m.Read(buf)
+		screen += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	for _, want := range []string{"Checking out: 5 files", "Checked out 5 files (0 hardlinked, 5 copied), 2 directories"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("terminal output %q lacks %q", screen, want)
+		}
+	}
+}

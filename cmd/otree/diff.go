@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/repo"
+	"github.com/spf13/cobra"
+)
+
+type diffFlags struct {
+	stat, verify, noXattrs, ignoreOwners bool
+	ownerUID, ownerGID                   int64
+}
+
+func newDiffCommand(e *env) *cobra.Command {
+	f := &diffFlags{}
+	c := &cobra.Command{
+		Use:   "diff REV REV|DIR",
+		Short: "Show the paths that differ between two commits, or a commit and a directory",
+		Long: `Compare the tree of the first REV (old) with the second REV, or with the directory
+DIR on disk (new), and print one line per path that differs:
+
+  A    /path     only in the new tree
+  M    /path     in both, different (content, type, or metadata only)
+  D    /path     only in the old tree
+
+in tree order (a directory's entries sorted by name, each directory followed by
+its contents). "/" stands for the root directory's own metadata. The contents of
+an added directory are listed; a removed directory is one line unless --verify.
+Paths with control characters or invalid UTF-8 are printed Go-quoted.
+
+The second argument is a directory if one exists there; if it also names a
+revision, write ./NAME (or an absolute path) for the directory. A directory is
+hashed the way commit would hash it (nothing is written to the repository);
+when it was checked out by an unprivileged user, pass the commit's owner with
+--owner-uid/--owner-gid (or --ignore-owners), and --no-xattrs if the filesystem
+adds or drops extended attributes.
+
+--verify lists every path that differs (the contents of removed directories
+too) and exits 1 if any does: the check that a deployed tree has not drifted.
+--stat prints counts and sizes instead of paths. --json prints the changes
+with both sides' type, mode, owner, size, target and xattrs, and which fields
+differ.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiff(cmd, e, f, args[0], args[1])
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&f.stat, "stat", false, "print a summary (files and bytes added, modified, removed) instead of paths")
+	fl.BoolVar(&f.stat, "stats", false, "same as --stat")
+	fl.BoolVar(&f.verify, "verify", false, "list every differing path; exit 1 if any differs")
+	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "take this uid as the owner of every entry of DIR")
+	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "take this gid as the owner of every entry of DIR")
+	fl.BoolVar(&f.ignoreOwners, "ignore-owners", false, "do not compare uid and gid")
+	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "do not compare extended attributes")
+	e.addJSON(c)
+	return c
+}
+
+// diffOutput is the --json form of a diff.
+type diffOutput struct {
+	From    repo.ID             `json:"from"`
+	To      repo.ID             `json:"to,omitzero"`   // the second commit
+	Dir     string              `json:"dir,omitempty"` // or the directory
+	Changes []diffChangeJSON    `json:"changes"`
+	Stats   *checkout.DiffStats `json:"stats,omitempty"`
+}
+
+// diffChangeJSON is a checkout.Change with xattrs in ls --json's form.
+type diffChangeJSON struct {
+	Kind   checkout.ChangeKind `json:"kind"`
+	Path   string              `json:"path"`
+	Meta   bool                `json:"meta,omitempty"`
+	Fields []string            `json:"fields,omitempty"`
+	Old    *diffEntryJSON      `json:"old,omitempty"`
+	New    *diffEntryJSON      `json:"new,omitempty"`
+}
+
+type diffEntryJSON struct {
+	*checkout.EntryInfo
+	Xattrs []xattrJSON `json:"xattrs,omitempty"`
+}
+
+func toDiffEntryJSON(e *checkout.EntryInfo) *diffEntryJSON {
+	if e == nil {
+		return nil
+	}
+	return &diffEntryJSON{EntryInfo: e, Xattrs: toXattrJSON(e.Xattrs)}
+}
+
+func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
+	var opts checkout.DiffOptions
+	for _, o := range []struct {
+		v    int64
+		dst  **uint32
+		name string
+	}{{f.ownerUID, &opts.OwnerUID, "--owner-uid"}, {f.ownerGID, &opts.OwnerGID, "--owner-gid"}} {
+		if o.v < -1 || o.v > 0xfffffffe {
+			return usagef("invalid %s %d", o.name, o.v)
+		}
+		if o.v >= 0 {
+			v := uint32(o.v)
+			*o.dst = &v
+		}
+	}
+	opts.IgnoreOwners, opts.IgnoreXattrs = f.ignoreOwners, f.noXattrs
+	// Counting needs the contents of removed directories too.
+	opts.Verify = f.verify || f.stat
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	a, err := r.ResolveRev(from)
+	if err != nil {
+		return err
+	}
+	out := diffOutput{From: a}
+	var changes []checkout.Change
+	if dir, isDir, err := diffTarget(r, to); err != nil {
+		return err
+	} else if isDir {
+		out.Dir = dir
+		changes, err = checkout.DiffDir(cmd.Context(), r, a, dir, opts)
+		if err != nil {
+			return err
+		}
+	} else {
+		if opts.OwnerUID != nil || opts.OwnerGID != nil {
+			return usagef("--owner-uid and --owner-gid apply to a directory, and %q is a revision", to)
+		}
+		if out.To, err = r.ResolveRev(to); err != nil {
+			return err
+		}
+		if changes, err = checkout.Diff(cmd.Context(), r, a, out.To, opts); err != nil {
+			return err
+		}
+	}
+	if err := printDiff(e, f, &out, changes); err != nil {
+		return err
+	}
+	if f.verify && len(changes) > 0 {
+		against := to
+		if out.Dir == "" {
+			against = out.To.String()
+		}
+		what := fmt.Sprintf("%d paths differ", len(changes))
+		if len(changes) == 1 {
+			what = "1 path differs"
+		}
+		return fmt.Errorf("%s between %s and %s", what, a, against)
+	}
+	return nil
+}
+
+// diffTarget says whether the second argument is a directory. A name that
+// is both an existing directory and a revision is ambiguous unless written
+// as a path (with a "/" before its first character, as in ./NAME or /NAME),
+// which no ref name can be.
+func diffTarget(r *repo.Repo, arg string) (string, bool, error) {
+	isPath := strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") || arg == "." || arg == ".."
+	fi, err := os.Stat(arg)
+	switch {
+	case err != nil && isPath:
+		return "", false, fmt.Errorf("diff: %w", err)
+	case err == nil && !fi.IsDir() && isPath:
+		return "", false, fmt.Errorf("diff: %s is not a directory", arg)
+	case err != nil || !fi.IsDir():
+		return "", false, nil
+	case isPath:
+		return arg, true, nil
+	}
+	if _, err := r.ResolveRev(arg); err == nil {
+		return "", false, usagef("%q is both a revision and a directory: write ./%s for the directory", arg, arg)
+	} else if !errors.Is(err, repo.ErrNotFound) && repo.ValidateRefName(arg) == nil {
+		return "", false, err
+	}
+	return arg, true, nil
+}
+
+func printDiff(e *env, f *diffFlags, out *diffOutput, changes []checkout.Change) error {
+	if f.stat {
+		s := checkout.Summarize(changes)
+		if e.json {
+			return e.printJSON(struct {
+				From  repo.ID            `json:"from"`
+				To    repo.ID            `json:"to,omitzero"`
+				Dir   string             `json:"dir,omitempty"`
+				Stats checkout.DiffStats `json:"stats"`
+			}{out.From, out.To, out.Dir, s})
+		}
+		fmt.Fprintf(e.stdout, "Files added: %d (%s)\nFiles modified: %d (%s -> %s)\nFiles removed: %d (%s)\n",
+			s.FilesAdded, humanBytes(int64(s.BytesAdded)), s.FilesModified, humanBytes(int64(s.BytesOld)),
+			humanBytes(int64(s.BytesNew)), s.FilesDeleted, humanBytes(int64(s.BytesDeleted)))
+		fmt.Fprintf(e.stdout, "Directories added: %d, modified: %d, removed: %d\n", s.DirsAdded, s.DirsModified, s.DirsDeleted)
+		return nil
+	}
+	if e.json {
+		out.Changes = make([]diffChangeJSON, len(changes))
+		for i, c := range changes {
+			out.Changes[i] = diffChangeJSON{Kind: c.Kind, Path: c.Path, Meta: c.Meta, Fields: c.Fields,
+				Old: toDiffEntryJSON(c.Old), New: toDiffEntryJSON(c.New)}
+		}
+		return e.printJSON(out)
+	}
+	w := bufio.NewWriter(e.stdout)
+	for _, c := range changes {
+		fmt.Fprintf(w, "%c    %s\n", c.Kind, quotePath(c.Path))
+	}
+	return w.Flush()
+}
+
+// quotePath returns p, or p Go-quoted when it holds control characters or
+// invalid UTF-8 (so that one change is always one line), or starts with '"'.
+func quotePath(p string) string {
+	if !utf8.ValidString(p) || strings.HasPrefix(p, `"`) || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return strconv.Quote(p)
+	}
+	return p
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+var diffFixture = testtree.Tree{
+	"etc/demo.conf": testtree.File("level=1\n", 0o644),
+	"etc/motd":      testtree.File("hello\n", 0o644),
+	"etc/old":       testtree.File("bye\n", 0o644),
+	"lib/a/b":       testtree.File("b", 0o644),
+	"lib/a/c":       testtree.File("c", 0o644),
+	"link":          testtree.Symlink("etc/motd"),
+}
+
+// diffChange mutates a copy of diffFixture.
+func diffChanged() testtree.Tree {
+	t := testtree.Tree{}
+	for k, v := range diffFixture {
+		t[k] = v
+	}
+	t["etc/demo.conf"] = testtree.File("level=2\n", 0o644)
+	t["etc/motd"] = testtree.File("hello\n", 0o600)
+	delete(t, "etc/old")
+	delete(t, "lib/a/b")
+	delete(t, "lib/a/c")
+	t["srv/www/index.html"] = testtree.File("<p>hi</p>\n", 0o644)
+	t["srv/new\nline"] = testtree.File("n", 0o644)
+	return t
+}
+
+func TestDiffCommand(t *testing.T) {
+	c := newCLI(t)
+	a := c.commitTree("uat", source(t, diffFixture), "one", 1700000000)
+	b := c.commitTree("uat", source(t, diffChanged()), "two", 1700000060)
+
+	got := c.ok("diff", "uat^", "uat")
+	want := "M    /etc/demo.conf\nM    /etc/motd\nD    /etc/old\nD    /lib\nA    /srv\n" +
+		"A    \"/srv/new\\nline\"\nA    /srv/www\nA    /srv/www/index.html\n"
+	if got != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+	}
+	if got := c.ok("diff", a.String(), a.String()); got != "" {
+		t.Errorf("diff of a commit with itself: %q", got)
+	}
+	// --verify lists what was in the removed directory, and exits 1.
+	res := c.fails(exitError, []string{"paths differ", a.String(), b.String()}, "diff", "--verify", "uat^", "uat")
+	if !strings.Contains(res.stdout, "D    /lib\nD    /lib/a\nD    /lib/a/b\nD    /lib/a/c\n") {
+		t.Errorf("--verify output:\n%s", res.stdout)
+	}
+
+	var js struct {
+		From, To repo.ID
+		Changes  []struct {
+			Kind, Path string
+			Meta       bool
+			Fields     []string
+			Old, New   *struct {
+				Type   string
+				Mode   uint32
+				Size   uint64
+				ID     repo.ID
+				Target string
+				Xattrs []xattrJSON
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok("diff", "--json", "uat^", "uat")), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.From != a || js.To != b || len(js.Changes) != 8 {
+		t.Fatalf("--json: %+v", js)
+	}
+	motd := js.Changes[1]
+	if motd.Kind != "M" || motd.Path != "/etc/motd" || !motd.Meta || strings.Join(motd.Fields, ",") != "mode" ||
+		motd.Old.Mode != 0o644 || motd.New.Mode != 0o600 || motd.Old.Type != "regular" || motd.New.ID.IsZero() {
+		t.Errorf("--json /etc/motd: %+v old %+v new %+v", motd, motd.Old, motd.New)
+	}
+	if d := js.Changes[2]; d.Kind != "D" || d.New != nil || d.Old == nil || d.Old.Size != 4 {
+		t.Errorf("--json /etc/old: %+v", d)
+	}
+
+	got = c.ok("diff", "--stat", "uat^", "uat")
+	wantStat := "Files added: 2 (11 B)\nFiles modified: 2 (14 B -> 14 B)\nFiles removed: 3 (6 B)\nDirectories added: 2, modified: 0, removed: 2\n"
+	if got != wantStat {
+		t.Errorf("--stat:\n%s\nwant:\n%s", got, wantStat)
+	}
+	var st struct {
+		Stats struct {
+			FilesDeleted int `json:"files_deleted"`
+			DirsAdded    int `json:"dirs_added"`
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok("diff", "--stats", "--json", "uat^", "uat")), &st); err != nil || st.Stats.FilesDeleted != 3 || st.Stats.DirsAdded != 2 {
+		t.Errorf("--stat --json: %+v, %v", st, err)
+	}
+
+	c.fails(exitError, []string{"nope"}, "diff", "nope", "uat")
+	c.fails(exitUsage, []string{"--owner-uid"}, "diff", "--owner-uid=0", "uat^", "uat")
+	c.fails(exitUsage, nil, "diff", "uat")
+}
+
+func TestDiffCommandDir(t *testing.T) {
+	c := newCLI(t)
+	dir := source(t, diffFixture)
+	c.commitTree("uat", dir, "one", 1700000000)
+	owners := []string{"--owner-uid=0", "--owner-gid=0"}
+	if got := c.ok(append([]string{"diff", "--verify", "uat", dir}, owners...)...); got != "" {
+		t.Errorf("diff against the committed directory: %q", got)
+	}
+	if os.Getuid() != 0 {
+		// Without the owner flags every entry differs in owner.
+		if res := c.run("diff", "--verify", "uat", dir); res.code != exitError || !strings.Contains(res.stdout, "M    /etc/motd\n") {
+			t.Errorf("without --owner-uid: exit %d, %q", res.code, res.stdout)
+		}
+	}
+	if got := c.ok("diff", "--ignore-owners", "uat", dir); got != "" {
+		t.Errorf("--ignore-owners: %q", got)
+	}
+
+	os.WriteFile(filepath.Join(dir, "etc/motd"), []byte("changed\n"), 0o644)
+	os.RemoveAll(filepath.Join(dir, "lib"))
+	os.WriteFile(filepath.Join(dir, "new"), nil, 0o644)
+	if err := unix.Lsetxattr(filepath.Join(dir, "etc/demo.conf"), "user.drift", []byte("1"), 0); err != nil {
+		t.Skipf("no user xattrs: %v", err)
+	}
+	// Four differences at the top, seven paths with what was below /lib.
+	res := c.fails(exitError, []string{"7 paths differ", dir}, append([]string{"diff", "--verify", "uat", dir}, owners...)...)
+	if want := "M    /etc/demo.conf\nM    /etc/motd\nD    /lib\nD    /lib/a\nD    /lib/a/b\nD    /lib/a/c\nA    /new\n"; res.stdout != want {
+		t.Errorf("--verify:\n%s\nwant:\n%s", res.stdout, want)
+	}
+	got := c.ok(append([]string{"diff", "--no-xattrs", "uat", dir}, owners...)...)
+	if want := "M    /etc/motd\nD    /lib\nA    /new\n"; got != want {
+		t.Errorf("--no-xattrs:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A name that is both a directory here and a revision is ambiguous
+	// unless written as a path.
+	wd := t.TempDir()
+	t.Chdir(wd)
+	os.Mkdir("uat", 0o755)
+	c.fails(exitUsage, []string{"./uat"}, "diff", "uat", "uat")
+	c.fails(exitError, []string{"./missing"}, "diff", "uat", "./missing")
+	got = c.ok("diff", "--ignore-owners", "uat", "./uat")
+	if !strings.Contains(got, "D    /etc\n") {
+		t.Errorf("diff against ./uat: %q", got)
+	}
+}

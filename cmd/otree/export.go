@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/otree/otree/checkout"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+type exportFlags struct {
+	subpath, output string
+	hardlinks       bool
+}
+
+func newExportCommand(e *env) *cobra.Command {
+	f := &exportFlags{}
+	c := &cobra.Command{
+		Use:   "export REV [--subpath=PATH] [-o FILE]",
+		Short: "Write the tree of a commit as a tar",
+		Long: `Write the tree of the commit REV names (or its --subpath) as a PAX tar to
+standard output, or to FILE with -o. Entries keep the tree's numeric owners,
+modes (setuid included), extended attributes (SCHILY.xattr.* records), symlinks,
+devices and FIFOs; every mtime is 0, so one tree always gives the same bytes,
+and ` + "`otree commit --tree=tar=FILE`" + ` gives back the same tree. Names are "./"
+for the root, then relative paths in tree order.
+
+Content is verified as it is written. With -o the tar is written to a
+temporary file beside FILE and renamed over it only when complete, so a
+failure leaves no partial FILE; on standard output a failure means the bytes
+already written must be discarded.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExport(cmd, e, f, args[0])
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.subpath, "subpath", "", "export only this path of the tree")
+	fl.StringVarP(&f.output, "output", "o", "", "write the tar to FILE instead of standard output")
+	fl.BoolVar(&f.hardlinks, "hardlinks", false, "write repeated identical files as hard links to their first path")
+	return c
+}
+
+func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
+	if f.output == "" && isTerminal(e.stdout) {
+		return usagef("refusing to write a tar to a terminal: pass -o FILE or redirect standard output")
+	}
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	id, err := r.ResolveRev(rev)
+	if err != nil {
+		return err
+	}
+	opts := checkout.ExportOptions{Subpath: f.subpath, Hardlinks: f.hardlinks}
+	if f.output == "" {
+		return checkout.Export(cmd.Context(), r, id, e.stdout, opts)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f.output), "."+filepath.Base(f.output)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := checkout.Export(cmd.Context(), r, id, tmp, opts); err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	// CreateTemp makes 0600 files; give the tar the mode a new file gets.
+	if err := tmp.Chmod(0o666 &^ exportUmask()); err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	if err := os.Rename(tmp.Name(), f.output); err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	done = true
+	return nil
+}
+
+// exportUmask returns the process umask (reading it means setting it, so
+// it is set straight back).
+func exportUmask() os.FileMode {
+	m := unix.Umask(0o22)
+	unix.Umask(m)
+	return os.FileMode(m)
+}

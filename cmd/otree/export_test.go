@@ -1,0 +1,219 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+var exportFixture = testtree.Tree{
+	"bin/su":          {Mode: os.ModeSetuid | 0o755, Content: "su"},
+	"bin/sh":          testtree.Symlink("busybox"),
+	"etc/shadow":      testtree.File("root:*:\n", 0o600),
+	"etc/empty":       testtree.File("", 0o644),
+	"etc/tagged":      {Mode: 0o644, Content: "t", Xattrs: map[string]string{"user.tag": "v"}},
+	"names/a b":       testtree.File("s", 0o644),
+	"names/ünï\ncode": testtree.File("u", 0o644),
+	"run/fifo":        {Mode: os.ModeNamedPipe | 0o600},
+	"usr/big":         testtree.File(strings.Repeat("0123456789abcdef", 70000), 0o644),
+	"var/a/b/c/d/e/f": testtree.File("deep", 0o644),
+}
+
+func exportRoots(t *testing.T, r *repo.Repo, id repo.ID) (repo.ID, repo.ID) {
+	t.Helper()
+	c, err := r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.RootTree, c.RootMeta
+}
+
+// export, then commit --tree=tar= with the same owner flags: the same tree.
+func TestExportCommand(t *testing.T) {
+	c := newCLI(t)
+	id := c.commitTree("os/stable", source(t, exportFixture), "one", 1700000000)
+	out := filepath.Join(t.TempDir(), "os.tar")
+	if got := c.ok("export", "os/stable", "-o", out); got != "" {
+		t.Errorf("export -o printed %q", got)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout := c.ok("export", id.String()); stdout != string(data) {
+		t.Error("export to standard output differs from export -o")
+	}
+	back, err := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "imported", "--owner-uid=0", "--owner-gid=0", "--timestamp=@1700000000", "-s", "one", "--tree=tar="+out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, m1 := exportRoots(t, c.r, id)
+	t2, m2 := exportRoots(t, c.r, back)
+	if t1 != t2 || m1 != m2 {
+		t.Errorf("export and import changed the tree: %s %s -> %s %s\n%s", t1, m1, t2, m2, c.ok("diff", id.String(), back.String()))
+	}
+	if got := c.ok("diff", "os/stable", "imported"); got != "" {
+		t.Errorf("diff of the round trip: %q", got)
+	}
+
+	sub := c.ok("export", "--subpath=/var/a", "os/stable")
+	tr := tar.NewReader(strings.NewReader(sub))
+	var names []string
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		names = append(names, h.Name)
+	}
+	if strings.Join(names, " ") != "./ b/ b/c/ b/c/d/ b/c/d/e/ b/c/d/e/f" {
+		t.Errorf("--subpath entries: %q", names)
+	}
+	hl := c.ok("export", "--hardlinks", "os/stable")
+	if len(hl) != len(data) { // no object repeats in this fixture
+		t.Errorf("--hardlinks changed a tree without repeats: %d vs %d bytes", len(hl), len(data))
+	}
+
+	c.fails(exitError, []string{"/no/such"}, "export", "--subpath=/no/such", "os/stable")
+	c.fails(exitError, []string{"nope"}, "export", "nope")
+	c.fails(exitUsage, nil, "export")
+}
+
+// A failed export -o leaves neither FILE nor a temporary file.
+func TestExportCommandFailureLeavesNoFile(t *testing.T) {
+	c := newCLI(t)
+	id := c.commitTree("b", source(t, testtree.Tree{"a": testtree.File("will be damaged", 0o644)}), "one", 1700000000)
+	e := mustLookup(t, c.r, id, "/a")
+	p := c.r.ObjectPath(repo.KindFile, e.ID)
+	b, _ := os.ReadFile(p)
+	b[len(b)-1] ^= 1
+	os.Chmod(p, 0o644)
+	os.WriteFile(p, b, 0o644)
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "b.tar")
+	c.fails(exitError, []string{"/a", e.ID.String(), "corrupt"}, "export", "b", "-o", out)
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("failed export left %v", ents)
+	}
+	// An existing FILE is left as it was.
+	os.WriteFile(out, []byte("old"), 0o644)
+	c.fails(exitError, []string{"corrupt"}, "export", "b", "-o", out)
+	if got, _ := os.ReadFile(out); string(got) != "old" {
+		t.Errorf("failed export replaced FILE: %q", got)
+	}
+}
+
+// hostileTar builds a tar from headers; a body longer than zero is
+// written after its header; truncate cuts the stream after the last body
+// (no end-of-archive blocks, the body possibly shorter than its header says).
+func hostileTar(t *testing.T, hdrs []*tar.Header, bodies map[string]string, truncate bool) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		if h.Typeflag == tar.TypeReg && h.Size == 0 {
+			h.Size = int64(len(bodies[h.Name]))
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		if b := bodies[h.Name]; b != "" {
+			tw.Write([]byte(b))
+		}
+	}
+	if !truncate {
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "hostile.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Hostile tars given to `otree commit --tree=tar=` are refused with an
+// error naming the entry, and no ref moves.
+func TestCommitHostileTar(t *testing.T) {
+	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg} }
+	cases := []struct {
+		name     string
+		hdrs     []*tar.Header
+		bodies   map[string]string
+		truncate bool
+		want     []string // in the error
+	}{
+		{name: "parent", hdrs: []*tar.Header{reg("../x")}, want: []string{`"../x"`}},
+		{name: "parent inside", hdrs: []*tar.Header{reg("a/../../x")}, want: []string{`"a/../../x"`}},
+		{name: "dotdot component", hdrs: []*tar.Header{reg("a/b/../c")}, want: []string{`"a/b/../c"`}},
+		{name: "absolute", hdrs: []*tar.Header{reg("/etc/x")}, want: []string{`"/etc/x"`, "absolute"}},
+		{name: "through a symlink", hdrs: []*tar.Header{
+			{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, reg("a/passwd"),
+		}, want: []string{`"a/passwd"`, "not a directory"}},
+		{name: "through a relative symlink", hdrs: []*tar.Header{
+			{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "d/up", Typeflag: tar.TypeSymlink, Linkname: "../.."}, reg("d/up/etc/passwd"),
+		}, want: []string{`"d/up/etc/passwd"`, "not a directory"}},
+		{name: "directory replaced by a symlink", hdrs: []*tar.Header{
+			{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, reg("a/passwd"),
+		}, want: []string{`"a/passwd"`, "not a directory"}},
+		{name: "through a file", hdrs: []*tar.Header{reg("f"), reg("f/x")}, want: []string{`"f/x"`, "not a directory"}},
+		{name: "hardlink outside", hdrs: []*tar.Header{
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"},
+		}, want: []string{`"h"`, "../../etc/passwd"}},
+		{name: "hardlink absolute", hdrs: []*tar.Header{
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"},
+		}, want: []string{`"h"`, "/etc/passwd"}},
+		{name: "hardlink to nothing", hdrs: []*tar.Header{
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "later"}, reg("later"),
+		}, want: []string{`"h"`, "later"}},
+		{name: "hardlink to a symlink", hdrs: []*tar.Header{
+			{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "/etc/shadow"},
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "s"},
+		}, want: []string{`"h"`}},
+		{name: "huge size, truncated data", hdrs: []*tar.Header{
+			reg("ok"), {Name: "big", Typeflag: tar.TypeReg, Size: 1 << 40},
+		}, bodies: map[string]string{"ok": "fine", "big": strings.Repeat("x", 1000)}, truncate: true,
+			want: []string{`"big"`}},
+		{name: "small size, truncated data", hdrs: []*tar.Header{
+			{Name: "small", Typeflag: tar.TypeReg, Size: 5000},
+		}, bodies: map[string]string{"small": "only this"}, truncate: true, want: []string{`"small"`}},
+		{name: "root as a file", hdrs: []*tar.Header{reg(".")}, want: []string{`"."`}},
+	}
+	c := newCLI(t)
+	before := c.commitTree("main", source(t, testtree.Tree{"keep": testtree.File("k", 0o644)}), "before", 1700000000)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &cli{t: t, path: c.path, r: c.r}
+			p := hostileTar(t, tc.hdrs, tc.bodies, tc.truncate)
+			res := c.run("commit", "-b", "main", "--tree=tar="+p)
+			t.Logf("exit %d: %s", res.code, strings.TrimSpace(res.stderr))
+			if res.code == exitOK {
+				t.Errorf("hostile tar accepted: committed %s", strings.TrimSpace(res.stdout))
+			} else {
+				for _, w := range tc.want {
+					if !strings.Contains(res.stderr, w) {
+						t.Errorf("error %q does not mention %s", res.stderr, w)
+					}
+				}
+				if !strings.Contains(res.stderr, p) {
+					t.Errorf("error %q does not name the tar %s", res.stderr, p)
+				}
+			}
+			if head, err := c.r.ReadRef("main"); err != nil || head != before {
+				t.Errorf("main moved to %s (%v), want %s", head, err, before)
+			}
+			if refs, _ := c.r.ListRefs(""); len(refs) != 1 {
+				t.Errorf("refs after a refused tar: %v", refs)
+			}
+		})
+	}
+}

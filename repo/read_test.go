@@ -1,0 +1,51 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/otree/otree/repo"
+)
+
+// Archive objects whose headers straddle or exceed the first read (large
+// xattrs) still read back whole.
+func TestArchiveHeadersOfAnySize(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := bytes.Repeat([]byte("content "), 100)
+	var ids []repo.ID
+	var sizes []int
+	for _, n := range []int{0, 4000, 4060, 4070, 4080, 4090, 4100, 16384, 65536, 70000, 300000} {
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content)),
+			Xattrs: []repo.Xattr{{Name: "user.big", Value: bytes.Repeat([]byte{'x'}, n)}}}
+		id := repo.FileID(h, content)
+		if _, err := txn.WriteFile(h, id, content); err != nil {
+			t.Fatal(err)
+		}
+		ids, sizes = append(ids, id), append(sizes, n)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		h, rc, err := r.OpenFile(id)
+		if err != nil {
+			t.Fatalf("xattr of %d bytes: %v", sizes[i], err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, content) || len(h.Xattrs[0].Value) != sizes[i] {
+			t.Fatalf("xattr of %d bytes: content %d bytes, err %v, xattr %d bytes", sizes[i], len(got), err, len(h.Xattrs[0].Value))
+		}
+	}
+}
