@@ -177,7 +177,6 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 // metadata in, so a checkout of such a repository commits back identically.
 func skipXattr(name string) bool { return name == "user.otreemeta" }
 
-
 // readDir lists one directory: subdirectories become new tasks, cached or
 // cheap entries are resolved here, and files to hash go out in batches.
 func (w *worker) readDir(d *dir, fd int, abs, rel string) error {

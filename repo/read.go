@@ -352,7 +352,6 @@ func (c closers) Close() error {
 	return first
 }
 
-
 // fileReader yields exactly size bytes of content and verifies the id at EOF.
 type fileReader struct {
 	r    io.Reader

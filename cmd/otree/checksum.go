@@ -156,4 +156,3 @@ func checksumRegular(p string, ignoreXattrs bool) (repo.ID, error) {
 	}
 	return repo.ID(hs.Sum()), nil
 }
-
