@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
@@ -723,35 +724,27 @@ func (dd *diskDiffer) diskInfo(path string, st *unix.Stat_t) (*EntryInfo, error)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		e.Type = TypeDirectory
-	case unix.S_IFREG:
-		e.Type, e.Size = repo.TypeRegular.String(), uint64(st.Size)
-	case unix.S_IFLNK:
-		t, err := os.Readlink(path)
+		if !dd.opts.IgnoreXattrs {
+			x, err := xattr.List(path, commit.SkipXattr)
+			if err != nil {
+				return nil, fmt.Errorf("diff: %s: %w", path, err)
+			}
+			e.Xattrs = x
+		}
+	case unix.S_IFSOCK:
+		e.Type = typeSocket
+	default:
+		h, err := commit.DiskHeader(path, st, dd.opts.IgnoreXattrs)
 		if err != nil {
 			return nil, fmt.Errorf("diff: %w", err)
 		}
-		e.Type, e.Target, e.Mode = repo.TypeSymlink.String(), t, 0o777
-	case unix.S_IFCHR:
-		e.Type, e.Rdev = repo.TypeCharDevice.String(), st.Rdev
-	case unix.S_IFBLK:
-		e.Type, e.Rdev = repo.TypeBlockDevice.String(), st.Rdev
-	case unix.S_IFIFO:
-		e.Type = repo.TypeFIFO.String()
-	default:
-		e.Type = typeSocket
+		e.Type, e.Mode, e.Size, e.Target, e.Rdev, e.Xattrs = h.Type.String(), h.Mode, h.Size, h.Target, h.Rdev, h.Xattrs
 	}
 	if dd.opts.OwnerUID != nil {
 		e.UID = *dd.opts.OwnerUID
 	}
 	if dd.opts.OwnerGID != nil {
 		e.GID = *dd.opts.OwnerGID
-	}
-	if !dd.opts.IgnoreXattrs {
-		x, err := xattr.List(path, func(n string) bool { return n == "user.otreemeta" })
-		if err != nil {
-			return nil, fmt.Errorf("diff: %s: %w", path, err)
-		}
-		e.Xattrs = x
 	}
 	return e, nil
 }

@@ -111,7 +111,6 @@ type worker struct {
 	buf    []byte
 	hdr    []byte
 	dents  []byte
-	link   []byte
 	walker *walker
 }
 
@@ -151,7 +150,7 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 	wk.q.push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
 	n := max(4, 2*runtime.GOMAXPROCS(0))
 	err = wk.q.run(wk.ctx, n, func() *worker {
-		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), link: make([]byte, 4096), walker: wk}
+		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), walker: wk}
 	})
 	return d, err
 }
@@ -172,10 +171,6 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 	wk.st.dirs.Add(1)
 	return nil
 }
-
-// skipXattr drops the attribute a bare-user repository keeps its own
-// metadata in, so a checkout of such a repository commits back identically.
-func skipXattr(name string) bool { return name == "user.otreemeta" }
 
 // readDir lists one directory: subdirectories become new tasks, cached or
 // cheap entries are resolved here, and files to hash go out in batches.
@@ -238,7 +233,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			continue
 		}
 		wk.st.files.Add(1)
-		id, err := w.special(fd, abs, name, &st)
+		id, err := w.special(abs, name, &st)
 		if err != nil {
 			return err
 		}
@@ -293,36 +288,15 @@ func (w *worker) readNames(fd int, abs string) ([]string, error) {
 }
 
 // special stores a symlink, device or FIFO.
-func (w *worker) special(fd int, abs, name string, st *unix.Stat_t) (repo.ID, error) {
+func (w *worker) special(abs, name string, st *unix.Stat_t) (repo.ID, error) {
 	path := abs + "/" + name
-	h := repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFLNK:
-		n, err := unix.Readlinkat(fd, name, w.link)
-		if err != nil {
-			return repo.ID{}, &os.PathError{Op: "readlink", Path: path, Err: err}
-		}
-		if n == len(w.link) {
-			return repo.ID{}, fmt.Errorf("%s: symlink target too long", path)
-		}
-		h.Type, h.Target, h.Mode = repo.TypeSymlink, string(w.link[:n]), 0o777
-	case unix.S_IFCHR:
-		h.Type, h.Rdev = repo.TypeCharDevice, st.Rdev
-	case unix.S_IFBLK:
-		h.Type, h.Rdev = repo.TypeBlockDevice, st.Rdev
-	case unix.S_IFIFO:
-		h.Type = repo.TypeFIFO
-	default:
-		return repo.ID{}, fmt.Errorf("%s: cannot commit a socket or other special file (only regular files, directories, symlinks, and in bare mode devices and FIFOs)", path)
-	}
-	x, err := xattr.List(path, skipXattr)
+	h, err := DiskHeader(path, st, false)
 	if err != nil {
 		return repo.ID{}, err
 	}
-	h.Xattrs = x
-	w.walker.mod.file(&h)
-	id := repo.FileID(&h, nil)
-	if _, err := w.walker.txn.WriteFile(&h, id, nil); err != nil {
+	w.walker.mod.file(h)
+	id := repo.FileID(h, nil)
+	if _, err := w.walker.txn.WriteFile(h, id, nil); err != nil {
 		return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return id, nil

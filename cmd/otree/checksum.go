@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
@@ -64,95 +65,44 @@ func runChecksum(e *env, ignoreXattrs bool, paths []string) error {
 	return nil
 }
 
-// skipXattr drops the attribute bare-user repositories keep their own
-// metadata in, as commit does.
-func skipXattr(name string) bool { return name == "user.otreemeta" }
-
 // checksumPath hashes one path the way commit would.
 func checksumPath(p string, ignoreXattrs bool) (repo.Kind, repo.ID, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return 0, repo.ID{}, &os.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	xattrs := func() ([]repo.Xattr, error) {
-		if ignoreXattrs {
-			return nil, nil
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
+		if !ignoreXattrs {
+			x, err := xattr.List(p, commit.SkipXattr)
+			if err != nil {
+				return 0, repo.ID{}, fmt.Errorf("%s: %w", p, err)
+			}
+			m.Xattrs = x
 		}
-		a, err := xattr.List(p, skipXattr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		return a, nil
-	}
-	h := repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		x, err := xattrs()
-		if err != nil {
-			return 0, repo.ID{}, err
-		}
-		m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x}
 		return repo.KindDirMeta, repo.Sum(m.Encode()), nil
-	case unix.S_IFREG:
-		id, err := checksumRegular(p, ignoreXattrs)
-		return repo.KindFile, id, err
-	case unix.S_IFLNK:
-		t, err := os.Readlink(p)
-		if err != nil {
-			return 0, repo.ID{}, err
-		}
-		h.Type, h.Target, h.Mode = repo.TypeSymlink, t, 0o777
-	case unix.S_IFCHR:
-		h.Type, h.Rdev = repo.TypeCharDevice, st.Rdev
-	case unix.S_IFBLK:
-		h.Type, h.Rdev = repo.TypeBlockDevice, st.Rdev
-	case unix.S_IFIFO:
-		h.Type = repo.TypeFIFO
-	default:
-		return 0, repo.ID{}, fmt.Errorf("%s: a socket or other special file has no object id", p)
 	}
-	x, err := xattrs()
+	h, err := commit.DiskHeader(p, &st, ignoreXattrs)
 	if err != nil {
 		return 0, repo.ID{}, err
 	}
-	h.Xattrs = x
-	if err := h.Validate(); err != nil {
-		return 0, repo.ID{}, fmt.Errorf("%s: %w", p, err)
+	if h.Type != repo.TypeRegular {
+		return repo.KindFile, repo.FileID(h, nil), nil
 	}
-	return repo.KindFile, repo.FileID(&h, nil), nil
-}
-
-// checksumRegular hashes a regular file's header and content, read once.
-func checksumRegular(p string, ignoreXattrs bool) (repo.ID, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
 	if err != nil {
-		return repo.ID{}, err
+		return 0, repo.ID{}, err
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return repo.ID{}, &os.PathError{Op: "fstat", Path: p, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return repo.ID{}, fmt.Errorf("%s: changed while being read", p)
-	}
-	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Size: uint64(st.Size)}
-	if !ignoreXattrs {
-		a, err := xattr.FList(int(f.Fd()), skipXattr)
-		if err != nil {
-			return repo.ID{}, fmt.Errorf("%s: %w", p, err)
-		}
-		h.Xattrs = a
-	}
 	hs := hash.New()
-	hs.Write(repo.AppendFileHeader(nil, &h))
-	// Read one byte past the size to notice a file that grew.
+	hs.Write(repo.AppendFileHeader(nil, h))
+	// Read one byte past the size to notice a file that changed.
 	n, err := io.Copy(hs, io.LimitReader(f, st.Size+1))
 	if err != nil {
-		return repo.ID{}, &os.PathError{Op: "read", Path: p, Err: err}
+		return 0, repo.ID{}, &os.PathError{Op: "read", Path: p, Err: err}
 	}
 	if n != st.Size {
-		return repo.ID{}, fmt.Errorf("%s: file changed while being read (size %d, read %d)", p, st.Size, n)
+		return 0, repo.ID{}, fmt.Errorf("%s: file changed while being read (size %d, read %d)", p, st.Size, n)
 	}
-	return repo.ID(hs.Sum()), nil
+	return repo.KindFile, repo.ID(hs.Sum()), nil
 }
