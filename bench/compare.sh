@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# bench/compare.sh: otree against OSTree on the same real trees, in one run.
+#
+# For each tree it measures, N runs per tool, the median wall time (and peak
+# RSS) of:
+#   cold       commit into a fresh bare-user repository
+#   unchanged  re-commit of the same tree into that repository
+#   modified   re-commit after appending bytes to 1% of the regular files of a
+#              writable copy (cp -a, made once; distinct files each round)
+#   archive    commit into a fresh archive repository, plus the size of its
+#              objects/ (disk usage and apparent size)
+# and prints a table of medians with the ratio otree/OSTree beside the target.
+#
+# Environment:
+#   BENCH_TREES        trees to commit (default "/usr/local/go /usr")
+#   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
+#                      over 1 GiB)
+#   BENCH_OPS          subset of "cold unchanged modified archive"
+#   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
+#   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
+#                      command (needs root); default: warm cache for both tools
+#   BENCH_SCRATCH      parent of the scratch directory (default /tmp; keep it on
+#                      the trees' filesystem so cp -a and the repos share a disk)
+#   OSTREE             the ostree binary (default /usr/bin/ostree)
+#   BENCH_KEEP         1 = keep the scratch directory
+#   BENCH_OTREE        use this otree binary instead of building one
+#
+# Both tools run with their default durability: OSTree's --fsync=true and
+# otree's --fsync=true. A `sync` (untimed) precedes every timed command so
+# that neither tool pays for the other's write-back.
+set -euo pipefail
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+TREES=${BENCH_TREES:-"/usr/local/go /usr"}
+OPS=${BENCH_OPS:-"cold unchanged modified archive"}
+PCT=${BENCH_MODIFY_PCT:-1}
+DROP=${BENCH_DROP_CACHES:-0}
+OSTREE=${OSTREE:-/usr/bin/ostree}
+TIME=/usr/bin/time
+
+[[ -x $TIME ]] && $TIME -v true 2>/dev/null ||
+	die "GNU time is needed at $TIME for peak memory; install it with: apt-get install time"
+[[ -x $OSTREE ]] || die "ostree not found at $OSTREE (set OSTREE=, or apt-get install ostree)"
+GO=$(command -v go || echo /usr/local/go/bin/go)
+[[ -x $GO ]] || die "go not found (needed to build otree)"
+if [[ $DROP == 1 ]]; then
+	[[ -w /proc/sys/vm/drop_caches ]] || die "BENCH_DROP_CACHES=1 needs root (write access to /proc/sys/vm/drop_caches)"
+fi
+command -v hyperfine >/dev/null && log "hyperfine is installed but not used: this script also records peak RSS per run"
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCRATCH=$(mktemp -d "${BENCH_SCRATCH:-/tmp}/otree-bench.XXXXXX")
+cleanup() {
+	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+		log "scratch kept in $SCRATCH"
+	else
+		rm -rf "$SCRATCH"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ -n ${BENCH_OTREE:-} ]]; then
+	OTREE=$(realpath "$BENCH_OTREE")
+	log "using $OTREE (not built)"
+else
+	log "building otree from $SRC"
+	(cd "$SRC" && "$GO" build -o "$SCRATCH/bin/otree" ./cmd/otree) || die "go build failed"
+	OTREE=$SCRATCH/bin/otree
+fi
+RES=$SCRATCH/results
+mkdir -p "$RES"
+
+# timed KEY CMD...: run CMD once and append "nanoseconds maxrss_kib" to
+# $RES/KEY. The page cache is dropped first if asked, and dirty pages are
+# always written back first, untimed.
+timed() {
+	local key=$1
+	shift
+	if [[ $DROP == 1 ]]; then
+		sync
+		echo 3 >/proc/sys/vm/drop_caches
+	else
+		sync
+	fi
+	local t0 t1
+	t0=$(date +%s%N)
+	if ! "$TIME" -v -o "$SCRATCH/time.out" "$@" >"$SCRATCH/cmd.out" 2>"$SCRATCH/cmd.err"; then
+		cat "$SCRATCH/cmd.err" >&2
+		die "failed: $*"
+	fi
+	t1=$(date +%s%N)
+	local rss
+	rss=$(awk -F': *' '/Maximum resident set size/ {print $2}' "$SCRATCH/time.out")
+	echo "$((t1 - t0)) $rss" >>"$RES/$key"
+}
+
+# median FILE COLUMN: median of a column (mean of the middle two if even).
+median() {
+	[[ -s $1 ]] || { echo "-"; return; }
+	awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR]=$1} END {
+		if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2] + v[NR/2+1]) / 2 }'
+}
+mincol() { [[ -s $1 ]] && awk -v c="$2" 'NR==1 || $c<m {m=$c} END{print m}' "$1" || echo "-"; }
+runs() { [[ -s $1 ]] && awk '{printf "%s%.3f", (NR>1 ? " " : ""), $1/1e9}' "$1" || echo "-"; }
+maxcol() { [[ -s $1 ]] && awk -v c="$2" 'BEGIN{m=0} $c>m {m=$c} END{print m}' "$1" || echo "-"; }
+
+init_otree() { "$OTREE" --repo="$1" init --mode="$2" >/dev/null; }
+init_ostree() { "$OSTREE" --repo="$1" init --mode="$2"; }
+commit_otree() {
+	timed "$1" "$OTREE" --repo="$2" commit -b main --stats "$3"
+	# Keep how many files this run read and hashed (the rest came from caches).
+	awk '/hashed:/ {print $NF}' "$SCRATCH/cmd.err" >>"$RES/$1.hashed"
+}
+commit_ostree() { timed "$1" "$OSTREE" --repo="$2" commit --branch=main "$3"; }
+
+# tools RUN: both tools, the order alternating between runs.
+tools() { if (($1 % 2)); then echo "ostree otree"; else echo "otree ostree"; fi; }
+
+has_op() { [[ " $OPS " == *" $1 "* ]]; }
+
+# cold_and_unchanged TAG TREE N
+cold_and_unchanged() {
+	local tag=$1 tree=$2 n=$3 i t
+	if has_op cold; then
+		for ((i = 0; i < n; i++)); do
+			for t in $(tools "$i"); do
+				rm -rf "$SCRATCH/$t-bu"
+				"init_$t" "$SCRATCH/$t-bu" bare-user
+				log "$tag cold bare-user commit, $t, run $((i + 1))/$n"
+				"commit_$t" "$tag.cold.$t" "$SCRATCH/$t-bu" "$tree"
+			done
+		done
+	fi
+	if has_op unchanged; then
+		for t in otree ostree; do
+			if [[ ! -d $SCRATCH/$t-bu ]]; then
+				"init_$t" "$SCRATCH/$t-bu" bare-user
+				log "$tag setup: first commit, $t"
+				"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-bu" "$tree"
+			fi
+		done
+		for ((i = 0; i < n; i++)); do
+			for t in $(tools "$i"); do
+				log "$tag unchanged re-commit, $t, run $((i + 1))/$n"
+				"commit_$t" "$tag.unchanged.$t" "$SCRATCH/$t-bu" "$tree"
+			done
+		done
+	fi
+	rm -rf "$SCRATCH/otree-bu" "$SCRATCH/ostree-bu"
+}
+
+# modified TAG TREE N: rounds of changing PCT% of the files of a copy.
+modified() {
+	local tag=$1 tree=$2 n=$3 i t
+	local copy=$SCRATCH/copy
+	log "$tag copying the tree (cp -a) to $copy"
+	cp -a "$tree" "$copy"
+	if [[ $(stat -c %d "$tree") != $(stat -c %d "$SCRATCH") ]]; then
+		log "note: $SCRATCH is not on the filesystem of $tree"
+	fi
+	# Regular, writable files in a fixed pseudo-random order; round i takes
+	# the i-th slice, so every round changes distinct files.
+	find "$copy" -xdev -type f -writable -print0 |
+		tr '\0' '\n' | awk 'BEGIN{srand(42)} {print rand() "\t" $0}' | sort -k1,1 | cut -f2- >"$SCRATCH/files"
+	local total per
+	total=$(wc -l <"$SCRATCH/files")
+	per=$(((total * PCT + 99) / 100))
+	((per * n <= total)) || die "$tree: $total files are too few for $n rounds of $PCT%"
+	echo "$per of $total" >"$RES/$tag.modified.count"
+	# Let the copy's ctimes age past the stat cache's 2 s racy window, as a
+	# tree built a while before being committed would be.
+	sleep 3
+	for t in otree ostree; do
+		"init_$t" "$SCRATCH/$t-mod" bare-user
+		log "$tag setup: commit of the copy, $t"
+		"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-mod" "$copy"
+		"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-mod" "$copy"
+	done
+	for ((i = 0; i < n; i++)); do
+		local f
+		sed -n "$((i * per + 1)),$(((i + 1) * per))p" "$SCRATCH/files" | while IFS= read -r f; do
+			printf 'otree bench round %d\n' "$i" >>"$f"
+		done
+		for t in $(tools "$i"); do
+			log "$tag re-commit after changing $per files, $t, run $((i + 1))/$n"
+			"commit_$t" "$tag.modified.$t" "$SCRATCH/$t-mod" "$copy"
+		done
+	done
+	rm -rf "$copy" "$SCRATCH/otree-mod" "$SCRATCH/ostree-mod"
+}
+
+# archive TAG TREE N: cold archive commits; sizes of the last run's objects/.
+archive() {
+	local tag=$1 tree=$2 n=$3 i t
+	for ((i = 0; i < n; i++)); do
+		for t in $(tools "$i"); do
+			rm -rf "$SCRATCH/$t-ar"
+			"init_$t" "$SCRATCH/$t-ar" archive
+			log "$tag cold archive commit, $t, run $((i + 1))/$n"
+			"commit_$t" "$tag.archive.$t" "$SCRATCH/$t-ar" "$tree"
+		done
+	done
+	for t in otree ostree; do
+		echo "$(du -s -B1 "$SCRATCH/$t-ar/objects" | cut -f1) $(du -sb "$SCRATCH/$t-ar/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
+		rm -rf "$SCRATCH/$t-ar"
+	done
+}
+
+# --- report ------------------------------------------------------------------
+
+fmt_s() { [[ $1 == - ]] && echo - || awk -v v="$1" 'BEGIN{printf "%.3f", v/1e9}'; }
+fmt_mib() { [[ $1 == - ]] && echo - || awk -v v="$1" -v d="$2" 'BEGIN{printf "%.1f", v/d}'; }
+ratio() { [[ $1 == - || $2 == - ]] && echo - || awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
+# verdict RATIO LIMIT
+verdict() { [[ $1 == - || $2 == - ]] && echo "" || awk -v r="$1" -v l="$2" 'BEGIN{print (r <= l) ? "met" : "MISSED"}'; }
+
+report_tree() {
+	local tag=$1 tree=$2 n=$3 info=$4
+	local row="%-30s %9s %9s %7s %7s %-7s %9s %9s %9s\n"
+	echo
+	echo "== $tree ($info; $n runs per tool; $CACHE) =="
+	printf "$row" operation "otree s" "ostree s" ratio target "" "min ratio" "otree MiB" "ostree MiB"
+	local op label target raw=""
+	for op in cold unchanged modified archive; do
+		case $op in
+		cold) label="cold commit, bare-user" target=0.25 ;;
+		unchanged) label="re-commit, nothing changed" target=0.02 ;;
+		modified) label="re-commit, ${PCT}% files changed" target=- ;;
+		archive) label="cold commit, archive" target=0.2 ;;
+		esac
+		[[ -s $RES/$tag.$op.otree ]] || continue
+		local a b r
+		a=$(median "$RES/$tag.$op.otree" 1)
+		b=$(median "$RES/$tag.$op.ostree" 1)
+		r=$(ratio "$a" "$b")
+		printf "$row" "$label" "$(fmt_s "$a")" "$(fmt_s "$b")" "$r" "$( [[ $target == - ]] && echo - || echo "<=$target")" \
+			"$(verdict "$r" "$target")" "$(ratio "$(mincol "$RES/$tag.$op.otree" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
+			"$(fmt_mib "$(median "$RES/$tag.$op.otree" 2)" 1024)" "$(fmt_mib "$(median "$RES/$tag.$op.ostree" 2)" 1024)"
+		raw+="  $op: otree $(runs "$RES/$tag.$op.otree"); ostree $(runs "$RES/$tag.$op.ostree")"$'\n'
+	done
+	if [[ -s $RES/$tag.modified.count ]]; then
+		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \
+			"files otree hashed per round: $(tr '\n' ' ' <"$RES/$tag.modified.otree.hashed"))"
+	fi
+	if [[ -s $RES/$tag.size.otree.bytes ]]; then
+		local od oa sd sa
+		read -r od oa <"$RES/$tag.size.otree.bytes"
+		read -r sd sa <"$RES/$tag.size.ostree.bytes"
+		local srow="%-30s %9s %9s %7s %7s %-7s\n"
+		printf "$srow" "archive objects/, disk MiB" "$(fmt_mib "$od" 1048576)" "$(fmt_mib "$sd" 1048576)" "$(ratio "$od" "$sd")" "<=1.0" "$(verdict "$(ratio "$od" "$sd")" 1.0)"
+		printf "$srow" "archive objects/, apparent MiB" "$(fmt_mib "$oa" 1048576)" "$(fmt_mib "$sa" 1048576)" "$(ratio "$oa" "$sa")" "<=1.0" "$(verdict "$(ratio "$oa" "$sa")" 1.0)"
+	fi
+	local peak=0 f m
+	for f in "$RES/$tag".*.otree; do
+		[[ -s $f ]] || continue
+		m=$(maxcol "$f" 2)
+		if ((m > peak)); then peak=$m; fi
+	done
+	printf "%-30s %10s MiB (max over all otree runs above; target <=256 MiB, set for /usr) %s\n" "otree peak RSS" \
+		"$(fmt_mib "$peak" 1024)" "$(verdict "$(fmt_mib "$peak" 1024)" 256)"
+	echo "seconds per run, in run order:"
+	printf "%s" "$raw"
+}
+
+if [[ $DROP == 1 ]]; then
+	CACHE="page cache dropped before every timed command"
+else
+	CACHE="warm page cache, not dropped (BENCH_DROP_CACHES=1 to drop)"
+fi
+
+START=$(date +%s)
+declare -a REPORTS=()
+for tree in $TREES; do
+	[[ -d $tree ]] || die "$tree is not a directory"
+	tree=$(cd "$tree" && pwd -P)
+	case $SCRATCH/ in "$tree"/*) die "scratch $SCRATCH is inside $tree; set BENCH_SCRATCH" ;; esac
+	tag=$(echo "$tree" | tr -c 'A-Za-z0-9\n' '_')
+	bytes=$(du -sb "$tree" 2>/dev/null | cut -f1)
+	entries=$(find "$tree" -xdev | wc -l)
+	n=${BENCH_RUNS:-$(((bytes > 1 << 30) ? 3 : 5))}
+	info="$entries entries, $(fmt_mib "$bytes" 1048576) MiB"
+	if [[ $DROP != 1 ]]; then
+		log "$tree: warming the page cache"
+		find "$tree" -xdev -type f -print0 | xargs -0 -r cat >/dev/null 2>&1 || true
+	fi
+	cold_and_unchanged "$tag" "$tree" "$n"
+	has_op modified && modified "$tag" "$tree" "$n"
+	has_op archive && archive "$tag" "$tree" "$n"
+	REPORTS+=("$tag|$tree|$n|$info")
+done
+
+echo
+echo "otree $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null || echo '?') vs $("$OSTREE" --version | awk -F"'" '/Version/ {print "OSTree " $2}')," \
+	"$(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), total $(($(date +%s) - START)) s"
+echo "fsync: default for both (ostree --fsync=true, otree --fsync=true); times are medians of wall time;"
+echo "ratio = otree/OSTree of the medians; min ratio = of the fastest runs (less sensitive to a noisy machine)"
+for r in "${REPORTS[@]}"; do
+	IFS='|' read -r tag tree n info <<<"$r"
+	report_tree "$tag" "$tree" "$n" "$info"
+done
