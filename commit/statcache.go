@@ -28,17 +28,20 @@ import (
 // "racy" case is a file changed within the filesystem's timestamp
 // granularity of being hashed: its ctime would not move. So an entry is
 // recorded only when the file's ctime is older than the start of the run by
-// racyWindow; newer files are simply hashed again next time.
+// more than that granularity (taken as 2 s where timestamps have no
+// sub-second part, else 100 ms: kernels stamp files from a clock that ticks
+// at least every 10 ms); newer files are simply hashed again next time.
 //
 // Prune and fsck --delete empty the repository's cache directory because
 // they may remove objects the cache names; every user of the cache holds the
 // repository lock shared, so neither runs while a commit does.
 
 const (
-	statCacheName    = "stat-cache"
-	statCacheMagic   = "otree-statcache2"
-	racyWindowNanos  = int64(2e9)
-	statCacheMaxPath = 1 << 16
+	statCacheName       = "stat-cache"
+	statCacheMagic      = "otree-statcache2"
+	racyWindowNanos     = int64(2e9) // filesystems with whole-second times
+	racyWindowFineNanos = int64(1e8) // nanosecond times: a tick is at most 10 ms
+	statCacheMaxPath    = 1 << 16
 )
 
 // StatCachePath returns where a repository keeps its stat cache.
@@ -162,7 +165,11 @@ func (c *statCache) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
 
 // record remembers a freshly hashed file unless it is too new to trust.
 func (c *statCache) record(path string, st *unix.Stat_t, id repo.ID, startNanos int64) {
-	if c.path == "" || st.Ctim.Nano() >= startNanos-racyWindowNanos || st.Mtim.Nano() >= startNanos-racyWindowNanos {
+	window := racyWindowNanos
+	if st.Ctim.Nsec != 0 || st.Mtim.Nsec != 0 {
+		window = racyWindowFineNanos
+	}
+	if c.path == "" || st.Ctim.Nano() >= startNanos-window || st.Mtim.Nano() >= startNanos-window {
 		return
 	}
 	c.mu.Lock()

@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,6 +40,8 @@ type Txn struct {
 
 	objects atomic.Int64
 	bytes   atomic.Int64
+	fan     [256]sync.Once
+	special atomic.Bool // a symlink, device or FIFO is staged
 }
 
 type objKey struct {
@@ -126,6 +128,14 @@ func (r *Repo) cleanStaleStaging() {
 			}
 		}
 	}
+	// Temporary files of cache writes killed half-way.
+	if ents, err := os.ReadDir(r.CacheDir()); err == nil {
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && strings.Contains(e.Name(), ".tmp-") && time.Since(fi.ModTime()) > time.Minute {
+				os.Remove(filepath.Join(r.CacheDir(), e.Name()))
+			}
+		}
+	}
 }
 
 // Repo returns the transaction's repository.
@@ -168,7 +178,15 @@ func (t *Txn) claim(kind Kind, id ID) (bool, error) {
 	return true, nil
 }
 
-func stagedName(kind Kind, id ID) string { return id.String() + "." + kind.String() }
+// stagedName is where an object is staged: fanned out like objects/, so
+// workers creating files do not all queue on one directory's lock, and the
+// subdirectory is created on first use.
+func (t *Txn) stagedName(kind Kind, id ID) string {
+	t.fan[id[0]].Do(func() {
+		unix.Mkdirat(t.dirFd, objectPath(kind, id)[:2], 0o755)
+	})
+	return objectPath(kind, id)
+}
 
 // WriteMeta stores a dirtree, dirmeta or commit encoding and returns its id.
 func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
@@ -177,7 +195,7 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	if err != nil || !ok {
 		return id, err
 	}
-	return id, t.writeStaged(stagedName(kind, id), 0o644, func(f *stagedFile) error {
+	return id, t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
 		return err
 	})
@@ -193,7 +211,7 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	t.mu.Lock()
 	t.staged[k] = struct{}{}
 	t.mu.Unlock()
-	name := stagedName(KindCommitMeta, commit)
+	name := t.stagedName(KindCommitMeta, commit)
 	unix.Unlinkat(t.dirFd, name, 0)
 	return t.writeStaged(name, 0o644, func(f *stagedFile) error {
 		_, err := f.Write(EncodeCommitMeta(m))
@@ -372,7 +390,7 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
 func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) error {
-	name := stagedName(KindFile, id)
+	name := t.stagedName(KindFile, id)
 	switch t.r.mode {
 	case ModeArchive:
 		return t.writeStaged(name, 0o644, func(f *stagedFile) error {
@@ -439,10 +457,12 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) erro
 			return t.r.fixMode(fd, h.Mode)
 		})
 	case TypeSymlink:
+		t.special.Store(true)
 		if err := unix.Symlinkat(h.Target, t.dirFd, name); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
 		}
 	default:
+		t.special.Store(true)
 		typ := map[FileType]uint32{TypeCharDevice: unix.S_IFCHR, TypeBlockDevice: unix.S_IFBLK, TypeFIFO: unix.S_IFIFO}[h.Type]
 		if err := unix.Mknodat(t.dirFd, name, typ|h.Mode, int(h.Rdev)); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
@@ -508,11 +528,6 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 // unreferenced objects; refs are untouched unless every object landed.
 func (t *Txn) Commit() error {
 	defer t.release()
-	if t.sync {
-		if err := unix.Syncfs(t.dirFd); err != nil {
-			return fmt.Errorf("syncing staged objects in %s: %w", t.dir, err)
-		}
-	}
 	t.mu.Lock()
 	keys := make([]objKey, 0, len(t.staged))
 	var commits []objKey
@@ -524,35 +539,28 @@ func (t *Txn) Commit() error {
 		}
 	}
 	t.mu.Unlock()
-	g := errgroup.Group{}
-	g.SetLimit(4)
-	const batch = 256
-	for i := 0; i < len(keys); i += batch {
-		part := keys[i:min(i+batch, len(keys))]
-		g.Go(func() error {
-			for _, k := range part {
-				if err := t.publish(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
 	// Commit objects go last, so that anyone who sees a commit in objects/
 	// (fsck running beside this transaction, or a crash mid-way) also sees
 	// everything it needs.
-	for _, k := range commits {
+	keys = append(keys, commits...)
+	// A few regular files are synced one by one; anything larger costs one
+	// syncfs (which also flushes other processes' dirty data, so is worth
+	// it only when there is much of ours).
+	few := len(keys) <= fewObjects && !t.special.Load()
+	if t.sync && len(keys) > 0 {
+		if err := t.syncStaged(keys, few); err != nil {
+			return err
+		}
+	}
+	// One goroutine: renames into objects/ serialise in the kernel anyway.
+	for _, k := range keys {
 		if err := t.publish(k); err != nil {
 			return err
 		}
 	}
-	keys = append(keys, commits...)
 	if t.sync && len(keys) > 0 {
-		if err := unix.Syncfs(t.r.objFd); err != nil {
-			return fmt.Errorf("syncing %s: %w", t.r.Path("objects"), err)
+		if err := t.syncPublished(keys, few); err != nil {
+			return err
 		}
 	}
 	names := make([]string, 0, len(t.refs))
@@ -568,8 +576,54 @@ func (t *Txn) Commit() error {
 	return nil
 }
 
+// fewObjects is the most staged objects synced one by one.
+const fewObjects = 64
+
+// syncStaged makes staged objects durable before they are published.
+func (t *Txn) syncStaged(keys []objKey, few bool) error {
+	if !few {
+		if err := unix.Syncfs(t.dirFd); err != nil {
+			return fmt.Errorf("syncing staged objects in %s: %w", t.dir, err)
+		}
+		return nil
+	}
+	for _, k := range keys {
+		name := t.stagedName(k.kind, k.id)
+		fd, err := unix.Openat(t.dirFd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			err = unix.Fsync(fd)
+			unix.Close(fd)
+		}
+		if err != nil {
+			return fmt.Errorf("syncing staged %s object %s: %w", k.kind, k.id, err)
+		}
+	}
+	return nil
+}
+
+// syncPublished makes the new names in objects/ durable.
+func (t *Txn) syncPublished(keys []objKey, few bool) error {
+	if !few {
+		if err := unix.Syncfs(t.r.objFd); err != nil {
+			return fmt.Errorf("syncing %s: %w", t.r.Path("objects"), err)
+		}
+		return nil
+	}
+	done := map[byte]bool{}
+	for _, k := range keys {
+		if done[k.id[0]] {
+			continue
+		}
+		done[k.id[0]] = true
+		if err := durable.SyncDir(t.r.Path("objects", objectPath(k.kind, k.id)[:2])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *Txn) publish(k objKey) error {
-	name := stagedName(k.kind, k.id)
+	name := t.stagedName(k.kind, k.id)
 	dst := objectPath(k.kind, k.id)
 	flags := uint(unix.RENAME_NOREPLACE)
 	if k.kind == KindCommitMeta {
