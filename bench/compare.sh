@@ -9,13 +9,18 @@
 #              writable copy (cp -a, made once; distinct files each round)
 #   archive    commit into a fresh archive repository, plus the size of its
 #              objects/ (disk usage and apparent size)
-# and prints a table of medians with the ratio otree/OSTree beside the target.
+#   checkout   checkout -U (hardlinks) of the commit from the bare-user
+#              repository into a fresh directory; cp -al of the tree beside it
+#   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
+#              checkout -U -C beside it
+# and prints a table of medians with the ratio otree/OSTree (otree/cp for copy)
+# beside the target.
 #
 # Environment:
 #   BENCH_TREES        trees to commit (default "/usr/local/go /usr")
 #   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
 #                      over 1 GiB)
-#   BENCH_OPS          subset of "cold unchanged modified archive"
+#   BENCH_OPS          subset of "cold unchanged modified archive checkout copy"
 #   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
 #   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
 #                      command (needs root); default: warm cache for both tools
@@ -26,15 +31,16 @@
 #   BENCH_OTREE        use this otree binary instead of building one
 #
 # Both tools run with their default durability: OSTree's --fsync=true and
-# otree's --fsync=true. A `sync` (untimed) precedes every timed command so
-# that neither tool pays for the other's write-back.
+# otree's --fsync=true (neither fsyncs a checkout). A `sync` (untimed)
+# precedes every timed command so that neither tool pays for the other's
+# write-back.
 set -euo pipefail
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 TREES=${BENCH_TREES:-"/usr/local/go /usr"}
-OPS=${BENCH_OPS:-"cold unchanged modified archive"}
+OPS=${BENCH_OPS:-"cold unchanged modified archive checkout copy"}
 PCT=${BENCH_MODIFY_PCT:-1}
 DROP=${BENCH_DROP_CACHES:-0}
 OSTREE=${OSTREE:-/usr/bin/ostree}
@@ -118,6 +124,13 @@ commit_ostree() { timed "$1" "$OSTREE" --repo="$2" commit --branch=main "$3"; }
 
 # tools RUN: both tools, the order alternating between runs.
 tools() { if (($1 % 2)); then echo "ostree otree"; else echo "otree ostree"; fi; }
+# rotate RUN A B C: the three, the order rotating between runs.
+rotate() {
+	local k=$(($1 % 3))
+	shift
+	local a=("$@")
+	echo "${a[@]:k}" "${a[@]:0:k}"
+}
 
 has_op() { [[ " $OPS " == *" $1 "* ]]; }
 
@@ -149,7 +162,56 @@ cold_and_unchanged() {
 			done
 		done
 	fi
-	rm -rf "$SCRATCH/otree-bu" "$SCRATCH/ostree-bu"
+}
+
+# checkout_TOOL KEY DEST [FLAG...]: check out main of the tool's bare-user
+# repository in user mode.
+checkout_otree() {
+	local key=$1 dest=$2
+	shift 2
+	timed "$key" "$OTREE" --repo="$SCRATCH/otree-bu" checkout -U "$@" main "$dest"
+}
+checkout_ostree() {
+	local key=$1 dest=$2
+	shift 2
+	timed "$key" "$OSTREE" --repo="$SCRATCH/ostree-bu" checkout -U "$@" main "$dest"
+}
+
+# checkouts TAG TREE N: each run checks out into a fresh directory of the
+# scratch dir, deleted (untimed) before the next; the bare-user repositories
+# are those cold/unchanged left, or are committed now, untimed.
+checkouts() {
+	local tag=$1 tree=$2 n=$3 i t op
+	local dest=$SCRATCH/dest
+	for t in otree ostree; do
+		if [[ ! -d $SCRATCH/$t-bu ]]; then
+			"init_$t" "$SCRATCH/$t-bu" bare-user
+			log "$tag setup: commit to check out, $t"
+			"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-bu" "$tree"
+		fi
+	done
+	local same=1
+	if [[ $(stat -c %d "$tree") != $(stat -c %d "$SCRATCH") ]]; then
+		log "note: $SCRATCH is not on the filesystem of $tree: no cp -al column"
+		same=0
+	fi
+	for op in checkout copy; do
+		has_op "$op" || continue
+		for ((i = 0; i < n; i++)); do
+			for t in $(rotate "$i" otree ostree cp); do
+				rm -rf "$dest"
+				if [[ $op.$t == checkout.cp && $same == 0 ]]; then continue; fi
+				log "$tag $op into a fresh directory, $t, run $((i + 1))/$n"
+				case $op.$t in
+				checkout.cp) timed "$tag.$op.$t" cp -al "$tree" "$dest" ;;
+				copy.cp) timed "$tag.$op.$t" cp -a "$tree" "$dest" ;;
+				checkout.*) "checkout_$t" "$tag.$op.$t" "$dest" ;;
+				copy.*) "checkout_$t" "$tag.$op.$t" "$dest" -C ;;
+				esac
+			done
+		done
+	done
+	rm -rf "$dest"
 }
 
 # modified TAG TREE N: rounds of changing PCT% of the files of a copy.
@@ -222,8 +284,7 @@ report_tree() {
 	local row="%-30s %9s %9s %7s %7s %-7s %9s %9s %9s\n"
 	echo
 	echo "== $tree ($info; $n runs per tool; $CACHE) =="
-	printf "$row" operation "otree s" "ostree s" ratio target "" "min ratio" "otree MiB" "ostree MiB"
-	local op label target raw=""
+	local op label target raw="" head=0
 	for op in cold unchanged modified archive; do
 		case $op in
 		cold) label="cold commit, bare-user" target=0.25 ;;
@@ -232,6 +293,10 @@ report_tree() {
 		archive) label="cold commit, archive" target=0.2 ;;
 		esac
 		[[ -s $RES/$tag.$op.otree ]] || continue
+		if ((!head)); then
+			printf "$row" operation "otree s" "ostree s" ratio target "" "min ratio" "otree MiB" "ostree MiB"
+			head=1
+		fi
 		local a b r
 		a=$(median "$RES/$tag.$op.otree" 1)
 		b=$(median "$RES/$tag.$op.ostree" 1)
@@ -252,6 +317,33 @@ report_tree() {
 		local srow="%-30s %9s %9s %7s %7s %-7s\n"
 		printf "$srow" "archive objects/, disk MiB" "$(fmt_mib "$od" 1048576)" "$(fmt_mib "$sd" 1048576)" "$(ratio "$od" "$sd")" "<=1.0" "$(verdict "$(ratio "$od" "$sd")" 1.0)"
 		printf "$srow" "archive objects/, apparent MiB" "$(fmt_mib "$oa" 1048576)" "$(fmt_mib "$sa" 1048576)" "$(ratio "$oa" "$sa")" "<=1.0" "$(verdict "$(ratio "$oa" "$sa")" 1.0)"
+	fi
+	# Checkouts: ratio against a baseline (OSTree, or cp -a for copies), and a
+	# reference tool's time beside it.
+	local crow="%-30s %9s %9s %7s %7s %-7s %9s %9s %9s %9s\n" base ref
+	head=0
+	for op in checkout copy; do
+		case $op in
+		checkout) label="checkout -U, hardlinks" target=0.5 base=ostree ref=cp ;;
+		copy) label="checkout -U -C, copies" target=1 base=cp ref=ostree ;;
+		esac
+		[[ -s $RES/$tag.$op.otree ]] || continue
+		if ((!head)); then
+			printf "$crow" "checkout into a fresh DEST" "otree s" "base s" ratio target "" "min ratio" "ref s" "otree MiB" "base MiB"
+			head=1
+		fi
+		local a b r
+		a=$(median "$RES/$tag.$op.otree" 1)
+		b=$(median "$RES/$tag.$op.$base" 1)
+		r=$(ratio "$a" "$b")
+		printf "$crow" "$label" "$(fmt_s "$a")" "$(fmt_s "$b")" "$r" "<=$target" "$(verdict "$r" "$target")" \
+			"$(ratio "$(mincol "$RES/$tag.$op.otree" 1)" "$(mincol "$RES/$tag.$op.$base" 1)")" \
+			"$(fmt_s "$(median "$RES/$tag.$op.$ref" 1)")" \
+			"$(fmt_mib "$(median "$RES/$tag.$op.otree" 2)" 1024)" "$(fmt_mib "$(median "$RES/$tag.$op.$base" 2)" 1024)"
+		raw+="  $op: otree $(runs "$RES/$tag.$op.otree"); ostree $(runs "$RES/$tag.$op.ostree"); cp $(runs "$RES/$tag.$op.cp")"$'\n'
+	done
+	if ((head)); then
+		echo "  (base / ref: hardlinks: ostree checkout -U / cp -al; copies: cp -a / ostree checkout -U -C)"
 	fi
 	local peak=0 f m
 	for f in "$RES/$tag".*.otree; do
@@ -287,6 +379,8 @@ for tree in $TREES; do
 		find "$tree" -xdev -type f -print0 | xargs -0 -r cat >/dev/null 2>&1 || true
 	fi
 	cold_and_unchanged "$tag" "$tree" "$n"
+	if has_op checkout || has_op copy; then checkouts "$tag" "$tree" "$n"; fi
+	rm -rf "$SCRATCH/otree-bu" "$SCRATCH/ostree-bu"
 	has_op modified && modified "$tag" "$tree" "$n"
 	has_op archive && archive "$tag" "$tree" "$n"
 	REPORTS+=("$tag|$tree|$n|$info")
@@ -295,7 +389,7 @@ done
 echo
 echo "otree $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null || echo '?') vs $("$OSTREE" --version | awk -F"'" '/Version/ {print "OSTree " $2}')," \
 	"$(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), total $(($(date +%s) - START)) s"
-echo "fsync: default for both (ostree --fsync=true, otree --fsync=true); times are medians of wall time;"
+echo "fsync: default for both (ostree --fsync=true, otree --fsync=true; no fsync in checkouts); times are medians of wall time;"
 echo "ratio = otree/OSTree of the medians; min ratio = of the fastest runs (less sensitive to a noisy machine)"
 for r in "${REPORTS[@]}"; do
 	IFS='|' read -r tag tree n info <<<"$r"
