@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -173,7 +174,7 @@ type checkouter struct {
 
 	files, dirs, bytes, linked, copied atomic.Int64
 
-	q queue
+	q workq.Queue[*worker]
 
 	mu   sync.Mutex
 	open map[*dirNode]struct{} // directories whose descriptor is open
@@ -254,9 +255,8 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 		return nil, err
 	}
 	stop := c.startProgress()
-	c.q.cond = sync.NewCond(&c.q.mu)
-	c.q.push(func(w *worker) error { return w.dirTask(root) })
-	err := c.q.run(c.ctx, workers(), func() *worker { return newWorker(c) })
+	c.q.Push(func(w *worker) error { return w.dirTask(root) })
+	err := c.q.Run(c.ctx, workq.Workers(), func() *worker { return newWorker(c) })
 	stop()
 	for n := range c.open { // only after an error
 		unix.Close(n.fd)

@@ -1,14 +1,9 @@
 package checkout
 
 import (
-	"bytes"
-	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/otree/otree/repo"
@@ -18,74 +13,6 @@ import (
 // fileBatch bounds how many files of one directory one task writes, so a
 // directory of thousands of files still spreads over every worker.
 const fileBatch = 64
-
-// workers is the size of the pool: the work is system calls that block, so
-// more goroutines than cores keep the cores busy.
-func workers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
-
-// task is one unit of work for a worker.
-type task func(w *worker) error
-
-// queue is an unbounded LIFO work queue run by a fixed pool of workers:
-// depth-first order keeps the number of open directories small.
-type queue struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	tasks   []task
-	pending int
-	err     error
-}
-
-func (q *queue) push(t task) {
-	q.mu.Lock()
-	q.tasks = append(q.tasks, t)
-	q.pending++
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-// run executes tasks on n workers until none are pending or one fails.
-func (q *queue) run(ctx context.Context, n int, newWorker func() *worker) error {
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := newWorker()
-			for {
-				q.mu.Lock()
-				for len(q.tasks) == 0 && q.pending > 0 && q.err == nil {
-					q.cond.Wait()
-				}
-				if q.pending == 0 || q.err != nil {
-					q.mu.Unlock()
-					q.cond.Broadcast()
-					return
-				}
-				t := q.tasks[len(q.tasks)-1]
-				q.tasks[len(q.tasks)-1] = nil
-				q.tasks = q.tasks[:len(q.tasks)-1]
-				q.mu.Unlock()
-				err := t(w)
-				if err == nil {
-					err = ctx.Err()
-				}
-				q.mu.Lock()
-				q.pending--
-				if err != nil && q.err == nil {
-					q.err = err
-				}
-				done := q.pending == 0 || q.err != nil
-				q.mu.Unlock()
-				if done {
-					q.cond.Broadcast()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return q.err
-}
 
 // worker is per-goroutine scratch.
 type worker struct {
@@ -158,12 +85,12 @@ func (w *worker) dirTask(n *dirNode) error {
 		child := &dirNode{parent: n, name: d.Name, path: n.path + "/" + d.Name, tree: d.TreeID, metaID: d.MetaID, fd: -1}
 		child.pending.Store(1)
 		n.pending.Add(1)
-		c.q.push(func(w *worker) error { return w.enterDir(child) })
+		c.q.Push(func(w *worker) error { return w.enterDir(child) })
 	}
 	for i := 0; i < len(files); i += fileBatch {
 		batch := files[i:min(i+fileBatch, len(files))]
 		n.pending.Add(1)
-		c.q.push(func(w *worker) error {
+		c.q.Push(func(w *worker) error {
 			for _, f := range batch {
 				if err := w.file(n, f.Name, f.ID); err != nil {
 					return err
@@ -299,36 +226,4 @@ func describe(mode uint32) string {
 		return "a socket"
 	}
 	return fmt.Sprintf("of type %o", mode&unix.S_IFMT)
-}
-
-// readNames returns the entry names of the directory open at fd.
-func (w *worker) readNames(fd int, path string) ([]string, error) {
-	var names []string
-	for {
-		n, err := unix.Getdents(fd, w.dents)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "readdir", Path: path, Err: err}
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		b := w.dents[:n]
-		for len(b) >= 19 {
-			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-			if reclen < 19 || reclen > len(b) {
-				return nil, fmt.Errorf("readdir %s: malformed directory entry", path)
-			}
-			name := b[19:reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			if s := string(name); s != "." && s != ".." {
-				names = append(names, s)
-			}
-			b = b[reclen:]
-		}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -251,7 +252,7 @@ func (w *worker) removeAll(dirfd int, name, path string) error {
 
 // clearDir deletes everything in the directory open at fd.
 func (w *worker) clearDir(fd int, path string) error {
-	names, err := w.readNames(fd, path)
+	names, err := dirent.Names(fd, w.dents, path)
 	if err != nil {
 		return err
 	}

@@ -1,18 +1,17 @@
 package commit
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -39,70 +38,7 @@ type walker struct {
 	devino *devino
 	st     *counters
 
-	q queue
-}
-
-// task is one unit of work for a worker.
-type task func(w *worker) error
-
-// queue is an unbounded LIFO work queue: depth-first order keeps the number
-// of open directories small.
-type queue struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	tasks   []task
-	pending int
-	err     error
-}
-
-func (q *queue) push(t task) {
-	q.mu.Lock()
-	q.tasks = append(q.tasks, t)
-	q.pending++
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-// run executes tasks on n workers until none are pending or one fails.
-func (q *queue) run(ctx context.Context, n int, newWorker func() *worker) error {
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := newWorker()
-			for {
-				q.mu.Lock()
-				for len(q.tasks) == 0 && q.pending > 0 && q.err == nil {
-					q.cond.Wait()
-				}
-				if q.pending == 0 || q.err != nil {
-					q.mu.Unlock()
-					q.cond.Broadcast()
-					return
-				}
-				t := q.tasks[len(q.tasks)-1]
-				q.tasks = q.tasks[:len(q.tasks)-1]
-				q.mu.Unlock()
-				err := t(w)
-				if err == nil {
-					err = ctx.Err()
-				}
-				q.mu.Lock()
-				q.pending--
-				if err != nil && q.err == nil {
-					q.err = err
-				}
-				done := q.pending == 0 || q.err != nil
-				q.mu.Unlock()
-				if done {
-					q.cond.Broadcast()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return q.err
+	q workq.Queue[*worker]
 }
 
 // worker is per-goroutine scratch.
@@ -146,10 +82,8 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	wk.q.cond = sync.NewCond(&wk.q.mu)
-	wk.q.push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
-	n := max(4, 2*runtime.GOMAXPROCS(0))
-	err = wk.q.run(wk.ctx, n, func() *worker {
+	wk.q.Push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
+	err = wk.q.Run(wk.ctx, workq.Workers(), func() *worker {
 		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), walker: wk}
 	})
 	return d, err
@@ -179,7 +113,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	dfd := &dirFD{fd: fd}
 	dfd.refs.Store(1)
 	defer dfd.release()
-	names, err := w.readNames(fd, abs)
+	names, err := dirent.Names(fd, w.dents, abs)
 	if err != nil {
 		return err
 	}
@@ -208,7 +142,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			d.dirNames = append(d.dirNames, name)
 			d.dirs = append(d.dirs, sub)
 			cabs := abs + "/" + name
-			wk.q.push(func(w *worker) error { return w.readDir(sub, cfd, cabs, relName) })
+			wk.q.Push(func(w *worker) error { return w.readDir(sub, cfd, cabs, relName) })
 			continue
 		case unix.S_IFREG:
 			wk.st.files.Add(1)
@@ -243,7 +177,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	for i := 0; i < len(todo); i += fileBatch {
 		slots, stats := todo[i:min(i+fileBatch, len(todo))], sts[i:min(i+fileBatch, len(todo))]
 		dfd.refs.Add(1)
-		wk.q.push(func(w *worker) error {
+		wk.q.Push(func(w *worker) error {
 			defer dfd.release()
 			for j, slot := range slots {
 				id, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j])
@@ -256,35 +190,6 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 		})
 	}
 	return nil
-}
-
-// readNames returns the entry names of the directory open at fd.
-func (w *worker) readNames(fd int, abs string) ([]string, error) {
-	var names []string
-	for {
-		n, err := unix.Getdents(fd, w.dents)
-		if err != nil {
-			return nil, &os.PathError{Op: "readdir", Path: abs, Err: err}
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		b := w.dents[:n]
-		for len(b) >= 19 {
-			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-			if reclen < 19 || reclen > len(b) {
-				return nil, fmt.Errorf("readdir %s: malformed directory entry", abs)
-			}
-			name := b[19:reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			if s := string(name); s != "." && s != ".." {
-				names = append(names, s)
-			}
-			b = b[reclen:]
-		}
-	}
 }
 
 // special stores a symlink, device or FIFO.
@@ -427,30 +332,13 @@ func (d *devino) load() {
 		if err != nil {
 			continue
 		}
-		for {
-			n, err := unix.Getdents(fd, buf)
-			if err != nil || n <= 0 {
-				break
+		dirent.Each(fd, buf, sub, func(name []byte, ino uint64) {
+			if len(name) == 62+5 && string(name[62:]) == ".file" {
+				if id, err := repo.ParseID(sub + string(name[:62])); err == nil {
+					d.m[ino] = id
+				}
 			}
-			b := buf[:n]
-			for len(b) >= 19 {
-				ino := binary.NativeEndian.Uint64(b[0:8])
-				reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-				if reclen < 19 || reclen > len(b) {
-					break
-				}
-				name := b[19:reclen]
-				if j := bytes.IndexByte(name, 0); j >= 0 {
-					name = name[:j]
-				}
-				if s := string(name); len(s) == 62+5 && s[62:] == ".file" {
-					if id, err := repo.ParseID(sub + s[:62]); err == nil {
-						d.m[ino] = id
-					}
-				}
-				b = b[reclen:]
-			}
-		}
+		})
 		unix.Close(fd)
 	}
 }

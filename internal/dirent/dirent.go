@@ -1,0 +1,53 @@
+// Package dirent reads directory entries with getdents64 straight into a
+// caller's buffer: names and inode numbers, without a stat per entry.
+package dirent
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Each calls fn for every entry of the directory open at fd except "." and
+// "..", with the entry's name (valid only during the call) and inode
+// number. buf is scratch; path names the directory in errors.
+func Each(fd int, buf []byte, path string, fn func(name []byte, ino uint64)) error {
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "readdir", Path: path, Err: err}
+		}
+		if n <= 0 {
+			return nil
+		}
+		// struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+		b := buf[:n]
+		for len(b) >= 19 {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return fmt.Errorf("readdir %s: malformed directory entry", path)
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if !(len(name) == 1 && name[0] == '.') && !(len(name) == 2 && name[0] == '.' && name[1] == '.') {
+				fn(name, binary.NativeEndian.Uint64(b[0:8]))
+			}
+			b = b[reclen:]
+		}
+	}
+}
+
+// Names returns the entry names of the directory open at fd.
+func Names(fd int, buf []byte, path string) ([]string, error) {
+	var names []string
+	err := Each(fd, buf, path, func(name []byte, _ uint64) { names = append(names, string(name)) })
+	return names, err
+}
