@@ -26,8 +26,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -320,22 +320,7 @@ func (c *checkouter) startProgress() func() {
 	if fn == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				fn(c.stats())
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+	return progress.Every(func() { fn(c.stats()) })
 }
 
 // wantMode is the permission mode a checked-out entry gets.

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/repo"
 )
 
@@ -344,20 +345,5 @@ func startProgress(fn func(Stats), c *counters, t *repo.Txn) func() {
 	if fn == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				fn(c.stats(t))
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+	return progress.Every(func() { fn(c.stats(t)) })
 }

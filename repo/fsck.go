@@ -14,10 +14,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/progress"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -494,22 +494,8 @@ func (f *fsckRun) startProgress(total int64) func() {
 		return func() {}
 	}
 	report := func() { fn(FsckProgress{Checked: f.done.Load(), Total: total, Bytes: f.bytes.Load()}) }
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				report()
-			}
-		}
-	}()
-	return func() { close(done); <-finished; report() }
+	stop := progress.Every(report)
+	return func() { stop(); report() }
 }
 
 // verify checks one stored object and records its state.

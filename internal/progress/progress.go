@@ -1,0 +1,33 @@
+// Package progress calls a report function on a steady tick while long work
+// runs; the library reports numbers, and only cmd/ draws them.
+package progress
+
+import "time"
+
+// Interval is how often Every reports.
+const Interval = 100 * time.Millisecond
+
+// Every calls report every Interval until the returned stop function is
+// called; stop returns once no report is running. A nil report gives a
+// stop function that does nothing.
+func Every(report func()) (stop func()) {
+	if report == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(Interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				report()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
