@@ -202,7 +202,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	treeID, err := root.write(txn)
+	treeID, err := root.write(txn, cache)
 	if err != nil {
 		return nil, err
 	}

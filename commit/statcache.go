@@ -60,9 +60,12 @@ type statKey struct {
 	uid, gid     uint32
 }
 
+// statEntry is a regular file's object id, or a directory's dirmeta id
+// (id) and the dirtree it last produced (tree).
 type statEntry struct {
-	key statKey
-	id  repo.ID
+	key  statKey
+	id   repo.ID
+	tree repo.ID
 }
 
 // statCache is read-mostly during a walk: lookups touch only the loaded
@@ -123,7 +126,7 @@ func loadStatCache(path string, fp [32]byte) *statCache {
 	off += k
 	paths := make([]string, 0, n)
 	ents := make([]statEntry, 0, n)
-	const fixed = 8*5 + 4*3 + 32
+	const fixed = 8*5 + 4*3 + 32 + 32
 	for off < len(body) {
 		l, k := binary.Uvarint(body[off:])
 		if k <= 0 || l > statCacheMaxPath || uint64(len(body)-off-k) < l+fixed {
@@ -141,6 +144,7 @@ func loadStatCache(path string, fp [32]byte) *statCache {
 		e.key.uid = binary.LittleEndian.Uint32(b[44:])
 		e.key.gid = binary.LittleEndian.Uint32(b[48:])
 		copy(e.id[:], b[52:84])
+		copy(e.tree[:], b[84:116])
 		paths = append(paths, p)
 		ents = append(ents, e)
 		off += k + int(l) + fixed
@@ -163,17 +167,50 @@ func (c *statCache) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
 	return c.ents[i].id, true
 }
 
-// record remembers a freshly hashed file unless it is too new to trust.
-func (c *statCache) record(path string, st *unix.Stat_t, id repo.ID, startNanos int64) {
+// lookupDir returns the dirmeta id of a directory and the dirtree it had
+// last time, if its stat still matches. The dirmeta is exact (mode, owner
+// and xattr changes move ctime); the dirtree is only a hint, compared with
+// the tree computed now, that spares an existence check when they agree.
+func (c *statCache) lookupDir(path string, st *unix.Stat_t) (meta, tree repo.ID, ok bool) {
+	i, ok := c.index[path]
+	if !ok || c.ents[i].key != keyOf(st) || c.ents[i].tree.IsZero() {
+		return repo.ID{}, repo.ID{}, false
+	}
+	c.seen[i] = true
+	return c.ents[i].id, c.ents[i].tree, true
+}
+
+// trusted reports whether st is old enough for its entry to be recorded.
+func trusted(st *unix.Stat_t, startNanos int64) bool {
 	window := racyWindowNanos
 	if st.Ctim.Nsec != 0 || st.Mtim.Nsec != 0 {
 		window = racyWindowFineNanos
 	}
-	if c.path == "" || st.Ctim.Nano() >= startNanos-window || st.Mtim.Nano() >= startNanos-window {
+	return st.Ctim.Nano() < startNanos-window && st.Mtim.Nano() < startNanos-window
+}
+
+// record remembers a freshly hashed file unless it is too new to trust.
+func (c *statCache) record(path string, st *unix.Stat_t, id repo.ID, startNanos int64) {
+	if c.path == "" || !trusted(st, startNanos) {
 		return
 	}
 	c.mu.Lock()
-	c.fresh[path] = statEntry{keyOf(st), id}
+	c.fresh[path] = statEntry{key: keyOf(st), id: id}
+	c.dirty = true
+	c.mu.Unlock()
+}
+
+// recordDir remembers a directory's dirmeta and dirtree ids.
+func (c *statCache) recordDir(path string, key statKey, meta, tree repo.ID) {
+	if c.path == "" {
+		return
+	}
+	c.mu.Lock()
+	if i, ok := c.index[path]; ok && c.seen[i] && c.ents[i].key == key && c.ents[i].tree == tree {
+		c.mu.Unlock()
+		return // unchanged
+	}
+	c.fresh[path] = statEntry{key: key, id: meta, tree: tree}
 	c.dirty = true
 	c.mu.Unlock()
 }
@@ -220,7 +257,7 @@ func (c *statCache) save(roots []string) error {
 		}
 	}
 	w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(total))])
-	var b [84]byte
+	var b [116]byte
 	put := func(p string, e statEntry) {
 		w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(p)))])
 		w.WriteString(p)
@@ -233,6 +270,7 @@ func (c *statCache) save(roots []string) error {
 		binary.LittleEndian.PutUint32(b[44:], e.key.uid)
 		binary.LittleEndian.PutUint32(b[48:], e.key.gid)
 		copy(b[52:], e.id[:])
+		copy(b[84:], e.tree[:])
 		w.Write(b[:])
 	}
 	for i, p := range c.paths {

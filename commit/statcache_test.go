@@ -11,6 +11,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 func TestStatCache(t *testing.T) {
@@ -55,6 +56,40 @@ func TestStatCache(t *testing.T) {
 	fourth := commitDir(t, r, "main", src)
 	if m := readCommit(t, r, fourth.Commit, false)["a"].Mode; m != 0o600 {
 		t.Fatalf("chmod not committed: mode %v", m)
+	}
+
+	// Directory metadata comes from the cache too, and must follow chmod,
+	// xattr changes, and never keep what an overlay put there.
+	os.Chmod(filepath.Join(src, "d"), 0o750)
+	if m := readCommit(t, r, commitDir(t, r, "main", src).Commit, false)["d"].Mode; m != fs.ModeDir|0o750 {
+		t.Fatalf("directory chmod not committed: %v", m)
+	}
+	// The overlay's root differs from src's; src's root is old enough to
+	// be cached, so a leak of the overlay's metadata would show.
+	over := makeTree(t, testtree.Tree{"d/extra": testtree.File("o", 0o644)})
+	os.Chmod(over, 0o700)
+	commitDir(t, r, "merged", src, func(o *commit.Options) {
+		o.Sources = append(o.Sources, commit.Source{Kind: commit.SourceDir, Path: over})
+	})
+	for i := 0; i < 2; i++ { // the second run answers from the cache
+		res := commitDir(t, r, "main", src)
+		m, err := r.ReadDirMeta(mustCommit(t, r, res.Commit).RootMeta)
+		if err != nil || m.Mode != 0o755 {
+			t.Fatalf("after an overlay commit, the root committed as %+v (%v), want 0755 from disk", m, err)
+		}
+		if _, ok := readCommit(t, r, res.Commit, false)["d/extra"]; ok {
+			t.Fatal("an overlay's file leaked into a later plain commit")
+		}
+	}
+	if err := unix.Setxattr(filepath.Join(src, "d"), "user.new", []byte("v"), 0); err == nil {
+		res := commitDir(t, r, "main", src)
+		c := mustCommit(t, r, res.Commit)
+		root, _ := r.ReadDirTree(c.RootTree)
+		de, _ := root.Dir("d")
+		m, err := r.ReadDirMeta(de.MetaID)
+		if err != nil || len(m.Xattrs) != 1 || m.Xattrs[0].Name != "user.new" {
+			t.Fatalf("directory xattr not committed: %+v %v", m, err)
+		}
 	}
 
 	// Options that change what files hash to must not reuse the cache.

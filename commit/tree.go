@@ -14,6 +14,13 @@ import (
 type dir struct {
 	meta repo.ID
 
+	// For directories walked on disk: where, and the stat-cache key to
+	// record the results under (empty path: not cacheable). cachedTree is
+	// the dirtree the stat cache says this directory had last time.
+	path       string
+	key        statKey
+	cachedTree repo.ID
+
 	// stored, when not zero, is a dirtree already in the repository that
 	// this directory equals until it is expanded for modification.
 	stored repo.ID
@@ -151,6 +158,7 @@ func (d *dir) overlay(r reader, src *dir) error {
 		return err
 	}
 	d.meta = src.meta
+	d.path = "" // no longer what is on disk at d.path: keep it out of the cache
 	for i, n := range src.fileNames {
 		d.setFile(n, src.fileIDs[i])
 	}
@@ -197,8 +205,9 @@ type writer interface {
 	WriteMeta(repo.Kind, []byte) (repo.ID, error)
 }
 
-// write stores d and everything below it bottom-up and returns d's dirtree id.
-func (d *dir) write(w writer) (repo.ID, error) {
+// write stores d and everything below it bottom-up and returns d's dirtree
+// id; cache, when not nil, learns each walked directory's ids.
+func (d *dir) write(w writer, cache *statCache) (repo.ID, error) {
 	if !d.stored.IsZero() {
 		return d.stored, nil
 	}
@@ -213,11 +222,23 @@ func (d *dir) write(w writer) (repo.ID, error) {
 		t.Files[i] = repo.FileEntry{Name: n, ID: d.fileIDs[i]}
 	}
 	for i, n := range d.dirNames {
-		id, err := d.dirs[i].write(w)
+		id, err := d.dirs[i].write(w, cache)
 		if err != nil {
 			return repo.ID{}, err
 		}
 		t.Dirs[i] = repo.DirEntry{Name: n, TreeID: id, MetaID: d.dirs[i].meta}
 	}
-	return w.WriteMeta(repo.KindDirTree, t.Encode())
+	enc := t.Encode()
+	id := repo.Sum(enc)
+	if id != d.cachedTree {
+		// Not known to be stored: write it (dedupe makes this cheap).
+		var err error
+		if id, err = w.WriteMeta(repo.KindDirTree, enc); err != nil {
+			return repo.ID{}, err
+		}
+	}
+	if cache != nil && d.path != "" {
+		cache.recordDir(d.path, d.key, d.meta, id)
+	}
+	return id, nil
 }

@@ -91,6 +91,15 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 
 // dirMeta stores the dirmeta of a directory open at fd.
 func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
+	wk.st.dirs.Add(1)
+	if trusted(st, wk.start) {
+		d.path, d.key = path, keyOf(st)
+	}
+	if meta, tree, ok := wk.cache.lookupDir(path, st); ok {
+		// Unchanged since last time: its dirmeta is stored already.
+		d.meta, d.cachedTree = meta, tree
+		return nil
+	}
 	x, err := xattr.FList(fd, skipXattr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -102,7 +111,6 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	d.meta = id
-	wk.st.dirs.Add(1)
 	return nil
 }
 
