@@ -158,8 +158,8 @@ func loadStatCache(path string, fp [32]byte) *statCache {
 }
 
 // lookup returns the cached id for path if its stat still matches.
-func (c *statCache) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
-	i, ok := c.index[path]
+func (c *statCache) lookup(path []byte, st *unix.Stat_t) (repo.ID, bool) {
+	i, ok := c.index[string(path)]
 	if !ok || c.ents[i].key != keyOf(st) {
 		return repo.ID{}, false
 	}
@@ -230,18 +230,25 @@ func (c *statCache) save(roots []string) error {
 		}
 		return false
 	}
+	if !c.dirty {
+		// Nothing new: rewrite only if an entry under a root went unseen
+		// (a file deleted or changed). Scanning the seen flags is cheap.
+		for i, seen := range c.seen {
+			if !seen && under(c.paths[i]) {
+				c.dirty = true
+				break
+			}
+		}
+		if !c.dirty {
+			return nil
+		}
+	}
 	// Keep seen entries and those outside this run's roots; an unseen
 	// entry under a root is a deleted or changed file: drop it.
 	keep := make([]bool, len(c.paths))
 	for i, p := range c.paths {
 		_, replaced := c.fresh[p]
 		keep[i] = !replaced && (c.seen[i] || !under(p))
-		if !keep[i] && !replaced {
-			c.dirty = true
-		}
-	}
-	if !c.dirty {
-		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
 		return err

@@ -47,6 +47,7 @@ type worker struct {
 	buf    []byte
 	hdr    []byte
 	dents  []byte
+	path   []byte
 	walker *walker
 }
 
@@ -128,8 +129,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	var todo []int // slots of files to hash
 	var sts []unix.Stat_t
 	for _, name := range names {
-		relName := rel + "/" + name
-		if wk.skip[relName] {
+		if len(wk.skip) > 0 && wk.skip[rel+"/"+name] {
 			continue
 		}
 		var st unix.Stat_t
@@ -150,13 +150,16 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			d.dirNames = append(d.dirNames, name)
 			d.dirs = append(d.dirs, sub)
 			cabs := abs + "/" + name
-			wk.q.Push(func(w *worker) error { return w.readDir(sub, cfd, cabs, relName) })
+			crel := rel + "/" + name
+			wk.q.Push(func(w *worker) error { return w.readDir(sub, cfd, cabs, crel) })
 			continue
 		case unix.S_IFREG:
 			wk.st.files.Add(1)
 			wk.st.bytesScanned.Add(st.Size)
-			path := abs + "/" + name
-			if id, ok := wk.cache.lookup(path, &st); ok {
+			// The path is built in scratch: a lookup by string(bytes)
+			// does not allocate, and most files are cache hits.
+			w.path = append(append(append(w.path[:0], abs...), '/'), name...)
+			if id, ok := wk.cache.lookup(w.path, &st); ok {
 				d.fileNames = append(d.fileNames, name)
 				d.fileIDs = append(d.fileIDs, id)
 				continue
