@@ -437,3 +437,36 @@ func TestObjectsHaveEpochTimes(t *testing.T) {
 		}
 	}
 }
+
+// A failed walk closes every directory it opened, however many tasks it
+// dropped: a long-running program embedding commit must not leak them.
+func TestFailedCommitLeaksNoDescriptors(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	tree := testtree.Tree{}
+	for i := 0; i < 40; i++ {
+		tree[filepath.Join("d"+strings.Repeat("x", i), "sub", "f")] = testtree.File("x", 0o644)
+	}
+	src := makeTree(t, tree)
+	l, err := net.Listen("unix", filepath.Join(src, "sock"))
+	if err != nil {
+		t.Skip("no unix sockets here:", err)
+	}
+	defer l.Close()
+	count := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	before := count()
+	for i := 0; i < 5; i++ {
+		if _, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoStatCache: true,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}}); err == nil {
+			t.Fatal("commit of a tree with a socket succeeded")
+		}
+	}
+	if after := count(); after > before {
+		t.Fatalf("%d descriptors open after 5 failed commits, %d before", after, before)
+	}
+}

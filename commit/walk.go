@@ -39,6 +39,38 @@ type walker struct {
 	st     *counters
 
 	q workq.Queue[*worker]
+
+	// Directory descriptors opened and not yet closed. A failed walk
+	// drops its pending tasks, so it closes what they would have.
+	fdMu sync.Mutex
+	fds  map[int]struct{}
+}
+
+// opened and closed track directory descriptors (see fds).
+func (wk *walker) opened(fd int) {
+	wk.fdMu.Lock()
+	if wk.fds == nil {
+		wk.fds = map[int]struct{}{}
+	}
+	wk.fds[fd] = struct{}{}
+	wk.fdMu.Unlock()
+}
+
+func (wk *walker) closeFD(fd int) {
+	wk.fdMu.Lock()
+	delete(wk.fds, fd)
+	wk.fdMu.Unlock()
+	unix.Close(fd)
+}
+
+// closeAll closes every descriptor still open after a failed walk.
+func (wk *walker) closeAll() {
+	wk.fdMu.Lock()
+	defer wk.fdMu.Unlock()
+	for fd := range wk.fds {
+		unix.Close(fd)
+	}
+	wk.fds = nil
 }
 
 // worker is per-goroutine scratch.
@@ -53,13 +85,14 @@ type worker struct {
 
 // dirFD is a directory descriptor shared by the jobs hashing its files.
 type dirFD struct {
+	wk   *walker
 	fd   int
 	refs atomic.Int32
 }
 
 func (d *dirFD) release() {
 	if d.refs.Add(-1) == 0 {
-		unix.Close(d.fd)
+		d.wk.closeFD(d.fd)
 	}
 }
 
@@ -83,10 +116,14 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	wk.opened(fd)
 	wk.q.Push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
 	err = wk.q.Run(wk.ctx, workq.Workers(), func() *worker {
 		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), walker: wk}
 	})
+	if err != nil {
+		wk.closeAll()
+	}
 	return d, err
 }
 
@@ -119,7 +156,7 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 // cheap entries are resolved here, and files to hash go out in batches.
 func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	wk := w.walker
-	dfd := &dirFD{fd: fd}
+	dfd := &dirFD{wk: wk, fd: fd}
 	dfd.refs.Store(1)
 	defer dfd.release()
 	names, err := dirent.Names(fd, w.dents, abs)
@@ -128,6 +165,8 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	}
 	var todo []int // slots of files to hash
 	var sts []unix.Stat_t
+	var files, scanned int64 // added to the shared counters once
+	defer func() { wk.st.files.Add(files); wk.st.bytesScanned.Add(scanned) }()
 	for _, name := range names {
 		if len(wk.skip) > 0 && wk.skip[rel+"/"+name] {
 			continue
@@ -138,24 +177,25 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
+			cabs := abs + "/" + name
 			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
-				return &os.PathError{Op: "open", Path: abs + "/" + name, Err: err}
+				return &os.PathError{Op: "open", Path: cabs, Err: err}
 			}
 			sub := &dir{}
-			if err := wk.dirMeta(sub, cfd, abs+"/"+name, &st); err != nil {
+			if err := wk.dirMeta(sub, cfd, cabs, &st); err != nil {
 				unix.Close(cfd)
 				return err
 			}
+			wk.opened(cfd)
 			d.dirNames = append(d.dirNames, name)
 			d.dirs = append(d.dirs, sub)
-			cabs := abs + "/" + name
 			crel := rel + "/" + name
 			wk.q.Push(func(w *worker) error { return w.readDir(sub, cfd, cabs, crel) })
 			continue
 		case unix.S_IFREG:
-			wk.st.files.Add(1)
-			wk.st.bytesScanned.Add(st.Size)
+			files++
+			scanned += st.Size
 			// The path is built in scratch: a lookup by string(bytes)
 			// does not allocate, and most files are cache hits.
 			w.path = append(append(append(w.path[:0], abs...), '/'), name...)
@@ -177,7 +217,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			d.fileIDs = append(d.fileIDs, repo.ID{})
 			continue
 		}
-		wk.st.files.Add(1)
+		files++
 		id, err := w.special(abs, name, &st)
 		if err != nil {
 			return err
