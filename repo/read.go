@@ -171,6 +171,12 @@ func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
 		}
 		return nil, nil, err
 	}
+	if r.verify {
+		if err := r.checkStoredTarget(id, h, f); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+	}
 	rc := &fileReader{r: body, c: f, size: h.Size}
 	if r.verify {
 		rc.h = hash.New()
@@ -179,6 +185,24 @@ func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
 		rc.path = r.ObjectPath(KindFile, id)
 	}
 	return h, rc, nil
+}
+
+// checkStoredTarget checks, in bare-user mode, that a symlink object's
+// stored content repeats the target its header records (the header alone
+// is what the id covers). obj is what openFile returned.
+func (r *Repo) checkStoredTarget(id ID, h *FileHeader, obj io.Closer) error {
+	src, ok := obj.(io.Reader)
+	if r.mode != ModeBareUser || h.Type != TypeSymlink || !ok {
+		return nil
+	}
+	got, err := io.ReadAll(io.LimitReader(src, int64(len(h.Target))+1))
+	if err != nil {
+		return fmt.Errorf("reading file object %s: %w", id, err)
+	}
+	if string(got) != h.Target {
+		return &CorruptObjectError{Kind: KindFile, ID: id, Path: r.ObjectPath(KindFile, id), Reason: "stored symlink target differs from the recorded one"}
+	}
+	return nil
 }
 
 // openFile returns the header, the open object (nil for bare symlinks and
@@ -396,9 +420,13 @@ func (f *fileReader) finish() error {
 		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: fmt.Sprintf("content is %d bytes, header says %d", f.n, f.size)}
 	}
 	// Anything past the declared size means the object was appended to.
+	// (For archive objects a decoder error here is bytes appended after
+	// the compressed content.)
 	var one [1]byte
-	if n, _ := io.ReadFull(f.r, one[:]); n > 0 {
+	if n, err := io.ReadFull(f.r, one[:]); n > 0 {
 		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: "content is longer than its header says"}
+	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: "unexpected data after the content: " + err.Error()}
 	}
 	if f.h != nil {
 		if got := ID(f.h.Sum()); got != f.id {

@@ -3,7 +3,9 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -46,6 +48,50 @@ func TestArchiveHeadersOfAnySize(t *testing.T) {
 		rc.Close()
 		if err != nil || !bytes.Equal(got, content) || len(h.Xattrs[0].Value) != sizes[i] {
 			t.Fatalf("xattr of %d bytes: content %d bytes, err %v, xattr %d bytes", sizes[i], len(got), err, len(h.Xattrs[0].Value))
+		}
+	}
+}
+
+// Reading an object verifies what fsck does: bytes appended after an
+// archive object's compressed content, and a bare-user symlink whose stored
+// content no longer repeats its target.
+func TestOpenFileCatchesTampering(t *testing.T) {
+	for _, c := range []struct {
+		mode repo.Mode
+		h    *repo.FileHeader
+		body []byte
+	}{
+		{repo.ModeArchive, &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644}, bytes.Repeat([]byte("compress me "), 200)},
+		{repo.ModeBareUser, &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "target"}, nil},
+	} {
+		r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		txn, _ := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+		c.h.Size = uint64(len(c.body))
+		id := repo.FileID(c.h, c.body)
+		if _, err := txn.WriteFile(c.h, id, c.body); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(r.ObjectPath(repo.KindFile, id), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("garbage"))
+		f.Close()
+		_, rc, err := r.OpenFile(id)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		var ce *repo.CorruptObjectError
+		if !errors.As(err, &ce) || ce.ID != id {
+			t.Errorf("%s: tampered object read with err %v, want a CorruptObjectError for %s", c.mode, err, id)
 		}
 	}
 }
