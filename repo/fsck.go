@@ -662,7 +662,6 @@ func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 	return false, nil
 }
 
-
 // status returns the state of an object, checking objects that were not
 // listed (a transaction running beside us may have added them since; they
 // are then verified now).
