@@ -121,6 +121,10 @@ type DiffOptions struct {
 	// Workers bounds how many files DiffDir hashes at once; zero means
 	// twice GOMAXPROCS.
 	Workers int
+	// Subpath (DiffDir only) compares the directory with this directory of
+	// the commit ("/usr") instead of its root; paths are reported as in the
+	// commit ("/usr/bin/sh").
+	Subpath string
 }
 
 // DiffStats sums up a diff. Directories are counted apart from other
@@ -265,21 +269,26 @@ func (d *differ) readTree(p string, id repo.ID) ([]treeItem, error) {
 // rootMeta reports "/" when the root directories' metadata differ. disk,
 // when not nil, is the new side read from disk.
 func (d *differ) rootMeta(oldID, newID repo.ID, disk *EntryInfo) error {
+	return d.dirMeta("/", oldID, newID, disk)
+}
+
+// dirMeta reports p when the metadata of its two sides differ.
+func (d *differ) dirMeta(p string, oldID, newID repo.ID, disk *EntryInfo) error {
 	if disk == nil && oldID == newID {
 		return nil
 	}
-	old, err := d.dirInfo("/", repo.ID{}, oldID)
+	old, err := d.dirInfo(p, repo.ID{}, oldID)
 	if err != nil {
 		return err
 	}
 	nw := disk
 	if nw == nil {
-		if nw, err = d.dirInfo("/", repo.ID{}, newID); err != nil {
+		if nw, err = d.dirInfo(p, repo.ID{}, newID); err != nil {
 			return err
 		}
 	}
 	if f := d.metaFields(old, nw); len(f) > 0 {
-		d.out = append(d.out, Change{Kind: Modified, Path: "/", Meta: true, Fields: f, Old: old, New: nw})
+		d.out = append(d.out, Change{Kind: Modified, Path: p, Meta: true, Fields: f, Old: old, New: nw})
 	}
 	return nil
 }
@@ -585,6 +594,17 @@ func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts
 	if err != nil {
 		return nil, fmt.Errorf("diff: commit %s: %w", commit, err)
 	}
+	top, tree, meta := "/", c.RootTree, c.RootMeta
+	if opts.Subpath != "" {
+		e, err := r.Lookup(commit, opts.Subpath)
+		if err != nil {
+			return nil, fmt.Errorf("diff: %w", err)
+		}
+		if !e.IsDir() {
+			return nil, fmt.Errorf("diff: %s in commit %s is not a directory", e.Path, commit)
+		}
+		top, tree, meta = e.Path, e.ID, e.MetaID
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
 		return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
@@ -609,10 +629,10 @@ func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts
 		if err != nil {
 			return err
 		}
-		if err := dd.rootMeta(c.RootMeta, repo.ID{}, rootInfo); err != nil {
+		if err := dd.dirMeta(top, meta, repo.ID{}, rootInfo); err != nil {
 			return err
 		}
-		return dd.dirs("/", dir, c.RootTree)
+		return dd.dirs(top, dir, tree)
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err

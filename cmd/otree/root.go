@@ -102,6 +102,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newPruneCommand(e),
 		newCheckoutCommand(e),
 		newDiffCommand(e), newExportCommand(e),
+		newAdminCommand(e),
 	)
 	return root
 }

@@ -1,0 +1,550 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/deploy"
+	"github.com/spf13/cobra"
+)
+
+// adminEnv is what the admin commands share.
+type adminEnv struct {
+	*env
+	sysroot string
+}
+
+func newAdminCommand(e *env) *cobra.Command {
+	a := &adminEnv{env: e}
+	c := &cobra.Command{
+		Use:   "admin",
+		Short: "Manage a sysroot: deployments, boot entries, /etc merges",
+		Long: `Manage the deployments of a sysroot: the root filesystem of a machine (by
+default /) or any directory laid out by init-fs. Each deployment is a
+hardlink checkout of a commit with its own /etc; boot entries list them in
+boot order and one rename switches from one list to the next.`,
+	}
+	def := os.Getenv("OTREE_SYSROOT")
+	if def == "" {
+		def = "/"
+	}
+	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage (default $OTREE_SYSROOT or /)")
+	c.AddCommand(
+		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a),
+		newStatusCommand(a), newRollbackCommand(a), newSetDefaultCommand(a), newUndeployCommand(a),
+		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a),
+	)
+	return c
+}
+
+func (a *adminEnv) open() (*deploy.Sysroot, error) {
+	return deploy.Open(a.sysroot, deploy.OpenOptions{})
+}
+
+func parseIndex(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, usagef("deployment index %q is not a number >= 0", s)
+	}
+	return n, nil
+}
+
+func newInitFSCommand(a *adminEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init-fs DIR",
+		Short: "Lay out an empty sysroot in DIR",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return deploy.InitFS(args[0])
+		},
+	}
+}
+
+func newOSInitCommand(a *adminEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:   "os-init NAME",
+		Short: "Create the stateroot NAME with its shared /var",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.OSInit(args[0])
+		},
+	}
+}
+
+// deployFlags are the flags deploy and upgrade share.
+func deployFlags(c *cobra.Command, o *deploy.DeployOptions) {
+	fl := c.Flags()
+	fl.StringVar(&o.OS, "os", "", "stateroot (default: the booted or default deployment's)")
+	fl.StringArrayVar(&o.Kargs, "karg", nil, "set kernel argument KEY=VALUE, replacing any with the same KEY (repeatable)")
+	fl.StringArrayVar(&o.KargsAppend, "karg-append", nil, "append kernel argument KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&o.KargsDelete, "karg-delete", nil, "delete kernel argument KEY=VALUE or every KEY (repeatable)")
+	fl.BoolVar(&o.KargsProcCmdline, "karg-proc-cmdline", false, "start from the running kernel's arguments (/proc/cmdline)")
+	fl.BoolVar(&o.Retain, "retain", false, "keep every existing deployment")
+	fl.BoolVar(&o.NotAsDefault, "not-as-default", false, "append the new deployment instead of making it the default")
+	fl.BoolVar(&o.NoMerge, "no-merge", false, "take /etc and kernel arguments from the new tree alone")
+}
+
+func newAdminDeployCommand(a *adminEnv) *cobra.Command {
+	o := &deploy.DeployOptions{}
+	var originFile string
+	c := &cobra.Command{
+		Use:   "deploy REV",
+		Short: "Check out REV as a new deployment and make it the default",
+		Long: `Check REV out as a new deployment, move its /etc to /usr/etc, merge the
+admin's changes to /etc from the merge deployment (the booted one, else the
+default), install its kernel (usr/lib/modules/<kver>/vmlinuz and
+initramfs.img) and write boot entries, then switch to them with one rename.
+
+Every /etc path that changed on either side is listed with its fate:
+  local     the admin's change is kept (the default did not change)
+  default   the new default is taken (the admin had not changed it)
+  same      both sides made the same change
+  both      both changed: the admin's version stays in /etc, the new
+            default is in the new deployment's /usr/etc
+  conflict  cannot be merged (the deploy fails; nothing changes)
+
+By default the new list keeps the new deployment, the booted and merge
+deployments, pinned ones and other stateroots'; --retain keeps all.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := *o
+			if originFile != "" {
+				data, err := os.ReadFile(originFile)
+				if err != nil {
+					return err
+				}
+				opts.Origin = data
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			b := newBar(a.stderr)
+			if b != nil {
+				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
+			}
+			res, err := s.Deploy(cmd.Context(), args[0], opts)
+			b.done()
+			return a.printDeploy(res, err)
+		},
+	}
+	deployFlags(c, o)
+	c.Flags().StringVar(&originFile, "origin-file", "", "use FILE as the deployment's .origin")
+	a.addJSON(c)
+	return c
+}
+
+// printDeploy reports a deploy or upgrade; a conflict's paths are printed
+// before the error.
+func (a *adminEnv) printDeploy(res *deploy.DeployResult, err error) error {
+	var ce *deploy.EtcConflictError
+	if err != nil {
+		if errors.As(err, &ce) && !a.json {
+			for _, c := range ce.Conflicts {
+				fmt.Fprintln(a.stdout, c.String())
+			}
+		}
+		return err
+	}
+	if a.json {
+		return a.printJSON(res)
+	}
+	for _, c := range res.Etc {
+		fmt.Fprintln(a.stdout, c.String())
+	}
+	d := res.Deployment
+	fmt.Fprintf(a.stdout, "Deployed %s %s as deployment %d (%s switch)\n", d.OS, d.Name(), d.Index, res.Switch)
+	for _, r := range res.Removed {
+		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
+	}
+	return nil
+}
+
+func newUpgradeCommand(a *adminEnv) *cobra.Command {
+	o := &deploy.UpgradeOptions{}
+	c := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Deploy the newest commit of the booted deployment's origin ref",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			opts := *o
+			b := newBar(a.stderr)
+			if b != nil {
+				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
+			}
+			res, err := s.Upgrade(cmd.Context(), opts)
+			b.done()
+			if errors.Is(err, deploy.ErrNoUpgrade) {
+				if a.json {
+					return a.printJSON(struct {
+						Upgraded bool `json:"upgraded"`
+					}{false})
+				}
+				fmt.Fprintln(a.stdout, "No upgrade available.")
+				return nil
+			}
+			return a.printDeploy(res, err)
+		},
+	}
+	deployFlags(c, &o.DeployOptions)
+	c.Flags().BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one")
+	a.addJSON(c)
+	return c
+}
+
+func newStatusCommand(a *adminEnv) *cobra.Command {
+	var verify bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "List deployments in boot order",
+		Long: `List deployments in boot order; index 0 boots by default. "*" marks the
+booted one. With --verify, every file of each deployment's /usr that no
+longer matches its commit is listed (and the command fails if any does).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			type item struct {
+				*deploy.Deployment
+				Drift []checkout.Change `json:"drift,omitempty"`
+			}
+			var items []item
+			drift := 0
+			for _, d := range s.Deployments() {
+				it := item{Deployment: d}
+				if verify {
+					if it.Drift, err = s.Verify(cmd.Context(), d.Index); err != nil {
+						return err
+					}
+					drift += len(it.Drift)
+				}
+				items = append(items, it)
+			}
+			if a.json {
+				if err := a.printJSON(struct {
+					Deployments []item `json:"deployments"`
+				}{items}); err != nil {
+					return err
+				}
+			} else {
+				if len(items) == 0 {
+					fmt.Fprintln(a.stdout, "No deployments.")
+				}
+				for _, it := range items {
+					printDeployment(a.stdout, it.Deployment)
+					for _, ch := range it.Drift {
+						fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, ch.Path)
+					}
+				}
+			}
+			if drift > 0 {
+				return fmt.Errorf("%d path(s) of /usr differ from their commits", drift)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&verify, "verify", false, "check each deployment's /usr against its commit")
+	a.addJSON(c)
+	return c
+}
+
+func printDeployment(w io.Writer, d *deploy.Deployment) {
+	mark := " "
+	if d.Booted {
+		mark = "*"
+	}
+	var tags []string
+	for _, t := range []struct {
+		on   bool
+		name string
+	}{{d.Index == 0, "default"}, {d.Pending, "pending"}, {d.Rollback, "rollback"}, {d.Pinned, "pinned"}} {
+		if t.on {
+			tags = append(tags, t.name)
+		}
+	}
+	tag := ""
+	if len(tags) > 0 {
+		tag = " (" + strings.Join(tags, ", ") + ")"
+	}
+	fmt.Fprintf(w, "%s %d %s %s%s\n", mark, d.Index, d.OS, d.Name(), tag)
+	if d.Version != "" {
+		fmt.Fprintf(w, "    Version: %s\n", d.Version)
+	}
+	if d.Origin != "" {
+		fmt.Fprintf(w, "    origin refspec: %s\n", d.Origin)
+	}
+	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
+}
+
+func newRollbackCommand(a *adminEnv) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "rollback",
+		Short: "Make the previous deployment (index 1) the default",
+		Long:  "Swap deployments 0 and 1 in boot order; running it twice restores the order.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sw, err := s.Rollback(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.printSwitch(s, sw)
+		},
+	}
+	a.addJSON(c)
+	return c
+}
+
+// printSwitch reports the new default after a change of order.
+func (a *adminEnv) printSwitch(s *deploy.Sysroot, sw deploy.Switch) error {
+	ds := s.Deployments()
+	if a.json {
+		return a.printJSON(struct {
+			Switch      deploy.Switch        `json:"switch"`
+			Deployments []*deploy.Deployment `json:"deployments"`
+		}{sw, ds})
+	}
+	if len(ds) > 0 && sw != "" {
+		fmt.Fprintf(a.stdout, "Default is now %s %s (%s switch)\n", ds[0].OS, ds[0].Name(), sw)
+	}
+	return nil
+}
+
+func newSetDefaultCommand(a *adminEnv) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "set-default INDEX",
+		Short: "Make deployment INDEX the default",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseIndex(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sw, err := s.SetDefault(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			return a.printSwitch(s, sw)
+		},
+	}
+	a.addJSON(c)
+	return c
+}
+
+func newUndeployCommand(a *adminEnv) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "undeploy INDEX",
+		Short: "Remove deployment INDEX (never the booted or a pinned one)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseIndex(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sw, err := s.Undeploy(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			return a.printSwitch(s, sw)
+		},
+	}
+	a.addJSON(c)
+	return c
+}
+
+func newPinCommand(a *adminEnv) *cobra.Command {
+	var unpin bool
+	c := &cobra.Command{
+		Use:   "pin INDEX",
+		Short: "Keep deployment INDEX until it is unpinned",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseIndex(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.Pin(cmd.Context(), n, !unpin)
+		},
+	}
+	c.Flags().BoolVarP(&unpin, "unpin", "u", false, "remove the pin")
+	return c
+}
+
+func newCleanupCommand(a *adminEnv) *cobra.Command {
+	var noPrune bool
+	c := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove what no deployment uses, and prune the repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rep, err := s.Cleanup(cmd.Context(), deploy.CleanupOptions{NoPrune: noPrune})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(rep)
+			}
+			for _, p := range rep.Deployments {
+				fmt.Fprintf(a.stdout, "Removed deployment %s\n", p)
+			}
+			for _, p := range rep.Boot {
+				fmt.Fprintf(a.stdout, "Removed %s\n", p)
+			}
+			if rep.Prune != nil {
+				fmt.Fprintf(a.stdout, "Pruned %d objects, %s\n", rep.Prune.Deleted, humanBytes(rep.Prune.Freed))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&noPrune, "no-prune", false, "leave the repository alone")
+	a.addJSON(c)
+	return c
+}
+
+func newKargsCommand(a *adminEnv) *cobra.Command {
+	var edit deploy.KargsEdit
+	index := 0
+	c := &cobra.Command{
+		Use:   "kargs",
+		Short: "Show or edit a deployment's kernel arguments",
+		Long: `Print the kernel arguments of deployment --deployment (default 0), or edit
+them: --replace=KEY=VALUE sets KEY (KEY=OLD=NEW replaces one value),
+--delete=KEY[=VALUE] removes, --append=KEY=VALUE adds. Edits take effect at
+the deployment's next boot.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sw := deploy.Switch("")
+			if len(edit.Replace)+len(edit.Delete)+len(edit.Append) > 0 {
+				if sw, err = s.SetKargs(cmd.Context(), index, edit); err != nil {
+					return err
+				}
+			}
+			ds := s.Deployments()
+			if index >= len(ds) {
+				return fmt.Errorf("deployment %d: %w", index, deploy.ErrNoDeployment)
+			}
+			if a.json {
+				return a.printJSON(struct {
+					Index   int           `json:"index"`
+					Options string        `json:"options"`
+					Switch  deploy.Switch `json:"switch,omitempty"`
+				}{index, ds[index].Options, sw})
+			}
+			fmt.Fprintln(a.stdout, ds[index].Options)
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.IntVar(&index, "deployment", 0, "the deployment's index")
+	fl.StringArrayVar(&edit.Replace, "replace", nil, "set KEY=VALUE, or KEY=OLD=NEW (repeatable)")
+	fl.StringArrayVar(&edit.Delete, "delete", nil, "delete KEY=VALUE or every KEY (repeatable)")
+	fl.StringArrayVar(&edit.Append, "append", nil, "append KEY=VALUE (repeatable)")
+	a.addJSON(c)
+	return c
+}
+
+func newConfigDiffCommand(a *adminEnv) *cobra.Command {
+	index := -1
+	var into int
+	c := &cobra.Command{
+		Use:   "config-diff",
+		Short: "Show the admin's changes to /etc, or how they would merge",
+		Long: `List every path where the merge deployment's /etc (the booted one, else the
+default) differs from its /usr/etc: the admin's changes. With --into=INDEX,
+preview instead the merge into deployment INDEX's defaults, with each
+path's fate as deploy would report it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n := index
+			if n < 0 {
+				if b := s.Booted(); b != nil {
+					n = b.Index
+				} else {
+					n = 0
+				}
+			}
+			var target *deploy.Deployment
+			if cmd.Flags().Changed("into") {
+				ds := s.Deployments()
+				if into < 0 || into >= len(ds) {
+					return fmt.Errorf("deployment %d: %w", into, deploy.ErrNoDeployment)
+				}
+				target = ds[into]
+			}
+			changes, err := s.ConfigDiff(cmd.Context(), n, target)
+			var ce *deploy.EtcConflictError
+			if err != nil && !errors.As(err, &ce) {
+				return err
+			}
+			if a.json {
+				if err := a.printJSON(struct {
+					Etc []deploy.EtcChange `json:"etc"`
+				}{changes}); err != nil {
+					return err
+				}
+			} else {
+				for _, ch := range changes {
+					fmt.Fprintln(a.stdout, ch.String())
+				}
+			}
+			return err
+		},
+	}
+	c.Flags().IntVar(&index, "deployment", -1, "the deployment whose /etc to show (default: booted, else 0)")
+	c.Flags().IntVar(&into, "into", 0, "preview the merge into this deployment's defaults")
+	a.addJSON(c)
+	return c
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// admin runs `otree admin --sysroot=DIR ARGS...` in-process.
+type admin struct {
+	t   *testing.T
+	sys string
+}
+
+func (a *admin) run(args ...string) result {
+	a.t.Helper()
+	var out, errb bytes.Buffer
+	full := append([]string{"--repo=" + filepath.Join(a.sys, "otree/repo")}, args...)
+	if args[0] == "admin" {
+		full = append([]string{"admin", "--sysroot=" + a.sys}, args[1:]...)
+	}
+	code := run(context.Background(), full, strings.NewReader(""), &out, &errb)
+	return result{out.String(), errb.String(), code}
+}
+
+func (a *admin) ok(args ...string) string {
+	a.t.Helper()
+	res := a.run(args...)
+	if res.code != 0 {
+		a.t.Fatalf("otree %s: exit %d, stderr %q", strings.Join(args, " "), res.code, res.stderr)
+	}
+	return res.stdout
+}
+
+func (a *admin) fails(code int, want string, args ...string) {
+	a.t.Helper()
+	res := a.run(args...)
+	if res.code != code || !strings.Contains(res.stderr, want) {
+		a.t.Errorf("otree %s: exit %d stderr %q, want exit %d naming %q", strings.Join(args, " "), res.code, res.stderr, code, want)
+	}
+}
+
+type statusJSON struct {
+	Deployments []struct {
+		Index    int    `json:"index"`
+		Commit   string `json:"commit"`
+		Origin   string `json:"origin"`
+		Pinned   bool   `json:"pinned"`
+		Rollback bool   `json:"rollback"`
+		Path     string `json:"path"`
+		Options  string `json:"options"`
+		Drift    []struct {
+			Kind string `json:"kind"`
+			Path string `json:"path"`
+		} `json:"drift"`
+	} `json:"deployments"`
+}
+
+func (a *admin) status(args ...string) statusJSON {
+	a.t.Helper()
+	var st statusJSON
+	res := a.run(append([]string{"admin", "status", "--json"}, args...)...)
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+		a.t.Fatalf("status --json: %v (exit %d)\n%s", err, res.code, res.stdout)
+	}
+	return st
+}
+
+func newAdmin(t *testing.T) *admin {
+	if os.Geteuid() != 0 {
+		t.Skip("deployments need root: the system repository is bare")
+	}
+	a := &admin{t: t, sys: filepath.Join(t.TempDir(), "sysroot")}
+	a.ok("admin", "init-fs", a.sys)
+	a.ok("admin", "os-init", "cli")
+	return a
+}
+
+func (a *admin) commit(motd string, kver string) string {
+	a.t.Helper()
+	dir := a.t.TempDir()
+	writeBootableTree(a.t, dir, kver, motd)
+	return strings.TrimSpace(a.ok("commit", "-b", "cli/stable", dir))
+}
+
+func TestAdminCommands(t *testing.T) {
+	a := newAdmin(t)
+	c1 := a.commit("one\n", "6.1.0-1")
+	out := a.ok("admin", "deploy", "--karg=root=LABEL=root", "--karg-append=console=ttyS0", "cli/stable")
+	if !strings.Contains(out, "Deployed cli "+c1+".0 as deployment 0 (full switch)") {
+		t.Errorf("deploy printed %q", out)
+	}
+	st := a.status()
+	if len(st.Deployments) != 1 || st.Deployments[0].Commit != c1 || st.Deployments[0].Origin != "cli/stable" ||
+		st.Deployments[0].Options != "root=LABEL=root console=ttyS0" {
+		t.Fatalf("status = %+v", st)
+	}
+	d1 := st.Deployments[0].Path
+
+	// The admin edits /etc; config-diff shows it.
+	os.WriteFile(filepath.Join(d1, "etc/motd"), []byte("local\n"), 0o644)
+	os.WriteFile(filepath.Join(d1, "etc/added.conf"), []byte("x\n"), 0o644)
+	var cd struct {
+		Etc []struct{ Path, Fate, Local string } `json:"etc"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "config-diff", "--json")), &cd); err != nil {
+		t.Fatal(err)
+	}
+	if len(cd.Etc) != 2 || cd.Etc[0].Path != "/etc/added.conf" || cd.Etc[0].Local != "A" || cd.Etc[1].Path != "/etc/motd" || cd.Etc[1].Local != "M" {
+		t.Errorf("config-diff = %+v", cd.Etc)
+	}
+
+	// A new default for motd that the admin also changed: both, kept local.
+	c2 := a.commit("two\n", "6.1.0-1")
+	var dep struct {
+		Etc    []struct{ Path, Fate string } `json:"etc"`
+		Switch string                        `json:"switch"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "deploy", "--json", "cli/stable")), &dep); err != nil {
+		t.Fatal(err)
+	}
+	fates := map[string]string{}
+	for _, e := range dep.Etc {
+		fates[e.Path] = e.Fate
+	}
+	if fates["/etc/motd"] != "both" || fates["/etc/added.conf"] != "local" {
+		t.Errorf("fates = %v", fates)
+	}
+	st = a.status()
+	if len(st.Deployments) != 2 || st.Deployments[0].Commit != c2 || !st.Deployments[1].Rollback {
+		t.Fatalf("status = %+v", st)
+	}
+	d2 := st.Deployments[0].Path
+	if b, _ := os.ReadFile(filepath.Join(d2, "etc/motd")); string(b) != "local\n" {
+		t.Errorf("etc/motd = %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d2, "usr/etc/motd")); string(b) != "two\n" {
+		t.Errorf("usr/etc/motd = %q", b)
+	}
+	text := a.ok("admin", "status")
+	if !strings.Contains(text, "  0 cli "+c2+".0 (default)") || !strings.Contains(text, "  1 cli "+c1+".0 (rollback)") {
+		t.Errorf("status text:\n%s", text)
+	}
+
+	// rollback twice restores the order.
+	if out := a.ok("admin", "rollback"); !strings.Contains(out, "Default is now cli "+c1+".0") {
+		t.Errorf("rollback printed %q", out)
+	}
+	if a.status().Deployments[0].Commit != c1 {
+		t.Error("rollback did not switch")
+	}
+	a.ok("admin", "rollback")
+	if a.status().Deployments[0].Commit != c2 {
+		t.Error("second rollback did not restore")
+	}
+	a.ok("admin", "set-default", "1")
+	if a.status().Deployments[0].Commit != c1 {
+		t.Error("set-default 1 did not switch")
+	}
+	a.ok("admin", "set-default", "1")
+
+	// kargs
+	if out := a.ok("admin", "kargs"); out != "root=LABEL=root console=ttyS0\n" {
+		t.Errorf("kargs = %q", out)
+	}
+	a.ok("admin", "kargs", "--delete=console", "--append=quiet")
+	if out := a.ok("admin", "kargs"); out != "root=LABEL=root quiet\n" {
+		t.Errorf("kargs after edit = %q", out)
+	}
+
+	// pin, undeploy
+	a.ok("admin", "pin", "1")
+	if !a.status().Deployments[1].Pinned {
+		t.Error("pin did not stick")
+	}
+	a.fails(1, "pinned", "admin", "undeploy", "1")
+	a.ok("admin", "pin", "--unpin", "1")
+	a.fails(1, "no such deployment", "admin", "undeploy", "5")
+	a.fails(2, "not a number", "admin", "undeploy", "x")
+	a.ok("admin", "undeploy", "1")
+	if n := len(a.status().Deployments); n != 1 {
+		t.Errorf("%d deployments after undeploy", n)
+	}
+	if _, err := os.Stat(d1); err == nil {
+		t.Error("undeployed directory is still there")
+	}
+	a.fails(1, "nothing to roll back to", "admin", "rollback")
+
+	// upgrade: nothing new, then a new commit, then a refused downgrade.
+	if out := a.ok("admin", "upgrade"); out != "No upgrade available.\n" {
+		t.Errorf("upgrade printed %q", out)
+	}
+	c3 := a.commit("three\n", "6.1.0-1")
+	a.ok("admin", "upgrade")
+	if a.status().Deployments[0].Commit != c3 {
+		t.Error("upgrade did not deploy the new commit")
+	}
+	a.ok("reset", "cli/stable", c2)
+	a.fails(1, "--allow-downgrade", "admin", "upgrade")
+	a.ok("admin", "upgrade", "--allow-downgrade")
+	if a.status().Deployments[0].Commit != c2 {
+		t.Error("upgrade --allow-downgrade did not deploy")
+	}
+
+	// status --verify reports drift in /usr and fails.
+	d := a.status().Deployments[0].Path
+	os.Remove(filepath.Join(d, "usr/bin/sh"))
+	res := a.run("admin", "status", "--verify")
+	if res.code != 1 || !strings.Contains(res.stdout, "drift: D /usr/bin/sh") {
+		t.Errorf("status --verify: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	st = a.status("--verify")
+	if len(st.Deployments[0].Drift) != 1 || st.Deployments[0].Drift[0].Path != "/usr/bin/sh" {
+		t.Errorf("drift = %+v", st.Deployments[0].Drift)
+	}
+
+	var cl struct {
+		Prune *struct {
+			Deleted int `json:"deleted_objects"`
+		} `json:"prune"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "cleanup", "--json")), &cl); err != nil || cl.Prune == nil {
+		t.Fatalf("cleanup --json: %v %+v", err, cl)
+	}
+}
+
+func TestAdminDeployErrors(t *testing.T) {
+	a := newAdmin(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(dir, "usr/bin/sh"), []byte("x"), 0o755)
+	id := strings.TrimSpace(a.ok("commit", "-b", "nokernel", dir))
+	a.fails(1, "commit "+id+" has no kernel", "admin", "deploy", "nokernel")
+	a.fails(1, "nosuch", "admin", "deploy", "nosuch")
+	a.fails(1, "stateroot \"other\" does not exist", "admin", "deploy", "--os=other", "nokernel")
+	if n := len(a.status().Deployments); n != 0 {
+		t.Errorf("%d deployments after failures", n)
+	}
+	bad := filepath.Join(t.TempDir(), "not-a-sysroot")
+	res := a.run("admin", "--sysroot="+bad, "status")
+	if res.code != 1 || !strings.Contains(res.stderr, bad) {
+		t.Errorf("status on a non-sysroot: %d %q", res.code, res.stderr)
+	}
+}
+
+// On a terminal, deploy draws the checkout's progress.
+func TestAdminDeployProgressOnTerminal(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	m, s := openPTY(t)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"admin", "--sysroot=" + a.sys, "deploy", "cli/stable"}, strings.NewReader(""), &out, s)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	s.Close()
+	var screen string
+	m.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for buf := make([]byte, 4096); ; {
+		n, err := m.Read(buf)
+		screen += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(screen, "Checking out: 5 files") {
+		t.Errorf("terminal output %q lacks the checkout's progress", screen)
+	}
+	if !strings.Contains(out.String(), "as deployment 0") {
+		t.Errorf("stdout %q", out.String())
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeBootableTree writes a minimal tree with a kernel and defaults.
+func writeBootableTree(t *testing.T, dir, kver, motd string) {
+	t.Helper()
+	files := map[string]string{
+		"usr/bin/sh":                                 "#!/bin/true\n",
+		"usr/lib/os-release":                         "PRETTY_NAME=\"BLS Test OS\"\n",
+		"usr/lib/modules/" + kver + "/vmlinuz":       "kernel " + kver,
+		"usr/lib/modules/" + kver + "/initramfs.img": "initramfs " + kver,
+		"usr/etc/motd":                               motd,
+	}
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// bootctlEntry is what `bootctl list --json=short` prints per entry.
+type bootctlEntry struct {
+	ID      string   `json:"id"`
+	Title   string   `json:"title"`
+	Version string   `json:"version"`
+	Options string   `json:"options"`
+	Linux   string   `json:"linux"`
+	Initrd  []string `json:"initrd"`
+}
+
+// TestBootEntriesParsedByBootctl deploys twice into a sysroot whose boot
+// directory is its own filesystem (a tmpfs, as a boot partition would be)
+// and has systemd's bootctl parse the entries: both are listed, the new
+// deployment first, with the fields otree wrote, and the kernel and
+// initramfs they name exist on the boot filesystem.
+func TestBootEntriesParsedByBootctl(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a tmpfs in a private mount namespace")
+	}
+	for _, tool := range []string{"bootctl", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (CI installs systemd-boot and util-linux)", tool)
+		}
+	}
+	bin, env := otreeBinary(t)
+	base := t.TempDir()
+	sys, t1, t2 := filepath.Join(base, "sysroot"), filepath.Join(base, "t1"), filepath.Join(base, "t2")
+	writeBootableTree(t, t1, "6.1.0-1-amd64", "one\n")
+	writeBootableTree(t, t2, "6.1.0-2-amd64", "two\n")
+	script := `set -e
+"$OTREE" admin init-fs "$SYS"
+mount -t tmpfs boot "$SYS/boot"
+"$OTREE" admin --sysroot="$SYS" os-init blsos
+"$OTREE" --repo="$SYS/otree/repo" commit -b blsos/stable "$T1" >/dev/null
+"$OTREE" admin --sysroot="$SYS" deploy --karg=root=LABEL=root --karg=rw blsos/stable >/dev/null
+"$OTREE" --repo="$SYS/otree/repo" commit -b blsos/stable "$T2" >/dev/null
+"$OTREE" admin --sysroot="$SYS" deploy blsos/stable >/dev/null
+echo ==bootctl
+SYSTEMD_RELAX_ESP_CHECKS=1 SYSTEMD_RELAX_XBOOTLDR_CHECKS=1 bootctl --esp-path="$SYS/boot" --boot-path="$SYS/boot" list --json=short --no-pager
+echo
+echo ==files
+for f in $(sed -n 's/^\(linux\|initrd\) //p' "$SYS"/boot/loader/entries/*.conf); do
+	test -f "$SYS/boot$f" && echo "ok $f"
+done
+echo ==status
+"$OTREE" admin --sysroot="$SYS" status --json
+`
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(env, "OTREE="+bin, "SYS="+sys, "T1="+t1, "T2="+t2)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	sections := map[string]string{}
+	for _, part := range strings.Split(string(out), "==")[1:] {
+		name, body, _ := strings.Cut(part, "\n")
+		sections[name] = body
+	}
+	// One JSON object per entry, in the order the boot menu shows them.
+	var entries []bootctlEntry
+	dec := json.NewDecoder(strings.NewReader(sections["bootctl"]))
+	for dec.More() {
+		var e bootctlEntry
+		if err := dec.Decode(&e); err != nil {
+			t.Fatalf("bootctl output: %v\n%s", err, out)
+		}
+		entries = append(entries, e)
+	}
+	var status struct {
+		Deployments []struct {
+			Index    int    `json:"index"`
+			BootCsum string `json:"bootcsum"`
+			Kernel   string `json:"kernel"`
+		} `json:"deployments"`
+	}
+	if err := json.Unmarshal([]byte(sections["status"]), &status); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if len(entries) != 2 || len(status.Deployments) != 2 {
+		t.Fatalf("bootctl lists %d entries, status %d deployments\n%s", len(entries), len(status.Deployments), out)
+	}
+	for i, e := range entries {
+		d := status.Deployments[i]
+		kdir := "/otree/blsos-" + d.BootCsum + "/"
+		wantID := []string{"otree-2-blsos.conf", "otree-1-blsos.conf"}[i]
+		if e.ID != wantID || e.Version != []string{"2", "1"}[i] ||
+			e.Title != "BLS Test OS (otree:blsos:"+[]string{"0", "1"}[i]+")" ||
+			e.Linux != kdir+"vmlinuz-"+d.Kernel ||
+			len(e.Initrd) != 1 || e.Initrd[0] != kdir+"initramfs-"+d.Kernel+".img" ||
+			!strings.HasPrefix(e.Options, "root=LABEL=root rw otree=/otree/boot.") {
+			t.Errorf("entry %d as bootctl read it: %+v (deployment %+v)", i, e, d)
+		}
+	}
+	if entries[0].Linux == entries[1].Linux {
+		t.Error("both entries boot the same kernel")
+	}
+	if n := strings.Count(sections["files"], "ok "); n != 4 {
+		t.Errorf("%d of 4 boot files exist:\n%s", n, sections["files"])
+	}
+}

@@ -1,0 +1,155 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/otree/otree/repo"
+)
+
+// CleanupOptions configure Cleanup.
+type CleanupOptions struct {
+	// NoPrune leaves the repository alone.
+	NoPrune bool
+}
+
+// CleanupReport lists what Cleanup removed.
+type CleanupReport struct {
+	Deployments []string          `json:"deployments"` // deployment directories (and their origins)
+	Boot        []string          `json:"boot"`        // boot versions, link sets and kernel directories
+	Refs        []string          `json:"refs"`        // deployment refs of removed deployments
+	Prune       *repo.PruneReport `json:"prune,omitempty"`
+}
+
+// Cleanup removes what no current deployment uses: deployment directories
+// left by interrupted or undone deployments, the other boot version, old
+// link sets and kernels, then prunes the repository to the commits refs
+// name (deployments hold refs to theirs).
+func (s *Sysroot) Cleanup(ctx context.Context, opts CleanupOptions) (*CleanupReport, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.cleanup(ctx, opts)
+}
+
+// cleanup runs under the lock. Everything it removes is unreachable from
+// the current boot version, so a crash part way leaves only more to
+// remove next time.
+func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupReport, error) {
+	rep := &CleanupReport{}
+	live := map[string]bool{}    // deployment paths
+	kernels := map[string]bool{} // boot/otree directory names
+	refs := map[string]bool{}
+	for _, d := range s.deployments {
+		live[d.Path] = true
+		kernels[d.OS+"-"+d.BootCsum] = true
+		refs[deployRef(d)] = true
+	}
+	roots, err := s.stateroots()
+	if err != nil {
+		return nil, err
+	}
+	for _, osName := range roots {
+		dir := filepath.Join(s.root, "otree", "deploy", osName, "deploy")
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			if live[strings.TrimSuffix(p, ".origin")] {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := removeTree(p); err != nil {
+				return nil, err
+			}
+			if !strings.HasSuffix(p, ".origin") {
+				rep.Deployments = append(rep.Deployments, p)
+			}
+		}
+	}
+	have, err := s.repo.ListRefs("otree/")
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range have {
+		if !refs[r.Name] {
+			if err := s.repo.SetRef(r.Name, repo.ID{}); err != nil {
+				return nil, err
+			}
+			rep.Refs = append(rep.Refs, r.Name)
+		}
+	}
+
+	// The other boot version and the other sub-version's links.
+	var old []string
+	if len(s.deployments) > 0 || s.hasLoader() {
+		nb := 1 - s.bootVersion
+		old = append(old,
+			filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", nb)),
+			filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", nb)),
+			filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.0", nb)),
+			filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.1", nb)),
+			filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.%d", s.bootVersion, 1-s.subVersion)))
+	}
+	kdir := filepath.Join(s.path, "boot", "otree")
+	if ents, err := os.ReadDir(kdir); err == nil {
+		for _, e := range ents {
+			if !kernels[e.Name()] {
+				old = append(old, filepath.Join(kdir, e.Name()))
+			}
+		}
+	}
+	for _, p := range old {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := removeTree(p); err != nil {
+			return nil, err
+		}
+		rep.Boot = append(rep.Boot, p)
+	}
+	if !opts.NoPrune {
+		if rep.Prune, err = s.repo.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+func (s *Sysroot) hasLoader() bool {
+	_, err := os.Lstat(filepath.Join(s.path, "boot", "loader"))
+	return err == nil
+}
+
+// removeTree deletes p, first making directories writable: a deployment
+// may hold read-only directories its owner could not otherwise empty.
+func removeTree(p string) error {
+	err := os.RemoveAll(p)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("removing %s: %w", p, err)
+	}
+	return nil
+}

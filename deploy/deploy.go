@@ -1,0 +1,415 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/repo"
+)
+
+// DeployOptions configure Deploy.
+type DeployOptions struct {
+	// OS is the stateroot; empty means the booted deployment's, else the
+	// default deployment's, else the only stateroot there is.
+	OS string
+	// Kargs set kernel arguments (KEY=VALUE replaces every KEY), applied
+	// after KargsProcCmdline and before KargsDelete and KargsAppend.
+	Kargs []string
+	// KargsAppend adds arguments even when their key is present.
+	KargsAppend []string
+	// KargsDelete removes KEY=VALUE, or every value of a bare KEY.
+	KargsDelete []string
+	// KargsProcCmdline starts from the running kernel's command line
+	// instead of the merge deployment's arguments.
+	KargsProcCmdline bool
+	// Retain keeps every existing deployment. Without it the new list is
+	// the new deployment, the booted and merge deployments, pinned ones,
+	// and those of other stateroots.
+	Retain bool
+	// NotAsDefault appends the new deployment instead of putting it first.
+	NotAsDefault bool
+	// NoMerge starts /etc from the new tree's defaults and the kernel
+	// arguments from nothing, ignoring the merge deployment.
+	NoMerge bool
+	// Origin is the content of the .origin file (OSTree's INI form,
+	// [origin] refspec=REF). When nil, a revision that is a ref becomes
+	// the refspec; a commit id keeps the merge deployment's refspec.
+	Origin []byte
+	// Progress, if set, receives the checkout's progress.
+	Progress func(checkout.Stats)
+}
+
+// DeployResult is what Deploy did.
+type DeployResult struct {
+	Deployment *Deployment `json:"deployment"`
+	// Merge is the deployment /etc and the kernel arguments came from.
+	Merge *Deployment `json:"merge,omitempty"`
+	// Etc is the fate of every /etc path that changed on either side.
+	Etc    []EtcChange    `json:"etc"`
+	Switch Switch         `json:"switch"`
+	Stats  checkout.Stats `json:"checkout"`
+	// Removed lists the deployments the retention rules dropped.
+	Removed []*Deployment `json:"removed,omitempty"`
+}
+
+// NoKernelError is returned for a tree without usr/lib/modules/*/vmlinuz.
+type NoKernelError struct{ Commit repo.ID }
+
+func (e *NoKernelError) Error() string {
+	return fmt.Sprintf("commit %s has no kernel: no usr/lib/modules/<version>/vmlinuz", e.Commit)
+}
+
+// kernel is the boot files a tree ships.
+type kernel struct {
+	version   string
+	vmlinuz   repo.ID
+	initramfs repo.ID // zero if absent
+	bootCsum  string
+}
+
+// findKernel looks for exactly one usr/lib/modules/<kver>/vmlinuz.
+func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
+	e, err := r.Lookup(commit, "/usr/lib/modules")
+	if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrNotDir) {
+		return nil, &NoKernelError{commit}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !e.IsDir() {
+		return nil, &NoKernelError{commit}
+	}
+	t, err := r.ReadDirTree(e.ID)
+	if err != nil {
+		return nil, err
+	}
+	var found []*kernel
+	for _, d := range t.Dirs {
+		k := &kernel{version: d.Name}
+		f, err := r.LookupTree(d.TreeID, d.MetaID, "/vmlinuz")
+		if err != nil || f.IsDir() {
+			continue
+		}
+		k.vmlinuz = f.ID
+		if f, err := r.LookupTree(d.TreeID, d.MetaID, "/initramfs.img"); err == nil && !f.IsDir() {
+			k.initramfs = f.ID
+		}
+		k.bootCsum = repo.Sum(k.vmlinuz[:], k.initramfs[:]).String()
+		found = append(found, k)
+	}
+	switch len(found) {
+	case 0:
+		return nil, &NoKernelError{commit}
+	case 1:
+		return found[0], nil
+	}
+	var names []string
+	for _, k := range found {
+		names = append(names, k.version)
+	}
+	return nil, fmt.Errorf("commit %s has %d kernels (%s) in usr/lib/modules; a deployment boots one", commit, len(found), strings.Join(names, ", "))
+}
+
+// installKernel copies the kernel and initramfs to
+// boot/otree/<os>-<bootcsum>/ unless they are there. Each file is written
+// under a temporary name and renamed, so a present file is complete.
+func (s *Sysroot) installKernel(osName string, k *kernel) error {
+	dir := filepath.Join(s.path, "boot", "otree", osName+"-"+k.bootCsum)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		id   repo.ID
+	}{{"vmlinuz-" + k.version, k.vmlinuz}}
+	if !k.initramfs.IsZero() {
+		files = append(files, struct {
+			name string
+			id   repo.ID
+		}{"initramfs-" + k.version + ".img", k.initramfs})
+	}
+	for _, f := range files {
+		dst := filepath.Join(dir, f.name)
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := s.copyObject(f.id, dst); err != nil {
+			return fmt.Errorf("installing %s: %w", dst, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sysroot) copyObject(id repo.ID, dst string) error {
+	_, rc, err := s.repo.OpenFile(id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp := dst + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// chooseOS picks the stateroot for a deployment when none is given.
+func (s *Sysroot) chooseOS(osName string) (string, error) {
+	if osName != "" {
+		if _, err := os.Stat(filepath.Join(s.root, "otree", "deploy", osName, "var")); err != nil {
+			return "", fmt.Errorf("stateroot %q does not exist (run `otree admin os-init %s`)", osName, osName)
+		}
+		return osName, nil
+	}
+	if s.booted != nil {
+		return s.booted.OS, nil
+	}
+	if len(s.deployments) > 0 {
+		return s.deployments[0].OS, nil
+	}
+	roots, err := s.stateroots()
+	if err != nil {
+		return "", err
+	}
+	if len(roots) == 1 {
+		return roots[0], nil
+	}
+	return "", fmt.Errorf("give a stateroot with --os: the sysroot has %d", len(roots))
+}
+
+// MergeDeployment is the deployment a new one of stateroot osName takes
+// its /etc and kernel arguments from: the booted one if it is of that
+// stateroot, else the first of that stateroot in boot order.
+func (s *Sysroot) MergeDeployment(osName string) *Deployment {
+	if s.booted != nil && s.booted.OS == osName {
+		return s.booted
+	}
+	for _, d := range s.deployments {
+		if d.OS == osName {
+			return d
+		}
+	}
+	return nil
+}
+
+// Deploy checks out rev as a new deployment, merges /etc, installs its
+// kernel, and makes it the default (see DeployOptions). When it fails,
+// the deployment list is as it was.
+func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_ *DeployResult, err error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	commit, err := s.repo.ResolveRev(rev)
+	if err != nil {
+		return nil, err
+	}
+	osName, err := s.chooseOS(opts.OS)
+	if err != nil {
+		return nil, err
+	}
+	k, err := findKernel(s.repo, commit)
+	if err != nil {
+		return nil, err
+	}
+	var merge *Deployment
+	if !opts.NoMerge {
+		merge = s.MergeDeployment(osName)
+	}
+	cmdline := ""
+	switch {
+	case opts.KargsProcCmdline:
+		c := s.cmdline
+		if c == "" {
+			b, err := os.ReadFile("/proc/cmdline")
+			if err != nil {
+				return nil, err
+			}
+			c = string(b)
+		}
+		for _, key := range []string{"otree", "BOOT_IMAGE", "initrd"} {
+			c = removeArg(c, key)
+		}
+		cmdline = c
+	case merge != nil:
+		cmdline = merge.Options
+	}
+	cmdline, err = KargsEdit{Replace: opts.Kargs, Delete: opts.KargsDelete, Append: opts.KargsAppend}.apply(cmdline)
+	if err != nil {
+		return nil, err
+	}
+	o := &origin{}
+	switch {
+	case opts.Origin != nil:
+		if o, err = parseOrigin("origin file", opts.Origin); err != nil {
+			return nil, err
+		}
+	case isRefName(s.repo, rev):
+		o.Refspec = rev
+	case merge != nil:
+		mo, err := readOrigin(merge.Path + ".origin")
+		if err != nil {
+			return nil, err
+		}
+		mo.Pinned = false
+		o = mo
+	}
+
+	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
+		Initramfs: !k.initramfs.IsZero(), Options: cmdline, Origin: o.Refspec}
+	if d.Serial, err = s.freeSerial(osName, commit); err != nil {
+		return nil, err
+	}
+	d.Path = s.deploymentDir(osName, commit, d.Serial)
+	// The ref keeps the commit from a concurrent prune while the checkout
+	// runs; Cleanup removes it if the deployment never becomes current.
+	if err := s.repo.SetRef(deployRef(d), commit); err != nil {
+		return nil, err
+	}
+	switched := false
+	defer func() {
+		// What a failed deploy wrote is not referenced by any boot entry;
+		// remove it now rather than leave it to the next cleanup.
+		if err != nil && !switched {
+			removeTree(d.Path)
+			os.Remove(d.Path + ".origin")
+			s.repo.SetRef(deployRef(d), repo.ID{})
+		}
+	}()
+	res := &DeployResult{Deployment: d, Merge: merge}
+	st, err := checkout.Checkout(ctx, s.repo, commit, d.Path, checkout.Options{
+		UserMode: s.repo.Mode() != repo.ModeBare, Progress: opts.Progress})
+	if err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", commit, err)
+	}
+	res.Stats = *st
+	if res.Etc, err = s.prepareTree(ctx, d, merge); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(d.Path+".origin", o.encode(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := s.installKernel(osName, k); err != nil {
+		return nil, err
+	}
+
+	keep := []*Deployment{}
+	for _, x := range s.deployments {
+		if opts.Retain || x.Booted || x == merge || x.Pinned || x.OS != osName {
+			keep = append(keep, x)
+		} else {
+			res.Removed = append(res.Removed, x)
+		}
+	}
+	list := append([]*Deployment{d}, keep...)
+	if opts.NotAsDefault {
+		list = append(keep, d)
+	}
+	if res.Switch, err = s.writeDeployments(ctx, list); err != nil {
+		return nil, err
+	}
+	switched = true
+	for _, x := range s.deployments {
+		if x.Path == d.Path {
+			res.Deployment = x
+		}
+	}
+	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
+		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
+	}
+	return res, nil
+}
+
+// isRefName tells whether rev names a ref (possibly with ^ or ~ suffixes
+// stripped it would not, so those are not refs).
+func isRefName(r *repo.Repo, rev string) bool {
+	if _, err := r.ReadRef(rev); err == nil {
+		return true
+	}
+	return false
+}
+
+// freeSerial is the lowest serial for commit not used by a deployment
+// or left on disk by an interrupted one.
+func (s *Sysroot) freeSerial(osName string, commit repo.ID) (int, error) {
+	for n := 0; ; n++ {
+		p := s.deploymentDir(osName, commit, n)
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Lstat(p + ".origin"); errors.Is(err, fs.ErrNotExist) {
+				return n, nil
+			}
+		} else if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// prepareTree turns a fresh checkout into a bootable root: /etc moves to
+// usr/etc, the new /etc is merged from the merge deployment, and the
+// mount points prepare-root needs exist.
+func (s *Sysroot) prepareTree(ctx context.Context, d, merge *Deployment) ([]EtcChange, error) {
+	etc := filepath.Join(d.Path, "etc")
+	usrEtc := filepath.Join(d.Path, "usr", "etc")
+	_, errEtc := os.Lstat(etc)
+	_, errUsrEtc := os.Lstat(usrEtc)
+	switch {
+	case errEtc == nil && errUsrEtc == nil:
+		return nil, fmt.Errorf("commit %s has both /etc and /usr/etc", d.Commit)
+	case errEtc == nil:
+		if _, err := os.Stat(filepath.Join(d.Path, "usr")); err != nil {
+			return nil, fmt.Errorf("commit %s has no /usr: %w", d.Commit, err)
+		}
+		if err := os.Rename(etc, usrEtc); err != nil {
+			return nil, err
+		}
+	case errUsrEtc != nil:
+		if err := os.MkdirAll(usrEtc, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	oldDefaults, oldEtc := "", ""
+	if merge != nil {
+		oldDefaults = filepath.Join(merge.Path, "usr", "etc")
+		oldEtc = filepath.Join(merge.Path, "etc")
+	}
+	changes, err := MergeEtc(ctx, oldDefaults, oldEtc, usrEtc, etc)
+	if err != nil {
+		return changes, err
+	}
+	for _, p := range []string{"var", "sysroot"} {
+		if err := os.Mkdir(filepath.Join(d.Path, p), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	// A deployed system reaches the sysroot's otree directory (and so its
+	// repository and deployments) at /otree.
+	if _, err := os.Lstat(filepath.Join(d.Path, "otree")); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Symlink("sysroot/otree", filepath.Join(d.Path, "otree")); err != nil {
+			return nil, err
+		}
+	}
+	return changes, nil
+}

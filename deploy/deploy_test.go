@@ -1,0 +1,622 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// osTree is a small bootable tree: a kernel, an initramfs, defaults in
+// usr/etc and a name in os-release. Tests change it with overrides.
+func osTree(kernel string, over testtree.Tree) testtree.Tree {
+	t := testtree.Tree{
+		"usr/bin/sh":                                   testtree.File("#!shell\n", 0o755),
+		"usr/lib/os-release":                           testtree.File("NAME=Test\nPRETTY_NAME=\"Test OS 1\"\n", 0o644),
+		"usr/lib/modules/" + kernel + "/vmlinuz":       testtree.File("kernel "+kernel, 0o644),
+		"usr/lib/modules/" + kernel + "/initramfs.img": testtree.File("initramfs "+kernel, 0o644),
+		"usr/etc/hostname":                             testtree.File("default-host\n", 0o644),
+		"usr/etc/motd":                                 testtree.File("welcome\n", 0o644),
+		"usr/etc/ssh/sshd_config":                      testtree.File("PermitRootLogin no\n", 0o600),
+		"var":                                          testtree.Dir(0o755),
+	}
+	for k, v := range over {
+		if v.Mode == 0 && v.Content == "" && v.Target == "" && v.Link == "" {
+			delete(t, k)
+			continue
+		}
+		t[k] = v
+	}
+	return t
+}
+
+// gone marks a path to delete from osTree.
+var gone = testtree.Entry{}
+
+type fixture struct {
+	t    *testing.T
+	path string
+	s    *Sysroot
+	n    int
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("deployments need root: the system repository is bare")
+	}
+	p := t.TempDir()
+	if err := InitFS(p); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(p, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OSInit("testos"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &fixture{t: t, path: p, s: s}
+}
+
+// commit commits tree to branch with a timestamp that grows per call.
+func (f *fixture) commit(branch string, tree testtree.Tree) repo.ID {
+	f.t.Helper()
+	dir := f.t.TempDir()
+	testtree.Create(f.t, dir, tree)
+	f.n++
+	res, err := commit.Commit(context.Background(), f.s.Repo(), commit.Options{
+		Branch: branch, Subject: "test", Timestamp: time.Unix(int64(1700000000+f.n), 0),
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: dir}},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res.Commit
+}
+
+func (f *fixture) deploy(rev string, opts DeployOptions) *DeployResult {
+	f.t.Helper()
+	res, err := f.s.Deploy(context.Background(), rev, opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res
+}
+
+// order lists the commits of the deployments in boot order.
+func (f *fixture) order() []repo.ID {
+	var ids []repo.ID
+	for _, d := range f.s.Deployments() {
+		ids = append(ids, d.Commit)
+	}
+	return ids
+}
+
+// defaultTarget resolves the default boot entry's otree= argument through
+// the links, as prepare-root would.
+func (f *fixture) defaultTarget() string {
+	f.t.Helper()
+	entries, err := readEntries(filepath.Join(f.path, "boot", "loader", "entries"))
+	if err != nil || len(entries) == 0 {
+		f.t.Fatalf("reading entries: %v (%d)", err, len(entries))
+	}
+	v, _ := BootArgFromCmdline(entries[0].options)
+	a, err := ParseBootArg(v)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	dir, err := ResolveBootArg(f.path, a)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return dir
+}
+
+func TestDeployLayout(t *testing.T) {
+	f := newFixture(t)
+	id := f.commit("testos/stable", osTree("6.1.0-1", nil))
+	res := f.deploy("testos/stable", DeployOptions{Kargs: []string{"root=LABEL=root", "quiet"}})
+	d := res.Deployment
+	want := filepath.Join(f.path, "otree/deploy/testos/deploy", id.String()+".0")
+	if d.Path != want || d.Index != 0 || d.Commit != id || d.Origin != "testos/stable" || d.Kernel != "6.1.0-1" {
+		t.Fatalf("deployment = %+v", d)
+	}
+	if res.Switch != SwitchFull {
+		t.Errorf("switch = %s", res.Switch)
+	}
+	// The checkout shares inodes with the repository's objects.
+	var a, b unix.Stat_t
+	unix.Stat(filepath.Join(d.Path, "usr/bin/sh"), &a)
+	e, err := f.s.Repo().Lookup(id, "/usr/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Stat(f.s.Repo().ObjectPath(repo.KindFile, e.ID), &b)
+	if a.Ino != b.Ino {
+		t.Error("usr/bin/sh is not a hardlink of its object")
+	}
+	// /etc is a copy of the defaults, not a hardlink.
+	got, _ := os.ReadFile(filepath.Join(d.Path, "etc/hostname"))
+	if string(got) != "default-host\n" {
+		t.Errorf("etc/hostname = %q", got)
+	}
+	unix.Stat(filepath.Join(d.Path, "etc/hostname"), &a)
+	unix.Stat(filepath.Join(d.Path, "usr/etc/hostname"), &b)
+	if a.Ino == b.Ino {
+		t.Error("etc/hostname shares the default's inode")
+	}
+	for _, p := range []string{"var", "sysroot"} {
+		if fi, err := os.Stat(filepath.Join(d.Path, p)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if l, _ := os.Readlink(filepath.Join(d.Path, "otree")); l != "sysroot/otree" {
+		t.Errorf("otree link = %q", l)
+	}
+	origin, _ := os.ReadFile(d.Path + ".origin")
+	if string(origin) != "[origin]\nrefspec=testos/stable\n" {
+		t.Errorf("origin = %q", origin)
+	}
+	// Boot entry, kernel and links.
+	if l, _ := os.Readlink(filepath.Join(f.path, "boot/loader")); l != "loader.1" {
+		t.Errorf("boot/loader -> %q", l)
+	}
+	entry, err := os.ReadFile(filepath.Join(f.path, "boot/loader/entries/otree-1-testos.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdir := "/boot/otree/testos-" + d.BootCsum
+	wantEntry := "title Test OS 1 (otree:testos:0)\nversion 1\noptions root=LABEL=root quiet otree=/otree/boot.1/testos/" + d.BootCsum + "/0\n" +
+		"linux " + kdir + "/vmlinuz-6.1.0-1\ninitrd " + kdir + "/initramfs-6.1.0-1.img\n"
+	if diff := cmp.Diff(wantEntry, string(entry)); diff != "" {
+		t.Errorf("entry (-want +got):\n%s", diff)
+	}
+	k, _ := os.ReadFile(filepath.Join(f.path, kdir, "vmlinuz-6.1.0-1"))
+	ird, _ := os.ReadFile(filepath.Join(f.path, kdir, "initramfs-6.1.0-1.img"))
+	if string(k) != "kernel 6.1.0-1" || string(ird) != "initramfs 6.1.0-1" {
+		t.Errorf("kernel %q initramfs %q", k, ird)
+	}
+	if got := f.defaultTarget(); got != d.Path {
+		t.Errorf("otree= resolves to %s, want %s", got, d.Path)
+	}
+	if ref, err := f.s.Repo().ReadRef("otree/testos/" + d.Name()); err != nil || ref != id {
+		t.Errorf("deployment ref: %v %v", ref, err)
+	}
+	// A fresh Open reads the same list back.
+	s2, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if diff := cmp.Diff(f.s.Deployments(), s2.Deployments(), cmp.AllowUnexported(Deployment{})); diff != "" {
+		t.Errorf("reopened (-want +got):\n%s", diff)
+	}
+}
+
+func TestDeployRefusesTreeWithoutKernel(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.deploy("a", DeployOptions{})
+	before := f.order()
+	tree := osTree("6.1.0-1", testtree.Tree{"usr/lib/modules/6.1.0-1/vmlinuz": gone})
+	id := f.commit("nokernel", tree)
+	_, err := f.s.Deploy(context.Background(), "nokernel", DeployOptions{})
+	var nk *NoKernelError
+	if !errors.As(err, &nk) || nk.Commit != id || !strings.Contains(err.Error(), id.String()) {
+		t.Fatalf("err = %v", err)
+	}
+	if diff := cmp.Diff(before, f.order()); diff != "" {
+		t.Error(diff)
+	}
+	if _, err := os.Stat(f.s.deploymentDir("testos", id, 0)); err == nil {
+		t.Error("a deployment directory was created")
+	}
+}
+
+func TestRollbackTwiceRestoresOrder(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	first := f.defaultTarget()
+	// Same kernel, same arguments and title: only the links change.
+	sw, err := f.s.Rollback(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sw != SwitchSub {
+		t.Errorf("rollback used a %s switch", sw)
+	}
+	if diff := cmp.Diff([]repo.ID{a, b}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	if got := f.defaultTarget(); got != f.s.Deployments()[0].Path || got == first {
+		t.Errorf("default entry resolves to %s", got)
+	}
+	if _, err := f.s.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	if got := f.defaultTarget(); got != first {
+		t.Errorf("default entry resolves to %s, want %s", got, first)
+	}
+}
+
+func TestRollbackAcrossKernelsIsFull(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-2", testtree.Tree{"usr/lib/modules/6.1.0-1": gone,
+		"usr/lib/modules/6.1.0-1/vmlinuz": gone, "usr/lib/modules/6.1.0-1/initramfs.img": gone}))
+	f.deploy("os", DeployOptions{})
+	bv, _ := f.s.BootVersion()
+	sw, err := f.s.Rollback(context.Background())
+	if err != nil || sw != SwitchFull {
+		t.Fatalf("rollback: %s %v", sw, err)
+	}
+	if nb, _ := f.s.BootVersion(); nb == bv {
+		t.Error("boot version did not change")
+	}
+	if diff := cmp.Diff([]repo.ID{a, b}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	if f.s.Deployments()[0].Kernel != "6.1.0-1" {
+		t.Errorf("kernel = %s", f.s.Deployments()[0].Kernel)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	c := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
+	res := f.deploy("os", DeployOptions{})
+	// The merge deployment (b) stays, a goes.
+	if diff := cmp.Diff([]repo.ID{c, b}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	if len(res.Removed) != 1 || res.Removed[0].Commit != a {
+		t.Errorf("removed = %v", res.Removed)
+	}
+	if _, err := os.Stat(f.s.deploymentDir("testos", a, 0)); err == nil {
+		t.Error("a's directory is still there")
+	}
+	// Pinned and retained deployments stay.
+	if err := f.s.Pin(context.Background(), 1, true); err != nil {
+		t.Fatal(err)
+	}
+	d := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/d": testtree.File("d", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	if diff := cmp.Diff([]repo.ID{d, c, b}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	if !f.s.Deployments()[2].Pinned {
+		t.Error("pin lost")
+	}
+	e := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/e": testtree.File("e", 0o755)}))
+	f.deploy("os", DeployOptions{Retain: true, NotAsDefault: true})
+	if diff := cmp.Diff([]repo.ID{d, c, b, e}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	// Pinned deployments cannot be undeployed until unpinned.
+	if _, err := f.s.Undeploy(context.Background(), 2); err == nil || !strings.Contains(err.Error(), "pinned") {
+		t.Fatalf("undeploy pinned: %v", err)
+	}
+	if err := f.s.Pin(context.Background(), 2, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Undeploy(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]repo.ID{d, c, e}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+}
+
+func TestBootedDeploymentIsKeptAndMerged(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	// Boot the older deployment (index 1): reopen with its command line.
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	cmdline := "BOOT_IMAGE=x " + entries[1].options
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	booted := s.Booted()
+	if booted == nil || booted.Commit != a || booted.Index != 1 || !s.Deployments()[0].Pending {
+		t.Fatalf("booted = %+v", booted)
+	}
+	if _, err := s.Undeploy(context.Background(), 1); err == nil || !strings.Contains(err.Error(), "booted") {
+		t.Fatalf("undeploy booted: %v", err)
+	}
+	// The admin edits /etc in the booted deployment; a new deploy merges
+	// from it (not from the default b) and keeps it.
+	os.WriteFile(filepath.Join(booted.Path, "etc/hostname"), []byte("booted-host\n"), 0o644)
+	c := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
+	res, err := s.Deploy(context.Background(), "os", DeployOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Merge == nil || res.Merge.Commit != a {
+		t.Errorf("merge = %+v", res.Merge)
+	}
+	var ids []repo.ID
+	for _, d := range s.Deployments() {
+		ids = append(ids, d.Commit)
+	}
+	if diff := cmp.Diff([]repo.ID{c, a}, ids); diff != "" {
+		t.Errorf("order (-want +got):\n%s (b=%s)", diff, b)
+	}
+	got, _ := os.ReadFile(filepath.Join(res.Deployment.Path, "etc/hostname"))
+	if string(got) != "booted-host\n" {
+		t.Errorf("hostname = %q", got)
+	}
+}
+
+func TestKargs(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1", "ro"}, KargsAppend: []string{"console=tty0", "console=ttyS0"}})
+	if got := f.s.Deployments()[0].Options; got != "root=/dev/sda1 ro console=tty0 console=ttyS0" {
+		t.Fatalf("options = %q", got)
+	}
+	// A new deployment inherits, with edits.
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sdb1"}, KargsDelete: []string{"console=tty0"}})
+	if got := f.s.Deployments()[0].Options; got != "root=/dev/sdb1 ro console=ttyS0" {
+		t.Fatalf("options = %q", got)
+	}
+	if got := f.s.Deployments()[1].Options; got != "root=/dev/sda1 ro console=tty0 console=ttyS0" {
+		t.Fatalf("old options = %q", got)
+	}
+	sw, err := f.s.SetKargs(context.Background(), 1, KargsEdit{Replace: []string{"root=/dev/sda1=/dev/sdc1"}, Delete: []string{"console"}, Append: []string{"quiet"}})
+	if err != nil || sw != SwitchFull {
+		t.Fatalf("SetKargs: %s %v", sw, err)
+	}
+	if got := f.s.Deployments()[1].Options; got != "root=/dev/sdc1 ro quiet" {
+		t.Fatalf("edited options = %q", got)
+	}
+	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Delete: []string{"nosuch"}}); err == nil {
+		t.Error("deleting a missing argument succeeded")
+	}
+	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Append: []string{"otree=/x"}}); err == nil {
+		t.Error("setting otree= succeeded")
+	}
+}
+
+func TestEtcConflictKeepsOldDefault(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	first := f.deploy("os", DeployOptions{}).Deployment
+	os.WriteFile(filepath.Join(first.Path, "etc/motd"), []byte("local motd\n"), 0o644)
+	loader, _ := os.Readlink(filepath.Join(f.path, "boot/loader"))
+	bad := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/etc/motd": testtree.Dir(0o755), "usr/etc/motd/part": testtree.File("x", 0o644)}))
+	_, err := f.s.Deploy(context.Background(), "os", DeployOptions{})
+	var ce *EtcConflictError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "/etc/motd") {
+		t.Fatalf("err = %v", err)
+	}
+	if l, _ := os.Readlink(filepath.Join(f.path, "boot/loader")); l != loader {
+		t.Errorf("boot/loader moved to %s", l)
+	}
+	if len(f.s.Deployments()) != 1 || f.s.Deployments()[0].Path != first.Path || f.defaultTarget() != first.Path {
+		t.Errorf("deployments changed: %v", f.order())
+	}
+	// The failed deployment removed what it wrote.
+	if _, err := os.Lstat(f.s.deploymentDir("testos", bad, 0)); err == nil {
+		t.Error("the failed deployment's directory is left")
+	}
+	if _, err := f.s.Repo().ReadRef("otree/testos/" + bad.String() + ".0"); err == nil {
+		t.Error("the failed deployment's ref is left")
+	}
+	if _, err := f.s.Cleanup(context.Background(), CleanupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Repo().ReadCommit(bad); err != nil {
+		t.Errorf("the branch's commit was pruned: %v", err)
+	}
+}
+
+func TestEtcInTreeMovesToUsrEtc(t *testing.T) {
+	f := newFixture(t)
+	tree := osTree("6.1.0-1", testtree.Tree{"usr/etc/hostname": gone, "usr/etc/motd": gone, "usr/etc/ssh/sshd_config": gone, "usr/etc/ssh": gone, "usr/etc": gone,
+		"etc/hostname": testtree.File("shipped\n", 0o644)})
+	f.commit("os", tree)
+	d := f.deploy("os", DeployOptions{}).Deployment
+	for _, p := range []string{"usr/etc/hostname", "etc/hostname"} {
+		if got, err := os.ReadFile(filepath.Join(d.Path, p)); err != nil || string(got) != "shipped\n" {
+			t.Errorf("%s = %q %v", p, got, err)
+		}
+	}
+	both := osTree("6.1.0-1", testtree.Tree{"etc/x": testtree.File("x", 0o644)})
+	f.commit("both", both)
+	if _, err := f.s.Deploy(context.Background(), "both", DeployOptions{}); err == nil || !strings.Contains(err.Error(), "both /etc and /usr/etc") {
+		t.Errorf("tree with /etc and /usr/etc: %v", err)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	if _, err := f.s.Upgrade(context.Background(), UpgradeOptions{}); !errors.Is(err, ErrNoUpgrade) {
+		t.Fatalf("upgrade with nothing new: %v", err)
+	}
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	res, err := f.s.Upgrade(context.Background(), UpgradeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deployment.Commit != b || res.Deployment.Origin != "os" {
+		t.Errorf("upgraded to %+v", res.Deployment)
+	}
+	// Point the ref at an older commit: refused unless allowed.
+	if err := f.s.Repo().SetRef("os", a); err != nil {
+		t.Fatal(err)
+	}
+	var de *DowngradeError
+	if _, err := f.s.Upgrade(context.Background(), UpgradeOptions{}); !errors.As(err, &de) {
+		t.Fatalf("downgrade: %v", err)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	res, err = f.s.Upgrade(context.Background(), UpgradeOptions{AllowDowngrade: true})
+	if err != nil || res.Deployment.Commit != a {
+		t.Fatalf("allowed downgrade: %v", err)
+	}
+}
+
+func TestVerifyReportsDrift(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	d := f.deploy("os", DeployOptions{}).Deployment
+	ch, err := f.s.Verify(context.Background(), 0)
+	if err != nil || len(ch) != 0 {
+		t.Fatalf("fresh deployment drift: %v %v", ch, err)
+	}
+	// Replace (not write through: it is a hardlink into the repository)
+	// one file, and add another.
+	p := filepath.Join(d.Path, "usr/bin/sh")
+	os.Remove(p)
+	os.WriteFile(p, []byte("changed"), 0o755)
+	os.WriteFile(filepath.Join(d.Path, "usr/bin/extra"), []byte("x"), 0o755)
+	ch, err = f.s.Verify(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range ch {
+		got = append(got, c.Kind.String()+" "+c.Path)
+	}
+	if diff := cmp.Diff([]string{"A /usr/bin/extra", "M /usr/bin/sh"}, got); diff != "" {
+		t.Errorf("drift (-want +got):\n%s", diff)
+	}
+}
+
+func TestCleanupRemovesLeftovers(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	d := f.deploy("os", DeployOptions{}).Deployment
+	// What an interrupted deploy leaves: a directory, an origin, a ref, a
+	// kernel directory, a stale boot version.
+	orphan := filepath.Join(f.path, "otree/deploy/testos/deploy", d.Commit.String()+".7")
+	os.MkdirAll(filepath.Join(orphan, "usr"), 0o555)
+	os.WriteFile(orphan+".origin", nil, 0o644)
+	f.s.Repo().SetRef("otree/testos/"+d.Commit.String()+".7", d.Commit)
+	os.MkdirAll(filepath.Join(f.path, "boot/otree/testos-0000"), 0o755)
+	os.MkdirAll(filepath.Join(f.path, "boot/loader.0/entries"), 0o755)
+	os.WriteFile(filepath.Join(f.path, "boot/loader.0/entries/otree-1-testos.conf"), []byte("junk"), 0o644)
+	rep, err := f.s.Cleanup(context.Background(), CleanupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{orphan}, rep.Deployments); diff != "" {
+		t.Error(diff)
+	}
+	if diff := cmp.Diff([]string{"otree/testos/" + d.Commit.String() + ".7"}, rep.Refs); diff != "" {
+		t.Error(diff)
+	}
+	for _, p := range []string{orphan, orphan + ".origin", filepath.Join(f.path, "boot/otree/testos-0000"), filepath.Join(f.path, "boot/loader.0")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s survived cleanup", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(d.Path, "usr/bin/sh")); err != nil {
+		t.Errorf("the live deployment was touched: %v", err)
+	}
+	if rep.Prune == nil {
+		t.Error("no prune")
+	}
+	// Prune kept what the deployment needs.
+	fr, err := f.s.Repo().Fsck(context.Background(), repo.FsckOptions{})
+	if err != nil || len(fr.Problems) != 0 {
+		t.Errorf("fsck after cleanup: %v %v", err, fr)
+	}
+}
+
+func TestDeployTwiceSameCommitSerials(t *testing.T) {
+	f := newFixture(t)
+	id := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	d := f.deploy("os", DeployOptions{Retain: true}).Deployment
+	if d.Serial != 1 || d.Commit != id {
+		t.Fatalf("second deployment = %s", d.Name())
+	}
+	if diff := cmp.Diff([]repo.ID{id, id}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+	// Both share one kernel: their boot serials differ.
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	var args []string
+	for _, e := range entries {
+		v, _ := BootArgFromCmdline(e.options)
+		args = append(args, v[strings.LastIndexByte(v, '/')+1:])
+	}
+	if diff := cmp.Diff([]string{"0", "1"}, args); diff != "" {
+		t.Error(diff)
+	}
+	if !bytes.Contains([]byte(entries[0].title), []byte("otree:testos:0")) {
+		t.Errorf("title %q", entries[0].title)
+	}
+}
+
+// On a booted system the sysroot is / : a deployment whose otree is a
+// link to sysroot/otree. Open follows it, so deployments are found and
+// written under the physical root, and the booted one is recognised.
+func TestOpenThroughBootedRoot(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	d := f.deploy("os", DeployOptions{}).Deployment
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	// A stand-in for the booted /: physical root at sysroot/, the links a
+	// deployment has.
+	top := t.TempDir()
+	if err := os.Symlink(f.path, filepath.Join(top, "sysroot")); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("sysroot/otree", filepath.Join(top, "otree"))
+	os.Symlink("sysroot/boot", filepath.Join(top, "boot"))
+	cmdline := entries[0].options
+	s, err := Open(top, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b := s.Booted(); b == nil || b.Commit != d.Commit || b.Path != d.Path {
+		t.Fatalf("booted = %+v, want %s", b, d.Path)
+	}
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	res, err := s.Deploy(context.Background(), "os", DeployOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(res.Deployment.Path) != filepath.Dir(d.Path) || res.Merge == nil || res.Merge.Path != d.Path {
+		t.Errorf("deployed to %s merging %+v", res.Deployment.Path, res.Merge)
+	}
+}

@@ -1,0 +1,332 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// bootEntry is one Boot Loader Specification type #1 entry.
+type bootEntry struct {
+	file    string // the .conf file's name
+	title   string
+	version int // orders entries: the highest boots by default
+	options string
+	linux   string
+	initrd  string
+}
+
+// render writes the entry in the key/value form of the specification.
+func (e *bootEntry) render() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "title %s\n", e.title)
+	fmt.Fprintf(&b, "version %d\n", e.version)
+	fmt.Fprintf(&b, "options %s\n", e.options)
+	fmt.Fprintf(&b, "linux %s\n", e.linux)
+	if e.initrd != "" {
+		fmt.Fprintf(&b, "initrd %s\n", e.initrd)
+	}
+	return b.Bytes()
+}
+
+// parseEntry reads an entry; unknown keys are ignored and repeated
+// options lines are joined, as the specification says.
+func parseEntry(file string, data []byte) (*bootEntry, error) {
+	e := &bootEntry{file: file, version: -1}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		key, val, _ := strings.Cut(line, " ")
+		val = strings.TrimSpace(val)
+		switch key {
+		case "title":
+			e.title = val
+		case "version":
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return nil, fmt.Errorf("boot entry %s: version %q is not a number", file, val)
+			}
+			e.version = n
+		case "options":
+			if e.options != "" {
+				e.options += " "
+			}
+			e.options += val
+		case "linux":
+			e.linux = val
+		case "initrd":
+			e.initrd = val
+		}
+	}
+	if e.version < 0 || e.linux == "" {
+		return nil, fmt.Errorf("boot entry %s lacks a version or linux line", file)
+	}
+	return e, nil
+}
+
+// readEntries reads otree's entries in dir, highest version first.
+func readEntries(dir string) ([]*bootEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*bootEntry
+	for _, de := range ents {
+		n := de.Name()
+		if !strings.HasPrefix(n, "otree-") || !strings.HasSuffix(n, ".conf") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		e, err := parseEntry(n, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].version > out[j].version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("boot entries %s and %s have the same version %d", out[i-1].file, out[i].file, out[i].version)
+		}
+	}
+	return out, nil
+}
+
+// splitArgs splits a kernel command line into arguments, keeping double
+// quotes inside an argument as the kernel does ("a=\"b c\"" is one).
+func splitArgs(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, in := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted = !quoted
+			cur.WriteRune(r)
+			in = true
+		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func argKey(a string) string {
+	k, _, _ := strings.Cut(a, "=")
+	return k
+}
+
+// removeArg drops every argument with the given key.
+func removeArg(cmdline, key string) string {
+	var keep []string
+	for _, a := range splitArgs(cmdline) {
+		if argKey(a) != key {
+			keep = append(keep, a)
+		}
+	}
+	return strings.Join(keep, " ")
+}
+
+// KargsEdit changes a deployment's kernel arguments. The edits apply in
+// the order Replace, Delete, Append.
+type KargsEdit struct {
+	// Replace sets KEY=VALUE (or a bare KEY), removing every other value
+	// of KEY first; KEY=OLD=NEW replaces only the argument KEY=OLD when
+	// there is one.
+	Replace []string
+	// Delete removes KEY=VALUE exactly, or every value of a bare KEY.
+	Delete []string
+	// Append adds arguments at the end, even if their key is present
+	// (console= may be given several times).
+	Append []string
+}
+
+// apply returns the edited command line, or an error naming an argument
+// that Delete or a KEY=OLD=NEW Replace did not find.
+func (k KargsEdit) apply(cmdline string) (string, error) {
+	args := splitArgs(cmdline)
+	for _, r := range k.Replace {
+		if err := checkArg(r); err != nil {
+			return "", err
+		}
+		key, rest, _ := strings.Cut(r, "=")
+		// KEY=OLD=NEW replaces one value when KEY=OLD is present; otherwise
+		// the whole is a value (root=LABEL=root).
+		if old, nw, ok := strings.Cut(rest, "="); ok {
+			found := false
+			for i, a := range args {
+				if a == key+"="+old {
+					args[i], found = key+"="+nw, true
+				}
+			}
+			if found {
+				continue
+			}
+		}
+		var out []string
+		placed := false
+		for _, a := range args {
+			if argKey(a) == key {
+				if !placed {
+					out, placed = append(out, r), true
+				}
+				continue
+			}
+			out = append(out, a)
+		}
+		if !placed {
+			out = append(out, r)
+		}
+		args = out
+	}
+	for _, d := range k.Delete {
+		var out []string
+		found := false
+		for _, a := range args {
+			if a == d || (!strings.Contains(d, "=") && argKey(a) == d) {
+				found = true
+				continue
+			}
+			out = append(out, a)
+		}
+		if !found {
+			return "", fmt.Errorf("kernel argument %s not found", d)
+		}
+		args = out
+	}
+	for _, a := range k.Append {
+		if err := checkArg(a); err != nil {
+			return "", err
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " "), nil
+}
+
+func checkArg(a string) error {
+	if a == "" || strings.ContainsAny(a, "\n\t") || (strings.Contains(a, " ") && !strings.Contains(a, "\"")) {
+		return fmt.Errorf("invalid kernel argument %q", a)
+	}
+	if argKey(a) == "otree" {
+		return fmt.Errorf("kernel argument otree= is managed by otree")
+	}
+	return nil
+}
+
+// origin is what a deployment's .origin file records.
+type origin struct {
+	Refspec string
+	Pinned  bool
+	raw     []byte // the file as read, rewritten with edits
+}
+
+// readOrigin parses an INI origin file; a missing one is empty.
+func readOrigin(path string) (*origin, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &origin{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseOrigin(path, data)
+}
+
+func parseOrigin(path string, data []byte) (*origin, error) {
+	o := &origin{raw: data}
+	section := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		if line[0] == '[' {
+			if !strings.HasSuffix(line, "]") {
+				return nil, fmt.Errorf("%s:%d: bad section header", path, i+1)
+			}
+			section = line[1 : len(line)-1]
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: expected key=value", path, i+1)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case section == "origin" && k == "refspec":
+			o.Refspec = v
+		case section == "otree" && k == "pinned":
+			o.Pinned = v == "true"
+		}
+	}
+	return o, nil
+}
+
+// encode writes the origin: the sections of raw other than [otree] (so
+// keys otree does not know survive), refspec first in [origin], then the
+// [otree] state.
+func (o *origin) encode() []byte {
+	var body []string
+	section, hasOrigin := "", false
+	for _, line := range strings.Split(string(o.raw), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" {
+			continue
+		}
+		if t[0] == '[' {
+			section = strings.Trim(t, "[]")
+			if section == "otree" {
+				continue
+			}
+			body = append(body, t)
+			if section == "origin" {
+				hasOrigin = true
+				if o.Refspec != "" {
+					body = append(body, "refspec="+o.Refspec)
+				}
+			}
+			continue
+		}
+		k, _, _ := strings.Cut(t, "=")
+		if section == "otree" || (section == "origin" && strings.TrimSpace(k) == "refspec") {
+			continue
+		}
+		body = append(body, t)
+	}
+	if !hasOrigin && o.Refspec != "" {
+		body = append([]string{"[origin]", "refspec=" + o.Refspec}, body...)
+	}
+	if o.Pinned {
+		body = append(body, "[otree]", "pinned=true")
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(body, "\n") + "\n")
+}

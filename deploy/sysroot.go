@@ -1,0 +1,410 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// Sysroot is a machine's root filesystem (or any directory laid out like
+// one) holding a system repository and deployments. Reading methods see the
+// state as it was when the Sysroot was opened or last changed through it;
+// every change takes the sysroot lock and starts from the state on disk, so
+// several processes may work on one sysroot.
+type Sysroot struct {
+	path    string // the sysroot as given: where boot/ is
+	root    string // the physical root holding otree/ (differs on a booted system)
+	repo    *repo.Repo
+	cmdline string // kernel command line that names the booted deployment
+
+	bootVersion int // B: boot/loader -> loader.B
+	subVersion  int // S: otree/boot.B -> boot.B.S
+	deployments []*Deployment
+	booted      *Deployment
+}
+
+// Deployment is one bootable checkout of a commit.
+type Deployment struct {
+	Index    int     `json:"index"` // position in boot order; 0 boots by default
+	OS       string  `json:"os"`    // stateroot
+	Commit   repo.ID `json:"commit"`
+	Serial   int     `json:"serial"`  // tells deployments of one commit apart
+	Version  string  `json:"version"` // the commit's "version" metadata, if any
+	Origin   string  `json:"origin"`  // the refspec upgrades follow; "" if none
+	Pinned   bool    `json:"pinned"`
+	Booted   bool    `json:"booted"`
+	Pending  bool    `json:"pending"`  // will boot next instead of the booted one
+	Rollback bool    `json:"rollback"` // what `rollback` would make the default
+	Path     string  `json:"path"`     // the deployment's directory
+	BootCsum string  `json:"bootcsum"` // identifies its kernel and initramfs
+	Kernel   string  `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
+	// Options are the kernel arguments of its boot entry, without otree=.
+	Options string `json:"options"`
+	// Initramfs tells whether the tree had an initramfs beside its kernel.
+	Initramfs bool `json:"initramfs"`
+
+	bootSerial int
+}
+
+// Name is the deployment directory's name, <commit>.<serial>.
+func (d *Deployment) Name() string { return fmt.Sprintf("%s.%d", d.Commit, d.Serial) }
+
+// OpenOptions configure Open.
+type OpenOptions struct {
+	// Cmdline is the kernel command line whose otree= argument names the
+	// booted deployment. When nil, /proc/cmdline is read if the sysroot is
+	// "/" (a running deployed system); otherwise nothing is booted.
+	Cmdline *string
+}
+
+// InitFS lays out an empty sysroot at path (which may exist): the system
+// repository in bare mode, otree/deploy, boot/ with an empty first boot
+// version, and the top-level directories a root filesystem mounts over.
+func InitFS(path string) error {
+	dirs := []struct {
+		name string
+		mode os.FileMode
+	}{
+		{"", 0o755}, {"otree", 0o755}, {"otree/deploy", 0o755}, {"boot", 0o755},
+		{"dev", 0o755}, {"proc", 0o755}, {"run", 0o755}, {"sys", 0o755},
+		{"sysroot", 0o755}, {"home", 0o755}, {"root", 0o700}, {"tmp", 0o1777},
+	}
+	for _, d := range dirs {
+		p := filepath.Join(path, d.name)
+		if err := os.Mkdir(p, d.mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("init-fs: %w", err)
+		}
+		if d.mode&os.ModeSticky != 0 || d.name == "tmp" {
+			if err := os.Chmod(p, d.mode|os.ModeSticky); err != nil {
+				return fmt.Errorf("init-fs: %w", err)
+			}
+		}
+	}
+	rp := filepath.Join(path, "otree", "repo")
+	if _, err := os.Stat(filepath.Join(rp, "config")); errors.Is(err, fs.ErrNotExist) {
+		r, err := repo.Init(rp, repo.InitOptions{Mode: repo.ModeBare})
+		if err != nil {
+			return fmt.Errorf("init-fs: %w", err)
+		}
+		r.Close()
+	} else if err != nil {
+		return fmt.Errorf("init-fs: %w", err)
+	}
+	return syncPaths(filepath.Join(path, "otree"), filepath.Join(path, "boot"), path)
+}
+
+// Open opens the sysroot at path and reads its deployments.
+func Open(path string, opts OpenOptions) (*Sysroot, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "otree", "deploy")); err != nil {
+		return nil, fmt.Errorf("%s is not a sysroot (run `otree admin init-fs`): %w", abs, err)
+	}
+	// On a booted system / is a deployment whose otree is a link to
+	// sysroot/otree: deployments and links live under the physical root,
+	// while boot/ is the boot filesystem mounted in the deployment.
+	root := abs
+	if p, err := filepath.EvalSymlinks(filepath.Join(abs, "otree")); err == nil {
+		root = filepath.Dir(p)
+	}
+	r, err := repo.Open(filepath.Join(root, "otree", "repo"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Sysroot{path: abs, root: root, repo: r}
+	switch {
+	case opts.Cmdline != nil:
+		s.cmdline = *opts.Cmdline
+	case abs == "/":
+		b, err := os.ReadFile("/proc/cmdline")
+		if err == nil {
+			s.cmdline = string(b)
+		}
+	}
+	if err := s.load(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the repository.
+func (s *Sysroot) Close() error { return s.repo.Close() }
+
+// Path is the sysroot's absolute path, as given to Open.
+func (s *Sysroot) Path() string { return s.path }
+
+// Repo is the system repository.
+func (s *Sysroot) Repo() *repo.Repo { return s.repo }
+
+// Deployments lists the deployments in boot order.
+func (s *Sysroot) Deployments() []*Deployment { return s.deployments }
+
+// Booted is the deployment the running system booted, or nil.
+func (s *Sysroot) Booted() *Deployment { return s.booted }
+
+// BootVersion reports the current boot version and sub-version.
+func (s *Sysroot) BootVersion() (boot, sub int) { return s.bootVersion, s.subVersion }
+
+// OSInit creates the stateroot name with its shared var.
+func (s *Sysroot) OSInit(name string) error {
+	if err := validOSName(name); err != nil {
+		return err
+	}
+	root := filepath.Join(s.root, "otree", "deploy", name)
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{{"", 0o755}, {"deploy", 0o755}, {"var", 0o755}, {"var/lib", 0o755}, {"var/log", 0o755}, {"var/tmp", 0o1777}} {
+		p := filepath.Join(root, d.name)
+		if err := os.Mkdir(p, d.mode.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("os-init %s: %w", name, err)
+		}
+		if d.mode&os.ModeSticky != 0 {
+			if err := os.Chmod(p, d.mode); err != nil {
+				return fmt.Errorf("os-init %s: %w", name, err)
+			}
+		}
+	}
+	return syncPaths(filepath.Join(root, "var"), root, filepath.Dir(root))
+}
+
+func validOSName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00 \t\n") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("invalid stateroot name %q", name)
+	}
+	return nil
+}
+
+// stateroots lists the stateroots present in otree/deploy.
+func (s *Sysroot) stateroots() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "otree", "deploy"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && validOSName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// deploymentDir is where a deployment is checked out.
+func (s *Sysroot) deploymentDir(osName string, commit repo.ID, serial int) string {
+	return filepath.Join(s.root, "otree", "deploy", osName, "deploy", fmt.Sprintf("%s.%d", commit, serial))
+}
+
+// load reads the current boot version's entries: they are the deployments.
+func (s *Sysroot) load() error {
+	s.deployments, s.booted = nil, nil
+	s.bootVersion, s.subVersion = 0, 0
+	link, err := os.Readlink(filepath.Join(s.path, "boot", "loader"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading boot/loader: %w", err)
+	}
+	switch link {
+	case "loader.0":
+	case "loader.1":
+		s.bootVersion = 1
+	default:
+		return fmt.Errorf("boot/loader points at %q, not loader.0 or loader.1", link)
+	}
+	sub, err := os.Readlink(filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", s.bootVersion)))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case sub == fmt.Sprintf("boot.%d.1", s.bootVersion):
+		s.subVersion = 1
+	case sub != fmt.Sprintf("boot.%d.0", s.bootVersion):
+		return fmt.Errorf("otree/boot.%d points at %q", s.bootVersion, sub)
+	}
+	entries, err := readEntries(filepath.Join(s.path, "boot", link, "entries"))
+	if err != nil {
+		return err
+	}
+	var bootedDir string
+	if v, ok := BootArgFromCmdline(s.cmdline); ok {
+		if a, err := ParseBootArg(v); err == nil {
+			if dir, err := ResolveBootArg(s.root, a); err == nil {
+				bootedDir = dir
+			}
+		}
+	}
+	for i, e := range entries {
+		d, err := s.fromEntry(e)
+		if err != nil {
+			return err
+		}
+		d.Index = i
+		if bootedDir != "" && d.Path == bootedDir {
+			d.Booted = true
+			s.booted = d
+		}
+		s.deployments = append(s.deployments, d)
+	}
+	s.markRoles()
+	return nil
+}
+
+// fromEntry rebuilds a deployment from its boot entry and its directory.
+func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
+	v, ok := BootArgFromCmdline(e.options)
+	if !ok {
+		return nil, fmt.Errorf("boot entry %s has no otree= argument", e.file)
+	}
+	a, err := ParseBootArg(v)
+	if err != nil {
+		return nil, fmt.Errorf("boot entry %s: %w", e.file, err)
+	}
+	if a.BootVersion != s.bootVersion {
+		return nil, fmt.Errorf("boot entry %s names boot version %d, current is %d", e.file, a.BootVersion, s.bootVersion)
+	}
+	dir, err := ResolveBootArg(s.root, a)
+	if err != nil {
+		return nil, fmt.Errorf("boot entry %s: %w", e.file, err)
+	}
+	commit, serial, err := parseDeployName(filepath.Base(dir))
+	if err != nil {
+		return nil, fmt.Errorf("boot entry %s: %w", e.file, err)
+	}
+	d := &Deployment{
+		OS: a.OS, Commit: commit, Serial: serial, Path: dir, BootCsum: a.BootCsum,
+		Options: removeArg(e.options, "otree"), bootSerial: a.Serial, Initramfs: e.initrd != "",
+	}
+	d.Kernel = strings.TrimPrefix(filepath.Base(e.linux), "vmlinuz-")
+	o, err := readOrigin(dir + ".origin")
+	if err != nil {
+		return nil, err
+	}
+	d.Origin, d.Pinned = o.Refspec, o.Pinned
+	if c, err := s.repo.ReadCommit(commit); err == nil {
+		if v, ok := c.Metadata.Get("version"); ok {
+			d.Version = string(v)
+		}
+	}
+	return d, nil
+}
+
+// markRoles sets Pending and Rollback. With a booted deployment, pending
+// is the first of its stateroot ahead of it and rollback the first after
+// it; otherwise rollback is deployment 1, which `rollback` would promote.
+func (s *Sysroot) markRoles() {
+	for i, d := range s.deployments {
+		d.Index = i
+		d.Pending, d.Rollback = false, false
+	}
+	if b := s.booted; b != nil {
+		for _, d := range s.deployments[:b.Index] {
+			if d.OS == b.OS {
+				d.Pending = true
+				break
+			}
+		}
+		for _, d := range s.deployments[b.Index+1:] {
+			if d.OS == b.OS {
+				d.Rollback = true
+				break
+			}
+		}
+		return
+	}
+	if len(s.deployments) > 1 {
+		s.deployments[1].Rollback = true
+	}
+}
+
+func parseDeployName(name string) (repo.ID, int, error) {
+	dot := strings.LastIndexByte(name, '.')
+	if dot < 0 {
+		return repo.ID{}, 0, fmt.Errorf("deployment directory %q is not <commit>.<serial>", name)
+	}
+	id, err := repo.ParseID(name[:dot])
+	if err != nil {
+		return repo.ID{}, 0, fmt.Errorf("deployment directory %q: %w", name, err)
+	}
+	n, err := strconv.Atoi(name[dot+1:])
+	if err != nil || n < 0 || strconv.Itoa(n) != name[dot+1:] {
+		return repo.ID{}, 0, fmt.Errorf("deployment directory %q has a bad serial", name)
+	}
+	return id, n, nil
+}
+
+// lock takes the sysroot lock and re-reads the state, so a change starts
+// from what is on disk now. The returned func releases it.
+func (s *Sysroot) lock(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.root, "otree", "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sysroot lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			f.Close()
+			return nil, fmt.Errorf("sysroot lock %s: %w", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the sysroot lock %s: %w", f.Name(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := s.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// syncPaths fsyncs each path (files or directories).
+func syncPaths(paths ...string) error {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// syncFS flushes the whole filesystem holding each path: a deployment is
+// thousands of files, and one syncfs is far cheaper than an fsync each.
+func syncFS(paths ...string) error {
+	for _, p := range paths {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+		if err != nil {
+			return &os.PathError{Op: "syncfs", Path: p, Err: err}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Switch says how a new deployment list was made current.
+type Switch string
+
+const (
+	// SwitchFull wrote the other boot version and renamed boot/loader.
+	SwitchFull Switch = "full"
+	// SwitchSub kept the boot entries and renamed otree/boot.B to the
+	// other sub-version: only the order of deployments sharing a kernel
+	// and kernel arguments changed.
+	SwitchSub Switch = "sub"
+)
+
+// deployRef is the ref that keeps a deployment's commit in the repository
+// while the deployment exists.
+func deployRef(d *Deployment) string { return fmt.Sprintf("otree/%s/%s", d.OS, d.Name()) }
+
+// bootPrefix is how boot entries name files in the boot directory: from
+// the root of the boot partition when boot/ is its own filesystem, else
+// from the root of the sysroot.
+func (s *Sysroot) bootPrefix() (string, error) {
+	var a, b unix.Stat_t
+	if err := unix.Stat(s.path, &a); err != nil {
+		return "", &os.PathError{Op: "stat", Path: s.path, Err: err}
+	}
+	p := filepath.Join(s.path, "boot")
+	if err := unix.Stat(p, &b); err != nil {
+		return "", &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if a.Dev == b.Dev {
+		return "/boot", nil
+	}
+	return "", nil
+}
+
+// renderEntries gives the entries (file name -> content) of list under
+// boot version bv, and sets each deployment's boot serial.
+func (s *Sysroot) renderEntries(list []*Deployment, bv int) (map[string][]byte, error) {
+	prefix, err := s.bootPrefix()
+	if err != nil {
+		return nil, err
+	}
+	serials := map[string]int{}
+	out := map[string][]byte{}
+	n := len(list)
+	for i, d := range list {
+		key := d.OS + "/" + d.BootCsum
+		d.bootSerial = serials[key]
+		serials[key]++
+		arg := BootArg{BootVersion: bv, OS: d.OS, BootCsum: d.BootCsum, Serial: d.bootSerial}
+		opts := strings.TrimSpace(d.Options + " otree=" + arg.String())
+		kdir := fmt.Sprintf("%s/otree/%s-%s/", prefix, d.OS, d.BootCsum)
+		e := &bootEntry{
+			title:   fmt.Sprintf("%s (otree:%s:%d)", prettyName(d), d.OS, i),
+			version: n - i,
+			options: opts,
+			linux:   kdir + "vmlinuz-" + d.Kernel,
+		}
+		if d.Initramfs {
+			e.initrd = kdir + "initramfs-" + d.Kernel + ".img"
+		}
+		out[fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS)] = e.render()
+	}
+	return out, nil
+}
+
+// prettyName is the OS's name for boot menus, from the deployment's
+// os-release.
+func prettyName(d *Deployment) string {
+	for _, p := range []string{"usr/lib/os-release", "usr/etc/os-release"} {
+		data, err := os.ReadFile(filepath.Join(d.Path, p))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+				v = strings.Trim(strings.TrimSpace(v), `"'`)
+				if v != "" && !strings.ContainsAny(v, "\n\r") {
+					return v
+				}
+			}
+		}
+	}
+	return d.OS
+}
+
+// writeDeployments makes list the deployment list. Everything the new
+// state needs (deployment directories, kernels, origins, entries, links)
+// is durable before the one rename that switches to it. It then re-reads
+// the state.
+func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Switch, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	for _, d := range list {
+		if err := s.repo.SetRef(deployRef(d), d.Commit); err != nil {
+			return "", err
+		}
+	}
+	kind := SwitchFull
+	if len(list) > 0 && len(list) == len(s.deployments) {
+		same, err := s.sameEntries(list)
+		if err != nil {
+			return "", err
+		}
+		if same {
+			kind = SwitchSub
+		}
+	}
+	var err error
+	if kind == SwitchSub {
+		err = s.switchSub(list)
+	} else {
+		err = s.switchFull(list)
+	}
+	if err != nil {
+		return "", err
+	}
+	return kind, s.load()
+}
+
+// sameEntries tells whether list renders to exactly the current entries.
+func (s *Sysroot) sameEntries(list []*Deployment) (bool, error) {
+	want, err := s.renderEntries(list, s.bootVersion)
+	if err != nil {
+		return false, err
+	}
+	dir := filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), "entries")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	n := 0
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "otree-") {
+			continue
+		}
+		n++
+		got, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return false, err
+		}
+		if w, ok := want[e.Name()]; !ok || !bytes.Equal(w, got) {
+			return false, nil
+		}
+	}
+	return n == len(want), nil
+}
+
+// writeLinks creates otree/boot.B.S with a link per deployment.
+func (s *Sysroot) writeLinks(list []*Deployment, bv, sv int) error {
+	dir := filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.%d", bv, sv))
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for _, d := range list {
+		p := filepath.Join(dir, d.OS, d.BootCsum)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		target := fmt.Sprintf("../../../deploy/%s/deploy/%s", d.OS, d.Name())
+		if err := os.Symlink(target, filepath.Join(p, fmt.Sprint(d.bootSerial))); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+// replaceSymlink points link at target with a rename, so readers see the
+// old target or the new one, and makes the change durable.
+func replaceSymlink(target, link string) error {
+	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".tmp")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		return err
+	}
+	return syncPaths(filepath.Dir(link))
+}
+
+// switchFull writes the other boot version and renames boot/loader to it.
+func (s *Sysroot) switchFull(list []*Deployment) error {
+	nb := 1 - s.bootVersion
+	entries, err := s.renderEntries(list, nb)
+	if err != nil {
+		return err
+	}
+	boot := filepath.Join(s.path, "boot")
+	loader := filepath.Join(boot, fmt.Sprintf("loader.%d", nb))
+	if err := os.RemoveAll(loader); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(loader, "entries"), 0o755); err != nil {
+		return err
+	}
+	for name, data := range entries {
+		if err := os.WriteFile(filepath.Join(loader, "entries", name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	for sv := range 2 {
+		if err := os.RemoveAll(filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.%d", nb, sv))); err != nil {
+			return err
+		}
+	}
+	if err := s.writeLinks(list, nb, 0); err != nil {
+		return err
+	}
+	if err := replaceSymlink(fmt.Sprintf("boot.%d.0", nb), filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", nb))); err != nil {
+		return err
+	}
+	if err := syncFS(s.root, boot); err != nil {
+		return err
+	}
+	return replaceSymlink(fmt.Sprintf("loader.%d", nb), filepath.Join(boot, "loader"))
+}
+
+// switchSub writes the other sub-version's links and renames
+// otree/boot.B to it; the entries stay as they are.
+func (s *Sysroot) switchSub(list []*Deployment) error {
+	if _, err := s.renderEntries(list, s.bootVersion); err != nil { // sets boot serials
+		return err
+	}
+	ns := 1 - s.subVersion
+	if err := s.writeLinks(list, s.bootVersion, ns); err != nil {
+		return err
+	}
+	if err := syncFS(s.root); err != nil {
+		return err
+	}
+	return replaceSymlink(fmt.Sprintf("boot.%d.%d", s.bootVersion, ns), filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", s.bootVersion)))
+}
