@@ -103,6 +103,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newCheckoutCommand(e),
 		newDiffCommand(e), newExportCommand(e),
 		newAdminCommand(e),
+		newRemoteCommand(e), newPullCommand(e), newPullLocalCommand(e), newSummaryCommand(e),
 	)
 	return root
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+	"github.com/spf13/cobra"
+)
+
+type pullFlags struct {
+	depth              int
+	commitMetadataOnly bool
+	mirror             bool
+	url                string
+	noSync             bool
+	timeout            time.Duration
+	retries            int
+	remote             string
+	untrusted          bool
+}
+
+// addCommon adds the flags pull and pull-local share.
+func (f *pullFlags) addCommon(c *cobra.Command) {
+	fl := c.Flags()
+	fl.IntVar(&f.depth, "depth", 0, "also pull this many parents of each commit (-1: the whole history)")
+	fl.BoolVar(&f.commitMetadataOnly, "commit-metadata-only", false, "fetch only commit objects; they are marked partial")
+	fl.BoolVar(&f.noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
+}
+
+func (f *pullFlags) options(refs []string) remote.PullOptions {
+	return remote.PullOptions{
+		Refs: refs, Depth: f.depth, CommitMetadataOnly: f.commitMetadataOnly, Mirror: f.mirror,
+		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
+	}
+}
+
+func newPullCommand(e *env) *cobra.Command {
+	f := &pullFlags{}
+	c := &cobra.Command{
+		Use:   "pull REMOTE [BRANCH...]",
+		Short: "Fetch commits from a remote",
+		Long: `Fetch the BRANCHes of REMOTE (default: its branches= key, else every branch its
+summary lists) with the objects they need, and point REMOTE:BRANCH at them
+(BRANCH itself with --mirror). A BRANCH may also be a full commit id, pulled
+without writing a ref. Objects already here are not fetched. Every object is
+verified against its id before it is stored, and refs move only once every
+object is on disk: a pull that fails changes no ref.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.retries < 0 {
+				return usagef("--network-retries must be 0 or more")
+			}
+			if f.depth < -1 {
+				return usagef("--depth must be -1 (all) or 0 or more")
+			}
+			f.remote = args[0]
+			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
+				return remote.Pull(cmd.Context(), r, o)
+			}, f.options(args[1:]))
+		},
+	}
+	f.addCommon(c)
+	fl := c.Flags()
+	fl.BoolVar(&f.mirror, "mirror", false, "write refs as local branches, not REMOTE:BRANCH")
+	fl.StringVar(&f.url, "url", "", "fetch from this URL instead of the remote's")
+	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
+	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
+	e.addJSON(c)
+	return c
+}
+
+func newPullLocalCommand(e *env) *cobra.Command {
+	f := &pullFlags{}
+	c := &cobra.Command{
+		Use:   "pull-local SRC_REPO [REF...]",
+		Short: "Copy commits from another repository on this machine",
+		Long: `Copy the REFs of the repository SRC_REPO (default: all its branches), in any
+mode, with the objects they need, as local branches of the same names
+(REMOTE:REF with --remote). Every object is verified as pull verifies it.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.depth < -1 {
+				return usagef("--depth must be -1 (all) or 0 or more")
+			}
+			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
+				return remote.PullLocal(cmd.Context(), r, args[0], o)
+			}, f.options(args[1:]))
+		},
+	}
+	f.addCommon(c)
+	fl := c.Flags()
+	fl.StringVar(&f.remote, "remote", "", "write refs as REMOTE:REF")
+	fl.BoolVar(&f.untrusted, "untrusted", false, "accepted for OSTree compatibility: objects are always verified")
+	fl.MarkHidden("untrusted")
+	e.addJSON(c)
+	return c
+}
+
+func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), opts remote.PullOptions) error {
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var b *bar
+	if !e.json {
+		b = newBar(e.stderr)
+	}
+	if b != nil {
+		opts.Progress = func(p remote.PullProgress) {
+			label := "Receiving"
+			if p.Scanning {
+				label = "Scanning"
+			}
+			b.draw(label, p.Fetched, fmt.Sprintf("of %d objects", p.Needed), p.Bytes)
+		}
+	}
+	start := time.Now()
+	res, err := pull(r, opts)
+	b.done()
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.printJSON(res)
+	}
+	for _, u := range res.Refs {
+		switch {
+		case !u.Changed():
+			fmt.Fprintf(e.stdout, "%s: %s (unchanged)\n", u.Ref, u.New)
+		case u.Old.IsZero():
+			fmt.Fprintf(e.stdout, "%s: %s (new)\n", u.Ref, u.New)
+		default:
+			fmt.Fprintf(e.stdout, "%s: %s -> %s\n", u.Ref, u.Old.Short(), u.New)
+		}
+	}
+	fmt.Fprintf(e.stdout, "Fetched %d object%s, %s in %s\n", res.ObjectsFetched, pluralSuffix(int(res.ObjectsFetched)),
+		humanBytes(res.BytesFetched), time.Since(start).Round(time.Millisecond))
+	return nil
+}

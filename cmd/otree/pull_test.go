@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+)
+
+// serve publishes c's repository over HTTP; hook, if it returns true, has
+// answered the request itself.
+func serve(t *testing.T, c *cli, hook func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
+	files := http.FileServer(http.Dir(c.path))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hook != nil && hook(w, r) {
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// newBareUserCLI is a bare-user repository to pull into.
+func newBareUserCLI(t *testing.T) *cli {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "dest")
+	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &cli{t: t, path: p, r: r}
+}
+
+func objectPath(kind repo.Kind, id repo.ID) string {
+	s := id.String()
+	return "/objects/" + s[:2] + "/" + s[2:] + "." + kind.String()
+}
+
+func TestPullCommand(t *testing.T) {
+	src := newCLI(t)
+	first := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, nil)
+
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	if got := dst.ok("remote", "refs", "origin"); got != "origin:os/stable\n" {
+		t.Errorf("remote refs = %q", got)
+	}
+	out := dst.ok("pull", "origin", "os/stable")
+	if !strings.HasPrefix(out, "origin:os/stable: "+first.String()+" (new)\nFetched 10 objects") {
+		t.Errorf("pull printed %q", out)
+	}
+	if got := dst.ok("rev-parse", "origin:os/stable"); got != first.String()+"\n" {
+		t.Errorf("rev-parse = %q", got)
+	}
+	dst.ok("fsck", "-q")
+	co := filepath.Join(t.TempDir(), "co")
+	dst.ok("checkout", "-U", "origin:os/stable", co)
+	if got := testtree.Read(t, co, testtree.ReadOptions{}); got["sub/secret"].Content != "psst" || got["link"].Target != "a.txt" {
+		t.Errorf("checkout of the pulled commit: %+v", got)
+	}
+
+	// A new commit: --json reports the move and counts only new objects.
+	second := src.commitTree("os/stable", source(t, testtree.Tree{"a.txt": testtree.File("hello\n", 0o644)}), "two", 1700000100)
+	src.ok("summary", "-u")
+	var res remote.PullResult
+	if err := json.Unmarshal([]byte(dst.ok("pull", "--json", "origin")), &res); err != nil {
+		t.Fatal(err)
+	}
+	// commit + root dirtree (a.txt and the root dirmeta are already here)
+	if len(res.Refs) != 1 || res.Refs[0].Old != first || res.Refs[0].New != second || res.ObjectsFetched != 2 {
+		t.Errorf("pull --json = %+v", res)
+	}
+	if out := dst.ok("pull", "origin"); !strings.Contains(out, "(unchanged)") || !strings.Contains(out, "Fetched 0 objects") {
+		t.Errorf("second pull printed %q", out)
+	}
+
+	// --mirror writes the local branch; --depth=1 brings the parent.
+	mir := newBareUserCLI(t)
+	mir.ok("remote", "add", "origin", url)
+	mir.ok("pull", "--mirror", "--depth=1", "origin")
+	if got := mir.ok("rev-parse", "os/stable^"); got != first.String()+"\n" {
+		t.Errorf("mirror parent = %q", got)
+	}
+	mir.ok("fsck", "-q")
+
+	// --commit-metadata-only leaves a partial commit fsck accepts.
+	meta := newBareUserCLI(t)
+	meta.ok("remote", "add", "origin", url)
+	if err := json.Unmarshal([]byte(meta.ok("pull", "--json", "--commit-metadata-only", "origin")), &res); err != nil || res.ObjectsFetched != 1 {
+		t.Errorf("--commit-metadata-only: %+v, %v", res, err)
+	}
+	if !meta.r.IsCommitPartial(second) {
+		t.Error("commit-only pull did not mark the commit partial")
+	}
+	meta.ok("fsck", "-q")
+
+	dst.fails(exitUsage, []string{"--depth"}, "pull", "--depth=-2", "origin")
+	dst.fails(exitUsage, nil, "pull")
+	dst.fails(exitError, []string{`"nope"`, "not configured"}, "pull", "nope")
+	dst.fails(exitError, []string{`"zzz"`}, "pull", "origin", "zzz")
+}
+
+func TestPullCommandFailures(t *testing.T) {
+	src := newCLI(t)
+	id := src.commitTree("main", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	secret := mustLookup(t, src.r, id, "/sub/secret").ID
+	missing := objectPath(repo.KindFile, secret)
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != missing {
+			return false
+		}
+		http.NotFound(w, r)
+		return true
+	})
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	dst.fails(exitError, []string{url + missing, "404"}, "pull", "origin")
+	if refs := dst.ok("refs"); refs != "" {
+		t.Errorf("a failed pull wrote refs: %q", refs)
+	}
+	dst.fails(exitUsage, []string{"network-retries"}, "pull", "--network-retries=-1", "origin")
+}
+
+func TestPullCommandTimeout(t *testing.T) {
+	src := newCLI(t)
+	src.commitTree("main", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/summary" {
+			return false
+		}
+		<-r.Context().Done()
+		return true
+	})
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	dst.fails(exitError, []string{url + "/summary", "timed out"}, "pull", "--timeout=50ms", "--network-retries=1", "origin")
+	if refs := dst.ok("refs"); refs != "" {
+		t.Errorf("a failed pull wrote refs: %q", refs)
+	}
+}
+
+func TestPullLocalCommand(t *testing.T) {
+	src := newCLI(t)
+	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	dst := newBareUserCLI(t)
+	if out := dst.ok("pull-local", src.path); !strings.HasPrefix(out, "os/stable: "+id.String()+" (new)\n") {
+		t.Errorf("pull-local printed %q", out)
+	}
+	var res remote.PullResult
+	if err := json.Unmarshal([]byte(dst.ok("pull-local", "--json", "--remote=up", src.path, "os/stable")), &res); err != nil ||
+		len(res.Refs) != 1 || res.Refs[0].Ref != "up:os/stable" || res.ObjectsFetched != 0 {
+		t.Errorf("pull-local --remote --json = %+v, %v", res, err)
+	}
+	dst.ok("fsck", "-q")
+	// A corrupt source object is refused and named.
+	obj := src.r.ObjectPath(repo.KindFile, mustLookup(t, src.r, id, "/sub/secret").ID)
+	b, _ := os.ReadFile(obj)
+	b[len(b)-1] ^= 1
+	os.WriteFile(obj, b, 0o644)
+	fresh := newBareUserCLI(t)
+	fresh.fails(exitError, []string{obj, "corrupt"}, "pull-local", src.path)
+	if refs := fresh.ok("refs"); refs != "" {
+		t.Errorf("a failed pull-local wrote refs: %q", refs)
+	}
+	fresh.fails(exitError, []string{"no config"}, "pull-local", filepath.Join(t.TempDir(), "none"))
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+	"github.com/spf13/cobra"
+)
+
+func newRemoteCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "remote (add | delete | list | show-url | refs)",
+		Short: "Manage the remotes commits are pulled from",
+		Long: `Manage remotes: named sources of commits, kept in the repository's config as
+[remote "NAME"] sections with url= and branches= keys, as OSTree keeps them.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("remote needs an operation: add, delete, list, show-url or refs")
+			}
+			return usagef("unknown remote operation %q (want add, delete, list, show-url or refs)", args[0])
+		},
+	}
+	c.AddCommand(newRemoteAddCommand(e), newRemoteDeleteCommand(e), newRemoteListCommand(e),
+		newRemoteShowURLCommand(e), newRemoteRefsCommand(e))
+	return c
+}
+
+// inRepo runs fn on the opened repository.
+func (e *env) inRepo(fn func(r *repo.Repo) error) error {
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return fn(r)
+}
+
+func newRemoteAddCommand(e *env) *cobra.Command {
+	var (
+		sets                 []string
+		ifNotExists, force   bool
+		noGPGVerify, noVerif bool
+	)
+	c := &cobra.Command{
+		Use:   "add NAME URL [BRANCH...]",
+		Short: "Add a remote",
+		Long: `Add a remote named NAME fetching from URL (http://, https:// or file://).
+BRANCHes become its branches= key: what "otree pull NAME" fetches by default.
+--set=KEY=VALUE sets any other key of the section (repeatable).`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ifNotExists && force {
+				return usagef("--if-not-exists and --force are exclusive")
+			}
+			opts := remote.AddOptions{IfNotExists: ifNotExists, Force: force, Set: map[string]string{}}
+			for _, s := range sets {
+				k, v, ok := strings.Cut(s, "=")
+				if !ok || k == "" {
+					return usagef("--set wants KEY=VALUE, got %q", s)
+				}
+				opts.Set[k] = v
+			}
+			rm := remote.Remote{Name: args[0], URL: args[1], Branches: args[2:]}
+			return e.inRepo(func(r *repo.Repo) error {
+				changed, err := remote.AddRemote(r, rm, opts)
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(map[string]any{"name": rm.Name, "added": changed})
+				}
+				return nil
+			})
+		},
+	}
+	fl := c.Flags()
+	fl.StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of the remote (repeatable)")
+	fl.BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists")
+	fl.BoolVar(&force, "force", false, "replace the remote if it exists")
+	fl.BoolVar(&noGPGVerify, "no-gpg-verify", false, "accepted for OSTree compatibility: otree never uses GPG")
+	fl.BoolVar(&noVerif, "no-sign-verify", false, "accepted for OSTree compatibility: signatures are not verified yet")
+	fl.MarkHidden("no-gpg-verify")
+	fl.MarkHidden("no-sign-verify")
+	e.addJSON(c)
+	return c
+}
+
+func newRemoteDeleteCommand(e *env) *cobra.Command {
+	var ifExists bool
+	c := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a remote (its remote-tracking refs stay)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				err := remote.DeleteRemote(r, args[0])
+				if ifExists && errors.Is(err, remote.ErrRemoteNotFound) {
+					return nil
+				}
+				return err
+			})
+		},
+	}
+	c.Flags().BoolVar(&ifExists, "if-exists", false, "do nothing if the remote does not exist")
+	return c
+}
+
+func newRemoteListCommand(e *env) *cobra.Command {
+	var urls bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the remotes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				rms := remote.ListRemotes(r)
+				if e.json {
+					if rms == nil {
+						rms = []remote.Remote{}
+					}
+					return e.printJSON(rms)
+				}
+				width := 0
+				for _, rm := range rms {
+					width = max(width, len(rm.Name))
+				}
+				for _, rm := range rms {
+					if urls {
+						fmt.Fprintf(e.stdout, "%-*s  %s\n", width, rm.Name, rm.URL)
+					} else {
+						fmt.Fprintln(e.stdout, rm.Name)
+					}
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVarP(&urls, "show-urls", "u", false, "show each remote's URL")
+	e.addJSON(c)
+	return c
+}
+
+func newRemoteShowURLCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show-url NAME",
+		Short: "Print a remote's URL",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				rm, err := remote.GetRemote(r, args[0])
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(e.stdout, rm.URL)
+				return err
+			})
+		},
+	}
+}
+
+func newRemoteRefsCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "refs NAME",
+		Short: "List a remote's branches (from its summary file)",
+		Long: `List the branches a remote offers, as NAME:BRANCH. An http(s) remote must
+publish a summary file ("otree summary -u" there); a file:// remote's refs are
+read directly.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				refs, err := remote.RemoteRefs(cmd.Context(), r, args[0], remote.PullOptions{})
+				if err != nil {
+					return err
+				}
+				if e.json {
+					if refs == nil {
+						refs = []repo.Ref{}
+					}
+					return e.printJSON(refs)
+				}
+				for _, ref := range refs {
+					fmt.Fprintf(e.stdout, "%s:%s\n", args[0], ref.Name)
+				}
+				return nil
+			})
+		},
+	}
+	e.addJSON(c)
+	return c
+}

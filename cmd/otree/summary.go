@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+	"github.com/spf13/cobra"
+)
+
+// summaryJSON is the --json form of a summary.
+type summaryJSON struct {
+	Refs     []repo.Ref        `json:"refs"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+func newSummaryCommand(e *env) *cobra.Command {
+	var (
+		update, view bool
+		metadata     []string
+		noSync       bool
+	)
+	c := &cobra.Command{
+		Use:   "summary (-u [-m KEY=VALUE]... | -v)",
+		Short: "Write or show the summary file that lists the repository's branches",
+		Long: `-u writes the summary file at the root of the repository: every local
+branch and its commit, read in one consistent state, in the encoding
+docs/PULL.md defines. Pull reads it to learn a remote's branches with one
+request; run it after each commit to a repository that is served.
+-v prints the summary file as it is.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if update == view {
+				return usagef("summary needs exactly one of -u (update) or -v (view)")
+			}
+			if view && len(metadata) > 0 {
+				return usagef("--add-metadata applies to -u only")
+			}
+			var md repo.Metadata
+			for _, m := range metadata {
+				k, v, ok := strings.Cut(m, "=")
+				if !ok || k == "" {
+					return usagef("--add-metadata wants KEY=VALUE, got %q", m)
+				}
+				md = md.Set(k, []byte(v))
+			}
+			return e.inRepo(func(r *repo.Repo) error {
+				var s *remote.Summary
+				var err error
+				if update {
+					s, err = remote.UpdateSummary(cmd.Context(), r, remote.SummaryOptions{Metadata: md, NoSync: noSync})
+				} else {
+					s, err = remote.ReadSummary(r)
+				}
+				if err != nil {
+					return err
+				}
+				if e.json {
+					out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}}
+					for _, m := range s.Metadata {
+						out.Metadata[m.Key] = string(m.Value)
+					}
+					return e.printJSON(out)
+				}
+				if update {
+					fmt.Fprintf(e.stdout, "Wrote %s: %d branch%s\n", r.Path(remote.SummaryFile), len(s.Refs), map[bool]string{true: "", false: "es"}[len(s.Refs) == 1])
+					return nil
+				}
+				for _, ref := range s.Refs {
+					fmt.Fprintf(e.stdout, "* %s\n    Latest Commit: %s\n", ref.Name, ref.Commit)
+				}
+				for _, m := range s.Metadata {
+					fmt.Fprintf(e.stdout, "%s: %q\n", m.Key, m.Value)
+				}
+				return nil
+			})
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVarP(&update, "update", "u", false, "write the summary file")
+	fl.BoolVarP(&view, "view", "v", false, "print the summary file")
+	fl.StringArrayVarP(&metadata, "add-metadata", "m", nil, "with -u, store KEY=VALUE in the summary (repeatable)")
+	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the file to disk")
+	e.addJSON(c)
+	return c
+}

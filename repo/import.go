@@ -1,0 +1,137 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/hash"
+	"golang.org/x/sys/unix"
+)
+
+// What a pull needs from the store beyond what commit uses: objects that
+// arrive from elsewhere are checked before they are staged, commits can be
+// marked partial while their objects are missing, and remotes live in config
+// sections.
+
+// maxInMemoryImport is the largest content WriteFileVerified holds in memory;
+// larger content is spooled to the staging directory.
+const maxInMemoryImport = 1 << 20
+
+// WriteFileVerified stores a file object that came from outside the
+// repository (another repository, a server). It reads exactly h.Size bytes of
+// content from src, requires src to end there, and checks that header and
+// content hash to id; only then is the object staged. It reports whether the
+// object was new. Content that does not match is a *CorruptObjectError and
+// stages nothing; errors from src are returned wrapped.
+func (t *Txn) WriteFileVerified(h *FileHeader, id ID, src io.Reader) (bool, error) {
+	if err := t.checkStorable(h); err != nil {
+		return false, fmt.Errorf("file object %s: %w", id, err)
+	}
+	if h.Type != TypeRegular || h.Size <= maxInMemoryImport {
+		buf := make([]byte, h.Size)
+		if n, err := io.ReadFull(src, buf); err != nil {
+			return false, importReadError(id, uint64(n), h.Size, err)
+		}
+		if err := expectEnd(id, src); err != nil {
+			return false, err
+		}
+		if got := FileID(h, buf); got != id {
+			return false, &CorruptObjectError{Kind: KindFile, ID: id, Actual: got}
+		}
+		return t.WriteFile(h, id, buf)
+	}
+	name := fmt.Sprintf("spool-%d", t.seq.Add(1))
+	fd, err := unix.Openat(t.dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("staging in %s: %w", t.dir, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
+	defer func() { f.Close(); unix.Unlinkat(t.dirFd, name, 0) }()
+	hs := hash.New()
+	hs.Write(AppendFileHeader(nil, h))
+	n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(src, int64(h.Size)))
+	if err == nil && uint64(n) != h.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return false, importReadError(id, uint64(n), h.Size, err)
+	}
+	if err := expectEnd(id, src); err != nil {
+		return false, err
+	}
+	if got := ID(hs.Sum()); got != id {
+		return false, &CorruptObjectError{Kind: KindFile, ID: id, Actual: got}
+	}
+	return t.WriteFileFrom(h, id, f)
+}
+
+func importReadError(id ID, n, size uint64, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, size)}
+	}
+	return fmt.Errorf("reading content of file object %s: %w", id, err)
+}
+
+// expectEnd requires src to have nothing after the content: an object with
+// extra bytes is not the object its id names.
+func expectEnd(id ID, src io.Reader) error {
+	var one [1]byte
+	n, err := io.ReadFull(src, one[:])
+	if n > 0 {
+		return &CorruptObjectError{Kind: KindFile, ID: id, Reason: "content is longer than its header says"}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading end of file object %s: %w", id, err)
+	}
+	return nil
+}
+
+// IsCommitPartial reports whether commit is marked partial: it may lack
+// objects it needs (state/<id>.commitpartial).
+func (r *Repo) IsCommitPartial(commit ID) bool { return r.isCommitPartial(commit) }
+
+// MarkCommitPartial durably marks commit partial, so that fsck and prune
+// accept its missing objects and a later pull knows to complete it.
+func (r *Repo) MarkCommitPartial(commit ID) error { return r.markCommitPartial(commit) }
+
+// UnmarkCommitPartial removes the partial marker of commit, once every
+// object it needs is durable. A commit that was not marked is no error.
+func (r *Repo) UnmarkCommitPartial(commit ID) error {
+	err := os.Remove(r.partialStatePath(commit))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unmarking partial commit %s: %w", commit, err)
+	}
+	return durable.SyncDir(r.Path("state"))
+}
+
+// Sections returns the names of the config's sections, sorted.
+func (c *Config) Sections() []string {
+	names := make([]string, 0, len(c.sections))
+	for s := range c.sections {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Section returns a copy of one section's keys and values (nil if absent).
+func (c *Config) Section(name string) map[string]string {
+	s, ok := c.sections[name]
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(s))
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}

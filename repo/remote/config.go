@@ -1,0 +1,208 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/otree/otree/repo"
+)
+
+// Remote is a named source of commits, stored in the repository's config as
+// the section [remote "NAME"], the shape OSTree uses:
+//
+//	[remote "origin"]
+//	branches=os/stable;os/testing;
+//	url=https://example.com/repo
+type Remote struct {
+	Name     string   `json:"name"`
+	URL      string   `json:"url"`
+	Branches []string `json:"branches,omitempty"` // what pull fetches when given no refs
+	// Options holds every key of the section, url and branches included.
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// ErrRemoteNotFound is matched (with errors.Is) by errors about a remote
+// that is not configured.
+var ErrRemoteNotFound = errors.New("remote not found")
+
+// ErrRemoteExists is returned by AddRemote for a name already configured.
+var ErrRemoteExists = errors.New("remote already exists")
+
+func sectionName(name string) string { return `remote "` + name + `"` }
+
+// ValidateRemoteName checks a remote name: one ref name component (it is a
+// directory under refs/remotes and the part before ':' in "remote:branch").
+func ValidateRemoteName(name string) error {
+	if strings.ContainsAny(name, "/:") || repo.ValidateRefName(name) != nil {
+		return fmt.Errorf("invalid remote name %q: want letters, digits and \"_.-\", starting with a letter, digit or '_'", name)
+	}
+	return nil
+}
+
+// validateURL accepts the URLs pull can fetch from.
+func validateURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid remote URL %q: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return fmt.Errorf("invalid remote URL %q: no host", raw)
+		}
+	case "file":
+		if u.Path == "" {
+			return fmt.Errorf("invalid remote URL %q: no path", raw)
+		}
+	default:
+		return fmt.Errorf("invalid remote URL %q: want http://, https:// or file://", raw)
+	}
+	return nil
+}
+
+// parseBranches splits a branches= value; OSTree writes "a;b;".
+func parseBranches(v string) []string {
+	var out []string
+	for _, b := range strings.Split(v, ";") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func formatBranches(bs []string) string {
+	if len(bs) == 0 {
+		return ""
+	}
+	return strings.Join(bs, ";") + ";"
+}
+
+// AddOptions configure AddRemote.
+type AddOptions struct {
+	// IfNotExists makes adding an existing remote do nothing.
+	IfNotExists bool
+	// Force replaces an existing remote.
+	Force bool
+	// Set holds more keys of the section (OSTree's --set=KEY=VALUE);
+	// "url" and "branches" here override the Remote's fields.
+	Set map[string]string
+}
+
+// AddRemote adds rm to r's config and saves it. It reports whether the
+// config changed (false when IfNotExists found the remote).
+func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
+	if err := ValidateRemoteName(rm.Name); err != nil {
+		return false, err
+	}
+	keys := map[string]string{"url": rm.URL}
+	if len(rm.Branches) > 0 {
+		keys["branches"] = formatBranches(rm.Branches)
+	}
+	for k, v := range opts.Set {
+		keys[k] = v
+	}
+	if err := validateURL(keys["url"]); err != nil {
+		return false, err
+	}
+	for _, b := range parseBranches(keys["branches"]) {
+		if err := validateBranch(b); err != nil {
+			return false, fmt.Errorf("remote %s: %w", rm.Name, err)
+		}
+	}
+	sec := sectionName(rm.Name)
+	// Check every key on a scratch config first, so that a key that cannot
+	// be written leaves r's config untouched.
+	scratch, _ := repo.ParseConfig(nil)
+	for k, v := range keys {
+		if err := scratch.Set(sec+"."+k, v); err != nil {
+			return false, err
+		}
+	}
+	cfg := r.Config()
+	if old := cfg.Section(sec); old != nil {
+		switch {
+		case opts.IfNotExists:
+			return false, nil
+		case !opts.Force:
+			return false, fmt.Errorf("%w: %q is configured in %s (use --force to replace it)", ErrRemoteExists, rm.Name, r.Path("config"))
+		}
+		for k := range old {
+			cfg.Unset(sec + "." + k)
+		}
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if keys[k] == "" && k == "branches" {
+			continue
+		}
+		cfg.Set(sec+"."+k, keys[k]) // checked above
+	}
+	if err := r.WriteConfig(); err != nil {
+		return false, fmt.Errorf("adding remote %s: %w", rm.Name, err)
+	}
+	return true, nil
+}
+
+// DeleteRemote removes a remote from r's config and saves it. Its
+// remote-tracking refs are left alone, as OSTree does.
+func DeleteRemote(r *repo.Repo, name string) error {
+	if err := ValidateRemoteName(name); err != nil {
+		return err
+	}
+	cfg := r.Config()
+	sec := sectionName(name)
+	old := cfg.Section(sec)
+	if old == nil {
+		return fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, r.Path("config"))
+	}
+	for k := range old {
+		cfg.Unset(sec + "." + k)
+	}
+	if err := r.WriteConfig(); err != nil {
+		return fmt.Errorf("deleting remote %s: %w", name, err)
+	}
+	return nil
+}
+
+// GetRemote returns one configured remote.
+func GetRemote(r *repo.Repo, name string) (*Remote, error) {
+	if err := ValidateRemoteName(name); err != nil {
+		return nil, err
+	}
+	keys := r.Config().Section(sectionName(name))
+	if keys == nil {
+		return nil, fmt.Errorf("%w: %q is not configured in %s (add it with `otree remote add`)", ErrRemoteNotFound, name, r.Path("config"))
+	}
+	rm := &Remote{Name: name, URL: keys["url"], Branches: parseBranches(keys["branches"]), Options: keys}
+	if rm.URL == "" {
+		return nil, fmt.Errorf("remote %s has no url in %s", name, r.Path("config"))
+	}
+	return rm, nil
+}
+
+// ListRemotes returns every configured remote, sorted by name. Sections
+// with an invalid remote name are skipped.
+func ListRemotes(r *repo.Repo) []Remote {
+	var out []Remote
+	for _, sec := range r.Config().Sections() {
+		name, ok := strings.CutPrefix(sec, `remote "`)
+		if !ok || !strings.HasSuffix(name, `"`) {
+			continue
+		}
+		name = strings.TrimSuffix(name, `"`)
+		if ValidateRemoteName(name) != nil {
+			continue
+		}
+		keys := r.Config().Section(sec)
+		out = append(out, Remote{Name: name, URL: keys["url"], Branches: parseBranches(keys["branches"]), Options: keys})
+	}
+	return out
+}

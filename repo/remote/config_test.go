@@ -1,0 +1,104 @@
+package remote_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+)
+
+func TestRemoteConfig(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	add := func(rm remote.Remote, o remote.AddOptions) (bool, error) { return remote.AddRemote(r, rm, o) }
+
+	if ok, err := add(remote.Remote{Name: "origin", URL: "https://example.com/repo", Branches: []string{"os/stable", "os/testing"}}, remote.AddOptions{}); !ok || err != nil {
+		t.Fatalf("add: %v, %v", ok, err)
+	}
+	if _, err := add(remote.Remote{Name: "b", URL: "http://h/"}, remote.AddOptions{Set: map[string]string{"sign-verify": "false"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The config file has OSTree's shape, read back by a fresh open.
+	data, _ := os.ReadFile(r.Path("config"))
+	want := "[core]\nmode=bare-user\nrepo_version=1\n\n" +
+		"[remote \"b\"]\nsign-verify=false\nurl=http://h/\n\n" +
+		"[remote \"origin\"]\nbranches=os/stable;os/testing;\nurl=https://example.com/repo\n"
+	if diff := cmp.Diff(want, string(data)); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	r2, err := repo.Open(r.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	got := remote.ListRemotes(r2)
+	if len(got) != 2 || got[0].Name != "b" || got[1].Name != "origin" || got[0].Options["sign-verify"] != "false" ||
+		!cmp.Equal(got[1].Branches, []string{"os/stable", "os/testing"}) {
+		t.Errorf("ListRemotes = %+v", got)
+	}
+	rm, err := remote.GetRemote(r2, "origin")
+	if err != nil || rm.URL != "https://example.com/repo" {
+		t.Errorf("GetRemote = %+v, %v", rm, err)
+	}
+
+	// Adding again: an error, nothing with IfNotExists, replaced with Force.
+	_, err = add(remote.Remote{Name: "origin", URL: "http://other/"}, remote.AddOptions{})
+	if !errors.Is(err, remote.ErrRemoteExists) {
+		t.Errorf("re-add: %v", err)
+	}
+	if ok, err := add(remote.Remote{Name: "origin", URL: "http://other/"}, remote.AddOptions{IfNotExists: true}); ok || err != nil {
+		t.Errorf("re-add if not exists: %v, %v", ok, err)
+	}
+	if _, err := add(remote.Remote{Name: "origin", URL: "http://other/"}, remote.AddOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	rm, _ = remote.GetRemote(r, "origin")
+	if rm.URL != "http://other/" || len(rm.Branches) != 0 || len(rm.Options) != 1 {
+		t.Errorf("forced remote = %+v", rm)
+	}
+
+	for _, bad := range []remote.Remote{
+		{Name: "a/b", URL: "http://h/"},
+		{Name: "a:b", URL: "http://h/"},
+		{Name: ".x", URL: "http://h/"},
+		{Name: "", URL: "http://h/"},
+		{Name: "x", URL: "ftp://h/"},
+		{Name: "x", URL: "http:///nohost"},
+		{Name: "x", URL: "relative/path"},
+		{Name: "x", URL: "http://h/", Branches: []string{"a:b"}},
+		{Name: "x", URL: "http://h/", Branches: []string{"../x"}},
+	} {
+		if _, err := add(bad, remote.AddOptions{}); err == nil {
+			t.Errorf("AddRemote(%+v) succeeded", bad)
+		}
+	}
+
+	// A key that cannot be written back leaves the config as it was.
+	before := string(r.Config().Bytes())
+	if _, err := add(remote.Remote{Name: "origin", URL: "http://y/"}, remote.AddOptions{Force: true, Set: map[string]string{"a=b": "c"}}); err == nil {
+		t.Error("AddRemote with key a=b succeeded")
+	}
+	if after := string(r.Config().Bytes()); after != before {
+		t.Errorf("failed AddRemote changed the config:\n%s", after)
+	}
+
+	if err := remote.DeleteRemote(r, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.DeleteRemote(r, "b"); !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	if _, err := remote.GetRemote(r, "b"); !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Errorf("get deleted: %v", err)
+	}
+	if got := remote.ListRemotes(r); len(got) != 1 || got[0].Name != "origin" {
+		t.Errorf("after delete: %+v", got)
+	}
+}

@@ -1,0 +1,360 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/repo"
+)
+
+// FetchError reports a request to a remote that failed: a transport error,
+// a stalled transfer, an unexpected HTTP status, or content that failed
+// verification. It always names the URL.
+type FetchError struct {
+	URL    string
+	Status int // HTTP status when the server answered with a bad one, else 0
+	Err    error
+}
+
+// Error names the request and what went wrong.
+func (e *FetchError) Error() string {
+	return fmt.Sprintf("GET %s: %v", e.URL, e.Err)
+}
+
+// Unwrap returns the cause, such as a *repo.CorruptObjectError.
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, repo.ErrNotFound) true for a 404.
+func (e *FetchError) Is(target error) bool {
+	return target == repo.ErrNotFound && e.Status == http.StatusNotFound
+}
+
+// errStalled cancels a request whose transfer made no progress in time.
+var errStalled = errors.New("stalled")
+
+// Limits on what a server may make a client hold in memory.
+const (
+	maxMetaObject    = 256 << 20 // as repo refuses larger stored objects
+	maxArchiveHeader = 16 << 20
+	maxRefFile       = 1 << 10
+	maxConfigFile    = 1 << 20
+)
+
+// httpSource reads an archive repository served over HTTP.
+type httpSource struct {
+	base     *url.URL
+	client   *http.Client
+	timeout  time.Duration // longest wait for a response or the next body bytes
+	attempts int
+	backoff  time.Duration
+	log      *slog.Logger
+	bytes    atomic.Int64 // body bytes received, retries included
+	decs     sync.Pool    // *zstd.Decoder
+}
+
+func (s *httpSource) String() string { return s.base.String() }
+
+func (s *httpSource) url(rel string) string {
+	return s.base.JoinPath(rel).String()
+}
+
+// get fetches rel and hands the body to fn. Statuses 408, 429 and 5xx,
+// transport errors, stalls and body read errors are retried with
+// exponential backoff (fn must then be safe to run again); everything
+// else, including fn's own verdict on the bytes, is final. Every error is
+// a *FetchError.
+func (s *httpSource) get(ctx context.Context, rel string, fn func(io.Reader) error) error {
+	u := s.url(rel)
+	delay := s.backoff
+	for attempt := 1; ; attempt++ {
+		err, transient := s.try(ctx, u, fn)
+		if err == nil {
+			return nil
+		}
+		if !transient || attempt >= s.attempts || ctx.Err() != nil {
+			return err
+		}
+		s.log.Info("retrying", "url", u, "attempt", attempt+1, "error", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return &FetchError{URL: u, Err: ctx.Err()}
+		}
+		delay *= 2
+	}
+}
+
+func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error) (error, bool) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(s.timeout, func() { cancel(errStalled) })
+	defer timer.Stop()
+	stalled := func(err error) error {
+		if errors.Is(context.Cause(actx), errStalled) {
+			return fmt.Errorf("timed out: no data for %s", s.timeout)
+		}
+		return err
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	if err != nil {
+		return &FetchError{URL: u, Err: err}, false
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return &FetchError{URL: u, Err: stalled(err)}, ctx.Err() == nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
+		c := resp.StatusCode
+		return &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)},
+			c >= 500 || c == http.StatusRequestTimeout || c == http.StatusTooManyRequests
+	}
+	body := &watchedBody{r: resp.Body, timer: timer, timeout: s.timeout, n: &s.bytes}
+	timer.Reset(s.timeout)
+	if err := fn(body); err != nil {
+		if body.err != nil {
+			return &FetchError{URL: u, Err: stalled(err)}, ctx.Err() == nil
+		}
+		return &FetchError{URL: u, Err: err}, false
+	}
+	return nil, false
+}
+
+// watchedBody counts bytes, pushes back the stall timer on every read and
+// remembers a read error, which makes the attempt worth retrying.
+type watchedBody struct {
+	r       io.Reader
+	timer   *time.Timer
+	timeout time.Duration
+	n       *atomic.Int64
+	err     error
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.timer.Reset(b.timeout)
+	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// readAll reads a whole body of at most limit bytes.
+func readAll(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+func objectRel(kind repo.Kind, id repo.ID) string {
+	s := id.String()
+	return "objects/" + s[:2] + "/" + s[2:] + "." + kind.String()
+}
+
+func (s *httpSource) describe(kind repo.Kind, id repo.ID) string {
+	return "GET " + s.url(objectRel(kind, id))
+}
+
+func (s *httpSource) received() int64 { return s.bytes.Load() }
+
+// check fetches the remote's config: pulling from anything but an otree
+// archive repository would fail object by object with confusing errors.
+func (s *httpSource) check(ctx context.Context) error {
+	return s.get(ctx, "config", func(body io.Reader) error {
+		data, err := readAll(body, maxConfigFile)
+		if err != nil {
+			return err
+		}
+		cfg, err := repo.ParseConfig(data)
+		if err != nil {
+			return fmt.Errorf("not an otree repository config: %w", err)
+		}
+		if v, _ := cfg.Get("core.repo_version"); v != "1" {
+			return fmt.Errorf("not an otree repository: core.repo_version is %q, want 1", v)
+		}
+		mode, _ := cfg.Get("core.mode")
+		if m, err := repo.ParseMode(mode); err != nil || m != repo.ModeArchive {
+			return fmt.Errorf("the remote repository is %q, but only archive repositories can be pulled over HTTP", mode)
+		}
+		return nil
+	})
+}
+
+func (s *httpSource) summary(ctx context.Context) (*Summary, error) {
+	var sum *Summary
+	err := s.get(ctx, SummaryFile, func(body io.Reader) error {
+		data, err := readAll(body, maxSummary)
+		if err != nil {
+			return err
+		}
+		sum, err = DecodeSummary(data)
+		return err
+	})
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil, nil
+	}
+	return sum, err
+}
+
+func (s *httpSource) ref(ctx context.Context, name string) (repo.ID, error) {
+	var id repo.ID
+	err := s.get(ctx, "refs/heads/"+name, func(body io.Reader) error {
+		data, err := readAll(body, maxRefFile)
+		if err != nil {
+			return err
+		}
+		id, err = repo.ParseID(strings.TrimSpace(string(data)))
+		if err != nil {
+			return fmt.Errorf("not a ref file: %w", err)
+		}
+		return nil
+	})
+	return id, err
+}
+
+func (s *httpSource) listRefs(context.Context) ([]repo.Ref, error) {
+	return nil, fmt.Errorf("%s has no summary file, so its refs cannot be listed (run `otree summary -u` there, or name the refs)", s.base)
+}
+
+func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+	var data []byte
+	err := s.get(ctx, objectRel(kind, id), func(body io.Reader) error {
+		var err error
+		data, err = readAll(body, maxMetaObject)
+		return err
+	})
+	return data, err
+}
+
+// openFile fetches an archive file object and hands fn its header and a
+// reader of its content (decompressed). fn verifies.
+func (s *httpSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
+	return s.get(ctx, objectRel(repo.KindFile, id), func(body io.Reader) error {
+		h, comp, rest, err := readArchiveHeader(body)
+		if err != nil {
+			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
+		}
+		switch comp {
+		case 0:
+			return fn(h, rest)
+		case 1:
+			d, _ := s.decs.Get().(*zstd.Decoder)
+			if d == nil {
+				d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(128<<20))
+				if err != nil {
+					return err
+				}
+			}
+			defer func() { d.Reset(nil); s.decs.Put(d) }()
+			if err := d.Reset(rest); err != nil {
+				return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
+			}
+			return fn(h, d)
+		default:
+			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: fmt.Sprintf("unknown compression %d", comp)}
+		}
+	})
+}
+
+// readArchiveHeader reads the header and compression byte of an archive
+// file object (docs/FORMAT.md §6.1) from the start of r and returns a reader
+// of the payload. The prefix read grows only for headers with large xattrs.
+func readArchiveHeader(r io.Reader) (*repo.FileHeader, byte, io.Reader, error) {
+	var buf []byte
+	for size := 4 << 10; ; size *= 4 {
+		if size > maxArchiveHeader {
+			return nil, 0, nil, fmt.Errorf("header larger than %d bytes", maxArchiveHeader)
+		}
+		grown := make([]byte, size)
+		copy(grown, buf)
+		n, err := io.ReadFull(r, grown[len(buf):])
+		buf = grown[:len(buf)+n]
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return nil, 0, nil, err
+		}
+		h, hl, derr := repo.DecodeFileHeader(buf)
+		if derr == nil && hl < len(buf) {
+			return h, buf[hl], io.MultiReader(bytes.NewReader(buf[hl+1:]), r), nil
+		}
+		if len(buf) < size { // the whole object is in buf
+			if derr != nil {
+				return nil, 0, nil, derr
+			}
+			return nil, 0, nil, fmt.Errorf("missing compression byte")
+		}
+	}
+}
+
+// localSource reads another repository on this machine, of any mode.
+type localSource struct {
+	r     *repo.Repo
+	bytes atomic.Int64 // object bytes read (encodings, headers and content)
+}
+
+func (s *localSource) String() string { return s.r.Path() }
+
+func (s *localSource) describe(kind repo.Kind, id repo.ID) string { return s.r.ObjectPath(kind, id) }
+
+func (s *localSource) received() int64 { return s.bytes.Load() }
+
+func (s *localSource) check(context.Context) error { return nil }
+
+// summary is nil: the refs of a local repository are read directly, never
+// from a summary that may be stale.
+func (s *localSource) summary(context.Context) (*Summary, error) { return nil, nil }
+
+func (s *localSource) ref(_ context.Context, name string) (repo.ID, error) { return s.r.ReadRef(name) }
+
+func (s *localSource) listRefs(context.Context) ([]repo.Ref, error) {
+	refs, err := s.r.ListRefs("")
+	if err != nil {
+		return nil, err
+	}
+	out := refs[:0]
+	for _, ref := range refs {
+		if !strings.Contains(ref.Name, ":") {
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+func (s *localSource) readMeta(_ context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+	data, err := s.r.ReadRaw(kind, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.describe(kind, id), err)
+	}
+	s.bytes.Add(int64(len(data)))
+	return data, nil
+}
+
+func (s *localSource) openFile(_ context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
+	h, rc, err := s.r.OpenFile(id)
+	if err == nil {
+		defer rc.Close()
+		s.bytes.Add(int64(len(repo.AppendFileHeader(nil, h))) + int64(h.Size))
+		err = fn(h, rc)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.describe(repo.KindFile, id), err)
+	}
+	return nil
+}

@@ -1,0 +1,658 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/otree/otree/internal/progress"
+	"github.com/otree/otree/internal/workq"
+	"github.com/otree/otree/repo"
+)
+
+// PullOptions configure Pull and PullLocal.
+type PullOptions struct {
+	// Remote names the configured remote to pull from (Pull), or the
+	// remote whose tracking refs receive what PullLocal copies (empty:
+	// local branches, as OSTree's pull-local without --remote).
+	Remote string
+	// URL overrides the remote's configured url (Pull only).
+	URL string
+	// Refs are the branches to pull. A full 64-hex commit id pulls that
+	// commit without writing a ref. Empty means the remote's branches=,
+	// else every branch the source lists (its summary, or for a local
+	// source its refs).
+	Refs []string
+	// Depth is how many parents of each commit to pull as well; -1 means
+	// the whole history. Parents beyond it are simply absent.
+	Depth int
+	// CommitMetadataOnly fetches commit objects (and their detached
+	// metadata) but not their trees; such commits are marked partial.
+	CommitMetadataOnly bool
+	// Mirror writes refs as local branches ("os/stable") instead of
+	// remote-tracking refs ("origin:os/stable").
+	Mirror bool
+
+	// Jobs is the number of objects fetched at once (default 8).
+	Jobs int
+	// Timeout is how long a request may wait for the response or for more
+	// of its body before it fails (default 30s).
+	Timeout time.Duration
+	// Attempts is how many times a request is tried when the server
+	// answers 408, 429 or 5xx, or the transfer breaks or stalls
+	// (default 3).
+	Attempts int
+	// RetryDelay is the wait before the second attempt; it doubles for
+	// each further one (default 1s).
+	RetryDelay time.Duration
+	// Client makes the HTTP requests (default: one with a connection pool
+	// sized for Jobs).
+	Client *http.Client
+	// NoSync skips fsync; only for scratch repositories.
+	NoSync bool
+
+	// Progress, if set, is called about ten times a second while objects
+	// are fetched, and once at the end.
+	Progress func(PullProgress)
+	// Logger receives retries (default: discarded).
+	Logger *slog.Logger
+}
+
+// PullProgress is a snapshot of a pull's work.
+type PullProgress struct {
+	// Fetched counts objects fetched, verified and staged so far.
+	Fetched int64
+	// Needed counts objects found missing so far; it grows while trees
+	// are walked and is final once Scanning is false.
+	Needed int64
+	// Bytes counts bytes received (over HTTP, retries included).
+	Bytes int64
+	// Scanning is true while commits and directory trees are walked; file
+	// objects are fetched after.
+	Scanning bool
+}
+
+// RefUpdate is one ref a pull wrote.
+type RefUpdate struct {
+	Ref    string  `json:"ref"`    // the ref written here: "origin:os/stable", or "os/stable" mirroring
+	Branch string  `json:"branch"` // the branch at the source
+	Old    repo.ID `json:"old"`    // zero if the ref is new
+	New    repo.ID `json:"new"`
+}
+
+// Changed reports whether the ref moved.
+func (u RefUpdate) Changed() bool { return u.Old != u.New }
+
+// PullResult is what a pull did.
+type PullResult struct {
+	// Refs lists every ref written, changed or not, sorted by name.
+	Refs []RefUpdate `json:"refs"`
+	// Commits lists the commits pulled for the requested refs and ids.
+	Commits []repo.ID `json:"commits"`
+	// ObjectsFetched counts objects fetched from the source (none for a
+	// source with nothing new).
+	ObjectsFetched int64 `json:"objects_fetched"`
+	// BytesFetched counts bytes received.
+	BytesFetched int64 `json:"bytes_fetched"`
+	// BytesWritten counts bytes written to the repository, as stored.
+	BytesWritten int64 `json:"bytes_written"`
+}
+
+func (o *PullOptions) defaults() {
+	if o.Jobs <= 0 {
+		o.Jobs = 8
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = o.Jobs
+		o.Client = &http.Client{Transport: tr}
+	}
+}
+
+// source is where a pull reads objects: a server or a local repository.
+type source interface {
+	fmt.Stringer
+	// check refuses a source that is not a repository pull can read.
+	check(ctx context.Context) error
+	// summary returns the source's summary, or nil if it has none.
+	summary(ctx context.Context) (*Summary, error)
+	ref(ctx context.Context, branch string) (repo.ID, error)
+	listRefs(ctx context.Context) ([]repo.Ref, error)
+	// readMeta returns the bytes of a metadata object, unverified.
+	readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error)
+	// openFile hands fn a file object's header and content, unverified.
+	openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error
+	// describe names an object's location for error messages.
+	describe(kind repo.Kind, id repo.ID) string
+	received() int64
+}
+
+// openSource opens the source a URL names; close releases it.
+func openSource(raw string, opts *PullOptions) (src source, close func(), err error) {
+	if err := validateURL(raw); err != nil {
+		return nil, nil, err
+	}
+	u, _ := url.Parse(raw)
+	if u.Scheme == "file" {
+		sr, err := repo.Open(u.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		sr.SetVerify(false) // the pull verifies every object itself
+		return &localSource{r: sr}, func() { sr.Close() }, nil
+	}
+	return &httpSource{base: u, client: opts.Client, timeout: opts.Timeout, attempts: opts.Attempts,
+		backoff: opts.RetryDelay, log: opts.Logger}, func() {}, nil
+}
+
+// Pull fetches commits from the remote opts.Remote (an archive repository
+// served over HTTP, or a file:// URL) into r. Every object is verified
+// (decoded strictly and hashed against its id) before it is staged;
+// objects r already has are not fetched. The refs move only after every
+// object is durable; on any error no ref moves.
+func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, error) {
+	opts.defaults()
+	if err := ValidateRemoteName(opts.Remote); err != nil {
+		return nil, err
+	}
+	rm, err := GetRemote(r, opts.Remote)
+	if err != nil && (opts.URL == "" || !errors.Is(err, ErrRemoteNotFound)) {
+		return nil, err
+	}
+	u := opts.URL
+	if rm != nil {
+		if u == "" {
+			u = rm.URL
+		}
+		if len(opts.Refs) == 0 {
+			opts.Refs = rm.Branches
+		}
+	}
+	src, closeSrc, err := openSource(u, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
+	}
+	defer closeSrc()
+	name := func(branch string) string {
+		if opts.Mirror {
+			return branch
+		}
+		return opts.Remote + ":" + branch
+	}
+	return pull(ctx, r, src, name, &opts)
+}
+
+// PullLocal copies commits from the repository at srcPath (any mode) into
+// r, verified as Pull verifies. Refs land as local branches, or under
+// opts.Remote when it is set.
+func PullLocal(ctx context.Context, r *repo.Repo, srcPath string, opts PullOptions) (*PullResult, error) {
+	opts.defaults()
+	if opts.Remote != "" {
+		if err := ValidateRemoteName(opts.Remote); err != nil {
+			return nil, err
+		}
+	}
+	sr, err := repo.Open(srcPath)
+	if err != nil {
+		return nil, err
+	}
+	defer sr.Close()
+	sr.SetVerify(false) // the pull verifies every object itself
+	name := func(branch string) string {
+		if opts.Remote == "" {
+			return branch
+		}
+		return opts.Remote + ":" + branch
+	}
+	return pull(ctx, r, &localSource{r: sr}, name, &opts)
+}
+
+// RemoteRefs lists the branches of a configured remote: those its summary
+// lists, or for a file:// remote its refs.
+func RemoteRefs(ctx context.Context, r *repo.Repo, name string, opts PullOptions) ([]repo.Ref, error) {
+	opts.defaults()
+	rm, err := GetRemote(r, name)
+	if err != nil {
+		return nil, err
+	}
+	src, closeSrc, err := openSource(rm.URL, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", name, err)
+	}
+	defer closeSrc()
+	if _, ok := src.(*localSource); ok {
+		return src.listRefs(ctx)
+	}
+	sum, err := src.summary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sum == nil {
+		return src.listRefs(ctx)
+	}
+	return sum.Refs, nil
+}
+
+// target is one commit to pull and the branch it came from ("" for an id).
+type target struct {
+	branch string
+	commit repo.ID
+}
+
+func isFullID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve finds the commits of the requested refs: from the summary when
+// the source has one (one request for all), else ref by ref.
+func resolve(ctx context.Context, src source, refs []string) ([]target, error) {
+	if err := src.check(ctx); err != nil {
+		return nil, err
+	}
+	sum, err := src.summary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(refs) == 0 {
+		var all []repo.Ref
+		if sum != nil {
+			all = sum.Refs
+		} else if all, err = src.listRefs(ctx); err != nil {
+			return nil, err
+		}
+		if len(all) == 0 {
+			return nil, fmt.Errorf("%s has no branches to pull", src)
+		}
+		out := make([]target, len(all))
+		for i, ref := range all {
+			out[i] = target{ref.Name, ref.Commit}
+		}
+		return out, nil
+	}
+	var out []target
+	seen := map[string]bool{}
+	for _, name := range refs {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if isFullID(name) {
+			id, _ := repo.ParseID(name)
+			out = append(out, target{"", id})
+			continue
+		}
+		if err := validateBranch(name); err != nil {
+			return nil, err
+		}
+		if sum != nil {
+			id, ok := sum.Lookup(name)
+			if !ok {
+				return nil, fmt.Errorf("%s has no branch %q (its summary lists %d)", src, name, len(sum.Refs))
+			}
+			out = append(out, target{name, id})
+			continue
+		}
+		id, err := src.ref(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("branch %q of %s: %w", name, src, err)
+		}
+		out = append(out, target{name, id})
+	}
+	return out, nil
+}
+
+type objKey struct {
+	kind repo.Kind
+	id   repo.ID
+}
+
+// puller is one pull's walk: commits, then trees and directory metadata
+// recursively, collecting the file objects to fetch after.
+type puller struct {
+	ctx  context.Context
+	r    *repo.Repo
+	txn  *repo.Txn
+	src  source
+	opts *PullOptions
+
+	mu       sync.Mutex
+	seen     map[objKey]bool
+	files    []repo.ID // file objects to fetch
+	complete []repo.ID // partial commits this pull completes
+	metaOnly []repo.ID // commits fetched without their trees
+
+	fetched  atomic.Int64
+	needed   atomic.Int64
+	scanning atomic.Bool
+}
+
+func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) string, opts *PullOptions) (*PullResult, error) {
+	if opts.Depth < -1 {
+		return nil, fmt.Errorf("invalid depth %d (want -1 for all, or 0 or more)", opts.Depth)
+	}
+	targets, err := resolve(ctx, src, opts.Refs)
+	if err != nil {
+		return nil, err
+	}
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	defer txn.Abort()
+	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts,
+		seen: map[objKey]bool{}}
+	p.scanning.Store(true)
+	stop := progress.Every(p.report())
+	err = p.run(targets)
+	stop()
+	if f := p.report(); f != nil {
+		f()
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
+		BytesWritten: txn.Stats().Bytes}
+	// A commit without its tree is marked before it can be seen, so fsck
+	// and prune never take it for a complete commit missing objects.
+	for _, id := range p.metaOnly {
+		if err := r.MarkCommitPartial(id); err != nil {
+			return nil, err
+		}
+	}
+	lk, err := r.LockRefs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	for _, t := range targets {
+		res.Commits = append(res.Commits, t.commit)
+		if t.branch == "" {
+			continue
+		}
+		name := refName(t.branch)
+		old, err := r.ReadRef(name)
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return nil, err
+		}
+		if err := txn.SetRef(name, t.commit); err != nil {
+			return nil, err
+		}
+		res.Refs = append(res.Refs, RefUpdate{Ref: name, Branch: t.branch, Old: old, New: t.commit})
+	}
+	if err := txn.Commit(); err != nil {
+		return nil, err
+	}
+	for _, id := range p.complete {
+		if err := r.UnmarkCommitPartial(id); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(res.Refs, func(i, j int) bool { return res.Refs[i].Ref < res.Refs[j].Ref })
+	return res, nil
+}
+
+func (p *puller) report() func() {
+	if p.opts.Progress == nil {
+		return nil
+	}
+	return func() {
+		p.opts.Progress(PullProgress{Fetched: p.fetched.Load(), Needed: p.needed.Load(),
+			Bytes: p.src.received(), Scanning: p.scanning.Load()})
+	}
+}
+
+type task = workq.Task[struct{}]
+
+func (p *puller) run(targets []target) error {
+	var q workq.Queue[struct{}]
+	if err := p.walkCommits(&q, targets); err != nil {
+		return err
+	}
+	noScratch := func() struct{} { return struct{}{} }
+	if err := q.Run(p.ctx, p.opts.Jobs, noScratch); err != nil {
+		return err
+	}
+	p.scanning.Store(false)
+	var files workq.Queue[struct{}]
+	for _, id := range p.files {
+		files.Push(p.fileTask(id))
+	}
+	return files.Run(p.ctx, p.opts.Jobs, noScratch)
+}
+
+// visit reports whether kind/id is seen for the first time.
+func (p *puller) visit(kind repo.Kind, id repo.ID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := objKey{kind, id}
+	if p.seen[k] {
+		return false
+	}
+	p.seen[k] = true
+	return true
+}
+
+// fetchMeta fetches a metadata object and checks it before staging it:
+// its bytes must hash to id and decode strictly (which rejects, among
+// others, dirtree names such as ".." or "a/b").
+func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error) error {
+	p.needed.Add(1)
+	data, err := p.src.readMeta(p.ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	if got := repo.Sum(data); got != id {
+		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Actual: got})
+	}
+	if err := decode(data); err != nil {
+		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Reason: err.Error()})
+	}
+	if _, err := p.txn.WriteMeta(kind, data); err != nil {
+		return err
+	}
+	p.fetched.Add(1)
+	return nil
+}
+
+// fetchCommitMeta copies a commit's detached metadata, if the source has
+// any (signatures will live there).
+func (p *puller) fetchCommitMeta(id repo.ID) error {
+	data, err := p.src.readMeta(p.ctx, repo.KindCommitMeta, id)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m, err := repo.DecodeCommitMeta(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.src.describe(repo.KindCommitMeta, id), &repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()})
+	}
+	if err := p.txn.WriteCommitMeta(id, m); err != nil {
+		return err
+	}
+	p.fetched.Add(1)
+	return nil
+}
+
+// walkCommits reads or fetches the requested commits and their history to
+// the requested depth, one at a time (each parent is known only once its
+// child is in), and returns the tree walks the commits need.
+func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
+	depth := map[repo.ID]int{} // how deep the history of each commit was walked
+	commits := map[repo.ID]*repo.Commit{}
+	for _, t := range targets {
+		id, d := t.commit, p.opts.Depth
+		for {
+			prev, walked := depth[id]
+			if walked && (prev == -1 || (d != -1 && d <= prev)) {
+				break
+			}
+			depth[id] = d
+			c := commits[id]
+			if c == nil {
+				var err error
+				if c, err = p.commit(q, id); err != nil {
+					return err
+				}
+				commits[id] = c
+			}
+			if d == 0 || c.Parent.IsZero() {
+				break
+			}
+			id = c.Parent
+			if d > 0 {
+				d--
+			}
+		}
+	}
+	return nil
+}
+
+// commit reads a stored commit or fetches one, and queues the walk of its
+// tree unless the commit is already complete here (or only commits are
+// wanted).
+func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID) (*repo.Commit, error) {
+	stored, err := p.r.HasObject(repo.KindCommit, id)
+	if err != nil {
+		return nil, err
+	}
+	var c *repo.Commit
+	if stored {
+		if c, err = p.r.ReadCommit(id); err != nil {
+			return nil, err
+		}
+	} else {
+		err = p.fetchMeta(repo.KindCommit, id, func(b []byte) error {
+			var err error
+			c, err = repo.DecodeCommit(b)
+			return err
+		})
+		if err == nil {
+			err = p.fetchCommitMeta(id)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	partial := stored && p.r.IsCommitPartial(id)
+	switch {
+	case p.opts.CommitMetadataOnly:
+		if !stored {
+			p.metaOnly = append(p.metaOnly, id)
+		}
+	case !stored || partial:
+		if partial {
+			p.complete = append(p.complete, id)
+		}
+		q.Push(p.metaTask(c.RootMeta))
+		q.Push(p.treeTask(q, c.RootTree))
+	}
+	return c, nil
+}
+
+func (p *puller) metaTask(id repo.ID) task {
+	return func(struct{}) error {
+		if !p.visit(repo.KindDirMeta, id) {
+			return nil
+		}
+		if has, err := p.r.HasObject(repo.KindDirMeta, id); err != nil || has {
+			return err
+		}
+		return p.fetchMeta(repo.KindDirMeta, id, func(b []byte) error {
+			_, err := repo.DecodeDirMeta(b)
+			return err
+		})
+	}
+}
+
+// treeTask walks a dirtree. One already stored is read locally and still
+// walked: a pull interrupted after publishing it may not have published
+// everything below it.
+func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
+	return func(struct{}) error {
+		if !p.visit(repo.KindDirTree, id) {
+			return nil
+		}
+		has, err := p.r.HasObject(repo.KindDirTree, id)
+		if err != nil {
+			return err
+		}
+		var t *repo.DirTree
+		if has {
+			if t, err = p.r.ReadDirTree(id); err != nil {
+				return err
+			}
+		} else if err := p.fetchMeta(repo.KindDirTree, id, func(b []byte) error {
+			var err error
+			t, err = repo.DecodeDirTree(b)
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, f := range t.Files {
+			if !p.visit(repo.KindFile, f.ID) {
+				continue
+			}
+			has, err := p.r.HasObject(repo.KindFile, f.ID)
+			if err != nil {
+				return err
+			}
+			if !has {
+				p.needed.Add(1)
+				p.mu.Lock()
+				p.files = append(p.files, f.ID)
+				p.mu.Unlock()
+			}
+		}
+		for _, d := range t.Dirs {
+			q.Push(p.metaTask(d.MetaID))
+			q.Push(p.treeTask(q, d.TreeID))
+		}
+		return nil
+	}
+}
+
+func (p *puller) fileTask(id repo.ID) task {
+	return func(struct{}) error {
+		err := p.src.openFile(p.ctx, id, func(h *repo.FileHeader, content io.Reader) error {
+			_, err := p.txn.WriteFileVerified(h, id, content)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		p.fetched.Add(1)
+		return nil
+	}
+}

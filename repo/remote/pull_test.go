@@ -1,0 +1,582 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+)
+
+var ctx = context.Background()
+
+func TestPullRoundTrip(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive, repo.ModeBareUserOnly, repo.ModeBare} {
+		t.Run(mode.String(), func(t *testing.T) {
+			if mode == repo.ModeBare && os.Getuid() != 0 {
+				t.Skip("bare mode needs root")
+			}
+			o := newOrigin(t)
+			id := o.commit("os/stable", tree, 1700000000)
+			dest := newDest(t, mode, o.srv.URL)
+
+			var last remote.PullProgress
+			opts := fastOpts()
+			opts.Progress = func(p remote.PullProgress) { last = p }
+			res, err := remote.Pull(ctx, dest, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Refs) != 1 || res.Refs[0].Ref != "origin:os/stable" || res.Refs[0].Branch != "os/stable" ||
+				!res.Refs[0].Old.IsZero() || res.Refs[0].New != id || !res.Refs[0].Changed() {
+				t.Errorf("refs = %+v", res.Refs)
+			}
+			if got := mustRef(t, dest, "origin:os/stable"); got != id {
+				t.Errorf("origin:os/stable = %s, want %s", got, id)
+			}
+			want := len(storedObjects(t, o.r))
+			if res.ObjectsFetched != int64(want) || len(storedObjects(t, dest)) != want {
+				t.Errorf("fetched %d objects, stored %d, origin has %d", res.ObjectsFetched, len(storedObjects(t, dest)), want)
+			}
+			if res.BytesFetched < int64(len(bigContent))/2 {
+				t.Errorf("bytes fetched = %d", res.BytesFetched)
+			}
+			if last.Scanning || last.Fetched != res.ObjectsFetched || last.Needed != last.Fetched || last.Bytes != res.BytesFetched {
+				t.Errorf("last progress = %+v, result %+v", last, res)
+			}
+			checkSameTree(t, o.r, dest, id)
+			if rep := checkFsck(t, dest); len(rep.Partial) != 0 || rep.Unreferenced != 0 {
+				t.Errorf("fsck after pull: %+v", rep)
+			}
+
+			// Nothing new: only the summary and config are read.
+			o.resetHits()
+			res, err = remote.Pull(ctx, dest, fastOpts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ObjectsFetched != 0 || o.objectHits() != 0 || res.Refs[0].Changed() {
+				t.Errorf("second pull fetched %d objects (%d requests), refs %+v", res.ObjectsFetched, o.objectHits(), res.Refs)
+			}
+		})
+	}
+}
+
+func TestPullUpdateFetchesOnlyNew(t *testing.T) {
+	o := newOrigin(t)
+	first := o.commit("main", tree, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	changed := testtree.Tree{}
+	for k, v := range tree {
+		changed[k] = v
+	}
+	changed["etc/demo.conf"] = testtree.File("key=other\n", 0o644)
+	second := o.commit("main", changed, 1700000100)
+
+	have := storedObjects(t, dest)
+	var missing int
+	for k := range storedObjects(t, o.r) {
+		if !have[k] {
+			missing++
+		}
+	}
+	// commit, root dirtree, etc's dirtree, demo.conf
+	if missing != 4 {
+		t.Fatalf("origin has %d objects the destination lacks, want 4", missing)
+	}
+	o.resetHits()
+	res, err := remote.Pull(ctx, dest, fastOpts("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One more request than objects: the commit's detached metadata (404).
+	if res.ObjectsFetched != int64(missing) || o.objectHits() != missing+1 {
+		t.Errorf("fetched %d objects in %d requests, want %d", res.ObjectsFetched, o.objectHits(), missing)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Old != first || res.Refs[0].New != second {
+		t.Errorf("refs = %+v", res.Refs)
+	}
+	checkSameTree(t, o.r, dest, second)
+	checkFsck(t, dest)
+
+	// The parent is not pulled at depth 0; --depth=1 fetches it too.
+	fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, fresh, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := fresh.HasObject(repo.KindCommit, first); ok {
+		t.Error("depth 0 pulled the parent commit")
+	}
+	opts := fastOpts("main")
+	opts.Depth = -1
+	res, err = remote.Pull(ctx, fresh, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ObjectsFetched != 4 { // the first commit, its root and etc dirtrees, its demo.conf
+		t.Errorf("depth -1 fetched %d objects, want 4", res.ObjectsFetched)
+	}
+	checkSameTree(t, o.r, fresh, first)
+	checkFsck(t, fresh)
+}
+
+func TestPullWithoutSummary(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	o.commit("other", testtree.Tree{"x": testtree.File("x", 0o644)}, 1700000000)
+	if err := os.Remove(o.r.Path(remote.SummaryFile)); err != nil {
+		t.Fatal(err)
+	}
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	_, err := remote.Pull(ctx, dest, fastOpts())
+	errContains(t, err, o.srv.URL, "no summary")
+
+	res, err := remote.Pull(ctx, dest, fastOpts("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.hitsOf("/refs/heads/main") != 1 || len(res.Refs) != 1 || res.Refs[0].New != id {
+		t.Errorf("refs = %+v, ref file requested %d times", res.Refs, o.hitsOf("/refs/heads/main"))
+	}
+	_, err = remote.Pull(ctx, dest, fastOpts("nope"))
+	errContains(t, err, o.srv.URL+"/refs/heads/nope", "404")
+	if !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("missing ref: %v does not match repo.ErrNotFound", err)
+	}
+}
+
+func TestPullRefsFromBranchesAndSummary(t *testing.T) {
+	o := newOrigin(t)
+	a := o.commit("a", testtree.Tree{"f": testtree.File("a", 0o644)}, 1700000000)
+	b := o.commit("b/c", testtree.Tree{"f": testtree.File("b", 0o644)}, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+
+	// No refs and no branches=: everything the summary lists.
+	res, err := remote.Pull(ctx, dest, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 2 || res.Refs[0].Ref != "origin:a" || res.Refs[1].Ref != "origin:b/c" || res.Refs[1].New != b {
+		t.Errorf("refs = %+v", res.Refs)
+	}
+	// branches= limits what is pulled; --mirror writes local branches.
+	if _, err := remote.AddRemote(dest, remote.Remote{Name: "origin", URL: o.srv.URL, Branches: []string{"a"}}, remote.AddOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	opts := fastOpts()
+	opts.Mirror = true
+	res, err = remote.Pull(ctx, dest, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Ref != "a" || mustRef(t, dest, "a") != a {
+		t.Errorf("mirror refs = %+v", res.Refs)
+	}
+	// A branch the summary does not list is an error naming it.
+	_, err = remote.Pull(ctx, dest, fastOpts("zzz"))
+	errContains(t, err, `"zzz"`, o.srv.URL)
+	// A commit id pulls the commit and writes no ref.
+	res, err = remote.Pull(ctx, newDest(t, repo.ModeBareUser, o.srv.URL), fastOpts(b.String()))
+	if err != nil || len(res.Refs) != 0 || len(res.Commits) != 1 || res.Commits[0] != b {
+		t.Errorf("pull by id: %+v, %v", res, err)
+	}
+}
+
+func TestPullMirrorIntoArchiveAndServeOn(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	mirror := newDest(t, repo.ModeArchive, o.srv.URL)
+	opts := fastOpts()
+	opts.Mirror = true
+	if _, err := remote.Pull(ctx, mirror, opts); err != nil {
+		t.Fatal(err)
+	}
+	if mustRef(t, mirror, "os/stable") != id {
+		t.Fatal("mirror did not write the local branch")
+	}
+	checkFsck(t, mirror)
+	if _, err := remote.UpdateSummary(ctx, mirror, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv := newFileServer(t, mirror.Path())
+	leaf := newDest(t, repo.ModeBareUser, srv)
+	if _, err := remote.Pull(ctx, leaf, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	checkSameTree(t, o.r, leaf, id)
+	checkFsck(t, leaf)
+}
+
+func newFileServer(t *testing.T, dir string) string {
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPullCommitMetadataOnly(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	opts := fastOpts("main")
+	opts.CommitMetadataOnly = true
+	res, err := remote.Pull(ctx, dest, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ObjectsFetched != 1 || !dest.IsCommitPartial(id) || mustRef(t, dest, "origin:main") != id {
+		t.Fatalf("commit-metadata-only: %+v, partial %v", res, dest.IsCommitPartial(id))
+	}
+	if rep := checkFsck(t, dest); len(rep.Partial) != 1 || rep.Partial[0] != id {
+		t.Errorf("fsck partial = %v", rep.Partial)
+	}
+	// A full pull completes the commit and clears the marker.
+	res, err = remote.Pull(ctx, dest, fastOpts("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dest.IsCommitPartial(id) || res.ObjectsFetched != int64(len(storedObjects(t, o.r))-1) {
+		t.Errorf("completing pull: %+v, still partial %v", res, dest.IsCommitPartial(id))
+	}
+	if rep := checkFsck(t, dest); len(rep.Partial) != 0 {
+		t.Errorf("fsck partial after completing = %v", rep.Partial)
+	}
+	checkSameTree(t, o.r, dest, id)
+}
+
+// corruptFile rewrites the last byte of a small uncompressed file object.
+func corruptFile(t *testing.T, o *origin, id repo.ID, p string) repo.ID {
+	e := lookup(t, o.r, id, p)
+	path := o.r.ObjectPath(repo.KindFile, e.ID)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0x20
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID
+}
+
+// Every way a server can hand over something wrong ends in an error that
+// names the URL, with no ref written and no object published.
+func TestPullFaults(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, o *origin, id repo.ID) (refs []string, want []string)
+		opts  func(*remote.PullOptions)
+	}{
+		{"corrupt file object", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := corruptFile(t, o, id, "/etc/demo.conf")
+			return nil, []string{o.srv.URL + objectURLPath(repo.KindFile, f), "content hashes to"}
+		}, nil},
+		{"truncated compressed object", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := lookup(t, o.r, id, "/usr/share/big.bin").ID
+			path := o.r.ObjectPath(repo.KindFile, f)
+			b, _ := os.ReadFile(path)
+			os.WriteFile(path, b[:len(b)/2], 0o644)
+			return nil, []string{o.srv.URL + objectURLPath(repo.KindFile, f), f.String()}
+		}, nil},
+		{"HTML page instead of a dirtree", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			d := lookup(t, o.r, id, "/etc").ID
+			p := objectURLPath(repo.KindDirTree, d)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				w.Header().Set("Content-Type", "text/html")
+				w.Write([]byte("<html><body>Welcome to nginx!</body></html>\n"))
+				return true
+			}
+			return nil, []string{o.srv.URL + p, "dirtree object " + d.String(), "hashes to"}
+		}, nil},
+		{"HTML page instead of a file", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := lookup(t, o.r, id, "/bin/hello").ID
+			p := objectURLPath(repo.KindFile, f)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				w.Write([]byte("<!DOCTYPE html><html>oops</html>"))
+				return true
+			}
+			return nil, []string{o.srv.URL + p, "file object " + f.String(), "corrupt"}
+		}, nil},
+		{"dotdot in a dirtree", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			c, err := o.r.ReadCommit(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := lookup(t, o.r, id, "/etc/demo.conf").ID
+			bad := (&repo.DirTree{Files: []repo.FileEntry{{Name: "..", ID: f}}}).Encode()
+			badID := repo.Sum(bad)
+			writeObject(t, o.r, repo.KindDirTree, badID, bad)
+			evil := *c
+			evil.RootTree = badID
+			enc := evil.Encode()
+			evilID := repo.Sum(enc)
+			writeObject(t, o.r, repo.KindCommit, evilID, enc)
+			if err := o.r.SetRef("evil", evilID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"evil"}, []string{o.srv.URL + objectURLPath(repo.KindDirTree, badID), `invalid name ".."`}
+		}, nil},
+		{"missing object", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := lookup(t, o.r, id, "/usr/share/doc/a").ID
+			os.Remove(o.r.ObjectPath(repo.KindFile, f))
+			return nil, []string{o.srv.URL + objectURLPath(repo.KindFile, f), "404"}
+		}, nil},
+		{"server error every time", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			d := lookup(t, o.r, id, "/usr").ID
+			p := objectURLPath(repo.KindDirTree, d)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				http.Error(w, "overloaded", http.StatusServiceUnavailable)
+				return true
+			}
+			t.Cleanup(func() {
+				if n := o.hitsOf(p); n != 3 {
+					t.Errorf("%s requested %d times, want 3", p, n)
+				}
+			})
+			return nil, []string{o.srv.URL + p, "503"}
+		}, nil},
+		{"hung server", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := lookup(t, o.r, id, "/etc/motd").ID
+			p := objectURLPath(repo.KindFile, f)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				<-req.Context().Done()
+				return true
+			}
+			return nil, []string{o.srv.URL + p, "timed out"}
+		}, func(opts *remote.PullOptions) { opts.Timeout = 100 * time.Millisecond; opts.Attempts = 2 }},
+		{"server stalls mid-body", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := lookup(t, o.r, id, "/usr/share/big.bin").ID
+			p := objectURLPath(repo.KindFile, f)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				b, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
+				w.Header().Set("Content-Length", "1000000000")
+				w.Write(b[:len(b)/2])
+				w.(http.Flusher).Flush()
+				<-req.Context().Done()
+				return true
+			}
+			return nil, []string{o.srv.URL + p, "timed out"}
+		}, func(opts *remote.PullOptions) { opts.Timeout = 200 * time.Millisecond; opts.Attempts = 1 }},
+		{"not a repository", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				w.Write([]byte("<html>hello</html>"))
+				return true
+			}
+			return nil, []string{o.srv.URL + "/config", "not an otree repository"}
+		}, nil},
+		{"corrupt summary", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			os.WriteFile(o.r.Path(remote.SummaryFile), []byte("s\x01\x01"), 0o644)
+			return nil, []string{o.srv.URL + "/summary", "non-canonical summary"}
+		}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOrigin(t)
+			id := o.commit("main", tree, 1700000000)
+			refs, want := tc.setup(t, o, id)
+			dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+			opts := fastOpts(refs...)
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			start := time.Now()
+			_, err := remote.Pull(ctx, dest, opts)
+			errContains(t, err, want...)
+			t.Log(err)
+			if el := time.Since(start); el > 5*time.Second {
+				t.Errorf("failing took %s", el)
+			}
+			checkNothingMoved(t, dest)
+			checkFsck(t, dest)
+		})
+	}
+}
+
+func writeObject(t *testing.T, r *repo.Repo, kind repo.Kind, id repo.ID, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(r.ObjectPath(kind, id), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPullRetries(t *testing.T) {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusRequestTimeout} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			o := newOrigin(t)
+			id := o.commit("main", tree, 1700000000)
+			f := lookup(t, o.r, id, "/usr/share/big.bin").ID
+			p := objectURLPath(repo.KindFile, f)
+			o.fault = func(w http.ResponseWriter, req *http.Request, hit int) bool {
+				if (req.URL.Path == p || req.URL.Path == "/summary") && hit < 3 {
+					http.Error(w, "try again", status)
+					return true
+				}
+				return false
+			}
+			dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+			if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
+				t.Fatal(err)
+			}
+			if o.hitsOf(p) != 3 || o.hitsOf("/summary") != 3 {
+				t.Errorf("requests: object %d, summary %d, want 3 each", o.hitsOf(p), o.hitsOf("/summary"))
+			}
+			checkSameTree(t, o.r, dest, id)
+			checkFsck(t, dest)
+		})
+	}
+	// A broken transfer is retried too: the first answer is cut short.
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	f := lookup(t, o.r, id, "/usr/share/big.bin").ID
+	p := objectURLPath(repo.KindFile, f)
+	o.fault = func(w http.ResponseWriter, req *http.Request, hit int) bool {
+		if req.URL.Path != p || hit > 1 {
+			return false
+		}
+		b, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
+		w.Header().Set("Content-Length", "1000000000")
+		w.Write(b[:len(b)/2])
+		return true
+	}
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
+		t.Fatal(err)
+	}
+	if o.hitsOf(p) != 2 {
+		t.Errorf("cut-short object requested %d times, want 2", o.hitsOf(p))
+	}
+	checkFsck(t, dest)
+}
+
+func TestPullCanceled(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("main", tree, 1700000000)
+	cctx, cancel := context.WithCancel(ctx)
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if strings.HasSuffix(req.URL.Path, ".file") {
+			cancel()
+			<-req.Context().Done()
+			return true
+		}
+		return false
+	}
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	_, err := remote.Pull(cctx, dest, fastOpts())
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	checkNothingMoved(t, dest)
+}
+
+func TestPullLocal(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	// Archive to bare-user, then bare-user back to archive.
+	bu := newDest(t, repo.ModeBareUser, o.srv.URL)
+	res, err := remote.PullLocal(ctx, bu, o.dir, remote.PullOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Ref != "os/stable" || int(res.ObjectsFetched) != len(storedObjects(t, o.r)) {
+		t.Errorf("pull-local: %+v", res)
+	}
+	checkSameTree(t, o.r, bu, id)
+	checkFsck(t, bu)
+
+	ar, err := repo.Init(filepath.Join(t.TempDir(), "ar"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	res, err = remote.PullLocal(ctx, ar, bu.Path(), remote.PullOptions{NoSync: true, Remote: "up", Refs: []string{"os/stable"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Ref != "up:os/stable" {
+		t.Errorf("pull-local --remote: %+v", res.Refs)
+	}
+	checkSameTree(t, o.r, ar, id)
+	checkFsck(t, ar)
+	res, err = remote.PullLocal(ctx, ar, bu.Path(), remote.PullOptions{NoSync: true, Remote: "up"})
+	if err != nil || res.ObjectsFetched != 0 {
+		t.Errorf("second pull-local fetched %+v, %v", res, err)
+	}
+
+	// A corrupt object in the source is refused, naming its path.
+	f := corruptFile(t, o, id, "/etc/demo.conf")
+	fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+	_, err = remote.PullLocal(ctx, fresh, o.dir, remote.PullOptions{NoSync: true})
+	errContains(t, err, o.r.ObjectPath(repo.KindFile, f), "content hashes to")
+	checkNothingMoved(t, fresh)
+}
+
+func TestPullFileURL(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, "file://"+o.dir)
+	res, err := remote.Pull(ctx, dest, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Ref != "origin:main" {
+		t.Errorf("refs = %+v", res.Refs)
+	}
+	checkSameTree(t, o.r, dest, id)
+	refs, err := remote.RemoteRefs(ctx, dest, "origin", remote.PullOptions{})
+	if err != nil || len(refs) != 1 || refs[0].Name != "main" || refs[0].Commit != id {
+		t.Errorf("remote refs = %v, %v", refs, err)
+	}
+}
+
+func TestPullErrors(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("main", tree, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	_, err := remote.Pull(ctx, dest, remote.PullOptions{Remote: "nope"})
+	errContains(t, err, `"nope"`)
+	if !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Errorf("%v does not match ErrRemoteNotFound", err)
+	}
+	_, err = remote.Pull(ctx, dest, remote.PullOptions{Remote: "origin", Depth: -2})
+	errContains(t, err, "depth")
+	_, err = remote.Pull(ctx, dest, fastOpts("bad..name/"))
+	errContains(t, err, "bad..name/")
+	checkNothingMoved(t, dest)
+
+	// What the destination's mode cannot hold is refused, naming it.
+	fifo := o.commit("fifo", testtree.Tree{"p": {Mode: fs.ModeNamedPipe | 0o644}}, 1700000000)
+	f := lookup(t, o.r, fifo, "/p").ID
+	_, err = remote.Pull(ctx, dest, fastOpts("fifo"))
+	errContains(t, err, o.srv.URL+objectURLPath(repo.KindFile, f), "cannot store a fifo")
+	checkNothingMoved(t, dest)
+}

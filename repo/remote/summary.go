@@ -1,0 +1,249 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/repo"
+)
+
+// SummaryFile is the name of the summary at the root of a repository.
+const SummaryFile = "summary"
+
+// maxSummary bounds the summary a client is willing to download or read.
+const maxSummary = 64 << 20
+
+// summaryTag and summaryVersion open every summary encoding, like the
+// kind tag and version of an object.
+const (
+	summaryTag     = 's'
+	summaryVersion = 1
+)
+
+// Summary lists a repository's branches and the commits they point at, so a
+// client can learn every ref with one request. Metadata keys starting with
+// "otree." are reserved; later versions index static deltas there.
+type Summary struct {
+	Refs     []repo.Ref    // local branches, sorted by name, each once
+	Metadata repo.Metadata // sorted keys, as in a commit
+}
+
+// Lookup returns the commit of a branch listed in the summary.
+func (s *Summary) Lookup(name string) (repo.ID, bool) {
+	for _, r := range s.Refs {
+		if r.Name == name {
+			return r.Commit, true
+		}
+	}
+	return repo.ID{}, false
+}
+
+// Encode returns the canonical encoding of s (docs/PULL.md). Like the
+// object encoders it does not check its input: Refs must be sorted, unique
+// and valid, and Metadata sorted.
+func (s *Summary) Encode() []byte {
+	b := []byte{summaryTag, summaryVersion}
+	b = binary.AppendUvarint(b, uint64(len(s.Refs)))
+	for _, r := range s.Refs {
+		b = binary.AppendUvarint(b, uint64(len(r.Name)))
+		b = append(b, r.Name...)
+		b = append(b, r.Commit[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Metadata)))
+	for _, m := range s.Metadata {
+		b = binary.AppendUvarint(b, uint64(len(m.Key)))
+		b = append(b, m.Key...)
+		b = binary.AppendUvarint(b, uint64(len(m.Value)))
+		b = append(b, m.Value...)
+	}
+	return b
+}
+
+// summaryDecoder reads the primitives of docs/FORMAT.md §1 and rejects every
+// non-canonical form, as the object decoders do.
+type summaryDecoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *summaryDecoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("non-canonical summary at byte %d: %s", d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *summaryDecoder) uv() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("truncated or overflowing uvarint")
+		return 0
+	}
+	// Minimal: only a one-byte encoding may end in 0x00.
+	if n > 1 && d.b[d.off+n-1] == 0 {
+		d.fail("uvarint is not minimal")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *summaryDecoder) raw(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("length %d runs past the end", n)
+		return nil
+	}
+	p := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p
+}
+
+// count reads a list length, refusing one that even the smallest entries
+// (min bytes each) could not fill, before anything is allocated.
+func (d *summaryDecoder) count(min int) int {
+	n := d.uv()
+	if d.err == nil && n > uint64((len(d.b)-d.off)/min) {
+		d.fail("count %d larger than the remaining bytes allow", n)
+		return 0
+	}
+	return int(n)
+}
+
+// DecodeSummary decodes a summary, rejecting anything but the canonical
+// encoding of a valid summary: a wrong tag or version, bad or non-minimal
+// uvarints, lengths past the end, invalid, unsorted or duplicated ref
+// names, zero commits, unsorted or empty metadata keys, trailing bytes.
+func DecodeSummary(b []byte) (*Summary, error) {
+	d := &summaryDecoder{b: b}
+	if len(b) < 2 || b[0] != summaryTag {
+		return nil, fmt.Errorf("not a summary: does not start with %q", summaryTag)
+	}
+	if b[1] != summaryVersion {
+		return nil, fmt.Errorf("unsupported summary version %d (want %d)", b[1], summaryVersion)
+	}
+	d.off = 2
+	s := &Summary{}
+	n := d.count(1 + 1 + 32)
+	s.Refs = make([]repo.Ref, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		name := string(d.raw(d.uv()))
+		var id repo.ID
+		copy(id[:], d.raw(32))
+		if d.err != nil {
+			break
+		}
+		if err := validateBranch(name); err != nil {
+			d.fail("%v", err)
+		} else if i > 0 && s.Refs[i-1].Name >= name {
+			d.fail("ref names not sorted or duplicated at %q", name)
+		} else if id.IsZero() {
+			d.fail("ref %q points at the zero id", name)
+		}
+		s.Refs = append(s.Refs, repo.Ref{Name: name, Commit: id})
+	}
+	m := d.count(2)
+	for i := 0; i < m && d.err == nil; i++ {
+		key := string(d.raw(d.uv()))
+		value := bytes.Clone(d.raw(d.uv()))
+		if d.err != nil {
+			break
+		}
+		if key == "" {
+			d.fail("empty metadata key")
+		} else if i > 0 && s.Metadata[i-1].Key >= key {
+			d.fail("metadata keys not sorted or duplicated at %q", key)
+		}
+		s.Metadata = append(s.Metadata, repo.MetaEntry{Key: key, Value: value})
+	}
+	if d.err == nil && d.off != len(b) {
+		d.fail("%d trailing bytes", len(b)-d.off)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return s, nil
+}
+
+// validateBranch checks a local branch name: a valid ref name without a
+// remote part.
+func validateBranch(name string) error {
+	if strings.Contains(name, ":") {
+		return fmt.Errorf("invalid branch name %q: a remote ref", name)
+	}
+	return repo.ValidateRefName(name)
+}
+
+// SummaryOptions configure UpdateSummary.
+type SummaryOptions struct {
+	// Metadata is stored in the summary (keys starting with "otree." are
+	// reserved).
+	Metadata repo.Metadata
+	// NoSync skips fsync; only for scratch repositories.
+	NoSync bool
+}
+
+// UpdateSummary writes the summary of r's local branches to SummaryFile at
+// its root, atomically, and returns it. The refs are read under the refs
+// lock, so the summary is one consistent state of the repository.
+func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Summary, error) {
+	for _, m := range opts.Metadata {
+		if strings.HasPrefix(m.Key, "otree.") {
+			return nil, fmt.Errorf("summary metadata key %q: keys starting with \"otree.\" are reserved", m.Key)
+		}
+	}
+	if err := opts.Metadata.Validate(); err != nil {
+		return nil, fmt.Errorf("summary metadata: %w", err)
+	}
+	lk, err := r.LockRefs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	refs, err := r.ListRefs("")
+	if err != nil {
+		return nil, err
+	}
+	s := &Summary{Refs: []repo.Ref{}, Metadata: opts.Metadata}
+	for _, ref := range refs {
+		if !strings.Contains(ref.Name, ":") {
+			s.Refs = append(s.Refs, ref)
+		}
+	}
+	if err := durable.WriteFile(r.Path(SummaryFile), s.Encode(), 0o644, !opts.NoSync); err != nil {
+		return nil, fmt.Errorf("writing summary: %w", err)
+	}
+	return s, nil
+}
+
+// ReadSummary reads the summary file of a local repository. A repository
+// without one gives an error matching repo.ErrNotFound.
+func ReadSummary(r *repo.Repo) (*Summary, error) {
+	data, err := os.ReadFile(r.Path(SummaryFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w (create it with `otree summary -u`)", r.Path(SummaryFile), repo.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading summary: %w", err)
+	}
+	if len(data) > maxSummary {
+		return nil, fmt.Errorf("%s: larger than %d bytes", r.Path(SummaryFile), maxSummary)
+	}
+	s, err := DecodeSummary(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Path(SummaryFile), err)
+	}
+	return s, nil
+}
