@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/repo"
 )
 
@@ -33,7 +34,7 @@ func TestCommitSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		iterations, budget = 5, 5*time.Second
 	}
-	bin := buildOtree(t)
+	bin := testbin.Build(t, "github.com/otree/otree/cmd/otree")
 	base := t.TempDir()
 	src, repoPath := filepath.Join(base, "src"), filepath.Join(base, "repo")
 	seed := uint64(time.Now().UnixNano())
@@ -192,24 +193,6 @@ func TestCommitSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("fsck after the kills: stray entries %v, incomplete commits %v", rep.Stray, rep.Incomplete)
 	}
 	t.Logf("fsck: %v objects, %d unreferenced (left by killed commits)", rep.Objects, rep.Unreferenced)
-}
-
-// buildOtree builds the otree command into a temporary directory.
-func buildOtree(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		if _, serr := os.Stat(goTool); serr != nil {
-			t.Fatalf("the go command is needed to build otree: %v", err)
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "otree")
-	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/otree/otree/cmd/otree").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building otree: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // runCommit runs an uninterrupted commit and returns the id it printed,

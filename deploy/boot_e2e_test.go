@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 )
 
@@ -23,7 +24,7 @@ func TestPrepareRootBootsDeployment(t *testing.T) {
 			t.Skipf("%s not found; prepare-root is tested in a private mount namespace", tool)
 		}
 	}
-	bin := buildPrepareRoot(t)
+	bin := testbin.Build(t, "github.com/otree/otree/cmd/otree-prepare-root")
 	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/hello": testtree.File("hello from the deployment\n", 0o755)}))
 	d := f.deploy("os", DeployOptions{Kargs: []string{"root=LABEL=root"}}).Deployment
 	os.WriteFile(filepath.Join(f.path, "otree/deploy/testos/var/state"), []byte("shared var\n"), 0o644)

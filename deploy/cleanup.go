@@ -87,11 +87,11 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 	}
 	for _, r := range have {
 		if !refs[r.Name] {
-			if err := s.repo.SetRef(r.Name, repo.ID{}); err != nil {
-				return nil, err
-			}
 			rep.Refs = append(rep.Refs, r.Name)
 		}
+	}
+	if err := s.setRefs(ctx, nil, rep.Refs); err != nil {
+		return nil, err
 	}
 
 	// The other boot version and the other sub-version's links.

@@ -223,11 +223,23 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		return nil, err
 	}
 	defer unlock()
-	commit, err := s.repo.ResolveRev(rev)
+	osName, err := s.chooseOS(opts.OS)
 	if err != nil {
 		return nil, err
 	}
-	osName, err := s.chooseOS(opts.OS)
+	// Resolving the revision and pointing the deployment's ref at the
+	// commit happen under the refs lock, so a prune of the repository
+	// cannot remove the commit in between; the ref keeps it from then on.
+	refs, err := s.repo.LockRefs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if refs != nil {
+			refs.Unlock()
+		}
+	}()
+	commit, err := s.repo.ResolveRev(rev)
 	if err != nil {
 		return nil, err
 	}
@@ -284,11 +296,12 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		return nil, err
 	}
 	d.Path = s.deploymentDir(osName, commit, d.Serial)
-	// The ref keeps the commit from a concurrent prune while the checkout
-	// runs; Cleanup removes it if the deployment never becomes current.
+	// Cleanup removes the ref if the deployment never becomes current.
 	if err := s.repo.SetRef(deployRef(d), commit); err != nil {
 		return nil, err
 	}
+	refs.Unlock()
+	refs = nil
 	switched := false
 	defer func() {
 		// What a failed deploy wrote is not referenced by any boot entry;
@@ -296,7 +309,7 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		if err != nil && !switched {
 			removeTree(d.Path)
 			os.Remove(d.Path + ".origin")
-			s.repo.SetRef(deployRef(d), repo.ID{})
+			s.setRefs(context.WithoutCancel(ctx), nil, []string{deployRef(d)})
 		}
 	}()
 	res := &DeployResult{Deployment: d, Merge: merge}

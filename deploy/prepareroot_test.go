@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testbin"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +65,7 @@ func TestPrepareRoot(t *testing.T) {
 	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "true").CombinedOutput(); err != nil {
 		t.Skipf("skipping: cannot create a mount namespace: %v: %s", err, out)
 	}
-	bin := buildPrepareRoot(t)
+	bin := testbin.Build(t, "github.com/otree/otree/cmd/otree-prepare-root")
 
 	for _, tc := range []struct{ name, setup string }{
 		{"ok", ""},
@@ -193,21 +194,6 @@ awk -v p="$TOP/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo
 		t.Errorf("deployment usr not writable outside the namespace: %v", err)
 	}
 	s.checkHost(t)
-}
-
-// buildPrepareRoot builds cmd/otree-prepare-root and returns the binary.
-func buildPrepareRoot(t *testing.T) string {
-	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = "/usr/local/go/bin/go"
-	}
-	bin := filepath.Join(t.TempDir(), "otree-prepare-root")
-	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/otree/otree/cmd/otree-prepare-root")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // prepRootSysroot is a physical root filesystem with one deployment,

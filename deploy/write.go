@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +29,27 @@ const (
 // deployRef is the ref that keeps a deployment's commit in the repository
 // while the deployment exists.
 func deployRef(d *Deployment) string { return fmt.Sprintf("otree/%s/%s", d.OS, d.Name()) }
+
+// setRefs points the refs of the deployments in set at their commits and
+// deletes the refs named in del, under the repository's refs lock.
+func (s *Sysroot) setRefs(ctx context.Context, set []*Deployment, del []string) error {
+	l, err := s.repo.LockRefs(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	for _, d := range set {
+		if err := s.repo.SetRef(deployRef(d), d.Commit); err != nil {
+			return err
+		}
+	}
+	for _, name := range del {
+		if err := s.repo.SetRef(name, repo.ID{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // bootPrefix is how boot entries name files in the boot directory: from
 // the root of the boot partition when boot/ is its own filesystem, else
@@ -106,10 +128,8 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	for _, d := range list {
-		if err := s.repo.SetRef(deployRef(d), d.Commit); err != nil {
-			return "", err
-		}
+	if err := s.setRefs(ctx, list, nil); err != nil {
+		return "", err
 	}
 	kind := SwitchFull
 	if len(list) > 0 && len(list) == len(s.deployments) {

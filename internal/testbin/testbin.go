@@ -1,0 +1,31 @@
+// Package testbin builds the module's commands for tests that run them as
+// separate processes (to kill them, or to run them in another mount
+// namespace).
+package testbin
+
+import (
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"testing"
+)
+
+// Build compiles the command package pkg (an import path) into a
+// temporary directory and returns the binary's path.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		if _, serr := os.Stat(goTool); serr != nil {
+			goTool = "/usr/local/go/bin/go"
+		}
+	}
+	bin := filepath.Join(t.TempDir(), path.Base(pkg))
+	out, err := exec.Command(goTool, "build", "-o", bin, pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
