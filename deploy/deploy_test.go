@@ -620,3 +620,42 @@ func TestOpenThroughBootedRoot(t *testing.T) {
 		t.Errorf("deployed to %s merging %+v", res.Deployment.Path, res.Merge)
 	}
 }
+
+func TestDeployOptionsProcCmdlineNoMergeOrigin(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	first := f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/vda"}}).Deployment
+	os.WriteFile(filepath.Join(first.Path, "etc/motd"), []byte("local\n"), 0o644)
+
+	// --karg-proc-cmdline starts from the running kernel's arguments,
+	// without the ones the boot loader and otree add.
+	cmdline := "BOOT_IMAGE=/vmlinuz-x root=/dev/vdb ro otree=/otree/boot.1/testos/00/0 initrd=/x console=ttyS0\n"
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	res, err := s.Deploy(context.Background(), "os", DeployOptions{KargsProcCmdline: true, KargsAppend: []string{"quiet"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deployment.Options != "root=/dev/vdb ro console=ttyS0 quiet" {
+		t.Errorf("options = %q", res.Deployment.Options)
+	}
+
+	// --no-merge: /etc from the defaults, no kernel arguments; --origin-file
+	// is stored as given (keys otree does not know included).
+	origin := []byte("[origin]\nrefspec=remote:os/stable\nunknown=kept\n")
+	res, err = s.Deploy(context.Background(), "os", DeployOptions{NoMerge: true, Origin: origin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Deployment
+	if got, _ := os.ReadFile(filepath.Join(d.Path, "etc/motd")); string(got) != "welcome\n" || d.Options != "" || len(res.Etc) != 0 || res.Merge != nil {
+		t.Errorf("no-merge: motd %q options %q etc %v merge %v", got, d.Options, res.Etc, res.Merge)
+	}
+	if got, _ := os.ReadFile(d.Path + ".origin"); !bytes.Equal(got, origin) || d.Origin != "remote:os/stable" {
+		t.Errorf("origin = %q (%q)", got, d.Origin)
+	}
+}
