@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -295,27 +296,45 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
 }
 
+// switchCommand builds a command that changes the boot order through do
+// and reports the new default.
+func switchCommand(a *adminEnv, c *cobra.Command, do func(ctx context.Context, s *deploy.Sysroot, args []string) (deploy.Switch, error)) *cobra.Command {
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		s, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		sw, err := do(cmd.Context(), s, args)
+		if err != nil {
+			return err
+		}
+		return a.printSwitch(s, sw)
+	}
+	a.addJSON(c)
+	return c
+}
+
+// indexed adapts a method taking a deployment index to switchCommand.
+func indexed(f func(*deploy.Sysroot, context.Context, int) (deploy.Switch, error)) func(context.Context, *deploy.Sysroot, []string) (deploy.Switch, error) {
+	return func(ctx context.Context, s *deploy.Sysroot, args []string) (deploy.Switch, error) {
+		n, err := parseIndex(args[0])
+		if err != nil {
+			return "", err
+		}
+		return f(s, ctx, n)
+	}
+}
+
 func newRollbackCommand(a *adminEnv) *cobra.Command {
-	c := &cobra.Command{
+	return switchCommand(a, &cobra.Command{
 		Use:   "rollback",
 		Short: "Make the previous deployment (index 1) the default",
 		Long:  "Swap deployments 0 and 1 in boot order; running it twice restores the order.",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sw, err := s.Rollback(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.printSwitch(s, sw)
-		},
-	}
-	a.addJSON(c)
-	return c
+	}, func(ctx context.Context, s *deploy.Sysroot, _ []string) (deploy.Switch, error) {
+		return s.Rollback(ctx)
+	})
 }
 
 // printSwitch reports the new default after a change of order.
@@ -334,55 +353,19 @@ func (a *adminEnv) printSwitch(s *deploy.Sysroot, sw deploy.Switch) error {
 }
 
 func newSetDefaultCommand(a *adminEnv) *cobra.Command {
-	c := &cobra.Command{
+	return switchCommand(a, &cobra.Command{
 		Use:   "set-default INDEX",
 		Short: "Make deployment INDEX the default",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := parseIndex(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sw, err := s.SetDefault(cmd.Context(), n)
-			if err != nil {
-				return err
-			}
-			return a.printSwitch(s, sw)
-		},
-	}
-	a.addJSON(c)
-	return c
+	}, indexed((*deploy.Sysroot).SetDefault))
 }
 
 func newUndeployCommand(a *adminEnv) *cobra.Command {
-	c := &cobra.Command{
+	return switchCommand(a, &cobra.Command{
 		Use:   "undeploy INDEX",
 		Short: "Remove deployment INDEX (never the booted or a pinned one)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := parseIndex(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sw, err := s.Undeploy(cmd.Context(), n)
-			if err != nil {
-				return err
-			}
-			return a.printSwitch(s, sw)
-		},
-	}
-	a.addJSON(c)
-	return c
+	}, indexed((*deploy.Sysroot).Undeploy))
 }
 
 func newPinCommand(a *adminEnv) *cobra.Command {
