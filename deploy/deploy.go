@@ -356,13 +356,11 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	return res, nil
 }
 
-// isRefName tells whether rev names a ref (possibly with ^ or ~ suffixes
-// stripped it would not, so those are not refs).
+// isRefName tells whether rev is the name of a ref itself (not an id, a
+// prefix, or a ref with ^ or ~N).
 func isRefName(r *repo.Repo, rev string) bool {
-	if _, err := r.ReadRef(rev); err == nil {
-		return true
-	}
-	return false
+	_, err := r.ReadRef(rev)
+	return err == nil
 }
 
 // freeSerial is the lowest serial for commit not used by a deployment

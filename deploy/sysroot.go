@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -99,7 +100,7 @@ func InitFS(path string) error {
 	} else if err != nil {
 		return fmt.Errorf("init-fs: %w", err)
 	}
-	return syncPaths(filepath.Join(path, "otree"), filepath.Join(path, "boot"), path)
+	return syncDirs(filepath.Join(path, "otree"), filepath.Join(path, "boot"), path)
 }
 
 // Open opens the sysroot at path and reads its deployments.
@@ -177,7 +178,7 @@ func (s *Sysroot) OSInit(name string) error {
 			}
 		}
 	}
-	return syncPaths(filepath.Join(root, "var"), root, filepath.Dir(root))
+	return syncDirs(filepath.Join(root, "var"), root, filepath.Dir(root))
 }
 
 func validOSName(name string) error {
@@ -376,17 +377,11 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// syncPaths fsyncs each path (files or directories).
-func syncPaths(paths ...string) error {
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
+// syncDirs fsyncs directories so that entries made in them are durable.
+func syncDirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := durable.SyncDir(d); err != nil {
 			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("syncing %s: %w", p, err)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -213,7 +214,7 @@ func replaceSymlink(target, link string) error {
 	if err := os.Rename(tmp, link); err != nil {
 		return err
 	}
-	return syncPaths(filepath.Dir(link))
+	return durable.SyncDir(filepath.Dir(link))
 }
 
 // switchFull writes the other boot version and renames boot/loader to it.

@@ -6,22 +6,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/otree/otree/internal/durable"
-	"github.com/otree/otree/internal/hash"
-	"golang.org/x/sys/unix"
 )
 
 // What a pull needs from the store beyond what commit uses: objects that
 // arrive from elsewhere are checked before they are staged, commits can be
 // marked partial while their objects are missing, and remotes live in config
 // sections.
-
-// maxInMemoryImport is the largest content WriteFileVerified holds in memory;
-// larger content is spooled to the staging directory.
-const maxInMemoryImport = 1 << 20
 
 // WriteFileVerified stores a file object that came from outside the
 // repository (another repository, a server). It reads exactly h.Size bytes of
@@ -33,42 +26,18 @@ func (t *Txn) WriteFileVerified(h *FileHeader, id ID, src io.Reader) (bool, erro
 	if err := t.checkStorable(h); err != nil {
 		return false, fmt.Errorf("file object %s: %w", id, err)
 	}
-	if h.Type != TypeRegular || h.Size <= maxInMemoryImport {
-		buf := make([]byte, h.Size)
-		if n, err := io.ReadFull(src, buf); err != nil {
-			return false, importReadError(id, uint64(n), h.Size, err)
-		}
-		if err := expectEnd(id, src); err != nil {
-			return false, err
-		}
-		if got := FileID(h, buf); got != id {
-			return false, &CorruptObjectError{Kind: KindFile, ID: id, Actual: got}
-		}
-		return t.WriteFile(h, id, buf)
-	}
-	name := fmt.Sprintf("spool-%d", t.seq.Add(1))
-	fd, err := unix.Openat(t.dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	c, err := t.readContent(h, src)
+	defer c.close()
 	if err != nil {
-		return false, fmt.Errorf("staging in %s: %w", t.dir, err)
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
-	defer func() { f.Close(); unix.Unlinkat(t.dirFd, name, 0) }()
-	hs := hash.New()
-	hs.Write(AppendFileHeader(nil, h))
-	n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(src, int64(h.Size)))
-	if err == nil && uint64(n) != h.Size {
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		return false, importReadError(id, uint64(n), h.Size, err)
+		return false, importReadError(id, c.n, h.Size, err)
 	}
 	if err := expectEnd(id, src); err != nil {
 		return false, err
 	}
-	if got := ID(hs.Sum()); got != id {
-		return false, &CorruptObjectError{Kind: KindFile, ID: id, Actual: got}
+	if c.id != id {
+		return false, &CorruptObjectError{Kind: KindFile, ID: id, Actual: c.id}
 	}
-	return t.WriteFileFrom(h, id, f)
+	return t.storeContent(h, c)
 }
 
 func importReadError(id ID, n, size uint64, err error) error {

@@ -309,36 +309,84 @@ func (t *Txn) WriteFileFrom(h *FileHeader, id ID, src *os.File) (bool, error) {
 // h.Size bytes) and returns its id. It is for sources that can be read only
 // once, such as a tar stream.
 func (t *Txn) WriteFileStream(h *FileHeader, r io.Reader) (ID, bool, error) {
-	if h.Type != TypeRegular || h.Size <= 1<<20 {
-		buf := make([]byte, h.Size)
-		if n, err := io.ReadFull(r, buf); err != nil {
-			return ID{}, false, fmt.Errorf("reading content: got %d of %d bytes: %w", n, h.Size, err)
+	c, err := t.readContent(h, r)
+	defer c.close()
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return ID{}, false, fmt.Errorf("content ended after %d of %d bytes", c.n, h.Size)
 		}
-		id := FileID(h, buf)
-		isNew, err := t.WriteFile(h, id, buf)
-		return id, isNew, err
-	}
-	// Spool large content to a staging file while hashing, then store it
-	// from there.
-	name := fmt.Sprintf("spool-%d", t.seq.Add(1))
-	fd, err := unix.Openat(t.dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return ID{}, false, fmt.Errorf("staging in %s: %w", t.dir, err)
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
-	defer func() { f.Close(); unix.Unlinkat(t.dirFd, name, 0) }()
-	hs := hash.New()
-	hs.Write(AppendFileHeader(nil, h))
-	n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(r, int64(h.Size)))
-	if err != nil {
 		return ID{}, false, fmt.Errorf("reading content: %w", err)
 	}
-	if uint64(n) != h.Size {
-		return ID{}, false, fmt.Errorf("content ended after %d of %d bytes", n, h.Size)
+	isNew, err := t.storeContent(h, c)
+	return c.id, isNew, err
+}
+
+// content is a file object's content read once from a stream and hashed
+// with its header: in memory when small, else spooled to a file in the
+// staging directory.
+type content struct {
+	t     *Txn
+	id    ID
+	n     uint64 // bytes read
+	buf   []byte
+	spool *os.File
+	name  string
+}
+
+// readContent reads exactly h.Size bytes from src. A stream that ends
+// early gives io.ErrUnexpectedEOF with c.n set. Callers close c.
+func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
+	c := &content{t: t}
+	if h.Type != TypeRegular || h.Size <= 1<<20 {
+		c.buf = make([]byte, h.Size)
+		n, err := io.ReadFull(src, c.buf)
+		c.n = uint64(n)
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return c, err
+		}
+		c.id = FileID(h, c.buf)
+		return c, nil
 	}
-	id := ID(hs.Sum())
-	isNew, err := t.WriteFileFrom(h, id, f)
-	return id, isNew, err
+	c.name = fmt.Sprintf("spool-%d", t.seq.Add(1))
+	fd, err := unix.Openat(t.dirFd, c.name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		c.name = ""
+		return c, fmt.Errorf("staging in %s: %w", t.dir, err)
+	}
+	c.spool = os.NewFile(uintptr(fd), filepath.Join(t.dir, c.name))
+	hs := hash.New()
+	hs.Write(AppendFileHeader(nil, h))
+	n, err := io.Copy(io.MultiWriter(c.spool, hs), io.LimitReader(src, int64(h.Size)))
+	c.n = uint64(n)
+	if err == nil && c.n != h.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return c, err
+	}
+	c.id = ID(hs.Sum())
+	return c, nil
+}
+
+// storeContent stages the object c holds under c.id.
+func (t *Txn) storeContent(h *FileHeader, c *content) (bool, error) {
+	if c.spool != nil {
+		return t.WriteFileFrom(h, c.id, c.spool)
+	}
+	return t.WriteFile(h, c.id, c.buf)
+}
+
+// close removes the spool file, if any.
+func (c *content) close() {
+	if c.spool != nil {
+		c.spool.Close()
+	}
+	if c.name != "" {
+		unix.Unlinkat(c.t.dirFd, c.name, 0)
+	}
 }
 
 // checkStorable refuses headers the repository's mode cannot hold.
