@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,12 @@ type Options struct {
 	Metadata  repo.Metadata
 	// DetachedMetadata is stored beside the commit (for example signatures).
 	DetachedMetadata repo.Metadata
-	Sources          []Source
+	// BindRefs are refs the commit is bound to besides Branch (metadata
+	// key repo.RefBindingKey, checked by pull); NoBindings writes none,
+	// not even Branch.
+	BindRefs   []string
+	NoBindings bool
+	Sources    []Source
 
 	OwnerUID, OwnerGID   *uint32 // override every entry's owner
 	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes 0755/0644
@@ -147,6 +153,11 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	if err := opts.Metadata.Validate(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
+	}
+	for _, ref := range opts.BindRefs {
+		if err := repo.ValidateRefName(ref); err != nil {
+			return nil, fmt.Errorf("commit: ref binding: %w", err)
+		}
 	}
 	if err := opts.DetachedMetadata.Validate(); err != nil {
 		return nil, fmt.Errorf("commit: detached %w", err)
@@ -245,7 +256,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	c := repo.Commit{
 		Parent: parent, Timestamp: uint64(ts.Unix()), Subject: opts.Subject, Body: opts.Body,
-		RootTree: treeID, RootMeta: root.meta, Metadata: opts.Metadata,
+		RootTree: treeID, RootMeta: root.meta, Metadata: bindings(&opts),
 	}
 	id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
 	if err != nil {
@@ -346,4 +357,20 @@ func startProgress(fn func(Stats), c *counters, t *repo.Txn) func() {
 		return func() {}
 	}
 	return progress.Every(func() { fn(c.stats(t)) })
+}
+
+// bindings returns opts.Metadata with the ref binding set: Branch (unless
+// Orphan) and BindRefs, as OSTree binds a commit to its branch by default.
+func bindings(opts *Options) repo.Metadata {
+	if opts.NoBindings {
+		return opts.Metadata
+	}
+	refs := opts.BindRefs
+	if opts.Branch != "" && !opts.Orphan {
+		refs = append([]string{opts.Branch}, refs...)
+	}
+	if len(refs) == 0 {
+		return opts.Metadata
+	}
+	return slices.Clone(opts.Metadata).Set(repo.RefBindingKey, repo.EncodeRefBinding(refs))
 }

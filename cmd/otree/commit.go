@@ -18,6 +18,8 @@ type commitFlags struct {
 	metadata, trees                                    []string
 	ownerUID, ownerGID                                 int64
 	summary                                            bool
+	bindRefs                                           []string
+	noBindings                                         bool
 }
 
 func newCommitCommand(e *env) *cobra.Command {
@@ -46,6 +48,8 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes 0755/0644")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
+	fl.StringArrayVar(&f.bindRefs, "bind-ref", nil, "also bind the commit to this ref, besides --branch (repeatable)")
+	fl.BoolVar(&f.noBindings, "no-bindings", false, "write no ref binding (pull then accepts the commit for any ref)")
 	fl.BoolVar(&f.fsync, "fsync", true, "sync objects to disk before moving the branch")
 	fl.BoolVar(&f.summary, "stats", false, "print a summary of the work done to stderr")
 	e.addJSON(c)
@@ -73,6 +77,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	opts := commit.Options{
 		Branch: f.branch, Subject: f.subject, Body: f.body, Orphan: f.orphan,
 		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
+		BindRefs: f.bindRefs, NoBindings: f.noBindings,
 	}
 	if f.branch == "" && !f.orphan {
 		return usagef("a branch is required: pass --branch=NAME (or --orphan)")
@@ -80,6 +85,11 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	if f.branch != "" {
 		if err := repo.ValidateRefName(f.branch); err != nil {
 			return usageError{err}
+		}
+	}
+	for _, ref := range f.bindRefs {
+		if err := repo.ValidateRefName(ref); err != nil {
+			return usagef("invalid --bind-ref: %v", err)
 		}
 	}
 	if len(args) == 1 {

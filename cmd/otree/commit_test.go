@@ -168,3 +168,28 @@ func TestCommitProgressOnTerminal(t *testing.T) {
 		t.Errorf("not a terminal, yet stderr = %q", res.stderr)
 	}
 }
+
+// TestCommitRefBindings checks the commit is bound to its branch by
+// default, to --bind-ref refs as well, and to nothing with --no-bindings or
+// --orphan, as OSTree's commit does.
+func TestCommitRefBindings(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	key := "--print-metadata-key=" + repo.RefBindingKey
+	c.ok("commit", "-b", "os/stable", "--bind-ref=os/lts", "--bind-ref=os/lts", src)
+	if got := c.ok("show", key, "os/stable"); got != "os/lts\nos/stable\n" {
+		t.Errorf("bindings of a commit with --bind-ref: %q", got)
+	}
+	c.ok("commit", "-b", "os/stable", src)
+	if got := c.ok("show", key, "os/stable"); got != "os/stable\n" {
+		t.Errorf("bindings of a plain commit: %q", got)
+	}
+	c.ok("commit", "-b", "os/stable", "--no-bindings", "--bind-ref=os/lts", src)
+	c.fails(1, []string{repo.RefBindingKey}, "show", key, "os/stable")
+	id := strings.TrimSpace(c.ok("commit", "--orphan", src))
+	c.fails(1, []string{repo.RefBindingKey}, "show", key, id)
+	c.fails(2, []string{"--bind-ref", "bad name"}, "commit", "-b", "os/stable", "--bind-ref=bad name", src)
+	if got := c.ok("log", "os/stable"); strings.Count(got, "commit ") != 3 {
+		t.Errorf("a refused commit moved the branch: log has %d commits", strings.Count(got, "commit "))
+	}
+}

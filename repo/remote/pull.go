@@ -475,6 +475,9 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Actual: got})
 	}
 	if err := decode(data); err != nil {
+		if be := (*repo.RefBindingError)(nil); errors.As(err, &be) {
+			return fmt.Errorf("%s: %w", p.src.describe(kind, id), err)
+		}
 		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Reason: err.Error()})
 	}
 	if _, err := p.txn.WriteMeta(kind, data); err != nil {
@@ -513,6 +516,7 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 	commits := map[repo.ID]*repo.Commit{}
 	for _, t := range targets {
 		id, d := t.commit, p.opts.Depth
+		ref := t.branch // only the commit the ref names must be bound to it
 		for {
 			prev, walked := depth[id]
 			if walked && (prev == -1 || (d != -1 && d <= prev)) {
@@ -522,11 +526,14 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 			c := commits[id]
 			if c == nil {
 				var err error
-				if c, err = p.commit(q, id); err != nil {
+				if c, err = p.commit(q, id, ref); err != nil {
 					return err
 				}
 				commits[id] = c
+			} else if err := p.checkBinding(id, c, ref); err != nil {
+				return fmt.Errorf("%s: %w", p.src, err)
 			}
+			ref = ""
 			if d == 0 || c.Parent.IsZero() {
 				break
 			}
@@ -541,8 +548,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 
 // commit reads a stored commit or fetches one, and queues the walk of its
 // tree unless the commit is already complete here (or only commits are
-// wanted).
-func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID) (*repo.Commit, error) {
+// wanted). A commit pulled for ref must be bound to it (checked before a
+// fetched commit is staged).
+func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, ref string) (*repo.Commit, error) {
 	stored, err := p.r.HasObject(repo.KindCommit, id)
 	if err != nil {
 		return nil, err
@@ -552,11 +560,16 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID) (*repo.Commit, err
 		if c, err = p.r.ReadCommit(id); err != nil {
 			return nil, err
 		}
+		if err := p.checkBinding(id, c, ref); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.src, err)
+		}
 	} else {
 		err = p.fetchMeta(repo.KindCommit, id, func(b []byte) error {
 			var err error
-			c, err = repo.DecodeCommit(b)
-			return err
+			if c, err = repo.DecodeCommit(b); err != nil {
+				return err
+			}
+			return p.checkBinding(id, c, ref)
 		})
 		if err == nil {
 			err = p.fetchCommitMeta(id)
@@ -655,4 +668,13 @@ func (p *puller) fileTask(id repo.ID) task {
 		p.fetched.Add(1)
 		return nil
 	}
+}
+
+// checkBinding refuses a commit pulled for ref whose ref binding names
+// other refs. Commits pulled by id, and parents, are not checked.
+func (p *puller) checkBinding(id repo.ID, c *repo.Commit, ref string) error {
+	if ref == "" {
+		return nil
+	}
+	return repo.CheckRefBinding(id, c, ref)
 }

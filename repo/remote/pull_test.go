@@ -325,6 +325,7 @@ func TestPullFaults(t *testing.T) {
 			writeObject(t, o.r, repo.KindDirTree, badID, bad)
 			evil := *c
 			evil.RootTree = badID
+			evil.Metadata = nil // unbound, so the tree is what gets refused
 			enc := evil.Encode()
 			evilID := repo.Sum(enc)
 			writeObject(t, o.r, repo.KindCommit, evilID, enc)
