@@ -472,8 +472,8 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Deployment.Commit != b || res.Deployment.Origin != "os" {
-		t.Errorf("upgraded to %+v", res.Deployment)
+	if res.Deployed.Deployment.Commit != b || res.Deployed.Deployment.Origin != "os" {
+		t.Errorf("upgraded to %+v", res.Deployed.Deployment)
 	}
 	// Point the ref at an older commit: refused unless allowed.
 	if err := f.s.Repo().SetRef("os", a); err != nil {
@@ -487,7 +487,7 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal(diff)
 	}
 	res, err = f.s.Upgrade(context.Background(), UpgradeOptions{AllowDowngrade: true})
-	if err != nil || res.Deployment.Commit != a {
+	if err != nil || res.Deployed.Deployment.Commit != a {
 		t.Fatalf("allowed downgrade: %v", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
-	"github.com/otree/otree/repo"
 )
 
 // ErrNoDeployment is returned for an index that names no deployment.
@@ -149,93 +148,6 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 		list[i] = &c
 	}
 	return s.writeDeployments(ctx, list)
-}
-
-// UpgradeOptions configure Upgrade.
-type UpgradeOptions struct {
-	DeployOptions
-	// AllowDowngrade deploys a commit older than the current one.
-	AllowDowngrade bool
-}
-
-// ErrNoUpgrade is returned by Upgrade when the origin's ref still names
-// the deployed commit.
-var ErrNoUpgrade = errors.New("no upgrade available")
-
-// DowngradeError refuses a commit older than the deployed one, or one
-// of its ancestors.
-type DowngradeError struct {
-	Ref         string
-	Current     *Deployment
-	CurrentTime uint64 // the deployed commit's timestamp
-	FoundTime   uint64 // the timestamp of the commit the ref names
-}
-
-func (e *DowngradeError) Error() string {
-	return fmt.Sprintf("ref %s names a commit (timestamp %d) older than or an ancestor of the deployed %s (timestamp %d); pass --allow-downgrade to deploy it",
-		e.Ref, e.FoundTime, e.Current.Commit, e.CurrentTime)
-}
-
-// Upgrade deploys the newest commit of the merge deployment's origin ref
-// (the booted deployment's, else the default's) when it differs from the
-// deployed one.
-func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*DeployResult, error) {
-	if err := s.load(); err != nil {
-		return nil, err
-	}
-	osName, err := s.chooseOS(opts.OS)
-	if err != nil {
-		return nil, err
-	}
-	cur := s.MergeDeployment(osName)
-	if cur == nil {
-		return nil, fmt.Errorf("upgrade: stateroot %s has no deployment to upgrade", osName)
-	}
-	if cur.Origin == "" {
-		return nil, fmt.Errorf("upgrade: deployment %s has no origin refspec", cur.Name())
-	}
-	id, err := s.repo.ReadRef(cur.Origin)
-	if err != nil {
-		return nil, fmt.Errorf("upgrade: %w", err)
-	}
-	if id == cur.Commit {
-		return nil, ErrNoUpgrade
-	}
-	if !opts.AllowDowngrade {
-		a, err := s.repo.ReadCommit(cur.Commit)
-		if err != nil {
-			return nil, err
-		}
-		b, err := s.repo.ReadCommit(id)
-		if err != nil {
-			return nil, err
-		}
-		if b.Timestamp < a.Timestamp || s.isAncestor(id, a) {
-			return nil, &DowngradeError{Ref: cur.Origin, Current: cur, CurrentTime: a.Timestamp, FoundTime: b.Timestamp}
-		}
-	}
-	do := opts.DeployOptions
-	do.OS = osName
-	if do.Origin == nil {
-		do.Origin = (&origin{Refspec: cur.Origin}).encode()
-	}
-	return s.Deploy(ctx, id.String(), do)
-}
-
-// isAncestor tells whether id is a parent, grandparent... of c, as far
-// as the repository holds the history.
-func (s *Sysroot) isAncestor(id repo.ID, c *repo.Commit) bool {
-	for p := c.Parent; !p.IsZero(); {
-		if p == id {
-			return true
-		}
-		pc, err := s.repo.ReadCommit(p)
-		if err != nil {
-			return false
-		}
-		p = pc.Parent
-	}
-	return false
 }
 
 // Verify reports every path of deployment index's /usr that no longer

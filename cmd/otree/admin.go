@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/deploy"
@@ -36,7 +37,7 @@ boot order and one rename switches from one list to the next.`,
 	}
 	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage (default $OTREE_SYSROOT or /)")
 	c.AddCommand(
-		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a),
+		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a), newSwitchCommand(a),
 		newStatusCommand(a), newRollbackCommand(a), newSetDefaultCommand(a), newUndeployCommand(a),
 		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a),
 	)
@@ -173,38 +174,91 @@ func (a *adminEnv) printDeploy(res *deploy.DeployResult, err error) error {
 }
 
 func newUpgradeCommand(a *adminEnv) *cobra.Command {
-	o := &deploy.UpgradeOptions{}
-	c := &cobra.Command{
+	return newFollowCommand(a, &cobra.Command{
 		Use:   "upgrade",
-		Short: "Deploy the newest commit of the booted deployment's origin ref",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
+		Short: "Pull the origin ref of the booted deployment and deploy its newest commit",
+		Long: `Fetch the origin refspec of the booted deployment (else the default one) from
+its remote when it is REMOTE:BRANCH, and deploy the commit it names if that
+is not the deployed one. A commit older than the deployed one, or one of its
+ancestors, is refused unless --allow-downgrade.`,
+		Args: cobra.NoArgs,
+	})
+}
+
+func newSwitchCommand(a *adminEnv) *cobra.Command {
+	return newFollowCommand(a, &cobra.Command{
+		Use:   "switch [REMOTE:]BRANCH",
+		Short: "Pull another ref and deploy it, making it the origin later upgrades follow",
+		Long: `Fetch REMOTE:BRANCH (a BRANCH alone keeps the current origin's remote) and
+deploy the commit it names with the refspec recorded as the new origin. As
+for upgrade, a commit older than the deployed one, or one of its ancestors,
+is refused unless --allow-downgrade.`,
+		Args: cobra.ExactArgs(1),
+	})
+}
+
+// newFollowCommand completes upgrade and switch, which differ only in
+// where the refspec comes from.
+func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
+	o := &deploy.UpgradeOptions{}
+	var timeout time.Duration
+	var retries int
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if retries < 0 {
+			return usagef("--network-retries must be 0 or more")
+		}
+		if o.PullOnly && o.DeployOnly {
+			return usagef("--pull-only and --deploy-only exclude each other")
+		}
+		s, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		opts := *o
+		opts.Pull.Timeout, opts.Pull.Attempts = timeout, retries+1
+		var b *bar
+		if !a.json {
+			b = newBar(a.stderr)
+		}
+		if b != nil {
+			opts.Pull.Progress = pullProgress(b)
+			opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
+		}
+		var res *deploy.UpgradeResult
+		if len(args) == 1 {
+			res, err = s.SwitchRef(cmd.Context(), args[0], opts)
+		} else {
+			res, err = s.Upgrade(cmd.Context(), opts)
+		}
+		b.done()
+		if errors.Is(err, deploy.ErrNoUpgrade) || (err == nil && res.Deployed == nil) {
+			if a.json {
+				return a.printJSON(res)
+			}
+			if res.Pulled != nil {
+				fmt.Fprintf(a.stdout, "Pulled %s: %s\n", res.Refspec, res.Commit)
+			}
 			if err != nil {
-				return err
-			}
-			defer s.Close()
-			opts := *o
-			b := newBar(a.stderr)
-			if b != nil {
-				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
-			}
-			res, err := s.Upgrade(cmd.Context(), opts)
-			b.done()
-			if errors.Is(err, deploy.ErrNoUpgrade) {
-				if a.json {
-					return a.printJSON(struct {
-						Upgraded bool `json:"upgraded"`
-					}{false})
-				}
 				fmt.Fprintln(a.stdout, "No upgrade available.")
-				return nil
 			}
-			return a.printDeploy(res, err)
-		},
+			return nil
+		}
+		if err != nil {
+			return a.printDeploy(nil, err)
+		}
+		if a.json {
+			return a.printJSON(res)
+		}
+		return a.printDeploy(res.Deployed, nil)
 	}
 	deployFlags(c, &o.DeployOptions)
-	c.Flags().BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one")
+	fl := c.Flags()
+	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one, or one of its ancestors")
+	fl.BoolVar(&o.PullOnly, "pull-only", false, "fetch the update but do not deploy it")
+	fl.BoolVar(&o.DeployOnly, "deploy-only", false, "deploy what the repository holds without fetching")
+	fl.DurationVar(&timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
+	fl.IntVar(&retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
 	a.addJSON(c)
 	return c
 }

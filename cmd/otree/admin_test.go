@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,4 +277,57 @@ func TestAdminDeployProgressOnTerminal(t *testing.T) {
 	if !strings.Contains(out.String(), "as deployment 0") {
 		t.Errorf("stdout %q", out.String())
 	}
+}
+
+// TestAdminUpgradeAndSwitchFromRemote drives upgrade and switch against an
+// archive repository served over HTTP.
+func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
+	a := newAdmin(t)
+	srv := newCLI(t)
+	hs := httptest.NewServer(http.FileServer(http.Dir(srv.path)))
+	t.Cleanup(hs.Close)
+	ts := 1700000000
+	build := func(branch, motd string) string {
+		dir := t.TempDir()
+		writeBootableTree(t, dir, "6.1.0-1", motd)
+		ts += 100
+		id := strings.TrimSpace(srv.ok("commit", "-b", branch, "--timestamp=@"+strconv.Itoa(ts), dir))
+		srv.ok("summary", "-u")
+		return id
+	}
+	c1 := build("cli/stable", "one\n")
+	a.ok("remote", "add", "origin", hs.URL)
+	a.ok("pull", "origin", "cli/stable")
+	a.ok("admin", "deploy", "origin:cli/stable")
+
+	c2 := build("cli/stable", "two\n")
+	if out := a.ok("admin", "upgrade", "--pull-only"); out != "Pulled origin:cli/stable: "+c2+"\n" {
+		t.Errorf("upgrade --pull-only printed %q", out)
+	}
+	if st := a.status(); len(st.Deployments) != 1 || st.Deployments[0].Commit != c1 {
+		t.Fatalf("--pull-only deployed: %+v", st)
+	}
+	if out := a.ok("admin", "upgrade"); !strings.Contains(out, "Deployed cli "+c2+".0 as deployment 0") {
+		t.Errorf("upgrade printed %q", out)
+	}
+	c3 := build("cli/testing", "three\n")
+	var res struct {
+		Refspec  string `json:"refspec"`
+		Commit   string `json:"commit"`
+		Deployed struct {
+			Deployment struct{ Origin string } `json:"deployment"`
+		} `json:"deployed"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "switch", "--json", "cli/testing")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Refspec != "origin:cli/testing" || res.Commit != c3 || res.Deployed.Deployment.Origin != "origin:cli/testing" {
+		t.Errorf("switch --json = %+v", res)
+	}
+	if st := a.status(); st.Deployments[0].Commit != c3 || st.Deployments[0].Origin != "origin:cli/testing" {
+		t.Errorf("after switch: %+v", st.Deployments[0])
+	}
+	a.fails(1, "--allow-downgrade", "admin", "switch", "origin:cli/stable")
+	a.fails(2, "pull-only", "admin", "upgrade", "--pull-only", "--deploy-only")
+	a.fails(2, "accepts 1 arg", "admin", "switch")
 }

@@ -109,13 +109,7 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 		b = newBar(e.stderr)
 	}
 	if b != nil {
-		opts.Progress = func(p remote.PullProgress) {
-			label := "Receiving"
-			if p.Scanning {
-				label = "Scanning"
-			}
-			b.draw(label, p.Fetched, fmt.Sprintf("of %d objects", p.Needed), p.Bytes)
-		}
+		opts.Progress = pullProgress(b)
 	}
 	start := time.Now()
 	res, err := pull(r, opts)
@@ -139,4 +133,15 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	fmt.Fprintf(e.stdout, "Fetched %d object%s, %s in %s\n", res.ObjectsFetched, pluralSuffix(int(res.ObjectsFetched)),
 		humanBytes(res.BytesFetched), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// pullProgress draws a pull's progress on b.
+func pullProgress(b *bar) func(remote.PullProgress) {
+	return func(p remote.PullProgress) {
+		label := "Receiving"
+		if p.Scanning {
+			label = "Scanning"
+		}
+		b.draw(label, p.Fetched, fmt.Sprintf("of %d objects", p.Needed), p.Bytes)
+	}
 }

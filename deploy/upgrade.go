@@ -1,0 +1,203 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+)
+
+// UpgradeOptions configure Upgrade and SwitchRef.
+type UpgradeOptions struct {
+	DeployOptions
+	// AllowDowngrade deploys a commit older than the current one, or one
+	// of its ancestors.
+	AllowDowngrade bool
+	// PullOnly fetches the update without deploying it; DeployOnly deploys
+	// what the repository already holds without fetching.
+	PullOnly, DeployOnly bool
+	// Pull configures the fetch of a refspec "REMOTE:BRANCH" (Remote and
+	// Refs are set from the refspec). Progress and timeouts go here.
+	Pull remote.PullOptions
+}
+
+// UpgradeResult is what Upgrade and SwitchRef did.
+type UpgradeResult struct {
+	// Refspec is the origin followed: "REMOTE:BRANCH" or a local branch.
+	Refspec string `json:"refspec"`
+	// Pulled is the fetch from the remote; nil for a local refspec or
+	// with DeployOnly.
+	Pulled *remote.PullResult `json:"pulled,omitempty"`
+	// Commit is the commit the refspec names after the pull.
+	Commit repo.ID `json:"commit"`
+	// Deployed is the new deployment; nil when there was nothing to deploy
+	// (ErrNoUpgrade) or with PullOnly.
+	Deployed *DeployResult `json:"deployed,omitempty"`
+}
+
+// ErrNoUpgrade is returned by Upgrade when the origin's ref still names
+// the deployed commit.
+var ErrNoUpgrade = errors.New("no upgrade available")
+
+// DowngradeError refuses a commit older than the deployed one, or one
+// of its ancestors.
+type DowngradeError struct {
+	Ref         string
+	Current     *Deployment
+	CurrentTime uint64 // the deployed commit's timestamp
+	FoundTime   uint64 // the timestamp of the commit the ref names
+}
+
+func (e *DowngradeError) Error() string {
+	return fmt.Sprintf("ref %s names a commit (timestamp %d) older than or an ancestor of the deployed %s (timestamp %d); pass --allow-downgrade to deploy it",
+		e.Ref, e.FoundTime, e.Current.Commit, e.CurrentTime)
+}
+
+// SplitRefspec splits "REMOTE:BRANCH" into its remote and branch; a
+// refspec without a colon is a local branch (remote "").
+func SplitRefspec(refspec string) (remoteName, branch string) {
+	if i := strings.IndexByte(refspec, ':'); i >= 0 {
+		return refspec[:i], refspec[i+1:]
+	}
+	return "", refspec
+}
+
+// Upgrade fetches the merge deployment's origin refspec (the booted
+// deployment's, else the default's) from its remote, when it has one,
+// and deploys the commit it names when that differs from the deployed
+// one. When it does not, the error is ErrNoUpgrade and the result still
+// says what was pulled.
+func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult, error) {
+	cur, osName, err := s.current(opts.OS)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	if cur.Origin == "" {
+		return nil, fmt.Errorf("upgrade: deployment %s has no origin refspec", cur.Name())
+	}
+	return s.follow(ctx, cur, osName, cur.Origin, false, opts)
+}
+
+// SwitchRef makes refspec the origin of the stateroot: it fetches it (as
+// Upgrade does) and deploys the commit it names with refspec recorded as
+// the new deployment's origin, so later upgrades follow it. A refspec
+// without "REMOTE:" keeps the current origin's remote. The downgrade
+// guard applies: a commit older than the deployed one, or one of its
+// ancestors, is refused unless AllowDowngrade.
+func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOptions) (*UpgradeResult, error) {
+	cur, osName, err := s.current(opts.OS)
+	if err != nil {
+		return nil, fmt.Errorf("switch: %w", err)
+	}
+	if !strings.Contains(refspec, ":") {
+		if rm, _ := SplitRefspec(cur.Origin); rm != "" {
+			refspec = rm + ":" + refspec
+		}
+	}
+	return s.follow(ctx, cur, osName, refspec, true, opts)
+}
+
+// current returns the merge deployment of the stateroot osName (or of the
+// booted/default one).
+func (s *Sysroot) current(osName string) (*Deployment, string, error) {
+	if err := s.load(); err != nil {
+		return nil, "", err
+	}
+	osName, err := s.chooseOS(osName)
+	if err != nil {
+		return nil, "", err
+	}
+	cur := s.MergeDeployment(osName)
+	if cur == nil {
+		return nil, "", fmt.Errorf("stateroot %s has no deployment", osName)
+	}
+	return cur, osName, nil
+}
+
+// follow pulls refspec (when it names a remote) and deploys its commit
+// over cur. A switch deploys even the deployed commit, to record the new
+// origin.
+func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec string, isSwitch bool, opts UpgradeOptions) (*UpgradeResult, error) {
+	op := "upgrade"
+	if isSwitch {
+		op = "switch"
+	}
+	if opts.PullOnly && opts.DeployOnly {
+		return nil, fmt.Errorf("%s: pull-only and deploy-only exclude each other", op)
+	}
+	rmName, branch := SplitRefspec(refspec)
+	if err := repo.ValidateRefName(branch); err != nil {
+		return nil, fmt.Errorf("%s: refspec %q: %w", op, refspec, err)
+	}
+	res := &UpgradeResult{Refspec: refspec}
+	if rmName != "" && !opts.DeployOnly {
+		po := opts.Pull
+		po.Remote, po.Refs, po.Mirror, po.URL = rmName, []string{branch}, false, ""
+		pr, err := remote.Pull(ctx, s.repo, po)
+		if err != nil {
+			return nil, fmt.Errorf("%s: pulling %s: %w", op, refspec, err)
+		}
+		res.Pulled = pr
+	}
+	id, err := s.repo.ReadRef(refspec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	res.Commit = id
+	if opts.PullOnly {
+		return res, nil
+	}
+	if id == cur.Commit && (!isSwitch || cur.Origin == refspec) {
+		return res, ErrNoUpgrade
+	}
+	if !opts.AllowDowngrade && id != cur.Commit {
+		if err := s.checkDowngrade(cur, refspec, id); err != nil {
+			return nil, err
+		}
+	}
+	do := opts.DeployOptions
+	do.OS = osName
+	if do.Origin == nil {
+		do.Origin = (&origin{Refspec: refspec}).encode()
+	}
+	if res.Deployed, err = s.Deploy(ctx, id.String(), do); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkDowngrade refuses id when it is older than the deployed commit or
+// one of its ancestors.
+func (s *Sysroot) checkDowngrade(cur *Deployment, ref string, id repo.ID) error {
+	a, err := s.repo.ReadCommit(cur.Commit)
+	if err != nil {
+		return err
+	}
+	b, err := s.repo.ReadCommit(id)
+	if err != nil {
+		return err
+	}
+	if b.Timestamp < a.Timestamp || s.isAncestor(id, a) {
+		return &DowngradeError{Ref: ref, Current: cur, CurrentTime: a.Timestamp, FoundTime: b.Timestamp}
+	}
+	return nil
+}
+
+// isAncestor tells whether id is a parent, grandparent... of c, as far
+// as the repository holds the history.
+func (s *Sysroot) isAncestor(id repo.ID, c *repo.Commit) bool {
+	for p := c.Parent; !p.IsZero(); {
+		if p == id {
+			return true
+		}
+		pc, err := s.repo.ReadCommit(p)
+		if err != nil {
+			return false
+		}
+		p = pc.Parent
+	}
+	return false
+}

@@ -1,0 +1,199 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+)
+
+// server is an archive repository served over HTTP, counting requests.
+type server struct {
+	t    *testing.T
+	r    *repo.Repo
+	srv  *httptest.Server
+	hits atomic.Int64
+	down atomic.Bool // answer 503 to everything
+	ts   int64
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "srv"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	s := &server{t: t, r: r, ts: 1700000000}
+	files := http.FileServer(http.Dir(r.Path()))
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.hits.Add(1)
+		if s.down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		files.ServeHTTP(w, req)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// commit commits tree to branch at the next timestamp (or at ts, if given)
+// and updates the summary.
+func (s *server) commit(branch string, tree testtree.Tree, ts ...int64) repo.ID {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	testtree.Create(s.t, dir, tree)
+	s.ts += 100
+	when := s.ts
+	if len(ts) > 0 {
+		when = ts[0]
+	}
+	res, err := commit.Commit(context.Background(), s.r, commit.Options{
+		Branch: branch, Subject: "build", Timestamp: time.Unix(when, 0), NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: dir}},
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.summary()
+	return res.Commit
+}
+
+func (s *server) setRef(branch string, id repo.ID) {
+	s.t.Helper()
+	if err := s.r.SetRef(branch, id); err != nil {
+		s.t.Fatal(err)
+	}
+	s.summary()
+}
+
+func (s *server) summary() {
+	if _, err := remote.UpdateSummary(context.Background(), s.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func quickPull() remote.PullOptions {
+	return remote.PullOptions{NoSync: true, RetryDelay: time.Millisecond, Timeout: 5 * time.Second, Attempts: 2}
+}
+
+// TestUpgradeAndSwitchFromRemote follows a branch served over HTTP:
+// upgrade pulls and deploys, --pull-only and --deploy-only split the two,
+// the downgrade guard refuses an older or ancestor commit the server
+// offers, switch moves the origin to another branch (keeping the remote),
+// and a server that fails leaves the deployments as they were.
+func TestUpgradeAndSwitchFromRemote(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	srv := newServer(t)
+	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old := srv.commit("os/old", osTree("6.1.0-1", testtree.Tree{"usr/bin/old": testtree.File("old", 0o755)}), 1600000000)
+	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
+	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.deploy("origin:os/stable", DeployOptions{}).Deployment; d.Origin != "origin:os/stable" || d.Commit != a {
+		t.Fatalf("first deployment %+v", d)
+	}
+	opts := UpgradeOptions{Pull: quickPull()}
+
+	res, err := f.s.Upgrade(ctx, opts)
+	if !errors.Is(err, ErrNoUpgrade) || res == nil || res.Pulled == nil || res.Commit != a {
+		t.Fatalf("upgrade with nothing new: %+v, %v", res, err)
+	}
+
+	b := srv.commit("os/stable", osTree("6.1.0-2", nil))
+	po := opts
+	po.PullOnly = true
+	if res, err = f.s.Upgrade(ctx, po); err != nil || res.Deployed != nil || res.Commit != b {
+		t.Fatalf("pull-only: %+v, %v", res, err)
+	}
+	if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" {
+		t.Fatalf("pull-only deployed: %s", diff)
+	}
+	if got, _ := f.s.Repo().ReadRef("origin:os/stable"); got != b {
+		t.Fatalf("pull-only left origin:os/stable at %s", got)
+	}
+	srv.hits.Store(0)
+	do := opts
+	do.DeployOnly = true
+	if res, err = f.s.Upgrade(ctx, do); err != nil || res.Pulled != nil || res.Deployed.Deployment.Commit != b {
+		t.Fatalf("deploy-only: %+v, %v", res, err)
+	}
+	if n := srv.hits.Load(); n != 0 {
+		t.Errorf("deploy-only made %d requests", n)
+	}
+
+	c := srv.commit("os/stable", osTree("6.1.0-3", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
+	if res, err = f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != c || res.Pulled.ObjectsFetched == 0 {
+		t.Fatalf("upgrade: %+v, %v", res, err)
+	}
+	if diff := cmp.Diff([]repo.ID{c, b}, f.order()); diff != "" {
+		t.Fatal(diff)
+	}
+
+	// The server rolls the branch back to an ancestor: pulled, not deployed.
+	srv.setRef("os/stable", b)
+	var de *DowngradeError
+	if _, err := f.s.Upgrade(ctx, opts); !errors.As(err, &de) || de.Ref != "origin:os/stable" {
+		t.Fatalf("upgrade to an ancestor: %v", err)
+	}
+	if diff := cmp.Diff([]repo.ID{c, b}, f.order()); diff != "" {
+		t.Fatalf("refused downgrade changed the deployments: %s", diff)
+	}
+	srv.setRef("os/stable", c)
+
+	// A failing server: the error names it, nothing changes.
+	srv.down.Store(true)
+	if _, err := f.s.Upgrade(ctx, opts); err == nil || !strings.Contains(err.Error(), srv.srv.URL) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("upgrade from a failing server: %v", err)
+	}
+	srv.down.Store(false)
+
+	// switch: a branch alone keeps the remote; later upgrades follow it.
+	d := srv.commit("os/testing", osTree("6.1.0-3", testtree.Tree{"usr/bin/d": testtree.File("d", 0o755)}))
+	if res, err = f.s.SwitchRef(ctx, "os/testing", opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Deployed.Deployment; got.Commit != d || got.Origin != "origin:os/testing" || res.Refspec != "origin:os/testing" {
+		t.Fatalf("switch deployed %+v (refspec %q)", got, res.Refspec)
+	}
+	e := srv.commit("os/testing", osTree("6.1.0-3", testtree.Tree{"usr/bin/e": testtree.File("e", 0o755)}))
+	if res, err = f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != e {
+		t.Fatalf("upgrade after switch: %+v, %v", res, err)
+	}
+
+	// switch to an older commit: refused unless allowed.
+	before := f.order()
+	if _, err := f.s.SwitchRef(ctx, "origin:os/old", opts); !errors.As(err, &de) {
+		t.Fatalf("switch to an older commit: %v", err)
+	}
+	if diff := cmp.Diff(before, f.order()); diff != "" {
+		t.Fatalf("refused switch changed the deployments: %s", diff)
+	}
+	ao := opts
+	ao.AllowDowngrade = true
+	if res, err = f.s.SwitchRef(ctx, "origin:os/old", ao); err != nil || res.Deployed.Deployment.Commit != old {
+		t.Fatalf("allowed switch: %+v, %v", res, err)
+	}
+	if _, err := f.s.SwitchRef(ctx, "origin:bad name", opts); err == nil || !strings.Contains(err.Error(), "bad name") {
+		t.Fatalf("switch to an invalid ref: %v", err)
+	}
+	if _, err := f.s.SwitchRef(ctx, "origin:os/none", opts); err == nil || !strings.Contains(err.Error(), "os/none") {
+		t.Fatalf("switch to a missing branch: %v", err)
+	}
+}
