@@ -37,6 +37,11 @@ func newBar(w io.Writer) *bar {
 
 // draw shows items and bytes done, with the byte rate.
 func (b *bar) draw(label string, items int64, itemName string, bytes int64) {
+	b.drawETA(label, items, itemName, bytes, "")
+}
+
+// drawETA is draw followed by an estimate of the time left, if not "".
+func (b *bar) drawETA(label string, items int64, itemName string, bytes int64, left string) {
 	if b == nil {
 		return
 	}
@@ -48,7 +53,24 @@ func (b *bar) draw(label string, items int64, itemName string, bytes int64) {
 		rate = float64(bytes) / el
 	}
 	fmt.Fprintf(b.w, "\r\033[K%s: %d %s, %s, %s/s", label, items, itemName, humanBytes(bytes), humanBytes(int64(rate)))
+	if left != "" {
+		fmt.Fprintf(b.w, ", ETA %s", left)
+	}
 	b.drawn = true
+}
+
+// eta estimates the time left when done of total took elapsed, as m:ss
+// (h:mm:ss past an hour); "" until there is something to go on.
+func eta(done, total int64, elapsed time.Duration) string {
+	if done <= 0 || total <= done || elapsed <= 0 {
+		return ""
+	}
+	left := time.Duration(float64(elapsed) * float64(total-done) / float64(done)).Round(time.Second)
+	h, m, s := int(left.Hours()), int(left.Minutes())%60, int(left.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+	}
+	return fmt.Sprintf("%d:%02d", m, s)
 }
 
 // done clears the line.

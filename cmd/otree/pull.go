@@ -135,13 +135,20 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	return nil
 }
 
-// pullProgress draws a pull's progress on b.
+// pullProgress draws a pull's progress on b, with an estimate of the time
+// left once the walk has found every object to fetch.
 func pullProgress(b *bar) func(remote.PullProgress) {
+	var since time.Time
+	var before int64 // objects fetched while scanning
 	return func(p remote.PullProgress) {
-		label := "Receiving"
 		if p.Scanning {
-			label = "Scanning"
+			b.draw("Scanning", p.Fetched, fmt.Sprintf("of %d objects", p.Needed), p.Bytes)
+			return
 		}
-		b.draw(label, p.Fetched, fmt.Sprintf("of %d objects", p.Needed), p.Bytes)
+		if since.IsZero() {
+			since, before = time.Now(), p.Fetched
+		}
+		left := eta(p.Fetched-before, p.Needed-before, time.Since(since))
+		b.drawETA("Receiving", p.Fetched, fmt.Sprintf("of %d objects", p.Needed), p.Bytes, left)
 	}
 }
