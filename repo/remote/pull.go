@@ -498,7 +498,7 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 }
 
 // fetchCommitMeta copies a commit's detached metadata, if the source has
-// any (signatures will live there).
+// any (its signatures live there).
 func (p *puller) fetchCommitMeta(id repo.ID) error {
 	data, err := p.src.readMeta(p.ctx, repo.KindCommitMeta, id)
 	if errors.Is(err, repo.ErrNotFound) {

@@ -339,3 +339,25 @@ func TestRemoteVerificationConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestPullFileRemoteVerifiesSummary(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	set := inlineKey(pub)
+	set["sign-verify-summary"] = "true"
+	dest := verifyingDest(t, "file://"+o.dir, set)
+	// A file:// remote's refs are normally read directly; with summary
+	// verification on, only a signed summary is believed.
+	_, err := remote.Pull(ctx, dest, fastOpts("main"))
+	errContains(t, err, "remote origin", filepath.Join(o.dir, "summary.sig"))
+	checkNothingMoved(t, dest)
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "origin:main"); got != id {
+		t.Errorf("origin:main = %s", got)
+	}
+}
