@@ -7,6 +7,7 @@ package commit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 )
 
 // SourceKind says what a Source is.
@@ -76,7 +78,10 @@ type Options struct {
 	// not even Branch.
 	BindRefs   []string
 	NoBindings bool
-	Sources    []Source
+	// SignKeys sign the commit: their ed25519 signatures are added to its
+	// detached metadata in the same transaction, before the ref moves.
+	SignKeys []ed25519.PrivateKey
+	Sources  []Source
 
 	OwnerUID, OwnerGID   *uint32 // override every entry's owner
 	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes 0755/0644
@@ -258,12 +263,19 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		Parent: parent, Timestamp: uint64(ts.Unix()), Subject: opts.Subject, Body: opts.Body,
 		RootTree: treeID, RootMeta: root.meta, Metadata: bindings(&opts),
 	}
-	id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+	data := c.Encode()
+	id, err := txn.WriteMeta(repo.KindCommit, data)
 	if err != nil {
 		return nil, err
 	}
-	if len(opts.DetachedMetadata) > 0 {
-		if err := txn.WriteCommitMeta(id, opts.DetachedMetadata); err != nil {
+	detached := opts.DetachedMetadata
+	if len(opts.SignKeys) > 0 {
+		if detached, _, err = sign.AddSignatures(detached, data, opts.SignKeys...); err != nil {
+			return nil, fmt.Errorf("commit: signing: %w", err)
+		}
+	}
+	if len(detached) > 0 {
+		if err := txn.WriteCommitMeta(id, detached); err != nil {
 			return nil, err
 		}
 	}

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -43,13 +45,18 @@ func newRemoteAddCommand(e *env) *cobra.Command {
 		sets                 []string
 		ifNotExists, force   bool
 		noGPGVerify, noVerif bool
+		signVerify           []string
 	)
 	c := &cobra.Command{
 		Use:   "add NAME URL [BRANCH...]",
 		Short: "Add a remote",
 		Long: `Add a remote named NAME fetching from URL (http://, https:// or file://).
 BRANCHes become its branches= key: what "otree pull NAME" fetches by default.
---set=KEY=VALUE sets any other key of the section (repeatable).`,
+--set=KEY=VALUE sets any other key of the section (repeatable).
+--sign-verify=ed25519=inline:PUBKEY or ed25519=file:PATH makes pull refuse
+commits not signed by that key (or the keys in PATH): it sets sign-verify=true
+and verification-ed25519-key or -file. --no-sign-verify sets sign-verify and
+sign-verify-summary to false.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ifNotExists && force {
@@ -62,6 +69,21 @@ BRANCHes become its branches= key: what "otree pull NAME" fetches by default.
 					return usagef("--set wants KEY=VALUE, got %q", s)
 				}
 				opts.Set[k] = v
+			}
+			if noVerif && len(signVerify) > 0 {
+				return usagef("--sign-verify and --no-sign-verify are exclusive")
+			}
+			for _, sv := range signVerify {
+				k, v, err := parseSignVerify(sv)
+				if err != nil {
+					return err
+				}
+				opts.Set[k] = v
+				opts.Set[remote.KeySignVerify] = "true"
+			}
+			if noVerif {
+				opts.Set[remote.KeySignVerify] = "false"
+				opts.Set[remote.KeySignVerifySummary] = "false"
 			}
 			rm := remote.Remote{Name: args[0], URL: args[1], Branches: args[2:]}
 			return e.inRepo(func(r *repo.Repo) error {
@@ -81,9 +103,9 @@ BRANCHes become its branches= key: what "otree pull NAME" fetches by default.
 	fl.BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists")
 	fl.BoolVar(&force, "force", false, "replace the remote if it exists")
 	fl.BoolVar(&noGPGVerify, "no-gpg-verify", false, "accepted for OSTree compatibility: otree never uses GPG")
-	fl.BoolVar(&noVerif, "no-sign-verify", false, "accepted for OSTree compatibility: signatures are not verified yet")
+	fl.BoolVar(&noVerif, "no-sign-verify", false, "do not verify signatures")
+	fl.StringArrayVar(&signVerify, "sign-verify", nil, "verify commit signatures with ed25519=inline:PUBKEY or ed25519=file:PATH")
 	fl.MarkHidden("no-gpg-verify")
-	fl.MarkHidden("no-sign-verify")
 	e.addJSON(c)
 	return c
 }
@@ -190,4 +212,34 @@ read directly.`,
 	}
 	e.addJSON(c)
 	return c
+}
+
+// parseSignVerify parses OSTree's --sign-verify=TYPE=inline:PUBKEY or
+// TYPE=file:PATH into the remote config key and value it sets.
+func parseSignVerify(s string) (string, string, error) {
+	typ, spec, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", usagef("--sign-verify wants ed25519=inline:PUBKEY or ed25519=file:PATH, got %q", s)
+	}
+	if err := sign.CheckType(typ); err != nil || typ == "" {
+		return "", "", usagef("--sign-verify %q: unsupported signature type %q (only ed25519)", s, typ)
+	}
+	how, v, _ := strings.Cut(spec, ":")
+	switch {
+	case how == "inline" && v != "":
+		if _, err := sign.ParsePublicKey(v); err != nil {
+			return "", "", usagef("--sign-verify %q: %v", s, err)
+		}
+		return remote.KeyVerificationKey, v, nil
+	case how == "file" && v != "":
+		if _, err := sign.ReadPublicKeys(v); err != nil {
+			return "", "", fmt.Errorf("--sign-verify: %w", err)
+		}
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return "", "", err
+		}
+		return remote.KeyVerificationFile, abs, nil
+	}
+	return "", "", usagef("--sign-verify wants ed25519=inline:PUBKEY or ed25519=file:PATH, got %q", s)
 }

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -73,10 +74,33 @@ func runShow(e *env, f *showFlags, rev string) error {
 		}
 		return e.printMetaValue(f.detachedKey, v)
 	}
-	if e.json {
-		return e.printJSON(newCommitJSON(id, c))
+	sigs, err := sign.CommitSignatures(r, id)
+	if err != nil {
+		return err
 	}
-	return writeCommit(e.stdout, id, c)
+	if e.json {
+		out := showJSON{commitJSON: newCommitJSON(id, c)}
+		for _, s := range sigs {
+			out.Signatures = append(out.Signatures, base64.StdEncoding.EncodeToString(s))
+		}
+		return e.printJSON(out)
+	}
+	if err := writeCommit(e.stdout, id, c); err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		if _, err := fmt.Fprintf(e.stdout, "Signature: ed25519 %s\n", base64.StdEncoding.EncodeToString(s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// showJSON is the --json form of show: a commit and its signatures
+// (base64, as stored in its detached metadata).
+type showJSON struct {
+	commitJSON
+	Signatures []string `json:"signatures,omitempty"`
 }
 
 // printMetaValue prints one metadata value: raw bytes and a newline, or

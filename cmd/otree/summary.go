@@ -6,6 +6,7 @@ import (
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +21,9 @@ func newSummaryCommand(e *env) *cobra.Command {
 		update, view bool
 		metadata     []string
 		noSync       bool
+		signKeys     []string
+		signFile     string
+		signType     string
 	)
 	c := &cobra.Command{
 		Use:   "summary (-u [-m KEY=VALUE]... | -v)",
@@ -28,14 +32,23 @@ func newSummaryCommand(e *env) *cobra.Command {
 branch and its commit, read in one consistent state, in the encoding
 docs/PULL.md defines. Pull reads it to learn a remote's branches with one
 request; run it after each commit to a repository that is served.
+--sign / --sign-from-file write the summary's ed25519 signatures to
+summary.sig beside it; without them a stale summary.sig is removed.
 -v prints the summary file as it is.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if update == view {
 				return usagef("summary needs exactly one of -u (update) or -v (view)")
 			}
-			if view && len(metadata) > 0 {
-				return usagef("--add-metadata applies to -u only")
+			if view && (len(metadata) > 0 || len(signKeys) > 0 || signFile != "") {
+				return usagef("--add-metadata, --sign and --sign-from-file apply to -u only")
+			}
+			if err := sign.CheckType(signType); err != nil {
+				return usageError{err}
+			}
+			keys, err := secretKeys(signKeys, signFile, "--sign")
+			if err != nil {
+				return err
 			}
 			var md repo.Metadata
 			for _, m := range metadata {
@@ -49,7 +62,7 @@ request; run it after each commit to a repository that is served.
 				var s *remote.Summary
 				var err error
 				if update {
-					s, err = remote.UpdateSummary(cmd.Context(), r, remote.SummaryOptions{Metadata: md, NoSync: noSync})
+					s, err = remote.UpdateSummary(cmd.Context(), r, remote.SummaryOptions{Metadata: md, NoSync: noSync, SignKeys: keys})
 				} else {
 					s, err = remote.ReadSummary(r)
 				}
@@ -82,6 +95,9 @@ request; run it after each commit to a repository that is served.
 	fl.BoolVarP(&view, "view", "v", false, "print the summary file")
 	fl.StringArrayVarP(&metadata, "add-metadata", "m", nil, "with -u, store KEY=VALUE in the summary (repeatable)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the file to disk")
+	fl.StringArrayVar(&signKeys, "sign", nil, "with -u, sign the summary with secret KEY (base64; repeatable) into summary.sig")
+	fl.StringVar(&signFile, "sign-from-file", "", "with -u, sign the summary with the secret keys in FILE")
+	fl.StringVar(&signType, "sign-type", "ed25519", "signature type (only ed25519)")
 	e.addJSON(c)
 	return c
 }

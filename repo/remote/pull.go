@@ -58,6 +58,10 @@ type PullOptions struct {
 	Client *http.Client
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
+	// TrustedKeysRoot is the directory below which the system-wide trusted
+	// keys of signature verification are looked up (default "/": the
+	// files /etc/otree/trusted.ed25519 and so on, see docs/PULL.md).
+	TrustedKeysRoot string
 
 	// Progress, if set, is called about ten times a second while objects
 	// are fetched, and once at the end.
@@ -193,6 +197,9 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
 	}
 	defer closeSrc()
+	if src, err = withVerification(rm, src, &opts); err != nil {
+		return nil, err
+	}
 	name := func(branch string) string {
 		if opts.Mirror {
 			return branch
@@ -240,6 +247,9 @@ func RemoteRefs(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 		return nil, fmt.Errorf("remote %s: %w", name, err)
 	}
 	defer closeSrc()
+	if src, err = withVerification(rm, src, &opts); err != nil {
+		return nil, err
+	}
 	if _, ok := src.(*localSource); ok {
 		return src.listRefs(ctx)
 	}
@@ -367,6 +377,9 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		return nil, err
 	}
 	defer txn.Abort()
+	if err := verifyStoredTargets(ctx, r, txn, src, targets); err != nil {
+		return nil, err
+	}
 	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts,
 		seen: map[objKey]bool{}}
 	p.scanning.Store(true)
@@ -488,7 +501,7 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 }
 
 // fetchCommitMeta copies a commit's detached metadata, if the source has
-// any (signatures will live there).
+// any (its signatures live there).
 func (p *puller) fetchCommitMeta(id repo.ID) error {
 	data, err := p.src.readMeta(p.ctx, repo.KindCommitMeta, id)
 	if errors.Is(err, repo.ErrNotFound) {

@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -193,6 +194,9 @@ type SummaryOptions struct {
 	Metadata repo.Metadata
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
+	// SignKeys sign the summary: their signatures are written to
+	// summary.sig beside it. Without keys a stale summary.sig is removed.
+	SignKeys []ed25519.PrivateKey
 }
 
 // UpdateSummary writes the summary of r's local branches to SummaryFile at
@@ -222,8 +226,12 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 			s.Refs = append(s.Refs, ref)
 		}
 	}
-	if err := durable.WriteFile(r.Path(SummaryFile), s.Encode(), 0o644, !opts.NoSync); err != nil {
+	data := s.Encode()
+	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync); err != nil {
 		return nil, fmt.Errorf("writing summary: %w", err)
+	}
+	if err := writeSummarySig(r, data, opts); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

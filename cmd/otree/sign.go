@@ -1,0 +1,172 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
+	"github.com/spf13/cobra"
+)
+
+type signFlags struct {
+	verify             bool
+	keysFile, keysDir  string
+	signType, generate string
+}
+
+// signJSON is the --json form of otree sign.
+type signJSON struct {
+	Commit   repo.ID `json:"commit"`
+	Added    int     `json:"added,omitempty"`
+	Verified bool    `json:"verified,omitempty"`
+	Key      string  `json:"key,omitempty"` // the public key that verified, or was generated
+}
+
+func newSignCommand(e *env) *cobra.Command {
+	f := &signFlags{}
+	c := &cobra.Command{
+		Use:   "sign COMMIT [KEY...] | --verify COMMIT [PUBKEY...] | --generate-key=FILE",
+		Short: "Sign a commit with ed25519 keys, or verify its signatures",
+		Long: `Add an ed25519 signature by each secret KEY (base64 of 64 bytes) and each key
+of --keys-file to the detached metadata of COMMIT. A key that already signed
+the commit adds nothing.
+
+--verify checks that COMMIT carries a valid signature by one of the public
+keys given (PUBKEY, base64 of 32 bytes, and --keys-file), or when none is
+given by a system-wide trusted key (/etc/otree/trusted.ed25519(.d),
+/usr/share/otree/trusted.ed25519(.d), or those files in --keys-dir), and
+names the key that verified; it fails when none does.
+
+--generate-key=FILE writes a new secret key to FILE (mode 0600, which must
+not exist) and prints its public key.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSign(cmd, e, f, args)
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&f.verify, "verify", false, "verify the commit's signatures instead of signing")
+	fl.StringVar(&f.keysFile, "keys-file", "", "read keys from FILE, one base64 key per line")
+	fl.StringVar(&f.keysDir, "keys-dir", "", "with --verify, look up trusted keys in DIR instead of the system directories")
+	fl.StringVarP(&f.signType, "sign-type", "s", sign.Type, "signature type (only ed25519)")
+	fl.StringVar(&f.generate, "generate-key", "", "write a new secret key to FILE and print its public key")
+	e.addJSON(c)
+	return c
+}
+
+func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
+	if err := sign.CheckType(f.signType); err != nil {
+		return usageError{err}
+	}
+	if f.generate != "" {
+		if len(args) > 0 || f.verify || f.keysFile != "" {
+			return usagef("--generate-key takes no commit, keys or --verify")
+		}
+		pub, err := sign.GenerateKey(f.generate)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(map[string]string{"secret_key_file": f.generate, "public_key": sign.EncodeKey(pub)})
+		}
+		_, err = fmt.Fprintln(e.stdout, sign.EncodeKey(pub))
+		return err
+	}
+	if len(args) == 0 {
+		return usagef("sign needs a COMMIT")
+	}
+	if f.keysDir != "" && !f.verify {
+		return usagef("--keys-dir applies to --verify only")
+	}
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	id, err := r.ResolveRev(args[0])
+	if err != nil {
+		return err
+	}
+	if f.verify {
+		return verifyCommit(e, r, id, f, args[1:])
+	}
+	keys, err := secretKeys(args[1:], f.keysFile, "KEY")
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return usagef("sign needs a secret KEY or --keys-file")
+	}
+	added, err := sign.SignCommit(cmd.Context(), r, id, keys...)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.printJSON(signJSON{Commit: id, Added: added})
+	}
+	fmt.Fprintf(e.stdout, "Commit %s: %d signature%s added, %d key%s had signed it already\n",
+		id, added, pluralSuffix(added), len(keys)-added, pluralSuffix(len(keys)-added))
+	return nil
+}
+
+func verifyCommit(e *env, r *repo.Repo, id repo.ID, f *signFlags, args []string) error {
+	var trusted []ed25519.PublicKey
+	for _, a := range args {
+		k, err := sign.ParsePublicKey(a)
+		if err != nil {
+			return usagef("PUBKEY %q: %v", a, err)
+		}
+		trusted = append(trusted, k)
+	}
+	if f.keysFile != "" {
+		ks, err := sign.ReadPublicKeys(f.keysFile)
+		if err != nil {
+			return err
+		}
+		trusted = append(trusted, ks...)
+	}
+	if len(trusted) == 0 {
+		dirs := sign.SystemDirs("")
+		if f.keysDir != "" {
+			dirs = []string{f.keysDir}
+		}
+		ks, _, err := sign.LoadTrusted(dirs...)
+		if err != nil {
+			return err
+		}
+		if len(ks) == 0 {
+			return fmt.Errorf("verifying commit %s: %w: give PUBKEYs or --keys-file, or install keys in %v", id, sign.ErrNoTrustedKeys, dirs)
+		}
+		trusted = ks
+	}
+	pub, err := sign.VerifyCommit(r, id, trusted)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.printJSON(signJSON{Commit: id, Verified: true, Key: sign.EncodeKey(pub)})
+	}
+	_, err = fmt.Fprintf(e.stdout, "Commit %s: valid ed25519 signature by key %s\n", id, sign.EncodeKey(pub))
+	return err
+}
+
+// secretKeys parses secret keys given on the command line (flag names
+// them in errors; the keys themselves are never shown) and from a file.
+func secretKeys(keys []string, file, flag string) ([]ed25519.PrivateKey, error) {
+	var out []ed25519.PrivateKey
+	for i, s := range keys {
+		k, err := sign.ParseSecretKey(s)
+		if err != nil {
+			return nil, usagef("%s #%d: %v", flag, i+1, err)
+		}
+		out = append(out, k)
+	}
+	if file != "" {
+		ks, err := sign.ReadSecretKeys(file)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ks...)
+	}
+	return out, nil
+}

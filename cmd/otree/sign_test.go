@@ -1,0 +1,193 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
+)
+
+// generateKey runs otree sign --generate-key and returns the secret key
+// file, the secret key and the public key printed.
+func generateKey(t *testing.T, c *cli) (string, string, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "secret.ed25519")
+	pub := strings.TrimSpace(c.ok("sign", "--generate-key="+file))
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(file)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	secret := strings.TrimSpace(string(data))
+	k, err := sign.ParseSecretKey(secret)
+	if err != nil || sign.EncodeKey(k.Public().(ed25519.PublicKey)) != pub {
+		t.Fatalf("generated key pair does not match: %v", err)
+	}
+	return file, secret, pub
+}
+
+func TestSignCommand(t *testing.T) {
+	c := newCLI(t)
+	id := c.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	keyFile, secret, pub := generateKey(t, c)
+	_, secret2, pub2 := generateKey(t, c)
+	c.fails(exitError, []string{keyFile, "exists"}, "sign", "--generate-key="+keyFile)
+
+	c.fails(exitError, []string{id.String(), "no ed25519 signature"}, "sign", "--verify", "os/stable", pub)
+	if got := c.ok("sign", "os/stable", secret); !strings.Contains(got, id.String()+": 1 signature added") {
+		t.Errorf("sign printed %q", got)
+	}
+	// The same key again adds nothing; --keys-file works as KEY does.
+	if got := c.ok("sign", "--keys-file="+keyFile, id.String()); !strings.Contains(got, "0 signatures added, 1 key had signed it already") {
+		t.Errorf("sign again printed %q", got)
+	}
+	if got := c.ok("sign", "--verify", "os/stable", pub2, pub); !strings.Contains(got, "valid ed25519 signature by key "+pub) {
+		t.Errorf("sign --verify printed %q", got)
+	}
+	res := c.fails(exitError, []string{id.String(), "no valid ed25519 signature by a trusted key"}, "sign", "--verify", "os/stable", pub2)
+	if res.stdout != "" {
+		t.Errorf("failed verify printed %q", res.stdout)
+	}
+	pubFile := filepath.Join(t.TempDir(), "trusted")
+	os.WriteFile(pubFile, []byte("# release\n"+pub2+"\n"), 0o644)
+	c.fails(exitError, []string{id.String()}, "sign", "--verify", "--keys-file="+pubFile, "os/stable")
+	c.ok("sign", "os/stable", secret2)
+	var j signJSON
+	if err := json.Unmarshal([]byte(c.ok("sign", "--verify", "--json", "--keys-file="+pubFile, "os/stable")), &j); err != nil || !j.Verified || j.Key != pub2 || j.Commit != id {
+		t.Errorf("sign --verify --json = %+v, %v", j, err)
+	}
+	// --keys-dir replaces the system directories.
+	dir := t.TempDir()
+	c.fails(exitError, []string{"no trusted ed25519 public key"}, "sign", "--verify", "--keys-dir="+dir, "os/stable")
+	os.WriteFile(filepath.Join(dir, "trusted.ed25519"), []byte(pub+"\n"), 0o644)
+	if got := c.ok("sign", "--verify", "--keys-dir="+dir, "os/stable"); !strings.Contains(got, pub) {
+		t.Errorf("sign --verify --keys-dir printed %q", got)
+	}
+
+	// show lists both signatures.
+	if got := c.ok("show", "os/stable"); strings.Count(got, "Signature: ed25519 ") != 2 {
+		t.Errorf("show printed %q", got)
+	}
+	var sj showJSON
+	if err := json.Unmarshal([]byte(c.ok("show", "--json", "os/stable")), &sj); err != nil || len(sj.Signatures) != 2 || sj.ID != id {
+		t.Errorf("show --json = %+v, %v", sj, err)
+	}
+
+	// Bad input: the key is never echoed.
+	res = c.fails(exitUsage, []string{"KEY #1", "32 bytes, want 64"}, "sign", "os/stable", pub)
+	if strings.Contains(res.stderr, pub) {
+		t.Errorf("error echoes the key: %q", res.stderr)
+	}
+	c.fails(exitUsage, []string{"dummy"}, "sign", "--sign-type=dummy", "os/stable", secret)
+	c.fails(exitUsage, []string{"secret KEY"}, "sign", "os/stable")
+	c.fails(exitError, []string{"nope"}, "sign", "nope", secret)
+	c.fails(exitUsage, []string{"PUBKEY"}, "sign", "--verify", "os/stable", "abc")
+}
+
+func TestCommitAndSummarySign(t *testing.T) {
+	c := newCLI(t)
+	keyFile, secret, pub := generateKey(t, c)
+	_, secret2, pub2 := generateKey(t, c)
+	pk, _ := sign.ParsePublicKey(pub)
+	pk2, _ := sign.ParsePublicKey(pub2)
+	dir := source(t, fixture)
+
+	out := c.ok("commit", "--branch=signed", "--owner-uid=0", "--owner-gid=0", "--sign="+secret, "--sign-from-file="+keyFile, "--sign="+secret2, dir)
+	id, err := repo.ParseID(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := sign.CommitSignatures(c.r, id)
+	if err != nil || len(sigs) != 2 {
+		t.Fatalf("commit carries %d signatures (%v), want 2: one per distinct key", len(sigs), err)
+	}
+	for _, k := range []ed25519.PublicKey{pk, pk2} {
+		if _, err := sign.VerifyCommit(c.r, id, []ed25519.PublicKey{k}); err != nil {
+			t.Error(err)
+		}
+	}
+	// A bad key fails before anything is written.
+	c.fails(exitUsage, []string{"--sign #1"}, "commit", "--branch=bad", "--sign=xyz", dir)
+	c.fails(exitUsage, []string{"dummy"}, "commit", "--branch=bad", "--sign-type=dummy", "--sign="+secret, dir)
+	if _, err := c.r.ReadRef("bad"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("a commit with a bad key moved its branch: %v", err)
+	}
+
+	// summary -u --sign writes summary.sig; an unsigned update removes it.
+	c.ok("summary", "-u", "--sign="+secret)
+	sum, _ := os.ReadFile(c.r.Path("summary"))
+	sig, err := os.ReadFile(c.r.Path("summary.sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := sign.VerifySummary(sum, sig, []ed25519.PublicKey{pk2, pk}); err != nil || !k.Equal(pk) {
+		t.Errorf("summary.sig does not verify: %v", err)
+	}
+	c.ok("summary", "-u")
+	if _, err := os.Stat(c.r.Path("summary.sig")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unsigned summary update left summary.sig: %v", err)
+	}
+	c.fails(exitUsage, []string{"-u only"}, "summary", "-v", "--sign="+secret)
+}
+
+func TestRemoteSignVerifyAndPull(t *testing.T) {
+	src := newCLI(t)
+	keyFile, secret, pub := generateKey(t, src)
+	src.ok("commit", "--branch=signed", "--owner-uid=0", "--owner-gid=0", "--sign-from-file="+keyFile, source(t, fixture))
+	src.commitTree("unsigned", source(t, testtree.Tree{"f": testtree.File("x", 0o644)}), "two", 1700000000)
+	src.ok("summary", "-u", "--sign="+secret)
+	url := serve(t, src, nil)
+
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "--sign-verify=ed25519=inline:"+pub, "origin", url)
+	cfg, _ := os.ReadFile(dst.r.Path("config"))
+	if !strings.Contains(string(cfg), "sign-verify=true") || !strings.Contains(string(cfg), "verification-ed25519-key="+pub) {
+		t.Errorf("config after remote add --sign-verify:\n%s", cfg)
+	}
+	dst.ok("pull", "origin", "signed")
+	dst.ok("sign", "--verify", "origin:signed", pub)
+	dst.fails(exitError, []string{"remote origin", "commit ", "no ed25519 signature"}, "pull", "origin", "unsigned")
+	if _, err := dst.r.ReadRef("origin:unsigned"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("refused pull wrote its ref: %v", err)
+	}
+
+	// A key file, given relative, is stored absolute; the summary too
+	// must be signed once sign-verify-summary is set.
+	pubFile := filepath.Join(t.TempDir(), "trusted")
+	os.WriteFile(pubFile, []byte(pub+"\n"), 0o644)
+	wd, _ := os.Getwd()
+	rel, err := filepath.Rel(wd, pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst2 := newBareUserCLI(t)
+	dst2.ok("remote", "add", "--sign-verify=ed25519=file:"+rel, "--set=sign-verify-summary=true", "origin", url)
+	cfg, _ = os.ReadFile(dst2.r.Path("config"))
+	if !strings.Contains(string(cfg), "verification-ed25519-file="+pubFile) || !strings.Contains(string(cfg), "sign-verify-summary=true") {
+		t.Errorf("config after remote add --sign-verify=ed25519=file:\n%s", cfg)
+	}
+	dst2.ok("pull", "origin", "signed")
+	src.ok("summary", "-u")
+	dst2.fails(exitError, []string{"remote origin", "summary.sig"}, "pull", "origin", "signed")
+
+	dst.fails(exitUsage, []string{"inline:PUBKEY"}, "remote", "add", "--sign-verify=ed25519", "x", url)
+	dst.fails(exitUsage, []string{"dummy"}, "remote", "add", "--sign-verify=dummy=inline:abc", "x", url)
+	dst.fails(exitUsage, []string{"32"}, "remote", "add", "--sign-verify=ed25519=inline:abcd", "x", url)
+	dst.fails(exitError, []string{"nope"}, "remote", "add", "--sign-verify=ed25519=file:/nope", "x", url)
+	dst.fails(exitUsage, []string{"exclusive"}, "remote", "add", "--sign-verify=ed25519=inline:"+pub, "--no-sign-verify", "x", url)
+	dst.ok("remote", "add", "--no-sign-verify", "plain", url)
+	cfg, _ = os.ReadFile(dst.r.Path("config"))
+	if !strings.Contains(string(cfg), "sign-verify=false") {
+		t.Errorf("--no-sign-verify did not write sign-verify=false:\n%s", cfg)
+	}
+}

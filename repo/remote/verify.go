@@ -1,0 +1,319 @@
+package remote
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
+)
+
+// The remote config keys that turn signature verification on and name the
+// keys to verify with (OSTree's names).
+const (
+	KeySignVerify        = "sign-verify"
+	KeySignVerifySummary = "sign-verify-summary"
+	KeyVerificationKey   = "verification-ed25519-key"
+	KeyVerificationFile  = "verification-ed25519-file"
+)
+
+// maxSummarySig bounds the summary.sig a client is willing to download.
+const maxSummarySig = 1 << 20
+
+// Verification is what a remote's config asks pull to verify, and with
+// which keys.
+type Verification struct {
+	Commits bool // sign-verify: every pulled commit must be signed
+	Summary bool // sign-verify-summary: the summary must be signed
+	// Keys are the trusted public keys: the remote's own
+	// (verification-ed25519-key and -file) or, when it names none, the
+	// system-wide ones.
+	Keys []ed25519.PublicKey
+	// Sources names where Keys came from: "inline", key files.
+	Sources []string
+}
+
+// parseBool reads a boolean config value as OSTree (GKeyFile) does.
+func parseBool(rm *Remote, key string) (bool, error) {
+	switch v := strings.TrimSpace(rm.Options[key]); v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	default:
+		return false, fmt.Errorf("remote %s: %s=%q is not a boolean (want true or false)", rm.Name, key, v)
+	}
+}
+
+// RemoteVerification reads what rm's config asks pull to verify and loads
+// the trusted keys. Keys come from verification-ed25519-key (one base64
+// public key, or several separated by ';') and verification-ed25519-file;
+// when the remote names neither, from the system-wide key directories below
+// keysRoot ("" for "/"; see sign.SystemDirs). Verification that is on with
+// no trusted key at all is an error naming the remote.
+func RemoteVerification(rm *Remote, keysRoot string) (*Verification, error) {
+	v := &Verification{}
+	var err error
+	if v.Commits, err = parseBool(rm, KeySignVerify); err != nil {
+		return nil, err
+	}
+	if v.Summary, err = parseBool(rm, KeySignVerifySummary); err != nil {
+		return nil, err
+	}
+	if !v.Commits && !v.Summary {
+		return v, nil
+	}
+	inline, file := rm.Options[KeyVerificationKey], rm.Options[KeyVerificationFile]
+	for _, s := range strings.FieldsFunc(inline, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' }) {
+		k, err := sign.ParsePublicKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %s: %w", rm.Name, KeyVerificationKey, err)
+		}
+		v.Keys = append(v.Keys, k)
+		v.Sources = append(v.Sources, "inline")
+	}
+	if file != "" {
+		ks, err := sign.ReadPublicKeys(file)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %s: %w", rm.Name, KeyVerificationFile, err)
+		}
+		v.Keys = append(v.Keys, ks...)
+		v.Sources = append(v.Sources, file)
+	}
+	if strings.TrimSpace(inline) == "" && file == "" {
+		dirs := sign.SystemDirs(keysRoot)
+		if v.Keys, v.Sources, err = sign.LoadTrusted(dirs...); err != nil {
+			return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+		}
+		if len(v.Keys) == 0 {
+			return nil, fmt.Errorf("remote %s: signature verification is on but there is %w: set %s or %s, or install keys in %s/trusted.ed25519(.d)",
+				rm.Name, sign.ErrNoTrustedKeys, KeyVerificationKey, KeyVerificationFile, strings.Join(dirs, "/trusted.ed25519(.d) or "))
+		}
+	}
+	return v, nil
+}
+
+// verifiedSource checks signatures on what a source serves before pull
+// sees it: each commit against its detached metadata, and the summary
+// against summary.sig.
+type verifiedSource struct {
+	source
+	remote string
+	v      *Verification
+
+	mu    sync.Mutex
+	metas map[repo.ID][]byte // detached metadata of verified commits
+}
+
+// withVerification wraps src when rm's config turns verification on. It
+// fails, before anything is fetched, when the config is bad or no trusted
+// key is found.
+func withVerification(rm *Remote, src source, opts *PullOptions) (source, error) {
+	if rm == nil {
+		return src, nil
+	}
+	v, err := RemoteVerification(rm, opts.TrustedKeysRoot)
+	if err != nil {
+		return nil, err
+	}
+	if !v.Commits && !v.Summary {
+		return src, nil
+	}
+	return &verifiedSource{source: src, remote: rm.Name, v: v, metas: map[repo.ID][]byte{}}, nil
+}
+
+// summary returns the source's summary once its signature is verified. A
+// missing summary or summary.sig is an error: refs read one by one could
+// not be verified.
+func (s *verifiedSource) summary(ctx context.Context) (*Summary, error) {
+	if !s.v.Summary {
+		return s.source.summary(ctx)
+	}
+	data, sig, err := rawSummary(ctx, s.source)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: summary verification: %w", s.remote, err)
+	}
+	if _, err := sign.VerifySummary(data, sig, s.v.Keys); err != nil {
+		return nil, fmt.Errorf("remote %s: summary of %s: %w", s.remote, s.source, err)
+	}
+	sum, err := DecodeSummary(data)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: summary of %s: %w", s.remote, s.source, err)
+	}
+	return sum, nil
+}
+
+// rawSummary reads the summary and summary.sig files of a source.
+func rawSummary(ctx context.Context, src source) (summary, sig []byte, err error) {
+	switch s := src.(type) {
+	case *httpSource:
+		read := func(rel string, limit int64) ([]byte, error) {
+			var data []byte
+			err := s.get(ctx, rel, func(body io.Reader) error {
+				var err error
+				data, err = readAll(body, limit)
+				return err
+			})
+			return data, err
+		}
+		if summary, err = read(SummaryFile, maxSummary); err != nil {
+			return nil, nil, err
+		}
+		if sig, err = read(sign.SummarySigFile, maxSummarySig); err != nil {
+			return nil, nil, err
+		}
+	case *localSource:
+		read := func(name string, limit int64) ([]byte, error) {
+			data, err := os.ReadFile(s.r.Path(name))
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %w", s.r.Path(name), repo.ErrNotFound)
+			}
+			if err == nil && int64(len(data)) > limit {
+				err = fmt.Errorf("%s: larger than %d bytes", s.r.Path(name), limit)
+			}
+			return data, err
+		}
+		if summary, err = read(SummaryFile, maxSummary); err != nil {
+			return nil, nil, err
+		}
+		if sig, err = read(sign.SummarySigFile, maxSummarySig); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("%s cannot serve a signed summary", src)
+	}
+	return summary, sig, nil
+}
+
+// readMeta fetches a commit together with its detached metadata and
+// returns the commit only once a trusted key's signature over its bytes is
+// found; pull then stages it. The detached metadata is kept for the read
+// pull makes next.
+func (s *verifiedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+	if s.v.Commits && kind == repo.KindCommitMeta {
+		s.mu.Lock()
+		m, ok := s.metas[id]
+		s.mu.Unlock()
+		if ok {
+			return m, nil
+		}
+	}
+	data, err := s.source.readMeta(ctx, kind, id)
+	if err != nil || !s.v.Commits || kind != repo.KindCommit {
+		return data, err
+	}
+	if got := repo.Sum(data); got != id {
+		return nil, fmt.Errorf("%s: %w", s.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Actual: got})
+	}
+	raw, err := s.source.readMeta(ctx, repo.KindCommitMeta, id)
+	var m repo.Metadata
+	switch {
+	case errors.Is(err, repo.ErrNotFound):
+		raw = nil
+	case err != nil:
+		return nil, err
+	default:
+		if m, err = repo.DecodeCommitMeta(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.describe(repo.KindCommitMeta, id),
+				&repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()})
+		}
+	}
+	if _, err := sign.Verify(data, m, s.v.Keys); err != nil {
+		return nil, fmt.Errorf("remote %s: commit %s: %w", s.remote, id, err)
+	}
+	s.mu.Lock()
+	s.metas[id] = raw
+	s.mu.Unlock()
+	return data, nil
+}
+
+// verifyStoredTargets verifies the requested commits that are already
+// stored here, which pull does not fetch again: their own detached
+// metadata, or else the remote's, must hold a trusted signature. The
+// remote's signatures, when they are the ones that verify, are staged in
+// txn.
+func verifyStoredTargets(ctx context.Context, r *repo.Repo, txn *repo.Txn, src source, targets []target) error {
+	vs, ok := src.(*verifiedSource)
+	if !ok || !vs.v.Commits {
+		return nil
+	}
+	for _, t := range targets {
+		id := t.commit
+		if has, err := r.HasObject(repo.KindCommit, id); err != nil || !has {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		data, err := r.ReadRaw(repo.KindCommit, id)
+		if err != nil {
+			return err
+		}
+		local, err := r.ReadCommitMeta(id)
+		if err != nil {
+			return err
+		}
+		_, lerr := sign.Verify(data, local, vs.v.Keys)
+		if lerr == nil {
+			continue
+		}
+		raw, err := vs.source.readMeta(ctx, repo.KindCommitMeta, id)
+		if errors.Is(err, repo.ErrNotFound) {
+			return fmt.Errorf("remote %s: commit %s: %w", vs.remote, id, lerr)
+		}
+		if err != nil {
+			return err
+		}
+		theirs, err := repo.DecodeCommitMeta(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", vs.describe(repo.KindCommitMeta, id),
+				&repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()})
+		}
+		if _, err := sign.Verify(data, theirs, vs.v.Keys); err != nil {
+			return fmt.Errorf("remote %s: commit %s: %w", vs.remote, id, err)
+		}
+		for _, e := range theirs {
+			local = local.Set(e.Key, e.Value)
+		}
+		if err := txn.WriteCommitMeta(id, local); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSummarySig writes summary.sig for the summary content data, or
+// removes a stale one when the summary is not signed: it could only fail
+// verification.
+func writeSummarySig(r *repo.Repo, data []byte, opts SummaryOptions) error {
+	path := r.Path(sign.SummarySigFile)
+	if len(opts.SignKeys) == 0 {
+		err := os.Remove(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && !opts.NoSync {
+			err = durable.SyncDir(r.Path())
+		}
+		if err != nil {
+			return fmt.Errorf("removing stale summary signature: %w", err)
+		}
+		return nil
+	}
+	sig, err := sign.SignSummary(data, opts.SignKeys...)
+	if err != nil {
+		return fmt.Errorf("signing summary: %w", err)
+	}
+	if err := durable.WriteFile(path, sig, 0o644, !opts.NoSync); err != nil {
+		return fmt.Errorf("writing summary signature: %w", err)
+	}
+	return nil
+}

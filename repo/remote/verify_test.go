@@ -1,0 +1,363 @@
+package remote_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
+)
+
+var smallTree = testtree.Tree{
+	"etc/demo.conf": testtree.File("key=value\n", 0o644),
+	"bin/hello":     testtree.File("#!/bin/sh\necho hello\n", 0o755),
+}
+
+func genKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+// signedOrigin serves a commit on main; keys sign it (none: unsigned).
+func signedOrigin(t *testing.T, keys ...ed25519.PrivateKey) (*origin, repo.ID) {
+	t.Helper()
+	o := newOrigin(t)
+	id := o.commit("main", smallTree, 1700000000)
+	if len(keys) > 0 {
+		if _, err := sign.SignCommit(ctx, o.r, id, keys...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return o, id
+}
+
+// verifyingDest makes a repository whose remote origin has the given keys.
+func verifyingDest(t *testing.T, url string, set map[string]string) *repo.Repo {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "origin", URL: url}, remote.AddOptions{Set: set}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func inlineKey(pub ed25519.PublicKey) map[string]string {
+	return map[string]string{"sign-verify": "true", "verification-ed25519-key": sign.EncodeKey(pub)}
+}
+
+// treeHits counts requests for objects other than commits and their
+// detached metadata.
+func (o *origin) treeHits() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for p, c := range o.hits {
+		if strings.HasPrefix(p, "/objects/") && !strings.HasSuffix(p, ".commit") && !strings.HasSuffix(p, ".commitmeta") {
+			n += c
+		}
+	}
+	return n
+}
+
+func TestPullVerifiesCommitSignature(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	dest := verifyingDest(t, o.srv.URL, inlineKey(pub))
+	res, err := remote.Pull(ctx, dest, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "origin:main"); got != id || len(res.Refs) != 1 {
+		t.Fatalf("origin:main = %s, want %s", got, id)
+	}
+	// The signature came along: the pulled commit verifies locally.
+	if k, err := sign.VerifyCommit(dest, id, []ed25519.PublicKey{pub}); err != nil || !k.Equal(pub) {
+		t.Errorf("pulled commit does not verify locally: %v", err)
+	}
+	checkSameTree(t, o.r, dest, id)
+	checkFsck(t, dest)
+}
+
+func TestPullRefusesBadCommitSignatures(t *testing.T) {
+	trusted, trustedPriv := genKey(t)
+	_, untrustedPriv := genKey(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) (*origin, repo.ID)
+		want  error
+	}{
+		{"unsigned", func(t *testing.T) (*origin, repo.ID) { return signedOrigin(t) }, sign.ErrNoSignature},
+		{"untrusted key", func(t *testing.T) (*origin, repo.ID) { return signedOrigin(t, untrustedPriv) }, sign.ErrBadSignature},
+		{"signature over other bytes", func(t *testing.T) (*origin, repo.ID) {
+			// The commit carries a valid signature by the trusted key,
+			// but of another commit.
+			o, id := signedOrigin(t)
+			other := o.commit("other", testtree.Tree{"x": testtree.File("x", 0o644)}, 1700000001)
+			if _, err := sign.SignCommit(ctx, o.r, other, trustedPriv); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(o.r.ObjectPath(repo.KindCommitMeta, other))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(o.r.ObjectPath(repo.KindCommitMeta, id), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return o, id
+		}, sign.ErrBadSignature},
+		{"tampered signature", func(t *testing.T) (*origin, repo.ID) {
+			o, id := signedOrigin(t, trustedPriv)
+			m, err := o.r.ReadCommitMeta(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := m.Get(sign.MetadataKey)
+			v[5] ^= 0x40
+			if err := os.WriteFile(o.r.ObjectPath(repo.KindCommitMeta, id), repo.EncodeCommitMeta(m), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return o, id
+		}, sign.ErrBadSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, id := tc.setup(t)
+			dest := verifyingDest(t, o.srv.URL, inlineKey(trusted))
+			o.resetHits()
+			_, err := remote.Pull(ctx, dest, fastOpts("main"))
+			errContains(t, err, "remote origin", id.String())
+			if !errors.Is(err, tc.want) {
+				t.Errorf("error %v does not match %v", err, tc.want)
+			}
+			if n := o.treeHits(); n != 0 {
+				t.Errorf("%d tree or file objects fetched for a refused commit", n)
+			}
+			checkNothingMoved(t, dest)
+		})
+	}
+}
+
+func TestPullVerifiesStoredCommit(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t)
+	// The commit arrives first through a remote that does not verify.
+	dest := verifyingDest(t, o.srv.URL, nil)
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.AddRemote(dest, remote.Remote{Name: "signed", URL: o.srv.URL}, remote.AddOptions{Set: inlineKey(pub)}); err != nil {
+		t.Fatal(err)
+	}
+	opts := fastOpts("main")
+	opts.Remote = "signed"
+	before := storedObjects(t, dest)
+	_, err := remote.Pull(ctx, dest, opts)
+	errContains(t, err, "remote signed", id.String())
+	if _, err := dest.ReadRef("signed:main"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("signed:main written by a refused pull: %v", err)
+	}
+	if after := storedObjects(t, dest); len(after) != len(before) {
+		t.Errorf("objects: %d before, %d after a refused pull", len(before), len(after))
+	}
+
+	// Once the origin signs it, the stored commit verifies with the
+	// remote's signature, which is kept here.
+	if _, err := sign.SignCommit(ctx, o.r, id, priv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(ctx, dest, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "signed:main"); got != id {
+		t.Errorf("signed:main = %s", got)
+	}
+	if _, err := sign.VerifyCommit(dest, id, []ed25519.PublicKey{pub}); err != nil {
+		t.Errorf("the remote's signature was not stored: %v", err)
+	}
+}
+
+func TestPullVerifiesSummarySignature(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	set := inlineKey(pub)
+	set["sign-verify-summary"] = "true"
+	signSummary := func() {
+		t.Helper()
+		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Unsigned summary: refused before any object is fetched, whether
+	// or not the refs are named (ref files are never read instead).
+	for _, refs := range [][]string{nil, {"main"}} {
+		dest := verifyingDest(t, o.srv.URL, set)
+		o.resetHits()
+		_, err := remote.Pull(ctx, dest, fastOpts(refs...))
+		errContains(t, err, "remote origin", "summary.sig")
+		if o.objectHits() != 0 || o.hitsOf("/refs/heads/main") != 0 {
+			t.Errorf("refused summary: %d object requests, %d ref requests", o.objectHits(), o.hitsOf("/refs/heads/main"))
+		}
+		checkNothingMoved(t, dest)
+	}
+
+	signSummary()
+	if _, err := os.Stat(filepath.Join(o.dir, "summary.sig")); err != nil {
+		t.Fatal(err)
+	}
+	dest := verifyingDest(t, o.srv.URL, set)
+	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "origin:main"); got != id {
+		t.Errorf("origin:main = %s", got)
+	}
+	refs, err := remote.RemoteRefs(ctx, dest, "origin", fastOpts())
+	if err != nil || len(refs) != 1 || refs[0].Commit != id {
+		t.Errorf("RemoteRefs = %v, %v", refs, err)
+	}
+
+	// A summary changed after signing (a new branch, the old summary.sig
+	// put back) is refused.
+	oldSig, _ := os.ReadFile(filepath.Join(o.dir, "summary.sig"))
+	o.commit("evil", smallTree, 1700000005) // rewrites the summary unsigned
+	if _, err := os.Stat(filepath.Join(o.dir, "summary.sig")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an unsigned summary update left summary.sig: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(o.dir, "summary.sig"), oldSig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest = verifyingDest(t, o.srv.URL, set)
+	o.resetHits()
+	_, err = remote.Pull(ctx, dest, fastOpts())
+	errContains(t, err, "remote origin", "summary")
+	if !errors.Is(err, sign.ErrBadSignature) || o.objectHits() != 0 {
+		t.Errorf("tampered summary: %v, %d object requests", err, o.objectHits())
+	}
+	checkNothingMoved(t, dest)
+	if _, err := remote.RemoteRefs(ctx, dest, "origin", fastOpts()); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("RemoteRefs of a tampered summary = %v", err)
+	}
+}
+
+func TestPullSystemWideKeys(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	root := t.TempDir()
+	set := map[string]string{"sign-verify": "true"}
+
+	// No key anywhere: an error naming the remote, before any object.
+	dest := verifyingDest(t, o.srv.URL, set)
+	opts := fastOpts()
+	opts.TrustedKeysRoot = root
+	o.resetHits()
+	_, err := remote.Pull(ctx, dest, opts)
+	errContains(t, err, "remote origin", "no trusted ed25519 public key")
+	if !errors.Is(err, sign.ErrNoTrustedKeys) || o.objectHits() != 0 {
+		t.Errorf("no keys: %v, %d object requests", err, o.objectHits())
+	}
+	checkNothingMoved(t, dest)
+
+	// Another key installed system-wide: refused.
+	other, _ := genKey(t)
+	writeKeys := func(path string, keys ...ed25519.PublicKey) {
+		t.Helper()
+		var b strings.Builder
+		for _, k := range keys {
+			b.WriteString(sign.EncodeKey(k) + "\n")
+		}
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeKeys(filepath.Join(root, "etc/otree/trusted.ed25519"), other)
+	if _, err := remote.Pull(ctx, dest, opts); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("pull with only an untrusted system key = %v", err)
+	}
+	checkNothingMoved(t, dest)
+
+	// The right key in a vendor directory: accepted.
+	writeKeys(filepath.Join(root, "usr/share/otree/trusted.ed25519.d/vendor"), pub)
+	if _, err := remote.Pull(ctx, dest, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "origin:main"); got != id {
+		t.Errorf("origin:main = %s", got)
+	}
+
+	// A remote naming its own key ignores the system-wide ones.
+	dest2 := verifyingDest(t, o.srv.URL, inlineKey(other))
+	if _, err := remote.Pull(ctx, dest2, opts); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("remote key ignored in favour of system keys: %v", err)
+	}
+}
+
+func TestRemoteVerificationConfig(t *testing.T) {
+	pub, _ := genKey(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "keys")
+	os.WriteFile(file, []byte(sign.EncodeKey(pub)+"\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		set  map[string]string
+		want string // error substring, "" for none
+		keys int
+	}{
+		{"off", map[string]string{"verification-ed25519-key": "junk"}, "", 0},
+		{"inline", inlineKey(pub), "", 1},
+		{"file", map[string]string{"sign-verify": "true", "verification-ed25519-file": file}, "", 1},
+		{"inline and file", map[string]string{"sign-verify": "1", "verification-ed25519-file": file, "verification-ed25519-key": sign.EncodeKey(pub)}, "", 2},
+		{"bad bool", map[string]string{"sign-verify": "maybe"}, `sign-verify="maybe"`, 0},
+		{"bad inline key", map[string]string{"sign-verify": "true", "verification-ed25519-key": "abc"}, "verification-ed25519-key", 0},
+		{"missing file", map[string]string{"sign-verify-summary": "true", "verification-ed25519-file": filepath.Join(dir, "nope")}, filepath.Join(dir, "nope"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rm := &remote.Remote{Name: "origin", Options: tc.set}
+			v, err := remote.RemoteVerification(rm, t.TempDir())
+			if tc.want != "" {
+				errContains(t, err, "remote origin", tc.want)
+				return
+			}
+			if err != nil || len(v.Keys) != tc.keys {
+				t.Errorf("verification = %+v, %v; want %d keys", v, err, tc.keys)
+			}
+		})
+	}
+}
+
+func TestPullFileRemoteVerifiesSummary(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	set := inlineKey(pub)
+	set["sign-verify-summary"] = "true"
+	dest := verifyingDest(t, "file://"+o.dir, set)
+	// A file:// remote's refs are normally read directly; with summary
+	// verification on, only a signed summary is believed.
+	_, err := remote.Pull(ctx, dest, fastOpts("main"))
+	errContains(t, err, "remote origin", filepath.Join(o.dir, "summary.sig"))
+	checkNothingMoved(t, dest)
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "origin:main"); got != id {
+		t.Errorf("origin:main = %s", got)
+	}
+}

@@ -1,0 +1,168 @@
+package sign
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/otree/otree/internal/durable"
+)
+
+// maxKeyFile bounds a key file: thousands of keys fit.
+const maxKeyFile = 1 << 20
+
+// ReadPublicKeys reads a file of public keys. A malformed line is an error
+// naming the file and line.
+func ReadPublicKeys(path string) ([]ed25519.PublicKey, error) {
+	return readKeys(path, ParsePublicKey)
+}
+
+// ReadSecretKeys reads a file of secret keys. A malformed line is an error
+// naming the file and line; the key itself is never shown.
+func ReadSecretKeys(path string) ([]ed25519.PrivateKey, error) {
+	return readKeys(path, ParseSecretKey)
+}
+
+func readKeys[K any](path string, parse func(string) (K, error)) ([]K, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("key file %s: larger than %d bytes", path, maxKeyFile)
+	}
+	var out []K
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := parse(line)
+		if err != nil {
+			return nil, fmt.Errorf("key file %s line %d: %w", path, i+1, err)
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("key file %s: no keys", path)
+	}
+	return out, nil
+}
+
+// SystemDirs are the directories holding system-wide keys below root ("" or
+// "/" for the running system): root/etc/otree and root/usr/share/otree.
+func SystemDirs(root string) []string {
+	if root == "" {
+		root = "/"
+	}
+	return []string{filepath.Join(root, "etc", "otree"), filepath.Join(root, "usr", "share", "otree")}
+}
+
+// LoadTrusted loads the public keys trusted by the key directories dirs:
+// in each, the file trusted.ed25519 and every file in trusted.ed25519.d,
+// minus the keys listed the same way in revoked.ed25519 and
+// revoked.ed25519.d. Missing files and directories are skipped; a malformed
+// file is an error naming it. It returns the keys and the files read.
+func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
+	var trusted, revoked []ed25519.PublicKey
+	var files []string
+	for _, dir := range dirs {
+		for _, set := range []struct {
+			name string
+			keys *[]ed25519.PublicKey
+		}{{"trusted.ed25519", &trusted}, {"revoked.ed25519", &revoked}} {
+			paths, err := keyFiles(filepath.Join(dir, set.name))
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, p := range paths {
+				ks, err := ReadPublicKeys(p)
+				if err != nil {
+					return nil, nil, err
+				}
+				*set.keys = append(*set.keys, ks...)
+				files = append(files, p)
+			}
+		}
+	}
+	out := trusted[:0]
+	for _, k := range trusted {
+		if !containsKey(revoked, k) && !containsKey(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, files, nil
+}
+
+// keyFiles lists base (if it exists) and the regular files of base.d,
+// sorted by name.
+func keyFiles(base string) ([]string, error) {
+	var out []string
+	if fi, err := os.Stat(base); err == nil && fi.Mode().IsRegular() {
+		out = append(out, base)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	ents, err := os.ReadDir(base + ".d")
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key directory: %w", err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	for _, e := range ents {
+		p := filepath.Join(base+".d", e.Name())
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func containsKey(ks []ed25519.PublicKey, k ed25519.PublicKey) bool {
+	for _, x := range ks {
+		if x.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// GenerateKey makes a new key pair, writes the secret key to path (which
+// must not exist) readable by its owner only, durably, and returns the
+// public key.
+func GenerateKey(path string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("writing secret key: %s already exists", path)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("writing secret key: %w", err)
+	}
+	_, err = f.WriteString(EncodeKey(priv) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = durable.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("writing secret key %s: %w", path, err)
+	}
+	return pub, nil
+}

@@ -1,0 +1,270 @@
+// Package sign signs commits and summaries with ed25519 and verifies them,
+// in OSTree's key formats: a public key is the base64 of its 32 bytes, a
+// secret key the base64 of 64 bytes (seed then public key), and a key file
+// holds one such key per line.
+//
+// A commit's signatures are kept in its detached metadata under
+// MetadataKey, as concatenated 64-byte signatures over the commit object's
+// canonical bytes. A summary's are kept in the file SummarySigFile beside
+// it, encoded as detached metadata with the same key.
+package sign
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/otree/otree/repo"
+)
+
+// Type is the only signature type otree knows (OSTree's --sign-type).
+const Type = "ed25519"
+
+// MetadataKey is the detached metadata key holding ed25519 signatures.
+const MetadataKey = "otree.sign.ed25519"
+
+// SummarySigFile is the file beside a repository's summary holding the
+// summary's signatures.
+const SummarySigFile = "summary.sig"
+
+// ErrNoSignature is matched (with errors.Is) by verification errors about
+// data that carries no signature at all.
+var ErrNoSignature = errors.New("no ed25519 signature")
+
+// ErrBadSignature is matched (with errors.Is) by verification errors about
+// data whose signatures are all invalid or made by untrusted keys.
+var ErrBadSignature = errors.New("no valid ed25519 signature by a trusted key")
+
+// ErrNoTrustedKeys is matched (with errors.Is) by errors about a
+// verification that has no trusted key to verify with.
+var ErrNoTrustedKeys = errors.New("no trusted ed25519 public key")
+
+// CheckType accepts the signature types otree can use: "" and "ed25519".
+func CheckType(t string) error {
+	if t != "" && t != Type {
+		return fmt.Errorf("unsupported signature type %q (only %q is supported)", t, Type)
+	}
+	return nil
+}
+
+// EncodeKey returns the base64 form of a public or secret key.
+func EncodeKey(key []byte) string { return base64.StdEncoding.EncodeToString(key) }
+
+func decodeKey(s string, size int, what string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("invalid ed25519 %s: not base64: %v", what, err)
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("invalid ed25519 %s: %d bytes, want %d", what, len(b), size)
+	}
+	return b, nil
+}
+
+// ParsePublicKey parses a base64 public key (32 bytes).
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := decodeKey(s, ed25519.PublicKeySize, "public key")
+	return ed25519.PublicKey(b), err
+}
+
+// ParseSecretKey parses a base64 secret key (64 bytes: seed, then public
+// key). A key whose public half does not belong to its seed is refused:
+// it would make signatures no public key verifies.
+func ParseSecretKey(s string) (ed25519.PrivateKey, error) {
+	b, err := decodeKey(s, ed25519.PrivateKeySize, "secret key")
+	if err != nil {
+		return nil, err
+	}
+	k := ed25519.NewKeyFromSeed(b[:ed25519.SeedSize])
+	if !bytes.Equal(k, b) {
+		return nil, fmt.Errorf("invalid ed25519 secret key: its public half does not match its seed")
+	}
+	return k, nil
+}
+
+// Signatures splits the signatures stored in detached metadata.
+func Signatures(m repo.Metadata) ([][]byte, error) {
+	v, ok := m.Get(MetadataKey)
+	if !ok {
+		return nil, nil
+	}
+	if len(v)%ed25519.SignatureSize != 0 {
+		return nil, fmt.Errorf("%s holds %d bytes, not a whole number of %d-byte signatures", MetadataKey, len(v), ed25519.SignatureSize)
+	}
+	out := make([][]byte, 0, len(v)/ed25519.SignatureSize)
+	for i := 0; i < len(v); i += ed25519.SignatureSize {
+		out = append(out, v[i:i+ed25519.SignatureSize])
+	}
+	return out, nil
+}
+
+// AddSignatures returns m with a signature of data by each key added, and
+// how many were added: a key that already signed data is skipped. Other
+// keys of m are kept.
+func AddSignatures(m repo.Metadata, data []byte, keys ...ed25519.PrivateKey) (repo.Metadata, int, error) {
+	sigs, err := Signatures(m)
+	if err != nil {
+		return nil, 0, err
+	}
+	var v []byte
+	for _, s := range sigs {
+		v = append(v, s...)
+	}
+	added := 0
+	for _, k := range keys {
+		if len(k) != ed25519.PrivateKeySize {
+			return nil, 0, fmt.Errorf("invalid ed25519 secret key: %d bytes", len(k))
+		}
+		pub := k.Public().(ed25519.PublicKey)
+		if signedBy(data, v, pub) {
+			continue
+		}
+		v = append(v, ed25519.Sign(k, data)...)
+		added++
+	}
+	out := append(repo.Metadata(nil), m...)
+	if added > 0 {
+		out = out.Set(MetadataKey, v)
+	}
+	return out, added, nil
+}
+
+// signedBy reports whether one of the concatenated signatures sigs is pub's
+// over data.
+func signedBy(data, sigs []byte, pub ed25519.PublicKey) bool {
+	for i := 0; i+ed25519.SignatureSize <= len(sigs); i += ed25519.SignatureSize {
+		if ed25519.Verify(pub, data, sigs[i:i+ed25519.SignatureSize]) {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks that m holds a valid signature of data by one of the
+// trusted keys and returns that key. Errors match ErrNoTrustedKeys,
+// ErrNoSignature or ErrBadSignature.
+func Verify(data []byte, m repo.Metadata, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	if len(trusted) == 0 {
+		return nil, ErrNoTrustedKeys
+	}
+	sigs, err := Signatures(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	if len(sigs) == 0 {
+		return nil, ErrNoSignature
+	}
+	for _, pub := range trusted {
+		for _, s := range sigs {
+			if len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, data, s) {
+				return pub, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w (%d signature%s checked against %d key%s)", ErrBadSignature,
+		len(sigs), plural(len(sigs)), len(trusted), plural(len(trusted)))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// SignCommit adds a signature by each key to the detached metadata of the
+// commit id in r, in one durable transaction, and returns how many were
+// added (a key that already signed the commit adds none).
+func SignCommit(ctx context.Context, r *repo.Repo, id repo.ID, keys ...ed25519.PrivateKey) (int, error) {
+	data, err := r.ReadRaw(repo.KindCommit, id)
+	if err != nil {
+		return 0, fmt.Errorf("signing commit %s: %w", id, err)
+	}
+	txn, err := r.Begin(ctx, repo.TxnOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer txn.Abort()
+	// Read under the transaction (which excludes a concurrent prune) and
+	// the refs lock (which serialises signers of the same commit).
+	lk, err := r.LockRefs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer lk.Unlock()
+	m, err := r.ReadCommitMeta(id)
+	if err != nil {
+		return 0, fmt.Errorf("signing commit %s: %w", id, err)
+	}
+	m, added, err := AddSignatures(m, data, keys...)
+	if err != nil {
+		return 0, fmt.Errorf("signing commit %s: %w", id, err)
+	}
+	if added == 0 {
+		return 0, nil
+	}
+	if err := txn.WriteCommitMeta(id, m); err != nil {
+		return 0, err
+	}
+	if err := txn.Commit(); err != nil {
+		return 0, err
+	}
+	return added, nil
+}
+
+// VerifyCommit checks that the commit id in r carries a valid signature by
+// one of the trusted keys, over the commit object's bytes, and returns that
+// key.
+func VerifyCommit(r *repo.Repo, id repo.ID, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	data, err := r.ReadRaw(repo.KindCommit, id)
+	if err != nil {
+		return nil, fmt.Errorf("verifying commit %s: %w", id, err)
+	}
+	m, err := r.ReadCommitMeta(id)
+	if err != nil {
+		return nil, fmt.Errorf("verifying commit %s: %w", id, err)
+	}
+	pub, err := Verify(data, m, trusted)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", id, err)
+	}
+	return pub, nil
+}
+
+// CommitSignatures returns the signatures the commit id carries in r.
+func CommitSignatures(r *repo.Repo, id repo.ID) ([][]byte, error) {
+	m, err := r.ReadCommitMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	sigs, err := Signatures(m)
+	if err != nil {
+		return nil, fmt.Errorf("detached metadata of commit %s: %w", id, err)
+	}
+	return sigs, nil
+}
+
+// SignSummary returns the content of SummarySigFile for the summary file
+// content summary, signed by every key.
+func SignSummary(summary []byte, keys ...ed25519.PrivateKey) ([]byte, error) {
+	m, _, err := AddSignatures(nil, summary, keys...)
+	if err != nil {
+		return nil, err
+	}
+	return repo.EncodeCommitMeta(m), nil
+}
+
+// VerifySummary checks that sig (the content of SummarySigFile) holds a
+// valid signature of the summary file content summary by one of the
+// trusted keys, and returns that key.
+func VerifySummary(summary, sig []byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	m, err := repo.DecodeCommitMeta(sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not valid: %v", ErrBadSignature, SummarySigFile, err)
+	}
+	return Verify(summary, m, trusted)
+}

@@ -1,0 +1,299 @@
+package sign_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
+)
+
+func newKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+// newCommit stores a commit (its tree need not exist for signing) and
+// returns the repository and the commit id.
+func newCommit(t *testing.T, subject string) (*repo.Repo, repo.ID) {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, addCommit(t, r, subject)
+}
+
+func addCommit(t *testing.T, r *repo.Repo, subject string) repo.ID {
+	t.Helper()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	c := repo.Commit{Subject: subject, Timestamp: 1700000000, RootTree: repo.Sum([]byte("t")), RootMeta: repo.Sum([]byte("m"))}
+	id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestSignVerifyCommit(t *testing.T) {
+	ctx := context.Background()
+	r, id := newCommit(t, "one")
+	pubA, privA := newKey(t)
+	pubB, privB := newKey(t)
+	pubC, _ := newKey(t)
+
+	if _, err := sign.VerifyCommit(r, id, []ed25519.PublicKey{pubA}); !errors.Is(err, sign.ErrNoSignature) || !strings.Contains(err.Error(), id.String()) {
+		t.Fatalf("verify unsigned = %v, want ErrNoSignature naming the commit", err)
+	}
+	// Other detached metadata is kept.
+	txn, _ := r.Begin(ctx, repo.TxnOptions{NoSync: true})
+	if err := txn.WriteCommitMeta(id, repo.Metadata{{Key: "note", Value: []byte("kept")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	if n, err := sign.SignCommit(ctx, r, id, privA); err != nil || n != 1 {
+		t.Fatalf("sign = %d, %v", n, err)
+	}
+	if got, err := sign.VerifyCommit(r, id, []ed25519.PublicKey{pubC, pubA}); err != nil || !got.Equal(pubA) {
+		t.Fatalf("verify = %v, %v; want key A", got, err)
+	}
+	if _, err := sign.VerifyCommit(r, id, []ed25519.PublicKey{pubB}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify with untrusted key = %v, want ErrBadSignature", err)
+	}
+	if _, err := sign.VerifyCommit(r, id, nil); !errors.Is(err, sign.ErrNoTrustedKeys) {
+		t.Errorf("verify with no keys = %v, want ErrNoTrustedKeys", err)
+	}
+
+	// The same key again is a no-op; another key adds a signature.
+	if n, err := sign.SignCommit(ctx, r, id, privA, privB); err != nil || n != 1 {
+		t.Fatalf("sign again = %d, %v, want 1 added", n, err)
+	}
+	sigs, err := sign.CommitSignatures(r, id)
+	if err != nil || len(sigs) != 2 {
+		t.Fatalf("signatures = %d, %v, want 2", len(sigs), err)
+	}
+	if got, err := sign.VerifyCommit(r, id, []ed25519.PublicKey{pubB}); err != nil || !got.Equal(pubB) {
+		t.Errorf("verify with key B = %v, %v", got, err)
+	}
+	m, _ := r.ReadCommitMeta(id)
+	if v, ok := m.Get("note"); !ok || string(v) != "kept" {
+		t.Errorf("detached metadata lost its other key: %v", m)
+	}
+
+	// A signature of one commit does not verify another.
+	other := addCommit(t, r, "two")
+	txn, _ = r.Begin(ctx, repo.TxnOptions{NoSync: true})
+	txn.WriteCommitMeta(other, m)
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.VerifyCommit(r, other, []ed25519.PublicKey{pubA, pubB}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify of a commit carrying another commit's signatures = %v, want ErrBadSignature", err)
+	}
+}
+
+func TestVerifyTampered(t *testing.T) {
+	pub, priv := newKey(t)
+	data := []byte("commit bytes")
+	m, n, err := sign.AddSignatures(nil, data, priv)
+	if err != nil || n != 1 {
+		t.Fatal(n, err)
+	}
+	if _, err := sign.Verify(data, m, []ed25519.PublicKey{pub}); err != nil {
+		t.Fatalf("verify = %v", err)
+	}
+	tampered := []byte("commit bytez")
+	if _, err := sign.Verify(tampered, m, []ed25519.PublicKey{pub}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify of tampered data = %v", err)
+	}
+	sig, _ := m.Get(sign.MetadataKey)
+	bad := append([]byte(nil), sig...)
+	bad[10] ^= 1
+	if _, err := sign.Verify(data, repo.Metadata{{Key: sign.MetadataKey, Value: bad}}, []ed25519.PublicKey{pub}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify of tampered signature = %v", err)
+	}
+	if _, err := sign.Verify(data, repo.Metadata{{Key: sign.MetadataKey, Value: sig[:63]}}, []ed25519.PublicKey{pub}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify of a truncated signature = %v", err)
+	}
+}
+
+func TestSummarySignature(t *testing.T) {
+	pub, priv := newKey(t)
+	other, _ := newKey(t)
+	summary := []byte("summary bytes")
+	sig, err := sign.SignSummary(summary, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sign.VerifySummary(summary, sig, []ed25519.PublicKey{other, pub}); err != nil || !got.Equal(pub) {
+		t.Errorf("verify = %v, %v", got, err)
+	}
+	if _, err := sign.VerifySummary([]byte("summary bytez"), sig, []ed25519.PublicKey{pub}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify of a changed summary = %v", err)
+	}
+	if _, err := sign.VerifySummary(summary, sig, []ed25519.PublicKey{other}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify with an untrusted key = %v", err)
+	}
+	if _, err := sign.VerifySummary(summary, []byte("junk"), []ed25519.PublicKey{pub}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify of a malformed summary.sig = %v", err)
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	pub, priv := newKey(t)
+	if k, err := sign.ParsePublicKey(sign.EncodeKey(pub)); err != nil || !k.Equal(pub) {
+		t.Errorf("public key round trip = %v, %v", k, err)
+	}
+	if k, err := sign.ParseSecretKey(sign.EncodeKey(priv)); err != nil || !k.Equal(priv) {
+		t.Errorf("secret key round trip: %v", err)
+	}
+	mismatched := append(append([]byte(nil), priv[:32]...), make([]byte, 32)...)
+	for _, tc := range []struct {
+		name, s, want string
+		secret        bool
+	}{
+		{"public not base64", "@@@", "not base64", false},
+		{"public too short", sign.EncodeKey(pub[:31]), "31 bytes, want 32", false},
+		{"secret given as public", sign.EncodeKey(priv), "64 bytes, want 32", false},
+		{"public given as secret", sign.EncodeKey(pub), "32 bytes, want 64", true},
+		{"secret halves mismatch", sign.EncodeKey(mismatched), "does not match", true},
+	} {
+		var err error
+		if tc.secret {
+			_, err = sign.ParseSecretKey(tc.s)
+		} else {
+			_, err = sign.ParsePublicKey(tc.s)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	pubA, privA := newKey(t)
+	pubB, _ := newKey(t)
+	good := filepath.Join(dir, "keys")
+	writeFile(t, good, "# release keys\n\n"+sign.EncodeKey(pubA)+"\n  "+sign.EncodeKey(pubB)+"  \n")
+	ks, err := sign.ReadPublicKeys(good)
+	if err != nil || len(ks) != 2 || !ks[0].Equal(pubA) || !ks[1].Equal(pubB) {
+		t.Errorf("ReadPublicKeys = %v, %v", ks, err)
+	}
+	secret := filepath.Join(dir, "secret")
+	writeFile(t, secret, sign.EncodeKey(privA)+"\n")
+	if sk, err := sign.ReadSecretKeys(secret); err != nil || len(sk) != 1 || !sk[0].Equal(privA) {
+		t.Errorf("ReadSecretKeys = %v", err)
+	}
+	bad := filepath.Join(dir, "bad")
+	writeFile(t, bad, sign.EncodeKey(pubA)+"\nnot-a-key\n")
+	if _, err := sign.ReadPublicKeys(bad); err == nil || !strings.Contains(err.Error(), bad+" line 2") {
+		t.Errorf("malformed key file: %v, want the file and line named", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	writeFile(t, empty, "# nothing\n\n")
+	if _, err := sign.ReadPublicKeys(empty); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("empty key file: %v", err)
+	}
+	if _, err := sign.ReadSecretKeys(good); err == nil || !strings.Contains(err.Error(), good) {
+		t.Errorf("public keys read as secret: %v", err)
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := sign.ReadPublicKeys(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing key file: %v", err)
+	}
+}
+
+func TestLoadTrusted(t *testing.T) {
+	root := t.TempDir()
+	pubA, _ := newKey(t)
+	pubB, _ := newKey(t)
+	pubC, _ := newKey(t)
+	if ks, files, err := sign.LoadTrusted(sign.SystemDirs(root)...); err != nil || len(ks) != 0 || len(files) != 0 {
+		t.Fatalf("empty root = %v, %v, %v", ks, files, err)
+	}
+	writeFile(t, filepath.Join(root, "etc/otree/trusted.ed25519"), sign.EncodeKey(pubA)+"\n")
+	writeFile(t, filepath.Join(root, "etc/otree/trusted.ed25519.d/vendor"), sign.EncodeKey(pubB)+"\n"+sign.EncodeKey(pubA)+"\n")
+	writeFile(t, filepath.Join(root, "usr/share/otree/trusted.ed25519.d/os"), sign.EncodeKey(pubC)+"\n")
+	os.MkdirAll(filepath.Join(root, "usr/share/otree/trusted.ed25519.d/subdir"), 0o755)
+	ks, files, err := sign.LoadTrusted(sign.SystemDirs(root)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks) != 3 || !ks[0].Equal(pubA) || !ks[1].Equal(pubB) || !ks[2].Equal(pubC) || len(files) != 3 {
+		t.Errorf("keys = %d, files = %v; want A, B, C once each from 3 files", len(ks), files)
+	}
+	// A revoked key is not trusted, wherever it was listed.
+	writeFile(t, filepath.Join(root, "usr/share/otree/revoked.ed25519"), sign.EncodeKey(pubB)+"\n")
+	ks, _, err = sign.LoadTrusted(sign.SystemDirs(root)...)
+	if err != nil || len(ks) != 2 || !ks[0].Equal(pubA) || !ks[1].Equal(pubC) {
+		t.Errorf("after revoking B: %d keys, %v", len(ks), err)
+	}
+	bad := filepath.Join(root, "etc/otree/trusted.ed25519.d/broken")
+	writeFile(t, bad, "xyz\n")
+	if _, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("malformed system key file: %v, want it named", err)
+	}
+}
+
+func TestGenerateKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	pub, err := sign.GenerateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret key file mode = %v, %v", fi.Mode(), err)
+	}
+	ks, err := sign.ReadSecretKeys(path)
+	if err != nil || len(ks) != 1 || !ks[0].Public().(ed25519.PublicKey).Equal(pub) {
+		t.Errorf("generated secret key does not match the public key: %v", err)
+	}
+	if _, err := sign.GenerateKey(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("overwriting a key: %v", err)
+	}
+	if again, _ := sign.ReadSecretKeys(path); len(again) != 1 || !again[0].Equal(ks[0]) {
+		t.Errorf("existing secret key was replaced")
+	}
+}
+
+func TestCheckType(t *testing.T) {
+	if sign.CheckType("ed25519") != nil || sign.CheckType("") != nil {
+		t.Error("ed25519 refused")
+	}
+	if err := sign.CheckType("dummy"); err == nil || !strings.Contains(err.Error(), "dummy") {
+		t.Errorf("dummy accepted: %v", err)
+	}
+}
