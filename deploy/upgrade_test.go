@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +18,7 @@ import (
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
 )
 
 // server is an archive repository served over HTTP, counting requests.
@@ -195,5 +198,52 @@ func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 	}
 	if _, err := f.s.SwitchRef(ctx, "origin:os/none", opts); err == nil || !strings.Contains(err.Error(), "os/none") {
 		t.Fatalf("switch to a missing branch: %v", err)
+	}
+}
+
+// TestUpgradeVerifiesSignatures follows a remote with signature
+// verification on: a signed update deploys, an unsigned one (or one signed
+// by another key) is refused by the pull and nothing is deployed.
+func TestUpgradeVerifiesSignatures(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	srv := newServer(t)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	set := map[string]string{"sign-verify": "true", "verification-ed25519-key": sign.EncodeKey(pub)}
+	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{Set: set}); err != nil {
+		t.Fatal(err)
+	}
+	signed := func(tree testtree.Tree, key ed25519.PrivateKey) repo.ID {
+		id := srv.commit("os/stable", tree)
+		if key != nil {
+			if _, err := sign.SignCommit(ctx, srv.r, id, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	a := signed(osTree("6.1.0-1", nil), priv)
+	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	f.deploy("origin:os/stable", DeployOptions{})
+	opts := UpgradeOptions{Pull: quickPull()}
+	for name, key := range map[string]ed25519.PrivateKey{"unsigned": nil, "signed by another key": other} {
+		bad := signed(osTree("6.1.0-1", testtree.Tree{"usr/bin/" + strings.ReplaceAll(name, " ", "-"): testtree.File("x", 0o755)}), key)
+		_, err := f.s.Upgrade(ctx, opts)
+		if err == nil || !strings.Contains(err.Error(), bad.String()) {
+			t.Fatalf("upgrade to an %s commit: %v", name, err)
+		}
+		if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" {
+			t.Fatalf("%s: deployments changed: %s", name, diff)
+		}
+		if has, _ := f.s.Repo().HasObject(repo.KindCommit, bad); has {
+			t.Errorf("%s: the refused commit was stored", name)
+		}
+	}
+	b := signed(osTree("6.1.0-2", nil), priv)
+	if res, err := f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != b {
+		t.Fatalf("signed upgrade: %+v, %v", res, err)
 	}
 }
