@@ -104,6 +104,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newDiffCommand(e), newExportCommand(e),
 		newAdminCommand(e),
 		newRemoteCommand(e), newPullCommand(e), newPullLocalCommand(e), newSummaryCommand(e),
+		newStaticDeltaCommand(e),
 	)
 	return root
 }

@@ -270,3 +270,16 @@ func (s *Superblock) Objects() int {
 	}
 	return n
 }
+
+// MarshalText gives the String form, so a Name is a string in JSON.
+func (n Name) MarshalText() ([]byte, error) { return []byte(n.String()), nil }
+
+// UnmarshalText parses the String form.
+func (n *Name) UnmarshalText(b []byte) error {
+	v, err := ParseName(string(b))
+	if err != nil {
+		return err
+	}
+	*n = v
+	return nil
+}
