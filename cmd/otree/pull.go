@@ -19,6 +19,7 @@ type pullFlags struct {
 	retries            int
 	remote             string
 	untrusted          bool
+	noDeltas           bool
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -33,6 +34,7 @@ func (f *pullFlags) options(refs []string) remote.PullOptions {
 	return remote.PullOptions{
 		Refs: refs, Depth: f.depth, CommitMetadataOnly: f.commitMetadataOnly, Mirror: f.mirror,
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
+		DisableStaticDeltas: f.noDeltas,
 	}
 }
 
@@ -67,6 +69,7 @@ object is on disk: a pull that fails changes no ref.`,
 	fl.StringVar(&f.url, "url", "", "fetch from this URL instead of the remote's")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
 	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
+	fl.BoolVar(&f.noDeltas, "disable-static-deltas", false, "fetch objects one by one even when the remote offers a static delta")
 	e.addJSON(c)
 	return c
 }
@@ -129,6 +132,9 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 		default:
 			fmt.Fprintf(e.stdout, "%s: %s -> %s\n", u.Ref, u.Old.Short(), u.New)
 		}
+	}
+	for _, d := range res.Deltas {
+		fmt.Fprintf(e.stdout, "Used static delta %s\n", d)
 	}
 	fmt.Fprintf(e.stdout, "Fetched %d object%s, %s in %s\n", res.ObjectsFetched, pluralSuffix(int(res.ObjectsFetched)),
 		humanBytes(res.BytesFetched), time.Since(start).Round(time.Millisecond))

@@ -105,6 +105,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newAdminCommand(e),
 		newRemoteCommand(e), newPullCommand(e), newPullLocalCommand(e), newSummaryCommand(e),
 		newSignCommand(e),
+		newStaticDeltaCommand(e),
 	)
 	return root
 }

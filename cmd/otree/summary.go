@@ -14,6 +14,7 @@ import (
 type summaryJSON struct {
 	Refs     []repo.Ref        `json:"refs"`
 	Metadata map[string]string `json:"metadata"`
+	Deltas   []remote.DeltaRef `json:"static_deltas"`
 }
 
 func newSummaryCommand(e *env) *cobra.Command {
@@ -70,7 +71,7 @@ summary.sig beside it; without them a stale summary.sig is removed.
 					return err
 				}
 				if e.json {
-					out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}}
+					out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...)}
 					for _, m := range s.Metadata {
 						out.Metadata[m.Key] = string(m.Value)
 					}
@@ -85,6 +86,9 @@ summary.sig beside it; without them a stale summary.sig is removed.
 				}
 				for _, m := range s.Metadata {
 					fmt.Fprintf(e.stdout, "%s: %q\n", m.Key, m.Value)
+				}
+				for _, d := range s.Deltas {
+					fmt.Fprintf(e.stdout, "Static delta %s\n    Superblock: %s\n", d.Name, d.Superblock)
 				}
 				return nil
 			})

@@ -40,6 +40,9 @@ type PullOptions struct {
 	// Mirror writes refs as local branches ("os/stable") instead of
 	// remote-tracking refs ("origin:os/stable").
 	Mirror bool
+	// DisableStaticDeltas fetches objects one by one even when the
+	// remote's summary offers a static delta (docs/DELTAS.md).
+	DisableStaticDeltas bool
 
 	// Jobs is the number of objects fetched at once (default 8).
 	Jobs int
@@ -108,6 +111,8 @@ type PullResult struct {
 	BytesFetched int64 `json:"bytes_fetched"`
 	// BytesWritten counts bytes written to the repository, as stored.
 	BytesWritten int64 `json:"bytes_written"`
+	// Deltas names the static deltas used, if any.
+	Deltas []string `json:"deltas,omitempty"`
 }
 
 func (o *PullOptions) defaults() {
@@ -358,6 +363,7 @@ type puller struct {
 	files    []repo.ID // file objects to fetch
 	complete []repo.ID // partial commits this pull completes
 	metaOnly []repo.ID // commits fetched without their trees
+	deltas   []string  // static deltas applied
 
 	fetched  atomic.Int64
 	needed   atomic.Int64
@@ -368,6 +374,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if opts.Depth < -1 {
 		return nil, fmt.Errorf("invalid depth %d (want -1 for all, or 0 or more)", opts.Depth)
 	}
+	src = &summarySource{source: src}
 	targets, err := resolve(ctx, src, opts.Refs)
 	if err != nil {
 		return nil, err
@@ -384,7 +391,10 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		seen: map[objKey]bool{}}
 	p.scanning.Store(true)
 	stop := progress.Every(p.report())
-	err = p.run(targets)
+	walk, err := p.applyDeltas(targets, refName)
+	if err == nil {
+		err = p.run(walk)
+	}
 	stop()
 	if f := p.report(); f != nil {
 		f()
@@ -394,7 +404,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	}
 
 	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
-		BytesWritten: txn.Stats().Bytes}
+		BytesWritten: txn.Stats().Bytes, Deltas: p.deltas}
 	// A commit without its tree is marked before it can be seen, so fsck
 	// and prune never take it for a complete commit missing objects.
 	for _, id := range p.metaOnly {

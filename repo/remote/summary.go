@@ -29,11 +29,14 @@ const (
 )
 
 // Summary lists a repository's branches and the commits they point at, so a
-// client can learn every ref with one request. Metadata keys starting with
-// "otree." are reserved; later versions index static deltas there.
+// client can learn every ref with one request, and the static deltas it
+// serves. Metadata keys starting with "otree." are reserved.
 type Summary struct {
 	Refs     []repo.Ref    // local branches, sorted by name, each once
-	Metadata repo.Metadata // sorted keys, as in a commit
+	Metadata repo.Metadata // sorted keys, as in a commit, without DeltasKey
+	// Deltas lists the static deltas served, sorted by name, each once;
+	// encoded as the metadata entry DeltasKey.
+	Deltas []DeltaRef
 }
 
 // Lookup returns the commit of a branch listed in the summary.
@@ -50,6 +53,10 @@ func (s *Summary) Lookup(name string) (repo.ID, bool) {
 // object encoders it does not check its input: Refs must be sorted, unique
 // and valid, and Metadata sorted.
 func (s *Summary) Encode() []byte {
+	md := s.Metadata
+	if len(s.Deltas) > 0 {
+		md = append(repo.Metadata(nil), md...).Set(DeltasKey, encodeDeltas(s.Deltas))
+	}
 	b := []byte{summaryTag, summaryVersion}
 	b = binary.AppendUvarint(b, uint64(len(s.Refs)))
 	for _, r := range s.Refs {
@@ -57,8 +64,8 @@ func (s *Summary) Encode() []byte {
 		b = append(b, r.Name...)
 		b = append(b, r.Commit[:]...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.Metadata)))
-	for _, m := range s.Metadata {
+	b = binary.AppendUvarint(b, uint64(len(md)))
+	for _, m := range md {
 		b = binary.AppendUvarint(b, uint64(len(m.Key)))
 		b = append(b, m.Key...)
 		b = binary.AppendUvarint(b, uint64(len(m.Value)))
@@ -175,6 +182,16 @@ func DecodeSummary(b []byte) (*Summary, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
+	for i, m := range s.Metadata {
+		if m.Key == DeltasKey {
+			var err error
+			if s.Deltas, err = decodeDeltas(m.Value); err != nil {
+				return nil, fmt.Errorf("summary metadata %s: %w", DeltasKey, err)
+			}
+			s.Metadata = append(s.Metadata[:i:i], s.Metadata[i+1:]...)
+			break
+		}
+	}
 	return s, nil
 }
 
@@ -225,6 +242,9 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		if !strings.Contains(ref.Name, ":") {
 			s.Refs = append(s.Refs, ref)
 		}
+	}
+	if s.Deltas, err = listDeltas(r); err != nil {
+		return nil, err
 	}
 	data := s.Encode()
 	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync); err != nil {

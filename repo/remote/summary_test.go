@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
 )
 
@@ -95,7 +96,8 @@ func TestDecodeSummaryRejects(t *testing.T) {
 func FuzzDecodeSummary(f *testing.F) {
 	f.Add((&remote.Summary{Refs: []repo.Ref{{Name: "a", Commit: id(1)}, {Name: "b/c", Commit: id(2)}}}).Encode())
 	f.Add((&remote.Summary{Metadata: repo.Metadata{{Key: "x", Value: []byte{0}}}}).Encode())
-	for _, c := range summaryCases() {
+	f.Add((&remote.Summary{Deltas: []remote.DeltaRef{{Name: delta.Name{From: id(1), To: id(2)}, Superblock: id(3)}}}).Encode())
+	for _, c := range append(summaryCases(), deltaSummaryCases()...) {
 		b, _ := hex.DecodeString(c.hex)
 		f.Add(b)
 	}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo/remote"
+)
+
+func TestStaticDeltaCommands(t *testing.T) {
+	c := newCLI(t)
+	if got := c.ok("static-delta", "list"); got != "(No static deltas)\n" {
+		t.Errorf("list of none = %q", got)
+	}
+	a := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	changed := testtree.Tree{}
+	for k, v := range fixture {
+		changed[k] = v
+	}
+	changed["a.txt"] = testtree.File(strings.Repeat("hello again\n", 100), 0o644)
+	b := c.commitTree("main", source(t, changed), "two", 1700000100)
+
+	c.fails(exitError, []string{"has no parent", "--empty"}, "static-delta", "generate", "--to=main^")
+	c.fails(exitUsage, []string{"--to"}, "static-delta", "generate")
+	c.fails(exitUsage, []string{"--empty and --from"}, "static-delta", "generate", "--empty", "--from=main^", "main")
+	// Default from: the parent of --to.
+	out := c.ok("static-delta", "generate", "--to=main")
+	if want := "Generated " + a.String() + "-" + b.String() + ": "; !strings.HasPrefix(out, want) {
+		t.Errorf("generate printed %q, want %q...", out, want)
+	}
+	if out := c.ok("static-delta", "generate", "-n", "--from", a.String(), "main"); !strings.HasPrefix(out, "Exists ") {
+		t.Errorf("generate -n printed %q", out)
+	}
+	var d deltaJSON
+	if err := json.Unmarshal([]byte(c.ok("static-delta", "generate", "--empty", "--to=main", "--json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != b.String() || !d.From.IsZero() || d.To != b || len(d.Parts) != 1 || d.Parts[0].Objects == 0 || d.Size == 0 {
+		t.Errorf("generate --empty --json = %+v", d)
+	}
+	want := []string{a.String() + "-" + b.String(), b.String()}
+	if got := c.ok("static-delta", "list"); got != strings.Join(want, "\n")+"\n" {
+		t.Errorf("list = %q", got)
+	}
+	var names []string
+	if err := json.Unmarshal([]byte(c.ok("static-delta", "list", "--json")), &names); err != nil || len(names) != 2 {
+		t.Errorf("list --json = %v, %v", names, err)
+	}
+	show := c.ok("static-delta", "show", want[0])
+	for _, w := range []string{"Delta: " + want[0], "From: " + a.String(), "To: " + b.String(), "Number of parts: 1", "Part 0: "} {
+		if !strings.Contains(show, w) {
+			t.Errorf("show printed %q, missing %q", show, w)
+		}
+	}
+	c.fails(exitUsage, []string{"invalid delta name"}, "static-delta", "show", "main")
+	c.fails(exitError, []string{"not found"}, "static-delta", "show", a.String())
+
+	// apply-offline into a repository that has A gives B, with no ref.
+	dst := newBareUserCLI(t)
+	if got := dst.commitTree("main", source(t, fixture), "one", 1700000000); got != a {
+		t.Fatalf("same tree, other commit %s", got)
+	}
+	dst.fails(exitError, []string{"no such file"}, "static-delta", "apply-offline", filepath.Join(t.TempDir(), "none"))
+	out = dst.ok("static-delta", "apply-offline", filepath.Join(c.path, "deltas", want[0]))
+	if out != "Applied "+want[0]+": commit "+b.String()+"\n" {
+		t.Errorf("apply-offline printed %q", out)
+	}
+	if got := dst.ok("rev-parse", "main"); got != a.String()+"\n" {
+		t.Errorf("apply-offline moved main to %q", got)
+	}
+	dst.ok("fsck", "-q")
+	co := filepath.Join(t.TempDir(), "co")
+	dst.ok("checkout", "-U", b.String(), co)
+	if got := testtree.Read(t, co, testtree.ReadOptions{}); got["a.txt"].Content != changed["a.txt"].Content {
+		t.Errorf("checkout after apply-offline: a.txt = %q", got["a.txt"].Content)
+	}
+
+	c.ok("static-delta", "delete", want[1])
+	if got := c.ok("static-delta", "list"); got != want[0]+"\n" {
+		t.Errorf("list after delete = %q", got)
+	}
+	c.fails(exitError, []string{"not found"}, "static-delta", "delete", want[1])
+}
+
+func TestPullStaticDelta(t *testing.T) {
+	src := newCLI(t)
+	a := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	changed := testtree.Tree{}
+	for k, v := range fixture {
+		changed[k] = v
+	}
+	changed["sub/secret"] = testtree.File("psst, changed", 0o600)
+	b := src.commitTree("os/stable", source(t, changed), "two", 1700000100)
+	src.ok("static-delta", "generate", "--to=os/stable")
+	if out := src.ok("summary", "-u", "--json"); !strings.Contains(out, a.String()+"-"+b.String()) {
+		t.Errorf("summary -u --json lists no delta: %s", out)
+	}
+	var mu sync.Mutex
+	var objects int
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/objects/") {
+			mu.Lock()
+			objects++
+			mu.Unlock()
+		}
+		return false
+	})
+	for _, disable := range []bool{false, true} {
+		dst := newBareUserCLI(t)
+		dst.ok("remote", "add", "origin", url)
+		dst.ok("pull", "origin", a.String())
+		dst.ok("refs", "--create=origin:os/stable", a.String())
+		mu.Lock()
+		objects = 0
+		mu.Unlock()
+		args := []string{"pull", "--json", "origin"}
+		if disable {
+			args = append(args, "--disable-static-deltas")
+		}
+		var res remote.PullResult
+		if err := json.Unmarshal([]byte(dst.ok(args...)), &res); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n := objects
+		mu.Unlock()
+		if used := len(res.Deltas) == 1 && res.Deltas[0] == a.String()+"-"+b.String(); used == disable || (n == 0) != !disable {
+			t.Errorf("disable=%v: deltas %v, %d object requests", disable, res.Deltas, n)
+		}
+		if got := dst.ok("rev-parse", "origin:os/stable"); got != b.String()+"\n" {
+			t.Errorf("after pull: %q", got)
+		}
+		dst.ok("fsck", "-q")
+	}
+}

@@ -1,0 +1,545 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// Limits of the part format that both sides enforce.
+const (
+	// DefaultMaxPartSize is the default uncompressed size of a part; an
+	// object larger than the limit gets a part of its own.
+	DefaultMaxPartSize = 64 << 20
+	// maxPatchSize bounds the base and the result of a patch: both are
+	// held in memory and the zstd window spans them.
+	maxPatchSize = 64 << 20
+	// partWindow is the zstd window of a part stream.
+	partWindow = 64 << 20
+	// maxWindow is the largest zstd window a reader accepts: a part's, or
+	// a patch's (base and result together).
+	maxWindow = 2 * maxPatchSize
+	// maxHeader bounds an encoded file header (large only with xattrs).
+	maxHeader = 16 << 20
+	// maxMeta bounds a dirtree or dirmeta, as repo bounds stored ones.
+	maxMeta = 256 << 20
+	// patchDict is the zstd dictionary id a patch frame names.
+	patchDict = 1
+)
+
+// How a part entry carries its object.
+const (
+	entryWhole = 0
+	entryPatch = 1
+)
+
+// GenerateOptions configure Generate.
+type GenerateOptions struct {
+	// From is the commit the delta starts from; zero makes a delta from
+	// scratch, which holds every object of To.
+	From repo.ID
+	// To is the commit the delta yields.
+	To repo.ID
+	// MaxPartSize is the uncompressed size at which a part is closed
+	// (default DefaultMaxPartSize).
+	MaxPartSize int64
+	// NoPatches stores every changed file whole instead of as a patch
+	// against a file of From.
+	NoPatches bool
+	// NoSync skips fsync; only for scratch repositories.
+	NoSync bool
+}
+
+// item is one object the delta must carry, with the path it was found at
+// (for choosing a patch base).
+type item struct {
+	ref  ObjectRef
+	path string
+}
+
+// fromIndex is what a delta's base commit offers as patch bases.
+type fromIndex struct {
+	objects map[ObjectRef]bool
+	files   map[string]repo.ID // path -> file object
+	names   map[string]repo.ID // base name -> a file object of that name
+	trees   map[string]repo.ID // path -> dirtree
+}
+
+// Generate builds the delta from opts.From to opts.To into r's deltas/
+// directory, replacing a delta of the same name, and returns its
+// superblock. The delta is written beside the old one and renamed into
+// place once durable, so readers see the old delta or the new one.
+func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superblock, error) {
+	if opts.MaxPartSize <= 0 {
+		opts.MaxPartSize = DefaultMaxPartSize
+	}
+	name := Name{From: opts.From, To: opts.To}
+	if name.To.IsZero() || name.From == name.To {
+		return nil, fmt.Errorf("a delta needs a to-commit different from its from-commit")
+	}
+	// Shared, so prune cannot delete objects while they are read.
+	lk, err := r.LockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	sb := &Superblock{Name: name}
+	for _, c := range []repo.ID{name.From, name.To} {
+		if c.IsZero() {
+			continue
+		}
+		if r.IsCommitPartial(c) {
+			return nil, fmt.Errorf("commit %s is partial (some of its objects are missing): pull it whole first", c)
+		}
+	}
+	if sb.Commit, err = r.ReadRaw(repo.KindCommit, name.To); err != nil {
+		return nil, err
+	}
+	to, err := repo.DecodeCommit(sb.Commit)
+	if err != nil {
+		return nil, err
+	}
+	if m, err := r.ReadRaw(repo.KindCommitMeta, name.To); err == nil {
+		if _, err := repo.DecodeCommitMeta(m); err != nil {
+			return nil, fmt.Errorf("commitmeta of %s: %w", name.To, err)
+		}
+		sb.CommitMeta = m
+	} else if !errors.Is(err, repo.ErrNotFound) {
+		return nil, err
+	}
+	from := &fromIndex{objects: map[ObjectRef]bool{}, files: map[string]repo.ID{}, names: map[string]repo.ID{}, trees: map[string]repo.ID{}}
+	if !name.From.IsZero() {
+		fc, err := r.ReadCommit(name.From)
+		if err != nil {
+			return nil, err
+		}
+		from.objects[ObjectRef{repo.KindDirMeta, fc.RootMeta}] = true
+		if err := from.walk(ctx, r, fc.RootTree, "/"); err != nil {
+			return nil, err
+		}
+	}
+	items, err := collect(ctx, r, to, from)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(r.Path(Dir), 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", r.Path(Dir), err)
+	}
+	cleanTemp(r)
+	tmp, err := os.MkdirTemp(r.Path(Dir), ".new-")
+	if err != nil {
+		return nil, fmt.Errorf("generating delta %s: %w", name, err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	// Held until the end, so cleanTemp in another process leaves it alone.
+	tl, err := os.Open(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer tl.Close()
+	if err := unix.Flock(int(tl.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("locking %s: %w", tmp, err)
+	}
+	g := &generator{ctx: ctx, r: r, from: from, opts: &opts, dir: tmp}
+	defer g.close()
+	if err := g.run(items); err != nil {
+		return nil, fmt.Errorf("generating delta %s: %w", name, err)
+	}
+	sb.Parts = g.parts
+	if err := writeFile(filepath.Join(tmp, SuperblockFile), sb.Encode(), !opts.NoSync); err != nil {
+		return nil, err
+	}
+	if !opts.NoSync {
+		if err := durable.SyncDir(tmp); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	final := Path(r, name)
+	if _, err := os.Stat(final); err == nil {
+		if err := Delete(r, name); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, fmt.Errorf("publishing delta %s: %w", name, err)
+	}
+	if !opts.NoSync {
+		if err := durable.SyncDir(r.Path(Dir)); err != nil {
+			return nil, err
+		}
+	}
+	return sb, nil
+}
+
+func writeFile(p string, data []byte, sync bool) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// walk indexes the tree of the from-commit.
+func (f *fromIndex) walk(ctx context.Context, r *repo.Repo, tree repo.ID, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.objects[ObjectRef{repo.KindDirTree, tree}] = true
+	f.trees[dir] = tree
+	t, err := r.ReadDirTree(tree)
+	if err != nil {
+		return err
+	}
+	for _, e := range t.Files {
+		f.objects[ObjectRef{repo.KindFile, e.ID}] = true
+		p := path.Join(dir, e.Name)
+		f.files[p] = e.ID
+		if _, ok := f.names[e.Name]; !ok {
+			f.names[e.Name] = e.ID
+		}
+	}
+	for _, d := range t.Dirs {
+		f.objects[ObjectRef{repo.KindDirMeta, d.MetaID}] = true
+		// A shared subtree is indexed once per path for its bases.
+		if err := f.walk(ctx, r, d.TreeID, path.Join(dir, d.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect lists the objects of commit to that from lacks: metadata first in
+// walk order, then files grouped by extension and name, so that similar
+// content sits together in a part's compression window.
+func collect(ctx context.Context, r *repo.Repo, to *repo.Commit, from *fromIndex) ([]item, error) {
+	seen := map[ObjectRef]bool{}
+	var metas, files []item
+	add := func(ref ObjectRef, p string) bool {
+		if seen[ref] || from.objects[ref] {
+			return false
+		}
+		seen[ref] = true
+		if ref.Kind == repo.KindFile {
+			files = append(files, item{ref, p})
+		} else {
+			metas = append(metas, item{ref, p})
+		}
+		return true
+	}
+	var walk func(tree repo.ID, dir string) error
+	walk = func(tree repo.ID, dir string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !add(ObjectRef{repo.KindDirTree, tree}, dir) {
+			return nil // from has it, and so everything below it
+		}
+		t, err := r.ReadDirTree(tree)
+		if err != nil {
+			return err
+		}
+		for _, e := range t.Files {
+			add(ObjectRef{repo.KindFile, e.ID}, path.Join(dir, e.Name))
+		}
+		for _, d := range t.Dirs {
+			add(ObjectRef{repo.KindDirMeta, d.MetaID}, path.Join(dir, d.Name))
+			if err := walk(d.TreeID, path.Join(dir, d.Name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	add(ObjectRef{repo.KindDirMeta, to.RootMeta}, "/")
+	if err := walk(to.RootTree, "/"); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(files, func(i, j int) bool {
+		a, b := files[i].path, files[j].path
+		if ea, eb := path.Ext(a), path.Ext(b); ea != eb {
+			return ea < eb
+		}
+		if na, nb := path.Base(a), path.Base(b); na != nb {
+			return na < nb
+		}
+		return a < b
+	})
+	return append(metas, files...), nil
+}
+
+// generator writes the parts of one delta.
+type generator struct {
+	ctx   context.Context
+	r     *repo.Repo
+	from  *fromIndex
+	opts  *GenerateOptions
+	dir   string
+	parts []Part
+
+	est *zstd.Encoder // estimates the compressed size of whole content
+	cur *partWriter
+}
+
+// partWriter is the part being written: a zstd stream into a file,
+// hashed as it is written.
+type partWriter struct {
+	f    *os.File
+	h    *hash.Hasher
+	size int64
+	enc  *zstd.Encoder
+	raw  int64
+	objs []ObjectRef
+}
+
+func (p *partWriter) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	p.h.Write(b[:n])
+	p.size += int64(n)
+	return n, err
+}
+
+type rawCounter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c rawCounter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	*c.n += int64(n)
+	return n, err
+}
+
+func (g *generator) close() {
+	if g.cur != nil {
+		g.cur.enc.Close()
+		g.cur.f.Close()
+	}
+	if g.est != nil {
+		g.est.Close()
+	}
+}
+
+func (g *generator) run(items []item) error {
+	var err error
+	g.est, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if err := g.ctx.Err(); err != nil {
+			return err
+		}
+		if err := g.add(it); err != nil {
+			return err
+		}
+	}
+	return g.finishPart()
+}
+
+// part returns the part to write an entry of about n raw bytes into,
+// closing the current one first if the entry would overflow it.
+func (g *generator) part(n int64) (io.Writer, error) {
+	if g.cur != nil && g.cur.raw > 0 && g.cur.raw+n > g.opts.MaxPartSize {
+		if err := g.finishPart(); err != nil {
+			return nil, err
+		}
+	}
+	if g.cur == nil {
+		f, err := os.OpenFile(filepath.Join(g.dir, strconv.Itoa(len(g.parts))), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		p := &partWriter{f: f, h: hash.New()}
+		p.enc, err = zstd.NewWriter(p, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithWindowSize(partWindow),
+			zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		g.cur = p
+	}
+	return rawCounter{g.cur.enc, &g.cur.raw}, nil
+}
+
+func (g *generator) finishPart() error {
+	p := g.cur
+	if p == nil {
+		return nil
+	}
+	g.cur = nil
+	err := p.enc.Close()
+	if err == nil && !g.opts.NoSync {
+		err = p.f.Sync()
+	}
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing part %d: %w", len(g.parts), err)
+	}
+	g.parts = append(g.parts, Part{Size: uint64(p.size), RawSize: uint64(p.raw), Sum: repo.ID(p.h.Sum()), Objects: p.objs})
+	return nil
+}
+
+// add writes one object's entry:
+//
+//	u8 how (0 whole, 1 patch) · [patch: id base] · [file: bytes header]
+//	whole: dirtree/dirmeta: bytes encoding; file: its content (header's size)
+//	patch: bytes zstd frame whose dictionary is the base's content
+func (g *generator) add(it item) error {
+	var entry []byte
+	var body io.Reader // whole content streamed after entry
+	var bodyLen int64
+	if it.ref.Kind == repo.KindFile {
+		h, rc, err := g.r.OpenFile(it.ref.ID)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		hdr := repo.AppendFileHeader(nil, h)
+		if h.Type == repo.TypeRegular && h.Size <= maxPatchSize && !g.opts.NoPatches {
+			if base, ok := g.fileBase(it.path); ok {
+				content, err := io.ReadAll(io.LimitReader(rc, int64(h.Size)+1))
+				if err != nil {
+					return err
+				}
+				if patch, baseID, ok, err := g.filePatch(base, content); err != nil {
+					return err
+				} else if ok {
+					entry = append(entry, entryPatch)
+					entry = append(entry, baseID[:]...)
+					entry = appendBytes(entry, hdr)
+					entry = appendBytes(entry, patch)
+				} else {
+					body, bodyLen = bytes.NewReader(content), int64(len(content))
+				}
+			}
+		}
+		if entry == nil {
+			entry = append(entry, entryWhole)
+			entry = appendBytes(entry, hdr)
+			if body == nil {
+				body, bodyLen = rc, int64(h.Size)
+			}
+		}
+	} else {
+		data, err := g.r.ReadRaw(it.ref.Kind, it.ref.ID)
+		if err != nil {
+			return err
+		}
+		if base, ok := g.from.trees[it.path]; ok && it.ref.Kind == repo.KindDirTree && !g.opts.NoPatches {
+			bdata, err := g.r.ReadRaw(repo.KindDirTree, base)
+			if err != nil {
+				return err
+			}
+			if patch, err := encodePatch(bdata, data); err != nil {
+				return err
+			} else if len(patch) < len(g.est.EncodeAll(data, nil)) {
+				entry = append(entry, entryPatch)
+				entry = append(entry, base[:]...)
+				entry = appendBytes(entry, patch)
+			}
+		}
+		if entry == nil {
+			entry = append(entry, entryWhole)
+			entry = appendBytes(entry, data)
+		}
+	}
+	w, err := g.part(int64(len(entry)) + bodyLen)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(entry); err != nil {
+		return err
+	}
+	if body != nil {
+		n, err := io.Copy(w, io.LimitReader(body, bodyLen))
+		if err == nil && n != bodyLen {
+			err = fmt.Errorf("file object %s: content ended after %d of %d bytes", it.ref.ID, n, bodyLen)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	g.cur.objs = append(g.cur.objs, it.ref)
+	return nil
+}
+
+// fileBase picks the file of the from-commit a file at p is patched
+// against: the one at the same path, else one with the same name.
+func (g *generator) fileBase(p string) (repo.ID, bool) {
+	if id, ok := g.from.files[p]; ok {
+		return id, true
+	}
+	id, ok := g.from.names[path.Base(p)]
+	return id, ok
+}
+
+// filePatch encodes content as a patch against the file object base, and
+// reports whether the patch is smaller than the content compressed alone.
+func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bool, error) {
+	h, rc, err := g.r.OpenFile(base)
+	if err != nil {
+		return nil, base, false, err
+	}
+	defer rc.Close()
+	if h.Type != repo.TypeRegular || h.Size == 0 || h.Size > maxPatchSize {
+		return nil, base, false, nil
+	}
+	bdata, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, base, false, err
+	}
+	patch, err := encodePatch(bdata, content)
+	if err != nil {
+		return nil, base, false, err
+	}
+	// A patch under an eighth of the content beats compressing it alone;
+	// only closer cases are worth compressing the content to compare.
+	if len(patch) < len(content)/8 {
+		return patch, base, true, nil
+	}
+	return patch, base, len(patch) < len(g.est.EncodeAll(content, nil)), nil
+}
+
+// encodePatch compresses target with base as a raw zstd dictionary, with a
+// window spanning both so that every byte of base can be referred to.
+func encodePatch(base, target []byte) ([]byte, error) {
+	w := 1 << 10
+	for w < len(base)+len(target) {
+		w <<= 1
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(patchDict, base), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithWindowSize(w), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	return enc.EncodeAll(target, nil), nil
+}

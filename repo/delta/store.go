@@ -1,0 +1,131 @@
+package delta
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoDelta is matched by the error for a delta a repository does not
+// have; it also matches repo.ErrNotFound.
+var ErrNoDelta = fmt.Errorf("delta %w", repo.ErrNotFound)
+
+// List returns the names of the deltas stored in r, sorted by their
+// String form. Entries of deltas/ that are not delta names are ignored.
+func List(r *repo.Repo) ([]Name, error) {
+	ents, err := os.ReadDir(r.Path(Dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing deltas: %w", err)
+	}
+	var out []Name
+	for _, e := range ents {
+		if n, err := ParseName(e.Name()); err == nil && e.IsDir() {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// Path returns the directory of a delta in r.
+func Path(r *repo.Repo, n Name) string { return r.Path(Dir, n.String()) }
+
+// ReadSuperblock reads and decodes the superblock of a delta stored in r,
+// returning it and its raw bytes.
+func ReadSuperblock(r *repo.Repo, n Name) (*Superblock, []byte, error) {
+	sb, data, err := ReadSuperblockFile(filepath.Join(Path(r, n), SuperblockFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%s: %w", n, ErrNoDelta)
+	}
+	if err == nil && sb.Name != n {
+		err = fmt.Errorf("%s: superblock is for delta %s", Path(r, n), sb.Name)
+	}
+	return sb, data, err
+}
+
+// ReadSuperblockFile reads and decodes a superblock file.
+func ReadSuperblockFile(path string) (*Superblock, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	data, err := readAll(f, MaxSuperblock)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	sb, err := DecodeSuperblock(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sb, data, nil
+}
+
+// Delete removes a delta from r. The directory is first renamed away, so
+// a reader never sees a delta with some of its parts gone.
+func Delete(r *repo.Repo, n Name) error {
+	dir := Path(r, n)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", n, ErrNoDelta)
+	}
+	tmp, err := os.MkdirTemp(r.Path(Dir), ".delete-")
+	if err != nil {
+		return fmt.Errorf("deleting delta %s: %w", n, err)
+	}
+	if err := os.Rename(dir, filepath.Join(tmp, "d")); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("deleting delta %s: %w", n, err)
+	}
+	if err := durable.SyncDir(r.Path(Dir)); err != nil {
+		return err
+	}
+	return os.RemoveAll(tmp)
+}
+
+// cleanTemp removes what interrupted deletions and generations left in
+// deltas/: ".delete-*" directories, and ".new-*" directories whose flock
+// can be taken (the generation that held it is gone).
+func cleanTemp(r *repo.Repo) {
+	ents, _ := os.ReadDir(r.Path(Dir))
+	for _, e := range ents {
+		p := r.Path(Dir, e.Name())
+		switch {
+		case !e.IsDir():
+		case strings.HasPrefix(e.Name(), ".delete-"):
+			os.RemoveAll(p)
+		case strings.HasPrefix(e.Name(), ".new-"):
+			f, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+				os.RemoveAll(p)
+			}
+			f.Close()
+		}
+	}
+}
+
+// readAll reads r whole, refusing more than limit bytes.
+func readAll(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
+}

@@ -1,0 +1,285 @@
+// Package delta builds and applies static deltas: the objects one commit
+// needs beyond those of another (or of nothing), packed into a few
+// compressed part files described by a small superblock, so that an update
+// is fetched with a handful of requests and a fraction of the bytes.
+// docs/DELTAS.md specifies the format.
+package delta
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/otree/otree/repo"
+)
+
+// Dir is the directory of a repository that holds its deltas.
+const Dir = "deltas"
+
+// SuperblockFile is the name of a delta's superblock in its directory; the
+// parts are named by their index in decimal ("0", "1", ...).
+const SuperblockFile = "superblock"
+
+// MaxSuperblock bounds the superblock a reader accepts.
+const MaxSuperblock = 64 << 20
+
+const (
+	superblockTag     = 'D'
+	superblockVersion = 1
+)
+
+// Name identifies a delta: the commit it starts from (zero for a delta
+// from scratch) and the commit it yields.
+type Name struct {
+	From repo.ID
+	To   repo.ID
+}
+
+// String is the delta's name as list prints it and its directory is
+// called: "FROM-TO" in hex, or "TO" for a delta from scratch.
+func (n Name) String() string {
+	if n.From.IsZero() {
+		return n.To.String()
+	}
+	return n.From.String() + "-" + n.To.String()
+}
+
+// Rel is the delta's directory relative to the repository root.
+func (n Name) Rel() string { return Dir + "/" + n.String() }
+
+// ParseName parses the String form of a Name.
+func ParseName(s string) (Name, error) {
+	from, to, ok := strings.Cut(s, "-")
+	if !ok {
+		to, from = from, ""
+	} else if from == "" {
+		return Name{}, fmt.Errorf("invalid delta name %q (want TO or FROM-TO, each 64 lowercase hex digits)", s)
+	}
+	var n Name
+	var err error
+	if n.To, err = parseFullID(to); err == nil && from != "" {
+		n.From, err = parseFullID(from)
+	}
+	if err != nil || n.To.IsZero() || n.From == n.To {
+		return Name{}, fmt.Errorf("invalid delta name %q (want TO or FROM-TO, each 64 lowercase hex digits)", s)
+	}
+	return n, nil
+}
+
+func parseFullID(s string) (repo.ID, error) {
+	if len(s) != 64 || strings.ToLower(s) != s {
+		return repo.ID{}, errors.New("not a full id")
+	}
+	return repo.ParseID(s)
+}
+
+// ObjectRef names one object a part yields.
+type ObjectRef struct {
+	Kind repo.Kind `json:"kind"` // file, dirtree or dirmeta
+	ID   repo.ID   `json:"id"`
+}
+
+// Part describes one part file.
+type Part struct {
+	Size    uint64      // bytes of the part file (compressed)
+	RawSize uint64      // bytes of its decompressed stream
+	Sum     repo.ID     // BLAKE3-256 of the part file
+	Objects []ObjectRef // the objects it yields, in stream order
+}
+
+// Superblock describes a delta: the commit it yields (whole, with its
+// detached metadata) and the parts holding the other new objects.
+type Superblock struct {
+	Name       Name
+	Commit     []byte // the encoding of the commit Name.To
+	CommitMeta []byte // the encoding of its commitmeta; nil if it has none
+	Parts      []Part
+}
+
+// Encode returns the canonical encoding of s (docs/DELTAS.md). Like the
+// object encoders it does not check its input.
+func (s *Superblock) Encode() []byte {
+	b := []byte{superblockTag, superblockVersion}
+	b = append(b, s.Name.To[:]...)
+	b = append(b, s.Name.From[:]...)
+	b = appendBytes(b, s.Commit)
+	b = appendBytes(b, s.CommitMeta)
+	b = binary.AppendUvarint(b, uint64(len(s.Parts)))
+	for _, p := range s.Parts {
+		b = binary.AppendUvarint(b, p.Size)
+		b = binary.AppendUvarint(b, p.RawSize)
+		b = append(b, p.Sum[:]...)
+		b = binary.AppendUvarint(b, uint64(len(p.Objects)))
+		for _, o := range p.Objects {
+			b = append(b, byte(o.Kind))
+			b = append(b, o.ID[:]...)
+		}
+	}
+	return b
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// decoder reads the primitives of docs/FORMAT.md §1 and rejects every
+// non-canonical form.
+type decoder struct {
+	what string
+	b    []byte
+	off  int
+	err  error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("non-canonical %s at byte %d: %s", d.what, d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uv() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("truncated or overflowing uvarint")
+		return 0
+	}
+	if n > 1 && d.b[d.off+n-1] == 0 {
+		d.fail("uvarint is not minimal")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) raw(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("length %d runs past the end", n)
+		return nil
+	}
+	p := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p
+}
+
+func (d *decoder) id() (id repo.ID) {
+	copy(id[:], d.raw(32))
+	return id
+}
+
+// count reads a list length, refusing one that even the smallest entries
+// (min bytes each) could not fill, before anything is allocated.
+func (d *decoder) count(min int) int {
+	n := d.uv()
+	if d.err == nil && n > uint64((len(d.b)-d.off)/min) {
+		d.fail("count %d larger than the remaining bytes allow", n)
+		return 0
+	}
+	return int(n)
+}
+
+// DecodeSuperblock decodes a superblock, rejecting anything but the
+// canonical encoding of a valid one: a wrong tag or version, bad or
+// non-minimal uvarints, lengths past the end, a zero or repeated to-commit,
+// a commit that does not decode strictly or does not hash to the to-commit,
+// a commitmeta that does not decode, an empty part, an object kind other
+// than file, dirtree or dirmeta, a zero id, an object listed twice,
+// trailing bytes.
+func DecodeSuperblock(b []byte) (*Superblock, error) {
+	if len(b) < 2 || b[0] != superblockTag {
+		return nil, fmt.Errorf("not a delta superblock: does not start with %q", superblockTag)
+	}
+	if b[1] != superblockVersion {
+		return nil, fmt.Errorf("unsupported delta superblock version %d (want %d)", b[1], superblockVersion)
+	}
+	d := &decoder{what: "delta superblock", b: b, off: 2}
+	s := &Superblock{}
+	s.Name.To = d.id()
+	s.Name.From = d.id()
+	if d.err == nil && (s.Name.To.IsZero() || s.Name.To == s.Name.From) {
+		d.fail("to-commit is zero or equal to the from-commit")
+	}
+	s.Commit = d.raw(d.uv())
+	if d.err == nil {
+		if got := repo.Sum(s.Commit); got != s.Name.To {
+			d.fail("commit hashes to %s, not %s", got, s.Name.To)
+		} else if _, err := repo.DecodeCommit(s.Commit); err != nil {
+			d.fail("commit: %v", err)
+		}
+	}
+	if cm := d.raw(d.uv()); d.err == nil && len(cm) > 0 {
+		if _, err := repo.DecodeCommitMeta(cm); err != nil {
+			d.fail("commitmeta: %v", err)
+		}
+		s.CommitMeta = cm
+	}
+	seen := map[ObjectRef]bool{}
+	n := d.count(1 + 1 + 32 + 1)
+	s.Parts = make([]Part, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var p Part
+		p.Size = d.uv()
+		p.RawSize = d.uv()
+		p.Sum = d.id()
+		m := d.count(33)
+		if d.err == nil && (m == 0 || p.Size == 0) {
+			d.fail("part %d is empty", i)
+		}
+		p.Objects = make([]ObjectRef, 0, m)
+		for j := 0; j < m && d.err == nil; j++ {
+			k := d.raw(1)
+			o := ObjectRef{ID: d.id()}
+			if d.err != nil {
+				break
+			}
+			o.Kind = repo.Kind(k[0])
+			switch {
+			case o.Kind != repo.KindFile && o.Kind != repo.KindDirTree && o.Kind != repo.KindDirMeta:
+				d.fail("part %d: object kind %d is not file, dirtree or dirmeta", i, k[0])
+			case o.ID.IsZero():
+				d.fail("part %d: zero object id", i)
+			case seen[o]:
+				d.fail("part %d: %s %s listed twice", i, o.Kind, o.ID)
+			}
+			seen[o] = true
+			p.Objects = append(p.Objects, o)
+		}
+		s.Parts = append(s.Parts, p)
+	}
+	if d.err == nil && d.off != len(b) {
+		d.fail("%d trailing bytes", len(b)-d.off)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return s, nil
+}
+
+// Objects counts the objects the parts yield.
+func (s *Superblock) Objects() int {
+	n := 0
+	for _, p := range s.Parts {
+		n += len(p.Objects)
+	}
+	return n
+}
+
+// MarshalText gives the String form, so a Name is a string in JSON.
+func (n Name) MarshalText() ([]byte, error) { return []byte(n.String()), nil }
+
+// UnmarshalText parses the String form.
+func (n *Name) UnmarshalText(b []byte) error {
+	v, err := ParseName(string(b))
+	if err != nil {
+		return err
+	}
+	*n = v
+	return nil
+}

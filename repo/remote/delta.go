@@ -1,0 +1,222 @@
+package remote
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
+)
+
+// DeltasKey is the summary metadata key that lists the static deltas a
+// repository serves (docs/DELTAS.md).
+const DeltasKey = "otree.static-deltas"
+
+const deltasVersion = 1
+
+// DeltaRef is a static delta a summary lists: its name and the BLAKE3 of
+// its superblock, which a client checks before trusting the superblock.
+type DeltaRef struct {
+	Name       delta.Name `json:"name"`
+	Superblock repo.ID    `json:"superblock"`
+}
+
+// String is the delta's name.
+func (d DeltaRef) String() string { return d.Name.String() }
+
+// encodeDeltas encodes the value of DeltasKey:
+//
+//	u8 version (1) · uvarint n (>= 1) · n × ( id from, id to, id superblock )
+//
+// sorted by name (Name.String, bytewise), each name once.
+func encodeDeltas(ds []DeltaRef) []byte {
+	b := []byte{deltasVersion}
+	b = binary.AppendUvarint(b, uint64(len(ds)))
+	for _, d := range ds {
+		b = append(b, d.Name.From[:]...)
+		b = append(b, d.Name.To[:]...)
+		b = append(b, d.Superblock[:]...)
+	}
+	return b
+}
+
+// decodeDeltas decodes the value of DeltasKey strictly.
+func decodeDeltas(b []byte) ([]DeltaRef, error) {
+	if len(b) < 1 || b[0] != deltasVersion {
+		return nil, fmt.Errorf("unsupported static delta index version")
+	}
+	d := &summaryDecoder{b: b, off: 1}
+	n := d.count(96)
+	if d.err == nil && n == 0 {
+		d.fail("empty static delta index")
+	}
+	out := make([]DeltaRef, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var e DeltaRef
+		copy(e.Name.From[:], d.raw(32))
+		copy(e.Name.To[:], d.raw(32))
+		copy(e.Superblock[:], d.raw(32))
+		if d.err != nil {
+			break
+		}
+		switch {
+		case e.Name.To.IsZero() || e.Name.From == e.Name.To:
+			d.fail("delta %d: to-commit is zero or equal to the from-commit", i)
+		case e.Superblock.IsZero():
+			d.fail("delta %s: zero superblock checksum", e.Name)
+		case i > 0 && out[i-1].Name.String() >= e.Name.String():
+			d.fail("deltas not sorted or duplicated at %s", e.Name)
+		}
+		out = append(out, e)
+	}
+	if d.err == nil && d.off != len(b) {
+		d.fail("%d trailing bytes", len(b)-d.off)
+	}
+	return out, d.err
+}
+
+// listDeltas lists the deltas stored in r with their superblock sums.
+func listDeltas(r *repo.Repo) ([]DeltaRef, error) {
+	names, err := delta.List(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeltaRef
+	for _, n := range names {
+		_, data, err := delta.ReadSuperblock(r, n)
+		if err != nil {
+			return nil, fmt.Errorf("static delta %s: %w", n, err)
+		}
+		out = append(out, DeltaRef{Name: n, Superblock: repo.Sum(data)})
+	}
+	return out, nil
+}
+
+// lookupDelta returns the delta the summary lists under n.
+func (s *Summary) lookupDelta(n delta.Name) (DeltaRef, bool) {
+	for _, d := range s.Deltas {
+		if d.Name == n {
+			return d, true
+		}
+	}
+	return DeltaRef{}, false
+}
+
+// summarySource remembers the summary a pull resolved its refs with, so
+// that choosing deltas costs no second request.
+type summarySource struct {
+	source
+	sum  *Summary
+	done bool
+}
+
+func (s *summarySource) summary(ctx context.Context) (*Summary, error) {
+	if !s.done {
+		sum, err := s.source.summary(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.sum, s.done = sum, true
+	}
+	return s.sum, nil
+}
+
+// applyDeltas pulls by static delta every target the remote's summary
+// offers one for, staging its objects in the pull's transaction, and
+// returns the targets left for the object walk. A delta is used from a
+// commit stored here complete: the ref's current commit (REMOTE:BRANCH or
+// the mirrored branch), else the local branch of the same name; or from
+// scratch when neither exists. Only plain pulls of a server's commits use
+// deltas (not --depth, --commit-metadata-only or local sources).
+func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]target, error) {
+	ss, ok := p.src.(*summarySource)
+	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 {
+		return targets, nil
+	}
+	hs, ok := ss.source.(*httpSource)
+	if !ok || ss.sum == nil || len(ss.sum.Deltas) == 0 {
+		return targets, nil
+	}
+	var rest []target
+	for _, t := range targets {
+		used, err := p.tryDelta(hs, ss.sum, t, refName)
+		if err != nil {
+			return nil, err
+		}
+		if !used {
+			rest = append(rest, t)
+		}
+	}
+	return rest, nil
+}
+
+func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (bool, error) {
+	if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil || (has && !p.r.IsCommitPartial(t.commit)) {
+		return false, err
+	}
+	ref, ok := DeltaRef{}, false
+	anyRef := false
+	if t.branch != "" {
+		for _, name := range []string{refName(t.branch), t.branch} {
+			from, err := p.r.ReadRef(name)
+			if errors.Is(err, repo.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return false, err
+			}
+			anyRef = true
+			has, err := p.r.HasObject(repo.KindCommit, from)
+			if err != nil {
+				return false, err
+			}
+			if has && !p.r.IsCommitPartial(from) && from != t.commit {
+				if ref, ok = sum.lookupDelta(delta.Name{From: from, To: t.commit}); ok {
+					break
+				}
+			}
+		}
+	}
+	if !ok && !anyRef {
+		ref, ok = sum.lookupDelta(delta.Name{To: t.commit})
+	}
+	if !ok {
+		return false, nil
+	}
+	dir := ref.Name.Rel() + "/"
+	var sb *delta.Superblock
+	err := hs.get(p.ctx, dir+delta.SuperblockFile, func(body io.Reader) error {
+		data, err := readAll(body, delta.MaxSuperblock)
+		if err != nil {
+			return err
+		}
+		if got := repo.Sum(data); got != ref.Superblock {
+			return fmt.Errorf("superblock hashes to %s, the summary says %s", got, ref.Superblock)
+		}
+		if sb, err = delta.DecodeSuperblock(data); err == nil && sb.Name != ref.Name {
+			err = fmt.Errorf("superblock is for delta %s", sb.Name)
+		}
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	err = delta.Apply(p.ctx, p.txn, sb, func(ctx context.Context, file string, fn func(io.Reader) error) error {
+		return hs.get(ctx, dir+file, fn)
+	})
+	if errors.Is(err, delta.ErrFromMissing) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", hs.url(dir), err)
+	}
+	p.fetched.Add(int64(sb.Objects()) + 1)
+	p.deltas = append(p.deltas, ref.Name.String())
+	if p.r.IsCommitPartial(t.commit) {
+		p.complete = append(p.complete, t.commit)
+	}
+	return true, nil
+}

@@ -1,0 +1,231 @@
+package remote_test
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
+	"github.com/otree/otree/repo/remote"
+)
+
+// The static delta index in a summary, byte by byte (docs/DELTAS.md).
+func TestSummaryDeltasEncoding(t *testing.T) {
+	s := &remote.Summary{
+		Refs:     []repo.Ref{{Name: "a", Commit: id(0x11)}},
+		Metadata: repo.Metadata{{Key: "z", Value: []byte("v")}},
+		Deltas: []remote.DeltaRef{
+			{Name: delta.Name{From: id(0x11), To: id(0x22)}, Superblock: id(0x44)},
+			{Name: delta.Name{To: id(0x22)}, Superblock: id(0x33)},
+		},
+	}
+	key := hex.EncodeToString([]byte(remote.DeltasKey))
+	value := "01" + "02" + strings.Repeat("11", 32) + strings.Repeat("22", 32) + strings.Repeat("44", 32) +
+		strings.Repeat("00", 32) + strings.Repeat("22", 32) + strings.Repeat("33", 32)
+	want := "7301" + "01" + "0161" + strings.Repeat("11", 32) +
+		"02" + "13" + key + "c201" + value + "017a" + "0176"
+	if got := hex.EncodeToString(s.Encode()); got != want {
+		t.Fatalf("encoding\n got %s\nwant %s", got, want)
+	}
+	back, err := remote.DecodeSummary(s.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func deltaSummaryCases() []struct{ name, hex, want string } {
+	key := hex.EncodeToString([]byte(remote.DeltasKey))
+	entry := func(from, to, sb byte) string {
+		return strings.Repeat(hex.EncodeToString([]byte{from}), 32) + strings.Repeat(hex.EncodeToString([]byte{to}), 32) + strings.Repeat(hex.EncodeToString([]byte{sb}), 32)
+	}
+	md := func(v string) string {
+		return "7301" + "00" + "01" + "13" + key + hex.EncodeToString(binary.AppendUvarint(nil, uint64(len(v)/2))) + v
+	}
+	return []struct{ name, hex, want string }{
+		{"delta index version", md("02" + "00"), "unsupported static delta index version"},
+		{"empty delta index", md("01" + "00"), "empty static delta index"},
+		{"delta index past the end", md("01" + "02"), "larger than the remaining bytes"},
+		{"zero to", md("01" + "01" + entry(1, 0, 3)), "to-commit is zero"},
+		{"from is to", md("01" + "01" + entry(2, 2, 3)), "to-commit is zero or equal"},
+		{"zero superblock", md("01" + "01" + entry(1, 2, 0)), "zero superblock checksum"},
+		{"unsorted deltas", md("01" + "02" + entry(2, 3, 3) + entry(1, 3, 3)), "not sorted or duplicated"},
+		{"delta index trailing", md("01" + "01" + entry(1, 2, 3) + "00"), "1 trailing bytes"},
+	}
+}
+
+func TestDecodeSummaryRejectsDeltas(t *testing.T) {
+	for _, c := range deltaSummaryCases() {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := hex.DecodeString(c.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = remote.DecodeSummary(b)
+			errContains(t, err, remote.DeltasKey, c.want)
+		})
+	}
+}
+
+// deltaOrigin serves commit A then B of branch os/stable, with the deltas
+// given generated and listed in the summary.
+func deltaOrigin(t *testing.T, scratch bool) (o *origin, a, b repo.ID, name delta.Name) {
+	t.Helper()
+	o = newOrigin(t)
+	a = o.commit("os/stable", tree, 1700000000)
+	changed := testtree.Tree{}
+	for k, v := range tree {
+		changed[k] = v
+	}
+	changed["etc/motd"] = testtree.File(strings.Repeat("welcome to the new demo host\n", 20), 0o644)
+	changed["usr/share/big.bin"] = testtree.File(bigContent[:1<<20]+"patched"+bigContent[1<<20+7:], 0o644)
+	changed["usr/new"] = testtree.File("new\n", 0o644)
+	b = o.commit("os/stable", changed, 1700000100)
+	name = delta.Name{From: a, To: b}
+	for _, n := range []delta.Name{name, {To: b}} {
+		if n.From.IsZero() && !scratch {
+			continue
+		}
+		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: n.From, To: n.To, NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]int{true: 2, false: 1}[scratch]; len(s.Deltas) != want {
+		t.Fatalf("summary lists %d deltas, want %d", len(s.Deltas), want)
+	}
+	return o, a, b, name
+}
+
+// deltaHits counts requests under deltas/NAME/ and checks that nothing
+// else but config and summary was requested.
+func deltaHits(t *testing.T, o *origin, name delta.Name) (superblock, parts int) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for p, n := range o.hits {
+		switch {
+		case p == "/config" || p == "/summary":
+		case p == "/"+name.Rel()+"/superblock":
+			superblock += n
+		case strings.HasPrefix(p, "/"+name.Rel()+"/"):
+			parts += n
+		default:
+			t.Errorf("requested %s", p)
+		}
+	}
+	return superblock, parts
+}
+
+func TestPullUsesDelta(t *testing.T) {
+	o, a, b, name := deltaOrigin(t, false)
+	// The client has A, as after an earlier pull.
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts(a.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := dest.SetRef("origin:os/stable", a); err != nil {
+		t.Fatal(err)
+	}
+	o.resetHits()
+	res, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb, parts := deltaHits(t, o, name); sb != 1 || parts < 1 {
+		t.Errorf("requested the superblock %d times and %d parts", sb, parts)
+	}
+	if diff := cmp.Diff([]string{name.String()}, res.Deltas); diff != "" {
+		t.Errorf("deltas used (-want +got):\n%s", diff)
+	}
+	if got := mustRef(t, dest, "origin:os/stable"); got != b {
+		t.Errorf("ref = %s, want %s", got, b)
+	}
+	if res.BytesFetched <= 0 || res.BytesFetched > 64<<10 {
+		t.Errorf("fetched %d bytes for a small change", res.BytesFetched)
+	}
+	checkSameTree(t, o.r, dest, b)
+	checkFsck(t, dest)
+
+	// With deltas disabled, or none offered, objects are fetched.
+	for _, disable := range []bool{true, false} {
+		dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+		if _, err := remote.Pull(ctx, dest, fastOpts(a.String())); err != nil {
+			t.Fatal(err)
+		}
+		dest.SetRef("origin:os/stable", a)
+		if !disable {
+			if err := delta.Delete(o.r, name); err != nil {
+				t.Fatal(err)
+			}
+			remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true})
+		}
+		o.resetHits()
+		opts := fastOpts("os/stable")
+		opts.DisableStaticDeltas = disable
+		res, err := remote.Pull(ctx, dest, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Deltas) != 0 || o.objectHits() == 0 || o.hitsOf("/"+name.Rel()+"/superblock") != 0 {
+			t.Errorf("disable=%v: deltas %v, %d object requests", disable, res.Deltas, o.objectHits())
+		}
+		checkSameTree(t, o.r, dest, b)
+	}
+}
+
+func TestPullScratchDelta(t *testing.T) {
+	o, _, b, _ := deltaOrigin(t, true)
+	dest := newDest(t, repo.ModeArchive, o.srv.URL)
+	o.resetHits()
+	res, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb, parts := deltaHits(t, o, delta.Name{To: b}); sb != 1 || parts < 1 {
+		t.Errorf("requested the superblock %d times and %d parts", sb, parts)
+	}
+	if len(res.Deltas) != 1 || res.Deltas[0] != b.String() {
+		t.Errorf("deltas used: %v", res.Deltas)
+	}
+	checkSameTree(t, o.r, dest, b)
+	checkFsck(t, dest)
+}
+
+// A superblock that is not the one the summary lists, or a spoiled part,
+// fails the pull and changes nothing.
+func TestPullBadDelta(t *testing.T) {
+	for _, c := range []struct {
+		name, file string
+		want       string
+	}{
+		{"superblock", delta.SuperblockFile, "superblock hashes to"},
+		{"part", "0", "part hashes to"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, _, b, _ := deltaOrigin(t, true)
+			p := filepath.Join(delta.Path(o.r, delta.Name{To: b}), c.file)
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[len(data)-1] ^= 1
+			os.WriteFile(p, data, 0o644)
+			dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+			_, err = remote.Pull(ctx, dest, fastOpts("os/stable"))
+			errContains(t, err, o.srv.URL+"/deltas/"+b.String(), c.want)
+			checkNothingMoved(t, dest)
+		})
+	}
+}
