@@ -9,6 +9,7 @@ import (
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
+	"github.com/otree/otree/repo/sign"
 )
 
 // DeltasKey is the summary metadata key that lists the static deltas a
@@ -136,7 +137,11 @@ func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]t
 	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 {
 		return targets, nil
 	}
-	hs, ok := ss.source.(*httpSource)
+	inner := ss.source
+	if vs, ok := inner.(*verifiedSource); ok {
+		inner = vs.source
+	}
+	hs, ok := inner.(*httpSource)
 	if !ok || ss.sum == nil || len(ss.sum.Deltas) == 0 {
 		return targets, nil
 	}
@@ -201,6 +206,11 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		}
 		return err
 	})
+	if err == nil {
+		if err = p.checkDeltaCommit(sb, t); err != nil {
+			err = fmt.Errorf("%s: %w", hs.url(dir+delta.SuperblockFile), err)
+		}
+	}
 	if err != nil {
 		return false, err
 	}
@@ -219,4 +229,32 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		p.complete = append(p.complete, t.commit)
 	}
 	return true, nil
+}
+
+// checkDeltaCommit holds the commit a superblock carries to what the
+// object walk checks before staging a commit: its ref binding and, when
+// the remote asks for it, a trusted signature in its detached metadata.
+func (p *puller) checkDeltaCommit(sb *delta.Superblock, t target) error {
+	c, err := repo.DecodeCommit(sb.Commit)
+	if err != nil {
+		return err
+	}
+	if err := p.checkBinding(t.commit, c, t.branch); err != nil {
+		return err
+	}
+	ss, _ := p.src.(*summarySource)
+	vs, ok := ss.source.(*verifiedSource)
+	if !ok || !vs.v.Commits {
+		return nil
+	}
+	var m repo.Metadata
+	if sb.CommitMeta != nil {
+		if m, err = repo.DecodeCommitMeta(sb.CommitMeta); err != nil {
+			return err
+		}
+	}
+	if _, err := sign.Verify(sb.Commit, m, vs.v.Keys); err != nil {
+		return fmt.Errorf("remote %s: commit %s: %w", vs.remote, t.commit, err)
+	}
+	return nil
 }
