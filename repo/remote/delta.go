@@ -206,6 +206,12 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		}
 		return err
 	})
+	if errors.Is(err, repo.ErrNotFound) {
+		// Listed but gone (deleted since the summary was written, or a
+		// mirror without deltas): the objects are fetched instead.
+		p.opts.Logger.Info("static delta not found; fetching objects", "delta", ref.Name.String(), "error", err)
+		return false, nil
+	}
 	if err == nil {
 		if err = p.checkDeltaCommit(sb, t); err != nil {
 			err = fmt.Errorf("%s: %w", hs.url(dir+delta.SuperblockFile), err)

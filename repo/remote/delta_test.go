@@ -229,3 +229,23 @@ func TestPullBadDelta(t *testing.T) {
 		})
 	}
 }
+
+// TestPullDeltaGone checks a delta the summary lists but the server no
+// longer has (deleted since, or a mirror without deltas) falls back to
+// fetching objects.
+func TestPullDeltaGone(t *testing.T) {
+	o, _, b, _ := deltaOrigin(t, true)
+	if err := os.RemoveAll(delta.Path(o.r, delta.Name{To: b})); err != nil {
+		t.Fatal(err)
+	}
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	res, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deltas) != 0 || o.objectHits() == 0 {
+		t.Errorf("deltas %v, %d object requests", res.Deltas, o.objectHits())
+	}
+	checkSameTree(t, o.r, dest, b)
+	checkFsck(t, dest)
+}
