@@ -61,7 +61,7 @@ serve "$W/ts" t
 "$OT" --repo="$W/oc" init --mode=bare-user > /dev/null
 "$OT" --repo="$W/oc" remote add origin "http://127.0.0.1:$(cat "$W/port.o")" main
 "$OT" --repo="$W/oc" pull origin main > /dev/null
-ostree --repo="$W/tc" init --mode=bare-user
+ostree --repo="$W/tc" init --mode="${OSTREE_CLIENT_MODE:-bare-user}"
 ostree --repo="$W/tc" remote add --no-gpg-verify origin "http://127.0.0.1:$(cat "$W/port.t")" main
 ostree --repo="$W/tc" pull origin main > /dev/null
 echo "full pull of v1 (objects): otree $(bytes o) B, OSTree $(bytes t) B"
