@@ -155,7 +155,7 @@ func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn func(
 			delay *= 2
 			attempt++
 			continue
-		case next == later:
+		case next == later || ctx.Err() != nil:
 			p.close() // a later pull continues from here
 		default:
 			p.remove()
