@@ -35,6 +35,7 @@ type Txn struct {
 
 	mu     sync.Mutex
 	staged map[objKey]struct{}
+	ready  map[objKey]struct{} // staged completely and not yet published
 	refs   map[string]ID
 	seq    atomic.Uint64
 
@@ -98,7 +99,7 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
 	return &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync,
-		staged: map[objKey]struct{}{}, refs: map[string]ID{}}, nil
+		staged: map[objKey]struct{}{}, ready: map[objKey]struct{}{}, refs: map[string]ID{}}, nil
 }
 
 // cleanStaleStaging removes staging directories of dead transactions: those
@@ -128,6 +129,7 @@ func (r *Repo) cleanStaleStaging() {
 			}
 		}
 	}
+	r.cleanPartialDownloads()
 	// Temporary files of cache writes killed half-way.
 	if ents, err := os.ReadDir(r.CacheDir()); err == nil {
 		for _, e := range ents {
@@ -195,10 +197,12 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	if err != nil || !ok {
 		return id, err
 	}
-	return id, t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
+	err = t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
 		return err
 	})
+	t.markReady(kind, id, err)
+	return id, err
 }
 
 // WriteCommitMeta stores detached metadata for a commit (replacing any).
@@ -213,10 +217,12 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	t.mu.Unlock()
 	name := t.stagedName(KindCommitMeta, commit)
 	unix.Unlinkat(t.dirFd, name, 0)
-	return t.writeStaged(name, 0o644, func(f *stagedFile) error {
+	err := t.writeStaged(name, 0o644, func(f *stagedFile) error {
 		_, err := f.Write(EncodeCommitMeta(m))
 		return err
 	})
+	t.markReady(KindCommitMeta, commit, err)
+	return err
 }
 
 func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) error {
@@ -437,7 +443,8 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
-func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) error {
+func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err error) {
+	defer func() { t.markReady(KindFile, id, err) }()
 	name := t.stagedName(KindFile, id)
 	switch t.r.mode {
 	case ModeArchive:

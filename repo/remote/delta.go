@@ -137,12 +137,8 @@ func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]t
 	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 {
 		return targets, nil
 	}
-	inner := ss.source
-	if vs, ok := inner.(*verifiedSource); ok {
-		inner = vs.source
-	}
-	hs, ok := inner.(*httpSource)
-	if !ok || ss.sum == nil || len(ss.sum.Deltas) == 0 {
+	hs := httpOf(ss)
+	if hs == nil || ss.sum == nil || len(ss.sum.Deltas) == 0 {
 		return targets, nil
 	}
 	var rest []target

@@ -59,8 +59,11 @@ type httpSource struct {
 	attempts int
 	backoff  time.Duration
 	log      *slog.Logger
-	bytes    atomic.Int64 // body bytes received, retries included
-	decs     sync.Pool    // *zstd.Decoder
+	// partialDir, if set, keeps the bytes of large file objects received
+	// so far, so a broken transfer continues with a Range request.
+	partialDir string
+	bytes      atomic.Int64 // body bytes received, retries included
+	decs       sync.Pool    // *zstd.Decoder
 }
 
 func (s *httpSource) String() string { return s.base.String() }
@@ -247,31 +250,40 @@ func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) (
 // openFile fetches an archive file object and hands fn its header and a
 // reader of its content (decompressed). fn verifies.
 func (s *httpSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
+	if s.partialDir != "" {
+		return s.openFileResumable(ctx, id, fn)
+	}
 	return s.get(ctx, objectRel(repo.KindFile, id), func(body io.Reader) error {
-		h, comp, rest, err := readArchiveHeader(body)
-		if err != nil {
+		return s.decodeFile(id, body, fn)
+	})
+}
+
+// decodeFile reads an archive file object's header from r and hands fn the
+// header and the decompressed content.
+func (s *httpSource) decodeFile(id repo.ID, r io.Reader, fn func(*repo.FileHeader, io.Reader) error) error {
+	h, comp, rest, err := readArchiveHeader(r)
+	if err != nil {
+		return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
+	}
+	switch comp {
+	case 0:
+		return fn(h, rest)
+	case 1:
+		d, _ := s.decs.Get().(*zstd.Decoder)
+		if d == nil {
+			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(128<<20))
+			if err != nil {
+				return err
+			}
+		}
+		defer func() { d.Reset(nil); s.decs.Put(d) }()
+		if err := d.Reset(rest); err != nil {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
 		}
-		switch comp {
-		case 0:
-			return fn(h, rest)
-		case 1:
-			d, _ := s.decs.Get().(*zstd.Decoder)
-			if d == nil {
-				d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(128<<20))
-				if err != nil {
-					return err
-				}
-			}
-			defer func() { d.Reset(nil); s.decs.Put(d) }()
-			if err := d.Reset(rest); err != nil {
-				return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
-			}
-			return fn(h, d)
-		default:
-			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: fmt.Sprintf("unknown compression %d", comp)}
-		}
-	})
+		return fn(h, d)
+	default:
+		return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: fmt.Sprintf("unknown compression %d", comp)}
+	}
 }
 
 // readArchiveHeader reads the header and compression byte of an archive

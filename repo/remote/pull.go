@@ -361,9 +361,10 @@ type puller struct {
 	mu       sync.Mutex
 	seen     map[objKey]bool
 	files    []repo.ID // file objects to fetch
-	complete []repo.ID // partial commits this pull completes
-	metaOnly []repo.ID // commits fetched without their trees
-	deltas   []string  // static deltas applied
+	complete []repo.ID // commits this pull completes: unmarked at the end
+	marked   []repo.ID // commits this pull marked partial
+	batch    batcher
+	deltas   []string // static deltas applied
 
 	fetched  atomic.Int64
 	needed   atomic.Int64
@@ -387,8 +388,15 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if err := verifyStoredTargets(ctx, r, txn, src, targets); err != nil {
 		return nil, err
 	}
+	resumable(src, r)
 	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts,
 		seen: map[objKey]bool{}}
+	done := false
+	defer func() {
+		if !done {
+			p.unmarkUnpublished()
+		}
+	}()
 	p.scanning.Store(true)
 	stop := progress.Every(p.report())
 	walk, err := p.applyDeltas(targets, refName)
@@ -405,13 +413,6 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 
 	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
 		BytesWritten: txn.Stats().Bytes, Deltas: p.deltas}
-	// A commit without its tree is marked before it can be seen, so fsck
-	// and prune never take it for a complete commit missing objects.
-	for _, id := range p.metaOnly {
-		if err := r.MarkCommitPartial(id); err != nil {
-			return nil, err
-		}
-	}
 	lk, err := r.LockRefs(ctx)
 	if err != nil {
 		return nil, err
@@ -435,6 +436,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if err := txn.Commit(); err != nil {
 		return nil, err
 	}
+	done = true
 	for _, id := range p.complete {
 		if err := r.UnmarkCommitPartial(id); err != nil {
 			return nil, err
@@ -507,7 +509,10 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 		return err
 	}
 	p.fetched.Add(1)
-	return nil
+	if kind == repo.KindCommit {
+		return nil // staged only; the next batch publishes it, once marked partial
+	}
+	return p.staged(int64(len(data)))
 }
 
 // fetchCommitMeta copies a commit's detached metadata, if the source has
@@ -595,6 +600,9 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, ref string) (*repo
 			return p.checkBinding(id, c, ref)
 		})
 		if err == nil {
+			err = p.markFetched(id)
+		}
+		if err == nil {
 			err = p.fetchCommitMeta(id)
 		}
 		if err != nil {
@@ -604,13 +612,8 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, ref string) (*repo
 	partial := stored && p.r.IsCommitPartial(id)
 	switch {
 	case p.opts.CommitMetadataOnly:
-		if !stored {
-			p.metaOnly = append(p.metaOnly, id)
-		}
 	case !stored || partial:
-		if partial {
-			p.complete = append(p.complete, id)
-		}
+		p.complete = append(p.complete, id)
 		q.Push(p.metaTask(c.RootMeta))
 		q.Push(p.treeTask(q, c.RootTree))
 	}
@@ -682,8 +685,10 @@ func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
 func (p *puller) fileTask(id repo.ID) task {
 	return func(struct{}) error {
 		err := p.src.openFile(p.ctx, id, func(h *repo.FileHeader, content io.Reader) error {
-			_, err := p.txn.WriteFileVerified(h, id, content)
-			return err
+			if _, err := p.txn.WriteFileVerified(h, id, content); err != nil {
+				return err
+			}
+			return p.staged(int64(h.Size))
 		})
 		if err != nil {
 			return err
@@ -700,4 +705,21 @@ func (p *puller) checkBinding(id repo.ID, c *repo.Commit, ref string) error {
 		return nil
 	}
 	return repo.CheckRefBinding(id, c, ref)
+}
+
+// httpOf returns the HTTP source under src's wrappers, or nil for a local
+// source.
+func httpOf(src source) *httpSource {
+	for {
+		switch s := src.(type) {
+		case *httpSource:
+			return s
+		case *summarySource:
+			src = s.source
+		case *verifiedSource:
+			src = s.source
+		default:
+			return nil
+		}
+	}
 }

@@ -1,0 +1,108 @@
+package repo
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// markReady records an object whose staging finished without error, so
+// that Publish may move it into the store while other objects are still
+// being written.
+func (t *Txn) markReady(kind Kind, id ID, err error) {
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	t.ready[objKey{kind, id}] = struct{}{}
+	t.mu.Unlock()
+}
+
+// Publish makes every object staged so far durable and moves it into the
+// store, as Commit does, but keeps the transaction open: writes may go on
+// concurrently, objects still being written stay staged, and queued refs
+// wait for Commit. A long write such as a pull calls it now and then so
+// that what it has verified survives the process being killed. It returns
+// how many objects it published.
+//
+// Commit objects are published last, as in Commit; a caller publishing a
+// commit before everything it needs is stored marks it partial first.
+func (t *Txn) Publish() (int, error) {
+	t.mu.Lock()
+	var keys, commits []objKey
+	for k := range t.ready {
+		if k.kind == KindCommit {
+			commits = append(commits, k)
+		} else {
+			keys = append(keys, k)
+		}
+		delete(t.ready, k)
+	}
+	t.mu.Unlock()
+	keys = append(keys, commits...)
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	few := len(keys) <= fewObjects && !t.special.Load()
+	if t.sync {
+		if err := t.syncStaged(keys, few); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range keys {
+		if err := t.publish(k); err != nil {
+			return 0, err
+		}
+	}
+	if t.sync {
+		if err := t.syncPublished(keys, few); err != nil {
+			return 0, err
+		}
+	}
+	// Forgotten only now: until the rename, claim must still find them
+	// staged rather than absent from both places.
+	t.mu.Lock()
+	for _, k := range keys {
+		if _, again := t.ready[k]; !again {
+			delete(t.staged, k)
+		}
+	}
+	t.mu.Unlock()
+	return len(keys), nil
+}
+
+// PartialDir is where pulls keep the bytes of large objects whose transfer
+// broke off (tmp/pull-partial), so that a retry or a later pull fetches only
+// the rest. Nothing there is trusted: an object completed from it is
+// verified as a whole before it is stored.
+func (r *Repo) PartialDir() string { return r.Path("tmp", "pull-partial") }
+
+// partialExpiry is how long a partial download may go unwritten before it
+// is removed (as OSTree's default tmp-expiry-secs).
+const partialExpiry = 24 * time.Hour
+
+// cleanPartialDownloads removes partial downloads not written to for
+// partialExpiry that no pull holds (flock).
+func (r *Repo) cleanPartialDownloads() {
+	ents, err := os.ReadDir(r.PartialDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < partialExpiry {
+			continue
+		}
+		p := filepath.Join(r.PartialDir(), e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+		f.Close()
+	}
+}

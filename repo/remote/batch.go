@@ -1,0 +1,83 @@
+package remote
+
+import (
+	"sync"
+	"time"
+
+	"github.com/otree/otree/repo"
+)
+
+// A pull publishes what it has verified as it goes, so that a pull killed
+// half-way keeps it and a re-run fetches only the rest. Publishing costs
+// two syncs, so objects are published in batches: every publishObjects
+// objects, publishBytes bytes or publishEvery, whichever comes first. A
+// large object is published at once, before its partial download (if it
+// had one) is removed. Without
+// fsync a publish is a rename per object, so every object is published as
+// soon as it is staged.
+const (
+	publishObjects = 256
+	publishBytes   = 16 << 20
+	publishEvery   = time.Second
+	// publishLarge is the content size of objects published at once. It
+	// is below partialMin because an archive object is at most its header
+	// and one byte longer than its content (zstd is kept only when it
+	// saves space), so every object kept as a partial download is larger.
+	publishLarge = partialMin / 2
+)
+
+// batcher decides when a pull publishes the objects it has staged.
+type batcher struct {
+	mu      sync.Mutex
+	objects int
+	bytes   int64
+	last    time.Time
+	publish sync.Mutex // one Publish at a time
+}
+
+// staged counts an object of size bytes just staged in p's transaction and
+// publishes everything staged when a batch is full.
+func (p *puller) staged(size int64) error {
+	b := &p.batch
+	b.mu.Lock()
+	if b.last.IsZero() {
+		b.last = time.Now()
+	}
+	b.objects++
+	b.bytes += size
+	due := p.opts.NoSync || size >= publishLarge || b.objects >= publishObjects ||
+		b.bytes >= publishBytes || time.Since(b.last) >= publishEvery
+	if due {
+		b.objects, b.bytes, b.last = 0, 0, time.Now()
+	}
+	b.mu.Unlock()
+	if !due {
+		return nil
+	}
+	b.publish.Lock()
+	defer b.publish.Unlock()
+	_, err := p.txn.Publish()
+	return err
+}
+
+// markFetched marks a commit just fetched partial: a batch may publish it
+// before the objects it needs. The pull unmarks it once they are stored.
+func (p *puller) markFetched(id repo.ID) error {
+	if err := p.r.MarkCommitPartial(id); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.marked = append(p.marked, id)
+	p.mu.Unlock()
+	return nil
+}
+
+// unmarkUnpublished removes the marks of commits a failed pull fetched but
+// never published, which would otherwise name commits that are not there.
+func (p *puller) unmarkUnpublished() {
+	for _, id := range p.marked {
+		if has, err := p.r.HasObject(repo.KindCommit, id); err == nil && !has {
+			p.r.UnmarkCommitPartial(id)
+		}
+	}
+}
