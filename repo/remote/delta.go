@@ -244,8 +244,7 @@ func (p *puller) checkDeltaCommit(sb *delta.Superblock, t target) error {
 	if err := p.checkBinding(t.commit, c, t.branch); err != nil {
 		return err
 	}
-	ss, _ := p.src.(*summarySource)
-	vs, ok := ss.source.(*verifiedSource)
+	vs, ok := unwrap[*verifiedSource](p.src)
 	if !ok || !vs.v.Commits {
 		return nil
 	}

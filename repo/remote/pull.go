@@ -710,16 +710,25 @@ func (p *puller) checkBinding(id repo.ID, c *repo.Commit, ref string) error {
 // httpOf returns the HTTP source under src's wrappers, or nil for a local
 // source.
 func httpOf(src source) *httpSource {
+	s, _ := unwrap[*httpSource](src)
+	return s
+}
+
+// unwrap finds the source of type T in the chain of wrappers src starts
+// (summarySource, verifiedSource).
+func unwrap[T source](src source) (T, bool) {
 	for {
+		if s, ok := src.(T); ok {
+			return s, true
+		}
 		switch s := src.(type) {
-		case *httpSource:
-			return s
 		case *summarySource:
 			src = s.source
 		case *verifiedSource:
 			src = s.source
 		default:
-			return nil
+			var zero T
+			return zero, false
 		}
 	}
 }

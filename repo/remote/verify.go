@@ -241,7 +241,7 @@ func (s *verifiedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.I
 // remote's signatures, when they are the ones that verify, are staged in
 // txn.
 func verifyStoredTargets(ctx context.Context, r *repo.Repo, txn *repo.Txn, src source, targets []target) error {
-	vs, ok := src.(*verifiedSource)
+	vs, ok := unwrap[*verifiedSource](src)
 	if !ok || !vs.v.Commits {
 		return nil
 	}
