@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 	"github.com/spf13/cobra"
 )
 
@@ -77,10 +78,34 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		}
 		return err
 	}
+	// Static deltas that lead to a deleted commit go with it.
+	orphans, err := delta.Orphans(r, rep.Commits)
+	if err != nil {
+		return err
+	}
+	deltas := []string{}
+	for _, n := range orphans {
+		if !rep.DryRun {
+			if err := delta.Delete(r, n); err != nil {
+				return err
+			}
+		}
+		deltas = append(deltas, n.String())
+	}
 	if e.json {
-		return e.printJSON(rep)
+		return e.printJSON(struct {
+			*repo.PruneReport
+			Deltas []string `json:"deleted_deltas"`
+		}{rep, deltas})
 	}
 	fmt.Fprintf(e.stdout, "Total objects: %d\n", rep.Total)
+	if len(deltas) > 0 {
+		verb := "Deleted"
+		if rep.DryRun {
+			verb = "Would delete"
+		}
+		fmt.Fprintf(e.stdout, "%s %d static delta%s: %s\n", verb, len(deltas), pluralSuffix(len(deltas)), strings.Join(deltas, " "))
+	}
 	switch {
 	case rep.Deleted == 0:
 		fmt.Fprintln(e.stdout, "No unreachable objects")

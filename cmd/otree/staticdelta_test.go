@@ -138,3 +138,38 @@ func TestPullStaticDelta(t *testing.T) {
 		dst.ok("fsck", "-q")
 	}
 }
+
+// TestPruneDeletesOrphanDeltas checks prune removes the deltas that lead to
+// a commit it deletes (dry run: only names them) and keeps those whose
+// from-commit it deletes, as OSTree does.
+func TestPruneDeletesOrphanDeltas(t *testing.T) {
+	c := newCLI(t)
+	a := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	changed := testtree.Tree{"a.txt": testtree.File("changed\n", 0o644)}
+	b := c.commitTree("main", source(t, changed), "two", 1700000100)
+	x := c.commitTree("tmp", source(t, testtree.Tree{"x": testtree.File("x\n", 0o644)}), "x", 1700000200)
+	c.ok("static-delta", "generate", "--from="+a.String(), "--to=main")
+	c.ok("static-delta", "generate", "--from="+b.String(), "--to=tmp")
+	c.ok("refs", "--delete", "tmp")
+	toX := b.String() + "-" + x.String()
+	if out := c.ok("prune", "--refs-only", "--depth=0", "--no-prune"); !strings.Contains(out, "Would delete 1 static delta: "+toX) {
+		t.Errorf("dry run printed %q", out)
+	}
+	if got := c.ok("static-delta", "list"); !strings.Contains(got, toX) {
+		t.Errorf("a dry run deleted a delta: %q", got)
+	}
+	var rep struct {
+		Commits []string `json:"deleted_commits"`
+		Deltas  []string `json:"deleted_deltas"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("prune", "--refs-only", "--depth=0", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Commits) != 2 || len(rep.Deltas) != 1 || rep.Deltas[0] != toX {
+		t.Errorf("prune --json = %+v", rep)
+	}
+	// a was deleted too (depth 0), but the delta from it to main stays.
+	if got := c.ok("static-delta", "list"); got != a.String()+"-"+b.String()+"\n" {
+		t.Errorf("deltas after prune: %q", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -128,4 +129,25 @@ func readAll(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return data, nil
+}
+
+// Orphans lists the deltas of r that lead to a commit r no longer has, or
+// to one of gone (commits a prune is about to delete). As in OSTree, a
+// delta whose from-commit is gone is kept: clients may still have it.
+func Orphans(r *repo.Repo, gone []repo.ID) ([]Name, error) {
+	names, err := List(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Name
+	for _, n := range names {
+		has, err := r.HasObject(repo.KindCommit, n.To)
+		if err != nil {
+			return nil, err
+		}
+		if !has || slices.Contains(gone, n.To) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
