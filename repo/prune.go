@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -159,7 +161,44 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			}
 		}
 	}
+	if !opts.NoPrune {
+		if err := r.removeStaleMarkers(); err != nil {
+			return rep, p.finish(rep, err)
+		}
+	}
 	return rep, p.finish(rep, nil)
+}
+
+// removeStaleMarkers removes partial markers of commits that are not
+// stored: a pull killed after marking a commit and before publishing it
+// leaves one, which would otherwise brand the commit partial should it
+// arrive complete later. Prune holds the repository lock exclusively, so
+// no transaction is between marking and publishing.
+func (r *Repo) removeStaleMarkers() error {
+	ents, err := os.ReadDir(r.Path("state"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	for _, e := range ents {
+		hex, ok := strings.CutSuffix(e.Name(), ".commitpartial")
+		id, perr := ParseID(hex)
+		if !ok || perr != nil {
+			continue
+		}
+		if has, err := r.HasObject(KindCommit, id); err != nil || has {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.Remove(r.Path("state", e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("prune: %w", err)
+		}
+	}
+	return nil
 }
 
 // pruneRun is the state of one Prune.

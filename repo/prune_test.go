@@ -283,6 +283,31 @@ func TestPruneRemovesStaleStaging(t *testing.T) {
 	}
 }
 
+// TestPruneRemovesStaleMarkers checks prune drops the partial marker of a
+// commit that is not stored (a killed pull's) and keeps a stored one's.
+func TestPruneRemovesStaleMarkers(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	ids, _ := commitHistory(t, r)
+	if err := r.MarkCommitPartial(ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	ghost := repo.Sum([]byte("a commit that never arrived"))
+	if err := r.MarkCommitPartial(ghost); err != nil {
+		t.Fatal(err)
+	}
+	mustPrune(t, r, repo.PruneOptions{NoPrune: true})
+	if !r.IsCommitPartial(ghost) {
+		t.Fatal("a dry run removed a marker")
+	}
+	mustPrune(t, r, repo.PruneOptions{})
+	if r.IsCommitPartial(ghost) {
+		t.Error("the marker of a commit that is not stored survived prune")
+	}
+	if !r.IsCommitPartial(ids[0]) {
+		t.Error("prune removed the marker of a stored partial commit")
+	}
+}
+
 func TestPruneRefusesBrokenTree(t *testing.T) {
 	r := newIntegrityRepo(t, repo.ModeBareUser)
 	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
