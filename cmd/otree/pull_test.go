@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -177,4 +181,50 @@ func TestPullLocalCommand(t *testing.T) {
 		t.Errorf("a failed pull-local wrote refs: %q", refs)
 	}
 	fresh.fails(exitError, []string{"no config"}, "pull-local", filepath.Join(t.TempDir(), "none"))
+}
+
+// On a terminal, pull draws its progress: objects of those needed, bytes,
+// rate and, while receiving, the time left.
+func TestPullProgressOnTerminal(t *testing.T) {
+	src := newCLI(t)
+	tr := testtree.Tree{}
+	for i := range 40 {
+		tr[fmt.Sprintf("f%02d", i)] = testtree.File(strings.Repeat(fmt.Sprint(i), 1000), 0o644)
+	}
+	src.commitTree("main", source(t, tr), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, ".file") {
+			time.Sleep(80 * time.Millisecond) // long enough for a few progress lines
+		}
+		return false
+	})
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	m, s := openPTY(t)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--repo=" + dst.path, "pull", "origin", "main"}, strings.NewReader(""), &out, s)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	s.Close()
+	var screen string
+	m.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for buf := make([]byte, 4096); ; {
+		n, err := m.Read(buf)
+		screen += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	// 40 files, one dirtree, one dirmeta and the commit; its commitmeta
+	// is asked for and absent.
+	for _, want := range []string{"Receiving: 43 of 43 objects", "/s", ", ETA 0:0"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("terminal output %q lacks %q", screen, want)
+		}
+	}
+	if !strings.Contains(out.String(), "origin:main") {
+		t.Errorf("stdout %q", out.String())
+	}
 }
