@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/internal/xattr"
 )
 
@@ -300,135 +301,73 @@ func EncodeCommitMeta(m Metadata) []byte {
 // errDecode is wrapped by every decoding failure.
 var errDecode = errors.New("non-canonical encoding")
 
-type decoder struct {
-	b   []byte
-	off int
-	err error
-}
+// decoder adds the compound values of object encodings to canon's
+// primitives.
+type decoder struct{ *canon.Decoder }
 
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w at byte %d: %s", errDecode, d.off, fmt.Sprintf(format, args...))
-	}
-}
+func newDecoder(b []byte) decoder { return decoder{canon.NewDecoder(b, errDecode)} }
 
-func (d *decoder) uv() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.fail("truncated or overlong varint")
-		return 0
-	}
-	// Canonical: the minimal encoding only.
-	if n != uvarintLen(v) {
-		d.fail("varint not minimally encoded")
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
-
-func (d *decoder) u32(what string) uint32 {
-	v := d.uv()
+func (d decoder) u32(what string) uint32 {
+	v := d.Uvarint()
 	if v > 0xffffffff {
-		d.fail("%s %d out of range", what, v)
+		d.Fail("%s %d out of range", what, v)
 	}
 	return uint32(v)
 }
 
-func (d *decoder) raw(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)-d.off) {
-		d.fail("length %d past the end", n)
-		return nil
-	}
-	p := d.b[d.off : d.off+int(n)]
-	d.off += int(n)
-	return p
-}
+func (d decoder) str() string   { return string(d.Bytes()) }
+func (d decoder) bytes() []byte { return bytes.Clone(d.Bytes()) }
+func (d decoder) id() ID        { return ID(d.ID()) }
 
-func (d *decoder) str() string   { return string(d.raw(d.uv())) }
-func (d *decoder) bytes() []byte { return bytes.Clone(d.raw(d.uv())) }
-func (d *decoder) id() (id ID)   { copy(id[:], d.raw(32)); return id }
-
-func (d *decoder) head(k Kind) {
-	p := d.raw(2)
-	if d.err == nil && (p[0] != kindTags[k] || p[1] != formatVersion) {
-		d.fail("not a version %d %s encoding", formatVersion, k)
+func (d decoder) head(k Kind) {
+	p := d.Raw(2)
+	if d.Err() == nil && (p[0] != kindTags[k] || p[1] != formatVersion) {
+		d.Fail("not a version %d %s encoding", formatVersion, k)
 	}
 }
 
-func (d *decoder) count(min int) int {
-	n := d.uv()
-	if d.err == nil && n > uint64(len(d.b)-d.off)/uint64(min) {
-		d.fail("count %d past the end", n)
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) xattrs() []Xattr {
-	n := d.count(2)
+func (d decoder) xattrs() []Xattr {
+	n := d.Count(2)
 	if n == 0 {
 		return nil
 	}
 	x := make([]Xattr, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		a := Xattr{Name: d.str(), Value: d.bytes()}
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		if a.Name == "" || strings.IndexByte(a.Name, 0) >= 0 {
-			d.fail("invalid xattr name %q", a.Name)
+			d.Fail("invalid xattr name %q", a.Name)
 		}
 		if i > 0 && x[i-1].Name >= a.Name {
-			d.fail("xattrs not sorted or duplicated at %q", a.Name)
+			d.Fail("xattrs not sorted or duplicated at %q", a.Name)
 		}
 		x = append(x, a)
 	}
 	return x
 }
 
-func (d *decoder) meta() Metadata {
-	n := d.count(2)
+func (d decoder) meta() Metadata {
+	n := d.Count(2)
 	if n == 0 {
 		return nil
 	}
 	m := make(Metadata, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		kv := MetaEntry{Key: d.str(), Value: d.bytes()}
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		if kv.Key == "" {
-			d.fail("empty metadata key")
+			d.Fail("empty metadata key")
 		}
 		if i > 0 && m[i-1].Key >= kv.Key {
-			d.fail("metadata keys not sorted or duplicated at %q", kv.Key)
+			d.Fail("metadata keys not sorted or duplicated at %q", kv.Key)
 		}
 		m = append(m, kv)
 	}
 	return m
-}
-
-func (d *decoder) end() error {
-	if d.err == nil && d.off != len(d.b) {
-		d.fail("%d trailing bytes", len(d.b)-d.off)
-	}
-	return d.err
 }
 
 // ValidName reports whether name may appear in a dirtree: not empty, not "."
@@ -441,25 +380,25 @@ func ValidName(name string) bool {
 // and the number of bytes it used. Trailing bytes are allowed here: they are
 // the content (archive mode) and are checked by the caller.
 func DecodeFileHeader(b []byte) (*FileHeader, int, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	d.head(KindFile)
 	h := &FileHeader{}
-	if t := d.raw(1); d.err == nil {
+	if t := d.Raw(1); d.Err() == nil {
 		h.Type = FileType(t[0])
 	}
 	h.Mode = d.u32("mode")
 	h.UID = d.u32("uid")
 	h.GID = d.u32("gid")
-	h.Rdev = d.uv()
+	h.Rdev = d.Uvarint()
 	h.Target = d.str()
 	h.Xattrs = d.xattrs()
-	h.Size = d.uv()
-	if d.err == nil {
+	h.Size = d.Uvarint()
+	if d.Err() == nil {
 		if err := h.Validate(); err != nil {
-			d.fail("%v", err)
+			d.Fail("%v", err)
 		}
 	}
-	return h, d.off, d.err
+	return h, d.Offset(), d.Err()
 }
 
 // Validate checks the header's fields agree with each other.
@@ -495,51 +434,51 @@ func (h *FileHeader) Validate() error {
 
 // DecodeDirMeta strictly decodes a dirmeta object.
 func DecodeDirMeta(b []byte) (*DirMeta, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	d.head(KindDirMeta)
 	m := &DirMeta{Mode: d.u32("mode"), UID: d.u32("uid"), GID: d.u32("gid")}
 	m.Xattrs = d.xattrs()
-	if d.err == nil && m.Mode&^0o7777 != 0 {
-		d.fail("mode %o has bits beyond 07777", m.Mode)
+	if d.Err() == nil && m.Mode&^0o7777 != 0 {
+		d.Fail("mode %o has bits beyond 07777", m.Mode)
 	}
-	return m, d.end()
+	return m, d.End()
 }
 
 // DecodeDirTree strictly decodes a dirtree object.
 func DecodeDirTree(b []byte) (*DirTree, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	d.head(KindDirTree)
 	t := &DirTree{}
-	if n := d.count(34); n > 0 {
+	if n := d.Count(34); n > 0 {
 		t.Files = make([]FileEntry, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
+		for i := 0; i < n && d.Err() == nil; i++ {
 			f := FileEntry{Name: d.str(), ID: d.id()}
 			d.checkName(f.Name, i, func(j int) string { return t.Files[j].Name })
 			t.Files = append(t.Files, f)
 		}
 	}
-	if n := d.count(66); n > 0 {
+	if n := d.Count(66); n > 0 {
 		t.Dirs = make([]DirEntry, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
+		for i := 0; i < n && d.Err() == nil; i++ {
 			e := DirEntry{Name: d.str(), TreeID: d.id(), MetaID: d.id()}
 			d.checkName(e.Name, i, func(j int) string { return t.Dirs[j].Name })
-			if d.err == nil && t.hasFile(e.Name) {
-				d.fail("name %q is both a file and a directory", e.Name)
+			if d.Err() == nil && t.hasFile(e.Name) {
+				d.Fail("name %q is both a file and a directory", e.Name)
 			}
 			t.Dirs = append(t.Dirs, e)
 		}
 	}
-	return t, d.end()
+	return t, d.End()
 }
 
-func (d *decoder) checkName(name string, i int, prev func(int) string) {
-	if d.err != nil {
+func (d decoder) checkName(name string, i int, prev func(int) string) {
+	if d.Err() != nil {
 		return
 	}
 	if !ValidName(name) {
-		d.fail("invalid name %q", name)
+		d.Fail("invalid name %q", name)
 	} else if i > 0 && prev(i-1) >= name {
-		d.fail("names not sorted or duplicated at %q", name)
+		d.Fail("names not sorted or duplicated at %q", name)
 	}
 }
 
@@ -568,10 +507,10 @@ func (t *DirTree) Dir(name string) (DirEntry, bool) {
 
 // DecodeCommit strictly decodes a commit object.
 func DecodeCommit(b []byte) (*Commit, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	d.head(KindCommit)
 	c := &Commit{Parent: d.id()}
-	if p := d.raw(8); d.err == nil {
+	if p := d.Raw(8); d.Err() == nil {
 		c.Timestamp = binary.BigEndian.Uint64(p)
 	}
 	c.Subject = d.str()
@@ -579,15 +518,15 @@ func DecodeCommit(b []byte) (*Commit, error) {
 	c.RootTree = d.id()
 	c.RootMeta = d.id()
 	c.Metadata = d.meta()
-	return c, d.end()
+	return c, d.End()
 }
 
 // DecodeCommitMeta strictly decodes detached commit metadata.
 func DecodeCommitMeta(b []byte) (Metadata, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	d.head(KindCommitMeta)
 	m := d.meta()
-	return m, d.end()
+	return m, d.End()
 }
 
 // SortXattrs sorts x by name in place.

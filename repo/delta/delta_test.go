@@ -458,7 +458,7 @@ func superblockCases(t testing.TB) []struct {
 		{"zero object", "zero object id", mod(func(s *delta.Superblock) { s.Parts[0].Objects = []delta.ObjectRef{{Kind: repo.KindFile}} })},
 		{"duplicate object", "listed twice", mod(func(s *delta.Superblock) { s.Parts = append(s.Parts, s.Parts[0]) })},
 		{"non-minimal uvarint", "not minimal", append(append(append([]byte{}, good[:66]...), 0x80|byte(len(enc)), 0x00), good[67:]...)},
-		{"huge part count", "larger than the remaining bytes", noParts},
+		{"huge part count", "past the end", noParts},
 	}
 }
 

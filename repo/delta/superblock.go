@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/repo"
 )
 
@@ -126,64 +127,8 @@ func appendBytes(b, p []byte) []byte {
 
 // decoder reads the primitives of docs/FORMAT.md §1 and rejects every
 // non-canonical form.
-type decoder struct {
-	what string
-	b    []byte
-	off  int
-	err  error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("non-canonical %s at byte %d: %s", d.what, d.off, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *decoder) uv() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.fail("truncated or overflowing uvarint")
-		return 0
-	}
-	if n > 1 && d.b[d.off+n-1] == 0 {
-		d.fail("uvarint is not minimal")
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) raw(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)-d.off) {
-		d.fail("length %d runs past the end", n)
-		return nil
-	}
-	p := d.b[d.off : d.off+int(n)]
-	d.off += int(n)
-	return p
-}
-
-func (d *decoder) id() (id repo.ID) {
-	copy(id[:], d.raw(32))
-	return id
-}
-
-// count reads a list length, refusing one that even the smallest entries
-// (min bytes each) could not fill, before anything is allocated.
-func (d *decoder) count(min int) int {
-	n := d.uv()
-	if d.err == nil && n > uint64((len(d.b)-d.off)/min) {
-		d.fail("count %d larger than the remaining bytes allow", n)
-		return 0
-	}
-	return int(n)
-}
+// errSuperblock is wrapped by every failure to decode a superblock.
+var errSuperblock = errors.New("non-canonical delta superblock")
 
 // DecodeSuperblock decodes a superblock, rejecting anything but the
 // canonical encoding of a valid one: a wrong tag or version, bad or
@@ -199,65 +144,63 @@ func DecodeSuperblock(b []byte) (*Superblock, error) {
 	if b[1] != superblockVersion {
 		return nil, fmt.Errorf("unsupported delta superblock version %d (want %d)", b[1], superblockVersion)
 	}
-	d := &decoder{what: "delta superblock", b: b, off: 2}
+	d := canon.NewDecoder(b, errSuperblock)
+	d.Raw(2) // tag and version, checked above
 	s := &Superblock{}
-	s.Name.To = d.id()
-	s.Name.From = d.id()
-	if d.err == nil && (s.Name.To.IsZero() || s.Name.To == s.Name.From) {
-		d.fail("to-commit is zero or equal to the from-commit")
+	s.Name.To = repo.ID(d.ID())
+	s.Name.From = repo.ID(d.ID())
+	if d.Err() == nil && (s.Name.To.IsZero() || s.Name.To == s.Name.From) {
+		d.Fail("to-commit is zero or equal to the from-commit")
 	}
-	s.Commit = d.raw(d.uv())
-	if d.err == nil {
+	s.Commit = d.Bytes()
+	if d.Err() == nil {
 		if got := repo.Sum(s.Commit); got != s.Name.To {
-			d.fail("commit hashes to %s, not %s", got, s.Name.To)
+			d.Fail("commit hashes to %s, not %s", got, s.Name.To)
 		} else if _, err := repo.DecodeCommit(s.Commit); err != nil {
-			d.fail("commit: %v", err)
+			d.Fail("commit: %v", err)
 		}
 	}
-	if cm := d.raw(d.uv()); d.err == nil && len(cm) > 0 {
+	if cm := d.Bytes(); d.Err() == nil && len(cm) > 0 {
 		if _, err := repo.DecodeCommitMeta(cm); err != nil {
-			d.fail("commitmeta: %v", err)
+			d.Fail("commitmeta: %v", err)
 		}
 		s.CommitMeta = cm
 	}
 	seen := map[ObjectRef]bool{}
-	n := d.count(1 + 1 + 32 + 1)
+	n := d.Count(1 + 1 + 32 + 1)
 	s.Parts = make([]Part, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		var p Part
-		p.Size = d.uv()
-		p.RawSize = d.uv()
-		p.Sum = d.id()
-		m := d.count(33)
-		if d.err == nil && (m == 0 || p.Size == 0) {
-			d.fail("part %d is empty", i)
+		p.Size = d.Uvarint()
+		p.RawSize = d.Uvarint()
+		p.Sum = d.ID()
+		m := d.Count(33)
+		if d.Err() == nil && (m == 0 || p.Size == 0) {
+			d.Fail("part %d is empty", i)
 		}
 		p.Objects = make([]ObjectRef, 0, m)
-		for j := 0; j < m && d.err == nil; j++ {
-			k := d.raw(1)
-			o := ObjectRef{ID: d.id()}
-			if d.err != nil {
+		for j := 0; j < m && d.Err() == nil; j++ {
+			k := d.Raw(1)
+			o := ObjectRef{ID: d.ID()}
+			if d.Err() != nil {
 				break
 			}
 			o.Kind = repo.Kind(k[0])
 			switch {
 			case o.Kind != repo.KindFile && o.Kind != repo.KindDirTree && o.Kind != repo.KindDirMeta:
-				d.fail("part %d: object kind %d is not file, dirtree or dirmeta", i, k[0])
+				d.Fail("part %d: object kind %d is not file, dirtree or dirmeta", i, k[0])
 			case o.ID.IsZero():
-				d.fail("part %d: zero object id", i)
+				d.Fail("part %d: zero object id", i)
 			case seen[o]:
-				d.fail("part %d: %s %s listed twice", i, o.Kind, o.ID)
+				d.Fail("part %d: %s %s listed twice", i, o.Kind, o.ID)
 			}
 			seen[o] = true
 			p.Objects = append(p.Objects, o)
 		}
 		s.Parts = append(s.Parts, p)
 	}
-	if d.err == nil && d.off != len(b) {
-		d.fail("%d trailing bytes", len(b)-d.off)
-	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.End(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
@@ -49,34 +50,32 @@ func decodeDeltas(b []byte) ([]DeltaRef, error) {
 	if len(b) < 1 || b[0] != deltasVersion {
 		return nil, fmt.Errorf("unsupported static delta index version")
 	}
-	d := &summaryDecoder{b: b, off: 1}
-	n := d.count(96)
-	if d.err == nil && n == 0 {
-		d.fail("empty static delta index")
+	d := canon.NewDecoder(b, errSummary)
+	d.Raw(1) // the version, checked above
+	n := d.Count(96)
+	if d.Err() == nil && n == 0 {
+		d.Fail("empty static delta index")
 	}
 	out := make([]DeltaRef, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		var e DeltaRef
-		copy(e.Name.From[:], d.raw(32))
-		copy(e.Name.To[:], d.raw(32))
-		copy(e.Superblock[:], d.raw(32))
-		if d.err != nil {
+		e.Name.From = d.ID()
+		e.Name.To = d.ID()
+		e.Superblock = d.ID()
+		if d.Err() != nil {
 			break
 		}
 		switch {
 		case e.Name.To.IsZero() || e.Name.From == e.Name.To:
-			d.fail("delta %d: to-commit is zero or equal to the from-commit", i)
+			d.Fail("delta %d: to-commit is zero or equal to the from-commit", i)
 		case e.Superblock.IsZero():
-			d.fail("delta %s: zero superblock checksum", e.Name)
+			d.Fail("delta %s: zero superblock checksum", e.Name)
 		case i > 0 && out[i-1].Name.String() >= e.Name.String():
-			d.fail("deltas not sorted or duplicated at %s", e.Name)
+			d.Fail("deltas not sorted or duplicated at %s", e.Name)
 		}
 		out = append(out, e)
 	}
-	if d.err == nil && d.off != len(b) {
-		d.fail("%d trailing bytes", len(b)-d.off)
-	}
-	return out, d.err
+	return out, d.End()
 }
 
 // listDeltas lists the deltas stored in r with their superblock sums.

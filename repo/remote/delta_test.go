@@ -53,7 +53,7 @@ func deltaSummaryCases() []struct{ name, hex, want string } {
 	return []struct{ name, hex, want string }{
 		{"delta index version", md("02" + "00"), "unsupported static delta index version"},
 		{"empty delta index", md("01" + "00"), "empty static delta index"},
-		{"delta index past the end", md("01" + "02"), "larger than the remaining bytes"},
+		{"delta index past the end", md("01" + "02"), "past the end"},
 		{"zero to", md("01" + "01" + entry(1, 0, 3)), "to-commit is zero"},
 		{"from is to", md("01" + "01" + entry(2, 2, 3)), "to-commit is zero or equal"},
 		{"zero superblock", md("01" + "01" + entry(1, 2, 0)), "zero superblock checksum"},

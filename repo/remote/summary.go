@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 )
@@ -74,113 +75,57 @@ func (s *Summary) Encode() []byte {
 	return b
 }
 
-// summaryDecoder reads the primitives of docs/FORMAT.md §1 and rejects every
-// non-canonical form, as the object decoders do.
-type summaryDecoder struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *summaryDecoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("non-canonical summary at byte %d: %s", d.off, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *summaryDecoder) uv() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.fail("truncated or overflowing uvarint")
-		return 0
-	}
-	// Minimal: only a one-byte encoding may end in 0x00.
-	if n > 1 && d.b[d.off+n-1] == 0 {
-		d.fail("uvarint is not minimal")
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *summaryDecoder) raw(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)-d.off) {
-		d.fail("length %d runs past the end", n)
-		return nil
-	}
-	p := d.b[d.off : d.off+int(n)]
-	d.off += int(n)
-	return p
-}
-
-// count reads a list length, refusing one that even the smallest entries
-// (min bytes each) could not fill, before anything is allocated.
-func (d *summaryDecoder) count(min int) int {
-	n := d.uv()
-	if d.err == nil && n > uint64((len(d.b)-d.off)/min) {
-		d.fail("count %d larger than the remaining bytes allow", n)
-		return 0
-	}
-	return int(n)
-}
+// errSummary is wrapped by every failure to decode a summary.
+var errSummary = errors.New("non-canonical summary")
 
 // DecodeSummary decodes a summary, rejecting anything but the canonical
 // encoding of a valid summary: a wrong tag or version, bad or non-minimal
 // uvarints, lengths past the end, invalid, unsorted or duplicated ref
 // names, zero commits, unsorted or empty metadata keys, trailing bytes.
 func DecodeSummary(b []byte) (*Summary, error) {
-	d := &summaryDecoder{b: b}
 	if len(b) < 2 || b[0] != summaryTag {
 		return nil, fmt.Errorf("not a summary: does not start with %q", summaryTag)
 	}
 	if b[1] != summaryVersion {
 		return nil, fmt.Errorf("unsupported summary version %d (want %d)", b[1], summaryVersion)
 	}
-	d.off = 2
+	d := canon.NewDecoder(b, errSummary)
+	d.Raw(2) // tag and version, checked above
 	s := &Summary{}
-	n := d.count(1 + 1 + 32)
+	n := d.Count(1 + 1 + 32)
 	s.Refs = make([]repo.Ref, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
-		name := string(d.raw(d.uv()))
+	for i := 0; i < n && d.Err() == nil; i++ {
+		name := string(d.Bytes())
 		var id repo.ID
-		copy(id[:], d.raw(32))
-		if d.err != nil {
+		id = d.ID()
+		if d.Err() != nil {
 			break
 		}
 		if err := validateBranch(name); err != nil {
-			d.fail("%v", err)
+			d.Fail("%v", err)
 		} else if i > 0 && s.Refs[i-1].Name >= name {
-			d.fail("ref names not sorted or duplicated at %q", name)
+			d.Fail("ref names not sorted or duplicated at %q", name)
 		} else if id.IsZero() {
-			d.fail("ref %q points at the zero id", name)
+			d.Fail("ref %q points at the zero id", name)
 		}
 		s.Refs = append(s.Refs, repo.Ref{Name: name, Commit: id})
 	}
-	m := d.count(2)
-	for i := 0; i < m && d.err == nil; i++ {
-		key := string(d.raw(d.uv()))
-		value := bytes.Clone(d.raw(d.uv()))
-		if d.err != nil {
+	m := d.Count(2)
+	for i := 0; i < m && d.Err() == nil; i++ {
+		key := string(d.Bytes())
+		value := bytes.Clone(d.Bytes())
+		if d.Err() != nil {
 			break
 		}
 		if key == "" {
-			d.fail("empty metadata key")
+			d.Fail("empty metadata key")
 		} else if i > 0 && s.Metadata[i-1].Key >= key {
-			d.fail("metadata keys not sorted or duplicated at %q", key)
+			d.Fail("metadata keys not sorted or duplicated at %q", key)
 		}
 		s.Metadata = append(s.Metadata, repo.MetaEntry{Key: key, Value: value})
 	}
-	if d.err == nil && d.off != len(b) {
-		d.fail("%d trailing bytes", len(b)-d.off)
-	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.End(); err != nil {
+		return nil, err
 	}
 	for i, m := range s.Metadata {
 		if m.Key == DeltasKey {
