@@ -98,17 +98,29 @@ func (s *httpSource) get(ctx context.Context, rel string, fn func(io.Reader) err
 	}
 }
 
-func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error) (error, bool) {
+// begin starts one request: a context that the stall timer cancels, the
+// timer (pushed back by watchedBody as bytes arrive), stalled (which turns
+// an error caused by the timer into a timeout error) and end.
+func (s *httpSource) begin(ctx context.Context) (actx context.Context, timer *time.Timer, stalled func(error) error, end func()) {
 	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	timer := time.AfterFunc(s.timeout, func() { cancel(errStalled) })
-	defer timer.Stop()
-	stalled := func(err error) error {
+	timer = time.AfterFunc(s.timeout, func() { cancel(errStalled) })
+	stalled = func(err error) error {
 		if errors.Is(context.Cause(actx), errStalled) {
 			return fmt.Errorf("timed out: no data for %s", s.timeout)
 		}
 		return err
 	}
+	return actx, timer, stalled, func() { timer.Stop(); cancel(nil) }
+}
+
+// retryable tells whether an HTTP status is worth another attempt.
+func retryable(status int) bool {
+	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
+}
+
+func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error) (error, bool) {
+	actx, timer, stalled, end := s.begin(ctx)
+	defer end()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, false
@@ -121,8 +133,7 @@ func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
 		c := resp.StatusCode
-		return &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)},
-			c >= 500 || c == http.StatusRequestTimeout || c == http.StatusTooManyRequests
+		return &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)}, retryable(c)
 	}
 	body := &watchedBody{r: resp.Body, timer: timer, timeout: s.timeout, n: &s.bytes}
 	timer.Reset(s.timeout)

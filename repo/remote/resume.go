@@ -2,7 +2,6 @@ package remote
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -167,16 +166,8 @@ func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn func(
 // tryFile makes one request for a file object, continuing p's kept bytes
 // when there are some.
 func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *partial, fn func(*repo.FileHeader, io.Reader) error) (error, retry) {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	timer := time.AfterFunc(s.timeout, func() { cancel(errStalled) })
-	defer timer.Stop()
-	stalled := func(err error) error {
-		if errors.Is(context.Cause(actx), errStalled) {
-			return fmt.Errorf("timed out: no data for %s", s.timeout)
-		}
-		return err
-	}
+	actx, timer, stalled, end := s.begin(ctx)
+	defer end()
 	transient := func() retry {
 		if ctx.Err() != nil {
 			return final
@@ -219,7 +210,7 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 	default:
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
 		err := &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)}
-		if c >= 500 || c == http.StatusRequestTimeout || c == http.StatusTooManyRequests {
+		if retryable(c) {
 			return err, transient()
 		}
 		return err, final
