@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/otree/otree/internal/durable"
 )
 
 // markReady records an object whose staging finished without error, so
@@ -95,14 +95,6 @@ func (r *Repo) cleanPartialDownloads() {
 		if err != nil || time.Since(fi.ModTime()) < partialExpiry {
 			continue
 		}
-		p := filepath.Join(r.PartialDir(), e.Name())
-		f, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			os.Remove(p)
-		}
-		f.Close()
+		durable.RemoveAbandoned(filepath.Join(r.PartialDir(), e.Name()))
 	}
 }

@@ -115,14 +115,7 @@ func (r *Repo) cleanStaleStaging() {
 		switch {
 		case !e.IsDir():
 		case strings.HasPrefix(e.Name(), "txn-"):
-			f, err := os.Open(p)
-			if err != nil {
-				continue
-			}
-			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-				os.RemoveAll(p)
-			}
-			f.Close()
+			durable.RemoveAbandoned(p)
 		case strings.HasPrefix(e.Name(), "new-"):
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
 				os.RemoveAll(p)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteFile replaces path with data: a temporary file in the same directory
@@ -60,4 +62,21 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// RemoveAbandoned removes path (a file, or a directory with everything
+// below it) unless a process holds a flock on it: staging areas are locked
+// by the process filling them for as long as it lives, so one that can be
+// locked was abandoned by a process that died. It reports whether path
+// was removed.
+func RemoveAbandoned(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false
+	}
+	return os.RemoveAll(path) == nil
 }

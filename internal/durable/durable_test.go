@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
@@ -37,5 +39,32 @@ func TestWriteFileErrorNamesPath(t *testing.T) {
 	}
 	if err := SyncDir(filepath.Dir(p)); err == nil || !strings.Contains(err.Error(), "missing-dir") {
 		t.Fatalf("SyncDir of a missing directory: %v", err)
+	}
+}
+
+func TestRemoveAbandoned(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "staging")
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(held.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if RemoveAbandoned(dir) {
+		t.Fatal("removed a directory whose lock is held")
+	}
+	held.Close() // the holder dies
+	if !RemoveAbandoned(dir) {
+		t.Fatal("kept an abandoned directory")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("still there: %v", err)
+	}
+	if RemoveAbandoned(dir) {
+		t.Fatal("reported removing what does not exist")
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
-	"golang.org/x/sys/unix"
 )
 
 // ErrNoDelta is matched by the error for a delta a repository does not
@@ -107,14 +106,7 @@ func cleanTemp(r *repo.Repo) {
 		case strings.HasPrefix(e.Name(), ".delete-"):
 			os.RemoveAll(p)
 		case strings.HasPrefix(e.Name(), ".new-"):
-			f, err := os.Open(p)
-			if err != nil {
-				continue
-			}
-			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-				os.RemoveAll(p)
-			}
-			f.Close()
+			durable.RemoveAbandoned(p)
 		}
 	}
 }
