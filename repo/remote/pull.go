@@ -188,6 +188,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 	if err != nil && (opts.URL == "" || !errors.Is(err, ErrRemoteNotFound)) {
 		return nil, err
 	}
+	everything := len(opts.Refs) == 0 && (rm == nil || len(rm.Branches) == 0)
 	u := opts.URL
 	if rm != nil {
 		if u == "" {
@@ -211,7 +212,11 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		}
 		return opts.Remote + ":" + branch
 	}
-	return pull(ctx, r, src, name, &opts)
+	res, err := pull(ctx, r, src, name, &opts)
+	if err == nil && opts.Mirror && everything {
+		err = copySummary(ctx, r, src, res, &opts)
+	}
+	return res, err
 }
 
 // PullLocal copies commits from the repository at srcPath (any mode) into

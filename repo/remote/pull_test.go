@@ -1,7 +1,10 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
 )
 
 var ctx = context.Background()
@@ -194,9 +198,18 @@ func TestPullRefsFromBranchesAndSummary(t *testing.T) {
 	}
 }
 
+// TestPullMirrorIntoArchiveAndServeOn mirrors every branch into an archive
+// repository, which then serves them on as its source did: with the
+// source's summary and summary.sig, copied as OSTree's pull --mirror does.
+// A mirror of named branches copies no summary.
 func TestPullMirrorIntoArchiveAndServeOn(t *testing.T) {
 	o := newOrigin(t)
 	id := o.commit("os/stable", tree, 1700000000)
+	o.commit("os/testing", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000100)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv}}); err != nil {
+		t.Fatal(err)
+	}
 	mirror := newDest(t, repo.ModeArchive, o.srv.URL)
 	opts := fastOpts()
 	opts.Mirror = true
@@ -207,16 +220,31 @@ func TestPullMirrorIntoArchiveAndServeOn(t *testing.T) {
 		t.Fatal("mirror did not write the local branch")
 	}
 	checkFsck(t, mirror)
-	if _, err := remote.UpdateSummary(ctx, mirror, remote.SummaryOptions{NoSync: true}); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{remote.SummaryFile, sign.SummarySigFile} {
+		want, _ := os.ReadFile(o.r.Path(f))
+		if got, err := os.ReadFile(mirror.Path(f)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s of the mirror: %v (%d bytes, want %d)", f, err, len(got), len(want))
+		}
 	}
 	srv := newFileServer(t, mirror.Path())
-	leaf := newDest(t, repo.ModeBareUser, srv)
+	set := inlineKey(pub)
+	set["sign-verify-summary"] = "true"
+	set["sign-verify"] = "false"
+	leaf := verifyingDest(t, srv, set)
 	if _, err := remote.Pull(ctx, leaf, fastOpts("os/stable")); err != nil {
 		t.Fatal(err)
 	}
 	checkSameTree(t, o.r, leaf, id)
 	checkFsck(t, leaf)
+
+	partial := newDest(t, repo.ModeArchive, o.srv.URL)
+	opts.Refs = []string{"os/stable"}
+	if _, err := remote.Pull(ctx, partial, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(partial.Path(remote.SummaryFile)); !os.IsNotExist(err) {
+		t.Errorf("a mirror of some branches copied the summary: %v", err)
+	}
 }
 
 func newFileServer(t *testing.T, dir string) string {

@@ -1,0 +1,93 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
+)
+
+// readRaw returns the bytes of a top-level file of a source (summary,
+// summary.sig), or an error matching repo.ErrNotFound.
+func readRaw(ctx context.Context, src source, name string, limit int64) ([]byte, error) {
+	if s := httpOf(src); s != nil {
+		var data []byte
+		err := s.get(ctx, name, func(body io.Reader) error {
+			var err error
+			data, err = readAll(body, limit)
+			return err
+		})
+		return data, err
+	}
+	s, ok := unwrap[*localSource](src)
+	if !ok {
+		return nil, fmt.Errorf("%s has no %s: %w", src, name, repo.ErrNotFound)
+	}
+	data, err := os.ReadFile(s.r.Path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", s.r.Path(name), repo.ErrNotFound)
+	}
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%s: larger than %d bytes", s.r.Path(name), limit)
+	}
+	return data, err
+}
+
+// copySummary makes a mirror of every branch servable as its source is:
+// it copies the source's summary (and summary.sig, or removes a stale
+// one), as OSTree's pull --mirror does. The copy is made only when the
+// summary lists exactly the refs this pull wrote, at the commits it wrote
+// (the server may have moved on since), and, when the remote verifies
+// summaries, only once its signature verifies. Deltas it lists that the
+// mirror lacks are harmless: clients fall back to objects.
+func copySummary(ctx context.Context, r *repo.Repo, src source, res *PullResult, opts *PullOptions) error {
+	data, err := readRaw(ctx, src, SummaryFile, maxSummary)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sum, err := DecodeSummary(data)
+	if err != nil {
+		return fmt.Errorf("summary of %s: %w", src, err)
+	}
+	if len(sum.Refs) != len(res.Refs) {
+		opts.Logger.Info("summary not copied: the remote's refs changed during the pull")
+		return nil
+	}
+	for i, ref := range sum.Refs {
+		if u := res.Refs[i]; u.Ref != ref.Name || u.New != ref.Commit {
+			opts.Logger.Info("summary not copied: the remote's refs changed during the pull", "ref", ref.Name)
+			return nil
+		}
+	}
+	sig, err := readRaw(ctx, src, sign.SummarySigFile, maxSummarySig)
+	if err != nil && !errors.Is(err, repo.ErrNotFound) {
+		return err
+	}
+	if vs, ok := unwrap[*verifiedSource](src); ok && vs.v.Summary {
+		if _, err := sign.VerifySummary(data, sig, vs.v.Keys); err != nil {
+			return fmt.Errorf("remote %s: summary of %s: %w", vs.remote, src, err)
+		}
+	}
+	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync); err != nil {
+		return fmt.Errorf("copying the summary: %w", err)
+	}
+	if sig == nil {
+		if err := os.Remove(r.Path(sign.SummarySigFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing a stale summary signature: %w", err)
+		}
+		return nil
+	}
+	if err := durable.WriteFile(r.Path(sign.SummarySigFile), sig, 0o644, !opts.NoSync); err != nil {
+		return fmt.Errorf("copying the summary signature: %w", err)
+	}
+	return nil
+}
