@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
@@ -12,32 +11,6 @@ import (
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 )
-
-// readRaw returns the bytes of a top-level file of a source (summary,
-// summary.sig), or an error matching repo.ErrNotFound.
-func readRaw(ctx context.Context, src source, name string, limit int64) ([]byte, error) {
-	if s := httpOf(src); s != nil {
-		var data []byte
-		err := s.get(ctx, name, func(body io.Reader) error {
-			var err error
-			data, err = readAll(body, limit)
-			return err
-		})
-		return data, err
-	}
-	s, ok := unwrap[*localSource](src)
-	if !ok {
-		return nil, fmt.Errorf("%s has no %s: %w", src, name, repo.ErrNotFound)
-	}
-	data, err := os.ReadFile(s.r.Path(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", s.r.Path(name), repo.ErrNotFound)
-	}
-	if err == nil && int64(len(data)) > limit {
-		err = fmt.Errorf("%s: larger than %d bytes", s.r.Path(name), limit)
-	}
-	return data, err
-}
 
 // copySummary makes a mirror of every branch servable as its source is:
 // it copies the source's summary (and summary.sig, or removes a stale

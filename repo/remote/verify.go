@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -153,42 +152,11 @@ func (s *verifiedSource) summary(ctx context.Context) (*Summary, error) {
 
 // rawSummary reads the summary and summary.sig files of a source.
 func rawSummary(ctx context.Context, src source) (summary, sig []byte, err error) {
-	switch s := src.(type) {
-	case *httpSource:
-		read := func(rel string, limit int64) ([]byte, error) {
-			var data []byte
-			err := s.get(ctx, rel, func(body io.Reader) error {
-				var err error
-				data, err = readAll(body, limit)
-				return err
-			})
-			return data, err
-		}
-		if summary, err = read(SummaryFile, maxSummary); err != nil {
-			return nil, nil, err
-		}
-		if sig, err = read(sign.SummarySigFile, maxSummarySig); err != nil {
-			return nil, nil, err
-		}
-	case *localSource:
-		read := func(name string, limit int64) ([]byte, error) {
-			data, err := os.ReadFile(s.r.Path(name))
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("%s: %w", s.r.Path(name), repo.ErrNotFound)
-			}
-			if err == nil && int64(len(data)) > limit {
-				err = fmt.Errorf("%s: larger than %d bytes", s.r.Path(name), limit)
-			}
-			return data, err
-		}
-		if summary, err = read(SummaryFile, maxSummary); err != nil {
-			return nil, nil, err
-		}
-		if sig, err = read(sign.SummarySigFile, maxSummarySig); err != nil {
-			return nil, nil, err
-		}
-	default:
-		return nil, nil, fmt.Errorf("%s cannot serve a signed summary", src)
+	if summary, err = readRaw(ctx, src, SummaryFile, maxSummary); err != nil {
+		return nil, nil, err
+	}
+	if sig, err = readRaw(ctx, src, sign.SummarySigFile, maxSummarySig); err != nil {
+		return nil, nil, err
 	}
 	return summary, sig, nil
 }
