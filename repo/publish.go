@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,7 +13,7 @@ import (
 // that Publish may move it into the store while other objects are still
 // being written.
 func (t *Txn) markReady(kind Kind, id ID, err error) {
-	if err != nil {
+	if err != nil || t.ready == nil {
 		return
 	}
 	t.mu.Lock()
@@ -25,11 +26,15 @@ func (t *Txn) markReady(kind Kind, id ID, err error) {
 // concurrently, objects still being written stay staged, and queued refs
 // wait for Commit. A long write such as a pull calls it now and then so
 // that what it has verified survives the process being killed. It returns
-// how many objects it published.
+// how many objects it published. The transaction must have been begun
+// with TxnOptions.Publishable.
 //
 // Commit objects are published last, as in Commit; a caller publishing a
 // commit before everything it needs is stored marks it partial first.
 func (t *Txn) Publish() (int, error) {
+	if t.ready == nil {
+		return 0, errors.New("publish: the transaction was not begun Publishable")
+	}
 	t.mu.Lock()
 	var keys, commits []objKey
 	for k := range t.ready {

@@ -20,7 +20,7 @@ func TestTxnPublish(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: !sync})
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: !sync, Publishable: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,5 +108,26 @@ func TestStalePartialDownloadsRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("recent partial download removed: %v", err)
+	}
+}
+
+// TestPublishNeedsPublishable checks a transaction begun without
+// Publishable refuses Publish (and so keeps no per-object bookkeeping).
+func TestPublishNeedsPublishable(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if _, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := txn.Publish(); err == nil || n != 0 {
+		t.Fatalf("Publish on a plain transaction: %d, %v", n, err)
 	}
 }

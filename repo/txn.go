@@ -55,6 +55,9 @@ type TxnOptions struct {
 	// NoSync skips fsync/syncfs: faster, but a crash may lose or truncate
 	// objects the ref then points at. For throwaway repositories only.
 	NoSync bool
+	// Publishable keeps track of the objects whose staging finished, which
+	// Publish needs; transactions that only Commit skip that bookkeeping.
+	Publishable bool
 }
 
 // TxnStats counts what a transaction wrote.
@@ -98,8 +101,12 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		lk.Unlock()
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
-	return &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync,
-		staged: map[objKey]struct{}{}, ready: map[objKey]struct{}{}, refs: map[string]ID{}}, nil
+	t := &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync,
+		staged: map[objKey]struct{}{}, refs: map[string]ID{}}
+	if opts.Publishable {
+		t.ready = map[objKey]struct{}{}
+	}
+	return t, nil
 }
 
 // cleanStaleStaging removes staging directories of dead transactions: those

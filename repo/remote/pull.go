@@ -385,7 +385,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if err != nil {
 		return nil, err
 	}
-	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync})
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync, Publishable: true})
 	if err != nil {
 		return nil, err
 	}
