@@ -27,6 +27,9 @@ const (
 	// maxPatchSize bounds the base and the result of a patch: both are
 	// held in memory and the zstd window spans them.
 	maxPatchSize = 64 << 20
+	// keptPatchWindow is the window of the patch encoder kept for the
+	// next patch: patches whose base and result fit in it share one.
+	keptPatchWindow = 1 << 20
 	// partWindow is the zstd window of a part stream.
 	partWindow = 64 << 20
 	// maxWindow is the largest zstd window a reader accepts: a part's, or
@@ -302,8 +305,9 @@ type generator struct {
 	dir   string
 	parts []Part
 
-	est *zstd.Encoder // estimates the compressed size of whole content
-	cur *partWriter
+	est      *zstd.Encoder         // estimates the compressed size of whole content
+	patchEnc map[int]*zstd.Encoder // patch encoders by window size
+	cur      *partWriter
 }
 
 // partWriter is the part being written: a zstd stream into a file,
@@ -342,6 +346,9 @@ func (g *generator) close() {
 	}
 	if g.est != nil {
 		g.est.Close()
+	}
+	for _, enc := range g.patchEnc {
+		enc.Close()
 	}
 }
 
@@ -458,7 +465,7 @@ func (g *generator) add(it item) error {
 			if err != nil {
 				return err
 			}
-			if patch, err := encodePatch(bdata, data); err != nil {
+			if patch, err := g.encodePatch(bdata, data); err != nil {
 				return err
 			} else if len(patch) < len(g.est.EncodeAll(data, nil)) {
 				entry = append(entry, entryPatch)
@@ -516,7 +523,7 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 	if err != nil {
 		return nil, base, false, err
 	}
-	patch, err := encodePatch(bdata, content)
+	patch, err := g.encodePatch(bdata, content)
 	if err != nil {
 		return nil, base, false, err
 	}
@@ -530,16 +537,35 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 
 // encodePatch compresses target with base as a raw zstd dictionary, with a
 // window spanning both so that every byte of base can be referred to.
-func encodePatch(base, target []byte) ([]byte, error) {
-	w := 1 << 10
+// Creating an encoder at the best level allocates tens of MB whatever the
+// window, which for the many small patches of an update cost more than the
+// patching; so small patches share one encoder (of window
+// keptPatchWindow), given each patch's base on reset. Larger ones get an
+// encoder of their own, closed after.
+func (g *generator) encodePatch(base, target []byte) ([]byte, error) {
+	w := keptPatchWindow
 	for w < len(base)+len(target) {
 		w <<= 1
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(patchDict, base), zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+	dict := zstd.WithEncoderDictRaw(patchDict, base)
+	if enc := g.patchEnc[w]; enc != nil {
+		if err := enc.ResetWithOptions(nil, dict); err != nil {
+			return nil, err
+		}
+		return enc.EncodeAll(target, nil), nil
+	}
+	enc, err := zstd.NewWriter(nil, dict, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
 		zstd.WithWindowSize(w), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
 	}
-	defer enc.Close()
+	if w > keptPatchWindow {
+		defer enc.Close()
+		return enc.EncodeAll(target, nil), nil
+	}
+	if g.patchEnc == nil {
+		g.patchEnc = map[int]*zstd.Encoder{}
+	}
+	g.patchEnc[w] = enc
 	return enc.EncodeAll(target, nil), nil
 }
