@@ -418,6 +418,17 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 
 	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
 		BytesWritten: txn.Stats().Bytes, Deltas: p.deltas}
+	// Everything is published and the commits this pull completed are
+	// unmarked before any ref moves, so that no ref ever names a commit
+	// still marked partial, wherever the process dies.
+	if _, err := txn.Publish(); err != nil {
+		return nil, err
+	}
+	for _, id := range p.complete {
+		if err := r.UnmarkCommitPartial(id); err != nil {
+			return nil, err
+		}
+	}
 	lk, err := r.LockRefs(ctx)
 	if err != nil {
 		return nil, err
@@ -442,11 +453,6 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		return nil, err
 	}
 	done = true
-	for _, id := range p.complete {
-		if err := r.UnmarkCommitPartial(id); err != nil {
-			return nil, err
-		}
-	}
 	sort.Slice(res.Refs, func(i, j int) bool { return res.Refs[i].Ref < res.Refs[j].Ref })
 	return res, nil
 }
