@@ -126,11 +126,3 @@ func Set(path, name string, value []byte) error {
 	}
 	return nil
 }
-
-// FSet sets one attribute of an open file.
-func FSet(fd int, name string, value []byte) error {
-	if err := unix.Fsetxattr(fd, name, value, 0); err != nil {
-		return fmt.Errorf("setting xattr %s: %w", name, err)
-	}
-	return nil
-}
