@@ -201,6 +201,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	} else {
 		cache = newStatCache("", [32]byte{})
 	}
+	defer cache.close()
 	skip := map[string]bool{}
 	for _, p := range opts.SkipList {
 		if p = strings.TrimRight(p, "/"); p != "" {
@@ -218,7 +219,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	treeID, err := root.write(txn, cache)
+	treeID, err := root.write(txn)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +253,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if err := txn.Commit(); err != nil {
 				return nil, err
 			}
-			return res, saveCache(cache, roots, opts.Logger)
+			return res, saveCache(cache, roots, root, opts.Logger)
 		}
 	}
 	ts := opts.Timestamp
@@ -292,11 +293,11 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Progress != nil {
 		opts.Progress(res.Stats)
 	}
-	return res, saveCache(cache, roots, opts.Logger)
+	return res, saveCache(cache, roots, root, opts.Logger)
 }
 
-func saveCache(c *statCache, roots []string, log *slog.Logger) error {
-	if err := c.save(roots); err != nil {
+func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error {
+	if err := c.save(roots, []*dir{root}); err != nil {
 		// The commit landed; a cache that could not be saved only costs
 		// speed next time.
 		log.Warn("stat cache not saved", "err", err)

@@ -1,26 +1,26 @@
 package commit
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"unsafe"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
-	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
 
-// The stat cache remembers, per source path, the stat fields of a regular
-// file and the id of the object it hashed to, so that re-committing a tree
-// whose files did not change costs a stat per file instead of a read.
+// The stat cache remembers, per walked directory, the stat fields and
+// object id of each entry that is not a directory, the directory's own stat
+// and dirmeta id, and the dirtree it produced (with the tree and meta id of
+// each subdirectory), so that re-committing a tree whose files did not
+// change costs a stat per entry instead of a read, and a directory whose
+// entries all match costs no dirtree encoding either.
 //
 // A cached answer must never be wrong. Every change to a file's content,
 // mode, owner or xattrs moves its ctime, which no unprivileged user can set,
@@ -32,25 +32,28 @@ import (
 // sub-second part, else 100 ms: kernels stamp files from a clock that ticks
 // at least every 10 ms); newer files are simply hashed again next time.
 //
+// A directory's cached dirtree is used only when every entry found now
+// matches the record and the record lists no other: its files by name, stat
+// and id, its subdirectories by name, dirtree and dirmeta. The record then
+// describes exactly the dirtree being built, whose id it holds.
+//
 // Prune and fsck --delete empty the repository's cache directory because
 // they may remove objects the cache names; every user of the cache holds the
 // repository lock shared, so neither runs while a commit does.
 
 const (
 	statCacheName       = "stat-cache"
-	statCacheMagic      = "otree-statcache2"
+	statCacheMagic      = "otree-statcache4"
 	racyWindowNanos     = int64(2e9) // filesystems with whole-second times
 	racyWindowFineNanos = int64(1e8) // nanosecond times: a tick is at most 10 ms
 	statCacheMaxPath    = 1 << 16
+	keySize             = 52 // encoded statKey
 )
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // StatCachePath returns where a repository keeps its stat cache.
 func StatCachePath(r *repo.Repo) string { return filepath.Join(r.CacheDir(), statCacheName) }
-
-var (
-	zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
-)
 
 type statKey struct {
 	dev, ino     uint64
@@ -58,33 +61,6 @@ type statKey struct {
 	mtime, ctime int64
 	mode         uint32
 	uid, gid     uint32
-}
-
-// statEntry is a regular file's object id, or a directory's dirmeta id
-// (id) and the dirtree it last produced (tree).
-type statEntry struct {
-	key  statKey
-	id   repo.ID
-	tree repo.ID
-}
-
-// statCache is read-mostly during a walk: lookups touch only the loaded
-// index and mark entries seen (each slot written by one worker); entries for
-// newly hashed files go to fresh under a mutex.
-type statCache struct {
-	path  string
-	fp    [32]byte // options fingerprint: entries are valid only for the same one
-	index map[string]int32
-	paths []string
-	ents  []statEntry
-	seen  []bool
-	mu    sync.Mutex
-	fresh map[string]statEntry
-	dirty bool
-}
-
-func newStatCache(path string, fp [32]byte) *statCache {
-	return &statCache{path: path, fp: fp, index: map[string]int32{}, fresh: map[string]statEntry{}}
 }
 
 func keyOf(st *unix.Stat_t) statKey {
@@ -95,89 +71,28 @@ func keyOf(st *unix.Stat_t) statKey {
 	}
 }
 
-// loadStatCache reads the cache; a missing, foreign or damaged file gives an
-// empty cache (it is only ever an optimisation).
-func loadStatCache(path string, fp [32]byte) *statCache {
-	c := newStatCache(path, fp)
-	data, err := os.ReadFile(path)
-	if err != nil || !bytes.HasPrefix(data, []byte(statCacheMagic)) {
-		return c
-	}
-	raw, err := zstdDec.DecodeAll(data[len(statCacheMagic):], nil)
-	if err != nil || len(raw) < 64 {
-		return c
-	}
-	body, sum := raw[:len(raw)-32], raw[len(raw)-32:]
-	if hash.Sum(body) != [32]byte(sum) {
-		return c
-	}
-	if [32]byte(body[:32]) != fp {
-		c.dirty = true // options changed: rewrite
-		return c
-	}
-	// Paths are slices of one string over the decoded body, not copies:
-	// the body is never written again, and on /usr this saves tens of MB.
-	all := unsafe.String(&body[0], len(body))
-	off := 32
-	n, k := binary.Uvarint(body[off:])
-	if k <= 0 || n > uint64(len(body)) {
-		return c
-	}
-	off += k
-	paths := make([]string, 0, n)
-	ents := make([]statEntry, 0, n)
-	const fixed = 8*5 + 4*3 + 32 + 32
-	for off < len(body) {
-		l, k := binary.Uvarint(body[off:])
-		if k <= 0 || l > statCacheMaxPath || uint64(len(body)-off-k) < l+fixed {
-			return c
-		}
-		p := all[off+k : off+k+int(l)]
-		b := body[off+k+int(l):]
-		var e statEntry
-		e.key.dev = binary.LittleEndian.Uint64(b[0:])
-		e.key.ino = binary.LittleEndian.Uint64(b[8:])
-		e.key.size = int64(binary.LittleEndian.Uint64(b[16:]))
-		e.key.mtime = int64(binary.LittleEndian.Uint64(b[24:]))
-		e.key.ctime = int64(binary.LittleEndian.Uint64(b[32:]))
-		e.key.mode = binary.LittleEndian.Uint32(b[40:])
-		e.key.uid = binary.LittleEndian.Uint32(b[44:])
-		e.key.gid = binary.LittleEndian.Uint32(b[48:])
-		copy(e.id[:], b[52:84])
-		copy(e.tree[:], b[84:116])
-		paths = append(paths, p)
-		ents = append(ents, e)
-		off += k + int(l) + fixed
-	}
-	c.index = make(map[string]int32, len(paths))
-	for i, p := range paths {
-		c.index[p] = int32(i)
-	}
-	c.paths, c.ents, c.seen = paths, ents, make([]bool, len(paths))
-	return c
+func (k *statKey) append(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, k.dev)
+	b = binary.LittleEndian.AppendUint64(b, k.ino)
+	b = binary.LittleEndian.AppendUint64(b, uint64(k.size))
+	b = binary.LittleEndian.AppendUint64(b, uint64(k.mtime))
+	b = binary.LittleEndian.AppendUint64(b, uint64(k.ctime))
+	b = binary.LittleEndian.AppendUint32(b, k.mode)
+	b = binary.LittleEndian.AppendUint32(b, k.uid)
+	return binary.LittleEndian.AppendUint32(b, k.gid)
 }
 
-// lookup returns the cached id for path if its stat still matches.
-func (c *statCache) lookup(path []byte, st *unix.Stat_t) (repo.ID, bool) {
-	i, ok := c.index[string(path)]
-	if !ok || c.ents[i].key != keyOf(st) {
-		return repo.ID{}, false
+func decodeKey(b []byte) statKey {
+	return statKey{
+		dev:   binary.LittleEndian.Uint64(b[0:]),
+		ino:   binary.LittleEndian.Uint64(b[8:]),
+		size:  int64(binary.LittleEndian.Uint64(b[16:])),
+		mtime: int64(binary.LittleEndian.Uint64(b[24:])),
+		ctime: int64(binary.LittleEndian.Uint64(b[32:])),
+		mode:  binary.LittleEndian.Uint32(b[40:]),
+		uid:   binary.LittleEndian.Uint32(b[44:]),
+		gid:   binary.LittleEndian.Uint32(b[48:]),
 	}
-	c.seen[i] = true
-	return c.ents[i].id, true
-}
-
-// lookupDir returns the dirmeta id of a directory and the dirtree it had
-// last time, if its stat still matches. The dirmeta is exact (mode, owner
-// and xattr changes move ctime); the dirtree is only a hint, compared with
-// the tree computed now, that spares an existence check when they agree.
-func (c *statCache) lookupDir(path string, st *unix.Stat_t) (meta, tree repo.ID, ok bool) {
-	i, ok := c.index[path]
-	if !ok || c.ents[i].key != keyOf(st) || c.ents[i].tree.IsZero() {
-		return repo.ID{}, repo.ID{}, false
-	}
-	c.seen[i] = true
-	return c.ents[i].id, c.ents[i].tree, true
 }
 
 // trusted reports whether st is old enough for its entry to be recorded.
@@ -189,36 +104,241 @@ func trusted(st *unix.Stat_t, startNanos int64) bool {
 	return st.Ctim.Nano() < startNanos-window && st.Mtim.Nano() < startNanos-window
 }
 
-// record remembers a freshly hashed file unless it is too new to trust.
-func (c *statCache) record(path string, st *unix.Stat_t, id repo.ID, startNanos int64) {
-	if c.path == "" || !trusted(st, startNanos) {
-		return
-	}
-	c.mu.Lock()
-	c.fresh[path] = statEntry{key: keyOf(st), id: id}
-	c.dirty = true
-	c.mu.Unlock()
+// dirRec is one directory's record, its byte fields views into the mapped
+// cache file (valid until close).
+type dirRec struct {
+	path   string // a view too: never kept past close
+	keyOK  bool   // key was trusted when recorded
+	key    statKey
+	meta   repo.ID
+	tree   repo.ID
+	nfiles int
+	files  []byte // nfiles encoded file entries, sorted by name
+	ndirs  int
+	dirs   []byte // ndirs encoded subdirectory entries, sorted by name
+	raw    []byte // the whole record, for copying it unchanged
+	seen   bool   // walked this run (each record by one worker)
 }
 
-// recordDir remembers a directory's dirmeta and dirtree ids.
-func (c *statCache) recordDir(path string, key statKey, meta, tree repo.ID) {
-	if c.path == "" {
-		return
-	}
-	c.mu.Lock()
-	if i, ok := c.index[path]; ok && c.seen[i] && c.ents[i].key == key && c.ents[i].tree == tree {
-		c.mu.Unlock()
-		return // unchanged
-	}
-	c.fresh[path] = statEntry{key: key, id: meta, tree: tree}
-	c.dirty = true
-	c.mu.Unlock()
+// fileRef is a decoded file entry of a record.
+type fileRef struct {
+	name []byte
+	key  statKey
+	id   repo.ID
 }
 
-// save writes the new cache: this run's entries plus old entries outside
-// the roots this run walked (so committing several trees keeps them all).
-// Nothing is written when nothing changed.
-func (c *statCache) save(roots []string) error {
+// appendFiles decodes the record's file entries onto refs.
+func (r *dirRec) appendFiles(refs []fileRef) []fileRef {
+	b := r.files
+	for i := 0; i < r.nfiles; i++ {
+		l, k := binary.Uvarint(b)
+		var f fileRef
+		f.name = b[k : k+int(l)]
+		b = b[k+int(l):]
+		f.key = decodeKey(b)
+		copy(f.id[:], b[keySize:keySize+32])
+		b = b[keySize+32:]
+		refs = append(refs, f)
+	}
+	return refs
+}
+
+// findRef returns the index of name in sorted refs, or -1.
+func findRef(refs []fileRef, name string) int {
+	lo, hi := 0, len(refs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if string(refs[m].name) < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(refs) && string(refs[lo].name) == name {
+		return lo
+	}
+	return -1
+}
+
+// sameDirs reports whether d's subdirectories, as built now, are exactly
+// the record's: names, dirtrees and dirmetas. d's names must be sorted.
+func (r *dirRec) sameDirs(d *dir) bool {
+	if r.ndirs != len(d.dirNames) {
+		return false
+	}
+	b := r.dirs
+	for i, name := range d.dirNames {
+		l, k := binary.Uvarint(b)
+		sub := d.dirs[i]
+		if string(b[k:k+int(l)]) != name {
+			return false
+		}
+		b = b[k+int(l):]
+		if repo.ID(b[:32]) != sub.tree || repo.ID(b[32:64]) != sub.meta {
+			return false
+		}
+		b = b[64:]
+	}
+	return true
+}
+
+// statCache is read-only during a walk apart from each record's seen flag.
+type statCache struct {
+	path  string
+	fp    [32]byte // options fingerprint: records are valid only for the same one
+	data  []byte   // the mapped file, or nil
+	index map[string]*dirRec
+	recs  []dirRec
+	dirty bool // options changed or the file is damaged: rewrite it
+}
+
+func newStatCache(path string, fp [32]byte) *statCache {
+	return &statCache{path: path, fp: fp}
+}
+
+// dir returns the record of the directory at path, or nil.
+func (c *statCache) dir(path string) *dirRec {
+	return c.index[path]
+}
+
+// loadStatCache maps the cache file; a missing, foreign or damaged file
+// gives an empty cache (it is only ever an optimisation).
+func loadStatCache(path string, fp [32]byte) *statCache {
+	c := newStatCache(path, fp)
+	f, err := os.Open(path)
+	if err != nil {
+		return c
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < int64(len(statCacheMagic))+32+4 || fi.Size() > 1<<34 {
+		c.dirty = true
+		return c
+	}
+	// Mapped, not read: the cache of a large tree is tens of MB that a
+	// read would copy into fresh heap pages.
+	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	if err != nil {
+		return c
+	}
+	c.data = data
+	if !c.parse() {
+		c.close()
+		c = newStatCache(path, fp)
+		c.dirty = true
+	}
+	return c
+}
+
+// parse indexes the mapped file's records; false if it is not a valid
+// cache made with the same options.
+func (c *statCache) parse() bool {
+	data := c.data
+	if !bytes.HasPrefix(data, []byte(statCacheMagic)) {
+		return false
+	}
+	body, sum := data[:len(data)-4], data[len(data)-4:]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(sum) {
+		return false
+	}
+	b := body[len(statCacheMagic):]
+	if [32]byte(b[:32]) != c.fp {
+		return false
+	}
+	b = b[32:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return false
+	}
+	b = b[k:]
+	c.recs = make([]dirRec, 0, n)
+	for len(b) > 0 {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return false
+		}
+		rec, ok := parseRecord(b[k : k+int(l)])
+		if !ok {
+			return false
+		}
+		c.recs = append(c.recs, rec)
+		b = b[k+int(l):]
+	}
+	c.index = make(map[string]*dirRec, len(c.recs))
+	for i := range c.recs {
+		c.index[c.recs[i].path] = &c.recs[i]
+	}
+	return true
+}
+
+// parseRecord decodes a record's fixed part and checks that its entries
+// lie within it (they are decoded when their directory is walked).
+func parseRecord(raw []byte) (dirRec, bool) {
+	r := dirRec{raw: raw}
+	b := raw
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l > statCacheMaxPath || l > uint64(len(b)-k) {
+		return r, false
+	}
+	r.path = unsafe.String(unsafe.SliceData(b[k:]), int(l))
+	b = b[k+int(l):]
+	if len(b) < 1+keySize+64 {
+		return r, false
+	}
+	r.keyOK = b[0] == 1
+	r.key = decodeKey(b[1:])
+	copy(r.meta[:], b[1+keySize:])
+	copy(r.tree[:], b[1+keySize+32:])
+	b = b[1+keySize+64:]
+	var ok bool
+	if r.nfiles, r.files, b, ok = entries(b, keySize+32); !ok {
+		return r, false
+	}
+	if r.ndirs, r.dirs, b, ok = entries(b, 64); !ok {
+		return r, false
+	}
+	return r, len(b) == 0
+}
+
+// entries splits a count-prefixed list of (uvarint name length, name,
+// fixed bytes) entries off b, checking names are sorted and unique.
+func entries(b []byte, fixed int) (n int, list, rest []byte, ok bool) {
+	cnt, k := binary.Uvarint(b)
+	if k <= 0 || cnt > uint64(len(b)) {
+		return 0, nil, nil, false
+	}
+	b = b[k:]
+	start := b
+	var prev []byte
+	for i := uint64(0); i < cnt; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l == 0 || l > uint64(len(b)-k) || uint64(len(b)-k)-l < uint64(fixed) {
+			return 0, nil, nil, false
+		}
+		name := b[k : k+int(l)]
+		if i > 0 && bytes.Compare(prev, name) >= 0 {
+			return 0, nil, nil, false
+		}
+		prev = name
+		b = b[k+int(l)+fixed:]
+	}
+	return int(cnt), start[:len(start)-len(b)], b, true
+}
+
+// close unmaps the file; no view of it may be used afterwards.
+func (c *statCache) close() {
+	c.index, c.recs = nil, nil
+	if c.data != nil {
+		unix.Munmap(c.data)
+		c.data = nil
+	}
+}
+
+// save writes the cache for the trees this run built from the directories
+// under roots: a record per walked directory, plus the old records outside
+// those roots (so committing several trees keeps them all). Nothing is
+// written when every record would stay as it was.
+func (c *statCache) save(roots []string, trees []*dir) error {
 	if c.path == "" {
 		return nil
 	}
@@ -230,72 +350,106 @@ func (c *statCache) save(roots []string) error {
 		}
 		return false
 	}
-	if !c.dirty {
-		// Nothing new: rewrite only if an entry under a root went unseen
-		// (a file deleted or changed). Scanning the seen flags is cheap.
-		for i, seen := range c.seen {
-			if !seen && under(c.paths[i]) {
-				c.dirty = true
-				break
-			}
-		}
-		if !c.dirty {
-			return nil
+	s := &cacheWriter{changed: c.dirty, done: map[string]bool{}}
+	for _, t := range trees {
+		s.add(t)
+	}
+	for i := range c.recs {
+		r := &c.recs[i]
+		switch {
+		case s.done[r.path]:
+		case !under(r.path):
+			s.records = append(s.records, r.raw)
+		case !r.seen:
+			s.changed = true // a directory that is gone: drop it
 		}
 	}
-	// Keep seen entries and those outside this run's roots; an unseen
-	// entry under a root is a deleted or changed file: drop it.
-	keep := make([]bool, len(c.paths))
-	for i, p := range c.paths {
-		_, replaced := c.fresh[p]
-		keep[i] = !replaced && (c.seen[i] || !under(p))
+	if !s.changed {
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
-		return err
+		return fmt.Errorf("saving stat cache: %w", err)
 	}
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	w.Write(c.fp[:])
-	var tmp [binary.MaxVarintLen64]byte
-	total := len(c.fresh)
-	for _, k := range keep {
-		if k {
-			total++
-		}
+	out := append([]byte(statCacheMagic), c.fp[:]...)
+	out = binary.AppendUvarint(out, uint64(len(s.records)))
+	for _, r := range s.records {
+		out = binary.AppendUvarint(out, uint64(len(r)))
+		out = append(out, r...)
 	}
-	w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(total))])
-	var b [116]byte
-	put := func(p string, e statEntry) {
-		w.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(p)))])
-		w.WriteString(p)
-		binary.LittleEndian.PutUint64(b[0:], e.key.dev)
-		binary.LittleEndian.PutUint64(b[8:], e.key.ino)
-		binary.LittleEndian.PutUint64(b[16:], uint64(e.key.size))
-		binary.LittleEndian.PutUint64(b[24:], uint64(e.key.mtime))
-		binary.LittleEndian.PutUint64(b[32:], uint64(e.key.ctime))
-		binary.LittleEndian.PutUint32(b[40:], e.key.mode)
-		binary.LittleEndian.PutUint32(b[44:], e.key.uid)
-		binary.LittleEndian.PutUint32(b[48:], e.key.gid)
-		copy(b[52:], e.id[:])
-		copy(b[84:], e.tree[:])
-		w.Write(b[:])
-	}
-	for i, p := range c.paths {
-		if keep[i] {
-			put(p, c.ents[i])
-		}
-	}
-	for p, e := range c.fresh {
-		put(p, e)
-	}
-	w.Flush()
-	sum := hash.Sum(buf.Bytes())
-	buf.Write(sum[:])
-	// Paths share long prefixes: compressed, the cache is a few bytes per
-	// file. It needs no fsync: a torn file fails its checksum and is ignored.
-	out := zstdEnc.EncodeAll(buf.Bytes(), []byte(statCacheMagic))
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crcTable))
+	// No fsync: a torn file fails its checksum and is ignored.
 	if err := durable.WriteFile(c.path, out, 0o644, false); err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	return nil
+}
+
+// cacheWriter collects the records of a save.
+type cacheWriter struct {
+	records [][]byte
+	done    map[string]bool // paths recorded (a directory walked twice is kept once)
+	changed bool
+}
+
+// add records d and the walked directories below it.
+func (s *cacheWriter) add(d *dir) {
+	if !d.stored.IsZero() {
+		return // from a commit, not walked
+	}
+	if d.path != "" && !s.done[d.path] {
+		s.done[d.path] = true
+		if r := d.rec; r != nil && d.filesClean && d.tree == r.tree && d.meta == r.meta && d.key == r.key && d.keyOK == r.keyOK {
+			s.records = append(s.records, r.raw)
+		} else {
+			s.changed = true
+			s.records = append(s.records, d.record())
+		}
+	}
+	for _, sub := range d.dirs {
+		s.add(sub)
+	}
+}
+
+// record encodes d's cache record (d has been written: its tree is set).
+func (d *dir) record() []byte {
+	b := binary.AppendUvarint(nil, uint64(len(d.path)))
+	b = append(b, d.path...)
+	if d.keyOK {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = d.key.append(b)
+	b = append(b, d.meta[:]...)
+	b = append(b, d.tree[:]...)
+	if d.filesClean {
+		// Every entry is the record's, unchanged.
+		b = binary.AppendUvarint(b, uint64(d.rec.nfiles))
+		b = append(b, d.rec.files...)
+	} else {
+		n := 0
+		for i := range d.fileNames {
+			if d.fileKeys[i].ino != 0 {
+				n++
+			}
+		}
+		b = binary.AppendUvarint(b, uint64(n))
+		for i, name := range d.fileNames {
+			if d.fileKeys[i].ino == 0 {
+				continue // too new to trust, or not from disk
+			}
+			b = binary.AppendUvarint(b, uint64(len(name)))
+			b = append(b, name...)
+			b = d.fileKeys[i].append(b)
+			b = append(b, d.fileIDs[i][:]...)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(d.dirNames)))
+	for i, name := range d.dirNames {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+		b = append(b, d.dirs[i].tree[:]...)
+		b = append(b, d.dirs[i].meta[:]...)
+	}
+	return b
 }

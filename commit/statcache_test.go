@@ -1,7 +1,9 @@
 package commit_test
 
 import (
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,4 +158,173 @@ func TestHardlinksOfObjectsAreNotRead(t *testing.T) {
 		t.Error("hardlink farm committed as a different tree")
 	}
 	var _ fs.FileMode
+}
+
+// The stat cache is an optimisation only: after any sequence of changes to
+// a tree, a commit that uses it must give exactly the tree a commit without
+// it gives. Rounds change files in place (same size, mtime put back),
+// re-mode files and directories, set xattrs, add, delete and rename
+// entries, swap files and directories, retarget symlinks, and commit a
+// subdirectory as a root of its own in between, with and without waiting
+// past the racy window.
+func TestStatCacheMatchesUncachedCommits(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{})
+	rng := rand.New(rand.NewPCG(7, 11))
+	put := func(rel, content string) {
+		p := filepath.Join(src, rel)
+		if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
+			return // a parent is a file now
+		}
+		os.RemoveAll(p)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := 0; d < 4; d++ {
+		for f := 0; f < 6; f++ {
+			put(fmt.Sprintf("d%d/s%d/f%d", d, f%2, f), fmt.Sprintf("file %d %d", d, f))
+		}
+		os.Symlink("s0/f0", filepath.Join(src, fmt.Sprintf("d%d/link", d)))
+	}
+	existing := func(dirs bool) []string {
+		var out []string
+		filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && p != src && e.IsDir() == dirs {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	pick := func(dirs bool) string {
+		l := existing(dirs)
+		if len(l) == 0 {
+			return ""
+		}
+		return l[rng.IntN(len(l))]
+	}
+	check := func(round int, root, what string) {
+		t.Helper()
+		cached := commitDir(t, r, "cached", root)
+		plain := commitDir(t, r, "plain", root, func(o *commit.Options) { o.NoStatCache = true })
+		a, b := mustCommit(t, r, cached.Commit), mustCommit(t, r, plain.Commit)
+		if a.RootTree != b.RootTree || a.RootMeta != b.RootMeta {
+			t.Fatalf("round %d (%s), %s: with the stat cache the tree is %s/%s, without %s/%s",
+				round, what, root, a.RootTree, a.RootMeta, b.RootTree, b.RootMeta)
+		}
+	}
+	for round := 0; round < 40; round++ {
+		var did []string
+		for n := 1 + rng.IntN(3); n > 0; n-- {
+			switch op := rng.IntN(10); op {
+			case 0: // same size, mtime put back: only ctime moves
+				if p := pick(false); p != "" {
+					if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+						b, _ := os.ReadFile(p)
+						b[0] ^= 0x20
+						os.WriteFile(p, b, 0)
+						os.Chtimes(p, fi.ModTime(), fi.ModTime())
+						did = append(did, "rewrite "+p)
+					}
+				}
+			case 1:
+				if p := pick(false); p != "" {
+					os.Chmod(p, os.FileMode(0o600+rng.IntN(2)*0o155))
+					did = append(did, "chmod "+p)
+				}
+			case 2:
+				if p := pick(true); p != "" {
+					os.Chmod(p, os.FileMode(0o700+rng.IntN(2)*0o55))
+					did = append(did, "chmod dir "+p)
+				}
+			case 3:
+				put(fmt.Sprintf("d%d/s%d/n%d", rng.IntN(5), rng.IntN(3), round), fmt.Sprint("new ", round))
+				did = append(did, "add")
+			case 4:
+				if p := pick(rng.IntN(4) == 0); p != "" {
+					os.RemoveAll(p)
+					did = append(did, "delete "+p)
+				}
+			case 5:
+				if p := pick(false); p != "" {
+					q := filepath.Join(filepath.Dir(p), fmt.Sprint("r", round))
+					os.Rename(p, q)
+					did = append(did, "rename "+p)
+				}
+			case 6: // a file becomes a directory and a directory a file
+				if p := pick(false); p != "" {
+					os.Remove(p)
+					os.MkdirAll(filepath.Join(p, "in"), 0o755)
+					os.WriteFile(filepath.Join(p, "in", "x"), []byte("x"), 0o644)
+					did = append(did, "file to dir "+p)
+				}
+				if p := pick(true); p != "" && rng.IntN(2) == 0 {
+					os.RemoveAll(p)
+					os.WriteFile(p, []byte("was a dir"), 0o644)
+					did = append(did, "dir to file "+p)
+				}
+			case 7:
+				if p := pick(true); p != "" {
+					l := filepath.Join(p, "link")
+					os.Remove(l)
+					os.Symlink(fmt.Sprint("target", rng.IntN(3)), l)
+					did = append(did, "symlink "+l)
+				}
+			case 8:
+				if p := pick(rng.IntN(2) == 0); p != "" {
+					unix.Lsetxattr(p, "user.round", []byte(fmt.Sprint(round)), 0)
+					did = append(did, "xattr "+p)
+				}
+			case 9: // a whole directory moves
+				if p := pick(true); p != "" && p != src {
+					q := filepath.Join(src, fmt.Sprint("moved", round))
+					os.Rename(p, q)
+					did = append(did, "move "+p)
+				}
+			}
+		}
+		if rng.IntN(3) > 0 {
+			time.Sleep(150 * time.Millisecond) // past the racy window: entries get recorded
+		}
+		what := strings.Join(did, "; ")
+		if sub := pick(true); sub != "" && rng.IntN(4) == 0 {
+			check(round, sub, what) // a nested root shares the cache's records
+		}
+		check(round, src, what)
+	}
+}
+
+// A damaged cache file is ignored (every file is hashed again) and
+// replaced; it never gives a wrong id.
+func TestStatCacheDamagedFile(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644), "d/b": testtree.File("bbbb", 0o644)})
+	time.Sleep(150 * time.Millisecond)
+	want := mustCommit(t, r, commitDir(t, r, "main", src).Commit).RootTree
+	path := commit.StatCachePath(r)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, damage := range map[string]func([]byte) []byte{
+		"flipped byte": func(b []byte) []byte { b[len(b)/2] ^= 1; return b },
+		"truncated":    func(b []byte) []byte { return b[:len(b)-7] },
+		"empty":        func([]byte) []byte { return nil },
+		"foreign":      func(b []byte) []byte { return append([]byte("otree-statcache0"), b[16:]...) },
+	} {
+		if err := os.WriteFile(path, damage(append([]byte(nil), good...)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := commitDir(t, r, "main", src)
+		if res.Stats.FilesHashed != 2 {
+			t.Errorf("%s: hashed %d files, want 2 (the cache should be ignored)", name, res.Stats.FilesHashed)
+		}
+		if got := mustCommit(t, r, res.Commit).RootTree; got != want {
+			t.Fatalf("%s: tree %s, want %s", name, got, want)
+		}
+		if again := commitDir(t, r, "main", src); again.Stats.FilesHashed != 0 {
+			t.Errorf("%s: the cache was not rewritten: the next commit hashed %d files", name, again.Stats.FilesHashed)
+		}
+	}
 }

@@ -13,13 +13,19 @@ import (
 // writing happen afterwards on one goroutine.
 type dir struct {
 	meta repo.ID
+	tree repo.ID // the dirtree, once written
 
-	// For directories walked on disk: where, and the stat-cache key to
-	// record the results under (empty path: not cacheable). cachedTree is
-	// the dirtree the stat cache says this directory had last time.
+	// For directories walked on disk: where, the directory's stat (keyOK:
+	// old enough to trust), and its stat-cache record, if any. filesClean
+	// means every entry that is not a directory matched the record, which
+	// then holds them: fileNames, fileIDs and fileKeys stay empty until
+	// materialize fills them from it. An empty path keeps the directory
+	// out of the cache (its content no longer mirrors the disk).
 	path       string
 	key        statKey
-	cachedTree repo.ID
+	keyOK      bool
+	rec        *dirRec
+	filesClean bool
 
 	// stored, when not zero, is a dirtree already in the repository that
 	// this directory equals until it is expanded for modification.
@@ -27,12 +33,30 @@ type dir struct {
 
 	fileNames []string
 	fileIDs   []repo.ID
+	fileKeys  []statKey // walked directories only: stat of each entry, zero when not to be cached
 	dirNames  []string
 	dirs      []*dir
 }
 
+// materialize fills the file lists of a directory whose entries all came
+// from its cache record.
+func (d *dir) materialize() {
+	if !d.filesClean {
+		return
+	}
+	d.filesClean = false
+	refs := d.rec.appendFiles(nil)
+	d.fileNames = make([]string, len(refs))
+	d.fileIDs = make([]repo.ID, len(refs))
+	d.fileKeys = make([]statKey, len(refs))
+	for i, f := range refs {
+		d.fileNames[i], d.fileIDs[i], d.fileKeys[i] = string(f.name), f.id, f.key
+	}
+}
+
 // expand turns a stored directory into an editable one.
 func (d *dir) expand(r reader) error {
+	d.materialize()
 	if d.stored.IsZero() {
 		return nil
 	}
@@ -62,13 +86,14 @@ type reader interface {
 
 // sortEntries sorts both lists by name (slots are filled in directory order).
 func (d *dir) sortEntries() {
-	sort.Sort(byName{d.fileNames, d.fileIDs})
+	sort.Sort(byName{d.fileNames, d.fileIDs, d.fileKeys})
 	sort.Sort(dirsByName{d})
 }
 
 type byName struct {
-	n  []string
-	id []repo.ID
+	n   []string
+	id  []repo.ID
+	key []statKey // nil unless walked
 }
 
 func (s byName) Len() int           { return len(s.n) }
@@ -76,6 +101,9 @@ func (s byName) Less(i, j int) bool { return s.n[i] < s.n[j] }
 func (s byName) Swap(i, j int) {
 	s.n[i], s.n[j] = s.n[j], s.n[i]
 	s.id[i], s.id[j] = s.id[j], s.id[i]
+	if s.key != nil {
+		s.key[i], s.key[j] = s.key[j], s.key[i]
+	}
 }
 
 type dirsByName struct{ d *dir }
@@ -108,6 +136,9 @@ func (d *dir) findDir(name string) int {
 func (d *dir) removeFile(i int) {
 	d.fileNames = append(d.fileNames[:i], d.fileNames[i+1:]...)
 	d.fileIDs = append(d.fileIDs[:i], d.fileIDs[i+1:]...)
+	if d.fileKeys != nil {
+		d.fileKeys = append(d.fileKeys[:i], d.fileKeys[i+1:]...)
+	}
 }
 
 func (d *dir) removeDir(i int) {
@@ -158,7 +189,7 @@ func (d *dir) overlay(r reader, src *dir) error {
 		return err
 	}
 	d.meta = src.meta
-	d.path = "" // no longer what is on disk at d.path: keep it out of the cache
+	d.path, d.fileKeys = "", nil // no longer what is on disk at d.path: keep it out of the cache
 	for i, n := range src.fileNames {
 		d.setFile(n, src.fileIDs[i])
 	}
@@ -206,11 +237,24 @@ type writer interface {
 }
 
 // write stores d and everything below it bottom-up and returns d's dirtree
-// id; cache, when not nil, learns each walked directory's ids.
-func (d *dir) write(w writer, cache *statCache) (repo.ID, error) {
+// id (also left in d.tree).
+func (d *dir) write(w writer) (repo.ID, error) {
 	if !d.stored.IsZero() {
+		d.tree = d.stored
 		return d.stored, nil
 	}
+	for _, sub := range d.dirs {
+		if _, err := sub.write(w); err != nil {
+			return repo.ID{}, err
+		}
+	}
+	if d.filesClean && d.rec.sameDirs(d) {
+		// Every entry is the record's: so is the dirtree, stored when
+		// the record was made.
+		d.tree = d.rec.tree
+		return d.tree, nil
+	}
+	d.materialize()
 	t := repo.DirTree{
 		Files: make([]repo.FileEntry, len(d.fileNames)),
 		Dirs:  make([]repo.DirEntry, len(d.dirNames)),
@@ -222,23 +266,17 @@ func (d *dir) write(w writer, cache *statCache) (repo.ID, error) {
 		t.Files[i] = repo.FileEntry{Name: n, ID: d.fileIDs[i]}
 	}
 	for i, n := range d.dirNames {
-		id, err := d.dirs[i].write(w, cache)
-		if err != nil {
-			return repo.ID{}, err
-		}
-		t.Dirs[i] = repo.DirEntry{Name: n, TreeID: id, MetaID: d.dirs[i].meta}
+		t.Dirs[i] = repo.DirEntry{Name: n, TreeID: d.dirs[i].tree, MetaID: d.dirs[i].meta}
 	}
 	enc := t.Encode()
 	id := repo.Sum(enc)
-	if id != d.cachedTree {
+	if d.rec == nil || id != d.rec.tree {
 		// Not known to be stored: write it (dedupe makes this cheap).
 		var err error
 		if id, err = w.WriteMeta(repo.KindDirTree, enc); err != nil {
 			return repo.ID{}, err
 		}
 	}
-	if cache != nil && d.path != "" {
-		cache.recordDir(d.path, d.key, d.meta, id)
-	}
+	d.tree = id
 	return id, nil
 }

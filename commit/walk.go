@@ -79,7 +79,8 @@ type worker struct {
 	buf    []byte
 	hdr    []byte
 	dents  []byte
-	path   []byte
+	refs   []fileRef // the cache record of the directory being read
+	ents   []entry
 	walker *walker
 }
 
@@ -130,13 +131,14 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 // dirMeta stores the dirmeta of a directory open at fd.
 func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 	wk.st.dirs.Add(1)
-	if trusted(st, wk.start) {
-		d.path, d.key = path, keyOf(st)
-	}
-	if meta, tree, ok := wk.cache.lookupDir(path, st); ok {
-		// Unchanged since last time: its dirmeta is stored already.
-		d.meta, d.cachedTree = meta, tree
-		return nil
+	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start)
+	if d.rec = wk.cache.dir(path); d.rec != nil {
+		d.rec.seen = true
+		if d.rec.keyOK && d.rec.key == d.key {
+			// Unchanged since last time: its dirmeta is stored already.
+			d.meta = d.rec.meta
+			return nil
+		}
 	}
 	x, err := xattr.FList(fd, skipXattr)
 	if err != nil {
@@ -152,8 +154,16 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 	return nil
 }
 
-// readDir lists one directory: subdirectories become new tasks, cached or
-// cheap entries are resolved here, and files to hash go out in batches.
+// entry is a directory entry that is not a directory, as readDir found it.
+type entry struct {
+	name string
+	st   unix.Stat_t
+	ref  int // index of its matching cache entry, or -1
+}
+
+// readDir lists one directory: subdirectories become new tasks, entries
+// the stat cache vouches for are taken from it, and files to hash go out in
+// batches.
 func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	wk := w.walker
 	dfd := &dirFD{wk: wk, fd: fd}
@@ -163,10 +173,14 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	if err != nil {
 		return err
 	}
-	var todo []int // slots of files to hash
-	var sts []unix.Stat_t
-	var files, scanned int64 // added to the shared counters once
-	defer func() { wk.st.files.Add(files); wk.st.bytesScanned.Add(scanned) }()
+	w.refs = w.refs[:0]
+	if d.rec != nil {
+		w.refs = d.rec.appendFiles(w.refs)
+	}
+	ents := w.ents[:0]
+	defer func() { w.ents = ents[:0] }()
+	matched := 0
+	var scanned int64
 	for _, name := range names {
 		if len(wk.skip) > 0 && wk.skip[rel+"/"+name] {
 			continue
@@ -175,8 +189,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "stat", Path: abs + "/" + name, Err: err}
 		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			cabs := abs + "/" + name
 			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
@@ -193,37 +206,59 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			crel := rel + "/" + name
 			wk.q.Push(func(w *worker) error { return w.readDir(sub, cfd, cabs, crel) })
 			continue
-		case unix.S_IFREG:
-			files++
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
 			scanned += st.Size
-			// The path is built in scratch: a lookup by string(bytes)
-			// does not allocate, and most files are cache hits.
-			w.path = append(append(append(w.path[:0], abs...), '/'), name...)
-			if id, ok := wk.cache.lookup(w.path, &st); ok {
-				d.fileNames = append(d.fileNames, name)
-				d.fileIDs = append(d.fileIDs, id)
-				continue
+		}
+		ref := findRef(w.refs, name)
+		if ref >= 0 && w.refs[ref].key == keyOf(&st) {
+			matched++
+		} else {
+			ref = -1
+		}
+		ents = append(ents, entry{name: name, st: st, ref: ref})
+	}
+	wk.st.files.Add(int64(len(ents)))
+	wk.st.bytesScanned.Add(scanned)
+	if d.rec != nil && matched == len(ents) && matched == d.rec.nfiles {
+		// The record holds every entry: nothing to list or hash.
+		d.filesClean = true
+		return nil
+	}
+	var todo []int // slots of files to hash
+	var sts []unix.Stat_t
+	d.fileNames = make([]string, 0, len(ents))
+	d.fileIDs = make([]repo.ID, 0, len(ents))
+	d.fileKeys = make([]statKey, 0, len(ents))
+	for i := range ents {
+		e := &ents[i]
+		var key statKey
+		if trusted(&e.st, wk.start) {
+			key = keyOf(&e.st)
+		}
+		slot := len(d.fileNames)
+		d.fileNames = append(d.fileNames, e.name)
+		d.fileIDs = append(d.fileIDs, repo.ID{})
+		d.fileKeys = append(d.fileKeys, key)
+		switch {
+		case e.ref >= 0:
+			d.fileIDs[slot] = w.refs[e.ref].id
+		case e.st.Mode&unix.S_IFMT != unix.S_IFREG:
+			id, err := w.special(abs, e.name, &e.st)
+			if err != nil {
+				return err
 			}
-			if st.Nlink > 1 && wk.devino != nil {
-				if id, ok := wk.devino.lookup(&st); ok {
-					d.fileNames = append(d.fileNames, name)
-					d.fileIDs = append(d.fileIDs, id)
+			d.fileIDs[slot] = id
+		default:
+			if e.st.Nlink > 1 && wk.devino != nil {
+				if id, ok := wk.devino.lookup(&e.st); ok {
+					d.fileIDs[slot] = id
 					continue
 				}
 			}
-			todo = append(todo, len(d.fileNames))
-			sts = append(sts, st)
-			d.fileNames = append(d.fileNames, name)
-			d.fileIDs = append(d.fileIDs, repo.ID{})
-			continue
+			todo = append(todo, slot)
+			sts = append(sts, e.st)
 		}
-		files++
-		id, err := w.special(abs, name, &st)
-		if err != nil {
-			return err
-		}
-		d.fileNames = append(d.fileNames, name)
-		d.fileIDs = append(d.fileIDs, id)
 	}
 	for i := 0; i < len(todo); i += fileBatch {
 		slots, stats := todo[i:min(i+fileBatch, len(todo))], sts[i:min(i+fileBatch, len(todo))]
@@ -322,7 +357,6 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 	if isNew {
 		wk.st.bytesNew.Add(st.Size)
 	}
-	wk.cache.record(path, st, id, wk.start)
 	return id, nil
 }
 
