@@ -10,8 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileBatch bounds how many files of one directory one task writes, so a
-// directory of thousands of files still spreads over every worker.
+// fileBatch bounds how many files of one directory one task copies, so a
+// directory of thousands of files still spreads over every worker (links
+// are all made by the directory's own task: see dirTask).
 const fileBatch = 64
 
 // worker is per-goroutine scratch.
@@ -81,11 +82,27 @@ func (w *worker) dirTask(n *dirNode) error {
 			return err
 		}
 	}
+	// Subdirectories are created here, by the one task writing into n,
+	// and then listed by tasks of their own: two workers writing entries
+	// into one directory only queue on its lock (and spin on it).
 	for _, d := range dirs {
 		child := &dirNode{parent: n, name: d.Name, path: n.path + "/" + d.Name, tree: d.TreeID, metaID: d.MetaID, fd: -1}
+		if err := w.enterDir(child); err != nil {
+			return err
+		}
 		child.pending.Store(1)
 		n.pending.Add(1)
-		c.q.Push(func(w *worker) error { return w.enterDir(child) })
+		c.q.Push(func(w *worker) error { return w.dirTask(child) })
+	}
+	if c.link {
+		// Links are made under the directory's lock: spreading them over
+		// workers gains nothing.
+		for _, f := range files {
+			if err := w.file(n, f.Name, f.ID); err != nil {
+				return err
+			}
+		}
+		return c.done(n)
 	}
 	for i := 0; i < len(files); i += fileBatch {
 		batch := files[i:min(i+fileBatch, len(files))]
@@ -103,7 +120,7 @@ func (w *worker) dirTask(n *dirNode) error {
 }
 
 // enterDir creates a subdirectory (or, in a union mode, opens the existing
-// one; a symlink or file in its place is never followed) and lists it.
+// one; a symlink or file in its place is never followed) and opens it.
 func (w *worker) enterDir(n *dirNode) error {
 	c := w.c
 	m, err := c.dirMeta(n.metaID)
@@ -147,7 +164,7 @@ func (w *worker) enterDir(n *dirNode) error {
 	c.open[n] = struct{}{}
 	c.mu.Unlock()
 	c.dirs.Add(1)
-	return w.dirTask(n)
+	return nil
 }
 
 // done releases one unit of n's pending work; the last one finishes n, which
