@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/workq"
 	"golang.org/x/sys/unix"
 )
 
@@ -209,9 +210,12 @@ func (r *Repo) ObjectPath(kind Kind, id ID) string {
 	return filepath.Join(r.path, "objects", objectPath(kind, id))
 }
 
+// encoder returns the repository's shared zstd encoder for whole objects.
+// EncodeAll runs on as many encoders as the option allows and queues
+// beyond that, so there is one per commit worker.
 func (r *Repo) encoder() *zstd.Encoder {
 	r.encOnce.Do(func() {
-		r.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		r.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(workq.Workers()), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 	})
 	return r.enc
 }
