@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/otree/otree/repo"
@@ -93,5 +95,44 @@ func TestOpenFileCatchesTampering(t *testing.T) {
 		if !errors.As(err, &ce) || ce.ID != id {
 			t.Errorf("%s: tampered object read with err %v, want a CorruptObjectError for %s", c.mode, err, id)
 		}
+	}
+}
+
+// An OSTree repository has otree's config shape and object names, so it
+// must be recognised and refused by name rather than opened and every
+// object reported corrupt. The real one is made by ostree when installed.
+func TestOpenRefusesOSTreeRepository(t *testing.T) {
+	handMade := filepath.Join(t.TempDir(), "ostree")
+	for _, d := range []string{"extensions", "objects", "refs/heads", "refs/mirrors", "refs/remotes", "state", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(handMade, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(handMade, "config"), []byte("[core]\nrepo_version=1\nmode=bare-user\n"), 0o644)
+	paths := []string{handMade}
+	if ostree, err := exec.LookPath("ostree"); err == nil {
+		real := filepath.Join(t.TempDir(), "real")
+		if out, err := exec.Command(ostree, "--repo="+real, "init", "--mode=bare-user").CombinedOutput(); err != nil {
+			t.Fatalf("ostree init: %v\n%s", err, out)
+		}
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		_, err := repo.Open(p)
+		if err == nil || !strings.Contains(err.Error(), "OSTree repository") || !strings.Contains(err.Error(), p) {
+			t.Errorf("Open(%s) = %v, want an error naming it an OSTree repository", p, err)
+		}
+	}
+	// An otree repository with a directory of that name is still otree's.
+	r, err := repo.Init(filepath.Join(t.TempDir(), "otree"), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(r.Path(), "extensions"), 0o755)
+	r.Close()
+	if r2, err := repo.Open(r.Path()); err != nil {
+		t.Errorf("otree repository with extensions/ but no refs/mirrors/: %v", err)
+	} else {
+		r2.Close()
 	}
 }

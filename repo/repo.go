@@ -126,6 +126,19 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	return Open(path)
 }
 
+// isOSTreeRepo reports whether path has the directories `ostree init`
+// makes and otree never does. Its config has the same shape as otree's,
+// and its objects the same names, so without this check an OSTree
+// repository would open and every object in it look corrupt.
+func isOSTreeRepo(path string) bool {
+	for _, d := range []string{"extensions", "refs/mirrors"} {
+		if fi, err := os.Stat(filepath.Join(path, d)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
 // Open opens the repository at path.
 func Open(path string) (*Repo, error) {
 	data, err := os.ReadFile(filepath.Join(path, "config"))
@@ -138,6 +151,9 @@ func Open(path string) (*Repo, error) {
 	cfg, err := ParseConfig(data)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
+	}
+	if isOSTreeRepo(path) {
+		return nil, fmt.Errorf("open repository %s: this is an OSTree repository (it has extensions/ and refs/mirrors/); otree has a format of its own (BLAKE3 ids) and cannot read it: pull from it with OSTree, or check a commit out with `ostree checkout` and commit that directory", path)
 	}
 	if v, _ := cfg.Get("core.repo_version"); v != strconv.Itoa(repoVersion) {
 		return nil, fmt.Errorf("open repository %s: unsupported core.repo_version %q (want %d)", path, v, repoVersion)
