@@ -214,7 +214,14 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The walk leaves skipped paths out of directories; only tar and ref
+	// sources can bring them in. (Removing from walked directories would
+	// also cost them their cached dirtrees.)
+	onlyDirs := !slices.ContainsFunc(opts.Sources, func(s Source) bool { return s.Kind != SourceDir })
 	for p := range skip {
+		if onlyDirs {
+			break
+		}
 		if err := root.remove(r, p); err != nil {
 			return nil, err
 		}

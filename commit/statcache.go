@@ -63,6 +63,12 @@ type statKey struct {
 	uid, gid     uint32
 }
 
+// matches reports whether a recorded key vouches for st: the zero key
+// (an entry too new to trust when recorded) matches nothing.
+func (k *statKey) matches(st *unix.Stat_t) bool {
+	return *k != statKey{} && *k == keyOf(st)
+}
+
 func keyOf(st *unix.Stat_t) statKey {
 	return statKey{
 		dev: st.Dev, ino: st.Ino, size: st.Size,
@@ -427,17 +433,11 @@ func (d *dir) record() []byte {
 		b = binary.AppendUvarint(b, uint64(d.rec.nfiles))
 		b = append(b, d.rec.files...)
 	} else {
-		n := 0
-		for i := range d.fileNames {
-			if d.fileKeys[i].ino != 0 {
-				n++
-			}
-		}
-		b = binary.AppendUvarint(b, uint64(n))
+		// Every entry, so that the record lists the dirtree exactly: one
+		// too new to trust has the zero key, which matches nothing, and
+		// keeps the record from vouching for the dirtree until it ages.
+		b = binary.AppendUvarint(b, uint64(len(d.fileNames)))
 		for i, name := range d.fileNames {
-			if d.fileKeys[i].ino == 0 {
-				continue // too new to trust, or not from disk
-			}
 			b = binary.AppendUvarint(b, uint64(len(name)))
 			b = append(b, name...)
 			b = d.fileKeys[i].append(b)

@@ -328,3 +328,49 @@ func TestStatCacheDamagedFile(t *testing.T) {
 		}
 	}
 }
+
+// A file too new to trust when a directory was recorded must still keep
+// the record from vouching for the directory's dirtree: deleting the file
+// later leaves entries that all match, and a dirtree that still listed it
+// would bring it back.
+func TestStatCacheNewFileThenDeleted(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"d/a": testtree.File("old", 0o644), "d/sub/x": testtree.File("x", 0o644)})
+	time.Sleep(150 * time.Millisecond)
+	commitDir(t, r, "main", src) // d/a recorded
+	os.WriteFile(filepath.Join(src, "d/b"), []byte("new"), 0o644)
+	commitDir(t, r, "main", src) // d/b too new to trust
+	time.Sleep(150 * time.Millisecond)
+	os.Remove(filepath.Join(src, "d/b"))
+	cached := mustCommit(t, r, commitDir(t, r, "main", src).Commit)
+	plain := mustCommit(t, r, commitDir(t, r, "plain", src, func(o *commit.Options) { o.NoStatCache = true }).Commit)
+	if cached.RootTree != plain.RootTree {
+		t.Fatalf("after deleting a file recorded as too new, the cached commit gave tree %s, want %s", cached.RootTree, plain.RootTree)
+	}
+}
+
+// With a skip list and nothing changed, the cache answers for every
+// directory and is not rewritten.
+func TestStatCacheSkipListUnchanged(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a/b/c": testtree.File("c", 0o644), "a/keep": testtree.File("k", 0o644)})
+	time.Sleep(150 * time.Millisecond)
+	skip := func(o *commit.Options) { o.SkipList = []string{"/a/b"} }
+	first := commitDir(t, r, "main", src, skip)
+	commitDir(t, r, "main", src, skip)
+	var before, after unix.Stat_t
+	if err := unix.Stat(commit.StatCachePath(r), &before); err != nil {
+		t.Fatal(err)
+	}
+	again := commitDir(t, r, "main", src, skip)
+	unix.Stat(commit.StatCachePath(r), &after)
+	if before.Ino != after.Ino || before.Mtim != after.Mtim {
+		t.Error("an unchanged re-commit with a skip list rewrote the stat cache")
+	}
+	if mustCommit(t, r, again.Commit).RootTree != mustCommit(t, r, first.Commit).RootTree {
+		t.Error("the tree changed")
+	}
+	if _, ok := readCommit(t, r, again.Commit, false)["a/b/c"]; ok {
+		t.Error("a skipped path was committed")
+	}
+}

@@ -33,7 +33,7 @@ type dir struct {
 
 	fileNames []string
 	fileIDs   []repo.ID
-	fileKeys  []statKey // walked directories only: stat of each entry, zero when not to be cached
+	fileKeys  []statKey // walked directories only: stat of each entry, zero when too new to trust
 	dirNames  []string
 	dirs      []*dir
 }

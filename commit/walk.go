@@ -211,7 +211,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 			scanned += st.Size
 		}
 		ref := findRef(w.refs, name)
-		if ref >= 0 && w.refs[ref].key == keyOf(&st) {
+		if ref >= 0 && w.refs[ref].key.matches(&st) {
 			matched++
 		} else {
 			ref = -1
