@@ -29,11 +29,20 @@
 #   OSTREE             the ostree binary (default /usr/bin/ostree)
 #   BENCH_KEEP         1 = keep the scratch directory
 #   BENCH_OTREE        use this otree binary instead of building one
+#   BENCH_SPREAD       0 = do not mark the scratch directory +T (see below)
 #
 # Both tools run with their default durability: OSTree's --fsync=true and
 # otree's --fsync=true (neither fsyncs a checkout). A `sync` (untimed)
 # precedes every timed command so that neither tool pays for the other's
 # write-back.
+#
+# Every run writes into a directory of its own name, and on ext4 the scratch
+# directory gets the "top of hierarchy" attribute (chattr +T), so each run's
+# directory starts in a block group of its own. Without it, a run lands
+# where the previous run's output was just deleted, and on an ext4 without a
+# journal every inode allocation then scans the recently deleted inodes
+# (recently_deleted() in the kernel, for 60 s or more after a delete), which
+# swamps both tools' times.
 set -euo pipefail
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
@@ -58,6 +67,14 @@ command -v hyperfine >/dev/null && log "hyperfine is installed but not used: thi
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCRATCH=$(mktemp -d "${BENCH_SCRATCH:-/tmp}/otree-bench.XXXXXX")
+if [[ ${BENCH_SPREAD:-1} == 1 ]] && chattr +T "$SCRATCH" 2>/dev/null; then
+	SPREAD="run directories spread over block groups (chattr +T)"
+else
+	SPREAD="run directories not spread"
+fi
+# fresh NAME: a new path in the scratch directory for one run's output.
+fresh() { echo "$SCRATCH/$1.$RANDOM$RANDOM"; }
+declare -A BU # each tool's bare-user repository (cold/unchanged/checkout)
 cleanup() {
 	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
 		log "scratch kept in $SCRATCH"
@@ -140,28 +157,37 @@ cold_and_unchanged() {
 	if has_op cold; then
 		for ((i = 0; i < n; i++)); do
 			for t in $(tools "$i"); do
-				rm -rf "$SCRATCH/$t-bu"
-				"init_$t" "$SCRATCH/$t-bu" bare-user
+				[[ -n ${BU[$t]:-} ]] && rm -rf "${BU[$t]}"
+				BU[$t]=$(fresh "$t-bu")
+				"init_$t" "${BU[$t]}" bare-user
 				log "$tag cold bare-user commit, $t, run $((i + 1))/$n"
-				"commit_$t" "$tag.cold.$t" "$SCRATCH/$t-bu" "$tree"
+				"commit_$t" "$tag.cold.$t" "${BU[$t]}" "$tree"
 			done
 		done
 	fi
 	if has_op unchanged; then
-		for t in otree ostree; do
-			if [[ ! -d $SCRATCH/$t-bu ]]; then
-				"init_$t" "$SCRATCH/$t-bu" bare-user
-				log "$tag setup: first commit, $t"
-				"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-bu" "$tree"
-			fi
-		done
+		setup_bu "$tag" "$tree"
 		for ((i = 0; i < n; i++)); do
 			for t in $(tools "$i"); do
 				log "$tag unchanged re-commit, $t, run $((i + 1))/$n"
-				"commit_$t" "$tag.unchanged.$t" "$SCRATCH/$t-bu" "$tree"
+				"commit_$t" "$tag.unchanged.$t" "${BU[$t]}" "$tree"
 			done
 		done
 	fi
+}
+
+# setup_bu TAG TREE: each tool's bare-user repository holding TREE on main,
+# committed now (untimed) unless the cold runs left one.
+setup_bu() {
+	local t
+	for t in otree ostree; do
+		if [[ -z ${BU[$t]:-} ]]; then
+			BU[$t]=$(fresh "$t-bu")
+			"init_$t" "${BU[$t]}" bare-user
+			log "$1 setup: commit, $t"
+			"commit_$t" "$1.setup.$t" "${BU[$t]}" "$2"
+		fi
+	done
 }
 
 # checkout_TOOL KEY DEST [FLAG...]: check out main of the tool's bare-user
@@ -169,12 +195,12 @@ cold_and_unchanged() {
 checkout_otree() {
 	local key=$1 dest=$2
 	shift 2
-	timed "$key" "$OTREE" --repo="$SCRATCH/otree-bu" checkout -U "$@" main "$dest"
+	timed "$key" "$OTREE" --repo="${BU[otree]}" checkout -U "$@" main "$dest"
 }
 checkout_ostree() {
 	local key=$1 dest=$2
 	shift 2
-	timed "$key" "$OSTREE" --repo="$SCRATCH/ostree-bu" checkout -U "$@" main "$dest"
+	timed "$key" "$OSTREE" --repo="${BU[ostree]}" checkout -U "$@" main "$dest"
 }
 
 # checkouts TAG TREE N: each run checks out into a fresh directory of the
@@ -182,14 +208,8 @@ checkout_ostree() {
 # are those cold/unchanged left, or are committed now, untimed.
 checkouts() {
 	local tag=$1 tree=$2 n=$3 i t op
-	local dest=$SCRATCH/dest
-	for t in otree ostree; do
-		if [[ ! -d $SCRATCH/$t-bu ]]; then
-			"init_$t" "$SCRATCH/$t-bu" bare-user
-			log "$tag setup: commit to check out, $t"
-			"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-bu" "$tree"
-		fi
-	done
+	local dest=""
+	setup_bu "$tag" "$tree"
 	local same=1
 	if [[ $(stat -c %d "$tree") != $(stat -c %d "$SCRATCH") ]]; then
 		log "note: $SCRATCH is not on the filesystem of $tree: no cp -al column"
@@ -199,7 +219,8 @@ checkouts() {
 		has_op "$op" || continue
 		for ((i = 0; i < n; i++)); do
 			for t in $(rotate "$i" otree ostree cp); do
-				rm -rf "$dest"
+				[[ -n $dest ]] && rm -rf "$dest"
+				dest=$(fresh dest)
 				if [[ $op.$t == checkout.cp && $same == 0 ]]; then continue; fi
 				log "$tag $op into a fresh directory, $t, run $((i + 1))/$n"
 				case $op.$t in
@@ -211,13 +232,16 @@ checkouts() {
 			done
 		done
 	done
-	rm -rf "$dest"
+	[[ -n $dest ]] && rm -rf "$dest"
 }
 
 # modified TAG TREE N: rounds of changing PCT% of the files of a copy.
 modified() {
 	local tag=$1 tree=$2 n=$3 i t
-	local copy=$SCRATCH/copy
+	local copy
+	copy=$(fresh copy)
+	local -A MOD
+	MOD[otree]=$(fresh otree-mod) MOD[ostree]=$(fresh ostree-mod)
 	log "$tag copying the tree (cp -a) to $copy"
 	cp -a "$tree" "$copy"
 	if [[ $(stat -c %d "$tree") != $(stat -c %d "$SCRATCH") ]]; then
@@ -236,10 +260,10 @@ modified() {
 	# tree built a while before being committed would be.
 	sleep 3
 	for t in otree ostree; do
-		"init_$t" "$SCRATCH/$t-mod" bare-user
+		"init_$t" "${MOD[$t]}" bare-user
 		log "$tag setup: commit of the copy, $t"
-		"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-mod" "$copy"
-		"commit_$t" "$tag.setup.$t" "$SCRATCH/$t-mod" "$copy"
+		"commit_$t" "$tag.setup.$t" "${MOD[$t]}" "$copy"
+		"commit_$t" "$tag.setup.$t" "${MOD[$t]}" "$copy"
 	done
 	for ((i = 0; i < n; i++)); do
 		local f
@@ -248,26 +272,28 @@ modified() {
 		done
 		for t in $(tools "$i"); do
 			log "$tag re-commit after changing $per files, $t, run $((i + 1))/$n"
-			"commit_$t" "$tag.modified.$t" "$SCRATCH/$t-mod" "$copy"
+			"commit_$t" "$tag.modified.$t" "${MOD[$t]}" "$copy"
 		done
 	done
-	rm -rf "$copy" "$SCRATCH/otree-mod" "$SCRATCH/ostree-mod"
+	rm -rf "$copy" "${MOD[otree]}" "${MOD[ostree]}"
 }
 
 # archive TAG TREE N: cold archive commits; sizes of the last run's objects/.
 archive() {
 	local tag=$1 tree=$2 n=$3 i t
+	local -A AR
 	for ((i = 0; i < n; i++)); do
 		for t in $(tools "$i"); do
-			rm -rf "$SCRATCH/$t-ar"
-			"init_$t" "$SCRATCH/$t-ar" archive
+			[[ -n ${AR[$t]:-} ]] && rm -rf "${AR[$t]}"
+			AR[$t]=$(fresh "$t-ar")
+			"init_$t" "${AR[$t]}" archive
 			log "$tag cold archive commit, $t, run $((i + 1))/$n"
-			"commit_$t" "$tag.archive.$t" "$SCRATCH/$t-ar" "$tree"
+			"commit_$t" "$tag.archive.$t" "${AR[$t]}" "$tree"
 		done
 	done
 	for t in otree ostree; do
-		echo "$(du -s -B1 "$SCRATCH/$t-ar/objects" | cut -f1) $(du -sb "$SCRATCH/$t-ar/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
-		rm -rf "$SCRATCH/$t-ar"
+		echo "$(du -s -B1 "${AR[$t]}/objects" | cut -f1) $(du -sb "${AR[$t]}/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
+		rm -rf "${AR[$t]}"
 	done
 }
 
@@ -283,7 +309,7 @@ report_tree() {
 	local tag=$1 tree=$2 n=$3 info=$4
 	local row="%-30s %9s %9s %7s %7s %-7s %9s %9s %9s\n"
 	echo
-	echo "== $tree ($info; $n runs per tool; $CACHE) =="
+	echo "== $tree ($info; $n runs per tool; $CACHE; $SPREAD) =="
 	local op label target raw="" head=0
 	for op in cold unchanged modified archive; do
 		case $op in
@@ -380,7 +406,8 @@ for tree in $TREES; do
 	fi
 	cold_and_unchanged "$tag" "$tree" "$n"
 	if has_op checkout || has_op copy; then checkouts "$tag" "$tree" "$n"; fi
-	rm -rf "$SCRATCH/otree-bu" "$SCRATCH/ostree-bu"
+	rm -rf "${BU[otree]:-}" "${BU[ostree]:-}"
+	BU=()
 	has_op modified && modified "$tag" "$tree" "$n"
 	has_op archive && archive "$tag" "$tree" "$n"
 	REPORTS+=("$tag|$tree|$n|$info")
