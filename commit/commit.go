@@ -217,13 +217,11 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	// The walk leaves skipped paths out of directories; only tar and ref
 	// sources can bring them in. (Removing from walked directories would
 	// also cost them their cached dirtrees.)
-	onlyDirs := !slices.ContainsFunc(opts.Sources, func(s Source) bool { return s.Kind != SourceDir })
-	for p := range skip {
-		if onlyDirs {
-			break
-		}
-		if err := root.remove(r, p); err != nil {
-			return nil, err
+	if slices.ContainsFunc(opts.Sources, func(s Source) bool { return s.Kind != SourceDir }) {
+		for p := range skip {
+			if err := root.remove(r, p); err != nil {
+				return nil, err
+			}
 		}
 	}
 	treeID, err := root.write(txn)
@@ -304,7 +302,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 }
 
 func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error {
-	if err := c.save(roots, []*dir{root}); err != nil {
+	if err := c.save(roots, root); err != nil {
 		// The commit landed; a cache that could not be saved only costs
 		// speed next time.
 		log.Warn("stat cache not saved", "err", err)

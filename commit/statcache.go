@@ -340,11 +340,11 @@ func (c *statCache) close() {
 	}
 }
 
-// save writes the cache for the trees this run built from the directories
+// save writes the cache for the tree this run built from the directories
 // under roots: a record per walked directory, plus the old records outside
 // those roots (so committing several trees keeps them all). Nothing is
 // written when every record would stay as it was.
-func (c *statCache) save(roots []string, trees []*dir) error {
+func (c *statCache) save(roots []string, root *dir) error {
 	if c.path == "" {
 		return nil
 	}
@@ -356,18 +356,19 @@ func (c *statCache) save(roots []string, trees []*dir) error {
 		}
 		return false
 	}
-	s := &cacheWriter{changed: c.dirty, done: map[string]bool{}}
-	for _, t := range trees {
-		s.add(t)
+	s := &cacheWriter{changed: c.dirty}
+	if len(roots) > 1 {
+		s.done = map[string]bool{} // sources may walk one directory twice
 	}
+	s.add(root)
+	// Old records under a root were walked and written again by add, or
+	// are of directories that are gone.
 	for i := range c.recs {
 		r := &c.recs[i]
-		switch {
-		case s.done[r.path]:
-		case !under(r.path):
+		if !under(r.path) {
 			s.records = append(s.records, r.raw)
-		case !r.seen:
-			s.changed = true // a directory that is gone: drop it
+		} else if !r.seen {
+			s.changed = true
 		}
 	}
 	if !s.changed {
@@ -393,7 +394,7 @@ func (c *statCache) save(roots []string, trees []*dir) error {
 // cacheWriter collects the records of a save.
 type cacheWriter struct {
 	records [][]byte
-	done    map[string]bool // paths recorded (a directory walked twice is kept once)
+	done    map[string]bool // with several roots: paths recorded (a directory walked twice is kept once)
 	changed bool
 }
 
@@ -403,7 +404,9 @@ func (s *cacheWriter) add(d *dir) {
 		return // from a commit, not walked
 	}
 	if d.path != "" && !s.done[d.path] {
-		s.done[d.path] = true
+		if s.done != nil {
+			s.done[d.path] = true
+		}
 		if r := d.rec; r != nil && d.filesClean && d.tree == r.tree && d.meta == r.meta && d.key == r.key && d.keyOK == r.keyOK {
 			s.records = append(s.records, r.raw)
 		} else {

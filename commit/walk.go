@@ -232,8 +232,10 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	d.fileKeys = make([]statKey, 0, len(ents))
 	for i := range ents {
 		e := &ents[i]
-		var key statKey
-		if trusted(&e.st, wk.start) {
+		var key statKey // zero: too new to trust
+		if e.ref >= 0 {
+			key = w.refs[e.ref].key
+		} else if trusted(&e.st, wk.start) {
 			key = keyOf(&e.st)
 		}
 		slot := len(d.fileNames)
