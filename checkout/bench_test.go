@@ -16,7 +16,9 @@ import (
 // BenchmarkCheckout checks the tree OTREE_BENCH_TREE (for example
 // /usr/local/go), committed once into a bare-user repository, out into a
 // fresh directory per iteration, with hardlinks (-U) and with copies
-// (-U -C). bench/compare.sh compares the same operations with OSTree.
+// (-U -C); "hardlinks-noindex" drops the file-header index before each
+// checkout (which then reads every object's header and rebuilds the index).
+// bench/compare.sh compares the same operations with OSTree.
 func BenchmarkCheckout(b *testing.B) {
 	src := os.Getenv("OTREE_BENCH_TREE")
 	if src == "" {
@@ -36,9 +38,11 @@ func BenchmarkCheckout(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		opts checkout.Options
+		drop bool // drop the file-header index first
 	}{
-		{"hardlinks", checkout.Options{UserMode: true}},
-		{"copies", checkout.Options{UserMode: true, ForceCopy: true}},
+		{"hardlinks", checkout.Options{UserMode: true}, false},
+		{"hardlinks-noindex", checkout.Options{UserMode: true}, true},
+		{"copies", checkout.Options{UserMode: true, ForceCopy: true}, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			base := b.TempDir()
@@ -49,6 +53,13 @@ func BenchmarkCheckout(b *testing.B) {
 				// measured as the next checkout's time.
 				dest := filepath.Join(base, fmt.Sprint("co", n))
 				n++
+				if bc.drop {
+					b.StopTimer()
+					if err := os.RemoveAll(r.CacheDir()); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
 				st, err := checkout.Checkout(ctx, r, res.Commit, dest, bc.opts)
 				if err != nil {
 					b.Fatal(err)

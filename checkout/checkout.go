@@ -1,7 +1,10 @@
 // Package checkout writes the tree of a commit into a directory, as OSTree's
 // `ostree checkout` does: file objects are hardlinked from the repository
 // where its mode allows it, and otherwise copied (reflink, copy_file_range or
-// read/write) or, from an archive repository, decompressed.
+// read/write) or, from an archive repository, decompressed. A hardlink
+// checkout of a bare-user repository decides on each file from the
+// repository's file-header index (repo.HeaderIndex) where it can, instead of
+// reading the object's header xattr, and adds what the index lacked.
 //
 // Every write is confined below the destination: entries are created with
 // *at system calls relative to directory descriptors opened with O_NOFOLLOW,
@@ -131,6 +134,7 @@ func CheckoutTree(ctx context.Context, r *repo.Repo, treeID, metaID repo.ID, des
 		return nil, err
 	}
 	defer unix.Close(c.objFd)
+	defer c.heads.Close()
 	return c.run(root)
 }
 
@@ -168,6 +172,13 @@ type checkouter struct {
 	linkOff  atomic.Bool
 	cloneOff atomic.Bool
 	cfrOff   atomic.Bool
+
+	// heads is the repository's file-header index, for bare-user
+	// hardlink checkouts; misses are the regular files it lacked, added
+	// to it when the checkout succeeds.
+	heads  *repo.HeaderIndex
+	missMu sync.Mutex
+	misses []repo.IndexedHeader
 
 	metas    sync.Map                             // repo.ID -> *repo.DirMeta
 	readTree func(repo.ID) (*repo.DirTree, error) // r.ReadDirTree; tests substitute hostile trees
@@ -219,6 +230,9 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 			c.link, c.noLink = false, "DEST is on another filesystem than the repository "+r.Path()
 		}
 	}
+	if c.link && c.mode == repo.ModeBareUser {
+		c.heads = r.LoadHeaderIndex()
+	}
 	if !c.link && opts.RequireHardlinks {
 		unix.Close(fd)
 		return nil, fmt.Errorf("checkout %s: cannot hardlink (RequireHardlinks): %s", abs, c.noLink)
@@ -268,7 +282,23 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 	if err != nil {
 		return &st, err
 	}
+	c.saveMisses()
 	return &st, nil
+}
+
+// saveMisses adds the headers the index lacked to it, so the next checkout
+// of these files need not read them. Only the repository's owner writes
+// there (a cache file of another user's would block its own updates), and
+// a failure costs only speed.
+func (c *checkouter) saveMisses() {
+	if len(c.misses) == 0 {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Stat(c.r.Path("tmp"), &st) != nil || int(st.Uid) != os.Geteuid() {
+		return
+	}
+	c.r.AddToHeaderIndex(c.misses)
 }
 
 // openRoot creates (or, in a union mode, opens) the destination.

@@ -21,6 +21,8 @@ type object struct {
 	h        repo.FileHeader // type, true mode, owner, size, rdev; target and xattrs when known
 	diskMode uint32          // permission bits of the object on disk (bare modes)
 	haveIno  bool            // dev and ino are the object's (bare, bare-user-only)
+	indexed  bool            // the file-header index has it (bare-user)
+	loaded   bool            // h was read from the object itself
 	dev, ino uint64
 	fd       int           // the object open for reading, or -1
 	rc       io.ReadCloser // archive: the (verifying) content reader
@@ -49,10 +51,13 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 	o := &w.o
 	*o = object{id: id, rel: objectRel(id), fd: -1}
 	defer o.close()
-	if err := w.load(o); err != nil {
-		return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+	link, why := w.fromIndex(o), ""
+	if !link {
+		if err := w.load(o); err != nil {
+			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+		}
+		link, why = c.linkable(o)
 	}
-	link, why := c.linkable(o)
 	for attempt := 0; ; attempt++ {
 		var err error
 		if link {
@@ -69,6 +74,14 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				link, why = false, "the object has as many links as the filesystem allows"
 			case errors.Is(err, unix.EPERM):
 				link, why = false, "the kernel refused the link (see fs.protected_hardlinks)"
+			case errors.Is(err, unix.ENOENT) && w.missing(o):
+				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, &repo.ObjectMissingError{Kind: repo.KindFile, ID: id})
+			}
+		}
+		if !link && o.indexed && !o.loaded {
+			// The index's mode and size were enough to link, not to copy.
+			if err := w.load(o); err != nil {
+				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 			}
 		}
 		if !link {
@@ -141,10 +154,15 @@ func (w *worker) load(o *object) error {
 		if err != nil {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: err.Error()}
 		}
-		o.h = *h
+		o.h, o.loaded = *h, true
 		o.diskMode = 0o644
 		if h.Type == repo.TypeRegular {
 			o.diskMode = repo.BareUserDiskMode(h.Mode)
+			if c.heads != nil && !o.indexed {
+				c.missMu.Lock()
+				c.misses = append(c.misses, repo.IndexedHeader{ID: o.id, Mode: h.Mode, Size: h.Size})
+				c.missMu.Unlock()
+			}
 		}
 		return nil
 	}
@@ -178,6 +196,29 @@ func (w *worker) load(o *object) error {
 		o.h.UID, o.h.GID = 0, 0
 	}
 	return nil
+}
+
+// fromIndex fills o from the file-header index, when that has it and it is
+// enough to decide on a hardlink: the index holds a regular file's mode
+// and size only, so anything that is not linked is loaded in full.
+func (w *worker) fromIndex(o *object) bool {
+	c := w.c
+	mode, size, ok := c.heads.Lookup(o.id)
+	if !ok {
+		return false
+	}
+	o.indexed = true
+	o.h = repo.FileHeader{Type: repo.TypeRegular, Mode: mode, Size: size}
+	o.diskMode = repo.BareUserDiskMode(mode)
+	link, _ := c.linkable(o)
+	return link
+}
+
+// missing says whether o's object is absent from the repository (a link
+// from the index, which skipped reading the object, failed with ENOENT).
+func (w *worker) missing(o *object) bool {
+	var st unix.Stat_t
+	return errors.Is(unix.Fstatat(w.c.objFd, o.rel, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT)
 }
 
 // getxattr reads one xattr into the worker's buffer, growing it as needed.

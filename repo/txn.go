@@ -37,6 +37,7 @@ type Txn struct {
 	staged map[objKey]struct{}
 	ready  map[objKey]struct{} // staged completely and not yet published
 	refs   map[string]ID
+	heads  []IndexedHeader // regular file objects staged in bare-user mode
 	seq    atomic.Uint64
 
 	objects atomic.Int64
@@ -465,7 +466,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 		}
 		// Created owner-writable: setting a user.* xattr needs write
 		// permission; fixMode then takes the bit away where it must.
-		return t.writeStaged(name, mode|0o200, func(f *stagedFile) error {
+		err := t.writeStaged(name, mode|0o200, func(f *stagedFile) error {
 			var err error
 			if h.Type == TypeSymlink {
 				_, err = f.Write([]byte(h.Target))
@@ -486,6 +487,12 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			}
 			return t.r.fixMode(f.fd, mode)
 		})
+		if err == nil && h.Type == TypeRegular {
+			t.mu.Lock()
+			t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
+			t.mu.Unlock()
+		}
+		return err
 	}
 	// bare and bare-user-only: the object is the file itself.
 	switch h.Type {
@@ -628,6 +635,8 @@ func (t *Txn) Commit() error {
 			return err
 		}
 	}
+	// Only an optimisation for checkouts: the commit is done either way.
+	t.r.AddToHeaderIndex(t.heads)
 	return nil
 }
 

@@ -1,0 +1,187 @@
+package repo
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/otree/otree/internal/durable"
+	"golang.org/x/sys/unix"
+)
+
+// The file-header index (FORMAT.md §14), tmp/cache/file-headers, gives the
+// mode and size of regular file objects, so that a hardlink checkout of a
+// bare-user repository need not read each object's header xattr (a quarter
+// of its time). An id hashes its header, so an entry can never go stale;
+// a damaged file fails its checksum and is ignored.
+const (
+	headIndexName  = "file-headers"
+	headIndexMagic = "otree-fileheads1"
+	headRecSize    = 48 // [32]id, u64 size, u32 mode, u32 zero
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// IndexedHeader is one entry of the file-header index: a regular file
+// object and the mode and size its header records.
+type IndexedHeader struct {
+	ID   ID
+	Mode uint32 // permission bits, as in FileHeader.Mode
+	Size uint64
+}
+
+// HeaderIndex is a read-only view of the file-header index. The zero value
+// (and nil) is an empty index.
+type HeaderIndex struct {
+	data []byte // the mapped file, or nil
+	recs []byte // its records
+}
+
+// LoadHeaderIndex maps the repository's file-header index. A missing,
+// foreign or damaged index gives an empty one: it is only an optimisation.
+// Close releases it.
+func (r *Repo) LoadHeaderIndex() *HeaderIndex {
+	x := &HeaderIndex{}
+	f, err := os.Open(filepath.Join(r.CacheDir(), headIndexName))
+	if err != nil {
+		return x
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < int64(len(headIndexMagic))+4 || fi.Size() > 1<<34 {
+		return x
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	if err != nil {
+		return x
+	}
+	recs, ok := parseHeaderIndex(data)
+	if !ok {
+		unix.Munmap(data)
+		return x
+	}
+	x.data, x.recs = data, recs
+	return x
+}
+
+// parseHeaderIndex checks a whole index file and returns its records.
+func parseHeaderIndex(data []byte) ([]byte, bool) {
+	if !bytes.HasPrefix(data, []byte(headIndexMagic)) {
+		return nil, false
+	}
+	body, sum := data[:len(data)-4], data[len(data)-4:]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(sum) {
+		return nil, false
+	}
+	recs := body[len(headIndexMagic):]
+	if len(recs)%headRecSize != 0 {
+		return nil, false
+	}
+	for i := 0; i < len(recs); i += headRecSize {
+		r := recs[i : i+headRecSize]
+		if binary.LittleEndian.Uint32(r[40:]) > 0o7777 || binary.LittleEndian.Uint32(r[44:]) != 0 {
+			return nil, false
+		}
+		if i > 0 && bytes.Compare(recs[i-headRecSize:i-headRecSize+32], r[:32]) >= 0 {
+			return nil, false // unsorted or duplicate
+		}
+	}
+	return recs, true
+}
+
+// Len returns the number of entries.
+func (x *HeaderIndex) Len() int {
+	if x == nil {
+		return 0
+	}
+	return len(x.recs) / headRecSize
+}
+
+// Lookup returns the mode and size of the regular file object id, if the
+// index has it.
+func (x *HeaderIndex) Lookup(id ID) (mode uint32, size uint64, ok bool) {
+	if x == nil {
+		return 0, 0, false
+	}
+	i := searchRecs(x.recs, id)
+	if i == len(x.recs) || !bytes.Equal(x.recs[i:i+32], id[:]) {
+		return 0, 0, false
+	}
+	r := x.recs[i : i+headRecSize]
+	return binary.LittleEndian.Uint32(r[40:]), binary.LittleEndian.Uint64(r[32:]), true
+}
+
+// searchRecs returns the offset of the first record whose id is not below
+// id (len(recs) if none).
+func searchRecs(recs []byte, id ID) int {
+	lo, hi := 0, len(recs)/headRecSize
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bytes.Compare(recs[m*headRecSize:m*headRecSize+32], id[:]) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo * headRecSize
+}
+
+// Close releases the index's mapping.
+func (x *HeaderIndex) Close() {
+	if x != nil && x.data != nil {
+		unix.Munmap(x.data)
+		x.data, x.recs = nil, nil
+	}
+}
+
+// AddToHeaderIndex merges entries into the repository's file-header index.
+// Entries the index already has are skipped, and nothing is written when
+// all are there. Writers do not lock: of two writing at once, the entries
+// of one may be lost, which costs only speed.
+func (r *Repo) AddToHeaderIndex(add []IndexedHeader) error {
+	if len(add) == 0 {
+		return nil
+	}
+	add = slices.Clone(add)
+	slices.SortFunc(add, func(a, b IndexedHeader) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	add = slices.CompactFunc(add, func(a, b IndexedHeader) bool { return a.ID == b.ID })
+	old := r.LoadHeaderIndex()
+	defer old.Close()
+	out := make([]byte, 0, len(headIndexMagic)+len(old.recs)+len(add)*headRecSize+4)
+	out = append(out, headIndexMagic...)
+	recs, added := old.recs, 0
+	for _, h := range add {
+		if h.Mode > 0o7777 {
+			return fmt.Errorf("file-header index: object %s: mode %o is not permission bits", h.ID, h.Mode)
+		}
+		// Old records before h, then h unless it is there already.
+		j := searchRecs(recs, h.ID)
+		out = append(out, recs[:j]...)
+		recs = recs[j:]
+		if len(recs) > 0 && bytes.Equal(recs[:32], h.ID[:]) {
+			continue
+		}
+		out = append(out, h.ID[:]...)
+		out = binary.LittleEndian.AppendUint64(out, h.Size)
+		out = binary.LittleEndian.AppendUint32(out, h.Mode)
+		out = binary.LittleEndian.AppendUint32(out, 0)
+		added++
+	}
+	if added == 0 {
+		return nil
+	}
+	out = append(out, recs...)
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+	if err := os.MkdirAll(r.CacheDir(), 0o755); err != nil {
+		return fmt.Errorf("saving file-header index: %w", err)
+	}
+	// No fsync: a torn file fails its checksum and is ignored.
+	if err := durable.WriteFile(filepath.Join(r.CacheDir(), headIndexName), out, 0o644, false); err != nil {
+		return fmt.Errorf("saving file-header index: %w", err)
+	}
+	return nil
+}

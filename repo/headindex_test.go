@@ -1,0 +1,156 @@
+package repo_test
+
+import (
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+func hiEntries(n, seed int) []repo.IndexedHeader {
+	out := make([]repo.IndexedHeader, n)
+	for i := range out {
+		out[i] = repo.IndexedHeader{ID: repo.Sum([]byte{byte(seed), byte(i), byte(i >> 8)}), Mode: uint32(0o400 + i%0o400), Size: uint64(i * 1000)}
+	}
+	return out
+}
+
+// hiCheck asserts the index holds exactly want.
+func hiCheck(t *testing.T, r *repo.Repo, want []repo.IndexedHeader) {
+	t.Helper()
+	x := r.LoadHeaderIndex()
+	defer x.Close()
+	if x.Len() != len(want) {
+		t.Errorf("index has %d entries, want %d", x.Len(), len(want))
+	}
+	for _, h := range want {
+		mode, size, ok := x.Lookup(h.ID)
+		if !ok || mode != h.Mode || size != h.Size {
+			t.Errorf("Lookup(%s) = %o, %d, %v; want %o, %d", h.ID.Short(), mode, size, ok, h.Mode, h.Size)
+		}
+	}
+	if _, _, ok := x.Lookup(repo.Sum([]byte("not there"))); ok {
+		t.Error("Lookup found an id never added")
+	}
+}
+
+// Entries merge into one sorted index; adding only known entries does not
+// rewrite it.
+func TestHeaderIndexAdd(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	hiCheck(t, r, nil) // no file: empty
+	a, b := hiEntries(300, 1), hiEntries(200, 2)
+	if err := r.AddToHeaderIndex(append(a[:200:200], a[:10]...)); err != nil { // duplicates within one call
+		t.Fatal(err)
+	}
+	hiCheck(t, r, a[:200])
+	if err := r.AddToHeaderIndex(append(append([]repo.IndexedHeader{}, a[100:]...), b...)); err != nil {
+		t.Fatal(err)
+	}
+	all := append(append([]repo.IndexedHeader{}, a...), b...)
+	hiCheck(t, r, all)
+	path := filepath.Join(r.CacheDir(), "file-headers")
+	var before, after unix.Stat_t
+	unix.Stat(path, &before)
+	if err := r.AddToHeaderIndex(b[:50]); err != nil {
+		t.Fatal(err)
+	}
+	unix.Stat(path, &after)
+	if before.Ino != after.Ino {
+		t.Error("adding known entries rewrote the index")
+	}
+	if err := r.AddToHeaderIndex([]repo.IndexedHeader{{ID: repo.Sum([]byte("x")), Mode: 0o10644}}); err == nil {
+		t.Error("a mode with type bits was added")
+	}
+}
+
+// A damaged or foreign index is ignored, and the next addition replaces it.
+func TestHeaderIndexDamaged(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	a := hiEntries(50, 3)
+	if err := r.AddToHeaderIndex(a); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(r.CacheDir(), "file-headers")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// resum rewrites the checksum, so only the check named is at stake.
+	resum := func(b []byte) []byte {
+		b = b[:len(b)-4]
+		return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	}
+	const rec0 = 16 // magic
+	damage := map[string]func([]byte) []byte{
+		"flipped byte": func(b []byte) []byte { b[rec0+60] ^= 1; return b },
+		"truncated":    func(b []byte) []byte { return b[:len(b)-10] },
+		"empty":        func(b []byte) []byte { return nil },
+		"foreign":      func(b []byte) []byte { b[0] = 'x'; return resum(b) },
+		"half record":  func(b []byte) []byte { return resum(append(b[:len(b)-4], make([]byte, 24+4)...)) },
+		"unsorted": func(b []byte) []byte {
+			r0, r1 := b[rec0:rec0+48], b[rec0+48:rec0+96]
+			tmp := append([]byte{}, r0...)
+			copy(r0, r1)
+			copy(r1, tmp)
+			return resum(b)
+		},
+		"duplicate": func(b []byte) []byte { copy(b[rec0+48:rec0+96], b[rec0:rec0+48]); return resum(b) },
+		"type bits": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[rec0+40:], 0o100644); return resum(b) },
+	}
+	for name, f := range damage {
+		if err := os.WriteFile(path, f(append([]byte{}, good...)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		x := r.LoadHeaderIndex()
+		if x.Len() != 0 {
+			t.Errorf("%s: index with %d entries loaded", name, x.Len())
+		}
+		x.Close()
+	}
+	b := hiEntries(5, 4)
+	if err := r.AddToHeaderIndex(b); err != nil {
+		t.Fatal(err)
+	}
+	hiCheck(t, r, b)
+}
+
+// A bare-user transaction indexes the regular files it stores, and only
+// those; other modes index nothing.
+func TestHeaderIndexFromTxn(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive, repo.ModeBareUserOnly} {
+		r := newIntegrityRepo(t, mode)
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		content := []byte("indexed\n")
+		reg := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o4750, Size: uint64(len(content))}
+		regID := repo.FileID(reg, content)
+		link := &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "indexed"}
+		linkID := repo.FileID(link, nil)
+		if mode == repo.ModeBareUserOnly {
+			reg.Mode = 0o755
+			regID = repo.FileID(reg, content)
+		}
+		if _, err := txn.WriteFile(reg, regID, content); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := txn.WriteFile(link, linkID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if mode == repo.ModeBareUser {
+			hiCheck(t, r, []repo.IndexedHeader{{ID: regID, Mode: reg.Mode, Size: reg.Size}})
+		} else {
+			hiCheck(t, r, nil)
+		}
+	}
+}
