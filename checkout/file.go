@@ -78,13 +78,10 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, &repo.ObjectMissingError{Kind: repo.KindFile, ID: id})
 			}
 		}
-		if !link && o.indexed && !o.loaded {
-			// The index's mode and size were enough to link, not to copy.
-			if err := w.load(o); err != nil {
+		if !link {
+			if err := w.loadIndexed(o); err != nil {
 				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 			}
-		}
-		if !link {
 			if c.opts.RequireHardlinks && o.h.Type == repo.TypeRegular && o.h.Size > 0 {
 				return fmt.Errorf("checkout: %s/%s: cannot hardlink file object %s: %s (RequireHardlinks)", n.path, name, id, why)
 			}
@@ -94,6 +91,9 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 			}
 		}
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
+			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+		}
+		if err := w.loadIndexed(o); err != nil {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 		}
 		retry, err := w.occupied(n, name, o)
@@ -212,6 +212,15 @@ func (w *worker) fromIndex(o *object) bool {
 	o.diskMode = repo.BareUserDiskMode(mode)
 	link, _ := c.linkable(o)
 	return link
+}
+
+// loadIndexed reads the header of an object filled from the index: its
+// mode and size were enough to link, not to copy or compare.
+func (w *worker) loadIndexed(o *object) error {
+	if !o.indexed || o.loaded {
+		return nil
+	}
+	return w.load(o)
 }
 
 // missing says whether o's object is absent from the repository (a link

@@ -146,6 +146,9 @@ func (r *Repo) AddToHeaderIndex(add []IndexedHeader) error {
 	if len(add) == 0 {
 		return nil
 	}
+	if r.readOnly {
+		return fmt.Errorf("file-header index: repository %s is read-only", r.path)
+	}
 	add = slices.Clone(add)
 	slices.SortFunc(add, func(a, b IndexedHeader) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	add = slices.CompactFunc(add, func(a, b IndexedHeader) bool { return a.ID == b.ID })
