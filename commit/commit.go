@@ -185,11 +185,14 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync})
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync, Publishable: true})
 	if err != nil {
 		return nil, err
 	}
 	defer txn.Abort()
+	walkCtx, cancelWalk := context.WithCancelCause(ctx)
+	defer cancelWalk(nil)
+	stopPublishing := publishAsItGoes(txn, publishEvery, cancelWalk)
 
 	start := time.Now()
 	cnt := &counters{}
@@ -209,7 +212,10 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		}
 	}
 
-	root, roots, err := buildTree(ctx, r, txn, &opts, mod, cache, skip, cnt, start)
+	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, cnt, start)
+	if perr := stopPublishing(); perr != nil {
+		err = perr
+	}
 	stopProgress()
 	if err != nil {
 		return nil, err
