@@ -3,14 +3,13 @@ package commit
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"hash/crc32"
-	"os"
 	"path/filepath"
 	"strings"
 	"unsafe"
 
-	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/cachefile"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -49,8 +48,6 @@ const (
 	statCacheMaxPath    = 1 << 16
 	keySize             = 52 // encoded statKey
 )
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // StatCachePath returns where a repository keeps its stat cache.
 func StatCachePath(r *repo.Repo) string { return filepath.Join(r.CacheDir(), statCacheName) }
@@ -191,8 +188,8 @@ func (r *dirRec) sameDirs(d *dir) bool {
 // statCache is read-only during a walk apart from each record's seen flag.
 type statCache struct {
 	path  string
-	fp    [32]byte // options fingerprint: records are valid only for the same one
-	data  []byte   // the mapped file, or nil
+	fp    [32]byte        // options fingerprint: records are valid only for the same one
+	file  *cachefile.File // the mapped file, or nil
 	index map[string]*dirRec
 	recs  []dirRec
 	dirty bool // options changed or the file is damaged: rewrite it
@@ -211,24 +208,13 @@ func (c *statCache) dir(path string) *dirRec {
 // gives an empty cache (it is only ever an optimisation).
 func loadStatCache(path string, fp [32]byte) *statCache {
 	c := newStatCache(path, fp)
-	f, err := os.Open(path)
+	f, err := cachefile.Map(path, statCacheMagic)
 	if err != nil {
+		c.dirty = errors.Is(err, cachefile.ErrDamaged)
 		return c
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() < int64(len(statCacheMagic))+32+4 || fi.Size() > 1<<34 {
-		c.dirty = true
-		return c
-	}
-	// Mapped, not read: the cache of a large tree is tens of MB that a
-	// read would copy into fresh heap pages.
-	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
-	if err != nil {
-		return c
-	}
-	c.data = data
-	if !c.parse() {
+	c.file = f
+	if !c.parse(f.Body) {
 		c.close()
 		c = newStatCache(path, fp)
 		c.dirty = true
@@ -236,19 +222,10 @@ func loadStatCache(path string, fp [32]byte) *statCache {
 	return c
 }
 
-// parse indexes the mapped file's records; false if it is not a valid
-// cache made with the same options.
-func (c *statCache) parse() bool {
-	data := c.data
-	if !bytes.HasPrefix(data, []byte(statCacheMagic)) {
-		return false
-	}
-	body, sum := data[:len(data)-4], data[len(data)-4:]
-	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(sum) {
-		return false
-	}
-	b := body[len(statCacheMagic):]
-	if [32]byte(b[:32]) != c.fp {
+// parse indexes the mapped file's records (b: after the magic); false if
+// it is not a valid cache made with the same options.
+func (c *statCache) parse(b []byte) bool {
+	if len(b) < 32 || [32]byte(b[:32]) != c.fp {
 		return false
 	}
 	b = b[32:]
@@ -334,10 +311,8 @@ func entries(b []byte, fixed int) (n int, list, rest []byte, ok bool) {
 // close unmaps the file; no view of it may be used afterwards.
 func (c *statCache) close() {
 	c.index, c.recs = nil, nil
-	if c.data != nil {
-		unix.Munmap(c.data)
-		c.data = nil
-	}
+	c.file.Close()
+	c.file = nil
 }
 
 // save writes the cache for the tree this run built from the directories
@@ -374,18 +349,13 @@ func (c *statCache) save(roots []string, root *dir) error {
 	if !s.changed {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
-		return fmt.Errorf("saving stat cache: %w", err)
-	}
 	out := append([]byte(statCacheMagic), c.fp[:]...)
 	out = binary.AppendUvarint(out, uint64(len(s.records)))
 	for _, r := range s.records {
 		out = binary.AppendUvarint(out, uint64(len(r)))
 		out = append(out, r...)
 	}
-	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crcTable))
-	// No fsync: a torn file fails its checksum and is ignored.
-	if err := durable.WriteFile(c.path, out, 0o644, false); err != nil {
+	if err := cachefile.Write(c.path, out); err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	return nil

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
-	"os"
 	"path/filepath"
 	"slices"
 
-	"github.com/otree/otree/internal/durable"
-	"golang.org/x/sys/unix"
+	"github.com/otree/otree/internal/cachefile"
 )
 
 // The file-header index (FORMAT.md §14), tmp/cache/file-headers, gives the
@@ -24,8 +21,6 @@ const (
 	headRecSize    = 48 // [32]id, u64 size, u32 mode, u32 zero
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // IndexedHeader is one entry of the file-header index: a regular file
 // object and the mode and size its header records.
 type IndexedHeader struct {
@@ -37,60 +32,41 @@ type IndexedHeader struct {
 // HeaderIndex is a read-only view of the file-header index. The zero value
 // (and nil) is an empty index.
 type HeaderIndex struct {
-	data []byte // the mapped file, or nil
-	recs []byte // its records
+	f    *cachefile.File // the mapped file, or nil
+	recs []byte          // its records
 }
 
 // LoadHeaderIndex maps the repository's file-header index. A missing,
 // foreign or damaged index gives an empty one: it is only an optimisation.
 // Close releases it.
 func (r *Repo) LoadHeaderIndex() *HeaderIndex {
-	x := &HeaderIndex{}
-	f, err := os.Open(filepath.Join(r.CacheDir(), headIndexName))
+	f, err := cachefile.Map(filepath.Join(r.CacheDir(), headIndexName), headIndexMagic)
 	if err != nil {
-		return x
+		return &HeaderIndex{}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() < int64(len(headIndexMagic))+4 || fi.Size() > 1<<34 {
-		return x
+	if !validHeaderRecords(f.Body) {
+		f.Close()
+		return &HeaderIndex{}
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
-	if err != nil {
-		return x
-	}
-	recs, ok := parseHeaderIndex(data)
-	if !ok {
-		unix.Munmap(data)
-		return x
-	}
-	x.data, x.recs = data, recs
-	return x
+	return &HeaderIndex{f: f, recs: f.Body}
 }
 
-// parseHeaderIndex checks a whole index file and returns its records.
-func parseHeaderIndex(data []byte) ([]byte, bool) {
-	if !bytes.HasPrefix(data, []byte(headIndexMagic)) {
-		return nil, false
-	}
-	body, sum := data[:len(data)-4], data[len(data)-4:]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(sum) {
-		return nil, false
-	}
-	recs := body[len(headIndexMagic):]
+// validHeaderRecords checks an index's records: whole, sorted, unique,
+// modes of permission bits only, reserved field zero.
+func validHeaderRecords(recs []byte) bool {
 	if len(recs)%headRecSize != 0 {
-		return nil, false
+		return false
 	}
 	for i := 0; i < len(recs); i += headRecSize {
 		r := recs[i : i+headRecSize]
 		if binary.LittleEndian.Uint32(r[40:]) > 0o7777 || binary.LittleEndian.Uint32(r[44:]) != 0 {
-			return nil, false
+			return false
 		}
 		if i > 0 && bytes.Compare(recs[i-headRecSize:i-headRecSize+32], r[:32]) >= 0 {
-			return nil, false // unsorted or duplicate
+			return false // unsorted or duplicate
 		}
 	}
-	return recs, true
+	return true
 }
 
 // Len returns the number of entries.
@@ -132,9 +108,9 @@ func searchRecs(recs []byte, id ID) int {
 
 // Close releases the index's mapping.
 func (x *HeaderIndex) Close() {
-	if x != nil && x.data != nil {
-		unix.Munmap(x.data)
-		x.data, x.recs = nil, nil
+	if x != nil {
+		x.f.Close()
+		x.f, x.recs = nil, nil
 	}
 }
 
@@ -178,12 +154,7 @@ func (r *Repo) AddToHeaderIndex(add []IndexedHeader) error {
 		return nil
 	}
 	out = append(out, recs...)
-	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
-	if err := os.MkdirAll(r.CacheDir(), 0o755); err != nil {
-		return fmt.Errorf("saving file-header index: %w", err)
-	}
-	// No fsync: a torn file fails its checksum and is ignored.
-	if err := durable.WriteFile(filepath.Join(r.CacheDir(), headIndexName), out, 0o644, false); err != nil {
+	if err := cachefile.Write(filepath.Join(r.CacheDir(), headIndexName), out); err != nil {
 		return fmt.Errorf("saving file-header index: %w", err)
 	}
 	return nil

@@ -1,0 +1,80 @@
+// Package cachefile reads and writes a repository's cache files (commit's
+// stat cache, the file-header index): a magic, a body and a CRC-32C of both.
+// They are mapped rather than read (the cache of a large tree is megabytes
+// that a read would copy into fresh heap pages) and written with a temp
+// file and rename without fsync: a torn file fails its checksum, and a
+// cache that is missing or damaged only costs speed.
+package cachefile
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+
+	"github.com/otree/otree/internal/durable"
+	"golang.org/x/sys/unix"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrDamaged is returned by Map for a file that exists but is not a valid
+// cache file of the magic asked for.
+var ErrDamaged = errors.New("damaged or foreign cache file")
+
+// File is a mapped cache file.
+type File struct {
+	data []byte
+	// Body is what lies between the magic and the checksum. It is valid
+	// until Close.
+	Body []byte
+}
+
+// Map maps the file at path and checks its magic and checksum. A missing
+// file gives an error satisfying errors.Is(err, fs.ErrNotExist); one that
+// fails a check gives ErrDamaged.
+func Map(path, magic string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() < int64(len(magic))+4 || fi.Size() > 1<<34 {
+		return nil, ErrDamaged
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s: %w", path, err)
+	}
+	body, sum := data[:len(data)-4], data[len(data)-4:]
+	if !bytes.HasPrefix(data, []byte(magic)) || crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(sum) {
+		unix.Munmap(data)
+		return nil, ErrDamaged
+	}
+	return &File{data: data, Body: body[len(magic):]}, nil
+}
+
+// Close unmaps the file. It may be called on nil.
+func (f *File) Close() {
+	if f != nil && f.data != nil {
+		unix.Munmap(f.data)
+		f.data, f.Body = nil, nil
+	}
+}
+
+// Write replaces the file at path with out, which must begin with the
+// magic, followed by its checksum; it creates the directory if need be.
+func Write(path string, out []byte) error {
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return durable.WriteFile(path, out, 0o644, false)
+}

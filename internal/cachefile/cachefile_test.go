@@ -1,0 +1,46 @@
+package cachefile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A written file maps back to its body; a missing one is ErrNotExist, and a
+// short, foreign, flipped or truncated one is ErrDamaged.
+func TestMapWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	p := filepath.Join(dir, "c")
+	if _, err := Map(p, "magic"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := Write(p, []byte("magic-body")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Map(p, "magic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(f.Body) != "-body" {
+		t.Errorf("body %q, want %q", f.Body, "-body")
+	}
+	f.Close()
+	good, _ := os.ReadFile(p)
+	if err := Write(p, []byte("other-body")); err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := os.ReadFile(p)
+	for name, b := range map[string][]byte{
+		"short":     good[:6],
+		"truncated": good[:len(good)-1],
+		"flipped":   append([]byte("magic-bodz"), good[len(good)-4:]...),
+		"foreign":   foreign, // a valid checksum, another magic
+	} {
+		os.WriteFile(p, b, 0o644)
+		if _, err := Map(p, "magic"); !errors.Is(err, ErrDamaged) {
+			t.Errorf("%s: %v, want ErrDamaged", name, err)
+		}
+	}
+}
