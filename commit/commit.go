@@ -143,7 +143,10 @@ type Result struct {
 
 // Commit builds a commit from opts.Sources and, unless Orphan, points
 // opts.Branch at it. The branch moves only after every object is durable; on
-// any error it stays where it was.
+// any error it stays where it was. Objects are published (made durable,
+// then moved into objects/) in batches while the sources are read, so a
+// commit that fails part way may leave complete objects no ref reaches:
+// a retry deduplicates against them, and prune removes them.
 func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Branch == "" && !opts.Orphan {
 		return nil, errors.New("commit: a branch is required (or Orphan)")
