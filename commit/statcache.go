@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -148,17 +149,9 @@ func (r *dirRec) appendFiles(refs []fileRef) []fileRef {
 
 // findRef returns the index of name in sorted refs, or -1.
 func findRef(refs []fileRef, name string) int {
-	lo, hi := 0, len(refs)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if string(refs[m].name) < name {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo < len(refs) && string(refs[lo].name) == name {
-		return lo
+	i := sort.Search(len(refs), func(i int) bool { return string(refs[i].name) >= name })
+	if i < len(refs) && string(refs[i].name) == name {
+		return i
 	}
 	return -1
 }

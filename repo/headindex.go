@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sort"
 
 	"github.com/otree/otree/internal/cachefile"
 )
@@ -94,16 +95,9 @@ func (x *HeaderIndex) Lookup(id ID) (mode uint32, size uint64, ok bool) {
 // searchRecs returns the offset of the first record whose id is not below
 // id (len(recs) if none).
 func searchRecs(recs []byte, id ID) int {
-	lo, hi := 0, len(recs)/headRecSize
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if bytes.Compare(recs[m*headRecSize:m*headRecSize+32], id[:]) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo * headRecSize
+	return headRecSize * sort.Search(len(recs)/headRecSize, func(m int) bool {
+		return bytes.Compare(recs[m*headRecSize:m*headRecSize+32], id[:]) >= 0
+	})
 }
 
 // Close releases the index's mapping.
