@@ -9,6 +9,9 @@
 #              writable copy (cp -a, made once; distinct files each round)
 #   archive    commit into a fresh archive repository, plus the size of its
 #              objects/ (disk usage and apparent size)
+#   floor      beside cold and archive: bench/floor, the least such a commit
+#              must do (read each file, write it, or its zstd compression,
+#              to a file of its own, syncfs), as a ratio to OSTree's commit
 #   checkout   checkout -U (hardlinks) of the commit from the bare-user
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
@@ -30,6 +33,7 @@
 #   BENCH_KEEP         1 = keep the scratch directory
 #   BENCH_OTREE        use this otree binary instead of building one
 #   BENCH_SPREAD       0 = do not mark the scratch directory +T (see below)
+#   BENCH_FLOOR        0 = do not run bench/floor beside cold and archive
 #
 # Both tools run with their default durability: OSTree's --fsync=true and
 # otree's --fsync=true (neither fsyncs a checkout). A `sync` (untimed)
@@ -93,6 +97,11 @@ else
 	(cd "$SRC" && "$GO" build -o "$SCRATCH/bin/otree" ./cmd/otree) || die "go build failed"
 	OTREE=$SCRATCH/bin/otree
 fi
+FLOOR=""
+if [[ ${BENCH_FLOOR:-1} == 1 ]]; then
+	(cd "$SRC" && "$GO" build -o "$SCRATCH/bin/floor" ./bench/floor) || die "go build of bench/floor failed"
+	FLOOR=$SCRATCH/bin/floor
+fi
 RES=$SCRATCH/results
 mkdir -p "$RES"
 
@@ -141,6 +150,22 @@ commit_ostree() { timed "$1" "$OSTREE" --repo="$2" commit --branch=main "$3"; }
 
 # tools RUN: both tools, the order alternating between runs.
 tools() { if (($1 % 2)); then echo "ostree otree"; else echo "otree ostree"; fi; }
+# with_floor RUN: both tools and bench/floor (if it runs), taking turns.
+with_floor() { if [[ -n $FLOOR ]]; then rotate "$1" otree ostree floor; else tools "$1"; fi; }
+# floor KEY TREE [FLAG...]: one timed run of bench/floor into a fresh
+# directory, deleted (untimed) before the next.
+FLOOR_DST=""
+floor() {
+	local key=$1 tree=$2
+	shift 2
+	[[ -n $FLOOR_DST ]] && rm -rf "$FLOOR_DST"
+	FLOOR_DST=$(fresh floor)
+	timed "$key" "$FLOOR" "$@" "$tree" "$FLOOR_DST"
+}
+floor_done() {
+	[[ -n $FLOOR_DST ]] && rm -rf "$FLOOR_DST"
+	FLOOR_DST=""
+}
 # rotate RUN A B C: the three, the order rotating between runs.
 rotate() {
 	local k=$(($1 % 3))
@@ -156,7 +181,12 @@ cold_and_unchanged() {
 	local tag=$1 tree=$2 n=$3 i t
 	if has_op cold; then
 		for ((i = 0; i < n; i++)); do
-			for t in $(tools "$i"); do
+			for t in $(with_floor "$i"); do
+				if [[ $t == floor ]]; then
+					log "$tag floor: copy and syncfs, run $((i + 1))/$n"
+					floor "$tag.cold.floor" "$tree"
+					continue
+				fi
 				[[ -n ${BU[$t]:-} ]] && rm -rf "${BU[$t]}"
 				BU[$t]=$(fresh "$t-bu")
 				"init_$t" "${BU[$t]}" bare-user
@@ -164,6 +194,7 @@ cold_and_unchanged() {
 				"commit_$t" "$tag.cold.$t" "${BU[$t]}" "$tree"
 			done
 		done
+		floor_done
 	fi
 	if has_op unchanged; then
 		setup_bu "$tag" "$tree"
@@ -283,7 +314,12 @@ archive() {
 	local tag=$1 tree=$2 n=$3 i t
 	local -A AR
 	for ((i = 0; i < n; i++)); do
-		for t in $(tools "$i"); do
+		for t in $(with_floor "$i"); do
+			if [[ $t == floor ]]; then
+				log "$tag floor: zstd (otree's archive level), write and syncfs, run $((i + 1))/$n"
+				floor "$tag.archive.floor" "$tree" -zstd=better
+				continue
+			fi
 			[[ -n ${AR[$t]:-} ]] && rm -rf "${AR[$t]}"
 			AR[$t]=$(fresh "$t-ar")
 			"init_$t" "${AR[$t]}" archive
@@ -291,6 +327,7 @@ archive() {
 			"commit_$t" "$tag.archive.$t" "${AR[$t]}" "$tree"
 		done
 	done
+	floor_done
 	for t in otree ostree; do
 		echo "$(du -s -B1 "${AR[$t]}/objects" | cut -f1) $(du -sb "${AR[$t]}/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
 		rm -rf "${AR[$t]}"
@@ -310,7 +347,7 @@ report_tree() {
 	local row="%-30s %9s %9s %7s %7s %-7s %9s %9s %9s\n"
 	echo
 	echo "== $tree ($info; $n runs per tool; $CACHE; $SPREAD) =="
-	local op label target raw="" head=0
+	local op label target raw="" head=0 FLOORED=0
 	for op in cold unchanged modified archive; do
 		case $op in
 		cold) label="cold commit, bare-user" target=0.25 ;;
@@ -331,7 +368,19 @@ report_tree() {
 			"$(verdict "$r" "$target")" "$(ratio "$(mincol "$RES/$tag.$op.otree" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
 			"$(fmt_mib "$(median "$RES/$tag.$op.otree" 2)" 1024)" "$(fmt_mib "$(median "$RES/$tag.$op.ostree" 2)" 1024)"
 		raw+="  $op: otree $(runs "$RES/$tag.$op.otree"); ostree $(runs "$RES/$tag.$op.ostree")"$'\n'
+		if [[ -s $RES/$tag.$op.floor ]]; then
+			a=$(median "$RES/$tag.$op.floor" 1)
+			printf "$row" "  floor (bench/floor)" "$(fmt_s "$a")" "$(fmt_s "$b")" "$(ratio "$a" "$b")" - "" \
+				"$(ratio "$(mincol "$RES/$tag.$op.floor" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
+				"$(fmt_mib "$(median "$RES/$tag.$op.floor" 2)" 1024)" ""
+			raw+="  $op floor: $(runs "$RES/$tag.$op.floor")"$'\n'
+			FLOORED=1
+		fi
 	done
+	if ((FLOORED)); then
+		echo "  (floor: bench/floor reads every regular file and writes it, for archive zstd-compressed at otree's level,"
+		echo "   to a file of its own, then syncfs; no hashing, metadata or renames: no durable commit can be faster)"
+	fi
 	if [[ -s $RES/$tag.modified.count ]]; then
 		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \
 			"files otree hashed per round: $(tr '\n' ' ' <"$RES/$tag.modified.otree.hashed"))"
