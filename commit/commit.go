@@ -329,7 +329,8 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		var err error
 		switch src.Kind {
 		case SourceDir:
-			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt}
+			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt,
+				early: len(opts.Sources) == 1}
 			if mod.keepsObjects(r.Mode()) {
 				wk.devino = newDevino(r)
 			}

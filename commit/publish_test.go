@@ -88,3 +88,94 @@ func TestCommitPublishesAsItGoes(t *testing.T) {
 		t.Errorf("fsck: %d unreferenced objects, want 1 (the early one)", rep.Unreferenced)
 	}
 }
+
+// A directory's dirtree is stored and published as soon as everything below
+// it is done, while the walk still works elsewhere: with the walk held on
+// one file of z/, the dirtrees of a/ and a/sub/ reach objects/ and the
+// root's does not. Let go, the commit equals one made without the hold.
+func TestCommitPublishesDirTreesAsItGoes(t *testing.T) {
+	src := t.TempDir()
+	for name, data := range map[string]string{"a/one": "1\n", "a/two": "2\n", "a/sub/three": "3\n", "z/block": "held\n"} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := commit.Options{Branch: "main", Timestamp: time.Unix(1e9, 0),
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}}
+	ref := newRepo(t, repo.ModeBareUser)
+	want, err := commit.Commit(ctx, ref, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ref.ReadCommit(want.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := func(id repo.ID, name string) repo.ID {
+		dt, err := ref.ReadDirTree(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dt.Dirs {
+			if d.Name == name {
+				return d.TreeID
+			}
+		}
+		t.Fatalf("no directory %s in dirtree %s", name, id)
+		return repo.ID{}
+	}
+	aTree := tree(c.RootTree, "a")
+	subTree := tree(aTree, "sub")
+
+	r := newRepo(t, repo.ModeBareUser)
+	release := make(chan struct{})
+	restore := commit.SetHashHook(func(path string) {
+		if strings.HasSuffix(path, "/z/block") {
+			<-release
+		}
+	})
+	defer restore()
+	type result struct {
+		res *commit.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := commit.Commit(ctx, r, opts)
+		done <- result{res, err}
+	}()
+	has := func(id repo.ID) bool {
+		ok, err := r.HasObject(repo.KindDirTree, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	for deadline := time.Now().Add(20 * time.Second); !has(aTree) || !has(subTree); {
+		select {
+		case res := <-done:
+			t.Fatalf("the commit ended (%v) while a file was held", res.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the dirtrees of a/ and a/sub/ did not reach objects/ while the walk was held in z/")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if has(c.RootTree) {
+		t.Error("the root's dirtree was stored before z/ was done")
+	}
+	close(release)
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.res.Commit != want.Commit {
+		t.Errorf("commit %s, want %s as without the hold", res.res.Commit, want.Commit)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/otree/otree/repo"
 )
@@ -14,6 +15,14 @@ import (
 type dir struct {
 	meta repo.ID
 	tree repo.ID // the dirtree, once written
+	// written means tree is set and final: the walk stored the dirtree
+	// as soon as the directory was complete (see walker.finished).
+	written bool
+	// For the walk that writes dirtrees early: the parent directory, and
+	// the work still outstanding on this one (its listing, its batches
+	// of files and its unfinished subdirectories).
+	parent  *dir
+	pending atomic.Int32
 
 	// For directories walked on disk: where, the directory's stat (keyOK:
 	// old enough to trust), and its stat-cache record, if any. filesClean
@@ -239,6 +248,9 @@ type writer interface {
 // write stores d and everything below it bottom-up and returns d's dirtree
 // id (also left in d.tree).
 func (d *dir) write(w writer) (repo.ID, error) {
+	if d.written {
+		return d.tree, nil
+	}
 	if !d.stored.IsZero() {
 		d.tree = d.stored
 		return d.stored, nil
@@ -248,6 +260,12 @@ func (d *dir) write(w writer) (repo.ID, error) {
 			return repo.ID{}, err
 		}
 	}
+	return d.writeNode(w)
+}
+
+// writeNode stores d's dirtree, its subdirectories' being written already,
+// and returns its id (also left in d.tree).
+func (d *dir) writeNode(w writer) (repo.ID, error) {
 	if d.filesClean && d.rec.sameDirs(d) {
 		// Every entry is the record's: so is the dirtree, stored when
 		// the record was made.

@@ -37,6 +37,11 @@ type walker struct {
 	skip   map[string]bool
 	devino *devino
 	st     *counters
+	// early stores each directory's dirtree as soon as the directory and
+	// everything below it are done, instead of after the walk, so that
+	// the dirtrees are published with the files while the walk goes on.
+	// Only for a tree that no other source is laid over.
+	early bool
 
 	q workq.Queue[*worker]
 
@@ -118,6 +123,7 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		return nil, err
 	}
 	wk.opened(fd)
+	d.pending.Store(1)
 	wk.q.Push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
 	err = wk.q.Run(wk.ctx, workq.Workers(), func() *worker {
 		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), walker: wk}
@@ -154,6 +160,24 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 	return nil
 }
 
+// finished records that one piece of d's outstanding work is done. When it
+// was the last, d is complete: its dirtree is stored, and so is its
+// parent's if d was all the parent waited for, and so on up. Without
+// early it does nothing: the dirtrees are written after the walk.
+func (wk *walker) finished(d *dir) error {
+	if !wk.early {
+		return nil
+	}
+	for ; d != nil && d.pending.Add(-1) == 0; d = d.parent {
+		d.sortEntries()
+		if _, err := d.writeNode(wk.txn); err != nil {
+			return fmt.Errorf("%s: %w", d.path, err)
+		}
+		d.written = true
+	}
+	return nil
+}
+
 // entry is a directory entry that is not a directory, as readDir found it.
 type entry struct {
 	name string
@@ -165,6 +189,13 @@ type entry struct {
 // the stat cache vouches for are taken from it, and files to hash go out in
 // batches.
 func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
+	if err := w.listDir(d, fd, abs, rel); err != nil {
+		return err
+	}
+	return w.walker.finished(d)
+}
+
+func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	wk := w.walker
 	dfd := &dirFD{wk: wk, fd: fd}
 	dfd.refs.Store(1)
@@ -201,6 +232,9 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 				return err
 			}
 			wk.opened(cfd)
+			sub.parent = d
+			sub.pending.Store(1)
+			d.pending.Add(1)
 			d.dirNames = append(d.dirNames, name)
 			d.dirs = append(d.dirs, sub)
 			crel := rel + "/" + name
@@ -265,6 +299,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	for i := 0; i < len(todo); i += fileBatch {
 		slots, stats := todo[i:min(i+fileBatch, len(todo))], sts[i:min(i+fileBatch, len(todo))]
 		dfd.refs.Add(1)
+		d.pending.Add(1)
 		wk.q.Push(func(w *worker) error {
 			defer dfd.release()
 			for j, slot := range slots {
@@ -274,7 +309,7 @@ func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 				}
 				d.fileIDs[slot] = id
 			}
-			return nil
+			return wk.finished(d)
 		})
 	}
 	return nil
@@ -295,11 +330,17 @@ func (w *worker) special(abs, name string, st *unix.Stat_t) (repo.ID, error) {
 	return id, nil
 }
 
+// hashHook, when set (by tests), is called before each file is hashed.
+var hashHook func(path string)
+
 // hashFile reads a regular file once, hashing header and content, and
 // stores it if the repository lacks it.
 func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, error) {
 	wk := w.walker
 	path := abs + "/" + name
+	if hashHook != nil {
+		hashHook(path)
+	}
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return repo.ID{}, &os.PathError{Op: "open", Path: path, Err: err}
