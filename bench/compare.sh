@@ -10,8 +10,9 @@
 #   archive    commit into a fresh archive repository, plus the size of its
 #              objects/ (disk usage and apparent size)
 #   floor      beside cold and archive: bench/floor, the least such a commit
-#              must do (read each file, write it, or its zstd compression,
-#              to a file of its own, syncfs), as a ratio to OSTree's commit
+#              must do (read each file, write each distinct content, or its
+#              zstd compression, to a file of its own, syncfs), as a ratio
+#              to OSTree's commit
 #   checkout   checkout -U (hardlinks) of the commit from the bare-user
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
@@ -378,8 +379,9 @@ report_tree() {
 		fi
 	done
 	if ((FLOORED)); then
-		echo "  (floor: bench/floor reads every regular file and writes it, for archive zstd-compressed at otree's level,"
-		echo "   to a file of its own, then syncfs; no hashing, metadata or renames: no durable commit can be faster)"
+		echo "  (floor: bench/floor reads every regular file and writes each distinct content once, for archive"
+		echo "   zstd-compressed at otree's level, to a file of its own, then syncfs; no metadata, no renames, a cheap"
+		echo "   hash for dedupe: no durable commit can be faster)"
 	fi
 	if [[ -s $RES/$tag.modified.count ]]; then
 		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \

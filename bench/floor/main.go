@@ -1,23 +1,29 @@
 // Command floor measures the least work a cold commit of a tree has to do on
-// this machine: read every regular file once, write its content (or, with
-// -zstd, its compressed content) to a new file of its own, then syncfs. It
-// hashes nothing, records no metadata, creates no directory objects and
-// renames nothing, so no tool that stores a tree file by file, durably, can
-// commit it faster than this runs. bench/compare.sh prints its time beside
-// the cold commits as a ratio to OSTree's.
+// this machine: read every regular file once, and write each distinct
+// content (or, with -zstd, its compressed form) once to a new file of its
+// own, then syncfs. Duplicates are found as a commit would find them, by
+// hardlink (device and inode) and by content, but with a hash (maphash)
+// far cheaper than a commit's cryptographic one. It records no metadata,
+// creates no directory objects and renames nothing, so no tool that stores
+// a tree file by file, durably, can commit it faster than this runs.
+// bench/compare.sh prints its time beside the cold commits as a ratio to
+// OSTree's.
 //
 // Usage:
 //
 //	floor [-zstd=none|default|better] SRC DST
 //
 // DST must not exist. Files go to DST/xx/N, 256 directories as a repository
-// fans objects out; the workers are as many as otree's commit uses. It
-// prints "files bytes-read bytes-written seconds".
+// fans objects out; the workers are as many as otree's commit uses, and as
+// in otree's archive mode, files of 1 MiB or more are compressed by a
+// streaming encoder and smaller ones whole. It prints "files written,
+// bytes read, bytes written, seconds".
 package main
 
 import (
 	"flag"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -44,14 +50,31 @@ func main() {
 	}
 }
 
+// streamMin is the size from which otree's archive mode compresses a file
+// streaming instead of whole.
+const streamMin = 1 << 20
+
+// floor is one run's shared state.
+type floor struct {
+	dst    string
+	level  zstd.EncoderLevel
+	enc    *zstd.Encoder // whole-file encoder, nil without -zstd
+	seed   maphash.Seed
+	mu     sync.Mutex
+	inodes map[[2]uint64]bool
+	sums   map[[2]uint64]bool // content hash and size
+
+	n, read, written atomic.Int64
+}
+
 func run(src, dst, level string) error {
-	var enc *zstd.Encoder
+	f := &floor{dst: dst, seed: maphash.MakeSeed(), inodes: map[[2]uint64]bool{}, sums: map[[2]uint64]bool{}}
 	switch level {
 	case "none":
 	case "default", "better":
-		lv := map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better": zstd.SpeedBetterCompression}[level]
+		f.level = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better": zstd.SpeedBetterCompression}[level]
 		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(lv), zstd.WithEncoderConcurrency(workq.Workers()),
+		f.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(f.level), zstd.WithEncoderConcurrency(workq.Workers()),
 			zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 		if err != nil {
 			return err
@@ -69,33 +92,18 @@ func run(src, dst, level string) error {
 		}
 	}
 	paths := make(chan string, 1024)
-	var n, read, written atomic.Int64
 	var wg sync.WaitGroup
 	var errOnce sync.Once
 	var firstErr error
-	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
 	for range workq.Workers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf, out []byte
+			w := &worker{floor: f}
 			for p := range paths {
-				data, err := readFile(p, &buf)
-				if err != nil {
-					fail(err)
-					continue
+				if err := w.store(p); err != nil {
+					errOnce.Do(func() { firstErr = err })
 				}
-				read.Add(int64(len(data)))
-				if enc != nil {
-					out = enc.EncodeAll(data, out[:0])
-					data = out
-				}
-				i := n.Add(1)
-				if err := writeFile(fmt.Sprintf("%s/%02x/%d", dst, i%256, i), data); err != nil {
-					fail(err)
-					continue
-				}
-				written.Add(int64(len(data)))
 			}
 		}()
 	}
@@ -116,28 +124,94 @@ func run(src, dst, level string) error {
 	if firstErr != nil {
 		return firstErr
 	}
-	f, err := os.Open(dst)
+	d, err := os.Open(dst)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
 		return err
 	}
-	fmt.Printf("%d %d %d %.3f\n", n.Load(), read.Load(), written.Load(), time.Since(start).Seconds())
+	fmt.Printf("%d %d %d %.3f\n", f.n.Load(), f.read.Load(), f.written.Load(), time.Since(start).Seconds())
+	return nil
+}
+
+// worker is one goroutine's buffers.
+type worker struct {
+	*floor
+	buf, out []byte
+	stream   *zstd.Encoder
+}
+
+// first reports whether key is new to set, adding it.
+func (f *floor) first(set map[[2]uint64]bool, key [2]uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if set[key] {
+		return false
+	}
+	set[key] = true
+	return true
+}
+
+// store reads the file at p and writes its content unless a hardlink of it
+// or a file of the same content came first.
+func (w *worker) store(p string) error {
+	data, st, err := readFile(p, &w.buf)
+	if err != nil {
+		return err
+	}
+	w.read.Add(int64(len(data)))
+	if st.Nlink > 1 && !w.first(w.inodes, [2]uint64{st.Dev, st.Ino}) {
+		return nil
+	}
+	if !w.first(w.sums, [2]uint64{maphash.Bytes(w.seed, data), uint64(len(data))}) {
+		return nil
+	}
+	i := w.n.Add(1)
+	name := fmt.Sprintf("%s/%02x/%d", w.dst, i%256, i)
+	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: name, Err: err}
+	}
+	out := &fdWriter{fd: fd}
+	switch {
+	case w.enc == nil:
+		_, err = out.Write(data)
+	case len(data) >= streamMin:
+		if w.stream == nil {
+			if w.stream, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(w.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false)); err != nil {
+				break
+			}
+		}
+		w.stream.Reset(out)
+		if _, err = w.stream.Write(data); err == nil {
+			err = w.stream.Close()
+		}
+	default:
+		w.out = w.enc.EncodeAll(data, w.out[:0])
+		_, err = out.Write(w.out)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: "write", Path: name, Err: err}
+	}
+	w.written.Add(out.n)
 	return nil
 }
 
 // readFile reads the file at p whole into *buf (grown as needed).
-func readFile(p string, buf *[]byte) ([]byte, error) {
+func readFile(p string, buf *[]byte) ([]byte, *unix.Stat_t, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		return nil, nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+		return nil, nil, &os.PathError{Op: "stat", Path: p, Err: err}
 	}
 	if int64(cap(*buf)) < st.Size+1 {
 		*buf = make([]byte, st.Size+1)
@@ -150,34 +224,33 @@ func readFile(p string, buf *[]byte) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: p, Err: err}
-		}
-		if c == 0 || int64(n+c) > st.Size {
-			return b[:n+c], nil
+			return nil, nil, &os.PathError{Op: "read", Path: p, Err: err}
 		}
 		n += c
-		if int64(n) == st.Size {
-			return b[:n], nil
+		if c == 0 || int64(n) >= st.Size {
+			return b[:n], &st, nil
 		}
 	}
 }
 
-// writeFile creates p and writes data to it.
-func writeFile(p string, data []byte) error {
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return &os.PathError{Op: "create", Path: p, Err: err}
-	}
-	for len(data) > 0 {
-		c, err := unix.Write(fd, data)
+// fdWriter writes to a raw descriptor, counting bytes.
+type fdWriter struct {
+	fd int
+	n  int64
+}
+
+func (w *fdWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		c, err := unix.Write(w.fd, p[done:])
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			unix.Close(fd)
-			return &os.PathError{Op: "write", Path: p, Err: err}
+			return done, err
 		}
-		data = data[c:]
+		done += c
 	}
-	return unix.Close(fd)
+	w.n += int64(done)
+	return done, nil
 }

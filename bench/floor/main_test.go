@@ -33,8 +33,9 @@ func contents(t *testing.T, dir string, decode func([]byte) []byte) []string {
 	return got
 }
 
-// The floor must do the work it stands for: every regular file's content
-// (and nothing else) lands in DST, compressed with -zstd.
+// The floor must do the work it stands for: every distinct content of a
+// regular file lands in DST once, compressed with -zstd; hardlinks and
+// copies of a content already written are not written again.
 func TestFloorWritesEveryFile(t *testing.T) {
 	src := t.TempDir()
 	files := map[string]string{
@@ -42,6 +43,8 @@ func TestFloorWritesEveryFile(t *testing.T) {
 		"sub/b":     strings.Repeat("otree ", 50000),
 		"sub/c":     "",
 		"sub/d/e/f": "deep",
+		"sub/copy":  "alpha",
+		"large":     strings.Repeat("a large file, compressed streaming\n", 40000),
 	}
 	for name, data := range files {
 		p := filepath.Join(src, name)
@@ -55,7 +58,13 @@ func TestFloorWritesEveryFile(t *testing.T) {
 	if err := os.Symlink("a", filepath.Join(src, "link")); err != nil {
 		t.Fatal(err)
 	}
-	want := contents(t, src, func(b []byte) []byte { return b })
+	if err := os.Link(filepath.Join(src, "sub/b"), filepath.Join(src, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Compact(contents(t, src, func(b []byte) []byte { return b }))
+	if len(want) != 5 {
+		t.Fatalf("the source has %d distinct contents, want 5", len(want))
+	}
 
 	dec, err := zstd.NewReader(nil)
 	if err != nil {
@@ -78,7 +87,7 @@ func TestFloorWritesEveryFile(t *testing.T) {
 			return out
 		})
 		if !slices.Equal(got, want) {
-			t.Errorf("-zstd=%s: DST holds %d files, want the %d of SRC with the same contents", level, len(got), len(want))
+			t.Errorf("-zstd=%s: DST holds %d files, want the %d distinct contents of SRC, each once", level, len(got), len(want))
 		}
 	}
 	if err := run(src, filepath.Join(t.TempDir(), "x"), "fast"); err == nil || !strings.Contains(err.Error(), "-zstd=fast") {
