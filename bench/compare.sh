@@ -380,8 +380,8 @@ report_tree() {
 	done
 	if ((FLOORED)); then
 		echo "  (floor: bench/floor reads every regular file and writes each distinct content once, for archive"
-		echo "   zstd-compressed at otree's level, to a file of its own, then syncfs; no metadata, no renames, a cheap"
-		echo "   hash for dedupe: no durable commit can be faster)"
+		echo "   zstd-compressed at otree's level, to a file of its own, then syncfs: the work every durable commit"
+		echo "   that stores files one by one does, and nothing else; no metadata, no renames, a cheap hash for dedupe)"
 	fi
 	if [[ -s $RES/$tag.modified.count ]]; then
 		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \

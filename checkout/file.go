@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -422,7 +423,7 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) er
 	if o.rc != nil {
 		// Archive: decompress; reading to EOF verifies the id (also for
 		// empty files).
-		if _, err := io.CopyBuffer(fdWriter(fd), o.rc, w.buf); err != nil {
+		if _, err := io.CopyBuffer(rawfd.Writer(fd), o.rc, w.buf); err != nil {
 			return err
 		}
 	} else if o.h.Size > 0 {
@@ -506,7 +507,7 @@ func (w *worker) copyContent(dst int, o *object) error {
 		if k == 0 {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
 		}
-		if _, err := fdWriter(dst).Write(w.buf[:k]); err != nil {
+		if _, err := rawfd.Writer(dst).Write(w.buf[:k]); err != nil {
 			return err
 		}
 		off += int64(k)
@@ -519,22 +520,4 @@ func (w *worker) copyContent(dst int, o *object) error {
 func notSupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) ||
 		errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EBADF)
-}
-
-// fdWriter writes to a raw descriptor.
-type fdWriter int
-
-func (f fdWriter) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		n, err := unix.Write(int(f), p[done:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		done += n
-	}
-	return done, nil
 }

@@ -187,7 +187,7 @@ type entry struct {
 
 // readDir lists one directory: subdirectories become new tasks, entries
 // the stat cache vouches for are taken from it, and files to hash go out in
-// batches.
+// batches. The listing is then one piece of the directory's work done.
 func (w *worker) readDir(d *dir, fd int, abs, rel string) error {
 	if err := w.listDir(d, fd, abs, rel); err != nil {
 		return err

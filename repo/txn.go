@@ -15,6 +15,7 @@ import (
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/rawfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,19 +254,9 @@ type stagedFile struct {
 }
 
 func (f *stagedFile) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		n, err := unix.Write(f.fd, p[done:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		done += n
-	}
-	f.n += int64(done)
-	return done, nil
+	n, err := rawfd.Writer(f.fd).Write(p)
+	f.n += int64(n)
+	return n, err
 }
 
 // FileID returns the id of a file object with header h and content.

@@ -24,16 +24,20 @@ import (
 	"flag"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/workq"
 )
 
@@ -155,17 +159,45 @@ func (f *floor) first(set map[[2]uint64]bool, key [2]uint64) bool {
 }
 
 // store reads the file at p and writes its content unless a hardlink of it
-// or a file of the same content came first.
+// or a file of the same content came first. As in otree's commit, a small
+// file is read whole and written from memory; a large one is hashed through
+// a 1 MiB buffer and then copied by the kernel or compressed streaming.
 func (w *worker) store(p string) error {
-	data, st, err := readFile(p, &w.buf)
+	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
-	w.read.Add(int64(len(data)))
-	if st.Nlink > 1 && !w.first(w.inodes, [2]uint64{st.Dev, st.Ino}) {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if sys.Nlink > 1 && !w.first(w.inodes, [2]uint64{sys.Dev, sys.Ino}) {
 		return nil
 	}
-	if !w.first(w.sums, [2]uint64{maphash.Bytes(w.seed, data), uint64(len(data))}) {
+	size := st.Size()
+	var data []byte
+	var sum uint64
+	if size < streamMin {
+		w.buf = slices.Grow(w.buf[:0], int(size))[:size]
+		n, err := io.ReadFull(f, w.buf)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		data = w.buf[:n]
+		sum = maphash.Bytes(w.seed, data)
+	} else {
+		var h maphash.Hash
+		h.SetSeed(w.seed)
+		w.buf = slices.Grow(w.buf[:0], streamMin)[:streamMin]
+		if _, err := io.CopyBuffer(&h, io.LimitReader(f, size), w.buf); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		sum = h.Sum64()
+	}
+	w.read.Add(size)
+	if !w.first(w.sums, [2]uint64{sum, uint64(size)}) {
 		return nil
 	}
 	i := w.n.Add(1)
@@ -174,20 +206,23 @@ func (w *worker) store(p string) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: name, Err: err}
 	}
-	out := &fdWriter{fd: fd}
+	out := &countWriter{w: rawfd.Writer(fd)}
 	switch {
-	case w.enc == nil:
-		_, err = out.Write(data)
-	case len(data) >= streamMin:
+	case data == nil && w.enc == nil:
+		err = copyRange(fd, f, size)
+		out.n = size
+	case data == nil:
 		if w.stream == nil {
 			if w.stream, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(w.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false)); err != nil {
 				break
 			}
 		}
 		w.stream.Reset(out)
-		if _, err = w.stream.Write(data); err == nil {
+		if _, err = io.CopyBuffer(w.stream, io.NewSectionReader(f, 0, size), w.buf); err == nil {
 			err = w.stream.Close()
 		}
+	case w.enc == nil:
+		_, err = out.Write(data)
 	default:
 		w.out = w.enc.EncodeAll(data, w.out[:0])
 		_, err = out.Write(w.out)
@@ -202,55 +237,31 @@ func (w *worker) store(p string) error {
 	return nil
 }
 
-// readFile reads the file at p whole into *buf (grown as needed).
-func readFile(p string, buf *[]byte) ([]byte, *unix.Stat_t, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, nil, &os.PathError{Op: "stat", Path: p, Err: err}
-	}
-	if int64(cap(*buf)) < st.Size+1 {
-		*buf = make([]byte, st.Size+1)
-	}
-	b := (*buf)[:cap(*buf)]
-	n := 0
-	for {
-		c, err := unix.Read(fd, b[n:])
-		if err == unix.EINTR {
-			continue
-		}
+// copyRange copies the first n bytes of src to dst in the kernel.
+func copyRange(dst int, src *os.File, n int64) error {
+	var off int64
+	for off < n {
+		roff, woff := off, off
+		c, err := unix.CopyFileRange(int(src.Fd()), &roff, dst, &woff, int(n-off), 0)
 		if err != nil {
-			return nil, nil, &os.PathError{Op: "read", Path: p, Err: err}
+			return err
 		}
-		n += c
-		if c == 0 || int64(n) >= st.Size {
-			return b[:n], &st, nil
+		if c == 0 {
+			return io.ErrUnexpectedEOF
 		}
+		off += int64(c)
 	}
+	return nil
 }
 
-// fdWriter writes to a raw descriptor, counting bytes.
-type fdWriter struct {
-	fd int
-	n  int64
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
 }
 
-func (w *fdWriter) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		c, err := unix.Write(w.fd, p[done:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		done += c
-	}
-	w.n += int64(done)
-	return done, nil
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
