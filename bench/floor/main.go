@@ -58,6 +58,9 @@ func main() {
 // streaming instead of whole.
 const streamMin = 1 << 20
 
+// levels are the -zstd values besides none.
+var levels = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better": zstd.SpeedBetterCompression}
+
 // floor is one run's shared state.
 type floor struct {
 	dst    string
@@ -73,18 +76,17 @@ type floor struct {
 
 func run(src, dst, level string) error {
 	f := &floor{dst: dst, seed: maphash.MakeSeed(), inodes: map[[2]uint64]bool{}, sums: map[[2]uint64]bool{}}
-	switch level {
-	case "none":
-	case "default", "better":
-		f.level = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better": zstd.SpeedBetterCompression}[level]
+	if level != "none" {
+		var ok bool
+		if f.level, ok = levels[level]; !ok {
+			return fmt.Errorf("-zstd=%s: want none, default or better", level)
+		}
 		var err error
 		f.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(f.level), zstd.WithEncoderConcurrency(workq.Workers()),
 			zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 		if err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("-zstd=%s: want none, default or better", level)
 	}
 	start := time.Now()
 	if err := os.Mkdir(dst, 0o755); err != nil {
