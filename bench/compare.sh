@@ -12,7 +12,9 @@
 #   floor      beside cold and archive: bench/floor, the least such a commit
 #              must do (read each file, write each distinct content, or its
 #              zstd compression, to a file of its own, syncfs), as a ratio
-#              to OSTree's commit
+#              to OSTree's commit; and bench/floor -objects, which adds the
+#              per-object work of otree's format (BLAKE3 ids, headers,
+#              staging and renames)
 #   checkout   checkout -U (hardlinks) of the commit from the bare-user
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
@@ -151,8 +153,9 @@ commit_ostree() { timed "$1" "$OSTREE" --repo="$2" commit --branch=main "$3"; }
 
 # tools RUN: both tools, the order alternating between runs.
 tools() { if (($1 % 2)); then echo "ostree otree"; else echo "otree ostree"; fi; }
-# with_floor RUN: both tools and bench/floor (if it runs), taking turns.
-with_floor() { if [[ -n $FLOOR ]]; then rotate "$1" otree ostree floor; else tools "$1"; fi; }
+# with_floor RUN: both tools and the two bench/floor kinds (if they run),
+# taking turns.
+with_floor() { if [[ -n $FLOOR ]]; then rotate "$1" otree ostree floor objfloor; else tools "$1"; fi; }
 # floor KEY TREE [FLAG...]: one timed run of bench/floor into a fresh
 # directory, deleted (untimed) before the next.
 FLOOR_DST=""
@@ -167,9 +170,9 @@ floor_done() {
 	[[ -n $FLOOR_DST ]] && rm -rf "$FLOOR_DST"
 	FLOOR_DST=""
 }
-# rotate RUN A B C: the three, the order rotating between runs.
+# rotate RUN A...: all of them, the order rotating between runs.
 rotate() {
-	local k=$(($1 % 3))
+	local k=$(($1 % ($# - 1)))
 	shift
 	local a=("$@")
 	echo "${a[@]:k}" "${a[@]:0:k}"
@@ -186,6 +189,11 @@ cold_and_unchanged() {
 				if [[ $t == floor ]]; then
 					log "$tag floor: copy and syncfs, run $((i + 1))/$n"
 					floor "$tag.cold.floor" "$tree"
+					continue
+				fi
+				if [[ $t == objfloor ]]; then
+					log "$tag floor -objects: bare-user objects, run $((i + 1))/$n"
+					floor "$tag.cold.objfloor" "$tree" -objects
 					continue
 				fi
 				[[ -n ${BU[$t]:-} ]] && rm -rf "${BU[$t]}"
@@ -321,6 +329,11 @@ archive() {
 				floor "$tag.archive.floor" "$tree" -zstd=better
 				continue
 			fi
+			if [[ $t == objfloor ]]; then
+				log "$tag floor -objects: archive objects, run $((i + 1))/$n"
+				floor "$tag.archive.objfloor" "$tree" -zstd=better -objects
+				continue
+			fi
 			[[ -n ${AR[$t]:-} ]] && rm -rf "${AR[$t]}"
 			AR[$t]=$(fresh "$t-ar")
 			"init_$t" "${AR[$t]}" archive
@@ -369,19 +382,25 @@ report_tree() {
 			"$(verdict "$r" "$target")" "$(ratio "$(mincol "$RES/$tag.$op.otree" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
 			"$(fmt_mib "$(median "$RES/$tag.$op.otree" 2)" 1024)" "$(fmt_mib "$(median "$RES/$tag.$op.ostree" 2)" 1024)"
 		raw+="  $op: otree $(runs "$RES/$tag.$op.otree"); ostree $(runs "$RES/$tag.$op.ostree")"$'\n'
-		if [[ -s $RES/$tag.$op.floor ]]; then
-			a=$(median "$RES/$tag.$op.floor" 1)
-			printf "$row" "  floor (bench/floor)" "$(fmt_s "$a")" "$(fmt_s "$b")" "$(ratio "$a" "$b")" - "" \
-				"$(ratio "$(mincol "$RES/$tag.$op.floor" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
-				"$(fmt_mib "$(median "$RES/$tag.$op.floor" 2)" 1024)" ""
-			raw+="  $op floor: $(runs "$RES/$tag.$op.floor")"$'\n'
+		local kind flabel
+		for kind in floor objfloor; do
+			[[ -s $RES/$tag.$op.$kind ]] || continue
+			flabel="  floor (bench/floor)"
+			[[ $kind == objfloor ]] && flabel="  floor + object work"
+			a=$(median "$RES/$tag.$op.$kind" 1)
+			printf "$row" "$flabel" "$(fmt_s "$a")" "$(fmt_s "$b")" "$(ratio "$a" "$b")" - "" \
+				"$(ratio "$(mincol "$RES/$tag.$op.$kind" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
+				"$(fmt_mib "$(median "$RES/$tag.$op.$kind" 2)" 1024)" ""
+			raw+="  $op $kind: $(runs "$RES/$tag.$op.$kind")"$'\n'
 			FLOORED=1
-		fi
+		done
 	done
 	if ((FLOORED)); then
 		echo "  (floor: bench/floor reads every regular file and writes each distinct content once, for archive"
 		echo "   zstd-compressed at otree's level, to a file of its own, then syncfs: the work every durable commit"
-		echo "   that stores files one by one does, and nothing else; no metadata, no renames, a cheap hash for dedupe)"
+		echo "   that stores files one by one does, and nothing else; no metadata, no renames, a cheap hash for dedupe."
+		echo "   floor + object work (bench/floor -objects) adds what each file object costs in otree's format:"
+		echo "   xattrs read, BLAKE3 id, existence check, header, staging and rename; no dirtrees, no commit)"
 	fi
 	if [[ -s $RES/$tag.modified.count ]]; then
 		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \

@@ -9,18 +9,30 @@
 // bench/compare.sh prints its time beside the cold commits as a ratio to
 // OSTree's.
 //
+// With -objects it also does the work each file object costs in otree's
+// on-disk format (docs/FORMAT.md), and no more: it reads the source's xattr
+// names, dedupes by BLAKE3 instead of maphash, names each object by that
+// hash and checks that it is not stored yet, stages it under DST/tmp/ with
+// its header (in a user.otreemeta xattr and with times zeroed, as a
+// bare-user object; in front of the content with -zstd, as an archive
+// object) and renames it into place. Renames follow each write at once,
+// since ordering them after a sync only adds waiting. Still no directory
+// objects, no commit, no stat cache: a commit in this format cannot be
+// faster than that.
+//
 // Usage:
 //
-//	floor [-zstd=none|default|better] SRC DST
+//	floor [-zstd=none|default|better] [-objects] SRC DST
 //
-// DST must not exist. Files go to DST/xx/N, 256 directories as a repository
-// fans objects out; the workers are as many as otree's commit uses, and as
-// in otree's archive mode, files of 1 MiB or more are compressed by a
-// streaming encoder and smaller ones whole. It prints "files written,
-// bytes read, bytes written, seconds".
+// DST must not exist. Files go to DST/xx/N (DST/xx/ID with -objects), 256
+// directories as a repository fans objects out; the workers are as many as
+// otree's commit uses, and as in otree's archive mode, files of 1 MiB or
+// more are compressed by a streaming encoder and smaller ones whole. It
+// prints "files written, bytes read, bytes written, seconds".
 package main
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"hash/maphash"
@@ -37,18 +49,21 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/workq"
+	"github.com/otree/otree/repo"
 )
 
 func main() {
 	level := flag.String("zstd", "none", "compress each file: none, default or better (otree's archive level)")
+	objects := flag.Bool("objects", false, "also do the per-object work of otree's format: BLAKE3 ids, headers, staging and renames")
 	flag.Parse()
 	if flag.NArg() != 2 {
-		fmt.Fprintln(os.Stderr, "usage: floor [-zstd=none|default|better] SRC DST")
+		fmt.Fprintln(os.Stderr, "usage: floor [-zstd=none|default|better] [-objects] SRC DST")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *level); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), *level, *objects); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
@@ -63,19 +78,20 @@ var levels = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better"
 
 // floor is one run's shared state.
 type floor struct {
-	dst    string
-	level  zstd.EncoderLevel
-	enc    *zstd.Encoder // whole-file encoder, nil without -zstd
-	seed   maphash.Seed
-	mu     sync.Mutex
-	inodes map[[2]uint64]bool
-	sums   map[[2]uint64]bool // content hash and size
+	dst     string
+	level   zstd.EncoderLevel
+	enc     *zstd.Encoder // whole-file encoder, nil without -zstd
+	objects bool          // -objects
+	seed    maphash.Seed
+	mu      sync.Mutex
+	inodes  map[[2]uint64]bool
+	sums    map[[32]byte]bool // BLAKE3, or maphash and size
 
 	n, read, written atomic.Int64
 }
 
-func run(src, dst, level string) error {
-	f := &floor{dst: dst, seed: maphash.MakeSeed(), inodes: map[[2]uint64]bool{}, sums: map[[2]uint64]bool{}}
+func run(src, dst, level string, objects bool) error {
+	f := &floor{dst: dst, objects: objects, seed: maphash.MakeSeed(), inodes: map[[2]uint64]bool{}, sums: map[[32]byte]bool{}}
 	if level != "none" {
 		var ok bool
 		if f.level, ok = levels[level]; !ok {
@@ -95,6 +111,11 @@ func run(src, dst, level string) error {
 	for i := range 256 {
 		if err := os.Mkdir(fmt.Sprintf("%s/%02x", dst, i), 0o755); err != nil {
 			return err
+		}
+		if objects {
+			if err := os.MkdirAll(fmt.Sprintf("%s/tmp/%02x", dst, i), 0o755); err != nil {
+				return err
+			}
 		}
 	}
 	paths := make(chan string, 1024)
@@ -145,12 +166,14 @@ func run(src, dst, level string) error {
 // worker is one goroutine's buffers.
 type worker struct {
 	*floor
-	buf, out []byte
-	stream   *zstd.Encoder
+	buf, out, head []byte
+	stream         *zstd.Encoder
+	hasher         *hash.Hasher
+	xattrs         [4096]byte
 }
 
 // first reports whether key is new to set, adding it.
-func (f *floor) first(set map[[2]uint64]bool, key [2]uint64) bool {
+func first[K comparable](f *floor, set map[K]bool, key K) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if set[key] {
@@ -175,12 +198,29 @@ func (w *worker) store(p string) error {
 		return err
 	}
 	sys := st.Sys().(*syscall.Stat_t)
-	if sys.Nlink > 1 && !w.first(w.inodes, [2]uint64{sys.Dev, sys.Ino}) {
+	if w.objects {
+		// A commit reads every file's xattrs for its header.
+		if _, err := unix.Flistxattr(int(f.Fd()), w.xattrs[:]); err != nil && err != unix.ENOTSUP {
+			return &os.PathError{Op: "listxattr", Path: p, Err: err}
+		}
+	}
+	if sys.Nlink > 1 && !first(w.floor, w.inodes, [2]uint64{sys.Dev, sys.Ino}) {
 		return nil
 	}
 	size := st.Size()
 	var data []byte
-	var sum uint64
+	var h io.Writer
+	var mh maphash.Hash
+	if w.objects {
+		if w.hasher == nil {
+			w.hasher = hash.New()
+		}
+		w.hasher.Reset()
+		h = w.hasher
+	} else {
+		mh.SetSeed(w.seed)
+		h = &mh
+	}
 	if size < streamMin {
 		w.buf = slices.Grow(w.buf[:0], int(size))[:size]
 		n, err := io.ReadFull(f, w.buf)
@@ -188,28 +228,47 @@ func (w *worker) store(p string) error {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		data = w.buf[:n]
-		sum = maphash.Bytes(w.seed, data)
+		h.Write(data)
 	} else {
-		var h maphash.Hash
-		h.SetSeed(w.seed)
 		w.buf = slices.Grow(w.buf[:0], streamMin)[:streamMin]
-		if _, err := io.CopyBuffer(&h, io.LimitReader(f, size), w.buf); err != nil {
+		if _, err := io.CopyBuffer(h, io.LimitReader(f, size), w.buf); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		sum = h.Sum64()
 	}
 	w.read.Add(size)
-	if !w.first(w.sums, [2]uint64{sum, uint64(size)}) {
+	var key [32]byte
+	if w.objects {
+		key = w.hasher.Sum()
+	} else {
+		binary.LittleEndian.PutUint64(key[:], mh.Sum64())
+		binary.LittleEndian.PutUint64(key[8:], uint64(size))
+	}
+	if !first(w.floor, w.sums, key) {
 		return nil
 	}
 	i := w.n.Add(1)
 	name := fmt.Sprintf("%s/%02x/%d", w.dst, i%256, i)
-	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+	staged := name
+	if w.objects {
+		name = fmt.Sprintf("%s/%02x/%x.file", w.dst, key[0], key)
+		var have unix.Stat_t
+		if err := unix.Stat(name, &have); err != unix.ENOENT {
+			return fmt.Errorf("%s: not a fresh object (%v)", name, err)
+		}
+		staged = fmt.Sprintf("%s/tmp/%02x/%x.file", w.dst, key[0], key)
+		w.head = repo.AppendFileHeader(w.head[:0], &repo.FileHeader{Type: repo.TypeRegular,
+			Mode: uint32(st.Mode().Perm()), UID: sys.Uid, GID: sys.Gid, Size: uint64(size)})
+	}
+	fd, err := unix.Open(staged, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return &os.PathError{Op: "create", Path: name, Err: err}
+		return &os.PathError{Op: "create", Path: staged, Err: err}
 	}
 	out := &countWriter{w: rawfd.Writer(fd)}
+	if w.objects && w.enc != nil {
+		_, err = out.Write(w.head) // archive: the header leads the content
+	}
 	switch {
+	case err != nil:
 	case data == nil && w.enc == nil:
 		err = copyRange(fd, f, size)
 		out.n = size
@@ -229,11 +288,20 @@ func (w *worker) store(p string) error {
 		w.out = w.enc.EncodeAll(data, w.out[:0])
 		_, err = out.Write(w.out)
 	}
+	if err == nil && w.objects && w.enc == nil {
+		// bare-user: the header in an xattr, and times zeroed.
+		if err = unix.Fsetxattr(fd, "user.otreemeta", w.head, 0); err == nil {
+			err = unix.Futimes(fd, []unix.Timeval{{}, {}})
+		}
+	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
+	if err == nil && w.objects {
+		err = unix.Renameat2(unix.AT_FDCWD, staged, unix.AT_FDCWD, name, unix.RENAME_NOREPLACE)
+	}
 	if err != nil {
-		return &os.PathError{Op: "write", Path: name, Err: err}
+		return &os.PathError{Op: "write", Path: staged, Err: err}
 	}
 	w.written.Add(out.n)
 	return nil
