@@ -85,6 +85,13 @@ type Options struct {
 
 	OwnerUID, OwnerGID   *uint32 // override every entry's owner
 	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes 0755/0644
+	NoXattrs             bool    // record no xattrs on any entry
+	// ModeROExecutables takes the write bits off every regular file that
+	// has an execute bit.
+	ModeROExecutables bool
+	// KeepMetadata names metadata keys copied from the parent commit, which
+	// must exist and have them; a key also in Metadata keeps that value.
+	KeepMetadata []string
 	// SkipList names paths (relative to the tree root, "/usr/share/doc") to
 	// leave out with everything below them.
 	SkipList []string
@@ -270,13 +277,17 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			return res, saveCache(cache, roots, root, opts.Logger)
 		}
 	}
+	meta, err := keptMetadata(r, &opts, parent)
+	if err != nil {
+		return nil, err
+	}
 	ts := opts.Timestamp
 	if ts.IsZero() {
 		ts = time.Now()
 	}
 	c := repo.Commit{
 		Parent: parent, Timestamp: uint64(ts.Unix()), Subject: opts.Subject, Body: opts.Body,
-		RootTree: treeID, RootMeta: root.meta, Metadata: bindings(&opts),
+		RootTree: treeID, RootMeta: root.meta, Metadata: bindings(&opts, meta),
 	}
 	data := c.Encode()
 	id, err := txn.WriteMeta(repo.KindCommit, data)
@@ -389,16 +400,42 @@ func startProgress(fn func(Stats), c *counters, t *repo.Txn) func() {
 
 // bindings returns opts.Metadata with the ref binding set: Branch (unless
 // Orphan) and BindRefs, as OSTree binds a commit to its branch by default.
-func bindings(opts *Options) repo.Metadata {
+func bindings(opts *Options, meta repo.Metadata) repo.Metadata {
 	if opts.NoBindings {
-		return opts.Metadata
+		return meta
 	}
 	refs := opts.BindRefs
 	if opts.Branch != "" && !opts.Orphan {
 		refs = append([]string{opts.Branch}, refs...)
 	}
 	if len(refs) == 0 {
-		return opts.Metadata
+		return meta
 	}
-	return slices.Clone(opts.Metadata).Set(repo.RefBindingKey, repo.EncodeRefBinding(refs))
+	return slices.Clone(meta).Set(repo.RefBindingKey, repo.EncodeRefBinding(refs))
+}
+
+// keptMetadata is opts.Metadata with the keys of opts.KeepMetadata it lacks
+// copied from the parent commit.
+func keptMetadata(r *repo.Repo, opts *Options, parent repo.ID) (repo.Metadata, error) {
+	if len(opts.KeepMetadata) == 0 {
+		return opts.Metadata, nil
+	}
+	if parent.IsZero() {
+		return nil, fmt.Errorf("commit: keeping metadata %q: there is no parent commit", opts.KeepMetadata[0])
+	}
+	pc, err := r.ReadCommit(parent)
+	if err != nil {
+		return nil, fmt.Errorf("commit: parent %s: %w", parent, err)
+	}
+	meta := slices.Clone(opts.Metadata)
+	for _, k := range opts.KeepMetadata {
+		v, ok := pc.Metadata.Get(k)
+		if !ok {
+			return nil, fmt.Errorf("commit: keeping metadata: parent commit %s has no key %q", parent, k)
+		}
+		if _, given := opts.Metadata.Get(k); !given {
+			meta = meta.Set(k, v)
+		}
+	}
+	return meta, nil
 }

@@ -10,22 +10,31 @@ import (
 // modifier rewrites the metadata of committed entries as the options ask.
 type modifier struct {
 	canonical bool
+	noXattrs  bool // --no-xattrs
+	roExec    bool // --mode-ro-executables
 	uid, gid  *uint32
 	identity  bool // changes nothing: caches keyed on source stat stay valid
 }
 
 func newModifier(o *Options, mode repo.Mode) *modifier {
-	m := &modifier{canonical: o.CanonicalPermissions || mode == repo.ModeBareUserOnly, uid: o.OwnerUID, gid: o.OwnerGID}
-	m.identity = !m.canonical && m.uid == nil && m.gid == nil
+	m := &modifier{canonical: o.CanonicalPermissions || mode == repo.ModeBareUserOnly,
+		noXattrs: o.NoXattrs, roExec: o.ModeROExecutables, uid: o.OwnerUID, gid: o.OwnerGID}
+	m.identity = !m.canonical && !m.noXattrs && !m.roExec && m.uid == nil && m.gid == nil
 	return m
 }
+
+// keepsXattrs reports whether committed entries carry their xattrs; when
+// not, the walk does not read them.
+func (m *modifier) keepsXattrs() bool { return !m.canonical && !m.noXattrs }
 
 // fingerprint names the settings that change what a source file hashes to,
 // so the stat cache is used only with the settings it was made with.
 func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 	b := []byte{byte(mode), 0}
-	if m.canonical {
-		b[1] = 1
+	for bit, on := range []bool{m.canonical, m.noXattrs, m.roExec} {
+		if on {
+			b[1] |= 1 << bit
+		}
 	}
 	for _, v := range []*uint32{m.uid, m.gid} {
 		if v == nil {
@@ -58,6 +67,12 @@ func (m *modifier) file(h *repo.FileHeader) {
 			h.Mode = canonicalMode(h.Mode)
 		}
 	}
+	if m.noXattrs {
+		h.Xattrs = nil
+	}
+	if m.roExec && h.Type == repo.TypeRegular && h.Mode&0o111 != 0 {
+		h.Mode &^= 0o222
+	}
 	if m.uid != nil {
 		h.UID = *m.uid
 	}
@@ -72,6 +87,9 @@ func (m *modifier) dir(d *repo.DirMeta) {
 	}
 	if m.canonical {
 		d.UID, d.GID, d.Xattrs, d.Mode = 0, 0, nil, 0o755
+	}
+	if m.noXattrs {
+		d.Xattrs = nil
 	}
 	if m.uid != nil {
 		d.UID = *m.uid

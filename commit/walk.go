@@ -146,9 +146,12 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 			return nil
 		}
 	}
-	x, err := xattr.FList(fd, skipXattr)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	var x []repo.Xattr
+	if wk.mod.keepsXattrs() {
+		var err error
+		if x, err = xattr.FList(fd, skipXattr); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x}
 	wk.mod.dir(&m)
@@ -351,9 +354,11 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 			unix.Close(fd)
 		}
 	}()
-	x, err := xattr.FList(fd, skipXattr)
-	if err != nil {
-		return repo.ID{}, err
+	var x []repo.Xattr
+	if wk.mod.keepsXattrs() {
+		if x, err = xattr.FList(fd, skipXattr); err != nil {
+			return repo.ID{}, err
+		}
 	}
 	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
 	wk.mod.file(&h)

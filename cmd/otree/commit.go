@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/repo"
@@ -14,15 +15,16 @@ import (
 )
 
 type commitFlags struct {
-	branch, subject, body, parent, timestamp, skipList string
-	orphan, canonical, skipIfUnchanged, fsync          bool
-	metadata, trees                                    []string
-	ownerUID, ownerGID                                 int64
-	summary                                            bool
-	bindRefs                                           []string
-	noBindings                                         bool
-	signKeys                                           []string
-	signFile, signType                                 string
+	branch, subject, body, bodyFile, parent, timestamp, skipList string
+	orphan, canonical, skipIfUnchanged, fsync                    bool
+	noXattrs, roExecutables                                      bool
+	metadata, detached, keepMetadata, trees                      []string
+	ownerUID, ownerGID                                           int64
+	summary                                                      bool
+	bindRefs                                                     []string
+	noBindings                                                   bool
+	signKeys                                                     []string
+	signFile, signType                                           string
 }
 
 func newCommitCommand(e *env) *cobra.Command {
@@ -41,14 +43,19 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringVarP(&f.branch, "branch", "b", "", "branch to commit to")
 	fl.StringVarP(&f.subject, "subject", "s", "", "one-line subject")
 	fl.StringVarP(&f.body, "body", "m", "", "full description")
+	fl.StringVarP(&f.bodyFile, "body-file", "F", "", "read the full description from FILE (instead of --body)")
 	fl.StringVar(&f.parent, "parent", "", `parent commit, or "none"`)
 	fl.BoolVar(&f.orphan, "orphan", false, "create a commit without moving any branch")
 	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
+	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
+	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
 	fl.StringVar(&f.timestamp, "timestamp", "", "commit time (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" UTC, or @UNIXSECONDS)")
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")
 	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes 0755/0644")
+	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "record no extended attributes")
+	fl.BoolVar(&f.roExecutables, "mode-ro-executables", false, "record executable files without write permission")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
 	fl.StringArrayVar(&f.bindRefs, "bind-ref", nil, "also bind the commit to this ref, besides --branch (repeatable)")
@@ -84,6 +91,17 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		Branch: f.branch, Subject: f.subject, Body: f.body, Orphan: f.orphan,
 		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
 		BindRefs: f.bindRefs, NoBindings: f.noBindings,
+		NoXattrs: f.noXattrs, ModeROExecutables: f.roExecutables, KeepMetadata: f.keepMetadata,
+	}
+	if f.bodyFile != "" { // wins over --body, as in OSTree
+		data, err := os.ReadFile(f.bodyFile)
+		if err != nil {
+			return fmt.Errorf("reading --body-file: %w", err)
+		}
+		if !utf8.Valid(data) {
+			return fmt.Errorf("--body-file %s is not UTF-8 text", f.bodyFile)
+		}
+		opts.Body = string(data)
 	}
 	if err := sign.CheckType(f.signType); err != nil {
 		return usageError{err}
@@ -119,12 +137,18 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	if len(opts.Sources) == 0 {
 		opts.Sources = []commit.Source{{Kind: commit.SourceDir, Path: "."}}
 	}
-	for _, kv := range f.metadata {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("invalid --add-metadata-string %q: want KEY=VALUE", kv)
+	for _, m := range []struct {
+		flag string
+		kvs  []string
+		dst  *repo.Metadata
+	}{{"--add-metadata-string", f.metadata, &opts.Metadata}, {"--add-detached-metadata-string", f.detached, &opts.DetachedMetadata}} {
+		for _, kv := range m.kvs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("invalid %s %q: want KEY=VALUE", m.flag, kv)
+			}
+			*m.dst = m.dst.Set(k, []byte(v))
 		}
-		opts.Metadata = opts.Metadata.Set(k, []byte(v))
 	}
 	if f.timestamp != "" {
 		ts, err := parseTimestamp(f.timestamp)

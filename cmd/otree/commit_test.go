@@ -92,6 +92,72 @@ func TestCommitCommand(t *testing.T) {
 	}
 }
 
+// OSTree's flags for the message and metadata, and for what is recorded
+// of each file, reach the commit.
+func TestCommitCommandMoreOSTreeFlags(t *testing.T) {
+	c := newCLI(t)
+	x := map[string]string{"user.note": "n"}
+	src := source(t, testtree.Tree{"bin/tool": {Mode: 0o755, Content: "#!/bin/sh\n", Xattrs: x}})
+	dir := t.TempDir()
+	body := filepath.Join(dir, "body")
+	os.WriteFile(body, []byte("Line one\n\nMore text.\n"), 0o644)
+
+	first := strings.TrimSpace(c.ok("commit", "-b", "uat", "-s", "First", "-m", "ignored", "-F", body,
+		"--add-metadata-string=version=1.0", "--add-detached-metadata-string=approved-by=qa", src))
+	id, _ := repo.ParseID(first)
+	cm, err := c.r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Body != "Line one\n\nMore text.\n" {
+		t.Errorf("--body-file gave body %q", cm.Body)
+	}
+	if dm, err := c.r.ReadCommitMeta(id); err != nil {
+		t.Errorf("detached metadata: %v", err)
+	} else if v, _ := dm.Get("approved-by"); string(v) != "qa" {
+		t.Errorf("--add-detached-metadata-string: detached metadata %v", dm)
+	}
+	header := func(commit, p string) *repo.FileHeader {
+		t.Helper()
+		id, _ := repo.ParseID(commit)
+		e, err := c.r.Lookup(id, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, rc, err := c.r.OpenFile(e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		return h
+	}
+	if h := header(first, "/bin/tool"); h.Mode != 0o755 || len(h.Xattrs) != 1 {
+		t.Fatalf("plain commit: /bin/tool mode %o, xattrs %v", h.Mode, h.Xattrs)
+	}
+
+	second := strings.TrimSpace(c.ok("commit", "-b", "uat", "--keep-metadata=version", "--no-xattrs", "--mode-ro-executables", src))
+	id, _ = repo.ParseID(second)
+	if cm, err = c.r.ReadCommit(id); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := cm.Metadata.Get("version"); string(v) != "1.0" {
+		t.Errorf("--keep-metadata=version: metadata %v", cm.Metadata)
+	}
+	if h := header(second, "/bin/tool"); h.Mode != 0o555 || len(h.Xattrs) != 0 {
+		t.Errorf("--no-xattrs --mode-ro-executables: /bin/tool mode %o, xattrs %v", h.Mode, h.Xattrs)
+	}
+
+	latin1 := filepath.Join(dir, "latin1")
+	os.WriteFile(latin1, []byte("caf\xe9\n"), 0o644)
+	c.fails(exitError, []string{filepath.Join(dir, "gone")}, "commit", "-b", "uat", "-F", filepath.Join(dir, "gone"), src)
+	c.fails(exitError, []string{latin1, "UTF-8"}, "commit", "-b", "uat", "-F", latin1, src)
+	c.fails(exitUsage, []string{"--add-detached-metadata-string", "KEY=VALUE"}, "commit", "-b", "uat", "--add-detached-metadata-string=novalue", src)
+	c.fails(exitError, []string{"nokey"}, "commit", "-b", "uat", "--keep-metadata=nokey", src)
+	if head, _ := c.r.ReadRef("uat"); head.String() != second {
+		t.Errorf("failed commits moved uat to %s", head)
+	}
+}
+
 func TestCommitCommandErrors(t *testing.T) {
 	c := newCLI(t)
 	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
