@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/workq"
+	"github.com/otree/otree/internal/zenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -231,7 +232,7 @@ func (r *Repo) ObjectPath(kind Kind, id ID) string {
 // beyond that, so there is one per commit worker.
 func (r *Repo) encoder() *zstd.Encoder {
 	r.encOnce.Do(func() {
-		r.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(workq.Workers()), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		r.enc, _ = zenc.Whole(zenc.Level, workq.Workers())
 	})
 	return r.enc
 }
@@ -246,7 +247,7 @@ func (r *Repo) streamEncoder() *zstd.Encoder {
 	if e, ok := r.encPool.Get().(*zstd.Encoder); ok {
 		return e
 	}
-	e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	e, _ := zenc.Stream(zenc.Level)
 	return e
 }
 

@@ -52,6 +52,7 @@ import (
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/workq"
+	"github.com/otree/otree/internal/zenc"
 	"github.com/otree/otree/repo"
 )
 
@@ -74,7 +75,7 @@ func main() {
 const streamMin = 1 << 20
 
 // levels are the -zstd values besides none.
-var levels = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better": zstd.SpeedBetterCompression}
+var levels = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better": zenc.Level}
 
 // floor is one run's shared state.
 type floor struct {
@@ -98,8 +99,7 @@ func run(src, dst, level string, objects bool) error {
 			return fmt.Errorf("-zstd=%s: want none, default or better", level)
 		}
 		var err error
-		f.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(f.level), zstd.WithEncoderConcurrency(workq.Workers()),
-			zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		f.enc, err = zenc.Whole(f.level, workq.Workers())
 		if err != nil {
 			return err
 		}
@@ -274,7 +274,7 @@ func (w *worker) store(p string) error {
 		out.n = size
 	case data == nil:
 		if w.stream == nil {
-			if w.stream, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(w.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false)); err != nil {
+			if w.stream, err = zenc.Stream(w.level); err != nil {
 				break
 			}
 		}
