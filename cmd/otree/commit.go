@@ -17,7 +17,7 @@ import (
 type commitFlags struct {
 	branch, subject, body, bodyFile, parent, timestamp, skipList string
 	orphan, canonical, skipIfUnchanged, fsync                    bool
-	noXattrs, roExecutables                                      bool
+	noXattrs, roExecutables, linkSpeedup, devinoCanonical        bool
 	metadata, detached, keepMetadata, trees                      []string
 	ownerUID, ownerGID                                           int64
 	summary                                                      bool
@@ -56,6 +56,10 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes 0755/0644")
 	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "record no extended attributes")
 	fl.BoolVar(&f.roExecutables, "mode-ro-executables", false, "record executable files without write permission")
+	// otree always knows a hardlink of a repository object by device and
+	// inode; OSTree's flags for that are accepted so its scripts run.
+	fl.BoolVar(&f.linkSpeedup, "link-checkout-speedup", false, "accepted for OSTree scripts: hardlinks of repository objects are always recognised")
+	fl.BoolVarP(&f.devinoCanonical, "devino-canonical", "I", false, "accepted for OSTree scripts: hardlinks of repository objects are always taken as unmodified")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
 	fl.StringArrayVar(&f.bindRefs, "bind-ref", nil, "also bind the commit to this ref, besides --branch (repeatable)")

@@ -158,6 +158,39 @@ func TestCommitCommandMoreOSTreeFlags(t *testing.T) {
 	}
 }
 
+// OSTree's --link-checkout-speedup and -I are accepted, and what they ask
+// for is what otree always does: a hardlinked checkout commits again
+// without reading a file, to the same tree.
+func TestCommitCommandLinkCheckoutSpeedup(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "repo")
+	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := &cli{t: t, path: p, r: r}
+	src := source(t, testtree.Tree{"etc/a.conf": testtree.File("a\n", 0o644), "bin/tool": testtree.File("#!/bin/sh\n", 0o755)})
+	first, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "base", src)))
+	co := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "base", co)
+	var js struct {
+		Commit repo.ID
+		Stats  struct{ Files, FilesHashed int64 }
+	}
+	out := c.ok("commit", "-b", "again", "--json", "--link-checkout-speedup", "-I", co)
+	if err := json.Unmarshal([]byte(out), &js); err != nil {
+		t.Fatalf("--json output %q: %v", out, err)
+	}
+	if js.Stats.Files != 2 || js.Stats.FilesHashed != 0 {
+		t.Errorf("commit of a hardlinked checkout: %+v, want 2 files and none read", js.Stats)
+	}
+	a, _ := r.ReadCommit(first)
+	b, _ := r.ReadCommit(js.Commit)
+	if a == nil || b == nil || a.RootTree != b.RootTree {
+		t.Error("the hardlinked checkout did not commit to the same tree")
+	}
+}
+
 func TestCommitCommandErrors(t *testing.T) {
 	c := newCLI(t)
 	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
