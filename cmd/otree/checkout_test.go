@@ -86,13 +86,8 @@ func TestCheckoutCommand(t *testing.T) {
 }
 
 func TestCheckoutHardlinks(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "repo")
-	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	c := &cli{t: t, path: p, r: r}
+	c := newCLIMode(t, repo.ModeBareUser)
+	r := c.r
 	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
 	obj := r.ObjectPath(repo.KindFile, mustLookup(t, r, id, "/a.txt").ID)
 	ino := func(p string) uint64 {

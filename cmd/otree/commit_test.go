@@ -162,13 +162,8 @@ func TestCommitCommandMoreOSTreeFlags(t *testing.T) {
 // for is what otree always does: a hardlinked checkout commits again
 // without reading a file, to the same tree.
 func TestCommitCommandLinkCheckoutSpeedup(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "repo")
-	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	c := &cli{t: t, path: p, r: r}
+	c := newCLIMode(t, repo.ModeBareUser)
+	r := c.r
 	src := source(t, testtree.Tree{"etc/a.conf": testtree.File("a\n", 0o644), "bin/tool": testtree.File("#!/bin/sh\n", 0o755)})
 	first, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "base", src)))
 	co := filepath.Join(t.TempDir(), "co")

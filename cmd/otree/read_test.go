@@ -63,10 +63,17 @@ func (c *cli) fails(code int, want []string, args ...string) result {
 	return res
 }
 
+// newCLI makes an archive repository to run otree against.
 func newCLI(t *testing.T) *cli {
 	t.Helper()
+	return newCLIMode(t, repo.ModeArchive)
+}
+
+// newCLIMode makes a repository of the given mode to run otree against.
+func newCLIMode(t *testing.T, mode repo.Mode) *cli {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "repo")
-	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeArchive})
+	r, err := repo.Init(p, repo.InitOptions{Mode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
