@@ -156,12 +156,14 @@ tools() { if (($1 % 2)); then echo "ostree otree"; else echo "otree ostree"; fi;
 # with_floor RUN: both tools and the two bench/floor kinds (if they run),
 # taking turns.
 with_floor() { if [[ -n $FLOOR ]]; then rotate "$1" otree ostree floor objfloor; else tools "$1"; fi; }
-# floor KEY TREE [FLAG...]: one timed run of bench/floor into a fresh
-# directory, deleted (untimed) before the next.
+# floor KIND KEY TREE [FLAG...]: one timed run of bench/floor (KIND floor)
+# or bench/floor -objects (KIND objfloor) into a fresh directory, deleted
+# (untimed) before the next.
 FLOOR_DST=""
 floor() {
-	local key=$1 tree=$2
-	shift 2
+	local kind=$1 key=$2 tree=$3
+	shift 3
+	[[ $kind == objfloor ]] && set -- "$@" -objects
 	[[ -n $FLOOR_DST ]] && rm -rf "$FLOOR_DST"
 	FLOOR_DST=$(fresh floor)
 	timed "$key" "$FLOOR" "$@" "$tree" "$FLOOR_DST"
@@ -186,14 +188,9 @@ cold_and_unchanged() {
 	if has_op cold; then
 		for ((i = 0; i < n; i++)); do
 			for t in $(with_floor "$i"); do
-				if [[ $t == floor ]]; then
-					log "$tag floor: copy and syncfs, run $((i + 1))/$n"
-					floor "$tag.cold.floor" "$tree"
-					continue
-				fi
-				if [[ $t == objfloor ]]; then
-					log "$tag floor -objects: bare-user objects, run $((i + 1))/$n"
-					floor "$tag.cold.objfloor" "$tree" -objects
+				if [[ $t == *floor ]]; then
+					log "$tag $t: bare-user, run $((i + 1))/$n"
+					floor "$t" "$tag.cold.$t" "$tree"
 					continue
 				fi
 				[[ -n ${BU[$t]:-} ]] && rm -rf "${BU[$t]}"
@@ -324,14 +321,9 @@ archive() {
 	local -A AR
 	for ((i = 0; i < n; i++)); do
 		for t in $(with_floor "$i"); do
-			if [[ $t == floor ]]; then
-				log "$tag floor: zstd (otree's archive level), write and syncfs, run $((i + 1))/$n"
-				floor "$tag.archive.floor" "$tree" -zstd=better
-				continue
-			fi
-			if [[ $t == objfloor ]]; then
-				log "$tag floor -objects: archive objects, run $((i + 1))/$n"
-				floor "$tag.archive.objfloor" "$tree" -zstd=better -objects
+			if [[ $t == *floor ]]; then
+				log "$tag $t: archive (zstd at otree's level), run $((i + 1))/$n"
+				floor "$t" "$tag.archive.$t" "$tree" -zstd=better
 				continue
 			fi
 			[[ -n ${AR[$t]:-} ]] && rm -rf "${AR[$t]}"

@@ -263,9 +263,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		}
 	}
 	res := &Result{Parent: parent, Branch: opts.Branch}
+	var pc *repo.Commit
 	if !parent.IsZero() {
-		pc, err := r.ReadCommit(parent)
-		if err != nil {
+		if pc, err = r.ReadCommit(parent); err != nil {
 			return nil, fmt.Errorf("commit: parent %s: %w", parent, err)
 		}
 		if opts.SkipIfUnchanged && pc.RootTree == treeID && pc.RootMeta == root.meta {
@@ -277,7 +277,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			return res, saveCache(cache, roots, root, opts.Logger)
 		}
 	}
-	meta, err := keptMetadata(r, &opts, parent)
+	meta, err := keptMetadata(&opts, parent, pc)
 	if err != nil {
 		return nil, err
 	}
@@ -415,17 +415,13 @@ func bindings(opts *Options, meta repo.Metadata) repo.Metadata {
 }
 
 // keptMetadata is opts.Metadata with the keys of opts.KeepMetadata it lacks
-// copied from the parent commit.
-func keptMetadata(r *repo.Repo, opts *Options, parent repo.ID) (repo.Metadata, error) {
+// copied from the parent commit pc (nil when there is none).
+func keptMetadata(opts *Options, parent repo.ID, pc *repo.Commit) (repo.Metadata, error) {
 	if len(opts.KeepMetadata) == 0 {
 		return opts.Metadata, nil
 	}
-	if parent.IsZero() {
+	if pc == nil {
 		return nil, fmt.Errorf("commit: keeping metadata %q: there is no parent commit", opts.KeepMetadata[0])
-	}
-	pc, err := r.ReadCommit(parent)
-	if err != nil {
-		return nil, fmt.Errorf("commit: parent %s: %w", parent, err)
 	}
 	meta := slices.Clone(opts.Metadata)
 	for _, k := range opts.KeepMetadata {

@@ -134,6 +134,15 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 	return d, err
 }
 
+// xattrs lists the xattrs of the file open at fd, or none without reading
+// when the commit records none.
+func (wk *walker) xattrs(fd int) ([]repo.Xattr, error) {
+	if !wk.mod.keepsXattrs() {
+		return nil, nil
+	}
+	return xattr.FList(fd, skipXattr)
+}
+
 // dirMeta stores the dirmeta of a directory open at fd.
 func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 	wk.st.dirs.Add(1)
@@ -146,12 +155,9 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 			return nil
 		}
 	}
-	var x []repo.Xattr
-	if wk.mod.keepsXattrs() {
-		var err error
-		if x, err = xattr.FList(fd, skipXattr); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
+	x, err := wk.xattrs(fd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x}
 	wk.mod.dir(&m)
@@ -321,7 +327,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 // special stores a symlink, device or FIFO.
 func (w *worker) special(abs, name string, st *unix.Stat_t) (repo.ID, error) {
 	path := abs + "/" + name
-	h, err := DiskHeader(path, st, false)
+	h, err := DiskHeader(path, st, !w.walker.mod.keepsXattrs())
 	if err != nil {
 		return repo.ID{}, err
 	}
@@ -354,11 +360,9 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 			unix.Close(fd)
 		}
 	}()
-	var x []repo.Xattr
-	if wk.mod.keepsXattrs() {
-		if x, err = xattr.FList(fd, skipXattr); err != nil {
-			return repo.ID{}, err
-		}
+	x, err := wk.xattrs(fd)
+	if err != nil {
+		return repo.ID{}, err
 	}
 	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
 	wk.mod.file(&h)
