@@ -148,16 +148,10 @@ func coExpect(tree testtree.Tree, mode repo.Mode, user bool) testtree.Tree {
 	out := testtree.Tree{}
 	for p, e := range tree {
 		if mode == repo.ModeBareUserOnly {
-			// Committed with canonical permissions.
+			// Committed with canonical permissions: modes masked with 0755.
 			e.UID, e.GID, e.Xattrs = 0, 0, nil
-			switch {
-			case e.Mode.IsDir():
-				e.Mode = fs.ModeDir | 0o755
-			case e.Mode&fs.ModeSymlink != 0:
-			case e.Mode&0o100 != 0:
-				e.Mode = 0o755
-			default:
-				e.Mode = 0o644
+			if e.Mode&fs.ModeSymlink == 0 {
+				e.Mode = e.Mode&fs.ModeDir | e.Mode.Perm()&0o755
 			}
 		}
 		if user {

@@ -35,6 +35,8 @@ func parFixture(root bool) testtree.Tree {
 		"priv/f":                 testtree.File("p", 0o640),
 		"ro":                     testtree.Dir(0o555),
 		"ro/f":                   testtree.File("r", 0o444),
+		"shared":                 testtree.Dir(0o775),
+		"shared/f":               testtree.File("g", 0o664),
 		"xattr":                  {Mode: 0o644, Content: "x", Xattrs: map[string]string{"user.a": "1", "user.b": "two"}},
 		"with space":             testtree.File("sp", 0o644),
 		"ünïcødé":                testtree.File("u", 0o644),
@@ -78,15 +80,27 @@ func TestParityWithOSTree(t *testing.T) {
 	}
 	root := os.Getuid() == 0
 	for _, c := range []struct {
-		mode     repo.Mode
-		user     bool
-		needRoot bool
+		mode      repo.Mode
+		user      bool
+		needRoot  bool
+		canonical bool // --canonical-permissions
+		fromRef   bool // committed plainly to "base", then --tree=ref=base
 	}{
-		{repo.ModeBareUser, true, false},
-		{repo.ModeArchive, true, false},
-		{repo.ModeBare, false, true},
+		{repo.ModeBareUser, true, false, false, false},
+		{repo.ModeArchive, true, false, false, false},
+		{repo.ModeBare, false, true, false, false},
+		{repo.ModeBareUserOnly, true, false, false, false},
+		{repo.ModeBareUser, true, false, true, false},
+		{repo.ModeBareUser, true, false, true, true},
 	} {
-		t.Run(c.mode.String(), func(t *testing.T) {
+		name := c.mode.String()
+		if c.canonical {
+			name += "/canonical-permissions"
+		}
+		if c.fromRef {
+			name += "/from-ref"
+		}
+		t.Run(name, func(t *testing.T) {
 			if c.needRoot && !root {
 				t.Skip("bare mode needs root")
 			}
@@ -111,8 +125,16 @@ func TestParityWithOSTree(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
+			source := commit.Source{Kind: commit.SourceDir, Path: src}
+			if c.fromRef {
+				if _, err := commit.Commit(context.Background(), r, commit.Options{Branch: "base",
+					Sources: []commit.Source{source}}); err != nil {
+					t.Fatal(err)
+				}
+				source = commit.Source{Kind: commit.SourceRef, Path: "base"}
+			}
 			res, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main",
-				Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+				CanonicalPermissions: c.canonical, Sources: []commit.Source{source}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +153,15 @@ func TestParityWithOSTree(t *testing.T) {
 				}
 			}
 			run("init", "--mode="+c.mode.String())
-			run("commit", "--branch=main", "--tree=dir="+src)
+			ci := []string{"commit", "--branch=main", "--tree=dir=" + src}
+			if c.fromRef {
+				run("commit", "--branch=base", "--tree=dir="+src)
+				ci[2] = "--tree=ref=base"
+			}
+			if c.canonical {
+				ci = append(ci, "--canonical-permissions")
+			}
+			run(ci...)
 			co := []string{"checkout"}
 			if c.user {
 				co = append(co, "-U")

@@ -84,7 +84,7 @@ type Options struct {
 	Sources  []Source
 
 	OwnerUID, OwnerGID   *uint32 // override every entry's owner
-	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes 0755/0644
+	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes masked with 0755
 	NoXattrs             bool    // record no xattrs on any entry
 	// ModeROExecutables takes the write bits off every regular file that
 	// has an execute bit.
@@ -352,14 +352,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		case SourceTar:
 			d, err = importTar(ctx, txn, src.Path, mod, skip, cnt)
 		case SourceRef:
-			var id repo.ID
-			if id, err = r.ResolveRev(src.Path); err == nil {
-				var c *repo.Commit
-				if c, err = r.ReadCommit(id); err == nil {
-					d = &dir{meta: c.RootMeta, stored: c.RootTree}
-				}
-			}
-			if err != nil {
+			if d, err = refTree(ctx, r, txn, src.Path, mod, cnt); err != nil {
 				err = fmt.Errorf("--tree=ref=%s: %w", src.Path, err)
 			}
 		default:

@@ -256,8 +256,8 @@ func TestOverlaySkipListAndModifiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := readCommit(t, r, canon.Commit, true)["etc/conf"]; g.Mode != 0o644 || g.UID != 0 {
-		t.Errorf("canonical permissions: etc/conf = %+v, want 0644 owned by 0", g)
+	if g := readCommit(t, r, canon.Commit, true)["etc/conf"]; g.Mode != 0o600 || g.UID != 0 {
+		t.Errorf("canonical permissions: etc/conf = %+v, want 0600 owned by 0", g)
 	}
 	owned, err := commit.Commit(ctx, r, commit.Options{Branch: "owned", OwnerUID: &uid, OwnerGID: &gid,
 		Sources: []commit.Source{{Kind: commit.SourceDir, Path: base}}})

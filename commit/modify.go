@@ -30,12 +30,19 @@ func (m *modifier) keepsXattrs() bool { return !m.canonical && !m.noXattrs }
 // fingerprint names the settings that change what a source file hashes to,
 // so the stat cache is used only with the settings it was made with.
 func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
-	b := []byte{byte(mode), 0}
-	for bit, on := range []bool{m.canonical, m.noXattrs, m.roExec} {
-		if on {
-			b[1] |= 1 << bit
-		}
+	var flags byte
+	if m.canonical {
+		// 8, not 1: flag 1 meant the earlier rule (0755 or 0644), and
+		// records made with it must not be reused.
+		flags |= 8
 	}
+	if m.noXattrs {
+		flags |= 2
+	}
+	if m.roExec {
+		flags |= 4
+	}
+	b := []byte{byte(mode), flags}
 	for _, v := range []*uint32{m.uid, m.gid} {
 		if v == nil {
 			b = append(b, 0)
@@ -47,13 +54,9 @@ func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 }
 
 // canonicalMode is what --canonical-permissions (and bare-user-only) keeps
-// of a file's mode: executable or not.
-func canonicalMode(mode uint32) uint32 {
-	if mode&0o100 != 0 {
-		return 0o755
-	}
-	return 0o644
-}
+// of a file's or directory's mode, as OSTree defines it: no setuid, setgid
+// or sticky bit, and no write bit for group or others.
+func canonicalMode(mode uint32) uint32 { return mode & 0o755 }
 
 func (m *modifier) file(h *repo.FileHeader) {
 	if m.identity {
@@ -86,7 +89,7 @@ func (m *modifier) dir(d *repo.DirMeta) {
 		return
 	}
 	if m.canonical {
-		d.UID, d.GID, d.Xattrs, d.Mode = 0, 0, nil, 0o755
+		d.UID, d.GID, d.Xattrs, d.Mode = 0, 0, nil, canonicalMode(d.Mode)
 	}
 	if m.noXattrs {
 		d.Xattrs = nil

@@ -127,3 +127,143 @@ func TestKeepMetadata(t *testing.T) {
 		t.Error("a refused commit created a branch")
 	}
 }
+
+// Canonical permissions mean what they mean in OSTree, and a bare-user-only
+// repository applies them always: owner 0:0, no xattrs, and of the mode
+// only the bits of 0755, for files and directories alike (setuid, setgid,
+// sticky and group or other write bits go; a private file stays private).
+func TestCanonicalPermissionsMaskWith0755(t *testing.T) {
+	x := map[string]string{"user.note": "dropped"}
+	src := makeTree(t, testtree.Tree{
+		"suid":        {Mode: fs.ModeSetuid | 0o755, Content: "s"},
+		"sgid-grp":    {Mode: fs.ModeSetgid | 0o775, Content: "g"},
+		"shared":      {Mode: 0o666, Content: "w", Xattrs: x},
+		"private":     testtree.File("p", 0o600),
+		"readonly":    testtree.File("r", 0o444),
+		"exec-only":   testtree.File("e", 0o711),
+		"link":        testtree.Symlink("private"),
+		"open":        testtree.Dir(0o777),
+		"sticky":      {Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+		"secret":      {Mode: fs.ModeDir | 0o700, Xattrs: x},
+		"group":       {Mode: fs.ModeDir | fs.ModeSetgid | 0o750},
+		"group/inner": testtree.File("i", 0o640),
+	})
+	want := testtree.Tree{
+		"suid":        testtree.File("s", 0o755),
+		"sgid-grp":    testtree.File("g", 0o755),
+		"shared":      testtree.File("w", 0o644),
+		"private":     testtree.File("p", 0o600),
+		"readonly":    testtree.File("r", 0o444),
+		"exec-only":   testtree.File("e", 0o711),
+		"link":        testtree.Symlink("private"),
+		"open":        testtree.Dir(0o755),
+		"sticky":      testtree.Dir(0o755),
+		"secret":      testtree.Dir(0o700),
+		"group":       testtree.Dir(0o750),
+		"group/inner": testtree.File("i", 0o640),
+	}
+	for _, c := range []struct {
+		mode  repo.Mode
+		canon bool
+	}{{repo.ModeBareUser, true}, {repo.ModeArchive, true}, {repo.ModeBareUserOnly, false}} {
+		r := newRepo(t, c.mode)
+		res := commitDir(t, r, "main", src, func(o *commit.Options) { o.CanonicalPermissions = c.canon })
+		if d := cmp.Diff(want, readCommit(t, r, res.Commit, true)); d != "" {
+			t.Errorf("%s (-want +got):\n%s", c.mode, d)
+		}
+		m, err := r.ReadDirMeta(mustLookup(t, r, res.Commit, "/secret").MetaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.UID != 0 || m.GID != 0 || len(m.Xattrs) != 0 {
+			t.Errorf("%s: /secret dirmeta %+v, want owner 0:0 and no xattrs", c.mode, m)
+		}
+	}
+}
+
+func mustLookup(t *testing.T, r *repo.Repo, commitID repo.ID, p string) repo.Entry {
+	t.Helper()
+	e, err := r.Lookup(commitID, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// A --tree=ref= source goes through the modifiers as a directory does, as
+// in OSTree: committing a stored tree with an option gives the very tree
+// that committing its directory with that option gives. Without options
+// the stored tree is reused as it is, no file read.
+func TestRefSourceTakesModifiers(t *testing.T) {
+	x := map[string]string{"user.note": "x"}
+	src := makeTree(t, testtree.Tree{
+		"bin":       {Mode: fs.ModeDir | 0o775, Xattrs: x},
+		"bin/tool":  {Mode: fs.ModeSetuid | 0o775, Content: "#!/bin/sh\n", Xattrs: x},
+		"bin/copy":  {Mode: fs.ModeSetgid | 0o775, Content: "#!/bin/sh\n"},
+		"etc/conf":  {Mode: 0o664, Content: "c", Xattrs: x},
+		"etc/link":  testtree.Symlink("conf"),
+		"priv":      testtree.Dir(0o700),
+		"priv/file": testtree.File("p", 0o600),
+	})
+	uid, gid := uint32(1234), uint32(5678)
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive} {
+		r := newRepo(t, mode)
+		base := commitDir(t, r, "base", src)
+		plain, err := commit.Commit(ctx, r, commit.Options{Branch: "same",
+			Sources: []commit.Source{{Kind: commit.SourceRef, Path: "base"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := rootTree(t, r, plain.Commit), rootTree(t, r, base.Commit); got != want {
+			t.Errorf("%s: ref source without options: tree %v, want the stored %v", mode, got, want)
+		}
+		if plain.Stats.FilesHashed != 0 {
+			t.Errorf("%s: ref source without options read %d files", mode, plain.Stats.FilesHashed)
+		}
+		for _, c := range []struct {
+			name string
+			set  func(*commit.Options)
+		}{
+			{"canonical-permissions", func(o *commit.Options) { o.CanonicalPermissions = true }},
+			{"no-xattrs", func(o *commit.Options) { o.NoXattrs = true }},
+			{"mode-ro-executables", func(o *commit.Options) { o.ModeROExecutables = true }},
+			{"owner", func(o *commit.Options) { o.OwnerUID, o.OwnerGID = &uid, &gid }},
+			{"all", func(o *commit.Options) {
+				o.CanonicalPermissions, o.ModeROExecutables, o.OwnerUID = true, true, &uid
+			}},
+		} {
+			fromDir := commitDir(t, r, "dir-"+c.name, src, c.set)
+			fromRef := commitDir(t, r, "ref-"+c.name, src, c.set, func(o *commit.Options) {
+				o.Sources = []commit.Source{{Kind: commit.SourceRef, Path: "base"}}
+			})
+			if got, want := rootTree(t, r, fromRef.Commit), rootTree(t, r, fromDir.Commit); got != want {
+				t.Errorf("%s, %s: ref source gives tree %v, the directory %v:\n%s", mode, c.name, got, want,
+					cmp.Diff(readCommit(t, r, fromDir.Commit, true), readCommit(t, r, fromRef.Commit, true)))
+			}
+		}
+		if d := cmp.Diff(readCommit(t, r, base.Commit, true), readCommit(t, r, mustRef(t, r, "base"), true)); d != "" {
+			t.Errorf("%s: base changed:\n%s", mode, d)
+		}
+		if rep, err := r.Fsck(ctx, repo.FsckOptions{}); err != nil || len(rep.Problems) > 0 {
+			t.Errorf("%s: fsck: %v %+v", mode, err, rep)
+		}
+	}
+}
+
+func rootTree(t *testing.T, r *repo.Repo, id repo.ID) [2]repo.ID {
+	t.Helper()
+	c, err := r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [2]repo.ID{c.RootTree, c.RootMeta}
+}
+
+func mustRef(t *testing.T, r *repo.Repo, name string) repo.ID {
+	t.Helper()
+	id, err := r.ReadRef(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

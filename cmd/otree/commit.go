@@ -53,7 +53,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")
-	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes 0755/0644")
+	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes masked with 0755 (no setuid/setgid/sticky, no group or other write)")
 	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "record no extended attributes")
 	fl.BoolVar(&f.roExecutables, "mode-ro-executables", false, "record executable files without write permission")
 	// otree always knows a hardlink of a repository object by device and
@@ -168,6 +168,9 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	}{{f.ownerUID, &opts.OwnerUID, "--owner-uid"}, {f.ownerGID, &opts.OwnerGID, "--owner-gid"}} {
 		if o.v < -1 || o.v > 0xfffffffe {
 			return usagef("invalid %s %d", o.name, o.v)
+		}
+		if o.v > 0 && f.canonical { // as in OSTree: canonical means owner 0
+			return usagef("--canonical-permissions and a non-zero %s conflict", o.name)
 		}
 		if o.v >= 0 {
 			v := uint32(o.v)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -156,6 +157,32 @@ func TestCommitCommandMoreOSTreeFlags(t *testing.T) {
 	if head, _ := c.r.ReadRef("uat"); head.String() != second {
 		t.Errorf("failed commits moved uat to %s", head)
 	}
+}
+
+// --tree=ref= takes the modifier flags as a directory does, and, as in
+// OSTree, canonical permissions refuse a non-zero owner override.
+func TestCommitCommandRefSourceWithModifiers(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{
+		"bin/su":   {Mode: fs.ModeSetuid | 0o755, Content: "s"},
+		"etc/conf": testtree.File("c", 0o664),
+	})
+	c.ok("commit", "-b", "base", src)
+	skip := filepath.Join(t.TempDir(), "skip")
+	os.WriteFile(skip, []byte("/bin/su\n"), 0o644)
+	c.ok("commit", "-b", "canon", "--tree=ref=base", "--canonical-permissions", "--skip-list="+skip)
+	if got, want := c.ok("ls", "-R", "canon"), "d00755 0 0      0 /\n"+
+		"d00755 0 0      0 /bin\n"+
+		"d00755 0 0      0 /etc\n"+
+		"-00644 0 0      1 /etc/conf\n"; got != want {
+		t.Errorf("ls -R canon:\n%s\nwant:\n%s", got, want)
+	}
+	c.fails(exitUsage, []string{"--canonical-permissions", "--owner-uid"}, "commit", "-b", "bad", "--tree=ref=base", "--canonical-permissions", "--owner-uid=5")
+	c.fails(exitUsage, []string{"--canonical-permissions", "--owner-gid"}, "commit", "-b", "bad", src, "--canonical-permissions", "--owner-gid=5")
+	if _, err := c.r.ReadRef("bad"); err == nil {
+		t.Error("a refused commit created its branch")
+	}
+	c.ok("commit", "-b", "zero", "--tree=ref=base", "--canonical-permissions", "--owner-uid=0")
 }
 
 // OSTree's --link-checkout-speedup and -I are accepted, and what they ask

@@ -1,0 +1,181 @@
+package commit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otree/otree/internal/workq"
+	"github.com/otree/otree/repo"
+)
+
+// refTree reads a --tree=ref= source. The stored tree is reused as it is,
+// no object read, unless the modifier changes what entries record; then,
+// as OSTree does, every directory and file is taken through the modifier
+// and file objects whose header changes are stored again with the same
+// content. (The skip list is applied to the whole tree afterwards.)
+func refTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, rev string, mod *modifier, cnt *counters) (*dir, error) {
+	id, err := r.ResolveRev(rev)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.ReadCommit(id)
+	if err != nil {
+		return nil, err
+	}
+	if mod.identity {
+		return &dir{meta: c.RootMeta, stored: c.RootTree}, nil
+	}
+	rw := &refRewrite{r: r, txn: txn, mod: mod, cnt: cnt, metas: map[repo.ID]repo.ID{}, seen: map[repo.ID]string{}}
+	root, err := rw.dir(ctx, "/", c.RootTree, c.RootMeta)
+	if err != nil {
+		return nil, err
+	}
+	if err := rw.rewriteFiles(ctx); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+// refRewrite takes a stored tree through a modifier: first the directories,
+// each dirmeta rewritten once (most directories share one), then each
+// distinct file object, in parallel, since changing a regular file's
+// header means hashing and storing its content again.
+type refRewrite struct {
+	r     *repo.Repo
+	txn   *repo.Txn
+	mod   *modifier
+	cnt   *counters
+	metas map[repo.ID]repo.ID // dirmeta: old id to new
+	seen  map[repo.ID]string  // file objects of the tree, each with a path naming it in errors
+	dirs  []*dir              // every directory built, holding old file ids until rewriteFiles
+}
+
+func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) (*dir, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := rw.meta(meta)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t, err := rw.r.ReadDirTree(tree)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	d := &dir{meta: m, fileNames: make([]string, len(t.Files)), fileIDs: make([]repo.ID, len(t.Files)),
+		dirNames: make([]string, len(t.Dirs)), dirs: make([]*dir, len(t.Dirs))}
+	rw.dirs = append(rw.dirs, d)
+	for i, f := range t.Files {
+		d.fileNames[i], d.fileIDs[i] = f.Name, f.ID
+		if _, ok := rw.seen[f.ID]; !ok {
+			rw.seen[f.ID] = path + f.Name
+		}
+	}
+	rw.cnt.files.Add(int64(len(t.Files)))
+	for i, e := range t.Dirs {
+		if d.dirs[i], err = rw.dir(ctx, path+e.Name+"/", e.TreeID, e.MetaID); err != nil {
+			return nil, err
+		}
+		d.dirNames[i] = e.Name
+	}
+	rw.cnt.dirs.Add(int64(len(t.Dirs)))
+	return d, nil
+}
+
+func (rw *refRewrite) meta(id repo.ID) (repo.ID, error) {
+	if n, ok := rw.metas[id]; ok {
+		return n, nil
+	}
+	m, err := rw.r.ReadDirMeta(id)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	rw.mod.dir(m)
+	n, err := rw.txn.WriteMeta(repo.KindDirMeta, m.Encode())
+	if err != nil {
+		return repo.ID{}, err
+	}
+	rw.metas[id] = n
+	return n, nil
+}
+
+// rewriteFiles rewrites every file object the directories name and puts
+// the new ids in their place.
+func (rw *refRewrite) rewriteFiles(ctx context.Context) error {
+	ids := make([]repo.ID, 0, len(rw.seen))
+	for id := range rw.seen {
+		ids = append(ids, id)
+	}
+	out := make([]repo.ID, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workq.Workers())
+	for i, id := range ids {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			n, err := rw.file(id)
+			if err != nil {
+				return fmt.Errorf("%s: %w", rw.seen[id], err)
+			}
+			out[i] = n
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	to := make(map[repo.ID]repo.ID, len(ids))
+	for i, id := range ids {
+		to[id] = out[i]
+	}
+	for _, d := range rw.dirs {
+		for i, id := range d.fileIDs {
+			d.fileIDs[i] = to[id]
+		}
+	}
+	return nil
+}
+
+// file rewrites one file object and returns its new id (the old one when
+// the modifier leaves its header as it is).
+func (rw *refRewrite) file(id repo.ID) (repo.ID, error) {
+	h, err := rw.r.StatFile(id)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	was := repo.AppendFileHeader(nil, h)
+	mh := *h
+	rw.mod.file(&mh)
+	switch {
+	case bytes.Equal(was, repo.AppendFileHeader(nil, &mh)):
+		return id, nil
+	case mh.Type != repo.TypeRegular:
+		n := repo.FileID(&mh, nil)
+		_, err := rw.txn.WriteFile(&mh, n, nil)
+		return n, err
+	}
+	return rw.rewriteContent(id, &mh)
+}
+
+// rewriteContent stores the content of object id under header h.
+func (rw *refRewrite) rewriteContent(id repo.ID, h *repo.FileHeader) (repo.ID, error) {
+	_, rc, err := rw.r.OpenFile(id)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	defer rc.Close()
+	n, isNew, err := rw.txn.WriteFileStream(h, rc)
+	if err != nil {
+		return repo.ID{}, fmt.Errorf("object %s: %w", id, err)
+	}
+	rw.cnt.hashed.Add(1)
+	rw.cnt.bytesHashed.Add(int64(h.Size))
+	if isNew {
+		rw.cnt.bytesNew.Add(int64(h.Size))
+	}
+	return n, nil
+}
