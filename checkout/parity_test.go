@@ -85,13 +85,18 @@ func TestParityWithOSTree(t *testing.T) {
 		needRoot  bool
 		canonical bool // --canonical-permissions
 		fromRef   bool // committed plainly to "base", then --tree=ref=base
+		// statoverride is a --statoverride file (OSTree leaves directories
+		// it names as they are, so it names files only).
+		statoverride string
 	}{
-		{repo.ModeBareUser, true, false, false, false},
-		{repo.ModeArchive, true, false, false, false},
-		{repo.ModeBare, false, true, false, false},
-		{repo.ModeBareUserOnly, true, false, false, false},
-		{repo.ModeBareUser, true, false, true, false},
-		{repo.ModeBareUser, true, false, true, true},
+		{repo.ModeBareUser, true, false, false, false, ""},
+		{repo.ModeArchive, true, false, false, false, ""},
+		{repo.ModeBare, false, true, false, false, ""},
+		{repo.ModeBareUserOnly, true, false, false, false, ""},
+		{repo.ModeBareUser, true, false, true, false, ""},
+		{repo.ModeBareUser, true, false, true, true, ""},
+		{repo.ModeBareUser, true, false, false, false, "=448 /plain\n16 /exec\n+0x40 /ro/f\n"},
+		{repo.ModeBareUser, true, false, true, true, "=448 /plain\n16 /exec\n"},
 	} {
 		name := c.mode.String()
 		if c.canonical {
@@ -99,6 +104,9 @@ func TestParityWithOSTree(t *testing.T) {
 		}
 		if c.fromRef {
 			name += "/from-ref"
+		}
+		if c.statoverride != "" {
+			name += "/statoverride"
 		}
 		t.Run(name, func(t *testing.T) {
 			if c.needRoot && !root {
@@ -133,8 +141,12 @@ func TestParityWithOSTree(t *testing.T) {
 				}
 				source = commit.Source{Kind: commit.SourceRef, Path: "base"}
 			}
+			overrides, err := commit.ParseStatOverrides([]byte(c.statoverride))
+			if err != nil {
+				t.Fatal(err)
+			}
 			res, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main",
-				CanonicalPermissions: c.canonical, Sources: []commit.Source{source}})
+				CanonicalPermissions: c.canonical, StatOverrides: overrides, Sources: []commit.Source{source}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,6 +172,11 @@ func TestParityWithOSTree(t *testing.T) {
 			}
 			if c.canonical {
 				ci = append(ci, "--canonical-permissions")
+			}
+			if c.statoverride != "" {
+				so := filepath.Join(tmp, "statoverride")
+				os.WriteFile(so, []byte(c.statoverride), 0o644)
+				ci = append(ci, "--statoverride="+so)
 			}
 			run(ci...)
 			co := []string{"checkout"}

@@ -92,6 +92,10 @@ type Options struct {
 	// KeepMetadata names metadata keys copied from the parent commit, which
 	// must exist and have them; a key also in Metadata keeps that value.
 	KeepMetadata []string
+	// StatOverrides change the permission bits recorded for the paths
+	// they name (--statoverride), from every source; a path no source
+	// has fails the commit.
+	StatOverrides []StatOverride
 	// SkipList names paths (relative to the tree root, "/usr/share/doc") to
 	// leave out with everything below them.
 	SkipList []string
@@ -229,6 +233,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	stopProgress()
 	if err != nil {
 		return nil, err
+	}
+	if miss := mod.unmatched(skip); len(miss) > 0 {
+		return nil, fmt.Errorf("commit: stat overrides name paths no source has: %s", strings.Join(miss, ", "))
 	}
 	// The walk leaves skipped paths out of directories; only tar and ref
 	// sources can bring them in. (Removing from walked directories would

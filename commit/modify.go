@@ -2,6 +2,9 @@ package commit
 
 import (
 	"encoding/binary"
+	"slices"
+	"strings"
+	"sync/atomic"
 
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
@@ -13,14 +16,87 @@ type modifier struct {
 	noXattrs  bool // --no-xattrs
 	roExec    bool // --mode-ro-executables
 	uid, gid  *uint32
-	identity  bool // changes nothing: caches keyed on source stat stay valid
+	// identity: no option above is set, so no entry changes but those
+	// named by a stat override.
+	identity bool
+
+	overrides []StatOverride       // sorted by path, paths unique
+	byPath    map[string]*override // --statoverride, by path
+	under     map[string]bool      // every directory holding an overridden path ("/" for the root)
+}
+
+// override is a stat override and whether the tree had its path.
+type override struct {
+	StatOverride
+	seen atomic.Bool
 }
 
 func newModifier(o *Options, mode repo.Mode) *modifier {
 	m := &modifier{canonical: o.CanonicalPermissions || mode == repo.ModeBareUserOnly,
 		noXattrs: o.NoXattrs, roExec: o.ModeROExecutables, uid: o.OwnerUID, gid: o.OwnerGID}
 	m.identity = !m.canonical && !m.noXattrs && !m.roExec && m.uid == nil && m.gid == nil
+	if len(o.StatOverrides) > 0 {
+		m.byPath, m.under = map[string]*override{}, map[string]bool{}
+		for _, so := range o.StatOverrides {
+			m.byPath[so.Path] = &override{StatOverride: so} // a later line for a path wins
+			for d := so.Path; d != "/"; {
+				d = d[:max(1, strings.LastIndexByte(d, '/'))]
+				m.under[d] = true
+			}
+		}
+		for _, o := range m.byPath {
+			m.overrides = append(m.overrides, o.StatOverride)
+		}
+		slices.SortFunc(m.overrides, func(a, b StatOverride) int { return strings.Compare(a.Path, b.Path) })
+	}
 	return m
+}
+
+// overrideFor returns the stat override of the entry name in the
+// directory at path dir ("" or "/" for the root; name "" for dir itself),
+// or nil, and records that the tree has that path.
+func (m *modifier) overrideFor(dir, name string) *override {
+	if m.byPath == nil {
+		return nil
+	}
+	p := joinPath(dir, name)
+	o := m.byPath[p]
+	if o != nil {
+		o.seen.Store(true)
+	}
+	return o
+}
+
+// joinPath makes the tree path of name in dir, both as the walk and the
+// skip list write them ("" or "/" is the root).
+func joinPath(dir, name string) string {
+	dir = strings.TrimSuffix(dir, "/")
+	if name == "" {
+		if dir == "" {
+			return "/"
+		}
+		return dir
+	}
+	return dir + "/" + name
+}
+
+// unmatched lists the overridden paths the tree did not have, but for
+// those at or below a skipped path: leaving a path out is not missing it.
+func (m *modifier) unmatched(skip map[string]bool) []string {
+	var out []string
+outer:
+	for _, so := range m.overrides {
+		if m.byPath[so.Path].seen.Load() {
+			continue
+		}
+		for p := so.Path; p != "/"; p = p[:max(1, strings.LastIndexByte(p, '/'))] {
+			if skip[p] {
+				continue outer
+			}
+		}
+		out = append(out, so.Path)
+	}
+	return out
 }
 
 // keepsXattrs reports whether committed entries carry their xattrs; when
@@ -50,6 +126,15 @@ func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 			b = binary.LittleEndian.AppendUint32(append(b, 1), *v)
 		}
 	}
+	for _, so := range m.overrides {
+		b = binary.AppendUvarint(b, uint64(len(so.Path)))
+		b = append(b, so.Path...)
+		set := byte(0)
+		if so.Set {
+			set = 1
+		}
+		b = binary.LittleEndian.AppendUint32(append(b, set), so.Mode)
+	}
 	return hash.Sum(b)
 }
 
@@ -58,7 +143,13 @@ func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 // or sticky bit, and no write bit for group or others.
 func canonicalMode(mode uint32) uint32 { return mode & 0o755 }
 
-func (m *modifier) file(h *repo.FileHeader) {
+// file applies the options to a file's header; o, if not nil, is its
+// stat override, applied first as OSTree does (so canonical permissions
+// still take setuid away).
+func (m *modifier) file(h *repo.FileHeader, o *override) {
+	if o != nil && h.Type != repo.TypeSymlink {
+		h.Mode = o.apply(h.Mode)
+	}
 	if m.identity {
 		return
 	}
@@ -84,7 +175,12 @@ func (m *modifier) file(h *repo.FileHeader) {
 	}
 }
 
-func (m *modifier) dir(d *repo.DirMeta) {
+// dir applies the options to a directory's metadata, after its stat
+// override o, if any.
+func (m *modifier) dir(d *repo.DirMeta, o *override) {
+	if o != nil {
+		d.Mode = o.apply(d.Mode)
+	}
 	if m.identity {
 		return
 	}

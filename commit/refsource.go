@@ -15,7 +15,9 @@ import (
 // no object read, unless the modifier changes what entries record; then,
 // as OSTree does, every directory and file is taken through the modifier
 // and file objects whose header changes are stored again with the same
-// content. (The skip list is applied to the whole tree afterwards.)
+// content. With stat overrides only, just the directories that lead to an
+// overridden path are rewritten. (The skip list is applied to the whole
+// tree afterwards.)
 func refTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, rev string, mod *modifier, cnt *counters) (*dir, error) {
 	id, err := r.ResolveRev(rev)
 	if err != nil {
@@ -25,7 +27,7 @@ func refTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, rev string, mod *
 	if err != nil {
 		return nil, err
 	}
-	if mod.identity {
+	if mod.identity && mod.byPath == nil {
 		return &dir{meta: c.RootMeta, stored: c.RootTree}, nil
 	}
 	rw := &refRewrite{r: r, txn: txn, mod: mod, cnt: cnt, metas: map[repo.ID]repo.ID{}, seen: map[repo.ID]string{}}
@@ -50,14 +52,24 @@ type refRewrite struct {
 	cnt   *counters
 	metas map[repo.ID]repo.ID // dirmeta: old id to new
 	seen  map[repo.ID]string  // file objects of the tree, each with a path naming it in errors
-	dirs  []*dir              // every directory built, holding old file ids until rewriteFiles
+	slots []slot              // entries holding an old id of seen until rewriteFiles
+}
+
+// slot is one file entry of a directory being built.
+type slot struct {
+	d *dir
+	i int
 }
 
 func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) (*dir, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m, err := rw.meta(meta)
+	o := rw.mod.overrideFor(path, "")
+	if rw.mod.identity && o == nil && !rw.mod.under[joinPath(path, "")] {
+		return &dir{meta: meta, stored: tree}, nil // nothing in it changes
+	}
+	m, err := rw.meta(meta, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -67,12 +79,21 @@ func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) 
 	}
 	d := &dir{meta: m, fileNames: make([]string, len(t.Files)), fileIDs: make([]repo.ID, len(t.Files)),
 		dirNames: make([]string, len(t.Dirs)), dirs: make([]*dir, len(t.Dirs))}
-	rw.dirs = append(rw.dirs, d)
 	for i, f := range t.Files {
 		d.fileNames[i], d.fileIDs[i] = f.Name, f.ID
+		if fo := rw.mod.overrideFor(path, f.Name); fo != nil {
+			if d.fileIDs[i], err = rw.file(f.ID, fo); err != nil {
+				return nil, fmt.Errorf("%s%s: %w", path, f.Name, err)
+			}
+			continue
+		}
+		if rw.mod.identity {
+			continue
+		}
 		if _, ok := rw.seen[f.ID]; !ok {
 			rw.seen[f.ID] = path + f.Name
 		}
+		rw.slots = append(rw.slots, slot{d, i})
 	}
 	rw.cnt.files.Add(int64(len(t.Files)))
 	for i, e := range t.Dirs {
@@ -85,20 +106,23 @@ func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) 
 	return d, nil
 }
 
-func (rw *refRewrite) meta(id repo.ID) (repo.ID, error) {
-	if n, ok := rw.metas[id]; ok {
+// meta rewrites a dirmeta; o is the directory's stat override, if any.
+func (rw *refRewrite) meta(id repo.ID, o *override) (repo.ID, error) {
+	if n, ok := rw.metas[id]; ok && o == nil {
 		return n, nil
 	}
 	m, err := rw.r.ReadDirMeta(id)
 	if err != nil {
 		return repo.ID{}, err
 	}
-	rw.mod.dir(m)
+	rw.mod.dir(m, o)
 	n, err := rw.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 	if err != nil {
 		return repo.ID{}, err
 	}
-	rw.metas[id] = n
+	if o == nil {
+		rw.metas[id] = n
+	}
 	return n, nil
 }
 
@@ -117,7 +141,7 @@ func (rw *refRewrite) rewriteFiles(ctx context.Context) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			n, err := rw.file(id)
+			n, err := rw.file(id, nil)
 			if err != nil {
 				return fmt.Errorf("%s: %w", rw.seen[id], err)
 			}
@@ -132,24 +156,22 @@ func (rw *refRewrite) rewriteFiles(ctx context.Context) error {
 	for i, id := range ids {
 		to[id] = out[i]
 	}
-	for _, d := range rw.dirs {
-		for i, id := range d.fileIDs {
-			d.fileIDs[i] = to[id]
-		}
+	for _, s := range rw.slots {
+		s.d.fileIDs[s.i] = to[s.d.fileIDs[s.i]]
 	}
 	return nil
 }
 
 // file rewrites one file object and returns its new id (the old one when
-// the modifier leaves its header as it is).
-func (rw *refRewrite) file(id repo.ID) (repo.ID, error) {
+// the modifier leaves its header as it is); o is its stat override, if any.
+func (rw *refRewrite) file(id repo.ID, o *override) (repo.ID, error) {
 	h, err := rw.r.StatFile(id)
 	if err != nil {
 		return repo.ID{}, err
 	}
 	was := repo.AppendFileHeader(nil, h)
 	mh := *h
-	rw.mod.file(&mh)
+	rw.mod.file(&mh, o)
 	switch {
 	case bytes.Equal(was, repo.AppendFileHeader(nil, &mh)):
 		return id, nil

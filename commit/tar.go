@@ -40,7 +40,7 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, files: map[string]repo.ID{}}
 	ti.root = &dir{}
 	defMeta := repo.DirMeta{Mode: 0o755}
-	mod.dir(&defMeta)
+	mod.dir(&defMeta, nil)
 	if ti.defMeta, err = txn.WriteMeta(repo.KindDirMeta, defMeta.Encode()); err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func cleanTarName(name string) (string, error) {
 func (ti *tarImport) parent(name string) (*dir, string, error) {
 	d := ti.root
 	parts := strings.Split(name, "/")
-	for _, p := range parts[:len(parts)-1] {
+	for k, p := range parts[:len(parts)-1] {
 		if d.findFile(p) >= 0 {
 			// A symlink or file earlier in the tar: writing "through" it
 			// is how hostile tars escape an extraction; refuse.
@@ -120,6 +120,15 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 		i := d.findDir(p)
 		if i < 0 {
 			sub := &dir{meta: ti.defMeta}
+			if o := ti.mod.overrideFor("", strings.Join(parts[:k+1], "/")); o != nil {
+				m := repo.DirMeta{Mode: 0o755}
+				ti.mod.dir(&m, o)
+				id, err := ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
+				if err != nil {
+					return nil, "", err
+				}
+				sub.meta = id
+			}
 			d.setDir(p, sub)
 			ti.cnt.dirs.Add(1)
 			i = d.findDir(p)
@@ -134,6 +143,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 	if err != nil {
 		return err
 	}
+	o := ti.mod.overrideFor("", name) // before skipping: a skipped path is not missing
 	for p := "/" + name; p != "/" && p != "."; p = path.Dir(p) {
 		if skip[p] {
 			return nil
@@ -152,7 +162,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 	uid, gid, mode := uint32(hdr.Uid), uint32(hdr.Gid), uint32(hdr.Mode)&0o7777
 	if hdr.Typeflag == tar.TypeDir {
 		m := repo.DirMeta{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
-		ti.mod.dir(&m)
+		ti.mod.dir(&m, o)
 		id, err := ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 		if err != nil {
 			return err
@@ -188,7 +198,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 			return fmt.Errorf("negative size")
 		}
 		h.Type, h.Size = repo.TypeRegular, uint64(hdr.Size)
-		ti.mod.file(&h)
+		ti.mod.file(&h, o)
 		var isNew bool
 		id, isNew, err = ti.txn.WriteFileStream(&h, r)
 		if err != nil {
@@ -202,6 +212,11 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 		}
 		ti.files[name] = id
 	case tar.TypeLink:
+		if o != nil {
+			// The link would need an object of its own; say so rather
+			// than change both names or neither.
+			return fmt.Errorf("a stat override names a hardlink (override the first name of the file instead)")
+		}
 		target, err := cleanTarName(hdr.Linkname)
 		if err != nil {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
@@ -222,7 +237,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 	if h.Type != repo.TypeRegular && hdr.Typeflag != tar.TypeLink {
-		ti.mod.file(&h)
+		ti.mod.file(&h, o)
 		id = repo.FileID(&h, nil)
 		if _, err := ti.txn.WriteFile(&h, id, nil); err != nil {
 			return err

@@ -118,7 +118,7 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		return nil, &os.PathError{Op: "stat", Path: abs, Err: err}
 	}
 	d := &dir{}
-	if err := wk.dirMeta(d, fd, abs, &st); err != nil {
+	if err := wk.dirMeta(d, fd, abs, &st, wk.mod.overrideFor("", "")); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -143,8 +143,9 @@ func (wk *walker) xattrs(fd int) ([]repo.Xattr, error) {
 	return xattr.FList(fd, skipXattr)
 }
 
-// dirMeta stores the dirmeta of a directory open at fd.
-func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
+// dirMeta stores the dirmeta of a directory open at fd; o is its stat
+// override, if any.
+func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *override) error {
 	wk.st.dirs.Add(1)
 	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start)
 	if d.rec = wk.cache.dir(path); d.rec != nil {
@@ -160,7 +161,7 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x}
-	wk.mod.dir(&m)
+	wk.mod.dir(&m, o)
 	id, err := wk.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -191,7 +192,8 @@ func (wk *walker) finished(d *dir) error {
 type entry struct {
 	name string
 	st   unix.Stat_t
-	ref  int // index of its matching cache entry, or -1
+	ref  int       // index of its matching cache entry, or -1
+	o    *override // its stat override, if any
 }
 
 // readDir lists one directory: subdirectories become new tasks, entries
@@ -222,6 +224,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	matched := 0
 	var scanned int64
 	for _, name := range names {
+		o := wk.mod.overrideFor(rel, name) // before skipping: a skipped path is not missing
 		if len(wk.skip) > 0 && wk.skip[rel+"/"+name] {
 			continue
 		}
@@ -236,7 +239,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 				return &os.PathError{Op: "open", Path: cabs, Err: err}
 			}
 			sub := &dir{}
-			if err := wk.dirMeta(sub, cfd, cabs, &st); err != nil {
+			if err := wk.dirMeta(sub, cfd, cabs, &st, o); err != nil {
 				unix.Close(cfd)
 				return err
 			}
@@ -259,7 +262,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		} else {
 			ref = -1
 		}
-		ents = append(ents, entry{name: name, st: st, ref: ref})
+		ents = append(ents, entry{name: name, st: st, ref: ref, o: o})
 	}
 	wk.st.files.Add(int64(len(ents)))
 	wk.st.bytesScanned.Add(scanned)
@@ -270,6 +273,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	}
 	var todo []int // slots of files to hash
 	var sts []unix.Stat_t
+	var ovs []*override
 	d.fileNames = make([]string, 0, len(ents))
 	d.fileIDs = make([]repo.ID, 0, len(ents))
 	d.fileKeys = make([]statKey, 0, len(ents))
@@ -289,13 +293,13 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		case e.ref >= 0:
 			d.fileIDs[slot] = w.refs[e.ref].id
 		case e.st.Mode&unix.S_IFMT != unix.S_IFREG:
-			id, err := w.special(abs, e.name, &e.st)
+			id, err := w.special(abs, e.name, &e.st, e.o)
 			if err != nil {
 				return err
 			}
 			d.fileIDs[slot] = id
 		default:
-			if e.st.Nlink > 1 && wk.devino != nil {
+			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil {
 				if id, ok := wk.devino.lookup(&e.st); ok {
 					d.fileIDs[slot] = id
 					continue
@@ -303,16 +307,18 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			}
 			todo = append(todo, slot)
 			sts = append(sts, e.st)
+			ovs = append(ovs, e.o)
 		}
 	}
 	for i := 0; i < len(todo); i += fileBatch {
-		slots, stats := todo[i:min(i+fileBatch, len(todo))], sts[i:min(i+fileBatch, len(todo))]
+		end := min(i+fileBatch, len(todo))
+		slots, stats, overs := todo[i:end], sts[i:end], ovs[i:end]
 		dfd.refs.Add(1)
 		d.pending.Add(1)
 		wk.q.Push(func(w *worker) error {
 			defer dfd.release()
 			for j, slot := range slots {
-				id, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j])
+				id, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j], overs[j])
 				if err != nil {
 					return err
 				}
@@ -324,14 +330,14 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	return nil
 }
 
-// special stores a symlink, device or FIFO.
-func (w *worker) special(abs, name string, st *unix.Stat_t) (repo.ID, error) {
+// special stores a symlink, device or FIFO; o is its stat override, if any.
+func (w *worker) special(abs, name string, st *unix.Stat_t, o *override) (repo.ID, error) {
 	path := abs + "/" + name
 	h, err := DiskHeader(path, st, !w.walker.mod.keepsXattrs())
 	if err != nil {
 		return repo.ID{}, err
 	}
-	w.walker.mod.file(h)
+	w.walker.mod.file(h, o)
 	id := repo.FileID(h, nil)
 	if _, err := w.walker.txn.WriteFile(h, id, nil); err != nil {
 		return repo.ID{}, fmt.Errorf("%s: %w", path, err)
@@ -343,8 +349,8 @@ func (w *worker) special(abs, name string, st *unix.Stat_t) (repo.ID, error) {
 var hashHook func(path string)
 
 // hashFile reads a regular file once, hashing header and content, and
-// stores it if the repository lacks it.
-func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, error) {
+// stores it if the repository lacks it; o is its stat override, if any.
+func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *override) (repo.ID, error) {
 	wk := w.walker
 	path := abs + "/" + name
 	if hashHook != nil {
@@ -365,7 +371,7 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t) (repo.ID, 
 		return repo.ID{}, err
 	}
 	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
-	wk.mod.file(&h)
+	wk.mod.file(&h, o)
 	w.hdr = repo.AppendFileHeader(w.hdr[:0], &h)
 	w.h.Reset()
 	w.h.Write(w.hdr)

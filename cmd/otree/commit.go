@@ -15,16 +15,16 @@ import (
 )
 
 type commitFlags struct {
-	branch, subject, body, bodyFile, parent, timestamp, skipList string
-	orphan, canonical, skipIfUnchanged, fsync                    bool
-	noXattrs, roExecutables, linkSpeedup, devinoCanonical        bool
-	metadata, detached, keepMetadata, trees                      []string
-	ownerUID, ownerGID                                           int64
-	summary                                                      bool
-	bindRefs                                                     []string
-	noBindings                                                   bool
-	signKeys                                                     []string
-	signFile, signType                                           string
+	branch, subject, body, bodyFile, parent, timestamp, skipList, statOverride string
+	orphan, canonical, skipIfUnchanged, fsync                                  bool
+	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
+	metadata, detached, keepMetadata, trees                                    []string
+	ownerUID, ownerGID                                                         int64
+	summary                                                                    bool
+	bindRefs                                                                   []string
+	noBindings                                                                 bool
+	signKeys                                                                   []string
+	signFile, signType                                                         string
 }
 
 func newCommitCommand(e *env) *cobra.Command {
@@ -61,6 +61,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.BoolVar(&f.linkSpeedup, "link-checkout-speedup", false, "accepted for OSTree scripts: hardlinks of repository objects are always recognised")
 	fl.BoolVarP(&f.devinoCanonical, "devino-canonical", "I", false, "accepted for OSTree scripts: hardlinks of repository objects are always taken as unmodified")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
+	fl.StringVar(&f.statOverride, "statoverride", "", "FILE of permission changes, one \"MODE PATH\" (add bits) or \"=MODE PATH\" (set them) per line, MODE in decimal as in OSTree")
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
 	fl.StringArrayVar(&f.bindRefs, "bind-ref", nil, "also bind the commit to this ref, besides --branch (repeatable)")
 	fl.BoolVar(&f.noBindings, "no-bindings", false, "write no ref binding (pull then accepts the commit for any ref)")
@@ -175,6 +176,15 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if o.v >= 0 {
 			v := uint32(o.v)
 			*o.dst = &v
+		}
+	}
+	if f.statOverride != "" {
+		data, err := os.ReadFile(f.statOverride)
+		if err != nil {
+			return fmt.Errorf("reading --statoverride: %w", err)
+		}
+		if opts.StatOverrides, err = commit.ParseStatOverrides(data); err != nil {
+			return usagef("--statoverride %s: %v", f.statOverride, err)
 		}
 	}
 	if f.skipList != "" {

@@ -185,6 +185,34 @@ func TestCommitCommandRefSourceWithModifiers(t *testing.T) {
 	c.ok("commit", "-b", "zero", "--tree=ref=base", "--canonical-permissions", "--owner-uid=0")
 }
 
+// --statoverride reads OSTree's format; a malformed line or a path the
+// tree lacks is refused, naming it, and moves nothing.
+func TestCommitCommandStatOverride(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"bin/su": testtree.File("s", 0o755), "etc/conf": testtree.File("c", 0o644)})
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	c.ok("commit", "-b", "main", "--statoverride="+file("good", "2048 /bin/su\n=384 /etc/conf\n"), src)
+	out := c.ok("ls", "main", "/bin/su", "/etc/conf")
+	for _, want := range []string{"-04755 0 0      1 /bin/su", "-00600 0 0      1 /etc/conf"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ls: want %q in\n%s", want, out)
+		}
+	}
+	head, _ := c.r.ReadRef("main")
+	bad := file("bad", "2048 /bin/su\n0644/etc/conf\n")
+	c.fails(exitUsage, []string{bad, "line 2"}, "commit", "-b", "main", "--statoverride="+bad, src)
+	c.fails(exitError, []string{"/bin/gone"}, "commit", "-b", "main", "--statoverride="+file("gone", "2048 /bin/gone\n"), src)
+	c.fails(exitError, []string{filepath.Join(dir, "none")}, "commit", "-b", "main", "--statoverride="+filepath.Join(dir, "none"), src)
+	if now, _ := c.r.ReadRef("main"); now != head {
+		t.Errorf("refused commits moved main to %s", now)
+	}
+}
+
 // OSTree's --link-checkout-speedup and -I are accepted, and what they ask
 // for is what otree always does: a hardlinked checkout commits again
 // without reading a file, to the same tree.
