@@ -776,3 +776,42 @@ func TestEscapeThroughSymlinks(t *testing.T) {
 		check(fmt.Sprintf("with planted symlinks, %+v", o))
 	}
 }
+
+// A file recorded writable by others checks out from a bare-user
+// repository with that mode, as a copy: the object itself never has the
+// bit, so a link would give the wrong mode (and must not hand the bit to
+// the object).
+func TestCheckoutUserModeOthersWritable(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"shared": testtree.File("anyone may write this", 0o666),
+		"plain":  testtree.File("only the owner writes this", 0o644),
+	}))
+	dest := filepath.Join(t.TempDir(), "co")
+	if _, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]struct {
+		mode  os.FileMode
+		links uint64
+	}{"shared": {0o666, 1}, "plain": {0o644, 2}} {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dest, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := os.FileMode(st.Mode & 0o7777); got != want.mode || st.Nlink != want.links {
+			t.Errorf("%s: mode %04o with %d links, want %04o with %d", name, got, st.Nlink, want.mode, want.links)
+		}
+	}
+	e, err := r.Lookup(id, "/shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(r.ObjectPath(repo.KindFile, e.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		t.Errorf("object of /shared is writable by others: %v", fi.Mode())
+	}
+}

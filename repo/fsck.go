@@ -654,7 +654,7 @@ func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return false, &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: fmt.Sprintf("file type %o on disk, want a regular file", st.Mode&unix.S_IFMT)}
 		}
-		if got := st.Mode & 0o7777; got != want {
+		if got := st.Mode & 0o7777; got != want && (h.Type != TypeRegular || got != legacyBareUserDiskMode(h.Mode)) {
 			return true, &CorruptObjectError{Kind: KindFile, ID: id, Path: path,
 				Reason: fmt.Sprintf("permissions on disk are %04o, want %04o for recorded mode %04o (changed through a hardlink?)", got, want, h.Mode)}
 		}

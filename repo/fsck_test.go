@@ -417,3 +417,47 @@ func TestFsckUnreferenced(t *testing.T) {
 		t.Fatalf("unreferenced %d, want 3", rep.Unreferenced)
 	}
 }
+
+// Bare-user objects are never writable by others, whatever mode they
+// record: the bit would let anyone change every hardlinked checkout. fsck
+// accepts the mode earlier versions wrote (with the bit), and nothing else.
+func TestBareUserObjectsNotWritableByOthers(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, testtree.Tree{
+		"shared": testtree.File("anyone may write this", 0o666),
+		"group":  testtree.File("the group may write this", 0o664),
+		"odd":    testtree.File("others may write, not read", 0o602),
+	}), 1700000000)
+	for p, want := range map[string]os.FileMode{"shared": 0o664, "group": 0o664, "odd": 0o600} {
+		id := integrityFileID(t, r, c, p)
+		fi, err := os.Stat(r.ObjectPath(repo.KindFile, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: object mode %04o on disk, want %04o", p, got, want)
+		}
+		h, err := r.StatFile(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Mode&0o002 == 0 && p != "group" {
+			t.Errorf("%s: recorded mode %04o lost the others' write bit", p, h.Mode)
+		}
+	}
+	if rep, err := runFsck(t, r, repo.FsckOptions{}); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("fsck: %v %v", err, rep.Problems)
+	}
+	shared := r.ObjectPath(repo.KindFile, integrityFileID(t, r, c, "shared"))
+	if err := os.Chmod(shared, 0o666); err != nil { // as earlier versions stored it
+		t.Fatal(err)
+	}
+	if rep, err := runFsck(t, r, repo.FsckOptions{}); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("fsck of an object in the earlier mode: %v %v", err, rep.Problems)
+	}
+	if err := os.Chmod(shared, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	wantProblem(t, rep, err, repo.ProblemMode, repo.KindFile, integrityFileID(t, r, c, "shared"))
+}

@@ -409,9 +409,15 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 }
 
 // BareUserDiskMode is the permission mode a bare-user repository gives a
-// regular file object on disk: setuid, setgid and sticky stripped, and
-// always readable by the repository's owner.
-func BareUserDiskMode(mode uint32) uint32 { return mode&0o777 | 0o400 }
+// regular file object on disk: setuid, setgid, sticky and the write bit
+// for others stripped, and always readable by the repository's owner. An
+// object writable by anyone would let anyone change every checkout that
+// hardlinks it; a file recorded with that bit is copied, not linked.
+func BareUserDiskMode(mode uint32) uint32 { return mode&0o775 | 0o400 }
+
+// legacyBareUserDiskMode is the disk mode earlier versions gave objects,
+// which kept the write bit for others; fsck accepts it.
+func legacyBareUserDiskMode(mode uint32) uint32 { return mode&0o777 | 0o400 }
 
 // zeroTimes gives a file object atime and mtime 0 (the epoch): hardlinked
 // checkouts share the object's inode, and a commit must check out with the
