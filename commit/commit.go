@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
@@ -31,6 +33,10 @@ const (
 	SourceDir SourceKind = iota + 1 // a directory on disk
 	SourceTar                       // a tar file ("-" for standard input)
 	SourceRef                       // a revision already in the repository
+	// SourceBase is a revision taken as it is stored: no option changes
+	// it and the skip list does not apply (OSTree's --base). Sources
+	// after it overlay it.
+	SourceBase
 )
 
 // Source is one tree to commit. Later sources overlay earlier ones.
@@ -96,9 +102,18 @@ type Options struct {
 	// they name (--statoverride), from every source; a path no source
 	// has fails the commit.
 	StatOverrides []StatOverride
+	// TarPathnameFilter renames the entries of tar sources.
+	TarPathnameFilter *PathnameFilter
 	// SkipList names paths (relative to the tree root, "/usr/share/doc") to
 	// leave out with everything below them.
 	SkipList []string
+	// Bootable records the tree's kernel in the metadata: BootableKey
+	// "true" and LinuxKey its version (OSTree's --bootable). The tree must
+	// ship exactly one usr/lib/modules/<version>/vmlinuz.
+	Bootable bool
+	// Consume deletes each directory source once the commit has landed
+	// (OSTree's --consume). A source that holds the repository is refused.
+	Consume bool
 	// SkipIfUnchanged makes no commit when the tree equals the parent's.
 	SkipIfUnchanged bool
 	// NoSync skips fsync; only for scratch repositories.
@@ -194,6 +209,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if !fi.IsDir() {
 				return nil, fmt.Errorf("commit: source %s is not a directory", s.Path)
 			}
+			if opts.Consume && within(r.Path(), s.Path) {
+				return nil, fmt.Errorf("commit: consuming %s would delete the repository %s", s.Path, r.Path())
+			}
 		}
 	}
 	if opts.Logger == nil {
@@ -219,12 +237,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		cache = newStatCache("", [32]byte{})
 	}
 	defer cache.close()
-	skip := map[string]bool{}
-	for _, p := range opts.SkipList {
-		if p = strings.TrimRight(p, "/"); p != "" {
-			skip["/"+strings.TrimLeft(p, "/")] = true
-		}
-	}
+	skip := newSkipList(opts.SkipList)
 
 	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, cnt, start)
 	if perr := stopPublishing(); perr != nil {
@@ -234,17 +247,16 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if miss := skip.unmatched(); len(miss) > 0 {
+		return nil, fmt.Errorf("commit: the skip list names paths no source has: %s", strings.Join(miss, ", "))
+	}
 	if miss := mod.unmatched(skip); len(miss) > 0 {
 		return nil, fmt.Errorf("commit: stat overrides name paths no source has: %s", strings.Join(miss, ", "))
 	}
-	// The walk leaves skipped paths out of directories; only tar and ref
-	// sources can bring them in. (Removing from walked directories would
-	// also cost them their cached dirtrees.)
-	if slices.ContainsFunc(opts.Sources, func(s Source) bool { return s.Kind != SourceDir }) {
-		for p := range skip {
-			if err := root.remove(r, p); err != nil {
-				return nil, err
-			}
+	var kver string
+	if opts.Bootable {
+		if kver, err = kernelVersion(r, root); err != nil {
+			return nil, err
 		}
 	}
 	treeID, err := root.write(txn)
@@ -281,12 +293,15 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if err := txn.Commit(); err != nil {
 				return nil, err
 			}
-			return res, saveCache(cache, roots, root, opts.Logger)
+			return res, landed(&opts, res, cache, roots, root)
 		}
 	}
 	meta, err := keptMetadata(&opts, parent, pc)
 	if err != nil {
 		return nil, err
+	}
+	if kver != "" {
+		meta = slices.Clone(meta).Set(BootableKey, []byte("true")).Set(LinuxKey, []byte(kver))
 	}
 	ts := opts.Timestamp
 	if ts.IsZero() {
@@ -325,7 +340,39 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Progress != nil {
 		opts.Progress(res.Stats)
 	}
-	return res, saveCache(cache, roots, root, opts.Logger)
+	return res, landed(&opts, res, cache, roots, root)
+}
+
+// landed finishes a commit that is in the repository: it consumes the
+// directory sources, or else saves the stat cache for them.
+func landed(opts *Options, res *Result, c *statCache, roots []string, root *dir) error {
+	if !opts.Consume {
+		return saveCache(c, roots, root, opts.Logger)
+	}
+	for _, s := range opts.Sources {
+		if s.Kind != SourceDir {
+			continue
+		}
+		if err := os.RemoveAll(s.Path); err != nil {
+			return fmt.Errorf("commit %s landed, but consuming %s: %w", res.Commit, s.Path, err)
+		}
+	}
+	return nil
+}
+
+// within reports whether path is dir or below it, symlinks resolved.
+func within(path, dir string) bool {
+	var err error
+	for _, p := range []*string{&path, &dir} {
+		if *p, err = filepath.Abs(*p); err == nil {
+			*p, err = filepath.EvalSymlinks(*p)
+		}
+		if err != nil {
+			return false
+		}
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error {
@@ -339,16 +386,21 @@ func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error 
 
 // buildTree reads every source and overlays them in order.
 func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, mod *modifier,
-	cache *statCache, skip map[string]bool, cnt *counters, start time.Time) (*dir, []string, error) {
+	cache *statCache, skip *skipList, cnt *counters, start time.Time) (*dir, []string, error) {
 	var root *dir
 	var roots []string
+	var st unix.Stat_t
+	if err := unix.Stat(r.Path(), &st); err != nil {
+		return nil, nil, err
+	}
+	repoDir := [2]uint64{st.Dev, st.Ino}
 	for _, src := range opts.Sources {
 		var d *dir
 		var err error
 		switch src.Kind {
 		case SourceDir:
 			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt,
-				early: len(opts.Sources) == 1}
+				repo: repoDir, early: len(opts.Sources) == 1}
 			if mod.keepsObjects(r.Mode()) {
 				wk.devino = newDevino(r)
 			}
@@ -357,9 +409,18 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 				roots = append(roots, abs)
 			}
 		case SourceTar:
-			d, err = importTar(ctx, txn, src.Path, mod, skip, cnt)
+			d, err = importTar(ctx, txn, src.Path, mod, skip, opts.TarPathnameFilter, cnt)
+		case SourceBase:
+			if d, err = baseTree(r, src.Path); err != nil {
+				err = fmt.Errorf("--base=%s: %w", src.Path, err)
+			}
 		case SourceRef:
-			if d, err = refTree(ctx, r, txn, src.Path, mod, cnt); err != nil {
+			// The walk and the tar import leave skipped paths out as
+			// they go; a stored tree has them taken out.
+			if d, err = refTree(ctx, r, txn, src.Path, mod, cnt); err == nil {
+				err = skip.removeFrom(r, d)
+			}
+			if err != nil {
 				err = fmt.Errorf("--tree=ref=%s: %w", src.Path, err)
 			}
 		default:

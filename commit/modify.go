@@ -82,19 +82,12 @@ func joinPath(dir, name string) string {
 
 // unmatched lists the overridden paths the tree did not have, but for
 // those at or below a skipped path: leaving a path out is not missing it.
-func (m *modifier) unmatched(skip map[string]bool) []string {
+func (m *modifier) unmatched(skip *skipList) []string {
 	var out []string
-outer:
 	for _, so := range m.overrides {
-		if m.byPath[so.Path].seen.Load() {
-			continue
+		if !m.byPath[so.Path].seen.Load() && !skip.covers(so.Path) {
+			out = append(out, so.Path)
 		}
-		for p := so.Path; p != "/"; p = p[:max(1, strings.LastIndexByte(p, '/'))] {
-			if skip[p] {
-				continue outer
-			}
-		}
-		out = append(out, so.Path)
 	}
 	return out
 }

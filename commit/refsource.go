@@ -19,6 +19,23 @@ import (
 // overridden path are rewritten. (The skip list is applied to the whole
 // tree afterwards.)
 func refTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, rev string, mod *modifier, cnt *counters) (*dir, error) {
+	base, err := baseTree(r, rev)
+	if err != nil || (mod.identity && mod.byPath == nil) {
+		return base, err
+	}
+	rw := &refRewrite{r: r, txn: txn, mod: mod, cnt: cnt, metas: map[repo.ID]repo.ID{}, seen: map[repo.ID]string{}}
+	root, err := rw.dir(ctx, "/", base.stored, base.meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := rw.rewriteFiles(ctx); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+// baseTree reads a --base source: the stored tree as it is.
+func baseTree(r *repo.Repo, rev string) (*dir, error) {
 	id, err := r.ResolveRev(rev)
 	if err != nil {
 		return nil, err
@@ -27,18 +44,7 @@ func refTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, rev string, mod *
 	if err != nil {
 		return nil, err
 	}
-	if mod.identity && mod.byPath == nil {
-		return &dir{meta: c.RootMeta, stored: c.RootTree}, nil
-	}
-	rw := &refRewrite{r: r, txn: txn, mod: mod, cnt: cnt, metas: map[repo.ID]repo.ID{}, seen: map[repo.ID]string{}}
-	root, err := rw.dir(ctx, "/", c.RootTree, c.RootMeta)
-	if err != nil {
-		return nil, err
-	}
-	if err := rw.rewriteFiles(ctx); err != nil {
-		return nil, err
-	}
-	return root, nil
+	return &dir{meta: c.RootMeta, stored: c.RootTree}, nil
 }
 
 // refRewrite takes a stored tree through a modifier: first the directories,

@@ -23,7 +23,7 @@ const paxXattr = "SCHILY.xattr."
 // importTar reads a tar file (plain, gzip or zstd; "-" is standard input)
 // into a tree. Names are confined to the tree: absolute names, any ".."
 // component, and entries below a non-directory are refused.
-func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip map[string]bool, cnt *counters) (*dir, error) {
+func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, error) {
 	var in io.Reader = os.Stdin
 	if file != "-" {
 		f, err := os.Open(file)
@@ -37,7 +37,7 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 	if err != nil {
 		return nil, fmt.Errorf("--tree=tar=%s: %w", file, err)
 	}
-	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, files: map[string]repo.ID{}}
+	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, files: map[string]repo.ID{}}
 	ti.root = &dir{}
 	defMeta := repo.DirMeta{Mode: 0o755}
 	mod.dir(&defMeta, nil)
@@ -82,6 +82,7 @@ func decompress(br *bufio.Reader) (io.Reader, error) {
 type tarImport struct {
 	txn     *repo.Txn
 	mod     *modifier
+	filter  *PathnameFilter
 	cnt     *counters
 	root    *dir
 	defMeta repo.ID
@@ -138,14 +139,18 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 	return d, parts[len(parts)-1], nil
 }
 
-func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) error {
-	name, err := cleanTarName(hdr.Name)
+func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip *skipList) error {
+	renamed := ti.filter.apply(hdr.Name)
+	name, err := cleanTarName(renamed)
 	if err != nil {
+		if renamed != hdr.Name {
+			return fmt.Errorf("renamed to %q: %w", renamed, err)
+		}
 		return err
 	}
 	o := ti.mod.overrideFor("", name) // before skipping: a skipped path is not missing
 	for p := "/" + name; p != "/" && p != "."; p = path.Dir(p) {
-		if skip[p] {
+		if skip.skips(p) {
 			return nil
 		}
 	}
@@ -217,7 +222,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip map[string]bool) err
 			// than change both names or neither.
 			return fmt.Errorf("a stat override names a hardlink (override the first name of the file instead)")
 		}
-		target, err := cleanTarName(hdr.Linkname)
+		target, err := cleanTarName(ti.filter.apply(hdr.Linkname))
 		if err != nil {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}

@@ -214,30 +214,33 @@ func (d *dir) overlay(r reader, src *dir) error {
 	return nil
 }
 
-// remove deletes the entry at a slash-separated path below d, if present.
-func (d *dir) remove(r reader, path string) error {
+// remove deletes the entry at a slash-separated path below d, if present,
+// and reports whether it was.
+func (d *dir) remove(r reader, path string) (bool, error) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	cur := d
 	for i, p := range parts {
 		if err := cur.expand(r); err != nil {
-			return err
+			return false, err
 		}
-		last := i == len(parts)-1
-		if last {
+		if i == len(parts)-1 {
 			if j := cur.findFile(p); j >= 0 {
 				cur.removeFile(j)
-			} else if j := cur.findDir(p); j >= 0 {
-				cur.removeDir(j)
+				return true, nil
 			}
-			return nil
+			if j := cur.findDir(p); j >= 0 {
+				cur.removeDir(j)
+				return true, nil
+			}
+			return false, nil
 		}
 		j := cur.findDir(p)
 		if j < 0 {
-			return nil
+			return false, nil
 		}
 		cur = cur.dirs[j]
 	}
-	return nil
+	return false, nil
 }
 
 // writer is what storing a tree needs.

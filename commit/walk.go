@@ -29,12 +29,16 @@ const fileBatch = 32
 // walker turns a directory into a *dir, hashing and storing files on a
 // bounded pool of workers with per-worker hashers and buffers.
 type walker struct {
-	ctx    context.Context
-	txn    *repo.Txn
-	mod    *modifier
-	cache  *statCache
-	start  int64 // run start, ns: the racy-entry threshold
-	skip   map[string]bool
+	ctx   context.Context
+	txn   *repo.Txn
+	mod   *modifier
+	cache *statCache
+	start int64 // run start, ns: the racy-entry threshold
+	skip  *skipList
+	// repo is the repository's directory (device, inode): a walk that
+	// meets it leaves it out rather than commit the repository into
+	// itself, half-written as it is.
+	repo   [2]uint64
 	devino *devino
 	st     *counters
 	// early stores each directory's dirtree as soon as the directory and
@@ -225,7 +229,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	var scanned int64
 	for _, name := range names {
 		o := wk.mod.overrideFor(rel, name) // before skipping: a skipped path is not missing
-		if len(wk.skip) > 0 && wk.skip[rel+"/"+name] {
+		if len(wk.skip.paths) > 0 && wk.skip.skips(rel+"/"+name) {
 			continue
 		}
 		var st unix.Stat_t
@@ -233,6 +237,9 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			return &os.PathError{Op: "stat", Path: abs + "/" + name, Err: err}
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if st.Dev == wk.repo[0] && st.Ino == wk.repo[1] {
+				continue
+			}
 			cabs := abs + "/" + name
 			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {

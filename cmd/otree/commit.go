@@ -16,7 +16,9 @@ import (
 
 type commitFlags struct {
 	branch, subject, body, bodyFile, parent, timestamp, skipList, statOverride string
-	orphan, canonical, skipIfUnchanged, fsync                                  bool
+	base, tarFilter                                                            string
+	orphan, canonical, skipIfUnchanged, fsync, consume, bootable               bool
+	tarAutocreate                                                              bool
 	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
 	metadata, detached, keepMetadata, trees                                    []string
 	ownerUID, ownerGID                                                         int64
@@ -51,6 +53,12 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
 	fl.StringVar(&f.timestamp, "timestamp", "", "commit time (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" UTC, or @UNIXSECONDS)")
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
+	fl.StringVar(&f.base, "base", "", "start from REV's tree as stored (no option or skip list applies to it); DIR and --tree overlay it")
+	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1 or \\g<name> for groups)")
+	// otree always creates the parents a tar leaves out (0755, owner 0).
+	fl.BoolVar(&f.tarAutocreate, "tar-autocreate-parents", false, "accepted for OSTree scripts: parent directories a tar leaves out are always created")
+	fl.BoolVar(&f.consume, "consume", false, "delete the directory sources once the commit has landed")
+	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")
 	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes masked with 0755 (no setuid/setgid/sticky, no group or other write)")
@@ -97,6 +105,17 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
 		BindRefs: f.bindRefs, NoBindings: f.noBindings,
 		NoXattrs: f.noXattrs, ModeROExecutables: f.roExecutables, KeepMetadata: f.keepMetadata,
+		Consume: f.consume, Bootable: f.bootable,
+	}
+	if f.tarFilter != "" {
+		filter, err := commit.ParsePathnameFilter(f.tarFilter)
+		if err != nil {
+			return usageError{err}
+		}
+		opts.TarPathnameFilter = filter
+	}
+	if f.base != "" {
+		opts.Sources = append(opts.Sources, commit.Source{Kind: commit.SourceBase, Path: f.base})
 	}
 	if f.bodyFile != "" { // wins over --body, as in OSTree
 		data, err := os.ReadFile(f.bodyFile)
@@ -139,8 +158,8 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		}
 		opts.Sources = append(opts.Sources, s)
 	}
-	if len(opts.Sources) == 0 {
-		opts.Sources = []commit.Source{{Kind: commit.SourceDir, Path: "."}}
+	if len(args) == 0 && len(f.trees) == 0 {
+		opts.Sources = append(opts.Sources, commit.Source{Kind: commit.SourceDir, Path: "."})
 	}
 	for _, m := range []struct {
 		flag string

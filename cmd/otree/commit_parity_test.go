@@ -1,0 +1,143 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// The same commit flags give the same tree in otree and in OSTree: each
+// case runs "commit" with identical arguments in both tools, then compares
+// their "ls -R" listings, which share a format, or checks that both refuse.
+func TestCommitFlagsParityWithOSTree(t *testing.T) {
+	ostree, err := exec.LookPath("ostree")
+	if err != nil {
+		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
+	}
+	dir := t.TempDir()
+	src := source(t, testtree.Tree{
+		"a/f":                                {Mode: fs.ModeSetuid | 0o755, Content: "f"},
+		"a/l":                                testtree.Symlink("f"),
+		"a/b/g":                              testtree.File("g", 0o664),
+		"priv":                               testtree.Dir(0o700),
+		"priv/s":                             testtree.File("s", 0o600),
+		"bin/run":                            {Mode: 0o775, Content: "#!/bin/sh\n", Xattrs: map[string]string{"user.note": "x"}},
+		"usr/lib/modules/6.1.0-test/vmlinuz": testtree.File("kernel", 0o644),
+	})
+	over := source(t, testtree.Tree{"a/new": testtree.File("n", 0o666), "extra/x": testtree.File("x", 0o644)})
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, h := range []*tar.Header{
+		{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/bb", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		{Name: "a/b/h", Typeflag: tar.TypeReg, Mode: 0o640, Size: 1},
+		{Name: "a/b/f", Typeflag: tar.TypeLink, Linkname: "a/b/h"},
+		{Name: "x/y/z", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+	} {
+		tw.WriteHeader(h)
+		if h.Size > 0 {
+			tw.Write([]byte("c"))
+		}
+	}
+	tw.Close()
+	tarFile := write("in.tar", tb.String())
+
+	c := newCLIMode(t, repo.ModeBareUser)
+	orepo := filepath.Join(dir, "ostree-repo")
+	ost := func(args ...string) ([]byte, error) {
+		return exec.Command(ostree, append([]string{"--repo=" + orepo}, args...)...).CombinedOutput()
+	}
+	if out, err := ost("init", "--mode=bare-user"); err != nil {
+		t.Fatalf("ostree init: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"commit", "-b", "base", src}} {
+		c.ok(args...)
+		if out, err := ost(args...); err != nil {
+			t.Fatalf("ostree %v: %v\n%s", args, err, out)
+		}
+	}
+	for i, cs := range []struct {
+		args []string
+		fail bool
+	}{
+		{args: []string{src}},
+		{args: []string{"--canonical-permissions", src}},
+		{args: []string{"--mode-ro-executables", "--no-xattrs", "--owner-uid=7", "--owner-gid=8", src}},
+		{args: []string{"--statoverride=" + write("so", "2048 /a/b/g\n=448 /priv/s\n"), src}},
+		{args: []string{"--skip-list=" + write("skip", "/a/b\n/priv\n"), src}},
+		{args: []string{"--skip-list=" + write("skip-missing", "/a/nope\n"), src}, fail: true},
+		{args: []string{"--statoverride=" + write("so-missing", "2048 /a/nope\n"), src}, fail: true},
+		{args: []string{"--tree=ref=base", "--canonical-permissions", "--owner-gid=0"}},
+		{args: []string{"--tree=ref=base", "--tree=dir=" + over, "--mode-ro-executables"}},
+		{args: []string{"--base=base", "--tree=dir=" + over, "--canonical-permissions"}},
+		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", "--tar-pathname-filter=b,Q"}},
+		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", `--tar-pathname-filter=^a/(b+),\1X`}},
+		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", "--tar-pathname-filter=^a,../up"}, fail: true},
+		{args: []string{"--bootable", src}},
+		{args: []string{"--bootable", over}, fail: true},
+	} {
+		branch := "case" + string(rune('a'+i))
+		args := append([]string{"commit", "-b", branch}, cs.args...)
+		oout, oerr := ost(args...)
+		res := c.run(args...)
+		if cs.fail {
+			if oerr == nil || res.code == 0 {
+				t.Errorf("%v: want both to refuse; OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
+			}
+			continue
+		}
+		if oerr != nil || res.code != 0 {
+			t.Errorf("%v: OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
+			continue
+		}
+		want, err := ost("ls", "-R", branch)
+		if err != nil {
+			t.Fatalf("ostree ls: %v\n%s", err, want)
+		}
+		if got := c.ok("ls", "-R", branch); got != string(want) {
+			t.Errorf("%v: otree ls -R:\n%s\nOSTree:\n%s", cs.args, got, want)
+		}
+		if strings.Contains(strings.Join(cs.args, " "), "--bootable") {
+			for _, key := range []string{"ostree.linux", "ostree.bootable"} {
+				w, _ := ost("show", "--print-metadata-key="+key, branch)
+				g := c.ok("show", "--print-metadata-key="+key, branch)
+				if strings.Trim(strings.TrimSpace(string(w)), "'") != strings.TrimSpace(g) {
+					t.Errorf("--bootable: %s is %q in otree, %q in OSTree", key, g, w)
+				}
+			}
+		}
+	}
+}
+
+// --consume deletes the committed directory, and is refused, deleting
+// nothing, when the directory holds the repository.
+func TestCommitCommandConsume(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a/f": testtree.File("f", 0o644)})
+	c.ok("commit", "-b", "main", "--consume", src)
+	if _, err := os.Lstat(src); !os.IsNotExist(err) {
+		t.Errorf("%s still there after --consume: %v", src, err)
+	}
+	if got := c.ok("cat", "main", "/a/f"); got != "f" {
+		t.Errorf("cat /a/f = %q", got)
+	}
+	c.fails(exitError, []string{"would delete the repository"}, "commit", "-b", "main", "--consume", filepath.Dir(c.path))
+	if _, err := os.Stat(c.path); err != nil {
+		t.Errorf("repository gone: %v", err)
+	}
+}

@@ -1,0 +1,231 @@
+package commit_test
+
+import (
+	"archive/tar"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// A skip-list path that no source has fails the commit, as in OSTree, so a
+// misspelt line cannot let through what it meant to keep out; a path
+// below another skipped one is not missing. Every kind of source counts.
+func TestSkipListPathsMustExist(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"usr/share/doc/a": testtree.File("a", 0o644), "etc/conf": testtree.File("c", 0o644)})
+	first := commitDir(t, r, "main", src)
+	tarFile := writeTar(t, []*tar.Header{{Name: "opt/x", Typeflag: tar.TypeReg, Mode: 0o644}}, map[string]string{"opt/x": "x"})
+	for _, c := range []struct {
+		name    string
+		sources []commit.Source
+		skip    []string
+		missing string // "" when the commit must succeed
+	}{
+		{"dir", []commit.Source{{Kind: commit.SourceDir, Path: src}}, []string{"/usr/share/doc", "/usr/share/doc/a"}, ""},
+		{"dir, misspelt", []commit.Source{{Kind: commit.SourceDir, Path: src}}, []string{"/usr/share/docs"}, "/usr/share/docs"},
+		{"ref", []commit.Source{{Kind: commit.SourceRef, Path: "main"}}, []string{"/etc/conf"}, ""},
+		{"ref, misspelt", []commit.Source{{Kind: commit.SourceRef, Path: "main"}}, []string{"etc/conff"}, "/etc/conff"},
+		{"tar", []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}, []string{"/opt/x"}, ""},
+		{"tar, misspelt", []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}, []string{"/opt/y"}, "/opt/y"},
+		{"two sources", []commit.Source{{Kind: commit.SourceDir, Path: src}, {Kind: commit.SourceTar, Path: tarFile}}, []string{"/opt/x", "/etc"}, ""},
+	} {
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: c.sources, SkipList: c.skip})
+		switch {
+		case c.missing == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.missing == "":
+			for _, p := range c.skip {
+				if _, err := r.Lookup(res.Commit, p); err == nil {
+					t.Errorf("%s: skipped %s is in the tree", c.name, p)
+				}
+			}
+		case err == nil || !strings.Contains(err.Error(), c.missing) || !strings.Contains(err.Error(), "skip list"):
+			t.Errorf("%s: got %v, want an error naming %s", c.name, err, c.missing)
+		}
+	}
+	if _, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}},
+		SkipList: []string{"/nope"}}); err == nil {
+		t.Fatal("missing skip path accepted")
+	}
+	if _, err := r.ReadRef("other"); err == nil {
+		t.Error("a refused commit created its branch")
+	}
+	_ = first
+}
+
+// A base (OSTree's --base) is taken as stored: the options and the skip
+// list apply to the sources laid over it, not to it.
+func TestBaseSource(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	base := makeTree(t, testtree.Tree{"old/tool": testtree.File("t", 0o775), "old/doc": testtree.File("d", 0o644)})
+	commitDir(t, r, "base", base)
+	over := makeTree(t, testtree.Tree{"new/tool": testtree.File("n", 0o775), "new/doc": testtree.File("d2", 0o644)})
+	res := commitDir(t, r, "main", over, func(o *commit.Options) {
+		o.Sources = []commit.Source{{Kind: commit.SourceBase, Path: "base"}, {Kind: commit.SourceDir, Path: over}}
+		o.CanonicalPermissions, o.SkipList = true, []string{"/new/doc"}
+	})
+	want := testtree.Tree{
+		"old": testtree.Dir(0o755), "old/tool": testtree.File("t", 0o775), "old/doc": testtree.File("d", 0o644),
+		"new": testtree.Dir(0o755), "new/tool": testtree.File("n", 0o755),
+	}
+	if d := cmp.Diff(want, readCommit(t, r, res.Commit, false)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	// A skip path only the base has is missing, as in OSTree.
+	_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", SkipList: []string{"/old/doc"},
+		Sources: []commit.Source{{Kind: commit.SourceBase, Path: "base"}, {Kind: commit.SourceDir, Path: over}}})
+	if err == nil || !strings.Contains(err.Error(), "/old/doc") {
+		t.Errorf("skip path only in the base: got %v, want an error naming it", err)
+	}
+	_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: []commit.Source{{Kind: commit.SourceBase, Path: "nosuch"}}})
+	if err == nil || !strings.Contains(err.Error(), "--base=nosuch") {
+		t.Errorf("unknown base: got %v", err)
+	}
+}
+
+func TestParsePathnameFilter(t *testing.T) {
+	for _, c := range []struct{ arg, name, want string }{
+		{`b,Q`, "a/b/bb", "a/Q/QQ"},
+		{`^a/(b+),\1X`, "a/bb/f", "bbX/f"},
+		{`^(?P<top>[^/]+)/,\g<top>-\g<1>/`, "usr/lib/x", "usr-usr/lib/x"},
+		{`^,$HOME\\`, "x", `$HOME\x`},
+		{`x{1,2},y`, "ax{1", "a2},y"}, // split at the first comma: the expression is "x{1", a literal
+	} {
+		f, err := commit.ParsePathnameFilter(c.arg)
+		if err != nil {
+			t.Errorf("%s: %v", c.arg, err)
+			continue
+		}
+		if got := f.Regexp.ReplaceAllString(c.name, f.Template); got != c.want {
+			t.Errorf("%s on %q: got %q, want %q", c.arg, c.name, got, c.want)
+		}
+	}
+	for _, bad := range []string{"nocomma", "(,x", `a,\q`, `a,\`, `a,\g<x`} {
+		if _, err := commit.ParsePathnameFilter(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// Renamed tar entries land where the filter puts them, hardlink targets
+// too, and a rename that leaves the tree is refused, naming the result.
+func TestTarPathnameFilter(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	tarFile := writeTar(t, []*tar.Header{
+		{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a/bb", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "a/b/h", Typeflag: tar.TypeReg, Mode: 0o600},
+		{Name: "a/b/f", Typeflag: tar.TypeLink, Linkname: "a/b/h"},
+	}, map[string]string{"a/bb": "g", "a/b/h": "f"})
+	filter, err := commit.ParsePathnameFilter("^a/(b+),\\1X")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", TarPathnameFilter: filter,
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testtree.Tree{
+		"a": testtree.Dir(0o755), "bbX": testtree.File("g", 0o644), "bX": testtree.Dir(0o755),
+		"bX/h": testtree.File("f", 0o600), "bX/f": testtree.File("f", 0o600),
+	}
+	if d := cmp.Diff(want, readCommit(t, r, res.Commit, false)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	evil, _ := commit.ParsePathnameFilter("^a,../evil")
+	_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", TarPathnameFilter: evil,
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}})
+	if err == nil || !strings.Contains(err.Error(), `renamed to "../evil`) {
+		t.Errorf("rename out of the tree: got %v", err)
+	}
+}
+
+// Bootable records the one kernel the tree ships, and refuses a tree with
+// none or several.
+func TestBootable(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	one := makeTree(t, testtree.Tree{"usr/lib/modules/6.1.0-9-amd64/vmlinuz": testtree.File("k", 0o644),
+		"usr/lib/modules/6.1.0-9-amd64/modules.dep": testtree.File("", 0o644), "usr/lib/modules/extra/x.ko": testtree.File("m", 0o644)})
+	res := commitDir(t, r, "os", one, func(o *commit.Options) { o.Bootable = true })
+	c := mustCommit(t, r, res.Commit)
+	for k, want := range map[string]string{commit.BootableKey: "true", commit.LinuxKey: "6.1.0-9-amd64"} {
+		if v, _ := c.Metadata.Get(k); string(v) != want {
+			t.Errorf("metadata %s = %q, want %q", k, v, want)
+		}
+	}
+	// Through a ref too (stored directories are read).
+	res = commitDir(t, r, "os2", one, func(o *commit.Options) {
+		o.Bootable, o.Sources = true, []commit.Source{{Kind: commit.SourceRef, Path: "os"}}
+	})
+	if v, _ := mustCommit(t, r, res.Commit).Metadata.Get(commit.LinuxKey); string(v) != "6.1.0-9-amd64" {
+		t.Errorf("ref source: ostree.linux = %q", v)
+	}
+	two := makeTree(t, testtree.Tree{"usr/lib/modules/6.1/vmlinuz": testtree.File("k", 0o644), "usr/lib/modules/6.2/vmlinuz": testtree.File("k2", 0o644)})
+	none := makeTree(t, testtree.Tree{"usr/lib/x": testtree.File("x", 0o644)})
+	for dir, want := range map[string]string{two: "2 kernels", none: "no usr/lib/modules/<version>/vmlinuz"} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "bad", Bootable: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: dir}}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
+		}
+	}
+	if _, err := r.ReadRef("bad"); err == nil {
+		t.Error("a refused commit created its branch")
+	}
+}
+
+// Consume deletes the directory sources once the commit has landed, and
+// refuses to when that would delete the repository.
+func TestConsume(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	tree := testtree.Tree{"a/f": testtree.File("f", 0o644), "g": testtree.File("g", 0o755)}
+	src := makeTree(t, tree)
+	res := commitDir(t, r, "main", src, func(o *commit.Options) { o.Consume = true })
+	if _, err := os.Lstat(src); !os.IsNotExist(err) {
+		t.Errorf("source still there after --consume: %v", err)
+	}
+	if got := readCommit(t, r, res.Commit, false); got["a/f"].Content != "f" || got["g"].Content != "g" {
+		t.Errorf("consumed commit lacks its files: %v", got)
+	}
+
+	outer := t.TempDir()
+	inner, err := repo.Init(filepath.Join(outer, "sub", "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	os.WriteFile(filepath.Join(outer, "keep"), []byte("k"), 0o644)
+	_, err = commit.Commit(ctx, inner, commit.Options{Branch: "main", Consume: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: outer}}})
+	if err == nil || !strings.Contains(err.Error(), "would delete the repository") {
+		t.Errorf("consuming the repository's parent: got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outer, "keep")); err != nil {
+		t.Errorf("refused consume deleted files: %v", err)
+	}
+}
+
+// A repository inside the directory committed is left out: committing it
+// into itself would store a half-written copy each time.
+func TestRepositoryInsideSourceLeftOut(t *testing.T) {
+	src := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)})
+	r, err := repo.Init(filepath.Join(src, ".demo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first := commitDir(t, r, "uat", src)
+	if d := cmp.Diff(testtree.Tree{"a": testtree.File("a", 0o644)}, readCommit(t, r, first.Commit, false)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	again := commitDir(t, r, "uat", src, func(o *commit.Options) { o.SkipIfUnchanged = true })
+	if !again.Unchanged {
+		t.Error("re-commit of an unchanged tree holding the repository made a new commit")
+	}
+}
