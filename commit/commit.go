@@ -137,20 +137,30 @@ type Stats struct {
 	Objects      int64 // objects written (new to the repository)
 	BytesWritten int64 // bytes written to the repository, as stored
 	BytesDeduped int64 // content bytes that needed no new object
+	// FileObjects counts the file objects among Objects; the rest are
+	// dirtrees, dirmetas and the commit.
+	FileObjects int64
+	// FilesCached counts files whose object came from the stat cache or
+	// from being a hardlink of one, without reading them.
+	FilesCached int64
+	// MetadataTotal counts the dirtrees, dirmetas and commit stored or
+	// found present (directories whose dirtree the stat cache vouches for
+	// are not counted).
+	MetadataTotal int64
 }
 
 type counters struct {
-	files, dirs, bytesScanned, hashed, bytesHashed, bytesNew atomic.Int64
+	files, dirs, bytesScanned, hashed, bytesHashed, bytesNew, cached atomic.Int64
 }
 
 func (c *counters) stats(t *repo.Txn) Stats {
 	s := Stats{
 		Files: c.files.Load(), Dirs: c.dirs.Load(), BytesScanned: c.bytesScanned.Load(),
-		FilesHashed: c.hashed.Load(), BytesHashed: c.bytesHashed.Load(),
+		FilesHashed: c.hashed.Load(), BytesHashed: c.bytesHashed.Load(), FilesCached: c.cached.Load(),
 	}
 	if t != nil {
 		ts := t.Stats()
-		s.Objects, s.BytesWritten = ts.Objects, ts.Bytes
+		s.Objects, s.BytesWritten, s.FileObjects, s.MetadataTotal = ts.Objects, ts.Bytes, ts.FileObjects, ts.MetaWrites
 	}
 	s.BytesDeduped = s.BytesScanned - c.bytesNew.Load()
 	return s

@@ -272,6 +272,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		ents = append(ents, entry{name: name, st: st, ref: ref, o: o})
 	}
 	wk.st.files.Add(int64(len(ents)))
+	wk.st.cached.Add(int64(matched))
 	wk.st.bytesScanned.Add(scanned)
 	if d.rec != nil && matched == len(ents) && matched == d.rec.nfiles {
 		// The record holds every entry: nothing to list or hash.
@@ -308,6 +309,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		default:
 			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil {
 				if id, ok := wk.devino.lookup(&e.st); ok {
+					wk.st.cached.Add(1)
 					d.fileIDs[slot] = id
 					continue
 				}

@@ -43,6 +43,8 @@ type Txn struct {
 
 	objects atomic.Int64
 	bytes   atomic.Int64
+	files   atomic.Int64 // of objects, file objects
+	metas   atomic.Int64 // WriteMeta calls
 	fan     [256]sync.Once
 	special atomic.Bool // a symlink, device or FIFO is staged
 }
@@ -64,8 +66,12 @@ type TxnOptions struct {
 
 // TxnStats counts what a transaction wrote.
 type TxnStats struct {
-	Objects int64 // objects staged (new to the repository)
-	Bytes   int64 // bytes staged, as stored (compressed in archive mode)
+	Objects     int64 // objects staged (new to the repository)
+	Bytes       int64 // bytes staged, as stored (compressed in archive mode)
+	FileObjects int64 // of Objects, file objects
+	// MetaWrites counts the dirtrees, dirmetas and commits handed to
+	// WriteMeta, staged or found present.
+	MetaWrites int64
 }
 
 // Begin starts a transaction, holding the repository lock shared until
@@ -147,7 +153,7 @@ func (t *Txn) Repo() *Repo { return t.r }
 
 // Stats returns what has been staged so far.
 func (t *Txn) Stats() TxnStats {
-	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load()}
+	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load(), FileObjects: t.files.Load(), MetaWrites: t.metas.Load()}
 }
 
 // Has reports whether the object is stored or staged.
@@ -194,6 +200,7 @@ func (t *Txn) stagedName(kind Kind, id ID) string {
 
 // WriteMeta stores a dirtree, dirmeta or commit encoding and returns its id.
 func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
+	t.metas.Add(1)
 	id := Sum(data)
 	ok, err := t.claim(kind, id)
 	if err != nil || !ok {
@@ -442,7 +449,12 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
 func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err error) {
-	defer func() { t.markReady(KindFile, id, err) }()
+	defer func() {
+		if err == nil {
+			t.files.Add(1)
+		}
+		t.markReady(KindFile, id, err)
+	}()
 	name := t.stagedName(KindFile, id)
 	switch t.r.mode {
 	case ModeArchive:

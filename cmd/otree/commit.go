@@ -18,7 +18,7 @@ type commitFlags struct {
 	branch, subject, body, bodyFile, parent, timestamp, skipList, statOverride string
 	base, tarFilter                                                            string
 	orphan, canonical, skipIfUnchanged, fsync, consume, bootable               bool
-	tarAutocreate                                                              bool
+	tarAutocreate, tableOutput                                                 bool
 	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
 	metadata, detached, keepMetadata, trees                                    []string
 	ownerUID, ownerGID                                                         int64
@@ -57,6 +57,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1 or \\g<name> for groups)")
 	// otree always creates the parents a tar leaves out (0755, owner 0).
 	fl.BoolVar(&f.tarAutocreate, "tar-autocreate-parents", false, "accepted for OSTree scripts: parent directories a tar leaves out are always created")
+	fl.BoolVar(&f.tableOutput, "table-output", false, "print the commit id and the objects written as \"KEY: VALUE\" lines, as OSTree does")
 	fl.BoolVar(&f.consume, "consume", false, "delete the directory sources once the commit has landed")
 	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
@@ -248,6 +249,10 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if err := e.printJSON(res); err != nil {
 			return err
 		}
+	} else if f.tableOutput {
+		s := res.Stats
+		fmt.Fprintf(e.stdout, "Commit: %s\nMetadata Total: %d\nMetadata Written: %d\nContent Total: %d\nContent Written: %d\nContent Cache Hits: %d\nContent Bytes Written: %d\n",
+			res.Commit, s.MetadataTotal, s.Objects-s.FileObjects, s.Files, s.FileObjects, s.FilesCached, s.BytesScanned-s.BytesDeduped)
 	} else {
 		fmt.Fprintln(e.stdout, res.Commit)
 	}

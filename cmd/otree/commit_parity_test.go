@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -139,5 +140,64 @@ func TestCommitCommandConsume(t *testing.T) {
 	c.fails(exitError, []string{"would delete the repository"}, "commit", "-b", "main", "--consume", filepath.Dir(c.path))
 	if _, err := os.Stat(c.path); err != nil {
 		t.Errorf("repository gone: %v", err)
+	}
+}
+
+// --table-output prints OSTree's lines; on a cold commit every count
+// equals OSTree's, and a re-commit of an unchanged tree reports every file
+// as a cache hit and only the commit written.
+func TestCommitCommandTableOutput(t *testing.T) {
+	src := source(t, testtree.Tree{
+		"a/f":   testtree.File("fff", 0o755),
+		"a/l":   testtree.Symlink("f"),
+		"a/b/g": testtree.File("gg", 0o644),
+		"a/b/h": testtree.File("gg", 0o644), // same object as g
+		"p":     testtree.Dir(0o700),
+	})
+	time.Sleep(150 * time.Millisecond) // past the racy window: the stat cache will vouch for every file
+	c := newCLIMode(t, repo.ModeBareUser)
+	table := func(out string) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			k, v, ok := strings.Cut(l, ": ")
+			if !ok {
+				t.Fatalf("line %q is not KEY: VALUE", l)
+			}
+			m[k] = v
+		}
+		return m
+	}
+	got := table(c.ok("commit", "-b", "main", "--table-output", src))
+	if len(got["Commit"]) != 64 {
+		t.Errorf("Commit: %q", got["Commit"])
+	}
+	if ostree, err := exec.LookPath("ostree"); err == nil {
+		orepo := filepath.Join(t.TempDir(), "ostree-repo")
+		exec.Command(ostree, "--repo="+orepo, "init", "--mode=bare-user").Run()
+		out, err := exec.Command(ostree, "--repo="+orepo, "commit", "-b", "main", "--table-output", src).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := table(string(out))
+		delete(want, "Commit")
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: otree %q, OSTree %q", k, got[k], v)
+			}
+		}
+	} else {
+		for k, v := range map[string]string{"Metadata Total": "9", "Metadata Written": "7", "Content Total": "4",
+			"Content Written": "3", "Content Cache Hits": "0", "Content Bytes Written": "5"} {
+			if got[k] != v {
+				t.Errorf("%s: %q, want %q", k, got[k], v)
+			}
+		}
+	}
+	again := table(c.ok("commit", "-b", "main", "--table-output", src))
+	for k, v := range map[string]string{"Metadata Written": "1", "Content Written": "0", "Content Total": "4",
+		"Content Cache Hits": "4", "Content Bytes Written": "0"} {
+		if again[k] != v {
+			t.Errorf("re-commit: %s: %q, want %q", k, again[k], v)
+		}
 	}
 }
