@@ -250,12 +250,10 @@ func TestRefSourceTakesModifiers(t *testing.T) {
 	}
 }
 
+// rootTree is a commit's root: its dirtree and dirmeta.
 func rootTree(t *testing.T, r *repo.Repo, id repo.ID) [2]repo.ID {
 	t.Helper()
-	c, err := r.ReadCommit(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCommit(t, r, id)
 	return [2]repo.ID{c.RootTree, c.RootMeta}
 }
 
