@@ -2,6 +2,7 @@ package commit
 
 import (
 	"encoding/binary"
+	"path"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -38,9 +39,10 @@ func newModifier(o *Options, mode repo.Mode) *modifier {
 	if len(o.StatOverrides) > 0 {
 		m.byPath, m.under = map[string]*override{}, map[string]bool{}
 		for _, so := range o.StatOverrides {
+			so.Path = path.Clean("/" + so.Path)
 			m.byPath[so.Path] = &override{StatOverride: so} // a later line for a path wins
 			for d := so.Path; d != "/"; {
-				d = d[:max(1, strings.LastIndexByte(d, '/'))]
+				d = parentPath(d)
 				m.under[d] = true
 			}
 		}

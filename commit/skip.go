@@ -52,9 +52,12 @@ func (s *skipList) removeFrom(r reader, d *dir) error {
 	return nil
 }
 
+// parentPath is the directory holding the tree path p ("/" for "/etc").
+func parentPath(p string) string { return p[:max(1, strings.LastIndexByte(p, '/'))] }
+
 // covers reports whether p is a skipped path or below one.
 func (s *skipList) covers(p string) bool {
-	for ; len(s.paths) > 0; p = p[:max(1, strings.LastIndexByte(p, '/'))] {
+	for ; len(s.paths) > 0; p = parentPath(p) {
 		if _, ok := s.paths[p]; ok {
 			return true
 		}
@@ -70,7 +73,7 @@ func (s *skipList) covers(p string) bool {
 func (s *skipList) unmatched() []string {
 	var out []string
 	for p, seen := range s.paths {
-		if !seen.Load() && (p == "/" || !s.covers(p[:max(1, strings.LastIndexByte(p, '/'))])) {
+		if !seen.Load() && !s.covers(parentPath(p)) {
 			out = append(out, p)
 		}
 	}
