@@ -18,7 +18,7 @@ type commitFlags struct {
 	branch, subject, body, bodyFile, parent, timestamp, skipList, statOverride string
 	base, tarFilter                                                            string
 	orphan, canonical, skipIfUnchanged, fsync, consume, bootable               bool
-	tarAutocreate, tableOutput                                                 bool
+	tarAutocreate, tableOutput, editor                                         bool
 	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
 	metadata, detached, keepMetadata, trees                                    []string
 	ownerUID, ownerGID                                                         int64
@@ -46,6 +46,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringVarP(&f.subject, "subject", "s", "", "one-line subject")
 	fl.StringVarP(&f.body, "body", "m", "", "full description")
 	fl.StringVarP(&f.bodyFile, "body-file", "F", "", "read the full description from FILE (instead of --body)")
+	fl.BoolVarP(&f.editor, "editor", "e", false, "write the subject and body in $VISUAL or $EDITOR (vi)")
 	fl.StringVar(&f.parent, "parent", "", `parent commit, or "none"`)
 	fl.BoolVar(&f.orphan, "orphan", false, "create a commit without moving any branch")
 	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
@@ -216,6 +217,12 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
 				opts.SkipList = append(opts.SkipList, l)
 			}
+		}
+	}
+	if f.editor {
+		var err error
+		if opts.Subject, opts.Body, err = editMessage(e, f.branch, opts.Subject, opts.Body); err != nil {
+			return err
 		}
 	}
 	r, err := e.open()

@@ -201,3 +201,39 @@ func TestCommitCommandTableOutput(t *testing.T) {
 		}
 	}
 }
+
+// --editor takes the subject and body from the file the editor leaves
+// (given ones are offered in it), and an empty message cancels the commit.
+func TestCommitCommandEditor(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	dir := t.TempDir()
+	editor := func(name, script string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	seen := filepath.Join(dir, "seen")
+	t.Setenv("VISUAL", "")
+	t.Setenv("EDITOR", editor("write", `cp "$1" `+seen+`; printf 'Release 2\n\nFixes the thing.\nAnd another.\n# dropped\n' > "$1"`))
+	id, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "main", "-e", "-s", "Draft", src)))
+	cm, err := c.r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Subject != "Release 2" || cm.Body != "Fixes the thing.\nAnd another." {
+		t.Errorf("subject %q, body %q", cm.Subject, cm.Body)
+	}
+	if b, _ := os.ReadFile(seen); !strings.HasPrefix(string(b), "Draft\n") || !strings.Contains(string(b), "# Branch: main") {
+		t.Errorf("the editor was given:\n%s", b)
+	}
+	t.Setenv("EDITOR", editor("empty", `printf '# nothing\n\n' > "$1"`))
+	c.fails(exitError, []string{"empty", "cancelled"}, "commit", "-b", "main", "-e", src)
+	t.Setenv("EDITOR", editor("fail", "exit 3"))
+	c.fails(exitError, []string{"editor"}, "commit", "-b", "main", "-e", src)
+	if head, _ := c.r.ReadRef("main"); head != id {
+		t.Errorf("a cancelled commit moved main to %s", head)
+	}
+}

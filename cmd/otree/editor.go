@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// editMessage has the user write a commit message in $VISUAL or $EDITOR
+// (vi if neither is set), as OSTree's commit --editor does: the first line
+// becomes the subject, what follows the body. The file starts with subject
+// and body, if given, and a comment naming the branch.
+func editMessage(e *env, branch, subject, body string) (string, string, error) {
+	dir, err := os.MkdirTemp("", "otree-msg-")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "COMMIT_MSG")
+	text := subject + "\n"
+	if body != "" {
+		text += "\n" + body + "\n"
+	}
+	text += "\n# Write the commit message above: its first line is the subject, the rest\n" +
+		"# the body. Lines starting with '#' are dropped, and an empty message\n" +
+		"# cancels the commit.\n#\n# Branch: " + branch + "\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		return "", "", err
+	}
+	editor := os.Getenv("VISUAL")
+	if editor == "" {
+		editor = os.Getenv("EDITOR")
+	}
+	if editor == "" {
+		editor = "vi"
+	}
+	// Through the shell, so that EDITOR may carry arguments ("code -w").
+	cmd := exec.Command("/bin/sh", "-c", editor+` "$@"`, "sh", file)
+	// The CLI's own streams: the terminal when run from one.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, e.stdout, e.stderr
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("editor %q: %w", editor, err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", err
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			lines = append(lines, strings.TrimRight(l, " \t\r"))
+		}
+	}
+	msg := strings.Trim(strings.Join(lines, "\n"), "\n")
+	subject, body, _ = strings.Cut(msg, "\n")
+	if strings.TrimSpace(subject) == "" {
+		return "", "", fmt.Errorf("the commit message is empty: commit cancelled")
+	}
+	return subject, strings.Trim(body, "\n"), nil
+}
