@@ -254,6 +254,22 @@ func (r *Repo) listObjects(ctx context.Context) ([]storedObject, []string, error
 	return objs, stray, nil
 }
 
+// ListCommits returns the id of every commit object stored, whether or not
+// a ref reaches it, in no particular order.
+func (r *Repo) ListCommits(ctx context.Context) ([]ID, error) {
+	objs, _, err := r.listObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []ID
+	for _, o := range objs {
+		if o.kind == KindCommit {
+			ids = append(ids, o.id)
+		}
+	}
+	return ids, nil
+}
+
 // parseObjectName parses "<62 hex>.<kind>" in fan-out directory fan.
 func parseObjectName(fan, name string) (storedObject, bool) {
 	base, ext, ok := strings.Cut(name, ".")

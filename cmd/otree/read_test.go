@@ -272,6 +272,22 @@ func TestRevParse(t *testing.T) {
 	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
 }
 
+// rev-parse --single prints a repository's one commit, whatever refs
+// point at it, and refuses none or several.
+func TestRevParseSingle(t *testing.T) {
+	c := newCLI(t)
+	c.fails(exitError, []string{"0 commit objects"}, "rev-parse", "--single")
+	src := source(t, fixture)
+	first := c.commitTree("main", src, "one", 1700000000)
+	c.ok("refs", "--delete", "main")
+	if got := c.ok("rev-parse", "-S"); got != first.String()+"\n" {
+		t.Errorf("rev-parse -S = %q, want %s", got, first)
+	}
+	c.commitTree("other", src, "two", 1700000100)
+	c.fails(exitError, []string{"2 commit objects"}, "rev-parse", "--single")
+	c.fails(exitUsage, []string{"--single takes no REV"}, "rev-parse", "--single", "main")
+}
+
 // TestRevParseAmbiguous writes two commits whose ids share a 4-digit prefix.
 func TestRevParseAmbiguous(t *testing.T) {
 	c := newCLI(t)

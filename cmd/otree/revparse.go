@@ -7,20 +7,42 @@ import (
 )
 
 func newRevParseCommand(e *env) *cobra.Command {
+	var single bool
 	c := &cobra.Command{
-		Use:   "rev-parse REV",
+		Use:   "rev-parse REV | --single",
 		Short: "Print the full commit id a revision names",
 		Long: `Print the full id of the commit REV names: a branch ("os/x86_64/stable"),
 a remote ref ("origin:stable"), a full id or a unique prefix of one (at least
 4 hex digits), each optionally followed by "^" (the parent, repeatable) or "~N"
-(the N-th ancestor). A prefix matching several commits is an error listing them.`,
-		Args: cobra.ExactArgs(1),
+(the N-th ancestor). A prefix matching several commits is an error listing them.
+
+With --single, print the repository's one commit object; a repository with
+none or several is an error.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if single && len(args) > 0 {
+				return usagef("--single takes no REV (got %q)", args[0])
+			}
+			if !single && len(args) != 1 {
+				return usagef("want one REV, got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer r.Close()
+			if single {
+				ids, err := r.ListCommits(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if len(ids) != 1 {
+					return fmt.Errorf("--single: repository %s has %d commit objects, not one", r.Path(), len(ids))
+				}
+				args = []string{ids[0].String()}
+			}
 			id, err := r.ResolveRev(args[0])
 			if err != nil {
 				return err
@@ -32,6 +54,7 @@ a remote ref ("origin:stable"), a full id or a unique prefix of one (at least
 			return err
 		},
 	}
+	c.Flags().BoolVarP(&single, "single", "S", false, "print the one commit the repository holds")
 	e.addJSON(c)
 	return c
 }
