@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -226,5 +228,48 @@ func TestRepositoryInsideSourceLeftOut(t *testing.T) {
 	again := commitDir(t, r, "uat", src, func(o *commit.Options) { o.SkipIfUnchanged = true })
 	if !again.Unchanged {
 		t.Error("re-commit of an unchanged tree holding the repository made a new commit")
+	}
+}
+
+// Large files of one directory are hashed by several workers at once, not
+// one after the other in a single batch: each big file here waits, in the
+// hook, until another one is being hashed too, which only a walk that
+// spreads them can satisfy.
+func TestLargeFilesSpreadOverWorkers(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	tree := testtree.Tree{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		tree["bin/"+n] = testtree.File(n+big, 0o755)
+	}
+	src := makeTree(t, tree)
+	var mu sync.Mutex
+	active := 0
+	together := make(chan struct{})
+	var once sync.Once
+	restore := commit.SetHashHook(func(path string) {
+		if !strings.Contains(path, "/bin/") {
+			return
+		}
+		mu.Lock()
+		active++
+		if active >= 2 {
+			once.Do(func() { close(together) })
+		}
+		mu.Unlock()
+		select {
+		case <-together:
+		case <-time.After(3 * time.Second):
+		}
+		mu.Lock()
+		active--
+		mu.Unlock()
+	})
+	defer restore()
+	commitDir(t, r, "main", src, func(o *commit.Options) { o.NoStatCache = true })
+	select {
+	case <-together:
+	default:
+		t.Error("the large files were hashed one at a time")
 	}
 }

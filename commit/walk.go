@@ -1,11 +1,13 @@
 package commit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -23,8 +25,12 @@ import (
 const smallFile = 1 << 20
 
 // fileBatch bounds how many files of one directory one job hashes, so a
-// directory of thousands of files still spreads over every worker.
-const fileBatch = 32
+// directory of thousands of files still spreads over every worker;
+// batchBytes bounds their content, so large files do too.
+const (
+	fileBatch  = 32
+	batchBytes = 1 << 20
+)
 
 // walker turns a directory into a *dir, hashing and storing files on a
 // bounded pool of workers with per-worker hashers and buffers.
@@ -319,8 +325,30 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			ovs = append(ovs, e.o)
 		}
 	}
-	for i := 0; i < len(todo); i += fileBatch {
-		end := min(i+fileBatch, len(todo))
+	// A batch holds up to fileBatch files and, unless it is one file,
+	// batchBytes of content, so that large files (a directory of
+	// compilers, say) spread over the workers instead of queueing behind
+	// each other. The queue runs the last pushed first: pushing the
+	// heaviest batches last starts the longest work first.
+	type batch struct{ i, end int }
+	var batches []batch
+	var weight []int64
+	for i := 0; i < len(todo); {
+		end, n := i+1, sts[i].Size
+		for end < len(todo) && end-i < fileBatch && n+sts[end].Size <= batchBytes {
+			n += sts[end].Size
+			end++
+		}
+		batches, weight = append(batches, batch{i, end}), append(weight, n)
+		i = end
+	}
+	order := make([]int, len(batches))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(weight[a], weight[b]) })
+	for _, k := range order {
+		i, end := batches[k].i, batches[k].end
 		slots, stats, overs := todo[i:end], sts[i:end], ovs[i:end]
 		dfd.refs.Add(1)
 		d.pending.Add(1)
