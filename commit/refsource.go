@@ -16,8 +16,7 @@ import (
 // as OSTree does, every directory and file is taken through the modifier
 // and file objects whose header changes are stored again with the same
 // content. With stat overrides only, just the directories that lead to an
-// overridden path are rewritten. (The skip list is applied to the whole
-// tree afterwards.)
+// overridden path are rewritten. (The caller takes skipped paths out.)
 func refTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, rev string, mod *modifier, cnt *counters) (*dir, error) {
 	base, err := baseTree(r, rev)
 	if err != nil || (mod.identity && mod.byPath == nil) {

@@ -330,26 +330,23 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	// compilers, say) spread over the workers instead of queueing behind
 	// each other. The queue runs the last pushed first: pushing the
 	// heaviest batches last starts the longest work first.
-	type batch struct{ i, end int }
+	type batch struct {
+		i, end int
+		bytes  int64
+	}
 	var batches []batch
-	var weight []int64
 	for i := 0; i < len(todo); {
-		end, n := i+1, sts[i].Size
-		for end < len(todo) && end-i < fileBatch && n+sts[end].Size <= batchBytes {
-			n += sts[end].Size
-			end++
+		b := batch{i, i + 1, sts[i].Size}
+		for b.end < len(todo) && b.end-i < fileBatch && b.bytes+sts[b.end].Size <= batchBytes {
+			b.bytes += sts[b.end].Size
+			b.end++
 		}
-		batches, weight = append(batches, batch{i, end}), append(weight, n)
-		i = end
+		batches = append(batches, b)
+		i = b.end
 	}
-	order := make([]int, len(batches))
-	for k := range order {
-		order[k] = k
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(weight[a], weight[b]) })
-	for _, k := range order {
-		i, end := batches[k].i, batches[k].end
-		slots, stats, overs := todo[i:end], sts[i:end], ovs[i:end]
+	slices.SortStableFunc(batches, func(a, b batch) int { return cmp.Compare(a.bytes, b.bytes) })
+	for _, b := range batches {
+		slots, stats, overs := todo[b.i:b.end], sts[b.i:b.end], ovs[b.i:b.end]
 		dfd.refs.Add(1)
 		d.pending.Add(1)
 		wk.q.Push(func(w *worker) error {
