@@ -92,3 +92,49 @@ func Example_readFile() {
 	// Output:
 	// mode 644, 15 bytes: greeting=hello
 }
+
+// Commit a stored tree again with OSTree's modifiers: a stat override
+// makes one file setuid, canonical permissions then mask every mode with
+// 0755 (taking that setuid bit away again, as in OSTree) and the skip list
+// leaves a directory out.
+func ExampleParseStatOverrides() {
+	tmp, _ := os.MkdirTemp("", "otree-example-")
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "tree")
+	os.MkdirAll(filepath.Join(src, "usr", "bin"), 0o755)
+	os.MkdirAll(filepath.Join(src, "usr", "share", "doc"), 0o755)
+	os.WriteFile(filepath.Join(src, "usr", "bin", "tool"), []byte("#!/bin/sh\n"), 0o775)
+	os.Chmod(filepath.Join(src, "usr", "bin", "tool"), 0o775) // whatever the umask
+	os.WriteFile(filepath.Join(src, "usr", "share", "doc", "README"), []byte("docs\n"), 0o644)
+
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if _, err := commit.Commit(ctx, r, commit.Options{Branch: "base",
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}}); err != nil {
+		log.Fatal(err)
+	}
+
+	overrides, err := commit.ParseStatOverrides([]byte("2048 /usr/bin/tool\n"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, canonical := range []bool{false, true} {
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "release",
+			StatOverrides: overrides, CanonicalPermissions: canonical, SkipList: []string{"/usr/share/doc"},
+			Sources: []commit.Source{{Kind: commit.SourceRef, Path: "base"}}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		tool, _ := r.Lookup(res.Commit, "/usr/bin/tool")
+		h, _ := r.StatFile(tool.ID)
+		_, docErr := r.Lookup(res.Commit, "/usr/share/doc")
+		fmt.Printf("canonical=%v: /usr/bin/tool %04o, /usr/share/doc kept: %v\n", canonical, h.Mode, docErr == nil)
+	}
+	// Output:
+	// canonical=false: /usr/bin/tool 4775, /usr/share/doc kept: false
+	// canonical=true: /usr/bin/tool 0755, /usr/share/doc kept: false
+}
