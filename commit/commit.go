@@ -111,6 +111,11 @@ type Options struct {
 	// "true" and LinuxKey its version (OSTree's --bootable). The tree must
 	// ship exactly one usr/lib/modules/<version>/vmlinuz.
 	Bootable bool
+	// GenerateSizes records the stored and unpacked size of every object
+	// the tree needs under repo.SizesKey (OSTree's --generate-sizes), so
+	// that a client holding only the commit can tell what pulling the rest
+	// costs. Only archive repositories, which pulls read, record them.
+	GenerateSizes bool
 	// Consume deletes each directory source once the commit has landed
 	// (OSTree's --consume). A source that holds the repository is refused.
 	Consume bool
@@ -227,7 +232,8 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync, Publishable: true})
+	sizes := opts.GenerateSizes && r.Mode() == repo.ModeArchive
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync, Publishable: true, RecordSizes: sizes})
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +279,12 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var sizeList []repo.ObjectSize
+	if sizes {
+		if sizeList, err = treeSizes(r, txn, root); err != nil {
+			return nil, fmt.Errorf("commit: --generate-sizes: %w", err)
+		}
+	}
 
 	// Decide the parent and write the commit under the ref lock, so that a
 	// concurrent commit to the same branch is chained, not lost.
@@ -312,6 +324,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	if kver != "" {
 		meta = slices.Clone(meta).Set(BootableKey, []byte("true")).Set(LinuxKey, []byte(kver))
+	}
+	if sizes {
+		meta = slices.Clone(meta).Set(repo.SizesKey, repo.EncodeSizes(sizeList))
 	}
 	ts := opts.Timestamp
 	if ts.IsZero() {

@@ -273,3 +273,71 @@ func TestLargeFilesSpreadOverWorkers(t *testing.T) {
 		t.Error("the large files were hashed one at a time")
 	}
 }
+
+// GenerateSizes lists every object the tree needs, once, with its size on
+// disk and unpacked, whether the commit wrote it, found it stored, or took
+// it from a stored tree or the stat cache.
+func TestGenerateSizes(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	content := map[string]string{"a/f": strings.Repeat("compressible ", 500), "a/g": "g", "b/f": strings.Repeat("compressible ", 500), "c": ""}
+	tree := testtree.Tree{"a": testtree.Dir(0o700), "b/link": testtree.Symlink("f")}
+	for p, c := range content {
+		tree[p] = testtree.File(c, 0o644)
+	}
+	src := makeTree(t, tree)
+	time.Sleep(150 * time.Millisecond) // past the racy window: the second commit takes dirtrees from the stat cache
+	check := func(name string, res *commit.Result) {
+		t.Helper()
+		v, ok := mustCommit(t, r, res.Commit).Metadata.Get(repo.SizesKey)
+		if !ok {
+			t.Fatalf("%s: no %s", name, repo.SizesKey)
+		}
+		sizes, err := repo.DecodeSizes(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// /, a, b: three dirtrees, two dirmetas (0755, 0700); files:
+		// a/f = b/f, a/g, c, b/link.
+		count := map[repo.Kind]int{}
+		for _, s := range sizes {
+			count[s.Kind]++
+			fi, err := os.Stat(r.ObjectPath(s.Kind, s.ID))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if s.Stored != fi.Size() {
+				t.Errorf("%s: %s %s stored %d, on disk %d", name, s.Kind, s.ID, s.Stored, fi.Size())
+			}
+			want := s.Stored
+			if s.Kind == repo.KindFile {
+				h, err := r.StatFile(s.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = int64(h.Size)
+			}
+			if s.Unpacked != want {
+				t.Errorf("%s: %s %s unpacked %d, want %d", name, s.Kind, s.ID, s.Unpacked, want)
+			}
+		}
+		if d := cmp.Diff(map[repo.Kind]int{repo.KindDirTree: 3, repo.KindDirMeta: 2, repo.KindFile: 4}, count); d != "" {
+			t.Errorf("%s: objects listed (-want +got):\n%s", name, d)
+		}
+	}
+	gen := func(o *commit.Options) { o.GenerateSizes = true }
+	check("first", commitDir(t, r, "main", src, gen))
+	again := commitDir(t, r, "main", src, gen)
+	if again.Stats.FilesHashed != 0 {
+		t.Errorf("second commit hashed %d files; the stat cache was meant to answer", again.Stats.FilesHashed)
+	}
+	check("cached", again)
+	check("ref", commitDir(t, r, "ref", src, gen, func(o *commit.Options) {
+		o.Sources = []commit.Source{{Kind: commit.SourceRef, Path: "main"}}
+	}))
+
+	bare := newRepo(t, repo.ModeBareUser)
+	res := commitDir(t, bare, "main", src, gen)
+	if _, ok := mustCommit(t, bare, res.Commit).Metadata.Get(repo.SizesKey); ok {
+		t.Error("a bare-user repository recorded sizes")
+	}
+}

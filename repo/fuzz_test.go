@@ -165,3 +165,18 @@ func FuzzParseID(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeSizes(f *testing.F) {
+	f.Add(repo.EncodeSizes([]repo.ObjectSize{{Kind: repo.KindFile, ID: repo.Sum([]byte("a")), Stored: 300, Unpacked: 1 << 20},
+		{Kind: repo.KindDirTree, ID: repo.Sum([]byte("b")), Stored: 5, Unpacked: 5}}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sizes, err := repo.DecodeSizes(b)
+		if err != nil {
+			return
+		}
+		if enc := repo.EncodeSizes(sizes); !bytes.Equal(enc, b) {
+			t.Fatalf("not canonical:\n in  %x\n out %x", b, enc)
+		}
+	})
+}

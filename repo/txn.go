@@ -43,8 +43,9 @@ type Txn struct {
 
 	objects atomic.Int64
 	bytes   atomic.Int64
-	files   atomic.Int64 // of objects, file objects
-	metas   atomic.Int64 // WriteMeta calls
+	files   atomic.Int64        // of objects, file objects
+	metas   atomic.Int64        // WriteMeta calls
+	sizes   map[objKey][2]int64 // with RecordSizes: stored and unpacked size of each object staged
 	fan     [256]sync.Once
 	special atomic.Bool // a symlink, device or FIFO is staged
 }
@@ -62,6 +63,9 @@ type TxnOptions struct {
 	// Publishable keeps track of the objects whose staging finished, which
 	// Publish needs; transactions that only Commit skip that bookkeeping.
 	Publishable bool
+	// RecordSizes remembers the size of each object staged, for
+	// ObjectSizes.
+	RecordSizes bool
 }
 
 // TxnStats counts what a transaction wrote.
@@ -113,6 +117,9 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		staged: map[objKey]struct{}{}, refs: map[string]ID{}}
 	if opts.Publishable {
 		t.ready = map[objKey]struct{}{}
+	}
+	if opts.RecordSizes {
+		t.sizes = map[objKey][2]int64{}
 	}
 	return t, nil
 }
@@ -210,8 +217,49 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 		_, err := f.Write(data)
 		return err
 	})
+	if err == nil {
+		t.noteSize(objKey{kind, id}, int64(len(data)), int64(len(data)))
+	}
 	t.markReady(kind, id, err)
 	return id, err
+}
+
+// noteSize records a staged object's stored and unpacked size, with
+// RecordSizes.
+func (t *Txn) noteSize(k objKey, stored, unpacked int64) {
+	if t.sizes == nil {
+		return
+	}
+	t.mu.Lock()
+	t.sizes[k] = [2]int64{stored, unpacked}
+	t.mu.Unlock()
+}
+
+// ObjectSizes returns an object's size as stored (compressed, in archive
+// mode) and unpacked (a file's content; a metadata object's bytes), for an
+// object staged by this transaction (begun with RecordSizes) or stored.
+func (t *Txn) ObjectSizes(kind Kind, id ID) (stored, unpacked int64, err error) {
+	t.mu.Lock()
+	s, ok := t.sizes[objKey{kind, id}]
+	t.mu.Unlock()
+	if ok {
+		return s[0], s[1], nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(t.r.objFd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return 0, 0, &ObjectMissingError{kind, id}
+		}
+		return 0, 0, fmt.Errorf("%s object %s: %w", kind, id, err)
+	}
+	if kind != KindFile {
+		return st.Size, st.Size, nil
+	}
+	h, err := t.r.StatFile(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.Size, int64(h.Size), nil
 }
 
 // WriteCommitMeta stores detached metadata for a commit (replacing any).
@@ -449,13 +497,19 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
 func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err error) {
+	name := t.stagedName(KindFile, id)
 	defer func() {
 		if err == nil {
 			t.files.Add(1)
+			if t.sizes != nil {
+				var st unix.Stat_t
+				if serr := unix.Fstatat(t.dirFd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil {
+					t.noteSize(objKey{KindFile, id}, st.Size, int64(h.Size))
+				}
+			}
 		}
 		t.markReady(KindFile, id, err)
 	}()
-	name := t.stagedName(KindFile, id)
 	switch t.r.mode {
 	case ModeArchive:
 		return t.writeStaged(name, 0o644, func(f *stagedFile) error {

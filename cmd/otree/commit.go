@@ -18,7 +18,7 @@ type commitFlags struct {
 	branch, subject, body, bodyFile, parent, timestamp, skipList, statOverride string
 	base, tarFilter                                                            string
 	orphan, canonical, skipIfUnchanged, fsync, consume, bootable               bool
-	tarAutocreate, tableOutput, editor                                         bool
+	tarAutocreate, tableOutput, editor, generateSizes                          bool
 	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
 	metadata, detached, keepMetadata, trees                                    []string
 	ownerUID, ownerGID                                                         int64
@@ -59,6 +59,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	// otree always creates the parents a tar leaves out (0755, owner 0).
 	fl.BoolVar(&f.tarAutocreate, "tar-autocreate-parents", false, "accepted for OSTree scripts: parent directories a tar leaves out are always created")
 	fl.BoolVar(&f.tableOutput, "table-output", false, "print the commit id and the objects written as \"KEY: VALUE\" lines, as OSTree does")
+	fl.BoolVar(&f.generateSizes, "generate-sizes", false, "record every object's size in the metadata (archive repositories), for show --print-sizes")
 	fl.BoolVar(&f.consume, "consume", false, "delete the directory sources once the commit has landed")
 	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
@@ -107,7 +108,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
 		BindRefs: f.bindRefs, NoBindings: f.noBindings,
 		NoXattrs: f.noXattrs, ModeROExecutables: f.roExecutables, KeepMetadata: f.keepMetadata,
-		Consume: f.consume, Bootable: f.bootable,
+		Consume: f.consume, Bootable: f.bootable, GenerateSizes: f.generateSizes,
 	}
 	if f.tarFilter != "" {
 		filter, err := commit.ParsePathnameFilter(f.tarFilter)
@@ -242,6 +243,9 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		}
 	} else if f.orphan {
 		opts.NoParent = true
+	}
+	if f.generateSizes && r.Mode() != repo.ModeArchive {
+		fmt.Fprintf(e.stderr, "note: --generate-sizes records nothing in a %s repository (pulls read archive ones)\n", r.Mode())
 	}
 	b := newBar(e.stderr)
 	if b != nil {

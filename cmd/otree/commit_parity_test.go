@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -235,5 +236,66 @@ func TestCommitCommandEditor(t *testing.T) {
 	c.fails(exitError, []string{"editor"}, "commit", "-b", "main", "-e", src)
 	if head, _ := c.r.ReadRef("main"); head != id {
 		t.Errorf("a cancelled commit moved main to %s", head)
+	}
+}
+
+// show --print-sizes adds up commit --generate-sizes: nothing needed in
+// the repository that has every object, and what a missing object takes
+// once it is gone.
+func TestShowPrintSizes(t *testing.T) {
+	c := newCLI(t) // archive
+	src := source(t, testtree.Tree{"a": testtree.File(strings.Repeat("x", 5000), 0o644), "b": testtree.File("b", 0o644)})
+	c.ok("commit", "-b", "plain", src)
+	c.fails(exitError, []string{"no object sizes", "--generate-sizes"}, "show", "--print-sizes", "plain")
+	id, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "main", "--generate-sizes", src)))
+	cm, err := c.r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := cm.Metadata.Get(repo.SizesKey)
+	sizes, err := repo.DecodeSizes(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored, unpacked int64
+	for _, s := range sizes {
+		stored, unpacked = stored+s.Stored, unpacked+s.Unpacked
+	}
+	if len(sizes) != 4 || unpacked < 5001 { // one dirtree, one dirmeta, two files
+		t.Fatalf("%d objects, %d bytes unpacked", len(sizes), unpacked)
+	}
+	report := "Compressed size (needed/total): %s/%s\nUnpacked size (needed/total): %s/%s\nNumber of objects (needed/total): %d/4\n"
+	if out, want := c.ok("show", "--print-sizes", "main"), fmt.Sprintf(report, "0 bytes", siBytes(stored), "0 bytes", siBytes(unpacked), 0); out != want {
+		t.Errorf("show --print-sizes:\n%s\nwant:\n%s", out, want)
+	}
+	if ostree, err := exec.LookPath("ostree"); err == nil {
+		// OSTree lists the same objects: its count must match.
+		orepo := filepath.Join(t.TempDir(), "ostree-repo")
+		exec.Command(ostree, "--repo="+orepo, "init", "--mode=archive").Run()
+		if out, err := exec.Command(ostree, "--repo="+orepo, "commit", "-b", "main", "--generate-sizes", src).CombinedOutput(); err != nil {
+			t.Fatalf("ostree commit: %v\n%s", err, out)
+		}
+		out, _ := exec.Command(ostree, "--repo="+orepo, "show", "--print-sizes", "main").Output()
+		if !strings.Contains(string(out), "Number of objects (needed/total): 0/4\n") {
+			t.Errorf("OSTree counts other objects:\n%s", out)
+		}
+	}
+	for n, want := range map[int64]string{0: "0 bytes", 999: "999 bytes", 1000: "1.0 kB", 5001: "5.0 kB", 1_500_000: "1.5 MB", 2_000_000_000: "2.0 GB"} {
+		if got := siBytes(n); got != want {
+			t.Errorf("siBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+	e, err := c.r.Lookup(id, "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.r.ObjectPath(repo.KindFile, e.ID)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p)
+	if out, want := c.ok("show", "--print-sizes", "main"), fmt.Sprintf(report, siBytes(fi.Size()), siBytes(stored), siBytes(5000), siBytes(unpacked), 1); out != want {
+		t.Errorf("after removing /a's object:\n%s\nwant:\n%s", out, want)
 	}
 }

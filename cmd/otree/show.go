@@ -15,6 +15,7 @@ import (
 
 type showFlags struct {
 	metadataKey, detachedKey string
+	sizes                    bool
 }
 
 func newShowCommand(e *env) *cobra.Command {
@@ -32,6 +33,7 @@ id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`"
 	}
 	c.Flags().StringVar(&f.metadataKey, "print-metadata-key", "", "print the value of metadata key KEY")
 	c.Flags().StringVar(&f.detachedKey, "print-detached-metadata-key", "", "print the value of detached metadata key KEY")
+	c.Flags().BoolVar(&f.sizes, "print-sizes", false, "print what the commit's objects take and what this repository still lacks (commit --generate-sizes)")
 	e.addJSON(c)
 	return c
 }
@@ -54,6 +56,8 @@ func runShow(e *env, f *showFlags, rev string) error {
 		return err
 	}
 	switch {
+	case f.sizes:
+		return printSizes(e, r, id, c)
 	case f.metadataKey != "":
 		v, ok := c.Metadata.Get(f.metadataKey)
 		if !ok {
@@ -202,4 +206,50 @@ func indent(b *strings.Builder, s string) {
 		}
 		b.WriteString("    " + l + "\n")
 	}
+}
+
+// printSizes prints the totals of a commit's repo.SizesKey, and how much of
+// it this repository lacks, in OSTree's words.
+func printSizes(e *env, r *repo.Repo, id repo.ID, c *repo.Commit) error {
+	v, ok := c.Metadata.Get(repo.SizesKey)
+	if !ok {
+		return fmt.Errorf("commit %s has no object sizes (commit it with --generate-sizes into an archive repository)", id)
+	}
+	sizes, err := repo.DecodeSizes(v)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", id, err)
+	}
+	var total, need struct{ stored, unpacked, n int64 }
+	for _, s := range sizes {
+		total.stored, total.unpacked, total.n = total.stored+s.Stored, total.unpacked+s.Unpacked, total.n+1
+		has, err := r.HasObject(s.Kind, s.ID)
+		if err != nil {
+			return err
+		}
+		if !has {
+			need.stored, need.unpacked, need.n = need.stored+s.Stored, need.unpacked+s.Unpacked, need.n+1
+		}
+	}
+	if e.json {
+		return e.printJSON(map[string]any{"commit": id,
+			"stored":   map[string]int64{"needed": need.stored, "total": total.stored},
+			"unpacked": map[string]int64{"needed": need.unpacked, "total": total.unpacked},
+			"objects":  map[string]int64{"needed": need.n, "total": total.n}})
+	}
+	_, err = fmt.Fprintf(e.stdout, "Compressed size (needed/total): %s/%s\nUnpacked size (needed/total): %s/%s\nNumber of objects (needed/total): %d/%d\n",
+		siBytes(need.stored), siBytes(total.stored), siBytes(need.unpacked), siBytes(total.unpacked), need.n, total.n)
+	return err
+}
+
+// siBytes writes a size as OSTree's size report does: bytes, then kB, MB,
+// GB in powers of 1000 with one decimal.
+func siBytes(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	v, unit := float64(n)/1000, 0
+	for v >= 1000 && unit < 3 {
+		v, unit = v/1000, unit+1
+	}
+	return fmt.Sprintf("%.1f %s", v, []string{"kB", "MB", "GB", "TB"}[unit])
 }
