@@ -21,8 +21,8 @@ type modifier struct {
 	// named by a stat override.
 	identity bool
 
-	overrides []StatOverride       // sorted by path, paths unique
-	byPath    map[string]*override // --statoverride, by path
+	overrides []*override          // --statoverride, sorted by path, paths unique
+	byPath    map[string]*override // the same, by path
 	under     map[string]bool      // every directory holding an overridden path ("/" for the root)
 }
 
@@ -47,9 +47,9 @@ func newModifier(o *Options, mode repo.Mode) *modifier {
 			}
 		}
 		for _, o := range m.byPath {
-			m.overrides = append(m.overrides, o.StatOverride)
+			m.overrides = append(m.overrides, o)
 		}
-		slices.SortFunc(m.overrides, func(a, b StatOverride) int { return strings.Compare(a.Path, b.Path) })
+		slices.SortFunc(m.overrides, func(a, b *override) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return m
 }
@@ -87,7 +87,7 @@ func joinPath(dir, name string) string {
 func (m *modifier) unmatched(skip *skipList) []string {
 	var out []string
 	for _, so := range m.overrides {
-		if !m.byPath[so.Path].seen.Load() && !skip.covers(so.Path) {
+		if !so.seen.Load() && !skip.covers(so.Path) {
 			out = append(out, so.Path)
 		}
 	}

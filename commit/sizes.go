@@ -9,14 +9,17 @@ import (
 // The tree must be written; objects not staged by txn are read from the
 // repository.
 func treeSizes(r *repo.Repo, txn *repo.Txn, root *dir) ([]repo.ObjectSize, error) {
-	seen := map[repo.ObjectSize]bool{} // keyed by kind and id only
+	type key struct {
+		kind repo.Kind
+		id   repo.ID
+	}
+	seen := map[key]bool{}
 	var out []repo.ObjectSize
 	add := func(kind repo.Kind, id repo.ID) error {
-		k := repo.ObjectSize{Kind: kind, ID: id}
-		if seen[k] {
+		if seen[key{kind, id}] {
 			return nil
 		}
-		seen[k] = true
+		seen[key{kind, id}] = true
 		stored, unpacked, err := txn.ObjectSizes(kind, id)
 		if err != nil {
 			return err
@@ -24,34 +27,16 @@ func treeSizes(r *repo.Repo, txn *repo.Txn, root *dir) ([]repo.ObjectSize, error
 		out = append(out, repo.ObjectSize{Kind: kind, ID: id, Stored: stored, Unpacked: unpacked})
 		return nil
 	}
-	var stored func(tree, meta repo.ID) error
-	stored = func(tree, meta repo.ID) error {
-		if err := add(repo.KindDirTree, tree); err != nil {
-			return err
-		}
-		if err := add(repo.KindDirMeta, meta); err != nil {
-			return err
-		}
-		t, err := r.ReadDirTree(tree)
-		if err != nil {
-			return err
-		}
-		for _, f := range t.Files {
-			if err := add(repo.KindFile, f.ID); err != nil {
-				return err
-			}
-		}
-		for _, d := range t.Dirs {
-			if err := stored(d.TreeID, d.MetaID); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	var walk func(d *dir) error
 	walk = func(d *dir) error {
 		if !d.stored.IsZero() {
-			return stored(d.stored, d.meta)
+			// A stored directory is read into a copy: the tree itself
+			// stays as written.
+			e := &dir{meta: d.meta, stored: d.stored}
+			if err := e.expand(r); err != nil {
+				return err
+			}
+			e.tree, d = d.stored, e
 		}
 		d.materialize()
 		if err := add(repo.KindDirTree, d.tree); err != nil {

@@ -28,9 +28,6 @@ func newSkipList(paths []string) *skipList {
 // skips reports whether the entry at tree path p is to be left out, and
 // records that the tree had it.
 func (s *skipList) skips(p string) bool {
-	if len(s.paths) == 0 {
-		return false
-	}
 	seen, ok := s.paths[p]
 	if ok {
 		seen.Store(true)

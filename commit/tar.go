@@ -39,9 +39,7 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 	}
 	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, files: map[string]repo.ID{}}
 	ti.root = &dir{}
-	defMeta := repo.DirMeta{Mode: 0o755}
-	mod.dir(&defMeta, nil)
-	if ti.defMeta, err = txn.WriteMeta(repo.KindDirMeta, defMeta.Encode()); err != nil {
+	if ti.defMeta, err = ti.autoDirMeta(nil); err != nil {
 		return nil, err
 	}
 	ti.root.meta = ti.defMeta
@@ -108,6 +106,14 @@ func cleanTarName(name string) (string, error) {
 	return strings.TrimPrefix(n, "/"), nil
 }
 
+// autoDirMeta stores the dirmeta of a directory the tar leaves out: mode
+// 0755, owner 0, then the options and the directory's stat override o.
+func (ti *tarImport) autoDirMeta(o *override) (repo.ID, error) {
+	m := repo.DirMeta{Mode: 0o755}
+	ti.mod.dir(&m, o)
+	return ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
+}
+
 // parent returns the directory that holds name, creating missing ones.
 func (ti *tarImport) parent(name string) (*dir, string, error) {
 	d := ti.root
@@ -122,13 +128,10 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 		if i < 0 {
 			sub := &dir{meta: ti.defMeta}
 			if o := ti.mod.overrideFor("", strings.Join(parts[:k+1], "/")); o != nil {
-				m := repo.DirMeta{Mode: 0o755}
-				ti.mod.dir(&m, o)
-				id, err := ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
-				if err != nil {
+				var err error
+				if sub.meta, err = ti.autoDirMeta(o); err != nil {
 					return nil, "", err
 				}
-				sub.meta = id
 			}
 			d.setDir(p, sub)
 			ti.cnt.dirs.Add(1)

@@ -213,7 +213,7 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	if err != nil || !ok {
 		return id, err
 	}
-	err = t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
+	_, err = t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
 		return err
 	})
@@ -274,7 +274,7 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	t.mu.Unlock()
 	name := t.stagedName(KindCommitMeta, commit)
 	unix.Unlinkat(t.dirFd, name, 0)
-	err := t.writeStaged(name, 0o644, func(f *stagedFile) error {
+	_, err := t.writeStaged(name, 0o644, func(f *stagedFile) error {
 		_, err := f.Write(EncodeCommitMeta(m))
 		return err
 	})
@@ -282,10 +282,12 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	return err
 }
 
-func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) error {
+// writeStaged creates the staged file name, has fill write it, and returns
+// the bytes written.
+func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) (int64, error) {
 	fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
 	if err != nil {
-		return fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+		return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
 	}
 	f := &stagedFile{fd: fd}
 	err = fill(f)
@@ -294,11 +296,11 @@ func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error
 	}
 	if err != nil {
 		unix.Unlinkat(t.dirFd, name, 0)
-		return fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+		return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
 	}
 	t.objects.Add(1)
 	t.bytes.Add(f.n)
-	return nil
+	return f.n, nil
 }
 
 // stagedFile writes to a raw descriptor: os.File would cost an fcntl per
@@ -498,21 +500,17 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 // writes the content of regular files.
 func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err error) {
 	name := t.stagedName(KindFile, id)
+	var stored int64 // bytes written; symlinks, devices and FIFOs of bare repositories have none
 	defer func() {
 		if err == nil {
 			t.files.Add(1)
-			if t.sizes != nil {
-				var st unix.Stat_t
-				if serr := unix.Fstatat(t.dirFd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil {
-					t.noteSize(objKey{KindFile, id}, st.Size, int64(h.Size))
-				}
-			}
+			t.noteSize(objKey{KindFile, id}, stored, int64(h.Size))
 		}
 		t.markReady(KindFile, id, err)
 	}()
 	switch t.r.mode {
 	case ModeArchive:
-		return t.writeStaged(name, 0o644, func(f *stagedFile) error {
+		stored, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
 			if _, err := f.Write(AppendFileHeader(nil, h)); err != nil {
 				return err
 			}
@@ -522,6 +520,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			}
 			return fill(f)
 		})
+		return err
 	case ModeBareUser:
 		mode := uint32(0o644)
 		if h.Type == TypeRegular {
@@ -529,7 +528,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 		}
 		// Created owner-writable: setting a user.* xattr needs write
 		// permission; fixMode then takes the bit away where it must.
-		err := t.writeStaged(name, mode|0o200, func(f *stagedFile) error {
+		stored, err = t.writeStaged(name, mode|0o200, func(f *stagedFile) error {
 			var err error
 			if h.Type == TypeSymlink {
 				_, err = f.Write([]byte(h.Target))
@@ -560,7 +559,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 	// bare and bare-user-only: the object is the file itself.
 	switch h.Type {
 	case TypeRegular:
-		return t.writeStaged(name, h.Mode&0o777, func(f *stagedFile) error {
+		stored, err = t.writeStaged(name, h.Mode&0o777, func(f *stagedFile) error {
 			if err := fill(f); err != nil {
 				return err
 			}
@@ -581,6 +580,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			// chmod last: chown clears setuid.
 			return t.r.fixMode(fd, h.Mode)
 		})
+		return err
 	case TypeSymlink:
 		t.special.Store(true)
 		if err := unix.Symlinkat(h.Target, t.dirFd, name); err != nil {
