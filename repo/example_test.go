@@ -1,11 +1,13 @@
 package repo_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
 
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/repo"
 )
 
@@ -31,4 +33,44 @@ func ExampleInit() {
 	// Output:
 	// mode: archive
 	// refs: 0
+}
+
+// An alias is a branch that stands for another: reading it, or committing
+// to it, uses the branch it names.
+func ExampleRepo_SetAlias() {
+	ctx := context.Background()
+	tmp, _ := os.MkdirTemp("", "otree-example-")
+	defer os.RemoveAll(tmp)
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	src := filepath.Join(tmp, "src")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "motd"), []byte("hello\n"), 0o644)
+	res, err := commit.Commit(ctx, r, commit.Options{Branch: "os/x86_64/stable", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	lock, err := r.LockRefs(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = r.SetAlias("os/stable", "os/x86_64/stable")
+	lock.Unlock()
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, _ := r.ReadRef("os/stable")
+	fmt.Println("same commit:", id == res.Commit)
+	aliases, _ := r.ListAliases("")
+	for _, a := range aliases {
+		fmt.Println(a.Name, "->", a.Target)
+	}
+	// Output:
+	// same commit: true
+	// os/stable -> os/x86_64/stable
 }

@@ -452,7 +452,7 @@ func (r *Repo) fsckRefs() ([]Ref, []*FsckProblem) {
 				problems = append(problems, &FsckProblem{Type: ProblemRef, Ref: name, Path: p, Reason: err.Error(), Err: err})
 				return nil
 			}
-			refs = append(refs, Ref{name, id})
+			refs = append(refs, Ref{Name: name, Commit: id})
 			return nil
 		})
 	}

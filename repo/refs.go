@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 type Ref struct {
 	Name   string `json:"name"`
 	Commit ID     `json:"commit"`
+	// Alias is the branch this ref is an alias of, if it is one (Commit
+	// is then where the chain of aliases ends).
+	Alias string `json:"alias,omitempty"`
 }
 
 // ValidateRefName checks a branch name (optionally "remote:branch"): one or
@@ -60,30 +64,52 @@ func (r *Repo) refPath(name string) string {
 	return r.Path("refs", "heads", filepath.FromSlash(name))
 }
 
-// ReadRef returns the commit a ref points at.
+// ReadRef returns the commit a ref points at, following aliases.
 func (r *Repo) ReadRef(name string) (ID, error) {
 	if err := ValidateRefName(name); err != nil {
 		return ID{}, err
 	}
-	data, err := os.ReadFile(r.refPath(name))
+	final, err := r.resolveAlias(name)
+	if err != nil {
+		return ID{}, err
+	}
+	p := r.refPath(final)
+	// O_NOFOLLOW: a symlink appearing here after resolveAlias is not read.
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(io.LimitReader(f, 256))
+		f.Close()
+	}
 	if err != nil {
 		// "a/b" where "a" is a ref, or "a" where "a/b" is: no such ref.
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EISDIR) {
+			if final != name {
+				return ID{}, &DanglingAliasError{name, final}
+			}
 			return ID{}, &RefNotFoundError{name}
 		}
 		return ID{}, fmt.Errorf("reading ref %s: %w", name, err)
 	}
 	id, err := ParseID(strings.TrimSpace(string(data)))
 	if err != nil {
-		return ID{}, fmt.Errorf("ref %s (%s) is corrupt: %w", name, r.refPath(name), err)
+		return ID{}, fmt.Errorf("ref %s (%s) is corrupt: %w", final, p, err)
 	}
 	return id, nil
 }
 
-// writeRef points a ref at id, or deletes it for the zero id.
+// writeRef points a ref at id (through any aliases), or deletes it for the
+// zero id (an alias itself; a branch only if no alias names it).
 func (r *Repo) writeRef(name string, id ID, sync bool) error {
 	p := r.refPath(name)
 	if id.IsZero() {
+		if !strings.Contains(name, ":") {
+			if aliases, err := r.aliasesOf(name); err != nil {
+				return err
+			} else if len(aliases) > 0 {
+				return &AliasedRefError{name, aliases}
+			}
+		}
 		if err := os.Remove(p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return &RefNotFoundError{name}
@@ -96,6 +122,11 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		}
 		return nil
 	}
+	final, err := r.resolveAlias(name)
+	if err != nil {
+		return err
+	}
+	p = r.refPath(final)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}
@@ -116,7 +147,9 @@ func (r *Repo) pruneRefDirs(dir string) string {
 }
 
 // SetRef points ref at commit durably, outside any transaction; the commit
-// must exist. A zero commit deletes the ref. Callers hold LockRefs.
+// must exist. Setting an alias sets the branch it ends at. A zero commit
+// deletes the ref, or the alias itself; deleting a branch that an alias
+// names is an AliasedRefError. Callers hold LockRefs.
 func (r *Repo) SetRef(name string, commit ID) error {
 	if err := ValidateRefName(name); err != nil {
 		return err
@@ -133,7 +166,9 @@ func (r *Repo) SetRef(name string, commit ID) error {
 
 // ListRefs returns every ref, local branches first then remote ones, each
 // sorted by name. A non-empty prefix keeps only names that equal it or start
-// with prefix + "/" (or, for "remote:", that remote's refs).
+// with prefix + "/" (or, for "remote:", that remote's refs). Aliases are
+// listed with the commit they end at; broken ones (made by hand) are left
+// out, and ListAliases and fsck show them.
 func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 	var refs []Ref
 	walk := func(root, namePrefix string) error {
@@ -154,11 +189,17 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 				rm, br, _ := strings.Cut(filepath.ToSlash(rel), "/")
 				name = rm + ":" + br
 			}
-			id, err := r.ReadRef(name)
-			if err != nil {
+			ref := Ref{Name: name}
+			if d.Type()&fs.ModeSymlink != 0 && namePrefix == "" {
+				ref.Alias, _ = r.aliasTarget(name) // an error: ReadRef fails too
+			}
+			if ref.Commit, err = r.ReadRef(name); err != nil {
+				if d.Type()&fs.ModeSymlink != 0 {
+					return nil // a broken alias: ListAliases and fsck show it
+				}
 				return err
 			}
-			refs = append(refs, Ref{name, id})
+			refs = append(refs, ref)
 			return nil
 		})
 	}
@@ -180,12 +221,18 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 	}
 	out := refs[:0]
 	for _, ref := range refs {
-		if ref.Name == prefix || strings.HasPrefix(ref.Name, strings.TrimSuffix(prefix, "/")+"/") ||
-			(strings.HasSuffix(prefix, ":") && strings.HasPrefix(ref.Name, prefix)) {
+		if matchesPrefix(ref.Name, prefix) {
 			out = append(out, ref)
 		}
 	}
 	return out, nil
+}
+
+// matchesPrefix tells whether a ref name equals prefix or lies below it; an
+// empty prefix matches everything.
+func matchesPrefix(name, prefix string) bool {
+	return prefix == "" || name == prefix || strings.HasPrefix(name, strings.TrimSuffix(prefix, "/")+"/") ||
+		(strings.HasSuffix(prefix, ":") && strings.HasPrefix(name, prefix))
 }
 
 // ResolveRev resolves a revision to a commit id. A revision is a branch
@@ -259,7 +306,7 @@ func (r *Repo) resolveBase(rev string) (ID, error) {
 	}
 	if ValidateRefName(rev) == nil {
 		id, err := r.ReadRef(rev)
-		if err == nil || !errors.Is(err, ErrNotFound) {
+		if err == nil || !errors.Is(err, ErrNotFound) || errors.As(err, new(*DanglingAliasError)) {
 			return id, err
 		}
 	}

@@ -15,13 +15,14 @@ type refsFlags struct {
 	create      string
 	del, list   bool
 	force       bool
+	alias       bool
 	createIsSet bool
 }
 
 func newRefsCommand(e *env) *cobra.Command {
 	f := &refsFlags{}
 	c := &cobra.Command{
-		Use:   "refs [PREFIX] | --create=NEWREF REV | --delete PREFIX...",
+		Use:   "refs [PREFIX] | --create=NEWREF REV | --alias --create=NEWREF BRANCH | --delete PREFIX...",
 		Short: "List, create or delete refs",
 		Long: `List refs: local branches, then remote refs as "remote:branch", each sorted.
 With PREFIX, list only refs equal to it or below it ("os" lists "os/x86_64/stable";
@@ -29,8 +30,13 @@ With PREFIX, list only refs equal to it or below it ("os" lists "os/x86_64/stabl
 
 --create=NEWREF REV points a new ref at the commit REV resolves to; it fails if
 NEWREF exists, unless --force.
+--alias --create=NEWREF BRANCH makes NEWREF an alias of the local BRANCH: it
+reads as BRANCH, and a commit or reset through it moves BRANCH. --alias alone
+lists the aliases as "NAME -> BRANCH".
 --delete PREFIX... deletes every ref matching each PREFIX as above; a PREFIX
-matching no ref is an error and then nothing is deleted.`,
+matching no ref is an error and then nothing is deleted. Deleting an alias
+deletes only the alias; a branch cannot be deleted while an alias that is
+not deleted with it names it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.createIsSet = cmd.Flags().Changed("create")
 			return runRefs(cmd, e, f, args)
@@ -41,6 +47,7 @@ matching no ref is an error and then nothing is deleted.`,
 	fl.BoolVar(&f.del, "delete", false, "delete the refs matching each PREFIX")
 	fl.BoolVar(&f.list, "list", false, "print full ref names, not names relative to PREFIX")
 	fl.BoolVar(&f.force, "force", false, "with --create, overwrite an existing ref")
+	fl.BoolVarP(&f.alias, "alias", "A", false, "with --create, create an alias of a branch; otherwise list aliases")
 	e.addJSON(c)
 	return c
 }
@@ -49,6 +56,8 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	switch {
 	case f.createIsSet && f.del:
 		return usagef("--create and --delete are exclusive")
+	case f.alias && f.del:
+		return usagef("--alias does not apply to --delete: deleting an alias by name deletes only the alias")
 	case f.force && !f.createIsSet:
 		return usagef("--force only applies to --create")
 	case f.createIsSet:
@@ -87,6 +96,9 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	if len(args) == 1 {
 		prefix = args[0]
 	}
+	if f.alias {
+		return listAliases(e, r, prefix)
+	}
 	refs, err := r.ListRefs(prefix)
 	if err != nil {
 		return err
@@ -112,10 +124,37 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	return w.Flush()
 }
 
-func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev string) error {
-	id, err := r.ResolveRev(rev)
+// listAliases prints "NAME -> BRANCH" for each alias (refs --alias), with
+// full names whatever the prefix, as OSTree does.
+func listAliases(e *env, r *repo.Repo, prefix string) error {
+	aliases, err := r.ListAliases(prefix)
 	if err != nil {
 		return err
+	}
+	if e.json {
+		if aliases == nil {
+			aliases = []repo.Alias{}
+		}
+		return e.printJSON(aliases)
+	}
+	w := bufio.NewWriter(e.stdout)
+	for _, a := range aliases {
+		fmt.Fprintf(w, "%s -> %s", a.Name, a.Target)
+		if a.Problem != "" {
+			fmt.Fprintf(w, " (broken: %s)", a.Problem)
+		}
+		fmt.Fprintln(w)
+	}
+	return w.Flush()
+}
+
+func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev string) error {
+	var id repo.ID
+	var err error
+	if !f.alias {
+		if id, err = r.ResolveRev(rev); err != nil {
+			return err
+		}
 	}
 	lock, err := r.LockRefs(cmd.Context())
 	if err != nil {
@@ -136,11 +175,33 @@ func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev stri
 		return fmt.Errorf("cannot create ref %s: ref %s exists below it", name, below[0].Name)
 	}
 	old, err := r.ReadRef(name)
+	var dangling *repo.DanglingAliasError
 	switch {
 	case err == nil && !f.force:
 		return fmt.Errorf("ref %s already exists (at %s); pass --force to overwrite it", name, old)
+	case errors.As(err, &dangling) && !f.force:
+		return fmt.Errorf("ref %s already exists (an alias of %s); pass --force to overwrite it", name, dangling.Target)
 	case err != nil && !errors.Is(err, repo.ErrNotFound):
 		return err
+	}
+	if f.alias {
+		if err := r.SetAlias(name, rev); err != nil {
+			return err
+		}
+		if e.json {
+			a, err := r.ListAliases(name)
+			if err != nil || len(a) == 0 {
+				return err
+			}
+			return e.printJSON(a[0])
+		}
+		return nil
+	}
+	// --force over an alias would move the branch it names: say so instead.
+	if aliases, err := r.ListAliases(name); err != nil {
+		return err
+	} else if len(aliases) > 0 && aliases[0].Name == name {
+		return fmt.Errorf("ref %s is an alias of %s: --create --force would move %s; delete the alias first", name, aliases[0].Target, aliases[0].Target)
 	}
 	if err := r.SetRef(name, id); err != nil {
 		return err
@@ -164,6 +225,16 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 		if err != nil {
 			return err
 		}
+		// Aliases broken by hand are not listed as refs but can be deleted.
+		aliases, err := r.ListAliases(p)
+		if err != nil {
+			return err
+		}
+		for _, a := range aliases {
+			if a.Problem != "" {
+				refs = append(refs, repo.Ref{Name: a.Name})
+			}
+		}
 		if len(refs) == 0 {
 			return fmt.Errorf("no ref matches %q: nothing deleted", p)
 		}
@@ -173,6 +244,10 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 				doomed = append(doomed, ref)
 			}
 		}
+	}
+	doomed, err = aliasesFirst(r, doomed)
+	if err != nil {
+		return err
 	}
 	for i, ref := range doomed {
 		if err := r.SetRef(ref.Name, repo.ID{}); err != nil {
@@ -192,4 +267,50 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 		return e.printJSON(doomed)
 	}
 	return nil
+}
+
+// aliasesFirst orders refs so that each alias is deleted before the ref it
+// names, and refuses, before anything is deleted, a branch that an alias
+// not among refs still names.
+func aliasesFirst(r *repo.Repo, refs []repo.Ref) ([]repo.Ref, error) {
+	all, err := r.ListAliases("")
+	if err != nil {
+		return nil, err
+	}
+	doomed := map[string]bool{}
+	for _, ref := range refs {
+		doomed[ref.Name] = true
+	}
+	target := map[string]string{} // doomed alias -> the ref it names
+	pending := map[string]int{}   // ref -> doomed aliases naming it, not yet deleted
+	kept := map[string][]string{} // ref -> aliases naming it that stay
+	for _, a := range all {
+		if doomed[a.Name] {
+			target[a.Name] = a.Target
+			pending[a.Target]++
+		} else if doomed[a.Target] {
+			kept[a.Target] = append(kept[a.Target], a.Name)
+		}
+	}
+	for _, ref := range refs {
+		if len(kept[ref.Name]) > 0 {
+			return nil, fmt.Errorf("%w: nothing deleted", &repo.AliasedRefError{Ref: ref.Name, Aliases: kept[ref.Name]})
+		}
+	}
+	out := make([]repo.Ref, 0, len(refs))
+	done := map[string]bool{}
+	for len(out) < len(refs) {
+		before := len(out)
+		for _, ref := range refs {
+			if !done[ref.Name] && pending[ref.Name] == 0 {
+				done[ref.Name] = true
+				out = append(out, ref)
+				pending[target[ref.Name]]--
+			}
+		}
+		if len(out) == before {
+			return nil, fmt.Errorf("aliases among the refs to delete form a loop: nothing deleted (remove them from refs/heads by hand)")
+		}
+	}
+	return out, nil
 }

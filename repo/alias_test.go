@@ -1,0 +1,204 @@
+package repo_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// aliasRepo returns a repository with two commits, first and second, the
+// branch os/x86_64/stable at first.
+func aliasRepo(t *testing.T) (r *repo.Repo, first, second repo.ID) {
+	t.Helper()
+	r = newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, testtree.Tree{"f": testtree.File("1", 0o644)})
+	second = integrityCommit(t, r, "other", src, 2)
+	first = integrityCommit(t, r, "os/x86_64/stable", src, 1)
+	return r, first, second
+}
+
+func TestAliasReadsAndWritesItsBranch(t *testing.T) {
+	r, first, second := aliasRepo(t)
+	if err := r.SetAlias("os/stable", "os/x86_64/stable"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetAlias("latest", "os/stable"); err != nil {
+		t.Fatal(err)
+	}
+	// On disk as OSTree writes it: a symlink climbing to refs/heads.
+	if link, err := os.Readlink(filepath.Join(r.Path("refs", "heads"), "os", "stable")); err != nil || link != "../os/x86_64/stable" {
+		t.Errorf("alias symlink = %q, %v; want ../os/x86_64/stable", link, err)
+	}
+	for _, name := range []string{"os/stable", "latest", "latest~0"} {
+		if id, err := r.ResolveRev(name); err != nil || id != first {
+			t.Errorf("ResolveRev(%s) = %s, %v; want %s", name, id, err, first)
+		}
+	}
+	refs, err := r.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []repo.Ref{{Name: "latest", Commit: first, Alias: "os/stable"}, {Name: "os/stable", Commit: first, Alias: "os/x86_64/stable"},
+		{Name: "os/x86_64/stable", Commit: first}, {Name: "other", Commit: second}}
+	if diff := cmp.Diff(want, refs); diff != "" {
+		t.Errorf("ListRefs (-want +got):\n%s", diff)
+	}
+
+	// Writing through the chain moves the branch and keeps the aliases.
+	if err := r.SetRef("latest", second); err != nil {
+		t.Fatal(err)
+	}
+	txn, err := r.Begin(t.Context(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.SetRef("os/stable", first)
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetRef("latest", second); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := r.ReadRef("os/x86_64/stable"); id != second {
+		t.Errorf("branch after writing through aliases = %s, want %s", id, second)
+	}
+	aliases, err := r.ListAliases("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]repo.Alias{{Name: "latest", Target: "os/stable", Commit: second},
+		{Name: "os/stable", Target: "os/x86_64/stable", Commit: second}}, aliases); diff != "" {
+		t.Errorf("ListAliases after writes (-want +got):\n%s", diff)
+	}
+}
+
+func TestAliasedBranchIsNotDeletedFirst(t *testing.T) {
+	r, first, _ := aliasRepo(t)
+	if err := r.SetAlias("os/stable", "os/x86_64/stable"); err != nil {
+		t.Fatal(err)
+	}
+	err := r.SetRef("os/x86_64/stable", repo.ID{})
+	var ae *repo.AliasedRefError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "os/stable") {
+		t.Fatalf("deleting an aliased branch: %v, want an AliasedRefError naming os/stable", err)
+	}
+	if id, err := r.ReadRef("os/stable"); err != nil || id != first {
+		t.Fatalf("after the refused delete: %s, %v", id, err)
+	}
+	// Deleting the alias leaves the branch; then the branch can go.
+	if err := r.SetRef("os/stable", repo.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := r.ReadRef("os/x86_64/stable"); err != nil || id != first {
+		t.Fatalf("deleting the alias touched the branch: %s, %v", id, err)
+	}
+	if err := r.SetRef("os/x86_64/stable", repo.ID{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetAliasRefuses(t *testing.T) {
+	r, _, _ := aliasRepo(t)
+	if err := r.SetAlias("a", "os/x86_64/stable"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetAlias("b", "a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, target, want string }{
+		{"x", "nosuch", `"nosuch" not found`},
+		{"x", "origin:main", "local branches"},
+		{"otree/x", "other", "deployments"},
+		{"x", "otree/os/abc.0", "deployments"},
+		{"a", "b", "leads back to a"},
+		{"x", "x", "leads back to x"},
+		{"-bad", "other", "invalid ref name"},
+	} {
+		err := r.SetAlias(c.name, c.target)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SetAlias(%s, %s) = %v, want an error with %q", c.name, c.target, err, c.want)
+		}
+	}
+	if got, _ := r.ListAliases(""); len(got) != 2 || got[0].Target != "os/x86_64/stable" || got[1].Target != "a" {
+		t.Errorf("a refused SetAlias changed the aliases: %+v", got)
+	}
+}
+
+// Symlinks made by hand that do not resolve are errors naming them, never
+// read outside refs/heads, left out of ListRefs (so prune and summaries
+// still work), listed with their problem, and reported by fsck.
+func TestBrokenAliases(t *testing.T) {
+	r, _, _ := aliasRepo(t)
+	heads := r.Path("refs", "heads")
+	outside := filepath.Join(t.TempDir(), "id")
+	if err := os.WriteFile(outside, []byte(strings.Repeat("ab", 32)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, link := range map[string]string{
+		"dangling": "nosuch",
+		"loop1":    "loop2",
+		"loop2":    "loop1",
+		"abs":      outside,
+		"climb":    "../../../" + filepath.Base(filepath.Dir(outside)) + "/id",
+	} {
+		if err := os.Symlink(link, filepath.Join(heads, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{
+		"dangling": `"nosuch", which does not exist`,
+		"loop1":    "loop",
+		"abs":      "outside refs/heads",
+		"climb":    "outside refs/heads",
+	} {
+		_, err := r.ResolveRev(name)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), name) {
+			t.Errorf("ResolveRev(%s) = %v, want an error naming it with %q", name, err, want)
+		}
+	}
+	refs, err := r.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 2 {
+		t.Errorf("ListRefs = %+v, want only the two branches", refs)
+	}
+	aliases, err := r.ListAliases("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(aliases) != 5 {
+		t.Fatalf("ListAliases = %+v, want the five symlinks", aliases)
+	}
+	for _, a := range aliases {
+		if a.Problem == "" || !a.Commit.IsZero() {
+			t.Errorf("alias %s: problem %q, commit %s; want a problem and no commit", a.Name, a.Problem, a.Commit)
+		}
+	}
+	if _, err := r.Prune(t.Context(), repo.PruneOptions{RefsOnly: true}); err != nil {
+		t.Errorf("prune with broken aliases: %v", err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err == nil {
+		t.Fatal("fsck passed a repository with broken aliases")
+	}
+	got := map[string]bool{}
+	for _, p := range rep.Problems {
+		if p.Type == repo.ProblemRef {
+			got[p.Ref] = true
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("fsck reported ref problems for %v, want all five symlinks", got)
+	}
+	// A broken alias can still be deleted.
+	if err := r.SetRef("dangling", repo.ID{}); err != nil {
+		t.Errorf("deleting a dangling alias: %v", err)
+	}
+}
