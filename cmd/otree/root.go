@@ -83,7 +83,11 @@ func newRootCommand(e *env) *cobra.Command {
 		Short:         "Store filesystem trees as content-addressed commits",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       "-", // cobra's --version, printed by the template below
 	}
+	root.SetVersionTemplate(versionText())
+	// Defined here so cobra adds no -v: that is OSTree's --verbose.
+	root.Flags().Bool("version", false, "print otree's version")
 	root.PersistentFlags().StringVar(&e.repoPath, "repo", os.Getenv("OTREE_REPO"), "path to the repository (default $OTREE_REPO)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
