@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,56 @@ type PruneOptions struct {
 	DeleteCommit ID
 	// NoPrune reports what would be deleted without deleting anything.
 	NoPrune bool
+	// BranchDepth gives refs a depth of their own, in place of Depth or
+	// KeepYoungerThan (ostree's --retain-branch-depth=BRANCH=DEPTH; a
+	// negative depth keeps all). Each name must be a ref. Implies RefsOnly.
+	BranchDepth map[string]int
+	// OnlyBranches, when set, trims only these refs (each must be a ref):
+	// every other ref keeps all its history unless BranchDepth says
+	// otherwise (ostree's --only-branch). Implies RefsOnly.
+	OnlyBranches []string
+	// CommitOnly walks commits without their trees and deletes only commit
+	// objects (with their detached metadata and partial markers): a cheap
+	// way to drop history, whose content a later prune removes (ostree's
+	// --commit-only). PruneReport.Total then counts commit objects only.
+	CommitOnly bool
+}
+
+// refsOnly tells whether refs are the only roots.
+func (o *PruneOptions) refsOnly() bool {
+	return o.RefsOnly || !o.KeepYoungerThan.IsZero() || len(o.BranchDepth) > 0 || len(o.OnlyBranches) > 0
+}
+
+// ownDepths returns the refs that BranchDepth and OnlyBranches give a depth
+// of their own, refusing names that are not refs.
+func (o *PruneOptions) ownDepths(refs []Ref) (map[string]int, error) {
+	have := map[string]bool{}
+	for _, ref := range refs {
+		have[ref.Name] = true
+	}
+	own := map[string]int{}
+	for name, d := range o.BranchDepth {
+		if !have[name] {
+			return nil, fmt.Errorf("prune: --retain-branch-depth names %s, which is not a ref", name)
+		}
+		own[name] = d
+	}
+	if len(o.OnlyBranches) == 0 {
+		return own, nil
+	}
+	only := map[string]bool{}
+	for _, name := range o.OnlyBranches {
+		if !have[name] {
+			return nil, fmt.Errorf("prune: --only-branch names %s, which is not a ref", name)
+		}
+		only[name] = true
+	}
+	for _, ref := range refs {
+		if _, set := own[ref.Name]; !set && !only[ref.Name] {
+			own[ref.Name] = InfiniteDepth
+		}
+	}
+	return own, nil
 }
 
 // PruneCount is a number of objects and the bytes they take.
@@ -101,14 +152,27 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, fmt.Errorf("prune %s: %w", r.path, err)
 	}
+	own, err := opts.ownDepths(refs)
+	if err != nil {
+		return nil, err
+	}
 	rep := &PruneReport{ByKind: map[string]PruneCount{}, DryRun: opts.NoPrune, Commits: []ID{}}
-	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}}
+	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}, commitOnly: opts.CommitOnly}
 
 	objs, _, err := r.listObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rep.Total = int64(len(objs))
+	if opts.CommitOnly {
+		objs = slices.DeleteFunc(objs, func(o storedObject) bool { return o.kind != KindCommit && o.kind != KindCommitMeta })
+		for _, o := range objs {
+			if o.kind == KindCommit {
+				rep.Total++
+			}
+		}
+	} else {
+		rep.Total = int64(len(objs))
+	}
 
 	if !opts.DeleteCommit.IsZero() {
 		if err := p.deleteCommit(opts.DeleteCommit, refs, rep); err != nil {
@@ -117,15 +181,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	}
 
 	switch {
-	case !opts.KeepYoungerThan.IsZero():
+	case opts.refsOnly():
 		for _, ref := range refs {
-			if err := p.keepYoungerThan(ref, opts.KeepYoungerThan); err != nil {
-				return rep, p.finish(rep, err)
+			d, set := own[ref.Name]
+			if !set && !opts.KeepYoungerThan.IsZero() {
+				err = p.keepYoungerThan(ref, opts.KeepYoungerThan)
+			} else {
+				if !set {
+					d = opts.Depth
+				}
+				err = p.keep(ref.Commit, ref.Name, d)
 			}
-		}
-	case opts.RefsOnly:
-		for _, ref := range refs {
-			if err := p.keep(ref.Commit, ref.Name, opts.Depth); err != nil {
+			if err != nil {
 				return rep, p.finish(rep, err)
 			}
 		}
@@ -203,10 +270,11 @@ func (r *Repo) removeStaleMarkers() error {
 
 // pruneRun is the state of one Prune.
 type pruneRun struct {
-	r     *Repo
-	ctx   context.Context
-	reach map[objKey]bool
-	depth map[ID]int // the most remaining depth each commit was walked with
+	r          *Repo
+	ctx        context.Context
+	reach      map[objKey]bool
+	depth      map[ID]int // the most remaining depth each commit was walked with
+	commitOnly bool       // walk no trees (PruneOptions.CommitOnly)
 }
 
 // finish drops caches if anything was deleted and returns err.
@@ -340,6 +408,9 @@ func (p *pruneRun) keepOne(id ID) (*Commit, error) {
 	}
 	p.reach[objKey{KindCommit, id}] = true
 	p.reach[objKey{KindCommitMeta, id}] = true
+	if p.commitOnly {
+		return c, nil
+	}
 	p.reach[objKey{KindDirMeta, c.RootMeta}] = true
 	if err := p.keepTree(c.RootTree, id, p.r.isCommitPartial(id)); err != nil {
 		return nil, err

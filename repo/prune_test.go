@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,9 +66,16 @@ func mustFsckClean(t *testing.T, r *repo.Repo) *repo.FsckReport {
 	return rep
 }
 
-// history commits four versions of a tree to main, each with a file only
-// it has ("v<i>"), and returns the commits oldest first and those files.
+// commitHistory commits four versions of a tree to main, each with a file
+// only it has ("v<i>"), and returns the commits oldest first and those files.
 func commitHistory(t *testing.T, r *repo.Repo) (commits, files []repo.ID) {
+	t.Helper()
+	return branchHistory(t, r, "main")
+}
+
+// branchHistory is commitHistory on another branch, whose files differ from
+// every other branch's (timestamps 1700001000 ... 1700004000).
+func branchHistory(t *testing.T, r *repo.Repo, branch string) (commits, files []repo.ID) {
 	t.Helper()
 	src := integritySource(t, integrityTree)
 	for i := 1; i <= 4; i++ {
@@ -74,8 +83,8 @@ func commitHistory(t *testing.T, r *repo.Repo) (commits, files []repo.ID) {
 		if i > 1 {
 			os.Remove(filepath.Join(src, fmt.Sprintf("v%d", i-1)))
 		}
-		os.WriteFile(filepath.Join(src, name), []byte("version "+name+" with some bytes\n"), 0o644)
-		c := integrityCommit(t, r, "main", src, int64(1700000000+i*1000))
+		os.WriteFile(filepath.Join(src, name), []byte(branch+" version "+name+" with some bytes\n"), 0o644)
+		c := integrityCommit(t, r, branch, src, int64(1700000000+i*1000))
 		commits = append(commits, c)
 		files = append(files, integrityFileID(t, r, c, name))
 	}
@@ -214,6 +223,125 @@ func TestPruneKeepYoungerThan(t *testing.T) {
 		t.Error("want only the ref's commit left")
 	}
 	mustFsckClean(t, r)
+}
+
+// kept reports which of commits are still stored, oldest first.
+func kept(t *testing.T, r *repo.Repo, commits []repo.ID) []bool {
+	t.Helper()
+	out := make([]bool, len(commits))
+	for i, c := range commits {
+		out[i] = stored(t, r, repo.KindCommit, c)
+	}
+	return out
+}
+
+// OnlyBranches trims the refs it names and keeps all of every other's
+// history; BranchDepth gives a ref its own depth, over Depth and
+// KeepYoungerThan; both refuse names that are not refs.
+func TestPruneOnlyBranchAndBranchDepth(t *testing.T) {
+	all := []bool{true, true, true, true}
+	for _, c := range []struct {
+		name  string
+		opts  repo.PruneOptions
+		a, b  []bool
+		error string
+	}{
+		{name: "only a", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a"}},
+			a: []bool{false, false, false, true}, b: all},
+		{name: "only a, own depth", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a"}, BranchDepth: map[string]int{"a": 2}},
+			a: []bool{false, true, true, true}, b: all},
+		{name: "a's depth 0 over depth 2", opts: repo.PruneOptions{Depth: 2, BranchDepth: map[string]int{"a": 0}},
+			a: []bool{false, false, false, true}, b: []bool{false, true, true, true}},
+		{name: "b's depth over depth", opts: repo.PruneOptions{Depth: 0, BranchDepth: map[string]int{"b": 1}},
+			a: []bool{false, false, false, true}, b: []bool{false, false, true, true}},
+		{name: "b's depth over keep-younger-than", opts: repo.PruneOptions{KeepYoungerThan: time.Unix(1700002500, 0), BranchDepth: map[string]int{"b": -1}},
+			a: []bool{false, false, true, true}, b: all},
+		{name: "not a ref", opts: repo.PruneOptions{Depth: 0, BranchDepth: map[string]int{"c": 1}}, error: "--retain-branch-depth names c"},
+		{name: "only not a ref", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a", "c"}}, error: "--only-branch names c"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newIntegrityRepo(t, repo.ModeBareUser)
+			a, af := branchHistory(t, r, "a")
+			b, _ := branchHistory(t, r, "b")
+			rep, err := r.Prune(t.Context(), c.opts)
+			if c.error != "" {
+				if err == nil || !strings.Contains(err.Error(), c.error) {
+					t.Fatalf("prune: %v, want an error with %q", err, c.error)
+				}
+				if got := kept(t, r, append(a, b...)); !slices.Equal(got, append(all, all...)) {
+					t.Errorf("a refused prune deleted commits: %v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kept(t, r, a); !slices.Equal(got, c.a) {
+				t.Errorf("a kept %v, want %v", got, c.a)
+			}
+			if got := kept(t, r, b); !slices.Equal(got, c.b) {
+				t.Errorf("b kept %v, want %v", got, c.b)
+			}
+			if stored(t, r, repo.KindFile, af[0]) != c.a[0] {
+				t.Errorf("a's first file kept=%v, its commit %v", !c.a[0], c.a[0])
+			}
+			gone := 0
+			for _, k := range append(slices.Clone(c.a), c.b...) {
+				if !k {
+					gone++
+				}
+			}
+			if n := rep.ByKind["commit"].Objects; int(n) != gone {
+				t.Errorf("report deleted %d commits, want %d", n, gone)
+			}
+			mustFsckClean(t, r)
+		})
+	}
+}
+
+// CommitOnly deletes the commits a full prune would and nothing else; the
+// next full prune takes what only they needed.
+func TestPruneCommitOnly(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, files := commitHistory(t, r)
+	before, _ := countStored(t, r)
+	rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 1, CommitOnly: true})
+	if got := kept(t, r, commits); !slices.Equal(got, []bool{false, false, true, true}) {
+		t.Errorf("kept %v, want the ref's commit and its parent", got)
+	}
+	if rep.Total != 4 || rep.Deleted != 2 || rep.ByKind["commit"].Objects != 2 {
+		t.Errorf("report %+v: want 4 commits counted, 2 deleted, nothing else", rep)
+	}
+	if after, _ := countStored(t, r); after != before-2 {
+		t.Errorf("%d objects stored after, %d before: only the two commits may go", after, before)
+	}
+	if !stored(t, r, repo.KindFile, files[0]) {
+		t.Error("--commit-only deleted content")
+	}
+	rep = mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth})
+	if stored(t, r, repo.KindFile, files[0]) || !stored(t, r, repo.KindFile, files[2]) || rep.ByKind["commit"].Objects != 0 {
+		t.Errorf("the full prune after --commit-only: %+v", rep)
+	}
+	mustFsckClean(t, r)
+
+	// It reads no trees: a kept commit's missing tree, which stops a full
+	// prune, does not stop it.
+	r = newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ = commitHistory(t, r)
+	c, err := r.ReadCommit(commits[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(r.ObjectPath(repo.KindDirTree, c.RootTree)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Prune(t.Context(), repo.PruneOptions{RefsOnly: true, Depth: 0}); err == nil {
+		t.Fatal("a full prune ignored a missing tree")
+	}
+	mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0, CommitOnly: true})
+	if got := kept(t, r, commits); !slices.Equal(got, []bool{false, false, false, true}) {
+		t.Errorf("kept %v, want the ref's commit", got)
+	}
 }
 
 func TestPruneDeleteCommit(t *testing.T) {

@@ -18,6 +18,10 @@ type pruneFlags struct {
 	depth             int
 	keepYoungerThan   string
 	deleteCommit      string
+	retainDepth       []string
+	onlyBranches      []string
+	commitOnly        bool
+	deltasOnly        bool
 }
 
 func newPruneCommand(e *env) *cobra.Command {
@@ -28,7 +32,16 @@ func newPruneCommand(e *env) *cobra.Command {
 		Long: `Delete objects that no root reaches. As in OSTree, every stored commit is a
 root by default, so only objects no commit needs go (left by interrupted work).
 --refs-only makes refs the only roots: commits no ref reaches go with whatever
-only they need, and --depth=N keeps just N parents of each ref's commit.`,
+only they need, and --depth=N keeps just N parents of each ref's commit.
+--retain-branch-depth=BRANCH=N gives one ref a depth of its own; --only-branch
+trims only the refs it names and keeps all history of the others (both imply
+--refs-only). --commit-only deletes just the commits, leaving their content
+to a later prune.
+
+Where OSTree 2022.7 differs: it ignores --retain-branch-depth=BRANCH=0 (otree
+keeps BRANCH's commit alone) and a BRANCH that is not a ref (otree refuses it),
+and its --commit-only can delete commits a ref still reaches (otree's keeps
+exactly the commits the same prune without it keeps).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPrune(cmd, e, f)
@@ -40,14 +53,33 @@ only they need, and --depth=N keeps just N parents of each ref's commit.`,
 	fl.IntVar(&f.depth, "depth", repo.InfiniteDepth, "only traverse DEPTH parents of each commit (-1: infinite)")
 	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE ("2024-01-31", "3 days ago", @SECONDS); implies --refs-only`)
 	fl.StringVar(&f.deleteCommit, "delete-commit", "", "delete this commit (refused if a ref points at it)")
+	fl.StringArrayVar(&f.retainDepth, "retain-branch-depth", nil, "keep DEPTH parents of ref BRANCH, whatever --depth or --keep-younger-than say (BRANCH=DEPTH, repeatable; -1: all); implies --refs-only")
+	fl.StringArrayVar(&f.onlyBranches, "only-branch", nil, "trim only ref BRANCH (repeatable): every other ref keeps all its history; implies --refs-only")
+	fl.BoolVar(&f.commitOnly, "commit-only", false, "walk and delete commit objects only; their content goes at a later prune")
+	fl.BoolVar(&f.deltasOnly, "static-deltas-only", false, "with --delete-commit, delete only the static deltas to that commit, not the commit")
 	e.addJSON(c)
 	return c
 }
 
 func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
-	opts := repo.PruneOptions{RefsOnly: f.refsOnly, Depth: f.depth, NoPrune: f.noPrune}
+	opts := repo.PruneOptions{RefsOnly: f.refsOnly, Depth: f.depth, NoPrune: f.noPrune,
+		OnlyBranches: f.onlyBranches, CommitOnly: f.commitOnly}
 	if f.deleteCommit != "" && f.noPrune {
 		return usagef("cannot combine --delete-commit and --no-prune")
+	}
+	if f.deltasOnly && f.deleteCommit == "" {
+		return usagef("--static-deltas-only needs --delete-commit")
+	}
+	for _, bd := range f.retainDepth {
+		branch, ds, ok := strings.Cut(bd, "=")
+		d, err := strconv.Atoi(ds)
+		if !ok || branch == "" || err != nil {
+			return usagef("--retain-branch-depth=%s: want BRANCH=DEPTH, DEPTH an integer (-1: all)", bd)
+		}
+		if opts.BranchDepth == nil {
+			opts.BranchDepth = map[string]int{}
+		}
+		opts.BranchDepth[branch] = d
 	}
 	if f.keepYoungerThan != "" {
 		t, err := parseDate(f.keepYoungerThan, time.Now())
@@ -56,7 +88,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		}
 		opts.KeepYoungerThan = t
 	}
-	if cmd.Flags().Changed("depth") && !f.refsOnly && f.keepYoungerThan == "" {
+	if cmd.Flags().Changed("depth") && !f.refsOnly && f.keepYoungerThan == "" && len(f.retainDepth)+len(f.onlyBranches) == 0 {
 		fmt.Fprintln(e.stderr, "note: without --refs-only every commit is a root, so --depth deletes no history (as in OSTree)")
 	}
 	r, err := e.open()
@@ -64,12 +96,17 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		return err
 	}
 	defer r.Close()
+	var deltasTo []repo.ID
 	if f.deleteCommit != "" {
 		id, err := r.ResolveRev(f.deleteCommit)
 		if err != nil {
 			return fmt.Errorf("--delete-commit: %w", err)
 		}
-		opts.DeleteCommit = id
+		if f.deltasOnly {
+			deltasTo = []repo.ID{id}
+		} else {
+			opts.DeleteCommit = id
+		}
 	}
 	rep, err := r.Prune(cmd.Context(), opts)
 	if err != nil {
@@ -79,7 +116,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		return err
 	}
 	// Static deltas that lead to a deleted commit go with it.
-	orphans, err := delta.Orphans(r, rep.Commits)
+	orphans, err := delta.Orphans(r, append(deltasTo, rep.Commits...))
 	if err != nil {
 		return err
 	}
@@ -98,7 +135,11 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 			Deltas []string `json:"deleted_deltas"`
 		}{rep, deltas})
 	}
-	fmt.Fprintf(e.stdout, "Total objects: %d\n", rep.Total)
+	if f.commitOnly {
+		fmt.Fprintf(e.stdout, "Total (commit only) objects: %d\n", rep.Total)
+	} else {
+		fmt.Fprintf(e.stdout, "Total objects: %d\n", rep.Total)
+	}
 	if len(deltas) > 0 {
 		verb := "Deleted"
 		if rep.DryRun {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/repo"
+)
+
+// pruneHistory commits four versions to each of the branches main and
+// stable, a day apart (2020-01-01 to -04), through run (otree's or OSTree's
+// CLI). (OSTree reads a name that is also hex, like "a", as a commit id
+// prefix when one matches.)
+func pruneHistory(t *testing.T, run func(...string) string) {
+	t.Helper()
+	src := t.TempDir()
+	for _, b := range []string{"main", "stable"} {
+		for i := 1; i <= 4; i++ {
+			if err := os.WriteFile(filepath.Join(src, "f"), []byte(fmt.Sprintf("%s%d\n", b, i)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			run("commit", "-b", b, fmt.Sprintf("--timestamp=2020-01-0%d 00:00:00", i), src)
+		}
+	}
+}
+
+// historyLen counts the commits log shows of a branch (it stops where
+// pruned history begins).
+func historyLen(log string) int { return strings.Count("\n"+log, "\ncommit ") }
+
+// The prune options that choose history per branch keep the same commits
+// in otree as in OSTree.
+func TestPruneBranchOptionsParityWithOSTree(t *testing.T) {
+	ostree, err := exec.LookPath("ostree")
+	if err != nil {
+		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
+	}
+	for _, args := range [][]string{
+		{"--refs-only", "--depth=0", "--only-branch=main"},
+		{"--depth=1", "--only-branch=stable"},
+		{"--depth=0", "--only-branch=main", "--retain-branch-depth=main=2"},
+		{"--refs-only", "--depth=0", "--retain-branch-depth=stable=1"},
+		{"--keep-younger-than=2020-01-02 12:00:00", "--retain-branch-depth=stable=-1"},
+		{"--keep-younger-than=2020-01-02 12:00:00", "--retain-branch-depth=main=1", "--only-branch=stable"},
+		// Not compared: OSTree 2022.7 ignores --retain-branch-depth=BRANCH=0
+		// (it keeps BRANCH to --depth); otree keeps BRANCH's commit alone.
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			c := newCLIMode(t, repo.ModeArchive)
+			orepo := filepath.Join(t.TempDir(), "ostree-repo")
+			ost := func(a ...string) string {
+				t.Helper()
+				out, err := exec.Command(ostree, append([]string{"--repo=" + orepo}, a...)...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("ostree %v: %v\n%s", a, err, out)
+				}
+				return string(out)
+			}
+			ost("init", "--mode=archive")
+			pruneHistory(t, c.ok)
+			pruneHistory(t, ost)
+			c.ok(append([]string{"prune"}, args...)...)
+			ost(append([]string{"prune"}, args...)...)
+			for _, b := range []string{"main", "stable"} {
+				got, want := historyLen(c.ok("log", b)), historyLen(ost("log", b))
+				if got != want {
+					t.Errorf("branch %s: otree keeps %d commits, OSTree %d", b, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestPruneCommandOptions(t *testing.T) {
+	c := newCLIMode(t, repo.ModeArchive)
+	pruneHistory(t, c.ok)
+	c.fails(exitUsage, []string{"BRANCH=DEPTH"}, "prune", "--retain-branch-depth=main")
+	c.fails(exitUsage, []string{"BRANCH=DEPTH"}, "prune", "--retain-branch-depth=main=x")
+	c.fails(exitError, []string{"--only-branch names nosuch"}, "prune", "--only-branch=nosuch")
+	c.fails(exitUsage, []string{"needs --delete-commit"}, "prune", "--static-deltas-only")
+	if got := historyLen(c.ok("log", "main")) + historyLen(c.ok("log", "stable")); got != 8 {
+		t.Fatalf("a refused prune deleted commits: %d left", got)
+	}
+
+	// --commit-only: the commits go, their content waits for a full prune.
+	out := c.ok("prune", "--commit-only", "--refs-only", "--depth=0", "--only-branch=main")
+	if !strings.HasPrefix(out, "Total (commit only) objects: 8\nDeleted 3 objects") {
+		t.Errorf("prune --commit-only printed %q", out)
+	}
+	if got := historyLen(c.ok("log", "main")); got != 1 {
+		t.Errorf("main has %d commits after --commit-only --depth=0", got)
+	}
+	if out := c.ok("prune", "--refs-only"); !strings.Contains(out, "dirtree: 3") || strings.Contains(out, "commit:") {
+		t.Errorf("the full prune after --commit-only printed %q, want the three old trees and no commit", out)
+	}
+
+	// --static-deltas-only: the deltas to the commit go, the commit stays.
+	b := strings.TrimSpace(c.ok("rev-parse", "stable"))
+	c.ok("static-delta", "generate", "--to="+b)
+	c.ok("prune", "--delete-commit="+b, "--static-deltas-only")
+	if got := c.ok("static-delta", "list"); strings.Contains(got, b[:8]) {
+		t.Errorf("delta to %s survived --static-deltas-only: %q", b, got)
+	}
+	if got := c.ok("rev-parse", "stable"); strings.TrimSpace(got) != b {
+		t.Errorf("--static-deltas-only moved or deleted stable: %q", got)
+	}
+}
