@@ -334,7 +334,10 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	c := repo.Commit{
 		Parent: parent, Timestamp: uint64(ts.Unix()), Subject: opts.Subject, Body: opts.Body,
-		RootTree: treeID, RootMeta: root.meta, Metadata: bindings(&opts, meta),
+		RootTree: treeID, RootMeta: root.meta,
+	}
+	if c.Metadata, err = bindings(r, &opts, meta); err != nil {
+		return nil, err
 	}
 	data := c.Encode()
 	id, err := txn.WriteMeta(repo.KindCommit, data)
@@ -486,18 +489,24 @@ func startProgress(fn func(Stats), c *counters, t *repo.Txn) func() {
 
 // bindings returns opts.Metadata with the ref binding set: Branch (unless
 // Orphan) and BindRefs, as OSTree binds a commit to its branch by default.
-func bindings(opts *Options, meta repo.Metadata) repo.Metadata {
+// Branch counts with its aliases: the branch the commit lands on and every
+// alias of it, so that a pull by any of those names accepts the commit.
+func bindings(r *repo.Repo, opts *Options, meta repo.Metadata) (repo.Metadata, error) {
 	if opts.NoBindings {
-		return meta
+		return meta, nil
 	}
 	refs := opts.BindRefs
 	if opts.Branch != "" && !opts.Orphan {
-		refs = append([]string{opts.Branch}, refs...)
+		names, err := r.BranchNames(opts.Branch)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(names, refs...)
 	}
 	if len(refs) == 0 {
-		return meta
+		return meta, nil
 	}
-	return slices.Clone(meta).Set(repo.RefBindingKey, repo.EncodeRefBinding(refs))
+	return slices.Clone(meta).Set(repo.RefBindingKey, repo.EncodeRefBinding(refs)), nil
 }
 
 // keptMetadata is opts.Metadata with the keys of opts.KeepMetadata it lacks

@@ -231,3 +231,29 @@ func (r *Repo) SetAlias(name, target string) error {
 	}
 	return durable.SyncDir(dir)
 }
+
+// BranchNames returns the names a commit to name lands under: the branch
+// name ends at through any aliases, and every alias that ends there,
+// sorted. A name that is not an alias and that no alias names gives
+// itself alone.
+func (r *Repo) BranchNames(name string) ([]string, error) {
+	final, err := r.resolveAlias(name)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{final}
+	if strings.Contains(final, ":") {
+		return names, nil
+	}
+	err = r.eachAlias("", func(alias, _ string, err error) error {
+		if err != nil {
+			return nil // broken: names nothing
+		}
+		if end, err := r.resolveAlias(alias); err == nil && end == final {
+			names = append(names, alias)
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return names, err
+}

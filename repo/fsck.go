@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +37,15 @@ type FsckOptions struct {
 	// are verified, and once when verification ends. It is called from one
 	// goroutine at a time.
 	Progress func(FsckProgress)
+	// VerifyBindings checks that the commit of each ref lists the ref (a
+	// remote ref's branch) in its ref binding (RefBindingKey), as a pull
+	// of the ref would; a commit with no binding passes, as in a pull and
+	// in ostree's --verify-bindings.
+	VerifyBindings bool
+	// VerifyBackRefs checks, for every commit, that each ref its binding
+	// lists is a local branch pointing at that commit (ostree's
+	// --verify-back-refs). It implies VerifyBindings.
+	VerifyBackRefs bool
 }
 
 // FsckProgress tells how far verification has got.
@@ -62,9 +72,12 @@ const (
 	ProblemMode
 	// ProblemRef: a ref file cannot be read or parsed.
 	ProblemRef
+	// ProblemBinding: a commit's ref binding and the refs disagree
+	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit.
+	ProblemBinding
 )
 
-var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref"}
+var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "binding"}
 
 // String returns the problem's name as --json prints it.
 func (t ProblemType) String() string {
@@ -100,6 +113,9 @@ func (p *FsckProblem) Error() string {
 	switch p.Type {
 	case ProblemRef:
 		fmt.Fprintf(&b, "ref %s (%s): %s", p.Ref, p.Path, p.Reason)
+		return b.String()
+	case ProblemBinding:
+		fmt.Fprintf(&b, "commit %s: %s", p.ID, p.Reason)
 		return b.String()
 	case ProblemMissing:
 		fmt.Fprintf(&b, "%s object %s is missing (%s)", p.Kind, p.ID, p.Path)
@@ -407,6 +423,9 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	f.order = append(f.order, refProblems...)
 	if err := f.checkCommits(ctx, refs, objs, rep); err != nil {
 		return nil, err
+	}
+	if opts.VerifyBindings || opts.VerifyBackRefs {
+		f.checkBindings(refs, opts.VerifyBackRefs)
 	}
 	rep.Unreferenced = f.unreferenced(refs, objs)
 
@@ -818,6 +837,51 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		check(c, false)
 	}
 	return ctx.Err()
+}
+
+// checkBindings reports refs whose commit's binding does not list them and,
+// with backRefs, commits whose binding lists a ref that does not point at
+// them. Commits that could not be read are already reported.
+func (f *fsckRun) checkBindings(refs []Ref, backRefs bool) {
+	bindingProblem := func(id ID, ref, format string, args ...any) {
+		f.order = append(f.order, &FsckProblem{Type: ProblemBinding, Kind: KindCommit, ID: id,
+			Path: f.r.ObjectPath(KindCommit, id), Ref: ref, Reason: fmt.Sprintf(format, args...)})
+	}
+	local := map[string]ID{}
+	for _, ref := range refs {
+		branch := ref.Name
+		if _, b, ok := strings.Cut(ref.Name, ":"); ok {
+			branch = b
+		} else {
+			local[ref.Name] = ref.Commit
+		}
+		c := f.commits[ref.Commit]
+		if c == nil {
+			continue
+		}
+		if b, ok := c.RefBindings(); ok && !slices.Contains(b, branch) {
+			bindingProblem(ref.Commit, ref.Name, "ref %s points at it, but its ref binding lists only [%s]", ref.Name, strings.Join(b, ", "))
+		}
+	}
+	if !backRefs {
+		return
+	}
+	ids := make([]ID, 0, len(f.commits))
+	for id := range f.commits {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	for _, id := range ids {
+		b, _ := f.commits[id].RefBindings()
+		for _, name := range b {
+			switch at, ok := local[name]; {
+			case !ok:
+				bindingProblem(id, name, "ref %s in its ref binding does not exist", name)
+			case at != id:
+				bindingProblem(id, name, "ref %s in its ref binding points at %s, not at it", name, at)
+			}
+		}
+	}
 }
 
 // unreferenced counts listed objects that no ref reaches.

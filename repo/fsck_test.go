@@ -3,6 +3,7 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -460,4 +461,51 @@ func TestBareUserObjectsNotWritableByOthers(t *testing.T) {
 	}
 	rep, err := runFsck(t, r, repo.FsckOptions{})
 	wantProblem(t, rep, err, repo.ProblemMode, repo.KindFile, integrityFileID(t, r, c, "shared"))
+}
+
+// VerifyBindings reports a ref whose commit is bound to other refs (a
+// commit with no binding passes); VerifyBackRefs also reports commits bound
+// to a ref that points elsewhere. Neither deletes anything.
+func TestFsckVerifyBindings(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	old := integrityCommit(t, r, "main", src, 1)
+	if err := r.SetAlias("latest", "main"); err != nil {
+		t.Fatal(err)
+	}
+	tip := integrityCommit(t, r, "main", src, 2) // bound to main and latest
+	integrityCommit(t, r, "unbound", src, 3, func(o *commit.Options) { o.NoBindings = true })
+	if err := r.SetRef("copy", tip); err != nil {
+		t.Fatal(err)
+	}
+	mustFsckClean(t, r)
+
+	problems := func(opts repo.FsckOptions) map[string]repo.ID {
+		t.Helper()
+		rep, err := runFsck(t, r, opts)
+		if err == nil {
+			t.Fatalf("fsck %+v passed", opts)
+		}
+		got := map[string]repo.ID{}
+		for _, p := range rep.Problems {
+			if p.Type != repo.ProblemBinding || p.Deleted {
+				t.Errorf("unexpected problem %v", p)
+				continue
+			}
+			if !strings.Contains(p.Error(), p.ID.String()) || !strings.Contains(p.Error(), p.Ref) {
+				t.Errorf("problem %q does not name its commit and ref", p.Error())
+			}
+			got[p.Ref] = p.ID
+		}
+		return got
+	}
+	if got, want := problems(repo.FsckOptions{VerifyBindings: true}), map[string]repo.ID{"copy": tip}; !maps.Equal(got, want) {
+		t.Errorf("VerifyBindings reported %v, want %v", got, want)
+	}
+	if got, want := problems(repo.FsckOptions{VerifyBackRefs: true, Delete: true}), map[string]repo.ID{"copy": tip, "main": old}; !maps.Equal(got, want) {
+		t.Errorf("VerifyBackRefs reported %v, want %v", got, want)
+	}
+	if !stored(t, r, repo.KindCommit, old) {
+		t.Error("Delete removed a commit for its binding")
+	}
 }

@@ -11,7 +11,8 @@ import (
 )
 
 type fsckFlags struct {
-	delete, quiet, all bool
+	delete, quiet, all         bool
+	verifyBindings, verifyBack bool
 }
 
 func newFsckCommand(e *env) *cobra.Command {
@@ -25,7 +26,11 @@ permissions were changed through a hardlink. Every problem is printed; the exit
 status is non-zero when there is any.
 
 With --delete, corrupt objects are removed and every commit that needs a missing
-or removed object is marked partial, so that a pull can complete it again.`,
+or removed object is marked partial, so that a pull can complete it again.
+
+--verify-bindings also checks that each ref's commit lists the ref in its ref
+binding (otree.ref-binding); --verify-back-refs checks, for every commit, that
+each ref its binding lists points at it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runFsck(cmd, e, f)
@@ -36,6 +41,8 @@ or removed object is marked partial, so that a pull can complete it again.`,
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only problems")
 	fl.BoolVarP(&f.all, "all", "a", false, "accepted for OSTree compatibility: every problem is always reported")
 	fl.MarkHidden("all")
+	fl.BoolVar(&f.verifyBindings, "verify-bindings", false, "check that each ref's commit is bound to that ref")
+	fl.BoolVar(&f.verifyBack, "verify-back-refs", false, "check that every ref a commit is bound to points at it (implies --verify-bindings)")
 	e.addJSON(c)
 	return c
 }
@@ -46,7 +53,7 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 		return err
 	}
 	defer r.Close()
-	opts := repo.FsckOptions{Delete: f.delete}
+	opts := repo.FsckOptions{Delete: f.delete, VerifyBindings: f.verifyBindings, VerifyBackRefs: f.verifyBack}
 	var b *bar
 	if !e.json && !f.quiet {
 		b = newBar(e.stderr)

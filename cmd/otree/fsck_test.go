@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -245,5 +246,55 @@ func TestParseDate(t *testing.T) {
 		if _, err := parseDate(bad, now); err == nil {
 			t.Errorf("parseDate(%q) accepted", bad)
 		}
+	}
+}
+
+// fsck --verify-bindings and --verify-back-refs pass and fail where OSTree's
+// do, for the same commands.
+func TestFsckBindingsParityWithOSTree(t *testing.T) {
+	ostree, err := exec.LookPath("ostree")
+	if err != nil {
+		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
+	}
+	src := source(t, fixture)
+	for _, cs := range []struct {
+		name  string
+		steps [][]string
+		// whether --verify-bindings and --verify-back-refs pass
+		bindings, backRefs bool
+	}{
+		{"one commit", [][]string{{"commit", "-b", "main", src}}, true, true},
+		{"history", [][]string{{"commit", "-b", "main", src}, {"commit", "-b", "main", src}}, true, false},
+		{"unbound ref", [][]string{{"commit", "-b", "main", src}, {"refs", "--create=copy", "main"}}, false, false},
+		{"no bindings", [][]string{{"commit", "-b", "main", "--no-bindings", src}, {"refs", "--create=copy", "main"}}, true, true},
+	} {
+		t.Run(cs.name, func(t *testing.T) {
+			c := newCLIMode(t, repo.ModeArchive)
+			orepo := filepath.Join(t.TempDir(), "ostree-repo")
+			ost := func(args ...string) error {
+				return exec.Command(ostree, append([]string{"--repo=" + orepo}, args...)...).Run()
+			}
+			if err := ost("init", "--mode=archive"); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range cs.steps {
+				c.ok(s...)
+				if err := ost(s...); err != nil {
+					t.Fatalf("ostree %v: %v", s, err)
+				}
+			}
+			for flag, pass := range map[string]bool{"--verify-bindings": cs.bindings, "--verify-back-refs": cs.backRefs} {
+				// OSTree 2022.7 turns --verify-back-refs into
+				// --verify-bindings only after it has checked the refs,
+				// so its --verify-back-refs alone passes an unbound
+				// ref; otree's implies --verify-bindings, as both say.
+				if oerr := ost("fsck", "-q", flag); (oerr == nil) != pass && !(cs.name == "unbound ref" && flag == "--verify-back-refs") {
+					t.Fatalf("OSTree fsck %s: %v, test expects pass=%v", flag, oerr, pass)
+				}
+				if res := c.run("fsck", "-q", flag); (res.code == 0) != pass {
+					t.Errorf("otree fsck %s: exit %d (%s), OSTree pass=%v", flag, res.code, res.stderr, pass)
+				}
+			}
+		})
 	}
 }

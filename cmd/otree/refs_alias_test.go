@@ -41,6 +41,10 @@ func TestRefsAlias(t *testing.T) {
 	if got := c.ok("log", "latest"); !strings.Contains(got, "Parent:  "+first.String()) {
 		t.Errorf("commit through an alias did not take the branch as parent:\n%s", got)
 	}
+	// Bound to the branch and its aliases, so a pull by any name takes it.
+	if got := c.ok("show", "--print-metadata-key="+repo.RefBindingKey, "latest"); strings.TrimSpace(got) != "latest\nos/stable\nos/x86_64/stable" {
+		t.Errorf("ref binding of a commit through an alias = %q", got)
+	}
 	c.ok("reset", "os/stable", first.String())
 	if got := c.ok("rev-parse", "os/x86_64/stable"); got != first.String()+"\n" {
 		t.Errorf("branch after reset os/stable = %q, want %s", got, first)
