@@ -58,6 +58,15 @@ func TestPullRefBinding(t *testing.T) {
 	if _, err := dst.ReadRef("origin:os/stable"); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("origin:os/stable written after a refused pull: %v", err)
 	}
+	// Both refs in one pull: the second names a commit the first already
+	// walked, and is still checked.
+	for _, refs := range [][]string{{"os/testing", "os/stable"}, {"os/stable", "os/testing"}} {
+		fresh := newDest(t, repo.ModeArchive, o.srv.URL)
+		if _, err := remote.Pull(ctx, fresh, fastOpts(refs...)); !errors.As(err, &be) || be.Ref != "os/stable" {
+			t.Fatalf("pull of %v, os/stable serving os/testing's commit: err = %v, want a RefBindingError for os/stable", refs, err)
+		}
+		checkNothingMoved(t, fresh)
+	}
 
 	// By id, the binding is not checked: the caller named the commit.
 	if _, err := remote.Pull(ctx, dst, fastOpts(stable.String())); err != nil {
@@ -83,5 +92,37 @@ func TestPullRefBinding(t *testing.T) {
 	}
 	if got := mustRef(t, dst, "origin:os/stable"); got != res.Commit {
 		t.Errorf("origin:os/stable = %s, want %s", got, res.Commit)
+	}
+}
+
+// A server's alias is pulled like a branch: the summary lists it, and a
+// commit made after the alias is bound to both names, so a pull by either
+// accepts it.
+func TestPullAlias(t *testing.T) {
+	ctx := context.Background()
+	o := newOrigin(t)
+	o.commit("os/x86_64/stable", tree, 1700000000)
+	if err := o.r.SetAlias("os/stable", "os/x86_64/stable"); err != nil {
+		t.Fatal(err)
+	}
+	tip := o.commit("os/stable", testtree.Tree{"etc/motd": testtree.File("new\n", 0o644)}, 1700000100)
+	if got := mustRef(t, o.r, "os/x86_64/stable"); got != tip {
+		t.Fatalf("commit through the alias left the branch at %s", got)
+	}
+	for _, summary := range []bool{false, true} {
+		if summary {
+			if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dst := newDest(t, repo.ModeArchive, o.srv.URL)
+		if _, err := remote.Pull(ctx, dst, fastOpts("os/stable", "os/x86_64/stable")); err != nil {
+			t.Fatalf("pull by alias and by branch (summary %v): %v", summary, err)
+		}
+		for _, name := range []string{"origin:os/stable", "origin:os/x86_64/stable"} {
+			if got := mustRef(t, dst, name); got != tip {
+				t.Errorf("summary %v: %s = %s, want %s", summary, name, got, tip)
+			}
+		}
 	}
 }

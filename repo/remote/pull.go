@@ -557,20 +557,25 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 		id, d := t.commit, p.opts.Depth
 		ref := t.branch // only the commit the ref names must be bound to it
 		for {
+			// Checked before the walk may stop: another ref of this pull
+			// may have walked the same commit already.
+			c := commits[id]
+			if c != nil {
+				if err := p.checkBinding(id, c, ref); err != nil {
+					return fmt.Errorf("%s: %w", p.src, err)
+				}
+			}
 			prev, walked := depth[id]
 			if walked && (prev == -1 || (d != -1 && d <= prev)) {
 				break
 			}
 			depth[id] = d
-			c := commits[id]
 			if c == nil {
 				var err error
 				if c, err = p.commit(q, id, ref); err != nil {
 					return err
 				}
 				commits[id] = c
-			} else if err := p.checkBinding(id, c, ref); err != nil {
-				return fmt.Errorf("%s: %w", p.src, err)
 			}
 			ref = ""
 			if d == 0 || c.Parent.IsZero() {
