@@ -124,9 +124,9 @@ func (r *Repo) aliasesOf(name string) ([]string, error) {
 	return out, err
 }
 
-// eachAlias calls fn for each symlink among the local
-// branches whose name matches prefix (as in ListRefs), with the branch it
-// names or the error reading it.
+// eachAlias calls fn for each symlink among the local branches whose name
+// matches prefix (as in ListRefs), with the branch it names or the error
+// reading it.
 func (r *Repo) eachAlias(prefix string, fn func(name, target string, err error) error) error {
 	root := r.Path("refs", "heads")
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

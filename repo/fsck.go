@@ -73,7 +73,8 @@ const (
 	// ProblemRef: a ref file cannot be read or parsed.
 	ProblemRef
 	// ProblemBinding: a commit's ref binding and the refs disagree
-	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit.
+	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit; Err
+	// wraps a *RefBindingError when a ref's commit is bound elsewhere.
 	ProblemBinding
 )
 
@@ -843,9 +844,12 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 // with backRefs, commits whose binding lists a ref that does not point at
 // them. Commits that could not be read are already reported.
 func (f *fsckRun) checkBindings(refs []Ref, backRefs bool) {
-	bindingProblem := func(id ID, ref, format string, args ...any) {
+	bindingProblem := func(id ID, ref, reason string, err error) {
+		if err == nil {
+			err = errors.New(reason)
+		}
 		f.order = append(f.order, &FsckProblem{Type: ProblemBinding, Kind: KindCommit, ID: id,
-			Path: f.r.ObjectPath(KindCommit, id), Ref: ref, Reason: fmt.Sprintf(format, args...)})
+			Path: f.r.ObjectPath(KindCommit, id), Ref: ref, Reason: reason, Err: err})
 	}
 	local := map[string]ID{}
 	for _, ref := range refs {
@@ -860,7 +864,8 @@ func (f *fsckRun) checkBindings(refs []Ref, backRefs bool) {
 			continue
 		}
 		if b, ok := c.RefBindings(); ok && !slices.Contains(b, branch) {
-			bindingProblem(ref.Commit, ref.Name, "ref %s points at it, but its ref binding lists only [%s]", ref.Name, strings.Join(b, ", "))
+			bindingProblem(ref.Commit, ref.Name, fmt.Sprintf("ref %s points at it, but its ref binding lists only [%s]",
+				ref.Name, strings.Join(b, ", ")), &RefBindingError{Commit: ref.Commit, Ref: branch, Bindings: b})
 		}
 	}
 	if !backRefs {
@@ -876,9 +881,9 @@ func (f *fsckRun) checkBindings(refs []Ref, backRefs bool) {
 		for _, name := range b {
 			switch at, ok := local[name]; {
 			case !ok:
-				bindingProblem(id, name, "ref %s in its ref binding does not exist", name)
+				bindingProblem(id, name, fmt.Sprintf("ref %s in its ref binding does not exist", name), nil)
 			case at != id:
-				bindingProblem(id, name, "ref %s in its ref binding points at %s, not at it", name, at)
+				bindingProblem(id, name, fmt.Sprintf("ref %s in its ref binding points at %s, not at it", name, at), nil)
 			}
 		}
 	}

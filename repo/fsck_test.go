@@ -495,6 +495,10 @@ func TestFsckVerifyBindings(t *testing.T) {
 			if !strings.Contains(p.Error(), p.ID.String()) || !strings.Contains(p.Error(), p.Ref) {
 				t.Errorf("problem %q does not name its commit and ref", p.Error())
 			}
+			var be *repo.RefBindingError
+			if p.Ref == "copy" && (!errors.As(p, &be) || be.Ref != "copy") {
+				t.Errorf("problem for copy does not unwrap to a RefBindingError: %#v", p.Err)
+			}
 			got[p.Ref] = p.ID
 		}
 		return got

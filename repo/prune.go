@@ -72,7 +72,7 @@ func (o *PruneOptions) ownDepths(refs []Ref) (map[string]int, error) {
 	own := map[string]int{}
 	for name, d := range o.BranchDepth {
 		if !have[name] {
-			return nil, fmt.Errorf("prune: --retain-branch-depth names %s, which is not a ref", name)
+			return nil, fmt.Errorf("prune: no ref %s to keep %d deep", name, d)
 		}
 		own[name] = d
 	}
@@ -82,7 +82,7 @@ func (o *PruneOptions) ownDepths(refs []Ref) (map[string]int, error) {
 	only := map[string]bool{}
 	for _, name := range o.OnlyBranches {
 		if !have[name] {
-			return nil, fmt.Errorf("prune: --only-branch names %s, which is not a ref", name)
+			return nil, fmt.Errorf("prune: no ref %s to trim alone", name)
 		}
 		only[name] = true
 	}

@@ -256,8 +256,8 @@ func TestPruneOnlyBranchAndBranchDepth(t *testing.T) {
 			a: []bool{false, false, false, true}, b: []bool{false, false, true, true}},
 		{name: "b's depth over keep-younger-than", opts: repo.PruneOptions{KeepYoungerThan: time.Unix(1700002500, 0), BranchDepth: map[string]int{"b": -1}},
 			a: []bool{false, false, true, true}, b: all},
-		{name: "not a ref", opts: repo.PruneOptions{Depth: 0, BranchDepth: map[string]int{"c": 1}}, error: "--retain-branch-depth names c"},
-		{name: "only not a ref", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a", "c"}}, error: "--only-branch names c"},
+		{name: "not a ref", opts: repo.PruneOptions{Depth: 0, BranchDepth: map[string]int{"c": 1}}, error: "no ref c to keep 1 deep"},
+		{name: "only not a ref", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a", "c"}}, error: "no ref c to trim"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := newIntegrityRepo(t, repo.ModeBareUser)

@@ -80,7 +80,7 @@ func TestPruneCommandOptions(t *testing.T) {
 	pruneHistory(t, c.ok)
 	c.fails(exitUsage, []string{"BRANCH=DEPTH"}, "prune", "--retain-branch-depth=main")
 	c.fails(exitUsage, []string{"BRANCH=DEPTH"}, "prune", "--retain-branch-depth=main=x")
-	c.fails(exitError, []string{"--only-branch names nosuch"}, "prune", "--only-branch=nosuch")
+	c.fails(exitError, []string{"no ref nosuch"}, "prune", "--only-branch=nosuch")
 	c.fails(exitUsage, []string{"needs --delete-commit"}, "prune", "--static-deltas-only")
 	if got := historyLen(c.ok("log", "main")) + historyLen(c.ok("log", "stable")); got != 8 {
 		t.Fatalf("a refused prune deleted commits: %d left", got)
