@@ -62,32 +62,42 @@ func (o *PruneOptions) refsOnly() bool {
 	return o.RefsOnly || !o.KeepYoungerThan.IsZero() || len(o.BranchDepth) > 0 || len(o.OnlyBranches) > 0
 }
 
-// ownDepths returns the refs that BranchDepth and OnlyBranches give a depth
-// of their own, refusing names that are not refs.
+// ownDepths returns the branches that BranchDepth and OnlyBranches give a
+// depth of their own, refusing names that are not refs. An alias counts as
+// the branch it ends at.
 func (o *PruneOptions) ownDepths(refs []Ref) (map[string]int, error) {
-	have := map[string]bool{}
+	byName := map[string]Ref{}
 	for _, ref := range refs {
-		have[ref.Name] = true
+		byName[ref.Name] = ref
+	}
+	branch := func(name string) (string, bool) {
+		ref, ok := byName[name]
+		for i := 0; ok && ref.Alias != "" && i < maxAliasDepth; i++ {
+			ref, ok = byName[ref.Alias]
+		}
+		return ref.Name, ok
 	}
 	own := map[string]int{}
 	for name, d := range o.BranchDepth {
-		if !have[name] {
+		b, ok := branch(name)
+		if !ok {
 			return nil, fmt.Errorf("prune: no ref %s to keep %d deep", name, d)
 		}
-		own[name] = d
+		own[b] = d
 	}
 	if len(o.OnlyBranches) == 0 {
 		return own, nil
 	}
 	only := map[string]bool{}
 	for _, name := range o.OnlyBranches {
-		if !have[name] {
+		b, ok := branch(name)
+		if !ok {
 			return nil, fmt.Errorf("prune: no ref %s to trim alone", name)
 		}
-		only[name] = true
+		only[b] = true
 	}
 	for _, ref := range refs {
-		if _, set := own[ref.Name]; !set && !only[ref.Name] {
+		if _, set := own[ref.Name]; !set && !only[ref.Name] && ref.Alias == "" {
 			own[ref.Name] = InfiniteDepth
 		}
 	}
@@ -183,6 +193,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	switch {
 	case opts.refsOnly():
 		for _, ref := range refs {
+			if ref.Alias != "" {
+				continue // not a root of its own: the branch it ends at is
+			}
 			d, set := own[ref.Name]
 			if !set && !opts.KeepYoungerThan.IsZero() {
 				err = p.keepYoungerThan(ref, opts.KeepYoungerThan)

@@ -245,6 +245,7 @@ func TestPruneOnlyBranchAndBranchDepth(t *testing.T) {
 		opts  repo.PruneOptions
 		a, b  []bool
 		error string
+		alias bool // "al", an alias of a, exists
 	}{
 		{name: "only a", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a"}},
 			a: []bool{false, false, false, true}, b: all},
@@ -256,6 +257,14 @@ func TestPruneOnlyBranchAndBranchDepth(t *testing.T) {
 			a: []bool{false, false, false, true}, b: []bool{false, false, true, true}},
 		{name: "b's depth over keep-younger-than", opts: repo.PruneOptions{KeepYoungerThan: time.Unix(1700002500, 0), BranchDepth: map[string]int{"b": -1}},
 			a: []bool{false, false, true, true}, b: all},
+		{name: "only the alias of a", alias: true, opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"al"}},
+			a: []bool{false, false, false, true}, b: all},
+		{name: "only a, which has an alias", alias: true, opts: repo.PruneOptions{Depth: 1, OnlyBranches: []string{"a"}},
+			a: []bool{false, false, true, true}, b: all},
+		{name: "alias of a's depth", alias: true, opts: repo.PruneOptions{Depth: 0, BranchDepth: map[string]int{"al": 2}},
+			a: []bool{false, true, true, true}, b: []bool{false, false, false, true}},
+		{name: "a's depth, a having an alias", alias: true, opts: repo.PruneOptions{Depth: 2, BranchDepth: map[string]int{"a": 0}},
+			a: []bool{false, false, false, true}, b: []bool{false, true, true, true}},
 		{name: "not a ref", opts: repo.PruneOptions{Depth: 0, BranchDepth: map[string]int{"c": 1}}, error: "no ref c to keep 1 deep"},
 		{name: "only not a ref", opts: repo.PruneOptions{Depth: 0, OnlyBranches: []string{"a", "c"}}, error: "no ref c to trim"},
 	} {
@@ -263,6 +272,11 @@ func TestPruneOnlyBranchAndBranchDepth(t *testing.T) {
 			r := newIntegrityRepo(t, repo.ModeBareUser)
 			a, af := branchHistory(t, r, "a")
 			b, _ := branchHistory(t, r, "b")
+			if c.alias {
+				if err := r.SetAlias("al", "a"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			rep, err := r.Prune(t.Context(), c.opts)
 			if c.error != "" {
 				if err == nil || !strings.Contains(err.Error(), c.error) {
