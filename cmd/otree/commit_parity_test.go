@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,10 +19,7 @@ import (
 // case runs "commit" with identical arguments in both tools, then compares
 // their "ls -R" listings, which share a format, or checks that both refuse.
 func TestCommitFlagsParityWithOSTree(t *testing.T) {
-	ostree, err := exec.LookPath("ostree")
-	if err != nil {
-		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
-	}
+	o := needOSTree(t, "bare-user")
 	dir := t.TempDir()
 	src := source(t, testtree.Tree{
 		"a/f":                                {Mode: fs.ModeSetuid | 0o755, Content: "f"},
@@ -60,19 +56,8 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 	tarFile := write("in.tar", tb.String())
 
 	c := newCLIMode(t, repo.ModeBareUser)
-	orepo := filepath.Join(dir, "ostree-repo")
-	ost := func(args ...string) ([]byte, error) {
-		return exec.Command(ostree, append([]string{"--repo=" + orepo}, args...)...).CombinedOutput()
-	}
-	if out, err := ost("init", "--mode=bare-user"); err != nil {
-		t.Fatalf("ostree init: %v\n%s", err, out)
-	}
-	for _, args := range [][]string{{"commit", "-b", "base", src}} {
-		c.ok(args...)
-		if out, err := ost(args...); err != nil {
-			t.Fatalf("ostree %v: %v\n%s", args, err, out)
-		}
-	}
+	c.ok("commit", "-b", "base", src)
+	o.ok("commit", "-b", "base", src)
 	for i, cs := range []struct {
 		args []string
 		fail bool
@@ -95,7 +80,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 	} {
 		branch := "case" + string(rune('a'+i))
 		args := append([]string{"commit", "-b", branch}, cs.args...)
-		oout, oerr := ost(args...)
+		oout, oerr := o.run(args...)
 		res := c.run(args...)
 		if cs.fail {
 			if oerr == nil || res.code == 0 {
@@ -107,7 +92,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 			t.Errorf("%v: OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
 			continue
 		}
-		want, err := ost("ls", "-R", branch)
+		want, err := o.run("ls", "-R", branch)
 		if err != nil {
 			t.Fatalf("ostree ls: %v\n%s", err, want)
 		}
@@ -116,7 +101,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		}
 		if strings.Contains(strings.Join(cs.args, " "), "--bootable") {
 			for _, key := range []string{"ostree.linux", "ostree.bootable"} {
-				w, _ := ost("show", "--print-metadata-key="+key, branch)
+				w, _ := o.run("show", "--print-metadata-key="+key, branch)
 				g := c.ok("show", "--print-metadata-key="+key, branch)
 				if strings.Trim(strings.TrimSpace(string(w)), "'") != strings.TrimSpace(g) {
 					t.Errorf("--bootable: %s is %q in otree, %q in OSTree", key, g, w)
@@ -172,14 +157,8 @@ func TestCommitCommandTableOutput(t *testing.T) {
 	if len(got["Commit"]) != 64 {
 		t.Errorf("Commit: %q", got["Commit"])
 	}
-	if ostree, err := exec.LookPath("ostree"); err == nil {
-		orepo := filepath.Join(t.TempDir(), "ostree-repo")
-		exec.Command(ostree, "--repo="+orepo, "init", "--mode=bare-user").Run()
-		out, err := exec.Command(ostree, "--repo="+orepo, "commit", "-b", "main", "--table-output", src).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := table(string(out))
+	if o := findOSTree(t, "bare-user"); o != nil {
+		want := table(o.ok("commit", "-b", "main", "--table-output", src))
 		delete(want, "Commit")
 		for k, v := range want {
 			if got[k] != v {
@@ -268,15 +247,11 @@ func TestShowPrintSizes(t *testing.T) {
 	if out, want := c.ok("show", "--print-sizes", "main"), fmt.Sprintf(report, "0 bytes", siBytes(stored), "0 bytes", siBytes(unpacked), 0); out != want {
 		t.Errorf("show --print-sizes:\n%s\nwant:\n%s", out, want)
 	}
-	if ostree, err := exec.LookPath("ostree"); err == nil {
+	if o := findOSTree(t, "archive"); o != nil {
 		// OSTree lists the same objects: its count must match.
-		orepo := filepath.Join(t.TempDir(), "ostree-repo")
-		exec.Command(ostree, "--repo="+orepo, "init", "--mode=archive").Run()
-		if out, err := exec.Command(ostree, "--repo="+orepo, "commit", "-b", "main", "--generate-sizes", src).CombinedOutput(); err != nil {
-			t.Fatalf("ostree commit: %v\n%s", err, out)
-		}
-		out, _ := exec.Command(ostree, "--repo="+orepo, "show", "--print-sizes", "main").Output()
-		if !strings.Contains(string(out), "Number of objects (needed/total): 0/4\n") {
+		o.ok("commit", "-b", "main", "--generate-sizes", src)
+		out := o.ok("show", "--print-sizes", "main")
+		if !strings.Contains(out, "Number of objects (needed/total): 0/4\n") {
 			t.Errorf("OSTree counts other objects:\n%s", out)
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,10 +34,6 @@ func historyLen(log string) int { return strings.Count("\n"+log, "\ncommit ") }
 // The prune options that choose history per branch keep the same commits
 // in otree as in OSTree.
 func TestPruneBranchOptionsParityWithOSTree(t *testing.T) {
-	ostree, err := exec.LookPath("ostree")
-	if err != nil {
-		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
-	}
 	for _, args := range [][]string{
 		{"--refs-only", "--depth=0", "--only-branch=main"},
 		{"--depth=1", "--only-branch=stable"},
@@ -50,23 +45,14 @@ func TestPruneBranchOptionsParityWithOSTree(t *testing.T) {
 		// (it keeps BRANCH to --depth); otree keeps BRANCH's commit alone.
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			o := needOSTree(t, "archive")
 			c := newCLIMode(t, repo.ModeArchive)
-			orepo := filepath.Join(t.TempDir(), "ostree-repo")
-			ost := func(a ...string) string {
-				t.Helper()
-				out, err := exec.Command(ostree, append([]string{"--repo=" + orepo}, a...)...).CombinedOutput()
-				if err != nil {
-					t.Fatalf("ostree %v: %v\n%s", a, err, out)
-				}
-				return string(out)
-			}
-			ost("init", "--mode=archive")
 			pruneHistory(t, c.ok)
-			pruneHistory(t, ost)
+			pruneHistory(t, o.ok)
 			c.ok(append([]string{"prune"}, args...)...)
-			ost(append([]string{"prune"}, args...)...)
+			o.ok(append([]string{"prune"}, args...)...)
 			for _, b := range []string{"main", "stable"} {
-				got, want := historyLen(c.ok("log", b)), historyLen(ost("log", b))
+				got, want := historyLen(c.ok("log", b)), historyLen(o.ok("log", b))
 				if got != want {
 					t.Errorf("branch %s: otree keeps %d commits, OSTree %d", b, got, want)
 				}

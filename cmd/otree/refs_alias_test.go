@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,22 +75,9 @@ func TestRefsAlias(t *testing.T) {
 // The same refs --alias commands give the same refs, the same aliases and
 // the same symlinks in otree and in OSTree.
 func TestRefsAliasParityWithOSTree(t *testing.T) {
-	ostree, err := exec.LookPath("ostree")
-	if err != nil {
-		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
-	}
+	o := needOSTree(t, "bare-user")
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
-	orepo := filepath.Join(t.TempDir(), "ostree-repo")
-	ost := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(ostree, append([]string{"--repo=" + orepo}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ostree %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	ost("init", "--mode=bare-user")
 	steps := [][]string{
 		{"commit", "-b", "os/x86_64/stable", src},
 		{"commit", "-b", "main", src},
@@ -100,7 +86,7 @@ func TestRefsAliasParityWithOSTree(t *testing.T) {
 		{"refs", "--alias", "--create=a/b/c", "main"},
 	}
 	for _, s := range steps {
-		ost(s...)
+		o.ok(s...)
 		c.ok(s...)
 	}
 	sorted := func(s string) []string {
@@ -109,17 +95,17 @@ func TestRefsAliasParityWithOSTree(t *testing.T) {
 		return lines
 	}
 	for _, args := range [][]string{{"refs"}, {"refs", "--alias"}, {"refs", "--alias", "a"}, {"refs", "os"}} {
-		if got, want := sorted(c.ok(args...)), sorted(ost(args...)); !slices.Equal(got, want) {
+		if got, want := sorted(c.ok(args...)), sorted(o.ok(args...)); !slices.Equal(got, want) {
 			t.Errorf("%v: otree %q, OSTree %q", args, got, want)
 		}
 	}
 	for _, name := range []string{"os/stable", "latest", "a/b/c"} {
-		want, _ := os.Readlink(filepath.Join(orepo, "refs", "heads", name))
+		want, _ := os.Readlink(filepath.Join(o.path, "refs", "heads", name))
 		if got, err := os.Readlink(filepath.Join(c.path, "refs", "heads", name)); err != nil || got != want {
 			t.Errorf("symlink %s: otree %q (%v), OSTree %q", name, got, err, want)
 		}
 		// Each tool resolves the alias to its own branch's commit.
-		for tool, rp := range map[string]func(...string) string{"otree": c.ok, "OSTree": ost} {
+		for tool, rp := range map[string]func(...string) string{"otree": c.ok, "OSTree": o.ok} {
 			if a, b := rp("rev-parse", name), rp("rev-parse", strings.Replace(strings.Replace(name, "a/b/c", "main", 1), "latest", "os/stable", 1)); a != b {
 				t.Errorf("%s: rev-parse %s = %q, its target %q", tool, name, a, b)
 			}
