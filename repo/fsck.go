@@ -72,13 +72,16 @@ const (
 	ProblemMode
 	// ProblemRef: a ref file cannot be read or parsed.
 	ProblemRef
+	// ProblemUnreadable: a file object this user may not read, so it was
+	// not verified; Delete leaves it. Err wraps fs.ErrPermission.
+	ProblemUnreadable
 	// ProblemBinding: a commit's ref binding and the refs disagree
 	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit; Err
 	// wraps a *RefBindingError when a ref's commit is bound elsewhere.
 	ProblemBinding
 )
 
-var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "binding"}
+var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "unreadable", "binding"}
 
 // String returns the problem's name as --json prints it.
 func (t ProblemType) String() string {
@@ -143,8 +146,11 @@ func (p *FsckProblem) Error() string {
 
 // wording is the adjective Error uses for a damaged object.
 func (t ProblemType) wording() string {
-	if t == ProblemMode {
+	switch t {
+	case ProblemMode:
 		return "damaged"
+	case ProblemUnreadable:
+		return "unreadable"
 	}
 	return "corrupt"
 }
@@ -334,6 +340,7 @@ const (
 	stateOK
 	stateCorrupt
 	stateMissing
+	stateUnreadable // present, but this user cannot read it
 )
 
 // fsckRun is the state of one Fsck.
@@ -564,6 +571,15 @@ func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
 		// Listed but gone: only Delete (which we exclude) removes objects,
 		// so someone removed it by hand. Reachability reports it if needed.
 		f.state[k] = stateMissing
+	case kind == KindFile && errors.Is(err, fs.ErrPermission):
+		// Stored, but not readable by this user (a bare-user-only file
+		// recorded without u+r, or another user's object): unverified,
+		// never deleted, and present for the commits that need it.
+		f.state[k] = stateUnreadable
+		p := &FsckProblem{Type: ProblemUnreadable, Kind: kind, ID: id, Path: f.r.ObjectPath(kind, id),
+			Reason: "cannot be read by this user, so it was not verified", Err: err}
+		f.problems[k] = p
+		f.order = append(f.order, p)
 	default:
 		f.state[k] = stateCorrupt
 		ce := asCorrupt(kind, id, f.r.ObjectPath(kind, id), err)
@@ -653,7 +669,7 @@ func (f *fsckRun) verifyMeta(w *fsckWorker, kind Kind, id ID) (*DirTree, *Commit
 // is set when only the permission bits are wrong.
 func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 	path := f.r.ObjectPath(KindFile, id)
-	h, c, body, err := f.r.openFile(id)
+	h, c, body, err := f.r.openFile(id, true)
 	if err != nil {
 		if c != nil {
 			c.Close()
@@ -727,7 +743,7 @@ func (f *fsckRun) status(kind Kind, id ID) objState {
 // object is usable.
 func (f *fsckRun) need(kind Kind, id ID, commit ID, ref, treePath string, report bool) bool {
 	switch f.status(kind, id) {
-	case stateOK:
+	case stateOK, stateUnreadable:
 		return true
 	case stateCorrupt:
 		if p := f.problems[objKey{kind, id}]; p != nil && p.Commit.IsZero() && report {

@@ -153,7 +153,7 @@ func (r *Repo) ReadCommitMeta(id ID) (Metadata, error) {
 // StatFile returns the header of a file object without reading or verifying
 // its content.
 func (r *Repo) StatFile(id ID) (*FileHeader, error) {
-	h, f, _, err := r.openFile(id)
+	h, f, _, err := r.openFile(id, false)
 	if f != nil {
 		f.Close()
 	}
@@ -164,7 +164,7 @@ func (r *Repo) StatFile(id ID) (*FileHeader, error) {
 // for non-regular files) and, unless verification is off, fails at EOF with a
 // *CorruptObjectError if header and content do not hash to id.
 func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
-	h, f, body, err := r.openFile(id)
+	h, f, body, err := r.openFile(id, true)
 	if err != nil {
 		if f != nil {
 			f.Close()
@@ -206,8 +206,9 @@ func (r *Repo) checkStoredTarget(id ID, h *FileHeader, obj io.Closer) error {
 }
 
 // openFile returns the header, the open object (nil for bare symlinks and
-// devices) and a reader positioned at the content.
-func (r *Repo) openFile(id ID) (*FileHeader, io.Closer, io.Reader, error) {
+// devices) and a reader positioned at the content. Without content, bare
+// and bare-user-only objects are only stat'ed (the reader is then empty).
+func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader, error) {
 	rel := objectPath(KindFile, id)
 	path := r.ObjectPath(KindFile, id)
 	switch r.mode {
@@ -278,7 +279,9 @@ func (r *Repo) openFile(id ID) (*FileHeader, io.Closer, io.Reader, error) {
 			}
 			h.Xattrs = x
 		}
-		if h.Type != TypeRegular {
+		if h.Type != TypeRegular || !content {
+			// The header is the file's stat: a bare-user-only file its
+			// owner may not read (recorded without u+r) still has one.
 			return h, nil, bytes.NewReader(nil), nil
 		}
 		f, err := r.openObject(KindFile, id)

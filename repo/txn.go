@@ -717,6 +717,11 @@ func (t *Txn) syncStaged(keys []objKey, few bool) error {
 	for _, k := range keys {
 		name := t.stagedName(k.kind, k.id)
 		fd, err := unix.Openat(t.dirFd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err == unix.EACCES {
+			// A bare-user-only file recorded without the owner's read
+			// bit: its owner cannot open it again, so sync them all.
+			return t.syncStaged(keys, false)
+		}
 		if err == nil {
 			err = unix.Fsync(fd)
 			unix.Close(fd)

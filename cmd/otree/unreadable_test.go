@@ -1,0 +1,95 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// A user commits a tar holding a file recorded without the owner's read
+// bit (Fedora's /etc/shadow is 0000) into a bare-user-only repository: the
+// commit lands, ls and checkout -U work, and fsck reports the object as
+// unreadable, not corrupt, and --delete leaves it. Run as nobody.
+func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as another user")
+	}
+	dir, err := os.MkdirTemp("", "otree-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, env := otreeBinary(t)
+	bin := filepath.Join(dir, "otree")
+	copyFile(t, exe, bin, 0o755)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for name, mode := range map[string]int64{"shadow": 0, "ok": 0o644} {
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(name))})
+		tw.Write([]byte(name))
+	}
+	tw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "x.tar"), tb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"--repo=" + filepath.Join(dir, "repo")}, args...)...)
+		cmd.Dir, cmd.Env = dir, env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, args := range [][]string{
+		{"init", "--mode=bare-user-only"},
+		{"commit", "-b", "m", "--tree=tar=x.tar"},
+		{"checkout", "-U", "m", filepath.Join(dir, "co")},
+	} {
+		if out, err := run(args...); err != nil {
+			t.Fatalf("otree %v as nobody: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := run("ls", "m", "/shadow"); err != nil || !strings.HasPrefix(out, "-00000 0 0") {
+		t.Errorf("ls /shadow: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "co", "shadow")); err != nil || fi.Mode().Perm() != 0 {
+		t.Errorf("checked-out shadow: %v, %v", fi, err)
+	}
+	out, err := run("fsck", "--delete")
+	if err == nil || !strings.Contains(out, "is unreadable: cannot be read by this user") || strings.Contains(out, "corrupt") || strings.Contains(out, "partial") {
+		t.Errorf("fsck --delete as nobody: %v\n%s", err, out)
+	}
+	if out, err := run("checkout", "-U", "m", filepath.Join(dir, "co2")); err != nil {
+		t.Errorf("fsck --delete removed what the commit needs: %v\n%s", err, out)
+	}
+}
+
+// copyFile copies src to dst with mode perm.
+func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
