@@ -4,29 +4,36 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
 
 func newLogCommand(e *env) *cobra.Command {
+	var raw bool
 	c := &cobra.Command{
 		Use:   "log REV",
 		Short: "Print a commit and its ancestors, newest first",
 		Long: `Print the commit REV resolves to and then each parent in turn, like
 ` + "`otree show`" + ` does for one commit. A parent that is not in the repository
 (history not pulled, or pruned) ends the log with a note, not an error.
-With --json, print a list of commits; the last one's "parent" is then set.`,
+With --json, print a list of commits; the last one's "parent" is then set.
+With --raw, print each commit object's stored bytes in hex instead.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLog(cmd, e, args[0])
+			if raw && e.json {
+				return usagef("--raw and --json are exclusive")
+			}
+			return runLog(cmd, e, args[0], raw)
 		},
 	}
+	c.Flags().BoolVar(&raw, "raw", false, "print each commit object's stored bytes in hex (their BLAKE3 is the commit id)")
 	e.addJSON(c)
 	return c
 }
 
-func runLog(cmd *cobra.Command, e *env, rev string) error {
+func runLog(cmd *cobra.Command, e *env, rev string, raw bool) error {
 	r, err := e.open()
 	if err != nil {
 		return err
@@ -62,10 +69,20 @@ func runLog(cmd *cobra.Command, e *env, rev string) error {
 			}
 			return err
 		}
-		if e.json {
+		switch {
+		case e.json:
 			list = append(list, newCommitJSON(id, c))
-		} else if err := writeCommit(w, id, c); err != nil {
-			return err
+		case raw:
+			if !first {
+				fmt.Fprintln(w)
+			}
+			if err := writeRawCommit(w, r, id); err != nil {
+				return err
+			}
+		default:
+			if err := writeCommit(w, id, c); err != nil {
+				return err
+			}
 		}
 		if c.Parent.IsZero() {
 			break
@@ -79,4 +96,24 @@ func runLog(cmd *cobra.Command, e *env, rev string) error {
 		return e.printJSON(list)
 	}
 	return w.Flush()
+}
+
+// writeRawCommit prints "commit ID" and the commit object's stored bytes
+// in hex, 64 bytes a line (xxd -r -p reads them back; FORMAT §2.4).
+func writeRawCommit(w io.Writer, r *repo.Repo, id repo.ID) error {
+	data, err := r.ReadRaw(repo.KindCommit, id)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "commit %s\n", id); err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n := min(len(data), 64)
+		if _, err := fmt.Fprintf(w, "%x\n", data[:n]); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -555,4 +556,39 @@ func TestConfig(t *testing.T) {
 	c.fails(exitUsage, []string{"nodot"}, "config", "get", "nodot")
 	c.fails(exitUsage, nil, "config")
 	c.fails(exitUsage, []string{"frob"}, "config", "frob")
+}
+
+// show --raw and log --raw print each commit's stored bytes: they hash to
+// the commit id and decode to the commit.
+func TestShowLogRaw(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	first := c.commitTree("main", src, "one", 1700000000)
+	second := c.commitTree("main", src, "two", 1700000060)
+	check := func(entry string, want repo.ID) {
+		t.Helper()
+		head, hexText, _ := strings.Cut(entry, "\n")
+		if head != "commit "+want.String() {
+			t.Fatalf("entry starts %q, want commit %s", head, want)
+		}
+		data, err := hex.DecodeString(strings.ReplaceAll(hexText, "\n", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := repo.Sum(data); got != want {
+			t.Errorf("raw bytes of %s hash to %s", want, got)
+		}
+		if cm, err := repo.DecodeCommit(data); err != nil || cm.Subject == "" {
+			t.Errorf("raw bytes of %s do not decode: %v", want, err)
+		}
+	}
+	check(c.ok("show", "--raw", "main"), second)
+	entries := strings.Split(c.ok("log", "--raw", "main"), "\n\n")
+	if len(entries) != 2 {
+		t.Fatalf("log --raw printed %d entries", len(entries))
+	}
+	check(entries[0], second)
+	check(entries[1], first)
+	c.fails(exitUsage, nil, "show", "--raw", "--json", "main")
+	c.fails(exitUsage, nil, "log", "--raw", "--json", "main")
 }

@@ -15,7 +15,7 @@ import (
 
 type showFlags struct {
 	metadataKey, detachedKey string
-	sizes                    bool
+	sizes, raw               bool
 }
 
 func newShowCommand(e *env) *cobra.Command {
@@ -25,7 +25,8 @@ func newShowCommand(e *env) *cobra.Command {
 		Short: "Print one commit, or one of its metadata values",
 		Long: `Print the commit REV resolves to (a branch, remote:branch, full id or unique
 id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`" + ` entry.
---print-metadata-key prints the raw value of one metadata key instead.`,
+--print-metadata-key prints the raw value of one metadata key instead; --raw
+prints the commit object's stored bytes in hex.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShow(e, f, args[0])
@@ -33,6 +34,7 @@ id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`"
 	}
 	c.Flags().StringVar(&f.metadataKey, "print-metadata-key", "", "print the value of metadata key KEY")
 	c.Flags().StringVar(&f.detachedKey, "print-detached-metadata-key", "", "print the value of detached metadata key KEY")
+	c.Flags().BoolVar(&f.raw, "raw", false, "print the commit object's stored bytes in hex (their BLAKE3 is the commit id)")
 	c.Flags().BoolVar(&f.sizes, "print-sizes", false, "print what the commit's objects take and what this repository still lacks (commit --generate-sizes)")
 	e.addJSON(c)
 	return c
@@ -56,6 +58,11 @@ func runShow(e *env, f *showFlags, rev string) error {
 		return err
 	}
 	switch {
+	case f.raw:
+		if e.json {
+			return usagef("--raw and --json are exclusive")
+		}
+		return writeRawCommit(e.stdout, r, id)
 	case f.sizes:
 		return printSizes(e, r, id, c)
 	case f.metadataKey != "":
