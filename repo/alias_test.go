@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
@@ -201,4 +203,61 @@ func TestBrokenAliases(t *testing.T) {
 	if err := r.SetRef("dangling", repo.ID{}); err != nil {
 		t.Errorf("deleting a dangling alias: %v", err)
 	}
+}
+
+// Whatever text a symlink in refs/heads holds, reading it as an alias
+// either fails or names a valid branch inside refs/heads, and never reads
+// a file outside it.
+func FuzzAliasLink(f *testing.F) {
+	for _, s := range []string{"main", "../main", "../../x", "/etc/passwd", "a/../../b", "a//b", ".", "..", "./main", "main/", "../heads/main", "x/../main"} {
+		f.Add("al", s)
+		f.Add("d/al", s)
+	}
+	r, err := repo.Init(filepath.Join(f.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
+	src := f.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	res, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	// A decoy outside refs/heads holding a valid id: reading it would
+	// succeed, so only confinement keeps it out.
+	decoy := filepath.Join(r.Path("refs"), "decoy")
+	os.WriteFile(decoy, []byte(strings.Repeat("ab", 32)+"\n"), 0o644)
+	heads := r.Path("refs", "heads")
+	f.Fuzz(func(t *testing.T, name, link string) {
+		if repo.ValidateRefName(name) != nil || strings.Contains(name, ":") || name == "main" || strings.HasPrefix(name, "main/") ||
+			link == "" || strings.ContainsRune(link, 0) {
+			return
+		}
+		p := filepath.Join(heads, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.Symlink(link, p); err != nil {
+			return
+		}
+		defer func() {
+			os.Remove(p)
+			if d := filepath.Dir(p); d != heads {
+				os.Remove(d)
+			}
+		}()
+		id, err := r.ReadRef(name)
+		if err == nil && id != res.Commit {
+			t.Fatalf("alias %s -> %q read %s, not main's commit %s", name, link, id, res.Commit)
+		}
+		aliases, err := r.ListAliases("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range aliases {
+			if a.Problem == "" && (repo.ValidateRefName(a.Target) != nil || a.Commit != res.Commit) {
+				t.Fatalf("alias %s -> %q listed as %+v", name, link, a)
+			}
+		}
+	})
 }
