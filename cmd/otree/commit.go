@@ -20,7 +20,7 @@ type commitFlags struct {
 	orphan, canonical, skipIfUnchanged, fsync, consume, bootable               bool
 	tarAutocreate, tableOutput, editor, generateSizes                          bool
 	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
-	metadata, detached, keepMetadata, trees                                    []string
+	metadata, detached, keepMetadata, trees, typedMeta                         []string
 	ownerUID, ownerGID                                                         int64
 	summary                                                                    bool
 	bindRefs                                                                   []string
@@ -50,6 +50,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringVar(&f.parent, "parent", "", `parent commit, or "none"`)
 	fl.BoolVar(&f.orphan, "orphan", false, "create a commit without moving any branch")
 	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
+	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")
 	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
 	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
 	fl.StringVar(&f.timestamp, "timestamp", "", "commit time (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" UTC, or @UNIXSECONDS)")
@@ -176,6 +177,17 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			}
 			*m.dst = m.dst.Set(k, []byte(v))
 		}
+	}
+	for _, kv := range f.typedMeta {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usagef("invalid --add-metadata %q: want KEY=VALUE", kv)
+		}
+		b, err := gvariantValue(v)
+		if err != nil {
+			return usagef("--add-metadata %s: %v", k, err)
+		}
+		opts.Metadata = opts.Metadata.Set(k, b)
 	}
 	if f.timestamp != "" {
 		ts, err := parseTimestamp(f.timestamp)
