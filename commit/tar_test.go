@@ -3,6 +3,7 @@ package commit_test
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -167,4 +168,84 @@ func TestHostileTarRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever bytes a tar holds, committing it fails with an error naming the
+// tar or lands a commit whose whole tree reads back; it never panics, and
+// a failure leaves the branch alone.
+func FuzzTarSource(f *testing.F) {
+	seed := func(hdrs []*tar.Header, bodies map[string]string) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, h := range hdrs {
+			if h.Typeflag == tar.TypeReg {
+				h.Size = int64(len(bodies[h.Name]))
+			}
+			tw.WriteHeader(h)
+			tw.Write([]byte(bodies[h.Name]))
+		}
+		tw.Close()
+		f.Add(buf.Bytes())
+	}
+	seed([]*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/conf", Typeflag: tar.TypeReg, Mode: 0o640, PAXRecords: map[string]string{"SCHILY.xattr.user.tag": "v"}},
+		{Name: "bin/sh", Typeflag: tar.TypeReg, Mode: 0o4755},
+		{Name: "bin/ash", Typeflag: tar.TypeLink, Linkname: "bin/sh"},
+		{Name: "bin/link", Typeflag: tar.TypeSymlink, Linkname: "sh"},
+		{Name: "dev/fifo", Typeflag: tar.TypeFifo, Mode: 0o600},
+	}, map[string]string{"etc/conf": "k=v\n", "bin/sh": "#!\n"})
+	seed([]*tar.Header{{Name: strings.Repeat("long/", 40) + "f", Typeflag: tar.TypeReg, Mode: 0o644}}, nil)
+	seed([]*tar.Header{{Name: "a/../../x", Typeflag: tar.TypeReg}, {Name: "l", Typeflag: tar.TypeLink, Linkname: "../x"}}, nil)
+	seed([]*tar.Header{{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, {Name: "a/p", Typeflag: tar.TypeReg}}, nil)
+	f.Add([]byte{})
+	r, err := repo.Init(filepath.Join(f.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
+	p := filepath.Join(f.TempDir(), "in.tar")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before, berr := r.ReadRef("main")
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: p}}})
+		if err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error does not name the tar: %v", err)
+			}
+			if after, aerr := r.ReadRef("main"); after != before || (aerr == nil) != (berr == nil) {
+				t.Fatalf("a failed commit moved main from %s to %s", before, after)
+			}
+			return
+		}
+		// Every object the tree needs is stored and reads back whole.
+		c, err := r.ReadCommit(res.Commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var walk func(repo.ID)
+		walk = func(id repo.ID) {
+			dt, err := r.ReadDirTree(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range dt.Files {
+				_, rc, err := r.OpenFile(e.ID)
+				if err == nil {
+					_, err = io.Copy(io.Discard, rc)
+					rc.Close()
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", e.Name, err)
+				}
+			}
+			for _, d := range dt.Dirs {
+				walk(d.TreeID)
+			}
+		}
+		walk(c.RootTree)
+	})
 }
