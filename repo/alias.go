@@ -111,12 +111,16 @@ func (r *Repo) resolveAlias(name string) (string, error) {
 	return "", fmt.Errorf("alias %s: more than %d aliases in a chain, or a loop", name, maxAliasDepth)
 }
 
-// aliasesOf returns the aliases whose own target is the branch name. A
-// broken symlink names no branch and so is not one of them.
+// aliasesOf returns the aliases whose own target is name and whose chain
+// ends at a ref. A broken alias (a loop, or a symlink leaving refs/heads)
+// protects nothing, so a loop made by hand can be deleted.
 func (r *Repo) aliasesOf(name string) ([]string, error) {
 	var out []string
 	err := r.eachAlias("", func(alias, target string, err error) error {
-		if err == nil && target == name {
+		if err != nil || target != name {
+			return nil
+		}
+		if _, err := r.resolveAlias(alias); err == nil {
 			out = append(out, alias)
 		}
 		return nil

@@ -285,6 +285,9 @@ func aliasesFirst(r *repo.Repo, refs []repo.Ref) ([]repo.Ref, error) {
 	pending := map[string]int{}   // ref -> doomed aliases naming it, not yet deleted
 	kept := map[string][]string{} // ref -> aliases naming it that stay
 	for _, a := range all {
+		if a.Problem != "" {
+			continue // broken: names nothing that must wait for it
+		}
 		if doomed[a.Name] {
 			target[a.Name] = a.Target
 			pending[a.Target]++
@@ -308,8 +311,8 @@ func aliasesFirst(r *repo.Repo, refs []repo.Ref) ([]repo.Ref, error) {
 				pending[target[ref.Name]]--
 			}
 		}
-		if len(out) == before {
-			return nil, fmt.Errorf("aliases among the refs to delete form a loop: nothing deleted (remove them from refs/heads by hand)")
+		if len(out) == before { // cannot happen: broken aliases wait for nothing
+			return nil, fmt.Errorf("aliases among the refs to delete form a loop: nothing deleted")
 		}
 	}
 	return out, nil

@@ -70,6 +70,18 @@ func TestRefsAlias(t *testing.T) {
 	if got := c.ok("refs"); got != "" {
 		t.Errorf("refs after deleting all = %q", got)
 	}
+
+	// A loop made by hand is listed as broken and can be deleted.
+	heads := filepath.Join(c.path, "refs", "heads")
+	os.Symlink("l2", filepath.Join(heads, "l1"))
+	os.Symlink("l1", filepath.Join(heads, "l2"))
+	if got := c.ok("refs", "--alias"); !strings.Contains(got, "l1 -> l2 (broken: ") || !strings.Contains(got, "loop") {
+		t.Errorf("refs --alias with a loop = %q", got)
+	}
+	c.ok("refs", "--delete", "l1", "l2")
+	if ents, _ := os.ReadDir(heads); len(ents) != 0 {
+		t.Errorf("left in refs/heads: %v", ents)
+	}
 }
 
 // The same refs --alias commands give the same refs, the same aliases and
