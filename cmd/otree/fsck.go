@@ -26,7 +26,8 @@ permissions were changed through a hardlink. Every problem is printed; the exit
 status is non-zero when there is any.
 
 With --delete, corrupt objects are removed and every commit that needs a missing
-or removed object is marked partial, so that a pull can complete it again.
+or removed object is marked partial, so that a pull can complete it again. A
+file object this user may not read is reported as unreadable and never deleted.
 
 --verify-bindings also checks that each ref's commit lists the ref in its ref
 binding (otree.ref-binding); --verify-back-refs checks, for every commit, that
