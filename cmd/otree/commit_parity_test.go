@@ -173,8 +173,10 @@ func TestCommitCommandTableOutput(t *testing.T) {
 			}
 		}
 	}
+	// A re-commit: the stat cache spares otree the metadata writes, but
+	// the total still counts them, as OSTree's does.
 	again := table(c.ok("commit", "-b", "main", "--table-output", src))
-	for k, v := range map[string]string{"Metadata Written": "1", "Content Written": "0", "Content Total": "4",
+	for k, v := range map[string]string{"Metadata Total": got["Metadata Total"], "Metadata Written": "1", "Content Written": "0", "Content Total": "4",
 		"Content Cache Hits": "4", "Content Bytes Written": "0"} {
 		if again[k] != v {
 			t.Errorf("re-commit: %s: %q, want %q", k, again[k], v)
