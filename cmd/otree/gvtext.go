@@ -66,6 +66,9 @@ func gvariantValue(text string) ([]byte, error) {
 	return bad("not a string, boolean or number")
 }
 
+// cEscapes are the one-character escapes of GVariant text, as in C.
+var cEscapes = map[byte]byte{'\\': '\\', '\'': '\'', '"': '"', 'a': '\a', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
+
 // unquoteGVariant decodes a quoted GVariant string (or, bytes set, the
 // quoted part of a bytestring) with its C-style escapes.
 func unquoteGVariant(s string, bytes bool) ([]byte, error) {
@@ -87,23 +90,12 @@ func unquoteGVariant(s string, bytes bool) ([]byte, error) {
 		if i == len(body) {
 			return nil, fmt.Errorf("string ends in a backslash")
 		}
-		switch e := body[i]; e {
-		case '\\', '\'', '"':
-			out = append(out, e)
-		case 'a':
-			out = append(out, '\a')
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
+		e := body[i]
+		if b, ok := cEscapes[e]; ok {
+			out = append(out, b)
+			continue
+		}
+		switch e {
 		case 'u', 'U':
 			n := 4
 			if e == 'U' {
