@@ -113,6 +113,9 @@ func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) 
 
 // meta rewrites a dirmeta; o is the directory's stat override, if any.
 func (rw *refRewrite) meta(id repo.ID, o *override) (repo.ID, error) {
+	if o == nil && rw.mod.identity {
+		return id, nil // only stat overrides apply, and none to this one
+	}
 	if n, ok := rw.metas[id]; ok && o == nil {
 		return n, nil
 	}

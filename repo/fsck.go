@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -879,9 +878,9 @@ func (f *fsckRun) checkBindings(refs []Ref, backRefs bool) {
 		if c == nil {
 			continue
 		}
-		if b, ok := c.RefBindings(); ok && !slices.Contains(b, branch) {
+		if err := CheckRefBinding(ref.Commit, c, branch); err != nil {
 			bindingProblem(ref.Commit, ref.Name, fmt.Sprintf("ref %s points at it, but its ref binding lists only [%s]",
-				ref.Name, strings.Join(b, ", ")), &RefBindingError{Commit: ref.Commit, Ref: branch, Bindings: b})
+				ref.Name, strings.Join(err.(*RefBindingError).Bindings, ", ")), err)
 		}
 	}
 	if !backRefs {

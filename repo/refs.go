@@ -69,13 +69,18 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 	if err := ValidateRefName(name); err != nil {
 		return ID{}, err
 	}
-	final, err := r.resolveAlias(name)
-	if err != nil {
-		return ID{}, err
-	}
-	p := r.refPath(final)
-	// O_NOFOLLOW: a symlink appearing here after resolveAlias is not read.
+	// O_NOFOLLOW: an ordinary ref costs one open; a symlink (ELOOP) is an
+	// alias, followed only inside refs/heads, and its branch opened the
+	// same way.
+	final, p := name, r.refPath(name)
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, unix.ELOOP) {
+		if final, err = r.resolveAlias(name); err != nil {
+			return ID{}, err
+		}
+		p = r.refPath(final)
+		f, err = os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
 	var data []byte
 	if err == nil {
 		data, err = io.ReadAll(io.LimitReader(f, 256))

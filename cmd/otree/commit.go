@@ -165,29 +165,27 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	if len(args) == 0 && len(f.trees) == 0 {
 		opts.Sources = append(opts.Sources, commit.Source{Kind: commit.SourceDir, Path: "."})
 	}
+	// --add-metadata's VALUE is GVariant text, stored as its text; the
+	// others are stored as given. Later flags win for a key.
+	asGiven := func(v string) ([]byte, error) { return []byte(v), nil }
 	for _, m := range []struct {
-		flag string
-		kvs  []string
-		dst  *repo.Metadata
-	}{{"--add-metadata-string", f.metadata, &opts.Metadata}, {"--add-detached-metadata-string", f.detached, &opts.DetachedMetadata}} {
+		flag  string
+		kvs   []string
+		dst   *repo.Metadata
+		value func(string) ([]byte, error)
+	}{{"--add-metadata-string", f.metadata, &opts.Metadata, asGiven}, {"--add-metadata", f.typedMeta, &opts.Metadata, gvariantValue},
+		{"--add-detached-metadata-string", f.detached, &opts.DetachedMetadata, asGiven}} {
 		for _, kv := range m.kvs {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
 				return usagef("invalid %s %q: want KEY=VALUE", m.flag, kv)
 			}
-			*m.dst = m.dst.Set(k, []byte(v))
+			b, err := m.value(v)
+			if err != nil {
+				return usagef("%s %s: %v", m.flag, k, err)
+			}
+			*m.dst = m.dst.Set(k, b)
 		}
-	}
-	for _, kv := range f.typedMeta {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("invalid --add-metadata %q: want KEY=VALUE", kv)
-		}
-		b, err := gvariantValue(v)
-		if err != nil {
-			return usagef("--add-metadata %s: %v", k, err)
-		}
-		opts.Metadata = opts.Metadata.Set(k, b)
 	}
 	if f.timestamp != "" {
 		ts, err := parseTimestamp(f.timestamp)
