@@ -39,7 +39,8 @@ import (
 // Options configure a checkout.
 type Options struct {
 	// UserMode (-U) checks out as an unprivileged user would: ownership and
-	// xattrs are not restored and setuid/setgid bits are always cleared.
+	// xattrs are not restored and files' setuid/setgid bits are always
+	// cleared (directories keep theirs, as in OSTree).
 	UserMode bool
 	// RequireHardlinks (-H) fails, naming the path and the reason, when a
 	// regular file with content cannot be hardlinked from the repository.
@@ -69,6 +70,21 @@ type Options struct {
 	// empties its directory of what was there before this checkout. Other
 	// ".wh..wh.*" entries are dropped.
 	Whiteouts bool
+	// SkipList names paths to leave out of the checkout, each with
+	// everything below it. Paths are relative to what is checked out (the
+	// Subpath, if one is given), written "/usr/share/doc"; a trailing "/"
+	// is allowed. A path the tree does not have is not an error.
+	SkipList []string
+	// AllowNoent makes a Subpath the commit does not have a checkout of
+	// nothing: DEST is not created and Checkout returns empty Stats.
+	AllowNoent bool
+	// BareUserOnlyDirs (-M) keeps only the 0775 bits of each directory's
+	// mode: no setgid, sticky or world-writable directories.
+	BareUserOnlyDirs bool
+	// Fsync makes the checkout durable before Checkout returns: the
+	// filesystem holding DEST is synced (one syncfs, far cheaper than an
+	// fsync per file), then the directory that holds DEST.
+	Fsync bool
 	// Progress, if set, is called about ten times a second and once at the
 	// end.
 	Progress func(Stats)
@@ -96,16 +112,18 @@ func Checkout(ctx context.Context, r *repo.Repo, commit repo.ID, dest string, op
 	if err != nil {
 		return nil, fmt.Errorf("checkout %s: %w", commit.Short(), err)
 	}
-	st, err := CheckoutTree(ctx, r, c.RootTree, c.RootMeta, dest, opts)
-	if pe := (*repo.PathError)(nil); errors.As(err, &pe) {
-		pe.Commit = commit
-	}
-	return st, err
+	return checkoutTree(ctx, r, commit, c.RootTree, c.RootMeta, dest, opts)
 }
 
 // CheckoutTree is Checkout for a directory given by its dirtree and dirmeta
 // ids instead of a commit's root.
 func CheckoutTree(ctx context.Context, r *repo.Repo, treeID, metaID repo.ID, dest string, opts Options) (*Stats, error) {
+	return checkoutTree(ctx, r, repo.ID{}, treeID, metaID, dest, opts)
+}
+
+// checkoutTree checks out a tree; commit, if known, is named in errors
+// about the subpath.
+func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo.ID, dest string, opts Options) (*Stats, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
@@ -115,6 +133,12 @@ func CheckoutTree(ctx context.Context, r *repo.Repo, treeID, metaID repo.ID, des
 	root := &dirNode{tree: treeID, metaID: metaID, fd: -1}
 	if sp := repo.CleanPath(opts.Subpath); sp != "/" {
 		e, err := r.LookupTree(treeID, metaID, sp)
+		if opts.AllowNoent && errors.Is(err, repo.ErrNotFound) {
+			return &Stats{}, nil
+		}
+		if pe := (*repo.PathError)(nil); errors.As(err, &pe) {
+			pe.Commit = commit
+		}
 		if err != nil {
 			return nil, fmt.Errorf("checkout --subpath: %w", err)
 		}
@@ -151,7 +175,24 @@ func (o *Options) check() error {
 	if o.ForceCopy && o.RequireHardlinks {
 		return errors.New("checkout: ForceCopy and RequireHardlinks contradict each other")
 	}
+	for _, p := range o.SkipList {
+		if repo.CleanPath(p) == "/" {
+			return fmt.Errorf("checkout: skip list entry %q names the root of the checkout", p)
+		}
+	}
 	return nil
+}
+
+// skipSet is SkipList as a set of cleaned paths, nil when it is empty.
+func (o *Options) skipSet() map[string]bool {
+	if len(o.SkipList) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(o.SkipList))
+	for _, p := range o.SkipList {
+		m[repo.CleanPath(p)] = true
+	}
+	return m
 }
 
 func (o *Options) union() bool { return o.Union || o.UnionAdd || o.UnionIdentical }
@@ -180,6 +221,7 @@ type checkouter struct {
 	missMu sync.Mutex
 	misses []repo.IndexedHeader
 
+	skip     map[string]bool                      // Options.SkipList, cleaned
 	metas    sync.Map                             // repo.ID -> *repo.DirMeta
 	readTree func(repo.ID) (*repo.DirTree, error) // r.ReadDirTree; tests substitute hostile trees
 
@@ -202,7 +244,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		return nil, fmt.Errorf("checkout: %w", &os.PathError{Op: "open", Path: objDir, Err: err})
 	}
 	c := &checkouter{ctx: ctx, r: r, mode: r.Mode(), opts: opts, dest: abs, objFd: fd, objDir: objDir + "/",
-		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree}
+		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, skip: opts.skipSet()}
 	c.link, c.noLink = true, ""
 	switch {
 	case opts.ForceCopy:
@@ -283,7 +325,33 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 		return &st, err
 	}
 	c.saveMisses()
+	if c.opts.Fsync {
+		if err := c.sync(); err != nil {
+			return &st, err
+		}
+	}
 	return &st, nil
+}
+
+// sync makes what the checkout wrote durable: its files and directories
+// (syncfs of DEST's filesystem), then DEST's own entry in its parent.
+func (c *checkouter) sync() error {
+	for _, p := range []string{c.dest, filepath.Dir(c.dest)} {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("checkout: syncing: %w", &os.PathError{Op: "open", Path: p, Err: err})
+		}
+		if p == c.dest {
+			err = unix.Syncfs(fd)
+		} else {
+			err = unix.Fsync(fd)
+		}
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("checkout: syncing: %w", &os.PathError{Op: "sync", Path: p, Err: err})
+		}
+	}
+	return nil
 }
 
 // saveMisses adds the headers the index lacked to it, so the next checkout
@@ -353,10 +421,20 @@ func (c *checkouter) startProgress() func() {
 	return progress.Every(func() { fn(c.stats()) })
 }
 
-// wantMode is the permission mode a checked-out entry gets.
+// wantMode is the permission mode a checked-out file gets.
 func (c *checkouter) wantMode(mode uint32) uint32 {
 	if c.opts.UserMode {
 		return mode &^ 0o6000
+	}
+	return mode
+}
+
+// dirMode is the permission mode a checked-out directory gets: its own,
+// in user mode too (as in OSTree; a directory's setgid and sticky bits
+// give no one privileges), unless BareUserOnlyDirs masks it.
+func (c *checkouter) dirMode(mode uint32) uint32 {
+	if c.opts.BareUserOnlyDirs {
+		return mode & 0o775
 	}
 	return mode
 }

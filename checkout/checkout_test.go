@@ -155,7 +155,9 @@ func coExpect(tree testtree.Tree, mode repo.Mode, user bool) testtree.Tree {
 			}
 		}
 		if user {
-			e.Mode &^= fs.ModeSetuid | fs.ModeSetgid
+			if !e.Mode.IsDir() { // directories keep setgid, as in OSTree
+				e.Mode &^= fs.ModeSetuid | fs.ModeSetgid
+			}
 			e.UID, e.GID, e.Xattrs = 0, 0, nil
 		}
 		if e.Mode&fs.ModeSymlink != 0 {
@@ -352,6 +354,102 @@ func TestSubpath(t *testing.T) {
 	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, Subpath: "/nope/x"})
 	if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "/nope") {
 		t.Errorf("missing subpath: %v", err)
+	}
+}
+
+// SkipList leaves out the paths it names, relative to what is checked out,
+// with everything below them; names the tree lacks are no error.
+func TestSkipList(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"a/b/c": testtree.File("c", 0o644),
+		"a/d":   testtree.File("d", 0o644),
+		"a/e":   testtree.Symlink("d"),
+		"e":     testtree.File("e", 0o644),
+		"x/a":   testtree.File("xa", 0o644),
+		"x/y":   testtree.File("xy", 0o644),
+	}))
+	for _, c := range []struct {
+		name    string
+		subpath string
+		skip    []string
+		want    []string // the checkout's paths
+	}{
+		{"files and dirs", "", []string{"/a/b", "/e", "x/a", "/a/e", "/nothere", "/x/y/z"}, []string{"a", "a/d", "x", "x/y"}},
+		{"trailing slash, unclean", "", []string{"/a/b/", "//x/./"}, []string{"a", "a/d", "a/e", "e"}},
+		{"relative to the subpath", "/a", []string{"/b", "/a/d"}, []string{"d", "e"}},
+		{"a file subpath", "/a/d", []string{"/d"}, nil},
+		{"a name below a file", "", []string{"/e/x"}, []string{"a", "a/b", "a/b/c", "a/d", "a/e", "e", "x", "x/a", "x/y"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: true, Subpath: c.subpath, SkipList: c.skip})
+			var got []string
+			filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+				if rel, _ := filepath.Rel(dest, p); rel != "." {
+					got = append(got, rel)
+				}
+				return err
+			})
+			if d := cmp.Diff(c.want, got); d != "" {
+				t.Errorf("skip %q (-want +got):\n%s", c.skip, d)
+			}
+		})
+	}
+	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{"/a/.."}})
+	if err == nil || !strings.Contains(err.Error(), `"/a/.."`) {
+		t.Errorf("skipping the root: %v", err)
+	}
+}
+
+// AllowNoent turns a missing subpath into a checkout of nothing; other
+// lookup failures stay errors.
+func TestAllowNoent(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"f": testtree.File("f", 0o644)}))
+	dest := filepath.Join(t.TempDir(), "co")
+	st, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: "/nope", AllowNoent: true})
+	if err != nil || *st != (checkout.Stats{}) {
+		t.Errorf("AllowNoent, missing subpath: %+v, %v", st, err)
+	}
+	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("AllowNoent created DEST: %v", err)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: "/nope"})
+	if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), id.String()) {
+		t.Errorf("missing subpath: %v, want ErrNotFound naming commit %s", err, id)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: "/f/x", AllowNoent: true})
+	if !errors.Is(err, repo.ErrNotDir) {
+		t.Errorf("AllowNoent, subpath below a file: %v, want ErrNotDir", err)
+	}
+	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed checkout created DEST: %v", err)
+	}
+}
+
+// BareUserOnlyDirs keeps only the 0775 bits of directories, in every mode;
+// otherwise directories keep setgid and sticky bits, in user mode too.
+func TestBareUserOnlyDirs(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"tmp":   testtree.Dir(fs.ModeSticky | 0o777),
+		"sg":    testtree.Dir(fs.ModeSetgid | 0o2775),
+		"ww":    testtree.Dir(0o777),
+		"priv":  testtree.Dir(0o700),
+		"sg/f":  testtree.File("f", fs.ModeSetgid|0o755),
+		"tmp/f": testtree.File("f", 0o666),
+	}))
+	for _, m := range []bool{false, true} {
+		_, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: true, BareUserOnlyDirs: m})
+		want := map[string]uint32{"tmp": 0o1777, "sg": 0o2775, "ww": 0o777, "priv": 0o700, "sg/f": 0o755, "tmp/f": 0o666}
+		if m {
+			want["tmp"], want["sg"], want["ww"] = 0o775, 0o775, 0o775
+		}
+		for p, w := range want {
+			if got := coStat(t, filepath.Join(dest, p)).Mode & 0o7777; got != w {
+				t.Errorf("BareUserOnlyDirs=%v: %s has mode %04o, want %04o", m, p, got, w)
+			}
+		}
 	}
 }
 

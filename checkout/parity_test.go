@@ -37,6 +37,10 @@ func parFixture(root bool) testtree.Tree {
 		"ro/f":                   testtree.File("r", 0o444),
 		"shared":                 testtree.Dir(0o775),
 		"shared/f":               testtree.File("g", 0o664),
+		"sticky":                 testtree.Dir(fs.ModeSticky | 0o777),
+		"sgdir":                  testtree.Dir(fs.ModeSetgid | 0o755),
+		"sgdir/f":                testtree.File("in sgdir", 0o644),
+		"wwdir":                  testtree.Dir(0o777),
 		"xattr":                  {Mode: 0o644, Content: "x", Xattrs: map[string]string{"user.a": "1", "user.b": "two"}},
 		"with space":             testtree.File("sp", 0o644),
 		"ünïcødé":                testtree.File("u", 0o644),
@@ -88,15 +92,18 @@ func TestParityWithOSTree(t *testing.T) {
 		// statoverride is a --statoverride file (OSTree leaves directories
 		// it names as they are, so it names files only).
 		statoverride string
+		dirs         bool // checkout -M, --bareuseronly-dirs
 	}{
-		{repo.ModeBareUser, true, false, false, false, ""},
-		{repo.ModeArchive, true, false, false, false, ""},
-		{repo.ModeBare, false, true, false, false, ""},
-		{repo.ModeBareUserOnly, true, false, false, false, ""},
-		{repo.ModeBareUser, true, false, true, false, ""},
-		{repo.ModeBareUser, true, false, true, true, ""},
-		{repo.ModeBareUser, true, false, false, false, "=448 /plain\n16 /exec\n+0x40 /ro/f\n"},
-		{repo.ModeBareUser, true, false, true, true, "=448 /plain\n16 /exec\n"},
+		{repo.ModeBareUser, true, false, false, false, "", false},
+		{repo.ModeArchive, true, false, false, false, "", false},
+		{repo.ModeBare, false, true, false, false, "", false},
+		{repo.ModeBareUserOnly, true, false, false, false, "", false},
+		{repo.ModeBareUser, true, false, true, false, "", false},
+		{repo.ModeBareUser, true, false, true, true, "", false},
+		{repo.ModeBareUser, true, false, false, false, "=448 /plain\n16 /exec\n+0x40 /ro/f\n", false},
+		{repo.ModeBareUser, true, false, true, true, "=448 /plain\n16 /exec\n", false},
+		{repo.ModeBareUser, true, false, false, false, "", true},
+		{repo.ModeBare, false, true, false, false, "", true},
 	} {
 		name := c.mode.String()
 		if c.canonical {
@@ -107,6 +114,9 @@ func TestParityWithOSTree(t *testing.T) {
 		}
 		if c.statoverride != "" {
 			name += "/statoverride"
+		}
+		if c.dirs {
+			name += "/bareuseronly-dirs"
 		}
 		t.Run(name, func(t *testing.T) {
 			if c.needRoot && !root {
@@ -151,7 +161,7 @@ func TestParityWithOSTree(t *testing.T) {
 				t.Fatal(err)
 			}
 			outA := filepath.Join(tmp, "otree-out")
-			if _, err := checkout.Checkout(context.Background(), r, res.Commit, outA, checkout.Options{UserMode: c.user}); err != nil {
+			if _, err := checkout.Checkout(context.Background(), r, res.Commit, outA, checkout.Options{UserMode: c.user, BareUserOnlyDirs: c.dirs}); err != nil {
 				t.Fatal(err)
 			}
 
@@ -182,6 +192,9 @@ func TestParityWithOSTree(t *testing.T) {
 			co := []string{"checkout"}
 			if c.user {
 				co = append(co, "-U")
+			}
+			if c.dirs {
+				co = append(co, "-M")
 			}
 			run(append(co, "main", outB)...)
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/otree/otree/repo"
@@ -76,6 +77,9 @@ func (w *worker) dirTask(n *dirNode) error {
 			return fmt.Errorf("checkout: %s: dirtree %s has an invalid entry name %q", n.path, n.tree, d.Name)
 		}
 	}
+	if c.skip != nil {
+		files, dirs = c.skipEntries(n, files, dirs)
+	}
 	if c.opts.Whiteouts {
 		var err error
 		if files, err = w.whiteouts(n, files); err != nil {
@@ -117,6 +121,20 @@ func (w *worker) dirTask(n *dirNode) error {
 		})
 	}
 	return c.done(n)
+}
+
+// skipEntries leaves out the entries of n the skip list names; the slices
+// it is given belong to a dirtree and are not changed.
+func (c *checkouter) skipEntries(n *dirNode, files []repo.FileEntry, dirs []repo.DirEntry) ([]repo.FileEntry, []repo.DirEntry) {
+	rel := n.path[len(c.dest):] // "" for the root, else "/a/b"
+	skipped := func(name string) bool { return c.skip[rel+"/"+name] }
+	if slices.ContainsFunc(files, func(f repo.FileEntry) bool { return skipped(f.Name) }) {
+		files = slices.DeleteFunc(slices.Clone(files), func(f repo.FileEntry) bool { return skipped(f.Name) })
+	}
+	if slices.ContainsFunc(dirs, func(d repo.DirEntry) bool { return skipped(d.Name) }) {
+		dirs = slices.DeleteFunc(slices.Clone(dirs), func(d repo.DirEntry) bool { return skipped(d.Name) })
+	}
+	return files, dirs
 }
 
 // enterDir creates a subdirectory (or, in a union mode, opens the existing
@@ -196,7 +214,7 @@ func (c *checkouter) finish(n *dirNode) error {
 				}
 			}
 		}
-		if err := unix.Fchmod(n.fd, c.wantMode(m.Mode)); err != nil {
+		if err := unix.Fchmod(n.fd, c.dirMode(m.Mode)); err != nil {
 			return fmt.Errorf("checkout: %s: chmod: %w", n.path, err)
 		}
 	}

@@ -2,45 +2,79 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"strings"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
 
+type checkoutFlags struct {
+	skipList, fromFile string
+	fromStdin          bool
+}
+
 func newCheckoutCommand(e *env) *cobra.Command {
 	o := &checkout.Options{}
+	f := &checkoutFlags{}
 	c := &cobra.Command{
-		Use:   "checkout REV DEST",
+		Use:   "checkout REV [DEST]",
 		Short: "Check out a commit into a directory",
-		Long: `Write the tree of REV into DEST, hardlinking file objects from the repository
-where its mode allows (bare as root; bare-user and bare-user-only with
---user-mode) and copying them otherwise (archive repositories are always
-decompressed). DEST must not exist unless a union mode is given.
+		Long: `Write the tree of REV into DEST (by default a directory named REV),
+hardlinking file objects from the repository where its mode allows (bare as
+root; bare-user and bare-user-only with --user-mode) and copying them
+otherwise (archive repositories are always decompressed). DEST must not
+exist unless a union mode is given.
 
 Every entry gets modification time 0, so a commit checks out identically
 everywhere (hardlinked files keep the repository object's times). Writes
 never leave DEST: symlinks already in DEST are not followed. A checkout that
-fails part way leaves what it wrote in DEST.`,
-		Args: cobra.ExactArgs(2),
+fails part way leaves what it wrote in DEST.
+
+--skip-list names paths to leave out, one per line, relative to what is
+checked out ("/usr/share/doc"; blank lines and "#" comments are ignored). A
+directory may be written with or without a trailing "/" (OSTree skips a
+directory only when its line ends in "/").
+
+--from-file=FILE (or --from-stdin) checks out many trees into DEST, in
+order: the input is pairs of REV and SUBPATH (empty for the whole tree), each
+ended by a NUL byte, as OSTree reads them. Every checkout after the first
+needs a union mode, since DEST then exists.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheckout(cmd, e, o, args)
+			return runCheckout(cmd, e, o, f, args)
 		},
 	}
 	fl := c.Flags()
-	fl.BoolVarP(&o.UserMode, "user-mode", "U", false, "do not restore ownership or xattrs, and clear setuid/setgid")
+	fl.BoolVarP(&o.UserMode, "user-mode", "U", false, "do not restore ownership or xattrs, and clear setuid/setgid of files")
 	fl.BoolVarP(&o.RequireHardlinks, "require-hardlinks", "H", false, "fail if a file cannot be hardlinked from the repository")
 	fl.BoolVarP(&o.ForceCopy, "force-copy", "C", false, "never hardlink (reflink where the filesystem can)")
 	fl.StringVar(&o.Subpath, "subpath", "", "check out only this directory or file of the commit")
+	fl.BoolVar(&o.AllowNoent, "allow-noent", false, "do nothing, successfully, if the --subpath does not exist")
 	fl.BoolVar(&o.Union, "union", false, "DEST may exist: keep its directories, overwrite its files")
 	fl.BoolVar(&o.UnionAdd, "union-add", false, "DEST may exist: keep everything in it, add what is missing")
 	fl.BoolVar(&o.UnionIdentical, "union-identical", false, "DEST may exist: add what is missing, fail where an existing file differs")
 	fl.BoolVar(&o.Whiteouts, "whiteouts", false, `apply OCI whiteouts (".wh.NAME", ".wh..wh..opq") instead of writing them`)
+	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones)")
+	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
+	fl.BoolVar(&o.Fsync, "fsync", false, "sync the checkout to disk before exiting")
+	fl.StringVar(&f.fromFile, "from-file", "", "check out the REV/SUBPATH pairs FILE lists (NUL-separated) into DEST")
+	fl.BoolVar(&f.fromStdin, "from-stdin", false, "as --from-file, reading standard input")
 	e.addJSON(c)
 	return c
 }
 
-func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, args []string) error {
+// checkoutResult is one checkout's --json record.
+type checkoutResult struct {
+	Commit  repo.ID
+	Subpath string `json:",omitempty"`
+	Dest    string
+	Stats   checkout.Stats
+}
+
+func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFlags, args []string) error {
 	n := 0
 	for _, b := range []bool{o.Union, o.UnionAdd, o.UnionIdentical} {
 		if b {
@@ -53,38 +87,105 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, args []string)
 	if o.ForceCopy && o.RequireHardlinks {
 		return usagef("--force-copy and --require-hardlinks exclude each other")
 	}
-	if args[1] == "" {
+	many := f.fromFile != "" || f.fromStdin
+	if f.fromFile != "" && f.fromStdin {
+		return usagef("--from-file and --from-stdin exclude each other")
+	}
+	if many && len(args) != 1 {
+		return usagef("with --from-file or --from-stdin, give only DEST")
+	}
+	dest := args[len(args)-1]
+	if dest == "" {
 		return usagef("DEST is empty")
+	}
+	opts := *o
+	if f.skipList != "" {
+		var err error
+		if opts.SkipList, err = readSkipList(f.skipList); err != nil {
+			return err
+		}
+	}
+	// The list of checkouts: one from the arguments, or pairs read.
+	type job struct{ rev, subpath string }
+	jobs := []job{{args[0], o.Subpath}}
+	if many {
+		in, name := e.stdin, "standard input"
+		if f.fromFile != "" {
+			file, err := os.Open(f.fromFile)
+			if err != nil {
+				return fmt.Errorf("checkout --from-file: %w", err)
+			}
+			defer file.Close()
+			in, name = file, f.fromFile
+		}
+		pairs, err := readCheckoutPairs(in, name)
+		if err != nil {
+			return err
+		}
+		jobs = jobs[:0]
+		for _, p := range pairs {
+			jobs = append(jobs, job{p[0], p[1]})
+		}
 	}
 	r, err := e.open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	id, err := r.ResolveRev(args[0])
-	if err != nil {
-		return err
-	}
-	opts := *o
-	b := newBar(e.stderr)
-	if b != nil {
-		opts.Progress = func(s checkout.Stats) { b.draw("Checking out", s.Files, "files", s.Bytes) }
-	}
-	st, err := checkout.Checkout(cmd.Context(), r, id, args[1], opts)
-	b.done()
-	if err != nil {
-		return err
+	var results []checkoutResult
+	for _, j := range jobs {
+		id, err := r.ResolveRev(j.rev)
+		if err != nil {
+			return err
+		}
+		opts.Subpath = j.subpath
+		b := newBar(e.stderr)
+		if b != nil {
+			opts.Progress = func(s checkout.Stats) { b.draw("Checking out", s.Files, "files", s.Bytes) }
+		}
+		st, err := checkout.Checkout(cmd.Context(), r, id, dest, opts)
+		b.done()
+		if err != nil {
+			if many {
+				return fmt.Errorf("checking out %s (subpath %q): %w", j.rev, j.subpath, err)
+			}
+			return err
+		}
+		results = append(results, checkoutResult{id, j.subpath, dest, *st})
+		if b != nil && !e.json {
+			fmt.Fprintf(e.stderr, "Checked out %d files (%d hardlinked, %d copied), %d directories, %s\n",
+				st.Files, st.Hardlinked, st.Copied, st.Dirs, humanBytes(st.Bytes))
+		}
 	}
 	if e.json {
-		return e.printJSON(struct {
-			Commit repo.ID
-			Dest   string
-			Stats  checkout.Stats
-		}{id, args[1], *st})
-	}
-	if b != nil {
-		fmt.Fprintf(e.stderr, "Checked out %d files (%d hardlinked, %d copied), %d directories, %s\n",
-			st.Files, st.Hardlinked, st.Copied, st.Dirs, humanBytes(st.Bytes))
+		if many {
+			return e.printJSON(results)
+		}
+		return e.printJSON(results[0])
 	}
 	return nil
+}
+
+// readCheckoutPairs reads --from-file input: REV NUL SUBPATH NUL, repeated.
+// An empty REV ends the list, as in OSTree.
+func readCheckoutPairs(in io.Reader, name string) ([][2]string, error) {
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: reading %s: %w", name, err)
+	}
+	fields := strings.Split(string(data), "\x00")
+	if fields[len(fields)-1] == "" {
+		fields = fields[:len(fields)-1]
+	}
+	var pairs [][2]string
+	for i := 0; i < len(fields) && fields[i] != ""; i += 2 {
+		if i+1 == len(fields) {
+			return nil, fmt.Errorf("checkout: %s: revision %q has no subpath after it (input is REV NUL SUBPATH NUL pairs)", name, fields[i])
+		}
+		pairs = append(pairs, [2]string{fields[i], fields[i+1]})
+	}
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("checkout: %s lists no revision", name)
+	}
+	return pairs, nil
 }

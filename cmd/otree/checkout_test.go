@@ -82,7 +82,7 @@ func TestCheckoutCommand(t *testing.T) {
 	c.fails(exitUsage, []string{"--force-copy"}, "checkout", "-C", "-H", "os/stable", filepath.Join(t.TempDir(), "u"))
 	c.fails(exitError, []string{"nope"}, "checkout", "nope", filepath.Join(t.TempDir(), "u"))
 	c.fails(exitError, []string{"/nope"}, "checkout", "--subpath=/nope", "os/stable", filepath.Join(t.TempDir(), "u"))
-	c.fails(exitUsage, nil, "checkout", "os/stable")
+	c.fails(exitUsage, nil, "checkout", "os/stable", "a", "b")
 }
 
 func TestCheckoutHardlinks(t *testing.T) {

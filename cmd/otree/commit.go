@@ -220,14 +220,9 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		}
 	}
 	if f.skipList != "" {
-		data, err := os.ReadFile(f.skipList)
-		if err != nil {
-			return fmt.Errorf("reading --skip-list: %w", err)
-		}
-		for _, l := range strings.Split(string(data), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				opts.SkipList = append(opts.SkipList, l)
-			}
+		var err error
+		if opts.SkipList, err = readSkipList(f.skipList); err != nil {
+			return err
 		}
 	}
 	if f.editor {
@@ -317,4 +312,20 @@ func treeDirs(r *repo.Repo, commit repo.ID) (int64, error) {
 		return nil
 	}
 	return n, walk(c.RootTree)
+}
+
+// readSkipList reads a --skip-list file: one path per line; blank lines and
+// lines starting with "#" are ignored.
+func readSkipList(file string) ([]string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading --skip-list: %w", err)
+	}
+	var paths []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			paths = append(paths, l)
+		}
+	}
+	return paths, nil
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// checkout's --skip-list, --subpath with it, --from-file, --from-stdin and
+// --allow-noent give the trees OSTree's give from the same commits.
+func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	one := source(t, testtree.Tree{
+		"a/b/c": testtree.File("c", 0o644),
+		"a/d":   testtree.File("d", 0o644),
+		"e":     testtree.File("e", 0o644),
+		"x/a":   testtree.File("xa", 0o644),
+		"x/b":   testtree.Symlink("a"),
+	})
+	two := source(t, testtree.Tree{
+		"d":     testtree.File("replaced", 0o600),
+		"f/g":   testtree.File("g", 0o644),
+		"sg":    testtree.Dir(fs.ModeSetgid | 0o775),
+		"sg/h":  testtree.File("h", 0o644),
+		"tmp":   testtree.Dir(fs.ModeSticky | 0o777),
+		"tmp/i": testtree.File("i", 0o644),
+	})
+	for branch, dir := range map[string]string{"one": one, "two": two} {
+		c.ok("commit", "-b", branch, "--owner-uid=0", "--owner-gid=0", dir)
+		o.ok("commit", "-b", branch, "--owner-uid=0", "--owner-gid=0", dir)
+	}
+	tmp := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// OSTree skips a directory only when its line ends in "/"; both forms
+	// of every other line are written as OSTree reads them.
+	skip := file("skip", "/a/b/\n/e\n/x/a\n/nothere\n")
+	skipSub := file("skip-sub", "/b/\n/a/d\n")
+	pairs := file("pairs", "one\x00/a\x00two\x00/\x00")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"skip-list", []string{"-U", "--skip-list=" + skip, "one"}},
+		{"subpath+skip-list", []string{"-U", "--subpath=/a", "--skip-list=" + skipSub, "one"}},
+		{"from-file", []string{"-U", "--union", "--from-file=" + pairs}},
+		{"from-file+bareuseronly-dirs", []string{"-U", "-M", "--union", "--from-file=" + pairs}},
+		{"from-file+skip-list", []string{"-U", "--union", "--skip-list=" + skipSub, "--from-file=" + pairs}},
+	} {
+		name, args := tc.name, tc.args
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mine, theirs := filepath.Join(dir, "otree"), filepath.Join(dir, "ostree")
+			c.ok(append(append([]string{"checkout"}, args...), mine)...)
+			o.ok(append(append([]string{"checkout"}, args...), theirs)...)
+			want := testtree.Read(t, theirs, testtree.ReadOptions{})
+			if d := cmp.Diff(want, testtree.Read(t, mine, testtree.ReadOptions{})); d != "" {
+				t.Errorf("checkout %s differs from OSTree's (-ostree +otree):\n%s", name, d)
+			}
+		})
+	}
+
+	// --from-stdin reads the same pairs.
+	dest := filepath.Join(tmp, "stdin")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"--repo=" + c.path, "checkout", "-U", "--union", "--from-stdin", dest},
+		strings.NewReader("one\x00/a\x00two\x00/\x00"), &out, &errb); code != 0 {
+		t.Fatalf("--from-stdin: exit %d: %s", code, errb.String())
+	}
+	theirs := filepath.Join(tmp, "stdin-ostree")
+	o.ok("checkout", "-U", "--union", "--from-file="+pairs, theirs)
+	if d := cmp.Diff(testtree.Read(t, theirs, testtree.ReadOptions{}), testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+		t.Errorf("--from-stdin differs from OSTree's --from-file (-ostree +otree):\n%s", d)
+	}
+
+	// --allow-noent: a missing subpath checks out nothing, and succeeds.
+	for _, tool := range []func(...string) string{c.ok, o.ok} {
+		dest := filepath.Join(t.TempDir(), "noent")
+		tool("checkout", "-U", "--allow-noent", "--subpath=/nope", "one", dest)
+		if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--allow-noent made DEST: %v", err)
+		}
+	}
+	c.fails(exitError, []string{"/nope", "not found"}, "checkout", "-U", "--subpath=/nope", "one", filepath.Join(tmp, "n"))
+
+	// Without a union mode the second checkout of a list finds DEST.
+	c.fails(exitError, []string{`checking out two (subpath "/")`, "already exists"}, "checkout", "-U", "--from-file="+pairs, filepath.Join(tmp, "nounion"))
+	c.fails(exitError, []string{"no subpath"}, "checkout", "-U", "--from-file="+file("odd", "one\x00/a\x00two"), filepath.Join(tmp, "odd"))
+	c.fails(exitError, []string{"lists no revision"}, "checkout", "-U", "--from-file="+file("none", ""), filepath.Join(tmp, "none"))
+	c.fails(exitUsage, []string{"only DEST"}, "checkout", "-U", "--from-file="+pairs, "one", filepath.Join(tmp, "x"))
+	c.fails(exitError, []string{"skip list", `"/"`}, "checkout", "-U", "--skip-list="+file("root", "/\n"), "one", filepath.Join(tmp, "r"))
+
+	// Without DEST, REV names the directory, as in OSTree.
+	t.Chdir(t.TempDir())
+	c.ok("checkout", "-U", "one")
+	if _, err := os.Stat(filepath.Join("one", "a", "d")); err != nil {
+		t.Errorf("checkout REV without DEST: %v", err)
+	}
+}
+
+// --fsync syncs the checkout's filesystem and then DEST's parent directory,
+// after the last entry is written; without it nothing is synced.
+func TestCheckoutFsync(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace is not installed (CI installs it)")
+	}
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "one", source(t, fixture))
+	exe, env := otreeBinary(t)
+	for _, fsync := range []bool{false, true} {
+		dest := filepath.Join(t.TempDir(), "co")
+		log := filepath.Join(t.TempDir(), "strace")
+		args := []string{"-f", "-y", "-o", log, "-e", "trace=syncfs,fsync,fdatasync,sync,utimensat", exe, "--repo=" + c.path, "checkout", "-U", "one", dest}
+		if fsync {
+			args = append(args, "--fsync")
+		}
+		cmd := exec.Command(strace, args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("strace otree checkout: %v\n%s", err, out)
+		}
+		data, _ := os.ReadFile(log)
+		syncs := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(\d+<([^>]*)>`).FindAllStringSubmatch(string(data), -1)
+		if !fsync {
+			if len(syncs) != 0 {
+				t.Errorf("checkout without --fsync synced: %q", syncs)
+			}
+			continue
+		}
+		var got []string
+		for _, m := range syncs {
+			got = append(got, m[1]+" "+m[2])
+		}
+		want := []string{"syncfs " + dest, "fsync " + filepath.Dir(dest)}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("--fsync syncs (-want +got):\n%s", d)
+		}
+		// The syncs come after the last write: the root's times are set
+		// when everything below it is done.
+		last := strings.LastIndex(string(data), "utimensat(")
+		if first := strings.Index(string(data), "syncfs("); last < 0 || first < last {
+			t.Errorf("syncfs at %d comes before the last utimensat at %d", first, last)
+		}
+	}
+}
