@@ -36,6 +36,31 @@ type ExportOptions struct {
 	// forms import to the same tree (a hard link imports as its target's
 	// object).
 	Hardlinks bool
+	// Prefix places the tree under this directory in the tar: with
+	// "usr/lib/app" the root is "usr/lib/app/" and a file "usr/lib/app/f"
+	// (directories above it get no entries of their own). A leading "/" is
+	// dropped, since tar names are relative; ".." components are refused.
+	Prefix string
+	// NoXattrs leaves extended attributes out of the tar.
+	NoXattrs bool
+}
+
+// exportPrefix returns Prefix cleaned, without slashes at either end ("" for
+// none).
+func (o *ExportOptions) exportPrefix() (string, error) {
+	if o.Prefix == "" {
+		return "", nil
+	}
+	p := path.Clean(strings.TrimLeft(o.Prefix, "/"))
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("export: prefix %q climbs out of the tar with \"..\"", o.Prefix)
+		}
+	}
+	if p == "." {
+		return "", nil
+	}
+	return p, nil
 }
 
 // Export writes the tree of commit to w as a tar in PAX format.
@@ -55,6 +80,10 @@ type ExportOptions struct {
 // options). Content is verified against its object id as it is written; on
 // an error the bytes already written must be discarded.
 func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts ExportOptions) error {
+	prefix, err := opts.exportPrefix()
+	if err != nil {
+		return err
+	}
 	p := opts.Subpath
 	if p == "" {
 		p = "/"
@@ -64,14 +93,18 @@ func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts
 		return fmt.Errorf("export: %w", err)
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	x := &exporter{ctx: ctx, r: r, tw: tar.NewWriter(bw), commit: commit, base: ent.Path, buf: make([]byte, 256<<10)}
+	x := &exporter{ctx: ctx, r: r, tw: tar.NewWriter(bw), commit: commit, base: ent.Path, prefix: "./",
+		noXattrs: opts.NoXattrs, buf: make([]byte, 256<<10)}
+	if prefix != "" {
+		x.prefix = prefix + "/"
+	}
 	if opts.Hardlinks {
 		x.links = map[repo.ID]string{}
 	}
 	if ent.IsDir() {
-		err = x.dir("./", ent)
+		err = x.dir(x.prefix, ent)
 	} else {
-		err = x.file(path.Base(ent.Path), ent)
+		err = x.file(strings.TrimPrefix(x.prefix, "./")+path.Base(ent.Path), ent)
 	}
 	if err != nil {
 		return err
@@ -91,14 +124,17 @@ type exporter struct {
 	tw     *tar.Writer
 	commit repo.ID
 	base   string             // the exported path of the commit
+	prefix string             // the name of the root: "./" or "PREFIX/"
 	links  map[repo.ID]string // tar name of each regular file object written, with Hardlinks
 	buf    []byte
+
+	noXattrs bool
 }
 
 // header returns a tar header with the fields every entry shares.
-func exportHeader(name string, mode, uid, gid uint32, xattrs []repo.Xattr) *tar.Header {
+func (x *exporter) header(name string, mode, uid, gid uint32, xattrs []repo.Xattr) *tar.Header {
 	h := &tar.Header{Name: name, Mode: int64(mode), Uid: int(uid), Gid: int(gid), ModTime: exportEpoch, Format: tar.FormatPAX}
-	if len(xattrs) > 0 {
+	if len(xattrs) > 0 && !x.noXattrs {
 		h.PAXRecords = make(map[string]string, len(xattrs))
 		for _, a := range xattrs {
 			h.PAXRecords[paxXattr+a.Name] = string(a.Value)
@@ -109,7 +145,7 @@ func exportHeader(name string, mode, uid, gid uint32, xattrs []repo.Xattr) *tar.
 
 // treePath is the path in the commit of a tar name.
 func (x *exporter) treePath(name string) string {
-	return repo.CleanPath(x.base + "/" + strings.TrimPrefix(name, "./"))
+	return repo.CleanPath(x.base + "/" + strings.TrimPrefix(strings.TrimPrefix(name, "./"), x.prefix))
 }
 
 func (x *exporter) writeHeader(h *tar.Header) error {
@@ -128,7 +164,7 @@ func (x *exporter) dir(name string, ent repo.Entry) error {
 	if err != nil {
 		return fmt.Errorf("export: directory %s: %w", x.treePath(name), err)
 	}
-	h := exportHeader(name, m.Mode, m.UID, m.GID, m.Xattrs)
+	h := x.header(name, m.Mode, m.UID, m.GID, m.Xattrs)
 	h.Typeflag = tar.TypeDir
 	if err := x.writeHeader(h); err != nil {
 		return err
@@ -161,7 +197,7 @@ func (x *exporter) file(name string, ent repo.Entry) error {
 		return fmt.Errorf("export: %s: %w", x.treePath(name), err)
 	}
 	defer rc.Close()
-	h := exportHeader(name, fh.Mode, fh.UID, fh.GID, fh.Xattrs)
+	h := x.header(name, fh.Mode, fh.UID, fh.GID, fh.Xattrs)
 	switch fh.Type {
 	case repo.TypeRegular:
 		if first, ok := x.links[ent.ID]; ok {

@@ -11,8 +11,8 @@ import (
 )
 
 type exportFlags struct {
-	subpath, output string
-	hardlinks       bool
+	subpath, output, prefix string
+	hardlinks, noXattrs     bool
 }
 
 func newExportCommand(e *env) *cobra.Command {
@@ -25,7 +25,9 @@ standard output, or to FILE with -o. Entries keep the tree's numeric owners,
 modes (setuid included), extended attributes (SCHILY.xattr.* records), symlinks,
 devices and FIFOs; every mtime is 0, so one tree always gives the same bytes,
 and ` + "`otree commit --tree=tar=FILE`" + ` gives back the same tree. Names are "./"
-for the root, then relative paths in tree order.
+for the root, then relative paths in tree order; --prefix=DIR puts them all
+under DIR/ instead (OSTree pastes its prefix in front of each name as it is,
+so without a trailing "/" it gives "DIRname").
 
 Content is verified as it is written. With -o the tar is written to a
 temporary file beside FILE and renamed over it only when complete, so a
@@ -40,6 +42,8 @@ already written must be discarded.`,
 	fl.StringVar(&f.subpath, "subpath", "", "export only this path of the tree")
 	fl.StringVarP(&f.output, "output", "o", "", "write the tar to FILE instead of standard output")
 	fl.BoolVar(&f.hardlinks, "hardlinks", false, "write repeated identical files as hard links to their first path")
+	fl.StringVar(&f.prefix, "prefix", "", "put every name under this directory")
+	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "leave extended attributes out")
 	return c
 }
 
@@ -56,7 +60,7 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	if err != nil {
 		return err
 	}
-	opts := checkout.ExportOptions{Subpath: f.subpath, Hardlinks: f.hardlinks}
+	opts := checkout.ExportOptions{Subpath: f.subpath, Hardlinks: f.hardlinks, Prefix: f.prefix, NoXattrs: f.noXattrs}
 	if f.output == "" {
 		return checkout.Export(cmd.Context(), r, id, e.stdout, opts)
 	}
