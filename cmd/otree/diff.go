@@ -15,7 +15,7 @@ import (
 )
 
 type diffFlags struct {
-	stat, verify, noXattrs, ignoreOwners bool
+	stat, fsDiff, verify, noXattrs, ignoreOwners bool
 	ownerUID, ownerGID                   int64
 }
 
@@ -45,7 +45,8 @@ adds or drops extended attributes.
 
 --verify lists every path that differs (the contents of removed directories
 too) and exits 1 if any does: the check that a deployed tree has not drifted.
---stat prints counts and sizes instead of paths. --json prints the changes
+--stat prints counts and sizes instead of paths; with --fs-diff too, the paths
+and then the counts. --json prints the changes
 with both sides' type, mode, owner, size, target and xattrs, and which fields
 differ.`,
 		Args: cobra.ExactArgs(2),
@@ -56,6 +57,7 @@ differ.`,
 	fl := c.Flags()
 	fl.BoolVar(&f.stat, "stat", false, "print a summary (files and bytes added, modified, removed) instead of paths")
 	fl.BoolVar(&f.stat, "stats", false, "same as --stat")
+	fl.BoolVar(&f.fsDiff, "fs-diff", false, "print the paths (the default; with --stat, before the summary)")
 	fl.BoolVar(&f.verify, "verify", false, "list every differing path; exit 1 if any differs")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "take this uid as the owner of every entry of DIR")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "take this gid as the owner of every entry of DIR")
@@ -187,9 +189,16 @@ func diffTarget(r *repo.Repo, arg string) (string, bool, error) {
 }
 
 func printDiff(e *env, f *diffFlags, out *diffOutput, changes []checkout.Change) error {
+	paths := f.fsDiff || !f.stat
+	var s checkout.DiffStats
 	if f.stat {
-		s := checkout.Summarize(changes)
-		if e.json {
+		s = checkout.Summarize(changes)
+		if !f.verify {
+			changes = topRemoved(changes)
+		}
+	}
+	if e.json {
+		if !paths {
 			return e.printJSON(struct {
 				From  repo.ID            `json:"from"`
 				To    repo.ID            `json:"to,omitzero"`
@@ -197,25 +206,47 @@ func printDiff(e *env, f *diffFlags, out *diffOutput, changes []checkout.Change)
 				Stats checkout.DiffStats `json:"stats"`
 			}{out.From, out.To, out.Dir, s})
 		}
-		fmt.Fprintf(e.stdout, "Files added: %d (%s)\nFiles modified: %d (%s -> %s)\nFiles removed: %d (%s)\n",
-			s.FilesAdded, humanBytes(int64(s.BytesAdded)), s.FilesModified, humanBytes(int64(s.BytesOld)),
-			humanBytes(int64(s.BytesNew)), s.FilesDeleted, humanBytes(int64(s.BytesDeleted)))
-		fmt.Fprintf(e.stdout, "Directories added: %d, modified: %d, removed: %d\n", s.DirsAdded, s.DirsModified, s.DirsDeleted)
-		return nil
-	}
-	if e.json {
 		out.Changes = make([]diffChangeJSON, len(changes))
 		for i, c := range changes {
 			out.Changes[i] = diffChangeJSON{Kind: c.Kind, Path: c.Path, Meta: c.Meta, Fields: c.Fields,
 				Old: toDiffEntryJSON(c.Old), New: toDiffEntryJSON(c.New)}
 		}
+		if f.stat {
+			out.Stats = &s
+		}
 		return e.printJSON(out)
 	}
 	w := bufio.NewWriter(e.stdout)
-	for _, c := range changes {
-		fmt.Fprintf(w, "%c    %s\n", c.Kind, quotePath(c.Path))
+	if paths {
+		for _, c := range changes {
+			fmt.Fprintf(w, "%c    %s\n", c.Kind, quotePath(c.Path))
+		}
+	}
+	if f.stat {
+		fmt.Fprintf(w, "Files added: %d (%s)\nFiles modified: %d (%s -> %s)\nFiles removed: %d (%s)\n",
+			s.FilesAdded, humanBytes(int64(s.BytesAdded)), s.FilesModified, humanBytes(int64(s.BytesOld)),
+			humanBytes(int64(s.BytesNew)), s.FilesDeleted, humanBytes(int64(s.BytesDeleted)))
+		fmt.Fprintf(w, "Directories added: %d, modified: %d, removed: %d\n", s.DirsAdded, s.DirsModified, s.DirsDeleted)
 	}
 	return w.Flush()
+}
+
+// topRemoved drops the contents of removed directories from a diff made
+// with Verify, giving the listing made without it.
+func topRemoved(changes []checkout.Change) []checkout.Change {
+	out := changes[:0:0]
+	gone := "" // the last removed directory kept, with a trailing "/"
+	for _, c := range changes {
+		if gone != "" && c.Kind == checkout.Deleted && strings.HasPrefix(c.Path, gone) {
+			continue
+		}
+		gone = ""
+		if c.Kind == checkout.Deleted && c.IsDir() {
+			gone = strings.TrimSuffix(c.Path, "/") + "/"
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // quotePath returns p, or p Go-quoted when it holds control characters or

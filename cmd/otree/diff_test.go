@@ -103,6 +103,26 @@ func TestDiffCommand(t *testing.T) {
 		t.Errorf("--stat --json: %+v, %v", st, err)
 	}
 
+	// --fs-diff is the default listing; with --stat, the listing (a
+	// removed directory still one line) and then the summary, as OSTree
+	// prints both.
+	if got := c.ok("diff", "--fs-diff", "uat^", "uat"); got != want {
+		t.Errorf("--fs-diff:\n%s\nwant:\n%s", got, want)
+	}
+	if got := c.ok("diff", "--fs-diff", "--stat", "uat^", "uat"); got != want+wantStat {
+		t.Errorf("--fs-diff --stat:\n%s\nwant:\n%s", got, want+wantStat)
+	}
+	var both struct {
+		Changes []struct{ Path string }
+		Stats   *struct {
+			FilesDeleted int `json:"files_deleted"`
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok("diff", "--fs-diff", "--stat", "--json", "uat^", "uat")), &both); err != nil ||
+		len(both.Changes) != 8 || both.Stats == nil || both.Stats.FilesDeleted != 3 {
+		t.Errorf("--fs-diff --stat --json: %+v, %v", both, err)
+	}
+
 	c.fails(exitError, []string{"nope"}, "diff", "nope", "uat")
 	c.fails(exitUsage, []string{"--owner-uid"}, "diff", "--owner-uid=0", "uat^", "uat")
 	c.fails(exitUsage, nil, "diff", "uat")
