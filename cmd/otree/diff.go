@@ -16,7 +16,7 @@ import (
 
 type diffFlags struct {
 	stat, fsDiff, verify, noXattrs, ignoreOwners bool
-	ownerUID, ownerGID                   int64
+	ownerUID, ownerGID                           int64
 }
 
 func newDiffCommand(e *env) *cobra.Command {
