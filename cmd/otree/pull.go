@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/otree/otree/repo"
@@ -20,6 +23,12 @@ type pullFlags struct {
 	remote             string
 	untrusted          bool
 	noDeltas           bool
+	requireDeltas      bool
+	noBindings         bool
+	timestampCheck     bool
+	timestampFrom      string
+	bareUserOnlyFiles  bool
+	headers            []string
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -28,14 +37,44 @@ func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl.IntVar(&f.depth, "depth", 0, "also pull this many parents of each commit (-1: the whole history)")
 	fl.BoolVar(&f.commitMetadataOnly, "commit-metadata-only", false, "fetch only commit objects; they are marked partial")
 	fl.BoolVar(&f.noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
+	fl.BoolVar(&f.noBindings, "disable-verify-bindings", false, "accept commits whose ref binding does not list the branch pulled")
+	fl.BoolVar(&f.timestampCheck, "timestamp-check", false, "refuse to move a ref to a commit older than the one it names")
+	fl.StringVar(&f.timestampFrom, "timestamp-check-from-rev", "", "refuse any commit older than the commit REV names here")
+	fl.BoolVar(&f.bareUserOnlyFiles, "bareuseronly-files", false, "refuse regular files with setuid, setgid or other-writable bits")
+	fl.BoolVar(&f.requireDeltas, "require-static-deltas", false, "fail when a commit needed has no static delta")
+	fl.BoolVar(&f.untrusted, "untrusted", false, "accepted for OSTree compatibility: objects are always verified")
+	fl.MarkHidden("untrusted")
 }
 
-func (f *pullFlags) options(refs []string) remote.PullOptions {
-	return remote.PullOptions{
+// headerName is what HTTP allows as a header name (a token).
+var headerName = regexp.MustCompile("^[-!#$%&'*+.^_`|~0-9A-Za-z]+$")
+
+// options makes the pull's options; r resolves --timestamp-check-from-rev.
+func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, error) {
+	o := remote.PullOptions{
 		Refs: refs, Depth: f.depth, CommitMetadataOnly: f.commitMetadataOnly, Mirror: f.mirror,
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
-		DisableStaticDeltas: f.noDeltas,
+		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
+		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles,
 	}
+	for _, h := range f.headers {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || !headerName.MatchString(k) || strings.ContainsAny(v, "\r\n\x00") {
+			return o, usagef("--http-header %q: want NAME=VALUE", h)
+		}
+		if o.Header == nil {
+			o.Header = http.Header{}
+		}
+		o.Header.Add(k, v)
+	}
+	if f.timestampFrom != "" {
+		id, err := r.ResolveRev(f.timestampFrom)
+		if err != nil {
+			return o, fmt.Errorf("--timestamp-check-from-rev: %w", err)
+		}
+		o.TimestampCheckFrom = id
+	}
+	return o, nil
 }
 
 func newPullCommand(e *env) *cobra.Command {
@@ -60,7 +99,7 @@ object is on disk: a pull that fails changes no ref.`,
 			f.remote = args[0]
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.Pull(cmd.Context(), r, o)
-			}, f.options(args[1:]))
+			}, f, args[1:])
 		},
 	}
 	f.addCommon(c)
@@ -70,6 +109,7 @@ object is on disk: a pull that fails changes no ref.`,
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
 	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
 	fl.BoolVar(&f.noDeltas, "disable-static-deltas", false, "fetch objects one by one even when the remote offers a static delta")
+	fl.StringArrayVar(&f.headers, "http-header", nil, "add the header NAME=VALUE to every request (repeatable)")
 	e.addJSON(c)
 	return c
 }
@@ -89,24 +129,29 @@ mode, with the objects they need, as local branches of the same names
 			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.PullLocal(cmd.Context(), r, args[0], o)
-			}, f.options(args[1:]))
+			}, f, args[1:])
 		},
 	}
 	f.addCommon(c)
 	fl := c.Flags()
 	fl.StringVar(&f.remote, "remote", "", "write refs as REMOTE:REF")
-	fl.BoolVar(&f.untrusted, "untrusted", false, "accepted for OSTree compatibility: objects are always verified")
-	fl.MarkHidden("untrusted")
 	e.addJSON(c)
 	return c
 }
 
-func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), opts remote.PullOptions) error {
+func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string) error {
+	if f.requireDeltas && f.noDeltas {
+		return usagef("--require-static-deltas and --disable-static-deltas exclude each other")
+	}
 	r, err := e.open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	opts, err := f.options(r, refs)
+	if err != nil {
+		return err
+	}
 	var b *bar
 	if !e.json {
 		b = newBar(e.stderr)

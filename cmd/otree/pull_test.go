@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +231,60 @@ func TestPullProgressOnTerminal(t *testing.T) {
 	if !strings.Contains(out.String(), "origin:main") {
 		t.Errorf("stdout %q", out.String())
 	}
+}
+
+// The pull flags OSTree has for checks reach the library: a downgrade is
+// refused by --timestamp-check and --timestamp-check-from-rev, a mode
+// outside 0775 by --bareuseronly-files, a wrong binding passes with
+// --disable-verify-bindings; --http-header is sent; bad values are usage
+// errors.
+func TestPullCheckFlags(t *testing.T) {
+	src := newCLI(t)
+	old := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	suid := maps.Clone(fixture)
+	suid["su"] = testtree.Entry{Mode: fs.ModeSetuid | 0o755, Content: "su"}
+	cur := src.commitTree("os/stable", source(t, suid), "two", 1700000100)
+	dst := newBareUserCLI(t)
+	dst.fails(exitError, []string{"outside 0775", "--bareuseronly-files"}, "pull-local", "--bareuseronly-files", src.path, "os/stable")
+	dst.ok("pull-local", src.path, "os/stable")
+	if err := src.r.SetRef("os/stable", old); err != nil {
+		t.Fatal(err)
+	}
+	dst.fails(exitError, []string{"older", old.String(), cur.String()}, "pull-local", "--timestamp-check", src.path, "os/stable")
+	dst.fails(exitError, []string{"older", old.String()}, "pull-local", "--timestamp-check-from-rev=os/stable", src.path, old.String())
+	dst.fails(exitError, []string{"--timestamp-check-from-rev", "nope"}, "pull-local", "--timestamp-check-from-rev=nope", src.path)
+	if got, _ := dst.r.ReadRef("os/stable"); got != cur {
+		t.Fatalf("a refused pull moved os/stable to %s", got)
+	}
+	dst.ok("pull-local", src.path, "os/stable")
+
+	// Served under another name, the commit's binding does not match.
+	if err := src.r.SetRef("os/other", cur); err != nil {
+		t.Fatal(err)
+	}
+	dst.fails(exitError, []string{"os/other"}, "pull-local", src.path, "os/other")
+	dst.ok("pull-local", "--disable-verify-bindings", src.path, "os/other")
+
+	src.ok("summary", "-u")
+	var mu sync.Mutex
+	var got []string
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization"))
+		mu.Unlock()
+		return false
+	})
+	web := newBareUserCLI(t)
+	web.ok("remote", "add", "origin", url)
+	web.ok("pull", "--http-header=Authorization=Bearer t0ken", "origin", "os/stable")
+	mu.Lock()
+	sent := slices.Clone(got)
+	mu.Unlock()
+	if len(sent) == 0 || slices.ContainsFunc(sent, func(h string) bool { return h != "Bearer t0ken" }) {
+		t.Errorf("Authorization headers received: %q", sent)
+	}
+	web.fails(exitUsage, []string{"--http-header"}, "pull", "--http-header=Bad Name=x", "origin")
+	web.fails(exitUsage, []string{"--http-header"}, "pull", "--http-header=novalue", "origin")
+	web.fails(exitUsage, []string{"--require-static-deltas"}, "pull", "--require-static-deltas", "--disable-static-deltas", "origin")
+	web.fails(exitError, []string{"no static delta"}, "pull", "--require-static-deltas", "origin", "os/other")
 }

@@ -26,14 +26,19 @@ var ErrFromMissing = errors.New("the delta's from-commit is not stored here comp
 // when a transfer is retried; it starts over each time.
 type Fetch func(ctx context.Context, file string, fn func(io.Reader) error) error
 
+// FileCheck, given to Apply, may refuse a file object by its header before
+// it is staged.
+type FileCheck func(id repo.ID, h *repo.FileHeader) error
+
 // Apply stages into txn every object of the delta sb: each part is fetched
 // whole into an unlinked file, its size and BLAKE3 checked against the
 // superblock before it is decompressed, every object in it decoded
-// strictly and hashed against its id before it is staged; then the commit
-// is checked to have every object it needs (from the delta or already
-// here) and staged last, with its commitmeta. It writes no ref. On error
-// the caller aborts txn and nothing is published.
-func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch) error {
+// strictly and hashed against its id before it is staged (and, when check
+// is not nil, every file object's header passed by check); then the
+// commit is checked to have every object it needs (from the delta or
+// already here) and staged last, with its commitmeta. It writes no ref. On
+// error the caller aborts txn and nothing is published.
+func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, check FileCheck) error {
 	r := txn.Repo()
 	if from := sb.Name.From; !from.IsZero() {
 		has, err := r.HasObject(repo.KindCommit, from)
@@ -44,7 +49,7 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch) erro
 			return fmt.Errorf("delta %s: commit %s: %w", sb.Name, from, ErrFromMissing)
 		}
 	}
-	a := &applier{ctx: ctx, txn: txn, r: r, sb: sb, trees: map[repo.ID]*repo.DirTree{}}
+	a := &applier{ctx: ctx, txn: txn, r: r, sb: sb, trees: map[repo.ID]*repo.DirTree{}, check: check}
 	for i := range sb.Parts {
 		if err := a.part(i, fetch); err != nil {
 			return fmt.Errorf("delta %s part %d: %w", sb.Name, i, err)
@@ -107,7 +112,7 @@ func ApplyOffline(ctx context.Context, r *repo.Repo, p string, opts ApplyOffline
 			return fmt.Errorf("%s: %w", f.Name(), err)
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +128,7 @@ type applier struct {
 	r     *repo.Repo
 	sb    *Superblock
 	trees map[repo.ID]*repo.DirTree // dirtrees the delta staged
+	check FileCheck
 }
 
 func newDecoder(r io.Reader, opts ...zstd.DOption) (*zstd.Decoder, error) {
@@ -279,6 +285,11 @@ func (a *applier) entry(br *bufio.Reader, o ObjectRef) error {
 	}
 	if err != nil {
 		return a.corrupt(o, "header: %v", err)
+	}
+	if a.check != nil {
+		if err := a.check(o.ID, h); err != nil {
+			return err
+		}
 	}
 	if how == entryWhole {
 		_, err := a.txn.WriteFileVerified(h, o.ID, io.LimitReader(br, int64(h.Size)))

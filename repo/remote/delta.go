@@ -134,11 +134,11 @@ func (s *summarySource) summary(ctx context.Context) (*Summary, error) {
 func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]target, error) {
 	ss, ok := p.src.(*summarySource)
 	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 {
-		return targets, nil
+		return targets, p.deltaRequired(targets)
 	}
 	hs := httpOf(ss)
 	if hs == nil || ss.sum == nil || len(ss.sum.Deltas) == 0 {
-		return targets, nil
+		return targets, p.deltaRequired(targets)
 	}
 	var rest []target
 	for _, t := range targets {
@@ -150,7 +150,29 @@ func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]t
 			rest = append(rest, t)
 		}
 	}
-	return rest, nil
+	return rest, p.deltaRequired(rest)
+}
+
+// deltaRequired fails, with RequireStaticDeltas, when a commit the pull
+// still needs came with no static delta.
+func (p *puller) deltaRequired(targets []target) error {
+	if !p.opts.RequireStaticDeltas {
+		return nil
+	}
+	for _, t := range targets {
+		if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil || (has && !p.r.IsCommitPartial(t.commit)) {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		what := "commit " + t.commit.String()
+		if t.branch != "" {
+			what = t.branch + " (" + what + ")"
+		}
+		return fmt.Errorf("%s: no static delta to %s, and static deltas are required", p.src, what)
+	}
+	return nil
 }
 
 func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (bool, error) {
@@ -217,7 +239,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	}
 	err = delta.Apply(p.ctx, p.txn, sb, func(ctx context.Context, file string, fn func(io.Reader) error) error {
 		return hs.get(ctx, dir+file, fn)
-	})
+	}, p.checkFile)
 	if errors.Is(err, delta.ErrFromMissing) {
 		return false, nil
 	}
@@ -240,7 +262,7 @@ func (p *puller) checkDeltaCommit(sb *delta.Superblock, t target) error {
 	if err != nil {
 		return err
 	}
-	if err := p.checkBinding(t.commit, c, t.branch); err != nil {
+	if err := p.checkTarget(t.commit, c, &t); err != nil {
 		return err
 	}
 	vs, ok := unwrap[*verifiedSource](p.src)

@@ -64,6 +64,7 @@ type httpSource struct {
 	// partialDir, if set, keeps the bytes of large file objects received
 	// so far, so a broken transfer continues with a Range request.
 	partialDir string
+	header     http.Header  // added to every request
 	bytes      atomic.Int64 // body bytes received, retries included
 	decs       sync.Pool    // *zstd.Decoder
 }
@@ -115,6 +116,17 @@ func (s *httpSource) begin(ctx context.Context) (actx context.Context, timer *ti
 	return actx, timer, stalled, func() { timer.Stop(); cancel(nil) }
 }
 
+// request makes a GET of u with the configured headers.
+func (s *httpSource) request(ctx context.Context, u string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err == nil {
+		for k, v := range s.header {
+			req.Header[k] = v
+		}
+	}
+	return req, err
+}
+
 // retryable tells whether an HTTP status is worth another attempt.
 func retryable(status int) bool {
 	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
@@ -123,7 +135,7 @@ func retryable(status int) bool {
 func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error) (error, bool) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	req, err := s.request(actx, u)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, false
 	}

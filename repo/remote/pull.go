@@ -16,6 +16,7 @@ import (
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // PullOptions configure Pull and PullLocal.
@@ -43,6 +44,27 @@ type PullOptions struct {
 	// DisableStaticDeltas fetches objects one by one even when the
 	// remote's summary offers a static delta (docs/DELTAS.md).
 	DisableStaticDeltas bool
+
+	// DisableVerifyBindings accepts a commit whose ref binding does not
+	// list the branch it is pulled for.
+	DisableVerifyBindings bool
+	// TimestampCheck refuses to move a ref to a commit older (by commit
+	// timestamp) than the one it names now: a downgrade, such as a
+	// mirror serving an old tree. Equal timestamps pass.
+	TimestampCheck bool
+	// TimestampCheckFrom, if not zero, is a stored commit that no
+	// requested commit may be older than.
+	TimestampCheckFrom repo.ID
+	// BareUserOnlyFiles refuses regular files whose mode has setuid,
+	// setgid or other-writable bits: content a bare-user-only
+	// repository would refuse to hold.
+	BareUserOnlyFiles bool
+	// RequireStaticDeltas fails a pull (over HTTP) of a commit the
+	// remote offers no static delta for, instead of fetching its
+	// objects one by one. Commits already here need none.
+	RequireStaticDeltas bool
+	// Header is added to every HTTP request (authorization, say).
+	Header http.Header
 
 	// Jobs is the number of objects fetched at once (default 8).
 	Jobs int
@@ -170,7 +192,7 @@ func openSource(raw string, opts *PullOptions) (src source, close func(), err er
 		sr.SetVerify(false) // the pull verifies every object itself
 		return &localSource{r: sr}, func() { sr.Close() }, nil
 	}
-	return &httpSource{base: u, client: opts.Client, timeout: opts.Timeout, attempts: opts.Attempts,
+	return &httpSource{base: u, client: opts.Client, header: opts.Header, timeout: opts.Timeout, attempts: opts.Attempts,
 		backoff: opts.RetryDelay, log: opts.Logger}, func() {}, nil
 }
 
@@ -362,6 +384,10 @@ type puller struct {
 	txn  *repo.Txn
 	src  source
 	opts *PullOptions
+	// refName gives the ref here of a source's branch; from is the
+	// commit of TimestampCheckFrom.
+	refName func(string) string
+	from    *repo.Commit
 
 	mu       sync.Mutex
 	seen     map[objKey]bool
@@ -380,6 +406,16 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if opts.Depth < -1 {
 		return nil, fmt.Errorf("invalid depth %d (want -1 for all, or 0 or more)", opts.Depth)
 	}
+	if opts.RequireStaticDeltas && opts.DisableStaticDeltas {
+		return nil, errors.New("RequireStaticDeltas and DisableStaticDeltas contradict each other")
+	}
+	var from *repo.Commit
+	if !opts.TimestampCheckFrom.IsZero() {
+		var err error
+		if from, err = r.ReadCommit(opts.TimestampCheckFrom); err != nil {
+			return nil, fmt.Errorf("timestamp check: %w", err)
+		}
+	}
 	src = &summarySource{source: src}
 	targets, err := resolve(ctx, src, opts.Refs)
 	if err != nil {
@@ -394,7 +430,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		return nil, err
 	}
 	resumable(src, r)
-	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts,
+	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts, refName: refName, from: from,
 		seen: map[objKey]bool{}}
 	done := false
 	defer func() {
@@ -511,7 +547,9 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Actual: got})
 	}
 	if err := decode(data); err != nil {
-		if be := (*repo.RefBindingError)(nil); errors.As(err, &be) {
+		// A commit refused by checkTarget is sound, only not wanted.
+		be, te := (*repo.RefBindingError)(nil), (*TimestampError)(nil)
+		if errors.As(err, &be) || errors.As(err, &te) {
 			return fmt.Errorf("%s: %w", p.src.describe(kind, id), err)
 		}
 		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Reason: err.Error()})
@@ -555,13 +593,13 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 	commits := map[repo.ID]*repo.Commit{}
 	for _, t := range targets {
 		id, d := t.commit, p.opts.Depth
-		ref := t.branch // only the commit the ref names must be bound to it
+		tt := &t // only the commit the ref names is checked against it
 		for {
 			// Checked before the walk may stop: another ref of this pull
 			// may have walked the same commit already.
 			c := commits[id]
 			if c != nil {
-				if err := p.checkBinding(id, c, ref); err != nil {
+				if err := p.checkTarget(id, c, tt); err != nil {
 					return fmt.Errorf("%s: %w", p.src, err)
 				}
 			}
@@ -572,12 +610,12 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 			depth[id] = d
 			if c == nil {
 				var err error
-				if c, err = p.commit(q, id, ref); err != nil {
+				if c, err = p.commit(q, id, tt); err != nil {
 					return err
 				}
 				commits[id] = c
 			}
-			ref = ""
+			tt = nil
 			if d == 0 || c.Parent.IsZero() {
 				break
 			}
@@ -592,9 +630,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 
 // commit reads a stored commit or fetches one, and queues the walk of its
 // tree unless the commit is already complete here (or only commits are
-// wanted). A commit pulled for ref must be bound to it (checked before a
-// fetched commit is staged).
-func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, ref string) (*repo.Commit, error) {
+// wanted). A commit a target requests must pass checkTarget (checked
+// before a fetched commit is staged); t is nil for parents.
+func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, t *target) (*repo.Commit, error) {
 	stored, err := p.r.HasObject(repo.KindCommit, id)
 	if err != nil {
 		return nil, err
@@ -604,7 +642,7 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, ref string) (*repo
 		if c, err = p.r.ReadCommit(id); err != nil {
 			return nil, err
 		}
-		if err := p.checkBinding(id, c, ref); err != nil {
+		if err := p.checkTarget(id, c, t); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.src, err)
 		}
 	} else {
@@ -613,7 +651,7 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, ref string) (*repo
 			if c, err = repo.DecodeCommit(b); err != nil {
 				return err
 			}
-			return p.checkBinding(id, c, ref)
+			return p.checkTarget(id, c, t)
 		})
 		if err == nil {
 			err = p.markFetched(id)
@@ -701,6 +739,9 @@ func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
 func (p *puller) fileTask(id repo.ID) task {
 	return func(struct{}) error {
 		err := p.src.openFile(p.ctx, id, func(h *repo.FileHeader, content io.Reader) error {
+			if err := p.checkFile(id, h); err != nil {
+				return err
+			}
 			if _, err := p.txn.WriteFileVerified(h, id, content); err != nil {
 				return err
 			}
@@ -714,13 +755,76 @@ func (p *puller) fileTask(id repo.ID) task {
 	}
 }
 
-// checkBinding refuses a commit pulled for ref whose ref binding names
-// other refs. Commits pulled by id, and parents, are not checked.
-func (p *puller) checkBinding(id repo.ID, c *repo.Commit, ref string) error {
-	if ref == "" {
+// checkTarget holds a commit a target requests (t; nil for a parent,
+// which is not checked) to the pull's rules: the ref binding of a commit
+// pulled for a branch must list it, and with the timestamp checks it may
+// not be older than the commit the ref names here, or than
+// TimestampCheckFrom.
+func (p *puller) checkTarget(id repo.ID, c *repo.Commit, t *target) error {
+	if t == nil {
 		return nil
 	}
-	return repo.CheckRefBinding(id, c, ref)
+	if t.branch != "" && !p.opts.DisableVerifyBindings {
+		if err := repo.CheckRefBinding(id, c, t.branch); err != nil {
+			return err
+		}
+	}
+	if p.from != nil && id != p.opts.TimestampCheckFrom && c.Timestamp < p.from.Timestamp {
+		return &TimestampError{Commit: id, Time: c.Timestamp, Current: p.opts.TimestampCheckFrom, CurrentTime: p.from.Timestamp}
+	}
+	if !p.opts.TimestampCheck || t.branch == "" {
+		return nil
+	}
+	ref := p.refName(t.branch)
+	cur, err := p.r.ReadRef(ref)
+	if errors.Is(err, repo.ErrNotFound) || err == nil && cur == id {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cc, err := p.r.ReadCommit(cur)
+	if err != nil {
+		return fmt.Errorf("timestamp check of %s: %w", ref, err)
+	}
+	if c.Timestamp < cc.Timestamp {
+		return &TimestampError{Ref: ref, Commit: id, Time: c.Timestamp, Current: cur, CurrentTime: cc.Timestamp}
+	}
+	return nil
+}
+
+// TimestampError refuses a commit older than the one a ref names here
+// (PullOptions.TimestampCheck), or than PullOptions.TimestampCheckFrom
+// (Ref is then empty).
+type TimestampError struct {
+	Ref         string
+	Commit      repo.ID
+	Time        uint64 // seconds since the epoch
+	Current     repo.ID
+	CurrentTime uint64
+}
+
+func (e *TimestampError) Error() string {
+	what := "commit " + e.Current.String()
+	if e.Ref != "" {
+		what = e.Ref + "'s commit " + e.Current.String()
+	}
+	return fmt.Sprintf("commit %s (%s) is older than %s (%s): refusing the downgrade",
+		e.Commit, commitTime(e.Time), what, commitTime(e.CurrentTime))
+}
+
+// commitTime formats a commit timestamp for messages.
+func commitTime(t uint64) string {
+	return time.Unix(int64(t), 0).UTC().Format(time.RFC3339)
+}
+
+// checkFile refuses, with BareUserOnlyFiles, a regular file with setuid,
+// setgid or other-writable bits.
+func (p *puller) checkFile(id repo.ID, h *repo.FileHeader) error {
+	if p.opts.BareUserOnlyFiles && h.Type == repo.TypeRegular && h.Mode&(unix.S_ISUID|unix.S_ISGID|unix.S_IWOTH) != 0 {
+		return fmt.Errorf("%s: file object %s has mode %04o, outside 0775 (refused by --bareuseronly-files)", p.src, id, h.Mode&0o7777)
+	}
+	return nil
 }
 
 // httpOf returns the HTTP source under src's wrappers, or nil for a local

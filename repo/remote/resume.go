@@ -175,7 +175,7 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 		return later
 	}
 	have := p.size()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	req, err := s.request(actx, u)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, final
 	}

@@ -1,0 +1,252 @@
+package remote_test
+
+import (
+	"errors"
+	"io/fs"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
+	"github.com/otree/otree/repo/remote"
+)
+
+// DisableVerifyBindings accepts a commit served under a branch its
+// binding does not list; without it the pull is refused.
+func TestPullDisableVerifyBindings(t *testing.T) {
+	o := newOrigin(t)
+	testing2 := o.commit("os/testing", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000100)
+	if err := o.r.SetRef("os/stable", testing2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	var be *repo.RefBindingError
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); !errors.As(err, &be) {
+		t.Fatalf("pull of a commit bound elsewhere: %v", err)
+	}
+	opts := fastOpts("os/stable")
+	opts.DisableVerifyBindings = true
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatalf("DisableVerifyBindings: %v", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != testing2 {
+		t.Errorf("origin:os/stable = %s, want %s", got, testing2)
+	}
+}
+
+// TimestampCheck refuses to move a ref back to an older commit, whether its
+// objects would come one by one or in a static delta, before fetching any
+// of its tree; an equal timestamp passes. TimestampCheckFrom holds every
+// requested commit, by id too, to a given commit's time.
+func TestPullTimestampCheck(t *testing.T) {
+	o := newOrigin(t)
+	old := o.commit("os/stable", tree, 1700000000)
+	changed := maps.Clone(tree)
+	changed["etc/motd"] = testtree.File("new motd\n", 0o644)
+	cur := o.commit("os/stable", changed, 1700000100)
+	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	// The server goes back to the old commit, which the client never had;
+	// with a delta from the current commit to it, and without one.
+	if err := o.r.SetRef("os/stable", old); err != nil {
+		t.Fatal(err)
+	}
+	name := delta.Name{From: cur, To: old}
+	for _, withDelta := range []bool{true, false} {
+		if withDelta {
+			if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: cur, To: old, NoSync: true}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := delta.Delete(o.r, name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		o.resetHits()
+		opts := fastOpts("os/stable")
+		opts.TimestampCheck = true
+		_, err := remote.Pull(ctx, dst, opts)
+		var te *remote.TimestampError
+		if !errors.As(err, &te) || te.Ref != "origin:os/stable" || te.Commit != old || te.Current != cur {
+			t.Fatalf("delta=%v: pull of an older commit: %v, want a TimestampError", withDelta, err)
+		}
+		errContains(t, err, old.String(), cur.String(), "origin:os/stable", "2023-11-14T22:13:20Z", "older")
+		if got := mustRef(t, dst, "origin:os/stable"); got != cur {
+			t.Errorf("delta=%v: the ref moved to %s", withDelta, got)
+		}
+		if n := o.hitsOf(objectURLPath(repo.KindDirTree, mustTree(t, o.r, old))) + o.hitsOf("/"+name.Rel()+"/0"); n != 0 {
+			t.Errorf("delta=%v: fetched the refused commit's tree or delta part (%d requests)", withDelta, n)
+		}
+		checkKilledState(t, dst)
+	}
+	// Without the check the ref goes back.
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != old {
+		t.Errorf("pull without --timestamp-check: ref %s, want %s", got, old)
+	}
+
+	// The same timestamp passes; so does the commit the ref names already.
+	same := o.commit("os/stable", testtree.Tree{"x": testtree.File("x\n", 0o644)}, 1700000000)
+	opts := fastOpts("os/stable")
+	opts.TimestampCheck = true
+	for range 2 {
+		if _, err := remote.Pull(ctx, dst, opts); err != nil {
+			t.Fatalf("pull of a commit as old as the current one: %v", err)
+		}
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != same {
+		t.Errorf("ref %s, want %s", got, same)
+	}
+
+	// TimestampCheckFrom: the current commit is stored here; the old one
+	// is refused even by id, the newer one passes.
+	from := fastOpts(old.String())
+	from.TimestampCheckFrom = cur
+	var te *remote.TimestampError
+	if _, err := remote.Pull(ctx, dst, from); !errors.As(err, &te) || te.Ref != "" || te.Current != cur {
+		t.Errorf("TimestampCheckFrom, older commit by id: %v", err)
+	}
+	from.Refs = []string{cur.String()}
+	if _, err := remote.Pull(ctx, dst, from); err != nil {
+		t.Errorf("TimestampCheckFrom, the commit itself: %v", err)
+	}
+	from.TimestampCheckFrom = repo.ID{1}
+	if _, err := remote.Pull(ctx, dst, from); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("TimestampCheckFrom naming no stored commit: %v", err)
+	}
+}
+
+func mustTree(t *testing.T, r *repo.Repo, id repo.ID) repo.ID {
+	t.Helper()
+	c, err := r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.RootTree
+}
+
+// BareUserOnlyFiles refuses regular files with setuid, setgid or
+// other-writable bits, fetched one by one or in a static delta, and
+// stores none of them.
+func TestPullBareUserOnlyFiles(t *testing.T) {
+	for _, bad := range []fs.FileMode{fs.ModeSetuid | 0o755, fs.ModeSetgid | 0o755, 0o666} {
+		o := newOrigin(t)
+		a := o.commit("os/stable", tree, 1700000000)
+		changed := maps.Clone(tree)
+		changed["usr/bin/tool"] = testtree.File("tool\n", bad)
+		b := o.commit("os/stable", changed, 1700000100)
+		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: a, To: b, NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		tool := lookup(t, o.r, b, "/usr/bin/tool").ID
+		for _, withDelta := range []bool{true, false} {
+			dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+			opts := fastOpts(a.String())
+			opts.BareUserOnlyFiles = true
+			if _, err := remote.Pull(ctx, dst, opts); err != nil {
+				t.Fatalf("a tree without such files: %v", err)
+			}
+			if err := dst.SetRef("origin:os/stable", a); err != nil {
+				t.Fatal(err)
+			}
+			o.resetHits()
+			opts.Refs, opts.DisableStaticDeltas = []string{"os/stable"}, !withDelta
+			_, err := remote.Pull(ctx, dst, opts)
+			errContains(t, err, tool.String(), "outside 0775")
+			if used := o.hitsOf("/"+delta.Name{From: a, To: b}.Rel()+"/superblock") > 0; used != withDelta {
+				t.Errorf("mode %v: delta used %v, want %v", bad, used, withDelta)
+			}
+			if has, _ := dst.HasObject(repo.KindFile, tool); has {
+				t.Errorf("mode %v, delta=%v: the refused file was stored", bad, withDelta)
+			}
+			if got := mustRef(t, dst, "origin:os/stable"); got != a {
+				t.Errorf("the ref moved to %s", got)
+			}
+			opts.BareUserOnlyFiles = false
+			if _, err := remote.Pull(ctx, dst, opts); err != nil {
+				t.Errorf("mode %v without BareUserOnlyFiles: %v", bad, err)
+			}
+		}
+	}
+}
+
+// RequireStaticDeltas pulls through a delta when one leads to the commit,
+// and otherwise fails without fetching objects; commits already stored
+// need none.
+func TestPullRequireStaticDeltas(t *testing.T) {
+	o, a, b, name := deltaOrigin(t, false)
+	opts := fastOpts("os/stable")
+	opts.RequireStaticDeltas = true
+
+	fresh := newDest(t, repo.ModeBareUser, o.srv.URL) // no from-commit: no delta applies
+	o.resetHits()
+	_, err := remote.Pull(ctx, fresh, opts)
+	errContains(t, err, "no static delta", "os/stable", b.String())
+	if n := o.objectHits(); n != 0 {
+		t.Errorf("fetched %d objects", n)
+	}
+	checkNothingMoved(t, fresh)
+
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts(a.String())); err != nil {
+		t.Fatal(err)
+	}
+	dest.SetRef("origin:os/stable", a)
+	res, err := remote.Pull(ctx, dest, opts)
+	if err != nil || len(res.Deltas) != 1 || res.Deltas[0] != name.String() {
+		t.Fatalf("pull through the delta: %+v, %v", res, err)
+	}
+	if _, err := remote.Pull(ctx, dest, opts); err != nil {
+		t.Errorf("pull of a stored commit: %v", err)
+	}
+	opts.DisableStaticDeltas = true
+	if _, err := remote.Pull(ctx, dest, opts); err == nil {
+		t.Error("RequireStaticDeltas with DisableStaticDeltas: no error")
+	}
+}
+
+// Header goes with every request: a server that wants a token gets it.
+func TestPullHeader(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	var without int
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if req.Header.Get("Authorization") != "Bearer s3cret" || req.Header.Get("X-Otree-Test") != "1" {
+			without++
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		return false
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	_, err := remote.Pull(ctx, dst, fastOpts("os/stable"))
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("pull without the header: %v", err)
+	}
+	opts := fastOpts("os/stable")
+	opts.Header = http.Header{"Authorization": {"Bearer s3cret"}, "X-Otree-Test": {"1"}}
+	before := without
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	if without != before {
+		t.Errorf("%d requests went without the header", without-before)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != id {
+		t.Errorf("ref %s, want %s", got, id)
+	}
+}
