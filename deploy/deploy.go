@@ -287,11 +287,14 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 			return nil, err
 		}
 		mo.Pinned = false
+		if mo.OverrideCommit != commit.String() {
+			mo.OverrideCommit = "" // it named the merge deployment's commit
+		}
 		o = mo
 	}
 
 	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
-		Initramfs: !k.initramfs.IsZero(), Options: cmdline, Origin: o.Refspec}
+		Initramfs: !k.initramfs.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
 	if d.Serial, err = s.freeSerial(osName, commit); err != nil {
 		return nil, err
 	}

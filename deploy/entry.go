@@ -241,9 +241,10 @@ func checkArg(a string) error {
 
 // origin is what a deployment's .origin file records.
 type origin struct {
-	Refspec string
-	Pinned  bool
-	raw     []byte // the file as read, rewritten with edits
+	Refspec        string
+	OverrideCommit string // [origin] override-commit: deployed instead of the refspec's commit
+	Pinned         bool
+	raw            []byte // the file as read, rewritten with edits
 }
 
 // readOrigin parses an INI origin file; a missing one is empty.
@@ -281,11 +282,25 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 		switch {
 		case section == "origin" && k == "refspec":
 			o.Refspec = v
+		case section == "origin" && k == "override-commit":
+			o.OverrideCommit = v
 		case section == "otree" && k == "pinned":
 			o.Pinned = v == "true"
 		}
 	}
 	return o, nil
+}
+
+// originKeys are the lines of the keys of [origin] that otree writes.
+func (o *origin) originKeys() []string {
+	var keys []string
+	if o.Refspec != "" {
+		keys = append(keys, "refspec="+o.Refspec)
+	}
+	if o.OverrideCommit != "" {
+		keys = append(keys, "override-commit="+o.OverrideCommit)
+	}
+	return keys
 }
 
 // encode writes the origin: the sections of raw other than [otree] (so
@@ -307,20 +322,18 @@ func (o *origin) encode() []byte {
 			body = append(body, t)
 			if section == "origin" {
 				hasOrigin = true
-				if o.Refspec != "" {
-					body = append(body, "refspec="+o.Refspec)
-				}
+				body = append(body, o.originKeys()...)
 			}
 			continue
 		}
 		k, _, _ := strings.Cut(t, "=")
-		if section == "otree" || (section == "origin" && strings.TrimSpace(k) == "refspec") {
+		if k = strings.TrimSpace(k); section == "otree" || (section == "origin" && (k == "refspec" || k == "override-commit")) {
 			continue
 		}
 		body = append(body, t)
 	}
-	if !hasOrigin && o.Refspec != "" {
-		body = append([]string{"[origin]", "refspec=" + o.Refspec}, body...)
+	if keys := o.originKeys(); !hasOrigin && len(keys) > 0 {
+		body = append(append([]string{"[origin]"}, keys...), body...)
 	}
 	if o.Pinned {
 		body = append(body, "[otree]", "pinned=true")

@@ -35,19 +35,22 @@ type Sysroot struct {
 
 // Deployment is one bootable checkout of a commit.
 type Deployment struct {
-	Index    int     `json:"index"` // position in boot order; 0 boots by default
-	OS       string  `json:"os"`    // stateroot
-	Commit   repo.ID `json:"commit"`
-	Serial   int     `json:"serial"`  // tells deployments of one commit apart
-	Version  string  `json:"version"` // the commit's "version" metadata, if any
-	Origin   string  `json:"origin"`  // the refspec upgrades follow; "" if none
-	Pinned   bool    `json:"pinned"`
-	Booted   bool    `json:"booted"`
-	Pending  bool    `json:"pending"`  // will boot next instead of the booted one
-	Rollback bool    `json:"rollback"` // what `rollback` would make the default
-	Path     string  `json:"path"`     // the deployment's directory
-	BootCsum string  `json:"bootcsum"` // identifies its kernel and initramfs
-	Kernel   string  `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
+	Index   int     `json:"index"` // position in boot order; 0 boots by default
+	OS      string  `json:"os"`    // stateroot
+	Commit  repo.ID `json:"commit"`
+	Serial  int     `json:"serial"`  // tells deployments of one commit apart
+	Version string  `json:"version"` // the commit's "version" metadata, if any
+	Origin  string  `json:"origin"`  // the refspec upgrades follow; "" if none
+	// OverrideCommit is the commit an upgrade deployed instead of the
+	// one the refspec named (empty if none).
+	OverrideCommit string `json:"override_commit,omitempty"`
+	Pinned         bool   `json:"pinned"`
+	Booted         bool   `json:"booted"`
+	Pending        bool   `json:"pending"`  // will boot next instead of the booted one
+	Rollback       bool   `json:"rollback"` // what `rollback` would make the default
+	Path           string `json:"path"`     // the deployment's directory
+	BootCsum       string `json:"bootcsum"` // identifies its kernel and initramfs
+	Kernel         string `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
 	// Options are the kernel arguments of its boot entry, without otree=.
 	Options string `json:"options"`
 	// Initramfs tells whether the tree had an initramfs beside its kernel.
@@ -294,7 +297,7 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Origin, d.Pinned = o.Refspec, o.Pinned
+	d.Origin, d.Pinned, d.OverrideCommit = o.Refspec, o.Pinned, o.OverrideCommit
 	if c, err := s.repo.ReadCommit(commit); err == nil {
 		if v, ok := c.Metadata.Get("version"); ok {
 			d.Version = string(v)

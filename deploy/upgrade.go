@@ -19,6 +19,13 @@ type UpgradeOptions struct {
 	// PullOnly fetches the update without deploying it; DeployOnly deploys
 	// what the repository already holds without fetching.
 	PullOnly, DeployOnly bool
+	// OverrideCommit, if not zero, is deployed instead of the commit the
+	// origin refspec names: fetched by id from the origin's remote, held
+	// to the downgrade guard, and refused when its ref binding lists other
+	// branches only. The new deployment's origin records it
+	// (override-commit=), and an upgrade without it drops the key. The
+	// refspec's ref is not moved.
+	OverrideCommit repo.ID
 	// Pull configures the fetch of a refspec "REMOTE:BRANCH" (Remote and
 	// Refs are set from the refspec). Progress and timeouts go here.
 	Pull remote.PullOptions
@@ -133,16 +140,27 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 		return nil, fmt.Errorf("%s: refspec %q: %w", op, refspec, err)
 	}
 	res := &UpgradeResult{Refspec: refspec}
+	override := !opts.OverrideCommit.IsZero()
 	if rmName != "" && !opts.DeployOnly {
 		po := opts.Pull
 		po.Remote, po.Refs, po.Mirror, po.URL = rmName, []string{branch}, false, ""
+		if override {
+			po.Refs = []string{opts.OverrideCommit.String()}
+		}
 		pr, err := remote.Pull(ctx, s.repo, po)
 		if err != nil {
 			return nil, fmt.Errorf("%s: pulling %s: %w", op, refspec, err)
 		}
 		res.Pulled = pr
 	}
-	id, err := s.repo.ReadRef(refspec)
+	var id repo.ID
+	var err error
+	if override {
+		id = opts.OverrideCommit
+		err = s.checkOverride(id, branch)
+	} else {
+		id, err = s.repo.ReadRef(refspec)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -161,12 +179,37 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	do := opts.DeployOptions
 	do.OS = osName
 	if do.Origin == nil {
-		do.Origin = (&origin{Refspec: refspec}).encode()
+		// The current origin's other keys carry over, as in OSTree.
+		o, err := readOrigin(cur.Path + ".origin")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		o.Refspec, o.Pinned, o.OverrideCommit = refspec, false, ""
+		if override {
+			o.OverrideCommit = id.String()
+		}
+		do.Origin = o.encode()
 	}
 	if res.Deployed, err = s.Deploy(ctx, id.String(), do); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkOverride checks that an override commit is stored complete and
+// was not built for other branches than branch.
+func (s *Sysroot) checkOverride(id repo.ID, branch string) error {
+	c, err := s.repo.ReadCommit(id)
+	if err != nil {
+		return fmt.Errorf("override commit: %w", err)
+	}
+	if s.repo.IsCommitPartial(id) {
+		return fmt.Errorf("override commit %s is only partly stored here", id)
+	}
+	if err := repo.CheckRefBinding(id, c, branch); err != nil {
+		return fmt.Errorf("override commit: %w (admin switch deploys another branch)", err)
+	}
+	return nil
 }
 
 // checkDowngrade refuses id when it is older than the deployed commit or

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -245,5 +246,85 @@ func TestUpgradeVerifiesSignatures(t *testing.T) {
 	b := signed(osTree("6.1.0-2", nil), priv)
 	if res, err := f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != b {
 		t.Fatalf("signed upgrade: %+v, %v", res, err)
+	}
+}
+
+// TestUpgradeOverrideCommit deploys a chosen commit of the origin branch,
+// fetched by id: the origin records it, the ref does not move, the
+// downgrade guard still applies, a commit built for another branch is
+// refused, an origin key otree does not know survives, and a later plain
+// upgrade drops the override and goes to the newest commit.
+func TestUpgradeOverrideCommit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	srv := newServer(t)
+	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
+	b := srv.commit("os/stable", osTree("6.1.0-2", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	c := srv.commit("os/stable", osTree("6.1.0-3", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
+	other := srv.commit("os/testing", osTree("6.1.0-9", testtree.Tree{"usr/bin/t": testtree.File("t", 0o755)}))
+	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{a.String()}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	origin := "[origin]\nrefspec=origin:os/stable\n[custom]\nkey=kept\n"
+	f.deploy(a.String(), DeployOptions{Origin: []byte(origin)})
+
+	opts := UpgradeOptions{Pull: quickPull(), OverrideCommit: b}
+	res, err := f.s.Upgrade(ctx, opts)
+	if err != nil || res.Commit != b || res.Deployed.Deployment.Commit != b || res.Deployed.Deployment.OverrideCommit != b.String() {
+		t.Fatalf("upgrade --override-commit: %+v, %v", res, err)
+	}
+	if got, err := f.s.Repo().ReadRef("origin:os/stable"); err == nil {
+		t.Errorf("the override moved origin:os/stable to %s (it was never pulled)", got)
+	}
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	data := read(res.Deployed.Deployment.Path + ".origin")
+	for _, want := range []string{"refspec=origin:os/stable\n", "override-commit=" + b.String() + "\n", "[custom]\nkey=kept\n"} {
+		if !strings.Contains(data, want) {
+			t.Errorf("origin file %q lacks %q", data, want)
+		}
+	}
+	if d := f.s.Deployments()[0]; d.OverrideCommit != b.String() {
+		t.Errorf("status: override %q", d.OverrideCommit)
+	}
+
+	// Older than the deployed commit: refused unless allowed.
+	opts.OverrideCommit = a
+	var de *DowngradeError
+	if _, err := f.s.Upgrade(ctx, opts); !errors.As(err, &de) {
+		t.Fatalf("override to an older commit: %v", err)
+	}
+	// Another branch's commit: refused, naming the binding.
+	opts.OverrideCommit = other
+	var be *repo.RefBindingError
+	if _, err := f.s.Upgrade(ctx, opts); !errors.As(err, &be) || !strings.Contains(err.Error(), "admin switch") {
+		t.Fatalf("override with another branch's commit: %v", err)
+	}
+	// Not on the server at all.
+	opts.OverrideCommit = repo.ID{7}
+	if _, err := f.s.Upgrade(ctx, opts); err == nil || !strings.Contains(err.Error(), repo.ID{7}.String()[2:]) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("override with an unknown commit: %v", err)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Fatalf("refused overrides changed the deployments: %s", diff)
+	}
+
+	// A plain upgrade follows the branch again and drops the key.
+	res, err = f.s.Upgrade(ctx, UpgradeOptions{Pull: quickPull()})
+	if err != nil || res.Deployed.Deployment.Commit != c || res.Deployed.Deployment.OverrideCommit != "" {
+		t.Fatalf("upgrade after an override: %+v, %v", res, err)
+	}
+	data = read(res.Deployed.Deployment.Path + ".origin")
+	if strings.Contains(data, "override-commit") || !strings.Contains(data, "key=kept") {
+		t.Errorf("origin after a plain upgrade: %q", data)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/deploy"
+	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -180,7 +181,12 @@ func newUpgradeCommand(a *adminEnv) *cobra.Command {
 		Long: `Fetch the origin refspec of the booted deployment (else the default one) from
 its remote when it is REMOTE:BRANCH, and deploy the commit it names if that
 is not the deployed one. A commit older than the deployed one, or one of its
-ancestors, is refused unless --allow-downgrade.`,
+ancestors, is refused unless --allow-downgrade.
+
+--override-commit=CHECKSUM deploys that commit instead (fetched by id; one
+built for another branch is refused), and the new deployment's origin
+records it; the next upgrade without it follows the branch again. Unlike
+OSTree, the branch's ref is not moved to the commit.`,
 		Args: cobra.NoArgs,
 	})
 }
@@ -203,6 +209,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	o := &deploy.UpgradeOptions{}
 	var timeout time.Duration
 	var retries int
+	var override string
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if retries < 0 {
 			return usagef("--network-retries must be 0 or more")
@@ -217,6 +224,14 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 		defer s.Close()
 		opts := *o
 		opts.Pull.Timeout, opts.Pull.Attempts = timeout, retries+1
+		if override != "" {
+			// A full id is fetched; anything else must name a stored commit.
+			if opts.OverrideCommit, err = repo.ParseID(override); err != nil {
+				if opts.OverrideCommit, err = s.Repo().ResolveRev(override); err != nil {
+					return fmt.Errorf("--override-commit: %w", err)
+				}
+			}
+		}
 		var b *bar
 		if !a.json {
 			b = newBar(a.stderr)
@@ -257,6 +272,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one, or one of its ancestors")
 	fl.BoolVar(&o.PullOnly, "pull-only", false, "fetch the update but do not deploy it")
 	fl.BoolVar(&o.DeployOnly, "deploy-only", false, "deploy what the repository holds without fetching")
+	if c.Name() == "upgrade" {
+		fl.StringVar(&override, "override-commit", "", "deploy this commit of the origin branch instead of its newest")
+	}
 	fl.DurationVar(&timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
 	fl.IntVar(&retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
 	a.addJSON(c)
@@ -346,6 +364,9 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 	}
 	if d.Origin != "" {
 		fmt.Fprintf(w, "    origin refspec: %s\n", d.Origin)
+	}
+	if d.OverrideCommit != "" {
+		fmt.Fprintf(w, "    override commit: %s\n", d.OverrideCommit)
 	}
 	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
 }

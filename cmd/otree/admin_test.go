@@ -50,14 +50,15 @@ func (a *admin) fails(code int, want string, args ...string) {
 
 type statusJSON struct {
 	Deployments []struct {
-		Index    int    `json:"index"`
-		Commit   string `json:"commit"`
-		Origin   string `json:"origin"`
-		Pinned   bool   `json:"pinned"`
-		Rollback bool   `json:"rollback"`
-		Path     string `json:"path"`
-		Options  string `json:"options"`
-		Drift    []struct {
+		Index          int    `json:"index"`
+		Commit         string `json:"commit"`
+		Origin         string `json:"origin"`
+		OverrideCommit string `json:"override_commit"`
+		Pinned         bool   `json:"pinned"`
+		Rollback       bool   `json:"rollback"`
+		Path           string `json:"path"`
+		Options        string `json:"options"`
+		Drift          []struct {
 			Kind string `json:"kind"`
 			Path string `json:"path"`
 		} `json:"drift"`
@@ -330,4 +331,21 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 	a.fails(1, "--allow-downgrade", "admin", "switch", "origin:cli/stable")
 	a.fails(2, "pull-only", "admin", "upgrade", "--pull-only", "--deploy-only")
 	a.fails(2, "accepts 1 arg", "admin", "switch")
+
+	// --override-commit: a newer commit of the origin branch than the
+	// deployed one, by full id; then a prefix of a stored commit.
+	c4 := build("cli/testing", "four\n")
+	build("cli/testing", "five\n")
+	if out := a.ok("admin", "upgrade", "--override-commit="+c4); !strings.Contains(out, "Deployed cli "+c4+".0") {
+		t.Errorf("upgrade --override-commit printed %q", out)
+	}
+	if d := a.status().Deployments[0]; d.Commit != c4 || d.OverrideCommit != c4 {
+		t.Errorf("after --override-commit: %+v", d)
+	}
+	if out := a.ok("admin", "status"); !strings.Contains(out, "    override commit: "+c4+"\n") {
+		t.Errorf("status does not show the override:\n%s", out)
+	}
+	a.fails(1, "--allow-downgrade", "admin", "upgrade", "--override-commit="+c3[:12])
+	a.fails(1, "--override-commit", "admin", "upgrade", "--override-commit=nope")
+	a.fails(2, "unknown flag", "admin", "switch", "--override-commit="+c4, "cli/stable")
 }
