@@ -33,6 +33,18 @@ type DeployOptions struct {
 	// the new deployment, the booted and merge deployments, pinned ones,
 	// and those of other stateroots.
 	Retain bool
+	// RetainPending also keeps the deployments ahead of the booted one
+	// (of the merge one when none is booted): those not booted yet.
+	// RetainRollback keeps those behind it. Without a booted or merge
+	// deployment either keeps every deployment, as in OSTree.
+	RetainPending, RetainRollback bool
+	// KargsNone starts the kernel arguments from nothing instead of the
+	// merge deployment's (/etc is still merged).
+	KargsNone bool
+	// NoPrune leaves the repository alone after the switch. By default the
+	// commits no ref reaches any more (those of removed deployments) are
+	// pruned with their objects, as OSTree's deploy does.
+	NoPrune bool
 	// NotAsDefault appends the new deployment instead of putting it first.
 	NotAsDefault bool
 	// NoMerge starts /etc from the new tree's defaults and the kernel
@@ -253,6 +265,7 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	}
 	cmdline := ""
 	switch {
+	case opts.KargsNone:
 	case opts.KargsProcCmdline:
 		c := s.cmdline
 		if c == "" {
@@ -332,14 +345,8 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		return nil, err
 	}
 
-	keep := []*Deployment{}
-	for _, x := range s.deployments {
-		if opts.Retain || x.Booted || x == merge || x.Pinned || x.OS != osName {
-			keep = append(keep, x)
-		} else {
-			res.Removed = append(res.Removed, x)
-		}
-	}
+	keep, removed := s.retained(merge, osName, opts)
+	res.Removed = removed
 	list := append([]*Deployment{d}, keep...)
 	if opts.NotAsDefault {
 		list = append(keep, d)
@@ -353,10 +360,35 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 			res.Deployment = x
 		}
 	}
-	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
+	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: opts.NoPrune}); err != nil {
 		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
 	}
 	return res, nil
+}
+
+// retained splits the existing deployments into those a deploy keeps and
+// those it drops. The booted deployment (else the merge one) divides the
+// pending deployments ahead of it from the rollback ones behind.
+func (s *Sysroot) retained(merge *Deployment, osName string, opts DeployOptions) (keep, drop []*Deployment) {
+	cross := s.booted
+	if cross == nil {
+		cross = merge
+	}
+	all := opts.Retain || (cross == nil && (opts.RetainPending || opts.RetainRollback))
+	keep = []*Deployment{}
+	behind := false
+	for _, x := range s.deployments {
+		if x == cross {
+			behind = true
+		}
+		if all || x.Booted || x == merge || x.Pinned || x.OS != osName ||
+			(opts.RetainPending && !behind) || (opts.RetainRollback && behind) {
+			keep = append(keep, x)
+		} else {
+			drop = append(drop, x)
+		}
+	}
+	return keep, drop
 }
 
 // isRefName tells whether rev is the name of a ref itself (not an id, a

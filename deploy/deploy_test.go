@@ -659,3 +659,122 @@ func TestDeployOptionsProcCmdlineNoMergeOrigin(t *testing.T) {
 		t.Errorf("origin = %q (%q)", got, d.Origin)
 	}
 }
+
+// RetainPending keeps the deployments ahead of the booted one,
+// RetainRollback those behind it; neither keeps the other side. Without a
+// booted deployment the merge (default) one divides them.
+func TestRetainPendingAndRollback(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		pending, rolling bool
+		boot             bool
+		want             string // of "n" (new) and the deployments e d c b a
+	}{
+		{"default", false, false, true, "nc"},
+		{"pending", true, false, true, "nedc"},
+		{"rollback", false, true, true, "ncba"},
+		{"both", true, true, true, "nedcba"},
+		{"rollback, nothing booted", false, true, false, "nedcba"},
+		{"pending, nothing booted", true, false, false, "ne"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			name := map[repo.ID]string{}
+			for _, n := range "abcde" {
+				id := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/" + string(n): testtree.File(string(n), 0o755)}))
+				name[id] = string(n)
+				f.deploy("os", DeployOptions{Retain: true})
+			}
+			s := f.s
+			if c.boot {
+				// Boot c, index 2: e and d are pending, b and a rollback.
+				entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+				cmdline := "BOOT_IMAGE=x " + entries[2].options
+				var err error
+				if s, err = Open(f.path, OpenOptions{Cmdline: &cmdline}); err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if b := s.Booted(); b == nil || name[b.Commit] != "c" {
+					t.Fatalf("booted %+v", b)
+				}
+			}
+			id := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/n": testtree.File("n", 0o755)}))
+			name[id] = "n"
+			res, err := s.Deploy(context.Background(), "os", DeployOptions{RetainPending: c.pending, RetainRollback: c.rolling})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			for _, d := range s.Deployments() {
+				got += name[d.Commit]
+			}
+			if got != c.want {
+				t.Errorf("deployments %s, want %s", got, c.want)
+			}
+			if len(res.Removed)+len(got) != 6 {
+				t.Errorf("removed %d, kept %d of 6", len(res.Removed), len(got))
+			}
+		})
+	}
+}
+
+// KargsNone drops the merge deployment's kernel arguments; the edits still
+// apply, and /etc is still merged.
+func TestKargsNone(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	first := f.deploy("os", DeployOptions{Kargs: []string{"quiet", "root=/dev/vda"}})
+	os.WriteFile(filepath.Join(first.Deployment.Path, "etc/hostname"), []byte("mine\n"), 0o644)
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	res := f.deploy("os", DeployOptions{KargsNone: true, KargsAppend: []string{"console=ttyS0"}})
+	if res.Deployment.Options != "console=ttyS0" {
+		t.Errorf("options %q, want only the appended one", res.Deployment.Options)
+	}
+	if b, _ := os.ReadFile(filepath.Join(res.Deployment.Path, "etc/hostname")); string(b) != "mine\n" {
+		t.Errorf("/etc not merged: hostname %q", b)
+	}
+}
+
+// A deploy prunes the repository of the commits its retention dropped
+// (and their objects); NoPrune leaves them.
+func TestDeployPrunes(t *testing.T) {
+	f := newFixture(t)
+	unique := func(n string) testtree.Tree {
+		return osTree("6.1.0-1", testtree.Tree{"usr/bin/" + n: testtree.File("only in "+n, 0o755)})
+	}
+	objectOf := func(id repo.ID, p string) repo.ID {
+		e, err := f.s.Repo().Lookup(id, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.ID
+	}
+	a := f.commit("os", unique("a"))
+	fileA := objectOf(a, "/usr/bin/a")
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", unique("b"))
+	fileB := objectOf(b, "/usr/bin/b")
+	f.deploy("os", DeployOptions{})
+	f.commit("os", unique("c"))
+	f.deploy("os", DeployOptions{NoPrune: true}) // drops a's deployment, keeps its commit
+	if has, _ := f.s.Repo().HasObject(repo.KindCommit, a); !has {
+		t.Fatal("NoPrune: commit a pruned")
+	}
+	f.commit("os", unique("d"))
+	res := f.deploy("os", DeployOptions{}) // drops b's deployment, prunes a and b
+	if len(res.Removed) != 1 || res.Removed[0].Commit != b {
+		t.Fatalf("removed %+v", res.Removed)
+	}
+	for _, x := range []struct {
+		kind repo.Kind
+		id   repo.ID
+	}{{repo.KindCommit, a}, {repo.KindCommit, b}, {repo.KindFile, fileA}, {repo.KindFile, fileB}} {
+		if has, _ := f.s.Repo().HasObject(x.kind, x.id); has {
+			t.Errorf("%s %s survived the prune", x.kind, x.id)
+		}
+	}
+	if rep, err := f.s.Repo().Fsck(context.Background(), repo.FsckOptions{}); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("fsck after the prune: %v %+v", err, rep)
+	}
+}

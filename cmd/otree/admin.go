@@ -93,6 +93,10 @@ func deployFlags(c *cobra.Command, o *deploy.DeployOptions) {
 	fl.StringArrayVar(&o.KargsDelete, "karg-delete", nil, "delete kernel argument KEY=VALUE or every KEY (repeatable)")
 	fl.BoolVar(&o.KargsProcCmdline, "karg-proc-cmdline", false, "start from the running kernel's arguments (/proc/cmdline)")
 	fl.BoolVar(&o.Retain, "retain", false, "keep every existing deployment")
+	fl.BoolVar(&o.RetainPending, "retain-pending", false, "keep the deployments ahead of the booted one")
+	fl.BoolVar(&o.RetainRollback, "retain-rollback", false, "keep the deployments behind the booted one")
+	fl.BoolVar(&o.KargsNone, "karg-none", false, "start the kernel arguments from nothing instead of the merge deployment's")
+	fl.BoolVar(&o.NoPrune, "no-prune", false, "do not prune the repository of commits no ref reaches any more")
 	fl.BoolVar(&o.NotAsDefault, "not-as-default", false, "append the new deployment instead of making it the default")
 	fl.BoolVar(&o.NoMerge, "no-merge", false, "take /etc and kernel arguments from the new tree alone")
 }
@@ -117,7 +121,10 @@ Every /etc path that changed on either side is listed with its fate:
   conflict  cannot be merged (the deploy fails; nothing changes)
 
 By default the new list keeps the new deployment, the booted and merge
-deployments, pinned ones and other stateroots'; --retain keeps all.`,
+deployments, pinned ones and other stateroots'; --retain keeps all,
+--retain-pending those ahead of the booted one (of the merge one when none
+is booted), --retain-rollback those behind it. Then the repository is pruned
+of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := *o

@@ -349,3 +349,42 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 	a.fails(1, "--override-commit", "admin", "upgrade", "--override-commit=nope")
 	a.fails(2, "unknown flag", "admin", "switch", "--override-commit="+c4, "cli/stable")
 }
+
+// deploy's --retain-rollback, --karg-none and --no-prune reach the library:
+// the rollback stays, the merge's arguments are dropped, and the commit of
+// a dropped deployment is pruned only without --no-prune.
+func TestAdminDeployRetainKargsPrune(t *testing.T) {
+	a := newAdmin(t)
+	c1 := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=quiet", "cli/stable")
+	c2 := a.commit("two\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg-none", "--karg-append=console=ttyS0", "cli/stable")
+	c3 := a.commit("three\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--retain-rollback", "cli/stable")
+	st := a.status()
+	var got []string
+	for _, d := range st.Deployments {
+		got = append(got, d.Commit)
+	}
+	if strings.Join(got, " ") != strings.Join([]string{c3, c2, c1}, " ") {
+		t.Fatalf("--retain-rollback kept %v", got)
+	}
+	if st.Deployments[1].Options != "console=ttyS0" {
+		t.Errorf("--karg-none: options %q", st.Deployments[1].Options)
+	}
+	a.commit("four\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--no-prune", "cli/stable") // drops c2 and c1
+	if n := len(a.status().Deployments); n != 2 {
+		t.Fatalf("%d deployments, want 2", n)
+	}
+	if res := a.run("show", c1); res.code != 0 {
+		t.Errorf("--no-prune: commit %s pruned", c1)
+	}
+	a.commit("five\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	for _, c := range []string{c1, c2} {
+		if res := a.run("show", c); res.code == 0 {
+			t.Errorf("deploy did not prune commit %s", c)
+		}
+	}
+}
