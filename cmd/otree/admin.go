@@ -559,11 +559,13 @@ the deployment's next boot.`,
 func newConfigDiffCommand(a *adminEnv) *cobra.Command {
 	index := -1
 	var into int
+	var osName string
 	c := &cobra.Command{
 		Use:   "config-diff",
 		Short: "Show the admin's changes to /etc, or how they would merge",
 		Long: `List every path where the merge deployment's /etc (the booted one, else the
-default) differs from its /usr/etc: the admin's changes. With --into=INDEX,
+default; with --os, that stateroot's) differs from its /usr/etc: the admin's
+changes. With --into=INDEX,
 preview instead the merge into deployment INDEX's defaults, with each
 path's fate as deploy would report it.`,
 		Args: cobra.NoArgs,
@@ -574,6 +576,16 @@ path's fate as deploy would report it.`,
 			}
 			defer s.Close()
 			n := index
+			if osName != "" {
+				if n >= 0 {
+					return usagef("--os and --deployment exclude each other")
+				}
+				m := s.MergeDeployment(osName)
+				if m == nil {
+					return fmt.Errorf("stateroot %s: %w", osName, deploy.ErrNoDeployment)
+				}
+				n = m.Index
+			}
 			if n < 0 {
 				if b := s.Booted(); b != nil {
 					n = b.Index
@@ -610,6 +622,7 @@ path's fate as deploy would report it.`,
 	}
 	c.Flags().IntVar(&index, "deployment", -1, "the deployment whose /etc to show (default: booted, else 0)")
 	c.Flags().IntVar(&into, "into", 0, "preview the merge into this deployment's defaults")
+	c.Flags().StringVar(&osName, "os", "", "show the merge deployment of this stateroot")
 	a.addJSON(c)
 	return c
 }

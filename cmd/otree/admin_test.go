@@ -118,6 +118,11 @@ func TestAdminCommands(t *testing.T) {
 	if len(cd.Etc) != 2 || cd.Etc[0].Path != "/etc/added.conf" || cd.Etc[0].Local != "A" || cd.Etc[1].Path != "/etc/motd" || cd.Etc[1].Local != "M" {
 		t.Errorf("config-diff = %+v", cd.Etc)
 	}
+	if got := a.ok("admin", "config-diff", "--json", "--os=cli"); got != a.ok("admin", "config-diff", "--json") {
+		t.Errorf("config-diff --os=cli differs from the merge deployment's:\n%s", got)
+	}
+	a.fails(1, "nope", "admin", "config-diff", "--os=nope")
+	a.fails(2, "--os", "admin", "config-diff", "--os=cli", "--deployment=0")
 
 	// A new default for motd that the admin also changed: both, kept local.
 	c2 := a.commit("two\n", "6.1.0-1")
