@@ -10,7 +10,7 @@ import (
 )
 
 type signFlags struct {
-	verify             bool
+	verify, delete     bool
 	keysFile, keysDir  string
 	signType, generate string
 }
@@ -19,6 +19,7 @@ type signFlags struct {
 type signJSON struct {
 	Commit   repo.ID `json:"commit"`
 	Added    int     `json:"added,omitempty"`
+	Deleted  int     `json:"deleted,omitempty"`
 	Verified bool    `json:"verified,omitempty"`
 	Key      string  `json:"key,omitempty"` // the public key that verified, or was generated
 }
@@ -26,7 +27,7 @@ type signJSON struct {
 func newSignCommand(e *env) *cobra.Command {
 	f := &signFlags{}
 	c := &cobra.Command{
-		Use:   "sign COMMIT [KEY...] | --verify COMMIT [PUBKEY...] | --generate-key=FILE",
+		Use:   "sign COMMIT [KEY...] | --verify COMMIT [PUBKEY...] | --delete COMMIT PUBKEY... | --generate-key=FILE",
 		Short: "Sign a commit with ed25519 keys, or verify its signatures",
 		Long: `Add an ed25519 signature by each secret KEY (base64 of 64 bytes) and each key
 of --keys-file to the detached metadata of COMMIT. A key that already signed
@@ -38,6 +39,9 @@ given by a system-wide trusted key (/etc/otree/trusted.ed25519(.d),
 /usr/share/otree/trusted.ed25519(.d), or those files in --keys-dir), and
 names the key that verified; it fails when none does.
 
+--delete removes from COMMIT every signature one of the public keys given
+(PUBKEY, and --keys-file) made; other signatures stay.
+
 --generate-key=FILE writes a new secret key to FILE (mode 0600, which must
 not exist) and prints its public key.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,6 +50,7 @@ not exist) and prints its public key.`,
 	}
 	fl := c.Flags()
 	fl.BoolVar(&f.verify, "verify", false, "verify the commit's signatures instead of signing")
+	fl.BoolVarP(&f.delete, "delete", "d", false, "delete the signatures the public keys given made")
 	fl.StringVar(&f.keysFile, "keys-file", "", "read keys from FILE, one base64 key per line")
 	fl.StringVar(&f.keysDir, "keys-dir", "", "with --verify, look up trusted keys in DIR instead of the system directories")
 	fl.StringVarP(&f.signType, "sign-type", "s", sign.Type, "signature type (only ed25519)")
@@ -78,6 +83,9 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 	if f.keysDir != "" && !f.verify {
 		return usagef("--keys-dir applies to --verify only")
 	}
+	if f.verify && f.delete {
+		return usagef("--verify and --delete exclude each other")
+	}
 	r, err := e.open()
 	if err != nil {
 		return err
@@ -89,6 +97,24 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 	}
 	if f.verify {
 		return verifyCommit(e, r, id, f, args[1:])
+	}
+	if f.delete {
+		pubs, err := publicKeys(args[1:], f.keysFile)
+		if err != nil {
+			return err
+		}
+		if len(pubs) == 0 {
+			return usagef("--delete needs a PUBKEY or --keys-file")
+		}
+		n, err := sign.UnsignCommit(cmd.Context(), r, id, pubs...)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(signJSON{Commit: id, Deleted: n})
+		}
+		_, err = fmt.Fprintf(e.stdout, "Commit %s: %d signature%s deleted\n", id, n, pluralSuffix(n))
+		return err
 	}
 	keys, err := secretKeys(args[1:], f.keysFile, "KEY")
 	if err != nil {
@@ -109,21 +135,30 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 	return nil
 }
 
-func verifyCommit(e *env, r *repo.Repo, id repo.ID, f *signFlags, args []string) error {
-	var trusted []ed25519.PublicKey
+// publicKeys parses public keys given on the command line and from a file.
+func publicKeys(args []string, file string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
 	for _, a := range args {
 		k, err := sign.ParsePublicKey(a)
 		if err != nil {
-			return usagef("PUBKEY %q: %v", a, err)
+			return nil, usagef("PUBKEY %q: %v", a, err)
 		}
-		trusted = append(trusted, k)
+		keys = append(keys, k)
 	}
-	if f.keysFile != "" {
-		ks, err := sign.ReadPublicKeys(f.keysFile)
+	if file != "" {
+		ks, err := sign.ReadPublicKeys(file)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		trusted = append(trusted, ks...)
+		keys = append(keys, ks...)
+	}
+	return keys, nil
+}
+
+func verifyCommit(e *env, r *repo.Repo, id repo.ID, f *signFlags, args []string) error {
+	trusted, err := publicKeys(args, f.keysFile)
+	if err != nil {
+		return err
 	}
 	if len(trusted) == 0 {
 		dirs := sign.SystemDirs("")

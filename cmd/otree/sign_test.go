@@ -83,6 +83,25 @@ func TestSignCommand(t *testing.T) {
 		t.Errorf("show --json = %+v, %v", sj, err)
 	}
 
+	// --delete drops the signatures of the keys given, and only those.
+	if got := c.ok("sign", "--delete", "os/stable", pub); !strings.Contains(got, id.String()+": 1 signature deleted") {
+		t.Errorf("sign --delete printed %q", got)
+	}
+	c.fails(exitError, []string{"no valid ed25519 signature"}, "sign", "--verify", "os/stable", pub)
+	c.ok("sign", "--verify", "os/stable", pub2)
+	if got := c.ok("sign", "-d", "os/stable", pub); !strings.Contains(got, "0 signatures deleted") {
+		t.Errorf("sign --delete again printed %q", got)
+	}
+	if err := json.Unmarshal([]byte(c.ok("sign", "--delete", "--json", "--keys-file="+pubFile, "os/stable")), &j); err != nil || j.Deleted != 1 {
+		t.Errorf("sign --delete --json = %+v, %v", j, err)
+	}
+	if got := c.ok("show", "os/stable"); strings.Contains(got, "Signature:") {
+		t.Errorf("show after deleting every signature:\n%s", got)
+	}
+	c.fails(exitError, []string{"no ed25519 signature"}, "sign", "--verify", "os/stable", pub2)
+	c.fails(exitUsage, []string{"--delete needs"}, "sign", "--delete", "os/stable")
+	c.fails(exitUsage, []string{"exclude"}, "sign", "--delete", "--verify", "os/stable", pub)
+
 	// Bad input: the key is never echoed.
 	res = c.fails(exitUsage, []string{"KEY #1", "32 bytes, want 64"}, "sign", "os/stable", pub)
 	if strings.Contains(res.stderr, pub) {

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/otree/otree/repo"
@@ -180,9 +181,59 @@ func plural(n int) string {
 // commit id in r, in one durable transaction, and returns how many were
 // added (a key that already signed the commit adds none).
 func SignCommit(ctx context.Context, r *repo.Repo, id repo.ID, keys ...ed25519.PrivateKey) (int, error) {
+	return editCommitMeta(ctx, r, id, "signing", func(m repo.Metadata, data []byte) (repo.Metadata, int, error) {
+		return AddSignatures(m, data, keys...)
+	})
+}
+
+// UnsignCommit removes from the detached metadata of the commit id in r
+// every signature one of pubs made, in one durable transaction, and
+// returns how many it removed.
+func UnsignCommit(ctx context.Context, r *repo.Repo, id repo.ID, pubs ...ed25519.PublicKey) (int, error) {
+	return editCommitMeta(ctx, r, id, "deleting signatures of", func(m repo.Metadata, data []byte) (repo.Metadata, int, error) {
+		return DeleteSignatures(m, data, pubs...)
+	})
+}
+
+// DeleteSignatures returns m without the signatures of data that one of
+// pubs made, and how many it dropped. Signatures by other keys stay; when
+// none is left the key goes too. Other keys of m are kept.
+func DeleteSignatures(m repo.Metadata, data []byte, pubs ...ed25519.PublicKey) (repo.Metadata, int, error) {
+	sigs, err := Signatures(m)
+	if err != nil {
+		return nil, 0, err
+	}
+	var v []byte
+	removed := 0
+	for _, s := range sigs {
+		if slices.ContainsFunc(pubs, func(p ed25519.PublicKey) bool {
+			return len(p) == ed25519.PublicKeySize && ed25519.Verify(p, data, s)
+		}) {
+			removed++
+			continue
+		}
+		v = append(v, s...)
+	}
+	out := make(repo.Metadata, 0, len(m))
+	for _, e := range m {
+		if e.Key != MetadataKey {
+			out = append(out, e)
+		}
+	}
+	if len(v) > 0 {
+		out = out.Set(MetadataKey, v)
+	}
+	return out, removed, nil
+}
+
+// editCommitMeta rewrites the detached metadata of the commit id with
+// edit, given the commit's bytes, in one durable transaction, unless edit
+// reports no change.
+func editCommitMeta(ctx context.Context, r *repo.Repo, id repo.ID, what string,
+	edit func(m repo.Metadata, data []byte) (repo.Metadata, int, error)) (int, error) {
 	data, err := r.ReadRaw(repo.KindCommit, id)
 	if err != nil {
-		return 0, fmt.Errorf("signing commit %s: %w", id, err)
+		return 0, fmt.Errorf("%s commit %s: %w", what, id, err)
 	}
 	txn, err := r.Begin(ctx, repo.TxnOptions{})
 	if err != nil {
@@ -190,7 +241,7 @@ func SignCommit(ctx context.Context, r *repo.Repo, id repo.ID, keys ...ed25519.P
 	}
 	defer txn.Abort()
 	// Read under the transaction (which excludes a concurrent prune) and
-	// the refs lock (which serialises signers of the same commit).
+	// the refs lock (which serialises editors of the same commit).
 	lk, err := r.LockRefs(ctx)
 	if err != nil {
 		return 0, err
@@ -198,13 +249,13 @@ func SignCommit(ctx context.Context, r *repo.Repo, id repo.ID, keys ...ed25519.P
 	defer lk.Unlock()
 	m, err := r.ReadCommitMeta(id)
 	if err != nil {
-		return 0, fmt.Errorf("signing commit %s: %w", id, err)
+		return 0, fmt.Errorf("%s commit %s: %w", what, id, err)
 	}
-	m, added, err := AddSignatures(m, data, keys...)
+	m, n, err := edit(m, data)
 	if err != nil {
-		return 0, fmt.Errorf("signing commit %s: %w", id, err)
+		return 0, fmt.Errorf("%s commit %s: %w", what, id, err)
 	}
-	if added == 0 {
+	if n == 0 {
 		return 0, nil
 	}
 	if err := txn.WriteCommitMeta(id, m); err != nil {
@@ -213,7 +264,7 @@ func SignCommit(ctx context.Context, r *repo.Repo, id repo.ID, keys ...ed25519.P
 	if err := txn.Commit(); err != nil {
 		return 0, err
 	}
-	return added, nil
+	return n, nil
 }
 
 // VerifyCommit checks that the commit id in r carries a valid signature by

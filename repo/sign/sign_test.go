@@ -101,6 +101,25 @@ func TestSignVerifyCommit(t *testing.T) {
 		t.Errorf("detached metadata lost its other key: %v", m)
 	}
 
+	// UnsignCommit drops A's signature only, then B's with the key; the
+	// other metadata stays, and a key that never signed removes nothing.
+	if n, err := sign.UnsignCommit(ctx, r, id, pubA, pubC); err != nil || n != 1 {
+		t.Fatalf("unsign A = %d, %v, want 1", n, err)
+	}
+	if _, err := sign.VerifyCommit(r, id, []ed25519.PublicKey{pubA}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("verify with A after deleting its signature = %v", err)
+	}
+	if n, err := sign.UnsignCommit(ctx, r, id, pubC); err != nil || n != 0 {
+		t.Errorf("unsign C = %d, %v, want 0", n, err)
+	}
+	if n, err := sign.UnsignCommit(ctx, r, id, pubB); err != nil || n != 1 {
+		t.Fatalf("unsign B = %d, %v", n, err)
+	}
+	left, _ := r.ReadCommitMeta(id)
+	if _, ok := left.Get(sign.MetadataKey); ok || len(left) != 1 || string(left[0].Value) != "kept" {
+		t.Errorf("metadata after deleting every signature: %v", left)
+	}
+
 	// A signature of one commit does not verify another.
 	other := addCommit(t, r, "two")
 	txn, _ = r.Begin(ctx, repo.TxnOptions{NoSync: true})
