@@ -46,6 +46,7 @@ func newRemoteAddCommand(e *env) *cobra.Command {
 		ifNotExists, force   bool
 		noGPGVerify, noVerif bool
 		signVerify           []string
+		contentURL           string
 	)
 	c := &cobra.Command{
 		Use:   "add NAME URL [BRANCH...]",
@@ -56,7 +57,9 @@ BRANCHes become its branches= key: what "otree pull NAME" fetches by default.
 --sign-verify=ed25519=inline:PUBKEY or ed25519=file:PATH makes pull refuse
 commits not signed by that key (or the keys in PATH): it sets sign-verify=true
 and verification-ed25519-key or -file. --no-sign-verify sets sign-verify and
-sign-verify-summary to false.`,
+sign-verify-summary to false. --contenturl=URL (the contenturl key) fetches
+objects and static deltas from another server, a CDN say; the summary, its
+signature and the refs, which say what to trust, still come from URL.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ifNotExists && force {
@@ -69,6 +72,9 @@ sign-verify-summary to false.`,
 					return usagef("--set wants KEY=VALUE, got %q", s)
 				}
 				opts.Set[k] = v
+			}
+			if contentURL != "" {
+				opts.Set["contenturl"] = contentURL
 			}
 			if noVerif && len(signVerify) > 0 {
 				return usagef("--sign-verify and --no-sign-verify are exclusive")
@@ -100,6 +106,7 @@ sign-verify-summary to false.`,
 	}
 	fl := c.Flags()
 	fl.StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of the remote (repeatable)")
+	fl.StringVar(&contentURL, "contenturl", "", "fetch objects and static deltas from URL (the summary and refs still come from the remote's URL)")
 	fl.BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists")
 	fl.BoolVar(&force, "force", false, "replace the remote if it exists")
 	fl.BoolVar(&noGPGVerify, "no-gpg-verify", false, "accepted for OSTree compatibility: otree never uses GPG")

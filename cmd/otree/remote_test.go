@@ -38,6 +38,12 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("--if-not-exists changed the remote: %q", got)
 	}
 	c.ok("remote", "add", "--force", "origin", "http://x/")
+	c.ok("remote", "add", "--contenturl=https://cdn.example.com/repo", "cdn", "https://example.com/repo")
+	if got := c.ok("config", "get", `remote "cdn".contenturl`); got != "https://cdn.example.com/repo\n" {
+		t.Errorf("--contenturl wrote %q", got)
+	}
+	c.fails(exitError, []string{"contenturl"}, "remote", "add", "--contenturl=file:///srv", "cdn2", "https://example.com/repo")
+	c.ok("remote", "delete", "cdn")
 	if got := c.ok("remote", "show-url", "origin"); got != "http://x/\n" {
 		t.Errorf("--force did not replace: %q", got)
 	}

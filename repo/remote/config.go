@@ -24,6 +24,10 @@ type Remote struct {
 	Options map[string]string `json:"options,omitempty"`
 }
 
+// ContentURL is the remote's contenturl option: where objects and static
+// deltas are fetched from instead of URL ("" for URL itself).
+func (r *Remote) ContentURL() string { return r.Options["contenturl"] }
+
 // ErrRemoteNotFound is matched (with errors.Is) by errors about a remote
 // that is not configured.
 var ErrRemoteNotFound = errors.New("remote not found")
@@ -107,6 +111,14 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 	}
 	if err := validateURL(keys["url"]); err != nil {
 		return false, err
+	}
+	if c := keys["contenturl"]; c != "" {
+		if u, err := url.Parse(keys["url"]); err == nil && u.Scheme == "file" {
+			return false, fmt.Errorf("remote %s: contenturl needs an http(s) url, not %s", rm.Name, keys["url"])
+		}
+		if err := validateURL(c); err != nil || strings.HasPrefix(c, "file:") {
+			return false, fmt.Errorf("remote %s: invalid contenturl %q: want an http:// or https:// URL", rm.Name, c)
+		}
 	}
 	for _, b := range parseBranches(keys["branches"]) {
 		if err := validateBranch(b); err != nil {

@@ -56,6 +56,7 @@ const (
 // httpSource reads an archive repository served over HTTP.
 type httpSource struct {
 	base     *url.URL
+	content  *url.URL // objects/ and deltas/, when the remote sets contenturl
 	client   *http.Client
 	timeout  time.Duration // longest wait for a response or the next body bytes
 	attempts int
@@ -72,6 +73,9 @@ type httpSource struct {
 func (s *httpSource) String() string { return s.base.String() }
 
 func (s *httpSource) url(rel string) string {
+	if s.content != nil && (strings.HasPrefix(rel, "objects/") || strings.HasPrefix(rel, "deltas/")) {
+		return s.content.JoinPath(rel).String()
+	}
 	return s.base.JoinPath(rel).String()
 }
 

@@ -5,7 +5,10 @@ import (
 	"io/fs"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/otree/otree/internal/testtree"
@@ -248,5 +251,78 @@ func TestPullHeader(t *testing.T) {
 	}
 	if got := mustRef(t, dst, "origin:os/stable"); got != id {
 		t.Errorf("ref %s, want %s", got, id)
+	}
+}
+
+// With contenturl, objects and static deltas come from the content server
+// and nothing else does; the summary and config come from url.
+func TestPullContentURL(t *testing.T) {
+	o, a, b, name := deltaOrigin(t, false)
+	type server struct {
+		srv  *httptest.Server
+		mu   sync.Mutex
+		seen []string
+	}
+	files := http.FileServer(http.Dir(o.dir))
+	serve := func(content bool) *server {
+		s := &server{}
+		s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			s.mu.Lock()
+			s.seen = append(s.seen, req.URL.Path)
+			s.mu.Unlock()
+			p := req.URL.Path
+			isContent := strings.HasPrefix(p, "/objects/") || strings.HasPrefix(p, "/deltas/")
+			if isContent != content {
+				http.NotFound(w, req)
+				return
+			}
+			files.ServeHTTP(w, req)
+		}))
+		t.Cleanup(s.srv.Close)
+		return s
+	}
+	meta, content := serve(false), serve(true)
+	dst, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: meta.srv.URL},
+		remote.AddOptions{Set: map[string]string{"contenturl": content.srv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(ctx, dst, fastOpts(a.String())); err != nil {
+		t.Fatal(err)
+	}
+	dst.SetRef("origin:os/stable", a)
+	res, err := remote.Pull(ctx, dst, fastOpts("os/stable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deltas) != 1 || res.Deltas[0] != name.String() {
+		t.Errorf("deltas used: %v", res.Deltas)
+	}
+	checkSameTree(t, o.r, dst, b)
+	for _, s := range []*server{meta, content} {
+		s.mu.Lock()
+		for _, p := range s.seen {
+			isContent := strings.HasPrefix(p, "/objects/") || strings.HasPrefix(p, "/deltas/")
+			if isContent != (s == content) {
+				t.Errorf("%s requested from the wrong server", p)
+			}
+		}
+		if len(s.seen) == 0 {
+			t.Errorf("a server got no request")
+		}
+		s.mu.Unlock()
+	}
+
+	// A contenturl that is not http(s), or on a file:// remote, is refused
+	// when the remote is added.
+	for _, c := range []struct{ url, content string }{{meta.srv.URL, "file:///tmp"}, {meta.srv.URL, "ftp://x"}, {"file://" + o.dir, content.srv.URL}} {
+		if _, err := remote.AddRemote(dst, remote.Remote{Name: "bad", URL: c.url},
+			remote.AddOptions{Set: map[string]string{"contenturl": c.content}, Force: true}); err == nil || !strings.Contains(err.Error(), "contenturl") {
+			t.Errorf("url %s, contenturl %s: %v", c.url, c.content, err)
+		}
 	}
 }

@@ -196,6 +196,22 @@ func openSource(raw string, opts *PullOptions) (src source, close func(), err er
 		backoff: opts.RetryDelay, log: opts.Logger}, func() {}, nil
 }
 
+// useContentURL makes an HTTP source fetch objects and static deltas from
+// raw, an HTTP(S) URL; the summary, its signature, config and refs still
+// come from the remote's url, and every object is verified as ever.
+func useContentURL(src source, raw string) error {
+	hs, ok := src.(*httpSource)
+	if !ok {
+		return fmt.Errorf("contenturl %s: only an http(s) url can have a separate content url", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("invalid contenturl %q: want an http:// or https:// URL", raw)
+	}
+	hs.content = u
+	return nil
+}
+
 // Pull fetches commits from the remote opts.Remote (an archive repository
 // served over HTTP, or a file:// URL) into r. Every object is verified
 // (decoded strictly and hashed against its id) before it is staged;
@@ -225,6 +241,11 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
 	}
 	defer closeSrc()
+	if rm != nil && opts.URL == "" && rm.ContentURL() != "" {
+		if err := useContentURL(src, rm.ContentURL()); err != nil {
+			return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
+		}
+	}
 	if src, err = withVerification(rm, src, &opts); err != nil {
 		return nil, err
 	}
