@@ -778,3 +778,29 @@ func TestDeployPrunes(t *testing.T) {
 		t.Errorf("fsck after the prune: %v %+v", err, rep)
 	}
 }
+
+// SetOrigin rewrites the refspec of one deployment's origin, keeping its
+// other keys but an override-commit, and deploys nothing.
+func TestSetOrigin(t *testing.T) {
+	f := newFixture(t)
+	id := f.commit("os", osTree("6.1.0-1", nil))
+	origin := "[origin]\nrefspec=os\noverride-commit=" + id.String() + "\n[custom]\nkey=kept\n"
+	d := f.deploy("os", DeployOptions{Origin: []byte(origin)}).Deployment
+	if err := f.s.SetOrigin(context.Background(), 0, "mirror:os/stable"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.s.Deployments()[0]
+	if got.Origin != "mirror:os/stable" || got.OverrideCommit != "" || got.Path != d.Path || len(f.s.Deployments()) != 1 {
+		t.Errorf("after SetOrigin: %+v", got)
+	}
+	data, _ := os.ReadFile(d.Path + ".origin")
+	if want := "[origin]\nrefspec=mirror:os/stable\n[custom]\nkey=kept\n"; string(data) != want {
+		t.Errorf("origin file %q, want %q", data, want)
+	}
+	if err := f.s.SetOrigin(context.Background(), 0, "mirror:bad name"); err == nil || !strings.Contains(err.Error(), "bad name") {
+		t.Errorf("invalid refspec: %v", err)
+	}
+	if err := f.s.SetOrigin(context.Background(), 3, "os"); !errors.Is(err, ErrNoDeployment) {
+		t.Errorf("index 3: %v", err)
+	}
+}

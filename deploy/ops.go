@@ -8,6 +8,7 @@ import (
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/repo"
 )
 
 // ErrNoDeployment is returned for an index that names no deployment.
@@ -114,6 +115,34 @@ func (s *Sysroot) Pin(ctx context.Context, index int, pinned bool) error {
 		return err
 	}
 	o.Pinned = pinned
+	if err := durable.WriteFile(d.Path+".origin", o.encode(), 0o644, true); err != nil {
+		return err
+	}
+	return s.load()
+}
+
+// SetOrigin makes refspec ("REMOTE:BRANCH" or a local branch) the origin
+// of deployment index, which later upgrades follow, without deploying
+// anything. The origin's other keys stay, but for an override-commit,
+// which belonged to the old refspec.
+func (s *Sysroot) SetOrigin(ctx context.Context, index int, refspec string) error {
+	if _, branch := SplitRefspec(refspec); repo.ValidateRefName(branch) != nil {
+		return fmt.Errorf("set-origin: invalid refspec %q", refspec)
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	d, err := s.at(index)
+	if err != nil {
+		return err
+	}
+	o, err := readOrigin(d.Path + ".origin")
+	if err != nil {
+		return err
+	}
+	o.Refspec, o.OverrideCommit = refspec, ""
 	if err := durable.WriteFile(d.Path+".origin", o.encode(), 0o644, true); err != nil {
 		return err
 	}

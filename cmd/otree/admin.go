@@ -13,6 +13,7 @@ import (
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -40,7 +41,7 @@ boot order and one rename switches from one list to the next.`,
 	c.AddCommand(
 		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a), newSwitchCommand(a),
 		newStatusCommand(a), newRollbackCommand(a), newSetDefaultCommand(a), newUndeployCommand(a),
-		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a),
+		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a), newSetOriginCommand(a),
 	)
 	return c
 }
@@ -448,6 +449,70 @@ func newUndeployCommand(a *adminEnv) *cobra.Command {
 		Short: "Remove deployment INDEX (never the booted or a pinned one)",
 		Args:  cobra.ExactArgs(1),
 	}, indexed((*deploy.Sysroot).Undeploy))
+}
+
+func newSetOriginCommand(a *adminEnv) *cobra.Command {
+	index := -1
+	var sets []string
+	c := &cobra.Command{
+		Use:   "set-origin REMOTE URL [BRANCH]",
+		Short: "Make REMOTE:BRANCH the origin a deployment's upgrades follow",
+		Long: `Add the remote REMOTE fetching from URL to the system repository (with
+--set=KEY=VALUE keys), unless it is configured with that URL already, and
+make REMOTE:BRANCH the origin refspec of deployment INDEX (default: the
+booted one, else 0): the next upgrade pulls from there. BRANCH defaults to
+the branch of the current origin. Nothing is deployed. A remote of that name
+with another URL is an error: change it with "otree remote add --force".`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set := map[string]string{}
+			for _, kv := range sets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("--set wants KEY=VALUE, got %q", kv)
+				}
+				set[k] = v
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n := index
+			if n < 0 {
+				if b := s.Booted(); b != nil {
+					n = b.Index
+				} else {
+					n = 0
+				}
+			}
+			ds := s.Deployments()
+			if n >= len(ds) {
+				return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
+			}
+			var branch string
+			if len(args) == 3 {
+				branch = args[2]
+			} else if _, branch = deploy.SplitRefspec(ds[n].Origin); branch == "" {
+				return usagef("deployment %d has no origin to take a branch from: give BRANCH", n)
+			}
+			name, u := args[0], args[1]
+			r := s.Repo()
+			if rm, err := remote.GetRemote(r, name); err == nil {
+				if rm.URL != u || len(set) > 0 {
+					return fmt.Errorf("remote %s is configured with url %s: change it with \"otree remote add --force\" first", name, rm.URL)
+				}
+			} else if !errors.Is(err, remote.ErrRemoteNotFound) {
+				return err
+			} else if _, err := remote.AddRemote(r, remote.Remote{Name: name, URL: u}, remote.AddOptions{Set: set}); err != nil {
+				return err
+			}
+			return s.SetOrigin(cmd.Context(), n, name+":"+branch)
+		},
+	}
+	c.Flags().IntVar(&index, "index", -1, "the deployment whose origin to set (default: the booted one, else 0)")
+	c.Flags().StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of a new remote (repeatable)")
+	return c
 }
 
 func newPinCommand(a *adminEnv) *cobra.Command {

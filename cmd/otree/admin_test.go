@@ -351,6 +351,19 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 		t.Errorf("status does not show the override:\n%s", out)
 	}
 	a.fails(1, "--allow-downgrade", "admin", "upgrade", "--override-commit="+c3[:12])
+
+	// set-origin: a new remote for the same server, then upgrades follow it.
+	a.ok("admin", "set-origin", "--set=branches=cli/stable", "mirror", hs.URL, "cli/stable")
+	if d := a.status().Deployments[0]; d.Origin != "mirror:cli/stable" || d.OverrideCommit != "" || d.Commit != c4 {
+		t.Errorf("after set-origin: %+v", d)
+	}
+	c6 := build("cli/stable", "six\n")
+	if out := a.ok("admin", "upgrade"); !strings.Contains(out, "Deployed cli "+c6+".0") {
+		t.Errorf("upgrade after set-origin printed %q", out)
+	}
+	a.ok("admin", "set-origin", "mirror", hs.URL) // same url, branch kept
+	a.fails(1, "remote add --force", "admin", "set-origin", "origin", "http://elsewhere.example/", "cli/stable")
+	a.fails(1, "no such deployment", "admin", "set-origin", "--index=9", "mirror", hs.URL)
 	a.fails(1, "--override-commit", "admin", "upgrade", "--override-commit=nope")
 	a.fails(2, "unknown flag", "admin", "switch", "--override-commit="+c4, "cli/stable")
 }
