@@ -101,24 +101,7 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (Switch, error) {
 // kept by Deploy's retention and refused by Undeploy. The mark lives in
 // its .origin file and needs no switch.
 func (s *Sysroot) Pin(ctx context.Context, index int, pinned bool) error {
-	unlock, err := s.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	d, err := s.at(index)
-	if err != nil {
-		return err
-	}
-	o, err := readOrigin(d.Path + ".origin")
-	if err != nil {
-		return err
-	}
-	o.Pinned = pinned
-	if err := durable.WriteFile(d.Path+".origin", o.encode(), 0o644, true); err != nil {
-		return err
-	}
-	return s.load()
+	return s.editOrigin(ctx, index, func(o *origin) { o.Pinned = pinned })
 }
 
 // SetOrigin makes refspec ("REMOTE:BRANCH" or a local branch) the origin
@@ -129,6 +112,12 @@ func (s *Sysroot) SetOrigin(ctx context.Context, index int, refspec string) erro
 	if _, branch := SplitRefspec(refspec); repo.ValidateRefName(branch) != nil {
 		return fmt.Errorf("set-origin: invalid refspec %q", refspec)
 	}
+	return s.editOrigin(ctx, index, func(o *origin) { o.Refspec, o.OverrideCommit = refspec, "" })
+}
+
+// editOrigin rewrites the .origin file of deployment index durably with
+// edit applied; no switch is needed.
+func (s *Sysroot) editOrigin(ctx context.Context, index int, edit func(*origin)) error {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -142,7 +131,7 @@ func (s *Sysroot) SetOrigin(ctx context.Context, index int, refspec string) erro
 	if err != nil {
 		return err
 	}
-	o.Refspec, o.OverrideCommit = refspec, ""
+	edit(o)
 	if err := durable.WriteFile(d.Path+".origin", o.encode(), 0o644, true); err != nil {
 		return err
 	}
