@@ -29,6 +29,7 @@ type pullFlags struct {
 	timestampFrom      string
 	bareUserOnlyFiles  bool
 	headers            []string
+	subpaths           []string
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -55,7 +56,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		Refs: refs, Depth: f.depth, CommitMetadataOnly: f.commitMetadataOnly, Mirror: f.mirror,
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
-		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles,
+		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
 	}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
@@ -110,6 +111,7 @@ object is on disk: a pull that fails changes no ref.`,
 	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
 	fl.BoolVar(&f.noDeltas, "disable-static-deltas", false, "fetch objects one by one even when the remote offers a static delta")
 	fl.StringArrayVar(&f.headers, "http-header", nil, "add the header NAME=VALUE to every request (repeatable)")
+	fl.StringArrayVar(&f.subpaths, "subpath", nil, "pull only this path of each commit's tree; the commit stays partial (repeatable)")
 	e.addJSON(c)
 	return c
 }

@@ -283,6 +283,16 @@ func TestPullCheckFlags(t *testing.T) {
 	if len(sent) == 0 || slices.ContainsFunc(sent, func(h string) bool { return h != "Bearer t0ken" }) {
 		t.Errorf("Authorization headers received: %q", sent)
 	}
+	sub := newBareUserCLI(t)
+	sub.ok("remote", "add", "origin", url)
+	sub.ok("pull", "--subpath=/sub", "origin", "os/stable")
+	if !sub.r.IsCommitPartial(old) { // os/stable was set back to old above
+		t.Error("pull --subpath left the commit unmarked")
+	}
+	if has, _ := sub.r.HasObject(repo.KindFile, mustLookup(t, src.r, old, "/a.txt").ID); has {
+		t.Error("pull --subpath=/sub fetched /a.txt")
+	}
+	sub.ok("checkout", "-U", "--subpath=/sub", "origin:os/stable", filepath.Join(t.TempDir(), "co"))
 	web.fails(exitUsage, []string{"--http-header"}, "pull", "--http-header=Bad Name=x", "origin")
 	web.fails(exitUsage, []string{"--http-header"}, "pull", "--http-header=novalue", "origin")
 	web.fails(exitUsage, []string{"--require-static-deltas"}, "pull", "--require-static-deltas", "--disable-static-deltas", "origin")

@@ -133,7 +133,7 @@ func (s *summarySource) summary(ctx context.Context) (*Summary, error) {
 // deltas (not --depth, --commit-metadata-only or local sources).
 func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]target, error) {
 	ss, ok := p.src.(*summarySource)
-	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 {
+	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 || len(p.opts.Subpaths) > 0 {
 		return targets, p.deltaRequired(targets)
 	}
 	hs := httpOf(ss)

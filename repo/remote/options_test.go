@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
@@ -325,4 +326,69 @@ func TestPullContentURL(t *testing.T) {
 			t.Errorf("url %s, contenturl %s: %v", c.url, c.content, err)
 		}
 	}
+}
+
+// Subpaths pull only the directories on the way to each path and what is
+// below it: the commit stays partial, its ref moves, the subpath checks
+// out, other files were not fetched, and a later full pull completes it.
+func TestPullSubpath(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+	opts := fastOpts("os/stable")
+	opts.Subpaths = []string{"/usr/share", "etc/demo.conf", "/usr/share/doc"}
+	o.resetHits()
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != id {
+		t.Fatalf("ref %s, want %s", got, id)
+	}
+	if !dst.IsCommitPartial(id) {
+		t.Error("a subpath pull left the commit unmarked")
+	}
+	for p, want := range map[string]bool{
+		"/usr/share/big.bin": true, "/usr/share/doc/a": true, "/etc/demo.conf": true,
+		"/etc/motd": false, "/usr/lib/empty": false, "/bin/hi": false,
+	} {
+		e := lookup(t, o.r, id, p)
+		if has, _ := dst.HasObject(repo.KindFile, e.ID); has != want {
+			t.Errorf("%s stored: %v, want %v", p, has, want)
+		}
+	}
+	// The dirtree of /usr/lib was not needed and not fetched.
+	if n := o.hitsOf(objectURLPath(repo.KindDirTree, lookup(t, o.r, id, "/usr/lib").ID)); n != 0 {
+		t.Errorf("fetched /usr/lib's dirtree %d times", n)
+	}
+	dest := filepath.Join(t.TempDir(), "co")
+	if _, err := checkout.Checkout(ctx, dst, id, dest, checkout.Options{UserMode: true, Subpath: "/usr/share"}); err != nil {
+		t.Errorf("checkout of the pulled subpath: %v", err)
+	}
+	checkKilledState(t, dst)
+
+	// A path the commit lacks, or one below a file, fails, naming it.
+	for _, sp := range []string{"/usr/nope", "/etc/demo.conf/x"} {
+		fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+		opts.Subpaths = []string{sp}
+		_, err := remote.Pull(ctx, fresh, opts)
+		var pe *repo.PathError
+		if !errors.As(err, &pe) || pe.Commit != id {
+			t.Errorf("subpath %s: %v, want a PathError naming the commit", sp, err)
+		}
+		checkNothingMoved(t, fresh)
+	}
+
+	// A full pull completes the commit, fetching only what was missing.
+	o.resetHits()
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	if dst.IsCommitPartial(id) {
+		t.Error("the full pull left the commit partial")
+	}
+	if n := o.hitsOf(objectURLPath(repo.KindFile, lookup(t, o.r, id, "/usr/share/big.bin").ID)); n != 0 {
+		t.Errorf("refetched a file the subpath pull stored (%d requests)", n)
+	}
+	checkSameTree(t, o.r, dst, id)
+	checkFsck(t, dst)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,12 @@ type PullOptions struct {
 	// remote's summary offers a static delta (docs/DELTAS.md).
 	DisableStaticDeltas bool
 
+	// Subpaths, if set, limits the pull to these paths of each commit's
+	// tree ("/usr/share/rpm"): the directories on the way to each, and
+	// everything below it. Such commits stay marked partial (a later pull
+	// without Subpaths completes them); a path a commit lacks is an error.
+	// Static deltas are not used.
+	Subpaths []string
 	// DisableVerifyBindings accepts a commit whose ref binding does not
 	// list the branch it is pulled for.
 	DisableVerifyBindings bool
@@ -412,9 +419,10 @@ type puller struct {
 
 	mu       sync.Mutex
 	seen     map[objKey]bool
-	files    []repo.ID // file objects to fetch
-	complete []repo.ID // commits this pull completes: unmarked at the end
-	marked   []repo.ID // commits this pull marked partial
+	trees    map[repo.ID]*repo.DirTree // dirtrees on the way to a subpath
+	files    []repo.ID                 // file objects to fetch
+	complete []repo.ID                 // commits this pull completes: unmarked at the end
+	marked   []repo.ID                 // commits this pull marked partial
 	batch    batcher
 	deltas   []string // static deltas applied
 
@@ -452,7 +460,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	}
 	resumable(src, r)
 	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts, refName: refName, from: from,
-		seen: map[objKey]bool{}}
+		seen: map[objKey]bool{}, trees: map[repo.ID]*repo.DirTree{}}
 	done := false
 	defer func() {
 		if !done {
@@ -687,12 +695,107 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, t *target) (*repo.
 	partial := stored && p.r.IsCommitPartial(id)
 	switch {
 	case p.opts.CommitMetadataOnly:
+	case (!stored || partial) && len(p.opts.Subpaths) > 0:
+		for _, sp := range p.opts.Subpaths {
+			if err := p.walkSubpath(q, id, c, sp); err != nil {
+				return nil, err
+			}
+		}
 	case !stored || partial:
 		p.complete = append(p.complete, id)
 		q.Push(p.metaTask(c.RootMeta))
 		q.Push(p.treeTask(q, c.RootTree))
 	}
 	return c, nil
+}
+
+// walkSubpath fetches the directories on the way to the path sp of commit
+// id, now, and queues the walk of what sp names.
+func (p *puller) walkSubpath(q *workq.Queue[struct{}], id repo.ID, c *repo.Commit, sp string) error {
+	clean := repo.CleanPath(sp)
+	tree := c.RootTree
+	q.Push(p.metaTask(c.RootMeta))
+	if clean == "/" {
+		q.Push(p.treeTask(q, tree))
+		return nil
+	}
+	names := strings.Split(clean[1:], "/")
+	for i, name := range names {
+		t, err := p.dirTree(tree, true)
+		if err != nil {
+			return err
+		}
+		at := "/" + strings.Join(names[:i+1], "/")
+		last := i == len(names)-1
+		if d, ok := t.Dir(name); ok {
+			tree = d.TreeID
+			q.Push(p.metaTask(d.MetaID))
+			if last {
+				q.Push(p.treeTask(q, tree))
+			}
+			continue
+		}
+		if f, ok := t.File(name); ok && last {
+			return p.wantFile(f.ID)
+		}
+		kind := repo.ErrNotFound
+		if _, ok := t.File(name); ok {
+			kind = repo.ErrNotDir
+		}
+		return fmt.Errorf("%s: subpath: %w", p.src, &repo.PathError{Commit: id, Path: clean, At: at, Err: kind})
+	}
+	return nil
+}
+
+// dirTree reads a stored dirtree, or fetches and stages it. Those on the
+// way to a subpath are kept (keep), so a walk below reads them again
+// from memory; a full walk visits each dirtree once and keeps none.
+func (p *puller) dirTree(id repo.ID, keep bool) (*repo.DirTree, error) {
+	p.mu.Lock()
+	t := p.trees[id]
+	p.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	has, err := p.r.HasObject(repo.KindDirTree, id)
+	if err != nil {
+		return nil, err
+	}
+	if has {
+		t, err = p.r.ReadDirTree(id)
+	} else {
+		err = p.fetchMeta(repo.KindDirTree, id, func(b []byte) error {
+			var err error
+			t, err = repo.DecodeDirTree(b)
+			return err
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if keep {
+		p.mu.Lock()
+		p.trees[id] = t
+		p.mu.Unlock()
+	}
+	return t, nil
+}
+
+// wantFile queues a file object for fetching unless it is seen already or
+// stored.
+func (p *puller) wantFile(id repo.ID) error {
+	if !p.visit(repo.KindFile, id) {
+		return nil
+	}
+	has, err := p.r.HasObject(repo.KindFile, id)
+	if err != nil || has {
+		return err
+	}
+	p.needed.Add(1)
+	p.mu.Lock()
+	p.files = append(p.files, id)
+	p.mu.Unlock()
+	return nil
 }
 
 func (p *puller) metaTask(id repo.ID) task {
@@ -718,35 +821,13 @@ func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
 		if !p.visit(repo.KindDirTree, id) {
 			return nil
 		}
-		has, err := p.r.HasObject(repo.KindDirTree, id)
+		t, err := p.dirTree(id, false)
 		if err != nil {
 			return err
 		}
-		var t *repo.DirTree
-		if has {
-			if t, err = p.r.ReadDirTree(id); err != nil {
-				return err
-			}
-		} else if err := p.fetchMeta(repo.KindDirTree, id, func(b []byte) error {
-			var err error
-			t, err = repo.DecodeDirTree(b)
-			return err
-		}); err != nil {
-			return err
-		}
 		for _, f := range t.Files {
-			if !p.visit(repo.KindFile, f.ID) {
-				continue
-			}
-			has, err := p.r.HasObject(repo.KindFile, f.ID)
-			if err != nil {
+			if err := p.wantFile(f.ID); err != nil {
 				return err
-			}
-			if !has {
-				p.needed.Add(1)
-				p.mu.Lock()
-				p.files = append(p.files, f.ID)
-				p.mu.Unlock()
 			}
 		}
 		for _, d := range t.Dirs {
