@@ -112,7 +112,8 @@ func Checkout(ctx context.Context, r *repo.Repo, commit repo.ID, dest string, op
 	if err != nil {
 		return nil, fmt.Errorf("checkout %s: %w", commit.Short(), err)
 	}
-	return checkoutTree(ctx, r, commit, c.RootTree, c.RootMeta, dest, opts)
+	st, err := checkoutTree(ctx, r, commit, c.RootTree, c.RootMeta, dest, opts)
+	return st, r.ExplainMissing(commit, err)
 }
 
 // CheckoutTree is Checkout for a directory given by its dirtree and dirmeta

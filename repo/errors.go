@@ -25,6 +25,31 @@ func (e *ObjectMissingError) Error() string {
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *ObjectMissingError) Is(target error) bool { return target == ErrNotFound }
 
+// PartialCommitError is a missing object met in a commit marked partial
+// (pulled with subpaths, or commit metadata only): the object was never
+// pulled, rather than lost. It unwraps to the ObjectMissingError.
+type PartialCommitError struct {
+	Commit ID
+	Err    error
+}
+
+func (e *PartialCommitError) Error() string {
+	return fmt.Sprintf("%v (commit %s was pulled only in part; a pull of all of it completes it)", e.Err, e.Commit)
+}
+
+// Unwrap returns the missing-object error.
+func (e *PartialCommitError) Unwrap() error { return e.Err }
+
+// ExplainMissing returns err wrapped in a PartialCommitError when it
+// reports a missing object and commit is marked partial, else err itself.
+func (r *Repo) ExplainMissing(commit ID, err error) error {
+	var me *ObjectMissingError
+	if err == nil || !errors.As(err, &me) || !r.IsCommitPartial(commit) {
+		return err
+	}
+	return &PartialCommitError{Commit: commit, Err: err}
+}
+
 // CorruptObjectError reports an object whose bytes do not hash to its name or
 // do not decode.
 type CorruptObjectError struct {

@@ -46,7 +46,7 @@ func runCat(cmd *cobra.Command, e *env, rev string, paths []string) error {
 			return err
 		}
 		if err := catFile(r, id, p, e.stdout); err != nil {
-			return err
+			return r.ExplainMissing(id, err)
 		}
 	}
 	return nil

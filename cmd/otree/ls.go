@@ -92,7 +92,7 @@ type lister struct {
 	json []lsEntry
 }
 
-func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) error {
+func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) (err error) {
 	if f.recursive && f.dirOnly {
 		return usagef("-R/--recursive and -d/--dironly are exclusive")
 	}
@@ -108,6 +108,7 @@ func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) e
 	if err != nil {
 		return err
 	}
+	defer func() { err = r.ExplainMissing(id, err) }()
 	if len(paths) == 0 {
 		paths = []string{"/"}
 	}

@@ -364,6 +364,12 @@ func TestPullSubpath(t *testing.T) {
 	if _, err := checkout.Checkout(ctx, dst, id, dest, checkout.Options{UserMode: true, Subpath: "/usr/share"}); err != nil {
 		t.Errorf("checkout of the pulled subpath: %v", err)
 	}
+	// A full checkout fails, saying why the object is missing.
+	_, err := checkout.Checkout(ctx, dst, id, filepath.Join(t.TempDir(), "full"), checkout.Options{UserMode: true})
+	var pce *repo.PartialCommitError
+	if !errors.As(err, &pce) || pce.Commit != id || !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("full checkout of the partial commit: %v, want a PartialCommitError", err)
+	}
 	checkKilledState(t, dst)
 
 	// A path the commit lacks, or one below a file, fails, naming it.
@@ -391,4 +397,9 @@ func TestPullSubpath(t *testing.T) {
 	}
 	checkSameTree(t, o.r, dst, id)
 	checkFsck(t, dst)
+	// Complete now: a missing object is lost, not unpulled.
+	missing := &repo.ObjectMissingError{Kind: repo.KindFile, ID: repo.ID{1}}
+	if err := dst.ExplainMissing(id, missing); err != missing {
+		t.Errorf("ExplainMissing on a complete commit: %v", err)
+	}
 }
