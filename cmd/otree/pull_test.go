@@ -65,6 +65,21 @@ func TestPullCommand(t *testing.T) {
 	if got := dst.ok("remote", "refs", "origin"); got != "origin:os/stable\n" {
 		t.Errorf("remote refs = %q", got)
 	}
+	// remote summary prints the server's summary as summary -v prints it
+	// there; a file:// remote's summary file is read directly.
+	if got, want := dst.ok("remote", "summary", "origin"), src.ok("summary", "-v"); got != want || !strings.Contains(got, first.String()) {
+		t.Errorf("remote summary = %q, want %q", got, want)
+	}
+	dst.ok("remote", "add", "local", "file://"+src.path)
+	if got := dst.ok("remote", "summary", "--json", "local"); got != src.ok("summary", "-v", "--json") {
+		t.Errorf("remote summary of a file:// remote = %q", got)
+	}
+	bare := newCLI(t)
+	dst.ok("remote", "add", "nosummary", "file://"+bare.path)
+	dst.fails(exitError, []string{"summary", "summary -u"}, "remote", "summary", "nosummary")
+	dst.fails(exitError, []string{"nope"}, "remote", "summary", "nope")
+	dst.ok("remote", "delete", "local")
+	dst.ok("remote", "delete", "nosummary")
 	out := dst.ok("pull", "origin", "os/stable")
 	if !strings.HasPrefix(out, "origin:os/stable: "+first.String()+" (new)\nFetched 10 objects") {
 		t.Errorf("pull printed %q", out)

@@ -14,19 +14,19 @@ import (
 
 func newRemoteCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "remote (add | delete | list | show-url | refs)",
+		Use:   "remote (add | delete | list | show-url | refs | summary)",
 		Short: "Manage the remotes commits are pulled from",
 		Long: `Manage remotes: named sources of commits, kept in the repository's config as
 [remote "NAME"] sections with url= and branches= keys, as OSTree keeps them.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("remote needs an operation: add, delete, list, show-url or refs")
+				return usagef("remote needs an operation: add, delete, list, show-url, refs or summary")
 			}
-			return usagef("unknown remote operation %q (want add, delete, list, show-url or refs)", args[0])
+			return usagef("unknown remote operation %q (want add, delete, list, show-url, refs or summary)", args[0])
 		},
 	}
 	c.AddCommand(newRemoteAddCommand(e), newRemoteDeleteCommand(e), newRemoteListCommand(e),
-		newRemoteShowURLCommand(e), newRemoteRefsCommand(e))
+		newRemoteShowURLCommand(e), newRemoteRefsCommand(e), newRemoteSummaryCommand(e))
 	return c
 }
 
@@ -214,6 +214,28 @@ read directly.`,
 					fmt.Fprintf(e.stdout, "%s:%s\n", args[0], ref.Name)
 				}
 				return nil
+			})
+		},
+	}
+	e.addJSON(c)
+	return c
+}
+
+func newRemoteSummaryCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "summary NAME",
+		Short: "Show a remote's summary: its branches, metadata and static deltas",
+		Long: `Fetch the summary file of the remote NAME (its signature verified when the
+remote asks for that, as pull does) and print it as "otree summary -v" prints
+a local one.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				s, err := remote.RemoteSummary(cmd.Context(), r, args[0], remote.PullOptions{})
+				if err != nil {
+					return err
+				}
+				return printSummary(e, s)
 			})
 		},
 	}

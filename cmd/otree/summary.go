@@ -70,27 +70,11 @@ summary.sig beside it; without them a stale summary.sig is removed.
 				if err != nil {
 					return err
 				}
-				if e.json {
-					out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...)}
-					for _, m := range s.Metadata {
-						out.Metadata[m.Key] = string(m.Value)
-					}
-					return e.printJSON(out)
-				}
-				if update {
+				if update && !e.json {
 					fmt.Fprintf(e.stdout, "Wrote %s: %d branch%s\n", r.Path(remote.SummaryFile), len(s.Refs), map[bool]string{true: "", false: "es"}[len(s.Refs) == 1])
 					return nil
 				}
-				for _, ref := range s.Refs {
-					fmt.Fprintf(e.stdout, "* %s\n    Latest Commit: %s\n", ref.Name, ref.Commit)
-				}
-				for _, m := range s.Metadata {
-					fmt.Fprintf(e.stdout, "%s: %q\n", m.Key, m.Value)
-				}
-				for _, d := range s.Deltas {
-					fmt.Fprintf(e.stdout, "Static delta %s\n    Superblock: %s\n", d.Name, d.Superblock)
-				}
-				return nil
+				return printSummary(e, s)
 			})
 		},
 	}
@@ -104,4 +88,26 @@ summary.sig beside it; without them a stale summary.sig is removed.
 	fl.StringVar(&signType, "sign-type", "ed25519", "signature type (only ed25519)")
 	e.addJSON(c)
 	return c
+}
+
+// printSummary prints a summary's branches, metadata and static deltas, or
+// with --json its summaryJSON.
+func printSummary(e *env, s *remote.Summary) error {
+	if e.json {
+		out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...)}
+		for _, m := range s.Metadata {
+			out.Metadata[m.Key] = string(m.Value)
+		}
+		return e.printJSON(out)
+	}
+	for _, ref := range s.Refs {
+		fmt.Fprintf(e.stdout, "* %s\n    Latest Commit: %s\n", ref.Name, ref.Commit)
+	}
+	for _, m := range s.Metadata {
+		fmt.Fprintf(e.stdout, "%s: %q\n", m.Key, m.Value)
+	}
+	for _, d := range s.Deltas {
+		fmt.Fprintf(e.stdout, "Static delta %s\n    Superblock: %s\n", d.Name, d.Superblock)
+	}
+	return nil
 }

@@ -297,30 +297,63 @@ func PullLocal(ctx context.Context, r *repo.Repo, srcPath string, opts PullOptio
 // RemoteRefs lists the branches of a configured remote: those its summary
 // lists, or for a file:// remote its refs.
 func RemoteRefs(ctx context.Context, r *repo.Repo, name string, opts PullOptions) ([]repo.Ref, error) {
+	var refs []repo.Ref
+	err := withRemote(ctx, r, name, opts, func(src source) error {
+		var err error
+		if _, ok := src.(*localSource); ok {
+			refs, err = src.listRefs(ctx)
+			return err
+		}
+		sum, err := src.summary(ctx)
+		if err != nil {
+			return err
+		}
+		if sum == nil {
+			refs, err = src.listRefs(ctx)
+			return err
+		}
+		refs = sum.Refs
+		return nil
+	})
+	return refs, err
+}
+
+// RemoteSummary fetches the summary of a configured remote, its signature
+// verified as a pull verifies it. A remote without one is an error
+// matching ErrNotFound.
+func RemoteSummary(ctx context.Context, r *repo.Repo, name string, opts PullOptions) (*Summary, error) {
+	var sum *Summary
+	err := withRemote(ctx, r, name, opts, func(src source) error {
+		var err error
+		if ls, ok := src.(*localSource); ok {
+			sum, err = ReadSummary(ls.r)
+			return err
+		}
+		if sum, err = src.summary(ctx); err == nil && sum == nil {
+			err = fmt.Errorf("remote %s (%s) has no summary file: %w", name, src, repo.ErrNotFound)
+		}
+		return err
+	})
+	return sum, err
+}
+
+// withRemote opens the source of the configured remote name, with the
+// verification its config asks for, and hands it to fn.
+func withRemote(ctx context.Context, r *repo.Repo, name string, opts PullOptions, fn func(source) error) error {
 	opts.defaults()
 	rm, err := GetRemote(r, name)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	src, closeSrc, err := openSource(rm.URL, &opts)
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", name, err)
+		return fmt.Errorf("remote %s: %w", name, err)
 	}
 	defer closeSrc()
 	if src, err = withVerification(rm, src, &opts); err != nil {
-		return nil, err
+		return err
 	}
-	if _, ok := src.(*localSource); ok {
-		return src.listRefs(ctx)
-	}
-	sum, err := src.summary(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if sum == nil {
-		return src.listRefs(ctx)
-	}
-	return sum.Refs, nil
+	return fn(src)
 }
 
 // target is one commit to pull and the branch it came from ("" for an id).
