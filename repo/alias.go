@@ -73,7 +73,10 @@ func pluralIs(names []string) string {
 // when name is an ordinary ref or does not exist. A symlink that leaves
 // refs/heads, names no valid branch, or stands in refs/remotes is an error.
 func (r *Repo) aliasTarget(name string) (string, error) {
-	p := r.refPath(name)
+	p, err := r.refFile(name)
+	if err != nil {
+		return "", err
+	}
 	fi, err := os.Lstat(p)
 	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		return "", nil // an ordinary ref, or an error the read reports
@@ -212,7 +215,10 @@ func (r *Repo) SetAlias(name, target string) error {
 	if _, err := r.ReadRef(target); err != nil {
 		return fmt.Errorf("cannot alias %s to %s: %w", name, target, err)
 	}
-	p := r.refPath(name)
+	p, err := r.refFile(name)
+	if err != nil {
+		return err
+	}
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing alias %s: %w", name, err)

@@ -266,3 +266,54 @@ func FuzzAliasLink(f *testing.F) {
 		}
 	})
 }
+
+// A directory symlink planted in refs/heads or refs/remotes is never
+// followed: reading, writing, deleting and aliasing a ref below it fail,
+// naming it, and nothing outside the repository is read or changed.
+func TestRefsThroughDirectorySymlinks(t *testing.T) {
+	r, first, second := aliasRepo(t)
+	outside := t.TempDir()
+	decoy := filepath.Join(outside, "x")
+	if err := os.WriteFile(decoy, []byte(second.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{r.Path("refs", "heads", "evil"), r.Path("refs", "heads", "os", "evil"), r.Path("refs", "remotes", "rm")} {
+		if err := os.Symlink(outside, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"evil/x", "os/evil/x", "rm:x", "rm:y/z"} {
+		if _, err := r.ReadRef(name); err == nil || !strings.Contains(err.Error(), "symlink") {
+			t.Errorf("ReadRef(%s) = %v, want an error about the symlink", name, err)
+		}
+		if err := r.SetRef(name, first); err == nil || !strings.Contains(err.Error(), "symlink") {
+			t.Errorf("SetRef(%s) = %v", name, err)
+		}
+		if err := r.SetRef(name, repo.ID{}); err == nil {
+			t.Errorf("deleting %s through the symlink: no error", name)
+		}
+	}
+	if err := r.SetAlias("evil/a", "other"); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("SetAlias below a symlink: %v", err)
+	}
+	if _, err := r.ResolveRev("evil/x"); err == nil {
+		t.Error("ResolveRev read the decoy")
+	}
+	ents, _ := os.ReadDir(outside)
+	if b, _ := os.ReadFile(decoy); len(ents) != 1 || string(b) != second.String()+"\n" {
+		t.Errorf("outside the repository: %d entries, decoy %q", len(ents), b)
+	}
+	// Ordinary refs still work, and listing skips the planted links.
+	if got, err := r.ReadRef("os/x86_64/stable"); err != nil || got != first {
+		t.Errorf("ReadRef(os/x86_64/stable) = %s, %v", got, err)
+	}
+	refs, err := r.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range refs {
+		if ref.Commit == second && ref.Name != "other" {
+			t.Errorf("ListRefs read the decoy as %s", ref.Name)
+		}
+	}
+}

@@ -64,6 +64,37 @@ func (r *Repo) refPath(name string) string {
 	return r.Path("refs", "heads", filepath.FromSlash(name))
 }
 
+// refFile returns the file of ref name once it has checked that no
+// directory between refs/heads (refs/remotes for "remote:branch") and the
+// file is a symlink: whatever was planted in refs/, a ref is never read or
+// written outside it. Branch names without "/" cost nothing.
+func (r *Repo) refFile(name string) (string, error) {
+	p := r.refPath(name)
+	root := r.Path("refs", "heads")
+	if strings.Contains(name, ":") {
+		root = r.Path("refs", "remotes")
+	}
+	rel, _ := filepath.Rel(root, filepath.Dir(p))
+	if rel == "." {
+		return p, nil
+	}
+	d := root
+	for _, c := range strings.Split(rel, string(filepath.Separator)) {
+		d = filepath.Join(d, c)
+		fi, err := os.Lstat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			break // nothing below it either
+		}
+		if err != nil {
+			return "", fmt.Errorf("ref %s: %w", name, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return "", fmt.Errorf("ref %s: %s is a symlink, not a directory (refs never lead outside refs/)", name, d)
+		}
+	}
+	return p, nil
+}
+
 // ReadRef returns the commit a ref points at, following aliases.
 func (r *Repo) ReadRef(name string) (ID, error) {
 	if err := ValidateRefName(name); err != nil {
@@ -72,13 +103,19 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 	// O_NOFOLLOW: an ordinary ref costs one open; a symlink (ELOOP) is an
 	// alias, followed only inside refs/heads, and its branch opened the
 	// same way.
-	final, p := name, r.refPath(name)
+	final := name
+	p, err := r.refFile(name)
+	if err != nil {
+		return ID{}, err
+	}
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, unix.ELOOP) {
 		if final, err = r.resolveAlias(name); err != nil {
 			return ID{}, err
 		}
-		p = r.refPath(final)
+		if p, err = r.refFile(final); err != nil {
+			return ID{}, err
+		}
 		f, err = os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	}
 	var data []byte
@@ -106,7 +143,10 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 // writeRef points a ref at id (through any aliases), or deletes it for the
 // zero id (an alias itself; a branch only if no alias names it).
 func (r *Repo) writeRef(name string, id ID, sync bool) error {
-	p := r.refPath(name)
+	p, err := r.refFile(name)
+	if err != nil {
+		return err
+	}
 	if id.IsZero() {
 		if !strings.Contains(name, ":") {
 			if aliases, err := r.aliasesOf(name); err != nil {
@@ -131,7 +171,9 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 	if err != nil {
 		return err
 	}
-	p = r.refPath(final)
+	if p, err = r.refFile(final); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}
