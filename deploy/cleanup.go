@@ -52,6 +52,10 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		kernels[d.OS+"-"+d.BootCsum] = true
 		refs[deployRef(d)] = true
 	}
+	if d := s.staged; d != nil {
+		live[d.Path] = true
+		refs[deployRef(d)] = true
+	}
 	roots, err := s.stateroots()
 	if err != nil {
 		return nil, err

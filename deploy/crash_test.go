@@ -35,6 +35,8 @@ const (
 	crashRollbackFull = "rollback-full"
 	crashUndeploy     = "undeploy"
 	crashCleanup      = "cleanup"
+	// finalize-staged of a deployment a completed deploy --stage wrote.
+	crashFinalize = "finalize"
 )
 
 // Outcomes of a run of a command that was to be killed.
@@ -75,9 +77,9 @@ func TestDeploySurvivesSIGKILL(t *testing.T) {
 	maxKills, budget := 200, 20*time.Second
 	// Deploy is the command whose switch falls in the middle of a long
 	// run, with work on both sides: it gets half the kills.
-	round := []string{crashDeploy, crashDeploy, crashDeploy, crashDeploy, crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup}
+	round := []string{crashDeploy, crashDeploy, crashDeploy, crashDeploy, crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup, crashFinalize}
 	if testing.Short() {
-		round = []string{crashDeploy, crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup}
+		round = []string{crashDeploy, crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup, crashFinalize}
 		maxKills, budget = len(round), 0
 	}
 	seed := uint64(time.Now().UnixNano())
@@ -120,7 +122,7 @@ func TestDeploySurvivesSIGKILL(t *testing.T) {
 	// long it takes here; every deploy that prepares the next command,
 	// alternately with --retain and without, times deploy.
 	queue := shuffled(r.rng, round)
-	calibrate := []string{crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup}
+	calibrate := []string{crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup, crashFinalize}
 	for i, kind := range calibrate {
 		next := queue[0]
 		if i+1 < len(calibrate) {
@@ -489,6 +491,17 @@ func (r *crashRig) iterate(kind string, kill bool, next string, retain bool) str
 		orphanFiles = countFiles(orphan)
 		args = []string{"cleanup"}
 		after = before
+	case crashFinalize:
+		// Staged in full first; the finalize merges /etc again, installs
+		// the kernel and switches, as a deploy does.
+		id := r.commit(r.otherKernel(before...))
+		serial, err := s.freeSerial("testos", id)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.admin("deploy", "--stage", "os")
+		args = []string{"finalize-staged"}
+		after = []crashDep{{id, serial}, before[0]}
 	}
 	s.Close()
 	delay := time.Duration(-1)

@@ -41,6 +41,12 @@ type DeployOptions struct {
 	// KargsNone starts the kernel arguments from nothing instead of the
 	// merge deployment's (/etc is still merged).
 	KargsNone bool
+	// Stage writes the deployment (checkout, /etc merge, origin) but does
+	// not switch to it: FinalizeStaged does, merging /etc again, and is
+	// meant to run at shutdown (docs/DEPLOY.md). A reboot before that
+	// forgets the staged deployment. A later deploy, staged or not,
+	// replaces it.
+	Stage bool
 	// NoPrune leaves the repository alone after the switch. By default the
 	// commits no ref reaches any more (those of removed deployments) are
 	// pruned with their objects, as OSTree's deploy does.
@@ -239,6 +245,11 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	if err != nil {
 		return nil, err
 	}
+	if s.staged != nil {
+		if err := s.unstage(); err != nil {
+			return nil, err
+		}
+	}
 	// Resolving the revision and pointing the deployment's ref at the
 	// commit happen under the refs lock, so a prune of the repository
 	// cannot remove the commit in between; the ref keeps it from then on.
@@ -340,6 +351,21 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	}
 	if err := os.WriteFile(d.Path+".origin", o.encode(), 0o644); err != nil {
 		return nil, err
+	}
+	if opts.Stage {
+		// Durable before it is recorded: the finalize, at shutdown, only
+		// merges /etc and writes boot entries.
+		if err := syncFS(d.Path); err != nil {
+			return nil, err
+		}
+		if err := s.stage(d, opts); err != nil {
+			return nil, err
+		}
+		switched = true
+		if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
+			return res, fmt.Errorf("staged, but cleaning up failed: %w", err)
+		}
+		return res, nil
 	}
 	if err := s.installKernel(osName, k); err != nil {
 		return nil, err

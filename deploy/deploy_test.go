@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -802,5 +803,97 @@ func TestSetOrigin(t *testing.T) {
 	}
 	if err := f.s.SetOrigin(context.Background(), 3, "os"); !errors.Is(err, ErrNoDeployment) {
 		t.Errorf("index 3: %v", err)
+	}
+}
+
+// A staged deploy writes the deployment but leaves the boot entries alone;
+// FinalizeStaged switches to it, merging /etc as it is then. A later
+// deploy replaces a staged one, and a reboot (run/ emptied) before the
+// finalize forgets it, after which cleanup removes it.
+func TestStagedDeploy(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	first := f.deploy("os", DeployOptions{}).Deployment
+	b := f.commit("os", osTree("6.1.0-2", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	before := f.defaultTarget()
+	res := f.deploy("os", DeployOptions{Stage: true, Kargs: []string{"quiet"}})
+	st := res.Deployment
+	if !st.Staged || st.Commit != b || res.Switch != "" {
+		t.Fatalf("staged deploy: %+v (switch %q)", st, res.Switch)
+	}
+	if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" || f.defaultTarget() != before {
+		t.Fatalf("staging changed the boot entries: %s", diff)
+	}
+	// Another process sees it; cleanup keeps it.
+	s2, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Staged(); got == nil || got.Path != st.Path || got.Options != "quiet" || got.Kernel != "6.1.0-2" {
+		t.Fatalf("staged deployment seen by another Open: %+v", got)
+	}
+	s2.Close()
+	if _, err := f.s.Cleanup(ctx, CleanupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(st.Path); err != nil {
+		t.Fatalf("cleanup removed the staged deployment: %v", err)
+	}
+	// The admin edits /etc after the deploy; the finalize keeps the edit.
+	os.WriteFile(filepath.Join(first.Path, "etc/hostname"), []byte("late-edit\n"), 0o644)
+	fin, err := f.s.FinalizeStaged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Fatalf("after finalize: %s", diff)
+	}
+	if fin.Deployment.Staged || fin.Deployment.Index != 0 || f.s.Staged() != nil {
+		t.Errorf("finalized deployment %+v, staged %+v", fin.Deployment, f.s.Staged())
+	}
+	if got, _ := os.ReadFile(filepath.Join(fin.Deployment.Path, "etc/hostname")); string(got) != "late-edit\n" {
+		t.Errorf("hostname after finalize = %q", got)
+	}
+	if f.s.Deployments()[0].Options != "quiet" || f.defaultTarget() == before {
+		t.Errorf("finalize did not switch with the staged arguments: %+v", f.s.Deployments()[0])
+	}
+	if _, err := f.s.FinalizeStaged(ctx); !errors.Is(err, ErrNoStaged) {
+		t.Errorf("second finalize: %v", err)
+	}
+
+	// A deploy replaces a staged deployment.
+	f.commit("os", osTree("6.1.0-3", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
+	c := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	d := f.commit("os", osTree("6.1.0-3", testtree.Tree{"usr/bin/d": testtree.File("d", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	if f.s.Staged() != nil || f.order()[0] != d {
+		t.Errorf("after a deploy over a staged one: staged %+v, order %v", f.s.Staged(), f.order())
+	}
+	if _, err := os.Stat(c.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the replaced staged deployment is still there: %v", err)
+	}
+
+	// A reboot before the finalize: the record in run/ is gone.
+	e := f.deploy("os", DeployOptions{Stage: true, NotAsDefault: true}).Deployment
+	if err := os.RemoveAll(filepath.Join(f.path, "run")); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	if s3.Staged() != nil {
+		t.Errorf("staged deployment survived the reboot: %+v", s3.Staged())
+	}
+	if _, err := s3.Cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cleanup kept a forgotten staged deployment: %v", err)
+	}
+	if _, err := s3.Repo().ReadRef(deployRef(e)); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("its ref stayed: %v", err)
 	}
 }

@@ -31,6 +31,8 @@ type Sysroot struct {
 	subVersion  int // S: otree/boot.B -> boot.B.S
 	deployments []*Deployment
 	booted      *Deployment
+	staged      *Deployment   // written by a staged deploy, not in the boot entries
+	stagedRec   *stagedRecord // how FinalizeStaged switches to it
 }
 
 // Deployment is one bootable checkout of a commit.
@@ -44,6 +46,9 @@ type Deployment struct {
 	// OverrideCommit is the commit an upgrade deployed instead of the
 	// one the refspec named (empty if none).
 	OverrideCommit string `json:"override_commit,omitempty"`
+	// Staged marks the deployment a staged deploy wrote: not in the boot
+	// entries until FinalizeStaged (Index is then -1).
+	Staged bool `json:"staged,omitempty"`
 	Pinned         bool   `json:"pinned"`
 	Booted         bool   `json:"booted"`
 	Pending        bool   `json:"pending"`  // will boot next instead of the booted one
@@ -214,6 +219,7 @@ func (s *Sysroot) deploymentDir(osName string, commit repo.ID, serial int) strin
 // load reads the current boot version's entries: they are the deployments.
 func (s *Sysroot) load() error {
 	s.deployments, s.booted = nil, nil
+	defer s.loadStaged()
 	s.bootVersion, s.subVersion = 0, 0
 	link, err := os.Readlink(filepath.Join(s.path, "boot", "loader"))
 	switch {

@@ -41,7 +41,7 @@ boot order and one rename switches from one list to the next.`,
 	c.AddCommand(
 		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a), newSwitchCommand(a),
 		newStatusCommand(a), newRollbackCommand(a), newSetDefaultCommand(a), newUndeployCommand(a),
-		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a), newSetOriginCommand(a),
+		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a), newSetOriginCommand(a), newFinalizeStagedCommand(a),
 	)
 	return c
 }
@@ -98,6 +98,7 @@ func deployFlags(c *cobra.Command, o *deploy.DeployOptions) {
 	fl.BoolVar(&o.RetainRollback, "retain-rollback", false, "keep the deployments behind the booted one")
 	fl.BoolVar(&o.KargsNone, "karg-none", false, "start the kernel arguments from nothing instead of the merge deployment's")
 	fl.BoolVar(&o.NoPrune, "no-prune", false, "do not prune the repository of commits no ref reaches any more")
+	fl.BoolVar(&o.Stage, "stage", false, "write the deployment now, switch to it at shutdown (admin finalize-staged)")
 	fl.BoolVar(&o.NotAsDefault, "not-as-default", false, "append the new deployment instead of making it the default")
 	fl.BoolVar(&o.NoMerge, "no-merge", false, "take /etc and kernel arguments from the new tree alone")
 }
@@ -175,6 +176,10 @@ func (a *adminEnv) printDeploy(res *deploy.DeployResult, err error) error {
 		fmt.Fprintln(a.stdout, c.String())
 	}
 	d := res.Deployment
+	if d.Staged {
+		fmt.Fprintf(a.stdout, "Staged %s %s: it becomes a deployment when \"otree admin finalize-staged\" runs (at shutdown)\n", d.OS, d.Name())
+		return nil
+	}
 	fmt.Fprintf(a.stdout, "Deployed %s %s as deployment %d (%s switch)\n", d.OS, d.Name(), d.Index, res.Switch)
 	for _, r := range res.Removed {
 		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
@@ -310,9 +315,13 @@ longer matches its commit is listed (and the command fails if any does).`,
 			}
 			var items []item
 			drift := 0
-			for _, d := range s.Deployments() {
+			all := s.Deployments()
+			if st := s.Staged(); st != nil {
+				all = append([]*deploy.Deployment{st}, all...)
+			}
+			for _, d := range all {
 				it := item{Deployment: d}
-				if verify {
+				if verify && !d.Staged {
 					if it.Drift, err = s.Verify(cmd.Context(), d.Index); err != nil {
 						return err
 					}
@@ -366,7 +375,11 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 	if len(tags) > 0 {
 		tag = " (" + strings.Join(tags, ", ") + ")"
 	}
-	fmt.Fprintf(w, "%s %d %s %s%s\n", mark, d.Index, d.OS, d.Name(), tag)
+	if d.Staged {
+		fmt.Fprintf(w, "  staged %s %s (finalized at shutdown)\n", d.OS, d.Name())
+	} else {
+		fmt.Fprintf(w, "%s %d %s %s%s\n", mark, d.Index, d.OS, d.Name(), tag)
+	}
 	if d.Version != "" {
 		fmt.Fprintf(w, "    Version: %s\n", d.Version)
 	}
@@ -377,6 +390,38 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 		fmt.Fprintf(w, "    override commit: %s\n", d.OverrideCommit)
 	}
 	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
+}
+
+func newFinalizeStagedCommand(a *adminEnv) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "finalize-staged",
+		Short: "Switch to the staged deployment (run at shutdown)",
+		Long: `Make the deployment "deploy --stage" (or "upgrade --stage") wrote the default:
+merge /etc again from the merge deployment as it is now, so changes made
+since the deploy are kept, install its kernel and switch the boot entries
+with one rename. A systemd unit runs it at shutdown (docs/DEPLOY.md). With
+nothing staged it does nothing; a failure leaves the boot entries as they
+were.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := s.FinalizeStaged(cmd.Context())
+			if errors.Is(err, deploy.ErrNoStaged) {
+				if a.json {
+					return a.printJSON(struct{}{})
+				}
+				fmt.Fprintln(a.stdout, "No deployment is staged.")
+				return nil
+			}
+			return a.printDeploy(res, err)
+		},
+	}
+	a.addJSON(c)
+	return c
 }
 
 // switchCommand builds a command that changes the boot order through do

@@ -406,3 +406,47 @@ func TestAdminDeployRetainKargsPrune(t *testing.T) {
 		}
 	}
 }
+
+// deploy --stage and upgrade --stage write a deployment that status shows
+// as staged and that finalize-staged makes the default.
+func TestAdminStage(t *testing.T) {
+	a := newAdmin(t)
+	c1 := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	c2 := a.commit("two\n", "6.1.0-1")
+	if out := a.ok("admin", "deploy", "--stage", "cli/stable"); !strings.Contains(out, "Staged cli "+c2+".0") {
+		t.Errorf("deploy --stage printed %q", out)
+	}
+	if out := a.ok("admin", "status"); !strings.Contains(out, "  staged cli "+c2+".0 (finalized at shutdown)\n") ||
+		!strings.Contains(out, "  0 cli "+c1+".0 (default)") {
+		t.Errorf("status with a staged deployment:\n%s", out)
+	}
+	var st struct {
+		Deployments []struct {
+			Commit string `json:"commit"`
+			Staged bool   `json:"staged"`
+			Index  int    `json:"index"`
+		} `json:"deployments"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "status", "--json")), &st); err != nil || len(st.Deployments) != 2 ||
+		!st.Deployments[0].Staged || st.Deployments[0].Commit != c2 || st.Deployments[0].Index != -1 {
+		t.Errorf("status --json = %+v, %v", st, err)
+	}
+	if out := a.ok("admin", "finalize-staged"); !strings.Contains(out, "Deployed cli "+c2+".0 as deployment 0") {
+		t.Errorf("finalize-staged printed %q", out)
+	}
+	if out := a.ok("admin", "finalize-staged"); out != "No deployment is staged.\n" {
+		t.Errorf("finalize-staged with nothing staged printed %q", out)
+	}
+	c3 := a.commit("three\n", "6.1.0-1")
+	if out := a.ok("admin", "upgrade", "--stage"); !strings.Contains(out, "Staged cli "+c3+".0") {
+		t.Errorf("upgrade --stage printed %q", out)
+	}
+	if d := a.status().Deployments; d[0].Commit != c3 || d[1].Commit != c2 {
+		t.Errorf("after upgrade --stage: %+v", d)
+	}
+	a.ok("admin", "finalize-staged")
+	if d := a.status().Deployments; len(d) != 2 || d[0].Commit != c3 {
+		t.Errorf("after the second finalize: %+v", d)
+	}
+}

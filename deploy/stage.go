@@ -1,0 +1,175 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/repo"
+)
+
+// ErrNoStaged is returned by FinalizeStaged when no deployment is staged.
+var ErrNoStaged = errors.New("no deployment is staged")
+
+// stagedRecord is what a staged deploy leaves for FinalizeStaged: the
+// deployment written (directory, origin and ref) and how to switch to it.
+// It lives under run/ of the sysroot (/run on a booted system), so a reboot
+// before the finalize forgets it and the next cleanup removes the
+// deployment, as OSTree does.
+type stagedRecord struct {
+	OS      string  `json:"os"`
+	Commit  repo.ID `json:"commit"`
+	Serial  int     `json:"serial"`
+	Options string  `json:"options"`
+	NoMerge bool    `json:"no_merge,omitempty"`
+	// The retention and placement the deploy asked for.
+	Retain         bool `json:"retain,omitempty"`
+	RetainPending  bool `json:"retain_pending,omitempty"`
+	RetainRollback bool `json:"retain_rollback,omitempty"`
+	NotAsDefault   bool `json:"not_as_default,omitempty"`
+	NoPrune        bool `json:"no_prune,omitempty"`
+}
+
+// stagedFile is where the record of a staged deployment is kept.
+func (s *Sysroot) stagedFile() string {
+	return filepath.Join(s.path, "run", "otree", "staged-deployment")
+}
+
+// Staged returns the deployment a staged deploy wrote, which becomes the
+// default when FinalizeStaged runs (at shutdown), or nil.
+func (s *Sysroot) Staged() *Deployment { return s.staged }
+
+// loadStaged reads the staged record, if any. A record that names no
+// deployment directory, or one already in the boot entries (a finalize
+// that switched and died before removing it), stages nothing.
+func (s *Sysroot) loadStaged() {
+	s.staged, s.stagedRec = nil, nil
+	data, err := os.ReadFile(s.stagedFile())
+	if err != nil {
+		return
+	}
+	var rec stagedRecord
+	if json.Unmarshal(data, &rec) != nil || rec.OS == "" {
+		return
+	}
+	path := s.deploymentDir(rec.OS, rec.Commit, rec.Serial)
+	if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+		return
+	}
+	for _, d := range s.deployments {
+		if d.Path == path {
+			return
+		}
+	}
+	d := &Deployment{Index: -1, OS: rec.OS, Commit: rec.Commit, Serial: rec.Serial, Path: path,
+		Options: rec.Options, Staged: true}
+	if o, err := readOrigin(path + ".origin"); err == nil {
+		d.Origin, d.OverrideCommit = o.Refspec, o.OverrideCommit
+	}
+	if k, err := findKernel(s.repo, rec.Commit); err == nil {
+		d.Kernel, d.BootCsum, d.Initramfs = k.version, k.bootCsum, !k.initramfs.IsZero()
+	}
+	if c, err := s.repo.ReadCommit(rec.Commit); err == nil {
+		if v, ok := c.Metadata.Get("version"); ok {
+			d.Version = string(v)
+		}
+	}
+	s.staged, s.stagedRec = d, &rec
+}
+
+// stage records d as the staged deployment instead of switching to it.
+func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
+	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
+		Retain: opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
+		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.stagedFile()), 0o755); err != nil {
+		return fmt.Errorf("staging %s: %w", d.Name(), err)
+	}
+	if err := durable.WriteFile(s.stagedFile(), data, 0o644, true); err != nil {
+		return fmt.Errorf("staging %s: %w", d.Name(), err)
+	}
+	d.Staged, d.Index = true, -1
+	s.staged, s.stagedRec = d, &rec
+	return nil
+}
+
+// unstage forgets the staged deployment; the next cleanup removes it.
+func (s *Sysroot) unstage() error {
+	if err := os.Remove(s.stagedFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("unstaging: %w", err)
+	}
+	s.staged, s.stagedRec = nil, nil
+	return nil
+}
+
+// FinalizeStaged makes the staged deployment the default (or appends it,
+// as the staging deploy asked): it merges /etc again from the merge
+// deployment as /etc is now, so changes made since the deploy are kept,
+// installs the kernel and switches the boot entries with one rename, as
+// Deploy does. It is meant to run at shutdown. Without a staged deployment
+// the error is ErrNoStaged. A finalize that fails leaves the boot entries
+// as they were and the deployment staged.
+func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	d, rec := s.staged, s.stagedRec
+	if d == nil {
+		return nil, ErrNoStaged
+	}
+	var merge *Deployment
+	if !rec.NoMerge {
+		merge = s.MergeDeployment(d.OS)
+	}
+	res := &DeployResult{Deployment: d, Merge: merge}
+	if err := removeTree(filepath.Join(d.Path, "etc")); err != nil {
+		return nil, fmt.Errorf("finalizing %s: %w", d.Name(), err)
+	}
+	if res.Etc, err = s.prepareTree(ctx, d, merge); err != nil {
+		return nil, fmt.Errorf("finalizing %s: %w", d.Name(), err)
+	}
+	k, err := findKernel(s.repo, d.Commit)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.installKernel(d.OS, k); err != nil {
+		return nil, err
+	}
+	opts := DeployOptions{Retain: rec.Retain, RetainPending: rec.RetainPending, RetainRollback: rec.RetainRollback}
+	keep, removed := s.retained(merge, d.OS, opts)
+	res.Removed = removed
+	d.Staged = false
+	list := append([]*Deployment{d}, keep...)
+	if rec.NotAsDefault {
+		list = append(keep, d)
+	}
+	if res.Switch, err = s.writeDeployments(ctx, list); err != nil {
+		d.Staged = true
+		return nil, err
+	}
+	// Switched: the record now names a listed deployment and would be
+	// ignored; removing it is tidiness.
+	if err := s.unstage(); err != nil {
+		return res, err
+	}
+	for _, x := range s.deployments {
+		if x.Path == d.Path {
+			res.Deployment = x
+		}
+	}
+	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: rec.NoPrune}); err != nil {
+		return res, fmt.Errorf("finalized, but cleaning up failed: %w", err)
+	}
+	return res, nil
+}
