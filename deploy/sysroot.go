@@ -48,14 +48,14 @@ type Deployment struct {
 	OverrideCommit string `json:"override_commit,omitempty"`
 	// Staged marks the deployment a staged deploy wrote: not in the boot
 	// entries until FinalizeStaged (Index is then -1).
-	Staged bool `json:"staged,omitempty"`
-	Pinned         bool   `json:"pinned"`
-	Booted         bool   `json:"booted"`
-	Pending        bool   `json:"pending"`  // will boot next instead of the booted one
-	Rollback       bool   `json:"rollback"` // what `rollback` would make the default
-	Path           string `json:"path"`     // the deployment's directory
-	BootCsum       string `json:"bootcsum"` // identifies its kernel and initramfs
-	Kernel         string `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
+	Staged   bool   `json:"staged,omitempty"`
+	Pinned   bool   `json:"pinned"`
+	Booted   bool   `json:"booted"`
+	Pending  bool   `json:"pending"`  // will boot next instead of the booted one
+	Rollback bool   `json:"rollback"` // what `rollback` would make the default
+	Path     string `json:"path"`     // the deployment's directory
+	BootCsum string `json:"bootcsum"` // identifies its kernel and initramfs
+	Kernel   string `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
 	// Options are the kernel arguments of its boot entry, without otree=.
 	Options string `json:"options"`
 	// Initramfs tells whether the tree had an initramfs beside its kernel.
