@@ -367,29 +367,39 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		}
 		return res, nil
 	}
-	if err := s.installKernel(osName, k); err != nil {
+	if err := s.switchTo(ctx, d, merge, k, opts, res); err != nil {
 		return nil, err
 	}
+	switched = true
+	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: opts.NoPrune}); err != nil {
+		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
+	}
+	return res, nil
+}
 
-	keep, removed := s.retained(merge, osName, opts)
-	res.Removed = removed
+// switchTo installs d's kernel and switches to a list with d first (or
+// last, with NotAsDefault) and the deployments opts retains; res gets the
+// switch made, the deployments dropped and d as listed now.
+func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel, opts DeployOptions, res *DeployResult) error {
+	if err := s.installKernel(d.OS, k); err != nil {
+		return err
+	}
+	keep, removed := s.retained(merge, d.OS, opts)
 	list := append([]*Deployment{d}, keep...)
 	if opts.NotAsDefault {
 		list = append(keep, d)
 	}
-	if res.Switch, err = s.writeDeployments(ctx, list); err != nil {
-		return nil, err
+	sw, err := s.writeDeployments(ctx, list)
+	if err != nil {
+		return err
 	}
-	switched = true
+	res.Switch, res.Removed = sw, removed
 	for _, x := range s.deployments {
 		if x.Path == d.Path {
 			res.Deployment = x
 		}
 	}
-	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: opts.NoPrune}); err != nil {
-		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
-	}
-	return res, nil
+	return nil
 }
 
 // retained splits the existing deployments into those a deploy keeps and

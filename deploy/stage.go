@@ -143,18 +143,10 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.installKernel(d.OS, k); err != nil {
-		return nil, err
-	}
-	opts := DeployOptions{Retain: rec.Retain, RetainPending: rec.RetainPending, RetainRollback: rec.RetainRollback}
-	keep, removed := s.retained(merge, d.OS, opts)
-	res.Removed = removed
 	d.Staged = false
-	list := append([]*Deployment{d}, keep...)
-	if rec.NotAsDefault {
-		list = append(keep, d)
-	}
-	if res.Switch, err = s.writeDeployments(ctx, list); err != nil {
+	opts := DeployOptions{Retain: rec.Retain, RetainPending: rec.RetainPending, RetainRollback: rec.RetainRollback,
+		NotAsDefault: rec.NotAsDefault}
+	if err := s.switchTo(ctx, d, merge, k, opts, res); err != nil {
 		d.Staged = true
 		return nil, err
 	}
@@ -162,11 +154,6 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	// ignored; removing it is tidiness.
 	if err := s.unstage(); err != nil {
 		return res, err
-	}
-	for _, x := range s.deployments {
-		if x.Path == d.Path {
-			res.Deployment = x
-		}
 	}
 	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: rec.NoPrune}); err != nil {
 		return res, fmt.Errorf("finalized, but cleaning up failed: %w", err)
