@@ -149,6 +149,7 @@ func newDeltaGenerateCommand(e *env) *cobra.Command {
 		disableBsdiff      bool
 		maxChunk           int64
 		noSync             bool
+		filename           string
 	)
 	c := &cobra.Command{
 		Use:   "generate [--from=REV | --empty] [--to=REV | TO]",
@@ -157,7 +158,12 @@ func newDeltaGenerateCommand(e *env) *cobra.Command {
 or from scratch with --empty, into deltas/ of the repository, replacing one
 of the same name. Changed files are stored as zstd patches against a file of
 the from-commit (the one at the same path, else one of the same name) when
-that is smaller.`,
+that is smaller.
+
+--filename=DIR writes the delta into the new directory DIR instead (its
+superblock and parts, as in deltas/), to carry to a machine that applies it
+with "otree static-delta apply-offline DIR". (OSTree writes its superblock
+at the path itself and the parts beside it.)`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -198,13 +204,13 @@ that is smaller.`,
 					fromID = c.Parent
 				}
 				name := delta.Name{From: fromID, To: toID}
-				if ifNotExists {
+				if ifNotExists && filename == "" {
 					if sb, raw, err := delta.ReadSuperblock(r, name); err == nil {
 						return printGenerated(e, sb, raw, false)
 					}
 				}
 				sb, err := delta.Generate(cmd.Context(), r, delta.GenerateOptions{From: fromID, To: toID,
-					MaxPartSize: maxChunk << 20, NoPatches: disableBsdiff, NoSync: noSync})
+					MaxPartSize: maxChunk << 20, NoPatches: disableBsdiff, NoSync: noSync, Dir: filename})
 				if err != nil {
 					return err
 				}
@@ -220,6 +226,7 @@ that is smaller.`,
 	fl.BoolVar(&disableBsdiff, "disable-bsdiff", false, "store changed files whole, never as patches")
 	fl.Int64Var(&maxChunk, "max-chunk-size", 0, "uncompressed size of a part in MiB (default 64)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the delta to disk")
+	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR, not the repository")
 	e.addJSON(c)
 	return c
 }

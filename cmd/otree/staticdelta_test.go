@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,6 +79,24 @@ func TestStaticDeltaCommands(t *testing.T) {
 	dst.ok("checkout", "-U", b.String(), co)
 	if got := testtree.Read(t, co, testtree.ReadOptions{}); got["a.txt"].Content != changed["a.txt"].Content {
 		t.Errorf("checkout after apply-offline: a.txt = %q", got["a.txt"].Content)
+	}
+
+	// --filename: the delta goes into a new directory, not the repository,
+	// and apply-offline of that directory gives the commit.
+	offline := filepath.Join(t.TempDir(), "usb", "update")
+	os.MkdirAll(filepath.Dir(offline), 0o755)
+	c.ok("static-delta", "generate", "--empty", "--to=main", "--filename="+offline)
+	if got := c.ok("static-delta", "list"); got != strings.Join(want, "\n")+"\n" {
+		t.Errorf("--filename changed the repository's deltas: %q", got)
+	}
+	c.fails(exitError, []string{offline, "exists"}, "static-delta", "generate", "--empty", "--to=main", "--filename="+offline)
+	fresh := newBareUserCLI(t)
+	if out := fresh.ok("static-delta", "apply-offline", offline); out != "Applied "+b.String()+": commit "+b.String()+"\n" {
+		t.Errorf("apply-offline of --filename's directory printed %q", out)
+	}
+	fresh.ok("fsck", "-q")
+	if ents, _ := os.ReadDir(filepath.Dir(offline)); len(ents) != 1 {
+		t.Errorf("--filename left %d entries beside the delta", len(ents))
 	}
 
 	c.ok("static-delta", "delete", want[1])

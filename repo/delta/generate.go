@@ -64,6 +64,11 @@ type GenerateOptions struct {
 	NoPatches bool
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
+	// Dir, if set, is a directory to create (it must not exist) and
+	// write the delta into, its superblock and parts as in the
+	// repository, instead of the repository's deltas/: a delta to carry
+	// to machines offline (ApplyOffline reads it).
+	Dir string
 }
 
 // item is one object the delta must carry, with the path it was found at
@@ -139,11 +144,19 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		return nil, err
 	}
 
-	if err := os.MkdirAll(r.Path(Dir), 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", r.Path(Dir), err)
+	parent, final := r.Path(Dir), Path(r, name)
+	if opts.Dir != "" {
+		parent, final = filepath.Dir(opts.Dir), opts.Dir
+		if _, err := os.Lstat(final); err == nil {
+			return nil, fmt.Errorf("generating delta %s: %s already exists", name, final)
+		}
+	} else {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", parent, err)
+		}
+		cleanTemp(r)
 	}
-	cleanTemp(r)
-	tmp, err := os.MkdirTemp(r.Path(Dir), ".new-")
+	tmp, err := os.MkdirTemp(parent, ".new-")
 	if err != nil {
 		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
@@ -174,8 +187,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	final := Path(r, name)
-	if _, err := os.Stat(final); err == nil {
+	if _, err := os.Stat(final); err == nil && opts.Dir == "" {
 		if err := Delete(r, name); err != nil {
 			return nil, err
 		}
@@ -184,7 +196,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		return nil, fmt.Errorf("publishing delta %s: %w", name, err)
 	}
 	if !opts.NoSync {
-		if err := durable.SyncDir(r.Path(Dir)); err != nil {
+		if err := durable.SyncDir(parent); err != nil {
 			return nil, err
 		}
 	}
