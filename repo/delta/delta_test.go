@@ -64,7 +64,7 @@ var treeB = testtree.Tree{
 	"same/dir/keep":   testtree.File("unchanged\n", 0o644),
 }
 
-func newRepo(t *testing.T, mode repo.Mode) *repo.Repo {
+func newRepo(t testing.TB, mode repo.Mode) *repo.Repo {
 	t.Helper()
 	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: mode})
 	if err != nil {
@@ -76,7 +76,7 @@ func newRepo(t *testing.T, mode repo.Mode) *repo.Repo {
 
 // commitTree commits tr to branch with fixed owner and time, so the same
 // tree gives the same commit id in any repository.
-func commitTree(t *testing.T, r *repo.Repo, branch string, tr testtree.Tree, parent bool) repo.ID {
+func commitTree(t testing.TB, r *repo.Repo, branch string, tr testtree.Tree, parent bool) repo.ID {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
@@ -123,7 +123,7 @@ func fsckClean(t *testing.T, r *repo.Repo) {
 
 // setup commits A then B into an archive source and A into a bare-user
 // destination, and generates the delta A->B in the source.
-func setup(t *testing.T, opts delta.GenerateOptions) (src, dst *repo.Repo, a, b repo.ID, sb *delta.Superblock) {
+func setup(t testing.TB, opts delta.GenerateOptions) (src, dst *repo.Repo, a, b repo.ID, sb *delta.Superblock) {
 	t.Helper()
 	src = newRepo(t, repo.ModeArchive)
 	dst = newRepo(t, repo.ModeBareUser)
