@@ -51,7 +51,7 @@ var zero uint32
 // origin is an archive repository served over HTTP, with a request log and
 // an optional fault per request.
 type origin struct {
-	t   *testing.T
+	t   testing.TB
 	r   *repo.Repo
 	dir string
 	srv *httptest.Server
@@ -80,7 +80,7 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 
 func (w *countingWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
 
-func newOrigin(t *testing.T) *origin {
+func newOrigin(t testing.TB) *origin {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "origin")
 	r, err := repo.Init(dir, repo.InitOptions{Mode: repo.ModeArchive})
@@ -279,7 +279,7 @@ func mustRef(t *testing.T, r *repo.Repo, name string) repo.ID {
 	return id
 }
 
-func lookup(t *testing.T, r *repo.Repo, commit repo.ID, p string) repo.Entry {
+func lookup(t testing.TB, r *repo.Repo, commit repo.ID, p string) repo.Entry {
 	t.Helper()
 	e, err := r.Lookup(commit, p)
 	if err != nil {
