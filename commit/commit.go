@@ -80,8 +80,10 @@ type Options struct {
 	// DetachedMetadata is stored beside the commit (for example signatures).
 	DetachedMetadata repo.Metadata
 	// BindRefs are refs the commit is bound to besides Branch (metadata
-	// key repo.RefBindingKey, checked by pull); NoBindings writes none,
-	// not even Branch.
+	// key repo.RefBindingKey, checked by pull). In a repository with a
+	// collection ID the commit is bound to it too
+	// (repo.CollectionBindingKey). NoBindings writes neither binding, not
+	// even Branch.
 	BindRefs   []string
 	NoBindings bool
 	// SignKeys sign the commit: their ed25519 signatures are added to its
@@ -494,6 +496,9 @@ func startProgress(fn func(Stats), c *counters, t *repo.Txn) func() {
 func bindings(r *repo.Repo, opts *Options, meta repo.Metadata) (repo.Metadata, error) {
 	if opts.NoBindings {
 		return meta, nil
+	}
+	if id := r.CollectionID(); id != "" {
+		meta = slices.Clone(meta).Set(repo.CollectionBindingKey, []byte(id))
 	}
 	refs := opts.BindRefs
 	if opts.Branch != "" && !opts.Orphan {

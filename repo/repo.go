@@ -89,6 +89,9 @@ type Repo struct {
 // InitOptions configure Init.
 type InitOptions struct {
 	Mode Mode // default ModeBareUser
+	// CollectionID, if set, names the repository's refs globally (see
+	// ValidateCollectionID); commits made in it are bound to it.
+	CollectionID string
 }
 
 // Init creates a repository at path (an empty or missing directory) and
@@ -99,6 +102,11 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	}
 	if opts.Mode < ModeBare || opts.Mode > ModeArchive {
 		return nil, fmt.Errorf("init %s: invalid mode %d", path, opts.Mode)
+	}
+	if opts.CollectionID != "" {
+		if err := ValidateCollectionID(opts.CollectionID); err != nil {
+			return nil, fmt.Errorf("init %s: %w", path, err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
 		return nil, fmt.Errorf("init %s: a repository already exists there", path)
@@ -121,6 +129,9 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	cfg := &Config{sections: map[string]map[string]string{}}
 	cfg.Set("core.repo_version", strconv.Itoa(repoVersion))
 	cfg.Set("core.mode", opts.Mode.String())
+	if opts.CollectionID != "" {
+		cfg.Set(collectionKey, opts.CollectionID)
+	}
 	if err := writeFileSynced(filepath.Join(path, "config"), cfg.Bytes()); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}

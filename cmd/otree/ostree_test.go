@@ -38,9 +38,7 @@ func needOSTree(t *testing.T, mode string) *ostreeRepo {
 }
 
 // run runs ostree on the repository and returns its combined output.
-func (o *ostreeRepo) run(args ...string) ([]byte, error) {
-	return exec.Command(o.bin, append([]string{"--repo=" + o.path}, args...)...).CombinedOutput()
-}
+func (o *ostreeRepo) run(args ...string) ([]byte, error) { return o.runIn(o.path, args...) }
 
 // ok runs ostree and fails the test unless it succeeds.
 func (o *ostreeRepo) ok(args ...string) string {
@@ -48,6 +46,22 @@ func (o *ostreeRepo) ok(args ...string) string {
 	out, err := o.run(args...)
 	if err != nil {
 		o.t.Fatalf("ostree %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// runIn runs ostree on the repository at path.
+func (o *ostreeRepo) runIn(path string, args ...string) ([]byte, error) {
+	return exec.Command(o.bin, append([]string{"--repo=" + path}, args...)...).CombinedOutput()
+}
+
+// okIn runs ostree on the repository at path and fails the test unless it
+// succeeds.
+func (o *ostreeRepo) okIn(path string, args ...string) string {
+	o.t.Helper()
+	out, err := o.runIn(path, args...)
+	if err != nil {
+		o.t.Fatalf("ostree --repo=%s %v: %v\n%s", path, args, err, out)
 	}
 	return string(out)
 }

@@ -16,6 +16,7 @@ type refsFlags struct {
 	del, list   bool
 	force       bool
 	alias       bool
+	collections bool
 	createIsSet bool
 }
 
@@ -33,6 +34,9 @@ NEWREF exists, unless --force.
 --alias --create=NEWREF BRANCH makes NEWREF an alias of the local BRANCH: it
 reads as BRANCH, and a commit or reset through it moves BRANCH. --alias alone
 lists the aliases as "NAME -> BRANCH".
+--collections (-c) lists "(COLLECTION, BRANCH)" for each ref that has a
+collection ID: local branches that of the repository (init --collection-id),
+remote refs that of their remote (remote add --collection-id).
 --delete PREFIX... deletes every ref matching each PREFIX as above; a PREFIX
 matching no ref is an error and then nothing is deleted. Deleting an alias
 deletes only the alias; a branch cannot be deleted while an alias that is
@@ -48,6 +52,7 @@ not deleted with it names it.`,
 	fl.BoolVar(&f.list, "list", false, "print full ref names, not names relative to PREFIX")
 	fl.BoolVar(&f.force, "force", false, "with --create, overwrite an existing ref")
 	fl.BoolVarP(&f.alias, "alias", "A", false, "with --create, create an alias of a branch; otherwise list aliases")
+	fl.BoolVarP(&f.collections, "collections", "c", false, "list refs with their collection IDs")
 	e.addJSON(c)
 	return c
 }
@@ -60,6 +65,8 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		return usagef("--alias does not apply to --delete: deleting an alias by name deletes only the alias")
 	case f.force && !f.createIsSet:
 		return usagef("--force only applies to --create")
+	case f.collections && (f.createIsSet || f.del || f.alias):
+		return usagef("--collections only applies to listing refs")
 	case f.createIsSet:
 		if len(args) != 1 {
 			return usagef("--create=%s needs exactly one REV to point at, got %d arguments", f.create, len(args))
@@ -103,6 +110,9 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.collections {
+		return listCollectionRefs(e, r, refs)
+	}
 	if e.json {
 		if refs == nil {
 			refs = []repo.Ref{}
@@ -120,6 +130,37 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 			}
 		}
 		fmt.Fprintln(w, name)
+	}
+	return w.Flush()
+}
+
+// collectionRef is a ref with the collection ID it belongs to.
+type collectionRef struct {
+	CollectionID string  `json:"collection_id"`
+	Name         string  `json:"name"`
+	Commit       repo.ID `json:"commit"`
+}
+
+// listCollectionRefs prints "(COLLECTION, BRANCH)" for the refs that have a
+// collection ID: local ones the repository's, remote ones their remote's.
+func listCollectionRefs(e *env, r *repo.Repo, refs []repo.Ref) error {
+	out := []collectionRef{}
+	for _, ref := range refs {
+		id, branch := r.CollectionID(), ref.Name
+		if rm, b, ok := strings.Cut(ref.Name, ":"); ok {
+			id, _ = r.Config().Get(`remote "` + rm + `".collection-id`)
+			branch = b
+		}
+		if id != "" {
+			out = append(out, collectionRef{id, branch, ref.Commit})
+		}
+	}
+	if e.json {
+		return e.printJSON(out)
+	}
+	w := bufio.NewWriter(e.stdout)
+	for _, c := range out {
+		fmt.Fprintf(w, "(%s, %s)\n", c.CollectionID, c.Name)
 	}
 	return w.Flush()
 }

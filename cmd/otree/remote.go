@@ -47,6 +47,7 @@ func newRemoteAddCommand(e *env) *cobra.Command {
 		noGPGVerify, noVerif bool
 		signVerify           []string
 		contentURL           string
+		collectionID         string
 	)
 	c := &cobra.Command{
 		Use:   "add NAME URL [BRANCH...]",
@@ -59,7 +60,9 @@ commits not signed by that key (or the keys in PATH): it sets sign-verify=true
 and verification-ed25519-key or -file. --no-sign-verify sets sign-verify and
 sign-verify-summary to false. --contenturl=URL (the contenturl key) fetches
 objects and static deltas from another server, a CDN say; the summary, its
-signature and the refs, which say what to trust, still come from URL.`,
+signature and the refs, which say what to trust, still come from URL.
+--collection-id=ID (the collection-id key) makes pull refuse commits bound to
+another collection than ID.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ifNotExists && force {
@@ -75,6 +78,9 @@ signature and the refs, which say what to trust, still come from URL.`,
 			}
 			if contentURL != "" {
 				opts.Set["contenturl"] = contentURL
+			}
+			if collectionID != "" {
+				opts.Set["collection-id"] = collectionID
 			}
 			if noVerif && len(signVerify) > 0 {
 				return usagef("--sign-verify and --no-sign-verify are exclusive")
@@ -106,6 +112,7 @@ signature and the refs, which say what to trust, still come from URL.`,
 	}
 	fl := c.Flags()
 	fl.StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of the remote (repeatable)")
+	fl.StringVar(&collectionID, "collection-id", "", "the remote's collection ID: pull refuses commits bound to another collection")
 	fl.StringVar(&contentURL, "contenturl", "", "fetch objects and static deltas from URL (the summary and refs still come from the remote's URL)")
 	fl.BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists")
 	fl.BoolVar(&force, "force", false, "replace the remote if it exists")

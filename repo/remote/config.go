@@ -112,6 +112,11 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 	if err := validateURL(keys["url"]); err != nil {
 		return false, err
 	}
+	if c := keys["collection-id"]; c != "" {
+		if err := repo.ValidateCollectionID(c); err != nil {
+			return false, fmt.Errorf("remote %s: %w", rm.Name, err)
+		}
+	}
 	if c := keys["contenturl"]; c != "" {
 		if u, err := url.Parse(keys["url"]); err == nil && u.Scheme == "file" {
 			return false, fmt.Errorf("remote %s: contenturl needs an http(s) url, not %s", rm.Name, keys["url"])

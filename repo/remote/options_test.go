@@ -403,3 +403,66 @@ func TestPullSubpath(t *testing.T) {
 		t.Errorf("ExplainMissing on a complete commit: %v", err)
 	}
 }
+
+// A remote with a collection ID refuses commits bound to another
+// collection, before storing anything; commits bound to none pass, and
+// DisableVerifyBindings turns the check off.
+func TestPullCollectionBinding(t *testing.T) {
+	o := newOrigin(t)
+	unbound := o.commit("os/old", tree, 1700000000)
+	if err := o.r.Config().Set("core.collection-id", "org.example.Os"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.r.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	bound := o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000100)
+	if c, _ := o.r.ReadCommit(bound); c == nil {
+		t.Fatal("no commit")
+	} else if b, ok := c.CollectionBinding(); !ok || b != "org.example.Os" {
+		t.Fatalf("a commit in a collection repository is bound to %q, %v", b, ok)
+	}
+	dest := func(collection string) *repo.Repo {
+		r, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeArchive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		if _, err := remote.AddRemote(r, remote.Remote{Name: "origin", URL: o.srv.URL},
+			remote.AddOptions{Set: map[string]string{"collection-id": collection}}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	other := dest("org.other.Os")
+	_, err := remote.Pull(ctx, other, fastOpts("os/stable"))
+	var ce *repo.CollectionBindingError
+	if !errors.As(err, &ce) || ce.Commit != bound || ce.Want != "org.other.Os" || ce.Binding != "org.example.Os" {
+		t.Fatalf("pull from a remote of another collection: %v", err)
+	}
+	checkNothingMoved(t, other)
+	if _, err := remote.Pull(ctx, other, fastOpts("os/old")); err != nil {
+		t.Errorf("a commit bound to no collection: %v", err)
+	}
+	opts := fastOpts("os/stable")
+	opts.DisableVerifyBindings = true
+	if _, err := remote.Pull(ctx, other, opts); err != nil {
+		t.Errorf("DisableVerifyBindings: %v", err)
+	}
+	same := dest("org.example.Os")
+	if _, err := remote.Pull(ctx, same, fastOpts("os/stable", "os/old")); err != nil {
+		t.Errorf("pull from the commit's own collection: %v", err)
+	}
+	if got := mustRef(t, same, "origin:os/old"); got != unbound {
+		t.Errorf("origin:os/old = %s", got)
+	}
+	if _, err := remote.AddRemote(same, remote.Remote{Name: "bad", URL: o.srv.URL},
+		remote.AddOptions{Set: map[string]string{"collection-id": "nodots"}}); err == nil || !strings.Contains(err.Error(), "nodots") {
+		t.Errorf("an invalid collection ID: %v", err)
+	}
+	if s, err := remote.ReadSummary(o.r); err != nil {
+		t.Fatal(err)
+	} else if v, ok := s.Metadata.Get(remote.SummaryCollectionKey); !ok || string(v) != "org.example.Os" {
+		t.Errorf("summary collection ID %q, %v", v, ok)
+	}
+}

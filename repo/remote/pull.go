@@ -53,8 +53,14 @@ type PullOptions struct {
 	// Static deltas are not used.
 	Subpaths []string
 	// DisableVerifyBindings accepts a commit whose ref binding does not
-	// list the branch it is pulled for.
+	// list the branch it is pulled for, or whose collection binding is
+	// not CollectionID.
 	DisableVerifyBindings bool
+	// CollectionID, if set, is the collection the requested commits must
+	// belong to: one bound to another is refused (repo.CollectionBindingError);
+	// one without a collection binding passes. Pull takes it from the
+	// remote's collection-id key when it is empty.
+	CollectionID string
 	// TimestampCheck refuses to move a ref to a commit older (by commit
 	// timestamp) than the one it names now: a downgrade, such as a
 	// mirror serving an old tree. Equal timestamps pass.
@@ -241,6 +247,9 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		}
 		if len(opts.Refs) == 0 {
 			opts.Refs = rm.Branches
+		}
+		if opts.CollectionID == "" {
+			opts.CollectionID = rm.Options["collection-id"]
 		}
 	}
 	src, closeSrc, err := openSource(u, &opts)
@@ -610,8 +619,8 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 	}
 	if err := decode(data); err != nil {
 		// A commit refused by checkTarget is sound, only not wanted.
-		be, te := (*repo.RefBindingError)(nil), (*TimestampError)(nil)
-		if errors.As(err, &be) || errors.As(err, &te) {
+		be, ce, te := (*repo.RefBindingError)(nil), (*repo.CollectionBindingError)(nil), (*TimestampError)(nil)
+		if errors.As(err, &be) || errors.As(err, &ce) || errors.As(err, &te) {
 			return fmt.Errorf("%s: %w", p.src.describe(kind, id), err)
 		}
 		return fmt.Errorf("%s: %w", p.src.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Reason: err.Error()})
@@ -899,8 +908,13 @@ func (p *puller) checkTarget(id repo.ID, c *repo.Commit, t *target) error {
 	if t == nil {
 		return nil
 	}
-	if t.branch != "" && !p.opts.DisableVerifyBindings {
-		if err := repo.CheckRefBinding(id, c, t.branch); err != nil {
+	if !p.opts.DisableVerifyBindings {
+		if t.branch != "" {
+			if err := repo.CheckRefBinding(id, c, t.branch); err != nil {
+				return err
+			}
+		}
+		if err := repo.CheckCollectionBinding(id, c, p.opts.CollectionID); err != nil {
 			return err
 		}
 	}

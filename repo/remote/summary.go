@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/otree/otree/internal/canon"
@@ -161,6 +162,10 @@ type SummaryOptions struct {
 	SignKeys []ed25519.PrivateKey
 }
 
+// SummaryCollectionKey is the summary metadata key holding the collection
+// ID of the repository it describes, when it has one.
+const SummaryCollectionKey = "otree.summary.collection-id"
+
 // UpdateSummary writes the summary of r's local branches to SummaryFile at
 // its root, atomically, and returns it. The refs are read under the refs
 // lock, so the summary is one consistent state of the repository.
@@ -183,6 +188,9 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		return nil, err
 	}
 	s := &Summary{Refs: []repo.Ref{}, Metadata: opts.Metadata}
+	if id := r.CollectionID(); id != "" {
+		s.Metadata = slices.Clone(s.Metadata).Set(SummaryCollectionKey, []byte(id))
+	}
 	for _, ref := range refs {
 		if !strings.Contains(ref.Name, ":") {
 			s.Refs = append(s.Refs, ref)
