@@ -75,6 +75,7 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 
 	// fsck --verify-bindings: a branch whose commit is bound to another
 	// collection is reported.
+	c.fails(exitUsage, []string{"collection ID"}, "config", "set", "core.collection-id", "nodots")
 	c.ok("config", "set", "core.collection-id", "org.other.Os")
 	res := c.fails(exitError, nil, "fsck", "--verify-bindings")
 	if !strings.Contains(res.stdout+res.stderr, "org.example.Os") || !strings.Contains(res.stdout+res.stderr, "os/stable") {
