@@ -94,6 +94,9 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 	if many && len(args) != 1 {
 		return usagef("with --from-file or --from-stdin, give only DEST")
 	}
+	if many && o.Subpath != "" {
+		return usagef("--subpath does not apply to --from-file or --from-stdin: each pair names its own")
+	}
 	dest := args[len(args)-1]
 	if dest == "" {
 		return usagef("DEST is empty")

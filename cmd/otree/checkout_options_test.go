@@ -105,6 +105,7 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 	c.fails(exitError, []string{"no subpath"}, "checkout", "-U", "--from-file="+file("odd", "one\x00/a\x00two"), filepath.Join(tmp, "odd"))
 	c.fails(exitError, []string{"lists no revision"}, "checkout", "-U", "--from-file="+file("none", ""), filepath.Join(tmp, "none"))
 	c.fails(exitUsage, []string{"only DEST"}, "checkout", "-U", "--from-file="+pairs, "one", filepath.Join(tmp, "x"))
+	c.fails(exitUsage, []string{"--subpath"}, "checkout", "-U", "--subpath=/a", "--from-file="+pairs, filepath.Join(tmp, "x"))
 	c.fails(exitError, []string{"skip list", `"/"`}, "checkout", "-U", "--skip-list="+file("root", "/\n"), "one", filepath.Join(tmp, "r"))
 
 	// Without DEST, REV names the directory, as in OSTree.
