@@ -30,6 +30,7 @@ type pullFlags struct {
 	bareUserOnlyFiles  bool
 	headers            []string
 	subpaths           []string
+	dryRun             bool
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -57,6 +58,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
+		DryRun: f.dryRun,
 	}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
@@ -111,6 +113,7 @@ object is on disk: a pull that fails changes no ref.`,
 	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
 	fl.BoolVar(&f.noDeltas, "disable-static-deltas", false, "fetch objects one by one even when the remote offers a static delta")
 	fl.StringArrayVar(&f.headers, "http-header", nil, "add the header NAME=VALUE to every request (repeatable)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: print what the static deltas would fetch (needs a delta per commit)")
 	fl.StringArrayVar(&f.subpaths, "subpath", nil, "pull only this path of each commit's tree; the commit stays partial (repeatable)")
 	e.addJSON(c)
 	return c
@@ -142,8 +145,8 @@ mode, with the objects they need, as local branches of the same names
 }
 
 func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string) error {
-	if f.requireDeltas && f.noDeltas {
-		return usagef("--require-static-deltas and --disable-static-deltas exclude each other")
+	if (f.requireDeltas || f.dryRun) && f.noDeltas {
+		return usagef("--disable-static-deltas excludes --require-static-deltas and --dry-run, which need deltas")
 	}
 	r, err := e.open()
 	if err != nil {
@@ -169,6 +172,20 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	}
 	if e.json {
 		return e.printJSON(res)
+	}
+	if opts.DryRun {
+		for _, p := range res.Plan {
+			what := p.Commit.String()
+			if p.Ref != "" {
+				what = p.Ref + ": " + what
+			}
+			fmt.Fprintf(e.stdout, "%s: delta %s, %d part%s, %s to fetch, %s uncompressed\n", what, p.Delta, p.Parts,
+				pluralSuffix(p.Parts), humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
+		}
+		if len(res.Plan) == 0 {
+			fmt.Fprintln(e.stdout, "Nothing to fetch.")
+		}
+		return nil
 	}
 	for _, u := range res.Refs {
 		switch {

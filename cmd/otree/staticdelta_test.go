@@ -134,6 +134,16 @@ func TestPullStaticDelta(t *testing.T) {
 		dst.ok("remote", "add", "origin", url)
 		dst.ok("pull", "origin", a.String())
 		dst.ok("refs", "--create=origin:os/stable", a.String())
+		if !disable {
+			out := dst.ok("pull", "--dry-run", "origin", "os/stable")
+			if want := "os/stable: " + b.String() + ": delta " + a.String() + "-" + b.String() + ", 1 part, "; !strings.HasPrefix(out, want) {
+				t.Errorf("pull --dry-run printed %q, want %q...", out, want)
+			}
+			if got := dst.ok("rev-parse", "origin:os/stable"); got != a.String()+"\n" {
+				t.Errorf("pull --dry-run moved the ref: %q", got)
+			}
+			dst.fails(exitUsage, []string{"--dry-run"}, "pull", "--dry-run", "--disable-static-deltas", "origin")
+		}
 		mu.Lock()
 		objects = 0
 		mu.Unlock()

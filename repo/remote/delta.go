@@ -153,6 +153,44 @@ func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]t
 	return rest, p.deltaRequired(rest)
 }
 
+// plan is a dry run: the delta each target not stored here would come by.
+func (p *puller) plan(targets []target, refName func(string) string) (*PullResult, error) {
+	res := &PullResult{Refs: []RefUpdate{}, Plan: []DeltaPlan{}}
+	ss, _ := p.src.(*summarySource)
+	hs := httpOf(p.src)
+	for _, t := range targets {
+		res.Commits = append(res.Commits, t.commit)
+		if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil {
+			return nil, err
+		} else if has && !p.r.IsCommitPartial(t.commit) {
+			continue
+		}
+		var sb *delta.Superblock
+		var ok bool
+		if hs != nil && ss.sum != nil {
+			var err error
+			if _, sb, ok, err = p.findDelta(hs, ss.sum, t, refName); err != nil {
+				return nil, err
+			}
+		}
+		if !ok {
+			what := "commit " + t.commit.String()
+			if t.branch != "" {
+				what = t.branch + " (" + what + ")"
+			}
+			return nil, fmt.Errorf("%s: a dry run needs a static delta, and there is none to %s", p.src, what)
+		}
+		pl := DeltaPlan{Ref: t.branch, Commit: t.commit, Delta: sb.Name.String(), Parts: len(sb.Parts)}
+		for _, part := range sb.Parts {
+			pl.Size += part.Size
+			pl.RawSize += part.RawSize
+		}
+		res.Plan = append(res.Plan, pl)
+	}
+	res.BytesFetched = p.src.received()
+	return res, nil
+}
+
 // deltaRequired fails, with RequireStaticDeltas, when a commit the pull
 // still needs came with no static delta.
 func (p *puller) deltaRequired(targets []target) error {
@@ -175,9 +213,14 @@ func (p *puller) deltaRequired(targets []target) error {
 	return nil
 }
 
-func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (bool, error) {
+// findDelta finds the static delta that leads to t's commit from what is
+// stored here (from the commit its ref names, else from scratch when no
+// ref does), fetches and checks its superblock, and holds the commit it
+// carries to checkTarget's rules. ok is false when t's commit is stored
+// complete, or when no usable delta is listed or the one listed is gone.
+func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (DeltaRef, *delta.Superblock, bool, error) {
 	if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil || (has && !p.r.IsCommitPartial(t.commit)) {
-		return false, err
+		return DeltaRef{}, nil, false, err
 	}
 	ref, ok := DeltaRef{}, false
 	anyRef := false
@@ -188,12 +231,12 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 				continue
 			}
 			if err != nil {
-				return false, err
+				return ref, nil, false, err
 			}
 			anyRef = true
 			has, err := p.r.HasObject(repo.KindCommit, from)
 			if err != nil {
-				return false, err
+				return ref, nil, false, err
 			}
 			if has && !p.r.IsCommitPartial(from) && from != t.commit {
 				if ref, ok = sum.lookupDelta(delta.Name{From: from, To: t.commit}); ok {
@@ -206,7 +249,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		ref, ok = sum.lookupDelta(delta.Name{To: t.commit})
 	}
 	if !ok {
-		return false, nil
+		return ref, nil, false, nil
 	}
 	dir := ref.Name.Rel() + "/"
 	var sb *delta.Superblock
@@ -227,7 +270,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		// Listed but gone (deleted since the summary was written, or a
 		// mirror without deltas): the objects are fetched instead.
 		p.opts.Logger.Info("static delta not found; fetching objects", "delta", ref.Name.String(), "error", err)
-		return false, nil
+		return ref, nil, false, nil
 	}
 	if err == nil {
 		if err = p.checkDeltaCommit(sb, t); err != nil {
@@ -235,8 +278,17 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		}
 	}
 	if err != nil {
+		return ref, nil, false, err
+	}
+	return ref, sb, true, nil
+}
+
+func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (bool, error) {
+	ref, sb, ok, err := p.findDelta(hs, sum, t, refName)
+	if err != nil || !ok {
 		return false, err
 	}
+	dir := ref.Name.Rel() + "/"
 	err = delta.Apply(p.ctx, p.txn, sb, func(ctx context.Context, file string, fn func(io.Reader) error) error {
 		return hs.get(ctx, dir+file, fn)
 	}, p.checkFile)

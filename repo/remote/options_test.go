@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -464,5 +465,57 @@ func TestPullCollectionBinding(t *testing.T) {
 		t.Fatal(err)
 	} else if v, ok := s.Metadata.Get(remote.SummaryCollectionKey); !ok || string(v) != "org.example.Os" {
 		t.Errorf("summary collection ID %q, %v", v, ok)
+	}
+}
+
+// DryRun reports the static delta each commit would come by, with the
+// sizes its superblock gives, and changes nothing; a commit without a
+// delta is an error, and one stored here needs none.
+func TestPullDryRun(t *testing.T) {
+	o, a, b, name := deltaOrigin(t, false)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts(a.String())); err != nil {
+		t.Fatal(err)
+	}
+	dest.SetRef("origin:os/stable", a)
+	before := storedObjects(t, dest)
+	sb, _, err := delta.ReadSuperblock(o.r, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size, raw uint64
+	for _, p := range sb.Parts {
+		size, raw = size+p.Size, raw+p.RawSize
+	}
+	o.resetHits()
+	opts := fastOpts("os/stable")
+	opts.DryRun = true
+	res, err := remote.Pull(ctx, dest, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []remote.DeltaPlan{{Ref: "os/stable", Commit: b, Delta: name.String(), Parts: len(sb.Parts), Size: size, RawSize: raw}}
+	if d := cmp.Diff(want, res.Plan); d != "" {
+		t.Errorf("plan (-want +got):\n%s", d)
+	}
+	if got := mustRef(t, dest, "origin:os/stable"); got != a {
+		t.Errorf("a dry run moved the ref to %s", got)
+	}
+	if d := cmp.Diff(before, storedObjects(t, dest)); d != "" {
+		t.Errorf("a dry run stored objects:\n%s", d)
+	}
+	if n := o.objectHits() + o.hitsOf("/"+name.Rel()+"/0"); n != 0 {
+		t.Errorf("a dry run fetched %d objects or parts", n)
+	}
+	// No ref here and no delta from scratch: nothing says the size.
+	fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+	_, err = remote.Pull(ctx, fresh, opts)
+	errContains(t, err, "dry run", "static delta", b.String())
+	// A commit stored here needs nothing.
+	if _, err := remote.Pull(ctx, dest, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := remote.Pull(ctx, dest, opts); err != nil || len(res.Plan) != 0 {
+		t.Errorf("dry run of a stored commit: %+v, %v", res, err)
 	}
 }

@@ -78,6 +78,12 @@ type PullOptions struct {
 	RequireStaticDeltas bool
 	// Header is added to every HTTP request (authorization, say).
 	Header http.Header
+	// DryRun changes nothing: for each requested commit not stored here
+	// the pull finds the static delta it would come by, fetches and checks
+	// its superblock, and reports in PullResult.Plan what the parts would
+	// transfer. A commit without one is an error, as in OSTree: only a
+	// delta says beforehand how much a pull fetches.
+	DryRun bool
 
 	// Jobs is the number of objects fetched at once (default 8).
 	Jobs int
@@ -148,6 +154,18 @@ type PullResult struct {
 	BytesWritten int64 `json:"bytes_written"`
 	// Deltas names the static deltas used, if any.
 	Deltas []string `json:"deltas,omitempty"`
+	// Plan is what a DryRun would fetch, a delta per commit.
+	Plan []DeltaPlan `json:"plan,omitempty"`
+}
+
+// DeltaPlan is the static delta a dry run found for one commit.
+type DeltaPlan struct {
+	Ref     string  `json:"ref,omitempty"` // the branch at the source; "" for a commit id
+	Commit  repo.ID `json:"commit"`
+	Delta   string  `json:"delta"`
+	Parts   int     `json:"parts"`
+	Size    uint64  `json:"size"`     // bytes the parts transfer
+	RawSize uint64  `json:"raw_size"` // bytes they decompress to
 }
 
 func (o *PullOptions) defaults() {
@@ -477,8 +495,8 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if opts.Depth < -1 {
 		return nil, fmt.Errorf("invalid depth %d (want -1 for all, or 0 or more)", opts.Depth)
 	}
-	if opts.RequireStaticDeltas && opts.DisableStaticDeltas {
-		return nil, errors.New("RequireStaticDeltas and DisableStaticDeltas contradict each other")
+	if (opts.RequireStaticDeltas || opts.DryRun) && opts.DisableStaticDeltas {
+		return nil, errors.New("DisableStaticDeltas contradicts RequireStaticDeltas and DryRun, which need deltas")
 	}
 	var from *repo.Commit
 	if !opts.TimestampCheckFrom.IsZero() {
@@ -509,6 +527,9 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 			p.unmarkUnpublished()
 		}
 	}()
+	if opts.DryRun {
+		return p.plan(targets, refName)
+	}
 	p.scanning.Store(true)
 	stop := progress.Every(p.report())
 	walk, err := p.applyDeltas(targets, refName)
