@@ -519,3 +519,36 @@ func TestPullDryRun(t *testing.T) {
 		t.Errorf("dry run of a stored commit: %+v, %v", res, err)
 	}
 }
+
+// A parent the server pruned ends the history a deep pull fetches, as in
+// OSTree, instead of failing it; a requested commit the server lacks still
+// fails.
+func TestPullPrunedHistory(t *testing.T) {
+	o := newOrigin(t)
+	first := o.commit("os/stable", tree, 1700000000)
+	second := o.commit("os/stable", testtree.Tree{"a": testtree.File("2\n", 0o644)}, 1700000100)
+	third := o.commit("os/stable", testtree.Tree{"a": testtree.File("3\n", 0o644)}, 1700000200)
+	if _, err := o.r.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := o.r.HasObject(repo.KindCommit, second); has {
+		t.Fatal("the origin's prune kept the parent")
+	}
+	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+	opts := fastOpts("os/stable")
+	opts.Depth = -1
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatalf("deep pull of a pruned history: %v", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != third {
+		t.Errorf("ref %s, want %s", got, third)
+	}
+	checkFsck(t, dst)
+	if dst.IsCommitPartial(third) {
+		t.Error("the head commit was left partial")
+	}
+	opts.Refs = []string{first.String()}
+	if _, err := remote.Pull(ctx, dst, opts); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("pull of a commit the server pruned: %v, want a not-found error", err)
+	}
+}

@@ -703,6 +703,12 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 			if c == nil {
 				var err error
 				if c, err = p.commit(q, id, tt); err != nil {
+					if tt == nil && errors.Is(err, repo.ErrNotFound) {
+						// A parent the source pruned: its history ends
+						// here, as in OSTree.
+						p.opts.Logger.Info("parent commit not at the source; history ends", "commit", id.String())
+						break
+					}
 					return err
 				}
 				commits[id] = c
