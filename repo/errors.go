@@ -71,6 +71,20 @@ func (e *CorruptObjectError) Error() string {
 	return fmt.Sprintf("%s object %s%s is corrupt: %s", e.Kind, e.ID, where, e.Reason)
 }
 
+// NoParentError reports a revision ("main^^") that climbs past the first
+// commit of a history.
+type NoParentError struct {
+	Rev    string
+	Commit ID // the commit without a parent
+}
+
+func (e *NoParentError) Error() string {
+	return fmt.Sprintf("revision %s: commit %s has no parent", e.Rev, e.Commit)
+}
+
+// Is makes errors.Is(err, ErrNotFound) true.
+func (e *NoParentError) Is(target error) bool { return target == ErrNotFound }
+
 // RefNotFoundError reports a ref or revision that does not resolve.
 type RefNotFoundError struct {
 	Ref string

@@ -301,7 +301,7 @@ func (r *Repo) ResolveRev(rev string) (ID, error) {
 			return ID{}, fmt.Errorf("resolving %s: %w", rev, err)
 		}
 		if c.Parent.IsZero() {
-			return ID{}, &RefNotFoundError{rev}
+			return ID{}, &NoParentError{Rev: rev, Commit: id}
 		}
 		id = c.Parent
 	}

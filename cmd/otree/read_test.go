@@ -268,7 +268,7 @@ func TestRevParse(t *testing.T) {
 	if res.stdout != "" {
 		t.Errorf("rev-parse of an unknown ref printed %q", res.stdout)
 	}
-	c.fails(exitError, []string{"main~5"}, "rev-parse", "main~5")
+	c.fails(exitError, []string{"main~5", "commit " + first.String() + " has no parent"}, "rev-parse", "main~5")
 	c.fails(exitUsage, nil, "rev-parse")
 	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
 }
