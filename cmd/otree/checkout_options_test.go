@@ -123,6 +123,9 @@ func TestCheckoutFsync(t *testing.T) {
 	if err != nil {
 		t.Skip("strace is not installed (CI installs it)")
 	}
+	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
+	}
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "one", source(t, fixture))
 	exe, env := otreeBinary(t)
