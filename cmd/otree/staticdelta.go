@@ -147,7 +147,7 @@ func newDeltaGenerateCommand(e *env) *cobra.Command {
 		from, to           string
 		empty, ifNotExists bool
 		disableBsdiff      bool
-		maxChunk           int64
+		maxChunk, maxPatch int64
 		noSync             bool
 		filename           string
 	)
@@ -181,6 +181,9 @@ at the path itself and the parts beside it.)`,
 			if maxChunk < 0 {
 				return usagef("--max-chunk-size must be positive")
 			}
+			if maxPatch <= 0 || maxPatch > 64 {
+				return usagef("--max-bsdiff-size must be 1 to 64 (MiB); --disable-bsdiff stores every file whole")
+			}
 			return e.inRepo(func(r *repo.Repo) error {
 				toID, err := r.ResolveRev(to)
 				if err != nil {
@@ -210,7 +213,7 @@ at the path itself and the parts beside it.)`,
 					}
 				}
 				sb, err := delta.Generate(cmd.Context(), r, delta.GenerateOptions{From: fromID, To: toID,
-					MaxPartSize: maxChunk << 20, NoPatches: disableBsdiff, NoSync: noSync, Dir: filename})
+					MaxPartSize: maxChunk << 20, MaxPatchSize: maxPatch << 20, NoPatches: disableBsdiff, NoSync: noSync, Dir: filename})
 				if err != nil {
 					return err
 				}
@@ -225,6 +228,7 @@ at the path itself and the parts beside it.)`,
 	fl.BoolVarP(&ifNotExists, "if-not-exists", "n", false, "only generate if the delta does not exist yet")
 	fl.BoolVar(&disableBsdiff, "disable-bsdiff", false, "store changed files whole, never as patches")
 	fl.Int64Var(&maxChunk, "max-chunk-size", 0, "uncompressed size of a part in MiB (default 64)")
+	fl.Int64Var(&maxPatch, "max-bsdiff-size", 64, "largest file in MiB stored as a patch; larger ones are stored whole (at most 64)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the delta to disk")
 	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR, not the repository")
 	e.addJSON(c)

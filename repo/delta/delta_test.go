@@ -190,6 +190,20 @@ func TestGenerateApply(t *testing.T) {
 	if ps, ws := partBytes(sb), partBytes(whole); ps*3 > ws {
 		t.Errorf("delta with patches is %d bytes, without %d", ps, ws)
 	}
+	// MaxPatchSize below big.txt (300 KiB) stores it whole; above, it is
+	// patched as by default.
+	for _, c := range []struct {
+		limit int64
+		small bool
+	}{{100 << 10, false}, {1 << 20, true}} {
+		limited, err := delta.Generate(ctx, src, delta.GenerateOptions{From: a, To: b, MaxPatchSize: c.limit, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ls := partBytes(limited); (ls*3 < partBytes(whole)) != c.small {
+			t.Errorf("delta with patches up to %d bytes is %d bytes; with all patches %d, with none %d", c.limit, ls, partBytes(sb), partBytes(whole))
+		}
+	}
 }
 
 func partBytes(sb *delta.Superblock) uint64 {

@@ -62,6 +62,10 @@ type GenerateOptions struct {
 	// NoPatches stores every changed file whole instead of as a patch
 	// against a file of From.
 	NoPatches bool
+	// MaxPatchSize is the largest file (and base) considered for a patch;
+	// larger ones are stored whole. 0 means the format's limit, 64 MiB,
+	// which is also the most it can be.
+	MaxPatchSize int64
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
 	// Dir, if set, is a directory to create (it must not exist) and
@@ -93,6 +97,9 @@ type fromIndex struct {
 func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superblock, error) {
 	if opts.MaxPartSize <= 0 {
 		opts.MaxPartSize = DefaultMaxPartSize
+	}
+	if opts.MaxPatchSize <= 0 || opts.MaxPatchSize > maxPatchSize {
+		opts.MaxPatchSize = maxPatchSize
 	}
 	name := Name{From: opts.From, To: opts.To}
 	if name.To.IsZero() || name.From == name.To {
@@ -442,7 +449,7 @@ func (g *generator) add(it item) error {
 		}
 		defer rc.Close()
 		hdr := repo.AppendFileHeader(nil, h)
-		if h.Type == repo.TypeRegular && h.Size <= maxPatchSize && !g.opts.NoPatches {
+		if h.Type == repo.TypeRegular && h.Size <= uint64(g.opts.MaxPatchSize) && !g.opts.NoPatches {
 			if base, ok := g.fileBase(it.path); ok {
 				content, err := io.ReadAll(io.LimitReader(rc, int64(h.Size)+1))
 				if err != nil {
@@ -528,7 +535,7 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 		return nil, base, false, err
 	}
 	defer rc.Close()
-	if h.Type != repo.TypeRegular || h.Size == 0 || h.Size > maxPatchSize {
+	if h.Type != repo.TypeRegular || h.Size == 0 || h.Size > uint64(g.opts.MaxPatchSize) {
 		return nil, base, false, nil
 	}
 	bdata, err := io.ReadAll(rc)
