@@ -29,6 +29,7 @@ func TestStaticDeltaCommands(t *testing.T) {
 	c.fails(exitError, []string{"has no parent", "--empty"}, "static-delta", "generate", "--to=main^")
 	c.fails(exitUsage, []string{"--to"}, "static-delta", "generate")
 	c.fails(exitUsage, []string{"--empty and --from"}, "static-delta", "generate", "--empty", "--from=main^", "main")
+	c.fails(exitUsage, []string{"--max-bsdiff-size"}, "static-delta", "generate", "--max-bsdiff-size=65", "main")
 	// Default from: the parent of --to.
 	out := c.ok("static-delta", "generate", "--to=main")
 	if want := "Generated " + a.String() + "-" + b.String() + ": "; !strings.HasPrefix(out, want) {
