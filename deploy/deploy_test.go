@@ -842,9 +842,24 @@ func TestStagedDeploy(t *testing.T) {
 	}
 	// The admin edits /etc after the deploy; the finalize keeps the edit.
 	os.WriteFile(filepath.Join(first.Path, "etc/hostname"), []byte("late-edit\n"), 0o644)
+	record, err := os.ReadFile(filepath.Join(f.path, "run/otree/staged-deployment"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	fin, err := f.s.FinalizeStaged(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A finalize killed after its switch leaves the record behind; it
+	// stages nothing, and must not stage the deployment again once a later
+	// deploy drops it from the list.
+	if err := os.WriteFile(filepath.Join(f.path, "run/otree/staged-deployment"), record, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s4, err := Open(f.path, OpenOptions{}); err != nil || s4.Staged() != nil {
+		t.Fatalf("a record naming a listed deployment stages %+v (%v)", s4.Staged(), err)
+	} else {
+		s4.Close()
 	}
 	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
 		t.Fatalf("after finalize: %s", diff)
@@ -860,6 +875,17 @@ func TestStagedDeploy(t *testing.T) {
 	}
 	if _, err := f.s.FinalizeStaged(ctx); !errors.Is(err, ErrNoStaged) {
 		t.Errorf("second finalize: %v", err)
+	}
+
+	f.commit("os", osTree("6.1.0-2", testtree.Tree{"usr/bin/b2": testtree.File("b2", 0o755)}))
+	f.deploy("os", DeployOptions{}) // drops a
+	f.commit("os", osTree("6.1.0-2", testtree.Tree{"usr/bin/b3": testtree.File("b3", 0o755)}))
+	f.deploy("os", DeployOptions{}) // drops b, the finalized one
+	if f.s.Staged() != nil {
+		t.Fatalf("the stale record staged %+v again", f.s.Staged())
+	}
+	if _, err := os.Stat(fin.Deployment.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dropped deployment was kept: %v", err)
 	}
 
 	// A deploy replaces a staged deployment.

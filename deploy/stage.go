@@ -46,9 +46,11 @@ func (s *Sysroot) Staged() *Deployment { return s.staged }
 
 // loadStaged reads the staged record, if any. A record that names no
 // deployment directory, or one already in the boot entries (a finalize
-// that switched and died before removing it), stages nothing.
+// that switched and died before removing it), stages nothing; the latter
+// is stale, and the next locked operation removes it before it could
+// outlive that deployment's place in the list and stage it again.
 func (s *Sysroot) loadStaged() {
-	s.staged, s.stagedRec = nil, nil
+	s.staged, s.stagedRec, s.staleStaged = nil, nil, false
 	data, err := os.ReadFile(s.stagedFile())
 	if err != nil {
 		return
@@ -63,6 +65,7 @@ func (s *Sysroot) loadStaged() {
 	}
 	for _, d := range s.deployments {
 		if d.Path == path {
+			s.staleStaged = true
 			return
 		}
 	}
@@ -99,6 +102,19 @@ func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	}
 	d.Staged, d.Index = true, -1
 	s.staged, s.stagedRec = d, &rec
+	return nil
+}
+
+// dropStaleStaged removes a stale staged record (see loadStaged). Called
+// under the sysroot lock, before anything can change the list.
+func (s *Sysroot) dropStaleStaged() error {
+	if !s.staleStaged {
+		return nil
+	}
+	if err := os.Remove(s.stagedFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the stale %s: %w", s.stagedFile(), err)
+	}
+	s.staleStaged = false
 	return nil
 }
 

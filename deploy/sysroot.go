@@ -33,6 +33,7 @@ type Sysroot struct {
 	booted      *Deployment
 	staged      *Deployment   // written by a staged deploy, not in the boot entries
 	stagedRec   *stagedRecord // how FinalizeStaged switches to it
+	staleStaged bool          // a staged record names a listed deployment
 }
 
 // Deployment is one bootable checkout of a commit.
@@ -380,6 +381,10 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 		}
 	}
 	if err := s.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := s.dropStaleStaged(); err != nil {
 		f.Close()
 		return nil, err
 	}
