@@ -245,11 +245,6 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	if err != nil {
 		return nil, err
 	}
-	if s.staged != nil {
-		if err := s.unstage(); err != nil {
-			return nil, err
-		}
-	}
 	// Resolving the revision and pointing the deployment's ref at the
 	// commit happen under the refs lock, so a prune of the repository
 	// cannot remove the commit in between; the ref keeps it from then on.
@@ -351,6 +346,12 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	}
 	if err := os.WriteFile(d.Path+".origin", o.encode(), 0o644); err != nil {
 		return nil, err
+	}
+	// This deployment replaces a staged one, now that it is written.
+	if s.staged != nil {
+		if err := s.unstage(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Stage {
 		// Durable before it is recorded: the finalize, at shutdown, only

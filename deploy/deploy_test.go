@@ -891,6 +891,15 @@ func TestStagedDeploy(t *testing.T) {
 	// A deploy replaces a staged deployment.
 	f.commit("os", osTree("6.1.0-3", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
 	c := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	// A deploy that fails keeps the staged one staged.
+	f.commit("nokernel", testtree.Tree{"usr/bin/x": testtree.File("x", 0o755)})
+	var nk *NoKernelError
+	if _, err := f.s.Deploy(ctx, "nokernel", DeployOptions{}); !errors.As(err, &nk) {
+		t.Fatalf("deploy of a tree without a kernel: %v", err)
+	}
+	if st := f.s.Staged(); st == nil || st.Path != c.Path {
+		t.Fatalf("a failed deploy unstaged %s: %+v", c.Name(), st)
+	}
 	d := f.commit("os", osTree("6.1.0-3", testtree.Tree{"usr/bin/d": testtree.File("d", 0o755)}))
 	f.deploy("os", DeployOptions{})
 	if f.s.Staged() != nil || f.order()[0] != d {
