@@ -27,6 +27,12 @@ type stagedRecord struct {
 	Serial  int     `json:"serial"`
 	Options string  `json:"options"`
 	NoMerge bool    `json:"no_merge,omitempty"`
+	// What status shows, as the deploy found it, so that opening the
+	// sysroot reads nothing from the repository for it.
+	Kernel    string `json:"kernel"`
+	BootCsum  string `json:"bootcsum"`
+	Initramfs bool   `json:"initramfs,omitempty"`
+	Version   string `json:"version,omitempty"`
 	// The retention and placement the deploy asked for.
 	Retain         bool `json:"retain,omitempty"`
 	RetainPending  bool `json:"retain_pending,omitempty"`
@@ -70,17 +76,10 @@ func (s *Sysroot) loadStaged() {
 		}
 	}
 	d := &Deployment{Index: -1, OS: rec.OS, Commit: rec.Commit, Serial: rec.Serial, Path: path,
-		Options: rec.Options, Staged: true}
+		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs,
+		Version: rec.Version, Staged: true}
 	if o, err := readOrigin(path + ".origin"); err == nil {
 		d.Origin, d.OverrideCommit = o.Refspec, o.OverrideCommit
-	}
-	if k, err := findKernel(s.repo, rec.Commit); err == nil {
-		d.Kernel, d.BootCsum, d.Initramfs = k.version, k.bootCsum, !k.initramfs.IsZero()
-	}
-	if c, err := s.repo.ReadCommit(rec.Commit); err == nil {
-		if v, ok := c.Metadata.Get("version"); ok {
-			d.Version = string(v)
-		}
 	}
 	s.staged, s.stagedRec = d, &rec
 }
@@ -88,6 +87,7 @@ func (s *Sysroot) loadStaged() {
 // stage records d as the staged deployment instead of switching to it.
 func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
+		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Version: s.commitVersion(d.Commit),
 		Retain: opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}
 	data, err := json.Marshal(rec)
@@ -100,7 +100,7 @@ func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	if err := durable.WriteFile(s.stagedFile(), data, 0o644, true); err != nil {
 		return fmt.Errorf("staging %s: %w", d.Name(), err)
 	}
-	d.Staged, d.Index = true, -1
+	d.Staged, d.Index, d.Version = true, -1, rec.Version
 	s.staged, s.stagedRec = d, &rec
 	return nil
 }

@@ -305,12 +305,19 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 		return nil, err
 	}
 	d.Origin, d.Pinned, d.OverrideCommit = o.Refspec, o.Pinned, o.OverrideCommit
+	d.Version = s.commitVersion(commit)
+	return d, nil
+}
+
+// commitVersion is the commit's "version" metadata ("" if none, or if the
+// commit cannot be read).
+func (s *Sysroot) commitVersion(commit repo.ID) string {
 	if c, err := s.repo.ReadCommit(commit); err == nil {
 		if v, ok := c.Metadata.Get("version"); ok {
-			d.Version = string(v)
+			return string(v)
 		}
 	}
-	return d, nil
+	return ""
 }
 
 // markRoles sets Pending and Rollback. With a booted deployment, pending

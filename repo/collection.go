@@ -46,6 +46,23 @@ func (r *Repo) CollectionID() string {
 	return id
 }
 
+// RemoteCollectionID returns the collection ID configured for the remote
+// name (its collection-id key; "" when it has none).
+func (r *Repo) RemoteCollectionID(name string) string {
+	id, _ := r.config.Get(`remote "` + name + `".collection-id`)
+	return id
+}
+
+// RefCollectionID returns the collection a ref belongs to: the
+// repository's for a local branch, its remote's for "remote:branch" ("" for
+// none).
+func (r *Repo) RefCollectionID(ref string) string {
+	if rm, _, ok := strings.Cut(ref, ":"); ok {
+		return r.RemoteCollectionID(rm)
+	}
+	return r.CollectionID()
+}
+
 // CollectionBinding returns the collection ID c is bound to, and whether
 // it carries one.
 func (c *Commit) CollectionBinding() (string, bool) {

@@ -882,12 +882,7 @@ func (f *fsckRun) checkBindings(refs []Ref, backRefs bool) {
 			bindingProblem(ref.Commit, ref.Name, fmt.Sprintf("ref %s points at it, but its ref binding lists only [%s]",
 				ref.Name, strings.Join(err.(*RefBindingError).Bindings, ", ")), err)
 		}
-		// A local branch's commit belongs to the repository's collection,
-		// a remote ref's to its remote's.
-		want := f.r.CollectionID()
-		if rm, _, ok := strings.Cut(ref.Name, ":"); ok {
-			want, _ = f.r.config.Get(`remote "` + rm + `".collection-id`)
-		}
+		want := f.r.RefCollectionID(ref.Name)
 		if err := CheckCollectionBinding(ref.Commit, c, want); err != nil {
 			bindingProblem(ref.Commit, ref.Name, fmt.Sprintf("ref %s points at it, but it is bound to collection %s, not %s",
 				ref.Name, err.(*CollectionBindingError).Binding, want), err)

@@ -100,14 +100,20 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 	if err := ValidateRefName(name); err != nil {
 		return ID{}, err
 	}
-	// O_NOFOLLOW: an ordinary ref costs one open; a symlink (ELOOP) is an
-	// alias, followed only inside refs/heads, and its branch opened the
-	// same way.
-	final := name
 	p, err := r.refFile(name)
 	if err != nil {
 		return ID{}, err
 	}
+	return r.readRefFile(name, p)
+}
+
+// readRefFile reads ref name from its file p, whose directories are known
+// to be real ones (refFile, or a walk that does not follow symlinks).
+func (r *Repo) readRefFile(name, p string) (ID, error) {
+	// O_NOFOLLOW: an ordinary ref costs one open; a symlink (ELOOP) is an
+	// alias, followed only inside refs/heads, and its branch opened the
+	// same way.
+	final := name
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, unix.ELOOP) {
 		if final, err = r.resolveAlias(name); err != nil {
@@ -143,11 +149,11 @@ func (r *Repo) ReadRef(name string) (ID, error) {
 // writeRef points a ref at id (through any aliases), or deletes it for the
 // zero id (an alias itself; a branch only if no alias names it).
 func (r *Repo) writeRef(name string, id ID, sync bool) error {
-	p, err := r.refFile(name)
-	if err != nil {
-		return err
-	}
 	if id.IsZero() {
+		p, err := r.refFile(name)
+		if err != nil {
+			return err
+		}
 		if !strings.Contains(name, ":") {
 			if aliases, err := r.aliasesOf(name); err != nil {
 				return err
@@ -167,11 +173,13 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		}
 		return nil
 	}
+	// Resolving checks name's directories; refFile checks the branch's.
 	final, err := r.resolveAlias(name)
 	if err != nil {
 		return err
 	}
-	if p, err = r.refFile(final); err != nil {
+	p, err := r.refFile(final)
+	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -240,7 +248,12 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 			if d.Type()&fs.ModeSymlink != 0 && namePrefix == "" {
 				ref.Alias, _ = r.aliasTarget(name) // an error: ReadRef fails too
 			}
-			if ref.Commit, err = r.ReadRef(name); err != nil {
+			// The walk does not descend into symlinks, so p's directories
+			// are real ones: no refFile check is needed.
+			if err = ValidateRefName(name); err == nil {
+				ref.Commit, err = r.readRefFile(name, p)
+			}
+			if err != nil {
 				if d.Type()&fs.ModeSymlink != 0 {
 					return nil // a broken alias: ListAliases and fsck show it
 				}

@@ -50,6 +50,18 @@ func (a *adminEnv) open() (*deploy.Sysroot, error) {
 	return deploy.Open(a.sysroot, deploy.OpenOptions{})
 }
 
+// orBooted is index, or when it is negative (not given) the booted
+// deployment's, else 0.
+func orBooted(s *deploy.Sysroot, index int) int {
+	switch {
+	case index >= 0:
+		return index
+	case s.Booted() != nil:
+		return s.Booted().Index
+	}
+	return 0
+}
+
 func parseIndex(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
@@ -510,27 +522,16 @@ the branch of the current origin. Nothing is deployed. A remote of that name
 with another URL is an error: change it with "otree remote add --force".`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			set := map[string]string{}
-			for _, kv := range sets {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usagef("--set wants KEY=VALUE, got %q", kv)
-				}
-				set[k] = v
+			set, err := parseSets(sets)
+			if err != nil {
+				return err
 			}
 			s, err := a.open()
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			n := index
-			if n < 0 {
-				if b := s.Booted(); b != nil {
-					n = b.Index
-				} else {
-					n = 0
-				}
-			}
+			n := orBooted(s, index)
 			ds := s.Deployments()
 			if n >= len(ds) {
 				return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
@@ -696,13 +697,7 @@ path's fate as deploy would report it.`,
 				}
 				n = m.Index
 			}
-			if n < 0 {
-				if b := s.Booted(); b != nil {
-					n = b.Index
-				} else {
-					n = 0
-				}
-			}
+			n = orBooted(s, n)
 			var target *deploy.Deployment
 			if cmd.Flags().Changed("into") {
 				ds := s.Deployments()

@@ -146,9 +146,8 @@ type collectionRef struct {
 func listCollectionRefs(e *env, r *repo.Repo, refs []repo.Ref) error {
 	out := []collectionRef{}
 	for _, ref := range refs {
-		id, branch := r.CollectionID(), ref.Name
-		if rm, b, ok := strings.Cut(ref.Name, ":"); ok {
-			id, _ = r.Config().Get(`remote "` + rm + `".collection-id`)
+		id, branch := r.RefCollectionID(ref.Name), ref.Name
+		if _, b, ok := strings.Cut(ref.Name, ":"); ok {
 			branch = b
 		}
 		if id != "" {

@@ -68,14 +68,11 @@ another collection than ID.`,
 			if ifNotExists && force {
 				return usagef("--if-not-exists and --force are exclusive")
 			}
-			opts := remote.AddOptions{IfNotExists: ifNotExists, Force: force, Set: map[string]string{}}
-			for _, s := range sets {
-				k, v, ok := strings.Cut(s, "=")
-				if !ok || k == "" {
-					return usagef("--set wants KEY=VALUE, got %q", s)
-				}
-				opts.Set[k] = v
+			set, err := parseSets(sets)
+			if err != nil {
+				return err
 			}
+			opts := remote.AddOptions{IfNotExists: ifNotExists, Force: force, Set: set}
 			if contentURL != "" {
 				opts.Set["contenturl"] = contentURL
 			}
@@ -248,6 +245,19 @@ a local one.`,
 	}
 	e.addJSON(c)
 	return c
+}
+
+// parseSets parses --set=KEY=VALUE flags into the keys they set.
+func parseSets(sets []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--set wants KEY=VALUE, got %q", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // parseSignVerify parses OSTree's --sign-verify=TYPE=inline:PUBKEY or

@@ -28,6 +28,15 @@ type Remote struct {
 // deltas are fetched from instead of URL ("" for URL itself).
 func (r *Remote) ContentURL() string { return r.Options["contenturl"] }
 
+// parseContentURL parses a contenturl: an http:// or https:// URL.
+func parseContentURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("invalid contenturl %q: want an http:// or https:// URL", raw)
+	}
+	return u, nil
+}
+
 // ErrRemoteNotFound is matched (with errors.Is) by errors about a remote
 // that is not configured.
 var ErrRemoteNotFound = errors.New("remote not found")
@@ -121,8 +130,8 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 		if u, err := url.Parse(keys["url"]); err == nil && u.Scheme == "file" {
 			return false, fmt.Errorf("remote %s: contenturl needs an http(s) url, not %s", rm.Name, keys["url"])
 		}
-		if err := validateURL(c); err != nil || strings.HasPrefix(c, "file:") {
-			return false, fmt.Errorf("remote %s: invalid contenturl %q: want an http:// or https:// URL", rm.Name, c)
+		if _, err := parseContentURL(c); err != nil {
+			return false, fmt.Errorf("remote %s: %w", rm.Name, err)
 		}
 	}
 	for _, b := range parseBranches(keys["branches"]) {

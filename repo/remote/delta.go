@@ -174,11 +174,7 @@ func (p *puller) plan(targets []target, refName func(string) string) (*PullResul
 			}
 		}
 		if !ok {
-			what := "commit " + t.commit.String()
-			if t.branch != "" {
-				what = t.branch + " (" + what + ")"
-			}
-			return nil, fmt.Errorf("%s: a dry run needs a static delta, and there is none to %s", p.src, what)
+			return nil, fmt.Errorf("%s: a dry run needs a static delta, and there is none to %s", p.src, t)
 		}
 		pl := DeltaPlan{Ref: t.branch, Commit: t.commit, Delta: sb.Name.String(), Parts: len(sb.Parts)}
 		for _, part := range sb.Parts {
@@ -204,11 +200,7 @@ func (p *puller) deltaRequired(targets []target) error {
 			}
 			continue
 		}
-		what := "commit " + t.commit.String()
-		if t.branch != "" {
-			what = t.branch + " (" + what + ")"
-		}
-		return fmt.Errorf("%s: no static delta to %s, and static deltas are required", p.src, what)
+		return fmt.Errorf("%s: no static delta to %s, and static deltas are required", p.src, t)
 	}
 	return nil
 }

@@ -235,9 +235,9 @@ func useContentURL(src source, raw string) error {
 	if !ok {
 		return fmt.Errorf("contenturl %s: only an http(s) url can have a separate content url", raw)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("invalid contenturl %q: want an http:// or https:// URL", raw)
+	u, err := parseContentURL(raw)
+	if err != nil {
+		return err
 	}
 	hs.content = u
 	return nil
@@ -267,7 +267,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 			opts.Refs = rm.Branches
 		}
 		if opts.CollectionID == "" {
-			opts.CollectionID = rm.Options["collection-id"]
+			opts.CollectionID = r.RemoteCollectionID(rm.Name)
 		}
 	}
 	src, closeSrc, err := openSource(u, &opts)
@@ -387,6 +387,15 @@ func withRemote(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 type target struct {
 	branch string
 	commit repo.ID
+}
+
+// String names the target for messages: "os/stable (commit ID)", or
+// "commit ID" for one asked for by id.
+func (t target) String() string {
+	if t.branch == "" {
+		return "commit " + t.commit.String()
+	}
+	return t.branch + " (commit " + t.commit.String() + ")"
 }
 
 func isFullID(s string) bool {
@@ -804,11 +813,12 @@ func (p *puller) walkSubpath(q *workq.Queue[struct{}], id repo.ID, c *repo.Commi
 			}
 			continue
 		}
-		if f, ok := t.File(name); ok && last {
+		f, isFile := t.File(name)
+		if isFile && last {
 			return p.wantFile(f.ID)
 		}
 		kind := repo.ErrNotFound
-		if _, ok := t.File(name); ok {
+		if isFile {
 			kind = repo.ErrNotDir
 		}
 		return fmt.Errorf("%s: subpath: %w", p.src, &repo.PathError{Commit: id, Path: clean, At: at, Err: kind})
