@@ -173,15 +173,13 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		}
 		return nil
 	}
-	// Resolving checks name's directories; refFile checks the branch's.
+	// resolveAlias checks the directories of every name on the way,
+	// final's included (aliasTarget goes through refFile).
 	final, err := r.resolveAlias(name)
 	if err != nil {
 		return err
 	}
-	p, err := r.refFile(final)
-	if err != nil {
-		return err
-	}
+	p := r.refPath(final)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}
