@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/otree/otree/checkout"
@@ -235,7 +236,13 @@ func (s *Sysroot) MergeDeployment(osName string) *Deployment {
 // Deploy checks out rev as a new deployment, merges /etc, installs its
 // kernel, and makes it the default (see DeployOptions). When it fails,
 // the deployment list is as it was.
-func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_ *DeployResult, err error) {
+func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (*DeployResult, error) {
+	return s.deploy(ctx, rev, opts, false)
+}
+
+// deploy is Deploy; afterBooted places the new deployment right behind
+// the booted one, where rollback finds it (Unlock's hotfix clone).
+func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, afterBooted bool) (_ *DeployResult, err error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -311,6 +318,8 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		}
 		o = mo
 	}
+	// A new deployment starts without the overlay an unlock gave another.
+	o.Unlocked = ""
 
 	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
 		Initramfs: !k.initramfs.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
@@ -368,7 +377,7 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 		}
 		return res, nil
 	}
-	if err := s.switchTo(ctx, d, merge, k, opts, res); err != nil {
+	if err := s.switchTo(ctx, d, merge, k, opts, afterBooted, res); err != nil {
 		return nil, err
 	}
 	switched = true
@@ -378,17 +387,23 @@ func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (_
 	return res, nil
 }
 
-// switchTo installs d's kernel and switches to a list with d first (or
-// last, with NotAsDefault) and the deployments opts retains; res gets the
-// switch made, the deployments dropped and d as listed now.
-func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel, opts DeployOptions, res *DeployResult) error {
+// switchTo installs d's kernel and switches to a list with d first (last
+// with NotAsDefault, right behind the booted deployment with afterBooted)
+// and the deployments opts retains; res gets the switch made, the
+// deployments dropped and d as listed now.
+func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel, opts DeployOptions, afterBooted bool, res *DeployResult) error {
 	if err := s.installKernel(d.OS, k); err != nil {
 		return err
 	}
 	keep, removed := s.retained(merge, d.OS, opts)
-	list := append([]*Deployment{d}, keep...)
-	if opts.NotAsDefault {
+	var list []*Deployment
+	switch at := slices.Index(keep, s.booted); {
+	case afterBooted && at >= 0:
+		list = slices.Insert(keep, at+1, d)
+	case opts.NotAsDefault:
 		list = append(keep, d)
+	default:
+		list = append([]*Deployment{d}, keep...)
 	}
 	sw, err := s.writeDeployments(ctx, list)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -930,5 +931,50 @@ func TestStagedDeploy(t *testing.T) {
 	}
 	if _, err := s3.Repo().ReadRef(deployRef(e)); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("its ref stayed: %v", err)
+	}
+}
+
+// On a booted system / is the booted deployment's directory, and it stays
+// the booted one through any number of switches, although the first
+// switch removes the links its otree= argument was resolved through. It
+// used to be forgotten then, and the second deploy dropped it.
+func TestBootedSurvivesSwitches(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	booted := f.deploy("os", DeployOptions{}).Deployment
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	cmdline := entries[0].options
+	// The booted root: the deployment itself, with the physical root at
+	// sysroot/ (a link standing in for the mount) and boot/ reaching it.
+	if err := os.Remove(filepath.Join(booted.Path, "sysroot")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(f.path, filepath.Join(booted.Path, "sysroot")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(booted.Path, "boot"))
+	if err := os.Symlink("sysroot/boot", filepath.Join(booted.Path, "boot")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(booted.Path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/n": testtree.File(fmt.Sprint(i), 0o755)}))
+		if _, err := s.Deploy(context.Background(), "os", DeployOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		b := s.Booted()
+		if b == nil || b.Path != booted.Path {
+			t.Fatalf("after deploy %d the booted deployment is %+v, want %s", i+1, b, booted.Path)
+		}
+		if _, err := os.Stat(filepath.Join(booted.Path, "usr")); err != nil {
+			t.Fatalf("after deploy %d the booted deployment is gone: %v", i+1, err)
+		}
+		if n := len(s.Deployments()); n != 2 || !s.Deployments()[0].Pending || !s.Deployments()[1].Booted {
+			t.Fatalf("after deploy %d: %d deployments, want the new pending one and the booted one", i+1, n)
+		}
 	}
 }

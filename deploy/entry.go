@@ -243,6 +243,7 @@ func checkArg(a string) error {
 type origin struct {
 	Refspec        string
 	OverrideCommit string // [origin] override-commit: deployed instead of the refspec's commit
+	Unlocked       string // [origin] unlocked: "hotfix" once Unlock made one
 	Pinned         bool
 	raw            []byte // the file as read, rewritten with edits
 }
@@ -284,6 +285,8 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 			o.Refspec = v
 		case section == "origin" && k == "override-commit":
 			o.OverrideCommit = v
+		case section == "origin" && k == "unlocked":
+			o.Unlocked = v
 		case section == "otree" && k == "pinned":
 			o.Pinned = v == "true"
 		}
@@ -299,6 +302,9 @@ func (o *origin) originKeys() []string {
 	}
 	if o.OverrideCommit != "" {
 		keys = append(keys, "override-commit="+o.OverrideCommit)
+	}
+	if o.Unlocked != "" {
+		keys = append(keys, "unlocked="+o.Unlocked)
 	}
 	return keys
 }
@@ -327,7 +333,7 @@ func (o *origin) encode() []byte {
 			continue
 		}
 		k, _, _ := strings.Cut(t, "=")
-		if k = strings.TrimSpace(k); section == "otree" || (section == "origin" && (k == "refspec" || k == "override-commit")) {
+		if k = strings.TrimSpace(k); section == "otree" || (section == "origin" && (k == "refspec" || k == "override-commit" || k == "unlocked")) {
 			continue
 		}
 		body = append(body, t)

@@ -169,13 +169,18 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 }
 
 // Verify reports every path of deployment index's /usr that no longer
-// matches its commit.
+// matches its commit. For the deployment running as the sysroot's /, that
+// is the /usr mounted there, so an unlock's changes count too.
 func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, error) {
 	d, err := s.at(index)
 	if err != nil {
 		return nil, err
 	}
-	return checkout.DiffDir(ctx, s.repo, d.Commit, filepath.Join(d.Path, "usr"), checkout.DiffOptions{Subpath: "/usr", Verify: true})
+	usr := filepath.Join(d.Path, "usr")
+	if d == s.booted && s.rootBooted {
+		usr = filepath.Join(s.path, "usr")
+	}
+	return checkout.DiffDir(ctx, s.repo, d.Commit, usr, checkout.DiffOptions{Subpath: "/usr", Verify: true})
 }
 
 // ConfigDiff reports the admin's changes to /etc in deployment index: every

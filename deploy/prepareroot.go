@@ -22,7 +22,8 @@ type PrepareRootOptions struct {
 
 // PrepareRoot turns the mount at sysroot (the physical root, e.g. "/sysroot") into the root of
 // the deployment named by otree= : after it returns, sysroot is the deployment, with
-// the deployment's usr read-only, the stateroot's var (otree/deploy/<os>/var) bind-mounted on var,
+// the deployment's usr read-only (or, for a deployment Sysroot.Unlock
+// hotfixed, a writable overlay keeping the hotfix), the stateroot's var (otree/deploy/<os>/var) bind-mounted on var,
 // and the physical root mounted at sysroot/sysroot. It needs CAP_SYS_ADMIN.
 //
 // The deployment is assembled on a temporary directory beside sysroot (so
@@ -85,6 +86,21 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 		}
 		if !fi.IsDir() {
 			return fmt.Errorf("prepare root: %s %s is not a directory", d.what, d.path)
+		}
+	}
+	// A hotfix (admin unlock --hotfix) mounts a writable overlay on usr
+	// instead of the read-only bind.
+	o, err := readOrigin(dep + ".origin")
+	if err != nil {
+		return fmt.Errorf("prepare root: %w", err)
+	}
+	hotfix := o.Unlocked == string(UnlockHotfix)
+	if hotfix {
+		for _, name := range []string{hotfixUpper, hotfixWork} {
+			p := filepath.Join(dep, name)
+			if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+				return fmt.Errorf("prepare root: the deployment is hotfixed, but %s is not a directory", p)
+			}
 		}
 	}
 
@@ -152,16 +168,25 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 		return err
 	}
 	usr := filepath.Join(tmp, "usr")
-	if err := step("bind-mounting usr", usr, usr, unix.MS_BIND, nil); err != nil {
-		return err
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(usr, &st); err != nil {
-		rollback()
-		return fmt.Errorf("prepare root: statfs %s: %w", usr, err)
-	}
-	if err := step("remounting read-only", "", usr, unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|prepRootKeepFlags(uint64(st.Flags)), nil); err != nil {
-		return err
+	if hotfix {
+		// The overlay's lower is the deployment's usr, seen through the
+		// deployment's mount; its upper keeps the hotfix's changes.
+		if err := mountOverlay(usr, usr, filepath.Join(tmp, hotfixUpper), filepath.Join(tmp, hotfixWork), false); err != nil {
+			rollback()
+			return fmt.Errorf("prepare root: hotfix: %w", err)
+		}
+	} else {
+		if err := step("bind-mounting usr", usr, usr, unix.MS_BIND, nil); err != nil {
+			return err
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(usr, &st); err != nil {
+			rollback()
+			return fmt.Errorf("prepare root: statfs %s: %w", usr, err)
+		}
+		if err := step("remounting read-only", "", usr, unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|prepRootKeepFlags(uint64(st.Flags)), nil); err != nil {
+			return err
+		}
 	}
 	// The var bind joined the physical root's peer group if that is shared.
 	if err := step("making private (recursively)", "", tmp, unix.MS_REC|unix.MS_PRIVATE, nil); err != nil {

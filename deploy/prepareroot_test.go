@@ -102,6 +102,9 @@ func TestPrepareRoot(t *testing.T) {
 		{"stateroot var missing", "0", func(s prepRootSysroot) error {
 			return os.RemoveAll(filepath.Join(s.phys, "otree/deploy/os1/var"))
 		}, bindM, "stateroot var: lstat %PHYS/otree/deploy/os1/var: no such file or directory"},
+		{"hotfix without its overlay", "0", func(s prepRootSysroot) error {
+			return os.WriteFile(s.dep+".origin", []byte("[origin]\nrefspec=os\nunlocked=hotfix\n"), 0o644)
+		}, bindM, "the deployment is hotfixed, but %DEP/.usr-ovl-upper is not a directory"},
 		// The kernel refuses to bind from an unbindable mount: the failure
 		// comes after the deployment is mounted, and must be undone.
 		{"failure after mounting", "0", nil, bindM + `

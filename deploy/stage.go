@@ -162,7 +162,7 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	d.Staged = false
 	opts := DeployOptions{Retain: rec.Retain, RetainPending: rec.RetainPending, RetainRollback: rec.RetainRollback,
 		NotAsDefault: rec.NotAsDefault}
-	if err := s.switchTo(ctx, d, merge, k, opts, res); err != nil {
+	if err := s.switchTo(ctx, d, merge, k, opts, false, res); err != nil {
 		d.Staged = true
 		return nil, err
 	}

@@ -34,6 +34,9 @@ type Sysroot struct {
 	staged      *Deployment   // written by a staged deploy, not in the boot entries
 	stagedRec   *stagedRecord // how FinalizeStaged switches to it
 	staleStaged bool          // a staged record names a listed deployment
+	// rootBooted: the sysroot's own directory is the booted deployment
+	// (a running system's /), whose /usr is what runs, overlay and all.
+	rootBooted bool
 }
 
 // Deployment is one bootable checkout of a commit.
@@ -49,14 +52,18 @@ type Deployment struct {
 	OverrideCommit string `json:"override_commit,omitempty"`
 	// Staged marks the deployment a staged deploy wrote: not in the boot
 	// entries until FinalizeStaged (Index is then -1).
-	Staged   bool   `json:"staged,omitempty"`
-	Pinned   bool   `json:"pinned"`
-	Booted   bool   `json:"booted"`
-	Pending  bool   `json:"pending"`  // will boot next instead of the booted one
-	Rollback bool   `json:"rollback"` // what `rollback` would make the default
-	Path     string `json:"path"`     // the deployment's directory
-	BootCsum string `json:"bootcsum"` // identifies its kernel and initramfs
-	Kernel   string `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
+	Staged bool `json:"staged,omitempty"`
+	Pinned bool `json:"pinned"`
+	// Unlocked is how Unlock opened the deployment's /usr, if it did: a
+	// hotfix (kept across reboots) or, for the booted deployment, a
+	// development or transient overlay.
+	Unlocked UnlockMode `json:"unlocked,omitempty"`
+	Booted   bool       `json:"booted"`
+	Pending  bool       `json:"pending"`  // will boot next instead of the booted one
+	Rollback bool       `json:"rollback"` // what `rollback` would make the default
+	Path     string     `json:"path"`     // the deployment's directory
+	BootCsum string     `json:"bootcsum"` // identifies its kernel and initramfs
+	Kernel   string     `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
 	// Options are the kernel arguments of its boot entry, without otree=.
 	Options string `json:"options"`
 	// Initramfs tells whether the tree had an initramfs beside its kernel.
@@ -221,6 +228,7 @@ func (s *Sysroot) deploymentDir(osName string, commit repo.ID, serial int) strin
 func (s *Sysroot) load() error {
 	s.deployments, s.booted = nil, nil
 	defer s.loadStaged()
+	defer s.loadUnlocked()
 	s.bootVersion, s.subVersion = 0, 0
 	link, err := os.Readlink(filepath.Join(s.path, "boot", "loader"))
 	switch {
@@ -250,27 +258,54 @@ func (s *Sysroot) load() error {
 	if err != nil {
 		return err
 	}
-	var bootedDir string
-	if v, ok := BootArgFromCmdline(s.cmdline); ok {
-		if a, err := ParseBootArg(v); err == nil {
-			if dir, err := ResolveBootArg(s.root, a); err == nil {
-				bootedDir = dir
-			}
-		}
-	}
 	for i, e := range entries {
 		d, err := s.fromEntry(e)
 		if err != nil {
 			return err
 		}
 		d.Index = i
-		if bootedDir != "" && d.Path == bootedDir {
-			d.Booted = true
-			s.booted = d
-		}
 		s.deployments = append(s.deployments, d)
 	}
+	s.rootBooted = false
+	if s.booted = s.findBooted(); s.booted != nil {
+		s.booted.Booted = true
+	}
 	s.markRoles()
+	return nil
+}
+
+// findBooted returns the booted deployment, if the kernel command line
+// has an otree= argument: the deployment that is the sysroot's own
+// directory (by device and inode, as a booted / is its deployment), else
+// the one the argument's links lead to. The first holds after a switch
+// too, which removes the links of the boot version the machine booted
+// with, and may later reuse their names for other deployments.
+func (s *Sysroot) findBooted() *Deployment {
+	v, ok := BootArgFromCmdline(s.cmdline)
+	if !ok {
+		return nil
+	}
+	if root, err := os.Stat(s.path); err == nil {
+		for _, d := range s.deployments {
+			if fi, err := os.Stat(d.Path); err == nil && os.SameFile(fi, root) {
+				s.rootBooted = true
+				return d
+			}
+		}
+	}
+	a, err := ParseBootArg(v)
+	if err != nil {
+		return nil
+	}
+	dir, err := ResolveBootArg(s.root, a)
+	if err != nil {
+		return nil
+	}
+	for _, d := range s.deployments {
+		if d.Path == dir {
+			return d
+		}
+	}
 	return nil
 }
 
@@ -304,7 +339,7 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Origin, d.Pinned, d.OverrideCommit = o.Refspec, o.Pinned, o.OverrideCommit
+	d.Origin, d.Pinned, d.OverrideCommit, d.Unlocked = o.Refspec, o.Pinned, o.OverrideCommit, UnlockMode(o.Unlocked)
 	d.Version = s.commitVersion(commit)
 	return d, nil
 }

@@ -38,10 +38,30 @@ boot order and one rename switches from one list to the next.`,
 		def = "/"
 	}
 	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage (default $OTREE_SYSROOT or /)")
+	var printCurrent bool
+	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the booted deployment's directory")
+	c.Args = cobra.NoArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if !printCurrent {
+			return cmd.Help()
+		}
+		s, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		b := s.Booted()
+		if b == nil {
+			return errors.New("no deployment is booted here")
+		}
+		fmt.Fprintln(a.stdout, b.Path)
+		return nil
+	}
 	c.AddCommand(
 		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a), newSwitchCommand(a),
 		newStatusCommand(a), newRollbackCommand(a), newSetDefaultCommand(a), newUndeployCommand(a),
 		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a), newSetOriginCommand(a), newFinalizeStagedCommand(a),
+		newUnlockCommand(a),
 	)
 	return c
 }
@@ -401,6 +421,9 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 	if d.OverrideCommit != "" {
 		fmt.Fprintf(w, "    override commit: %s\n", d.OverrideCommit)
 	}
+	if d.Unlocked != "" {
+		fmt.Fprintf(w, "    unlocked: %s\n", d.Unlocked)
+	}
 	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
 }
 
@@ -432,6 +455,58 @@ were.`,
 			return a.printDeploy(res, err)
 		},
 	}
+	a.addJSON(c)
+	return c
+}
+
+func newUnlockCommand(a *adminEnv) *cobra.Command {
+	var hotfix, transient bool
+	c := &cobra.Command{
+		Use:   "unlock",
+		Short: "Make the booted deployment's /usr writable, for development or a hotfix",
+		Long: `Mount a writable overlay on the booted system's /usr. By default the
+changes live under /var/tmp and are gone after a reboot. With --transient
+the overlay is mounted read-only (mount -o remount,rw /usr opens it).
+With --hotfix the changes are kept across reboots, in the deployment's
+directory, and a pristine copy of the deployment is deployed first as the
+rollback target. A later deploy or upgrade starts locked again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mode := deploy.UnlockDevelopment
+			switch {
+			case hotfix && transient:
+				return usagef("--hotfix and --transient exclude each other")
+			case hotfix:
+				mode = deploy.UnlockHotfix
+			case transient:
+				mode = deploy.UnlockTransient
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := s.Unlock(cmd.Context(), mode)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(res)
+			}
+			switch mode {
+			case deploy.UnlockHotfix:
+				fmt.Fprintf(a.stdout, "Hotfix: /usr is writable, and its changes are kept across reboots in %s.\n", res.Upper)
+				fmt.Fprintf(a.stdout, "Deployment %d (%s) is a copy without them, the rollback target.\n", res.Clone.Index, res.Clone.Name())
+			case deploy.UnlockTransient:
+				fmt.Fprintf(a.stdout, "An overlay is mounted read-only on /usr (mount -o remount,rw /usr opens it); its changes, in %s, are gone after a reboot.\n", res.Upper)
+			default:
+				fmt.Fprintf(a.stdout, "/usr is writable; its changes, in %s, are gone after a reboot.\n", res.Upper)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&hotfix, "hotfix", false, "keep the changes across reboots; a pristine copy becomes the rollback target")
+	c.Flags().BoolVar(&transient, "transient", false, "mount the overlay read-only")
 	a.addJSON(c)
 	return c
 }

@@ -29,3 +29,11 @@ func Build(t testing.TB, pkg string) string {
 	}
 	return bin
 }
+
+// BuildStatic is Build without cgo: the binary needs no shared libraries,
+// so it runs inside a chroot of a tree that has none.
+func BuildStatic(t testing.TB, pkg string) string {
+	t.Helper()
+	t.Setenv("CGO_ENABLED", "0")
+	return Build(t, pkg)
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/deploy"
+	"github.com/otree/otree/internal/testbin"
+)
+
+// booter boots deployments of an admin sysroot the way a machine would,
+// short of a kernel: in a private mount namespace otree-prepare-root turns
+// a bind mount of the sysroot into the deployment a boot entry names, the
+// sysroot's boot directory is mounted on /boot as a boot partition would
+// be, and otree runs chrooted into it, with /proc/cmdline standing in as
+// that entry's options.
+type booter struct {
+	a          *admin
+	prep, bin  string
+	mountPoint string
+}
+
+func newBooter(t *testing.T, a *admin) *booter {
+	for _, tool := range []string{"unshare", "mount", "chroot"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found; booting is tested in a private mount namespace", tool)
+		}
+	}
+	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot create a mount namespace: %v: %s", err, out)
+	}
+	b := &booter{a: a, mountPoint: filepath.Join(t.TempDir(), "M")}
+	b.prep = testbin.Build(t, "github.com/otree/otree/cmd/otree-prepare-root")
+	b.bin = testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree")
+	if err := os.Mkdir(b.mountPoint, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// cmdline is the kernel command line of the boot entry of the deployment
+// in directory dir.
+func (b *booter) cmdline(dir string) string {
+	b.a.t.Helper()
+	entries, err := filepath.Glob(filepath.Join(b.a.sys, "boot/loader/entries/*.conf"))
+	if err != nil {
+		b.a.t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(e)
+		if err != nil {
+			b.a.t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			opts, ok := strings.CutPrefix(strings.TrimSpace(line), "options ")
+			if !ok {
+				continue
+			}
+			v, _ := deploy.BootArgFromCmdline(opts)
+			arg, err := deploy.ParseBootArg(v)
+			if err != nil {
+				b.a.t.Fatal(err)
+			}
+			if got, err := deploy.ResolveBootArg(b.a.sys, arg); err == nil && got == dir {
+				return "BOOT_IMAGE=/vmlinuz " + opts
+			}
+		}
+	}
+	b.a.t.Fatalf("no boot entry for %s", dir)
+	return ""
+}
+
+// boot boots the deployment in dir and runs script (sh) in it: "$M" is
+// the booted root, and `otree ARGS` runs otree chrooted into it. The
+// script's output is returned; it must exit 0.
+func (b *booter) boot(dir, script string) string {
+	t := b.a.t
+	t.Helper()
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `set -e
+mount --bind "$PHYS" "$M"
+"$PREP" --cmdline="$CMDLINE" "$M" >/dev/null
+mkdir -p "$M/run" "$M/proc" "$M/boot"
+mount --bind "$M/sysroot/boot" "$M/boot"
+mount -t tmpfs run "$M/run"
+mount -t tmpfs proc "$M/proc"
+printf '%s\n' "$CMDLINE" > "$M/proc/cmdline"
+mkdir -p "$M/run/bin"
+cp "$BIN" "$M/run/bin/otree"
+otree() { chroot "$M" /run/bin/otree "$@"; }
+`+script)
+	cmd.Env = append(os.Environ(), "PHYS="+b.a.sys, "M="+b.mountPoint, "PREP="+b.prep, "BIN="+b.bin, "CMDLINE="+b.cmdline(dir))
+	out, err := cmd.CombinedOutput()
+	t.Logf("booted %s:\n%s", filepath.Base(dir), out)
+	if err != nil {
+		t.Fatalf("script in the booted %s: %v", filepath.Base(dir), err)
+	}
+	return string(out)
+}
+
+// bootedStatus parses the `admin status --json` a boot script printed
+// after a line "status:".
+func bootedStatus(t *testing.T, out string) []deploy.Deployment {
+	t.Helper()
+	_, js, ok := strings.Cut(out, "status:\n")
+	if !ok {
+		t.Fatalf("no status in %q", out)
+	}
+	var st struct{ Deployments []deploy.Deployment }
+	if err := json.NewDecoder(strings.NewReader(js)).Decode(&st); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	return st.Deployments
+}
+
+func wantLines(t *testing.T, out string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(out, l+"\n") {
+			t.Errorf("output lacks %q", l)
+		}
+	}
+}
+
+// admin unlock opens the booted /usr: for development and transient
+// unlocks until the next boot, with the changes outside the deployment;
+// for a hotfix across boots, with a pristine clone as the rollback target.
+func TestAdminUnlock(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	commit := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	stateVar := filepath.Join(a.sys, "otree/deploy/cli/var")
+
+	a.fails(1, "no deployment is booted here", "admin", "unlock")
+	a.fails(exitUsage, "--hotfix and --transient", "admin", "unlock", "--hotfix", "--transient")
+
+	t.Run("development", func(t *testing.T) {
+		b.a.t = t
+		out := b.boot(dep, `
+if touch "$M/usr/bin/before" 2>/dev/null; then echo before=rw; else echo before=ro; fi
+otree admin --print-current-dir
+otree admin unlock
+echo added > "$M/usr/bin/added" && echo usr=rw
+cat "$M/usr/bin/sh" >/dev/null && echo lower=visible
+otree admin unlock 2>&1 || echo again=refused
+otree admin status --verify || echo verify=drift
+echo status:; otree admin status --json
+`)
+		wantLines(t, out, "before=ro", "/sysroot/otree/deploy/cli/deploy/"+commit+".0", "usr=rw", "lower=visible", "again=refused",
+			"    drift: A /usr/bin/added", "verify=drift")
+		if !strings.Contains(out, "is already unlocked (development)") {
+			t.Errorf("a second unlock did not say the deployment is unlocked")
+		}
+		st := bootedStatus(t, out)
+		if len(st) != 1 || !st[0].Booted || st[0].Unlocked != deploy.UnlockDevelopment {
+			t.Errorf("booted status = %+v, want one booted deployment unlocked for development", st)
+		}
+		// The change is in /var/tmp, not in the deployment; the next boot
+		// (a fresh /run) is locked again.
+		if _, err := os.Lstat(filepath.Join(dep, "usr/bin/added")); err == nil {
+			t.Errorf("the change landed in the deployment")
+		}
+		if m, _ := filepath.Glob(filepath.Join(stateVar, "tmp/otree-unlock-*/upper/bin/added")); len(m) != 1 {
+			t.Errorf("upper directories holding the change: %q", m)
+		}
+		out = b.boot(dep, `
+if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
+test -e "$M/usr/bin/added" || echo change=gone
+echo status:; otree admin status --json
+`)
+		wantLines(t, out, "usr=ro", "change=gone")
+		if st := bootedStatus(t, out); st[0].Unlocked != "" {
+			t.Errorf("after a reboot the deployment is still %q", st[0].Unlocked)
+		}
+	})
+
+	t.Run("transient", func(t *testing.T) {
+		b.a.t = t
+		out := b.boot(dep, `
+otree admin unlock --transient
+if touch "$M/usr/bin/t" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
+mount -o remount,rw "$M/usr"
+touch "$M/usr/bin/t" && echo remounted=rw
+echo status:; otree admin status --json
+`)
+		wantLines(t, out, "usr=ro", "remounted=rw")
+		if st := bootedStatus(t, out); st[0].Unlocked != deploy.UnlockTransient {
+			t.Errorf("status unlocked = %q, want transient", st[0].Unlocked)
+		}
+	})
+
+	t.Run("hotfix", func(t *testing.T) {
+		b.a.t = t
+		out := b.boot(dep, `
+otree admin unlock --hotfix
+echo patched > "$M/usr/bin/sh" && echo usr=rw
+echo status:; otree admin status --json
+`)
+		wantLines(t, out, "usr=rw")
+		st := bootedStatus(t, out)
+		if len(st) != 2 || !st[0].Booted || st[0].Unlocked != deploy.UnlockHotfix ||
+			st[1].Commit.String() != commit || st[1].Serial != 1 || !st[1].Rollback || st[1].Unlocked != "" {
+			t.Fatalf("status after a hotfix = %+v, want the hotfixed booted deployment and a clone of it as rollback", st)
+		}
+		if st[1].Options != st[0].Options {
+			t.Errorf("the clone boots with %q, the original with %q", st[1].Options, st[0].Options)
+		}
+		clone := filepath.Join(filepath.Dir(dep), commit+".1")
+		// The change is kept in the deployment's overlay, not in its usr.
+		if b, _ := os.ReadFile(filepath.Join(dep, ".usr-ovl-upper/bin/sh")); string(b) != "patched\n" {
+			t.Errorf("overlay upper holds %q", b)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dep, "usr/bin/sh")); string(b) != "#!/bin/true\n" {
+			t.Errorf("the deployment's own usr/bin/sh is %q", b)
+		}
+		out = b.boot(dep, `
+cat "$M/usr/bin/sh"
+echo more > "$M/usr/bin/more" && echo usr=rw
+`)
+		wantLines(t, out, "patched", "usr=rw")
+		out = b.boot(clone, `
+cat "$M/usr/bin/sh"
+if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
+`)
+		wantLines(t, out, "#!/bin/true", "usr=ro")
+
+		// A deploy from the hotfixed deployment starts locked.
+		a.commit("two\n", "6.1.0-1")
+		a.ok("admin", "deploy", "cli/stable")
+		nd := a.status().Deployments[0].Path
+		if o, _ := os.ReadFile(nd + ".origin"); strings.Contains(string(o), "unlocked") {
+			t.Errorf("the new deployment's origin carries the unlock:\n%s", o)
+		}
+		out = b.boot(nd, `if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
+`)
+		wantLines(t, out, "usr=ro")
+		// Without its overlay directories a hotfixed deployment does not
+		// boot half-patched: prepare-root refuses, naming what is missing.
+		if err := os.RemoveAll(filepath.Join(dep, ".usr-ovl-work")); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind "$PHYS" "$M" && "$PREP" --cmdline="$CMDLINE" "$M"`)
+		cmd.Env = append(os.Environ(), "PHYS="+a.sys, "M="+b.mountPoint, "PREP="+b.prep, "CMDLINE="+b.cmdline(dep))
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), ".usr-ovl-work is not a directory") {
+			t.Errorf("prepare-root of a hotfix without its work directory: %v\n%s", err, out)
+		}
+	})
+}

@@ -1,0 +1,240 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/otree/otree/internal/durable"
+	"golang.org/x/sys/unix"
+)
+
+// UnlockMode is how Unlock makes the booted deployment's /usr writable.
+type UnlockMode string
+
+const (
+	// UnlockDevelopment mounts a writable overlay on /usr whose changes
+	// live under /var/tmp and are gone after a reboot.
+	UnlockDevelopment UnlockMode = "development"
+	// UnlockTransient prepares the same overlay but mounts it read-only:
+	// `mount -o remount,rw /usr` makes it writable when needed.
+	UnlockTransient UnlockMode = "transient"
+	// UnlockHotfix keeps the overlay's changes across reboots, inside the
+	// deployment directory, and first deploys a pristine copy of the
+	// deployment as the rollback target.
+	UnlockHotfix UnlockMode = "hotfix"
+)
+
+// The hotfix overlay's directories, inside the deployment directory so
+// that they go with it; otree-prepare-root mounts them at every boot.
+const (
+	hotfixUpper = ".usr-ovl-upper"
+	hotfixWork  = ".usr-ovl-work"
+)
+
+// UnlockResult is what Unlock did.
+type UnlockResult struct {
+	Deployment *Deployment `json:"deployment"`
+	Mode       UnlockMode  `json:"mode"`
+	// Upper is the directory that holds the changes made in /usr.
+	Upper string `json:"upper"`
+	// Clone is, for a hotfix, the pristine copy deployed as the rollback
+	// target.
+	Clone *Deployment `json:"clone,omitempty"`
+}
+
+// unlockRecord says which booted deployment a development or transient
+// unlock opened. It lives under run/ (/run on a booted system), which a
+// reboot empties, as it unmounts the overlay.
+type unlockRecord struct {
+	Deployment string     `json:"deployment"` // <os>/<commit>.<serial>
+	Mode       UnlockMode `json:"mode"`
+	Upper      string     `json:"upper"`
+}
+
+func (s *Sysroot) unlockFile() string {
+	return filepath.Join(s.path, "run", "otree", "unlocked-deployment")
+}
+
+func recordName(d *Deployment) string { return d.OS + "/" + d.Name() }
+
+// loadUnlocked marks the booted deployment unlocked when the run record
+// names it. Hotfixes are read from the origin with each deployment.
+func (s *Sysroot) loadUnlocked() {
+	b := s.booted
+	if b == nil || b.Unlocked != "" {
+		return
+	}
+	data, err := os.ReadFile(s.unlockFile())
+	if err != nil {
+		return
+	}
+	var rec unlockRecord
+	if json.Unmarshal(data, &rec) == nil && rec.Deployment == recordName(b) {
+		b.Unlocked = rec.Mode
+	}
+}
+
+// Unlock mounts a writable overlay on the booted system's /usr (see
+// UnlockMode). Only a booted deployment can be unlocked, and only once;
+// a deploy or upgrade from it starts locked again. When the mount fails
+// nothing is recorded, and a hotfix's clone stays as an ordinary rollback
+// deployment.
+func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, error) {
+	if mode != UnlockDevelopment && mode != UnlockTransient && mode != UnlockHotfix {
+		return nil, fmt.Errorf("unlock: unknown mode %q", mode)
+	}
+	if err := s.checkUnlockable(); err != nil {
+		return nil, err
+	}
+	res := &UnlockResult{Mode: mode}
+	if mode == UnlockHotfix {
+		b := s.booted
+		dr, err := s.deploy(ctx, b.Commit.String(), DeployOptions{OS: b.OS, Retain: true, NoPrune: true}, true)
+		if err != nil {
+			return nil, fmt.Errorf("unlock: deploying a pristine copy of %s: %w", b.Name(), err)
+		}
+		res.Clone = dr.Deployment
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Again under the lock: another unlock may have run meanwhile.
+	if err := s.checkUnlockable(); err != nil {
+		return nil, err
+	}
+	b := s.booted
+	usr := filepath.Join(s.path, "usr")
+	if mode == UnlockHotfix {
+		res.Upper = filepath.Join(b.Path, hotfixUpper)
+		if err := s.unlockHotfix(b, usr); err != nil {
+			return nil, err
+		}
+	} else {
+		upper, err := s.unlockRun(b, mode, usr)
+		if err != nil {
+			return nil, err
+		}
+		res.Upper = upper
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	res.Deployment = s.booted
+	return res, nil
+}
+
+func (s *Sysroot) checkUnlockable() error {
+	b := s.booted
+	if b == nil {
+		return errors.New("unlock: no deployment is booted here; unlock opens the running system's /usr")
+	}
+	if b.Unlocked != "" {
+		return fmt.Errorf("unlock: deployment %s is already unlocked (%s)", b.Name(), b.Unlocked)
+	}
+	return nil
+}
+
+// unlockHotfix makes the overlay's directories in deployment b, records
+// the hotfix in b's origin (so that prepare-root mounts it at every
+// boot), and mounts it on usr now. A failed mount puts the origin back.
+func (s *Sysroot) unlockHotfix(b *Deployment, usr string) error {
+	upper, work := filepath.Join(b.Path, hotfixUpper), filepath.Join(b.Path, hotfixWork)
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("unlock: %w", err)
+		}
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("unlock: %s is not a directory", d)
+		}
+	}
+	if err := syncDirs(b.Path); err != nil {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	op := b.Path + ".origin"
+	old, err := os.ReadFile(op)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	o, err := parseOrigin(op, old)
+	if err != nil {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	o.Unlocked = string(UnlockHotfix)
+	if err := durable.WriteFile(op, o.encode(), 0o644, true); err != nil {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	if err := mountOverlay(usr, usr, upper, work, false); err != nil {
+		if old == nil {
+			os.Remove(op)
+		} else {
+			durable.WriteFile(op, old, 0o644, true)
+		}
+		return fmt.Errorf("unlock: %w", err)
+	}
+	return nil
+}
+
+// unlockRun mounts an overlay on usr whose upper directory is a new one
+// under var/tmp, and records it under run/.
+func (s *Sysroot) unlockRun(b *Deployment, mode UnlockMode, usr string) (string, error) {
+	dir, err := os.MkdirTemp(filepath.Join(s.path, "var", "tmp"), "otree-unlock-")
+	if err != nil {
+		return "", fmt.Errorf("unlock: %w", err)
+	}
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	undo := func() { os.RemoveAll(dir) }
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			undo()
+			return "", fmt.Errorf("unlock: %w", err)
+		}
+	}
+	data, err := json.Marshal(unlockRecord{Deployment: recordName(b), Mode: mode, Upper: upper})
+	if err != nil {
+		undo()
+		return "", err
+	}
+	if err := mountOverlay(usr, usr, upper, work, mode == UnlockTransient); err != nil {
+		undo()
+		return "", fmt.Errorf("unlock: %w", err)
+	}
+	rec := s.unlockFile()
+	err = os.MkdirAll(filepath.Dir(rec), 0o755)
+	if err == nil {
+		err = durable.WriteFile(rec, data, 0o644, false)
+	}
+	if err != nil {
+		unix.Unmount(usr, unix.MNT_DETACH)
+		undo()
+		return "", fmt.Errorf("unlock: recording the unlock: %w", err)
+	}
+	return upper, nil
+}
+
+// mountOverlay mounts an overlay of lower and upper (work is its scratch
+// directory, on upper's filesystem) on target.
+func mountOverlay(target, lower, upper, work string, readOnly bool) error {
+	for _, p := range []string{lower, upper, work} {
+		// The option string has no quoting for these.
+		if strings.ContainsAny(p, ",:\\") {
+			return fmt.Errorf("cannot mount an overlay with %s: the path holds ',', ':' or '\\'", p)
+		}
+	}
+	var flags uintptr
+	if readOnly {
+		flags = unix.MS_RDONLY
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
+		return fmt.Errorf("mounting an overlay on %s (%s): %w", target, opts, err)
+	}
+	return nil
+}
