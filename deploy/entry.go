@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,7 +166,10 @@ type KargsEdit struct {
 	// Append adds arguments at the end, even if their key is present
 	// (console= may be given several times).
 	Append []string
+	// AppendIfMissing adds each argument whose key is not present yet.
+	AppendIfMissing []string
 }
+
 
 // apply returns the edited command line, or an error naming an argument
 // that Delete or a KEY=OLD=NEW Replace did not find.
@@ -225,6 +229,14 @@ func (k KargsEdit) apply(cmdline string) (string, error) {
 			return "", err
 		}
 		args = append(args, a)
+	}
+	for _, a := range k.AppendIfMissing {
+		if err := checkArg(a); err != nil {
+			return "", err
+		}
+		if !slices.ContainsFunc(args, func(x string) bool { return argKey(x) == argKey(a) }) {
+			args = append(args, a)
+		}
 	}
 	return strings.Join(args, " "), nil
 }

@@ -141,29 +141,43 @@ func (s *Sysroot) editOrigin(ctx context.Context, index int, edit func(*origin))
 // SetKargs edits the kernel arguments of deployment index; they take
 // effect at its next boot.
 func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (Switch, error) {
+	return s.setKargs(ctx, index, edit)
+}
+
+// SetKargsAll applies edit to the kernel arguments of every deployment
+// (OSTree's kargs edit-in-place), with one switch; an edit that fails
+// for any deployment changes none.
+func (s *Sysroot) SetKargsAll(ctx context.Context, edit KargsEdit) (Switch, error) {
+	return s.setKargs(ctx, -1, edit)
+}
+
+// setKargs edits deployment index's arguments, or every deployment's
+// when index is -1.
+func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Switch, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	d, err := s.at(index)
-	if err != nil {
-		return "", err
+	if index >= 0 {
+		if _, err := s.at(index); err != nil {
+			return "", err
+		}
 	}
-	opts, err := edit.apply(d.Options)
-	if err != nil {
-		return "", err
-	}
-	if opts == d.Options {
-		return "", nil
-	}
+	changed := false
 	list := make([]*Deployment, len(s.deployments))
 	for i, x := range s.deployments {
 		c := *x
-		if x == d {
-			c.Options = opts
+		if index < 0 || i == index {
+			if c.Options, err = edit.apply(x.Options); err != nil {
+				return "", fmt.Errorf("deployment %d (%s): %w", i, x.Name(), err)
+			}
+			changed = changed || c.Options != x.Options
 		}
 		list[i] = &c
+	}
+	if !changed {
+		return "", nil
 	}
 	return s.writeDeployments(ctx, list)
 }

@@ -86,7 +86,18 @@ type OpenOptions struct {
 // InitFS lays out an empty sysroot at path (which may exist): the system
 // repository in bare mode, otree/deploy, boot/ with an empty first boot
 // version, and the top-level directories a root filesystem mounts over.
-func InitFS(path string) error {
+func InitFS(path string) error { return InitFSWithOptions(path, InitFSOptions{}) }
+
+// InitFSOptions configure InitFSWithOptions.
+type InitFSOptions struct {
+	// Modern makes only boot/ and otree/ (OSTree's init-fs --modern): a
+	// deployment has its own mount points, and the physical root needs no
+	// others.
+	Modern bool
+}
+
+// InitFSWithOptions is InitFS with options.
+func InitFSWithOptions(path string, opts InitFSOptions) error {
 	dirs := []struct {
 		name string
 		mode os.FileMode
@@ -94,6 +105,9 @@ func InitFS(path string) error {
 		{"", 0o755}, {"otree", 0o755}, {"otree/deploy", 0o755}, {"boot", 0o755},
 		{"dev", 0o755}, {"proc", 0o755}, {"run", 0o755}, {"sys", 0o755},
 		{"sysroot", 0o755}, {"home", 0o755}, {"root", 0o700}, {"tmp", 0o1777},
+	}
+	if opts.Modern {
+		dirs = dirs[:4]
 	}
 	for _, d := range dirs {
 		p := filepath.Join(path, d.name)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -91,14 +93,17 @@ func parseIndex(s string) (int, error) {
 }
 
 func newInitFSCommand(a *adminEnv) *cobra.Command {
-	return &cobra.Command{
+	var opts deploy.InitFSOptions
+	c := &cobra.Command{
 		Use:   "init-fs DIR",
 		Short: "Lay out an empty sysroot in DIR",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return deploy.InitFS(args[0])
+			return deploy.InitFSWithOptions(args[0], opts)
 		},
 	}
+	c.Flags().BoolVar(&opts.Modern, "modern", false, "make only boot/ and otree/, not the mount points of a root filesystem")
+	return c
 }
 
 func newOSInitCommand(a *adminEnv) *cobra.Command {
@@ -255,6 +260,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	var timeout time.Duration
 	var retries int
 	var override string
+	var reboot bool
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if retries < 0 {
 			return usagef("--network-retries must be 0 or more")
@@ -308,15 +314,21 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 			return a.printDeploy(nil, err)
 		}
 		if a.json {
-			return a.printJSON(res)
+			err = a.printJSON(res)
+		} else {
+			err = a.printDeploy(res.Deployed, nil)
 		}
-		return a.printDeploy(res.Deployed, nil)
+		if err == nil && reboot {
+			err = rebootNow(cmd.Context())
+		}
+		return err
 	}
 	deployFlags(c, &o.DeployOptions)
 	fl := c.Flags()
 	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one, or one of its ancestors")
 	fl.BoolVar(&o.PullOnly, "pull-only", false, "fetch the update but do not deploy it")
 	fl.BoolVar(&o.DeployOnly, "deploy-only", false, "deploy what the repository holds without fetching")
+	fl.BoolVarP(&reboot, "reboot", "r", false, "reboot (systemctl reboot) once a new deployment is written")
 	if c.Name() == "upgrade" {
 		fl.StringVar(&override, "override-commit", "", "deploy this commit of the origin branch instead of its newest")
 	}
@@ -324,6 +336,15 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	fl.IntVar(&retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
 	a.addJSON(c)
 	return c
+}
+
+// rebootNow asks systemd to reboot the machine.
+func rebootNow(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("deployed, but systemctl reboot failed: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 func newStatusCommand(a *adminEnv) *cobra.Command {
@@ -713,7 +734,7 @@ the deployment's next boot.`,
 			}
 			defer s.Close()
 			sw := deploy.Switch("")
-			if len(edit.Replace)+len(edit.Delete)+len(edit.Append) > 0 {
+			if len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0 {
 				if sw, err = s.SetKargs(cmd.Context(), index, edit); err != nil {
 					return err
 				}
@@ -738,6 +759,55 @@ the deployment's next boot.`,
 	fl.StringArrayVar(&edit.Replace, "replace", nil, "set KEY=VALUE, or KEY=OLD=NEW (repeatable)")
 	fl.StringArrayVar(&edit.Delete, "delete", nil, "delete KEY=VALUE or every KEY (repeatable)")
 	fl.StringArrayVar(&edit.Append, "append", nil, "append KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&edit.AppendIfMissing, "append-if-missing", nil, "append KEY=VALUE unless KEY is present (repeatable)")
+	a.addJSON(c)
+	c.AddCommand(newKargsEditInPlaceCommand(a))
+	return c
+}
+
+func newKargsEditInPlaceCommand(a *adminEnv) *cobra.Command {
+	var edit deploy.KargsEdit
+	c := &cobra.Command{
+		Use:   "edit-in-place",
+		Short: "Edit the kernel arguments of every deployment",
+		Long: `Apply --append-if-missing=KEY=VALUE to the kernel arguments of every
+deployment, with one switch of the boot entries; an argument whose key a
+deployment has already is left as it is there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(edit.AppendIfMissing) == 0 {
+				return usagef("give the arguments to add with --append-if-missing")
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sw, err := s.SetKargsAll(cmd.Context(), edit)
+			if err != nil {
+				return err
+			}
+			type dep struct {
+				Index   int    `json:"index"`
+				Options string `json:"options"`
+			}
+			var ds []dep
+			for _, d := range s.Deployments() {
+				ds = append(ds, dep{d.Index, d.Options})
+			}
+			if a.json {
+				return a.printJSON(struct {
+					Deployments []dep         `json:"deployments"`
+					Switch      deploy.Switch `json:"switch,omitempty"`
+				}{ds, sw})
+			}
+			for _, d := range ds {
+				fmt.Fprintf(a.stdout, "%d: %s\n", d.Index, d.Options)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringArrayVar(&edit.AppendIfMissing, "append-if-missing", nil, "append KEY=VALUE to each deployment that lacks KEY (repeatable)")
 	a.addJSON(c)
 	return c
 }

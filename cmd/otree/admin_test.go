@@ -450,3 +450,113 @@ func TestAdminStage(t *testing.T) {
 		t.Errorf("after the second finalize: %+v", d)
 	}
 }
+
+// kargs edit-in-place --append-if-missing adds an argument to every
+// deployment that lacks its key, in one switch; kargs --append-if-missing
+// does it for one deployment.
+func TestAdminKargsEditInPlace(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=console=tty0", "cli/stable")
+	a.commit("two\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg-none", "--karg=root=LABEL=r", "cli/stable")
+	options := func() []string {
+		var o []string
+		for _, d := range a.status().Deployments {
+			o = append(o, d.Options)
+		}
+		return o
+	}
+	before := options()
+	if strings.Join(before, "|") != "root=LABEL=r|console=tty0" {
+		t.Fatalf("options before: %q", before)
+	}
+	a.fails(1, "otree= is managed by otree", "admin", "kargs", "edit-in-place", "--append-if-missing=quiet", "--append-if-missing=otree=/x")
+	if got := options(); strings.Join(got, "|") != strings.Join(before, "|") {
+		t.Fatalf("a refused edit changed the options: %q", got)
+	}
+	a.fails(exitUsage, "--append-if-missing", "admin", "kargs", "edit-in-place")
+	out := a.ok("admin", "kargs", "edit-in-place", "--append-if-missing=console=ttyS0", "--append-if-missing=quiet")
+	want := []string{"root=LABEL=r console=ttyS0 quiet", "console=tty0 quiet"}
+	if got := options(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("options after edit-in-place: %q, want %q", got, want)
+	}
+	if out != "0: "+want[0]+"\n1: "+want[1]+"\n" {
+		t.Errorf("edit-in-place printed %q", out)
+	}
+	// The boot entries on disk carry the new options.
+	entries, _ := filepath.Glob(filepath.Join(a.sys, "boot/loader/entries/*.conf"))
+	n := 0
+	for _, e := range entries {
+		b, _ := os.ReadFile(e)
+		if strings.Contains(string(b), " quiet otree=") || strings.Contains(string(b), " quiet\n") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d of %d boot entries carry quiet", n, len(entries))
+	}
+	a.ok("admin", "kargs", "--deployment=1", "--append-if-missing=splash", "--append-if-missing=quiet")
+	if got := options(); got[1] != "console=tty0 quiet splash" || got[0] != want[0] {
+		t.Errorf("kargs --append-if-missing on deployment 1: %q", got)
+	}
+}
+
+// upgrade --reboot (-r) runs systemctl reboot once it has deployed, and
+// not when there is nothing to deploy.
+func TestAdminUpgradeReboot(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	bin := t.TempDir()
+	log := filepath.Join(t.TempDir(), "calls")
+	fake := "#!/bin/sh\necho \"$@\" >> " + log + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out := a.ok("admin", "upgrade", "--reboot"); !strings.Contains(out, "No upgrade available") {
+		t.Fatalf("upgrade printed %q", out)
+	}
+	if _, err := os.Stat(log); err == nil {
+		t.Fatalf("systemctl ran although nothing was deployed")
+	}
+	c2 := a.commit("two\n", "6.1.0-1")
+	a.ok("admin", "upgrade", "-r")
+	if b, _ := os.ReadFile(log); string(b) != "reboot\n" {
+		t.Errorf("systemctl calls %q, want one reboot", b)
+	}
+	if d := a.status().Deployments; d[0].Commit != c2 {
+		t.Errorf("deployed %s before the reboot, want %s", d[0].Commit, c2)
+	}
+	// A reboot that fails is reported; the deployment stays.
+	os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\necho refused >&2\nexit 1\n"), 0o755)
+	a.commit("three\n", "6.1.0-1")
+	a.fails(1, "systemctl reboot failed", "admin", "upgrade", "--reboot")
+}
+
+// init-fs --modern makes only boot/ and otree/, and deploys work there.
+func TestAdminInitFSModern(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("deployments need root: the system repository is bare")
+	}
+	a := &admin{t: t, sys: filepath.Join(t.TempDir(), "sysroot")}
+	a.ok("admin", "init-fs", "--modern", a.sys)
+	ents, err := os.ReadDir(a.sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "boot otree" {
+		t.Errorf("init-fs --modern made %q", names)
+	}
+	a.ok("admin", "os-init", "cli")
+	c := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	if d := a.status().Deployments; len(d) != 1 || d[0].Commit != c {
+		t.Errorf("status after a deploy: %+v", d)
+	}
+}
