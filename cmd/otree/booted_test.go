@@ -74,10 +74,11 @@ func (b *booter) cmdline(dir string) string {
 	return ""
 }
 
-// boot boots the deployment in dir and runs script (sh) in it: "$M" is
-// the booted root, and `otree ARGS` runs otree chrooted into it. The
-// script's output is returned; it must exit 0.
-func (b *booter) boot(dir, script string) string {
+// boot boots the deployment in dir and runs script (sh) in it, with env
+// (NAME=VALUE) added: "$M" is the booted root, `otree ARGS` runs otree
+// chrooted into it, and "$BIN" and "$PHYS" are otree and the sysroot as
+// the host sees them. The script's output is returned; it must exit 0.
+func (b *booter) boot(dir, script string, env ...string) string {
 	t := b.a.t
 	t.Helper()
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `set -e
@@ -93,6 +94,7 @@ cp "$BIN" "$M/run/bin/otree"
 otree() { chroot "$M" /run/bin/otree "$@"; }
 `+script)
 	cmd.Env = append(os.Environ(), "PHYS="+b.a.sys, "M="+b.mountPoint, "PREP="+b.prep, "BIN="+b.bin, "CMDLINE="+b.cmdline(dir))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("booted %s:\n%s", filepath.Base(dir), out)
 	if err != nil {
@@ -250,4 +252,54 @@ if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
 			t.Errorf("prepare-root of a hotfix without its work directory: %v\n%s", err, out)
 		}
 	})
+}
+
+// The host updater's life on a running system: upgrades while booted
+// (two of them before any reboot), the admin's /etc edits carried into the
+// new deployment, the booted deployment kept and shown as booted
+// throughout, then a reboot into the upgrade and a rollback entry that
+// still boots the old one.
+func TestAdminOnBootedSystem(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	c1 := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	old := a.status().Deployments[0].Path
+	trees := map[string]string{}
+	for _, n := range []string{"two", "three"} {
+		trees[n] = t.TempDir()
+		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
+	}
+	out := b.boot(old, `
+echo "admin change" > "$M/etc/local.conf"
+otree admin upgrade
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$TWO" > /dev/null
+otree admin upgrade
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > "$M/run/three"
+otree admin upgrade
+echo status:; otree admin status --json
+`, "TWO="+trees["two"], "THREE="+trees["three"])
+	if !strings.Contains(out, "No upgrade available.") {
+		t.Errorf("the first upgrade found something to deploy")
+	}
+	st := bootedStatus(t, out)
+	if len(st) != 2 || st[1].Commit.String() != c1 || !st[1].Booted || !st[0].Pending || st[0].Unlocked != "" {
+		t.Fatalf("after two upgrades while booted: %+v, want the last upgrade pending and the booted deployment kept", st)
+	}
+	if _, err := os.Stat(filepath.Join(old, "usr/bin/sh")); err != nil {
+		t.Fatalf("the booted deployment's files are gone: %v", err)
+	}
+	newer := filepath.Join(filepath.Dir(old), filepath.Base(st[0].Path))
+	out = b.boot(newer, `
+cat "$M/etc/local.conf" "$M/usr/etc/motd"
+echo status:; otree admin status --json
+`)
+	wantLines(t, out, "admin change", "three")
+	st = bootedStatus(t, out)
+	if len(st) != 2 || !st[0].Booted || st[1].Commit.String() != c1 || !st[1].Rollback {
+		t.Fatalf("after the reboot: %+v, want the upgrade booted and the old one as rollback", st)
+	}
+	out = b.boot(old, `cat "$M/usr/etc/motd"
+`)
+	wantLines(t, out, "one")
 }
