@@ -170,7 +170,6 @@ type KargsEdit struct {
 	AppendIfMissing []string
 }
 
-
 // apply returns the edited command line, or an error naming an argument
 // that Delete or a KEY=OLD=NEW Replace did not find.
 func (k KargsEdit) apply(cmdline string) (string, error) {
