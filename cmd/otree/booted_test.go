@@ -302,4 +302,27 @@ echo status:; otree admin status --json
 	out = b.boot(old, `cat "$M/usr/etc/motd"
 `)
 	wantLines(t, out, "one")
+
+	// A staged upgrade while booted: recorded in the running system's
+	// /run, switched to by finalize-staged (at shutdown), keeping the
+	// booted deployment and the /etc edits.
+	trees["four"] = t.TempDir()
+	writeBootableTree(t, trees["four"], "6.1.0-1", "four\n")
+	out = b.boot(newer, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$FOUR" > /dev/null
+otree admin upgrade --stage
+test -f "$M/run/otree/staged-deployment" && echo record=run
+otree admin status | grep -q "staged cli" && echo status=staged
+otree admin finalize-staged
+echo status:; otree admin status --json
+`, "FOUR="+trees["four"])
+	wantLines(t, out, "record=run", "status=staged")
+	st = bootedStatus(t, out)
+	// The old rollback goes, as in any deploy without --retain-rollback.
+	if len(st) != 2 || st[0].Staged || !st[0].Pending || !st[1].Booted {
+		t.Fatalf("after finalize-staged: %+v, want the staged upgrade pending and the booted one", st)
+	}
+	out = b.boot(filepath.Join(filepath.Dir(old), filepath.Base(st[0].Path)), `cat "$M/usr/etc/motd" "$M/etc/local.conf"
+`)
+	wantLines(t, out, "four", "admin change")
 }
