@@ -131,7 +131,10 @@ type Options struct {
 	// Progress, if set, is called about ten times a second while files are
 	// scanned, and once at the end.
 	Progress func(Stats)
-	Logger   *slog.Logger
+	// Logger receives warnings (a stat cache that could not be saved)
+	// and, at Debug level, the state of the stat cache (default:
+	// discarded).
+	Logger *slog.Logger
 }
 
 // Stats describe a commit's work.
@@ -251,6 +254,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	var cache *statCache
 	if !opts.NoStatCache {
 		cache = loadStatCache(StatCachePath(r), mod.fingerprint(r.Mode()))
+		opts.Logger.Debug("stat cache", "path", cache.path, "directories", len(cache.index), "damaged", cache.file == nil && cache.dirty)
 	} else {
 		cache = newStatCache("", [32]byte{})
 	}

@@ -274,7 +274,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 		}
 		defer s.Close()
 		opts := *o
-		opts.Pull.Timeout, opts.Pull.Attempts = timeout, retries+1
+		opts.Pull.Timeout, opts.Pull.Attempts, opts.Pull.Logger = timeout, retries+1, a.logger()
 		if override != "" {
 			// A full id is fetched; anything else must name a stored commit.
 			if opts.OverrideCommit, err = repo.ParseID(override); err != nil {

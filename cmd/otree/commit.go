@@ -110,6 +110,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		BindRefs: f.bindRefs, NoBindings: f.noBindings,
 		NoXattrs: f.noXattrs, ModeROExecutables: f.roExecutables, KeepMetadata: f.keepMetadata,
 		Consume: f.consume, Bootable: f.bootable, GenerateSizes: f.generateSizes,
+		Logger: e.logger(),
 	}
 	if f.tarFilter != "" {
 		filter, err := commit.ParsePathnameFilter(f.tarFilter)

@@ -157,6 +157,7 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	if err != nil {
 		return err
 	}
+	opts.Logger = e.logger()
 	var b *bar
 	if !e.json {
 		b = newBar(e.stderr)

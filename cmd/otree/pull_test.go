@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,4 +313,53 @@ func TestPullCheckFlags(t *testing.T) {
 	web.fails(exitUsage, []string{"--http-header"}, "pull", "--http-header=novalue", "origin")
 	web.fails(exitUsage, []string{"--require-static-deltas"}, "pull", "--require-static-deltas", "--disable-static-deltas", "origin")
 	web.fails(exitError, []string{"no static delta"}, "pull", "--require-static-deltas", "origin", "os/other")
+}
+
+// What a pull decides on the way reaches stderr: a retry and a listed
+// static delta the server lacks always; with -v also every request.
+func TestPullReportsOnStderr(t *testing.T) {
+	src := newCLI(t)
+	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("static-delta", "generate", "--empty", "--to=os/stable")
+	src.ok("summary", "-u")
+	var summaries atomic.Int32
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.URL.Path == "/summary" && summaries.Add(1) == 1:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return true
+		case strings.HasPrefix(r.URL.Path, "/deltas/"):
+			http.NotFound(w, r)
+			return true
+		}
+		return false
+	})
+	for _, verbose := range []bool{false, true} {
+		dst := newBareUserCLI(t)
+		dst.ok("remote", "add", "origin", url)
+		summaries.Store(0)
+		args := []string{"pull", "origin", "os/stable"}
+		if verbose {
+			args = append([]string{"-v"}, args...)
+		}
+		res := dst.run(args...)
+		if res.code != 0 {
+			t.Fatalf("pull: exit %d, %s", res.code, res.stderr)
+		}
+		for _, want := range []string{
+			"level=INFO msg=retrying url=" + url + "/summary attempt=2",
+			`level=INFO msg="static delta not found; fetching objects" delta=` + id.String(),
+		} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("verbose=%v: stderr lacks %q:\n%s", verbose, want, res.stderr)
+			}
+		}
+		fetched := "level=DEBUG msg=fetched url=" + url + objectPath(repo.KindCommit, id) + " bytes="
+		if got := strings.Contains(res.stderr, fetched); got != verbose {
+			t.Errorf("verbose=%v: stderr names the commit's request: %v\n%s", verbose, got, res.stderr)
+		}
+		if strings.Contains(res.stderr, "time=") {
+			t.Errorf("stderr carries timestamps:\n%s", res.stderr)
+		}
+	}
 }

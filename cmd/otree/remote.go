@@ -204,7 +204,7 @@ read directly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.inRepo(func(r *repo.Repo) error {
-				refs, err := remote.RemoteRefs(cmd.Context(), r, args[0], remote.PullOptions{})
+				refs, err := remote.RemoteRefs(cmd.Context(), r, args[0], remote.PullOptions{Logger: e.logger()})
 				if err != nil {
 					return err
 				}
@@ -235,7 +235,7 @@ a local one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.inRepo(func(r *repo.Repo) error {
-				s, err := remote.RemoteSummary(cmd.Context(), r, args[0], remote.PullOptions{})
+				s, err := remote.RemoteSummary(cmd.Context(), r, args[0], remote.PullOptions{Logger: e.logger()})
 				if err != nil {
 					return err
 				}

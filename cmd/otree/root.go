@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/otree/otree/repo"
@@ -24,6 +25,7 @@ const (
 type env struct {
 	repoPath string
 	json     bool
+	verbose  bool
 	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
@@ -89,6 +91,7 @@ func newRootCommand(e *env) *cobra.Command {
 	// Defined here so cobra adds no -v: that is OSTree's --verbose.
 	root.Flags().Bool("version", false, "print otree's version")
 	root.PersistentFlags().StringVar(&e.repoPath, "repo", os.Getenv("OTREE_REPO"), "path to the repository (default $OTREE_REPO)")
+	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "print debug information (each request of a pull, the stat cache of a commit) on stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCommand(e),
@@ -112,6 +115,22 @@ func newRootCommand(e *env) *cobra.Command {
 		newStaticDeltaCommand(e),
 	)
 	return root
+}
+
+// logger writes what the library reports on the way to stderr: notices
+// (a retry, a fallback) always, debug information with --verbose.
+func (e *env) logger() *slog.Logger {
+	level := slog.LevelInfo
+	if e.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{} // the terminal's own time is enough
+			}
+			return a
+		}}))
 }
 
 // addJSON adds --json to a reporting command.

@@ -38,6 +38,9 @@ summary.sig beside it; without them a stale summary.sig is removed.
 -v prints the summary file as it is.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Here -v is OSTree's --view; the global -v (--verbose) lands
+			// in e.verbose, and a summary has nothing to say verbosely.
+			view = view || (e.verbose && !update)
 			if update == view {
 				return usagef("summary needs exactly one of -u (update) or -v (view)")
 			}
@@ -80,7 +83,7 @@ summary.sig beside it; without them a stale summary.sig is removed.
 	}
 	fl := c.Flags()
 	fl.BoolVarP(&update, "update", "u", false, "write the summary file")
-	fl.BoolVarP(&view, "view", "v", false, "print the summary file")
+	fl.BoolVar(&view, "view", false, "print the summary file (also -v, as in OSTree)")
 	fl.StringArrayVarP(&metadata, "add-metadata", "m", nil, "with -u, store KEY=VALUE in the summary (repeatable)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the file to disk")
 	fl.StringArrayVar(&signKeys, "sign", nil, "with -u, sign the summary with secret KEY (base64; repeatable) into summary.sig")

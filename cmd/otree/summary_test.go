@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/otree/otree/internal/testtree"
@@ -24,7 +25,11 @@ func TestSummaryCommand(t *testing.T) {
 		t.Errorf("summary -v --json = %+v, %v", s, err)
 	}
 	c.fails(exitUsage, []string{"-u", "-v"}, "summary")
-	c.fails(exitUsage, []string{"-u", "-v"}, "summary", "-u", "-v")
+	c.fails(exitUsage, []string{"-u", "-v"}, "summary", "-u", "--view")
+	// As in OSTree, -v beside -u is the global --verbose: it updates.
+	if got := c.ok("summary", "-u", "-v"); !strings.HasPrefix(got, "Wrote ") {
+		t.Errorf("summary -u -v = %q", got)
+	}
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "summary", "-u", "-m", "x")
 	c.fails(exitError, []string{"reserved"}, "summary", "-u", "-m", "otree.deltas=x")
 }

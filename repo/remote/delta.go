@@ -290,6 +290,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", hs.url(dir), err)
 	}
+	p.opts.Logger.Debug("applied static delta", "delta", ref.Name.String(), "parts", len(sb.Parts), "objects", sb.Objects())
 	p.fetched.Add(int64(sb.Objects()) + 1)
 	p.deltas = append(p.deltas, ref.Name.String())
 	if p.r.IsCommitPartial(t.commit) {

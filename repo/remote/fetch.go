@@ -155,12 +155,14 @@ func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error
 	}
 	body := &watchedBody{r: resp.Body, timer: timer, timeout: s.timeout, n: &s.bytes}
 	timer.Reset(s.timeout)
+	start := time.Now()
 	if err := fn(body); err != nil {
 		if body.err != nil {
 			return &FetchError{URL: u, Err: stalled(err)}, ctx.Err() == nil
 		}
 		return &FetchError{URL: u, Err: err}, false
 	}
+	s.log.Debug("fetched", "url", u, "bytes", body.read, "took", time.Since(start).Round(time.Millisecond))
 	return nil, false
 }
 
@@ -171,6 +173,7 @@ type watchedBody struct {
 	timer   *time.Timer
 	timeout time.Duration
 	n       *atomic.Int64
+	read    int64 // by this body
 	err     error
 }
 
@@ -178,6 +181,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.timer.Reset(b.timeout)
 	b.n.Add(int64(n))
+	b.read += int64(n)
 	if err != nil && err != io.EOF {
 		b.err = err
 	}

@@ -110,7 +110,10 @@ type PullOptions struct {
 	// Progress, if set, is called about ten times a second while objects
 	// are fetched, and once at the end.
 	Progress func(PullProgress)
-	// Logger receives retries (default: discarded).
+	// Logger receives, at Info level, what the pull decided on the way
+	// (a retry, a listed static delta the server lacks, a history ending
+	// at a parent the source pruned), and at Debug level every request
+	// and static delta applied (default: discarded).
 	Logger *slog.Logger
 }
 
