@@ -46,15 +46,23 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 	rep := &CleanupReport{}
 	live := map[string]bool{}    // deployment paths
 	kernels := map[string]bool{} // boot/otree directory names
+	overlays := map[string]bool{}
 	refs := map[string]bool{}
 	for _, d := range s.deployments {
 		live[d.Path] = true
 		kernels[d.OS+"-"+d.BootCsum] = true
 		refs[deployRef(d)] = true
+		for _, id := range d.OverlayInitrds {
+			overlays[overlayRel(id)] = true
+		}
 	}
+	kernels[filepath.Base(overlayDir)] = true
 	if d := s.staged; d != nil {
 		live[d.Path] = true
 		refs[deployRef(d)] = true
+		for _, id := range d.OverlayInitrds {
+			overlays[overlayRel(id)] = true
+		}
 	}
 	roots, err := s.stateroots()
 	if err != nil {
@@ -114,6 +122,13 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		for _, e := range ents {
 			if !kernels[e.Name()] {
 				old = append(old, filepath.Join(kdir, e.Name()))
+			}
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(s.path, "boot", overlayDir)); err == nil {
+		for _, e := range ents {
+			if rel := overlayDir + "/" + e.Name(); !overlays[rel] {
+				old = append(old, filepath.Join(s.path, "boot", rel))
 			}
 		}
 	}

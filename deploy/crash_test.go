@@ -697,7 +697,10 @@ func (r *crashRig) checkBootable(label string, list []crashDep) {
 		if d.Kernel != kver {
 			r.t.Fatalf("%s: deployment %d boots kernel %s, its tree has %s", label, i, d.Kernel, kver)
 		}
-		for _, f := range []struct{ entry, tree string }{{e.linux, "vmlinuz"}, {e.initrd, "initramfs.img"}} {
+		if len(e.initrds) != 1 {
+			r.t.Fatalf("%s: entry %s has initrds %q, want the tree's", label, e.file, e.initrds)
+		}
+		for _, f := range []struct{ entry, tree string }{{e.linux, "vmlinuz"}, {e.initrds[0], "initramfs.img"}} {
 			want, err := os.ReadFile(filepath.Join(dir, "usr/lib/modules", kver, f.tree))
 			if err != nil {
 				r.t.Fatal(err)

@@ -61,6 +61,11 @@ type DeployOptions struct {
 	// [origin] refspec=REF). When nil, a revision that is a ref becomes
 	// the refspec; a commit id keeps the merge deployment's refspec.
 	Origin []byte
+	// OverlayInitrds are initramfs images (files) the boot entry loads
+	// after the tree's own, in order, as OSTree's --overlay-initrd: each
+	// is copied into the boot directory under the id of its content. A
+	// later deploy does not carry them over unless given again.
+	OverlayInitrds []string
 	// Progress, if set, receives the checkout's progress.
 	Progress func(checkout.Stats)
 }
@@ -323,6 +328,12 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 
 	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
 		Initramfs: !k.initramfs.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
+	// Installed before anything else is written: a missing file then
+	// fails the deploy with nothing to undo but unreferenced images,
+	// which cleanup removes.
+	if d.OverlayInitrds, err = s.installOverlays(opts.OverlayInitrds); err != nil {
+		return nil, err
+	}
 	if d.Serial, err = s.freeSerial(osName, commit); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -976,5 +977,85 @@ func TestBootedSurvivesSwitches(t *testing.T) {
 		if n := len(s.Deployments()); n != 2 || !s.Deployments()[0].Pending || !s.Deployments()[1].Booted {
 			t.Fatalf("after deploy %d: %d deployments, want the new pending one and the booted one", i+1, n)
 		}
+	}
+}
+
+// --overlay-initrd: the images load after the tree's initramfs, in the
+// order given, are stored once by content, survive later switches while a
+// deployment uses them (staged ones included), and go with the last
+// deployment that does. A missing image fails the deploy, naming it.
+func TestOverlayInitrds(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.cpio"), filepath.Join(dir, "b.cpio")
+	os.WriteFile(a, []byte("overlay a"), 0o644)
+	os.WriteFile(b, []byte("overlay b"), 0o644)
+	idA, idB := repo.Sum([]byte("overlay a")).String(), repo.Sum([]byte("overlay b")).String()
+	img := func(id string) string { return filepath.Join(f.path, "boot", overlayRel(id)) }
+	initrds := func() [][]string {
+		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [][]string
+		for _, e := range entries {
+			out = append(out, e.initrds)
+		}
+		return out
+	}
+
+	f.commit("os", osTree("6.1.0-1", nil))
+	d1 := f.deploy("os", DeployOptions{OverlayInitrds: []string{b, a}}).Deployment
+	if !slices.Equal(d1.OverlayInitrds, []string{idB, idA}) {
+		t.Fatalf("deployment overlays %q", d1.OverlayInitrds)
+	}
+	kdir := "/boot/otree/testos-" + d1.BootCsum + "/"
+	want := []string{kdir + "initramfs-6.1.0-1.img", "/boot/" + overlayRel(idB), "/boot/" + overlayRel(idA)}
+	if got := initrds(); len(got) != 1 || !slices.Equal(got[0], want) {
+		t.Fatalf("entry initrds %q, want %q", got, want)
+	}
+	if data, err := os.ReadFile(img(idA)); err != nil || string(data) != "overlay a" {
+		t.Fatalf("image a: %q, %v", data, err)
+	}
+
+	// A missing image: nothing changes.
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/x": testtree.File("x", 0o755)}))
+	if _, err := f.s.Deploy(context.Background(), "os", DeployOptions{OverlayInitrds: []string{filepath.Join(dir, "nope")}}); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "nope")) {
+		t.Fatalf("deploy with a missing overlay: %v", err)
+	}
+	if len(f.s.Deployments()) != 1 {
+		t.Fatalf("a failed deploy left %d deployments", len(f.s.Deployments()))
+	}
+
+	// A deploy without overlays does not inherit them; d1, kept as the
+	// merge deployment, keeps its own, and its images stay.
+	f.deploy("os", DeployOptions{})
+	if got := initrds(); len(got) != 2 || len(got[0]) != 1 || !slices.Equal(got[1], want) {
+		t.Fatalf("entry initrds after a plain deploy: %q", got)
+	}
+	if ds := f.s.Deployments(); len(ds[0].OverlayInitrds) != 0 || !slices.Equal(ds[1].OverlayInitrds, []string{idB, idA}) {
+		t.Fatalf("overlays read back: %q, %q", ds[0].OverlayInitrds, ds[1].OverlayInitrds)
+	}
+
+	// A staged deploy with image b alone: kept while staged, loaded
+	// once finalized; d1 then goes, and with it image a.
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/y": testtree.File("y", 0o755)}))
+	f.deploy("os", DeployOptions{Stage: true, OverlayInitrds: []string{b}})
+	f.deploy("os^", DeployOptions{Stage: true, OverlayInitrds: []string{b}}) // replaces the staged one
+	if st := f.s.Staged(); st == nil || !slices.Equal(st.OverlayInitrds, []string{idB}) {
+		t.Fatalf("staged overlays: %+v", st)
+	}
+	if _, err := f.s.FinalizeStaged(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ds := f.s.Deployments(); !slices.Equal(ds[0].OverlayInitrds, []string{idB}) {
+		t.Fatalf("finalized overlays %q", ds[0].OverlayInitrds)
+	}
+	f.deploy("os", DeployOptions{})
+	if _, err := os.Stat(img(idA)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("image a outlived every deployment using it: %v", err)
+	}
+	if _, err := os.Stat(img(idB)); err != nil {
+		t.Errorf("image b, used by a listed deployment: %v", err)
 	}
 }

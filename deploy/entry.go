@@ -21,7 +21,7 @@ type bootEntry struct {
 	version int // orders entries: the highest boots by default
 	options string
 	linux   string
-	initrd  string
+	initrds []string // the kernel's initramfs, then overlays, in load order
 }
 
 // render writes the entry in the key/value form of the specification.
@@ -31,8 +31,8 @@ func (e *bootEntry) render() []byte {
 	fmt.Fprintf(&b, "version %d\n", e.version)
 	fmt.Fprintf(&b, "options %s\n", e.options)
 	fmt.Fprintf(&b, "linux %s\n", e.linux)
-	if e.initrd != "" {
-		fmt.Fprintf(&b, "initrd %s\n", e.initrd)
+	for _, i := range e.initrds {
+		fmt.Fprintf(&b, "initrd %s\n", i)
 	}
 	return b.Bytes()
 }
@@ -66,7 +66,7 @@ func parseEntry(file string, data []byte) (*bootEntry, error) {
 		case "linux":
 			e.linux = val
 		case "initrd":
-			e.initrd = val
+			e.initrds = append(e.initrds, val)
 		}
 	}
 	if e.version < 0 || e.linux == "" {

@@ -29,10 +29,11 @@ type stagedRecord struct {
 	NoMerge bool    `json:"no_merge,omitempty"`
 	// What status shows, as the deploy found it, so that opening the
 	// sysroot reads nothing from the repository for it.
-	Kernel    string `json:"kernel"`
-	BootCsum  string `json:"bootcsum"`
-	Initramfs bool   `json:"initramfs,omitempty"`
-	Version   string `json:"version,omitempty"`
+	Kernel         string   `json:"kernel"`
+	BootCsum       string   `json:"bootcsum"`
+	Initramfs      bool     `json:"initramfs,omitempty"`
+	OverlayInitrds []string `json:"overlay_initrds,omitempty"`
+	Version        string   `json:"version,omitempty"`
 	// The retention and placement the deploy asked for.
 	Retain         bool `json:"retain,omitempty"`
 	RetainPending  bool `json:"retain_pending,omitempty"`
@@ -77,7 +78,7 @@ func (s *Sysroot) loadStaged() {
 	}
 	d := &Deployment{Index: -1, OS: rec.OS, Commit: rec.Commit, Serial: rec.Serial, Path: path,
 		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs,
-		Version: rec.Version, Staged: true}
+		OverlayInitrds: rec.OverlayInitrds, Version: rec.Version, Staged: true}
 	if o, err := readOrigin(path + ".origin"); err == nil {
 		d.Origin, d.OverrideCommit = o.Refspec, o.OverrideCommit
 	}
@@ -87,8 +88,9 @@ func (s *Sysroot) loadStaged() {
 // stage records d as the staged deployment instead of switching to it.
 func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
-		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Version: s.commitVersion(d.Commit),
-		Retain: opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
+		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, OverlayInitrds: d.OverlayInitrds,
+		Version: s.commitVersion(d.Commit),
+		Retain:  opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}
 	data, err := json.Marshal(rec)
 	if err != nil {

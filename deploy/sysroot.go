@@ -68,6 +68,9 @@ type Deployment struct {
 	Options string `json:"options"`
 	// Initramfs tells whether the tree had an initramfs beside its kernel.
 	Initramfs bool `json:"initramfs"`
+	// OverlayInitrds are the ids of the initramfs images loaded after the
+	// tree's own (DeployOptions.OverlayInitrds), in order.
+	OverlayInitrds []string `json:"overlay_initrds,omitempty"`
 
 	bootSerial int
 }
@@ -346,7 +349,14 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 	}
 	d := &Deployment{
 		OS: a.OS, Commit: commit, Serial: serial, Path: dir, BootCsum: a.BootCsum,
-		Options: removeArg(e.options, "otree"), bootSerial: a.Serial, Initramfs: e.initrd != "",
+		Options: removeArg(e.options, "otree"), bootSerial: a.Serial,
+	}
+	for _, i := range e.initrds {
+		if id, ok := overlayID(i); ok {
+			d.OverlayInitrds = append(d.OverlayInitrds, id)
+		} else {
+			d.Initramfs = true
+		}
 	}
 	d.Kernel = strings.TrimPrefix(filepath.Base(e.linux), "vmlinuz-")
 	o, err := readOrigin(dir + ".origin")

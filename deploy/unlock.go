@@ -95,7 +95,13 @@ func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, e
 	res := &UnlockResult{Mode: mode}
 	if mode == UnlockHotfix {
 		b := s.booted
-		dr, err := s.deploy(ctx, b.Commit.String(), DeployOptions{OS: b.OS, Retain: true, NoPrune: true}, true)
+		// The copy boots as b does: its arguments come from b as the merge
+		// deployment, its overlay initramfs images are given again.
+		opts := DeployOptions{OS: b.OS, Retain: true, NoPrune: true}
+		for _, id := range b.OverlayInitrds {
+			opts.OverlayInitrds = append(opts.OverlayInitrds, filepath.Join(s.path, "boot", overlayRel(id)))
+		}
+		dr, err := s.deploy(ctx, b.Commit.String(), opts, true)
 		if err != nil {
 			return nil, fmt.Errorf("unlock: deploying a pristine copy of %s: %w", b.Name(), err)
 		}

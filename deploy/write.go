@@ -94,7 +94,10 @@ func (s *Sysroot) renderEntries(list []*Deployment, bv int) (map[string][]byte, 
 			linux:   kdir + "vmlinuz-" + d.Kernel,
 		}
 		if d.Initramfs {
-			e.initrd = kdir + "initramfs-" + d.Kernel + ".img"
+			e.initrds = append(e.initrds, kdir+"initramfs-"+d.Kernel+".img")
+		}
+		for _, id := range d.OverlayInitrds {
+			e.initrds = append(e.initrds, prefix+"/"+overlayRel(id))
 		}
 		out[fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS)] = e.render()
 	}

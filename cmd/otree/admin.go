@@ -190,6 +190,7 @@ of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 	}
 	deployFlags(c, o)
 	c.Flags().StringVar(&originFile, "origin-file", "", "use FILE as the deployment's .origin")
+	c.Flags().StringArrayVar(&o.OverlayInitrds, "overlay-initrd", nil, "load this initramfs image after the tree's own (repeatable)")
 	a.addJSON(c)
 	return c
 }
@@ -441,6 +442,9 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 	}
 	if d.OverrideCommit != "" {
 		fmt.Fprintf(w, "    override commit: %s\n", d.OverrideCommit)
+	}
+	for _, id := range d.OverlayInitrds {
+		fmt.Fprintf(w, "    overlay initrd: %s\n", id)
 	}
 	if d.Unlocked != "" {
 		fmt.Fprintf(w, "    unlocked: %s\n", d.Unlocked)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otree/otree/repo"
 )
 
 // writeBootableTree writes a minimal tree with a kernel and defaults.
@@ -59,6 +61,12 @@ func TestBootEntriesParsedByBootctl(t *testing.T) {
 	sys, t1, t2 := filepath.Join(base, "sysroot"), filepath.Join(base, "t1"), filepath.Join(base, "t2")
 	writeBootableTree(t, t1, "6.1.0-1-amd64", "one\n")
 	writeBootableTree(t, t2, "6.1.0-2-amd64", "two\n")
+	// An overlay initramfs (a cpio archive in practice; bootctl only
+	// checks that the file is there).
+	ov := filepath.Join(base, "overlay.cpio")
+	if err := os.WriteFile(ov, []byte("070701 overlay"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	script := `set -e
 "$OTREE" admin init-fs "$SYS"
 mount -t tmpfs boot "$SYS/boot"
@@ -66,7 +74,7 @@ mount -t tmpfs boot "$SYS/boot"
 "$OTREE" --repo="$SYS/otree/repo" commit -b blsos/stable "$T1" >/dev/null
 "$OTREE" admin --sysroot="$SYS" deploy --karg=root=LABEL=root --karg=rw blsos/stable >/dev/null
 "$OTREE" --repo="$SYS/otree/repo" commit -b blsos/stable "$T2" >/dev/null
-"$OTREE" admin --sysroot="$SYS" deploy blsos/stable >/dev/null
+"$OTREE" admin --sysroot="$SYS" deploy --overlay-initrd="$OV" blsos/stable >/dev/null
 echo ==bootctl
 SYSTEMD_RELAX_ESP_CHECKS=1 SYSTEMD_RELAX_XBOOTLDR_CHECKS=1 bootctl --esp-path="$SYS/boot" --boot-path="$SYS/boot" list --json=short --no-pager
 echo
@@ -78,7 +86,7 @@ echo ==status
 "$OTREE" admin --sysroot="$SYS" status --json
 `
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
-	cmd.Env = append(env, "OTREE="+bin, "SYS="+sys, "T1="+t1, "T2="+t2)
+	cmd.Env = append(env, "OTREE="+bin, "SYS="+sys, "T1="+t1, "T2="+t2, "OV="+ov)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -100,9 +108,10 @@ echo ==status
 	}
 	var status struct {
 		Deployments []struct {
-			Index    int    `json:"index"`
-			BootCsum string `json:"bootcsum"`
-			Kernel   string `json:"kernel"`
+			Index          int      `json:"index"`
+			BootCsum       string   `json:"bootcsum"`
+			Kernel         string   `json:"kernel"`
+			OverlayInitrds []string `json:"overlay_initrds"`
 		} `json:"deployments"`
 	}
 	if err := json.Unmarshal([]byte(sections["status"]), &status); err != nil {
@@ -118,7 +127,7 @@ echo ==status
 		if e.ID != wantID || e.Version != []string{"2", "1"}[i] ||
 			e.Title != "BLS Test OS (otree:blsos:"+[]string{"0", "1"}[i]+")" ||
 			e.Linux != kdir+"vmlinuz-"+d.Kernel ||
-			len(e.Initrd) != 1 || e.Initrd[0] != kdir+"initramfs-"+d.Kernel+".img" ||
+			len(e.Initrd) != 1+len(d.OverlayInitrds) || e.Initrd[0] != kdir+"initramfs-"+d.Kernel+".img" ||
 			!strings.HasPrefix(e.Options, "root=LABEL=root rw otree=/otree/boot.") {
 			t.Errorf("entry %d as bootctl read it: %+v (deployment %+v)", i, e, d)
 		}
@@ -126,7 +135,14 @@ echo ==status
 	if entries[0].Linux == entries[1].Linux {
 		t.Error("both entries boot the same kernel")
 	}
-	if n := strings.Count(sections["files"], "ok "); n != 4 {
-		t.Errorf("%d of 4 boot files exist:\n%s", n, sections["files"])
+	// The second deploy's overlay loads after the tree's initramfs.
+	ovID := repo.Sum([]byte("070701 overlay")).String()
+	if d := status.Deployments; len(d[0].OverlayInitrds) != 1 || d[0].OverlayInitrds[0] != ovID || len(d[1].OverlayInitrds) != 0 {
+		t.Errorf("status overlay initrds: %+v", d)
+	} else if got := entries[0].Initrd[1]; got != "/otree/initramfs-overlays/"+ovID+".img" {
+		t.Errorf("the overlay is loaded from %q", got)
+	}
+	if n := strings.Count(sections["files"], "ok "); n != 5 {
+		t.Errorf("%d of 5 boot files exist:\n%s", n, sections["files"])
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // otree --version prints OSTree's shape, with the Go release that built it;
-// -v stays free for OSTree's --verbose.
+// -v is OSTree's --verbose.
 func TestVersion(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"--version"}, strings.NewReader(""), &out, &errb); code != 0 {
@@ -20,7 +20,8 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version printed %q", got)
 	}
 	out.Reset()
-	if code := run(context.Background(), []string{"-v"}, strings.NewReader(""), &out, &errb); code == 0 {
+	run(context.Background(), []string{"-v"}, strings.NewReader(""), &out, &errb)
+	if strings.Contains(out.String(), "Version: '") {
 		t.Errorf("-v was taken as --version: %q", out.String())
 	}
 }
