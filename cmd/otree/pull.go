@@ -31,12 +31,14 @@ type pullFlags struct {
 	headers            []string
 	subpaths           []string
 	dryRun             bool
+	localCaches        []string
 }
 
 // addCommon adds the flags pull and pull-local share.
 func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl := c.Flags()
 	fl.IntVar(&f.depth, "depth", 0, "also pull this many parents of each commit (-1: the whole history)")
+	fl.StringArrayVarP(&f.localCaches, "localcache-repo", "L", nil, "take objects from this repository on this machine first (repeatable; verified as fetched ones are)")
 	fl.BoolVar(&f.commitMetadataOnly, "commit-metadata-only", false, "fetch only commit objects; they are marked partial")
 	fl.BoolVar(&f.noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
 	fl.BoolVar(&f.noBindings, "disable-verify-bindings", false, "accept commits whose ref binding does not list the branch pulled")
@@ -58,7 +60,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
-		DryRun: f.dryRun,
+		DryRun: f.dryRun, LocalCaches: f.localCaches,
 	}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
@@ -203,6 +205,9 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	}
 	fmt.Fprintf(e.stdout, "Fetched %d object%s, %s in %s\n", res.ObjectsFetched, pluralSuffix(int(res.ObjectsFetched)),
 		humanBytes(res.BytesFetched), time.Since(start).Round(time.Millisecond))
+	if res.ObjectsFromCaches > 0 {
+		fmt.Fprintf(e.stdout, "Took %d object%s from local caches\n", res.ObjectsFromCaches, pluralSuffix(int(res.ObjectsFromCaches)))
+	}
 	return nil
 }
 

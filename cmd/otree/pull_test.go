@@ -363,3 +363,24 @@ func TestPullReportsOnStderr(t *testing.T) {
 		}
 	}
 }
+
+// pull and pull-local -L take objects from a local repository first.
+func TestPullLocalCacheFlag(t *testing.T) {
+	src := newCLI(t)
+	src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, nil)
+	cache := newBareUserCLI(t)
+	cache.ok("pull-local", src.path)
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	out := dst.ok("pull", "-L", cache.path, "origin", "os/stable")
+	if !strings.Contains(out, "Fetched 0 objects") || !strings.Contains(out, "Took 10 objects from local caches") {
+		t.Errorf("pull -L printed %q", out)
+	}
+	local := newBareUserCLI(t)
+	if out := local.ok("pull-local", "--localcache-repo="+cache.path, src.path); !strings.Contains(out, "Took 10 objects from local caches") {
+		t.Errorf("pull-local --localcache-repo printed %q", out)
+	}
+	dst.fails(exitError, []string{"local cache", "/nope"}, "pull", "-L", "/nope", "origin")
+}

@@ -52,6 +52,11 @@ type PullOptions struct {
 	// without Subpaths completes them); a path a commit lacks is an error.
 	// Static deltas are not used.
 	Subpaths []string
+	// LocalCaches are repositories on this machine, of any mode, to take
+	// objects from before fetching them (OSTree's --localcache-repo).
+	// Their objects are verified as fetched ones are, and one that fails
+	// is fetched instead. Static deltas' parts are still fetched whole.
+	LocalCaches []string
 	// DisableVerifyBindings accepts a commit whose ref binding does not
 	// list the branch it is pulled for, or whose collection binding is
 	// not CollectionID.
@@ -151,6 +156,8 @@ type PullResult struct {
 	// ObjectsFetched counts objects fetched from the source (none for a
 	// source with nothing new).
 	ObjectsFetched int64 `json:"objects_fetched"`
+	// ObjectsFromCaches counts objects taken from LocalCaches instead.
+	ObjectsFromCaches int64 `json:"objects_from_caches,omitempty"`
 	// BytesFetched counts bytes received.
 	BytesFetched int64 `json:"bytes_fetched"`
 	// BytesWritten counts bytes written to the repository, as stored.
@@ -286,6 +293,11 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 	if src, err = withVerification(rm, src, &opts); err != nil {
 		return nil, err
 	}
+	src, closeCaches, err := openCaches(src, opts.LocalCaches, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer closeCaches()
 	name := func(branch string) string {
 		if opts.Mirror {
 			return branch
@@ -321,7 +333,12 @@ func PullLocal(ctx context.Context, r *repo.Repo, srcPath string, opts PullOptio
 		}
 		return opts.Remote + ":" + branch
 	}
-	return pull(ctx, r, &localSource{r: sr}, name, &opts)
+	src, closeCaches, err := openCaches(&localSource{r: sr}, opts.LocalCaches, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer closeCaches()
+	return pull(ctx, r, src, name, &opts)
 }
 
 // RemoteRefs lists the branches of a configured remote: those its summary
@@ -558,6 +575,10 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 
 	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
 		BytesWritten: txn.Stats().Bytes, Deltas: p.deltas}
+	if c, ok := unwrap[*cachedSource](src); ok {
+		res.ObjectsFromCaches = c.hits.Load()
+		res.ObjectsFetched -= res.ObjectsFromCaches
+	}
 	// Everything is published and the commits this pull completed are
 	// unmarked before any ref moves, so that no ref ever names a commit
 	// still marked partial, wherever the process dies.
@@ -1034,6 +1055,8 @@ func unwrap[T source](src source) (T, bool) {
 		case *summarySource:
 			src = s.source
 		case *verifiedSource:
+			src = s.source
+		case *cachedSource:
 			src = s.source
 		default:
 			var zero T
