@@ -81,6 +81,17 @@ func (b *booter) cmdline(dir string) string {
 func (b *booter) boot(dir, script string, env ...string) string {
 	t := b.a.t
 	t.Helper()
+	out, err := b.tryBoot(dir, script, env...)
+	t.Logf("booted %s:\n%s", filepath.Base(dir), out)
+	if err != nil {
+		t.Fatalf("script in the booted %s: %v", filepath.Base(dir), err)
+	}
+	return out
+}
+
+// tryBoot is boot, returning the output and the error of the whole run,
+// prepare-root's included.
+func (b *booter) tryBoot(dir, script string, env ...string) (string, error) {
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `set -e
 mount --bind "$PHYS" "$M"
 "$PREP" --cmdline="$CMDLINE" "$M" >/dev/null
@@ -96,11 +107,7 @@ otree() { chroot "$M" /run/bin/otree "$@"; }
 	cmd.Env = append(os.Environ(), "PHYS="+b.a.sys, "M="+b.mountPoint, "PREP="+b.prep, "BIN="+b.bin, "CMDLINE="+b.cmdline(dir))
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
-	t.Logf("booted %s:\n%s", filepath.Base(dir), out)
-	if err != nil {
-		t.Fatalf("script in the booted %s: %v", filepath.Base(dir), err)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // bootedStatus parses the `admin status --json` a boot script printed
@@ -252,9 +259,7 @@ if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
 		if err := os.RemoveAll(filepath.Join(dep, ".usr-ovl-work")); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind "$PHYS" "$M" && "$PREP" --cmdline="$CMDLINE" "$M"`)
-		cmd.Env = append(os.Environ(), "PHYS="+a.sys, "M="+b.mountPoint, "PREP="+b.prep, "CMDLINE="+b.cmdline(dep))
-		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), ".usr-ovl-work is not a directory") {
+		if out, err := b.tryBoot(dep, "echo booted\n"); err == nil || !strings.Contains(out, ".usr-ovl-work is not a directory") {
 			t.Errorf("prepare-root of a hotfix without its work directory: %v\n%s", err, out)
 		}
 	})
