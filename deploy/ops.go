@@ -9,6 +9,8 @@ import (
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
 )
 
 // ErrNoDeployment is returned for an index that names no deployment.
@@ -212,4 +214,51 @@ func (s *Sysroot) ConfigDiff(ctx context.Context, index int, into *Deployment) (
 		newDefaults = filepath.Join(into.Path, "usr", "etc")
 	}
 	return MergeEtc(ctx, defaults, filepath.Join(d.Path, "etc"), newDefaults, "")
+}
+
+// SignatureStatus is what VerifySignature found for a deployment's commit.
+type SignatureStatus struct {
+	// Remote is the remote of the deployment's origin whose keys were
+	// used; empty when the origin names no remote that asks for signed
+	// commits, and nothing was checked.
+	Remote string `json:"remote,omitempty"`
+	// Key is the trusted key that signed the commit (base64), when one did.
+	Key string `json:"key,omitempty"`
+	// Error says why no trusted key vouches for the commit.
+	Error string `json:"error,omitempty"`
+}
+
+// VerifySignature checks the commit of deployment index against the keys
+// of the remote its origin follows, as OSTree's status --verify does,
+// when that remote asks for signed commits (sign-verify=true).
+func (s *Sysroot) VerifySignature(index int) (*SignatureStatus, error) {
+	d, err := s.at(index)
+	if err != nil {
+		return nil, err
+	}
+	name, _ := SplitRefspec(d.Origin)
+	if name == "" {
+		return &SignatureStatus{}, nil
+	}
+	rm, err := remote.GetRemote(s.repo, name)
+	if errors.Is(err, remote.ErrRemoteNotFound) {
+		return &SignatureStatus{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := remote.RemoteVerification(rm, "")
+	if err != nil {
+		return nil, err
+	}
+	if !v.Commits {
+		return &SignatureStatus{}, nil
+	}
+	st := &SignatureStatus{Remote: name}
+	if pub, err := sign.VerifyCommit(s.repo, d.Commit, v.Keys); err != nil {
+		st.Error = err.Error()
+	} else {
+		st.Key = sign.EncodeKey(pub)
+	}
+	return st, nil
 }

@@ -355,7 +355,9 @@ func newStatusCommand(a *adminEnv) *cobra.Command {
 		Short: "List deployments in boot order",
 		Long: `List deployments in boot order; index 0 boots by default. "*" marks the
 booted one. With --verify, every file of each deployment's /usr that no
-longer matches its commit is listed (and the command fails if any does).`,
+longer matches its commit is listed, and the commit's signature is checked
+against the keys of its origin's remote when that remote asks for signed
+commits; the command fails on any drift or missing trusted signature.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.open()
@@ -365,10 +367,11 @@ longer matches its commit is listed (and the command fails if any does).`,
 			defer s.Close()
 			type item struct {
 				*deploy.Deployment
-				Drift []checkout.Change `json:"drift,omitempty"`
+				Drift     []checkout.Change       `json:"drift,omitempty"`
+				Signature *deploy.SignatureStatus `json:"signature,omitempty"`
 			}
 			var items []item
-			drift := 0
+			drift, unsigned := 0, 0
 			all := s.Deployments()
 			if st := s.Staged(); st != nil {
 				all = append([]*deploy.Deployment{st}, all...)
@@ -380,6 +383,14 @@ longer matches its commit is listed (and the command fails if any does).`,
 						return err
 					}
 					drift += len(it.Drift)
+					if it.Signature, err = s.VerifySignature(d.Index); err != nil {
+						return err
+					}
+					if it.Signature.Remote == "" {
+						it.Signature = nil
+					} else if it.Signature.Error != "" {
+						unsigned++
+					}
 				}
 				items = append(items, it)
 			}
@@ -395,18 +406,28 @@ longer matches its commit is listed (and the command fails if any does).`,
 				}
 				for _, it := range items {
 					printDeployment(a.stdout, it.Deployment)
+					if sig := it.Signature; sig != nil && sig.Error == "" {
+						fmt.Fprintf(a.stdout, "    signature: good, key %s (remote %s)\n", sig.Key, sig.Remote)
+					} else if sig != nil {
+						fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
+					}
 					for _, ch := range it.Drift {
 						fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, ch.Path)
 					}
 				}
 			}
-			if drift > 0 {
+			switch {
+			case drift > 0 && unsigned > 0:
+				return fmt.Errorf("%d path(s) of /usr differ from their commits, and %d deployment(s) lack a trusted signature", drift, unsigned)
+			case drift > 0:
 				return fmt.Errorf("%d path(s) of /usr differ from their commits", drift)
+			case unsigned > 0:
+				return fmt.Errorf("%d deployment(s) lack a trusted signature", unsigned)
 			}
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&verify, "verify", false, "check each deployment's /usr against its commit")
+	c.Flags().BoolVarP(&verify, "verify", "V", false, "check each deployment's /usr against its commit, and its commit's signature when its remote asks for one")
 	a.addJSON(c)
 	return c
 }

@@ -560,3 +560,34 @@ func TestAdminInitFSModern(t *testing.T) {
 		t.Errorf("status after a deploy: %+v", d)
 	}
 }
+
+// status --verify (-V) also checks each deployment's commit against the
+// keys of its origin's remote when that remote asks for signed commits,
+// as OSTree's status --verify checks signatures; a commit that lost its
+// signature makes it fail.
+func TestAdminStatusVerifySignature(t *testing.T) {
+	a := newAdmin(t)
+	srv := newCLI(t)
+	keyFile, _, pub := generateKey(t, srv)
+	dir := t.TempDir()
+	writeBootableTree(t, dir, "6.1.0-1", "signed\n")
+	id := strings.TrimSpace(srv.ok("commit", "-b", "cli/stable", "--sign-from-file="+keyFile, dir))
+	srv.ok("summary", "-u")
+	hs := httptest.NewServer(http.FileServer(http.Dir(srv.path)))
+	t.Cleanup(hs.Close)
+	a.ok("remote", "add", "--sign-verify=ed25519=inline:"+pub, "origin", hs.URL)
+	a.ok("pull", "origin", "cli/stable")
+	a.ok("admin", "deploy", "origin:cli/stable")
+	if out := a.ok("admin", "status", "-V"); !strings.Contains(out, "    signature: good, key "+pub+" (remote origin)\n") {
+		t.Errorf("status -V printed:\n%s", out)
+	}
+	if out := a.ok("admin", "status"); strings.Contains(out, "signature") {
+		t.Errorf("status without --verify checked signatures:\n%s", out)
+	}
+	a.ok("sign", "--delete", id, pub)
+	res := a.run("admin", "status", "--verify")
+	if res.code != 1 || !strings.Contains(res.stderr, "1 deployment(s) lack a trusted signature") ||
+		!strings.Contains(res.stdout, "    signature: NOT VERIFIED (remote origin): commit "+id) {
+		t.Errorf("status --verify of an unsigned commit: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
