@@ -186,17 +186,27 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 
 // Verify reports every path of deployment index's /usr that no longer
 // matches its commit. For the deployment running as the sysroot's /, that
-// is the /usr mounted there, so an unlock's changes count too.
+// is the /usr mounted there, so an unlock's changes count too; for
+// another hotfixed deployment, its usr as its overlay changes it.
 func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, error) {
 	d, err := s.at(index)
 	if err != nil {
 		return nil, err
 	}
 	usr := filepath.Join(d.Path, "usr")
-	if d == s.booted && s.rootBooted {
+	running := d == s.booted && s.rootBooted
+	if running {
 		usr = filepath.Join(s.path, "usr")
 	}
-	return checkout.DiffDir(ctx, s.repo, d.Commit, usr, checkout.DiffOptions{Subpath: "/usr", Verify: true})
+	changes, err := checkout.DiffDir(ctx, s.repo, d.Commit, usr, checkout.DiffOptions{Subpath: "/usr", Verify: true})
+	if err != nil || running || d.Unlocked != UnlockHotfix {
+		return changes, err
+	}
+	hot, err := hotfixChanges(filepath.Join(d.Path, hotfixUpper), usr)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %d: hotfix overlay: %w", index, err)
+	}
+	return mergeChanges(changes, hot), nil
 }
 
 // ConfigDiff reports the admin's changes to /etc in deployment index: every

@@ -236,8 +236,22 @@ echo status:; otree admin status --json
 		out = b.boot(dep, `
 cat "$M/usr/bin/sh"
 echo more > "$M/usr/bin/more" && echo usr=rw
+rm "$M/usr/lib/os-release"
+rm -r "$M/usr/etc" && mkdir "$M/usr/etc"
 `)
 		wantLines(t, out, "patched", "usr=rw")
+		// Seen from outside (nothing booted), status --verify reads the
+		// hotfix through its overlay: a replaced file, an added one, a
+		// deleted one (a whiteout) and a directory replaced whole (opaque).
+		res := a.run("admin", "status", "--verify")
+		for _, want := range []string{"drift: M /usr/bin/sh\n", "drift: A /usr/bin/more\n", "drift: D /usr/lib/os-release\n", "drift: M /usr/etc\n"} {
+			if !strings.Contains(res.stdout, want) {
+				t.Errorf("status --verify of the hotfixed deployment lacks %q:\n%s", want, res.stdout)
+			}
+		}
+		if res.code != 1 || strings.Count(res.stdout, "drift:") != 4 {
+			t.Errorf("status --verify: exit %d, %d drift lines, want 1 and 4 (the clone has none)", res.code, strings.Count(res.stdout, "drift:"))
+		}
 		out = b.boot(clone, `
 cat "$M/usr/bin/sh"
 if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
