@@ -50,7 +50,7 @@ func (t *Txn) Publish() (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	few := len(keys) <= fewObjects && !t.special.Load()
+	few := t.syncOneByOne(len(keys))
 	if t.sync {
 		if err := t.syncStaged(keys, few); err != nil {
 			return 0, err

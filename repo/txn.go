@@ -33,6 +33,8 @@ type Txn struct {
 	dirFd int
 	dirLk *os.File
 	sync  bool
+	// perObject: sync each object (TxnOptions.PerObjectFsync).
+	perObject bool
 
 	mu     sync.Mutex
 	staged map[objKey]struct{}
@@ -66,6 +68,13 @@ type TxnOptions struct {
 	// RecordSizes remembers the size of each object staged, for
 	// ObjectSizes.
 	RecordSizes bool
+	// PerObjectFsync makes objects durable with an fsync of each and of
+	// the directories they land in, never a syncfs, which also waits for
+	// every other process's dirty data on the filesystem (OSTree's
+	// --per-object-fsync). Symlinks, devices and FIFOs staged in bare
+	// modes cannot be fsynced; a batch holding one is still synced with
+	// syncfs.
+	PerObjectFsync bool
 }
 
 // TxnStats counts what a transaction wrote.
@@ -113,7 +122,7 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		lk.Unlock()
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
-	t := &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync,
+	t := &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
 		staged: map[objKey]struct{}{}, refs: map[string]ID{}}
 	if opts.Publishable {
 		t.ready = map[objKey]struct{}{}
@@ -671,7 +680,7 @@ func (t *Txn) Commit() error {
 	// A few regular files are synced one by one; anything larger costs one
 	// syncfs (which also flushes other processes' dirty data, so is worth
 	// it only when there is much of ours).
-	few := len(keys) <= fewObjects && !t.special.Load()
+	few := t.syncOneByOne(len(keys))
 	if t.sync && len(keys) > 0 {
 		if err := t.syncStaged(keys, few); err != nil {
 			return err
@@ -705,6 +714,13 @@ func (t *Txn) Commit() error {
 
 // fewObjects is the most staged objects synced one by one.
 const fewObjects = 64
+
+// syncOneByOne tells whether n staged objects are synced one by one
+// rather than with syncfs: a few, or any number with PerObjectFsync. A
+// staged symlink, device or FIFO cannot be opened to sync it.
+func (t *Txn) syncOneByOne(n int) bool {
+	return (n <= fewObjects || t.perObject) && !t.special.Load()
+}
 
 // syncStaged makes staged objects durable before they are published.
 func (t *Txn) syncStaged(keys []objKey, few bool) error {

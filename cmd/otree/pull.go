@@ -32,6 +32,7 @@ type pullFlags struct {
 	subpaths           []string
 	dryRun             bool
 	localCaches        []string
+	perObjectFsync     bool
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -41,6 +42,7 @@ func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl.StringArrayVarP(&f.localCaches, "localcache-repo", "L", nil, "take objects from this repository on this machine first (repeatable; verified as fetched ones are)")
 	fl.BoolVar(&f.commitMetadataOnly, "commit-metadata-only", false, "fetch only commit objects; they are marked partial")
 	fl.BoolVar(&f.noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
+	fl.BoolVar(&f.perObjectFsync, "per-object-fsync", false, "sync each object as it lands instead of the whole filesystem (for hosts with other heavy writers)")
 	fl.BoolVar(&f.noBindings, "disable-verify-bindings", false, "accept commits whose ref binding does not list the branch pulled")
 	fl.BoolVar(&f.timestampCheck, "timestamp-check", false, "refuse to move a ref to a commit older than the one it names")
 	fl.StringVar(&f.timestampFrom, "timestamp-check-from-rev", "", "refuse any commit older than the commit REV names here")
@@ -60,7 +62,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
-		DryRun: f.dryRun, LocalCaches: f.localCaches,
+		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync,
 	}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
@@ -147,6 +149,9 @@ mode, with the objects they need, as local branches of the same names
 }
 
 func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string) error {
+	if f.perObjectFsync && f.noSync {
+		return usagef("--per-object-fsync and --disable-fsync exclude each other")
+	}
 	if (f.requireDeltas || f.dryRun) && f.noDeltas {
 		return usagef("--disable-static-deltas excludes --require-static-deltas and --dry-run, which need deltas")
 	}

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -383,4 +385,52 @@ func TestPullLocalCacheFlag(t *testing.T) {
 		t.Errorf("pull-local --localcache-repo printed %q", out)
 	}
 	dst.fails(exitError, []string{"local cache", "/nope"}, "pull", "-L", "/nope", "origin")
+}
+
+// --per-object-fsync syncs each object and never calls syncfs; without it
+// a pull of more than a few objects syncs the filesystem once per batch.
+func TestPullPerObjectFsync(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace is not installed (CI installs it)")
+	}
+	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
+	}
+	src := newCLI(t)
+	tree := testtree.Tree{}
+	for i := range 100 {
+		tree[fmt.Sprintf("d%d/f%d", i%7, i)] = testtree.File(fmt.Sprintf("file %d\n", i), 0o644)
+	}
+	src.commitTree("main", source(t, tree), "many", 1700000000)
+	exe, env := otreeBinary(t)
+	for _, perObject := range []bool{false, true} {
+		dst := newBareUserCLI(t)
+		log := filepath.Join(t.TempDir(), "strace")
+		args := []string{"-f", "-y", "-o", log, "-e", "trace=syncfs,fsync", exe, "--repo=" + dst.path, "pull-local", "--json", src.path}
+		if perObject {
+			args = append(args, "--per-object-fsync")
+		}
+		cmd := exec.Command(strace, args...)
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("strace otree pull-local: %v\n%s", err, out)
+		}
+		var res remote.PullResult
+		if err := json.Unmarshal(out, &res); err != nil || res.ObjectsFetched < 100 {
+			t.Fatalf("pull-local --json: %v, %+v", err, res)
+		}
+		data, _ := os.ReadFile(log)
+		syncfs := strings.Count(string(data), "syncfs(")
+		staged := len(regexp.MustCompile(`fsync\(\d+</[^>]*/tmp/txn-[^>]*/[^>]*>`).FindAllString(string(data), -1))
+		switch {
+		case perObject && (syncfs != 0 || staged < int(res.ObjectsFetched)):
+			t.Errorf("--per-object-fsync: %d syncfs, %d staged objects fsynced of %d", syncfs, staged, res.ObjectsFetched)
+		case !perObject && syncfs == 0:
+			t.Errorf("a pull of %d objects without --per-object-fsync called no syncfs", res.ObjectsFetched)
+		}
+		dst.ok("fsck", "-q")
+	}
+	newCLI(t).fails(exitUsage, []string{"--per-object-fsync", "--disable-fsync"}, "pull-local", "--per-object-fsync", "--disable-fsync", src.path)
 }

@@ -57,6 +57,9 @@ type PullOptions struct {
 	// Their objects are verified as fetched ones are, and one that fails
 	// is fetched instead. Static deltas' parts are still fetched whole.
 	LocalCaches []string
+	// PerObjectFsync syncs each object and the directories it lands in,
+	// never the whole filesystem (repo.TxnOptions.PerObjectFsync).
+	PerObjectFsync bool
 	// DisableVerifyBindings accepts a commit whose ref binding does not
 	// list the branch it is pulled for, or whose collection binding is
 	// not CollectionID.
@@ -539,7 +542,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if err != nil {
 		return nil, err
 	}
-	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync, Publishable: true})
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync, Publishable: true, PerObjectFsync: opts.PerObjectFsync})
 	if err != nil {
 		return nil, err
 	}
