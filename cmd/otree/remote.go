@@ -14,19 +14,75 @@ import (
 
 func newRemoteCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "remote (add | delete | list | show-url | refs | summary)",
+		Use:   "remote (add | delete | list | show-url | refs | summary | add-cookie | delete-cookie | list-cookies)",
 		Short: "Manage the remotes commits are pulled from",
 		Long: `Manage remotes: named sources of commits, kept in the repository's config as
 [remote "NAME"] sections with url= and branches= keys, as OSTree keeps them.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("remote needs an operation: add, delete, list, show-url, refs or summary")
+				return usagef("remote needs an operation: add, delete, list, show-url, refs, summary or a cookie operation")
 			}
-			return usagef("unknown remote operation %q (want add, delete, list, show-url, refs or summary)", args[0])
+			return usagef("unknown remote operation %q (want add, delete, list, show-url, refs, summary, add-cookie, delete-cookie or list-cookies)", args[0])
 		},
 	}
 	c.AddCommand(newRemoteAddCommand(e), newRemoteDeleteCommand(e), newRemoteListCommand(e),
-		newRemoteShowURLCommand(e), newRemoteRefsCommand(e), newRemoteSummaryCommand(e))
+		newRemoteShowURLCommand(e), newRemoteRefsCommand(e), newRemoteSummaryCommand(e),
+		newRemoteAddCookieCommand(e), newRemoteDeleteCookieCommand(e), newRemoteListCookiesCommand(e))
+	return c
+}
+
+func newRemoteAddCookieCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "add-cookie NAME DOMAIN PATH COOKIE_NAME VALUE",
+		Short: "Send a cookie with every request to the remote NAME",
+		Long: `Add a cookie that pulls from the remote NAME send with every request to
+DOMAIN (that host, not its subdomains) for PATH and below, replacing one of
+the same domain, path and name. Cookies are kept in REPO/NAME.cookies.txt
+(the cookie file format curl reads), readable by its owner only.`,
+		Args: cobra.ExactArgs(5),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				return remote.AddCookie(r, args[0], remote.Cookie{Domain: args[1], Path: args[2], Name: args[3], Value: args[4]})
+			})
+		},
+	}
+}
+
+func newRemoteDeleteCookieCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete-cookie NAME DOMAIN PATH COOKIE_NAME",
+		Short: "Stop sending a cookie to the remote NAME",
+		Args:  cobra.ExactArgs(4),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				return remote.DeleteCookie(r, args[0], args[1], args[2], args[3])
+			})
+		},
+	}
+}
+
+func newRemoteListCookiesCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "list-cookies NAME",
+		Short: "List the cookies sent to the remote NAME",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				cs, err := remote.ListCookies(r, args[0])
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(append([]remote.Cookie{}, cs...))
+				}
+				for _, c := range cs {
+					fmt.Fprintf(e.stdout, "--\nDomain: %s\nPath: %s\nName: %s\nValue: %s\n", c.Domain, c.Path, c.Name, c.Value)
+				}
+				return nil
+			})
+		},
+	}
+	e.addJSON(c)
 	return c
 }
 

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/repo/remote"
 )
 
@@ -61,5 +64,72 @@ func TestRemoteCommands(t *testing.T) {
 	c.fails(exitError, []string{`"mirror2"`}, "remote", "show-url", "mirror2")
 	if got := c.ok("remote", "list"); got != "origin\n" {
 		t.Errorf("after delete: %q", got)
+	}
+}
+
+// remote add-cookie makes pulls send the cookie to a server that demands
+// it; delete-cookie stops it; the cookie file has OSTree's format and is
+// kept from other users.
+func TestRemoteCookies(t *testing.T) {
+	src := newCLI(t)
+	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if c, err := r.Cookie("session"); err != nil || c.Value != "let me in" {
+			http.Error(w, "no session", http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+	host := strings.TrimPrefix(url, "http://")
+	host = host[:strings.LastIndex(host, ":")]
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	dst.fails(exitError, []string{"403"}, "pull", "origin", "os/stable")
+
+	dst.ok("remote", "add-cookie", "origin", host, "/", "session", "wrong")
+	dst.ok("remote", "add-cookie", "origin", host, "/", "session", "let me in") // replaces
+	if out := dst.ok("remote", "list-cookies", "origin"); out != "--\nDomain: "+host+"\nPath: /\nName: session\nValue: let me in\n" {
+		t.Errorf("list-cookies printed %q", out)
+	}
+	if out := dst.ok("remote", "refs", "origin"); out != "origin:os/stable\n" {
+		t.Errorf("remote refs with the cookie: %q", out)
+	}
+	dst.ok("pull", "origin", "os/stable")
+	if got := dst.ok("rev-parse", "origin:os/stable"); got != id.String()+"\n" {
+		t.Errorf("pulled %q", got)
+	}
+	file := dst.r.Path("origin.cookies.txt")
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("cookie file: %v, %v; want mode 0600", fi, err)
+	}
+	// The line OSTree writes for the same cookie, but for the expiry.
+	if o := findOSTree(t, "archive"); o != nil {
+		o.ok("remote", "add", "--no-gpg-verify", "origin", url)
+		o.ok("remote", "add-cookie", "origin", host, "/", "session", "let me in")
+		ours, _ := os.ReadFile(file)
+		theirs, _ := os.ReadFile(filepath.Join(o.path, "origin.cookies.txt"))
+		strip := func(b []byte) []string {
+			f := strings.Split(strings.TrimSpace(string(b)), "\t")
+			if len(f) == 7 {
+				f[4] = "EXPIRY"
+			}
+			return f
+		}
+		if d := cmp.Diff(strip(theirs), strip(ours)); d != "" {
+			t.Errorf("cookie file line (-OSTree +otree):\n%s", d)
+		}
+	}
+
+	dst.fails(exitError, []string{"no cookie", "other"}, "remote", "delete-cookie", "origin", host, "/", "other")
+	dst.ok("remote", "delete-cookie", "origin", host, "/", "session")
+	dst.fails(exitError, []string{"403"}, "pull", "--depth=1", "origin", "os/stable")
+	dst.fails(exitError, []string{"nope"}, "remote", "add-cookie", "nope", host, "/", "a", "b")
+	dst.fails(exitError, []string{"path"}, "remote", "add-cookie", "origin", host, "nopath", "a", "b")
+	dst.fails(exitUsage, nil, "remote", "add-cookie", "origin", host, "/", "a")
+	dst.ok("remote", "add-cookie", "origin", host, "/", "a", "b")
+	dst.ok("remote", "delete", "origin")
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("remote delete left its cookies: %v", err)
 	}
 }

@@ -3,7 +3,9 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 
@@ -193,6 +195,10 @@ func DeleteRemote(r *repo.Repo, name string) error {
 		cfg.Unset(sec + "." + k)
 	}
 	if err := r.WriteConfig(); err != nil {
+		return fmt.Errorf("deleting remote %s: %w", name, err)
+	}
+	// Its cookies are secrets of that remote alone.
+	if err := os.Remove(cookieFile(r, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting remote %s: %w", name, err)
 	}
 	return nil

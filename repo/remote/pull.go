@@ -283,6 +283,11 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 			opts.CollectionID = r.RemoteCollectionID(rm.Name)
 		}
 	}
+	if rm != nil {
+		if err := withCookies(r, rm.Name, &opts); err != nil {
+			return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
+		}
+	}
 	src, closeSrc, err := openSource(u, &opts)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
@@ -394,6 +399,9 @@ func withRemote(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 	rm, err := GetRemote(r, name)
 	if err != nil {
 		return err
+	}
+	if err := withCookies(r, name, &opts); err != nil {
+		return fmt.Errorf("remote %s: %w", name, err)
 	}
 	src, closeSrc, err := openSource(rm.URL, &opts)
 	if err != nil {
