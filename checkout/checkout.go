@@ -70,6 +70,11 @@ type Options struct {
 	// empties its directory of what was there before this checkout. Other
 	// ".wh..wh.*" entries are dropped.
 	Whiteouts bool
+	// ProcessPassthroughWhiteouts checks a file ".ostree-wh.NAME" out as
+	// NAME, an overlayfs whiteout (a 0:0 character device with the
+	// file's mode), as OSTree's option does: a tree meant as an overlayfs
+	// layer carries its whiteouts as such files.
+	ProcessPassthroughWhiteouts bool
 	// SkipList names paths to leave out of the checkout, each with
 	// everything below it. Paths are relative to what is checked out (the
 	// Subpath, if one is given), written "/usr/share/doc"; a trailing "/"

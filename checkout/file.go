@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/xattr"
@@ -49,6 +50,9 @@ func objectRel(id repo.ID) string {
 // file checks out one non-directory entry of n.
 func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 	c := w.c
+	if c.opts.ProcessPassthroughWhiteouts && strings.HasPrefix(name, passthroughWhiteout) {
+		return w.overlayWhiteout(n, name, id)
+	}
 	o := &w.o
 	*o = object{id: id, rel: objectRel(id), fd: -1}
 	defer o.close()
@@ -99,6 +103,41 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 		}
 		retry, err := w.occupied(n, name, o)
 		if err != nil || !retry {
+			return err
+		}
+	}
+}
+
+// passthroughWhiteout starts the name of a file that stands for an
+// overlayfs whiteout (Options.ProcessPassthroughWhiteouts).
+const passthroughWhiteout = ".ostree-wh."
+
+// overlayWhiteout creates the overlayfs whiteout the file entry (named
+// ".ostree-wh.NAME", object id) stands for: a 0:0 character device NAME
+// with the file's mode and, outside user mode, its owner.
+func (w *worker) overlayWhiteout(n *dirNode, entry string, id repo.ID) error {
+	c := w.c
+	name := entry[len(passthroughWhiteout):]
+	if !repo.ValidName(name) {
+		return fmt.Errorf("checkout: %s/%s: whiteout of an invalid name %q", n.path, entry, name)
+	}
+	o := &w.o
+	*o = object{id: id, rel: objectRel(id), fd: -1}
+	defer o.close()
+	if err := w.load(o); err != nil {
+		return fmt.Errorf("checkout: %s/%s: %w", n.path, entry, err)
+	}
+	o.h = repo.FileHeader{Type: repo.TypeCharDevice, Mode: o.h.Mode & 0o7777, UID: o.h.UID, GID: o.h.GID, Xattrs: o.h.Xattrs}
+	for attempt := 0; ; attempt++ {
+		err := w.create(n, name, o)
+		if err == nil {
+			c.files.Add(1)
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
+			return fmt.Errorf("checkout: %s/%s (from %s): %w", n.path, name, entry, err)
+		}
+		if retry, err := w.occupied(n, name, o); err != nil || !retry {
 			return err
 		}
 	}

@@ -57,6 +57,7 @@ needs a union mode, since DEST then exists.`,
 	fl.BoolVar(&o.UnionAdd, "union-add", false, "DEST may exist: keep everything in it, add what is missing")
 	fl.BoolVar(&o.UnionIdentical, "union-identical", false, "DEST may exist: add what is missing, fail where an existing file differs")
 	fl.BoolVar(&o.Whiteouts, "whiteouts", false, `apply OCI whiteouts (".wh.NAME", ".wh..wh..opq") instead of writing them`)
+	fl.BoolVar(&o.ProcessPassthroughWhiteouts, "process-passthrough-whiteouts", false, `check a file ".ostree-wh.NAME" out as NAME, an overlayfs whiteout (a 0:0 character device)`)
 	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones)")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.BoolVar(&o.Fsync, "fsync", false, "sync the checkout to disk before exiting")

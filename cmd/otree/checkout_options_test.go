@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // checkout's --skip-list, --subpath with it, --from-file, --from-stdin and
@@ -163,5 +164,44 @@ func TestCheckoutFsync(t *testing.T) {
 		if first := strings.Index(string(data), "syncfs("); last < 0 || first < last {
 			t.Errorf("syncfs at %d comes before the last utimensat at %d", first, last)
 		}
+	}
+}
+
+// --process-passthrough-whiteouts checks ".ostree-wh.NAME" files out as
+// overlayfs whiteouts NAME, as OSTree does; without it they stay files.
+func TestPassthroughWhiteoutsParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, testtree.Tree{
+		".ostree-wh.foo":     testtree.File("x", 0o644),
+		"sub/.ostree-wh.bar": testtree.File("y", 0o600),
+		"keep":               testtree.File("z", 0o644),
+	})
+	c.ok("commit", "-b", "wh", "--owner-uid=0", "--owner-gid=0", src)
+	o.ok("commit", "-b", "wh", "--owner-uid=0", "--owner-gid=0", src)
+	dir := t.TempDir()
+	mine, theirs := filepath.Join(dir, "otree"), filepath.Join(dir, "ostree")
+	c.ok("checkout", "-U", "--process-passthrough-whiteouts", "wh", mine)
+	o.ok("checkout", "-U", "--process-passthrough-whiteouts", "wh", theirs)
+	got := testtree.Read(t, mine, testtree.ReadOptions{})
+	if d := cmp.Diff(testtree.Read(t, theirs, testtree.ReadOptions{}), got); d != "" {
+		t.Errorf("checkout differs from OSTree's (-ostree +otree):\n%s", d)
+	}
+	for _, p := range []string{"foo", "sub/bar"} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(mine, p), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+			t.Errorf("%s: mode %o rdev %d (%v), want a 0:0 character device", p, st.Mode, st.Rdev, err)
+		}
+	}
+	if _, ok := got[".ostree-wh.foo"]; ok {
+		t.Errorf("the passthrough file was written too")
+	}
+	// A union checkout over it replaces the whiteouts; without the option
+	// the files are checked out as they are.
+	c.ok("checkout", "-U", "--union", "--process-passthrough-whiteouts", "wh", mine)
+	plain := filepath.Join(dir, "plain")
+	c.ok("checkout", "-U", "wh", plain)
+	if e, ok := testtree.Read(t, plain, testtree.ReadOptions{})[".ostree-wh.foo"]; !ok || e.Content != "x" {
+		t.Errorf("without the option: %+v", e)
 	}
 }
