@@ -935,18 +935,17 @@ func TestStagedDeploy(t *testing.T) {
 	}
 }
 
-// On a booted system / is the booted deployment's directory, and it stays
-// the booted one through any number of switches, although the first
-// switch removes the links its otree= argument was resolved through. It
-// used to be forgotten then, and the second deploy dropped it.
-func TestBootedSurvivesSwitches(t *testing.T) {
-	f := newFixture(t)
+// bootedRoot deploys the branch "os" and opens the deployment as a booted
+// system's / would be seen, without mounting anything: the deployment
+// itself, booted by its entry's otree= argument, with the physical root
+// at sysroot/ (a link standing in for the mount) and boot/ reaching it.
+func (f *fixture) bootedRoot() (*Sysroot, *Deployment) {
+	t := f.t
+	t.Helper()
 	f.commit("os", osTree("6.1.0-1", nil))
 	booted := f.deploy("os", DeployOptions{}).Deployment
 	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
 	cmdline := entries[0].options
-	// The booted root: the deployment itself, with the physical root at
-	// sysroot/ (a link standing in for the mount) and boot/ reaching it.
 	if err := os.Remove(filepath.Join(booted.Path, "sysroot")); err != nil {
 		t.Fatal(err)
 	}
@@ -961,7 +960,36 @@ func TestBootedSurvivesSwitches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s, booted
+}
+
+// A hotfix unlock is refused while a deployment is staged: its pristine
+// copy is a deploy, which would drop the staged one. Nothing changes.
+func TestUnlockHotfixRefusedWhileStaged(t *testing.T) {
+	f := newFixture(t)
+	s, _ := f.bootedRoot()
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/n": testtree.File("n", 0o755)}))
+	if _, err := s.Deploy(context.Background(), "os", DeployOptions{Stage: true}); err != nil {
+		t.Fatal(err)
+	}
+	staged := s.Staged()
+	_, err := s.Unlock(context.Background(), UnlockHotfix)
+	if err == nil || !strings.Contains(err.Error(), staged.Name()+" is staged") {
+		t.Fatalf("hotfix unlock with a staged deployment: %v", err)
+	}
+	if st := s.Staged(); st == nil || st.Path != staged.Path || len(s.Deployments()) != 1 || s.Deployments()[0].Unlocked != "" {
+		t.Errorf("after the refusal: staged %+v, %d deployments", st, len(s.Deployments()))
+	}
+}
+
+// On a booted system / is the booted deployment's directory, and it stays
+// the booted one through any number of switches, although the first
+// switch removes the links its otree= argument was resolved through. It
+// used to be forgotten then, and the second deploy dropped it.
+func TestBootedSurvivesSwitches(t *testing.T) {
+	f := newFixture(t)
+	s, booted := f.bootedRoot()
 	for i := range 3 {
 		f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/n": testtree.File(fmt.Sprint(i), 0o755)}))
 		if _, err := s.Deploy(context.Background(), "os", DeployOptions{}); err != nil {
