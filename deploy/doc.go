@@ -15,6 +15,7 @@
 //	boot/loader -> loader.<B>                    the atomic switch
 //	boot/loader.<B>/entries/otree-<k>-<os>.conf  Boot Loader Specification entries
 //	boot/otree/<os>-<bootcsum>/vmlinuz-<kver>, initramfs-<kver>.img
+//	boot/otree/initramfs-overlays/<id>.img       overlay initramfs images (DeployOptions.OverlayInitrds)
 //
 // B is the boot version (0 or 1) and S the sub-version (0 or 1). Every
 // deployment's entry carries the kernel argument
