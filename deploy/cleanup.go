@@ -20,10 +20,13 @@ type CleanupOptions struct {
 
 // CleanupReport lists what Cleanup removed.
 type CleanupReport struct {
-	Deployments []string          `json:"deployments"` // deployment directories (and their origins)
-	Boot        []string          `json:"boot"`        // boot versions, link sets and kernel directories
-	Refs        []string          `json:"refs"`        // deployment refs of removed deployments
-	Prune       *repo.PruneReport `json:"prune,omitempty"`
+	Deployments []string `json:"deployments"` // deployment directories (and their origins)
+	Boot        []string `json:"boot"`        // boot versions, link sets and kernel directories
+	Refs        []string `json:"refs"`        // deployment refs of removed deployments
+	// Unlocks lists the overlay directories of development unlocks of
+	// earlier boots (under /var/tmp), which nothing mounts any more.
+	Unlocks []string          `json:"unlocks,omitempty"`
+	Prune   *repo.PruneReport `json:"prune,omitempty"`
 }
 
 // Cleanup removes what no current deployment uses: deployment directories
@@ -140,6 +143,9 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 			return nil, err
 		}
 		rep.Boot = append(rep.Boot, p)
+	}
+	if rep.Unlocks, err = s.cleanupUnlocks(); err != nil {
+		return nil, err
 	}
 	if !opts.NoPrune {
 		if rep.Prune, err = s.repo.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {

@@ -57,6 +57,10 @@ type unlockRecord struct {
 	Upper      string     `json:"upper"`
 }
 
+// unlockDirPrefix starts the names of the directories under var/tmp that
+// hold a development or transient unlock's overlay.
+const unlockDirPrefix = "otree-unlock-"
+
 func (s *Sysroot) unlockFile() string {
 	return filepath.Join(s.path, "run", "otree", "unlocked-deployment")
 }
@@ -195,7 +199,7 @@ func (s *Sysroot) unlockHotfix(b *Deployment, usr string) error {
 // unlockRun mounts an overlay on usr whose upper directory is a new one
 // under var/tmp, and records it under run/.
 func (s *Sysroot) unlockRun(b *Deployment, mode UnlockMode, usr string) (string, error) {
-	dir, err := os.MkdirTemp(filepath.Join(s.path, "var", "tmp"), "otree-unlock-")
+	dir, err := os.MkdirTemp(filepath.Join(s.path, "var", "tmp"), unlockDirPrefix)
 	if err != nil {
 		return "", fmt.Errorf("unlock: %w", err)
 	}
@@ -247,4 +251,39 @@ func mountOverlay(target, lower, upper, work string, readOnly bool) error {
 		return fmt.Errorf("mounting an overlay on %s (%s): %w", target, opts, err)
 	}
 	return nil
+}
+
+// cleanupUnlocks removes the overlay directories development and
+// transient unlocks made under var/tmp in earlier boots: only the one the
+// run record names can be mounted now. It does so only on a running
+// system, whose var/tmp is its stateroot's.
+func (s *Sysroot) cleanupUnlocks() ([]string, error) {
+	if !s.rootBooted {
+		return nil, nil
+	}
+	var live string
+	if data, err := os.ReadFile(s.unlockFile()); err == nil {
+		var rec unlockRecord
+		if json.Unmarshal(data, &rec) == nil {
+			live = filepath.Dir(rec.Upper)
+		}
+	}
+	dirs, err := filepath.Glob(filepath.Join(s.path, "var", "tmp", unlockDirPrefix+"*"))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, d := range dirs {
+		if d == live {
+			continue
+		}
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			continue
+		}
+		if err := removeTree(d); err != nil {
+			return removed, err
+		}
+		removed = append(removed, d)
+	}
+	return removed, nil
 }

@@ -727,7 +727,7 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 			for _, p := range rep.Deployments {
 				fmt.Fprintf(a.stdout, "Removed deployment %s\n", p)
 			}
-			for _, p := range rep.Boot {
+			for _, p := range append(rep.Boot, rep.Unlocks...) {
 				fmt.Fprintf(a.stdout, "Removed %s\n", p)
 			}
 			if rep.Prune != nil {

@@ -187,8 +187,18 @@ echo status:; otree admin status --json
 if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
 test -e "$M/usr/bin/added" || echo change=gone
 echo status:; otree admin status --json
+otree admin unlock >/dev/null
+otree admin cleanup
 `)
 		wantLines(t, out, "usr=ro", "change=gone")
+		// Cleanup on the next boot removes the last boot's overlay
+		// directory, not the one this boot's unlock mounted.
+		if m, _ := filepath.Glob(filepath.Join(stateVar, "tmp/otree-unlock-*")); len(m) != 1 || strings.Contains(out, "Removed /var/tmp/"+filepath.Base(m[0])) {
+			t.Errorf("overlay directories after cleanup: %q", m)
+		}
+		if strings.Count(out, "Removed /var/tmp/otree-unlock-") != 1 {
+			t.Errorf("cleanup did not remove the last boot's overlay directory once")
+		}
 		if st := bootedStatus(t, out); st[0].Unlocked != "" {
 			t.Errorf("after a reboot the deployment is still %q", st[0].Unlocked)
 		}
