@@ -33,6 +33,7 @@ type pullFlags struct {
 	dryRun             bool
 	localCaches        []string
 	perObjectFsync     bool
+	cacheDir           string
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -62,7 +63,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
-		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync,
+		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync, SummaryCacheDir: f.cacheDir,
 	}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
@@ -119,6 +120,7 @@ object is on disk: a pull that fails changes no ref.`,
 	fl.StringArrayVar(&f.headers, "http-header", nil, "add the header NAME=VALUE to every request (repeatable)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: print what the static deltas would fetch (needs a delta per commit)")
 	fl.StringArrayVar(&f.subpaths, "subpath", nil, "pull only this path of each commit's tree; the commit stays partial (repeatable)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "keep the remote's summary here between pulls (default REPO/tmp/cache/summaries; - for none)")
 	e.addJSON(c)
 	return c
 }

@@ -434,3 +434,22 @@ func TestPullPerObjectFsync(t *testing.T) {
 	}
 	newCLI(t).fails(exitUsage, []string{"--per-object-fsync", "--disable-fsync"}, "pull-local", "--per-object-fsync", "--disable-fsync", src.path)
 }
+
+// --cache-dir puts the summary cache where it is told; "-" turns it off.
+func TestPullCacheDir(t *testing.T) {
+	src := newCLI(t)
+	src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, nil)
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	dir := filepath.Join(t.TempDir(), "cache")
+	dst.ok("pull", "--cache-dir="+dir, "origin", "os/stable")
+	if m, _ := filepath.Glob(filepath.Join(dir, "origin-*.summary")); len(m) != 1 {
+		t.Errorf("--cache-dir holds %q, want the summary", m)
+	}
+	dst.ok("pull", "--cache-dir=-", "origin", "os/stable")
+	if m, _ := filepath.Glob(filepath.Join(dst.r.CacheDir(), "summaries", "*")); len(m) != 0 {
+		t.Errorf("--cache-dir=- wrote %q", m)
+	}
+}

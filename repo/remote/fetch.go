@@ -65,9 +65,10 @@ type httpSource struct {
 	// partialDir, if set, keeps the bytes of large file objects received
 	// so far, so a broken transfer continues with a Range request.
 	partialDir string
-	header     http.Header  // added to every request
-	bytes      atomic.Int64 // body bytes received, retries included
-	decs       sync.Pool    // *zstd.Decoder
+	header     http.Header   // added to every request
+	summaries  *summaryCache // nil: the summary is always fetched whole
+	bytes      atomic.Int64  // body bytes received, retries included
+	decs       sync.Pool     // *zstd.Decoder
 }
 
 func (s *httpSource) String() string { return s.base.String() }
@@ -85,10 +86,24 @@ func (s *httpSource) url(rel string) string {
 // else, including fn's own verdict on the bytes, is final. Every error is
 // a *FetchError.
 func (s *httpSource) get(ctx context.Context, rel string, fn func(io.Reader) error) error {
+	return s.getCond(ctx, rel, nil, fn)
+}
+
+// conditional is what a conditional GET sends and learns besides the
+// body: fn is not called when the server answers 304 Not Modified.
+type conditional struct {
+	request     http.Header // If-None-Match, If-Modified-Since
+	response    http.Header // the answer's headers (ETag, Last-Modified)
+	notModified bool
+}
+
+// getCond is get, with the request headers of c (when not nil) and what
+// the server answered recorded in it.
+func (s *httpSource) getCond(ctx context.Context, rel string, c *conditional, fn func(io.Reader) error) error {
 	u := s.url(rel)
 	delay := s.backoff
 	for attempt := 1; ; attempt++ {
-		err, transient := s.try(ctx, u, fn)
+		err, transient := s.try(ctx, u, c, fn)
 		if err == nil {
 			return nil
 		}
@@ -136,18 +151,30 @@ func retryable(status int) bool {
 	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
 }
 
-func (s *httpSource) try(ctx context.Context, u string, fn func(io.Reader) error) (error, bool) {
+func (s *httpSource) try(ctx context.Context, u string, c *conditional, fn func(io.Reader) error) (error, bool) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
 	req, err := s.request(actx, u)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, false
 	}
+	if c != nil {
+		for k, v := range c.request {
+			req.Header[k] = v
+		}
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return &FetchError{URL: u, Err: stalled(err)}, ctx.Err() == nil
 	}
 	defer resp.Body.Close()
+	if c != nil {
+		c.response = resp.Header
+		if c.notModified = resp.StatusCode == http.StatusNotModified && len(c.request) > 0; c.notModified {
+			s.log.Debug("not modified", "url", u)
+			return nil, false
+		}
+	}
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
 		c := resp.StatusCode
@@ -235,19 +262,18 @@ func (s *httpSource) check(ctx context.Context) error {
 }
 
 func (s *httpSource) summary(ctx context.Context) (*Summary, error) {
-	var sum *Summary
-	err := s.get(ctx, SummaryFile, func(body io.Reader) error {
-		data, err := readAll(body, maxSummary)
-		if err != nil {
-			return err
-		}
-		sum, err = DecodeSummary(data)
-		return err
-	})
+	data, err := s.fetchSmall(ctx, SummaryFile, maxSummary)
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil, nil
 	}
-	return sum, err
+	if err != nil {
+		return nil, err
+	}
+	sum, err := DecodeSummary(data)
+	if err != nil {
+		return nil, &FetchError{URL: s.url(SummaryFile), Err: err}
+	}
+	return sum, nil
 }
 
 func (s *httpSource) ref(ctx context.Context, name string) (repo.ID, error) {
@@ -352,13 +378,7 @@ func readArchiveHeader(r io.Reader) (*repo.FileHeader, byte, io.Reader, error) {
 // summary.sig), or an error matching repo.ErrNotFound.
 func readRaw(ctx context.Context, src source, name string, limit int64) ([]byte, error) {
 	if s := httpOf(src); s != nil {
-		var data []byte
-		err := s.get(ctx, name, func(body io.Reader) error {
-			var err error
-			data, err = readAll(body, limit)
-			return err
-		})
-		return data, err
+		return s.fetchSmall(ctx, name, limit)
 	}
 	s, ok := unwrap[*localSource](src)
 	if !ok {

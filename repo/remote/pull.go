@@ -57,6 +57,12 @@ type PullOptions struct {
 	// Their objects are verified as fetched ones are, and one that fails
 	// is fetched instead. Static deltas' parts are still fetched whole.
 	LocalCaches []string
+	// SummaryCacheDir is where the summary and summary.sig of a configured
+	// remote are kept between pulls, so that an unchanged summary is
+	// answered with 304 Not Modified instead of its bytes (OSTree's
+	// --cache-dir). Empty means the repository's tmp/cache/summaries; "-"
+	// turns the cache off.
+	SummaryCacheDir string
 	// PerObjectFsync syncs each object and the directories it lands in,
 	// never the whole filesystem (repo.TxnOptions.PerObjectFsync).
 	PerObjectFsync bool
@@ -293,6 +299,9 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
 	}
 	defer closeSrc()
+	if rm != nil && opts.URL == "" {
+		useSummaryCache(r, src, rm, &opts)
+	}
 	if rm != nil && opts.URL == "" && rm.ContentURL() != "" {
 		if err := useContentURL(src, rm.ContentURL()); err != nil {
 			return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
@@ -408,6 +417,7 @@ func withRemote(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 		return fmt.Errorf("remote %s: %w", name, err)
 	}
 	defer closeSrc()
+	useSummaryCache(r, src, rm, &opts)
 	if src, err = withVerification(rm, src, &opts); err != nil {
 		return err
 	}
