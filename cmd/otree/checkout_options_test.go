@@ -120,13 +120,7 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 // --fsync syncs the checkout's filesystem and then DEST's parent directory,
 // after the last entry is written; without it nothing is synced.
 func TestCheckoutFsync(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed (CI installs it)")
-	}
-	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
-	}
+	strace := needStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "one", source(t, fixture))
 	exe, env := otreeBinary(t)

@@ -40,6 +40,33 @@ func serve(t *testing.T, c *cli, hook func(w http.ResponseWriter, r *http.Reques
 	return srv.URL
 }
 
+// servedPair is a repository with the fixture committed to os/stable,
+// served over HTTP, and a bare-user repository with it as remote origin.
+func servedPair(t *testing.T) (src, dst *cli) {
+	t.Helper()
+	src = newCLI(t)
+	src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, nil)
+	dst = newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", url)
+	return src, dst
+}
+
+// needStrace returns strace's path, skipping the test when it is missing
+// or cannot trace here.
+func needStrace(t *testing.T) string {
+	t.Helper()
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace is not installed (CI installs it)")
+	}
+	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
+	}
+	return strace
+}
+
 // newBareUserCLI is a bare-user repository to pull into.
 func newBareUserCLI(t *testing.T) *cli {
 	t.Helper()
@@ -368,14 +395,9 @@ func TestPullReportsOnStderr(t *testing.T) {
 
 // pull and pull-local -L take objects from a local repository first.
 func TestPullLocalCacheFlag(t *testing.T) {
-	src := newCLI(t)
-	src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
-	src.ok("summary", "-u")
-	url := serve(t, src, nil)
+	src, dst := servedPair(t)
 	cache := newBareUserCLI(t)
 	cache.ok("pull-local", src.path)
-	dst := newBareUserCLI(t)
-	dst.ok("remote", "add", "origin", url)
 	out := dst.ok("pull", "-L", cache.path, "origin", "os/stable")
 	if !strings.Contains(out, "Fetched 0 objects") || !strings.Contains(out, "Took 10 objects from local caches") {
 		t.Errorf("pull -L printed %q", out)
@@ -390,13 +412,7 @@ func TestPullLocalCacheFlag(t *testing.T) {
 // --per-object-fsync syncs each object and never calls syncfs; without it
 // a pull of more than a few objects syncs the filesystem once per batch.
 func TestPullPerObjectFsync(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed (CI installs it)")
-	}
-	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
-	}
+	strace := needStrace(t)
 	src := newCLI(t)
 	tree := testtree.Tree{}
 	for i := range 100 {
@@ -437,12 +453,7 @@ func TestPullPerObjectFsync(t *testing.T) {
 
 // --cache-dir puts the summary cache where it is told; "-" turns it off.
 func TestPullCacheDir(t *testing.T) {
-	src := newCLI(t)
-	src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
-	src.ok("summary", "-u")
-	url := serve(t, src, nil)
-	dst := newBareUserCLI(t)
-	dst.ok("remote", "add", "origin", url)
+	_, dst := servedPair(t)
 	dir := filepath.Join(t.TempDir(), "cache")
 	dst.ok("pull", "--cache-dir="+dir, "origin", "os/stable")
 	if m, _ := filepath.Glob(filepath.Join(dir, "origin-*.summary")); len(m) != 1 {
