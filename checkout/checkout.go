@@ -30,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
@@ -342,20 +343,11 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 // sync makes what the checkout wrote durable: its files and directories
 // (syncfs of DEST's filesystem), then DEST's own entry in its parent.
 func (c *checkouter) sync() error {
-	for _, p := range []string{c.dest, filepath.Dir(c.dest)} {
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("checkout: syncing: %w", &os.PathError{Op: "open", Path: p, Err: err})
-		}
-		if p == c.dest {
-			err = unix.Syncfs(fd)
-		} else {
-			err = unix.Fsync(fd)
-		}
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("checkout: syncing: %w", &os.PathError{Op: "sync", Path: p, Err: err})
-		}
+	if err := durable.SyncFS(c.dest); err != nil {
+		return fmt.Errorf("checkout: syncing: %w", err)
+	}
+	if err := durable.SyncDir(filepath.Dir(c.dest)); err != nil {
+		return fmt.Errorf("checkout: %w", err)
 	}
 	return nil
 }

@@ -51,21 +51,22 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 	kernels := map[string]bool{} // boot/otree directory names
 	overlays := map[string]bool{}
 	refs := map[string]bool{}
-	for _, d := range s.deployments {
+	// What a listed or staged deployment holds; a staged one's kernel is
+	// installed only when it is finalized.
+	hold := func(d *Deployment) {
 		live[d.Path] = true
-		kernels[d.OS+"-"+d.BootCsum] = true
 		refs[deployRef(d)] = true
 		for _, id := range d.OverlayInitrds {
 			overlays[overlayRel(id)] = true
 		}
 	}
+	for _, d := range s.deployments {
+		hold(d)
+		kernels[d.OS+"-"+d.BootCsum] = true
+	}
 	kernels[filepath.Base(overlayDir)] = true
-	if d := s.staged; d != nil {
-		live[d.Path] = true
-		refs[deployRef(d)] = true
-		for _, id := range d.OverlayInitrds {
-			overlays[overlayRel(id)] = true
-		}
+	if s.staged != nil {
+		hold(s.staged)
 	}
 	roots, err := s.stateroots()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 )
 
@@ -376,7 +377,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	if opts.Stage {
 		// Durable before it is recorded: the finalize, at shutdown, only
 		// merges /etc and writes boot entries.
-		if err := syncFS(d.Path); err != nil {
+		if err := durable.SyncFS(d.Path); err != nil {
 			return nil, err
 		}
 		if err := s.stage(d, opts); err != nil {

@@ -292,12 +292,10 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch {
-		case section == "origin" && k == "refspec":
-			o.Refspec = v
-		case section == "origin" && k == "override-commit":
-			o.OverrideCommit = v
-		case section == "origin" && k == "unlocked":
-			o.Unlocked = v
+		case section == "origin":
+			if f := o.field(k); f != nil {
+				*f = v
+			}
 		case section == "otree" && k == "pinned":
 			o.Pinned = v == "true"
 		}
@@ -305,19 +303,42 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 	return o, nil
 }
 
+// originFields are the keys of [origin] that otree reads and writes, in
+// the order written, with the field each is kept in.
+var originFields = []struct {
+	key   string
+	field func(*origin) *string
+}{
+	{"refspec", func(o *origin) *string { return &o.Refspec }},
+	{"override-commit", func(o *origin) *string { return &o.OverrideCommit }},
+	{"unlocked", func(o *origin) *string { return &o.Unlocked }},
+}
+
+// field is the struct field of [origin] key k, nil for a key otree does
+// not own.
+func (o *origin) field(k string) *string {
+	for _, f := range originFields {
+		if f.key == k {
+			return f.field(o)
+		}
+	}
+	return nil
+}
+
 // originKeys are the lines of the keys of [origin] that otree writes.
 func (o *origin) originKeys() []string {
 	var keys []string
-	if o.Refspec != "" {
-		keys = append(keys, "refspec="+o.Refspec)
-	}
-	if o.OverrideCommit != "" {
-		keys = append(keys, "override-commit="+o.OverrideCommit)
-	}
-	if o.Unlocked != "" {
-		keys = append(keys, "unlocked="+o.Unlocked)
+	for _, f := range originFields {
+		if v := *f.field(o); v != "" {
+			keys = append(keys, f.key+"="+v)
+		}
 	}
 	return keys
+}
+
+// applyTo gives d what the origin records.
+func (o *origin) applyTo(d *Deployment) {
+	d.Origin, d.Pinned, d.OverrideCommit, d.Unlocked = o.Refspec, o.Pinned, o.OverrideCommit, UnlockMode(o.Unlocked)
 }
 
 // encode writes the origin: the sections of raw other than [otree] (so
@@ -344,7 +365,7 @@ func (o *origin) encode() []byte {
 			continue
 		}
 		k, _, _ := strings.Cut(t, "=")
-		if k = strings.TrimSpace(k); section == "otree" || (section == "origin" && (k == "refspec" || k == "override-commit" || k == "unlocked")) {
+		if section == "otree" || (section == "origin" && o.field(strings.TrimSpace(k)) != nil) {
 			continue
 		}
 		body = append(body, t)

@@ -96,11 +96,8 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 	}
 	hotfix := o.Unlocked == string(UnlockHotfix)
 	if hotfix {
-		for _, name := range []string{hotfixUpper, hotfixWork} {
-			p := filepath.Join(dep, name)
-			if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
-				return fmt.Errorf("prepare root: the deployment is hotfixed, but %s is not a directory", p)
-			}
+		if _, _, err := hotfixDirs(dep); err != nil {
+			return fmt.Errorf("prepare root: the deployment is hotfixed, but %w", err)
 		}
 	}
 

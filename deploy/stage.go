@@ -42,9 +42,37 @@ type stagedRecord struct {
 	NoPrune        bool `json:"no_prune,omitempty"`
 }
 
+// stagedRecordName names the record of a staged deployment (writeRunRecord).
+const stagedRecordName = "staged-deployment"
+
 // stagedFile is where the record of a staged deployment is kept.
-func (s *Sysroot) stagedFile() string {
-	return filepath.Join(s.path, "run", "otree", "staged-deployment")
+func (s *Sysroot) stagedFile() string { return s.runFile(stagedRecordName) }
+
+// runFile is where the record name is kept: under run/otree of the
+// sysroot, /run on a booted system, so that a reboot forgets it.
+func (s *Sysroot) runFile(name string) string {
+	return filepath.Join(s.path, "run", "otree", name)
+}
+
+// readRunRecord decodes the record name into v, and tells whether there
+// was one that decoded.
+func (s *Sysroot) readRunRecord(name string, v any) bool {
+	data, err := os.ReadFile(s.runFile(name))
+	return err == nil && json.Unmarshal(data, v) == nil
+}
+
+// writeRunRecord writes v as the record name, made durable when sync is
+// set.
+func (s *Sysroot) writeRunRecord(name string, v any, sync bool) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	p := s.runFile(name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return durable.WriteFile(p, data, 0o644, sync)
 }
 
 // Staged returns the deployment a staged deploy wrote, which becomes the
@@ -58,12 +86,8 @@ func (s *Sysroot) Staged() *Deployment { return s.staged }
 // outlive that deployment's place in the list and stage it again.
 func (s *Sysroot) loadStaged() {
 	s.staged, s.stagedRec, s.staleStaged = nil, nil, false
-	data, err := os.ReadFile(s.stagedFile())
-	if err != nil {
-		return
-	}
 	var rec stagedRecord
-	if json.Unmarshal(data, &rec) != nil || rec.OS == "" {
+	if !s.readRunRecord(stagedRecordName, &rec) || rec.OS == "" {
 		return
 	}
 	path := s.deploymentDir(rec.OS, rec.Commit, rec.Serial)
@@ -80,7 +104,7 @@ func (s *Sysroot) loadStaged() {
 		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs,
 		OverlayInitrds: rec.OverlayInitrds, Version: rec.Version, Staged: true}
 	if o, err := readOrigin(path + ".origin"); err == nil {
-		d.Origin, d.OverrideCommit = o.Refspec, o.OverrideCommit
+		o.applyTo(d)
 	}
 	s.staged, s.stagedRec = d, &rec
 }
@@ -92,14 +116,7 @@ func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 		Version: s.commitVersion(d.Commit),
 		Retain:  opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(s.stagedFile()), 0o755); err != nil {
-		return fmt.Errorf("staging %s: %w", d.Name(), err)
-	}
-	if err := durable.WriteFile(s.stagedFile(), data, 0o644, true); err != nil {
+	if err := s.writeRunRecord(stagedRecordName, rec, true); err != nil {
 		return fmt.Errorf("staging %s: %w", d.Name(), err)
 	}
 	d.Staged, d.Index, d.Version = true, -1, rec.Version

@@ -363,7 +363,7 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Origin, d.Pinned, d.OverrideCommit, d.Unlocked = o.Refspec, o.Pinned, o.OverrideCommit, UnlockMode(o.Unlocked)
+	o.applyTo(d)
 	d.Version = s.commitVersion(commit)
 	return d, nil
 }
@@ -462,23 +462,6 @@ func syncDirs(dirs ...string) error {
 	for _, d := range dirs {
 		if err := durable.SyncDir(d); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// syncFS flushes the whole filesystem holding each path: a deployment is
-// thousands of files, and one syncfs is far cheaper than an fsync each.
-func syncFS(paths ...string) error {
-	for _, p := range paths {
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: p, Err: err}
-		}
-		err = unix.Syncfs(fd)
-		unix.Close(fd)
-		if err != nil {
-			return &os.PathError{Op: "syncfs", Path: p, Err: err}
 		}
 	}
 	return nil

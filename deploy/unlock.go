@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,6 +36,18 @@ const (
 	hotfixWork  = ".usr-ovl-work"
 )
 
+// hotfixDirs returns the hotfix overlay's directories in deployment dep,
+// once it has checked that both are real directories.
+func hotfixDirs(dep string) (upper, work string, err error) {
+	upper, work = filepath.Join(dep, hotfixUpper), filepath.Join(dep, hotfixWork)
+	for _, p := range []string{upper, work} {
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			return "", "", fmt.Errorf("%s is not a directory", p)
+		}
+	}
+	return upper, work, nil
+}
+
 // UnlockResult is what Unlock did.
 type UnlockResult struct {
 	Deployment *Deployment `json:"deployment"`
@@ -61,9 +72,9 @@ type unlockRecord struct {
 // hold a development or transient unlock's overlay.
 const unlockDirPrefix = "otree-unlock-"
 
-func (s *Sysroot) unlockFile() string {
-	return filepath.Join(s.path, "run", "otree", "unlocked-deployment")
-}
+// unlockRecordName names the record of a development or transient
+// unlock (writeRunRecord).
+const unlockRecordName = "unlocked-deployment"
 
 func recordName(d *Deployment) string { return d.OS + "/" + d.Name() }
 
@@ -74,12 +85,8 @@ func (s *Sysroot) loadUnlocked() {
 	if b == nil || b.Unlocked != "" {
 		return
 	}
-	data, err := os.ReadFile(s.unlockFile())
-	if err != nil {
-		return
-	}
 	var rec unlockRecord
-	if json.Unmarshal(data, &rec) == nil && rec.Deployment == recordName(b) {
+	if s.readRunRecord(unlockRecordName, &rec) && rec.Deployment == recordName(b) {
 		b.Unlocked = rec.Mode
 	}
 }
@@ -160,14 +167,14 @@ func (s *Sysroot) checkUnlockable() error {
 // the hotfix in b's origin (so that prepare-root mounts it at every
 // boot), and mounts it on usr now. A failed mount puts the origin back.
 func (s *Sysroot) unlockHotfix(b *Deployment, usr string) error {
-	upper, work := filepath.Join(b.Path, hotfixUpper), filepath.Join(b.Path, hotfixWork)
-	for _, d := range []string{upper, work} {
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	for _, name := range []string{hotfixUpper, hotfixWork} {
+		if err := os.Mkdir(filepath.Join(b.Path, name), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("unlock: %w", err)
 		}
-		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
-			return fmt.Errorf("unlock: %s is not a directory", d)
-		}
+	}
+	upper, work, err := hotfixDirs(b.Path)
+	if err != nil {
+		return fmt.Errorf("unlock: %w", err)
 	}
 	if err := syncDirs(b.Path); err != nil {
 		return fmt.Errorf("unlock: %w", err)
@@ -211,21 +218,12 @@ func (s *Sysroot) unlockRun(b *Deployment, mode UnlockMode, usr string) (string,
 			return "", fmt.Errorf("unlock: %w", err)
 		}
 	}
-	data, err := json.Marshal(unlockRecord{Deployment: recordName(b), Mode: mode, Upper: upper})
-	if err != nil {
-		undo()
-		return "", err
-	}
 	if err := mountOverlay(usr, usr, upper, work, mode == UnlockTransient); err != nil {
 		undo()
 		return "", fmt.Errorf("unlock: %w", err)
 	}
-	rec := s.unlockFile()
-	err = os.MkdirAll(filepath.Dir(rec), 0o755)
-	if err == nil {
-		err = durable.WriteFile(rec, data, 0o644, false)
-	}
-	if err != nil {
+	rec := unlockRecord{Deployment: recordName(b), Mode: mode, Upper: upper}
+	if err := s.writeRunRecord(unlockRecordName, rec, false); err != nil {
 		unix.Unmount(usr, unix.MNT_DETACH)
 		undo()
 		return "", fmt.Errorf("unlock: recording the unlock: %w", err)
@@ -262,11 +260,9 @@ func (s *Sysroot) cleanupUnlocks() ([]string, error) {
 		return nil, nil
 	}
 	var live string
-	if data, err := os.ReadFile(s.unlockFile()); err == nil {
-		var rec unlockRecord
-		if json.Unmarshal(data, &rec) == nil {
-			live = filepath.Dir(rec.Upper)
-		}
+	var rec unlockRecord
+	if s.readRunRecord(unlockRecordName, &rec) {
+		live = filepath.Dir(rec.Upper)
 	}
 	dirs, err := filepath.Glob(filepath.Join(s.path, "var", "tmp", unlockDirPrefix+"*"))
 	if err != nil {

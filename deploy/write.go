@@ -251,7 +251,7 @@ func (s *Sysroot) switchFull(list []*Deployment) error {
 	if err := replaceSymlink(fmt.Sprintf("boot.%d.0", nb), filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", nb))); err != nil {
 		return err
 	}
-	if err := syncFS(s.root, boot); err != nil {
+	if err := durable.SyncFS(s.root, boot); err != nil {
 		return err
 	}
 	return replaceSymlink(fmt.Sprintf("loader.%d", nb), filepath.Join(boot, "loader"))
@@ -267,7 +267,7 @@ func (s *Sysroot) switchSub(list []*Deployment) error {
 	if err := s.writeLinks(list, s.bootVersion, ns); err != nil {
 		return err
 	}
-	if err := syncFS(s.root); err != nil {
+	if err := durable.SyncFS(s.root); err != nil {
 		return err
 	}
 	return replaceSymlink(fmt.Sprintf("boot.%d.%d", s.bootVersion, ns), filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", s.bootVersion)))

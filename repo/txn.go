@@ -72,8 +72,9 @@ type TxnOptions struct {
 	// the directories they land in, never a syncfs, which also waits for
 	// every other process's dirty data on the filesystem (OSTree's
 	// --per-object-fsync). Symlinks, devices and FIFOs staged in bare
-	// modes cannot be fsynced; a batch holding one is still synced with
-	// syncfs.
+	// modes cannot be fsynced, nor can bare-user-only files recorded
+	// without their owner's read bit be opened again; a batch holding one
+	// is still synced with syncfs.
 	PerObjectFsync bool
 }
 

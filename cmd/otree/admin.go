@@ -47,17 +47,14 @@ boot order and one rename switches from one list to the next.`,
 		if !printCurrent {
 			return cmd.Help()
 		}
-		s, err := a.open()
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		b := s.Booted()
-		if b == nil {
-			return errors.New("no deployment is booted here")
-		}
-		fmt.Fprintln(a.stdout, b.Path)
-		return nil
+		return a.inSysroot(func(s *deploy.Sysroot) error {
+			b := s.Booted()
+			if b == nil {
+				return errors.New("no deployment is booted here")
+			}
+			fmt.Fprintln(a.stdout, b.Path)
+			return nil
+		})
 	}
 	c.AddCommand(
 		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a), newSwitchCommand(a),
@@ -70,6 +67,16 @@ boot order and one rename switches from one list to the next.`,
 
 func (a *adminEnv) open() (*deploy.Sysroot, error) {
 	return deploy.Open(a.sysroot, deploy.OpenOptions{})
+}
+
+// inSysroot runs fn on the opened sysroot.
+func (a *adminEnv) inSysroot(fn func(s *deploy.Sysroot) error) error {
+	s, err := a.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
 }
 
 // orBooted is index, or when it is negative (not given) the booted
@@ -112,12 +119,9 @@ func newOSInitCommand(a *adminEnv) *cobra.Command {
 		Short: "Create the stateroot NAME with its shared /var",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.OSInit(args[0])
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				return s.OSInit(args[0])
+			})
 		},
 	}
 }
@@ -174,18 +178,15 @@ of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 				}
 				opts.Origin = data
 			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			b := newBar(a.stderr)
-			if b != nil {
-				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
-			}
-			res, err := s.Deploy(cmd.Context(), args[0], opts)
-			b.done()
-			return a.printDeploy(res, err)
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				b := newBar(a.stderr)
+				if b != nil {
+					opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
+				}
+				res, err := s.Deploy(cmd.Context(), args[0], opts)
+				b.done()
+				return a.printDeploy(res, err)
+			})
 		},
 	}
 	deployFlags(c, o)
@@ -269,60 +270,58 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 		if o.PullOnly && o.DeployOnly {
 			return usagef("--pull-only and --deploy-only exclude each other")
 		}
-		s, err := a.open()
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		opts := *o
-		opts.Pull.Timeout, opts.Pull.Attempts, opts.Pull.Logger = timeout, retries+1, a.logger()
-		if override != "" {
-			// A full id is fetched; anything else must name a stored commit.
-			if opts.OverrideCommit, err = repo.ParseID(override); err != nil {
-				if opts.OverrideCommit, err = s.Repo().ResolveRev(override); err != nil {
-					return fmt.Errorf("--override-commit: %w", err)
+		return a.inSysroot(func(s *deploy.Sysroot) error {
+			var err error
+			opts := *o
+			opts.Pull.Timeout, opts.Pull.Attempts, opts.Pull.Logger = timeout, retries+1, a.logger()
+			if override != "" {
+				// A full id is fetched; anything else must name a stored commit.
+				if opts.OverrideCommit, err = repo.ParseID(override); err != nil {
+					if opts.OverrideCommit, err = s.Repo().ResolveRev(override); err != nil {
+						return fmt.Errorf("--override-commit: %w", err)
+					}
 				}
 			}
-		}
-		var b *bar
-		if !a.json {
-			b = newBar(a.stderr)
-		}
-		if b != nil {
-			opts.Pull.Progress = pullProgress(b)
-			opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
-		}
-		var res *deploy.UpgradeResult
-		if len(args) == 1 {
-			res, err = s.SwitchRef(cmd.Context(), args[0], opts)
-		} else {
-			res, err = s.Upgrade(cmd.Context(), opts)
-		}
-		b.done()
-		if errors.Is(err, deploy.ErrNoUpgrade) || (err == nil && res.Deployed == nil) {
-			if a.json {
-				return a.printJSON(res)
+			var b *bar
+			if !a.json {
+				b = newBar(a.stderr)
 			}
-			if res.Pulled != nil {
-				fmt.Fprintf(a.stdout, "Pulled %s: %s\n", res.Refspec, res.Commit)
+			if b != nil {
+				opts.Pull.Progress = pullProgress(b)
+				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
+			}
+			var res *deploy.UpgradeResult
+			if len(args) == 1 {
+				res, err = s.SwitchRef(cmd.Context(), args[0], opts)
+			} else {
+				res, err = s.Upgrade(cmd.Context(), opts)
+			}
+			b.done()
+			if errors.Is(err, deploy.ErrNoUpgrade) || (err == nil && res.Deployed == nil) {
+				if a.json {
+					return a.printJSON(res)
+				}
+				if res.Pulled != nil {
+					fmt.Fprintf(a.stdout, "Pulled %s: %s\n", res.Refspec, res.Commit)
+				}
+				if err != nil {
+					fmt.Fprintln(a.stdout, "No upgrade available.")
+				}
+				return nil
 			}
 			if err != nil {
-				fmt.Fprintln(a.stdout, "No upgrade available.")
+				return a.printDeploy(nil, err)
 			}
-			return nil
-		}
-		if err != nil {
-			return a.printDeploy(nil, err)
-		}
-		if a.json {
-			err = a.printJSON(res)
-		} else {
-			err = a.printDeploy(res.Deployed, nil)
-		}
-		if err == nil && reboot {
-			err = rebootNow(cmd.Context())
-		}
-		return err
+			if a.json {
+				err = a.printJSON(res)
+			} else {
+				err = a.printDeploy(res.Deployed, nil)
+			}
+			if err == nil && reboot {
+				err = rebootNow(cmd.Context())
+			}
+			return err
+		})
 	}
 	deployFlags(c, &o.DeployOptions)
 	fl := c.Flags()
@@ -360,71 +359,69 @@ against the keys of its origin's remote when that remote asks for signed
 commits; the command fails on any drift or missing trusted signature.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			type item struct {
-				*deploy.Deployment
-				Drift     []checkout.Change       `json:"drift,omitempty"`
-				Signature *deploy.SignatureStatus `json:"signature,omitempty"`
-			}
-			var items []item
-			drift, unsigned := 0, 0
-			all := s.Deployments()
-			if st := s.Staged(); st != nil {
-				all = append([]*deploy.Deployment{st}, all...)
-			}
-			for _, d := range all {
-				it := item{Deployment: d}
-				if verify && !d.Staged {
-					if it.Drift, err = s.Verify(cmd.Context(), d.Index); err != nil {
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				var err error
+				type item struct {
+					*deploy.Deployment
+					Drift     []checkout.Change       `json:"drift,omitempty"`
+					Signature *deploy.SignatureStatus `json:"signature,omitempty"`
+				}
+				var items []item
+				drift, unsigned := 0, 0
+				all := s.Deployments()
+				if st := s.Staged(); st != nil {
+					all = append([]*deploy.Deployment{st}, all...)
+				}
+				for _, d := range all {
+					it := item{Deployment: d}
+					if verify && !d.Staged {
+						if it.Drift, err = s.Verify(cmd.Context(), d.Index); err != nil {
+							return err
+						}
+						drift += len(it.Drift)
+						if it.Signature, err = s.VerifySignature(d.Index); err != nil {
+							return err
+						}
+						if it.Signature.Remote == "" {
+							it.Signature = nil
+						} else if it.Signature.Error != "" {
+							unsigned++
+						}
+					}
+					items = append(items, it)
+				}
+				if a.json {
+					if err := a.printJSON(struct {
+						Deployments []item `json:"deployments"`
+					}{items}); err != nil {
 						return err
 					}
-					drift += len(it.Drift)
-					if it.Signature, err = s.VerifySignature(d.Index); err != nil {
-						return err
+				} else {
+					if len(items) == 0 {
+						fmt.Fprintln(a.stdout, "No deployments.")
 					}
-					if it.Signature.Remote == "" {
-						it.Signature = nil
-					} else if it.Signature.Error != "" {
-						unsigned++
-					}
-				}
-				items = append(items, it)
-			}
-			if a.json {
-				if err := a.printJSON(struct {
-					Deployments []item `json:"deployments"`
-				}{items}); err != nil {
-					return err
-				}
-			} else {
-				if len(items) == 0 {
-					fmt.Fprintln(a.stdout, "No deployments.")
-				}
-				for _, it := range items {
-					printDeployment(a.stdout, it.Deployment)
-					if sig := it.Signature; sig != nil && sig.Error == "" {
-						fmt.Fprintf(a.stdout, "    signature: good, key %s (remote %s)\n", sig.Key, sig.Remote)
-					} else if sig != nil {
-						fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
-					}
-					for _, ch := range it.Drift {
-						fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, ch.Path)
+					for _, it := range items {
+						printDeployment(a.stdout, it.Deployment)
+						if sig := it.Signature; sig != nil && sig.Error == "" {
+							fmt.Fprintf(a.stdout, "    signature: good, key %s (remote %s)\n", sig.Key, sig.Remote)
+						} else if sig != nil {
+							fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
+						}
+						for _, ch := range it.Drift {
+							fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, ch.Path)
+						}
 					}
 				}
-			}
-			switch {
-			case drift > 0 && unsigned > 0:
-				return fmt.Errorf("%d path(s) of /usr differ from their commits, and %d deployment(s) lack a trusted signature", drift, unsigned)
-			case drift > 0:
-				return fmt.Errorf("%d path(s) of /usr differ from their commits", drift)
-			case unsigned > 0:
-				return fmt.Errorf("%d deployment(s) lack a trusted signature", unsigned)
-			}
-			return nil
+				switch {
+				case drift > 0 && unsigned > 0:
+					return fmt.Errorf("%d path(s) of /usr differ from their commits, and %d deployment(s) lack a trusted signature", drift, unsigned)
+				case drift > 0:
+					return fmt.Errorf("%d path(s) of /usr differ from their commits", drift)
+				case unsigned > 0:
+					return fmt.Errorf("%d deployment(s) lack a trusted signature", unsigned)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVarP(&verify, "verify", "V", false, "check each deployment's /usr against its commit, and its commit's signature when its remote asks for one")
@@ -485,20 +482,17 @@ nothing staged it does nothing; a failure leaves the boot entries as they
 were.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			res, err := s.FinalizeStaged(cmd.Context())
-			if errors.Is(err, deploy.ErrNoStaged) {
-				if a.json {
-					return a.printJSON(struct{}{})
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				res, err := s.FinalizeStaged(cmd.Context())
+				if errors.Is(err, deploy.ErrNoStaged) {
+					if a.json {
+						return a.printJSON(struct{}{})
+					}
+					fmt.Fprintln(a.stdout, "No deployment is staged.")
+					return nil
 				}
-				fmt.Fprintln(a.stdout, "No deployment is staged.")
-				return nil
-			}
-			return a.printDeploy(res, err)
+				return a.printDeploy(res, err)
+			})
 		},
 	}
 	a.addJSON(c)
@@ -527,28 +521,25 @@ rollback target. A later deploy or upgrade starts locked again.`,
 			case transient:
 				mode = deploy.UnlockTransient
 			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			res, err := s.Unlock(cmd.Context(), mode)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(res)
-			}
-			switch mode {
-			case deploy.UnlockHotfix:
-				fmt.Fprintf(a.stdout, "Hotfix: /usr is writable, and its changes are kept across reboots in %s.\n", res.Upper)
-				fmt.Fprintf(a.stdout, "Deployment %d (%s) is a copy without them, the rollback target.\n", res.Clone.Index, res.Clone.Name())
-			case deploy.UnlockTransient:
-				fmt.Fprintf(a.stdout, "An overlay is mounted read-only on /usr (mount -o remount,rw /usr opens it); its changes, in %s, are gone after a reboot.\n", res.Upper)
-			default:
-				fmt.Fprintf(a.stdout, "/usr is writable; its changes, in %s, are gone after a reboot.\n", res.Upper)
-			}
-			return nil
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				res, err := s.Unlock(cmd.Context(), mode)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(res)
+				}
+				switch mode {
+				case deploy.UnlockHotfix:
+					fmt.Fprintf(a.stdout, "Hotfix: /usr is writable, and its changes are kept across reboots in %s.\n", res.Upper)
+					fmt.Fprintf(a.stdout, "Deployment %d (%s) is a copy without them, the rollback target.\n", res.Clone.Index, res.Clone.Name())
+				case deploy.UnlockTransient:
+					fmt.Fprintf(a.stdout, "An overlay is mounted read-only on /usr (mount -o remount,rw /usr opens it); its changes, in %s, are gone after a reboot.\n", res.Upper)
+				default:
+					fmt.Fprintf(a.stdout, "/usr is writable; its changes, in %s, are gone after a reboot.\n", res.Upper)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&hotfix, "hotfix", false, "keep the changes across reboots; a pristine copy becomes the rollback target")
@@ -561,16 +552,13 @@ rollback target. A later deploy or upgrade starts locked again.`,
 // and reports the new default.
 func switchCommand(a *adminEnv, c *cobra.Command, do func(ctx context.Context, s *deploy.Sysroot, args []string) (deploy.Switch, error)) *cobra.Command {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		s, err := a.open()
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		sw, err := do(cmd.Context(), s, args)
-		if err != nil {
-			return err
-		}
-		return a.printSwitch(s, sw)
+		return a.inSysroot(func(s *deploy.Sysroot) error {
+			sw, err := do(cmd.Context(), s, args)
+			if err != nil {
+				return err
+			}
+			return a.printSwitch(s, sw)
+		})
 	}
 	a.addJSON(c)
 	return c
@@ -647,34 +635,31 @@ with another URL is an error: change it with "otree remote add --force".`,
 			if err != nil {
 				return err
 			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			n := orBooted(s, index)
-			ds := s.Deployments()
-			if n >= len(ds) {
-				return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
-			}
-			var branch string
-			if len(args) == 3 {
-				branch = args[2]
-			} else if _, branch = deploy.SplitRefspec(ds[n].Origin); branch == "" {
-				return usagef("deployment %d has no origin to take a branch from: give BRANCH", n)
-			}
-			name, u := args[0], args[1]
-			r := s.Repo()
-			if rm, err := remote.GetRemote(r, name); err == nil {
-				if rm.URL != u || len(set) > 0 {
-					return fmt.Errorf("remote %s is configured with url %s: change it with \"otree remote add --force\" first", name, rm.URL)
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				n := orBooted(s, index)
+				ds := s.Deployments()
+				if n >= len(ds) {
+					return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
 				}
-			} else if !errors.Is(err, remote.ErrRemoteNotFound) {
-				return err
-			} else if _, err := remote.AddRemote(r, remote.Remote{Name: name, URL: u}, remote.AddOptions{Set: set}); err != nil {
-				return err
-			}
-			return s.SetOrigin(cmd.Context(), n, name+":"+branch)
+				var branch string
+				if len(args) == 3 {
+					branch = args[2]
+				} else if _, branch = deploy.SplitRefspec(ds[n].Origin); branch == "" {
+					return usagef("deployment %d has no origin to take a branch from: give BRANCH", n)
+				}
+				name, u := args[0], args[1]
+				r := s.Repo()
+				if rm, err := remote.GetRemote(r, name); err == nil {
+					if rm.URL != u || len(set) > 0 {
+						return fmt.Errorf("remote %s is configured with url %s: change it with \"otree remote add --force\" first", name, rm.URL)
+					}
+				} else if !errors.Is(err, remote.ErrRemoteNotFound) {
+					return err
+				} else if _, err := remote.AddRemote(r, remote.Remote{Name: name, URL: u}, remote.AddOptions{Set: set}); err != nil {
+					return err
+				}
+				return s.SetOrigin(cmd.Context(), n, name+":"+branch)
+			})
 		},
 	}
 	c.Flags().IntVar(&index, "index", -1, "the deployment whose origin to set (default: the booted one, else 0)")
@@ -693,12 +678,9 @@ func newPinCommand(a *adminEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.Pin(cmd.Context(), n, !unpin)
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				return s.Pin(cmd.Context(), n, !unpin)
+			})
 		},
 	}
 	c.Flags().BoolVarP(&unpin, "unpin", "u", false, "remove the pin")
@@ -712,28 +694,25 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 		Short: "Remove what no deployment uses, and prune the repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			rep, err := s.Cleanup(cmd.Context(), deploy.CleanupOptions{NoPrune: noPrune})
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.printJSON(rep)
-			}
-			for _, p := range rep.Deployments {
-				fmt.Fprintf(a.stdout, "Removed deployment %s\n", p)
-			}
-			for _, p := range append(rep.Boot, rep.Unlocks...) {
-				fmt.Fprintf(a.stdout, "Removed %s\n", p)
-			}
-			if rep.Prune != nil {
-				fmt.Fprintf(a.stdout, "Pruned %d objects, %s\n", rep.Prune.Deleted, humanBytes(rep.Prune.Freed))
-			}
-			return nil
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				rep, err := s.Cleanup(cmd.Context(), deploy.CleanupOptions{NoPrune: noPrune})
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(rep)
+				}
+				for _, p := range rep.Deployments {
+					fmt.Fprintf(a.stdout, "Removed deployment %s\n", p)
+				}
+				for _, p := range append(rep.Boot, rep.Unlocks...) {
+					fmt.Fprintf(a.stdout, "Removed %s\n", p)
+				}
+				if rep.Prune != nil {
+					fmt.Fprintf(a.stdout, "Pruned %d objects, %s\n", rep.Prune.Deleted, humanBytes(rep.Prune.Freed))
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&noPrune, "no-prune", false, "leave the repository alone")
@@ -753,30 +732,28 @@ them: --replace=KEY=VALUE sets KEY (KEY=OLD=NEW replaces one value),
 the deployment's next boot.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sw := deploy.Switch("")
-			if len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0 {
-				if sw, err = s.SetKargs(cmd.Context(), index, edit); err != nil {
-					return err
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				var err error
+				sw := deploy.Switch("")
+				if len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0 {
+					if sw, err = s.SetKargs(cmd.Context(), index, edit); err != nil {
+						return err
+					}
 				}
-			}
-			ds := s.Deployments()
-			if index >= len(ds) {
-				return fmt.Errorf("deployment %d: %w", index, deploy.ErrNoDeployment)
-			}
-			if a.json {
-				return a.printJSON(struct {
-					Index   int           `json:"index"`
-					Options string        `json:"options"`
-					Switch  deploy.Switch `json:"switch,omitempty"`
-				}{index, ds[index].Options, sw})
-			}
-			fmt.Fprintln(a.stdout, ds[index].Options)
-			return nil
+				ds := s.Deployments()
+				if index >= len(ds) {
+					return fmt.Errorf("deployment %d: %w", index, deploy.ErrNoDeployment)
+				}
+				if a.json {
+					return a.printJSON(struct {
+						Index   int           `json:"index"`
+						Options string        `json:"options"`
+						Switch  deploy.Switch `json:"switch,omitempty"`
+					}{index, ds[index].Options, sw})
+				}
+				fmt.Fprintln(a.stdout, ds[index].Options)
+				return nil
+			})
 		},
 	}
 	fl := c.Flags()
@@ -803,33 +780,30 @@ deployment has already is left as it is there.`,
 			if len(edit.AppendIfMissing) == 0 {
 				return usagef("give the arguments to add with --append-if-missing")
 			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sw, err := s.SetKargsAll(cmd.Context(), edit)
-			if err != nil {
-				return err
-			}
-			type dep struct {
-				Index   int    `json:"index"`
-				Options string `json:"options"`
-			}
-			var ds []dep
-			for _, d := range s.Deployments() {
-				ds = append(ds, dep{d.Index, d.Options})
-			}
-			if a.json {
-				return a.printJSON(struct {
-					Deployments []dep         `json:"deployments"`
-					Switch      deploy.Switch `json:"switch,omitempty"`
-				}{ds, sw})
-			}
-			for _, d := range ds {
-				fmt.Fprintf(a.stdout, "%d: %s\n", d.Index, d.Options)
-			}
-			return nil
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				sw, err := s.SetKargsAll(cmd.Context(), edit)
+				if err != nil {
+					return err
+				}
+				type dep struct {
+					Index   int    `json:"index"`
+					Options string `json:"options"`
+				}
+				var ds []dep
+				for _, d := range s.Deployments() {
+					ds = append(ds, dep{d.Index, d.Options})
+				}
+				if a.json {
+					return a.printJSON(struct {
+						Deployments []dep         `json:"deployments"`
+						Switch      deploy.Switch `json:"switch,omitempty"`
+					}{ds, sw})
+				}
+				for _, d := range ds {
+					fmt.Fprintf(a.stdout, "%d: %s\n", d.Index, d.Options)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().StringArrayVar(&edit.AppendIfMissing, "append-if-missing", nil, "append KEY=VALUE to each deployment that lacks KEY (repeatable)")
@@ -851,48 +825,45 @@ preview instead the merge into deployment INDEX's defaults, with each
 path's fate as deploy would report it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			n := index
-			if osName != "" {
-				if n >= 0 {
-					return usagef("--os and --deployment exclude each other")
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				n := index
+				if osName != "" {
+					if n >= 0 {
+						return usagef("--os and --deployment exclude each other")
+					}
+					m := s.MergeDeployment(osName)
+					if m == nil {
+						return fmt.Errorf("stateroot %s: %w", osName, deploy.ErrNoDeployment)
+					}
+					n = m.Index
 				}
-				m := s.MergeDeployment(osName)
-				if m == nil {
-					return fmt.Errorf("stateroot %s: %w", osName, deploy.ErrNoDeployment)
+				n = orBooted(s, n)
+				var target *deploy.Deployment
+				if cmd.Flags().Changed("into") {
+					ds := s.Deployments()
+					if into < 0 || into >= len(ds) {
+						return fmt.Errorf("deployment %d: %w", into, deploy.ErrNoDeployment)
+					}
+					target = ds[into]
 				}
-				n = m.Index
-			}
-			n = orBooted(s, n)
-			var target *deploy.Deployment
-			if cmd.Flags().Changed("into") {
-				ds := s.Deployments()
-				if into < 0 || into >= len(ds) {
-					return fmt.Errorf("deployment %d: %w", into, deploy.ErrNoDeployment)
-				}
-				target = ds[into]
-			}
-			changes, err := s.ConfigDiff(cmd.Context(), n, target)
-			var ce *deploy.EtcConflictError
-			if err != nil && !errors.As(err, &ce) {
-				return err
-			}
-			if a.json {
-				if err := a.printJSON(struct {
-					Etc []deploy.EtcChange `json:"etc"`
-				}{changes}); err != nil {
+				changes, err := s.ConfigDiff(cmd.Context(), n, target)
+				var ce *deploy.EtcConflictError
+				if err != nil && !errors.As(err, &ce) {
 					return err
 				}
-			} else {
-				for _, ch := range changes {
-					fmt.Fprintln(a.stdout, ch.String())
+				if a.json {
+					if err := a.printJSON(struct {
+						Etc []deploy.EtcChange `json:"etc"`
+					}{changes}); err != nil {
+						return err
+					}
+				} else {
+					for _, ch := range changes {
+						fmt.Fprintln(a.stdout, ch.String())
+					}
 				}
-			}
-			return err
+				return err
+			})
 		},
 	}
 	c.Flags().IntVar(&index, "deployment", -1, "the deployment whose /etc to show (default: booted, else 0)")

@@ -14,20 +14,27 @@ import (
 
 func newRemoteCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "remote (add | delete | list | show-url | refs | summary | add-cookie | delete-cookie | list-cookies)",
+		Use:   "remote OPERATION",
 		Short: "Manage the remotes commits are pulled from",
 		Long: `Manage remotes: named sources of commits, kept in the repository's config as
 [remote "NAME"] sections with url= and branches= keys, as OSTree keeps them.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usagef("remote needs an operation: add, delete, list, show-url, refs, summary or a cookie operation")
-			}
-			return usagef("unknown remote operation %q (want add, delete, list, show-url, refs, summary, add-cookie, delete-cookie or list-cookies)", args[0])
-		},
 	}
-	c.AddCommand(newRemoteAddCommand(e), newRemoteDeleteCommand(e), newRemoteListCommand(e),
+	subs := []*cobra.Command{newRemoteAddCommand(e), newRemoteDeleteCommand(e), newRemoteListCommand(e),
 		newRemoteShowURLCommand(e), newRemoteRefsCommand(e), newRemoteSummaryCommand(e),
-		newRemoteAddCookieCommand(e), newRemoteDeleteCookieCommand(e), newRemoteListCookiesCommand(e))
+		newRemoteAddCookieCommand(e), newRemoteDeleteCookieCommand(e), newRemoteListCookiesCommand(e)}
+	c.AddCommand(subs...)
+	var ops []string // in the order above, for the usage messages
+	for _, sub := range subs {
+		ops = append(ops, sub.Name())
+	}
+	list := strings.Join(ops, ", ")
+	c.Use = "remote (" + strings.Join(ops, " | ") + ")"
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return usagef("remote needs an operation: %s", list)
+		}
+		return usagef("unknown remote operation %q (want %s)", args[0], list)
+	}
 	return c
 }
 

@@ -181,8 +181,8 @@ at the path itself and the parts beside it.)`,
 			if maxChunk < 0 {
 				return usagef("--max-chunk-size must be positive")
 			}
-			if maxPatch <= 0 || maxPatch > 64 {
-				return usagef("--max-bsdiff-size must be 1 to 64 (MiB); --disable-bsdiff stores every file whole")
+			if maxPatch <= 0 || maxPatch > delta.PatchSizeLimit>>20 {
+				return usagef("--max-bsdiff-size must be 1 to %d (MiB); --disable-bsdiff stores every file whole", delta.PatchSizeLimit>>20)
 			}
 			return e.inRepo(func(r *repo.Repo) error {
 				toID, err := r.ResolveRev(to)
@@ -228,7 +228,7 @@ at the path itself and the parts beside it.)`,
 	fl.BoolVarP(&ifNotExists, "if-not-exists", "n", false, "only generate if the delta does not exist yet")
 	fl.BoolVar(&disableBsdiff, "disable-bsdiff", false, "store changed files whole, never as patches")
 	fl.Int64Var(&maxChunk, "max-chunk-size", 0, "uncompressed size of a part in MiB (default 64)")
-	fl.Int64Var(&maxPatch, "max-bsdiff-size", 64, "largest file in MiB stored as a patch; larger ones are stored whole (at most 64)")
+	fl.Int64Var(&maxPatch, "max-bsdiff-size", delta.PatchSizeLimit>>20, "largest file in MiB stored as a patch; larger ones are stored whole (at most the default)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the delta to disk")
 	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR, not the repository")
 	e.addJSON(c)

@@ -80,3 +80,20 @@ func RemoveAbandoned(path string) bool {
 	}
 	return os.RemoveAll(path) == nil
 }
+
+// SyncFS flushes the whole filesystem holding each directory path: for a
+// tree of thousands of files one syncfs is far cheaper than an fsync each.
+func SyncFS(paths ...string) error {
+	for _, p := range paths {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+		if err != nil {
+			return &os.PathError{Op: "syncfs", Path: p, Err: err}
+		}
+	}
+	return nil
+}

@@ -295,7 +295,7 @@ func (a *applier) entry(br *bufio.Reader, o ObjectRef) error {
 		_, err := a.txn.WriteFileVerified(h, o.ID, io.LimitReader(br, int64(h.Size)))
 		return err
 	}
-	if h.Type != repo.TypeRegular || h.Size > maxPatchSize {
+	if h.Type != repo.TypeRegular || h.Size > PatchSizeLimit {
 		return a.corrupt(o, "a %s of %d bytes cannot be a patch", h.Type, h.Size)
 	}
 	bh, rc, err := a.r.OpenFile(base)
@@ -303,7 +303,7 @@ func (a *applier) entry(br *bufio.Reader, o ObjectRef) error {
 		return fmt.Errorf("base of file object %s: %w", o.ID, err)
 	}
 	defer rc.Close()
-	if bh.Type != repo.TypeRegular || bh.Size > maxPatchSize {
+	if bh.Type != repo.TypeRegular || bh.Size > PatchSizeLimit {
 		return a.corrupt(o, "its base %s is a %s of %d bytes, which cannot be a patch base", base, bh.Type, bh.Size)
 	}
 	bdata, err := io.ReadAll(rc)
@@ -355,13 +355,13 @@ func (a *applier) meta(br *bufio.Reader, o ObjectRef, how byte, base repo.ID) er
 		if err != nil {
 			return fmt.Errorf("base of %s object %s: %w", o.Kind, o.ID, err)
 		}
-		if len(bdata) > maxPatchSize {
+		if len(bdata) > PatchSizeLimit {
 			return a.corrupt(o, "its base %s is too large to be a patch base", base)
 		}
 		err = a.patch(br, o, bdata, func(pd io.Reader) error {
-			data, err = io.ReadAll(io.LimitReader(pd, maxPatchSize+1))
-			if err == nil && len(data) > maxPatchSize {
-				err = a.corrupt(o, "patch yields more than %d bytes", maxPatchSize)
+			data, err = io.ReadAll(io.LimitReader(pd, PatchSizeLimit+1))
+			if err == nil && len(data) > PatchSizeLimit {
+				err = a.corrupt(o, "patch yields more than %d bytes", PatchSizeLimit)
 			}
 			return err
 		})

@@ -24,9 +24,10 @@ const (
 	// DefaultMaxPartSize is the default uncompressed size of a part; an
 	// object larger than the limit gets a part of its own.
 	DefaultMaxPartSize = 64 << 20
-	// maxPatchSize bounds the base and the result of a patch: both are
-	// held in memory and the zstd window spans them.
-	maxPatchSize = 64 << 20
+	// PatchSizeLimit bounds the base and the result of a patch: both are
+	// held in memory and the zstd window spans them. It is the most
+	// GenerateOptions.MaxPatchSize may be.
+	PatchSizeLimit = 64 << 20
 	// keptPatchWindow is the window of the patch encoder kept for the
 	// next patch: patches whose base and result fit in it share one.
 	keptPatchWindow = 1 << 20
@@ -34,7 +35,7 @@ const (
 	partWindow = 64 << 20
 	// maxWindow is the largest zstd window a reader accepts: a part's, or
 	// a patch's (base and result together).
-	maxWindow = 2 * maxPatchSize
+	maxWindow = 2 * PatchSizeLimit
 	// maxHeader bounds an encoded file header (large only with xattrs).
 	maxHeader = 16 << 20
 	// maxMeta bounds a dirtree or dirmeta, as repo bounds stored ones.
@@ -98,8 +99,8 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if opts.MaxPartSize <= 0 {
 		opts.MaxPartSize = DefaultMaxPartSize
 	}
-	if opts.MaxPatchSize <= 0 || opts.MaxPatchSize > maxPatchSize {
-		opts.MaxPatchSize = maxPatchSize
+	if opts.MaxPatchSize <= 0 || opts.MaxPatchSize > PatchSizeLimit {
+		opts.MaxPatchSize = PatchSizeLimit
 	}
 	name := Name{From: opts.From, To: opts.To}
 	if name.To.IsZero() || name.From == name.To {

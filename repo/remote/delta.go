@@ -160,9 +160,9 @@ func (p *puller) plan(targets []target, refName func(string) string) (*PullResul
 	hs := httpOf(p.src)
 	for _, t := range targets {
 		res.Commits = append(res.Commits, t.commit)
-		if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil {
+		if done, err := p.storedComplete(t.commit); err != nil {
 			return nil, err
-		} else if has && !p.r.IsCommitPartial(t.commit) {
+		} else if done {
 			continue
 		}
 		var sb *delta.Superblock
@@ -187,6 +187,13 @@ func (p *puller) plan(targets []target, refName func(string) string) (*PullResul
 	return res, nil
 }
 
+// storedComplete tells whether commit id is stored here with everything
+// it needs: neither missing nor marked partial.
+func (p *puller) storedComplete(id repo.ID) (bool, error) {
+	has, err := p.r.HasObject(repo.KindCommit, id)
+	return has && !p.r.IsCommitPartial(id), err
+}
+
 // deltaRequired fails, with RequireStaticDeltas, when a commit the pull
 // still needs came with no static delta.
 func (p *puller) deltaRequired(targets []target) error {
@@ -194,10 +201,9 @@ func (p *puller) deltaRequired(targets []target) error {
 		return nil
 	}
 	for _, t := range targets {
-		if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil || (has && !p.r.IsCommitPartial(t.commit)) {
-			if err != nil {
-				return err
-			}
+		if done, err := p.storedComplete(t.commit); err != nil {
+			return err
+		} else if done {
 			continue
 		}
 		return fmt.Errorf("%s: no static delta to %s, and static deltas are required", p.src, t)
@@ -211,7 +217,7 @@ func (p *puller) deltaRequired(targets []target) error {
 // carries to checkTarget's rules. ok is false when t's commit is stored
 // complete, or when no usable delta is listed or the one listed is gone.
 func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (DeltaRef, *delta.Superblock, bool, error) {
-	if has, err := p.r.HasObject(repo.KindCommit, t.commit); err != nil || (has && !p.r.IsCommitPartial(t.commit)) {
+	if done, err := p.storedComplete(t.commit); err != nil || done {
 		return DeltaRef{}, nil, false, err
 	}
 	ref, ok := DeltaRef{}, false
@@ -226,11 +232,11 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 				return ref, nil, false, err
 			}
 			anyRef = true
-			has, err := p.r.HasObject(repo.KindCommit, from)
+			done, err := p.storedComplete(from)
 			if err != nil {
 				return ref, nil, false, err
 			}
-			if has && !p.r.IsCommitPartial(from) && from != t.commit {
+			if done && from != t.commit {
 				if ref, ok = sum.lookupDelta(delta.Name{From: from, To: t.commit}); ok {
 					break
 				}

@@ -135,12 +135,14 @@ func (s *httpSource) begin(ctx context.Context) (actx context.Context, timer *ti
 	return actx, timer, stalled, func() { timer.Stop(); cancel(nil) }
 }
 
-// request makes a GET of u with the configured headers.
-func (s *httpSource) request(ctx context.Context, u string) (*http.Request, error) {
+// request makes a GET of u with the configured headers and extra.
+func (s *httpSource) request(ctx context.Context, u string, extra http.Header) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err == nil {
-		for k, v := range s.header {
-			req.Header[k] = v
+		for _, h := range []http.Header{s.header, extra} {
+			for k, v := range h {
+				req.Header[k] = v
+			}
 		}
 	}
 	return req, err
@@ -154,14 +156,13 @@ func retryable(status int) bool {
 func (s *httpSource) try(ctx context.Context, u string, c *conditional, fn func(io.Reader) error) (error, bool) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
-	req, err := s.request(actx, u)
+	var cond http.Header
+	if c != nil {
+		cond = c.request
+	}
+	req, err := s.request(actx, u, cond)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, false
-	}
-	if c != nil {
-		for k, v := range c.request {
-			req.Header[k] = v
-		}
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -289,27 +289,11 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 			opts.CollectionID = r.RemoteCollectionID(rm.Name)
 		}
 	}
-	if rm != nil {
-		if err := withCookies(r, rm.Name, &opts); err != nil {
-			return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
-		}
-	}
-	src, closeSrc, err := openSource(u, &opts)
+	src, closeSrc, err := openRemote(r, opts.Remote, rm, u, &opts)
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
-	}
-	defer closeSrc()
-	if rm != nil && opts.URL == "" {
-		useSummaryCache(r, src, rm, &opts)
-	}
-	if rm != nil && opts.URL == "" && rm.ContentURL() != "" {
-		if err := useContentURL(src, rm.ContentURL()); err != nil {
-			return nil, fmt.Errorf("remote %s: %w", opts.Remote, err)
-		}
-	}
-	if src, err = withVerification(rm, src, &opts); err != nil {
 		return nil, err
 	}
+	defer closeSrc()
 	src, closeCaches, err := openCaches(src, opts.LocalCaches, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -409,19 +393,42 @@ func withRemote(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 	if err != nil {
 		return err
 	}
-	if err := withCookies(r, name, &opts); err != nil {
-		return fmt.Errorf("remote %s: %w", name, err)
-	}
-	src, closeSrc, err := openSource(rm.URL, &opts)
+	src, closeSrc, err := openRemote(r, name, rm, rm.URL, &opts)
 	if err != nil {
-		return fmt.Errorf("remote %s: %w", name, err)
-	}
-	defer closeSrc()
-	useSummaryCache(r, src, rm, &opts)
-	if src, err = withVerification(rm, src, &opts); err != nil {
 		return err
 	}
+	defer closeSrc()
 	return fn(src)
+}
+
+// openRemote opens the source at u for the remote name, configured as rm
+// (nil when it is not): with rm's cookies, and when u is rm's own url its
+// summary cache and content url, then with the verification rm's config
+// asks for. close releases the source.
+func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptions) (src source, close func(), err error) {
+	if rm != nil {
+		if err := withCookies(r, rm.Name, opts); err != nil {
+			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
+		}
+	}
+	src, close, err = openSource(u, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote %s: %w", name, err)
+	}
+	if rm != nil && u == rm.URL {
+		useSummaryCache(r, src, rm, opts)
+		if c := rm.ContentURL(); c != "" {
+			if err := useContentURL(src, c); err != nil {
+				close()
+				return nil, nil, fmt.Errorf("remote %s: %w", name, err)
+			}
+		}
+	}
+	if src, err = withVerification(rm, src, opts); err != nil {
+		close()
+		return nil, nil, err
+	}
+	return src, close, nil
 }
 
 // target is one commit to pull and the branch it came from ("" for an id).

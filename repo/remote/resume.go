@@ -175,7 +175,7 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 		return later
 	}
 	have := p.size()
-	req, err := s.request(actx, u)
+	req, err := s.request(actx, u, nil)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, final
 	}
