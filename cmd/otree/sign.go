@@ -155,24 +155,32 @@ func publicKeys(args []string, file string) ([]ed25519.PublicKey, error) {
 	return keys, nil
 }
 
+// trustedKeys returns the public keys to verify with: those given (args
+// and keysFile), else the system-wide trusted keys (those of keysDir
+// instead when set). what names the verification in errors.
+func trustedKeys(args []string, keysFile, keysDir, what string) ([]ed25519.PublicKey, error) {
+	trusted, err := publicKeys(args, keysFile)
+	if err != nil || len(trusted) > 0 {
+		return trusted, err
+	}
+	dirs := sign.SystemDirs("")
+	if keysDir != "" {
+		dirs = []string{keysDir}
+	}
+	ks, _, err := sign.LoadTrusted(dirs...)
+	if err != nil {
+		return nil, err
+	}
+	if len(ks) == 0 {
+		return nil, fmt.Errorf("verifying %s: %w: give PUBKEYs or --keys-file, or install keys in %v", what, sign.ErrNoTrustedKeys, dirs)
+	}
+	return ks, nil
+}
+
 func verifyCommit(e *env, r *repo.Repo, id repo.ID, f *signFlags, args []string) error {
-	trusted, err := publicKeys(args, f.keysFile)
+	trusted, err := trustedKeys(args, f.keysFile, f.keysDir, "commit "+id.String())
 	if err != nil {
 		return err
-	}
-	if len(trusted) == 0 {
-		dirs := sign.SystemDirs("")
-		if f.keysDir != "" {
-			dirs = []string{f.keysDir}
-		}
-		ks, _, err := sign.LoadTrusted(dirs...)
-		if err != nil {
-			return err
-		}
-		if len(ks) == 0 {
-			return fmt.Errorf("verifying commit %s: %w: give PUBKEYs or --keys-file, or install keys in %v", id, sign.ErrNoTrustedKeys, dirs)
-		}
-		trusted = ks
 	}
 	pub, err := sign.VerifyCommit(r, id, trusted)
 	if err != nil {

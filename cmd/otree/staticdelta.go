@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strings"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
+	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -17,6 +22,7 @@ type deltaJSON struct {
 	Parts      []partJSON `json:"parts"`
 	Size       uint64     `json:"size"`
 	RawSize    uint64     `json:"raw_size"`
+	Signatures int        `json:"signatures"`
 }
 
 type partJSON struct {
@@ -46,7 +52,7 @@ is FROM-TO or TO (full ids). Pull uses one when the remote's summary lists it
 (run summary -u after generating); see docs/DELTAS.md.`,
 	}
 	c.AddCommand(newDeltaListCommand(e), newDeltaShowCommand(e), newDeltaDeleteCommand(e),
-		newDeltaGenerateCommand(e), newDeltaApplyOfflineCommand(e))
+		newDeltaGenerateCommand(e), newDeltaApplyOfflineCommand(e), newDeltaVerifyCommand(e))
 	return c
 }
 
@@ -90,37 +96,66 @@ func parseDeltaArg(s string) (delta.Name, error) {
 	return n, nil
 }
 
+// openDelta opens the delta arg names: a path (one that exists, or has a
+// "/") to a delta directory, superblock or single-file delta, read
+// without a repository; else the name of a delta of the repository.
+func openDelta(e *env, arg string) (*delta.Offline, error) {
+	if _, err := os.Lstat(arg); err == nil || strings.Contains(arg, "/") {
+		return delta.Open(arg)
+	}
+	n, err := parseDeltaArg(arg)
+	if err != nil {
+		return nil, err
+	}
+	var o *delta.Offline
+	err = e.inRepo(func(r *repo.Repo) error {
+		if _, err := os.Stat(delta.Path(r, n)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", n, delta.ErrNoDelta)
+		}
+		if o, err = delta.Open(delta.Path(r, n)); err == nil && o.Superblock.Name != n {
+			o.Close()
+			err = fmt.Errorf("%s: superblock is for delta %s", delta.Path(r, n), o.Superblock.Name)
+		}
+		return err
+	})
+	return o, err
+}
+
 func newDeltaShowCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "show DELTA",
-		Short: "Describe a static delta: its commits and parts",
-		Args:  cobra.ExactArgs(1),
+		Use:   "show DELTA | PATH",
+		Short: "Describe a static delta: its commits, parts and signatures",
+		Long: `Describe the delta DELTA of the repository, or the one at PATH (a delta
+directory, its superblock, or a single-file delta; no repository needed).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := parseDeltaArg(args[0])
+			o, err := openDelta(e, args[0])
 			if err != nil {
 				return err
 			}
-			return e.inRepo(func(r *repo.Repo) error {
-				sb, raw, err := delta.ReadSuperblock(r, n)
-				if err != nil {
-					return err
-				}
-				d := describeDelta(sb, raw)
-				if e.json {
-					return e.printJSON(d)
-				}
-				from := "(none: from scratch)"
-				if !n.From.IsZero() {
-					from = n.From.String()
-				}
-				fmt.Fprintf(e.stdout, "Delta: %s\nFrom: %s\nTo: %s\nSuperblock: %s (%d bytes)\nNumber of parts: %d\n",
-					d.Name, from, n.To, d.Superblock, len(raw), len(d.Parts))
-				for i, p := range d.Parts {
-					fmt.Fprintf(e.stdout, "Part %d: %d objects, %s compressed, %s uncompressed\n", i, p.Objects, humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
-				}
-				fmt.Fprintf(e.stdout, "Total Part Size: %d\nTotal Uncompressed Part Size: %d\n", d.Size, d.RawSize)
-				return nil
-			})
+			defer o.Close()
+			d := describeDelta(o.Superblock, o.Raw)
+			if d.Signatures, err = o.Signed(); err != nil {
+				return fmt.Errorf("delta %s: %s: %w", o.Path, delta.SignatureFile, err)
+			}
+			if e.json {
+				return e.printJSON(d)
+			}
+			from := "(none: from scratch)"
+			if !d.From.IsZero() {
+				from = d.From.String()
+			}
+			signed := "no"
+			if d.Signatures > 0 {
+				signed = fmt.Sprintf("yes (%d ed25519 signature%s)", d.Signatures, pluralSuffix(d.Signatures))
+			}
+			fmt.Fprintf(e.stdout, "Delta: %s\nFrom: %s\nTo: %s\nSuperblock: %s (%d bytes)\nSigned: %s\nNumber of parts: %d\n",
+				d.Name, from, d.To, d.Superblock, len(o.Raw), signed, len(d.Parts))
+			for i, p := range d.Parts {
+				fmt.Fprintf(e.stdout, "Part %d: %d objects, %s compressed, %s uncompressed\n", i, p.Objects, humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
+			}
+			fmt.Fprintf(e.stdout, "Total Part Size: %d\nTotal Uncompressed Part Size: %d\n", d.Size, d.RawSize)
+			return nil
 		},
 	}
 	e.addJSON(c)
@@ -148,8 +183,11 @@ func newDeltaGenerateCommand(e *env) *cobra.Command {
 		empty, ifNotExists bool
 		disableBsdiff      bool
 		maxChunk, maxPatch int64
-		noSync             bool
+		noSync, inline     bool
 		filename           string
+		minFallback        int64
+		signKeys           []string
+		signFile, signType string
 	)
 	c := &cobra.Command{
 		Use:   "generate [--from=REV | --empty] [--to=REV | TO]",
@@ -163,7 +201,16 @@ that is smaller.
 --filename=DIR writes the delta into the new directory DIR instead (its
 superblock and parts, as in deltas/), to carry to a machine that applies it
 with "otree static-delta apply-offline DIR". (OSTree writes its superblock
-at the path itself and the parts beside it.)`,
+at the path itself and the parts beside it.) With --inline, --filename=FILE
+writes the whole delta into the one new file FILE instead.
+
+--sign=KEY (base64 ed25519 secret key; repeatable) and --sign-from-file
+sign the superblock, which names every part's BLAKE3; "static-delta verify"
+and "apply-offline PATH KEY..." check the signature.
+
+An otree delta always carries every object its commit needs, however large
+(what OSTree's --min-fallback-size=0 asks for); other values of that option
+are refused rather than ignored.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -183,6 +230,19 @@ at the path itself and the parts beside it.)`,
 			}
 			if maxPatch <= 0 || maxPatch > delta.PatchSizeLimit>>20 {
 				return usagef("--max-bsdiff-size must be 1 to %d (MiB); --disable-bsdiff stores every file whole", delta.PatchSizeLimit>>20)
+			}
+			if minFallback != 0 {
+				return usagef("--min-fallback-size=%d: otree deltas carry every object, however large; only 0 is supported", minFallback)
+			}
+			if inline && filename == "" {
+				return usagef("--inline writes the delta into the file --filename names; a delta in the repository is a directory that pull fetches part by part")
+			}
+			if err := sign.CheckType(signType); err != nil {
+				return usageError{err}
+			}
+			keys, err := secretKeys(signKeys, signFile, "--sign")
+			if err != nil {
+				return err
 			}
 			return e.inRepo(func(r *repo.Repo) error {
 				toID, err := r.ResolveRev(to)
@@ -212,8 +272,12 @@ at the path itself and the parts beside it.)`,
 						return printGenerated(e, sb, raw, false)
 					}
 				}
-				sb, err := delta.Generate(cmd.Context(), r, delta.GenerateOptions{From: fromID, To: toID,
-					MaxPartSize: maxChunk << 20, MaxPatchSize: maxPatch << 20, NoPatches: disableBsdiff, NoSync: noSync, Dir: filename})
+				opts := delta.GenerateOptions{From: fromID, To: toID, MaxPartSize: maxChunk << 20, MaxPatchSize: maxPatch << 20,
+					NoPatches: disableBsdiff, NoSync: noSync, Dir: filename, SignKeys: keys}
+				if inline {
+					opts.Dir, opts.File = "", filename
+				}
+				sb, err := delta.Generate(cmd.Context(), r, opts)
 				if err != nil {
 					return err
 				}
@@ -230,7 +294,12 @@ at the path itself and the parts beside it.)`,
 	fl.Int64Var(&maxChunk, "max-chunk-size", 0, "uncompressed size of a part in MiB (default 64)")
 	fl.Int64Var(&maxPatch, "max-bsdiff-size", delta.PatchSizeLimit>>20, "largest file in MiB stored as a patch; larger ones are stored whole (at most the default)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the delta to disk")
-	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR, not the repository")
+	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR (with --inline: the new file FILE), not the repository")
+	fl.BoolVar(&inline, "inline", false, "with --filename: write the superblock, signatures and parts into one file")
+	fl.Int64Var(&minFallback, "min-fallback-size", 0, "only 0: every object goes into the delta, however large")
+	fl.StringArrayVar(&signKeys, "sign", nil, "sign the delta with secret KEY (base64; repeatable)")
+	fl.StringVar(&signFile, "sign-from-file", "", "sign the delta with the secret keys in FILE")
+	fl.StringVar(&signType, "sign-type", sign.Type, "signature type (only ed25519)")
 	e.addJSON(c)
 	return c
 }
@@ -250,29 +319,92 @@ func printGenerated(e *env, sb *delta.Superblock, raw []byte, generated bool) er
 }
 
 func newDeltaApplyOfflineCommand(e *env) *cobra.Command {
-	var noSync bool
+	var (
+		noSync             bool
+		keysFile, signType string
+	)
 	c := &cobra.Command{
-		Use:   "apply-offline PATH",
-		Short: "Apply a static delta from a directory",
-		Long: `Apply the static delta at PATH (its directory, or its superblock file with
-the parts beside it) to the repository: every object is verified before it
-is stored, and its from-commit must be here. No ref is written.`,
-		Args: cobra.ExactArgs(1),
+		Use:   "apply-offline PATH [PUBKEY...]",
+		Short: "Apply a static delta from a directory or a single file",
+		Long: `Apply the static delta at PATH (its directory, its superblock file with the
+parts beside it, or a single-file delta) to the repository: every object is
+verified before it is stored, and its from-commit must be here. No ref is
+written.
+
+With public keys (PUBKEY, base64 ed25519, and --keys-file), the delta must
+carry a valid signature by one of them; it is checked before any part is
+read.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := sign.CheckType(signType); err != nil {
+				return usageError{err}
+			}
+			trusted, err := publicKeys(args[1:], keysFile)
+			if err != nil {
+				return err
+			}
 			return e.inRepo(func(r *repo.Repo) error {
-				sb, err := delta.ApplyOffline(cmd.Context(), r, args[0], delta.ApplyOfflineOptions{NoSync: noSync})
+				sb, err := delta.ApplyOffline(cmd.Context(), r, args[0], delta.ApplyOfflineOptions{NoSync: noSync, Trusted: trusted})
 				if err != nil {
 					return err
 				}
 				if e.json {
-					return e.printJSON(map[string]any{"name": sb.Name.String(), "commit": sb.Name.To, "objects": sb.Objects()})
+					return e.printJSON(map[string]any{"name": sb.Name.String(), "commit": sb.Name.To, "objects": sb.Objects(), "signature_verified": len(trusted) > 0})
 				}
 				fmt.Fprintf(e.stdout, "Applied %s: commit %s\n", sb.Name, sb.Name.To)
 				return nil
 			})
 		},
 	}
-	c.Flags().BoolVar(&noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
+	fl := c.Flags()
+	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
+	fl.StringVar(&keysFile, "keys-file", "", "require a signature by one of the public keys in FILE")
+	fl.StringVar(&signType, "sign-type", sign.Type, "signature type (only ed25519)")
+	e.addJSON(c)
+	return c
+}
+
+func newDeltaVerifyCommand(e *env) *cobra.Command {
+	var keysFile, keysDir, signType string
+	c := &cobra.Command{
+		Use:   "verify DELTA | PATH [PUBKEY...]",
+		Short: "Check a static delta's signature",
+		Long: `Check that the delta DELTA of the repository, or the one at PATH (a delta
+directory, its superblock, or a single-file delta), carries a valid ed25519
+signature of its superblock by one of the public keys given (PUBKEY, base64,
+and --keys-file), or when none is given by a system-wide trusted key
+(/etc/otree/trusted.ed25519(.d), /usr/share/otree/trusted.ed25519(.d), or
+those in --keys-dir). The superblock names every part's BLAKE3, so a
+valid signature covers the whole delta; apply-offline checks the parts.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := sign.CheckType(signType); err != nil {
+				return usageError{err}
+			}
+			o, err := openDelta(e, args[0])
+			if err != nil {
+				return err
+			}
+			defer o.Close()
+			trusted, err := trustedKeys(args[1:], keysFile, keysDir, "delta "+o.Path)
+			if err != nil {
+				return err
+			}
+			pub, err := o.Verify(trusted)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return e.printJSON(map[string]any{"name": o.Superblock.Name.String(), "verified": true, "key": sign.EncodeKey(pub)})
+			}
+			_, err = fmt.Fprintf(e.stdout, "Delta %s: valid ed25519 signature by key %s\n", o.Superblock.Name, sign.EncodeKey(pub))
+			return err
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&keysFile, "keys-file", "", "read public keys from FILE, one base64 key per line")
+	fl.StringVar(&keysDir, "keys-dir", "", "look up trusted keys in DIR instead of the system directories")
+	fl.StringVar(&signType, "sign-type", sign.Type, "signature type (only ed25519)")
 	e.addJSON(c)
 	return c
 }

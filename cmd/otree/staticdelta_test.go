@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 )
 
@@ -105,6 +106,66 @@ func TestStaticDeltaCommands(t *testing.T) {
 		t.Errorf("list after delete = %q", got)
 	}
 	c.fails(exitError, []string{"not found"}, "static-delta", "delete", want[1])
+}
+
+// generate --inline --sign writes one signed file; show, verify and
+// apply-offline read it without the source repository, and a wrong key
+// or a missing signature is refused before anything is stored.
+func TestStaticDeltaSignedFile(t *testing.T) {
+	c := newCLI(t)
+	b := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	keyFile, secret, pub := generateKey(t, c)
+	_, _, strangerPub := generateKey(t, c)
+	file := filepath.Join(t.TempDir(), "update.delta")
+
+	c.fails(exitUsage, []string{"--inline", "--filename"}, "static-delta", "generate", "--empty", "--inline", "main")
+	c.fails(exitUsage, []string{"--min-fallback-size=4", "only 0"}, "static-delta", "generate", "--empty", "--min-fallback-size=4", "main")
+	c.fails(exitUsage, []string{"--sign #1"}, "static-delta", "generate", "--empty", "--sign=bm90IGEga2V5", "main")
+	c.ok("static-delta", "generate", "--empty", "--inline", "--min-fallback-size=0", "--filename="+file, "--sign="+secret, "main")
+	if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("--inline wrote %v, %v; want one file", fi, err)
+	}
+	if got := c.ok("static-delta", "list"); got != "(No static deltas)\n" {
+		t.Errorf("--filename changed the repository's deltas: %q", got)
+	}
+	show := newBareUserCLI(t).ok("static-delta", "show", file)
+	for _, w := range []string{"Delta: " + b.String(), "Signed: yes (1 ed25519 signature)", "Number of parts: 1"} {
+		if !strings.Contains(show, w) {
+			t.Errorf("show FILE printed %q, missing %q", show, w)
+		}
+	}
+
+	dst := newBareUserCLI(t)
+	if out := dst.ok("static-delta", "verify", file, pub); out != "Delta "+b.String()+": valid ed25519 signature by key "+pub+"\n" {
+		t.Errorf("verify printed %q", out)
+	}
+	dst.fails(exitError, []string{file, "no valid ed25519 signature"}, "static-delta", "verify", file, strangerPub)
+	dst.fails(exitError, []string{file, "no valid ed25519 signature"}, "static-delta", "apply-offline", file, strangerPub)
+	if has, _ := dst.r.HasObject(repo.KindCommit, b); has {
+		t.Fatal("apply-offline with the wrong key stored the commit")
+	}
+	keys := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(keys, []byte(pub+"\n"), 0o644)
+	var res map[string]any
+	if err := json.Unmarshal([]byte(dst.ok("static-delta", "apply-offline", "--keys-file="+keys, "--json", file)), &res); err != nil || res["signature_verified"] != true {
+		t.Errorf("apply-offline --keys-file --json = %v, %v", res, err)
+	}
+	dst.ok("fsck", "-q")
+	dst.ok("checkout", "-U", b.String(), filepath.Join(t.TempDir(), "co"))
+
+	// A delta in the repository, signed from a key file; one unsigned.
+	a2 := c.commitTree("main", source(t, testtree.Tree{"x": testtree.File("x\n", 0o644)}), "two", 1700000100)
+	c.ok("static-delta", "generate", "--sign-from-file="+keyFile, "main")
+	name := b.String() + "-" + a2.String()
+	if out := c.ok("static-delta", "verify", name, pub); !strings.Contains(out, "valid ed25519 signature") {
+		t.Errorf("verify %s printed %q", name, out)
+	}
+	c.ok("static-delta", "generate", "--empty", "main")
+	c.fails(exitError, []string{"no ed25519 signature"}, "static-delta", "verify", a2.String(), pub)
+	if show := c.ok("static-delta", "show", a2.String()); !strings.Contains(show, "Signed: no\n") {
+		t.Errorf("show of an unsigned delta printed %q", show)
+	}
+	c.fails(exitError, []string{"no trusted ed25519 public key", "--keys-file"}, "static-delta", "verify", name, "--keys-dir="+t.TempDir())
 }
 
 func TestPullStaticDelta(t *testing.T) {

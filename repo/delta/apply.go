@@ -3,12 +3,12 @@ package delta
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 
 	"github.com/klauspost/compress/zstd"
@@ -81,45 +81,39 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, chec
 type ApplyOfflineOptions struct {
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
+	// Trusted, when not empty, requires the delta to carry a valid
+	// signature by one of these keys; it is checked before any part is
+	// read.
+	Trusted []ed25519.PublicKey
 }
 
-// ApplyOffline applies the delta at p (its directory, or its superblock
-// file with the parts beside it) into r in one transaction. It writes no
-// ref; the commit is then stored and can be checked out or given a ref.
+// ApplyOffline applies the delta at p (see Open: a delta directory, a
+// superblock file with the parts beside it, or a single-file delta) into
+// r in one transaction. It writes no ref; the commit is then stored and
+// can be checked out or given a ref.
 func ApplyOffline(ctx context.Context, r *repo.Repo, p string, opts ApplyOfflineOptions) (*Superblock, error) {
-	if fi, err := os.Stat(p); err != nil {
-		return nil, err
-	} else if fi.IsDir() {
-		p = filepath.Join(p, SuperblockFile)
-	}
-	sb, _, err := ReadSuperblockFile(p)
+	o, err := Open(p)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(p)
+	defer o.Close()
+	if len(opts.Trusted) > 0 {
+		if _, err := o.Verify(opts.Trusted); err != nil {
+			return nil, err
+		}
+	}
 	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: opts.NoSync})
 	if err != nil {
 		return nil, err
 	}
 	defer txn.Abort()
-	err = Apply(ctx, txn, sb, func(_ context.Context, file string, fn func(io.Reader) error) error {
-		f, err := os.Open(filepath.Join(dir, file))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := fn(f); err != nil {
-			return fmt.Errorf("%s: %w", f.Name(), err)
-		}
-		return nil
-	}, nil)
-	if err != nil {
+	if err := Apply(ctx, txn, o.Superblock, o.fetch, nil); err != nil {
 		return nil, err
 	}
 	if err := txn.Commit(); err != nil {
 		return nil, err
 	}
-	return sb, nil
+	return o.Superblock, nil
 }
 
 type applier struct {

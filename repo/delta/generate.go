@@ -3,6 +3,8 @@ package delta
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,6 +77,14 @@ type GenerateOptions struct {
 	// repository, instead of the repository's deltas/: a delta to carry
 	// to machines offline (ApplyOffline reads it).
 	Dir string
+	// File, if set, is a file to create (it must not exist) holding the
+	// whole delta, its superblock, signatures and parts (OSTree's
+	// --inline): one file to carry to machines offline. Dir and File
+	// exclude each other.
+	File string
+	// SignKeys sign the superblock; the signatures are written to
+	// SignatureFile beside it (in File: into its signature section).
+	SignKeys []ed25519.PrivateKey
 }
 
 // item is one object the delta must carry, with the path it was found at
@@ -153,8 +164,11 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	}
 
 	parent, final := r.Path(Dir), Path(r, name)
-	if opts.Dir != "" {
-		parent, final = filepath.Dir(opts.Dir), opts.Dir
+	if opts.Dir != "" && opts.File != "" {
+		return nil, fmt.Errorf("generating delta %s: a delta is written to a directory or to a file, not both", name)
+	}
+	if out := opts.Dir + opts.File; out != "" {
+		parent, final = filepath.Dir(out), out
 		if _, err := os.Lstat(final); err == nil {
 			return nil, fmt.Errorf("generating delta %s: %s already exists", name, final)
 		}
@@ -184,8 +198,24 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
 	sb.Parts = g.parts
-	if err := writeFile(filepath.Join(tmp, SuperblockFile), sb.Encode(), !opts.NoSync); err != nil {
+	raw := sb.Encode()
+	if err := writeFile(filepath.Join(tmp, SuperblockFile), raw, !opts.NoSync); err != nil {
 		return nil, err
+	}
+	var sig []byte
+	if len(opts.SignKeys) > 0 {
+		if sig, err = sign.SignDetached(raw, opts.SignKeys...); err != nil {
+			return nil, fmt.Errorf("signing delta %s: %w", name, err)
+		}
+		if err := writeFile(filepath.Join(tmp, SignatureFile), sig, !opts.NoSync); err != nil {
+			return nil, err
+		}
+	}
+	if opts.File != "" {
+		if err := writeSingle(tmp, opts.File, raw, sig, len(sb.Parts), !opts.NoSync); err != nil {
+			return nil, fmt.Errorf("generating delta %s: %w", name, err)
+		}
+		return sb, nil
 	}
 	if !opts.NoSync {
 		if err := durable.SyncDir(tmp); err != nil {
@@ -225,6 +255,56 @@ func writeFile(p string, data []byte, sync bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// writeSingle writes the single-file delta final from the delta directory
+// dir: beside final first, synced, then linked into place (never over an
+// existing file), and the parent synced.
+func writeSingle(dir, final string, raw, sig []byte, parts int, sync bool) error {
+	parent := filepath.Dir(final)
+	f, err := os.CreateTemp(parent, ".new-delta-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	head := []byte(fileMagic)
+	for _, s := range [][]byte{raw, sig} {
+		head = binary.AppendUvarint(head, uint64(len(s)))
+		head = append(head, s...)
+	}
+	if _, err := f.Write(head); err != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	for i := range parts {
+		p, err := os.Open(filepath.Join(dir, strconv.Itoa(i)))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, p)
+		p.Close()
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", f.Name(), err)
+		}
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Name(), err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(f.Name(), final); err != nil {
+		return err
+	}
+	if sync {
+		return durable.SyncDir(parent)
 	}
 	return nil
 }

@@ -299,23 +299,37 @@ func CommitSignatures(r *repo.Repo, id repo.ID) ([][]byte, error) {
 	return sigs, nil
 }
 
-// SignSummary returns the content of SummarySigFile for the summary file
-// content summary, signed by every key.
-func SignSummary(summary []byte, keys ...ed25519.PrivateKey) ([]byte, error) {
-	m, _, err := AddSignatures(nil, summary, keys...)
+// SignDetached returns detached signatures of data by every key: the
+// encoding of detached metadata holding them, the content of a
+// SummarySigFile or of a static delta's signature file.
+func SignDetached(data []byte, keys ...ed25519.PrivateKey) ([]byte, error) {
+	m, _, err := AddSignatures(nil, data, keys...)
 	if err != nil {
 		return nil, err
 	}
 	return repo.EncodeCommitMeta(m), nil
 }
 
+// VerifyDetached checks that sig, made by SignDetached, holds a valid
+// signature of data by one of the trusted keys, and returns that key. what
+// names sig in errors.
+func VerifyDetached(data, sig []byte, trusted []ed25519.PublicKey, what string) (ed25519.PublicKey, error) {
+	m, err := repo.DecodeCommitMeta(sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not valid: %v", ErrBadSignature, what, err)
+	}
+	return Verify(data, m, trusted)
+}
+
+// SignSummary returns the content of SummarySigFile for the summary file
+// content summary, signed by every key.
+func SignSummary(summary []byte, keys ...ed25519.PrivateKey) ([]byte, error) {
+	return SignDetached(summary, keys...)
+}
+
 // VerifySummary checks that sig (the content of SummarySigFile) holds a
 // valid signature of the summary file content summary by one of the
 // trusted keys, and returns that key.
 func VerifySummary(summary, sig []byte, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
-	m, err := repo.DecodeCommitMeta(sig)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not valid: %v", ErrBadSignature, SummarySigFile, err)
-	}
-	return Verify(summary, m, trusted)
+	return VerifyDetached(summary, sig, trusted, SummarySigFile)
 }
