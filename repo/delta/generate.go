@@ -168,11 +168,16 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		return nil, fmt.Errorf("generating delta %s: a delta is written to a directory or to a file, not both", name)
 	}
 	if out := opts.Dir + opts.File; out != "" {
-		parent, final = filepath.Dir(out), out
+		final = out
 		if _, err := os.Lstat(final); err == nil {
 			return nil, fmt.Errorf("generating delta %s: %s already exists", name, final)
 		}
+	}
+	if opts.Dir != "" {
+		parent = filepath.Dir(opts.Dir)
 	} else {
+		// A single file's parts are made in deltas/ too, so that a
+		// generation killed part way leaves nothing beside the file.
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", parent, err)
 		}
@@ -212,7 +217,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		}
 	}
 	if opts.File != "" {
-		if err := writeSingle(tmp, opts.File, raw, sig, len(sb.Parts), !opts.NoSync); err != nil {
+		if err := writeSingle(tmp, opts.File, raw, sig, len(sb.Parts), !opts.NoSync, true); err != nil {
 			return nil, fmt.Errorf("generating delta %s: %w", name, err)
 		}
 		return sb, nil
@@ -260,23 +265,24 @@ func writeFile(p string, data []byte, sync bool) error {
 }
 
 // writeSingle writes the single-file delta final from the delta directory
-// dir: beside final first, synced, then linked into place (never over an
-// existing file), and the parent synced.
-func writeSingle(dir, final string, raw, sig []byte, parts int, sync bool) error {
-	parent := filepath.Dir(final)
-	f, err := os.CreateTemp(parent, ".new-delta-")
+// dir: into a new file (see newFile; unnamed where it can be), synced,
+// then named final, never over an existing file, and the directory synced.
+func writeSingle(dir, final string, raw, sig []byte, parts int, sync, unnamed bool) error {
+	f, tmp, err := newFile(final, unnamed)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
 	defer f.Close()
+	if tmp != "" {
+		defer os.Remove(tmp) // fails once renamed
+	}
 	head := []byte(fileMagic)
 	for _, s := range [][]byte{raw, sig} {
 		head = binary.AppendUvarint(head, uint64(len(s)))
 		head = append(head, s...)
 	}
 	if _, err := f.Write(head); err != nil {
-		return fmt.Errorf("writing %s: %w", f.Name(), err)
+		return fmt.Errorf("writing %s: %w", final, err)
 	}
 	for i := range parts {
 		p, err := os.Open(filepath.Join(dir, strconv.Itoa(i)))
@@ -286,7 +292,7 @@ func writeSingle(dir, final string, raw, sig []byte, parts int, sync bool) error
 		_, err = io.Copy(f, p)
 		p.Close()
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", f.Name(), err)
+			return fmt.Errorf("writing %s: %w", final, err)
 		}
 	}
 	if err := f.Chmod(0o644); err != nil {
@@ -294,19 +300,46 @@ func writeSingle(dir, final string, raw, sig []byte, parts int, sync bool) error
 	}
 	if sync {
 		if err := f.Sync(); err != nil {
-			return fmt.Errorf("writing %s: %w", f.Name(), err)
+			return fmt.Errorf("syncing %s: %w", final, err)
 		}
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if tmp == "" {
+		// linkat of /proc/self/fd/N names an O_TMPFILE file without the
+		// privilege AT_EMPTY_PATH needs.
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
+	} else {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
 	}
-	if err := os.Link(f.Name(), final); err != nil {
-		return err
+	if err != nil {
+		return &os.LinkError{Op: "naming", Old: "the new delta file", New: final, Err: err}
 	}
 	if sync {
-		return durable.SyncDir(parent)
+		return durable.SyncDir(filepath.Dir(final))
 	}
 	return nil
+}
+
+// newFile creates a file in final's directory to write final's content
+// into: unnamed (O_TMPFILE) when unnamed is set and the filesystem can,
+// so that a process killed before naming it leaves nothing behind; else
+// (FAT, as on USB sticks, has neither O_TMPFILE nor hardlinks) a file
+// named tmp beside final.
+func newFile(final string, unnamed bool) (f *os.File, tmp string, err error) {
+	parent := filepath.Dir(final)
+	if unnamed {
+		fd, err := unix.Open(parent, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), final), "", nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+			return nil, "", fmt.Errorf("creating a file in %s: %w", parent, err)
+		}
+	}
+	f, err = os.CreateTemp(parent, "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return nil, "", err
+	}
+	return f, f.Name(), nil
 }
 
 // walk indexes the tree of the from-commit.

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo/delta"
+	"github.com/otree/otree/repo/sign"
+)
+
+// TestStaticDeltaFileSurvivesSIGKILL kills "static-delta generate --inline
+// --sign" at random instants and checks that the destination directory then
+// holds nothing, or the whole signed file, which applies; and that the
+// repository's deltas/ keeps nothing of the killed runs once the next
+// generation has run.
+func TestStaticDeltaFileSurvivesSIGKILL(t *testing.T) {
+	iterations, budget := 12, 4*time.Second
+	if testing.Short() {
+		iterations, budget = 4, 3*time.Second
+	}
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	tree := testtree.Tree{}
+	for i := range 40 {
+		var b strings.Builder
+		for b.Len() < 64<<10 {
+			fmt.Fprintf(&b, "%d %x\n", rng.Uint32(), rng.Uint64())
+		}
+		tree[fmt.Sprintf("d%d/f%d", i%4, i)] = testtree.File(b.String(), 0o644)
+	}
+	id := c.commitTree("main", source(t, tree), "one", 1700000000)
+	keyFile, _, pub := generateKey(t, c)
+	pk, err := sign.ParsePublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generate := func(out string) *exec.Cmd {
+		cmd := exec.Command(exe, "--repo="+c.path, "static-delta", "generate", "--empty", "--inline",
+			"--filename="+out, "--sign-from-file="+keyFile, "main")
+		cmd.Env = env
+		return cmd
+	}
+	var durs []time.Duration
+	for range 3 {
+		out := filepath.Join(t.TempDir(), "d")
+		start := time.Now()
+		if b, err := generate(out).CombinedOutput(); err != nil {
+			t.Fatalf("generate: %v\n%s", err, b)
+		}
+		durs = append(durs, time.Since(start))
+	}
+	slices.Sort(durs)
+	maxDelay := durs[1] + durs[1]/4
+	t.Logf("generate takes about %v; killing after 0..%v", durs[1], maxDelay)
+
+	outcomes := map[string]int{}
+	deadline := time.Now().Add(budget)
+	for i := 0; i < iterations && (i < 3 || time.Now().Before(deadline)); i++ {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "update.delta")
+		// Half the kills spread over the whole run, half over its end,
+		// where the file is written, synced and named.
+		delay := time.Duration(rng.Int64N(int64(maxDelay) + 1))
+		if i%2 == 1 {
+			delay = durs[0]*9/10 + time.Duration(rng.Int64N(int64(durs[2]-durs[0]*9/10)+1))
+		}
+		cmd := generate(out)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		outcome := "finished before the kill"
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("iteration %d: generate failed unkilled: %v", i, err)
+			}
+		case <-time.After(delay):
+			cmd.Process.Signal(syscall.SIGKILL)
+			if err := <-exited; err != nil {
+				outcome = "killed"
+			}
+		}
+		ents, _ := os.ReadDir(dir)
+		switch {
+		case len(ents) == 0 && outcome == "killed":
+			outcome = "killed: no file"
+		case len(ents) == 1 && ents[0].Name() == "update.delta":
+			o, err := delta.Open(out)
+			if err != nil {
+				t.Fatalf("iteration %d (%s after %v): the file is there but does not open: %v", i, outcome, delay, err)
+			}
+			_, err = o.Verify([]ed25519.PublicKey{pk})
+			o.Close()
+			if err != nil {
+				t.Fatalf("iteration %d (%s after %v): %v", i, outcome, delay, err)
+			}
+			dst := newBareUserCLI(t)
+			dst.ok("static-delta", "apply-offline", "--disable-fsync", out, pub)
+			dst.ok("checkout", "-U", id.String(), filepath.Join(t.TempDir(), "co"))
+			if outcome == "killed" {
+				outcome = "killed: whole file"
+			}
+		default:
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("iteration %d (%s after %v): the destination holds %v, want nothing or the whole file", i, outcome, delay, names)
+		}
+		outcomes[outcome]++
+	}
+	t.Logf("outcomes: %v", outcomes)
+	if outcomes["killed: no file"] == 0 {
+		t.Errorf("no kill landed before the file was named (outcomes %v)", outcomes)
+	}
+
+	// The instant that matters most, which random kills rarely hit: the
+	// file written and synced, about to be named. strace kills otree as
+	// it makes the call that names it.
+	strace := needStrace(t)
+	dir, log := t.TempDir(), filepath.Join(t.TempDir(), "strace")
+	out := filepath.Join(dir, "update.delta")
+	args := append([]string{"-f", "-qq", "-o", log, "-e", "trace=link,linkat,rename,renameat,renameat2",
+		"-e", "inject=link,linkat,rename,renameat,renameat2:signal=KILL", exe}, generate(out).Args[1:]...)
+	cmd := exec.Command(strace, args...)
+	cmd.Env = env
+	if b, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("generate under strace was not killed:\n%s", b)
+	}
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), `"`+out+`"`) {
+		t.Fatalf("strace killed generate at another call than the one naming %s:\n%s", out, b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("killed as it named the file, generate left %d entries (%s ...)", len(ents), ents[0].Name())
+	}
+
+	c.ok("static-delta", "generate", "--empty", "--inline", "--filename="+filepath.Join(t.TempDir(), "last"), "main")
+	ents, _ := os.ReadDir(filepath.Join(c.path, delta.Dir))
+	if len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("deltas/ keeps %v after the next generation", names)
+	}
+}
