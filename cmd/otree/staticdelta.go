@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 
@@ -109,13 +107,7 @@ func openDelta(e *env, arg string) (*delta.Offline, error) {
 	}
 	var o *delta.Offline
 	err = e.inRepo(func(r *repo.Repo) error {
-		if _, err := os.Stat(delta.Path(r, n)); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w", n, delta.ErrNoDelta)
-		}
-		if o, err = delta.Open(delta.Path(r, n)); err == nil && o.Superblock.Name != n {
-			o.Close()
-			err = fmt.Errorf("%s: superblock is for delta %s", delta.Path(r, n), o.Superblock.Name)
-		}
+		o, err = delta.OpenStored(r, n)
 		return err
 	})
 	return o, err

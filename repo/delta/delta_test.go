@@ -381,10 +381,12 @@ func TestApplyRejects(t *testing.T) {
 			names, _ := delta.List(src)
 			dir := filepath.Join(t.TempDir(), "d")
 			os.CopyFS(dir, os.DirFS(delta.Path(src, names[0])))
-			sb, _, err := delta.ReadSuperblockFile(filepath.Join(dir, delta.SuperblockFile))
+			o, err := delta.Open(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
+			o.Close()
+			sb := o.Superblock
 			if len(sb.Parts) < 2 {
 				t.Fatalf("%d parts, want 2 or more", len(sb.Parts))
 			}

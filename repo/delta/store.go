@@ -42,35 +42,29 @@ func List(r *repo.Repo) ([]Name, error) {
 // Path returns the directory of a delta in r.
 func Path(r *repo.Repo, n Name) string { return r.Path(Dir, n.String()) }
 
+// OpenStored opens the delta n stored in r (see Open).
+func OpenStored(r *repo.Repo, n Name) (*Offline, error) {
+	dir := Path(r, n)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", n, ErrNoDelta)
+	}
+	o, err := Open(dir)
+	if err == nil && o.Superblock.Name != n {
+		o.Close()
+		return nil, fmt.Errorf("%s: superblock is for delta %s", dir, o.Superblock.Name)
+	}
+	return o, err
+}
+
 // ReadSuperblock reads and decodes the superblock of a delta stored in r,
 // returning it and its raw bytes.
 func ReadSuperblock(r *repo.Repo, n Name) (*Superblock, []byte, error) {
-	sb, data, err := ReadSuperblockFile(filepath.Join(Path(r, n), SuperblockFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s: %w", n, ErrNoDelta)
-	}
-	if err == nil && sb.Name != n {
-		err = fmt.Errorf("%s: superblock is for delta %s", Path(r, n), sb.Name)
-	}
-	return sb, data, err
-}
-
-// ReadSuperblockFile reads and decodes a superblock file.
-func ReadSuperblockFile(path string) (*Superblock, []byte, error) {
-	f, err := os.Open(path)
+	o, err := OpenStored(r, n)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer f.Close()
-	data, err := readAll(f, MaxSuperblock)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	sb, err := DecodeSuperblock(data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return sb, data, nil
+	o.Close()
+	return o.Superblock, o.Raw, nil
 }
 
 // Delete removes a delta from r. The directory is first renamed away, so
