@@ -271,6 +271,23 @@ func TestRevParse(t *testing.T) {
 	c.fails(exitError, []string{"main~5", "commit " + first.String() + " has no parent"}, "rev-parse", "main~5")
 	c.fails(exitUsage, nil, "rev-parse")
 	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
+
+	// Several REVs, as OSTree's rev-parse takes: one line each, in order;
+	// one unknown REV prints nothing at all.
+	head := strings.TrimSpace(c.ok("rev-parse", "main"))
+	if got := c.ok("rev-parse", "main^", "main"); got != first.String()+"\n"+head+"\n" {
+		t.Errorf("rev-parse main^ main = %q", got)
+	}
+	if res := c.fails(exitError, []string{`"nosuch"`}, "rev-parse", "main", "nosuch"); res.stdout != "" {
+		t.Errorf("rev-parse main nosuch printed %q", res.stdout)
+	}
+	var js []struct {
+		Rev    string  `json:"rev"`
+		Commit repo.ID `json:"commit"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("rev-parse", "--json", "main^", "main")), &js); err != nil || len(js) != 2 || js[0].Commit != first || js[1].Rev != "main" {
+		t.Errorf("rev-parse --json of two REVs = %+v, %v", js, err)
+	}
 }
 
 // rev-parse --single prints a repository's one commit, whatever refs

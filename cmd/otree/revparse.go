@@ -3,18 +3,22 @@ package main
 import (
 	"fmt"
 
+	"github.com/otree/otree/repo"
+
 	"github.com/spf13/cobra"
 )
 
 func newRevParseCommand(e *env) *cobra.Command {
 	var single bool
 	c := &cobra.Command{
-		Use:   "rev-parse REV | --single",
+		Use:   "rev-parse REV... | --single",
 		Short: "Print the full commit id a revision names",
-		Long: `Print the full id of the commit REV names: a branch ("os/x86_64/stable"),
+		Long: `Print the full id of the commit each REV names, one per line: a branch ("os/x86_64/stable"),
 a remote ref ("origin:stable"), a full id or a unique prefix of one (at least
 4 hex digits), each optionally followed by "^" (the parent, repeatable) or "~N"
 (the N-th ancestor). A prefix matching several commits is an error listing them.
+Every REV is resolved before anything is printed. With --json, one REV gives
+{"rev", "commit"}, several a list of them.
 
 With --single, print the repository's one commit object; a repository with
 none or several is an error.`,
@@ -22,8 +26,8 @@ none or several is an error.`,
 			if single && len(args) > 0 {
 				return usagef("--single takes no REV (got %q)", args[0])
 			}
-			if !single && len(args) != 1 {
-				return usagef("want one REV, got %d arguments", len(args))
+			if !single && len(args) == 0 {
+				return usagef("rev-parse needs a REV")
 			}
 			return nil
 		},
@@ -43,15 +47,30 @@ none or several is an error.`,
 				}
 				args = []string{ids[0].String()}
 			}
-			id, err := r.ResolveRev(args[0])
-			if err != nil {
-				return err
+			type resolved struct {
+				Rev    string  `json:"rev"`
+				Commit repo.ID `json:"commit"`
+			}
+			var out []resolved
+			for _, a := range args {
+				id, err := r.ResolveRev(a)
+				if err != nil {
+					return err
+				}
+				out = append(out, resolved{a, id})
+			}
+			if e.json && len(out) == 1 {
+				return e.printJSON(out[0])
 			}
 			if e.json {
-				return e.printJSON(map[string]any{"rev": args[0], "commit": id})
+				return e.printJSON(out)
 			}
-			_, err = fmt.Fprintln(e.stdout, id)
-			return err
+			for _, o := range out {
+				if _, err := fmt.Fprintln(e.stdout, o.Commit); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	c.Flags().BoolVarP(&single, "single", "S", false, "print the one commit the repository holds")
