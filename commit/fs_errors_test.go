@@ -2,7 +2,6 @@ package commit_test
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,27 +13,15 @@ import (
 	"github.com/otree/otree/repo"
 )
 
-// mountTmpfs mounts a small tmpfs for a repository, or skips.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 func TestFullRepositoryLosesNothing(t *testing.T) {
-	mnt := mountTmpfs(t, "3m")
+	mnt := testtree.SmallFS(t, 3<<20)
 	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// No free-space reserve: the filesystem itself must run out.
+	r.Config().Set(repo.ConfigMinFreePercent, "0")
 	small := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)})
 	good := commitDir(t, r, "main", small)
 
@@ -54,7 +41,7 @@ func TestFullRepositoryLosesNothing(t *testing.T) {
 }
 
 func TestReadOnlyRepository(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := testtree.SmallFS(t, 8<<20)
 	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
 	if err != nil {
 		t.Fatal(err)

@@ -239,6 +239,9 @@ func (r *Repo) SetAlias(name, target string) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing alias %s: %w", name, err)
 	}
+	if !r.Fsync() {
+		return nil
+	}
 	return durable.SyncDir(dir)
 }
 

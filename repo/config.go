@@ -66,6 +66,26 @@ func (c *Config) Get(key string) (string, bool) {
 	return v, ok
 }
 
+// Bool returns the boolean value of "section.key" ("true" or "1", "false"
+// or "0"), or def when it is not set.
+func (c *Config) Bool(key string, def bool) (bool, error) {
+	v, ok := c.Get(key)
+	if !ok {
+		return def, nil
+	}
+	return parseBool(key, v)
+}
+
+func parseBool(key, v string) (bool, error) {
+	switch v {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("config %s=%q is not a boolean (want true or false)", key, v)
+}
+
 // Set sets "section.key" to value.
 func (c *Config) Set(key, value string) error {
 	s, k, err := splitKey(key)

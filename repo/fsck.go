@@ -325,7 +325,7 @@ func (r *Repo) markCommitPartial(commit ID) error {
 	if err := os.MkdirAll(r.Path("state"), 0o755); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
-	if err := durable.WriteFile(r.partialStatePath(commit), nil, 0o644, true); err != nil {
+	if err := durable.WriteFile(r.partialStatePath(commit), nil, 0o644, r.Fsync()); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
 	return nil

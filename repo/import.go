@@ -79,6 +79,9 @@ func (r *Repo) UnmarkCommitPartial(commit ID) error {
 	if err != nil {
 		return fmt.Errorf("unmarking partial commit %s: %w", commit, err)
 	}
+	if !r.Fsync() {
+		return nil
+	}
 	return durable.SyncDir(r.Path("state"))
 }
 

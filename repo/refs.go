@@ -214,7 +214,7 @@ func (r *Repo) SetRef(name string, commit ID) error {
 			return &ObjectMissingError{KindCommit, commit}
 		}
 	}
-	return r.writeRef(name, commit, true)
+	return r.writeRef(name, commit, r.Fsync())
 }
 
 // ListRefs returns every ref, local branches first then remote ones, each

@@ -35,6 +35,7 @@ type Txn struct {
 	sync  bool
 	// perObject: sync each object (TxnOptions.PerObjectFsync).
 	perObject bool
+	space     *spaceBudget // nil: no free-space reserve
 
 	mu     sync.Mutex
 	staged map[objKey]struct{}
@@ -55,6 +56,22 @@ type Txn struct {
 type objKey struct {
 	kind Kind
 	id   ID
+}
+
+// Config keys of a repository's durability, OSTree's: with core.fsync
+// false every transaction runs as with TxnOptions.NoSync; with
+// core.per-object-fsync true, as with TxnOptions.PerObjectFsync.
+const (
+	ConfigFsync          = "core.fsync"
+	ConfigPerObjectFsync = "core.per-object-fsync"
+)
+
+// Fsync reports whether the repository's writes are made durable: false
+// only when its config sets core.fsync to false (an unreadable value, which
+// Begin refuses, counts as true).
+func (r *Repo) Fsync() bool {
+	on, err := r.config.Bool(ConfigFsync, true)
+	return on || err != nil
 }
 
 // TxnOptions configure a transaction.
@@ -94,6 +111,21 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 	if r.readOnly {
 		return nil, fmt.Errorf("repository %s is read-only", r.path)
 	}
+	space, err := r.newSpaceBudget()
+	if err != nil {
+		return nil, err
+	}
+	// The repository-wide durability settings, OSTree's.
+	fsync, err := r.config.Bool(ConfigFsync, true)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.path, err)
+	}
+	perObject, err := r.config.Bool(ConfigPerObjectFsync, false)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.path, err)
+	}
+	opts.NoSync = opts.NoSync || !fsync
+	opts.PerObjectFsync = opts.PerObjectFsync || perObject
 	lk, err := r.LockShared(ctx)
 	if err != nil {
 		return nil, err
@@ -124,7 +156,7 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
 	t := &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
-		staged: map[objKey]struct{}{}, refs: map[string]ID{}}
+		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}}
 	if opts.Publishable {
 		t.ready = map[objKey]struct{}{}
 	}
@@ -295,11 +327,14 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 // writeStaged creates the staged file name, has fill write it, and returns
 // the bytes written.
 func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) (int64, error) {
+	if err := t.space.object(); err != nil {
+		return 0, err
+	}
 	fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
 	}
-	f := &stagedFile{fd: fd}
+	f := &stagedFile{fd: fd, space: t.space}
 	err = fill(f)
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
@@ -316,11 +351,15 @@ func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error
 // stagedFile writes to a raw descriptor: os.File would cost an fcntl per
 // object on the hot path and buys nothing for a file written once.
 type stagedFile struct {
-	fd int
-	n  int64 // bytes written
+	fd    int
+	n     int64        // bytes written
+	space *spaceBudget // counts what is written
 }
 
 func (f *stagedFile) Write(p []byte) (int, error) {
+	if err := f.space.take(int64(len(p))); err != nil {
+		return 0, err
+	}
 	n, err := rawfd.Writer(f.fd).Write(p)
 	f.n += int64(n)
 	return n, err
@@ -593,11 +632,17 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 		return err
 	case TypeSymlink:
 		t.special.Store(true)
+		if err := t.space.object(); err != nil {
+			return err
+		}
 		if err := unix.Symlinkat(h.Target, t.dirFd, name); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
 		}
 	default:
 		t.special.Store(true)
+		if err := t.space.object(); err != nil {
+			return err
+		}
 		typ := map[FileType]uint32{TypeCharDevice: unix.S_IFCHR, TypeBlockDevice: unix.S_IFBLK, TypeFIFO: unix.S_IFIFO}[h.Type]
 		if err := unix.Mknodat(t.dirFd, name, typ|h.Mode, int(h.Rdev)); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
@@ -634,6 +679,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if n == 0 {
 		return nil
 	}
+	if err := dst.space.take(n); err != nil {
+		return err
+	}
 	if unix.IoctlFileClone(dst.fd, int(src.Fd())) == nil {
 		dst.n += n
 		return nil
@@ -654,7 +702,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
 		return err
 	}
-	_, err := io.Copy(dst, io.NewSectionReader(src, off, n-off))
+	rest := &stagedFile{fd: dst.fd} // counted against the budget above
+	_, err := io.Copy(rest, io.NewSectionReader(src, off, n-off))
+	dst.n += rest.n
 	return err
 }
 

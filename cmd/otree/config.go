@@ -76,10 +76,8 @@ stored and cannot be changed here.`,
 			if err := checkMutable(k); err != nil {
 				return err
 			}
-			if k == "core.collection-id" {
-				if err := repo.ValidateCollectionID(args[1]); err != nil {
-					return usageError{err}
-				}
+			if err := repo.CheckConfigValue(k, args[1]); err != nil {
+				return usageError{err}
 			}
 			return withRepo(func(r *repo.Repo) error {
 				if err := r.Config().Set(k, args[1]); err != nil {

@@ -420,11 +420,21 @@ func TestPullPerObjectFsync(t *testing.T) {
 	}
 	src.commitTree("main", source(t, tree), "many", 1700000000)
 	exe, env := otreeBinary(t)
-	for _, perObject := range []bool{false, true} {
+	// The flag, and OSTree's repository-wide keys: core.per-object-fsync
+	// does what the flag does, core.fsync=false syncs nothing.
+	for _, c := range []struct {
+		flag        bool
+		config      string
+		perObject   bool
+		noSyncAtAll bool
+	}{{}, {flag: true, perObject: true}, {config: "core.per-object-fsync=true", perObject: true}, {config: "core.fsync=false", noSyncAtAll: true}} {
 		dst := newBareUserCLI(t)
+		if k, v, ok := strings.Cut(c.config, "="); ok {
+			dst.ok("config", "set", k, v)
+		}
 		log := filepath.Join(t.TempDir(), "strace")
-		args := []string{"-f", "-y", "-o", log, "-e", "trace=syncfs,fsync", exe, "--repo=" + dst.path, "pull-local", "--json", src.path}
-		if perObject {
+		args := []string{"-f", "-y", "-o", log, "-e", "trace=syncfs,fsync,fdatasync", exe, "--repo=" + dst.path, "pull-local", "--json", src.path}
+		if c.flag {
 			args = append(args, "--per-object-fsync")
 		}
 		cmd := exec.Command(strace, args...)
@@ -440,10 +450,13 @@ func TestPullPerObjectFsync(t *testing.T) {
 		data, _ := os.ReadFile(log)
 		syncfs := strings.Count(string(data), "syncfs(")
 		staged := len(regexp.MustCompile(`fsync\(\d+</[^>]*/tmp/txn-[^>]*/[^>]*>`).FindAllString(string(data), -1))
+		syncs := strings.Count(string(data), "sync(") // fsync, fdatasync, syncfs
 		switch {
-		case perObject && (syncfs != 0 || staged < int(res.ObjectsFetched)):
-			t.Errorf("--per-object-fsync: %d syncfs, %d staged objects fsynced of %d", syncfs, staged, res.ObjectsFetched)
-		case !perObject && syncfs == 0:
+		case c.noSyncAtAll && syncs != 0:
+			t.Errorf("%s: %d sync calls, want none", c.config, syncs)
+		case c.perObject && (syncfs != 0 || staged < int(res.ObjectsFetched)):
+			t.Errorf("--per-object-fsync %s: %d syncfs, %d staged objects fsynced of %d", c.config, syncfs, staged, res.ObjectsFetched)
+		case !c.perObject && !c.noSyncAtAll && syncfs == 0:
 			t.Errorf("a pull of %d objects without --per-object-fsync called no syncfs", res.ObjectsFetched)
 		}
 		dst.ok("fsck", "-q")

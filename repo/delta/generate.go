@@ -110,6 +110,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if opts.MaxPartSize <= 0 {
 		opts.MaxPartSize = DefaultMaxPartSize
 	}
+	opts.NoSync = opts.NoSync || !r.Fsync()
 	if opts.MaxPatchSize <= 0 || opts.MaxPatchSize > PatchSizeLimit {
 		opts.MaxPatchSize = PatchSizeLimit
 	}

@@ -50,7 +50,7 @@ func copySummary(ctx context.Context, r *repo.Repo, src source, res *PullResult,
 			return fmt.Errorf("remote %s: summary of %s: %w", vs.remote, src, err)
 		}
 	}
-	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync); err != nil {
+	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync && r.Fsync()); err != nil {
 		return fmt.Errorf("copying the summary: %w", err)
 	}
 	if sig == nil {
@@ -59,7 +59,7 @@ func copySummary(ctx context.Context, r *repo.Repo, src source, res *PullResult,
 		}
 		return nil
 	}
-	if err := durable.WriteFile(r.Path(sign.SummarySigFile), sig, 0o644, !opts.NoSync); err != nil {
+	if err := durable.WriteFile(r.Path(sign.SummarySigFile), sig, 0o644, !opts.NoSync && r.Fsync()); err != nil {
 		return fmt.Errorf("copying the summary signature: %w", err)
 	}
 	return nil

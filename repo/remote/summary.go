@@ -200,7 +200,7 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		return nil, err
 	}
 	data := s.Encode()
-	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync); err != nil {
+	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync && r.Fsync()); err != nil {
 		return nil, fmt.Errorf("writing summary: %w", err)
 	}
 	if err := writeSummarySig(r, data, opts); err != nil {

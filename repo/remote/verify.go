@@ -280,7 +280,7 @@ func writeSummarySig(r *repo.Repo, data []byte, opts SummaryOptions) error {
 	if err != nil {
 		return fmt.Errorf("signing summary: %w", err)
 	}
-	if err := durable.WriteFile(path, sig, 0o644, !opts.NoSync); err != nil {
+	if err := durable.WriteFile(path, sig, 0o644, !opts.NoSync && r.Fsync()); err != nil {
 		return fmt.Errorf("writing summary signature: %w", err)
 	}
 	return nil

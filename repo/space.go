@@ -1,0 +1,142 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config keys of the free-space reserve, OSTree's: a transaction refuses
+// to write objects that would leave less than the reserve free on the
+// repository's filesystem, so that a commit or pull cannot fill the disk
+// a running system needs.
+const (
+	// ConfigMinFreePercent is a whole percentage (0-99) of the
+	// filesystem's size; default 3.
+	ConfigMinFreePercent = "core.min-free-space-percent"
+	// ConfigMinFreeSize is a size such as "500MB", "2GB" or "1TB"
+	// (powers of 2); when set, ConfigMinFreePercent is ignored.
+	ConfigMinFreeSize = "core.min-free-space-size"
+
+	defaultMinFreePercent = 3
+)
+
+// ErrMinFreeSpace is matched by the error of a write that would leave the
+// repository's filesystem with less free space than its reserve.
+var ErrMinFreeSpace = errors.New("the free-space reserve would be exceeded")
+
+// spaceBudget is what a transaction may still write before the reserve
+// is reached: the filesystem's available bytes when the transaction began,
+// less the reserve. Every byte written counts, and a block per object.
+type spaceBudget struct {
+	left  atomic.Int64
+	block int64
+	what  string // the setting, for errors: `core.min-free-space-percent=3%`
+	repo  string
+}
+
+// take counts n bytes about to be written against the budget, failing
+// once the budget is spent. A nil budget (no reserve) never fails.
+func (b *spaceBudget) take(n int64) error {
+	if b == nil {
+		return nil
+	}
+	if left := b.left.Add(-n); left < 0 {
+		return fmt.Errorf("repository %s: writing %d more bytes would leave less free space than %s: %w", b.repo, n, b.what, ErrMinFreeSpace)
+	}
+	return nil
+}
+
+// object counts one new object's block beyond its bytes: a file ends in a
+// partly used block, and a symlink or empty file takes an inode.
+func (b *spaceBudget) object() error {
+	if b == nil {
+		return nil
+	}
+	return b.take(b.block)
+}
+
+// CheckConfigValue checks value for the config keys whose values otree
+// reads with rules of their own (the free-space reserve, durability, the
+// lock timeout and the collection ID), so that a bad value is refused
+// when it is set rather than when a later write reads it. Other keys
+// accept any value.
+func CheckConfigValue(key, value string) error {
+	var err error
+	switch key {
+	case ConfigMinFreePercent:
+		if n, perr := strconv.Atoi(value); perr != nil || n < 0 || n > 99 {
+			err = errors.New("want a whole percentage from 0 to 99")
+		}
+	case ConfigMinFreeSize:
+		_, err = parseSize(value)
+	case ConfigFsync, ConfigPerObjectFsync:
+		_, err := parseBool(key, value)
+		return err
+	case "core.lock-timeout-secs":
+		if n, perr := strconv.Atoi(value); perr != nil || n < 0 {
+			err = errors.New("want a whole number of seconds")
+		}
+	case collectionKey:
+		return ValidateCollectionID(value)
+	}
+	if err != nil {
+		return fmt.Errorf("config %s=%q: %v", key, value, err)
+	}
+	return nil
+}
+
+// parseSize parses a min-free-space-size value: a decimal number of MB,
+// GB or TB (powers of 2: 1MB is 1 MiB), OSTree's syntax.
+func parseSize(v string) (int64, error) {
+	units := map[string]uint{"MB": 20, "GB": 30, "TB": 40}
+	for u, shift := range units {
+		if num, ok := strings.CutSuffix(v, u); ok {
+			n, err := strconv.ParseInt(num, 10, 64)
+			if err == nil && n >= 0 && n < 1<<(63-shift) {
+				return n << shift, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("want a whole number followed by MB, GB or TB (such as 500MB)")
+}
+
+// newSpaceBudget reads the reserve from the config and the filesystem's
+// free space. It returns nil when the reserve is zero.
+func (r *Repo) newSpaceBudget() (*spaceBudget, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(r.Path("objects"), &st); err != nil {
+		return nil, fmt.Errorf("repository %s: checking free space: %w", r.path, err)
+	}
+	bsize := int64(st.Bsize)
+	b := &spaceBudget{block: max(bsize, 1), repo: r.path}
+	var reserve int64
+	if v, ok := r.config.Get(ConfigMinFreeSize); ok {
+		n, err := parseSize(v)
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: config %s=%q: %v", r.path, ConfigMinFreeSize, v, err)
+		}
+		reserve, b.what = n, fmt.Sprintf("%s=%s", ConfigMinFreeSize, v)
+	} else {
+		pct := defaultMinFreePercent
+		if v, ok := r.config.Get(ConfigMinFreePercent); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 99 {
+				return nil, fmt.Errorf("repository %s: config %s=%q: want a whole percentage from 0 to 99", r.path, ConfigMinFreePercent, v)
+			}
+			pct = n
+		}
+		// Rounded up to a whole block, as a reserve should be.
+		reserve = (int64(st.Blocks)*int64(pct) + 99) / 100 * bsize
+		b.what = fmt.Sprintf("%s=%d%%", ConfigMinFreePercent, pct)
+	}
+	if reserve == 0 {
+		return nil, nil
+	}
+	b.left.Store(int64(st.Bavail)*bsize - reserve)
+	return b, nil
+}

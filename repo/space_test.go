@@ -1,0 +1,102 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+func writeContent(t *testing.T, r *repo.Repo, size int) (repo.ID, error) {
+	t.Helper()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		return repo.ID{}, err
+	}
+	defer txn.Abort()
+	content := bytes.Repeat([]byte{byte(size)}, size)
+	id, _, err := txn.WriteFileStream(&repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(size)}, bytes.NewReader(content))
+	if err != nil {
+		return id, err
+	}
+	return id, txn.Commit()
+}
+
+// A transaction refuses to write past the free-space reserve, OSTree's 3%
+// of the filesystem by default, naming the setting; it stores nothing of
+// the object it refused, and one that writes nothing still commits.
+// core.min-free-space-percent and -size change the reserve; bad values
+// are refused naming the key.
+func TestMinFreeSpace(t *testing.T) {
+	const size = 32 << 20
+	mnt := testtree.SmallFS(t, size)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	testtree.FillTo(t, mnt, size*2/100) // 2% free, under the default reserve
+
+	_, err = writeContent(t, r, 4096)
+	if !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-percent=3%") || !strings.Contains(err.Error(), r.Path()) {
+		t.Fatalf("write under the default reserve: %v, want ErrMinFreeSpace naming the repository and the setting", err)
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Errorf("a transaction writing nothing: %v", err)
+	}
+
+	// 1%: about 320 KiB may be written.
+	set := func(key, value string) {
+		t.Helper()
+		r.Config().Unset(repo.ConfigMinFreePercent)
+		r.Config().Unset(repo.ConfigMinFreeSize)
+		if err := r.Config().Set(key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(repo.ConfigMinFreePercent, "1")
+	if _, err := writeContent(t, r, 64<<10); err != nil {
+		t.Fatalf("64 KiB with a 1%% reserve: %v", err)
+	}
+	id, err := writeContent(t, r, 1<<20)
+	if !errors.Is(err, repo.ErrMinFreeSpace) {
+		t.Fatalf("1 MiB with a 1%% reserve: %v, want ErrMinFreeSpace", err)
+	}
+	if has, _ := r.HasObject(repo.KindFile, id); has {
+		t.Error("the refused object was stored")
+	}
+	ents, _ := os.ReadDir(r.Path("tmp"))
+	for _, e := range ents {
+		if e.Name() != "cache" {
+			t.Errorf("the refused transaction left tmp/%s", e.Name())
+		}
+	}
+
+	// A size wins over a percentage; 0MB is no reserve at all.
+	set(repo.ConfigMinFreeSize, "1MB")
+	if _, err := writeContent(t, r, 4096); !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-size=1MB") {
+		t.Errorf("with 1MB reserved of about 0.3 MiB free: %v", err)
+	}
+	r.Config().Set(repo.ConfigMinFreePercent, "50")
+	r.Config().Set(repo.ConfigMinFreeSize, "0MB")
+	if _, err := writeContent(t, r, 200<<10); err != nil {
+		t.Errorf("with no reserve: %v", err)
+	}
+
+	for key, bad := range map[string]string{repo.ConfigMinFreePercent: "100", repo.ConfigMinFreeSize: "19XB"} {
+		set(key, bad)
+		if _, err := r.Begin(context.Background(), repo.TxnOptions{}); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s=%s: Begin = %v, want an error naming both", key, bad, err)
+		}
+	}
+}
