@@ -74,7 +74,7 @@ func CheckConfigValue(key, value string) error {
 		}
 	case ConfigMinFreeSize:
 		_, err = parseSize(value)
-	case ConfigFsync, ConfigPerObjectFsync:
+	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary:
 		_, err := parseBool(key, value)
 		return err
 	case "core.lock-timeout-secs":

@@ -66,6 +66,10 @@ const (
 	ConfigPerObjectFsync = "core.per-object-fsync"
 )
 
+// ConfigAutoUpdateSummary is OSTree's config key asking for the summary
+// to be written anew whenever refs or deltas change (remote.AutoUpdateSummary).
+const ConfigAutoUpdateSummary = "core.auto-update-summary"
+
 // Fsync reports whether the repository's writes are made durable: false
 // only when its config sets core.fsync to false (an unreadable value, which
 // Begin refuses, counts as true).

@@ -262,6 +262,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	if err != nil {
 		return err
 	}
+	e.refsChanged = opts.Branch != ""
 	if e.json {
 		if err := e.printJSON(res); err != nil {
 			return err

@@ -109,6 +109,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		}
 	}
 	rep, err := r.Prune(cmd.Context(), opts)
+	e.refsChanged = !f.noPrune
 	if err != nil {
 		if rep != nil && rep.Deleted > 0 && !e.json {
 			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, humanBytes(rep.Freed))

@@ -180,6 +180,7 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	if err != nil {
 		return err
 	}
+	e.refsChanged = !opts.DryRun
 	if e.json {
 		return e.printJSON(res)
 	}

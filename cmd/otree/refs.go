@@ -225,6 +225,7 @@ func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev stri
 		return err
 	}
 	if f.alias {
+		e.refsChanged = true
 		if err := r.SetAlias(name, rev); err != nil {
 			return err
 		}
@@ -243,6 +244,7 @@ func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev stri
 	} else if len(aliases) > 0 && aliases[0].Name == name {
 		return fmt.Errorf("ref %s is an alias of %s: --create --force would move %s; delete the alias first", name, aliases[0].Target, aliases[0].Target)
 	}
+	e.refsChanged = true
 	if err := r.SetRef(name, id); err != nil {
 		return err
 	}
@@ -290,6 +292,7 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 		return err
 	}
 	for i, ref := range doomed {
+		e.refsChanged = true
 		if err := r.SetRef(ref.Name, repo.ID{}); err != nil {
 			// repo.SetRef deletes the ref, prunes the directories it leaves
 			// empty, then fails to sync the (pruned) directory it was in.

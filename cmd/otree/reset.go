@@ -52,6 +52,7 @@ func runReset(cmd *cobra.Command, e *env, ref, rev string) error {
 		if err := checkAncestor(cmd, r, ref, cur, target); err != nil {
 			return err
 		}
+		e.refsChanged = true
 		if err := r.SetRef(ref, target); err != nil {
 			return err
 		}

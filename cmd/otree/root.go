@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -26,9 +27,12 @@ type env struct {
 	repoPath string
 	json     bool
 	verbose  bool
-	stdin    io.Reader
-	stdout   io.Writer
-	stderr   io.Writer
+	// refsChanged: the command changed the repository's refs or deltas,
+	// so run makes the summary anew if the config asks for it.
+	refsChanged bool
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 // usageError marks errors in how the command was invoked.
@@ -44,6 +48,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	if err == nil && e.refsChanged {
+		err = e.autoUpdateSummary(ctx)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -144,6 +151,23 @@ func (e *env) open() (*repo.Repo, error) {
 		return nil, usagef("no repository: pass --repo=PATH or set OTREE_REPO")
 	}
 	return repo.Open(e.repoPath)
+}
+
+// autoUpdateSummary writes the summary anew after a command changed refs
+// or deltas, when the repository's config sets core.auto-update-summary
+// (OSTree's key). A signed summary is left as it is, with a warning.
+func (e *env) autoUpdateSummary(ctx context.Context) error {
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = remote.AutoUpdateSummary(ctx, r)
+	if errors.Is(err, remote.ErrSummarySigned) {
+		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+		return nil
+	}
+	return err
 }
 
 // printJSON writes v as indented JSON.

@@ -164,6 +164,7 @@ func newDeltaDeleteCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			e.refsChanged = true // the summary lists deltas
 			return e.inRepo(func(r *repo.Repo) error { return delta.Delete(r, n) })
 		},
 	}
@@ -273,6 +274,7 @@ are refused rather than ignored.`,
 				if err != nil {
 					return err
 				}
+				e.refsChanged = filename == "" // the summary lists deltas
 				return printGenerated(e, sb, sb.Encode(), true)
 			})
 		},

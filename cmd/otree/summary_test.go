@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/internal/testtree"
 )
@@ -32,4 +34,81 @@ func TestSummaryCommand(t *testing.T) {
 	}
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "summary", "-u", "-m", "x")
 	c.fails(exitError, []string{"reserved"}, "summary", "-u", "-m", "otree.deltas=x")
+}
+
+// With core.auto-update-summary (OSTree's key), every command that changes
+// refs or deltas writes the summary anew, keeping the admin's metadata;
+// without it none does; a signed summary is left alone, with a warning.
+func TestAutoUpdateSummary(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	c.ok("commit", "-b", "main", src)
+	if _, err := os.Stat(c.r.Path("summary")); !os.IsNotExist(err) {
+		t.Fatalf("a commit without core.auto-update-summary wrote a summary: %v", err)
+	}
+	c.fails(exitUsage, []string{`core.auto-update-summary="yes"`}, "config", "set", "core.auto-update-summary", "yes")
+	c.ok("config", "set", "core.auto-update-summary", "true")
+	refs := func() string {
+		t.Helper()
+		var s summaryJSON
+		if err := json.Unmarshal([]byte(c.ok("summary", "-v", "--json")), &s); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range s.Refs {
+			out = append(out, r.Name+"="+r.Commit.String()[:8])
+		}
+		for _, d := range s.Deltas {
+			out = append(out, "delta "+d.String())
+		}
+		for k, v := range s.Metadata {
+			out = append(out, k+":"+v)
+		}
+		return strings.Join(out, " ")
+	}
+	rev := func(r string) string { return strings.TrimSpace(c.ok("rev-parse", r))[:8] }
+
+	c.ok("commit", "-b", "main", src, "-s", "two")
+	if got, want := refs(), "main="+rev("main"); got != want {
+		t.Errorf("after commit: summary lists %q, want %q", got, want)
+	}
+	c.ok("summary", "-u", "-m", "title=demo")
+	c.ok("refs", "--create=stable", "main^")
+	if got, want := refs(), "main="+rev("main")+" stable="+rev("main^")+" title:demo"; got != want {
+		t.Errorf("after refs --create: %q, want %q", got, want)
+	}
+	c.ok("reset", "main", "main^")
+	c.ok("refs", "--delete", "stable")
+	if got, want := refs(), "main="+rev("main")+" title:demo"; got != want {
+		t.Errorf("after reset and refs --delete: %q, want %q", got, want)
+	}
+	c.ok("commit", "-b", "main", src, "-s", "three")
+	c.ok("static-delta", "generate", "main")
+	name := strings.TrimSpace(c.ok("static-delta", "list"))
+	if got := refs(); !strings.Contains(got, "delta "+name) {
+		t.Errorf("after static-delta generate: %q, want delta %s", got, name)
+	}
+	c.ok("static-delta", "delete", name)
+	if got := refs(); strings.Contains(got, "delta") {
+		t.Errorf("after static-delta delete: %q", got)
+	}
+	// Listing changes nothing, so writes nothing.
+	before, _ := os.Stat(c.r.Path("summary"))
+	time.Sleep(10 * time.Millisecond)
+	c.ok("refs")
+	c.ok("log", "main")
+	if after, _ := os.Stat(c.r.Path("summary")); !after.ModTime().Equal(before.ModTime()) {
+		t.Error("refs or log rewrote the summary")
+	}
+
+	_, secret, _ := generateKey(t, c)
+	c.ok("summary", "-u", "--sign="+secret)
+	signed, _ := os.ReadFile(c.r.Path("summary"))
+	res := c.run("commit", "-b", "main", src, "-s", "four")
+	if res.code != 0 || !strings.Contains(res.stderr, "warning:") || !strings.Contains(res.stderr, "signed") {
+		t.Errorf("commit beside a signed summary: exit %d, stderr %q; want success and a warning", res.code, res.stderr)
+	}
+	if now, _ := os.ReadFile(c.r.Path("summary")); string(now) != string(signed) {
+		t.Error("the signed summary was rewritten")
+	}
 }

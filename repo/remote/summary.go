@@ -15,6 +15,7 @@ import (
 	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 )
 
 // SummaryFile is the name of the summary at the root of a repository.
@@ -227,4 +228,36 @@ func ReadSummary(r *repo.Repo) (*Summary, error) {
 		return nil, fmt.Errorf("%s: %w", r.Path(SummaryFile), err)
 	}
 	return s, nil
+}
+
+// ErrSummarySigned is matched by AutoUpdateSummary's error for a
+// repository whose summary is signed: a summary written anew would carry
+// no valid signature, so the signed one is left as it is.
+var ErrSummarySigned = errors.New("the summary is signed, so it is not rewritten without the keys (run `otree summary -u --sign=KEY`)")
+
+// AutoUpdateSummary writes r's summary anew, as UpdateSummary does, when
+// r's config sets repo.ConfigAutoUpdateSummary to true, keeping the metadata
+// the current summary carries; it reports whether it did. Call it after
+// changing refs or deltas (the otree command does). A signed summary is
+// left alone, with an error matching ErrSummarySigned.
+func AutoUpdateSummary(ctx context.Context, r *repo.Repo) (bool, error) {
+	on, err := r.Config().Bool(repo.ConfigAutoUpdateSummary, false)
+	if err != nil || !on {
+		return false, err
+	}
+	if _, err := os.Stat(r.Path(sign.SummarySigFile)); err == nil {
+		return false, fmt.Errorf("%s: %w", r.Path(SummaryFile), ErrSummarySigned)
+	}
+	var md repo.Metadata // the admin's keys; otree's own are written anew
+	if old, err := ReadSummary(r); err == nil {
+		for _, m := range old.Metadata {
+			if !strings.HasPrefix(m.Key, "otree.") {
+				md = append(md, m)
+			}
+		}
+	}
+	if _, err := UpdateSummary(ctx, r, SummaryOptions{Metadata: md}); err != nil {
+		return false, fmt.Errorf("updating the summary (%s): %w", repo.ConfigAutoUpdateSummary, err)
+	}
+	return true, nil
 }
