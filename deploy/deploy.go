@@ -144,9 +144,22 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 
 // installKernel copies the kernel and initramfs to
 // boot/otree/<os>-<bootcsum>/ unless they are there. Each file is written
-// under a temporary name and renamed, so a present file is complete.
-func (s *Sysroot) installKernel(osName string, k *kernel) error {
+// under a temporary name and renamed, so a present file is complete. If
+// one fails (a full /boot, typically), what this call installed is
+// removed again, so that a failed deploy leaves /boot as it was.
+func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 	dir := filepath.Join(s.path, "boot", "otree", osName+"-"+k.bootCsum)
+	var installed []string
+	if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
+		installed = append(installed, dir)
+	}
+	defer func() {
+		if err != nil {
+			for _, p := range slices.Backward(installed) {
+				os.Remove(p)
+			}
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -168,6 +181,7 @@ func (s *Sysroot) installKernel(osName string, k *kernel) error {
 		if err := s.copyObject(f.id, dst); err != nil {
 			return fmt.Errorf("installing %s: %w", dst, err)
 		}
+		installed = append(installed, dst)
 	}
 	return nil
 }

@@ -221,14 +221,22 @@ func replaceSymlink(target, link string) error {
 }
 
 // switchFull writes the other boot version and renames boot/loader to it.
-func (s *Sysroot) switchFull(list []*Deployment) error {
+// If it fails before boot/loader names the new version, that version is
+// removed again, so a failed deploy leaves /boot as it was.
+func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 	nb := 1 - s.bootVersion
 	entries, err := s.renderEntries(list, nb)
 	if err != nil {
 		return err
 	}
 	boot := filepath.Join(s.path, "boot")
-	loader := filepath.Join(boot, fmt.Sprintf("loader.%d", nb))
+	name := fmt.Sprintf("loader.%d", nb)
+	loader := filepath.Join(boot, name)
+	defer func() {
+		if now, _ := os.Readlink(filepath.Join(boot, "loader")); err != nil && now != name {
+			os.RemoveAll(loader)
+		}
+	}()
 	if err := os.RemoveAll(loader); err != nil {
 		return err
 	}

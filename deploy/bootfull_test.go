@@ -1,0 +1,109 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// bootFiles lists what boot/otree holds, as "DIR/FILE" paths.
+func bootFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	base := filepath.Join(root, "boot", "otree")
+	filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != base {
+			rel, _ := filepath.Rel(base, p)
+			out = append(out, rel)
+		}
+		return err
+	})
+	return out
+}
+
+// A deploy whose kernel does not fit on a full /boot fails naming the
+// file and the lack of space, leaves the deployments, the boot entries and
+// /boot as they were (no partly installed kernel left to fill it), and
+// once space is freed the same deploy succeeds.
+func TestDeployFullBoot(t *testing.T) {
+	f := newFixture(t)
+	boot := filepath.Join(f.path, "boot")
+	if err := unix.Mount("none", boot, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("cannot mount a tmpfs on boot/: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(boot, unix.MNT_DETACH) })
+	big := func(s string) testtree.Entry { return testtree.File(strings.Repeat(s, 600<<10), 0o644) }
+	one := f.commit("os", osTree("6.1.0", testtree.Tree{
+		"usr/lib/modules/6.1.0/vmlinuz": big("a"), "usr/lib/modules/6.1.0/initramfs.img": big("b")}))
+	f.deploy(one.String(), DeployOptions{})
+	target := f.defaultTarget()
+	files := bootFiles(t, f.path)
+	two := f.commit("os", osTree("6.2.0", testtree.Tree{
+		"usr/lib/modules/6.2.0/vmlinuz": big("c"), "usr/lib/modules/6.2.0/initramfs.img": big("d")}))
+
+	_, err := f.s.Deploy(context.Background(), two.String(), DeployOptions{})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), boot) {
+		t.Fatalf("deploy onto a full /boot: %v, want ENOSPC naming a path in %s", err, boot)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{one}) {
+		t.Errorf("deployments after the failed deploy: %v, want [%s]", got, one)
+	}
+	if got := f.defaultTarget(); got != target {
+		t.Errorf("default entry boots %s, want %s", got, target)
+	}
+	if got := bootFiles(t, f.path); !slices.Equal(got, files) {
+		t.Errorf("boot/otree after the failed deploy: %v, want %v", got, files)
+	}
+	deps, _ := os.ReadDir(filepath.Join(f.path, "otree", "deploy", "testos", "deploy"))
+	if len(deps) != 2 { // the deployment and its .origin
+		var names []string
+		for _, d := range deps {
+			names = append(names, d.Name())
+		}
+		t.Errorf("deploy/ holds %v after the failed deploy", names)
+	}
+
+	// A tree with the same kernel needs no room for it, only for the boot
+	// entries; with /boot filled to the last byte even those fail, and
+	// nothing changes.
+	same := f.commit("os", osTree("6.1.0", testtree.Tree{
+		"usr/lib/modules/6.1.0/vmlinuz": big("a"), "usr/lib/modules/6.1.0/initramfs.img": big("b"), "usr/bin/new": testtree.File("x", 0o755)}))
+	listBoot := func() []string {
+		var out []string
+		filepath.WalkDir(boot, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Name() != "fill" {
+				out = append(out, strings.TrimPrefix(p, boot))
+			}
+			return err
+		})
+		return out
+	}
+	before := listBoot()
+	testtree.FillTo(t, boot, 0)
+	if _, err := f.s.Deploy(context.Background(), same.String(), DeployOptions{}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("deploy with /boot full to the last byte: %v, want ENOSPC", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{one}) {
+		t.Errorf("deployments after the second failed deploy: %v", got)
+	}
+	if got := f.defaultTarget(); got != target {
+		t.Errorf("default entry boots %s, want %s", got, target)
+	}
+	if got := listBoot(); !slices.Equal(got, before) {
+		t.Errorf("boot/ after the failed deploy:\n%v\nwant\n%v", got, before)
+	}
+	os.Remove(filepath.Join(boot, "fill"))
+	f.deploy(same.String(), DeployOptions{})
+	if got := f.order(); !slices.Equal(got, []repo.ID{same, one}) {
+		t.Errorf("deployments after a deploy sharing the kernel: %v", got)
+	}
+}
