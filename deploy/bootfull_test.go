@@ -107,3 +107,50 @@ func TestDeployFullBoot(t *testing.T) {
 		t.Errorf("deployments after a deploy sharing the kernel: %v", got)
 	}
 }
+
+// A deploy that runs out of space on the sysroot itself, part way through
+// its checkout, leaves no deployment directory behind and changes nothing.
+func TestDeployFullSysroot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("deployments need root: the system repository is bare")
+	}
+	mnt := testtree.SmallFS(t, 16<<20)
+	if err := InitFS(mnt); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(mnt, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.OSInit("testos"); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, path: mnt, s: s}
+	one := f.commit("os", osTree("6.1.0", nil))
+	f.deploy(one.String(), DeployOptions{})
+	target := f.defaultTarget()
+	// /etc is copied, not linked: a large one needs room of its own.
+	two := f.commit("os", osTree("6.1.0", testtree.Tree{"usr/etc/big": testtree.File(strings.Repeat("e", 3<<20), 0o644)}))
+	testtree.FillTo(t, mnt, 1<<20)
+	_, err = s.Deploy(context.Background(), two.String(), DeployOptions{})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("deploy onto a full sysroot: %v, want ENOSPC", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{one}) {
+		t.Errorf("deployments after the failed deploy: %v", got)
+	}
+	if got := f.defaultTarget(); got != target {
+		t.Errorf("default entry boots %s, want %s", got, target)
+	}
+	deps, _ := os.ReadDir(filepath.Join(mnt, "otree", "deploy", "testos", "deploy"))
+	if len(deps) != 2 {
+		var names []string
+		for _, d := range deps {
+			names = append(names, d.Name())
+		}
+		t.Errorf("deploy/ holds %v after the failed deploy, want the first deployment and its origin", names)
+	}
+	os.Remove(filepath.Join(mnt, "fill"))
+	f.deploy(two.String(), DeployOptions{})
+}
