@@ -72,6 +72,19 @@ func TestDeployFullBoot(t *testing.T) {
 		t.Errorf("deploy/ holds %v after the failed deploy", names)
 	}
 
+	// Staged, the kernel goes to /boot at finalize, which fails alike and
+	// keeps the deployment staged.
+	f.deploy(two.String(), DeployOptions{Stage: true})
+	if _, err := f.s.FinalizeStaged(context.Background()); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("finalize onto a full /boot: %v, want ENOSPC", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{one}) || f.s.Staged() == nil {
+		t.Errorf("after the failed finalize: deployments %v, staged %v", got, f.s.Staged())
+	}
+	if got := bootFiles(t, f.path); !slices.Equal(got, files) {
+		t.Errorf("boot/otree after the failed finalize: %v, want %v", got, files)
+	}
+
 	// A tree with the same kernel needs no room for it, only for the boot
 	// entries; with /boot filled to the last byte even those fail, and
 	// nothing changes.
