@@ -50,21 +50,8 @@ func (t *Txn) Publish() (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	few := t.syncOneByOne(len(keys))
-	if t.sync {
-		if err := t.syncStaged(keys, few); err != nil {
-			return 0, err
-		}
-	}
-	for _, k := range keys {
-		if err := t.publish(k); err != nil {
-			return 0, err
-		}
-	}
-	if t.sync {
-		if err := t.syncPublished(keys, few); err != nil {
-			return 0, err
-		}
+	if err := t.moveIn(keys); err != nil {
+		return 0, err
 	}
 	// Forgotten only now: until the rename, claim must still find them
 	// staged rather than absent from both places.

@@ -732,25 +732,8 @@ func (t *Txn) Commit() error {
 	// (fsck running beside this transaction, or a crash mid-way) also sees
 	// everything it needs.
 	keys = append(keys, commits...)
-	// A few regular files are synced one by one; anything larger costs one
-	// syncfs (which also flushes other processes' dirty data, so is worth
-	// it only when there is much of ours).
-	few := t.syncOneByOne(len(keys))
-	if t.sync && len(keys) > 0 {
-		if err := t.syncStaged(keys, few); err != nil {
-			return err
-		}
-	}
-	// One goroutine: renames into objects/ serialise in the kernel anyway.
-	for _, k := range keys {
-		if err := t.publish(k); err != nil {
-			return err
-		}
-	}
-	if t.sync && len(keys) > 0 {
-		if err := t.syncPublished(keys, few); err != nil {
-			return err
-		}
+	if err := t.moveIn(keys); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(t.refs))
 	for n := range t.refs {
@@ -764,6 +747,33 @@ func (t *Txn) Commit() error {
 	}
 	// Only an optimisation for checkouts: the commit is done either way.
 	t.r.AddToHeaderIndex(t.heads)
+	return nil
+}
+
+// moveIn makes the staged objects keys durable, renames them into the
+// store in that order, and makes the renames durable.
+func (t *Txn) moveIn(keys []objKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	// A few regular files are synced one by one; anything larger costs one
+	// syncfs (which also flushes other processes' dirty data, so is worth
+	// it only when there is much of ours).
+	few := t.syncOneByOne(len(keys))
+	if t.sync {
+		if err := t.syncStaged(keys, few); err != nil {
+			return err
+		}
+	}
+	// One goroutine: renames into objects/ serialise in the kernel anyway.
+	for _, k := range keys {
+		if err := t.publish(k); err != nil {
+			return err
+		}
+	}
+	if t.sync {
+		return t.syncPublished(keys, few)
+	}
 	return nil
 }
 
