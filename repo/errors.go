@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrNotFound is matched (with errors.Is) by every error that reports a
@@ -94,6 +95,17 @@ func (e *RefNotFoundError) Error() string { return fmt.Sprintf("ref %q not found
 
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *RefNotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// AmbiguousRefError reports a branch name that is no local branch and that
+// the remote-tracking refs of several remotes give different commits.
+type AmbiguousRefError struct {
+	Ref        string
+	Candidates []string // REMOTE:branch refs
+}
+
+func (e *AmbiguousRefError) Error() string {
+	return fmt.Sprintf("ref %q is no local branch and is ambiguous: %s name different commits; give one of them", e.Ref, strings.Join(e.Candidates, ", "))
+}
 
 // AmbiguousPrefixError reports an id prefix that matches several commits.
 type AmbiguousPrefixError struct {

@@ -367,11 +367,44 @@ func (r *Repo) resolveBase(rev string) (ID, error) {
 		if err == nil || !errors.Is(err, ErrNotFound) || errors.As(err, new(*DanglingAliasError)) {
 			return id, err
 		}
+		if !strings.Contains(rev, ":") {
+			if id, ok, err := r.resolveRemoteBranch(rev); ok || err != nil {
+				return id, err
+			}
+		}
 	}
 	if len(rev) >= 4 && len(rev) < 64 && isHex(rev) {
 		return r.resolvePrefix(rev)
 	}
 	return ID{}, &RefNotFoundError{rev}
+}
+
+// resolveRemoteBranch resolves a branch name that is no local branch, as
+// OSTree does, to the remote-tracking ref of that name: REMOTE:branch. The
+// refs of several remotes that name different commits are ambiguous (an
+// AmbiguousRefError listing them) rather than one picked at random.
+func (r *Repo) resolveRemoteBranch(branch string) (ID, bool, error) {
+	remotes, err := os.ReadDir(r.Path("refs", "remotes"))
+	if err != nil {
+		return ID{}, false, nil
+	}
+	var found []string
+	var id ID
+	for _, rm := range remotes {
+		name := rm.Name() + ":" + branch
+		got, err := r.ReadRef(name)
+		if errors.Is(err, ErrNotFound) || ValidateRefName(name) != nil {
+			continue
+		}
+		if err != nil {
+			return ID{}, false, err
+		}
+		if len(found) > 0 && got != id {
+			return ID{}, false, &AmbiguousRefError{Ref: branch, Candidates: append(found, name)}
+		}
+		found, id = append(found, name), got
+	}
+	return id, len(found) > 0, nil
 }
 
 // resolvePrefix finds the one commit whose id starts with prefix.

@@ -16,7 +16,9 @@ func newRevParseCommand(e *env) *cobra.Command {
 		Long: `Print the full id of the commit each REV names, one per line: a branch ("os/x86_64/stable"),
 a remote ref ("origin:stable"), a full id or a unique prefix of one (at least
 4 hex digits), each optionally followed by "^" (the parent, repeatable) or "~N"
-(the N-th ancestor). A prefix matching several commits is an error listing them.
+(the N-th ancestor). A branch name that is no local branch names the
+remote-tracking ref of that name ("origin:stable"), unless several remotes
+have one and they differ. A prefix matching several commits is an error listing them.
 Every REV is resolved before anything is printed. With --json, one REV gives
 {"rev", "commit"}, several a list of them.
 
