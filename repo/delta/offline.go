@@ -136,10 +136,10 @@ func (o *Offline) readSingle(size int64) error {
 	if len(o.Signatures) == 0 {
 		o.Signatures = nil
 	}
-	for _, p := range o.Superblock.Parts {
+	for i, p := range o.Superblock.Parts {
 		o.offsets = append(o.offsets, pos)
-		if p.Size > uint64(size) {
-			return fmt.Errorf("%d bytes long, its parts need more", size)
+		if pos > size || p.Size > uint64(size-pos) {
+			return fmt.Errorf("%d bytes long, ending before part %d does", size, i)
 		}
 		pos += int64(p.Size)
 	}
