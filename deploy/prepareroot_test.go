@@ -295,3 +295,71 @@ func (s prepRootSysroot) checkHost(t *testing.T) {
 		t.Errorf("%s holds %q, want only M and phys", s.top, got)
 	}
 }
+
+// The initramfs-tools script dist/initramfs-tools/scripts/local-bottom/otree
+// runs otree-prepare-root on $rootmnt when the kernel command line (here a
+// file bound over /proc/cmdline) has otree=, does nothing without it, and
+// fails when prepare-root does.
+func TestInitramfsToolsScript(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the script mounts, which needs root")
+	}
+	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "true").CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot create a mount namespace: %v: %s", err, out)
+	}
+	script, err := filepath.Abs("../dist/initramfs-tools/scripts/local-bottom/otree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := testbin.Build(t, "github.com/otree/otree/cmd/otree-prepare-root")
+	if out, err := exec.Command("sh", script, "prereqs").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("script prereqs: %q, %v; want no prerequisites", out, err)
+	}
+	const run = `
+mount --bind "$PHYS" "$M"
+printf '%s\n' "$CMDLINE" > "$CMDFILE"
+mount --bind "$CMDFILE" /proc/cmdline
+rc=0
+rootmnt="$M" OTREE_PREPARE_ROOT="$BIN" sh "$SCRIPT" 2>&1 || rc=$?
+echo "rc=$rc"
+test -f "$M/usr/bin/marker" && echo deployment=mounted
+test -d "$M/sysroot/otree/deploy" && echo sysroot=moved
+test -d "$M/otree/deploy" && echo still=physical
+if ( echo x > "$M/usr/x" ) 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
+`
+	for _, tc := range []struct {
+		name, serial string
+		want, not    []string
+	}{
+		{"otree= given", "0", []string{"rc=0", "deployment=mounted", "sysroot=moved", "usr=ro"}, []string{"still=physical"}},
+		{"no otree=", "", []string{"rc=0", "still=physical"}, []string{"deployment=mounted", "sysroot=moved"}},
+		{"missing deployment", "5", []string{"rc=1", "error: ", "no such file or directory", "still=physical"}, []string{"deployment=mounted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newPrepRootSysroot(t)
+			cmdline := "root=x quiet"
+			if tc.serial != "" {
+				cmdline = "root=x otree=/otree/boot.1/os1/" + s.csum + "/" + tc.serial + " quiet"
+			}
+			cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", run)
+			cmd.Env = append(os.Environ(), "PHYS="+s.phys, "M="+s.mnt, "BIN="+bin, "CMDLINE="+cmdline,
+				"CMDFILE="+filepath.Join(t.TempDir(), "cmdline"), "SCRIPT="+script)
+			out, err := cmd.CombinedOutput()
+			t.Logf("namespace script output:\n%s", out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(string(out), w) {
+					t.Errorf("output has %q", w)
+				}
+			}
+			s.checkHost(t)
+		})
+	}
+}
