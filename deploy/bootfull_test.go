@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,6 +129,7 @@ func TestDeployFullSysroot(t *testing.T) {
 		t.Skip("deployments need root: the system repository is bare")
 	}
 	mnt := testtree.SmallFS(t, 16<<20)
+	testtree.ClearImmutable(t, mnt)
 	if err := InitFS(mnt); err != nil {
 		t.Fatal(err)
 	}
@@ -166,4 +168,57 @@ func TestDeployFullSysroot(t *testing.T) {
 	}
 	os.Remove(filepath.Join(mnt, "fill"))
 	f.deploy(two.String(), DeployOptions{})
+}
+
+// A written deployment's directory is immutable, as OSTree's are: nothing
+// can be added to or removed from its top level (/ once booted), while its
+// /etc stays writable; retention and undeploy still remove it, and a
+// staged deployment is finalized through it.
+func TestDeploymentImmutable(t *testing.T) {
+	f := newFixture(t)
+	probe := t.TempDir()
+	if err := setImmutable(probe, true); err != nil {
+		t.Fatal(err)
+	}
+	if os.WriteFile(filepath.Join(probe, "x"), nil, 0o644) == nil {
+		t.Skip("skipping: this filesystem (or process) cannot make a directory immutable")
+	}
+	setImmutable(probe, false)
+
+	one := f.commit("os", osTree("6.1.0", nil))
+	d := f.deploy(one.String(), DeployOptions{}).Deployment
+	if err := os.WriteFile(filepath.Join(d.Path, "stray"), nil, 0o644); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("creating a file at the top of the deployment: %v, want EPERM", err)
+	}
+	if err := os.RemoveAll(filepath.Join(d.Path, "usr")); err == nil {
+		t.Error("removing the deployment's usr succeeded")
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "etc", "hostname"), []byte("mine\n"), 0o644); err != nil {
+		t.Errorf("editing /etc: %v", err)
+	}
+	// Staged: finalize replaces /etc inside the immutable directory.
+	two := f.commit("os", osTree("6.1.0", testtree.Tree{"usr/bin/two": testtree.File("2", 0o755)}))
+	f.deploy(two.String(), DeployOptions{Stage: true})
+	if _, err := f.s.FinalizeStaged(context.Background()); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	three := f.commit("os", osTree("6.1.0", testtree.Tree{"usr/bin/three": testtree.File("3", 0o755)}))
+	f.deploy(three.String(), DeployOptions{})
+	if got := f.order(); !slices.Equal(got, []repo.ID{three, two}) {
+		t.Errorf("deployments: %v, want [%s %s]", got, three, two)
+	}
+	if _, err := os.Lstat(d.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dropped first deployment: %v, want it removed", err)
+	}
+	for _, x := range f.s.Deployments() {
+		if err := os.WriteFile(filepath.Join(x.Path, "stray"), nil, 0o644); !errors.Is(err, syscall.EPERM) {
+			t.Errorf("deployment %s: creating a file at its top: %v, want EPERM", x.Name(), err)
+		}
+	}
+	if _, err := f.s.Undeploy(context.Background(), 1); err != nil {
+		t.Fatalf("undeploy: %v", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{three}) {
+		t.Errorf("after undeploy: %v", got)
+	}
 }

@@ -161,9 +161,13 @@ func (s *Sysroot) hasLoader() bool {
 	return err == nil
 }
 
-// removeTree deletes p, first making directories writable: a deployment
-// may hold read-only directories its owner could not otherwise empty.
+// removeTree deletes p, first making a deployment's directory mutable
+// again (setImmutable) and directories writable: a deployment may hold
+// read-only directories its owner could not otherwise empty.
 func removeTree(p string) error {
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		setImmutable(p, false) // a deployment's; if it fails, so does the removal, saying why
+	}
 	err := os.RemoveAll(p)
 	if err == nil {
 		return nil

@@ -382,6 +382,9 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	if err := os.WriteFile(d.Path+".origin", o.encode(), 0o644); err != nil {
 		return nil, err
 	}
+	if err := setImmutable(d.Path, true); err != nil {
+		return nil, err
+	}
 	// This deployment replaces a staged one, now that it is written.
 	if s.staged != nil {
 		if err := s.unstage(); err != nil {
@@ -523,8 +526,23 @@ func (s *Sysroot) prepareTree(ctx context.Context, d, merge *Deployment) ([]EtcC
 	if err != nil {
 		return changes, err
 	}
-	for _, p := range []string{"var", "sysroot"} {
-		if err := os.Mkdir(filepath.Join(d.Path, p), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	// Mount points the booted system needs: its var and the physical
+	// root, and those systemd and the initramfs mount on. The deployment's
+	// top level is immutable once written, so a tree that lacks one gets
+	// it now.
+	for _, p := range []struct {
+		name string
+		mode os.FileMode
+	}{{"var", 0o755}, {"sysroot", 0o755}, {"boot", 0o755}, {"dev", 0o755}, {"proc", 0o555}, {"run", 0o755},
+		{"sys", 0o555}, {"tmp", 0o777 | os.ModeSticky}} {
+		dir := filepath.Join(d.Path, p.name)
+		if _, err := os.Lstat(dir); err == nil {
+			continue
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(dir, p.mode); err != nil {
 			return nil, err
 		}
 	}

@@ -59,6 +59,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Skip("deployments need root: the system repository is bare")
 	}
 	p := t.TempDir()
+	testtree.ClearImmutable(t, p)
 	if err := InitFS(p); err != nil {
 		t.Fatal(err)
 	}
@@ -946,6 +947,7 @@ func (f *fixture) bootedRoot() (*Sysroot, *Deployment) {
 	booted := f.deploy("os", DeployOptions{}).Deployment
 	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
 	cmdline := entries[0].options
+	setImmutable(booted.Path, false) // the stand-ins change its top level
 	if err := os.Remove(filepath.Join(booted.Path, "sysroot")); err != nil {
 		t.Fatal(err)
 	}

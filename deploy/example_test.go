@@ -70,6 +70,12 @@ func Example() {
 	}
 	fmt.Println("after rollback:")
 	show()
+	// Undeploying removes a deployment, its directory included.
+	for len(s.Deployments()) > 0 {
+		if _, err := s.Undeploy(ctx, 0); err != nil {
+			log.Fatal(err)
+		}
+	}
 	// Output:
 	// etc: /etc/motd default
 	// 0 root=LABEL=root "version two\n"

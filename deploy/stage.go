@@ -168,10 +168,14 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 		merge = s.MergeDeployment(d.OS)
 	}
 	res := &DeployResult{Deployment: d, Merge: merge}
-	if err := removeTree(filepath.Join(d.Path, "etc")); err != nil {
-		return nil, fmt.Errorf("finalizing %s: %w", d.Name(), err)
-	}
-	if res.Etc, err = s.prepareTree(ctx, d, merge); err != nil {
+	err = mutably(d.Path, func() error {
+		if err := removeTree(filepath.Join(d.Path, "etc")); err != nil {
+			return err
+		}
+		res.Etc, err = s.prepareTree(ctx, d, merge)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("finalizing %s: %w", d.Name(), err)
 	}
 	k, err := findKernel(s.repo, d.Commit)

@@ -167,10 +167,16 @@ func (s *Sysroot) checkUnlockable() error {
 // the hotfix in b's origin (so that prepare-root mounts it at every
 // boot), and mounts it on usr now. A failed mount puts the origin back.
 func (s *Sysroot) unlockHotfix(b *Deployment, usr string) error {
-	for _, name := range []string{hotfixUpper, hotfixWork} {
-		if err := os.Mkdir(filepath.Join(b.Path, name), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("unlock: %w", err)
+	err := mutably(b.Path, func() error {
+		for _, name := range []string{hotfixUpper, hotfixWork} {
+			if err := os.Mkdir(filepath.Join(b.Path, name), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("unlock: %w", err)
 	}
 	upper, work, err := hotfixDirs(b.Path)
 	if err != nil {

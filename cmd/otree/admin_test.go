@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otree/otree/internal/testtree"
 )
 
 // admin runs `otree admin --sysroot=DIR ARGS...` in-process.
@@ -80,6 +82,7 @@ func newAdmin(t *testing.T) *admin {
 		t.Skip("deployments need root: the system repository is bare")
 	}
 	a := &admin{t: t, sys: filepath.Join(t.TempDir(), "sysroot")}
+	testtree.ClearImmutable(t, a.sys)
 	a.ok("admin", "init-fs", a.sys)
 	a.ok("admin", "os-init", "cli")
 	return a
@@ -541,6 +544,7 @@ func TestAdminInitFSModern(t *testing.T) {
 		t.Skip("deployments need root: the system repository is bare")
 	}
 	a := &admin{t: t, sys: filepath.Join(t.TempDir(), "sysroot")}
+	testtree.ClearImmutable(t, a.sys)
 	a.ok("admin", "init-fs", "--modern", a.sys)
 	ents, err := os.ReadDir(a.sys)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
 
@@ -59,6 +60,7 @@ func TestBootEntriesParsedByBootctl(t *testing.T) {
 	bin, env := otreeBinary(t)
 	base := t.TempDir()
 	sys, t1, t2 := filepath.Join(base, "sysroot"), filepath.Join(base, "t1"), filepath.Join(base, "t2")
+	testtree.ClearImmutable(t, sys)
 	writeBootableTree(t, t1, "6.1.0-1-amd64", "one\n")
 	writeBootableTree(t, t2, "6.1.0-2-amd64", "two\n")
 	// An overlay initramfs (a cpio archive in practice; bootctl only

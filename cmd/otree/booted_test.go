@@ -10,6 +10,7 @@ import (
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/internal/testbin"
+	"github.com/otree/otree/internal/testtree"
 )
 
 // booter boots deployments of an admin sysroot the way a machine would,
@@ -280,6 +281,7 @@ if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
 		wantLines(t, out, "usr=ro")
 		// Without its overlay directories a hotfixed deployment does not
 		// boot half-patched: prepare-root refuses, naming what is missing.
+		testtree.SetImmutable(dep, false)
 		if err := os.RemoveAll(filepath.Join(dep, ".usr-ovl-work")); err != nil {
 			t.Fatal(err)
 		}

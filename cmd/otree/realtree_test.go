@@ -117,6 +117,7 @@ func TestRealDebianTree(t *testing.T) {
 
 	// Deploy it.
 	sys := filepath.Join(tmp, "sysroot")
+	testtree.ClearImmutable(t, sys)
 	admin := func(args ...string) string {
 		t.Helper()
 		return realOK(t, append([]string{"admin", "--sysroot=" + sys}, args...)...)

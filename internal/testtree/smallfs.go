@@ -38,3 +38,36 @@ func FillTo(t testing.TB, dir string, free int64) {
 		t.Fatal(err)
 	}
 }
+
+// ClearImmutable arranges for the immutable flag (chattr +i, which otree
+// sets on deployment directories) to be cleared on every directory under
+// root when the test ends, before the temporary directories holding root
+// are removed.
+func ClearImmutable(t testing.TB, root string) {
+	t.Cleanup(func() {
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				SetImmutable(p, false)
+			}
+			return nil
+		})
+	})
+}
+
+// SetImmutable sets or clears the immutable flag of directory dir, for a
+// test that changes what otree made immutable. Errors are ignored: where
+// the flag cannot be read or set, it is not set either.
+func SetImmutable(dir string, on bool) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	const immutable = 0x10 // FS_IMMUTABLE_FL
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil || (flags&immutable != 0) == on {
+		return
+	}
+	flags ^= immutable
+	unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags))
+}
