@@ -27,7 +27,8 @@ OSTREE=${OSTREE:-/usr/bin/ostree}
 [[ -x $OSTREE ]] || die "ostree not found at $OSTREE (apt-get install ostree)"
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=$(mktemp -d "${BENCH_SCRATCH:-/tmp}/otree-deploy.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+# Both tools make deployment directories immutable (chattr +i).
+trap 'chattr -i "$W"/o[st]/o*tree/deploy/*/deploy/*/ 2>/dev/null; rm -rf "$W"' EXIT
 GO=$(command -v go || echo /usr/local/go/bin/go)
 (cd "$SRC" && "$GO" build -o "$W/otree" ./cmd/otree) || die "go build failed"
 OT=$W/otree
