@@ -136,6 +136,9 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 			return false, fmt.Errorf("remote %s: %w", rm.Name, err)
 		}
 	}
+	if _, err := checkTransportKeys(keys); err != nil {
+		return false, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
 	for _, b := range parseBranches(keys["branches"]) {
 		if err := validateBranch(b); err != nil {
 			return false, fmt.Errorf("remote %s: %w", rm.Name, err)

@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -166,6 +167,10 @@ func (s *httpSource) try(ctx context.Context, u string, c *conditional, fn func(
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if errors.As(err, new(*tls.CertificateVerificationError)) {
+			// Retrying cannot help; the option that can is named.
+			return &FetchError{URL: u, Err: fmt.Errorf("%w %w", err, errTLSHint)}, false
+		}
 		return &FetchError{URL: u, Err: stalled(err)}, ctx.Err() == nil
 	}
 	defer resp.Body.Close()

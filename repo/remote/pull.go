@@ -410,6 +410,9 @@ func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptio
 		if err := withCookies(r, rm.Name, opts); err != nil {
 			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 		}
+		if err := withTransport(rm, opts); err != nil {
+			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
+		}
 	}
 	src, close, err = openSource(u, opts)
 	if err != nil {

@@ -1,0 +1,121 @@
+package remote
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Remote options that shape how otree talks to a server, OSTree's keys.
+const (
+	// KeyTLSCAPath names a PEM file of certificate authorities that are
+	// trusted for the server's certificate, instead of the system's.
+	KeyTLSCAPath = "tls-ca-path"
+	// KeyTLSClientCertPath and KeyTLSClientKeyPath name the PEM client
+	// certificate and its key presented to servers that ask for one.
+	KeyTLSClientCertPath = "tls-client-cert-path"
+	KeyTLSClientKeyPath  = "tls-client-key-path"
+	// KeyTLSPermissive, when true, accepts any server certificate. Only
+	// for testing: objects are still verified by their ids, but refs,
+	// summaries and unsigned commits could then come from anyone.
+	KeyTLSPermissive = "tls-permissive"
+	// KeyProxy is the URL of an HTTP proxy for this remote, instead of the
+	// one the environment names (http_proxy, https_proxy, no_proxy).
+	KeyProxy = "proxy"
+	// KeyUnconfiguredState, when set, makes every pull from the remote
+	// fail with its text: a remote an installer writes for the admin to
+	// set up first.
+	KeyUnconfiguredState = "unconfigured-state"
+)
+
+// checkTransportKeys checks the form of a remote's TLS and proxy keys
+// (the files they name are read when the remote is used), returning the
+// proxy URL if one is set.
+func checkTransportKeys(keys map[string]string) (proxy *url.URL, err error) {
+	if (keys[KeyTLSClientCertPath] == "") != (keys[KeyTLSClientKeyPath] == "") {
+		return nil, fmt.Errorf("%s and %s go together", KeyTLSClientCertPath, KeyTLSClientKeyPath)
+	}
+	switch v := keys[KeyTLSPermissive]; v {
+	case "", "false", "0", "true", "1":
+	default:
+		return nil, fmt.Errorf("%s=%q is not a boolean (want true or false)", KeyTLSPermissive, v)
+	}
+	if p := keys[KeyProxy]; p != "" {
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("%s %q: want a URL such as http://proxy.example:3128", KeyProxy, p)
+		}
+		return u, nil
+	}
+	return nil, nil
+}
+
+// withTransport makes opts.Client use the TLS and proxy settings of rm,
+// when it has any, on a copy of its transport.
+func withTransport(rm *Remote, opts *PullOptions) error {
+	if msg := rm.Options[KeyUnconfiguredState]; msg != "" {
+		return fmt.Errorf("%s: %s", KeyUnconfiguredState, msg)
+	}
+	proxy, err := checkTransportKeys(rm.Options)
+	if err != nil {
+		return err
+	}
+	var set []string
+	for _, k := range []string{KeyTLSCAPath, KeyTLSClientCertPath, KeyTLSClientKeyPath, KeyTLSPermissive, KeyProxy} {
+		if rm.Options[k] != "" {
+			set = append(set, k)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	base, ok := opts.Client.Transport.(*http.Transport)
+	if opts.Client.Transport == nil {
+		base, ok = http.DefaultTransport.(*http.Transport), true
+	}
+	if !ok {
+		return fmt.Errorf("%s are set, but the pull's client has a transport of its own", strings.Join(set, ", "))
+	}
+	tr := base.Clone()
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{}
+	}
+	c := tr.TLSClientConfig
+	if p := rm.Options[KeyTLSCAPath]; p != "" {
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", KeyTLSCAPath, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s: %s holds no PEM certificate", KeyTLSCAPath, p)
+		}
+		c.RootCAs = pool
+	}
+	if certPath, keyPath := rm.Options[KeyTLSClientCertPath], rm.Options[KeyTLSClientKeyPath]; certPath != "" {
+		cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return fmt.Errorf("%s, %s: %w", KeyTLSClientCertPath, KeyTLSClientKeyPath, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	if v := rm.Options[KeyTLSPermissive]; v == "true" || v == "1" {
+		c.InsecureSkipVerify = true
+	}
+	if proxy != nil {
+		tr.Proxy = http.ProxyURL(proxy)
+	}
+	client := *opts.Client
+	client.Transport = tr
+	opts.Client = &client
+	return nil
+}
+
+// errTLSHint is added to a failed request's error when the server's
+// certificate was not trusted, naming the option that trusts it.
+var errTLSHint = errors.New("(set the remote's " + KeyTLSCAPath + " to a PEM file of the authority that signed the server's certificate)")

@@ -1,0 +1,220 @@
+package remote_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+)
+
+// testCA issues certificates for a test: a server's for 127.0.0.1 and a
+// client's.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "otree test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a certificate and key signed by the CA, as PEM, and as a
+// tls.Certificate.
+func (ca *testCA) issue(t *testing.T, serial int64, client bool) (certPEM, keyPEM []byte, tc tls.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "otree test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	if client {
+		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	tc, err = tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certPEM, keyPEM, tc
+}
+
+func writePEM(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func pullWith(t *testing.T, url string, opts map[string]string) (*repo.Repo, error) {
+	t.Helper()
+	dst, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	// A malformed option is refused here already.
+	if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: url}, remote.AddOptions{Set: opts}); err != nil {
+		return dst, err
+	}
+	_, err = remote.Pull(context.Background(), dst, fastOpts("os/stable"))
+	return dst, err
+}
+
+// A remote's tls-ca-path trusts a private authority for the server's
+// certificate, tls-client-cert-path and -key-path present a client
+// certificate to a server that requires one, and tls-permissive accepts
+// any certificate: OSTree's remote options. An untrusted server fails at
+// once, naming the option to set.
+func TestPullTLSOptions(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	ca := newTestCA(t)
+	_, _, serverCert := ca.issue(t, 2, false)
+	clientCertPEM, clientKeyPEM, _ := ca.issue(t, 3, true)
+	_, _, strangerCert := newTestCA(t).issue(t, 4, true)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	srv := httptest.NewUnstartedServer(o.srv.Config.Handler)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caPath := writePEM(t, "ca.pem", ca.pem)
+	certPath, keyPath := writePEM(t, "client.pem", clientCertPEM), writePEM(t, "client.key", clientKeyPEM)
+
+	o.resetHits()
+	_, err := pullWith(t, srv.URL, nil)
+	errContains(t, err, "certificate", remote.KeyTLSCAPath)
+	if n := o.objectHits(); n != 0 {
+		t.Errorf("%d object requests reached the handler without TLS", n)
+	}
+	_, err = pullWith(t, srv.URL, map[string]string{remote.KeyTLSCAPath: caPath})
+	errContains(t, err, "certificate") // the server wants a client certificate
+	dst, err := pullWith(t, srv.URL, map[string]string{remote.KeyTLSCAPath: caPath,
+		remote.KeyTLSClientCertPath: certPath, remote.KeyTLSClientKeyPath: keyPath})
+	if err != nil {
+		t.Fatalf("pull with the CA and a client certificate: %v", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != want {
+		t.Errorf("pulled %s, want %s", got, want)
+	}
+	checkFsck(t, dst)
+	if _, err := pullWith(t, srv.URL, map[string]string{remote.KeyTLSPermissive: "true",
+		remote.KeyTLSClientCertPath: certPath, remote.KeyTLSClientKeyPath: keyPath}); err != nil {
+		t.Errorf("pull with tls-permissive: %v", err)
+	}
+	// A client certificate another authority signed is refused by the server.
+	sc, sk := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: strangerCert.Certificate[0]}), []byte(nil)
+	if k, ok := strangerCert.PrivateKey.(*ecdsa.PrivateKey); ok {
+		der, _ := x509.MarshalECPrivateKey(k)
+		sk = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	}
+	_, err = pullWith(t, srv.URL, map[string]string{remote.KeyTLSCAPath: caPath,
+		remote.KeyTLSClientCertPath: writePEM(t, "s.pem", sc), remote.KeyTLSClientKeyPath: writePEM(t, "s.key", sk)})
+	if err == nil {
+		t.Error("a client certificate of another authority was accepted")
+	}
+	for _, c := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{map[string]string{remote.KeyTLSCAPath: filepath.Join(t.TempDir(), "none")}, "no such file"},
+		{map[string]string{remote.KeyTLSCAPath: keyPath}, "holds no PEM certificate"},
+		{map[string]string{remote.KeyTLSClientCertPath: certPath}, "go together"},
+		{map[string]string{remote.KeyTLSPermissive: "yes"}, "not a boolean"},
+		{map[string]string{remote.KeyProxy: "not a url"}, remote.KeyProxy},
+		{map[string]string{remote.KeyUnconfiguredState: "ask IT for the update server"}, "ask IT for the update server"},
+	} {
+		_, err := pullWith(t, srv.URL, c.opts)
+		errContains(t, err, "remote origin", c.want)
+	}
+}
+
+// A remote's proxy option sends its requests through that HTTP proxy.
+func TestPullProxyOption(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() || !strings.HasPrefix(r.URL.String(), "http://example.invalid/") {
+			http.Error(w, "not a proxy request for example.invalid: "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
+		proxied.Add(1)
+		r.URL.Host = strings.TrimPrefix(o.srv.URL, "http://")
+		r.RequestURI = ""
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			w.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(proxy.Close)
+	dst, err := pullWith(t, "http://example.invalid/", map[string]string{remote.KeyProxy: proxy.URL})
+	if err != nil {
+		t.Fatalf("pull through the proxy: %v", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != want || proxied.Load() < 5 {
+		t.Errorf("pulled %s through %d proxied requests; want %s, all requests proxied", got, proxied.Load(), want)
+	}
+}
