@@ -10,7 +10,6 @@ import (
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/repo"
-	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -25,8 +24,7 @@ type commitFlags struct {
 	summary                                                                    bool
 	bindRefs                                                                   []string
 	noBindings                                                                 bool
-	signKeys                                                                   []string
-	signFile, signType                                                         string
+	signing                                                                    signingFlags
 }
 
 func newCommitCommand(e *env) *cobra.Command {
@@ -79,9 +77,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.BoolVar(&f.noBindings, "no-bindings", false, "write no ref binding (pull then accepts the commit for any ref)")
 	fl.BoolVar(&f.fsync, "fsync", true, "sync objects to disk before moving the branch")
 	fl.BoolVar(&f.summary, "stats", false, "print a summary of the work done to stderr")
-	fl.StringArrayVar(&f.signKeys, "sign", nil, "sign the commit with secret KEY (base64; repeatable)")
-	fl.StringVar(&f.signFile, "sign-from-file", "", "sign the commit with the secret keys in FILE")
-	fl.StringVar(&f.signType, "sign-type", "ed25519", "signature type (only ed25519)")
+	f.signing.add(c, "the commit")
 	e.addJSON(c)
 	return c
 }
@@ -132,10 +128,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		}
 		opts.Body = string(data)
 	}
-	if err := sign.CheckType(f.signType); err != nil {
-		return usageError{err}
-	}
-	keys, err := secretKeys(f.signKeys, f.signFile, "--sign")
+	keys, err := f.signing.secretKeys()
 	if err != nil {
 		return err
 	}

@@ -193,6 +193,34 @@ func verifyCommit(e *env, r *repo.Repo, id repo.ID, f *signFlags, args []string)
 	return err
 }
 
+// signingFlags are the --sign, --sign-from-file and --sign-type flags of
+// the commands that sign what they write (commit, summary -u, static-delta
+// generate).
+type signingFlags struct {
+	keys       []string
+	file, kind string
+}
+
+// add declares the flags; what names what is signed ("the commit") and
+// may carry a condition ("with -u, the summary").
+func (s *signingFlags) add(c *cobra.Command, what string) {
+	fl := c.Flags()
+	fl.StringArrayVar(&s.keys, "sign", nil, "sign "+what+" with secret KEY (base64; repeatable)")
+	fl.StringVar(&s.file, "sign-from-file", "", "sign "+what+" with the secret keys in FILE")
+	fl.StringVar(&s.kind, "sign-type", sign.Type, "signature type (only ed25519)")
+}
+
+// given reports whether a key was given.
+func (s *signingFlags) given() bool { return len(s.keys) > 0 || s.file != "" }
+
+// secretKeys checks --sign-type and parses the keys given.
+func (s *signingFlags) secretKeys() ([]ed25519.PrivateKey, error) {
+	if err := sign.CheckType(s.kind); err != nil {
+		return nil, usageError{err}
+	}
+	return secretKeys(s.keys, s.file, "--sign")
+}
+
 // secretKeys parses secret keys given on the command line (flag names
 // them in errors; the keys themselves are never shown) and from a file.
 func secretKeys(keys []string, file, flag string) ([]ed25519.PrivateKey, error) {

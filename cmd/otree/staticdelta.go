@@ -179,8 +179,7 @@ func newDeltaGenerateCommand(e *env) *cobra.Command {
 		noSync, inline     bool
 		filename           string
 		minFallback        int64
-		signKeys           []string
-		signFile, signType string
+		signing            signingFlags
 	)
 	c := &cobra.Command{
 		Use:   "generate [--from=REV | --empty] [--to=REV | TO]",
@@ -230,10 +229,7 @@ are refused rather than ignored.`,
 			if inline && filename == "" {
 				return usagef("--inline writes the delta into the file --filename names; a delta in the repository is a directory that pull fetches part by part")
 			}
-			if err := sign.CheckType(signType); err != nil {
-				return usageError{err}
-			}
-			keys, err := secretKeys(signKeys, signFile, "--sign")
+			keys, err := signing.secretKeys()
 			if err != nil {
 				return err
 			}
@@ -291,9 +287,7 @@ are refused rather than ignored.`,
 	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR (with --inline: the new file FILE), not the repository")
 	fl.BoolVar(&inline, "inline", false, "with --filename: write the superblock, signatures and parts into one file")
 	fl.Int64Var(&minFallback, "min-fallback-size", 0, "only 0: every object goes into the delta, however large")
-	fl.StringArrayVar(&signKeys, "sign", nil, "sign the delta with secret KEY (base64; repeatable)")
-	fl.StringVar(&signFile, "sign-from-file", "", "sign the delta with the secret keys in FILE")
-	fl.StringVar(&signType, "sign-type", sign.Type, "signature type (only ed25519)")
+	signing.add(c, "the delta")
 	e.addJSON(c)
 	return c
 }

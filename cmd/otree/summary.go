@@ -6,7 +6,6 @@ import (
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
-	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -22,9 +21,7 @@ func newSummaryCommand(e *env) *cobra.Command {
 		update, view bool
 		metadata     []string
 		noSync       bool
-		signKeys     []string
-		signFile     string
-		signType     string
+		signing      signingFlags
 	)
 	c := &cobra.Command{
 		Use:   "summary (-u [-m KEY=VALUE]... | -v)",
@@ -44,13 +41,10 @@ summary.sig beside it; without them a stale summary.sig is removed.
 			if update == view {
 				return usagef("summary needs exactly one of -u (update) or -v (view)")
 			}
-			if view && (len(metadata) > 0 || len(signKeys) > 0 || signFile != "") {
+			if view && (len(metadata) > 0 || signing.given()) {
 				return usagef("--add-metadata, --sign and --sign-from-file apply to -u only")
 			}
-			if err := sign.CheckType(signType); err != nil {
-				return usageError{err}
-			}
-			keys, err := secretKeys(signKeys, signFile, "--sign")
+			keys, err := signing.secretKeys()
 			if err != nil {
 				return err
 			}
@@ -86,9 +80,7 @@ summary.sig beside it; without them a stale summary.sig is removed.
 	fl.BoolVar(&view, "view", false, "print the summary file (also -v, as in OSTree)")
 	fl.StringArrayVarP(&metadata, "add-metadata", "m", nil, "with -u, store KEY=VALUE in the summary (repeatable)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the file to disk")
-	fl.StringArrayVar(&signKeys, "sign", nil, "with -u, sign the summary with secret KEY (base64; repeatable) into summary.sig")
-	fl.StringVar(&signFile, "sign-from-file", "", "with -u, sign the summary with the secret keys in FILE")
-	fl.StringVar(&signType, "sign-type", "ed25519", "signature type (only ed25519)")
+	signing.add(c, "the summary (with -u)")
 	e.addJSON(c)
 	return c
 }
