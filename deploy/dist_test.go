@@ -79,8 +79,10 @@ func TestDracutModule(t *testing.T) {
 	verifyUnit(t, root, "otree-prepare-root.service")
 }
 
-// dist/systemd/otree-finalize-staged.service verifies in a root holding
-// otree at /usr/bin, and runs `otree admin finalize-staged` when stopped.
+// dist/systemd/otree-finalize-staged.service and .path verify in a root
+// holding otree at /usr/bin; the path unit watches the record a staged
+// deploy writes, and the service runs `otree admin finalize-staged` when
+// stopped.
 func TestFinalizeStagedUnit(t *testing.T) {
 	needTools(t, "systemd-analyze")
 	root := t.TempDir()
@@ -96,12 +98,17 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	path, err := os.ReadFile("../dist/systemd/otree-finalize-staged.path")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, data := range map[string][]byte{
 		"usr/bin/otree": []byte("#!/bin/sh\n"), "usr/bin/true": []byte("#!/bin/sh\n"),
 		"etc/systemd/system/otree-finalize-staged.service": unit,
+		"etc/systemd/system/otree-finalize-staged.path":    path,
 	} {
 		mode := os.FileMode(0o755)
-		if strings.HasSuffix(name, ".service") {
+		if strings.HasPrefix(name, "etc/") {
 			mode = 0o644
 		}
 		if err := os.WriteFile(filepath.Join(root, name), data, mode); err != nil {
@@ -109,8 +116,13 @@ func TestFinalizeStagedUnit(t *testing.T) {
 		}
 	}
 	verifyUnit(t, root, "otree-finalize-staged.service")
+	verifyUnit(t, root, "otree-finalize-staged.path")
 	if !strings.Contains(string(unit), "\nExecStop=/usr/bin/otree admin finalize-staged\n") {
 		t.Errorf("the unit does not finalize when stopped:\n%s", unit)
+	}
+	s := &Sysroot{path: "/"}
+	if want := "\nPathExists=" + s.stagedFile() + "\n"; !strings.Contains(string(path), want) {
+		t.Errorf("the path unit does not watch %s:\n%s", s.stagedFile(), path)
 	}
 }
 
