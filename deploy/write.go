@@ -70,15 +70,15 @@ func (s *Sysroot) bootPrefix() (string, error) {
 	return "", nil
 }
 
-// renderEntries gives the entries (file name -> content) of list under
-// boot version bv, and sets each deployment's boot serial.
-func (s *Sysroot) renderEntries(list []*Deployment, bv int) (map[string][]byte, error) {
+// bootEntries gives the entries of list under boot version bv, in list
+// order, and sets each deployment's boot serial.
+func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) {
 	prefix, err := s.bootPrefix()
 	if err != nil {
 		return nil, err
 	}
 	serials := map[string]int{}
-	out := map[string][]byte{}
+	var out []*bootEntry
 	n := len(list)
 	for i, d := range list {
 		key := d.OS + "/" + d.BootCsum
@@ -88,6 +88,7 @@ func (s *Sysroot) renderEntries(list []*Deployment, bv int) (map[string][]byte, 
 		opts := strings.TrimSpace(d.Options + " otree=" + arg.String())
 		kdir := fmt.Sprintf("%s/otree/%s-%s/", prefix, d.OS, d.BootCsum)
 		e := &bootEntry{
+			file:    fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS),
 			title:   fmt.Sprintf("%s (otree:%s:%d)", prettyName(d), d.OS, i),
 			version: n - i,
 			options: opts,
@@ -99,7 +100,7 @@ func (s *Sysroot) renderEntries(list []*Deployment, bv int) (map[string][]byte, 
 		for _, id := range d.OverlayInitrds {
 			e.initrds = append(e.initrds, prefix+"/"+overlayRel(id))
 		}
-		out[fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS)] = e.render()
+		out = append(out, e)
 	}
 	return out, nil
 }
@@ -157,11 +158,22 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	return kind, s.load()
 }
 
-// sameEntries tells whether list renders to exactly the current entries.
+// sameEntries tells whether list renders to exactly the current entries
+// (and grub.cfg, when one is written).
 func (s *Sysroot) sameEntries(list []*Deployment) (bool, error) {
-	want, err := s.renderEntries(list, s.bootVersion)
+	entries, err := s.bootEntries(list, s.bootVersion)
 	if err != nil {
 		return false, err
+	}
+	want := map[string][]byte{}
+	for _, e := range entries {
+		want[e.file] = e.render()
+	}
+	if grub, err := s.writesGrub(); err != nil || grub {
+		got, rerr := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
+		if err != nil || rerr != nil || !bytes.Equal(got, renderGrub(entries)) {
+			return false, err
+		}
 	}
 	dir := filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), "entries")
 	ents, err := os.ReadDir(dir)
@@ -225,7 +237,11 @@ func replaceSymlink(target, link string) error {
 // removed again, so a failed deploy leaves /boot as it was.
 func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 	nb := 1 - s.bootVersion
-	entries, err := s.renderEntries(list, nb)
+	entries, err := s.bootEntries(list, nb)
+	if err != nil {
+		return err
+	}
+	grub, err := s.writesGrub()
 	if err != nil {
 		return err
 	}
@@ -243,8 +259,13 @@ func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 	if err := os.MkdirAll(filepath.Join(loader, "entries"), 0o755); err != nil {
 		return err
 	}
-	for name, data := range entries {
-		if err := os.WriteFile(filepath.Join(loader, "entries", name), data, 0o644); err != nil {
+	for _, e := range entries {
+		if err := os.WriteFile(filepath.Join(loader, "entries", e.file), e.render(), 0o644); err != nil {
+			return err
+		}
+	}
+	if grub {
+		if err := os.WriteFile(filepath.Join(loader, grubConfigFile), renderGrub(entries), 0o644); err != nil {
 			return err
 		}
 	}
@@ -268,7 +289,7 @@ func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 // switchSub writes the other sub-version's links and renames
 // otree/boot.B to it; the entries stay as they are.
 func (s *Sysroot) switchSub(list []*Deployment) error {
-	if _, err := s.renderEntries(list, s.bootVersion); err != nil { // sets boot serials
+	if _, err := s.bootEntries(list, s.bootVersion); err != nil { // sets boot serials
 		return err
 	}
 	ns := 1 - s.subVersion
