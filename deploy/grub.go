@@ -71,7 +71,8 @@ set default=0
 }
 
 // grubQuote quotes a word for GRUB's script language: inside single quotes
-// everything is literal but the quote itself, written '\”.
+// everything is literal but the quote itself, which closes the quotes, is
+// written escaped (backslash, quote) and opens them again.
 func grubQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
