@@ -288,7 +288,29 @@ func (s *Sysroot) load() error {
 		s.booted.Booted = true
 	}
 	s.markRoles()
+	s.repo.SetRemotesDir(s.remotesDir())
 	return nil
+}
+
+// RemotesDir is where the system repository's remotes are defined beside
+// its config, as OSTree's /etc/ostree/remotes.d: etc/otree/remotes.d of
+// the booted deployment (/etc/otree/remotes.d on the running system), or,
+// on a sysroot not booted, of the default deployment. So an OS can ship the
+// remote it updates from (usr/etc/otree/remotes.d/NAME.conf, merged into
+// /etc like any default) and change it with an update.
+const RemotesDir = "etc/otree/remotes.d"
+
+// remotesDir is the RemotesDir of the booted or default deployment, or ""
+// without deployments.
+func (s *Sysroot) remotesDir() string {
+	d := s.booted
+	if d == nil && len(s.deployments) > 0 {
+		d = s.deployments[0]
+	}
+	if d == nil {
+		return ""
+	}
+	return filepath.Join(d.Path, RemotesDir)
 }
 
 // findBooted returns the booted deployment, if the kernel command line

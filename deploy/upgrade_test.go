@@ -328,3 +328,46 @@ func TestUpgradeOverrideCommit(t *testing.T) {
 		t.Errorf("origin after a plain upgrade: %q", data)
 	}
 }
+
+// A tree can ship the remote it updates from in usr/etc/otree/remotes.d:
+// the system repository reads it from the default (or booted)
+// deployment's /etc, so upgrade finds it without `remote add`, and an
+// update that moves the remote to another server is followed from then
+// on.
+func TestUpgradeFromShippedRemote(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	one, two := newServer(t), newServer(t)
+	shipping := func(url, marker string) testtree.Tree {
+		return osTree("6.1.0-1", testtree.Tree{
+			"usr/etc/otree/remotes.d/vendor.conf": testtree.File("[remote \"vendor\"]\nurl="+url+"\n", 0o644),
+			"usr/bin/marker":                      testtree.File(marker, 0o755)})
+	}
+	if _, err := remote.GetRemote(f.s.Repo(), "vendor"); !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Fatalf("before any deployment: %v", err)
+	}
+	a := f.commit("os", shipping(one.srv.URL, "a"))
+	if err := f.s.Repo().SetRef("vendor:os/stable", a); err != nil {
+		t.Fatal(err)
+	}
+	f.deploy("vendor:os/stable", DeployOptions{})
+	rm, err := remote.GetRemote(f.s.Repo(), "vendor")
+	if err != nil || rm.URL != one.srv.URL || !strings.HasSuffix(rm.File, "/etc/otree/remotes.d/vendor.conf") {
+		t.Fatalf("the shipped remote: %+v, %v", rm, err)
+	}
+	// The update moves the remote to the second server.
+	b := one.commit("os/stable", shipping(two.srv.URL, "b"))
+	res, err := f.s.Upgrade(ctx, UpgradeOptions{Pull: quickPull()})
+	if err != nil || res.Deployed == nil || res.Deployed.Deployment.Commit != b {
+		t.Fatalf("upgrade from the shipped remote: %+v, %v", res, err)
+	}
+	c := two.commit("os/stable", shipping(two.srv.URL, "c"))
+	one.down.Store(true)
+	res, err = f.s.Upgrade(ctx, UpgradeOptions{Pull: quickPull()})
+	if err != nil || res.Deployed == nil || res.Deployed.Deployment.Commit != c {
+		t.Fatalf("upgrade after the remote moved: %+v, %v", res, err)
+	}
+	if n := two.hits.Load(); n == 0 {
+		t.Error("the second server was never asked")
+	}
+}

@@ -84,6 +84,8 @@ type Repo struct {
 
 	umaskOnce sync.Once
 	umaskBits uint32
+
+	remotesDir string // see SetRemotesDir
 }
 
 // InitOptions configure Init.
@@ -215,6 +217,16 @@ func (r *Repo) Mode() Mode { return r.mode }
 // Config returns the repository's configuration. Changes are saved by
 // WriteConfig.
 func (r *Repo) Config() *Config { return r.config }
+
+// SetRemotesDir names a directory of *.conf files whose [remote "NAME"]
+// sections define remotes beside those of the config, as OSTree's
+// /etc/ostree/remotes.d does for a system repository: the remotes an OS
+// ships in its /etc come with each deployment. "" (the default) reads the
+// config alone. The deploy package sets it for a sysroot's repository.
+func (r *Repo) SetRemotesDir(dir string) { r.remotesDir = dir }
+
+// RemotesDir is the directory SetRemotesDir named, or "".
+func (r *Repo) RemotesDir() string { return r.remotesDir }
 
 // WriteConfig saves the configuration durably.
 func (r *Repo) WriteConfig() error {

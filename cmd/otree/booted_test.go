@@ -363,3 +363,34 @@ echo status:; otree admin status --json
 `)
 	wantLines(t, out, "four", "admin change")
 }
+
+// On the running system, otree --repo=/otree/repo reads the remotes the
+// booted deployment ships in /etc/otree/remotes.d, as admin commands do;
+// another repository does not.
+func TestBootedRepoReadsShippedRemotes(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	dir := t.TempDir()
+	writeBootableTree(t, dir, "6.1.0-1", "one\n")
+	conf := filepath.Join(dir, "usr/etc/otree/remotes.d/vendor.conf")
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("[remote \"vendor\"]\nurl=https://updates.example/os\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.ok("commit", "-b", "cli/stable", dir)
+	a.ok("admin", "deploy", "cli/stable")
+	out := b.boot(a.status().Deployments[0].Path, `
+echo system:; otree --repo=/otree/repo remote list -u
+otree --repo=/run/other init >/dev/null
+echo other:; otree --repo=/run/other remote list -u
+`)
+	system, other, _ := strings.Cut(out, "other:")
+	if !strings.Contains(system, "vendor") || !strings.Contains(system, "https://updates.example/os") {
+		t.Errorf("the system repository's remotes lack the shipped one:\n%s", system)
+	}
+	if strings.Contains(other, "vendor") {
+		t.Errorf("another repository lists the shipped remote:\n%s", other)
+	}
+}

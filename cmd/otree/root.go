@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
+	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
@@ -150,7 +152,18 @@ func (e *env) open() (*repo.Repo, error) {
 	if e.repoPath == "" {
 		return nil, usagef("no repository: pass --repo=PATH or set OTREE_REPO")
 	}
-	return repo.Open(e.repoPath)
+	r, err := repo.Open(e.repoPath)
+	if err != nil {
+		return nil, err
+	}
+	// The running system's repository (/otree/repo) reads the remotes its
+	// deployment ships, as the admin commands do.
+	if here, err := os.Stat(r.Path()); err == nil {
+		if sys, err := os.Stat("/otree/repo"); err == nil && os.SameFile(here, sys) {
+			r.SetRemotesDir(filepath.Join("/", deploy.RemotesDir))
+		}
+	}
+	return r, nil
 }
 
 // autoUpdateSummary writes the summary anew after a command changed refs

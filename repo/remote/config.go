@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -24,6 +25,9 @@ type Remote struct {
 	Branches []string `json:"branches,omitempty"` // what pull fetches when given no refs
 	// Options holds every key of the section, url and branches included.
 	Options map[string]string `json:"options,omitempty"`
+	// File is the file of the repository's remotes directory that
+	// defines the remote (repo.Repo.SetRemotesDir); "" for its config.
+	File string `json:"file,omitempty"`
 }
 
 // ContentURL is the remote's contenturl option: where objects and static
@@ -153,6 +157,12 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 			return false, err
 		}
 	}
+	if f := definedInDir(r, rm.Name); f != "" {
+		if opts.IfNotExists {
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: %q is defined in %s, which the repository's remotes directory holds; change it there", ErrRemoteExists, rm.Name, f)
+	}
 	cfg := r.Config()
 	if old := cfg.Section(sec); old != nil {
 		switch {
@@ -191,6 +201,9 @@ func DeleteRemote(r *repo.Repo, name string) error {
 	cfg := r.Config()
 	sec := sectionName(name)
 	old := cfg.Section(sec)
+	if f := definedInDir(r, name); old == nil && f != "" {
+		return fmt.Errorf("remote %s is defined in %s, which the repository's remotes directory holds; remove it there", name, f)
+	}
 	if old == nil {
 		return fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, r.Path("config"))
 	}
@@ -207,27 +220,101 @@ func DeleteRemote(r *repo.Repo, name string) error {
 	return nil
 }
 
-// GetRemote returns one configured remote.
+// GetRemote returns one configured remote: from the repository's config,
+// or from a file of its remotes directory (repo.Repo.SetRemotesDir). A
+// remote defined in both, or in two files, is an error naming them.
 func GetRemote(r *repo.Repo, name string) (*Remote, error) {
 	if err := ValidateRemoteName(name); err != nil {
 		return nil, err
 	}
-	keys := r.Config().Section(sectionName(name))
-	if keys == nil {
-		return nil, fmt.Errorf("%w: %q is not configured in %s (add it with `otree remote add`)", ErrRemoteNotFound, name, r.Path("config"))
+	all, err := listRemotes(r)
+	if err != nil {
+		return nil, err
 	}
-	rm := &Remote{Name: name, URL: keys["url"], Branches: parseBranches(keys["branches"]), Options: keys}
-	if rm.URL == "" {
-		return nil, fmt.Errorf("remote %s has no url in %s", name, r.Path("config"))
+	for i := range all {
+		if rm := &all[i]; rm.Name == name {
+			if rm.URL == "" {
+				return nil, fmt.Errorf("remote %s has no url in %s", name, remoteSource(r, rm))
+			}
+			return rm, nil
+		}
 	}
-	return rm, nil
+	where := r.Path("config")
+	if d := r.RemotesDir(); d != "" {
+		where += " or " + filepath.Join(d, "*.conf")
+	}
+	return nil, fmt.Errorf("%w: %q is not configured in %s (add it with `otree remote add`)", ErrRemoteNotFound, name, where)
 }
 
-// ListRemotes returns every configured remote, sorted by name. Sections
-// with an invalid remote name are skipped.
+// definedInDir returns the file of r's remotes directory that defines the
+// remote name, or "".
+func definedInDir(r *repo.Repo, name string) string {
+	all, _ := listRemotes(r)
+	for _, rm := range all {
+		if rm.Name == name && rm.File != "" {
+			return rm.File
+		}
+	}
+	return ""
+}
+
+// remoteSource names where rm is defined.
+func remoteSource(r *repo.Repo, rm *Remote) string {
+	if rm.File != "" {
+		return rm.File
+	}
+	return r.Path("config")
+}
+
+// ListRemotes returns every configured remote, sorted by name: those of
+// the repository's config and of its remotes directory. Sections with an
+// invalid remote name are skipped, as are remotes-directory files that
+// cannot be read or parsed, and remotes defined twice.
 func ListRemotes(r *repo.Repo) []Remote {
+	all, _ := listRemotes(r)
+	return all
+}
+
+// listRemotes is ListRemotes, with the error of a remotes-directory file
+// that cannot be read or parsed, or of a remote defined twice; what could
+// be read is returned either way.
+func listRemotes(r *repo.Repo) ([]Remote, error) {
+	out := remotesOf(r.Config(), "")
+	var errs []error
+	if dir := r.RemotesDir(); dir != "" {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+		sort.Strings(files)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reading remotes: %w", err))
+				continue
+			}
+			cfg, err := repo.ParseConfig(data)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reading remotes: %s: %w", f, err))
+				continue
+			}
+		next:
+			for _, rm := range remotesOf(cfg, f) {
+				for _, had := range out {
+					if had.Name == rm.Name {
+						errs = append(errs, fmt.Errorf("remote %s is defined in both %s and %s", rm.Name, remoteSource(r, &had), f))
+						continue next
+					}
+				}
+				out = append(out, rm)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, errors.Join(errs...)
+}
+
+// remotesOf returns the remotes of cfg's sections, defined in file.
+func remotesOf(cfg *repo.Config, file string) []Remote {
 	var out []Remote
-	for _, sec := range r.Config().Sections() {
+	for _, sec := range cfg.Sections() {
 		name, ok := strings.CutPrefix(sec, `remote "`)
 		if !ok || !strings.HasSuffix(name, `"`) {
 			continue
@@ -236,8 +323,8 @@ func ListRemotes(r *repo.Repo) []Remote {
 		if ValidateRemoteName(name) != nil {
 			continue
 		}
-		keys := r.Config().Section(sec)
-		out = append(out, Remote{Name: name, URL: keys["url"], Branches: parseBranches(keys["branches"]), Options: keys})
+		keys := cfg.Section(sec)
+		out = append(out, Remote{Name: name, URL: keys["url"], Branches: parseBranches(keys["branches"]), Options: keys, File: file})
 	}
 	return out
 }

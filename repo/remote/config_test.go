@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -100,5 +101,56 @@ func TestRemoteConfig(t *testing.T) {
 	}
 	if got := remote.ListRemotes(r); len(got) != 1 || got[0].Name != "origin" {
 		t.Errorf("after delete: %+v", got)
+	}
+}
+
+// A repository's remotes directory (the deploy package points a system
+// repository at the booted deployment's /etc/otree/remotes.d) defines
+// remotes beside its config: they are listed and used, marked with their
+// file; adding or deleting one of that name through the config is refused
+// naming the file, and a remote defined twice, or a file that does not
+// parse, is an error naming both places.
+func TestRemotesDir(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "local", URL: "https://local.example/repo"}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	vendor := filepath.Join(dir, "vendor.conf")
+	os.WriteFile(vendor, []byte("[remote \"vendor\"]\nurl=https://updates.example/os\nbranches=os/stable;\nsign-verify=true\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "ignored.txt"), []byte("[remote \"txt\"]\nurl=https://x/\n"), 0o644)
+	if _, err := remote.GetRemote(r, "vendor"); !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Fatalf("without a remotes directory: %v", err)
+	}
+	r.SetRemotesDir(dir)
+	rm, err := remote.GetRemote(r, "vendor")
+	if err != nil || rm.URL != "https://updates.example/os" || rm.File != vendor || rm.Options["sign-verify"] != "true" || len(rm.Branches) != 1 {
+		t.Fatalf("GetRemote(vendor) = %+v, %v", rm, err)
+	}
+	var names []string
+	for _, rm := range remote.ListRemotes(r) {
+		names = append(names, rm.Name)
+	}
+	if strings.Join(names, " ") != "local vendor" {
+		t.Errorf("ListRemotes = %v, want local vendor", names)
+	}
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "vendor", URL: "https://other/"}, remote.AddOptions{Force: true}); !errors.Is(err, remote.ErrRemoteExists) || !strings.Contains(err.Error(), vendor) {
+		t.Errorf("adding a remote the directory defines: %v", err)
+	}
+	if err := remote.DeleteRemote(r, "vendor"); err == nil || !strings.Contains(err.Error(), vendor) {
+		t.Errorf("deleting a remote the directory defines: %v", err)
+	}
+	twice := filepath.Join(dir, "zz-local.conf")
+	os.WriteFile(twice, []byte("[remote \"local\"]\nurl=https://elsewhere/\n"), 0o644)
+	if _, err := remote.GetRemote(r, "vendor"); err == nil || !strings.Contains(err.Error(), twice) || !strings.Contains(err.Error(), r.Path("config")) {
+		t.Errorf("a remote defined twice: %v, want an error naming both", err)
+	}
+	os.WriteFile(twice, []byte("not ini\n"), 0o644)
+	if _, err := remote.GetRemote(r, "local"); err == nil || !strings.Contains(err.Error(), twice) {
+		t.Errorf("a file that does not parse: %v, want an error naming it", err)
 	}
 }
