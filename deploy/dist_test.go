@@ -94,6 +94,13 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
 		t.Fatal(err)
 	}
+	// systemd's own units, which units with default dependencies need.
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", "/lib/systemd/system", filepath.Join(root, "usr/lib/systemd/system")).CombinedOutput(); err != nil {
+		t.Fatalf("copying systemd's units: %v\n%s", err, out)
+	}
 	unit, err := os.ReadFile("../dist/systemd/otree-finalize-staged.service")
 	if err != nil {
 		t.Fatal(err)
@@ -102,11 +109,19 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{
+	files := map[string][]byte{
 		"usr/bin/otree": []byte("#!/bin/sh\n"), "usr/bin/true": []byte("#!/bin/sh\n"),
 		"etc/systemd/system/otree-finalize-staged.service": unit,
 		"etc/systemd/system/otree-finalize-staged.path":    path,
-	} {
+	}
+	for _, u := range []string{"otree-upgrade.service", "otree-upgrade.timer"} {
+		data, err := os.ReadFile("../dist/systemd/" + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["etc/systemd/system/"+u] = data
+	}
+	for name, data := range files {
 		mode := os.FileMode(0o755)
 		if strings.HasPrefix(name, "etc/") {
 			mode = 0o644
@@ -117,6 +132,12 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	}
 	verifyUnit(t, root, "otree-finalize-staged.service")
 	verifyUnit(t, root, "otree-finalize-staged.path")
+	verifyUnit(t, root, "otree-upgrade.service")
+	verifyUnit(t, root, "otree-upgrade.timer")
+	// The timer's upgrades are staged, so the finalize units apply them.
+	if !strings.Contains(string(files["etc/systemd/system/otree-upgrade.service"]), "\nExecStart=/usr/bin/otree admin upgrade --stage\n") {
+		t.Error("otree-upgrade.service does not stage its upgrade")
+	}
 	if !strings.Contains(string(unit), "\nExecStop=/usr/bin/otree admin finalize-staged\n") {
 		t.Errorf("the unit does not finalize when stopped:\n%s", unit)
 	}
