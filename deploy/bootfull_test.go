@@ -187,6 +187,17 @@ func TestDeploymentImmutable(t *testing.T) {
 
 	one := f.commit("os", osTree("6.1.0", nil))
 	d := f.deploy(one.String(), DeployOptions{}).Deployment
+	// The tree has none of the mount points a booted system needs; since
+	// nothing can create them later, the deploy did.
+	for name, mode := range map[string]fs.FileMode{"boot": 0o755, "dev": 0o755, "proc": 0o555, "run": 0o755,
+		"sys": 0o555, "tmp": 0o777 | fs.ModeSticky, "var": 0o755, "sysroot": 0o755} {
+		fi, err := os.Lstat(filepath.Join(d.Path, name))
+		if err != nil {
+			t.Errorf("mount point %s: %v", name, err)
+		} else if !fi.IsDir() || fi.Mode().Perm()|fi.Mode()&fs.ModeSticky != mode {
+			t.Errorf("mount point %s: %v, want a directory of mode %v", name, fi.Mode(), mode)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(d.Path, "stray"), nil, 0o644); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("creating a file at the top of the deployment: %v, want EPERM", err)
 	}
