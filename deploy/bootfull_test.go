@@ -233,3 +233,30 @@ func TestDeploymentImmutable(t *testing.T) {
 		t.Errorf("after undeploy: %v", got)
 	}
 }
+
+// A tree that keeps /home or another state directory as a directory,
+// rather than a link into /var, deploys with a warning for each: what is
+// written there would be deleted with the deployment.
+func TestDeployWarnsOfStateDirs(t *testing.T) {
+	f := newFixture(t)
+	c := f.commit("os", osTree("6.1.0", testtree.Tree{
+		"home":         testtree.Dir(0o755),
+		"root/.bashrc": testtree.File("# root\n", 0o644),
+		"srv":          testtree.Symlink("var/srv"),
+	}))
+	res := f.deploy(c.String(), DeployOptions{})
+	var got []string
+	for _, w := range res.Warnings {
+		got = append(got, strings.SplitN(w, " ", 2)[0])
+	}
+	if !slices.Equal(got, []string{"/home", "/root"}) {
+		t.Errorf("warnings %q, want /home and /root only", res.Warnings)
+	}
+	if len(res.Warnings) > 0 && !strings.Contains(res.Warnings[0], "/home -> var/home") {
+		t.Errorf("the warning does not say what to do: %s", res.Warnings[0])
+	}
+	plain := f.commit("os", osTree("6.1.0", nil))
+	if res := f.deploy(plain.String(), DeployOptions{}); len(res.Warnings) != 0 {
+		t.Errorf("a tree without state directories: %q", res.Warnings)
+	}
+}

@@ -82,6 +82,31 @@ type DeployResult struct {
 	Stats  checkout.Stats `json:"checkout"`
 	// Removed lists the deployments the retention rules dropped.
 	Removed []*Deployment `json:"removed,omitempty"`
+	// Warnings are what the deploy found worth telling the admin but not
+	// worth refusing: see stateDirs.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// stateDirs are the directories of / where a running system keeps state
+// of its own. In a deployment only /etc and /var (and what links into
+// them) outlive it; a tree that holds one of these as a directory gives
+// each deployment its own, so what was written there is left behind at
+// the next upgrade and deleted with the old deployment. OSTree's trees
+// make them links into /var (home -> var/home); a deploy warns about a
+// tree that does not.
+var stateDirs = []string{"home", "root", "srv", "opt", "mnt", "media"}
+
+// stateDirWarnings returns a warning for each of stateDirs that is a
+// directory in deployment d.
+func stateDirWarnings(d *Deployment) []string {
+	var out []string
+	for _, name := range stateDirs {
+		if fi, err := os.Lstat(filepath.Join(d.Path, name)); err == nil && fi.IsDir() {
+			out = append(out, fmt.Sprintf("/%s is a directory in commit %s: what the running system writes there stays with this deployment and is deleted with it; make it a link into /var in the tree (/%s -> var/%s)",
+				name, d.Commit, name, name))
+		}
+	}
+	return out
 }
 
 // NoKernelError is returned for a tree without usr/lib/modules/*/vmlinuz.
@@ -376,6 +401,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, fmt.Errorf("deploy %s: %w", commit, err)
 	}
 	res.Stats = *st
+	res.Warnings = stateDirWarnings(d)
 	if res.Etc, err = s.prepareTree(ctx, d, merge); err != nil {
 		return nil, err
 	}

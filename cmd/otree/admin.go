@@ -211,6 +211,9 @@ func (a *adminEnv) printDeploy(res *deploy.DeployResult, err error) error {
 	if a.json {
 		return a.printJSON(res)
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
 	for _, c := range res.Etc {
 		fmt.Fprintln(a.stdout, c.String())
 	}

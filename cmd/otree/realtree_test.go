@@ -54,6 +54,7 @@ type realDeploy struct {
 	Deployment realDeployment `json:"deployment"`
 	Etc        []realEtc      `json:"etc"`
 	Switch     string         `json:"switch"`
+	Warnings   []string       `json:"warnings"`
 }
 
 // realEntry is one Boot Loader Specification entry.
@@ -137,6 +138,11 @@ func TestRealDebianTree(t *testing.T) {
 	t.Logf("deployed tree1 in %v", time.Since(start))
 	if d1.Switch != "full" || len(d1.Etc) != 0 {
 		t.Errorf("first deploy: switch %q, etc %+v; want full and no /etc records", d1.Switch, d1.Etc)
+	}
+	// debootstrap's tree keeps /home and /root as directories, which a
+	// deployment would keep to itself: the deploy says so.
+	if w := strings.Join(d1.Warnings, "\n"); !strings.Contains(w, "/home is a directory") || !strings.Contains(w, "/root is a directory") {
+		t.Errorf("first deploy of a Debian tree: warnings %q, want /home and /root named", d1.Warnings)
 	}
 	st := realStatus(t, admin)
 	if len(st) != 1 {
