@@ -50,14 +50,17 @@ func objectRel(id repo.ID) string {
 // file checks out one non-directory entry of n.
 func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 	c := w.c
-	if c.opts.ProcessPassthroughWhiteouts && strings.HasPrefix(name, passthroughWhiteout) {
-		return w.overlayWhiteout(n, name, id)
-	}
 	o := &w.o
 	*o = object{id: id, rel: objectRel(id), fd: -1}
 	defer o.close()
-	link, why := w.fromIndex(o), ""
-	if !link {
+	var link bool
+	var why string
+	if c.opts.ProcessPassthroughWhiteouts && strings.HasPrefix(name, passthroughWhiteout) {
+		var err error
+		if name, err = w.overlayWhiteout(n, name, o); err != nil {
+			return err
+		}
+	} else if link = w.fromIndex(o); !link {
 		if err := w.load(o); err != nil {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 		}
@@ -112,35 +115,20 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 // overlayfs whiteout (Options.ProcessPassthroughWhiteouts).
 const passthroughWhiteout = ".ostree-wh."
 
-// overlayWhiteout creates the overlayfs whiteout the file entry (named
-// ".ostree-wh.NAME", object id) stands for: a 0:0 character device NAME
-// with the file's mode and, outside user mode, its owner.
-func (w *worker) overlayWhiteout(n *dirNode, entry string, id repo.ID) error {
-	c := w.c
+// overlayWhiteout turns o, the file entry named ".ostree-wh.NAME" (object
+// o.id), into the overlayfs whiteout it stands for: a 0:0 character device
+// with the file's mode and, outside user mode, its owner. It returns NAME,
+// which the caller creates as it creates any entry.
+func (w *worker) overlayWhiteout(n *dirNode, entry string, o *object) (string, error) {
 	name := entry[len(passthroughWhiteout):]
 	if !repo.ValidName(name) {
-		return fmt.Errorf("checkout: %s/%s: whiteout of an invalid name %q", n.path, entry, name)
+		return "", fmt.Errorf("checkout: %s/%s: whiteout of an invalid name %q", n.path, entry, name)
 	}
-	o := &w.o
-	*o = object{id: id, rel: objectRel(id), fd: -1}
-	defer o.close()
 	if err := w.load(o); err != nil {
-		return fmt.Errorf("checkout: %s/%s: %w", n.path, entry, err)
+		return "", fmt.Errorf("checkout: %s/%s: %w", n.path, entry, err)
 	}
 	o.h = repo.FileHeader{Type: repo.TypeCharDevice, Mode: o.h.Mode & 0o7777, UID: o.h.UID, GID: o.h.GID, Xattrs: o.h.Xattrs}
-	for attempt := 0; ; attempt++ {
-		err := w.create(n, name, o)
-		if err == nil {
-			c.files.Add(1)
-			return nil
-		}
-		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
-			return fmt.Errorf("checkout: %s/%s (from %s): %w", n.path, name, entry, err)
-		}
-		if retry, err := w.occupied(n, name, o); err != nil || !retry {
-			return err
-		}
-	}
+	return name, nil
 }
 
 func (c *checkouter) count(o *object, linked bool) {

@@ -293,6 +293,11 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, err
 	}
 	defer unlock()
+	// A boot loader setting the switch would refuse, refused before the
+	// checkout.
+	if _, err := s.writesGrub(); err != nil {
+		return nil, err
+	}
 	osName, err := s.chooseOS(opts.OS)
 	if err != nil {
 		return nil, err

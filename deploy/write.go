@@ -169,10 +169,14 @@ func (s *Sysroot) sameEntries(list []*Deployment) (bool, error) {
 	for _, e := range entries {
 		want[e.file] = e.render()
 	}
-	if grub, err := s.writesGrub(); err != nil || grub {
-		got, rerr := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
-		if err != nil || rerr != nil || !bytes.Equal(got, renderGrub(entries)) {
-			return false, err
+	grub, err := s.writesGrub()
+	if err != nil {
+		return false, err
+	}
+	if grub {
+		got, err := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
+		if err != nil || !bytes.Equal(got, renderGrub(entries)) {
+			return false, nil
 		}
 	}
 	dir := filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), "entries")

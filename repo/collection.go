@@ -47,10 +47,16 @@ func (r *Repo) CollectionID() string {
 }
 
 // RemoteCollectionID returns the collection ID configured for the remote
-// name (its collection-id key; "" when it has none).
+// name, in the config or the remotes directory (its collection-id key;
+// "" when it has none).
 func (r *Repo) RemoteCollectionID(name string) string {
-	id, _ := r.config.Get(`remote "` + name + `".collection-id`)
-	return id
+	secs, _ := r.RemoteSections()
+	for _, s := range secs {
+		if s.Name == name {
+			return s.Keys["collection-id"]
+		}
+	}
+	return ""
 }
 
 // RefCollectionID returns the collection a ref belongs to: the

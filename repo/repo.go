@@ -218,16 +218,6 @@ func (r *Repo) Mode() Mode { return r.mode }
 // WriteConfig.
 func (r *Repo) Config() *Config { return r.config }
 
-// SetRemotesDir names a directory of *.conf files whose [remote "NAME"]
-// sections define remotes beside those of the config, as OSTree's
-// /etc/ostree/remotes.d does for a system repository: the remotes an OS
-// ships in its /etc come with each deployment. "" (the default) reads the
-// config alone. The deploy package sets it for a sysroot's repository.
-func (r *Repo) SetRemotesDir(dir string) { r.remotesDir = dir }
-
-// RemotesDir is the directory SetRemotesDir named, or "".
-func (r *Repo) RemotesDir() string { return r.remotesDir }
-
 // WriteConfig saves the configuration durably.
 func (r *Repo) WriteConfig() error {
 	return writeFileSynced(r.Path("config"), r.config.Bytes())

@@ -69,9 +69,7 @@ func CheckConfigValue(key, value string) error {
 	var err error
 	switch key {
 	case ConfigMinFreePercent:
-		if n, perr := strconv.Atoi(value); perr != nil || n < 0 || n > 99 {
-			err = errors.New("want a whole percentage from 0 to 99")
-		}
+		_, err = parsePercent(value)
 	case ConfigMinFreeSize:
 		_, err = parseSize(value)
 	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary:
@@ -88,6 +86,15 @@ func CheckConfigValue(key, value string) error {
 		return fmt.Errorf("config %s=%q: %v", key, value, err)
 	}
 	return nil
+}
+
+// parsePercent parses a min-free-space-percent value.
+func parsePercent(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 99 {
+		return 0, errors.New("want a whole percentage from 0 to 99")
+	}
+	return n, nil
 }
 
 // parseSize parses a min-free-space-size value: a decimal number of MB,
@@ -114,19 +121,22 @@ func (r *Repo) newSpaceBudget() (*spaceBudget, error) {
 	}
 	bsize := int64(st.Bsize)
 	b := &spaceBudget{block: max(bsize, 1), repo: r.path}
+	bad := func(key, v string, err error) error {
+		return fmt.Errorf("repository %s: config %s=%q: %v", r.path, key, v, err)
+	}
 	var reserve int64
 	if v, ok := r.config.Get(ConfigMinFreeSize); ok {
 		n, err := parseSize(v)
 		if err != nil {
-			return nil, fmt.Errorf("repository %s: config %s=%q: %v", r.path, ConfigMinFreeSize, v, err)
+			return nil, bad(ConfigMinFreeSize, v, err)
 		}
 		reserve, b.what = n, fmt.Sprintf("%s=%s", ConfigMinFreeSize, v)
 	} else {
 		pct := defaultMinFreePercent
 		if v, ok := r.config.Get(ConfigMinFreePercent); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 99 {
-				return nil, fmt.Errorf("repository %s: config %s=%q: want a whole percentage from 0 to 99", r.path, ConfigMinFreePercent, v)
+			n, err := parsePercent(v)
+			if err != nil {
+				return nil, bad(ConfigMinFreePercent, v, err)
 			}
 			pct = n
 		}

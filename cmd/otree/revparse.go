@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/otree/otree/repo"
-
 	"github.com/spf13/cobra"
 )
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/otree/otree/internal/fsattr"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,17 +58,4 @@ func ClearImmutable(t testing.TB, root string) {
 // SetImmutable sets or clears the immutable flag of directory dir, for a
 // test that changes what otree made immutable. Errors are ignored: where
 // the flag cannot be read or set, it is not set either.
-func SetImmutable(dir string, on bool) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	const immutable = 0x10 // FS_IMMUTABLE_FL
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil || (flags&immutable != 0) == on {
-		return
-	}
-	flags ^= immutable
-	unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags))
-}
+func SetImmutable(dir string, on bool) { fsattr.SetImmutable(dir, on) }

@@ -279,52 +279,13 @@ func ListRemotes(r *repo.Repo) []Remote {
 // that cannot be read or parsed, or of a remote defined twice; what could
 // be read is returned either way.
 func listRemotes(r *repo.Repo) ([]Remote, error) {
-	out := remotesOf(r.Config(), "")
-	var errs []error
-	if dir := r.RemotesDir(); dir != "" {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
-		sort.Strings(files)
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("reading remotes: %w", err))
-				continue
-			}
-			cfg, err := repo.ParseConfig(data)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("reading remotes: %s: %w", f, err))
-				continue
-			}
-		next:
-			for _, rm := range remotesOf(cfg, f) {
-				for _, had := range out {
-					if had.Name == rm.Name {
-						errs = append(errs, fmt.Errorf("remote %s is defined in both %s and %s", rm.Name, remoteSource(r, &had), f))
-						continue next
-					}
-				}
-				out = append(out, rm)
-			}
+	secs, err := r.RemoteSections()
+	var out []Remote
+	for _, s := range secs {
+		if ValidateRemoteName(s.Name) == nil {
+			out = append(out, Remote{Name: s.Name, URL: s.Keys["url"], Branches: parseBranches(s.Keys["branches"]), Options: s.Keys, File: s.File})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, errors.Join(errs...)
-}
-
-// remotesOf returns the remotes of cfg's sections, defined in file.
-func remotesOf(cfg *repo.Config, file string) []Remote {
-	var out []Remote
-	for _, sec := range cfg.Sections() {
-		name, ok := strings.CutPrefix(sec, `remote "`)
-		if !ok || !strings.HasSuffix(name, `"`) {
-			continue
-		}
-		name = strings.TrimSuffix(name, `"`)
-		if ValidateRemoteName(name) != nil {
-			continue
-		}
-		keys := cfg.Section(sec)
-		out = append(out, Remote{Name: name, URL: keys["url"], Branches: parseBranches(keys["branches"]), Options: keys, File: file})
-	}
-	return out
+	return out, err
 }

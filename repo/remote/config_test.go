@@ -121,7 +121,7 @@ func TestRemotesDir(t *testing.T) {
 	}
 	dir := t.TempDir()
 	vendor := filepath.Join(dir, "vendor.conf")
-	os.WriteFile(vendor, []byte("[remote \"vendor\"]\nurl=https://updates.example/os\nbranches=os/stable;\nsign-verify=true\n"), 0o644)
+	os.WriteFile(vendor, []byte("[remote \"vendor\"]\nurl=https://updates.example/os\nbranches=os/stable;\nsign-verify=true\ncollection-id=org.example.Os\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "ignored.txt"), []byte("[remote \"txt\"]\nurl=https://x/\n"), 0o644)
 	if _, err := remote.GetRemote(r, "vendor"); !errors.Is(err, remote.ErrRemoteNotFound) {
 		t.Fatalf("without a remotes directory: %v", err)
@@ -130,6 +130,10 @@ func TestRemotesDir(t *testing.T) {
 	rm, err := remote.GetRemote(r, "vendor")
 	if err != nil || rm.URL != "https://updates.example/os" || rm.File != vendor || rm.Options["sign-verify"] != "true" || len(rm.Branches) != 1 {
 		t.Fatalf("GetRemote(vendor) = %+v, %v", rm, err)
+	}
+	// Its collection ID counts for pulls and fsck, as a configured one's.
+	if got := r.RemoteCollectionID("vendor"); got != "org.example.Os" {
+		t.Errorf("RemoteCollectionID(vendor) = %q", got)
 	}
 	var names []string
 	for _, rm := range remote.ListRemotes(r) {

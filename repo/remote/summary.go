@@ -163,6 +163,10 @@ type SummaryOptions struct {
 	SignKeys []ed25519.PrivateKey
 }
 
+// reservedKey tells whether a summary metadata key is otree's own, which
+// UpdateSummary writes and callers may not.
+func reservedKey(k string) bool { return strings.HasPrefix(k, "otree.") }
+
 // SummaryCollectionKey is the summary metadata key holding the collection
 // ID of the repository it describes, when it has one.
 const SummaryCollectionKey = "otree.summary.collection-id"
@@ -172,7 +176,7 @@ const SummaryCollectionKey = "otree.summary.collection-id"
 // lock, so the summary is one consistent state of the repository.
 func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Summary, error) {
 	for _, m := range opts.Metadata {
-		if strings.HasPrefix(m.Key, "otree.") {
+		if reservedKey(m.Key) {
 			return nil, fmt.Errorf("summary metadata key %q: keys starting with \"otree.\" are reserved", m.Key)
 		}
 	}
@@ -251,7 +255,7 @@ func AutoUpdateSummary(ctx context.Context, r *repo.Repo) (bool, error) {
 	var md repo.Metadata // the admin's keys; otree's own are written anew
 	if old, err := ReadSummary(r); err == nil {
 		for _, m := range old.Metadata {
-			if !strings.HasPrefix(m.Key, "otree.") {
+			if !reservedKey(m.Key) {
 				md = append(md, m)
 			}
 		}
