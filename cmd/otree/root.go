@@ -120,6 +120,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newDiffCommand(e), newExportCommand(e),
 		newAdminCommand(e),
 		newRemoteCommand(e), newPullCommand(e), newPullLocalCommand(e), newSummaryCommand(e),
+		newFindRemotesCommand(e), newCreateUSBCommand(e),
 		newSignCommand(e),
 		newStaticDeltaCommand(e),
 	)

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/otree/otree/repo/remote"
+	"github.com/spf13/cobra"
+)
+
+func newFindRemotesCommand(e *env) *cobra.Command {
+	var finders string
+	var pull, mirror, noSync bool
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "find-remotes COLLECTION-ID REF [COLLECTION-ID REF...]",
+		Short: "Find remotes and mounted repositories that serve the given refs",
+		Long: `Look for the refs, each named by its collection ID and branch, in the
+repositories of mounted filesystems (.otree/repo and .otree/repos.d/* at a
+mount's top, as create-usb writes them) and at every configured remote that has
+one of the collection IDs (remote add --collection-id), and list each source with
+the commits it offers.
+
+A collection is only looked for when a configured remote has it: that remote's
+keys and binding checks apply to its commits, wherever they come from, and its
+tracking refs (REMOTE:REF) receive what --pull fetches.
+
+--pull fetches each ref from the source offering the newest commit, passing to
+the next when one fails verification, and never moves a ref to an older commit
+than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			refs, err := remote.ParseCollectionRefs(args)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			var fs []string
+			if finders != "" {
+				for _, f := range strings.Split(finders, ",") {
+					if f == "lan" {
+						return usagef("--finders: lan (DNS-SD on the local network) is not supported; use config and mount")
+					}
+					fs = append(fs, f)
+				}
+			}
+			r, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			po := remote.PullOptions{NoSync: noSync, Timeout: timeout, Logger: e.logger(), Mirror: mirror}
+			res, err := remote.FindRemotes(cmd.Context(), r, refs, remote.FindOptions{Finders: fs, Pull: po})
+			if err != nil {
+				return err
+			}
+			var pulled []remote.PulledRef
+			var pullErr error
+			if pull {
+				pulled, pullErr = remote.PullFound(cmd.Context(), r, res, refs, po)
+				e.refsChanged = true
+			}
+			if e.json {
+				if err := e.printJSON(struct {
+					*remote.FindResult
+					Pulled []remote.PulledRef `json:"pulled,omitempty"`
+				}{res, pulled}); err != nil {
+					return err
+				}
+				return pullErr
+			}
+			printFound(e, res, refs)
+			for _, p := range pulled {
+				switch {
+				case p.Err != "":
+					fmt.Fprintf(e.stdout, "%s: not pulled: %s\n", p.CollectionRef, p.Err)
+				case p.Note != "":
+					fmt.Fprintf(e.stdout, "%s: %s: %s\n", p.CollectionRef, p.Ref, p.Note)
+				default:
+					fmt.Fprintf(e.stdout, "%s: %s %s from %s\n", p.CollectionRef, p.Ref, p.New, p.From)
+				}
+			}
+			if pull {
+				n := 0
+				for _, p := range pulled {
+					if p.Err == "" {
+						n++
+					}
+				}
+				fmt.Fprintf(e.stdout, "Pulled %d/%d refs successfully.\n", n, len(refs))
+			}
+			return pullErr
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&finders, "finders", "", "where to look, comma-separated: mount, config (default both, in that order)")
+	fl.BoolVar(&pull, "pull", false, "pull each ref found, from the source with the newest commit")
+	fl.BoolVar(&mirror, "mirror", false, "with --pull, write refs as local branches, not REMOTE:REF")
+	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync pulled objects to disk (scratch repositories only)")
+	fl.DurationVar(&timeout, "timeout", 30*time.Second, "give up on a remote that sends nothing for this long")
+	e.addJSON(c)
+	return c
+}
+
+// printFound lists the sources found as OSTree's find-remotes does: one
+// result per source, then the refs found nowhere.
+func printFound(e *env, res *remote.FindResult, refs []remote.CollectionRef) {
+	for _, p := range res.Problems {
+		fmt.Fprintf(e.stderr, "otree: warning: %s\n", p)
+	}
+	if len(res.Remotes) == 0 {
+		fmt.Fprintln(e.stdout, "No results.")
+	}
+	for i, fr := range res.Remotes {
+		fmt.Fprintf(e.stdout, "Result %d: %s\n - Finder: %s\n - Remote: %s\n - Refs:\n", i, fr.URL, fr.Finder, fr.Remote)
+		for _, f := range fr.Refs {
+			fmt.Fprintf(e.stdout, "    - %s = %s (%s)\n", f.CollectionRef, f.Commit, f.Timestamp.Format(time.RFC3339))
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	fmt.Fprintf(e.stdout, "%d/%d refs were found.\n", len(refs)-len(res.Missing), len(refs))
+	if len(res.Missing) > 0 {
+		fmt.Fprintln(e.stdout, "Refs not found in any remote:")
+		for _, m := range res.Missing {
+			fmt.Fprintf(e.stdout, " - %s\n", m)
+		}
+	}
+}
+
+func newCreateUSBCommand(e *env) *cobra.Command {
+	var opts remote.USBOptions
+	c := &cobra.Command{
+		Use:   "create-usb MOUNT-PATH COLLECTION-ID REF [COLLECTION-ID REF...]",
+		Short: "Copy refs onto a USB stick (or any mounted filesystem) for find-remotes",
+		Long: `Copy each REF of COLLECTION-ID, with every object its commit reaches, into an
+archive repository at MOUNT-PATH/.otree/repos.d/COLLECTION-ID (one per
+collection; --destination-repo puts it elsewhere on the mount and links it
+from there). 'otree find-remotes' on another machine finds it once the
+filesystem is mounted, and pulls from it with the keys of that machine's remote
+of the collection.
+
+A REF is taken from this repository's branch when the repository has that
+collection ID, else from the tracking ref of a remote that has it. Nothing is
+written through a symbolic link on the mount. The summary of the repository on
+the mount is written anew.`,
+		Args: cobra.MinimumNArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			refs, err := remote.ParseCollectionRefs(args[1:])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			if opts.Commit != "" && len(refs) != 1 {
+				return usagef("--commit only works with a single ref")
+			}
+			r, err := e.open()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			repos, err := remote.CreateUSB(cmd.Context(), r, args[0], refs, opts)
+			if e.json && err == nil {
+				return e.printJSON(repos)
+			}
+			for _, ur := range repos {
+				fmt.Fprintf(e.stdout, "Copied %d/%d refs of %s from %s to %s.\n", len(ur.Refs), countColl(refs, ur.CollectionID), ur.CollectionID, r.Path(), ur.Path)
+			}
+			return err
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&opts.DestinationRepo, "destination-repo", "", "put the repository at this path within the mount (one collection only)")
+	fl.StringVar(&opts.Commit, "commit", "", "copy this commit instead of the ref's (one ref only)")
+	fl.BoolVar(&opts.NoSync, "disable-fsync", false, "do not sync objects to the mount")
+	e.addJSON(c)
+	return c
+}
+
+func countColl(refs []remote.CollectionRef, coll string) int {
+	n := 0
+	for _, cr := range refs {
+		if cr.CollectionID == coll {
+			n++
+		}
+	}
+	return n
+}

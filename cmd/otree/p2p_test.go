@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runIn runs otree on the repository at repoPath and fails the test on a
+// non-zero exit.
+func runIn(t *testing.T, repoPath string, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append([]string{"--repo=" + repoPath}, args...), strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("otree %s: exit %d, stderr %q", strings.Join(args, " "), code, errb.String())
+	}
+	return out.String()
+}
+
+// An offline update: a new commit reaches a booted machine on a USB stick.
+// create-usb writes it on the build machine; on the booted machine, with
+// the stick mounted, find-remotes --pull fetches it (the mount finder reads
+// the machine's real mount table) and upgrade --deploy-only deploys it.
+func TestBootedUpdateFromUSBStick(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	const coll = "org.example.Os"
+	build := filepath.Join(t.TempDir(), "build")
+	runIn(t, build, "init", "--mode=archive", "--collection-id="+coll)
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-1", "one\n")
+	key := filepath.Join(t.TempDir(), "os.key")
+	pub := strings.TrimSpace(runIn(t, build, "sign", "--generate-key="+key))
+	v1 := strings.TrimSpace(runIn(t, build, "commit", "-b", "os/stable", "--timestamp=2026-01-01T00:00:00Z", tree))
+	runIn(t, build, "sign", "--keys-file="+key, v1)
+
+	// The machine follows origin:os/stable, whose server it cannot reach,
+	// and trusts the vendor's key.
+	a.ok("remote", "add", "--collection-id="+coll, "--sign-verify=ed25519=inline:"+pub, "origin", "http://127.0.0.1:9/")
+	a.ok("pull-local", "--remote=origin", build, "os/stable")
+	a.ok("admin", "deploy", "origin:os/stable")
+	booted := a.status().Deployments[0].Path
+
+	tree2 := t.TempDir()
+	writeBootableTree(t, tree2, "6.1.0-2", "two\n")
+	v2 := strings.TrimSpace(runIn(t, build, "commit", "-b", "os/stable", "--timestamp=2026-02-01T00:00:00Z", tree2))
+	runIn(t, build, "sign", "--keys-file="+key, v2)
+	stick := t.TempDir()
+	out := runIn(t, build, "create-usb", stick, coll, "os/stable")
+	if !strings.Contains(out, "Copied 1/1 refs of "+coll) {
+		t.Errorf("create-usb printed %q", out)
+	}
+
+	usb := filepath.Join(t.TempDir(), "usb")
+	out = b.boot(booted, `
+mkdir -p "$USB" && mount -t tmpfs usb "$USB" && cp -a "$STICK/." "$USB/"
+"$BIN" --repo="$PHYS/otree/repo" find-remotes --finders=mount `+coll+` os/stable `+coll+` os/none
+"$BIN" --repo="$PHYS/otree/repo" find-remotes --finders=mount --pull `+coll+` os/stable
+otree admin upgrade --deploy-only
+echo status:; otree admin status --json
+`, "USB="+usb, "STICK="+stick)
+	wantLines(t, out,
+		"Result 0: file://"+filepath.Join(usb, ".otree/repos.d", coll),
+		" - Finder: mount",
+		" - Remote: origin",
+		"    - ("+coll+", os/stable) = "+v2+" (2026-02-01T00:00:00Z)",
+		"1/2 refs were found.",
+		" - ("+coll+", os/none)",
+		"Pulled 1/1 refs successfully.")
+	st := bootedStatus(t, out)
+	if len(st) != 2 || st[0].Commit.String() != v2 || st[1].Commit.String() != v1 || !st[1].Booted {
+		t.Errorf("after the upgrade: %+v, want %s staged as default over the booted %s", st, v2, v1)
+	}
+}
+
+func TestP2PUsage(t *testing.T) {
+	c := newCLI(t)
+	c.fails(exitUsage, []string{"COLLECTION-ID REF pairs"}, "find-remotes", "org.example.Os", "a", "org.example.Os")
+	c.fails(exitUsage, []string{"invalid collection ID"}, "find-remotes", "example", "a")
+	c.fails(exitUsage, []string{"lan"}, "find-remotes", "--finders=lan", "org.example.Os", "a")
+	c.fails(exitError, []string{`unknown finder "usb"`}, "find-remotes", "--finders=usb", "org.example.Os", "a")
+	c.fails(exitUsage, []string{"single ref"}, "create-usb", "--commit=abc", t.TempDir(), "org.example.Os", "a", "org.example.Os", "b")
+	c.fails(exitError, []string{"(org.example.Os, a): not found here"}, "create-usb", t.TempDir(), "org.example.Os", "a")
+}

@@ -1,0 +1,416 @@
+package remote_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
+)
+
+const coll = "org.example.Os"
+
+var osStable = remote.CollectionRef{CollectionID: coll, Ref: "os/stable"}
+
+// osKey signs the collection's commits; clients verify with its public half.
+var osKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+// collectionRepo makes a repository of the collection c (archive mode,
+// so that it can be served over HTTP as it is).
+func collectionRepo(t *testing.T, c string) *repo.Repo {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "build"), repo.InitOptions{Mode: repo.ModeArchive, CollectionID: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// commitAt commits tr to branch of r with the timestamp ts, signed by
+// osKey, and writes r's summary anew.
+func commitAt(t *testing.T, r *repo.Repo, branch string, tr testtree.Tree, ts int64) repo.ID {
+	t.Helper()
+	id := commitUnsigned(t, r, branch, tr, ts)
+	if _, err := sign.SignCommit(ctx, r, id, osKey); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func commitUnsigned(t *testing.T, r *repo.Repo, branch string, tr testtree.Tree, ts int64) repo.ID {
+	t.Helper()
+	src := t.TempDir()
+	testtree.Create(t, src, tr)
+	res, err := commit.Commit(ctx, r, commit.Options{
+		Branch: branch, Subject: "test", Timestamp: time.Unix(ts, 0), NoSync: true,
+		OwnerUID: &zero, OwnerGID: &zero, Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateSummary(ctx, r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	return res.Commit
+}
+
+// client makes a repository with the remote origin of collection coll at
+// url, verifying osKey's signatures, with the extra keys set.
+func client(t *testing.T, url string, set map[string]string) *repo.Repo {
+	t.Helper()
+	if set == nil {
+		set = inlineKey(osKey.Public().(ed25519.PublicKey))
+	}
+	set["collection-id"] = coll
+	return verifyingDest(t, url, set)
+}
+
+func treeV(v string) testtree.Tree {
+	return testtree.Tree{"etc/version": testtree.File(v+"\n", 0o644), "usr/bin/tool": testtree.File("#!/bin/sh\necho "+v+"\n", 0o755)}
+}
+
+func findOn(t *testing.T, r *repo.Repo, mounts []string, refs ...remote.CollectionRef) *remote.FindResult {
+	t.Helper()
+	return findWith(t, r, nil, mounts, refs...)
+}
+
+func findWith(t *testing.T, r *repo.Repo, finders, mounts []string, refs ...remote.CollectionRef) *remote.FindResult {
+	t.Helper()
+	res, err := remote.FindRemotes(ctx, r, refs, remote.FindOptions{Finders: finders, Mounts: mounts, Pull: fastOpts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestCreateUSBThenFindAndPull carries an update on a stick: create-usb on
+// the build machine, then on a client find-remotes sees the stick and the
+// configured remote, and pulls from whichever has the newer commit.
+func TestCreateUSBThenFindAndPull(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	srv := newFileServer(t, build.Path())
+	v2 := commitAt(t, build, "os/stable", treeV("2"), 1700000100)
+	commitAt(t, build, "os/testing", treeV("t"), 1700000200)
+
+	// The server now serves v2 too; the stick gets v2 and os/testing.
+	stick := t.TempDir()
+	repos, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable, {coll, "os/testing"}}, remote.USBOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onStick := filepath.Join(stick, remote.MountReposDir, coll)
+	if len(repos) != 1 || repos[0].Path != onStick || !repos[0].Created || len(repos[0].Refs) != 2 {
+		t.Fatalf("create-usb wrote %+v", repos)
+	}
+	sr, err := repo.Open(onStick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr.Mode() != repo.ModeArchive || sr.CollectionID() != coll {
+		t.Errorf("the stick's repository is %v of collection %q", sr.Mode(), sr.CollectionID())
+	}
+	if id, _ := sr.ReadRef("os/stable"); id != v2 {
+		t.Errorf("os/stable on the stick is %s, want %s", id, v2)
+	}
+	if sum, err := remote.ReadSummary(sr); err != nil || len(sum.Refs) != 2 {
+		t.Errorf("the stick's summary: %+v, %v", sum, err)
+	}
+	checkFsck(t, sr)
+	sr.Close()
+
+	// Rebuilding the server's summary so it lists v1 only: the server
+	// lags behind the stick.
+	os.WriteFile(filepath.Join(build.Path(), "refs/heads/os/stable"), []byte(v1.String()+"\n"), 0o644)
+	if _, err := remote.UpdateSummary(ctx, build, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := client(t, srv, nil)
+	other := t.TempDir() // a mount without repositories
+	res := findOn(t, c, []string{other, stick}, osStable, remote.CollectionRef{CollectionID: coll, Ref: "os/none"})
+	if len(res.Remotes) != 2 {
+		t.Fatalf("found %+v, want the stick and the remote", res.Remotes)
+	}
+	m, cfg := res.Remotes[0], res.Remotes[1]
+	if m.Finder != remote.FinderMount || m.Remote != "origin" || m.URL != "file://"+onStick || len(m.Refs) != 1 || m.Refs[0].Commit != v2 {
+		t.Errorf("mount result %+v", m)
+	}
+	if cfg.Finder != remote.FinderConfig || cfg.URL != srv || len(cfg.Refs) != 1 || cfg.Refs[0].Commit != v1 || !cfg.Refs[0].Timestamp.Equal(time.Unix(1700000000, 0)) {
+		t.Errorf("config result %+v", cfg)
+	}
+	if len(res.Missing) != 1 || res.Missing[0].Ref != "os/none" {
+		t.Errorf("missing %+v", res.Missing)
+	}
+
+	pulled, err := remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pulled) != 1 || pulled[0].New != v2 || pulled[0].From != m.URL || pulled[0].Ref != "origin:os/stable" {
+		t.Fatalf("pulled %+v, want v2 from the stick", pulled)
+	}
+	if id, _ := c.ReadRef("origin:os/stable"); id != v2 {
+		t.Errorf("origin:os/stable is %s, want %s", id, v2)
+	}
+	checkFsck(t, c)
+
+	// The server moves on to v3: now it is the newest source.
+	v3 := commitAt(t, build, "os/stable", treeV("3"), 1700000300)
+	res = findOn(t, c, []string{stick}, osStable)
+	pulled, err = remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil || pulled[0].New != v3 || pulled[0].From != srv {
+		t.Fatalf("pulled %+v, %v; want v3 from the server", pulled, err)
+	}
+
+	// The stick is stale now: it is not an update, and nothing moves.
+	res = findWith(t, c, []string{remote.FinderMount}, []string{stick}, osStable)
+	pulled, err = remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil || pulled[0].New != v3 || pulled[0].From != "" || !strings.Contains(pulled[0].Note, "older") {
+		t.Fatalf("a stale stick: %+v, %v", pulled, err)
+	}
+}
+
+// TestFindNeedsAConfiguredRemote: a collection no remote is configured for
+// is not looked for, and a mounted repository is not taken for a remote
+// that does not verify signatures, since nothing here could tell its
+// commits from anyone's.
+func TestFindNeedsAConfiguredRemote(t *testing.T) {
+	build := collectionRepo(t, coll)
+	commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	stick := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := verifyingDest(t, "file:///nonexistent", nil) // origin without collection-id
+	res := findOn(t, c, []string{stick}, osStable)
+	if len(res.Remotes) != 0 || len(res.Missing) != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "no configured remote") {
+		t.Errorf("found %+v", res)
+	}
+	// A remote of the collection that does not verify signatures: the
+	// stick is not taken, since anyone could have written it.
+	unverified := client(t, "file:///nonexistent", map[string]string{})
+	res = findWith(t, unverified, []string{remote.FinderMount}, []string{stick}, osStable)
+	if len(res.Remotes) != 0 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "sign-verify") {
+		t.Errorf("with a remote that does not verify signatures, found %+v", res)
+	}
+}
+
+// TestPullFoundPassesOverBadSources: the newest commit is on a stick whose
+// objects were tampered with, or that is not signed; the pull refuses it,
+// moves no ref for it, and takes the next source.
+func TestPullFoundPassesOverBadSources(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	srv := newFileServer(t, build.Path())
+
+	// Stick A: a newer commit, signed, with a file object damaged.
+	a := collectionRepo(t, coll)
+	commitAt(t, a, "os/stable", treeV("a"), 1700000100)
+	stickA := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, a, stickA, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	damageOneFile(t, filepath.Join(stickA, remote.MountReposDir, coll))
+
+	// Stick B: the newest commit, unsigned.
+	b := collectionRepo(t, coll)
+	commitUnsigned(t, b, "os/stable", treeV("b"), 1700000200)
+	stickB := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, b, stickB, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := client(t, srv, nil)
+	res := findOn(t, c, []string{stickA, stickB}, osStable)
+	if len(res.Remotes) != 3 {
+		t.Fatalf("found %+v", res)
+	}
+	pulled, err := remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pulled[0]
+	if p.New != v1 || p.From != srv || len(p.Tried) != 2 {
+		t.Fatalf("pulled %+v: want v1 from the server after both sticks failed", p)
+	}
+	if !strings.Contains(p.Tried[0], "signature") || !strings.Contains(p.Tried[1], "corrupt") {
+		t.Errorf("why the sticks failed: %q", p.Tried)
+	}
+	checkFsck(t, c)
+
+	// With the server gone from the results, both sticks fail: an error,
+	// and the ref stays at v1.
+	res = findWith(t, c, []string{remote.FinderMount}, []string{stickA, stickB}, osStable)
+	_, err = remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err == nil || !strings.Contains(err.Error(), osStable.String()) {
+		t.Errorf("every source bad: %v", err)
+	}
+	if id, _ := c.ReadRef("origin:os/stable"); id != v1 {
+		t.Errorf("origin:os/stable moved to %s", id)
+	}
+}
+
+// damageOneFile flips a byte in the largest file object of the repository
+// at dir.
+func damageOneFile(t *testing.T, dir string) {
+	t.Helper()
+	var biggest string
+	var size int64
+	filepath.Walk(filepath.Join(dir, "objects"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".file") && fi.Size() > size {
+			biggest, size = p, fi.Size()
+		}
+		return nil
+	})
+	b, err := os.ReadFile(biggest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-2] ^= 0xff
+	if err := os.WriteFile(biggest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCreateUSBLooksUpRefs: a ref is this repository's branch when the
+// collection is its own, else a remote-tracking ref of that collection;
+// refs that disagree, are missing, or are bound elsewhere are refused
+// before anything is written.
+func TestCreateUSBLooksUpRefs(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	srv := newFileServer(t, build.Path())
+
+	// A machine without a collection of its own that pulled os/stable.
+	c := client(t, srv, nil)
+	if _, err := remote.Pull(ctx, c, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	stick := t.TempDir()
+	repos, err := remote.CreateUSB(ctx, c, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true})
+	if err != nil || len(repos) != 1 || repos[0].Refs[0].New != v1 {
+		t.Fatalf("from a remote ref: %+v, %v", repos, err)
+	}
+	// A second run updates the same repository.
+	if repos, err = remote.CreateUSB(ctx, c, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil || repos[0].Created || repos[0].Refs[0].Old != v1 {
+		t.Fatalf("a second run: %+v, %v", repos, err)
+	}
+
+	// A second remote of the collection that names another commit.
+	v2 := commitAt(t, build, "os/stable", treeV("2"), 1700000100)
+	if _, err := remote.AddRemote(c, remote.Remote{Name: "mirror", URL: srv}, remote.AddOptions{Set: map[string]string{"collection-id": coll}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(ctx, c, remote.PullOptions{Remote: "mirror", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := t.TempDir()
+	_, err = remote.CreateUSB(ctx, c, fresh, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true})
+	if err == nil || !strings.Contains(err.Error(), "mirror:os/stable") || !strings.Contains(err.Error(), "origin:os/stable") {
+		t.Errorf("remotes that disagree: %v", err)
+	}
+	if repos, err = remote.CreateUSB(ctx, c, fresh, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true, Commit: v2.String()}); err != nil || repos[0].Refs[0].New != v2 {
+		t.Errorf("--commit chooses: %+v, %v", repos, err)
+	}
+
+	if err := c.SetRef("origin:os/stable", v2); err != nil { // agreeing again
+		t.Fatal(err)
+	}
+	missing := remote.CollectionRef{CollectionID: coll, Ref: "os/none"}
+	other := remote.CollectionRef{CollectionID: "org.example.Other", Ref: "os/stable"}
+	for _, cr := range []remote.CollectionRef{missing, other} {
+		empty := t.TempDir()
+		_, err := remote.CreateUSB(ctx, c, empty, []remote.CollectionRef{osStable, cr}, remote.USBOptions{NoSync: true, Commit: ""})
+		if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), cr.String()) {
+			t.Errorf("%s: %v", cr, err)
+		}
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Errorf("%s: a refused create-usb wrote %v", cr, ents)
+		}
+	}
+
+	// A commit bound to another collection is not put under this one.
+	stray := collectionRepo(t, "org.example.Other")
+	sv := commitAt(t, stray, "os/stable", treeV("x"), 1700000000)
+	if _, err := remote.PullLocal(ctx, c, stray.Path(), remote.PullOptions{Refs: []string{"os/stable"}, Remote: "origin", NoSync: true, DisableVerifyBindings: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetRef("mirror:os/stable", sv)
+	_, err = remote.CreateUSB(ctx, c, t.TempDir(), []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true})
+	var be *repo.CollectionBindingError
+	if !errors.As(err, &be) {
+		t.Errorf("a commit bound to another collection: %v", err)
+	}
+}
+
+// TestCreateUSBWritesOnlyOnTheMount: a stick whose directories link off
+// it is refused and nothing is written there; --destination-repo stays
+// within the mount and is linked from repos.d; the finder passes over a
+// repos.d entry that links off its mount.
+func TestCreateUSBWritesOnlyOnTheMount(t *testing.T) {
+	build := collectionRepo(t, coll)
+	commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	refs := []remote.CollectionRef{osStable}
+	opts := remote.USBOptions{NoSync: true}
+
+	outside := t.TempDir()
+	stick := t.TempDir()
+	os.Symlink(outside, filepath.Join(stick, ".otree"))
+	if _, err := remote.CreateUSB(ctx, build, stick, refs, opts); err == nil || !strings.Contains(err.Error(), ".otree") {
+		t.Errorf(".otree a link off the stick: %v", err)
+	}
+	// A repository on the stick whose objects/XX links off it.
+	stick2 := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick2, refs, opts); err != nil {
+		t.Fatal(err)
+	}
+	xx := filepath.Join(stick2, remote.MountReposDir, coll, "objects", "00")
+	os.RemoveAll(xx)
+	os.Symlink(outside, xx)
+	v2 := commitAt(t, build, "os/stable", treeV("2"), 1700000100)
+	if _, err := remote.CreateUSB(ctx, build, stick2, refs, opts); err == nil || !strings.Contains(err.Error(), xx) {
+		t.Errorf("objects/00 a link off the stick: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("create-usb wrote off the stick: %v", ents)
+	}
+	for _, d := range []string{"/abs", "../up", "a/../../up", "."} {
+		if _, err := remote.CreateUSB(ctx, build, t.TempDir(), refs, remote.USBOptions{NoSync: true, DestinationRepo: d}); err == nil {
+			t.Errorf("--destination-repo %q accepted", d)
+		}
+	}
+
+	// --destination-repo: the repository there, linked from repos.d.
+	stick3 := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick3, refs, remote.USBOptions{NoSync: true, DestinationRepo: "updates/os"}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := os.Readlink(filepath.Join(stick3, remote.MountReposDir, coll)); err != nil || l != "../../updates/os" {
+		t.Errorf("repos.d link: %q, %v", l, err)
+	}
+	c := client(t, "file:///nonexistent", nil)
+	res := findOn(t, c, []string{stick3}, osStable)
+	if len(res.Remotes) != 1 || res.Remotes[0].Refs[0].Commit != v2 || res.Remotes[0].URL != "file://"+filepath.Join(stick3, "updates/os") {
+		t.Errorf("found %+v", res)
+	}
+
+	// A repos.d entry that links to a repository off the mount.
+	stick4 := t.TempDir()
+	os.MkdirAll(filepath.Join(stick4, remote.MountReposDir), 0o755)
+	os.Symlink(build.Path(), filepath.Join(stick4, remote.MountReposDir, coll))
+	res = findOn(t, c, []string{stick4}, osStable)
+	if len(res.Remotes) != 0 || !strings.Contains(strings.Join(res.Problems, "\n"), "outside the mount") {
+		t.Errorf("a link off the mount: %+v", res)
+	}
+}
