@@ -309,9 +309,11 @@ func makeLink(top, link, dest string) error {
 }
 
 // openOrInitUSBRepo opens the repository at dest, which must have the
-// collection ID coll, or makes an archive one.
+// collection ID coll, or makes an archive one. Init writes the config
+// last, so a directory without one is what a killed run left (or the
+// user's empty directory): it is initialised anew.
 func openOrInitUSBRepo(dest, coll string) (*repo.Repo, bool, error) {
-	if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dest, "config")); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 			return nil, false, fmt.Errorf("create-usb: %w", err)
 		}
