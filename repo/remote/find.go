@@ -108,8 +108,10 @@ type FoundRemote struct {
 
 // FindResult is what FindRemotes found.
 type FindResult struct {
-	// Remotes are the sources that offer at least one requested ref,
-	// ranked by finder, then URL.
+	// Remotes are the sources that offer at least one requested ref, in
+	// the order of the finders; a finder's in the order of the mounts
+	// (and of each mount's repositories), or of collection and remote
+	// name.
 	Remotes []FoundRemote `json:"remotes"`
 	// Missing lists the requested refs no source offers.
 	Missing []CollectionRef `json:"missing"`
@@ -122,10 +124,10 @@ type FindResult struct {
 // FindRemotes looks for sources of the collection refs: repositories on
 // mounted filesystems and configured remotes. A ref is only looked for in
 // a collection some configured remote has as its collection-id, since its
-// commits are checked with that remote's keys; a mounted repository only
-// when that remote verifies commit signatures (sign-verify). A source that cannot be
-// read is a problem of the result, not an error: the others may still
-// serve the refs.
+// commits are checked with that remote's keys; a mounted repository is
+// only taken when that remote verifies commit signatures (sign-verify). A
+// source that cannot be read is a problem of the result, not an error:
+// the others may still serve the refs.
 func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts FindOptions) (*FindResult, error) {
 	for _, cr := range refs {
 		if err := cr.Validate(); err != nil {
@@ -508,6 +510,7 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 			po := opts
 			po.Remote, po.URL, po.Refs, po.TimestampCheck = c.fr.Remote, c.fr.URL, []string{cr.Ref}, true
 			po.CollectionID = cr.CollectionID
+			po.fromMount = c.fr.Finder == FinderMount
 			res, err := Pull(ctx, r, po)
 			if err != nil {
 				pr.Tried = append(pr.Tried, fmt.Sprintf("%s: %v", c.fr.URL, err))

@@ -414,3 +414,38 @@ func TestCreateUSBWritesOnlyOnTheMount(t *testing.T) {
 		t.Errorf("a link off the mount: %+v", res)
 	}
 }
+
+// TestPullFoundFromStickUnderSummaryVerification: a stick's summary is
+// written by create-usb and unsigned, so a remote that also verifies its
+// server's summary still takes the stick's signed commits; an unsigned one
+// is still refused.
+func TestPullFoundFromStickUnderSummaryVerification(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	stick := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	set := inlineKey(osKey.Public().(ed25519.PublicKey))
+	set["sign-verify-summary"] = "true"
+	c := client(t, "file:///nonexistent", set)
+	res := findWith(t, c, []string{remote.FinderMount}, []string{stick}, osStable)
+	pulled, err := remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil || pulled[0].New != v1 {
+		t.Fatalf("pulled %+v, %v", pulled, err)
+	}
+
+	unsigned := collectionRepo(t, coll)
+	commitUnsigned(t, unsigned, "os/stable", treeV("2"), 1700000100)
+	stick2 := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, unsigned, stick2, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	res = findWith(t, c, []string{remote.FinderMount}, []string{stick2}, osStable)
+	if _, err := remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts()); err == nil {
+		t.Errorf("an unsigned commit from a stick was pulled")
+	}
+	if id, _ := c.ReadRef("origin:os/stable"); id != v1 {
+		t.Errorf("origin:os/stable moved to %s", id)
+	}
+}

@@ -129,6 +129,12 @@ type PullOptions struct {
 	// at a parent the source pruned), and at Debug level every request
 	// and static delta applied (default: discarded).
 	Logger *slog.Logger
+
+	// fromMount marks a pull from a repository on a mounted filesystem
+	// (PullFound): its summary is written where it is made, by create-usb,
+	// and unsigned, so only the commits' signatures are checked, which
+	// the mount finder requires the remote to ask for.
+	fromMount bool
 }
 
 // PullProgress is a snapshot of a pull's work.

@@ -123,6 +123,9 @@ func withVerification(rm *Remote, src source, opts *PullOptions) (source, error)
 	if err != nil {
 		return nil, err
 	}
+	if opts.fromMount {
+		v.Summary = false
+	}
 	if !v.Commits && !v.Summary {
 		return src, nil
 	}
