@@ -404,6 +404,29 @@ func TestCreateUSBWritesOnlyOnTheMount(t *testing.T) {
 	if len(res.Remotes) != 1 || res.Remotes[0].Refs[0].Commit != v2 || res.Remotes[0].URL != "file://"+filepath.Join(stick3, "updates/os") {
 		t.Errorf("found %+v", res)
 	}
+	// A later run without --destination-repo follows the link; another
+	// collection's --destination-repo beside it is fine.
+	v3 := commitAt(t, build, "os/stable", treeV("3"), 1700000200)
+	if repos, err := remote.CreateUSB(ctx, build, stick3, refs, opts); err != nil || repos[0].Path != filepath.Join(stick3, "updates/os") || repos[0].Refs[0].New != v3 {
+		t.Errorf("a run following the link: %+v, %v", repos, err)
+	}
+	other := collectionRepo(t, "org.example.Apps")
+	commitAt(t, other, "app", treeV("a"), 1700000000)
+	if _, err := remote.CreateUSB(ctx, other, stick3, []remote.CollectionRef{{CollectionID: "org.example.Apps", Ref: "app"}}, remote.USBOptions{NoSync: true, DestinationRepo: "updates/apps"}); err != nil {
+		t.Errorf("a second collection beside the first: %v", err)
+	}
+	// A link in repos.d that leaves the mount is not followed.
+	for _, target := range []string{outside, "../../../elsewhere"} {
+		link := filepath.Join(stick3, remote.MountReposDir, coll)
+		os.Remove(link)
+		os.Symlink(target, link)
+		if _, err := remote.CreateUSB(ctx, build, stick3, refs, opts); err == nil || !strings.Contains(err.Error(), "outside the mount") {
+			t.Errorf("repos.d link to %s: %v", target, err)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("create-usb wrote off the stick: %v", ents)
+	}
 
 	// A repos.d entry that links to a repository off the mount.
 	stick4 := t.TempDir()

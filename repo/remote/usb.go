@@ -93,15 +93,29 @@ func CreateUSB(ctx context.Context, r *repo.Repo, mount string, refs []Collectio
 	for _, c := range order {
 		p := plan{coll: c, dest: filepath.Join(MountReposDir, c)}
 		if opts.DestinationRepo != "" {
-			d := filepath.Clean(opts.DestinationRepo)
-			if filepath.IsAbs(d) || d == "." || d == ".." || strings.HasPrefix(d, "../") {
-				return nil, fmt.Errorf("create-usb: destination repository %q must be a path within the mount", opts.DestinationRepo)
+			d, err := withinMount(opts.DestinationRepo)
+			if err != nil {
+				return nil, err
 			}
 			if d != p.dest {
 				p.link, p.dest = p.dest, d
 			}
+		} else if t, err := os.Readlink(filepath.Join(top, p.dest)); err == nil {
+			// An earlier --destination-repo: its link says where the
+			// repository is.
+			if err := noLinksOnTheWay(top, MountReposDir); err != nil {
+				return nil, fmt.Errorf("create-usb: %w", err)
+			}
+			d, err := withinMount(filepath.Join(MountReposDir, t))
+			if filepath.IsAbs(t) || err != nil {
+				return nil, fmt.Errorf("create-usb: %s links to %s, outside the mount: nothing is written through it", filepath.Join(top, p.dest), t)
+			}
+			p.dest = d
 		}
 		if err := noLinksOnTheWay(top, p.dest); err != nil {
+			return nil, fmt.Errorf("create-usb: %w", err)
+		}
+		if err := noLinksInRepo(filepath.Join(top, p.dest)); err != nil {
 			return nil, fmt.Errorf("create-usb: %w", err)
 		}
 		if p.link != "" {
@@ -143,6 +157,16 @@ func CreateUSB(ctx context.Context, r *repo.Repo, mount string, refs []Collectio
 		out = append(out, ur)
 	}
 	return out, nil
+}
+
+// withinMount cleans a path relative to the mount's top and refuses one
+// that leaves it.
+func withinMount(rel string) (string, error) {
+	d := filepath.Clean(rel)
+	if filepath.IsAbs(d) || d == "." || d == ".." || strings.HasPrefix(d, "../") {
+		return "", fmt.Errorf("create-usb: destination repository %q must be a path within the mount", rel)
+	}
+	return d, nil
 }
 
 // setUSBRefs points each branch of refs at its commit, under the refs lock.
@@ -225,8 +249,7 @@ func resolveCollectionRef(r *repo.Repo, cr CollectionRef, rev string) (repo.ID, 
 
 // noLinksOnTheWay checks that no component of rel below top is a symbolic
 // link or other than a directory, so that what is made there stays on the
-// mount; components that do not exist yet are fine. An existing repository
-// at rel is checked to its object directories.
+// mount; components that do not exist yet are fine.
 func noLinksOnTheWay(top, rel string) error {
 	p := top
 	for _, c := range strings.Split(rel, "/") {
@@ -238,24 +261,35 @@ func noLinksOnTheWay(top, rel string) error {
 		if err != nil {
 			return err
 		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link: nothing is written through it", p)
+		}
 		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory (%s): nothing is written through it", p, fi.Mode().Type())
+			return fmt.Errorf("%s is not a directory", p)
 		}
 	}
-	// The repository exists: writes land in objects/XX, refs/..., tmp/
-	// and state/; none may lead off the mount.
-	return filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+	return nil
+}
+
+// noLinksInRepo checks, for a repository that exists at dir, that none of
+// the directories a copy writes into (objects/XX, refs/..., tmp/, state/)
+// is a symbolic link.
+func noLinksInRepo(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
-			rel, _ := filepath.Rel(p, path)
+			rel, _ := filepath.Rel(dir, path)
 			if top := strings.Split(rel, "/")[0]; top == "refs" && isFileLink(path) {
 				return nil // a ref alias: refs are replaced, never written through
 			}
 			return fmt.Errorf("%s is a symbolic link: nothing is written through it", path)
 		}
-		if d.IsDir() && filepath.Dir(path) == filepath.Join(p, "objects") {
+		if d.IsDir() && filepath.Dir(path) == filepath.Join(dir, "objects") {
 			return fs.SkipDir // object files are made by rename, never written through
 		}
 		return nil
