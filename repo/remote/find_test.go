@@ -302,10 +302,23 @@ func TestCreateUSBLooksUpRefs(t *testing.T) {
 	if err != nil || len(repos) != 1 || repos[0].Refs[0].New != v1 {
 		t.Fatalf("from a remote ref: %+v, %v", repos, err)
 	}
-	// A second run updates the same repository.
+	// A second run updates the same repository, and brings the stick's
+	// copy of the commit the signature added here since.
+	pub2, key2 := genKey(t)
+	if _, err := sign.SignCommit(ctx, c, v1, key2); err != nil {
+		t.Fatal(err)
+	}
 	if repos, err = remote.CreateUSB(ctx, c, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil || repos[0].Created || repos[0].Refs[0].Old != v1 {
 		t.Fatalf("a second run: %+v, %v", repos, err)
 	}
+	sr, err := repo.Open(repos[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.VerifyCommit(sr, v1, []ed25519.PublicKey{pub2}); err != nil {
+		t.Errorf("the stick lacks the signature added since the first run: %v", err)
+	}
+	sr.Close()
 
 	// A second remote of the collection that names another commit.
 	v2 := commitAt(t, build, "os/stable", treeV("2"), 1700000100)

@@ -581,7 +581,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		return nil, err
 	}
 	defer txn.Abort()
-	if err := verifyStoredTargets(ctx, r, txn, src, targets); err != nil {
+	if err := storedTargets(ctx, r, txn, src, targets); err != nil {
 		return nil, err
 	}
 	resumable(src, r)

@@ -62,14 +62,16 @@ func TestPullRoundTrip(t *testing.T) {
 				t.Errorf("fsck after pull: %+v", rep)
 			}
 
-			// Nothing new: only the summary and config are read.
+			// Nothing new: only the summary, config and the commit's
+			// detached metadata (for signatures made since) are read.
 			o.resetHits()
 			res, err = remote.Pull(ctx, dest, fastOpts())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.ObjectsFetched != 0 || o.objectHits() != 0 || res.Refs[0].Changed() {
-				t.Errorf("second pull fetched %d objects (%d requests), refs %+v", res.ObjectsFetched, o.objectHits(), res.Refs)
+			meta := objectURLPath(repo.KindCommitMeta, id)
+			if res.ObjectsFetched != 0 || o.objectHits() != 1 || o.hitsOf(meta) != 1 || res.Refs[0].Changed() {
+				t.Errorf("second pull fetched %d objects (%d requests, %d of %s), refs %+v", res.ObjectsFetched, o.objectHits(), o.hitsOf(meta), meta, res.Refs)
 			}
 		})
 	}

@@ -206,56 +206,62 @@ func (s *verifiedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.I
 	return data, nil
 }
 
-// verifyStoredTargets verifies the requested commits that are already
-// stored here, which pull does not fetch again: their own detached
-// metadata, or else the remote's, must hold a trusted signature. The
-// remote's signatures, when they are the ones that verify, are staged in
-// txn.
-func verifyStoredTargets(ctx context.Context, r *repo.Repo, txn *repo.Txn, src source, targets []target) error {
-	vs, ok := unwrap[*verifiedSource](src)
-	if !ok || !vs.v.Commits {
-		return nil
-	}
+// storedTargets brings the requested commits that are already stored
+// here, which pull does not fetch again, up to date with the source's
+// detached metadata: signatures made since they were pulled are added
+// (sign.MergeMetadata; nothing here is dropped), as OSTree's pull fetches
+// a commit's detached metadata again. When the remote verifies commits,
+// the result must hold a trusted signature. What changed is staged in txn.
+func storedTargets(ctx context.Context, r *repo.Repo, txn *repo.Txn, src source, targets []target) error {
+	vs, verifying := unwrap[*verifiedSource](src)
+	verifying = verifying && vs.v.Commits
+	done := map[repo.ID]bool{}
 	for _, t := range targets {
 		id := t.commit
+		if done[id] {
+			continue
+		}
+		done[id] = true
 		if has, err := r.HasObject(repo.KindCommit, id); err != nil || !has {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		data, err := r.ReadRaw(repo.KindCommit, id)
-		if err != nil {
-			return err
-		}
 		local, err := r.ReadCommitMeta(id)
 		if err != nil {
 			return err
 		}
-		_, lerr := sign.Verify(data, local, vs.v.Keys)
-		if lerr == nil {
-			continue
-		}
-		raw, err := vs.source.readMeta(ctx, repo.KindCommitMeta, id)
-		if errors.Is(err, repo.ErrNotFound) {
-			return fmt.Errorf("remote %s: commit %s: %w", vs.remote, id, lerr)
-		}
-		if err != nil {
+		var theirs repo.Metadata
+		raw, err := src.readMeta(ctx, repo.KindCommitMeta, id)
+		switch {
+		case errors.Is(err, repo.ErrNotFound):
+		case err != nil:
 			return err
+		default:
+			if theirs, err = repo.DecodeCommitMeta(raw); err != nil {
+				return fmt.Errorf("%s: %w", src.describe(repo.KindCommitMeta, id),
+					&repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()})
+			}
 		}
-		theirs, err := repo.DecodeCommitMeta(raw)
+		merged, added, err := sign.MergeMetadata(local, theirs)
 		if err != nil {
-			return fmt.Errorf("%s: %w", vs.describe(repo.KindCommitMeta, id),
+			return fmt.Errorf("%s: %w", src.describe(repo.KindCommitMeta, id),
 				&repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()})
 		}
-		if _, err := sign.Verify(data, theirs, vs.v.Keys); err != nil {
-			return fmt.Errorf("remote %s: commit %s: %w", vs.remote, id, err)
+		if verifying {
+			data, err := r.ReadRaw(repo.KindCommit, id)
+			if err != nil {
+				return err
+			}
+			if _, err := sign.Verify(data, merged, vs.v.Keys); err != nil {
+				return fmt.Errorf("remote %s: commit %s: %w", vs.remote, id, err)
+			}
 		}
-		for _, e := range theirs {
-			local = local.Set(e.Key, e.Value)
-		}
-		if err := txn.WriteCommitMeta(id, local); err != nil {
-			return err
+		if added > 0 {
+			if err := txn.WriteCommitMeta(id, merged); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -361,3 +361,50 @@ func TestPullFileRemoteVerifiesSummary(t *testing.T) {
 		t.Errorf("origin:main = %s", got)
 	}
 }
+
+// TestPullAddsLaterSignatures: a commit signed at the source after it was
+// pulled gets that signature at the next pull, beside the one made here,
+// and pull-local does the same.
+func TestPullAddsLaterSignatures(t *testing.T) {
+	pubA, privA := genKey(t)
+	pubB, privB := genKey(t)
+	o, id := signedOrigin(t)
+	dest := verifyingDest(t, o.srv.URL, nil)
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.SignCommit(ctx, dest, id, privA); err != nil { // signed here
+		t.Fatal(err)
+	}
+	if _, err := sign.SignCommit(ctx, o.r, id, privB); err != nil { // and at the source
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	for _, pub := range []ed25519.PublicKey{pubA, pubB} {
+		if _, err := sign.VerifyCommit(dest, id, []ed25519.PublicKey{pub}); err != nil {
+			t.Errorf("after the second pull: %v", err)
+		}
+	}
+
+	local, err := repo.Init(filepath.Join(t.TempDir(), "local"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if _, err := remote.PullLocal(ctx, local, o.dir, remote.PullOptions{Refs: []string{"main"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, privC := genKey(t)
+	pubC := privC.Public().(ed25519.PublicKey)
+	if _, err := sign.SignCommit(ctx, o.r, id, privC); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.PullLocal(ctx, local, o.dir, remote.PullOptions{Refs: []string{"main"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.VerifyCommit(local, id, []ed25519.PublicKey{pubC}); err != nil {
+		t.Errorf("pull-local: %v", err)
+	}
+}

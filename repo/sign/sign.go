@@ -134,6 +134,44 @@ func AddSignatures(m repo.Metadata, data []byte, keys ...ed25519.PrivateKey) (re
 	return out, added, nil
 }
 
+// MergeMetadata returns local with what theirs adds: the signatures of
+// theirs local lacks, and the keys local has not got. Nothing of local is
+// replaced or dropped, so a signature that verifies here still does. It
+// also returns how many signatures and keys were added.
+func MergeMetadata(local, theirs repo.Metadata) (repo.Metadata, int, error) {
+	mine, err := Signatures(local)
+	if err != nil {
+		return nil, 0, err
+	}
+	others, err := Signatures(theirs)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := append(repo.Metadata(nil), local...)
+	added := 0
+	var v []byte
+	for _, s := range mine {
+		v = append(v, s...)
+	}
+	for _, s := range others {
+		if !slices.ContainsFunc(mine, func(m []byte) bool { return bytes.Equal(m, s) }) {
+			v = append(v, s...)
+			mine = append(mine, s)
+			added++
+		}
+	}
+	if added > 0 {
+		out = out.Set(MetadataKey, v)
+	}
+	for _, e := range theirs {
+		if _, ok := out.Get(e.Key); !ok {
+			out = out.Set(e.Key, e.Value)
+			added++
+		}
+	}
+	return out, added, nil
+}
+
 // signedBy reports whether one of the concatenated signatures sigs is pub's
 // over data.
 func signedBy(data, sigs []byte, pub ed25519.PublicKey) bool {

@@ -316,3 +316,32 @@ func TestCheckType(t *testing.T) {
 		t.Errorf("dummy accepted: %v", err)
 	}
 }
+
+func TestMergeMetadata(t *testing.T) {
+	data := []byte("commit bytes")
+	pubA, a := newKey(t)
+	pubB, b := newKey(t)
+	local, _, _ := sign.AddSignatures(repo.Metadata{}.Set("note", []byte("mine")), data, a)
+	theirs, _, _ := sign.AddSignatures(repo.Metadata{}.Set("note", []byte("theirs")).Set("extra", []byte("x")), data, a, b)
+	merged, added, err := sign.MergeMetadata(local, theirs)
+	if err != nil || added != 2 {
+		t.Fatalf("merged %v, added %d, %v; want B's signature and the key extra added", merged, added, err)
+	}
+	for _, pub := range []ed25519.PublicKey{pubA, pubB} {
+		if _, err := sign.Verify(data, merged, []ed25519.PublicKey{pub}); err != nil {
+			t.Errorf("merged metadata: %v", err)
+		}
+	}
+	if sigs, _ := sign.Signatures(merged); len(sigs) != 2 {
+		t.Errorf("%d signatures, want A's once and B's", len(sigs))
+	}
+	if v, _ := merged.Get("note"); string(v) != "mine" {
+		t.Errorf("note = %q: a key here was replaced", v)
+	}
+	if again, n, _ := sign.MergeMetadata(merged, theirs); n != 0 || len(again) != len(merged) {
+		t.Errorf("merging again added %d", n)
+	}
+	if _, _, err := sign.MergeMetadata(local, repo.Metadata{}.Set(sign.MetadataKey, []byte("short"))); err == nil {
+		t.Errorf("a malformed signature value merged")
+	}
+}
