@@ -112,6 +112,7 @@ func stateDirWarnings(d *Deployment) []string {
 // NoKernelError is returned for a tree without usr/lib/modules/*/vmlinuz.
 type NoKernelError struct{ Commit repo.ID }
 
+// Error names the commit and where its kernel was looked for.
 func (e *NoKernelError) Error() string {
 	return fmt.Sprintf("commit %s has no kernel: no usr/lib/modules/<version>/vmlinuz", e.Commit)
 }

@@ -58,6 +58,7 @@ type DowngradeError struct {
 	FoundTime   uint64 // the timestamp of the commit the ref names
 }
 
+// Error names both commits and how to allow the downgrade.
 func (e *DowngradeError) Error() string {
 	return fmt.Sprintf("ref %s names a commit (timestamp %d) older than or an ancestor of the deployed %s (timestamp %d); pass --allow-downgrade to deploy it",
 		e.Ref, e.FoundTime, e.Current.Commit, e.CurrentTime)

@@ -43,6 +43,7 @@ type DanglingAliasError struct {
 	Alias, Target string
 }
 
+// Error names the alias and what it points at.
 func (e *DanglingAliasError) Error() string {
 	return fmt.Sprintf("ref %q is an alias of %q, which does not exist", e.Alias, e.Target)
 }
@@ -57,6 +58,7 @@ type AliasedRefError struct {
 	Aliases []string
 }
 
+// Error names the branch and the aliases that point at it.
 func (e *AliasedRefError) Error() string {
 	return fmt.Sprintf("cannot delete ref %s: %s an alias of it (delete %s first, or with it)",
 		e.Ref, pluralIs(e.Aliases), strings.Join(e.Aliases, ", "))

@@ -19,6 +19,7 @@ type ObjectMissingError struct {
 	ID   ID
 }
 
+// Error names the missing object.
 func (e *ObjectMissingError) Error() string {
 	return fmt.Sprintf("%s object %s is missing", e.Kind, e.ID)
 }
@@ -34,6 +35,7 @@ type PartialCommitError struct {
 	Err    error
 }
 
+// Error names the partial commit.
 func (e *PartialCommitError) Error() string {
 	return fmt.Sprintf("%v (commit %s was pulled only in part; a pull of all of it completes it)", e.Err, e.Commit)
 }
@@ -61,6 +63,7 @@ type CorruptObjectError struct {
 	Reason string
 }
 
+// Error names the object and what is wrong with it.
 func (e *CorruptObjectError) Error() string {
 	where := ""
 	if e.Path != "" {
@@ -79,6 +82,7 @@ type NoParentError struct {
 	Commit ID // the commit without a parent
 }
 
+// Error names the commit without a parent.
 func (e *NoParentError) Error() string {
 	return fmt.Sprintf("revision %s: commit %s has no parent", e.Rev, e.Commit)
 }
@@ -91,6 +95,7 @@ type RefNotFoundError struct {
 	Ref string
 }
 
+// Error names the ref.
 func (e *RefNotFoundError) Error() string { return fmt.Sprintf("ref %q not found", e.Ref) }
 
 // Is makes errors.Is(err, ErrNotFound) true.
@@ -103,6 +108,7 @@ type AmbiguousRefError struct {
 	Candidates []string // REMOTE:branch refs
 }
 
+// Error names the ref and the refs it could mean.
 func (e *AmbiguousRefError) Error() string {
 	return fmt.Sprintf("ref %q is no local branch and is ambiguous: %s name different commits; give one of them", e.Ref, strings.Join(e.Candidates, ", "))
 }
@@ -113,6 +119,7 @@ type AmbiguousPrefixError struct {
 	Matches []ID
 }
 
+// Error names the prefix and the ids it matches.
 func (e *AmbiguousPrefixError) Error() string {
 	return fmt.Sprintf("commit prefix %q is ambiguous: matches %d commits (%s, %s, ...)",
 		e.Prefix, len(e.Matches), e.Matches[0].Short(), e.Matches[1].Short())

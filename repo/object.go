@@ -34,6 +34,7 @@ var kindTags = [...]byte{0, 'f', 't', 'm', 'c', 'd'}
 // formatVersion is the second byte of every encoding.
 const formatVersion = 1
 
+// String returns the kind's name, as in object file names ("file", "commit").
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
 		return kindNames[k]
@@ -65,6 +66,7 @@ const (
 
 var fileTypeNames = [...]string{"", "regular", "symlink", "chardev", "blockdev", "fifo"}
 
+// String returns the type's name ("regular", "symlink", ...).
 func (t FileType) String() string {
 	if int(t) < len(fileTypeNames) && t != 0 {
 		return fileTypeNames[t]

@@ -40,6 +40,7 @@ const (
 
 var modeNames = [...]string{"", "bare", "bare-user", "bare-user-only", "archive"}
 
+// String returns the mode's name as in the config ("bare-user").
 func (m Mode) String() string {
 	if m > 0 && int(m) < len(modeNames) {
 		return modeNames[m]

@@ -28,10 +28,14 @@ type Entry struct {
 // not listed are created 0755.
 type Tree map[string]Entry
 
-// Dir, File and Symlink are shorthands for common entries.
-func Dir(perm fs.FileMode) Entry                  { return Entry{Mode: fs.ModeDir | perm} }
+// Dir is a directory entry with the permissions perm.
+func Dir(perm fs.FileMode) Entry { return Entry{Mode: fs.ModeDir | perm} }
+
+// File is a regular file entry holding content.
 func File(content string, perm fs.FileMode) Entry { return Entry{Mode: perm, Content: content} }
-func Symlink(target string) Entry                 { return Entry{Mode: fs.ModeSymlink | 0o777, Target: target} }
+
+// Symlink is a symbolic link entry to target.
+func Symlink(target string) Entry { return Entry{Mode: fs.ModeSymlink | 0o777, Target: target} }
 
 // Create builds tree under root (which must exist).
 func Create(t testing.TB, root string, tree Tree) {

@@ -1051,6 +1051,7 @@ type TimestampError struct {
 	CurrentTime uint64
 }
 
+// Error names both commits and their times.
 func (e *TimestampError) Error() string {
 	what := "commit " + e.Current.String()
 	if e.Ref != "" {
