@@ -114,7 +114,7 @@ func TestFinalizeStagedUnit(t *testing.T) {
 		"etc/systemd/system/otree-finalize-staged.service": unit,
 		"etc/systemd/system/otree-finalize-staged.path":    path,
 	}
-	for _, u := range []string{"otree-upgrade.service", "otree-upgrade.timer"} {
+	for _, u := range []string{"otree-upgrade.service", "otree-upgrade.timer", "otree-boot-complete.service"} {
 		data, err := os.ReadFile("../dist/systemd/" + u)
 		if err != nil {
 			t.Fatal(err)
@@ -134,6 +134,10 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	verifyUnit(t, root, "otree-finalize-staged.path")
 	verifyUnit(t, root, "otree-upgrade.service")
 	verifyUnit(t, root, "otree-upgrade.timer")
+	verifyUnit(t, root, "otree-boot-complete.service")
+	if bc := string(files["etc/systemd/system/otree-boot-complete.service"]); !strings.Contains(bc, "\nAfter=boot-complete.target") || !strings.Contains(bc, "\nExecStart=/usr/bin/otree admin boot-complete\n") {
+		t.Errorf("otree-boot-complete.service does not run boot-complete after boot-complete.target:\n%s", bc)
+	}
 	// The timer's upgrades are staged, so the finalize units apply them.
 	if !strings.Contains(string(files["etc/systemd/system/otree-upgrade.service"]), "\nExecStart=/usr/bin/otree admin upgrade --stage\n") {
 		t.Error("otree-upgrade.service does not stage its upgrade")

@@ -19,24 +19,85 @@ const ConfigBootloader = "sysroot.bootloader"
 // grubConfigFile is the name of the GRUB configuration in boot/loader.N.
 const grubConfigFile = "grub.cfg"
 
+// ConfigBootTries is the sysroot repository's config key, OSTree's
+// sysroot.boot-counting-tries: how many times a new default deployment is
+// booted before GRUB falls back to the previous one, when the new one
+// never got as far as `otree admin boot-complete` (run by
+// otree-boot-complete.service once boot-complete.target is reached).
+// Unset or 0: no counting. It needs sysroot.bootloader=grub2: the count
+// lives in GRUB's environment block (boot/grub/grubenv), which grub.cfg
+// reads and decrements at each boot.
+const ConfigBootTries = "sysroot.boot-counting-tries"
+
+// maxBootTries bounds ConfigBootTries: grub.cfg spells out one step of the
+// count per try, since GRUB's script has no arithmetic.
+const maxBootTries = 20
+
+// grubTriesVar is the environment block's variable holding the tries left
+// to the default deployment; set while a new default awaits its first
+// completed boot.
+const grubTriesVar = "otree_boot_tries"
+
 // writesGrub reports whether switches write a grub.cfg.
 func (s *Sysroot) writesGrub() (bool, error) {
-	switch v, _ := s.repo.Config().Get(ConfigBootloader); v {
-	case "", "none":
+	v, _ := s.repo.Config().Get(ConfigBootloader)
+	if v == "" {
 		return false, nil
-	case "grub2":
-		return true, nil
-	default:
-		return false, fmt.Errorf("config %s=%q: otree writes the boot entries alone (none) or also a grub.cfg (grub2)", ConfigBootloader, v)
 	}
+	return v == "grub2", CheckConfigValue(ConfigBootloader, v)
+}
+
+// bootTries reads ConfigBootTries: 0 when boot counting is off.
+func (s *Sysroot) bootTries() (int, error) {
+	v, ok := s.repo.Config().Get(ConfigBootTries)
+	if !ok || v == "" || v == "0" {
+		return 0, nil
+	}
+	n, err := parseBootTries(v)
+	if err != nil {
+		return 0, err
+	}
+	if grub, err := s.writesGrub(); err != nil {
+		return 0, err
+	} else if !grub {
+		return 0, fmt.Errorf("config %s=%s needs %s=grub2: the count is kept by GRUB", ConfigBootTries, v, ConfigBootloader)
+	}
+	return n, nil
+}
+
+// parseBootTries checks a ConfigBootTries value.
+func parseBootTries(v string) (int, error) {
+	var n int
+	if _, err := fmt.Sscan(v, &n); err != nil || fmt.Sprint(n) != v || n < 0 || n > maxBootTries {
+		return 0, fmt.Errorf("config %s=%q: want a number of tries from 0 (off) to %d", ConfigBootTries, v, maxBootTries)
+	}
+	return n, nil
+}
+
+// CheckConfigValue checks a value of one of the sysroot keys of the
+// system repository's config (sysroot.bootloader,
+// sysroot.boot-counting-tries); other keys pass.
+func CheckConfigValue(key, value string) error {
+	switch key {
+	case ConfigBootloader:
+		if value != "none" && value != "grub2" {
+			return fmt.Errorf("config %s=%q: otree writes the boot entries alone (none) or also a grub.cfg (grub2)", ConfigBootloader, value)
+		}
+	case ConfigBootTries:
+		_, err := parseBootTries(value)
+		return err
+	}
+	return nil
 }
 
 // renderGrub writes a grub.cfg with a menu entry per boot entry, in boot
 // order: the default deployment first. Paths are as in the entries, on the
 // filesystem GRUB loaded the configuration from (the boot partition, or
 // the root one holding /boot); kernel arguments are single-quoted so that
-// GRUB passes them on as written.
-func renderGrub(entries []*bootEntry) []byte {
+// GRUB passes them on as written. With tries > 0 it counts the boots of a
+// new default deployment (grubTriesVar) and, once none are left, boots
+// the previous one (entry 1) instead.
+func renderGrub(entries []*bootEntry, tries int) []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Written by otree at each switch of deployments; not to be edited.
 # /boot/grub/grub.cfg links to ../loader/grub.cfg, so the switch to a new
@@ -51,6 +112,26 @@ if [ -z "${timeout}" ]; then
 fi
 set default=0
 `)
+	if tries > 0 && len(entries) > 1 {
+		fmt.Fprintf(&b, `
+# Boot counting (sysroot.boot-counting-tries=%d): while %s is set, the
+# default deployment has not completed a boot yet; each boot takes one
+# try, and with none left the previous deployment (entry 1) boots.
+# otree admin boot-complete unsets it once a boot of the default completes.
+if [ -f "${prefix}/grubenv" ]; then
+	load_env %s
+fi
+if [ -n "${%s}" ]; then
+`, tries, grubTriesVar, grubTriesVar, grubTriesVar)
+		for i := tries; i >= 1; i-- {
+			kw := "elif"
+			if i == tries {
+				kw = "if"
+			}
+			fmt.Fprintf(&b, "\t%s [ \"${%s}\" = %d ]; then\n\t\tset %s=%d\n", kw, grubTriesVar, i, grubTriesVar, i-1)
+		}
+		fmt.Fprintf(&b, "\telse\n\t\tset default=1\n\tfi\n\tsave_env %s\nfi\n", grubTriesVar)
+	}
 	for _, e := range entries {
 		fmt.Fprintf(&b, "\nmenuentry %s --class gnu-linux --class os --id %s {\n", grubQuote(e.title), grubQuote(strings.TrimSuffix(e.file, ".conf")))
 		fmt.Fprintf(&b, "\tlinux %s", grubQuote(e.linux))

@@ -136,6 +136,10 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if err := s.setRefs(ctx, list, nil); err != nil {
 		return "", err
 	}
+	counting, err := s.countBoots(list)
+	if err != nil {
+		return "", err
+	}
 	kind := SwitchFull
 	if len(list) > 0 && len(list) == len(s.deployments) {
 		same, err := s.sameEntries(list)
@@ -146,7 +150,6 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 			kind = SwitchSub
 		}
 	}
-	var err error
 	if kind == SwitchSub {
 		err = s.switchSub(list)
 	} else {
@@ -155,7 +158,50 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if err != nil {
 		return "", err
 	}
+	if counting == countStop {
+		if err := setGrubVar(s.grubEnvPath(), grubTriesVar, "", true); err != nil {
+			return kind, fmt.Errorf("switched, but boot counting is still on: %w", err)
+		}
+	}
 	return kind, s.load()
+}
+
+// What a switch does to boot counting.
+const (
+	countKeep  = iota // the default deployment stays: its count goes on
+	countStart        // a new default: its tries, set before the switch
+	countStop         // the booted deployment becomes the default: no count
+)
+
+// countBoots decides, with boot counting on, what the switch to list does
+// to the count, and starts a new default's count before the switch: a
+// crash between the two leaves the old default, booted, counting until
+// its boot-complete, which is harmless; the other order could leave a new
+// default with no way back.
+func (s *Sysroot) countBoots(list []*Deployment) (int, error) {
+	tries, err := s.bootTries()
+	if err != nil || tries == 0 {
+		return countKeep, err
+	}
+	switch {
+	case len(list) == 0:
+		return countStop, nil
+	case s.booted != nil && sameDeployment(list[0], s.booted):
+		return countStop, nil
+	case len(list) < 2:
+		return countStop, nil // nothing to fall back to
+	case len(s.deployments) > 0 && sameDeployment(list[0], s.deployments[0]):
+		return countKeep, nil
+	}
+	if err := setGrubVar(s.grubEnvPath(), grubTriesVar, fmt.Sprint(tries), false); err != nil {
+		return countKeep, fmt.Errorf("boot counting (%s): %w", ConfigBootTries, err)
+	}
+	return countStart, nil
+}
+
+// sameDeployment tells whether a and b are the same deployment.
+func sameDeployment(a, b *Deployment) bool {
+	return a.OS == b.OS && a.Name() == b.Name()
 }
 
 // sameEntries tells whether list renders to exactly the current entries
@@ -173,9 +219,13 @@ func (s *Sysroot) sameEntries(list []*Deployment) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	tries, err := s.bootTries()
+	if err != nil {
+		return false, err
+	}
 	if grub {
 		got, err := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
-		if err != nil || !bytes.Equal(got, renderGrub(entries)) {
+		if err != nil || !bytes.Equal(got, renderGrub(entries, tries)) {
 			return false, nil
 		}
 	}
@@ -249,6 +299,10 @@ func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 	if err != nil {
 		return err
 	}
+	tries, err := s.bootTries()
+	if err != nil {
+		return err
+	}
 	boot := filepath.Join(s.path, "boot")
 	name := fmt.Sprintf("loader.%d", nb)
 	loader := filepath.Join(boot, name)
@@ -269,7 +323,7 @@ func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 		}
 	}
 	if grub {
-		if err := os.WriteFile(filepath.Join(loader, grubConfigFile), renderGrub(entries), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(loader, grubConfigFile), renderGrub(entries, tries), 0o644); err != nil {
 			return err
 		}
 	}

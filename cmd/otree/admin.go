@@ -60,8 +60,42 @@ boot order and one rename switches from one list to the next.`,
 		newInitFSCommand(a), newOSInitCommand(a), newAdminDeployCommand(a), newUpgradeCommand(a), newSwitchCommand(a),
 		newStatusCommand(a), newRollbackCommand(a), newSetDefaultCommand(a), newUndeployCommand(a),
 		newPinCommand(a), newCleanupCommand(a), newKargsCommand(a), newConfigDiffCommand(a), newSetOriginCommand(a), newFinalizeStagedCommand(a),
-		newUnlockCommand(a),
+		newUnlockCommand(a), newBootCompleteCommand(a),
 	)
+	return c
+}
+
+func newBootCompleteCommand(a *adminEnv) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "boot-complete",
+		Short: "Record that this boot completed, so GRUB stops counting its tries",
+		Long: `Record that the running system's boot completed. With boot counting on
+(sysroot.boot-counting-tries=N and sysroot.bootloader=grub2 in the system
+repository's config), a new default deployment is booted at most N times
+before GRUB boots the previous deployment instead; this command, run by
+otree-boot-complete.service once boot-complete.target is reached, ends the
+count when the booted deployment is the default one. When GRUB fell back to
+the previous deployment, it says so and fails: 'otree admin rollback' then
+makes the booted deployment the default. Without boot counting it does
+nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.inSysroot(func(s *deploy.Sysroot) error {
+				bc, err := s.BootComplete(cmd.Context())
+				if a.json && bc != nil {
+					if jerr := a.printJSON(bc); jerr != nil {
+						return jerr
+					}
+				} else if err == nil && bc != nil && bc.Completed {
+					fmt.Fprintf(a.stdout, "Boot of deployment 0 complete; GRUB no longer counts its tries.\n")
+				} else if err == nil && bc != nil && bc.Counting {
+					fmt.Fprintf(a.stdout, "This boot is not of the default deployment, whose count goes on: %d of %d tries left.\n", bc.Left, bc.Tries)
+				}
+				return err
+			})
+		},
+	}
+	a.addJSON(c)
 	return c
 }
 
@@ -371,6 +405,13 @@ commits; the command fails on any drift or missing trusted signature.`,
 				}
 				var items []item
 				drift, unsigned := 0, 0
+				bc, err := s.BootCount()
+				if err != nil {
+					return err
+				}
+				if bc.Tries == 0 {
+					bc = nil
+				}
 				all := s.Deployments()
 				if st := s.Staged(); st != nil {
 					all = append([]*deploy.Deployment{st}, all...)
@@ -395,8 +436,9 @@ commits; the command fails on any drift or missing trusted signature.`,
 				}
 				if a.json {
 					if err := a.printJSON(struct {
-						Deployments []item `json:"deployments"`
-					}{items}); err != nil {
+						Deployments []item            `json:"deployments"`
+						BootCount   *deploy.BootCount `json:"boot_count,omitempty"`
+					}{items, bc}); err != nil {
 						return err
 					}
 				} else {
@@ -405,6 +447,13 @@ commits; the command fails on any drift or missing trusted signature.`,
 					}
 					for _, it := range items {
 						printDeployment(a.stdout, it.Deployment)
+						if it.Index == 0 && !it.Staged && bc != nil && bc.Counting {
+							if bc.FellBack {
+								fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment 1 ('otree admin rollback' makes it the default)\n", bc.Tries)
+							} else {
+								fmt.Fprintf(a.stdout, "    boot: not completed yet; %d of %d tries left before GRUB falls back to deployment 1\n", bc.Left, bc.Tries)
+							}
+						}
 						if sig := it.Signature; sig != nil && sig.Error == "" {
 							fmt.Fprintf(a.stdout, "    signature: good, key %s (remote %s)\n", sig.Key, sig.Remote)
 						} else if sig != nil {

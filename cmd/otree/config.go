@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
@@ -77,6 +78,9 @@ stored and cannot be changed here.`,
 				return err
 			}
 			if err := repo.CheckConfigValue(k, args[1]); err != nil {
+				return usageError{err}
+			}
+			if err := deploy.CheckConfigValue(k, args[1]); err != nil {
 				return usageError{err}
 			}
 			return withRepo(func(r *repo.Repo) error {

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Boot counting from the command line: its config keys are checked when
+// set, status shows the tries left, and boot-complete needs the running
+// system.
+func TestAdminBootCounting(t *testing.T) {
+	a := newAdmin(t)
+	a.fails(exitUsage, "from 0 (off) to 20", "config", "set", "sysroot.boot-counting-tries", "many")
+	a.fails(exitUsage, "grub2", "config", "set", "sysroot.bootloader", "lilo")
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "3")
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	if out := a.ok("admin", "status"); strings.Contains(out, "boot:") {
+		t.Errorf("a single deployment is counted:\n%s", out)
+	}
+	a.commit("two\n", "6.1.0-2")
+	a.ok("admin", "deploy", "cli/stable")
+	out := a.ok("admin", "status")
+	if !strings.Contains(out, "    boot: not completed yet; 3 of 3 tries left before GRUB falls back to deployment 1\n") {
+		t.Errorf("status:\n%s", out)
+	}
+	var st struct {
+		BootCount struct {
+			Tries    int  `json:"tries"`
+			Counting bool `json:"counting"`
+			Left     int  `json:"left"`
+		} `json:"boot_count"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "status", "--json")), &st); err != nil || st.BootCount.Tries != 3 || !st.BootCount.Counting || st.BootCount.Left != 3 {
+		t.Errorf("status --json boot_count = %+v, %v", st.BootCount, err)
+	}
+	a.fails(exitError, "no deployment of this sysroot is booted", "admin", "boot-complete")
+	// Rolling back to a deployment that is not booted either starts its count.
+	a.ok("admin", "rollback")
+	if out := a.ok("admin", "status"); !strings.Contains(out, "3 of 3 tries left") {
+		t.Errorf("status after rollback:\n%s", out)
+	}
+}
+
+// On the booted default deployment, boot-complete (what
+// otree-boot-complete.service runs) ends the count; booted from the
+// previous one, after a fallback, it fails and the count stays.
+func TestBootedBootComplete(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.1.0-2")
+	a.ok("admin", "deploy", "cli/stable")
+	ds := a.status().Deployments
+	// Deployment 1 chosen by hand: the default's count goes on.
+	out := b.boot(ds[1].Path, `otree admin boot-complete
+otree admin status | grep "boot:" || echo no-count`)
+	wantLines(t, out, "This boot is not of the default deployment, whose count goes on: 2 of 2 tries left.",
+		"    boot: not completed yet; 2 of 2 tries left before GRUB falls back to deployment 1")
+	// GRUB's fallback, once no tries are left: boot-complete says so.
+	grubenv := filepath.Join(a.sys, "boot/grub/grubenv")
+	env, err := os.ReadFile(grubenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(grubenv, bytes.Replace(env, []byte("otree_boot_tries=2"), []byte("otree_boot_tries=0"), 1), 0o644)
+	out, err = b.tryBoot(ds[1].Path, `otree admin boot-complete 2>&1 || echo refused
+otree admin status | grep "boot:" || echo no-count`)
+	if err != nil || !strings.Contains(out, "did not complete a boot in 2 tries, and GRUB booted deployment 1 instead") || !strings.Contains(out, "refused") ||
+		!strings.Contains(out, "    boot: did not complete in 2 tries; GRUB boots deployment 1") {
+		t.Errorf("booted from deployment 1 after the fallback: %v\n%s", err, out)
+	}
+	os.WriteFile(grubenv, env, 0o644)
+	out = b.boot(ds[0].Path, `otree admin boot-complete
+otree admin status | grep "boot:" || echo no-count`)
+	wantLines(t, out, "Boot of deployment 0 complete; GRUB no longer counts its tries.", "no-count")
+}

@@ -1,0 +1,88 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// BootCount is the state of boot counting (ConfigBootTries): whether the
+// default deployment still awaits a completed boot, and how many tries it
+// has left before GRUB boots the previous deployment instead.
+type BootCount struct {
+	// Tries is the configured number of tries; 0 means counting is off.
+	Tries int `json:"tries"`
+	// Counting tells whether the default deployment's boots are being
+	// counted: it has not completed a boot since it became the default.
+	Counting bool `json:"counting"`
+	// Left is how many tries it has left (while Counting).
+	Left int `json:"left"`
+	// FellBack tells that none are left: GRUB boots deployment 1.
+	FellBack bool `json:"fell_back"`
+	// Completed tells that BootComplete ended the count.
+	Completed bool `json:"completed,omitempty"`
+}
+
+// BootCount reads the state of boot counting from GRUB's environment
+// block.
+func (s *Sysroot) BootCount() (*BootCount, error) {
+	tries, err := s.bootTries()
+	if err != nil {
+		return nil, err
+	}
+	bc := &BootCount{Tries: tries}
+	if tries == 0 {
+		return bc, nil
+	}
+	v, ok, err := readGrubVar(s.grubEnvPath(), grubTriesVar)
+	if err != nil || !ok {
+		return bc, err
+	}
+	bc.Counting = true
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		bc.Left = n
+	} else {
+		bc.FellBack = true
+	}
+	return bc, nil
+}
+
+// ErrNotBooted is returned by operations that need the running system's
+// own sysroot, when nothing in this one is booted.
+var ErrNotBooted = errors.New("no deployment of this sysroot is booted")
+
+// BootComplete records that the running system's boot completed (what
+// otree-boot-complete.service runs once boot-complete.target is reached).
+// When the booted deployment is the default one and its boots were being
+// counted, the count stops (Completed): GRUB boots it from now on without
+// falling back. A boot of another deployment leaves the count as it is;
+// when that is GRUB's fallback, the error says so, since `otree admin
+// rollback` should make the booted deployment the default. It returns
+// the state it found.
+func (s *Sysroot) BootComplete(ctx context.Context) (*BootCount, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	bc, err := s.BootCount()
+	if err != nil || !bc.Counting {
+		return bc, err
+	}
+	if s.booted == nil {
+		return bc, ErrNotBooted
+	}
+	if d := s.deployments[0]; !sameDeployment(s.booted, d) {
+		if !bc.FellBack {
+			return bc, nil // another deployment chosen by hand: the default's count goes on
+		}
+		return bc, fmt.Errorf("the default deployment %d (%s, commit %s) did not complete a boot in %d tries, and GRUB booted deployment %d instead; `otree admin rollback` makes the booted one the default",
+			d.Index, d.Name(), d.Commit, bc.Tries, s.booted.Index)
+	}
+	if err := setGrubVar(s.grubEnvPath(), grubTriesVar, "", true); err != nil {
+		return bc, err
+	}
+	bc.Completed = true
+	return bc, nil
+}

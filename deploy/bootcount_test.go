@@ -1,0 +1,201 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// bootDisk is a sysroot's boot directory on a filesystem image of its
+// own, as a boot partition: mounted while otree works on it, unmounted
+// while GRUB (grub-emu, GRUB's own script engine and filesystem drivers,
+// reading the image as its first disk) boots from it.
+type bootDisk struct {
+	t                   *testing.T
+	img, mnt, deviceMap string
+}
+
+func newBootDisk(t *testing.T, f *fixture) *bootDisk {
+	needTools(t, "grub-emu", "mkfs.ext2", "mount", "umount")
+	dir := t.TempDir()
+	d := &bootDisk{t: t, img: filepath.Join(dir, "boot.img"), mnt: filepath.Join(f.path, "boot"), deviceMap: filepath.Join(dir, "device.map")}
+	run := func(name string, args ...string) {
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	run("truncate", "-s", "32M", d.img)
+	run("mkfs.ext2", "-q", "-F", d.img)
+	// What init-fs laid out in boot/ moves onto the image.
+	tmp := filepath.Join(dir, "m")
+	os.Mkdir(tmp, 0o755)
+	run("mount", "-o", "loop", d.img, tmp)
+	run("cp", "-a", d.mnt+"/.", tmp+"/")
+	run("umount", tmp)
+	if err := os.WriteFile(d.deviceMap, []byte("(hd0) "+d.img+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.mount()
+	t.Cleanup(func() { exec.Command("umount", d.mnt).Run() })
+	return d
+}
+
+func (d *bootDisk) mount() {
+	d.t.Helper()
+	if out, err := exec.Command("mount", "-o", "loop", d.img, d.mnt).CombinedOutput(); err != nil {
+		d.t.Fatalf("mount: %v\n%s", err, out)
+	}
+}
+
+var chose = regexp.MustCompile(`otree-chose=(\d*) tries=(\S*)`)
+
+// boot runs the sysroot's grub.cfg in GRUB as a machine's boot would, up
+// to the menu, and returns the entry it would boot and the tries left
+// after it (as GRUB saved them).
+func (d *bootDisk) boot() (entry, tries string) {
+	d.t.Helper()
+	if out, err := exec.Command("umount", d.mnt).CombinedOutput(); err != nil {
+		d.t.Fatalf("umount: %v\n%s", err, out)
+	}
+	defer d.mount()
+	dir := d.t.TempDir()
+	script := `set prefix=(hd0)/grub
+source (hd0)/loader/grub.cfg
+if [ -f "${prefix}/grubenv" ]; then
+	load_env ` + grubTriesVar + `
+fi
+echo "otree-chose=${default} tries=${` + grubTriesVar + `}"
+halt
+`
+	if err := os.WriteFile(filepath.Join(dir, "grub.cfg"), []byte(script), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	out, err := exec.Command("timeout", "20", "grub-emu", "-d", dir, "-m", d.deviceMap).CombinedOutput()
+	m := chose.FindSubmatch(out)
+	if err != nil || m == nil {
+		d.t.Fatalf("grub-emu: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "error:") {
+		d.t.Fatalf("GRUB reported an error:\n%s", out)
+	}
+	return string(m[1]), string(m[2])
+}
+
+// bootedAs opens the sysroot as the system booted from entry i would see
+// it.
+func bootedAs(t *testing.T, f *fixture, i int) *Sysroot {
+	t.Helper()
+	entries, err := readEntries(filepath.Join(f.path, "boot", "loader", "entries"))
+	if err != nil || len(entries) <= i {
+		t.Fatalf("entries: %v (%d)", err, len(entries))
+	}
+	cmdline := "BOOT_IMAGE=x " + entries[i].options
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestGrubBootCounting boots a new default deployment in GRUB until its
+// tries run out and GRUB falls back to the previous one; then
+// boot-complete refuses to end the count, rollback ends it, and a boot
+// that completes ends the count of the next update.
+func TestGrubBootCounting(t *testing.T) {
+	f := newFixture(t)
+	disk := newBootDisk(t, f)
+	ctx := context.Background()
+	cfg := f.s.Repo().Config()
+	cfg.Set(ConfigBootTries, "2")
+	one := f.commit("os", osTree("6.1.0", nil))
+	if _, err := f.s.Deploy(ctx, one.String(), DeployOptions{}); err == nil || !strings.Contains(err.Error(), ConfigBootloader) {
+		t.Fatalf("boot counting without grub2: %v", err)
+	}
+	cfg.Set(ConfigBootloader, "grub2")
+	if err := f.s.Repo().WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	f.deploy(one.String(), DeployOptions{})
+	// A first deployment has nothing to fall back to: no count.
+	if e, tries := disk.boot(); e != "0" || tries != "" {
+		t.Fatalf("one deployment: entry %s, tries %q", e, tries)
+	}
+
+	booted := bootedAs(t, f, 0)
+	two := f.commit("os", osTree("6.2.0", nil))
+	if _, err := booted.Deploy(ctx, two.String(), DeployOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if bc, err := booted.BootCount(); err != nil || !bc.Counting || bc.Left != 2 {
+		t.Fatalf("after the deploy: %+v, %v", bc, err)
+	}
+	// Two tries of the new default, then the previous deployment.
+	for i, want := range [][2]string{{"0", "1"}, {"0", "0"}, {"1", "0"}, {"1", "0"}} {
+		if e, tries := disk.boot(); e != want[0] || tries != want[1] {
+			t.Fatalf("boot %d: entry %s with %q tries left, want entry %s with %s", i+1, e, tries, want[0], want[1])
+		}
+	}
+	fellBack := bootedAs(t, f, 1)
+	if bc, err := fellBack.BootCount(); err != nil || !bc.FellBack {
+		t.Fatalf("after the fallback: %+v, %v", bc, err)
+	}
+	if _, err := fellBack.BootComplete(ctx); err == nil || !strings.Contains(err.Error(), "rollback") {
+		t.Fatalf("boot-complete after a fallback: %v", err)
+	}
+	if e, _ := disk.boot(); e != "1" {
+		t.Fatalf("boot-complete after a fallback ended the fallback: entry %s", e)
+	}
+	if _, err := fellBack.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fellBack.Deployments()[0].Commit != one {
+		t.Fatalf("rollback: default is %s", fellBack.Deployments()[0].Commit)
+	}
+	if e, tries := disk.boot(); e != "0" || tries != "" {
+		t.Fatalf("after the rollback: entry %s, tries %q", e, tries)
+	}
+
+	// The next update completes its first boot: the count ends there.
+	booted = bootedAs(t, f, 0)
+	three := f.commit("os", osTree("6.3.0", nil))
+	if _, err := booted.Deploy(ctx, three.String(), DeployOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if e, tries := disk.boot(); e != "0" || tries != "1" {
+		t.Fatalf("the update's first boot: entry %s, tries %q", e, tries)
+	}
+	updated := bootedAs(t, f, 0)
+	if updated.Booted() == nil || updated.Booted().Commit != three {
+		t.Fatalf("booted %+v, want %s", updated.Booted(), three)
+	}
+	if bc, err := updated.BootComplete(ctx); err != nil || !bc.Counting {
+		t.Fatalf("boot-complete: %+v, %v", bc, err)
+	}
+	for range 3 {
+		if e, tries := disk.boot(); e != "0" || tries != "" {
+			t.Fatalf("after boot-complete: entry %s, tries %q", e, tries)
+		}
+	}
+	if _, err := updated.BootComplete(ctx); err != nil {
+		t.Errorf("boot-complete with no count: %v", err)
+	}
+	// A sysroot not booted cannot complete a boot while one is counted.
+	four := f.commit("os", osTree("6.4.0", nil))
+	if _, err := updated.Deploy(ctx, four.String(), DeployOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nb, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nb.Close()
+	if _, err := nb.BootComplete(ctx); !errors.Is(err, ErrNotBooted) {
+		t.Errorf("boot-complete on a sysroot not booted: %v", err)
+	}
+}
