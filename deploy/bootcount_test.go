@@ -117,6 +117,9 @@ func TestGrubBootCounting(t *testing.T) {
 	if _, err := f.s.Deploy(ctx, one.String(), DeployOptions{}); err == nil || !strings.Contains(err.Error(), ConfigBootloader) {
 		t.Fatalf("boot counting without grub2: %v", err)
 	}
+	if ents, _ := os.ReadDir(filepath.Join(f.path, "otree/deploy/testos/deploy")); len(ents) != 0 {
+		t.Fatalf("a refused deploy checked out %v", ents)
+	}
 	cfg.Set(ConfigBootloader, "grub2")
 	if err := f.s.Repo().WriteConfig(); err != nil {
 		t.Fatal(err)

@@ -294,9 +294,9 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, err
 	}
 	defer unlock()
-	// A boot loader setting the switch would refuse, refused before the
-	// checkout.
-	if _, err := s.writesGrub(); err != nil {
+	// Boot loader settings the switch would refuse, refused before the
+	// checkout (bootTries checks sysroot.bootloader too).
+	if _, err := s.bootTries(); err != nil {
 		return nil, err
 	}
 	osName, err := s.chooseOS(opts.OS)
