@@ -174,6 +174,15 @@ func TestGrubBootCounting(t *testing.T) {
 		t.Fatalf("the update's first boot: entry %s, tries %q", e, tries)
 	}
 	updated := bootedAs(t, f, 0)
+	// A change that keeps the default (here its kernel arguments, from
+	// the boot being counted) neither restarts nor ends the count.
+	if _, err := updated.SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet"}}); err != nil {
+		t.Fatal(err)
+	}
+	if bc, err := updated.BootCount(); err != nil || bc.Left != 1 {
+		t.Fatalf("after a kargs change: %+v, %v", bc, err)
+	}
+	updated = bootedAs(t, f, 0)
 	if updated.Booted() == nil || updated.Booted().Commit != three {
 		t.Fatalf("booted %+v, want %s", updated.Booted(), three)
 	}

@@ -186,12 +186,12 @@ func (s *Sysroot) countBoots(list []*Deployment) (int, error) {
 	switch {
 	case len(list) == 0:
 		return countStop, nil
+	case len(s.deployments) > 0 && sameDeployment(list[0], s.deployments[0]):
+		return countKeep, nil // the default stays (kargs, undeploy, pin...)
 	case s.booted != nil && sameDeployment(list[0], s.booted):
-		return countStop, nil
+		return countStop, nil // back to what runs
 	case len(list) < 2:
 		return countStop, nil // nothing to fall back to
-	case len(s.deployments) > 0 && sameDeployment(list[0], s.deployments[0]):
-		return countKeep, nil
 	}
 	if err := setGrubVar(s.grubEnvPath(), grubTriesVar, fmt.Sprint(tries), false); err != nil {
 		return countKeep, fmt.Errorf("boot counting (%s): %w", ConfigBootTries, err)
