@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,14 +31,7 @@ func TestCreateUSBSurvivesSIGKILL(t *testing.T) {
 	build := filepath.Join(t.TempDir(), "build")
 	runIn(t, build, "init", "--collection-id="+coll)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	tree := testtree.Tree{}
-	for i := range 60 {
-		var b strings.Builder
-		for b.Len() < 48<<10 {
-			fmt.Fprintf(&b, "%d %x\n", rng.Uint32(), rng.Uint64())
-		}
-		tree[fmt.Sprintf("d%d/f%d", i%5, i)] = testtree.File(b.String(), 0o644)
-	}
+	tree := randomTree(rng, 60, 48<<10, 5)
 	v1 := strings.TrimSpace(runIn(t, build, "commit", "-b", "os/stable", source(t, tree)))
 	tree["d0/f0"] = testtree.File("changed\n", 0o644)
 	tree["d9/new"] = testtree.File(strings.Repeat("new ", 30000), 0o644)
@@ -53,15 +45,7 @@ func TestCreateUSBSurvivesSIGKILL(t *testing.T) {
 		cmd.Env = env
 		return cmd
 	}
-	var durs []time.Duration
-	for range 3 {
-		start := time.Now()
-		if b, err := createUSB(t.TempDir()).CombinedOutput(); err != nil {
-			t.Fatalf("create-usb: %v\n%s", err, b)
-		}
-		durs = append(durs, time.Since(start))
-	}
-	slices.Sort(durs)
+	durs := timeRuns(t, "create-usb", func() *exec.Cmd { return createUSB(t.TempDir()) })
 	t.Logf("create-usb takes about %v", durs[1])
 
 	outcomes := map[string]int{}
@@ -75,22 +59,7 @@ func TestCreateUSBSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 		delay := time.Duration(rng.Int64N(int64(durs[1]*11/10) + 1))
-		cmd := createUSB(stick)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		killed := false
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("iteration %d: create-usb failed unkilled: %v", i, err)
-			}
-		case <-time.After(delay):
-			cmd.Process.Signal(syscall.SIGKILL)
-			killed = <-exited != nil
-		}
+		killed := killAfter(t, createUSB(stick), delay)
 		dest := filepath.Join(stick, ".otree/repos.d", coll)
 		ref := checkStickRepo(t, dest)
 		allowed := []string{v2, "none"}

@@ -2,18 +2,14 @@ package main
 
 import (
 	"crypto/ed25519"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
 )
@@ -31,14 +27,7 @@ func TestStaticDeltaFileSurvivesSIGKILL(t *testing.T) {
 	exe, env := otreeBinary(t)
 	c := newCLI(t)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	tree := testtree.Tree{}
-	for i := range 40 {
-		var b strings.Builder
-		for b.Len() < 64<<10 {
-			fmt.Fprintf(&b, "%d %x\n", rng.Uint32(), rng.Uint64())
-		}
-		tree[fmt.Sprintf("d%d/f%d", i%4, i)] = testtree.File(b.String(), 0o644)
-	}
+	tree := randomTree(rng, 40, 64<<10, 4)
 	id := c.commitTree("main", source(t, tree), "one", 1700000000)
 	keyFile, _, pub := generateKey(t, c)
 	pk, err := sign.ParsePublicKey(pub)
@@ -51,16 +40,7 @@ func TestStaticDeltaFileSurvivesSIGKILL(t *testing.T) {
 		cmd.Env = env
 		return cmd
 	}
-	var durs []time.Duration
-	for range 3 {
-		out := filepath.Join(t.TempDir(), "d")
-		start := time.Now()
-		if b, err := generate(out).CombinedOutput(); err != nil {
-			t.Fatalf("generate: %v\n%s", err, b)
-		}
-		durs = append(durs, time.Since(start))
-	}
-	slices.Sort(durs)
+	durs := timeRuns(t, "generate", func() *exec.Cmd { return generate(filepath.Join(t.TempDir(), "d")) })
 	maxDelay := durs[1] + durs[1]/4
 	t.Logf("generate takes about %v; killing after 0..%v", durs[1], maxDelay)
 
@@ -75,23 +55,9 @@ func TestStaticDeltaFileSurvivesSIGKILL(t *testing.T) {
 		if i%2 == 1 {
 			delay = durs[0]*9/10 + time.Duration(rng.Int64N(int64(durs[2]-durs[0]*9/10)+1))
 		}
-		cmd := generate(out)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
 		outcome := "finished before the kill"
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("iteration %d: generate failed unkilled: %v", i, err)
-			}
-		case <-time.After(delay):
-			cmd.Process.Signal(syscall.SIGKILL)
-			if err := <-exited; err != nil {
-				outcome = "killed"
-			}
+		if killAfter(t, generate(out), delay) {
+			outcome = "killed"
 		}
 		ents, _ := os.ReadDir(dir)
 		switch {

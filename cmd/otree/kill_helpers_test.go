@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/testtree"
+)
+
+// randomTree is n files of about size bytes of random text each, spread
+// over dirs directories, for tests that must kill a command part way.
+func randomTree(rng *rand.Rand, n, size, dirs int) testtree.Tree {
+	tree := testtree.Tree{}
+	for i := range n {
+		var b strings.Builder
+		for b.Len() < size {
+			fmt.Fprintf(&b, "%d %x\n", rng.Uint32(), rng.Uint64())
+		}
+		tree[fmt.Sprintf("d%d/f%d", i%dirs, i)] = testtree.File(b.String(), 0o644)
+	}
+	return tree
+}
+
+// timeRuns runs three commands made by mk to completion and returns
+// their durations, sorted: where kills are to fall.
+func timeRuns(t *testing.T, what string, mk func() *exec.Cmd) []time.Duration {
+	t.Helper()
+	var durs []time.Duration
+	for range 3 {
+		start := time.Now()
+		if b, err := mk().CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, b)
+		}
+		durs = append(durs, time.Since(start))
+	}
+	slices.Sort(durs)
+	return durs
+}
+
+// killAfter starts cmd and sends it SIGKILL after delay, unless it exits
+// first; it reports whether the kill ended it. A run that fails unkilled
+// fails the test.
+func killAfter(t *testing.T, cmd *exec.Cmd, delay time.Duration) bool {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("%s failed unkilled: %v", strings.Join(cmd.Args, " "), err)
+		}
+		return false
+	case <-time.After(delay):
+		cmd.Process.Signal(syscall.SIGKILL)
+		return <-exited != nil
+	}
+}
