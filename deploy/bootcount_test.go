@@ -164,6 +164,28 @@ func TestGrubBootCounting(t *testing.T) {
 		t.Fatalf("after the rollback: entry %s, tries %q", e, tries)
 	}
 
+	// A count set under a higher setting goes on under a lower one.
+	setTries := func(v string) {
+		cfg.Set(ConfigBootTries, v)
+		if err := f.s.Repo().WriteConfig(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setTries("1")
+	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "5", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bootedAs(t, f, 0).SetKargs(ctx, 0, KargsEdit{Append: []string{"loglevel=3"}}); err != nil { // writes grub.cfg anew
+		t.Fatal(err)
+	}
+	if e, tries := disk.boot(); e != "0" || tries != "4" {
+		t.Fatalf("a count of 5 under tries=1: entry %s, tries %q", e, tries)
+	}
+	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "", true); err != nil {
+		t.Fatal(err)
+	}
+	setTries("2")
+
 	// The next update completes its first boot: the count ends there.
 	booted = bootedAs(t, f, 0)
 	three := f.commit("os", osTree("6.3.0", nil))

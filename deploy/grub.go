@@ -123,9 +123,11 @@ if [ -f "${prefix}/grubenv" ]; then
 fi
 if [ -n "${%s}" ]; then
 `, tries, grubTriesVar, grubTriesVar, grubTriesVar)
-		for i := tries; i >= 1; i-- {
+		// Every count up to the bound, not only up to tries: a count set
+		// under a higher setting than today's must go on, not fall back.
+		for i := maxBootTries; i >= 1; i-- {
 			kw := "elif"
-			if i == tries {
+			if i == maxBootTries {
 				kw = "if"
 			}
 			fmt.Fprintf(&b, "\t%s [ \"${%s}\" = %d ]; then\n\t\tset %s=%d\n", kw, grubTriesVar, i, grubTriesVar, i-1)
