@@ -404,6 +404,15 @@ func TestCreateUSBWritesOnlyOnTheMount(t *testing.T) {
 		}
 	}
 
+	// The mount path given may itself be a link.
+	linked := filepath.Join(t.TempDir(), "usb")
+	os.Symlink(stick2, linked)
+	os.RemoveAll(xx)
+	os.Mkdir(xx, 0o755)
+	if repos, err := remote.CreateUSB(ctx, build, linked, refs, opts); err != nil || repos[0].Path != filepath.Join(stick2, remote.MountReposDir, coll) {
+		t.Errorf("through a linked mount path: %+v, %v", repos, err)
+	}
+
 	// --destination-repo: the repository there, linked from repos.d.
 	stick3 := t.TempDir()
 	if _, err := remote.CreateUSB(ctx, build, stick3, refs, remote.USBOptions{NoSync: true, DestinationRepo: "updates/os"}); err != nil {

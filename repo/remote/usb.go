@@ -57,11 +57,16 @@ func CreateUSB(ctx context.Context, r *repo.Repo, mount string, refs []Collectio
 	if opts.Commit != "" && len(refs) != 1 {
 		return nil, fmt.Errorf("create-usb: a commit can only be given with a single ref, not %d", len(refs))
 	}
-	top, err := filepath.Abs(mount)
+	// The path given is the caller's and may be a link; what lies below
+	// it is the stick's, and is not followed.
+	top, err := filepath.EvalSymlinks(mount)
 	if err != nil {
+		return nil, fmt.Errorf("create-usb: %w", err)
+	}
+	if top, err = filepath.Abs(top); err != nil {
 		return nil, err
 	}
-	if fi, err := os.Lstat(top); err != nil {
+	if fi, err := os.Stat(top); err != nil {
 		return nil, fmt.Errorf("create-usb: %w", err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("create-usb: %s is not a directory", top)
