@@ -10,7 +10,7 @@ import (
 )
 
 func newFindRemotesCommand(e *env) *cobra.Command {
-	var finders string
+	var finders, cacheDir string
 	var pull, mirror, noSync bool
 	var timeout time.Duration
 	c := &cobra.Command{
@@ -49,7 +49,7 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 				return err
 			}
 			defer r.Close()
-			po := remote.PullOptions{NoSync: noSync, Timeout: timeout, Logger: e.logger(), Mirror: mirror}
+			po := remote.PullOptions{NoSync: noSync, Timeout: timeout, Logger: e.logger(), Mirror: mirror, SummaryCacheDir: cacheDir}
 			res, err := remote.FindRemotes(cmd.Context(), r, refs, remote.FindOptions{Finders: fs, Pull: po})
 			if err != nil {
 				return err
@@ -98,6 +98,7 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 	fl.BoolVar(&mirror, "mirror", false, "with --pull, write refs as local branches, not REMOTE:REF")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync pulled objects to disk (scratch repositories only)")
 	fl.DurationVar(&timeout, "timeout", 30*time.Second, "give up on a remote that sends nothing for this long")
+	fl.StringVar(&cacheDir, "cache-dir", "", "keep remotes' summaries here between runs (default REPO/tmp/cache/summaries; - for none)")
 	e.addJSON(c)
 	return c
 }

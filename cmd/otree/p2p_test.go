@@ -84,3 +84,30 @@ func TestP2PUsage(t *testing.T) {
 	c.fails(exitUsage, []string{"single ref"}, "create-usb", "--commit=abc", t.TempDir(), "org.example.Os", "a", "org.example.Os", "b")
 	c.fails(exitError, []string{"(org.example.Os, a): not found here"}, "create-usb", t.TempDir(), "org.example.Os", "a")
 }
+
+// The config finder from the command line: a served repository of the
+// collection, its remote configured with the collection ID; --cache-dir
+// keeps its summary where it is told.
+func TestFindRemotesConfig(t *testing.T) {
+	const coll = "org.example.Os"
+	src := newCLI(t)
+	src.ok("config", "set", "core.collection-id", coll)
+	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, nil)
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "--collection-id="+coll, "origin", url)
+	cache := filepath.Join(t.TempDir(), "cache")
+	out := dst.ok("find-remotes", "--finders=config", "--cache-dir="+cache, "--pull", coll, "os/stable")
+	for _, want := range []string{"Result 0: " + url + "\n", " - Finder: config\n", "    - (" + coll + ", os/stable) = " + id.String() + " (2023-11-14T22:13:20Z)\n", "1/1 refs were found.\n", "Pulled 1/1 refs successfully.\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("find-remotes output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := strings.TrimSpace(dst.ok("rev-parse", "origin:os/stable")); got != id.String() {
+		t.Errorf("origin:os/stable = %s, want %s", got, id)
+	}
+	if m, _ := filepath.Glob(filepath.Join(cache, "origin-*.summary")); len(m) != 1 {
+		t.Errorf("--cache-dir holds %q, want the summary", m)
+	}
+}
