@@ -27,12 +27,12 @@ type BootCount struct {
 // BootCount reads the state of boot counting from GRUB's environment
 // block.
 func (s *Sysroot) BootCount() (*BootCount, error) {
-	tries, err := s.bootTries()
+	lc, err := s.loaderConfig()
 	if err != nil {
 		return nil, err
 	}
-	bc := &BootCount{Tries: tries}
-	if tries == 0 {
+	bc := &BootCount{Tries: lc.tries}
+	if lc.tries == 0 {
 		return bc, nil
 	}
 	v, ok, err := readGrubVar(s.grubEnvPath(), grubTriesVar)

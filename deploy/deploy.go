@@ -295,8 +295,8 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	}
 	defer unlock()
 	// Boot loader settings the switch would refuse, refused before the
-	// checkout (bootTries checks sysroot.bootloader too).
-	if _, err := s.bootTries(); err != nil {
+	// checkout.
+	if _, err := s.loaderConfig(); err != nil {
 		return nil, err
 	}
 	osName, err := s.chooseOS(opts.OS)

@@ -38,31 +38,44 @@ const maxBootTries = 20
 // completed boot.
 const grubTriesVar = "otree_boot_tries"
 
-// writesGrub reports whether switches write a grub.cfg.
-func (s *Sysroot) writesGrub() (bool, error) {
-	v, _ := s.repo.Config().Get(ConfigBootloader)
-	if v == "" {
-		return false, nil
-	}
-	return v == "grub2", CheckConfigValue(ConfigBootloader, v)
+// loaderConfig is what the system repository's config asks a switch to
+// write beside the boot entries: a grub.cfg, and with it boot counting.
+type loaderConfig struct {
+	grub  bool // sysroot.bootloader=grub2
+	tries int  // sysroot.boot-counting-tries; 0: no counting
 }
 
-// bootTries reads ConfigBootTries: 0 when boot counting is off.
-func (s *Sysroot) bootTries() (int, error) {
-	v, ok := s.repo.Config().Get(ConfigBootTries)
-	if !ok || v == "" || v == "0" {
-		return 0, nil
+// loaderConfig reads sysroot.bootloader and sysroot.boot-counting-tries,
+// refusing values a switch could not act on.
+func (s *Sysroot) loaderConfig() (loaderConfig, error) {
+	var lc loaderConfig
+	if v, _ := s.repo.Config().Get(ConfigBootloader); v != "" {
+		if err := CheckConfigValue(ConfigBootloader, v); err != nil {
+			return lc, err
+		}
+		lc.grub = v == "grub2"
+	}
+	v, _ := s.repo.Config().Get(ConfigBootTries)
+	if v == "" {
+		return lc, nil
 	}
 	n, err := parseBootTries(v)
 	if err != nil {
-		return 0, err
+		return lc, err
 	}
-	if grub, err := s.writesGrub(); err != nil {
-		return 0, err
-	} else if !grub {
-		return 0, fmt.Errorf("config %s=%s needs %s=grub2: the count is kept by GRUB", ConfigBootTries, v, ConfigBootloader)
+	if n > 0 && !lc.grub {
+		return lc, fmt.Errorf("config %s=%s needs %s=grub2: the count is kept by GRUB", ConfigBootTries, v, ConfigBootloader)
 	}
-	return n, nil
+	lc.tries = n
+	return lc, nil
+}
+
+// grubCfg is the grub.cfg a switch to entries writes, nil without one.
+func (lc loaderConfig) grubCfg(entries []*bootEntry) []byte {
+	if !lc.grub {
+		return nil
+	}
+	return renderGrub(entries, lc.tries)
 }
 
 // parseBootTries checks a ConfigBootTries value.

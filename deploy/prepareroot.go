@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/otree/otree/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -262,53 +261,11 @@ type prepRootMount struct {
 
 // prepRootFindMount returns the entry of mountinfo (the contents of
 // /proc/self/mountinfo) for mount id.
-func prepRootFindMount(mountinfo []byte, id uint64) (prepRootMount, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		// ID parent major:minor root mount-point options [optional...] - type source super-options
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 7 {
-			continue
+func prepRootFindMount(info []byte, id uint64) (prepRootMount, bool) {
+	for _, m := range mountinfo.Parse(info) {
+		if m.ID == id {
+			return prepRootMount{id: m.ID, mountPoint: m.MountPoint, shared: m.Shared}, true
 		}
-		mid, err := strconv.ParseUint(fields[0], 10, 64)
-		if err != nil || mid != id {
-			continue
-		}
-		m := prepRootMount{id: mid, mountPoint: prepRootUnescape(fields[4])}
-		for _, f := range fields[6:] {
-			if f == "-" {
-				break
-			}
-			if strings.HasPrefix(f, "shared:") {
-				m.shared = true
-			}
-		}
-		return m, true
 	}
 	return prepRootMount{}, false
-}
-
-// prepRootUnescape undoes mountinfo's octal escapes (\040 for a space and
-// so on).
-func prepRootUnescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && prepRootIsOctal(s[i+1:i+4]) {
-			n, _ := strconv.ParseUint(s[i+1:i+4], 8, 8)
-			b.WriteByte(byte(n))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func prepRootIsOctal(s string) bool {
-	return len(s) == 3 && s[0] >= '0' && s[0] <= '3' &&
-		s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7'
 }

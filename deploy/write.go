@@ -136,13 +136,17 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if err := s.setRefs(ctx, list, nil); err != nil {
 		return "", err
 	}
-	counting, err := s.countBoots(list)
+	lc, err := s.loaderConfig()
+	if err != nil {
+		return "", err
+	}
+	counting, err := s.countBoots(list, lc.tries)
 	if err != nil {
 		return "", err
 	}
 	kind := SwitchFull
 	if len(list) > 0 && len(list) == len(s.deployments) {
-		same, err := s.sameEntries(list)
+		same, err := s.sameEntries(list, lc)
 		if err != nil {
 			return "", err
 		}
@@ -153,7 +157,7 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if kind == SwitchSub {
 		err = s.switchSub(list)
 	} else {
-		err = s.switchFull(list)
+		err = s.switchFull(list, lc)
 	}
 	if err != nil {
 		return "", err
@@ -178,10 +182,9 @@ const (
 // crash between the two leaves the old default, booted, counting until
 // its boot-complete, which is harmless; the other order could leave a new
 // default with no way back.
-func (s *Sysroot) countBoots(list []*Deployment) (int, error) {
-	tries, err := s.bootTries()
-	if err != nil || tries == 0 {
-		return countKeep, err
+func (s *Sysroot) countBoots(list []*Deployment, tries int) (int, error) {
+	if tries == 0 {
+		return countKeep, nil
 	}
 	switch {
 	case len(list) == 0:
@@ -206,7 +209,7 @@ func sameDeployment(a, b *Deployment) bool {
 
 // sameEntries tells whether list renders to exactly the current entries
 // (and grub.cfg, when one is written).
-func (s *Sysroot) sameEntries(list []*Deployment) (bool, error) {
+func (s *Sysroot) sameEntries(list []*Deployment, lc loaderConfig) (bool, error) {
 	entries, err := s.bootEntries(list, s.bootVersion)
 	if err != nil {
 		return false, err
@@ -215,17 +218,9 @@ func (s *Sysroot) sameEntries(list []*Deployment) (bool, error) {
 	for _, e := range entries {
 		want[e.file] = e.render()
 	}
-	grub, err := s.writesGrub()
-	if err != nil {
-		return false, err
-	}
-	tries, err := s.bootTries()
-	if err != nil {
-		return false, err
-	}
-	if grub {
+	if cfg := lc.grubCfg(entries); cfg != nil {
 		got, err := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
-		if err != nil || !bytes.Equal(got, renderGrub(entries, tries)) {
+		if err != nil || !bytes.Equal(got, cfg) {
 			return false, nil
 		}
 	}
@@ -289,17 +284,9 @@ func replaceSymlink(target, link string) error {
 // switchFull writes the other boot version and renames boot/loader to it.
 // If it fails before boot/loader names the new version, that version is
 // removed again, so a failed deploy leaves /boot as it was.
-func (s *Sysroot) switchFull(list []*Deployment) (err error) {
+func (s *Sysroot) switchFull(list []*Deployment, lc loaderConfig) (err error) {
 	nb := 1 - s.bootVersion
 	entries, err := s.bootEntries(list, nb)
-	if err != nil {
-		return err
-	}
-	grub, err := s.writesGrub()
-	if err != nil {
-		return err
-	}
-	tries, err := s.bootTries()
 	if err != nil {
 		return err
 	}
@@ -322,8 +309,8 @@ func (s *Sysroot) switchFull(list []*Deployment) (err error) {
 			return err
 		}
 	}
-	if grub {
-		if err := os.WriteFile(filepath.Join(loader, grubConfigFile), renderGrub(entries, tries), 0o644); err != nil {
+	if cfg := lc.grubCfg(entries); cfg != nil {
+		if err := os.WriteFile(filepath.Join(loader, grubConfigFile), cfg, 0o644); err != nil {
 			return err
 		}
 	}

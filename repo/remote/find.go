@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otree/otree/internal/mountinfo"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -164,7 +165,7 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 			mounts := opts.Mounts
 			if mounts == nil {
 				var err error
-				if mounts, err = readMounts("/proc/self/mountinfo"); err != nil {
+				if mounts, err = readMounts(); err != nil {
 					return nil, err
 				}
 			}
@@ -193,35 +194,24 @@ func (fr *FoundRemote) offers(cr CollectionRef) bool {
 	return slices.ContainsFunc(fr.Refs, func(f FoundRef) bool { return f.CollectionRef == cr })
 }
 
-// readMounts lists the mount points in a mountinfo file.
-func readMounts(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+// readMounts lists the mount points of this process (parseMountInfo).
+func readMounts() ([]string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("list mounts: %w", err)
 	}
 	return parseMountInfo(string(data)), nil
 }
 
-// parseMountInfo returns the mount points (fifth field) of a mountinfo
-// text, unescaped (the kernel writes space, tab, newline and backslash as
-// \ooo), each once, in the order mounted. Kernel filesystems that cannot
-// hold a repository are left out, and so is autofs: looking into it would
-// mount what it stands for, or hang on a server that is gone.
+// parseMountInfo returns the mount points of a mountinfo text, each once,
+// in the order mounted. Kernel filesystems that cannot hold a repository
+// are left out, and so is autofs: looking into it would mount what it
+// stands for, or hang on a server that is gone.
 func parseMountInfo(text string) []string {
 	var out []string
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		if _, after, ok := strings.Cut(line, " - "); ok {
-			if fst := strings.Fields(after); len(fst) > 0 && skipFS[fst[0]] {
-				continue
-			}
-		}
-		p := unescapeOctal(f[4])
-		if !slices.Contains(out, p) {
-			out = append(out, p)
+	for _, m := range mountinfo.Parse([]byte(text)) {
+		if !skipFS[m.FSType] && !slices.Contains(out, m.MountPoint) {
+			out = append(out, m.MountPoint)
 		}
 	}
 	return out
@@ -233,21 +223,6 @@ var skipFS = map[string]bool{
 	"mqueue": true, "debugfs": true, "tracefs": true, "securityfs": true, "pstore": true, "bpf": true,
 	"configfs": true, "hugetlbfs": true, "fusectl": true, "binfmt_misc": true, "efivarfs": true, "nsfs": true,
 }
-
-func unescapeOctal(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // MountRepoDir and MountReposDir are where, relative to a mounted
 // filesystem's top, the mount finder looks for repositories, and where

@@ -1,0 +1,75 @@
+// Package mountinfo parses the mount table of a mount namespace, as
+// /proc/self/mountinfo shows it.
+package mountinfo
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Mount is one line of mountinfo.
+type Mount struct {
+	ID         uint64
+	MountPoint string // unescaped
+	FSType     string
+	// Shared tells that the mount propagates to a peer group (an
+	// optional field "shared:N").
+	Shared bool
+}
+
+// Parse reads the lines of a mountinfo text, in the order mounted:
+//
+//	ID parent major:minor root mount-point options [optional...] - type source super-options
+//
+// Lines that do not have that shape are skipped.
+func Parse(data []byte) []Mount {
+	var out []Mount
+	for line := range strings.Lines(string(data)) {
+		fields := strings.Fields(line)
+		if len(fields) < 7 {
+			continue
+		}
+		id, err := strconv.ParseUint(fields[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		m := Mount{ID: id, MountPoint: unescape(fields[4])}
+		for i, f := range fields[6:] {
+			if f == "-" {
+				if rest := fields[6+i+1:]; len(rest) > 0 {
+					m.FSType = rest[0]
+				}
+				break
+			}
+			if strings.HasPrefix(f, "shared:") {
+				m.Shared = true
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space, \134 for a
+// backslash, and so on).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1:i+4]) {
+			n, _ := strconv.ParseUint(s[i+1:i+4], 8, 8)
+			b.WriteByte(byte(n))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(s string) bool {
+	return len(s) == 3 && s[0] >= '0' && s[0] <= '3' &&
+		s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7'
+}
