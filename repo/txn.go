@@ -706,9 +706,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
 		return err
 	}
-	rest := &stagedFile{fd: dst.fd} // counted against the budget above
-	_, err := io.Copy(rest, io.NewSectionReader(src, off, n-off))
-	dst.n += rest.n
+	// Written past dst.Write: the bytes are counted against the budget above.
+	m, err := io.Copy(rawfd.Writer(dst.fd), io.NewSectionReader(src, off, n-off))
+	dst.n += m
 	return err
 }
 

@@ -82,13 +82,16 @@ nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				bc, err := s.BootComplete(cmd.Context())
-				if a.json && bc != nil {
+				switch {
+				case bc == nil:
+				case a.json:
 					if jerr := a.printJSON(bc); jerr != nil {
 						return jerr
 					}
-				} else if err == nil && bc != nil && bc.Completed {
+				case err != nil:
+				case bc.Completed:
 					fmt.Fprintf(a.stdout, "Boot of deployment 0 complete; GRUB no longer counts its tries.\n")
-				} else if err == nil && bc != nil && bc.Counting {
+				case bc.Counting:
 					fmt.Fprintf(a.stdout, "This boot is not of the default deployment, whose count goes on: %d of %d tries left.\n", bc.Left, bc.Tries)
 				}
 				return err
@@ -397,14 +400,6 @@ commits; the command fails on any drift or missing trusted signature.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				var err error
-				type item struct {
-					*deploy.Deployment
-					Drift     []checkout.Change       `json:"drift,omitempty"`
-					Signature *deploy.SignatureStatus `json:"signature,omitempty"`
-				}
-				var items []item
-				drift, unsigned := 0, 0
 				bc, err := s.BootCount()
 				if err != nil {
 					return err
@@ -412,6 +407,13 @@ commits; the command fails on any drift or missing trusted signature.`,
 				if bc.Tries == 0 {
 					bc = nil
 				}
+				type item struct {
+					*deploy.Deployment
+					Drift     []checkout.Change       `json:"drift,omitempty"`
+					Signature *deploy.SignatureStatus `json:"signature,omitempty"`
+				}
+				var items []item
+				drift, unsigned := 0, 0
 				all := s.Deployments()
 				if st := s.Staged(); st != nil {
 					all = append([]*deploy.Deployment{st}, all...)

@@ -175,7 +175,7 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 		}
 	}
 	for _, cr := range refs {
-		if !slices.ContainsFunc(res.Remotes, func(fr FoundRemote) bool { return fr.offers(cr) }) {
+		if len(res.sources(cr)) == 0 {
 			res.Missing = append(res.Missing, cr)
 		}
 	}
@@ -187,11 +187,6 @@ func appendOnce(s []string, v string) []string {
 		return s
 	}
 	return append(s, v)
-}
-
-// offers returns the entry of fr for cr, if it has one.
-func (fr *FoundRemote) offers(cr CollectionRef) bool {
-	return slices.ContainsFunc(fr.Refs, func(f FoundRef) bool { return f.CollectionRef == cr })
 }
 
 // readMounts lists the mount points of this process (parseMountInfo).
@@ -431,6 +426,28 @@ type PulledRef struct {
 	Tried []string `json:"tried,omitempty"`
 }
 
+// candidate is a source of one ref, with the commit it offers.
+type candidate struct {
+	fr *FoundRemote
+	f  FoundRef
+}
+
+// sources lists the sources of cr in fr, newest commit first; among
+// equals, in the result's order.
+func (fr *FindResult) sources(cr CollectionRef) []candidate {
+	var out []candidate
+	for i := range fr.Remotes {
+		src := &fr.Remotes[i]
+		for _, f := range src.Refs {
+			if f.CollectionRef == cr {
+				out = append(out, candidate{src, f})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].f.Timestamp.After(out[j].f.Timestamp) })
+	return out
+}
+
 // PullFound pulls each requested ref that a source in found offers, from
 // the source with the newest commit (the first in found's order among
 // equals). A source whose pull fails (a corrupt object, a missing
@@ -444,23 +461,10 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 	var out []PulledRef
 	var failed []string
 	for _, cr := range refs {
-		type cand struct {
-			fr *FoundRemote
-			f  FoundRef
-		}
-		var cands []cand
-		for i := range found.Remotes {
-			fr := &found.Remotes[i]
-			for _, f := range fr.Refs {
-				if f.CollectionRef == cr {
-					cands = append(cands, cand{fr, f})
-				}
-			}
-		}
+		cands := found.sources(cr)
 		if len(cands) == 0 {
 			continue
 		}
-		sort.SliceStable(cands, func(i, j int) bool { return cands[i].f.Timestamp.After(cands[j].f.Timestamp) })
 		local := cands[0].fr.Remote + ":" + cr.Ref
 		if opts.Mirror {
 			local = cr.Ref
@@ -477,7 +481,7 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 				break
 			}
 			if cur != nil && c.f.Timestamp.Before(time.Unix(int64(cur.Timestamp), 0)) {
-				if pr.Note == "" && len(pr.Tried) == 0 {
+				if len(pr.Tried) == 0 {
 					pr.Note = "every source offers an older commit than the one here"
 				}
 				break
@@ -497,7 +501,6 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 					pr.New = u.New
 				}
 			}
-			pr.Note = ""
 			break
 		}
 		if pr.From == "" && pr.Note == "" {
