@@ -201,7 +201,8 @@ func readMounts() ([]string, error) {
 // parseMountInfo returns the mount points of a mountinfo text, each once,
 // in the order mounted. Kernel filesystems that cannot hold a repository
 // are left out, and so is autofs: looking into it would mount what it
-// stands for, or hang on a server that is gone.
+// stands for. So are network filesystems: a stick is never one, and a hard
+// NFS mount whose server is gone would hang the finder.
 func parseMountInfo(text string) []string {
 	var out []string
 	for _, m := range mountinfo.Parse([]byte(text)) {
@@ -217,6 +218,8 @@ var skipFS = map[string]bool{
 	"autofs": true, "proc": true, "sysfs": true, "cgroup": true, "cgroup2": true, "devpts": true, "devtmpfs": true,
 	"mqueue": true, "debugfs": true, "tracefs": true, "securityfs": true, "pstore": true, "bpf": true,
 	"configfs": true, "hugetlbfs": true, "fusectl": true, "binfmt_misc": true, "efivarfs": true, "nsfs": true,
+	"nfs": true, "nfs4": true, "cifs": true, "smb3": true, "smbfs": true, "ceph": true, "glusterfs": true,
+	"fuse.glusterfs": true, "fuse.sshfs": true, "afs": true, "9p": true, "lustre": true, "ncpfs": true, "fuse.s3fs": true,
 }
 
 // MountRepoDir and MountReposDir are where, relative to a mounted

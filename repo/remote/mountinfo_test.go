@@ -14,6 +14,9 @@ func TestParseMountInfo(t *testing.T) {
 42 22 8:17 / /media/back\134slash rw shared:31 opt:1 - exfat /dev/sdc1 rw
 43 22 8:17 / /media/USB\040Stick rw shared:32 - vfat /dev/sdb1 rw
 44 22 0:50 / /run/user/0 rw - tmpfs tmpfs rw
+45 22 0:51 / /srv/nfs rw - nfs4 server:/export rw,hard
+46 22 0:52 / /srv/share rw - cifs //server/share rw
+47 22 0:53 / /home/u/remote rw - fuse.sshfs u@host:/ rw
 
 `
 	got := parseMountInfo(text)
