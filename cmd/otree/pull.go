@@ -34,6 +34,7 @@ type pullFlags struct {
 	localCaches        []string
 	perObjectFsync     bool
 	cacheDir           string
+	updateMillis       int
 }
 
 // addCommon adds the flags pull and pull-local share.
@@ -45,12 +46,15 @@ func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl.BoolVar(&f.noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
 	fl.BoolVar(&f.perObjectFsync, "per-object-fsync", false, "sync each object as it lands instead of the whole filesystem (for hosts with other heavy writers)")
 	fl.BoolVar(&f.noBindings, "disable-verify-bindings", false, "accept commits whose ref binding does not list the branch pulled")
-	fl.BoolVar(&f.timestampCheck, "timestamp-check", false, "refuse to move a ref to a commit older than the one it names")
+	fl.BoolVarP(&f.timestampCheck, "timestamp-check", "T", false, "refuse to move a ref to a commit older than the one it names")
 	fl.StringVar(&f.timestampFrom, "timestamp-check-from-rev", "", "refuse any commit older than the commit REV names here")
 	fl.BoolVar(&f.bareUserOnlyFiles, "bareuseronly-files", false, "refuse regular files with setuid, setgid or other-writable bits")
 	fl.BoolVar(&f.requireDeltas, "require-static-deltas", false, "fail when a commit needed has no static delta")
 	fl.BoolVar(&f.untrusted, "untrusted", false, "accepted for OSTree compatibility: objects are always verified")
 	fl.MarkHidden("untrusted")
+	fl.BoolVar(&f.untrusted, "http-trusted", false, "accepted for OSTree compatibility: objects are always verified")
+	fl.MarkHidden("http-trusted")
+	fl.IntVar(&f.updateMillis, "update-frequency", 0, "redraw the progress line every this many milliseconds (0: every 100)")
 }
 
 // headerName is what HTTP allows as a header name (a token).
@@ -64,6 +68,10 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
 		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync, SummaryCacheDir: f.cacheDir,
+		ProgressInterval: time.Duration(f.updateMillis) * time.Millisecond,
+	}
+	if f.updateMillis < 0 {
+		return o, usagef("--update-frequency must be 0 or more milliseconds")
 	}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -278,6 +279,49 @@ func TestPullProgressOnTerminal(t *testing.T) {
 	}
 }
 
+// --update-frequency sets how often the progress line is redrawn: a pull
+// of over half a second draws it several times at the default tenth of a
+// second, and once (the final count) at one every 5 s.
+func TestPullUpdateFrequency(t *testing.T) {
+	src := newCLI(t)
+	src.commitTree("main", source(t, testtree.Tree{"slow": testtree.File("slow", 0o644)}), "one", 1700000000)
+	src.ok("summary", "-u")
+	url := serve(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, ".file") {
+			time.Sleep(700 * time.Millisecond)
+		}
+		return false
+	})
+	draws := func(flags ...string) int {
+		dst := newBareUserCLI(t)
+		dst.ok("remote", "add", "origin", url)
+		m, s := openPTY(t)
+		args := append([]string{"--repo=" + dst.path, "pull", "origin", "main"}, flags...)
+		if code := run(context.Background(), args, strings.NewReader(""), io.Discard, s); code != 0 {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		s.Close()
+		var screen string
+		m.SetReadDeadline(time.Now().Add(2 * time.Second))
+		for buf := make([]byte, 4096); ; {
+			n, err := m.Read(buf)
+			screen += string(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return strings.Count(screen, "Receiving:")
+	}
+	if n := draws(); n < 3 {
+		t.Errorf("default frequency: %d progress lines in 0.7 s, want several", n)
+	}
+	if n := draws("--update-frequency=5000"); n != 1 {
+		t.Errorf("--update-frequency=5000: %d progress lines in 0.7 s, want only the final one", n)
+	}
+	dst := newBareUserCLI(t)
+	dst.fails(exitUsage, []string{"--update-frequency"}, "pull", "--update-frequency=-1", "origin")
+}
+
 // The pull flags OSTree has for checks reach the library: a downgrade is
 // refused by --timestamp-check and --timestamp-check-from-rev, a mode
 // outside 0775 by --bareuseronly-files, a wrong binding passes with
@@ -296,6 +340,7 @@ func TestPullCheckFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst.fails(exitError, []string{"older", old.String(), cur.String()}, "pull-local", "--timestamp-check", src.path, "os/stable")
+	dst.fails(exitError, []string{"older", old.String(), cur.String()}, "pull-local", "-T", src.path, "os/stable") // OSTree's short name
 	dst.fails(exitError, []string{"older", old.String()}, "pull-local", "--timestamp-check-from-rev=os/stable", src.path, old.String())
 	dst.fails(exitError, []string{"--timestamp-check-from-rev", "nope"}, "pull-local", "--timestamp-check-from-rev=nope", src.path)
 	if got, _ := dst.r.ReadRef("os/stable"); got != cur {

@@ -10,7 +10,14 @@ const Interval = 100 * time.Millisecond
 // Every calls report every Interval until the returned stop function is
 // called; stop returns once no report is running. A nil report gives a
 // stop function that does nothing.
-func Every(report func()) (stop func()) {
+func Every(report func()) (stop func()) { return EveryFor(Interval, report) }
+
+// EveryFor is Every with its own interval d (Interval when d is not
+// positive).
+func EveryFor(d time.Duration, report func()) (stop func()) {
+	if d <= 0 {
+		d = Interval
+	}
 	if report == nil {
 		return func() {}
 	}
@@ -18,7 +25,7 @@ func Every(report func()) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(Interval)
+		tick := time.NewTicker(d)
 		defer tick.Stop()
 		for {
 			select {

@@ -21,3 +21,13 @@ func TestEveryReportsUntilStopped(t *testing.T) {
 	}
 	Every(nil)() // a nil report is allowed
 }
+
+func TestEveryForTakesItsInterval(t *testing.T) {
+	var n atomic.Int64
+	stop := EveryFor(4*Interval, func() { n.Add(1) })
+	time.Sleep(6 * Interval)
+	stop()
+	if got := n.Load(); got != 1 {
+		t.Fatalf("%d reports in 6 intervals at one per 4, want 1", got)
+	}
+}

@@ -121,9 +121,12 @@ type PullOptions struct {
 	// files /etc/otree/trusted.ed25519 and so on, see docs/PULL.md).
 	TrustedKeysRoot string
 
-	// Progress, if set, is called about ten times a second while objects
+	// Progress, if set, is called every ProgressInterval while objects
 	// are fetched, and once at the end.
 	Progress func(PullProgress)
+	// ProgressInterval is how often Progress is called (default a tenth
+	// of a second).
+	ProgressInterval time.Duration
 	// Logger receives, at Info level, what the pull decided on the way
 	// (a retry, a listed static delta the server lacks, a history ending
 	// at a parent the source pruned), and at Debug level every request
@@ -597,7 +600,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		return p.plan(targets, refName)
 	}
 	p.scanning.Store(true)
-	stop := progress.Every(p.report())
+	stop := progress.EveryFor(opts.ProgressInterval, p.report())
 	walk, err := p.applyDeltas(targets, refName)
 	if err == nil {
 		err = p.run(walk)
