@@ -521,4 +521,12 @@ func TestPullCacheDir(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(dst.r.CacheDir(), "summaries", "*")); len(m) != 0 {
 		t.Errorf("--cache-dir=- wrote %q", m)
 	}
+	// remote refs and remote summary take it too, as in OSTree.
+	for _, sub := range []string{"refs", "summary"} {
+		d := filepath.Join(t.TempDir(), sub)
+		dst.ok("remote", sub, "--cache-dir="+d, "origin")
+		if m, _ := filepath.Glob(filepath.Join(d, "origin-*.summary")); len(m) != 1 {
+			t.Errorf("remote %s --cache-dir holds %q, want the summary", sub, m)
+		}
+	}
 }

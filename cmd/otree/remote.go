@@ -258,6 +258,7 @@ func newRemoteShowURLCommand(e *env) *cobra.Command {
 }
 
 func newRemoteRefsCommand(e *env) *cobra.Command {
+	var cacheDir string
 	c := &cobra.Command{
 		Use:   "refs NAME",
 		Short: "List a remote's branches (from its summary file)",
@@ -267,7 +268,7 @@ read directly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.inRepo(func(r *repo.Repo) error {
-				refs, err := remote.RemoteRefs(cmd.Context(), r, args[0], remote.PullOptions{Logger: e.logger()})
+				refs, err := remote.RemoteRefs(cmd.Context(), r, args[0], remote.PullOptions{Logger: e.logger(), SummaryCacheDir: cacheDir})
 				if err != nil {
 					return err
 				}
@@ -284,11 +285,13 @@ read directly.`,
 			})
 		},
 	}
+	c.Flags().StringVar(&cacheDir, "cache-dir", "", "keep the remote's summary here between runs (default REPO/tmp/cache/summaries; - for none)")
 	e.addJSON(c)
 	return c
 }
 
 func newRemoteSummaryCommand(e *env) *cobra.Command {
+	var cacheDir string
 	c := &cobra.Command{
 		Use:   "summary NAME",
 		Short: "Show a remote's summary: its branches, metadata and static deltas",
@@ -298,7 +301,7 @@ a local one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.inRepo(func(r *repo.Repo) error {
-				s, err := remote.RemoteSummary(cmd.Context(), r, args[0], remote.PullOptions{Logger: e.logger()})
+				s, err := remote.RemoteSummary(cmd.Context(), r, args[0], remote.PullOptions{Logger: e.logger(), SummaryCacheDir: cacheDir})
 				if err != nil {
 					return err
 				}
@@ -306,6 +309,7 @@ a local one.`,
 			})
 		},
 	}
+	c.Flags().StringVar(&cacheDir, "cache-dir", "", "keep the remote's summary here between runs (default REPO/tmp/cache/summaries; - for none)")
 	e.addJSON(c)
 	return c
 }
