@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/otree/otree/repo"
@@ -86,6 +87,9 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 			if live[strings.TrimSuffix(p, ".origin")] {
 				continue
 			}
+			if _, _, err := parseDeployName(strings.TrimSuffix(e.Name(), ".origin")); err != nil {
+				continue // not otree's: left alone
+			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -124,14 +128,14 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 	kdir := filepath.Join(s.path, "boot", "otree")
 	if ents, err := os.ReadDir(kdir); err == nil {
 		for _, e := range ents {
-			if !kernels[e.Name()] {
+			if !kernels[e.Name()] && kernelDirName.MatchString(e.Name()) {
 				old = append(old, filepath.Join(kdir, e.Name()))
 			}
 		}
 	}
 	if ents, err := os.ReadDir(filepath.Join(s.path, "boot", overlayDir)); err == nil {
 		for _, e := range ents {
-			if rel := overlayDir + "/" + e.Name(); !overlays[rel] {
+			if rel := overlayDir + "/" + e.Name(); !overlays[rel] && overlayFileName.MatchString(e.Name()) {
 				old = append(old, filepath.Join(s.path, "boot", rel))
 			}
 		}
@@ -160,6 +164,15 @@ func (s *Sysroot) hasLoader() bool {
 	_, err := os.Lstat(filepath.Join(s.path, "boot", "loader"))
 	return err == nil
 }
+
+// What cleanup removes in /boot is only what otree names so: kernel
+// directories <os>-<bootcsum>, overlay images <id>.img and the temporary
+// files of either. Anything else there is the admin's, and stays, as do
+// names in a stateroot's deploy/ that are not <commit>.<serial>[.origin].
+var (
+	kernelDirName   = regexp.MustCompile(`^.+-[0-9a-f]{64}$`)
+	overlayFileName = regexp.MustCompile(`^\.?[0-9a-f]{64}\.img(\.tmp-[0-9]+)?$`)
+)
 
 // removeTree deletes p, first making a deployment's directory mutable
 // again (setImmutable) and directories writable: a deployment may hold

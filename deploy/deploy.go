@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // DeployOptions configure Deploy.
@@ -117,15 +119,41 @@ func (e *NoKernelError) Error() string {
 	return fmt.Sprintf("commit %s has no kernel: no usr/lib/modules/<version>/vmlinuz", e.Commit)
 }
 
-// kernel is the boot files a tree ships.
+// kernel is the boot files a tree ships in usr/lib/modules/<version>/.
 type kernel struct {
-	version   string
-	vmlinuz   repo.ID
-	initramfs repo.ID // zero if absent
-	bootCsum  string
+	version    string
+	vmlinuz    repo.ID
+	initramfs  repo.ID // initramfs.img (or initramfs); zero if absent
+	devicetree repo.ID // devicetree, for boards whose firmware has none; zero if absent
+	hmac       repo.ID // .vmlinuz.hmac, the kernel's FIPS checksum; zero if absent
+	bootCsum   string
 }
 
-// findKernel looks for exactly one usr/lib/modules/<kver>/vmlinuz.
+// bootFile is one file installKernel puts in a kernel's /boot directory.
+type bootFile struct {
+	name string
+	id   repo.ID
+}
+
+// files lists what goes to /boot, under the names boot loaders and
+// dracut's FIPS check look for.
+func (k *kernel) files() []bootFile {
+	out := []bootFile{{"vmlinuz-" + k.version, k.vmlinuz}}
+	for _, f := range []bootFile{
+		{"initramfs-" + k.version + ".img", k.initramfs},
+		{"devicetree-" + k.version, k.devicetree},
+		{".vmlinuz-" + k.version + ".hmac", k.hmac},
+	} {
+		if !f.id.IsZero() {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// findKernel looks for exactly one usr/lib/modules/<kver>/vmlinuz, and
+// the initramfs, devicetree and HMAC file beside it. Each must be a
+// regular file: a link would install its target's name, not a kernel.
 func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	e, err := r.Lookup(commit, "/usr/lib/modules")
 	if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrNotDir) {
@@ -143,16 +171,51 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	}
 	var found []*kernel
 	for _, d := range t.Dirs {
+		// file returns the regular file name in this version's directory.
+		file := func(name string) (repo.ID, error) {
+			f, err := r.LookupTree(d.TreeID, d.MetaID, "/"+name)
+			if err != nil || f.IsDir() {
+				return repo.ID{}, nil
+			}
+			h, err := r.StatFile(f.ID)
+			if err != nil {
+				return repo.ID{}, err
+			}
+			if h.Type != repo.TypeRegular {
+				return repo.ID{}, fmt.Errorf("commit %s: usr/lib/modules/%s/%s is not a regular file; a deployment installs the file itself", commit, d.Name, name)
+			}
+			return f.ID, nil
+		}
 		k := &kernel{version: d.Name}
-		f, err := r.LookupTree(d.TreeID, d.MetaID, "/vmlinuz")
-		if err != nil || f.IsDir() {
+		if k.vmlinuz, err = file("vmlinuz"); err != nil {
+			return nil, err
+		}
+		if k.vmlinuz.IsZero() {
 			continue
 		}
-		k.vmlinuz = f.ID
-		if f, err := r.LookupTree(d.TreeID, d.MetaID, "/initramfs.img"); err == nil && !f.IsDir() {
-			k.initramfs = f.ID
+		if !kernelVersionOK(d.Name) {
+			return nil, fmt.Errorf("commit %s: kernel version directory usr/lib/modules/%q holds a space or control character, which boot entries cannot carry", commit, d.Name)
 		}
-		k.bootCsum = repo.Sum(k.vmlinuz[:], k.initramfs[:]).String()
+		for _, f := range []struct {
+			id    *repo.ID
+			names []string
+		}{{&k.initramfs, []string{"initramfs.img", "initramfs"}}, {&k.devicetree, []string{"devicetree"}}, {&k.hmac, []string{".vmlinuz.hmac"}}} {
+			for _, name := range f.names {
+				if *f.id, err = file(name); err != nil {
+					return nil, err
+				}
+				if !f.id.IsZero() {
+					break
+				}
+			}
+		}
+		// The devicetree counts only when there is one, so that kernels
+		// without keep the boot checksum they always had.
+		parts := [][]byte{k.vmlinuz[:], k.initramfs[:]}
+		if !k.devicetree.IsZero() {
+			parts = append(parts, k.devicetree[:])
+		}
+		k.bootCsum = repo.Sum(parts...).String()
 		found = append(found, k)
 	}
 	switch len(found) {
@@ -168,11 +231,20 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	return nil, fmt.Errorf("commit %s has %d kernels (%s) in usr/lib/modules; a deployment boots one", commit, len(found), strings.Join(names, ", "))
 }
 
-// installKernel copies the kernel and initramfs to
-// boot/otree/<os>-<bootcsum>/ unless they are there. Each file is written
-// under a temporary name and renamed, so a present file is complete. If
-// one fails (a full /boot, typically), what this call installed is
-// removed again, so that a failed deploy leaves /boot as it was.
+// kernelVersionOK tells whether a kernel version can name files in a boot
+// entry's lines: no whitespace or control characters, which would end or
+// split them.
+func kernelVersionOK(v string) bool {
+	return !strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) })
+}
+
+// installKernel puts the kernel's files in boot/otree/<os>-<bootcsum>/
+// unless they are there: hardlinks of the repository's objects when /boot
+// is on the repository's filesystem, as OSTree does, else copies. Each
+// file is made under a temporary name and renamed, so a present file is
+// complete. If one fails (a full /boot, typically), what this call
+// installed is removed again, so that a failed deploy leaves /boot as it
+// was.
 func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 	dir := filepath.Join(s.path, "boot", "otree", osName+"-"+k.bootCsum)
 	var installed []string
@@ -189,36 +261,43 @@ func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	files := []struct {
-		name string
-		id   repo.ID
-	}{{"vmlinuz-" + k.version, k.vmlinuz}}
-	if !k.initramfs.IsZero() {
-		files = append(files, struct {
-			name string
-			id   repo.ID
-		}{"initramfs-" + k.version + ".img", k.initramfs})
-	}
-	for _, f := range files {
+	for _, f := range k.files() {
 		dst := filepath.Join(dir, f.name)
 		if _, err := os.Lstat(dst); err == nil {
 			continue
 		}
-		if err := s.copyObject(f.id, dst); err != nil {
+		if err := s.installObject(f.id, dst); err != nil {
 			return fmt.Errorf("installing %s: %w", dst, err)
 		}
 		installed = append(installed, dst)
 	}
-	return nil
+	return nil // made durable with the switch's sync of /boot
 }
 
-func (s *Sysroot) copyObject(id repo.ID, dst string) error {
+// installObject makes dst a hardlink of the file object id where the
+// repository stores its content as is (bare modes) on dst's filesystem,
+// and a synced copy otherwise.
+func (s *Sysroot) installObject(id repo.ID, dst string) error {
+	tmp := dst + ".tmp"
+	os.Remove(tmp)
+	if m := s.repo.Mode(); m == repo.ModeBare || m == repo.ModeBareUser || m == repo.ModeBareUserOnly {
+		err := os.Link(s.repo.ObjectPath(repo.KindFile, id), tmp)
+		if err == nil {
+			return os.Rename(tmp, dst)
+		}
+		if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.EMLINK) && !errors.Is(err, unix.EPERM) {
+			return err
+		}
+	}
+	return s.copyObject(id, tmp, dst)
+}
+
+func (s *Sysroot) copyObject(id repo.ID, tmp, dst string) error {
 	_, rc, err := s.repo.OpenFile(id)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	tmp := dst + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
@@ -373,7 +452,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	o.Unlocked = ""
 
 	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
-		Initramfs: !k.initramfs.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
+		Initramfs: !k.initramfs.IsZero(), Devicetree: !k.devicetree.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
 	// Installed before anything else is written: a missing file then
 	// fails the deploy with nothing to undo but unreferenced images,
 	// which cleanup removes.
@@ -394,7 +473,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	defer func() {
 		// What a failed deploy wrote is not referenced by any boot entry;
 		// remove it now rather than leave it to the next cleanup.
-		if err != nil && !switched {
+		if err != nil && !switched && !s.listsAfterFailure(d) {
 			removeTree(d.Path)
 			os.Remove(d.Path + ".origin")
 			s.setRefs(context.WithoutCancel(ctx), nil, []string{deployRef(d)})
@@ -446,6 +525,18 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
 	}
 	return res, nil
+}
+
+// listsAfterFailure tells whether the boot entries, read anew after a
+// failed deploy, list d. A switch can fail after its rename (syncing the
+// directory, ending a boot count, re-reading the entries), and then d is
+// what boots by default and must stay. Entries that cannot be read count
+// as listing it: the next cleanup decides once they can.
+func (s *Sysroot) listsAfterFailure(d *Deployment) bool {
+	if err := s.load(); err != nil {
+		return true
+	}
+	return slices.ContainsFunc(s.deployments, func(x *Deployment) bool { return x.Path == d.Path })
 }
 
 // switchTo installs d's kernel and switches to a list with d first (last

@@ -182,7 +182,7 @@ func TestDeployLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	kdir := "/boot/otree/testos-" + d.BootCsum
-	wantEntry := "title Test OS 1 (otree:testos:0)\nversion 1\noptions root=LABEL=root quiet otree=/otree/boot.1/testos/" + d.BootCsum + "/0\n" +
+	wantEntry := "title Test OS 1 (otree:testos:0)\nversion 1\noptions otree=/otree/boot.1/testos/" + d.BootCsum + "/0 root=LABEL=root quiet\n" +
 		"linux " + kdir + "/vmlinuz-6.1.0-1\ninitrd " + kdir + "/initramfs-6.1.0-1.img\n"
 	if diff := cmp.Diff(wantEntry, string(entry)); diff != "" {
 		t.Errorf("entry (-want +got):\n%s", diff)
@@ -194,6 +194,17 @@ func TestDeployLayout(t *testing.T) {
 	}
 	if got := f.defaultTarget(); got != d.Path {
 		t.Errorf("otree= resolves to %s, want %s", got, d.Path)
+	}
+	// On the repository's filesystem, the kernel is a hardlink of its
+	// object, as OSTree makes it, not a second copy.
+	kobj, err := f.s.Repo().Lookup(id, "/usr/lib/modules/6.1.0-1/vmlinuz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Stat(filepath.Join(f.path, kdir, "vmlinuz-6.1.0-1"), &a)
+	unix.Stat(f.s.Repo().ObjectPath(repo.KindFile, kobj.ID), &b)
+	if a.Ino != b.Ino {
+		t.Error("the kernel in /boot is a copy, not a hardlink of its object")
 	}
 	if ref, err := f.s.Repo().ReadRef("otree/testos/" + d.Name()); err != nil || ref != id {
 		t.Errorf("deployment ref: %v %v", ref, err)
@@ -533,7 +544,7 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	os.MkdirAll(filepath.Join(orphan, "usr"), 0o555)
 	os.WriteFile(orphan+".origin", nil, 0o644)
 	f.s.Repo().SetRef("otree/testos/"+d.Commit.String()+".7", d.Commit)
-	os.MkdirAll(filepath.Join(f.path, "boot/otree/testos-0000"), 0o755)
+	os.MkdirAll(filepath.Join(f.path, "boot/otree/testos-"+strings.Repeat("0", 64)), 0o755)
 	os.MkdirAll(filepath.Join(f.path, "boot/loader.0/entries"), 0o755)
 	os.WriteFile(filepath.Join(f.path, "boot/loader.0/entries/otree-1-testos.conf"), []byte("junk"), 0o644)
 	rep, err := f.s.Cleanup(context.Background(), CleanupOptions{})
@@ -546,7 +557,7 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	if diff := cmp.Diff([]string{"otree/testos/" + d.Commit.String() + ".7"}, rep.Refs); diff != "" {
 		t.Error(diff)
 	}
-	for _, p := range []string{orphan, orphan + ".origin", filepath.Join(f.path, "boot/otree/testos-0000"), filepath.Join(f.path, "boot/loader.0")} {
+	for _, p := range []string{orphan, orphan + ".origin", filepath.Join(f.path, "boot/otree/testos-"+strings.Repeat("0", 64)), filepath.Join(f.path, "boot/loader.0")} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s survived cleanup", p)
 		}
@@ -1087,5 +1098,212 @@ func TestOverlayInitrds(t *testing.T) {
 	}
 	if _, err := os.Stat(img(idB)); err != nil {
 		t.Errorf("image b, used by a listed deployment: %v", err)
+	}
+}
+
+// Kernel arguments may hold what ends the kernel's own ("--", after which
+// the rest is init's) or an unclosed quote: otree= comes first, so the
+// entries still resolve, and the deployment boots and stays manageable.
+func TestKargsThatEndParsing(t *testing.T) {
+	for _, args := range [][]string{{"--", "single"}, {`a="b`}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			f := newFixture(t)
+			f.commit("os", osTree("6.1.0-1", nil))
+			d := f.deploy("os", DeployOptions{KargsAppend: args}).Deployment
+			if got := f.defaultTarget(); got != d.Path {
+				t.Fatalf("otree= resolves to %s, want %s", got, d.Path)
+			}
+			s2, err := Open(f.path, OpenOptions{})
+			if err != nil {
+				t.Fatalf("reopening: %v", err)
+			}
+			defer s2.Close()
+			if ds := s2.Deployments(); len(ds) != 1 || ds[0].Options != strings.Join(args, " ") {
+				t.Fatalf("reopened: %+v", ds)
+			}
+			// Booted with that command line, prepare-root finds its way.
+			v, ok := BootArgFromCmdline("BOOT_IMAGE=x " + entryOptions(t, f.path))
+			if a, err := ParseBootArg(v); !ok || err != nil || a.OS != "testos" {
+				t.Errorf("command line: otree=%q %v %v", v, ok, err)
+			}
+			f.deploy("os", DeployOptions{})
+			if n := len(f.s.Deployments()); n != 2 {
+				t.Errorf("%d deployments after a second deploy", n)
+			}
+		})
+	}
+}
+
+// entryOptions is the options line of the default entry.
+func entryOptions(t *testing.T, sys string) string {
+	t.Helper()
+	entries, err := readEntries(filepath.Join(sys, "boot", "loader", "entries"))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("reading entries: %v", err)
+	}
+	return entries[0].options
+}
+
+// A deploy that fails after its switch (here: re-reading the new entries)
+// leaves the new deployment in place: the entries boot it by default now.
+func TestDeployFailingAfterSwitchKeepsDeployment(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	testHookSwitched = func() error { return errors.New("injected failure after the switch") }
+	defer func() { testHookSwitched = nil }()
+	_, err := f.s.Deploy(context.Background(), "os", DeployOptions{})
+	if err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("err = %v", err)
+	}
+	testHookSwitched = nil
+	s2, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	ds := s2.Deployments()
+	if len(ds) != 2 || ds[0].Commit != b {
+		t.Fatalf("deployments %+v, want the new one first", ds)
+	}
+	if _, err := os.Stat(filepath.Join(ds[0].Path, "usr/bin/new")); err != nil {
+		t.Errorf("the default deployment's tree: %v", err)
+	}
+}
+
+// The devicetree and FIPS HMAC file beside the kernel go to /boot under
+// the names boot loaders and dracut look for; the entry names the
+// devicetree, which joins the boot checksum.
+func TestDevicetreeAndHMAC(t *testing.T) {
+	f := newFixture(t)
+	f.commit("plain", osTree("6.1.0-1", nil))
+	plain := f.deploy("plain", DeployOptions{}).Deployment
+	f.commit("board", osTree("6.1.0-1", testtree.Tree{
+		"usr/lib/modules/6.1.0-1/devicetree":    testtree.File("dtb", 0o644),
+		"usr/lib/modules/6.1.0-1/.vmlinuz.hmac": testtree.File("hmac", 0o644),
+	}))
+	d := f.deploy("board", DeployOptions{}).Deployment
+	if d.BootCsum == plain.BootCsum || !d.Devicetree {
+		t.Errorf("bootcsum %s (plain %s), devicetree %v", d.BootCsum, plain.BootCsum, d.Devicetree)
+	}
+	kdir := filepath.Join(f.path, "boot/otree/testos-"+d.BootCsum)
+	for name, want := range map[string]string{"devicetree-6.1.0-1": "dtb", ".vmlinuz-6.1.0-1.hmac": "hmac"} {
+		if got, err := os.ReadFile(filepath.Join(kdir, name)); string(got) != want {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/boot/otree/testos-" + d.BootCsum + "/devicetree-6.1.0-1"; entries[0].devicetree != want || entries[1].devicetree != "" {
+		t.Errorf("devicetree lines %q, %q; want %q, none", entries[0].devicetree, entries[1].devicetree, want)
+	}
+	if !bytes.Contains(renderGrub(entries, 0), []byte("\tdevicetree '"+entries[0].devicetree+"'\n")) {
+		t.Error("grub.cfg lacks the devicetree")
+	}
+	s2, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if !s2.Deployments()[0].Devicetree || s2.Deployments()[1].Devicetree {
+		t.Error("reopened: devicetree flags lost")
+	}
+}
+
+// Boot files that are not regular files, and kernel versions a boot
+// entry's line cannot carry, are refused before anything is written.
+func TestDeployRefusesBadKernelFiles(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.deploy("a", DeployOptions{})
+	before := f.order()
+	for name, tc := range map[string]struct {
+		tree testtree.Tree
+		want string
+	}{
+		"kernel link": {osTree("6.1.0-1", testtree.Tree{"usr/lib/modules/6.1.0-1/vmlinuz": testtree.Symlink("/etc/shadow")}),
+			"usr/lib/modules/6.1.0-1/vmlinuz is not a regular file"},
+		"initramfs link": {osTree("6.1.0-1", testtree.Tree{"usr/lib/modules/6.1.0-1/initramfs.img": testtree.Symlink("../../x")}),
+			"initramfs.img is not a regular file"},
+		"newline in version": {osTree("6.1\noptions init=evil", nil), "space or control character"},
+		"space in version":   {osTree("6.1 x", nil), "space or control character"},
+	} {
+		id := f.commit(strings.ReplaceAll(name, " ", "-"), tc.tree)
+		_, err := f.s.Deploy(context.Background(), id.String(), DeployOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), id.String()) {
+			t.Errorf("%s: err = %v, want %q naming the commit", name, err, tc.want)
+		}
+		if diff := cmp.Diff(before, f.order()); diff != "" {
+			t.Errorf("%s: %s", name, diff)
+		}
+	}
+}
+
+// A version in the commit's metadata joins the boot menu's title, as
+// OSTree writes it, unless the OS name holds it already.
+func TestEntryTitleCarriesVersion(t *testing.T) {
+	f := newFixture(t)
+	for i, tc := range []struct{ version, want string }{
+		{"2.0", "Test OS 1 2.0 (otree:testos:0)"},
+		{"1", "Test OS 1 (otree:testos:0)"},
+		{"bad\nversion", "Test OS 1 (otree:testos:0)"},
+	} {
+		dir := t.TempDir()
+		testtree.Create(t, dir, osTree("6.1.0-1", testtree.Tree{"usr/bin/n": testtree.File(fmt.Sprint(i), 0o755)}))
+		res, err := commit.Commit(context.Background(), f.s.Repo(), commit.Options{
+			Branch: "os", Subject: "v", Timestamp: time.Unix(int64(1700000000+i), 0),
+			Metadata: repo.Metadata{{Key: "version", Value: []byte(tc.version)}},
+			Sources:  []commit.Source{{Kind: commit.SourceDir, Path: dir}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.deploy(res.Commit.String(), DeployOptions{})
+		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if entries[0].title != tc.want {
+			t.Errorf("version %q: title %q, want %q", tc.version, entries[0].title, tc.want)
+		}
+	}
+}
+
+// Cleanup removes only what otree names: the admin's files beside the
+// deployments and kernels stay.
+func TestCleanupLeavesForeignFiles(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.deploy("a", DeployOptions{})
+	deployDir := filepath.Join(f.path, "otree/deploy/testos/deploy")
+	foreign := []string{
+		filepath.Join(deployDir, "backup/data"),
+		filepath.Join(deployDir, "notes.txt"),
+		filepath.Join(f.path, "boot/otree/mykernel/vmlinuz"),
+		filepath.Join(f.path, "boot", overlayDir, "keep.img"),
+	}
+	for _, p := range foreign {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An otree leftover beside them is removed.
+	stale := filepath.Join(deployDir, strings.Repeat("ab", 32)+".0")
+	os.MkdirAll(stale, 0o755)
+	rep, err := f.s.Cleanup(context.Background(), CleanupOptions{NoPrune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range foreign {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("cleanup removed %s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) || !slices.Contains(rep.Deployments, stale) {
+		t.Errorf("stale deployment directory: %v, report %v", err, rep.Deployments)
 	}
 }

@@ -22,6 +22,9 @@ type bootEntry struct {
 	options string
 	linux   string
 	initrds []string // the kernel's initramfs, then overlays, in load order
+	// devicetree is the board's devicetree blob the loader hands the
+	// kernel; "" for none.
+	devicetree string
 }
 
 // render writes the entry in the key/value form of the specification.
@@ -33,6 +36,9 @@ func (e *bootEntry) render() []byte {
 	fmt.Fprintf(&b, "linux %s\n", e.linux)
 	for _, i := range e.initrds {
 		fmt.Fprintf(&b, "initrd %s\n", i)
+	}
+	if e.devicetree != "" {
+		fmt.Fprintf(&b, "devicetree %s\n", e.devicetree)
 	}
 	return b.Bytes()
 }
@@ -67,6 +73,8 @@ func parseEntry(file string, data []byte) (*bootEntry, error) {
 			e.linux = val
 		case "initrd":
 			e.initrds = append(e.initrds, val)
+		case "devicetree":
+			e.devicetree = val
 		}
 	}
 	if e.version < 0 || e.linux == "" {

@@ -161,6 +161,9 @@ if [ -n "${%s}" ]; then
 			}
 			b.WriteString("\n")
 		}
+		if e.devicetree != "" {
+			fmt.Fprintf(&b, "\tdevicetree %s\n", grubQuote(e.devicetree))
+		}
 		b.WriteString("}\n")
 	}
 	return b.Bytes()

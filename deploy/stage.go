@@ -32,6 +32,7 @@ type stagedRecord struct {
 	Kernel         string   `json:"kernel"`
 	BootCsum       string   `json:"bootcsum"`
 	Initramfs      bool     `json:"initramfs,omitempty"`
+	Devicetree     bool     `json:"devicetree,omitempty"`
 	OverlayInitrds []string `json:"overlay_initrds,omitempty"`
 	Version        string   `json:"version,omitempty"`
 	// The retention and placement the deploy asked for.
@@ -101,7 +102,7 @@ func (s *Sysroot) loadStaged() {
 		}
 	}
 	d := &Deployment{Index: -1, OS: rec.OS, Commit: rec.Commit, Serial: rec.Serial, Path: path,
-		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs,
+		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs, Devicetree: rec.Devicetree,
 		OverlayInitrds: rec.OverlayInitrds, Version: rec.Version, Staged: true}
 	if o, err := readOrigin(path + ".origin"); err == nil {
 		o.applyTo(d)
@@ -112,7 +113,7 @@ func (s *Sysroot) loadStaged() {
 // stage records d as the staged deployment instead of switching to it.
 func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
-		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, OverlayInitrds: d.OverlayInitrds,
+		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Devicetree: d.Devicetree, OverlayInitrds: d.OverlayInitrds,
 		Version: s.commitVersion(d.Commit),
 		Retain:  opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}

@@ -68,6 +68,9 @@ type Deployment struct {
 	Options string `json:"options"`
 	// Initramfs tells whether the tree had an initramfs beside its kernel.
 	Initramfs bool `json:"initramfs"`
+	// Devicetree tells whether it had a devicetree, which the boot entry
+	// names.
+	Devicetree bool `json:"devicetree,omitempty"`
 	// OverlayInitrds are the ids of the initramfs images loaded after the
 	// tree's own (DeployOptions.OverlayInitrds), in order.
 	OverlayInitrds []string `json:"overlay_initrds,omitempty"`
@@ -381,6 +384,7 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 		}
 	}
 	d.Kernel = strings.TrimPrefix(filepath.Base(e.linux), "vmlinuz-")
+	d.Devicetree = e.devicetree != ""
 	o, err := readOrigin(dir + ".origin")
 	if err != nil {
 		return nil, err

@@ -85,11 +85,14 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 		d.bootSerial = serials[key]
 		serials[key]++
 		arg := BootArg{BootVersion: bv, OS: d.OS, BootCsum: d.BootCsum, Serial: d.bootSerial}
-		opts := strings.TrimSpace(d.Options + " otree=" + arg.String())
+		// otree= comes first, as OSTree puts ostree=: whatever the
+		// admin's arguments hold (a "--" that hands the rest to init, an
+		// unclosed quote), the kernel and prepare-root still find it.
+		opts := strings.TrimSpace("otree=" + arg.String() + " " + d.Options)
 		kdir := fmt.Sprintf("%s/otree/%s-%s/", prefix, d.OS, d.BootCsum)
 		e := &bootEntry{
 			file:    fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS),
-			title:   fmt.Sprintf("%s (otree:%s:%d)", prettyName(d), d.OS, i),
+			title:   fmt.Sprintf("%s (otree:%s:%d)", s.menuName(d), d.OS, i),
 			version: n - i,
 			options: opts,
 			linux:   kdir + "vmlinuz-" + d.Kernel,
@@ -97,12 +100,32 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 		if d.Initramfs {
 			e.initrds = append(e.initrds, kdir+"initramfs-"+d.Kernel+".img")
 		}
+		if d.Devicetree {
+			e.devicetree = kdir + "devicetree-" + d.Kernel
+		}
 		for _, id := range d.OverlayInitrds {
 			e.initrds = append(e.initrds, prefix+"/"+overlayRel(id))
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// menuName is what a boot menu calls d: the OS's name and, as OSTree
+// writes it, the commit's version unless the name already holds it, so
+// that two builds of one OS can be told apart.
+func (s *Sysroot) menuName(d *Deployment) string {
+	name := prettyName(d)
+	if v := s.commitVersion(d.Commit); v != "" && menuText(v) && !strings.Contains(name, v) {
+		name += " " + v
+	}
+	return name
+}
+
+// menuText tells whether v can stand in a boot entry's line: no control
+// characters, which could end the line and add keys of their own.
+func menuText(v string) bool {
+	return !strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // prettyName is the OS's name for boot menus, from the deployment's
@@ -116,7 +139,7 @@ func prettyName(d *Deployment) string {
 		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
 				v = strings.Trim(strings.TrimSpace(v), `"'`)
-				if v != "" && !strings.ContainsAny(v, "\n\r") {
+				if v != "" && menuText(v) {
 					return v
 				}
 			}
@@ -162,6 +185,11 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if err != nil {
 		return "", err
 	}
+	if testHookSwitched != nil {
+		if err := testHookSwitched(); err != nil {
+			return kind, err
+		}
+	}
 	if counting == countStop {
 		if err := setGrubVar(s.grubEnvPath(), grubTriesVar, "", true); err != nil {
 			return kind, fmt.Errorf("switched, but boot counting is still on: %w", err)
@@ -169,6 +197,10 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	}
 	return kind, s.load()
 }
+
+// testHookSwitched, when set by a test, runs right after a switch and
+// its error fails the operation, as a failure past the switch would.
+var testHookSwitched func() error
 
 // What a switch does to boot counting.
 const (

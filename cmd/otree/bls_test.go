@@ -130,7 +130,7 @@ echo ==status
 			e.Title != "BLS Test OS (otree:blsos:"+[]string{"0", "1"}[i]+")" ||
 			e.Linux != kdir+"vmlinuz-"+d.Kernel ||
 			len(e.Initrd) != 1+len(d.OverlayInitrds) || e.Initrd[0] != kdir+"initramfs-"+d.Kernel+".img" ||
-			!strings.HasPrefix(e.Options, "root=LABEL=root rw otree=/otree/boot.") {
+			!strings.HasPrefix(e.Options, "otree=/otree/boot.") || !strings.HasSuffix(e.Options, " root=LABEL=root rw") {
 			t.Errorf("entry %d as bootctl read it: %+v (deployment %+v)", i, e, d)
 		}
 	}

@@ -380,7 +380,7 @@ func realCheckEntry(t *testing.T, sys string, e realEntry, d realDeployment, n i
 		t.Fatalf("boot/loader -> %s, want loader.<B>", loader)
 	}
 	arg := fmt.Sprintf("/otree/boot.%s/%s/%s/%d", bv, d.OS, d.Bootcsum, n)
-	if want := d.Options + " otree=" + arg; e.options != want {
+	if want := strings.TrimSpace("otree=" + arg + " " + d.Options); e.options != want {
 		t.Errorf("entry %d: options %q, want %q (deployment %d)", e.k, e.options, want, d.Index)
 	}
 	if got, err := filepath.EvalSymlinks(filepath.Join(sys, arg)); err != nil {
