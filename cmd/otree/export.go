@@ -32,7 +32,8 @@ so without a trailing "/" it gives "DIRname").
 Content is verified as it is written. With -o the tar is written to a
 temporary file beside FILE and renamed over it only when complete, so a
 failure leaves no partial FILE; on standard output a failure means the bytes
-already written must be discarded.`,
+already written must be discarded. A FILE that is a symbolic link is
+followed, and a device or FIFO (-o /dev/null) is written to, not replaced.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExport(cmd, e, f, args[0])
@@ -64,7 +65,26 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	if f.output == "" {
 		return checkout.Export(cmd.Context(), r, id, e.stdout, opts)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.output), "."+filepath.Base(f.output)+".tmp-*")
+	out, err := followLinks(f.output)
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	if fi, err := os.Stat(out); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		// A device, FIFO or socket is written to, never replaced.
+		w, err := os.OpenFile(out, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("export to %s: %w", f.output, err)
+		}
+		if err := checkout.Export(cmd.Context(), r, id, w, opts); err != nil {
+			w.Close()
+			return fmt.Errorf("export to %s: %w", f.output, err)
+		}
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("export to %s: %w", f.output, err)
+		}
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
@@ -88,11 +108,32 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
-	if err := os.Rename(tmp.Name(), f.output); err != nil {
+	if err := os.Rename(tmp.Name(), out); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
 	done = true
 	return nil
+}
+
+// followLinks resolves p while it is a symbolic link, dangling or not, so
+// that -o through a link writes the file it names, as OSTree does, instead
+// of replacing the link.
+func followLinks(p string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return p, nil
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(p), t)
+		}
+		p = t
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", p)
 }
 
 // exportUmask returns the process umask (reading it means setting it, so

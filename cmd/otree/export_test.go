@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 var exportFixture = testtree.Tree{
@@ -107,6 +109,73 @@ func TestExportCommandFailureLeavesNoFile(t *testing.T) {
 	c.fails(exitError, []string{"corrupt"}, "export", "b", "-o", out)
 	if got, _ := os.ReadFile(out); string(got) != "old" {
 		t.Errorf("failed export replaced FILE: %q", got)
+	}
+}
+
+// export -o follows a symbolic link to the file it names, dangling or
+// not, and writes into a FIFO or device instead of replacing it.
+func TestExportCommandOutputKinds(t *testing.T) {
+	c := newCLI(t)
+	c.commitTree("b", source(t, testtree.Tree{"a": testtree.File("content", 0o644)}), "one", 1700000000)
+	want := c.ok("export", "b")
+	dir := t.TempDir()
+
+	target := filepath.Join(dir, "target.tar")
+	os.WriteFile(target, []byte("old"), 0o644)
+	link := filepath.Join(dir, "link")
+	os.Symlink("target.tar", link)
+	dangling := filepath.Join(dir, "dangling")
+	os.Symlink("sub/new.tar", dangling)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	for _, l := range []string{link, dangling} {
+		c.ok("export", "b", "-o", l)
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s was replaced: %v %v", l, fi.Mode(), err)
+		}
+	}
+	for _, p := range []string{target, filepath.Join(dir, "sub/new.tar")} {
+		if got, _ := os.ReadFile(p); string(got) != want {
+			t.Errorf("%s holds %d bytes, want the tar (%d)", p, len(got), len(want))
+		}
+	}
+
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		f, err := os.Open(fifo)
+		if err != nil {
+			got <- nil
+			return
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		got <- b
+	}()
+	c.ok("export", "b", "-o", fifo)
+	select {
+	case b := <-got:
+		if string(b) != want {
+			t.Errorf("the FIFO's reader got %d bytes, want %d", len(b), len(want))
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("nothing was written into the FIFO")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", fi.Mode(), err)
+	}
+	if os.Geteuid() != 0 {
+		return // mknod needs root
+	}
+	null := filepath.Join(dir, "null") // a /dev/null of the test's own
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("export", "b", "-o", null)
+	if fi, err := os.Lstat(null); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the device was replaced: %v %v", fi.Mode(), err)
 	}
 }
 
