@@ -271,6 +271,12 @@ func TestRevParse(t *testing.T) {
 	c.fails(exitError, []string{"main~5", "commit " + first.String() + " has no parent"}, "rev-parse", "main~5")
 	c.fails(exitUsage, nil, "rev-parse")
 	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
+	c.fails(exitUsage, []string{"nosuchcommand"}, "nosuchcommand")
+	c.fails(exitUsage, []string{"--depth"}, "log", "--depth=x", "main")
+	// An error of the work itself is not a usage error, whatever its
+	// words ("invalid argument" is also the text of EINVAL).
+	c.fails(exitError, []string{"invalid argument"}, "rev-parse", "invalid argument")
+	c.fails(exitError, []string{"accepts "}, "checkout", "accepts ", t.TempDir()+"/co")
 
 	// Several REVs, as OSTree's rev-parse takes: one line each, in order;
 	// one unknown REV prints nothing at all.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
@@ -46,6 +47,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCommand(e)
+	usageArgs(root)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -69,23 +71,26 @@ func isFlagError(err error) bool {
 	if errors.As(err, &fe) {
 		return true
 	}
-	// cobra returns plain errors for unknown flags and bad values.
-	s := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "unknown command", "accepts ", "requires at least", "requires at most"} {
-		if len(s) >= len(p) && containsFold(s, p) {
-			return true
-		}
-	}
-	return false
+	// cobra's own error for a word that names no command; flag errors go
+	// through the root's FlagErrorFunc and argument counts through
+	// usageArgs, so no error of a command's work is mistaken for one.
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }
 
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
+// usageArgs makes the argument-count errors of c and its subcommands
+// usage errors.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
 		}
 	}
-	return false
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func newRootCommand(e *env) *cobra.Command {
