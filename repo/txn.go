@@ -328,6 +328,37 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	return err
 }
 
+// ReadCommitMeta returns commit's detached metadata as the transaction
+// stands: what it staged, else what is stored (nil when neither has any).
+func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
+	k := objKey{KindCommitMeta, commit}
+	t.mu.Lock()
+	_, staged := t.staged[k]
+	t.mu.Unlock()
+	if staged {
+		name := t.stagedName(KindCommitMeta, commit)
+		fd, err := unix.Openat(t.dirFd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		switch {
+		case err == nil:
+			f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
+			data, err := io.ReadAll(io.LimitReader(f, maxMetaObject+1))
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("reading staged commitmeta object %s: %w", commit, err)
+			}
+			m, err := DecodeCommitMeta(data)
+			if err != nil {
+				return nil, &CorruptObjectError{Kind: KindCommitMeta, ID: commit, Path: f.Name(), Reason: err.Error()}
+			}
+			return m, nil
+		case err != unix.ENOENT:
+			return nil, fmt.Errorf("reading staged commitmeta object %s: %w", commit, err)
+		}
+		// Published since: read from the store.
+	}
+	return t.r.ReadCommitMeta(commit)
+}
+
 // writeStaged creates the staged file name, has fill write it, and returns
 // the bytes written.
 func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) (int64, error) {
