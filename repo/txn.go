@@ -745,7 +745,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 
 // Commit makes staged objects durable, moves them into the store and then
 // writes the queued refs. After an error the repository holds at worst some
-// unreferenced objects; refs are untouched unless every object landed.
+// unreferenced objects; refs are untouched unless every object landed. A
+// queued ref that clashes as a path with a stored ref or another queued
+// one (a *RefClashError) fails it before anything is moved.
 func (t *Txn) Commit() error {
 	defer t.release()
 	t.mu.Lock()
@@ -763,14 +765,26 @@ func (t *Txn) Commit() error {
 	// (fsck running beside this transaction, or a crash mid-way) also sees
 	// everything it needs.
 	keys = append(keys, commits...)
-	if err := t.moveIn(keys); err != nil {
-		return err
-	}
 	names := make([]string, 0, len(t.refs))
 	for n := range t.refs {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	// Deletions first: they may make room for the refs written after.
+	sort.Slice(names, func(i, j int) bool {
+		di, dj := t.refs[names[i]].IsZero(), t.refs[names[j]].IsZero()
+		if di != dj {
+			return di
+		}
+		return names[i] < names[j]
+	})
+	// Refs are written one by one: a clash found half-way would leave
+	// some moved and others not.
+	if err := t.checkRefs(names); err != nil {
+		return err
+	}
+	if err := t.moveIn(keys); err != nil {
+		return err
+	}
 	for _, n := range names {
 		if err := t.r.writeRef(n, t.refs[n], t.sync); err != nil {
 			return err
@@ -897,6 +911,40 @@ func (t *Txn) release() {
 	t.dirLk.Close()
 	t.dirLk = nil
 	t.lock.Unlock()
+}
+
+// checkRefs checks that every ref queued can be written: none clashes as
+// a path with a stored ref that is not deleted first, or with another ref
+// queued.
+func (t *Txn) checkRefs(names []string) error {
+	gone := func(n string) bool {
+		id, ok := t.refs[n]
+		return ok && id.IsZero()
+	}
+	written := map[string]string{} // the branch a queued ref ends at: its name
+	var finals []string
+	for _, n := range names {
+		if t.refs[n].IsZero() {
+			continue
+		}
+		if err := t.r.checkRefPlace(n, gone); err != nil {
+			return err
+		}
+		f, err := t.r.resolveAlias(n)
+		if err != nil {
+			return err
+		}
+		written[f] = n
+		finals = append(finals, f)
+	}
+	for _, f := range finals {
+		for _, above := range refParents(f) {
+			if other, ok := written[above]; ok {
+				return &RefClashError{Ref: written[f], Other: other, Above: true, Together: true}
+			}
+		}
+	}
+	return nil
 }
 
 // SetRef queues ref to be pointed at commit when the transaction commits.

@@ -204,15 +204,8 @@ func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev stri
 	name := f.create
 	// A ref is a file: "a/b" cannot exist beside a ref "a", nor "a" beside
 	// "a/b". (Checked first: reading "a/b" when "a" is a file fails.)
-	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
-		if _, err := r.ReadRef(name[:i]); err == nil {
-			return fmt.Errorf("cannot create ref %s: ref %s exists above it", name, name[:i])
-		}
-	}
-	if below, err := r.ListRefs(name); err != nil {
+	if err := r.CheckRefPlace(name); err != nil {
 		return err
-	} else if len(below) > 0 && below[0].Name != name {
-		return fmt.Errorf("cannot create ref %s: ref %s exists below it", name, below[0].Name)
 	}
 	old, err := r.ReadRef(name)
 	var dangling *repo.DanglingAliasError
