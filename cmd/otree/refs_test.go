@@ -30,3 +30,29 @@ func TestCommitBranchClash(t *testing.T) {
 		t.Errorf("refs = %q", got)
 	}
 }
+
+// refs REMOTE: and refs REMOTE:PREFIX print a remote's refs with their
+// "REMOTE:", taking off only the branch part of the prefix, as OSTree
+// does; a local prefix is taken off whole; --list prints full names.
+func TestRefsRemotePrefix(t *testing.T) {
+	c := newCLI(t)
+	c.ok("commit", "-b", "os/l", source(t, fixture))
+	for _, r := range []string{"origin:foo", "origin:os/x", "other:bar"} {
+		c.ok("refs", "--create="+r, "os/l")
+	}
+	for prefix, want := range map[string]string{
+		"origin:":    "origin:foo\norigin:os/x\n",
+		"origin:os":  "origin:x\n",
+		"origin:os/": "origin:x\n",
+		"origin:foo": "origin:foo\n",
+		"os":         "l\n",
+		"os/l":       "os/l\n",
+	} {
+		if got := c.ok("refs", prefix); got != want {
+			t.Errorf("refs %s = %q, want %q", prefix, got, want)
+		}
+	}
+	if got := c.ok("refs", "--list", "origin:os"); got != "origin:os/x\n" {
+		t.Errorf("refs --list origin:os = %q", got)
+	}
+}
