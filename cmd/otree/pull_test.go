@@ -558,3 +558,37 @@ func TestPullRemoteColonBranch(t *testing.T) {
 	dst.fails(exitUsage, []string{`":other"`}, "pull", ":other")
 	dst.fails(exitError, []string{"nosuch"}, "pull", "origin:nosuch")
 }
+
+// An OSTree archive repository served over HTTP is recognised by its
+// config and refused by name before its summary or any object is
+// requested; remote refs names it too.
+func TestPullFromOSTreeRepository(t *testing.T) {
+	o := needOSTree(t, "archive")
+	tree := source(t, testtree.Tree{"f": testtree.File("ostree\n", 0o644)})
+	o.ok("commit", "-b", "main", "--tree=dir="+tree)
+	o.ok("summary", "-u")
+	var mu sync.Mutex
+	var asked []string
+	files := http.FileServer(http.Dir(o.path))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.Path)
+		mu.Unlock()
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", srv.URL)
+	want := []string{srv.URL + "/config", "an OSTree repository, not an otree one", "core.mode=archive-z2"}
+	dst.fails(exitError, want, "pull", "origin", "main")
+	mu.Lock()
+	if !slices.Equal(asked, []string{"/config"}) {
+		t.Errorf("pull requested %v; want the config only", asked)
+	}
+	mu.Unlock()
+	dst.fails(exitError, want, "remote", "refs", "origin")
+	if got := dst.ok("refs"); got != "" {
+		t.Errorf("refs after refused pulls: %q", got)
+	}
+}

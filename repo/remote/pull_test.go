@@ -665,3 +665,33 @@ func TestPullRefClash(t *testing.T) {
 		checkNothingMoved(t, fresh)
 	}
 }
+
+// A config only OSTree writes (archive-z2, indexed-deltas) makes the pull
+// fail at once with ErrOSTreeRepository, naming the config's URL.
+func TestPullRefusesOSTreeConfig(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("main", smallTree, 1700000000)
+	for _, cfg := range []string{
+		"[core]\nrepo_version=1\nmode=archive-z2\n",
+		"[core]\nrepo_version=1\nmode=archive\nindexed-deltas=true\n",
+	} {
+		o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+			if req.URL.Path != "/config" {
+				return false
+			}
+			w.Write([]byte(cfg))
+			return true
+		}
+		o.resetHits()
+		dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+		_, err := remote.Pull(ctx, dest, fastOpts("main"))
+		errContains(t, err, o.srv.URL+"/config", "OSTree")
+		if !errors.Is(err, remote.ErrOSTreeRepository) {
+			t.Errorf("%q: %v does not match ErrOSTreeRepository", cfg, err)
+		}
+		if n := o.hitsOf("/summary") + o.objectHits(); n != 0 {
+			t.Errorf("%q: %d requests after the config", cfg, n)
+		}
+		checkNothingMoved(t, dest)
+	}
+}
