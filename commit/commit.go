@@ -198,7 +198,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		return nil, errors.New("commit: a branch is required (or Orphan)")
 	}
 	if opts.Branch != "" {
-		if err := repo.ValidateRefName(opts.Branch); err != nil {
+		if err := r.CheckRefPlace(opts.Branch); err != nil {
 			return nil, err
 		}
 	}

@@ -177,12 +177,11 @@ func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
 			return nil, nil, err
 		}
 	}
-	rc := &fileReader{r: body, c: f, size: h.Size}
+	// id and repo name the object in errors even when it is not hashed.
+	rc := &fileReader{r: body, c: f, size: h.Size, id: id, repo: r}
 	if r.verify {
 		rc.h = hash.New()
 		rc.h.Write(AppendFileHeader(nil, h))
-		rc.id = id
-		rc.path = r.ObjectPath(KindFile, id)
 	}
 	return h, rc, nil
 }
@@ -387,7 +386,8 @@ type fileReader struct {
 	n    uint64
 	h    *hash.Hasher
 	id   ID
-	path string
+	path string // where it is stored; repo's path for id when empty
+	repo *Repo
 	err  error
 }
 
@@ -420,23 +420,33 @@ func (f *fileReader) Read(p []byte) (int, error) {
 
 func (f *fileReader) finish() error {
 	if f.n != f.size {
-		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: fmt.Sprintf("content is %d bytes, header says %d", f.n, f.size)}
+		return f.corrupt(&CorruptObjectError{Reason: fmt.Sprintf("content is %d bytes, header says %d", f.n, f.size)})
 	}
 	// Anything past the declared size means the object was appended to.
 	// (For archive objects a decoder error here is bytes appended after
 	// the compressed content.)
 	var one [1]byte
 	if n, err := io.ReadFull(f.r, one[:]); n > 0 {
-		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: "content is longer than its header says"}
+		return f.corrupt(&CorruptObjectError{Reason: "content is longer than its header says"})
 	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return &CorruptObjectError{Kind: KindFile, ID: f.id, Path: f.path, Reason: "unexpected data after the content: " + err.Error()}
+		return f.corrupt(&CorruptObjectError{Reason: "unexpected data after the content: " + err.Error()})
 	}
 	if f.h != nil {
 		if got := ID(f.h.Sum()); got != f.id {
-			return &CorruptObjectError{Kind: KindFile, ID: f.id, Actual: got, Path: f.path}
+			return f.corrupt(&CorruptObjectError{Actual: got})
 		}
 	}
 	return io.EOF
+}
+
+// corrupt completes e with the object's kind, id and path (worked out
+// only now: most readers never fail).
+func (f *fileReader) corrupt(e *CorruptObjectError) error {
+	e.Kind, e.ID, e.Path = KindFile, f.id, f.path
+	if e.Path == "" && f.repo != nil {
+		e.Path = f.repo.ObjectPath(KindFile, f.id)
+	}
+	return e
 }
 
 func (f *fileReader) Close() error {

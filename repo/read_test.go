@@ -95,6 +95,21 @@ func TestOpenFileCatchesTampering(t *testing.T) {
 		if !errors.As(err, &ce) || ce.ID != id {
 			t.Errorf("%s: tampered object read with err %v, want a CorruptObjectError for %s", c.mode, err, id)
 		}
+		if c.h.Type != repo.TypeRegular {
+			continue
+		}
+		// Unverified reads still notice the bytes past the content, and
+		// name the object.
+		r.SetVerify(false)
+		_, rc, err = r.OpenFile(id)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		r.SetVerify(true)
+		if !errors.As(err, &ce) || ce.ID != id || ce.Path != r.ObjectPath(repo.KindFile, id) || !strings.Contains(err.Error(), id.String()) {
+			t.Errorf("%s, unverified: tampered object read with err %v, want a CorruptObjectError naming %s", c.mode, err, id)
+		}
 	}
 }
 

@@ -56,6 +56,99 @@ func validateRefPath(name string) error {
 	return nil
 }
 
+// RefClashError reports a ref that cannot be written because another ref
+// is in its place: a ref is a file, so "a" and "a/b" cannot both exist.
+type RefClashError struct {
+	Ref   string // the ref to be written
+	Other string // the ref in its way
+	// Above is true when Other is a directory of Ref's path ("a" for
+	// "a/b"); otherwise Other lies below Ref.
+	Above bool
+	// Together is true when Other is not stored but is to be written at
+	// the same time as Ref.
+	Together bool
+}
+
+// Error names both refs.
+func (e *RefClashError) Error() string {
+	if e.Together {
+		return fmt.Sprintf("cannot write refs %s and %s together: a ref cannot also be a directory of refs", e.Other, e.Ref)
+	}
+	where := "below"
+	if e.Above {
+		where = "above"
+	}
+	return fmt.Sprintf("cannot write ref %s: ref %s exists %s it", e.Ref, e.Other, where)
+}
+
+// CheckRefPlace checks that ref name is valid and can be written: that no
+// ref exists above it ("a" for "a/b") or below it ("a/b" for "a"). An
+// alias is checked at the branch it ends at, which is what writing it
+// writes. A command that writes a ref after long work calls it first.
+func (r *Repo) CheckRefPlace(name string) error {
+	if err := ValidateRefName(name); err != nil {
+		return err
+	}
+	return r.checkRefPlace(name, nil)
+}
+
+// checkRefPlace is CheckRefPlace for a valid name, ignoring the stored
+// refs for which gone (if not nil) is true: they are deleted first.
+func (r *Repo) checkRefPlace(name string, gone func(string) bool) error {
+	final, err := r.resolveAlias(name)
+	if err != nil {
+		return err
+	}
+	for _, above := range refParents(final) {
+		fi, err := os.Lstat(r.refPath(above))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing below it either
+		}
+		if err != nil {
+			return fmt.Errorf("ref %s: %w", name, err)
+		}
+		if !fi.IsDir() {
+			if gone != nil && gone(above) {
+				return nil
+			}
+			return &RefClashError{Ref: name, Other: above, Above: true}
+		}
+	}
+	fi, err := os.Lstat(r.refPath(final))
+	if err != nil || !fi.IsDir() {
+		return nil // absent, or a ref that is replaced
+	}
+	below, err := r.ListRefs(final)
+	if err != nil {
+		return err
+	}
+	for _, b := range below {
+		if gone == nil || !gone(b.Name) {
+			return &RefClashError{Ref: name, Other: b.Name}
+		}
+	}
+	if len(below) == 0 {
+		return fmt.Errorf("cannot write ref %s: %s is a directory", name, r.refPath(final))
+	}
+	return nil // every ref below it is deleted first
+}
+
+// refParents returns the refs whose paths are directories of ref name's
+// path, shortest first: "r:a" and "r:a/b" for "r:a/b/c".
+func refParents(name string) []string {
+	remote, branch := "", name
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		remote, branch = name[:i+1], name[i+1:]
+	}
+	var out []string
+	for i, c := range branch {
+		if c == '/' {
+			out = append(out, remote+branch[:i])
+		}
+	}
+	return out
+}
+
 // refPath returns the file of a ref.
 func (r *Repo) refPath(name string) string {
 	if remote, branch, ok := strings.Cut(name, ":"); ok {

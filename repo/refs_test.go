@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/repo"
 )
 
@@ -68,5 +69,147 @@ func TestResolveRemoteBranch(t *testing.T) {
 	}
 	if _, err := resolve("os/testing"); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("a name no ref has: %v", err)
+	}
+}
+
+// newCommits returns a repository holding n commits (no trees).
+func newCommits(t *testing.T, n int) (*repo.Repo, []repo.ID) {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []repo.ID
+	for i := range n {
+		c := &repo.Commit{Subject: strings.Repeat("c", i+1), RootTree: repo.Sum([]byte("t")), RootMeta: repo.Sum([]byte("m"))}
+		id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return r, ids
+}
+
+// A ref is a file, so "a" and "a/b" cannot both exist. A transaction
+// whose refs clash as paths, with stored refs or among themselves, fails
+// before it writes any of them, naming both refs; CheckRefPlace tells
+// beforehand.
+func TestTxnRefClash(t *testing.T) {
+	r, ids := newCommits(t, 2)
+	a, b := ids[0], ids[1]
+	for _, n := range []string{"origin:z/x", "br/x/y", "keep"} {
+		if err := r.SetRef(n, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := r.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		refs        []string
+		ref, other  string
+		above, both bool
+	}{
+		{[]string{"origin:a", "origin:z"}, "origin:z", "origin:z/x", false, false},
+		{[]string{"br/x", "keep"}, "br/x", "br/x/y", false, false},
+		{[]string{"br/a", "br/x/y/z"}, "br/x/y/z", "br/x/y", true, false},
+		{[]string{"a", "a/b", "b"}, "a/b", "a", true, true},
+		{[]string{"origin:q", "origin:q/r/s"}, "origin:q/r/s", "origin:q", true, true},
+	}
+	for _, c := range cases {
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.refs {
+			if err := txn.SetRef(n, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = txn.Commit()
+		var ce *repo.RefClashError
+		if !errors.As(err, &ce) || ce.Ref != c.ref || ce.Other != c.other || ce.Above != c.above || ce.Together != c.both ||
+			!strings.Contains(err.Error(), c.ref) || !strings.Contains(err.Error(), c.other) {
+			t.Errorf("%v: Commit = %#v (%v), want a clash of %s with %s", c.refs, ce, err, c.ref, c.other)
+		}
+		after, err := r.ListRefs("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(before, after); diff != "" {
+			t.Errorf("%v: a failed transaction changed refs (-before +after):\n%s", c.refs, diff)
+		}
+	}
+
+	for name, want := range map[string]string{"br/x": "br/x/y", "br/x/y/z": "br/x/y", "origin:z": "origin:z/x", "br/x/y": "", "br/q": "", "origin:z/y": ""} {
+		err := r.CheckRefPlace(name)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckRefPlace(%s) = %v, want a clash with %q", name, err, want)
+		}
+	}
+	if err := r.CheckRefPlace("a b"); err == nil {
+		t.Error("CheckRefPlace of an invalid name succeeded")
+	}
+
+	// Deleting the refs in the way in the same transaction makes room.
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.SetRef("br/x/y", repo.ID{})
+	txn.SetRef("br/x", b)
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadRef("br/x"); err != nil || got != b {
+		t.Errorf("br/x = %v, %v", got, err)
+	}
+}
+
+// Txn.ReadCommitMeta sees the detached metadata the transaction staged,
+// else the stored one.
+func TestTxnReadCommitMeta(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	id := ids[0]
+	stored := repo.Metadata{}.Set("k", []byte("stored"))
+	staged := repo.Metadata{}.Set("k", []byte("staged"))
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := txn.ReadCommitMeta(id); err != nil || m != nil {
+		t.Errorf("none: %v, %v", m, err)
+	}
+	txn.WriteCommitMeta(id, stored)
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	txn, err = r.Begin(context.Background(), repo.TxnOptions{NoSync: true, Publishable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if m, err := txn.ReadCommitMeta(id); err != nil || !cmp.Equal(m, stored) {
+		t.Errorf("stored: %v, %v", m, err)
+	}
+	txn.WriteCommitMeta(id, staged)
+	if m, err := txn.ReadCommitMeta(id); err != nil || !cmp.Equal(m, staged) {
+		t.Errorf("staged: %v, %v", m, err)
+	}
+	if _, err := txn.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := txn.ReadCommitMeta(id); err != nil || !cmp.Equal(m, staged) {
+		t.Errorf("published: %v, %v", m, err)
 	}
 }

@@ -328,6 +328,37 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	return err
 }
 
+// ReadCommitMeta returns commit's detached metadata as the transaction
+// stands: what it staged, else what is stored (nil when neither has any).
+func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
+	k := objKey{KindCommitMeta, commit}
+	t.mu.Lock()
+	_, staged := t.staged[k]
+	t.mu.Unlock()
+	if staged {
+		name := t.stagedName(KindCommitMeta, commit)
+		fd, err := unix.Openat(t.dirFd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		switch {
+		case err == nil:
+			f := os.NewFile(uintptr(fd), filepath.Join(t.dir, name))
+			data, err := io.ReadAll(io.LimitReader(f, maxMetaObject+1))
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("reading staged commitmeta object %s: %w", commit, err)
+			}
+			m, err := DecodeCommitMeta(data)
+			if err != nil {
+				return nil, &CorruptObjectError{Kind: KindCommitMeta, ID: commit, Path: f.Name(), Reason: err.Error()}
+			}
+			return m, nil
+		case err != unix.ENOENT:
+			return nil, fmt.Errorf("reading staged commitmeta object %s: %w", commit, err)
+		}
+		// Published since: read from the store.
+	}
+	return t.r.ReadCommitMeta(commit)
+}
+
 // writeStaged creates the staged file name, has fill write it, and returns
 // the bytes written.
 func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) (int64, error) {
@@ -714,7 +745,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 
 // Commit makes staged objects durable, moves them into the store and then
 // writes the queued refs. After an error the repository holds at worst some
-// unreferenced objects; refs are untouched unless every object landed.
+// unreferenced objects; refs are untouched unless every object landed. A
+// queued ref that clashes as a path with a stored ref or another queued
+// one (a *RefClashError) fails it before anything is moved.
 func (t *Txn) Commit() error {
 	defer t.release()
 	t.mu.Lock()
@@ -732,14 +765,26 @@ func (t *Txn) Commit() error {
 	// (fsck running beside this transaction, or a crash mid-way) also sees
 	// everything it needs.
 	keys = append(keys, commits...)
-	if err := t.moveIn(keys); err != nil {
-		return err
-	}
 	names := make([]string, 0, len(t.refs))
 	for n := range t.refs {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	// Deletions first: they may make room for the refs written after.
+	sort.Slice(names, func(i, j int) bool {
+		di, dj := t.refs[names[i]].IsZero(), t.refs[names[j]].IsZero()
+		if di != dj {
+			return di
+		}
+		return names[i] < names[j]
+	})
+	// Refs are written one by one: a clash found half-way would leave
+	// some moved and others not.
+	if err := t.checkRefs(names); err != nil {
+		return err
+	}
+	if err := t.moveIn(keys); err != nil {
+		return err
+	}
 	for _, n := range names {
 		if err := t.r.writeRef(n, t.refs[n], t.sync); err != nil {
 			return err
@@ -866,6 +911,40 @@ func (t *Txn) release() {
 	t.dirLk.Close()
 	t.dirLk = nil
 	t.lock.Unlock()
+}
+
+// checkRefs checks that every ref queued can be written: none clashes as
+// a path with a stored ref that is not deleted first, or with another ref
+// queued.
+func (t *Txn) checkRefs(names []string) error {
+	gone := func(n string) bool {
+		id, ok := t.refs[n]
+		return ok && id.IsZero()
+	}
+	written := map[string]string{} // the branch a queued ref ends at: its name
+	var finals []string
+	for _, n := range names {
+		if t.refs[n].IsZero() {
+			continue
+		}
+		if err := t.r.checkRefPlace(n, gone); err != nil {
+			return err
+		}
+		f, err := t.r.resolveAlias(n)
+		if err != nil {
+			return err
+		}
+		written[f] = n
+		finals = append(finals, f)
+	}
+	for _, f := range finals {
+		for _, above := range refParents(f) {
+			if other, ok := written[above]; ok {
+				return &RefClashError{Ref: written[f], Other: other, Above: true, Together: true}
+			}
+		}
+	}
+	return nil
 }
 
 // SetRef queues ref to be pointed at commit when the transaction commits.

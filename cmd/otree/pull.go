@@ -96,12 +96,13 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 func newPullCommand(e *env) *cobra.Command {
 	f := &pullFlags{}
 	c := &cobra.Command{
-		Use:   "pull REMOTE [BRANCH...]",
+		Use:   "pull REMOTE [BRANCH...] | REMOTE:BRANCH",
 		Short: "Fetch commits from a remote",
 		Long: `Fetch the BRANCHes of REMOTE (default: its branches= key, else every branch its
 summary lists) with the objects they need, and point REMOTE:BRANCH at them
 (BRANCH itself with --mirror). A BRANCH may also be a full commit id, pulled
-without writing a ref. Objects already here are not fetched. Every object is
+without writing a ref. "pull REMOTE:BRANCH" pulls that one branch, as OSTree
+does (further arguments are not pulled, with a warning). Objects already here are not fetched. Every object is
 verified against its id before it is stored, and refs move only once every
 object is on disk: a pull that fails changes no ref.`,
 		Args: cobra.MinimumNArgs(1),
@@ -113,9 +114,21 @@ object is on disk: a pull that fails changes no ref.`,
 				return usagef("--depth must be -1 (all) or 0 or more")
 			}
 			f.remote = args[0]
+			refs := args[1:]
+			if rm, branch, ok := strings.Cut(args[0], ":"); ok {
+				if rm == "" || branch == "" {
+					return usagef("%q: want REMOTE, or REMOTE:BRANCH", args[0])
+				}
+				// OSTree pulls only BRANCH then and ignores further
+				// arguments; the same here, but said.
+				if len(refs) > 0 {
+					fmt.Fprintf(e.stderr, "warning: %s names the one branch to pull; not pulling %s\n", args[0], strings.Join(refs, " "))
+				}
+				f.remote, refs = rm, []string{branch}
+			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.Pull(cmd.Context(), r, o)
-			}, f, args[1:])
+			}, f, refs)
 		},
 	}
 	f.addCommon(c)

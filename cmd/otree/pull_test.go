@@ -530,3 +530,65 @@ func TestPullCacheDir(t *testing.T) {
 		}
 	}
 }
+
+// pull REMOTE:BRANCH pulls that branch of REMOTE, as OSTree does; further
+// arguments are not pulled then (OSTree ignores them), with a warning.
+func TestPullRemoteColonBranch(t *testing.T) {
+	src, dst := servedPair(t)
+	other := src.commitTree("other", source(t, testtree.Tree{"o": testtree.File("other\n", 0o644)}), "other", 1700000001)
+	src.ok("summary", "-u")
+	stable, err := src.r.ReadRef("os/stable")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res := dst.run("pull", "origin:os/stable", "other")
+	if res.code != 0 || !strings.Contains(res.stdout, "origin:os/stable: "+stable.String()) ||
+		!strings.Contains(res.stderr, "warning: origin:os/stable names the one branch to pull; not pulling other") {
+		t.Errorf("pull origin:os/stable other: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if got := dst.ok("refs"); got != "origin:os/stable\n" {
+		t.Errorf("refs = %q", got)
+	}
+	dst.ok("pull", "origin:other")
+	if got := dst.ok("rev-parse", "origin:other"); got != other.String()+"\n" {
+		t.Errorf("origin:other = %q, want %s", got, other)
+	}
+	dst.fails(exitUsage, []string{`"origin:"`}, "pull", "origin:")
+	dst.fails(exitUsage, []string{`":other"`}, "pull", ":other")
+	dst.fails(exitError, []string{"nosuch"}, "pull", "origin:nosuch")
+}
+
+// An OSTree archive repository served over HTTP is recognised by its
+// config and refused by name before its summary or any object is
+// requested; remote refs names it too.
+func TestPullFromOSTreeRepository(t *testing.T) {
+	o := needOSTree(t, "archive")
+	tree := source(t, testtree.Tree{"f": testtree.File("ostree\n", 0o644)})
+	o.ok("commit", "-b", "main", "--tree=dir="+tree)
+	o.ok("summary", "-u")
+	var mu sync.Mutex
+	var asked []string
+	files := http.FileServer(http.Dir(o.path))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.Path)
+		mu.Unlock()
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", srv.URL)
+	want := []string{srv.URL + "/config", "an OSTree repository, not an otree one", "core.mode=archive-z2"}
+	dst.fails(exitError, want, "pull", "origin", "main")
+	mu.Lock()
+	if !slices.Equal(asked, []string{"/config"}) {
+		t.Errorf("pull requested %v; want the config only", asked)
+	}
+	mu.Unlock()
+	dst.fails(exitError, want, "remote", "refs", "origin")
+	if got := dst.ok("refs"); got != "" {
+		t.Errorf("refs after refused pulls: %q", got)
+	}
+}

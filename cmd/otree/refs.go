@@ -27,7 +27,8 @@ func newRefsCommand(e *env) *cobra.Command {
 		Short: "List, create or delete refs",
 		Long: `List refs: local branches, then remote refs as "remote:branch", each sorted.
 With PREFIX, list only refs equal to it or below it ("os" lists "os/x86_64/stable";
-"origin:" lists that remote's refs), printed without the prefix unless --list.
+"origin:" lists that remote's refs), printed without the prefix unless --list;
+a remote's refs keep their "REMOTE:" ("origin:os" lists "origin:x86_64/stable").
 
 --create=NEWREF REV points a new ref at the commit REV resolves to; it fails if
 NEWREF exists, unless --force.
@@ -120,13 +121,18 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		return e.printJSON(refs)
 	}
 	w := bufio.NewWriter(e.stdout)
+	// A remote's refs keep their "REMOTE:", as OSTree prints them; only
+	// the branch part of the prefix is taken off.
+	remote := ""
+	if i := strings.IndexByte(prefix, ':'); i >= 0 {
+		remote = prefix[:i+1]
+	}
+	under := strings.TrimSuffix(prefix[len(remote):], "/") + "/"
 	for _, ref := range refs {
 		name := ref.Name
 		if !f.list && prefix != "" && name != prefix {
-			if p := strings.TrimSuffix(prefix, "/") + "/"; strings.HasPrefix(name, p) {
-				name = name[len(p):]
-			} else if strings.HasSuffix(prefix, ":") {
-				name = strings.TrimPrefix(name, prefix)
+			if branch := strings.TrimPrefix(name, remote); under != "/" && strings.HasPrefix(branch, under) {
+				name = remote + branch[len(under):]
 			}
 		}
 		fmt.Fprintln(w, name)
@@ -204,15 +210,8 @@ func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev stri
 	name := f.create
 	// A ref is a file: "a/b" cannot exist beside a ref "a", nor "a" beside
 	// "a/b". (Checked first: reading "a/b" when "a" is a file fails.)
-	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
-		if _, err := r.ReadRef(name[:i]); err == nil {
-			return fmt.Errorf("cannot create ref %s: ref %s exists above it", name, name[:i])
-		}
-	}
-	if below, err := r.ListRefs(name); err != nil {
+	if err := r.CheckRefPlace(name); err != nil {
 		return err
-	} else if len(below) > 0 && below[0].Name != name {
-		return fmt.Errorf("cannot create ref %s: ref %s exists below it", name, below[0].Name)
 	}
 	old, err := r.ReadRef(name)
 	var dangling *repo.DanglingAliasError

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 )
 
 // ErrFromMissing is matched by the error of applying a delta whose
@@ -36,7 +37,9 @@ type FileCheck func(id repo.ID, h *repo.FileHeader) error
 // strictly and hashed against its id before it is staged (and, when check
 // is not nil, every file object's header passed by check); then the
 // commit is checked to have every object it needs (from the delta or
-// already here) and staged last, with its commitmeta. It writes no ref. On
+// already here) and staged last, with its commitmeta (merged into any
+// detached metadata already here, which keeps all it has). It writes no
+// ref. On
 // error the caller aborts txn and nothing is published.
 func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, check FileCheck) error {
 	r := txn.Repo()
@@ -70,11 +73,31 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, chec
 		if err != nil {
 			return fmt.Errorf("delta %s: commitmeta: %w", sb.Name, err)
 		}
-		if err := txn.WriteCommitMeta(sb.Name.To, m); err != nil {
-			return err
-		}
+		return writeCommitMeta(txn, sb.Name, m)
 	}
 	return nil
+}
+
+// writeCommitMeta stages the detached metadata m a delta carries for its
+// to-commit. Detached metadata already here (signatures made since, or
+// fetched) is kept and only added to: a stale or tampered delta cannot
+// drop a signature.
+func writeCommitMeta(txn *repo.Txn, name Name, m repo.Metadata) error {
+	local, err := txn.ReadCommitMeta(name.To)
+	if err != nil {
+		return fmt.Errorf("delta %s: %w", name, err)
+	}
+	if local == nil {
+		return txn.WriteCommitMeta(name.To, m)
+	}
+	merged, added, err := sign.MergeMetadata(local, m)
+	if err != nil {
+		return fmt.Errorf("delta %s: commitmeta: %w", name, err)
+	}
+	if added == 0 {
+		return nil
+	}
+	return txn.WriteCommitMeta(name.To, merged)
 }
 
 // ApplyOfflineOptions configure ApplyOffline.

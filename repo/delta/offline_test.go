@@ -1,6 +1,7 @@
 package delta_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"os"
@@ -237,4 +238,80 @@ func copyDir(t *testing.T, from, to string) {
 	for _, e := range ents {
 		copyFile(t, filepath.Join(from, e.Name()), filepath.Join(to, e.Name()))
 	}
+}
+
+// Applying a delta to a repository that already holds its commit keeps the
+// detached metadata stored there and only adds to it: a signature made
+// locally survives applying the delta again, or a tampered copy of it,
+// and signatures the delta adds are merged in. A commit not stored yet
+// gets the delta's detached metadata as it is.
+func TestApplyKeepsStoredCommitMeta(t *testing.T) {
+	pub1, priv1 := key(t)
+	pub2, priv2 := key(t)
+	pub3, priv3 := key(t)
+	src, dst := newRepo(t, repo.ModeArchive), newRepo(t, repo.ModeBareUser)
+	b := commitTree(t, src, "main", treeA, false)
+	if _, err := sign.SignCommit(ctx, src, b, priv1); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "update.delta")
+	if _, err := delta.Generate(ctx, src, delta.GenerateOptions{To: b, File: file, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(p string) {
+		t.Helper()
+		if _, err := delta.ApplyOffline(ctx, dst, p, delta.ApplyOfflineOptions{NoSync: true}); err != nil {
+			t.Fatalf("ApplyOffline(%s): %v", p, err)
+		}
+	}
+	verified := func(pubs ...ed25519.PublicKey) {
+		t.Helper()
+		for i, pub := range pubs {
+			if _, err := sign.VerifyCommit(dst, b, []ed25519.PublicKey{pub}); err != nil {
+				t.Errorf("key %d: %v", i, err)
+			}
+		}
+	}
+	apply(file)
+	want, _ := src.ReadRaw(repo.KindCommitMeta, b)
+	if got, err := dst.ReadRaw(repo.KindCommitMeta, b); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("first apply stored commitmeta %x, %v; want the delta's %x", got, err, want)
+	}
+	if _, err := sign.SignCommit(ctx, dst, b, priv2); err != nil {
+		t.Fatal(err)
+	}
+	apply(file)
+	verified(pub1, pub2)
+
+	// A copy whose signature was damaged on the way.
+	sigs, err := sign.CommitSignatures(src, b)
+	if err != nil || len(sigs) != 1 {
+		t.Fatalf("signatures %d, %v", len(sigs), err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, sigs[0])
+	if at < 0 {
+		t.Fatal("the delta does not carry the signature")
+	}
+	data[at+5] ^= 1
+	tampered := filepath.Join(t.TempDir(), "tampered.delta")
+	if err := os.WriteFile(tampered, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply(tampered)
+	verified(pub1, pub2)
+
+	// A delta made after the source signed again: its signature is added.
+	if _, err := sign.SignCommit(ctx, src, b, priv3); err != nil {
+		t.Fatal(err)
+	}
+	newer := filepath.Join(t.TempDir(), "newer.delta")
+	if _, err := delta.Generate(ctx, src, delta.GenerateOptions{To: b, File: newer, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	apply(newer)
+	verified(pub1, pub2, pub3)
 }

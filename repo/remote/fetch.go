@@ -244,6 +244,10 @@ func (s *httpSource) describe(kind repo.Kind, id repo.ID) string {
 
 func (s *httpSource) received() int64 { return s.bytes.Load() }
 
+// ErrOSTreeRepository is matched by the error of pulling from a URL that
+// serves an OSTree repository rather than an otree one.
+var ErrOSTreeRepository = errors.New("an OSTree repository, not an otree one")
+
 // check fetches the remote's config: pulling from anything but an otree
 // archive repository would fail object by object with confusing errors.
 func (s *httpSource) check(ctx context.Context) error {
@@ -260,6 +264,17 @@ func (s *httpSource) check(ctx context.Context) error {
 			return fmt.Errorf("not an otree repository: core.repo_version is %q, want 1", v)
 		}
 		mode, _ := cfg.Get("core.mode")
+		// OSTree writes its archive mode as archive-z2, which otree never
+		// does, and core.indexed-deltas, which otree does not know: its
+		// objects would all fail verification (other ids, other encodings).
+		_, indexed := cfg.Get("core.indexed-deltas")
+		if mode == "archive-z2" || indexed {
+			what := "core.indexed-deltas"
+			if mode == "archive-z2" {
+				what = "core.mode=archive-z2"
+			}
+			return fmt.Errorf("%w: its config has %s, which OSTree writes; its summary and objects are in OSTree's format (SHA-256 ids), which otree cannot read: pull from it with OSTree", ErrOSTreeRepository, what)
+		}
 		if m, err := repo.ParseMode(mode); err != nil || m != repo.ModeArchive {
 			return fmt.Errorf("the remote repository is %q, but only archive repositories can be pulled over HTTP", mode)
 		}
@@ -277,6 +292,12 @@ func (s *httpSource) summary(ctx context.Context) (*Summary, error) {
 	}
 	sum, err := DecodeSummary(data)
 	if err != nil {
+		// Read without a pull's config check first (remote refs): an
+		// OSTree repository is named as such rather than its summary
+		// called malformed.
+		if cerr := s.check(ctx); errors.Is(cerr, ErrOSTreeRepository) {
+			return nil, cerr
+		}
 		return nil, &FetchError{URL: s.url(SummaryFile), Err: err}
 	}
 	return sum, nil

@@ -2,9 +2,11 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/otree/otree/repo"
@@ -12,14 +14,18 @@ import (
 
 // cachedSource takes objects from repositories on this machine
 // (PullOptions.LocalCaches, OSTree's --localcache-repo) before asking the
-// source. What they give is verified as anything pulled is; an object a
-// cache fails to give (unreadable, or refused by the pull's checks) is
-// asked of the source instead.
+// source. What they give is verified as anything pulled is, a commit's
+// signature included when the remote asks for one; an object a cache
+// fails to give (unreadable, or refused by the pull's checks) is asked of
+// the source instead.
 type cachedSource struct {
 	source
 	caches []*localSource
 	log    *slog.Logger
 	hits   atomic.Int64
+	// verified holds the commits whose detached metadata came from a
+	// cache with them, when the remote verifies signatures.
+	verified sync.Map
 }
 
 // openCaches opens the repositories at paths as caches in front of src;
@@ -47,16 +53,37 @@ func openCaches(src source, paths []string, log *slog.Logger) (source, func(), e
 }
 
 func (s *cachedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+	vs, verifying := unwrap[*verifiedSource](s.source)
+	verifying = verifying && vs.v.Commits
+	if verifying && kind == repo.KindCommitMeta {
+		// What the commit was verified with, from a cache (taken) or the
+		// source.
+		if _, ok := s.verified.LoadAndDelete(id); ok {
+			s.hits.Add(1)
+		}
+		return s.source.readMeta(ctx, kind, id)
+	}
 	for _, c := range s.caches {
 		if ok, _ := c.r.HasObject(kind, id); !ok {
 			continue
 		}
 		data, err := c.readMeta(ctx, kind, id)
-		if err == nil {
-			// Checked here, where the source can still be asked instead.
+		// Checked here, where the source can still be asked instead.
+		switch {
+		case err != nil:
+		case kind == repo.KindCommitMeta:
+			// Detached metadata is not named by its hash: it is only
+			// decoded, and what it holds is checked as fetched metadata is.
+			if _, derr := repo.DecodeCommitMeta(data); derr != nil {
+				err = fmt.Errorf("%s: %w", c.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Reason: derr.Error()})
+			}
+		default:
 			if got := repo.Sum(data); got != id {
 				err = fmt.Errorf("%s: %w", c.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Actual: got})
 			}
+		}
+		if err == nil && verifying && kind == repo.KindCommit {
+			err = s.verify(ctx, vs, c, id, data)
 		}
 		if err == nil {
 			s.hits.Add(1)
@@ -65,6 +92,26 @@ func (s *cachedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID)
 		s.log.Info("local cache object refused; fetching it", "error", err)
 	}
 	return s.source.readMeta(ctx, kind, id)
+}
+
+// verify holds a commit from cache c to the signature check the remote
+// asks for, as the source's copy would be, with the detached metadata c
+// has for it; vs keeps that metadata for the pull to store.
+func (s *cachedSource) verify(ctx context.Context, vs *verifiedSource, c *localSource, id repo.ID, data []byte) error {
+	raw, err := c.readMeta(ctx, repo.KindCommitMeta, id)
+	if errors.Is(err, repo.ErrNotFound) {
+		raw, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := vs.accept(id, data, raw); err != nil {
+		return fmt.Errorf("%s: %w", c.describe(repo.KindCommit, id), err)
+	}
+	if raw != nil {
+		s.verified.Store(id, true)
+	}
+	return nil
 }
 
 func (s *cachedSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {

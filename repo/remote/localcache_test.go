@@ -2,6 +2,8 @@ package remote_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
+	"github.com/otree/otree/repo/sign"
 )
 
 // LocalCaches: objects a repository on this machine holds are taken from
@@ -84,6 +87,10 @@ func TestPullLocalCaches(t *testing.T) {
 	if n := strings.Count(log.String(), "local cache object refused"); n != 2 {
 		t.Errorf("%d refusals logged:\n%s", n, log.String())
 	}
+	// The damaged file is named, even though caches are read unverified.
+	if !strings.Contains(log.String(), "file object "+file.String()+" (") || strings.Contains(log.String(), repo.ID{}.String()) {
+		t.Errorf("the refusal does not name file object %s:\n%s", file, log.String())
+	}
 	checkSameTree(t, o.r, dst2, id)
 	checkFsck(t, dst2)
 
@@ -91,4 +98,84 @@ func TestPullLocalCaches(t *testing.T) {
 	opts.LocalCaches = []string{filepath.Join(t.TempDir(), "nope")}
 	_, err = remote.Pull(ctx, newDest(t, repo.ModeArchive, o.srv.URL), opts)
 	errContains(t, err, "local cache", opts.LocalCaches[0])
+}
+
+// newCache makes a repository holding what the origin has now, for
+// LocalCaches.
+func newCache(t *testing.T, o *origin) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cache")
+	cache, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if _, err := remote.PullLocal(ctx, cache, o.dir, remote.PullOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A commit's detached metadata, which is not named by its hash, is taken
+// from a cache like any object: nothing is fetched for a signed commit the
+// cache has. When the remote verifies signatures, a commit from a cache
+// must carry a trusted signature there too: one that does not is fetched
+// from the source instead, and an unsigned commit fails the pull wherever
+// it comes from.
+func TestPullLocalCacheCommitMeta(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	cachePath := newCache(t, o)
+	pull := func(dest *repo.Repo) (*remote.PullResult, string, error) {
+		t.Helper()
+		o.resetHits()
+		var log bytes.Buffer
+		opts := fastOpts("main")
+		opts.LocalCaches = []string{cachePath}
+		opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		res, err := remote.Pull(ctx, dest, opts)
+		return res, log.String(), err
+	}
+	for name, dest := range map[string]*repo.Repo{
+		"plain":     newDest(t, repo.ModeBareUser, o.srv.URL),
+		"verifying": verifyingDest(t, o.srv.URL, inlineKey(pub)),
+	} {
+		res, log, err := pull(dest)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n := o.objectHits(); n != 0 || res.ObjectsFetched != 0 || strings.Contains(log, "refused") {
+			t.Errorf("%s: %d objects requested, %d fetched, log:\n%s", name, n, res.ObjectsFetched, log)
+		}
+		if _, err := sign.VerifyCommit(dest, id, []ed25519.PublicKey{pub}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	// A cache filled before the commit was signed: its copy is refused,
+	// and the source's, signed, is taken.
+	u, uid := signedOrigin(t)
+	o, id, cachePath = u, uid, newCache(t, u)
+	dest := verifyingDest(t, o.srv.URL, inlineKey(pub))
+	_, log, err := pull(dest)
+	errContains(t, err, "remote origin", id.String())
+	if !errors.Is(err, sign.ErrNoSignature) {
+		t.Errorf("unsigned commit in cache and source: %v", err)
+	}
+	if strings.Count(log, "local cache object refused") != 1 || !strings.Contains(log, cachePath) {
+		t.Errorf("log:\n%s", log)
+	}
+	checkNothingMoved(t, dest)
+	if _, err := sign.SignCommit(ctx, o.r, id, priv); err != nil {
+		t.Fatal(err)
+	}
+	if _, log, err = pull(dest); err != nil {
+		t.Fatal(err)
+	}
+	if o.objectHits() != 2 || o.hitsOf(objectURLPath(repo.KindCommit, id)) != 1 || o.hitsOf(objectURLPath(repo.KindCommitMeta, id)) != 1 {
+		t.Errorf("%d objects requested, want the commit and its detached metadata", o.objectHits())
+	}
+	if _, err := sign.VerifyCommit(dest, id, []ed25519.PublicKey{pub}); err != nil {
+		t.Error(err)
+	}
 }

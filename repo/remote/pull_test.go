@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -610,4 +611,87 @@ func TestPullErrors(t *testing.T) {
 	_, err = remote.Pull(ctx, dest, fastOpts("fifo"))
 	errContains(t, err, o.srv.URL+objectURLPath(repo.KindFile, f), "cannot store a fifo")
 	checkNothingMoved(t, dest)
+}
+
+// A pull whose refs clash as paths with refs here ("origin:z" where
+// "origin:z/x" exists) fails before it writes any of them, naming both;
+// a summary listing "a" and "a/b" is refused before any object is
+// fetched, also by a mirror pull.
+func TestPullRefClash(t *testing.T) {
+	o := newOrigin(t)
+	c := o.commit("a", testtree.Tree{"f": testtree.File("x\n", 0o644)}, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dest.SetRef("origin:z/x", c); err != nil {
+		t.Fatal(err)
+	}
+	o.commit("a", testtree.Tree{"f": testtree.File("y\n", 0o644)}, 1700000001)
+	o.commit("z", testtree.Tree{"f": testtree.File("z\n", 0o644)}, 1700000001)
+	before, err := dest.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Pull(ctx, dest, fastOpts("a", "z"))
+	errContains(t, err, "origin:z", "origin:z/x")
+	var ce *repo.RefClashError
+	if !errors.As(err, &ce) {
+		t.Errorf("%v is not a RefClashError", err)
+	}
+	if after, _ := dest.ListRefs(""); !slices.Equal(before, after) {
+		t.Errorf("refs before a failed pull %v, after %v", before, after)
+	}
+
+	// The server's summary lists "a" and "a/b".
+	s := &remote.Summary{Refs: []repo.Ref{{Name: "a", Commit: c}, {Name: "a/b", Commit: c}}}
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if req.URL.Path != "/summary" {
+			return false
+		}
+		w.Write(s.Encode())
+		return true
+	}
+	for _, mirror := range []bool{false, true} {
+		fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+		o.resetHits()
+		opts := fastOpts()
+		opts.Mirror = mirror
+		_, err := remote.Pull(ctx, fresh, opts)
+		errContains(t, err, o.srv.URL+"/summary", `"a" and "a/b"`)
+		if n := o.objectHits(); n != 0 {
+			t.Errorf("mirror %v: %d objects requested from a summary that cannot be used", mirror, n)
+		}
+		checkNothingMoved(t, fresh)
+	}
+}
+
+// A config only OSTree writes (archive-z2, indexed-deltas) makes the pull
+// fail at once with ErrOSTreeRepository, naming the config's URL.
+func TestPullRefusesOSTreeConfig(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("main", smallTree, 1700000000)
+	for _, cfg := range []string{
+		"[core]\nrepo_version=1\nmode=archive-z2\n",
+		"[core]\nrepo_version=1\nmode=archive\nindexed-deltas=true\n",
+	} {
+		o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+			if req.URL.Path != "/config" {
+				return false
+			}
+			w.Write([]byte(cfg))
+			return true
+		}
+		o.resetHits()
+		dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+		_, err := remote.Pull(ctx, dest, fastOpts("main"))
+		errContains(t, err, o.srv.URL+"/config", "OSTree")
+		if !errors.Is(err, remote.ErrOSTreeRepository) {
+			t.Errorf("%q: %v does not match ErrOSTreeRepository", cfg, err)
+		}
+		if n := o.hitsOf("/summary") + o.objectHits(); n != 0 {
+			t.Errorf("%q: %d requests after the config", cfg, n)
+		}
+		checkNothingMoved(t, dest)
+	}
 }

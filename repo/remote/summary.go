@@ -83,7 +83,7 @@ var errSummary = errors.New("non-canonical summary")
 // DecodeSummary decodes a summary, rejecting anything but the canonical
 // encoding of a valid summary: a wrong tag or version, bad or non-minimal
 // uvarints, lengths past the end, invalid, unsorted or duplicated ref
-// names, zero commits, unsorted or empty metadata keys, trailing bytes.
+// names, names that clash as paths ("a" and "a/b"), zero commits, unsorted or empty metadata keys, trailing bytes.
 func DecodeSummary(b []byte) (*Summary, error) {
 	if len(b) < 2 || b[0] != summaryTag {
 		return nil, fmt.Errorf("not a summary: does not start with %q", summaryTag)
@@ -96,6 +96,7 @@ func DecodeSummary(b []byte) (*Summary, error) {
 	s := &Summary{}
 	n := d.Count(1 + 1 + 32)
 	s.Refs = make([]repo.Ref, 0, n)
+	names := make(map[string]bool, n)
 	for i := 0; i < n && d.Err() == nil; i++ {
 		name := string(d.Bytes())
 		var id repo.ID
@@ -109,7 +110,11 @@ func DecodeSummary(b []byte) (*Summary, error) {
 			d.Fail("ref names not sorted or duplicated at %q", name)
 		} else if id.IsZero() {
 			d.Fail("ref %q points at the zero id", name)
+		} else if above := refAbove(name, names); above != "" {
+			// Sorted, so a ref comes before those below it.
+			d.Fail("refs %q and %q cannot both exist: a ref cannot also be a directory of refs", above, name)
 		}
+		names[name] = true
 		s.Refs = append(s.Refs, repo.Ref{Name: name, Commit: id})
 	}
 	m := d.Count(2)
@@ -140,6 +145,17 @@ func DecodeSummary(b []byte) (*Summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// refAbove returns the first of names whose path is a directory of
+// branch name's path ("a" for "a/b"), or "".
+func refAbove(name string, names map[string]bool) string {
+	for i, c := range name {
+		if c == '/' && names[name[:i]] {
+			return name[:i]
+		}
+	}
+	return ""
 }
 
 // validateBranch checks a local branch name: a valid ref name without a

@@ -72,6 +72,8 @@ func summaryCases() []struct{ name, hex, want string } {
 		{"dotdot ref", "7301" + "01" + ref("..", 1) + "00", "invalid ref name"},
 		{"empty ref", "7301" + "01" + ref("", 1) + "00", "invalid ref name"},
 		{"zero commit", "7301" + "01" + ref("a", 0) + "00", "zero id"},
+		{"ref below a ref", "7301" + "03" + ref("a", 1) + ref("a-x", 1) + ref("a/b", 1) + "00", `refs "a" and "a/b" cannot both exist`},
+		{"ref deep below a ref", "7301" + "02" + ref("a/b", 1) + ref("a/b/c/d", 1) + "00", `refs "a/b" and "a/b/c/d" cannot both exist`},
 		{"name past the end", "7301" + "01" + "4061" + strings.Repeat("11", 32) + "00", "past the end"},
 		{"empty metadata key", "7301" + "00" + "01" + "00" + "00", "empty metadata key"},
 		{"unsorted metadata", "7301" + "00" + "02" + "016200" + "016100", `not sorted or duplicated at "a"`},

@@ -185,25 +185,40 @@ func (s *verifiedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.I
 		return nil, fmt.Errorf("%s: %w", s.describe(kind, id), &repo.CorruptObjectError{Kind: kind, ID: id, Actual: got})
 	}
 	raw, err := s.source.readMeta(ctx, repo.KindCommitMeta, id)
-	var m repo.Metadata
 	switch {
 	case errors.Is(err, repo.ErrNotFound):
 		raw = nil
 	case err != nil:
 		return nil, err
-	default:
+	}
+	if err := s.accept(id, data, raw); err != nil {
+		var ce *repo.CorruptObjectError
+		if errors.As(err, &ce) {
+			err = fmt.Errorf("%s: %w", s.describe(repo.KindCommitMeta, id), err)
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+// accept checks that commit id, whose bytes are data, carries a trusted
+// signature in the detached metadata raw (nil for none), and keeps raw for
+// the read of it pull makes next.
+func (s *verifiedSource) accept(id repo.ID, data, raw []byte) error {
+	var m repo.Metadata
+	if raw != nil {
+		var err error
 		if m, err = repo.DecodeCommitMeta(raw); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.describe(repo.KindCommitMeta, id),
-				&repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()})
+			return &repo.CorruptObjectError{Kind: repo.KindCommitMeta, ID: id, Reason: err.Error()}
 		}
 	}
 	if _, err := sign.Verify(data, m, s.v.Keys); err != nil {
-		return nil, fmt.Errorf("remote %s: commit %s: %w", s.remote, id, err)
+		return fmt.Errorf("remote %s: commit %s: %w", s.remote, id, err)
 	}
 	s.mu.Lock()
 	s.metas[id] = raw
 	s.mu.Unlock()
-	return data, nil
+	return nil
 }
 
 // storedTargets brings the requested commits that are already stored
