@@ -72,7 +72,9 @@ type Options struct {
 	// NoParent for a root commit.
 	Parent   repo.ID
 	NoParent bool
-	// Orphan writes the commit without moving any ref.
+	// Orphan writes the commit without moving any ref; Branch must then
+	// be empty. (OSTree's "commit --orphan -b BRANCH" is a commit with
+	// NoParent that moves BRANCH.)
 	Orphan bool
 	// Timestamp of the commit; zero means now.
 	Timestamp time.Time
@@ -106,8 +108,9 @@ type Options struct {
 	StatOverrides []StatOverride
 	// TarPathnameFilter renames the entries of tar sources.
 	TarPathnameFilter *PathnameFilter
-	// SkipList names paths (relative to the tree root, "/usr/share/doc") to
-	// leave out with everything below them.
+	// SkipList names paths of the tree ("/usr/share/doc") to leave out
+	// with everything below them. Each is taken exactly as written, spaces
+	// included, and must be in the form CheckSkipPath accepts.
 	SkipList []string
 	// Bootable records the tree's kernel in the metadata: BootableKey
 	// "true" and LinuxKey its version (OSTree's --bootable). The tree must
@@ -127,6 +130,14 @@ type Options struct {
 	NoSync bool
 	// NoStatCache neither reads nor updates the stat cache.
 	NoStatCache bool
+	// DevinoCanonical takes every file that is a hardlink of one of the
+	// repository's file objects as that object, unchanged, without
+	// checking its metadata (OSTree's --devino-canonical): for trees whose
+	// files are never modified in place. Without it such a hardlink is
+	// taken unread only while its inode still matches the object's header
+	// (never in a bare repository, where nothing records the header apart
+	// from the inode), and read like any file otherwise.
+	DevinoCanonical bool
 
 	// Progress, if set, is called about ten times a second while files are
 	// scanned, and once at the end.
@@ -197,6 +208,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Branch == "" && !opts.Orphan {
 		return nil, errors.New("commit: a branch is required (or Orphan)")
 	}
+	if opts.Branch != "" && opts.Orphan {
+		return nil, fmt.Errorf("commit: Orphan moves no ref, but Branch is %q (for a new history of it, set NoParent)", opts.Branch)
+	}
 	if opts.Branch != "" {
 		if err := r.CheckRefPlace(opts.Branch); err != nil {
 			return nil, err
@@ -234,6 +248,10 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			}
 		}
 	}
+	skip, err := newSkipList(opts.SkipList)
+	if err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -259,9 +277,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		cache = newStatCache("", [32]byte{})
 	}
 	defer cache.close()
-	skip := newSkipList(opts.SkipList)
 
-	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, cnt, start)
+	heads := newHeadLog(r.Mode())
+	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, heads, cnt, start)
 	if perr := stopPublishing(); perr != nil {
 		err = perr
 	}
@@ -321,6 +339,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if err := txn.Commit(); err != nil {
 				return nil, err
 			}
+			heads.save(r, opts.Logger)
 			return res, landed(&opts, res, cache, roots, root)
 		}
 	}
@@ -371,6 +390,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := txn.Commit(); err != nil {
 		return nil, err
 	}
+	heads.save(r, opts.Logger)
 	if opts.Progress != nil {
 		opts.Progress(res.Stats)
 	}
@@ -420,7 +440,7 @@ func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error 
 
 // buildTree reads every source and overlays them in order.
 func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, mod *modifier,
-	cache *statCache, skip *skipList, cnt *counters, start time.Time) (*dir, []string, error) {
+	cache *statCache, skip *skipList, heads *headLog, cnt *counters, start time.Time) (*dir, []string, error) {
 	var root *dir
 	var roots []string
 	var st unix.Stat_t
@@ -428,22 +448,27 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		return nil, nil, err
 	}
 	repoDir := [2]uint64{st.Dev, st.Ino}
-	for _, src := range opts.Sources {
+	var emptyTars []string // tar sources without a single entry
+	for k, src := range opts.Sources {
 		var d *dir
 		var err error
 		switch src.Kind {
 		case SourceDir:
 			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt,
-				repo: repoDir, early: len(opts.Sources) == 1}
+				repo: repoDir, early: len(opts.Sources) == 1, heads: heads}
 			if mod.keepsObjects(r.Mode()) {
-				wk.devino = newDevino(r)
+				wk.devino = newDevino(r, opts.DevinoCanonical)
 			}
 			d, err = wk.walkDir(src.Path)
+			wk.devino.close()
 			if abs, aerr := filepath.Abs(src.Path); aerr == nil {
 				roots = append(roots, abs)
 			}
 		case SourceTar:
-			d, err = importTar(ctx, txn, src.Path, mod, skip, opts.TarPathnameFilter, cnt)
+			var n int
+			if d, n, err = importTar(ctx, txn, src.Path, mod, skip, opts.TarPathnameFilter, heads, cnt); err == nil && n == 0 {
+				emptyTars = append(emptyTars, src.Path)
+			}
 		case SourceBase:
 			if d, err = baseTree(r, src.Path); err != nil {
 				err = fmt.Errorf("--base=%s: %w", src.Path, err)
@@ -463,26 +488,56 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		if err != nil {
 			return nil, nil, err
 		}
-		sortAll(d)
+		sortAll(d, k)
 		if root == nil {
 			root = d
 			continue
 		}
-		if err := root.overlay(r, d); err != nil {
+		var tc *typeConflict
+		if err := root.overlay(r, d, "/"); errors.As(err, &tc) {
+			what := [2]string{"a directory", "a non-directory"}
+			if tc.upperIsDir {
+				what[0], what[1] = what[1], what[0]
+			}
+			return nil, nil, fmt.Errorf("commit: %s is %s in %s but %s in %s, laid over it: %v",
+				tc.path, what[0], opts.Sources[tc.lower], what[1], opts.Sources[tc.upper], err)
+		} else if err != nil {
 			return nil, nil, err
 		}
+	}
+	if len(emptyTars) == len(opts.Sources) {
+		// What a failed download leaves; as OSTree, refuse rather than
+		// move the branch to an empty tree.
+		return nil, nil, fmt.Errorf("commit: refusing to commit an empty tree: no entries in --tree=tar=%s", strings.Join(emptyTars, " or --tree=tar="))
 	}
 	return root, roots, nil
 }
 
-// sortAll sorts every directory filled by a source (stored ones are sorted).
-func sortAll(d *dir) {
+// String names a source as the command line gives it.
+func (s Source) String() string {
+	switch s.Kind {
+	case SourceDir:
+		return "--tree=dir=" + s.Path
+	case SourceTar:
+		return "--tree=tar=" + s.Path
+	case SourceRef:
+		return "--tree=ref=" + s.Path
+	case SourceBase:
+		return "--base=" + s.Path
+	}
+	return fmt.Sprintf("source %d %q", s.Kind, s.Path)
+}
+
+// sortAll sorts every directory filled by source k (stored ones are
+// sorted) and marks them as its own.
+func sortAll(d *dir, k int) {
+	d.src = k
 	if !d.stored.IsZero() {
 		return
 	}
 	d.sortEntries()
 	for _, s := range d.dirs {
-		sortAll(s)
+		sortAll(s, k)
 	}
 }
 

@@ -211,13 +211,12 @@ func TestOverlaySkipListAndModifiers(t *testing.T) {
 		"usr/bin/b":       testtree.File("b1", 0o755),
 		"usr/share/doc/x": testtree.File("doc", 0o644),
 		"etc/conf":        testtree.File("c", 0o600),
-		"replaced":        testtree.Dir(0o755),
-		"replaced/inner":  testtree.File("i", 0o644),
+		"replaced":        testtree.File("a file", 0o644),
 	})
 	over := makeTree(t, testtree.Tree{
 		"usr/bin/b":   testtree.File("b2", 0o700),
 		"usr/bin/new": testtree.File("n", 0o644),
-		"replaced":    testtree.File("now a file", 0o644),
+		"replaced":    testtree.Symlink("usr"),
 	})
 	baseRes := commitDir(t, r, "base", base)
 	res, err := commit.Commit(ctx, r, commit.Options{
@@ -226,7 +225,7 @@ func TestOverlaySkipListAndModifiers(t *testing.T) {
 			{Kind: commit.SourceRef, Path: "base"},
 			{Kind: commit.SourceDir, Path: over},
 		},
-		SkipList: []string{"/usr/share/doc", "etc/conf"},
+		SkipList: []string{"/usr/share/doc", "/etc/conf"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +239,7 @@ func TestOverlaySkipListAndModifiers(t *testing.T) {
 		"usr/bin/new": testtree.File("n", 0o644),
 		"usr/share":   testtree.Dir(0o755),
 		"etc":         testtree.Dir(0o755),
-		"replaced":    testtree.File("now a file", 0o644),
+		"replaced":    testtree.Symlink("usr"),
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("overlay (-want +got):\n%s", d)
@@ -286,9 +285,53 @@ func TestOrphanAndExplicitParent(t *testing.T) {
 	if c, err := r.ReadCommit(orphan.Commit); err != nil || !c.Parent.IsZero() {
 		t.Fatalf("orphan commit: %+v, %v", c, err)
 	}
+	// Orphan moves no ref: with a Branch it is refused, not ignored.
+	_, err = commit.Commit(ctx, r, commit.Options{Orphan: true, Branch: "main",
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err == nil || !strings.Contains(err.Error(), `"main"`) {
+		t.Errorf("Orphan with a Branch: got %v, want it refused", err)
+	}
 	child := commitDir(t, r, "other", src, func(o *commit.Options) { o.Parent = first.Commit })
 	if child.Parent != first.Commit {
 		t.Fatalf("explicit parent ignored: %s", child.Parent)
+	}
+}
+
+// A source laid over another may replace files with files, but not a
+// directory with a non-directory or the reverse, which would drop a whole
+// subtree (OSTree refuses both); the error names the path and the two
+// sources, also when the lower entry came from a middle layer.
+func TestOverlayTypeConflict(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	withDir := makeTree(t, testtree.Tree{"x/f": testtree.File("a", 0o644), "usr/lib/m": testtree.File("m", 0o644)})
+	withFile := makeTree(t, testtree.Tree{"x": testtree.File("c", 0o644)})
+	deepFile := makeTree(t, testtree.Tree{"usr/lib": testtree.Symlink("/lib")})
+	plain := makeTree(t, testtree.Tree{"y": testtree.File("y", 0o644)})
+	commitDir(t, r, "dirs", withDir)
+	dir := func(p string) commit.Source { return commit.Source{Kind: commit.SourceDir, Path: p} }
+	for _, c := range []struct {
+		srcs         []commit.Source
+		path         string
+		lower, upper string
+	}{
+		{[]commit.Source{dir(withDir), dir(withFile)}, "/x", withDir, withFile},
+		{[]commit.Source{dir(withFile), dir(withDir)}, "/x", withFile, withDir},
+		{[]commit.Source{{Kind: commit.SourceRef, Path: "dirs"}, dir(deepFile)}, "/usr/lib", "--tree=ref=dirs", deepFile},
+		{[]commit.Source{{Kind: commit.SourceBase, Path: "dirs"}, dir(withFile)}, "/x", "--base=dirs", withFile},
+		{[]commit.Source{dir(plain), dir(withFile), dir(withDir)}, "/x", withFile, withDir},
+		{[]commit.Source{dir(withDir), dir(plain), dir(withFile)}, "/x", withDir, withFile},
+	} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: c.srcs})
+		if err == nil || !strings.Contains(err.Error(), c.path+" is ") || !strings.Contains(err.Error(), "cannot replace") {
+			t.Errorf("%v: got %v, want a conflict at %s", c.srcs, err, c.path)
+			continue
+		}
+		if i, j := strings.Index(err.Error(), c.lower), strings.Index(err.Error(), c.upper); i < 0 || j < i {
+			t.Errorf("%v: %v: want %s named, then %s", c.srcs, err, c.lower, c.upper)
+		}
+	}
+	if _, err := r.ReadRef("main"); err == nil {
+		t.Error("a refused overlay created its branch")
 	}
 }
 

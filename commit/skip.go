@@ -15,14 +15,38 @@ type skipList struct {
 	paths map[string]*atomic.Bool // path: whether a source had it
 }
 
-func newSkipList(paths []string) *skipList {
+// newSkipList takes each path exactly as given, as OSTree does: "/a " names
+// the file "a " and never "/a". A path that could never match an entry
+// (relative, "/" itself, a trailing slash, an empty, "." or ".."
+// component) is refused rather than tidied into one that might.
+func newSkipList(paths []string) (*skipList, error) {
 	s := &skipList{paths: map[string]*atomic.Bool{}}
 	for _, p := range paths {
-		if p = strings.TrimRight(p, "/"); p != "" {
-			s.paths["/"+strings.TrimLeft(p, "/")] = new(atomic.Bool)
+		if err := CheckSkipPath(p); err != nil {
+			return nil, err
+		}
+		s.paths[p] = new(atomic.Bool)
+	}
+	return s, nil
+}
+
+// CheckSkipPath reports why p cannot be a skip-list path, if it cannot:
+// a path must be absolute and name an entry below the root, written
+// without empty, "." or ".." components and without a trailing slash.
+// Any other byte, spaces and carriage returns included, is part of a name.
+func CheckSkipPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("skip-list path %q does not start with \"/\"", p)
+	}
+	if p == "/" {
+		return fmt.Errorf("skip-list path \"/\" would leave out the whole tree")
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if c == "" || c == "." || c == ".." {
+			return fmt.Errorf("skip-list path %q is not in its plain form (no empty, \".\" or \"..\" component, no trailing \"/\")", p)
 		}
 	}
-	return s
+	return nil
 }
 
 // skips reports whether the entry at tree path p is to be left out, and

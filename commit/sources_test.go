@@ -33,7 +33,7 @@ func TestSkipListPathsMustExist(t *testing.T) {
 		{"dir", []commit.Source{{Kind: commit.SourceDir, Path: src}}, []string{"/usr/share/doc", "/usr/share/doc/a"}, ""},
 		{"dir, misspelt", []commit.Source{{Kind: commit.SourceDir, Path: src}}, []string{"/usr/share/docs"}, "/usr/share/docs"},
 		{"ref", []commit.Source{{Kind: commit.SourceRef, Path: "main"}}, []string{"/etc/conf"}, ""},
-		{"ref, misspelt", []commit.Source{{Kind: commit.SourceRef, Path: "main"}}, []string{"etc/conff"}, "/etc/conff"},
+		{"ref, misspelt", []commit.Source{{Kind: commit.SourceRef, Path: "main"}}, []string{"/etc/conff"}, "/etc/conff"},
 		{"tar", []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}, []string{"/opt/x"}, ""},
 		{"tar, misspelt", []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}, []string{"/opt/y"}, "/opt/y"},
 		{"two sources", []commit.Source{{Kind: commit.SourceDir, Path: src}, {Kind: commit.SourceTar, Path: tarFile}}, []string{"/opt/x", "/etc"}, ""},
@@ -146,6 +146,78 @@ func TestTarPathnameFilter(t *testing.T) {
 		Sources: []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}})
 	if err == nil || !strings.Contains(err.Error(), `renamed to "../evil`) {
 		t.Errorf("rename out of the tree: got %v", err)
+	}
+
+	// "tar -C DIR -cf x.tar ." names every entry "./...": the filter sees
+	// names without that prefix, as in OSTree, hardlink targets too.
+	dotTar := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/bin/x", Typeflag: tar.TypeReg, Mode: 0o755},
+		{Name: "./usr/bin/y", Typeflag: tar.TypeLink, Linkname: "./usr/bin/x"},
+		{Name: "./etc/conf", Typeflag: tar.TypeReg, Mode: 0o644},
+	}, map[string]string{"./usr/bin/x": "b", "./etc/conf": "e"})
+	for _, c := range []struct {
+		filter string
+		want   testtree.Tree
+	}{
+		{"^usr/,opt/", testtree.Tree{"opt": testtree.Dir(0o755), "opt/bin": testtree.Dir(0o755),
+			"opt/bin/x": testtree.File("b", 0o755), "opt/bin/y": testtree.File("b", 0o755),
+			"etc": testtree.Dir(0o755), "etc/conf": testtree.File("e", 0o644)}},
+		{`^\./usr/,./opt/`, testtree.Tree{"usr": testtree.Dir(0o755), "usr/bin": testtree.Dir(0o755),
+			"usr/bin/x": testtree.File("b", 0o755), "usr/bin/y": testtree.File("b", 0o755),
+			"etc": testtree.Dir(0o755), "etc/conf": testtree.File("e", 0o644)}},
+	} {
+		f, err := commit.ParsePathnameFilter(c.filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "dot", TarPathnameFilter: f,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: dotTar}}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.filter, err)
+		}
+		if d := cmp.Diff(c.want, readCommit(t, r, res.Commit, false)); d != "" {
+			t.Errorf("%s: (-want +got):\n%s", c.filter, d)
+		}
+	}
+}
+
+// Each skip-list path is taken exactly as written, as OSTree does: "/a "
+// leaves out "a " and keeps "a", a carriage return is part of the name;
+// a path that could never match (relative, a trailing slash, "/") is
+// refused rather than tidied into another path.
+func TestSkipListTakenVerbatim(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a": testtree.File("keep", 0o644), "a ": testtree.File("drop", 0o644),
+		"b\r": testtree.File("cr", 0o644), "d/f": testtree.File("f", 0o644)})
+	all := readCommit(t, r, commitDir(t, r, "all", src).Commit, false)
+	for _, skip := range []string{"/a ", "/b\r", "/d/f", "/d"} {
+		res := commitDir(t, r, "main", src, func(o *commit.Options) { o.SkipList = []string{skip} })
+		want := testtree.Tree{}
+		for p, e := range all {
+			if "/"+p != skip && !strings.HasPrefix("/"+p, skip+"/") {
+				want[p] = e
+			}
+		}
+		if d := cmp.Diff(want, readCommit(t, r, res.Commit, false)); d != "" {
+			t.Errorf("skip %q (-want +got):\n%s", skip, d)
+		}
+	}
+	for _, bad := range []string{"a", " /a", "\t/a", "/a/", "/d/", "/", "//a", "/./a", "/d/../a", ""} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", SkipList: []string{bad},
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		if err == nil || !strings.Contains(err.Error(), "skip-list path") {
+			t.Errorf("skip %q: got %v, want it refused", bad, err)
+		}
+	}
+	// Whitespace is never trimmed: "/a " with no "a " in the tree is
+	// missing, not "/a".
+	os.Remove(filepath.Join(src, "a "))
+	_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", SkipList: []string{"/a "},
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err == nil || !strings.Contains(err.Error(), "/a ") {
+		t.Errorf("skip \"/a \" without that file: got %v, want it missing", err)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -158,6 +160,109 @@ func TestHardlinksOfObjectsAreNotRead(t *testing.T) {
 		t.Error("hardlink farm committed as a different tree")
 	}
 	var _ fs.FileMode
+}
+
+// linkFarm hardlinks every file of a commit's tree into a new directory,
+// as a hardlink checkout does.
+func linkFarm(t *testing.T, r *repo.Repo, commitID repo.ID) string {
+	t.Helper()
+	farm := filepath.Join(t.TempDir(), "farm")
+	var link func(dir string, tid repo.ID)
+	link = func(dir string, tid repo.ID) {
+		os.MkdirAll(dir, 0o755)
+		dt, err := r.ReadDirTree(tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range dt.Files {
+			if err := os.Link(r.ObjectPath(repo.KindFile, f.ID), filepath.Join(dir, f.Name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range dt.Dirs {
+			link(filepath.Join(dir, d.Name), d.TreeID)
+		}
+	}
+	link(farm, mustCommit(t, r, commitID).RootTree)
+	return farm
+}
+
+// A hardlink of an object shares the object's inode, so a chmod, chown,
+// setfattr or write through it changes the object as well. Such a file is
+// taken unread only while its inode still matches the object's header;
+// once changed it is read, and the commit records it as it now is. In a
+// bare repository nothing but the inode records the header, so hardlinks
+// are read unless the caller vouches for them (DevinoCanonical).
+func TestChangedHardlinksOfObjectsAreRead(t *testing.T) {
+	modes := []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly}
+	root := os.Getuid() == 0
+	if root {
+		modes = append(modes, repo.ModeBare)
+	}
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRepo(t, mode)
+			noCache := func(o *commit.Options) { o.NoStatCache = true }
+			src := makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644), "b": testtree.File("bbbb", 0o644),
+				"c": testtree.File("cccc", 0o644), "d/e": testtree.File("eeee", 0o755)})
+			first := commitDir(t, r, "main", src, noCache)
+			farm := linkFarm(t, r, first.Commit)
+			before := readCommit(t, r, first.Commit, true)
+
+			unread := 4
+			if mode == repo.ModeBare {
+				unread = 0
+				trusted := commitDir(t, r, "main", farm, noCache, func(o *commit.Options) { o.DevinoCanonical = true })
+				if trusted.Stats.FilesHashed != 0 {
+					t.Errorf("DevinoCanonical: hashed %d hardlinks, want 0", trusted.Stats.FilesHashed)
+				}
+			}
+			again := commitDir(t, r, "main", farm, noCache)
+			if got := 4 - again.Stats.FilesHashed; got != int64(unread) {
+				t.Errorf("unchanged hardlinks: %d taken unread, want %d", got, unread)
+			}
+			if mustCommit(t, r, again.Commit).RootTree != mustCommit(t, r, first.Commit).RootTree {
+				t.Error("unchanged hardlinks committed as a different tree")
+			}
+
+			want := before
+			if err := os.Chmod(filepath.Join(farm, "a"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want["a"] = testtree.Entry{Mode: 0o600, Content: "aaaa"}
+			// Same size, new content: the write shows in the mtime.
+			if err := os.WriteFile(filepath.Join(farm, "c"), []byte("CCCC"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want["c"] = testtree.Entry{Mode: 0o644, Content: "CCCC"}
+			changed := 2
+			if mode != repo.ModeBareUserOnly { // there xattrs and owners are not recorded
+				if err := unix.Lsetxattr(filepath.Join(farm, "b"), "user.z", []byte("1"), 0); err != nil {
+					t.Fatal(err)
+				}
+				want["b"] = testtree.Entry{Mode: 0o644, Content: "bbbb", Xattrs: map[string]string{"user.z": "1"}}
+				changed++
+				if root {
+					if err := os.Chown(filepath.Join(farm, "d/e"), 1234, 5678); err != nil {
+						t.Fatal(err)
+					}
+					want["d/e"] = testtree.Entry{Mode: 0o755, Content: "eeee", UID: 1234, GID: 5678}
+					changed++
+				}
+			}
+			res := commitDir(t, r, "main", farm, noCache)
+			wantN := int64(changed)
+			if unread == 0 {
+				wantN = 4
+			}
+			if got := res.Stats.FilesHashed; got != wantN {
+				t.Errorf("after changes: hashed %d files, want %d", got, wantN)
+			}
+			if d := cmp.Diff(want, readCommit(t, r, res.Commit, true)); d != "" {
+				t.Errorf("changed hardlinks (-want +got):\n%s", d)
+			}
+		})
+	}
 }
 
 // The stat cache is an optimisation only: after any sequence of changes to

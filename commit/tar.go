@@ -21,45 +21,54 @@ import (
 const paxXattr = "SCHILY.xattr."
 
 // importTar reads a tar file (plain, gzip or zstd; "-" is standard input)
-// into a tree. Names are confined to the tree: absolute names, any ".."
-// component, and entries below a non-directory are refused.
-func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, error) {
+// into a tree, and says how many entries the archive held. Names are
+// confined to the tree: absolute names, any ".." component, and entries
+// below a non-directory are refused, and so is an entry that would turn a
+// directory into a non-directory or back. Hardlinks are resolved once the
+// whole archive is read, to what their target names then, as OSTree does.
+func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, heads *headLog, cnt *counters) (*dir, int, error) {
 	var in io.Reader = os.Stdin
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, fmt.Errorf("--tree=tar=%s: %w", file, err)
+			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
 		}
 		defer f.Close()
 		in = f
 	}
 	rd, err := decompress(bufio.NewReaderSize(in, 256<<10))
 	if err != nil {
-		return nil, fmt.Errorf("--tree=tar=%s: %w", file, err)
+		return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
 	}
-	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, files: map[string]repo.ID{}}
+	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, heads: heads, linkAt: map[string]int{}}
 	ti.root = &dir{}
 	if ti.defMeta, err = ti.autoDirMeta(nil); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ti.root.meta = ti.defMeta
 	tr := tar.NewReader(rd)
-	for {
+	n := 0
+	for ; ; n++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("--tree=tar=%s: %w", file, err)
+			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
 		}
-		if err := ti.add(hdr, tr, skip); err != nil {
-			return nil, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, hdr.Name, err)
+		if err := ti.add(hdr, tr); err != nil {
+			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, hdr.Name, err)
 		}
 	}
-	return ti.root, nil
+	for i := range ti.links {
+		if _, err := ti.resolve(i); err != nil {
+			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, ti.links[i].entry, err)
+		}
+	}
+	return ti.root, n, nil
 }
 
 func decompress(br *bufio.Reader) (io.Reader, error) {
@@ -81,10 +90,109 @@ type tarImport struct {
 	txn     *repo.Txn
 	mod     *modifier
 	filter  *PathnameFilter
+	skip    *skipList
+	heads   *headLog
 	cnt     *counters
 	root    *dir
 	defMeta repo.ID
-	files   map[string]repo.ID // regular files by cleaned name, for hardlinks
+	// links are the archive's hardlinks in order; linkAt gives, for each
+	// name whose latest entry is a hardlink, its index in links. Until
+	// resolved a link holds the zero id in its directory.
+	links  []tarLink
+	linkAt map[string]int
+}
+
+// tarLink is a hardlink entry waiting for the whole archive to be read.
+type tarLink struct {
+	d      *dir   // its directory
+	base   string // its name there
+	name   string // its cleaned path
+	target string // the cleaned path it links to
+	entry  string // the entry's name as the archive has it, for errors
+	state  int8   // linkPending, linkResolving or linkDone
+}
+
+const (
+	linkPending int8 = iota
+	linkResolving
+	linkDone
+)
+
+// resolve gives link i the object its target names, resolving first a
+// target that is itself a pending hardlink.
+func (ti *tarImport) resolve(i int) (repo.ID, error) {
+	l := &ti.links[i]
+	if j, ok := ti.linkAt[l.name]; !ok || j != i {
+		return repo.ID{}, nil // a later entry replaced it
+	}
+	switch l.state {
+	case linkDone:
+		return l.d.fileIDs[l.d.findFile(l.base)], nil
+	case linkResolving:
+		return repo.ID{}, fmt.Errorf("hardlink to %q, which links back to it", l.target)
+	}
+	l.state = linkResolving
+	id, err := ti.lookup(l.target)
+	if err == nil && id.IsZero() {
+		// Only hardlinks hold the zero id: the target is one too.
+		id, err = ti.resolve(ti.linkAt[l.target])
+	}
+	if err != nil {
+		return repo.ID{}, err
+	}
+	l.d.setFile(l.base, id)
+	l.state = linkDone
+	return id, nil
+}
+
+// lookup returns the object at the cleaned path name of the tar's tree,
+// which must be a non-directory: zero for a hardlink not yet resolved.
+func (ti *tarImport) lookup(name string) (repo.ID, error) {
+	d := ti.root
+	if name != "" {
+		parts := strings.Split(name, "/")
+		for _, p := range parts[:len(parts)-1] {
+			i := d.findDir(p)
+			if i < 0 {
+				return repo.ID{}, ti.missing(name)
+			}
+			d = d.dirs[i]
+		}
+		last := parts[len(parts)-1]
+		if i := d.findFile(last); i >= 0 {
+			return d.fileIDs[i], nil
+		}
+		if d.findDir(last) < 0 {
+			return repo.ID{}, ti.missing(name)
+		}
+	}
+	return repo.ID{}, fmt.Errorf("hardlink to %q, which is a directory", name)
+}
+
+func (ti *tarImport) missing(name string) error {
+	if ti.skip.covers("/" + name) {
+		return fmt.Errorf("hardlink to %q, which the skip list leaves out", name)
+	}
+	return fmt.Errorf("hardlink to %q, which the tar does not have", name)
+}
+
+// entryName is the tree path of a tar name or hardlink target: OSTree's
+// pathname filter sees it with any leading "./" taken off (as "tar -C DIR
+// -cf x.tar ." writes every name), then it is confined to the tree.
+func (ti *tarImport) entryName(name string) (string, error) {
+	rel := name
+	for strings.HasPrefix(rel, "./") {
+		rel = strings.TrimLeft(rel[2:], "/")
+	}
+	if rel == "." {
+		rel = ""
+	}
+	renamed := ti.filter.apply(rel)
+	clean, err := cleanTarName(renamed)
+	if err != nil && renamed != rel {
+		return "", fmt.Errorf("renamed to %q: %w", renamed, err)
+	}
+	return clean, err
 }
 
 // cleanTarName makes a tar name relative to the tree root, refusing names
@@ -142,18 +250,14 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 	return d, parts[len(parts)-1], nil
 }
 
-func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip *skipList) error {
-	renamed := ti.filter.apply(hdr.Name)
-	name, err := cleanTarName(renamed)
+func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
+	name, err := ti.entryName(hdr.Name)
 	if err != nil {
-		if renamed != hdr.Name {
-			return fmt.Errorf("renamed to %q: %w", renamed, err)
-		}
 		return err
 	}
 	o := ti.mod.overrideFor("", name) // before skipping: a skipped path is not missing
 	for p := "/" + name; p != "/" && p != "."; p = path.Dir(p) {
-		if skip.skips(p) {
+		if ti.skip.skips(p) {
 			return nil
 		}
 	}
@@ -183,6 +287,11 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip *skipList) error {
 		if err != nil {
 			return err
 		}
+		if d.findFile(base) >= 0 {
+			// Replacing it would drop the earlier entry, and a
+			// hardlink to it, without a word; OSTree refuses too.
+			return fmt.Errorf("a directory where an earlier entry of the tar put a non-directory (cannot replace a file with a directory)")
+		}
 		if i := d.findDir(base); i >= 0 {
 			d.dirs[i].meta = id
 			return nil
@@ -198,6 +307,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip *skipList) error {
 	if err != nil {
 		return err
 	}
+	if d.findDir(base) >= 0 {
+		return fmt.Errorf("a non-directory where an earlier entry of the tar put a directory (cannot replace a directory, and what it holds, with a file)")
+	}
 	h := repo.FileHeader{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
 	var id repo.ID
 	switch hdr.Typeflag {
@@ -212,27 +324,30 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip *skipList) error {
 		if err != nil {
 			return err
 		}
+		ti.heads.add(id, &h)
 		ti.cnt.hashed.Add(1)
 		ti.cnt.bytesHashed.Add(hdr.Size)
 		ti.cnt.bytesScanned.Add(hdr.Size)
 		if isNew {
 			ti.cnt.bytesNew.Add(hdr.Size)
 		}
-		ti.files[name] = id
 	case tar.TypeLink:
 		if o != nil {
 			// The link would need an object of its own; say so rather
 			// than change both names or neither.
 			return fmt.Errorf("a stat override names a hardlink (override the first name of the file instead)")
 		}
-		target, err := cleanTarName(ti.filter.apply(hdr.Linkname))
+		target, err := ti.entryName(hdr.Linkname)
 		if err != nil {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}
-		var ok bool
-		if id, ok = ti.files[target]; !ok {
-			return fmt.Errorf("hardlink to %q, which is not an earlier regular file of the tar", hdr.Linkname)
-		}
+		// Resolved once the whole archive is read: the target may come
+		// later (OSTree accepts that) and may be any non-directory.
+		ti.linkAt[name] = len(ti.links)
+		ti.links = append(ti.links, tarLink{d: d, base: base, name: name, target: target, entry: hdr.Name})
+		ti.cnt.files.Add(1)
+		d.setFile(base, repo.ID{})
+		return nil
 	case tar.TypeSymlink:
 		h.Type, h.Target, h.Mode = repo.TypeSymlink, hdr.Linkname, 0o777
 	case tar.TypeChar:
@@ -244,13 +359,16 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader, skip *skipList) error {
 	default:
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
-	if h.Type != repo.TypeRegular && hdr.Typeflag != tar.TypeLink {
+	if h.Type != repo.TypeRegular {
 		ti.mod.file(&h, o)
 		id = repo.FileID(&h, nil)
 		if _, err := ti.txn.WriteFile(&h, id, nil); err != nil {
 			return err
 		}
 	}
+	// A later entry for a name replaces the earlier one, as extracting
+	// the archive would.
+	delete(ti.linkAt, name)
 	ti.cnt.files.Add(1)
 	d.setFile(base, id)
 	return nil

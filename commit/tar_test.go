@@ -135,7 +135,42 @@ func TestHostileTarRefused(t *testing.T) {
 		{"dotdot", []*tar.Header{{Name: "../evil", Typeflag: tar.TypeReg, Mode: 0o644}}, `"../evil"`},
 		{"inner dotdot", []*tar.Header{{Name: "a/../../evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "leaves the tree"},
 		{"hardlink outside", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "../../etc/shadow"}}, "hardlink target"},
-		{"hardlink to unknown", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "later"}}, "not an earlier regular file"},
+		{"hardlink to unknown", []*tar.Header{{Name: "x", Typeflag: tar.TypeLink, Linkname: "later"}}, `"later", which the tar does not have`},
+		{"hardlink cycle", []*tar.Header{
+			{Name: "a", Typeflag: tar.TypeLink, Linkname: "./b"},
+			{Name: "b", Typeflag: tar.TypeLink, Linkname: "a"},
+		}, "links back"},
+		{"hardlink to itself", []*tar.Header{{Name: "a", Typeflag: tar.TypeLink, Linkname: "./a"}}, "links back"},
+		{"hardlink to a directory", []*tar.Header{
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "d"},
+			{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
+		}, `"d", which is a directory`},
+		{"hardlink to the root", []*tar.Header{{Name: "h", Typeflag: tar.TypeLink, Linkname: "./"}}, "which is a directory"},
+		{"hardlink through a file", []*tar.Header{
+			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "f/x"},
+		}, "does not have"},
+		// A later entry of the same name must not silently drop what an
+		// earlier directory entry held (OSTree refuses too).
+		{"directory replaced by a file", []*tar.Header{
+			{Name: "./y/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "./y/child", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "./y", Typeflag: tar.TypeReg, Mode: 0o644},
+		}, "cannot replace a directory"},
+		{"directory replaced by a hardlink", []*tar.Header{
+			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "y/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "y", Typeflag: tar.TypeLink, Linkname: "f"},
+		}, "cannot replace a directory"},
+		{"file replaced by a directory", []*tar.Header{
+			{Name: "y", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "y/", Typeflag: tar.TypeDir, Mode: 0o755},
+		}, "cannot replace a file"},
+		{"symlink replaced by a directory", []*tar.Header{
+			{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/x"},
+			{Name: "l/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "l/x", Typeflag: tar.TypeReg, Mode: 0o644},
+		}, "cannot replace a file"},
 		{"huge declared size", []*tar.Header{{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40}}, "big"},
 		{"absolute", []*tar.Header{{Name: "/etc/evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "absolute"},
 		{"through a symlink", []*tar.Header{
@@ -248,4 +283,90 @@ func FuzzTarSource(f *testing.F) {
 		}
 		walk(c.RootTree)
 	})
+}
+
+// Hardlinks are resolved once the whole archive is read, to what their
+// target names then, as OSTree does: a target may come later, be a
+// symlink (GNU tar's entry for a hardlinked symlink) or a hardlink itself.
+// A later entry of a non-directory's name replaces it.
+func TestTarHardlinksAndReplacedEntries(t *testing.T) {
+	link := func(name, target string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target}
+	}
+	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	for _, c := range []struct {
+		name   string
+		hdrs   []*tar.Header
+		bodies map[string]string
+		want   testtree.Tree
+	}{
+		{"to a symlink", []*tar.Header{
+			{Name: "./s", Typeflag: tar.TypeSymlink, Linkname: "target"}, link("./h", "./s"),
+		}, nil, testtree.Tree{"s": testtree.Symlink("target"), "h": testtree.Symlink("target")}},
+		{"before its target", []*tar.Header{link("./h", "./y"), reg("./y")},
+			map[string]string{"./y": "one"}, testtree.Tree{"h": testtree.File("one", 0o644), "y": testtree.File("one", 0o644)}},
+		{"chain out of order", []*tar.Header{link("a", "b"), link("b", "c"), reg("c")},
+			map[string]string{"c": "x"}, testtree.Tree{"a": testtree.File("x", 0o644), "b": testtree.File("x", 0o644), "c": testtree.File("x", 0o644)}},
+		{"target replaced later", []*tar.Header{reg("y"), link("h", "y"), {Name: "y", Typeflag: tar.TypeReg, Mode: 0o600}},
+			map[string]string{"y": "v"}, testtree.Tree{"h": testtree.File("v", 0o600), "y": testtree.File("v", 0o600)}},
+		{"regular file twice", []*tar.Header{reg("./d/y"), {Name: "./d/y", Typeflag: tar.TypeReg, Mode: 0o755}},
+			map[string]string{"./d/y": "z"}, testtree.Tree{"d": testtree.Dir(0o755), "d/y": testtree.File("z", 0o755)}},
+		{"hardlink replaced by a file", []*tar.Header{reg("y"), link("h", "nowhere"), {Name: "h", Typeflag: tar.TypeSymlink, Linkname: "y"}},
+			map[string]string{"y": "v"}, testtree.Tree{"h": testtree.Symlink("y"), "y": testtree.File("v", 0o644)}},
+		{"file replaced by a symlink", []*tar.Header{reg("y"), {Name: "y", Typeflag: tar.TypeSymlink, Linkname: "t"}},
+			map[string]string{"y": "v"}, testtree.Tree{"y": testtree.Symlink("t")}},
+		{"directory twice", []*tar.Header{{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, reg("d/f"), {Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700}},
+			map[string]string{"d/f": "f"}, testtree.Tree{"d": testtree.Dir(0o700), "d/f": testtree.File("f", 0o644)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRepo(t, repo.ModeBareUser)
+			// The same body for every entry of a name: writeTar looks it up by name.
+			res, err := commitTar(r, "main", writeTar(t, c.hdrs, c.bodies))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(c.want, readCommit(t, r, res.Commit, false)); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// A tar with no entry at all (what a failed download leaves) does not
+// become an empty tree on the branch; OSTree refuses it too. A tar with
+// only its root entry, an empty directory, or an empty tar laid over
+// another source commit, as in OSTree.
+func TestEmptyTarRefused(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	head := commitDir(t, r, "main", src).Commit
+	dir := t.TempDir()
+	empty, zeros := filepath.Join(dir, "empty.tar"), filepath.Join(dir, "zeros.tar")
+	os.WriteFile(empty, nil, 0o644)
+	os.WriteFile(zeros, make([]byte, 10240), 0o644)
+	for _, srcs := range [][]commit.Source{
+		{{Kind: commit.SourceTar, Path: empty}},
+		{{Kind: commit.SourceTar, Path: zeros}},
+		{{Kind: commit.SourceTar, Path: writeTar(t, nil, nil)}},
+		{{Kind: commit.SourceTar, Path: empty}, {Kind: commit.SourceTar, Path: zeros}},
+	} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: srcs})
+		if err == nil || !strings.Contains(err.Error(), "--tree=tar="+srcs[0].Path) || !strings.Contains(err.Error(), "empty tree") {
+			t.Errorf("%v: got %v, want an error naming the tar", srcs, err)
+		}
+	}
+	if id, _ := r.ReadRef("main"); id != head {
+		t.Fatal("an empty tar moved the branch")
+	}
+	root := writeTar(t, []*tar.Header{{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700}}, nil)
+	emptyDir := t.TempDir()
+	for _, srcs := range [][]commit.Source{
+		{{Kind: commit.SourceTar, Path: root}},
+		{{Kind: commit.SourceDir, Path: emptyDir}},
+		{{Kind: commit.SourceDir, Path: src}, {Kind: commit.SourceTar, Path: empty}},
+	} {
+		if _, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Sources: srcs}); err != nil {
+			t.Errorf("%v: %v", srcs, err)
+		}
+	}
 }

@@ -40,6 +40,12 @@ type dir struct {
 	// this directory equals until it is expanded for modification.
 	stored repo.ID
 
+	// src is the index of the source (Options.Sources) that made this
+	// directory, and overFiles the source of each file a later source
+	// laid over it: what a type conflict between sources names.
+	src       int
+	overFiles map[string]int
+
 	fileNames []string
 	fileIDs   []repo.ID
 	fileKeys  []statKey // walked directories only: stat of each entry, zero when too new to trust
@@ -83,7 +89,7 @@ func (d *dir) expand(r reader) error {
 	d.dirs = make([]*dir, len(t.Dirs))
 	for i, e := range t.Dirs {
 		d.dirNames[i] = e.Name
-		d.dirs[i] = &dir{meta: e.MetaID, stored: e.TreeID}
+		d.dirs[i] = &dir{meta: e.MetaID, stored: e.TreeID, src: d.src}
 	}
 	return nil
 }
@@ -188,9 +194,26 @@ func (d *dir) setDir(name string, sub *dir) {
 	d.dirNames[i], d.dirs[i] = name, sub
 }
 
-// overlay lays src over d: files in src replace entries of d, directories
-// merge, and src's directory metadata wins.
-func (d *dir) overlay(r reader, src *dir) error {
+// typeConflict is a source that has a directory where one below it has a
+// non-directory, or the reverse. OSTree refuses both; replacing would
+// drop a whole subtree, or what a later layer put in it, without a word.
+type typeConflict struct {
+	path         string // tree path
+	lower, upper int    // indexes of the sources
+	upperIsDir   bool
+}
+
+func (e *typeConflict) Error() string {
+	if e.upperIsDir {
+		return "a source cannot replace a file with a directory"
+	}
+	return "a source cannot replace a directory, and what it holds, with a file"
+}
+
+// overlay lays src over d, the tree path p: non-directories in src
+// replace those of d, directories merge, and src's directory metadata
+// wins. A directory against a non-directory is a *typeConflict.
+func (d *dir) overlay(r reader, src *dir, p string) error {
 	if err := d.expand(r); err != nil {
 		return err
 	}
@@ -200,11 +223,25 @@ func (d *dir) overlay(r reader, src *dir) error {
 	d.meta = src.meta
 	d.path, d.fileKeys = "", nil // no longer what is on disk at d.path: keep it out of the cache
 	for i, n := range src.fileNames {
+		if j := d.findDir(n); j >= 0 {
+			return &typeConflict{path: joinPath(p, n), lower: d.dirs[j].src, upper: src.src}
+		}
 		d.setFile(n, src.fileIDs[i])
+		if d.overFiles == nil {
+			d.overFiles = map[string]int{}
+		}
+		d.overFiles[n] = src.src
 	}
 	for i, n := range src.dirNames {
+		if j := d.findFile(n); j >= 0 {
+			lower, ok := d.overFiles[n]
+			if !ok {
+				lower = d.src
+			}
+			return &typeConflict{path: joinPath(p, n), lower: lower, upper: src.src, upperIsDir: true}
+		}
 		if j := d.findDir(n); j >= 0 {
-			if err := d.dirs[j].overlay(r, src.dirs[i]); err != nil {
+			if err := d.dirs[j].overlay(r, src.dirs[i], joinPath(p, n)); err != nil {
 				return err
 			}
 			continue

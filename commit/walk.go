@@ -1,10 +1,12 @@
 package commit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,6 +48,7 @@ type walker struct {
 	// itself, half-written as it is.
 	repo   [2]uint64
 	devino *devino
+	heads  *headLog
 	st     *counters
 	// early stores each directory's dirtree as soon as the directory and
 	// everything below it are done, instead of after the walk, so that
@@ -314,7 +317,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			d.fileIDs[slot] = id
 		default:
 			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil {
-				if id, ok := wk.devino.lookup(&e.st); ok {
+				if id, ok := wk.devino.lookup(abs+"/"+e.name, &e.st); ok {
 					wk.st.cached.Add(1)
 					d.fileIDs[slot] = id
 					continue
@@ -444,6 +447,7 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 		}
 	}
+	wk.heads.add(id, &h)
 	wk.st.hashed.Add(1)
 	wk.st.bytesHashed.Add(st.Size)
 	if isNew {
@@ -474,33 +478,158 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 
 // devino maps the inodes of a repository's file objects to their ids, so a
 // source file that is a hardlink of an object is known without reading it.
+//
+// A hardlink shares the object's inode: a chmod, chown, setfattr or write
+// through it changes the object too, which then no longer matches its
+// id. So a hit counts only when the inode still looks as the object's
+// header says it must (unchanged), checked without reading the content:
+// the mtime every object has (0), the size and disk mode the header
+// gives, and in bare-user the owner of the repository's objects and no
+// xattr beyond the header's own. In a bare repository the inode is the
+// header, so nothing can tell a changed one: hits are taken only when
+// the caller vouches for them (trust, OSTree's --devino-canonical).
 type devino struct {
-	r    *repo.Repo
-	dev  uint64
-	once sync.Once
-	m    map[uint64]repo.ID
+	r        *repo.Repo
+	mode     repo.Mode
+	dev      uint64
+	uid, gid uint32 // owner of objects/: a bare-user object's on-disk owner
+	trust    bool   // take every hit as unchanged, unchecked
+	once     sync.Once
+	m        map[uint64]repo.ID
+	heads    *repo.HeaderIndex
 }
 
-func newDevino(r *repo.Repo) *devino {
+// newDevino returns nil when hits could not be checked (bare, without
+// trust) or the repository's objects cannot be listed.
+func newDevino(r *repo.Repo, trust bool) *devino {
+	if r.Mode() == repo.ModeBare && !trust {
+		return nil
+	}
 	var st unix.Stat_t
 	if unix.Stat(r.Path("objects"), &st) != nil {
 		return nil
 	}
-	return &devino{r: r, dev: st.Dev}
+	return &devino{r: r, mode: r.Mode(), dev: st.Dev, uid: st.Uid, gid: st.Gid, trust: trust}
 }
 
-func (d *devino) lookup(st *unix.Stat_t) (repo.ID, bool) {
+// lookup returns the object the regular file at path, whose lstat is st,
+// is a hardlink of, if it is one and is unchanged.
+func (d *devino) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
 	if st.Dev != d.dev {
 		return repo.ID{}, false
 	}
 	d.once.Do(d.load)
 	id, ok := d.m[st.Ino]
-	return id, ok
+	if !ok || d.trust {
+		return id, ok
+	}
+	return id, d.unchanged(path, st, id)
+}
+
+// unchanged reports whether the inode of object id, seen at path with
+// lstat st, still matches the object's header.
+func (d *devino) unchanged(path string, st *unix.Stat_t, id repo.ID) bool {
+	if st.Mtim.Sec != 0 || st.Mtim.Nsec != 0 {
+		return false // written through the link (objects keep mtime 0)
+	}
+	perm := st.Mode & 0o7777
+	mode, size, ok := d.heads.Lookup(id)
+	switch d.mode {
+	case repo.ModeBareUserOnly:
+		// The header is the inode's mode (canonical: owner and xattrs
+		// are not recorded); only the index remembers what it was.
+		return ok && perm == mode && uint64(st.Size) == size
+	case repo.ModeBareUser:
+		if !ok {
+			b, err := xattr.Get(path, userMetaXattr)
+			if err != nil {
+				return false
+			}
+			h, n, err := repo.DecodeFileHeader(b)
+			if err != nil || n != len(b) || h.Type != repo.TypeRegular {
+				return false
+			}
+			mode, size = h.Mode, h.Size
+		}
+		if uint64(st.Size) != size || perm != repo.BareUserDiskMode(mode) && perm != mode&0o777|0o400 {
+			return false
+		}
+		return st.Uid == d.uid && st.Gid == d.gid && onlyObjectXattrs(path)
+	}
+	return false
+}
+
+// headLog collects the headers of the regular file objects a commit
+// stores in a bare-user-only repository, for the file-header index that
+// devino checks hits against (bare-user transactions index their own).
+type headLog struct {
+	mu    sync.Mutex
+	heads []repo.IndexedHeader
+}
+
+func newHeadLog(mode repo.Mode) *headLog {
+	if mode != repo.ModeBareUserOnly {
+		return nil
+	}
+	return &headLog{}
+}
+
+func (l *headLog) add(id repo.ID, h *repo.FileHeader) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.heads = append(l.heads, repo.IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
+	l.mu.Unlock()
+}
+
+// save adds the collected headers to the index once the commit landed.
+func (l *headLog) save(r *repo.Repo, log *slog.Logger) {
+	if l == nil || len(l.heads) == 0 {
+		return
+	}
+	if err := r.AddToHeaderIndex(l.heads); err != nil {
+		// Only speed depends on it.
+		log.Warn("file-header index not updated", "err", err)
+	}
+}
+
+// userMetaXattr holds a bare-user object's header.
+const userMetaXattr = "user.otreemeta"
+
+// onlyObjectXattrs reports whether the file at path has no xattr but the
+// header of a bare-user object and the SELinux label a host gives every
+// new file: anything else was set through a hardlink.
+func onlyObjectXattrs(path string) bool {
+	buf := make([]byte, 128)
+	n, err := unix.Llistxattr(path, buf)
+	if err != nil {
+		return false
+	}
+	for _, name := range bytes.Split(buf[:n], []byte{0}) {
+		switch string(name) {
+		case "", userMetaXattr, "security.selinux":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// close releases the file-header index, if loaded.
+func (d *devino) close() {
+	if d != nil {
+		d.heads.Close()
+	}
 }
 
 // load scans objects/ once; inode numbers come from the directory entries
-// themselves, so this costs one getdents per fan-out directory.
+// themselves, so this costs one getdents per fan-out directory. It also
+// maps the file-header index, which gives most objects' mode and size.
 func (d *devino) load() {
+	if !d.trust {
+		d.heads = d.r.LoadHeaderIndex()
+	}
 	d.m = map[uint64]repo.ID{}
 	buf := make([]byte, 64<<10)
 	for i := 0; i < 256; i++ {

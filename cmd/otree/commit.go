@@ -46,7 +46,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringVarP(&f.bodyFile, "body-file", "F", "", "read the full description from FILE (instead of --body)")
 	fl.BoolVarP(&f.editor, "editor", "e", false, "write the subject and body in $VISUAL or $EDITOR (vi)")
 	fl.StringVar(&f.parent, "parent", "", `parent commit, or "none"`)
-	fl.BoolVar(&f.orphan, "orphan", false, "create a commit without moving any branch")
+	fl.BoolVar(&f.orphan, "orphan", false, "create a commit with no parent (unless --parent): with -b the branch moves to it, starting its history over; without, no branch moves")
 	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
 	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")
 	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
@@ -67,10 +67,11 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "record no extended attributes")
 	fl.BoolVar(&f.roExecutables, "mode-ro-executables", false, "record executable files without write permission")
 	// otree always knows a hardlink of a repository object by device and
-	// inode; OSTree's flags for that are accepted so its scripts run.
-	fl.BoolVar(&f.linkSpeedup, "link-checkout-speedup", false, "accepted for OSTree scripts: hardlinks of repository objects are always recognised")
-	fl.BoolVarP(&f.devinoCanonical, "devino-canonical", "I", false, "accepted for OSTree scripts: hardlinks of repository objects are always taken as unmodified")
-	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
+	// inode, and takes it unread while its inode matches the object's
+	// header; OSTree's flag asking for that is accepted so its scripts run.
+	fl.BoolVar(&f.linkSpeedup, "link-checkout-speedup", false, "accepted for OSTree scripts: hardlinks of repository objects whose metadata is unchanged are always taken without reading them")
+	fl.BoolVarP(&f.devinoCanonical, "devino-canonical", "I", false, "take hardlinks of repository objects as unmodified without checking their metadata (needed for that in a bare repository; a chmod, chown or setfattr through such a link is then not recorded)")
+	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line, each taken exactly as written (\"/usr/share/doc\"; empty lines and \"#\" lines ignored)")
 	fl.StringVar(&f.statOverride, "statoverride", "", "FILE of permission changes, one \"MODE PATH\" (add bits) or \"=MODE PATH\" (set them) per line, MODE in decimal as in OSTree")
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
 	fl.StringArrayVar(&f.bindRefs, "bind-ref", nil, "also bind the commit to this ref, besides --branch (repeatable)")
@@ -101,12 +102,15 @@ func parseTimestamp(s string) (time.Time, error) {
 
 func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error {
 	opts := commit.Options{
-		Branch: f.branch, Subject: f.subject, Body: f.body, Orphan: f.orphan,
+		Branch: f.branch, Subject: f.subject, Body: f.body,
+		// With a branch, --orphan only cuts the history (below), as
+		// in OSTree; without one, no ref moves.
+		Orphan:               f.orphan && f.branch == "",
 		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
 		BindRefs: f.bindRefs, NoBindings: f.noBindings,
 		NoXattrs: f.noXattrs, ModeROExecutables: f.roExecutables, KeepMetadata: f.keepMetadata,
 		Consume: f.consume, Bootable: f.bootable, GenerateSizes: f.generateSizes,
-		Logger: e.logger(),
+		DevinoCanonical: f.devinoCanonical, Logger: e.logger(),
 	}
 	if f.tarFilter != "" {
 		filter, err := commit.ParsePathnameFilter(f.tarFilter)
@@ -218,6 +222,13 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if opts.SkipList, err = readSkipList(f.skipList); err != nil {
 			return err
 		}
+		// A line that could match nothing is refused up front rather
+		// than tidied into a path that might match something else.
+		for _, p := range opts.SkipList {
+			if err := commit.CheckSkipPath(p); err != nil {
+				return usagef("--skip-list %s: %v", f.skipList, err)
+			}
+		}
 	}
 	if f.editor {
 		var err error
@@ -309,8 +320,10 @@ func treeDirs(r *repo.Repo, commit repo.ID) (int64, error) {
 	return n, walk(c.RootTree)
 }
 
-// readSkipList reads a --skip-list file: one path per line; blank lines and
-// lines starting with "#" are ignored.
+// readSkipList reads a --skip-list file: one path per line, taken exactly
+// as written up to the newline (spaces and a carriage return are part of
+// the name, as in OSTree). Empty lines and lines starting with "#" (never a
+// path, which starts with "/") are ignored.
 func readSkipList(file string) ([]string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -318,7 +331,7 @@ func readSkipList(file string) ([]string, error) {
 	}
 	var paths []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+		if l != "" && !strings.HasPrefix(l, "#") {
 			paths = append(paths, l)
 		}
 	}

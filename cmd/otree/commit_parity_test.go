@@ -29,8 +29,11 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		"priv/s":                             testtree.File("s", 0o600),
 		"bin/run":                            {Mode: 0o775, Content: "#!/bin/sh\n", Xattrs: map[string]string{"user.note": "x"}},
 		"usr/lib/modules/6.1.0-test/vmlinuz": testtree.File("kernel", 0o644),
+		"sp/a":                               testtree.File("keep", 0o644),
+		"sp/a ":                              testtree.File("drop", 0o644),
 	})
 	over := source(t, testtree.Tree{"a/new": testtree.File("n", 0o666), "extra/x": testtree.File("x", 0o644)})
+	clash := source(t, testtree.Tree{"a/b": testtree.File("a file where src has a directory", 0o644)})
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
@@ -54,6 +57,38 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 	}
 	tw.Close()
 	tarFile := write("in.tar", tb.String())
+	// As "tar -C DIR -cf x.tar ." writes them: "./" names, a hardlink
+	// before its target, a hardlink to a symlink.
+	tb.Reset()
+	tw = tar.NewWriter(&tb)
+	for _, h := range []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/h", Typeflag: tar.TypeLink, Linkname: "./usr/x"},
+		{Name: "./usr/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		{Name: "./usr/s", Typeflag: tar.TypeSymlink, Linkname: "x", Mode: 0o777},
+		{Name: "./usr/hs", Typeflag: tar.TypeLink, Linkname: "./usr/s"},
+		{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+	} {
+		tw.WriteHeader(h)
+		if h.Size > 0 {
+			tw.Write([]byte("c"))
+		}
+	}
+	tw.Close()
+	dotTar := write("dot.tar", tb.String())
+	tb.Reset()
+	tw = tar.NewWriter(&tb)
+	for _, h := range []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./y/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./y/child", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./y", Typeflag: tar.TypeReg, Mode: 0o644},
+	} {
+		tw.WriteHeader(h)
+	}
+	tw.Close()
+	dirThenFile := write("dir-then-file.tar", tb.String())
 
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "base", src)
@@ -77,8 +112,19 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", "--tar-pathname-filter=^a,../up"}, fail: true},
 		{args: []string{"--bootable", src}},
 		{args: []string{"--bootable", over}, fail: true},
+		{args: []string{"--skip-list=" + write("skip-space", "/sp/a \n"), src}},
+		{args: []string{"--skip-list=" + write("skip-relative", "sp/a\n"), src}, fail: true},
+		{args: []string{"--skip-list=" + write("skip-slash", "/sp/\n"), src}, fail: true},
+		{args: []string{"--tree=tar=" + dotTar, "--tar-autocreate-parents", "--tar-pathname-filter=^usr/,opt/"}},
+		{args: []string{"--tree=tar=" + dotTar, "--tar-autocreate-parents", `--tar-pathname-filter=^\./usr/,./opt/`}},
+		{args: []string{"--tree=tar=" + write("empty.tar", "")}, fail: true},
+		{args: []string{"--tree=tar=" + write("zeros.tar", strings.Repeat("\x00", 10240))}, fail: true},
+		{args: []string{"--tree=dir=" + src, "--tree=tar=" + write("empty2.tar", "")}},
+		{args: []string{"--tree=tar=" + dirThenFile}, fail: true},
+		{args: []string{"--tree=dir=" + src, "--tree=dir=" + clash}, fail: true},
+		{args: []string{"--tree=dir=" + clash, "--tree=dir=" + src}, fail: true},
 	} {
-		branch := "case" + string(rune('a'+i))
+		branch := fmt.Sprint("case", i)
 		args := append([]string{"commit", "-b", branch}, cs.args...)
 		oout, oerr := o.run(args...)
 		res := c.run(args...)
@@ -108,6 +154,34 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// "commit --orphan -b BRANCH" moves BRANCH to a commit without a parent
+// in both tools; without -b it moves no branch.
+func TestCommitOrphanParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, testtree.Tree{"f": testtree.File("1", 0o644)})
+	o.ok("commit", "-b", "ob", src)
+	c.ok("commit", "-b", "ob", src)
+	os.WriteFile(filepath.Join(src, "f"), []byte("2"), 0o644)
+	for _, args := range [][]string{{"commit", "-b", "ob", "--orphan", src}, {"commit", "--orphan", src}} {
+		o.ok(args...)
+		c.ok(args...)
+	}
+	if want, got := o.ok("cat", "ob", "/f"), c.ok("cat", "ob", "/f"); got != want || got != "2" {
+		t.Errorf("ob:/f after --orphan -b ob: otree %q, OSTree %q, want \"2\"", got, want)
+	}
+	for _, rev := range []string{"ob", "ob^"} {
+		_, oerr := o.run("rev-parse", rev)
+		res := c.run("rev-parse", rev)
+		if (oerr == nil) != (res.code == 0) {
+			t.Errorf("rev-parse %s: OSTree %v, otree exit %d %s", rev, oerr, res.code, res.stderr)
+		}
+	}
+	if out, _ := o.run("refs"); strings.TrimSpace(string(out)) != strings.TrimSpace(c.ok("refs")) {
+		t.Errorf("refs: OSTree %q, otree %q", out, c.ok("refs"))
 	}
 }
 

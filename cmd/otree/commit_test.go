@@ -241,6 +241,90 @@ func TestCommitCommandLinkCheckoutSpeedup(t *testing.T) {
 	}
 }
 
+// After a chmod or setfattr through a hardlinked checkout of a bare-user
+// repository (which changes the object too), the commit records the file
+// as it now is, reading only the changed files.
+func TestCommitCommandChangedHardlinkedCheckout(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, testtree.Tree{"etc/a.conf": testtree.File("a\n", 0o644), "bin/tool": testtree.File("#!/bin/sh\n", 0o755),
+		"etc/b.conf": testtree.File("b\n", 0o644)})
+	c.ok("commit", "-b", "base", src)
+	co := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "base", co)
+	if err := os.Chmod(filepath.Join(co, "etc/a.conf"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(co, "bin/tool"), "user.z", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Commit repo.ID
+		Stats  struct{ FilesHashed int64 }
+	}
+	if err := json.Unmarshal([]byte(c.ok("commit", "-b", "base", "--json", co)), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Stats.FilesHashed != 2 {
+		t.Errorf("hashed %d files, want the 2 changed ones", js.Stats.FilesHashed)
+	}
+	out := c.ok("ls", "-X", "base", "/etc/a.conf", "/bin/tool")
+	if !strings.Contains(out, "-00600 ") || !strings.Contains(out, "user.z") {
+		t.Errorf("ls of the new commit: want /etc/a.conf 0600 and /bin/tool with user.z:\n%s", out)
+	}
+	if diff := c.ok("diff", "base^", "base"); !strings.Contains(diff, "M    /etc/a.conf") || !strings.Contains(diff, "M    /bin/tool") {
+		t.Errorf("diff base^ base:\n%s", diff)
+	}
+}
+
+// --orphan with -b starts the branch's history over, as in OSTree: the
+// branch moves to a commit with no parent (unless --parent), bound to it.
+func TestCommitCommandOrphanBranch(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"f": testtree.File("1", 0o644)})
+	first := strings.TrimSpace(c.ok("commit", "-b", "main", src))
+	os.WriteFile(filepath.Join(src, "f"), []byte("2"), 0o644)
+	id, err := repo.ParseID(strings.TrimSpace(c.ok("commit", "--orphan", "-b", "main", src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := c.r.ReadRef("main"); head != id {
+		t.Fatalf("--orphan -b main left main at %s, want %s", head, id)
+	}
+	cm, err := c.r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cm.Parent.IsZero() {
+		t.Errorf("--orphan -b: parent %s, want none", cm.Parent)
+	}
+	if v, _ := cm.Metadata.Get(repo.RefBindingKey); string(v) != "main" {
+		t.Errorf("--orphan -b: bound to %q, want main", v)
+	}
+	withParent, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "--orphan", "-b", "main", "--parent="+first, src)))
+	if cm, err := c.r.ReadCommit(withParent); err != nil || cm.Parent.String() != first {
+		t.Errorf("--orphan --parent: %+v, %v; want parent %s", cm, err, first)
+	}
+}
+
+// Each --skip-list line is a path exactly as written up to the newline:
+// spaces and a carriage return belong to the name; empty and "#" lines are
+// ignored; a line that could match nothing is refused, naming it.
+func TestCommitCommandSkipListLines(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a": testtree.File("keep", 0o644), "a ": testtree.File("drop", 0o644),
+		"b\r": testtree.File("cr", 0o644), "c": testtree.File("c", 0o644)})
+	skip := filepath.Join(t.TempDir(), "skip")
+	os.WriteFile(skip, []byte("# comment\n\n/a \n/b\r\n"), 0o644)
+	c.ok("commit", "-b", "main", "--skip-list="+skip, src)
+	if got := c.ok("ls", "--nul-filenames-only", "main"); got != "/\x00/a\x00/c\x00" {
+		t.Errorf("tree after skipping \"/a \" and \"/b\\r\": %q", got)
+	}
+	for _, bad := range []string{"\ta", " /a", "c", "/c/"} {
+		os.WriteFile(skip, []byte("/c\n"+bad+"\n"), 0o644)
+		c.fails(exitUsage, []string{skip, strconv.Quote(bad)}, "commit", "-b", "main", "--skip-list="+skip, src)
+	}
+}
+
 func TestCommitCommandErrors(t *testing.T) {
 	c := newCLI(t)
 	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
