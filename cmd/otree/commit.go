@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
@@ -51,7 +51,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")
 	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
 	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
-	fl.StringVar(&f.timestamp, "timestamp", "", "commit time (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" UTC, or @UNIXSECONDS)")
+	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax; local time unless a zone is given ("2024-01-31 12:00", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
 	fl.StringVar(&f.base, "base", "", "start from REV's tree as stored (no option or skip list applies to it); DIR and --tree overlay it")
 	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1 or \\g<name> for groups)")
@@ -83,21 +83,14 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	return c
 }
 
-// parseTimestamp accepts the forms OSTree's --timestamp does and a few more.
+// parseTimestamp reads --timestamp as OSTree does, with GNU's date syntax
+// and zone-less times in local time.
 func parseTimestamp(s string) (time.Time, error) {
-	if strings.HasPrefix(s, "@") {
-		n, err := strconv.ParseInt(s[1:], 10, 64)
-		if err != nil || n < 0 {
-			return time.Time{}, fmt.Errorf("invalid --timestamp %q", s)
-		}
-		return time.Unix(n, 0), nil
+	t, err := datetime.Parse(s, time.Now(), time.Local)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--timestamp: %w", err)
 	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("invalid --timestamp %q: want RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or @SECONDS", s)
+	return t, nil
 }
 
 func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error {

@@ -40,7 +40,7 @@ func TestCommitCommand(t *testing.T) {
 	if v, _ := cm.Metadata.Get("version"); string(v) != "1.0" || cm.Subject != "First" || cm.Body != "Body text" {
 		t.Errorf("commit = %+v", cm)
 	}
-	if want := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).Unix(); cm.Timestamp != uint64(want) {
+	if want := time.Date(2024, 1, 2, 3, 4, 5, 0, time.Local).Unix(); cm.Timestamp != uint64(want) {
 		t.Errorf("timestamp %d, want %d", cm.Timestamp, want)
 	}
 	if _, err := c.r.Lookup(id, "/skip"); err == nil {
@@ -331,7 +331,7 @@ func TestCommitCommandErrors(t *testing.T) {
 	c.fails(exitUsage, []string{"branch"}, "commit", src)
 	c.fails(exitUsage, []string{"owner-uid"}, "commit", "-b", "x", "--owner-uid=abc", src)
 	c.fails(exitUsage, []string{"bogus=x"}, "commit", "-b", "x", "--tree=bogus=x")
-	c.fails(exitUsage, []string{"--timestamp"}, "commit", "-b", "x", "--timestamp=yesterday", src)
+	c.fails(exitUsage, []string{"--timestamp"}, "commit", "-b", "x", "--timestamp=whenever", src)
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "commit", "-b", "x", "--add-metadata-string=novalue", src)
 	c.fails(exitUsage, []string{"a//b"}, "commit", "-b", "a//b", src)
 	c.fails(exitError, []string{"no-such-rev"}, "commit", "-b", "x", "--parent=no-such-rev", src)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -220,32 +219,6 @@ func integrityCountFiles(t *testing.T, dir string) int {
 		return nil
 	})
 	return n
-}
-
-func TestParseDate(t *testing.T) {
-	now := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Time{
-		"3 days ago":           now.AddDate(0, 0, -3),
-		"1 week ago":           now.AddDate(0, 0, -7),
-		"2 hours ago":          now.Add(-2 * time.Hour),
-		"1 month ago":          now.AddDate(0, -1, 0),
-		"now":                  now,
-		"yesterday":            time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC),
-		"2024-01-31":           time.Date(2024, 1, 31, 0, 0, 0, 0, time.UTC),
-		"2024-01-31 10:20:30":  time.Date(2024, 1, 31, 10, 20, 30, 0, time.UTC),
-		"2024-01-31T10:20:30Z": time.Date(2024, 1, 31, 10, 20, 30, 0, time.UTC),
-		"@1700000000":          time.Unix(1700000000, 0),
-	} {
-		got, err := parseDate(in, now)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("parseDate(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "whenever", "3 fortnights ago", "-1 days ago"} {
-		if _, err := parseDate(bad, now); err == nil {
-			t.Errorf("parseDate(%q) accepted", bad)
-		}
-	}
 }
 
 // fsck --verify-bindings and --verify-back-refs pass and fail where OSTree's

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/spf13/cobra"
@@ -51,7 +51,7 @@ exactly the commits the same prune without it keeps).`,
 	fl.BoolVar(&f.noPrune, "no-prune", false, "only report unreachable objects; delete nothing")
 	fl.BoolVar(&f.refsOnly, "refs-only", false, "only compute reachability via refs")
 	fl.IntVar(&f.depth, "depth", repo.InfiniteDepth, "only traverse DEPTH parents of each commit (-1: infinite)")
-	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE ("2024-01-31", "3 days ago", @SECONDS); implies --refs-only`)
+	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE, in GNU date syntax; local time unless a zone is given ("2024-01-31", "3 days ago", "last week", @SECONDS); implies --refs-only`)
 	fl.StringVar(&f.deleteCommit, "delete-commit", "", "delete this commit (refused if a ref points at it)")
 	fl.StringArrayVar(&f.retainDepth, "retain-branch-depth", nil, "keep DEPTH parents of ref BRANCH, whatever --depth or --keep-younger-than say (BRANCH=DEPTH, repeatable; -1: all); implies --refs-only")
 	fl.StringArrayVar(&f.onlyBranches, "only-branch", nil, "trim only ref BRANCH (repeatable): every other ref keeps all its history; implies --refs-only")
@@ -169,48 +169,8 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	return nil
 }
 
-var relativeDate = regexp.MustCompile(`^(\d+)\s*(second|sec|minute|min|hour|day|week|month|year)s?\s+ago$`)
-
-// parseDate accepts what --timestamp does plus "now", "today", "yesterday"
-// and "N units ago" (seconds to years), the forms OSTree's
-// --keep-younger-than is usually given.
+// parseDate reads --keep-younger-than as OSTree does, with GNU's date
+// syntax, relative to now, and zone-less times in local time.
 func parseDate(s string, now time.Time) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	switch strings.ToLower(s) {
-	case "now":
-		return now, nil
-	case "today":
-		y, m, d := now.Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, now.Location()), nil
-	case "yesterday":
-		y, m, d := now.AddDate(0, 0, -1).Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, now.Location()), nil
-	}
-	if m := relativeDate.FindStringSubmatch(strings.ToLower(s)); m != nil {
-		n, err := strconv.Atoi(m[1])
-		if err != nil {
-			return time.Time{}, fmt.Errorf("invalid date %q", s)
-		}
-		switch m[2] {
-		case "second", "sec":
-			return now.Add(-time.Duration(n) * time.Second), nil
-		case "minute", "min":
-			return now.Add(-time.Duration(n) * time.Minute), nil
-		case "hour":
-			return now.Add(-time.Duration(n) * time.Hour), nil
-		case "day":
-			return now.AddDate(0, 0, -n), nil
-		case "week":
-			return now.AddDate(0, 0, -7*n), nil
-		case "month":
-			return now.AddDate(0, -n, 0), nil
-		default:
-			return now.AddDate(-n, 0, 0), nil
-		}
-	}
-	t, err := parseTimestamp(s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid date %q: want YYYY-MM-DD[ HH:MM:SS], RFC 3339, @SECONDS, or \"N days ago\"", s)
-	}
-	return t, nil
+	return datetime.Parse(s, now, time.Local)
 }

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+)
+
+// inZone runs cmd with TZ=tz and returns its standard output, failing the
+// test unless it succeeds. A process reads its local zone once, at start,
+// so zone-dependent behaviour is tested in child processes.
+func inZone(t *testing.T, tz string, cmd *exec.Cmd) string {
+	t.Helper()
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "TZ="+tz)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("TZ=%s %s: %v\n%s", tz, strings.Join(cmd.Args, " "), err, errb.String())
+	}
+	return string(out)
+}
+
+// otreeIn returns a command running otree on the repository at path.
+func otreeIn(t *testing.T, path string, args ...string) *exec.Cmd {
+	exe, env := otreeBinary(t)
+	cmd := exec.Command(exe, append([]string{"--repo=" + path}, args...)...)
+	cmd.Env = env
+	return cmd
+}
+
+func loadZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Skipf("no zone data for %s: %v", name, err)
+	}
+	return loc
+}
+
+// dateCommits is three commits on main, at 2024-12-02T12:00Z,
+// 2024-12-03T05:00Z and 2024-12-04T12:00Z.
+var dateCommits = []int64{1733140800, 1733202000, 1733313600}
+
+// A time without a zone in --timestamp or --keep-younger-than is local
+// time ($TZ), as in OSTree: east of UTC, "2024-12-03 10:00:00" keeps the
+// commit of 05:00 UTC that reading it as UTC would delete.
+func TestDatesAreLocalTime(t *testing.T) {
+	for _, cs := range []struct {
+		tz, keep string
+		hour     int // the cut-off is this hour of 2024-12-03, local time
+	}{
+		{"Asia/Tokyo", "2024-12-03 10:00:00", 10},
+		{"America/New_York", "2024-12-03 10:00:00", 10},
+		{"Pacific/Kiritimati", "2024-12-03", 0},
+		{"America/New_York", "Dec 3 2024 1am", 1},
+	} {
+		t.Run(cs.tz+" "+cs.keep, func(t *testing.T) {
+			loc := loadZone(t, cs.tz)
+			c := newCLIMode(t, repo.ModeArchive)
+			src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+
+			out := inZone(t, cs.tz, otreeIn(t, c.path, "commit", "-b", "ts", "--timestamp=2024-12-03 10:00:00", src))
+			id, err := repo.ParseID(strings.TrimSpace(out))
+			if err != nil {
+				t.Fatalf("commit printed %q", out)
+			}
+			cm, err := c.r.ReadCommit(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := time.Date(2024, 12, 3, 10, 0, 0, 0, loc); int64(cm.Timestamp) != want.Unix() {
+				t.Errorf("--timestamp in %s stored %v, want %v", cs.tz, time.Unix(int64(cm.Timestamp), 0).UTC(), want.UTC())
+			}
+
+			for i, ts := range dateCommits {
+				os.WriteFile(filepath.Join(src, "f"), []byte{byte('a' + i)}, 0o644)
+				c.ok("commit", "-b", "main", "--timestamp=@"+strconv.FormatInt(ts, 10), src)
+			}
+			inZone(t, cs.tz, otreeIn(t, c.path, "prune", "--keep-younger-than="+cs.keep))
+			cut := time.Date(2024, 12, 3, cs.hour, 0, 0, 0, loc)
+			want := 0
+			for _, ts := range dateCommits {
+				if ts >= cut.Unix() {
+					want++
+				}
+			}
+			if got := historyLen(c.ok("log", "main")); got != want {
+				t.Errorf("prune --keep-younger-than=%q in %s kept %d commits, want %d (those from %v on)", cs.keep, cs.tz, got, want, cut.UTC())
+			}
+		})
+	}
+}
+
+// otree's --timestamp stores the time OSTree's does for the same string in
+// the same zone; relative forms may differ by the seconds between the two
+// runs.
+func TestTimestampParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLIMode(t, repo.ModeArchive)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	for _, tz := range []string{"Asia/Tokyo", "America/New_York"} {
+		for _, cs := range []struct {
+			in    string
+			exact bool // not relative to now
+		}{
+			{"2020-01-01 12:00:00", true}, {"2020-01-01 12:00", true}, {"2020-01-01T12:00:00", true},
+			{"2020-01-01", true}, {"2020-01-01 12:00:00 +0200", true}, {"2020-01-01T12:00:00+02:00", true},
+			{"2020-01-01 12:00:00Z", true}, {"2020-01-01 12:00:00 UTC", true}, {"2020-01-01 12:00 EST", true},
+			{"2020-01-01 12:00:00.75", true}, {"@1577880000", true}, {"@1577880000.7", true},
+			{"Nov 30 2026", true}, {"30 Nov 2026 12:00", true}, {"November 30, 2026", true},
+			{"11/30/2026", true}, {"Wed Jan  1 12:00:00 UTC 2020", true}, {"Thu, 01 Jan 2020 12:00:00 +0000", true},
+			{"Jan 31 2025 + 1 month", true}, {"2024-01-01 +3 days", true}, {"1 day ago 2020-03-09 01:30", true},
+			{"2020-11-01 01:30", true},
+			{"now", false}, {"today", false}, {"yesterday", false}, {"tomorrow", false},
+			{"yesterday 10:00", false}, {"4 days ago 12:00", false}, {"last week", false}, {"-3 days", false},
+			{"1 month ago", false}, {"2 hours ago", false}, {"6 weeks ago", false}, {"last monday", false},
+			{"friday", false}, {"next friday", false}, {"12:00 UTC", false}, {"now UTC", false},
+		} {
+			args := []string{"commit", "--orphan", "-s", "x", "--timestamp=" + cs.in}
+			out := inZone(t, tz, otreeIn(t, c.path, append(args, src)...))
+			id, err := repo.ParseID(strings.TrimSpace(out))
+			if err != nil {
+				t.Fatalf("otree commit printed %q", out)
+			}
+			cm, err := c.r.ReadCommit(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oid := strings.TrimSpace(inZone(t, tz, exec.Command(o.bin, append([]string{"--repo=" + o.path}, append(args, "--tree=dir="+src)...)...)))
+			want := ostreeDate(t, o.ok("show", oid))
+			got := time.Unix(int64(cm.Timestamp), 0)
+			if d := got.Sub(want).Abs(); d > 10*time.Second || cs.exact && d != 0 {
+				t.Errorf("TZ=%s --timestamp=%q: otree %v, OSTree %v", tz, cs.in, got.UTC(), want.UTC())
+			}
+		}
+	}
+}
+
+// ostreeDate reads the Date line of "ostree show".
+func ostreeDate(t *testing.T, show string) time.Time {
+	t.Helper()
+	for _, l := range strings.Split(show, "\n") {
+		if v, ok := strings.CutPrefix(l, "Date:"); ok {
+			d, err := time.Parse("2006-01-02 15:04:05 -0700", strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+	}
+	t.Fatalf("no Date in %q", show)
+	return time.Time{}
+}
+
+// prune --keep-younger-than keeps the commits OSTree's keeps, for dates
+// read in the local zone.
+func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
+	for _, tz := range []string{"Asia/Tokyo", "America/New_York", "Pacific/Kiritimati"} {
+		for _, keep := range []string{
+			"2024-12-03 10:00:00", "2024-12-03", "Dec 3 2024 14:00 +0900",
+			"2024-12-03T05:00:00Z", "1 day ago 2024-12-04 06:00", "tue 2024-12-03 1am",
+		} {
+			t.Run(tz+" "+keep, func(t *testing.T) {
+				o := needOSTree(t, "archive")
+				c := newCLIMode(t, repo.ModeArchive)
+				src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+				for i, ts := range dateCommits {
+					os.WriteFile(filepath.Join(src, "f"), []byte{byte('a' + i)}, 0o644)
+					c.ok("commit", "-b", "main", "--timestamp=@"+strconv.FormatInt(ts, 10), src)
+					o.ok("commit", "-b", "main", "--timestamp=@"+strconv.FormatInt(ts, 10), src)
+				}
+				inZone(t, tz, otreeIn(t, c.path, "prune", "--keep-younger-than="+keep))
+				inZone(t, tz, exec.Command(o.bin, "--repo="+o.path, "prune", "--keep-younger-than="+keep))
+				if got, want := historyLen(c.ok("log", "main")), historyLen(o.ok("log", "main")); got != want {
+					t.Errorf("otree keeps %d commits, OSTree %d", got, want)
+				}
+			})
+		}
+	}
+}
