@@ -219,6 +219,17 @@ func TestPruneCommand(t *testing.T) {
 	if !strings.Contains(errs, "referenced by main") {
 		t.Errorf("deleting a ref's commit: %q", errs)
 	}
+	// An id no stored commit has is refused, the all-zero one too.
+	for _, id := range []string{strings.Repeat("0", 64), strings.Repeat("1", 64)} {
+		before := integrityCountFiles(t, r.Path("objects"))
+		_, errs := c.must(exitError, "prune", "--delete-commit="+id)
+		if !strings.Contains(errs, "commit object "+id+" is missing") {
+			t.Errorf("--delete-commit=%s: %q", id, errs)
+		}
+		if n := integrityCountFiles(t, r.Path("objects")); n != before {
+			t.Errorf("--delete-commit=%s deleted %d objects", id, before-n)
+		}
+	}
 }
 
 func integrityCountFiles(t *testing.T, dir string) int {
