@@ -100,8 +100,8 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				return w.placed(n, at, name, o, false)
 			}
 		}
-		if at != name {
-			unix.Unlinkat(n.fd, at, 0) // a partial copy
+		if at != name && !errors.Is(err, unix.EEXIST) {
+			unix.Unlinkat(n.fd, at, 0) // a partial copy; an EEXIST is not ours
 		}
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
