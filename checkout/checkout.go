@@ -55,9 +55,12 @@ type Options struct {
 	// of the directory that holds the file in the commit.
 	Subpath string
 	// Union checks out into an existing DEST, replacing existing files and
-	// symlinks (never directories) by the commit's. In every union mode an
+	// symlinks (never directories) by the commit's: the new entry is
+	// written under a temporary name and renamed over the old, so the path
+	// is never missing. An entry that is already a hardlink of the object
+	// it would be linked from is left alone. In every union mode an
 	// existing directory is entered (never through a symlink) and keeps its
-	// owner, mode and xattrs.
+	// owner, mode, xattrs and times.
 	Union bool
 	// UnionAdd checks out into an existing DEST, keeping every existing
 	// entry and adding the missing ones.
@@ -109,9 +112,10 @@ type Stats struct {
 // must not exist (its parent must); with one it may. See Options for the
 // modes and the package documentation for how writes are confined.
 //
-// File times are fixed: every directory, symlink and newly written file
-// gets mtime and atime 0 (the epoch), so a commit checks out the same
-// everywhere. Hardlinked files share the object's inode and keep its times:
+// File times are fixed: every directory the checkout creates, and every
+// symlink and newly written file, gets mtime and atime 0 (the epoch), so a
+// commit checks out the same everywhere. Directories that were in DEST
+// already (union modes) keep theirs. Hardlinked files share the object's inode and keep its times:
 // checkout never changes an object in the repository.
 func Checkout(ctx context.Context, r *repo.Repo, commit repo.ID, dest string, opts Options) (*Stats, error) {
 	c, err := r.ReadCommit(commit)
@@ -262,8 +266,6 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		c.link, c.noLink = false, "objects of a bare repository carry their real owner and xattrs, so a user-mode checkout copies them"
 	case c.mode == repo.ModeBareUser && !opts.UserMode:
 		c.link, c.noLink = false, "objects of a bare-user repository are owned by the repository's user, so they are hardlinked only in user mode"
-	case c.mode == repo.ModeBareUserOnly && !opts.UserMode:
-		c.link, c.noLink = false, "objects of a bare-user-only repository record no owner, so they are hardlinked only in user mode"
 	}
 	if c.link {
 		// Hardlinks cannot cross filesystems: find out before creating

@@ -201,7 +201,7 @@ func TestCheckoutModes(t *testing.T) {
 		{repo.ModeBareUser, true, false, true},
 		{repo.ModeBareUser, false, true, false},
 		{repo.ModeBareUserOnly, true, false, true},
-		{repo.ModeBareUserOnly, false, true, false},
+		{repo.ModeBareUserOnly, false, true, true}, // objects owned by root: linked
 		{repo.ModeArchive, true, false, false},
 		{repo.ModeArchive, false, true, false},
 		{repo.ModeBare, false, true, true},
@@ -911,5 +911,173 @@ func TestCheckoutUserModeOthersWritable(t *testing.T) {
 	}
 	if fi.Mode().Perm()&0o002 != 0 {
 		t.Errorf("object of /shared is writable by others: %v", fi.Mode())
+	}
+}
+
+// Union over an earlier hardlink checkout leaves entries that are already
+// the object's inode alone (relinking them changes nothing and fails in a
+// read-only directory), and replaces the others by rename: no temporary
+// name is left behind, and a directory in the way is named as such.
+func TestUnionRerunKeepsHardlinks(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"a.txt":   testtree.File("hello\n", 0o644),
+		"ro":      testtree.Dir(0o555),
+		"ro/f":    testtree.File("read only\n", 0o444),
+		"changed": testtree.File("from the commit\n", 0o644),
+		"link":    testtree.Symlink("a.txt"),
+	}))
+	_, dest := coCheckout(t, r, id, "", checkout.Options{UserMode: true})
+	os.Remove(filepath.Join(dest, "changed"))
+	if err := os.WriteFile(filepath.Join(dest, "changed"), []byte("local edit\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]unix.Stat_t{}
+	for _, p := range []string{"/a.txt", "/ro/f"} {
+		before[p] = coObject(t, r, id, p)
+	}
+	st, _ := coCheckout(t, r, id, dest, checkout.Options{UserMode: true, Union: true})
+	for p, was := range before {
+		obj, got := coObject(t, r, id, p), coStat(t, dest+p)
+		// Linking and unlinking change the object's ctime and link count.
+		if obj.Ctim != was.Ctim || obj.Nlink != was.Nlink || got.Ino != obj.Ino {
+			t.Errorf("%s was relinked: object ctime %v -> %v, links %d -> %d", p, was.Ctim, obj.Ctim, was.Nlink, obj.Nlink)
+		}
+	}
+	if got, obj := coStat(t, filepath.Join(dest, "changed")), coObject(t, r, id, "/changed"); got.Ino != obj.Ino {
+		t.Error("the locally replaced file was not linked to the object again")
+	}
+	if st.Files != 2 { // changed and the bare-user symlink, rewritten
+		t.Errorf("stats %+v, want 2 files written", *st)
+	}
+	ents, _ := os.ReadDir(dest)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".otree") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+
+	// Copies (ForceCopy) replace a hardlink of the object by new inodes
+	// (outside ro/, which only root could write into).
+	old := coStat(t, filepath.Join(dest, "a.txt"))
+	coCheckout(t, r, id, dest, checkout.Options{UserMode: true, Union: true, ForceCopy: true, Subpath: "/a.txt"})
+	if got := coStat(t, filepath.Join(dest, "a.txt")); got.Ino == old.Ino {
+		t.Error("ForceCopy union kept the hardlink")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "a.txt")); string(b) != "hello\n" {
+		t.Errorf("a.txt after a copying union: %q", b)
+	}
+
+	d := coMakeDir(t, testtree.Tree{"a.txt": testtree.Dir(0o755)})
+	_, err := checkout.Checkout(coCtx, r, id, d, checkout.Options{UserMode: true, Union: true})
+	if err == nil || !strings.Contains(err.Error(), d+"/a.txt is a directory in the way of a regular file") {
+		t.Errorf("union with a directory in the way: %v", err)
+	}
+}
+
+// A union checkout leaves the times of directories that were in DEST (DEST
+// itself included, and a directory DEST is a symlink to) to the kernel;
+// only the directories it creates get mtime 0.
+func TestUnionKeepsExistingDirectoryTimes(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		"etc":      testtree.Dir(0o755),
+		"etc/f":    testtree.File("f", 0o644),
+		"same":     testtree.Dir(0o755),
+		"new":      testtree.Dir(0o755),
+		"new/file": testtree.File("n", 0o644),
+	}))
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, mode := range []string{"union", "union-add", "union-identical", "symlinked"} {
+		t.Run(mode, func(t *testing.T) {
+			real := coMakeDir(t, testtree.Tree{"etc": testtree.Dir(0o755), "same": testtree.Dir(0o755)})
+			for _, p := range []string{real, real + "/etc", real + "/same"} {
+				if err := os.Chtimes(p, old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dest := real
+			if mode == "symlinked" {
+				dest = filepath.Join(t.TempDir(), "dest")
+				if err := os.Symlink(real, dest); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := checkout.Options{UserMode: true, Union: mode == "union" || mode == "symlinked",
+				UnionAdd: mode == "union-add", UnionIdentical: mode == "union-identical"}
+			coCheckout(t, r, id, dest, o)
+			for _, p := range []string{real, real + "/etc"} { // entries were added: the kernel's time
+				if st := coStat(t, p); st.Mtim.Sec == 0 {
+					t.Errorf("%s: mtime set to 0", p)
+				}
+			}
+			if st := coStat(t, real+"/same"); st.Mtim.Sec != old.Unix() || st.Atim.Sec != old.Unix() {
+				t.Errorf("untouched existing directory: mtime %d atime %d, want %d", st.Mtim.Sec, st.Atim.Sec, old.Unix())
+			}
+			if st := coStat(t, real+"/new"); st.Mtim.Sec != 0 || st.Mtim.Nsec != 0 {
+				t.Errorf("created directory: mtime %d, want 0", st.Mtim.Sec)
+			}
+		})
+	}
+}
+
+// As root, a bare-user-only repository's objects are hardlinked without
+// user mode, as OSTree does (their mode is the file's and they carry no
+// owner or xattrs; root's objects are 0:0, as a copy would be), and -H
+// works. An object of another owner is copied, so the file is root's.
+func TestBareUserOnlyHardlinksAsRoot(t *testing.T) {
+	if !coRoot() {
+		t.Skip("needs root")
+	}
+	r := coRepo(t, repo.ModeBareUserOnly)
+	src := coMakeDir(t, testtree.Tree{"f": testtree.File("data\n", 0o644), "g": testtree.File("other\n", 0o755)})
+	id := coCommit(t, r, src)
+	for _, h := range []bool{false, true} {
+		st, dest := coCheckout(t, r, id, "", checkout.Options{RequireHardlinks: h})
+		for _, p := range []string{"/f", "/g"} {
+			if got, obj := coStat(t, dest+p), coObject(t, r, id, p); got.Ino != obj.Ino || got.Uid != 0 || got.Gid != 0 {
+				t.Errorf("RequireHardlinks=%v: %s not a hardlink of its root-owned object (ino %d vs %d, owner %d:%d)", h, p, got.Ino, obj.Ino, got.Uid, got.Gid)
+			}
+		}
+		if st.Hardlinked != 2 {
+			t.Errorf("RequireHardlinks=%v: stats %+v, want 2 hardlinked", h, *st)
+		}
+	}
+	e, err := r.Lookup(id, "/g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(r.ObjectPath(repo.KindFile, e.ID), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, dest := coCheckout(t, r, id, "", checkout.Options{})
+	if got := coStat(t, filepath.Join(dest, "g")); got.Ino == coObject(t, r, id, "/g").Ino || got.Uid != 0 || got.Mode&0o7777 != 0o755 {
+		t.Errorf("object owned by 65534: checked out as ino %d owner %d mode %04o; want a root-owned 0755 copy", got.Ino, got.Uid, got.Mode&0o7777)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "h"), checkout.Options{RequireHardlinks: true})
+	if err == nil || !strings.Contains(err.Error(), "/g") || !strings.Contains(err.Error(), "65534:65534") {
+		t.Errorf("RequireHardlinks with an object of another owner: %v", err)
+	}
+}
+
+// The kernel refuses user.* xattrs on devices (an overlayfs whiteout
+// here) even to root: the error says so, and does not suggest user mode.
+func TestWhiteoutUserXattrMessage(t *testing.T) {
+	if !coRoot() {
+		t.Skip("needs root")
+	}
+	r := coRepo(t, repo.ModeBare)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{
+		".ostree-wh.top": {Mode: 0o644, Content: "", Xattrs: map[string]string{"user.q": "v"}},
+	}))
+	dest := filepath.Join(t.TempDir(), "co")
+	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{ProcessPassthroughWhiteouts: true})
+	coWritable(t, dest)
+	if err == nil {
+		t.Skip("this kernel allows user.* xattrs on devices")
+	}
+	if msg := err.Error(); !strings.Contains(msg, dest+"/top") || !strings.Contains(msg, "user.q") ||
+		!strings.Contains(msg, "only on regular files and directories, not on a character device") || strings.Contains(msg, "-U") {
+		t.Errorf("setting user.q on a whiteout: %v", err)
 	}
 }

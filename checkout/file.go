@@ -22,10 +22,11 @@ type object struct {
 	rel      string          // path below objects/
 	h        repo.FileHeader // type, true mode, owner, size, rdev; target and xattrs when known
 	diskMode uint32          // permission bits of the object on disk (bare modes)
-	haveIno  bool            // dev and ino are the object's (bare, bare-user-only)
+	haveIno  bool            // dev, ino, uid and gid are the object's (bare, bare-user-only)
 	indexed  bool            // the file-header index has it (bare-user)
 	loaded   bool            // h was read from the object itself
 	dev, ino uint64
+	uid, gid uint32        // owner of the object on disk, where haveIno
 	fd       int           // the object open for reading, or -1
 	rc       io.ReadCloser // archive: the (verifying) content reader
 }
@@ -66,13 +67,15 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 		}
 		link, why = c.linkable(o)
 	}
+	// at is where the entry is written: name, or a temporary name renamed
+	// over an entry it replaces (Union), so that name never goes missing.
+	at := name
 	for attempt := 0; ; attempt++ {
 		var err error
 		if link {
-			err = unix.Linkat(c.objFd, o.rel, n.fd, name, 0)
+			err = unix.Linkat(c.objFd, o.rel, n.fd, at, 0)
 			if err == nil {
-				c.count(o, true)
-				return nil
+				return w.placed(n, at, name, o, true)
 			}
 			switch {
 			case errors.Is(err, unix.EXDEV):
@@ -93,10 +96,12 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 			if c.opts.RequireHardlinks && o.h.Type == repo.TypeRegular && o.h.Size > 0 {
 				return fmt.Errorf("checkout: %s/%s: cannot hardlink file object %s: %s (RequireHardlinks)", n.path, name, id, why)
 			}
-			if err = w.create(n, name, o); err == nil {
-				c.count(o, false)
-				return nil
+			if err = w.create(n, at, o); err == nil {
+				return w.placed(n, at, name, o, false)
 			}
+		}
+		if at != name && !errors.Is(err, unix.EEXIST) {
+			unix.Unlinkat(n.fd, at, 0) // a partial copy; an EEXIST is not ours
 		}
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
@@ -104,11 +109,23 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 		if err := w.loadIndexed(o); err != nil {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 		}
-		retry, err := w.occupied(n, name, o)
-		if err != nil || !retry {
+		if at, err = w.occupied(n, name, o, link); at == "" || err != nil {
 			return err
 		}
 	}
+}
+
+// placed finishes an entry written at at: renamed over name when it
+// replaces what was there, then counted.
+func (w *worker) placed(n *dirNode, at, name string, o *object, linked bool) error {
+	if at != name {
+		if err := unix.Renameat(n.fd, at, n.fd, name); err != nil {
+			unix.Unlinkat(n.fd, at, 0)
+			return fmt.Errorf("checkout: replacing %s/%s: %w", n.path, name, err)
+		}
+	}
+	w.c.count(o, linked)
+	return nil
 }
 
 // passthroughWhiteout starts the name of a file that stands for an
@@ -204,7 +221,7 @@ func (w *worker) load(o *object) error {
 	}
 	o.h = repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
 	o.diskMode = o.h.Mode
-	o.haveIno, o.dev, o.ino = true, st.Dev, st.Ino
+	o.haveIno, o.dev, o.ino, o.uid, o.gid = true, st.Dev, st.Ino, st.Uid, st.Gid
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		o.h.Type, o.h.Size = repo.TypeRegular, uint64(st.Size)
@@ -313,8 +330,13 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 			return false, fmt.Sprintf("the object's mode on disk %04o is not the file's mode %04o", o.diskMode, want)
 		}
 	case repo.ModeBareUserOnly:
-		if o.h.Mode&0o6000 != 0 {
+		if o.diskMode != c.wantMode(o.h.Mode) {
 			return false, "setuid and setgid files are copied without those bits in user mode"
+		}
+		// Outside user mode a checkout gives every entry to 0:0; an
+		// object of another owner would hand that user the file.
+		if !c.opts.UserMode && (o.uid != 0 || o.gid != 0) {
+			return false, fmt.Sprintf("the object is owned by %d:%d, and outside user mode the file is 0:0", o.uid, o.gid)
 		}
 	}
 	return true, ""
@@ -424,7 +446,7 @@ func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) 
 		p := "/proc/self/fd/" + strconv.Itoa(n.fd) + "/" + name
 		for _, a := range x {
 			if err := unix.Lsetxattr(p, a.Name, a.Value, 0); err != nil {
-				return fmt.Errorf("setting xattr %s: %w%s", a.Name, err, userModeHint(err))
+				return fmt.Errorf("setting xattr %s: %w%s", a.Name, err, xattrHint(err, a.Name, o.h.Type))
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/otree/otree/repo"
@@ -199,8 +200,9 @@ func (c *checkouter) done(n *dirNode) error {
 
 // finish sets a directory's metadata once everything below it is written,
 // so that a read-only directory does not block its own entries, then its
-// times, and closes it. A directory that was in DEST already keeps its
-// owner, mode and xattrs; its times are reset where permitted.
+// times, and closes it. A directory that was in DEST already is the
+// caller's: it keeps its owner, mode, xattrs and times (the kernel updates
+// its mtime when entries change).
 func (c *checkouter) finish(n *dirNode) error {
 	if !n.existed {
 		m := n.meta
@@ -217,9 +219,7 @@ func (c *checkouter) finish(n *dirNode) error {
 		if err := unix.Fchmod(n.fd, c.dirMode(m.Mode)); err != nil {
 			return fmt.Errorf("checkout: %s: chmod: %w", n.path, err)
 		}
-	}
-	if err := unix.UtimesNanoAt(n.fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
-		if !n.existed || !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
+		if err := unix.UtimesNanoAt(n.fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
 			return fmt.Errorf("checkout: %s: setting times: %w", n.path, err)
 		}
 	}
@@ -234,12 +234,43 @@ func (c *checkouter) finish(n *dirNode) error {
 }
 
 // userModeHint suggests user mode after a permission error restoring
-// ownership or xattrs.
+// ownership or xattrs, unless the checkout already runs as root: then the
+// kernel refused for another reason, and user mode is no answer.
 func userModeHint(err error) string {
-	if errors.Is(err, unix.EPERM) {
+	if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
 		return " (restoring ownership and xattrs needs root; check out in user mode, -U, to skip it)"
 	}
 	return ""
+}
+
+// xattrHint explains a failure to set xattr name on an entry of type t.
+// The kernel refuses user.* xattrs on anything but regular files and
+// directories (EPERM), for root too.
+func xattrHint(err error, name string, t repo.FileType) string {
+	if errors.Is(err, unix.EPERM) && strings.HasPrefix(name, "user.") && t != repo.TypeRegular {
+		return fmt.Sprintf(" (the kernel allows user.* xattrs only on regular files and directories, not on %s)", typeNoun(t))
+	}
+	return userModeHint(err)
+}
+
+// typeNoun names a file object's type for messages ("a regular file").
+func typeNoun(t repo.FileType) string { return describe(typeMode(t)) }
+
+// typeMode is the S_IFMT bits of a file object's type.
+func typeMode(t repo.FileType) uint32 {
+	switch t {
+	case repo.TypeRegular:
+		return unix.S_IFREG
+	case repo.TypeSymlink:
+		return unix.S_IFLNK
+	case repo.TypeCharDevice:
+		return unix.S_IFCHR
+	case repo.TypeBlockDevice:
+		return unix.S_IFBLK
+	case repo.TypeFIFO:
+		return unix.S_IFIFO
+	}
+	return 0
 }
 
 // describe names a file type for messages ("a symlink").

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/otree/otree/internal/dirent"
@@ -14,37 +16,53 @@ import (
 )
 
 // occupied handles an entry that exists in DEST where the commit has a
-// non-directory: it reports whether name was cleared for another try, or
-// whether the entry stays (UnionAdd, or UnionIdentical and identical).
-func (w *worker) occupied(n *dirNode, name string, o *object) (bool, error) {
+// non-directory (to be hardlinked when link is set). It returns the
+// temporary name to write the entry at, to be renamed over name (Union), or
+// "" when the entry stays: UnionAdd, UnionIdentical and identical, or Union
+// and already a hardlink of the object.
+func (w *worker) occupied(n *dirNode, name string, o *object, link bool) (string, error) {
 	c := w.c
 	path := n.path + "/" + name
 	switch {
 	case c.opts.UnionAdd:
-		return false, nil
+		return "", nil
 	case c.opts.UnionIdentical:
 		why, err := w.differs(n, name, o)
 		if err != nil {
-			return false, fmt.Errorf("checkout: %s: %w", path, err)
+			return "", fmt.Errorf("checkout: %s: %w", path, err)
 		}
 		if why != "" {
-			return false, fmt.Errorf("checkout: %s exists and differs from file object %s: %s (UnionIdentical)", path, o.id, why)
+			return "", fmt.Errorf("checkout: %s exists and differs from file object %s: %s (UnionIdentical)", path, o.id, why)
 		}
-		return false, nil
+		return "", nil
 	case c.opts.Union:
 		var st unix.Stat_t
 		if err := unix.Fstatat(n.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return false, fmt.Errorf("checkout: %w", &os.PathError{Op: "stat", Path: path, Err: err})
+			return "", fmt.Errorf("checkout: %w", &os.PathError{Op: "stat", Path: path, Err: err})
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return false, fmt.Errorf("checkout: %s is a directory in the way of a %s (Union replaces files, not directories)", path, o.h.Type)
+			return "", fmt.Errorf("checkout: %s is a directory in the way of %s (Union replaces files, not directories)", path, typeNoun(o.h.Type))
 		}
-		if err := unix.Unlinkat(n.fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			return false, fmt.Errorf("checkout: replacing %s: %w", path, err)
+		// Relinking the object's own inode would change nothing, and
+		// fails in a read-only directory.
+		if link && w.objectIno(o) && st.Dev == o.dev && st.Ino == o.ino {
+			return "", nil
 		}
-		return true, nil
+		return ".otree-union-" + strconv.FormatUint(rand.Uint64(), 36), nil
 	}
-	return false, fmt.Errorf("checkout: %s already exists", path)
+	return "", fmt.Errorf("checkout: %s already exists", path)
+}
+
+// objectIno fills in the dev and ino of o's object where load did not (a
+// bare-user repository), and reports whether they are known.
+func (w *worker) objectIno(o *object) bool {
+	if !o.haveIno && w.c.mode == repo.ModeBareUser {
+		var st unix.Stat_t
+		if unix.Fstatat(w.c.objFd, o.rel, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			o.haveIno, o.dev, o.ino, o.uid, o.gid = true, st.Dev, st.Ino, st.Uid, st.Gid
+		}
+	}
+	return o.haveIno
 }
 
 // differs compares the entry at name with the object, as a fresh checkout
@@ -56,10 +74,8 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 	if err := unix.Fstatat(n.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return "", fmt.Errorf("stat: %w", err)
 	}
-	want := map[repo.FileType]uint32{repo.TypeRegular: unix.S_IFREG, repo.TypeSymlink: unix.S_IFLNK,
-		repo.TypeCharDevice: unix.S_IFCHR, repo.TypeBlockDevice: unix.S_IFBLK, repo.TypeFIFO: unix.S_IFIFO}[o.h.Type]
-	if st.Mode&unix.S_IFMT != want {
-		return fmt.Sprintf("it is %s, the commit has a %s", describe(st.Mode), o.h.Type), nil
+	if st.Mode&unix.S_IFMT != typeMode(o.h.Type) {
+		return fmt.Sprintf("it is %s, the commit has %s", describe(st.Mode), typeNoun(o.h.Type)), nil
 	}
 	if o.h.Type != repo.TypeSymlink {
 		if m := c.wantMode(o.h.Mode); st.Mode&0o7777 != m {
@@ -94,13 +110,7 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 	if uint64(st.Size) != o.h.Size {
 		return fmt.Sprintf("size %d, the commit has %d", st.Size, o.h.Size), nil
 	}
-	if c.mode == repo.ModeBareUser && !o.haveIno {
-		var ost unix.Stat_t
-		if err := unix.Fstatat(c.objFd, o.rel, &ost, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-			o.haveIno, o.dev, o.ino = true, ost.Dev, ost.Ino
-		}
-	}
-	if o.haveIno && st.Dev == o.dev && st.Ino == o.ino {
+	if w.objectIno(o) && st.Dev == o.dev && st.Ino == o.ino {
 		return "", nil // the object itself, hardlinked
 	}
 	// O_NONBLOCK: should it have been swapped for a FIFO meanwhile, do

@@ -25,8 +25,9 @@ import (
 // FsckOptions configure Fsck.
 type FsckOptions struct {
 	// Delete removes corrupt objects and marks every commit that needs a
-	// missing or removed object as partial (state/<commit>.commitpartial),
-	// so that a later pull can complete it. It takes the repository lock
+	// missing or removed object as partial from corruption
+	// (state/<commit>.commitpartial holding "f"), so that a later pull can
+	// complete it; until then Fsck reports it as a ProblemPartial. It takes the repository lock
 	// exclusively; a plain check takes it shared and runs beside commits.
 	Delete bool
 	// Workers bounds how many objects are verified at once; zero means
@@ -78,9 +79,14 @@ const (
 	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit; Err
 	// wraps a *RefBindingError when a ref's commit is bound elsewhere.
 	ProblemBinding
+	// ProblemPartial: a commit an earlier Fsck with Delete marked partial
+	// because objects it needs were corrupt or missing; it stays
+	// incomplete until a pull completes it. ID is the commit, Path its
+	// marker, Err wraps ErrNotFound.
+	ProblemPartial
 )
 
-var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "unreadable", "binding"}
+var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "unreadable", "binding", "partial"}
 
 // String returns the problem's name as --json prints it.
 func (t ProblemType) String() string {
@@ -115,10 +121,25 @@ func (p *FsckProblem) Error() string {
 	var b strings.Builder
 	switch p.Type {
 	case ProblemRef:
+		// Reasons from reading a ref name it, and most its file too.
+		switch {
+		case strings.Contains(p.Reason, p.Path):
+			return p.Reason
+		case p.Ref == "":
+			return fmt.Sprintf("reading refs: %s: %s", p.Path, p.Reason)
+		case strings.Contains(p.Reason, p.Ref):
+			return fmt.Sprintf("%s: %s", p.Path, p.Reason)
+		}
 		fmt.Fprintf(&b, "ref %s (%s): %s", p.Ref, p.Path, p.Reason)
 		return b.String()
 	case ProblemBinding:
 		fmt.Fprintf(&b, "commit %s: %s", p.ID, p.Reason)
+		return b.String()
+	case ProblemPartial:
+		fmt.Fprintf(&b, "commit %s (%s) %s", p.ID, p.Path, p.Reason)
+		if p.Ref != "" {
+			fmt.Fprintf(&b, "; ref %s points at it", p.Ref)
+		}
 		return b.String()
 	case ProblemMissing:
 		fmt.Fprintf(&b, "%s object %s is missing (%s)", p.Kind, p.ID, p.Path)
@@ -191,7 +212,9 @@ type FsckReport struct {
 	// then missing objects and refs in the order they were found.
 	Problems []*FsckProblem `json:"problems"`
 	// Partial lists commits marked partial (state/<id>.commitpartial):
-	// objects they lack are expected, not problems.
+	// objects they lack are not reported one by one. Those marked by an
+	// earlier Fsck with Delete are also ProblemPartial problems; those
+	// whose pull was interrupted or fetched only metadata are not.
 	Partial []ID `json:"partial"`
 	// Incomplete lists commits that are not marked partial yet need an
 	// object that is missing or corrupt.
@@ -314,18 +337,34 @@ func (r *Repo) partialStatePath(commit ID) string {
 	return r.Path("state", commit.String()+".commitpartial")
 }
 
+// partialFsck is the content of the partial marker of a commit that fsck
+// found damaged; an empty marker is an incomplete pull (docs/FORMAT.md §5).
+// OSTree writes and reads the same byte.
+const partialFsck = "f"
+
 // isCommitPartial reports whether commit is marked partial.
 func (r *Repo) isCommitPartial(commit ID) bool {
 	_, err := os.Lstat(r.partialStatePath(commit))
 	return err == nil
 }
 
-// markCommitPartial durably marks commit partial.
-func (r *Repo) markCommitPartial(commit ID) error {
+// isCommitPartialFsck reports whether commit's partial marker says fsck
+// found it damaged. Other content (or none) is an ordinary partial commit.
+func (r *Repo) isCommitPartialFsck(commit ID) bool {
+	b, err := os.ReadFile(r.partialStatePath(commit))
+	return err == nil && string(b) == partialFsck
+}
+
+// markCommitPartial durably marks commit partial (an empty marker).
+func (r *Repo) markCommitPartial(commit ID) error { return r.writePartialMarker(commit, "") }
+
+// writePartialMarker durably writes commit's partial marker with reason as
+// its content ("" or partialFsck).
+func (r *Repo) writePartialMarker(commit ID, reason string) error {
 	if err := os.MkdirAll(r.Path("state"), 0o755); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
-	if err := durable.WriteFile(r.partialStatePath(commit), nil, 0o644, r.Fsync()); err != nil {
+	if err := durable.WriteFile(r.partialStatePath(commit), []byte(reason), 0o644, r.Fsync()); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
 	return nil
@@ -850,7 +889,12 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 	}
 	for _, c := range partial {
 		rep.Partial = append(rep.Partial, c.id)
-		check(c, false)
+		if !check(c, false) && f.r.isCommitPartialFsck(c.id) {
+			p := f.r.partialStatePath(c.id)
+			f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id, Path: p, Ref: c.ref,
+				Reason: "is partial from fsck-detected corruption: objects it needs were deleted or missing; pull it again to complete it",
+				Err:    fmt.Errorf("commit %s is partial from fsck-detected corruption: %w", c.id, ErrNotFound)})
+		}
 	}
 	return ctx.Err()
 }
@@ -981,7 +1025,7 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		}
 	}
 	for _, id := range rep.Incomplete {
-		if err := f.r.markCommitPartial(id); err != nil {
+		if err := f.r.writePartialMarker(id, partialFsck); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -371,13 +371,28 @@ func TestFsckDeleteMarksPartial(t *testing.T) {
 		t.Errorf("caches not dropped after deleting objects: %v", err)
 	}
 
-	// Now the repository checks clean, with both commits partial.
+	// Later runs keep failing for both commits, which cannot be checked
+	// out until a pull completes them, and report nothing else.
 	rep, err = runFsck(t, r, repo.FsckOptions{})
-	if err != nil {
-		t.Fatalf("after --delete: %v", err)
-	}
 	if len(rep.Partial) != 2 {
 		t.Fatalf("partial commits %v, want 2", rep.Partial)
+	}
+	var fe *repo.FsckError
+	if !errors.As(err, &fe) || len(rep.Problems) != 2 {
+		t.Fatalf("after --delete: err %v, problems %v; want 2 partial-commit problems", err, rep.Problems)
+	}
+	for i, c := range []repo.ID{c2, c1} { // ref'd commit first
+		p := rep.Problems[i]
+		if p.Type != repo.ProblemPartial || p.ID != c || !errors.Is(p, repo.ErrNotFound) || !strings.Contains(p.Error(), c.String()) {
+			t.Errorf("problem %d: %v (type %s); want commit %s partial, wrapping ErrNotFound", i, p, p.Type, c)
+		}
+	}
+	if rep.Problems[0].Ref != "main" {
+		t.Errorf("problem %v does not name ref main", rep.Problems[0])
+	}
+	// The marker is OSTree's: "f" for fsck-detected corruption.
+	if b, err := os.ReadFile(r.Path("state", c2.String()+".commitpartial")); err != nil || string(b) != "f" {
+		t.Errorf("marker content %q (%v), want \"f\"", b, err)
 	}
 }
 
@@ -511,5 +526,28 @@ func TestFsckVerifyBindings(t *testing.T) {
 	}
 	if !stored(t, r, repo.KindCommit, old) {
 		t.Error("Delete removed a commit for its binding")
+	}
+}
+
+// A damaged ref's problem names the ref and its file once each.
+func TestFsckRefProblemMessage(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	if err := os.WriteFile(r.Path("refs", "heads", "bad"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("gone", r.Path("refs", "heads", "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err == nil || len(rep.Problems) != 2 {
+		t.Fatalf("fsck: %v, problems %v; want the two refs", err, rep.Problems)
+	}
+	for _, p := range rep.Problems {
+		msg := p.Error()
+		rest := strings.Replace(msg, p.Path, "", 1) // the path ends in the name
+		if p.Type != repo.ProblemRef || strings.Count(msg, p.Path) != 1 || strings.Count(rest, p.Ref) != 1 {
+			t.Errorf("problem %q (type %s): want the ref %q and its file %s named once each", msg, p.Type, p.Ref, p.Path)
+		}
 	}
 }

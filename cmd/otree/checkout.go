@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/otree/otree/checkout"
@@ -23,13 +24,16 @@ func newCheckoutCommand(e *env) *cobra.Command {
 		Use:   "checkout REV [DEST]",
 		Short: "Check out a commit into a directory",
 		Long: `Write the tree of REV into DEST (by default a directory named REV),
-hardlinking file objects from the repository where its mode allows (bare as
-root; bare-user and bare-user-only with --user-mode) and copying them
-otherwise (archive repositories are always decompressed). DEST must not
-exist unless a union mode is given.
+hardlinking file objects from the repository where its mode allows (bare, and
+bare-user-only objects owned by root, without --user-mode; bare-user and
+bare-user-only with it) and copying them otherwise (archive repositories are
+always decompressed). DEST must not exist unless a union mode is given;
+--union replaces a file by renaming the new one over it, and leaves a file
+that is already a hardlink of its object alone.
 
-Every entry gets modification time 0, so a commit checks out identically
-everywhere (hardlinked files keep the repository object's times). Writes
+Every entry written gets modification time 0, so a commit checks out
+identically everywhere (hardlinked files keep the repository object's times;
+directories that were in DEST keep theirs). Writes
 never leave DEST: symlinks already in DEST are not followed. A checkout that
 fails part way leaves what it wrote in DEST.
 
@@ -41,7 +45,10 @@ directory only when its line ends in "/").
 --from-file=FILE (or --from-stdin) checks out many trees into DEST, in
 order: the input is pairs of REV and SUBPATH (empty for the whole tree), each
 ended by a NUL byte, as OSTree reads them. Every checkout after the first
-needs a union mode, since DEST then exists.`,
+needs a union mode, since DEST then exists. Empty input checks out nothing.
+
+--fsync=POLICY takes yes, true or 1 (sync the checkout to disk before
+exiting) or no, false, 0 or none.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheckout(cmd, e, o, f, args)
@@ -60,7 +67,7 @@ needs a union mode, since DEST then exists.`,
 	fl.BoolVar(&o.ProcessPassthroughWhiteouts, "process-passthrough-whiteouts", false, `check a file ".ostree-wh.NAME" out as NAME, an overlayfs whiteout (a 0:0 character device)`)
 	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones)")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
-	fl.BoolVar(&o.Fsync, "fsync", false, "sync the checkout to disk before exiting")
+	fl.Var(fsyncPolicy{&o.Fsync}, "fsync", "sync the checkout to disk before exiting: yes/true/1, or no/false/0/none")
 	fl.StringVar(&f.fromFile, "from-file", "", "check out the REV/SUBPATH pairs FILE lists (NUL-separated) into DEST")
 	fl.BoolVar(&f.fromStdin, "from-stdin", false, "as --from-file, reading standard input")
 	e.addJSON(c)
@@ -136,7 +143,7 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 		return err
 	}
 	defer r.Close()
-	var results []checkoutResult
+	results := []checkoutResult{} // none for an empty --from-file, as in OSTree
 	for _, j := range jobs {
 		id, err := r.ResolveRev(j.rev)
 		if err != nil {
@@ -188,8 +195,25 @@ func readCheckoutPairs(in io.Reader, name string) ([][2]string, error) {
 		}
 		pairs = append(pairs, [2]string{fields[i], fields[i+1]})
 	}
-	if len(pairs) == 0 {
-		return nil, fmt.Errorf("checkout: %s lists no revision", name)
-	}
 	return pairs, nil
 }
+
+// fsyncPolicy is checkout's --fsync=POLICY: a boolean in OSTree's
+// spellings, any case. Like OSTree's, the flag always takes a value.
+type fsyncPolicy struct{ p *bool }
+
+func (f fsyncPolicy) String() string { return strconv.FormatBool(f.p != nil && *f.p) }
+
+func (f fsyncPolicy) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes":
+		*f.p = true
+	case "0", "false", "no", "none":
+		*f.p = false
+	default:
+		return fmt.Errorf("%q is not a boolean (yes, true, 1, no, false, 0, none)", s)
+	}
+	return nil
+}
+
+func (f fsyncPolicy) Type() string { return "POLICY" }

@@ -104,10 +104,36 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 	// Without a union mode the second checkout of a list finds DEST.
 	c.fails(exitError, []string{`checking out two (subpath "/")`, "already exists"}, "checkout", "-U", "--from-file="+pairs, filepath.Join(tmp, "nounion"))
 	c.fails(exitError, []string{"no subpath"}, "checkout", "-U", "--from-file="+file("odd", "one\x00/a\x00two"), filepath.Join(tmp, "odd"))
-	c.fails(exitError, []string{"lists no revision"}, "checkout", "-U", "--from-file="+file("none", ""), filepath.Join(tmp, "none"))
 	c.fails(exitUsage, []string{"only DEST"}, "checkout", "-U", "--from-file="+pairs, "one", filepath.Join(tmp, "x"))
 	c.fails(exitUsage, []string{"--subpath"}, "checkout", "-U", "--subpath=/a", "--from-file="+pairs, filepath.Join(tmp, "x"))
 	c.fails(exitError, []string{"skip list", `"/"`}, "checkout", "-U", "--skip-list="+file("root", "/\n"), "one", filepath.Join(tmp, "r"))
+
+	// An empty list (or one ended at once by an empty REV) checks out
+	// nothing and succeeds, as OSTree's does; DEST is not created.
+	for _, in := range []string{"", "\x00"} {
+		list := file("empty", in)
+		for tool, run := range map[string]func(...string) string{"otree": c.ok, "ostree": o.ok} {
+			dest := filepath.Join(t.TempDir(), "none")
+			run("checkout", "-U", "--union", "--from-file="+list, dest)
+			if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s: --from-file with %q made DEST: %v", tool, in, err)
+			}
+		}
+	}
+
+	// --fsync=POLICY takes OSTree's boolean spellings, and always a value.
+	for _, v := range []string{"yes", "no", "true", "FALSE", "1", "0", "none"} {
+		c.ok("checkout", "-U", "--fsync="+v, "one", filepath.Join(t.TempDir(), "fs"))
+		o.ok("checkout", "-U", "--fsync="+v, "one", filepath.Join(t.TempDir(), "fs"))
+	}
+	fsDest := filepath.Join(tmp, "fs")
+	for _, args := range [][]string{{"--fsync=maybe", "one", fsDest}, {"one", fsDest, "--fsync"}} {
+		args = append([]string{"checkout", "-U"}, args...)
+		c.fails(exitUsage, []string{"--fsync"}, args...)
+		if out, err := o.run(args...); err == nil {
+			t.Errorf("ostree %v succeeded: %s", args, out)
+		}
+	}
 
 	// Without DEST, REV names the directory, as in OSTree.
 	t.Chdir(t.TempDir())
@@ -129,7 +155,7 @@ func TestCheckoutFsync(t *testing.T) {
 		log := filepath.Join(t.TempDir(), "strace")
 		args := []string{"-f", "-y", "-o", log, "-e", "trace=syncfs,fsync,fdatasync,sync,utimensat", exe, "--repo=" + c.path, "checkout", "-U", "one", dest}
 		if fsync {
-			args = append(args, "--fsync")
+			args = append(args, "--fsync=yes")
 		}
 		cmd := exec.Command(strace, args...)
 		cmd.Env = env

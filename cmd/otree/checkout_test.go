@@ -1,12 +1,16 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,5 +150,63 @@ func TestCheckoutProgressOnTerminal(t *testing.T) {
 		if !strings.Contains(screen, want) {
 			t.Errorf("terminal output %q lacks %q", screen, want)
 		}
+	}
+}
+
+// A user re-runs a hardlink union checkout over a tree with a read-only
+// directory: the files there are already the objects' inodes, so nothing
+// needs writing and it succeeds, as OSTree's does.
+func TestCheckoutUnionRerunAsUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as another user")
+	}
+	dir, err := os.MkdirTemp("", "otree-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+		os.RemoveAll(dir)
+	})
+	exe, env := otreeBinary(t)
+	bin := filepath.Join(dir, "otree")
+	copyFile(t, exe, bin, 0o755)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "ro/", Typeflag: tar.TypeDir, Mode: 0o555})
+	tw.WriteHeader(&tar.Header{Name: "ro/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("y\n"))
+	tw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "t.tar"), tb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	co := filepath.Join(dir, "co")
+	for _, args := range [][]string{
+		{"init", "--mode=bare-user"},
+		{"commit", "-b", "m", "--tree=tar=t.tar"},
+		{"checkout", "-U", "m", co},
+		{"checkout", "-U", "--union", "m", co},
+		{"checkout", "-U", "--union-add", "m", co},
+		{"checkout", "-U", "--union-identical", "m", co},
+	} {
+		cmd := exec.Command(bin, append([]string{"--repo=" + filepath.Join(dir, "repo")}, args...)...)
+		cmd.Dir, cmd.Env = dir, env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v as nobody: %v\n%s", args, err, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(co, "ro", "f")); err != nil || string(b) != "y\n" {
+		t.Errorf("ro/f after the re-runs: %q, %v", b, err)
 	}
 }

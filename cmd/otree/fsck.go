@@ -26,7 +26,9 @@ permissions were changed through a hardlink. Every problem is printed; the exit
 status is non-zero when there is any.
 
 With --delete, corrupt objects are removed and every commit that needs a missing
-or removed object is marked partial, so that a pull can complete it again. A
+or removed object is marked partial, so that a pull can complete it again. Such
+a commit stays an error for later runs until a pull completes it; a commit
+partial because its pull was interrupted or fetched only metadata is not one. A
 file object this user may not read is reported as unreadable and never deleted.
 
 --verify-bindings also checks that each ref's commit lists the ref in its ref
@@ -110,9 +112,23 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 		fmt.Fprintf(e.stdout, ": %s", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(e.stdout)
-	if n := len(rep.Partial); n > 0 {
-		fmt.Fprintf(e.stdout, "%d partial commit%s (objects they lack are not errors):\n", n, pluralSuffix(n))
-		for _, id := range rep.Partial {
+	// Commits partial from fsck-detected corruption are printed as errors
+	// above; the rest are incomplete pulls.
+	damaged := map[repo.ID]bool{}
+	for _, p := range rep.Problems {
+		if p.Type == repo.ProblemPartial {
+			damaged[p.ID] = true
+		}
+	}
+	var pulled []repo.ID
+	for _, id := range rep.Partial {
+		if !damaged[id] {
+			pulled = append(pulled, id)
+		}
+	}
+	if n := len(pulled); n > 0 {
+		fmt.Fprintf(e.stdout, "%d partial commit%s (pulled in part: objects they lack are not errors):\n", n, pluralSuffix(n))
+		for _, id := range pulled {
 			fmt.Fprintf(e.stdout, "  %s\n", id)
 		}
 	}

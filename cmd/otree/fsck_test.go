@@ -155,9 +155,20 @@ func TestFsckCommand(t *testing.T) {
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Errorf("corrupt object not deleted: %v", err)
 	}
+	// The commit cannot be checked out: later runs keep failing, as
+	// OSTree's do, until a pull completes it.
+	out, errs = c.must(exitError, "fsck")
+	if !strings.Contains(errs, "partial from fsck-detected corruption") || !strings.Contains(errs, id.String()) ||
+		!strings.Contains(errs, "ref main") || strings.Contains(out, "No problems found") || strings.Contains(out, "pulled in part") {
+		t.Errorf("fsck after --delete: stdout %q, stderr %q", out, errs)
+	}
+	// A commit whose pull was interrupted (an empty marker) is no error.
+	if err := os.WriteFile(r.Path("state", id.String()+".commitpartial"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out, _ = c.must(0, "fsck")
-	if !strings.Contains(out, "1 partial commit") {
-		t.Errorf("fsck after --delete: %q", out)
+	if !strings.Contains(out, "1 partial commit (pulled in part") || !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck with a partially pulled commit: %q", out)
 	}
 }
 
@@ -206,6 +217,17 @@ func TestPruneCommand(t *testing.T) {
 	_, errs := c.must(exitError, "prune", "--delete-commit=main")
 	if !strings.Contains(errs, "referenced by main") {
 		t.Errorf("deleting a ref's commit: %q", errs)
+	}
+	// An id no stored commit has is refused, the all-zero one too.
+	for _, id := range []string{strings.Repeat("0", 64), strings.Repeat("1", 64)} {
+		before := integrityCountFiles(t, r.Path("objects"))
+		_, errs := c.must(exitError, "prune", "--delete-commit="+id)
+		if !strings.Contains(errs, "commit object "+id+" is missing") {
+			t.Errorf("--delete-commit=%s: %q", id, errs)
+		}
+		if n := integrityCountFiles(t, r.Path("objects")); n != before {
+			t.Errorf("--delete-commit=%s deleted %d objects", id, before-n)
+		}
 	}
 }
 

@@ -102,9 +102,13 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		if err != nil {
 			return fmt.Errorf("--delete-commit: %w", err)
 		}
-		if f.deltasOnly {
+		switch {
+		case f.deltasOnly:
 			deltasTo = []repo.ID{id}
-		} else {
+		case id.IsZero():
+			// The zero id means "none" to Prune; no commit has it.
+			return fmt.Errorf("prune: deleting commit: %w", &repo.ObjectMissingError{Kind: repo.KindCommit, ID: id})
+		default:
 			opts.DeleteCommit = id
 		}
 	}
