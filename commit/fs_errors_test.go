@@ -2,6 +2,7 @@ package commit_test
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,13 @@ func TestReadOnlyRepository(t *testing.T) {
 	src := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)})
 	good := commitDir(t, r, "main", src)
 	r.Close()
+	// Without lock files (as a repository of an older otree may be), and
+	// none can be made on a read-only filesystem: reading still works.
+	for _, l := range []string{"lock", "lock.intent"} {
+		if err := os.Remove(filepath.Join(mnt, "repo", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
 		t.Skipf("cannot remount read-only: %v %s", err, out)
 	}
@@ -66,5 +74,8 @@ func TestReadOnlyRepository(t *testing.T) {
 	}
 	if _, err := r.ReadCommit(good.Commit); err != nil {
 		t.Fatalf("reading a read-only repository: %v", err)
+	}
+	if rep, err := r.Fsck(ctx, repo.FsckOptions{}); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("fsck of a read-only repository: %v %+v", err, rep)
 	}
 }

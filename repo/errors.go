@@ -13,6 +13,9 @@ var ErrNotFound = errors.New("not found")
 // ErrLocked is returned when the repository lock could not be taken in time.
 var ErrLocked = errors.New("repository is locked")
 
+// ErrExists is wrapped by Init's error when a repository is already there.
+var ErrExists = errors.New("a repository already exists there")
+
 // ObjectMissingError reports an object that is not in the repository.
 type ObjectMissingError struct {
 	Kind Kind

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -57,11 +58,19 @@ func (l *Lock) Unlock() error {
 
 // lockFile takes an flock on the file at path (created if missing).
 func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_CLOEXEC, 0o644)
-	if err != nil {
+	f, cerr := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	if cerr != nil {
 		// A read-only repository: existing files and directories can
 		// still be flocked.
+		var err error
 		f, err = os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) && (errors.Is(cerr, unix.EROFS) || errors.Is(cerr, unix.EACCES)) {
+			// No lock file, and none can be made: no process can write
+			// to this repository either, so there is nothing to
+			// exclude; whatever writes it later fails on the same
+			// filesystem or permissions.
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening lock %s: %w", path, err)
 		}
@@ -86,7 +95,9 @@ func (r *Repo) take(ctx context.Context, steps ...lockStep) (*Lock, error) {
 			l.Unlock()
 			return nil, err
 		}
-		l.files = append(l.files, f)
+		if f != nil {
+			l.files = append(l.files, f)
+		}
 	}
 	return l, nil
 }
@@ -109,8 +120,10 @@ func (r *Repo) LockShared(ctx context.Context) (*Lock, error) {
 		return nil, err
 	}
 	// The intent lock has done its job once the shared lock is held.
-	l.files[0].Close()
-	l.files = l.files[1:]
+	if len(l.files) == 2 {
+		l.files[0].Close()
+		l.files = l.files[1:]
+	}
 	return l, nil
 }
 

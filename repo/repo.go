@@ -112,7 +112,7 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
-		return nil, fmt.Errorf("init %s: a repository already exists there", path)
+		return nil, fmt.Errorf("init %s: %w", path, ErrExists)
 	}
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
@@ -126,6 +126,14 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	// to create (and sync) one on the hot path.
 	for i := 0; i < 256; i++ {
 		if err := os.Mkdir(filepath.Join(path, "objects", fmt.Sprintf("%02x", i)), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("init %s: %w", path, err)
+		}
+	}
+	// The lock files exist from the start, so that a repository later
+	// made read-only (a mount, a copy on read-only media) can still be
+	// locked by its readers.
+	for _, l := range []string{"lock", "lock.intent"} {
+		if err := os.WriteFile(filepath.Join(path, l), nil, 0o644); err != nil {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}

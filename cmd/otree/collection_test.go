@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,6 +29,16 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "repo")
 	c := &cli{t: t, path: p}
 	c.ok("init", "--mode=archive", "--collection-id=org.example.Os")
+	// A second init succeeds and changes nothing, as OSTree's does,
+	// unless it asks for another mode or collection.
+	cfg, _ := os.ReadFile(filepath.Join(p, "config"))
+	c.ok("init", "--mode=archive", "--collection-id=org.example.Os")
+	c.ok("init")
+	c.fails(exitError, []string{"mode archive", "not bare"}, "init", "--mode=bare")
+	c.fails(exitError, []string{`"org.example.Os"`, `not "org.example.Other"`}, "init", "--collection-id=org.example.Other")
+	if again, _ := os.ReadFile(filepath.Join(p, "config")); string(again) != string(cfg) {
+		t.Errorf("a second init changed the config:\n%s\nto\n%s", cfg, again)
+	}
 	r, err := repo.Open(p)
 	if err != nil {
 		t.Fatal(err)

@@ -22,10 +22,11 @@ type diffFlags struct {
 func newDiffCommand(e *env) *cobra.Command {
 	f := &diffFlags{}
 	c := &cobra.Command{
-		Use:   "diff REV REV|DIR",
+		Use:   "diff [REV] REV|DIR",
 		Short: "Show the paths that differ between two commits, or a commit and a directory",
 		Long: `Compare the tree of the first REV (old) with the second REV, or with the directory
-DIR on disk (new), and print one line per path that differs:
+DIR on disk (new), and print one line per path that differs. With one REV,
+compare its parent (REV^) with it, as OSTree does:
 
   A    /path     only in the new tree
   M    /path     in both, different (content, type, or metadata only)
@@ -49,8 +50,11 @@ too) and exits 1 if any does: the check that a deployed tree has not drifted.
 and then the counts. --json prints the changes
 with both sides' type, mode, owner, size, target and xattrs, and which fields
 differ.`,
-		Args: cobra.ExactArgs(2),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				args = []string{args[0] + "^", args[0]}
+			}
 			return runDiff(cmd, e, f, args[0], args[1])
 		},
 	}

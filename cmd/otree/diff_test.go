@@ -48,6 +48,10 @@ func TestDiffCommand(t *testing.T) {
 	if got != want {
 		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
 	}
+	if one := c.ok("diff", "uat"); one != want { // REV alone: its parent against it
+		t.Errorf("diff uat:\n%s\nwant:\n%s", one, want)
+	}
+	c.fails(exitError, []string{"no parent"}, "diff", a.String())
 	if got := c.ok("diff", a.String(), a.String()); got != "" {
 		t.Errorf("diff of a commit with itself: %q", got)
 	}
@@ -125,7 +129,7 @@ func TestDiffCommand(t *testing.T) {
 
 	c.fails(exitError, []string{"nope"}, "diff", "nope", "uat")
 	c.fails(exitUsage, []string{"--owner-uid"}, "diff", "--owner-uid=0", "uat^", "uat")
-	c.fails(exitUsage, nil, "diff", "uat")
+	c.fails(exitUsage, nil, "diff", "uat^", "uat", "uat")
 }
 
 func TestDiffCommandDir(t *testing.T) {

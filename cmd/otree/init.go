@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
@@ -10,7 +13,10 @@ func newInitCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository",
-		Args:  cobra.NoArgs,
+		Long: `Create a repository at --repo. Run again where one exists, it changes
+nothing and succeeds, as OSTree's init does, unless --mode or
+--collection-id ask for a different one.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if e.repoPath == "" {
 				return usagef("no repository: pass --repo=PATH or set OTREE_REPO")
@@ -25,7 +31,21 @@ func newInitCommand(e *env) *cobra.Command {
 				}
 			}
 			r, err := repo.Init(e.repoPath, repo.InitOptions{Mode: m, CollectionID: collection})
-			if err != nil {
+			if errors.Is(err, repo.ErrExists) {
+				// As OSTree's init, a second run leaves the repository as
+				// it is and succeeds, unless it asked for another one.
+				if r, err = repo.Open(e.repoPath); err != nil {
+					return err
+				}
+				defer r.Close()
+				if cmd.Flags().Changed("mode") && r.Mode() != m {
+					return fmt.Errorf("init %s: a repository in mode %s already exists there, not %s", r.Path(), r.Mode(), m)
+				}
+				if collection != "" && r.CollectionID() != collection {
+					return fmt.Errorf("init %s: a repository with collection ID %q already exists there, not %q", r.Path(), r.CollectionID(), collection)
+				}
+				m, collection = r.Mode(), r.CollectionID()
+			} else if err != nil {
 				return err
 			}
 			defer r.Close()

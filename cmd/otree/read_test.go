@@ -413,6 +413,8 @@ Version: 1.0
 		t.Errorf("show --print-metadata-key = %q", got)
 	}
 	c.fails(exitError, []string{`"version"`, ids[2].String()}, "show", "--print-metadata-key=version", "main")
+	c.fails(exitError, []string{`no metadata key ""`}, "show", "--print-metadata-key=", "main")
+	c.fails(exitError, []string{`detached metadata`}, "show", "--print-detached-metadata-key=", "main")
 	var sj commitJSON
 	if err := json.Unmarshal([]byte(c.ok("show", "--json", "main")), &sj); err != nil || sj.ID != ids[2] || sj.Parent != ids[1] || sj.Subject != "three" {
 		t.Errorf("show --json = %+v, %v", sj, err)

@@ -15,6 +15,7 @@ import (
 
 type showFlags struct {
 	metadataKey, detachedKey string
+	metaSet, detachedSet     bool // the flags were given, even as ""
 	sizes, raw               bool
 }
 
@@ -29,6 +30,8 @@ id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`"
 prints the commit object's stored bytes in hex.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.metaSet = cmd.Flags().Changed("print-metadata-key")
+			f.detachedSet = cmd.Flags().Changed("print-detached-metadata-key")
 			return runShow(e, f, args[0])
 		},
 	}
@@ -41,7 +44,7 @@ prints the commit object's stored bytes in hex.`,
 }
 
 func runShow(e *env, f *showFlags, rev string) error {
-	if f.metadataKey != "" && f.detachedKey != "" {
+	if f.metaSet && f.detachedSet {
 		return usagef("--print-metadata-key and --print-detached-metadata-key are exclusive")
 	}
 	r, err := e.open()
@@ -65,13 +68,13 @@ func runShow(e *env, f *showFlags, rev string) error {
 		return writeRawCommit(e.stdout, r, id)
 	case f.sizes:
 		return printSizes(e, r, id, c)
-	case f.metadataKey != "":
+	case f.metaSet:
 		v, ok := c.Metadata.Get(f.metadataKey)
 		if !ok {
 			return fmt.Errorf("commit %s has no metadata key %q", id, f.metadataKey)
 		}
 		return e.printMetaValue(f.metadataKey, v)
-	case f.detachedKey != "":
+	case f.detachedSet:
 		m, err := r.ReadCommitMeta(id)
 		if err != nil {
 			return err
