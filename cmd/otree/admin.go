@@ -447,8 +447,9 @@ commits; the command fails on any drift or missing trusted signature.`,
 					if len(items) == 0 {
 						fmt.Fprintln(a.stdout, "No deployments.")
 					}
+					booted := s.Booted() != nil
 					for _, it := range items {
-						printDeployment(a.stdout, it.Deployment)
+						printDeployment(a.stdout, it.Deployment, booted)
 						if it.Index == 0 && !it.Staged && bc != nil && bc.Counting {
 							if bc.FellBack {
 								fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment 1 ('otree admin rollback' makes it the default)\n", bc.Tries)
@@ -483,34 +484,40 @@ commits; the command fails on any drift or missing trusted signature.`,
 	return c
 }
 
-func printDeployment(w io.Writer, d *deploy.Deployment) {
+// printDeployment prints d as OSTree's admin status does: a line with the
+// booted mark, stateroot, deployment and role, then indented details, so
+// that scripts written for OSTree's output read otree's. Deployments are
+// listed in index order (0 boots by default); otree's own details follow
+// OSTree's lines. As in OSTree, roles other than staged are shown only on
+// a booted system, where rollback and pending mean something.
+func printDeployment(w io.Writer, d *deploy.Deployment, booted bool) {
 	mark := " "
 	if d.Booted {
 		mark = "*"
 	}
-	var tags []string
-	for _, t := range []struct {
-		on   bool
-		name string
-	}{{d.Index == 0, "default"}, {d.Pending, "pending"}, {d.Rollback, "rollback"}, {d.Pinned, "pinned"}} {
-		if t.on {
-			tags = append(tags, t.name)
-		}
+	role := ""
+	switch {
+	case d.Staged:
+		role = " (staged)"
+	case booted && d.Pending:
+		role = " (pending)"
+	case booted && d.Rollback:
+		role = " (rollback)"
 	}
-	tag := ""
-	if len(tags) > 0 {
-		tag = " (" + strings.Join(tags, ", ") + ")"
-	}
-	if d.Staged {
-		fmt.Fprintf(w, "  staged %s %s (finalized at shutdown)\n", d.OS, d.Name())
-	} else {
-		fmt.Fprintf(w, "%s %d %s %s%s\n", mark, d.Index, d.OS, d.Name(), tag)
-	}
+	fmt.Fprintf(w, "%s %s %s%s\n", mark, d.OS, d.Name(), role)
 	if d.Version != "" {
 		fmt.Fprintf(w, "    Version: %s\n", d.Version)
 	}
+	if d.Unlocked != "" {
+		fmt.Fprintf(w, "    Unlocked: %s\n", d.Unlocked)
+	}
+	if d.Pinned {
+		fmt.Fprintln(w, "    Pinned: yes")
+	}
 	if d.Origin != "" {
 		fmt.Fprintf(w, "    origin refspec: %s\n", d.Origin)
+	} else {
+		fmt.Fprintln(w, "    origin: none")
 	}
 	if d.OverrideCommit != "" {
 		fmt.Fprintf(w, "    override commit: %s\n", d.OverrideCommit)
@@ -518,10 +525,28 @@ func printDeployment(w io.Writer, d *deploy.Deployment) {
 	for _, id := range d.OverlayInitrds {
 		fmt.Fprintf(w, "    overlay initrd: %s\n", id)
 	}
-	if d.Unlocked != "" {
-		fmt.Fprintf(w, "    unlocked: %s\n", d.Unlocked)
-	}
 	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
+	if d.Staged {
+		fmt.Fprintln(w, "    finalized at shutdown (otree admin finalize-staged)")
+	}
+}
+
+// printLocalEtc prints the admin's changes to /etc as OSTree's
+// config-diff does: the letter, four spaces and the path below /etc,
+// modified paths first, then deleted, then added.
+func printLocalEtc(w io.Writer, changes []deploy.EtcChange) {
+	for _, letter := range []string{"M", "D", "A"} {
+		for _, ch := range changes {
+			if ch.Local != letter {
+				continue
+			}
+			rel := strings.TrimPrefix(strings.TrimPrefix(ch.Path, "/etc"), "/")
+			if rel == "" {
+				rel = "."
+			}
+			fmt.Fprintf(w, "%s    %s\n", letter, rel)
+		}
+	}
 }
 
 func newFinalizeStagedCommand(a *adminEnv) *cobra.Command {
@@ -911,6 +936,8 @@ path's fate as deploy would report it.`,
 					}{changes}); err != nil {
 						return err
 					}
+				} else if target == nil {
+					printLocalEtc(a.stdout, changes)
 				} else {
 					for _, ch := range changes {
 						fmt.Fprintln(a.stdout, ch.String())

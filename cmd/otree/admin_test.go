@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
 )
 
@@ -155,7 +159,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Errorf("usr/etc/motd = %q", b)
 	}
 	text := a.ok("admin", "status")
-	if !strings.Contains(text, "  0 cli "+c2+".0 (default)") || !strings.Contains(text, "  1 cli "+c1+".0 (rollback)") {
+	if !strings.HasPrefix(text, "  cli "+c2+".0\n") || !strings.Contains(text, "\n  cli "+c1+".0\n") {
 		t.Errorf("status text:\n%s", text)
 	}
 
@@ -420,8 +424,8 @@ func TestAdminStage(t *testing.T) {
 	if out := a.ok("admin", "deploy", "--stage", "cli/stable"); !strings.Contains(out, "Staged cli "+c2+".0") {
 		t.Errorf("deploy --stage printed %q", out)
 	}
-	if out := a.ok("admin", "status"); !strings.Contains(out, "  staged cli "+c2+".0 (finalized at shutdown)\n") ||
-		!strings.Contains(out, "  0 cli "+c1+".0 (default)") {
+	if out := a.ok("admin", "status"); !strings.HasPrefix(out, "  cli "+c2+".0 (staged)\n") ||
+		!strings.Contains(out, "\n  cli "+c1+".0\n") {
 		t.Errorf("status with a staged deployment:\n%s", out)
 	}
 	var st struct {
@@ -593,5 +597,74 @@ func TestAdminStatusVerifySignature(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "1 deployment(s) lack a trusted signature") ||
 		!strings.Contains(res.stdout, "    signature: NOT VERIFIED (remote origin): commit "+id) {
 		t.Errorf("status --verify of an unsigned commit: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// admin status prints what OSTree's prints, in the same shape, for the same
+// deployments (ids aside): scripts written for OSTree's output read
+// otree's. otree's extra detail lines come after OSTree's and are left out
+// of the comparison.
+func TestAdminStatusParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare")
+	a := newAdmin(t)
+	osys := filepath.Join(t.TempDir(), "ostree-sysroot")
+	testtree.ClearImmutable(t, osys)
+	ost := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(o.bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ostree %q: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	os.MkdirAll(osys, 0o755)
+	ost("admin", "init-fs", osys)
+	ost("admin", "--sysroot="+osys, "os-init", "cli")
+	for i, version := range []string{"", "2.0"} {
+		dir := t.TempDir()
+		writeBootableTree(t, dir, "6.1.0-1", fmt.Sprint(i))
+		for _, f := range []string{"usr/etc/a.conf", "usr/etc/hostname"} {
+			os.WriteFile(filepath.Join(dir, f), []byte(f+"\n"), 0o644)
+		}
+		args := []string{"commit", "-b", "cli/stable", dir}
+		if version != "" {
+			args = append(args, "--add-metadata-string=version="+version)
+		}
+		a.ok(args...)
+		ost(append([]string{"--repo=" + filepath.Join(osys, "ostree/repo")}, args...)...)
+		a.ok("admin", "deploy", "--os=cli", "cli/stable")
+		ost("admin", "--sysroot="+osys, "deploy", "--os=cli", "cli/stable")
+	}
+	a.ok("admin", "pin", "1")
+	ost("admin", "--sysroot="+osys, "pin", "1")
+	ids := regexp.MustCompile(`[0-9a-f]{64}`)
+	norm := func(s string) []string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+			if strings.HasPrefix(l, "    kernel: ") || strings.HasPrefix(l, "    override commit: ") ||
+				strings.HasPrefix(l, "    overlay initrd: ") {
+				continue
+			}
+			out = append(out, ids.ReplaceAllString(l, "ID"))
+		}
+		return out
+	}
+	mine, theirs := a.ok("admin", "status"), ost("admin", "--sysroot="+osys, "status")
+	if diff := cmp.Diff(norm(theirs), norm(mine)); diff != "" {
+		t.Errorf("status (-ostree +otree):\n%s\notree:\n%s\nostree:\n%s", diff, mine, theirs)
+	}
+
+	// config-diff: the admin's changes to the default deployment's /etc.
+	for _, etc := range []string{
+		filepath.Join(a.status().Deployments[0].Path, "etc"),
+		filepath.Join(strings.TrimSpace(ost("admin", "--sysroot="+osys, "--print-current-dir")), "etc"),
+	} {
+		os.WriteFile(filepath.Join(etc, "a.conf"), []byte("mine\n"), 0o644)
+		os.Remove(filepath.Join(etc, "hostname"))
+		os.WriteFile(filepath.Join(etc, "added.conf"), []byte("x\n"), 0o644)
+	}
+	mine, theirs = a.ok("admin", "config-diff", "--os=cli"), ost("admin", "--sysroot="+osys, "config-diff", "--os=cli")
+	if want := "M    a.conf\nD    hostname\nA    added.conf\n"; mine != theirs || mine != want {
+		t.Errorf("config-diff: otree\n%s\nOSTree\n%s\nwant\n%s", mine, theirs, want)
 	}
 }

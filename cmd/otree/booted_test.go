@@ -349,11 +349,12 @@ echo status:; otree admin status --json
 "$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$FOUR" > /dev/null
 otree admin upgrade --stage
 test -f "$M/run/otree/staged-deployment" && echo record=run
-otree admin status | grep -q "staged cli" && echo status=staged
+otree admin status | grep -q "^  cli [0-9a-f]*\.0 (staged)$" && echo status=staged
+otree admin status | grep -q "^\* cli [0-9a-f]*\.0$" && echo status=booted
 otree admin finalize-staged
 echo status:; otree admin status --json
 `, "FOUR="+trees["four"])
-	wantLines(t, out, "record=run", "status=staged")
+	wantLines(t, out, "record=run", "status=staged", "status=booted")
 	st = bootedStatus(t, out)
 	// The old rollback goes, as in any deploy without --retain-rollback.
 	if len(st) != 2 || st[0].Staged || !st[0].Pending || !st[1].Booted {
