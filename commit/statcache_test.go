@@ -132,26 +132,9 @@ func TestHardlinksOfObjectsAreNotRead(t *testing.T) {
 	tree := testtree.Tree{"x/a": testtree.File(strings.Repeat("a", 5000), 0o644), "b": testtree.File("bb", 0o755)}
 	src := makeTree(t, tree)
 	res := commitDir(t, r, "main", src, func(o *commit.Options) { o.NoStatCache = true })
-	// Build a tree of hardlinks to the objects, as a hardlink checkout does.
-	farm := filepath.Join(t.TempDir(), "farm")
+	// A tree of hardlinks to the objects, as a hardlink checkout makes.
+	farm := linkFarm(t, r, res.Commit)
 	c := mustCommit(t, r, res.Commit)
-	var link func(dir string, tid repo.ID)
-	link = func(dir string, tid repo.ID) {
-		os.MkdirAll(dir, 0o755)
-		dt, err := r.ReadDirTree(tid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range dt.Files {
-			if err := os.Link(r.ObjectPath(repo.KindFile, f.ID), filepath.Join(dir, f.Name)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, d := range dt.Dirs {
-			link(filepath.Join(dir, d.Name), d.TreeID)
-		}
-	}
-	link(farm, c.RootTree)
 	again := commitDir(t, r, "main", farm, func(o *commit.Options) { o.NoStatCache = true })
 	if again.Stats.FilesHashed != 0 {
 		t.Errorf("hashed %d hardlinked files, want 0", again.Stats.FilesHashed)
@@ -159,7 +142,6 @@ func TestHardlinksOfObjectsAreNotRead(t *testing.T) {
 	if mustCommit(t, r, again.Commit).RootTree != c.RootTree {
 		t.Error("hardlink farm committed as a different tree")
 	}
-	var _ fs.FileMode
 }
 
 // linkFarm hardlinks every file of a commit's tree into a new directory,

@@ -16,27 +16,7 @@ import (
 // disagree make the name ambiguous, listing them, instead of one picked
 // at random as OSTree does.
 func TestResolveRemoteBranch(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []repo.ID
-	for _, s := range []string{"a", "b", "c"} {
-		c := &repo.Commit{Subject: s, RootTree: repo.Sum([]byte("t")), RootMeta: repo.Sum([]byte("m"))}
-		id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	r, ids := newCommits(t, 3)
 	a, b, c := ids[0], ids[1], ids[2]
 	set := func(ref string, id repo.ID) {
 		t.Helper()
@@ -55,7 +35,7 @@ func TestResolveRemoteBranch(t *testing.T) {
 		t.Errorf("two remotes agreeing: %v, %v", got, err)
 	}
 	set("other:os/stable", b)
-	_, err = resolve("os/stable")
+	_, err := resolve("os/stable")
 	var amb *repo.AmbiguousRefError
 	if !errors.As(err, &amb) || !strings.Contains(err.Error(), "other:os/stable") || !strings.Contains(err.Error(), "origin:os/stable") {
 		t.Errorf("remotes disagreeing: %v, want an AmbiguousRefError listing them", err)

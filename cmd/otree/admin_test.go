@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
@@ -275,15 +274,7 @@ func TestAdminDeployProgressOnTerminal(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	s.Close()
-	var screen string
-	m.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for buf := make([]byte, 4096); ; {
-		n, err := m.Read(buf)
-		screen += string(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	screen := readScreen(m, "")
 	if !strings.Contains(screen, "Checking out: 5 files") {
 		t.Errorf("terminal output %q lacks the checkout's progress", screen)
 	}

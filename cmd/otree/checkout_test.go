@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
@@ -137,15 +136,7 @@ func TestCheckoutProgressOnTerminal(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	s.Close()
-	var screen string
-	m.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for buf := make([]byte, 4096); !strings.Contains(screen, "directories"); {
-		n, err := m.Read(buf)
-		screen += string(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	screen := readScreen(m, "directories")
 	for _, want := range []string{"Checking out: 5 files", "Checked out 5 files (0 hardlinked, 5 copied), 2 directories"} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("terminal output %q lacks %q", screen, want)

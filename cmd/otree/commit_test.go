@@ -370,6 +370,22 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
+// readScreen reads what was written to the terminal whose master end is
+// m, until until appears (if not ""), the writers are gone, or two seconds
+// pass.
+func readScreen(m *os.File, until string) string {
+	var screen string
+	m.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for buf := make([]byte, 4096); until == "" || !strings.Contains(screen, until); {
+		n, err := m.Read(buf)
+		screen += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return screen
+}
+
 // On a terminal, commit draws progress and prints its summary; elsewhere
 // (the other tests) standard error stays clean.
 func TestCommitProgressOnTerminal(t *testing.T) {
@@ -382,15 +398,7 @@ func TestCommitProgressOnTerminal(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	s.Close()
-	var screen string
-	m.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for buf := make([]byte, 4096); !strings.Contains(screen, "deduplicated"); {
-		n, err := m.Read(buf)
-		screen += string(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	screen := readScreen(m, "deduplicated")
 	for _, want := range []string{"Scanning: 2 files", "Files scanned: 2", "Objects written:", "Bytes deduplicated:"} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("terminal output %q lacks %q", screen, want)

@@ -258,15 +258,7 @@ func TestPullProgressOnTerminal(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	s.Close()
-	var screen string
-	m.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for buf := make([]byte, 4096); ; {
-		n, err := m.Read(buf)
-		screen += string(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	screen := readScreen(m, "")
 	// 40 files, one dirtree, one dirmeta and the commit; its commitmeta
 	// is asked for and absent.
 	for _, want := range []string{"Receiving: 43 of 43 objects", "/s", ", ETA 0:0"} {
@@ -301,15 +293,7 @@ func TestPullUpdateFrequency(t *testing.T) {
 			t.Fatalf("%q: exit %d", args, code)
 		}
 		s.Close()
-		var screen string
-		m.SetReadDeadline(time.Now().Add(2 * time.Second))
-		for buf := make([]byte, 4096); ; {
-			n, err := m.Read(buf)
-			screen += string(buf[:n])
-			if err != nil {
-				break
-			}
-		}
+		screen := readScreen(m, "")
 		return strings.Count(screen, "Receiving:")
 	}
 	if n := draws(); n < 3 {
