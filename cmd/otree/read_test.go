@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -616,4 +618,54 @@ func TestShowLogRaw(t *testing.T) {
 	check(entries[1], first)
 	c.fails(exitUsage, nil, "show", "--raw", "--json", "main")
 	c.fails(exitUsage, nil, "log", "--raw", "--json", "main")
+}
+
+// Paths that are not UTF-8 cannot be JSON strings: ls --json and diff
+// --json give their bytes in path_base64, so two such names stay apart.
+func TestJSONNonUTF8Paths(t *testing.T) {
+	c := newCLI(t)
+	c.commitTree("a", source(t, testtree.Tree{"ok": testtree.File("x", 0o644)}), "one", 1700000000)
+	c.commitTree("a", source(t, testtree.Tree{"\xff": testtree.File("1", 0o644), "\xfe": testtree.File("2", 0o644), "ok": testtree.File("x", 0o644)}), "two", 1700000001)
+	var ls []struct {
+		Path       string `json:"path"`
+		PathBase64 string `json:"path_base64"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("ls", "-R", "--json", "a")), &ls); err != nil {
+		t.Fatal(err)
+	}
+	var diff struct {
+		Changes []struct {
+			Path       string `json:"path"`
+			PathBase64 string `json:"path_base64"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("diff", "--json", "a^", "a")), &diff); err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string][][2]string{
+		"ls":   {{ls[1].Path, ls[1].PathBase64}, {ls[2].Path, ls[2].PathBase64}, {ls[3].Path, ls[3].PathBase64}},
+		"diff": {{diff.Changes[0].Path, diff.Changes[0].PathBase64}, {diff.Changes[1].Path, diff.Changes[1].PathBase64}},
+	} {
+		var names []string
+		for _, p := range got {
+			if p[1] == "" {
+				names = append(names, p[0])
+				continue
+			}
+			raw, err := base64.StdEncoding.DecodeString(p[1])
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			names = append(names, string(raw))
+		}
+		slices.Sort(names)
+		want := []string{"/\xfe", "/\xff"}
+		if what == "ls" {
+			want = append(want, "/ok")
+			slices.Sort(want)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s --json names %q, want %q", what, names, want)
+		}
+	}
 }
