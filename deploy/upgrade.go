@@ -92,9 +92,10 @@ func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeRes
 // SwitchRef makes refspec the origin of the stateroot: it fetches it (as
 // Upgrade does) and deploys the commit it names with refspec recorded as
 // the new deployment's origin, so later upgrades follow it. A refspec
-// without "REMOTE:" keeps the current origin's remote. The downgrade
-// guard applies: a commit older than the deployed one, or one of its
-// ancestors, is refused unless AllowDowngrade.
+// without "REMOTE:" keeps the current origin's remote. As in OSTree, the
+// downgrade guard does not apply to another branch, whose commits are
+// what the admin chose; a switch to the current origin is an upgrade, and
+// refuses a commit older than the deployed one unless AllowDowngrade.
 func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOptions) (*UpgradeResult, error) {
 	cur, osName, err := s.current(opts.OS)
 	if err != nil {
@@ -172,7 +173,10 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	if id == cur.Commit && (!isSwitch || cur.Origin == refspec) {
 		return res, ErrNoUpgrade
 	}
-	if !opts.AllowDowngrade && id != cur.Commit {
+	// A switch to another branch deploys whatever that branch names, as
+	// OSTree's does: its commits are not newer or older than the current
+	// branch's in any sense the guard could check.
+	if !opts.AllowDowngrade && id != cur.Commit && (!isSwitch || cur.Origin == refspec) {
 		if err := s.checkDowngrade(cur, refspec, id); err != nil {
 			return nil, err
 		}

@@ -181,17 +181,23 @@ func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 		t.Fatalf("upgrade after switch: %+v, %v", res, err)
 	}
 
-	// switch to an older commit: refused unless allowed.
+	// switch to another branch deploys what it names, even an older
+	// commit, as OSTree's switch does.
+	if res, err = f.s.SwitchRef(ctx, "origin:os/old", opts); err != nil || res.Deployed.Deployment.Commit != old {
+		t.Fatalf("switch to another branch with an older commit: %+v, %v", res, err)
+	}
+	// A switch to the current origin is an upgrade: the guard applies.
+	srv.commit("os/old", osTree("6.1.0-1", testtree.Tree{"usr/bin/older": testtree.File("o", 0o755)}), 1500000000)
 	before := f.order()
 	if _, err := f.s.SwitchRef(ctx, "origin:os/old", opts); !errors.As(err, &de) {
-		t.Fatalf("switch to an older commit: %v", err)
+		t.Fatalf("switch to the current branch's older commit: %v", err)
 	}
 	if diff := cmp.Diff(before, f.order()); diff != "" {
 		t.Fatalf("refused switch changed the deployments: %s", diff)
 	}
 	ao := opts
 	ao.AllowDowngrade = true
-	if res, err = f.s.SwitchRef(ctx, "origin:os/old", ao); err != nil || res.Deployed.Deployment.Commit != old {
+	if res, err = f.s.SwitchRef(ctx, "origin:os/old", ao); err != nil || res.Deployed.Deployment.Commit == old {
 		t.Fatalf("allowed switch: %+v, %v", res, err)
 	}
 	if _, err := f.s.SwitchRef(ctx, "origin:bad name", opts); err == nil || !strings.Contains(err.Error(), "bad name") {

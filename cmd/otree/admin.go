@@ -41,18 +41,18 @@ boot order and one rename switches from one list to the next.`,
 	}
 	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage (default $OTREE_SYSROOT or /)")
 	var printCurrent bool
-	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the booted deployment's directory")
+	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the directory of deployment 0, the one that boots next (as OSTree's option)")
 	c.Args = cobra.NoArgs
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if !printCurrent {
 			return cmd.Help()
 		}
 		return a.inSysroot(func(s *deploy.Sysroot) error {
-			b := s.Booted()
-			if b == nil {
-				return errors.New("no deployment is booted here")
+			ds := s.Deployments()
+			if len(ds) == 0 {
+				return fmt.Errorf("sysroot %s: %w", a.sysroot, deploy.ErrNoDeployment)
 			}
-			fmt.Fprintln(a.stdout, b.Path)
+			fmt.Fprintln(a.stdout, ds[0].Path)
 			return nil
 		})
 	}
@@ -341,11 +341,13 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				if a.json {
 					return a.printJSON(res)
 				}
+				// Standard output says what OSTree's says; what was
+				// fetched is told on standard error.
 				if res.Pulled != nil {
-					fmt.Fprintf(a.stdout, "Pulled %s: %s\n", res.Refspec, res.Commit)
+					fmt.Fprintf(a.stderr, "Pulled %s: %s\n", res.Refspec, res.Commit)
 				}
 				if err != nil {
-					fmt.Fprintln(a.stdout, "No upgrade available.")
+					fmt.Fprintln(a.stdout, "No update available.")
 				}
 				return nil
 			}
@@ -525,7 +527,11 @@ func printDeployment(w io.Writer, d *deploy.Deployment, booted bool) {
 	for _, id := range d.OverlayInitrds {
 		fmt.Fprintf(w, "    overlay initrd: %s\n", id)
 	}
-	fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
+	if !d.Staged {
+		fmt.Fprintf(w, "    index: %d  kernel: %s  options: %s\n", d.Index, d.Kernel, d.Options)
+	} else {
+		fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
+	}
 	if d.Staged {
 		fmt.Fprintln(w, "    finalized at shutdown (otree admin finalize-staged)")
 	}
@@ -689,11 +695,38 @@ func newSetDefaultCommand(a *adminEnv) *cobra.Command {
 }
 
 func newUndeployCommand(a *adminEnv) *cobra.Command {
-	return switchCommand(a, &cobra.Command{
+	c := &cobra.Command{
 		Use:   "undeploy INDEX",
 		Short: "Remove deployment INDEX (never the booted or a pinned one)",
 		Args:  cobra.ExactArgs(1),
-	}, indexed((*deploy.Sysroot).Undeploy))
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		n, err := parseIndex(args[0])
+		if err != nil {
+			return err
+		}
+		return a.inSysroot(func(s *deploy.Sysroot) error {
+			ds := s.Deployments()
+			if n >= len(ds) {
+				return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
+			}
+			gone, oldDefault := ds[n], ds[0]
+			sw, err := s.Undeploy(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printSwitch(s, sw)
+			}
+			fmt.Fprintf(a.stdout, "Deleted deployment %s\n", gone.Name())
+			if now := s.Deployments(); len(now) > 0 && now[0].Path != oldDefault.Path {
+				return a.printSwitch(s, sw)
+			}
+			return nil
+		})
+	}
+	a.addJSON(c)
+	return c
 }
 
 func newSetOriginCommand(a *adminEnv) *cobra.Command {
@@ -749,16 +782,35 @@ with another URL is an error: change it with "otree remote add --force".`,
 func newPinCommand(a *adminEnv) *cobra.Command {
 	var unpin bool
 	c := &cobra.Command{
-		Use:   "pin INDEX",
-		Short: "Keep deployment INDEX until it is unpinned",
-		Args:  cobra.ExactArgs(1),
+		Use:   "pin INDEX...",
+		Short: "Keep deployments INDEX... until they are unpinned",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := parseIndex(args[0])
-			if err != nil {
-				return err
+			var ns []int
+			for _, arg := range args {
+				n, err := parseIndex(arg)
+				if err != nil {
+					return err
+				}
+				ns = append(ns, n)
 			}
+			state := map[bool]string{true: "pinned", false: "unpinned"}[!unpin]
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				return s.Pin(cmd.Context(), n, !unpin)
+				for _, n := range ns {
+					ds := s.Deployments()
+					if n >= len(ds) {
+						return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
+					}
+					if ds[n].Pinned == !unpin {
+						fmt.Fprintf(a.stdout, "Deployment %d is already %s\n", n, state)
+						continue
+					}
+					if err := s.Pin(cmd.Context(), n, !unpin); err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, "Deployment %d is now %s\n", n, state)
+				}
+				return nil
 			})
 		},
 	}

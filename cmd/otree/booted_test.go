@@ -316,7 +316,7 @@ otree admin upgrade
 otree admin upgrade
 echo status:; otree admin status --json
 `, "TWO="+trees["two"], "THREE="+trees["three"])
-	if !strings.Contains(out, "No upgrade available.") {
+	if !strings.Contains(out, "No update available.") {
 		t.Errorf("the first upgrade found something to deploy")
 	}
 	st := bootedStatus(t, out)
