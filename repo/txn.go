@@ -664,6 +664,14 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			// chmod last: chown clears setuid.
 			return t.r.fixMode(fd, h.Mode)
 		})
+		// In bare-user-only nothing but the inode records the header, so
+		// the index is what tells a hardlink of the object that was since
+		// changed (a chmod through a checkout) from one that was not.
+		if err == nil && t.r.mode == ModeBareUserOnly {
+			t.mu.Lock()
+			t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
+			t.mu.Unlock()
+		}
 		return err
 	case TypeSymlink:
 		t.special.Store(true)

@@ -276,6 +276,27 @@ func TestCommitCommandChangedHardlinkedCheckout(t *testing.T) {
 	}
 }
 
+// Objects that came into a bare-user-only repository by pull-local are
+// indexed as committed ones are, so a hardlink checkout of them commits
+// again without reading a file.
+func TestCommitCommandHardlinksOfPulledObjects(t *testing.T) {
+	src := newCLI(t)
+	src.commitTree("base", source(t, testtree.Tree{"etc/a.conf": testtree.File("a\n", 0o644), "bin/tool": testtree.File("#!/bin/sh\n", 0o755)}), "one", 1700000000)
+	c := newCLIMode(t, repo.ModeBareUserOnly)
+	c.ok("pull-local", src.path, "base")
+	co := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "base", co)
+	var js struct {
+		Stats struct{ FilesHashed int64 }
+	}
+	if err := json.Unmarshal([]byte(c.ok("commit", "-b", "again", "--json", co)), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Stats.FilesHashed != 0 {
+		t.Errorf("hashed %d files of a hardlink checkout of pulled objects, want 0", js.Stats.FilesHashed)
+	}
+}
+
 // --orphan with -b starts the branch's history over, as in OSTree: the
 // branch moves to a commit with no parent (unless --parent), bound to it.
 func TestCommitCommandOrphanBranch(t *testing.T) {

@@ -129,7 +129,14 @@ func followLinks(p string) (string, error) {
 			return "", err
 		}
 		if !filepath.IsAbs(t) {
-			t = filepath.Join(filepath.Dir(p), t)
+			// Relative to the link's directory as the kernel finds it:
+			// that directory may itself be reached through links, which
+			// a textual join would undo ("dir/../x").
+			dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+			if err != nil {
+				return "", err
+			}
+			t = filepath.Join(dir, t)
 		}
 		p = t
 	}

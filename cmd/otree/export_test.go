@@ -139,6 +139,19 @@ func TestExportCommandOutputKinds(t *testing.T) {
 		}
 	}
 
+	// A relative link in a directory reached through a link: its target
+	// is found from where the directory really is.
+	os.MkdirAll(filepath.Join(dir, "real/sub"), 0o755)
+	os.Symlink("real/sub", filepath.Join(dir, "dl"))
+	os.Symlink("../x.tar", filepath.Join(dir, "real/sub/out.tar"))
+	c.ok("export", "b", "-o", filepath.Join(dir, "dl/out.tar"))
+	if got, _ := os.ReadFile(filepath.Join(dir, "real/x.tar")); string(got) != want {
+		t.Errorf("real/x.tar holds %d bytes, want the tar (%d)", len(got), len(want))
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "x.tar")); err == nil {
+		t.Error("the tar was written beside dl, where the textual path leads")
+	}
+
 	fifo := filepath.Join(dir, "fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
