@@ -509,6 +509,15 @@ func TestUnion(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), dest+"/e") || !strings.Contains(err.Error(), "directory") {
 			t.Errorf("union with a directory in the way: %v", err)
 		}
+		// A file in the way of a directory is refused too, and kept.
+		dest = coMakeDir(t, testtree.Tree{"d": testtree.File("mine", 0o644)})
+		_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Union: true})
+		if err == nil || !strings.Contains(err.Error(), dest+"/d") || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("union with a file in the way of a directory: %v", err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dest, "d")); string(got) != "mine" {
+			t.Errorf("the file in the way holds %q after the refused union", got)
+		}
 	})
 
 	t.Run("union-add", func(t *testing.T) {

@@ -167,7 +167,11 @@ func (w *worker) enterDir(n *dirNode) error {
 			n.existed = true
 			break
 		}
-		if !c.opts.Union {
+		// --union replaces a symlink in the way: following it could lead
+		// outside DEST. Anything else in the way is refused, as OSTree
+		// refuses it: deleting a file to make room for a directory loses
+		// what the file held.
+		if !c.opts.Union || st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			return fmt.Errorf("checkout: %s exists and is %s, not a directory (it is neither followed nor replaced)", n.path, describe(st.Mode))
 		}
 		if err := unix.Unlinkat(pfd, n.name, 0); err != nil {

@@ -29,7 +29,9 @@ bare-user-only objects owned by root, without --user-mode; bare-user and
 bare-user-only with it) and copying them otherwise (archive repositories are
 always decompressed). DEST must not exist unless a union mode is given;
 --union replaces a file by renaming the new one over it, and leaves a file
-that is already a hardlink of its object alone.
+that is already a hardlink of its object alone; a symlink where a directory
+goes is replaced by it, and anything else in DEST where a directory goes
+is an error, as in OSTree (nothing is deleted to make room).
 
 Every entry written gets modification time 0, so a commit checks out
 identically everywhere (hardlinked files keep the repository object's times;
