@@ -59,7 +59,7 @@ func runLog(cmd *cobra.Command, e *env, rev string, raw bool) error {
 		c, err := r.ReadCommit(id)
 		if missing := (*repo.ObjectMissingError)(nil); !first && errors.As(err, &missing) && missing.ID == id {
 			if !e.json {
-				fmt.Fprintf(w, "<< history beyond this commit is not in the repository (parent %s missing) >>\n", id)
+				fmt.Fprintln(w, "<< History beyond this commit not fetched >>")
 			}
 			break
 		}

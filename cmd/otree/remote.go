@@ -305,7 +305,7 @@ a local one.`,
 				if err != nil {
 					return err
 				}
-				return printSummary(e, s)
+				return printSummary(e, r, s)
 			})
 		},
 	}

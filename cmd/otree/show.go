@@ -146,6 +146,8 @@ type commitJSON struct {
 	Body      string  `json:"body"`
 	RootTree  repo.ID `json:"root_tree"`
 	RootMeta  repo.ID `json:"root_meta"`
+	// ContentChecksum names the tree alone (contentChecksum).
+	ContentChecksum repo.ID `json:"content_checksum"`
 	// Metadata holds the values that are UTF-8; MetadataBase64 the others.
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	MetadataBase64 map[string]string `json:"metadata_base64,omitempty"`
@@ -155,6 +157,7 @@ func newCommitJSON(id repo.ID, c *repo.Commit) commitJSON {
 	j := commitJSON{
 		ID: id, Parent: c.Parent, Timestamp: c.Timestamp, Date: commitTime(c).Format(time.RFC3339),
 		Subject: c.Subject, Body: c.Body, RootTree: c.RootTree, RootMeta: c.RootMeta,
+		ContentChecksum: contentChecksum(c),
 	}
 	for _, kv := range c.Metadata {
 		if utf8.Valid(kv.Value) {
@@ -179,15 +182,21 @@ func commitTime(c *repo.Commit) time.Time {
 	return time.Unix(int64(c.Timestamp), 0).UTC()
 }
 
+// contentChecksum is the BLAKE3 of a commit's root dirtree and dirmeta
+// ids: what OSTree's log calls the ContentChecksum, the same for every
+// commit of one tree whatever their metadata and history.
+func contentChecksum(c *repo.Commit) repo.ID { return repo.Sum(c.RootTree[:], c.RootMeta[:]) }
+
 // writeCommit prints a commit the way `ostree log` and `ostree show` shape
-// it: the id, Parent, Date and Version lines, then the subject and body
-// indented, then a blank line.
+// it: the id, Parent, ContentChecksum, Date and Version lines, then the
+// subject and body indented, then a blank line.
 func writeCommit(w io.Writer, id repo.ID, c *repo.Commit) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "commit %s\n", id)
 	if !c.Parent.IsZero() {
 		fmt.Fprintf(&b, "Parent:  %s\n", c.Parent)
 	}
+	fmt.Fprintf(&b, "ContentChecksum:  %s\n", contentChecksum(c))
 	fmt.Fprintf(&b, "Date:  %s\n", commitTime(c).Format("2006-01-02 15:04:05 -0700"))
 	if v, ok := c.Metadata.Get("version"); ok {
 		fmt.Fprintf(&b, "Version: %s\n", v)

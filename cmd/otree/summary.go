@@ -71,7 +71,7 @@ summary.sig beside it; without them a stale summary.sig is removed.
 					fmt.Fprintf(e.stdout, "Wrote %s: %d branch%s\n", r.Path(remote.SummaryFile), len(s.Refs), map[bool]string{true: "", false: "es"}[len(s.Refs) == 1])
 					return nil
 				}
-				return printSummary(e, s)
+				return printSummary(e, r, s)
 			})
 		},
 	}
@@ -86,8 +86,10 @@ summary.sig beside it; without them a stale summary.sig is removed.
 }
 
 // printSummary prints a summary's branches, metadata and static deltas, or
-// with --json its summaryJSON.
-func printSummary(e *env, s *remote.Summary) error {
+// with --json its summaryJSON. Branches are laid out as OSTree's summary
+// --view lays them out, the commit id on the line after "Latest Commit";
+// a commit r holds also gets its size and time, as there.
+func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 	if e.json {
 		out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...)}
 		for _, m := range s.Metadata {
@@ -96,7 +98,14 @@ func printSummary(e *env, s *remote.Summary) error {
 		return e.printJSON(out)
 	}
 	for _, ref := range s.Refs {
-		fmt.Fprintf(e.stdout, "* %s\n    Latest Commit: %s\n", ref.Name, ref.Commit)
+		data, err := r.ReadRaw(repo.KindCommit, ref.Commit)
+		c, cerr := r.ReadCommit(ref.Commit)
+		if err != nil || cerr != nil {
+			fmt.Fprintf(e.stdout, "* %s\n    Latest Commit:\n      %s\n\n", ref.Name, ref.Commit)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "* %s\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\n",
+			ref.Name, len(data), ref.Commit, commitTime(c).UTC().Format("2006-01-02T15:04:05-07"))
 	}
 	for _, m := range s.Metadata {
 		fmt.Fprintf(e.stdout, "%s: %q\n", m.Key, m.Value)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
 )
 
 func TestSummaryCommand(t *testing.T) {
@@ -18,9 +20,25 @@ func TestSummaryCommand(t *testing.T) {
 	if got := c.ok("summary", "-u", "-m", "title=demo"); got != "Wrote "+c.r.Path("summary")+": 2 branches\n" {
 		t.Errorf("summary -u = %q", got)
 	}
-	want := "* main\n    Latest Commit: " + b.String() + "\n* os/stable\n    Latest Commit: " + a.String() + "\ntitle: \"demo\"\n"
+	// OSTree's layout: the id on the line after "Latest Commit", with the
+	// commit's size and time when it is here.
+	size := func(id repo.ID) int {
+		data, err := c.r.ReadRaw(repo.KindCommit, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(data)
+	}
+	want := fmt.Sprintf("* main\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: 2023-11-14T22:13:20+00\n\n"+
+		"* os/stable\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: 2023-11-14T22:13:20+00\n\ntitle: \"demo\"\n", size(b), b, size(a), a)
 	if got := c.ok("summary", "-v"); got != want {
 		t.Errorf("summary -v = %q, want %q", got, want)
+	}
+	// A summary's commit not here: the id alone.
+	other := newCLI(t)
+	other.ok("remote", "add", "src", "file://"+c.path)
+	if got := other.ok("remote", "summary", "src"); !strings.HasPrefix(got, "* main\n    Latest Commit:\n      "+b.String()+"\n\n* os/stable\n") {
+		t.Errorf("remote summary of commits not pulled = %q", got)
 	}
 	var s summaryJSON
 	if err := json.Unmarshal([]byte(c.ok("summary", "-v", "--json")), &s); err != nil || len(s.Refs) != 2 || s.Refs[1].Commit != a || s.Metadata["title"] != "demo" {
