@@ -222,7 +222,7 @@ of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 				}
 				res, err := s.Deploy(cmd.Context(), args[0], opts)
 				b.done()
-				return a.printDeploy(res, err)
+				return a.printDeploy(s, res, err)
 			})
 		},
 	}
@@ -235,7 +235,7 @@ of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 
 // printDeploy reports a deploy or upgrade; a conflict's paths are printed
 // before the error.
-func (a *adminEnv) printDeploy(res *deploy.DeployResult, err error) error {
+func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err error) error {
 	var ce *deploy.EtcConflictError
 	if err != nil {
 		if errors.As(err, &ce) && !a.json {
@@ -251,10 +251,27 @@ func (a *adminEnv) printDeploy(res *deploy.DeployResult, err error) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
+	d := res.Deployment
+	// OSTree's two lines first, for scripts that read them; otree's
+	// details after.
+	if res.Merge != nil && !d.Staged {
+		n := map[string]int{}
+		for _, c := range res.Etc {
+			n[c.Local]++
+		}
+		fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
+	}
+	if !d.Staged {
+		what, swap := "Bootloader updated", "yes"
+		if res.Switch != deploy.SwitchFull {
+			what, swap = "Transaction complete", "no"
+		}
+		b, sub := s.BootVersion()
+		fmt.Fprintf(a.stdout, "%s; bootconfig swap: %s; bootversion: boot.%d.%d, deployment count change: %d\n", what, swap, b, sub, 1-len(res.Removed))
+	}
 	for _, c := range res.Etc {
 		fmt.Fprintln(a.stdout, c.String())
 	}
-	d := res.Deployment
 	if d.Staged {
 		fmt.Fprintf(a.stdout, "Staged %s %s: it becomes a deployment when \"otree admin finalize-staged\" runs (at shutdown)\n", d.OS, d.Name())
 		return nil
@@ -352,12 +369,12 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				return nil
 			}
 			if err != nil {
-				return a.printDeploy(nil, err)
+				return a.printDeploy(s, nil, err)
 			}
 			if a.json {
 				err = a.printJSON(res)
 			} else {
-				err = a.printDeploy(res.Deployed, nil)
+				err = a.printDeploy(s, res.Deployed, nil)
 			}
 			if err == nil && reboot {
 				err = rebootNow(cmd.Context())
@@ -576,7 +593,7 @@ were.`,
 					fmt.Fprintln(a.stdout, "No deployment is staged.")
 					return nil
 				}
-				return a.printDeploy(res, err)
+				return a.printDeploy(s, res, err)
 			})
 		},
 	}
@@ -905,11 +922,14 @@ func newKargsEditInPlaceCommand(a *adminEnv) *cobra.Command {
 		Short: "Edit the kernel arguments of every deployment",
 		Long: `Apply --append-if-missing=KEY=VALUE to the kernel arguments of every
 deployment, with one switch of the boot entries; an argument whose key a
-deployment has already is left as it is there.`,
+deployment has already is left as it is there. Without one it does nothing,
+as OSTree's. Each deployment's arguments are then listed on standard error
+(standard output stays empty, as OSTree's), or with --json on standard
+output.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(edit.AppendIfMissing) == 0 {
-				return usagef("give the arguments to add with --append-if-missing")
+				return nil
 			}
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				sw, err := s.SetKargsAll(cmd.Context(), edit)
@@ -931,7 +951,7 @@ deployment has already is left as it is there.`,
 					}{ds, sw})
 				}
 				for _, d := range ds {
-					fmt.Fprintf(a.stdout, "%d: %s\n", d.Index, d.Options)
+					fmt.Fprintf(a.stderr, "%d: %s\n", d.Index, d.Options)
 				}
 				return nil
 			})
