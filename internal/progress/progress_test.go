@@ -27,7 +27,9 @@ func TestEveryForTakesItsInterval(t *testing.T) {
 	stop := EveryFor(4*Interval, func() { n.Add(1) })
 	time.Sleep(6 * Interval)
 	stop()
-	if got := n.Load(); got != 1 {
-		t.Fatalf("%d reports in 6 intervals at one per 4, want 1", got)
+	// Every's own interval would have given about 6; a slow machine may
+	// stretch the sleep past a second tick of the longer one.
+	if got := n.Load(); got > 2 {
+		t.Fatalf("%d reports in 6 intervals at one per 4, want at most 2", got)
 	}
 }
