@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -126,7 +127,21 @@ type kernel struct {
 	initramfs  repo.ID // initramfs.img (or initramfs); zero if absent
 	devicetree repo.ID // devicetree, for boards whose firmware has none; zero if absent
 	hmac       repo.ID // .vmlinuz.hmac, the kernel's FIPS checksum; zero if absent
-	bootCsum   string
+	// dtb is the directory dtb/ of the device trees of many boards, which
+	// U-Boot picks from (fdtdir); looked for only without a devicetree.
+	// Zero dtbTree if absent.
+	dtbTree, dtbMeta repo.ID
+	dtbFiles         []dtbEntry // dtb/ itself and what it holds, each directory before its contents
+	bootCsum         string
+}
+
+// dtbEntry is a kernel's dtb/ directory or a directory or regular file
+// below it.
+type dtbEntry struct {
+	rel  string  // slash-separated path below dtb/; "" for dtb/ itself
+	dir  bool    // a directory
+	id   repo.ID // the file object; zero for a directory
+	mode uint32  // permission bits
 }
 
 // bootFile is one file installKernel puts in a kernel's /boot directory.
@@ -152,8 +167,9 @@ func (k *kernel) files() []bootFile {
 }
 
 // findKernel looks for exactly one usr/lib/modules/<kver>/vmlinuz, and
-// the initramfs, devicetree and HMAC file beside it. Each must be a
-// regular file: a link would install its target's name, not a kernel.
+// the initramfs, devicetree (else a dtb/ directory) and HMAC file beside
+// it. Each must be a regular file, and dtb/ hold only regular files and
+// directories: a link would install its target's name, not a kernel.
 func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	e, err := r.Lookup(commit, "/usr/lib/modules")
 	if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrNotDir) {
@@ -209,11 +225,20 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 				}
 			}
 		}
-		// The devicetree counts only when there is one, so that kernels
+		// A single devicetree wins over a directory of them, as in OSTree.
+		if k.devicetree.IsZero() {
+			if err := findDtb(r, commit, d, k); err != nil {
+				return nil, err
+			}
+		}
+		// The devicetree and dtb/ count only when there, so that kernels
 		// without keep the boot checksum they always had.
 		parts := [][]byte{k.vmlinuz[:], k.initramfs[:]}
 		if !k.devicetree.IsZero() {
 			parts = append(parts, k.devicetree[:])
+		}
+		if !k.dtbTree.IsZero() {
+			parts = append(parts, k.dtbTree[:])
 		}
 		k.bootCsum = repo.Sum(parts...).String()
 		found = append(found, k)
@@ -231,6 +256,70 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	return nil, fmt.Errorf("commit %s has %d kernels (%s) in usr/lib/modules; a deployment boots one", commit, len(found), strings.Join(names, ", "))
 }
 
+// findDtb records the directory dtb/ in the kernel version directory d,
+// if there is one, with everything below it. A boot loader reads what it
+// finds there, so anything but regular files and directories (a link could
+// point anywhere on the boot filesystem) is refused. A non-directory named
+// dtb that is a regular file is not the layout looked for and is left out,
+// as a directory named devicetree is.
+func findDtb(r *repo.Repo, commit repo.ID, d repo.DirEntry, k *kernel) error {
+	base := "usr/lib/modules/" + d.Name + "/dtb"
+	e, err := r.LookupTree(d.TreeID, d.MetaID, "/dtb")
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("commit %s: %s: %w", commit, base, err)
+	}
+	if !e.IsDir() {
+		h, err := r.StatFile(e.ID)
+		if err != nil {
+			return fmt.Errorf("commit %s: %s: %w", commit, base, err)
+		}
+		if h.Type != repo.TypeRegular {
+			return fmt.Errorf("commit %s: %s is not a directory; a deployment installs the device trees themselves", commit, base)
+		}
+		return nil
+	}
+	var files []dtbEntry
+	// dir records the directory rel (its dirmeta meta) and then walks
+	// what dirtree tree lists.
+	var dir func(rel string, tree, meta repo.ID) error
+	dir = func(rel string, tree, meta repo.ID) error {
+		m, err := r.ReadDirMeta(meta)
+		if err != nil {
+			return fmt.Errorf("commit %s: %s: %w", commit, path.Join(base, rel), err)
+		}
+		files = append(files, dtbEntry{rel: rel, dir: true, mode: m.Mode})
+		t, err := r.ReadDirTree(tree)
+		if err != nil {
+			return fmt.Errorf("commit %s: reading %s: %w", commit, path.Join(base, rel), err)
+		}
+		for _, f := range t.Files {
+			p := path.Join(rel, f.Name)
+			h, err := r.StatFile(f.ID)
+			if err != nil {
+				return fmt.Errorf("commit %s: %s: %w", commit, path.Join(base, p), err)
+			}
+			if h.Type != repo.TypeRegular {
+				return fmt.Errorf("commit %s: %s is not a regular file; a boot loader reading dtb/ must find the device trees themselves", commit, path.Join(base, p))
+			}
+			files = append(files, dtbEntry{rel: p, id: f.ID, mode: h.Mode})
+		}
+		for _, sub := range t.Dirs {
+			if err := dir(path.Join(rel, sub.Name), sub.TreeID, sub.MetaID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := dir("", e.ID, e.MetaID); err != nil {
+		return err
+	}
+	k.dtbTree, k.dtbMeta, k.dtbFiles = e.ID, e.MetaID, files
+	return nil
+}
+
 // kernelVersionOK tells whether a kernel version can name files in a boot
 // entry's lines: no whitespace or control characters, which would end or
 // split them.
@@ -240,11 +329,11 @@ func kernelVersionOK(v string) bool {
 
 // installKernel puts the kernel's files in boot/otree/<os>-<bootcsum>/
 // unless they are there: hardlinks of the repository's objects when /boot
-// is on the repository's filesystem, as OSTree does, else copies. Each
-// file is made under a temporary name and renamed, so a present file is
-// complete. If one fails (a full /boot, typically), what this call
-// installed is removed again, so that a failed deploy leaves /boot as it
-// was.
+// is on the repository's filesystem, as OSTree does, else copies; dtb/ is
+// copied whole (installDtb). Each is made under a temporary name and
+// renamed, so a present one is complete. If one fails (a full /boot,
+// typically), what this call installed is removed again, so that a failed
+// deploy leaves /boot as it was.
 func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 	dir := filepath.Join(s.path, "boot", "otree", osName+"-"+k.bootCsum)
 	var installed []string
@@ -254,7 +343,7 @@ func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 	defer func() {
 		if err != nil {
 			for _, p := range slices.Backward(installed) {
-				os.Remove(p)
+				removeTree(p) // dtb is a directory; all were made by this call
 			}
 		}
 	}()
@@ -271,7 +360,87 @@ func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 		}
 		installed = append(installed, dst)
 	}
+	if len(k.dtbFiles) > 0 {
+		dst := filepath.Join(dir, "dtb")
+		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
+			if err := s.installDtb(k, dst); err != nil {
+				return fmt.Errorf("installing %s: %w", dst, err)
+			}
+			installed = append(installed, dst)
+		} else if err != nil {
+			return err
+		}
+	}
 	return nil // made durable with the switch's sync of /boot
+}
+
+// installDtb copies the kernel's dtb/ to dst. Copies wherever /boot is,
+// not hardlinks where it could be: device trees are small, and one way of
+// installing them is one way to get right. Directories and files get the tree's permission bits, but
+// never set-id or sticky bits, which mean nothing to a boot loader. The
+// copy is built in dst.tmp, which this sysroot's lock keeps to this call
+// (a leftover of a crash is removed first), and flushed to disk before the
+// rename: a dtb present after a crash is then whole, and a later deploy of
+// the same kernel can keep it.
+func (s *Sysroot) installDtb(k *kernel, dst string) (err error) {
+	tmp := dst + ".tmp"
+	if err := removeTree(tmp); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			removeTree(tmp)
+		}
+	}()
+	for _, e := range k.dtbFiles {
+		p := filepath.Join(tmp, filepath.FromSlash(e.rel))
+		if e.dir {
+			// Writable while it is filled; its own mode comes once it is.
+			if err := os.Mkdir(p, 0o700); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.copyDtbFile(e.id, p, e.mode&0o777); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	// Children before parents, so that no directory is closed to writes
+	// while one below it still needs its mode.
+	for _, e := range slices.Backward(k.dtbFiles) {
+		if e.dir {
+			if err := os.Chmod(filepath.Join(tmp, filepath.FromSlash(e.rel)), os.FileMode(e.mode&0o777)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := durable.SyncFS(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// copyDtbFile writes the content of file object id to the new file p
+// with permission bits perm. p must not exist: O_EXCL with O_NOFOLLOW
+// makes sure no link planted there redirects the write.
+func (s *Sysroot) copyDtbFile(id repo.ID, p string, perm uint32) error {
+	_, rc, err := s.repo.OpenFile(id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, rc)
+	if err == nil {
+		err = f.Chmod(os.FileMode(perm)) // the tree's bits, whatever the umask
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // installObject makes dst a hardlink of the file object id where the
@@ -452,7 +621,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	o.Unlocked = ""
 
 	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
-		Initramfs: !k.initramfs.IsZero(), Devicetree: !k.devicetree.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
+		Initramfs: !k.initramfs.IsZero(), Devicetree: !k.devicetree.IsZero(), FdtDir: !k.dtbTree.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
 	// Installed before anything else is written: a missing file then
 	// fails the deploy with nothing to undo but unreferenced images,
 	// which cleanup removes.

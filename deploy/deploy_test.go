@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1210,6 +1211,188 @@ func TestDevicetreeAndHMAC(t *testing.T) {
 	defer s2.Close()
 	if !s2.Deployments()[0].Devicetree || s2.Deployments()[1].Devicetree {
 		t.Error("reopened: devicetree flags lost")
+	}
+}
+
+// dtbTree is osTree with a dtb/ directory of device trees beside the
+// kernel, and more when given.
+func dtbTree(more testtree.Tree) testtree.Tree {
+	t := testtree.Tree{
+		"usr/lib/modules/6.1.0-1/dtb/vendor/board.dtb": testtree.File("board dtb", 0o640),
+		"usr/lib/modules/6.1.0-1/dtb/other.dtb":        testtree.File("other dtb", 0o644),
+		"usr/lib/modules/6.1.0-1/dtb/vendor":           testtree.Dir(0o750),
+	}
+	for k, v := range more {
+		t[k] = v
+	}
+	return osTree("6.1.0-1", t)
+}
+
+// A kernel with a dtb/ directory gets a copy of it in its boot directory,
+// named by the entry's fdtdir line; the directory counts in the boot
+// checksum, and status finds it again, listed or staged. GRUB has no
+// fdtdir, so grub.cfg names none.
+func TestFdtDir(t *testing.T) {
+	f := newFixture(t)
+	f.commit("plain", osTree("6.1.0-1", nil))
+	plain := f.deploy("plain", DeployOptions{}).Deployment
+	f.commit("boards", dtbTree(nil))
+	d := f.deploy("boards", DeployOptions{}).Deployment
+	if d.BootCsum == plain.BootCsum || !d.FdtDir || d.Devicetree {
+		t.Errorf("bootcsum %s (plain %s), fdtdir %v, devicetree %v", d.BootCsum, plain.BootCsum, d.FdtDir, d.Devicetree)
+	}
+	kdir := filepath.Join(f.path, "boot/otree/testos-"+d.BootCsum)
+	for name, want := range map[string]struct {
+		content string
+		mode    os.FileMode
+	}{
+		"dtb/vendor/board.dtb": {"board dtb", 0o640},
+		"dtb/other.dtb":        {"other dtb", 0o644},
+		"dtb/vendor":           {"", fs.ModeDir | 0o750},
+	} {
+		p := filepath.Join(kdir, name)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if fi.Mode() != want.mode {
+			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), want.mode)
+		}
+		if fi.IsDir() {
+			continue
+		}
+		// A copy of its own: nothing done to the repository's object (or
+		// the deployment's hardlink of it) reaches what the loader reads.
+		if n := fi.Sys().(*syscall.Stat_t).Nlink; n != 1 {
+			t.Errorf("%s: %d links, want a copy", name, n)
+		}
+		if got, err := os.ReadFile(p); string(got) != want.content {
+			t.Errorf("%s: %q %v, want %q", name, got, err, want.content)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(kdir, "dtb.tmp")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dtb.tmp left behind: %v", err)
+	}
+	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "/boot/otree/testos-" + d.BootCsum + "/dtb"
+	if entries[0].fdtdir != want || entries[1].fdtdir != "" || entries[0].devicetree != "" {
+		t.Errorf("fdtdir lines %q, %q (devicetree %q); want %q, none", entries[0].fdtdir, entries[1].fdtdir, entries[0].devicetree, want)
+	}
+	raw, err := os.ReadFile(filepath.Join(f.path, "boot/loader/entries", entries[0].file))
+	if err != nil || !bytes.Contains(raw, []byte("\nfdtdir "+want+"\n")) {
+		t.Errorf("entry %s lacks the fdtdir line: %s %v", entries[0].file, raw, err)
+	}
+	if cfg := renderGrub(entries, 0); bytes.Contains(cfg, []byte("fdtdir")) || bytes.Contains(cfg, []byte("/dtb")) {
+		t.Errorf("grub.cfg names the dtb directory:\n%s", cfg)
+	}
+
+	// Staged, the record keeps it until the finalize writes the entry.
+	f.commit("boards", dtbTree(testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	f.deploy("boards", DeployOptions{Stage: true})
+	s2, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if ds := s2.Deployments(); !ds[0].FdtDir || ds[1].FdtDir {
+		t.Error("reopened: fdtdir flags lost")
+	}
+	if st := s2.Staged(); st == nil || !st.FdtDir {
+		t.Errorf("reopened: staged deployment %+v lost its fdtdir", st)
+	}
+	res, err := s2.FinalizeStaged(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Deployment.FdtDir || res.Deployment.BootCsum != d.BootCsum {
+		t.Errorf("finalized: fdtdir %v, bootcsum %s, want %s", res.Deployment.FdtDir, res.Deployment.BootCsum, d.BootCsum)
+	}
+	if entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries")); err != nil || entries[0].fdtdir != want {
+		t.Errorf("finalized entry: %v %v, want fdtdir %q", entries, err, want)
+	}
+}
+
+// A single devicetree wins over a dtb/ directory, as in OSTree: the entry
+// names the file, and the directory is neither installed nor counted in
+// the boot checksum.
+func TestDevicetreeBeforeFdtDir(t *testing.T) {
+	f := newFixture(t)
+	f.commit("file", osTree("6.1.0-1", testtree.Tree{"usr/lib/modules/6.1.0-1/devicetree": testtree.File("dtb", 0o644)}))
+	file := f.deploy("file", DeployOptions{}).Deployment
+	f.commit("both", dtbTree(testtree.Tree{"usr/lib/modules/6.1.0-1/devicetree": testtree.File("dtb", 0o644)}))
+	d := f.deploy("both", DeployOptions{}).Deployment
+	if !d.Devicetree || d.FdtDir || d.BootCsum != file.BootCsum {
+		t.Errorf("devicetree %v, fdtdir %v, bootcsum %s (devicetree alone: %s)", d.Devicetree, d.FdtDir, d.BootCsum, file.BootCsum)
+	}
+	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries[0].devicetree == "" || entries[0].fdtdir != "" {
+		t.Errorf("entry: devicetree %q, fdtdir %q", entries[0].devicetree, entries[0].fdtdir)
+	}
+	if _, err := os.Lstat(filepath.Join(f.path, "boot/otree/testos-"+d.BootCsum, "dtb")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dtb installed beside the devicetree: %v", err)
+	}
+}
+
+// What a boot loader reads from dtb/ must be the device trees themselves:
+// a link there (or a dtb that is one) is refused, naming the commit and
+// the path, before anything is written.
+func TestFdtDirRefusesLinks(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.deploy("a", DeployOptions{})
+	before, boot := f.order(), bootFiles(t, f.path)
+	for name, tc := range map[string]struct {
+		tree testtree.Tree
+		want string
+	}{
+		"link inside": {dtbTree(testtree.Tree{"usr/lib/modules/6.1.0-1/dtb/vendor/evil.dtb": testtree.Symlink("/etc/shadow")}),
+			"usr/lib/modules/6.1.0-1/dtb/vendor/evil.dtb is not a regular file"},
+		"dtb a link": {osTree("6.1.0-1", testtree.Tree{"usr/lib/modules/6.1.0-1/dtb": testtree.Symlink("/usr/share/dtb")}),
+			"usr/lib/modules/6.1.0-1/dtb is not a directory"},
+	} {
+		id := f.commit(strings.ReplaceAll(name, " ", "-"), tc.tree)
+		_, err := f.s.Deploy(context.Background(), id.String(), DeployOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), id.String()) {
+			t.Errorf("%s: err = %v, want %q naming the commit", name, err, tc.want)
+		}
+		if diff := cmp.Diff(before, f.order()); diff != "" {
+			t.Errorf("%s: %s", name, diff)
+		}
+		if got := bootFiles(t, f.path); !slices.Equal(got, boot) {
+			t.Errorf("%s: boot/otree holds %v, want %v", name, got, boot)
+		}
+	}
+}
+
+// A dtb/ that does not fit on /boot fails the deploy and leaves /boot as
+// it was: no half-copied directory, and no kernel directory around it.
+func TestFdtDirFullBoot(t *testing.T) {
+	f := newFixture(t)
+	boot := filepath.Join(f.path, "boot")
+	if err := unix.Mount("none", boot, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs on boot/: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(boot, unix.MNT_DETACH) })
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.deploy("a", DeployOptions{})
+	before, files := f.order(), bootFiles(t, f.path)
+	f.commit("boards", dtbTree(testtree.Tree{"usr/lib/modules/6.1.0-1/dtb/vendor/big.dtb": testtree.File(strings.Repeat("x", 2<<20), 0o644)}))
+	_, err := f.s.Deploy(context.Background(), "boards", DeployOptions{})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "dtb") {
+		t.Fatalf("deploy onto a full /boot: %v, want ENOSPC naming the dtb directory", err)
+	}
+	if diff := cmp.Diff(before, f.order()); diff != "" {
+		t.Error(diff)
+	}
+	if got := bootFiles(t, f.path); !slices.Equal(got, files) {
+		t.Errorf("boot/otree after the failed deploy: %v, want %v", got, files)
 	}
 }
 

@@ -25,6 +25,9 @@ type bootEntry struct {
 	// devicetree is the board's devicetree blob the loader hands the
 	// kernel; "" for none.
 	devicetree string
+	// fdtdir is a directory of device trees from which the loader
+	// (U-Boot) picks the board's; "" for none.
+	fdtdir string
 }
 
 // render writes the entry in the key/value form of the specification.
@@ -39,6 +42,9 @@ func (e *bootEntry) render() []byte {
 	}
 	if e.devicetree != "" {
 		fmt.Fprintf(&b, "devicetree %s\n", e.devicetree)
+	}
+	if e.fdtdir != "" {
+		fmt.Fprintf(&b, "fdtdir %s\n", e.fdtdir)
 	}
 	return b.Bytes()
 }
@@ -75,6 +81,8 @@ func parseEntry(file string, data []byte) (*bootEntry, error) {
 			e.initrds = append(e.initrds, val)
 		case "devicetree":
 			e.devicetree = val
+		case "fdtdir":
+			e.fdtdir = val
 		}
 	}
 	if e.version < 0 || e.linux == "" {

@@ -164,6 +164,8 @@ if [ -n "${%s}" ]; then
 		if e.devicetree != "" {
 			fmt.Fprintf(&b, "\tdevicetree %s\n", grubQuote(e.devicetree))
 		}
+		// No fdtdir: GRUB cannot pick a board's tree from a directory,
+		// so it boots such an entry with the firmware's.
 		b.WriteString("}\n")
 	}
 	return b.Bytes()

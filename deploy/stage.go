@@ -33,6 +33,7 @@ type stagedRecord struct {
 	BootCsum       string   `json:"bootcsum"`
 	Initramfs      bool     `json:"initramfs,omitempty"`
 	Devicetree     bool     `json:"devicetree,omitempty"`
+	FdtDir         bool     `json:"fdtdir,omitempty"`
 	OverlayInitrds []string `json:"overlay_initrds,omitempty"`
 	Version        string   `json:"version,omitempty"`
 	// The retention and placement the deploy asked for.
@@ -102,7 +103,7 @@ func (s *Sysroot) loadStaged() {
 		}
 	}
 	d := &Deployment{Index: -1, OS: rec.OS, Commit: rec.Commit, Serial: rec.Serial, Path: path,
-		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs, Devicetree: rec.Devicetree,
+		Options: rec.Options, Kernel: rec.Kernel, BootCsum: rec.BootCsum, Initramfs: rec.Initramfs, Devicetree: rec.Devicetree, FdtDir: rec.FdtDir,
 		OverlayInitrds: rec.OverlayInitrds, Version: rec.Version, Staged: true}
 	if o, err := readOrigin(path + ".origin"); err == nil {
 		o.applyTo(d)
@@ -113,7 +114,7 @@ func (s *Sysroot) loadStaged() {
 // stage records d as the staged deployment instead of switching to it.
 func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
-		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Devicetree: d.Devicetree, OverlayInitrds: d.OverlayInitrds,
+		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Devicetree: d.Devicetree, FdtDir: d.FdtDir, OverlayInitrds: d.OverlayInitrds,
 		Version: s.commitVersion(d.Commit),
 		Retain:  opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}

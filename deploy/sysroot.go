@@ -71,6 +71,9 @@ type Deployment struct {
 	// Devicetree tells whether it had a devicetree, which the boot entry
 	// names.
 	Devicetree bool `json:"devicetree,omitempty"`
+	// FdtDir tells whether it had, instead, a dtb/ directory of device
+	// trees, which the boot entry names as fdtdir.
+	FdtDir bool `json:"fdtdir,omitempty"`
 	// OverlayInitrds are the ids of the initramfs images loaded after the
 	// tree's own (DeployOptions.OverlayInitrds), in order.
 	OverlayInitrds []string `json:"overlay_initrds,omitempty"`
@@ -385,6 +388,7 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 	}
 	d.Kernel = strings.TrimPrefix(filepath.Base(e.linux), "vmlinuz-")
 	d.Devicetree = e.devicetree != ""
+	d.FdtDir = e.fdtdir != ""
 	o, err := readOrigin(dir + ".origin")
 	if err != nil {
 		return nil, err

@@ -103,6 +103,9 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 		if d.Devicetree {
 			e.devicetree = kdir + "devicetree-" + d.Kernel
 		}
+		if d.FdtDir {
+			e.fdtdir = kdir + "dtb"
+		}
 		for _, id := range d.OverlayInitrds {
 			e.initrds = append(e.initrds, prefix+"/"+overlayRel(id))
 		}
