@@ -221,6 +221,9 @@ type FsckReport struct {
 	Incomplete []ID `json:"incomplete"`
 	// MarkedPartial lists the commits Delete marked partial.
 	MarkedPartial []ID `json:"marked_partial"`
+	// Unmarked lists the commits an earlier Delete marked partial that
+	// were complete again, whose mark this Delete took away.
+	Unmarked []ID `json:"unmarked,omitempty"`
 	// Deleted counts objects Delete removed.
 	Deleted int `json:"deleted"`
 	// Unreferenced counts stored objects that no ref reaches through its
@@ -888,13 +891,33 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		}
 	}
 	for _, c := range partial {
-		rep.Partial = append(rep.Partial, c.id)
-		if !check(c, false) && f.r.isCommitPartialFsck(c.id) {
-			p := f.r.partialStatePath(c.id)
+		complete := check(c, false)
+		if !f.r.isCommitPartialFsck(c.id) {
+			rep.Partial = append(rep.Partial, c.id)
+			continue
+		}
+		p := f.r.partialStatePath(c.id)
+		if !complete {
+			rep.Partial = append(rep.Partial, c.id)
 			f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id, Path: p, Ref: c.ref,
 				Reason: "is partial from fsck-detected corruption: objects it needs were deleted or missing; pull it again to complete it",
 				Err:    fmt.Errorf("commit %s is partial from fsck-detected corruption: %w", c.id, ErrNotFound)})
+			continue
 		}
+		// Every object it needs is here again (a later commit or pull
+		// stored them) and was just verified: Delete takes the mark
+		// away; until then it stays a problem, as in OSTree.
+		if f.opts.Delete {
+			if err := f.r.UnmarkCommitPartial(c.id); err != nil {
+				return err
+			}
+			rep.Unmarked = append(rep.Unmarked, c.id)
+			continue
+		}
+		rep.Partial = append(rep.Partial, c.id)
+		f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id, Path: p, Ref: c.ref,
+			Reason: "was marked partial by fsck --delete, and every object it needs is here again; fsck --delete takes the mark away",
+			Err:    fmt.Errorf("commit %s is marked partial from fsck-detected corruption", c.id)})
 	}
 	return ctx.Err()
 }

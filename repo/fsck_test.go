@@ -394,6 +394,26 @@ func TestFsckDeleteMarksPartial(t *testing.T) {
 	if b, err := os.ReadFile(r.Path("state", c2.String()+".commitpartial")); err != nil || string(b) != "f" {
 		t.Errorf("marker content %q (%v), want \"f\"", b, err)
 	}
+
+	// A later commit stores the object again: the two commits are
+	// complete, but stay problems (as in OSTree) until fsck --delete,
+	// having verified them, takes the mark away.
+	os.WriteFile(filepath.Join(src, "etc/hostname"), []byte("third\n"), 0o644)
+	integrityCommit(t, r, "main", src, 1700000200)
+	if has, _ := r.HasObject(repo.KindFile, id); !has {
+		t.Fatal("the later commit did not store the object again")
+	}
+	rep, err = runFsck(t, r, repo.FsckOptions{})
+	if !errors.As(err, &fe) || len(rep.Problems) != 2 || rep.Problems[0].Type != repo.ProblemPartial || !strings.Contains(rep.Problems[0].Error(), "marked partial") {
+		t.Fatalf("complete again, before --delete: err %v, problems %v", err, rep.Problems)
+	}
+	rep, err = runFsck(t, r, repo.FsckOptions{Delete: true})
+	if err != nil || len(rep.Unmarked) != 2 || rep.Deleted != 0 {
+		t.Fatalf("fsck --delete of complete marked commits: err %v, unmarked %v, deleted %d", err, rep.Unmarked, rep.Deleted)
+	}
+	if rep, err = runFsck(t, r, repo.FsckOptions{}); err != nil || len(rep.Partial) != 0 {
+		t.Fatalf("after the marks were taken away: err %v, partial %v", err, rep.Partial)
+	}
 }
 
 func TestFsckPartialCommitNotAnError(t *testing.T) {

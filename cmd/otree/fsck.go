@@ -27,8 +27,10 @@ status is non-zero when there is any.
 
 With --delete, corrupt objects are removed and every commit that needs a missing
 or removed object is marked partial, so that a pull can complete it again. Such
-a commit stays an error for later runs until a pull completes it; a commit
-partial because its pull was interrupted or fetched only metadata is not one. A
+a commit stays an error for later runs until a pull completes it, or, once
+every object it needs is here again (stored by a later commit), until
+--delete takes the mark away; a commit partial because its pull was
+interrupted or fetched only metadata is not one. A
 file object this user may not read is reported as unreadable and never deleted.
 
 --verify-bindings also checks that each ref's commit lists the ref in its ref
@@ -138,6 +140,12 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	if n := len(rep.MarkedPartial); n > 0 {
 		fmt.Fprintf(e.stdout, "Marked %d commit%s partial:\n", n, pluralSuffix(n))
 		for _, id := range rep.MarkedPartial {
+			fmt.Fprintf(e.stdout, "  %s\n", id)
+		}
+	}
+	if n := len(rep.Unmarked); n > 0 {
+		fmt.Fprintf(e.stdout, "Complete again, no longer marked partial: %d commit%s:\n", n, pluralSuffix(n))
+		for _, id := range rep.Unmarked {
 			fmt.Fprintf(e.stdout, "  %s\n", id)
 		}
 	}
