@@ -13,9 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// userMetaXattr holds a bare-user object's true header (docs/FORMAT.md §6.2).
-const userMetaXattr = "user.otreemeta"
-
 // object is the file object behind one entry, as far as it has been read.
 type object struct {
 	id       repo.ID
@@ -177,24 +174,24 @@ func (w *worker) load(o *object) error {
 		var raw []byte
 		var err error
 		if c.link {
-			raw, err = w.getxattr(func(b []byte) (int, error) { return unix.Lgetxattr(c.objDir+o.rel, userMetaXattr, b) })
+			raw, err = w.getxattr(func(b []byte) (int, error) { return unix.Lgetxattr(c.objDir+o.rel, repo.UserMetaXattr, b) })
 		} else {
 			// A copy opens the object anyway.
 			if err := w.openObject(o); err != nil {
 				return err
 			}
-			raw, err = w.getxattr(func(b []byte) (int, error) { return unix.Fgetxattr(o.fd, userMetaXattr, b) })
+			raw, err = w.getxattr(func(b []byte) (int, error) { return unix.Fgetxattr(o.fd, repo.UserMetaXattr, b) })
 		}
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
 			}
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel,
-				Reason: fmt.Sprintf("reading %s xattr: %v", userMetaXattr, err)}
+				Reason: fmt.Sprintf("reading %s xattr: %v", repo.UserMetaXattr, err)}
 		}
 		h, used, err := repo.DecodeFileHeader(raw)
 		if err == nil && used != len(raw) {
-			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-used, userMetaXattr)
+			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-used, repo.UserMetaXattr)
 		}
 		if err != nil {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: err.Error()}
@@ -400,13 +397,7 @@ func (w *worker) create(n *dirNode, name string, o *object) error {
 		}
 		return w.finishSpecial(n, name, o, 0)
 	default:
-		typ := uint32(unix.S_IFIFO)
-		if o.h.Type == repo.TypeCharDevice {
-			typ = unix.S_IFCHR
-		} else if o.h.Type == repo.TypeBlockDevice {
-			typ = unix.S_IFBLK
-		}
-		if err := unix.Mknodat(n.fd, name, typ|perm&0o777, int(o.h.Rdev)); err != nil {
+		if err := unix.Mknodat(n.fd, name, o.h.Type.UnixType()|perm&0o777, int(o.h.Rdev)); err != nil {
 			if errors.Is(err, unix.EPERM) {
 				return fmt.Errorf("cannot create %s: %w (device nodes need root or CAP_MKNOD)", o.h.Type, err)
 			}

@@ -258,24 +258,7 @@ func xattrHint(err error, name string, t repo.FileType) string {
 }
 
 // typeNoun names a file object's type for messages ("a regular file").
-func typeNoun(t repo.FileType) string { return describe(typeMode(t)) }
-
-// typeMode is the S_IFMT bits of a file object's type.
-func typeMode(t repo.FileType) uint32 {
-	switch t {
-	case repo.TypeRegular:
-		return unix.S_IFREG
-	case repo.TypeSymlink:
-		return unix.S_IFLNK
-	case repo.TypeCharDevice:
-		return unix.S_IFCHR
-	case repo.TypeBlockDevice:
-		return unix.S_IFBLK
-	case repo.TypeFIFO:
-		return unix.S_IFIFO
-	}
-	return 0
-}
+func typeNoun(t repo.FileType) string { return describe(t.UnixType()) }
 
 // describe names a file type for messages ("a symlink").
 func describe(mode uint32) string {

@@ -74,7 +74,7 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 	if err := unix.Fstatat(n.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return "", fmt.Errorf("stat: %w", err)
 	}
-	if st.Mode&unix.S_IFMT != typeMode(o.h.Type) {
+	if st.Mode&unix.S_IFMT != o.h.Type.UnixType() {
 		return fmt.Sprintf("it is %s, the commit has %s", describe(st.Mode), typeNoun(o.h.Type)), nil
 	}
 	if o.h.Type != repo.TypeSymlink {

@@ -12,7 +12,7 @@ import (
 // SkipXattr reports the attributes commit never records: user.otreemeta is
 // where a bare-user repository keeps an object's own header, so a checkout
 // of such a repository commits back identically.
-func SkipXattr(name string) bool { return name == "user.otreemeta" }
+func SkipXattr(name string) bool { return name == repo.UserMetaXattr }
 
 // skipXattr is SkipXattr under the name the hot path uses.
 var skipXattr = SkipXattr

@@ -317,7 +317,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			d.fileIDs[slot] = id
 		default:
 			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil {
-				if id, ok := wk.devino.lookup(abs+"/"+e.name, &e.st); ok {
+				if id, ok := wk.devino.lookup(abs, e.name, &e.st); ok {
 					wk.st.cached.Add(1)
 					d.fileIDs[slot] = id
 					continue
@@ -512,9 +512,9 @@ func newDevino(r *repo.Repo, trust bool) *devino {
 	return &devino{r: r, mode: r.Mode(), dev: st.Dev, uid: st.Uid, gid: st.Gid, trust: trust}
 }
 
-// lookup returns the object the regular file at path, whose lstat is st,
-// is a hardlink of, if it is one and is unchanged.
-func (d *devino) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
+// lookup returns the object the regular file name in directory dir, whose
+// lstat is st, is a hardlink of, if it is one and is unchanged.
+func (d *devino) lookup(dir, name string, st *unix.Stat_t) (repo.ID, bool) {
 	if st.Dev != d.dev {
 		return repo.ID{}, false
 	}
@@ -523,7 +523,7 @@ func (d *devino) lookup(path string, st *unix.Stat_t) (repo.ID, bool) {
 	if !ok || d.trust {
 		return id, ok
 	}
-	return id, d.unchanged(path, st, id)
+	return id, d.unchanged(dir+"/"+name, st, id)
 }
 
 // unchanged reports whether the inode of object id, seen at path with
@@ -541,7 +541,7 @@ func (d *devino) unchanged(path string, st *unix.Stat_t, id repo.ID) bool {
 		return ok && perm == mode && uint64(st.Size) == size
 	case repo.ModeBareUser:
 		if !ok {
-			b, err := xattr.Get(path, userMetaXattr)
+			b, err := xattr.Get(path, repo.UserMetaXattr)
 			if err != nil {
 				return false
 			}
@@ -594,9 +594,6 @@ func (l *headLog) save(r *repo.Repo, log *slog.Logger) {
 	}
 }
 
-// userMetaXattr holds a bare-user object's header.
-const userMetaXattr = "user.otreemeta"
-
 // onlyObjectXattrs reports whether the file at path has no xattr but the
 // header of a bare-user object and the SELinux label a host gives every
 // new file: anything else was set through a hardlink.
@@ -608,7 +605,7 @@ func onlyObjectXattrs(path string) bool {
 	}
 	for _, name := range bytes.Split(buf[:n], []byte{0}) {
 		switch string(name) {
-		case "", userMetaXattr, "security.selinux":
+		case "", repo.UserMetaXattr, "security.selinux":
 		default:
 			return false
 		}

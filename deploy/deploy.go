@@ -127,12 +127,12 @@ type kernel struct {
 	initramfs  repo.ID // initramfs.img (or initramfs); zero if absent
 	devicetree repo.ID // devicetree, for boards whose firmware has none; zero if absent
 	hmac       repo.ID // .vmlinuz.hmac, the kernel's FIPS checksum; zero if absent
-	// dtb is the directory dtb/ of the device trees of many boards, which
-	// U-Boot picks from (fdtdir); looked for only without a devicetree.
-	// Zero dtbTree if absent.
-	dtbTree, dtbMeta repo.ID
-	dtbFiles         []dtbEntry // dtb/ itself and what it holds, each directory before its contents
-	bootCsum         string
+	// dtbTree is the dirtree of dtb/, the device trees of many boards,
+	// which U-Boot picks from (fdtdir); looked for only without a
+	// devicetree. Zero if absent.
+	dtbTree  repo.ID
+	dtbFiles []dtbEntry // dtb/ itself and what it holds, each directory before its contents
+	bootCsum string
 }
 
 // dtbEntry is a kernel's dtb/ directory or a directory or regular file
@@ -316,7 +316,7 @@ func findDtb(r *repo.Repo, commit repo.ID, d repo.DirEntry, k *kernel) error {
 	if err := dir("", e.ID, e.MetaID); err != nil {
 		return err
 	}
-	k.dtbTree, k.dtbMeta, k.dtbFiles = e.ID, e.MetaID, files
+	k.dtbTree, k.dtbFiles = e.ID, files
 	return nil
 }
 
@@ -376,8 +376,9 @@ func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 
 // installDtb copies the kernel's dtb/ to dst. Copies wherever /boot is,
 // not hardlinks where it could be: device trees are small, and one way of
-// installing them is one way to get right. Directories and files get the tree's permission bits, but
-// never set-id or sticky bits, which mean nothing to a boot loader. The
+// installing them is one way to get right. Directories and files get the
+// tree's permission bits, but never set-id or sticky bits, which mean
+// nothing to a boot loader. The
 // copy is built in dst.tmp, which this sysroot's lock keeps to this call
 // (a leftover of a crash is removed first), and flushed to disk before the
 // rename: a dtb present after a crash is then whole, and a later deploy of
@@ -401,7 +402,9 @@ func (s *Sysroot) installDtb(k *kernel, dst string) (err error) {
 			}
 			continue
 		}
-		if err := s.copyDtbFile(e.id, p, e.mode&0o777); err != nil {
+		// O_EXCL with O_NOFOLLOW: no link planted there redirects the
+		// write; the tree's bits are set whatever the umask.
+		if err := s.writeObject(e.id, p, os.O_EXCL|unix.O_NOFOLLOW, os.FileMode(e.mode&0o777), true, false); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
@@ -420,29 +423,6 @@ func (s *Sysroot) installDtb(k *kernel, dst string) (err error) {
 	return os.Rename(tmp, dst)
 }
 
-// copyDtbFile writes the content of file object id to the new file p
-// with permission bits perm. p must not exist: O_EXCL with O_NOFOLLOW
-// makes sure no link planted there redirects the write.
-func (s *Sysroot) copyDtbFile(id repo.ID, p string, perm uint32) error {
-	_, rc, err := s.repo.OpenFile(id)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, rc)
-	if err == nil {
-		err = f.Chmod(os.FileMode(perm)) // the tree's bits, whatever the umask
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // installObject makes dst a hardlink of the file object id where the
 // repository stores its content as is (bare modes) on dst's filesystem,
 // and a synced copy otherwise.
@@ -458,34 +438,46 @@ func (s *Sysroot) installObject(id repo.ID, dst string) error {
 			return err
 		}
 	}
-	return s.copyObject(id, tmp, dst)
+	if err := s.writeObject(id, tmp, os.O_TRUNC, 0o644, false, true); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
 
-func (s *Sysroot) copyObject(id repo.ID, tmp, dst string) error {
+// writeObject writes the content of file object id to the file p, opened
+// with flags besides O_WRONLY|O_CREATE and made with mode perm (exactly,
+// whatever the umask, when chmod), synced when sync. A file it does not
+// finish is removed.
+func (s *Sysroot) writeObject(id repo.ID, p string, flags int, perm os.FileMode, chmod, sync bool) (err error) {
 	_, rc, err := s.repo.OpenFile(id)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|flags, perm)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(p)
+		}
+	}()
 	if _, err := io.Copy(f, rc); err != nil {
-		f.Close()
-		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if chmod {
+		if err := f.Chmod(perm); err != nil {
+			return err
+		}
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+	if sync {
+		return f.Sync()
 	}
-	return os.Rename(tmp, dst)
+	return nil
 }
 
 // chooseOS picks the stateroot for a deployment when none is given.
@@ -620,7 +612,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	// A new deployment starts without the overlay an unlock gave another.
 	o.Unlocked = ""
 
-	d := &Deployment{OS: osName, Commit: commit, Kernel: k.version, BootCsum: k.bootCsum,
+	d := &Deployment{OS: osName, Commit: commit, Version: s.commitVersion(commit), Kernel: k.version, BootCsum: k.bootCsum,
 		Initramfs: !k.initramfs.IsZero(), Devicetree: !k.devicetree.IsZero(), FdtDir: !k.dtbTree.IsZero(), Options: cmdline, Origin: o.Refspec, OverrideCommit: o.OverrideCommit}
 	// Installed before anything else is written: a missing file then
 	// fails the deploy with nothing to undo but unreferenced images,

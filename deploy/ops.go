@@ -16,7 +16,9 @@ import (
 // ErrNoDeployment is returned for an index that names no deployment.
 var ErrNoDeployment = errors.New("no such deployment")
 
-func (s *Sysroot) at(index int) (*Deployment, error) {
+// Deployment returns deployment index of the list (0 boots by default),
+// or an error matching ErrNoDeployment that names it.
+func (s *Sysroot) Deployment(index int) (*Deployment, error) {
 	if index < 0 || index >= len(s.deployments) {
 		return nil, fmt.Errorf("deployment %d: %w (the sysroot has %d)", index, ErrNoDeployment, len(s.deployments))
 	}
@@ -55,7 +57,7 @@ func (s *Sysroot) SetDefault(ctx context.Context, index int) (Switch, error) {
 		return "", err
 	}
 	defer unlock()
-	d, err := s.at(index)
+	d, err := s.Deployment(index)
 	if err != nil {
 		return "", err
 	}
@@ -73,7 +75,7 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (Switch, error) {
 		return "", err
 	}
 	defer unlock()
-	d, err := s.at(index)
+	d, err := s.Deployment(index)
 	if err != nil {
 		return "", err
 	}
@@ -125,7 +127,7 @@ func (s *Sysroot) editOrigin(ctx context.Context, index int, edit func(*origin))
 		return err
 	}
 	defer unlock()
-	d, err := s.at(index)
+	d, err := s.Deployment(index)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 	}
 	defer unlock()
 	if index >= 0 {
-		if _, err := s.at(index); err != nil {
+		if _, err := s.Deployment(index); err != nil {
 			return "", err
 		}
 	}
@@ -189,7 +191,7 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 // is the /usr mounted there, so an unlock's changes count too; for
 // another hotfixed deployment, its usr as its overlay changes it.
 func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, error) {
-	d, err := s.at(index)
+	d, err := s.Deployment(index)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, err
 // a non-nil into, it previews the merge into that deployment's defaults
 // instead: the fate each path would have.
 func (s *Sysroot) ConfigDiff(ctx context.Context, index int, into *Deployment) ([]EtcChange, error) {
-	d, err := s.at(index)
+	d, err := s.Deployment(index)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +244,7 @@ type SignatureStatus struct {
 // of the remote its origin follows, as OSTree's status --verify does,
 // when that remote asks for signed commits (sign-verify=true).
 func (s *Sysroot) VerifySignature(index int) (*SignatureStatus, error) {
-	d, err := s.at(index)
+	d, err := s.Deployment(index)
 	if err != nil {
 		return nil, err
 	}

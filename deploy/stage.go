@@ -115,13 +115,13 @@ func (s *Sysroot) loadStaged() {
 func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
 	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
 		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Devicetree: d.Devicetree, FdtDir: d.FdtDir, OverlayInitrds: d.OverlayInitrds,
-		Version: s.commitVersion(d.Commit),
+		Version: d.Version,
 		Retain:  opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}
 	if err := s.writeRunRecord(stagedRecordName, rec, true); err != nil {
 		return fmt.Errorf("staging %s: %w", d.Name(), err)
 	}
-	d.Staged, d.Index, d.Version = true, -1, rec.Version
+	d.Staged, d.Index = true, -1
 	s.staged, s.stagedRec = d, &rec
 	return nil
 }

@@ -92,7 +92,7 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 		kdir := fmt.Sprintf("%s/otree/%s-%s/", prefix, d.OS, d.BootCsum)
 		e := &bootEntry{
 			file:    fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS),
-			title:   fmt.Sprintf("%s (otree:%s:%d)", s.menuName(d), d.OS, i),
+			title:   fmt.Sprintf("%s (otree:%s:%d)", menuName(d), d.OS, i),
 			version: n - i,
 			options: opts,
 			linux:   kdir + "vmlinuz-" + d.Kernel,
@@ -117,9 +117,9 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 // menuName is what a boot menu calls d: the OS's name and, as OSTree
 // writes it, the commit's version unless the name already holds it, so
 // that two builds of one OS can be told apart.
-func (s *Sysroot) menuName(d *Deployment) string {
+func menuName(d *Deployment) string {
 	name := prettyName(d)
-	if v := s.commitVersion(d.Commit); v != "" && menuText(v) && !strings.Contains(name, v) {
+	if v := d.Version; v != "" && menuText(v) && !strings.Contains(name, v) {
 		name += " " + v
 	}
 	return name

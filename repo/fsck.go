@@ -891,23 +891,11 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		}
 	}
 	for _, c := range partial {
-		complete := check(c, false)
-		if !f.r.isCommitPartialFsck(c.id) {
-			rep.Partial = append(rep.Partial, c.id)
-			continue
-		}
-		p := f.r.partialStatePath(c.id)
-		if !complete {
-			rep.Partial = append(rep.Partial, c.id)
-			f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id, Path: p, Ref: c.ref,
-				Reason: "is partial from fsck-detected corruption: objects it needs were deleted or missing; pull it again to complete it",
-				Err:    fmt.Errorf("commit %s is partial from fsck-detected corruption: %w", c.id, ErrNotFound)})
-			continue
-		}
-		// Every object it needs is here again (a later commit or pull
-		// stored them) and was just verified: Delete takes the mark
-		// away; until then it stays a problem, as in OSTree.
-		if f.opts.Delete {
+		complete, byFsck := check(c, false), f.r.isCommitPartialFsck(c.id)
+		// Complete again (a later commit or pull stored what it needs),
+		// and just verified: Delete takes fsck's mark away; until then
+		// the commit stays a problem, as in OSTree.
+		if byFsck && complete && f.opts.Delete {
 			if err := f.r.UnmarkCommitPartial(c.id); err != nil {
 				return err
 			}
@@ -915,9 +903,17 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 			continue
 		}
 		rep.Partial = append(rep.Partial, c.id)
-		f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id, Path: p, Ref: c.ref,
-			Reason: "was marked partial by fsck --delete, and every object it needs is here again; fsck --delete takes the mark away",
-			Err:    fmt.Errorf("commit %s is marked partial from fsck-detected corruption", c.id)})
+		if !byFsck {
+			continue
+		}
+		reason := "is partial from fsck-detected corruption: objects it needs were deleted or missing; pull it again to complete it"
+		err := fmt.Errorf("commit %s is partial from fsck-detected corruption: %w", c.id, ErrNotFound)
+		if complete {
+			reason = "was marked partial by fsck --delete, and every object it needs is here again; fsck --delete takes the mark away"
+			err = fmt.Errorf("commit %s is marked partial from fsck-detected corruption", c.id)
+		}
+		f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id,
+			Path: f.r.partialStatePath(c.id), Ref: c.ref, Reason: reason, Err: err})
 	}
 	return ctx.Err()
 }

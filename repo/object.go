@@ -11,6 +11,7 @@ import (
 
 	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/internal/xattr"
+	"golang.org/x/sys/unix"
 )
 
 // Kind is the kind of an object. Its String form is the file extension used
@@ -72,6 +73,17 @@ func (t FileType) String() string {
 		return fileTypeNames[t]
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// fileTypeBits are the S_IFMT bits of each type, as stat(2) gives them.
+var fileTypeBits = [...]uint32{0, unix.S_IFREG, unix.S_IFLNK, unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO}
+
+// UnixType returns the S_IFMT bits of a file of type t (0 for none).
+func (t FileType) UnixType() uint32 {
+	if int(t) < len(fileTypeBits) {
+		return fileTypeBits[t]
+	}
+	return 0
 }
 
 // Xattr is one extended attribute. It is the type internal/xattr reads, so

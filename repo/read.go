@@ -222,13 +222,13 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		raw, err := xattr.FGet(int(f.Fd()), userMetaXattr)
+		raw, err := xattr.FGet(int(f.Fd()), UserMetaXattr)
 		if err != nil {
-			return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("reading %s xattr: %v", userMetaXattr, err))
+			return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("reading %s xattr: %v", UserMetaXattr, err))
 		}
 		h, n, err := DecodeFileHeader(raw)
 		if err == nil && n != len(raw) {
-			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-n, userMetaXattr)
+			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-n, UserMetaXattr)
 		}
 		if err != nil {
 			return nil, f, nil, r.corrupt(KindFile, id, err)

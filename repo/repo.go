@@ -65,8 +65,8 @@ func ParseMode(s string) (Mode, error) {
 // repoVersion is the layout version written to core.repo_version.
 const repoVersion = 1
 
-// userMetaXattr holds the true header of a file object in bare-user mode.
-const userMetaXattr = "user.otreemeta"
+// UserMetaXattr holds the true header of a file object in bare-user mode.
+const UserMetaXattr = "user.otreemeta"
 
 // Repo is an open repository. It is safe for concurrent use.
 type Repo struct {

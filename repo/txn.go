@@ -622,8 +622,8 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			if err != nil {
 				return err
 			}
-			if err := unix.Fsetxattr(f.fd, userMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
-				return fmt.Errorf("setting %s: %w", userMetaXattr, err)
+			if err := unix.Fsetxattr(f.fd, UserMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
+				return fmt.Errorf("setting %s: %w", UserMetaXattr, err)
 			}
 			if err := zeroTimes(f.fd); err != nil {
 				return err
@@ -686,8 +686,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 		if err := t.space.object(); err != nil {
 			return err
 		}
-		typ := map[FileType]uint32{TypeCharDevice: unix.S_IFCHR, TypeBlockDevice: unix.S_IFBLK, TypeFIFO: unix.S_IFIFO}[h.Type]
-		if err := unix.Mknodat(t.dirFd, name, typ|h.Mode, int(h.Rdev)); err != nil {
+		if err := unix.Mknodat(t.dirFd, name, h.Type.UnixType()|h.Mode, int(h.Rdev)); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
 		}
 		if err := unix.Fchmodat(t.dirFd, name, h.Mode, 0); err != nil {

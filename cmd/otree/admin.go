@@ -544,13 +544,11 @@ func printDeployment(w io.Writer, d *deploy.Deployment, booted bool) {
 	for _, id := range d.OverlayInitrds {
 		fmt.Fprintf(w, "    overlay initrd: %s\n", id)
 	}
-	if !d.Staged {
-		fmt.Fprintf(w, "    index: %d  kernel: %s  options: %s\n", d.Index, d.Kernel, d.Options)
-	} else {
-		fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
-	}
 	if d.Staged {
+		fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
 		fmt.Fprintln(w, "    finalized at shutdown (otree admin finalize-staged)")
+	} else {
+		fmt.Fprintf(w, "    index: %d  kernel: %s  options: %s\n", d.Index, d.Kernel, d.Options)
 	}
 }
 
@@ -723,11 +721,11 @@ func newUndeployCommand(a *adminEnv) *cobra.Command {
 			return err
 		}
 		return a.inSysroot(func(s *deploy.Sysroot) error {
-			ds := s.Deployments()
-			if n >= len(ds) {
-				return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
+			gone, err := s.Deployment(n)
+			if err != nil {
+				return err
 			}
-			gone, oldDefault := ds[n], ds[0]
+			oldDefault := s.Deployments()[0]
 			sw, err := s.Undeploy(cmd.Context(), n)
 			if err != nil {
 				return err
@@ -766,14 +764,14 @@ with another URL is an error: change it with "otree remote add --force".`,
 			}
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				n := orBooted(s, index)
-				ds := s.Deployments()
-				if n >= len(ds) {
-					return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
+				d, err := s.Deployment(n)
+				if err != nil {
+					return err
 				}
 				var branch string
 				if len(args) == 3 {
 					branch = args[2]
-				} else if _, branch = deploy.SplitRefspec(ds[n].Origin); branch == "" {
+				} else if _, branch = deploy.SplitRefspec(d.Origin); branch == "" {
 					return usagef("deployment %d has no origin to take a branch from: give BRANCH", n)
 				}
 				name, u := args[0], args[1]
@@ -814,11 +812,11 @@ func newPinCommand(a *adminEnv) *cobra.Command {
 			state := map[bool]string{true: "pinned", false: "unpinned"}[!unpin]
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				for _, n := range ns {
-					ds := s.Deployments()
-					if n >= len(ds) {
-						return fmt.Errorf("deployment %d: %w", n, deploy.ErrNoDeployment)
+					d, err := s.Deployment(n)
+					if err != nil {
+						return err
 					}
-					if ds[n].Pinned == !unpin {
+					if d.Pinned == !unpin {
 						fmt.Fprintf(a.stdout, "Deployment %d is already %s\n", n, state)
 						continue
 					}
@@ -888,18 +886,18 @@ the deployment's next boot.`,
 						return err
 					}
 				}
-				ds := s.Deployments()
-				if index >= len(ds) {
-					return fmt.Errorf("deployment %d: %w", index, deploy.ErrNoDeployment)
+				d, err := s.Deployment(index)
+				if err != nil {
+					return err
 				}
 				if a.json {
 					return a.printJSON(struct {
 						Index   int           `json:"index"`
 						Options string        `json:"options"`
 						Switch  deploy.Switch `json:"switch,omitempty"`
-					}{index, ds[index].Options, sw})
+					}{index, d.Options, sw})
 				}
-				fmt.Fprintln(a.stdout, ds[index].Options)
+				fmt.Fprintln(a.stdout, d.Options)
 				return nil
 			})
 		},
@@ -991,11 +989,10 @@ path's fate as deploy would report it.`,
 				n = orBooted(s, n)
 				var target *deploy.Deployment
 				if cmd.Flags().Changed("into") {
-					ds := s.Deployments()
-					if into < 0 || into >= len(ds) {
-						return fmt.Errorf("deployment %d: %w", into, deploy.ErrNoDeployment)
+					var err error
+					if target, err = s.Deployment(into); err != nil {
+						return err
 					}
-					target = ds[into]
 				}
 				changes, err := s.ConfigDiff(cmd.Context(), n, target)
 				var ce *deploy.EtcConflictError

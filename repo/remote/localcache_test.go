@@ -169,7 +169,7 @@ func TestPullLocalCacheCommitMeta(t *testing.T) {
 	if _, err := sign.SignCommit(ctx, o.r, id, priv); err != nil {
 		t.Fatal(err)
 	}
-	if _, log, err = pull(dest); err != nil {
+	if _, _, err = pull(dest); err != nil {
 		t.Fatal(err)
 	}
 	if o.objectHits() != 2 || o.hitsOf(objectURLPath(repo.KindCommit, id)) != 1 || o.hitsOf(objectURLPath(repo.KindCommitMeta, id)) != 1 {
