@@ -82,7 +82,8 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		opts.BranchDepth[branch] = d
 	}
 	if f.keepYoungerThan != "" {
-		t, err := parseDate(f.keepYoungerThan, time.Now())
+		// As OSTree reads it: GNU date syntax, zone-less times local.
+		t, err := datetime.Parse(f.keepYoungerThan, time.Now(), time.Local)
 		if err != nil {
 			return usageError{fmt.Errorf("--keep-younger-than: %w", err)}
 		}
@@ -171,10 +172,4 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, humanBytes(c.Bytes))
 	}
 	return nil
-}
-
-// parseDate reads --keep-younger-than as OSTree does, with GNU's date
-// syntax, relative to now, and zone-less times in local time.
-func parseDate(s string, now time.Time) (time.Time, error) {
-	return datetime.Parse(s, now, time.Local)
 }
