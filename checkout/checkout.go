@@ -42,6 +42,13 @@ type Options struct {
 	// UserMode (-U) checks out as an unprivileged user would: ownership and
 	// xattrs are not restored and files' setuid/setgid bits are always
 	// cleared (directories keep theirs, as in OSTree).
+	//
+	// Without it, entries get the commit's owner and xattrs, which a user
+	// other than root can give only where they are its own. A
+	// bare-user-only repository records no owner: there, as in OSTree,
+	// such a user's entries stay its own and objects are hardlinked
+	// whoever owns them, as in user mode; root's are given to 0:0 (and
+	// objects of another owner copied).
 	UserMode bool
 	// RequireHardlinks (-H) fails, naming the path and the reason, when a
 	// regular file with content cannot be hardlinked from the repository.
@@ -219,6 +226,12 @@ type checkouter struct {
 	objDir string // absolute path of objects/ with a trailing slash
 	umask  uint32
 
+	// owners: entries get the owner the commit records. Not in user mode,
+	// nor for a user other than root in a bare-user-only repository: it
+	// records no owner (its 0:0 is a placeholder only root could give),
+	// so there, as in OSTree, entries stay the user's.
+	owners bool
+
 	link     bool   // the mode and options allow hardlinks at all
 	noLink   string // why not, when !link
 	linkOff  atomic.Bool
@@ -256,6 +269,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 	}
 	c := &checkouter{ctx: ctx, r: r, mode: r.Mode(), opts: opts, dest: abs, objFd: fd, objDir: objDir + "/",
 		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, skip: opts.skipSet()}
+	c.owners = !opts.UserMode && (c.mode != repo.ModeBareUserOnly || os.Geteuid() == 0)
 	c.link, c.noLink = true, ""
 	switch {
 	case opts.ForceCopy:

@@ -330,9 +330,9 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 		if o.diskMode != c.wantMode(o.h.Mode) {
 			return false, "setuid and setgid files are copied without those bits in user mode"
 		}
-		// Outside user mode a checkout gives every entry to 0:0; an
-		// object of another owner would hand that user the file.
-		if !c.opts.UserMode && (o.uid != 0 || o.gid != 0) {
+		// Where root's checkout gives every entry to 0:0, an object
+		// of another owner would hand that user the file.
+		if c.owners && (o.uid != 0 || o.gid != 0) {
 			return false, fmt.Sprintf("the object is owned by %d:%d, and outside user mode the file is 0:0", o.uid, o.gid)
 		}
 	}
@@ -411,7 +411,7 @@ func (w *worker) create(n *dirNode, name string, o *object) error {
 // times of a symlink, device or FIFO just created at name in n.
 func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) error {
 	c := w.c
-	if !c.opts.UserMode {
+	if c.owners {
 		if err := unix.Fchownat(n.fd, name, int(o.h.UID), int(o.h.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown to %d:%d: %w%s", o.h.UID, o.h.GID, err, userModeHint(err))
 		}
@@ -471,18 +471,18 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) er
 			return err
 		}
 	}
-	if !c.opts.UserMode {
+	if c.owners {
 		if err := unix.Fchown(fd, int(o.h.UID), int(o.h.GID)); err != nil {
 			return fmt.Errorf("chown to %d:%d: %w%s", o.h.UID, o.h.GID, err, userModeHint(err))
 		}
-		x, err := w.xattrs(o)
-		if err != nil {
-			return err
-		}
-		for _, a := range x {
-			if err := unix.Fsetxattr(fd, a.Name, a.Value, 0); err != nil {
-				return fmt.Errorf("setting xattr %s: %w%s", a.Name, err, userModeHint(err))
-			}
+	}
+	x, err := w.xattrs(o)
+	if err != nil {
+		return err
+	}
+	for _, a := range x {
+		if err := unix.Fsetxattr(fd, a.Name, a.Value, 0); err != nil {
+			return fmt.Errorf("setting xattr %s: %w%s", a.Name, err, userModeHint(err))
 		}
 	}
 	// chmod after chown, which clears setuid and setgid.

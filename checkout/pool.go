@@ -210,10 +210,12 @@ func (c *checkouter) done(n *dirNode) error {
 func (c *checkouter) finish(n *dirNode) error {
 	if !n.existed {
 		m := n.meta
-		if !c.opts.UserMode {
+		if c.owners {
 			if err := unix.Fchown(n.fd, int(m.UID), int(m.GID)); err != nil {
 				return fmt.Errorf("checkout: %s: chown to %d:%d: %w%s", n.path, m.UID, m.GID, err, userModeHint(err))
 			}
+		}
+		if !c.opts.UserMode {
 			for _, x := range m.Xattrs {
 				if err := unix.Fsetxattr(n.fd, x.Name, x.Value, 0); err != nil {
 					return fmt.Errorf("checkout: %s: setting xattr %s: %w%s", n.path, x.Name, err, userModeHint(err))

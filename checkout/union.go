@@ -82,7 +82,7 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 			return fmt.Sprintf("mode %04o, the commit has %04o", st.Mode&0o7777, m), nil
 		}
 	}
-	if !c.opts.UserMode && (st.Uid != o.h.UID || st.Gid != o.h.GID) {
+	if c.owners && (st.Uid != o.h.UID || st.Gid != o.h.GID) {
 		return fmt.Sprintf("owner %d:%d, the commit has %d:%d", st.Uid, st.Gid, o.h.UID, o.h.GID), nil
 	}
 	switch o.h.Type {

@@ -24,10 +24,18 @@ func newCheckoutCommand(e *env) *cobra.Command {
 		Use:   "checkout REV [DEST]",
 		Short: "Check out a commit into a directory",
 		Long: `Write the tree of REV into DEST (by default a directory named REV),
-hardlinking file objects from the repository where its mode allows (bare, and
-bare-user-only objects owned by root, without --user-mode; bare-user and
-bare-user-only with it) and copying them otherwise (archive repositories are
-always decompressed). DEST must not exist unless a union mode is given;
+hardlinking file objects from the repository where its mode allows (bare
+without --user-mode, bare-user with it, bare-user-only always, except that
+root's checkout without --user-mode copies objects root does not own) and
+copying them otherwise (archive repositories are always decompressed).
+
+Without --user-mode, entries get the commit's owner and xattrs. A user other
+than root can give only its own: where the commit has another's it fails,
+naming the path, as OSTree does. A bare-user-only repository records no
+owner, so there, as in OSTree, that user's entries stay its own and every
+object is hardlinked, as with --user-mode.
+
+DEST must not exist unless a union mode is given;
 --union replaces a file by renaming the new one over it, and leaves a file
 that is already a hardlink of its object alone; a symlink where a directory
 goes is replaced by it, and anything else in DEST where a directory goes

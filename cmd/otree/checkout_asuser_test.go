@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
+	"golang.org/x/sys/unix"
+)
+
+// A user other than root checks out without -U, with OSTree and otree on
+// the same trees, each tool in repositories the user made with it. Both
+// succeed where the user can give every entry its owner and xattrs (its
+// own uid, user.* xattrs, setuid bits on its own files) or where the
+// repository records no owner (bare-user-only: entries stay the user's,
+// objects are hardlinked, -H works); both fail where it cannot (an owner of
+// 0:0, a security.* xattr). otree's error then names the path, and the
+// path it names is not left behind half written.
+func TestCheckoutAsUserWithoutUserModeParity(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run the tools as another user")
+	}
+	o := needOSTree(t, "bare-user")
+	const nobody = 65534
+	dir, err := os.MkdirTemp("", "otree-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+		os.RemoveAll(dir)
+	})
+	exe, env := otreeBinary(t)
+	bin := filepath.Join(dir, "otree")
+	copyFile(t, exe, bin, 0o755)
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	tools := map[string]string{"ostree": o.bin, "otree": bin}
+	run := func(tool string, args ...string) (string, error) {
+		cmd := exec.Command(tools[tool], args...)
+		cmd.Dir, cmd.Env = dir, env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	// Root's files: the commits record the owner the case gives.
+	tree := testtree.Tree{
+		"f":     {Mode: 0o644, Content: "data\n", Xattrs: map[string]string{"user.k": "v"}},
+		"suid":  {Mode: 0o755 | fs.ModeSetuid, Content: "run\n"},
+		"empty": testtree.File("", 0o644),
+		"link":  testtree.Symlink("f"),
+		"d":     testtree.Dir(0o755),
+		"d/g":   testtree.File("in d\n", 0o644),
+	}
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	testtree.Create(t, src, tree)
+	sec := filepath.Join(dir, "sec") // a security.* xattr only root may set
+	os.Mkdir(sec, 0o755)
+	testtree.Create(t, sec, testtree.Tree{"f": {Mode: 0o644, Content: "data\n", Xattrs: map[string]string{"security.otreetest": "v"}}})
+
+	for _, tc := range []struct {
+		name, mode, src string
+		owner           int // recorded by the commit (not in bare-user-only)
+		args            []string
+		ok, linked      bool
+		again           []string // a second checkout into DEST, to succeed
+	}{
+		{"bare-user-only", "bare-user-only", src, 0, nil, true, true, []string{"-H", "--union-identical"}},
+		{"bare-user-only -H", "bare-user-only", src, 0, []string{"-H"}, true, true, nil},
+		{"bare-user-only -C", "bare-user-only", src, 0, []string{"-C"}, true, false, nil},
+		{"bare-user own", "bare-user", src, nobody, nil, true, false, nil},
+		{"archive own", "archive", src, nobody, nil, true, false, nil},
+		{"bare-user root's", "bare-user", src, 0, nil, false, false, nil},
+		{"archive root's", "archive", src, 0, nil, false, false, nil},
+		{"bare-user -H", "bare-user", src, nobody, []string{"-H"}, false, false, nil},
+		{"bare-user security xattr", "bare-user", sec, nobody, nil, false, false, nil},
+		{"archive security xattr", "archive", sec, nobody, nil, false, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]testtree.Tree{}
+			linked := map[string]map[string]bool{}
+			var otreeOut string
+			var otreeErr error
+			for tool := range tools {
+				name := strings.NewReplacer(" ", "_", "'", "").Replace(tc.name)
+				r := filepath.Join(dir, tool+"-"+name)
+				dest := filepath.Join(dir, "co-"+tool+"-"+name)
+				commit := []string{"--repo=" + r, "commit", "-b", "m", filepath.Base(tc.src)}
+				if tc.mode != "bare-user-only" {
+					commit = append(commit, fmt.Sprintf("--owner-uid=%d", tc.owner), fmt.Sprintf("--owner-gid=%d", tc.owner))
+				}
+				for _, args := range [][]string{{"--repo=" + r, "init", "--mode=" + tc.mode}, commit} {
+					if out, err := run(tool, args...); err != nil {
+						t.Fatalf("%s %v as nobody: %v\n%s", tool, args, err, out)
+					}
+				}
+				out, err := run(tool, append(append([]string{"--repo=" + r, "checkout"}, tc.args...), "m", dest)...)
+				if (err == nil) != tc.ok {
+					t.Fatalf("%s checkout %v as nobody: %v, want success %v\n%s", tool, tc.args, err, tc.ok, out)
+				}
+				if tool == "otree" {
+					otreeOut, otreeErr = out, err
+					if err != nil {
+						checkFailedCheckout(t, dest, out)
+					}
+				}
+				if err != nil {
+					continue
+				}
+				if tc.again != nil {
+					args := append(append([]string{"--repo=" + r, "checkout"}, tc.again...), "m", dest)
+					if out, err := run(tool, args...); err != nil {
+						t.Errorf("%s %v as nobody after the checkout: %v\n%s", tool, args, err, out)
+					}
+				}
+				got[tool] = testtree.Read(t, dest, testtree.ReadOptions{Owners: true, Xattrs: true})
+				linked[tool] = linkedFiles(t, dest)
+				if st := lstat(t, dest); st.Uid != nobody || st.Mode&0o7777 != 0o755 {
+					t.Errorf("%s: DEST owned by %d, mode %04o; want nobody's, 0755", tool, st.Uid, st.Mode&0o7777)
+				}
+			}
+			if otreeErr != nil {
+				return
+			}
+			if d := cmp.Diff(got["ostree"], got["otree"]); d != "" {
+				t.Errorf("checkout as nobody differs from OSTree's (-ostree +otree):\n%s", d)
+			}
+			if d := cmp.Diff(linked["ostree"], linked["otree"]); d != "" {
+				t.Errorf("hardlinked files differ from OSTree's (-ostree +otree):\n%s", d)
+			}
+			if want := map[string]bool{"f": tc.linked, "suid": tc.linked, "d/g": tc.linked}; !cmp.Equal(want, linked["otree"]) {
+				t.Errorf("otree hardlinked %v, want %v\n%s", linked["otree"], want, otreeOut)
+			}
+		})
+	}
+}
+
+// checkFailedCheckout checks what a failed checkout into dest says and
+// leaves: the error names dest or a path below it, and dest, if made, keeps
+// the 0700 it was created with, so it does not pass for a finished checkout.
+func checkFailedCheckout(t *testing.T, dest, out string) {
+	t.Helper()
+	m := regexp.MustCompile(regexp.QuoteMeta(dest) + `(/[^:]*)?:`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the error does not name %s or a path below it:\n%s", dest, out)
+	}
+	var st unix.Stat_t
+	if unix.Lstat(dest, &st) == nil && st.Mode&0o7777 != 0o700 {
+		t.Errorf("after the failure DEST has mode %04o, as if finished; want 0700", st.Mode&0o7777)
+	}
+}
+
+// linkedFiles says, for each regular file with content below root, whether
+// it is a hardlink (of a repository object: the checkout has no others).
+func linkedFiles(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	m := map[string]bool{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if st := lstat(t, p); st.Size > 0 {
+			m[strings.TrimPrefix(p, root+"/")] = st.Nlink > 1
+		}
+		return nil
+	})
+	return m
+}
+
+func lstat(t *testing.T, p string) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
