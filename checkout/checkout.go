@@ -13,9 +13,13 @@
 // checkout) is never followed: it is replaced (Union) or reported as an error.
 // Symlink targets are written as they are and never resolved.
 //
-// A checkout that fails part way leaves what it wrote so far in place; the
-// error names the path it was working on. Callers that want all or nothing
-// check out into a fresh directory and rename it.
+// A checkout that fails part way leaves the entries it finished in place,
+// as OSTree does; the directories it created keep mode 0700 until
+// everything below them is written, and an entry it could not finish (a
+// copy whose content, owner or xattrs could not be written) is removed, so
+// no file stands at its name without them. The error names the path it was
+// working on. Callers that want all or nothing check out into a fresh
+// directory and rename it.
 package checkout
 
 import (

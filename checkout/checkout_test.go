@@ -684,10 +684,17 @@ func TestDamagedRepository(t *testing.T) {
 			b, _ := os.ReadFile(obj)
 			b[len(b)-1] ^= 1
 			os.WriteFile(obj, b, 0o644)
-			_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true})
+			dest := filepath.Join(t.TempDir(), "co")
+			_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true})
+			coWritable(t, dest)
 			var ce *repo.CorruptObjectError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "/d/a") {
 				t.Errorf("%s: corrupt object: %v", mode, err)
+			}
+			// The damaged content was written before the end showed it
+			// wrong: the file is removed, not left as if checked out.
+			if _, err := os.Lstat(filepath.Join(dest, "d", "a")); !os.IsNotExist(err) {
+				t.Errorf("%s: the copy of the corrupt object was left in DEST (%v)", mode, err)
 			}
 		}
 		os.Remove(obj)
@@ -1088,5 +1095,8 @@ func TestWhiteoutUserXattrMessage(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, dest+"/top") || !strings.Contains(msg, "user.q") ||
 		!strings.Contains(msg, "only on regular files and directories, not on a character device") || strings.Contains(msg, "-U") {
 		t.Errorf("setting user.q on a whiteout: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "top")); !os.IsNotExist(err) {
+		t.Errorf("the whiteout that lacks its xattr was left in DEST (%v)", err)
 	}
 }

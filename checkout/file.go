@@ -97,9 +97,6 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				return w.placed(n, at, name, o, false)
 			}
 		}
-		if at != name && !errors.Is(err, unix.EEXIST) {
-			unix.Unlinkat(n.fd, at, 0) // a partial copy; an EEXIST is not ours
-		}
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 		}
@@ -380,7 +377,9 @@ func (w *worker) xattrs(o *object) ([]repo.Xattr, error) {
 
 // create writes the entry as a new inode: a copy of a regular file, a
 // symlink, a device or a FIFO. An existing entry at name gives an error
-// wrapping EEXIST; nothing existing is ever opened or followed.
+// wrapping EEXIST; nothing existing is ever opened or followed. An entry it
+// made but could not finish (content, owner, mode, xattrs or times) is
+// removed again, so that nothing stands at name without them.
 func (w *worker) create(n *dirNode, name string, o *object) error {
 	c := w.c
 	perm := c.wantMode(o.h.Mode)
@@ -408,9 +407,15 @@ func (w *worker) create(n *dirNode, name string, o *object) error {
 }
 
 // finishSpecial sets owner, mode (not for symlinks: perm 0), xattrs and
-// times of a symlink, device or FIFO just created at name in n.
-func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) error {
+// times of a symlink, device or FIFO just created at name in n, or removes
+// it when it cannot.
+func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) (err error) {
 	c := w.c
+	defer func() {
+		if err != nil {
+			unix.Unlinkat(n.fd, name, 0)
+		}
+	}()
 	if c.owners {
 		if err := unix.Fchownat(n.fd, name, int(o.h.UID), int(o.h.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown to %d:%d: %w%s", o.h.UID, o.h.GID, err, userModeHint(err))
@@ -447,8 +452,9 @@ func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) 
 	return nil
 }
 
-// copyRegular writes a regular file's content as a new file.
-func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) error {
+// copyRegular writes a regular file's content as a new file, or removes
+// the file when it cannot finish it.
+func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (err error) {
 	c := w.c
 	if o.rc == nil {
 		if err := w.openObject(o); err != nil {
@@ -459,7 +465,12 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) er
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() {
+		unix.Close(fd)
+		if err != nil {
+			unix.Unlinkat(n.fd, name, 0) // made here (O_EXCL): ours
+		}
+	}()
 	if o.rc != nil {
 		// Archive: decompress; reading to EOF verifies the id (also for
 		// empty files).

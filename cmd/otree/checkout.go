@@ -45,7 +45,9 @@ Every entry written gets modification time 0, so a commit checks out
 identically everywhere (hardlinked files keep the repository object's times;
 directories that were in DEST keep theirs). Writes
 never leave DEST: symlinks already in DEST are not followed. A checkout that
-fails part way leaves what it wrote in DEST.
+fails part way leaves in DEST the entries it finished (an entry it could not
+finish is removed) and the directories it made, mode 0700 where their
+entries were not all written.
 
 --skip-list names paths to leave out, one per line, relative to what is
 checked out ("/usr/share/doc"; blank lines and "#" comments are ignored). A

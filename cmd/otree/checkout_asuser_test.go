@@ -153,13 +153,19 @@ func TestCheckoutAsUserWithoutUserModeParity(t *testing.T) {
 }
 
 // checkFailedCheckout checks what a failed checkout into dest says and
-// leaves: the error names dest or a path below it, and dest, if made, keeps
-// the 0700 it was created with, so it does not pass for a finished checkout.
+// leaves: the error names dest or a path below it, that path is not there
+// (an entry not finished is removed), and dest, if made, keeps the 0700 it
+// was created with, so it does not pass for a finished checkout.
 func checkFailedCheckout(t *testing.T, dest, out string) {
 	t.Helper()
 	m := regexp.MustCompile(regexp.QuoteMeta(dest) + `(/[^:]*)?:`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("the error does not name %s or a path below it:\n%s", dest, out)
+	}
+	if m[1] != "" {
+		if _, err := os.Lstat(dest + m[1]); !os.IsNotExist(err) {
+			t.Errorf("%s%s, named by the error, was left behind (%v):\n%s", dest, m[1], err, out)
+		}
 	}
 	var st unix.Stat_t
 	if unix.Lstat(dest, &st) == nil && st.Mode&0o7777 != 0o700 {
