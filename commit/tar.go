@@ -22,10 +22,11 @@ const paxXattr = "SCHILY.xattr."
 
 // importTar reads a tar file (plain, gzip or zstd; "-" is standard input)
 // into a tree, and says how many entries the archive held. Names are
-// confined to the tree: absolute names, any ".." component, and entries
-// below a non-directory are refused, and so is an entry that would turn a
-// directory into a non-directory or back. Hardlinks are resolved once the
-// whole archive is read, to what their target names then, as OSTree does.
+// confined to the tree: absolute names are taken from its root; any ".."
+// component and entries below a non-directory are refused, and so is an
+// entry that would turn a directory into a non-directory or back.
+// Hardlinks are resolved once the whole archive is read, to what their
+// target names then, as OSTree does.
 func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, heads *headLog, cnt *counters) (*dir, int, error) {
 	var in io.Reader = os.Stdin
 	if file != "-" {
@@ -176,11 +177,24 @@ func (ti *tarImport) missing(name string) error {
 	return fmt.Errorf("hardlink to %q, which the tar does not have", name)
 }
 
-// entryName is the tree path of a tar name or hardlink target: OSTree's
-// pathname filter sees it with any leading "./" taken off (as "tar -C DIR
-// -cf x.tar ." writes every name), then it is confined to the tree.
+// entryName is the tree path of a tar name or hardlink target. As in
+// OSTree, an absolute name ("/etc/x", as "tar -P" writes) is taken from the
+// tree's root, and the pathname filter sees the name without its leading
+// "/" or "./" ("tar -C DIR -cf x.tar ." writes "./etc/x"); then it is
+// confined to the tree.
 func (ti *tarImport) entryName(name string) (string, error) {
 	rel := name
+	if strings.HasPrefix(rel, "/") {
+		// ".." right below the root is the root ("/../x" is "/x"); one
+		// anywhere else is refused below.
+		for {
+			rel = strings.TrimLeft(rel, "/")
+			if rel != ".." && !strings.HasPrefix(rel, "../") {
+				break
+			}
+			rel = rel[2:]
+		}
+	}
 	for strings.HasPrefix(rel, "./") {
 		rel = strings.TrimLeft(rel[2:], "/")
 	}
@@ -195,12 +209,10 @@ func (ti *tarImport) entryName(name string) (string, error) {
 	return clean, err
 }
 
-// cleanTarName makes a tar name relative to the tree root, refusing names
-// that would leave it: absolute names and any ".." component.
+// cleanTarName makes a tar name, as the pathname filter left it, relative
+// to the tree root (a leading "/" names the root, as OSTree takes it),
+// refusing names that would leave it: any ".." component.
 func cleanTarName(name string) (string, error) {
-	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("absolute name (tar entries must be relative to the tree)")
-	}
 	n := name
 	for _, c := range strings.Split(n, "/") {
 		if c == ".." {

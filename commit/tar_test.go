@@ -172,7 +172,9 @@ func TestHostileTarRefused(t *testing.T) {
 			{Name: "l/x", Typeflag: tar.TypeReg, Mode: 0o644},
 		}, "cannot replace a file"},
 		{"huge declared size", []*tar.Header{{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40}}, "big"},
-		{"absolute", []*tar.Header{{Name: "/etc/evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "absolute"},
+		{"dotdot below an absolute name", []*tar.Header{{Name: "/etc/../../evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "leaves the tree"},
+		{"dotdot after an absolute ./", []*tar.Header{{Name: "/./../evil", Typeflag: tar.TypeReg, Mode: 0o644}}, "leaves the tree"},
+		{"absolute hardlink outside", []*tar.Header{{Name: "/x", Typeflag: tar.TypeLink, Linkname: "/etc/../../shadow"}}, "hardlink target"},
 		{"through a symlink", []*tar.Header{
 			{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
 			{Name: "a/passwd", Typeflag: tar.TypeReg, Mode: 0o644},
@@ -202,6 +204,70 @@ func TestHostileTarRefused(t *testing.T) {
 				t.Fatal("a refused tar created the branch")
 			}
 		})
+	}
+}
+
+// Absolute names ("tar -P" writes them) are taken from the tree's root, as
+// OSTree does: leading slashes, and ".." right below the root, which is the
+// root, go; so do "./" prefixes. The pathname filter sees the name without
+// them, and its result may be absolute too. Hardlink targets are taken the
+// same way.
+func TestTarAbsoluteNames(t *testing.T) {
+	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	p := writeTar(t, []*tar.Header{
+		{Name: "/", Typeflag: tar.TypeDir, Mode: 0o700},
+		{Name: "/etc/", Typeflag: tar.TypeDir, Mode: 0o750},
+		reg("/etc/x"), reg("//y"), reg("/./z"), reg("/../../w"), reg("/.././v"), reg("/..x"), reg("/a//b/./c"),
+		{Name: "/h", Typeflag: tar.TypeLink, Linkname: "//../etc/x"},
+		{Name: "/l", Typeflag: tar.TypeSymlink, Linkname: "/etc/x", Mode: 0o777},
+	}, map[string]string{"/etc/x": "x", "//y": "y", "/./z": "z", "/../../w": "w", "/.././v": "v", "/..x": "dx", "/a//b/./c": "c"})
+	r := newRepo(t, repo.ModeBareUser)
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testtree.Tree{
+		"etc": testtree.Dir(0o750), "etc/x": testtree.File("x", 0o644), "y": testtree.File("y", 0o644),
+		"z": testtree.File("z", 0o644), "w": testtree.File("w", 0o644), "v": testtree.File("v", 0o644),
+		"..x": testtree.File("dx", 0o644), "a": testtree.Dir(0o755), "a/b": testtree.Dir(0o755),
+		"a/b/c": testtree.File("c", 0o644), "h": testtree.File("x", 0o644), "l": testtree.Symlink("/etc/x"),
+	}
+	if d := cmp.Diff(want, readCommit(t, r, res.Commit, false)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if m, _ := r.ReadDirMeta(mustCommit(t, r, res.Commit).RootMeta); m.Mode != 0o700 {
+		t.Errorf("root mode %04o, want the 0700 of the tar's \"/\" entry", m.Mode)
+	}
+
+	for _, c := range []struct {
+		filter string
+		want   testtree.Tree // nil: refused
+	}{
+		{"^etc,opt", testtree.Tree{"opt": testtree.Dir(0o755), "opt/x": testtree.File("x", 0o644), "h": testtree.File("x", 0o644)}},
+		{"^/etc,opt", testtree.Tree{"etc": testtree.Dir(0o755), "etc/x": testtree.File("x", 0o644), "h": testtree.File("x", 0o644)}},
+		{"^,/", testtree.Tree{"etc": testtree.Dir(0o755), "etc/x": testtree.File("x", 0o644), "h": testtree.File("x", 0o644)}},
+		{"^,/../", nil},
+	} {
+		p := writeTar(t, []*tar.Header{reg("/etc/x"), {Name: "/h", Typeflag: tar.TypeLink, Linkname: "/etc/x"}}, map[string]string{"/etc/x": "x"})
+		f, err := commit.ParsePathnameFilter(c.filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "filtered", TarPathnameFilter: f,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: p}}})
+		if c.want == nil {
+			if err == nil || !strings.Contains(err.Error(), "leaves the tree") {
+				t.Errorf("%s: err = %v, want the renamed name refused", c.filter, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.filter, err)
+			continue
+		}
+		if d := cmp.Diff(c.want, readCommit(t, r, res.Commit, false)); d != "" {
+			t.Errorf("%s: (-want +got):\n%s", c.filter, d)
+		}
 	}
 }
 

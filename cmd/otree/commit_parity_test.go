@@ -356,3 +356,58 @@ func TestShowPrintSizes(t *testing.T) {
 		t.Errorf("after removing /a's object:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// Tar names in every form commit to the same tree in otree and in OSTree:
+// absolute names ("tar -P"), doubled slashes, "./" and "/../" prefixes,
+// the root as "/", hardlink targets written so, and the pathname filter
+// seeing them; names that leave the tree are refused by both. (Every
+// parent is in the tar: OSTree's --tar-autocreate-parents gives the root
+// mode 0755 again when it creates a directory in it.)
+func TestCommitTarNamesParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	names := hostileTar(t, []*tar.Header{
+		{Name: "/", Typeflag: tar.TypeDir, Mode: 0o700},
+		{Name: "/etc/", Typeflag: tar.TypeDir, Mode: 0o750},
+		{Name: "/../a", Typeflag: tar.TypeDir, Mode: 0o711},
+		{Name: "//a/./b/", Typeflag: tar.TypeDir, Mode: 0o751},
+		reg("/etc/x"), reg("//y"), reg("/./z"), reg("/../../w"), reg("//../v"), reg("/..x"), reg("./u"), reg(".//t"),
+		reg("/a//b/./c"),
+		{Name: "/h", Typeflag: tar.TypeLink, Linkname: "/etc/x"},
+		{Name: "/h2", Typeflag: tar.TypeLink, Linkname: "//../etc/x"},
+		{Name: "./h3", Typeflag: tar.TypeLink, Linkname: "/./y"},
+		{Name: "/l", Typeflag: tar.TypeSymlink, Linkname: "/etc/x", Mode: 0o777},
+	}, map[string]string{"/etc/x": "x", "//y": "y"}, false)
+	for i, cs := range []struct {
+		args []string
+		fail bool
+	}{
+		{args: []string{"--tree=tar=" + names}},
+		{args: []string{"--tree=tar=" + names, "--tar-pathname-filter=^etc,opt"}},
+		{args: []string{"--tree=tar=" + names, "--tar-pathname-filter=^/etc,opt"}},
+		{args: []string{"--tree=tar=" + names, "--tar-pathname-filter=^,/"}},
+		{args: []string{"--tree=tar=" + names, "--tar-pathname-filter=^,/../"}, fail: true},
+		{args: []string{"--tree=tar=" + hostileTar(t, []*tar.Header{reg("/./../x")}, nil, false)}, fail: true},
+		{args: []string{"--tree=tar=" + hostileTar(t, []*tar.Header{reg("/a/../x")}, nil, false)}, fail: true},
+		{args: []string{"--tree=tar=" + hostileTar(t, []*tar.Header{reg("./../x")}, nil, false)}, fail: true},
+	} {
+		branch := fmt.Sprint("case", i)
+		args := append([]string{"commit", "-b", branch, "--tar-autocreate-parents"}, cs.args...)
+		oout, oerr := o.run(args...)
+		res := c.run(args...)
+		if cs.fail {
+			if oerr == nil || res.code == 0 {
+				t.Errorf("%v: want both to refuse; OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
+			}
+			continue
+		}
+		if oerr != nil || res.code != 0 {
+			t.Errorf("%v: OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
+			continue
+		}
+		if want, got := o.ok("ls", "-R", branch), c.ok("ls", "-R", branch); got != want {
+			t.Errorf("%v: otree ls -R:\n%s\nOSTree:\n%s", cs.args, got, want)
+		}
+	}
+}

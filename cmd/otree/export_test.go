@@ -239,7 +239,7 @@ func TestCommitHostileTar(t *testing.T) {
 		{name: "parent", hdrs: []*tar.Header{reg("../x")}, want: []string{`"../x"`}},
 		{name: "parent inside", hdrs: []*tar.Header{reg("a/../../x")}, want: []string{`"a/../../x"`}},
 		{name: "dotdot component", hdrs: []*tar.Header{reg("a/b/../c")}, want: []string{`"a/b/../c"`}},
-		{name: "absolute", hdrs: []*tar.Header{reg("/etc/x")}, want: []string{`"/etc/x"`, "absolute"}},
+		{name: "dotdot below an absolute name", hdrs: []*tar.Header{reg("/etc/../../x")}, want: []string{`"/etc/../../x"`, "leaves the tree"}},
 		{name: "through a symlink", hdrs: []*tar.Header{
 			{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, reg("a/passwd"),
 		}, want: []string{`"a/passwd"`, "not a directory"}},
@@ -255,9 +255,12 @@ func TestCommitHostileTar(t *testing.T) {
 		{name: "hardlink outside", hdrs: []*tar.Header{
 			{Name: "h", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"},
 		}, want: []string{`"h"`, "../../etc/passwd"}},
-		{name: "hardlink absolute", hdrs: []*tar.Header{
+		{name: "hardlink absolute outside", hdrs: []*tar.Header{
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "/etc/../../passwd"},
+		}, want: []string{`"h"`, "/etc/../../passwd", "leaves the tree"}},
+		{name: "hardlink absolute to nothing", hdrs: []*tar.Header{
 			{Name: "h", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"},
-		}, want: []string{`"h"`, "/etc/passwd"}},
+		}, want: []string{`"h"`, "etc/passwd", "does not have"}},
 		{name: "hardlink to nothing", hdrs: []*tar.Header{
 			{Name: "h", Typeflag: tar.TypeLink, Linkname: "never"}, reg("later"),
 		}, want: []string{`"h"`, "never"}},
