@@ -32,8 +32,11 @@ func newCommitCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "commit [DIR]",
 		Short: "Commit a directory (or tar, or existing trees) to a branch",
-		Long: `Commit DIR (default: --tree sources) as a new commit and move the branch to it.
-Prints the new commit id. Several --tree options overlay in order.`,
+		Long: `Commit DIR (default: the current directory), or the --tree sources instead,
+as a new commit and move the branch to it. Prints the new commit id. Several
+--tree options overlay in order; a directory among them is --tree=dir=DIR
+(DIR and --tree are not given together). --base=REV lays DIR or the --tree
+sources over REV's tree.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCommit(cmd, e, f, args)
@@ -142,6 +145,11 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if err := repo.ValidateRefName(ref); err != nil {
 			return usagef("invalid --bind-ref: %v", err)
 		}
+	}
+	if len(args) == 1 && len(f.trees) > 0 {
+		// OSTree ignores DIR then, and a layer silently left out (or
+		// silently added) is not what either reader of the line expects.
+		return usagef("both DIR (%s) and --tree given: pass the directory as --tree=dir=%s, in the order it overlays the other sources", args[0], args[0])
 	}
 	if len(args) == 1 {
 		opts.Sources = append(opts.Sources, commit.Source{Kind: commit.SourceDir, Path: args[0]})

@@ -411,3 +411,39 @@ func TestCommitTarNamesParityWithOSTree(t *testing.T) {
 		}
 	}
 }
+
+// A directory argument with --tree is refused, naming the directory and
+// the --tree=dir= form to use: OSTree commits the --tree sources alone
+// then, ignoring the directory, which neither layering it nor leaving it
+// out silently would tell the user. With --base alone, DIR is laid over
+// the base in both tools.
+func TestCommitDirWithTreeRefused(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	dir := source(t, testtree.Tree{"one": testtree.File("1", 0o644)})
+	tree := source(t, testtree.Tree{"two": testtree.File("2", 0o644)})
+	for _, tr := range []string{"--tree=dir=" + tree, "--tree=ref=base"} {
+		c.fails(exitUsage, []string{dir, "--tree=dir=" + dir}, "commit", "-b", "main", dir, tr)
+	}
+	if refs, _ := c.r.ListRefs(""); len(refs) != 0 {
+		t.Errorf("a refused commit created refs: %v", refs)
+	}
+	c.ok("commit", "-b", "base", "--tree=dir="+tree)
+	c.ok("commit", "-b", "layered", "--base=base", dir)
+	if got := c.ok("ls", "layered"); !strings.Contains(got, "/one\n") || !strings.Contains(got, "/two\n") {
+		t.Errorf("--base=base DIR:\n%s", got)
+	}
+	o := findOSTree(t, "bare-user")
+	if o == nil {
+		return
+	}
+	o.ok("commit", "-b", "tree", "--tree=dir="+tree)
+	o.ok("commit", "-b", "both", dir, "--tree=dir="+tree)
+	o.ok("commit", "-b", "base", "--tree=dir="+tree)
+	o.ok("commit", "-b", "layered", "--base=base", dir)
+	if want, got := o.ok("ls", "-R", "tree"), o.ok("ls", "-R", "both"); got != want {
+		t.Errorf("OSTree no longer ignores DIR with --tree: DIR --tree=dir=TREE gives\n%s\n--tree=dir=TREE alone\n%s", got, want)
+	}
+	if want, got := o.ok("ls", "-R", "layered"), c.ok("ls", "-R", "layered"); got != want {
+		t.Errorf("--base=base DIR: otree\n%s\nOSTree\n%s", got, want)
+	}
+}
