@@ -22,6 +22,21 @@ type BootCount struct {
 	FellBack bool `json:"fell_back"`
 	// Completed tells that BootComplete ended the count.
 	Completed bool `json:"completed,omitempty"`
+	// RolledBack tells that, after GRUB's fallback, BootComplete made
+	// the booted deployment the default (BootCompleteOptions), which
+	// ended the count.
+	RolledBack bool `json:"rolled_back,omitempty"`
+}
+
+// BootCompleteOptions configure BootComplete.
+type BootCompleteOptions struct {
+	// RollbackAfterFallback: when GRUB fell back because the default
+	// deployment never completed a boot, and this boot of the one it
+	// fell back to did, make the booted deployment the default, as
+	// `otree admin rollback` would. The failed deployment stays, second,
+	// for inspection. Without it, such a boot is an error and GRUB keeps
+	// booting the fallback until a rollback.
+	RollbackAfterFallback bool
 }
 
 // BootCount reads the state of boot counting from GRUB's environment
@@ -57,10 +72,11 @@ var ErrNotBooted = errors.New("no deployment of this sysroot is booted")
 // When the booted deployment is the default one and its boots were being
 // counted, the count stops (Completed): GRUB boots it from now on without
 // falling back. A boot of another deployment leaves the count as it is;
-// when that is GRUB's fallback, the error says so, since `otree admin
-// rollback` should make the booted deployment the default. It returns
-// the state it found.
-func (s *Sysroot) BootComplete(ctx context.Context) (*BootCount, error) {
+// when that is GRUB's fallback, the booted deployment becomes the default
+// if opts ask for it (RolledBack), and otherwise the error says so, since
+// `otree admin rollback` should make it the default. It returns the state
+// it found.
+func (s *Sysroot) BootComplete(ctx context.Context, opts BootCompleteOptions) (*BootCount, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -76,6 +92,16 @@ func (s *Sysroot) BootComplete(ctx context.Context) (*BootCount, error) {
 	if d := s.deployments[0]; !sameDeployment(s.booted, d) {
 		if !bc.FellBack {
 			return bc, nil // another deployment chosen by hand: the default's count goes on
+		}
+		if opts.RollbackAfterFallback {
+			// The booted deployment becomes the default: countBoots
+			// stops the count.
+			if _, err := s.writeDeployments(ctx, s.moveFirst(s.booted)); err != nil {
+				return bc, fmt.Errorf("the default deployment %d (%s) did not complete a boot in %d tries; making the booted deployment %d the default: %w",
+					d.Index, d.Name(), bc.Tries, s.booted.Index, err)
+			}
+			bc.RolledBack = true
+			return bc, nil
 		}
 		return bc, fmt.Errorf("the default deployment %d (%s, commit %s) did not complete a boot in %d tries, and GRUB booted deployment %d instead; `otree admin rollback` makes the booted one the default",
 			d.Index, d.Name(), d.Commit, bc.Tries, s.booted.Index)

@@ -148,7 +148,7 @@ func TestGrubBootCounting(t *testing.T) {
 	if bc, err := fellBack.BootCount(); err != nil || !bc.FellBack {
 		t.Fatalf("after the fallback: %+v, %v", bc, err)
 	}
-	if _, err := fellBack.BootComplete(ctx); err == nil || !strings.Contains(err.Error(), "rollback") {
+	if _, err := fellBack.BootComplete(ctx, BootCompleteOptions{}); err == nil || !strings.Contains(err.Error(), "rollback") {
 		t.Fatalf("boot-complete after a fallback: %v", err)
 	}
 	if e, _ := disk.boot(); e != "1" {
@@ -208,7 +208,7 @@ func TestGrubBootCounting(t *testing.T) {
 	if updated.Booted() == nil || updated.Booted().Commit != three {
 		t.Fatalf("booted %+v, want %s", updated.Booted(), three)
 	}
-	if bc, err := updated.BootComplete(ctx); err != nil || !bc.Counting {
+	if bc, err := updated.BootComplete(ctx, BootCompleteOptions{}); err != nil || !bc.Counting {
 		t.Fatalf("boot-complete: %+v, %v", bc, err)
 	}
 	for range 3 {
@@ -216,7 +216,7 @@ func TestGrubBootCounting(t *testing.T) {
 			t.Fatalf("after boot-complete: entry %s, tries %q", e, tries)
 		}
 	}
-	if _, err := updated.BootComplete(ctx); err != nil {
+	if _, err := updated.BootComplete(ctx, BootCompleteOptions{}); err != nil {
 		t.Errorf("boot-complete with no count: %v", err)
 	}
 	// A sysroot not booted cannot complete a boot while one is counted.
@@ -229,7 +229,32 @@ func TestGrubBootCounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nb.Close()
-	if _, err := nb.BootComplete(ctx); !errors.Is(err, ErrNotBooted) {
+	if _, err := nb.BootComplete(ctx, BootCompleteOptions{}); !errors.Is(err, ErrNotBooted) {
 		t.Errorf("boot-complete on a sysroot not booted: %v", err)
+	}
+
+	// Four never completes a boot; three, booted by GRUB's fallback,
+	// does, and makes itself the default: GRUB boots it with no count.
+	for i, want := range [][2]string{{"0", "1"}, {"0", "0"}, {"1", "0"}} {
+		if e, tries := disk.boot(); e != want[0] || tries != want[1] {
+			t.Fatalf("update four, boot %d: entry %s with %q tries left, want entry %s with %s", i+1, e, tries, want[0], want[1])
+		}
+	}
+	fellBack = bootedAs(t, f, 1)
+	bc, err := fellBack.BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true})
+	if err != nil || !bc.FellBack || !bc.RolledBack {
+		t.Fatalf("boot-complete --rollback-after-fallback: %+v, %v", bc, err)
+	}
+	if ds := fellBack.Deployments(); ds[0].Commit != three || ds[1].Commit != four || !ds[0].Booted {
+		t.Fatalf("after the automatic rollback: %s (booted %v), %s", ds[0].Commit, ds[0].Booted, ds[1].Commit)
+	}
+	for range 2 {
+		if e, tries := disk.boot(); e != "0" || tries != "" {
+			t.Fatalf("after the automatic rollback: entry %s, tries %q", e, tries)
+		}
+	}
+	// The option changes nothing on a boot of the default.
+	if bc, err := bootedAs(t, f, 0).BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true}); err != nil || bc.Counting || bc.RolledBack {
+		t.Errorf("boot-complete --rollback-after-fallback with no count: %+v, %v", bc, err)
 	}
 }

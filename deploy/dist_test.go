@@ -135,7 +135,7 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	verifyUnit(t, root, "otree-upgrade.service")
 	verifyUnit(t, root, "otree-upgrade.timer")
 	verifyUnit(t, root, "otree-boot-complete.service")
-	if bc := string(files["etc/systemd/system/otree-boot-complete.service"]); !strings.Contains(bc, "\nAfter=boot-complete.target") || !strings.Contains(bc, "\nExecStart=/usr/bin/otree admin boot-complete\n") {
+	if bc := string(files["etc/systemd/system/otree-boot-complete.service"]); !strings.Contains(bc, "\nAfter=boot-complete.target") || !strings.Contains(bc, "\nExecStart=/usr/bin/otree admin boot-complete --rollback-after-fallback\n") {
 		t.Errorf("otree-boot-complete.service does not run boot-complete after boot-complete.target:\n%s", bc)
 	}
 	// The timer's upgrades are staged, so the finalize units apply them.

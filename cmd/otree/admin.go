@@ -66,6 +66,7 @@ boot order and one rename switches from one list to the next.`,
 }
 
 func newBootCompleteCommand(a *adminEnv) *cobra.Command {
+	var opts deploy.BootCompleteOptions
 	c := &cobra.Command{
 		Use:   "boot-complete",
 		Short: "Record that this boot completed, so GRUB stops counting its tries",
@@ -76,12 +77,13 @@ before GRUB boots the previous deployment instead; this command, run by
 otree-boot-complete.service once boot-complete.target is reached, ends the
 count when the booted deployment is the default one. When GRUB fell back to
 the previous deployment, it says so and fails: 'otree admin rollback' then
-makes the booted deployment the default. Without boot counting it does
-nothing.`,
+makes the booted deployment the default. With --rollback-after-fallback it
+makes the booted deployment the default itself (what the shipped unit does),
+keeping the failed one second. Without boot counting it does nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				bc, err := s.BootComplete(cmd.Context())
+				bc, err := s.BootComplete(cmd.Context(), opts)
 				switch {
 				case bc == nil:
 				case a.json:
@@ -89,6 +91,10 @@ nothing.`,
 						return jerr
 					}
 				case err != nil:
+				case bc.RolledBack:
+					ds := s.Deployments()
+					fmt.Fprintf(a.stdout, "The default deployment did not complete a boot in %d tries and GRUB fell back to this one: %s is now deployment 0, the failed %s deployment 1.\n",
+						bc.Tries, ds[0].Name(), ds[1].Name())
 				case bc.Completed:
 					fmt.Fprintf(a.stdout, "Boot of deployment 0 complete; GRUB no longer counts its tries.\n")
 				case bc.Counting:
@@ -98,6 +104,7 @@ nothing.`,
 			})
 		},
 	}
+	c.Flags().BoolVar(&opts.RollbackAfterFallback, "rollback-after-fallback", false, "after GRUB's fallback, make the booted deployment the default")
 	a.addJSON(c)
 	return c
 }

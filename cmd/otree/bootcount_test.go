@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,23 @@ otree admin status | grep "boot:" || echo no-count`)
 	out = b.boot(ds[0].Path, `otree admin boot-complete
 otree admin status | grep "boot:" || echo no-count`)
 	wantLines(t, out, "Boot of deployment 0 complete; GRUB no longer counts its tries.", "no-count")
+
+	// With --rollback-after-fallback (as the shipped unit runs it), a
+	// completed boot of GRUB's fallback makes the booted deployment the
+	// default and ends the count.
+	a.commit("three\n", "6.1.0-3")
+	a.ok("admin", "deploy", "cli/stable")
+	ds = a.status().Deployments
+	env, err = os.ReadFile(grubenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(grubenv, bytes.Replace(env, []byte("otree_boot_tries=2"), []byte("otree_boot_tries=0"), 1), 0o644)
+	out = b.boot(ds[1].Path, `otree admin boot-complete --rollback-after-fallback
+otree admin status | grep "boot:" || echo no-count`)
+	wantLines(t, out, fmt.Sprintf("The default deployment did not complete a boot in 2 tries and GRUB fell back to this one: %s is now deployment 0, the failed %s deployment 1.", filepath.Base(ds[1].Path), filepath.Base(ds[0].Path)),
+		"no-count")
+	if now := a.status().Deployments; now[0].Path != ds[1].Path || now[1].Path != ds[0].Path {
+		t.Errorf("after boot-complete --rollback-after-fallback: deployments %s, %s; want %s, %s", now[0].Path, now[1].Path, ds[1].Path, ds[0].Path)
+	}
 }
