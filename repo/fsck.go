@@ -227,7 +227,8 @@ type FsckReport struct {
 	// Deleted counts objects Delete removed.
 	Deleted int `json:"deleted"`
 	// Unreferenced counts stored objects that no ref reaches through its
-	// commit and ancestors. They are not problems; prune removes them.
+	// commit and ancestors, and tombstones beside their commit. They are
+	// not problems; prune removes them.
 	Unreferenced int64 `json:"unreferenced"`
 	// Stray lists entries under objects/ that are not objects.
 	Stray []string `json:"stray"`
@@ -649,8 +650,8 @@ func corruptReason(e *CorruptObjectError) string {
 	return e.Reason
 }
 
-// verifyMeta re-hashes and decodes a dirtree, dirmeta, commit or
-// commitmeta object.
+// verifyMeta re-hashes and decodes a dirtree, dirmeta, commit,
+// commitmeta or tombstone object.
 func (f *fsckRun) verifyMeta(w *fsckWorker, kind Kind, id ID) (*DirTree, *Commit, error) {
 	path := f.r.ObjectPath(kind, id)
 	file, err := f.r.openObject(kind, id)
@@ -673,7 +674,7 @@ func (f *fsckRun) verifyMeta(w *fsckWorker, kind Kind, id ID) (*DirTree, *Commit
 		return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: "unreadable: " + err.Error()}
 	}
 	f.bytes.Add(int64(len(data)))
-	if kind != KindCommitMeta {
+	if kind.ContentAddressed() {
 		w.h.Reset()
 		w.h.Write(data)
 		if got := ID(w.h.Sum()); got != id {
@@ -699,6 +700,10 @@ func (f *fsckRun) verifyMeta(w *fsckWorker, kind Kind, id ID) (*DirTree, *Commit
 		return nil, c, nil
 	case KindCommitMeta:
 		if _, err := DecodeCommitMeta(data); err != nil {
+			return nil, nil, f.r.corrupt(kind, id, err)
+		}
+	case KindTombstoneCommit:
+		if err := CheckTombstone(data, id); err != nil {
 			return nil, nil, f.r.corrupt(kind, id, err)
 		}
 	}
@@ -1009,6 +1014,13 @@ func (f *fsckRun) unreferenced(refs []Ref, objs []storedObject) int64 {
 			reach[objKey{KindDirMeta, c.RootMeta}] = true
 			markTree(c.RootTree)
 			id = c.Parent
+		}
+	}
+	// A tombstone is kept for as long as its commit is absent; beside the
+	// commit it is stale, and prune removes it.
+	for _, o := range objs {
+		if o.kind == KindTombstoneCommit && f.status(KindCommit, o.id) == stateMissing {
+			reach[objKey(o)] = true
 		}
 	}
 	var n int64

@@ -19,7 +19,7 @@ func addSeeds(f *testing.F, kind string) {
 			f.Add(dup(enc, []byte("content")...))
 		}
 	}
-	for _, c := range append(append(append(append(fileHeaderCases(), dirMetaCases()...), dirTreeCases()...), commitCases()...), commitMetaCases()...) {
+	for _, c := range append(append(append(append(append(fileHeaderCases(), dirMetaCases()...), dirTreeCases()...), commitCases()...), commitMetaCases()...), tombstoneCases()...) {
 		if c.kind == kind {
 			f.Add(c.in)
 		}
@@ -105,6 +105,22 @@ func FuzzDecodeCommitMeta(f *testing.F) {
 			return
 		}
 		if enc := repo.EncodeCommitMeta(m); !bytes.Equal(enc, b) {
+			t.Fatalf("not canonical:\n in  %x\n out %x", b, enc)
+		}
+	})
+}
+
+func FuzzDecodeTombstone(f *testing.F) {
+	addSeeds(f, "tombstone-commit")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, err := repo.DecodeTombstone(b)
+		if err != nil {
+			return
+		}
+		if id.IsZero() {
+			t.Fatal("accepted a tombstone of the zero id")
+		}
+		if enc := repo.EncodeTombstone(id); !bytes.Equal(enc, b) {
 			t.Fatalf("not canonical:\n in  %x\n out %x", b, enc)
 		}
 	})

@@ -36,7 +36,7 @@ type goldenObject struct {
 	Value    json.RawMessage `json:"value"`             // the Go value, for readers of the file
 	Encoding string          `json:"encoding"`          // hex: the canonical encoding (a file's header)
 	Content  *string         `json:"content,omitempty"` // hex: a file's content
-	ID       string          `json:"id,omitempty"`      // hex: absent for commitmeta
+	ID       string          `json:"id,omitempty"`      // hex: absent for commitmeta and tombstone-commit
 }
 
 // vector is a golden object as a Go value.
@@ -99,10 +99,11 @@ func goldenVectors() []vector {
 	c2 := &repo.Commit{Parent: first, Timestamp: 1700003600, Subject: "Second", Body: "A body\nover two lines.\n",
 		RootTree: subTree, RootMeta: sticky,
 		Metadata: repo.Metadata{}.Set("version", []byte("1.1")).Set("a", []byte{}).Set("binary", []byte{0, 0xff})}
-	meta("commit-child", repo.KindCommit, c2, c2.Encode())
+	child := meta("commit-child", repo.KindCommit, c2, c2.Encode())
 
 	cm := repo.Metadata{}.Set("otree.sig.ed25519", bytes.Repeat([]byte{0x5a}, 64))
 	vs = append(vs, vector{name: "commitmeta", kind: repo.KindCommitMeta, value: cm, enc: repo.EncodeCommitMeta(cm)})
+	vs = append(vs, vector{name: "tombstone-commit", kind: repo.KindTombstoneCommit, value: child, enc: repo.EncodeTombstone(child)})
 	return vs
 }
 
@@ -116,7 +117,7 @@ func (v vector) golden(t *testing.T) goldenObject {
 		c := hex.EncodeToString(v.content)
 		g.Content = &c
 	}
-	if v.kind != repo.KindCommitMeta {
+	if v.kind.ContentAddressed() {
 		g.ID = v.id.String()
 	}
 	return g
@@ -137,6 +138,8 @@ func decodeGolden(kind repo.Kind, enc []byte) (any, error) {
 		return repo.DecodeDirTree(enc)
 	case repo.KindCommit:
 		return repo.DecodeCommit(enc)
+	case repo.KindTombstoneCommit:
+		return repo.DecodeTombstone(enc)
 	default:
 		return repo.DecodeCommitMeta(enc)
 	}

@@ -25,12 +25,22 @@ const (
 	KindDirMeta
 	KindCommit
 	KindCommitMeta
+	// KindTombstoneCommit marks a commit deleted on purpose (OSTree's
+	// tombstone commit). Like commitmeta it is stored under the commit's
+	// id, not the hash of its bytes.
+	KindTombstoneCommit
 )
 
-var kindNames = [...]string{"", "file", "dirtree", "dirmeta", "commit", "commitmeta"}
+var kindNames = [...]string{"", "file", "dirtree", "dirmeta", "commit", "commitmeta", "tombstone-commit"}
 
 // kindTags are the first byte of each kind's encoding.
-var kindTags = [...]byte{0, 'f', 't', 'm', 'c', 'd'}
+var kindTags = [...]byte{0, 'f', 't', 'm', 'c', 'd', 'x'}
+
+// ContentAddressed reports whether an object of kind k is named by the
+// hash of its bytes. Commitmeta and tombstones are named by their commit.
+func (k Kind) ContentAddressed() bool {
+	return k != KindCommitMeta && k != KindTombstoneCommit
+}
 
 // formatVersion is the second byte of every encoding.
 const formatVersion = 1
@@ -310,6 +320,14 @@ func EncodeCommitMeta(m Metadata) []byte {
 	return e.b
 }
 
+// EncodeTombstone returns the encoding of the tombstone of commit.
+func EncodeTombstone(commit ID) []byte {
+	e := encoder{make([]byte, 0, 34)}
+	e.head(KindTombstoneCommit)
+	e.id(commit)
+	return e.b
+}
+
 // --- decoding -------------------------------------------------------------
 
 // errDecode is wrapped by every decoding failure.
@@ -541,6 +559,19 @@ func DecodeCommitMeta(b []byte) (Metadata, error) {
 	d.head(KindCommitMeta)
 	m := d.meta()
 	return m, d.End()
+}
+
+// DecodeTombstone strictly decodes a tombstone and returns the commit it
+// names, which is never the zero id. A stored tombstone must name the
+// commit it is stored under; callers check that.
+func DecodeTombstone(b []byte) (ID, error) {
+	d := newDecoder(b)
+	d.head(KindTombstoneCommit)
+	id := d.id()
+	if d.Err() == nil && id.IsZero() {
+		d.Fail("tombstone of the zero id")
+	}
+	return id, d.End()
 }
 
 // SortXattrs sorts x by name in place.

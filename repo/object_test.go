@@ -116,6 +116,23 @@ func TestObjectRoundTrip(t *testing.T) {
 	if d := cmp.Diff(cm, gcm, equateEmpty); d != "" {
 		t.Errorf("commitmeta (-want +got):\n%s", d)
 	}
+	if got, err := repo.DecodeTombstone(repo.EncodeTombstone(idOf(7))); err != nil || got != idOf(7) {
+		t.Errorf("tombstone round trip: %s, %v", got, err)
+	}
+}
+
+// A stored tombstone must name the commit it is stored under.
+func TestCheckTombstone(t *testing.T) {
+	if err := repo.CheckTombstone(repo.EncodeTombstone(idOf(7)), idOf(7)); err != nil {
+		t.Errorf("a tombstone under its own commit: %v", err)
+	}
+	err := repo.CheckTombstone(repo.EncodeTombstone(idOf(8)), idOf(7))
+	if err == nil || !strings.Contains(err.Error(), "names commit "+idOf(8).String()) {
+		t.Errorf("a tombstone under another commit: %v", err)
+	}
+	if err := repo.CheckTombstone([]byte{'x', 1}, idOf(7)); err == nil {
+		t.Error("a truncated tombstone passed")
+	}
 }
 
 // decoders adapts every whole-object decoder to one signature.
@@ -127,10 +144,11 @@ var decoders = map[string]func([]byte) error{
 		}
 		return err
 	},
-	"dirmeta":    func(b []byte) error { _, err := repo.DecodeDirMeta(b); return err },
-	"dirtree":    func(b []byte) error { _, err := repo.DecodeDirTree(b); return err },
-	"commit":     func(b []byte) error { _, err := repo.DecodeCommit(b); return err },
-	"commitmeta": func(b []byte) error { _, err := repo.DecodeCommitMeta(b); return err },
+	"dirmeta":          func(b []byte) error { _, err := repo.DecodeDirMeta(b); return err },
+	"dirtree":          func(b []byte) error { _, err := repo.DecodeDirTree(b); return err },
+	"commit":           func(b []byte) error { _, err := repo.DecodeCommit(b); return err },
+	"commitmeta":       func(b []byte) error { _, err := repo.DecodeCommitMeta(b); return err },
+	"tombstone-commit": func(b []byte) error { _, err := repo.DecodeTombstone(b); return err },
 }
 
 type rejectCase struct {
@@ -285,6 +303,17 @@ func commitMetaCases() []rejectCase {
 	}
 }
 
+func tombstoneCases() []rejectCase {
+	valid := repo.EncodeTombstone(idOf(7))
+	return []rejectCase{
+		{"wrong tag", "tombstone-commit", dup([]byte{'c', 1}, valid[2:]...), "not a version 1 tombstone-commit encoding"},
+		{"wrong version", "tombstone-commit", dup([]byte{'x', 2}, valid[2:]...), "not a version 1 tombstone-commit encoding"},
+		{"trailing byte", "tombstone-commit", dup(valid, 0), "1 trailing bytes"},
+		{"zero id", "tombstone-commit", repo.EncodeTombstone(repo.ID{}), "tombstone of the zero id"},
+		{"short id", "tombstone-commit", valid[:33], "past the end"},
+	}
+}
+
 func TestDecodersRejectNonCanonical(t *testing.T) {
 	var all []rejectCase
 	all = append(all, fileHeaderCases()...)
@@ -292,6 +321,7 @@ func TestDecodersRejectNonCanonical(t *testing.T) {
 	all = append(all, dirTreeCases()...)
 	all = append(all, commitCases()...)
 	all = append(all, commitMetaCases()...)
+	all = append(all, tombstoneCases()...)
 	for _, c := range all {
 		t.Run(c.kind+"/"+c.name, func(t *testing.T) {
 			err := decoders[c.kind](c.in)
@@ -318,6 +348,7 @@ func validEncodings() map[string][][]byte {
 	v["dirtree"] = [][]byte{sampleDirTree().Encode(), (&repo.DirTree{}).Encode()}
 	v["commit"] = [][]byte{sampleCommit().Encode(), (&repo.Commit{}).Encode()}
 	v["commitmeta"] = [][]byte{repo.EncodeCommitMeta(sampleCommitMeta()), repo.EncodeCommitMeta(nil)}
+	v["tombstone-commit"] = [][]byte{repo.EncodeTombstone(idOf(7))}
 	return v
 }
 
@@ -425,7 +456,7 @@ func TestValidName(t *testing.T) {
 }
 
 func TestKindAndTypeNames(t *testing.T) {
-	for k, want := range map[repo.Kind]string{repo.KindFile: "file", repo.KindDirTree: "dirtree", repo.KindDirMeta: "dirmeta", repo.KindCommit: "commit", repo.KindCommitMeta: "commitmeta"} {
+	for k, want := range map[repo.Kind]string{repo.KindFile: "file", repo.KindDirTree: "dirtree", repo.KindDirMeta: "dirmeta", repo.KindCommit: "commit", repo.KindCommitMeta: "commitmeta", repo.KindTombstoneCommit: "tombstone-commit"} {
 		if k.String() != want {
 			t.Errorf("Kind %d String %q, want %q", k, k, want)
 		}

@@ -39,6 +39,8 @@ type PruneOptions struct {
 	KeepYoungerThan time.Time
 	// DeleteCommit, when set, deletes this commit first; a commit a ref
 	// points at is refused. Objects only it needed then go as unreachable.
+	// As in OSTree, it sets core.tombstone-commits in the config, so the
+	// commit leaves a tombstone (see Prune).
 	DeleteCommit ID
 	// NoPrune reports what would be deleted without deleting anything.
 	NoPrune bool
@@ -140,6 +142,10 @@ type PruneReport struct {
 //
 // Commit objects are deleted first, so that a crash mid-way leaves no
 // surviving commit that needs a deleted object.
+//
+// When the config sets ConfigTombstoneCommits, every commit deleted
+// leaves a tombstone, made durable before the commit goes; tombstones are
+// kept (a stale one, beside a commit stored again, is deleted).
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
 	if opts.NoPrune && !opts.DeleteCommit.IsZero() {
 		return nil, errors.New("prune: DeleteCommit and NoPrune cannot be combined")
@@ -169,9 +175,20 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	rep := &PruneReport{ByKind: map[string]PruneCount{}, DryRun: opts.NoPrune, Commits: []ID{}}
 	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}, commitOnly: opts.CommitOnly}
 
+	tombstones, err := r.TombstoneCommits()
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	objs, _, err := r.listObjects(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// Tombstones are never swept: they outlive their commit on purpose.
+	var tombs []ID
+	for _, o := range objs {
+		if o.kind == KindTombstoneCommit {
+			tombs = append(tombs, o.id)
+		}
 	}
 	if opts.CommitOnly {
 		objs = slices.DeleteFunc(objs, func(o storedObject) bool { return o.kind != KindCommit && o.kind != KindCommitMeta })
@@ -188,6 +205,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		if err := p.deleteCommit(opts.DeleteCommit, refs, rep); err != nil {
 			return rep, p.finish(rep, err)
 		}
+		tombstones = true // deleteCommit turned them on
 	}
 
 	switch {
@@ -220,6 +238,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		}
 	}
 
+	if tombstones && !opts.NoPrune {
+		var gone []ID
+		for _, o := range objs {
+			if o.kind == KindCommit && !p.reach[objKey(o)] && o.id != opts.DeleteCommit {
+				gone = append(gone, o.id)
+			}
+		}
+		if err := r.writeTombstones(gone); err != nil {
+			return rep, p.finish(rep, err)
+		}
+	}
+
 	// Sweep: commits (with their metadata and state) first, then the rest.
 	order := []Kind{KindCommit, KindCommitMeta, KindDirTree, KindDirMeta, KindFile}
 	for i, kind := range order {
@@ -244,6 +274,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if !opts.NoPrune {
 		if err := r.removeStaleMarkers(); err != nil {
 			return rep, p.finish(rep, err)
+		}
+	}
+	// A tombstone beside its commit (stored again, or kept after a prune
+	// that wrote it died before deleting the commit) is stale.
+	for _, id := range tombs {
+		if has, err := r.HasObject(KindCommit, id); err != nil || has {
+			if err == nil {
+				err = p.remove(KindTombstoneCommit, id, opts.NoPrune, rep)
+			}
+			if err != nil {
+				return rep, p.finish(rep, err)
+			}
 		}
 	}
 	return rep, p.finish(rep, nil)
@@ -311,6 +353,13 @@ func (p *pruneRun) deleteCommit(id ID, refs []Ref, rep *PruneReport) error {
 	}
 	if !has {
 		return fmt.Errorf("prune: deleting commit: %w", &ObjectMissingError{KindCommit, id})
+	}
+	// As OSTree does, deleting a commit by hand turns tombstones on.
+	if err := p.r.enableTombstones(); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if err := p.r.writeTombstones([]ID{id}); err != nil {
+		return err
 	}
 	return p.remove(KindCommit, id, false, rep)
 }

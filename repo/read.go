@@ -41,9 +41,10 @@ func (r *Repo) openObject(kind Kind, id ID) (*os.File, error) {
 	return os.NewFile(uintptr(fd), r.ObjectPath(kind, id)), nil
 }
 
-// ReadRaw returns the stored bytes of a dirtree, dirmeta, commit or
-// commitmeta object, verified against id unless verification is off
-// (commitmeta is never content-addressed and so never verified).
+// ReadRaw returns the stored bytes of a dirtree, dirmeta, commit,
+// commitmeta or tombstone object, verified against id unless verification
+// is off (commitmeta and tombstones are stored under their commit's id, so
+// are never verified against it).
 func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 	if kind == KindFile {
 		return nil, fmt.Errorf("ReadRaw: file objects are read with OpenFile")
@@ -82,7 +83,7 @@ func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 		n += c
 	}
 	data := buf[:n]
-	if r.verify && kind != KindCommitMeta {
+	if r.verify && kind.ContentAddressed() {
 		if got := Sum(data); got != id {
 			return nil, &CorruptObjectError{Kind: kind, ID: id, Actual: got, Path: r.ObjectPath(kind, id)}
 		}

@@ -61,8 +61,8 @@ func (b *spaceBudget) object() error {
 }
 
 // CheckConfigValue checks value for the config keys whose values otree
-// reads with rules of their own (the free-space reserve, durability, the
-// lock timeout and the collection ID), so that a bad value is refused
+// reads with rules of their own (the free-space reserve, durability and
+// other booleans, the lock timeout and the collection ID), so that a bad value is refused
 // when it is set rather than when a later write reads it. Other keys
 // accept any value.
 func CheckConfigValue(key, value string) error {
@@ -72,7 +72,7 @@ func CheckConfigValue(key, value string) error {
 		_, err = parsePercent(value)
 	case ConfigMinFreeSize:
 		_, err = parseSize(value)
-	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary:
+	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary, ConfigTombstoneCommits:
 		_, err := parseBool(key, value)
 		return err
 	case "core.lock-timeout-secs":

@@ -28,7 +28,7 @@ import (
 // The write methods are safe for concurrent use.
 type Txn struct {
 	r     *Repo
-	lock  *Lock
+	lock  *Lock // nil when the caller holds the lock (beginHeld)
 	dir   string
 	dirFd int
 	dirLk *os.File
@@ -119,6 +119,34 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 	if err != nil {
 		return nil, err
 	}
+	lk, err := r.LockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.cleanStaleStaging()
+	t, err := r.begin(opts, space)
+	if err != nil {
+		lk.Unlock()
+		return nil, err
+	}
+	t.lock = lk
+	return t, nil
+}
+
+// beginHeld starts a transaction for a caller that holds the repository
+// lock exclusively (prune), which the transaction neither takes nor
+// releases. It has no free-space reserve: what it writes is tiny, and
+// prune is what frees space.
+func (r *Repo) beginHeld() (*Txn, error) {
+	if r.readOnly {
+		return nil, fmt.Errorf("repository %s is read-only", r.path)
+	}
+	return r.begin(TxnOptions{}, nil)
+}
+
+// begin creates a transaction's staging directory; the caller holds the
+// repository lock.
+func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
 	// The repository-wide durability settings, OSTree's.
 	fsync, err := r.config.Bool(ConfigFsync, true)
 	if err != nil {
@@ -130,18 +158,12 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 	}
 	opts.NoSync = opts.NoSync || !fsync
 	opts.PerObjectFsync = opts.PerObjectFsync || perObject
-	lk, err := r.LockShared(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r.cleanStaleStaging()
 	// The staging directory is flock'ed while in use so that cleanup can
 	// tell a live transaction from one whose process died. It is created
 	// under a name cleanup ignores and renamed once locked, so cleanup never
 	// sees it unlocked.
 	fresh, err := os.MkdirTemp(r.Path("tmp"), "new-")
 	if err != nil {
-		lk.Unlock()
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
 	dir := filepath.Join(filepath.Dir(fresh), "txn-"+strings.TrimPrefix(filepath.Base(fresh), "new-"))
@@ -156,10 +178,9 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 	}
 	if err != nil {
 		os.RemoveAll(fresh)
-		lk.Unlock()
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
-	t := &Txn{r: r, lock: lk, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
+	t := &Txn{r: r, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
 		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}}
 	if opts.Publishable {
 		t.ready = map[objKey]struct{}{}
@@ -824,8 +845,11 @@ func (t *Txn) moveIn(keys []objKey) error {
 		}
 	}
 	if t.sync {
-		return t.syncPublished(keys, few)
+		if err := t.syncPublished(keys, few); err != nil {
+			return err
+		}
 	}
+	t.dropTombstones(keys)
 	return nil
 }
 
@@ -917,7 +941,9 @@ func (t *Txn) release() {
 	os.RemoveAll(t.dir)
 	t.dirLk.Close()
 	t.dirLk = nil
-	t.lock.Unlock()
+	if t.lock != nil {
+		t.lock.Unlock()
+	}
 }
 
 // checkRefs checks that every ref queued can be written: none clashes as

@@ -32,6 +32,11 @@ every object it needs is here again (stored by a later commit), until
 --delete takes the mark away; a commit partial because its pull was
 interrupted or fetched only metadata is not one. A
 file object this user may not read is reported as unreadable and never deleted.
+A corrupt commit removed leaves no tombstone: it was not deleted on purpose
+(OSTree 2022.7 writes one when core.tombstone-commits is set).
+
+A commit's missing parent is not a problem, with or without a tombstone: prune
+and shallow pulls end history on purpose.
 
 --verify-bindings also checks that each ref's commit lists the ref in its ref
 binding (otree.ref-binding); --verify-back-refs checks, for every commit, that

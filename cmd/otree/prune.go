@@ -38,6 +38,11 @@ trims only the refs it names and keeps all history of the others (both imply
 --refs-only). --commit-only deletes just the commits, leaving their content
 to a later prune.
 
+In a repository whose config sets core.tombstone-commits, every commit prune
+deletes leaves a tombstone, so that a deep pull from it ends there instead of
+failing at a missing parent. --delete-commit turns that setting on, as in
+OSTree.
+
 Where OSTree 2022.7 differs: it ignores --retain-branch-depth=BRANCH=0 (otree
 keeps BRANCH's commit alone) and a BRANCH that is not a ref (otree refuses it),
 and its --commit-only can delete commits a ref still reaches (otree's keeps
@@ -52,7 +57,7 @@ exactly the commits the same prune without it keeps).`,
 	fl.BoolVar(&f.refsOnly, "refs-only", false, "only compute reachability via refs")
 	fl.IntVar(&f.depth, "depth", repo.InfiniteDepth, "only traverse DEPTH parents of each commit (-1: infinite)")
 	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE, in GNU date syntax; local time unless a zone is given ("2024-01-31", "3 days ago", "last week", @SECONDS); implies --refs-only`)
-	fl.StringVar(&f.deleteCommit, "delete-commit", "", "delete this commit (refused if a ref points at it)")
+	fl.StringVar(&f.deleteCommit, "delete-commit", "", "delete this commit (refused if a ref points at it), leaving a tombstone; sets core.tombstone-commits")
 	fl.StringArrayVar(&f.retainDepth, "retain-branch-depth", nil, "keep DEPTH parents of ref BRANCH, whatever --depth or --keep-younger-than say (BRANCH=DEPTH, repeatable; -1: all); implies --refs-only")
 	fl.StringArrayVar(&f.onlyBranches, "only-branch", nil, "trim only ref BRANCH (repeatable): every other ref keeps all its history; implies --refs-only")
 	fl.BoolVar(&f.commitOnly, "commit-only", false, "walk and delete commit objects only; their content goes at a later prune")

@@ -104,7 +104,12 @@ summary lists) with the objects they need, and point REMOTE:BRANCH at them
 without writing a ref. "pull REMOTE:BRANCH" pulls that one branch, as OSTree
 does (further arguments are not pulled, with a warning). Objects already here are not fetched. Every object is
 verified against its id before it is stored, and refs move only once every
-object is on disk: a pull that fails changes no ref.`,
+object is on disk: a pull that fails changes no ref.
+
+With --depth, a parent the remote no longer has ends the history pulled. A
+remote whose config sets core.tombstone-commits keeps a tombstone for every
+commit it deletes: there a parent with a tombstone ends the history (the
+tombstone is kept here too), and one missing without it fails the pull.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.retries < 0 {

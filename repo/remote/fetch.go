@@ -68,6 +68,7 @@ type httpSource struct {
 	partialDir string
 	header     http.Header   // added to every request
 	summaries  *summaryCache // nil: the summary is always fetched whole
+	tombstones bool          // its config sets core.tombstone-commits (read by check)
 	bytes      atomic.Int64  // body bytes received, retries included
 	decs       sync.Pool     // *zstd.Decoder
 }
@@ -278,7 +279,8 @@ func (s *httpSource) check(ctx context.Context) error {
 		if m, err := repo.ParseMode(mode); err != nil || m != repo.ModeArchive {
 			return fmt.Errorf("the remote repository is %q, but only archive repositories can be pulled over HTTP", mode)
 		}
-		return nil
+		s.tombstones, err = cfg.Bool(repo.ConfigTombstoneCommits, false)
+		return err
 	})
 }
 
@@ -434,6 +436,19 @@ func (s *localSource) describe(kind repo.Kind, id repo.ID) string { return s.r.O
 func (s *localSource) received() int64 { return s.bytes.Load() }
 
 func (s *localSource) check(context.Context) error { return nil }
+
+// keepsTombstones reports whether src stores a tombstone for each commit it
+// deletes (its config sets core.tombstone-commits; an HTTP source's is read
+// by check): a parent it lacks without one is then missing, not pruned.
+func keepsTombstones(src source) (bool, error) {
+	if s := httpOf(src); s != nil {
+		return s.tombstones, nil
+	}
+	if s, ok := unwrap[*localSource](src); ok {
+		return s.r.TombstoneCommits()
+	}
+	return false, nil
+}
 
 // summary is nil: the refs of a local repository are read directly, never
 // from a summary that may be stale.

@@ -53,6 +53,10 @@ func openCaches(src source, paths []string, log *slog.Logger) (source, func(), e
 }
 
 func (s *cachedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+	if kind == repo.KindTombstoneCommit {
+		// Only the source can say that it deleted a commit.
+		return s.source.readMeta(ctx, kind, id)
+	}
 	vs, verifying := unwrap[*verifiedSource](s.source)
 	verifying = verifying && vs.v.Commits
 	if verifying && kind == repo.KindCommitMeta {

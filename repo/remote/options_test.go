@@ -547,6 +547,10 @@ func TestPullPrunedHistory(t *testing.T) {
 	if dst.IsCommitPartial(third) {
 		t.Error("the head commit was left partial")
 	}
+	// The origin keeps no tombstones: none is asked for.
+	if n := o.hitsOf(objectURLPath(repo.KindTombstoneCommit, second)); n != 0 {
+		t.Errorf("asked %d times for a tombstone the origin does not keep", n)
+	}
 	opts.Refs = []string{first.String()}
 	if _, err := remote.Pull(ctx, dst, opts); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("pull of a commit the server pruned: %v, want a not-found error", err)

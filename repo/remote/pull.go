@@ -759,6 +759,8 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 	for _, t := range targets {
 		id, d := t.commit, p.opts.Depth
 		tt := &t // only the commit the ref names is checked against it
+		// The commit whose parent id is, once the walk has left t.
+		var child repo.ID
 		for {
 			// Checked before the walk may stop: another ref of this pull
 			// may have walked the same commit already.
@@ -777,9 +779,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 				var err error
 				if c, err = p.commit(q, id, tt); err != nil {
 					if tt == nil && errors.Is(err, repo.ErrNotFound) {
-						// A parent the source pruned: its history ends
-						// here, as in OSTree.
-						p.opts.Logger.Info("parent commit not at the source; history ends", "commit", id.String())
+						if err := p.prunedParent(id, child, err); err != nil {
+							return err
+						}
 						break
 					}
 					return err
@@ -790,12 +792,48 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 			if d == 0 || c.Parent.IsZero() {
 				break
 			}
-			id = c.Parent
+			child, id = id, c.Parent
 			if d > 0 {
 				d--
 			}
 		}
 	}
+	return nil
+}
+
+// prunedParent decides what a parent commit the source lacks means (its
+// history ends there, as in OSTree) and fails the pull when it is missing
+// rather than deleted: a source that keeps tombstones (its config sets
+// core.tombstone-commits) must have one for it, which is then kept here
+// too. notFound is the error of fetching the parent, child the commit
+// whose parent it is.
+func (p *puller) prunedParent(id, child repo.ID, notFound error) error {
+	keeps, err := keepsTombstones(p.src)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.src, err)
+	}
+	if !keeps {
+		p.opts.Logger.Info("parent commit not at the source; history ends", "commit", id.String())
+		return nil
+	}
+	p.needed.Add(1)
+	data, err := p.src.readMeta(p.ctx, repo.KindTombstoneCommit, id)
+	if errors.Is(err, repo.ErrNotFound) {
+		return fmt.Errorf("parent %s of commit %s is missing at the source, which keeps a tombstone for every commit it deletes (%s) but has none for it: %w",
+			id, child, repo.ConfigTombstoneCommits, notFound)
+	}
+	if err != nil {
+		return err
+	}
+	if err := repo.CheckTombstone(data, id); err != nil {
+		return fmt.Errorf("%s: %w", p.src.describe(repo.KindTombstoneCommit, id),
+			&repo.CorruptObjectError{Kind: repo.KindTombstoneCommit, ID: id, Reason: err.Error()})
+	}
+	if err := p.txn.WriteTombstone(id); err != nil {
+		return err
+	}
+	p.fetched.Add(1)
+	p.opts.Logger.Info("parent commit deleted at the source (tombstone); history ends", "commit", id.String())
 	return nil
 }
 

@@ -1,0 +1,106 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// ConfigTombstoneCommits is OSTree's config key asking for a tombstone to
+// be stored for every commit deleted (prune), so that a pull can tell a
+// parent deleted on purpose from one missing (docs/FORMAT.md §2.6).
+const ConfigTombstoneCommits = "core.tombstone-commits"
+
+// TombstoneCommits reports whether the repository's config asks for
+// tombstones (false when unset; an error names a value that is not a
+// boolean).
+func (r *Repo) TombstoneCommits() (bool, error) {
+	on, err := r.config.Bool(ConfigTombstoneCommits, false)
+	if err != nil {
+		return false, fmt.Errorf("repository %s: %w", r.path, err)
+	}
+	return on, nil
+}
+
+// CheckTombstone checks that data is a tombstone stored under commit: it
+// decodes strictly and names that commit.
+func CheckTombstone(data []byte, commit ID) error {
+	named, err := DecodeTombstone(data)
+	if err != nil {
+		return err
+	}
+	if named != commit {
+		return fmt.Errorf("the tombstone names commit %s", named)
+	}
+	return nil
+}
+
+// WriteTombstone stores the tombstone of commit, the mark that it was
+// deleted on purpose. It is published like any other object; storing the
+// commit again later removes it.
+func (t *Txn) WriteTombstone(commit ID) error {
+	if commit.IsZero() {
+		return errors.New("writing a tombstone: the zero id names no commit")
+	}
+	ok, err := t.claim(KindTombstoneCommit, commit)
+	if err != nil || !ok {
+		return err
+	}
+	_, err = t.writeStaged(t.stagedName(KindTombstoneCommit, commit), 0o644, func(f *stagedFile) error {
+		_, err := f.Write(EncodeTombstone(commit))
+		return err
+	})
+	t.markReady(KindTombstoneCommit, commit, err)
+	return err
+}
+
+// dropTombstones removes the tombstones of the commits among keys, which
+// have just been published: a commit stored again is no longer deleted.
+// A tombstone left beside its commit (a crash before this, an unlink that
+// failed) misleads no one, since the commit is found first; prune removes
+// it.
+func (t *Txn) dropTombstones(keys []objKey) {
+	for _, k := range keys {
+		if k.kind == KindCommit {
+			unix.Unlinkat(t.r.objFd, objectPath(KindTombstoneCommit, k.id), 0)
+		}
+	}
+}
+
+// enableTombstones sets core.tombstone-commits to true in the config, as
+// OSTree's prune --delete-commit does: a repository whose commits are
+// deleted by hand keeps tombstones from then on.
+func (r *Repo) enableTombstones() error {
+	if on, _ := r.config.Bool(ConfigTombstoneCommits, false); on {
+		return nil
+	}
+	if err := r.config.Set(ConfigTombstoneCommits, "true"); err != nil {
+		return err
+	}
+	if err := r.WriteConfig(); err != nil {
+		return fmt.Errorf("setting %s: %w", ConfigTombstoneCommits, err)
+	}
+	return nil
+}
+
+// writeTombstones durably stores the tombstones of commits before prune
+// deletes them, through a transaction under the exclusive lock prune
+// holds: a crash then leaves at worst a tombstone beside a commit still
+// stored, never a deleted commit without one.
+func (r *Repo) writeTombstones(commits []ID) error {
+	if len(commits) == 0 {
+		return nil
+	}
+	t, err := r.beginHeld()
+	if err != nil {
+		return err
+	}
+	defer t.Abort()
+	for _, id := range commits {
+		if err := t.WriteTombstone(id); err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+	}
+	return t.Commit()
+}

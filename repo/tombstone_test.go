@@ -1,0 +1,213 @@
+package repo_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/repo"
+)
+
+// setConfig sets key in r's config file.
+func setConfig(t *testing.T, r *repo.Repo, key, value string) {
+	t.Helper()
+	if err := r.Config().Set(key, value); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// configOnDisk reads key from r's config file as another process would.
+func configOnDisk(t *testing.T, r *repo.Repo, key string) string {
+	t.Helper()
+	data, err := os.ReadFile(r.Path("config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := c.Get(key)
+	return v
+}
+
+// A repository with core.tombstone-commits leaves a tombstone for every
+// commit prune deletes, and prune keeps them; one without leaves none.
+func TestPruneWritesTombstones(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		r := newIntegrityRepo(t, repo.ModeArchive)
+		if on {
+			setConfig(t, r, repo.ConfigTombstoneCommits, "true")
+		}
+		commits, _ := commitHistory(t, r)
+		rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0})
+		if len(rep.Commits) != 3 {
+			t.Fatalf("deleted commits %v, want the three old ones", rep.Commits)
+		}
+		for i, c := range commits {
+			if got, want := stored(t, r, repo.KindTombstoneCommit, c), on && i < 3; got != want {
+				t.Errorf("tombstones %v: commit %d has one: %v, want %v", on, i, got, want)
+			}
+		}
+		if _, ok := rep.ByKind["tombstone-commit"]; ok {
+			t.Errorf("prune counted tombstones as deleted: %+v", rep.ByKind)
+		}
+		// Kept by later prunes, and neither problems nor unreferenced.
+		mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0})
+		if stored(t, r, repo.KindTombstoneCommit, commits[0]) != on {
+			t.Errorf("tombstones %v: a second prune changed the tombstone", on)
+		}
+		if fr := mustFsckClean(t, r); fr.Unreferenced != 0 {
+			t.Errorf("tombstones %v: %d unreferenced objects, want 0", on, fr.Unreferenced)
+		}
+	}
+}
+
+// DeleteCommit turns tombstones on, as OSTree's --delete-commit does, and
+// leaves one; a refused deletion changes nothing.
+func TestPruneDeleteCommitTombstone(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	ghost := repo.Sum([]byte("no such commit"))
+	for _, id := range []repo.ID{commits[3], ghost} {
+		if _, err := r.Prune(context.Background(), repo.PruneOptions{DeleteCommit: id}); err == nil {
+			t.Fatalf("deleting %s was allowed", id)
+		}
+		if v := configOnDisk(t, r, repo.ConfigTombstoneCommits); v != "" {
+			t.Errorf("a refused deletion of %s set %s=%s", id, repo.ConfigTombstoneCommits, v)
+		}
+		if stored(t, r, repo.KindTombstoneCommit, id) {
+			t.Errorf("a refused deletion left a tombstone for %s", id)
+		}
+	}
+	// An explicit false is overridden, as OSTree does.
+	setConfig(t, r, repo.ConfigTombstoneCommits, "false")
+	mustPrune(t, r, repo.PruneOptions{DeleteCommit: commits[1]})
+	if v := configOnDisk(t, r, repo.ConfigTombstoneCommits); v != "true" {
+		t.Errorf("after DeleteCommit %s=%q, want true", repo.ConfigTombstoneCommits, v)
+	}
+	if !stored(t, r, repo.KindTombstoneCommit, commits[1]) || stored(t, r, repo.KindCommit, commits[1]) {
+		t.Fatal("the deleted commit left no tombstone, or stayed")
+	}
+	// Tombstones on now: the next commit prune deletes leaves one too.
+	mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 1})
+	if !stored(t, r, repo.KindTombstoneCommit, commits[0]) {
+		t.Error("a commit pruned after DeleteCommit left no tombstone")
+	}
+	mustFsckClean(t, r)
+}
+
+// A config value that is not a boolean stops prune before it deletes
+// anything, naming the key.
+func TestPruneRefusesBadTombstoneConfig(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	setConfig(t, r, repo.ConfigTombstoneCommits, "maybe")
+	_, err := r.Prune(context.Background(), repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if err == nil || !strings.Contains(err.Error(), repo.ConfigTombstoneCommits) {
+		t.Fatalf("prune with %s=maybe: %v, want an error naming the key", repo.ConfigTombstoneCommits, err)
+	}
+	if !stored(t, r, repo.KindCommit, commits[0]) {
+		t.Error("the refused prune deleted a commit")
+	}
+	if err := repo.CheckConfigValue(repo.ConfigTombstoneCommits, "maybe"); err == nil {
+		t.Error("CheckConfigValue accepted a non-boolean")
+	}
+}
+
+// Storing a commit again removes its tombstone: it is no longer deleted.
+func TestTombstoneRemovedWhenCommitStoredAgain(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	data, err := r.ReadRaw(repo.KindCommit, commits[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPrune(t, r, repo.PruneOptions{DeleteCommit: commits[1], CommitOnly: true})
+	if !stored(t, r, repo.KindTombstoneCommit, commits[1]) {
+		t.Fatal("no tombstone")
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.WriteMeta(repo.KindCommit, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !stored(t, r, repo.KindCommit, commits[1]) || stored(t, r, repo.KindTombstoneCommit, commits[1]) {
+		t.Error("the commit stored again kept its tombstone")
+	}
+	mustFsckClean(t, r)
+}
+
+// A tombstone beside its commit (a crash between storing the commit and
+// removing the tombstone) is no problem; fsck counts it unreferenced and
+// prune removes it.
+func TestStaleTombstone(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.WriteTombstone(commits[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if fr := mustFsckClean(t, r); fr.Unreferenced != 1 || fr.Objects["tombstone-commit"] != 1 {
+		t.Errorf("fsck: %d unreferenced, %d tombstones verified; want 1 and 1", fr.Unreferenced, fr.Objects["tombstone-commit"])
+	}
+	if rep := mustPrune(t, r, repo.PruneOptions{NoPrune: true}); rep.ByKind["tombstone-commit"].Objects != 1 {
+		t.Errorf("a dry run would delete %+v, want the stale tombstone", rep.ByKind)
+	}
+	rep := mustPrune(t, r, repo.PruneOptions{})
+	if rep.Deleted != 1 || rep.ByKind["tombstone-commit"].Objects != 1 {
+		t.Errorf("prune deleted %+v, want the stale tombstone alone", rep.ByKind)
+	}
+	if stored(t, r, repo.KindTombstoneCommit, commits[2]) || !stored(t, r, repo.KindCommit, commits[2]) {
+		t.Error("the stale tombstone stayed, or its commit went")
+	}
+}
+
+// Fsck decodes tombstones: one that names another commit than the one it
+// is stored under is corrupt.
+func TestFsckCorruptTombstone(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	mustPrune(t, r, repo.PruneOptions{DeleteCommit: commits[0]})
+	mustFsckClean(t, r)
+	path := r.ObjectPath(repo.KindTombstoneCommit, commits[0])
+	if err := os.WriteFile(path, repo.EncodeTombstone(commits[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindTombstoneCommit, commits[0])
+	if !strings.Contains(p.Reason, "names commit "+commits[1].String()) {
+		t.Errorf("reason %q does not say which commit the tombstone names", p.Reason)
+	}
+}
+
+// Fsck with Delete removes a corrupt commit without leaving a tombstone,
+// even where tombstones are kept: it was not deleted on purpose, and a
+// pull must not take it for a commit that was.
+func TestFsckDeleteLeavesNoTombstone(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	setConfig(t, r, repo.ConfigTombstoneCommits, "true")
+	commits, _ := commitHistory(t, r)
+	flipLastByte(t, r.ObjectPath(repo.KindCommit, commits[1]))
+	if _, err := runFsck(t, r, repo.FsckOptions{Delete: true}); err == nil {
+		t.Fatal("fsck found no corrupt commit")
+	}
+	if stored(t, r, repo.KindCommit, commits[1]) || stored(t, r, repo.KindTombstoneCommit, commits[1]) {
+		t.Error("the corrupt commit stayed, or left a tombstone")
+	}
+}
