@@ -259,16 +259,3 @@ func printSizes(e *env, r *repo.Repo, id repo.ID, c *repo.Commit) error {
 		siBytes(need.stored), siBytes(total.stored), siBytes(need.unpacked), siBytes(total.unpacked), need.n, total.n)
 	return err
 }
-
-// siBytes writes a size as OSTree's size report does: bytes, then kB, MB,
-// GB in powers of 1000 with one decimal.
-func siBytes(n int64) string {
-	if n < 1000 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	v, unit := float64(n)/1000, 0
-	for v >= 1000 && unit < 3 {
-		v, unit = v/1000, unit+1
-	}
-	return fmt.Sprintf("%.1f %s", v, []string{"kB", "MB", "GB", "TB"}[unit])
-}
