@@ -262,13 +262,9 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
 	}
 	if !d.Staged {
-		what, swap := "Bootloader updated", "yes"
-		if res.Switch != deploy.SwitchFull {
-			what, swap = "Transaction complete", "no"
-		}
-		b, sub := s.BootVersion()
-		fmt.Fprintf(a.stdout, "%s; bootconfig swap: %s; bootversion: boot.%d.%d, deployment count change: %d\n", what, swap, b, sub, 1-len(res.Removed))
+		a.printBootSwitch(s, res.Switch, 1-len(res.Removed))
 	}
+	a.printFreed(res.Prune)
 	for _, c := range res.Etc {
 		fmt.Fprintln(a.stdout, c.String())
 	}
@@ -281,6 +277,26 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
 	}
 	return nil
+}
+
+// printBootSwitch prints OSTree's line on a switch of the boot entries:
+// how it was made, the boot version now and how many deployments it added
+// (negative: removed).
+func (a *adminEnv) printBootSwitch(s *deploy.Sysroot, sw deploy.Switch, change int) {
+	what, swap := "Bootloader updated", "yes"
+	if sw != deploy.SwitchFull {
+		what, swap = "Transaction complete", "no"
+	}
+	b, sub := s.BootVersion()
+	fmt.Fprintf(a.stdout, "%s; bootconfig swap: %s; bootversion: boot.%d.%d, deployment count change: %d\n", what, swap, b, sub, change)
+}
+
+// printFreed prints OSTree's line on what a prune that followed a change of
+// deployments freed, when it freed anything.
+func (a *adminEnv) printFreed(rep *repo.PruneReport) {
+	if rep != nil && rep.Freed > 0 {
+		fmt.Fprintf(a.stdout, "Freed objects: %s\n", siBytes(rep.Freed))
+	}
 }
 
 func newUpgradeCommand(a *adminEnv) *cobra.Command {
@@ -712,7 +728,7 @@ func newSetDefaultCommand(a *adminEnv) *cobra.Command {
 func newUndeployCommand(a *adminEnv) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "undeploy INDEX",
-		Short: "Remove deployment INDEX (never the booted or a pinned one)",
+		Short: "Remove deployment INDEX (never the booted or a pinned one) and prune the repository",
 		Args:  cobra.ExactArgs(1),
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
@@ -726,16 +742,23 @@ func newUndeployCommand(a *adminEnv) *cobra.Command {
 				return err
 			}
 			oldDefault := s.Deployments()[0]
-			sw, err := s.Undeploy(cmd.Context(), n)
+			res, err := s.Undeploy(cmd.Context(), n)
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return a.printSwitch(s, sw)
+				return a.printJSON(struct {
+					Switch      deploy.Switch        `json:"switch"`
+					Deployments []*deploy.Deployment `json:"deployments"`
+					Prune       *repo.PruneReport    `json:"prune,omitempty"`
+				}{res.Switch, s.Deployments(), res.Prune})
 			}
+			// OSTree's lines, then the new default when it changed.
+			a.printBootSwitch(s, res.Switch, -1)
+			a.printFreed(res.Prune)
 			fmt.Fprintf(a.stdout, "Deleted deployment %s\n", gone.Name())
 			if now := s.Deployments(); len(now) > 0 && now[0].Path != oldDefault.Path {
-				return a.printSwitch(s, sw)
+				return a.printSwitch(s, res.Switch)
 			}
 			return nil
 		})
@@ -848,14 +871,14 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 				if a.json {
 					return a.printJSON(rep)
 				}
+				// OSTree's one line (when the prune freed anything), then
+				// what else went.
+				a.printFreed(rep.Prune)
 				for _, p := range rep.Deployments {
 					fmt.Fprintf(a.stdout, "Removed deployment %s\n", p)
 				}
 				for _, p := range append(rep.Boot, rep.Unlocks...) {
 					fmt.Fprintf(a.stdout, "Removed %s\n", p)
-				}
-				if rep.Prune != nil {
-					fmt.Fprintf(a.stdout, "Pruned %d objects, %s\n", rep.Prune.Deleted, humanBytes(rep.Prune.Freed))
 				}
 				return nil
 			})
