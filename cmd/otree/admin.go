@@ -252,19 +252,9 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
 	d := res.Deployment
-	// OSTree's two lines first, for scripts that read them; otree's
-	// details after.
-	if res.Merge != nil && !d.Staged {
-		n := map[string]int{}
-		for _, c := range res.Etc {
-			n[c.Local]++
-		}
-		fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
-	}
-	if !d.Staged {
-		a.printBootSwitch(s, res.Switch, 1-len(res.Removed))
-	}
-	a.printFreed(res.Prune)
+	// OSTree's lines first, for scripts that read them; otree's details
+	// after.
+	a.printDeployOSTree(s, res)
 	for _, c := range res.Etc {
 		fmt.Fprintln(a.stdout, c.String())
 	}
@@ -277,6 +267,23 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
 	}
 	return nil
+}
+
+// printDeployOSTree prints the lines OSTree prints for a deploy: the /etc
+// merge's counts and the switch (both but for a staged deployment, whose
+// switch comes at shutdown), then what the prune freed.
+func (a *adminEnv) printDeployOSTree(s *deploy.Sysroot, res *deploy.DeployResult) {
+	if staged := res.Deployment.Staged; !staged {
+		if res.Merge != nil {
+			n := map[string]int{}
+			for _, c := range res.Etc {
+				n[c.Local]++
+			}
+			fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
+		}
+		a.printBootSwitch(s, res.Switch, 1-len(res.Removed))
+	}
+	a.printFreed(res.Prune)
 }
 
 // printBootSwitch prints OSTree's line on a switch of the boot entries:
@@ -645,14 +652,23 @@ rollback target. A later deploy or upgrade starts locked again.`,
 				if a.json {
 					return a.printJSON(res)
 				}
+				// OSTree's lines (for a hotfix, its clone's deploy first),
+				// then where the changes go.
 				switch mode {
 				case deploy.UnlockHotfix:
-					fmt.Fprintf(a.stdout, "Hotfix: /usr is writable, and its changes are kept across reboots in %s.\n", res.Upper)
-					fmt.Fprintf(a.stdout, "Deployment %d (%s) is a copy without them, the rollback target.\n", res.Clone.Index, res.Clone.Name())
+					a.printDeployOSTree(s, res.CloneDeploy)
+					fmt.Fprint(a.stdout, "Hotfix mode enabled.  A writable overlayfs is now mounted on /usr\n"+
+						"for this booted deployment.  A non-hotfixed clone has been created\n"+
+						"as the non-default rollback target.\n")
+					fmt.Fprintf(a.stdout, "The changes are kept in %s; deployment %d (%s) is the clone.\n", res.Upper, res.Clone.Index, res.Clone.Name())
 				case deploy.UnlockTransient:
-					fmt.Fprintf(a.stdout, "An overlay is mounted read-only on /usr (mount -o remount,rw /usr opens it); its changes, in %s, are gone after a reboot.\n", res.Upper)
+					fmt.Fprint(a.stdout, "A writable overlayfs is prepared for /usr, but is mounted read-only by default.\n"+
+						"All changes there will be discarded on reboot.\n")
+					fmt.Fprintf(a.stdout, "mount -o remount,rw /usr makes it writable; the changes are kept in %s until then.\n", res.Upper)
 				default:
-					fmt.Fprintf(a.stdout, "/usr is writable; its changes, in %s, are gone after a reboot.\n", res.Upper)
+					fmt.Fprint(a.stdout, "Development mode enabled.  A writable overlayfs is now mounted on /usr.\n"+
+						"All changes there will be discarded on reboot.\n")
+					fmt.Fprintf(a.stdout, "The changes are kept in %s until then.\n", res.Upper)
 				}
 				return nil
 			})
