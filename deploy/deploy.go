@@ -88,6 +88,20 @@ type DeployResult struct {
 	// Warnings are what the deploy found worth telling the admin but not
 	// worth refusing: see stateDirs.
 	Warnings []string `json:"warnings,omitempty"`
+	// Prune is what pruning the repository after the switch deleted (nil
+	// with NoPrune): the commits of dropped deployments, with their objects.
+	Prune *repo.PruneReport `json:"prune,omitempty"`
+}
+
+// cleanupAfter runs the cleanup that follows a switch and keeps what its
+// prune freed in res.
+func (s *Sysroot) cleanupAfter(ctx context.Context, res *DeployResult, noPrune bool) error {
+	rep, err := s.cleanup(ctx, CleanupOptions{NoPrune: noPrune})
+	if err != nil {
+		return err
+	}
+	res.Prune = rep.Prune
+	return nil
 }
 
 // stateDirs are the directories of / where a running system keeps state
@@ -682,7 +696,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, err
 	}
 	switched = true
-	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: opts.NoPrune}); err != nil {
+	if err := s.cleanupAfter(ctx, res, opts.NoPrune); err != nil {
 		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
 	}
 	return res, nil

@@ -341,11 +341,20 @@ func TestRetention(t *testing.T) {
 	if err := f.s.Pin(context.Background(), 2, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.Undeploy(context.Background(), 2); err != nil {
+	ur, err := f.s.Undeploy(context.Background(), 2)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]repo.ID{d, c, e}, f.order()); diff != "" {
 		t.Fatal(diff)
+	}
+	// As OSTree's undeploy, it prunes the removed deployment's commit,
+	// which only the branch's history still reached.
+	if ur.Removed.Commit != b || ur.Switch != SwitchFull || ur.Prune == nil || !slices.Contains(ur.Prune.Commits, b) {
+		t.Errorf("undeploy of %s: %+v, prune %+v", b, ur, ur.Prune)
+	}
+	if ok, _ := f.s.Repo().HasObject(repo.KindCommit, b); ok {
+		t.Errorf("commit %s of the undeployed deployment is still stored", b)
 	}
 }
 
@@ -773,7 +782,9 @@ func TestDeployPrunes(t *testing.T) {
 	fileB := objectOf(b, "/usr/bin/b")
 	f.deploy("os", DeployOptions{})
 	f.commit("os", unique("c"))
-	f.deploy("os", DeployOptions{NoPrune: true}) // drops a's deployment, keeps its commit
+	if res := f.deploy("os", DeployOptions{NoPrune: true}); res.Prune != nil { // drops a's deployment, keeps its commit
+		t.Errorf("NoPrune: the result reports a prune: %+v", res.Prune)
+	}
 	if has, _ := f.s.Repo().HasObject(repo.KindCommit, a); !has {
 		t.Fatal("NoPrune: commit a pruned")
 	}
@@ -781,6 +792,9 @@ func TestDeployPrunes(t *testing.T) {
 	res := f.deploy("os", DeployOptions{}) // drops b's deployment, prunes a and b
 	if len(res.Removed) != 1 || res.Removed[0].Commit != b {
 		t.Fatalf("removed %+v", res.Removed)
+	}
+	if res.Prune == nil || len(res.Prune.Commits) != 2 || !slices.Contains(res.Prune.Commits, a) || !slices.Contains(res.Prune.Commits, b) || res.Prune.Freed == 0 {
+		t.Errorf("the result's prune = %+v, want commits a and b", res.Prune)
 	}
 	for _, x := range []struct {
 		kind repo.Kind

@@ -67,23 +67,35 @@ func (s *Sysroot) SetDefault(ctx context.Context, index int) (Switch, error) {
 	return s.writeDeployments(ctx, s.moveFirst(d))
 }
 
-// Undeploy removes deployment index. The booted deployment and pinned
-// ones are refused.
-func (s *Sysroot) Undeploy(ctx context.Context, index int) (Switch, error) {
+// UndeployResult is what Undeploy did.
+type UndeployResult struct {
+	// Removed is the deployment removed, as it was listed.
+	Removed *Deployment `json:"removed"`
+	Switch  Switch      `json:"switch"`
+	// Prune is what pruning the repository deleted afterwards: the
+	// removed deployment's commit, when no ref reaches it any more, with
+	// its objects.
+	Prune *repo.PruneReport `json:"prune,omitempty"`
+}
+
+// Undeploy removes deployment index, then prunes the repository of the
+// commits no ref reaches any more, as OSTree's undeploy does. The booted
+// deployment and pinned ones are refused.
+func (s *Sysroot) Undeploy(ctx context.Context, index int) (*UndeployResult, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer unlock()
 	d, err := s.Deployment(index)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if d.Booted {
-		return "", fmt.Errorf("deployment %d (%s) is booted; it cannot be removed", index, d.Name())
+		return nil, fmt.Errorf("deployment %d (%s) is booted; it cannot be removed", index, d.Name())
 	}
 	if d.Pinned {
-		return "", fmt.Errorf("deployment %d (%s) is pinned; unpin it first", index, d.Name())
+		return nil, fmt.Errorf("deployment %d (%s) is pinned; unpin it first", index, d.Name())
 	}
 	var list []*Deployment
 	for _, x := range s.deployments {
@@ -93,12 +105,15 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (Switch, error) {
 	}
 	sw, err := s.writeDeployments(ctx, list)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
-		return sw, fmt.Errorf("undeployed, but cleaning up failed: %w", err)
+	res := &UndeployResult{Removed: d, Switch: sw}
+	rep, err := s.cleanup(ctx, CleanupOptions{})
+	if err != nil {
+		return res, fmt.Errorf("undeployed, but cleaning up failed: %w", err)
 	}
-	return sw, nil
+	res.Prune = rep.Prune
+	return res, nil
 }
 
 // Pin marks deployment index as pinned (or not): a pinned deployment is

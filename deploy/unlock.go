@@ -57,6 +57,8 @@ type UnlockResult struct {
 	// Clone is, for a hotfix, the pristine copy deployed as the rollback
 	// target.
 	Clone *Deployment `json:"clone,omitempty"`
+	// CloneDeploy is the deploy that made Clone (as it was listed then).
+	CloneDeploy *DeployResult `json:"-"`
 }
 
 // unlockRecord says which booted deployment a development or transient
@@ -120,7 +122,7 @@ func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, e
 		if err != nil {
 			return nil, fmt.Errorf("unlock: deploying a pristine copy of %s: %w", b.Name(), err)
 		}
-		res.Clone = dr.Deployment
+		res.Clone, res.CloneDeploy = dr.Deployment, dr
 	}
 	unlock, err := s.lock(ctx)
 	if err != nil {

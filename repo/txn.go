@@ -44,13 +44,14 @@ type Txn struct {
 	heads  []IndexedHeader // regular file objects staged in bare-user mode
 	seq    atomic.Uint64
 
-	objects atomic.Int64
-	bytes   atomic.Int64
-	files   atomic.Int64        // of objects, file objects
-	metas   atomic.Int64        // WriteMeta calls
-	sizes   map[objKey][2]int64 // with RecordSizes: stored and unpacked size of each object staged
-	fan     [256]sync.Once
-	special atomic.Bool // a symlink, device or FIFO is staged
+	objects   atomic.Int64
+	bytes     atomic.Int64
+	files     atomic.Int64        // of objects, file objects
+	fileBytes atomic.Int64        // of bytes, those of file objects
+	metas     atomic.Int64        // WriteMeta calls
+	sizes     map[objKey][2]int64 // with RecordSizes: stored and unpacked size of each object staged
+	fan       [256]sync.Once
+	special   atomic.Bool // a symlink, device or FIFO is staged
 }
 
 type objKey struct {
@@ -104,6 +105,7 @@ type TxnStats struct {
 	Objects     int64 // objects staged (new to the repository)
 	Bytes       int64 // bytes staged, as stored (compressed in archive mode)
 	FileObjects int64 // of Objects, file objects
+	FileBytes   int64 // of Bytes, those of file objects
 	// MetaWrites counts the dirtrees, dirmetas and commits handed to
 	// WriteMeta, staged or found present.
 	MetaWrites int64
@@ -227,7 +229,7 @@ func (t *Txn) Repo() *Repo { return t.r }
 
 // Stats returns what has been staged so far.
 func (t *Txn) Stats() TxnStats {
-	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load(), FileObjects: t.files.Load(), MetaWrites: t.metas.Load()}
+	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load(), FileObjects: t.files.Load(), FileBytes: t.fileBytes.Load(), MetaWrites: t.metas.Load()}
 }
 
 // Has reports whether the object is stored or staged.
@@ -609,6 +611,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 	defer func() {
 		if err == nil {
 			t.files.Add(1)
+			t.fileBytes.Add(stored)
 			t.noteSize(objKey{KindFile, id}, stored, int64(h.Size))
 		}
 		t.markReady(KindFile, id, err)

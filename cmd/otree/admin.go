@@ -259,23 +259,9 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
 	d := res.Deployment
-	// OSTree's two lines first, for scripts that read them; otree's
-	// details after.
-	if res.Merge != nil && !d.Staged {
-		n := map[string]int{}
-		for _, c := range res.Etc {
-			n[c.Local]++
-		}
-		fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
-	}
-	if !d.Staged {
-		what, swap := "Bootloader updated", "yes"
-		if res.Switch != deploy.SwitchFull {
-			what, swap = "Transaction complete", "no"
-		}
-		b, sub := s.BootVersion()
-		fmt.Fprintf(a.stdout, "%s; bootconfig swap: %s; bootversion: boot.%d.%d, deployment count change: %d\n", what, swap, b, sub, 1-len(res.Removed))
-	}
+	// OSTree's lines first, for scripts that read them; otree's details
+	// after.
+	a.printDeployOSTree(s, res)
 	for _, c := range res.Etc {
 		fmt.Fprintln(a.stdout, c.String())
 	}
@@ -288,6 +274,43 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
 	}
 	return nil
+}
+
+// printDeployOSTree prints the lines OSTree prints for a deploy: the /etc
+// merge's counts and the switch (both but for a staged deployment, whose
+// switch comes at shutdown), then what the prune freed.
+func (a *adminEnv) printDeployOSTree(s *deploy.Sysroot, res *deploy.DeployResult) {
+	if staged := res.Deployment.Staged; !staged {
+		if res.Merge != nil {
+			n := map[string]int{}
+			for _, c := range res.Etc {
+				n[c.Local]++
+			}
+			fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
+		}
+		a.printBootSwitch(s, res.Switch, 1-len(res.Removed))
+	}
+	a.printFreed(res.Prune)
+}
+
+// printBootSwitch prints OSTree's line on a switch of the boot entries:
+// how it was made, the boot version now and how many deployments it added
+// (negative: removed).
+func (a *adminEnv) printBootSwitch(s *deploy.Sysroot, sw deploy.Switch, change int) {
+	what, swap := "Bootloader updated", "yes"
+	if sw != deploy.SwitchFull {
+		what, swap = "Transaction complete", "no"
+	}
+	b, sub := s.BootVersion()
+	fmt.Fprintf(a.stdout, "%s; bootconfig swap: %s; bootversion: boot.%d.%d, deployment count change: %d\n", what, swap, b, sub, change)
+}
+
+// printFreed prints OSTree's line on what a prune that followed a change of
+// deployments freed, when it freed anything.
+func (a *adminEnv) printFreed(rep *repo.PruneReport) {
+	if rep != nil && rep.Freed > 0 {
+		fmt.Fprintf(a.stdout, "Freed objects: %s\n", siBytes(rep.Freed))
+	}
 }
 
 func newUpgradeCommand(a *adminEnv) *cobra.Command {
@@ -636,14 +659,23 @@ rollback target. A later deploy or upgrade starts locked again.`,
 				if a.json {
 					return a.printJSON(res)
 				}
+				// OSTree's lines (for a hotfix, its clone's deploy first),
+				// then where the changes go.
 				switch mode {
 				case deploy.UnlockHotfix:
-					fmt.Fprintf(a.stdout, "Hotfix: /usr is writable, and its changes are kept across reboots in %s.\n", res.Upper)
-					fmt.Fprintf(a.stdout, "Deployment %d (%s) is a copy without them, the rollback target.\n", res.Clone.Index, res.Clone.Name())
+					a.printDeployOSTree(s, res.CloneDeploy)
+					fmt.Fprint(a.stdout, "Hotfix mode enabled.  A writable overlayfs is now mounted on /usr\n"+
+						"for this booted deployment.  A non-hotfixed clone has been created\n"+
+						"as the non-default rollback target.\n")
+					fmt.Fprintf(a.stdout, "The changes are kept in %s; deployment %d (%s) is the clone.\n", res.Upper, res.Clone.Index, res.Clone.Name())
 				case deploy.UnlockTransient:
-					fmt.Fprintf(a.stdout, "An overlay is mounted read-only on /usr (mount -o remount,rw /usr opens it); its changes, in %s, are gone after a reboot.\n", res.Upper)
+					fmt.Fprint(a.stdout, "A writable overlayfs is prepared for /usr, but is mounted read-only by default.\n"+
+						"All changes there will be discarded on reboot.\n")
+					fmt.Fprintf(a.stdout, "mount -o remount,rw /usr makes it writable; the changes are kept in %s until then.\n", res.Upper)
 				default:
-					fmt.Fprintf(a.stdout, "/usr is writable; its changes, in %s, are gone after a reboot.\n", res.Upper)
+					fmt.Fprint(a.stdout, "Development mode enabled.  A writable overlayfs is now mounted on /usr.\n"+
+						"All changes there will be discarded on reboot.\n")
+					fmt.Fprintf(a.stdout, "The changes are kept in %s until then.\n", res.Upper)
 				}
 				return nil
 			})
@@ -719,7 +751,7 @@ func newSetDefaultCommand(a *adminEnv) *cobra.Command {
 func newUndeployCommand(a *adminEnv) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "undeploy INDEX",
-		Short: "Remove deployment INDEX (never the booted or a pinned one)",
+		Short: "Remove deployment INDEX (never the booted or a pinned one) and prune the repository",
 		Args:  cobra.ExactArgs(1),
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
@@ -733,16 +765,23 @@ func newUndeployCommand(a *adminEnv) *cobra.Command {
 				return err
 			}
 			oldDefault := s.Deployments()[0]
-			sw, err := s.Undeploy(cmd.Context(), n)
+			res, err := s.Undeploy(cmd.Context(), n)
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return a.printSwitch(s, sw)
+				return a.printJSON(struct {
+					Switch      deploy.Switch        `json:"switch"`
+					Deployments []*deploy.Deployment `json:"deployments"`
+					Prune       *repo.PruneReport    `json:"prune,omitempty"`
+				}{res.Switch, s.Deployments(), res.Prune})
 			}
+			// OSTree's lines, then the new default when it changed.
+			a.printBootSwitch(s, res.Switch, -1)
+			a.printFreed(res.Prune)
 			fmt.Fprintf(a.stdout, "Deleted deployment %s\n", gone.Name())
 			if now := s.Deployments(); len(now) > 0 && now[0].Path != oldDefault.Path {
-				return a.printSwitch(s, sw)
+				return a.printSwitch(s, res.Switch)
 			}
 			return nil
 		})
@@ -855,14 +894,14 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 				if a.json {
 					return a.printJSON(rep)
 				}
+				// OSTree's one line (when the prune freed anything), then
+				// what else went.
+				a.printFreed(rep.Prune)
 				for _, p := range rep.Deployments {
 					fmt.Fprintf(a.stdout, "Removed deployment %s\n", p)
 				}
 				for _, p := range append(rep.Boot, rep.Unlocks...) {
 					fmt.Fprintf(a.stdout, "Removed %s\n", p)
-				}
-				if rep.Prune != nil {
-					fmt.Fprintf(a.stdout, "Pruned %d objects, %s\n", rep.Prune.Deleted, humanBytes(rep.Prune.Freed))
 				}
 				return nil
 			})

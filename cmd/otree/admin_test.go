@@ -207,7 +207,9 @@ func TestAdminCommands(t *testing.T) {
 	a.fails(1, "no such deployment", "admin", "pin", "5")
 	a.fails(2, "not a number", "admin", "undeploy", "x")
 	gone := a.status().Deployments[1].Commit
-	if out := a.ok("admin", "undeploy", "1"); out != "Deleted deployment "+gone+".0\n" {
+	undeployed := regexp.MustCompile(`^Bootloader updated; bootconfig swap: yes; bootversion: boot\.\d\.\d, deployment count change: -1\n` +
+		`Freed objects: .*\nDeleted deployment ` + gone + `\.0\n$`)
+	if out := a.ok("admin", "undeploy", "1"); !undeployed.MatchString(out) {
 		t.Errorf("undeploy printed %q", out)
 	}
 	if n := len(a.status().Deployments); n != 1 {
@@ -609,13 +611,10 @@ func TestAdminStatusVerifySignature(t *testing.T) {
 	}
 }
 
-// admin status prints what OSTree's prints, in the same shape, for the same
-// deployments (ids aside): scripts written for OSTree's output read
-// otree's. otree's extra detail lines come after OSTree's and are left out
-// of the comparison.
-func TestAdminStatusParityWithOSTree(t *testing.T) {
-	o := needOSTree(t, "bare")
-	a := newAdmin(t)
+// newOSTreeSysroot makes an OSTree sysroot with the stateroot cli, the twin
+// of newAdmin's, and returns it with a function that runs ostree (its
+// output; the test fails if it fails).
+func newOSTreeSysroot(t *testing.T, o *ostreeRepo) (string, func(args ...string) string) {
 	osys := filepath.Join(t.TempDir(), "ostree-sysroot")
 	testtree.ClearImmutable(t, osys)
 	ost := func(args ...string) string {
@@ -629,6 +628,93 @@ func TestAdminStatusParityWithOSTree(t *testing.T) {
 	os.MkdirAll(osys, 0o755)
 	ost("admin", "init-fs", osys)
 	ost("admin", "--sysroot="+osys, "os-init", "cli")
+	return osys, ost
+}
+
+// deploy, undeploy and cleanup report what pruning the repository freed
+// as OSTree does, "Freed objects: SIZE" among OSTree's other lines, and
+// undeploy prints OSTree's lines: scripts that read OSTree's output read
+// otree's. otree's own lines come after OSTree's.
+func TestAdminFreedParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare")
+	a := newAdmin(t)
+	osys, ost := newOSTreeSysroot(t, o)
+	orepo := "--repo=" + filepath.Join(osys, "ostree/repo")
+	// Sizes, ids and boot versions differ; the lines do not.
+	ids, bootVersion := regexp.MustCompile(`[0-9a-f]{64}`), regexp.MustCompile(`bootversion: boot\.\d\.\d`)
+	norm := func(s string) []string {
+		s = bootVersion.ReplaceAllString(ids.ReplaceAllString(normSizes(s), "ID"), "bootversion: B")
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if l != "" && !strings.HasPrefix(l, "Relabeling ") { // OSTree's SELinux note
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	compare := func(what, mine, theirs string) {
+		t.Helper()
+		m, th := norm(mine), norm(theirs)
+		if len(m) < len(th) || !slices.Equal(m[:len(th)], th) {
+			t.Errorf("%s: otree\n%s\nOSTree\n%s", what, mine, theirs)
+		}
+	}
+	both := func(args ...string) {
+		a.ok(args...)
+		ost(append([]string{orepo}, args...)...)
+	}
+	for i := range 3 {
+		dir := t.TempDir()
+		writeBootableTree(t, dir, "6.1.0-1", fmt.Sprint(i))
+		os.WriteFile(filepath.Join(dir, "usr/bin/data"), bytes.Repeat([]byte(fmt.Sprint(i)), 5000), 0o644)
+		both("commit", "-b", "cli/stable", dir)
+		mine, theirs := a.ok("admin", "deploy", "--os=cli", "cli/stable"), ost("admin", "--sysroot="+osys, "deploy", "--os=cli", "cli/stable")
+		compare(fmt.Sprint("deploy ", i), mine, theirs)
+		// The third deploy drops the first deployment, and the prune that
+		// follows its commit.
+		if freed := strings.Contains(mine, "\nFreed objects: "); freed != (i == 2) {
+			t.Errorf("deploy %d: freed objects %v\n%s", i, freed, mine)
+		}
+	}
+	junk := t.TempDir()
+	os.WriteFile(filepath.Join(junk, "junk"), []byte("junk"), 0o644)
+	both("commit", "-b", "junk", junk)
+	both("refs", "--delete", "junk")
+	mine, theirs := a.ok("admin", "cleanup"), ost("admin", "--sysroot="+osys, "cleanup")
+	compare("cleanup", mine, theirs)
+	if !strings.HasPrefix(mine, "Freed objects: ") {
+		t.Errorf("cleanup of an unreachable commit printed %q", mine)
+	}
+	if mine, theirs := a.ok("admin", "cleanup"), ost("admin", "--sysroot="+osys, "cleanup"); mine != "" || theirs != "" {
+		t.Errorf("cleanup with nothing to do: otree %q, OSTree %q", mine, theirs)
+	}
+	mine, theirs = a.ok("admin", "undeploy", "1"), ost("admin", "--sysroot="+osys, "undeploy", "1")
+	compare("undeploy", mine, theirs)
+	if !strings.Contains(mine, "\nFreed objects: ") {
+		t.Errorf("undeploy did not prune the removed deployment's commit:\n%s", mine)
+	}
+	// With --json, the prune's report.
+	gone := a.status().Deployments[0].Commit
+	a.commit("4", "6.1.0-1")
+	a.ok("admin", "deploy", "--os=cli", "cli/stable")
+	var un struct {
+		Prune *struct {
+			Commits []string `json:"deleted_commits"`
+		} `json:"prune"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "undeploy", "--json", "1")), &un); err != nil || un.Prune == nil || !slices.Equal(un.Prune.Commits, []string{gone}) {
+		t.Errorf("undeploy --json: %v, prune %+v, want commit %s deleted", err, un.Prune, gone)
+	}
+}
+
+// admin status prints what OSTree's prints, in the same shape, for the same
+// deployments (ids aside): scripts written for OSTree's output read
+// otree's. otree's extra detail lines come after OSTree's and are left out
+// of the comparison.
+func TestAdminStatusParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare")
+	a := newAdmin(t)
+	osys, ost := newOSTreeSysroot(t, o)
 	for i, version := range []string{"", "2.0"} {
 		dir := t.TempDir()
 		writeBootableTree(t, dir, "6.1.0-1", fmt.Sprint(i))

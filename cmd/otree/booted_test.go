@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,18 +137,104 @@ func wantLines(t *testing.T, out string, lines ...string) {
 	}
 }
 
+// needOverlay skips the test unless the kernel offers overlayfs, as the
+// kernels of unlock's users do.
+func needOverlay(t *testing.T) {
+	probe := t.TempDir()
+	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		`cd "$1" && mkdir l u w m && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w m`, "sh", probe).CombinedOutput(); err != nil {
+		t.Skipf("skipping: this kernel cannot mount an overlay: %v: %s", err, out)
+	}
+}
+
+// bootOSTree boots deployment 0 of the OSTree sysroot osys (one of
+// newOSTreeSysroot's) as booter boots otree's, and runs script (sh) in
+// it: `ostree ARGS` runs OSTree chrooted into the booted root "$M", with
+// the libraries ldd names copied there. OSTree finds the booted
+// deployment through /run/ostree-booted, the ostree= argument of
+// /proc/cmdline and the root's device and inode; it reads /proc/1 (a new
+// PID namespace makes that the script's shell) and syncs with a watchdog
+// that needs /dev. The deployment's tree must hold the mount points
+// sysroot, var, proc, run, boot, dev and tmp, and ostree -> sysroot/ostree.
+func bootOSTree(t *testing.T, o *ostreeRepo, osys, script string) string {
+	t.Helper()
+	if out, err := exec.Command("unshare", "-m", "-p", "-f", "--propagation", "private", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot create a mount and PID namespace: %v: %s", err, out)
+	}
+	ldd, err := exec.Command("ldd", o.bin).Output()
+	if err != nil {
+		t.Skipf("ldd %s: %v", o.bin, err)
+	}
+	libs, loader := t.TempDir(), ""
+	for _, f := range append(strings.Fields(string(ldd)), o.bin) {
+		if !strings.HasPrefix(f, "/") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(libs, filepath.Base(f)), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(filepath.Base(f), "ld-linux") {
+			loader = filepath.Base(f)
+		}
+	}
+	dep, err := exec.Command(o.bin, "admin", "--sysroot="+osys, "--print-current-dir").Output()
+	if err != nil {
+		t.Fatalf("ostree admin --print-current-dir: %v", err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(osys, "boot/loader/entries/*.conf"))
+	var cmdline string
+	for _, e := range entries {
+		data, _ := os.ReadFile(e)
+		if !strings.Contains(string(data), "(ostree:0)\n") { // in its title
+			continue
+		}
+		for line := range strings.Lines(string(data)) {
+			if opts, ok := strings.CutPrefix(strings.TrimSpace(line), "options "); ok {
+				cmdline = opts
+			}
+		}
+	}
+	if cmdline == "" {
+		t.Fatalf("no boot entry for deployment 0 in %q", entries)
+	}
+	m, dir := filepath.Join(t.TempDir(), "M"), t.TempDir()
+	os.Mkdir(m, 0o755)
+	os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline+"\n"), 0o644)
+	cmd := exec.Command("unshare", "-m", "-p", "-f", "--propagation", "private", "sh", "-c", `set -e
+mount --bind "$DEP" "$M"
+mount --bind "$PHYS" "$M/sysroot"
+mount --bind "$PHYS/ostree/deploy/cli/var" "$M/var"
+mount --bind "$M/sysroot/boot" "$M/boot"
+mount -t tmpfs run "$M/run"
+mount -t tmpfs tmp "$M/tmp"
+mount --rbind /dev "$M/dev"
+mount -t proc proc "$M/proc"
+mount --bind "$DIR/cmdline" "$M/proc/cmdline"
+touch "$M/run/ostree-booted"
+mkdir "$M/run/lib" && cp "$LIBS"/* "$M/run/lib/"
+ostree() { chroot "$M" /run/lib/"$LOADER" --library-path /run/lib /run/lib/ostree "$@"; }
+set +e
+`+script)
+	cmd.Env = append(os.Environ(), "PHYS="+osys, "M="+m, "DEP="+strings.TrimSpace(string(dep)), "DIR="+dir, "LIBS="+libs, "LOADER="+loader)
+	out, err := cmd.CombinedOutput()
+	t.Logf("booted OSTree:\n%s", out)
+	if err != nil {
+		t.Fatalf("script in the booted OSTree deployment: %v", err)
+	}
+	return string(out)
+}
+
 // admin unlock opens the booted /usr: for development and transient
 // unlocks until the next boot, with the changes outside the deployment;
 // for a hotfix across boots, with a pristine clone as the rollback target.
 func TestAdminUnlock(t *testing.T) {
 	a := newAdmin(t)
 	b := newBooter(t, a)
-	// The kernel must offer overlayfs, as unlock's users' kernels do.
-	probe := t.TempDir()
-	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
-		`cd "$1" && mkdir l u w m && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w m`, "sh", probe).CombinedOutput(); err != nil {
-		t.Skipf("skipping: this kernel cannot mount an overlay: %v: %s", err, out)
-	}
+	needOverlay(t)
 	commit := a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
 	dep := a.status().Deployments[0].Path
@@ -289,6 +377,40 @@ if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
 			t.Errorf("prepare-root of a hotfix without its work directory: %v\n%s", err, out)
 		}
 	})
+}
+
+// admin unlock prints what OSTree's prints in each mode (for a hotfix,
+// after the lines of the clone's deploy), then one line of its own saying
+// where the changes go.
+func TestAdminUnlockParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare")
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	needOverlay(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	osys, ost := newOSTreeSysroot(t, o)
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-1", "one\n")
+	for _, d := range []string{"sysroot", "var", "proc", "run", "boot", "dev", "tmp"} {
+		os.Mkdir(filepath.Join(tree, d), 0o755)
+	}
+	os.Symlink("sysroot/ostree", filepath.Join(tree, "ostree"))
+	ost("--repo="+filepath.Join(osys, "ostree/repo"), "commit", "-b", "cli/stable", tree)
+	ost("admin", "--sysroot="+osys, "deploy", "--os=cli", "cli/stable")
+	bootVersion := regexp.MustCompile(`bootversion: boot\.\d\.\d`)
+	lines := func(s string) []string {
+		l := strings.Split(strings.TrimSuffix(bootVersion.ReplaceAllString(s, "bootversion: B"), "\n"), "\n")
+		return slices.DeleteFunc(l, func(l string) bool { return strings.HasPrefix(l, "otree-prepare-root: ") }) // the boot's
+	}
+	for _, mode := range []string{"", "--transient", "--hotfix"} {
+		mine := lines(b.boot(dep, "otree admin unlock "+mode+"\n"))
+		theirs := lines(bootOSTree(t, o, osys, "ostree admin unlock "+mode+"\n"))
+		if len(mine) != len(theirs)+1 || !slices.Equal(mine[:len(theirs)], theirs) {
+			t.Errorf("unlock %s: otree\n%s\nOSTree\n%s", mode, strings.Join(mine, "\n"), strings.Join(theirs, "\n"))
+		}
+	}
 }
 
 // The host updater's life on a running system: upgrades while booted

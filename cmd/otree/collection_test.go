@@ -57,7 +57,7 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 	if !slices.Equal(lines(mine), lines(theirs)) || !slices.IsSorted(strings.Split(strings.TrimSpace(mine), "\n")) || mine == "" {
 		t.Errorf("refs --collections: otree %q, OSTree %q", mine, theirs)
 	}
-	if got := c.ok("show", "--print-metadata-key="+repo.CollectionBindingKey, "os/stable"); got != "org.example.Os\n" {
+	if got := c.ok("show", "--print-metadata-key="+repo.CollectionBindingKey, "os/stable"); got != "'org.example.Os'\n" {
 		t.Errorf("collection binding of a commit: %q", got)
 	}
 	var js []struct {

@@ -149,7 +149,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 			for _, key := range []string{"ostree.linux", "ostree.bootable"} {
 				w, _ := o.run("show", "--print-metadata-key="+key, branch)
 				g := c.ok("show", "--print-metadata-key="+key, branch)
-				if strings.Trim(strings.TrimSpace(string(w)), "'") != strings.TrimSpace(g) {
+				if string(w) != g {
 					t.Errorf("--bootable: %s is %q in otree, %q in OSTree", key, g, w)
 				}
 			}
@@ -330,17 +330,16 @@ func TestShowPrintSizes(t *testing.T) {
 		if !strings.Contains(out, "Number of objects (needed/total): 0/4\n") {
 			t.Errorf("OSTree counts other objects:\n%s", out)
 		}
+		// The sizes differ (other compression), their form does not.
+		if mine := c.ok("show", "--print-sizes", "main"); normSizes(mine) != normSizes(out) {
+			t.Errorf("show --print-sizes: otree\n%s\nOSTree\n%s", mine, out)
+		}
 	}
 	// A client that pulled the commit alone needs all of it.
 	client := newCLIMode(t, repo.ModeBareUser)
 	client.ok("pull-local", "--commit-metadata-only", c.path, "main")
 	if out, want := client.ok("show", "--print-sizes", "main"), fmt.Sprintf(report, siBytes(stored), siBytes(stored), siBytes(unpacked), siBytes(unpacked), 4); out != want {
 		t.Errorf("after pull --commit-metadata-only:\n%s\nwant:\n%s", out, want)
-	}
-	for n, want := range map[int64]string{0: "0 bytes", 999: "999 bytes", 1000: "1.0 kB", 5001: "5.0 kB", 1_500_000: "1.5 MB", 2_000_000_000: "2.0 GB"} {
-		if got := siBytes(n); got != want {
-			t.Errorf("siBytes(%d) = %q, want %q", n, got, want)
-		}
 	}
 	e, err := c.r.Lookup(id, "/a")
 	if err != nil {

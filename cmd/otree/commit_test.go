@@ -439,11 +439,11 @@ func TestCommitRefBindings(t *testing.T) {
 	src := source(t, fixture)
 	key := "--print-metadata-key=" + repo.RefBindingKey
 	c.ok("commit", "-b", "os/stable", "--bind-ref=os/lts", "--bind-ref=os/lts", src)
-	if got := c.ok("show", key, "os/stable"); got != "os/lts\nos/stable\n" {
+	if got := c.ok("show", key, "os/stable"); got != "['os/lts', 'os/stable']\n" {
 		t.Errorf("bindings of a commit with --bind-ref: %q", got)
 	}
 	c.ok("commit", "-b", "os/stable", src)
-	if got := c.ok("show", key, "os/stable"); got != "os/stable\n" {
+	if got := c.ok("show", key, "os/stable"); got != "['os/stable']\n" {
 		t.Errorf("bindings of a plain commit: %q", got)
 	}
 	c.ok("commit", "-b", "os/stable", "--no-bindings", "--bind-ref=os/lts", src)

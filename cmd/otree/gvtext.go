@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 )
 
 // gvariantValue parses the value of OSTree's --add-metadata=KEY=VALUE, a
@@ -131,4 +137,137 @@ func unquoteGVariant(s string, bytes bool) ([]byte, error) {
 		return nil, fmt.Errorf("not UTF-8")
 	}
 	return out, nil
+}
+
+// metadataText writes metadata value v of key as OSTree's show
+// --print-metadata-key prints a value: in GVariant text. otree's values
+// are bytes; the type is the one OSTree gives the same fact: a boolean for
+// ostree.bootable, an array of strings for the ref binding (one ref a line
+// here), an array of 64-byte signatures for otree.sign.ed25519. Any other
+// value is a string ('…') when it is UTF-8 without NUL, as the values of
+// --add-metadata-string are, else a bytestring (b'…'), or an array of
+// bytes when it holds a NUL. (A value --add-metadata gave as a number or
+// boolean is stored as its text, and printed as a string.)
+func metadataText(key string, v []byte) string {
+	switch {
+	case key == "ostree.bootable" && (string(v) == "true" || string(v) == "false"):
+		return string(v)
+	case key == repo.RefBindingKey && len(v) == 0:
+		return "@as []"
+	case key == repo.RefBindingKey && utf8.Valid(v) && bytes.IndexByte(v, 0) < 0:
+		refs := strings.Split(string(v), "\n")
+		for i, r := range refs {
+			refs[i] = gvariantString(r)
+		}
+		return "[" + strings.Join(refs, ", ") + "]"
+	case key == sign.MetadataKey && len(v) > 0 && len(v)%ed25519.SignatureSize == 0:
+		var sigs []string
+		for i := 0; i < len(v); i += ed25519.SignatureSize {
+			sigs = append(sigs, gvariantByteArray(v[i:i+ed25519.SignatureSize], i == 0))
+		}
+		return "[" + strings.Join(sigs, ", ") + "]"
+	case bytes.IndexByte(v, 0) >= 0:
+		return gvariantByteArray(v, true)
+	case utf8.Valid(v):
+		return gvariantString(string(v))
+	}
+	return gvariantBytestring(v)
+}
+
+// gvariantString quotes s as GVariant text does: in single quotes, or
+// double quotes when s holds a single quote; C escapes for the quote, the
+// backslash and the control characters that have one, \uXXXX (or
+// \UXXXXXXXX) for other characters that do not print (controls, formats,
+// unassigned code points).
+func gvariantString(s string) string {
+	q := byte('\'')
+	if strings.IndexByte(s, '\'') >= 0 {
+		q = '"'
+	}
+	var b strings.Builder
+	b.WriteByte(q)
+	for _, r := range s {
+		switch {
+		case r == rune(q) || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case strings.ContainsRune("\a\b\f\n\r\t\v", r):
+			b.WriteString(cEscape(byte(r)))
+		case unicode.In(r, unicode.Cc, unicode.Cf) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.Co):
+			if r > 0xffff {
+				fmt.Fprintf(&b, "\\U%08x", r)
+			} else {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte(q)
+	return b.String()
+}
+
+// gvariantBytestring writes v as GVariant text writes a bytestring, an
+// array of bytes ending in its only NUL (not written): b'…', in double
+// quotes when v holds a single quote; a double quote and the backslash
+// escaped, C escapes for \b \f \n \r \t \v, octal for other bytes that are
+// not printable ASCII.
+func gvariantBytestring(v []byte) string {
+	q := byte('\'')
+	if bytes.IndexByte(v, '\'') >= 0 {
+		q = '"'
+	}
+	var b strings.Builder
+	b.WriteString("b")
+	b.WriteByte(q)
+	for _, c := range v {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c != '\a' && strings.IndexByte("\b\f\n\r\t\v", c) >= 0:
+			b.WriteString(cEscape(c))
+		case c < 0x20 || c > 0x7e:
+			fmt.Fprintf(&b, "\\%03o", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte(q)
+	return b.String()
+}
+
+// gvariantByteArray writes v as GVariant text writes an array of bytes: a
+// bytestring when it ends in its only NUL, else the bytes in hex (the
+// first with its type when annotate, as for a value that stands alone).
+func gvariantByteArray(v []byte, annotate bool) string {
+	switch {
+	case len(v) == 0:
+		return "@ay []"
+	case bytes.IndexByte(v, 0) == len(v)-1:
+		return gvariantBytestring(v[:len(v)-1])
+	}
+	var b strings.Builder
+	b.WriteString("[")
+	for i, c := range v {
+		switch {
+		case i == 0 && annotate:
+			b.WriteString("byte ")
+		case i > 0:
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "0x%02x", c)
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
+// cEscape is the one-letter C escape of c (one of cEscapes' values).
+func cEscape(c byte) string {
+	for k, v := range cEscapes {
+		if v == c && k != c {
+			return "\\" + string(k)
+		}
+	}
+	return string(c)
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 )
 
 func TestGVariantValue(t *testing.T) {
@@ -55,22 +59,90 @@ func TestGVariantValue(t *testing.T) {
 }
 
 // --add-metadata stores what OSTree stores for strings, bytestrings and
-// booleans: OSTree's printed value, read back as GVariant text, is the
-// bytes otree prints. (OSTree 2022.7 prints its numbers byte-swapped, so
-// they are not compared.)
+// booleans: the values both print, read back as GVariant text, are the
+// same bytes; a string and a bytestring that is not UTF-8 print as in
+// OSTree. (A boolean or a UTF-8 bytestring prints as a string: otree
+// keeps no type. OSTree 2022.7 prints its numbers byte-swapped, so they
+// are not compared.)
 func TestAddMetadataParityWithOSTree(t *testing.T) {
 	o := needOSTree(t, "archive")
 	c := newCLI(t)
 	src := source(t, fixture)
-	for i, v := range []string{`'1.0'`, `"dq"`, `'esc\n\tq'`, `@s 'x'`, `b'by\001tes'`, `true`, `'\u00e9'`} {
+	for i, v := range []string{`'1.0'`, `"dq"`, `'esc\n\tq'`, `@s 'x'`, `b'by\001tes'`, `true`, `'\u00e9'`, `b'\377\200"'`} {
 		branch := "b" + string(rune('a'+i)) + "x"
 		c.ok("commit", "-b", branch, "--add-metadata=k="+v, src)
 		o.ok("commit", "-b", branch, "--add-metadata=k="+v, src)
-		got := strings.TrimSuffix(c.ok("show", "--print-metadata-key=k", branch), "\n")
-		want, err := gvariantValue(strings.TrimSpace(o.ok("show", "--print-metadata-key=k", branch)))
-		if err != nil || got != string(want) {
-			t.Errorf("%s: otree stores %q, OSTree %q (%v)", v, got, want, err)
+		mine, theirs := c.ok("show", "--print-metadata-key=k", branch), o.ok("show", "--print-metadata-key=k", branch)
+		got, err1 := gvariantValue(mine)
+		want, err2 := gvariantValue(theirs)
+		if err1 != nil || err2 != nil || string(got) != string(want) {
+			t.Errorf("%s: otree stores %q (%v), OSTree %q (%v)", v, got, err1, want, err2)
+		}
+		if typed := v == "true" || strings.HasPrefix(v, "b'by"); mine != theirs && !typed {
+			t.Errorf("%s: otree prints %q, OSTree %q", v, mine, theirs)
 		}
 	}
 	c.fails(exitUsage, []string{"containers"}, "commit", "-b", "bad", "--add-metadata=k=['a']", src)
+}
+
+// show --print-metadata-key and --print-detached-metadata-key print a
+// string as OSTree does, quoted and escaped in GVariant text, and the ref
+// binding as OSTree prints its own (ostree.ref-binding).
+func TestShowMetadataKeyParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLI(t)
+	src := source(t, fixture)
+	for i, v := range []string{"1.0", "it's", `say "hi"`, `both ' and "`, "tab\there\nnl", "\x01\x7f\x1b[0m", "bell\a\b\f\v\r",
+		`back\slash`, "\u200b zwsp", "\u00a0nbsp \u0085nel \u00ad", "é ü 日本 😀", "", "$x%s", "\U000e0001 \ue000 \U000f0000",
+		"\u0378 \u2028\u2029 \u200e\ufeff"} {
+		branch := fmt.Sprint("s", i)
+		args := []string{"commit", "-b", branch, "--add-metadata-string=k=" + v, "--add-detached-metadata-string=d=" + v, src}
+		c.ok(args...)
+		o.ok(args...)
+		for _, flag := range []string{"--print-metadata-key=k", "--print-detached-metadata-key=d"} {
+			if mine, theirs := c.ok("show", flag, branch), o.ok("show", flag, branch); mine != theirs {
+				t.Errorf("%q: show %s: otree %q, OSTree %q", v, flag, mine, theirs)
+			}
+		}
+	}
+	args := []string{"commit", "-b", "os/stable", "--bind-ref=os/lts", "--bind-ref=a/b", src}
+	c.ok(args...)
+	o.ok(args...)
+	mine, theirs := c.ok("show", "--print-metadata-key="+repo.RefBindingKey, "os/stable"), o.ok("show", "--print-metadata-key=ostree.ref-binding", "os/stable")
+	if want := "['a/b', 'os/lts', 'os/stable']\n"; mine != want || theirs != want {
+		t.Errorf("ref binding: otree %q, OSTree %q, want %q", mine, theirs, want)
+	}
+}
+
+// metadataText writes what OSTree 2022.7 prints for the same values
+// (these are its outputs); otree's own keys take the types OSTree gives
+// the same facts.
+func TestMetadataText(t *testing.T) {
+	sig := func(b byte) string { return strings.Repeat(string(rune(b)), 64) }
+	for _, tc := range []struct{ key, value, want string }{
+		{"k", "1.0", "'1.0'"},
+		{"k", "it's", `"it's"`},
+		{"k", `both ' and "`, `"both ' and \""`},
+		{"k", "bell\a\b\f\v\r\t\n\\", `'bell\a\b\f\v\r\t\n\\'`},
+		{"k", "\x01\x7f\u0085\u200b\U000e0001", `'\u0001\u007f\u0085\u200b\U000e0001'`},
+		{"k", "é\u00a0\ue000\u2028", "'é\u00a0\ue000\u2028'"},
+		{"k", "\u0378", `'\u0378'`},
+		{"k", "", "''"},
+		{"k", "\xff\x80", `b'\377\200'`},
+		{"k", "\xff\a\b\f\v\r\t\n\\\x1f ~\x7f", `b'\377\007\b\f\v\r\t\n\\\037 ~\177'`},
+		{"k", "\xff'\"", `b"\377'\""`},
+		{"k", "\xff\"", `b'\377\"'`},
+		{"k", "A\x00B", "[byte 0x41, 0x00, 0x42]"},
+		{"k", "\xc3\xa9\x00", `b'\303\251'`},
+		{"ostree.bootable", "true", "true"},
+		{"ostree.bootable", "yes", "'yes'"},
+		{repo.RefBindingKey, "a/b\nos/stable", "['a/b', 'os/stable']"},
+		{repo.RefBindingKey, "", "@as []"},
+		{sign.MetadataKey, sig(1) + sig(2), "[[byte " + strings.Repeat("0x01, ", 63) + "0x01], [" + strings.Repeat("0x02, ", 63) + "0x02]]"},
+		{sign.MetadataKey, "short", "'short'"},
+	} {
+		if got := metadataText(tc.key, []byte(tc.value)); got != tc.want {
+			t.Errorf("metadataText(%q, %q) = %s, want %s", tc.key, tc.value, got, tc.want)
+		}
+	}
 }

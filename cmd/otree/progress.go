@@ -85,6 +85,7 @@ func (b *bar) done() {
 	}
 }
 
+// humanBytes writes a size in powers of 1024, for otree's own lines.
 func humanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
@@ -96,4 +97,24 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// siBytes writes a size as OSTree's reports do (GLib's g_format_size):
+// "1 byte" and "N bytes" below 1000, else one decimal in kB, MB, GB, TB,
+// PB or EB (powers of 1000), the unit after a no-break space. Scripts
+// written for OSTree's output read these.
+func siBytes(n int64) string {
+	switch {
+	case n == 1:
+		return "1 byte"
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	}
+	units := []string{"kB", "MB", "GB", "TB", "PB", "EB"}
+	factor, u := int64(1000), 0
+	for u < len(units)-1 && n/1000 >= factor {
+		factor *= 1000
+		u++
+	}
+	return fmt.Sprintf("%.1f\u00a0%s", float64(n)/float64(factor), units[u])
 }

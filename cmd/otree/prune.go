@@ -122,7 +122,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	e.refsChanged = !f.noPrune
 	if err != nil {
 		if rep != nil && rep.Deleted > 0 && !e.json {
-			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, humanBytes(rep.Freed))
+			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, siBytes(rep.Freed))
 		}
 		return err
 	}
@@ -163,9 +163,9 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		fmt.Fprintln(e.stdout, "No unreachable objects")
 		return nil
 	case rep.DryRun:
-		fmt.Fprintf(e.stdout, "Would delete: %d objects, freeing %s\n", rep.Deleted, humanBytes(rep.Freed))
+		fmt.Fprintf(e.stdout, "Would delete: %d objects, freeing %s\n", rep.Deleted, siBytes(rep.Freed))
 	default:
-		fmt.Fprintf(e.stdout, "Deleted %d objects, %s freed\n", rep.Deleted, humanBytes(rep.Freed))
+		fmt.Fprintf(e.stdout, "Deleted %d objects, %s freed\n", rep.Deleted, siBytes(rep.Freed))
 	}
 	kinds := make([]string, 0, len(rep.ByKind))
 	for k := range rep.ByKind {
@@ -174,7 +174,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	sort.Strings(kinds)
 	for _, k := range kinds {
 		c := rep.ByKind[k]
-		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, humanBytes(c.Bytes))
+		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, siBytes(c.Bytes))
 	}
 	return nil
 }

@@ -95,3 +95,23 @@ func TestPruneCommandOptions(t *testing.T) {
 		t.Errorf("--static-deltas-only moved or deleted stable: %q", got)
 	}
 }
+
+// prune reports what OSTree's reports, in its words and size format: a
+// script that reads OSTree's lines reads otree's. otree's per-kind lines
+// come after them.
+func TestPruneOutputParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLIMode(t, repo.ModeArchive)
+	pruneHistory(t, c.ok)
+	pruneHistory(t, o.ok)
+	for _, args := range [][]string{
+		{"prune", "--refs-only", "--depth=1", "--no-prune"},
+		{"prune", "--refs-only", "--depth=1"},
+		{"prune", "--refs-only", "--depth=1"},
+	} {
+		mine, theirs := normSizes(c.ok(args...)), normSizes(o.ok(args...))
+		if !strings.HasPrefix(mine, theirs) {
+			t.Errorf("%v: otree\n%s\nOSTree\n%s", args, mine, theirs)
+		}
+	}
+}

@@ -133,7 +133,7 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.Pull(cmd.Context(), r, o)
-			}, f, refs)
+			}, f, refs, false)
 		},
 	}
 	f.addCommon(c)
@@ -166,7 +166,7 @@ mode, with the objects they need, as local branches of the same names
 			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.PullLocal(cmd.Context(), r, args[0], o)
-			}, f, args[1:])
+			}, f, args[1:], true)
 		},
 	}
 	f.addCommon(c)
@@ -176,7 +176,8 @@ mode, with the objects they need, as local branches of the same names
 	return c
 }
 
-func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string) error {
+// runPull runs pull (a pull-local when local) and prints its result.
+func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string, local bool) error {
 	if f.perObjectFsync && f.noSync {
 		return usagef("--per-object-fsync and --disable-fsync exclude each other")
 	}
@@ -211,19 +212,26 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 		return e.printJSON(res)
 	}
 	if opts.DryRun {
+		// OSTree's one line for all deltas, then one per commit.
+		var parts int
+		var size, raw uint64
+		for _, p := range res.Plan {
+			parts, size, raw = parts+p.Parts, size+p.Size, raw+p.RawSize
+		}
+		fmt.Fprintf(e.stdout, "Delta update: 0/%d parts, %s/%s, %s total uncompressed\n", parts, siBytes(0), siBytes(int64(size)), siBytes(int64(raw)))
 		for _, p := range res.Plan {
 			what := p.Commit.String()
 			if p.Ref != "" {
 				what = p.Ref + ": " + what
 			}
 			fmt.Fprintf(e.stdout, "%s: delta %s, %d part%s, %s to fetch, %s uncompressed\n", what, p.Delta, p.Parts,
-				pluralSuffix(p.Parts), humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
-		}
-		if len(res.Plan) == 0 {
-			fmt.Fprintln(e.stdout, "Nothing to fetch.")
+				pluralSuffix(p.Parts), siBytes(int64(p.Size)), siBytes(int64(p.RawSize)))
 		}
 		return nil
 	}
+	// OSTree's closing line first, for scripts that read it; otree's
+	// details after.
+	fmt.Fprintln(e.stdout, pullSummary(res, local, time.Since(start)))
 	for _, u := range res.Refs {
 		switch {
 		case !u.Changed():
@@ -237,12 +245,30 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	for _, d := range res.Deltas {
 		fmt.Fprintf(e.stdout, "Used static delta %s\n", d)
 	}
-	fmt.Fprintf(e.stdout, "Fetched %d object%s, %s in %s\n", res.ObjectsFetched, pluralSuffix(int(res.ObjectsFetched)),
-		humanBytes(res.BytesFetched), time.Since(start).Round(time.Millisecond))
 	if res.ObjectsFromCaches > 0 {
 		fmt.Fprintf(e.stdout, "Took %d object%s from local caches\n", res.ObjectsFromCaches, pluralSuffix(int(res.ObjectsFromCaches)))
 	}
 	return nil
+}
+
+// pullSummary is the line OSTree closes a pull with: the objects fetched
+// (with static deltas, the parts and the objects fetched apart), the bytes
+// received in whole KiB and the whole seconds taken, and the bytes of
+// content written. A pull-local imports, and receives nothing.
+func pullSummary(res *remote.PullResult, local bool, took time.Duration) string {
+	written := siBytes(res.ContentWritten) + " content written"
+	if local {
+		return fmt.Sprintf("%d metadata, %d content objects imported; %s", res.MetadataFetched, res.ContentFetched, written)
+	}
+	objects := fmt.Sprintf("%d metadata, %d content objects fetched", res.MetadataFetched, res.ContentFetched)
+	if res.DeltaParts > 0 {
+		objects = fmt.Sprintf("%d delta parts, %d loose fetched", res.DeltaParts, res.MetadataFetched+res.ContentFetched)
+	}
+	received := fmt.Sprintf("%d B", res.BytesFetched)
+	if res.BytesFetched >= 1024 {
+		received = fmt.Sprintf("%d KiB", res.BytesFetched/1024)
+	}
+	return fmt.Sprintf("%s; %s transferred in %d seconds; %s", objects, received, int64(took/time.Second), written)
 }
 
 // pullProgress draws a pull's progress on b, with an estimate of the time

@@ -113,7 +113,9 @@ func TestPullCommand(t *testing.T) {
 	dst.ok("remote", "delete", "local")
 	dst.ok("remote", "delete", "nosummary")
 	out := dst.ok("pull", "origin", "os/stable")
-	if !strings.HasPrefix(out, "origin:os/stable: "+first.String()+" (new)\nFetched 10 objects") {
+	// OSTree's closing line (TestPullSummaryParityWithOSTree), then the refs.
+	closing := regexp.MustCompile(`^5 metadata, 5 content objects fetched; \d+ (B|KiB) transferred in \d+ seconds; \d+(\.\d\x{a0}kB| bytes) content written\n`)
+	if !closing.MatchString(out) || !strings.HasSuffix(out, "\norigin:os/stable: "+first.String()+" (new)\n") {
 		t.Errorf("pull printed %q", out)
 	}
 	if got := dst.ok("rev-parse", "origin:os/stable"); got != first.String()+"\n" {
@@ -134,10 +136,11 @@ func TestPullCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// commit + root dirtree (a.txt and the root dirmeta are already here)
-	if len(res.Refs) != 1 || res.Refs[0].Old != first || res.Refs[0].New != second || res.ObjectsFetched != 2 {
+	if len(res.Refs) != 1 || res.Refs[0].Old != first || res.Refs[0].New != second || res.ObjectsFetched != 2 ||
+		res.MetadataFetched != 2 || res.ContentFetched != 0 || res.ContentWritten != 0 || res.BytesWritten == 0 {
 		t.Errorf("pull --json = %+v", res)
 	}
-	if out := dst.ok("pull", "origin"); !strings.Contains(out, "(unchanged)") || !strings.Contains(out, "Fetched 0 objects") {
+	if out := dst.ok("pull", "origin"); !strings.Contains(out, "(unchanged)") || !strings.HasPrefix(out, "0 metadata, 0 content objects fetched; ") {
 		t.Errorf("second pull printed %q", out)
 	}
 
@@ -212,7 +215,7 @@ func TestPullLocalCommand(t *testing.T) {
 	src := newCLI(t)
 	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
 	dst := newBareUserCLI(t)
-	if out := dst.ok("pull-local", src.path); !strings.HasPrefix(out, "os/stable: "+id.String()+" (new)\n") {
+	if out := dst.ok("pull-local", src.path); !regexp.MustCompile(`^5 metadata, 5 content objects imported; \d+ bytes content written\nos/stable: ` + id.String() + ` \(new\)\n$`).MatchString(out) {
 		t.Errorf("pull-local printed %q", out)
 	}
 	var res remote.PullResult
@@ -429,7 +432,7 @@ func TestPullLocalCacheFlag(t *testing.T) {
 	cache := newBareUserCLI(t)
 	cache.ok("pull-local", src.path)
 	out := dst.ok("pull", "-L", cache.path, "origin", "os/stable")
-	if !strings.Contains(out, "Fetched 0 objects") || !strings.Contains(out, "Took 10 objects from local caches") {
+	if !strings.HasPrefix(out, "0 metadata, 0 content objects fetched; ") || !strings.Contains(out, "\nTook 10 objects from local caches\n") {
 		t.Errorf("pull -L printed %q", out)
 	}
 	local := newBareUserCLI(t)
@@ -575,5 +578,84 @@ func TestPullFromOSTreeRepository(t *testing.T) {
 	dst.fails(exitError, want, "remote", "refs", "origin")
 	if got := dst.ok("refs"); got != "" {
 		t.Errorf("refs after refused pulls: %q", got)
+	}
+}
+
+// pull and pull-local close with OSTree's line, in its words and forms: a
+// script that reads OSTree's reads otree's. The counts, bytes and seconds
+// are left out of the comparison (the two store other objects); the
+// shape of each line is compared, for a pull of objects, of a static
+// delta, with nothing new, a --dry-run and a --commit-metadata-only pull.
+func TestPullSummaryParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "bare-user") // the client OSTree pulls into
+	// One server each, with the same two commits of os/stable and a static
+	// delta between them.
+	src := newCLI(t)
+	osrv := filepath.Join(t.TempDir(), "ostree-server")
+	o.okIn(osrv, "init", "--mode=archive")
+	for _, tree := range []string{source(t, fixture), source(t, testtree.Tree{"a.txt": testtree.File("changed\n", 0o644)})} {
+		src.ok("commit", "-b", "os/stable", tree)
+		o.okIn(osrv, "commit", "-b", "os/stable", tree)
+	}
+	src.ok("static-delta", "generate", "os/stable")
+	o.okIn(osrv, "static-delta", "generate", "os/stable")
+	src.ok("summary", "-u")
+	o.okIn(osrv, "summary", "-u")
+	osrvHTTP := httptest.NewServer(http.FileServer(http.Dir(osrv)))
+	t.Cleanup(osrvHTTP.Close)
+	url := serve(t, src, nil)
+
+	transferred := regexp.MustCompile(`\d+ (B|KiB) transferred`)
+	shape := func(s string) string {
+		return regexp.MustCompile(`\d+`).ReplaceAllString(transferred.ReplaceAllString(normSizes(s), "XFER transferred"), "N")
+	}
+	// compare checks otree's first line against OSTree's one line.
+	compare := func(what string, mine, theirs string) {
+		t.Helper()
+		line, _, _ := strings.Cut(mine, "\n")
+		if theirs = strings.TrimSuffix(theirs, "\n"); strings.Contains(theirs, "\n") || shape(line) != shape(theirs) {
+			t.Errorf("%s: otree\n%s\nOSTree\n%s", what, mine, theirs)
+		}
+	}
+	fresh := func() (*cli, string) {
+		c := newBareUserCLI(t)
+		c.ok("remote", "add", "origin", url)
+		p := filepath.Join(t.TempDir(), "ostree-client")
+		o.okIn(p, "init", "--mode=bare-user")
+		o.okIn(p, "remote", "add", "--no-gpg-verify", "origin", osrvHTTP.URL)
+		return c, p
+	}
+	c, p := fresh()
+	both := func(what string, args ...string) {
+		t.Helper()
+		compare(what, c.ok(args...), o.okIn(p, args...))
+	}
+	first, ofirst := strings.TrimSpace(src.ok("rev-parse", "os/stable^")), strings.TrimSpace(o.okIn(osrv, "rev-parse", "os/stable^"))
+	mine, theirs := c.ok("pull", "origin", first), o.okIn(p, "pull", "origin", ofirst)
+	compare("pull of objects", mine, theirs)
+	// The static delta starts from the commit the branch names here.
+	c.ok("refs", "--create=origin:os/stable", first)
+	o.okIn(p, "refs", "--create=origin:os/stable", ofirst)
+	if !strings.HasSuffix(shape(theirs), " metadata, N content objects fetched; XFER transferred in N seconds; SIZE content written\n") {
+		t.Errorf("OSTree's line has another shape: %q", theirs)
+	}
+	both("pull --dry-run", "pull", "--require-static-deltas", "--dry-run", "origin", "os/stable")
+	both("pull of a delta", "pull", "origin", "os/stable")
+	if mine := c.ok("pull", "origin", "os/stable"); !strings.HasPrefix(mine, "0 metadata, 0 content objects fetched; ") {
+		t.Errorf("pull with nothing new printed %q", mine)
+	}
+	both("pull --disable-static-deltas with nothing new", "pull", "--disable-static-deltas", "origin", "os/stable")
+	mine, theirs = c.ok("pull", "--require-static-deltas", "--dry-run", "origin", "os/stable"), o.okIn(p, "pull", "--require-static-deltas", "--dry-run", "origin", "os/stable")
+	if want := "Delta update: 0/0 parts, 0 bytes/0 bytes, 0 bytes total uncompressed\n"; mine != want || theirs != want {
+		t.Errorf("pull --dry-run with nothing new: otree %q, OSTree %q, want %q", mine, theirs, want)
+	}
+
+	c, p = fresh()
+	both("pull --commit-metadata-only", "pull", "--commit-metadata-only", "origin", "os/stable")
+	c, p = fresh()
+	mine, theirs = c.ok("pull-local", src.path, "os/stable"), o.okIn(p, "pull-local", osrv, "os/stable")
+	compare("pull-local", mine, theirs)
+	if !strings.HasSuffix(shape(theirs), " metadata, N content objects imported; SIZE content written\n") {
+		t.Errorf("OSTree's line has another shape: %q", theirs)
 	}
 }

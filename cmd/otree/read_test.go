@@ -416,11 +416,12 @@ Version: 1.0
 		t.Errorf("log --json = %+v", list)
 	}
 
-	// show prints one entry; --print-metadata-key one raw value.
+	// show prints one entry; --print-metadata-key one value, in GVariant
+	// text.
 	if got := c.ok("show", ids[0].String()); !strings.HasPrefix(got, "commit "+ids[0].String()+"\nContentChecksum:  "+cc.String()+"\nDate:") || !strings.Contains(got, "    the body\n") {
 		t.Errorf("show = %q", got)
 	}
-	if got := c.ok("show", "--print-metadata-key=version", "main~2"); got != "1.0\n" {
+	if got := c.ok("show", "--print-metadata-key=version", "main~2"); got != "'1.0'\n" {
 		t.Errorf("show --print-metadata-key = %q", got)
 	}
 	c.fails(exitError, []string{`"version"`, ids[2].String()}, "show", "--print-metadata-key=version", "main")

@@ -41,7 +41,7 @@ func TestRefsAlias(t *testing.T) {
 		t.Errorf("commit through an alias did not take the branch as parent:\n%s", got)
 	}
 	// Bound to the branch and its aliases, so a pull by any name takes it.
-	if got := c.ok("show", "--print-metadata-key="+repo.RefBindingKey, "latest"); strings.TrimSpace(got) != "latest\nos/stable\nos/x86_64/stable" {
+	if got := c.ok("show", "--print-metadata-key="+repo.RefBindingKey, "latest"); got != "['latest', 'os/stable', 'os/x86_64/stable']\n" {
 		t.Errorf("ref binding of a commit through an alias = %q", got)
 	}
 	c.ok("reset", "os/stable", first.String())

@@ -26,8 +26,10 @@ func newShowCommand(e *env) *cobra.Command {
 		Short: "Print one commit, or one of its metadata values",
 		Long: `Print the commit REV resolves to (a branch, remote:branch, full id or unique
 id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`" + ` entry.
---print-metadata-key prints the raw value of one metadata key instead; --raw
-prints the commit object's stored bytes in hex.`,
+--print-metadata-key (--print-detached-metadata-key) prints the value of one
+(detached) metadata key instead, in GVariant text as OSTree does: '1.0' for a
+string; --json gives the value as stored. --raw prints the commit object's
+stored bytes in hex.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.metaSet = cmd.Flags().Changed("print-metadata-key")
@@ -117,8 +119,9 @@ type showJSON struct {
 	Signatures []string `json:"signatures,omitempty"`
 }
 
-// printMetaValue prints one metadata value: raw bytes and a newline, or
-// {"key", "value"} (with "base64" for values that are not UTF-8).
+// printMetaValue prints one metadata value: in GVariant text as OSTree
+// does (metadataText), or {"key", "value"} with the value as stored
+// ("base64" for values that are not UTF-8).
 func (e *env) printMetaValue(key string, v []byte) error {
 	if e.json {
 		out := map[string]string{"key": key}
@@ -129,10 +132,7 @@ func (e *env) printMetaValue(key string, v []byte) error {
 		}
 		return e.printJSON(out)
 	}
-	if _, err := e.stdout.Write(v); err != nil {
-		return err
-	}
-	_, err := io.WriteString(e.stdout, "\n")
+	_, err := io.WriteString(e.stdout, metadataText(key, v)+"\n")
 	return err
 }
 
@@ -258,17 +258,4 @@ func printSizes(e *env, r *repo.Repo, id repo.ID, c *repo.Commit) error {
 	_, err = fmt.Fprintf(e.stdout, "Compressed size (needed/total): %s/%s\nUnpacked size (needed/total): %s/%s\nNumber of objects (needed/total): %d/%d\n",
 		siBytes(need.stored), siBytes(total.stored), siBytes(need.unpacked), siBytes(total.unpacked), need.n, total.n)
 	return err
-}
-
-// siBytes writes a size as OSTree's size report does: bytes, then kB, MB,
-// GB in powers of 1000 with one decimal.
-func siBytes(n int64) string {
-	if n < 1000 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	v, unit := float64(n)/1000, 0
-	for v >= 1000 && unit < 3 {
-		v, unit = v/1000, unit+1
-	}
-	return fmt.Sprintf("%.1f %s", v, []string{"kB", "MB", "GB", "TB"}[unit])
 }

@@ -198,7 +198,7 @@ func TestPullStaticDelta(t *testing.T) {
 		dst.ok("refs", "--create=origin:os/stable", a.String())
 		if !disable {
 			out := dst.ok("pull", "--dry-run", "origin", "os/stable")
-			if want := "os/stable: " + b.String() + ": delta " + a.String() + "-" + b.String() + ", 1 part, "; !strings.HasPrefix(out, want) {
+			if want := "Delta update: 0/1 parts, 0 bytes/"; !strings.HasPrefix(out, want) || !strings.Contains(out, "total uncompressed\nos/stable: "+b.String()+": delta "+a.String()+"-"+b.String()+", 1 part, ") {
 				t.Errorf("pull --dry-run printed %q, want %q...", out, want)
 			}
 			if got := dst.ok("rev-parse", "origin:os/stable"); got != a.String()+"\n" {
@@ -222,6 +222,10 @@ func TestPullStaticDelta(t *testing.T) {
 		mu.Unlock()
 		if used := len(res.Deltas) == 1 && res.Deltas[0] == a.String()+"-"+b.String(); used == disable || (n == 0) != !disable {
 			t.Errorf("disable=%v: deltas %v, %d object requests", disable, res.Deltas, n)
+		}
+		// The delta's part, or the objects one by one.
+		if parts, loose := res.DeltaParts, res.MetadataFetched+res.ContentFetched; (parts == 1) == disable || (loose == 0) == disable {
+			t.Errorf("disable=%v: %d delta parts, %d objects fetched one by one", disable, parts, loose)
 		}
 		if got := dst.ok("rev-parse", "origin:os/stable"); got != b.String()+"\n" {
 			t.Errorf("after pull: %q", got)

@@ -298,6 +298,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	}
 	p.opts.Logger.Debug("applied static delta", "delta", ref.Name.String(), "parts", len(sb.Parts), "objects", sb.Objects())
 	p.fetched.Add(int64(sb.Objects()) + 1)
+	p.deltaParts.Add(int64(len(sb.Parts)))
 	p.deltas = append(p.deltas, ref.Name.String())
 	if p.r.IsCommitPartial(t.commit) {
 		p.complete = append(p.complete, t.commit)

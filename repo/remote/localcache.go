@@ -22,7 +22,8 @@ type cachedSource struct {
 	source
 	caches []*localSource
 	log    *slog.Logger
-	hits   atomic.Int64
+	// The metadata and file objects taken from caches.
+	metaHits, fileHits atomic.Int64
 	// verified holds the commits whose detached metadata came from a
 	// cache with them, when the remote verifies signatures.
 	verified sync.Map
@@ -63,7 +64,7 @@ func (s *cachedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID)
 		// What the commit was verified with, from a cache (taken) or the
 		// source.
 		if _, ok := s.verified.LoadAndDelete(id); ok {
-			s.hits.Add(1)
+			s.metaHits.Add(1)
 		}
 		return s.source.readMeta(ctx, kind, id)
 	}
@@ -90,7 +91,7 @@ func (s *cachedSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID)
 			err = s.verify(ctx, vs, c, id, data)
 		}
 		if err == nil {
-			s.hits.Add(1)
+			s.metaHits.Add(1)
 			return data, nil
 		}
 		s.log.Info("local cache object refused; fetching it", "error", err)
@@ -126,7 +127,7 @@ func (s *cachedSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.F
 		// fn may run again: it must be, for a source's retries.
 		err := c.openFile(ctx, id, fn)
 		if err == nil {
-			s.hits.Add(1)
+			s.fileHits.Add(1)
 			return nil
 		}
 		if ctx.Err() != nil {

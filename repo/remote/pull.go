@@ -180,6 +180,16 @@ type PullResult struct {
 	BytesFetched int64 `json:"bytes_fetched"`
 	// BytesWritten counts bytes written to the repository, as stored.
 	BytesWritten int64 `json:"bytes_written"`
+	// ContentWritten counts the bytes of BytesWritten that are file
+	// objects'.
+	ContentWritten int64 `json:"content_bytes_written"`
+	// MetadataFetched and ContentFetched count the objects of
+	// ObjectsFetched fetched one by one: metadata (commits, their detached
+	// metadata, dirtrees, dirmetas) and files. The others came in the
+	// DeltaParts parts of static deltas.
+	MetadataFetched int64 `json:"metadata_fetched"`
+	ContentFetched  int64 `json:"content_fetched"`
+	DeltaParts      int64 `json:"delta_parts,omitempty"`
 	// Deltas names the static deltas used, if any.
 	Deltas []string `json:"deltas,omitempty"`
 	// Plan is what a DryRun would fetch, a delta per commit.
@@ -555,9 +565,12 @@ type puller struct {
 	batch    batcher
 	deltas   []string // static deltas applied
 
-	fetched  atomic.Int64
+	fetched  atomic.Int64 // objects, those of static deltas included
 	needed   atomic.Int64
 	scanning atomic.Bool
+	// Of fetched, the objects fetched one by one, and the static delta
+	// parts fetched.
+	metaFetched, fileFetched, deltaParts atomic.Int64
 }
 
 func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) string, opts *PullOptions) (*PullResult, error) {
@@ -613,11 +626,16 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		return nil, err
 	}
 
+	st := txn.Stats()
 	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
-		BytesWritten: txn.Stats().Bytes, Deltas: p.deltas}
+		BytesWritten: st.Bytes, ContentWritten: st.FileBytes, Deltas: p.deltas,
+		MetadataFetched: p.metaFetched.Load(), ContentFetched: p.fileFetched.Load(), DeltaParts: p.deltaParts.Load()}
 	if c, ok := unwrap[*cachedSource](src); ok {
-		res.ObjectsFromCaches = c.hits.Load()
+		metaHits, fileHits := c.metaHits.Load(), c.fileHits.Load()
+		res.ObjectsFromCaches = metaHits + fileHits
 		res.ObjectsFetched -= res.ObjectsFromCaches
+		res.MetadataFetched -= metaHits
+		res.ContentFetched -= fileHits
 	}
 	// Everything is published and the commits this pull completed are
 	// unmarked before any ref moves, so that no ref ever names a commit
@@ -723,6 +741,7 @@ func (p *puller) fetchMeta(kind repo.Kind, id repo.ID, decode func([]byte) error
 		return err
 	}
 	p.fetched.Add(1)
+	p.metaFetched.Add(1)
 	if kind == repo.KindCommit {
 		return nil // staged only; the next batch publishes it, once marked partial
 	}
@@ -747,6 +766,7 @@ func (p *puller) fetchCommitMeta(id repo.ID) error {
 		return err
 	}
 	p.fetched.Add(1)
+	p.metaFetched.Add(1)
 	return nil
 }
 
@@ -1034,6 +1054,7 @@ func (p *puller) fileTask(id repo.ID) task {
 			return err
 		}
 		p.fetched.Add(1)
+		p.fileFetched.Add(1)
 		return nil
 	}
 }
