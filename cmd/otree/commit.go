@@ -51,7 +51,7 @@ Prints the new commit id. Several --tree options overlay in order.`,
 	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")
 	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
 	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
-	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax; local time unless a zone is given ("2024-01-31 12:00", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
+	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax; local time unless a zone is given ("2024-01-31 12:00", "20240131 1200", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
 	fl.StringVar(&f.base, "base", "", "start from REV's tree as stored (no option or skip list applies to it); DIR and --tree overlay it")
 	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1 or \\g<name> for groups)")

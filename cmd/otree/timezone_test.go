@@ -122,10 +122,18 @@ func TestTimestampParityWithOSTree(t *testing.T) {
 			{"11/30/2026", true}, {"Wed Jan  1 12:00:00 UTC 2020", true}, {"Thu, 01 Jan 2020 12:00:00 +0000", true},
 			{"Jan 31 2025 + 1 month", true}, {"2024-01-01 +3 days", true}, {"1 day ago 2020-03-09 01:30", true},
 			{"2020-11-01 01:30", true},
+			{"20240131", true}, {"240131", true}, {"20240131 1200", true}, {"2024-01-31 1530", true},
+			{"2024-01-31 930", true}, {"Jan 31 2024 1200", true}, {"Jan 1 2020 2021", true},
+			{"1/31 2024", true}, {"20240131 -1 day", true}, {"2024-01-31 12 +5", true},
+			{"2024-01-31T12+05", true}, {"2024-01-31 12 +5:00 -1 day", true}, {"02024-01-31", true},
+			{"2024-01-01 12:00 UTC -1 day", true}, {"Jan 31 12:00 24", true},
 			{"now", false}, {"today", false}, {"yesterday", false}, {"tomorrow", false},
 			{"yesterday 10:00", false}, {"4 days ago 12:00", false}, {"last week", false}, {"-3 days", false},
 			{"1 month ago", false}, {"2 hours ago", false}, {"6 weeks ago", false}, {"last monday", false},
 			{"friday", false}, {"next friday", false}, {"12:00 UTC", false}, {"now UTC", false},
+			{"1200", false}, {"9", false}, {"2024", false}, {"12 +5", false}, {"10:00 +5", false},
+			{"monday 1200", false}, {"yesterday 1200", false}, {"Jan 31 12", false},
+			{"1200 -3 days", false}, {"10am -3 days", false},
 		} {
 			args := []string{"commit", "--orphan", "-s", "x", "--timestamp=" + cs.in}
 			out := inZone(t, tz, otreeIn(t, c.path, append(args, src)...))
@@ -170,6 +178,8 @@ func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
 		for _, keep := range []string{
 			"2024-12-03 10:00:00", "2024-12-03", "Dec 3 2024 14:00 +0900",
 			"2024-12-03T05:00:00Z", "1 day ago 2024-12-04 06:00", "tue 2024-12-03 1am",
+			"20241203", "20241203 1000", "2024-12-03 0500 UTC", "2024-12-03 14 +09",
+			"2024-12-04 06:00 UTC -1 day", "Dec 3 10:00 2024",
 		} {
 			t.Run(tz+" "+keep, func(t *testing.T) {
 				o := needOSTree(t, "archive")
@@ -189,3 +199,4 @@ func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
 		}
 	}
 }
+
