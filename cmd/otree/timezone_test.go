@@ -200,3 +200,29 @@ func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
 	}
 }
 
+// A --timestamp before 1970 is refused, naming the input, and commits
+// nothing: a commit records unsigned seconds since 1970. (OSTree stores
+// such a time wrapped around, 2^64 less the seconds before 1970: its show
+// and log print it as 1969, its prune takes it for the far future.) In UTC
+// "1-01-01" is the zero time, which the commit library reads as "now".
+func TestTimestampBefore1970Refused(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	for _, cs := range []struct{ tz, in string }{
+		{"UTC", "1-01-01"}, {"UTC", "1969-12-31 23:59:59"}, {"UTC", "@-1"},
+		{"Asia/Tokyo", "Jan 31 1200"}, {"America/New_York", "19691231 1800"},
+	} {
+		cmd := otreeIn(t, c.path, "commit", "-b", "main", "--timestamp="+cs.in, src)
+		cmd.Env = append(cmd.Env, "TZ="+cs.tz)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
+			t.Errorf("TZ=%s --timestamp=%q: exit %d, want 2 (usage)\n%s", cs.tz, cs.in, code, out)
+		}
+		if !strings.Contains(string(out), strconv.Quote(cs.in)) || !strings.Contains(string(out), "before 1970") {
+			t.Errorf("TZ=%s --timestamp=%q: %s", cs.tz, cs.in, out)
+		}
+	}
+	if refs := c.ok("refs"); refs != "" {
+		t.Errorf("refused commits left refs %q", refs)
+	}
+}
