@@ -54,7 +54,7 @@ sources over REV's tree.`,
 	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")
 	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
 	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
-	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax; local time unless a zone is given ("2024-01-31 12:00", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
+	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax, from 1970 on; local time unless a zone is given ("2024-01-31 12:00", "20240131 1200", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE or ref=REV (repeatable; later overlay earlier)")
 	fl.StringVar(&f.base, "base", "", "start from REV's tree as stored (no option or skip list applies to it); DIR and --tree overlay it")
 	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1 or \\g<name> for groups)")
@@ -87,11 +87,18 @@ sources over REV's tree.`,
 }
 
 // parseTimestamp reads --timestamp as OSTree does, with GNU's date syntax
-// and zone-less times in local time.
+// and zone-less times in local time. Times before 1970 are refused: a
+// commit stores unsigned seconds, and OSTree's wrapped values read as
+// 1969 in its show and log but as the far future in its prune. The check
+// is here, not left to commit.Commit, because 0001-01-01 UTC is the zero
+// time, which there means "now".
 func parseTimestamp(s string) (time.Time, error) {
 	t, err := datetime.Parse(s, time.Now(), time.Local)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("--timestamp: %w", err)
+	}
+	if t.Unix() < 0 {
+		return time.Time{}, fmt.Errorf("--timestamp: %q is %s, before 1970, which a commit cannot record", s, t.UTC().Format("2006-01-02 15:04:05 UTC"))
 	}
 	return t, nil
 }

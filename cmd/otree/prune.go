@@ -56,7 +56,7 @@ exactly the commits the same prune without it keeps).`,
 	fl.BoolVar(&f.noPrune, "no-prune", false, "only report unreachable objects; delete nothing")
 	fl.BoolVar(&f.refsOnly, "refs-only", false, "only compute reachability via refs")
 	fl.IntVar(&f.depth, "depth", repo.InfiniteDepth, "only traverse DEPTH parents of each commit (-1: infinite)")
-	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE, in GNU date syntax; local time unless a zone is given ("2024-01-31", "3 days ago", "last week", @SECONDS); implies --refs-only`)
+	fl.StringVar(&f.keepYoungerThan, "keep-younger-than", "", `keep commits younger than DATE, in GNU date syntax; local time unless a zone is given ("2024-01-31", "20240131 1200", "3 days ago", "last week", @SECONDS); implies --refs-only`)
 	fl.StringVar(&f.deleteCommit, "delete-commit", "", "delete this commit (refused if a ref points at it), leaving a tombstone; sets core.tombstone-commits")
 	fl.StringArrayVar(&f.retainDepth, "retain-branch-depth", nil, "keep DEPTH parents of ref BRANCH, whatever --depth or --keep-younger-than say (BRANCH=DEPTH, repeatable; -1: all); implies --refs-only")
 	fl.StringArrayVar(&f.onlyBranches, "only-branch", nil, "trim only ref BRANCH (repeatable): every other ref keeps all its history; implies --refs-only")

@@ -122,10 +122,18 @@ func TestTimestampParityWithOSTree(t *testing.T) {
 			{"11/30/2026", true}, {"Wed Jan  1 12:00:00 UTC 2020", true}, {"Thu, 01 Jan 2020 12:00:00 +0000", true},
 			{"Jan 31 2025 + 1 month", true}, {"2024-01-01 +3 days", true}, {"1 day ago 2020-03-09 01:30", true},
 			{"2020-11-01 01:30", true},
+			{"20240131", true}, {"240131", true}, {"20240131 1200", true}, {"2024-01-31 1530", true},
+			{"2024-01-31 930", true}, {"Jan 31 2024 1200", true}, {"Jan 1 2020 2021", true},
+			{"1/31 2024", true}, {"20240131 -1 day", true}, {"2024-01-31 12 +5", true},
+			{"2024-01-31T12+05", true}, {"2024-01-31 12 +5:00 -1 day", true}, {"02024-01-31", true},
+			{"2024-01-01 12:00 UTC -1 day", true}, {"Jan 31 12:00 24", true},
 			{"now", false}, {"today", false}, {"yesterday", false}, {"tomorrow", false},
 			{"yesterday 10:00", false}, {"4 days ago 12:00", false}, {"last week", false}, {"-3 days", false},
 			{"1 month ago", false}, {"2 hours ago", false}, {"6 weeks ago", false}, {"last monday", false},
 			{"friday", false}, {"next friday", false}, {"12:00 UTC", false}, {"now UTC", false},
+			{"1200", false}, {"9", false}, {"2024", false}, {"12 +5", false}, {"10:00 +5", false},
+			{"monday 1200", false}, {"yesterday 1200", false}, {"Jan 31 12", false},
+			{"1200 -3 days", false}, {"10am -3 days", false},
 		} {
 			args := []string{"commit", "--orphan", "-s", "x", "--timestamp=" + cs.in}
 			out := inZone(t, tz, otreeIn(t, c.path, append(args, src)...))
@@ -170,6 +178,8 @@ func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
 		for _, keep := range []string{
 			"2024-12-03 10:00:00", "2024-12-03", "Dec 3 2024 14:00 +0900",
 			"2024-12-03T05:00:00Z", "1 day ago 2024-12-04 06:00", "tue 2024-12-03 1am",
+			"20241203", "20241203 1000", "2024-12-03 0500 UTC", "2024-12-03 14 +09",
+			"2024-12-04 06:00 UTC -1 day", "Dec 3 10:00 2024",
 		} {
 			t.Run(tz+" "+keep, func(t *testing.T) {
 				o := needOSTree(t, "archive")
@@ -187,5 +197,32 @@ func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A --timestamp before 1970 is refused, naming the input, and commits
+// nothing: a commit records unsigned seconds since 1970. (OSTree stores
+// such a time wrapped around, 2^64 less the seconds before 1970: its show
+// and log print it as 1969, its prune takes it for the far future.) In UTC
+// "1-01-01" is the zero time, which the commit library reads as "now".
+func TestTimestampBefore1970Refused(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	for _, cs := range []struct{ tz, in string }{
+		{"UTC", "1-01-01"}, {"UTC", "1969-12-31 23:59:59"}, {"UTC", "@-1"},
+		{"Asia/Tokyo", "Jan 31 1200"}, {"America/New_York", "19691231 1800"},
+	} {
+		cmd := otreeIn(t, c.path, "commit", "-b", "main", "--timestamp="+cs.in, src)
+		cmd.Env = append(cmd.Env, "TZ="+cs.tz)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
+			t.Errorf("TZ=%s --timestamp=%q: exit %d, want 2 (usage)\n%s", cs.tz, cs.in, code, out)
+		}
+		if !strings.Contains(string(out), strconv.Quote(cs.in)) || !strings.Contains(string(out), "before 1970") {
+			t.Errorf("TZ=%s --timestamp=%q: %s", cs.tz, cs.in, out)
+		}
+	}
+	if refs := c.ok("refs"); refs != "" {
+		t.Errorf("refused commits left refs %q", refs)
 	}
 }

@@ -5,11 +5,21 @@
 // Accepted items, separated by spaces, in any order, case-insensitive:
 //
 //   - calendar dates: 2024-01-31, 24-01-31, 1/31/2024, 2024/01/31, 1/31,
-//     Jan 31, Jan 31 2024, January 31, 2024, 31 Jan 2024, 31-Jan-2024
+//     Jan 31, Jan 31 2024, January 31, 2024, 31 Jan 2024, 31-Jan-2024; a
+//     two-digit year is 1969-2068, any other the year as written (1-01-01
+//     is the year 1, 02024-01-31 the year 2024)
 //   - times of day: 13:04, 13:04:05, 13:04:05.25, 1pm, 1:04 pm; "T" may join
-//     a date to its time (2024-01-31T13:04:05)
+//     an ISO date to its time (2024-01-31T13:04:05, 2024-01-31T13+02)
+//   - numbers standing alone, read as GNU reads them: after a date without
+//     a year, and before any relative item, one of three or more digits (or
+//     any, after a time) is its year (Jan 31 12:00 2024); otherwise five
+//     digits or more are a date, YYYYMMDD or YYMMDD (20240131), and up to
+//     four a time, HH or HHMM (1530, 9); an hour may take a zone offset
+//     (13 +02), and a signed count may follow the number (20240131 -1 day)
 //   - zones: Z, UTC, UT, GMT, a few abbreviations (EST, CET, JST, ...), and
-//     a numeric offset after a time or zone name: +0200, +02:00, -05, UTC+2
+//     a numeric offset after a 24-hour time or a zone name: +0200, +02:00,
+//     -05, UTC+2; a signed count after a zone name is a relative item
+//     (UTC -1 day)
 //   - weekdays: monday, mon, tues, ... optionally after last, this, next, an
 //     ordinal word (first, third ... twelfth) or a count (2 monday)
 //   - relative items: [+|-]N unit [ago], unit [ago], last/this/next unit,
@@ -32,10 +42,13 @@
 // time ("now UTC") reads the local wall clock in that zone: both as GNU.
 //
 // Some GNU readings are refused rather than followed, because they rarely
-// mean what was written: a signed number with a unit right after a time or
-// zone name ("12:00 -3 days", which GNU reads as zone -03 plus one day), a
-// number standing alone (GNU reads "2024-01-31 1230" as 12:30), and a zone
-// on its own. Anything not listed above is an error too.
+// mean what was written: a signed count right after a 24-hour time
+// ("12:00 -3 days", which GNU reads as zone -03 plus one day) or after a
+// day and month ("31 Jan +1 month", the year 1), a number after a day and
+// month followed by a unit ("30 Nov 5 days", the year 5 plus a day), and a
+// zone on its own. Military zone letters other than Z are refused too:
+// date(1) and OSTree read them with opposite signs (A is UTC+1 to one,
+// UTC-1 to the other). Anything not listed above is an error too.
 package datetime
 
 import (
@@ -188,12 +201,12 @@ func lex(s string) ([]token, error) {
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // last records what the previous item was, which decides whether a signed
-// number is a zone offset.
+// number is a zone offset and whether "T" joins a date to its time.
 type last int
 
 const (
 	lastOther last = iota
-	lastDate
+	lastISODate
 	lastTime
 	lastZoneName
 )
@@ -205,7 +218,6 @@ type parser struct {
 
 	date, clock, zone, wday bool
 	yearSet                 bool // the date names its year
-	monthName               bool // the date was written with a month name
 
 	year, month, day     int
 	hour, min, sec, nsec int
@@ -214,7 +226,7 @@ type parser struct {
 	ordinal              int
 
 	relM, relD, relS int64 // relative months, days and seconds
-	rel              bool  // a relative item was given, if only "now"
+	rel              bool  // a relative item was given, if only "now" or "0 days"
 }
 
 // peek returns the token k places ahead, or a zero token past the end.
@@ -262,15 +274,15 @@ func (p *parser) number() (last, error) {
 	case next.is("-") && p.peek(2).kind == num && p.peek(3).is("-") && p.peek(4).kind == num && p.tight(4):
 		err := p.setDate(p.peek(0), p.peek(2), p.peek(4))
 		p.i += 5
-		return lastDate, err
+		return lastISODate, err
 	case next.is("-") && monthOf(p.peek(2)) > 0 && p.peek(3).is("-") && p.peek(4).kind == num && p.tight(4):
 		err := p.setNamedDate(n, p.peek(2), p.peek(4))
 		p.i += 5
-		return lastDate, err
+		return lastOther, err
 	case next.is("/") && p.peek(2).kind == num && p.tight(2):
 		var err error
 		if p.peek(3).is("/") && p.peek(4).kind == num && p.tight(4) {
-			if len(n.text) == 4 { // YYYY/MM/DD
+			if len(n.text) >= 4 { // YYYY/MM/DD
 				err = p.setDate(n, p.peek(2), p.peek(4))
 			} else { // MM/DD/YY[YY]
 				err = p.setDate(p.peek(4), n, p.peek(2))
@@ -280,11 +292,9 @@ func (p *parser) number() (last, error) {
 			err = p.setDate(token{}, n, p.peek(2))
 			p.i += 3
 		}
-		return lastDate, err
-	case next.is(":"):
-		return lastTime, p.timeOfDay()
-	case meridian(next) >= 0:
-		return lastTime, p.timeOfDay()
+		return lastOther, err
+	case next.is(":") || meridian(next) >= 0:
+		return p.timeOfDay()
 	case unitOf(next) != nil:
 		v, err := count(n)
 		if err != nil {
@@ -298,31 +308,94 @@ func (p *parser) number() (last, error) {
 			return lastOther, err
 		}
 		p.i++
-		return lastOther, p.setWeekday(int(v))
-	case monthOf(next) > 0:
-		var year token
+		return lastOther, p.setWeekday(int(v), true)
+	case monthOf(next) > 0: // 31 Jan [YEAR]
 		p.i += 2
-		if p.yearNext() {
-			year = p.peek(0)
+		var y token
+		if sign := p.peek(0); (sign.is("+") || sign.is("-")) && p.peek(1).kind == num {
+			// GNU takes it as the year, its sign dropped (31-Jan-2024).
+			return lastOther, fmt.Errorf("after a day and month, %s%s is the year; put the relative item first or join the year with -", sign.text, p.peek(1).text)
+		}
+		if p.peek(0).kind == num {
+			y = p.peek(0)
+			if err := p.yearNotCount(); err != nil {
+				return lastOther, err
+			}
 			p.i++
 		}
-		return lastDate, p.setNamedDate(n, next, year)
-	case p.date && p.monthName && !p.yearSet && len(n.text) == 4:
-		// "Wed Jan 1 12:00:00 UTC 2020", as date(1) prints.
-		y, err := year(n)
-		p.year, p.yearSet = y, true
-		p.i++
-		return lastOther, err
+		return lastOther, p.setNamedDate(n, next, y)
+	case (next.is("+") || next.is("-")) && p.peek(2).kind == num && unitOf(p.peek(3)) == nil:
+		return lastOther, p.hourOffset()
+	case (next.is("+") || next.is("-")) && p.peek(2).kind == num && p.peek(4).is("ago"):
+		return lastOther, fmt.Errorf("ago cannot turn %s%s %s after the number %s", next.text, p.peek(2).text, p.peek(3).text, n.text)
 	}
-	return lastOther, fmt.Errorf("a number on its own (%s) is not a date, time or relative item", n.text)
+	// A number standing alone, or before a signed count ("20240131 -1
+	// day"), is a date, a time or a year by its length and what came
+	// before, as GNU reads it.
+	p.i++
+	return lastOther, p.digits(n)
 }
 
-// yearNext reports whether the token at the cursor is a year following a
-// month-name date: a number that starts nothing else.
-func (p *parser) yearNext() bool {
-	t, next := p.peek(0), p.peek(1)
-	return t.kind == num && !next.is(":") && !next.is("-") && !next.is("/") &&
-		unitOf(next) == nil && meridian(next) < 0 && monthOf(next) == 0
+// yearNotCount refuses a number that GNU takes as the year of the date
+// before it ("30 Nov 5 days" is 1 December of year 5) where it reads as a
+// count.
+func (p *parser) yearNotCount() error {
+	if after := p.peek(1); unitOf(after) != nil || weekdayOf(after) >= 0 {
+		return fmt.Errorf("after a day and month, %s is the year, not a count for %s; put the relative item first", p.peek(0).text, after.text)
+	}
+	return nil
+}
+
+// hourOffset reads an hour and a zone offset at the cursor: "12 +5" is
+// 12:00 at UTC+05.
+func (p *parser) hourOffset() error {
+	if p.zone {
+		return fmt.Errorf("more than one zone")
+	}
+	h := p.peek(0)
+	neg := p.peek(1).is("-")
+	p.i += 2
+	start := p.i
+	if err := p.offset(neg); err != nil {
+		return err
+	}
+	// GNU takes a signed number right after such an offset only when the
+	// offset has minutes after a colon ("12 +5:00 -1 day").
+	if p.i-start == 1 && (p.peek(0).is("+") || p.peek(0).is("-")) {
+		return fmt.Errorf("after %s %s%s, a signed number needs the offset written +HH:MM", h.text, p.toks[start-1].text, p.toks[start].text)
+	}
+	v, err := strconv.Atoi(h.text)
+	if err != nil || v > 23 {
+		return fmt.Errorf("hour %s out of range", h.text)
+	}
+	return p.setClock(v, 0, 0, 0)
+}
+
+// digits reads a number standing alone, as GNU does: the year of a date
+// given without one, when it follows that date (and no relative item) and
+// has more than two digits or comes after a time; otherwise, with five
+// digits or more, a date [YY..]YYMMDD; otherwise a time: H or HH is that
+// hour, HMM or HHMM that hour and minute.
+func (p *parser) digits(n token) error {
+	t := n.text
+	switch {
+	case p.date && !p.yearSet && !p.rel && (p.clock || len(t) > 2):
+		y, err := year(n)
+		p.year, p.yearSet = y, true
+		return err
+	case len(t) > 4:
+		l := len(t)
+		return p.setDate(token{kind: num, text: t[:l-4]}, token{kind: num, text: t[l-4 : l-2]}, token{kind: num, text: t[l-2:]})
+	}
+	v, _ := strconv.Atoi(t)
+	h, m := v, 0
+	if len(t) > 2 {
+		h, m = v/100, v%100
+	}
+	if h > 23 || m > 59 {
+		return fmt.Errorf("%s is neither HH nor HHMM", t)
+	}
+	return p.setClock(h, m, 0, 0)
 }
 
 func (p *parser) signed() (last, error) {
@@ -332,15 +405,24 @@ func (p *parser) signed() (last, error) {
 		return lastOther, fmt.Errorf("a sign must be followed by a number")
 	}
 	p.i++
-	offsetPlace := p.prev == lastTime && !p.zone || p.prev == lastZoneName
-	if offsetPlace {
-		if unitOf(p.peek(1)) != nil {
-			return lastOther, fmt.Errorf("after a time or zone, %s%s %s would be read as a zone offset; write the relative item before the time or the offset as +HH:MM",
-				p.toks[p.i-1].text, n.text, p.peek(1).text)
+	sign, unit := p.toks[p.i-1].text, unitOf(p.peek(1)) != nil
+	switch {
+	case p.prev == lastTime && unit:
+		// GNU reads "12:00 -3 days" as 12:00 at UTC-03 plus one day.
+		return lastOther, fmt.Errorf("after a time, %s%s %s would be read as a zone offset and one %s; write the relative item before the time or the offset as +HH:MM",
+			sign, n.text, p.peek(1).text, strings.TrimSuffix(p.peek(1).text, "s"))
+	case p.prev == lastTime:
+		return lastOther, p.offset(neg)
+	case p.prev == lastZoneName && !unit:
+		if p.off != 0 { // GNU's own reading of EST+1 depends on $TZ
+			return lastOther, fmt.Errorf("a zone other than UTC takes no offset (%s%s); write the zone as one offset", sign, n.text)
 		}
 		return lastOther, p.offset(neg)
+	case p.prev == lastZoneName && p.peek(2).is("ago"):
+		return lastOther, fmt.Errorf("ago cannot turn %s%s %s after a zone", sign, n.text, p.peek(1).text)
 	}
-	if unitOf(p.peek(1)) == nil {
+	// Elsewhere, as after a zone name ("UTC -1 day"), it is a count.
+	if !unit {
 		return lastOther, fmt.Errorf("a signed number (%s) needs a unit, such as days", n.text)
 	}
 	v, err := count(n)
@@ -388,28 +470,28 @@ func (p *parser) offset(neg bool) error {
 }
 
 // timeOfDay reads H[H]:MM[:SS[.frac]] [am|pm] or H[H] am|pm at the cursor.
-func (p *parser) timeOfDay() error {
-	if p.clock {
-		return fmt.Errorf("more than one time of day")
+// A zone offset may follow a 24-hour time, not one with am or pm.
+func (p *parser) timeOfDay() (last, error) {
+	if err := p.setClock(0, 0, 0, 0); err != nil {
+		return lastOther, err
 	}
-	p.clock = true
 	h := p.peek(0)
 	p.i++
 	if len(h.text) > 2 {
-		return fmt.Errorf("hour %s", h.text)
+		return lastOther, fmt.Errorf("hour %s", h.text)
 	}
 	p.hour, _ = strconv.Atoi(h.text)
 	if p.peek(0).is(":") {
 		m := p.peek(1)
 		if m.kind != num || len(m.text) != 2 && len(m.text) != 1 || !p.tight(1) {
-			return fmt.Errorf("want HH:MM after %s", h.text)
+			return lastOther, fmt.Errorf("want HH:MM after %s", h.text)
 		}
 		p.min, _ = strconv.Atoi(m.text)
 		p.i += 2
 		if p.peek(0).is(":") {
 			s := p.peek(1)
 			if s.kind != num || len(s.text) > 2 || !p.tight(1) {
-				return fmt.Errorf("want HH:MM:SS")
+				return lastOther, fmt.Errorf("want HH:MM:SS")
 			}
 			p.sec, _ = strconv.Atoi(s.text)
 			p.i += 2
@@ -420,17 +502,29 @@ func (p *parser) timeOfDay() error {
 		}
 	}
 	if p.min > 59 || p.sec > 59 {
-		return fmt.Errorf("time %02d:%02d:%02d out of range", p.hour, p.min, p.sec)
+		return lastOther, fmt.Errorf("time %02d:%02d:%02d out of range", p.hour, p.min, p.sec)
 	}
 	if md := meridian(p.peek(0)); md >= 0 {
 		if p.hour < 1 || p.hour > 12 {
-			return fmt.Errorf("hour %d with %s", p.hour, p.peek(0).text)
+			return lastOther, fmt.Errorf("hour %d with %s", p.hour, p.peek(0).text)
 		}
 		p.hour = p.hour%12 + md
 		p.i++
-	} else if p.hour > 23 {
-		return fmt.Errorf("hour %d out of range", p.hour)
+		return lastOther, nil
 	}
+	if p.hour > 23 {
+		return lastOther, fmt.Errorf("hour %d out of range", p.hour)
+	}
+	return lastTime, nil
+}
+
+// setClock records the time of day.
+func (p *parser) setClock(h, m, s, ns int) error {
+	if p.clock {
+		return fmt.Errorf("more than one time of day")
+	}
+	p.clock = true
+	p.hour, p.min, p.sec, p.nsec = h, m, s, ns
 	return nil
 }
 
@@ -448,28 +542,34 @@ func meridian(t token) int {
 func (p *parser) word() (last, error) {
 	w := p.peek(0)
 	switch {
-	case w.is("t") && p.prev == lastDate && p.peek(1).kind == num && p.peek(2).is(":"):
-		p.i++ // the ISO 8601 separator between a date and its time
-		return lastDate, nil
+	case w.is("t") && p.prev == lastISODate && p.peek(1).kind == num &&
+		(p.peek(2).is(":") || (p.peek(2).is("+") || p.peek(2).is("-")) && p.peek(3).kind == num && unitOf(p.peek(4)) == nil):
+		// The ISO 8601 separator between a date and its time, which is
+		// H:MM... or an hour with a zone offset.
+		p.i++
+		return lastOther, nil
 	case monthOf(w) > 0:
 		d := p.peek(1)
 		if d.kind != num {
 			return lastOther, fmt.Errorf("month %s without a day", w.text)
 		}
 		p.i += 2
-		comma := p.peek(0).is(",")
-		if comma {
-			p.i++
-		}
 		var y token
-		// GNU takes a two-digit year here only after a comma.
-		if p.yearNext() && (comma || len(p.peek(0).text) == 4) {
-			y = p.peek(0)
+		// A number after a comma is the year ("Jan 31, 2024"); one
+		// without is read on its own (digits), a year or a time.
+		if p.peek(0).is(",") {
+			p.i++
+			if y = p.peek(0); y.kind != num {
+				return lastOther, fmt.Errorf("want a year after %s %s,", w.text, d.text)
+			}
+			if err := p.yearNotCount(); err != nil {
+				return lastOther, err
+			}
 			p.i++
 		}
-		return lastDate, p.setNamedDate(d, w, y)
+		return lastOther, p.setNamedDate(d, w, y)
 	case weekdayOf(w) >= 0:
-		return lastOther, p.setWeekday(0)
+		return lastOther, p.setWeekday(0, false)
 	case w.text == "now" || w.text == "today":
 		p.rel = true
 		p.i++
@@ -487,7 +587,7 @@ func (p *parser) word() (last, error) {
 		p.i++
 		switch {
 		case weekdayOf(p.peek(0)) >= 0:
-			return lastOther, p.setWeekday(o)
+			return lastOther, p.setWeekday(o, true)
 		case unitOf(p.peek(0)) != nil:
 			return lastOther, p.relative(int64(o))
 		}
@@ -499,12 +599,31 @@ func (p *parser) word() (last, error) {
 		}
 		p.zone, p.off = true, o
 		p.i++
-		if o != 0 {
-			return lastOther, nil // only UTC and its synonyms take an offset (UTC+2)
-		}
 		return lastZoneName, nil
 	}
+	if h := military(w.text); h != 0 {
+		return lastOther, fmt.Errorf("zone letter %q is UTC%+03d:00 to date(1) but UTC%+03d:00 to OSTree (RFC 822's reversed signs); write the offset instead",
+			strings.ToUpper(w.text), h, -h)
+	}
 	return lastOther, fmt.Errorf("unknown word %q", w.text)
+}
+
+// military returns the hours east of UTC that date(1) reads a military
+// zone letter as, or 0 for other words. OSTree's older parser reads each
+// with the opposite sign, so these are refused rather than guessed; Z,
+// zero in both, is a zone name and J, local time, no zone.
+func military(w string) int {
+	if len(w) != 1 || w[0] < 'a' || w[0] > 'y' || w[0] == 'j' {
+		return 0
+	}
+	switch c := int(w[0]); {
+	case c < 'j': // A-I: +1 to +9
+		return c - 'a' + 1
+	case c <= 'm': // K-M: +10 to +12
+		return c - 'a'
+	default: // N-Y: -1 to -12
+		return -(c - 'm')
+	}
 }
 
 var ordinals = map[string]int{
@@ -559,14 +678,16 @@ func weekdayOf(t token) time.Weekday {
 	return -1
 }
 
-// setWeekday reads a weekday name at the cursor, with an optional comma.
-func (p *parser) setWeekday(ordinal int) error {
+// setWeekday reads a weekday name at the cursor, with an optional comma
+// unless counted (after an ordinal or a number).
+func (p *parser) setWeekday(ordinal int, counted bool) error {
 	if p.wday {
 		return fmt.Errorf("more than one weekday")
 	}
 	p.wday, p.weekday, p.ordinal = true, weekdayOf(p.peek(0)), ordinal
 	p.i++
-	if p.peek(0).is(",") {
+	// GNU allows the comma after a plain weekday only ("Thu, 01 Jan").
+	if p.peek(0).is(",") && !counted {
 		p.i++
 	}
 	return nil
@@ -618,6 +739,7 @@ func (p *parser) relative(n int64) error {
 }
 
 func (p *parser) addRel(m, d, s int64) error {
+	p.rel = true
 	p.relM += m
 	p.relD += d
 	p.relS += s
@@ -640,7 +762,6 @@ func (p *parser) setDate(y, m, d token) error {
 
 // setNamedDate records a date whose month is a name.
 func (p *parser) setNamedDate(d, month, y token) error {
-	p.monthName = true
 	return p.setYMD(y, monthOf(month), d)
 }
 
@@ -664,21 +785,26 @@ func (p *parser) setYMD(y token, month int, d token) error {
 	return nil
 }
 
-// year reads a four-digit year, or a two-digit one as GNU does: 69-99 are
-// 1969-1999, 00-68 are 2000-2068.
+// year reads a year as GNU does: two digits are 1969-1999 (69-99) or
+// 2000-2068 (00-68), any other number of digits the year as written
+// ("020" is the year 20).
 func year(t token) (int, error) {
-	v, _ := strconv.Atoi(t.text)
-	switch len(t.text) {
-	case 4:
-		return v, nil
-	case 2:
+	v, err := strconv.Atoi(t.text)
+	if err != nil || v > maxYear {
+		return 0, fmt.Errorf("year %s out of range", t.text)
+	}
+	if len(t.text) == 2 {
 		if v >= 69 {
 			return 1900 + v, nil
 		}
 		return 2000 + v, nil
 	}
-	return 0, fmt.Errorf("year %s: write it with four digits", t.text)
+	return v, nil
 }
+
+// maxYear bounds the years read, so that date arithmetic cannot overflow;
+// results past 9999 are refused in any case.
+const maxYear = 999_999
 
 func (p *parser) resolve(now time.Time, loc *time.Location) (time.Time, error) {
 	zl := loc

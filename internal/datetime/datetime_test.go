@@ -61,6 +61,45 @@ func TestParseTokyo(t *testing.T) {
 		{"12:00 pm", jst(2026, 12, 5, 12, 0, 0, 0)},
 		{"monday 2020-01-01", jst(2020, 1, 1, 0, 0, 0, 0)}, // the date wins
 
+		// Years as written, but for two digits.
+		{"1-01-01", jst(1, 1, 1, 0, 0, 0, 0)},
+		{"020-01-01", jst(20, 1, 1, 0, 0, 0, 0)},
+		{"02024-01-31", jst(2024, 1, 31, 0, 0, 0, 0)},
+		{"1/2/3", jst(3, 1, 2, 0, 0, 0, 0)},
+		{"31 Jan 5", jst(5, 1, 31, 0, 0, 0, 0)},
+		{"31-Jan-5", jst(5, 1, 31, 0, 0, 0, 0)},
+		{"Jan 31, 5", jst(5, 1, 31, 0, 0, 0, 0)},
+
+		// Numbers standing alone: a date by five digits or more, a year
+		// after a date without one, else a time.
+		{"20240131", jst(2024, 1, 31, 0, 0, 0, 0)},
+		{"240131", jst(2024, 1, 31, 0, 0, 0, 0)},
+		{"10131", jst(1, 1, 31, 0, 0, 0, 0)},
+		{"20240131 1200", jst(2024, 1, 31, 12, 0, 0, 0)},
+		{"1200 20240131", jst(2024, 1, 31, 12, 0, 0, 0)},
+		{"2024-01-31 1530", jst(2024, 1, 31, 15, 30, 0, 0)},
+		{"2024-01-31 930", jst(2024, 1, 31, 9, 30, 0, 0)},
+		{"2024-01-31 9", jst(2024, 1, 31, 9, 0, 0, 0)},
+		{"2024-01-31 0", jst(2024, 1, 31, 0, 0, 0, 0)},
+		{"2024-01-31 0012", jst(2024, 1, 31, 0, 12, 0, 0)},
+		{"1200", jst(2026, 12, 5, 12, 0, 0, 0)},
+		{"12", jst(2026, 12, 5, 12, 0, 0, 0)},
+		{"2024", jst(2026, 12, 5, 20, 24, 0, 0)}, // a time, as GNU reads it
+		{"Jan 31 1200", jst(1200, 1, 31, 0, 0, 0, 0)},
+		{"Jan 31 12", jst(2026, 1, 31, 12, 0, 0, 0)},
+		{"Jan 31 12:00 24", jst(2024, 1, 31, 12, 0, 0, 0)},
+		{"Jan 31 2024 1200", jst(2024, 1, 31, 12, 0, 0, 0)},
+		{"Jan 1 2020 2021", jst(2020, 1, 1, 20, 21, 0, 0)},
+		{"1/31 2024", jst(2024, 1, 31, 0, 0, 0, 0)},
+		{"Jan 31 +1 day 2024", jst(2026, 2, 1, 20, 24, 0, 0)}, // after a relative item, a time
+		{"now 2024", jst(2026, 12, 5, 20, 24, 0, 0)},
+		{"monday 1200", jst(2026, 12, 7, 12, 0, 0, 0)},
+		{"yesterday 1200", jst(2026, 12, 4, 12, 0, 0, 0)},
+		{"20240131 -1 day", jst(2024, 1, 30, 0, 0, 0, 0)},
+		{"20240131 1 day ago", jst(2024, 1, 30, 0, 0, 0, 0)},
+		{"1200 -3 days", jst(2026, 12, 2, 12, 0, 0, 0)},
+		{"Jan 31 2024 +1 day", jst(2024, 2, 1, 0, 0, 0, 0)},
+
 		// Zones.
 		{"2020-01-01T12:00:00Z", utc(2020, 1, 1, 12, 0, 0)},
 		{"2020-01-01 12:00:00z", utc(2020, 1, 1, 12, 0, 0)},
@@ -80,6 +119,17 @@ func TestParseTokyo(t *testing.T) {
 		{"12:00 UTC", utc(2026, 12, 5, 12, 0, 0)}, // today's local date
 		{"2020-01-01 12:00:00 +0200 +1 day", utc(2020, 1, 2, 10, 0, 0)},
 		{"now UTC", utc(2026, 12, 5, 23, 2, 8).Add(500 * time.Millisecond)}, // the local wall clock, read as UTC
+		// A 24-hour time or an hour takes an offset; a count follows a zone.
+		{"10:00 +5", utc(2026, 12, 5, 5, 0, 0)},
+		{"12 +5", utc(2026, 12, 5, 7, 0, 0)},
+		{"2024-01-31 12 +5", utc(2024, 1, 31, 7, 0, 0)},
+		{"2024-01-31 12 -05:30", utc(2024, 1, 31, 17, 30, 0)},
+		{"2024-01-31T12+05", utc(2024, 1, 31, 7, 0, 0)},
+		{"2024-01-31 12 +5:00 -1 day", utc(2024, 1, 30, 7, 0, 0)},
+		{"2024-01-01 12:00 UTC -1 day", utc(2023, 12, 31, 12, 0, 0)},
+		{"2024-01-01 12:00 UTC+2 days", utc(2024, 1, 3, 12, 0, 0)},
+		{"2024-01-01 12:00 EST -1 day", utc(2023, 12, 31, 17, 0, 0)},
+		{"10am -3 days", jst(2026, 12, 2, 10, 0, 0, 0)}, // no offset after am/pm
 
 		// Epoch seconds; a fraction is kept, toward minus infinity.
 		{"@1577880000", utc(2020, 1, 1, 12, 0, 0)},
@@ -216,17 +266,31 @@ func TestParseRefuses(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	for _, in := range []string{
 		"", "  ", "garbage", "2 days ago ago", "tomorrow ago", "ago", "next", "this", "am",
-		"noon", "1.5 days ago", "1 hr", "3 wk ago", "1", "2024-01-01 1230", "Jan 1 2020 2021",
+		"noon", "1.5 days ago", "1 hr", "3 wk ago",
 		"2020-13-01", "2020-02-30", "Feb 29 2021", "Dec 32 2020", "2020-01-01 24:00",
 		"2020-01-01 23:59:60", "2020-01-01 12:60", "2020-01-01 13:00 pm", "2020-01-01 0:00 am",
-		"2020-01-01T12", "2020-01-01 2020-01-02", "12:00 13:00", "monday tuesday",
+		"2020-01-01T12", "2020-01-01T1200", "2020-01-01 2020-01-02", "12:00 13:00", "monday tuesday",
 		"UTC UTC", "UTC", "2020-01-01 12:00 +0200 UTC", "12:00 +2500", "12:00 EST+1",
-		"Jan 31 26", "Nov 30 2026,", "Jan", "Jan 2020", "1/2/3", "020-01-01", "10000-01-01",
+		"Jan 31 26", "Nov 30 2026,", "Jan", "Jan 2020", "10000-01-01",
 		"@1e3", "@5.5.5", "@", "@5 UTC", "@99999999999999999999", "100000000 years ago",
+		"+3", "3 ago", "2020-01-01 12:00:00 ;",
+		// Numbers standing alone that GNU refuses too.
+		"20241331", "00012", "2024-01-31 24", "2024-01-31 2460", "960", "2400", "1200 12:00",
+		"12:00 1200", "2024-01-31 12:00 2025", "20240131 2024-01-31", "1200 +5", "20240131 +5",
+		"Jan 31 2024 +5", "12 +5 -1 day", "12 +0500 -1 day", "20240131 +3 days ago", "10am +5",
+		"30 Nov 12:00", "Jan 31, 12:00", "30 Nov 5pm", "99999999999999999999",
+		"next monday, 2024-01-31", "2 monday, 12:00",
+		// A second zone, or "ago" after a zone's count.
+		"UTC 12:00 +1", "UTC 12 +5", "UTC 2024-01-31T12+05", "UTC 12:00 -1 day",
+		"utc+2 sec ago", "12:00 UTC +1 day ago", "EST -1 day ago",
 		// GNU reads a signed number after a time as a zone ("12:00 -3 days"
 		// is 12:00-03:00 plus one day), seldom what was meant.
-		"12:00 -3 days", "2024-01-01 12:00 +3 days", "2024-01-01 12:00 UTC -1 day",
-		"+3", "3 ago", "2020-01-01 12:00:00 ;",
+		"12:00 -3 days", "2024-01-01 12:00 +3 days", "10:00 +5 days", "2024-01-31T12 +5 days",
+		// GNU reads a number after a day and month as its year.
+		"30 Nov 5 days", "Nov 30, 5 days", "31 Jan +1 month", "31 Jan 2 monday",
+		// Military zones: date(1) and OSTree disagree on their signs; J
+		// (local time) is refused by both.
+		"12:00 A", "2024-01-31 12:00 N", "12:00 T", "Nov 30 T12:00", "20240131T1200", "12:00 J",
 	} {
 		_, err := Parse(in, now, time.UTC)
 		if err == nil {
@@ -237,8 +301,26 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
+// A military zone letter is refused with both readings it has.
+func TestParseMilitaryZone(t *testing.T) {
+	for in, want := range map[string][]string{
+		"12:00 A": {`"A"`, "UTC+01:00", "UTC-01:00"},
+		"12:00 m": {`"M"`, "UTC+12:00", "UTC-12:00"},
+		"12:00 N": {`"N"`, "UTC-01:00", "UTC+01:00"},
+		"12:00 T": {`"T"`, "UTC-07:00", "UTC+07:00"},
+		"12:00 Y": {`"Y"`, "UTC-12:00", "UTC+12:00"},
+	} {
+		_, err := Parse(in, time.Now(), time.UTC)
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("Parse(%q): %v, want it to say %s", in, err, w)
+			}
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"2020-01-01 12:00:00 +0200", "4 days ago 12:00", "@-1.5", "last monday", "Nov 30, 2026"} {
+	for _, s := range []string{"2020-01-01 12:00:00 +0200", "4 days ago 12:00", "@-1.5", "last monday", "Nov 30, 2026", "20240131 1200", "12 +5:00 -1 day"} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
