@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,32 +28,11 @@ func TestCheckoutAsUserWithoutUserModeParity(t *testing.T) {
 		t.Skip("needs root to run the tools as another user")
 	}
 	o := needOSTree(t, "bare-user")
-	const nobody = 65534
-	dir, err := os.MkdirTemp("", "otree-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-		os.RemoveAll(dir)
-	})
-	exe, env := otreeBinary(t)
-	bin := filepath.Join(dir, "otree")
-	copyFile(t, exe, bin, 0o755)
-	if err := os.Chown(dir, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
+	dir, bin, env := nobodyDir(t)
 	tools := map[string]string{"ostree": o.bin, "otree": bin}
 	run := func(tool string, args ...string) (string, error) {
 		cmd := exec.Command(tools[tool], args...)
-		cmd.Dir, cmd.Env = dir, env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, asNobody()
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}

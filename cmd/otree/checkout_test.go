@@ -151,6 +151,52 @@ func TestCheckoutUnionRerunAsUser(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run otree as another user")
 	}
+	dir, bin, env := nobodyDir(t)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "ro/", Typeflag: tar.TypeDir, Mode: 0o555})
+	tw.WriteHeader(&tar.Header{Name: "ro/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("y\n"))
+	tw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "t.tar"), tb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	co := filepath.Join(dir, "co")
+	for _, args := range [][]string{
+		{"init", "--mode=bare-user"},
+		{"commit", "-b", "m", "--tree=tar=t.tar"},
+		{"checkout", "-U", "m", co},
+		{"checkout", "-U", "--union", "m", co},
+		{"checkout", "-U", "--union-add", "m", co},
+		{"checkout", "-U", "--union-identical", "m", co},
+	} {
+		cmd := exec.Command(bin, append([]string{"--repo=" + filepath.Join(dir, "repo")}, args...)...)
+		cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, asNobody()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v as nobody: %v\n%s", args, err, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(co, "ro", "f")); err != nil || string(b) != "y\n" {
+		t.Errorf("ro/f after the re-runs: %q, %v", b, err)
+	}
+}
+
+// nobody is the uid and gid tests run otree (and OSTree) as, to act as a
+// user other than root.
+const nobody = 65534
+
+// asNobody makes a command run as nobody.
+func asNobody() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+}
+
+// nobodyDir makes a scratch directory owned by nobody, outside the test's
+// temporary directory (which nobody cannot enter), holding a copy of the
+// otree binary; it returns the directory, the binary and the environment
+// to run it in. Its cleanup makes the directories the tools left read-only
+// writable again, so that root can remove them.
+func nobodyDir(t *testing.T) (dir, bin string, env []string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "otree-nobody-")
 	if err != nil {
 		t.Fatal(err)
@@ -165,39 +211,13 @@ func TestCheckoutUnionRerunAsUser(t *testing.T) {
 		os.RemoveAll(dir)
 	})
 	exe, env := otreeBinary(t)
-	bin := filepath.Join(dir, "otree")
+	bin = filepath.Join(dir, "otree")
 	copyFile(t, exe, bin, 0o755)
-	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
-	tw.WriteHeader(&tar.Header{Name: "ro/", Typeflag: tar.TypeDir, Mode: 0o555})
-	tw.WriteHeader(&tar.Header{Name: "ro/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
-	tw.Write([]byte("y\n"))
-	tw.Close()
-	if err := os.WriteFile(filepath.Join(dir, "t.tar"), tb.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	const nobody = 65534
 	if err := os.Chown(dir, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(dir, 0o755)
-	co := filepath.Join(dir, "co")
-	for _, args := range [][]string{
-		{"init", "--mode=bare-user"},
-		{"commit", "-b", "m", "--tree=tar=t.tar"},
-		{"checkout", "-U", "m", co},
-		{"checkout", "-U", "--union", "m", co},
-		{"checkout", "-U", "--union-add", "m", co},
-		{"checkout", "-U", "--union-identical", "m", co},
-	} {
-		cmd := exec.Command(bin, append([]string{"--repo=" + filepath.Join(dir, "repo")}, args...)...)
-		cmd.Dir, cmd.Env = dir, env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("otree %v as nobody: %v\n%s", args, err, out)
-		}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(co, "ro", "f")); err != nil || string(b) != "y\n" {
-		t.Errorf("ro/f after the re-runs: %q, %v", b, err)
-	}
+	return dir, bin, env
 }

@@ -126,16 +126,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 	} {
 		branch := fmt.Sprint("case", i)
 		args := append([]string{"commit", "-b", branch}, cs.args...)
-		oout, oerr := o.run(args...)
-		res := c.run(args...)
-		if cs.fail {
-			if oerr == nil || res.code == 0 {
-				t.Errorf("%v: want both to refuse; OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
-			}
-			continue
-		}
-		if oerr != nil || res.code != 0 {
-			t.Errorf("%v: OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
+		if !commitBoth(t, o, c, args, cs.fail) {
 			continue
 		}
 		want, err := o.run("ls", "-R", branch)
@@ -393,16 +384,7 @@ func TestCommitTarNamesParityWithOSTree(t *testing.T) {
 	} {
 		branch := fmt.Sprint("case", i)
 		args := append([]string{"commit", "-b", branch, "--tar-autocreate-parents"}, cs.args...)
-		oout, oerr := o.run(args...)
-		res := c.run(args...)
-		if cs.fail {
-			if oerr == nil || res.code == 0 {
-				t.Errorf("%v: want both to refuse; OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
-			}
-			continue
-		}
-		if oerr != nil || res.code != 0 {
-			t.Errorf("%v: OSTree: %v %s; otree: exit %d %s", cs.args, oerr, oout, res.code, res.stderr)
+		if !commitBoth(t, o, c, args, cs.fail) {
 			continue
 		}
 		if want, got := o.ok("ls", "-R", branch), c.ok("ls", "-R", branch); got != want {
@@ -445,4 +427,20 @@ func TestCommitDirWithTreeRefused(t *testing.T) {
 	if want, got := o.ok("ls", "-R", "layered"), c.ok("ls", "-R", "layered"); got != want {
 		t.Errorf("--base=base DIR: otree\n%s\nOSTree\n%s", got, want)
 	}
+}
+
+// commitBoth runs the same commit command with OSTree and otree, each in
+// its own repository. When fail, both must refuse it; otherwise both must
+// succeed. It tells whether both succeeded.
+func commitBoth(t *testing.T, o *ostreeRepo, c *cli, args []string, fail bool) bool {
+	t.Helper()
+	oout, oerr := o.run(args...)
+	res := c.run(args...)
+	switch {
+	case fail && (oerr == nil || res.code == 0):
+		t.Errorf("%v: want both to refuse; OSTree: %v %s; otree: exit %d %s", args, oerr, oout, res.code, res.stderr)
+	case !fail && (oerr != nil || res.code != 0):
+		t.Errorf("%v: OSTree: %v %s; otree: exit %d %s", args, oerr, oout, res.code, res.stderr)
+	}
+	return !fail && oerr == nil && res.code == 0
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -20,14 +19,7 @@ func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run otree as another user")
 	}
-	dir, err := os.MkdirTemp("", "otree-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	exe, env := otreeBinary(t)
-	bin := filepath.Join(dir, "otree")
-	copyFile(t, exe, bin, 0o755)
+	dir, bin, env := nobodyDir(t)
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
 	for name, mode := range map[string]int64{"shadow": 0, "ok": 0o644} {
@@ -38,15 +30,9 @@ func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "x.tar"), tb.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const nobody = 65534
-	if err := os.Chown(dir, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"--repo=" + filepath.Join(dir, "repo")}, args...)...)
-		cmd.Dir, cmd.Env = dir, env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, asNobody()
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
