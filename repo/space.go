@@ -72,7 +72,7 @@ func CheckConfigValue(key, value string) error {
 		_, err = parsePercent(value)
 	case ConfigMinFreeSize:
 		_, err = parseSize(value)
-	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary, ConfigTombstoneCommits:
+	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary, ConfigTombstoneCommits, ConfigNoDeltasInSummary:
 		_, err := parseBool(key, value)
 		return err
 	case "core.lock-timeout-secs":

@@ -71,6 +71,12 @@ const (
 // to be written anew whenever refs or deltas change (remote.AutoUpdateSummary).
 const ConfigAutoUpdateSummary = "core.auto-update-summary"
 
+// ConfigNoDeltasInSummary is OSTree's config key that keeps the summary
+// from listing static deltas one by one: clients find them through the
+// delta indexes it lists instead, so it stays small on a server with many
+// deltas (docs/DELTAS.md §5).
+const ConfigNoDeltasInSummary = "core.no-deltas-in-summary"
+
 // Fsync reports whether the repository's writes are made durable: false
 // only when its config sets core.fsync to false (an unreadable value, which
 // Begin refuses, counts as true).

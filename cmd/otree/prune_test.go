@@ -87,9 +87,16 @@ func TestPruneCommandOptions(t *testing.T) {
 	// --static-deltas-only: the deltas to the commit go, the commit stays.
 	b := strings.TrimSpace(c.ok("rev-parse", "stable"))
 	c.ok("static-delta", "generate", "--to="+b)
+	if got := c.ok("static-delta", "indexes"); got != b+"\n" {
+		t.Errorf("indexes after generate = %q", got)
+	}
 	c.ok("prune", "--delete-commit="+b, "--static-deltas-only")
 	if got := c.ok("static-delta", "list"); strings.Contains(got, b[:8]) {
 		t.Errorf("delta to %s survived --static-deltas-only: %q", b, got)
+	}
+	// Its index goes with it.
+	if got := c.ok("static-delta", "indexes"); got != "(No static deltas indexes)\n" {
+		t.Errorf("indexes after prune = %q", got)
 	}
 	if got := c.ok("rev-parse", "stable"); strings.TrimSpace(got) != b {
 		t.Errorf("--static-deltas-only moved or deleted stable: %q", got)

@@ -224,8 +224,12 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 			if p.Ref != "" {
 				what = p.Ref + ": " + what
 			}
-			fmt.Fprintf(e.stdout, "%s: delta %s, %d part%s, %s to fetch, %s uncompressed\n", what, p.Delta, p.Parts,
-				pluralSuffix(p.Parts), siBytes(int64(p.Size)), siBytes(int64(p.RawSize)))
+			fallbacks := ""
+			if p.Fallbacks > 0 {
+				fallbacks = fmt.Sprintf(", and %d fallback object%s (%s) to fetch as objects", p.Fallbacks, pluralSuffix(p.Fallbacks), siBytes(int64(p.FallbackSize)))
+			}
+			fmt.Fprintf(e.stdout, "%s: delta %s, %d part%s, %s to fetch, %s uncompressed%s\n", what, p.Delta, p.Parts,
+				pluralSuffix(p.Parts), siBytes(int64(p.Size)), siBytes(int64(p.RawSize)), fallbacks)
 		}
 		return nil
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -21,6 +22,10 @@ type deltaJSON struct {
 	Size       uint64     `json:"size"`
 	RawSize    uint64     `json:"raw_size"`
 	Signatures int        `json:"signatures"`
+	// Fallbacks are the file objects the delta leaves out, for a pull to
+	// fetch as objects; FallbackSize sums their sizes.
+	Fallbacks    []delta.Fallback `json:"fallbacks"`
+	FallbackSize uint64           `json:"fallback_size"`
 }
 
 type partJSON struct {
@@ -31,7 +36,8 @@ type partJSON struct {
 }
 
 func describeDelta(sb *delta.Superblock, raw []byte) deltaJSON {
-	d := deltaJSON{Name: sb.Name.String(), From: sb.Name.From, To: sb.Name.To, Superblock: repo.Sum(raw), Parts: []partJSON{}}
+	d := deltaJSON{Name: sb.Name.String(), From: sb.Name.From, To: sb.Name.To, Superblock: repo.Sum(raw), Parts: []partJSON{},
+		Fallbacks: append([]delta.Fallback{}, sb.Fallbacks...), FallbackSize: sb.FallbackSize()}
 	for _, p := range sb.Parts {
 		d.Parts = append(d.Parts, partJSON{Size: p.Size, RawSize: p.RawSize, Sum: p.Sum, Objects: len(p.Objects)})
 		d.Size += p.Size
@@ -46,11 +52,14 @@ func newStaticDeltaCommand(e *env) *cobra.Command {
 		Short: "Generate, list, show, delete and apply static deltas",
 		Long: `A static delta holds the objects one commit needs beyond another (or all of
 them, from scratch) in a few compressed parts under deltas/NAME/, where NAME
-is FROM-TO or TO (full ids). Pull uses one when the remote's summary lists it
-(run summary -u after generating); see docs/DELTAS.md.`,
+is FROM-TO or TO (full ids), and an index per commit deltas lead to under
+delta-indexes/. Pull uses one when the remote's summary lists it or the
+index of the commit it wants (run summary -u after generating); see
+docs/DELTAS.md.`,
 	}
 	c.AddCommand(newDeltaListCommand(e), newDeltaShowCommand(e), newDeltaDeleteCommand(e),
-		newDeltaGenerateCommand(e), newDeltaApplyOfflineCommand(e), newDeltaVerifyCommand(e))
+		newDeltaGenerateCommand(e), newDeltaApplyOfflineCommand(e), newDeltaVerifyCommand(e),
+		newDeltaIndexesCommand(e), newDeltaReindexCommand(e))
 	return c
 }
 
@@ -143,6 +152,13 @@ directory, its superblock, or a single-file delta; no repository needed).`,
 			}
 			fmt.Fprintf(e.stdout, "Delta: %s\nFrom: %s\nTo: %s\nSuperblock: %s (%d bytes)\nSigned: %s\nNumber of parts: %d\n",
 				d.Name, from, d.To, d.Superblock, len(o.Raw), signed, len(d.Parts))
+			if len(d.Fallbacks) > 0 {
+				fmt.Fprintf(e.stdout, "Number of fallback entries: %d\n", len(d.Fallbacks))
+				for _, f := range d.Fallbacks {
+					fmt.Fprintf(e.stdout, "  %s\n", f.ID)
+				}
+				fmt.Fprintf(e.stdout, "Total Fallback Size: %d (%s)\n", d.FallbackSize, humanBytes(int64(d.FallbackSize)))
+			}
 			for i, p := range d.Parts {
 				fmt.Fprintf(e.stdout, "Part %d: %d objects, %s compressed, %s uncompressed\n", i, p.Objects, humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
 			}
@@ -200,9 +216,13 @@ writes the whole delta into the one new file FILE instead.
 sign the superblock, which names every part's BLAKE3; "static-delta verify"
 and "apply-offline PATH KEY..." check the signature.
 
-An otree delta always carries every object its commit needs, however large
-(what OSTree's --min-fallback-size=0 asks for); other values of that option
-are refused rather than ignored.`,
+--min-fallback-size=N (megabytes of 1,000,000 bytes, as OSTree counts them;
+default 4, as OSTree's) leaves out of a delta in the repository every new
+file larger than N MB that is not stored as a patch: the superblock lists
+it as a fallback object, which a pull fetches as an ordinary object (and
+skips when it has it already). 0 puts every object in the delta. A delta written with --filename carries every object unless
+--min-fallback-size is given: apply-offline cannot fetch what is left out,
+and refuses a delta whose fallback objects are not stored here.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -223,8 +243,11 @@ are refused rather than ignored.`,
 			if maxPatch <= 0 || maxPatch > delta.PatchSizeLimit>>20 {
 				return usagef("--max-bsdiff-size must be 1 to %d (MiB); --disable-bsdiff stores every file whole", delta.PatchSizeLimit>>20)
 			}
-			if minFallback != 0 {
-				return usagef("--min-fallback-size=%d: otree deltas carry every object, however large; only 0 is supported", minFallback)
+			if minFallback < 0 || minFallback > math.MaxInt64/delta.MB {
+				return usagef("--min-fallback-size=%d: want a size in megabytes, 0 or more (0: every object in the delta)", minFallback)
+			}
+			if filename != "" && !cmd.Flags().Changed("min-fallback-size") {
+				minFallback = 0 // a delta to apply offline carries everything
 			}
 			if inline && filename == "" {
 				return usagef("--inline writes the delta into the file --filename names; a delta in the repository is a directory that pull fetches part by part")
@@ -262,7 +285,7 @@ are refused rather than ignored.`,
 					}
 				}
 				opts := delta.GenerateOptions{From: fromID, To: toID, MaxPartSize: maxChunk << 20, MaxPatchSize: maxPatch << 20,
-					NoPatches: disableBsdiff, NoSync: noSync, Dir: filename, SignKeys: keys}
+					MinFallbackSize: minFallback * delta.MB, NoPatches: disableBsdiff, NoSync: noSync, Dir: filename, SignKeys: keys}
 				if inline {
 					opts.Dir, opts.File = "", filename
 				}
@@ -286,7 +309,7 @@ are refused rather than ignored.`,
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the delta to disk")
 	fl.StringVar(&filename, "filename", "", "write the delta into the new directory DIR (with --inline: the new file FILE), not the repository")
 	fl.BoolVar(&inline, "inline", false, "with --filename: write the superblock, signatures and parts into one file")
-	fl.Int64Var(&minFallback, "min-fallback-size", 0, "only 0: every object goes into the delta, however large")
+	fl.Int64Var(&minFallback, "min-fallback-size", delta.DefaultMinFallbackSize/delta.MB, "leave new files over this many megabytes (10^6 bytes, as OSTree counts) out of the delta, for pull to fetch as objects (0: none; with --filename the default is 0)")
 	signing.add(c, "the delta")
 	e.addJSON(c)
 	return c
@@ -301,8 +324,12 @@ func printGenerated(e *env, sb *delta.Superblock, raw []byte, generated bool) er
 	if !generated {
 		verb = "Exists"
 	}
-	fmt.Fprintf(e.stdout, "%s %s: %d object%s in %d part%s, %s\n", verb, d.Name, sb.Objects(), pluralSuffix(sb.Objects()),
-		len(d.Parts), pluralSuffix(len(d.Parts)), humanBytes(int64(d.Size)))
+	fallbacks := ""
+	if n := len(sb.Fallbacks); n > 0 {
+		fallbacks = fmt.Sprintf("; %d fallback object%s (%s) left out, fetched as objects", n, pluralSuffix(n), humanBytes(int64(d.FallbackSize)))
+	}
+	fmt.Fprintf(e.stdout, "%s %s: %d object%s in %d part%s, %s%s\n", verb, d.Name, sb.Objects(), pluralSuffix(sb.Objects()),
+		len(d.Parts), pluralSuffix(len(d.Parts)), humanBytes(int64(d.Size)), fallbacks)
 	return nil
 }
 
@@ -317,7 +344,9 @@ func newDeltaApplyOfflineCommand(e *env) *cobra.Command {
 		Long: `Apply the static delta at PATH (its directory, its superblock file with the
 parts beside it, or a single-file delta) to the repository: every object is
 verified before it is stored, and its from-commit must be here. No ref is
-written.
+written. A delta that leaves fallback objects out (generate
+--min-fallback-size) applies only when they are stored here; otherwise it is
+refused, naming them, before any part is read.
 
 With public keys (PUBKEY, base64 ed25519, and --keys-file), the delta must
 carry a valid signature by one of them; it is checked before any part is
@@ -394,5 +423,72 @@ valid signature covers the whole delta; apply-offline checks the parts.`,
 	fl.StringVar(&keysDir, "keys-dir", "", "look up trusted keys in DIR instead of the system directories")
 	fl.StringVar(&signType, "sign-type", sign.Type, "signature type (only ed25519)")
 	e.addJSON(c)
+	return c
+}
+
+func newDeltaIndexesCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "indexes",
+		Short: "List the commits that have a static delta index",
+		Long: `List the commits that static deltas lead to and that have an index of them
+under delta-indexes/ (written by generate, delete, reindex and summary -u).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				ids, err := delta.ListIndexes(r)
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(append([]repo.ID{}, ids...))
+				}
+				if len(ids) == 0 {
+					fmt.Fprintln(e.stdout, "(No static deltas indexes)")
+				}
+				for _, id := range ids {
+					fmt.Fprintln(e.stdout, id)
+				}
+				return nil
+			})
+		},
+	}
+	e.addJSON(c)
+	return c
+}
+
+func newDeltaReindexCommand(e *env) *cobra.Command {
+	var to string
+	c := &cobra.Command{
+		Use:   "reindex [--to=REV]",
+		Short: "Regenerate the static delta indexes",
+		Long: `Write the index of the static deltas that lead to each commit anew, and
+remove the indexes of commits no delta leads to any more; with --to, only
+the index of that commit. Generate and delete keep the index of their
+commit right, and summary -u reindexes everything, so this is for deltas
+copied in or removed by other means.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.inRepo(func(r *repo.Repo) error {
+				var opts delta.ReindexOptions
+				if to != "" {
+					id, err := r.ResolveRev(to)
+					if err != nil {
+						// A commit pruned since may still have an index.
+						var perr error
+						if id, perr = repo.ParseID(to); perr != nil || len(to) != 64 {
+							return err
+						}
+					}
+					opts.To = []repo.ID{id}
+				}
+				if _, err := delta.Reindex(r, opts); err != nil {
+					return err
+				}
+				e.refsChanged = true // the summary lists the indexes' sums
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&to, "to", "", "only rewrite the index of the deltas to this revision")
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
@@ -14,6 +15,8 @@ type summaryJSON struct {
 	Refs     []repo.Ref        `json:"refs"`
 	Metadata map[string]string `json:"metadata"`
 	Deltas   []remote.DeltaRef `json:"static_deltas"`
+	// DeltaIndexes, not empty when the server indexes its deltas.
+	DeltaIndexes []delta.IndexRef `json:"static_delta_indexes"`
 }
 
 func newSummaryCommand(e *env) *cobra.Command {
@@ -28,8 +31,11 @@ func newSummaryCommand(e *env) *cobra.Command {
 		Short: "Write or show the summary file that lists the repository's branches",
 		Long: `-u writes the summary file at the root of the repository: every local
 branch and its commit, read in one consistent state, in the encoding
-docs/PULL.md defines. Pull reads it to learn a remote's branches with one
-request; run it after each commit to a repository that is served.
+docs/PULL.md defines, with the static deltas and the delta index of each
+commit they lead to (indexes are written anew first, as by static-delta
+reindex; core.no-deltas-in-summary=true leaves the deltas out, for clients
+to find through the indexes). Pull reads it to learn a remote's branches
+with one request; run it after each commit to a repository that is served.
 --sign / --sign-from-file write the summary's ed25519 signatures to
 summary.sig beside it; without them a stale summary.sig is removed.
 -v prints the summary file as it is.`,
@@ -91,7 +97,8 @@ summary.sig beside it; without them a stale summary.sig is removed.
 // a commit r holds also gets its size and time, as there.
 func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 	if e.json {
-		out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...)}
+		out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...),
+			DeltaIndexes: append([]delta.IndexRef{}, s.DeltaIndexes...)}
 		for _, m := range s.Metadata {
 			out.Metadata[m.Key] = string(m.Value)
 		}
@@ -112,6 +119,12 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 	}
 	for _, d := range s.Deltas {
 		fmt.Fprintf(e.stdout, "Static delta %s\n    Superblock: %s\n", d.Name, d.Superblock)
+	}
+	if len(s.DeltaIndexes) > 0 {
+		fmt.Fprintln(e.stdout, "Indexed deltas: true")
+	}
+	for _, x := range s.DeltaIndexes {
+		fmt.Fprintf(e.stdout, "Static delta index %s\n    Index: %s\n", x.To, x.Index)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/hash"
@@ -27,11 +28,45 @@ var ErrFromMissing = errors.New("the delta's from-commit is not stored here comp
 // when a transfer is retried; it starts over each time.
 type Fetch func(ctx context.Context, file string, fn func(io.Reader) error) error
 
+// FetchFallbacks, given to Apply, stages into the transaction the fallback
+// file objects of a delta (listed in the superblock, sorted by id) that
+// are not stored here, fetched as ordinary objects and verified as such.
+type FetchFallbacks func(ctx context.Context, missing []Fallback) error
+
+// FallbackMissingError is the error of applying a delta whose fallback
+// objects are neither stored here nor fetchable (apply-offline).
+type FallbackMissingError struct {
+	Name    Name
+	Missing []Fallback
+}
+
+func (e *FallbackMissingError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "delta %s leaves out %d fallback object%s that this repository does not have (files over the --min-fallback-size it was generated with, for a pull to fetch): ",
+		e.Name, len(e.Missing), map[bool]string{true: "", false: "s"}[len(e.Missing) == 1])
+	const shown = 10
+	for i, f := range e.Missing {
+		if i == shown {
+			fmt.Fprintf(&b, ", and %d more", len(e.Missing)-shown)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "file %s (%d bytes)", f.ID, f.Size)
+	}
+	b.WriteString("; pull them first, or generate the delta with --min-fallback-size=0")
+	return b.String()
+}
+
 // FileCheck, given to Apply, may refuse a file object by its header before
 // it is staged.
 type FileCheck func(id repo.ID, h *repo.FileHeader) error
 
-// Apply stages into txn every object of the delta sb: each part is fetched
+// Apply stages into txn every object of the delta sb: its fallback
+// objects not stored here are staged by fallbacks (with fallbacks nil,
+// they must all be stored here, else a *FallbackMissingError is returned
+// before any part is read); each part is fetched
 // whole into an unlinked file, its size and BLAKE3 checked against the
 // superblock before it is decompressed, every object in it decoded
 // strictly and hashed against its id before it is staged (and, when check
@@ -41,7 +76,7 @@ type FileCheck func(id repo.ID, h *repo.FileHeader) error
 // detached metadata already here, which keeps all it has). It writes no
 // ref. On
 // error the caller aborts txn and nothing is published.
-func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, check FileCheck) error {
+func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, check FileCheck, fallbacks FetchFallbacks) error {
 	r := txn.Repo()
 	if from := sb.Name.From; !from.IsZero() {
 		has, err := r.HasObject(repo.KindCommit, from)
@@ -50,6 +85,24 @@ func Apply(ctx context.Context, txn *repo.Txn, sb *Superblock, fetch Fetch, chec
 		}
 		if !has || r.IsCommitPartial(from) {
 			return fmt.Errorf("delta %s: commit %s: %w", sb.Name, from, ErrFromMissing)
+		}
+	}
+	var missing []Fallback
+	for _, f := range sb.Fallbacks {
+		has, err := txn.Has(repo.KindFile, f.ID)
+		if err != nil {
+			return err
+		}
+		if !has {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		if fallbacks == nil {
+			return &FallbackMissingError{Name: sb.Name, Missing: missing}
+		}
+		if err := fallbacks(ctx, missing); err != nil {
+			return fmt.Errorf("delta %s: fallback objects: %w", sb.Name, err)
 		}
 	}
 	a := &applier{ctx: ctx, txn: txn, r: r, sb: sb, trees: map[repo.ID]*repo.DirTree{}, check: check}
@@ -130,7 +183,7 @@ func ApplyOffline(ctx context.Context, r *repo.Repo, p string, opts ApplyOffline
 		return nil, err
 	}
 	defer txn.Abort()
-	if err := Apply(ctx, txn, o.Superblock, o.fetch, nil); err != nil {
+	if err := Apply(ctx, txn, o.Superblock, o.fetch, nil, nil); err != nil {
 		return nil, err
 	}
 	if err := txn.Commit(); err != nil {

@@ -455,6 +455,7 @@ func superblockCases(t testing.TB) []struct {
 		return s.Encode()
 	}
 	good := valid.Encode()
+	fb := mod(func(s *delta.Superblock) { s.Fallbacks = []delta.Fallback{{ID: id(1), Size: 1}} })
 	noParts := mod(func(s *delta.Superblock) { s.Parts = nil })
 	noParts = append(noParts[:len(noParts)-1], binary.AppendUvarint(nil, 1<<40)...)
 	return []struct {
@@ -462,7 +463,14 @@ func superblockCases(t testing.TB) []struct {
 		b          []byte
 	}{
 		{"empty", "not a delta superblock", nil},
-		{"wrong version", "unsupported delta superblock version 2", append([]byte{'D', 2}, good[2:]...)},
+		{"wrong version", "unsupported delta superblock version 3", append([]byte{'D', 3}, good[2:]...)},
+		{"version 2 without fallbacks", "no fallback objects", append(append([]byte{'D', 2}, good[2:]...), 0)},
+		{"fallback list in version 1", "trailing bytes", append(append([]byte{}, good...), fb[len(fb)-34:]...)},
+		{"fallback zero id", "fallback 0: zero object id", mod(func(s *delta.Superblock) { s.Fallbacks = []delta.Fallback{{Size: 9}} })},
+		{"fallback size zero", "size zero", mod(func(s *delta.Superblock) { s.Fallbacks = []delta.Fallback{{ID: id(1)}} })},
+		{"fallbacks unsorted", "not sorted or duplicated", mod(func(s *delta.Superblock) { s.Fallbacks = []delta.Fallback{{ID: id(2), Size: 1}, {ID: id(1), Size: 1}} })},
+		{"fallback repeated", "not sorted or duplicated", mod(func(s *delta.Superblock) { s.Fallbacks = []delta.Fallback{{ID: id(2), Size: 1}, {ID: id(2), Size: 1}} })},
+		{"fallback in a part", "also in a part", mod(func(s *delta.Superblock) { s.Fallbacks = []delta.Fallback{{ID: to, Size: 1}} })},
 		{"truncated", "non-canonical delta superblock", good[:len(good)-1]},
 		{"trailing", "1 trailing bytes", append(append([]byte{}, good...), 0)},
 		{"zero to", "to-commit is zero", mod(func(s *delta.Superblock) { s.Name.To = repo.ID{} })},
@@ -489,10 +497,19 @@ func TestDecodeSuperblockRejects(t *testing.T) {
 	}
 }
 
+// id returns an id of 32 bytes b.
+func id(b byte) repo.ID { return repo.ID(bytes.Repeat([]byte{b}, 32)) }
+
 func FuzzDecodeSuperblock(f *testing.F) {
 	for _, c := range superblockCases(f) {
 		f.Add(c.b)
 	}
+	c := &repo.Commit{Subject: "x", RootTree: id(1), RootMeta: id(2)}
+	enc := c.Encode()
+	withFallbacks := &delta.Superblock{Name: delta.Name{From: id(3), To: repo.Sum(enc)}, Commit: enc,
+		Parts:     []delta.Part{{Size: 5, RawSize: 7, Sum: id(4), Objects: []delta.ObjectRef{{Kind: repo.KindDirTree, ID: id(5)}}}},
+		Fallbacks: []delta.Fallback{{ID: id(6), Size: 5 << 20}, {ID: id(7), Size: 1}}}
+	f.Add(withFallbacks.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := delta.DecodeSuperblock(b)
 		if err != nil {

@@ -57,7 +57,7 @@ func FuzzApplyPart(f *testing.F) {
 		defer txn.Abort()
 		err = delta.Apply(context.Background(), txn, &hostile, func(_ context.Context, _ string, fn func(io.Reader) error) error {
 			return fn(bytes.NewReader(part))
-		}, nil)
+		}, nil, nil)
 		if err != nil {
 			return
 		}

@@ -45,6 +45,12 @@ const (
 	maxMeta = 256 << 20
 	// patchDict is the zstd dictionary id a patch frame names.
 	patchDict = 1
+	// DefaultMinFallbackSize is OSTree's default --min-fallback-size, 4
+	// megabytes, which OSTree counts in powers of ten: what the otree
+	// command uses for a delta in the repository.
+	DefaultMinFallbackSize = 4 * MB
+	// MB is the unit of --min-fallback-size, as OSTree counts it.
+	MB = 1000 * 1000
 )
 
 // How a part entry carries its object.
@@ -70,6 +76,12 @@ type GenerateOptions struct {
 	// larger ones are stored whole. 0 means the format's limit, 64 MiB,
 	// which is also the most it can be.
 	MaxPatchSize int64
+	// MinFallbackSize, when above 0, leaves out of the delta every
+	// regular file larger than that many bytes that is not stored as a
+	// patch: the superblock lists it as a fallback object, which a pull
+	// fetches as an ordinary object (OSTree's --min-fallback-size, whose
+	// default is DefaultMinFallbackSize). 0 puts every object in the delta.
+	MinFallbackSize int64
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
 	// Dir, if set, is a directory to create (it must not exist) and
@@ -204,6 +216,8 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
 	sb.Parts = g.parts
+	sort.Slice(g.fallbacks, func(i, j int) bool { return bytes.Compare(g.fallbacks[i].ID[:], g.fallbacks[j].ID[:]) < 0 })
+	sb.Fallbacks = g.fallbacks
 	raw := sb.Encode()
 	if err := writeFile(filepath.Join(tmp, SuperblockFile), raw, !opts.NoSync); err != nil {
 		return nil, err
@@ -232,7 +246,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		return nil, err
 	}
 	if _, err := os.Stat(final); err == nil && opts.Dir == "" {
-		if err := Delete(r, name); err != nil {
+		if err := remove(r, name); err != nil {
 			return nil, err
 		}
 	}
@@ -242,6 +256,11 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if !opts.NoSync {
 		if err := durable.SyncDir(parent); err != nil {
 			return nil, err
+		}
+	}
+	if opts.Dir == "" {
+		if _, err := Reindex(r, ReindexOptions{To: []repo.ID{name.To}, NoSync: opts.NoSync}); err != nil {
+			return nil, fmt.Errorf("delta %s: %w", name, err)
 		}
 	}
 	return sb, nil
@@ -432,12 +451,13 @@ func collect(ctx context.Context, r *repo.Repo, to *repo.Commit, from *fromIndex
 
 // generator writes the parts of one delta.
 type generator struct {
-	ctx   context.Context
-	r     *repo.Repo
-	from  *fromIndex
-	opts  *GenerateOptions
-	dir   string
-	parts []Part
+	ctx       context.Context
+	r         *repo.Repo
+	from      *fromIndex
+	opts      *GenerateOptions
+	dir       string
+	parts     []Part
+	fallbacks []Fallback
 
 	est      *zstd.Encoder         // estimates the compressed size of whole content
 	patchEnc map[int]*zstd.Encoder // patch encoders by window size
@@ -581,6 +601,10 @@ func (g *generator) add(it item) error {
 					body, bodyLen = bytes.NewReader(content), int64(len(content))
 				}
 			}
+		}
+		if entry == nil && h.Type == repo.TypeRegular && g.opts.MinFallbackSize > 0 && h.Size > uint64(g.opts.MinFallbackSize) {
+			g.fallbacks = append(g.fallbacks, Fallback{ID: it.ref.ID, Size: h.Size})
+			return nil
 		}
 		if entry == nil {
 			entry = append(entry, entryWhole)

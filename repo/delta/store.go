@@ -67,9 +67,19 @@ func ReadSuperblock(r *repo.Repo, n Name) (*Superblock, []byte, error) {
 	return o.Superblock, o.Raw, nil
 }
 
-// Delete removes a delta from r. The directory is first renamed away, so
-// a reader never sees a delta with some of its parts gone.
+// Delete removes a delta from r, and it from the index of its to-commit.
+// The directory is first renamed away, so a reader never sees a delta
+// with some of its parts gone.
 func Delete(r *repo.Repo, n Name) error {
+	if err := remove(r, n); err != nil {
+		return err
+	}
+	_, err := Reindex(r, ReindexOptions{To: []repo.ID{n.To}})
+	return err
+}
+
+// remove removes delta n's directory, leaving the indexes alone.
+func remove(r *repo.Repo, n Name) error {
 	dir := Path(r, n)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", n, ErrNoDelta)

@@ -6,6 +6,7 @@
 package delta
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,8 +27,13 @@ const SuperblockFile = "superblock"
 const MaxSuperblock = 64 << 20
 
 const (
-	superblockTag     = 'D'
+	superblockTag = 'D'
+	// superblockVersion is written for a delta that carries every object;
+	// fallbackVersion, for one that leaves fallback objects out (the
+	// format adds their list), so that readers without fallback support
+	// refuse it rather than apply it.
 	superblockVersion = 1
+	fallbackVersion   = 2
 )
 
 // Name identifies a delta: the commit it starts from (zero for a delta
@@ -89,19 +95,33 @@ type Part struct {
 	Objects []ObjectRef // the objects it yields, in stream order
 }
 
+// Fallback is a file object a delta leaves out, for a pull to fetch as an
+// ordinary object (GenerateOptions.MinFallbackSize).
+type Fallback struct {
+	ID   repo.ID `json:"id"`
+	Size uint64  `json:"size"` // its content size, as its header says
+}
+
 // Superblock describes a delta: the commit it yields (whole, with its
-// detached metadata) and the parts holding the other new objects.
+// detached metadata), the parts holding the other new objects, and the
+// fallback objects it leaves out.
 type Superblock struct {
 	Name       Name
 	Commit     []byte // the encoding of the commit Name.To
 	CommitMeta []byte // the encoding of its commitmeta; nil if it has none
 	Parts      []Part
+	// Fallbacks lists, sorted by id, the file objects the delta does not
+	// carry; nil for a delta that carries every object.
+	Fallbacks []Fallback
 }
 
 // Encode returns the canonical encoding of s (docs/DELTAS.md). Like the
 // object encoders it does not check its input.
 func (s *Superblock) Encode() []byte {
 	b := []byte{superblockTag, superblockVersion}
+	if len(s.Fallbacks) > 0 {
+		b[1] = fallbackVersion
+	}
 	b = append(b, s.Name.To[:]...)
 	b = append(b, s.Name.From[:]...)
 	b = appendBytes(b, s.Commit)
@@ -115,6 +135,13 @@ func (s *Superblock) Encode() []byte {
 		for _, o := range p.Objects {
 			b = append(b, byte(o.Kind))
 			b = append(b, o.ID[:]...)
+		}
+	}
+	if len(s.Fallbacks) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(s.Fallbacks)))
+		for _, f := range s.Fallbacks {
+			b = append(b, f.ID[:]...)
+			b = binary.AppendUvarint(b, f.Size)
 		}
 	}
 	return b
@@ -135,14 +162,15 @@ var errSuperblock = errors.New("non-canonical delta superblock")
 // non-minimal uvarints, lengths past the end, a zero or repeated to-commit,
 // a commit that does not decode strictly or does not hash to the to-commit,
 // a commitmeta that does not decode, an empty part, an object kind other
-// than file, dirtree or dirmeta, a zero id, an object listed twice,
-// trailing bytes.
+// than file, dirtree or dirmeta, a zero id, an object listed twice;
+// in version 2, an empty, unsorted or repeated fallback list, a fallback
+// of size zero or also carried by a part; trailing bytes.
 func DecodeSuperblock(b []byte) (*Superblock, error) {
 	if len(b) < 2 || b[0] != superblockTag {
 		return nil, fmt.Errorf("not a delta superblock: does not start with %q", superblockTag)
 	}
-	if b[1] != superblockVersion {
-		return nil, fmt.Errorf("unsupported delta superblock version %d (want %d)", b[1], superblockVersion)
+	if b[1] != superblockVersion && b[1] != fallbackVersion {
+		return nil, fmt.Errorf("unsupported delta superblock version %d (want %d or %d)", b[1], superblockVersion, fallbackVersion)
 	}
 	d := canon.NewDecoder(b, errSuperblock)
 	d.Raw(2) // tag and version, checked above
@@ -199,10 +227,43 @@ func DecodeSuperblock(b []byte) (*Superblock, error) {
 		}
 		s.Parts = append(s.Parts, p)
 	}
+	if b[1] == fallbackVersion {
+		n := d.Count(32 + 1)
+		if d.Err() == nil && n == 0 {
+			d.Fail("version %d with no fallback objects", fallbackVersion)
+		}
+		s.Fallbacks = make([]Fallback, 0, n)
+		for i := 0; i < n && d.Err() == nil; i++ {
+			f := Fallback{ID: d.ID(), Size: d.Uvarint()}
+			if d.Err() != nil {
+				break
+			}
+			switch {
+			case f.ID.IsZero():
+				d.Fail("fallback %d: zero object id", i)
+			case f.Size == 0:
+				d.Fail("fallback %s: size zero", f.ID)
+			case i > 0 && bytes.Compare(s.Fallbacks[i-1].ID[:], f.ID[:]) >= 0:
+				d.Fail("fallbacks not sorted or duplicated at %s", f.ID)
+			case seen[ObjectRef{repo.KindFile, f.ID}]:
+				d.Fail("fallback %s is also in a part", f.ID)
+			}
+			s.Fallbacks = append(s.Fallbacks, f)
+		}
+	}
 	if err := d.End(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// FallbackSize sums the content sizes of the fallback objects.
+func (s *Superblock) FallbackSize() uint64 {
+	var n uint64
+	for _, f := range s.Fallbacks {
+		n += f.Size
+	}
+	return n
 }
 
 // Objects counts the objects the parts yield.

@@ -1,13 +1,16 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/otree/otree/internal/canon"
+	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
@@ -18,6 +21,15 @@ import (
 const DeltasKey = "otree.static-deltas"
 
 const deltasVersion = 1
+
+// DeltaIndexesKey is the summary metadata key that lists, for each commit
+// static deltas lead to, the BLAKE3 of its delta index (docs/DELTAS.md §5).
+// Its presence is the indexed-deltas flag: a client then learns the
+// deltas to the commit it wants from that commit's index, bound to the
+// summary by the sum, so the summary need not list every delta.
+const DeltaIndexesKey = "otree.static-delta-indexes"
+
+const deltaIndexesVersion = 1
 
 // DeltaRef is a static delta a summary lists: its name and the BLAKE3 of
 // its superblock, which a client checks before trusting the superblock.
@@ -78,31 +90,143 @@ func decodeDeltas(b []byte) ([]DeltaRef, error) {
 	return out, d.End()
 }
 
-// listDeltas lists the deltas stored in r with their superblock sums.
+// encodeDeltaIndexes encodes the value of DeltaIndexesKey:
+//
+//	u8 version (1) · uvarint n (>= 1) · n × ( id to, id index )
+//
+// sorted by to (bytewise), each once.
+func encodeDeltaIndexes(xs []delta.IndexRef) []byte {
+	b := []byte{deltaIndexesVersion}
+	b = binary.AppendUvarint(b, uint64(len(xs)))
+	for _, x := range xs {
+		b = append(b, x.To[:]...)
+		b = append(b, x.Index[:]...)
+	}
+	return b
+}
+
+// decodeDeltaIndexes decodes the value of DeltaIndexesKey strictly.
+func decodeDeltaIndexes(b []byte) ([]delta.IndexRef, error) {
+	if len(b) < 1 || b[0] != deltaIndexesVersion {
+		return nil, fmt.Errorf("unsupported delta index list version")
+	}
+	d := canon.NewDecoder(b, errSummary)
+	d.Raw(1) // the version, checked above
+	n := d.Count(64)
+	if d.Err() == nil && n == 0 {
+		d.Fail("empty delta index list")
+	}
+	out := make([]delta.IndexRef, 0, n)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		x := delta.IndexRef{To: d.ID(), Index: d.ID()}
+		if d.Err() != nil {
+			break
+		}
+		switch {
+		case x.To.IsZero():
+			d.Fail("delta index %d: zero commit", i)
+		case x.Index.IsZero():
+			d.Fail("delta index of %s: zero checksum", x.To)
+		case i > 0 && bytes.Compare(out[i-1].To[:], x.To[:]) >= 0:
+			d.Fail("delta indexes not sorted or duplicated at %s", x.To)
+		}
+		out = append(out, x)
+	}
+	return out, d.End()
+}
+
+// listDeltas lists, with their superblock sums, the deltas stored in r
+// that the summary names one by one: none when r's config sets
+// repo.ConfigNoDeltasInSummary, else those a client without fallback support
+// can apply (a delta with fallback objects is found through its index
+// only, so that such a client fetches objects instead of failing on it).
 func listDeltas(r *repo.Repo) ([]DeltaRef, error) {
+	if off, err := r.Config().Bool(repo.ConfigNoDeltasInSummary, false); err != nil || off {
+		return nil, err
+	}
 	names, err := delta.List(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []DeltaRef
 	for _, n := range names {
-		_, data, err := delta.ReadSuperblock(r, n)
+		sb, data, err := delta.ReadSuperblock(r, n)
 		if err != nil {
 			return nil, fmt.Errorf("static delta %s: %w", n, err)
 		}
-		out = append(out, DeltaRef{Name: n, Superblock: repo.Sum(data)})
+		if len(sb.Fallbacks) == 0 {
+			out = append(out, DeltaRef{Name: n, Superblock: repo.Sum(data)})
+		}
 	}
 	return out, nil
 }
 
-// lookupDelta returns the delta the summary lists under n.
-func (s *Summary) lookupDelta(n delta.Name) (DeltaRef, bool) {
-	for _, d := range s.Deltas {
+// lookupDelta returns the delta of ds named n.
+func lookupDelta(ds []DeltaRef, n delta.Name) (DeltaRef, bool) {
+	for _, d := range ds {
 		if d.Name == n {
 			return d, true
 		}
 	}
 	return DeltaRef{}, false
+}
+
+// lookupIndex returns the sum of the delta index the summary lists for
+// commit to.
+func (s *Summary) lookupIndex(to repo.ID) (repo.ID, bool) {
+	i := sort.Search(len(s.DeltaIndexes), func(i int) bool { return bytes.Compare(s.DeltaIndexes[i].To[:], to[:]) >= 0 })
+	if i < len(s.DeltaIndexes) && s.DeltaIndexes[i].To == to {
+		return s.DeltaIndexes[i].Index, true
+	}
+	return repo.ID{}, false
+}
+
+// deltasTo returns the deltas the index of commit to lists, fetched once
+// and checked against the sum the summary lists for it: none when the
+// summary lists no index for to, or the server no longer has it.
+func (p *puller) deltasTo(hs *httpSource, sum *Summary, to repo.ID) ([]DeltaRef, error) {
+	if ds, ok := p.indexes[to]; ok {
+		return ds, nil
+	}
+	want, ok := sum.lookupIndex(to)
+	if !ok {
+		return nil, nil
+	}
+	rel := delta.IndexRel(to)
+	var ds []DeltaRef
+	err := hs.get(p.ctx, rel, func(body io.Reader) error {
+		data, err := readAll(body, delta.MaxIndex)
+		if err != nil {
+			return err
+		}
+		if got := repo.Sum(data); got != want {
+			return fmt.Errorf("delta index hashes to %s, the summary says %s", got, want)
+		}
+		x, err := delta.DecodeIndex(data)
+		if err != nil {
+			return err
+		}
+		if x.To != to {
+			return fmt.Errorf("it is the delta index of %s", x.To)
+		}
+		ds = ds[:0]
+		for _, e := range x.Deltas {
+			ds = append(ds, DeltaRef{Name: delta.Name{From: e.From, To: to}, Superblock: e.Superblock})
+		}
+		return nil
+	})
+	if errors.Is(err, repo.ErrNotFound) {
+		// Listed but gone, as a delta can be: objects are fetched.
+		p.opts.Logger.Info("static delta index not found; fetching objects", "commit", to.String(), "error", err)
+		err, ds = nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", hs.url(rel), err)
+	}
+	if p.indexes == nil {
+		p.indexes = map[repo.ID][]DeltaRef{}
+	}
+	p.indexes[to] = ds
+	return ds, nil
 }
 
 // summarySource remembers the summary a pull resolved its refs with, so
@@ -137,7 +261,7 @@ func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]t
 		return targets, p.deltaRequired(targets)
 	}
 	hs := httpOf(ss)
-	if hs == nil || ss.sum == nil || len(ss.sum.Deltas) == 0 {
+	if hs == nil || ss.sum == nil || len(ss.sum.Deltas) == 0 && len(ss.sum.DeltaIndexes) == 0 {
 		return targets, p.deltaRequired(targets)
 	}
 	var rest []target
@@ -181,6 +305,14 @@ func (p *puller) plan(targets []target, refName func(string) string) (*PullResul
 			pl.Size += part.Size
 			pl.RawSize += part.RawSize
 		}
+		for _, f := range sb.Fallbacks {
+			if has, err := p.r.HasObject(repo.KindFile, f.ID); err != nil {
+				return nil, err
+			} else if !has {
+				pl.Fallbacks++
+				pl.FallbackSize += f.Size
+			}
+		}
 		res.Plan = append(res.Plan, pl)
 	}
 	res.BytesFetched = p.src.received()
@@ -213,14 +345,19 @@ func (p *puller) deltaRequired(targets []target) error {
 
 // findDelta finds the static delta that leads to t's commit from what is
 // stored here (from the commit its ref names, else from scratch when no
-// ref does), fetches and checks its superblock, and holds the commit it
-// carries to checkTarget's rules. ok is false when t's commit is stored
+// ref does), among those the summary lists or, when the summary lists
+// none that is best and indexes its deltas, those the commit's delta
+// index lists; fetches and checks its superblock against the sum listed,
+// and holds the commit it carries to checkTarget's rules. ok is false when t's commit is stored
 // complete, or when no usable delta is listed or the one listed is gone.
 func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (DeltaRef, *delta.Superblock, bool, error) {
 	if done, err := p.storedComplete(t.commit); err != nil || done {
 		return DeltaRef{}, nil, false, err
 	}
-	ref, ok := DeltaRef{}, false
+	// The deltas that would do, best first: from the commit of the ref
+	// being written, else of the local branch; from scratch only when
+	// neither ref exists.
+	var want []delta.Name
 	anyRef := false
 	if t.branch != "" {
 		for _, name := range []string{refName(t.branch), t.branch} {
@@ -229,22 +366,42 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 				continue
 			}
 			if err != nil {
-				return ref, nil, false, err
+				return DeltaRef{}, nil, false, err
 			}
 			anyRef = true
 			done, err := p.storedComplete(from)
 			if err != nil {
-				return ref, nil, false, err
+				return DeltaRef{}, nil, false, err
 			}
 			if done && from != t.commit {
-				if ref, ok = sum.lookupDelta(delta.Name{From: from, To: t.commit}); ok {
-					break
-				}
+				want = append(want, delta.Name{From: from, To: t.commit})
 			}
 		}
 	}
-	if !ok && !anyRef {
-		ref, ok = sum.lookupDelta(delta.Name{To: t.commit})
+	if !anyRef {
+		want = append(want, delta.Name{To: t.commit})
+	}
+	pick := func(offered []DeltaRef) (DeltaRef, bool) {
+		for _, n := range want {
+			if d, ok := lookupDelta(offered, n); ok {
+				return d, true
+			}
+		}
+		return DeltaRef{}, false
+	}
+	// The summary's own list settles it when it holds the best delta;
+	// otherwise the commit's index, which also lists the deltas the list
+	// leaves out, may hold a better one.
+	ref, ok := pick(sum.Deltas)
+	listedBy := "the summary"
+	if len(want) > 0 && (!ok || ref.Name != want[0]) && len(sum.DeltaIndexes) > 0 {
+		offered, err := p.deltasTo(hs, sum, t.commit)
+		if err != nil {
+			return DeltaRef{}, nil, false, err
+		}
+		if better, found := pick(offered); found {
+			ref, ok, listedBy = better, true, "its delta index"
+		}
 	}
 	if !ok {
 		return ref, nil, false, nil
@@ -257,7 +414,7 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 			return err
 		}
 		if got := repo.Sum(data); got != ref.Superblock {
-			return fmt.Errorf("superblock hashes to %s, the summary says %s", got, ref.Superblock)
+			return fmt.Errorf("superblock hashes to %s, %s says %s", got, listedBy, ref.Superblock)
 		}
 		if sb, err = delta.DecodeSuperblock(data); err == nil && sb.Name != ref.Name {
 			err = fmt.Errorf("superblock is for delta %s", sb.Name)
@@ -289,7 +446,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	dir := ref.Name.Rel() + "/"
 	err = delta.Apply(p.ctx, p.txn, sb, func(ctx context.Context, file string, fn func(io.Reader) error) error {
 		return hs.get(ctx, dir+file, fn)
-	}, p.checkFile)
+	}, p.checkFile, p.fetchFallbacks)
 	if errors.Is(err, delta.ErrFromMissing) {
 		return false, nil
 	}
@@ -304,6 +461,20 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		p.complete = append(p.complete, t.commit)
 	}
 	return true, nil
+}
+
+// fetchFallbacks fetches the fallback objects of a delta not stored here
+// as the object walk fetches file objects (verified, held to checkFile,
+// resumable, published in batches), Jobs at a time.
+func (p *puller) fetchFallbacks(ctx context.Context, missing []delta.Fallback) error {
+	var q workq.Queue[struct{}]
+	for _, f := range missing {
+		if p.visit(repo.KindFile, f.ID) {
+			p.needed.Add(1)
+			q.Push(p.fileTask(f.ID))
+		}
+	}
+	return q.Run(ctx, p.opts.Jobs, func() struct{} { return struct{}{} })
 }
 
 // checkDeltaCommit holds the commit a superblock carries to what the

@@ -204,6 +204,11 @@ type DeltaPlan struct {
 	Parts   int     `json:"parts"`
 	Size    uint64  `json:"size"`     // bytes the parts transfer
 	RawSize uint64  `json:"raw_size"` // bytes they decompress to
+	// Fallbacks counts the fallback objects the delta leaves out that are
+	// not stored here, fetched as objects; FallbackSize sums their
+	// content sizes.
+	Fallbacks    int    `json:"fallbacks,omitempty"`
+	FallbackSize uint64 `json:"fallback_size,omitempty"`
 }
 
 func (o *PullOptions) defaults() {
@@ -563,7 +568,8 @@ type puller struct {
 	complete []repo.ID                 // commits this pull completes: unmarked at the end
 	marked   []repo.ID                 // commits this pull marked partial
 	batch    batcher
-	deltas   []string // static deltas applied
+	deltas   []string               // static deltas applied
+	indexes  map[repo.ID][]DeltaRef // delta indexes fetched, by commit
 
 	fetched  atomic.Int64 // objects, those of static deltas included
 	needed   atomic.Int64

@@ -15,6 +15,7 @@ import (
 	"github.com/otree/otree/internal/canon"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
 )
 
@@ -36,10 +37,14 @@ const (
 // serves. Metadata keys starting with "otree." are reserved.
 type Summary struct {
 	Refs     []repo.Ref    // local branches, sorted by name, each once
-	Metadata repo.Metadata // sorted keys, as in a commit, without DeltasKey
+	Metadata repo.Metadata // sorted keys, as in a commit, without DeltasKey and DeltaIndexesKey
 	// Deltas lists the static deltas served, sorted by name, each once;
 	// encoded as the metadata entry DeltasKey.
 	Deltas []DeltaRef
+	// DeltaIndexes lists the delta index of every commit deltas lead to,
+	// sorted by commit, each once; encoded as the metadata entry
+	// DeltaIndexesKey. Not empty means the server indexes its deltas.
+	DeltaIndexes []delta.IndexRef
 }
 
 // Lookup returns the commit of a branch listed in the summary.
@@ -59,6 +64,9 @@ func (s *Summary) Encode() []byte {
 	md := s.Metadata
 	if len(s.Deltas) > 0 {
 		md = append(repo.Metadata(nil), md...).Set(DeltasKey, encodeDeltas(s.Deltas))
+	}
+	if len(s.DeltaIndexes) > 0 {
+		md = append(repo.Metadata(nil), md...).Set(DeltaIndexesKey, encodeDeltaIndexes(s.DeltaIndexes))
 	}
 	b := []byte{summaryTag, summaryVersion}
 	b = binary.AppendUvarint(b, uint64(len(s.Refs)))
@@ -134,16 +142,22 @@ func DecodeSummary(b []byte) (*Summary, error) {
 	if err := d.End(); err != nil {
 		return nil, err
 	}
-	for i, m := range s.Metadata {
-		if m.Key == DeltasKey {
-			var err error
-			if s.Deltas, err = decodeDeltas(m.Value); err != nil {
-				return nil, fmt.Errorf("summary metadata %s: %w", DeltasKey, err)
-			}
-			s.Metadata = append(s.Metadata[:i:i], s.Metadata[i+1:]...)
-			break
+	var md repo.Metadata
+	for _, m := range s.Metadata {
+		var err error
+		switch m.Key {
+		case DeltasKey:
+			s.Deltas, err = decodeDeltas(m.Value)
+		case DeltaIndexesKey:
+			s.DeltaIndexes, err = decodeDeltaIndexes(m.Value)
+		default:
+			md = append(md, m)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("summary metadata %s: %w", m.Key, err)
 		}
 	}
+	s.Metadata = md
 	return s, nil
 }
 
@@ -216,6 +230,9 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		if !strings.Contains(ref.Name, ":") {
 			s.Refs = append(s.Refs, ref)
 		}
+	}
+	if s.DeltaIndexes, err = delta.Reindex(r, delta.ReindexOptions{NoSync: opts.NoSync}); err != nil {
+		return nil, err
 	}
 	if s.Deltas, err = listDeltas(r); err != nil {
 		return nil, err

@@ -1,0 +1,258 @@
+package delta_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/delta-index.json")
+
+const goldenIndex = "../../testdata/golden/delta-index.json"
+
+// goldenIndexVector is one entry of testdata/golden/delta-index.json.
+type goldenIndexVector struct {
+	Name     string       `json:"name"`
+	Value    *delta.Index `json:"value"`
+	Encoding string       `json:"encoding"` // hex
+	Sum      repo.ID      `json:"blake3"`   // what a summary lists for it
+}
+
+func goldenIndexes() []goldenIndexVector {
+	vs := []goldenIndexVector{
+		{Name: "scratch-only", Value: &delta.Index{To: id(0x22), Deltas: []delta.IndexEntry{{Superblock: id(0x33)}}}},
+		{Name: "scratch-and-two-parents", Value: &delta.Index{To: id(0x22), Deltas: []delta.IndexEntry{
+			{Superblock: id(0x33)}, {From: id(0x11), Superblock: id(0x44)}, {From: id(0xee), Superblock: id(0x55)}}}},
+	}
+	for i := range vs {
+		enc := vs[i].Value.Encode()
+		vs[i].Encoding, vs[i].Sum = hex.EncodeToString(enc), repo.Sum(enc)
+	}
+	return vs
+}
+
+// The delta index encoding is pinned byte by byte (docs/FORMAT.md §15) by
+// testdata/golden/delta-index.json; regenerate it deliberately with
+// `go test ./repo/delta/ -run GoldenIndex -update`.
+func TestGoldenIndex(t *testing.T) {
+	want := goldenIndexes()
+	if *update {
+		data, err := json.MarshalIndent(want, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(goldenIndex, append(data, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(goldenIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []goldenIndexVector
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("golden file differs from the encoder (-encoder +file):\n%s", diff)
+	}
+	// The first vector spelled out, so that the file cannot drift with the
+	// encoder unnoticed.
+	if wantHex := "4901" + strings.Repeat("22", 32) + "01" + strings.Repeat("00", 32) + strings.Repeat("33", 32); got[0].Encoding != wantHex {
+		t.Errorf("scratch-only encodes as\n %s\nwant\n %s", got[0].Encoding, wantHex)
+	}
+	for _, v := range got {
+		b, _ := hex.DecodeString(v.Encoding)
+		x, err := delta.DecodeIndex(b)
+		if err != nil {
+			t.Fatalf("%s: %v", v.Name, err)
+		}
+		if diff := cmp.Diff(v.Value, x); diff != "" {
+			t.Errorf("%s decodes (-want +got):\n%s", v.Name, diff)
+		}
+	}
+}
+
+func indexCases() []struct {
+	name, want string
+	b          []byte
+} {
+	good := (&delta.Index{To: id(2), Deltas: []delta.IndexEntry{{Superblock: id(3)}, {From: id(1), Superblock: id(4)}}}).Encode()
+	mod := func(f func(x *delta.Index)) []byte {
+		x := &delta.Index{To: id(2), Deltas: []delta.IndexEntry{{Superblock: id(3)}, {From: id(1), Superblock: id(4)}}}
+		f(x)
+		return x.Encode()
+	}
+	return []struct {
+		name, want string
+		b          []byte
+	}{
+		{"empty", "not a delta index", nil},
+		{"superblock tag", "not a delta index", append([]byte{'D'}, good[1:]...)},
+		{"version", "unsupported delta index version 2", append([]byte{'I', 2}, good[2:]...)},
+		{"truncated", "non-canonical delta index", good[:len(good)-1]},
+		{"trailing", "1 trailing bytes", append(append([]byte{}, good...), 0)},
+		{"zero to", "zero to-commit", mod(func(x *delta.Index) { x.To = repo.ID{} })},
+		{"no deltas", "no deltas", mod(func(x *delta.Index) { x.Deltas = nil })},
+		{"from is to", "from-commit equal to the to-commit", mod(func(x *delta.Index) { x.Deltas[1].From = id(2) })},
+		{"zero superblock", "zero superblock checksum", mod(func(x *delta.Index) { x.Deltas[1].Superblock = repo.ID{} })},
+		{"unsorted", "not sorted or duplicated", mod(func(x *delta.Index) { x.Deltas[0], x.Deltas[1] = x.Deltas[1], x.Deltas[0] })},
+		{"repeated", "not sorted or duplicated", mod(func(x *delta.Index) { x.Deltas[0].From = id(1) })},
+		{"count past the end", "past the end", append(append([]byte{}, good[:34]...), 0x03)},
+		{"non-minimal count", "not minimal", append(append(append([]byte{}, good[:34]...), 0x82, 0x00), good[35:]...)},
+	}
+}
+
+func TestDecodeIndexRejects(t *testing.T) {
+	for _, c := range indexCases() {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := delta.DecodeIndex(c.b)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want one mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodeIndex(f *testing.F) {
+	for _, c := range indexCases() {
+		f.Add(c.b)
+	}
+	for _, v := range goldenIndexes() {
+		b, _ := hex.DecodeString(v.Encoding)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, err := delta.DecodeIndex(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes is canonical: it encodes back to the input.
+		if enc := x.Encode(); !bytes.Equal(enc, b) {
+			t.Fatalf("not canonical:\n in  %x\n out %x", b, enc)
+		}
+	})
+}
+
+// readIndex reads the index of to in r, failing the test if there is none.
+func readIndex(t *testing.T, r *repo.Repo, to repo.ID) *delta.Index {
+	t.Helper()
+	x, raw, err := delta.ReadIndex(r, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, x.Encode()) {
+		t.Fatal("raw bytes differ from the decoded index")
+	}
+	return x
+}
+
+func superblockSum(t *testing.T, r *repo.Repo, n delta.Name) repo.ID {
+	t.Helper()
+	_, raw, err := delta.ReadSuperblock(r, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo.Sum(raw)
+}
+
+// Generate and Delete keep the index of the to-commit listing exactly the
+// deltas to it; Reindex rebuilds indexes that went missing or stale and
+// removes those of commits no delta leads to.
+func TestIndexKeptByGenerateDeleteReindex(t *testing.T) {
+	src, _, a, b, sb := setup(t, delta.GenerateOptions{NoSync: true})
+	x := readIndex(t, src, b)
+	want := &delta.Index{To: b, Deltas: []delta.IndexEntry{{From: a, Superblock: superblockSum(t, src, sb.Name)}}}
+	if diff := cmp.Diff(want, x); diff != "" {
+		t.Fatalf("index after generate (-want +got):\n%s", diff)
+	}
+	scratch := delta.Name{To: b}
+	if _, err := delta.Generate(ctx, src, delta.GenerateOptions{To: b, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	want.Deltas = []delta.IndexEntry{{Superblock: superblockSum(t, src, scratch)}, want.Deltas[0]}
+	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
+		t.Fatalf("index after a second generate (-want +got):\n%s", diff)
+	}
+	// A delta generated again (other options, another superblock) is
+	// listed with its new sum.
+	if _, err := delta.Generate(ctx, src, delta.GenerateOptions{From: a, To: b, NoPatches: true, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	want.Deltas[1].Superblock = superblockSum(t, src, sb.Name)
+	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
+		t.Fatalf("index after regenerating (-want +got):\n%s", diff)
+	}
+	if ids, err := delta.ListIndexes(src); err != nil || len(ids) != 1 || ids[0] != b {
+		t.Fatalf("ListIndexes = %v, %v", ids, err)
+	}
+
+	if err := delta.Delete(src, sb.Name); err != nil {
+		t.Fatal(err)
+	}
+	want.Deltas = want.Deltas[:1]
+	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
+		t.Fatalf("index after delete (-want +got):\n%s", diff)
+	}
+	if err := delta.Delete(src, scratch); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := delta.ReadIndex(src, b); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("index of a commit without deltas: %v", err)
+	}
+
+	// Reindex: a missing index is written, a stale one (of a commit
+	// without deltas) and a crashed writer's temp file are removed.
+	if _, err := delta.Generate(ctx, src, delta.GenerateOptions{To: b, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(src.Path(delta.IndexRel(b)))
+	stale := (&delta.Index{To: a, Deltas: []delta.IndexEntry{{Superblock: id(9)}}}).Encode()
+	os.WriteFile(src.Path(delta.IndexRel(a)), stale, 0o644)
+	tmp := filepath.Join(src.Path(delta.IndexDir), "."+b.String()+".index.tmp-1")
+	os.WriteFile(tmp, []byte("half"), 0o644)
+	// Only the commit asked for.
+	refs, err := delta.Reindex(src, delta.ReindexOptions{To: []repo.ID{b}, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw, _ := delta.ReadIndex(src, b)
+	if diff := cmp.Diff([]delta.IndexRef{{To: b, Index: repo.Sum(raw)}}, refs); diff != "" {
+		t.Errorf("Reindex(b) (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(src.Path(delta.IndexRel(a))); err != nil {
+		t.Errorf("Reindex(b) touched the index of a: %v", err)
+	}
+	// Everything.
+	if refs, err = delta.Reindex(src, delta.ReindexOptions{NoSync: true}); err != nil || len(refs) != 1 || refs[0].To != b {
+		t.Fatalf("Reindex() = %v, %v", refs, err)
+	}
+	for _, p := range []string{src.Path(delta.IndexRel(a)), tmp} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left by Reindex: %v", p, err)
+		}
+	}
+	want.Deltas = []delta.IndexEntry{{Superblock: superblockSum(t, src, scratch)}}
+	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
+		t.Fatalf("index after reindex (-want +got):\n%s", diff)
+	}
+
+	// A delta written elsewhere (--filename) is not the repository's and
+	// is not indexed.
+	if _, err := delta.Generate(ctx, src, delta.GenerateOptions{From: a, To: b, NoSync: true, Dir: filepath.Join(t.TempDir(), "d")}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
+		t.Fatalf("index after generating into a directory (-want +got):\n%s", diff)
+	}
+}
