@@ -36,10 +36,11 @@ type FetchFallbacks func(ctx context.Context, missing []Fallback) error
 // FallbackMissingError is the error of applying a delta whose fallback
 // objects are neither stored here nor fetchable (apply-offline).
 type FallbackMissingError struct {
-	Name    Name
-	Missing []Fallback
+	Name    Name       // the delta
+	Missing []Fallback // the fallback objects not stored here
 }
 
+// Error names the delta and up to ten of the missing objects.
 func (e *FallbackMissingError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "delta %s leaves out %d fallback object%s that this repository does not have (files over the --min-fallback-size it was generated with, for a pull to fetch): ",
