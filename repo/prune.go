@@ -277,15 +277,19 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		}
 	}
 	// A tombstone beside its commit (stored again, or kept after a prune
-	// that wrote it died before deleting the commit) is stale.
+	// that wrote it died before deleting the commit) is stale. A dry run
+	// has deleted nothing: a commit it would delete counts as gone, so
+	// that its tombstone is kept, as the real prune keeps it.
 	for _, id := range tombs {
-		if has, err := r.HasObject(KindCommit, id); err != nil || has {
-			if err == nil {
-				err = p.remove(KindTombstoneCommit, id, opts.NoPrune, rep)
-			}
-			if err != nil {
-				return rep, p.finish(rep, err)
-			}
+		has, err := r.HasObject(KindCommit, id)
+		if err != nil {
+			return rep, p.finish(rep, err)
+		}
+		if !has || opts.NoPrune && !p.reach[objKey{KindCommit, id}] {
+			continue
+		}
+		if err := p.remove(KindTombstoneCommit, id, opts.NoPrune, rep); err != nil {
+			return rep, p.finish(rep, err)
 		}
 	}
 	return rep, p.finish(rep, nil)

@@ -147,22 +147,30 @@ func TestTombstoneRemovedWhenCommitStoredAgain(t *testing.T) {
 	mustFsckClean(t, r)
 }
 
+// storeTombstone stores the tombstone of commit in r, whether or not the
+// commit is stored.
+func storeTombstone(t *testing.T, r *repo.Repo, commit repo.ID) {
+	t.Helper()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if err := txn.WriteTombstone(commit); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A tombstone beside its commit (a crash between storing the commit and
 // removing the tombstone) is no problem; fsck counts it unreferenced and
 // prune removes it.
 func TestStaleTombstone(t *testing.T) {
 	r := newIntegrityRepo(t, repo.ModeBareUser)
 	commits, _ := commitHistory(t, r)
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.WriteTombstone(commits[2]); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	storeTombstone(t, r, commits[2])
 	if fr := mustFsckClean(t, r); fr.Unreferenced != 1 || fr.Objects["tombstone-commit"] != 1 {
 		t.Errorf("fsck: %d unreferenced, %d tombstones verified; want 1 and 1", fr.Unreferenced, fr.Objects["tombstone-commit"])
 	}
@@ -175,6 +183,29 @@ func TestStaleTombstone(t *testing.T) {
 	}
 	if stored(t, r, repo.KindTombstoneCommit, commits[2]) || !stored(t, r, repo.KindCommit, commits[2]) {
 		t.Error("the stale tombstone stayed, or its commit went")
+	}
+}
+
+// A dry run reports what the prune it stands for deletes: a stale
+// tombstone beside a commit that prune deletes is kept, not counted as
+// deleted.
+func TestDryRunKeepsTombstoneOfPrunedCommit(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	storeTombstone(t, r, commits[0])
+	opts := repo.PruneOptions{RefsOnly: true, Depth: 0}
+	dry := opts
+	dry.NoPrune = true
+	want := mustPrune(t, r, dry)
+	if _, ok := want.ByKind["tombstone-commit"]; ok {
+		t.Errorf("a dry run would delete %+v, with the tombstone of a commit it deletes", want.ByKind)
+	}
+	got := mustPrune(t, r, opts)
+	if got.Deleted != want.Deleted || got.Freed != want.Freed {
+		t.Errorf("prune deleted %d objects (%d bytes), its dry run said %d (%d bytes)", got.Deleted, got.Freed, want.Deleted, want.Freed)
+	}
+	if !stored(t, r, repo.KindTombstoneCommit, commits[0]) || stored(t, r, repo.KindCommit, commits[0]) {
+		t.Error("the tombstone of the pruned commit went, or the commit stayed")
 	}
 }
 
