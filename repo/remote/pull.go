@@ -185,8 +185,8 @@ type PullResult struct {
 	ContentWritten int64 `json:"content_bytes_written"`
 	// MetadataFetched and ContentFetched count the objects of
 	// ObjectsFetched fetched one by one: metadata (commits, their detached
-	// metadata, dirtrees, dirmetas) and files. The others came in the
-	// DeltaParts parts of static deltas.
+	// metadata, dirtrees, dirmetas, tombstones) and files. The others came
+	// in the DeltaParts parts of static deltas.
 	MetadataFetched int64 `json:"metadata_fetched"`
 	ContentFetched  int64 `json:"content_fetched"`
 	DeltaParts      int64 `json:"delta_parts,omitempty"`
@@ -859,6 +859,7 @@ func (p *puller) prunedParent(id, child repo.ID, notFound error) error {
 		return err
 	}
 	p.fetched.Add(1)
+	p.metaFetched.Add(1)
 	p.opts.Logger.Info("parent commit deleted at the source (tombstone); history ends", "commit", id.String())
 	return nil
 }

@@ -51,8 +51,14 @@ func TestPullEndsAtTombstone(t *testing.T) {
 	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
 	opts := fastOpts("os/stable")
 	opts.Depth = -1
-	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+	res, err := remote.Pull(ctx, dst, opts)
+	if err != nil {
 		t.Fatalf("deep pull of a history ending at a tombstone: %v", err)
+	}
+	// The tombstone is metadata, fetched on its own.
+	if res.MetadataFetched+res.ContentFetched != res.ObjectsFetched || res.DeltaParts != 0 {
+		t.Errorf("pull fetched %d objects: %d metadata, %d content, %d delta parts; the tombstone is not counted as metadata",
+			res.ObjectsFetched, res.MetadataFetched, res.ContentFetched, res.DeltaParts)
 	}
 	if got := mustRef(t, dst, "origin:os/stable"); got != commits[2] {
 		t.Errorf("ref %s, want %s", got, commits[2])
