@@ -220,7 +220,7 @@ func (p *puller) deltasTo(hs *httpSource, sum *Summary, to repo.ID) ([]DeltaRef,
 		p.opts.Logger.Info("static delta index not found; fetching objects", "commit", to.String(), "error", err)
 		err, ds = nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("%s: %w", hs.url(rel), err)
+		return nil, err // a *FetchError, which names the URL
 	}
 	if p.indexes == nil {
 		p.indexes = map[repo.ID][]DeltaRef{}

@@ -224,6 +224,9 @@ func TestPullTamperedDeltaIndex(t *testing.T) {
 			before := storedObjects(t, dest)
 			_, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
 			errContains(t, err, o.srv.URL+indexPath, "delta index hashes to", "the summary says")
+			if n := strings.Count(err.Error(), o.srv.URL+indexPath); n != 1 {
+				t.Errorf("the error names the index's URL %d times: %v", n, err)
+			}
 			if n := o.hitsOf("/" + name.Rel() + "/superblock"); n != 0 {
 				t.Errorf("superblock requested %d times after a bad index", n)
 			}
