@@ -36,7 +36,7 @@ func idsByPath(ls string) map[string]string {
 }
 
 // --min-fallback-size has OSTree's meaning and default: on the same tree,
-// a delta from scratch leaves out the same files, those over 4 MiB by
+// a delta from scratch leaves out the same files, those over 4 MB by
 // default, and none with 0.
 func TestStaticDeltaFallbackParity(t *testing.T) {
 	o := needOSTree(t, "archive")
@@ -121,14 +121,13 @@ func TestStaticDeltaFallbackApplyOffline(t *testing.T) {
 	if !strings.Contains(out, "1 fallback object (2.0 MiB) left out") {
 		t.Errorf("generate printed %q", out)
 	}
-	if show := c.ok("static-delta", "show", left); !strings.Contains(show, "Number of fallback entries: 1\n  "+bigHex+"\n") {
+	if show := c.ok("static-delta", "show", left); !strings.Contains(show, "Number of fallback entries: 1\n  "+bigHex+"\nTotal Fallback Size: 2097152 (2.1\u00a0MB)\n") {
 		t.Errorf("show printed %q", show)
 	}
 
 	dst := newBareUserCLI(t)
-	res := dst.fails(exitError, []string{"leaves out 1 fallback object", "file " + bigHex + " (2097152 bytes)", "--min-fallback-size=0"},
+	dst.fails(exitError, []string{"leaves out 1 fallback object", "file " + bigHex + " (2097152 bytes)", "--min-fallback-size=0"},
 		"static-delta", "apply-offline", left)
-	_ = res
 	if _, err := dst.r.ReadCommit(b); err == nil {
 		t.Error("a refused apply-offline stored the commit")
 	}

@@ -157,7 +157,8 @@ directory, its superblock, or a single-file delta; no repository needed).`,
 				for _, f := range d.Fallbacks {
 					fmt.Fprintf(e.stdout, "  %s\n", f.ID)
 				}
-				fmt.Fprintf(e.stdout, "Total Fallback Size: %d (%s)\n", d.FallbackSize, humanBytes(int64(d.FallbackSize)))
+				// The size in OSTree's format, as on its line of the same name.
+				fmt.Fprintf(e.stdout, "Total Fallback Size: %d (%s)\n", d.FallbackSize, siBytes(int64(d.FallbackSize)))
 			}
 			for i, p := range d.Parts {
 				fmt.Fprintf(e.stdout, "Part %d: %d objects, %s compressed, %s uncompressed\n", i, p.Objects, humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
