@@ -119,15 +119,6 @@ func DecodeIndex(b []byte) (*Index, error) {
 	return x, nil
 }
 
-// Names returns the names of the deltas x lists.
-func (x *Index) Names() []Name {
-	out := make([]Name, len(x.Deltas))
-	for i, e := range x.Deltas {
-		out[i] = Name{From: e.From, To: x.To}
-	}
-	return out
-}
-
 // ReadIndex reads and decodes the index of deltas to commit to stored in
 // r, returning it and its raw bytes. A commit without one gives an error
 // matching repo.ErrNotFound.
