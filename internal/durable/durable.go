@@ -51,6 +51,33 @@ func WriteFile(path string, data []byte, perm os.FileMode, sync bool) error {
 	return nil
 }
 
+// MkdirAll creates path and any missing parents, like os.MkdirAll, and
+// when sync is true syncs the parent of each directory it created, so that
+// after a crash the new directories (and what is later synced into them)
+// are still reachable.
+func MkdirAll(path string, perm os.FileMode, sync bool) error {
+	path = filepath.Clean(path)
+	var made []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+		made = append(made, p)
+	}
+	if err := os.MkdirAll(path, perm); err != nil {
+		return err
+	}
+	if !sync {
+		return nil
+	}
+	for _, p := range made {
+		if err := SyncDir(filepath.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SyncDir fsyncs a directory so that entries renamed into it are durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)

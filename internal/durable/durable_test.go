@@ -68,3 +68,25 @@ func TestRemoveAbandoned(t *testing.T) {
 		t.Fatal("reported removing what does not exist")
 	}
 }
+
+// MkdirAll creates every missing directory and, with sync, syncs their
+// parents; an existing path is no error, and a file in the way is.
+func TestMkdirAll(t *testing.T) {
+	base := t.TempDir()
+	p := filepath.Join(base, "a", "b", "c")
+	for _, sync := range []bool{true, false} {
+		if err := MkdirAll(p, 0o755, sync); err != nil {
+			t.Fatalf("sync=%v: %v", sync, err)
+		}
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			t.Fatalf("sync=%v: %s not made: %v", sync, p, err)
+		}
+	}
+	f := filepath.Join(base, "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(filepath.Join(f, "x"), 0o755, true); err == nil {
+		t.Error("MkdirAll through a file succeeded")
+	}
+}

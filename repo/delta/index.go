@@ -187,7 +187,7 @@ type ReindexOptions struct {
 func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 	sync := !opts.NoSync && r.Fsync()
 	dir := r.Path(IndexDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, 0o755, sync); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	// One reindex at a time, so that two writers of one commit's index
