@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/otree/otree/repo"
 )
 
 // bootDisk is a sysroot's boot directory on a filesystem image of its
@@ -120,8 +122,11 @@ func TestGrubBootCounting(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(f.path, "otree/deploy/testos/deploy")); len(ents) != 0 {
 		t.Fatalf("a refused deploy checked out %v", ents)
 	}
-	cfg.Set(ConfigBootloader, "grub2")
-	if err := f.s.Repo().WriteConfig(); err != nil {
+	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
+		c.Set(ConfigBootTries, "2")
+		return c.Set(ConfigBootloader, "grub2")
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	f.deploy(one.String(), DeployOptions{})
@@ -166,8 +171,7 @@ func TestGrubBootCounting(t *testing.T) {
 
 	// A count set under a higher setting goes on under a lower one.
 	setTries := func(v string) {
-		cfg.Set(ConfigBootTries, v)
-		if err := f.s.Repo().WriteConfig(); err != nil {
+		if err := f.s.Repo().UpdateConfig(func(c *repo.Config) error { return c.Set(ConfigBootTries, v) }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Config is a repository's `config` file: INI-style sections of key=value
 // pairs, the same shape OSTree uses, so `otree config get core.mode` works
-// the way `ostree config get core.mode` does.
+// the way `ostree config get core.mode` does. It is safe for concurrent
+// use.
 type Config struct {
+	mu       sync.RWMutex
 	sections map[string]map[string]string
 }
 
@@ -62,6 +65,8 @@ func (c *Config) Get(key string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	v, ok := c.sections[s][k]
 	return v, ok
 }
@@ -99,6 +104,8 @@ func (c *Config) Set(key, value string) error {
 	if badSection || badKey || badValue {
 		return fmt.Errorf("config key %q or its value cannot be written to a config file and read back unchanged", key)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.sections[s] == nil {
 		c.sections[s] = map[string]string{}
 	}
@@ -112,6 +119,8 @@ func (c *Config) Unset(key string) bool {
 	if err != nil {
 		return false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	_, ok := c.sections[s][k]
 	delete(c.sections[s], k)
 	if len(c.sections[s]) == 0 {
@@ -122,6 +131,8 @@ func (c *Config) Unset(key string) bool {
 
 // Bytes returns the file form, sections and keys sorted with [core] first.
 func (c *Config) Bytes() []byte {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var names []string
 	for s := range c.sections {
 		names = append(names, s)
@@ -148,4 +159,11 @@ func (c *Config) Bytes() []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// replace makes c hold the contents of fresh, which no one else holds.
+func (c *Config) replace(fresh *Config) {
+	c.mu.Lock()
+	c.sections = fresh.sections
+	c.mu.Unlock()
 }

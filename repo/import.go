@@ -87,6 +87,8 @@ func (r *Repo) UnmarkCommitPartial(commit ID) error {
 
 // Sections returns the names of the config's sections, sorted.
 func (c *Config) Sections() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	names := make([]string, 0, len(c.sections))
 	for s := range c.sections {
 		names = append(names, s)
@@ -97,6 +99,8 @@ func (c *Config) Sections() []string {
 
 // Section returns a copy of one section's keys and values (nil if absent).
 func (c *Config) Section(name string) map[string]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	s, ok := c.sections[name]
 	if !ok {
 		return nil

@@ -4,6 +4,8 @@
 package repo
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,6 +66,10 @@ func ParseMode(s string) (Mode, error) {
 
 // repoVersion is the layout version written to core.repo_version.
 const repoVersion = 1
+
+// defaultLockTimeout is how long a lock is waited for when
+// core.lock-timeout-secs does not say.
+const defaultLockTimeout = 30 * time.Second
 
 // UserMetaXattr holds the true header of a file object in bare-user mode.
 const UserMetaXattr = "user.otreemeta"
@@ -132,10 +138,20 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	// The lock files exist from the start, so that a repository later
 	// made read-only (a mount, a copy on read-only media) can still be
 	// locked by its readers.
-	for _, l := range []string{"lock", "lock.intent"} {
+	for _, l := range []string{"lock", "lock.intent", "lock.config"} {
 		if err := os.WriteFile(filepath.Join(path, l), nil, 0o644); err != nil {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
+	}
+	// Of two inits of one directory at once, the second to take the config
+	// lock finds the first's config, rather than both writing one.
+	lk, err := (&Repo{path: path, lockTimeout: defaultLockTimeout}).take(context.Background(), lockStep{"lock.config", true})
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	defer lk.Unlock()
+	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
+		return nil, fmt.Errorf("init %s: %w", path, ErrExists)
 	}
 	cfg := &Config{sections: map[string]map[string]string{}}
 	cfg.Set("core.repo_version", strconv.Itoa(repoVersion))
@@ -194,7 +210,7 @@ func Open(path string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: objects directory: %w", path, err)
 	}
-	r := &Repo{path: abs, mode: mode, config: cfg, objFd: fd, verify: true, lockTimeout: 30 * time.Second}
+	r := &Repo{path: abs, mode: mode, config: cfg, objFd: fd, verify: true, lockTimeout: defaultLockTimeout}
 	if v, ok := cfg.Get("core.lock-timeout-secs"); ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 			r.lockTimeout = time.Duration(n) * time.Second
@@ -223,13 +239,46 @@ func (r *Repo) Path(elem ...string) string {
 // Mode returns the repository's mode.
 func (r *Repo) Mode() Mode { return r.mode }
 
-// Config returns the repository's configuration. Changes are saved by
-// WriteConfig.
+// Config returns the repository's configuration as last read: at Open, or
+// by UpdateConfig. Changes made to it are not saved, and the next
+// UpdateConfig drops them; change the file with UpdateConfig.
 func (r *Repo) Config() *Config { return r.config }
 
-// WriteConfig saves the configuration durably.
-func (r *Repo) WriteConfig() error {
-	return writeFileSynced(r.Path("config"), r.config.Bytes())
+// UpdateConfig changes the config file: holding the config lock
+// (lock.config, docs/FORMAT.md §10) it reads the file afresh, lets fn change
+// that copy and writes it back durably (temp file, fsync, rename, fsync
+// directory), then makes it what Config returns. Reading afresh under the
+// lock is what keeps a change another process or Repo made since r was
+// opened: writing r's own copy back would undo it. An error from fn is
+// returned as it is and changes nothing, neither the file nor Config; if fn
+// leaves the config as it was, the file is not written. fn must not take a
+// repository lock or call UpdateConfig.
+func (r *Repo) UpdateConfig(fn func(*Config) error) error {
+	path := r.Path("config")
+	lk, err := r.take(context.Background(), lockStep{"lock.config", true})
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", path, err)
+	}
+	defer lk.Unlock()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", path, err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return fmt.Errorf("updating %s: %w", path, err)
+	}
+	before := cfg.Bytes()
+	if err := fn(cfg); err != nil {
+		return err
+	}
+	if after := cfg.Bytes(); !bytes.Equal(after, before) {
+		if err := writeFileSynced(path, after); err != nil {
+			return fmt.Errorf("updating %s: %w", path, err)
+		}
+	}
+	r.config.replace(cfg)
+	return nil
 }
 
 // SetVerify controls whether loading an object re-hashes it (the default).

@@ -75,10 +75,10 @@ func (r *Repo) enableTombstones() error {
 	if on, _ := r.config.Bool(ConfigTombstoneCommits, false); on {
 		return nil
 	}
-	if err := r.config.Set(ConfigTombstoneCommits, "true"); err != nil {
-		return err
-	}
-	if err := r.WriteConfig(); err != nil {
+	err := r.UpdateConfig(func(c *Config) error {
+		return c.Set(ConfigTombstoneCommits, "true")
+	})
+	if err != nil {
 		return fmt.Errorf("setting %s: %w", ConfigTombstoneCommits, err)
 	}
 	return nil

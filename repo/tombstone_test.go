@@ -12,10 +12,7 @@ import (
 // setConfig sets key in r's config file.
 func setConfig(t *testing.T, r *repo.Repo, key, value string) {
 	t.Helper()
-	if err := r.Config().Set(key, value); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WriteConfig(); err != nil {
+	if err := r.UpdateConfig(func(c *repo.Config) error { return c.Set(key, value) }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -84,10 +84,15 @@ stored and cannot be changed here.`,
 				return usageError{err}
 			}
 			return withRepo(func(r *repo.Repo) error {
-				if err := r.Config().Set(k, args[1]); err != nil {
+				var bad error
+				err := r.UpdateConfig(func(c *repo.Config) error {
+					bad = c.Set(k, args[1])
+					return bad
+				})
+				if err != nil && err == bad {
 					return usageError{err}
 				}
-				if err := r.WriteConfig(); err != nil {
+				if err != nil {
 					return fmt.Errorf("setting config key %q: %w", k, err)
 				}
 				if e.json {
@@ -110,11 +115,13 @@ stored and cannot be changed here.`,
 				return err
 			}
 			return withRepo(func(r *repo.Repo) error {
-				was := r.Config().Unset(k)
-				if was {
-					if err := r.WriteConfig(); err != nil {
-						return fmt.Errorf("unsetting config key %q: %w", k, err)
-					}
+				var was bool
+				err := r.UpdateConfig(func(c *repo.Config) error {
+					was = c.Unset(k)
+					return nil
+				})
+				if err != nil {
+					return fmt.Errorf("unsetting config key %q: %w", k, err)
 				}
 				if e.json {
 					return e.printJSON(map[string]any{"key": k, "removed": was})

@@ -163,33 +163,42 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 		}
 		return false, fmt.Errorf("%w: %q is defined in %s, which the repository's remotes directory holds; change it there", ErrRemoteExists, rm.Name, f)
 	}
-	cfg := r.Config()
-	if old := cfg.Section(sec); old != nil {
-		switch {
-		case opts.IfNotExists:
-			return false, nil
-		case !opts.Force:
-			return false, fmt.Errorf("%w: %q is configured in %s (use --force to replace it)", ErrRemoteExists, rm.Name, r.Path("config"))
+	changed := false
+	var refused error // fn's own error, which names the remote already
+	err := r.UpdateConfig(func(cfg *repo.Config) error {
+		if old := cfg.Section(sec); old != nil {
+			switch {
+			case opts.IfNotExists:
+				return nil
+			case !opts.Force:
+				refused = fmt.Errorf("%w: %q is configured in %s (use --force to replace it)", ErrRemoteExists, rm.Name, r.Path("config"))
+				return refused
+			}
+			for k := range old {
+				cfg.Unset(sec + "." + k)
+			}
 		}
-		for k := range old {
-			cfg.Unset(sec + "." + k)
+		names := make([]string, 0, len(keys))
+		for k := range keys {
+			names = append(names, k)
 		}
-	}
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if keys[k] == "" && k == "branches" {
-			continue
+		sort.Strings(names)
+		for _, k := range names {
+			if keys[k] == "" && k == "branches" {
+				continue
+			}
+			cfg.Set(sec+"."+k, keys[k]) // checked above
 		}
-		cfg.Set(sec+"."+k, keys[k]) // checked above
-	}
-	if err := r.WriteConfig(); err != nil {
+		changed = true
+		return nil
+	})
+	if err != nil && err != refused {
 		return false, fmt.Errorf("adding remote %s: %w", rm.Name, err)
 	}
-	return true, nil
+	if err != nil {
+		return false, err
+	}
+	return changed, nil
 }
 
 // DeleteRemote removes a remote from r's config and saves it. Its
@@ -198,20 +207,29 @@ func DeleteRemote(r *repo.Repo, name string) error {
 	if err := ValidateRemoteName(name); err != nil {
 		return err
 	}
-	cfg := r.Config()
 	sec := sectionName(name)
-	old := cfg.Section(sec)
-	if f := definedInDir(r, name); old == nil && f != "" {
-		return fmt.Errorf("remote %s is defined in %s, which the repository's remotes directory holds; remove it there", name, f)
-	}
-	if old == nil {
-		return fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, r.Path("config"))
-	}
-	for k := range old {
-		cfg.Unset(sec + "." + k)
-	}
-	if err := r.WriteConfig(); err != nil {
+	inDir := definedInDir(r, name)
+	var refused error // fn's own error, which names the remote already
+	err := r.UpdateConfig(func(cfg *repo.Config) error {
+		old := cfg.Section(sec)
+		switch {
+		case old == nil && inDir != "":
+			refused = fmt.Errorf("remote %s is defined in %s, which the repository's remotes directory holds; remove it there", name, inDir)
+			return refused
+		case old == nil:
+			refused = fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, r.Path("config"))
+			return refused
+		}
+		for k := range old {
+			cfg.Unset(sec + "." + k)
+		}
+		return nil
+	})
+	if err != nil && err != refused {
 		return fmt.Errorf("deleting remote %s: %w", name, err)
+	}
+	if err != nil {
+		return err
 	}
 	// Its cookies are secrets of that remote alone.
 	if err := os.Remove(cookieFile(r, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {

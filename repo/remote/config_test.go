@@ -158,3 +158,43 @@ func TestRemotesDir(t *testing.T) {
 		t.Errorf("a file that does not parse: %v, want an error naming it", err)
 	}
 }
+
+// Remote changes through a handle opened before another handle changed the
+// config see that change: a remote added since is not added again without
+// Force, one deleted since is not found, and the other's remotes stay.
+func TestRemoteConfigOtherHandle(t *testing.T) {
+	a, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := repo.Open(a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := remote.AddRemote(a, remote.Remote{Name: "origin", URL: "https://a.example.com/"}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.AddRemote(b, remote.Remote{Name: "origin", URL: "https://b.example.com/"}, remote.AddOptions{}); !errors.Is(err, remote.ErrRemoteExists) {
+		t.Errorf("adding origin again through another handle: %v, want ErrRemoteExists", err)
+	}
+	if _, err := remote.AddRemote(b, remote.Remote{Name: "mirror", URL: "https://m.example.com/"}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.DeleteRemote(a, "mirror"); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.DeleteRemote(b, "mirror"); !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Errorf("deleting mirror again through another handle: %v, want ErrRemoteNotFound", err)
+	}
+	fresh, err := repo.Open(a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	rms := remote.ListRemotes(fresh)
+	if len(rms) != 1 || rms[0].Name != "origin" || rms[0].URL != "https://a.example.com/" {
+		t.Errorf("remotes at the end: %+v, want origin at https://a.example.com/", rms)
+	}
+}

@@ -71,10 +71,7 @@ func TestDecodeSummaryRejectsDeltaIndexes(t *testing.T) {
 func indexedOrigin(t *testing.T, scratch bool) (o *origin, a, b repo.ID, name delta.Name) {
 	t.Helper()
 	o, a, b, name = deltaOrigin(t, scratch)
-	if err := o.r.Config().Set(repo.ConfigNoDeltasInSummary, "true"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.r.WriteConfig(); err != nil {
+	if err := o.r.UpdateConfig(func(c *repo.Config) error { return c.Set(repo.ConfigNoDeltasInSummary, "true") }); err != nil {
 		t.Fatal(err)
 	}
 	s, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true})

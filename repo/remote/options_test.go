@@ -411,10 +411,7 @@ func TestPullSubpath(t *testing.T) {
 func TestPullCollectionBinding(t *testing.T) {
 	o := newOrigin(t)
 	unbound := o.commit("os/old", tree, 1700000000)
-	if err := o.r.Config().Set("core.collection-id", "org.example.Os"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.r.WriteConfig(); err != nil {
+	if err := o.r.UpdateConfig(func(c *repo.Config) error { return c.Set("core.collection-id", "org.example.Os") }); err != nil {
 		t.Fatal(err)
 	}
 	bound := o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000100)

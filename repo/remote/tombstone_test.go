@@ -17,10 +17,7 @@ func prunedOrigin(t *testing.T) (o *origin, commits []repo.ID) {
 	t.Helper()
 	o = newOrigin(t)
 	commits = tombstoneHistory(o)
-	if err := o.r.Config().Set(repo.ConfigTombstoneCommits, "true"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.r.WriteConfig(); err != nil {
+	if err := o.r.UpdateConfig(func(c *repo.Config) error { return c.Set(repo.ConfigTombstoneCommits, "true") }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := o.r.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
@@ -164,10 +161,7 @@ func TestPullRemovesTombstoneOfCommitStoredAgain(t *testing.T) {
 func TestPullRefusesBadTombstoneConfig(t *testing.T) {
 	o := newOrigin(t)
 	o.commit("os/stable", tree, 1700000000)
-	if err := o.r.Config().Set(repo.ConfigTombstoneCommits, "maybe"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.r.WriteConfig(); err != nil {
+	if err := o.r.UpdateConfig(func(c *repo.Config) error { return c.Set(repo.ConfigTombstoneCommits, "maybe") }); err != nil {
 		t.Fatal(err)
 	}
 	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
