@@ -450,6 +450,9 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	if errors.Is(err, delta.ErrFromMissing) {
 		return false, nil
 	}
+	if fe := (*FetchError)(nil); errors.As(err, &fe) {
+		return false, err // names the part's (or fallback object's) URL
+	}
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", hs.url(dir), err)
 	}
