@@ -810,6 +810,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 						}
 						break
 					}
+					if tt != nil && errors.Is(err, repo.ErrNotFound) {
+						return p.deletedTarget(id, err)
+					}
 					return err
 				}
 				commits[id] = c
@@ -862,6 +865,22 @@ func (p *puller) prunedParent(id, child repo.ID, notFound error) error {
 	p.metaFetched.Add(1)
 	p.opts.Logger.Info("parent commit deleted at the source (tombstone); history ends", "commit", id.String())
 	return nil
+}
+
+// deletedTarget is the error for a requested commit the source lacks:
+// notFound, unless the source deleted it and kept a tombstone for it,
+// which the error then says. The pull still fails: that commit was asked
+// for.
+func (p *puller) deletedTarget(id repo.ID, notFound error) error {
+	if keeps, err := keepsTombstones(p.src); err != nil || !keeps {
+		return notFound
+	}
+	data, err := p.src.readMeta(p.ctx, repo.KindTombstoneCommit, id)
+	if err != nil || repo.CheckTombstone(data, id) != nil {
+		return notFound
+	}
+	return fmt.Errorf("commit %s was deleted at the source (%s has a tombstone for it): %w",
+		id, p.src, notFound)
 }
 
 // commit reads a stored commit or fetches one, and queues the walk of its
