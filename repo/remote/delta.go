@@ -315,7 +315,7 @@ func (p *puller) plan(targets []target, refName func(string) string) (*PullResul
 		}
 		res.Plan = append(res.Plan, pl)
 	}
-	res.BytesFetched = p.src.received()
+	res.BytesFetched = p.received()
 	return res, nil
 }
 
