@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -184,9 +186,29 @@ func TestStaticDeltaIndexes(t *testing.T) {
 	// reindex restores a removed index; --to names a commit by REV.
 	idx := filepath.Join(c.path, delta.IndexRel(b))
 	os.Remove(idx)
-	c.ok("static-delta", "reindex", "--to=os/stable")
+	if out := c.ok("static-delta", "reindex", "--to=os/stable"); out != "" {
+		t.Errorf("reindex --to of a commit with a delta printed %q", out)
+	}
 	if _, err := os.Stat(idx); err != nil {
 		t.Fatalf("reindex --to: %v", err)
+	}
+	// A commit no delta leads to gets no index, and reindex says so, by
+	// ref or full id; a stale index of it is removed.
+	want := "No static deltas to " + a.String() + ": no index to write\n"
+	for _, rev := range []string{"os/stable^", a.String()} {
+		if out := c.ok("static-delta", "reindex", "--to="+rev); out != want {
+			t.Errorf("reindex --to=%s printed %q, want %q", rev, out, want)
+		}
+	}
+	stale := filepath.Join(c.path, delta.IndexRel(a))
+	if err := os.WriteFile(stale, []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, want := c.ok("static-delta", "reindex", "--to="+a.String()), "No static deltas to "+a.String()+": removed its index\n"; out != want {
+		t.Errorf("reindex --to with a stale index printed %q, want %q", out, want)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale index is still there: %v", err)
 	}
 	c.fails(exitError, []string{"nosuchref"}, "static-delta", "reindex", "--to=nosuchref")
 

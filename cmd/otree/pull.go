@@ -133,7 +133,7 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.Pull(cmd.Context(), r, o)
-			}, f, refs, false)
+			}, f, refs)
 		},
 	}
 	f.addCommon(c)
@@ -166,7 +166,7 @@ mode, with the objects they need, as local branches of the same names
 			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.PullLocal(cmd.Context(), r, args[0], o)
-			}, f, args[1:], true)
+			}, f, args[1:])
 		},
 	}
 	f.addCommon(c)
@@ -176,8 +176,8 @@ mode, with the objects they need, as local branches of the same names
 	return c
 }
 
-// runPull runs pull (a pull-local when local) and prints its result.
-func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string, local bool) error {
+// runPull runs pull (a pull or a pull-local) and prints its result.
+func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOptions) (*remote.PullResult, error), f *pullFlags, refs []string) error {
 	if f.perObjectFsync && f.noSync {
 		return usagef("--per-object-fsync and --disable-fsync exclude each other")
 	}
@@ -235,7 +235,7 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	}
 	// OSTree's closing line first, for scripts that read it; otree's
 	// details after.
-	fmt.Fprintln(e.stdout, pullSummary(res, local, time.Since(start)))
+	fmt.Fprintln(e.stdout, pullSummary(res, time.Since(start)))
 	for _, u := range res.Refs {
 		switch {
 		case !u.Changed():
@@ -249,30 +249,38 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	for _, d := range res.Deltas {
 		fmt.Fprintf(e.stdout, "Used static delta %s\n", d)
 	}
-	if res.ObjectsFromCaches > 0 {
-		fmt.Fprintf(e.stdout, "Took %d object%s from local caches\n", res.ObjectsFromCaches, pluralSuffix(int(res.ObjectsFromCaches)))
-	}
 	return nil
 }
 
 // pullSummary is the line OSTree closes a pull with: the objects fetched
-// (with static deltas, the parts and the objects fetched apart), the bytes
-// received in whole KiB and the whole seconds taken, and the bytes of
-// content written. A pull-local imports, and receives nothing.
-func pullSummary(res *remote.PullResult, local bool, took time.Duration) string {
-	written := siBytes(res.ContentWritten) + " content written"
-	if local {
-		return fmt.Sprintf("%d metadata, %d content objects imported; %s", res.MetadataFetched, res.ContentFetched, written)
+// (with static deltas, the parts and the objects fetched apart; from a
+// repository on this machine, a pull-local or a file:// remote, the
+// objects imported), those taken from local caches, the bytes received in
+// whole KiB and the whole seconds taken (left out, as OSTree does, when
+// nothing was received), and the bytes of content written.
+func pullSummary(res *remote.PullResult, took time.Duration) string {
+	var b strings.Builder
+	switch {
+	case res.Local:
+		fmt.Fprintf(&b, "%d metadata, %d content objects imported", res.MetadataFetched, res.ContentFetched)
+	case res.DeltaParts > 0:
+		fmt.Fprintf(&b, "%d delta parts, %d loose fetched", res.DeltaParts, res.MetadataFetched+res.ContentFetched)
+	default:
+		fmt.Fprintf(&b, "%d metadata, %d content objects fetched", res.MetadataFetched, res.ContentFetched)
 	}
-	objects := fmt.Sprintf("%d metadata, %d content objects fetched", res.MetadataFetched, res.ContentFetched)
-	if res.DeltaParts > 0 {
-		objects = fmt.Sprintf("%d delta parts, %d loose fetched", res.DeltaParts, res.MetadataFetched+res.ContentFetched)
+	if res.ObjectsFromCaches > 0 {
+		fmt.Fprintf(&b, " (%d meta, %d content local)", res.MetadataFromCaches, res.ContentFromCaches)
 	}
-	received := fmt.Sprintf("%d B", res.BytesFetched)
-	if res.BytesFetched >= 1024 {
-		received = fmt.Sprintf("%d KiB", res.BytesFetched/1024)
+	// A local source is read, not received from, whatever it counted.
+	if n := res.BytesFetched; n > 0 && !res.Local {
+		received := fmt.Sprintf("%d B", n)
+		if n >= 1024 {
+			received = fmt.Sprintf("%d KiB", n/1024)
+		}
+		fmt.Fprintf(&b, "; %s transferred in %d seconds", received, int64(took/time.Second))
 	}
-	return fmt.Sprintf("%s; %s transferred in %d seconds; %s", objects, received, int64(took/time.Second), written)
+	fmt.Fprintf(&b, "; %s content written", siBytes(res.ContentWritten))
+	return b.String()
 }
 
 // pullProgress draws a pull's progress on b, with an estimate of the time

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -140,8 +141,15 @@ func TestPullCommand(t *testing.T) {
 		res.MetadataFetched != 2 || res.ContentFetched != 0 || res.ContentWritten != 0 || res.BytesWritten == 0 {
 		t.Errorf("pull --json = %+v", res)
 	}
-	if out := dst.ok("pull", "origin"); !strings.Contains(out, "(unchanged)") || !strings.HasPrefix(out, "0 metadata, 0 content objects fetched; ") {
+	// Nothing new: nothing transferred, which OSTree's line leaves out.
+	if out := dst.ok("pull", "origin"); !strings.Contains(out, "(unchanged)") || !strings.HasPrefix(out, "0 metadata, 0 content objects fetched; 0 bytes content written\n") {
 		t.Errorf("second pull printed %q", out)
+	}
+	// A file:// remote is imported from, as with pull-local.
+	byFile := newBareUserCLI(t)
+	byFile.ok("remote", "add", "local", "file://"+src.path)
+	if out := byFile.ok("pull", "local", "os/stable"); !regexp.MustCompile(`^\d+ metadata, \d+ content objects imported; \d+(\.\d\x{a0}kB| bytes) content written\n`).MatchString(out) {
+		t.Errorf("pull from a file:// remote printed %q", out)
 	}
 
 	// --mirror writes the local branch; --depth=1 brings the parent.
@@ -432,11 +440,12 @@ func TestPullLocalCacheFlag(t *testing.T) {
 	cache := newBareUserCLI(t)
 	cache.ok("pull-local", src.path)
 	out := dst.ok("pull", "-L", cache.path, "origin", "os/stable")
-	if !strings.HasPrefix(out, "0 metadata, 0 content objects fetched; ") || !strings.Contains(out, "\nTook 10 objects from local caches\n") {
+	// The objects taken from the cache are counted apart, as OSTree does.
+	if !strings.HasPrefix(out, "0 metadata, 0 content objects fetched (5 meta, 5 content local); ") {
 		t.Errorf("pull -L printed %q", out)
 	}
 	local := newBareUserCLI(t)
-	if out := local.ok("pull-local", "--localcache-repo="+cache.path, src.path); !strings.Contains(out, "Took 10 objects from local caches") {
+	if out := local.ok("pull-local", "--localcache-repo="+cache.path, src.path); !strings.HasPrefix(out, "0 metadata, 0 content objects imported (5 meta, 5 content local); ") {
 		t.Errorf("pull-local --localcache-repo printed %q", out)
 	}
 	dst.fails(exitError, []string{"local cache", "/nope"}, "pull", "-L", "/nope", "origin")
@@ -601,7 +610,17 @@ func TestPullSummaryParityWithOSTree(t *testing.T) {
 	o.okIn(osrv, "static-delta", "generate", "os/stable")
 	src.ok("summary", "-u")
 	o.okIn(osrv, "summary", "-u")
-	osrvHTTP := httptest.NewServer(http.FileServer(http.Dir(osrv)))
+	// OSTree counts the body of a 404 in the bytes it transferred (it asks
+	// for detached metadata that is not there): none is sent, so that a
+	// pull with nothing new transfers nothing there either.
+	ofiles := http.FileServer(http.Dir(osrv))
+	osrvHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := os.Stat(filepath.Join(osrv, filepath.FromSlash(path.Clean(r.URL.Path)))); err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		ofiles.ServeHTTP(w, r)
+	}))
 	t.Cleanup(osrvHTTP.Close)
 	url := serve(t, src, nil)
 
@@ -641,13 +660,42 @@ func TestPullSummaryParityWithOSTree(t *testing.T) {
 	}
 	both("pull --dry-run", "pull", "--require-static-deltas", "--dry-run", "origin", "os/stable")
 	both("pull of a delta", "pull", "origin", "os/stable")
-	if mine := c.ok("pull", "origin", "os/stable"); !strings.HasPrefix(mine, "0 metadata, 0 content objects fetched; ") {
+	// With nothing new, nothing is transferred (the config and summary
+	// are not counted) and the line says nothing of it.
+	if mine := c.ok("pull", "origin", "os/stable"); !strings.HasPrefix(mine, "0 metadata, 0 content objects fetched; 0 bytes content written\n") {
 		t.Errorf("pull with nothing new printed %q", mine)
 	}
 	both("pull --disable-static-deltas with nothing new", "pull", "--disable-static-deltas", "origin", "os/stable")
+	// OSTree too leaves it out when it transferred nothing.
+	if theirs := o.okIn(p, "pull", "--disable-static-deltas", "origin", "os/stable"); strings.Contains(theirs, "transferred") {
+		t.Errorf("OSTree's line with nothing new: %q", theirs)
+	}
 	mine, theirs = c.ok("pull", "--require-static-deltas", "--dry-run", "origin", "os/stable"), o.okIn(p, "pull", "--require-static-deltas", "--dry-run", "origin", "os/stable")
 	if want := "Delta update: 0/0 parts, 0 bytes/0 bytes, 0 bytes total uncompressed\n"; mine != want || theirs != want {
 		t.Errorf("pull --dry-run with nothing new: otree %q, OSTree %q, want %q", mine, theirs, want)
+	}
+
+	// Objects from a local cache are counted apart; here every object
+	// is in it, and nothing is transferred.
+	cached, pc := fresh()
+	mine, theirs = cached.ok("pull", "-L", c.path, "origin", "os/stable"), o.okIn(pc, "pull", "--localcache-repo="+p, "origin", "os/stable")
+	// What each transfers besides differs (OSTree fetches the commit from
+	// the remote all the same, otree looks for a delta index), so that
+	// part is left out of the comparison.
+	noXfer := regexp.MustCompile(`; \d+ (B|KiB) transferred in \d+ seconds`)
+	compare("pull -L", noXfer.ReplaceAllString(mine, ""), noXfer.ReplaceAllString(theirs, ""))
+	if !strings.HasSuffix(shape(theirs), " metadata, N content objects fetched (N meta, N content local); XFER transferred in N seconds; SIZE content written\n") {
+		t.Errorf("OSTree's line has another shape: %q", theirs)
+	}
+
+	// A file:// remote is imported from, as pull-local does.
+	c, p = fresh()
+	c.ok("remote", "add", "local", "file://"+src.path)
+	o.okIn(p, "remote", "add", "--no-gpg-verify", "local", "file://"+osrv)
+	mine, theirs = c.ok("pull", "local", "os/stable"), o.okIn(p, "pull", "local", "os/stable")
+	compare("pull from a file:// remote", mine, theirs)
+	if !strings.HasSuffix(shape(theirs), " metadata, N content objects imported; SIZE content written\n") {
+		t.Errorf("OSTree's line has another shape: %q", theirs)
 	}
 
 	c, p = fresh()

@@ -466,7 +466,8 @@ func newDeltaReindexCommand(e *env) *cobra.Command {
 remove the indexes of commits no delta leads to any more; with --to, only
 the index of that commit. Generate and delete keep the index of their
 commit right, and summary -u reindexes everything, so this is for deltas
-copied in or removed by other means.`,
+copied in or removed by other means. With --to, a commit no delta leads to
+gets no index (a stale one is removed), and reindex says so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.inRepo(func(r *repo.Repo) error {
@@ -482,10 +483,25 @@ copied in or removed by other means.`,
 					}
 					opts.To = []repo.ID{id}
 				}
-				if _, err := delta.Reindex(r, opts); err != nil {
+				var had bool // an index of --to's commit, stale if no delta leads there
+				if opts.To != nil {
+					_, err := os.Stat(r.Path(delta.IndexRel(opts.To[0])))
+					had = err == nil
+				}
+				out, err := delta.Reindex(r, opts)
+				if err != nil {
 					return err
 				}
 				e.refsChanged = true // the summary lists the indexes' sums
+				// OSTree 2022.7 fails here with a garbled message, or not
+				// at all, depending on the commit; otree says what it did.
+				if opts.To != nil && len(out) == 0 {
+					what := "no index to write"
+					if had {
+						what = "removed its index"
+					}
+					fmt.Fprintf(e.stdout, "No static deltas to %s: %s\n", opts.To[0], what)
+				}
 				return nil
 			})
 		},

@@ -315,7 +315,7 @@ func (p *puller) plan(targets []target, refName func(string) string) (*PullResul
 		}
 		res.Plan = append(res.Plan, pl)
 	}
-	res.BytesFetched = p.src.received()
+	res.BytesFetched = p.received()
 	return res, nil
 }
 
@@ -449,6 +449,9 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	}, p.checkFile, p.fetchFallbacks)
 	if errors.Is(err, delta.ErrFromMissing) {
 		return false, nil
+	}
+	if fe := (*FetchError)(nil); errors.As(err, &fe) {
+		return false, err // names the part's (or fallback object's) URL
 	}
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", hs.url(dir), err)

@@ -225,6 +225,10 @@ func TestPullBadDelta(t *testing.T) {
 			dest := newDest(t, repo.ModeBareUser, o.srv.URL)
 			_, err = remote.Pull(ctx, dest, fastOpts("os/stable"))
 			errContains(t, err, o.srv.URL+"/deltas/"+b.String(), c.want)
+			u := o.srv.URL + "/" + delta.Name{To: b}.Rel() + "/" + c.file
+			if n, all := strings.Count(err.Error(), u), strings.Count(err.Error(), o.srv.URL); n != 1 || all != 1 {
+				t.Errorf("the error names %s %d times and the server %d times: %v", u, n, all, err)
+			}
 			checkNothingMoved(t, dest)
 		})
 	}

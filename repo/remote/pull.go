@@ -147,7 +147,8 @@ type PullProgress struct {
 	// Needed counts objects found missing so far; it grows while trees
 	// are walked and is final once Scanning is false.
 	Needed int64
-	// Bytes counts bytes received (over HTTP, retries included).
+	// Bytes counts bytes received (over HTTP, retries included), as
+	// PullResult.BytesFetched does.
 	Bytes int64
 	// Scanning is true while commits and directory trees are walked; file
 	// objects are fetched after.
@@ -174,9 +175,19 @@ type PullResult struct {
 	// ObjectsFetched counts objects fetched from the source (none for a
 	// source with nothing new).
 	ObjectsFetched int64 `json:"objects_fetched"`
-	// ObjectsFromCaches counts objects taken from LocalCaches instead.
-	ObjectsFromCaches int64 `json:"objects_from_caches,omitempty"`
-	// BytesFetched counts bytes received.
+	// ObjectsFromCaches counts objects taken from LocalCaches instead:
+	// MetadataFromCaches metadata objects and ContentFromCaches files.
+	ObjectsFromCaches  int64 `json:"objects_from_caches,omitempty"`
+	MetadataFromCaches int64 `json:"metadata_from_caches,omitempty"`
+	ContentFromCaches  int64 `json:"content_from_caches,omitempty"`
+	// Local is true when the source is a repository on this machine (a
+	// pull-local, or a file:// remote): its objects were copied, not
+	// transferred.
+	Local bool `json:"local,omitempty"`
+	// BytesFetched counts the bytes received (for a Local source, read)
+	// for objects, static deltas and their indexes; the config, summary
+	// and refs read to resolve what to pull are left out, as OSTree
+	// leaves them out of the bytes it says a pull transferred.
 	BytesFetched int64 `json:"bytes_fetched"`
 	// BytesWritten counts bytes written to the repository, as stored.
 	BytesWritten int64 `json:"bytes_written"`
@@ -577,7 +588,14 @@ type puller struct {
 	// Of fetched, the objects fetched one by one, and the static delta
 	// parts fetched.
 	metaFetched, fileFetched, deltaParts atomic.Int64
+	// base is what the source had received once the refs were resolved.
+	base int64
 }
+
+// received counts the bytes received since the refs were resolved: the
+// config, summary and ref lookups before are not counted, as OSTree does
+// not count them in the bytes a pull transferred.
+func (p *puller) received() int64 { return p.src.received() - p.base }
 
 func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) string, opts *PullOptions) (*PullResult, error) {
 	if opts.Depth < -1 {
@@ -608,7 +626,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	}
 	resumable(src, r)
 	p := &puller{ctx: ctx, r: r, txn: txn, src: src, opts: opts, refName: refName, from: from,
-		seen: map[objKey]bool{}, trees: map[repo.ID]*repo.DirTree{}}
+		seen: map[objKey]bool{}, trees: map[repo.ID]*repo.DirTree{}, base: src.received()}
 	done := false
 	defer func() {
 		if !done {
@@ -633,12 +651,14 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	}
 
 	st := txn.Stats()
-	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: src.received(),
+	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: p.received(),
 		BytesWritten: st.Bytes, ContentWritten: st.FileBytes, Deltas: p.deltas,
 		MetadataFetched: p.metaFetched.Load(), ContentFetched: p.fileFetched.Load(), DeltaParts: p.deltaParts.Load()}
+	_, res.Local = unwrap[*localSource](src)
 	if c, ok := unwrap[*cachedSource](src); ok {
 		metaHits, fileHits := c.metaHits.Load(), c.fileHits.Load()
 		res.ObjectsFromCaches = metaHits + fileHits
+		res.MetadataFromCaches, res.ContentFromCaches = metaHits, fileHits
 		res.ObjectsFetched -= res.ObjectsFromCaches
 		res.MetadataFetched -= metaHits
 		res.ContentFetched -= fileHits
@@ -688,7 +708,7 @@ func (p *puller) report() func() {
 	}
 	return func() {
 		p.opts.Progress(PullProgress{Fetched: p.fetched.Load(), Needed: p.needed.Load(),
-			Bytes: p.src.received(), Scanning: p.scanning.Load()})
+			Bytes: p.received(), Scanning: p.scanning.Load()})
 	}
 }
 
@@ -810,6 +830,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 						}
 						break
 					}
+					if tt != nil && errors.Is(err, repo.ErrNotFound) {
+						return p.deletedTarget(id, err)
+					}
 					return err
 				}
 				commits[id] = c
@@ -862,6 +885,22 @@ func (p *puller) prunedParent(id, child repo.ID, notFound error) error {
 	p.metaFetched.Add(1)
 	p.opts.Logger.Info("parent commit deleted at the source (tombstone); history ends", "commit", id.String())
 	return nil
+}
+
+// deletedTarget is the error for a requested commit the source lacks:
+// notFound, unless the source deleted it and kept a tombstone for it,
+// which the error then says. The pull still fails: that commit was asked
+// for.
+func (p *puller) deletedTarget(id repo.ID, notFound error) error {
+	if keeps, err := keepsTombstones(p.src); err != nil || !keeps {
+		return notFound
+	}
+	data, err := p.src.readMeta(p.ctx, repo.KindTombstoneCommit, id)
+	if err != nil || repo.CheckTombstone(data, id) != nil {
+		return notFound
+	}
+	return fmt.Errorf("commit %s was deleted at the source (%s has a tombstone for it): %w",
+		id, p.src, notFound)
 }
 
 // commit reads a stored commit or fetches one, and queues the walk of its

@@ -169,3 +169,28 @@ func TestPullRefusesBadTombstoneConfig(t *testing.T) {
 	errContains(t, err, repo.ConfigTombstoneCommits, "maybe")
 	checkNothingMoved(t, dst)
 }
+
+// A commit requested by id that the source deleted, keeping a tombstone,
+// fails the pull with an error that says so and names it (OSTree fails
+// with a bare 404); nothing is stored.
+func TestPullOfTombstonedCommit(t *testing.T) {
+	o, commits := prunedOrigin(t)
+	for _, local := range []bool{false, true} {
+		dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+		opts := fastOpts(commits[1].String())
+		var err error
+		if local {
+			_, err = remote.PullLocal(ctx, dst, o.dir, opts)
+		} else {
+			_, err = remote.Pull(ctx, dst, opts)
+		}
+		if !errors.Is(err, repo.ErrNotFound) {
+			t.Fatalf("local %v: pull of a deleted commit: %v, want a not-found error", local, err)
+		}
+		errContains(t, err, "commit "+commits[1].String()+" was deleted at the source", "tombstone")
+		checkNothingMoved(t, dst)
+		if has, _ := dst.HasObject(repo.KindTombstoneCommit, commits[1]); has {
+			t.Errorf("local %v: a failed pull stored a tombstone", local)
+		}
+	}
+}
