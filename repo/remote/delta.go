@@ -253,18 +253,19 @@ func (s *summarySource) summary(ctx context.Context) (*Summary, error) {
 // returns the targets left for the object walk. A delta is used from a
 // commit stored here complete: the ref's current commit (REMOTE:BRANCH or
 // the mirrored branch), else the local branch of the same name; or from
-// scratch when neither exists. Only plain pulls of a server's commits use
-// deltas (not --depth, --commit-metadata-only or local sources).
+// scratch when neither exists. Only pulls of a server's whole commits use
+// deltas (not --commit-metadata-only, --subpath or local sources). With
+// --depth a target that came by delta is still walked, for its parents.
 func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]target, error) {
 	ss, ok := p.src.(*summarySource)
-	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || p.opts.Depth != 0 || len(p.opts.Subpaths) > 0 {
+	if !ok || p.opts.DisableStaticDeltas || p.opts.CommitMetadataOnly || len(p.opts.Subpaths) > 0 {
 		return targets, p.deltaRequired(targets)
 	}
 	hs := httpOf(ss)
 	if hs == nil || ss.sum == nil || len(ss.sum.Deltas) == 0 && len(ss.sum.DeltaIndexes) == 0 {
 		return targets, p.deltaRequired(targets)
 	}
-	var rest []target
+	var rest, walk []target
 	for _, t := range targets {
 		used, err := p.tryDelta(hs, ss.sum, t, refName)
 		if err != nil {
@@ -273,8 +274,11 @@ func (p *puller) applyDeltas(targets []target, refName func(string) string) ([]t
 		if !used {
 			rest = append(rest, t)
 		}
+		if !used || p.opts.Depth != 0 {
+			walk = append(walk, t)
+		}
 	}
-	return rest, p.deltaRequired(rest)
+	return walk, p.deltaRequired(rest)
 }
 
 // plan is a dry run: the delta each target not stored here would come by.
@@ -460,6 +464,16 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	p.fetched.Add(int64(sb.Objects()) + 1)
 	p.deltaParts.Add(int64(len(sb.Parts)))
 	p.deltas = append(p.deltas, ref.Name.String())
+	if p.opts.Depth != 0 {
+		c, err := repo.DecodeCommit(sb.Commit)
+		if err != nil {
+			return false, err
+		}
+		if p.byDelta == nil {
+			p.byDelta, p.viaDelta = map[repo.ID]*repo.Commit{}, map[target]bool{}
+		}
+		p.byDelta[t.commit], p.viaDelta[t] = c, true
+	}
 	if p.r.IsCommitPartial(t.commit) {
 		p.complete = append(p.complete, t.commit)
 	}

@@ -581,6 +581,10 @@ type puller struct {
 	batch    batcher
 	deltas   []string               // static deltas applied
 	indexes  map[repo.ID][]DeltaRef // delta indexes fetched, by commit
+	// The commits static deltas brought, and the targets they came for
+	// (already checked), for the walk of their parents with --depth.
+	byDelta  map[repo.ID]*repo.Commit
+	viaDelta map[target]bool
 
 	fetched  atomic.Int64 // objects, those of static deltas included
 	needed   atomic.Int64
@@ -807,10 +811,19 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 		tt := &t // only the commit the ref names is checked against it
 		// The commit whose parent id is, once the walk has left t.
 		var child repo.ID
+		if p.viaDelta[t] {
+			tt = nil // checked when its delta was applied
+		}
 		for {
 			// Checked before the walk may stop: another ref of this pull
 			// may have walked the same commit already.
 			c := commits[id]
+			if c == nil && p.byDelta[id] != nil {
+				// A commit a delta staged is complete in this
+				// transaction: neither fetched nor walked again.
+				c = p.byDelta[id]
+				commits[id] = c
+			}
 			if c != nil {
 				if err := p.checkTarget(id, c, tt); err != nil {
 					return fmt.Errorf("%s: %w", p.src, err)
