@@ -442,7 +442,17 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 	return ref, sb, true, nil
 }
 
+// tryDelta pulls t's commit by static delta when one is offered, and
+// tells whether it did. A commit another target of this pull already
+// took by delta is not fetched again (its objects are staged, which
+// storedComplete does not see): t is only held to its own checks.
 func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(string) string) (bool, error) {
+	if a, ok := p.applied[t.commit]; ok {
+		if err := p.checkDeltaCommit(a.sb, t); err != nil {
+			return false, fmt.Errorf("%s: %w", hs.url(a.ref.Name.Rel()+"/"+delta.SuperblockFile), err)
+		}
+		return true, p.noteDelta(t, a.sb)
+	}
 	ref, sb, ok, err := p.findDelta(hs, sum, t, refName)
 	if err != nil || !ok {
 		return false, err
@@ -464,20 +474,41 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	p.fetched.Add(int64(sb.Objects()) + 1)
 	p.deltaParts.Add(int64(len(sb.Parts)))
 	p.deltas = append(p.deltas, ref.Name.String())
-	if p.opts.Depth != 0 {
-		c, err := repo.DecodeCommit(sb.Commit)
-		if err != nil {
-			return false, err
-		}
-		if p.byDelta == nil {
-			p.byDelta, p.viaDelta = map[repo.ID]*repo.Commit{}, map[target]bool{}
-		}
-		p.byDelta[t.commit], p.viaDelta[t] = c, true
+	if p.applied == nil {
+		p.applied = map[repo.ID]appliedDelta{}
+	}
+	p.applied[t.commit] = appliedDelta{ref, sb}
+	if err := p.noteDelta(t, sb); err != nil {
+		return false, err
 	}
 	if p.r.IsCommitPartial(t.commit) {
 		p.complete = append(p.complete, t.commit)
 	}
 	return true, nil
+}
+
+// appliedDelta is a static delta a pull applied, kept so that another
+// target naming the same commit is checked against its superblock.
+type appliedDelta struct {
+	ref DeltaRef
+	sb  *delta.Superblock
+}
+
+// noteDelta records, with --depth, that t's commit came by the delta of
+// superblock sb, for the walk of its parents.
+func (p *puller) noteDelta(t target, sb *delta.Superblock) error {
+	if p.opts.Depth == 0 {
+		return nil
+	}
+	c, err := repo.DecodeCommit(sb.Commit)
+	if err != nil {
+		return err
+	}
+	if p.byDelta == nil {
+		p.byDelta, p.viaDelta = map[repo.ID]*repo.Commit{}, map[target]bool{}
+	}
+	p.byDelta[t.commit], p.viaDelta[t] = c, true
+	return nil
 }
 
 // fetchFallbacks fetches the fallback objects of a delta not stored here

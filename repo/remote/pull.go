@@ -579,8 +579,9 @@ type puller struct {
 	complete []repo.ID                 // commits this pull completes: unmarked at the end
 	marked   []repo.ID                 // commits this pull marked partial
 	batch    batcher
-	deltas   []string               // static deltas applied
-	indexes  map[repo.ID][]DeltaRef // delta indexes fetched, by commit
+	deltas   []string                 // static deltas applied
+	indexes  map[repo.ID][]DeltaRef   // delta indexes fetched, by commit
+	applied  map[repo.ID]appliedDelta // static deltas applied, by commit
 	// The commits static deltas brought, and the targets they came for
 	// (already checked), for the walk of their parents with --depth.
 	byDelta  map[repo.ID]*repo.Commit
