@@ -93,15 +93,15 @@ type DeployResult struct {
 	Prune *repo.PruneReport `json:"prune,omitempty"`
 }
 
-// cleanupAfter runs the cleanup that follows a switch and keeps what its
-// prune freed in res.
-func (s *Sysroot) cleanupAfter(ctx context.Context, res *DeployResult, noPrune bool) error {
+// cleanupAfter runs the cleanup that follows a switch which may have
+// dropped deployments, and returns what its prune freed (nil with
+// noPrune).
+func (s *Sysroot) cleanupAfter(ctx context.Context, noPrune bool) (*repo.PruneReport, error) {
 	rep, err := s.cleanup(ctx, CleanupOptions{NoPrune: noPrune})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res.Prune = rep.Prune
-	return nil
+	return rep.Prune, nil
 }
 
 // stateDirs are the directories of / where a running system keeps state
@@ -687,7 +687,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 			return nil, err
 		}
 		switched = true
-		if _, err := s.cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
+		if _, err := s.cleanupAfter(ctx, true); err != nil {
 			return res, fmt.Errorf("staged, but cleaning up failed: %w", err)
 		}
 		return res, nil
@@ -696,7 +696,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, err
 	}
 	switched = true
-	if err := s.cleanupAfter(ctx, res, opts.NoPrune); err != nil {
+	if res.Prune, err = s.cleanupAfter(ctx, opts.NoPrune); err != nil {
 		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
 	}
 	return res, nil

@@ -108,11 +108,9 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (*UndeployResult, err
 		return nil, err
 	}
 	res := &UndeployResult{Removed: d, Switch: sw}
-	rep, err := s.cleanup(ctx, CleanupOptions{})
-	if err != nil {
+	if res.Prune, err = s.cleanupAfter(ctx, false); err != nil {
 		return res, fmt.Errorf("undeployed, but cleaning up failed: %w", err)
 	}
-	res.Prune = rep.Prune
 	return res, nil
 }
 

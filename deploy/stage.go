@@ -196,7 +196,7 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	if err := s.unstage(); err != nil {
 		return res, err
 	}
-	if err := s.cleanupAfter(ctx, res, rec.NoPrune); err != nil {
+	if res.Prune, err = s.cleanupAfter(ctx, rec.NoPrune); err != nil {
 		return res, fmt.Errorf("finalized, but cleaning up failed: %w", err)
 	}
 	return res, nil
