@@ -65,7 +65,6 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		hold(d)
 		kernels[d.OS+"-"+d.BootCsum] = true
 	}
-	kernels[filepath.Base(overlayDir)] = true
 	if s.staged != nil {
 		hold(s.staged)
 	}
