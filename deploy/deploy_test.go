@@ -100,6 +100,21 @@ func (f *fixture) deploy(rev string, opts DeployOptions) *DeployResult {
 	return res
 }
 
+// deployRefused commits tree and checks that deploying it fails with an
+// error naming the commit and holding want, and leaves the deployments in
+// the order before.
+func (f *fixture) deployRefused(name string, tree testtree.Tree, want string, before []repo.ID) {
+	f.t.Helper()
+	id := f.commit(strings.ReplaceAll(name, " ", "-"), tree)
+	_, err := f.s.Deploy(context.Background(), id.String(), DeployOptions{})
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), id.String()) {
+		f.t.Errorf("%s: err = %v, want %q naming the commit", name, err, want)
+	}
+	if diff := cmp.Diff(before, f.order()); diff != "" {
+		f.t.Errorf("%s: %s", name, diff)
+	}
+}
+
 // order lists the commits of the deployments in boot order.
 func (f *fixture) order() []repo.ID {
 	var ids []repo.ID
@@ -1371,14 +1386,7 @@ func TestFdtDirRefusesLinks(t *testing.T) {
 		"dtb a link": {osTree("6.1.0-1", testtree.Tree{"usr/lib/modules/6.1.0-1/dtb": testtree.Symlink("/usr/share/dtb")}),
 			"usr/lib/modules/6.1.0-1/dtb is not a directory"},
 	} {
-		id := f.commit(strings.ReplaceAll(name, " ", "-"), tc.tree)
-		_, err := f.s.Deploy(context.Background(), id.String(), DeployOptions{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), id.String()) {
-			t.Errorf("%s: err = %v, want %q naming the commit", name, err, tc.want)
-		}
-		if diff := cmp.Diff(before, f.order()); diff != "" {
-			t.Errorf("%s: %s", name, diff)
-		}
+		f.deployRefused(name, tc.tree, tc.want, before)
 		if got := bootFiles(t, f.path); !slices.Equal(got, boot) {
 			t.Errorf("%s: boot/otree holds %v, want %v", name, got, boot)
 		}
@@ -1428,14 +1436,7 @@ func TestDeployRefusesBadKernelFiles(t *testing.T) {
 		"newline in version": {osTree("6.1\noptions init=evil", nil), "space or control character"},
 		"space in version":   {osTree("6.1 x", nil), "space or control character"},
 	} {
-		id := f.commit(strings.ReplaceAll(name, " ", "-"), tc.tree)
-		_, err := f.s.Deploy(context.Background(), id.String(), DeployOptions{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), id.String()) {
-			t.Errorf("%s: err = %v, want %q naming the commit", name, err, tc.want)
-		}
-		if diff := cmp.Diff(before, f.order()); diff != "" {
-			t.Errorf("%s: %s", name, diff)
-		}
+		f.deployRefused(name, tc.tree, tc.want, before)
 	}
 }
 
