@@ -126,8 +126,9 @@ type Stats struct {
 // File times are fixed: every directory the checkout creates, and every
 // symlink and newly written file, gets mtime and atime 0 (the epoch), so a
 // commit checks out the same everywhere. Directories that were in DEST
-// already (union modes) keep theirs. Hardlinked files share the object's inode and keep its times:
-// checkout never changes an object in the repository.
+// already (union modes) keep theirs. Hardlinked files share the object's
+// inode and keep its times: checkout never changes an object in the
+// repository.
 func Checkout(ctx context.Context, r *repo.Repo, commit repo.ID, dest string, opts Options) (*Stats, error) {
 	c, err := r.ReadCommit(commit)
 	if err != nil {

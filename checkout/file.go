@@ -324,7 +324,8 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 			return false, fmt.Sprintf("the object's mode on disk %04o is not the file's mode %04o", o.diskMode, want)
 		}
 	case repo.ModeBareUserOnly:
-		if o.diskMode != c.wantMode(o.h.Mode) {
+		// The object's mode is the file's (load reads it from disk).
+		if c.opts.UserMode && o.h.Mode&0o6000 != 0 {
 			return false, "setuid and setgid files are copied without those bits in user mode"
 		}
 		// Where root's checkout gives every entry to 0:0, an object
