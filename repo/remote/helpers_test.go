@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"encoding/hex"
 	"io/fs"
 	"math/rand"
 	"net/http"
@@ -286,6 +287,26 @@ func lookup(t testing.TB, r *repo.Repo, commit repo.ID, p string) repo.Entry {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// summaryCase is an encoded summary (hex) that DecodeSummary rejects with
+// an error mentioning want.
+type summaryCase struct{ name, hex, want string }
+
+// rejectSummaries checks that DecodeSummary rejects each case, with an
+// error mentioning its want and each of also.
+func rejectSummaries(t *testing.T, cases []summaryCase, also ...string) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := hex.DecodeString(c.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = remote.DecodeSummary(b)
+			errContains(t, err, append(also, c.want)...)
+		})
+	}
 }
 
 func errContains(t *testing.T, err error, want ...string) {
