@@ -109,7 +109,7 @@ func newOrigin(t testing.TB) *origin {
 }
 
 // commit commits tree to branch and updates the summary.
-func (o *origin) commit(branch string, tr testtree.Tree, ts int64) repo.ID {
+func (o *origin) commit(branch string, tr testtree.Tree, ts int64, bindRefs ...string) repo.ID {
 	o.t.Helper()
 	src := filepath.Join(o.t.TempDir(), "src")
 	if err := os.Mkdir(src, 0o755); err != nil {
@@ -118,7 +118,7 @@ func (o *origin) commit(branch string, tr testtree.Tree, ts int64) repo.ID {
 	os.Chmod(src, 0o755)
 	testtree.Create(o.t, src, tr)
 	res, err := commit.Commit(context.Background(), o.r, commit.Options{
-		Branch: branch, Subject: "test", Timestamp: time.Unix(ts, 0), NoSync: true,
+		Branch: branch, BindRefs: bindRefs, Subject: "test", Timestamp: time.Unix(ts, 0), NoSync: true,
 		OwnerUID: &zero, OwnerGID: &zero,
 		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}},
 	})
