@@ -113,6 +113,16 @@ func readTree(t *testing.T, r *repo.Repo, id repo.ID) testtree.Tree {
 	return testtree.Read(t, dst, testtree.ReadOptions{Xattrs: true})
 }
 
+// appliedClean checks that dst, where a delta to commit id of src was
+// applied, passes fsck and checks id out as src does.
+func appliedClean(t *testing.T, src, dst *repo.Repo, id repo.ID) {
+	t.Helper()
+	fsckClean(t, dst)
+	if diff := cmp.Diff(readTree(t, src, id), readTree(t, dst, id)); diff != "" {
+		t.Errorf("checkout differs (-source +applied):\n%s", diff)
+	}
+}
+
 func fsckClean(t *testing.T, r *repo.Repo) {
 	t.Helper()
 	rep, err := r.Fsck(ctx, repo.FsckOptions{})
@@ -177,10 +187,7 @@ func TestGenerateApply(t *testing.T) {
 	if refs, _ := dst.ListRefs(""); len(refs) != 1 || refs[0].Commit != a {
 		t.Errorf("apply-offline moved refs: %v", refs)
 	}
-	fsckClean(t, dst)
-	if diff := cmp.Diff(readTree(t, src, b), readTree(t, dst, b)); diff != "" {
-		t.Errorf("checkout differs (-source +applied):\n%s", diff)
-	}
+	appliedClean(t, src, dst, b)
 
 	// Patches against A make the delta smaller than whole files would.
 	whole, err := delta.Generate(ctx, src, delta.GenerateOptions{From: a, To: b, NoPatches: true, NoSync: true})
@@ -232,10 +239,7 @@ func TestFromScratch(t *testing.T) {
 	if _, err := delta.ApplyOffline(ctx, dst, filepath.Join(delta.Path(src, sb.Name), delta.SuperblockFile), delta.ApplyOfflineOptions{NoSync: true}); err != nil {
 		t.Fatal(err)
 	}
-	fsckClean(t, dst)
-	if diff := cmp.Diff(readTree(t, src, b), readTree(t, dst, b)); diff != "" {
-		t.Errorf("checkout differs (-source +applied):\n%s", diff)
-	}
+	appliedClean(t, src, dst, b)
 	if len(objects(t, dst)) != len(objects(t, src)) {
 		t.Errorf("dest has %d objects, source %d", len(objects(t, dst)), len(objects(t, src)))
 	}

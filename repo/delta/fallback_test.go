@@ -168,10 +168,7 @@ func TestFallbackObjects(t *testing.T) {
 	if _, err := delta.ApplyOffline(ctx, dst, delta.Path(src, sb.Name), delta.ApplyOfflineOptions{NoSync: true}); err != nil {
 		t.Fatal(err)
 	}
-	fsckClean(t, dst)
-	if diff := cmp.Diff(readTree(t, src, c), readTree(t, dst, c)); diff != "" {
-		t.Errorf("checkout differs (-source +applied):\n%s", diff)
-	}
+	appliedClean(t, src, dst, c)
 }
 
 // Apply hands the fallback objects missing here to its FetchFallbacks,
@@ -239,8 +236,5 @@ func TestApplyFetchesFallbacks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fsckClean(t, dst)
-	if diff := cmp.Diff(readTree(t, src, c), readTree(t, dst, c)); diff != "" {
-		t.Errorf("checkout differs (-source +applied):\n%s", diff)
-	}
+	appliedClean(t, src, dst, c)
 }

@@ -451,7 +451,7 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 		if err := p.checkDeltaCommit(a.sb, t); err != nil {
 			return false, fmt.Errorf("%s: %w", hs.url(a.ref.Name.Rel()+"/"+delta.SuperblockFile), err)
 		}
-		return true, p.noteDelta(t, a.sb)
+		return true, nil
 	}
 	ref, sb, ok, err := p.findDelta(hs, sum, t, refName)
 	if err != nil || !ok {
@@ -477,10 +477,11 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	if p.applied == nil {
 		p.applied = map[repo.ID]appliedDelta{}
 	}
-	p.applied[t.commit] = appliedDelta{ref, sb}
-	if err := p.noteDelta(t, sb); err != nil {
+	c, err := repo.DecodeCommit(sb.Commit) // checked by findDelta
+	if err != nil {
 		return false, err
 	}
+	p.applied[t.commit] = appliedDelta{ref, sb, c}
 	if p.r.IsCommitPartial(t.commit) {
 		p.complete = append(p.complete, t.commit)
 	}
@@ -488,27 +489,12 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 }
 
 // appliedDelta is a static delta a pull applied, kept so that another
-// target naming the same commit is checked against its superblock.
+// target naming the same commit is checked against its superblock, and,
+// with --depth, so that the walk of its parents starts from its commit.
 type appliedDelta struct {
-	ref DeltaRef
-	sb  *delta.Superblock
-}
-
-// noteDelta records, with --depth, that t's commit came by the delta of
-// superblock sb, for the walk of its parents.
-func (p *puller) noteDelta(t target, sb *delta.Superblock) error {
-	if p.opts.Depth == 0 {
-		return nil
-	}
-	c, err := repo.DecodeCommit(sb.Commit)
-	if err != nil {
-		return err
-	}
-	if p.byDelta == nil {
-		p.byDelta, p.viaDelta = map[repo.ID]*repo.Commit{}, map[target]bool{}
-	}
-	p.byDelta[t.commit], p.viaDelta[t] = c, true
-	return nil
+	ref    DeltaRef
+	sb     *delta.Superblock
+	commit *repo.Commit
 }
 
 // fetchFallbacks fetches the fallback objects of a delta not stored here

@@ -10,9 +10,9 @@ import (
 	"github.com/otree/otree/repo/remote"
 )
 
-// depthOrigin serves commits A, B and C of os/stable, with static deltas
-// B→C and from scratch to C.
-func depthOrigin(t *testing.T) (o *origin, a, b, c repo.ID) {
+// depthOrigin serves commits A, B and C of os/stable, C bound to bindRefs
+// too, with static deltas B→C and from scratch to C.
+func depthOrigin(t *testing.T, bindRefs ...string) (o *origin, a, b, c repo.ID) {
 	t.Helper()
 	o = newOrigin(t)
 	tr := testtree.Tree{}
@@ -24,7 +24,7 @@ func depthOrigin(t *testing.T) (o *origin, a, b, c repo.ID) {
 	tr["usr/b"] = testtree.File("b\n", 0o644)
 	b = o.commit("os/stable", tr, 1700000100)
 	tr["usr/c"] = testtree.File("c\n", 0o644)
-	c = o.commit("os/stable", tr, 1700000200)
+	c = o.commit("os/stable", tr, 1700000200, bindRefs...)
 	for _, n := range []delta.Name{{From: b, To: c}, {To: c}} {
 		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: n.From, To: n.To, NoSync: true}); err != nil {
 			t.Fatal(err)

@@ -45,7 +45,7 @@ func TestDecodeSummaryRejectsDeltaIndexes(t *testing.T) {
 	md := func(v string) string {
 		return "7301" + "00" + "01" + "1a" + key + hex.EncodeToString(binary.AppendUvarint(nil, uint64(len(v)/2))) + v
 	}
-	for _, c := range []struct{ name, hex, want string }{
+	rejectSummaries(t, []summaryCase{
 		{"version", md("02" + "00"), "unsupported delta index list version"},
 		{"empty", md("01" + "00"), "empty delta index list"},
 		{"past the end", md("01" + "02" + entry(1, 2)), "past the end"},
@@ -54,16 +54,7 @@ func TestDecodeSummaryRejectsDeltaIndexes(t *testing.T) {
 		{"unsorted", md("01" + "02" + entry(2, 3) + entry(1, 3)), "not sorted or duplicated"},
 		{"repeated", md("01" + "02" + entry(2, 3) + entry(2, 4)), "not sorted or duplicated"},
 		{"trailing", md("01" + "01" + entry(1, 2) + "00"), "1 trailing bytes"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			b, err := hex.DecodeString(c.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = remote.DecodeSummary(b)
-			errContains(t, err, remote.DeltaIndexesKey, c.want)
-		})
-	}
+	}, remote.DeltaIndexesKey)
 }
 
 // indexedOrigin is deltaOrigin's server with core.no-deltas-in-summary

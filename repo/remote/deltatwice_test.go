@@ -1,15 +1,9 @@
 package remote_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/otree/otree/commit"
-	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
@@ -37,37 +31,9 @@ func (o *origin) deltaHits(n delta.Name) (superblock, parts int) {
 // with static deltas B→C and from scratch to C.
 func twoRefOrigin(t *testing.T) (o *origin, b, c repo.ID) {
 	t.Helper()
-	o = newOrigin(t)
-	tr := testtree.Tree{}
-	for k, v := range tree {
-		tr[k] = v
-	}
-	tr["usr/a"] = testtree.File("a\n", 0o644)
-	o.commit("os/stable", tr, 1700000000)
-	tr["usr/b"] = testtree.File("b\n", 0o644)
-	b = o.commit("os/stable", tr, 1700000100)
-	tr["usr/c"] = testtree.File("c\n", 0o644)
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testtree.Create(t, src, tr)
-	res, err := commit.Commit(context.Background(), o.r, commit.Options{
-		Branch: "os/stable", BindRefs: []string{"os/other"}, Subject: "test",
-		Timestamp: time.Unix(1700000200, 0), NoSync: true, OwnerUID: &zero, OwnerGID: &zero,
-		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c = res.Commit
+	o, _, b, c = depthOrigin(t, "os/other")
 	for _, ref := range []string{"os/other", "os/unbound"} {
 		if err := o.r.SetRef(ref, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []delta.Name{{From: b, To: c}, {To: c}} {
-		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: n.From, To: n.To, NoSync: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"encoding/hex"
 	"io/fs"
 	"math/rand"
 	"net/http"
@@ -108,7 +109,7 @@ func newOrigin(t testing.TB) *origin {
 }
 
 // commit commits tree to branch and updates the summary.
-func (o *origin) commit(branch string, tr testtree.Tree, ts int64) repo.ID {
+func (o *origin) commit(branch string, tr testtree.Tree, ts int64, bindRefs ...string) repo.ID {
 	o.t.Helper()
 	src := filepath.Join(o.t.TempDir(), "src")
 	if err := os.Mkdir(src, 0o755); err != nil {
@@ -117,7 +118,7 @@ func (o *origin) commit(branch string, tr testtree.Tree, ts int64) repo.ID {
 	os.Chmod(src, 0o755)
 	testtree.Create(o.t, src, tr)
 	res, err := commit.Commit(context.Background(), o.r, commit.Options{
-		Branch: branch, Subject: "test", Timestamp: time.Unix(ts, 0), NoSync: true,
+		Branch: branch, BindRefs: bindRefs, Subject: "test", Timestamp: time.Unix(ts, 0), NoSync: true,
 		OwnerUID: &zero, OwnerGID: &zero,
 		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}},
 	})
@@ -286,6 +287,26 @@ func lookup(t testing.TB, r *repo.Repo, commit repo.ID, p string) repo.Entry {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// summaryCase is an encoded summary (hex) that DecodeSummary rejects with
+// an error mentioning want.
+type summaryCase struct{ name, hex, want string }
+
+// rejectSummaries checks that DecodeSummary rejects each case, with an
+// error mentioning its want and each of also.
+func rejectSummaries(t *testing.T, cases []summaryCase, also ...string) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := hex.DecodeString(c.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = remote.DecodeSummary(b)
+			errContains(t, err, append(also, c.want)...)
+		})
+	}
 }
 
 func errContains(t *testing.T, err error, want ...string) {

@@ -582,10 +582,6 @@ type puller struct {
 	deltas   []string                 // static deltas applied
 	indexes  map[repo.ID][]DeltaRef   // delta indexes fetched, by commit
 	applied  map[repo.ID]appliedDelta // static deltas applied, by commit
-	// The commits static deltas brought, and the targets they came for
-	// (already checked), for the walk of their parents with --depth.
-	byDelta  map[repo.ID]*repo.Commit
-	viaDelta map[target]bool
 
 	fetched  atomic.Int64 // objects, those of static deltas included
 	needed   atomic.Int64
@@ -812,17 +808,15 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 		tt := &t // only the commit the ref names is checked against it
 		// The commit whose parent id is, once the walk has left t.
 		var child repo.ID
-		if p.viaDelta[t] {
-			tt = nil // checked when its delta was applied
-		}
 		for {
 			// Checked before the walk may stop: another ref of this pull
 			// may have walked the same commit already.
 			c := commits[id]
-			if c == nil && p.byDelta[id] != nil {
-				// A commit a delta staged is complete in this
-				// transaction: neither fetched nor walked again.
-				c = p.byDelta[id]
+			if a, ok := p.applied[id]; ok && c == nil && p.opts.Depth != 0 {
+				// With --depth a target that came by delta is walked
+				// for its parents; its commit, staged complete in this
+				// transaction, is neither fetched nor walked again.
+				c = a.commit
 				commits[id] = c
 			}
 			if c != nil {

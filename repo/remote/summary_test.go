@@ -55,11 +55,11 @@ func TestSummaryEncoding(t *testing.T) {
 	}
 }
 
-func summaryCases() []struct{ name, hex, want string } {
+func summaryCases() []summaryCase {
 	ref := func(name string, b byte) string {
 		return hex.EncodeToString([]byte{byte(len(name))}) + hex.EncodeToString([]byte(name)) + strings.Repeat(hex.EncodeToString([]byte{b}), 32)
 	}
-	return []struct{ name, hex, want string }{
+	return []summaryCase{
 		{"empty input", "", "not a summary"},
 		{"wrong tag", "7401" + "00" + "00", "not a summary"},
 		{"wrong version", "7302" + "00" + "00", "unsupported summary version 2"},
@@ -83,16 +83,7 @@ func summaryCases() []struct{ name, hex, want string } {
 }
 
 func TestDecodeSummaryRejects(t *testing.T) {
-	for _, c := range summaryCases() {
-		t.Run(c.name, func(t *testing.T) {
-			b, err := hex.DecodeString(c.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = remote.DecodeSummary(b)
-			errContains(t, err, c.want)
-		})
-	}
+	rejectSummaries(t, summaryCases())
 }
 
 func FuzzDecodeSummary(f *testing.F) {

@@ -90,12 +90,7 @@ func TestPullFailsAtMissingParentWithoutTombstone(t *testing.T) {
 		dst := newDest(t, repo.ModeBareUser, o.srv.URL)
 		opts := fastOpts("os/stable")
 		opts.Depth = -1
-		var err error
-		if local {
-			_, err = remote.PullLocal(ctx, dst, o.dir, opts)
-		} else {
-			_, err = remote.Pull(ctx, dst, opts)
-		}
+		err := pullFrom(dst, o, opts, local)
 		if !errors.Is(err, repo.ErrNotFound) {
 			t.Fatalf("local %v: pull past a missing parent: %v, want a not-found error", local, err)
 		}
@@ -178,12 +173,7 @@ func TestPullOfTombstonedCommit(t *testing.T) {
 	for _, local := range []bool{false, true} {
 		dst := newDest(t, repo.ModeBareUser, o.srv.URL)
 		opts := fastOpts(commits[1].String())
-		var err error
-		if local {
-			_, err = remote.PullLocal(ctx, dst, o.dir, opts)
-		} else {
-			_, err = remote.Pull(ctx, dst, opts)
-		}
+		err := pullFrom(dst, o, opts, local)
 		if !errors.Is(err, repo.ErrNotFound) {
 			t.Fatalf("local %v: pull of a deleted commit: %v, want a not-found error", local, err)
 		}
@@ -193,4 +183,16 @@ func TestPullOfTombstonedCommit(t *testing.T) {
 			t.Errorf("local %v: a failed pull stored a tombstone", local)
 		}
 	}
+}
+
+// pullFrom pulls into dst from o: over HTTP, or from its directory when
+// local.
+func pullFrom(dst *repo.Repo, o *origin, opts remote.PullOptions, local bool) error {
+	var err error
+	if local {
+		_, err = remote.PullLocal(ctx, dst, o.dir, opts)
+	} else {
+		_, err = remote.Pull(ctx, dst, opts)
+	}
+	return err
 }
