@@ -41,27 +41,29 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		}
 		return p
 	}
-	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
-	for _, h := range []*tar.Header{
+	// writeTar writes the archive of hdrs, every file's content "c".
+	writeTar := func(name string, hdrs []*tar.Header) string {
+		var tb bytes.Buffer
+		tw := tar.NewWriter(&tb)
+		for _, h := range hdrs {
+			tw.WriteHeader(h)
+			if h.Size > 0 {
+				tw.Write([]byte("c"))
+			}
+		}
+		tw.Close()
+		return write(name, tb.String())
+	}
+	tarFile := writeTar("in.tar", []*tar.Header{
 		{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "a/bb", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
 		{Name: "a/b/h", Typeflag: tar.TypeReg, Mode: 0o640, Size: 1},
 		{Name: "a/b/f", Typeflag: tar.TypeLink, Linkname: "a/b/h"},
 		{Name: "x/y/z", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
-	} {
-		tw.WriteHeader(h)
-		if h.Size > 0 {
-			tw.Write([]byte("c"))
-		}
-	}
-	tw.Close()
-	tarFile := write("in.tar", tb.String())
+	})
 	// As "tar -C DIR -cf x.tar ." writes them: "./" names, a hardlink
 	// before its target, a hardlink to a symlink.
-	tb.Reset()
-	tw = tar.NewWriter(&tb)
-	for _, h := range []*tar.Header{
+	dotTar := writeTar("dot.tar", []*tar.Header{
 		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "./usr/", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "./usr/h", Typeflag: tar.TypeLink, Linkname: "./usr/x"},
@@ -69,26 +71,13 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{Name: "./usr/s", Typeflag: tar.TypeSymlink, Linkname: "x", Mode: 0o777},
 		{Name: "./usr/hs", Typeflag: tar.TypeLink, Linkname: "./usr/s"},
 		{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755},
-	} {
-		tw.WriteHeader(h)
-		if h.Size > 0 {
-			tw.Write([]byte("c"))
-		}
-	}
-	tw.Close()
-	dotTar := write("dot.tar", tb.String())
-	tb.Reset()
-	tw = tar.NewWriter(&tb)
-	for _, h := range []*tar.Header{
+	})
+	dirThenFile := writeTar("dir-then-file.tar", []*tar.Header{
 		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "./y/", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "./y/child", Typeflag: tar.TypeReg, Mode: 0o644},
 		{Name: "./y", Typeflag: tar.TypeReg, Mode: 0o644},
-	} {
-		tw.WriteHeader(h)
-	}
-	tw.Close()
-	dirThenFile := write("dir-then-file.tar", tb.String())
+	})
 
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "base", src)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -61,16 +60,14 @@ func TestPullDeltaWithDepthParity(t *testing.T) {
 			tl.run(tl.dir, "summary", "-u")
 			var mu sync.Mutex
 			hits := map[string]int{}
-			files := http.FileServer(http.Dir(tl.dir))
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			url := serve(t, &cli{t: t, path: tl.dir}, func(w http.ResponseWriter, r *http.Request) bool {
 				mu.Lock()
 				hits[r.URL.Path]++
 				mu.Unlock()
-				files.ServeHTTP(w, r)
-			}))
-			t.Cleanup(srv.Close)
+				return false
+			})
 			dst := tl.init()
-			tl.run(dst, "remote", "add", "--no-gpg-verify", "origin", srv.URL)
+			tl.run(dst, "remote", "add", "--no-gpg-verify", "origin", url)
 			tl.run(dst, "pull", "origin", b)
 			tl.run(dst, "refs", "--create=origin:os/stable", b)
 			mu.Lock()

@@ -566,18 +566,16 @@ func TestPullFromOSTreeRepository(t *testing.T) {
 	o.ok("summary", "-u")
 	var mu sync.Mutex
 	var asked []string
-	files := http.FileServer(http.Dir(o.path))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := serve(t, &cli{t: t, path: o.path}, func(w http.ResponseWriter, r *http.Request) bool {
 		mu.Lock()
 		asked = append(asked, r.URL.Path)
 		mu.Unlock()
-		files.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+		return false
+	})
 
 	dst := newBareUserCLI(t)
-	dst.ok("remote", "add", "origin", srv.URL)
-	want := []string{srv.URL + "/config", "an OSTree repository, not an otree one", "core.mode=archive-z2"}
+	dst.ok("remote", "add", "origin", url)
+	want := []string{url + "/config", "an OSTree repository, not an otree one", "core.mode=archive-z2"}
 	dst.fails(exitError, want, "pull", "origin", "main")
 	mu.Lock()
 	if !slices.Equal(asked, []string{"/config"}) {
@@ -613,15 +611,13 @@ func TestPullSummaryParityWithOSTree(t *testing.T) {
 	// OSTree counts the body of a 404 in the bytes it transferred (it asks
 	// for detached metadata that is not there): none is sent, so that a
 	// pull with nothing new transfers nothing there either.
-	ofiles := http.FileServer(http.Dir(osrv))
-	osrvHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ourl := serve(t, &cli{t: t, path: osrv}, func(w http.ResponseWriter, r *http.Request) bool {
 		if _, err := os.Stat(filepath.Join(osrv, filepath.FromSlash(path.Clean(r.URL.Path)))); err != nil {
 			w.WriteHeader(http.StatusNotFound)
-			return
+			return true
 		}
-		ofiles.ServeHTTP(w, r)
-	}))
-	t.Cleanup(osrvHTTP.Close)
+		return false
+	})
 	url := serve(t, src, nil)
 
 	transferred := regexp.MustCompile(`\d+ (B|KiB) transferred`)
@@ -641,7 +637,7 @@ func TestPullSummaryParityWithOSTree(t *testing.T) {
 		c.ok("remote", "add", "origin", url)
 		p := filepath.Join(t.TempDir(), "ostree-client")
 		o.okIn(p, "init", "--mode=bare-user")
-		o.okIn(p, "remote", "add", "--no-gpg-verify", "origin", osrvHTTP.URL)
+		o.okIn(p, "remote", "add", "--no-gpg-verify", "origin", ourl)
 		return c, p
 	}
 	c, p := fresh()

@@ -74,25 +74,27 @@ func newDeltaListCommand(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if e.json {
-					out := []string{}
-					for _, n := range names {
-						out = append(out, n.String())
-					}
-					return e.printJSON(out)
-				}
-				if len(names) == 0 {
-					fmt.Fprintln(e.stdout, "(No static deltas)")
-				}
-				for _, n := range names {
-					fmt.Fprintln(e.stdout, n)
-				}
-				return nil
+				return printEach(e, names, "(No static deltas)")
 			})
 		},
 	}
 	e.addJSON(c)
 	return c
+}
+
+// printEach prints items one a line, or none (OSTree's line) when there
+// are none; with --json, the list ([] when empty).
+func printEach[T fmt.Stringer](e *env, items []T, none string) error {
+	if e.json {
+		return e.printJSON(append([]T{}, items...))
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(e.stdout, none)
+	}
+	for _, it := range items {
+		fmt.Fprintln(e.stdout, it)
+	}
+	return nil
 }
 
 func parseDeltaArg(s string) (delta.Name, error) {
@@ -440,16 +442,7 @@ under delta-indexes/ (written by generate, delete, reindex and summary -u).`,
 				if err != nil {
 					return err
 				}
-				if e.json {
-					return e.printJSON(append([]repo.ID{}, ids...))
-				}
-				if len(ids) == 0 {
-					fmt.Fprintln(e.stdout, "(No static deltas indexes)")
-				}
-				for _, id := range ids {
-					fmt.Fprintln(e.stdout, id)
-				}
-				return nil
+				return printEach(e, ids, "(No static deltas indexes)")
 			})
 		},
 	}

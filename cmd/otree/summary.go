@@ -105,9 +105,13 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 		return e.printJSON(out)
 	}
 	for _, ref := range s.Refs {
+		// One read gives both the size and the commit.
 		data, err := r.ReadRaw(repo.KindCommit, ref.Commit)
-		c, cerr := r.ReadCommit(ref.Commit)
-		if err != nil || cerr != nil {
+		var c *repo.Commit
+		if err == nil {
+			c, err = repo.DecodeCommit(data)
+		}
+		if err != nil {
 			fmt.Fprintf(e.stdout, "* %s\n    Latest Commit:\n      %s\n\n", ref.Name, ref.Commit)
 			continue
 		}
