@@ -969,10 +969,7 @@ func (t *Txn) checkRefs(names []string) error {
 		if t.refs[n].IsZero() {
 			continue
 		}
-		if err := t.r.checkRefPlace(n, gone); err != nil {
-			return err
-		}
-		f, err := t.r.resolveAlias(n)
+		f, err := t.r.checkRefPlace(n, gone)
 		if err != nil {
 			return err
 		}
