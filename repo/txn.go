@@ -41,7 +41,7 @@ type Txn struct {
 	staged map[objKey]struct{}
 	ready  map[objKey]struct{} // staged completely and not yet published
 	refs   map[string]ID
-	heads  []IndexedHeader // regular file objects staged in bare-user mode
+	heads  []IndexedHeader // regular file objects for the file-header index (bare-user, bare-user-only)
 	seq    atomic.Uint64
 
 	objects   atomic.Int64
@@ -388,6 +388,21 @@ func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
 	return t.r.ReadCommitMeta(commit)
 }
 
+// IndexHeader adds regular file object id, whose header is h, to the
+// file-header index Commit updates, in a bare-user-only repository: there
+// nothing but the inode records the header, so the index is what tells a
+// hardlink of the object that was since changed (a chmod through a
+// checkout) from one that was not. Objects the transaction stages are
+// added without it; a writer calls it for those it found already stored.
+func (t *Txn) IndexHeader(id ID, h *FileHeader) {
+	if t.r.mode != ModeBareUserOnly || h.Type != TypeRegular {
+		return
+	}
+	t.mu.Lock()
+	t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
+	t.mu.Unlock()
+}
+
 // writeStaged creates the staged file name, has fill write it, and returns
 // the bytes written.
 func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) (int64, error) {
@@ -694,13 +709,8 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			// chmod last: chown clears setuid.
 			return t.r.fixMode(fd, h.Mode)
 		})
-		// In bare-user-only nothing but the inode records the header, so
-		// the index is what tells a hardlink of the object that was since
-		// changed (a chmod through a checkout) from one that was not.
-		if err == nil && t.r.mode == ModeBareUserOnly {
-			t.mu.Lock()
-			t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
-			t.mu.Unlock()
+		if err == nil {
+			t.IndexHeader(id, h)
 		}
 		return err
 	case TypeSymlink:
