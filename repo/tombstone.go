@@ -43,16 +43,7 @@ func (t *Txn) WriteTombstone(commit ID) error {
 	if commit.IsZero() {
 		return errors.New("writing a tombstone: the zero id names no commit")
 	}
-	ok, err := t.claim(KindTombstoneCommit, commit)
-	if err != nil || !ok {
-		return err
-	}
-	_, err = t.writeStaged(t.stagedName(KindTombstoneCommit, commit), 0o644, func(f *stagedFile) error {
-		_, err := f.Write(EncodeTombstone(commit))
-		return err
-	})
-	t.markReady(KindTombstoneCommit, commit, err)
-	return err
+	return t.stageMeta(KindTombstoneCommit, commit, EncodeTombstone(commit))
 }
 
 // dropTombstones removes the tombstones of the commits among keys, which

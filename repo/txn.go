@@ -284,9 +284,15 @@ func (t *Txn) stagedName(kind Kind, id ID) string {
 func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	t.metas.Add(1)
 	id := Sum(data)
+	return id, t.stageMeta(kind, id, data)
+}
+
+// stageMeta stages the metadata object data under id, unless it is stored
+// or staged already.
+func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 	ok, err := t.claim(kind, id)
 	if err != nil || !ok {
-		return id, err
+		return err
 	}
 	_, err = t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
@@ -296,7 +302,7 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 		t.noteSize(objKey{kind, id}, int64(len(data)), int64(len(data)))
 	}
 	t.markReady(kind, id, err)
-	return id, err
+	return err
 }
 
 // noteSize records a staged object's stored and unpacked size, with
