@@ -278,8 +278,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	defer cache.close()
 
-	heads := newHeadLog(r.Mode())
-	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, heads, cnt, start)
+	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, cnt, start)
 	if perr := stopPublishing(); perr != nil {
 		err = perr
 	}
@@ -339,7 +338,6 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if err := txn.Commit(); err != nil {
 				return nil, err
 			}
-			heads.save(r, opts.Logger)
 			return res, landed(&opts, res, cache, roots, root)
 		}
 	}
@@ -390,7 +388,6 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := txn.Commit(); err != nil {
 		return nil, err
 	}
-	heads.save(r, opts.Logger)
 	if opts.Progress != nil {
 		opts.Progress(res.Stats)
 	}
@@ -440,7 +437,7 @@ func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error 
 
 // buildTree reads every source and overlays them in order.
 func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, mod *modifier,
-	cache *statCache, skip *skipList, heads *headLog, cnt *counters, start time.Time) (*dir, []string, error) {
+	cache *statCache, skip *skipList, cnt *counters, start time.Time) (*dir, []string, error) {
 	var root *dir
 	var roots []string
 	var st unix.Stat_t
@@ -455,7 +452,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		switch src.Kind {
 		case SourceDir:
 			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt,
-				repo: repoDir, early: len(opts.Sources) == 1, heads: heads}
+				repo: repoDir, early: len(opts.Sources) == 1}
 			if mod.keepsObjects(r.Mode()) {
 				wk.devino = newDevino(r, opts.DevinoCanonical)
 			}
@@ -466,7 +463,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 			}
 		case SourceTar:
 			var n int
-			if d, n, err = importTar(ctx, txn, src.Path, mod, skip, opts.TarPathnameFilter, heads, cnt); err == nil && n == 0 {
+			if d, n, err = importTar(ctx, txn, src.Path, mod, skip, opts.TarPathnameFilter, cnt); err == nil && n == 0 {
 				emptyTars = append(emptyTars, src.Path)
 			}
 		case SourceBase:

@@ -27,7 +27,7 @@ const paxXattr = "SCHILY.xattr."
 // entry that would turn a directory into a non-directory or back.
 // Hardlinks are resolved once the whole archive is read, to what their
 // target names then, as OSTree does.
-func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, heads *headLog, cnt *counters) (*dir, int, error) {
+func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
 	var in io.Reader = os.Stdin
 	if file != "-" {
 		f, err := os.Open(file)
@@ -41,7 +41,7 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 	if err != nil {
 		return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
 	}
-	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, heads: heads, linkAt: map[string]int{}}
+	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, linkAt: map[string]int{}}
 	ti.root = &dir{}
 	if ti.defMeta, err = ti.autoDirMeta(nil); err != nil {
 		return nil, 0, err
@@ -92,7 +92,6 @@ type tarImport struct {
 	mod     *modifier
 	filter  *PathnameFilter
 	skip    *skipList
-	heads   *headLog
 	cnt     *counters
 	root    *dir
 	defMeta repo.ID
@@ -336,12 +335,13 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		ti.heads.add(id, &h)
 		ti.cnt.hashed.Add(1)
 		ti.cnt.bytesHashed.Add(hdr.Size)
 		ti.cnt.bytesScanned.Add(hdr.Size)
 		if isNew {
 			ti.cnt.bytesNew.Add(hdr.Size)
+		} else {
+			ti.txn.IndexHeader(id, &h)
 		}
 	case tar.TypeLink:
 		if o != nil {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +47,6 @@ type walker struct {
 	// itself, half-written as it is.
 	repo   [2]uint64
 	devino *devino
-	heads  *headLog
 	st     *counters
 	// early stores each directory's dirtree as soon as the directory and
 	// everything below it are done, instead of after the walk, so that
@@ -447,11 +445,12 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	wk.heads.add(id, &h)
 	wk.st.hashed.Add(1)
 	wk.st.bytesHashed.Add(st.Size)
 	if isNew {
 		wk.st.bytesNew.Add(st.Size)
+	} else {
+		wk.txn.IndexHeader(id, &h)
 	}
 	return id, nil
 }
@@ -557,41 +556,6 @@ func (d *devino) unchanged(path string, st *unix.Stat_t, id repo.ID) bool {
 		return st.Uid == d.uid && st.Gid == d.gid && onlyObjectXattrs(path)
 	}
 	return false
-}
-
-// headLog collects the headers of the regular file objects a commit
-// stores in a bare-user-only repository, for the file-header index that
-// devino checks hits against (bare-user transactions index their own).
-type headLog struct {
-	mu    sync.Mutex
-	heads []repo.IndexedHeader
-}
-
-func newHeadLog(mode repo.Mode) *headLog {
-	if mode != repo.ModeBareUserOnly {
-		return nil
-	}
-	return &headLog{}
-}
-
-func (l *headLog) add(id repo.ID, h *repo.FileHeader) {
-	if l == nil {
-		return
-	}
-	l.mu.Lock()
-	l.heads = append(l.heads, repo.IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
-	l.mu.Unlock()
-}
-
-// save adds the collected headers to the index once the commit landed.
-func (l *headLog) save(r *repo.Repo, log *slog.Logger) {
-	if l == nil || len(l.heads) == 0 {
-		return
-	}
-	if err := r.AddToHeaderIndex(l.heads); err != nil {
-		// Only speed depends on it.
-		log.Warn("file-header index not updated", "err", err)
-	}
 }
 
 // onlyObjectXattrs reports whether the file at path has no xattr but the

@@ -89,16 +89,23 @@ func (r *Repo) CheckRefPlace(name string) error {
 	if err := ValidateRefName(name); err != nil {
 		return err
 	}
-	return r.checkRefPlace(name, nil)
+	_, err := r.checkRefPlace(name, nil)
+	return err
 }
 
 // checkRefPlace is CheckRefPlace for a valid name, ignoring the stored
-// refs for which gone (if not nil) is true: they are deleted first.
-func (r *Repo) checkRefPlace(name string, gone func(string) bool) error {
+// refs for which gone (if not nil) is true: they are deleted first. It
+// returns the branch name ends at, the ref writing it writes.
+func (r *Repo) checkRefPlace(name string, gone func(string) bool) (string, error) {
 	final, err := r.resolveAlias(name)
 	if err != nil {
-		return err
+		return "", err
 	}
+	return final, r.checkBranchPlace(name, final, gone)
+}
+
+// checkBranchPlace is checkRefPlace for name, which ends at branch final.
+func (r *Repo) checkBranchPlace(name, final string, gone func(string) bool) error {
 	for _, above := range refParents(final) {
 		fi, err := os.Lstat(r.refPath(above))
 		if errors.Is(err, fs.ErrNotExist) {

@@ -43,28 +43,19 @@ func (t *Txn) WriteTombstone(commit ID) error {
 	if commit.IsZero() {
 		return errors.New("writing a tombstone: the zero id names no commit")
 	}
-	ok, err := t.claim(KindTombstoneCommit, commit)
-	if err != nil || !ok {
-		return err
-	}
-	_, err = t.writeStaged(t.stagedName(KindTombstoneCommit, commit), 0o644, func(f *stagedFile) error {
-		_, err := f.Write(EncodeTombstone(commit))
-		return err
-	})
-	t.markReady(KindTombstoneCommit, commit, err)
-	return err
+	return t.stageMeta(KindTombstoneCommit, commit, EncodeTombstone(commit))
 }
 
 // dropTombstones removes the tombstones of the commits among keys, which
 // have just been published: a commit stored again is no longer deleted.
+// Commits are published last, so they are the tail of keys and the rest
+// need not be looked at.
 // A tombstone left beside its commit (a crash before this, an unlink that
 // failed) misleads no one, since the commit is found first; prune removes
 // it.
 func (t *Txn) dropTombstones(keys []objKey) {
-	for _, k := range keys {
-		if k.kind == KindCommit {
-			unix.Unlinkat(t.r.objFd, objectPath(KindTombstoneCommit, k.id), 0)
-		}
+	for i := len(keys) - 1; i >= 0 && keys[i].kind == KindCommit; i-- {
+		unix.Unlinkat(t.r.objFd, objectPath(KindTombstoneCommit, keys[i].id), 0)
 	}
 }
 

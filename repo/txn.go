@@ -41,7 +41,7 @@ type Txn struct {
 	staged map[objKey]struct{}
 	ready  map[objKey]struct{} // staged completely and not yet published
 	refs   map[string]ID
-	heads  []IndexedHeader // regular file objects staged in bare-user mode
+	heads  []IndexedHeader // regular file objects for the file-header index (bare-user, bare-user-only)
 	seq    atomic.Uint64
 
 	objects   atomic.Int64
@@ -284,9 +284,15 @@ func (t *Txn) stagedName(kind Kind, id ID) string {
 func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	t.metas.Add(1)
 	id := Sum(data)
+	return id, t.stageMeta(kind, id, data)
+}
+
+// stageMeta stages the metadata object data under id, unless it is stored
+// or staged already.
+func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 	ok, err := t.claim(kind, id)
 	if err != nil || !ok {
-		return id, err
+		return err
 	}
 	_, err = t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
@@ -296,7 +302,7 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 		t.noteSize(objKey{kind, id}, int64(len(data)), int64(len(data)))
 	}
 	t.markReady(kind, id, err)
-	return id, err
+	return err
 }
 
 // noteSize records a staged object's stored and unpacked size, with
@@ -386,6 +392,21 @@ func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
 		// Published since: read from the store.
 	}
 	return t.r.ReadCommitMeta(commit)
+}
+
+// IndexHeader adds regular file object id, whose header is h, to the
+// file-header index Commit updates, in a bare-user-only repository: there
+// nothing but the inode records the header, so the index is what tells a
+// hardlink of the object that was since changed (a chmod through a
+// checkout) from one that was not. Objects the transaction stages are
+// added without it; a writer calls it for those it found already stored.
+func (t *Txn) IndexHeader(id ID, h *FileHeader) {
+	if t.r.mode != ModeBareUserOnly || h.Type != TypeRegular {
+		return
+	}
+	t.mu.Lock()
+	t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
+	t.mu.Unlock()
 }
 
 // writeStaged creates the staged file name, has fill write it, and returns
@@ -694,13 +715,8 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			// chmod last: chown clears setuid.
 			return t.r.fixMode(fd, h.Mode)
 		})
-		// In bare-user-only nothing but the inode records the header, so
-		// the index is what tells a hardlink of the object that was since
-		// changed (a chmod through a checkout) from one that was not.
-		if err == nil && t.r.mode == ModeBareUserOnly {
-			t.mu.Lock()
-			t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
-			t.mu.Unlock()
+		if err == nil {
+			t.IndexHeader(id, h)
 		}
 		return err
 	case TypeSymlink:
@@ -969,10 +985,7 @@ func (t *Txn) checkRefs(names []string) error {
 		if t.refs[n].IsZero() {
 			continue
 		}
-		if err := t.r.checkRefPlace(n, gone); err != nil {
-			return err
-		}
-		f, err := t.r.resolveAlias(n)
+		f, err := t.r.checkRefPlace(n, gone)
 		if err != nil {
 			return err
 		}

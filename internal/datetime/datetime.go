@@ -53,6 +53,7 @@ package datetime
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -918,7 +919,7 @@ func wall(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location, prefer 
 	var cands []time.Time
 	for _, o := range offs {
 		c := w.Add(-time.Duration(o) * time.Second).In(loc)
-		if _, co := c.Zone(); co == o && !containsTime(cands, c) {
+		if _, co := c.Zone(); co == o && !slices.ContainsFunc(cands, c.Equal) {
 			cands = append(cands, c)
 		}
 	}
@@ -935,13 +936,4 @@ func wall(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location, prefer 
 		}
 	}
 	return cands[0], true
-}
-
-func containsTime(ts []time.Time, t time.Time) bool {
-	for _, u := range ts {
-		if u.Equal(t) {
-			return true
-		}
-	}
-	return false
 }
