@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/repo"
 )
@@ -39,6 +41,7 @@ func newBootDisk(t *testing.T, f *fixture) *bootDisk {
 	run("mount", "-o", "loop", d.img, tmp)
 	run("cp", "-a", d.mnt+"/.", tmp+"/")
 	run("umount", tmp)
+	d.detached()
 	if err := os.WriteFile(d.deviceMap, []byte("(hd0) "+d.img+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +64,12 @@ var chose = regexp.MustCompile(`otree-chose=(\d*) tries=(\S*)`)
 // after it (as GRUB saved them).
 func (d *bootDisk) boot() (entry, tries string) {
 	d.t.Helper()
+	// What otree wrote, for the log of a failure.
+	cfg, _ := os.ReadFile(filepath.Join(d.mnt, "loader", "grub.cfg"))
 	if out, err := exec.Command("umount", d.mnt).CombinedOutput(); err != nil {
 		d.t.Fatalf("umount: %v\n%s", err, out)
 	}
+	d.detached()
 	defer d.mount()
 	dir := d.t.TempDir()
 	script := `set prefix=(hd0)/grub
@@ -85,7 +91,29 @@ halt
 	if strings.Contains(string(out), "error:") {
 		d.t.Fatalf("GRUB reported an error:\n%s", out)
 	}
+	d.t.Logf("grub.cfg as written:\n%s\nGRUB printed:\n%s", cfg, out)
 	return string(m[1]), string(m[2])
+}
+
+// detached waits until no loop device holds the image. The kernel may
+// finish an automatic detach after umount returns; until it has, a new
+// mount can reuse the old device and its cached blocks, which predate
+// what GRUB's save_env wrote to the image.
+func (d *bootDisk) detached() {
+	d.t.Helper()
+	for i := 0; ; i++ {
+		out, err := exec.Command("losetup", "-j", d.img).CombinedOutput()
+		if err != nil {
+			d.t.Fatalf("losetup -j: %v\n%s", err, out)
+		}
+		if len(bytes.TrimSpace(out)) == 0 {
+			return
+		}
+		if i == 100 {
+			d.t.Fatalf("the image is still attached 10 s after umount: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // bootedAs opens the sysroot as the system booted from entry i would see
