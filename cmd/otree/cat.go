@@ -82,9 +82,12 @@ func resolveFile(r *repo.Repo, commit repo.ID, p string) (repo.Entry, *repo.File
 			if cur != p {
 				return repo.Entry{}, nil, fmt.Errorf("cat %s: following symlinks: %w", p, err)
 			}
-			return repo.Entry{}, nil, fmt.Errorf("cat %s: %w", p, err)
+			return repo.Entry{}, nil, fmt.Errorf("cat: %w", err) // the lookup's error names p
 		}
 		if ent.IsDir() {
+			if ent.Path == p {
+				return repo.Entry{}, nil, fmt.Errorf("cat: %s is a directory", p)
+			}
 			return repo.Entry{}, nil, fmt.Errorf("cat %s: %s is a directory", p, ent.Path)
 		}
 		h, err := r.StatFile(ent.ID)

@@ -224,7 +224,12 @@ func TestCat(t *testing.T) {
 		t.Errorf("cat /sub/up = %q", got)
 	}
 	c.fails(exitError, []string{"/sub", "directory"}, "cat", "main", "/sub")
-	c.fails(exitError, []string{"/missing"}, "cat", "main", "/missing")
+	// The path is named once, not again by each layer of the error.
+	for _, p := range []string{"/missing", "/sub"} {
+		if res := c.fails(exitError, []string{p}, "cat", "main", p); strings.Count(res.stderr, p) != 1 {
+			t.Errorf("cat %s: %q names the path more than once", p, res.stderr)
+		}
+	}
 	c.fails(exitUsage, nil, "cat", "main")
 
 	// A corrupt object is an error exit, whatever was written before.
