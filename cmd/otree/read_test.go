@@ -223,11 +223,10 @@ func TestCat(t *testing.T) {
 	if got := c.ok("cat", "main", "/sub/up"); got != "hello\n" {
 		t.Errorf("cat /sub/up = %q", got)
 	}
-	c.fails(exitError, []string{"/sub", "directory"}, "cat", "main", "/sub")
 	// The path is named once, not again by each layer of the error.
-	for _, p := range []string{"/missing", "/sub"} {
-		if res := c.fails(exitError, []string{p}, "cat", "main", p); strings.Count(res.stderr, p) != 1 {
-			t.Errorf("cat %s: %q names the path more than once", p, res.stderr)
+	for _, tc := range []struct{ path, says string }{{"/sub", "directory"}, {"/missing", "not found"}} {
+		if res := c.fails(exitError, []string{tc.path, tc.says}, "cat", "main", tc.path); strings.Count(res.stderr, tc.path) != 1 {
+			t.Errorf("cat %s: %q names the path more than once", tc.path, res.stderr)
 		}
 	}
 	c.fails(exitUsage, nil, "cat", "main")
