@@ -19,6 +19,9 @@
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
 #              checkout -U -C beside it
+#   relink     commit of a hardlink checkout back into the repository it came
+#              from, as of a deployment: bare (OSTree's system repository)
+#              when root, else bare-user; OSTree with --link-checkout-speedup
 # and prints a table of medians with the ratio otree/OSTree (otree/cp for copy)
 # beside the target.
 #
@@ -26,7 +29,8 @@
 #   BENCH_TREES        trees to commit (default "/usr/local/go /usr")
 #   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
 #                      over 1 GiB)
-#   BENCH_OPS          subset of "cold unchanged modified archive checkout copy"
+#   BENCH_OPS          subset of "cold unchanged modified archive checkout copy
+#                      relink"
 #   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
 #   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
 #                      command (needs root); default: warm cache for both tools
@@ -56,7 +60,7 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 TREES=${BENCH_TREES:-"/usr/local/go /usr"}
-OPS=${BENCH_OPS:-"cold unchanged modified archive checkout copy"}
+OPS=${BENCH_OPS:-"cold unchanged modified archive checkout copy relink"}
 PCT=${BENCH_MODIFY_PCT:-1}
 DROP=${BENCH_DROP_CACHES:-0}
 OSTREE=${OSTREE:-/usr/bin/ostree}
@@ -315,6 +319,44 @@ modified() {
 	rm -rf "$copy" "${MOD[otree]}" "${MOD[ostree]}"
 }
 
+# relink TAG TREE N: commits of a hardlink checkout of TREE back into the
+# repository it was checked out from. Each run checks out into a fresh
+# directory (untimed), so otree's stat cache knows none of its files: a file
+# is taken unread only as a hardlink of an object whose inode still matches.
+relink() {
+	local tag=$1 tree=$2 n=$3 i t mode=bare-user
+	((EUID == 0)) && mode=bare
+	echo "$mode" >"$RES/$tag.relink.mode"
+	local -A RL
+	for t in otree ostree; do
+		RL[$t]=$(fresh "$t-relink")
+		"init_$t" "${RL[$t]}" "$mode"
+		log "$tag setup: $mode commit, $t"
+		"commit_$t" "$tag.relinksetup.$t" "${RL[$t]}" "$tree"
+	done
+	local user=()
+	[[ $mode == bare-user ]] && user=(-U)
+	local dest=""
+	for ((i = 0; i < n; i++)); do
+		for t in $(tools "$i"); do
+			[[ -n $dest ]] && rm -rf "$dest"
+			dest=$(fresh dest)
+			log "$tag commit of a hardlink checkout, $t, run $((i + 1))/$n"
+			case $t in
+			otree)
+				"$OTREE" --repo="${RL[$t]}" checkout "${user[@]}" main "$dest"
+				commit_otree "$tag.relink.otree" "${RL[$t]}" "$dest"
+				;;
+			ostree)
+				"$OSTREE" --repo="${RL[$t]}" checkout "${user[@]}" main "$dest"
+				timed "$tag.relink.ostree" "$OSTREE" --repo="${RL[$t]}" commit --branch=main --link-checkout-speedup "$dest"
+				;;
+			esac
+		done
+	done
+	rm -rf "$dest" "${RL[otree]}" "${RL[ostree]}"
+}
+
 # archive TAG TREE N: cold archive commits; sizes of the last run's objects/.
 archive() {
 	local tag=$1 tree=$2 n=$3 i t
@@ -354,12 +396,13 @@ report_tree() {
 	echo
 	echo "== $tree ($info; $n runs per tool; $CACHE; $SPREAD) =="
 	local op label target raw="" head=0 FLOORED=0
-	for op in cold unchanged modified archive; do
+	for op in cold unchanged modified archive relink; do
 		case $op in
 		cold) label="cold commit, bare-user" target=0.25 ;;
 		unchanged) label="re-commit, nothing changed" target=0.02 ;;
 		modified) label="re-commit, ${PCT}% files changed" target=- ;;
 		archive) label="cold commit, archive" target=0.2 ;;
+		relink) label="commit of hardlink checkout" target=- ;;
 		esac
 		[[ -s $RES/$tag.$op.otree ]] || continue
 		if ((!head)); then
@@ -397,6 +440,10 @@ report_tree() {
 	if [[ -s $RES/$tag.modified.count ]]; then
 		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \
 			"files otree hashed per round: $(tr '\n' ' ' <"$RES/$tag.modified.otree.hashed"))"
+	fi
+	if [[ -s $RES/$tag.relink.mode ]]; then
+		echo "  (hardlink checkout: of main from a $(cat "$RES/$tag.relink.mode") repository, committed back into it; OSTree with" \
+			"--link-checkout-speedup; files otree hashed per run: $(tr '\n' ' ' <"$RES/$tag.relink.otree.hashed"))"
 	fi
 	if [[ -s $RES/$tag.size.otree.bytes ]]; then
 		local od oa sd sa
@@ -472,6 +519,7 @@ for tree in $TREES; do
 	BU=()
 	has_op modified && modified "$tag" "$tree" "$n"
 	has_op archive && archive "$tag" "$tree" "$n"
+	has_op relink && relink "$tag" "$tree" "$n"
 	REPORTS+=("$tag|$tree|$n|$info")
 done
 

@@ -199,7 +199,7 @@ func (w *worker) load(o *object) error {
 			o.diskMode = repo.BareUserDiskMode(h.Mode)
 			if c.heads != nil && !o.indexed {
 				c.missMu.Lock()
-				c.misses = append(c.misses, repo.IndexedHeader{ID: o.id, Mode: h.Mode, Size: h.Size})
+				c.misses = append(c.misses, repo.IndexedHeaderOf(o.id, h))
 				c.missMu.Unlock()
 			}
 		}
@@ -242,13 +242,13 @@ func (w *worker) load(o *object) error {
 // and size only, so anything that is not linked is loaded in full.
 func (w *worker) fromIndex(o *object) bool {
 	c := w.c
-	mode, size, ok := c.heads.Lookup(o.id)
+	e, ok := c.heads.Lookup(o.id)
 	if !ok {
 		return false
 	}
 	o.indexed = true
-	o.h = repo.FileHeader{Type: repo.TypeRegular, Mode: mode, Size: size}
-	o.diskMode = repo.BareUserDiskMode(mode)
+	o.h = repo.FileHeader{Type: repo.TypeRegular, Mode: e.Mode, Size: e.Size}
+	o.diskMode = repo.BareUserDiskMode(e.Mode)
 	link, _ := c.linkable(o)
 	return link
 }

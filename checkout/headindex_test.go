@@ -44,8 +44,8 @@ func hiIndex(t *testing.T, r *repo.Repo, id repo.ID, tree testtree.Tree) map[str
 			t.Fatal(err)
 		}
 		out[p] = nil
-		if mode, size, ok := x.Lookup(le.ID); ok {
-			out[p] = &repo.IndexedHeader{ID: le.ID, Mode: mode, Size: size}
+		if e, ok := x.Lookup(le.ID); ok {
+			out[p] = &e
 		}
 	}
 	return out

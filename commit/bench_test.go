@@ -207,3 +207,38 @@ func BenchmarkRecommitUnchanged(b *testing.B) {
 		b.ReportMetric(float64(hashed)/float64(b.N), "hashed/op")
 	})
 }
+
+// BenchmarkCommitHardlinkCheckout commits a hardlink checkout of a commit,
+// as one of a deployment: every file is a hardlink of an object, taken
+// without reading it once its inode is checked against the object's header
+// (the stat cache is off, so each commit checks every file).
+func BenchmarkCommitHardlinkCheckout(b *testing.B) {
+	modes := []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly}
+	if os.Getuid() == 0 {
+		modes = append(modes, repo.ModeBare)
+	}
+	for _, mode := range modes {
+		b.Run(mode.String(), func(b *testing.B) {
+			forEachBenchTree(b, func(b *testing.B, bt benchTree) {
+				r, err := repo.Init(filepath.Join(b.TempDir(), "repo"), repo.InitOptions{Mode: mode})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close()
+				farm := linkFarm(b, r, benchCommit(b, r, bt.path).Commit)
+				var hashed int64
+				for b.Loop() {
+					res, err := commit.Commit(context.Background(), r, commit.Options{
+						Branch: "farm", NoStatCache: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: farm}},
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					hashed += res.Stats.FilesHashed
+				}
+				reportRates(b, bt)
+				b.ReportMetric(float64(hashed)/float64(b.N), "hashed/op")
+			})
+		})
+	}
+}

@@ -135,8 +135,8 @@ type Options struct {
 	// checking its metadata (OSTree's --devino-canonical): for trees whose
 	// files are never modified in place. Without it such a hardlink is
 	// taken unread only while its inode still matches the object's header
-	// (never in a bare repository, where nothing records the header apart
-	// from the inode), and read like any file otherwise.
+	// (in the bare modes, as the file-header index records it), and read
+	// like any file otherwise.
 	DevinoCanonical bool
 
 	// Progress, if set, is called about ten times a second while files are

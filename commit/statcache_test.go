@@ -146,7 +146,7 @@ func TestHardlinksOfObjectsAreNotRead(t *testing.T) {
 
 // linkFarm hardlinks every file of a commit's tree into a new directory,
 // as a hardlink checkout does.
-func linkFarm(t *testing.T, r *repo.Repo, commitID repo.ID) string {
+func linkFarm(t testing.TB, r *repo.Repo, commitID repo.ID) string {
 	t.Helper()
 	farm := filepath.Join(t.TempDir(), "farm")
 	var link func(dir string, tid repo.ID)
@@ -172,9 +172,9 @@ func linkFarm(t *testing.T, r *repo.Repo, commitID repo.ID) string {
 // A hardlink of an object shares the object's inode, so a chmod, chown,
 // setfattr or write through it changes the object as well. Such a file is
 // taken unread only while its inode still matches the object's header;
-// once changed it is read, and the commit records it as it now is. In a
-// bare repository nothing but the inode records the header, so hardlinks
-// are read unless the caller vouches for them (DevinoCanonical).
+// once changed it is read, and the commit records it as it now is. In the
+// bare modes nothing but the inode and the file-header index records the
+// header: an object the index lacks is read once, and indexed.
 func TestChangedHardlinksOfObjectsAreRead(t *testing.T) {
 	modes := []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly}
 	root := os.Getuid() == 0
@@ -186,25 +186,35 @@ func TestChangedHardlinksOfObjectsAreRead(t *testing.T) {
 			r := newRepo(t, mode)
 			noCache := func(o *commit.Options) { o.NoStatCache = true }
 			src := makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644), "b": testtree.File("bbbb", 0o644),
-				"c": testtree.File("cccc", 0o644), "d/e": testtree.File("eeee", 0o755)})
+				"c": testtree.File("cccc", 0o644), "d/e": testtree.File("eeee", 0o755),
+				"x": {Mode: 0o640, Content: "xxxx", Xattrs: map[string]string{"user.k": "v"}}})
 			first := commitDir(t, r, "main", src, noCache)
 			farm := linkFarm(t, r, first.Commit)
 			before := readCommit(t, r, first.Commit, true)
 
-			unread := 4
 			if mode == repo.ModeBare {
-				unread = 0
 				trusted := commitDir(t, r, "main", farm, noCache, func(o *commit.Options) { o.DevinoCanonical = true })
 				if trusted.Stats.FilesHashed != 0 {
 					t.Errorf("DevinoCanonical: hashed %d hardlinks, want 0", trusted.Stats.FilesHashed)
 				}
 			}
 			again := commitDir(t, r, "main", farm, noCache)
-			if got := 4 - again.Stats.FilesHashed; got != int64(unread) {
-				t.Errorf("unchanged hardlinks: %d taken unread, want %d", got, unread)
+			if again.Stats.FilesHashed != 0 {
+				t.Errorf("unchanged hardlinks: hashed %d, want 0", again.Stats.FilesHashed)
 			}
 			if mustCommit(t, r, again.Commit).RootTree != mustCommit(t, r, first.Commit).RootTree {
 				t.Error("unchanged hardlinks committed as a different tree")
+			}
+			if mode != repo.ModeBareUser { // there the object's xattr gives its header
+				if err := os.Remove(filepath.Join(r.CacheDir(), "file-headers")); err != nil {
+					t.Fatal(err)
+				}
+				for i, want := range []int64{5, 0} {
+					res := commitDir(t, r, "main", farm, noCache)
+					if res.Stats.FilesHashed != want {
+						t.Errorf("without a file-header index, commit %d: hashed %d hardlinks, want %d", i+1, res.Stats.FilesHashed, want)
+					}
+				}
 			}
 
 			want := before
@@ -223,7 +233,12 @@ func TestChangedHardlinksOfObjectsAreRead(t *testing.T) {
 					t.Fatal(err)
 				}
 				want["b"] = testtree.Entry{Mode: 0o644, Content: "bbbb", Xattrs: map[string]string{"user.z": "1"}}
-				changed++
+				// Same names, another value.
+				if err := unix.Lsetxattr(filepath.Join(farm, "x"), "user.k", []byte("w"), 0); err != nil {
+					t.Fatal(err)
+				}
+				want["x"] = testtree.Entry{Mode: 0o640, Content: "xxxx", Xattrs: map[string]string{"user.k": "w"}}
+				changed += 2
 				if root {
 					if err := os.Chown(filepath.Join(farm, "d/e"), 1234, 5678); err != nil {
 						t.Fatal(err)
@@ -233,12 +248,8 @@ func TestChangedHardlinksOfObjectsAreRead(t *testing.T) {
 				}
 			}
 			res := commitDir(t, r, "main", farm, noCache)
-			wantN := int64(changed)
-			if unread == 0 {
-				wantN = 4
-			}
-			if got := res.Stats.FilesHashed; got != wantN {
-				t.Errorf("after changes: hashed %d files, want %d", got, wantN)
+			if got := res.Stats.FilesHashed; got != int64(changed) {
+				t.Errorf("after changes: hashed %d files, want %d", got, changed)
 			}
 			if d := cmp.Diff(want, readCommit(t, r, res.Commit, true)); d != "" {
 				t.Errorf("changed hardlinks (-want +got):\n%s", d)

@@ -89,7 +89,7 @@ func TestTarImportKeepsMetadata(t *testing.T) {
 	}
 }
 
-func mustCommit(t *testing.T, r *repo.Repo, id repo.ID) *repo.Commit {
+func mustCommit(t testing.TB, r *repo.Repo, id repo.ID) *repo.Commit {
 	t.Helper()
 	c, err := r.ReadCommit(id)
 	if err != nil {

@@ -485,8 +485,10 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 // the mtime every object has (0), the size and disk mode the header
 // gives, and in bare-user the owner of the repository's objects and no
 // xattr beyond the header's own. In a bare repository the inode is the
-// header, so nothing can tell a changed one: hits are taken only when
-// the caller vouches for them (trust, OSTree's --devino-canonical).
+// header, so the header the inode now gives must have the digest the
+// file-header index recorded when the object was stored; an object the
+// index lacks is read. The caller may vouch for every hit instead (trust,
+// OSTree's --devino-canonical).
 type devino struct {
 	r        *repo.Repo
 	mode     repo.Mode
@@ -498,12 +500,8 @@ type devino struct {
 	heads    *repo.HeaderIndex
 }
 
-// newDevino returns nil when hits could not be checked (bare, without
-// trust) or the repository's objects cannot be listed.
+// newDevino returns nil when the repository's objects cannot be listed.
 func newDevino(r *repo.Repo, trust bool) *devino {
-	if r.Mode() == repo.ModeBare && !trust {
-		return nil
-	}
 	var st unix.Stat_t
 	if unix.Stat(r.Path("objects"), &st) != nil {
 		return nil
@@ -532,8 +530,21 @@ func (d *devino) unchanged(path string, st *unix.Stat_t, id repo.ID) bool {
 		return false // written through the link (objects keep mtime 0)
 	}
 	perm := st.Mode & 0o7777
-	mode, size, ok := d.heads.Lookup(id)
+	e, ok := d.heads.Lookup(id)
+	mode, size := e.Mode, e.Size
 	switch d.mode {
+	case repo.ModeBare:
+		// Owner, mode and xattrs are the inode's own; only the index
+		// remembers what they were.
+		if !ok || uint64(st.Size) != size || perm != mode {
+			return false
+		}
+		x, err := xattr.List(path, skipXattr)
+		if err != nil {
+			return false
+		}
+		h := repo.FileHeader{Type: repo.TypeRegular, Mode: perm, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: size}
+		return repo.DigestHeader(&h) == e.Digest
 	case repo.ModeBareUserOnly:
 		// The header is the inode's mode (canonical: owner and xattrs
 		// are not recorded); only the index remembers what it was.

@@ -14,20 +14,40 @@ import (
 // The file-header index (FORMAT.md §14), tmp/cache/file-headers, gives the
 // mode and size of regular file objects, so that a hardlink checkout of a
 // bare-user repository need not read each object's header xattr (a quarter
-// of its time). An id hashes its header, so an entry can never go stale;
-// a damaged file fails its checksum and is ignored.
+// of its time), and a digest of their whole header, so that a commit can
+// tell a hardlink of a bare object that was changed through the link. An
+// id hashes its header, so an entry can never go stale; a damaged file
+// fails its checksum and is ignored.
 const (
 	headIndexName  = "file-headers"
-	headIndexMagic = "otree-fileheads1"
-	headRecSize    = 48 // [32]id, u64 size, u32 mode, u32 zero
+	headIndexMagic = "otree-fileheads2"
+	headRecSize    = 64 // [32]id, u64 size, u32 mode, u32 zero, [16]digest
 )
 
+// HeaderDigest is the first 16 bytes of the BLAKE3 of a file header's
+// canonical encoding: it stands for the owner and xattrs the index does
+// not hold.
+type HeaderDigest [16]byte
+
+// DigestHeader returns the digest of h.
+func DigestHeader(h *FileHeader) HeaderDigest {
+	sum := Sum(AppendFileHeader(nil, h))
+	return HeaderDigest(sum[:16])
+}
+
 // IndexedHeader is one entry of the file-header index: a regular file
-// object and the mode and size its header records.
+// object, the mode and size its header records, and the header's digest.
 type IndexedHeader struct {
-	ID   ID
-	Mode uint32 // permission bits, as in FileHeader.Mode
-	Size uint64
+	ID     ID
+	Mode   uint32 // permission bits, as in FileHeader.Mode
+	Size   uint64
+	Digest HeaderDigest
+}
+
+// IndexedHeaderOf returns the entry of regular file object id, whose
+// header is h.
+func IndexedHeaderOf(id ID, h *FileHeader) IndexedHeader {
+	return IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size, Digest: DigestHeader(h)}
 }
 
 // HeaderIndex is a read-only view of the file-header index. The zero value
@@ -78,18 +98,19 @@ func (x *HeaderIndex) Len() int {
 	return len(x.recs) / headRecSize
 }
 
-// Lookup returns the mode and size of the regular file object id, if the
-// index has it.
-func (x *HeaderIndex) Lookup(id ID) (mode uint32, size uint64, ok bool) {
+// Lookup returns the entry of the regular file object id, if the index has
+// it.
+func (x *HeaderIndex) Lookup(id ID) (IndexedHeader, bool) {
 	if x == nil {
-		return 0, 0, false
+		return IndexedHeader{}, false
 	}
 	i := searchRecs(x.recs, id)
 	if i == len(x.recs) || !bytes.Equal(x.recs[i:i+32], id[:]) {
-		return 0, 0, false
+		return IndexedHeader{}, false
 	}
 	r := x.recs[i : i+headRecSize]
-	return binary.LittleEndian.Uint32(r[40:]), binary.LittleEndian.Uint64(r[32:]), true
+	return IndexedHeader{ID: id, Size: binary.LittleEndian.Uint64(r[32:]), Mode: binary.LittleEndian.Uint32(r[40:]),
+		Digest: HeaderDigest(r[48:64])}, true
 }
 
 // searchRecs returns the offset of the first record whose id is not below
@@ -142,6 +163,7 @@ func (r *Repo) AddToHeaderIndex(add []IndexedHeader) error {
 		out = binary.LittleEndian.AppendUint64(out, h.Size)
 		out = binary.LittleEndian.AppendUint32(out, h.Mode)
 		out = binary.LittleEndian.AppendUint32(out, 0)
+		out = append(out, h.Digest[:]...)
 		added++
 	}
 	if added == 0 {

@@ -15,7 +15,8 @@ import (
 func hiEntries(n, seed int) []repo.IndexedHeader {
 	out := make([]repo.IndexedHeader, n)
 	for i := range out {
-		out[i] = repo.IndexedHeader{ID: repo.Sum([]byte{byte(seed), byte(i), byte(i >> 8)}), Mode: uint32(0o400 + i%0o400), Size: uint64(i * 1000)}
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: uint32(0o400 + i%0o400), UID: uint32(seed), Size: uint64(i * 1000)}
+		out[i] = repo.IndexedHeaderOf(repo.Sum([]byte{byte(seed), byte(i), byte(i >> 8)}), h)
 	}
 	return out
 }
@@ -29,12 +30,12 @@ func hiCheck(t *testing.T, r *repo.Repo, want []repo.IndexedHeader) {
 		t.Errorf("index has %d entries, want %d", x.Len(), len(want))
 	}
 	for _, h := range want {
-		mode, size, ok := x.Lookup(h.ID)
-		if !ok || mode != h.Mode || size != h.Size {
-			t.Errorf("Lookup(%s) = %o, %d, %v; want %o, %d", h.ID.Short(), mode, size, ok, h.Mode, h.Size)
+		got, ok := x.Lookup(h.ID)
+		if !ok || got != h {
+			t.Errorf("Lookup(%s) = %+v, %v; want %+v", h.ID.Short(), got, ok, h)
 		}
 	}
-	if _, _, ok := x.Lookup(repo.Sum([]byte("not there"))); ok {
+	if _, ok := x.Lookup(repo.Sum([]byte("not there"))); ok {
 		t.Error("Lookup found an id never added")
 	}
 }
@@ -86,21 +87,23 @@ func TestHeaderIndexDamaged(t *testing.T) {
 		b = b[:len(b)-4]
 		return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 	}
-	const rec0 = 16 // magic
+	const rec0, rec = 16, 64 // magic, record size
 	damage := map[string]func([]byte) []byte{
 		"flipped byte": func(b []byte) []byte { b[rec0+60] ^= 1; return b },
 		"truncated":    func(b []byte) []byte { return b[:len(b)-10] },
 		"empty":        func(b []byte) []byte { return nil },
 		"foreign":      func(b []byte) []byte { b[0] = 'x'; return resum(b) },
-		"half record":  func(b []byte) []byte { return resum(append(b[:len(b)-4], make([]byte, 24+4)...)) },
+		"version 1":    func(b []byte) []byte { b[15] = '1'; return resum(b) },
+		"half record":  func(b []byte) []byte { return resum(append(b[:len(b)-4], make([]byte, rec/2+4)...)) },
 		"unsorted": func(b []byte) []byte {
-			r0, r1 := b[rec0:rec0+48], b[rec0+48:rec0+96]
+			r0, r1 := b[rec0:rec0+rec], b[rec0+rec:rec0+2*rec]
 			tmp := append([]byte{}, r0...)
 			copy(r0, r1)
 			copy(r1, tmp)
 			return resum(b)
 		},
-		"duplicate": func(b []byte) []byte { copy(b[rec0+48:rec0+96], b[rec0:rec0+48]); return resum(b) },
+		"duplicate": func(b []byte) []byte { copy(b[rec0+rec:rec0+2*rec], b[rec0:rec0+rec]); return resum(b) },
+		"reserved":  func(b []byte) []byte { b[rec0+44] = 1; return resum(b) },
 		"type bits": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[rec0+40:], 0o100644); return resum(b) },
 	}
 	for name, f := range damage {
@@ -120,22 +123,28 @@ func TestHeaderIndexDamaged(t *testing.T) {
 	hiCheck(t, r, b)
 }
 
-// A bare-user or bare-user-only transaction indexes the regular files it
-// stores, and only those; archive indexes nothing.
+// A bare, bare-user or bare-user-only transaction indexes the regular files
+// it stores, and only those, with their whole header's digest; archive
+// indexes nothing.
 func TestHeaderIndexFromTxn(t *testing.T) {
-	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive, repo.ModeBareUserOnly} {
+	modes := []repo.Mode{repo.ModeBareUser, repo.ModeArchive, repo.ModeBareUserOnly}
+	if os.Getuid() == 0 {
+		modes = append(modes, repo.ModeBare)
+	}
+	for _, mode := range modes {
 		r := newIntegrityRepo(t, mode)
 		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		content := []byte("indexed\n")
-		reg := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o4750, Size: uint64(len(content))}
+		reg := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o4750, UID: 7, GID: 8, Size: uint64(len(content)),
+			Xattrs: []repo.Xattr{{Name: "user.a", Value: []byte("1")}}}
 		regID := repo.FileID(reg, content)
 		link := &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "indexed"}
 		linkID := repo.FileID(link, nil)
 		if mode == repo.ModeBareUserOnly {
-			reg.Mode = 0o755
+			reg.Mode, reg.UID, reg.GID, reg.Xattrs = 0o755, 0, 0, nil
 			regID = repo.FileID(reg, content)
 		}
 		if _, err := txn.WriteFile(reg, regID, content); err != nil {
@@ -147,12 +156,38 @@ func TestHeaderIndexFromTxn(t *testing.T) {
 		if err := txn.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		// Regular files of the bare-user modes are indexed; archive
-		// objects carry their header in the file.
+		// Regular files of the modes that store files as files are
+		// indexed; archive objects carry their header in the file.
 		if mode == repo.ModeArchive {
 			hiCheck(t, r, nil)
 		} else {
-			hiCheck(t, r, []repo.IndexedHeader{{ID: regID, Mode: reg.Mode, Size: reg.Size}})
+			hiCheck(t, r, []repo.IndexedHeader{repo.IndexedHeaderOf(regID, reg)})
 		}
+	}
+}
+
+// A header's digest changes with every field of the header: it is what
+// tells a bare object changed through a hardlink.
+func TestDigestHeader(t *testing.T) {
+	base := func() *repo.FileHeader {
+		return &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, UID: 1, GID: 2, Size: 3,
+			Xattrs: []repo.Xattr{{Name: "user.a", Value: []byte("1")}}}
+	}
+	seen := map[repo.HeaderDigest]string{repo.DigestHeader(base()): "base"}
+	for name, change := range map[string]func(*repo.FileHeader){
+		"mode":        func(h *repo.FileHeader) { h.Mode = 0o4644 },
+		"uid":         func(h *repo.FileHeader) { h.UID = 0 },
+		"gid":         func(h *repo.FileHeader) { h.GID = 0 },
+		"size":        func(h *repo.FileHeader) { h.Size = 4 },
+		"xattr value": func(h *repo.FileHeader) { h.Xattrs[0].Value = []byte("2") },
+		"no xattrs":   func(h *repo.FileHeader) { h.Xattrs = nil },
+	} {
+		h := base()
+		change(h)
+		d := repo.DigestHeader(h)
+		if other, ok := seen[d]; ok {
+			t.Errorf("changing the %s gives the digest of %s", name, other)
+		}
+		seen[d] = name
 	}
 }

@@ -41,7 +41,7 @@ type Txn struct {
 	staged map[objKey]struct{}
 	ready  map[objKey]struct{} // staged completely and not yet published
 	refs   map[string]ID
-	heads  []IndexedHeader // regular file objects for the file-header index (bare-user, bare-user-only)
+	heads  []IndexedHeader // regular file objects for the file-header index (all but archive)
 	seq    atomic.Uint64
 
 	objects   atomic.Int64
@@ -395,17 +395,25 @@ func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
 }
 
 // IndexHeader adds regular file object id, whose header is h, to the
-// file-header index Commit updates, in a bare-user-only repository: there
-// nothing but the inode records the header, so the index is what tells a
-// hardlink of the object that was since changed (a chmod through a
-// checkout) from one that was not. Objects the transaction stages are
-// added without it; a writer calls it for those it found already stored.
+// file-header index Commit updates, in a bare or bare-user-only
+// repository: there nothing but the inode records the header, so the
+// index is what tells a hardlink of the object that was since changed (a
+// chmod through a checkout) from one that was not. Objects the
+// transaction stages are added without it; a writer calls it for those it
+// found already stored.
 func (t *Txn) IndexHeader(id ID, h *FileHeader) {
-	if t.r.mode != ModeBareUserOnly || h.Type != TypeRegular {
+	if t.r.mode != ModeBareUserOnly && t.r.mode != ModeBare || h.Type != TypeRegular {
 		return
 	}
+	t.addHead(id, h)
+}
+
+// addHead queues regular file object id, whose header is h, for the
+// file-header index.
+func (t *Txn) addHead(id ID, h *FileHeader) {
+	e := IndexedHeaderOf(id, h)
 	t.mu.Lock()
-	t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
+	t.heads = append(t.heads, e)
 	t.mu.Unlock()
 }
 
@@ -685,9 +693,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			return t.r.fixMode(f.fd, mode)
 		})
 		if err == nil && h.Type == TypeRegular {
-			t.mu.Lock()
-			t.heads = append(t.heads, IndexedHeader{ID: id, Mode: h.Mode, Size: h.Size})
-			t.mu.Unlock()
+			t.addHead(id, h)
 		}
 		return err
 	}

@@ -72,8 +72,8 @@ sources over REV's tree.`,
 	// otree always knows a hardlink of a repository object by device and
 	// inode, and takes it unread while its inode matches the object's
 	// header; OSTree's flag asking for that is accepted so its scripts run.
-	fl.BoolVar(&f.linkSpeedup, "link-checkout-speedup", false, "accepted for OSTree scripts: without it too, a hardlink of a repository object is taken unread while its metadata matches the object (in a bare repository only with -I)")
-	fl.BoolVarP(&f.devinoCanonical, "devino-canonical", "I", false, "take hardlinks of repository objects as unmodified without checking their metadata (needed for that in a bare repository; a chmod, chown or setfattr through such a link is then not recorded)")
+	fl.BoolVar(&f.linkSpeedup, "link-checkout-speedup", false, "accepted for OSTree scripts: without it too, a hardlink of a repository object is taken unread while its metadata matches the object")
+	fl.BoolVarP(&f.devinoCanonical, "devino-canonical", "I", false, "take hardlinks of repository objects as unmodified without checking their metadata (a chmod, chown or setfattr through such a link is then not recorded)")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line, each taken exactly as written (\"/usr/share/doc\"; empty lines and \"#\" lines ignored)")
 	fl.StringVar(&f.statOverride, "statoverride", "", "FILE of permission changes, one \"MODE PATH\" (add bits) or \"=MODE PATH\" (set them) per line, MODE in decimal as in OSTree")
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")

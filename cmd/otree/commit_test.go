@@ -242,37 +242,58 @@ func TestCommitCommandLinkCheckoutSpeedup(t *testing.T) {
 }
 
 // After a chmod or setfattr through a hardlinked checkout of a bare-user
-// repository (which changes the object too), the commit records the file
-// as it now is, reading only the changed files.
+// or bare repository (which changes the object too), the commit records the
+// file as it now is, reading only the changed files. In bare, as in
+// OSTree's system repository, root checks out hardlinks without -U.
 func TestCommitCommandChangedHardlinkedCheckout(t *testing.T) {
-	c := newCLIMode(t, repo.ModeBareUser)
-	src := source(t, testtree.Tree{"etc/a.conf": testtree.File("a\n", 0o644), "bin/tool": testtree.File("#!/bin/sh\n", 0o755),
-		"etc/b.conf": testtree.File("b\n", 0o644)})
-	c.ok("commit", "-b", "base", src)
-	co := filepath.Join(t.TempDir(), "co")
-	c.ok("checkout", "-U", "base", co)
-	if err := os.Chmod(filepath.Join(co, "etc/a.conf"), 0o600); err != nil {
-		t.Fatal(err)
+	modes := []repo.Mode{repo.ModeBareUser}
+	if os.Getuid() == 0 {
+		modes = append(modes, repo.ModeBare)
 	}
-	if err := unix.Setxattr(filepath.Join(co, "bin/tool"), "user.z", []byte("1"), 0); err != nil {
-		t.Fatal(err)
-	}
-	var js struct {
-		Commit repo.ID
-		Stats  struct{ FilesHashed int64 }
-	}
-	if err := json.Unmarshal([]byte(c.ok("commit", "-b", "base", "--json", co)), &js); err != nil {
-		t.Fatal(err)
-	}
-	if js.Stats.FilesHashed != 2 {
-		t.Errorf("hashed %d files, want the 2 changed ones", js.Stats.FilesHashed)
-	}
-	out := c.ok("ls", "-X", "base", "/etc/a.conf", "/bin/tool")
-	if !strings.Contains(out, "-00600 ") || !strings.Contains(out, "user.z") {
-		t.Errorf("ls of the new commit: want /etc/a.conf 0600 and /bin/tool with user.z:\n%s", out)
-	}
-	if diff := c.ok("diff", "base^", "base"); !strings.Contains(diff, "M    /etc/a.conf") || !strings.Contains(diff, "M    /bin/tool") {
-		t.Errorf("diff base^ base:\n%s", diff)
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := newCLIMode(t, mode)
+			src := source(t, testtree.Tree{"etc/a.conf": testtree.File("a\n", 0o644), "bin/tool": testtree.File("#!/bin/sh\n", 0o755),
+				"etc/b.conf": testtree.File("b\n", 0o644)})
+			c.ok("commit", "-b", "base", src)
+			co := filepath.Join(t.TempDir(), "co")
+			if mode == repo.ModeBare {
+				c.ok("checkout", "base", co)
+			} else {
+				c.ok("checkout", "-U", "base", co)
+			}
+			var js struct {
+				Commit repo.ID
+				Stats  struct{ FilesHashed int64 }
+			}
+			commit := func() {
+				t.Helper()
+				if err := json.Unmarshal([]byte(c.ok("commit", "-b", "base", "--json", co)), &js); err != nil {
+					t.Fatal(err)
+				}
+			}
+			commit()
+			if js.Stats.FilesHashed != 0 {
+				t.Errorf("unchanged checkout: hashed %d files, want 0", js.Stats.FilesHashed)
+			}
+			if err := os.Chmod(filepath.Join(co, "etc/a.conf"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Setxattr(filepath.Join(co, "bin/tool"), "user.z", []byte("1"), 0); err != nil {
+				t.Fatal(err)
+			}
+			commit()
+			if js.Stats.FilesHashed != 2 {
+				t.Errorf("hashed %d files, want the 2 changed ones", js.Stats.FilesHashed)
+			}
+			out := c.ok("ls", "-X", "base", "/etc/a.conf", "/bin/tool")
+			if !strings.Contains(out, "-00600 ") || !strings.Contains(out, "user.z") {
+				t.Errorf("ls of the new commit: want /etc/a.conf 0600 and /bin/tool with user.z:\n%s", out)
+			}
+			if diff := c.ok("diff", "base^", "base"); !strings.Contains(diff, "M    /etc/a.conf") || !strings.Contains(diff, "M    /bin/tool") {
+				t.Errorf("diff base^ base:\n%s", diff)
+			}
+		})
 	}
 }
 
