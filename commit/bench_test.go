@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/fsattr"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -155,6 +156,9 @@ func BenchmarkCommitCold(b *testing.B) {
 		b.Run(mode.String(), func(b *testing.B) {
 			forEachBenchTree(b, func(b *testing.B, bt benchTree) {
 				base := b.TempDir()
+				if err := fsattr.SetTopDir(base); err != nil {
+					b.Fatal(err)
+				}
 				n := 0
 				for b.Loop() {
 					b.StopTimer()

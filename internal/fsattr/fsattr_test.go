@@ -3,7 +3,9 @@ package fsattr
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -39,5 +41,40 @@ func TestSetImmutable(t *testing.T) {
 	}
 	if err := SetImmutable(filepath.Join(dir, "x"), true); err == nil {
 		t.Error("a file, not a directory, was accepted")
+	}
+}
+
+// SetTopDir sets FS_TOPDIR_FL, as lsattr shows it, and leaves the other
+// flags as they were.
+func TestSetTopDir(t *testing.T) {
+	dir := t.TempDir()
+	flags := func() uint32 {
+		t.Helper()
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		if err != nil {
+			t.Skipf("this filesystem has no inode flags: %v", err)
+		}
+		return f
+	}
+	before := flags()
+	for range 2 {
+		if err := SetTopDir(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := flags()
+	if after&topDir == 0 && before&topDir == 0 {
+		t.Skip("this filesystem keeps no top-directory flag")
+	}
+	if after != before|topDir {
+		t.Errorf("flags %#x, want %#x", after, before|topDir)
+	}
+	if out, err := exec.Command("lsattr", "-d", dir).Output(); err == nil && !strings.Contains(strings.Fields(string(out))[0], "T") {
+		t.Errorf("lsattr does not show T: %s", out)
 	}
 }
