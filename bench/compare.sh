@@ -19,6 +19,8 @@
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
 #              checkout -U -C beside it
+#   mirror     pull-local of the archive commit into a fresh archive
+#              repository (OSTree with --untrusted, so both verify)
 #   relink     commit of a hardlink checkout back into the repository it came
 #              from, as of a deployment: bare (OSTree's system repository)
 #              when root, else bare-user; OSTree with --link-checkout-speedup
@@ -29,8 +31,8 @@
 #   BENCH_TREES        trees to commit (default "/usr/local/go /usr")
 #   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
 #                      over 1 GiB)
-#   BENCH_OPS          subset of "cold unchanged modified archive checkout copy
-#                      relink"
+#   BENCH_OPS          subset of "cold unchanged modified archive mirror checkout
+#                      copy relink" (mirror runs with archive)
 #   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
 #   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
 #                      command (needs root); default: warm cache for both tools
@@ -60,7 +62,7 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 TREES=${BENCH_TREES:-"/usr/local/go /usr"}
-OPS=${BENCH_OPS:-"cold unchanged modified archive checkout copy relink"}
+OPS=${BENCH_OPS:-"cold unchanged modified archive mirror checkout copy relink"}
 PCT=${BENCH_MODIFY_PCT:-1}
 DROP=${BENCH_DROP_CACHES:-0}
 OSTREE=${OSTREE:-/usr/bin/ostree}
@@ -378,8 +380,30 @@ archive() {
 	floor_done
 	for t in otree ostree; do
 		echo "$(du -s -B1 "${AR[$t]}/objects" | cut -f1) $(du -sb "${AR[$t]}/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
-		rm -rf "${AR[$t]}"
 	done
+	has_op mirror && mirror "$tag" "$n"
+	rm -rf "${AR[otree]}" "${AR[ostree]}"
+}
+
+# mirror TAG N: pull-local of main from the archive repositories archive()
+# left into a fresh archive repository, every object verified: otree keeps
+# the compressed bytes it verified, OSTree runs with --untrusted (without
+# it OSTree hardlinks objects unverified).
+mirror() {
+	local tag=$1 n=$2 i t dest=""
+	for ((i = 0; i < n; i++)); do
+		for t in $(tools "$i"); do
+			[[ -n $dest ]] && rm -rf "$dest"
+			dest=$(fresh "$t-mirror")
+			"init_$t" "$dest" archive
+			log "$tag pull-local into a fresh archive repository, $t, run $((i + 1))/$n"
+			case $t in
+			otree) timed "$tag.mirror.otree" "$OTREE" --repo="$dest" pull-local "${AR[$t]}" main ;;
+			ostree) timed "$tag.mirror.ostree" "$OSTREE" --repo="$dest" pull-local --untrusted "${AR[$t]}" main ;;
+			esac
+		done
+	done
+	[[ -n $dest ]] && rm -rf "$dest"
 }
 
 # --- report ------------------------------------------------------------------
@@ -396,12 +420,13 @@ report_tree() {
 	echo
 	echo "== $tree ($info; $n runs per tool; $CACHE; $SPREAD) =="
 	local op label target raw="" head=0 FLOORED=0
-	for op in cold unchanged modified archive relink; do
+	for op in cold unchanged modified archive mirror relink; do
 		case $op in
 		cold) label="cold commit, bare-user" target=0.25 ;;
 		unchanged) label="re-commit, nothing changed" target=0.02 ;;
 		modified) label="re-commit, ${PCT}% files changed" target=- ;;
 		archive) label="cold commit, archive" target=0.2 ;;
+		mirror) label="pull-local, archive to archive" target=- ;;
 		relink) label="commit of hardlink checkout" target=- ;;
 		esac
 		[[ -s $RES/$tag.$op.otree ]] || continue
@@ -518,7 +543,7 @@ for tree in $TREES; do
 	rm -rf "${BU[otree]:-}" "${BU[ostree]:-}"
 	BU=()
 	has_op modified && modified "$tag" "$tree" "$n"
-	has_op archive && archive "$tag" "$tree" "$n"
+	if has_op archive || has_op mirror; then archive "$tag" "$tree" "$n"; fi
 	has_op relink && relink "$tag" "$tree" "$n"
 	REPORTS+=("$tag|$tree|$n|$info")
 done

@@ -7,8 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"sync"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/hash"
 )
 
 // What a pull needs from the store beyond what commit uses: objects that
@@ -38,6 +41,160 @@ func (t *Txn) WriteFileVerified(h *FileHeader, id ID, src io.Reader) (bool, erro
 		return false, &CorruptObjectError{Kind: KindFile, ID: id, Actual: c.id}
 	}
 	return t.storeContent(h, c)
+}
+
+// WriteArchiveVerified stores a file object that came from outside the
+// repository in its archive form (docs/FORMAT.md §6.1): header h, then
+// compression byte comp, then payload, the rest of the object. It is
+// checked as WriteFileVerified checks content, and reports whether the
+// object was new. An archive repository keeps a zstd payload as it came,
+// written as it is read and decompressed only to be hashed, so that a
+// mirror does not compress again; the staged object is removed unless
+// the content hashes to id and nothing follows the zstd stream. Such a
+// payload may be no larger than zstd makes of incompressible content
+// (MaxPayload), so that padding cannot grow the store. Other modes store
+// the decompressed content.
+func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.Reader) (bool, error) {
+	switch {
+	case comp == compNone:
+		return t.WriteFileVerified(h, id, payload)
+	case comp != compZstd || h.Type != TypeRegular:
+		return false, &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("unknown compression %d for a %s", comp, h.Type)}
+	}
+	d, err := importDecoder()
+	if err != nil {
+		return false, err
+	}
+	defer func() { d.Reset(nil); importDecs.Put(d) }()
+	if t.r.mode != ModeArchive {
+		if err := d.Reset(payload); err != nil {
+			return false, &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
+		}
+		return t.WriteFileVerified(h, id, d)
+	}
+	if err := t.checkStorable(h); err != nil {
+		return false, fmt.Errorf("file object %s: %w", id, err)
+	}
+	ok, err := t.claim(KindFile, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	err = t.stageFile(h, id, func(f *stagedFile) error {
+		if _, err := f.Write([]byte{compZstd}); err != nil {
+			return err
+		}
+		max := MaxPayload(h.Size)
+		kept := &keptPayload{r: payload, w: f, left: max}
+		if err := d.Reset(kept); err != nil {
+			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
+		}
+		hs := hash.New()
+		hs.Write(AppendFileHeader(nil, h))
+		n, err := io.Copy(hs, io.LimitReader(d, int64(h.Size)))
+		if err == nil && uint64(n) == h.Size {
+			var one [1]byte
+			switch m, end := io.ReadFull(d, one[:]); {
+			case m > 0:
+				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: "content is longer than its header says"}
+			case !errors.Is(end, io.EOF) && kept.rerr == nil && !kept.over && kept.werr == nil:
+				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("after the content: %v", end)}
+			}
+		}
+		if err == nil {
+			// The decoder stops at the end of the stream it needs; the
+			// payload must end there too.
+			var rest int64
+			if rest, err = io.Copy(io.Discard, kept); err == nil && rest > 0 {
+				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("%d bytes after the zstd stream", rest)}
+			}
+		}
+		switch {
+		case kept.over:
+			return &CorruptObjectError{Kind: KindFile, ID: id,
+				Reason: fmt.Sprintf("compressed payload is larger than %d bytes, the most zstd makes of %d bytes", max, h.Size)}
+		case kept.werr != nil:
+			return kept.werr
+		case kept.rerr != nil:
+			return fmt.Errorf("reading file object %s: %w", id, kept.rerr)
+		case err != nil:
+			var ce *CorruptObjectError
+			if errors.As(err, &ce) {
+				return err
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, h.Size)}
+			}
+			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
+		case uint64(n) != h.Size:
+			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, h.Size)}
+		}
+		if got := ID(hs.Sum()); got != id {
+			return &CorruptObjectError{Kind: KindFile, ID: id, Actual: got}
+		}
+		return nil
+	})
+	if err != nil {
+		t.unclaim(KindFile, id) // a source may offer it again
+		var ce *CorruptObjectError
+		if errors.As(err, &ce) {
+			return false, ce
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// MaxPayload is the largest zstd payload an archive object of size bytes
+// of content may keep as received: what zstd makes of incompressible
+// content (its frame and block headers added), with room to spare.
+func MaxPayload(size uint64) uint64 { return size + size/128 + 1024 }
+
+// keptPayload reads a payload, writing each byte read to w (the staged
+// object) and failing once more than left bytes came.
+type keptPayload struct {
+	r    io.Reader
+	w    io.Writer
+	left uint64
+	over bool  // the payload was longer than allowed
+	werr error // w failed (a full disk)
+	rerr error // r failed, other than at its end
+}
+
+func (k *keptPayload) Read(p []byte) (int, error) {
+	if k.over || k.werr != nil {
+		return 0, errPayload
+	}
+	n, err := k.r.Read(p)
+	if err != nil && err != io.EOF {
+		k.rerr = err
+	}
+	if uint64(n) > k.left {
+		k.over = true
+		return 0, errPayload
+	}
+	k.left -= uint64(n)
+	if n > 0 {
+		if _, werr := k.w.Write(p[:n]); werr != nil {
+			k.werr = werr
+			return 0, errPayload
+		}
+	}
+	return n, err
+}
+
+// errPayload stops the decoder when keptPayload cannot go on; the reason
+// is in the keptPayload.
+var errPayload = errors.New("payload not kept")
+
+// importDecs holds decoders for payloads from outside: their window is
+// bounded, so an object cannot ask for unbounded memory.
+var importDecs sync.Pool
+
+func importDecoder() (*zstd.Decoder, error) {
+	if d, ok := importDecs.Get().(*zstd.Decoder); ok {
+		return d, nil
+	}
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(128<<20))
 }
 
 func importReadError(id ID, n, size uint64, err error) error {

@@ -306,37 +306,11 @@ const (
 )
 
 func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reader, error) {
-	// Read a small prefix (headers are tens of bytes), growing it only for
-	// headers with large xattrs.
-	var buf []byte
-	var h *FileHeader
-	var hl int
-	var err error
-	for size := archivePrefix; ; size *= 4 {
-		if size > maxArchiveHeader {
-			return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("header larger than %d bytes", maxArchiveHeader))
-		}
-		grown := make([]byte, size)
-		copy(grown, buf)
-		n, rerr := io.ReadFull(f, grown[len(buf):])
-		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
-			return nil, f, nil, fmt.Errorf("reading file object %s: %w", id, rerr)
-		}
-		buf = grown[:len(buf)+n]
-		h, hl, err = DecodeFileHeader(buf)
-		// Done once the header and its compression byte are in, or at EOF.
-		if (err == nil && hl < len(buf)) || len(buf) < size {
-			break
-		}
-	}
+	h, comp, rest, err := r.archivedHeader(id, f)
 	if err != nil {
-		return nil, f, nil, r.corrupt(KindFile, id, err)
+		return nil, f, nil, err
 	}
-	if hl >= len(buf) {
-		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("missing compression byte"))
-	}
-	rest := io.MultiReader(bytes.NewReader(buf[hl+1:]), f)
-	switch buf[hl] {
+	switch comp {
 	case compNone:
 		return h, f, rest, nil
 	case compZstd:
@@ -352,8 +326,67 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 		}
 		return h, closers{f, decCloser{r, d}}, d, nil
 	default:
-		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("unknown compression %d", buf[hl]))
+		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("unknown compression %d", comp))
 	}
+}
+
+// archivedHeader reads the header and compression byte of the archived
+// object id open at f, and returns a reader of the payload after them.
+func (r *Repo) archivedHeader(id ID, f *os.File) (*FileHeader, byte, io.Reader, error) {
+	// Read a small prefix (headers are tens of bytes), growing it only for
+	// headers with large xattrs.
+	var buf []byte
+	var h *FileHeader
+	var hl int
+	var err error
+	for size := archivePrefix; ; size *= 4 {
+		if size > maxArchiveHeader {
+			return nil, 0, nil, r.corrupt(KindFile, id, fmt.Errorf("header larger than %d bytes", maxArchiveHeader))
+		}
+		grown := make([]byte, size)
+		copy(grown, buf)
+		n, rerr := io.ReadFull(f, grown[len(buf):])
+		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
+			return nil, 0, nil, fmt.Errorf("reading file object %s: %w", id, rerr)
+		}
+		buf = grown[:len(buf)+n]
+		h, hl, err = DecodeFileHeader(buf)
+		// Done once the header and its compression byte are in, or at EOF.
+		if (err == nil && hl < len(buf)) || len(buf) < size {
+			break
+		}
+	}
+	if err != nil {
+		return nil, 0, nil, r.corrupt(KindFile, id, err)
+	}
+	if hl >= len(buf) {
+		return nil, 0, nil, r.corrupt(KindFile, id, fmt.Errorf("missing compression byte"))
+	}
+	return h, buf[hl], io.MultiReader(bytes.NewReader(buf[hl+1:]), f), nil
+}
+
+// OpenFilePayload returns file object id as an archive repository stores
+// it: its header, compression byte and a reader of the payload, unverified
+// (Txn.WriteArchiveVerified checks it). Objects of the other modes come as
+// compression 0 and their content, as OpenFile gives it. Close the reader.
+func (r *Repo) OpenFilePayload(id ID) (*FileHeader, byte, io.ReadCloser, error) {
+	if r.mode != ModeArchive {
+		h, rc, err := r.OpenFile(id)
+		return h, compNone, rc, err
+	}
+	f, err := r.openObject(KindFile, id)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	h, comp, rest, err := r.archivedHeader(id, f)
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return h, comp, struct {
+		io.Reader
+		io.Closer
+	}{rest, f}, nil
 }
 
 type decCloser struct {

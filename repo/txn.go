@@ -270,6 +270,14 @@ func (t *Txn) claim(kind Kind, id ID) (bool, error) {
 	return true, nil
 }
 
+// unclaim forgets a claim whose object could not be staged, so that it can
+// be written again.
+func (t *Txn) unclaim(kind Kind, id ID) {
+	t.mu.Lock()
+	delete(t.staged, objKey{kind, id})
+	t.mu.Unlock()
+}
+
 // stagedName is where an object is staged: fanned out like objects/, so
 // workers creating files do not all queue on one directory's lock, and the
 // subdirectory is created on first use.

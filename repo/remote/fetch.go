@@ -13,11 +13,9 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/repo"
 )
 
@@ -70,7 +68,6 @@ type httpSource struct {
 	summaries  *summaryCache // nil: the summary is always fetched whole
 	tombstones bool          // its config sets core.tombstone-commits (read by check)
 	bytes      atomic.Int64  // body bytes received, retries included
-	decs       sync.Pool     // *zstd.Decoder
 }
 
 func (s *httpSource) String() string { return s.base.String() }
@@ -335,9 +332,9 @@ func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) (
 	return data, err
 }
 
-// openFile fetches an archive file object and hands fn its header and a
-// reader of its content (decompressed). fn verifies.
-func (s *httpSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
+// openFile fetches an archive file object and hands fn its header,
+// compression byte and payload. fn verifies.
+func (s *httpSource) openFile(ctx context.Context, id repo.ID, fn fileFunc) error {
 	if s.partialDir != "" {
 		return s.openFileResumable(ctx, id, fn)
 	}
@@ -346,32 +343,14 @@ func (s *httpSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.Fil
 	})
 }
 
-// decodeFile reads an archive file object's header from r and hands fn the
-// header and the decompressed content.
-func (s *httpSource) decodeFile(id repo.ID, r io.Reader, fn func(*repo.FileHeader, io.Reader) error) error {
+// decodeFile reads an archive file object's header and compression byte
+// from r and hands fn them and the payload.
+func (s *httpSource) decodeFile(id repo.ID, r io.Reader, fn fileFunc) error {
 	h, comp, rest, err := readArchiveHeader(r)
 	if err != nil {
 		return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
 	}
-	switch comp {
-	case 0:
-		return fn(h, rest)
-	case 1:
-		d, _ := s.decs.Get().(*zstd.Decoder)
-		if d == nil {
-			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(128<<20))
-			if err != nil {
-				return err
-			}
-		}
-		defer func() { d.Reset(nil); s.decs.Put(d) }()
-		if err := d.Reset(rest); err != nil {
-			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
-		}
-		return fn(h, d)
-	default:
-		return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: fmt.Sprintf("unknown compression %d", comp)}
-	}
+	return fn(h, comp, rest)
 }
 
 // readArchiveHeader reads the header and compression byte of an archive
@@ -479,15 +458,28 @@ func (s *localSource) readMeta(_ context.Context, kind repo.Kind, id repo.ID) ([
 	return data, nil
 }
 
-func (s *localSource) openFile(_ context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
-	h, rc, err := s.r.OpenFile(id)
+func (s *localSource) openFile(_ context.Context, id repo.ID, fn fileFunc) error {
+	h, comp, rc, err := s.r.OpenFilePayload(id)
 	if err == nil {
 		defer rc.Close()
-		s.bytes.Add(int64(len(repo.AppendFileHeader(nil, h))) + int64(h.Size))
-		err = fn(h, rc)
+		cr := &countingReader{r: rc}
+		err = fn(h, comp, cr)
+		s.bytes.Add(int64(len(repo.AppendFileHeader(nil, h))) + 1 + cr.n)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.describe(repo.KindFile, id), err)
 	}
 	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

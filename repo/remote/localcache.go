@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -119,7 +118,7 @@ func (s *cachedSource) verify(ctx context.Context, vs *verifiedSource, c *localS
 	return nil
 }
 
-func (s *cachedSource) openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
+func (s *cachedSource) openFile(ctx context.Context, id repo.ID, fn fileFunc) error {
 	for _, c := range s.caches {
 		if ok, _ := c.r.HasObject(repo.KindFile, id); !ok {
 			continue

@@ -245,6 +245,11 @@ func (o *PullOptions) defaults() {
 	}
 }
 
+// fileFunc receives a file object in its archive form (docs/FORMAT.md
+// §6.1): its header, compression byte and payload. It may run more than
+// once for one object, as a source retries.
+type fileFunc func(h *repo.FileHeader, comp byte, payload io.Reader) error
+
 // source is where a pull reads objects: a server or a local repository.
 type source interface {
 	fmt.Stringer
@@ -256,8 +261,8 @@ type source interface {
 	listRefs(ctx context.Context) ([]repo.Ref, error)
 	// readMeta returns the bytes of a metadata object, unverified.
 	readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error)
-	// openFile hands fn a file object's header and content, unverified.
-	openFile(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error
+	// openFile hands fn a file object in its archive form, unverified.
+	openFile(ctx context.Context, id repo.ID, fn fileFunc) error
 	// describe names an object's location for error messages.
 	describe(kind repo.Kind, id repo.ID) string
 	received() int64
@@ -1095,11 +1100,12 @@ func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
 
 func (p *puller) fileTask(id repo.ID) task {
 	return func(struct{}) error {
-		err := p.src.openFile(p.ctx, id, func(h *repo.FileHeader, content io.Reader) error {
+		err := p.src.openFile(p.ctx, id, func(h *repo.FileHeader, comp byte, payload io.Reader) error {
 			if err := p.checkFile(id, h); err != nil {
 				return err
 			}
-			if _, err := p.txn.WriteFileVerified(h, id, content); err != nil {
+			// An archive repository keeps a zstd payload as it came.
+			if _, err := p.txn.WriteArchiveVerified(h, id, comp, payload); err != nil {
 				return err
 			}
 			return p.staged(int64(h.Size))

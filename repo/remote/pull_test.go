@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
@@ -213,6 +215,7 @@ func TestPullMirrorIntoArchiveAndServeOn(t *testing.T) {
 	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv}}); err != nil {
 		t.Fatal(err)
 	}
+	kept := []repo.ID{reencode(t, o, id, "/usr/share/big.bin"), reencode(t, o, id, "/etc/demo.conf")}
 	mirror := newDest(t, repo.ModeArchive, o.srv.URL)
 	opts := fastOpts()
 	opts.Mirror = true
@@ -223,6 +226,24 @@ func TestPullMirrorIntoArchiveAndServeOn(t *testing.T) {
 		t.Fatal("mirror did not write the local branch")
 	}
 	checkFsck(t, mirror)
+	// The mirror keeps the objects as its source compressed them, over
+	// HTTP and from a local archive repository alike.
+	local, err := repo.Init(filepath.Join(t.TempDir(), "local"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if _, err := remote.PullLocal(ctx, local, o.dir, remote.PullOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*repo.Repo{mirror, local} {
+		for _, f := range kept {
+			want, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
+			if got, err := os.ReadFile(r.ObjectPath(repo.KindFile, f)); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: object %s is %d bytes (%v), not the source's %d", r.Path(), f.Short(), len(got), err, len(want))
+			}
+		}
+	}
 	for _, f := range []string{remote.SummaryFile, sign.SummarySigFile} {
 		want, _ := os.ReadFile(o.r.Path(f))
 		if got, err := os.ReadFile(mirror.Path(f)); err != nil || !bytes.Equal(got, want) {
@@ -248,6 +269,36 @@ func TestPullMirrorIntoArchiveAndServeOn(t *testing.T) {
 	if _, err := os.Stat(partial.Path(remote.SummaryFile)); !os.IsNotExist(err) {
 		t.Errorf("a mirror of some branches copied the summary: %v", err)
 	}
+}
+
+// reencode rewrites the origin's object for path in commit with its content
+// compressed by another zstd writer (with a checksum, which otree's never
+// writes), so that a copy of it is told from a recompression.
+func reencode(t *testing.T, o *origin, commit repo.ID, path string) repo.ID {
+	t.Helper()
+	e, err := o.r.Lookup(commit, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, rc, err := o.r.OpenFile(e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := append(append(repo.AppendFileHeader(nil, h), 1), enc.EncodeAll(content, nil)...)
+	enc.Close()
+	if err := os.WriteFile(o.r.ObjectPath(repo.KindFile, e.ID), obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID
 }
 
 func newFileServer(t *testing.T, dir string) string {

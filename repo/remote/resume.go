@@ -124,7 +124,7 @@ const (
 // 416 means they already are the whole object, or are wrong. The kept bytes
 // and the rest are verified together; if that fails, the object is fetched
 // once more from its first byte.
-func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn func(*repo.FileHeader, io.Reader) error) error {
+func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn fileFunc) error {
 	u := s.url(objectRel(repo.KindFile, id))
 	p := &partial{dir: s.partialDir, path: filepath.Join(s.partialDir, id.String()+".file")}
 	p.open()
@@ -165,7 +165,7 @@ func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn func(
 
 // tryFile makes one request for a file object, continuing p's kept bytes
 // when there are some.
-func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *partial, fn func(*repo.FileHeader, io.Reader) error) (error, retry) {
+func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *partial, fn fileFunc) (error, retry) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
 	transient := func() retry {

@@ -1,0 +1,144 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/repo"
+)
+
+// zstdAt compresses b at level, as another writer (or another version of
+// zstd) might: not the bytes otree's own encoder would make.
+func zstdAt(t *testing.T, b []byte, level zstd.EncoderLevel) []byte {
+	t.Helper()
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	return e.EncodeAll(b, nil)
+}
+
+// An archive repository keeps a zstd payload that came from outside byte
+// for byte (a mirror does not compress again); other modes store the
+// content. Either way the object reads back as the content.
+func TestWriteArchiveVerifiedKeepsPayload(t *testing.T) {
+	content := bytes.Repeat([]byte("payload kept as it came\n"), 20000) // 480 kB, compressible
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	payload := zstdAt(t, content, zstd.SpeedFastest)
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			isNew, err := txn.WriteArchiveVerified(h, id, 1, bytes.NewReader(payload))
+			if err != nil || !isNew {
+				t.Fatalf("WriteArchiveVerified: new %v, %v", isNew, err)
+			}
+			if isNew, err := txn.WriteArchiveVerified(h, id, 1, bytes.NewReader(payload)); err != nil || isNew {
+				t.Fatalf("the same object again: new %v, %v", isNew, err)
+			}
+			if err := txn.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if mode == repo.ModeArchive {
+				stored, err := os.ReadFile(r.ObjectPath(repo.KindFile, id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := append(append(repo.AppendFileHeader(nil, h), 1), payload...)
+				if !bytes.Equal(stored, want) {
+					t.Errorf("stored object is %d bytes, not the %d received", len(stored), len(want))
+				}
+			}
+			_, rc, err := r.OpenFile(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, content) {
+				t.Errorf("reading the object back: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
+
+// A payload that is not exactly the object is refused as corrupt, names
+// the object, and leaves nothing behind: the same object offered again
+// with a good payload (a retry, another source) is stored.
+func TestWriteArchiveVerifiedRefusesBadPayloads(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o600, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	good := zstdAt(t, content, zstd.SpeedDefault)
+	other := append(bytes.Clone(content[:len(content)-1]), 'X')
+	// A skippable frame (magic 0x184D2A50, little-endian length) pads the
+	// stream without changing what it decompresses to.
+	skippable := func(n int) []byte {
+		b := []byte{0x50, 0x2a, 0x4d, 0x18, byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}
+		return append(b, make([]byte, n)...)
+	}
+	cases := []struct {
+		name    string
+		comp    byte
+		payload []byte
+		want    string
+	}{
+		{"other content", 1, zstdAt(t, other, zstd.SpeedDefault), "content hashes to"},
+		{"truncated stream", 1, good[:len(good)/2], "content ended"},
+		{"longer content", 1, zstdAt(t, append(bytes.Clone(content), 'x'), zstd.SpeedDefault), "longer than its header"},
+		{"bytes after the stream", 1, append(bytes.Clone(good), 0, 1, 2, 3), "after the content"},
+		{"padded past zstd's bound", 1, append(bytes.Clone(good), skippable(int(repo.MaxPayload(h.Size)))...), "larger than"},
+		{"not zstd", 1, bytes.Repeat([]byte{7}, 100), "magic number"},
+		{"unknown compression", 2, good, "unknown compression 2"},
+	}
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		_, err := txn.WriteArchiveVerified(h, id, c.comp, bytes.NewReader(c.payload))
+		var ce *repo.CorruptObjectError
+		if !errors.As(err, &ce) || ce.ID != id {
+			t.Errorf("%s: %v, want a *CorruptObjectError naming %s", c.name, err, id.Short())
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), id.String()) {
+			t.Errorf("%s: %q, want it to name the object and say %q", c.name, err, c.want)
+		}
+	}
+	// Within zstd's bound, padding is kept.
+	padded := append(bytes.Clone(good), skippable(64)...)
+	if isNew, err := txn.WriteArchiveVerified(h, id, 1, bytes.NewReader(padded)); err != nil || !isNew {
+		t.Fatalf("after the refusals, a good payload: new %v, %v", isNew, err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.Fsck(context.Background(), repo.FsckOptions{}); err != nil || len(rep.Problems) > 0 {
+		t.Errorf("fsck after the refusals: %v, %+v", err, rep)
+	}
+	if got := int64(len(padded)) + int64(len(repo.AppendFileHeader(nil, h))) + 1; fileSize(t, r.ObjectPath(repo.KindFile, id)) != got {
+		t.Errorf("stored %d bytes, want the %d received", fileSize(t, r.ObjectPath(repo.KindFile, id)), got)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
