@@ -142,3 +142,60 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// Whatever payload a server sends, WriteArchiveVerified either refuses it
+// or stores an object that reads back as the content its id names.
+func FuzzWriteArchiveVerified(f *testing.F) {
+	content := bytes.Repeat([]byte("fuzzed payload\n"), 300)
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	e, err := zstd.NewWriter(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := e.EncodeAll(content, nil)
+	e.Close()
+	f.Add(byte(1), good)
+	f.Add(byte(0), content)
+	f.Add(byte(1), good[:len(good)-3])
+	f.Add(byte(1), append(bytes.Clone(good), good...))
+	r, err := repo.Init(f.TempDir()+"/repo", repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
+	f.Fuzz(func(t *testing.T, comp byte, payload []byte) {
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer txn.Abort()
+		isNew, err := txn.WriteArchiveVerified(h, id, comp, bytes.NewReader(payload))
+		if err != nil {
+			var ce *repo.CorruptObjectError
+			if !errors.As(err, &ce) {
+				t.Fatalf("not a *CorruptObjectError: %v", err)
+			}
+			return
+		}
+		if !isNew {
+			return // stored by an earlier input
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		_, rc, err := r.OpenFile(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("stored object reads back as %d bytes, %v", len(got), err)
+		}
+		// The next input starts from an empty store again.
+		if err := os.Remove(r.ObjectPath(repo.KindFile, id)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
