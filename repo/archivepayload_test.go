@@ -60,14 +60,8 @@ func TestWriteArchiveVerifiedKeepsPayload(t *testing.T) {
 					t.Errorf("stored object is %d bytes, not the %d received", len(stored), len(want))
 				}
 			}
-			_, rc, err := r.OpenFile(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil || !bytes.Equal(got, content) {
-				t.Errorf("reading the object back: %d bytes, %v", len(got), err)
+			if got := readContent(t, r, id); !bytes.Equal(got, content) {
+				t.Errorf("reading the object back: %d bytes, want %d", len(got), len(content))
 			}
 		})
 	}
@@ -134,6 +128,21 @@ func TestWriteArchiveVerifiedRefusesBadPayloads(t *testing.T) {
 	}
 }
 
+// readContent reads file object id back, verified.
+func readContent(t *testing.T, r *repo.Repo, id repo.ID) []byte {
+	t.Helper()
+	_, rc, err := r.OpenFile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading object %s: %v", id.Short(), err)
+	}
+	return got
+}
+
 func fileSize(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -184,14 +193,8 @@ func FuzzWriteArchiveVerified(f *testing.F) {
 		if err := txn.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		_, rc, err := r.OpenFile(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(got, content) {
-			t.Fatalf("stored object reads back as %d bytes, %v", len(got), err)
+		if got := readContent(t, r, id); !bytes.Equal(got, content) {
+			t.Fatalf("stored object reads back as %d bytes, want %d", len(got), len(content))
 		}
 		// The next input starts from an empty store again.
 		if err := os.Remove(r.ObjectPath(repo.KindFile, id)); err != nil {
