@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,6 +48,14 @@ type FsckOptions struct {
 	// lists is a local branch pointing at that commit (ostree's
 	// --verify-back-refs). It implies VerifyBindings.
 	VerifyBackRefs bool
+	// AddTombstones stores a tombstone commit (FORMAT.md §2.6) for every
+	// commit that a stored commit names as its parent and that is neither
+	// stored nor tombstoned, and turns core.tombstone-commits on, as
+	// ostree fsck --add-tombstones documents: history deleted by hand then
+	// reads as deleted on purpose, and pulls from here stop at it instead
+	// of failing on it. Like Delete it takes the repository lock
+	// exclusively.
+	AddTombstones bool
 }
 
 // FsckProgress tells how far verification has got.
@@ -221,6 +231,8 @@ type FsckReport struct {
 	Incomplete []ID `json:"incomplete"`
 	// MarkedPartial lists the commits Delete marked partial.
 	MarkedPartial []ID `json:"marked_partial"`
+	// Tombstoned lists the commits AddTombstones stored a tombstone for.
+	Tombstoned []ID `json:"tombstoned,omitempty"`
 	// Unmarked lists the commits an earlier Delete marked partial that
 	// were complete again, whose mark this Delete took away.
 	Unmarked []ID `json:"unmarked,omitempty"`
@@ -430,9 +442,9 @@ func newFsckWorker() *fsckWorker {
 func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
 	var lk *Lock
 	var err error
-	if opts.Delete {
+	if opts.Delete || opts.AddTombstones {
 		if r.readOnly {
-			return nil, fmt.Errorf("fsck --delete: repository %s is read-only", r.path)
+			return nil, fmt.Errorf("fsck: repository %s is read-only", r.path)
 		}
 		lk, err = r.LockExclusive(ctx)
 	} else {
@@ -476,6 +488,11 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	}
 	if opts.VerifyBindings || opts.VerifyBackRefs {
 		f.checkBindings(refs, opts.VerifyBackRefs)
+	}
+	if opts.AddTombstones {
+		if err := f.addTombstones(rep); err != nil {
+			return rep, err
+		}
 	}
 	rep.Unreferenced = f.unreferenced(refs, objs)
 
@@ -1030,6 +1047,36 @@ func (f *fsckRun) unreferenced(refs []Ref, objs []storedObject) int64 {
 		}
 	}
 	return n
+}
+
+// addTombstones stores a tombstone for each missing parent of a stored
+// commit that has none.
+func (f *fsckRun) addTombstones(rep *FsckReport) error {
+	seen := map[ID]bool{}
+	for _, c := range f.commits {
+		p := c.Parent
+		if p.IsZero() || seen[p] || f.status(KindCommit, p) != stateMissing {
+			continue
+		}
+		seen[p] = true
+		if has, err := f.r.HasObject(KindTombstoneCommit, p); err != nil {
+			return err
+		} else if !has {
+			rep.Tombstoned = append(rep.Tombstoned, p)
+		}
+	}
+	if len(rep.Tombstoned) == 0 {
+		return nil
+	}
+	slices.SortFunc(rep.Tombstoned, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	if err := f.r.enableTombstones(); err != nil {
+		return err
+	}
+	if err := f.r.writeTombstones(rep.Tombstoned); err != nil {
+		rep.Tombstoned = nil
+		return err
+	}
+	return nil
 }
 
 // repair deletes corrupt objects and marks damaged commits partial.

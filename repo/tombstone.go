@@ -75,10 +75,10 @@ func (r *Repo) enableTombstones() error {
 	return nil
 }
 
-// writeTombstones durably stores the tombstones of commits before prune
-// deletes them, through a transaction under the exclusive lock prune
-// holds: a crash then leaves at worst a tombstone beside a commit still
-// stored, never a deleted commit without one.
+// writeTombstones durably stores the tombstones of commits, through a
+// transaction under the exclusive lock the caller (prune, before it
+// deletes them; fsck) holds: a crash then leaves at worst a tombstone
+// beside a commit still stored, never a deleted commit without one.
 func (r *Repo) writeTombstones(commits []ID) error {
 	if len(commits) == 0 {
 		return nil
@@ -90,7 +90,7 @@ func (r *Repo) writeTombstones(commits []ID) error {
 	defer t.Abort()
 	for _, id := range commits {
 		if err := t.WriteTombstone(id); err != nil {
-			return fmt.Errorf("prune: %w", err)
+			return fmt.Errorf("tombstone of commit %s: %w", id, err)
 		}
 	}
 	return t.Commit()

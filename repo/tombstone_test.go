@@ -239,3 +239,38 @@ func TestFsckDeleteLeavesNoTombstone(t *testing.T) {
 		t.Error("the corrupt commit stayed, or left a tombstone")
 	}
 }
+
+// AddTombstones stores a tombstone for each parent deleted by hand, turns
+// tombstones on, and adds nothing the second time or where no parent is
+// missing.
+func TestFsckAddTombstones(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	commits, _ := commitHistory(t, r)
+	rep, err := runFsck(t, r, repo.FsckOptions{AddTombstones: true})
+	if err != nil || len(rep.Tombstoned) != 0 || configOnDisk(t, r, repo.ConfigTombstoneCommits) != "" {
+		t.Fatalf("complete history: tombstoned %v, config %q, %v", rep.Tombstoned, configOnDisk(t, r, repo.ConfigTombstoneCommits), err)
+	}
+	if err := os.Remove(r.ObjectPath(repo.KindCommit, commits[1])); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = runFsck(t, r, repo.FsckOptions{AddTombstones: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Tombstoned) != 1 || rep.Tombstoned[0] != commits[1] {
+		t.Errorf("tombstoned %v, want the deleted parent %s", rep.Tombstoned, commits[1].Short())
+	}
+	if !stored(t, r, repo.KindTombstoneCommit, commits[1]) {
+		t.Error("no tombstone stored")
+	}
+	if got := configOnDisk(t, r, repo.ConfigTombstoneCommits); got != "true" {
+		t.Errorf("%s = %q, want true", repo.ConfigTombstoneCommits, got)
+	}
+	again := mustFsckClean(t, r)
+	if len(again.Tombstoned) != 0 {
+		t.Errorf("a plain fsck tombstoned %v", again.Tombstoned)
+	}
+	if rep, _ := runFsck(t, r, repo.FsckOptions{AddTombstones: true}); len(rep.Tombstoned) != 0 {
+		t.Errorf("second run tombstoned %v again", rep.Tombstoned)
+	}
+}

@@ -13,6 +13,7 @@ import (
 type fsckFlags struct {
 	delete, quiet, all         bool
 	verifyBindings, verifyBack bool
+	addTombstones              bool
 }
 
 func newFsckCommand(e *env) *cobra.Command {
@@ -36,7 +37,10 @@ A corrupt commit removed leaves no tombstone: it was not deleted on purpose
 (OSTree 2022.7 writes one when core.tombstone-commits is set).
 
 A commit's missing parent is not a problem, with or without a tombstone: prune
-and shallow pulls end history on purpose.
+and shallow pulls end history on purpose. --add-tombstones stores a tombstone
+for every such parent that has none and turns core.tombstone-commits on, as
+OSTree documents it (OSTree 2022.7 instead deletes the commit whose parent is
+missing): history deleted by hand then reads as deleted on purpose.
 
 --verify-bindings also checks that each ref's commit lists the ref in its ref
 binding (otree.ref-binding); --verify-back-refs checks, for every commit, that
@@ -53,6 +57,7 @@ each ref its binding lists points at it.`,
 	fl.MarkHidden("all")
 	fl.BoolVar(&f.verifyBindings, "verify-bindings", false, "check that each ref's commit is bound to that ref")
 	fl.BoolVar(&f.verifyBack, "verify-back-refs", false, "check that every ref a commit is bound to points at it (implies --verify-bindings)")
+	fl.BoolVar(&f.addTombstones, "add-tombstones", false, "store a tombstone for each missing parent of a stored commit, and turn core.tombstone-commits on")
 	e.addJSON(c)
 	return c
 }
@@ -63,7 +68,8 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 		return err
 	}
 	defer r.Close()
-	opts := repo.FsckOptions{Delete: f.delete, VerifyBindings: f.verifyBindings, VerifyBackRefs: f.verifyBack}
+	opts := repo.FsckOptions{Delete: f.delete, VerifyBindings: f.verifyBindings, VerifyBackRefs: f.verifyBack,
+		AddTombstones: f.addTombstones}
 	var b *bar
 	if !e.json && !f.quiet {
 		b = newBar(e.stderr)
@@ -98,6 +104,9 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(e.stderr, "error: %v\n", p)
+	}
+	for _, id := range rep.Tombstoned {
+		fmt.Fprintf(e.stdout, "Adding tombstone for commit %s\n", id)
 	}
 	if f.quiet {
 		return

@@ -86,3 +86,40 @@ func TestTombstoneParityWithOSTree(t *testing.T) {
 
 	c.fails(exitUsage, []string{"core.tombstone-commits", "maybe"}, "config", "set", "core.tombstone-commits", "maybe")
 }
+
+// fsck --add-tombstones stores a tombstone for a parent commit deleted by
+// hand, under the name prune would give it, and says so: a deep pull from
+// a repository that keeps tombstones then stops quietly where it failed
+// before.
+func TestFsckAddTombstones(t *testing.T) {
+	c := newCLIMode(t, repo.ModeArchive)
+	pruneHistory(t, c.ok)
+	c.ok("config", "set", "core.tombstone-commits", "true")
+	old := strings.TrimSpace(c.ok("rev-parse", "main^^"))
+	if err := os.Remove(filepath.Join(c.path, "objects", old[:2], old[2:]+".commit")); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("summary", "-u")
+	url := serve(t, c, nil)
+	pull := func() result {
+		cc := newCLIMode(t, repo.ModeArchive)
+		cc.ok("remote", "add", "--no-gpg-verify", "o", url)
+		return cc.run("pull", "--depth=-1", "o", "main")
+	}
+	if res := pull(); res.code == 0 || !strings.Contains(res.stderr, old) {
+		t.Fatalf("deep pull past a parent deleted by hand: exit %d, %q; want a failure naming %s", res.code, res.stderr, old)
+	}
+	out := c.ok("fsck", "--add-tombstones")
+	if want := "Adding tombstone for commit " + old + "\n"; !strings.Contains(out, want) {
+		t.Errorf("fsck --add-tombstones printed %q, want a line %q", out, want)
+	}
+	if _, err := os.Stat(tombstonePath(c.path, old)); err != nil {
+		t.Errorf("no tombstone: %v", err)
+	}
+	if out := c.ok("fsck", "--add-tombstones"); strings.Contains(out, "Adding tombstone") {
+		t.Errorf("second run added tombstones again:\n%s", out)
+	}
+	if res := pull(); res.code != 0 {
+		t.Errorf("deep pull after --add-tombstones: exit %d, %s", res.code, res.stderr)
+	}
+}
