@@ -10,13 +10,16 @@ import (
 // A pull publishes what it has verified as it goes, so that a pull killed
 // half-way keeps it and a re-run fetches only the rest. Publishing costs
 // two syncs, so objects are published in batches: every publishObjects
-// objects, publishBytes bytes or publishEvery, whichever comes first. A
+// objects, publishBytes bytes or publishEvery, whichever comes first (a
+// pull-local of /usr/local/go, 16k objects, took 2.0 s in batches of 1024
+// against 2.4 s in batches of 256; the byte and time bounds still cap what
+// a kill loses). A
 // large object is published at once, before its partial download (if it
 // had one) is removed. Without
 // fsync a publish is a rename per object, so every object is published as
 // soon as it is staged.
 const (
-	publishObjects = 256
+	publishObjects = 1024
 	publishBytes   = 16 << 20
 	publishEvery   = time.Second
 	// publishLarge is the content size of objects published at once. It
