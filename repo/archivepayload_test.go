@@ -202,3 +202,48 @@ func FuzzWriteArchiveVerified(f *testing.F) {
 		}
 	})
 }
+
+// failingReader yields its bytes, then err.
+type failingReader struct {
+	b   []byte
+	err error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
+}
+
+// A payload whose source fails half-way (a dropped connection) is an error
+// of the source, not a corrupt object, and the object can be stored again
+// from a source that works.
+func TestWriteArchiveVerifiedSourceError(t *testing.T) {
+	content := bytes.Repeat([]byte("interrupted payload\n"), 50000)
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	payload := zstdAt(t, content, zstd.SpeedFastest)
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := errors.New("connection dropped")
+	_, err = txn.WriteArchiveVerified(h, id, 1, &failingReader{b: payload[:len(payload)/2], err: dropped})
+	var ce *repo.CorruptObjectError
+	if !errors.Is(err, dropped) || errors.As(err, &ce) || !strings.Contains(err.Error(), id.String()) {
+		t.Fatalf("source failing half-way: %v; want the source's error, naming the object, not a corrupt object", err)
+	}
+	if isNew, err := txn.WriteArchiveVerified(h, id, 1, bytes.NewReader(payload)); err != nil || !isNew {
+		t.Fatalf("the same object from a working source: new %v, %v", isNew, err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readContent(t, r, id); !bytes.Equal(got, content) {
+		t.Errorf("stored object reads back as %d bytes, want %d", len(got), len(content))
+	}
+}
