@@ -83,65 +83,46 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 		if _, err := f.Write([]byte{compZstd}); err != nil {
 			return err
 		}
-		max := MaxPayload(h.Size)
-		kept := &keptPayload{r: payload, w: f, left: max}
-		if err := d.Reset(kept); err != nil {
-			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
-		}
+		kept := &keptPayload{r: payload, w: f, left: MaxPayload(h.Size)}
 		hs := hash.New()
 		hs.Write(AppendFileHeader(nil, h))
-		n, err := io.Copy(hs, io.LimitReader(d, int64(h.Size)))
-		if err == nil && uint64(n) == h.Size {
-			var one [1]byte
-			switch m, end := io.ReadFull(d, one[:]); {
-			case m > 0:
-				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: "content is longer than its header says"}
-			case !errors.Is(end, io.EOF) && kept.rerr == nil && !kept.over && kept.werr == nil:
-				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("after the content: %v", end)}
-			}
-		}
+		var n int64
+		err := d.Reset(kept)
 		if err == nil {
-			// The decoder stops at the end of the stream it needs; the
-			// payload must end there too.
-			var rest int64
-			if rest, err = io.Copy(io.Discard, kept); err == nil && rest > 0 {
-				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("%d bytes after the zstd stream", rest)}
+			n, err = io.Copy(hs, io.LimitReader(d, int64(h.Size)))
+		}
+		if err == nil && uint64(n) == h.Size {
+			// The stream must end with the content. Only what the
+			// decoder read is kept, so nothing unread can follow it.
+			var one [1]byte
+			if m, end := io.ReadFull(d, one[:]); m > 0 {
+				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: "content is longer than its header says"}
+			} else if !errors.Is(end, io.EOF) {
+				err = fmt.Errorf("after the content: %w", end)
 			}
 		}
 		switch {
 		case kept.over:
 			return &CorruptObjectError{Kind: KindFile, ID: id,
-				Reason: fmt.Sprintf("compressed payload is larger than %d bytes, the most zstd makes of %d bytes", max, h.Size)}
+				Reason: fmt.Sprintf("compressed payload is larger than %d bytes, the most zstd makes of %d bytes", MaxPayload(h.Size), h.Size)}
 		case kept.werr != nil:
 			return kept.werr
 		case kept.rerr != nil:
 			return fmt.Errorf("reading file object %s: %w", id, kept.rerr)
-		case err != nil:
-			var ce *CorruptObjectError
-			if errors.As(err, &ce) {
-				return err
-			}
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, h.Size)}
-			}
-			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
-		case uint64(n) != h.Size:
+		case errors.Is(err, io.ErrUnexpectedEOF) || err == nil && uint64(n) != h.Size:
 			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, h.Size)}
+		case err != nil:
+			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
 		}
 		if got := ID(hs.Sum()); got != id {
 			return &CorruptObjectError{Kind: KindFile, ID: id, Actual: got}
 		}
 		return nil
 	})
-	if err != nil {
-		t.unclaim(KindFile, id) // a source may offer it again
-		var ce *CorruptObjectError
-		if errors.As(err, &ce) {
-			return false, ce
-		}
-		return false, err
+	if ce := (*CorruptObjectError)(nil); errors.As(err, &ce) {
+		return false, ce // without the staging path writeStaged adds
 	}
-	return true, nil
+	return err == nil, err
 }
 
 // MaxPayload is the largest zstd payload an archive object of size bytes

@@ -9,16 +9,21 @@ import (
 	"github.com/otree/otree/internal/durable"
 )
 
-// markReady records an object whose staging finished without error, so
-// that Publish may move it into the store while other objects are still
-// being written.
-func (t *Txn) markReady(kind Kind, id ID, err error) {
-	if err != nil || t.ready == nil {
-		return
-	}
+// settle ends the staging of a claimed object. One staged without error
+// is recorded as ready, so that Publish may move it into the store while
+// other objects are still being written; one that failed loses its claim,
+// so that it can be written again (a pull retrying it, or taking it from
+// another source).
+func (t *Txn) settle(kind Kind, id ID, err error) {
+	k := objKey{kind, id}
 	t.mu.Lock()
-	t.ready[objKey{kind, id}] = struct{}{}
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil:
+		delete(t.staged, k)
+	case t.ready != nil:
+		t.ready[k] = struct{}{}
+	}
 }
 
 // Publish makes every object staged so far durable and moves it into the

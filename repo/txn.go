@@ -270,14 +270,6 @@ func (t *Txn) claim(kind Kind, id ID) (bool, error) {
 	return true, nil
 }
 
-// unclaim forgets a claim whose object could not be staged, so that it can
-// be written again.
-func (t *Txn) unclaim(kind Kind, id ID) {
-	t.mu.Lock()
-	delete(t.staged, objKey{kind, id})
-	t.mu.Unlock()
-}
-
 // stagedName is where an object is staged: fanned out like objects/, so
 // workers creating files do not all queue on one directory's lock, and the
 // subdirectory is created on first use.
@@ -309,7 +301,7 @@ func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 	if err == nil {
 		t.noteSize(objKey{kind, id}, int64(len(data)), int64(len(data)))
 	}
-	t.markReady(kind, id, err)
+	t.settle(kind, id, err)
 	return err
 }
 
@@ -367,7 +359,7 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 		_, err := f.Write(EncodeCommitMeta(m))
 		return err
 	})
-	t.markReady(KindCommitMeta, commit, err)
+	t.settle(KindCommitMeta, commit, err)
 	return err
 }
 
@@ -657,7 +649,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			t.fileBytes.Add(stored)
 			t.noteSize(objKey{KindFile, id}, stored, int64(h.Size))
 		}
-		t.markReady(KindFile, id, err)
+		t.settle(KindFile, id, err)
 	}()
 	switch t.r.mode {
 	case ModeArchive:

@@ -30,11 +30,11 @@ func SetImmutable(dir string, on bool) error {
 }
 
 // SetTopDir sets the top-directory flag of dir: ext4 then spreads the
-// directories made in dir over its block groups, as it does top-level ones. A benchmark that
-// makes and deletes a tree per run needs it on a journal-less ext4, where
-// allocating inodes next to ones just deleted scans them all
-// (recently_deleted) and would be what is measured. Filesystems without
-// the flag ignore it.
+// directories made in dir over its block groups, as it does top-level
+// ones. A benchmark that makes and deletes a tree per run needs it on a
+// journal-less ext4, where allocating inodes next to ones just deleted
+// scans them all (recently_deleted) and would be what is measured.
+// Filesystems without the flag ignore it.
 func SetTopDir(dir string) error { return setFlag(dir, topDir, true) }
 
 // setFlag sets (on) or clears flag on the directory dir.
