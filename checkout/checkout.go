@@ -290,11 +290,11 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		// Hardlinks cannot cross filesystems: find out before creating
 		// anything. (A bind mount of the same filesystem still refuses
 		// links; the first EXDEV then turns them off.)
+		// DEST may not exist yet: then its parent decides. When neither
+		// can be stat'ed, dst.Dev stays 0 and the first link tells.
 		var ost, dst unix.Stat_t
-		where := abs
-		if err := unix.Stat(where, &dst); err != nil {
-			where = filepath.Dir(abs)
-			err = unix.Stat(where, &dst)
+		if unix.Stat(abs, &dst) != nil {
+			_ = unix.Stat(filepath.Dir(abs), &dst)
 		}
 		if unix.Fstat(fd, &ost) == nil && dst.Dev != 0 && ost.Dev != dst.Dev {
 			c.link, c.noLink = false, "DEST is on another filesystem than the repository "+r.Path()

@@ -324,7 +324,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	h := repo.FileHeader{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
 	var id repo.ID
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
 		if hdr.Size < 0 {
 			return fmt.Errorf("negative size")
 		}

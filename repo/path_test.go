@@ -18,11 +18,11 @@ import (
 //
 // and a commit of it, built directly with a transaction.
 type lookupFixture struct {
-	r                   *repo.Repo
-	commit              repo.ID
-	rootTree, rootMeta  repo.ID
-	dTree, dMeta        repo.ID
-	aID, fID, lID, miss repo.ID
+	r                  *repo.Repo
+	commit             repo.ID
+	rootTree, rootMeta repo.ID
+	dTree, dMeta       repo.ID
+	aID, fID, lID      repo.ID
 }
 
 func newLookupFixture(t *testing.T) *lookupFixture {

@@ -131,7 +131,7 @@ func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn fileF
 	delay := s.backoff
 	restarted := false
 	for attempt := 1; ; {
-		err, next := s.tryFile(ctx, u, id, p, fn)
+		next, err := s.tryFile(ctx, u, id, p, fn)
 		switch {
 		case err == nil:
 			p.remove()
@@ -165,7 +165,7 @@ func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn fileF
 
 // tryFile makes one request for a file object, continuing p's kept bytes
 // when there are some.
-func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *partial, fn fileFunc) (error, retry) {
+func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *partial, fn fileFunc) (retry, error) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
 	transient := func() retry {
@@ -177,14 +177,14 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 	have := p.size()
 	req, err := s.request(actx, u, nil)
 	if err != nil {
-		return &FetchError{URL: u, Err: err}, final
+		return final, &FetchError{URL: u, Err: err}
 	}
 	if have > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return &FetchError{URL: u, Err: stalled(err)}, transient()
+		return transient(), &FetchError{URL: u, Err: stalled(err)}
 	}
 	defer resp.Body.Close()
 	var kept int64 // bytes of p that precede the body
@@ -197,45 +197,45 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 	case c == http.StatusPartialContent && have > 0:
 		start, _, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != have || total <= have {
-			return &FetchError{URL: u, Status: c, Err: fmt.Errorf("asked for bytes %d- and got Content-Range %q", have, resp.Header.Get("Content-Range"))}, startAgain
+			return startAgain, &FetchError{URL: u, Status: c, Err: fmt.Errorf("asked for bytes %d- and got Content-Range %q", have, resp.Header.Get("Content-Range"))}
 		}
 		kept = have
 	case c == http.StatusRequestedRangeNotSatisfiable && have > 0:
 		// "bytes */LENGTH": when LENGTH is what is kept, the object is
 		// complete on disk (the transfer broke after its last byte).
 		if total, ok := parseUnsatisfiedRange(resp.Header.Get("Content-Range")); !ok || total != have {
-			return &FetchError{URL: u, Status: c, Err: fmt.Errorf("asked for bytes %d- and the server has %s", have, resp.Header.Get("Content-Range"))}, startAgain
+			return startAgain, &FetchError{URL: u, Status: c, Err: fmt.Errorf("asked for bytes %d- and the server has %s", have, resp.Header.Get("Content-Range"))}
 		}
 		kept, body = have, http.NoBody
 	default:
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
 		err := &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)}
 		if retryable(c) {
-			return err, transient()
+			return transient(), err
 		}
-		return err, final
+		return final, err
 	}
 	wb := &watchedBody{r: body, timer: timer, timeout: s.timeout, n: &s.bytes}
 	timer.Reset(s.timeout)
 	var r io.Reader = wb
 	if p.f != nil {
 		if err := p.f.Truncate(kept); err != nil {
-			return &FetchError{URL: u, Err: fmt.Errorf("partial download %s: %w", p.path, err)}, final
+			return final, &FetchError{URL: u, Err: fmt.Errorf("partial download %s: %w", p.path, err)}
 		}
 		r = io.MultiReader(io.NewSectionReader(p.f, 0, kept), io.TeeReader(wb, &appender{f: p.f, off: kept}))
 	}
 	if err := s.decodeFile(id, r, fn); err != nil {
 		switch {
 		case wb.err != nil:
-			return &FetchError{URL: u, Err: stalled(err)}, transient()
+			return transient(), &FetchError{URL: u, Err: stalled(err)}
 		case kept > 0:
 			// The kept bytes may be what is wrong (a crash can leave
 			// garbage in a file that was never synced).
-			return &FetchError{URL: u, Err: fmt.Errorf("continuing %s: %w", p.path, err)}, startAgain
+			return startAgain, &FetchError{URL: u, Err: fmt.Errorf("continuing %s: %w", p.path, err)}
 		}
-		return &FetchError{URL: u, Err: err}, final
+		return final, &FetchError{URL: u, Err: err}
 	}
-	return nil, final
+	return final, nil
 }
 
 // parseContentRange parses "bytes FIRST-LAST/LENGTH" (LENGTH may be "*",

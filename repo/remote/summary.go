@@ -107,8 +107,7 @@ func DecodeSummary(b []byte) (*Summary, error) {
 	names := make(map[string]bool, n)
 	for i := 0; i < n && d.Err() == nil; i++ {
 		name := string(d.Bytes())
-		var id repo.ID
-		id = d.ID()
+		id := repo.ID(d.ID())
 		if d.Err() != nil {
 			break
 		}
