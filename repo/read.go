@@ -330,9 +330,21 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 	}
 }
 
-// archivedHeader reads the header and compression byte of the archived
-// object id open at f, and returns a reader of the payload after them.
+// archivedHeader is ReadArchiveHeader of the archived object id open at f,
+// with its path in a CorruptObjectError.
 func (r *Repo) archivedHeader(id ID, f *os.File) (*FileHeader, byte, io.Reader, error) {
+	h, comp, rest, err := ReadArchiveHeader(id, f)
+	if ce := (*CorruptObjectError)(nil); errors.As(err, &ce) {
+		ce.Path = r.ObjectPath(KindFile, id)
+	}
+	return h, comp, rest, err
+}
+
+// ReadArchiveHeader reads the header and compression byte of archive file
+// object id (docs/FORMAT.md §6.1) from the start of r, and returns a reader
+// of the payload after them. Malformed bytes give a *CorruptObjectError; an
+// error of r is returned wrapped.
+func ReadArchiveHeader(id ID, r io.Reader) (*FileHeader, byte, io.Reader, error) {
 	// Read a small prefix (headers are tens of bytes), growing it only for
 	// headers with large xattrs.
 	var buf []byte
@@ -341,11 +353,12 @@ func (r *Repo) archivedHeader(id ID, f *os.File) (*FileHeader, byte, io.Reader, 
 	var err error
 	for size := archivePrefix; ; size *= 4 {
 		if size > maxArchiveHeader {
-			return nil, 0, nil, r.corrupt(KindFile, id, fmt.Errorf("header larger than %d bytes", maxArchiveHeader))
+			err = fmt.Errorf("header larger than %d bytes", maxArchiveHeader)
+			break
 		}
 		grown := make([]byte, size)
 		copy(grown, buf)
-		n, rerr := io.ReadFull(f, grown[len(buf):])
+		n, rerr := io.ReadFull(r, grown[len(buf):])
 		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
 			return nil, 0, nil, fmt.Errorf("reading file object %s: %w", id, rerr)
 		}
@@ -356,13 +369,13 @@ func (r *Repo) archivedHeader(id ID, f *os.File) (*FileHeader, byte, io.Reader, 
 			break
 		}
 	}
+	if err == nil && hl >= len(buf) {
+		err = fmt.Errorf("missing compression byte")
+	}
 	if err != nil {
-		return nil, 0, nil, r.corrupt(KindFile, id, err)
+		return nil, 0, nil, &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
 	}
-	if hl >= len(buf) {
-		return nil, 0, nil, r.corrupt(KindFile, id, fmt.Errorf("missing compression byte"))
-	}
-	return h, buf[hl], io.MultiReader(bytes.NewReader(buf[hl+1:]), f), nil
+	return h, buf[hl], io.MultiReader(bytes.NewReader(buf[hl+1:]), r), nil
 }
 
 // OpenFilePayload returns file object id as an archive repository stores

@@ -151,3 +151,44 @@ func TestOpenRefusesOSTreeRepository(t *testing.T) {
 		r2.Close()
 	}
 }
+
+func TestReadArchiveHeader(t *testing.T) {
+	var id repo.ID
+	id[0] = 7
+	// A header with 40 KiB of xattrs: the prefix read grows past its first
+	// 4 KiB to find the compression byte.
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 3,
+		Xattrs: []repo.Xattr{{Name: "user.big", Value: bytes.Repeat([]byte{'x'}, 40<<10)}}}
+	enc := repo.AppendFileHeader(nil, h)
+	obj := append(append(bytes.Clone(enc), 0), "abc"...)
+	got, comp, rest, err := repo.ReadArchiveHeader(id, bytes.NewReader(obj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := io.ReadAll(rest)
+	if comp != 0 || string(payload) != "abc" || !bytes.Equal(repo.AppendFileHeader(nil, got), enc) {
+		t.Errorf("ReadArchiveHeader = comp %d, payload %q, header equal %v", comp, payload, bytes.Equal(repo.AppendFileHeader(nil, got), enc))
+	}
+
+	// Malformed objects are corrupt and name the object.
+	for name, b := range map[string][]byte{
+		"truncated header":    enc[:len(enc)/2],
+		"no compression byte": enc,
+		"empty":               nil,
+		"not a file header":   []byte("\x00\x01garbage"),
+	} {
+		_, _, _, err := repo.ReadArchiveHeader(id, bytes.NewReader(b))
+		var ce *repo.CorruptObjectError
+		if !errors.As(err, &ce) || ce.ID != id || ce.Kind != repo.KindFile {
+			t.Errorf("%s: err = %v, want *CorruptObjectError for %s", name, err, id)
+		}
+	}
+
+	// A reader that fails is its own error, not a corrupt object.
+	cut := errors.New("connection reset")
+	_, _, _, err = repo.ReadArchiveHeader(id, &failingReader{b: enc[:10], err: cut})
+	var ce *repo.CorruptObjectError
+	if !errors.Is(err, cut) || errors.As(err, &ce) || !strings.Contains(err.Error(), id.String()) {
+		t.Errorf("failing reader: err = %v, want %v naming %s and not corrupt", err, cut, id)
+	}
+}

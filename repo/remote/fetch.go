@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -46,10 +45,9 @@ var errStalled = errors.New("stalled")
 
 // Limits on what a server may make a client hold in memory.
 const (
-	maxMetaObject    = 256 << 20 // as repo refuses larger stored objects
-	maxArchiveHeader = 16 << 20
-	maxRefFile       = 1 << 10
-	maxConfigFile    = 1 << 20
+	maxMetaObject = 256 << 20 // as repo refuses larger stored objects
+	maxRefFile    = 1 << 10
+	maxConfigFile = 1 << 20
 )
 
 // httpSource reads an archive repository served over HTTP.
@@ -346,40 +344,11 @@ func (s *httpSource) openFile(ctx context.Context, id repo.ID, fn fileFunc) erro
 // decodeFile reads an archive file object's header and compression byte
 // from r and hands fn them and the payload.
 func (s *httpSource) decodeFile(id repo.ID, r io.Reader, fn fileFunc) error {
-	h, comp, rest, err := readArchiveHeader(r)
+	h, comp, rest, err := repo.ReadArchiveHeader(id, r)
 	if err != nil {
-		return &repo.CorruptObjectError{Kind: repo.KindFile, ID: id, Reason: err.Error()}
+		return err
 	}
 	return fn(h, comp, rest)
-}
-
-// readArchiveHeader reads the header and compression byte of an archive
-// file object (docs/FORMAT.md §6.1) from the start of r and returns a reader
-// of the payload. The prefix read grows only for headers with large xattrs.
-func readArchiveHeader(r io.Reader) (*repo.FileHeader, byte, io.Reader, error) {
-	var buf []byte
-	for size := 4 << 10; ; size *= 4 {
-		if size > maxArchiveHeader {
-			return nil, 0, nil, fmt.Errorf("header larger than %d bytes", maxArchiveHeader)
-		}
-		grown := make([]byte, size)
-		copy(grown, buf)
-		n, err := io.ReadFull(r, grown[len(buf):])
-		buf = grown[:len(buf)+n]
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return nil, 0, nil, err
-		}
-		h, hl, derr := repo.DecodeFileHeader(buf)
-		if derr == nil && hl < len(buf) {
-			return h, buf[hl], io.MultiReader(bytes.NewReader(buf[hl+1:]), r), nil
-		}
-		if len(buf) < size { // the whole object is in buf
-			if derr != nil {
-				return nil, 0, nil, derr
-			}
-			return nil, 0, nil, fmt.Errorf("missing compression byte")
-		}
-	}
 }
 
 // readRaw returns the bytes of a top-level file of a source (summary,
