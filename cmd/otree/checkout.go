@@ -210,8 +210,9 @@ func readCheckoutPairs(in io.Reader, name string) ([][2]string, error) {
 	return pairs, nil
 }
 
-// fsyncPolicy is checkout's --fsync=POLICY: a boolean in OSTree's
-// spellings, any case. Like OSTree's, the flag always takes a value.
+// fsyncPolicy is the --fsync=POLICY of commit and checkout: a boolean in
+// OSTree's spellings, any case. Like OSTree's, the flag always takes a
+// value, so "--fsync no" reads as "--fsync=no".
 type fsyncPolicy struct{ p *bool }
 
 func (f fsyncPolicy) String() string { return strconv.FormatBool(f.p != nil && *f.p) }

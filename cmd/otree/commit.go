@@ -79,7 +79,8 @@ sources over REV's tree.`,
 	fl.BoolVar(&f.skipIfUnchanged, "skip-if-unchanged", false, "make no commit if the tree equals the parent's")
 	fl.StringArrayVar(&f.bindRefs, "bind-ref", nil, "also bind the commit to this ref, besides --branch (repeatable)")
 	fl.BoolVar(&f.noBindings, "no-bindings", false, "write no ref binding (pull then accepts the commit for any ref)")
-	fl.BoolVar(&f.fsync, "fsync", true, "sync objects to disk before moving the branch")
+	f.fsync = true
+	fl.Var(fsyncPolicy{&f.fsync}, "fsync", "sync objects to disk before moving the branch: yes/true/1, or no/false/0/none")
 	fl.BoolVar(&f.summary, "stats", false, "print a summary of the work done to stderr")
 	f.signing.add(c, "the commit")
 	e.addJSON(c)

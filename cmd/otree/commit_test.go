@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -475,4 +478,49 @@ func TestCommitRefBindings(t *testing.T) {
 	if got := c.ok("log", "os/stable"); strings.Count(got, "commit ") != 3 {
 		t.Errorf("a refused commit moved the branch: log has %d commits", strings.Count(got, "commit "))
 	}
+}
+
+// commit's --fsync=POLICY takes OSTree's boolean spellings, as a separate
+// argument too; the no-spellings sync nothing, the yes-spellings sync.
+func TestCommitFsyncPolicy(t *testing.T) {
+	strace := needStrace(t)
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, fixture)
+	exe, env := otreeBinary(t)
+	for i, policy := range [][]string{{"--fsync=no"}, {"--fsync", "none"}, {"--fsync=FALSE"}, {"--fsync=0"},
+		{"--fsync=yes"}, {"--fsync", "true"}, {"--fsync=1"}} {
+		branch := fmt.Sprintf("b%d", i)
+		args := append([]string{"commit", "-b", branch}, policy...)
+		args = append(args, src)
+		o.ok(args...)
+		log := filepath.Join(t.TempDir(), "strace")
+		cmd := exec.Command(strace, append([]string{"-f", "-o", log, "-e", "trace=syncfs,fsync,fdatasync,sync", exe, "--repo=" + c.path}, args...)...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		}
+		data, _ := os.ReadFile(log)
+		synced := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(`).Match(data)
+		if want := i >= 4; synced != want {
+			t.Errorf("otree %v: synced %v, want %v", policy, synced, want)
+		}
+		if got := strings.TrimSpace(c.ok("rev-parse", branch)); len(got) != 64 {
+			t.Errorf("otree %v: branch %s = %q", policy, branch, got)
+		}
+	}
+	// Anything else is refused, by both, and moves no branch.
+	for _, policy := range [][]string{{"--fsync=maybe"}, {"--fsync"}} {
+		args := append([]string{"commit", "-b", "bad"}, policy...)
+		if len(policy) == 1 && policy[0] == "--fsync" {
+			args = append([]string{"commit", "-b", "bad", src}, policy...)
+		} else {
+			args = append(args, src)
+		}
+		c.fails(exitUsage, []string{"--fsync"}, args...)
+		if out, err := o.run(args...); err == nil {
+			t.Errorf("ostree %v succeeded: %s", args, out)
+		}
+	}
+	c.fails(1, []string{"bad"}, "rev-parse", "bad")
 }
