@@ -18,8 +18,9 @@ nothing and succeeds, as OSTree's init does, unless --mode or
 --collection-id ask for a different one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if e.repoPath == "" {
-				return usagef("no repository: pass --repo=PATH or set OTREE_REPO")
+			dir := e.repoDir()
+			if dir == "" {
+				return errNoRepo
 			}
 			m, err := repo.ParseMode(mode)
 			if err != nil {
@@ -30,11 +31,11 @@ nothing and succeeds, as OSTree's init does, unless --mode or
 					return usageError{err}
 				}
 			}
-			r, err := repo.Init(e.repoPath, repo.InitOptions{Mode: m, CollectionID: collection})
+			r, err := repo.Init(dir, repo.InitOptions{Mode: m, CollectionID: collection})
 			if errors.Is(err, repo.ErrExists) {
 				// As OSTree's init, a second run leaves the repository as
 				// it is and succeeds, unless it asked for another one.
-				if r, err = repo.Open(e.repoPath); err != nil {
+				if r, err = repo.Open(dir); err != nil {
 					return err
 				}
 				defer r.Close()

@@ -104,7 +104,7 @@ func newRootCommand(e *env) *cobra.Command {
 	root.SetVersionTemplate(versionText())
 	// Defined here so cobra adds no -v: that is OSTree's --verbose.
 	root.Flags().Bool("version", false, "print otree's version")
-	root.PersistentFlags().StringVar(&e.repoPath, "repo", os.Getenv("OTREE_REPO"), "path to the repository (default $OTREE_REPO)")
+	root.PersistentFlags().StringVar(&e.repoPath, "repo", "", "path to the repository (default: the current directory if it is one, else $OTREE_REPO or $OSTREE_REPO, else "+sysrootRepo+")")
 	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "print debug information (each request of a pull, the stat cache of a commit) on stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
@@ -153,12 +153,50 @@ func (e *env) addJSON(c *cobra.Command) {
 	c.Flags().BoolVar(&e.json, "json", false, "print machine-readable JSON")
 }
 
-// open opens the repository named by --repo / OTREE_REPO.
-func (e *env) open() (*repo.Repo, error) {
-	if e.repoPath == "" {
-		return nil, usagef("no repository: pass --repo=PATH or set OTREE_REPO")
+// sysrootRepo is the booted system's repository, where OSTree's commands
+// look for /sysroot/ostree/repo.
+const sysrootRepo = "/sysroot/otree/repo"
+
+// errNoRepo is the usage error of a command that found no repository.
+var errNoRepo = usagef("no repository: pass --repo=PATH, set OTREE_REPO, or run in a repository")
+
+// repoDir is the repository commands work on, in the order OSTree looks:
+// --repo; else the current directory when it is a repository; else
+// $OTREE_REPO, or OSTree's $OSTREE_REPO; else the booted system's. It is
+// "" when there is none.
+func (e *env) repoDir() string {
+	if e.repoPath != "" {
+		return e.repoPath
 	}
-	r, err := repo.Open(e.repoPath)
+	if wd, err := os.Getwd(); err == nil && isRepo(wd) {
+		return wd
+	}
+	for _, v := range []string{"OTREE_REPO", "OSTREE_REPO"} {
+		if p := os.Getenv(v); p != "" {
+			return p
+		}
+	}
+	if isRepo(sysrootRepo) {
+		return sysrootRepo
+	}
+	return ""
+}
+
+// isRepo tells whether dir looks like a repository: a config file and an
+// objects directory, as OSTree tells.
+func isRepo(dir string) bool {
+	c, err := os.Stat(filepath.Join(dir, "config"))
+	o, err2 := os.Stat(filepath.Join(dir, "objects"))
+	return err == nil && err2 == nil && c.Mode().IsRegular() && o.IsDir()
+}
+
+// open opens the repository repoDir names.
+func (e *env) open() (*repo.Repo, error) {
+	dir := e.repoDir()
+	if dir == "" {
+		return nil, errNoRepo
+	}
+	r, err := repo.Open(dir)
 	if err != nil {
 		return nil, err
 	}
