@@ -604,8 +604,20 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 	if t.r.mode == ModeBareUserOnly && (h.UID != 0 || h.GID != 0 || len(h.Xattrs) > 0) {
 		return fmt.Errorf("a bare-user-only repository records no owner or xattrs (commit with canonical permissions)")
 	}
+	if t.r.mode == ModeBareUserOnly && h.Type == TypeRegular && BareUserOnlyRefusedBits(h.Mode) != 0 {
+		// Its objects are what checkouts hardlink, with these very modes.
+		return fmt.Errorf("a bare-user-only repository refuses mode %04o on a file (bits %04o: setuid, setgid, sticky or writable by others)",
+			h.Mode&0o7777, BareUserOnlyRefusedBits(h.Mode))
+	}
 	return nil
 }
+
+// BareUserOnlyRefusedBits returns the bits of a regular file's mode that a
+// bare-user-only repository refuses to store, as OSTree's does: those
+// outside 0775 (setuid, setgid, sticky, and write for others). Its objects
+// keep their mode on disk, owned by the repository's user, and are
+// hardlinked into checkouts.
+func BareUserOnlyRefusedBits(mode uint32) uint32 { return mode & 0o7777 &^ 0o775 }
 
 // BareUserDiskMode is the permission mode a bare-user repository gives a
 // regular file object on disk: setuid, setgid, sticky and the write bit

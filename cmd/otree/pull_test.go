@@ -703,3 +703,38 @@ func TestPullSummaryParityWithOSTree(t *testing.T) {
 		t.Errorf("OSTree's line has another shape: %q", theirs)
 	}
 }
+
+// A bare-user-only repository refuses a file whose mode has bits outside
+// 0775, pulled or applied from a delta, as OSTree's does: its objects keep
+// their mode and are hardlinked into checkouts.
+func TestBareUserOnlyRefusesPulledModes(t *testing.T) {
+	suid := maps.Clone(fixture)
+	suid["su"] = testtree.Entry{Mode: fs.ModeSetuid | 0o755, Content: "su"}
+	suid["ww"] = testtree.Entry{Mode: 0o666, Content: "ww"}
+	tree := source(t, suid)
+	src := newCLI(t)
+	id := src.commitTree("os/stable", tree, "one", 1700000000)
+	delta := filepath.Join(t.TempDir(), "delta")
+	src.ok("static-delta", "generate", "--empty", "--to=os/stable", "--filename="+delta)
+
+	dst := newCLIMode(t, repo.ModeBareUserOnly)
+	dst.fails(exitError, []string{"bare-user-only repository refuses mode"}, "pull-local", src.path, "os/stable")
+	dst.fails(exitError, []string{"bare-user-only"}, "static-delta", "apply-offline", delta)
+	if has, _ := dst.r.HasObject(repo.KindCommit, id); has {
+		t.Error("a refused commit was stored")
+	}
+	if refs, _ := dst.r.ListRefs(""); len(refs) != 0 {
+		t.Errorf("refused pulls set refs: %v", refs)
+	}
+	if out, err := exec.Command("find", dst.path+"/objects", "-type", "f", "(", "-perm", "-4000", "-o", "-perm", "-0002", ")").CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("objects with refused modes on disk: %v %s", err, out)
+	}
+
+	// OSTree refuses the same pull.
+	o := needOSTree(t, "archive")
+	o.ok("commit", "-b", "os/stable", tree)
+	ob := needOSTree(t, "bare-user-only")
+	if out, err := ob.run("pull-local", o.path, "os/stable"); err == nil || !strings.Contains(string(out), "invalid mode") {
+		t.Errorf("ostree pull-local into bare-user-only: %v %s", err, out)
+	}
+}

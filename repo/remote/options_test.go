@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -141,11 +142,14 @@ func mustTree(t *testing.T, r *repo.Repo, id repo.ID) repo.ID {
 	return c.RootTree
 }
 
-// BareUserOnlyFiles refuses regular files with setuid, setgid or
+// badBareUserOnlyModes are file modes a bare-user-only repository refuses.
+var badBareUserOnlyModes = []fs.FileMode{fs.ModeSetuid | 0o755, fs.ModeSetgid | 0o755, fs.ModeSticky | 0o755, 0o666}
+
+// BareUserOnlyFiles refuses regular files with setuid, setgid, sticky or
 // other-writable bits, fetched one by one or in a static delta, and
 // stores none of them.
 func TestPullBareUserOnlyFiles(t *testing.T) {
-	for _, bad := range []fs.FileMode{fs.ModeSetuid | 0o755, fs.ModeSetgid | 0o755, 0o666} {
+	for _, bad := range badBareUserOnlyModes {
 		o := newOrigin(t)
 		a := o.commit("os/stable", tree, 1700000000)
 		changed := maps.Clone(tree)
@@ -187,6 +191,61 @@ func TestPullBareUserOnlyFiles(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A bare-user-only repository refuses such files itself, without
+// BareUserOnlyFiles: its objects keep their modes on disk and are
+// hardlinked into checkouts, so a setuid object would be a setuid file
+// anyone on the machine could run.
+func TestPullIntoBareUserOnlyRefusesModes(t *testing.T) {
+	for _, bad := range badBareUserOnlyModes {
+		o := newOrigin(t)
+		a := o.commit("os/stable", tree, 1700000000)
+		changed := maps.Clone(tree)
+		changed["usr/bin/tool"] = testtree.File("tool\n", bad)
+		b := o.commit("os/stable", changed, 1700000100)
+		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: a, To: b, NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		tool := lookup(t, o.r, b, "/usr/bin/tool").ID
+		for _, withDelta := range []bool{true, false} {
+			dst := newDest(t, repo.ModeBareUserOnly, o.srv.URL)
+			opts := fastOpts(a.String())
+			if _, err := remote.Pull(ctx, dst, opts); err != nil {
+				t.Fatalf("a tree without such files: %v", err)
+			}
+			if err := dst.SetRef("origin:os/stable", a); err != nil {
+				t.Fatal(err)
+			}
+			opts.Refs, opts.DisableStaticDeltas = []string{"os/stable"}, !withDelta
+			_, err := remote.Pull(ctx, dst, opts)
+			errContains(t, err, tool.String(), "bare-user-only", fmt.Sprintf("%04o", uint32(bad.Perm())|modeBits(bad)))
+			if has, _ := dst.HasObject(repo.KindFile, tool); has {
+				t.Errorf("mode %v, delta=%v: the refused file was stored", bad, withDelta)
+			}
+			if got := mustRef(t, dst, "origin:os/stable"); got != a {
+				t.Errorf("mode %v, delta=%v: the ref moved to %s", bad, withDelta, got)
+			}
+		}
+	}
+}
+
+// modeBits gives the setuid, setgid and sticky bits of m as Unix bits.
+func modeBits(m fs.FileMode) uint32 {
+	var b uint32
+	if m&fs.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
 }
 
 // RequireStaticDeltas pulls through a delta when one leads to the commit,

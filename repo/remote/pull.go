@@ -17,7 +17,6 @@ import (
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
-	"golang.org/x/sys/unix"
 )
 
 // PullOptions configure Pull and PullLocal.
@@ -82,9 +81,10 @@ type PullOptions struct {
 	// TimestampCheckFrom, if not zero, is a stored commit that no
 	// requested commit may be older than.
 	TimestampCheckFrom repo.ID
-	// BareUserOnlyFiles refuses regular files whose mode has setuid,
-	// setgid or other-writable bits: content a bare-user-only
-	// repository would refuse to hold.
+	// BareUserOnlyFiles refuses regular files whose mode has bits
+	// outside 0775 (setuid, setgid, sticky, other-writable): content a
+	// bare-user-only repository refuses to hold (BareUserOnlyRefusedBits),
+	// refused here in a repository of any mode.
 	BareUserOnlyFiles bool
 	// RequireStaticDeltas fails a pull (over HTTP) of a commit the
 	// remote offers no static delta for, instead of fetching its
@@ -1188,10 +1188,10 @@ func commitTime(t uint64) string {
 	return time.Unix(int64(t), 0).UTC().Format(time.RFC3339)
 }
 
-// checkFile refuses, with BareUserOnlyFiles, a regular file with setuid,
-// setgid or other-writable bits.
+// checkFile refuses, with BareUserOnlyFiles, a regular file with bits
+// outside 0775.
 func (p *puller) checkFile(id repo.ID, h *repo.FileHeader) error {
-	if p.opts.BareUserOnlyFiles && h.Type == repo.TypeRegular && h.Mode&(unix.S_ISUID|unix.S_ISGID|unix.S_IWOTH) != 0 {
+	if p.opts.BareUserOnlyFiles && h.Type == repo.TypeRegular && repo.BareUserOnlyRefusedBits(h.Mode) != 0 {
 		return fmt.Errorf("%s: file object %s has mode %04o, outside 0775 (refused by --bareuseronly-files)", p.src, id, h.Mode&0o7777)
 	}
 	return nil
