@@ -210,13 +210,19 @@ func (c *checkouter) done(n *dirNode) error {
 func (c *checkouter) finish(n *dirNode) error {
 	if !n.existed {
 		m := n.meta
+		uid, gid, xattrs := m.UID, m.GID, m.Xattrs
+		if c.mode == repo.ModeBareUserOnly {
+			// Such a repository records no owner or xattrs, as for its
+			// files: those of a pulled dirmeta are not its to give.
+			uid, gid, xattrs = 0, 0, nil
+		}
 		if c.owners {
-			if err := unix.Fchown(n.fd, int(m.UID), int(m.GID)); err != nil {
-				return fmt.Errorf("checkout: %s: chown to %d:%d: %w%s", n.path, m.UID, m.GID, err, userModeHint(err))
+			if err := unix.Fchown(n.fd, int(uid), int(gid)); err != nil {
+				return fmt.Errorf("checkout: %s: chown to %d:%d: %w%s", n.path, uid, gid, err, userModeHint(err))
 			}
 		}
 		if !c.opts.UserMode {
-			for _, x := range m.Xattrs {
+			for _, x := range xattrs {
 				if err := unix.Fsetxattr(n.fd, x.Name, x.Value, 0); err != nil {
 					return fmt.Errorf("checkout: %s: setting xattr %s: %w%s", n.path, x.Name, err, userModeHint(err))
 				}

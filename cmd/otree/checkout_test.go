@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -220,4 +221,54 @@ func nobodyDir(t *testing.T) (dir, bin string, env []string) {
 		t.Fatal(err)
 	}
 	return dir, bin, env
+}
+
+// Root's checkout from a bare-user-only repository gives directories 0:0
+// and no xattrs, as it gives files, whatever owner and xattrs a pulled
+// dirmeta carries; OSTree's does the same.
+func TestCheckoutBareUserOnlyDirOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: chown and trusted.* xattrs of the source tree")
+	}
+	tree := source(t, testtree.Tree{"d/f": testtree.File("f\n", 0o644)})
+	d := filepath.Join(tree, "d")
+	if err := os.Chown(d, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range [][2]string{{"trusted.overlay.opaque", "y"}, {"user.evil", "1"}} {
+		if err := xattr.Set(d, x[0], []byte(x[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(tool, co string) {
+		t.Helper()
+		for _, p := range []string{co, filepath.Join(co, "d")} {
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			xs, err := xattr.List(p, nil)
+			if st.Uid != 0 || st.Gid != 0 || err != nil || len(xs) != 0 {
+				t.Errorf("%s: %s is %d:%d with xattrs %v (%v), want 0:0 and none", tool, p, st.Uid, st.Gid, xs, err)
+			}
+		}
+	}
+
+	src := newCLI(t) // archive: records the owner and xattrs
+	src.ok("commit", "-b", "b", tree)
+	dst := newCLIMode(t, repo.ModeBareUserOnly)
+	dst.ok("pull-local", src.path, "b")
+	for _, args := range [][]string{{}, {"-M"}} {
+		co := filepath.Join(t.TempDir(), "co")
+		dst.ok(append(append([]string{"checkout"}, args...), "b", co)...)
+		check("otree", co)
+	}
+
+	o := needOSTree(t, "archive")
+	o.ok("commit", "-b", "b", tree)
+	ob := needOSTree(t, "bare-user-only")
+	ob.ok("pull-local", o.path, "b")
+	co := filepath.Join(t.TempDir(), "oco")
+	ob.ok("checkout", "b", co)
+	check("ostree", co)
 }
