@@ -1079,9 +1079,25 @@ func (f *fsckRun) addTombstones(rep *FsckReport) error {
 	return nil
 }
 
-// repair deletes corrupt objects and marks damaged commits partial.
+// repair deletes corrupt objects and marks damaged commits partial. The
+// caches go first, since a commit takes their word for what is stored, and
+// the markers before the objects, so that a repair killed half-way leaves
+// no commit that lacks objects and looks whole.
 func (f *fsckRun) repair(rep *FsckReport) error {
 	var errs []error
+	doomed := slices.ContainsFunc(f.order, func(p *FsckProblem) bool { return p.Type == ProblemCorrupt || p.Type == ProblemMode })
+	if doomed {
+		if err := f.r.dropCaches(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, id := range rep.Incomplete {
+		if err := f.r.writePartialMarker(id, partialFsck); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.MarkedPartial = append(rep.MarkedPartial, id)
+	}
 	for _, p := range f.order {
 		if p.Type != ProblemCorrupt && p.Type != ProblemMode {
 			continue
@@ -1095,19 +1111,9 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		rep.Deleted++
 	}
 	if rep.Deleted > 0 {
-		if err := f.r.dropCaches(); err != nil {
-			errs = append(errs, err)
-		}
 		if err := unix.Syncfs(f.r.objFd); err != nil {
 			errs = append(errs, fmt.Errorf("syncing %s: %w", f.r.Path("objects"), err))
 		}
-	}
-	for _, id := range rep.Incomplete {
-		if err := f.r.writePartialMarker(id, partialFsck); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.MarkedPartial = append(rep.MarkedPartial, id)
 	}
 	return errors.Join(errs...)
 }

@@ -250,6 +250,16 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		}
 	}
 
+	// The caches (the stat cache, the file-header index) name objects, and
+	// a commit takes their word without looking. They go before any
+	// object does, made durable by the sync below, so that a prune killed
+	// half-way leaves no cache naming a deleted object.
+	sweep := !opts.NoPrune && slices.ContainsFunc(objs, func(o storedObject) bool { return !p.reach[objKey(o)] })
+	if sweep {
+		if err := r.dropCaches(); err != nil {
+			return rep, p.finish(rep, err)
+		}
+	}
 	// Sweep: commits (with their metadata and state) first, then the rest.
 	order := []Kind{KindCommit, KindCommitMeta, KindDirTree, KindDirMeta, KindFile}
 	for i, kind := range order {
@@ -264,8 +274,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 				return rep, p.finish(rep, err)
 			}
 		}
-		if i == 0 && !opts.NoPrune && rep.Deleted > 0 {
-			// Make the commits' removal durable before what they needed goes.
+		if i == 0 && sweep {
+			// Make the commits' removal (and the caches') durable before
+			// what they needed goes.
 			if err := unix.Syncfs(r.objFd); err != nil {
 				return rep, p.finish(rep, fmt.Errorf("syncing %s: %w", r.Path("objects"), err))
 			}

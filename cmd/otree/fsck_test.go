@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -278,5 +282,48 @@ func TestFsckBindingsParityWithOSTree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// fsck --delete killed at any of its deletions leaves no commit that lacks
+// an object and looks whole, and no cache naming the deleted object.
+func TestFsckDeleteKilled(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	src := source(t, fixture)
+	for when := 1; ; when++ {
+		c := newCLIMode(t, repo.ModeBareUser)
+		c.ok("commit", "-b", "b", src)
+		c.ok("commit", "-b", "b", src) // a stat cache
+		id, err := c.r.ResolveRev("b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := c.r.ObjectPath(repo.KindFile, mustLookup(t, c.r, id, "/a.txt").ID)
+		if err := os.WriteFile(obj, []byte("bad\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when),
+			exe, "--repo="+c.path, "fsck", "--delete")
+		cmd.Env = env
+		out, _ := cmd.CombinedOutput()
+		killed := cmd.ProcessState.ExitCode() == -1 // strace dies of its tracee's signal
+		if _, err := os.Stat(obj); errors.Is(err, fs.ErrNotExist) {
+			if !c.r.IsCommitPartial(id) {
+				t.Errorf("fsck --delete killed at unlinkat %d: the object is gone and commit %s is not marked partial", when, id)
+			}
+			if _, err := os.Stat(c.r.CacheDir()); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("fsck --delete killed at unlinkat %d: the object is gone and the caches are not: %v", when, err)
+			}
+		}
+		if !killed {
+			if when < 3 {
+				t.Fatalf("fsck --delete finished after %d unlinks: the test kills it nowhere\n%s", when-1, out)
+			}
+			break
+		}
+		if when > 50 {
+			t.Fatalf("fsck --delete never finished:\n%s", out)
+		}
 	}
 }

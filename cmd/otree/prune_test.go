@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,6 +120,47 @@ func TestPruneOutputParityWithOSTree(t *testing.T) {
 		mine, theirs := normSizes(c.ok(args...)), normSizes(o.ok(args...))
 		if !strings.HasPrefix(mine, theirs) {
 			t.Errorf("%v: otree\n%s\nOSTree\n%s", args, mine, theirs)
+		}
+	}
+}
+
+// A prune killed at any of its deletions leaves no cache naming a deleted
+// object: the next commit of the same tree, which would take the stat
+// cache's and the header index's word, writes what it needs, and fsck
+// finds its branch whole.
+func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	src := source(t, fixture)
+	for when := 1; ; when++ {
+		c := newCLIMode(t, repo.ModeBareUser)
+		c.ok("commit", "-b", "b", src)
+		if err := os.WriteFile(filepath.Join(src, "extra"), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("commit", "-b", "b", src)
+		c.ok("refs", "--delete", "b")
+		cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when),
+			exe, "--repo="+c.path, "prune", "--refs-only", "--depth=0")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		killed := err != nil
+		if !killed && !strings.Contains(string(out), "Freed") && !strings.Contains(string(out), "Deleted") {
+			t.Fatalf("prune: %s", out)
+		}
+		c.ok("commit", "-b", "c", src)
+		if res := c.run("fsck"); res.code != 0 {
+			t.Errorf("prune killed at unlinkat %d, then commit: fsck exit %d\n%s%s", when, res.code, res.stdout, res.stderr)
+		}
+		c.ok("checkout", "-U", "c", filepath.Join(t.TempDir(), "co"))
+		if err := os.Remove(filepath.Join(src, "extra")); err != nil {
+			t.Fatal(err)
+		}
+		if !killed {
+			if when < 5 {
+				t.Fatalf("prune finished after %d unlinks: the test kills it nowhere", when-1)
+			}
+			break
 		}
 	}
 }
