@@ -367,7 +367,9 @@ func (s *Sysroot) switchFull(list []*Deployment, lc loaderConfig) (err error) {
 }
 
 // switchSub writes the other sub-version's links and renames
-// otree/boot.B to it; the entries stay as they are.
+// otree/boot.B to it; the entries stay as they are. /boot is synced too:
+// the entries name the same kernel directory, but installKernel may just
+// have added a file to it that no entry names (a kernel's .hmac).
 func (s *Sysroot) switchSub(list []*Deployment) error {
 	if _, err := s.bootEntries(list, s.bootVersion); err != nil { // sets boot serials
 		return err
@@ -376,7 +378,7 @@ func (s *Sysroot) switchSub(list []*Deployment) error {
 	if err := s.writeLinks(list, s.bootVersion, ns); err != nil {
 		return err
 	}
-	if err := durable.SyncFS(s.root); err != nil {
+	if err := durable.SyncFS(s.root, filepath.Join(s.path, "boot")); err != nil {
 		return err
 	}
 	return replaceSymlink(fmt.Sprintf("boot.%d.%d", s.bootVersion, ns), filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", s.bootVersion)))

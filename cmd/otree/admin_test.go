@@ -775,3 +775,56 @@ func TestAdminStatusParityWithOSTree(t *testing.T) {
 		t.Errorf("config-diff: otree\n%s\nOSTree\n%s\nwant\n%s", mine, theirs, want)
 	}
 }
+
+// A sub switch (entries unchanged) that installs a file into an existing
+// kernel directory of /boot (a kernel's .hmac, which no entry names) syncs
+// /boot before it switches: /boot may be a filesystem of its own.
+func TestAdminSubSwitchSyncsBoot(t *testing.T) {
+	strace := needStrace(t)
+	a := newAdmin(t)
+	const kver = "6.1.0-1"
+	for _, motd := range []string{"one\n", "two\n"} {
+		a.commit(motd, kver)
+		a.ok("admin", "deploy", "cli/stable")
+	}
+	dir := t.TempDir()
+	writeBootableTree(t, dir, kver, "three\n")
+	if err := os.WriteFile(filepath.Join(dir, "usr/lib/modules", kver, ".vmlinuz.hmac"), []byte("hmac\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.ok("commit", "-b", "cli/stable", dir)
+
+	exe, env := otreeBinary(t)
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=syncfs,rename,renameat,renameat2",
+		exe, "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "(sub switch)") {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(a.sys, "boot/otree")); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(string(data), "\n")
+	find := func(from int, match func(string) bool) int {
+		for i := from; i < len(lines); i++ {
+			if match(lines[i]) {
+				return i
+			}
+		}
+		return -1
+	}
+	boot := filepath.Join(a.sys, "boot")
+	hmac := find(0, func(l string) bool { return strings.Contains(l, "rename") && strings.Contains(l, ".vmlinuz-"+kver+".hmac\"") })
+	swtch := find(0, func(l string) bool {
+		return strings.Contains(l, "rename") && regexp.MustCompile(`otree/boot\.\d"`).MatchString(l)
+	})
+	if hmac < 0 || swtch < 0 || hmac > swtch {
+		t.Fatalf("no rename of the .hmac (%d) before the switch (%d) in:\n%s", hmac, swtch, data)
+	}
+	if sync := find(hmac, func(l string) bool { return strings.Contains(l, "syncfs(") && strings.Contains(l, "<"+boot+">") }); sync < 0 || sync > swtch {
+		t.Errorf("no syncfs of %s between the .hmac's rename (line %d) and the switch (line %d):\n%s", boot, hmac, swtch, data)
+	}
+}
