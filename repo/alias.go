@@ -222,7 +222,7 @@ func (r *Repo) SetAlias(name, target string) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, 0o755, r.Fsync()); err != nil {
 		return fmt.Errorf("writing alias %s: %w", name, err)
 	}
 	// The text climbs to refs/heads and names the target from there, as

@@ -280,7 +280,7 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		return err
 	}
 	p := r.refPath(final)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(p), 0o755, sync); err != nil {
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}
 	if err := durable.WriteFile(p, []byte(id.String()+"\n"), 0o644, sync); err != nil {

@@ -120,7 +120,7 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
 		return nil, fmt.Errorf("init %s: %w", path, ErrExists)
 	}
-	if err := os.MkdirAll(path, 0o755); err != nil {
+	if err := durable.MkdirAll(path, 0o755, true); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	for _, d := range []string{"objects", "refs/heads", "refs/remotes", "tmp", "state"} {
@@ -152,6 +152,12 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	defer lk.Unlock()
 	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
 		return nil, fmt.Errorf("init %s: %w", path, ErrExists)
+	}
+	// The layout is durable before the config that makes it a repository.
+	for _, d := range []string{"objects", "refs", "."} {
+		if err := durable.SyncDir(filepath.Join(path, d)); err != nil {
+			return nil, fmt.Errorf("init %s: %w", path, err)
+		}
 	}
 	cfg := &Config{sections: map[string]map[string]string{}}
 	cfg.Set("core.repo_version", strconv.Itoa(repoVersion))

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -54,5 +58,49 @@ func TestRefsRemotePrefix(t *testing.T) {
 	}
 	if got := c.ok("refs", "--list", "origin:os"); got != "origin:os/x\n" {
 		t.Errorf("refs --list origin:os = %q", got)
+	}
+}
+
+// The directories a new nested branch needs are synced into their parents
+// (as is the layout init makes, before its config): a crash after the
+// command reports success cannot lose them.
+func TestNewDirectoriesSynced(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	p := filepath.Join(t.TempDir(), "new", "repo")
+	trace := func(args ...string) string {
+		t.Helper()
+		log := filepath.Join(t.TempDir(), "strace")
+		cmd := exec.Command(strace, append([]string{"-f", "-y", "-o", log, "-e", "trace=fsync", exe, "--repo=" + p}, args...)...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		}
+		data, _ := os.ReadFile(log)
+		return string(data)
+	}
+	fsyncs := func(log string) []string {
+		var dirs []string
+		for _, m := range regexp.MustCompile(`fsync\(\d+<([^>]*)>\)`).FindAllStringSubmatch(log, -1) {
+			dirs = append(dirs, m[1])
+		}
+		return dirs
+	}
+	has := func(list []string, s string) int { return slices.Index(list, s) }
+
+	got := fsyncs(trace("init"))
+	cfg := slices.IndexFunc(got, func(f string) bool { return filepath.Dir(f) == p && regexp.MustCompile(`^\.?config`).MatchString(filepath.Base(f)) })
+	for _, d := range []string{filepath.Dir(filepath.Dir(p)), filepath.Dir(p), p, filepath.Join(p, "objects"), filepath.Join(p, "refs")} {
+		if i := has(got, d); i < 0 || cfg < 0 || i > cfg {
+			t.Errorf("init: %s not synced before the config (fsyncs: %q)", d, got)
+		}
+	}
+
+	src := source(t, fixture)
+	got = fsyncs(trace("commit", "-b", "os/x86_64/stable", src))
+	for _, d := range []string{"refs/heads", "refs/heads/os", "refs/heads/os/x86_64"} {
+		if has(got, filepath.Join(p, d)) < 0 {
+			t.Errorf("commit -b os/x86_64/stable: %s not synced (fsyncs: %q)", d, got)
+		}
 	}
 }
