@@ -273,6 +273,12 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		}
 		return nil
 	}
+	if sync {
+		// The ref is durable only if what it points at is.
+		if err := r.syncUnsynced(); err != nil {
+			return fmt.Errorf("writing ref %s: %w", name, err)
+		}
+	}
 	// resolveAlias checks the directories of every name on the way,
 	// final's included (aliasTarget goes through refFile).
 	final, err := r.resolveAlias(name)

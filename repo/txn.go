@@ -32,7 +32,10 @@ type Txn struct {
 	dir   string
 	dirFd int
 	dirLk *os.File
-	sync  bool
+	// unsynced holds the unsynced-objects marker, for a transaction that
+	// does not sync (unsyncedMarker).
+	unsynced *os.File
+	sync     bool
 	// perObject: sync each object (TxnOptions.PerObjectFsync).
 	perObject bool
 	space     *spaceBudget // nil: no free-space reserve
@@ -190,6 +193,13 @@ func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
 	}
 	t := &Txn{r: r, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
 		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}}
+	if !t.sync {
+		if t.unsynced, err = r.holdUnsynced(); err != nil {
+			os.RemoveAll(dir)
+			dl.Close()
+			return nil, err
+		}
+	}
 	if opts.Publishable {
 		t.ready = map[objKey]struct{}{}
 	}
@@ -872,6 +882,13 @@ func (t *Txn) moveIn(keys []objKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	if t.sync {
+		// What this transaction deduplicated against must be as durable
+		// as what it writes.
+		if err := t.r.syncUnsynced(); err != nil {
+			return err
+		}
+	}
 	// A few regular files are synced one by one; anything larger costs one
 	// syncfs (which also flushes other processes' dirty data, so is worth
 	// it only when there is much of ours).
@@ -984,6 +1001,9 @@ func (t *Txn) release() {
 	os.RemoveAll(t.dir)
 	t.dirLk.Close()
 	t.dirLk = nil
+	if t.unsynced != nil {
+		t.unsynced.Close()
+	}
 	if t.lock != nil {
 		t.lock.Unlock()
 	}

@@ -524,3 +524,40 @@ func TestCommitFsyncPolicy(t *testing.T) {
 	}
 	c.fails(1, []string{"bad"}, "rev-parse", "bad")
 }
+
+// A durable commit that takes objects a --fsync=false commit stored (here
+// every one: the same tree) syncs them before it moves its branch, since
+// it wrote none of them itself; after that, durable commits of that tree
+// sync nothing.
+func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
+	strace := needStrace(t)
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, fixture)
+	exe, env := otreeBinary(t)
+	c.ok("commit", "-b", "scratch", "--fsync=false", src)
+	commit := func(branch string) (syncfs, refRename int) {
+		log := filepath.Join(t.TempDir(), "strace")
+		cmd := exec.Command(strace, "-f", "-o", log, "-e", "trace=syncfs,rename,renameat,renameat2", exe, "--repo="+c.path, "commit", "-b", branch, src)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("commit: %v\n%s", err, out)
+		}
+		data, _ := os.ReadFile(log)
+		syncfs, refRename = -1, -1
+		for i, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "syncfs(") && syncfs < 0 {
+				syncfs = i
+			}
+			if strings.Contains(l, "rename") && strings.Contains(l, "refs/heads/"+branch) {
+				refRename = i
+			}
+		}
+		return
+	}
+	if s, r := commit("durable"); s < 0 || r < 0 || s > r {
+		t.Errorf("durable commit over unsynced objects: syncfs at line %d, ref written at line %d; want a syncfs first", s, r)
+	}
+	if s, r := commit("again"); s >= 0 || r < 0 {
+		t.Errorf("durable commit after the sync: syncfs at line %d (want none), ref written at line %d", s, r)
+	}
+}

@@ -1,0 +1,71 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// unsyncedMarker (in tmp/) exists while objects published without a sync
+// (TxnOptions.NoSync, --fsync=false, --disable-fsync) may not be durable.
+// A durable transaction may depend on such objects without writing them:
+// it deduplicates against them, or takes the stat cache's word for them.
+// So before it publishes or writes a ref it syncs the filesystem when the
+// marker is there (docs/FORMAT.md §11).
+const unsyncedMarker = "unsynced"
+
+// holdUnsynced creates the marker for a transaction that does not sync, and
+// holds it flock'ed shared until the transaction ends, so that no one
+// removes it while that transaction may still publish.
+func (r *Repo) holdUnsynced() (*os.File, error) {
+	p := r.Path("tmp", unsyncedMarker)
+	for {
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("marking unsynced objects: %w", err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("marking unsynced objects: %w", &os.PathError{Op: "flock", Path: p, Err: err})
+		}
+		// A durable transaction may have removed it between the open and
+		// the lock: then the lock is on a file no one will look at.
+		if sameFile(f, p) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// syncUnsynced makes durable whatever transactions that do not sync have
+// published, when the marker says there may be such objects, and removes
+// the marker unless one of them is still running.
+func (r *Repo) syncUnsynced() error {
+	p := r.Path("tmp", unsyncedMarker)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		defer f.Close()
+	}
+	// A marker this user cannot open still asks for the sync.
+	if err := unix.Syncfs(r.objFd); err != nil {
+		return fmt.Errorf("syncing objects published without a sync in %s: %w", r.Path("objects"), err)
+	}
+	if f != nil && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(f, p) {
+		// Not synced: should the removal be lost, the next durable
+		// transaction only syncs once more.
+		os.Remove(p)
+	}
+	return nil
+}
+
+// sameFile tells whether the open f is the file at p.
+func sameFile(f *os.File, p string) bool {
+	var a, b unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(p, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
+}
