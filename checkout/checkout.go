@@ -44,8 +44,9 @@ import (
 // Options configure a checkout.
 type Options struct {
 	// UserMode (-U) checks out as an unprivileged user would: ownership and
-	// xattrs are not restored and files' setuid/setgid bits are always
-	// cleared (directories keep theirs, as in OSTree).
+	// xattrs are not restored, files' setuid/setgid bits are always
+	// cleared (directories keep theirs, as in OSTree), and a device node
+	// (other than a 0:0 whiteout) fails the checkout, even as root.
 	//
 	// Without it, entries get the commit's owner and xattrs, which a user
 	// other than root can give only where they are its own. A

@@ -397,6 +397,13 @@ func (w *worker) create(n *dirNode, name string, o *object) error {
 		}
 		return w.finishSpecial(n, name, o, 0)
 	default:
+		if c.opts.UserMode && o.h.Type != repo.TypeFIFO && o.h.Rdev != 0 {
+			// A device node gives access to hardware, as a setuid bit
+			// gives privileges: user mode, which clears those, makes
+			// none either, as a user other than root could not. (A 0:0
+			// character device is an overlayfs whiteout, and harmless.)
+			return fmt.Errorf("a user-mode checkout creates no device nodes (%s %d:%d); check out without -U, as root", o.h.Type, unix.Major(o.h.Rdev), unix.Minor(o.h.Rdev))
+		}
 		if err := unix.Mknodat(n.fd, name, o.h.Type.UnixType()|perm&0o777, int(o.h.Rdev)); err != nil {
 			if errors.Is(err, unix.EPERM) {
 				return fmt.Errorf("cannot create %s: %w (device nodes need root or CAP_MKNOD)", o.h.Type, err)

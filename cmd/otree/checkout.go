@@ -67,7 +67,7 @@ exiting) or no, false, 0 or none.`,
 		},
 	}
 	fl := c.Flags()
-	fl.BoolVarP(&o.UserMode, "user-mode", "U", false, "do not restore ownership or xattrs, and clear setuid/setgid of files")
+	fl.BoolVarP(&o.UserMode, "user-mode", "U", false, "do not restore ownership or xattrs, clear setuid/setgid of files, and refuse device nodes")
 	fl.BoolVarP(&o.RequireHardlinks, "require-hardlinks", "H", false, "fail if a file cannot be hardlinked from the repository")
 	fl.BoolVarP(&o.ForceCopy, "force-copy", "C", false, "never hardlink (reflink where the filesystem can)")
 	fl.StringVar(&o.Subpath, "subpath", "", "check out only this directory or file of the commit")
