@@ -817,7 +817,9 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 		return -1
 	}
 	boot := filepath.Join(a.sys, "boot")
-	hmac := find(0, func(l string) bool { return strings.Contains(l, "rename") && strings.Contains(l, ".vmlinuz-"+kver+".hmac\"") })
+	hmac := find(0, func(l string) bool {
+		return strings.Contains(l, "rename") && strings.Contains(l, ".vmlinuz-"+kver+".hmac\"")
+	})
 	swtch := find(0, func(l string) bool {
 		return strings.Contains(l, "rename") && regexp.MustCompile(`otree/boot\.\d"`).MatchString(l)
 	})

@@ -89,7 +89,9 @@ func TestNewDirectoriesSynced(t *testing.T) {
 	has := func(list []string, s string) int { return slices.Index(list, s) }
 
 	got := fsyncs(trace("init"))
-	cfg := slices.IndexFunc(got, func(f string) bool { return filepath.Dir(f) == p && regexp.MustCompile(`^\.?config`).MatchString(filepath.Base(f)) })
+	cfg := slices.IndexFunc(got, func(f string) bool {
+		return filepath.Dir(f) == p && regexp.MustCompile(`^\.?config`).MatchString(filepath.Base(f))
+	})
 	for _, d := range []string{filepath.Dir(filepath.Dir(p)), filepath.Dir(p), p, filepath.Join(p, "objects"), filepath.Join(p, "refs")} {
 		if i := has(got, d); i < 0 || cfg < 0 || i > cfg {
 			t.Errorf("init: %s not synced before the config (fsyncs: %q)", d, got)
