@@ -60,7 +60,13 @@ summary.sig beside it; without them a stale summary.sig is removed.
 				if !ok || k == "" {
 					return usagef("--add-metadata wants KEY=VALUE, got %q", m)
 				}
-				md = md.Set(k, []byte(v))
+				// VALUE is GVariant text, as OSTree's, stored as commit's
+				// --add-metadata stores it.
+				b, err := gvariantValue(v)
+				if err != nil {
+					return usagef("--add-metadata %s: %v", k, err)
+				}
+				md = md.Set(k, b)
 			}
 			return e.inRepo(func(r *repo.Repo) error {
 				var s *remote.Summary
@@ -84,7 +90,7 @@ summary.sig beside it; without them a stale summary.sig is removed.
 	fl := c.Flags()
 	fl.BoolVarP(&update, "update", "u", false, "write the summary file")
 	fl.BoolVar(&view, "view", false, "print the summary file (also -v, as in OSTree)")
-	fl.StringArrayVarP(&metadata, "add-metadata", "m", nil, "with -u, store KEY=VALUE in the summary (repeatable)")
+	fl.StringArrayVarP(&metadata, "add-metadata", "m", nil, "with -u, store KEY=VALUE in the summary, VALUE in GVariant text ('a string', b'bytes', true, 42) (repeatable)")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync the file to disk")
 	signing.add(c, "the summary (with -u)")
 	e.addJSON(c)
@@ -119,7 +125,7 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 			ref.Name, len(data), ref.Commit, commitTime(c).UTC().Format("2006-01-02T15:04:05-07"))
 	}
 	for _, m := range s.Metadata {
-		fmt.Fprintf(e.stdout, "%s: %q\n", m.Key, m.Value)
+		fmt.Fprintf(e.stdout, "%s: %s\n", m.Key, metadataText(m.Key, m.Value))
 	}
 	for _, d := range s.Deltas {
 		fmt.Fprintf(e.stdout, "Static delta %s\n    Superblock: %s\n", d.Name, d.Superblock)

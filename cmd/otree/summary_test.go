@@ -17,7 +17,7 @@ func TestSummaryCommand(t *testing.T) {
 	c.fails(exitError, []string{"summary", "otree summary -u"}, "summary", "-v")
 	a := c.commitTree("os/stable", source(t, fixture), "one", 1700000000)
 	b := c.commitTree("main", source(t, testtree.Tree{"f": testtree.File("x", 0o644)}), "two", 1700000000)
-	if got := c.ok("summary", "-u", "-m", "title=demo"); got != "Wrote "+c.r.Path("summary")+": 2 branches\n" {
+	if got := c.ok("summary", "-u", "-m", "title='demo'"); got != "Wrote "+c.r.Path("summary")+": 2 branches\n" {
 		t.Errorf("summary -u = %q", got)
 	}
 	// OSTree's layout: the id on the line after "Latest Commit", with the
@@ -30,7 +30,7 @@ func TestSummaryCommand(t *testing.T) {
 		return len(data)
 	}
 	want := fmt.Sprintf("* main\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: 2023-11-14T22:13:20+00\n\n"+
-		"* os/stable\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: 2023-11-14T22:13:20+00\n\ntitle: \"demo\"\n", size(b), b, size(a), a)
+		"* os/stable\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: 2023-11-14T22:13:20+00\n\ntitle: 'demo'\n", size(b), b, size(a), a)
 	if got := c.ok("summary", "-v"); got != want {
 		t.Errorf("summary -v = %q, want %q", got, want)
 	}
@@ -51,7 +51,8 @@ func TestSummaryCommand(t *testing.T) {
 		t.Errorf("summary -u -v = %q", got)
 	}
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "summary", "-u", "-m", "x")
-	c.fails(exitError, []string{"reserved"}, "summary", "-u", "-m", "otree.deltas=x")
+	c.fails(exitUsage, []string{"--add-metadata", "title", "demo"}, "summary", "-u", "-m", "title=demo") // not GVariant text, as in OSTree
+	c.fails(exitError, []string{"reserved"}, "summary", "-u", "-m", "otree.deltas='x'")
 }
 
 // With core.auto-update-summary (OSTree's key), every command that changes
@@ -90,7 +91,7 @@ func TestAutoUpdateSummary(t *testing.T) {
 	if got, want := refs(), "main="+rev("main"); got != want {
 		t.Errorf("after commit: summary lists %q, want %q", got, want)
 	}
-	c.ok("summary", "-u", "-m", "title=demo")
+	c.ok("summary", "-u", "-m", "title='demo'")
 	c.ok("refs", "--create=stable", "main^")
 	if got, want := refs(), "main="+rev("main")+" stable="+rev("main^")+" title:demo"; got != want {
 		t.Errorf("after refs --create: %q, want %q", got, want)
@@ -128,5 +129,29 @@ func TestAutoUpdateSummary(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(c.r.Path("summary")); string(now) != string(signed) {
 		t.Error("the signed summary was rewritten")
+	}
+}
+
+// summary -m takes VALUE in GVariant text, as OSTree's does: a string
+// must be quoted, and -v prints it as OSTree prints it.
+func TestSummaryMetadataParity(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLI(t)
+	src := source(t, fixture)
+	o.ok("commit", "-b", "main", src)
+	c.ok("commit", "-b", "main", src)
+	if out, err := o.run("summary", "-u", "-m", "foo=bar"); err == nil {
+		t.Errorf("ostree summary -m foo=bar succeeded: %s", out)
+	}
+	c.fails(exitUsage, []string{"foo", "bar"}, "summary", "-u", "-m", "foo=bar")
+	o.ok("summary", "-u", "-m", "foo='bar'", "-m", `say="it's"`)
+	c.ok("summary", "-u", "-m", "foo='bar'", "-m", `say="it's"`)
+	for _, line := range []string{"foo: 'bar'\n", `say: "it's"` + "\n"} {
+		if got := o.ok("summary", "-v"); !strings.Contains(got, line) {
+			t.Errorf("ostree summary -v lacks %q:\n%s", line, got)
+		}
+		if got := c.ok("summary", "-v"); !strings.Contains(got, line) {
+			t.Errorf("otree summary -v lacks %q:\n%s", line, got)
+		}
 	}
 }
