@@ -67,9 +67,10 @@ type Options struct {
 	Branch  string // the ref to move; required unless Orphan
 	Subject string
 	Body    string
-	// Parent is the parent commit. Zero means the branch's current commit
-	// (re-read under the ref lock, so concurrent commits chain up); set
-	// NoParent for a root commit.
+	// Parent is the parent commit, which need not be stored (the history
+	// then ends there, as after a shallow pull). Zero means the branch's
+	// current commit (re-read under the ref lock, so concurrent commits
+	// chain up); set NoParent for a root commit.
 	Parent   repo.ID
 	NoParent bool
 	// Orphan writes the commit without moving any ref; Branch must then
@@ -329,10 +330,17 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	res := &Result{Parent: parent, Branch: opts.Branch}
 	var pc *repo.Commit
 	if !parent.IsZero() {
-		if pc, err = r.ReadCommit(parent); err != nil {
+		pc, err = r.ReadCommit(parent)
+		var missing *repo.ObjectMissingError
+		switch {
+		case err != nil && errors.As(err, &missing) && !opts.Parent.IsZero():
+			// A parent given by id need not be here, as in OSTree: the
+			// history is then cut there, as a shallow pull leaves it.
+			pc = nil
+		case err != nil:
 			return nil, fmt.Errorf("commit: parent %s: %w", parent, err)
 		}
-		if opts.SkipIfUnchanged && pc.RootTree == treeID && pc.RootMeta == root.meta {
+		if pc != nil && opts.SkipIfUnchanged && pc.RootTree == treeID && pc.RootMeta == root.meta {
 			res.Commit, res.Unchanged = parent, true
 			res.Stats = cnt.stats(txn)
 			if err := txn.Commit(); err != nil {
@@ -577,7 +585,7 @@ func keptMetadata(opts *Options, parent repo.ID, pc *repo.Commit) (repo.Metadata
 		return opts.Metadata, nil
 	}
 	if pc == nil {
-		return nil, fmt.Errorf("commit: keeping metadata %q: there is no parent commit", opts.KeepMetadata[0])
+		return nil, fmt.Errorf("commit: keeping metadata %q: there is no parent commit here", opts.KeepMetadata[0])
 	}
 	meta := slices.Clone(opts.Metadata)
 	for _, k := range opts.KeepMetadata {

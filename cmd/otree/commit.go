@@ -48,7 +48,7 @@ sources over REV's tree.`,
 	fl.StringVarP(&f.body, "body", "m", "", "full description")
 	fl.StringVarP(&f.bodyFile, "body-file", "F", "", "read the full description from FILE (instead of --body)")
 	fl.BoolVarP(&f.editor, "editor", "e", false, "write the subject and body in $VISUAL or $EDITOR (vi)")
-	fl.StringVar(&f.parent, "parent", "", `parent commit, or "none"`)
+	fl.StringVar(&f.parent, "parent", "", `parent commit (a full id need not be here), or "none"`)
 	fl.BoolVar(&f.orphan, "orphan", false, "create a commit with no parent (unless --parent): with -b the branch moves to it, starting its history over; without, no branch moves")
 	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
 	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")

@@ -561,3 +561,34 @@ func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
 		t.Errorf("durable commit after the sync: syncfs at line %d (want none), ref written at line %d", s, r)
 	}
 }
+
+// --parent takes a full id of a commit that is not here, as OSTree's does
+// (a history cut where a shallow pull leaves one); a ref or prefix that
+// names nothing is still an error, and --keep-metadata needs the parent.
+func TestCommitParentNotHere(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, fixture)
+	gone := strings.Repeat("1", 64)
+	// OSTree's ids are SHA-256, of the same length: the same text works for both.
+	o.ok("commit", "-b", "pz", "--parent="+gone, src)
+	id := strings.TrimSpace(c.ok("commit", "-b", "pz", "--parent="+gone, src))
+	cid, err := repo.ParseID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := c.r.ReadCommit(cid)
+	if err != nil || cm.Parent.String() != gone {
+		t.Fatalf("commit %s: parent %v, %v", id, cm, err)
+	}
+	for tool, log := range map[string]string{"otree": c.ok("log", "pz"), "ostree": o.ok("log", "pz")} {
+		if !strings.Contains(log, "<< History beyond this commit not fetched >>") {
+			t.Errorf("%s log of a commit whose parent is not here:\n%s", tool, log)
+		}
+	}
+	if res := c.run("fsck"); res.code != 0 {
+		t.Errorf("fsck: %d %s", res.code, res.stderr)
+	}
+	c.fails(exitError, []string{"1111"}, "commit", "-b", "x", "--parent=1111", src)
+	c.fails(exitError, []string{"keep", "parent"}, "commit", "-b", "x", "--parent="+gone, "--keep-metadata=version", src)
+}
