@@ -74,12 +74,17 @@ exiting) or no, false, 0 or none.`,
 	fl.BoolVar(&o.AllowNoent, "allow-noent", false, "do nothing, successfully, if the --subpath does not exist")
 	fl.BoolVar(&o.Union, "union", false, "DEST may exist: keep its directories, overwrite its files")
 	fl.BoolVar(&o.UnionAdd, "union-add", false, "DEST may exist: keep everything in it, add what is missing")
-	fl.BoolVar(&o.UnionIdentical, "union-identical", false, "DEST may exist: add what is missing, fail where an existing file differs")
+	fl.BoolVar(&o.UnionIdentical, "union-identical", false, "DEST may exist: add what is missing, fail where an existing file differs (compared by content, so unlike OSTree's it needs no -H)")
 	fl.BoolVar(&o.Whiteouts, "whiteouts", false, `apply OCI whiteouts (".wh.NAME", ".wh..wh..opq") instead of writing them`)
 	fl.BoolVar(&o.ProcessPassthroughWhiteouts, "process-passthrough-whiteouts", false, `check a file ".ostree-wh.NAME" out as NAME, an overlayfs whiteout (a 0:0 character device)`)
 	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones)")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.Var(fsyncPolicy{&o.Fsync}, "fsync", "sync the checkout to disk before exiting: yes/true/1, or no/false/0/none")
+	// OSTree's archive repositories can keep uncompressed copies of
+	// objects to hardlink; otree keeps none, so there is nothing to
+	// disable.
+	fl.Bool("disable-cache", false, "accepted for OSTree scripts: otree keeps no cache of uncompressed objects")
+	fl.MarkHidden("disable-cache")
 	fl.StringVar(&f.fromFile, "from-file", "", "check out the REV/SUBPATH pairs FILE lists (NUL-separated) into DEST")
 	fl.BoolVar(&f.fromStdin, "from-stdin", false, "as --from-file, reading standard input")
 	e.addJSON(c)

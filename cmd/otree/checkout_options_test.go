@@ -135,6 +135,15 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 		}
 	}
 
+	// --disable-cache is accepted, as OSTree's: otree has no cache to use.
+	for tool, run := range map[string]func(...string) string{"otree": c.ok, "ostree": o.ok} {
+		dest := filepath.Join(t.TempDir(), "nocache")
+		run("checkout", "-U", "--disable-cache", "one", dest)
+		if _, err := os.Stat(filepath.Join(dest, "a", "d")); err != nil {
+			t.Errorf("%s checkout --disable-cache: %v", tool, err)
+		}
+	}
+
 	// Without DEST, REV names the directory, as in OSTree.
 	t.Chdir(t.TempDir())
 	c.ok("checkout", "-U", "one")

@@ -52,6 +52,8 @@ func TestRemoteCommands(t *testing.T) {
 	}
 	c.fails(exitUsage, []string{"exclusive"}, "remote", "add", "--force", "--if-not-exists", "o", "http://x/")
 	c.fails(exitError, []string{"ftp://x"}, "remote", "add", "o", "ftp://x/")
+	c.fails(exitError, []string{"metalink", "not supported"}, "remote", "add", "o", "metalink=http://x/metalink.xml")
+	c.fails(exitError, []string{"mirrorlist", "not supported"}, "remote", "add", "o", "mirrorlist=http://x/list")
 	c.fails(exitError, []string{`"a/b"`}, "remote", "add", "a/b", "http://x/")
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "remote", "add", "--set=novalue", "o", "http://x/")
 	c.fails(exitUsage, nil, "remote", "add", "o")

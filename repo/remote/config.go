@@ -63,6 +63,11 @@ func ValidateRemoteName(name string) error {
 
 // validateURL accepts the URLs pull can fetch from.
 func validateURL(raw string) error {
+	for _, form := range []string{"metalink=", "mirrorlist="} {
+		if strings.HasPrefix(raw, form) {
+			return fmt.Errorf("invalid remote URL %q: OSTree's %s form is not supported; give the repository's http://, https:// or file:// URL", raw, strings.TrimSuffix(form, "="))
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("invalid remote URL %q: %v", raw, err)
