@@ -68,7 +68,7 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 		t.Errorf("refs --collections --json = %+v, %v", js, err)
 	}
 	c.ok("summary", "-u")
-	if got := c.ok("summary", "-v"); !strings.Contains(got, `otree.summary.collection-id: "org.example.Os"`) {
+	if got := c.ok("summary", "-v"); !strings.Contains(got, `otree.summary.collection-id: 'org.example.Os'`) {
 		t.Errorf("summary -v does not name the collection:\n%s", got)
 	}
 	c.fails(exitUsage, []string{"collection"}, "init", "--collection-id=org")

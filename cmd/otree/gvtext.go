@@ -238,12 +238,15 @@ func gvariantBytestring(v []byte) string {
 }
 
 // gvariantByteArray writes v as GVariant text writes an array of bytes: a
-// bytestring when it ends in its only NUL, else the bytes in hex (the
-// first with its type when annotate, as for a value that stands alone).
+// bytestring when it ends in its only NUL, else the bytes in hex (with
+// their type when annotate, as for a value that stands alone or comes
+// first: "@ay []" when empty, else on the first byte).
 func gvariantByteArray(v []byte, annotate bool) string {
 	switch {
-	case len(v) == 0:
+	case len(v) == 0 && annotate:
 		return "@ay []"
+	case len(v) == 0:
+		return "[]"
 	case bytes.IndexByte(v, 0) == len(v)-1:
 		return gvariantBytestring(v[:len(v)-1])
 	}
@@ -270,4 +273,18 @@ func cEscape(c byte) string {
 		}
 	}
 	return string(c)
+}
+
+// gvariantXattrs writes xattrs as OSTree prints them (ls -X, show): the
+// GVariant text of its a(ayay), each name a bytestring (OSTree stores it
+// with its NUL), each value an array of bytes, the first annotated.
+func gvariantXattrs(xs []repo.Xattr) string {
+	if len(xs) == 0 {
+		return "@a(ayay) []"
+	}
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = "(" + gvariantBytestring([]byte(x.Name)) + ", " + gvariantByteArray(x.Value, i == 0) + ")"
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/base64"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -227,7 +226,7 @@ func lsLine(le lsEntry, f *lsFlags) string {
 		}
 	}
 	if f.xattrs {
-		b.WriteString(" " + formatXattrs(le.xattrs))
+		b.WriteString(" { " + gvariantXattrs(le.xattrs) + " }") // as OSTree prints them
 	}
 	b.WriteString(" " + le.Path)
 	if le.Target != "" {
@@ -255,16 +254,3 @@ func typeChar(le lsEntry) byte {
 	return '?'
 }
 
-// formatXattrs prints xattrs as { name="value" ... } with Go quoting, or {}.
-func formatXattrs(x []repo.Xattr) string {
-	if len(x) == 0 {
-		return "{}"
-	}
-	var b strings.Builder
-	b.WriteString("{")
-	for _, a := range x {
-		b.WriteString(" " + a.Name + "=" + strconv.Quote(string(a.Value)))
-	}
-	b.WriteString(" }")
-	return b.String()
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // cli runs otree in-process against one repository.
@@ -172,8 +173,8 @@ l00777 0 0      0 /sub/up -> ../a.txt
 		t.Errorf("ls -C (-want +got):\n%s", diff)
 	}
 
-	// -X prints xattrs ({} for none); --nul-filenames-only just the paths.
-	if got := c.ok("ls", "-X", "os/x86_64/stable", "/a.txt"); got != "-00644 0 0      6 {} /a.txt\n" {
+	// -X prints xattrs in GVariant text, as OSTree; --nul-filenames-only just the paths.
+	if got := c.ok("ls", "-X", "os/x86_64/stable", "/a.txt"); got != "-00644 0 0      6 { @a(ayay) [] } /a.txt\n" {
 		t.Errorf("ls -X = %q", got)
 	}
 	if got := c.ok("ls", "-R", "--nul-filenames-only", "os/x86_64/stable", "/sub"); got != "/sub\x00/sub/secret\x00/sub/up\x00" {
@@ -682,4 +683,73 @@ func TestJSONNonUTF8Paths(t *testing.T) {
 			t.Errorf("%s --json names %q, want %q", what, names, want)
 		}
 	}
+}
+
+// ls -X prints xattrs as OSTree's does, in GVariant text: the same lines
+// for the same tree.
+func TestLsXattrsParity(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, testtree.Tree{"f": testtree.File("f\n", 0o644), "d": testtree.Dir(0o755), "g": testtree.File("g\n", 0o644), "l": testtree.Symlink("f")})
+	for _, x := range []struct{ path, name, value string }{
+		{"f", "user.a", "x"}, {"f", "user.b", "it's \"q\"\n"}, {"d", "user.c", "\x00\x01"}, {"g", "user.z", "nul-ended\x00"},
+	} {
+		if err := unix.Setxattr(filepath.Join(src, x.path), x.name, []byte(x.value), 0); err != nil {
+			t.Skipf("setxattr: %v", err)
+		}
+	}
+	o.ok("commit", "-b", "m", src)
+	c.ok("commit", "-b", "m", src)
+	want, got := o.ok("ls", "-X", "-R", "m"), c.ok("ls", "-X", "-R", "m")
+	sortLines := func(s string) []string { l := strings.Split(strings.TrimSpace(s), "\n"); slices.Sort(l); return l }
+	if d := cmp.Diff(sortLines(want), sortLines(got)); d != "" {
+		t.Errorf("ls -X -R (-ostree +otree):\n%s", d)
+	}
+	if !strings.Contains(got, "[byte 0x78]") {
+		t.Errorf("ls -X -R prints no byte array:\n%s", got)
+	}
+}
+
+// show takes the full id of a file, dirtree or dirmeta object too, and
+// prints it as OSTree's show does (ids aside: OSTree's are SHA-256).
+func TestShowOtherObjectsParity(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, testtree.Tree{"f": testtree.File("f\n", 0o640), "l": testtree.Symlink("f"), "d/x": testtree.File("", 0o755)})
+	if err := unix.Setxattr(filepath.Join(src, "f"), "user.a", []byte("x"), 0); err != nil {
+		t.Skipf("setxattr: %v", err)
+	}
+	o.ok("commit", "-b", "m", src)
+	c.ok("commit", "-b", "m", src)
+	ids := func(run func(...string) string, p string) []string {
+		var out []string
+		for _, f := range strings.Fields(run("ls", "-C", "m", p)) {
+			if _, err := hex.DecodeString(f); err == nil && len(f) == 64 {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	for _, p := range []string{"/f", "/l", "/d"} {
+		oid, cid := ids(o.ok, p), ids(c.ok, p)
+		for i := range oid {
+			want := strings.ReplaceAll(o.ok("show", oid[i]), oid[i], "ID")
+			got := strings.ReplaceAll(c.ok("show", cid[i]), cid[i], "ID")
+			if got != want {
+				t.Errorf("show of %s's object %d: otree %q, ostree %q", p, i, got, want)
+			}
+		}
+	}
+	var js struct {
+		Kind   string
+		Size   uint64
+		Mode   uint32
+		Xattrs []xattrJSON
+	}
+	if err := json.Unmarshal([]byte(c.ok("show", "--json", ids(c.ok, "/f")[0])), &js); err != nil || js.Kind != "file" || js.Size != 2 || js.Mode != 0o100640 || len(js.Xattrs) != 1 {
+		t.Errorf("show --json of a file object: %+v, %v", js, err)
+	}
+	// A prefix names commits only, and a missing id is still an error.
+	c.fails(exitError, []string{"not found"}, "show", ids(c.ok, "/f")[0][:12])
+	c.fails(exitError, []string{"missing"}, "show", strings.Repeat("2", 64))
 }

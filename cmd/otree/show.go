@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -22,14 +23,18 @@ type showFlags struct {
 func newShowCommand(e *env) *cobra.Command {
 	f := &showFlags{}
 	c := &cobra.Command{
-		Use:   "show REV",
+		Use:   "show REV|OBJECT",
 		Short: "Print one commit, or one of its metadata values",
 		Long: `Print the commit REV resolves to (a branch, remote:branch, full id or unique
 id prefix, optionally followed by ^ or ~N) in the shape of one ` + "`otree log`" + ` entry.
 --print-metadata-key (--print-detached-metadata-key) prints the value of one
 (detached) metadata key instead, in GVariant text as OSTree does: '1.0' for a
 string; --json gives the value as stored. --raw prints the commit object's
-stored bytes in hex.`,
+stored bytes in hex.
+
+The full id of a dirtree, dirmeta or file object prints that object as
+OSTree's show does: "dirtree ID", "dirmeta ID", or a file's header (type,
+size or target, mode, owner, xattrs).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.metaSet = cmd.Flags().Changed("print-metadata-key")
@@ -59,6 +64,12 @@ func runShow(e *env, f *showFlags, rev string) error {
 		return err
 	}
 	c, err := r.ReadCommit(id)
+	if missing := (*repo.ObjectMissingError)(nil); errors.As(err, &missing) && len(rev) == len(id.String()) && !f.raw && !f.sizes && !f.metaSet && !f.detachedSet {
+		// A full id may name an object of another kind, as in OSTree.
+		if shown, err := showObject(e, r, id); shown || err != nil {
+			return err
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -258,4 +269,64 @@ func printSizes(e *env, r *repo.Repo, id repo.ID, c *repo.Commit) error {
 	_, err = fmt.Fprintf(e.stdout, "Compressed size (needed/total): %s/%s\nUnpacked size (needed/total): %s/%s\nNumber of objects (needed/total): %d/%d\n",
 		siBytes(need.stored), siBytes(total.stored), siBytes(need.unpacked), siBytes(total.unpacked), need.n, total.n)
 	return err
+}
+
+// objectJSON is the --json form of show for an object that is not a
+// commit: its kind and, for a file, its header.
+type objectJSON struct {
+	ID     repo.ID     `json:"id"`
+	Kind   string      `json:"kind"`
+	Type   string      `json:"type,omitempty"`
+	Size   *uint64     `json:"size,omitempty"`
+	Target string      `json:"target,omitempty"`
+	Mode   *uint32     `json:"mode,omitempty"`
+	UID    *uint32     `json:"uid,omitempty"`
+	GID    *uint32     `json:"gid,omitempty"`
+	Xattrs []xattrJSON `json:"xattrs,omitempty"`
+}
+
+// showObject prints the stored object id when it is a dirtree, dirmeta or
+// file, as OSTree's show does: "KIND ID" for the first two, a file's
+// header in lines. It reports whether one was there.
+func showObject(e *env, r *repo.Repo, id repo.ID) (bool, error) {
+	for _, kind := range []repo.Kind{repo.KindDirTree, repo.KindDirMeta, repo.KindFile} {
+		if has, err := r.HasObject(kind, id); err != nil || !has {
+			if err != nil {
+				return false, err
+			}
+			continue
+		}
+		out := objectJSON{ID: id, Kind: kind.String()}
+		if kind != repo.KindFile {
+			if e.json {
+				return true, e.printJSON(out)
+			}
+			_, err := fmt.Fprintf(e.stdout, "%s %s\n", kind, id)
+			return true, err
+		}
+		h, err := r.StatFile(id)
+		if err != nil {
+			return true, err
+		}
+		mode := uint32(h.Type.UnixType()) | h.Mode
+		if e.json {
+			out.Type, out.Target, out.Mode, out.UID, out.GID, out.Xattrs = h.Type.String(), h.Target, &mode, &h.UID, &h.GID, toXattrJSON(h.Xattrs)
+			if h.Type == repo.TypeRegular {
+				out.Size = &h.Size
+			}
+			return true, e.printJSON(out)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "Object: %s\nType: file\nFile Type: %s\n", id, h.Type)
+		switch h.Type {
+		case repo.TypeRegular:
+			fmt.Fprintf(&b, "Size: %d\n", h.Size)
+		case repo.TypeSymlink:
+			fmt.Fprintf(&b, "Target: %s\n", h.Target)
+		}
+		fmt.Fprintf(&b, "Mode: 0%o\nUid: %d\nGid: %d\nExtended Attributes: { %s }\n", mode, h.UID, h.GID, gvariantXattrs(h.Xattrs))
+		_, err = io.WriteString(e.stdout, b.String())
+		return true, err
+	}
+	return false, nil
 }
