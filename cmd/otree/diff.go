@@ -38,7 +38,9 @@ an added directory are listed; a removed directory is one line unless --verify.
 Paths with control characters or invalid UTF-8 are printed Go-quoted.
 
 The second argument is a directory if one exists there; if it also names a
-revision, write ./NAME (or an absolute path) for the directory. A directory is
+revision, write ./NAME (or an absolute path) for the directory. (OSTree also
+takes a directory as the first argument, and two directories; otree
+compares a commit with a directory only in that order.) A directory is
 hashed the way commit would hash it (nothing is written to the repository);
 when it was checked out by an unprivileged user, pass the commit's owner with
 --owner-uid/--owner-gid (or --ignore-owners), and --no-xattrs if the filesystem
