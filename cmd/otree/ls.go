@@ -253,4 +253,3 @@ func typeChar(le lsEntry) byte {
 	}
 	return '?'
 }
-
