@@ -798,13 +798,20 @@ func (s *Sysroot) freeSerial(osName string, commit repo.ID) (int, error) {
 func (s *Sysroot) prepareTree(ctx context.Context, d, merge *Deployment) ([]EtcChange, error) {
 	etc := filepath.Join(d.Path, "etc")
 	usrEtc := filepath.Join(d.Path, "usr", "etc")
+	// /usr, /etc and /usr/etc are written through below: a symlink in
+	// their place would lead the writes out of the deployment.
+	for _, p := range []string{"usr", "etc", "usr/etc"} {
+		if fi, err := os.Lstat(filepath.Join(d.Path, p)); err == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("commit %s: /%s is not a directory (mode %v)", d.Commit, p, fi.Mode())
+		}
+	}
 	_, errEtc := os.Lstat(etc)
 	_, errUsrEtc := os.Lstat(usrEtc)
 	switch {
 	case errEtc == nil && errUsrEtc == nil:
 		return nil, fmt.Errorf("commit %s has both /etc and /usr/etc", d.Commit)
 	case errEtc == nil:
-		if _, err := os.Stat(filepath.Join(d.Path, "usr")); err != nil {
+		if _, err := os.Lstat(filepath.Join(d.Path, "usr")); err != nil {
 			return nil, fmt.Errorf("commit %s has no /usr: %w", d.Commit, err)
 		}
 		if err := os.Rename(etc, usrEtc); err != nil {

@@ -1505,3 +1505,27 @@ func TestCleanupLeavesForeignFiles(t *testing.T) {
 		t.Errorf("stale deployment directory: %v, report %v", err, rep.Deployments)
 	}
 }
+
+// A tree whose /etc or /usr/etc is not a directory (a symlink, which the
+// /etc merge would write through) is refused, naming it, before anything
+// is moved, and nothing is written where the link points.
+func TestEtcSymlinkRefused(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	for name, over := range map[string]testtree.Tree{
+		"/usr/etc": {"usr/etc/hostname": gone, "usr/etc/motd": gone, "usr/etc/ssh/sshd_config": gone, "usr/etc/ssh": gone,
+			"usr/etc": testtree.Symlink(outside)},
+		"/etc": {"usr/etc/hostname": gone, "usr/etc/motd": gone, "usr/etc/ssh/sshd_config": gone, "usr/etc/ssh": gone, "usr/etc": gone,
+			"etc": testtree.Symlink(outside)},
+	} {
+		branch := "link" + strings.ReplaceAll(name, "/", "-")
+		f.commit(branch, osTree("6.1.0-1", over))
+		_, err := f.s.Deploy(context.Background(), branch, DeployOptions{})
+		if err == nil || !strings.Contains(err.Error(), name+" is not a directory") {
+			t.Errorf("%s: deploy: %v", name, err)
+		}
+		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+			t.Fatalf("%s: deploy wrote through the link: %v", name, ents)
+		}
+	}
+}
