@@ -51,6 +51,13 @@ func (b *spaceBudget) take(n int64) error {
 	return nil
 }
 
+// give returns n bytes to the budget: a temporary file was removed.
+func (b *spaceBudget) give(n int64) {
+	if b != nil {
+		b.left.Add(n)
+	}
+}
+
 // object counts one new object's block beyond its bytes: a file ends in a
 // partly used block, and a symlink or empty file takes an inode.
 func (b *spaceBudget) object() error {

@@ -100,3 +100,46 @@ func TestMinFreeSpace(t *testing.T) {
 		}
 	}
 }
+
+// Content streamed into a transaction is spooled uncompressed while it is
+// hashed, however small the archive object it becomes: the spool counts
+// against the reserve (an error naming it, not ENOSPC half-way), and what
+// it took is given back once it is removed.
+func TestMinFreeSpaceCountsSpool(t *testing.T) {
+	const size = 32 << 20
+	mnt := testtree.SmallFS(t, size)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Config().Set(repo.ConfigMinFreeSize, "1MB"); err != nil {
+		t.Fatal(err)
+	}
+	testtree.FillTo(t, mnt, 8<<20) // about 7 MiB may be written
+	zeros := func(n int) (*repo.FileHeader, *bytes.Reader) {
+		return &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(n)}, bytes.NewReader(make([]byte, n))
+	}
+
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two 4 MiB files, each a few bytes once compressed: the first spool
+	// is gone before the second is written.
+	for i := range 2 {
+		h, src := zeros(4<<20 + i)
+		if _, _, err := txn.WriteFileStream(h, src); err != nil {
+			t.Fatalf("file %d of 4 MiB: %v", i, err)
+		}
+	}
+	// 16 MiB would not fit: refused by the reserve, before the disk fills.
+	h, src := zeros(16 << 20)
+	_, _, err = txn.WriteFileStream(h, src)
+	if !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-size=1MB") {
+		t.Errorf("a 16 MiB spool with about 7 MiB to spare: %v, want ErrMinFreeSpace", err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatalf("commit after the refused object: %v", err)
+	}
+}

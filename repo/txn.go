@@ -519,8 +519,11 @@ func (t *Txn) WriteFileStream(h *FileHeader, r io.Reader) (ID, bool, error) {
 	c, err := t.readContent(h, r)
 	defer c.close()
 	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
 			return ID{}, false, fmt.Errorf("content ended after %d of %d bytes", c.n, h.Size)
+		case errors.Is(err, ErrMinFreeSpace):
+			return ID{}, false, fmt.Errorf("spooling content: %w", err)
 		}
 		return ID{}, false, fmt.Errorf("reading content: %w", err)
 	}
@@ -538,6 +541,9 @@ type content struct {
 	buf   []byte
 	spool *os.File
 	name  string
+	// spooled is what the spool took from the free-space budget, given
+	// back when it is removed.
+	spooled int64
 }
 
 // readContent reads exactly h.Size bytes from src. A stream that ends
@@ -566,7 +572,11 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 	c.spool = os.NewFile(uintptr(fd), filepath.Join(t.dir, c.name))
 	hs := hash.New()
 	hs.Write(AppendFileHeader(nil, h))
-	n, err := io.Copy(io.MultiWriter(c.spool, hs), io.LimitReader(src, int64(h.Size)))
+	// The spool holds the content uncompressed, however small the object
+	// it becomes: it counts against the free-space reserve while it lasts.
+	sf := &stagedFile{fd: fd, space: t.space}
+	n, err := io.Copy(io.MultiWriter(sf, hs), io.LimitReader(src, int64(h.Size)))
+	c.spooled = sf.n
 	c.n = uint64(n)
 	if err == nil && c.n != h.Size {
 		err = io.ErrUnexpectedEOF
@@ -593,6 +603,7 @@ func (c *content) close() {
 	}
 	if c.name != "" {
 		unix.Unlinkat(c.t.dirFd, c.name, 0)
+		c.t.space.give(c.spooled)
 	}
 }
 
