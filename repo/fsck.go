@@ -78,7 +78,9 @@ const (
 	ProblemMissing
 	// ProblemMode: a bare-user file object's permission bits on disk differ
 	// from BareUserDiskMode of its recorded mode (typically a chmod made
-	// through a hardlink in a checkout). Err is a *CorruptObjectError.
+	// through a hardlink in a checkout), or a bare-user-only file object
+	// has a mode such a repository refuses (BareUserOnlyRefusedBits). Err
+	// is a *CorruptObjectError.
 	ProblemMode
 	// ProblemRef: a ref file cannot be read or parsed.
 	ProblemRef
@@ -756,6 +758,11 @@ func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 		if err != nil {
 			return false, err
 		}
+	}
+	if f.r.mode == ModeBareUserOnly && h.Type == TypeRegular && BareUserOnlyRefusedBits(h.Mode) != 0 {
+		// Stored by an otree that did not refuse such modes yet.
+		return true, &CorruptObjectError{Kind: KindFile, ID: id, Path: path,
+			Reason: fmt.Sprintf("mode %04o has bits %04o, which a bare-user-only repository refuses (setuid, setgid, sticky or writable by others)", h.Mode, BareUserOnlyRefusedBits(h.Mode))}
 	}
 	if f.r.mode == ModeBareUser {
 		var st unix.Stat_t

@@ -13,6 +13,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // integrityTree has content in several directories, a symlink and an
@@ -569,5 +570,35 @@ func TestFsckRefProblemMessage(t *testing.T) {
 		if p.Type != repo.ProblemRef || strings.Count(msg, p.Path) != 1 || strings.Count(rest, p.Ref) != 1 {
 			t.Errorf("problem %q (type %s): want the ref %q and its file %s named once each", msg, p.Type, p.Ref, p.Path)
 		}
+	}
+}
+
+// A bare-user-only file object with a mode such a repository refuses
+// (stored before it refused them) is reported as damaged, and --delete
+// removes it.
+func TestFsckBareUserOnlyRefusedMode(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUserOnly)
+	content := []byte("setuid\n")
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o4755, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	p := r.ObjectPath(repo.KindFile, id)
+	if err := os.WriteFile(p, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(p, 0o4755); err != nil { // os.Chmod would want fs.ModeSetuid
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if prob := wantProblem(t, rep, err, repo.ProblemMode, repo.KindFile, id); !strings.Contains(prob.Error(), "4755") {
+		t.Errorf("problem %q does not name the mode", prob.Error())
+	}
+	if _, err := runFsck(t, r, repo.FsckOptions{Delete: true}); err == nil {
+		t.Error("fsck --delete found nothing")
+	}
+	if has, _ := r.HasObject(repo.KindFile, id); has {
+		t.Error("fsck --delete left the object")
+	}
+	if _, err := runFsck(t, r, repo.FsckOptions{}); err != nil {
+		t.Errorf("after --delete: %v", err)
 	}
 }
