@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -288,8 +286,7 @@ func TestFsckBindingsParityWithOSTree(t *testing.T) {
 // fsck --delete killed at any of its deletions leaves no commit that lacks
 // an object and looks whole, and no cache naming the deleted object.
 func TestFsckDeleteKilled(t *testing.T) {
-	strace := needStrace(t)
-	exe, env := otreeBinary(t)
+	needStrace(t)
 	src := source(t, fixture)
 	for when := 1; ; when++ {
 		c := newCLIMode(t, repo.ModeBareUser)
@@ -303,11 +300,7 @@ func TestFsckDeleteKilled(t *testing.T) {
 		if err := os.WriteFile(obj, []byte("bad\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when),
-			exe, "--repo="+c.path, "fsck", "--delete")
-		cmd.Env = env
-		out, _ := cmd.CombinedOutput()
-		killed := cmd.ProcessState.ExitCode() == -1 // strace dies of its tracee's signal
+		killed, out := c.killedAtUnlink(when, "fsck", "--delete")
 		if _, err := os.Stat(obj); errors.Is(err, fs.ErrNotExist) {
 			if !c.r.IsCommitPartial(id) {
 				t.Errorf("fsck --delete killed at unlinkat %d: the object is gone and commit %s is not marked partial", when, id)

@@ -129,8 +129,7 @@ func TestPruneOutputParityWithOSTree(t *testing.T) {
 // cache's and the header index's word, writes what it needs, and fsck
 // finds its branch whole.
 func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
-	strace := needStrace(t)
-	exe, env := otreeBinary(t)
+	needStrace(t)
 	src := source(t, fixture)
 	for when := 1; ; when++ {
 		c := newCLIMode(t, repo.ModeBareUser)
@@ -140,12 +139,8 @@ func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
 		}
 		c.ok("commit", "-b", "b", src)
 		c.ok("refs", "--delete", "b")
-		cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when),
-			exe, "--repo="+c.path, "prune", "--refs-only", "--depth=0")
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		killed := err != nil
-		if !killed && !strings.Contains(string(out), "Freed") && !strings.Contains(string(out), "Deleted") {
+		killed, out := c.killedAtUnlink(when, "prune", "--refs-only", "--depth=0")
+		if !killed && !strings.Contains(out, "Freed") && !strings.Contains(out, "Deleted") {
 			t.Fatalf("prune: %s", out)
 		}
 		c.ok("commit", "-b", "c", src)
@@ -163,4 +158,17 @@ func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
 			break
 		}
 	}
+}
+
+// killedAtUnlink runs otree ARGS on c's repository, killed with SIGKILL at
+// its when-th unlinkat (by strace), and reports whether it was killed (it
+// ran to its end, having fewer) and what it printed.
+func (c *cli) killedAtUnlink(when int, args ...string) (bool, string) {
+	c.t.Helper()
+	exe, env := otreeBinary(c.t)
+	cmd := exec.Command(needStrace(c.t), append([]string{"-f", "-o", "/dev/null", "-e", "trace=unlinkat",
+		"-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when), exe, "--repo=" + c.path}, args...)...)
+	cmd.Env = env
+	out, _ := cmd.CombinedOutput()
+	return cmd.ProcessState.ExitCode() == -1, string(out) // strace dies of its tracee's signal
 }

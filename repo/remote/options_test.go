@@ -145,23 +145,30 @@ func mustTree(t *testing.T, r *repo.Repo, id repo.ID) repo.ID {
 // badBareUserOnlyModes are file modes a bare-user-only repository refuses.
 var badBareUserOnlyModes = []fs.FileMode{fs.ModeSetuid | 0o755, fs.ModeSetgid | 0o755, fs.ModeSticky | 0o755, 0o666}
 
+// badModeOrigin serves os/stable at a, then at b, which adds the file
+// /usr/bin/tool (its object tool) of mode bad, with a static delta a to b.
+func badModeOrigin(t *testing.T, bad fs.FileMode) (o *origin, a, b, tool repo.ID) {
+	t.Helper()
+	o = newOrigin(t)
+	a = o.commit("os/stable", tree, 1700000000)
+	changed := maps.Clone(tree)
+	changed["usr/bin/tool"] = testtree.File("tool\n", bad)
+	b = o.commit("os/stable", changed, 1700000100)
+	if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: a, To: b, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	return o, a, b, lookup(t, o.r, b, "/usr/bin/tool").ID
+}
+
 // BareUserOnlyFiles refuses regular files with setuid, setgid, sticky or
 // other-writable bits, fetched one by one or in a static delta, and
 // stores none of them.
 func TestPullBareUserOnlyFiles(t *testing.T) {
 	for _, bad := range badBareUserOnlyModes {
-		o := newOrigin(t)
-		a := o.commit("os/stable", tree, 1700000000)
-		changed := maps.Clone(tree)
-		changed["usr/bin/tool"] = testtree.File("tool\n", bad)
-		b := o.commit("os/stable", changed, 1700000100)
-		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: a, To: b, NoSync: true}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
-			t.Fatal(err)
-		}
-		tool := lookup(t, o.r, b, "/usr/bin/tool").ID
+		o, a, b, tool := badModeOrigin(t, bad)
 		for _, withDelta := range []bool{true, false} {
 			dst := newDest(t, repo.ModeBareUser, o.srv.URL)
 			opts := fastOpts(a.String())
@@ -199,18 +206,7 @@ func TestPullBareUserOnlyFiles(t *testing.T) {
 // anyone on the machine could run.
 func TestPullIntoBareUserOnlyRefusesModes(t *testing.T) {
 	for _, bad := range badBareUserOnlyModes {
-		o := newOrigin(t)
-		a := o.commit("os/stable", tree, 1700000000)
-		changed := maps.Clone(tree)
-		changed["usr/bin/tool"] = testtree.File("tool\n", bad)
-		b := o.commit("os/stable", changed, 1700000100)
-		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: a, To: b, NoSync: true}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
-			t.Fatal(err)
-		}
-		tool := lookup(t, o.r, b, "/usr/bin/tool").ID
+		o, a, _, tool := badModeOrigin(t, bad)
 		for _, withDelta := range []bool{true, false} {
 			dst := newDest(t, repo.ModeBareUserOnly, o.srv.URL)
 			opts := fastOpts(a.String())
