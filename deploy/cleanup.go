@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 )
 
@@ -47,6 +48,14 @@ func (s *Sysroot) Cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 // the current boot version, so a crash part way leaves only more to
 // remove next time.
 func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupReport, error) {
+	// The switch this cleanup goes by may be one a killed deploy renamed
+	// into place and never synced: make it durable before removing what
+	// the previous one booted.
+	for _, dir := range []string{filepath.Join(s.path, "boot"), filepath.Join(s.root, "otree")} {
+		if err := durable.SyncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
 	rep := &CleanupReport{}
 	live := map[string]bool{}    // deployment paths
 	kernels := map[string]bool{} // boot/otree directory names

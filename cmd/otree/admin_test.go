@@ -830,3 +830,45 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 		t.Errorf("no syncfs of %s between the .hmac's rename (line %d) and the switch (line %d):\n%s", boot, hmac, swtch, data)
 	}
 }
+
+// admin cleanup makes the boot switch it goes by durable (a killed deploy
+// may have renamed it into place unsynced) before it removes anything.
+func TestAdminCleanupSyncsSwitchFirst(t *testing.T) {
+	strace := needStrace(t)
+	a := newAdmin(t)
+	for _, motd := range []string{"one\n", "two\n"} {
+		a.commit(motd, "6.1.0-1")
+		a.ok("admin", "deploy", "cli/stable")
+	}
+	// A deployment directory no deployment lists, as a killed deploy
+	// leaves one: cleanup removes it.
+	stray := filepath.Join(a.sys, "otree/deploy/cli/deploy", strings.Repeat("e", 64)+".0")
+	if err := os.MkdirAll(filepath.Join(stray, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe, env := otreeBinary(t)
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,unlinkat,rmdir", exe, "admin", "--sysroot="+a.sys, "cleanup")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(stray); err == nil {
+		t.Fatal("cleanup left the stray deployment")
+	}
+	data, _ := os.ReadFile(log)
+	first := func(match func(string) bool) int {
+		for i, l := range strings.Split(string(data), "\n") {
+			if match(l) {
+				return i
+			}
+		}
+		return -1
+	}
+	removal := first(func(l string) bool { return strings.Contains(l, "unlinkat(") || strings.Contains(l, "rmdir(") })
+	for _, dir := range []string{filepath.Join(a.sys, "boot"), filepath.Join(a.sys, "otree")} {
+		if i := first(func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+dir+">") }); i < 0 || removal < 0 || i > removal {
+			t.Errorf("fsync of %s at line %d, first removal at line %d:\n%s", dir, i, removal, data)
+		}
+	}
+}
