@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otree/otree/internal/progress"
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 )
@@ -123,7 +124,8 @@ type Options struct {
 	// costs. Only archive repositories, which pulls read, record them.
 	GenerateSizes bool
 	// Consume deletes each directory source once the commit has landed
-	// (OSTree's --consume). A source that holds the repository is refused.
+	// (OSTree's --consume), and made durable, even with NoSync. A source
+	// that holds the repository is refused.
 	Consume bool
 	// SkipIfUnchanged makes no commit when the tree equals the parent's.
 	SkipIfUnchanged bool
@@ -346,7 +348,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if err := txn.Commit(); err != nil {
 				return nil, err
 			}
-			return res, landed(&opts, res, cache, roots, root)
+			return res, landed(r, &opts, res, cache, roots, root)
 		}
 	}
 	meta, err := keptMetadata(&opts, parent, pc)
@@ -399,14 +401,21 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Progress != nil {
 		opts.Progress(res.Stats)
 	}
-	return res, landed(&opts, res, cache, roots, root)
+	return res, landed(r, &opts, res, cache, roots, root)
 }
 
 // landed finishes a commit that is in the repository: it consumes the
 // directory sources, or else saves the stat cache for them.
-func landed(opts *Options, res *Result, c *statCache, roots []string, root *dir) error {
+func landed(r *repo.Repo, opts *Options, res *Result, c *statCache, roots []string, root *dir) error {
 	if !opts.Consume {
 		return saveCache(c, roots, root, opts.Logger)
+	}
+	if opts.NoSync || !r.Fsync() {
+		// The sources are the only other copy of what the commit holds:
+		// it is made durable before they go, NoSync or not.
+		if err := durable.SyncFS(r.Path("objects")); err != nil {
+			return fmt.Errorf("commit %s landed, but syncing it before consuming its sources: %w", res.Commit, err)
+		}
 	}
 	for _, s := range opts.Sources {
 		if s.Kind != SourceDir {

@@ -62,7 +62,7 @@ sources over REV's tree.`,
 	fl.BoolVar(&f.tarAutocreate, "tar-autocreate-parents", false, "accepted for OSTree scripts: parent directories a tar leaves out are always created")
 	fl.BoolVar(&f.tableOutput, "table-output", false, "print the commit id and the objects written as \"KEY: VALUE\" lines, as OSTree does")
 	fl.BoolVar(&f.generateSizes, "generate-sizes", false, "record every object's size in the metadata (archive repositories), for show --print-sizes")
-	fl.BoolVar(&f.consume, "consume", false, "delete the directory sources once the commit has landed")
+	fl.BoolVar(&f.consume, "consume", false, "delete the directory sources once the commit has landed, and is durable (even with --fsync=false)")
 	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")

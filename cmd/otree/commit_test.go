@@ -592,3 +592,34 @@ func TestCommitParentNotHere(t *testing.T) {
 	c.fails(exitError, []string{"1111"}, "commit", "-b", "x", "--parent=1111", src)
 	c.fails(exitError, []string{"keep", "parent"}, "commit", "-b", "x", "--parent="+gone, "--keep-metadata=version", src)
 }
+
+// --consume deletes the sources only once the commit is durable, even
+// with --fsync=false: they are the other copy of what it holds.
+func TestCommitConsumeSyncsFirst(t *testing.T) {
+	strace := needStrace(t)
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, fixture)
+	exe, env := otreeBinary(t)
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=syncfs,unlinkat", exe, "--repo="+c.path, "commit", "-b", "b", "--consume", "--fsync=false", src)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("commit --consume: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(src); err == nil {
+		t.Fatal("--consume left the source")
+	}
+	data, _ := os.ReadFile(log)
+	syncfs, consumed := -1, -1
+	for i, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "syncfs(") && syncfs < 0 {
+			syncfs = i
+		}
+		if strings.Contains(l, "unlinkat(") && strings.Contains(l, src) && consumed < 0 {
+			consumed = i
+		}
+	}
+	if syncfs < 0 || consumed < 0 || syncfs > consumed {
+		t.Errorf("syncfs at line %d, first removal in the source at line %d:\n%s", syncfs, consumed, data)
+	}
+}
