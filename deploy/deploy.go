@@ -62,8 +62,10 @@ type DeployOptions struct {
 	// arguments from nothing, ignoring the merge deployment.
 	NoMerge bool
 	// Origin is the content of the .origin file (OSTree's INI form,
-	// [origin] refspec=REF). When nil, a revision that is a ref becomes
-	// the refspec; a commit id keeps the merge deployment's refspec.
+	// [origin] refspec=REF). When nil, the revision becomes the refspec,
+	// as in OSTree: a ref, which upgrades follow, or the commit's id,
+	// which keeps upgrades on that commit until a switch (the merge
+	// deployment's other origin keys carry over).
 	Origin []byte
 	// OverlayInitrds are initramfs images (files) the boot entry loads
 	// after the tree's own, in order, as OSTree's --overlay-initrd: each
@@ -617,11 +619,10 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		if err != nil {
 			return nil, err
 		}
-		mo.Pinned = false
-		if mo.OverrideCommit != commit.String() {
-			mo.OverrideCommit = "" // it named the merge deployment's commit
-		}
+		mo.Pinned, mo.OverrideCommit, mo.Refspec = false, "", commit.String()
 		o = mo
+	default:
+		o.Refspec = commit.String()
 	}
 	// A new deployment starts without the overlay an unlock gave another.
 	o.Unlocked = ""

@@ -137,11 +137,22 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	if opts.PullOnly && opts.DeployOnly {
 		return nil, fmt.Errorf("%s: pull-only and deploy-only exclude each other", op)
 	}
+	res := &UpgradeResult{Refspec: refspec}
+	if pinned, ok := s.commitRefspec(refspec); ok && !isSwitch {
+		// A deployment of a commit by id stays on it, as in OSTree: there
+		// is no branch to follow until a switch names one.
+		res.Commit = pinned
+		if opts.PullOnly {
+			return res, nil
+		}
+		if pinned == cur.Commit {
+			return res, ErrNoUpgrade
+		}
+	}
 	rmName, branch := SplitRefspec(refspec)
 	if err := repo.ValidateRefName(branch); err != nil {
 		return nil, fmt.Errorf("%s: refspec %q: %w", op, refspec, err)
 	}
-	res := &UpgradeResult{Refspec: refspec}
 	override := !opts.OverrideCommit.IsZero()
 	if rmName != "" && !opts.DeployOnly {
 		po := opts.Pull
@@ -248,4 +259,18 @@ func (s *Sysroot) isAncestor(id repo.ID, c *repo.Commit) bool {
 		p = pc.Parent
 	}
 	return false
+}
+
+// commitRefspec tells whether refspec is a commit id (what deploying a
+// commit by id records) rather than a branch: a full id that no ref is
+// named.
+func (s *Sysroot) commitRefspec(refspec string) (repo.ID, bool) {
+	id, err := repo.ParseID(refspec)
+	if err != nil {
+		return repo.ID{}, false
+	}
+	if _, err := s.repo.ReadRef(refspec); err == nil {
+		return repo.ID{}, false
+	}
+	return id, true
 }

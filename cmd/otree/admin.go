@@ -198,6 +198,8 @@ func newAdminDeployCommand(a *adminEnv) *cobra.Command {
 admin's changes to /etc from the merge deployment (the booted one, else the
 default), install its kernel (usr/lib/modules/<kver>/vmlinuz and
 initramfs.img) and write boot entries, then switch to them with one rename.
+The new deployment's origin is REV: a branch, which upgrades follow, or a
+commit id, which they stay on until a switch (as in OSTree).
 
 Every /etc path that changed on either side is listed with its fate:
   local     the admin's change is kept (the default did not change)

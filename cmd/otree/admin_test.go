@@ -872,3 +872,39 @@ func TestAdminCleanupSyncsSwitchFirst(t *testing.T) {
 		}
 	}
 }
+
+// Deploying a commit by id records that id as the origin, as OSTree does:
+// upgrades then stay on it ("No update available.") until a switch names
+// a branch again. On a new stateroot too.
+func TestAdminDeployByIDStays(t *testing.T) {
+	a := newAdmin(t)
+	c1 := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	c2 := a.commit("two\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.ok("admin", "deploy", c1) // stepping back
+	st := a.status()
+	if st.Deployments[0].Commit != c1 || st.Deployments[0].Origin != c1 {
+		t.Fatalf("after deploy %s: %+v", c1, st.Deployments[0])
+	}
+	if b, err := os.ReadFile(st.Deployments[0].Path + ".origin"); err != nil || string(b) != "[origin]\nrefspec="+c1+"\n" {
+		t.Errorf("origin file %q, %v", b, err)
+	}
+	if out := a.ok("admin", "upgrade"); out != "No update available.\n" {
+		t.Errorf("upgrade of a deployment made by id: %q", out)
+	}
+	if st := a.status(); st.Deployments[0].Commit != c1 {
+		t.Errorf("upgrade moved off %s: %+v", c1, st.Deployments[0])
+	}
+	a.ok("admin", "switch", "cli/stable")
+	if st := a.status(); st.Deployments[0].Commit != c2 || st.Deployments[0].Origin != "cli/stable" {
+		t.Errorf("switch back to the branch: %+v", st.Deployments[0])
+	}
+
+	// A stateroot with no deployment yet.
+	a.ok("admin", "os-init", "fresh")
+	a.ok("admin", "deploy", "--os=fresh", c2)
+	if out := a.ok("admin", "upgrade", "--os=fresh"); out != "No update available.\n" {
+		t.Errorf("upgrade of a first deployment made by id: %q", out)
+	}
+}
