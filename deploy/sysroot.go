@@ -113,18 +113,18 @@ func InitFSWithOptions(path string, opts InitFSOptions) error {
 	}{
 		{"", 0o755}, {"otree", 0o755}, {"otree/deploy", 0o755}, {"boot", 0o755},
 		{"dev", 0o755}, {"proc", 0o755}, {"run", 0o755}, {"sys", 0o755},
-		{"sysroot", 0o755}, {"home", 0o755}, {"root", 0o700}, {"tmp", 0o1777},
+		{"sysroot", 0o755}, {"home", 0o755}, {"root", 0o700}, {"tmp", 0o777 | os.ModeSticky},
 	}
 	if opts.Modern {
 		dirs = dirs[:4]
 	}
 	for _, d := range dirs {
 		p := filepath.Join(path, d.name)
-		if err := os.Mkdir(p, d.mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(p, d.mode.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("init-fs: %w", err)
 		}
-		if d.mode&os.ModeSticky != 0 || d.name == "tmp" {
-			if err := os.Chmod(p, d.mode|os.ModeSticky); err != nil {
+		if d.mode&os.ModeSticky != 0 { // past the umask too
+			if err := os.Chmod(p, d.mode); err != nil {
 				return fmt.Errorf("init-fs: %w", err)
 			}
 		}
@@ -206,15 +206,21 @@ func (s *Sysroot) OSInit(name string) error {
 	for _, d := range []struct {
 		name string
 		mode os.FileMode
-	}{{"", 0o755}, {"deploy", 0o755}, {"var", 0o755}, {"var/lib", 0o755}, {"var/log", 0o755}, {"var/tmp", 0o1777}} {
+	}{{"", 0o755}, {"deploy", 0o755}, {"var", 0o755}, {"var/lib", 0o755}, {"var/log", 0o755}, {"var/tmp", 0o777 | os.ModeSticky}} {
 		p := filepath.Join(root, d.name)
 		if err := os.Mkdir(p, d.mode.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("os-init %s: %w", name, err)
 		}
-		if d.mode&os.ModeSticky != 0 {
+		if d.mode&os.ModeSticky != 0 { // past the umask too
 			if err := os.Chmod(p, d.mode); err != nil {
 				return fmt.Errorf("os-init %s: %w", name, err)
 			}
+		}
+	}
+	// As OSTree's: the legacy paths lead to /run.
+	for link, target := range map[string]string{"var/run": "../run", "var/lock": "../run/lock"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("os-init %s: %w", name, err)
 		}
 	}
 	return syncDirs(filepath.Join(root, "var"), root, filepath.Dir(root))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -906,5 +907,42 @@ func TestAdminDeployByIDStays(t *testing.T) {
 	a.ok("admin", "deploy", "--os=fresh", c2)
 	if out := a.ok("admin", "upgrade", "--os=fresh"); out != "No update available.\n" {
 		t.Errorf("upgrade of a first deployment made by id: %q", out)
+	}
+}
+
+// os-init lays out a stateroot as OSTree's does: var/tmp sticky and open
+// to all (past the umask), var/run and var/lock leading to /run.
+func TestAdminOSInitLayoutParity(t *testing.T) {
+	ostree, err := exec.LookPath("ostree")
+	if err != nil {
+		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
+	}
+	a := newAdmin(t)
+	a.ok("admin", "os-init", "parity")
+	osys := filepath.Join(t.TempDir(), "osys")
+	testtree.ClearImmutable(t, osys)
+	if err := os.Mkdir(osys, 0o755); err != nil { // OSTree's init-fs wants it made
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"admin", "init-fs", osys}, {"admin", "--sysroot=" + osys, "os-init", "parity"}} {
+		if out, err := exec.Command(ostree, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ostree %v: %v\n%s", args, err, out)
+		}
+	}
+	list := func(dir string) []string {
+		out, err := exec.Command("find", dir, "-printf", `%M %P %l\n`).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		slices.Sort(l)
+		return l
+	}
+	want, got := list(filepath.Join(osys, "ostree/deploy/parity")), list(filepath.Join(a.sys, "otree/deploy/parity"))
+	if d := cmp.Diff(want, slices.DeleteFunc(got, func(l string) bool { return strings.HasSuffix(l, " deploy ") })); d != "" {
+		t.Errorf("stateroot layout (-ostree +otree):\n%s", d)
+	}
+	if fi, err := os.Stat(filepath.Join(a.sys, "tmp")); err != nil || fi.Mode()&fs.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Errorf("init-fs tmp: %v %v", fi.Mode(), err)
 	}
 }
