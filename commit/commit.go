@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 )

@@ -841,6 +841,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 						if err := p.prunedParent(id, child, err); err != nil {
 							return err
 						}
+						// Not walked: should another ref of this pull
+						// name it, it is fetched (and fails) as a target.
+						delete(depth, id)
 						break
 					}
 					if tt != nil && errors.Is(err, repo.ErrNotFound) {
@@ -858,6 +861,12 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 			if d > 0 {
 				d--
 			}
+		}
+	}
+	for _, t := range targets {
+		// Every ref this pull writes names a commit it read and checked.
+		if commits[t.commit] == nil {
+			return fmt.Errorf("%s: commit %s was not fetched", p.src, t.commit)
 		}
 	}
 	return nil

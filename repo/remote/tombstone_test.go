@@ -3,6 +3,7 @@ package remote_test
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/otree/otree/internal/testtree"
@@ -195,4 +196,36 @@ func pullFrom(dst *repo.Repo, o *origin, opts remote.PullOptions, local bool) er
 		_, err = remote.Pull(ctx, dst, opts)
 	}
 	return err
+}
+
+// A commit the source lacks, met first as a parent (where the history may
+// end) and then named by another ref of the same pull, fails the pull as a
+// missing target: no ref is written for a commit this pull never read.
+func TestPullParentThenTargetMissing(t *testing.T) {
+	o := newOrigin(t)
+	old := o.commit("b", tree, 1700000000)
+	cur := o.commit("b", testtree.Tree{"a": testtree.File("2\n", 0o644)}, 1700000100)
+	for ref, id := range map[string]repo.ID{"a": cur, "b": old} {
+		if err := o.r.SetRef(ref, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(o.r.ObjectPath(repo.KindCommit, old)); err != nil {
+		t.Fatal(err)
+	}
+	for _, refs := range [][]string{{"a", "b"}, {"b", "a"}} {
+		dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+		opts := fastOpts(refs...)
+		opts.Depth, opts.DisableVerifyBindings = -1, true
+		_, err := remote.Pull(ctx, dst, opts)
+		if err == nil || !strings.Contains(err.Error(), objectURLPath(repo.KindCommit, old)) {
+			t.Errorf("pull %v: %v, want an error naming %s", refs, err, objectURLPath(repo.KindCommit, old))
+		}
+		if got, err := dst.ReadRef("origin:b"); err == nil {
+			t.Errorf("pull %v wrote origin:b = %s, a commit it never fetched", refs, got)
+		}
+	}
 }
