@@ -82,21 +82,36 @@ func TestWriteArchiveVerifiedRefusesBadPayloads(t *testing.T) {
 		b := []byte{0x50, 0x2a, 0x4d, 0x18, byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}
 		return append(b, make([]byte, n)...)
 	}
-	cases := []struct {
-		name    string
-		comp    byte
-		payload []byte
-		want    string
-	}{
+	cases := []payloadCase{
 		{"other content", 1, zstdAt(t, other, zstd.SpeedDefault), "content hashes to"},
 		{"truncated stream", 1, good[:len(good)/2], "content ended"},
 		{"longer content", 1, zstdAt(t, append(bytes.Clone(content), 'x'), zstd.SpeedDefault), "longer than its header"},
 		{"bytes after the stream", 1, append(bytes.Clone(good), 0, 1, 2, 3), "after the content"},
 		{"padded past zstd's bound", 1, append(bytes.Clone(good), skippable(int(repo.MaxPayload(h.Size)))...), "larger than"},
+		{"padded before the content", 1, append(skippable(int(repo.MaxPayload(h.Size))), good...), "larger than"},
 		{"not zstd", 1, bytes.Repeat([]byte{7}, 100), "magic number"},
 		{"unknown compression", 2, good, "unknown compression 2"},
 	}
-	r := newIntegrityRepo(t, repo.ModeArchive)
+	// The bound holds in every mode, also where the content is stored
+	// decompressed.
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		t.Run(mode.String(), func(t *testing.T) { refuseBadPayloads(t, mode, h, id, good, cases) })
+	}
+}
+
+type payloadCase struct {
+	name    string
+	comp    byte
+	payload []byte
+	want    string
+}
+
+func refuseBadPayloads(t *testing.T, mode repo.Mode, h *repo.FileHeader, id repo.ID, good []byte, cases []payloadCase) {
+	skippable := func(n int) []byte {
+		b := []byte{0x50, 0x2a, 0x4d, 0x18, byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}
+		return append(b, make([]byte, n)...)
+	}
+	r := newIntegrityRepo(t, mode)
 	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +138,7 @@ func TestWriteArchiveVerifiedRefusesBadPayloads(t *testing.T) {
 	if rep, err := r.Fsck(context.Background(), repo.FsckOptions{}); err != nil || len(rep.Problems) > 0 {
 		t.Errorf("fsck after the refusals: %v, %+v", err, rep)
 	}
-	if got := int64(len(padded)) + int64(len(repo.AppendFileHeader(nil, h))) + 1; fileSize(t, r.ObjectPath(repo.KindFile, id)) != got {
+	if got := int64(len(padded)) + int64(len(repo.AppendFileHeader(nil, h))) + 1; mode == repo.ModeArchive && fileSize(t, r.ObjectPath(repo.KindFile, id)) != got {
 		t.Errorf("stored %d bytes, want the %d received", fileSize(t, r.ObjectPath(repo.KindFile, id)), got)
 	}
 }

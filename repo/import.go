@@ -50,10 +50,10 @@ func (t *Txn) WriteFileVerified(h *FileHeader, id ID, src io.Reader) (bool, erro
 // object was new. An archive repository keeps a zstd payload as it came,
 // written as it is read and decompressed only to be hashed, so that a
 // mirror does not compress again; the staged object is removed unless
-// the content hashes to id and nothing follows the zstd stream. Such a
-// payload may be no larger than zstd makes of incompressible content
-// (MaxPayload), so that padding cannot grow the store. Other modes store
-// the decompressed content.
+// the content hashes to id and nothing follows the zstd stream. Other
+// modes store the decompressed content. In every mode a payload may be no
+// larger than zstd makes of incompressible content (MaxPayload), so that
+// padding can neither grow the store nor be read without end.
 func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.Reader) (bool, error) {
 	switch {
 	case comp == compNone:
@@ -67,10 +67,29 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 	}
 	defer func() { d.Reset(nil); importDecs.Put(d) }()
 	if t.r.mode != ModeArchive {
-		if err := d.Reset(payload); err != nil {
+		// The same bound on what is read: padding (skippable frames)
+		// would otherwise be read, and a resumable source keep it, for
+		// ever.
+		kept := &keptPayload{r: payload, w: io.Discard, left: MaxPayload(h.Size)}
+		if err := d.Reset(kept); err != nil {
 			return false, &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
 		}
-		return t.WriteFileVerified(h, id, d)
+		dec := &recordedReader{r: d}
+		isNew, err := t.WriteFileVerified(h, id, dec)
+		switch {
+		case kept.over:
+			return false, payloadTooLarge(id, h.Size)
+		case kept.rerr != nil && err != nil:
+			return false, fmt.Errorf("reading file object %s: %w", id, kept.rerr)
+		case dec.err != nil && err != nil:
+			// The source read fine: its bytes are not a zstd stream.
+			reason := dec.err.Error()
+			if dec.n >= h.Size {
+				reason = "after the content: " + reason
+			}
+			return false, &CorruptObjectError{Kind: KindFile, ID: id, Reason: reason}
+		}
+		return isNew, err
 	}
 	if err := t.checkStorable(h); err != nil {
 		return false, fmt.Errorf("file object %s: %w", id, err)
@@ -103,8 +122,7 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 		}
 		switch {
 		case kept.over:
-			return &CorruptObjectError{Kind: KindFile, ID: id,
-				Reason: fmt.Sprintf("compressed payload is larger than %d bytes, the most zstd makes of %d bytes", MaxPayload(h.Size), h.Size)}
+			return payloadTooLarge(id, h.Size)
 		case kept.werr != nil:
 			return kept.werr
 		case kept.rerr != nil:
@@ -125,10 +143,33 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 	return err == nil, err
 }
 
+// payloadTooLarge is the error of a payload longer than MaxPayload(size).
+func payloadTooLarge(id ID, size uint64) error {
+	return &CorruptObjectError{Kind: KindFile, ID: id,
+		Reason: fmt.Sprintf("compressed payload is larger than %d bytes, the most zstd makes of %d bytes", MaxPayload(size), size)}
+}
+
 // MaxPayload is the largest zstd payload an archive object of size bytes
 // of content may keep as received: what zstd makes of incompressible
 // content (its frame and block headers added), with room to spare.
 func MaxPayload(size uint64) uint64 { return size + size/128 + 1024 }
+
+// recordedReader counts what its reader gave and remembers its error,
+// other than an end, early or not (the caller reports a short read).
+type recordedReader struct {
+	r   io.Reader
+	n   uint64
+	err error
+}
+
+func (d *recordedReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.n += uint64(n)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		d.err = err
+	}
+	return n, err
+}
 
 // keptPayload reads a payload, writing each byte read to w (the staged
 // object) and failing once more than left bytes came.
