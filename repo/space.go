@@ -58,6 +58,18 @@ func (b *spaceBudget) give(n int64) {
 	}
 }
 
+// ReserveSpace counts n bytes of a temporary file (a download kept while
+// it is verified) against the transaction's free-space reserve, failing
+// with ErrMinFreeSpace when they do not fit, and returns the function
+// that gives them back once the file is gone.
+func (t *Txn) ReserveSpace(n int64) (release func(), err error) {
+	if err := t.space.take(n); err != nil {
+		t.space.give(n)
+		return nil, err
+	}
+	return func() { t.space.give(n) }, nil
+}
+
 // object counts one new object's block beyond its bytes: a file ends in a
 // partly used block, and a symlink or empty file takes an inode.
 func (b *spaceBudget) object() error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"strconv"
@@ -211,6 +212,14 @@ func newDecoder(r io.Reader, opts ...zstd.DOption) (*zstd.Decoder, error) {
 // part fetches, checks and unpacks part i.
 func (a *applier) part(i int, fetch Fetch) error {
 	p := a.sb.Parts[i]
+	// The part is kept on disk while it is checked: it counts against the
+	// free-space reserve, before any of it is fetched, whatever size a
+	// superblock claims.
+	release, err := a.txn.ReserveSpace(int64(min(p.Size, math.MaxInt64)))
+	if err != nil {
+		return fmt.Errorf("part %d (%d bytes): %w", i, p.Size, err)
+	}
+	defer release()
 	// Unlinked at once: nothing is left behind whatever happens.
 	f, err := os.CreateTemp(a.r.Path("tmp"), "delta-part-")
 	if err != nil {

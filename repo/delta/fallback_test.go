@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,4 +238,51 @@ func TestApplyFetchesFallbacks(t *testing.T) {
 		}
 	}
 	appliedClean(t, src, dst, c)
+}
+
+// A part is kept on disk while it is checked, so it counts against the
+// free-space reserve before any of it is fetched: a superblock that claims
+// a part larger than the room left fails at once, naming the part.
+func TestApplyReservesPartSpace(t *testing.T) {
+	src := newRepo(t, repo.ModeArchive)
+	dst := newRepo(t, repo.ModeBareUser)
+	commitTree(t, src, "main", treeC(), false)
+	c, _ := src.ReadRef("main")
+	sb, err := delta.Generate(ctx, src, delta.GenerateOptions{To: c, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := *sb
+	huge.Parts = slices.Clone(sb.Parts)
+	huge.Parts[0].Size = 1 << 60 // more than any filesystem here has free
+	fetched := 0
+	fetch := func(_ context.Context, file string, fn func(io.Reader) error) error {
+		fetched++
+		return errors.New("not reached")
+	}
+	txn, err := dst.Begin(ctx, repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	err = delta.Apply(ctx, txn, &huge, fetch, nil, nil)
+	if !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "part 0") {
+		t.Errorf("Apply of a part of 2^60 bytes: %v, want ErrMinFreeSpace naming part 0", err)
+	}
+	if fetched != 0 {
+		t.Errorf("the part was requested %d times", fetched)
+	}
+	// What the refused part reserved is given back: the real part fits.
+	dir := delta.Path(src, sb.Name)
+	err = delta.Apply(ctx, txn, sb, func(_ context.Context, file string, fn func(io.Reader) error) error {
+		f, err := os.Open(filepath.Join(dir, file))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return fn(f)
+	}, nil, nil)
+	if err != nil {
+		t.Errorf("Apply of the real delta after the refusal: %v", err)
+	}
 }
