@@ -192,3 +192,20 @@ func TestReadArchiveHeader(t *testing.T) {
 		t.Errorf("failing reader: err = %v, want %v naming %s and not corrupt", err, cut, id)
 	}
 }
+
+// A config file larger than MaxConfigSize (a sparse 1 TiB one on a stick
+// find-remotes looks at) is refused by Open, naming it, not read whole.
+func TestOpenRefusesHugeConfig(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cfg := r.Path("config")
+	if err := os.Truncate(cfg, 1<<40); err != nil {
+		t.Skipf("sparse file: %v", err)
+	}
+	if _, err := repo.Open(r.Path()); err == nil || !strings.Contains(err.Error(), cfg) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Open with a 1 TiB config: %v", err)
+	}
+}

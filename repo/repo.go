@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -184,9 +185,13 @@ func isOSTreeRepo(path string) bool {
 	return true
 }
 
+// MaxConfigSize bounds a repository's config file: one on a mounted
+// stick or another user's repository is read before anything else.
+const MaxConfigSize = 1 << 20
+
 // Open opens the repository at path.
 func Open(path string) (*Repo, error) {
-	data, err := os.ReadFile(filepath.Join(path, "config"))
+	data, err := readConfigFile(filepath.Join(path, "config"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open repository %s: no config file (not a repository? create one with `otree init`)", path)
@@ -266,7 +271,7 @@ func (r *Repo) UpdateConfig(fn func(*Config) error) error {
 		return fmt.Errorf("updating %s: %w", path, err)
 	}
 	defer lk.Unlock()
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return fmt.Errorf("updating %s: %w", path, err)
 	}
@@ -361,4 +366,18 @@ func (r *Repo) umask() uint32 {
 		}
 	})
 	return r.umaskBits
+}
+
+// readConfigFile reads a config file of at most MaxConfigSize bytes.
+func readConfigFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err == nil && len(data) > MaxConfigSize {
+		err = fmt.Errorf("%s: larger than %d bytes", p, MaxConfigSize)
+	}
+	return data, err
 }

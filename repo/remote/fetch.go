@@ -47,7 +47,7 @@ var errStalled = errors.New("stalled")
 const (
 	maxMetaObject = 256 << 20 // as repo refuses larger stored objects
 	maxRefFile    = 1 << 10
-	maxConfigFile = 1 << 20
+	maxConfigFile = repo.MaxConfigSize
 )
 
 // httpSource reads an archive repository served over HTTP.
