@@ -311,6 +311,49 @@ func TestPullHeader(t *testing.T) {
 	}
 }
 
+// Header goes to the host it was given for only: a redirect to another
+// host (here another port) gets none of it, as Go's client keeps
+// Authorization and cookies to their host.
+func TestPullHeaderNotRedirected(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	var mu sync.Mutex
+	var leaked []string
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		for _, h := range []string{"Authorization", "X-Otree-Test"} {
+			if req.Header.Get(h) != "" {
+				leaked = append(leaked, h+" to "+req.URL.Path)
+			}
+		}
+		mu.Unlock()
+		http.FileServer(http.Dir(o.dir)).ServeHTTP(w, req)
+	}))
+	t.Cleanup(mirror.Close)
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if strings.HasPrefix(req.URL.Path, "/objects/") {
+			http.Redirect(w, req, mirror.URL+req.URL.Path, http.StatusFound)
+			return true
+		}
+		return false
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	opts := fastOpts("os/stable")
+	opts.Header = http.Header{"Authorization": {"Bearer s3cret"}, "X-Otree-Test": {"1"}}
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != id {
+		t.Errorf("ref %s, want %s", got, id)
+	}
+	if len(leaked) > 0 {
+		t.Errorf("headers sent to the other host: %v", leaked)
+	}
+	if o.objectHits() == 0 {
+		t.Error("no object was redirected")
+	}
+}
+
 // With contenturl, objects and static deltas come from the content server
 // and nothing else does; the summary and config come from url.
 func TestPullContentURL(t *testing.T) {

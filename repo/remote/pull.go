@@ -241,8 +241,29 @@ func (o *PullOptions) defaults() {
 	if o.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = o.Jobs
-		o.Client = &http.Client{Transport: tr}
+		o.Client = &http.Client{Transport: tr, CheckRedirect: o.redirect}
 	}
+}
+
+// redirect is the redirect policy of the client a pull makes: the headers
+// given with Header (tokens, often) go only to the host they were given
+// for, as Go's client treats Authorization and cookies, and none of them
+// after a downgrade from https.
+func (o *PullOptions) redirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	first := via[0].URL
+	if req.URL.Host != first.Host || first.Scheme == "https" && req.URL.Scheme != "https" {
+		for k := range o.Header {
+			req.Header.Del(k)
+		}
+		if first.Scheme == "https" && req.URL.Scheme != "https" {
+			req.Header.Del("Authorization")
+			req.Header.Del("Cookie")
+		}
+	}
+	return nil
 }
 
 // fileFunc receives a file object in its archive form (docs/FORMAT.md
