@@ -164,7 +164,12 @@ func newOSInitCommand(a *adminEnv) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				return s.OSInit(args[0])
+				if err := s.OSInit(args[0]); err != nil {
+					return err
+				}
+				// OSTree's line, in otree's words.
+				fmt.Fprintf(a.stdout, "otree/deploy/%s initialized as otree root\n", args[0])
+				return nil
 			})
 		},
 	}

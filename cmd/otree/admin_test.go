@@ -918,7 +918,9 @@ func TestAdminOSInitLayoutParity(t *testing.T) {
 		t.Skip("ostree is not installed (CI installs Debian's ostree package)")
 	}
 	a := newAdmin(t)
-	a.ok("admin", "os-init", "parity")
+	if out := a.ok("admin", "os-init", "parity"); out != "otree/deploy/parity initialized as otree root\n" {
+		t.Errorf("os-init printed %q", out)
+	}
 	osys := filepath.Join(t.TempDir(), "osys")
 	testtree.ClearImmutable(t, osys)
 	if err := os.Mkdir(osys, 0o755); err != nil { // OSTree's init-fs wants it made
