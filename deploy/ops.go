@@ -92,10 +92,10 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (*UndeployResult, err
 		return nil, err
 	}
 	if d.Booted {
-		return nil, fmt.Errorf("deployment %d (%s) is booted; it cannot be removed", index, d.Name())
+		return nil, fmt.Errorf("deployment %s is booted; it cannot be removed", d.Name())
 	}
 	if d.Pinned {
-		return nil, fmt.Errorf("deployment %d (%s) is pinned; unpin it first", index, d.Name())
+		return nil, fmt.Errorf("deployment %s is pinned; unpin it first", d.Name())
 	}
 	var list []*Deployment
 	for _, x := range s.deployments {

@@ -148,6 +148,30 @@ func (s *Sysroot) unstage() error {
 	return nil
 }
 
+// DiscardStaged removes the staged deployment, which the boot entries do
+// not name yet, and prunes what only it held: what OSTree's undeploy of
+// index 0 does while a deployment is staged. Without one the error is
+// ErrNoStaged.
+func (s *Sysroot) DiscardStaged(ctx context.Context) (*UndeployResult, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	d := s.staged
+	if d == nil {
+		return nil, ErrNoStaged
+	}
+	if err := s.unstage(); err != nil {
+		return nil, err
+	}
+	res := &UndeployResult{Removed: d}
+	if res.Prune, err = s.cleanupAfter(ctx, false); err != nil {
+		return res, fmt.Errorf("discarded the staged deployment, but cleaning up failed: %w", err)
+	}
+	return res, nil
+}
+
 // FinalizeStaged makes the staged deployment the default (or appends it,
 // as the staging deploy asked): it merges /etc again from the merge
 // deployment as /etc is now, so changes made since the deploy are kept,

@@ -123,16 +123,19 @@ func (a *adminEnv) inSysroot(fn func(s *deploy.Sysroot) error) error {
 	return fn(s)
 }
 
-// orBooted is index, or when it is negative (not given) the booted
-// deployment's, else 0.
-func orBooted(s *deploy.Sysroot, index int) int {
+// orBooted is deployment index (numbered as status shows them), or when
+// index is negative (not given) the booted deployment, else the default.
+// It must be in the boot order; what names the operation, for the error.
+func orBooted(s *deploy.Sysroot, index int, what string) (*deploy.Deployment, error) {
 	switch {
 	case index >= 0:
-		return index
+		return inBootOrder(s, index, what)
 	case s.Booted() != nil:
-		return s.Booted().Index
+		return s.Booted(), nil
+	case len(s.Deployments()) > 0:
+		return s.Deployments()[0], nil
 	}
-	return 0
+	return nil, deploy.ErrNoDeployment
 }
 
 func parseIndex(s string) (int, error) {
@@ -141,6 +144,67 @@ func parseIndex(s string) (int, error) {
 		return 0, usagef("deployment index %q is not a number >= 0", s)
 	}
 	return n, nil
+}
+
+// The CLI numbers deployments as status lists them, and as OSTree does: a
+// staged deployment, when there is one, is 0, and the boot order follows
+// from 1. The deploy library's Index counts the boot order alone.
+
+// shownIndex is d's number as status shows it.
+func shownIndex(s *deploy.Sysroot, d *deploy.Deployment) int {
+	switch {
+	case d.Staged:
+		return 0
+	case s.Staged() != nil:
+		return d.Index + 1
+	}
+	return d.Index
+}
+
+// byIndex resolves INDEX, numbered as status shows deployments, to a
+// deployment; staged is set when it is the staged one.
+func byIndex(s *deploy.Sysroot, n int) (d *deploy.Deployment, staged bool, err error) {
+	i := n
+	if st := s.Staged(); st != nil {
+		if n == 0 {
+			return st, true, nil
+		}
+		i--
+	}
+	if i < 0 || i >= len(s.Deployments()) {
+		total := len(s.Deployments())
+		if s.Staged() != nil {
+			total++
+		}
+		return nil, false, fmt.Errorf("no such deployment %d: there are %d (otree admin status lists them)", n, total)
+	}
+	return s.Deployments()[i], false, nil
+}
+
+// inBootOrder resolves INDEX for an operation on the boot order, which
+// the staged deployment is not in yet.
+func inBootOrder(s *deploy.Sysroot, n int, what string) (*deploy.Deployment, error) {
+	d, staged, err := byIndex(s, n)
+	if err == nil && staged {
+		err = fmt.Errorf("deployment %d (%s) is staged, not in the boot order yet: cannot %s it (otree admin undeploy %d discards it)", n, d.Name(), what, n)
+	}
+	return d, err
+}
+
+// shownDeployment is a deployment in --json output, with its number as
+// status shows it.
+type shownDeployment struct {
+	*deploy.Deployment
+	Index int `json:"index"`
+}
+
+// shownList is ds as --json prints them.
+func shownList(s *deploy.Sysroot, ds []*deploy.Deployment) []shownDeployment {
+	out := make([]shownDeployment, len(ds))
+	for i, d := range ds {
+		out[i] = shownDeployment{d, shownIndex(s, d)}
+	}
+	return out
 }
 
 func newInitFSCommand(a *adminEnv) *cobra.Command {
@@ -276,7 +340,7 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stdout, "Staged %s %s: it becomes a deployment when \"otree admin finalize-staged\" runs (at shutdown)\n", d.OS, d.Name())
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "Deployed %s %s as deployment %d (%s switch)\n", d.OS, d.Name(), d.Index, res.Switch)
+	fmt.Fprintf(a.stdout, "Deployed %s %s as deployment %d (%s switch)\n", d.OS, d.Name(), shownIndex(s, d), res.Switch)
 	for _, r := range res.Removed {
 		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
 	}
@@ -465,6 +529,7 @@ commits; the command fails on any drift or missing trusted signature.`,
 				}
 				type item struct {
 					*deploy.Deployment
+					Index     int                     `json:"index"` // as status numbers it (shownIndex)
 					Drift     []checkout.Change       `json:"drift,omitempty"`
 					Signature *deploy.SignatureStatus `json:"signature,omitempty"`
 				}
@@ -475,7 +540,7 @@ commits; the command fails on any drift or missing trusted signature.`,
 					all = append([]*deploy.Deployment{st}, all...)
 				}
 				for _, d := range all {
-					it := item{Deployment: d}
+					it := item{Deployment: d, Index: shownIndex(s, d)}
 					if verify && !d.Staged {
 						if it.Drift, err = s.Verify(cmd.Context(), d.Index); err != nil {
 							return err
@@ -505,8 +570,8 @@ commits; the command fails on any drift or missing trusted signature.`,
 					}
 					booted := s.Booted() != nil
 					for _, it := range items {
-						printDeployment(a.stdout, it.Deployment, booted)
-						if it.Index == 0 && !it.Staged && bc != nil && bc.Counting {
+						printDeployment(a.stdout, it.Deployment, it.Index, booted)
+						if it.Deployment.Index == 0 && !it.Staged && bc != nil && bc.Counting {
 							if bc.FellBack {
 								fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment 1 ('otree admin rollback' makes it the default)\n", bc.Tries)
 							} else {
@@ -546,7 +611,7 @@ commits; the command fails on any drift or missing trusted signature.`,
 // listed in index order (0 boots by default); otree's own details follow
 // OSTree's lines. As in OSTree, roles other than staged are shown only on
 // a booted system, where rollback and pending mean something.
-func printDeployment(w io.Writer, d *deploy.Deployment, booted bool) {
+func printDeployment(w io.Writer, d *deploy.Deployment, index int, booted bool) {
 	mark := " "
 	if d.Booted {
 		mark = "*"
@@ -581,11 +646,9 @@ func printDeployment(w io.Writer, d *deploy.Deployment, booted bool) {
 	for _, id := range d.OverlayInitrds {
 		fmt.Fprintf(w, "    overlay initrd: %s\n", id)
 	}
+	fmt.Fprintf(w, "    index: %d  kernel: %s  options: %s\n", index, d.Kernel, d.Options)
 	if d.Staged {
-		fmt.Fprintf(w, "    kernel: %s  options: %s\n", d.Kernel, d.Options)
 		fmt.Fprintln(w, "    finalized at shutdown (otree admin finalize-staged)")
-	} else {
-		fmt.Fprintf(w, "    index: %d  kernel: %s  options: %s\n", d.Index, d.Kernel, d.Options)
 	}
 }
 
@@ -674,7 +737,7 @@ rollback target. A later deploy or upgrade starts locked again.`,
 					fmt.Fprint(a.stdout, "Hotfix mode enabled.  A writable overlayfs is now mounted on /usr\n"+
 						"for this booted deployment.  A non-hotfixed clone has been created\n"+
 						"as the non-default rollback target.\n")
-					fmt.Fprintf(a.stdout, "The changes are kept in %s; deployment %d (%s) is the clone.\n", res.Upper, res.Clone.Index, res.Clone.Name())
+					fmt.Fprintf(a.stdout, "The changes are kept in %s; deployment %d (%s) is the clone.\n", res.Upper, shownIndex(s, res.Clone), res.Clone.Name())
 				case deploy.UnlockTransient:
 					fmt.Fprint(a.stdout, "A writable overlayfs is prepared for /usr, but is mounted read-only by default.\n"+
 						"All changes there will be discarded on reboot.\n")
@@ -717,7 +780,11 @@ func indexed(f func(*deploy.Sysroot, context.Context, int) (deploy.Switch, error
 		if err != nil {
 			return "", err
 		}
-		return f(s, ctx, n)
+		d, err := inBootOrder(s, n, "make the default")
+		if err != nil {
+			return "", err
+		}
+		return f(s, ctx, d.Index)
 	}
 }
 
@@ -737,9 +804,9 @@ func (a *adminEnv) printSwitch(s *deploy.Sysroot, sw deploy.Switch) error {
 	ds := s.Deployments()
 	if a.json {
 		return a.printJSON(struct {
-			Switch      deploy.Switch        `json:"switch"`
-			Deployments []*deploy.Deployment `json:"deployments"`
-		}{sw, ds})
+			Switch      deploy.Switch     `json:"switch"`
+			Deployments []shownDeployment `json:"deployments"`
+		}{sw, shownList(s, ds)})
 	}
 	if len(ds) > 0 && sw != "" {
 		fmt.Fprintf(a.stdout, "Default is now %s %s (%s switch)\n", ds[0].OS, ds[0].Name(), sw)
@@ -759,7 +826,11 @@ func newUndeployCommand(a *adminEnv) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "undeploy INDEX",
 		Short: "Remove deployment INDEX (never the booted or a pinned one) and prune the repository",
-		Args:  cobra.ExactArgs(1),
+		Long: `Remove deployment INDEX, numbered as status lists deployments (and as
+OSTree numbers them): while a deployment is staged it is 0, and undeploy 0
+discards it. The booted deployment and pinned ones are refused. The
+repository is then pruned of the commits no ref reaches any more.`,
+		Args: cobra.ExactArgs(1),
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		n, err := parseIndex(args[0])
@@ -767,27 +838,35 @@ func newUndeployCommand(a *adminEnv) *cobra.Command {
 			return err
 		}
 		return a.inSysroot(func(s *deploy.Sysroot) error {
-			gone, err := s.Deployment(n)
+			gone, staged, err := byIndex(s, n)
 			if err != nil {
 				return err
 			}
-			oldDefault := s.Deployments()[0]
-			res, err := s.Undeploy(cmd.Context(), n)
+			var oldDefault *deploy.Deployment
+			if ds := s.Deployments(); len(ds) > 0 {
+				oldDefault = ds[0]
+			}
+			var res *deploy.UndeployResult
+			if staged {
+				res, err = s.DiscardStaged(cmd.Context())
+			} else {
+				res, err = s.Undeploy(cmd.Context(), gone.Index)
+			}
 			if err != nil {
 				return err
 			}
 			if a.json {
 				return a.printJSON(struct {
-					Switch      deploy.Switch        `json:"switch"`
-					Deployments []*deploy.Deployment `json:"deployments"`
-					Prune       *repo.PruneReport    `json:"prune,omitempty"`
-				}{res.Switch, s.Deployments(), res.Prune})
+					Switch      deploy.Switch     `json:"switch"`
+					Deployments []shownDeployment `json:"deployments"`
+					Prune       *repo.PruneReport `json:"prune,omitempty"`
+				}{res.Switch, shownList(s, s.Deployments()), res.Prune})
 			}
 			// OSTree's lines, then the new default when it changed.
 			a.printBootSwitch(s, res.Switch, -1)
 			a.printFreed(res.Prune)
 			fmt.Fprintf(a.stdout, "Deleted deployment %s\n", gone.Name())
-			if now := s.Deployments(); len(now) > 0 && now[0].Path != oldDefault.Path {
+			if now := s.Deployments(); len(now) > 0 && oldDefault != nil && now[0].Path != oldDefault.Path {
 				return a.printSwitch(s, res.Switch)
 			}
 			return nil
@@ -816,8 +895,7 @@ with another URL is an error: change it with "otree remote add --force".`,
 				return err
 			}
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				n := orBooted(s, index)
-				d, err := s.Deployment(n)
+				d, err := orBooted(s, index, "set the origin of")
 				if err != nil {
 					return err
 				}
@@ -825,7 +903,7 @@ with another URL is an error: change it with "otree remote add --force".`,
 				if len(args) == 3 {
 					branch = args[2]
 				} else if _, branch = deploy.SplitRefspec(d.Origin); branch == "" {
-					return usagef("deployment %d has no origin to take a branch from: give BRANCH", n)
+					return usagef("deployment %d has no origin to take a branch from: give BRANCH", shownIndex(s, d))
 				}
 				name, u := args[0], args[1]
 				r := s.Repo()
@@ -838,11 +916,11 @@ with another URL is an error: change it with "otree remote add --force".`,
 				} else if _, err := remote.AddRemote(r, remote.Remote{Name: name, URL: u}, remote.AddOptions{Set: set}); err != nil {
 					return err
 				}
-				return s.SetOrigin(cmd.Context(), n, name+":"+branch)
+				return s.SetOrigin(cmd.Context(), d.Index, name+":"+branch)
 			})
 		},
 	}
-	c.Flags().IntVar(&index, "index", -1, "the deployment whose origin to set (default: the booted one, else 0)")
+	c.Flags().IntVar(&index, "index", -1, "the deployment whose origin to set, numbered as status lists them (default: the booted one, else the default)")
 	c.Flags().StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of a new remote (repeatable)")
 	return c
 }
@@ -865,7 +943,7 @@ func newPinCommand(a *adminEnv) *cobra.Command {
 			state := map[bool]string{true: "pinned", false: "unpinned"}[!unpin]
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				for _, n := range ns {
-					d, err := s.Deployment(n)
+					d, err := inBootOrder(s, n, "pin")
 					if err != nil {
 						return err
 					}
@@ -873,7 +951,7 @@ func newPinCommand(a *adminEnv) *cobra.Command {
 						fmt.Fprintf(a.stdout, "Deployment %d is already %s\n", n, state)
 						continue
 					}
-					if err := s.Pin(cmd.Context(), n, !unpin); err != nil {
+					if err := s.Pin(cmd.Context(), d.Index, !unpin); err != nil {
 						return err
 					}
 					fmt.Fprintf(a.stdout, "Deployment %d is now %s\n", n, state)
@@ -921,34 +999,49 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 
 func newKargsCommand(a *adminEnv) *cobra.Command {
 	var edit deploy.KargsEdit
-	index := 0
+	index := -1
 	c := &cobra.Command{
 		Use:   "kargs",
 		Short: "Show or edit a deployment's kernel arguments",
-		Long: `Print the kernel arguments of deployment --deployment (default 0), or edit
-them: --replace=KEY=VALUE sets KEY (KEY=OLD=NEW replaces one value),
+		Long: `Print the kernel arguments of deployment --deployment (numbered as status
+lists them; default: the default deployment), or edit them: --replace=KEY=VALUE sets KEY (KEY=OLD=NEW replaces one value),
 --delete=KEY[=VALUE] removes, --append=KEY=VALUE adds. Edits take effect at
 the deployment's next boot.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
+				var d *deploy.Deployment
 				var err error
-				sw := deploy.Switch("")
-				if len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0 {
-					if sw, err = s.SetKargs(cmd.Context(), index, edit); err != nil {
-						return err
-					}
+				edits := len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0
+				switch {
+				case index < 0 && len(s.Deployments()) == 0:
+					return deploy.ErrNoDeployment
+				case index < 0:
+					d = s.Deployments()[0]
+				case edits:
+					d, err = inBootOrder(s, index, "edit the kernel arguments of")
+				default:
+					d, _, err = byIndex(s, index)
 				}
-				d, err := s.Deployment(index)
 				if err != nil {
 					return err
+				}
+				sw := deploy.Switch("")
+				if edits {
+					lib := d.Index
+					if sw, err = s.SetKargs(cmd.Context(), lib, edit); err != nil {
+						return err
+					}
+					if d, err = s.Deployment(lib); err != nil {
+						return err
+					}
 				}
 				if a.json {
 					return a.printJSON(struct {
 						Index   int           `json:"index"`
 						Options string        `json:"options"`
 						Switch  deploy.Switch `json:"switch,omitempty"`
-					}{index, d.Options, sw})
+					}{shownIndex(s, d), d.Options, sw})
 				}
 				fmt.Fprintln(a.stdout, d.Options)
 				return nil
@@ -956,7 +1049,7 @@ the deployment's next boot.`,
 		},
 	}
 	fl := c.Flags()
-	fl.IntVar(&index, "deployment", 0, "the deployment's index")
+	fl.IntVar(&index, "deployment", -1, "the deployment's index, as status lists them (default: the default deployment)")
 	fl.StringArrayVar(&edit.Replace, "replace", nil, "set KEY=VALUE, or KEY=OLD=NEW (repeatable)")
 	fl.StringArrayVar(&edit.Delete, "delete", nil, "delete KEY=VALUE or every KEY (repeatable)")
 	fl.StringArrayVar(&edit.Append, "append", nil, "append KEY=VALUE (repeatable)")
@@ -993,7 +1086,7 @@ output.`,
 				}
 				var ds []dep
 				for _, d := range s.Deployments() {
-					ds = append(ds, dep{d.Index, d.Options})
+					ds = append(ds, dep{shownIndex(s, d), d.Options})
 				}
 				if a.json {
 					return a.printJSON(struct {
@@ -1028,26 +1121,28 @@ path's fate as deploy would report it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				n := index
+				var of *deploy.Deployment
 				if osName != "" {
-					if n >= 0 {
+					if index >= 0 {
 						return usagef("--os and --deployment exclude each other")
 					}
-					m := s.MergeDeployment(osName)
-					if m == nil {
+					if of = s.MergeDeployment(osName); of == nil {
 						return fmt.Errorf("stateroot %s: %w", osName, deploy.ErrNoDeployment)
 					}
-					n = m.Index
-				}
-				n = orBooted(s, n)
-				var target *deploy.Deployment
-				if cmd.Flags().Changed("into") {
+				} else {
 					var err error
-					if target, err = s.Deployment(into); err != nil {
+					if of, err = orBooted(s, index, "show the /etc changes of"); err != nil {
 						return err
 					}
 				}
-				changes, err := s.ConfigDiff(cmd.Context(), n, target)
+				var target *deploy.Deployment
+				if cmd.Flags().Changed("into") {
+					var err error
+					if target, _, err = byIndex(s, into); err != nil {
+						return err
+					}
+				}
+				changes, err := s.ConfigDiff(cmd.Context(), of.Index, target)
 				var ce *deploy.EtcConflictError
 				if err != nil && !errors.As(err, &ce) {
 					return err
@@ -1069,8 +1164,8 @@ path's fate as deploy would report it.`,
 			})
 		},
 	}
-	c.Flags().IntVar(&index, "deployment", -1, "the deployment whose /etc to show (default: booted, else 0)")
-	c.Flags().IntVar(&into, "into", 0, "preview the merge into this deployment's defaults")
+	c.Flags().IntVar(&index, "deployment", -1, "the deployment whose /etc to show, numbered as status lists them (default: booted, else the default)")
+	c.Flags().IntVar(&into, "into", 0, "preview the merge into this deployment's defaults (numbered as status lists them)")
 	c.Flags().StringVar(&osName, "os", "", "show the merge deployment of this stateroot")
 	a.addJSON(c)
 	return c

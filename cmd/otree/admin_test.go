@@ -441,9 +441,37 @@ func TestAdminStage(t *testing.T) {
 			Index  int    `json:"index"`
 		} `json:"deployments"`
 	}
+	// Numbered as OSTree numbers them: the staged deployment is 0.
 	if err := json.Unmarshal([]byte(a.ok("admin", "status", "--json")), &st); err != nil || len(st.Deployments) != 2 ||
-		!st.Deployments[0].Staged || st.Deployments[0].Commit != c2 || st.Deployments[0].Index != -1 {
+		!st.Deployments[0].Staged || st.Deployments[0].Commit != c2 || st.Deployments[0].Index != 0 || st.Deployments[1].Index != 1 {
 		t.Errorf("status --json = %+v, %v", st, err)
+	}
+	if out := a.ok("admin", "status"); !regexp.MustCompile(`(?s)\(staged\).*index: 0 .*finalized at shutdown.*`+c1+`\.0\n.*index: 1 `).MatchString(out) {
+		t.Errorf("status numbers the staged deployment 0 and the default 1:\n%s", out)
+	}
+	a.fails(1, "staged", "admin", "pin", "0")
+	a.fails(1, "staged", "admin", "set-default", "0")
+	a.fails(1, "staged", "admin", "kargs", "--deployment=0", "--append=x=1")
+	if got := strings.TrimSpace(a.ok("admin", "kargs", "--deployment=1")); got != strings.TrimSpace(a.ok("admin", "kargs")) {
+		t.Errorf("kargs --deployment=1 (the default, after the staged one) = %q", got)
+	}
+	// undeploy 0 discards the staged deployment, as OSTree's does, and
+	// leaves the default alone.
+	stagedPath := filepath.Join(a.sys, "otree/deploy/cli/deploy", c2+".0")
+	if out := a.ok("admin", "undeploy", "0"); !strings.Contains(out, "Deleted deployment "+c2+".0") {
+		t.Errorf("undeploy 0 with a staged deployment printed %q", out)
+	}
+	if d := a.status().Deployments; len(d) != 1 || d[0].Commit != c1 || d[0].Index != 0 {
+		t.Fatalf("after undeploy 0: %+v", d)
+	}
+	if _, err := os.Lstat(stagedPath); err == nil {
+		t.Error("the discarded staged deployment is still there")
+	}
+	if out := a.ok("admin", "finalize-staged"); out != "No deployment is staged.\n" {
+		t.Errorf("finalize-staged after undeploy 0 printed %q", out)
+	}
+	if out := a.ok("admin", "deploy", "--stage", "cli/stable"); !strings.Contains(out, "Staged cli "+c2+".0") {
+		t.Errorf("deploy --stage again printed %q", out)
 	}
 	if out := a.ok("admin", "finalize-staged"); !strings.Contains(out, "Deployed cli "+c2+".0 as deployment 0") {
 		t.Errorf("finalize-staged printed %q", out)
