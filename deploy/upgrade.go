@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
@@ -53,15 +54,22 @@ var ErrNoUpgrade = errors.New("no upgrade available")
 // of its ancestors.
 type DowngradeError struct {
 	Ref         string
+	Commit      repo.ID // the commit refused
+	Override    bool    // Commit was given as the override commit, not named by Ref
 	Current     *Deployment
 	CurrentTime uint64 // the deployed commit's timestamp
-	FoundTime   uint64 // the timestamp of the commit the ref names
+	FoundTime   uint64 // Commit's timestamp
 }
 
-// Error names both commits and how to allow the downgrade.
+// Error names both commits, their times and how to allow the downgrade.
 func (e *DowngradeError) Error() string {
-	return fmt.Sprintf("ref %s names a commit (timestamp %d) older than or an ancestor of the deployed %s (timestamp %d); pass --allow-downgrade to deploy it",
-		e.Ref, e.FoundTime, e.Current.Commit, e.CurrentTime)
+	what := "commit " + e.Commit.String() + " of " + e.Ref
+	if e.Override {
+		what = "override commit " + e.Commit.String() + " (of " + e.Ref + ")"
+	}
+	at := func(t uint64) string { return time.Unix(int64(t), 0).UTC().Format(time.RFC3339) }
+	return fmt.Sprintf("%s, made %s, is older than or an ancestor of the deployed %s, made %s; pass --allow-downgrade to deploy it",
+		what, at(e.FoundTime), e.Current.Commit, at(e.CurrentTime))
 }
 
 // SplitRefspec splits "REMOTE:BRANCH" into its remote and branch; a
@@ -189,6 +197,9 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	// branch's in any sense the guard could check.
 	if !opts.AllowDowngrade && id != cur.Commit && (!isSwitch || cur.Origin == refspec) {
 		if err := s.checkDowngrade(cur, refspec, id); err != nil {
+			if de := (*DowngradeError)(nil); errors.As(err, &de) {
+				de.Override = override
+			}
 			return nil, err
 		}
 	}
@@ -240,7 +251,7 @@ func (s *Sysroot) checkDowngrade(cur *Deployment, ref string, id repo.ID) error 
 		return err
 	}
 	if b.Timestamp < a.Timestamp || s.isAncestor(id, a) {
-		return &DowngradeError{Ref: ref, Current: cur, CurrentTime: a.Timestamp, FoundTime: b.Timestamp}
+		return &DowngradeError{Ref: ref, Commit: id, Current: cur, CurrentTime: a.Timestamp, FoundTime: b.Timestamp}
 	}
 	return nil
 }

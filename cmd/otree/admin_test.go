@@ -232,6 +232,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	a.ok("reset", "cli/stable", c2)
 	a.fails(1, "--allow-downgrade", "admin", "upgrade")
+	a.fails(1, "commit "+c2+" of cli/stable", "admin", "upgrade")
 	a.ok("admin", "upgrade", "--allow-downgrade")
 	if a.status().Deployments[0].Commit != c2 {
 		t.Error("upgrade --allow-downgrade did not deploy")
@@ -364,6 +365,7 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 		t.Errorf("status does not show the override:\n%s", out)
 	}
 	a.fails(1, "--allow-downgrade", "admin", "upgrade", "--override-commit="+c3[:12])
+	a.fails(1, "override commit "+c3, "admin", "upgrade", "--override-commit="+c3[:12])
 
 	// set-origin: a new remote for the same server, then upgrades follow it.
 	a.ok("admin", "set-origin", "--set=branches=cli/stable", "mirror", hs.URL, "cli/stable")
