@@ -448,7 +448,7 @@ func TestAdminStage(t *testing.T) {
 		!st.Deployments[0].Staged || st.Deployments[0].Commit != c2 || st.Deployments[0].Index != 0 || st.Deployments[1].Index != 1 {
 		t.Errorf("status --json = %+v, %v", st, err)
 	}
-	if out := a.ok("admin", "status"); !regexp.MustCompile(`(?s)\(staged\).*index: 0 .*finalized at shutdown.*`+c1+`\.0\n.*index: 1 `).MatchString(out) {
+	if out := a.ok("admin", "status"); !regexp.MustCompile(`(?s)\(staged\).*index: 0 .*finalized at shutdown.*` + c1 + `\.0\n.*index: 1 `).MatchString(out) {
 		t.Errorf("status numbers the staged deployment 0 and the default 1:\n%s", out)
 	}
 	a.fails(1, "staged", "admin", "pin", "0")
