@@ -146,22 +146,18 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 		return nil, fmt.Errorf("%s: pull-only and deploy-only exclude each other", op)
 	}
 	res := &UpgradeResult{Refspec: refspec}
-	if pinned, ok := s.commitRefspec(refspec); ok && !isSwitch {
-		// A deployment of a commit by id stays on it, as in OSTree: there
-		// is no branch to follow until a switch names one.
-		res.Commit = pinned
-		if opts.PullOnly {
-			return res, nil
-		}
-		if pinned == cur.Commit {
-			return res, ErrNoUpgrade
-		}
-	}
+	// A deployment of a commit by id follows that id, as in OSTree: there
+	// is nothing to pull, and no branch to follow until a switch names one.
+	pinned, isPinned := s.commitRefspec(refspec)
+	isPinned = isPinned && !isSwitch
 	rmName, branch := SplitRefspec(refspec)
 	if err := repo.ValidateRefName(branch); err != nil {
 		return nil, fmt.Errorf("%s: refspec %q: %w", op, refspec, err)
 	}
 	override := !opts.OverrideCommit.IsZero()
+	if override && isPinned {
+		return nil, fmt.Errorf("%s: the origin %s is a commit, not a branch to take another commit of", op, refspec)
+	}
 	if rmName != "" && !opts.DeployOnly {
 		po := opts.Pull
 		po.Remote, po.Refs, po.Mirror, po.URL = rmName, []string{branch}, false, ""
@@ -176,10 +172,13 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	}
 	var id repo.ID
 	var err error
-	if override {
+	switch {
+	case isPinned:
+		id = pinned
+	case override:
 		id = opts.OverrideCommit
 		err = s.checkOverride(id, branch)
-	} else {
+	default:
 		id, err = s.repo.ReadRef(refspec)
 	}
 	if err != nil {

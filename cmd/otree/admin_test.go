@@ -938,6 +938,27 @@ func TestAdminDeployByIDStays(t *testing.T) {
 	if out := a.ok("admin", "upgrade", "--os=fresh"); out != "No update available.\n" {
 		t.Errorf("upgrade of a first deployment made by id: %q", out)
 	}
+	// An origin naming another id (set-origin can't; an edit can) is
+	// deployed by upgrade; an override has no branch to come from.
+	a.fails(1, "is a commit", "admin", "upgrade", "--os=fresh", "--override-commit="+c1)
+	var fresh string
+	for _, d := range a.status().Deployments {
+		if strings.Contains(d.Path, "/fresh/") {
+			fresh = d.Path
+		}
+	}
+	if err := os.WriteFile(fresh+".origin", []byte("[origin]\nrefspec="+c1+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.ok("admin", "upgrade", "--os=fresh", "--allow-downgrade")
+	for _, d := range a.status().Deployments {
+		if strings.Contains(d.Path, "/fresh/") { // the first is the new one
+			if d.Commit != c1 {
+				t.Errorf("upgrade of a deployment whose origin names %s deployed %s", c1, d.Commit)
+			}
+			break
+		}
+	}
 }
 
 // os-init lays out a stateroot as OSTree's does: var/tmp sticky and open
