@@ -22,7 +22,7 @@ type diffFlags struct {
 func newDiffCommand(e *env) *cobra.Command {
 	f := &diffFlags{}
 	c := &cobra.Command{
-		Use:   "diff [REV] REV|DIR",
+		Use:   "diff [REV|DIR] REV|DIR",
 		Short: "Show the paths that differ between two commits, or a commit and a directory",
 		Long: `Compare the tree of the first REV (old) with the second REV, or with the directory
 DIR on disk (new), and print one line per path that differs. With one REV,
@@ -38,9 +38,10 @@ an added directory are listed; a removed directory is one line unless --verify.
 Paths with control characters or invalid UTF-8 are printed Go-quoted.
 
 The second argument is a directory if one exists there; if it also names a
-revision, write ./NAME (or an absolute path) for the directory. (OSTree also
-takes a directory as the first argument, and two directories; otree
-compares a commit with a directory only in that order.) A directory is
+revision, write ./NAME (or an absolute path) for the directory. The first is
+a directory when written as a path (/DIR, ./DIR, ../DIR), as in OSTree: the
+directory (old) is then compared with the revision (new). Two directories
+are not compared (OSTree's diff compares them). A directory is
 hashed the way commit would hash it (nothing is written to the repository);
 when it was checked out by an unprivileged user, pass the commit's owner with
 --owner-uid/--owner-gid (or --ignore-owners), and --no-xattrs if the filesystem
@@ -75,9 +76,10 @@ differ.`,
 
 // diffOutput is the --json form of a diff.
 type diffOutput struct {
-	From    repo.ID             `json:"from"`
-	To      repo.ID             `json:"to,omitzero"`   // the second commit
-	Dir     string              `json:"dir,omitempty"` // or the directory
+	From    repo.ID             `json:"from,omitzero"`
+	FromDir string              `json:"from_dir,omitempty"` // or the directory, as the first argument
+	To      repo.ID             `json:"to,omitzero"`        // the second commit
+	Dir     string              `json:"dir,omitempty"`      // or the directory
 	Changes []diffChangeJSON    `json:"changes"`
 	Stats   *checkout.DiffStats `json:"stats,omitempty"`
 }
@@ -129,6 +131,14 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 		return err
 	}
 	defer r.Close()
+	if isPathArg(from) {
+		// First, only a path is a directory, as in OSTree: a bare name
+		// stays the revision it always was.
+		if _, _, err := diffTarget(r, from); err != nil {
+			return err
+		}
+		return runDiffFromDir(cmd, e, f, r, opts, from, to)
+	}
 	a, err := r.ResolveRev(from)
 	if err != nil {
 		return err
@@ -162,13 +172,82 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 		if out.Dir == "" {
 			against = out.To.String()
 		}
-		what := fmt.Sprintf("%d paths differ", len(changes))
-		if len(changes) == 1 {
-			what = "1 path differs"
-		}
-		return fmt.Errorf("%s between %s and %s", what, a, against)
+		return differ(len(changes), a.String(), against)
 	}
 	return nil
+}
+
+// isPathArg tells whether arg is written as a path, which no ref name can
+// be: it starts with "/", "./" or "../", or is "." or "..".
+func isPathArg(arg string) bool {
+	return strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") || arg == "." || arg == ".."
+}
+
+// runDiffFromDir compares the directory dir (old) with revision to (new),
+// as OSTree's diff takes a directory first: the commit is compared with
+// the directory and the changes read the other way.
+func runDiffFromDir(cmd *cobra.Command, e *env, f *diffFlags, r *repo.Repo, opts checkout.DiffOptions, dir, to string) error {
+	if _, isDir, err := diffTarget(r, to); err != nil {
+		return err
+	} else if isDir {
+		return usagef("diff compares a revision with a revision or a directory, not two directories (%s, %s): commit one of them first", dir, to)
+	}
+	b, err := r.ResolveRev(to)
+	if err != nil {
+		return err
+	}
+	// Every path, so that what the directory had and the commit lacks
+	// can be listed whole; the contents of what went are folded below.
+	verify := opts.Verify
+	opts.Verify = true
+	changes, err := checkout.DiffDir(cmd.Context(), r, b, dir, opts)
+	if err != nil {
+		return err
+	}
+	changes = reverseChanges(changes, verify)
+	out := diffOutput{FromDir: dir, To: b}
+	if err := printDiff(e, f, &out, changes); err != nil {
+		return err
+	}
+	if f.verify && len(changes) > 0 {
+		return differ(len(changes), dir, b.String())
+	}
+	return nil
+}
+
+// differ is the error of diff --verify: n paths differ between a and b.
+func differ(n int, a, b string) error {
+	what := fmt.Sprintf("%d paths differ", n)
+	if n == 1 {
+		what = "1 path differs"
+	}
+	return fmt.Errorf("%s between %s and %s", what, a, b)
+}
+
+// reverseChanges turns the changes from a to b into those from b to a.
+// Unless verify, a directory that goes is one line, as Diff gives it: the
+// contents of one removed (or replaced by a file) are left out.
+func reverseChanges(changes []checkout.Change, verify bool) []checkout.Change {
+	out := changes[:0]
+	cut := "" // the directory whose removed contents are folded
+	for _, c := range changes {
+		c.Old, c.New = c.New, c.Old
+		switch c.Kind {
+		case checkout.Added:
+			c.Kind = checkout.Deleted
+		case checkout.Deleted:
+			c.Kind = checkout.Added
+		}
+		if cut != "" && strings.HasPrefix(c.Path, cut) && c.Kind == checkout.Deleted && !verify {
+			continue
+		}
+		cut = ""
+		if c.Old != nil && c.Old.Type == checkout.TypeDirectory && (c.Kind == checkout.Deleted || c.New != nil && c.New.Type != checkout.TypeDirectory) && c.Path != "/" {
+			cut = c.Path + "/"
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // diffTarget says whether the second argument is a directory. A name that
@@ -176,7 +255,7 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 // as a path (with a "/" before its first character, as in ./NAME or /NAME),
 // which no ref name can be.
 func diffTarget(r *repo.Repo, arg string) (string, bool, error) {
-	isPath := strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") || arg == "." || arg == ".."
+	isPath := isPathArg(arg)
 	fi, err := os.Stat(arg)
 	switch {
 	case err != nil && isPath:

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -177,4 +179,50 @@ func TestDiffCommandDir(t *testing.T) {
 	if !strings.Contains(got, "D    /etc\n") {
 		t.Errorf("diff against ./uat: %q", got)
 	}
+}
+
+// A directory written as a path may come first, as in OSTree's diff: it is
+// the old side. The paths match OSTree's (which prints some without their
+// leading "/" and in another order); a removed directory is one line
+// unless --verify; two directories are refused.
+func TestDiffDirFirstParity(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	dir := source(t, testtree.Tree{"a": testtree.File("a\n", 0o644), "b": testtree.File("b\n", 0o644),
+		"sub/deep/x": testtree.File("x\n", 0o644), "gone/g": testtree.File("g\n", 0o644)})
+	o.ok("commit", "-b", "main", dir)
+	c.ok("commit", "-b", "main", dir)
+	os.WriteFile(filepath.Join(dir, "a"), []byte("changed\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "n"), []byte("new\n"), 0o644)
+	os.RemoveAll(filepath.Join(dir, "gone"))
+	os.MkdirAll(filepath.Join(dir, "newdir"), 0o755)
+	os.WriteFile(filepath.Join(dir, "newdir/y"), []byte("y\n"), 0o644)
+	os.Remove(filepath.Join(dir, "b"))
+	os.MkdirAll(filepath.Join(dir, "b"), 0o755)
+	os.WriteFile(filepath.Join(dir, "b/z"), []byte("z\n"), 0o644)
+	t.Chdir(filepath.Dir(dir))
+	rel := "./" + filepath.Base(dir)
+	lines := func(out string) []string {
+		var l []string
+		for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+			kind, p, _ := strings.Cut(s, "    ")
+			l = append(l, kind+" /"+strings.TrimPrefix(p, "/"))
+		}
+		slices.Sort(l)
+		return l
+	}
+	want := lines(o.ok("diff", rel, "main"))
+	got := c.ok("diff", "--ignore-owners", rel, "main")
+	if d := cmp.Diff(want, lines(got)); d != "" {
+		t.Errorf("diff %s main (-ostree +otree):\n%s", rel, d)
+	}
+	if wantOrder := "M    /a\nM    /b\nA    /gone\nA    /gone/g\nD    /n\nD    /newdir\n"; got != wantOrder {
+		t.Errorf("diff %s main:\n%s\nwant, in tree order:\n%s", rel, got, wantOrder)
+	}
+	res := c.fails(exitError, []string{"8 paths differ", rel}, "diff", "--verify", "--ignore-owners", rel, "main")
+	if !strings.Contains(res.stdout, "D    /newdir/y\n") || !strings.Contains(res.stdout, "D    /b/z\n") {
+		t.Errorf("--verify lists every path:\n%s", res.stdout)
+	}
+	c.fails(exitUsage, []string{"two directories"}, "diff", rel, rel)
+	c.fails(exitError, []string{"./missing"}, "diff", "./missing", "main")
 }
