@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -186,10 +187,18 @@ func (w *worker) load(o *object) error {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel,
 				Reason: fmt.Sprintf("reading %s xattr: %v", repo.UserMetaXattr, err)}
 		}
-		h, used, err := repo.DecodeFileHeader(raw)
-		if err == nil && used != len(raw) {
-			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-used, repo.UserMetaXattr)
-		}
+		h, err := repo.DecodeUserMeta(raw, func() (string, error) {
+			// A long target is only in the content.
+			if o.fd >= 0 {
+				return repo.ReadSymlinkTarget(rawfd.ReaderAt(o.fd))
+			}
+			f, err := os.Open(c.objDir + o.rel)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			return repo.ReadSymlinkTarget(f)
+		})
 		if err != nil {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: err.Error()}
 		}

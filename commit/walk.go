@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -555,8 +556,8 @@ func (d *devino) unchanged(path string, st *unix.Stat_t, id repo.ID) bool {
 			if err != nil {
 				return false
 			}
-			h, n, err := repo.DecodeFileHeader(b)
-			if err != nil || n != len(b) || h.Type != repo.TypeRegular {
+			h, err := repo.DecodeUserMeta(b, func() (string, error) { return "", errors.New("not a regular file") })
+			if err != nil || h.Type != repo.TypeRegular {
 				return false
 			}
 			mode, size = h.Mode, h.Size

@@ -412,6 +412,12 @@ func ValidName(name string) bool {
 // and the number of bytes it used. Trailing bytes are allowed here: they are
 // the content (archive mode) and are checked by the caller.
 func DecodeFileHeader(b []byte) (*FileHeader, int, error) {
+	return decodeFileHeader(b, "")
+}
+
+// decodeFileHeader is DecodeFileHeader, with target taken for a symlink
+// whose encoding holds none (a bare-user object's, UserMeta).
+func decodeFileHeader(b []byte, target string) (*FileHeader, int, error) {
 	d := newDecoder(b)
 	d.head(KindFile)
 	h := &FileHeader{}
@@ -423,6 +429,9 @@ func DecodeFileHeader(b []byte) (*FileHeader, int, error) {
 	h.GID = d.u32("gid")
 	h.Rdev = d.Uvarint()
 	h.Target = d.str()
+	if h.Type == TypeSymlink && h.Target == "" {
+		h.Target = target
+	}
 	h.Xattrs = d.xattrs()
 	h.Size = d.Uvarint()
 	if d.Err() == nil {
@@ -577,4 +586,49 @@ func DecodeTombstone(b []byte) (ID, error) {
 // SortXattrs sorts x by name in place.
 func SortXattrs(x []Xattr) {
 	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
+}
+
+// maxUserMetaTarget is the longest symlink target a bare-user object's
+// UserMetaXattr repeats: all of an inode's xattrs must fit in one block
+// on ext4, and a target may be 4095 bytes.
+const maxUserMetaTarget = 1024
+
+// AppendUserMeta appends the value of UserMetaXattr for a bare-user object
+// of header h: the canonical header, but for a symlink whose target is
+// longer than 1 KiB, which goes without its target (an empty one). The
+// object's content holds the target either way (docs/FORMAT.md §6.2).
+func AppendUserMeta(b []byte, h *FileHeader) []byte {
+	if h.Type == TypeSymlink && len(h.Target) > maxUserMetaTarget {
+		short := *h
+		short.Target = ""
+		return AppendFileHeader(b, &short)
+	}
+	return AppendFileHeader(b, h)
+}
+
+// DecodeUserMeta decodes the value of a bare-user object's UserMetaXattr,
+// which must hold nothing more. A symlink's header without a target takes
+// it from content, which reads the object's content (the target) and is
+// called only then.
+func DecodeUserMeta(raw []byte, content func() (string, error)) (*FileHeader, error) {
+	// The placeholder stands for an empty target until it is read. (A
+	// real target of the same byte is read again: the content holds every
+	// target.)
+	const placeholder = "\x01"
+	h, n, err := decodeFileHeader(raw, placeholder)
+	if err == nil && n != len(raw) {
+		err = fmt.Errorf("%d trailing bytes in %s", len(raw)-n, UserMetaXattr)
+	}
+	if err != nil || h.Type != TypeSymlink || h.Target != placeholder {
+		return h, err
+	}
+	t, err := content()
+	if err != nil {
+		return nil, fmt.Errorf("reading the symlink target: %w", err)
+	}
+	h.Target = t
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	return h, nil
 }

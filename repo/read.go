@@ -227,10 +227,7 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 		if err != nil {
 			return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("reading %s xattr: %v", UserMetaXattr, err))
 		}
-		h, n, err := DecodeFileHeader(raw)
-		if err == nil && n != len(raw) {
-			err = fmt.Errorf("%d trailing bytes in %s", len(raw)-n, UserMetaXattr)
-		}
+		h, err := DecodeUserMeta(raw, func() (string, error) { return ReadSymlinkTarget(f) })
 		if err != nil {
 			return nil, f, nil, r.corrupt(KindFile, id, err)
 		}
@@ -501,4 +498,18 @@ func (f *fileReader) Close() error {
 		return nil
 	}
 	return f.c.Close()
+}
+
+// maxTarget bounds the symlink target read from a bare-user object's
+// content: PATH_MAX, with room.
+const maxTarget = 64 << 10
+
+// ReadSymlinkTarget reads the symlink target a bare-user object's content
+// holds (from its start, whatever f's offset), up to 64 KiB.
+func ReadSymlinkTarget(f io.ReaderAt) (string, error) {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, maxTarget+1))
+	if err == nil && len(b) > maxTarget {
+		err = fmt.Errorf("symlink target longer than %d bytes", maxTarget)
+	}
+	return string(b), err
 }

@@ -714,7 +714,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			if err != nil {
 				return err
 			}
-			if err := unix.Fsetxattr(f.fd, UserMetaXattr, AppendFileHeader(nil, h), 0); err != nil {
+			if err := unix.Fsetxattr(f.fd, UserMetaXattr, AppendUserMeta(nil, h), 0); err != nil {
 				return fmt.Errorf("setting %s: %w", UserMetaXattr, err)
 			}
 			if err := zeroTimes(f.fd); err != nil {

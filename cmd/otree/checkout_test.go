@@ -272,3 +272,45 @@ func TestCheckoutBareUserOnlyDirOwners(t *testing.T) {
 	ob.ok("checkout", "b", co)
 	check("ostree", co)
 }
+
+// A bare-user repository stores a symlink of the longest target Linux
+// allows (4095 bytes), as OSTree's does: the target is the object's
+// content, and the header in user.otreemeta goes without it when it is
+// long (all of an inode's xattrs must fit in one ext4 block).
+func TestBareUserLongSymlinkTarget(t *testing.T) {
+	long := strings.Repeat("t/", 2047) + "t" // 4095 bytes
+	src := source(t, testtree.Tree{"long": testtree.Symlink(long), "short": testtree.Symlink("a.txt"), "a.txt": testtree.File("a\n", 0o644)})
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "b", src)
+	for _, args := range [][]string{{"-U"}, {"-U", "-C"}} {
+		co := filepath.Join(t.TempDir(), "co")
+		c.ok(append(append([]string{"checkout"}, args...), "b", co)...)
+		for name, want := range map[string]string{"long": long, "short": "a.txt"} {
+			if got, err := os.Readlink(filepath.Join(co, name)); err != nil || got != want {
+				t.Errorf("checkout %v: %s -> %d bytes (%v), want %d", args, name, len(got), err, len(want))
+			}
+		}
+	}
+	if got := c.ok("ls", "b", "/long"); !strings.Contains(got, " -> "+long+"\n") {
+		t.Errorf("ls of the long symlink: %d bytes", len(got))
+	}
+	if res := c.run("fsck"); res.code != 0 {
+		t.Errorf("fsck: %s", res.stderr)
+	}
+	commitID, err := c.r.ResolveRev("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mustLookup(t, c.r, commitID, "/long").ID
+	meta, err := xattr.Get(c.r.ObjectPath(repo.KindFile, id), repo.UserMetaXattr)
+	if err != nil || strings.Contains(string(meta), long) {
+		t.Errorf("user.otreemeta holds the long target (%d bytes, %v)", len(meta), err)
+	}
+	o := needOSTree(t, "bare-user")
+	o.ok("commit", "-b", "b", src)
+	co := filepath.Join(t.TempDir(), "oco")
+	o.ok("checkout", "-U", "b", co)
+	if got, err := os.Readlink(filepath.Join(co, "long")); err != nil || got != long {
+		t.Errorf("ostree: long -> %d bytes (%v)", len(got), err)
+	}
+}
