@@ -5,9 +5,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -17,8 +19,13 @@ import (
 	"github.com/otree/otree/repo"
 )
 
-// paxXattr is the PAX record prefix GNU tar and libarchive use for xattrs.
-const paxXattr = "SCHILY.xattr."
+// The PAX record prefixes of xattrs: GNU tar and libarchive write
+// SCHILY.xattr.NAME=VALUE; libarchive (bsdtar) may also, or only, write
+// LIBARCHIVE.xattr.NAME=VALUE with NAME URL-encoded and VALUE in base64.
+const (
+	paxXattr           = "SCHILY.xattr."
+	paxLibarchiveXattr = "LIBARCHIVE.xattr."
+)
 
 // importTar reads a tar file (plain, gzip or zstd; "-" is standard input)
 // into a tree, and says how many entries the archive held. Names are
@@ -272,13 +279,10 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 			return nil
 		}
 	}
-	var xattrs []repo.Xattr
-	for k, v := range hdr.PAXRecords {
-		if strings.HasPrefix(k, paxXattr) && !skipXattr(k[len(paxXattr):]) {
-			xattrs = append(xattrs, repo.Xattr{Name: k[len(paxXattr):], Value: []byte(v)})
-		}
+	xattrs, err := paxXattrs(hdr.PAXRecords)
+	if err != nil {
+		return err
 	}
-	repo.SortXattrs(xattrs)
 	if hdr.Uid < 0 || hdr.Gid < 0 || hdr.Uid > 0xffffffff || hdr.Gid > 0xffffffff {
 		return fmt.Errorf("owner %d:%d out of range", hdr.Uid, hdr.Gid)
 	}
@@ -390,4 +394,44 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 func mkdev(major, minor int64) uint64 {
 	ma, mi := uint64(major), uint64(minor)
 	return (ma&0xfffff000)<<32 | (ma&0xfff)<<8 | (mi&0xffffff00)<<12 | mi&0xff
+}
+
+// paxXattrs returns the xattrs of an entry's PAX records, sorted: the
+// SCHILY ones, and the LIBARCHIVE ones whose name none of those has.
+func paxXattrs(records map[string]string) ([]repo.Xattr, error) {
+	byName := map[string][]byte{}
+	for k, v := range records {
+		if name, ok := strings.CutPrefix(k, paxXattr); ok {
+			byName[name] = []byte(v)
+		}
+	}
+	for k, v := range records {
+		enc, ok := strings.CutPrefix(k, paxLibarchiveXattr)
+		if !ok {
+			continue
+		}
+		name, err := url.PathUnescape(enc)
+		if err != nil {
+			return nil, fmt.Errorf("PAX record %s: bad xattr name: %v", k, err)
+		}
+		if _, ok := byName[name]; ok {
+			continue
+		}
+		value, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			value, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "="))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("PAX record %s: value is not base64: %v", k, err)
+		}
+		byName[name] = value
+	}
+	var xattrs []repo.Xattr
+	for name, value := range byName {
+		if !skipXattr(name) {
+			xattrs = append(xattrs, repo.Xattr{Name: name, Value: value})
+		}
+	}
+	repo.SortXattrs(xattrs)
+	return xattrs, nil
 }

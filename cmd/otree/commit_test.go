@@ -1,8 +1,10 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -622,4 +624,48 @@ func TestCommitConsumeSyncsFirst(t *testing.T) {
 	if syncfs < 0 || consumed < 0 || syncfs > consumed {
 		t.Errorf("syncfs at line %d, first removal in the source at line %d:\n%s", syncfs, consumed, data)
 	}
+}
+
+// A tar's xattrs come from SCHILY.xattr records and from libarchive's
+// LIBARCHIVE.xattr ones (URL-encoded name, base64 value), which bsdtar may
+// write alone: both tools record the same xattrs. A record that does not
+// decode is refused, naming it.
+func TestCommitTarLibarchiveXattrs(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	dir := t.TempDir()
+	writeTar := func(name string, pax map[string]string) string {
+		var tb bytes.Buffer
+		tw := tar.NewWriter(&tb)
+		tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX})
+		tw.WriteHeader(&tar.Header{Name: "./f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1, PAXRecords: pax, Format: tar.FormatPAX})
+		tw.Write([]byte("c"))
+		tw.Close()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, tb.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	good := writeTar("x.tar", map[string]string{
+		"LIBARCHIVE.xattr.user.only":   b64([]byte("v1")),
+		"LIBARCHIVE.xattr.user.bin%01": b64([]byte{0, 1, 2}),
+		"SCHILY.xattr.user.both":       "schily",
+		"LIBARCHIVE.xattr.user.both":   b64([]byte("schily")),
+	})
+	o.ok("commit", "-b", "x", "--tree=tar="+good)
+	c.ok("commit", "-b", "x", "--tree=tar="+good)
+	// OSTree lists user.both twice, unsorted; otree once, in order.
+	want, got := o.ok("ls", "-X", "x", "/f"), c.ok("ls", "-X", "x", "/f")
+	if wantGot := "-00644 0 0      1 { [(b'user.bin\\001', [byte 0x00, 0x01, 0x02]), (b'user.both', [0x73, 0x63, 0x68, 0x69, 0x6c, 0x79]), (b'user.only', [0x76, 0x31])] } /f\n"; got != wantGot {
+		t.Errorf("ls -X of the tar's file: %q, want %q", got, wantGot)
+	}
+	for _, name := range []string{`user.bin\001`, "user.both", "user.only"} {
+		if !strings.Contains(want, "(b'"+name+"'") {
+			t.Errorf("ostree did not record %s: %q", name, want)
+		}
+	}
+	bad := writeTar("bad.tar", map[string]string{"LIBARCHIVE.xattr.user.x": "not base64!"})
+	c.fails(exitError, []string{"LIBARCHIVE.xattr.user.x", "base64"}, "commit", "-b", "bad", "--tree=tar="+bad)
 }
