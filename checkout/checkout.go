@@ -157,7 +157,9 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 	root := &dirNode{tree: treeID, metaID: metaID, fd: -1}
 	if sp := repo.CleanPath(opts.Subpath); sp != "/" {
 		e, err := r.LookupTree(treeID, metaID, sp)
-		if opts.AllowNoent && errors.Is(err, repo.ErrNotFound) {
+		// Only a path the tree lacks is allowed: an object missing on
+		// the way is an incomplete repository, not an absent path.
+		if missing := (*repo.ObjectMissingError)(nil); opts.AllowNoent && errors.Is(err, repo.ErrNotFound) && !errors.As(err, &missing) {
 			return &Stats{}, nil
 		}
 		if pe := (*repo.PathError)(nil); errors.As(err, &pe) {

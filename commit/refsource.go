@@ -43,6 +43,11 @@ func baseTree(r *repo.Repo, rev string) (*dir, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Its tree is taken as stored, unread: a commit a pull has not
+	// completed (or only fetched the metadata of) may lack objects.
+	if r.IsCommitPartial(id) {
+		return nil, fmt.Errorf("commit %s is partial here (a pull has not completed it): pull it whole first", id)
+	}
 	return &dir{meta: c.RootMeta, stored: c.RootTree}, nil
 }
 

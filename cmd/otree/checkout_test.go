@@ -314,3 +314,17 @@ func TestBareUserLongSymlinkTarget(t *testing.T) {
 		t.Errorf("ostree: long -> %d bytes (%v)", len(got), err)
 	}
 }
+
+// --allow-noent allows a --subpath the commit lacks, not one whose objects
+// this repository lacks: that checkout fails, naming the object.
+func TestCheckoutAllowNoentMissingObject(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	id := c.commitTree("b", source(t, testtree.Tree{"d/e/f": testtree.File("f\n", 0o644)}), "one", 1700000000)
+	c.ok("checkout", "-U", "--subpath=/nope", "--allow-noent", "b", filepath.Join(t.TempDir(), "none"))
+	d := mustLookup(t, c.r, id, "/d")
+	if err := os.Remove(c.r.ObjectPath(repo.KindDirTree, d.ID)); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "co")
+	c.fails(exitError, []string{d.ID.String()}, "checkout", "-U", "--subpath=/d/e", "--allow-noent", "b", dest)
+}

@@ -669,3 +669,23 @@ func TestCommitTarLibarchiveXattrs(t *testing.T) {
 	bad := writeTar("bad.tar", map[string]string{"LIBARCHIVE.xattr.user.x": "not base64!"})
 	c.fails(exitError, []string{"LIBARCHIVE.xattr.user.x", "base64"}, "commit", "-b", "bad", "--tree=tar="+bad)
 }
+
+// A partial commit (a pull has not completed it) is refused as a stored
+// source: its tree would be taken unread, objects missing and all.
+func TestCommitRefSourcePartial(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	id := c.commitTree("src", source(t, fixture), "one", 1700000000)
+	if err := c.r.MarkCommitPartial(id); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"--tree=ref=", "--base="} {
+		c.fails(exitError, []string{id.String(), "partial"}, "commit", "-b", "derived", flag+id.String())
+	}
+	if _, err := c.r.ReadRef("derived"); err == nil {
+		t.Error("a refused commit set its branch")
+	}
+	if err := c.r.UnmarkCommitPartial(id); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("commit", "-b", "derived", "--tree=ref="+id.String())
+}
