@@ -627,3 +627,44 @@ func TestPruneRace(t *testing.T) {
 		t.Fatalf("after a final prune: %d unreferenced, %d commits", rep.Unreferenced, rep.Objects["commit"])
 	}
 }
+
+// Prune drops the caches while readers that take no lock (checkout, which
+// adds to the header index) may be writing there: that never fails it.
+func TestPruneDropsCachesBesideWriters(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.MkdirAll(r.CacheDir(), 0o755)
+			os.WriteFile(filepath.Join(r.CacheDir(), fmt.Sprintf("w%d", i%64)), []byte("x"), 0o644)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := range 100 {
+		// Something to delete, so that the caches are dropped.
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755, UID: uint32(i + 1)}).Encode()); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := r.Prune(context.Background(), repo.PruneOptions{})
+		if err != nil {
+			t.Fatalf("prune %d beside a cache writer: %v", i, err)
+		}
+		if rep.Deleted == 0 {
+			t.Fatalf("prune %d deleted nothing", i)
+		}
+	}
+}

@@ -337,14 +337,27 @@ func (r *Repo) streamEncoder() *zstd.Encoder {
 // commit's stat cache) lives. Anything that deletes objects empties it.
 func (r *Repo) CacheDir() string { return r.Path("tmp", "cache") }
 
-// dropCaches empties CacheDir; callers hold the repository lock exclusively.
+// dropCaches empties CacheDir; callers hold the repository lock
+// exclusively. Readers that take no lock (checkout adds to the header
+// index) may be writing there, so the directory is renamed aside in one
+// step, then removed: the caches are gone at once, and a late write lands
+// in the directory being removed, or in a new one.
 func (r *Repo) dropCaches() error {
-	err := os.RemoveAll(r.CacheDir())
-	if err != nil {
+	dead := r.Path("tmp", fmt.Sprintf("%s%d-%d", droppedCachePrefix, os.Getpid(), time.Now().UnixNano()))
+	if err := os.Rename(r.CacheDir(), dead); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no caches
+		}
 		return fmt.Errorf("removing caches in %s: %w", r.CacheDir(), err)
 	}
+	// A writer still busy there may leave something behind: the next
+	// cleanStaleStaging takes it.
+	os.RemoveAll(dead)
 	return nil
 }
+
+// droppedCachePrefix names cache directories dropCaches renamed aside.
+const droppedCachePrefix = "cache-dropped-"
 
 // umask returns the process umask, read from /proc without changing it
 // (umask(2) can only be read by setting it, which would race with other

@@ -227,6 +227,8 @@ func (r *Repo) cleanStaleStaging() {
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
 				os.RemoveAll(p)
 			}
+		case strings.HasPrefix(e.Name(), droppedCachePrefix):
+			os.RemoveAll(p)
 		}
 	}
 	r.cleanPartialDownloads()
