@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -1527,5 +1528,51 @@ func TestEtcSymlinkRefused(t *testing.T) {
 		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 			t.Fatalf("%s: deploy wrote through the link: %v", name, ents)
 		}
+	}
+}
+
+// Two upgrades at once (two processes, here two Sysroots) deploy the new
+// commit once: the second finds nothing to do, and the rollback stays.
+func TestConcurrentUpgradesDeployOnce(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		s, err := Open(f.path, OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Upgrade(context.Background(), UpgradeOptions{})
+		}()
+	}
+	wg.Wait()
+	noUpgrade := 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, ErrNoUpgrade):
+			noUpgrade++
+		case err != nil:
+			t.Fatalf("upgrade: %v", err)
+		}
+	}
+	s, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ds := s.Deployments()
+	if noUpgrade != 1 || len(ds) != 2 || ds[0].Commit != b || ds[1].Commit != a {
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.Name())
+		}
+		t.Errorf("after two upgrades at once: %d found nothing to do, deployments %v; want b then a", noUpgrade, got)
 	}
 }

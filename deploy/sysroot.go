@@ -20,7 +20,8 @@ import (
 // one) holding a system repository and deployments. Reading methods see the
 // state as it was when the Sysroot was opened or last changed through it;
 // every change takes the sysroot lock and starts from the state on disk, so
-// several processes may work on one sysroot.
+// several processes may work on one sysroot. A Sysroot is for one
+// goroutine at a time.
 type Sysroot struct {
 	path    string // the sysroot as given: where boot/ is
 	root    string // the physical root holding otree/ (differs on a booted system)
@@ -37,6 +38,10 @@ type Sysroot struct {
 	// rootBooted: the sysroot's own directory is the booted deployment
 	// (a running system's /), whose /usr is what runs, overlay and all.
 	rootBooted bool
+	// held counts the lock calls of this Sysroot's holder of the
+	// sysroot lock: an operation that holds it (an upgrade, across its
+	// pull and deploy) calls others that take it again.
+	held int
 }
 
 // Deployment is one bootable checkout of a commit.
@@ -462,6 +467,10 @@ func parseDeployName(name string) (repo.ID, int, error) {
 // lock takes the sysroot lock and re-reads the state, so a change starts
 // from what is on disk now. The returned func releases it.
 func (s *Sysroot) lock(ctx context.Context) (func(), error) {
+	if s.held > 0 {
+		s.held++
+		return func() { s.held-- }, nil
+	}
 	f, err := os.OpenFile(filepath.Join(s.root, "otree", "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sysroot lock: %w", err)
@@ -490,7 +499,8 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 		f.Close()
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	s.held = 1
+	return func() { s.held = 0; f.Close() }, nil
 }
 
 // syncDirs fsyncs directories so that entries made in them are durable.

@@ -87,6 +87,14 @@ func SplitRefspec(refspec string) (remoteName, branch string) {
 // one. When it does not, the error is ErrNoUpgrade and the result still
 // says what was pulled.
 func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult, error) {
+	// Held from the choice of what to deploy to the deploy, as OSTree's
+	// upgrader holds it: two upgrades at once would otherwise both
+	// deploy the new commit, and the second drop the rollback.
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	cur, osName, err := s.current(opts.OS)
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
@@ -105,6 +113,11 @@ func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeRes
 // what the admin chose; a switch to the current origin is an upgrade, and
 // refuses a commit older than the deployed one unless AllowDowngrade.
 func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOptions) (*UpgradeResult, error) {
+	unlock, err := s.lock(ctx) // as Upgrade
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	cur, osName, err := s.current(opts.OS)
 	if err != nil {
 		return nil, fmt.Errorf("switch: %w", err)
