@@ -651,3 +651,41 @@ func TestPullPrunedHistory(t *testing.T) {
 		t.Errorf("pull of a commit the server pruned: %v, want a not-found error", err)
 	}
 }
+
+// TimestampCheck holds when another pull moves the ref while this one
+// runs: the check is made again under the refs lock, so a pull that
+// checked against an older ref cannot move it back.
+func TestPullTimestampCheckRace(t *testing.T) {
+	o := newOrigin(t)
+	old := o.commit("os/stable", tree, 1700000000)
+	changed := maps.Clone(tree)
+	changed["etc/motd"] = testtree.File("new motd\n", 0o644)
+	cur := o.commit("os/other", changed, 1700000100)
+	// The destination gets cur (another pull, in effect) while this pull
+	// of old fetches its first object.
+	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.PullLocal(ctx, dst, o.dir, remote.PullOptions{Refs: []string{"os/other"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if strings.HasPrefix(req.URL.Path, "/objects/") && !strings.HasSuffix(req.URL.Path, ".commit") {
+			once.Do(func() {
+				if err := dst.SetRef("origin:os/stable", cur); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return false
+	}
+	opts := fastOpts("os/stable")
+	opts.TimestampCheck, opts.DisableVerifyBindings = true, true
+	_, err := remote.Pull(ctx, dst, opts)
+	var te *remote.TimestampError
+	if !errors.As(err, &te) || te.Commit != old || te.Current != cur {
+		t.Fatalf("pull of an older commit than the ref got meanwhile: %v, want a TimestampError", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != cur {
+		t.Errorf("the ref moved back to %s", got)
+	}
+}

@@ -716,6 +716,17 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return nil, err
 		}
+		if p.opts.TimestampCheck && err == nil && old != t.commit {
+			// Again under the refs lock: another pull may have moved
+			// the ref since the walk checked it.
+			c, err := r.ReadCommit(t.commit)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.notOlder(name, old, t.commit, c); err != nil {
+				return nil, fmt.Errorf("%s: %w", p.src, err)
+			}
+		}
 		if err := txn.SetRef(name, t.commit); err != nil {
 			return nil, err
 		}
@@ -1176,11 +1187,20 @@ func (p *puller) checkTarget(id repo.ID, c *repo.Commit, t *target) error {
 	}
 	ref := p.refName(t.branch)
 	cur, err := p.r.ReadRef(ref)
-	if errors.Is(err, repo.ErrNotFound) || err == nil && cur == id {
+	if errors.Is(err, repo.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	return p.notOlder(ref, cur, id, c)
+}
+
+// notOlder refuses commit id (c) for ref when it is older than cur, the
+// commit ref names here (TimestampCheck).
+func (p *puller) notOlder(ref string, cur, id repo.ID, c *repo.Commit) error {
+	if cur == id {
+		return nil
 	}
 	cc, err := p.r.ReadCommit(cur)
 	if err != nil {
