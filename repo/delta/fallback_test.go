@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -284,5 +286,62 @@ func TestApplyReservesPartSpace(t *testing.T) {
 	}, nil, nil)
 	if err != nil {
 		t.Errorf("Apply of the real delta after the refusal: %v", err)
+	}
+}
+
+// Generations at once, of one delta or of several, all succeed (each
+// makes its directory where another's cleanup does not take it), and a
+// reader sees the delta being replaced throughout: the old one or the new.
+func TestGenerateConcurrently(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	a := commitTree(t, r, "main", treeC(), false)
+	tr := treeC()
+	tr["extra"] = testtree.File("more\n", 0o644)
+	b := commitTree(t, r, "main", tr, true)
+	same := delta.GenerateOptions{From: a, To: b, NoSync: true}
+	if _, err := delta.Generate(ctx, r, same); err != nil {
+		t.Fatal(err)
+	}
+	name := delta.Name{From: a, To: b}
+	stop := make(chan struct{})
+	var missing atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, _, err := delta.ReadSuperblock(r, name); err != nil {
+				missing.Add(1)
+			}
+		}
+	}()
+	for round := range 15 {
+		errs := make(chan error, 3)
+		var gens sync.WaitGroup
+		for _, opts := range []delta.GenerateOptions{same, same, {To: b, NoSync: true}} {
+			gens.Add(1)
+			go func() {
+				defer gens.Done()
+				_, err := delta.Generate(ctx, r, opts)
+				errs <- err
+			}()
+		}
+		gens.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := missing.Load(); n > 0 {
+		t.Errorf("the delta being replaced could not be read %d times", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
@@ -196,19 +197,26 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		}
 		cleanTemp(r)
 	}
-	tmp, err := os.MkdirTemp(parent, ".new-")
+	// Made under a name cleanTemp leaves alone (for a minute), locked,
+	// then renamed: cleanTemp in another process never sees it unlocked.
+	fresh, err := os.MkdirTemp(parent, ".mk-")
 	if err != nil {
 		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
-	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	tmp := filepath.Join(parent, ".new-"+strings.TrimPrefix(filepath.Base(fresh), ".mk-"))
+	defer os.RemoveAll(fresh)
+	defer os.RemoveAll(tmp) // the new delta until it is renamed into place; then the one it replaced, or nothing
 	// Held until the end, so cleanTemp in another process leaves it alone.
-	tl, err := os.Open(tmp)
+	tl, err := os.Open(fresh)
 	if err != nil {
 		return nil, err
 	}
 	defer tl.Close()
 	if err := unix.Flock(int(tl.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("locking %s: %w", tmp, err)
+		return nil, fmt.Errorf("locking %s: %w", fresh, err)
+	}
+	if err := os.Rename(fresh, tmp); err != nil {
+		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
 	g := &generator{ctx: ctx, r: r, from: from, opts: &opts, dir: tmp}
 	defer g.close()
@@ -245,13 +253,15 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(final); err == nil && opts.Dir == "" {
-		if err := remove(r, name); err != nil {
-			return nil, err
-		}
+	// One rename puts it in place; a delta of the same name is swapped
+	// out in the same step (readers see the old delta or the new one) and
+	// removed with tmp.
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) && opts.Dir == "" {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		return nil, fmt.Errorf("publishing delta %s: %w", name, err)
+	if err != nil {
+		return nil, fmt.Errorf("publishing delta %s: %w", name, &os.LinkError{Op: "rename", Old: tmp, New: final, Err: err})
 	}
 	if !opts.NoSync {
 		if err := durable.SyncDir(parent); err != nil {

@@ -6,10 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
@@ -84,12 +84,10 @@ func remove(r *repo.Repo, n Name) error {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", n, ErrNoDelta)
 	}
-	tmp, err := os.MkdirTemp(r.Path(Dir), ".delete-")
-	if err != nil {
-		return fmt.Errorf("deleting delta %s: %w", n, err)
-	}
-	if err := os.Rename(dir, filepath.Join(tmp, "d")); err != nil {
-		os.Remove(tmp)
+	// Renamed aside in one step, under a name no one else makes (cleanTemp
+	// may remove a directory made for it first).
+	tmp := r.Path(Dir, fmt.Sprintf(".delete-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Rename(dir, tmp); err != nil {
 		return fmt.Errorf("deleting delta %s: %w", n, err)
 	}
 	if err := durable.SyncDir(r.Path(Dir)); err != nil {
@@ -109,6 +107,12 @@ func cleanTemp(r *repo.Repo) {
 		case !e.IsDir():
 		case strings.HasPrefix(e.Name(), ".delete-"):
 			os.RemoveAll(p)
+		case strings.HasPrefix(e.Name(), ".mk-"):
+			// Made and not yet locked, or left by a generation that died
+			// at once.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				os.RemoveAll(p)
+			}
 		case strings.HasPrefix(e.Name(), ".new-"):
 			durable.RemoveAbandoned(p)
 		}
