@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,7 @@ type Sysroot struct {
 	// rootBooted: the sysroot's own directory is the booted deployment
 	// (a running system's /), whose /usr is what runs, overlay and all.
 	rootBooted bool
+	log        *slog.Logger
 	// held counts the lock calls of this Sysroot's holder of the
 	// sysroot lock: an operation that holds it (an upgrade, across its
 	// pull and deploy) calls others that take it again.
@@ -95,6 +97,9 @@ type OpenOptions struct {
 	// booted deployment. When nil, /proc/cmdline is read if the sysroot is
 	// "/" (a running deployed system); otherwise nothing is booted.
 	Cmdline *string
+	// Logger hears of waits for the sysroot lock another process holds.
+	// Nil discards.
+	Logger *slog.Logger
 }
 
 // InitFS lays out an empty sysroot at path (which may exist): the system
@@ -167,7 +172,10 @@ func Open(path string, opts OpenOptions) (*Sysroot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sysroot{path: abs, root: root, repo: r}
+	s := &Sysroot{path: abs, root: root, repo: r, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	switch {
 	case opts.Cmdline != nil:
 		s.cmdline = *opts.Cmdline
@@ -475,7 +483,7 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("sysroot lock: %w", err)
 	}
-	for {
+	for waited := false; ; waited = true {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			break
@@ -483,6 +491,10 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 		if err != unix.EWOULDBLOCK && err != unix.EINTR {
 			f.Close()
 			return nil, fmt.Errorf("sysroot lock %s: %w", f.Name(), err)
+		}
+		if !waited && s.log != nil {
+			// Another deploy, upgrade or cleanup: it may take a while.
+			s.log.Info("waiting for the sysroot lock another process holds", "lock", f.Name())
 		}
 		select {
 		case <-ctx.Done():

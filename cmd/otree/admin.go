@@ -110,7 +110,7 @@ keeping the failed one second. Without boot counting it does nothing.`,
 }
 
 func (a *adminEnv) open() (*deploy.Sysroot, error) {
-	return deploy.Open(a.sysroot, deploy.OpenOptions{})
+	return deploy.Open(a.sysroot, deploy.OpenOptions{Logger: a.logger()})
 }
 
 // inSysroot runs fn on the opened sysroot.

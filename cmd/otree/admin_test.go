@@ -16,9 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
+	"golang.org/x/sys/unix"
 )
 
 // admin runs `otree admin --sysroot=DIR ARGS...` in-process.
@@ -997,5 +999,27 @@ func TestAdminOSInitLayoutParity(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(a.sys, "tmp")); err != nil || fi.Mode()&fs.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
 		t.Errorf("init-fs tmp: %v %v", fi.Mode(), err)
+	}
+}
+
+// An admin command waiting for the sysroot lock another process holds
+// says so, then goes on once it is released.
+func TestAdminWaitsForSysrootLock(t *testing.T) {
+	a := newAdmin(t)
+	f, err := os.OpenFile(filepath.Join(a.sys, "otree", "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}()
+	res := a.run("admin", "cleanup")
+	if res.code != 0 || !strings.Contains(res.stderr, "waiting for the sysroot lock") {
+		t.Errorf("cleanup with the lock held elsewhere: exit %d, stderr %q", res.code, res.stderr)
 	}
 }
