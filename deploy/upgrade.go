@@ -131,11 +131,9 @@ func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOpt
 }
 
 // current returns the merge deployment of the stateroot osName (or of the
-// booted/default one).
+// booted/default one). The caller holds the sysroot lock, whose taking
+// loaded the state.
 func (s *Sysroot) current(osName string) (*Deployment, string, error) {
-	if err := s.load(); err != nil {
-		return nil, "", err
-	}
 	osName, err := s.chooseOS(osName)
 	if err != nil {
 		return nil, "", err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/internal/xattr"
 	"golang.org/x/sys/unix"
 )
@@ -507,9 +508,9 @@ const maxTarget = 64 << 10
 // ReadSymlinkTarget reads the symlink target a bare-user object's content
 // holds (from its start, whatever f's offset), up to 64 KiB.
 func ReadSymlinkTarget(f io.ReaderAt) (string, error) {
-	b, err := io.ReadAll(io.NewSectionReader(f, 0, maxTarget+1))
-	if err == nil && len(b) > maxTarget {
-		err = fmt.Errorf("symlink target longer than %d bytes", maxTarget)
+	b, err := limitread.ReadAll(io.NewSectionReader(f, 0, maxTarget+1), maxTarget)
+	if err != nil {
+		return "", fmt.Errorf("symlink target: %w", err)
 	}
-	return string(b), err
+	return string(b), nil
 }

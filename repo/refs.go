@@ -273,12 +273,6 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		}
 		return nil
 	}
-	if sync {
-		// The ref is durable only if what it points at is.
-		if err := r.syncUnsynced(); err != nil {
-			return fmt.Errorf("writing ref %s: %w", name, err)
-		}
-	}
 	// resolveAlias checks the directories of every name on the way,
 	// final's included (aliasTarget goes through refFile).
 	final, err := r.resolveAlias(name)
@@ -318,6 +312,13 @@ func (r *Repo) SetRef(name string, commit ID) error {
 			return err
 		} else if !ok {
 			return &ObjectMissingError{KindCommit, commit}
+		}
+		if r.Fsync() {
+			// The ref is durable only if what it points at is
+			// (Txn.Commit makes sure in moveIn).
+			if err := r.syncUnsynced(); err != nil {
+				return fmt.Errorf("writing ref %s: %w", name, err)
+			}
 		}
 	}
 	return r.writeRef(name, commit, r.Fsync())

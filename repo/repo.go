@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/internal/zenc"
 	"golang.org/x/sys/unix"
@@ -388,9 +388,9 @@ func readConfigFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err == nil && len(data) > MaxConfigSize {
-		err = fmt.Errorf("%s: larger than %d bytes", p, MaxConfigSize)
+	data, err := limitread.ReadAll(f, MaxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	return data, err
+	return data, nil
 }

@@ -40,12 +40,14 @@ type spaceBudget struct {
 }
 
 // take counts n bytes about to be written against the budget, failing
-// once the budget is spent. A nil budget (no reserve) never fails.
+// (and counting nothing) when they do not fit. A nil budget (no reserve)
+// never fails.
 func (b *spaceBudget) take(n int64) error {
 	if b == nil {
 		return nil
 	}
 	if left := b.left.Add(-n); left < 0 {
+		b.left.Add(n) // not written
 		return fmt.Errorf("repository %s: writing %d more bytes would leave less free space than %s: %w", b.repo, n, b.what, ErrMinFreeSpace)
 	}
 	return nil
@@ -64,7 +66,6 @@ func (b *spaceBudget) give(n int64) {
 // that gives them back once the file is gone.
 func (t *Txn) ReserveSpace(n int64) (release func(), err error) {
 	if err := t.space.take(n); err != nil {
-		t.space.give(n)
 		return nil, err
 	}
 	return func() { t.space.give(n) }, nil

@@ -892,15 +892,15 @@ func (t *Txn) Commit() error {
 // moveIn makes the staged objects keys durable, renames them into the
 // store in that order, and makes the renames durable.
 func (t *Txn) moveIn(keys []objKey) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	if t.sync {
 		// What this transaction deduplicated against must be as durable
-		// as what it writes.
+		// as what it writes, and as the refs Commit writes after.
 		if err := t.r.syncUnsynced(); err != nil {
 			return err
 		}
+	}
+	if len(keys) == 0 {
+		return nil
 	}
 	// A few regular files are synced one by one; anything larger costs one
 	// syncfs (which also flushes other processes' dirty data, so is worth

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 )
@@ -81,7 +82,7 @@ func Open(path string) (*Offline, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	if o.Raw, err = readAll(f, MaxSuperblock); err != nil {
+	if o.Raw, err = limitread.ReadAll(f, MaxSuperblock); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", sbPath, err)
 	}
 	if o.Superblock, err = DecodeSuperblock(o.Raw); err != nil {
@@ -90,7 +91,7 @@ func Open(path string) (*Offline, error) {
 	o.dir = filepath.Dir(sbPath)
 	sigPath := filepath.Join(o.dir, SignatureFile)
 	if sf, err := os.Open(sigPath); err == nil {
-		o.Signatures, err = readAll(sf, maxSignatures)
+		o.Signatures, err = limitread.ReadAll(sf, maxSignatures)
 		sf.Close()
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", sigPath, err)

@@ -3,7 +3,6 @@ package delta
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -117,18 +116,6 @@ func cleanTemp(r *repo.Repo) {
 			durable.RemoveAbandoned(p)
 		}
 	}
-}
-
-// readAll reads r whole, refusing more than limit bytes.
-func readAll(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return data, nil
 }
 
 // Orphans lists the deltas of r that lead to a commit r no longer has, or

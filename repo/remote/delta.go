@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/otree/otree/internal/canon"
+	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
@@ -195,7 +196,7 @@ func (p *puller) deltasTo(hs *httpSource, sum *Summary, to repo.ID) ([]DeltaRef,
 	rel := delta.IndexRel(to)
 	var ds []DeltaRef
 	err := hs.get(p.ctx, rel, func(body io.Reader) error {
-		data, err := readAll(body, delta.MaxIndex)
+		data, err := limitread.ReadAll(body, delta.MaxIndex)
 		if err != nil {
 			return err
 		}
@@ -413,7 +414,7 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 	dir := ref.Name.Rel() + "/"
 	var sb *delta.Superblock
 	err := hs.get(p.ctx, dir+delta.SuperblockFile, func(body io.Reader) error {
-		data, err := readAll(body, delta.MaxSuperblock)
+		data, err := limitread.ReadAll(body, delta.MaxSuperblock)
 		if err != nil {
 			return err
 		}

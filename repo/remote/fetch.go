@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/repo"
 )
 
@@ -217,18 +218,6 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readAll reads a whole body of at most limit bytes.
-func readAll(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return data, nil
-}
-
 func objectRel(kind repo.Kind, id repo.ID) string {
 	s := id.String()
 	return "objects/" + s[:2] + "/" + s[2:] + "." + kind.String()
@@ -248,7 +237,7 @@ var ErrOSTreeRepository = errors.New("an OSTree repository, not an otree one")
 // archive repository would fail object by object with confusing errors.
 func (s *httpSource) check(ctx context.Context) error {
 	return s.get(ctx, "config", func(body io.Reader) error {
-		data, err := readAll(body, maxConfigFile)
+		data, err := limitread.ReadAll(body, maxConfigFile)
 		if err != nil {
 			return err
 		}
@@ -303,7 +292,7 @@ func (s *httpSource) summary(ctx context.Context) (*Summary, error) {
 func (s *httpSource) ref(ctx context.Context, name string) (repo.ID, error) {
 	var id repo.ID
 	err := s.get(ctx, "refs/heads/"+name, func(body io.Reader) error {
-		data, err := readAll(body, maxRefFile)
+		data, err := limitread.ReadAll(body, maxRefFile)
 		if err != nil {
 			return err
 		}
@@ -324,7 +313,7 @@ func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) (
 	var data []byte
 	err := s.get(ctx, objectRel(kind, id), func(body io.Reader) error {
 		var err error
-		data, err = readAll(body, maxMetaObject)
+		data, err = limitread.ReadAll(body, maxMetaObject)
 		return err
 	})
 	return data, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 )
@@ -102,7 +103,7 @@ func (s *httpSource) fetchSmall(ctx context.Context, rel string, limit int64) ([
 	var data []byte
 	read := func(body io.Reader) error {
 		var err error
-		data, err = readAll(body, limit)
+		data, err = limitread.ReadAll(body, limit)
 		return err
 	}
 	c := s.summaries
