@@ -759,10 +759,9 @@ func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 			return false, err
 		}
 	}
-	if f.r.mode == ModeBareUserOnly && h.Type == TypeRegular && BareUserOnlyRefusedBits(h.Mode) != 0 {
+	if err := f.r.refusedMode(h); err != nil {
 		// Stored by an otree that did not refuse such modes yet.
-		return true, &CorruptObjectError{Kind: KindFile, ID: id, Path: path,
-			Reason: fmt.Sprintf("mode %04o has bits %04o, which a bare-user-only repository refuses (setuid, setgid, sticky or writable by others)", h.Mode, BareUserOnlyRefusedBits(h.Mode))}
+		return true, &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: err.Error()}
 	}
 	if f.r.mode == ModeBareUser {
 		var st unix.Stat_t

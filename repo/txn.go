@@ -627,8 +627,14 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 	if t.r.mode == ModeBareUserOnly && (h.UID != 0 || h.GID != 0 || len(h.Xattrs) > 0) {
 		return fmt.Errorf("a bare-user-only repository records no owner or xattrs (commit with canonical permissions)")
 	}
-	if t.r.mode == ModeBareUserOnly && h.Type == TypeRegular && BareUserOnlyRefusedBits(h.Mode) != 0 {
-		// Its objects are what checkouts hardlink, with these very modes.
+	return t.r.refusedMode(h)
+}
+
+// refusedMode refuses, in a bare-user-only repository, a regular file
+// whose mode has BareUserOnlyRefusedBits: its objects are what checkouts
+// hardlink, with these very modes.
+func (r *Repo) refusedMode(h *FileHeader) error {
+	if r.mode == ModeBareUserOnly && h.Type == TypeRegular && BareUserOnlyRefusedBits(h.Mode) != 0 {
 		return fmt.Errorf("a bare-user-only repository refuses mode %04o on a file (bits %04o: setuid, setgid, sticky or writable by others)",
 			h.Mode&0o7777, BareUserOnlyRefusedBits(h.Mode))
 	}
