@@ -778,10 +778,18 @@ func isRefName(r *repo.Repo, rev string) bool {
 	return err == nil
 }
 
-// freeSerial is the lowest serial for commit not used by a deployment
-// or left on disk by an interrupted one.
+// freeSerial is the serial for a new deployment of commit: one above the
+// highest a deployment of it has, as in OSTree, so that a serial is not
+// given again while an older boot entry may still name it; and past any
+// directory an interrupted deploy left on disk.
 func (s *Sysroot) freeSerial(osName string, commit repo.ID) (int, error) {
-	for n := 0; ; n++ {
+	first := 0
+	for _, d := range append(s.deployments[:len(s.deployments):len(s.deployments)], s.staged) {
+		if d != nil && d.OS == osName && d.Commit == commit && d.Serial >= first {
+			first = d.Serial + 1
+		}
+	}
+	for n := first; ; n++ {
 		p := s.deploymentDir(osName, commit, n)
 		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 			if _, err := os.Lstat(p + ".origin"); errors.Is(err, fs.ErrNotExist) {

@@ -627,6 +627,42 @@ func TestDeployTwiceSameCommitSerials(t *testing.T) {
 	}
 }
 
+// A serial is not given again once its deployment goes, as in OSTree: a
+// new deployment of the commit takes one above the highest in use.
+func TestDeploySerialNotReused(t *testing.T) {
+	f := newFixture(t)
+	id := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	f.deploy("os", DeployOptions{Retain: true})
+	f.deploy("os", DeployOptions{Retain: true})
+	names := func() (l []string) {
+		for _, d := range f.s.Deployments() {
+			l = append(l, d.Name())
+		}
+		return l
+	}
+	// Newest first: serials 2, 1, 0. Remove 0 and 1.
+	for range 2 {
+		if _, err := f.s.Undeploy(context.Background(), len(f.s.Deployments())-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{id.String() + ".2"}, names()); diff != "" {
+		t.Fatal(diff)
+	}
+	d := f.deploy("os", DeployOptions{Retain: true}).Deployment
+	if d.Serial != 3 {
+		t.Errorf("new deployment %s, want serial 3", d.Name())
+	}
+	// A directory an interrupted deploy left is skipped too.
+	if err := os.Mkdir(f.s.deploymentDir("testos", id, 4), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.deploy("os", DeployOptions{Retain: true}).Deployment; d.Serial != 5 {
+		t.Errorf("deployment past a left directory %s, want serial 5", d.Name())
+	}
+}
+
 // On a booted system the sysroot is / : a deployment whose otree is a
 // link to sysroot/otree. Open follows it, so deployments are found and
 // written under the physical root, and the booted one is recognised.
