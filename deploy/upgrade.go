@@ -44,6 +44,9 @@ type UpgradeResult struct {
 	// Deployed is the new deployment; nil when there was nothing to deploy
 	// (ErrNoUpgrade) or with PullOnly.
 	Deployed *DeployResult `json:"deployed,omitempty"`
+	// DeletedRef is the remote-tracking ref of the old origin that a
+	// switch deleted ("REMOTE:BRANCH"), as OSTree's does; "" if none.
+	DeletedRef string `json:"deleted_ref,omitempty"`
 }
 
 // ErrNoUpgrade is returned by Upgrade when the origin's ref still names
@@ -112,6 +115,8 @@ func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeRes
 // downgrade guard does not apply to another branch, whose commits are
 // what the admin chose; a switch to the current origin is an upgrade, and
 // refuses a commit older than the deployed one unless AllowDowngrade.
+// Once deployed, the old origin's remote-tracking ref is deleted, as
+// OSTree does (UpgradeResult.DeletedRef).
 func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOptions) (*UpgradeResult, error) {
 	unlock, err := s.lock(ctx) // as Upgrade
 	if err != nil {
@@ -230,7 +235,42 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	if res.Deployed, err = s.Deploy(ctx, id.String(), do); err != nil {
 		return nil, err
 	}
+	if isSwitch && cur.Origin != refspec {
+		if res.DeletedRef, err = s.dropOldOrigin(ctx, cur.Origin, osName); err != nil {
+			return res, fmt.Errorf("switch: deployed, but %w", err)
+		}
+	}
 	return res, nil
+}
+
+// dropOldOrigin deletes the remote-tracking ref a switch left, as OSTree's
+// switch does, so that the old branch's newest commit is not kept for
+// ever: the deployments of it keep their commits through their own refs,
+// and an upgrade of one pulls the ref again. A local branch is the
+// admin's, and stays; so does a ref another stateroot's upgrades follow
+// (its merge deployment's origin).
+// It returns the ref deleted, or "".
+func (s *Sysroot) dropOldOrigin(ctx context.Context, old, osName string) (string, error) {
+	if rm, _ := SplitRefspec(old); rm == "" {
+		return "", nil
+	}
+	for _, d := range s.deployments {
+		if d.OS != osName && s.MergeDeployment(d.OS).Origin == old {
+			return "", nil
+		}
+	}
+	l, err := s.repo.LockRefs(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer l.Unlock()
+	if _, err := s.repo.ReadRef(old); errors.Is(err, repo.ErrNotFound) {
+		return "", nil
+	}
+	if err := s.repo.SetRef(old, repo.ID{}); err != nil {
+		return "", fmt.Errorf("deleting the old origin's ref %s: %w", old, err)
+	}
+	return old, nil
 }
 
 // checkOverride checks that an override commit is stored complete and

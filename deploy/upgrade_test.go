@@ -176,6 +176,17 @@ func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 	if got := res.Deployed.Deployment; got.Commit != d || got.Origin != "origin:os/testing" || res.Refspec != "origin:os/testing" {
 		t.Fatalf("switch deployed %+v (refspec %q)", got, res.Refspec)
 	}
+	// The old remote-tracking ref goes, as in OSTree; the deployments of
+	// its commits keep them.
+	if _, err := f.s.Repo().ReadRef("origin:os/stable"); !errors.Is(err, repo.ErrNotFound) || res.DeletedRef != "origin:os/stable" {
+		t.Fatalf("after the switch origin:os/stable: %v (deleted %q)", err, res.DeletedRef)
+	}
+	if _, err := f.s.Repo().Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if fr, err := f.s.Repo().Fsck(ctx, repo.FsckOptions{}); err != nil || !fr.OK() {
+		t.Fatalf("fsck after the switch and a prune: %v %+v", err, fr)
+	}
 	e := srv.commit("os/testing", osTree("6.1.0-3", testtree.Tree{"usr/bin/e": testtree.File("e", 0o755)}))
 	if res, err = f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != e {
 		t.Fatalf("upgrade after switch: %+v, %v", res, err)
@@ -375,5 +386,53 @@ func TestUpgradeFromShippedRemote(t *testing.T) {
 	}
 	if n := two.hits.Load(); n == 0 {
 		t.Error("the second server was never asked")
+	}
+}
+
+// A switch deletes only the old origin's remote-tracking ref: a local
+// branch is the admin's, and a ref another stateroot follows stays.
+func TestSwitchKeepsLocalAndFollowedRefs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.commit("os/a", osTree("6.1.0-1", nil))
+	b := f.commit("os/b", osTree("6.1.0-2", nil))
+	f.deploy("os/a", DeployOptions{})
+	res, err := f.s.SwitchRef(ctx, "os/b", UpgradeOptions{})
+	if err != nil || res.Deployed.Deployment.Commit != b {
+		t.Fatalf("switch: %+v, %v", res, err)
+	}
+	if _, err := f.s.Repo().ReadRef("os/a"); err != nil || res.DeletedRef != "" {
+		t.Fatalf("the local branch os/a after a switch: %v (deleted %q)", err, res.DeletedRef)
+	}
+
+	// Two stateroots follow origin:os/c; one switches away.
+	srv := newServer(t)
+	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.commit("os/c", osTree("6.1.0-3", nil))
+	srv.commit("os/d", osTree("6.1.0-4", nil))
+	if err := f.s.OSInit("other"); err != nil {
+		t.Fatal(err)
+	}
+	opts := UpgradeOptions{Pull: quickPull()}
+	opts.OS = "testos"
+	if _, err := f.s.SwitchRef(ctx, "origin:os/c", opts); err != nil {
+		t.Fatal(err)
+	}
+	f.deploy("origin:os/c", DeployOptions{OS: "other"})
+	opts.OS = "testos"
+	if res, err = f.s.SwitchRef(ctx, "origin:os/d", opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Repo().ReadRef("origin:os/c"); err != nil || res.DeletedRef != "" {
+		t.Fatalf("origin:os/c, followed by stateroot other: %v (deleted %q)", err, res.DeletedRef)
+	}
+	opts.OS = "other"
+	if res, err = f.s.SwitchRef(ctx, "origin:os/d", opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Repo().ReadRef("origin:os/c"); !errors.Is(err, repo.ErrNotFound) || res.DeletedRef != "origin:os/c" {
+		t.Fatalf("origin:os/c, followed by no one: %v (deleted %q)", err, res.DeletedRef)
 	}
 }

@@ -408,7 +408,10 @@ func newSwitchCommand(a *adminEnv) *cobra.Command {
 		Long: `Fetch REMOTE:BRANCH (a BRANCH alone keeps the current origin's remote) and
 deploy the commit it names with the refspec recorded as the new origin. As
 for upgrade, a commit older than the deployed one, or one of its ancestors,
-is refused unless --allow-downgrade.`,
+is refused unless --allow-downgrade. As in OSTree, the old origin's
+remote-tracking ref is then deleted, so that pruning can free the commits
+no deployment uses; a local branch, or a ref another stateroot follows,
+is kept.`,
 		Args: cobra.ExactArgs(1),
 	})
 }
@@ -476,6 +479,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				err = a.printJSON(res)
 			} else {
 				err = a.printDeploy(s, res.Deployed, nil)
+				if err == nil && res.DeletedRef != "" {
+					fmt.Fprintf(a.stdout, "Deleted ref '%s'\n", res.DeletedRef)
+				}
 			}
 			if err == nil && reboot {
 				err = rebootNow(cmd.Context())

@@ -340,11 +340,15 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 		Deployed struct {
 			Deployment struct{ Origin string } `json:"deployment"`
 		} `json:"deployed"`
+		DeletedRef string `json:"deleted_ref"`
 	}
 	if err := json.Unmarshal([]byte(a.ok("admin", "switch", "--json", "cli/testing")), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Refspec != "origin:cli/testing" || res.Commit != c3 || res.Deployed.Deployment.Origin != "origin:cli/testing" {
+	if refs := a.ok("refs"); strings.Contains(refs, "origin:cli/stable") || !strings.Contains(refs, "origin:cli/testing") {
+		t.Error("switch kept the old origin's ref origin:cli/stable")
+	}
+	if res.Refspec != "origin:cli/testing" || res.Commit != c3 || res.Deployed.Deployment.Origin != "origin:cli/testing" || res.DeletedRef != "origin:cli/stable" {
 		t.Errorf("switch --json = %+v", res)
 	}
 	if st := a.status(); st.Deployments[0].Commit != c3 || st.Deployments[0].Origin != "origin:cli/testing" {
