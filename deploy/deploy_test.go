@@ -307,6 +307,13 @@ func TestRollbackAcrossKernelsIsFull(t *testing.T) {
 	if nb, _ := f.s.BootVersion(); nb == bv {
 		t.Error("boot version did not change")
 	}
+	// The old boot version's entries and links go with the switch, as in
+	// OSTree, not at the next cleanup.
+	for _, p := range []string{filepath.Join(f.path, "boot", fmt.Sprintf("loader.%d", bv)), filepath.Join(f.path, "otree", fmt.Sprintf("boot.%d", bv))} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after the rollback: %v", p, err)
+		}
+	}
 	if diff := cmp.Diff([]repo.ID{a, b}, f.order()); diff != "" {
 		t.Fatal(diff)
 	}

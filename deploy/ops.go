@@ -47,7 +47,7 @@ func (s *Sysroot) Rollback(ctx context.Context) (Switch, error) {
 	if len(s.deployments) < 2 {
 		return "", fmt.Errorf("rollback: the sysroot has %d deployment(s), nothing to roll back to", len(s.deployments))
 	}
-	return s.writeDeployments(ctx, s.moveFirst(s.deployments[1]))
+	return s.reorder(ctx, s.moveFirst(s.deployments[1]))
 }
 
 // SetDefault moves deployment index to the top of the boot order.
@@ -64,7 +64,22 @@ func (s *Sysroot) SetDefault(ctx context.Context, index int) (Switch, error) {
 	if index == 0 {
 		return "", nil
 	}
-	return s.writeDeployments(ctx, s.moveFirst(d))
+	return s.reorder(ctx, s.moveFirst(d))
+}
+
+// reorder switches to list, which holds the same deployments, then removes
+// the boot files only the previous boot version used, as OSTree does after
+// every switch, so that a small /boot does not fill with old versions'
+// entries. The repository is not pruned: no deployment went.
+func (s *Sysroot) reorder(ctx context.Context, list []*Deployment) (Switch, error) {
+	sw, err := s.writeDeployments(ctx, list)
+	if err != nil {
+		return sw, err
+	}
+	if _, err := s.cleanupAfter(ctx, true); err != nil {
+		return sw, fmt.Errorf("switched, but cleaning up failed: %w", err)
+	}
+	return sw, nil
 }
 
 // UndeployResult is what Undeploy did.
@@ -196,7 +211,7 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 	if !changed {
 		return "", nil
 	}
-	return s.writeDeployments(ctx, list)
+	return s.reorder(ctx, list)
 }
 
 // Verify reports every path of deployment index's /usr that no longer
