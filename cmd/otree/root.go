@@ -103,7 +103,9 @@ func newRootCommand(e *env) *cobra.Command {
 	}
 	root.SetVersionTemplate(versionText())
 	// Defined here so cobra adds no -v: that is OSTree's --verbose.
-	root.Flags().Bool("version", false, "print otree's version")
+	// Persistent, and every command given a Version below, so that
+	// `otree log --version` prints it too, as OSTree's commands do.
+	root.PersistentFlags().Bool("version", false, "print otree's version")
 	root.PersistentFlags().StringVar(&e.repoPath, "repo", "", "path to the repository (default: the current directory if it is one, else $OTREE_REPO or $OSTREE_REPO, else "+sysrootRepo+")")
 	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "print debug information (each request of a pull, the stat cache of a commit) on stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
@@ -129,7 +131,17 @@ func newRootCommand(e *env) *cobra.Command {
 		newSignCommand(e),
 		newStaticDeltaCommand(e),
 	)
+	versioned(root)
 	return root
+}
+
+// versioned makes cobra answer --version on c's subcommands as on c:
+// cobra does so only for a command with a Version.
+func versioned(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		sub.Version = c.Version
+		versioned(sub)
+	}
 }
 
 // logger writes what the library reports on the way to stderr: notices

@@ -19,6 +19,14 @@ func TestVersion(t *testing.T) {
 	if !strings.HasPrefix(got, "otree:\n Version: '") || !strings.HasSuffix(got, " Go: "+runtime.Version()+"\n") {
 		t.Errorf("--version printed %q", got)
 	}
+	// Any command takes it, as OSTree's do, before its arguments are
+	// checked: log wants a revision.
+	for _, args := range [][]string{{"log", "--version"}, {"admin", "status", "--version"}, {"--repo=/nonexistent", "refs", "--version"}} {
+		out.Reset()
+		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != 0 || out.String() != got {
+			t.Errorf("%q: exit %d, printed %q", args, code, out.String())
+		}
+	}
 	out.Reset()
 	run(context.Background(), []string{"-v"}, strings.NewReader(""), &out, &errb)
 	if strings.Contains(out.String(), "Version: '") {
