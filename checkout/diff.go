@@ -306,25 +306,36 @@ func (d *differ) trees(p string, a, b repo.ID) error {
 	if err != nil {
 		return err
 	}
+	return mergeNames(ia, ib, treeItemName, treeItemName,
+		func(a *treeItem) error { return d.removed(diffJoin(p, a.name), *a) },
+		func(b *treeItem) error { return d.added(diffJoin(p, b.name), *b) },
+		func(a, b *treeItem) error { return d.both(diffJoin(p, a.name), *a, *b) })
+}
+
+func treeItemName(it *treeItem) string { return it.name }
+
+func diskItemName(it *diskItem) string { return it.name }
+
+// mergeNames walks two lists sorted by name, calling onlyA or onlyB for a
+// name on one side and both for a name on the two.
+func mergeNames[A, B any](ia []A, ib []B, nameA func(*A) string, nameB func(*B) string, onlyA func(*A) error, onlyB func(*B) error, both func(*A, *B) error) error {
 	i, j := 0, 0
 	for i < len(ia) || j < len(ib) {
+		var err error
 		switch {
-		case j == len(ib) || i < len(ia) && ia[i].name < ib[j].name:
-			if err := d.removed(diffJoin(p, ia[i].name), ia[i]); err != nil {
-				return err
-			}
+		case j == len(ib) || i < len(ia) && nameA(&ia[i]) < nameB(&ib[j]):
+			err = onlyA(&ia[i])
 			i++
-		case i == len(ia) || ib[j].name < ia[i].name:
-			if err := d.added(diffJoin(p, ib[j].name), ib[j]); err != nil {
-				return err
-			}
+		case i == len(ia) || nameB(&ib[j]) < nameA(&ia[i]):
+			err = onlyB(&ib[j])
 			j++
 		default:
-			if err := d.both(diffJoin(p, ia[i].name), ia[i], ib[j]); err != nil {
-				return err
-			}
+			err = both(&ia[i], &ib[j])
 			i++
 			j++
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -637,18 +648,7 @@ func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	out := dd.out[:0]
-	for i, ch := range dd.out {
-		if ch.Kind == 0 {
-			f := dd.found[i]
-			if f == nil {
-				continue
-			}
-			ch = *f
-		}
-		out = append(out, ch)
-	}
-	return out, nil
+	return dd.collect(), nil
 }
 
 // diskDiffer is a differ whose new side is a directory. Regular files to
@@ -713,28 +713,10 @@ func (dd *diskDiffer) dirs(p, abs string, tree repo.ID) error {
 	if err != nil {
 		return err
 	}
-	i, j := 0, 0
-	for i < len(ia) || j < len(ib) {
-		switch {
-		case j == len(ib) || i < len(ia) && ia[i].name < ib[j].name:
-			if err := dd.removed(diffJoin(p, ia[i].name), ia[i]); err != nil {
-				return err
-			}
-			i++
-		case i == len(ia) || ib[j].name < ia[i].name:
-			if err := dd.addedDisk(diffJoin(p, ib[j].name), abs+"/"+ib[j].name, &ib[j]); err != nil {
-				return err
-			}
-			j++
-		default:
-			if err := dd.bothDisk(diffJoin(p, ia[i].name), abs+"/"+ib[j].name, ia[i], &ib[j]); err != nil {
-				return err
-			}
-			i++
-			j++
-		}
-	}
-	return nil
+	return mergeNames(ia, ib, treeItemName, diskItemName,
+		func(a *treeItem) error { return dd.removed(diffJoin(p, a.name), *a) },
+		func(b *diskItem) error { return dd.addedDisk(diffJoin(p, b.name), abs+"/"+b.name, b) },
+		func(a *treeItem, b *diskItem) error { return dd.bothDisk(diffJoin(p, a.name), abs+"/"+b.name, *a, b) })
 }
 
 // diskInfo describes an entry on disk as commit would record it, without
@@ -817,14 +799,7 @@ func (dd *diskDiffer) bothDisk(p, abs string, a treeItem, b *diskItem) error {
 	if !a.dir && b.st.Mode&unix.S_IFMT == unix.S_IFREG {
 		// Read (xattrs) and hashed by the pool; the placeholder keeps
 		// the tree order.
-		j := diskJob{slot: len(dd.out), rel: p, path: abs, st: b.st, oldID: a.id}
-		dd.out = append(dd.out, Change{})
-		select {
-		case dd.jobs <- j:
-			return nil
-		case <-dd.ctx.Done():
-			return dd.ctx.Err()
-		}
+		return enqueue(dd, dd.jobs, diskJob{slot: len(dd.out), rel: p, path: abs, st: b.st, oldID: a.id})
 	}
 	nw, err := dd.diskInfo(abs, &b.st)
 	if err != nil {
@@ -890,18 +865,39 @@ func (dd *diskDiffer) normalize(old, nw *EntryInfo) {
 
 // hasher compares queued regular files until the queue closes.
 func (dd *diskDiffer) hasher() error {
+	return hashJobs(dd, dd.jobs, func(j *diskJob, buf []byte) (int, *Change, error) {
+		c, err := dd.compareDiskFile(j, buf)
+		return j.slot, c, err
+	})
+}
+
+// enqueue queues j for the hashers and leaves a placeholder (Kind zero)
+// in out at j's slot, len(dd.out), to keep the tree order.
+func enqueue[J any](dd *diskDiffer, jobs chan<- J, j J) error {
+	dd.out = append(dd.out, Change{})
+	select {
+	case jobs <- j:
+		return nil
+	case <-dd.ctx.Done():
+		return dd.ctx.Err()
+	}
+}
+
+// hashJobs runs compare on each job until the queue closes, recording
+// the changes found under their placeholders' slots.
+func hashJobs[J any](dd *diskDiffer, jobs <-chan J, compare func(*J, []byte) (int, *Change, error)) error {
 	buf := make([]byte, 256<<10)
-	for j := range dd.jobs {
+	for j := range jobs {
 		if err := dd.ctx.Err(); err != nil {
 			return err
 		}
-		c, err := dd.compareDiskFile(&j, buf)
+		slot, c, err := compare(&j, buf)
 		if err != nil {
 			return err
 		}
 		if c != nil {
 			dd.mu.Lock()
-			dd.found[j.slot] = c
+			dd.found[slot] = c
 			dd.mu.Unlock()
 		}
 	}

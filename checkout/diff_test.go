@@ -1,8 +1,10 @@
 package checkout_test
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -520,5 +522,63 @@ func TestDiffDirErrors(t *testing.T) {
 	file := filepath.Join(dir, "a")
 	if _, err := checkout.DiffDir(t.Context(), r, id, file, checkout.DiffOptions{}); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("a file: %v", err)
+	}
+}
+
+// Two directories compare as a commit of the first compares with the
+// second: the same changes, in the same order, with or without Verify.
+func TestDiffDirsMatchesDiffDir(t *testing.T) {
+	r := dtRepo(t, repo.ModeBareUser)
+	big := strings.Repeat("0123456789abcdef", 80000)
+	old := dtMakeDir(t, testtree.Tree{
+		"same":        testtree.File("same\n", 0o644),
+		"content":     testtree.File("old content\n", 0o644),
+		"both":        testtree.File("abc", 0o644),
+		"big":         testtree.File(big, 0o644),
+		"grow":        testtree.File("ab", 0o644),
+		"link":        testtree.Symlink("a"),
+		"gonedir/a":   testtree.File("a", 0o644),
+		"dir2file/x":  testtree.File("x", 0o644),
+		"file2dir":    testtree.File("f", 0o644),
+		"sub/deep/er": testtree.File("deep", 0o600),
+	})
+	nw := filepath.Join(t.TempDir(), "new")
+	if out, err := exec.Command("cp", "-a", old, nw).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	opts := checkout.DiffOptions{}
+	got, err := checkout.DiffDirs(t.Context(), old, nw, opts)
+	dtCheck(t, "a copy", got, err, nil)
+
+	os.WriteFile(filepath.Join(nw, "content"), []byte("new content\n"), 0o644)
+	os.WriteFile(filepath.Join(nw, "both"), []byte("xyz"), 0o644)
+	os.Chmod(filepath.Join(nw, "both"), 0o755)
+	os.WriteFile(filepath.Join(nw, "big"), []byte(big[:len(big)-1]+"!"), 0o644)
+	os.WriteFile(filepath.Join(nw, "grow"), []byte("abc"), 0o644)
+	os.Remove(filepath.Join(nw, "link"))
+	os.Symlink("b", filepath.Join(nw, "link"))
+	os.RemoveAll(filepath.Join(nw, "gonedir"))
+	os.RemoveAll(filepath.Join(nw, "dir2file"))
+	os.WriteFile(filepath.Join(nw, "dir2file"), nil, 0o644)
+	os.Remove(filepath.Join(nw, "file2dir"))
+	os.MkdirAll(filepath.Join(nw, "file2dir/in"), 0o755)
+	os.WriteFile(filepath.Join(nw, "file2dir/in/f"), []byte("f"), 0o644)
+	os.Chmod(filepath.Join(nw, "sub/deep"), 0o700)
+	os.Chmod(nw, 0o700)
+
+	id := dtCommitDir(t, r, old)
+	for _, opts := range []checkout.DiffOptions{{}, {Verify: true, Workers: 1}} {
+		want, err := checkout.DiffDir(t.Context(), r, id, nw, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) < 12 {
+			t.Fatalf("DiffDir found only %d changes: %v", len(want), dtLines(want))
+		}
+		got, err := checkout.DiffDirs(t.Context(), old, nw, opts)
+		dtCheck(t, fmt.Sprintf("changed copy, %+v", opts), got, err, dtLines(want))
+	}
+	if _, err := checkout.DiffDirs(t.Context(), old, filepath.Join(nw, "content"), opts); err == nil || !strings.Contains(err.Error(), "content is not a directory") {
+		t.Errorf("a file as the new side: %v", err)
 	}
 }

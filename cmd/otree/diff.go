@@ -40,8 +40,8 @@ Paths with control characters or invalid UTF-8 are printed Go-quoted.
 The second argument is a directory if one exists there; if it also names a
 revision, write ./NAME (or an absolute path) for the directory. The first is
 a directory when written as a path (/DIR, ./DIR, ../DIR), as in OSTree: the
-directory (old) is then compared with the revision (new). Two directories
-are not compared (OSTree's diff compares them). A directory is
+directory (old) is then compared with the revision (new), or with the
+second directory. A directory is
 hashed the way commit would hash it (nothing is written to the repository);
 when it was checked out by an unprivileged user, pass the commit's owner with
 --owner-uid/--owner-gid (or --ignore-owners), and --no-xattrs if the filesystem
@@ -126,6 +126,9 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 	opts.IgnoreOwners, opts.IgnoreXattrs = f.ignoreOwners, f.noXattrs
 	// Counting needs the contents of removed directories too.
 	opts.Verify = f.verify || f.stat
+	if isPathArg(from) && isPathArg(to) {
+		return runDiffDirs(cmd, e, f, opts, from, to)
+	}
 	r, err := e.open()
 	if err != nil {
 		return err
@@ -187,10 +190,10 @@ func isPathArg(arg string) bool {
 // as OSTree's diff takes a directory first: the commit is compared with
 // the directory and the changes read the other way.
 func runDiffFromDir(cmd *cobra.Command, e *env, f *diffFlags, r *repo.Repo, opts checkout.DiffOptions, dir, to string) error {
-	if _, isDir, err := diffTarget(r, to); err != nil {
+	if to, isDir, err := diffTarget(r, to); err != nil {
 		return err
 	} else if isDir {
-		return usagef("diff compares a revision with a revision or a directory, not two directories (%s, %s): commit one of them first", dir, to)
+		return runDiffDirs(cmd, e, f, opts, dir, to)
 	}
 	b, err := r.ResolveRev(to)
 	if err != nil {
@@ -211,6 +214,21 @@ func runDiffFromDir(cmd *cobra.Command, e *env, f *diffFlags, r *repo.Repo, opts
 	}
 	if f.verify && len(changes) > 0 {
 		return differ(len(changes), dir, b.String())
+	}
+	return nil
+}
+
+// runDiffDirs compares two directories; no repository is needed.
+func runDiffDirs(cmd *cobra.Command, e *env, f *diffFlags, opts checkout.DiffOptions, a, b string) error {
+	changes, err := checkout.DiffDirs(cmd.Context(), a, b, opts)
+	if err != nil {
+		return err
+	}
+	if err := printDiff(e, f, &diffOutput{FromDir: a, Dir: b}, changes); err != nil {
+		return err
+	}
+	if f.verify && len(changes) > 0 {
+		return differ(len(changes), a, b)
 	}
 	return nil
 }
@@ -287,11 +305,12 @@ func printDiff(e *env, f *diffFlags, out *diffOutput, changes []checkout.Change)
 	if e.json {
 		if !paths {
 			return e.printJSON(struct {
-				From  repo.ID            `json:"from"`
-				To    repo.ID            `json:"to,omitzero"`
-				Dir   string             `json:"dir,omitempty"`
-				Stats checkout.DiffStats `json:"stats"`
-			}{out.From, out.To, out.Dir, s})
+				From    repo.ID            `json:"from,omitzero"`
+				FromDir string             `json:"from_dir,omitempty"`
+				To      repo.ID            `json:"to,omitzero"`
+				Dir     string             `json:"dir,omitempty"`
+				Stats   checkout.DiffStats `json:"stats"`
+			}{out.From, out.FromDir, out.To, out.Dir, s})
 		}
 		out.Changes = make([]diffChangeJSON, len(changes))
 		for i, c := range changes {

@@ -184,7 +184,7 @@ func TestDiffCommandDir(t *testing.T) {
 // A directory written as a path may come first, as in OSTree's diff: it is
 // the old side. The paths match OSTree's (which prints some without their
 // leading "/" and in another order); a removed directory is one line
-// unless --verify; two directories are refused.
+// unless --verify; two directories compare as in OSTree.
 func TestDiffDirFirstParity(t *testing.T) {
 	o := needOSTree(t, "bare-user")
 	c := newCLIMode(t, repo.ModeBareUser)
@@ -223,6 +223,24 @@ func TestDiffDirFirstParity(t *testing.T) {
 	if !strings.Contains(res.stdout, "D    /newdir/y\n") || !strings.Contains(res.stdout, "D    /b/z\n") {
 		t.Errorf("--verify lists every path:\n%s", res.stdout)
 	}
-	c.fails(exitUsage, []string{"two directories"}, "diff", rel, rel)
+	if out := c.ok("diff", rel, rel); out != "" {
+		t.Errorf("diff of a directory with itself: %q", out)
+	}
 	c.fails(exitError, []string{"./missing"}, "diff", "./missing", "main")
+
+	// Two directories, as OSTree compares them; otree lists what a
+	// directory that replaced a file holds, as its other diffs do.
+	o.ok("checkout", "main", "old")
+	want = lines(o.ok("diff", "./old", rel) + "A    /b/z\n")
+	got = c.ok("diff", "./old", rel)
+	if d := cmp.Diff(want, lines(got)); d != "" {
+		t.Errorf("diff ./old %s (-ostree +otree):\n%s", rel, d)
+	}
+	if got != "M    /a\nM    /b\nA    /b/z\nD    /gone\nA    /n\nA    /newdir\nA    /newdir/y\n" {
+		t.Errorf("diff ./old %s:\n%s", rel, got)
+	}
+	c.fails(exitError, []string{"8 paths differ", "./old", rel}, "diff", "--verify", "./old", rel)
+	if out := c.ok("diff", "--repo=/nonexistent", "./old", rel); out != got {
+		t.Errorf("two directories need no repository: %q", out)
+	}
 }

@@ -1,0 +1,223 @@
+package checkout
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// DiffDirs compares two directories on disk, oldDir and newDir, as DiffDir
+// compares a commit with one (as OSTree's diff compares two directories):
+// each entry is described as `otree commit` would record it, regular files
+// of one size are hashed on a bounded pool of workers, and the changes come
+// in the order Diff uses. No repository is involved. OwnerUID and OwnerGID
+// apply to both sides; Subpath does not apply.
+func DiffDirs(ctx context.Context, oldDir, newDir string, opts DiffOptions) ([]Change, error) {
+	if opts.Subpath != "" {
+		return nil, fmt.Errorf("diff: a subpath applies to a commit, and %s and %s are directories", oldDir, newDir)
+	}
+	var sts [2]unix.Stat_t
+	for i, dir := range []string{oldDir, newDir} {
+		if err := unix.Stat(dir, &sts[i]); err != nil {
+			return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
+		}
+		if sts[i].Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil, fmt.Errorf("diff: %s is not a directory", dir)
+		}
+	}
+	n := opts.Workers
+	if n <= 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	dd := &dirsDiffer{diskDiffer: diskDiffer{differ: differ{ctx: gctx, opts: opts}, found: map[int]*Change{}}, jobs: make(chan dirsJob, 256)}
+	for range n {
+		g.Go(dd.hasher)
+	}
+	g.Go(func() error {
+		defer close(dd.jobs)
+		old, err := dd.diskInfo(oldDir, &sts[0])
+		if err != nil {
+			return err
+		}
+		nw, err := dd.diskInfo(newDir, &sts[1])
+		if err != nil {
+			return err
+		}
+		if f := dd.metaFields(old, nw); len(f) > 0 {
+			dd.out = append(dd.out, Change{Kind: Modified, Path: "/", Meta: true, Fields: f, Old: old, New: nw})
+		}
+		return dd.dirs("/", oldDir, newDir)
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return dd.collect(), nil
+}
+
+// collect fills the placeholders of out with what the hashers found, and
+// drops those of files found equal.
+func (dd *diskDiffer) collect() []Change {
+	out := dd.out[:0]
+	for i, ch := range dd.out {
+		if ch.Kind == 0 {
+			f := dd.found[i]
+			if f == nil {
+				continue
+			}
+			ch = *f
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// dirsDiffer is a diskDiffer whose old side is a directory too.
+type dirsDiffer struct {
+	diskDiffer
+	jobs chan dirsJob
+}
+
+// dirsJob is a pair of regular files of one size to compare.
+type dirsJob struct {
+	slot     int
+	old, new diskJob
+}
+
+// dirs compares the directories oldAbs and newAbs at path p.
+func (dd *dirsDiffer) dirs(p, oldAbs, newAbs string) error {
+	if err := dd.ctx.Err(); err != nil {
+		return err
+	}
+	ia, err := dd.readDisk(oldAbs)
+	if err != nil {
+		return err
+	}
+	ib, err := dd.readDisk(newAbs)
+	if err != nil {
+		return err
+	}
+	return mergeNames(ia, ib, diskItemName, diskItemName,
+		func(a *diskItem) error { return dd.diskTree(Deleted, diffJoin(p, a.name), oldAbs+"/"+a.name, a) },
+		func(b *diskItem) error { return dd.diskTree(Added, diffJoin(p, b.name), newAbs+"/"+b.name, b) },
+		func(a, b *diskItem) error {
+			return dd.both(diffJoin(p, a.name), oldAbs+"/"+a.name, newAbs+"/"+b.name, a, b)
+		})
+}
+
+// diskTree reports an entry on one side only, and what a directory holds:
+// always when added, with Verify when deleted (as Diff does).
+func (dd *dirsDiffer) diskTree(kind ChangeKind, p, abs string, it *diskItem) error {
+	info, err := dd.diskInfo(abs, &it.st)
+	if err != nil {
+		return err
+	}
+	c := Change{Kind: kind, Path: p, New: info}
+	if kind == Deleted {
+		c.Old, c.New = info, nil
+	}
+	dd.out = append(dd.out, c)
+	if it.isDir() {
+		return dd.contents(kind, p, abs)
+	}
+	return nil
+}
+
+// contents reports what the directory abs holds as kind; nothing for a
+// deleted one without Verify.
+func (dd *dirsDiffer) contents(kind ChangeKind, p, abs string) error {
+	if kind == Deleted && !dd.opts.Verify {
+		return nil
+	}
+	if err := dd.ctx.Err(); err != nil {
+		return err
+	}
+	items, err := dd.readDisk(abs)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		if err := dd.diskTree(kind, diffJoin(p, items[i].name), abs+"/"+items[i].name, &items[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// both compares an entry present in both directories.
+func (dd *dirsDiffer) both(p, oldAbs, newAbs string, a, b *diskItem) error {
+	isReg := func(it *diskItem) bool { return it.st.Mode&unix.S_IFMT == unix.S_IFREG }
+	if isReg(a) && isReg(b) && a.st.Size == b.st.Size {
+		return enqueue(&dd.diskDiffer, dd.jobs, dirsJob{slot: len(dd.out), old: diskJob{rel: p, path: oldAbs, st: a.st}, new: diskJob{rel: p, path: newAbs, st: b.st}})
+	}
+	old, err := dd.diskInfo(oldAbs, &a.st)
+	if err != nil {
+		return err
+	}
+	nw, err := dd.diskInfo(newAbs, &b.st)
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.isDir() && b.isDir():
+		if f := dd.metaFields(old, nw); len(f) > 0 {
+			dd.out = append(dd.out, Change{Kind: Modified, Path: p, Meta: true, Fields: f, Old: old, New: nw})
+		}
+		return dd.dirs(p, oldAbs, newAbs)
+	case !a.isDir() && !b.isDir():
+		// Sizes differ, or not both regular: no content to read.
+		c, err := dd.compareFiles(p, old, nw, func() (bool, error) { return false, nil })
+		if err != nil || c == nil {
+			return err
+		}
+		dd.out = append(dd.out, *c)
+		return nil
+	}
+	dd.out = append(dd.out, Change{Kind: Modified, Path: p, Fields: []string{FieldType}, Old: old, New: nw})
+	if a.isDir() {
+		return dd.contents(Deleted, p, oldAbs)
+	}
+	return dd.contents(Added, p, newAbs)
+}
+
+// hasher compares queued pairs of files until the queue closes.
+func (dd *dirsDiffer) hasher() error {
+	return hashJobs(&dd.diskDiffer, dd.jobs, func(j *dirsJob, buf []byte) (int, *Change, error) {
+		c, err := dd.compare(j, buf)
+		return j.slot, c, err
+	})
+}
+
+// compare compares two regular files of one size: their contents are
+// hashed under one header, so equal ids mean equal bytes.
+func (dd *dirsDiffer) compare(j *dirsJob, buf []byte) (*Change, error) {
+	old, err := dd.diskInfo(j.old.path, &j.old.st)
+	if err != nil {
+		return nil, err
+	}
+	nw, err := dd.diskInfo(j.new.path, &j.new.st)
+	if err != nil {
+		return nil, err
+	}
+	dd.normalize(old, nw)
+	h, _ := diskHeader(old)
+	if old.ID, err = hashDiskFile(&j.old, h, buf); err != nil {
+		return nil, err
+	}
+	id, err := hashDiskFile(&j.new, h, buf)
+	if err != nil {
+		return nil, err
+	}
+	same := id == old.ID
+	if headersEqual(old, nw) {
+		if same {
+			return nil, nil
+		}
+		nw.ID = id
+	}
+	return dd.compareFiles(j.new.rel, old, nw, func() (bool, error) { return same, nil })
+}
