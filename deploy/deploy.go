@@ -88,7 +88,9 @@ type DeployResult struct {
 	// Removed lists the deployments the retention rules dropped.
 	Removed []*Deployment `json:"removed,omitempty"`
 	// Warnings are what the deploy found worth telling the admin but not
-	// worth refusing: see stateDirs.
+	// worth refusing, such as a tree that holds /home, /root, /srv, /opt,
+	// /mnt or /media as a directory rather than a link into /var (what
+	// is written there would stay behind with this deployment).
 	Warnings []string `json:"warnings,omitempty"`
 	// Prune is what pruning the repository after the switch deleted (nil
 	// with NoPrune): the commits of dropped deployments, with their objects.

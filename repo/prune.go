@@ -135,10 +135,12 @@ type PruneReport struct {
 //
 // It takes the repository lock exclusively (transactions hold it shared
 // from Begin to Commit, so no commit is ever half-visible to prune) and
-// then the refs lock. A missing or corrupt object that a root commit needs
-// stops prune with an error, unless that commit is marked partial: a
-// damaged tree would hide what it references, and prune would then delete
-// objects a repair still needs. Run Fsck (with Delete) first.
+// then the refs lock. A missing or corrupt commit, dirtree or dirmeta
+// that a root commit needs stops prune with an error, unless that commit
+// is marked partial: a damaged tree would hide what it references, and
+// prune would then delete objects a repair still needs. A missing file
+// object hides nothing and does not stop it (prune reads no file
+// objects); Fsck finds it. Run Fsck (with Delete) first.
 //
 // Commit objects are deleted first, so that a crash mid-way leaves no
 // surviving commit that needs a deleted object.
