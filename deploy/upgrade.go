@@ -211,7 +211,7 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	// OSTree's does: its commits are not newer or older than the current
 	// branch's in any sense the guard could check.
 	if !opts.AllowDowngrade && id != cur.Commit && (!isSwitch || cur.Origin == refspec) {
-		if err := s.checkDowngrade(cur, refspec, id); err != nil {
+		if err := s.checkDowngrade(ctx, cur, refspec, id); err != nil {
 			if de := (*DowngradeError)(nil); errors.As(err, &de) {
 				de.Override = override
 			}
@@ -291,7 +291,7 @@ func (s *Sysroot) checkOverride(id repo.ID, branch string) error {
 
 // checkDowngrade refuses id when it is older than the deployed commit or
 // one of its ancestors.
-func (s *Sysroot) checkDowngrade(cur *Deployment, ref string, id repo.ID) error {
+func (s *Sysroot) checkDowngrade(ctx context.Context, cur *Deployment, ref string, id repo.ID) error {
 	a, err := s.repo.ReadCommit(cur.Commit)
 	if err != nil {
 		return err
@@ -300,26 +300,16 @@ func (s *Sysroot) checkDowngrade(cur *Deployment, ref string, id repo.ID) error 
 	if err != nil {
 		return err
 	}
-	if b.Timestamp < a.Timestamp || s.isAncestor(id, a) {
+	// As far as the repository holds the history: a pull of the newest
+	// commit alone is no reason to refuse it.
+	back, err := s.repo.IsAncestor(ctx, id, cur.Commit)
+	if err != nil && !errors.Is(err, repo.ErrHistoryMissing) {
+		return err
+	}
+	if b.Timestamp < a.Timestamp || back {
 		return &DowngradeError{Ref: ref, Commit: id, Current: cur, CurrentTime: a.Timestamp, FoundTime: b.Timestamp}
 	}
 	return nil
-}
-
-// isAncestor tells whether id is a parent, grandparent... of c, as far
-// as the repository holds the history.
-func (s *Sysroot) isAncestor(id repo.ID, c *repo.Commit) bool {
-	for p := c.Parent; !p.IsZero(); {
-		if p == id {
-			return true
-		}
-		pc, err := s.repo.ReadCommit(p)
-		if err != nil {
-			return false
-		}
-		p = pc.Parent
-	}
-	return false
 }
 
 // commitRefspec tells whether refspec is a commit id (what deploying a

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"strings"
 	"unicode/utf8"
 
@@ -132,55 +133,23 @@ func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) (
 		if err != nil {
 			return err
 		}
-		if err := l.entry(ent); err != nil {
-			return err
-		}
-		if ent.IsDir() && !f.dirOnly {
-			if err := l.dir(cmd, ent.Path, ent.ID); err != nil {
+		err = r.Walk(cmd.Context(), ent, func(e repo.Entry) error {
+			if err := l.entry(e); err != nil {
 				return err
 			}
+			if e.IsDir() && (f.dirOnly || !f.recursive && e.Path != ent.Path) {
+				return fs.SkipDir
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if e.json {
 		return e.printJSON(l.json)
 	}
 	return l.w.Flush()
-}
-
-// dir lists the entries of a directory: files, then subdirectories, each
-// followed by its own entries with -R.
-func (l *lister) dir(cmd *cobra.Command, path string, tree repo.ID) error {
-	if err := cmd.Context().Err(); err != nil {
-		return err
-	}
-	dt, err := l.r.ReadDirTree(tree)
-	if err != nil {
-		return fmt.Errorf("listing %s: %w", path, err)
-	}
-	for _, fe := range dt.Files {
-		if err := l.entry(repo.Entry{Path: joinPath(path, fe.Name), Kind: repo.KindFile, ID: fe.ID}); err != nil {
-			return err
-		}
-	}
-	for _, de := range dt.Dirs {
-		p := joinPath(path, de.Name)
-		if err := l.entry(repo.Entry{Path: p, Kind: repo.KindDirTree, ID: de.TreeID, MetaID: de.MetaID}); err != nil {
-			return err
-		}
-		if l.f.recursive {
-			if err := l.dir(cmd, p, de.TreeID); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func joinPath(dir, name string) string {
-	if dir == "/" {
-		return "/" + name
-	}
-	return dir + "/" + name
 }
 
 // entry prints (or collects) one path.

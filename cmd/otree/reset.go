@@ -63,25 +63,17 @@ func runReset(cmd *cobra.Command, e *env, ref, rev string) error {
 	return nil
 }
 
-// checkAncestor walks the parents of head looking for target.
+// checkAncestor refuses target unless it is an ancestor of head.
 func checkAncestor(cmd *cobra.Command, r *repo.Repo, ref string, head, target repo.ID) error {
-	for id := head; ; {
-		if err := cmd.Context().Err(); err != nil {
-			return err
-		}
-		c, err := r.ReadCommit(id)
-		if missing := (*repo.ObjectMissingError)(nil); errors.As(err, &missing) && id != head {
-			return fmt.Errorf("cannot reset %s to %s: not found among its ancestors (history ends at missing commit %s)", ref, target, id)
-		}
-		if err != nil {
-			return fmt.Errorf("reset %s: %w", ref, err)
-		}
-		if c.Parent.IsZero() {
-			return fmt.Errorf("cannot reset %s to %s: it is not an ancestor of %s (at %s)", ref, target, ref, head)
-		}
-		if c.Parent == target {
-			return nil
-		}
-		id = c.Parent
+	ok, err := r.IsAncestor(cmd.Context(), target, head)
+	if missing := (*repo.ObjectMissingError)(nil); errors.Is(err, repo.ErrHistoryMissing) && errors.As(err, &missing) {
+		return fmt.Errorf("cannot reset %s to %s: not found among its ancestors (history ends at missing commit %s)", ref, target, missing.ID)
 	}
+	if err != nil {
+		return fmt.Errorf("reset %s: %w", ref, err)
+	}
+	if !ok {
+		return fmt.Errorf("cannot reset %s to %s: it is not an ancestor of %s (at %s)", ref, target, ref, head)
+	}
+	return nil
 }
