@@ -158,6 +158,39 @@ func readContent(t *testing.T, r *repo.Repo, id repo.ID) []byte {
 	return got
 }
 
+// An archived symlink, device or FIFO is its header and compression byte
+// 0, nothing more: the same object as header, 1 and a zstd frame of no
+// content hashes alike but is not its encoding, so reading and fsck
+// refuse it.
+func TestArchiveNonRegularCompressed(t *testing.T) {
+	for _, h := range []*repo.FileHeader{
+		{Type: repo.TypeSymlink, Mode: 0o777, Target: "target"},
+		{Type: repo.TypeCharDevice, Mode: 0o600, Rdev: 0x0103},
+		{Type: repo.TypeFIFO, Mode: 0o644},
+	} {
+		t.Run(h.Type.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, repo.ModeArchive)
+			id := repo.FileID(h, nil)
+			obj := append(repo.AppendFileHeader(nil, h), 1)
+			obj = append(obj, zstdAt(t, nil, zstd.SpeedDefault)...)
+			if err := os.WriteFile(r.ObjectPath(repo.KindFile, id), obj, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, rc, err := r.OpenFile(id)
+			if err == nil {
+				_, err = io.ReadAll(rc)
+				rc.Close()
+			}
+			var ce *repo.CorruptObjectError
+			if !errors.As(err, &ce) || ce.ID != id || ce.Path != r.ObjectPath(repo.KindFile, id) {
+				t.Errorf("reading the object: %v, want a CorruptObjectError naming it", err)
+			}
+			rep, err := runFsck(t, r, repo.FsckOptions{})
+			wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindFile, id)
+		})
+	}
+}
+
 func fileSize(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path)

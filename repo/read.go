@@ -308,6 +308,11 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 	if err != nil {
 		return nil, f, nil, err
 	}
+	if h.Type != TypeRegular && comp != compNone {
+		// Only regular files have content to compress: any other form is
+		// a second encoding of the same object (docs/FORMAT.md §6.1).
+		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("compression %d for a %s", comp, h.Type))
+	}
 	switch comp {
 	case compNone:
 		return h, f, rest, nil
