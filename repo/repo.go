@@ -72,6 +72,11 @@ const repoVersion = 1
 // core.lock-timeout-secs does not say.
 const defaultLockTimeout = 30 * time.Second
 
+// ConfigLockTimeout is OSTree's config key for how long, in whole
+// seconds, a lock another process holds is waited for before an
+// operation fails with ErrLocked; 0 tries once. Absent, 30 seconds.
+const ConfigLockTimeout = "core.lock-timeout-secs"
+
 // UserMetaXattr holds the true header of a file object in bare-user mode.
 const UserMetaXattr = "user.otreemeta"
 
