@@ -49,7 +49,7 @@ const (
 
 // Change is one path that differs.
 type Change struct {
-	Kind ChangeKind `json:"kind"`
+	Kind ChangeKind `json:"kind"` // Added, Modified or Deleted
 	// Path is the path inside the tree, starting with "/" ("/" itself for
 	// the root directory's metadata).
 	Path string `json:"path"`
@@ -61,9 +61,9 @@ type Change struct {
 	// FieldContent, FieldMode, FieldOwner, FieldXattrs, FieldTarget and
 	// FieldRdev, in that order. A type change lists only FieldType.
 	Fields []string `json:"fields,omitempty"`
-	// Old and New describe the path on each side; nil on the side where it
-	// does not exist.
+	// Old describes the path on the old side; nil for an Added change.
 	Old *EntryInfo `json:"old,omitempty"`
+	// New describes the path on the new side; nil for a Deleted change.
 	New *EntryInfo `json:"new,omitempty"`
 }
 
@@ -86,14 +86,14 @@ const typeSocket = "socket"
 
 // EntryInfo describes one side of a Change.
 type EntryInfo struct {
-	Type   string       `json:"type"`
-	Mode   uint32       `json:"mode"` // permission bits (07777)
-	UID    uint32       `json:"uid"`
-	GID    uint32       `json:"gid"`
-	Size   uint64       `json:"size"` // content bytes of a regular file
-	Rdev   uint64       `json:"rdev,omitempty"`
-	Target string       `json:"target,omitempty"`
-	Xattrs []repo.Xattr `json:"-"` // sorted by name
+	Type   string       `json:"type"`             // TypeDirectory or a repo.FileType name
+	Mode   uint32       `json:"mode"`             // permission bits (07777)
+	UID    uint32       `json:"uid"`              // owner's user id
+	GID    uint32       `json:"gid"`              // owner's group id
+	Size   uint64       `json:"size"`             // content bytes of a regular file
+	Rdev   uint64       `json:"rdev,omitempty"`   // device number (st_rdev) of a char or block device
+	Target string       `json:"target,omitempty"` // a symlink's target
+	Xattrs []repo.Xattr `json:"-"`                // sorted by name
 	// ID is the file object, or for a directory of a commit its dirtree;
 	// zero for disk entries that were not hashed.
 	ID repo.ID `json:"id,omitzero"`
@@ -130,18 +130,16 @@ type DiffOptions struct {
 // DiffStats sums up a diff. Directories are counted apart from other
 // entries; byte counts are content bytes of regular files.
 type DiffStats struct {
-	FilesAdded    int `json:"files_added"`
-	FilesModified int `json:"files_modified"`
-	FilesDeleted  int `json:"files_deleted"`
-	DirsAdded     int `json:"dirs_added"`
-	DirsModified  int `json:"dirs_modified"`
-	DirsDeleted   int `json:"dirs_deleted"`
-	// BytesAdded and BytesDeleted are the sizes of added and deleted
-	// files; BytesOld and BytesNew those of modified files before and after.
-	BytesAdded   uint64 `json:"bytes_added"`
-	BytesDeleted uint64 `json:"bytes_deleted"`
-	BytesOld     uint64 `json:"bytes_old"`
-	BytesNew     uint64 `json:"bytes_new"`
+	FilesAdded    int    `json:"files_added"`    // non-directory entries added
+	FilesModified int    `json:"files_modified"` // changed entries that are not a directory on the new side
+	FilesDeleted  int    `json:"files_deleted"`  // non-directory entries deleted
+	DirsAdded     int    `json:"dirs_added"`     // directories added
+	DirsModified  int    `json:"dirs_modified"`  // changed entries that are a directory on the new side
+	DirsDeleted   int    `json:"dirs_deleted"`   // directories deleted
+	BytesAdded    uint64 `json:"bytes_added"`    // sizes of added regular files
+	BytesDeleted  uint64 `json:"bytes_deleted"`  // sizes of deleted regular files
+	BytesOld      uint64 `json:"bytes_old"`      // sizes of modified regular files, before
+	BytesNew      uint64 `json:"bytes_new"`      // sizes of modified regular files, after
 }
 
 // Summarize counts changes. A diff made without Verify lists a removed

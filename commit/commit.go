@@ -42,8 +42,8 @@ const (
 
 // Source is one tree to commit. Later sources overlay earlier ones.
 type Source struct {
-	Kind SourceKind
-	Path string // directory, tar file or revision
+	Kind SourceKind // what Path names
+	Path string     // directory, tar file or revision
 }
 
 // ParseSource parses OSTree's --tree syntax: dir=PATH, tar=FILE or ref=REV.
@@ -66,21 +66,21 @@ func ParseSource(s string) (Source, error) {
 // Options configure a commit.
 type Options struct {
 	Branch  string // the ref to move; required unless Orphan
-	Subject string
-	Body    string
+	Subject string // the commit message's first line
+	Body    string // the rest of the message; may be empty
 	// Parent is the parent commit, which need not be stored (the history
 	// then ends there, as after a shallow pull). Zero means the branch's
 	// current commit (re-read under the ref lock, so concurrent commits
 	// chain up); set NoParent for a root commit.
 	Parent   repo.ID
-	NoParent bool
+	NoParent bool // make a root commit even when Branch names one
 	// Orphan writes the commit without moving any ref; Branch must then
 	// be empty. (OSTree's "commit --orphan -b BRANCH" is a commit with
 	// NoParent that moves BRANCH.)
 	Orphan bool
 	// Timestamp of the commit; zero means now.
 	Timestamp time.Time
-	Metadata  repo.Metadata
+	Metadata  repo.Metadata // stored in the commit; keys sorted, none empty
 	// DetachedMetadata is stored beside the commit (for example signatures).
 	DetachedMetadata repo.Metadata
 	// BindRefs are refs the commit is bound to besides Branch (metadata
@@ -89,11 +89,11 @@ type Options struct {
 	// (repo.CollectionBindingKey). NoBindings writes neither binding, not
 	// even Branch.
 	BindRefs   []string
-	NoBindings bool
+	NoBindings bool // record neither the ref nor the collection binding
 	// SignKeys sign the commit: their ed25519 signatures are added to its
 	// detached metadata in the same transaction, before the ref moves.
 	SignKeys []ed25519.PrivateKey
-	Sources  []Source
+	Sources  []Source // at least one; later sources overlay earlier ones
 
 	OwnerUID, OwnerGID   *uint32 // override every entry's owner
 	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes masked with 0755
@@ -154,10 +154,10 @@ type Options struct {
 // Stats describe a commit's work.
 type Stats struct {
 	Files        int64 // non-directory entries scanned
-	Dirs         int64
+	Dirs         int64 // directories scanned
 	BytesScanned int64 // content bytes of regular files scanned
 	FilesHashed  int64 // files read and hashed (the rest came from caches)
-	BytesHashed  int64
+	BytesHashed  int64 // content bytes of the files hashed
 	Objects      int64 // objects written (new to the repository)
 	BytesWritten int64 // bytes written to the repository, as stored
 	BytesDeduped int64 // content bytes that needed no new object
@@ -192,13 +192,13 @@ func (c *counters) stats(t *repo.Txn) Stats {
 
 // Result is what a commit did.
 type Result struct {
-	Commit repo.ID `json:"commit"`
-	Parent repo.ID `json:"parent"`
+	Commit repo.ID `json:"commit"` // the commit written, or with Unchanged the parent
+	Parent repo.ID `json:"parent"` // zero for a root commit
 	// Unchanged is set when SkipIfUnchanged found nothing to commit; Commit
 	// is then the existing commit.
 	Unchanged bool   `json:"unchanged"`
-	Branch    string `json:"branch,omitempty"`
-	Stats     Stats  `json:"stats"`
+	Branch    string `json:"branch,omitempty"` // the ref moved; "" with Orphan
+	Stats     Stats  `json:"stats"`            // what was scanned, hashed and written
 }
 
 // Commit builds a commit from opts.Sources and, unless Orphan, points

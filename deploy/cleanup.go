@@ -28,7 +28,7 @@ type CleanupReport struct {
 	// Unlocks lists the overlay directories of development unlocks of
 	// earlier boots (under /var/tmp), which nothing mounts any more.
 	Unlocks []string          `json:"unlocks,omitempty"`
-	Prune   *repo.PruneReport `json:"prune,omitempty"`
+	Prune   *repo.PruneReport `json:"prune,omitempty"` // what pruning the repository deleted; nil with NoPrune
 }
 
 // Cleanup removes what no current deployment uses: deployment directories

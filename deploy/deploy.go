@@ -78,13 +78,13 @@ type DeployOptions struct {
 
 // DeployResult is what Deploy did.
 type DeployResult struct {
-	Deployment *Deployment `json:"deployment"`
+	Deployment *Deployment `json:"deployment"` // the new deployment, as listed after the switch
 	// Merge is the deployment /etc and the kernel arguments came from.
 	Merge *Deployment `json:"merge,omitempty"`
 	// Etc is the fate of every /etc path that changed on either side.
 	Etc    []EtcChange    `json:"etc"`
-	Switch Switch         `json:"switch"`
-	Stats  checkout.Stats `json:"checkout"`
+	Switch Switch         `json:"switch"`   // how the boot entries changed; "" for a staged deploy
+	Stats  checkout.Stats `json:"checkout"` // the checkout of the commit's tree
 	// Removed lists the deployments the retention rules dropped.
 	Removed []*Deployment `json:"removed,omitempty"`
 	// Warnings are what the deploy found worth telling the admin but not
@@ -131,7 +131,9 @@ func stateDirWarnings(d *Deployment) []string {
 }
 
 // NoKernelError is returned for a tree without usr/lib/modules/*/vmlinuz.
-type NoKernelError struct{ Commit repo.ID }
+type NoKernelError struct {
+	Commit repo.ID // the commit whose tree has no kernel
+}
 
 // Error names the commit and where its kernel was looked for.
 func (e *NoKernelError) Error() string {

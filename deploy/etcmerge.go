@@ -91,7 +91,9 @@ func letterOrDash(l string) string {
 
 // EtcConflictError is returned when the merge cannot be done: Conflicts
 // holds every path with FateConflict.
-type EtcConflictError struct{ Conflicts []EtcChange }
+type EtcConflictError struct {
+	Conflicts []EtcChange // the paths in conflict, sorted by path
+}
 
 // Error names every conflicting path with its detail.
 func (e *EtcConflictError) Error() string {

@@ -86,7 +86,7 @@ func (s *Sysroot) reorder(ctx context.Context, list []*Deployment) (Switch, erro
 type UndeployResult struct {
 	// Removed is the deployment removed, as it was listed.
 	Removed *Deployment `json:"removed"`
-	Switch  Switch      `json:"switch"`
+	Switch  Switch      `json:"switch"` // how the boot entries changed
 	// Prune is what pruning the repository deleted afterwards: the
 	// removed deployment's commit, when no ref reaches it any more, with
 	// its objects.

@@ -48,9 +48,9 @@ type Sysroot struct {
 
 // Deployment is one bootable checkout of a commit.
 type Deployment struct {
-	Index   int     `json:"index"` // position in boot order; 0 boots by default
-	OS      string  `json:"os"`    // stateroot
-	Commit  repo.ID `json:"commit"`
+	Index   int     `json:"index"`   // position in boot order; 0 boots by default
+	OS      string  `json:"os"`      // stateroot
+	Commit  repo.ID `json:"commit"`  // the commit checked out
 	Serial  int     `json:"serial"`  // tells deployments of one commit apart
 	Version string  `json:"version"` // the commit's "version" metadata, if any
 	Origin  string  `json:"origin"`  // the refspec upgrades follow; "" if none
@@ -60,12 +60,12 @@ type Deployment struct {
 	// Staged marks the deployment a staged deploy wrote: not in the boot
 	// entries until FinalizeStaged (Index is then -1).
 	Staged bool `json:"staged,omitempty"`
-	Pinned bool `json:"pinned"`
+	Pinned bool `json:"pinned"` // never dropped by a deploy nor undeployed until unpinned
 	// Unlocked is how Unlock opened the deployment's /usr, if it did: a
 	// hotfix (kept across reboots) or, for the booted deployment, a
 	// development or transient overlay.
 	Unlocked UnlockMode `json:"unlocked,omitempty"`
-	Booted   bool       `json:"booted"`
+	Booted   bool       `json:"booted"`   // the running system's deployment
 	Pending  bool       `json:"pending"`  // will boot next instead of the booted one
 	Rollback bool       `json:"rollback"` // what `rollback` would make the default
 	Path     string     `json:"path"`     // the deployment's directory

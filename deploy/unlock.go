@@ -50,8 +50,8 @@ func hotfixDirs(dep string) (upper, work string, err error) {
 
 // UnlockResult is what Unlock did.
 type UnlockResult struct {
-	Deployment *Deployment `json:"deployment"`
-	Mode       UnlockMode  `json:"mode"`
+	Deployment *Deployment `json:"deployment"` // the booted deployment, as listed after the unlock
+	Mode       UnlockMode  `json:"mode"`       // the mode asked for
 	// Upper is the directory that holds the changes made in /usr.
 	Upper string `json:"upper"`
 	// Clone is, for a hotfix, the pristine copy deployed as the rollback

@@ -56,12 +56,12 @@ var ErrNoUpgrade = errors.New("no upgrade available")
 // DowngradeError refuses a commit older than the deployed one, or one
 // of its ancestors.
 type DowngradeError struct {
-	Ref         string
-	Commit      repo.ID // the commit refused
-	Override    bool    // Commit was given as the override commit, not named by Ref
-	Current     *Deployment
-	CurrentTime uint64 // the deployed commit's timestamp
-	FoundTime   uint64 // Commit's timestamp
+	Ref         string      // the refspec whose commit it is
+	Commit      repo.ID     // the commit refused
+	Override    bool        // Commit was given as the override commit, not named by Ref
+	Current     *Deployment // the deployment whose commit Commit would replace
+	CurrentTime uint64      // the deployed commit's timestamp, Unix seconds
+	FoundTime   uint64      // Commit's timestamp, Unix seconds
 }
 
 // Error names both commits, their times and how to allow the downgrade.

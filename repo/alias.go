@@ -29,18 +29,18 @@ const reservedPrefix = "otree/"
 
 // Alias is a local branch name that stands for another.
 type Alias struct {
-	Name   string `json:"name"`
-	Target string `json:"target"`
+	Name   string `json:"name"`   // the alias's branch name
+	Target string `json:"target"` // the branch it stands for, which may itself be an alias
 	// Commit is where the chain of aliases ends; zero if the alias is
 	// broken (by hand: otree makes none), and Problem then says how.
 	Commit  ID     `json:"commit"`
-	Problem string `json:"problem,omitempty"`
+	Problem string `json:"problem,omitempty"` // why the alias is broken; "" when it is not
 }
 
 // DanglingAliasError reports an alias whose chain ends at a branch that
 // does not exist.
 type DanglingAliasError struct {
-	Alias, Target string
+	Alias, Target string // the alias, and the missing branch its chain ends at
 }
 
 // Error names the alias and what it points at.
@@ -54,8 +54,8 @@ func (e *DanglingAliasError) Is(target error) bool { return target == ErrNotFoun
 // AliasedRefError reports a branch that cannot be deleted because aliases
 // name it.
 type AliasedRefError struct {
-	Ref     string
-	Aliases []string
+	Ref     string   // the branch asked to be deleted
+	Aliases []string // the aliases that name it
 }
 
 // Error names the branch and the aliases that point at it.

@@ -37,9 +37,9 @@ func (c *Commit) RefBindings() ([]string, bool) {
 // RefBindingError reports a commit whose ref binding does not include the
 // ref it was fetched for.
 type RefBindingError struct {
-	Commit   ID
-	Ref      string
-	Bindings []string
+	Commit   ID       // the commit refused
+	Ref      string   // the ref it was fetched or checked for
+	Bindings []string // the refs it is bound to
 }
 
 // Error names the commit, the ref asked for and the refs it is bound to.

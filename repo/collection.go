@@ -79,7 +79,7 @@ func (c *Commit) CollectionBinding() (string, bool) {
 // CollectionBindingError reports a commit bound to another collection than
 // the one it was fetched from or is checked against.
 type CollectionBindingError struct {
-	Commit  ID
+	Commit  ID     // the commit refused
 	Want    string // the collection asked for
 	Binding string // the commit's
 }

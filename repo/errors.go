@@ -18,8 +18,8 @@ var ErrExists = errors.New("a repository already exists there")
 
 // ObjectMissingError reports an object that is not in the repository.
 type ObjectMissingError struct {
-	Kind Kind
-	ID   ID
+	Kind Kind // the kind of object looked for
+	ID   ID   // its id
 }
 
 // Error names the missing object.
@@ -34,8 +34,8 @@ func (e *ObjectMissingError) Is(target error) bool { return target == ErrNotFoun
 // (pulled with subpaths, or commit metadata only): the object was never
 // pulled, rather than lost. It unwraps to the ObjectMissingError.
 type PartialCommitError struct {
-	Commit ID
-	Err    error
+	Commit ID    // the commit marked partial
+	Err    error // the *ObjectMissingError
 }
 
 // Error names the partial commit.
@@ -59,11 +59,11 @@ func (r *Repo) ExplainMissing(commit ID, err error) error {
 // CorruptObjectError reports an object whose bytes do not hash to its name or
 // do not decode.
 type CorruptObjectError struct {
-	Kind   Kind
+	Kind   Kind   // the object's kind
 	ID     ID     // the id the object is stored under
 	Actual ID     // what its bytes hash to, zero when decoding failed first
 	Path   string // where it is stored, when known
-	Reason string
+	Reason string // what is wrong, for humans; may be empty when Actual is set
 }
 
 // Error names the object and what is wrong with it.
@@ -81,8 +81,8 @@ func (e *CorruptObjectError) Error() string {
 // NoParentError reports a revision ("main^^") that climbs past the first
 // commit of a history.
 type NoParentError struct {
-	Rev    string
-	Commit ID // the commit without a parent
+	Rev    string // the revision as given
+	Commit ID     // the commit without a parent
 }
 
 // Error names the commit without a parent.
@@ -95,7 +95,7 @@ func (e *NoParentError) Is(target error) bool { return target == ErrNotFound }
 
 // RefNotFoundError reports a ref or revision that does not resolve.
 type RefNotFoundError struct {
-	Ref string
+	Ref string // the ref, revision or id prefix as given
 }
 
 // Error names the ref.
@@ -107,7 +107,7 @@ func (e *RefNotFoundError) Is(target error) bool { return target == ErrNotFound 
 // AmbiguousRefError reports a branch name that is no local branch and that
 // the remote-tracking refs of several remotes give different commits.
 type AmbiguousRefError struct {
-	Ref        string
+	Ref        string   // the branch name as given
 	Candidates []string // REMOTE:branch refs
 }
 
@@ -118,8 +118,8 @@ func (e *AmbiguousRefError) Error() string {
 
 // AmbiguousPrefixError reports an id prefix that matches several commits.
 type AmbiguousPrefixError struct {
-	Prefix  string
-	Matches []ID
+	Prefix  string // the hex prefix as given
+	Matches []ID   // the commits whose ids start with it
 }
 
 // Error names the prefix and the ids it matches.

@@ -114,13 +114,14 @@ func (t ProblemType) MarshalText() ([]byte, error) { return []byte(t.String()), 
 // FsckProblem is one thing wrong with a repository. It is an error whose
 // Unwrap gives the typed cause (see ProblemType).
 type FsckProblem struct {
-	Type ProblemType
-	Kind Kind   // the object's kind (zero for ProblemRef)
-	ID   ID     // the object's id (for ProblemRef: zero)
-	Path string // where the object is (or would be) stored, or the ref file
-	// Commit is a commit that needs the object and TreePath where in its
-	// tree ("/usr/bin/sh"), when the object was reached from a commit.
-	Commit   ID
+	Type ProblemType // what is wrong, one of the Problem constants
+	Kind Kind        // the object's kind (zero for ProblemRef)
+	ID   ID          // the object's id (for ProblemRef: zero)
+	Path string      // where the object is (or would be) stored, or the ref file
+	// Commit is a commit that needs the object, when the object was
+	// reached from a commit.
+	Commit ID
+	// TreePath is where in Commit's tree the object is ("/usr/bin/sh").
 	TreePath string
 	Ref      string // the ref involved, if any
 	Reason   string // what is wrong, for humans
@@ -219,7 +220,7 @@ type FsckReport struct {
 	Objects map[string]int64 `json:"objects"`
 	// Bytes is the content hashed (file content and metadata objects).
 	Bytes int64 `json:"bytes"`
-	Refs  int   `json:"refs"`
+	Refs  int   `json:"refs"` // how many refs were checked
 	// Problems lists everything wrong, corrupt objects first (by path),
 	// then missing objects and refs in the order they were found.
 	Problems []*FsckProblem `json:"problems"`
@@ -255,8 +256,8 @@ func (r *FsckReport) OK() bool { return len(r.Problems) == 0 }
 // problem, so errors.As with a *CorruptObjectError target finds the first corrupt
 // object and errors.Is(err, ErrNotFound) tells whether one is missing.
 type FsckError struct {
-	Repo     string
-	Problems []*FsckProblem
+	Repo     string         // the repository's path
+	Problems []*FsckProblem // as in FsckReport.Problems
 }
 
 // Error summarises the problems, naming the first.

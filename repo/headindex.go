@@ -38,10 +38,10 @@ func DigestHeader(h *FileHeader) HeaderDigest {
 // IndexedHeader is one entry of the file-header index: a regular file
 // object, the mode and size its header records, and the header's digest.
 type IndexedHeader struct {
-	ID     ID
-	Mode   uint32 // permission bits, as in FileHeader.Mode
-	Size   uint64
-	Digest HeaderDigest
+	ID     ID           // the regular file object
+	Mode   uint32       // permission bits, as in FileHeader.Mode
+	Size   uint64       // content length in bytes, as in FileHeader.Size
+	Digest HeaderDigest // DigestHeader of the object's header
 }
 
 // IndexedHeaderOf returns the entry of regular file object id, whose

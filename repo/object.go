@@ -96,20 +96,23 @@ func (t FileType) UnixType() uint32 {
 	return 0
 }
 
-// Xattr is one extended attribute. It is the type internal/xattr reads, so
-// attributes go from disk into headers without conversion.
+// Xattr is one extended attribute, with two fields: Name, its full name
+// with the namespace ("user.comment", "security.selinux"), non-empty and
+// without NUL; and Value, its value, any bytes, possibly none. It is the
+// type internal/xattr reads, so attributes go from disk into headers
+// without conversion.
 type Xattr = xattr.Attr
 
 // FileHeader is everything about a file object except its content.
 type FileHeader struct {
-	Type   FileType
-	Mode   uint32 // permission bits only (07777)
-	UID    uint32
-	GID    uint32
-	Rdev   uint64 // devices only
-	Target string // symlinks only
-	Xattrs []Xattr
-	Size   uint64 // content length; regular files only
+	Type   FileType // regular file, symlink, char or block device, or FIFO
+	Mode   uint32   // permission bits only (07777)
+	UID    uint32   // owner's user id
+	GID    uint32   // owner's group id
+	Rdev   uint64   // devices only
+	Target string   // symlinks only
+	Xattrs []Xattr  // sorted by name, each name once
+	Size   uint64   // content length; regular files only
 }
 
 // FileMode returns the header's type and permissions as an fs.FileMode.
@@ -139,30 +142,30 @@ func (h *FileHeader) FileMode() fs.FileMode {
 
 // DirMeta is the metadata of a directory.
 type DirMeta struct {
-	Mode   uint32 // permission bits only
-	UID    uint32
-	GID    uint32
-	Xattrs []Xattr
+	Mode   uint32  // permission bits only
+	UID    uint32  // owner's user id
+	GID    uint32  // owner's group id
+	Xattrs []Xattr // sorted by name, each name once
 }
 
 // FileEntry is a non-directory entry of a DirTree.
 type FileEntry struct {
-	Name string
-	ID   ID // a file object
+	Name string // one path component (docs/FORMAT.md §2.3)
+	ID   ID     // a file object
 }
 
 // DirEntry is a subdirectory entry of a DirTree.
 type DirEntry struct {
-	Name   string
-	TreeID ID // a dirtree object
-	MetaID ID // a dirmeta object
+	Name   string // one path component (docs/FORMAT.md §2.3)
+	TreeID ID     // a dirtree object
+	MetaID ID     // a dirmeta object
 }
 
 // DirTree lists a directory: its files and subdirectories, each sorted by
 // name (bytewise), with no name in both lists.
 type DirTree struct {
-	Files []FileEntry
-	Dirs  []DirEntry
+	Files []FileEntry // every entry but subdirectories
+	Dirs  []DirEntry  // subdirectories
 }
 
 // Metadata is a sorted list of key/value pairs carried by commits.
@@ -170,8 +173,8 @@ type Metadata []MetaEntry
 
 // MetaEntry is one metadata pair.
 type MetaEntry struct {
-	Key   string
-	Value []byte
+	Key   string // non-empty
+	Value []byte // any bytes
 }
 
 // Get returns the value for key.
@@ -212,13 +215,13 @@ func (m Metadata) Validate() error {
 
 // Commit is one version of a tree.
 type Commit struct {
-	Parent    ID // zero for a root commit
-	Timestamp uint64
-	Subject   string
-	Body      string
-	RootTree  ID
-	RootMeta  ID
-	Metadata  Metadata
+	Parent    ID       // zero for a root commit
+	Timestamp uint64   // seconds since the Unix epoch (UTC)
+	Subject   string   // the message's first line; any bytes, conventionally UTF-8
+	Body      string   // the rest of the message; may be empty
+	RootTree  ID       // the dirtree of the root directory
+	RootMeta  ID       // the dirmeta of the root directory
+	Metadata  Metadata // key/value pairs covered by the commit's id
 }
 
 // --- encoding -------------------------------------------------------------

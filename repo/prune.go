@@ -108,19 +108,19 @@ func (o *PruneOptions) ownDepths(refs []Ref) (map[string]int, error) {
 
 // PruneCount is a number of objects and the bytes they take.
 type PruneCount struct {
-	Objects int64 `json:"objects"`
-	Bytes   int64 `json:"bytes"`
+	Objects int64 `json:"objects"` // how many objects
+	Bytes   int64 `json:"bytes"`   // their size as stored
 }
 
 // PruneReport says what Prune deleted (or, with NoPrune, would delete).
 type PruneReport struct {
 	// Total is the number of objects in the repository before pruning.
 	Total int64 `json:"total_objects"`
-	// Deleted is the number of objects deleted, Freed their size in bytes
-	// (as stored; a bare-user object still hardlinked into a checkout
-	// frees its name, not its blocks).
+	// Deleted is the number of objects deleted.
 	Deleted int64 `json:"deleted_objects"`
-	Freed   int64 `json:"freed_bytes"`
+	// Freed is their size in bytes, as stored: a bare-user object still
+	// hardlinked into a checkout frees its name, not its blocks.
+	Freed int64 `json:"freed_bytes"`
 	// ByKind splits Deleted and Freed by kind name.
 	ByKind map[string]PruneCount `json:"by_kind"`
 	// Commits lists the deleted commits.

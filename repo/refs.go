@@ -17,8 +17,8 @@ import (
 
 // Ref is a named pointer to a commit. Remote refs are named "remote:branch".
 type Ref struct {
-	Name   string `json:"name"`
-	Commit ID     `json:"commit"`
+	Name   string `json:"name"`   // "branch", or "remote:branch" for a remote-tracking ref
+	Commit ID     `json:"commit"` // the commit it names
 	// Alias is the branch this ref is an alias of, if it is one (Commit
 	// is then where the chain of aliases ends).
 	Alias string `json:"alias,omitempty"`

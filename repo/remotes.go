@@ -12,9 +12,9 @@ import (
 // RemoteSection is one [remote "NAME"] section: of the repository's
 // config, or of a file of its remotes directory (SetRemotesDir).
 type RemoteSection struct {
-	Name string
-	Keys map[string]string
-	File string // "" for the config
+	Name string            // the remote's name, NAME
+	Keys map[string]string // every key of the section, with its value
+	File string            // "" for the config
 }
 
 // SetRemotesDir names a directory of *.conf files whose [remote "NAME"]

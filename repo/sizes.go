@@ -13,8 +13,8 @@ const SizesKey = "ostree.sizes"
 
 // ObjectSize is one entry of a SizesKey value.
 type ObjectSize struct {
-	Kind     Kind
-	ID       ID
+	Kind     Kind  // KindFile, KindDirTree or KindDirMeta
+	ID       ID    // the object's id
 	Stored   int64 // as stored in an archive repository: what a pull transfers
 	Unpacked int64 // a file's content, a metadata object's bytes
 }

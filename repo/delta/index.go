@@ -36,7 +36,7 @@ const (
 // with the BLAKE3 of each superblock, so that a client that wants the
 // commit learns every delta to it with one small request.
 type Index struct {
-	To repo.ID `json:"to"`
+	To repo.ID `json:"to"` // the commit every listed delta yields
 	// Deltas are sorted by From (bytewise, so a delta from scratch, the
 	// zero id, comes first), each From once.
 	Deltas []IndexEntry `json:"deltas"`
@@ -51,8 +51,8 @@ type IndexEntry struct {
 // IndexRef names a stored index and the BLAKE3 of its file, as a summary
 // lists it.
 type IndexRef struct {
-	To    repo.ID `json:"to"`
-	Index repo.ID `json:"index"`
+	To    repo.ID `json:"to"`    // the commit the index is for
+	Index repo.ID `json:"index"` // BLAKE3-256 of the index file
 }
 
 // IndexRel is the path of the index of deltas to commit to, relative to

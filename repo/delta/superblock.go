@@ -39,8 +39,8 @@ const (
 // Name identifies a delta: the commit it starts from (zero for a delta
 // from scratch) and the commit it yields.
 type Name struct {
-	From repo.ID
-	To   repo.ID
+	From repo.ID // zero for a delta from scratch
+	To   repo.ID // the commit it yields
 }
 
 // String is the delta's name as list prints it and its directory is
@@ -84,7 +84,7 @@ func parseFullID(s string) (repo.ID, error) {
 // ObjectRef names one object a part yields.
 type ObjectRef struct {
 	Kind repo.Kind `json:"kind"` // file, dirtree or dirmeta
-	ID   repo.ID   `json:"id"`
+	ID   repo.ID   `json:"id"`   // the object's id
 }
 
 // Part describes one part file.
@@ -98,7 +98,7 @@ type Part struct {
 // Fallback is a file object a delta leaves out, for a pull to fetch as an
 // ordinary object (GenerateOptions.MinFallbackSize).
 type Fallback struct {
-	ID   repo.ID `json:"id"`
+	ID   repo.ID `json:"id"`   // the file object
 	Size uint64  `json:"size"` // its content size, as its header says
 }
 
@@ -106,10 +106,10 @@ type Fallback struct {
 // detached metadata), the parts holding the other new objects, and the
 // fallback objects it leaves out.
 type Superblock struct {
-	Name       Name
+	Name       Name   // the commits it leads from and to
 	Commit     []byte // the encoding of the commit Name.To
 	CommitMeta []byte // the encoding of its commitmeta; nil if it has none
-	Parts      []Part
+	Parts      []Part // part files 0, 1, ... in that order
 	// Fallbacks lists, sorted by id, the file objects the delta does not
 	// carry; nil for a delta that carries every object.
 	Fallbacks []Fallback

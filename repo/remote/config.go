@@ -20,8 +20,8 @@ import (
 //	branches=os/stable;os/testing;
 //	url=https://example.com/repo
 type Remote struct {
-	Name     string   `json:"name"`
-	URL      string   `json:"url"`
+	Name     string   `json:"name"`               // NAME in [remote "NAME"]
+	URL      string   `json:"url"`                // the repository: an http://, https:// or file:// URL
 	Branches []string `json:"branches,omitempty"` // what pull fetches when given no refs
 	// Options holds every key of the section, url and branches included.
 	Options map[string]string `json:"options,omitempty"`

@@ -24,8 +24,8 @@ import (
 type Cookie struct {
 	Domain string `json:"domain"` // the host it is sent to (not its subdomains)
 	Path   string `json:"path"`   // sent for this path and below it
-	Name   string `json:"name"`
-	Value  string `json:"value"`
+	Name   string `json:"name"`   // the cookie's name
+	Value  string `json:"value"`  // its value
 }
 
 // cookieLife is how long an added cookie is kept: it does not expire in

@@ -35,8 +35,8 @@ const deltaIndexesVersion = 1
 // DeltaRef is a static delta a summary lists: its name and the BLAKE3 of
 // its superblock, which a client checks before trusting the superblock.
 type DeltaRef struct {
-	Name       delta.Name `json:"name"`
-	Superblock repo.ID    `json:"superblock"`
+	Name       delta.Name `json:"name"`       // the commits it leads from and to
+	Superblock repo.ID    `json:"superblock"` // BLAKE3-256 of its superblock file
 }
 
 // String is the delta's name.

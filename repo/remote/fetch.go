@@ -23,9 +23,9 @@ import (
 // a stalled transfer, an unexpected HTTP status, or content that failed
 // verification. It always names the URL.
 type FetchError struct {
-	URL    string
-	Status int // HTTP status when the server answered with a bad one, else 0
-	Err    error
+	URL    string // the URL requested
+	Status int    // HTTP status when the server answered with a bad one, else 0
+	Err    error  // the cause
 }
 
 // Error names the request and what went wrong.

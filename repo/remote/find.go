@@ -27,8 +27,8 @@ import (
 // CollectionRef is a branch of a collection: ("org.example.Os",
 // "os/stable").
 type CollectionRef struct {
-	CollectionID string `json:"collection_id"`
-	Ref          string `json:"ref"`
+	CollectionID string `json:"collection_id"` // the collection ("org.example.Os")
+	Ref          string `json:"ref"`           // the branch's name in it ("os/stable")
 }
 
 // String formats r as OSTree does: "(org.example.Os, os/stable)".
@@ -87,8 +87,8 @@ type FindOptions struct {
 
 // FoundRef is a requested ref a source offers, with the commit it names.
 type FoundRef struct {
-	CollectionRef CollectionRef `json:"collection_ref"`
-	Commit        repo.ID       `json:"commit"`
+	CollectionRef CollectionRef `json:"collection_ref"` // the ref requested
+	Commit        repo.ID       `json:"commit"`         // the commit the source's ref names
 	// Timestamp is the commit's time, which ranks the sources of a ref.
 	Timestamp time.Time `json:"timestamp"`
 }
@@ -104,7 +104,7 @@ type FoundRemote struct {
 	// URL is where the objects come from: the remote's url, or a
 	// file:// URL of a repository on a mounted filesystem.
 	URL  string     `json:"url"`
-	Refs []FoundRef `json:"refs"`
+	Refs []FoundRef `json:"refs"` // the requested refs it offers
 }
 
 // FindResult is what FindRemotes found.
@@ -411,7 +411,7 @@ func findOnRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, byCo
 
 // PulledRef is what PullFound did for one requested ref.
 type PulledRef struct {
-	CollectionRef CollectionRef `json:"collection_ref"`
+	CollectionRef CollectionRef `json:"collection_ref"` // the ref requested
 	// Ref is the ref written here: "REMOTE:BRANCH", or the branch when
 	// mirroring.
 	Ref string  `json:"local_ref"`

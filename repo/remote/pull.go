@@ -160,7 +160,7 @@ type RefUpdate struct {
 	Ref    string  `json:"ref"`    // the ref written here: "origin:os/stable", or "os/stable" mirroring
 	Branch string  `json:"branch"` // the branch at the source
 	Old    repo.ID `json:"old"`    // zero if the ref is new
-	New    repo.ID `json:"new"`
+	New    repo.ID `json:"new"`    // the commit it names now
 }
 
 // Changed reports whether the ref moved.
@@ -175,11 +175,10 @@ type PullResult struct {
 	// ObjectsFetched counts objects fetched from the source (none for a
 	// source with nothing new).
 	ObjectsFetched int64 `json:"objects_fetched"`
-	// ObjectsFromCaches counts objects taken from LocalCaches instead:
-	// MetadataFromCaches metadata objects and ContentFromCaches files.
+	// ObjectsFromCaches counts objects taken from LocalCaches instead.
 	ObjectsFromCaches  int64 `json:"objects_from_caches,omitempty"`
-	MetadataFromCaches int64 `json:"metadata_from_caches,omitempty"`
-	ContentFromCaches  int64 `json:"content_from_caches,omitempty"`
+	MetadataFromCaches int64 `json:"metadata_from_caches,omitempty"` // the metadata objects among them
+	ContentFromCaches  int64 `json:"content_from_caches,omitempty"`  // the file objects among them
 	// Local is true when the source is a repository on this machine (a
 	// pull-local, or a file:// remote): its objects were copied, not
 	// transferred.
@@ -199,8 +198,8 @@ type PullResult struct {
 	// metadata, dirtrees, dirmetas, tombstones) and files. The others came
 	// in the DeltaParts parts of static deltas.
 	MetadataFetched int64 `json:"metadata_fetched"`
-	ContentFetched  int64 `json:"content_fetched"`
-	DeltaParts      int64 `json:"delta_parts,omitempty"`
+	ContentFetched  int64 `json:"content_fetched"`       // file objects fetched one by one
+	DeltaParts      int64 `json:"delta_parts,omitempty"` // static delta parts fetched
 	// Deltas names the static deltas used, if any.
 	Deltas []string `json:"deltas,omitempty"`
 	// Plan is what a DryRun would fetch, a delta per commit.
@@ -210,16 +209,16 @@ type PullResult struct {
 // DeltaPlan is the static delta a dry run found for one commit.
 type DeltaPlan struct {
 	Ref     string  `json:"ref,omitempty"` // the branch at the source; "" for a commit id
-	Commit  repo.ID `json:"commit"`
-	Delta   string  `json:"delta"`
-	Parts   int     `json:"parts"`
-	Size    uint64  `json:"size"`     // bytes the parts transfer
-	RawSize uint64  `json:"raw_size"` // bytes they decompress to
+	Commit  repo.ID `json:"commit"`        // the commit to pull
+	Delta   string  `json:"delta"`         // the delta's name: "FROM-TO", or "TO" from scratch
+	Parts   int     `json:"parts"`         // how many parts it has
+	Size    uint64  `json:"size"`          // bytes the parts transfer
+	RawSize uint64  `json:"raw_size"`      // bytes they decompress to
 	// Fallbacks counts the fallback objects the delta leaves out that are
 	// not stored here, fetched as objects; FallbackSize sums their
 	// content sizes.
 	Fallbacks    int    `json:"fallbacks,omitempty"`
-	FallbackSize uint64 `json:"fallback_size,omitempty"`
+	FallbackSize uint64 `json:"fallback_size,omitempty"` // content bytes of those objects
 }
 
 func (o *PullOptions) defaults() {
@@ -1216,11 +1215,11 @@ func (p *puller) notOlder(ref string, cur, id repo.ID, c *repo.Commit) error {
 // (PullOptions.TimestampCheck), or than PullOptions.TimestampCheckFrom
 // (Ref is then empty).
 type TimestampError struct {
-	Ref         string
-	Commit      repo.ID
-	Time        uint64 // seconds since the epoch
-	Current     repo.ID
-	CurrentTime uint64
+	Ref         string  // the local ref it would move; "" for TimestampCheckFrom
+	Commit      repo.ID // the commit refused
+	Time        uint64  // Commit's timestamp, seconds since the epoch
+	Current     repo.ID // the ref's commit here, or TimestampCheckFrom
+	CurrentTime uint64  // Current's timestamp, seconds since the epoch
 }
 
 // Error names both commits and their times.

@@ -29,10 +29,10 @@ type USBOptions struct {
 
 // USBRepo is one repository CreateUSB wrote, with the refs it copied.
 type USBRepo struct {
-	CollectionID string      `json:"collection_id"`
-	Path         string      `json:"path"`
-	Created      bool        `json:"created"`
-	Refs         []RefUpdate `json:"refs"` // Ref and Branch: the branch there; Old: what it named before
+	CollectionID string      `json:"collection_id"` // the collection of the refs it holds
+	Path         string      `json:"path"`          // the repository's directory on the mounted filesystem
+	Created      bool        `json:"created"`       // made by this call rather than found
+	Refs         []RefUpdate `json:"refs"`          // Ref and Branch: the branch there; Old: what it named before
 }
 
 // CreateUSB copies collection refs, with every object their commits
