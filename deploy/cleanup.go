@@ -175,11 +175,12 @@ func (s *Sysroot) hasLoader() bool {
 
 // What cleanup removes in /boot is only what otree names so: kernel
 // directories <os>-<bootcsum>, overlay images <id>.img and the temporary
-// files of either. Anything else there is the admin's, and stays, as do
+// files of either (durable's .tmp-N in the overlay directory, which is
+// otree's own; .<id>.img.tmp-N of older versions). Anything else there is the admin's, and stays, as do
 // names in a stateroot's deploy/ that are not <commit>.<serial>[.origin].
 var (
 	kernelDirName   = regexp.MustCompile(`^.+-[0-9a-f]{64}$`)
-	overlayFileName = regexp.MustCompile(`^\.?[0-9a-f]{64}\.img(\.tmp-[0-9]+)?$`)
+	overlayFileName = regexp.MustCompile(`^(\.?[0-9a-f]{64}\.img(\.tmp-[0-9]+)?|\.tmp-[0-9]+)$`)
 )
 
 // removeTree deletes p, first making a deployment's directory mutable

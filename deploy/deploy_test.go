@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -1166,9 +1167,18 @@ func TestOverlayInitrds(t *testing.T) {
 	if ds := f.s.Deployments(); !slices.Equal(ds[0].OverlayInitrds, []string{idB}) {
 		t.Fatalf("finalized overlays %q", ds[0].OverlayInitrds)
 	}
+	// The temporary file of an image write that was killed goes too.
+	tmp, err := os.CreateTemp(filepath.Dir(img(idA)), durable.TempPattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
 	f.deploy("os", DeployOptions{})
 	if _, err := os.Stat(img(idA)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("image a outlived every deployment using it: %v", err)
+	}
+	if _, err := os.Stat(tmp.Name()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("temporary file of an image write left by cleanup: %v", err)
 	}
 	if _, err := os.Stat(img(idB)); err != nil {
 		t.Errorf("image b, used by a listed deployment: %v", err)

@@ -228,7 +228,7 @@ func (r *Repo) SetAlias(name, target string) error {
 	// The text climbs to refs/heads and names the target from there, as
 	// OSTree writes it.
 	link := strings.Repeat("../", strings.Count(name, "/")) + target
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, durable.TempPattern)
 	if err != nil {
 		return fmt.Errorf("writing alias %s: %w", name, err)
 	}

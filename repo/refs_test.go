@@ -193,3 +193,26 @@ func TestTxnReadCommitMeta(t *testing.T) {
 		t.Errorf("published: %v, %v", m, err)
 	}
 }
+
+// A ref name component may be as long as the filesystem allows a file
+// name (255 bytes), as in OSTree: the temporary file a ref or an alias is
+// written through has a name that does not grow with the ref's.
+func TestLongRefNames(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	long := strings.Repeat("k", 255)
+	for _, name := range []string{long, "d" + long[1:] + "/" + long, "origin:" + long, long + ":x/" + long} {
+		if err := r.SetRef(name, ids[0]); err != nil {
+			t.Fatalf("SetRef of a %d-byte name: %v", len(name), err)
+		}
+		if got, err := r.ReadRef(name); err != nil || got != ids[0] {
+			t.Fatalf("ReadRef of a %d-byte name = %v, %v", len(name), got, err)
+		}
+	}
+	alias := strings.Repeat("a", 255)
+	if err := r.SetAlias(alias, long); err != nil {
+		t.Fatalf("SetAlias of a 255-byte name: %v", err)
+	}
+	if got, err := r.ReadRef(alias); err != nil || got != ids[0] {
+		t.Fatalf("ReadRef of a 255-byte alias = %v, %v", got, err)
+	}
+}

@@ -10,12 +10,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// TempPattern is the os.CreateTemp pattern of the temporary files WriteFile
+// (and other writers that rename into place) makes: ".tmp-" and a random
+// number. It does not grow with the final name, so that a file whose name
+// is the longest the filesystem allows (255 bytes) can still be written, as
+// OSTree's fixed "tmp.XXXXXX" names allow; the leading dot keeps readers
+// that skip dot files (refs, indexes) from taking it for a finished file.
+const TempPattern = ".tmp-*"
+
 // WriteFile replaces path with data: a temporary file in the same directory
 // is written, synced (when sync is true), renamed over path, and the
 // directory synced.
 func WriteFile(path string, data []byte, perm os.FileMode, sync bool) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, TempPattern)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
