@@ -222,7 +222,13 @@ func (r *Repo) SetAlias(name, target string) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := durable.MkdirAll(dir, 0o755, r.Fsync()); err != nil {
+	made, err := durable.MakeDirs(dir, 0o755, r.Fsync())
+	if err != nil {
+		return fmt.Errorf("writing alias %s: %w", name, err)
+	}
+	// An alias that is not written leaves no directories.
+	fail := func(err error) error {
+		durable.RemoveDirs(made)
 		return fmt.Errorf("writing alias %s: %w", name, err)
 	}
 	// The text climbs to refs/heads and names the target from there, as
@@ -230,16 +236,16 @@ func (r *Repo) SetAlias(name, target string) error {
 	link := strings.Repeat("../", strings.Count(name, "/")) + target
 	tmp, err := os.CreateTemp(dir, durable.TempPattern)
 	if err != nil {
-		return fmt.Errorf("writing alias %s: %w", name, err)
+		return fail(err)
 	}
 	tmp.Close()
 	os.Remove(tmp.Name())
 	if err := os.Symlink(link, tmp.Name()); err != nil {
-		return fmt.Errorf("writing alias %s: %w", name, err)
+		return fail(err)
 	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("writing alias %s: %w", name, err)
+		return fail(err)
 	}
 	if !r.Fsync() {
 		return nil

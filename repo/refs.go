@@ -280,10 +280,12 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		return err
 	}
 	p := r.refPath(final)
-	if err := durable.MkdirAll(filepath.Dir(p), 0o755, sync); err != nil {
+	made, err := durable.MakeDirs(filepath.Dir(p), 0o755, sync)
+	if err != nil {
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}
 	if err := durable.WriteFile(p, []byte(id.String()+"\n"), 0o644, sync); err != nil {
+		durable.RemoveDirs(made) // a ref that is not written leaves no directories
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}
 	return nil

@@ -3,11 +3,14 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
 
@@ -55,7 +58,13 @@ func TestResolveRemoteBranch(t *testing.T) {
 // newCommits returns a repository holding n commits (no trees).
 func newCommits(t *testing.T, n int) (*repo.Repo, []repo.ID) {
 	t.Helper()
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	return newCommitsIn(t, t.TempDir(), n)
+}
+
+// newCommitsIn is newCommits with the repository made in dir.
+func newCommitsIn(t *testing.T, dir string, n int) (*repo.Repo, []repo.ID) {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(dir, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,5 +223,40 @@ func TestLongRefNames(t *testing.T) {
 	}
 	if got, err := r.ReadRef(alias); err != nil || got != ids[0] {
 		t.Fatalf("ReadRef of a 255-byte alias = %v, %v", got, err)
+	}
+}
+
+// A ref or an alias that cannot be written (here: the filesystem is
+// full) leaves neither the directories made for it nor a temporary file.
+func TestFailedRefWriteLeavesNothing(t *testing.T) {
+	mnt := testtree.SmallFS(t, 1<<20)
+	r, ids := newCommitsIn(t, mnt, 1)
+	// A link text of 128 bytes or more takes a block of tmpfs.
+	target := strings.Repeat("t", 130)
+	if err := r.SetRef(target, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	heads := r.Path("refs", "heads")
+	before, err := os.ReadDir(heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testtree.FillTo(t, mnt, 0)
+	if err := r.SetRef("a/b/c", ids[0]); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "a/b/c") {
+		t.Fatalf("SetRef on a full filesystem: %v, want ENOSPC naming the ref", err)
+	}
+	if err := r.SetAlias("x/y/z", target); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "x/y/z") {
+		t.Fatalf("SetAlias on a full filesystem: %v, want ENOSPC naming the alias", err)
+	}
+	after, err := os.ReadDir(heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		var names []string
+		for _, e := range after {
+			names = append(names, e.Name())
+		}
+		t.Errorf("refs/heads after failed writes holds %v, want only %s", names, target)
 	}
 }

@@ -62,8 +62,16 @@ func WriteFile(path string, data []byte, perm os.FileMode, sync bool) error {
 // MkdirAll creates path and any missing parents, like os.MkdirAll, and
 // when sync is true syncs the parent of each directory it created, so that
 // after a crash the new directories (and what is later synced into them)
-// are still reachable.
+// are still reachable. If it fails, it removes what it created.
 func MkdirAll(path string, perm os.FileMode, sync bool) error {
+	_, err := MakeDirs(path, perm, sync)
+	return err
+}
+
+// MakeDirs is MkdirAll that also returns the directories it created,
+// deepest first, so that a write into them that then fails can remove
+// them again (RemoveDirs) and leave nothing behind.
+func MakeDirs(path string, perm os.FileMode, sync bool) ([]string, error) {
 	path = filepath.Clean(path)
 	var made []string
 	for p := path; ; p = filepath.Dir(p) {
@@ -73,17 +81,28 @@ func MkdirAll(path string, perm os.FileMode, sync bool) error {
 		made = append(made, p)
 	}
 	if err := os.MkdirAll(path, perm); err != nil {
-		return err
+		RemoveDirs(made)
+		return nil, err
 	}
 	if !sync {
-		return nil
+		return made, nil
 	}
 	for _, p := range made {
 		if err := SyncDir(filepath.Dir(p)); err != nil {
-			return err
+			RemoveDirs(made)
+			return nil, err
 		}
 	}
-	return nil
+	return made, nil
+}
+
+// RemoveDirs removes the directories MakeDirs created, deepest first, each
+// only if it is empty: one another writer has put something in stays, and
+// so do those above it.
+func RemoveDirs(dirs []string) {
+	for _, d := range dirs {
+		os.Remove(d)
+	}
 }
 
 // SyncDir fsyncs a directory so that entries renamed into it are durable.

@@ -90,3 +90,24 @@ func TestMkdirAll(t *testing.T) {
 		t.Error("MkdirAll through a file succeeded")
 	}
 }
+
+// MkdirAll that fails part-way (here: the last name is too long) removes
+// the directories it had made; MakeDirs returns those it made, deepest
+// first, and RemoveDirs takes them away again.
+func TestMkdirAllLeavesNothingOnFailure(t *testing.T) {
+	root := t.TempDir()
+	if err := MkdirAll(filepath.Join(root, "a", "b", strings.Repeat("x", 256)), 0o755, true); err == nil {
+		t.Fatal("MkdirAll of a 256-byte name succeeded")
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("a failed MkdirAll left %d entries", len(ents))
+	}
+	made, err := MakeDirs(filepath.Join(root, "a", "b"), 0o755, false)
+	if err != nil || len(made) != 2 || made[0] != filepath.Join(root, "a", "b") {
+		t.Fatalf("MakeDirs = %q, %v; want a/b then a", made, err)
+	}
+	RemoveDirs(made)
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("RemoveDirs left %d entries", len(ents))
+	}
+}
