@@ -24,12 +24,19 @@ type Ref struct {
 	Alias string `json:"alias,omitempty"`
 }
 
+// maxRefComponent is the longest component of a ref name: each is the name
+// of a file or directory under refs/, which filesystems limit to 255 bytes.
+const maxRefComponent = 255
+
 // ValidateRefName checks a branch name (optionally "remote:branch"): one or
-// more components separated by '/', each starting with a letter, digit or
-// '_' and made of letters, digits and "._-".
+// more components separated by '/', each of at most 255 bytes, starting
+// with a letter, digit or '_' and made of letters, digits and "._-".
 func ValidateRefName(name string) error {
 	if remote, branch, ok := strings.Cut(name, ":"); ok {
-		if err := validateRefPath(remote); err != nil || strings.Contains(remote, "/") {
+		if err := validateRefPath(remote); err != nil {
+			return fmt.Errorf("invalid remote name %q in ref %q: %w", remote, name, err)
+		}
+		if strings.Contains(remote, "/") {
 			return fmt.Errorf("invalid remote name %q in ref %q", remote, name)
 		}
 		name = branch
@@ -44,6 +51,9 @@ func validateRefPath(name string) error {
 	for _, c := range strings.Split(name, "/") {
 		if c == "" {
 			return fmt.Errorf("invalid ref name %q: empty component", name)
+		}
+		if len(c) > maxRefComponent {
+			return fmt.Errorf("invalid ref name %q: a component of %d bytes, more than the %d a file name may have", name, len(c), maxRefComponent)
 		}
 		for i, ch := range c {
 			ok := ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -105,4 +106,24 @@ func TestNewDirectoriesSynced(t *testing.T) {
 			t.Errorf("commit -b os/x86_64/stable: %s not synced (fsyncs: %q)", d, got)
 		}
 	}
+}
+
+// A ref name component longer than a file name may be (255 bytes) is an
+// invalid name, refused before commit stores anything; 255 bytes work.
+func TestRefNameComponentLimit(t *testing.T) {
+	c := newCLI(t)
+	c.ok("commit", "-b", "main", source(t, fixture))
+	before, _ := storedSet(t, c.path)
+	other := source(t, testtree.Tree{"new": testtree.File("not stored\n", 0o644)})
+	long := strings.Repeat("k", 256)
+	for _, name := range []string{long, "a/" + long, long + ":x"} {
+		c.fails(exitUsage, []string{"invalid", "256 bytes", "255"}, "commit", "-b", name, "-s", "new", other)
+		c.fails(exitUsage, []string{"invalid", "256 bytes", "255"}, "refs", "--create="+name, "main")
+	}
+	after, _ := storedSet(t, c.path)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("a refused commit stored objects (-before +after):\n%s", diff)
+	}
+	c.ok("refs", "--create="+long[1:]+"/"+long[1:], "main")
+	c.ok("commit", "-b", "origin:"+long[1:], "-s", "new", other)
 }
