@@ -104,6 +104,40 @@ func (e *RefNotFoundError) Error() string { return fmt.Sprintf("ref %q not found
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *RefNotFoundError) Is(target error) bool { return target == ErrNotFound }
 
+// CorruptRefError reports a ref file that does not hold a commit id.
+type CorruptRefError struct {
+	Ref  string // the ref (the branch an alias ends at, for an alias)
+	Path string // its file
+	Err  error  // why its content is no id
+}
+
+// Error names the ref and its file.
+func (e *CorruptRefError) Error() string {
+	return fmt.Sprintf("ref %s (%s) is corrupt: %v", e.Ref, e.Path, e.Err)
+}
+
+// Unwrap returns why the content is no id.
+func (e *CorruptRefError) Unwrap() error { return e.Err }
+
+// UnreadableRefsError reports the refs ListRefs could not read, corrupt
+// ones (*CorruptRefError) or ones whose file could not be opened.
+type UnreadableRefsError struct {
+	Refs []string // their names
+	Errs []error  // why, one for each name, each naming its ref
+}
+
+// Error lists why each ref could not be read.
+func (e *UnreadableRefsError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return "listing refs: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the error of each ref.
+func (e *UnreadableRefsError) Unwrap() []error { return e.Errs }
+
 // AmbiguousRefError reports a branch name that is no local branch and that
 // the remote-tracking refs of several remotes give different commits.
 type AmbiguousRefError struct {

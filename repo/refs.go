@@ -136,7 +136,12 @@ func (r *Repo) checkBranchPlace(name, final string, gone func(string) bool) erro
 		return nil // absent, or a ref that is replaced
 	}
 	below, err := r.ListRefs(final)
-	if err != nil {
+	var bad *UnreadableRefsError
+	if errors.As(err, &bad) {
+		for _, n := range bad.Refs { // unreadable, but in the way all the same
+			below = append(below, Ref{Name: n})
+		}
+	} else if err != nil {
 		return err
 	}
 	for _, b := range below {
@@ -251,7 +256,7 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 	}
 	id, err := ParseID(strings.TrimSpace(string(data)))
 	if err != nil {
-		return ID{}, fmt.Errorf("ref %s (%s) is corrupt: %w", final, p, err)
+		return ID{}, &CorruptRefError{Ref: final, Path: p, Err: err}
 	}
 	return id, nil
 }
@@ -340,9 +345,12 @@ func (r *Repo) SetRef(name string, commit ID) error {
 // sorted by name. A non-empty prefix keeps only names that equal it or start
 // with prefix + "/" (or, for "remote:", that remote's refs). Aliases are
 // listed with the commit they end at; broken ones (made by hand) are left
-// out, and ListAliases and fsck show them.
+// out, and ListAliases and fsck show them. Ref files that cannot be read
+// (a corrupt one, say) are an *UnreadableRefsError naming them, returned
+// with every other ref, so that a caller can still list or delete them.
 func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 	var refs []Ref
+	bad := &UnreadableRefsError{}
 	walk := func(root, namePrefix string) error {
 		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -367,14 +375,23 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 			}
 			// The walk does not descend into symlinks, so p's directories
 			// are real ones: no refFile check is needed.
-			if err = ValidateRefName(name); err == nil {
+			if err = ValidateRefName(name); err != nil {
+				err = fmt.Errorf("ref file %s: %w", p, err)
+			} else {
 				ref.Commit, err = r.readRefFile(name, p)
 			}
 			if err != nil {
 				if d.Type()&fs.ModeSymlink != 0 {
 					return nil // a broken alias: ListAliases and fsck show it
 				}
-				return err
+				if errors.As(err, new(*RefNotFoundError)) {
+					return nil // deleted since the walk saw it
+				}
+				if matchesPrefix(name, prefix) {
+					bad.Refs = append(bad.Refs, name)
+					bad.Errs = append(bad.Errs, err)
+				}
+				return nil
 			}
 			refs = append(refs, ref)
 			return nil
@@ -393,14 +410,14 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 		}
 		return refs[i].Name < refs[j].Name
 	})
-	if prefix == "" {
-		return refs, nil
-	}
 	out := refs[:0]
 	for _, ref := range refs {
 		if matchesPrefix(ref.Name, prefix) {
 			out = append(out, ref)
 		}
+	}
+	if len(bad.Refs) > 0 {
+		return out, bad
 	}
 	return out, nil
 }

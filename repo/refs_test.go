@@ -260,3 +260,35 @@ func TestFailedRefWriteLeavesNothing(t *testing.T) {
 		t.Errorf("refs/heads after failed writes holds %v, want only %s", names, target)
 	}
 }
+
+// ListRefs returns the readable refs with an *UnreadableRefsError naming
+// each unreadable one below the prefix (a *CorruptRefError for a ref file
+// that holds no id); a corrupt ref is still in the way of a ref below it.
+func TestListRefsCorrupt(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	for _, n := range []string{"a", "b/c", "origin:d"} {
+		if err := r.SetRef(n, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(r.Path("refs", "heads", "b", "c"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := r.ListRefs("")
+	var bad *repo.UnreadableRefsError
+	var corrupt *repo.CorruptRefError
+	if !errors.As(err, &bad) || !errors.As(err, &corrupt) || len(bad.Refs) != 1 || bad.Refs[0] != "b/c" ||
+		corrupt.Ref != "b/c" || corrupt.Path != r.Path("refs", "heads", "b", "c") {
+		t.Fatalf("ListRefs: %v, want an UnreadableRefsError of b/c", err)
+	}
+	if diff := cmp.Diff([]repo.Ref{{Name: "a", Commit: ids[0]}, {Name: "origin:d", Commit: ids[0]}}, refs); diff != "" {
+		t.Errorf("refs listed with b/c corrupt (-want +got):\n%s", diff)
+	}
+	if refs, err := r.ListRefs("origin:"); err != nil || len(refs) != 1 {
+		t.Errorf("ListRefs(origin:) = %v, %v; want origin:d alone", refs, err)
+	}
+	var clash *repo.RefClashError
+	if err := r.CheckRefPlace("b"); !errors.As(err, &clash) || clash.Other != "b/c" {
+		t.Errorf("CheckRefPlace(b) with b/c corrupt = %v, want a clash with b/c", err)
+	}
+}

@@ -107,18 +107,27 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	if f.alias {
 		return listAliases(e, r, prefix)
 	}
+	// Unreadable refs are reported after the others are listed, so one
+	// corrupt ref hides neither the rest nor itself.
 	refs, err := r.ListRefs(prefix)
-	if err != nil {
+	var bad *repo.UnreadableRefsError
+	if err != nil && !errors.As(err, &bad) {
+		return err
+	}
+	listed := func(err error) error {
+		if err == nil && bad != nil {
+			return repairRefsHint(bad)
+		}
 		return err
 	}
 	if f.collections {
-		return listCollectionRefs(e, r, refs)
+		return listed(listCollectionRefs(e, r, refs))
 	}
 	if e.json {
 		if refs == nil {
 			refs = []repo.Ref{}
 		}
-		return e.printJSON(refs)
+		return listed(e.printJSON(refs))
 	}
 	w := bufio.NewWriter(e.stdout)
 	// A remote's refs keep their "REMOTE:", as OSTree prints them; only
@@ -137,7 +146,21 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		}
 		fmt.Fprintln(w, name)
 	}
-	return w.Flush()
+	return listed(w.Flush())
+}
+
+// repairRefsHint adds to an error reporting unreadable refs (a corrupt ref
+// file, say) the commands that repair them.
+func repairRefsHint(err error) error {
+	var bad *repo.UnreadableRefsError
+	if !errors.As(err, &bad) {
+		return err
+	}
+	ref, it := "REF", "one"
+	if len(bad.Refs) == 1 {
+		ref, it = bad.Refs[0], "it"
+	}
+	return fmt.Errorf("%w; `otree refs --delete %s` deletes %s, `otree refs --create=%s --force REV` points %s at a commit", err, ref, it, ref, it)
 }
 
 // collectionRef is a ref with the collection ID it belongs to.
@@ -215,12 +238,15 @@ func refsCreate(cmd *cobra.Command, e *env, r *repo.Repo, f *refsFlags, rev stri
 	}
 	old, err := r.ReadRef(name)
 	var dangling *repo.DanglingAliasError
+	var corrupt *repo.CorruptRefError
 	switch {
 	case err == nil && !f.force:
 		return fmt.Errorf("ref %s already exists (at %s); pass --force to overwrite it", name, old)
 	case errors.As(err, &dangling) && !f.force:
 		return fmt.Errorf("ref %s already exists (an alias of %s); pass --force to overwrite it", name, dangling.Target)
-	case err != nil && !errors.Is(err, repo.ErrNotFound):
+	case errors.As(err, &corrupt) && !f.force:
+		return fmt.Errorf("%w; pass --force to overwrite it", err)
+	case err != nil && !errors.Is(err, repo.ErrNotFound) && corrupt == nil:
 		return err
 	}
 	if f.alias {
@@ -263,7 +289,13 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 	seen := map[string]bool{}
 	for _, p := range prefixes {
 		refs, err := r.ListRefs(p)
-		if err != nil {
+		var bad *repo.UnreadableRefsError
+		if errors.As(err, &bad) {
+			// Deleting is how a corrupt ref is repaired.
+			for _, n := range bad.Refs {
+				refs = append(refs, repo.Ref{Name: n})
+			}
+		} else if err != nil {
 			return err
 		}
 		// Aliases broken by hand are not listed as refs but can be deleted.

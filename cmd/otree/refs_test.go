@@ -127,3 +127,41 @@ func TestRefNameComponentLimit(t *testing.T) {
 	c.ok("refs", "--create="+long[1:]+"/"+long[1:], "main")
 	c.ok("commit", "-b", "origin:"+long[1:], "-s", "new", other)
 }
+
+// One corrupt ref file blocks nothing that lists or repairs refs: refs
+// lists the others and fails naming the corrupt one, its file and the
+// commands that repair it; deleting it, deleting another ref and
+// overwriting it with --force work (OSTree lists it, deletes it).
+func TestCorruptRef(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	for _, b := range []string{"main", "other", "zeta"} {
+		c.ok("commit", "-b", b, "-s", b, src)
+	}
+	file := filepath.Join(c.path, "refs", "heads", "main")
+	corrupt := func() {
+		t.Helper()
+		if err := os.WriteFile(file, []byte("garbage\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt()
+	res := c.fails(exitError, []string{"ref main", file, "corrupt", "otree refs --delete main"}, "refs")
+	if res.stdout != "other\nzeta\n" {
+		t.Errorf("refs with main corrupt printed %q, want the other refs", res.stdout)
+	}
+	if got := c.ok("refs", "other"); got != "other\n" {
+		t.Errorf("refs other = %q", got)
+	}
+	c.ok("refs", "--delete", "zeta")
+	c.fails(exitError, []string{"ref main", "corrupt", "--force"}, "refs", "--create=main", "other")
+	c.ok("refs", "--create=main", "--force", "other")
+	if got, want := c.ok("rev-parse", "main"), c.ok("rev-parse", "other"); got != want {
+		t.Errorf("main after --create --force = %q, want %q", got, want)
+	}
+	corrupt()
+	c.ok("refs", "--delete", "main")
+	if got := c.ok("refs"); got != "other\n" {
+		t.Errorf("refs after deleting the corrupt ref = %q", got)
+	}
+}
