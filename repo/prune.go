@@ -167,6 +167,14 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	}
 
 	refs, err := r.ListRefs("")
+	if bad := (*UnreadableRefsError)(nil); errors.As(err, &bad) {
+		// What such a ref needs is unknown: pruning could delete it.
+		which, what := "ref "+bad.Refs[0], "it points at"
+		if len(bad.Refs) > 1 {
+			which, what = "refs "+strings.Join(bad.Refs, ", "), "they point at"
+		}
+		return nil, fmt.Errorf("prune %s: not pruning while %s cannot be read (a prune could delete what %s): %w", r.path, which, what, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prune %s: %w", r.path, err)
 	}

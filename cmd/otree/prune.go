@@ -124,7 +124,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		if rep != nil && rep.Deleted > 0 && !e.json {
 			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, siBytes(rep.Freed))
 		}
-		return err
+		return repairRefsHint(err)
 	}
 	// Static deltas that lead to a deleted commit go with it.
 	orphans, err := delta.Orphans(r, append(deltasTo, rep.Commits...))

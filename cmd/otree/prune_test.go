@@ -172,3 +172,24 @@ func (c *cli) killedAtUnlink(when int, args ...string) (bool, string) {
 	out, _ := cmd.CombinedOutput()
 	return cmd.ProcessState.ExitCode() == -1, string(out) // strace dies of its tracee's signal
 }
+
+// Prune refuses to run while a ref is unreadable, since what it needs is
+// unknown, and says which ref and how to repair it; once it is repaired
+// prune runs. (OSTree skips the ref and prunes what it needed.)
+func TestPruneRefusesUnreadableRef(t *testing.T) {
+	c := newCLI(t)
+	pruneHistory(t, c.ok)
+	file := filepath.Join(c.path, "refs", "heads", "stable")
+	if err := os.WriteFile(file, []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := storedSet(t, c.path)
+	want := []string{"not pruning while ref stable cannot be read", file, "otree refs --delete stable", "--create=stable --force"}
+	c.fails(exitError, want, "prune", "--no-prune")
+	c.fails(exitError, want, "prune", "--refs-only")
+	if after, _ := storedSet(t, c.path); len(after) != len(before) {
+		t.Errorf("a refused prune deleted %d objects", len(before)-len(after))
+	}
+	c.ok("refs", "--create=stable", "--force", "main")
+	c.ok("prune", "--no-prune")
+}
