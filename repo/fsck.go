@@ -220,7 +220,13 @@ type FsckReport struct {
 	Objects map[string]int64 `json:"objects"`
 	// Bytes is the content hashed (file content and metadata objects).
 	Bytes int64 `json:"bytes"`
-	Refs  int   `json:"refs"` // how many refs were checked
+	// Refs counts the refs found, readable or not.
+	Refs int `json:"refs"`
+	// BadRefs counts those of them with a problem: unreadable, or
+	// pointing at a commit that is missing, damaged or lacks objects it
+	// needs, or whose binding does not list the ref. The others were
+	// validated.
+	BadRefs int `json:"bad_refs"`
 	// Problems lists everything wrong, corrupt objects first (by path),
 	// then missing objects and refs in the order they were found.
 	Problems []*FsckProblem `json:"problems"`
@@ -472,7 +478,13 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	// Refs first: every commit they name was complete in objects/ before
 	// the ref was written, so whatever is found missing below is missing.
 	refs, refProblems := r.fsckRefs()
-	rep.Refs = len(refs)
+	bad := map[string]bool{} // refs with a problem
+	for _, p := range refProblems {
+		if p.Ref != "" {
+			bad[p.Ref] = true
+		}
+	}
+	rep.Refs = len(refs) + len(bad)
 
 	objs, stray, err := r.listObjects(ctx)
 	if err != nil {
@@ -498,6 +510,7 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 		}
 	}
 	rep.Unreferenced = f.unreferenced(refs, objs)
+	rep.BadRefs = len(f.badRefs(refs, rep, bad))
 
 	for k, n := range f.checked {
 		rep.Objects[k.String()] = n
@@ -513,6 +526,36 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 		return rep, &FsckError{Repo: r.path, Problems: rep.Problems}
 	}
 	return rep, nil
+}
+
+// badRefs adds to bad the readable refs with a problem found so far: their
+// commit is missing, damaged, incomplete or marked partial by fsck, or its
+// binding does not list them. It returns bad.
+func (f *fsckRun) badRefs(refs []Ref, rep *FsckReport, bad map[string]bool) map[string]bool {
+	badCommit := map[ID]bool{}
+	for _, id := range rep.Incomplete {
+		badCommit[id] = true
+	}
+	for _, p := range f.order {
+		switch p.Type {
+		case ProblemPartial:
+			badCommit[p.ID] = true
+		case ProblemBinding:
+			// Only where the ref points at the commit: a binding naming a
+			// ref that is elsewhere is the commit's problem.
+			for _, ref := range refs {
+				if ref.Name == p.Ref && ref.Commit == p.ID {
+					bad[ref.Name] = true
+				}
+			}
+		}
+	}
+	for _, ref := range refs {
+		if badCommit[ref.Commit] || f.problems[objKey{KindCommit, ref.Commit}] != nil {
+			bad[ref.Name] = true
+		}
+	}
+	return bad
 }
 
 // fsckRefs reads every ref, reporting unreadable ones as problems.

@@ -602,3 +602,25 @@ func TestFsckBareUserOnlyRefusedMode(t *testing.T) {
 		t.Errorf("after --delete: %v", err)
 	}
 }
+
+// Refs counts every ref, readable or not, and BadRefs those with a
+// problem: an unreadable ref, one at a missing commit, one at a commit
+// that lacks an object; refs at a good commit are validated.
+func TestFsckCountsBadRefs(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	good := integrityCommit(t, r, "good", integritySource(t, testtree.Tree{"f": testtree.File("good\n", 0o644)}), 1700000000)
+	c := integrityCommit(t, r, "incomplete", integritySource(t, integrityTree), 1700000001)
+	if err := r.SetRef("also-good", good); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(r.ObjectPath(repo.KindFile, integrityFileID(t, r, c, "etc/demo.conf")))
+	for name, content := range map[string]string{"gone": repo.Sum([]byte("nothing")).String() + "\n", "bad": "garbage\n"} {
+		if err := os.WriteFile(r.Path("refs", "heads", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err == nil || rep.Refs != 5 || rep.BadRefs != 3 {
+		t.Fatalf("fsck: %v, %d refs of which %d bad; want 5 refs, 3 bad", err, rep.Refs, rep.BadRefs)
+	}
+}

@@ -122,7 +122,11 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	for i, k := range kinds {
 		parts[i] = fmt.Sprintf("%d %s", rep.Objects[k], k)
 	}
-	fmt.Fprintf(e.stdout, "Validated %d ref%s\n", rep.Refs, pluralSuffix(rep.Refs))
+	if rep.BadRefs == 0 {
+		fmt.Fprintf(e.stdout, "Validated %d ref%s\n", rep.Refs, pluralSuffix(rep.Refs))
+	} else {
+		fmt.Fprintf(e.stdout, "Validated %d of %d refs (%d with problems)\n", rep.Refs-rep.BadRefs, rep.Refs, rep.BadRefs)
+	}
 	fmt.Fprintf(e.stdout, "Verified %d objects (%s hashed)", total, humanBytes(rep.Bytes))
 	if len(parts) > 0 {
 		fmt.Fprintf(e.stdout, ": %s", strings.Join(parts, ", "))

@@ -126,11 +126,15 @@ func TestFsckCommand(t *testing.T) {
 	missing := bt.Files[0].ID
 	os.Remove(r.ObjectPath(repo.KindFile, missing))
 
-	_, errs := c.must(exitError, "fsck")
+	out, errs := c.must(exitError, "fsck")
 	for _, want := range []string{flipped.String(), "corrupt", missing.String(), "missing", "/bin/tool", "2 problems"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("fsck stderr %q lacks %q", errs, want)
 		}
+	}
+	// main's commit lacks objects: it is not counted as validated.
+	if !strings.Contains(out, "Validated 0 of 1 refs (1 with problems)") {
+		t.Errorf("fsck output %q does not count main as a ref with problems", out)
 	}
 
 	out, _ = c.must(exitError, "fsck", "--json")
