@@ -469,7 +469,8 @@ func splitRev(rev string) (string, int, error) {
 			if rev[i+1:] == "" {
 				n, err = 1, nil
 			}
-			if err != nil || n < 0 {
+			// Decimal digits only: Atoi also takes a sign ("~+1", "~-0").
+			if strings.TrimLeft(rev[i+1:], "0123456789") != "" || err != nil {
 				return "", 0, fmt.Errorf("invalid revision %q: bad ~N suffix", rev)
 			}
 			rev = rev[:i]

@@ -276,6 +276,10 @@ func TestRevParse(t *testing.T) {
 		t.Errorf("rev-parse of an unknown ref printed %q", res.stdout)
 	}
 	c.fails(exitError, []string{"main~5", "commit " + first.String() + " has no parent"}, "rev-parse", "main~5")
+	// N is plain decimal digits, without a sign.
+	for _, rev := range []string{"main~+1", "main~-0", "main~ 1", "main~1x"} {
+		c.fails(exitError, []string{rev, "bad ~N suffix"}, "rev-parse", rev)
+	}
 	c.fails(exitUsage, nil, "rev-parse")
 	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
 	c.fails(exitUsage, []string{"nosuchcommand"}, "nosuchcommand")
