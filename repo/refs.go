@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -461,7 +462,9 @@ func splitRev(rev string) (string, int, error) {
 		switch {
 		case strings.HasSuffix(rev, "^"):
 			rev = rev[:len(rev)-1]
-			ups++
+			if ups < math.MaxInt {
+				ups++
+			}
 			continue
 		case strings.Contains(rev, "~"):
 			i := strings.LastIndexByte(rev, '~')
@@ -470,11 +473,17 @@ func splitRev(rev string) (string, int, error) {
 				n, err = 1, nil
 			}
 			// Decimal digits only: Atoi also takes a sign ("~+1", "~-0").
-			if strings.TrimLeft(rev[i+1:], "0123456789") != "" || err != nil {
+			if strings.TrimLeft(rev[i+1:], "0123456789") != "" || err != nil && !errors.Is(err, strconv.ErrRange) {
 				return "", 0, fmt.Errorf("invalid revision %q: bad ~N suffix", rev)
 			}
 			rev = rev[:i]
-			ups += n
+			// A count past any history stays one (n is MaxInt when out
+			// of range), rather than wrapping round to a small one.
+			if n > math.MaxInt-ups {
+				ups = math.MaxInt
+			} else {
+				ups += n
+			}
 			continue
 		}
 		break

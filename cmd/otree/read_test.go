@@ -276,6 +276,10 @@ func TestRevParse(t *testing.T) {
 		t.Errorf("rev-parse of an unknown ref printed %q", res.stdout)
 	}
 	c.fails(exitError, []string{"main~5", "commit " + first.String() + " has no parent"}, "rev-parse", "main~5")
+	// Counts past any history, however large, find no commit.
+	for _, rev := range []string{"main~9223372036854775807~1", "main~1~9223372036854775807", "main~99999999999999999999999", "main~9223372036854775807^", "main^~9223372036854775807"} {
+		c.fails(exitError, []string{rev, "has no parent"}, "rev-parse", rev)
+	}
 	// N is plain decimal digits, without a sign.
 	for _, rev := range []string{"main~+1", "main~-0", "main~ 1", "main~1x"} {
 		c.fails(exitError, []string{rev, "bad ~N suffix"}, "rev-parse", rev)
