@@ -456,8 +456,8 @@ func (r *Repo) ResolveRev(rev string) (ID, error) {
 	return id, nil
 }
 
-func splitRev(rev string) (string, int, error) {
-	ups := 0
+func splitRev(given string) (string, int, error) {
+	rev, ups := given, 0
 	for {
 		switch {
 		case strings.HasSuffix(rev, "^"):
@@ -474,7 +474,7 @@ func splitRev(rev string) (string, int, error) {
 			}
 			// Decimal digits only: Atoi also takes a sign ("~+1", "~-0").
 			if strings.TrimLeft(rev[i+1:], "0123456789") != "" || err != nil && !errors.Is(err, strconv.ErrRange) {
-				return "", 0, fmt.Errorf("invalid revision %q: bad ~N suffix", rev)
+				return "", 0, fmt.Errorf("invalid revision %q: bad ~N suffix", given)
 			}
 			rev = rev[:i]
 			// A count past any history stays one (n is MaxInt when out
@@ -488,8 +488,11 @@ func splitRev(rev string) (string, int, error) {
 		}
 		break
 	}
-	if rev == "" {
+	if rev == "" && given == "" {
 		return "", 0, fmt.Errorf("invalid revision: empty")
+	}
+	if rev == "" {
+		return "", 0, fmt.Errorf("invalid revision %q: no ref or commit before the ^ or ~ suffix", given)
 	}
 	return rev, ups, nil
 }

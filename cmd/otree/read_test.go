@@ -281,8 +281,12 @@ func TestRevParse(t *testing.T) {
 		c.fails(exitError, []string{rev, "has no parent"}, "rev-parse", rev)
 	}
 	// N is plain decimal digits, without a sign.
-	for _, rev := range []string{"main~+1", "main~-0", "main~ 1", "main~1x"} {
-		c.fails(exitError, []string{rev, "bad ~N suffix"}, "rev-parse", rev)
+	for _, rev := range []string{"main~+1", "main~-0", "main~ 1", "main~1x", "main~+1~2"} {
+		c.fails(exitError, []string{`"` + rev + `"`, "bad ~N suffix"}, "rev-parse", rev)
+	}
+	// A suffix alone names no revision; the error quotes what was given.
+	for _, rev := range []string{"^", "~1", "~", "^^~2"} {
+		c.fails(exitError, []string{`"` + rev + `"`, "no ref or commit"}, "rev-parse", rev)
 	}
 	c.fails(exitUsage, nil, "rev-parse")
 	c.fails(exitUsage, []string{"--nope"}, "rev-parse", "--nope", "main")
