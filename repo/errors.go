@@ -156,8 +156,13 @@ type AmbiguousPrefixError struct {
 	Matches []ID   // the commits whose ids start with it
 }
 
-// Error names the prefix and the ids it matches.
+// Error names the prefix and the first two ids it matches, with "..."
+// when it matches more.
 func (e *AmbiguousPrefixError) Error() string {
-	return fmt.Sprintf("commit prefix %q is ambiguous: matches %d commits (%s, %s, ...)",
-		e.Prefix, len(e.Matches), e.Matches[0].Short(), e.Matches[1].Short())
+	more := ""
+	if len(e.Matches) > 2 {
+		more = ", ..."
+	}
+	return fmt.Sprintf("commit prefix %q is ambiguous: matches %d commits (%s, %s%s)",
+		e.Prefix, len(e.Matches), e.Matches[0].Short(), e.Matches[1].Short(), more)
 }

@@ -292,3 +292,15 @@ func TestListRefsCorrupt(t *testing.T) {
 		t.Errorf("CheckRefPlace(b) with b/c corrupt = %v, want a clash with b/c", err)
 	}
 }
+
+// An ambiguous prefix lists two of its matches, with "..." only when
+// there are more.
+func TestAmbiguousPrefixMessage(t *testing.T) {
+	ids := []repo.ID{repo.Sum([]byte("a")), repo.Sum([]byte("b")), repo.Sum([]byte("c"))}
+	for n, want := range map[int]string{2: ids[1].Short() + ")", 3: ids[1].Short() + ", ...)"} {
+		msg := (&repo.AmbiguousPrefixError{Prefix: "abcd", Matches: ids[:n]}).Error()
+		if !strings.HasSuffix(msg, want) || !strings.Contains(msg, ids[0].Short()) {
+			t.Errorf("%d matches: %q, want it to name %s and end in %q", n, msg, ids[0].Short(), want)
+		}
+	}
+}

@@ -364,7 +364,10 @@ func TestRevParseAmbiguous(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := ids[0].String()[:4]
-	c.fails(exitError, []string{prefix, "ambiguous", ids[0].Short(), ids[1].Short()}, "rev-parse", prefix)
+	res := c.fails(exitError, []string{prefix, "ambiguous", "matches 2 commits", ids[0].Short(), ids[1].Short()}, "rev-parse", prefix)
+	if strings.Contains(res.stderr, "...") {
+		t.Errorf("two matches listed in full end with \"...\": %q", res.stderr)
+	}
 
 	// A longer prefix that tells them apart resolves.
 	n := 4
