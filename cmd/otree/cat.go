@@ -32,6 +32,11 @@ which must then not be trusted.`,
 }
 
 func runCat(cmd *cobra.Command, e *env, rev string, paths []string) error {
+	for _, p := range paths {
+		if p == "" {
+			return usagef("cat: empty PATH: give the path of a file in the commit, such as /etc/os-release")
+		}
+	}
 	r, err := e.open()
 	if err != nil {
 		return err

@@ -231,6 +231,8 @@ func TestCat(t *testing.T) {
 		}
 	}
 	c.fails(exitUsage, nil, "cat", "main")
+	// An empty path is no file's, and is said to be empty.
+	c.fails(exitUsage, []string{"empty PATH"}, "cat", "main", "/a.txt", "")
 
 	// A corrupt object is an error exit, whatever was written before.
 	obj := c.r.ObjectPath(repo.KindFile, mustLookup(t, c.r, id, "/a.txt").ID)
