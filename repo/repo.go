@@ -196,9 +196,19 @@ const MaxConfigSize = 1 << 20
 
 // Open opens the repository at path.
 func Open(path string) (*Repo, error) {
-	data, err := readConfigFile(filepath.Join(path, "config"))
+	cfgPath := filepath.Join(path, "config")
+	data, err := readConfigFile(cfgPath)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+			// Say which is missing: the directory, or its config.
+			if fi, serr := os.Stat(path); serr != nil {
+				if errors.Is(serr, fs.ErrNotExist) {
+					return nil, fmt.Errorf("open repository %s: no such directory", path)
+				}
+				return nil, fmt.Errorf("open repository %s: %w", path, serr)
+			} else if !fi.IsDir() {
+				return nil, fmt.Errorf("open repository %s: not a directory", path)
+			}
 			return nil, fmt.Errorf("open repository %s: no config file (not a repository? create one with `otree init`)", path)
 		}
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
