@@ -9,21 +9,32 @@ import (
 	"github.com/otree/otree/repo"
 )
 
-// Open says what it did not find: the directory or its config.
+// Open says what it did not find: the directory, its config, or the
+// repo_version in the config (naming the file).
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
+	empty := filepath.Join(dir, "empty")
 	noConfig := filepath.Join(dir, "noconfig")
-	if err := os.Mkdir(noConfig, 0o755); err != nil {
+	for _, d := range []string{empty, noConfig} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "v2"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
+	for p, content := range map[string]string{file: "", filepath.Join(empty, "config"): "", filepath.Join(dir, "v2", "config"): "[core]\nrepo_version=2\n"} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for path, want := range map[string][]string{
 		filepath.Join(dir, "missing"): {"no such directory"},
 		file:                          {"not a directory"},
 		noConfig:                      {"no config file"},
+		empty:                         {filepath.Join(empty, "config"), "has no repo_version in [core]"},
+		filepath.Join(dir, "v2"):      {filepath.Join(dir, "v2", "config"), `unsupported core.repo_version "2"`},
 	} {
 		_, err := repo.Open(path)
 		if err == nil {

@@ -220,8 +220,10 @@ func Open(path string) (*Repo, error) {
 	if isOSTreeRepo(path) {
 		return nil, fmt.Errorf("open repository %s: this is an OSTree repository (it has extensions/ and refs/mirrors/); otree has a format of its own (BLAKE3 ids) and cannot read it: pull from it with OSTree, or check a commit out with `ostree checkout` and commit that directory", path)
 	}
-	if v, _ := cfg.Get("core.repo_version"); v != strconv.Itoa(repoVersion) {
-		return nil, fmt.Errorf("open repository %s: unsupported core.repo_version %q (want %d)", path, v, repoVersion)
+	if v, ok := cfg.Get("core.repo_version"); !ok {
+		return nil, fmt.Errorf("open repository %s: config %s has no repo_version in [core] (not an otree repository, or its config is damaged)", path, cfgPath)
+	} else if v != strconv.Itoa(repoVersion) {
+		return nil, fmt.Errorf("open repository %s: unsupported core.repo_version %q in %s (want %d)", path, v, cfgPath, repoVersion)
 	}
 	ms, _ := cfg.Get("core.mode")
 	mode, err := ParseMode(ms)
