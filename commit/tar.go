@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -33,7 +35,7 @@ const (
 // component and entries below a non-directory are refused, and so is an
 // entry that would turn a directory into a non-directory or back.
 // Hardlinks are resolved once the whole archive is read, to what their
-// target names then, as OSTree does.
+// target names then, as OSTree does. An archive cut short is refused.
 func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
 	var in io.Reader = os.Stdin
 	if file != "-" {
@@ -54,22 +56,37 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 		return nil, 0, err
 	}
 	ti.root.meta = ti.defMeta
-	tr := tar.NewReader(rd)
+	ar := &tarInput{r: rd}
+	tr := tar.NewReader(ar)
+	// end is where the data of the entry last read ends, padded to a
+	// block; last is its name.
+	var end int64
+	last := ""
 	n := 0
 	for ; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
+		ar.record(end)
 		hdr, err := tr.Next()
+		ar.stop()
 		if errors.Is(err, io.EOF) {
+			if err := checkTarEnd(ar.n, end, last, ar.rec); err != nil {
+				return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
+			}
 			break
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
 		}
+		hdrEnd := ar.n
 		if err := ti.add(hdr, tr); err != nil {
 			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, hdr.Name, err)
 		}
+		if end, err = entryEnd(tr, ar, hdr, hdrEnd); err != nil {
+			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, hdr.Name, err)
+		}
+		last = hdr.Name
 	}
 	for i := range ti.links {
 		if _, err := ti.resolve(i); err != nil {
@@ -77,6 +94,183 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 		}
 	}
 	return ti.root, n, nil
+}
+
+// tarBlock is the tar format's unit: headers, data and padding come in
+// blocks of 512 bytes.
+const tarBlock = 512
+
+// padBlock rounds n up to a whole number of blocks.
+func padBlock(n int64) int64 {
+	return (n + tarBlock - 1) &^ (tarBlock - 1)
+}
+
+// checkTarEnd checks the end of the archive archive/tar found at byte n,
+// after entry last whose data ended at end (padded); rec holds what it
+// read from there. archive/tar takes for the end an archive that ends
+// inside an entry's padding, between entries, or after the PAX or GNU
+// long-name header of an entry that is not there: what a cut download
+// leaves, which would commit a partial tree. OSTree (libarchive) refuses
+// the first. An empty input is an archive with no entries.
+func checkTarEnd(n, end int64, last string, rec []byte) error {
+	switch {
+	case n == 0:
+		return nil
+	case n < end || n%tarBlock != 0:
+		return fmt.Errorf("truncated at byte %d, inside the padding of entry %q: %w", n, last, io.ErrUnexpectedEOF)
+	case n < end+tarBlock:
+		return fmt.Errorf("truncated at byte %d, right after entry %q (no end-of-archive block): %w", n, last, io.ErrUnexpectedEOF)
+	case len(rec) < tarBlock || !bytes.Equal(rec[:tarBlock], zeroBlock[:]):
+		return fmt.Errorf("truncated at byte %d, inside the headers at byte %d%s: %w", n, end, afterEntry(last), io.ErrUnexpectedEOF)
+	}
+	return nil
+}
+
+var zeroBlock [tarBlock]byte
+
+// afterEntry says, for an error, which entry a header follows.
+func afterEntry(last string) string {
+	if last == "" {
+		return ""
+	}
+	return fmt.Sprintf(", after entry %q", last)
+}
+
+// entryEnd reads what add left of entry hdr, whose headers ended at byte
+// hdrEnd, and returns where its data ends, padded to a block. The holes of
+// a sparse entry would be read as zeros, however large: where its data
+// ends comes from its header instead, and archive/tar skips the rest.
+func entryEnd(tr *tar.Reader, in *tarInput, hdr *tar.Header, hdrEnd int64) (int64, error) {
+	if tarSparse(hdr) && !in.over {
+		if e, ok := sparseEnd(in.rec, in.from, hdr, hdrEnd); ok && e >= in.n {
+			return e, nil
+		}
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, fmt.Errorf("truncated at byte %d, inside its data: %w", in.n, err)
+		}
+		return 0, fmt.Errorf("reading its data: %w", err)
+	}
+	return padBlock(in.n), nil
+}
+
+// tarSparse says whether hdr may be a GNU sparse file: of the old GNU type,
+// or with PAX records of GNU's sparse formats.
+func tarSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// sparseEnd returns where the data of entry hdr ends, padded to a block,
+// from rec: the archive's bytes from byte from, where hdr's first header
+// (PAX or GNU long name) starts, to hdrEnd, where archive/tar stopped
+// reading its headers. ok is false if rec does not say.
+func sparseEnd(rec []byte, from int64, hdr *tar.Header, hdrEnd int64) (int64, bool) {
+	for p := 0; len(rec)-p >= tarBlock; {
+		blk := rec[p : p+tarBlock]
+		size, ok := tarNumber(blk[124:136])
+		if !ok {
+			return 0, false
+		}
+		switch blk[156] {
+		case tar.TypeXHeader, tar.TypeGNULongName, tar.TypeGNULongLink:
+			if size > maxTarRecord {
+				return 0, false
+			}
+			p += tarBlock + int(padBlock(size))
+			continue
+		}
+		if s := hdr.PAXRecords["size"]; s != "" {
+			var err error
+			if size, err = strconv.ParseInt(s, 10, 64); err != nil || size < 0 {
+				return 0, false
+			}
+		}
+		start := from + int64(p) + tarBlock
+		if blk[156] == tar.TypeGNUSparse {
+			start = hdrEnd // after the extension blocks of its sparse map
+		}
+		if size > math.MaxInt64-tarBlock-start || start+size < hdrEnd {
+			return 0, false
+		}
+		return padBlock(start + size), true
+	}
+	return 0, false
+}
+
+// tarNumber parses a numeric field of a tar header: octal, or base-256
+// when its first byte has the high bit set.
+func tarNumber(b []byte) (int64, bool) {
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		if b[0]&0x40 != 0 {
+			return 0, false // negative
+		}
+		var n int64
+		for i, c := range b {
+			if i == 0 {
+				c &= 0x7f
+			}
+			if n > math.MaxInt64>>8 {
+				return 0, false
+			}
+			n = n<<8 | int64(c)
+		}
+		return n, true
+	}
+	s := strings.Trim(string(b), " \x00")
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	if s == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(s, 8, 64)
+	return n, err == nil
+}
+
+// maxTarRecord bounds what tarInput keeps of one entry's headers;
+// archive/tar reads at most 1 MiB of each PAX header, long name and
+// sparse map.
+const maxTarRecord = 4 << 20
+
+// tarInput counts the bytes archive/tar reads of an archive, which are no
+// more than it needs, and while recording keeps those from byte from on.
+type tarInput struct {
+	r    io.Reader
+	n    int64
+	on   bool
+	from int64
+	rec  []byte
+	over bool // rec would have grown past maxTarRecord, or missed its start
+}
+
+// record starts keeping what is read from byte from on.
+func (in *tarInput) record(from int64) {
+	in.on, in.from, in.rec, in.over = true, from, in.rec[:0], from < in.n
+}
+
+func (in *tarInput) stop() { in.on = false }
+
+func (in *tarInput) Read(p []byte) (int, error) {
+	k, err := in.r.Read(p)
+	if in.on && !in.over && in.n+int64(k) > in.from {
+		b := p[max(in.from-in.n, 0):k]
+		if len(in.rec)+len(b) > maxTarRecord {
+			in.over = true
+		} else {
+			in.rec = append(in.rec, b...)
+		}
+	}
+	in.n += int64(k)
+	return k, err
 }
 
 func decompress(br *bufio.Reader) (io.Reader, error) {

@@ -3,10 +3,13 @@ package commit_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -434,5 +437,149 @@ func TestEmptyTarRefused(t *testing.T) {
 		if _, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Sources: srcs}); err != nil {
 			t.Errorf("%v: %v", srcs, err)
 		}
+	}
+}
+
+// A tar cut short, what an interrupted download leaves, is refused naming
+// it, and the branch stays, unless the cut leaves the whole archive and
+// its first end-of-archive block: archive/tar alone takes a cut inside an
+// entry's padding, or between entries, for the end of the archive. Cut
+// at every block, and inside blocks, of archives GNU tar writes in its
+// formats and sparse versions, with long names, data ending in zero
+// blocks (the last entry's too), and a sparse file of 1 TiB the skip list
+// leaves out, which must not be read as 1 TiB of zeros.
+func TestTruncatedTarRefused(t *testing.T) {
+	gnuTar, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skip("no tar")
+	}
+	if out, _ := exec.Command(gnuTar, "--version").Output(); !bytes.Contains(out, []byte("GNU tar")) {
+		t.Skip("tar is not GNU tar")
+	}
+	long := strings.Repeat("long-name-", 12)
+	zeros := string(make([]byte, 1024))
+	src := makeTree(t, testtree.Tree{
+		"a":           testtree.File("a\n", 0o644),
+		"skip/x":      testtree.File("x", 0o644),
+		"sub/b":       testtree.File("hi\n", 0o644),
+		"sub/" + long: testtree.File("long\n", 0o644),
+		"sub/zeros":   testtree.File(zeros, 0o644),
+		"zz":          testtree.File(zeros, 0o644),
+	})
+	sparse := func(name string, size int64) {
+		f, err := os.Create(filepath.Join(src, name))
+		if err == nil {
+			_, err = f.WriteAt([]byte("data"), 300000)
+		}
+		if err == nil {
+			err = f.Truncate(size)
+		}
+		if err == nil {
+			err = f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse("sparse", 1<<20)
+	sparse("skip/sparse", 1<<40)
+	const block = 512
+	dir := t.TempDir()
+	for _, format := range [][]string{
+		{"--format=gnu"},
+		{"--format=posix", "--sparse-version=0.0"},
+		{"--format=posix", "--sparse-version=0.1"},
+		{"--format=posix", "--sparse-version=1.0"},
+	} {
+		t.Run(strings.Join(format, " "), func(t *testing.T) {
+			full := filepath.Join(dir, "full.tar")
+			args := append([]string{"--sparse", "--sort=name", "--owner=0", "--group=0", "-cf", full, "-C", src}, format...)
+			if out, err := exec.Command(gnuTar, append(args, ".")...).CombinedOutput(); err != nil {
+				t.Fatalf("tar: %v: %s", err, out)
+			}
+			skip := []string{"/skip"}
+			if format[0] == "--format=gnu" {
+				skip = append(skip, "/sparse") // otree refuses GNU's old sparse type
+			}
+			// GNU tar says where its end-of-archive blocks start.
+			out, err := exec.Command(gnuTar, "-tvR", "-f", full).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var nuls int64 = -1
+			for _, l := range strings.Split(string(out), "\n") {
+				if b, ok := strings.CutSuffix(l, ": ** Block of NULs **"); ok {
+					nuls, _ = strconv.ParseInt(strings.TrimPrefix(b, "block "), 10, 64)
+				}
+			}
+			if nuls < 0 {
+				t.Fatalf("tar -tvR shows no end-of-archive block:\n%s", out)
+			}
+			data, err := os.ReadFile(full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newRepo(t, repo.ModeBareUser)
+			opts := func(p string) commit.Options {
+				return commit.Options{Branch: "main", SkipList: skip, NoSync: true,
+					Sources: []commit.Source{{Kind: commit.SourceTar, Path: p}}}
+			}
+			res, err := commit.Commit(ctx, r, opts(full))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := mustCommit(t, r, res.Commit).RootTree
+			if _, ok := readCommit(t, r, res.Commit, false)["zz"]; !ok {
+				t.Fatal("the whole archive lacks its last entry")
+			}
+			var cuts []int64
+			for b := int64(0); b*block <= int64(len(data)); b++ {
+				cuts = append(cuts, b*block)
+				if b <= nuls+2 {
+					cuts = append(cuts, b*block+1, b*block+block-1)
+				}
+			}
+			for _, cut := range cuts {
+				if cut > int64(len(data)) {
+					continue
+				}
+				for _, gz := range []bool{false, true} {
+					if gz && cut%block != 0 {
+						continue
+					}
+					in := data[:cut]
+					if gz {
+						var b bytes.Buffer
+						zw := gzip.NewWriter(&b)
+						zw.Write(in)
+						zw.Close()
+						in = b.Bytes()
+					}
+					p := filepath.Join(dir, "cut.tar")
+					if err := os.WriteFile(p, in, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					head, _ := r.ReadRef("main")
+					res, err := commit.Commit(ctx, r, opts(p))
+					complete := cut >= (nuls+1)*block
+					// archive/tar reads the second block whole, as libarchive
+					// need not: a cut inside it may fail.
+					mayFail := cut > (nuls+1)*block && cut < (nuls+2)*block
+					switch {
+					case err == nil && !complete:
+						t.Errorf("cut at %d (gzip %v), before the end-of-archive block at %d, committed", cut, gz, nuls*block)
+					case err == nil && mustCommit(t, r, res.Commit).RootTree != want:
+						t.Errorf("cut at %d (gzip %v) committed a tree other than the whole archive's", cut, gz)
+					case err != nil && complete && !mayFail:
+						t.Errorf("cut at %d (gzip %v), after the end-of-archive block: %v", cut, gz, err)
+					case err != nil && !strings.Contains(err.Error(), "--tree=tar="+p):
+						t.Errorf("cut at %d (gzip %v): %v, want an error naming the tar", cut, gz, err)
+					}
+					if now, _ := r.ReadRef("main"); err != nil && now != head {
+						t.Errorf("cut at %d (gzip %v) failed but moved the branch", cut, gz)
+					}
+				}
+			}
+		})
 	}
 }
