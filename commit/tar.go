@@ -77,7 +77,7 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
+			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, tarHeaderError(err, ar.n, end, last))
 		}
 		hdrEnd := ar.n
 		if err := ti.add(hdr, tr); err != nil {
@@ -134,6 +134,19 @@ func afterEntry(last string) string {
 		return ""
 	}
 	return fmt.Sprintf(", after entry %q", last)
+}
+
+// tarHeaderError says where reading the headers that start at byte end,
+// after entry last, failed at byte n: archive/tar says neither.
+func tarHeaderError(err error, n, end int64, last string) error {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) && n < end:
+		// archive/tar skips what is left of a sparse entry only here.
+		return fmt.Errorf("truncated at byte %d, inside the data of entry %q: %w", n, last, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("truncated at byte %d, inside the headers at byte %d%s: %w", n, end, afterEntry(last), err)
+	}
+	return fmt.Errorf("header at byte %d%s: %w", end, afterEntry(last), err)
 }
 
 // entryEnd reads what add left of entry hdr, whose headers ended at byte

@@ -583,3 +583,43 @@ func TestTruncatedTarRefused(t *testing.T) {
 		})
 	}
 }
+
+// A header archive/tar cannot read, a NUL in a PAX path or one cut short,
+// is refused naming the tar, where the header starts and the entry before
+// it: archive/tar's own error says none of them.
+func TestBadTarHeaderSaysWhere(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "ok", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("ok"))
+	name := "d/\u00e9/a@b" // not ASCII: a PAX path record
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX})
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	rec := bytes.Index(data, []byte("path="+name))
+	if rec < 0 {
+		t.Fatal("no PAX path record")
+	}
+	nul := bytes.Clone(data)
+	nul[rec+len("path=")+len(name)-2] = 0
+	r := newRepo(t, repo.ModeBareUser)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"NUL in PAX path", nul, `header at byte 1024, after entry "ok": archive/tar: invalid tar header`},
+		{"cut in PAX header", data[:1024+100], `truncated at byte 1124, inside the headers at byte 1024, after entry "ok"`},
+	} {
+		p := filepath.Join(t.TempDir(), "in.tar")
+		if err := os.WriteFile(p, c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := commitTar(r, "main", p)
+		if err == nil || !strings.Contains(err.Error(), "--tree=tar="+p+": ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error naming the tar and %q", c.name, err, c.want)
+		}
+	}
+}
