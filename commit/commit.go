@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ type SourceKind int
 // The kinds of source a commit can be built from.
 const (
 	SourceDir SourceKind = iota + 1 // a directory on disk
-	SourceTar                       // a tar file ("-" for standard input)
+	SourceTar                       // a tar file ("-" for standard input), or Source.Reader
 	SourceRef                       // a revision already in the repository
 	// SourceBase is a revision taken as it is stored: no option changes
 	// it and the skip list does not apply (OSTree's --base). Sources
@@ -44,6 +45,11 @@ const (
 type Source struct {
 	Kind SourceKind // what Path names
 	Path string     // directory, tar file or revision
+	// Reader, for a SourceTar, is the tar (plain, gzip or zstd) to read
+	// instead of the file Path, which then only names it in errors.
+	// Commit reads it to the end of the archive, and may read ahead
+	// beyond; it does not close it.
+	Reader io.Reader
 }
 
 // ParseSource parses OSTree's --tree syntax: dir=PATH, tar=FILE or ref=REV.
@@ -54,11 +60,11 @@ func ParseSource(s string) (Source, error) {
 	}
 	switch k {
 	case "dir":
-		return Source{SourceDir, v}, nil
+		return Source{Kind: SourceDir, Path: v}, nil
 	case "tar":
-		return Source{SourceTar, v}, nil
+		return Source{Kind: SourceTar, Path: v}, nil
 	case "ref":
-		return Source{SourceRef, v}, nil
+		return Source{Kind: SourceRef, Path: v}, nil
 	}
 	return Source{}, fmt.Errorf("invalid --tree %q: unknown kind %q (want dir, tar or ref)", s, k)
 }
@@ -237,6 +243,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("commit: timestamp %s is before 1970", opts.Timestamp)
 	}
 	for _, s := range opts.Sources {
+		if s.Reader != nil && s.Kind != SourceTar {
+			return nil, fmt.Errorf("commit: source %s has a Reader, which only a tar source reads", s)
+		}
 		if s.Kind == SourceDir {
 			// Fail before taking locks or staging anything.
 			fi, err := os.Stat(s.Path)
@@ -480,8 +489,8 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 			}
 		case SourceTar:
 			var n int
-			if d, n, err = importTar(ctx, txn, src.Path, mod, skip, opts.TarPathnameFilter, cnt); err == nil && n == 0 {
-				emptyTars = append(emptyTars, src.Path)
+			if d, n, err = importTar(ctx, txn, src, mod, skip, opts.TarPathnameFilter, cnt); err == nil && n == 0 {
+				emptyTars = append(emptyTars, src.String())
 			}
 		case SourceBase:
 			if d, err = baseTree(r, src.Path); err != nil {
@@ -522,7 +531,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 	if len(emptyTars) == len(opts.Sources) {
 		// What a failed download leaves; as OSTree, refuse rather than
 		// move the branch to an empty tree.
-		return nil, nil, fmt.Errorf("commit: refusing to commit an empty tree: no entries in --tree=tar=%s", strings.Join(emptyTars, " or --tree=tar="))
+		return nil, nil, fmt.Errorf("commit: refusing to commit an empty tree: no entries in %s", strings.Join(emptyTars, " or "))
 	}
 	return root, roots, nil
 }
@@ -533,6 +542,9 @@ func (s Source) String() string {
 	case SourceDir:
 		return "--tree=dir=" + s.Path
 	case SourceTar:
+		if s.Reader != nil && s.Path == "" {
+			return "the tar reader"
+		}
 		return "--tree=tar=" + s.Path
 	case SourceRef:
 		return "--tree=ref=" + s.Path

@@ -1,6 +1,8 @@
 package commit_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -137,4 +139,63 @@ func ExampleParseStatOverrides() {
 	// Output:
 	// canonical=false: /usr/bin/tool 4775, /usr/share/doc kept: false
 	// canonical=true: /usr/bin/tool 0755, /usr/share/doc kept: false
+}
+
+// Commit a tar read from an io.Reader (here one built in memory; a
+// download or a pipe would do as well), then list what the commit holds.
+func ExampleCommit_tarReader() {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct{ name, body string }{
+		{"etc/demo.conf", "greeting=hello\n"},
+		{"usr/bin/tool", "#!/bin/sh\n"},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.body))})
+		tw.Write([]byte(f.body))
+	}
+	if err := tw.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	tmp, _ := os.MkdirTemp("", "otree-example-")
+	defer os.RemoveAll(tmp)
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	res, err := commit.Commit(context.Background(), r, commit.Options{
+		Branch: "uat",
+		// Path names the stream in errors.
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: "demo.tar", Reader: &buf}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	c, err := r.ReadCommit(res.Commit)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var list func(tree repo.ID, dir string)
+	list = func(tree repo.ID, dir string) {
+		t, err := r.ReadDirTree(tree)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, f := range t.Files {
+			fmt.Println(dir + f.Name)
+		}
+		for _, d := range t.Dirs {
+			fmt.Println(dir + d.Name + "/")
+			list(d.TreeID, dir+d.Name+"/")
+		}
+	}
+	list(c.RootTree, "/")
+	// Output:
+	// /etc/
+	// /etc/demo.conf
+	// /usr/
+	// /usr/bin/
+	// /usr/bin/tool
 }

@@ -29,26 +29,29 @@ const (
 	paxLibarchiveXattr = "LIBARCHIVE.xattr."
 )
 
-// importTar reads a tar file (plain, gzip or zstd; "-" is standard input)
-// into a tree, and says how many entries the archive held. Names are
+// importTar reads a tar source (plain, gzip or zstd; "-" is standard
+// input) into a tree, and says how many entries the archive held. Names are
 // confined to the tree: absolute names are taken from its root; any ".."
 // component and entries below a non-directory are refused, and so is an
 // entry that would turn a directory into a non-directory or back.
 // Hardlinks are resolved once the whole archive is read, to what their
 // target names then, as OSTree does. An archive cut short is refused.
-func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
-	var in io.Reader = os.Stdin
-	if file != "-" {
-		f, err := os.Open(file)
+func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
+	name := src.String()
+	in := src.Reader
+	if in == nil && src.Path == "-" {
+		in = os.Stdin
+	} else if in == nil {
+		f, err := os.Open(src.Path)
 		if err != nil {
-			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
+			return nil, 0, fmt.Errorf("%s: %w", name, err)
 		}
 		defer f.Close()
 		in = f
 	}
 	rd, err := decompress(bufio.NewReaderSize(in, 256<<10))
 	if err != nil {
-		return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
+		return nil, 0, fmt.Errorf("%s: %w", name, err)
 	}
 	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, linkAt: map[string]int{}}
 	ti.root = &dir{}
@@ -72,25 +75,25 @@ func importTar(ctx context.Context, txn *repo.Txn, file string, mod *modifier, s
 		ar.stop()
 		if errors.Is(err, io.EOF) {
 			if err := checkTarEnd(ar.n, end, last, ar.rec); err != nil {
-				return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, err)
+				return nil, 0, fmt.Errorf("%s: %w", name, err)
 			}
 			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("--tree=tar=%s: %w", file, tarHeaderError(err, ar.n, end, last))
+			return nil, 0, fmt.Errorf("%s: %w", name, tarHeaderError(err, ar.n, end, last))
 		}
 		hdrEnd := ar.n
 		if err := ti.add(hdr, tr); err != nil {
-			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, hdr.Name, err)
+			return nil, 0, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 		}
 		if end, err = entryEnd(tr, ar, hdr, hdrEnd); err != nil {
-			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, hdr.Name, err)
+			return nil, 0, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 		}
 		last = hdr.Name
 	}
 	for i := range ti.links {
 		if _, err := ti.resolve(i); err != nil {
-			return nil, 0, fmt.Errorf("--tree=tar=%s: entry %q: %w", file, ti.links[i].entry, err)
+			return nil, 0, fmt.Errorf("%s: entry %q: %w", name, ti.links[i].entry, err)
 		}
 	}
 	return ti.root, n, nil

@@ -623,3 +623,50 @@ func TestBadTarHeaderSaysWhere(t *testing.T) {
 		}
 	}
 }
+
+// A tar source can be an io.Reader, plain or compressed: Path, which need
+// not exist, then names it in errors, and an error keeps the branch.
+func TestTarSourceReader(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	p := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/conf", Typeflag: tar.TypeReg, Mode: 0o640},
+	}, map[string]string{"etc/conf": "conf\n"})
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(data)
+	zw.Close()
+	missing := filepath.Join(t.TempDir(), "not-a-file.tar")
+	want := testtree.Tree{"etc": testtree.Dir(0o755), "etc/conf": testtree.File("conf\n", 0o640)}
+	for _, in := range [][]byte{data, gz.Bytes()} {
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main",
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: missing, Reader: bytes.NewReader(in)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, readCommit(t, r, res.Commit, false)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	}
+	head, _ := r.ReadRef("main")
+	for _, c := range []struct {
+		src  commit.Source
+		want string
+	}{
+		{commit.Source{Kind: commit.SourceTar, Path: missing, Reader: bytes.NewReader(data[:700])}, "--tree=tar=" + missing + ": truncated"},
+		{commit.Source{Kind: commit.SourceTar, Reader: bytes.NewReader(data[:700])}, "the tar reader: truncated"},
+		{commit.Source{Kind: commit.SourceDir, Path: t.TempDir(), Reader: bytes.NewReader(data)}, "only a tar source"},
+	} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: []commit.Source{c.src}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want an error with %q", c.src, err, c.want)
+		}
+	}
+	if id, _ := r.ReadRef("main"); id != head {
+		t.Error("a failed commit moved the branch")
+	}
+}
