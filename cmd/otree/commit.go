@@ -167,6 +167,9 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if err != nil {
 			return usageError{err}
 		}
+		if s.Kind == commit.SourceTar && s.Path == "-" {
+			s.Reader = e.stdin
+		}
 		opts.Sources = append(opts.Sources, s)
 	}
 	if len(args) == 0 && len(f.trees) == 0 {

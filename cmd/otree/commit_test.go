@@ -689,3 +689,33 @@ func TestCommitRefSourcePartial(t *testing.T) {
 	}
 	c.ok("commit", "-b", "derived", "--tree=ref="+id.String())
 }
+
+// --tree=tar=- reads the tar from standard input; one cut short is refused
+// naming it, and its branch is not created.
+func TestCommitTarFromStdin(t *testing.T) {
+	c := newCLI(t)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("a\n"))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	withStdin := func(in []byte, args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"--repo=" + c.path}, args...), bytes.NewReader(in), &out, &errb)
+		return code, errb.String()
+	}
+	if code, stderr := withStdin(tb.Bytes(), "commit", "-b", "main", "--tree=tar=-"); code != 0 {
+		t.Fatalf("commit of a tar on standard input: exit %d: %s", code, stderr)
+	}
+	if got := c.ok("ls", "main", "/a"); !strings.HasSuffix(got, " 2 /a\n") {
+		t.Errorf("ls /a: %q", got)
+	}
+	if code, stderr := withStdin(tb.Bytes()[:600], "commit", "-b", "cut", "--tree=tar=-"); code != exitError || !strings.Contains(stderr, "--tree=tar=-: truncated") {
+		t.Errorf("a tar cut short on standard input: exit %d, %q", code, stderr)
+	}
+	if _, err := c.r.ReadRef("cut"); err == nil {
+		t.Error("a tar cut short created its branch")
+	}
+}
