@@ -53,6 +53,9 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", name, err)
 	}
+	if c, ok := rd.(io.Closer); ok {
+		defer c.Close()
+	}
 	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, linkAt: map[string]int{}}
 	ti.root = &dir{}
 	if ti.defMeta, err = ti.autoDirMeta(nil); err != nil {
@@ -76,6 +79,9 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 		if errors.Is(err, io.EOF) {
 			if err := checkTarEnd(ar.n, end, last, ar.rec); err != nil {
 				return nil, 0, fmt.Errorf("%s: %w", name, err)
+			}
+			if err := checkStreamEnd(rd); err != nil {
+				return nil, 0, fmt.Errorf("%s: after the end of the archive: %w", name, err)
 			}
 			break
 		}
@@ -130,6 +136,42 @@ func checkTarEnd(n, end int64, last string, rec []byte) error {
 }
 
 var zeroBlock [tarBlock]byte
+
+// ignoredGlobalRecords are the PAX global header records that change
+// nothing a tree records: git archive's comment (its commit id), times
+// and names.
+var ignoredGlobalRecords = map[string]bool{"comment": true, "mtime": true, "atime": true, "ctime": true,
+	"charset": true, "hdrcharset": true, "uname": true, "gname": true}
+
+// checkGlobalHeader accepts a PAX global header (which archive/tar does not
+// apply to the entries after it) when none of its records would change what
+// the tree records of them; one that would, such as a global owner or
+// xattr, is refused rather than left out.
+func checkGlobalHeader(recs map[string]string) error {
+	for k := range recs {
+		if !ignoredGlobalRecords[k] {
+			return fmt.Errorf("a PAX global header record %q would apply to every later entry, which is not supported", k)
+		}
+	}
+	return nil
+}
+
+// maxTarTrailer bounds what is read past the end of the archive: the
+// rest of tar's last record (10 KiB by default) and a compressed stream's
+// end, whose checksum (gzip's CRC, zstd's) is checked only there.
+const maxTarTrailer = 1 << 20
+
+// checkStreamEnd reads what follows the archive, up to maxTarTrailer, so
+// that a compressed stream's checksum is checked: a corrupt stream can
+// still decompress into a well-formed archive. What lies beyond the bound
+// is not read, as tar itself ignores it.
+func checkStreamEnd(rd io.Reader) error {
+	_, err := io.CopyN(io.Discard, rd, maxTarTrailer)
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
 
 // afterEntry says, for an error, which entry a header follows.
 func afterEntry(last string) string {
@@ -479,6 +521,9 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 }
 
 func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return checkGlobalHeader(hdr.PAXRecords)
+	}
 	name, err := ti.entryName(hdr.Name)
 	if err != nil {
 		return err
@@ -538,7 +583,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	h := repo.FileHeader{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
 	var id repo.ID
 	switch hdr.Typeflag {
-	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
+	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reads the old TypeRegA as TypeReg, and gives a sparse file's content with its holes
 		if hdr.Size < 0 {
 			return fmt.Errorf("negative size")
 		}
