@@ -16,6 +16,10 @@ var ErrLocked = errors.New("repository is locked")
 // ErrExists is wrapped by Init's error when a repository is already there.
 var ErrExists = errors.New("a repository already exists there")
 
+// ErrNotEmpty is wrapped by Init's error when the directory holds
+// something other than a repository.
+var ErrNotEmpty = errors.New("directory is not empty")
+
 // ObjectMissingError reports an object that is not in the repository.
 type ObjectMissingError struct {
 	Kind Kind // the kind of object looked for

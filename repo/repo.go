@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,7 +111,10 @@ type InitOptions struct {
 }
 
 // Init creates a repository at path (an empty or missing directory) and
-// opens it.
+// opens it. A directory that already holds a repository gives an error
+// wrapping ErrExists; one that holds anything else, one wrapping
+// ErrNotEmpty, and is left as it was. Only a lost+found, and what an
+// interrupted Init left before writing the config, are carried on from.
 func Init(path string, opts InitOptions) (*Repo, error) {
 	if opts.Mode == 0 {
 		opts.Mode = ModeBareUser
@@ -125,6 +129,9 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	}
 	if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
 		return nil, fmt.Errorf("init %s: %w", path, ErrExists)
+	}
+	if err := checkInitDir(path); err != nil {
+		return nil, err
 	}
 	if err := durable.MkdirAll(path, 0o755, true); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
@@ -144,10 +151,13 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	// The lock files exist from the start, so that a repository later
 	// made read-only (a mount, a copy on read-only media) can still be
 	// locked by its readers.
-	for _, l := range []string{"lock", "lock.intent", "lock.config"} {
-		if err := os.WriteFile(filepath.Join(path, l), nil, 0o644); err != nil {
+	for _, l := range initLockFiles {
+		// Created if missing, never truncated: what is there may not be Init's.
+		f, err := os.OpenFile(filepath.Join(path, l), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
+		f.Close()
 	}
 	// Of two inits of one directory at once, the second to take the config
 	// lock finds the first's config, rather than both writing one.
@@ -175,6 +185,49 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	return Open(path)
+}
+
+// initDirs and initLockFiles are what Init makes before the config.
+var (
+	initDirs      = []string{"objects", "refs", "tmp", "state"}
+	initLockFiles = []string{"lock", "lock.intent", "lock.config"}
+)
+
+// checkInitDir refuses a path that is not a directory Init may fill: one
+// missing or empty, or holding only a lost+found and what Init makes
+// before the config (an interrupted Init's, or a concurrent one's).
+func checkInitDir(path string) error {
+	ents, err := os.ReadDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("init %s: %w", path, err)
+	}
+	var others []string
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case name == "lost+found" && e.IsDir(),
+			slices.Contains(initDirs, name) && e.IsDir(),
+			strings.HasPrefix(name, ".config.tmp-") && e.Type().IsRegular():
+			continue
+		case slices.Contains(initLockFiles, name) && e.Type().IsRegular():
+			// Init's lock files stay empty: one with content is not one.
+			if fi, err := e.Info(); err == nil && fi.Size() == 0 {
+				continue
+			}
+		}
+		others = append(others, name)
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	list := strings.Join(others[:min(len(others), 5)], ", ")
+	if len(others) > 5 {
+		list += fmt.Sprintf(" and %d more", len(others)-5)
+	}
+	return fmt.Errorf("init %s: %w: it holds %s", path, ErrNotEmpty, list)
 }
 
 // isOSTreeRepo reports whether path has the directories `ostree init`

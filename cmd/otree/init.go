@@ -15,7 +15,8 @@ func newInitCommand(e *env) *cobra.Command {
 		Short: "Create a repository",
 		Long: `Create a repository at --repo. Run again where one exists, it changes
 nothing and succeeds, as OSTree's init does, unless --mode or
---collection-id ask for a different one.`,
+--collection-id ask for a different one. A directory that holds anything
+else (but a lost+found) is refused, where OSTree's init fills it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := e.repoDir()

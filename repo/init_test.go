@@ -1,0 +1,90 @@
+package repo_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/repo"
+)
+
+// names lists a directory's entries.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// Init refuses a directory that holds anything but a repository's
+// beginnings, names it and what it holds, and leaves it as it was: a
+// user's file named like a lock file keeps its content.
+func TestInitRefusesNonEmptyDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"important.txt": "user data", "lock": "a user's file"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := names(t, dir)
+	r, err := repo.Init(dir, repo.InitOptions{})
+	if err == nil {
+		r.Close()
+		t.Fatal("Init of a directory holding files succeeded")
+	}
+	if !errors.Is(err, repo.ErrNotEmpty) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "important.txt") {
+		t.Errorf("Init of a non-empty directory: %v; want ErrNotEmpty naming %s and its files", err, dir)
+	}
+	if after := names(t, dir); !slices.Equal(after, before) {
+		t.Errorf("a refused Init changed the directory: %v, was %v", after, before)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "lock")); string(got) != "a user's file" {
+		t.Errorf("a refused Init changed the user's file lock to %q", got)
+	}
+}
+
+// Init accepts a directory holding only a lost+found (a filesystem's
+// root), and carries on from what an interrupted Init left.
+func TestInitAcceptsLostFoundAndInterruptedInit(t *testing.T) {
+	fsRoot := t.TempDir()
+	if err := os.Mkdir(filepath.Join(fsRoot, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(fsRoot, repo.InitOptions{})
+	if err != nil {
+		t.Fatalf("Init of a directory holding only lost+found: %v", err)
+	}
+	r.Close()
+
+	half := t.TempDir()
+	for _, d := range []string{"objects/00", "refs/heads", "tmp", "state"} {
+		if err := os.MkdirAll(filepath.Join(half, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"lock", "lock.intent", ".config.tmp-123"} {
+		if err := os.WriteFile(filepath.Join(half, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err = repo.Init(half, repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatalf("Init where an interrupted Init left its directories: %v", err)
+	}
+	defer r.Close()
+	if r.Mode() != repo.ModeArchive {
+		t.Errorf("mode %s, want archive", r.Mode())
+	}
+}
