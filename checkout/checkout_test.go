@@ -765,7 +765,9 @@ func coRawDirTree(files []repo.FileEntry, dirs []repo.DirEntry) []byte {
 }
 
 // coHostileCommit stores a commit whose root dirtree is raw, with a file
-// object "evil" and a dirtree holding it at hand for raw to name.
+// object "evil" and a dirtree holding it at hand for raw to name. The
+// root is written straight into objects/, as a hostile repository holds
+// it: a transaction refuses what does not decode.
 func coHostileCommit(t *testing.T, r *repo.Repo, raw func(file, tree, meta repo.ID) []byte) repo.ID {
 	t.Helper()
 	txn, err := r.Begin(coCtx, repo.TxnOptions{NoSync: true})
@@ -786,8 +788,9 @@ func coHostileCommit(t *testing.T, r *repo.Repo, raw func(file, tree, meta repo.
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := txn.WriteMeta(repo.KindDirTree, raw(file, tree, meta))
-	if err != nil {
+	rootData := raw(file, tree, meta)
+	root := repo.Sum(rootData)
+	if err := os.WriteFile(r.ObjectPath(repo.KindDirTree, root), rootData, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := repo.Commit{Timestamp: 1, RootTree: root, RootMeta: meta}

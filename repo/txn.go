@@ -293,10 +293,45 @@ func (t *Txn) stagedName(kind Kind, id ID) string {
 }
 
 // WriteMeta stores a dirtree, dirmeta or commit encoding and returns its id.
+// Bytes that do not decode strictly as kind (a DirTree built with its
+// entries unsorted, say) are refused and nothing is staged: stored, they
+// would be a corrupt object that only a later read or fsck finds. (Bytes
+// already stored are not decoded again: they are that object's own.)
 func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
+	if kind != KindDirTree && kind != KindDirMeta && kind != KindCommit {
+		return ID{}, fmt.Errorf("writing a %s object: WriteMeta stores only dirtree, dirmeta and commit objects", kind)
+	}
 	t.metas.Add(1)
 	id := Sum(data)
-	return id, t.stageMeta(kind, id, data)
+	ok, err := t.claim(kind, id)
+	if err != nil || !ok {
+		return id, err
+	}
+	// Decoded only when new: bytes stored or staged already are those of
+	// an object written before, and a recommit finds most of its
+	// dirtrees there, where a decode would cost more than the hash.
+	if err := checkMeta(kind, data); err != nil {
+		t.settle(kind, id, err)
+		return ID{}, err
+	}
+	return id, t.stageClaimedMeta(kind, id, data)
+}
+
+// checkMeta reports whether data is a canonical encoding of kind.
+func checkMeta(kind Kind, data []byte) error {
+	var err error
+	switch kind {
+	case KindDirTree:
+		_, err = DecodeDirTree(data)
+	case KindDirMeta:
+		_, err = DecodeDirMeta(data)
+	case KindCommit:
+		_, err = DecodeCommit(data)
+	}
+	if err != nil {
+		return fmt.Errorf("writing a %s object: %w", kind, err)
+	}
+	return nil
 }
 
 // stageMeta stages the metadata object data under id, unless it is stored
@@ -306,7 +341,13 @@ func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 	if err != nil || !ok {
 		return err
 	}
-	_, err = t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
+	return t.stageClaimedMeta(kind, id, data)
+}
+
+// stageClaimedMeta stages the metadata object data under id, which the
+// caller claimed.
+func (t *Txn) stageClaimedMeta(kind Kind, id ID, data []byte) error {
+	_, err := t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
 		_, err := f.Write(data)
 		return err
 	})
