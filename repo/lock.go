@@ -79,7 +79,7 @@ func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.F
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	if err := flock(ctx, int(f.Fd()), how, r.lockTimeout, path); err != nil {
+	if err := flock(ctx, int(f.Fd()), how, time.Duration(r.lockTimeout.Load()), path); err != nil {
 		f.Close()
 		return nil, err
 	}

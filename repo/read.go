@@ -84,7 +84,7 @@ func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 		n += c
 	}
 	data := buf[:n]
-	if r.verify && kind.ContentAddressed() {
+	if r.verify.Load() && kind.ContentAddressed() {
 		if got := Sum(data); got != id {
 			return nil, &CorruptObjectError{Kind: kind, ID: id, Actual: got, Path: r.ObjectPath(kind, id)}
 		}
@@ -173,7 +173,7 @@ func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
 		}
 		return nil, nil, err
 	}
-	if r.verify {
+	if r.verify.Load() {
 		if err := r.checkStoredTarget(id, h, f); err != nil {
 			f.Close()
 			return nil, nil, err
@@ -181,7 +181,7 @@ func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
 	}
 	// id and repo name the object in errors even when it is not hashed.
 	rc := &fileReader{r: body, c: f, size: h.Size, id: id, repo: r}
-	if r.verify {
+	if r.verify.Load() {
 		rc.h = hash.New()
 		rc.h.Write(AppendFileHeader(nil, h))
 	}

@@ -22,10 +22,16 @@ type RemoteSection struct {
 // /etc/ostree/remotes.d does for a system repository: the remotes an OS
 // ships in its /etc come with each deployment. "" (the default) reads the
 // config alone. The deploy package sets it for a sysroot's repository.
-func (r *Repo) SetRemotesDir(dir string) { r.remotesDir = dir }
+// It may be called while other goroutines use r.
+func (r *Repo) SetRemotesDir(dir string) { r.remotesDir.Store(&dir) }
 
 // RemotesDir is the directory SetRemotesDir named, or "".
-func (r *Repo) RemotesDir() string { return r.remotesDir }
+func (r *Repo) RemotesDir() string {
+	if p := r.remotesDir.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // RemoteSections returns the remote sections of the config, then those
 // of the remotes directory's files in name order. A file that cannot be
@@ -33,7 +39,8 @@ func (r *Repo) RemotesDir() string { return r.remotesDir }
 // the files; what could be read is returned either way, each remote once.
 func (r *Repo) RemoteSections() ([]RemoteSection, error) {
 	out := remoteSections(r.config, "")
-	if r.remotesDir == "" {
+	remotesDir := r.RemotesDir()
+	if remotesDir == "" {
 		return out, nil
 	}
 	where := func(s RemoteSection) string {
@@ -43,7 +50,7 @@ func (r *Repo) RemoteSections() ([]RemoteSection, error) {
 		return s.File
 	}
 	var errs []error
-	files, _ := filepath.Glob(filepath.Join(r.remotesDir, "*.conf"))
+	files, _ := filepath.Glob(filepath.Join(remotesDir, "*.conf"))
 	sort.Strings(files)
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -83,13 +84,15 @@ const UserMetaXattr = "user.otreemeta"
 
 // Repo is an open repository. It is safe for concurrent use.
 type Repo struct {
-	path        string
-	mode        Mode
-	config      *Config
-	objFd       int // objects/ directory, for *at syscalls
-	verify      bool
-	lockTimeout time.Duration
-	readOnly    bool
+	path     string
+	mode     Mode
+	config   *Config
+	objFd    int // objects/ directory, for *at syscalls
+	readOnly bool
+
+	// Set by SetVerify and SetLockTimeout while other goroutines read them.
+	verify      atomic.Bool
+	lockTimeout atomic.Int64 // a time.Duration
 
 	encOnce sync.Once
 	enc     *zstd.Encoder
@@ -99,7 +102,7 @@ type Repo struct {
 	umaskOnce sync.Once
 	umaskBits uint32
 
-	remotesDir string // see SetRemotesDir
+	remotesDir atomic.Pointer[string] // see SetRemotesDir; nil means ""
 }
 
 // InitOptions configure Init.
@@ -161,7 +164,9 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	}
 	// Of two inits of one directory at once, the second to take the config
 	// lock finds the first's config, rather than both writing one.
-	lk, err := (&Repo{path: path, lockTimeout: defaultLockTimeout}).take(context.Background(), lockStep{"lock.config", true})
+	ir := &Repo{path: path}
+	ir.lockTimeout.Store(int64(defaultLockTimeout))
+	lk, err := ir.take(context.Background(), lockStep{"lock.config", true})
 	if err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
@@ -291,10 +296,12 @@ func Open(path string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: objects directory: %w", path, err)
 	}
-	r := &Repo{path: abs, mode: mode, config: cfg, objFd: fd, verify: true, lockTimeout: defaultLockTimeout}
+	r := &Repo{path: abs, mode: mode, config: cfg, objFd: fd}
+	r.verify.Store(true)
+	r.lockTimeout.Store(int64(defaultLockTimeout))
 	if v, ok := cfg.Get("core.lock-timeout-secs"); ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			r.lockTimeout = time.Duration(n) * time.Second
+			r.lockTimeout.Store(int64(time.Duration(n) * time.Second))
 		}
 	}
 	if unix.Access(filepath.Join(abs, "objects"), unix.W_OK) != nil {
@@ -363,10 +370,14 @@ func (r *Repo) UpdateConfig(fn func(*Config) error) error {
 }
 
 // SetVerify controls whether loading an object re-hashes it (the default).
-func (r *Repo) SetVerify(v bool) { r.verify = v }
+// It may be called while other goroutines use r; loads begun before it
+// returns may still go by the old setting.
+func (r *Repo) SetVerify(v bool) { r.verify.Store(v) }
 
 // SetLockTimeout sets how long lock acquisition waits before ErrLocked.
-func (r *Repo) SetLockTimeout(d time.Duration) { r.lockTimeout = d }
+// It may be called while other goroutines use r; a wait already begun
+// keeps the old timeout.
+func (r *Repo) SetLockTimeout(d time.Duration) { r.lockTimeout.Store(int64(d)) }
 
 // objectPath returns the path of an object relative to objects/.
 func objectPath(kind Kind, id ID) string {

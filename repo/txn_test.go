@@ -3,7 +3,9 @@ package repo_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/repo"
 )
@@ -55,4 +57,55 @@ func TestWriteMetaRefusesNonCanonical(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Errorf("fsck after refused writes: %+v, %v", rep, err)
 	}
+}
+
+// The setters may be called while other goroutines begin transactions,
+// take the ref lock and read objects (run with -race).
+func TestSettersRaceFree(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	meta := (&repo.DirMeta{Mode: 0o755}).Encode()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 50; i++ {
+			r.SetLockTimeout(time.Duration(i+1) * time.Second)
+			r.SetVerify(i%2 == 0)
+			r.SetRemotesDir(t.TempDir())
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 20; i++ {
+			txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			id, err := txn.WriteMeta(repo.KindDirMeta, meta)
+			if err == nil {
+				err = txn.Commit()
+			} else {
+				txn.Abort()
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			lk, err := r.LockRefs(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			lk.Unlock()
+			if _, err := r.ReadRaw(repo.KindDirMeta, id); err != nil {
+				t.Error(err)
+			}
+			if _, err := r.RemoteSections(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
 }
