@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/workq"
@@ -434,7 +435,8 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 		f := os.NewFile(uintptr(fd), path)
 		owned = false
 		defer f.Close()
-		n, err := io.CopyBuffer(w.h, io.LimitReader(f, st.Size+1), w.buf)
+		// Hashing a large file takes a while: a cancel stops it.
+		n, err := io.CopyBuffer(w.h, ctxread.Reader(wk.ctx, io.LimitReader(f, st.Size+1)), w.buf)
 		if err != nil {
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/rawfd"
@@ -27,7 +28,9 @@ import (
 //
 // The write methods are safe for concurrent use.
 type Txn struct {
-	r     *Repo
+	r *Repo
+	// ctx is Begin's: it stops long copies into staged objects (see Begin).
+	ctx   context.Context
 	lock  *Lock // nil when the caller holds the lock (beginHeld)
 	dir   string
 	dirFd int
@@ -121,7 +124,11 @@ type TxnStats struct {
 }
 
 // Begin starts a transaction, holding the repository lock shared until
-// Commit or Abort.
+// Commit or Abort. ctx bounds the wait for the lock and, for the life of
+// the transaction, the copies of large contents (WriteFileFrom compressing
+// in archive mode, WriteFileStream spooling): once ctx is done they stop
+// with its error, staging nothing. Other writes, Commit and Abort do not
+// look at it.
 func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 	if r.readOnly {
 		return nil, fmt.Errorf("repository %s is read-only", r.path)
@@ -140,6 +147,7 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		lk.Unlock()
 		return nil, err
 	}
+	t.ctx = ctx
 	t.lock = lk
 	return t, nil
 }
@@ -191,7 +199,7 @@ func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
 		os.RemoveAll(fresh)
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
-	t := &Txn{r: r, dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
+	t := &Txn{r: r, ctx: context.Background(), dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
 		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}}
 	if !t.sync {
 		if t.unsynced, err = r.holdUnsynced(); err != nil {
@@ -618,7 +626,7 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 	// The spool holds the content uncompressed, however small the object
 	// it becomes: it counts against the free-space reserve while it lasts.
 	sf := &stagedFile{fd: fd, space: t.space}
-	n, err := io.Copy(io.MultiWriter(sf, hs), io.LimitReader(src, int64(h.Size)))
+	n, err := io.Copy(io.MultiWriter(sf, hs), ctxread.Reader(t.ctx, io.LimitReader(src, int64(h.Size))))
 	c.spooled = sf.n
 	c.n = uint64(n)
 	if err == nil && c.n != h.Size {
@@ -1132,7 +1140,8 @@ func (t *Txn) writeArchived(f *stagedFile, content []byte) error {
 	return err
 }
 
-// streamArchived compresses a large content stream.
+// streamArchived compresses a large content stream, stopping when the
+// transaction's context is done: a large file takes seconds.
 func (t *Txn) streamArchived(f *stagedFile, src io.Reader) error {
 	if _, err := f.Write([]byte{compZstd}); err != nil {
 		return err
@@ -1140,7 +1149,7 @@ func (t *Txn) streamArchived(f *stagedFile, src io.Reader) error {
 	zw := t.r.streamEncoder()
 	defer t.r.encPool.Put(zw)
 	zw.Reset(f)
-	if _, err := io.Copy(zw, src); err != nil {
+	if _, err := io.Copy(zw, ctxread.Reader(t.ctx, src)); err != nil {
 		return err
 	}
 	return zw.Close()

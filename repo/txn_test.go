@@ -2,11 +2,16 @@ package repo_test
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
 )
 
@@ -108,4 +113,78 @@ func TestSettersRaceFree(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+}
+
+// bigCompressible writes a file of n MiB of random hex digits (written
+// out, not sparse): half of it compresses away, slowly, since no stretch
+// repeats. It returns the file open, with its header and id.
+func bigCompressible(t *testing.T, n int) (*os.File, *repo.FileHeader, repo.ID) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(n) << 20}
+	hs := hash.New()
+	hs.Write(repo.AppendFileHeader(nil, h))
+	rng := rand.NewChaCha8([32]byte{1})
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < n; i++ {
+		rng.Read(chunk)
+		for j, c := range chunk {
+			chunk[j] = "0123456789abcdef"[c&15]
+		}
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		hs.Write(chunk)
+	}
+	return f, h, repo.ID(hs.Sum())
+}
+
+// In archive mode, WriteFileFrom of a large file stops compressing once
+// the transaction's context is done: it returns the context's error in a
+// small part of the time the whole copy takes, and stages nothing.
+func TestCancelStopsArchivedCopy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compresses 64 MiB")
+	}
+	f, h, id := bigCompressible(t, 32)
+	whole := func() time.Duration {
+		r := newIntegrityRepo(t, repo.ModeArchive)
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer txn.Abort()
+		start := time.Now()
+		if _, err := txn.WriteFileFrom(h, id, f); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}()
+
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = txn.WriteFileFrom(h, id, f)
+	took := time.Since(start)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteFileFrom cancelled: %v, want context.Canceled", err)
+	}
+	t.Logf("whole copy %v, cancelled after 50ms returned after %v", whole, took)
+	if took > whole/4 {
+		t.Errorf("cancelled 50ms in, WriteFileFrom returned after %v; the whole copy takes %v", took, whole)
+	}
+	if has, _ := txn.Has(repo.KindFile, id); has || txn.Stats().Objects != 0 {
+		t.Errorf("a cancelled WriteFileFrom staged the object (%d objects)", txn.Stats().Objects)
+	}
 }
