@@ -20,6 +20,10 @@ var ErrExists = errors.New("a repository already exists there")
 // something other than a repository.
 var ErrNotEmpty = errors.New("directory is not empty")
 
+// ErrNotRepository is matched (with errors.Is) by Open's error for a path
+// that holds no otree repository.
+var ErrNotRepository = errors.New("not an otree repository")
+
 // ObjectMissingError reports an object that is not in the repository.
 type ObjectMissingError struct {
 	Kind Kind // the kind of object looked for

@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,5 +87,27 @@ func TestInitAcceptsLostFoundAndInterruptedInit(t *testing.T) {
 	defer r.Close()
 	if r.Mode() != repo.ModeArchive {
 		t.Errorf("mode %s, want archive", r.Mode())
+	}
+}
+
+// Open's errors tell a missing path and a directory that is no
+// repository from other failures.
+func TestOpenNotRepository(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	_, err := repo.Open(missing)
+	if !errors.Is(err, repo.ErrNotRepository) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Open of a missing path: %v; want ErrNotRepository and fs.ErrNotExist, naming it", err)
+	}
+	empty := t.TempDir()
+	_, err = repo.Open(empty)
+	if !errors.Is(err, repo.ErrNotRepository) || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), empty) {
+		t.Errorf("Open of a directory that is no repository: %v; want ErrNotRepository naming it", err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = repo.Open(file); !errors.Is(err, repo.ErrNotRepository) {
+		t.Errorf("Open of a file: %v; want ErrNotRepository", err)
 	}
 }

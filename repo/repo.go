@@ -252,7 +252,22 @@ func isOSTreeRepo(path string) bool {
 // stick or another user's repository is read before anything else.
 const MaxConfigSize = 1 << 20
 
-// Open opens the repository at path.
+// notRepoError is Open's error for a path that holds no repository: it
+// matches ErrNotRepository, and fs.ErrNotExist when the path is missing.
+type notRepoError struct {
+	path, why string
+	missing   bool
+}
+
+func (e *notRepoError) Error() string { return "open repository " + e.path + ": " + e.why }
+
+func (e *notRepoError) Is(target error) bool {
+	return target == ErrNotRepository || e.missing && target == fs.ErrNotExist
+}
+
+// Open opens the repository at path. A path that is no otree repository
+// (missing, or holding no config) gives an error matching
+// ErrNotRepository, and also fs.ErrNotExist when the path is missing.
 func Open(path string) (*Repo, error) {
 	cfgPath := filepath.Join(path, "config")
 	data, err := readConfigFile(cfgPath)
@@ -261,13 +276,13 @@ func Open(path string) (*Repo, error) {
 			// Say which is missing: the directory, or its config.
 			if fi, serr := os.Stat(path); serr != nil {
 				if errors.Is(serr, fs.ErrNotExist) {
-					return nil, fmt.Errorf("open repository %s: no such directory", path)
+					return nil, &notRepoError{path, "no such directory", true}
 				}
 				return nil, fmt.Errorf("open repository %s: %w", path, serr)
 			} else if !fi.IsDir() {
-				return nil, fmt.Errorf("open repository %s: not a directory", path)
+				return nil, &notRepoError{path, "not a directory", false}
 			}
-			return nil, fmt.Errorf("open repository %s: no config file (not a repository? create one with `otree init`)", path)
+			return nil, &notRepoError{path, "no config file (not a repository? create one with `otree init`)", false}
 		}
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
 	}
@@ -276,7 +291,7 @@ func Open(path string) (*Repo, error) {
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
 	}
 	if isOSTreeRepo(path) {
-		return nil, fmt.Errorf("open repository %s: this is an OSTree repository (it has extensions/ and refs/mirrors/); otree has a format of its own (BLAKE3 ids) and cannot read it: pull from it with OSTree, or check a commit out with `ostree checkout` and commit that directory", path)
+		return nil, fmt.Errorf("open repository %s: %w: this is an OSTree repository (it has extensions/ and refs/mirrors/); otree has a format of its own (BLAKE3 ids) and cannot read it: pull from it with OSTree, or check a commit out with `ostree checkout` and commit that directory", path, ErrNotRepository)
 	}
 	if v, ok := cfg.Get("core.repo_version"); !ok {
 		return nil, fmt.Errorf("open repository %s: config %s has no repo_version in [core] (not an otree repository, or its config is damaged)", path, cfgPath)
