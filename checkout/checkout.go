@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -404,7 +405,7 @@ func (c *checkouter) openRoot(n *dirNode) error {
 			return fmt.Errorf("checkout: %w", &os.PathError{Op: "mkdir", Path: c.dest, Err: err})
 		}
 		if !c.opts.union() {
-			return fmt.Errorf("checkout: destination %s already exists (a union mode checks out into an existing directory)", c.dest)
+			return fmt.Errorf("checkout: destination %s: %w (a union mode checks out into an existing directory)", c.dest, fs.ErrExist)
 		}
 		// DEST itself is the caller's path: a symlink there is followed
 		// on purpose; nothing below it ever is.

@@ -458,8 +458,8 @@ func TestDestMustNotExist(t *testing.T) {
 	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"a": testtree.File("a", 0o644)}))
 	dest := t.TempDir()
 	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true})
-	if err == nil || !strings.Contains(err.Error(), dest) || !strings.Contains(err.Error(), "already exists") {
-		t.Errorf("checkout into an existing directory: %v", err)
+	if !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dest) || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("checkout into an existing directory: %v; want fs.ErrExist naming it", err)
 	}
 	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(dest, "no", "parent"), checkout.Options{UserMode: true})
 	if err == nil || !strings.Contains(err.Error(), "no/parent") {
