@@ -24,6 +24,18 @@ var ErrNotEmpty = errors.New("directory is not empty")
 // that holds no otree repository.
 var ErrNotRepository = errors.New("not an otree repository")
 
+// ErrClosed is matched (with errors.Is) by the errors of a Repo used after
+// Close.
+var ErrClosed = errors.New("repository is closed")
+
+// closedError names the closed repository.
+type closedError struct{ path string }
+
+func (e *closedError) Error() string { return "repository " + e.path + " is closed" }
+
+// Is makes errors.Is(err, ErrClosed) true.
+func (e *closedError) Is(target error) bool { return target == ErrClosed }
+
 // ObjectMissingError reports an object that is not in the repository.
 type ObjectMissingError struct {
 	Kind Kind // the kind of object looked for

@@ -809,7 +809,7 @@ func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 	}
 	if f.r.mode == ModeBareUser {
 		var st unix.Stat_t
-		if err := unix.Fstatat(f.r.objFd, objectPath(KindFile, id), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(f.r.objects(), objectPath(KindFile, id), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return false, fmt.Errorf("stat %s: %w", path, err)
 		}
 		want := uint32(0o644)
@@ -1152,7 +1152,7 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		if p.Type != ProblemCorrupt && p.Type != ProblemMode {
 			continue
 		}
-		err := unix.Unlinkat(f.r.objFd, objectPath(p.Kind, p.ID), 0)
+		err := unix.Unlinkat(f.r.objects(), objectPath(p.Kind, p.ID), 0)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("deleting corrupt %s object %s: %w", p.Kind, p.Path, err))
 			continue
@@ -1161,7 +1161,7 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		rep.Deleted++
 	}
 	if rep.Deleted > 0 {
-		if err := unix.Syncfs(f.r.objFd); err != nil {
+		if err := unix.Syncfs(f.r.objects()); err != nil {
 			errs = append(errs, fmt.Errorf("syncing %s: %w", f.r.Path("objects"), err))
 		}
 	}

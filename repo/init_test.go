@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/repo"
 )
 
@@ -109,5 +111,65 @@ func TestOpenNotRepository(t *testing.T) {
 	}
 	if _, err = repo.Open(file); !errors.Is(err, repo.ErrNotRepository) {
 		t.Errorf("Open of a file: %v; want ErrNotRepository", err)
+	}
+}
+
+// A Repo used after Close fails with ErrClosed, never through a
+// descriptor number reused since, and closing again does nothing.
+func TestUseAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "repo")
+	r, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := integritySource(t, integrityTree)
+	id := integrityCommit(t, r, "main", src, 1700000000)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Directories opened now take the numbers Close freed.
+	victim := t.TempDir()
+	for i := 0; i < 4; i++ {
+		f, err := os.Open(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
+	checks := map[string]func() error{
+		"Begin": func() error {
+			txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+			if err == nil {
+				txn.Abort()
+			}
+			return err
+		},
+		"commit": func() error {
+			_, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main", NoSync: true,
+				Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+			return err
+		},
+		"ReadRaw":    func() error { _, err := r.ReadRaw(repo.KindCommit, id); return err },
+		"ReadCommit": func() error { _, err := r.ReadCommit(id); return err },
+		"HasObject":  func() error { _, err := r.HasObject(repo.KindCommit, id); return err },
+		"ResolveRev": func() error { _, err := r.ResolveRev("main"); return err },
+		"ReadRef":    func() error { _, err := r.ReadRef("main"); return err },
+		"ListRefs":   func() error { _, err := r.ListRefs(""); return err },
+		"LockRefs": func() error {
+			lk, err := r.LockRefs(context.Background())
+			lk.Unlock()
+			return err
+		},
+	}
+	for name, fn := range checks {
+		if err := fn(); !errors.Is(err, repo.ErrClosed) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s after Close: %v; want ErrClosed naming %s", name, err, path)
+		}
+	}
+	if got := names(t, victim); len(got) != 0 {
+		t.Errorf("a closed Repo wrote into a directory holding its old descriptor numbers: %v", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }

@@ -115,6 +115,9 @@ type lockStep struct {
 // LockShared takes the repository lock shared: any number of transactions
 // may hold it together, but not while prune holds it exclusively.
 func (r *Repo) LockShared(ctx context.Context) (*Lock, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	l, err := r.take(ctx, lockStep{"lock.intent", false}, lockStep{"lock", false})
 	if err != nil {
 		return nil, err
@@ -129,6 +132,9 @@ func (r *Repo) LockShared(ctx context.Context) (*Lock, error) {
 
 // LockExclusive takes the repository lock exclusively (prune, fsck --delete).
 func (r *Repo) LockExclusive(ctx context.Context) (*Lock, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	return r.take(ctx, lockStep{"lock.intent", true}, lockStep{"lock", true})
 }
 
@@ -138,5 +144,8 @@ func (r *Repo) LockExclusive(ctx context.Context) (*Lock, error) {
 // being pointed at; it skips the intent lock, because a transaction that
 // already holds the repository lock shared takes it too.
 func (r *Repo) LockRefs(ctx context.Context) (*Lock, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	return r.take(ctx, lockStep{"lock", false}, lockStep{"refs", true})
 }

@@ -287,7 +287,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		if i == 0 && sweep {
 			// Make the commits' removal (and the caches') durable before
 			// what they needed goes.
-			if err := unix.Syncfs(r.objFd); err != nil {
+			if err := unix.Syncfs(r.objects()); err != nil {
 				return rep, p.finish(rep, fmt.Errorf("syncing %s: %w", r.Path("objects"), err))
 			}
 		}
@@ -394,14 +394,14 @@ func (p *pruneRun) deleteCommit(id ID, refs []Ref, rep *PruneReport) error {
 func (p *pruneRun) remove(kind Kind, id ID, dry bool, rep *PruneReport) error {
 	rel := objectPath(kind, id)
 	var st unix.Stat_t
-	if err := unix.Fstatat(p.r.objFd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(p.r.objects(), rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
 		return fmt.Errorf("prune: stat %s: %w", p.r.ObjectPath(kind, id), err)
 	}
 	if !dry {
-		if err := unix.Unlinkat(p.r.objFd, rel, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := unix.Unlinkat(p.r.objects(), rel, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("prune: deleting %s: %w", p.r.ObjectPath(kind, id), err)
 		}
 		if kind == KindCommit {

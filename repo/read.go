@@ -20,8 +20,12 @@ const maxMetaObject = 256 << 20
 
 // HasObject reports whether the object is stored.
 func (r *Repo) HasObject(kind Kind, id ID) (bool, error) {
+	dfd, err := r.objDir()
+	if err != nil {
+		return false, err
+	}
 	var st unix.Stat_t
-	err := unix.Fstatat(r.objFd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW)
+	err = unix.Fstatat(dfd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == nil {
 		return true, nil
 	}
@@ -32,7 +36,11 @@ func (r *Repo) HasObject(kind Kind, id ID) (bool, error) {
 }
 
 func (r *Repo) openObject(kind Kind, id ID) (*os.File, error) {
-	fd, err := unix.Openat(r.objFd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	dfd, err := r.objDir()
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(dfd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, &ObjectMissingError{kind, id}
@@ -52,7 +60,11 @@ func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 	}
 	// Raw descriptor, one fstat, one read: dirtrees are read by the
 	// thousand in checkout, diff and fsck.
-	fd, err := unix.Openat(r.objFd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	dfd, err := r.objDir()
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(dfd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, &ObjectMissingError{kind, id}
@@ -238,8 +250,12 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 		}
 		return h, f, f, nil
 	default: // bare, bare-user-only: the object is the file itself
+		dfd, err := r.objDir()
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		var st unix.Stat_t
-		if err := unix.Fstatat(r.objFd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(dfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return nil, nil, nil, &ObjectMissingError{KindFile, id}
 			}

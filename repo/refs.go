@@ -213,6 +213,9 @@ func (r *Repo) refFile(name string) (string, error) {
 
 // ReadRef returns the commit a ref points at, following aliases.
 func (r *Repo) ReadRef(name string) (ID, error) {
+	if err := r.checkOpen(); err != nil {
+		return ID{}, err
+	}
 	if err := ValidateRefName(name); err != nil {
 		return ID{}, err
 	}
@@ -350,6 +353,9 @@ func (r *Repo) SetRef(name string, commit ID) error {
 // (a corrupt one, say) are an *UnreadableRefsError naming them, returned
 // with every other ref, so that a caller can still list or delete them.
 func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	var refs []Ref
 	bad := &UnreadableRefsError{}
 	walk := func(root, namePrefix string) error {
@@ -435,6 +441,9 @@ func matchesPrefix(name, prefix string) bool {
 // prefix of a commit id, optionally followed by "^" (parent, repeatable) or
 // "~N" (N-th ancestor).
 func (r *Repo) ResolveRev(rev string) (ID, error) {
+	if err := r.checkOpen(); err != nil {
+		return ID{}, err
+	}
 	base, ups, err := splitRev(rev)
 	if err != nil {
 		return ID{}, err

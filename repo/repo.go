@@ -84,10 +84,12 @@ const UserMetaXattr = "user.otreemeta"
 
 // Repo is an open repository. It is safe for concurrent use.
 type Repo struct {
-	path     string
-	mode     Mode
-	config   *Config
-	objFd    int // objects/ directory, for *at syscalls
+	path   string
+	mode   Mode
+	config *Config
+	// objFd is the objects/ directory, for *at syscalls; -1 once closed,
+	// so that a use after Close never reaches a reused descriptor number.
+	objFd    atomic.Int32
 	readOnly bool
 
 	// Set by SetVerify and SetLockTimeout while other goroutines read them.
@@ -165,6 +167,7 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	// Of two inits of one directory at once, the second to take the config
 	// lock finds the first's config, rather than both writing one.
 	ir := &Repo{path: path}
+	ir.objFd.Store(-1)
 	ir.lockTimeout.Store(int64(defaultLockTimeout))
 	lk, err := ir.take(context.Background(), lockStep{"lock.config", true})
 	if err != nil {
@@ -311,7 +314,8 @@ func Open(path string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: objects directory: %w", path, err)
 	}
-	r := &Repo{path: abs, mode: mode, config: cfg, objFd: fd}
+	r := &Repo{path: abs, mode: mode, config: cfg}
+	r.objFd.Store(int32(fd))
 	r.verify.Store(true)
 	r.lockTimeout.Store(int64(defaultLockTimeout))
 	if v, ok := cfg.Get("core.lock-timeout-secs"); ok {
@@ -325,14 +329,37 @@ func Open(path string) (*Repo, error) {
 	return r, nil
 }
 
-// Close releases the repository's descriptors.
+// Close releases the repository's descriptors. Afterwards reads,
+// lookups of refs and new transactions fail with an error matching
+// ErrClosed; closing again does nothing.
 func (r *Repo) Close() error {
-	if r.objFd >= 0 {
-		unix.Close(r.objFd)
-		r.objFd = -1
+	if fd := r.objFd.Swap(-1); fd >= 0 {
+		unix.Close(int(fd))
 	}
 	return nil
 }
+
+// checkOpen fails with ErrClosed once r is closed.
+func (r *Repo) checkOpen() error {
+	if r.objFd.Load() < 0 {
+		return &closedError{r.path}
+	}
+	return nil
+}
+
+// objDir returns the descriptor of objects/, or an error matching
+// ErrClosed.
+func (r *Repo) objDir() (int, error) {
+	fd := r.objFd.Load()
+	if fd < 0 {
+		return -1, &closedError{r.path}
+	}
+	return int(fd), nil
+}
+
+// objects returns the descriptor of objects/ for a caller that checked r
+// was open when it began: Close since gives -1, which fails as EBADF.
+func (r *Repo) objects() int { return int(r.objFd.Load()) }
 
 // Path returns the absolute path of the repository, or of elem within it.
 func (r *Repo) Path(elem ...string) string {
@@ -357,6 +384,9 @@ func (r *Repo) Config() *Config { return r.config }
 // leaves the config as it was, the file is not written. fn must not take a
 // repository lock or call UpdateConfig.
 func (r *Repo) UpdateConfig(fn func(*Config) error) error {
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
 	path := r.Path("config")
 	lk, err := r.take(context.Background(), lockStep{"lock.config", true})
 	if err != nil {

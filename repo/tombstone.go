@@ -55,7 +55,7 @@ func (t *Txn) WriteTombstone(commit ID) error {
 // it.
 func (t *Txn) dropTombstones(keys []objKey) {
 	for i := len(keys) - 1; i >= 0 && keys[i].kind == KindCommit; i-- {
-		unix.Unlinkat(t.r.objFd, objectPath(KindTombstoneCommit, keys[i].id), 0)
+		unix.Unlinkat(t.r.objects(), objectPath(KindTombstoneCommit, keys[i].id), 0)
 	}
 }
 

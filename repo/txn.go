@@ -387,8 +387,12 @@ func (t *Txn) ObjectSizes(kind Kind, id ID) (stored, unpacked int64, err error) 
 	if ok {
 		return s[0], s[1], nil
 	}
+	dfd, err := t.r.objDir()
+	if err != nil {
+		return 0, 0, err
+	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(t.r.objFd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(dfd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return 0, 0, &ObjectMissingError{kind, id}
 		}
@@ -1021,7 +1025,7 @@ func (t *Txn) syncStaged(keys []objKey, few bool) error {
 // syncPublished makes the new names in objects/ durable.
 func (t *Txn) syncPublished(keys []objKey, few bool) error {
 	if !few {
-		if err := unix.Syncfs(t.r.objFd); err != nil {
+		if err := unix.Syncfs(t.r.objects()); err != nil {
 			return fmt.Errorf("syncing %s: %w", t.r.Path("objects"), err)
 		}
 		return nil
@@ -1046,7 +1050,11 @@ func (t *Txn) publish(k objKey) error {
 	if k.kind == KindCommitMeta {
 		flags = 0 // detached metadata is replaced, not deduplicated
 	}
-	err := unix.Renameat2(t.dirFd, name, t.r.objFd, dst, flags)
+	dfd, err := t.r.objDir()
+	if err != nil {
+		return err
+	}
+	err = unix.Renameat2(t.dirFd, name, dfd, dst, flags)
 	if errors.Is(err, unix.EEXIST) {
 		return nil // already present: deduplicated
 	}

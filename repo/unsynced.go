@@ -53,7 +53,7 @@ func (r *Repo) syncUnsynced() error {
 		defer f.Close()
 	}
 	// A marker this user cannot open still asks for the sync.
-	if err := unix.Syncfs(r.objFd); err != nil {
+	if err := unix.Syncfs(r.objects()); err != nil {
 		return fmt.Errorf("syncing objects published without a sync in %s: %w", r.Path("objects"), err)
 	}
 	if f != nil && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(f, p) {
