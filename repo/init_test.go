@@ -173,3 +173,56 @@ func TestUseAfterClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// A transaction open when its Repo is closed commits nothing (ErrClosed)
+// and still lets go of its lock and staging directory.
+func TestCloseWithTxnOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "repo")
+	r, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One that does not sync first: the durable one then has to sync
+	// what it published.
+	fast, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fast.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o700}).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := txn.Commit(); !errors.Is(err, repo.ErrClosed) {
+		t.Errorf("Commit of a transaction whose Repo was closed: %v; want ErrClosed", err)
+	}
+	for _, n := range names(t, filepath.Join(path, "tmp")) {
+		if strings.HasPrefix(n, "txn-") || strings.HasPrefix(n, "new-") {
+			t.Errorf("staging left in tmp/: %s", n)
+		}
+	}
+	r2, err := repo.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if has, err := r2.HasObject(repo.KindDirMeta, meta); has || err != nil {
+		t.Errorf("the closed Repo's transaction stored dirmeta %s: %v, %v", meta, has, err)
+	}
+	r2.SetLockTimeout(0)
+	lk, err := r2.LockExclusive(context.Background())
+	if err != nil {
+		t.Fatalf("the transaction still holds the repository lock: %v", err)
+	}
+	lk.Unlock()
+}

@@ -331,7 +331,9 @@ func Open(path string) (*Repo, error) {
 
 // Close releases the repository's descriptors. Afterwards reads,
 // lookups of refs and new transactions fail with an error matching
-// ErrClosed; closing again does nothing.
+// ErrClosed; closing again does nothing. A transaction still open is not
+// ended: its Commit fails (ErrClosed) having moved nothing, and Commit or
+// Abort still release its lock and staging directory.
 func (r *Repo) Close() error {
 	if fd := r.objFd.Swap(-1); fd >= 0 {
 		unix.Close(int(fd))

@@ -951,6 +951,9 @@ func (t *Txn) Commit() error {
 // moveIn makes the staged objects keys durable, renames them into the
 // store in that order, and makes the renames durable.
 func (t *Txn) moveIn(keys []objKey) error {
+	if err := t.r.checkOpen(); err != nil {
+		return err
+	}
 	if t.sync {
 		// What this transaction deduplicated against must be as durable
 		// as what it writes, and as the refs Commit writes after.
