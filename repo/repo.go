@@ -318,7 +318,7 @@ func Open(path string) (*Repo, error) {
 	r.objFd.Store(int32(fd))
 	r.verify.Store(true)
 	r.lockTimeout.Store(int64(defaultLockTimeout))
-	if v, ok := cfg.Get("core.lock-timeout-secs"); ok {
+	if v, ok := cfg.Get(ConfigLockTimeout); ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 			r.lockTimeout.Store(int64(time.Duration(n) * time.Second))
 		}

@@ -95,7 +95,7 @@ func CheckConfigValue(key, value string) error {
 	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary, ConfigTombstoneCommits, ConfigNoDeltasInSummary:
 		_, err := parseBool(key, value)
 		return err
-	case "core.lock-timeout-secs":
+	case ConfigLockTimeout:
 		if n, perr := strconv.Atoi(value); perr != nil || n < 0 {
 			err = errors.New("want a whole number of seconds")
 		}
