@@ -242,7 +242,8 @@ func TestPullLocalCommand(t *testing.T) {
 	if refs := fresh.ok("refs"); refs != "" {
 		t.Errorf("a failed pull-local wrote refs: %q", refs)
 	}
-	fresh.fails(exitError, []string{"no config"}, "pull-local", filepath.Join(t.TempDir(), "none"))
+	fresh.fails(exitError, []string{"none: no such directory"}, "pull-local", filepath.Join(t.TempDir(), "none"))
+	fresh.fails(exitError, []string{"no config"}, "pull-local", t.TempDir())
 }
 
 // On a terminal, pull draws its progress: objects of those needed, bytes,
