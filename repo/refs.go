@@ -438,8 +438,10 @@ func matchesPrefix(name, prefix string) bool {
 
 // ResolveRev resolves a revision to a commit id. A revision is a branch
 // ("os/x86_64/stable"), a remote ref ("origin:stable"), a full id or a unique
-// prefix of a commit id, optionally followed by "^" (parent, repeatable) or
-// "~N" (N-th ancestor).
+// prefix of a commit id (4 hex digits at least; a branch of the same name
+// wins), optionally followed by "^" (parent, repeatable) or "~N" (N-th
+// ancestor). A branch that is not here resolves to the remote-tracking ref
+// of that name when one remote has it.
 func (r *Repo) ResolveRev(rev string) (ID, error) {
 	if err := r.checkOpen(); err != nil {
 		return ID{}, err
