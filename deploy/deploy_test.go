@@ -568,6 +568,38 @@ func TestVerifyReportsDrift(t *testing.T) {
 	}
 }
 
+// A tree that ships /etc has it at /usr/etc once deployed: that is no
+// drift, and a change to it is reported under /usr/etc.
+func TestVerifyTreeShippingEtc(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{
+		"usr/etc/hostname": gone, "usr/etc/motd": gone, "usr/etc/ssh/sshd_config": gone, "usr/etc": gone,
+		"etc/hostname": testtree.File("default-host\n", 0o644), "etc/motd": testtree.File("welcome\n", 0o644),
+	}))
+	d := f.deploy("os", DeployOptions{}).Deployment
+	if _, err := os.Stat(filepath.Join(d.Path, "usr/etc/motd")); err != nil {
+		t.Fatalf("deploy did not move /etc to /usr/etc: %v", err)
+	}
+	ch, err := f.s.Verify(context.Background(), 0)
+	if err != nil || len(ch) != 0 {
+		t.Fatalf("fresh deployment of a tree with /etc: drift %v, %v", ch, err)
+	}
+	p := filepath.Join(d.Path, "usr/etc/motd")
+	os.Remove(p)
+	os.WriteFile(p, []byte("changed\n"), 0o644)
+	os.WriteFile(filepath.Join(d.Path, "usr/bin/extra"), []byte("x"), 0o755)
+	if ch, err = f.s.Verify(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range ch {
+		got = append(got, c.Kind.String()+" "+c.Path)
+	}
+	if diff := cmp.Diff([]string{"A /usr/bin/extra", "M /usr/etc/motd"}, got); diff != "" {
+		t.Errorf("drift (-want +got):\n%s", diff)
+	}
+}
+
 func TestCleanupRemovesLeftovers(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
@@ -229,7 +232,10 @@ func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, err
 		usr = filepath.Join(s.path, "usr")
 	}
 	changes, err := checkout.DiffDir(ctx, s.repo, d.Commit, usr, checkout.DiffOptions{Subpath: "/usr", Verify: true})
-	if err != nil || running || d.Unlocked != UnlockHotfix {
+	if err != nil {
+		return nil, err
+	}
+	if changes, err = s.verifyMovedEtc(ctx, d.Commit, usr, changes); err != nil || running || d.Unlocked != UnlockHotfix {
 		return changes, err
 	}
 	hot, err := hotfixChanges(filepath.Join(d.Path, hotfixUpper), usr)
@@ -237,6 +243,41 @@ func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, err
 		return nil, fmt.Errorf("deployment %d: hotfix overlay: %w", index, err)
 	}
 	return mergeChanges(changes, hot), nil
+}
+
+// verifyMovedEtc corrects the drift of a deployment whose commit ships
+// /etc rather than /usr/etc: deploy moved it to usr/etc, which the
+// comparison of /usr took for an addition. The commit's /etc is compared
+// with usr/etc instead, its changes reported under /usr/etc.
+func (s *Sysroot) verifyMovedEtc(ctx context.Context, commit repo.ID, usr string, changes []checkout.Change) ([]checkout.Change, error) {
+	etc, err := s.repo.Lookup(commit, "/etc")
+	if errors.Is(err, repo.ErrNotFound) || err == nil && !etc.IsDir() {
+		return changes, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.repo.Lookup(commit, "/usr/etc"); err == nil {
+		return changes, nil // both: deploy refuses such a tree
+	}
+	kept := changes[:0]
+	for _, c := range changes {
+		if c.Path != "/usr/etc" && !strings.HasPrefix(c.Path, "/usr/etc/") {
+			kept = append(kept, c)
+		}
+	}
+	moved := filepath.Join(usr, "etc")
+	if _, err := os.Lstat(moved); errors.Is(err, fs.ErrNotExist) {
+		return mergeChanges(kept, []checkout.Change{{Kind: checkout.Deleted, Path: "/usr/etc"}}), nil
+	}
+	etcChanges, err := checkout.DiffDir(ctx, s.repo, commit, moved, checkout.DiffOptions{Subpath: "/etc", Verify: true})
+	if err != nil {
+		return nil, err
+	}
+	for i := range etcChanges {
+		etcChanges[i].Path = "/usr" + etcChanges[i].Path
+	}
+	return mergeChanges(kept, etcChanges), nil
 }
 
 // ConfigDiff reports the admin's changes to /etc in deployment index: every
