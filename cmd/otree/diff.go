@@ -23,7 +23,7 @@ func newDiffCommand(e *env) *cobra.Command {
 	f := &diffFlags{}
 	c := &cobra.Command{
 		Use:   "diff [REV|DIR] REV|DIR",
-		Short: "Show the paths that differ between two commits, or a commit and a directory",
+		Short: "Show the paths that differ between two commits or directories, or a commit and a directory",
 		Long: `Compare the tree of the first REV (old) with the second REV, or with the directory
 DIR on disk (new), and print one line per path that differs. With one REV,
 compare its parent (REV^) with it, as OSTree does:
