@@ -710,6 +710,12 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 // patching; so small patches share one encoder (of window
 // keptPatchWindow), given each patch's base on reset. Larger ones get an
 // encoder of their own, closed after.
+//
+// The shared encoder works at the better level, not the best: each reset
+// with a new dictionary clears and copies the best level's 32 MiB match
+// table (about 10 ms whatever the base's size), which made generating an
+// update of /usr/local/go take 4.5 s instead of 0.8 s, while its patches
+// came out 13 bytes (0.03%) smaller. Larger patches keep the best level.
 func (g *generator) encodePatch(base, target []byte) ([]byte, error) {
 	w := keptPatchWindow
 	for w < len(base)+len(target) {
@@ -722,7 +728,11 @@ func (g *generator) encodePatch(base, target []byte) ([]byte, error) {
 		}
 		return enc.EncodeAll(target, nil), nil
 	}
-	enc, err := zstd.NewWriter(nil, dict, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+	level := zstd.SpeedBestCompression
+	if w <= keptPatchWindow {
+		level = zstd.SpeedBetterCompression
+	}
+	enc, err := zstd.NewWriter(nil, dict, zstd.WithEncoderLevel(level),
 		zstd.WithWindowSize(w), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
