@@ -3,6 +3,7 @@ package checkout
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -157,7 +158,7 @@ func (w *worker) enterDir(n *dirNode) error {
 			return fmt.Errorf("checkout: %w", &os.PathError{Op: "mkdir", Path: n.path, Err: err})
 		}
 		if !c.opts.union() {
-			return fmt.Errorf("checkout: %s already exists", n.path)
+			return fmt.Errorf("checkout: %s: %w", n.path, fs.ErrExist)
 		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(pfd, n.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {

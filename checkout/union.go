@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -50,7 +51,7 @@ func (w *worker) occupied(n *dirNode, name string, o *object, link bool) (string
 		}
 		return ".otree-union-" + strconv.FormatUint(rand.Uint64(), 36), nil
 	}
-	return "", fmt.Errorf("checkout: %s already exists", path)
+	return "", fmt.Errorf("checkout: %s: %w", path, fs.ErrExist)
 }
 
 // objectIno fills in the dev and ino of o's object where load did not (a
