@@ -77,7 +77,8 @@ func TestInitAcceptsLostFoundAndInterruptedInit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"lock", "lock.intent", ".config.tmp-123"} {
+	// The config's temporary file, as written now and by older versions.
+	for _, f := range []string{"lock", "lock.intent", ".tmp-123", ".config.tmp-123"} {
 		if err := os.WriteFile(filepath.Join(half, f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}

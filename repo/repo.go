@@ -218,7 +218,7 @@ func checkInitDir(path string) error {
 		switch {
 		case name == "lost+found" && e.IsDir(),
 			slices.Contains(initDirs, name) && e.IsDir(),
-			strings.HasPrefix(name, ".config.tmp-") && e.Type().IsRegular():
+			(strings.HasPrefix(name, ".config.tmp-") || strings.HasPrefix(name, strings.TrimSuffix(durable.TempPattern, "*"))) && e.Type().IsRegular():
 			continue
 		case slices.Contains(initLockFiles, name) && e.Type().IsRegular():
 			// Init's lock files stay empty: one with content is not one.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/durable"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -84,7 +85,7 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(out), durable.TempPattern)
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}

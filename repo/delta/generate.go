@@ -365,7 +365,7 @@ func newFile(final string, unnamed bool) (f *os.File, tmp string, err error) {
 			return nil, "", fmt.Errorf("creating a file in %s: %w", parent, err)
 		}
 	}
-	f, err = os.CreateTemp(parent, "."+filepath.Base(final)+".tmp-*")
+	f, err = os.CreateTemp(parent, durable.TempPattern)
 	if err != nil {
 		return nil, "", err
 	}
