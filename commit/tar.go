@@ -68,8 +68,8 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	// block; last is its name.
 	var end int64
 	last := ""
-	n := 0
-	for ; ; n++ {
+	n := 0 // entries, a PAX global header not counted
+	for {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
@@ -96,6 +96,9 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 			return nil, 0, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 		}
 		last = hdr.Name
+		if hdr.Typeflag != tar.TypeXGlobalHeader {
+			n++
+		}
 	}
 	for i := range ti.links {
 		if _, err := ti.resolve(i); err != nil {
@@ -164,10 +167,12 @@ const maxTarTrailer = 1 << 20
 // checkStreamEnd reads what follows the archive, up to maxTarTrailer, so
 // that a compressed stream's checksum is checked: a corrupt stream can
 // still decompress into a well-formed archive. What lies beyond the bound
-// is not read, as tar itself ignores it.
+// is not read, as tar itself ignores it, and neither are bytes after the
+// last compressed member or frame that do not start another (the zeros a
+// block device pads with), as gzip -d ignores them.
 func checkStreamEnd(rd io.Reader) error {
 	_, err := io.CopyN(io.Discard, rd, maxTarTrailer)
-	if err == io.EOF {
+	if err == io.EOF || errors.Is(err, gzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch) {
 		return nil
 	}
 	return err

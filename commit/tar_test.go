@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -706,6 +707,11 @@ func TestTarGlobalHeader(t *testing.T) {
 	if _, err := r.ReadRef("xattr"); err == nil {
 		t.Error("the refused archive was committed")
 	}
+	// A global header alone is no entry: the tree would be empty.
+	only := writeTar(t, []*tar.Header{{Name: "pax_global_header", Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "x"}}}, nil)
+	if _, err := commitTar(r, "only", only); err == nil || !strings.Contains(err.Error(), "empty tree") {
+		t.Errorf("a tar holding only a global header: %v", err)
+	}
 }
 
 // A compressed archive whose stream fails its checksum is refused, though
@@ -725,6 +731,13 @@ func TestTarCompressedChecksum(t *testing.T) {
 	os.WriteFile(p, gz, 0o644)
 	if _, err := commitTar(r, "good", p); err != nil {
 		t.Fatal(err)
+	}
+	// Zeros after the stream, as a block device pads it, are ignored, as
+	// gzip -d ignores them.
+	padded := filepath.Join(t.TempDir(), "padded.tar.gz")
+	os.WriteFile(padded, append(slices.Clone(gz), make([]byte, 10240)...), 0o644)
+	if _, err := commitTar(r, "padded", padded); err != nil {
+		t.Errorf("a gzip stream followed by zeros: %v", err)
 	}
 	gz[len(gz)-8] ^= 1 // gzip's CRC-32 of the content
 	os.WriteFile(p, gz, 0o644)
