@@ -449,6 +449,9 @@ func newFsckWorker() *fsckWorker {
 // failing for the objects it lacks. A missing parent commit is not a
 // problem: prune --depth and shallow pulls truncate history on purpose.
 func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	var lk *Lock
 	var err error
 	if opts.Delete || opts.AddTombstones {

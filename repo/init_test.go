@@ -161,6 +161,8 @@ func TestUseAfterClose(t *testing.T) {
 			lk.Unlock()
 			return err
 		},
+		"Prune": func() error { _, err := r.Prune(context.Background(), repo.PruneOptions{}); return err },
+		"Fsck":  func() error { _, err := r.Fsck(context.Background(), repo.FsckOptions{}); return err },
 	}
 	for name, fn := range checks {
 		if err := fn(); !errors.Is(err, repo.ErrClosed) || !strings.Contains(err.Error(), path) {

@@ -149,6 +149,9 @@ type PruneReport struct {
 // leaves a tombstone, made durable before the commit goes; tombstones are
 // kept (a stale one, beside a commit stored again, is deleted).
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	if opts.NoPrune && !opts.DeleteCommit.IsZero() {
 		return nil, errors.New("prune: DeleteCommit and NoPrune cannot be combined")
 	}

@@ -333,7 +333,9 @@ func Open(path string) (*Repo, error) {
 // lookups of refs and new transactions fail with an error matching
 // ErrClosed; closing again does nothing. A transaction still open is not
 // ended: its Commit fails (ErrClosed) having moved nothing, and Commit or
-// Abort still release its lock and staging directory.
+// Abort still release its lock and staging directory. Close must not run
+// while other calls on r are in flight: one of them may still be using the
+// descriptor, and its number may be given to another file once closed.
 func (r *Repo) Close() error {
 	if fd := r.objFd.Swap(-1); fd >= 0 {
 		unix.Close(int(fd))
