@@ -130,6 +130,10 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 		return runDiffDirs(cmd, e, f, opts, from, to)
 	}
 	r, err := e.open()
+	if errors.Is(err, errNoRepo) && isDir(from) && isDir(to) {
+		// No repository to hold revisions of those names: directories.
+		return runDiffDirs(cmd, e, f, opts, from, to)
+	}
 	if err != nil {
 		return err
 	}
@@ -231,6 +235,12 @@ func runDiffDirs(cmd *cobra.Command, e *env, f *diffFlags, opts checkout.DiffOpt
 		return differ(len(changes), a, b)
 	}
 	return nil
+}
+
+// isDir tells whether p is a directory (following a symlink).
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // differ is the error of diff --verify: n paths differ between a and b.

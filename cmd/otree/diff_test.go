@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -242,5 +244,12 @@ func TestDiffDirFirstParity(t *testing.T) {
 	c.fails(exitError, []string{"8 paths differ", "./old", rel}, "diff", "--verify", "./old", rel)
 	if out := c.ok("diff", "--repo=/nonexistent", "./old", rel); out != got {
 		t.Errorf("two directories need no repository: %q", out)
+	}
+	// With no repository at all, bare names of directories are directories.
+	t.Setenv("OTREE_REPO", "")
+	t.Setenv("OSTREE_REPO", "")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"diff", "old", filepath.Base(dir)}, strings.NewReader(""), &out, &errb); code != 0 || out.String() != got {
+		t.Errorf("diff old %s with no repository: exit %d, %q %s", filepath.Base(dir), code, out.String(), errb.String())
 	}
 }
