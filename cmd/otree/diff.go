@@ -41,7 +41,8 @@ The second argument is a directory if one exists there; if it also names a
 revision, write ./NAME (or an absolute path) for the directory. The first is
 a directory when written as a path (/DIR, ./DIR, ../DIR), as in OSTree: the
 directory (old) is then compared with the revision (new), or with the
-second directory. A directory is
+second directory. Where no repository is found, two names of directories
+are taken as directories. A directory is
 hashed the way commit would hash it (nothing is written to the repository);
 when it was checked out by an unprivileged user, pass the commit's owner with
 --owner-uid/--owner-gid (or --ignore-owners), and --no-xattrs if the filesystem
