@@ -435,8 +435,12 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 		f := os.NewFile(uintptr(fd), path)
 		owned = false
 		defer f.Close()
-		// Hashing a large file takes a while: a cancel stops it.
-		n, err := io.CopyBuffer(w.h, ctxread.Reader(wk.ctx, io.LimitReader(f, st.Size+1)), w.buf)
+		var src io.Reader = io.LimitReader(f, st.Size+1)
+		if st.Size > ctxread.Every {
+			// Hashing a large file takes a while: a cancel stops it.
+			src = ctxread.Reader(wk.ctx, src)
+		}
+		n, err := io.CopyBuffer(w.h, src, w.buf)
 		if err != nil {
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}

@@ -218,7 +218,7 @@ func checkInitDir(path string) error {
 		switch {
 		case name == "lost+found" && e.IsDir(),
 			slices.Contains(initDirs, name) && e.IsDir(),
-			(strings.HasPrefix(name, ".config.tmp-") || strings.HasPrefix(name, strings.TrimSuffix(durable.TempPattern, "*"))) && e.Type().IsRegular():
+			(strings.HasPrefix(name, ".config.tmp-") || durable.IsTemp(name)) && e.Type().IsRegular():
 			continue
 		case slices.Contains(initLockFiles, name) && e.Type().IsRegular():
 			// Init's lock files stay empty: one with content is not one.
@@ -345,10 +345,8 @@ func (r *Repo) Close() error {
 
 // checkOpen fails with ErrClosed once r is closed.
 func (r *Repo) checkOpen() error {
-	if r.objFd.Load() < 0 {
-		return &closedError{r.path}
-	}
-	return nil
+	_, err := r.objDir()
+	return err
 }
 
 // objDir returns the descriptor of objects/, or an error matching

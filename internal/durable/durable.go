@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,6 +18,9 @@ import (
 // OSTree's fixed "tmp.XXXXXX" names allow; the leading dot keeps readers
 // that skip dot files (refs, indexes) from taking it for a finished file.
 const TempPattern = ".tmp-*"
+
+// IsTemp tells whether name is that of a temporary file TempPattern made.
+func IsTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
 
 // WriteFile replaces path with data: a temporary file in the same directory
 // is written, synced (when sync is true), renamed over path, and the
