@@ -65,7 +65,8 @@ type Options struct {
 	ForceCopy bool
 	// Subpath checks out only this directory (or file) of the tree. A file
 	// is written into DEST under its own name, with DEST taking the metadata
-	// of the directory that holds the file in the commit.
+	// of the directory that holds the file in the commit. A ".." component
+	// is refused (repo.ErrDotDot).
 	Subpath string
 	// Union checks out into an existing DEST, replacing existing files and
 	// symlinks (never directories) by the commit's: the new entry is
@@ -95,7 +96,8 @@ type Options struct {
 	// SkipList names paths to leave out of the checkout, each with
 	// everything below it. Paths are relative to what is checked out (the
 	// Subpath, if one is given), written "/usr/share/doc"; a trailing "/"
-	// is allowed. A path the tree does not have is not an error.
+	// is allowed, ".." is not. A path the tree does not have is not an
+	// error.
 	SkipList []string
 	// AllowNoent makes a Subpath the commit does not have a checkout of
 	// nothing: DEST is not created and Checkout returns empty Stats.
@@ -156,7 +158,11 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 		return nil, err
 	}
 	root := &dirNode{tree: treeID, metaID: metaID, fd: -1}
-	if sp := repo.CleanPath(opts.Subpath); sp != "/" {
+	sp, err := repo.TreePath(opts.Subpath)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: subpath %w", err)
+	}
+	if sp != "/" {
 		e, err := r.LookupTree(treeID, metaID, sp)
 		// Only a path the tree lacks is allowed: an object missing on
 		// the way is an incomplete repository, not an absent path.
@@ -203,7 +209,9 @@ func (o *Options) check() error {
 		return errors.New("checkout: ForceCopy and RequireHardlinks contradict each other")
 	}
 	for _, p := range o.SkipList {
-		if repo.CleanPath(p) == "/" {
+		if clean, err := repo.TreePath(p); err != nil {
+			return fmt.Errorf("checkout: skip list entry %w", err)
+		} else if clean == "/" {
 			return fmt.Errorf("checkout: skip list entry %q names the root of the checkout", p)
 		}
 	}

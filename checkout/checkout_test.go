@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -355,6 +356,19 @@ func TestSubpath(t *testing.T) {
 	if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "/nope") {
 		t.Errorf("missing subpath: %v", err)
 	}
+
+	// ".." is refused, not read as written: "priv/.." would check out the
+	// whole tree, and "bin/../priv" would say nothing of symlinks.
+	for _, sp := range []string{"priv/..", "/bin/../priv", ".."} {
+		dest := filepath.Join(t.TempDir(), "co")
+		_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: sp})
+		if !errors.Is(err, repo.ErrDotDot) || !strings.Contains(err.Error(), strconv.Quote(sp)) {
+			t.Errorf("subpath %q: %v, want ErrDotDot naming it", sp, err)
+		}
+		if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("subpath %q: DEST was made: %v", sp, err)
+		}
+	}
 }
 
 // SkipList leaves out the paths it names, relative to what is checked out,
@@ -395,9 +409,15 @@ func TestSkipList(t *testing.T) {
 			}
 		})
 	}
-	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{"/a/.."}})
-	if err == nil || !strings.Contains(err.Error(), `"/a/.."`) {
+	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{"/./"}})
+	if err == nil || !strings.Contains(err.Error(), `"/./"`) {
 		t.Errorf("skipping the root: %v", err)
+	}
+	for _, p := range []string{"/a/..", "/x/../e"} {
+		_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{p}})
+		if !errors.Is(err, repo.ErrDotDot) || !strings.Contains(err.Error(), strconv.Quote(p)) {
+			t.Errorf("skip list %q: %v, want ErrDotDot naming it", p, err)
+		}
 	}
 }
 

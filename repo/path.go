@@ -54,12 +54,33 @@ func (e *PathError) Unwrap() error { return e.Err }
 // CleanPath returns p as an absolute, lexically cleaned path inside a tree:
 // "usr//bin/" and "/usr/./bin" both give "/usr/bin", and ".." never climbs
 // above "/". It does not consult the tree, so a ".." after a symlink is
-// resolved against the path as written, not the symlink's target.
+// resolved against the path as written, not the symlink's target; TreePath
+// refuses such paths instead.
 func CleanPath(p string) string { return path.Clean("/" + p) }
 
+// ErrDotDot is wrapped by the error for a path inside a tree that has a ".."
+// component. Lookups walk names without following symlinks, so "/a/../b"
+// could only mean "/b" as written, while on a checked-out tree, where "/a"
+// may be a symlink, it means something else; rather than guess, such paths
+// are refused, as OSTree refuses them.
+var ErrDotDot = errors.New(`".." is not allowed in a path inside a tree`)
+
+// TreePath is CleanPath for a path that names something inside a tree: it
+// refuses a ".." component with an error naming p that wraps ErrDotDot.
+func TreePath(p string) (string, error) {
+	for rest := p; rest != ""; {
+		var c string
+		c, rest, _ = strings.Cut(rest, "/")
+		if c == ".." {
+			return "", fmt.Errorf("%q: %w", p, ErrDotDot)
+		}
+	}
+	return CleanPath(p), nil
+}
+
 // Lookup finds path inside commit without following symlinks, walking the
-// dirtrees from the root. The path is cleaned with CleanPath; a trailing '/'
-// requires a directory. A path that is not there gives a *PathError; a
+// dirtrees from the root. The path is cleaned with TreePath, so ".." is
+// refused; a trailing '/' requires a directory. A path that is not there gives a *PathError; a
 // missing or corrupt dirtree on the way gives that object's error.
 func (r *Repo) Lookup(commit ID, p string) (Entry, error) {
 	c, err := r.ReadCommit(commit)
@@ -76,7 +97,10 @@ func (r *Repo) Lookup(commit ID, p string) (Entry, error) {
 // LookupTree is Lookup starting at a directory given by its dirtree and
 // dirmeta ids instead of at a commit's root.
 func (r *Repo) LookupTree(tree, meta ID, p string) (Entry, error) {
-	clean := CleanPath(p)
+	clean, err := TreePath(p)
+	if err != nil {
+		return Entry{}, err
+	}
 	e := Entry{Path: "/", Kind: KindDirTree, ID: tree, MetaID: meta}
 	if clean != "/" {
 		names := strings.Split(clean[1:], "/")

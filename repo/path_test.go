@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/otree/otree/repo"
@@ -92,8 +94,6 @@ func TestLookup(t *testing.T) {
 		{"/d", repo.Entry{Path: "/d", Kind: repo.KindDirTree, ID: fx.dTree, MetaID: fx.dMeta}},
 		{"d/", repo.Entry{Path: "/d", Kind: repo.KindDirTree, ID: fx.dTree, MetaID: fx.dMeta}},
 		{"//d/./f", repo.Entry{Path: "/d/f", Kind: repo.KindFile, ID: fx.fID}},
-		{"/d/../a", repo.Entry{Path: "/a", Kind: repo.KindFile, ID: fx.aID}},
-		{"/../../a", repo.Entry{Path: "/a", Kind: repo.KindFile, ID: fx.aID}},
 		{"/d/l", repo.Entry{Path: "/d/l", Kind: repo.KindFile, ID: fx.lID}}, // not followed
 	} {
 		got, err := fx.r.Lookup(fx.commit, tc.path)
@@ -135,6 +135,18 @@ func TestLookupErrors(t *testing.T) {
 		}
 	}
 
+	// ".." is refused wherever it is: as written, "/l/../a" would give
+	// "/a" whatever the symlink "/l" points at.
+	for _, p := range []string{"/d/../a", "/../../a", "..", "d/..", "/d/l/../f", "/d/../"} {
+		_, err := fx.r.Lookup(fx.commit, p)
+		if !errors.Is(err, repo.ErrDotDot) || !strings.Contains(err.Error(), strconv.Quote(p)) {
+			t.Errorf("Lookup(%q) error = %v, want ErrDotDot naming the path", p, err)
+		}
+		if _, err := fx.r.LookupTree(fx.rootTree, fx.rootMeta, p); !errors.Is(err, repo.ErrDotDot) {
+			t.Errorf("LookupTree(%q) error = %v, want ErrDotDot", p, err)
+		}
+	}
+
 	// A missing commit is reported as the object, not as a path.
 	var missing repo.ID
 	missing[0] = 1
@@ -158,5 +170,21 @@ func TestLookupTree(t *testing.T) {
 	var pe *repo.PathError
 	if !errors.As(err, &pe) || !pe.Commit.IsZero() || err.Error() != "/a: not found" {
 		t.Errorf("LookupTree(missing) = %v", err)
+	}
+}
+
+func TestTreePath(t *testing.T) {
+	for p, want := range map[string]string{
+		"": "/", "/": "/", "usr//bin/": "/usr/bin", "/usr/./bin": "/usr/bin",
+		"..a": "/..a", "a..": "/a..", "/.../x": "/.../x", "a/.b..": "/a/.b..",
+	} {
+		if got, err := repo.TreePath(p); err != nil || got != want {
+			t.Errorf("TreePath(%q) = %q, %v; want %q", p, got, err, want)
+		}
+	}
+	for _, p := range []string{"..", "../a", "/a/..", "a/../b", "/a/../../b", "a//..//b", "/../"} {
+		if got, err := repo.TreePath(p); !errors.Is(err, repo.ErrDotDot) {
+			t.Errorf("TreePath(%q) = %q, %v; want ErrDotDot", p, got, err)
+		}
 	}
 }

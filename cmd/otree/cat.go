@@ -106,7 +106,7 @@ func resolveFile(r *repo.Repo, commit repo.ID, p string) (repo.Entry, *repo.File
 			return repo.Entry{}, nil, errors.New("cat " + p + ": too many levels of symbolic links")
 		}
 		if path.IsAbs(h.Target) {
-			cur = h.Target
+			cur = path.Clean(h.Target)
 		} else {
 			cur = path.Join(path.Dir(ent.Path), h.Target)
 		}

@@ -194,6 +194,7 @@ l00777 0 0      0 /sub/up -> ../a.txt
 	// Paths that are not there are named.
 	c.fails(exitError, []string{"/nope", id.String()}, "ls", "os/x86_64/stable", "/nope")
 	c.fails(exitError, []string{"/a.txt/x", "not a directory"}, "ls", "os/x86_64/stable", "/a.txt/x")
+	c.fails(exitError, []string{`"/sub/../a.txt"`, `".."`}, "ls", "os/x86_64/stable", "/sub/../a.txt")
 	c.fails(exitUsage, []string{"--bogus"}, "ls", "--bogus", "os/x86_64/stable")
 	c.fails(exitUsage, nil, "ls")
 }
@@ -209,7 +210,11 @@ func mustLookup(t *testing.T, r *repo.Repo, commit repo.ID, p string) repo.Entry
 
 func TestCat(t *testing.T) {
 	c := newCLI(t)
-	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	tree := testtree.Tree{"sub/abs": testtree.Symlink("/sub/../a.txt")}
+	for name, e := range fixture {
+		tree[name] = e
+	}
+	id := c.commitTree("main", source(t, tree), "one", 1700000000)
 
 	if got := c.ok("cat", "main", "/a.txt"); got != "hello\n" {
 		t.Errorf("cat /a.txt = %q", got)
@@ -224,6 +229,11 @@ func TestCat(t *testing.T) {
 	if got := c.ok("cat", "main", "/sub/up"); got != "hello\n" {
 		t.Errorf("cat /sub/up = %q", got)
 	}
+	// A target's ".." is the link's to resolve; the path typed has none.
+	if got := c.ok("cat", "main", "/sub/abs"); got != "hello\n" {
+		t.Errorf("cat /sub/abs = %q", got)
+	}
+	c.fails(exitError, []string{`"/sub/../a.txt"`, `".."`}, "cat", "main", "/sub/../a.txt")
 	// The path is named once, not again by each layer of the error.
 	for _, tc := range []struct{ path, says string }{{"/sub", "directory"}, {"/missing", "not found"}} {
 		if res := c.fails(exitError, []string{tc.path, tc.says}, "cat", "main", tc.path); strings.Count(res.stderr, tc.path) != 1 {

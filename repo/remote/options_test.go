@@ -482,6 +482,21 @@ func TestPullSubpath(t *testing.T) {
 		}
 		checkNothingMoved(t, fresh)
 	}
+	// A ".." is refused before anything is fetched.
+	fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+	o.resetHits()
+	opts.Subpaths = []string{"/usr/share/../../etc"}
+	if _, err := remote.Pull(ctx, fresh, opts); !errors.Is(err, repo.ErrDotDot) || !strings.Contains(err.Error(), opts.Subpaths[0]) {
+		t.Errorf("subpath %s: %v, want ErrDotDot naming it", opts.Subpaths[0], err)
+	}
+	o.mu.Lock()
+	for path, n := range o.hits {
+		if strings.HasPrefix(path, "/objects/") {
+			t.Errorf("a refused subpath fetched %s (%d times)", path, n)
+		}
+	}
+	o.mu.Unlock()
+	checkNothingMoved(t, fresh)
 
 	// A full pull completes the commit, fetching only what was missing.
 	o.resetHits()

@@ -48,8 +48,8 @@ type PullOptions struct {
 	// Subpaths, if set, limits the pull to these paths of each commit's
 	// tree ("/usr/share/rpm"): the directories on the way to each, and
 	// everything below it. Such commits stay marked partial (a later pull
-	// without Subpaths completes them); a path a commit lacks is an error.
-	// Static deltas are not used.
+	// without Subpaths completes them); a path a commit lacks is an error,
+	// and so is a ".." component. Static deltas are not used.
 	Subpaths []string
 	// LocalCaches are repositories on this machine, of any mode, to take
 	// objects from before fetching them (OSTree's --localcache-repo).
@@ -630,6 +630,11 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if (opts.RequireStaticDeltas || opts.DryRun) && opts.DisableStaticDeltas {
 		return nil, errors.New("DisableStaticDeltas contradicts RequireStaticDeltas and DryRun, which need deltas")
 	}
+	for _, sp := range opts.Subpaths {
+		if _, err := repo.TreePath(sp); err != nil {
+			return nil, fmt.Errorf("subpath %w", err)
+		}
+	}
 	var from *repo.Commit
 	if !opts.TimestampCheckFrom.IsZero() {
 		var err error
@@ -1011,7 +1016,10 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, t *target) (*repo.
 // walkSubpath fetches the directories on the way to the path sp of commit
 // id, now, and queues the walk of what sp names.
 func (p *puller) walkSubpath(q *workq.Queue[struct{}], id repo.ID, c *repo.Commit, sp string) error {
-	clean := repo.CleanPath(sp)
+	clean, err := repo.TreePath(sp)
+	if err != nil {
+		return err
+	}
 	tree := c.RootTree
 	q.Push(p.metaTask(c.RootMeta))
 	if clean == "/" {
