@@ -24,13 +24,14 @@ func (e Entry) IsDir() bool { return e.Kind == KindDirTree }
 var ErrNotDir = errors.New("not a directory")
 
 // PathError reports a path that does not resolve inside a commit or tree.
-// errors.Is(err, ErrNotFound) holds for a missing path and
-// errors.Is(err, ErrNotDir) for one that runs through a non-directory.
+// errors.Is(err, ErrNotFound) holds for a missing path,
+// errors.Is(err, ErrNotDir) for one that runs through a non-directory, and
+// errors.Is(err, ErrSymlinkLoop) for one Resolve gave up on.
 type PathError struct {
 	Commit ID     // the commit searched; zero when the lookup started at a tree
-	Path   string // the cleaned path asked for
-	At     string // the prefix of Path where the lookup failed
-	Err    error  // ErrNotFound or ErrNotDir
+	Path   string // the path asked for, cleaned by Lookup
+	At     string // where the lookup failed: a prefix of Path, or for Resolve the path a symlink led to
+	Err    error  // ErrNotFound, ErrNotDir or ErrSymlinkLoop
 }
 
 // Error names the path, where it failed, and the commit.
@@ -44,6 +45,9 @@ func (e *PathError) Error() string {
 	}
 	if errors.Is(e.Err, ErrNotDir) {
 		return fmt.Sprintf("%s: %s is not a directory%s", e.Path, e.At, in)
+	}
+	if errors.Is(e.Err, ErrSymlinkLoop) {
+		return fmt.Sprintf("%s: at %s: %v%s", e.Path, e.At, e.Err, in)
 	}
 	return fmt.Sprintf("%s: %s %v%s", e.Path, e.At, e.Err, in)
 }
@@ -126,4 +130,94 @@ func (r *Repo) LookupTree(tree, meta ID, p string) (Entry, error) {
 		return Entry{}, &PathError{Path: clean, At: e.Path, Err: ErrNotDir}
 	}
 	return e, nil
+}
+
+// MaxSymlinks is how many symlinks Resolve follows for one path before it
+// gives up with ErrSymlinkLoop: Linux's limit, so a path that resolves in a
+// checkout resolves here.
+const MaxSymlinks = 40
+
+// ErrSymlinkLoop is wrapped by the PathError of a path that needs more than
+// MaxSymlinks symlinks to resolve.
+var ErrSymlinkLoop = errors.New("too many levels of symbolic links")
+
+// Resolve finds path inside commit as the kernel would find it in a
+// checkout of the commit with the checkout as its root directory: every
+// symlink on the way and at the end is followed, an absolute target starts
+// again at the root, and ".." goes to the directory that holds the one
+// reached so far, never above the root. The Entry's Path is where the
+// path led ("/etc/os-release" that links to "../usr/lib/os-release" gives
+// "/usr/lib/os-release"). A trailing '/' requires a directory.
+//
+// Lookup is the variant that follows nothing, for naming an entry itself.
+func (r *Repo) Resolve(commit ID, p string) (Entry, error) {
+	c, err := r.ReadCommit(commit)
+	if err != nil {
+		return Entry{}, fmt.Errorf("resolving %s: %w", p, err)
+	}
+	e, err := r.resolve(c.RootTree, c.RootMeta, p)
+	if pe := (*PathError)(nil); errors.As(err, &pe) {
+		pe.Commit = commit
+	}
+	return e, err
+}
+
+// resolve is Resolve from the root directory given by tree and meta.
+func (r *Repo) resolve(tree, meta ID, p string) (Entry, error) {
+	// dirs holds the directories from the root to the one reached, so
+	// that ".." can go back up what symlinks led into.
+	dirs := []Entry{{Path: "/", Kind: KindDirTree, ID: tree, MetaID: meta}}
+	names := strings.Split(p, "/")
+	if strings.HasSuffix(p, "/") {
+		names = append(names, ".") // the last name must be a directory
+	}
+	links := 0
+	for len(names) > 0 {
+		name := names[0]
+		names = names[1:]
+		dir := dirs[len(dirs)-1]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(dirs) > 1 {
+				dirs = dirs[:len(dirs)-1]
+			}
+			continue
+		}
+		at := path.Join(dir.Path, name)
+		dt, err := r.ReadDirTree(dir.ID)
+		if err != nil {
+			return Entry{}, fmt.Errorf("resolving %s: reading directory %s: %w", p, dir.Path, err)
+		}
+		if d, ok := dt.Dir(name); ok {
+			dirs = append(dirs, Entry{Path: at, Kind: KindDirTree, ID: d.TreeID, MetaID: d.MetaID})
+			continue
+		}
+		f, ok := dt.File(name)
+		if !ok {
+			return Entry{}, &PathError{Path: p, At: at, Err: ErrNotFound}
+		}
+		h, err := r.StatFile(f.ID)
+		if err != nil {
+			return Entry{}, fmt.Errorf("resolving %s: %s: %w", p, at, err)
+		}
+		if h.Type != TypeSymlink {
+			if len(names) > 0 {
+				return Entry{}, &PathError{Path: p, At: at, Err: ErrNotDir}
+			}
+			return Entry{Path: at, Kind: KindFile, ID: f.ID}, nil
+		}
+		if h.Target == "" { // as the kernel takes an empty target
+			return Entry{}, &PathError{Path: p, At: at + " -> \"\"", Err: ErrNotFound}
+		}
+		if links++; links > MaxSymlinks {
+			return Entry{}, &PathError{Path: p, At: at, Err: ErrSymlinkLoop}
+		}
+		if path.IsAbs(h.Target) {
+			dirs = dirs[:1]
+		}
+		names = append(strings.Split(h.Target, "/"), names...)
+	}
+	return dirs[len(dirs)-1], nil
 }

@@ -3,12 +3,19 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // lookupFixture stores the tree
@@ -187,4 +194,150 @@ func TestTreePath(t *testing.T) {
 			t.Errorf("TreePath(%q) = %q, %v; want ErrDotDot", p, got, err)
 		}
 	}
+}
+
+// Resolve finds what the kernel finds in the committed directory used as
+// the root (openat2 with RESOLVE_IN_ROOT): the same path, or the same
+// error, for links on the way, at the end, absolute, relative, chained,
+// looping, and ".." after a link.
+func TestResolveMatchesKernel(t *testing.T) {
+	src := t.TempDir()
+	testtree.Create(t, src, testtree.Tree{
+		"usr/lib/os-release": testtree.File("ID=x\n", 0o644),
+		"usr/lib/sub/f":      testtree.File("f", 0o644),
+		"usr/bin/tool":       testtree.File("t", 0o755),
+		"lib":                testtree.Symlink("usr/lib"),
+		"bin":                testtree.Symlink("/usr/bin"),
+		"etc/os-release":     testtree.Symlink("../usr/lib/os-release"),
+		"etc/deep":           testtree.Symlink("../lib/sub"),
+		"etc/chain":          testtree.Symlink("os-release"),
+		"etc/up":             testtree.Symlink("../../../../usr"),
+		"etc/dangling":       testtree.Symlink("nowhere"),
+		"etc/loop1":          testtree.Symlink("loop2"),
+		"etc/loop2":          testtree.Symlink("loop1"),
+		"etc/self":           testtree.Symlink("."),
+		"etc/file":           testtree.File("x", 0o644),
+	})
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := commit.Commit(context.Background(), r, commit.Options{Orphan: true, NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := unix.Open(src, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	kernel := func(p string) (string, error) {
+		fd, err := unix.Openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH, Resolve: unix.RESOLVE_IN_ROOT})
+		if err != nil {
+			return "", err
+		}
+		defer unix.Close(fd)
+		got, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		if err != nil {
+			return "", err
+		}
+		if got == src {
+			return "/", nil
+		}
+		return strings.TrimPrefix(got, src), nil
+	}
+	for _, p := range []string{
+		"/", "usr", "/usr/lib/", "/lib", "/lib/", "/lib/os-release", "/etc/os-release", "etc/chain",
+		"/bin/tool", "/etc/deep/f", "/etc/deep/../os-release", "/lib/../bin/tool", "/etc/up/bin",
+		"/../../etc/os-release", "/etc/self/self/file", "/lib/sub/../../../usr",
+		"/etc/dangling", "/etc/loop1", "/etc/loop2/x", "/lib/nope", "/etc/file/x", "/etc/file/",
+		"/etc/os-release/", "/lib/os-release/x", "/etc/deep/", "/nope/..",
+	} {
+		want, werr := kernel(p)
+		got, err := r.Resolve(res.Commit, p)
+		switch {
+		case werr != nil:
+			var is error
+			switch {
+			case errors.Is(werr, unix.ENOENT):
+				is = repo.ErrNotFound
+			case errors.Is(werr, unix.ENOTDIR):
+				is = repo.ErrNotDir
+			case errors.Is(werr, unix.ELOOP):
+				is = repo.ErrSymlinkLoop
+			default:
+				t.Fatalf("kernel: %s: %v", p, werr)
+			}
+			var pe *repo.PathError
+			if !errors.Is(err, is) || !errors.As(err, &pe) || pe.Commit != res.Commit || !strings.Contains(err.Error(), p) {
+				t.Errorf("Resolve(%q) = %+v, %v; the kernel says %v", p, got, err, werr)
+			}
+		case err != nil:
+			t.Errorf("Resolve(%q): %v; the kernel found %s", p, err, want)
+		case got.Path != want:
+			t.Errorf("Resolve(%q) led to %s, the kernel to %s", p, got.Path, want)
+		default:
+			if e := mustLookupEntry(t, r, res.Commit, want); e != got {
+				t.Errorf("Resolve(%q) = %+v, Lookup(%q) = %+v", p, got, want, e)
+			}
+		}
+	}
+}
+
+func mustLookupEntry(t *testing.T, r *repo.Repo, c repo.ID, p string) repo.Entry {
+	t.Helper()
+	e, err := r.Lookup(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Read /etc/os-release from a commit of a merged-/usr tree, where it is a
+// symlink to ../usr/lib/os-release and /lib a symlink to usr/lib: Resolve
+// follows both, as the kernel would in a checkout; Lookup follows neither.
+func ExampleRepo_Resolve() {
+	tmp, _ := os.MkdirTemp("", "otree-example-")
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "tree")
+	os.MkdirAll(filepath.Join(src, "usr/lib"), 0o755)
+	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
+	os.WriteFile(filepath.Join(src, "usr/lib/os-release"), []byte("ID=demo\n"), 0o644)
+	os.Symlink("../usr/lib/os-release", filepath.Join(src, "etc/os-release"))
+	os.Symlink("usr/lib", filepath.Join(src, "lib"))
+
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	res, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range []string{"/etc/os-release", "/lib/os-release"} {
+		e, err := r.Resolve(res.Commit, p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_, content, err := r.OpenFile(e.ID)
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, err := io.ReadAll(content)
+		content.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s -> %s: %s", p, e.Path, b)
+	}
+	_, err = r.Lookup(res.Commit, "/lib/os-release")
+	fmt.Println("Lookup:", errors.Is(err, repo.ErrNotDir))
+	// Output:
+	// /etc/os-release -> /usr/lib/os-release: ID=demo
+	// /lib/os-release -> /usr/lib/os-release: ID=demo
+	// Lookup: true
 }

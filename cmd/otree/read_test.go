@@ -210,7 +210,8 @@ func mustLookup(t *testing.T, r *repo.Repo, commit repo.ID, p string) repo.Entry
 
 func TestCat(t *testing.T) {
 	c := newCLI(t)
-	tree := testtree.Tree{"sub/abs": testtree.Symlink("/sub/../a.txt")}
+	tree := testtree.Tree{"sub/abs": testtree.Symlink("/sub/../a.txt"), "dir": testtree.Symlink("sub"),
+		"sub/inner": testtree.Dir(0o755), "deep": testtree.Symlink("sub/inner")}
 	for name, e := range fixture {
 		tree[name] = e
 	}
@@ -229,11 +230,20 @@ func TestCat(t *testing.T) {
 	if got := c.ok("cat", "main", "/sub/up"); got != "hello\n" {
 		t.Errorf("cat /sub/up = %q", got)
 	}
-	// A target's ".." is the link's to resolve; the path typed has none.
 	if got := c.ok("cat", "main", "/sub/abs"); got != "hello\n" {
 		t.Errorf("cat /sub/abs = %q", got)
 	}
-	c.fails(exitError, []string{`"/sub/../a.txt"`, `".."`}, "cat", "main", "/sub/../a.txt")
+	// Links on the way are followed too, and ".." goes up from where a
+	// link led: /dir is /sub, so /dir/../a.txt is /a.txt.
+	for _, p := range []string{"/dir/up", "/dir/../a.txt", "/dir/abs"} {
+		if got := c.ok("cat", "main", p); got != "hello\n" {
+			t.Errorf("cat %s = %q", p, got)
+		}
+	}
+	c.fails(exitError, []string{"/dir/nope", "/sub/nope", "not found"}, "cat", "main", "/dir/nope")
+	if got := c.ok("cat", "main", "/deep/../secret"); got != "psst" {
+		t.Errorf("cat /deep/../secret = %q, want /sub/secret's", got)
+	}
 	// The path is named once, not again by each layer of the error.
 	for _, tc := range []struct{ path, says string }{{"/sub", "directory"}, {"/missing", "not found"}} {
 		if res := c.fails(exitError, []string{tc.path, tc.says}, "cat", "main", tc.path); strings.Count(res.stderr, tc.path) != 1 {
