@@ -39,7 +39,7 @@ boot order and one rename switches from one list to the next.`,
 	if def == "" {
 		def = "/"
 	}
-	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage (default $OTREE_SYSROOT or /)")
+	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage; $OTREE_SYSROOT sets the default")
 	var printCurrent bool
 	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the directory of deployment 0, the one that boots next (as OSTree's option)")
 	c.Args = cobra.NoArgs
@@ -927,6 +927,7 @@ with another URL is an error: change it with "otree remote add --force".`,
 		},
 	}
 	c.Flags().IntVar(&index, "index", -1, "the deployment whose origin to set, numbered as status lists them (default: the booted one, else the default)")
+	wordedDefault(c, "index")
 	c.Flags().StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of a new remote (repeatable)")
 	return c
 }
@@ -1056,6 +1057,7 @@ the deployment's next boot.`,
 	}
 	fl := c.Flags()
 	fl.IntVar(&index, "deployment", -1, "the deployment's index, as status lists them (default: the default deployment)")
+	wordedDefault(c, "deployment")
 	fl.StringArrayVar(&edit.Replace, "replace", nil, "set KEY=VALUE, or KEY=OLD=NEW (repeatable)")
 	fl.StringArrayVar(&edit.Delete, "delete", nil, "delete KEY=VALUE or every KEY (repeatable)")
 	fl.StringArrayVar(&edit.Append, "append", nil, "append KEY=VALUE (repeatable)")
@@ -1171,8 +1173,15 @@ path's fate as deploy would report it.`,
 		},
 	}
 	c.Flags().IntVar(&index, "deployment", -1, "the deployment whose /etc to show, numbered as status lists them (default: booted, else the default)")
+	wordedDefault(c, "deployment")
 	c.Flags().IntVar(&into, "into", 0, "preview the merge into this deployment's defaults (numbered as status lists them)")
 	c.Flags().StringVar(&osName, "os", "", "show the merge deployment of this stateroot")
 	a.addJSON(c)
 	return c
+}
+
+// wordedDefault keeps help from adding "(default -1)" to a flag whose usage
+// says in words what leaving it out means; -1 is only how the code knows.
+func wordedDefault(c *cobra.Command, name string) {
+	c.Flags().Lookup(name).DefValue = "0"
 }
