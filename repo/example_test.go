@@ -74,3 +74,43 @@ func ExampleRepo_SetAlias() {
 	// same commit: true
 	// os/stable -> os/x86_64/stable
 }
+
+// Keep only each branch's newest commit, free what older ones alone used,
+// then check that what is left is whole: what `otree prune --refs-only
+// --depth=0` and `otree fsck` do.
+func ExampleRepo_Prune() {
+	ctx := context.Background()
+	tmp, _ := os.MkdirTemp("", "otree-example-")
+	defer os.RemoveAll(tmp)
+	r, err := repo.Init(filepath.Join(tmp, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	src := filepath.Join(tmp, "src")
+	os.MkdirAll(src, 0o755)
+	for _, version := range []string{"1", "2", "3"} {
+		os.WriteFile(filepath.Join(src, "version"), []byte(version+"\n"), 0o644)
+		if _, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	pruned, err := r.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("commits deleted:", len(pruned.Commits))
+	fmt.Println("file objects deleted:", pruned.ByKind["file"].Objects)
+
+	report, err := r.Fsck(ctx, repo.FsckOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("fsck ok:", report.OK(), "commits:", report.Objects["commit"])
+	// Output:
+	// commits deleted: 2
+	// file objects deleted: 2
+	// fsck ok: true commits: 1
+}
