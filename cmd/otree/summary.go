@@ -100,7 +100,7 @@ summary.sig beside it; without them a stale summary.sig is removed.
 // printSummary prints a summary's branches, metadata and static deltas, or
 // with --json its summaryJSON. Branches are laid out as OSTree's summary
 // --view lays them out, the commit id on the line after "Latest Commit";
-// a commit r holds also gets its size and time, as there.
+// a commit r holds also gets its size and time (local, as there).
 func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 	if e.json {
 		out := summaryJSON{Refs: s.Refs, Metadata: map[string]string{}, Deltas: append([]remote.DeltaRef{}, s.Deltas...),
@@ -122,7 +122,7 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "* %s\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\n",
-			ref.Name, len(data), ref.Commit, commitTime(c).UTC().Format("2006-01-02T15:04:05-07"))
+			ref.Name, len(data), ref.Commit, commitTime(c).Local().Format("2006-01-02T15:04:05-07"))
 	}
 	for _, m := range s.Metadata {
 		fmt.Fprintf(e.stdout, "%s: %s\n", m.Key, metadataText(m.Key, m.Value))
