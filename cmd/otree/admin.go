@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,11 +36,8 @@ default /) or any directory laid out by init-fs. Each deployment is a
 hardlink checkout of a commit with its own /etc; boot entries list them in
 boot order and one rename switches from one list to the next.`,
 	}
-	def := os.Getenv("OTREE_SYSROOT")
-	if def == "" {
-		def = "/"
-	}
-	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage; $OTREE_SYSROOT sets the default")
+	def := cmp.Or(os.Getenv("OTREE_SYSROOT"), os.Getenv("OSTREE_SYSROOT"), "/")
+	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage; $OTREE_SYSROOT, else OSTree's $OSTREE_SYSROOT, sets the default")
 	var printCurrent bool
 	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the directory of deployment 0, the one that boots next (as OSTree's option)")
 	c.Args = cobra.NoArgs

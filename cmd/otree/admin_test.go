@@ -1027,3 +1027,33 @@ func TestAdminWaitsForSysrootLock(t *testing.T) {
 		t.Errorf("cleanup with the lock held elsewhere: exit %d, stderr %q", res.code, res.stderr)
 	}
 }
+
+// Without --sysroot, admin manages $OTREE_SYSROOT, else OSTree's
+// $OSTREE_SYSROOT, else /.
+func TestAdminSysrootFromEnvironment(t *testing.T) {
+	sys := filepath.Join(t.TempDir(), "sysroot")
+	a := &admin{t: t, sys: sys}
+	testtree.ClearImmutable(t, sys)
+	a.ok("admin", "init-fs", sys)
+	status := func() result {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"admin", "status"}, strings.NewReader(""), &out, &errb)
+		return result{out.String(), errb.String(), code}
+	}
+	bogus := filepath.Join(t.TempDir(), "none")
+	for _, env := range []struct{ otree, ostree, want string }{
+		{"", sys, sys},
+		{sys, bogus, sys},
+		{bogus, sys, bogus},
+	} {
+		t.Setenv("OTREE_SYSROOT", env.otree)
+		t.Setenv("OSTREE_SYSROOT", env.ostree)
+		res := status()
+		if env.want == sys && (res.code != 0 || !strings.Contains(res.stdout, "No deployments")) {
+			t.Errorf("OTREE_SYSROOT=%q OSTREE_SYSROOT=%q: exit %d, %q %q; want the status of %s", env.otree, env.ostree, res.code, res.stdout, res.stderr, sys)
+		}
+		if env.want == bogus && (res.code == 0 || !strings.Contains(res.stderr, bogus)) {
+			t.Errorf("OTREE_SYSROOT=%q OSTREE_SYSROOT=%q: exit %d, %q; want an error naming %s", env.otree, env.ostree, res.code, res.stderr, bogus)
+		}
+	}
+}
