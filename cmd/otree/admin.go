@@ -926,7 +926,7 @@ with another URL is an error: change it with "otree remote add --force".`,
 	}
 	c.Flags().IntVar(&index, "index", -1, "the deployment whose origin to set, numbered as status lists them (default: the booted one, else the default)")
 	wordedDefault(c, "index")
-	c.Flags().StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of a new remote (repeatable)")
+	c.Flags().StringArrayVarP(&sets, "set", "s", nil, "set config key KEY=VALUE of a new remote (repeatable)")
 	return c
 }
 

@@ -374,7 +374,7 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 	a.fails(1, "override commit "+c3, "admin", "upgrade", "--override-commit="+c3[:12])
 
 	// set-origin: a new remote for the same server, then upgrades follow it.
-	a.ok("admin", "set-origin", "--set=branches=cli/stable", "mirror", hs.URL, "cli/stable")
+	a.ok("admin", "set-origin", "-s", "branches=cli/stable", "mirror", hs.URL, "cli/stable") // -s is --set, as in OSTree
 	if d := a.status().Deployments[0]; d.Origin != "mirror:cli/stable" || d.OverrideCommit != "" || d.Commit != c4 {
 		t.Errorf("after set-origin: %+v", d)
 	}

@@ -414,6 +414,13 @@ func TestLogAndShow(t *testing.T) {
 		}))
 	}
 
+	// OSTree's --print-related lists related objects; otree's commits have
+	// none. The revision must still resolve.
+	if got := c.ok("show", "--print-related", "main"); got != "" {
+		t.Errorf("show --print-related = %q, want nothing", got)
+	}
+	c.fails(exitError, []string{"nope"}, "show", "--print-related", "nope")
+
 	got := c.ok("log", "main")
 	// The three commits hold one tree, so one ContentChecksum.
 	first, err := c.r.ReadCommit(ids[0])

@@ -17,7 +17,7 @@ import (
 type showFlags struct {
 	metadataKey, detachedKey string
 	metaSet, detachedSet     bool // the flags were given, even as ""
-	sizes, raw               bool
+	sizes, raw, related      bool
 }
 
 func newShowCommand(e *env) *cobra.Command {
@@ -46,6 +46,10 @@ size or target, mode, owner, xattrs).`,
 	c.Flags().StringVar(&f.detachedKey, "print-detached-metadata-key", "", "print the value of detached metadata key KEY")
 	c.Flags().BoolVar(&f.raw, "raw", false, "print the commit object's stored bytes in hex (their BLAKE3 is the commit id)")
 	c.Flags().BoolVar(&f.sizes, "print-sizes", false, "print what the commit's objects take and what this repository still lacks (commit --generate-sizes)")
+	// OSTree lists a commit's "related" objects; otree's commits have none,
+	// so the list is always empty, as OSTree's is for most commits.
+	c.Flags().BoolVar(&f.related, "print-related", false, "print the commit's related objects, which otree's commits do not have: nothing")
+	c.Flags().MarkHidden("print-related")
 	e.addJSON(c)
 	return c
 }
@@ -64,6 +68,9 @@ func runShow(e *env, f *showFlags, rev string) error {
 		return err
 	}
 	c, err := r.ReadCommit(id)
+	if f.related {
+		return err
+	}
 	if missing := (*repo.ObjectMissingError)(nil); errors.As(err, &missing) && len(rev) == len(id.String()) && !f.raw && !f.sizes && !f.metaSet && !f.detachedSet {
 		// A full id may name an object of another kind, as in OSTree.
 		if shown, err := showObject(e, r, id); shown || err != nil {
