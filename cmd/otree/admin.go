@@ -43,7 +43,7 @@ boot order and one rename switches from one list to the next.`,
 	c.Args = cobra.NoArgs
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if !printCurrent {
-			return cmd.Help()
+			return noOperation(cmd)
 		}
 		return a.inSysroot(func(s *deploy.Sysroot) error {
 			ds := s.Deployments()

@@ -7,10 +7,12 @@ import (
 	"testing"
 )
 
-// No flag's help says its default twice: once in words and once as cobra
-// prints a non-zero default ("(default -1)", which means nothing to a user).
-func TestHelpStatesDefaultsOnce(t *testing.T) {
+// Every command's help: no flag's says its default twice, once in words
+// and once as cobra prints a non-zero default ("(default -1)", which means
+// nothing to a user).
+func TestHelpAndOperations(t *testing.T) {
 	seen := 0
+	var parents [][]string
 	var visit func(path []string)
 	visit = func(path []string) {
 		var out, errb bytes.Buffer
@@ -26,6 +28,7 @@ func TestHelpStatesDefaultsOnce(t *testing.T) {
 			switch {
 			case line == "Available Commands:":
 				inCommands = true
+				parents = append(parents, path)
 			case line == "":
 				inCommands = false
 			case inCommands:
@@ -36,7 +39,23 @@ func TestHelpStatesDefaultsOnce(t *testing.T) {
 		}
 	}
 	visit(nil)
-	if seen < 40 {
-		t.Errorf("visited %d commands; the walk of --help lost its way", seen)
+	if seen < 40 || len(parents) < 4 {
+		t.Errorf("visited %d commands, %d with commands of their own; the walk of --help lost its way", seen, len(parents))
+	}
+
+	// A mistyped operation is a usage error naming it, for every command
+	// that groups others; one left out, for those that do nothing alone.
+	for _, path := range parents {
+		var out, errb bytes.Buffer
+		args := append(append([]string{}, path...), "no-such-op")
+		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), `"no-such-op"`) {
+			t.Errorf("otree %s: exit %d, %q; want a usage error naming it", strings.Join(args, " "), code, errb.String())
+		}
+	}
+	for _, cmd := range []string{"admin", "remote", "static-delta"} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"--repo=" + t.TempDir(), cmd}, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "needs an operation: ") {
+			t.Errorf("otree %s: exit %d, %q; want a usage error listing its operations", cmd, code, errb.String())
+		}
 	}
 }

@@ -23,18 +23,7 @@ func newRemoteCommand(e *env) *cobra.Command {
 		newRemoteShowURLCommand(e), newRemoteRefsCommand(e), newRemoteSummaryCommand(e),
 		newRemoteAddCookieCommand(e), newRemoteDeleteCookieCommand(e), newRemoteListCookiesCommand(e)}
 	c.AddCommand(subs...)
-	var ops []string // in the order above, for the usage messages
-	for _, sub := range subs {
-		ops = append(ops, sub.Name())
-	}
-	list := strings.Join(ops, ", ")
-	c.Use = "remote (" + strings.Join(ops, " | ") + ")"
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 {
-			return usagef("remote needs an operation: %s", list)
-		}
-		return usagef("unknown remote operation %q (want %s)", args[0], list)
-	}
+	needOperation(c)
 	return c
 }
 

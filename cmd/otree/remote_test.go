@@ -57,7 +57,7 @@ func TestRemoteCommands(t *testing.T) {
 	c.fails(exitError, []string{`"a/b"`}, "remote", "add", "a/b", "http://x/")
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "remote", "add", "--set=novalue", "o", "http://x/")
 	c.fails(exitUsage, nil, "remote", "add", "o")
-	c.fails(exitUsage, []string{"add, delete"}, "remote")
+	c.fails(exitUsage, []string{"add, add-cookie, delete"}, "remote")
 	c.fails(exitUsage, []string{`"frob"`}, "remote", "frob")
 
 	c.ok("remote", "delete", "mirror2")

@@ -60,6 +60,7 @@ docs/DELTAS.md.`,
 	c.AddCommand(newDeltaListCommand(e), newDeltaShowCommand(e), newDeltaDeleteCommand(e),
 		newDeltaGenerateCommand(e), newDeltaApplyOfflineCommand(e), newDeltaVerifyCommand(e),
 		newDeltaIndexesCommand(e), newDeltaReindexCommand(e))
+	needOperation(c)
 	return c
 }
 
