@@ -28,9 +28,14 @@ type FetchError struct {
 	Err    error  // the cause
 }
 
-// Error names the request and what went wrong.
+// Error names the request and what went wrong, naming the URL once: Go's
+// client says `Get "URL": ` again before a transport error.
 func (e *FetchError) Error() string {
-	return fmt.Sprintf("GET %s: %v", e.URL, e.Err)
+	cause := e.Err.Error()
+	if ue := (*url.Error)(nil); errors.As(e.Err, &ue) && ue.URL == e.URL {
+		cause = strings.Replace(cause, fmt.Sprintf("%s %q: ", ue.Op, ue.URL), "", 1)
+	}
+	return fmt.Sprintf("GET %s: %s", e.URL, cause)
 }
 
 // Unwrap returns the cause, such as a *repo.CorruptObjectError.

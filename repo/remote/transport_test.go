@@ -9,12 +9,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,5 +218,23 @@ func TestPullProxyOption(t *testing.T) {
 	}
 	if got := mustRef(t, dst, "origin:os/stable"); got != want || proxied.Load() < 5 {
 		t.Errorf("pulled %s through %d proxied requests; want %s, all requests proxied", got, proxied.Load(), want)
+	}
+}
+
+// A server nobody answers at fails the pull with an error that names the
+// URL once (Go's client repeats it in its own error) and still carries the
+// client's *url.Error.
+func TestPullUnreachableNamesURLOnce(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL + "/repo"
+	srv.Close()
+	_, err := pullWith(t, base, nil)
+	var fe *remote.FetchError
+	var ue *url.Error
+	if !errors.As(err, &fe) || !errors.As(err, &ue) {
+		t.Fatalf("pull from a closed port: %v, want a *FetchError wrapping a *url.Error", err)
+	}
+	if n := strings.Count(err.Error(), base); n != 1 || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("error %q names %s %d times; want once, and the cause", err, base, n)
 	}
 }
