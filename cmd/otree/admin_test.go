@@ -355,7 +355,7 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 		t.Errorf("after switch: %+v", st.Deployments[0])
 	}
 	a.fails(2, "pull-only", "admin", "upgrade", "--pull-only", "--deploy-only")
-	a.fails(2, "accepts 1 arg", "admin", "switch")
+	a.fails(2, "missing [REMOTE:]BRANCH", "admin", "switch")
 
 	// --override-commit: a newer commit of the origin branch than the
 	// deployed one, by full id; then a prefix of a stored commit.

@@ -83,7 +83,7 @@ func usageArgs(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(c *cobra.Command, args []string) error {
 			if err := check(c, args); err != nil {
-				return usageError{err}
+				return usageError{argError(c, args, err)}
 			}
 			return nil
 		}
@@ -108,7 +108,7 @@ func newRootCommand(e *env) *cobra.Command {
 	root.PersistentFlags().Bool("version", false, "print otree's version")
 	root.PersistentFlags().StringVar(&e.repoPath, "repo", "", "path to the repository (default: the current directory if it is one, else $OTREE_REPO or $OSTREE_REPO, else "+sysrootRepo+")")
 	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "print debug information (each request of a pull, the stat cache of a commit) on stderr")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{flagError(err)} })
 	root.AddCommand(
 		newInitCommand(e),
 		newCommitCommand(e),

@@ -127,7 +127,7 @@ func openDelta(e *env, arg string) (*delta.Offline, error) {
 
 func newDeltaShowCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "show DELTA | PATH",
+		Use:   "show DELTA|PATH",
 		Short: "Describe a static delta: its commits, parts and signatures",
 		Long: `Describe the delta DELTA of the repository, or the one at PATH (a delta
 directory, its superblock, or a single-file delta; no repository needed).`,
@@ -388,7 +388,7 @@ read.`,
 func newDeltaVerifyCommand(e *env) *cobra.Command {
 	var keysFile, keysDir, signType string
 	c := &cobra.Command{
-		Use:   "verify DELTA | PATH [PUBKEY...]",
+		Use:   "verify DELTA|PATH [PUBKEY...]",
 		Short: "Check a static delta's signature",
 		Long: `Check that the delta DELTA of the repository, or the one at PATH (a delta
 directory, its superblock, or a single-file delta), carries a valid ed25519
