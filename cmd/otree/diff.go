@@ -15,8 +15,9 @@ import (
 )
 
 type diffFlags struct {
-	stat, fsDiff, verify, noXattrs, ignoreOwners bool
-	ownerUID, ownerGID                           int64
+	stat, stats, fsDiff, verify, noXattrs bool
+	ignoreOwners                          bool
+	ownerUID, ownerGID                    int64
 }
 
 func newDiffCommand(e *env) *cobra.Command {
@@ -51,7 +52,9 @@ adds or drops extended attributes.
 --verify lists every path that differs (the contents of removed directories
 too) and exits 1 if any does: the check that a deployed tree has not drifted.
 --stat prints counts and sizes instead of paths; with --fs-diff too, the paths
-and then the counts. --json prints the changes
+and then the counts. --stats prints OSTree's object statistics of two
+commits instead: the objects each needs, and the count and size on disk of
+those both need. --json prints the changes
 with both sides' type, mode, owner, size, target and xattrs, and which fields
 differ.`,
 		Args: cobra.RangeArgs(1, 2),
@@ -64,7 +67,7 @@ differ.`,
 	}
 	fl := c.Flags()
 	fl.BoolVar(&f.stat, "stat", false, "print a summary (files and bytes added, modified, removed) instead of paths")
-	fl.BoolVar(&f.stat, "stats", false, "same as --stat")
+	fl.BoolVar(&f.stats, "stats", false, "print how many objects each commit needs, and how many (and what size on disk) both need, as OSTree's --stats")
 	fl.BoolVar(&f.fsDiff, "fs-diff", false, "print the paths (the default; with --stat, before the summary)")
 	fl.BoolVar(&f.verify, "verify", false, "list every differing path; exit 1 if any differs")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "take this uid as the owner of every entry of DIR")
@@ -127,6 +130,16 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 	opts.IgnoreOwners, opts.IgnoreXattrs = f.ignoreOwners, f.noXattrs
 	// Counting needs the contents of removed directories too.
 	opts.Verify = f.verify || f.stat
+	if f.stats {
+		if f.stat || f.fsDiff || f.verify {
+			return usagef("--stats counts objects; it takes none of --stat, --fs-diff and --verify")
+		}
+		for _, arg := range []string{from, to} {
+			if isPathArg(arg) {
+				return usagef("--stats compares the objects of two commits, and %q is a directory", arg)
+			}
+		}
+	}
 	if isPathArg(from) && isPathArg(to) {
 		return runDiffDirs(cmd, e, f, opts, from, to)
 	}
@@ -150,6 +163,13 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 	a, err := r.ResolveRev(from)
 	if err != nil {
 		return err
+	}
+	if f.stats {
+		b, err := r.ResolveRev(to)
+		if err != nil {
+			return err
+		}
+		return runDiffObjectStats(cmd.Context(), e, r, a, b)
 	}
 	out := diffOutput{From: a}
 	var changes []checkout.Change

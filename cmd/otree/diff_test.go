@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,7 +108,7 @@ func TestDiffCommand(t *testing.T) {
 			DirsAdded    int `json:"dirs_added"`
 		}
 	}
-	if err := json.Unmarshal([]byte(c.ok("diff", "--stats", "--json", "uat^", "uat")), &st); err != nil || st.Stats.FilesDeleted != 3 || st.Stats.DirsAdded != 2 {
+	if err := json.Unmarshal([]byte(c.ok("diff", "--stat", "--json", "uat^", "uat")), &st); err != nil || st.Stats.FilesDeleted != 3 || st.Stats.DirsAdded != 2 {
 		t.Errorf("--stat --json: %+v, %v", st, err)
 	}
 
@@ -252,4 +253,59 @@ func TestDiffDirFirstParity(t *testing.T) {
 	if code := run(context.Background(), []string{"diff", "old", filepath.Base(dir)}, strings.NewReader(""), &out, &errb); code != 0 || out.String() != got {
 		t.Errorf("diff old %s with no repository: exit %d, %q %s", filepath.Base(dir), code, out.String(), errb.String())
 	}
+}
+
+// diff --stats counts the objects two commits need as OSTree's does, on
+// the same histories; for a repository holding one commit, the size of
+// what a commit shares with itself is the size of every stored object.
+func TestDiffStatsParity(t *testing.T) {
+	o := needOSTree(t, "bare-user")
+	c := newCLIMode(t, repo.ModeBareUser)
+	dir := source(t, testtree.Tree{"a": testtree.File("a\n", 0o644), "b": testtree.File("b\n", 0o644),
+		"sub/deep/x": testtree.File("x\n", 0o644), "gone/g": testtree.File("g\n", 0o644), "l": testtree.Symlink("a")})
+	commitBoth := func() {
+		o.ok("commit", "-b", "main", dir)
+		c.ok("commit", "-b", "main", dir)
+	}
+	commitBoth()
+
+	var size int64
+	filepath.WalkDir(c.r.Path("objects"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			fi, _ := d.Info()
+			size += fi.Size()
+		}
+		return err
+	})
+	var self diffObjectStats
+	if err := json.Unmarshal([]byte(c.ok("diff", "--stats", "--json", "main", "main")), &self); err != nil {
+		t.Fatal(err)
+	}
+	if self.A != self.B || self.Common != self.A || self.CommonBytes != size || size == 0 {
+		t.Errorf("diff --stats main main = %+v; want all objects common, %d bytes", self, size)
+	}
+
+	os.WriteFile(filepath.Join(dir, "a"), []byte("changed\n"), 0o644)
+	os.RemoveAll(filepath.Join(dir, "gone"))
+	os.MkdirAll(filepath.Join(dir, "newdir/deep"), 0o755)
+	os.WriteFile(filepath.Join(dir, "newdir/deep/x"), []byte("x\n"), 0o644) // the same subtree as sub/deep
+	os.WriteFile(filepath.Join(dir, "n"), []byte("b\n"), 0o644)             // the same content as b
+	commitBoth()
+	os.Chmod(filepath.Join(dir, "sub"), 0o700)
+	commitBoth()
+
+	counts := func(out string) string {
+		lines := strings.Split(out, "\n")
+		if len(lines) < 4 || !strings.HasPrefix(lines[3], "Common Object Size: ") {
+			t.Fatalf("diff --stats printed %q", out)
+		}
+		return strings.Join(lines[:3], "\n")
+	}
+	for _, revs := range [][]string{{"main^", "main"}, {"main^^", "main"}, {"main^^", "main^"}, {"main"}} {
+		args := append([]string{"diff", "--stats"}, revs...)
+		if want, got := counts(o.ok(args...)), counts(c.ok(args...)); got != want {
+			t.Errorf("diff --stats %s:\n%s\nOSTree:\n%s", strings.Join(revs, " "), got, want)
+		}
+	}
+	c.fails(exitUsage, []string{"./x", "directory"}, "diff", "--stats", "main", "./x")
 }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/otree/otree/repo"
+)
+
+// objectKey names one stored object.
+type objectKey struct {
+	kind repo.Kind
+	id   repo.ID
+}
+
+// commitObjects is the set of objects commit needs: itself, and every
+// dirtree, dirmeta and file object of its tree.
+func commitObjects(ctx context.Context, r *repo.Repo, commit repo.ID) (map[objectKey]bool, error) {
+	root, err := r.Lookup(commit, "/")
+	if err != nil {
+		return nil, err
+	}
+	set := map[objectKey]bool{{repo.KindCommit, commit}: true}
+	err = r.Walk(ctx, root, func(e repo.Entry) error {
+		if !e.IsDir() {
+			set[objectKey{repo.KindFile, e.ID}] = true
+			return nil
+		}
+		set[objectKey{repo.KindDirMeta, e.MetaID}] = true
+		if k := (objectKey{repo.KindDirTree, e.ID}); set[k] {
+			return fs.SkipDir // a subtree already counted, with all it holds
+		} else {
+			set[k] = true
+		}
+		return nil
+	})
+	return set, err
+}
+
+// diffObjectStats is what diff --stats prints, as OSTree's does: how many
+// objects each commit needs, how many both need, and what those take on
+// disk.
+type diffObjectStats struct {
+	A           int   `json:"a_objects"`
+	B           int   `json:"b_objects"`
+	Common      int   `json:"common_objects"`
+	CommonBytes int64 `json:"common_bytes"`
+}
+
+func runDiffObjectStats(ctx context.Context, e *env, r *repo.Repo, a, b repo.ID) error {
+	sa, err := commitObjects(ctx, r, a)
+	if err != nil {
+		return err
+	}
+	sb, err := commitObjects(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	st := diffObjectStats{A: len(sa), B: len(sb)}
+	for k := range sa {
+		if !sb[k] {
+			continue
+		}
+		fi, err := os.Lstat(r.ObjectPath(k.kind, k.id))
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", k.kind, k.id, err)
+		}
+		st.Common++
+		st.CommonBytes += fi.Size()
+	}
+	if e.json {
+		return e.printJSON(st)
+	}
+	_, err = fmt.Fprintf(e.stdout, "[A] Object Count: %d\n[B] Object Count: %d\nCommon Object Count: %d\nCommon Object Size: %d bytes\n",
+		st.A, st.B, st.Common, st.CommonBytes)
+	return err
+}
