@@ -173,14 +173,14 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 			pe.Commit = commit
 		}
 		if err != nil {
-			return nil, fmt.Errorf("checkout --subpath: %w", err)
+			return nil, fmt.Errorf("checkout subpath: %w", err)
 		}
 		if e.IsDir() {
 			root.tree, root.metaID = e.ID, e.MetaID
 		} else {
 			parent, err := r.LookupTree(treeID, metaID, path.Dir(e.Path))
 			if err != nil {
-				return nil, fmt.Errorf("checkout --subpath: %w", err)
+				return nil, fmt.Errorf("checkout subpath: %w", err)
 			}
 			root.tree, root.metaID = repo.ID{}, parent.MetaID
 			root.only = &repo.FileEntry{Name: path.Base(e.Path), ID: e.ID}

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Metadata keys --bootable writes, as OSTree names them.
+// Metadata keys Options.Bootable writes, as OSTree names them.
 const (
 	BootableKey = "ostree.bootable" // "true"
 	LinuxKey    = "ostree.linux"    // the kernel version
@@ -21,7 +21,7 @@ func kernelVersion(r reader, root *dir) (string, error) {
 		}
 		i := d.findDir(name)
 		if i < 0 {
-			return "", fmt.Errorf("commit: --bootable: the tree has no usr/lib/modules/<version>/vmlinuz")
+			return "", fmt.Errorf("commit: the tree is not bootable: it has no usr/lib/modules/<version>/vmlinuz")
 		}
 		d = d.dirs[i]
 	}
@@ -40,9 +40,9 @@ func kernelVersion(r reader, root *dir) (string, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("commit: --bootable: the tree has no usr/lib/modules/<version>/vmlinuz")
+		return "", fmt.Errorf("commit: the tree is not bootable: it has no usr/lib/modules/<version>/vmlinuz")
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("commit: --bootable: the tree has %d kernels (usr/lib/modules/{%s}/vmlinuz), deploy takes one", len(found), strings.Join(found, ","))
+	return "", fmt.Errorf("commit: the tree is not bootable: it has %d kernels (usr/lib/modules/{%s}/vmlinuz), deploy takes one", len(found), strings.Join(found, ","))
 }

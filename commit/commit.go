@@ -52,11 +52,12 @@ type Source struct {
 	Reader io.Reader
 }
 
-// ParseSource parses OSTree's --tree syntax: dir=PATH, tar=FILE or ref=REV.
+// ParseSource parses the syntax of OSTree's --tree: dir=PATH, tar=FILE or
+// ref=REV.
 func ParseSource(s string) (Source, error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || v == "" {
-		return Source{}, fmt.Errorf("invalid --tree %q: want dir=PATH, tar=FILE or ref=REV", s)
+		return Source{}, fmt.Errorf("invalid source %q: want dir=PATH, tar=FILE or ref=REV", s)
 	}
 	switch k {
 	case "dir":
@@ -66,7 +67,7 @@ func ParseSource(s string) (Source, error) {
 	case "ref":
 		return Source{Kind: SourceRef, Path: v}, nil
 	}
-	return Source{}, fmt.Errorf("invalid --tree %q: unknown kind %q (want dir, tar or ref)", s, k)
+	return Source{}, fmt.Errorf("invalid source %q: unknown kind %q (want dir, tar or ref)", s, k)
 }
 
 // Options configure a commit.
@@ -317,7 +318,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	var sizeList []repo.ObjectSize
 	if sizes {
 		if sizeList, err = treeSizes(r, txn, root); err != nil {
-			return nil, fmt.Errorf("commit: --generate-sizes: %w", err)
+			return nil, fmt.Errorf("commit: recording object sizes: %w", err)
 		}
 	}
 
@@ -494,7 +495,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 			}
 		case SourceBase:
 			if d, err = baseTree(r, src.Path); err != nil {
-				err = fmt.Errorf("--base=%s: %w", src.Path, err)
+				err = fmt.Errorf("%s: %w", src, err)
 			}
 		case SourceRef:
 			// The walk and the tar import leave skipped paths out as
@@ -503,7 +504,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 				err = skip.removeFrom(r, d)
 			}
 			if err != nil {
-				err = fmt.Errorf("--tree=ref=%s: %w", src.Path, err)
+				err = fmt.Errorf("%s: %w", src, err)
 			}
 		default:
 			err = fmt.Errorf("unknown source kind %d", src.Kind)
@@ -536,20 +537,21 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 	return root, roots, nil
 }
 
-// String names a source as the command line gives it.
+// String names a source by its kind and path, for messages: "dir PATH",
+// "tar FILE", "ref REV" or "base REV".
 func (s Source) String() string {
 	switch s.Kind {
 	case SourceDir:
-		return "--tree=dir=" + s.Path
+		return "dir " + s.Path
 	case SourceTar:
 		if s.Reader != nil && s.Path == "" {
 			return "the tar reader"
 		}
-		return "--tree=tar=" + s.Path
+		return "tar " + s.Path
 	case SourceRef:
-		return "--tree=ref=" + s.Path
+		return "ref " + s.Path
 	case SourceBase:
-		return "--base=" + s.Path
+		return "base " + s.Path
 	}
 	return fmt.Sprintf("source %d %q", s.Kind, s.Path)
 }

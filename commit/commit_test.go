@@ -316,8 +316,8 @@ func TestOverlayTypeConflict(t *testing.T) {
 	}{
 		{[]commit.Source{dir(withDir), dir(withFile)}, "/x", withDir, withFile},
 		{[]commit.Source{dir(withFile), dir(withDir)}, "/x", withFile, withDir},
-		{[]commit.Source{{Kind: commit.SourceRef, Path: "dirs"}, dir(deepFile)}, "/usr/lib", "--tree=ref=dirs", deepFile},
-		{[]commit.Source{{Kind: commit.SourceBase, Path: "dirs"}, dir(withFile)}, "/x", "--base=dirs", withFile},
+		{[]commit.Source{{Kind: commit.SourceRef, Path: "dirs"}, dir(deepFile)}, "/usr/lib", "ref dirs", deepFile},
+		{[]commit.Source{{Kind: commit.SourceBase, Path: "dirs"}, dir(withFile)}, "/x", "base dirs", withFile},
 		{[]commit.Source{dir(plain), dir(withFile), dir(withDir)}, "/x", withFile, withDir},
 		{[]commit.Source{dir(withDir), dir(plain), dir(withFile)}, "/x", withDir, withFile},
 	} {

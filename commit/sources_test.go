@@ -86,7 +86,7 @@ func TestBaseSource(t *testing.T) {
 		t.Errorf("skip path only in the base: got %v, want an error naming it", err)
 	}
 	_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: []commit.Source{{Kind: commit.SourceBase, Path: "nosuch"}}})
-	if err == nil || !strings.Contains(err.Error(), "--base=nosuch") {
+	if err == nil || !strings.Contains(err.Error(), "base nosuch") {
 		t.Errorf("unknown base: got %v", err)
 	}
 }

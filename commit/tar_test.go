@@ -428,7 +428,7 @@ func TestEmptyTarRefused(t *testing.T) {
 		{{Kind: commit.SourceTar, Path: empty}, {Kind: commit.SourceTar, Path: zeros}},
 	} {
 		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: srcs})
-		if err == nil || !strings.Contains(err.Error(), "--tree=tar="+srcs[0].Path) || !strings.Contains(err.Error(), "empty tree") {
+		if err == nil || !strings.Contains(err.Error(), "tar "+srcs[0].Path) || !strings.Contains(err.Error(), "empty tree") {
 			t.Errorf("%v: got %v, want an error naming the tar", srcs, err)
 		}
 	}
@@ -585,7 +585,7 @@ func TestTruncatedTarRefused(t *testing.T) {
 						t.Errorf("cut at %d (gzip %v) committed a tree other than the whole archive's", cut, gz)
 					case err != nil && complete && !mayFail:
 						t.Errorf("cut at %d (gzip %v), after the end-of-archive block: %v", cut, gz, err)
-					case err != nil && !strings.Contains(err.Error(), "--tree=tar="+p):
+					case err != nil && !strings.Contains(err.Error(), "tar "+p):
 						t.Errorf("cut at %d (gzip %v): %v, want an error naming the tar", cut, gz, err)
 					}
 					if now, _ := r.ReadRef("main"); err != nil && now != head {
@@ -631,7 +631,7 @@ func TestBadTarHeaderSaysWhere(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := commitTar(r, "main", p)
-		if err == nil || !strings.Contains(err.Error(), "--tree=tar="+p+": ") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), "tar "+p+": ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error naming the tar and %q", c.name, err, c.want)
 		}
 	}
@@ -670,7 +670,7 @@ func TestTarSourceReader(t *testing.T) {
 		src  commit.Source
 		want string
 	}{
-		{commit.Source{Kind: commit.SourceTar, Path: missing, Reader: bytes.NewReader(data[:700])}, "--tree=tar=" + missing + ": truncated"},
+		{commit.Source{Kind: commit.SourceTar, Path: missing, Reader: bytes.NewReader(data[:700])}, "tar " + missing + ": truncated"},
 		{commit.Source{Kind: commit.SourceTar, Reader: bytes.NewReader(data[:700])}, "the tar reader: truncated"},
 		{commit.Source{Kind: commit.SourceDir, Path: t.TempDir(), Reader: bytes.NewReader(data)}, "only a tar source"},
 	} {

@@ -24,11 +24,11 @@ type PathnameFilter struct {
 func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 	expr, repl, ok := strings.Cut(s, ",")
 	if !ok {
-		return nil, fmt.Errorf("invalid --tar-pathname-filter %q: want REGEX,REPLACEMENT", s)
+		return nil, fmt.Errorf("invalid pathname filter %q: want REGEX,REPLACEMENT", s)
 	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, fmt.Errorf("invalid --tar-pathname-filter %q: %w", s, err)
+		return nil, fmt.Errorf("invalid pathname filter %q: %w", s, err)
 	}
 	var t strings.Builder
 	for i := 0; i < len(repl); i++ {
@@ -39,7 +39,7 @@ func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 		case c != '\\':
 			t.WriteByte(c)
 		case i+1 == len(repl):
-			return nil, fmt.Errorf("invalid --tar-pathname-filter %q: replacement ends in a backslash", s)
+			return nil, fmt.Errorf("invalid pathname filter %q: replacement ends in a backslash", s)
 		default:
 			i++
 			switch e := repl[i]; {
@@ -50,12 +50,12 @@ func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 			case e == 'g' && i+1 < len(repl) && repl[i+1] == '<':
 				end := strings.IndexByte(repl[i:], '>')
 				if end < 0 {
-					return nil, fmt.Errorf("invalid --tar-pathname-filter %q: unterminated \\g<", s)
+					return nil, fmt.Errorf("invalid pathname filter %q: unterminated \\g<", s)
 				}
 				fmt.Fprintf(&t, "${%s}", repl[i+2:i+end])
 				i += end
 			default:
-				return nil, fmt.Errorf("invalid --tar-pathname-filter %q: unsupported escape \\%c in the replacement", s, e)
+				return nil, fmt.Errorf("invalid pathname filter %q: unsupported escape \\%c in the replacement", s, e)
 			}
 		}
 	}

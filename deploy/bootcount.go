@@ -33,9 +33,9 @@ type BootCompleteOptions struct {
 	// RollbackAfterFallback: when GRUB fell back because the default
 	// deployment never completed a boot, and this boot of the one it
 	// fell back to did, make the booted deployment the default, as
-	// `otree admin rollback` would. The failed deployment stays, second,
-	// for inspection. Without it, such a boot is an error and GRUB keeps
-	// booting the fallback until a rollback.
+	// Rollback would. The failed deployment stays, second, for
+	// inspection. Without it, such a boot is an error (ErrFellBack) and
+	// GRUB keeps booting the fallback until a rollback.
 	RollbackAfterFallback bool
 }
 
@@ -67,15 +67,21 @@ func (s *Sysroot) BootCount() (*BootCount, error) {
 // own sysroot, when nothing in this one is booted.
 var ErrNotBooted = errors.New("no deployment of this sysroot is booted")
 
+// ErrFellBack is matched (with errors.Is) by BootComplete's error when
+// GRUB fell back from a default deployment that never completed a boot
+// and the options did not ask to make the booted one the default:
+// Rollback does that.
+var ErrFellBack = errors.New("GRUB fell back")
+
 // BootComplete records that the running system's boot completed (what
 // otree-boot-complete.service runs once boot-complete.target is reached).
 // When the booted deployment is the default one and its boots were being
 // counted, the count stops (Completed): GRUB boots it from now on without
 // falling back. A boot of another deployment leaves the count as it is;
 // when that is GRUB's fallback, the booted deployment becomes the default
-// if opts ask for it (RolledBack), and otherwise the error says so, since
-// `otree admin rollback` should make it the default. It returns the state
-// it found.
+// if opts ask for it (RolledBack), and otherwise the error, matching
+// ErrFellBack, says so, since a Rollback should make it the default. It
+// returns the state it found.
 func (s *Sysroot) BootComplete(ctx context.Context, opts BootCompleteOptions) (*BootCount, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
@@ -103,8 +109,8 @@ func (s *Sysroot) BootComplete(ctx context.Context, opts BootCompleteOptions) (*
 			bc.RolledBack = true
 			return bc, nil
 		}
-		return bc, fmt.Errorf("the default deployment %d (%s, commit %s) did not complete a boot in %d tries, and GRUB booted deployment %d instead; `otree admin rollback` makes the booted one the default",
-			d.Index, d.Name(), d.Commit, bc.Tries, s.booted.Index)
+		return bc, fmt.Errorf("%w: the default deployment %d (%s, commit %s) did not complete a boot in %d tries, and GRUB booted deployment %d instead",
+			ErrFellBack, d.Index, d.Name(), d.Commit, bc.Tries, s.booted.Index)
 	}
 	if err := setGrubVar(s.grubEnvPath(), grubTriesVar, "", true); err != nil {
 		return bc, err

@@ -181,7 +181,7 @@ func TestGrubBootCounting(t *testing.T) {
 	if bc, err := fellBack.BootCount(); err != nil || !bc.FellBack {
 		t.Fatalf("after the fallback: %+v, %v", bc, err)
 	}
-	if _, err := fellBack.BootComplete(ctx, BootCompleteOptions{}); err == nil || !strings.Contains(err.Error(), "rollback") {
+	if _, err := fellBack.BootComplete(ctx, BootCompleteOptions{}); !errors.Is(err, ErrFellBack) || !strings.Contains(err.Error(), "GRUB booted deployment 1 instead") {
 		t.Fatalf("boot-complete after a fallback: %v", err)
 	}
 	if e, _ := disk.boot(); e != "1" {

@@ -500,11 +500,28 @@ func (s *Sysroot) writeObject(id repo.ID, p string, flags int, perm os.FileMode,
 	return nil
 }
 
+// NoStaterootError reports a stateroot the sysroot does not have, so
+// that a caller can make it with OSInit.
+type NoStaterootError struct {
+	OS string // the stateroot asked for
+}
+
+// Error names the stateroot.
+func (e *NoStaterootError) Error() string {
+	return fmt.Sprintf("stateroot %q does not exist", e.OS)
+}
+
+// ErrStaterootNeeded is matched (with errors.Is) by the error of a deploy,
+// upgrade or switch given no stateroot (DeployOptions.OS) when nothing
+// decides one: no deployment is booted or deployed, and the sysroot has
+// no stateroot or several. Naming one in the options deals with it.
+var ErrStaterootNeeded = errors.New("no stateroot given")
+
 // chooseOS picks the stateroot for a deployment when none is given.
 func (s *Sysroot) chooseOS(osName string) (string, error) {
 	if osName != "" {
 		if _, err := os.Stat(filepath.Join(s.root, "otree", "deploy", osName, "var")); err != nil {
-			return "", fmt.Errorf("stateroot %q does not exist (run `otree admin os-init %s`)", osName, osName)
+			return "", &NoStaterootError{OS: osName}
 		}
 		return osName, nil
 	}
@@ -521,7 +538,7 @@ func (s *Sysroot) chooseOS(osName string) (string, error) {
 	if len(roots) == 1 {
 		return roots[0], nil
 	}
-	return "", fmt.Errorf("give a stateroot with --os: the sysroot has %d", len(roots))
+	return "", fmt.Errorf("%w, and the sysroot %s has %d stateroots and no deployment to take one from", ErrStaterootNeeded, s.root, len(roots))
 }
 
 // MergeDeployment is the deployment a new one of stateroot osName takes

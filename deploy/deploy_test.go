@@ -258,6 +258,29 @@ func TestDeployRefusesTreeWithoutKernel(t *testing.T) {
 	}
 }
 
+// A path without a sysroot, a stateroot that does not exist, and no
+// stateroot where nothing decides one are errors callers can tell apart,
+// each naming what it concerns.
+func TestStaterootErrors(t *testing.T) {
+	empty := t.TempDir()
+	if _, err := Open(empty, OpenOptions{}); !errors.Is(err, ErrNotSysroot) || !strings.Contains(err.Error(), empty) {
+		t.Errorf("Open of an empty directory: %v", err)
+	}
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	ctx := context.Background()
+	var ns *NoStaterootError
+	if _, err := f.s.Deploy(ctx, "a", DeployOptions{OS: "nosuch"}); !errors.As(err, &ns) || ns.OS != "nosuch" || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("deploy to a missing stateroot: %v", err)
+	}
+	if err := f.s.OSInit("second"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Deploy(ctx, "a", DeployOptions{}); !errors.Is(err, ErrStaterootNeeded) || !strings.Contains(err.Error(), "2 stateroots") {
+		t.Errorf("deploy with two stateroots and none given: %v", err)
+	}
+}
+
 func TestRollbackTwiceRestoresOrder(t *testing.T) {
 	f := newFixture(t)
 	a := f.commit("os", osTree("6.1.0-1", nil))

@@ -152,6 +152,10 @@ func InitFSWithOptions(path string, opts InitFSOptions) error {
 	return syncDirs(filepath.Join(path, "otree"), filepath.Join(path, "boot"), path)
 }
 
+// ErrNotSysroot is matched (with errors.Is) by Open's error for a path
+// that holds no sysroot (no otree/deploy), which InitFS would lay out.
+var ErrNotSysroot = errors.New("not a sysroot")
+
 // Open opens the sysroot at path and reads its deployments.
 func Open(path string, opts OpenOptions) (*Sysroot, error) {
 	abs, err := filepath.Abs(path)
@@ -159,7 +163,7 @@ func Open(path string, opts OpenOptions) (*Sysroot, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(abs, "otree", "deploy")); err != nil {
-		return nil, fmt.Errorf("%s is not a sysroot (run `otree admin init-fs`): %w", abs, err)
+		return nil, fmt.Errorf("%s is %w: %w", abs, ErrNotSysroot, err)
 	}
 	// On a booted system / is a deployment whose otree is a link to
 	// sysroot/otree: deployments and links live under the physical root,

@@ -107,7 +107,7 @@ func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, e
 	}
 	// The clone is a deploy, which would replace the staged deployment.
 	if st := s.staged; mode == UnlockHotfix && st != nil {
-		return nil, fmt.Errorf("unlock --hotfix: deployment %s is staged, and deploying the pristine copy would drop it; finalize it (reboot) or undo it with another deploy first", st.Name())
+		return nil, fmt.Errorf("unlock %s: deployment %s is staged, and deploying the pristine copy would drop it; finalize it (reboot) or undo it with another deploy first", mode, st.Name())
 	}
 	res := &UnlockResult{Mode: mode}
 	if mode == UnlockHotfix {

@@ -64,14 +64,14 @@ type DowngradeError struct {
 	FoundTime   uint64      // Commit's timestamp, Unix seconds
 }
 
-// Error names both commits, their times and how to allow the downgrade.
+// Error names both commits and their times.
 func (e *DowngradeError) Error() string {
 	what := "commit " + e.Commit.String() + " of " + e.Ref
 	if e.Override {
 		what = "override commit " + e.Commit.String() + " (of " + e.Ref + ")"
 	}
 	at := func(t uint64) string { return time.Unix(int64(t), 0).UTC().Format(time.RFC3339) }
-	return fmt.Sprintf("%s, made %s, is older than or an ancestor of the deployed %s, made %s; pass --allow-downgrade to deploy it",
+	return fmt.Sprintf("%s, made %s, is older than or an ancestor of the deployed %s, made %s",
 		what, at(e.FoundTime), e.Current.Commit, at(e.CurrentTime))
 }
 
@@ -284,7 +284,7 @@ func (s *Sysroot) checkOverride(id repo.ID, branch string) error {
 		return fmt.Errorf("override commit %s is only partly stored here", id)
 	}
 	if err := repo.CheckRefBinding(id, c, branch); err != nil {
-		return fmt.Errorf("override commit: %w (admin switch deploys another branch)", err)
+		return fmt.Errorf("override commit: %w", err)
 	}
 	return nil
 }

@@ -323,7 +323,7 @@ func TestUpgradeOverrideCommit(t *testing.T) {
 	// Another branch's commit: refused, naming the binding.
 	opts.OverrideCommit = other
 	var be *repo.RefBindingError
-	if _, err := f.s.Upgrade(ctx, opts); !errors.As(err, &be) || !strings.Contains(err.Error(), "admin switch") {
+	if _, err := f.s.Upgrade(ctx, opts); !errors.As(err, &be) || be.Commit != other || !strings.Contains(err.Error(), "override commit") {
 		t.Fatalf("override with another branch's commit: %v", err)
 	}
 	// Not on the server at all.

@@ -24,6 +24,11 @@ var ErrNotEmpty = errors.New("directory is not empty")
 // that holds no otree repository.
 var ErrNotRepository = errors.New("not an otree repository")
 
+// ErrNoConfig is matched (with errors.Is), besides ErrNotRepository, by
+// Open's error for a directory without a config file: no repository was
+// made there, or its Init did not finish (Init writes the config last).
+var ErrNoConfig = errors.New("no config file")
+
 // ErrClosed is matched (with errors.Is) by the errors of a Repo used after
 // Close.
 var ErrClosed = errors.New("repository is closed")

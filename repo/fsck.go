@@ -94,7 +94,9 @@ const (
 	// ProblemPartial: a commit an earlier Fsck with Delete marked partial
 	// because objects it needs were corrupt or missing; it stays
 	// incomplete until a pull completes it. ID is the commit, Path its
-	// marker, Err wraps ErrNotFound.
+	// marker. Err wraps ErrNotFound while an object it needs is missing;
+	// once every one is here again it does not, and the next Fsck with
+	// Delete takes the mark away.
 	ProblemPartial
 )
 
@@ -984,7 +986,7 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		reason := "is partial from fsck-detected corruption: objects it needs were deleted or missing; pull it again to complete it"
 		err := fmt.Errorf("commit %s is partial from fsck-detected corruption: %w", c.id, ErrNotFound)
 		if complete {
-			reason = "was marked partial by fsck --delete, and every object it needs is here again; fsck --delete takes the mark away"
+			reason = "was marked partial from fsck-detected corruption, and every object it needs is here again"
 			err = fmt.Errorf("commit %s is marked partial from fsck-detected corruption", c.id)
 		}
 		f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id,

@@ -405,7 +405,7 @@ func TestFsckDeleteMarksPartial(t *testing.T) {
 		t.Fatal("the later commit did not store the object again")
 	}
 	rep, err = runFsck(t, r, repo.FsckOptions{})
-	if !errors.As(err, &fe) || len(rep.Problems) != 2 || rep.Problems[0].Type != repo.ProblemPartial || !strings.Contains(rep.Problems[0].Error(), "marked partial") {
+	if !errors.As(err, &fe) || len(rep.Problems) != 2 || rep.Problems[0].Type != repo.ProblemPartial || !strings.Contains(rep.Problems[0].Error(), "marked partial") || errors.Is(rep.Problems[0], repo.ErrNotFound) {
 		t.Fatalf("complete again, before --delete: err %v, problems %v", err, rep.Problems)
 	}
 	rep, err = runFsck(t, r, repo.FsckOptions{Delete: true})

@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,8 @@ import (
 )
 
 // Open says what it did not find: the directory, its config, or the
-// repo_version in the config (naming the file).
+// repo_version in the config (naming the file). Only a directory without
+// a config matches ErrNoConfig.
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
@@ -45,6 +47,9 @@ func TestOpenErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("Open(%s) = %v, want it to say %q", path, err, w)
 			}
+		}
+		if got := errors.Is(err, repo.ErrNoConfig); got != (path == noConfig) {
+			t.Errorf("Open(%s) = %v: matches ErrNoConfig %v", path, err, got)
 		}
 	}
 }

@@ -520,7 +520,7 @@ func (p *pruneRun) keepTree(id, commit ID, partial bool) error {
 		if partial && errors.Is(err, ErrNotFound) {
 			return nil
 		}
-		return fmt.Errorf("commit %s needs %w (run `otree fsck`)", commit, err)
+		return fmt.Errorf("commit %s needs %w", commit, err)
 	}
 	p.reach[k] = true
 	for _, f := range t.Files {

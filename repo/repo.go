@@ -256,21 +256,23 @@ func isOSTreeRepo(path string) bool {
 const MaxConfigSize = 1 << 20
 
 // notRepoError is Open's error for a path that holds no repository: it
-// matches ErrNotRepository, and fs.ErrNotExist when the path is missing.
+// matches ErrNotRepository, fs.ErrNotExist when the path is missing, and
+// ErrNoConfig when the directory has no config.
 type notRepoError struct {
-	path, why string
-	missing   bool
+	path, why         string
+	missing, noConfig bool
 }
 
 func (e *notRepoError) Error() string { return "open repository " + e.path + ": " + e.why }
 
 func (e *notRepoError) Is(target error) bool {
-	return target == ErrNotRepository || e.missing && target == fs.ErrNotExist
+	return target == ErrNotRepository || e.missing && target == fs.ErrNotExist || e.noConfig && target == ErrNoConfig
 }
 
 // Open opens the repository at path. A path that is no otree repository
 // (missing, or holding no config) gives an error matching
-// ErrNotRepository, and also fs.ErrNotExist when the path is missing.
+// ErrNotRepository, and also fs.ErrNotExist when the path is missing or
+// ErrNoConfig when the directory has no config.
 func Open(path string) (*Repo, error) {
 	cfgPath := filepath.Join(path, "config")
 	data, err := readConfigFile(cfgPath)
@@ -279,13 +281,13 @@ func Open(path string) (*Repo, error) {
 			// Say which is missing: the directory, or its config.
 			if fi, serr := os.Stat(path); serr != nil {
 				if errors.Is(serr, fs.ErrNotExist) {
-					return nil, &notRepoError{path, "no such directory", true}
+					return nil, &notRepoError{path: path, why: "no such directory", missing: true}
 				}
 				return nil, fmt.Errorf("open repository %s: %w", path, serr)
 			} else if !fi.IsDir() {
-				return nil, &notRepoError{path, "not a directory", false}
+				return nil, &notRepoError{path: path, why: "not a directory"}
 			}
-			return nil, &notRepoError{path, "no config file (not a repository? create one with `otree init`)", false}
+			return nil, &notRepoError{path: path, why: "no config file (not a repository?)", noConfig: true}
 		}
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
 	}

@@ -456,6 +456,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				res, err = s.Upgrade(cmd.Context(), opts)
 			}
 			b.done()
+			if be := (*repo.RefBindingError)(nil); errors.As(err, &be) && !opts.OverrideCommit.IsZero() && be.Commit == opts.OverrideCommit {
+				err = withHint(err, "`otree admin switch` deploys another branch")
+			}
 			if errors.Is(err, deploy.ErrNoUpgrade) || (err == nil && res.Deployed == nil) {
 				if a.json {
 					return a.printJSON(res)

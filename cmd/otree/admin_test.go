@@ -233,7 +233,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Error("upgrade did not deploy the new commit")
 	}
 	a.ok("reset", "cli/stable", c2)
-	a.fails(1, "--allow-downgrade", "admin", "upgrade")
+	a.fails(1, "\nhint: pass --allow-downgrade to deploy it\n", "admin", "upgrade")
 	a.fails(1, "commit "+c2+" of cli/stable", "admin", "upgrade")
 	a.ok("admin", "upgrade", "--allow-downgrade")
 	if a.status().Deployments[0].Commit != c2 {
@@ -271,12 +271,16 @@ func TestAdminDeployErrors(t *testing.T) {
 	a.fails(1, "commit "+id+" has no kernel", "admin", "deploy", "nokernel")
 	a.fails(1, "nosuch", "admin", "deploy", "nosuch")
 	a.fails(1, "stateroot \"other\" does not exist", "admin", "deploy", "--os=other", "nokernel")
+	a.fails(1, "hint: create it with `otree admin os-init other`", "admin", "deploy", "--os=other", "nokernel")
+	a.ok("admin", "os-init", "second")
+	a.fails(1, "2 stateroots", "admin", "deploy", "nokernel")
+	a.fails(1, "hint: give a stateroot with --os", "admin", "deploy", "nokernel")
 	if n := len(a.status().Deployments); n != 0 {
 		t.Errorf("%d deployments after failures", n)
 	}
 	bad := filepath.Join(t.TempDir(), "not-a-sysroot")
 	res := a.run("admin", "--sysroot="+bad, "status")
-	if res.code != 1 || !strings.Contains(res.stderr, bad) {
+	if res.code != 1 || !strings.Contains(res.stderr, bad) || !strings.Contains(res.stderr, "hint: create one with `otree admin init-fs`") {
 		t.Errorf("status on a non-sysroot: %d %q", res.code, res.stderr)
 	}
 }
@@ -372,6 +376,10 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 	}
 	a.fails(1, "--allow-downgrade", "admin", "upgrade", "--override-commit="+c3[:12])
 	a.fails(1, "override commit "+c3, "admin", "upgrade", "--override-commit="+c3[:12])
+	// Another branch's commit: its binding refuses it, and the hint names
+	// the command that follows another branch.
+	a.fails(1, "bound to refs [cli/stable]", "admin", "upgrade", "--override-commit="+c2)
+	a.fails(1, "hint: `otree admin switch` deploys another branch", "admin", "upgrade", "--override-commit="+c2)
 
 	// set-origin: a new remote for the same server, then upgrades follow it.
 	a.ok("admin", "set-origin", "-s", "branches=cli/stable", "mirror", hs.URL, "cli/stable") // -s is --set, as in OSTree

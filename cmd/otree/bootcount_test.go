@@ -76,6 +76,7 @@ otree admin status | grep "boot:" || echo no-count`)
 	out, err = b.tryBoot(ds[1].Path, `otree admin boot-complete 2>&1 || echo refused
 otree admin status | grep "boot:" || echo no-count`)
 	if err != nil || !strings.Contains(out, "did not complete a boot in 2 tries, and GRUB booted deployment 1 instead") || !strings.Contains(out, "refused") ||
+		!strings.Contains(out, "hint: `otree admin rollback` makes the booted deployment the default") ||
 		!strings.Contains(out, "    boot: did not complete in 2 tries; GRUB boots deployment 1") {
 		t.Errorf("booted from deployment 1 after the fallback: %v\n%s", err, out)
 	}

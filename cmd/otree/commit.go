@@ -119,7 +119,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	if f.tarFilter != "" {
 		filter, err := commit.ParsePathnameFilter(f.tarFilter)
 		if err != nil {
-			return usageError{err}
+			return usageError{fmt.Errorf("--tar-pathname-filter: %w", err)}
 		}
 		opts.TarPathnameFilter = filter
 	}
@@ -165,7 +165,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	for _, t := range f.trees {
 		s, err := commit.ParseSource(t)
 		if err != nil {
-			return usageError{err}
+			return usageError{fmt.Errorf("--tree: %w", err)}
 		}
 		if s.Kind == commit.SourceTar && s.Path == "-" {
 			s.Reader = e.stdin

@@ -377,7 +377,8 @@ func TestCommitCommandErrors(t *testing.T) {
 	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
 	c.fails(exitUsage, []string{"branch"}, "commit", src)
 	c.fails(exitUsage, []string{"owner-uid"}, "commit", "-b", "x", "--owner-uid=abc", src)
-	c.fails(exitUsage, []string{"bogus=x"}, "commit", "-b", "x", "--tree=bogus=x")
+	c.fails(exitUsage, []string{"--tree: ", "bogus=x"}, "commit", "-b", "x", "--tree=bogus=x")
+	c.fails(exitUsage, []string{"--tar-pathname-filter: ", `"abc"`, "REGEX,REPLACEMENT"}, "commit", "-b", "x", "--tar-pathname-filter=abc", "--tree=tar=x.tar")
 	c.fails(exitUsage, []string{"--timestamp"}, "commit", "-b", "x", "--timestamp=whenever", src)
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "commit", "-b", "x", "--add-metadata-string=novalue", src)
 	c.fails(exitUsage, []string{"a//b"}, "commit", "-b", "a//b", src)
@@ -712,7 +713,7 @@ func TestCommitTarFromStdin(t *testing.T) {
 	if got := c.ok("ls", "main", "/a"); !strings.HasSuffix(got, " 2 /a\n") {
 		t.Errorf("ls /a: %q", got)
 	}
-	if code, stderr := withStdin(tb.Bytes()[:600], "commit", "-b", "cut", "--tree=tar=-"); code != exitError || !strings.Contains(stderr, "--tree=tar=-: truncated") {
+	if code, stderr := withStdin(tb.Bytes()[:600], "commit", "-b", "cut", "--tree=tar=-"); code != exitError || !strings.Contains(stderr, "tar -: truncated") {
 		t.Errorf("a tar cut short on standard input: exit %d, %q", code, stderr)
 	}
 	if _, err := c.r.ReadRef("cut"); err == nil {

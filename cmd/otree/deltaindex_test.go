@@ -128,7 +128,7 @@ func TestStaticDeltaFallbackApplyOffline(t *testing.T) {
 	}
 
 	dst := newBareUserCLI(t)
-	dst.fails(exitError, []string{"leaves out 1 fallback object", "file " + bigHex + " (2097152 bytes)", "--min-fallback-size=0"},
+	dst.fails(exitError, []string{"leaves out 1 fallback object", "file " + bigHex + " (2097152 bytes)", "hint: pull them first, or generate the delta with --min-fallback-size=0"},
 		"static-delta", "apply-offline", left)
 	if _, err := dst.r.ReadCommit(b); err == nil {
 		t.Error("a refused apply-offline stored the commit")

@@ -104,6 +104,10 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(e.stderr, "error: %v\n", p)
+		// A commit fsck marked partial that has every object again.
+		if p.Type == repo.ProblemPartial && !errors.Is(p, repo.ErrNotFound) {
+			fmt.Fprintln(e.stderr, "hint: `otree fsck --delete` takes the mark away")
+		}
 	}
 	for _, id := range rep.Tombstoned {
 		fmt.Fprintf(e.stdout, "Adding tombstone for commit %s\n", id)

@@ -168,6 +168,13 @@ func TestFsckCommand(t *testing.T) {
 		!strings.Contains(errs, "ref main") || strings.Contains(out, "No problems found") || strings.Contains(out, "pulled in part") {
 		t.Errorf("fsck after --delete: stdout %q, stderr %q", out, errs)
 	}
+	// Committed again, every object is here again: the mark stays, and
+	// the hint says what takes it away.
+	c.commit("again", integrityCLITree, 1700000000)
+	_, errs = c.must(exitError, "fsck")
+	if !strings.Contains(errs, "every object it needs is here again") || !strings.Contains(errs, "\nhint: `otree fsck --delete` takes the mark away\n") {
+		t.Errorf("fsck of a marked commit complete again: %q", errs)
+	}
 	// A commit whose pull was interrupted (an empty marker) is no error.
 	if err := os.WriteFile(r.Path("state", id.String()+".commitpartial"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -228,12 +235,23 @@ func TestPruneCommand(t *testing.T) {
 	for _, id := range []string{strings.Repeat("0", 64), strings.Repeat("1", 64)} {
 		before := integrityCountFiles(t, r.Path("objects"))
 		_, errs := c.must(exitError, "prune", "--delete-commit="+id)
-		if !strings.Contains(errs, "commit object "+id+" is missing") {
+		if !strings.Contains(errs, "commit object "+id+" is missing") || strings.Contains(errs, "hint:") {
 			t.Errorf("--delete-commit=%s: %q", id, errs)
 		}
 		if n := integrityCountFiles(t, r.Path("objects")); n != before {
 			t.Errorf("--delete-commit=%s deleted %d objects", id, before-n)
 		}
+	}
+	// A tree object gone: prune refuses, naming it, and points at fsck.
+	head, _ := r.ReadRef("main")
+	cm, err := r.ReadCommit(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(r.ObjectPath(repo.KindDirTree, cm.RootTree))
+	_, errs = c.must(exitError, "prune")
+	if !strings.Contains(errs, "commit "+head.String()+" needs dirtree object "+cm.RootTree.String()) || !strings.Contains(errs, "\nhint: run `otree fsck`\n") {
+		t.Errorf("prune with a tree object gone: %q", errs)
 	}
 }
 

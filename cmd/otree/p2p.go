@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
@@ -69,7 +73,7 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 				}
 				return pullErr
 			}
-			printFound(e, res, refs)
+			printFound(e, r, res, refs)
 			for _, p := range pulled {
 				switch {
 				case p.Err != "":
@@ -105,9 +109,22 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 
 // printFound lists the sources found as OSTree's find-remotes does: one
 // result per source, then the refs found nowhere.
-func printFound(e *env, res *remote.FindResult, refs []remote.CollectionRef) {
+func printFound(e *env, r *repo.Repo, res *remote.FindResult, refs []remote.CollectionRef) {
 	for _, p := range res.Problems {
 		fmt.Fprintf(e.stderr, "otree: warning: %s\n", p)
+	}
+	// The collections no configured remote has, which FindRemotes
+	// passed over with a problem.
+	have := map[string]bool{}
+	for _, rm := range remote.ListRemotes(r) {
+		if c := rm.Options["collection-id"]; c != "" && rm.Options["unconfigured-state"] == "" {
+			have[c] = true
+		}
+	}
+	for _, c := range collections(refs) {
+		if !have[c] {
+			fmt.Fprintf(e.stderr, "hint: `otree remote add --collection-id=%s NAME URL` configures a remote of collection %s\n", c, c)
+		}
 	}
 	if len(res.Remotes) == 0 {
 		fmt.Fprintln(e.stdout, "No results.")
@@ -153,12 +170,18 @@ the mount is written anew.`,
 			if opts.Commit != "" && len(refs) != 1 {
 				return usagef("--commit only works with a single ref")
 			}
+			if colls := collections(refs); opts.DestinationRepo != "" && len(colls) > 1 {
+				return usagef("--destination-repo holds one collection, and %d were given (%s); give each its own run", len(colls), strings.Join(colls, ", "))
+			}
 			r, err := e.open()
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			repos, err := remote.CreateUSB(cmd.Context(), r, args[0], refs, opts)
+			if opts.DestinationRepo != "" && errors.Is(err, fs.ErrExist) {
+				err = withHint(err, "remove it, or drop --destination-repo")
+			}
 			if e.json && err == nil {
 				return e.printJSON(repos)
 			}
@@ -174,6 +197,18 @@ the mount is written anew.`,
 	fl.BoolVar(&opts.NoSync, "disable-fsync", false, "do not sync objects to the mount")
 	e.addJSON(c)
 	return c
+}
+
+// collections lists the collections of refs, each once, in the order
+// first named.
+func collections(refs []remote.CollectionRef) []string {
+	var out []string
+	for _, cr := range refs {
+		if !slices.Contains(out, cr.CollectionID) {
+			out = append(out, cr.CollectionID)
+		}
+	}
+	return out
 }
 
 func countColl(refs []remote.CollectionRef, coll string) int {

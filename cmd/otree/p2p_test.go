@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,6 +84,23 @@ func TestP2PUsage(t *testing.T) {
 	c.fails(exitError, []string{`unknown finder "usb"`}, "find-remotes", "--finders=usb", "org.example.Os", "a")
 	c.fails(exitUsage, []string{"single ref"}, "create-usb", "--commit=abc", t.TempDir(), "org.example.Os", "a", "org.example.Os", "b")
 	c.fails(exitError, []string{"(org.example.Os, a): not found here"}, "create-usb", t.TempDir(), "org.example.Os", "a")
+	c.fails(exitUsage, []string{"--destination-repo holds one collection", "org.example.Os, org.example.Apps"}, "create-usb", "--destination-repo=x", t.TempDir(), "org.example.Os", "a", "org.example.Apps", "b")
+	// A collection no remote has is passed over, with a hint.
+	res := c.run("find-remotes", "--finders=config", "org.example.Os", "a")
+	if !strings.Contains(res.stderr, "no configured remote has it as collection-id") ||
+		!strings.Contains(res.stderr, "hint: `otree remote add --collection-id=org.example.Os NAME URL`") {
+		t.Errorf("find-remotes of a collection no remote has: %q", res.stderr)
+	}
+	// A repos.d entry where --destination-repo's link would go is left
+	// alone.
+	c.ok("config", "set", "core.collection-id", "org.example.Os")
+	c.commitTree("a", source(t, fixture), "one", 1700000000)
+	stick := t.TempDir()
+	entry := filepath.Join(stick, ".otree/repos.d/org.example.Os")
+	if err := os.MkdirAll(entry, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(exitError, []string{entry + " is not a link to", "hint: remove it, or drop --destination-repo"}, "create-usb", "--destination-repo=x", stick, "org.example.Os", "a")
 }
 
 // The config finder from the command line: a served repository of the

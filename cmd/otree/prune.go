@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -123,6 +124,13 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	if err != nil {
 		if rep != nil && rep.Deleted > 0 && !e.json {
 			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, siBytes(rep.Freed))
+		}
+		var (
+			missing *repo.ObjectMissingError
+			corrupt *repo.CorruptObjectError
+		)
+		if errors.As(err, &corrupt) || errors.As(err, &missing) && missing.ID != opts.DeleteCommit {
+			return withHint(err, "run `otree fsck`")
 		}
 		return repairRefsHint(err)
 	}

@@ -109,7 +109,7 @@ func TestPullCommand(t *testing.T) {
 	}
 	bare := newCLI(t)
 	dst.ok("remote", "add", "nosummary", "file://"+bare.path)
-	dst.fails(exitError, []string{"summary", "summary -u"}, "remote", "summary", "nosummary")
+	dst.fails(exitError, []string{"summary", "hint: `otree summary -u` run in that repository writes one"}, "remote", "summary", "nosummary")
 	dst.fails(exitError, []string{"nope"}, "remote", "summary", "nope")
 	dst.ok("remote", "delete", "local")
 	dst.ok("remote", "delete", "nosummary")
@@ -243,7 +243,7 @@ func TestPullLocalCommand(t *testing.T) {
 		t.Errorf("a failed pull-local wrote refs: %q", refs)
 	}
 	fresh.fails(exitError, []string{"none: no such directory"}, "pull-local", filepath.Join(t.TempDir(), "none"))
-	fresh.fails(exitError, []string{"no config"}, "pull-local", t.TempDir())
+	fresh.fails(exitError, []string{"no config", "hint: create a repository with `otree init`"}, "pull-local", t.TempDir())
 }
 
 // On a terminal, pull draws its progress: objects of those needed, bytes,
@@ -331,7 +331,7 @@ func TestPullCheckFlags(t *testing.T) {
 	suid["su"] = testtree.Entry{Mode: fs.ModeSetuid | 0o755, Content: "su"}
 	cur := src.commitTree("os/stable", source(t, suid), "two", 1700000100)
 	dst := newBareUserCLI(t)
-	dst.fails(exitError, []string{"outside 0775", "--bareuseronly-files"}, "pull-local", "--bareuseronly-files", src.path, "os/stable")
+	dst.fails(exitError, []string{"outside 0775", "hint: --bareuseronly-files refuses"}, "pull-local", "--bareuseronly-files", src.path, "os/stable")
 	dst.ok("pull-local", src.path, "os/stable")
 	if err := src.r.SetRef("os/stable", old); err != nil {
 		t.Fatal(err)

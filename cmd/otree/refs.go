@@ -160,7 +160,7 @@ func repairRefsHint(err error) error {
 	if len(bad.Refs) == 1 {
 		ref, it = bad.Refs[0], "it"
 	}
-	return fmt.Errorf("%w; `otree refs --delete %s` deletes %s, `otree refs --create=%s --force REV` points %s at a commit", err, ref, it, ref, it)
+	return withHint(err, fmt.Sprintf("`otree refs --delete %s` deletes %s, `otree refs --create=%s --force REV` points %s at a commit", ref, it, ref, it))
 }
 
 // collectionRef is a ref with the collection ID it belongs to.

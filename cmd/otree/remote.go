@@ -149,6 +149,9 @@ another collection than ID.`,
 			rm := remote.Remote{Name: args[0], URL: args[1], Branches: args[2:]}
 			return e.inRepo(func(r *repo.Repo) error {
 				changed, err := remote.AddRemote(r, rm, opts)
+				if errors.Is(err, remote.ErrRemoteExists) && !force && !inRemotesDir(r, rm.Name) {
+					return withHint(err, "pass --force to replace it")
+				}
 				if err != nil {
 					return err
 				}
@@ -173,6 +176,17 @@ another collection than ID.`,
 	return c
 }
 
+// inRemotesDir reports whether a file of r's remotes directory defines
+// the remote name, which --force does not replace.
+func inRemotesDir(r *repo.Repo, name string) bool {
+	for _, rm := range remote.ListRemotes(r) {
+		if rm.Name == name && rm.File != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func newRemoteDeleteCommand(e *env) *cobra.Command {
 	var ifExists bool
 	c := &cobra.Command{
@@ -182,8 +196,11 @@ func newRemoteDeleteCommand(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.inRepo(func(r *repo.Repo) error {
 				err := remote.DeleteRemote(r, args[0])
-				if ifExists && errors.Is(err, remote.ErrRemoteNotFound) {
-					return nil
+				if errors.Is(err, remote.ErrRemoteNotFound) {
+					if ifExists {
+						return nil
+					}
+					return withHint(err, "pass --if-exists to ignore a remote that is not configured")
 				}
 				return err
 			})

@@ -35,7 +35,7 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("remote list --json = %+v, %v", list, err)
 	}
 
-	c.fails(exitError, []string{`"origin"`, "already exists", "--force"}, "remote", "add", "origin", "http://x/")
+	c.fails(exitError, []string{`"origin"`, "already exists", "hint: pass --force to replace it"}, "remote", "add", "origin", "http://x/")
 	c.ok("remote", "add", "--if-not-exists", "origin", "http://x/")
 	if got := c.ok("remote", "show-url", "origin"); got != "https://example.com/repo\n" {
 		t.Errorf("--if-not-exists changed the remote: %q", got)
@@ -61,7 +61,8 @@ func TestRemoteCommands(t *testing.T) {
 	c.fails(exitUsage, []string{`"frob"`}, "remote", "frob")
 
 	c.ok("remote", "delete", "mirror2")
-	c.fails(exitError, []string{`"mirror2"`, "not configured"}, "remote", "delete", "mirror2")
+	c.fails(exitError, []string{`"mirror2"`, "not configured", "hint: pass --if-exists"}, "remote", "delete", "mirror2")
+	c.fails(exitError, []string{`"mirror2"`, "not configured", "hint: add it with `otree remote add`"}, "remote", "show-url", "mirror2")
 	c.ok("remote", "delete", "--if-exists", "mirror2")
 	c.fails(exitError, []string{`"mirror2"`}, "remote", "show-url", "mirror2")
 	if got := c.ok("remote", "list"); got != "origin\n" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
@@ -59,11 +60,78 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
+	printHint(stderr, err)
 	var ue usageError
 	if errors.As(err, &ue) || isFlagError(err) {
 		return exitUsage
 	}
 	return exitError
+}
+
+// hinted is an error a command gives a hint of its own, where only the
+// command knows what to suggest (the flags it was given).
+type hinted struct {
+	error
+	hint string
+}
+
+func (h *hinted) Unwrap() error { return h.error }
+
+// withHint gives err the hint h; nil stays nil.
+func withHint(err error, h string) error {
+	if err == nil {
+		return nil
+	}
+	return &hinted{err, h}
+}
+
+// hint returns what to run or pass about err, in the command line's
+// terms: the library's errors say what is wrong and name what it
+// concerns, and the flags and commands that deal with it are the CLI's to
+// name. A command's own hint comes first. "" for none.
+func hint(err error) string {
+	var (
+		h  *hinted
+		de *deploy.DowngradeError
+		ns *deploy.NoStaterootError
+		fm *delta.FallbackMissingError
+	)
+	switch {
+	case errors.As(err, &h):
+		return h.hint
+	case errors.As(err, &de):
+		return "pass --allow-downgrade to deploy it"
+	case errors.As(err, &ns):
+		return fmt.Sprintf("create it with `otree admin os-init %s`", ns.OS)
+	case errors.Is(err, deploy.ErrStaterootNeeded):
+		return "give a stateroot with --os"
+	case errors.Is(err, deploy.ErrNotSysroot):
+		return "create one with `otree admin init-fs`"
+	case errors.Is(err, deploy.ErrFellBack):
+		return "`otree admin rollback` makes the booted deployment the default"
+	case errors.Is(err, repo.ErrNoConfig):
+		return "create a repository with `otree init`"
+	case errors.Is(err, remote.ErrRemoteNotFound):
+		return "add it with `otree remote add`"
+	case errors.Is(err, remote.ErrNoSummary):
+		return "`otree summary -u` run in that repository writes one"
+	case errors.Is(err, remote.ErrSummarySigned):
+		return "write it with `otree summary -u --sign=KEY`"
+	case errors.Is(err, remote.ErrBareUserOnlyMode):
+		return "--bareuseronly-files refuses setuid, setgid, sticky and other-writable files"
+	case errors.Is(err, remote.ErrRefsDisagree):
+		return "pass --commit to choose"
+	case errors.As(err, &fm):
+		return "pull them first, or generate the delta with --min-fallback-size=0"
+	}
+	return ""
+}
+
+// printHint prints err's hint, if it has one, on the line below it.
+func printHint(w io.Writer, err error) {
+	if h := hint(err); h != "" {
+		fmt.Fprintf(w, "hint: %s\n", h)
+	}
 }
 
 func isFlagError(err error) bool {
@@ -234,6 +302,7 @@ func (e *env) autoUpdateSummary(ctx context.Context) error {
 	_, err = remote.AutoUpdateSummary(ctx, r)
 	if errors.Is(err, remote.ErrSummarySigned) {
 		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+		printHint(e.stderr, err)
 		return nil
 	}
 	return err

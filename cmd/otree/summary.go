@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -73,8 +74,8 @@ summary.sig beside it; without them a stale summary.sig is removed.
 				var err error
 				if update {
 					s, err = remote.UpdateSummary(cmd.Context(), r, remote.SummaryOptions{Metadata: md, NoSync: noSync, SignKeys: keys})
-				} else {
-					s, err = remote.ReadSummary(r)
+				} else if s, err = remote.ReadSummary(r); errors.Is(err, remote.ErrNoSummary) {
+					err = withHint(err, "create it with `otree summary -u`")
 				}
 				if err != nil {
 					return err

@@ -14,7 +14,7 @@ import (
 
 func TestSummaryCommand(t *testing.T) {
 	c := newCLI(t)
-	c.fails(exitError, []string{"summary", "otree summary -u"}, "summary", "-v")
+	c.fails(exitError, []string{"summary", "hint: create it with `otree summary -u`"}, "summary", "-v")
 	a := c.commitTree("os/stable", source(t, fixture), "one", 1700000000)
 	b := c.commitTree("main", source(t, testtree.Tree{"f": testtree.File("x", 0o644)}), "two", 1700000000)
 	if got := c.ok("summary", "-u", "-m", "title='demo'"); got != "Wrote "+c.r.Path("summary")+": 2 branches\n" {
@@ -130,7 +130,8 @@ func TestAutoUpdateSummary(t *testing.T) {
 	c.ok("summary", "-u", "--sign="+secret)
 	signed, _ := os.ReadFile(c.r.Path("summary"))
 	res := c.run("commit", "-b", "main", src, "-s", "four")
-	if res.code != 0 || !strings.Contains(res.stderr, "warning:") || !strings.Contains(res.stderr, "signed") {
+	if res.code != 0 || !strings.Contains(res.stderr, "warning:") || !strings.Contains(res.stderr, "signed") ||
+		!strings.Contains(res.stderr, "\nhint: write it with `otree summary -u --sign=KEY`\n") {
 		t.Errorf("commit beside a signed summary: exit %d, stderr %q; want success and a warning", res.code, res.stderr)
 	}
 	if now, _ := os.ReadFile(c.r.Path("summary")); string(now) != string(signed) {

@@ -35,7 +35,8 @@ type Fetch func(ctx context.Context, file string, fn func(io.Reader) error) erro
 type FetchFallbacks func(ctx context.Context, missing []Fallback) error
 
 // FallbackMissingError is the error of applying a delta whose fallback
-// objects are neither stored here nor fetchable (apply-offline).
+// objects are neither stored here nor fetchable (apply-offline): they
+// must be pulled first, or the delta generated with a MinFallbackSize of 0.
 type FallbackMissingError struct {
 	Name    Name       // the delta
 	Missing []Fallback // the fallback objects not stored here
@@ -44,7 +45,7 @@ type FallbackMissingError struct {
 // Error names the delta and up to ten of the missing objects.
 func (e *FallbackMissingError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "delta %s leaves out %d fallback object%s that this repository does not have (files over the --min-fallback-size it was generated with, for a pull to fetch): ",
+	fmt.Fprintf(&b, "delta %s leaves out %d fallback object%s that this repository does not have (files over the minimum fallback size it was generated with, for a pull to fetch): ",
 		e.Name, len(e.Missing), map[bool]string{true: "", false: "s"}[len(e.Missing) == 1])
 	const shown = 10
 	for i, f := range e.Missing {
@@ -57,7 +58,6 @@ func (e *FallbackMissingError) Error() string {
 		}
 		fmt.Fprintf(&b, "file %s (%d bytes)", f.ID, f.Size)
 	}
-	b.WriteString("; pull them first, or generate the delta with --min-fallback-size=0")
 	return b.String()
 }
 

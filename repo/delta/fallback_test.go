@@ -149,7 +149,7 @@ func TestFallbackObjects(t *testing.T) {
 	if !errors.As(err, &fe) || !cmp.Equal(fe.Missing, sb.Fallbacks) {
 		t.Fatalf("ApplyOffline = %v, want a FallbackMissingError for the blob", err)
 	}
-	for _, w := range []string{sb.Name.String(), "file " + blobID.String(), "--min-fallback-size=0"} {
+	for _, w := range []string{sb.Name.String(), "file " + blobID.String(), "minimum fallback size"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}

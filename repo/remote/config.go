@@ -176,7 +176,7 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 			case opts.IfNotExists:
 				return nil
 			case !opts.Force:
-				refused = fmt.Errorf("%w: %q is configured in %s (use --force to replace it)", ErrRemoteExists, rm.Name, r.Path("config"))
+				refused = fmt.Errorf("%w: %q is configured in %s", ErrRemoteExists, rm.Name, r.Path("config"))
 				return refused
 			}
 			for k := range old {
@@ -266,7 +266,7 @@ func GetRemote(r *repo.Repo, name string) (*Remote, error) {
 	if d := r.RemotesDir(); d != "" {
 		where += " or " + filepath.Join(d, "*.conf")
 	}
-	return nil, fmt.Errorf("%w: %q is not configured in %s (add it with `otree remote add`)", ErrRemoteNotFound, name, where)
+	return nil, fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, where)
 }
 
 // definedInDir returns the file of r's remotes directory that defines the

@@ -311,7 +311,7 @@ func (s *httpSource) ref(ctx context.Context, name string) (repo.ID, error) {
 }
 
 func (s *httpSource) listRefs(context.Context) ([]repo.Ref, error) {
-	return nil, fmt.Errorf("%s has no summary file, so its refs cannot be listed (run `otree summary -u` there, or name the refs)", s.base)
+	return nil, fmt.Errorf("%s has %w, so its refs cannot be listed; name them instead", s.base, ErrNoSummary)
 }
 
 func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {

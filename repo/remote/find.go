@@ -156,7 +156,7 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 	}
 	for _, cr := range refs {
 		if len(byCollection[cr.CollectionID]) == 0 {
-			res.Problems = appendOnce(res.Problems, fmt.Sprintf("collection %s: no configured remote has it as collection-id (remote add --collection-id), so nothing could verify its commits", cr.CollectionID))
+			res.Problems = appendOnce(res.Problems, fmt.Sprintf("collection %s: no configured remote has it as collection-id, so nothing could verify its commits", cr.CollectionID))
 		}
 	}
 	for _, f := range slices.Compact(finders) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -330,11 +331,11 @@ func TestCreateUSBLooksUpRefs(t *testing.T) {
 	}
 	fresh := t.TempDir()
 	_, err = remote.CreateUSB(ctx, c, fresh, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true})
-	if err == nil || !strings.Contains(err.Error(), "mirror:os/stable") || !strings.Contains(err.Error(), "origin:os/stable") {
+	if !errors.Is(err, remote.ErrRefsDisagree) || !strings.Contains(err.Error(), "mirror:os/stable") || !strings.Contains(err.Error(), "origin:os/stable") {
 		t.Errorf("remotes that disagree: %v", err)
 	}
 	if repos, err = remote.CreateUSB(ctx, c, fresh, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true, Commit: v2.String()}); err != nil || repos[0].Refs[0].New != v2 {
-		t.Errorf("--commit chooses: %+v, %v", repos, err)
+		t.Errorf("Commit chooses: %+v, %v", repos, err)
 	}
 
 	if err := c.SetRef("origin:os/stable", v2); err != nil { // agreeing again
@@ -436,6 +437,18 @@ func TestCreateUSBWritesOnlyOnTheMount(t *testing.T) {
 	commitAt(t, other, "app", treeV("a"), 1700000000)
 	if _, err := remote.CreateUSB(ctx, other, stick3, []remote.CollectionRef{{CollectionID: "org.example.Apps", Ref: "app"}}, remote.USBOptions{NoSync: true, DestinationRepo: "updates/apps"}); err != nil {
 		t.Errorf("a second collection beside the first: %v", err)
+	}
+	// A destination repository holds one collection; a repos.d entry that
+	// is no link to it is left alone.
+	two := []remote.CollectionRef{osStable, {CollectionID: "org.example.Apps", Ref: "app"}}
+	if _, err := remote.CreateUSB(ctx, build, t.TempDir(), two, remote.USBOptions{NoSync: true, DestinationRepo: "updates/os"}); err == nil || !strings.Contains(err.Error(), "updates/os") {
+		t.Errorf("a destination repository for two collections: %v", err)
+	}
+	stick5 := t.TempDir()
+	entry := filepath.Join(stick5, remote.MountReposDir, coll)
+	os.MkdirAll(entry, 0o755)
+	if _, err := remote.CreateUSB(ctx, build, stick5, refs, remote.USBOptions{NoSync: true, DestinationRepo: "updates/os"}); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), entry) {
+		t.Errorf("a repos.d directory where the link goes: %v", err)
 	}
 	// A link in repos.d that leaves the mount is not followed.
 	for _, target := range []string{outside, "../../../elsewhere"} {

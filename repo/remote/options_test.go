@@ -183,6 +183,9 @@ func TestPullBareUserOnlyFiles(t *testing.T) {
 			opts.Refs, opts.DisableStaticDeltas = []string{"os/stable"}, !withDelta
 			_, err := remote.Pull(ctx, dst, opts)
 			errContains(t, err, tool.String(), "outside 0775")
+			if !errors.Is(err, remote.ErrBareUserOnlyMode) {
+				t.Errorf("mode %v: %v, want ErrBareUserOnlyMode", bad, err)
+			}
 			if used := o.hitsOf("/"+delta.Name{From: a, To: b}.Rel()+"/superblock") > 0; used != withDelta {
 				t.Errorf("mode %v: delta used %v, want %v", bad, used, withDelta)
 			}

@@ -428,7 +428,7 @@ func RemoteRefs(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 
 // RemoteSummary fetches the summary of a configured remote, its signature
 // verified as a pull verifies it. A remote without one is an error
-// matching ErrNotFound.
+// matching ErrNoSummary and repo.ErrNotFound.
 func RemoteSummary(ctx context.Context, r *repo.Repo, name string, opts PullOptions) (*Summary, error) {
 	var sum *Summary
 	err := withRemote(ctx, r, name, opts, func(src source) error {
@@ -438,7 +438,7 @@ func RemoteSummary(ctx context.Context, r *repo.Repo, name string, opts PullOpti
 			return err
 		}
 		if sum, err = src.summary(ctx); err == nil && sum == nil {
-			err = fmt.Errorf("remote %s (%s) has no summary file: %w", name, src, repo.ErrNotFound)
+			err = &noSummaryError{fmt.Sprintf("remote %s (%s) has no summary file", name, src)}
 		}
 		return err
 	})
@@ -1245,11 +1245,17 @@ func commitTime(t uint64) string {
 	return time.Unix(int64(t), 0).UTC().Format(time.RFC3339)
 }
 
+// ErrBareUserOnlyMode is matched (with errors.Is) by the error of a pull
+// with PullOptions.BareUserOnlyFiles that met a regular file whose mode
+// has bits outside 0775: the remote's content, not the transfer, is what
+// a bare-user-only repository cannot take.
+var ErrBareUserOnlyMode = errors.New("refused for bare-user-only files")
+
 // checkFile refuses, with BareUserOnlyFiles, a regular file with bits
 // outside 0775.
 func (p *puller) checkFile(id repo.ID, h *repo.FileHeader) error {
 	if p.opts.BareUserOnlyFiles && h.Type == repo.TypeRegular && repo.BareUserOnlyRefusedBits(h.Mode) != 0 {
-		return fmt.Errorf("%s: file object %s has mode %04o, outside 0775 (refused by --bareuseronly-files)", p.src, id, h.Mode&0o7777)
+		return fmt.Errorf("%s: file object %s has mode %04o, outside 0775: %w", p.src, id, h.Mode&0o7777, ErrBareUserOnlyMode)
 	}
 	return nil
 }

@@ -151,6 +151,9 @@ func TestPullWithoutSummary(t *testing.T) {
 	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
 	_, err := remote.Pull(ctx, dest, fastOpts())
 	errContains(t, err, o.srv.URL, "no summary")
+	if !errors.Is(err, remote.ErrNoSummary) || errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("pull of all refs without a summary: %v, want ErrNoSummary only", err)
+	}
 
 	res, err := remote.Pull(ctx, dest, fastOpts("main"))
 	if err != nil {

@@ -246,12 +246,30 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 	return s, nil
 }
 
+// ErrNoSummary is matched (with errors.Is) by the error for a repository
+// without a summary file where one is needed, which UpdateSummary run
+// there would write: ReadSummary's and RemoteSummary's, which also match
+// repo.ErrNotFound, and that of a pull or RemoteRefs that must list the
+// refs of an HTTP remote, which only its summary lists.
+var ErrNoSummary = errors.New("no summary file")
+
+// noSummaryError is ReadSummary's and RemoteSummary's error for a
+// repository without a summary file.
+type noSummaryError struct{ msg string }
+
+func (e *noSummaryError) Error() string { return e.msg }
+
+// Is makes errors.Is true for ErrNoSummary and repo.ErrNotFound.
+func (e *noSummaryError) Is(target error) bool {
+	return target == ErrNoSummary || target == repo.ErrNotFound
+}
+
 // ReadSummary reads the summary file of a local repository. A repository
-// without one gives an error matching repo.ErrNotFound.
+// without one gives an error matching ErrNoSummary and repo.ErrNotFound.
 func ReadSummary(r *repo.Repo) (*Summary, error) {
 	data, err := os.ReadFile(r.Path(SummaryFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w (create it with `otree summary -u`)", r.Path(SummaryFile), repo.ErrNotFound)
+		return nil, &noSummaryError{r.Path(SummaryFile) + ": not found"}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading summary: %w", err)
@@ -269,7 +287,7 @@ func ReadSummary(r *repo.Repo) (*Summary, error) {
 // ErrSummarySigned is matched by AutoUpdateSummary's error for a
 // repository whose summary is signed: a summary written anew would carry
 // no valid signature, so the signed one is left as it is.
-var ErrSummarySigned = errors.New("the summary is signed, so it is not rewritten without the keys (run `otree summary -u --sign=KEY`)")
+var ErrSummarySigned = errors.New("the summary is signed, so it is not rewritten without the keys")
 
 // AutoUpdateSummary writes r's summary anew, as UpdateSummary does, when
 // r's config sets repo.ConfigAutoUpdateSummary to true, keeping the metadata

@@ -135,7 +135,7 @@ func TestUpdateSummary(t *testing.T) {
 	errContains(t, err, "reserved")
 
 	os.Remove(o.r.Path(remote.SummaryFile))
-	if _, err := remote.ReadSummary(o.r); !errors.Is(err, repo.ErrNotFound) {
+	if _, err := remote.ReadSummary(o.r); !errors.Is(err, repo.ErrNotFound) || !errors.Is(err, remote.ErrNoSummary) {
 		t.Errorf("ReadSummary without a file: %v", err)
 	}
 }

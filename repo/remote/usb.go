@@ -80,7 +80,7 @@ func CreateUSB(ctx context.Context, r *repo.Repo, mount string, refs []Collectio
 		byColl[cr.CollectionID] = append(byColl[cr.CollectionID], cr)
 	}
 	if opts.DestinationRepo != "" && len(order) > 1 {
-		return nil, fmt.Errorf("create-usb: --destination-repo holds one collection, and %d were given (%s); give each its own run", len(order), strings.Join(order, ", "))
+		return nil, fmt.Errorf("create-usb: a destination repository %s holds one collection, and %d were given (%s)", opts.DestinationRepo, len(order), strings.Join(order, ", "))
 	}
 	// Everything is resolved and checked before anything is written.
 	commits := map[CollectionRef]repo.ID{}
@@ -193,6 +193,12 @@ func setUSBRefs(ctx context.Context, dr *repo.Repo, refs []CollectionRef, commit
 	return out, nil
 }
 
+// ErrRefsDisagree is matched (with errors.Is) by CreateUSB's error when
+// the refs here a collection ref is taken from (the branch, the tracking
+// refs of remotes of its collection) name different commits:
+// USBOptions.Commit chooses one.
+var ErrRefsDisagree = errors.New("the refs disagree")
+
 // resolveCollectionRef finds the commit of cr here: the branch, when this
 // repository's collection is cr's, and the tracking ref of each remote of
 // that collection; they must agree. rev, if set, is resolved instead, and
@@ -225,7 +231,7 @@ func resolveCollectionRef(r *repo.Repo, cr CollectionRef, rev string) (repo.ID, 
 				return repo.ID{}, err
 			}
 			if from != "" && got != id {
-				return repo.ID{}, fmt.Errorf("%s: %s names commit %s and %s names %s; pass --commit to choose", cr, from, id, n, got)
+				return repo.ID{}, fmt.Errorf("%s: %s names commit %s and %s names %s: %w", cr, from, id, n, got, ErrRefsDisagree)
 			}
 			id, from = got, n
 		}
@@ -325,7 +331,7 @@ func checkLink(top, link, dest string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s already exists and is not a link to %s: remove it, or drop --destination-repo", filepath.Join(top, link), dest)
+	return fmt.Errorf("%s is not a link to %s: %w", filepath.Join(top, link), dest, fs.ErrExist)
 }
 
 // linkTarget is the relative target of a link at link to dest.
