@@ -132,7 +132,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		if errors.As(err, &corrupt) || errors.As(err, &missing) && missing.ID != opts.DeleteCommit {
 			return withHint(err, "run `otree fsck`")
 		}
-		return repairRefsHint(err)
+		return err
 	}
 	// Static deltas that lead to a deleted commit go with it.
 	orphans, err := delta.Orphans(r, append(deltasTo, rep.Commits...))

@@ -116,7 +116,7 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	}
 	listed := func(err error) error {
 		if err == nil && bad != nil {
-			return repairRefsHint(bad)
+			return bad
 		}
 		return err
 	}
@@ -147,20 +147,6 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		fmt.Fprintln(w, name)
 	}
 	return listed(w.Flush())
-}
-
-// repairRefsHint adds to an error reporting unreadable refs (a corrupt ref
-// file, say) the commands that repair them.
-func repairRefsHint(err error) error {
-	var bad *repo.UnreadableRefsError
-	if !errors.As(err, &bad) {
-		return err
-	}
-	ref, it := "REF", "one"
-	if len(bad.Refs) == 1 {
-		ref, it = bad.Refs[0], "it"
-	}
-	return withHint(err, fmt.Sprintf("`otree refs --delete %s` deletes %s, `otree refs --create=%s --force REV` points %s at a commit", ref, it, ref, it))
 }
 
 // collectionRef is a ref with the collection ID it belongs to.

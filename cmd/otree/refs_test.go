@@ -155,6 +155,10 @@ func TestCorruptRef(t *testing.T) {
 	if got := c.ok("refs", "other"); got != "other\n" {
 		t.Errorf("refs other = %q", got)
 	}
+	// Whatever stumbles on it says how to repair it.
+	for _, args := range [][]string{{"summary", "-u"}, {"prune", "--refs-only"}} {
+		c.fails(exitError, []string{"ref main", "hint: `otree refs --delete main` deletes it"}, args...)
+	}
 	c.ok("refs", "--delete", "zeta")
 	c.fails(exitError, []string{"ref main", "corrupt", "--force"}, "refs", "--create=main", "other")
 	c.ok("refs", "--create=main", "--force", "other")

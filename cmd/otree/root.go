@@ -95,6 +95,7 @@ func hint(err error) string {
 		de *deploy.DowngradeError
 		ns *deploy.NoStaterootError
 		fm *delta.FallbackMissingError
+		ur *repo.UnreadableRefsError
 	)
 	switch {
 	case errors.As(err, &h):
@@ -123,6 +124,13 @@ func hint(err error) string {
 		return "pass --commit to choose"
 	case errors.As(err, &fm):
 		return "pull them first, or generate the delta with --min-fallback-size=0"
+	case errors.As(err, &ur):
+		// Whatever failed on it (refs, prune, summary -u), these repair it.
+		ref, it := "REF", "one"
+		if len(ur.Refs) == 1 {
+			ref, it = ur.Refs[0], "it"
+		}
+		return fmt.Sprintf("`otree refs --delete %s` deletes %s, `otree refs --create=%s --force REV` points %s at a commit", ref, it, ref, it)
 	}
 	return ""
 }
