@@ -549,17 +549,19 @@ func TestRefs(t *testing.T) {
 	c.fails(exitUsage, nil, "refs", "--create=new")
 	c.fails(exitUsage, nil, "refs", "--create=bad..name/", "main")
 
-	// --delete removes everything below a prefix, and names a prefix that
-	// matches nothing.
+	// --delete removes everything below a prefix; a prefix that matches
+	// nothing is noted, and is no failure, as in OSTree.
 	c.ok("refs", "--create=release/v2", "main")
-	c.fails(exitError, []string{"nosuch"}, "refs", "--delete", "release", "nosuch")
-	if got := c.ok("refs"); got != "main\nrelease/v1/x86_64\nrelease/v2\n" {
-		t.Errorf("a failed --delete deleted something: refs = %q", got)
+	c.ok("refs", "--create=other", "main")
+	res := c.run("refs", "--delete", "release", "nosuch")
+	if res.code != 0 || res.stderr != "note: no ref matches \"nosuch\"\n" {
+		t.Errorf("refs --delete release nosuch: exit %d, stderr %q", res.code, res.stderr)
 	}
-	c.ok("refs", "--delete", "release")
-	if got := c.ok("refs"); got != "main\n" {
+	if got := c.ok("refs"); got != "main\nother\n" {
 		t.Errorf("refs after --delete = %q", got)
 	}
+	c.ok("refs", "--delete", "other")
+	c.ok("refs", "--delete", "other") // again: nothing to do
 	if _, err := os.Stat(filepath.Join(c.path, "refs", "heads", "release")); !os.IsNotExist(err) {
 		t.Errorf("empty ref directory left behind: %v", err)
 	}

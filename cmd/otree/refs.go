@@ -39,7 +39,8 @@ lists the aliases as "NAME -> BRANCH".
 collection ID: local branches that of the repository (init --collection-id),
 remote refs that of their remote (remote add --collection-id).
 --delete PREFIX... deletes every ref matching each PREFIX as above; a PREFIX
-matching no ref is an error and then nothing is deleted. Deleting an alias
+matching no ref is noted on stderr and is no error, as in OSTree, so that a
+cleanup can run again. Deleting an alias
 deletes only the alias; a branch cannot be deleted while an alias that is
 not deleted with it names it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -295,7 +296,10 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 			}
 		}
 		if len(refs) == 0 {
-			return fmt.Errorf("no ref matches %q: nothing deleted", p)
+			// As in OSTree: deleting what is not there succeeds, so a
+			// cleanup can run twice.
+			fmt.Fprintf(e.stderr, "note: no ref matches %q\n", p)
+			continue
 		}
 		for _, ref := range refs {
 			if !seen[ref.Name] {
