@@ -1065,3 +1065,25 @@ func TestAdminSysrootFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// remote add and delete take --sysroot, as OSTree's do: the sysroot's
+// repository, whatever --repo says.
+func TestRemoteSysroot(t *testing.T) {
+	sys := filepath.Join(t.TempDir(), "sysroot")
+	a := &admin{t: t, sys: sys}
+	testtree.ClearImmutable(t, sys)
+	a.ok("admin", "init-fs", sys)
+	elsewhere := newCLI(t)
+	elsewhere.ok("remote", "add", "--sysroot="+sys, "os", "https://updates.example/repo", "os/stable")
+	if got := a.ok("remote", "list", "-u"); got != "os  https://updates.example/repo\n" {
+		t.Errorf("the sysroot's remotes after remote add --sysroot: %q", got)
+	}
+	if got := elsewhere.ok("remote", "list"); got != "" {
+		t.Errorf("remote add --sysroot added to --repo too: %q", got)
+	}
+	elsewhere.ok("remote", "delete", "--sysroot="+sys, "os")
+	if got := a.ok("remote", "list"); got != "" {
+		t.Errorf("the sysroot's remotes after remote delete --sysroot: %q", got)
+	}
+	elsewhere.fails(exitError, []string{sys}, "remote", "add", "--sysroot="+filepath.Join(sys, "nope"), "os", "https://x/")
+}

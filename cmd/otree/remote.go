@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"github.com/otree/otree/repo/sign"
@@ -92,8 +93,24 @@ func (e *env) inRepo(fn func(r *repo.Repo) error) error {
 	return fn(r)
 }
 
+// inRepoOf runs fn on the system repository of sysroot when one is given
+// (OSTree's --sysroot, which overrides --repo), with the remotes its
+// deployment ships; otherwise on the repository, as inRepo.
+func (e *env) inRepoOf(sysroot string, fn func(r *repo.Repo) error) error {
+	if sysroot == "" {
+		return e.inRepo(fn)
+	}
+	s, err := deploy.Open(sysroot, deploy.OpenOptions{Logger: e.logger()})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s.Repo())
+}
+
 func newRemoteAddCommand(e *env) *cobra.Command {
 	var (
+		sysroot              string
 		sets                 []string
 		ifNotExists, force   bool
 		noGPGVerify, noVerif bool
@@ -147,7 +164,7 @@ another collection than ID.`,
 				opts.Set[remote.KeySignVerifySummary] = "false"
 			}
 			rm := remote.Remote{Name: args[0], URL: args[1], Branches: args[2:]}
-			return e.inRepo(func(r *repo.Repo) error {
+			return e.inRepoOf(sysroot, func(r *repo.Repo) error {
 				changed, err := remote.AddRemote(r, rm, opts)
 				if errors.Is(err, remote.ErrRemoteExists) && !force && !inRemotesDir(r, rm.Name) {
 					return withHint(err, "pass --force to replace it")
@@ -163,6 +180,7 @@ another collection than ID.`,
 		},
 	}
 	fl := c.Flags()
+	fl.StringVar(&sysroot, "sysroot", "", "add the remote to the repository of the sysroot at PATH (overrides --repo)")
 	fl.StringArrayVar(&sets, "set", nil, "set config key KEY=VALUE of the remote (repeatable)")
 	fl.StringVar(&collectionID, "collection-id", "", "the remote's collection ID: pull refuses commits bound to another collection")
 	fl.StringVar(&contentURL, "contenturl", "", "fetch objects and static deltas from URL (the summary and refs still come from the remote's URL)")
@@ -189,12 +207,13 @@ func inRemotesDir(r *repo.Repo, name string) bool {
 
 func newRemoteDeleteCommand(e *env) *cobra.Command {
 	var ifExists bool
+	var sysroot string
 	c := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a remote (its remote-tracking refs stay)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.inRepo(func(r *repo.Repo) error {
+			return e.inRepoOf(sysroot, func(r *repo.Repo) error {
 				err := remote.DeleteRemote(r, args[0])
 				if errors.Is(err, remote.ErrRemoteNotFound) {
 					if ifExists {
@@ -207,6 +226,7 @@ func newRemoteDeleteCommand(e *env) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&ifExists, "if-exists", false, "do nothing if the remote does not exist")
+	c.Flags().StringVar(&sysroot, "sysroot", "", "delete the remote from the repository of the sysroot at PATH (overrides --repo)")
 	return c
 }
 
