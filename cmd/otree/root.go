@@ -85,6 +85,22 @@ func withHint(err error, h string) error {
 	return &hinted{err, h}
 }
 
+// sentinelHints are the hints of the library's sentinel errors.
+var sentinelHints = []struct {
+	err  error
+	hint string
+}{
+	{deploy.ErrStaterootNeeded, "give a stateroot with --os"},
+	{deploy.ErrNotSysroot, "create one with `otree admin init-fs`"},
+	{deploy.ErrFellBack, "`otree admin rollback` makes the booted deployment the default"},
+	{repo.ErrNoConfig, "create a repository with `otree init`"},
+	{remote.ErrRemoteNotFound, "add it with `otree remote add`"},
+	{remote.ErrNoSummary, "`otree summary -u` run in that repository writes one"},
+	{remote.ErrSummarySigned, "write it with `otree summary -u --sign=KEY`"},
+	{remote.ErrBareUserOnlyMode, "--bareuseronly-files refuses setuid, setgid, sticky and other-writable files"},
+	{remote.ErrRefsDisagree, "pass --commit to choose"},
+}
+
 // hint returns what to run or pass about err, in the command line's
 // terms: the library's errors say what is wrong and name what it
 // concerns, and the flags and commands that deal with it are the CLI's to
@@ -104,24 +120,6 @@ func hint(err error) string {
 		return "pass --allow-downgrade to deploy it"
 	case errors.As(err, &ns):
 		return fmt.Sprintf("create it with `otree admin os-init %s`", ns.OS)
-	case errors.Is(err, deploy.ErrStaterootNeeded):
-		return "give a stateroot with --os"
-	case errors.Is(err, deploy.ErrNotSysroot):
-		return "create one with `otree admin init-fs`"
-	case errors.Is(err, deploy.ErrFellBack):
-		return "`otree admin rollback` makes the booted deployment the default"
-	case errors.Is(err, repo.ErrNoConfig):
-		return "create a repository with `otree init`"
-	case errors.Is(err, remote.ErrRemoteNotFound):
-		return "add it with `otree remote add`"
-	case errors.Is(err, remote.ErrNoSummary):
-		return "`otree summary -u` run in that repository writes one"
-	case errors.Is(err, remote.ErrSummarySigned):
-		return "write it with `otree summary -u --sign=KEY`"
-	case errors.Is(err, remote.ErrBareUserOnlyMode):
-		return "--bareuseronly-files refuses setuid, setgid, sticky and other-writable files"
-	case errors.Is(err, remote.ErrRefsDisagree):
-		return "pass --commit to choose"
 	case errors.As(err, &fm):
 		return "pull them first, or generate the delta with --min-fallback-size=0"
 	case errors.As(err, &ur):
@@ -131,6 +129,11 @@ func hint(err error) string {
 			ref, it = ur.Refs[0], "it"
 		}
 		return fmt.Sprintf("`otree refs --delete %s` deletes %s, `otree refs --create=%s --force REV` points %s at a commit", ref, it, ref, it)
+	}
+	for _, s := range sentinelHints {
+		if errors.Is(err, s.err) {
+			return s.hint
+		}
 	}
 	return ""
 }
