@@ -188,7 +188,7 @@ func (r *Repo) ListAliases(prefix string) ([]Alias, error) {
 // SetAlias makes the local branch name an alias of the local branch
 // target, which must exist, replacing whatever ref name was. Both must be
 // local branches outside otree/, and the alias must not close a loop.
-// Callers hold LockRefs.
+// It holds the refs lock while it writes, as SetRef does.
 func (r *Repo) SetAlias(name, target string) error {
 	for _, n := range []string{name, target} {
 		if err := ValidateRefName(n); err != nil {
@@ -201,6 +201,11 @@ func (r *Repo) SetAlias(name, target string) error {
 			return fmt.Errorf("cannot alias %s to %s: refs under %s belong to deployments", name, target, reservedPrefix)
 		}
 	}
+	unlock, err := r.holdRefs(refsLockSteps...)
+	if err != nil {
+		return fmt.Errorf("writing alias %s: %w", name, err)
+	}
+	defer unlock()
 	for cur, i := target, 0; ; i++ {
 		if cur == name {
 			return fmt.Errorf("cannot alias %s to %s: %s leads back to %s", name, target, target, name)

@@ -38,12 +38,21 @@ func flock(ctx context.Context, fd int, how int, timeout time.Duration, what str
 }
 
 // Lock is a held repository lock (one or more flock'ed files).
-type Lock struct{ files []*os.File }
+type Lock struct {
+	files []*os.File
+	// release, if set, runs once before the files are closed: it drops
+	// a LockRefs lock from its Repo's count (countRefsLock).
+	release func()
+}
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
 	if l == nil {
 		return nil
+	}
+	if l.release != nil {
+		l.release()
+		l.release = nil
 	}
 	var first error
 	for i := len(l.files) - 1; i >= 0; i-- {
@@ -131,6 +140,9 @@ func (r *Repo) LockShared(ctx context.Context) (*Lock, error) {
 }
 
 // LockExclusive takes the repository lock exclusively (prune, fsck --delete).
+// Every ref write holds the repository lock shared, so none can happen
+// while it is held, not even through the same Repo: a ref write waits for
+// it like any other writer.
 func (r *Repo) LockExclusive(ctx context.Context) (*Lock, error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
@@ -143,9 +155,71 @@ func (r *Repo) LockExclusive(ctx context.Context) (*Lock, error) {
 // also holds the repository lock shared, so prune cannot delete the commit
 // being pointed at; it skips the intent lock, because a transaction that
 // already holds the repository lock shared takes it too.
+//
+// Every ref write takes this lock for itself when the Repo it goes through
+// does not hold it (see SetRef), so it only needs taking to span a read
+// and a write. It is the Repo's, as an flock is its holder's: while one
+// goroutine holds it, ref writes through the same Repo from any goroutine
+// go ahead without waiting (and Unlock waits for them to end), and ones
+// through another Repo of the same repository wait as another process's
+// do.
 func (r *Repo) LockRefs(ctx context.Context) (*Lock, error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
 	}
-	return r.take(ctx, lockStep{"lock", false}, lockStep{"refs", true})
+	l, err := r.take(ctx, refsLockSteps...)
+	if err != nil {
+		return nil, err
+	}
+	r.countRefsLock(l)
+	return l, nil
+}
+
+// refsLockSteps are the locks LockRefs takes.
+var refsLockSteps = []lockStep{{"lock", false}, {"refs", true}}
+
+// countRefsLock counts l, just taken by LockRefs, among the refs locks
+// held through this Repo (refsHeld) until it is unlocked. Unlocking the
+// last of them waits for the ref writes that went ahead under it.
+func (r *Repo) countRefsLock(l *Lock) {
+	r.refsMu.Lock()
+	r.refsHeld++
+	r.refsMu.Unlock()
+	l.release = func() {
+		r.refsMu.Lock()
+		r.refsHeld--
+		last := r.refsHeld == 0
+		r.refsMu.Unlock()
+		if last {
+			r.refsBorrow.Lock()
+			r.refsBorrow.Unlock()
+		}
+	}
+}
+
+// holdRefs makes sure a ref write holds the refs lock, and returns what
+// releases it: without it, a ref could move under a LockRefs holder
+// between its read and its write. When LockRefs holds it through this
+// Repo, the write goes ahead under that (which is not let go until the
+// write is done); otherwise holdRefs takes steps, which are refsLockSteps
+// outside a transaction and the refs lock alone in one, which holds the
+// repository lock already. The wait is bounded by the lock timeout
+// (SetLockTimeout).
+func (r *Repo) holdRefs(steps ...lockStep) (func(), error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
+	r.refsMu.Lock()
+	if r.refsHeld > 0 {
+		// Never waits: refsBorrow is locked only once refsHeld is 0.
+		r.refsBorrow.RLock()
+		r.refsMu.Unlock()
+		return r.refsBorrow.RUnlock, nil
+	}
+	r.refsMu.Unlock()
+	l, err := r.take(context.Background(), steps...)
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Unlock() }, nil
 }

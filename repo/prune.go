@@ -162,8 +162,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
-	// Every ref writer holds the repository lock shared (LockRefs takes
-	// it), so holding it exclusively also keeps refs still.
+	// Every ref writer holds the repository lock shared (LockRefs, or the
+	// write itself, takes it), so holding it exclusively also keeps refs
+	// still.
 	defer lk.Unlock()
 	if !opts.NoPrune {
 		r.cleanStaleStaging()

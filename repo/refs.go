@@ -323,11 +323,22 @@ func (r *Repo) pruneRefDirs(dir string) string {
 // SetRef points ref at commit durably, outside any transaction; the commit
 // must exist. Setting an alias sets the branch it ends at. A zero commit
 // deletes the ref, or the alias itself; deleting a branch that an alias
-// names is an AliasedRefError. Callers hold LockRefs.
+// names is an AliasedRefError.
+//
+// It holds the refs lock while it checks and writes: the one LockRefs
+// took through this Repo, which a caller takes to read a ref and write it
+// with no other writer in between; else its own, taken and released here
+// (which waits for another holder up to the lock timeout, then fails with
+// ErrLocked).
 func (r *Repo) SetRef(name string, commit ID) error {
 	if err := ValidateRefName(name); err != nil {
 		return err
 	}
+	unlock, err := r.holdRefs(refsLockSteps...)
+	if err != nil {
+		return fmt.Errorf("writing ref %s: %w", name, err)
+	}
+	defer unlock()
 	if !commit.IsZero() {
 		if ok, err := r.HasObject(KindCommit, commit); err != nil {
 			return err

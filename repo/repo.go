@@ -95,6 +95,13 @@ type Repo struct {
 	// Set by SetVerify and SetLockTimeout while other goroutines read them.
 	verify      atomic.Bool
 	lockTimeout atomic.Int64 // a time.Duration
+	// refsHeld counts the LockRefs locks held through this Repo, under
+	// refsMu. While one is held, ref writes through the Repo take no refs
+	// lock of their own but hold refsBorrow shared, which unlocking the
+	// last one waits for (holdRefs, countRefsLock).
+	refsMu     sync.Mutex
+	refsHeld   int
+	refsBorrow sync.RWMutex
 
 	encOnce sync.Once
 	enc     *zstd.Encoder

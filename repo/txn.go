@@ -900,7 +900,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 // writes the queued refs. After an error the repository holds at worst some
 // unreferenced objects; refs are untouched unless every object landed. A
 // queued ref that clashes as a path with a stored ref or another queued
-// one (a *RefClashError) fails it before anything is moved.
+// one (a *RefClashError) fails it before anything is moved. With refs
+// queued it holds the refs lock from that check to the last ref written,
+// unless the Repo holds it already (LockRefs).
 func (t *Txn) Commit() error {
 	defer t.release()
 	t.mu.Lock()
@@ -930,6 +932,14 @@ func (t *Txn) Commit() error {
 		}
 		return names[i] < names[j]
 	})
+	if len(names) > 0 {
+		// Within the repository lock the transaction holds.
+		unlock, err := t.r.holdRefs(lockStep{"refs", true})
+		if err != nil {
+			return fmt.Errorf("writing refs %s: %w", strings.Join(names, ", "), err)
+		}
+		defer unlock()
+	}
 	// Refs are written one by one: a clash found half-way would leave
 	// some moved and others not.
 	if err := t.checkRefs(names); err != nil {
