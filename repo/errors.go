@@ -55,6 +55,35 @@ func (e *ObjectMissingError) Error() string {
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *ObjectMissingError) Is(target error) bool { return target == ErrNotFound }
 
+// RefTargetError reports a ref left as it was because the commit it was
+// to point at is not complete enough to name: the commit object, or its
+// root dirtree or root dirmeta, is neither stored nor staged by the
+// transaction writing the ref (or the commit cannot be read). Such a ref
+// would name a tree no checkout can read, found only by a later fsck. A
+// commit marked partial (MarkCommitPartial: by a pull of commit metadata
+// only or of subpaths, or by Fsck with Delete) is expected to lack its
+// tree, and gets the ref.
+type RefTargetError struct {
+	Ref    string // the ref that was to point at Commit
+	Commit ID     // the commit
+	// Err is why: an *ObjectMissingError naming the commit or its root
+	// dirtree or dirmeta, or the error reading the commit.
+	Err error
+}
+
+// Error names the ref, the commit and what is missing.
+func (e *RefTargetError) Error() string {
+	var me *ObjectMissingError
+	if errors.As(e.Err, &me) && me.Kind != KindCommit {
+		return fmt.Sprintf("cannot point ref %s at commit %s: its root %v", e.Ref, e.Commit, e.Err)
+	}
+	return fmt.Sprintf("cannot point ref %s at commit %s: %v", e.Ref, e.Commit, e.Err)
+}
+
+// Unwrap returns why: errors.Is(err, ErrNotFound) holds for a missing
+// object.
+func (e *RefTargetError) Unwrap() error { return e.Err }
+
 // PartialCommitError is a missing object met in a commit marked partial
 // (pulled with subpaths, or commit metadata only): the object was never
 // pulled, rather than lost. It unwraps to the ObjectMissingError.

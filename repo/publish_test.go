@@ -56,7 +56,17 @@ func TestTxnPublish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := txn.SetRef("main", file); err != nil {
+		// A commit whose root dirmeta was published, and whose dirtree
+		// is staged after: the ref to it is written by Commit.
+		tree, err := txn.WriteMeta(repo.KindDirTree, (&repo.DirTree{Files: []repo.FileEntry{{Name: "f", ID: file}}}).Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := txn.WriteMeta(repo.KindCommit, (&repo.Commit{RootTree: tree, RootMeta: meta}).Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.SetRef("main", c); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.ReadRef("main"); err == nil {
@@ -68,6 +78,9 @@ func TestTxnPublish(t *testing.T) {
 			}
 			if has, _ := r.HasObject(repo.KindDirMeta, later); !has {
 				t.Error("object staged after Publish not stored by Commit")
+			}
+			if got, err := r.ReadRef("main"); err != nil || got != c {
+				t.Errorf("main after Commit = %s, %v; want %s", got, err, c)
 			}
 		} else {
 			txn.Abort()

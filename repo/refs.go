@@ -320,10 +320,16 @@ func (r *Repo) pruneRefDirs(dir string) string {
 	return dir
 }
 
-// SetRef points ref at commit durably, outside any transaction; the commit
-// must exist. Setting an alias sets the branch it ends at. A zero commit
-// deletes the ref, or the alias itself; deleting a branch that an alias
-// names is an AliasedRefError.
+// SetRef points ref at commit durably, outside any transaction. Setting an
+// alias sets the branch it ends at. A zero commit deletes the ref, or the
+// alias itself; deleting a branch that an alias names is an
+// AliasedRefError.
+//
+// The commit must be stored with its root dirtree and root dirmeta (not
+// its whole tree: that walk would cost as much as a checkout), unless it
+// is marked partial (IsCommitPartial), which says its objects may be
+// missing; otherwise SetRef returns a *RefTargetError naming the ref, the
+// commit and the object missing, and leaves the ref as it was.
 //
 // It holds the refs lock while it checks and writes: the one LockRefs
 // took through this Repo, which a caller takes to read a ref and write it
@@ -340,10 +346,8 @@ func (r *Repo) SetRef(name string, commit ID) error {
 	}
 	defer unlock()
 	if !commit.IsZero() {
-		if ok, err := r.HasObject(KindCommit, commit); err != nil {
+		if err := r.checkRefTarget(nil, name, commit); err != nil {
 			return err
-		} else if !ok {
-			return &ObjectMissingError{KindCommit, commit}
 		}
 		if r.Fsync() {
 			// The ref is durable only if what it points at is
@@ -354,6 +358,48 @@ func (r *Repo) SetRef(name string, commit ID) error {
 		}
 	}
 	return r.writeRef(name, commit, r.Fsync())
+}
+
+// checkRefTarget returns a *RefTargetError unless commit, which ref is to
+// point at, is stored or staged by t (when not nil) with its root dirtree
+// and root dirmeta, or is marked partial. The caller holds the repository
+// lock, so that nothing found here is deleted before the ref is written.
+// A commit t staged is not read again (t recorded its roots), and roots t
+// staged cost a map lookup: the check adds at most a stat or two to a
+// commit.
+func (r *Repo) checkRefTarget(t *Txn, ref string, commit ID) error {
+	fail := func(err error) error { return &RefTargetError{Ref: ref, Commit: commit, Err: err} }
+	var roots [2]ID
+	known := false
+	if t != nil {
+		roots, known = t.commitRoots(commit)
+	}
+	if !known {
+		c, err := r.ReadCommit(commit)
+		if err != nil {
+			return fail(err)
+		}
+		roots = [2]ID{c.RootTree, c.RootMeta}
+	}
+	for i, kind := range [2]Kind{KindDirTree, KindDirMeta} {
+		var ok bool
+		var err error
+		if t != nil {
+			ok, err = t.Has(kind, roots[i])
+		} else {
+			ok, err = r.HasObject(kind, roots[i])
+		}
+		switch {
+		case err != nil:
+			return fail(err)
+		case ok:
+		case r.IsCommitPartial(commit):
+			return nil
+		default:
+			return fail(&ObjectMissingError{kind, roots[i]})
+		}
+	}
+	return nil
 }
 
 // ListRefs returns every ref, local branches first then remote ones, each

@@ -55,7 +55,7 @@ func TestResolveRemoteBranch(t *testing.T) {
 	}
 }
 
-// newCommits returns a repository holding n commits (no trees).
+// newCommits returns a repository holding n commits of the empty tree.
 func newCommits(t *testing.T, n int) (*repo.Repo, []repo.ID) {
 	t.Helper()
 	return newCommitsIn(t, t.TempDir(), n)
@@ -73,9 +73,17 @@ func newCommitsIn(t *testing.T, dir string, n int) (*repo.Repo, []repo.ID) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tree, err := txn.WriteMeta(repo.KindDirTree, (&repo.DirTree{}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ids []repo.ID
 	for i := range n {
-		c := &repo.Commit{Subject: strings.Repeat("c", i+1), RootTree: repo.Sum([]byte("t")), RootMeta: repo.Sum([]byte("m"))}
+		c := &repo.Commit{Subject: strings.Repeat("c", i+1), RootTree: tree, RootMeta: meta}
 		id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
 		if err != nil {
 			t.Fatal(err)

@@ -47,8 +47,11 @@ type Txn struct {
 	staged map[objKey]struct{}
 	ready  map[objKey]struct{} // staged completely and not yet published
 	refs   map[string]ID
-	heads  []IndexedHeader // regular file objects for the file-header index (all but archive)
-	seq    atomic.Uint64
+	// roots holds the root dirtree and dirmeta of each commit this
+	// transaction staged, which Commit checks a ref to it against.
+	roots map[ID][2]ID
+	heads []IndexedHeader // regular file objects for the file-header index (all but archive)
+	seq   atomic.Uint64
 
 	objects   atomic.Int64
 	bytes     atomic.Int64
@@ -200,7 +203,7 @@ func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
 		return nil, fmt.Errorf("starting transaction in %s: %w", r.path, err)
 	}
 	t := &Txn{r: r, ctx: context.Background(), dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
-		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}}
+		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}, roots: map[ID][2]ID{}}
 	if !t.sync {
 		if t.unsynced, err = r.holdUnsynced(); err != nil {
 			os.RemoveAll(dir)
@@ -318,15 +321,27 @@ func (t *Txn) WriteMeta(kind Kind, data []byte) (ID, error) {
 	// Decoded only when new: bytes stored or staged already are those of
 	// an object written before, and a recommit finds most of its
 	// dirtrees there, where a decode would cost more than the hash.
-	if err := checkMeta(kind, data); err != nil {
+	c, err := checkMeta(kind, data)
+	if err != nil {
 		t.settle(kind, id, err)
 		return ID{}, err
 	}
-	return id, t.stageClaimedMeta(kind, id, data)
+	if err := t.stageClaimedMeta(kind, id, data); err != nil {
+		return id, err
+	}
+	if c != nil {
+		// Commit checks a ref to it against these, without reading it.
+		t.mu.Lock()
+		t.roots[id] = [2]ID{c.RootTree, c.RootMeta}
+		t.mu.Unlock()
+	}
+	return id, nil
 }
 
-// checkMeta reports whether data is a canonical encoding of kind.
-func checkMeta(kind Kind, data []byte) error {
+// checkMeta reports whether data is a canonical encoding of kind, and
+// returns the commit it decodes to for a commit.
+func checkMeta(kind Kind, data []byte) (*Commit, error) {
+	var c *Commit
 	var err error
 	switch kind {
 	case KindDirTree:
@@ -334,12 +349,12 @@ func checkMeta(kind Kind, data []byte) error {
 	case KindDirMeta:
 		_, err = DecodeDirMeta(data)
 	case KindCommit:
-		_, err = DecodeCommit(data)
+		c, err = DecodeCommit(data)
 	}
 	if err != nil {
-		return fmt.Errorf("writing a %s object: %w", kind, err)
+		return nil, fmt.Errorf("writing a %s object: %w", kind, err)
 	}
-	return nil
+	return c, nil
 }
 
 // stageMeta stages the metadata object data under id, unless it is stored
@@ -898,11 +913,13 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 
 // Commit makes staged objects durable, moves them into the store and then
 // writes the queued refs. After an error the repository holds at worst some
-// unreferenced objects; refs are untouched unless every object landed. A
-// queued ref that clashes as a path with a stored ref or another queued
-// one (a *RefClashError) fails it before anything is moved. With refs
-// queued it holds the refs lock from that check to the last ref written,
-// unless the Repo holds it already (LockRefs).
+// unreferenced objects; refs are untouched unless every object landed.
+// Before anything is moved, it fails on a queued ref that clashes as a path
+// with a stored ref or another queued one (a *RefClashError), and on one to
+// a commit that, with its root dirtree and dirmeta, is neither stored nor
+// staged (a *RefTargetError; see SetRef). With refs queued it holds the
+// refs lock from those checks to the last ref written, unless the Repo
+// holds it already (LockRefs).
 func (t *Txn) Commit() error {
 	defer t.release()
 	t.mu.Lock()
@@ -944,6 +961,13 @@ func (t *Txn) Commit() error {
 	// some moved and others not.
 	if err := t.checkRefs(names); err != nil {
 		return err
+	}
+	for _, n := range names {
+		if id := t.refs[n]; !id.IsZero() {
+			if err := t.r.checkRefTarget(t, n, id); err != nil {
+				return err
+			}
+		}
 	}
 	if err := t.moveIn(keys); err != nil {
 		return err
@@ -1098,6 +1122,15 @@ func (t *Txn) release() {
 	}
 }
 
+// commitRoots returns the root dirtree and dirmeta of commit, if the
+// transaction staged it.
+func (t *Txn) commitRoots(commit ID) ([2]ID, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	roots, ok := t.roots[commit]
+	return roots, ok
+}
+
 // checkRefs checks that every ref queued can be written: none clashes as
 // a path with a stored ref that is not deleted first, or with another ref
 // queued.
@@ -1130,7 +1163,8 @@ func (t *Txn) checkRefs(names []string) error {
 }
 
 // SetRef queues ref to be pointed at commit when the transaction commits.
-// A zero commit deletes the ref.
+// A zero commit deletes the ref. Commit checks that the commit, with its
+// root dirtree and dirmeta, is stored or staged by then (see Repo.SetRef).
 func (t *Txn) SetRef(ref string, commit ID) error {
 	if err := ValidateRefName(ref); err != nil {
 		return err
