@@ -222,27 +222,57 @@ func (r *Repo) checkStoredTarget(id ID, h *FileHeader, obj io.Closer) error {
 // devices) and a reader positioned at the content. Without content, bare
 // and bare-user-only objects are only stat'ed (the reader is then empty).
 func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader, error) {
-	rel := objectPath(KindFile, id)
-	path := r.ObjectPath(KindFile, id)
+	dfd, err := r.objDir()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return r.openFileAt(dfd, objectPath(KindFile, id), r.ObjectPath(KindFile, id), id, content, nil)
+}
+
+// openFileAt is openFile of the file object id stored as rel under the
+// directory dfd (objects/, or a transaction's staging directory); path is
+// the same file's path, which errors name. When st is not nil it receives
+// the object's lstat.
+func (r *Repo) openFileAt(dfd int, rel, path string, id ID, content bool, st *unix.Stat_t) (*FileHeader, io.Closer, io.Reader, error) {
+	open := func() (*os.File, error) {
+		fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil, &ObjectMissingError{KindFile, id}
+			}
+			return nil, fmt.Errorf("opening file object %s: %w", id, err)
+		}
+		f := os.NewFile(uintptr(fd), path)
+		if st != nil {
+			if err := unix.Fstat(fd, st); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("stat file object %s: %w", id, err)
+			}
+		}
+		return f, nil
+	}
+	corrupt := func(err error) error {
+		return &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: err.Error()}
+	}
 	switch r.mode {
 	case ModeArchive:
-		f, err := r.openObject(KindFile, id)
+		f, err := open()
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return r.openArchived(id, f)
 	case ModeBareUser:
-		f, err := r.openObject(KindFile, id)
+		f, err := open()
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		raw, err := xattr.FGet(int(f.Fd()), UserMetaXattr)
 		if err != nil {
-			return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("reading %s xattr: %v", UserMetaXattr, err))
+			return nil, f, nil, corrupt(fmt.Errorf("reading %s xattr: %v", UserMetaXattr, err))
 		}
 		h, err := DecodeUserMeta(raw, func() (string, error) { return ReadSymlinkTarget(f) })
 		if err != nil {
-			return nil, f, nil, r.corrupt(KindFile, id, err)
+			return nil, f, nil, corrupt(err)
 		}
 		if h.Type == TypeSymlink {
 			// The target is in the header; the stored content repeats it.
@@ -250,12 +280,10 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 		}
 		return h, f, f, nil
 	default: // bare, bare-user-only: the object is the file itself
-		dfd, err := r.objDir()
-		if err != nil {
-			return nil, nil, nil, err
+		if st == nil {
+			st = new(unix.Stat_t)
 		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(dfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(dfd, rel, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return nil, nil, nil, &ObjectMissingError{KindFile, id}
 			}
@@ -279,7 +307,7 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 		case unix.S_IFIFO:
 			h.Type = TypeFIFO
 		default:
-			return nil, nil, nil, r.corrupt(KindFile, id, fmt.Errorf("unexpected file type %o on disk", st.Mode&unix.S_IFMT))
+			return nil, nil, nil, corrupt(fmt.Errorf("unexpected file type %o on disk", st.Mode&unix.S_IFMT))
 		}
 		if r.mode == ModeBareUserOnly {
 			h.UID, h.GID = 0, 0
@@ -298,7 +326,8 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 			// owner may not read (recorded without u+r) still has one.
 			return h, nil, bytes.NewReader(nil), nil
 		}
-		f, err := r.openObject(KindFile, id)
+		st = nil // stat'ed above: open need not again
+		f, err := open()
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -324,10 +353,13 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 	if err != nil {
 		return nil, f, nil, err
 	}
+	corrupt := func(err error) error {
+		return &CorruptObjectError{Kind: KindFile, ID: id, Path: f.Name(), Reason: err.Error()}
+	}
 	if h.Type != TypeRegular && comp != compNone {
 		// Only regular files have content to compress: any other form is
 		// a second encoding of the same object (docs/FORMAT.md §6.1).
-		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("compression %d for a %s", comp, h.Type))
+		return nil, f, nil, corrupt(fmt.Errorf("compression %d for a %s", comp, h.Type))
 	}
 	switch comp {
 	case compNone:
@@ -341,20 +373,20 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 			}
 		}
 		if err := d.Reset(rest); err != nil {
-			return nil, f, nil, r.corrupt(KindFile, id, err)
+			return nil, f, nil, corrupt(err)
 		}
 		return h, closers{f, decCloser{r, d}}, d, nil
 	default:
-		return nil, f, nil, r.corrupt(KindFile, id, fmt.Errorf("unknown compression %d", comp))
+		return nil, f, nil, corrupt(fmt.Errorf("unknown compression %d", comp))
 	}
 }
 
 // archivedHeader is ReadArchiveHeader of the archived object id open at f,
-// with its path in a CorruptObjectError.
+// with its path (f's name) in a CorruptObjectError.
 func (r *Repo) archivedHeader(id ID, f *os.File) (*FileHeader, byte, io.Reader, error) {
 	h, comp, rest, err := ReadArchiveHeader(id, f)
 	if ce := (*CorruptObjectError)(nil); errors.As(err, &ce) {
-		ce.Path = r.ObjectPath(KindFile, id)
+		ce.Path = f.Name()
 	}
 	return h, comp, rest, err
 }

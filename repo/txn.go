@@ -58,9 +58,14 @@ type Txn struct {
 	files     atomic.Int64        // of objects, file objects
 	fileBytes atomic.Int64        // of bytes, those of file objects
 	metas     atomic.Int64        // WriteMeta calls
+	linked    atomic.Int64        // of files, those hardlinked (LinkFileVerified)
 	sizes     map[objKey][2]int64 // with RecordSizes: stored and unpacked size of each object staged
 	fan       [256]sync.Once
 	special   atomic.Bool // a symlink, device or FIFO is staged
+
+	// The owner of the files the transaction creates (copyOwner).
+	ownerOnce sync.Once
+	uid, gid  uint32
 }
 
 type objKey struct {
@@ -124,6 +129,10 @@ type TxnStats struct {
 	// MetaWrites counts the dirtrees, dirmetas and commits handed to
 	// WriteMeta, staged or found present.
 	MetaWrites int64
+	// LinkedFiles counts the file objects of FileObjects staged as
+	// hardlinks of another repository's (LinkFileVerified): their bytes
+	// are not in Bytes, since none were written.
+	LinkedFiles int64
 }
 
 // Begin starts a transaction, holding the repository lock shared until
@@ -258,7 +267,8 @@ func (t *Txn) Repo() *Repo { return t.r }
 
 // Stats returns what has been staged so far.
 func (t *Txn) Stats() TxnStats {
-	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load(), FileObjects: t.files.Load(), FileBytes: t.fileBytes.Load(), MetaWrites: t.metas.Load()}
+	return TxnStats{Objects: t.objects.Load(), Bytes: t.bytes.Load(), FileObjects: t.files.Load(), FileBytes: t.fileBytes.Load(),
+		MetaWrites: t.metas.Load(), LinkedFiles: t.linked.Load()}
 }
 
 // Has reports whether the object is stored or staged.
@@ -1032,7 +1042,11 @@ func (t *Txn) syncOneByOne(n int) bool {
 	return (n <= fewObjects || t.perObject) && !t.special.Load()
 }
 
-// syncStaged makes staged objects durable before they are published.
+// syncStaged makes staged objects durable before they are published. An
+// object staged as a hardlink of another repository's (LinkFileVerified)
+// is synced the same way: its fsync, or the syncfs of the filesystem both
+// repositories are on, also makes that repository's data durable, which
+// costs nothing when it was already.
 func (t *Txn) syncStaged(keys []objKey, few bool) error {
 	if !few {
 		if err := unix.Syncfs(t.dirFd); err != nil {
