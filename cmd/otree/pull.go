@@ -33,6 +33,7 @@ type pullFlags struct {
 	dryRun             bool
 	localCaches        []string
 	perObjectFsync     bool
+	noHardlinks        bool
 	cacheDir           string
 	updateMillis       int
 }
@@ -45,6 +46,7 @@ func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl.BoolVar(&f.commitMetadataOnly, "commit-metadata-only", false, "fetch only commit objects; they are marked partial")
 	fl.BoolVar(&f.noSync, "disable-fsync", false, "do not sync objects to disk (scratch repositories only)")
 	fl.BoolVar(&f.perObjectFsync, "per-object-fsync", false, "sync each object as it lands instead of the whole filesystem (for hosts with other heavy writers)")
+	fl.BoolVar(&f.noHardlinks, "no-hardlinks", false, "copy file objects a local repository of this mode on this filesystem holds, instead of hardlinking them (verified either way)")
 	fl.BoolVar(&f.noBindings, "disable-verify-bindings", false, "accept commits whose ref binding does not list the branch pulled")
 	fl.BoolVarP(&f.timestampCheck, "timestamp-check", "T", false, "refuse to move a ref to a commit older than the one it names")
 	fl.StringVar(&f.timestampFrom, "timestamp-check-from-rev", "", "refuse any commit older than the commit REV names here")
@@ -67,7 +69,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		URL: f.url, NoSync: f.noSync, Timeout: f.timeout, Attempts: f.retries + 1, Remote: f.remote,
 		DisableStaticDeltas: f.noDeltas, RequireStaticDeltas: f.requireDeltas, DisableVerifyBindings: f.noBindings,
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
-		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync, SummaryCacheDir: f.cacheDir,
+		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync, NoHardlinks: f.noHardlinks, SummaryCacheDir: f.cacheDir,
 		ProgressInterval: time.Duration(f.updateMillis) * time.Millisecond,
 	}
 	if f.updateMillis < 0 {
@@ -158,7 +160,11 @@ func newPullLocalCommand(e *env) *cobra.Command {
 		Short: "Copy commits from another repository on this machine",
 		Long: `Copy the REFs of the repository SRC_REPO (default: all its branches), in any
 mode, with the objects they need, as local branches of the same names
-(REMOTE:REF with --remote). Every object is verified as pull verifies it.`,
+(REMOTE:REF with --remote). Every object is verified as pull verifies it.
+From a repository of the same mode on the same filesystem, file objects are
+hardlinked rather than copied, as OSTree does (but verified): the two
+repositories then share those files, so a chmod of one changes both;
+--no-hardlinks copies them.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.depth < -1 {

@@ -246,6 +246,46 @@ func TestPullLocalCommand(t *testing.T) {
 	fresh.fails(exitError, []string{"no config", "hint: create a repository with `otree init`"}, "pull-local", t.TempDir())
 }
 
+// pull-local from a repository of the same mode on the same filesystem
+// hardlinks the file objects, as OSTree's does, and writes no content;
+// --no-hardlinks copies them.
+func TestPullLocalHardlinksCommand(t *testing.T) {
+	src := newBareUserCLI(t)
+	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	obj := objectPath(repo.KindFile, mustLookup(t, src.r, id, "/a.txt").ID)
+	same := func(c *cli) bool {
+		t.Helper()
+		a, err := os.Stat(filepath.Join(src.path, obj))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.Stat(filepath.Join(c.path, obj))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return os.SameFile(a, b)
+	}
+	linked := newBareUserCLI(t)
+	if out := linked.ok("pull-local", src.path); !strings.HasPrefix(out, "5 metadata, 5 content objects imported; 0 bytes content written\n") {
+		t.Errorf("pull-local printed %q", out)
+	}
+	if !same(linked) {
+		t.Errorf("pull-local copied %s", obj)
+	}
+	linked.ok("fsck", "-q")
+	src.ok("fsck", "-q")
+	copied := newBareUserCLI(t)
+	var res remote.PullResult
+	if err := json.Unmarshal([]byte(copied.ok("pull-local", "--no-hardlinks", "--json", src.path)), &res); err != nil ||
+		res.ContentLinked != 0 || res.ContentWritten == 0 {
+		t.Errorf("pull-local --no-hardlinks --json = %+v, %v", res, err)
+	}
+	if same(copied) {
+		t.Errorf("pull-local --no-hardlinks linked %s", obj)
+	}
+	copied.ok("fsck", "-q")
+}
+
 // On a terminal, pull draws its progress: objects of those needed, bytes,
 // rate and, while receiving, the time left.
 func TestPullProgressOnTerminal(t *testing.T) {

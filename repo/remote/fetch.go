@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -369,6 +370,10 @@ func readRaw(ctx context.Context, src source, name string, limit int64) ([]byte,
 type localSource struct {
 	r     *repo.Repo
 	bytes atomic.Int64 // object bytes read (encodings, headers and content)
+	// noLinks is set once its objects are known not to link into the
+	// pull's repository (link), which linkCheck finds out first.
+	linkCheck sync.Once
+	noLinks   atomic.Bool
 }
 
 func (s *localSource) String() string { return s.r.Path() }

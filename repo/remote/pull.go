@@ -65,6 +65,12 @@ type PullOptions struct {
 	// PerObjectFsync syncs each object and the directories it lands in,
 	// never the whole filesystem (repo.TxnOptions.PerObjectFsync).
 	PerObjectFsync bool
+	// NoHardlinks copies every file object. Otherwise one that a local
+	// source or cache of the same mode on the same filesystem holds is
+	// stored as a hardlink of its object, verified all the same, as
+	// OSTree's pull-local links them (repo.Txn.LinkFileVerified): fast,
+	// but the two repositories then share those inodes.
+	NoHardlinks bool
 	// DisableVerifyBindings accepts a commit whose ref binding does not
 	// list the branch it is pulled for, or whose collection binding is
 	// not CollectionID.
@@ -193,6 +199,10 @@ type PullResult struct {
 	// ContentWritten counts the bytes of BytesWritten that are file
 	// objects'.
 	ContentWritten int64 `json:"content_bytes_written"`
+	// ContentLinked counts the file objects stored as hardlinks of a
+	// local repository's (PullOptions.NoHardlinks), among those fetched
+	// or taken from caches; they wrote no bytes.
+	ContentLinked int64 `json:"content_linked,omitempty"`
 	// MetadataFetched and ContentFetched count the objects of
 	// ObjectsFetched fetched one by one: metadata (commits, their detached
 	// metadata, dirtrees, dirmetas, tombstones) and files. The others came
@@ -683,7 +693,7 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 
 	st := txn.Stats()
 	res := &PullResult{Refs: []RefUpdate{}, ObjectsFetched: p.fetched.Load(), BytesFetched: p.received(),
-		BytesWritten: st.Bytes, ContentWritten: st.FileBytes, Deltas: p.deltas,
+		BytesWritten: st.Bytes, ContentWritten: st.FileBytes, ContentLinked: st.LinkedFiles, Deltas: p.deltas,
 		MetadataFetched: p.metaFetched.Load(), ContentFetched: p.fileFetched.Load(), DeltaParts: p.deltaParts.Load()}
 	_, res.Local = unwrap[*localSource](src)
 	if c, ok := unwrap[*cachedSource](src); ok {
@@ -1148,7 +1158,17 @@ func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
 
 func (p *puller) fileTask(id repo.ID) task {
 	return func(struct{}) error {
-		err := p.src.openFile(p.ctx, id, func(h *repo.FileHeader, comp byte, payload io.Reader) error {
+		linked, err := p.linkFile(id)
+		if err != nil {
+			return err
+		}
+		if linked {
+			p.fetched.Add(1)
+			p.fileFetched.Add(1)
+			// Nothing written: a link costs the next publish no data.
+			return p.staged(0)
+		}
+		err = p.src.openFile(p.ctx, id, func(h *repo.FileHeader, comp byte, payload io.Reader) error {
 			if err := p.checkFile(id, h); err != nil {
 				return err
 			}
