@@ -20,7 +20,11 @@
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
 #              checkout -U -C beside it
 #   mirror     pull-local of the archive commit into a fresh archive
-#              repository (OSTree with --untrusted, so both verify)
+#              repository (OSTree with --untrusted, so both verify; both
+#              hardlink the objects)
+#   pulllocal  pull-local of the bare-user commit into a fresh bare-user
+#              repository (OSTree with --untrusted, so both verify; both
+#              hardlink the objects)
 #   relink     commit of a hardlink checkout back into the repository it came
 #              from, as of a deployment: bare (OSTree's system repository)
 #              when root, else bare-user; OSTree with --link-checkout-speedup
@@ -32,7 +36,7 @@
 #   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
 #                      over 1 GiB)
 #   BENCH_OPS          subset of "cold unchanged modified archive mirror checkout
-#                      copy relink" (mirror runs with archive)
+#                      copy pulllocal relink" (mirror runs with archive)
 #   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
 #   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
 #                      command (needs root); default: warm cache for both tools
@@ -62,7 +66,7 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 TREES=${BENCH_TREES:-"/usr/local/go /usr"}
-OPS=${BENCH_OPS:-"cold unchanged modified archive mirror checkout copy relink"}
+OPS=${BENCH_OPS:-"cold unchanged modified archive mirror checkout copy pulllocal relink"}
 PCT=${BENCH_MODIFY_PCT:-1}
 DROP=${BENCH_DROP_CACHES:-0}
 OSTREE=${OSTREE:-/usr/bin/ostree}
@@ -278,6 +282,28 @@ checkouts() {
 	[[ -n $dest ]] && rm -rf "$dest"
 }
 
+# pulllocal TAG TREE N: pull-local of main from each tool's bare-user
+# repository (those cold/unchanged left, or committed now, untimed) into a
+# fresh bare-user repository, deleted (untimed) before the next; OSTree runs
+# with --untrusted, so both verify every object.
+pulllocal() {
+	local tag=$1 tree=$2 n=$3 i t dest=""
+	setup_bu "$tag" "$tree"
+	for ((i = 0; i < n; i++)); do
+		for t in $(tools "$i"); do
+			[[ -n $dest ]] && rm -rf "$dest"
+			dest=$(fresh "$t-pull")
+			"init_$t" "$dest" bare-user
+			log "$tag pull-local into a fresh bare-user repository, $t, run $((i + 1))/$n"
+			case $t in
+			otree) timed "$tag.pulllocal.otree" "$OTREE" --repo="$dest" pull-local "${BU[$t]}" main ;;
+			ostree) timed "$tag.pulllocal.ostree" "$OSTREE" --repo="$dest" pull-local --untrusted "${BU[$t]}" main ;;
+			esac
+		done
+	done
+	[[ -n $dest ]] && rm -rf "$dest"
+}
+
 # modified TAG TREE N: rounds of changing PCT% of the files of a copy.
 modified() {
 	local tag=$1 tree=$2 n=$3 i t
@@ -386,9 +412,9 @@ archive() {
 }
 
 # mirror TAG N: pull-local of main from the archive repositories archive()
-# left into a fresh archive repository, every object verified: otree keeps
-# the compressed bytes it verified, OSTree runs with --untrusted (without
-# it OSTree hardlinks objects unverified).
+# left into a fresh archive repository, every object verified: both
+# hardlink the objects, otree verifying each link, OSTree with --untrusted
+# (without it OSTree links objects unverified).
 mirror() {
 	local tag=$1 n=$2 i t dest=""
 	for ((i = 0; i < n; i++)); do
@@ -420,13 +446,14 @@ report_tree() {
 	echo
 	echo "== $tree ($info; $n runs per tool; $CACHE; $SPREAD) =="
 	local op label target raw="" head=0 FLOORED=0
-	for op in cold unchanged modified archive mirror relink; do
+	for op in cold unchanged modified archive mirror pulllocal relink; do
 		case $op in
 		cold) label="cold commit, bare-user" target=0.25 ;;
 		unchanged) label="re-commit, nothing changed" target=0.02 ;;
 		modified) label="re-commit, ${PCT}% files changed" target=- ;;
 		archive) label="cold commit, archive" target=0.2 ;;
 		mirror) label="pull-local, archive to archive" target=- ;;
+		pulllocal) label="pull-local, bare-user" target=- ;;
 		relink) label="commit of hardlink checkout" target=- ;;
 		esac
 		[[ -s $RES/$tag.$op.otree ]] || continue
@@ -540,6 +567,7 @@ for tree in $TREES; do
 	fi
 	cold_and_unchanged "$tag" "$tree" "$n"
 	if has_op checkout || has_op copy; then checkouts "$tag" "$tree" "$n"; fi
+	has_op pulllocal && pulllocal "$tag" "$tree" "$n"
 	rm -rf "${BU[otree]:-}" "${BU[ostree]:-}"
 	BU=()
 	has_op modified && modified "$tag" "$tree" "$n"
