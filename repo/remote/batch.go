@@ -13,11 +13,9 @@ import (
 // objects, publishBytes bytes or publishEvery, whichever comes first (a
 // pull-local of /usr/local/go, 16k objects, took 2.0 s in batches of 1024
 // against 2.4 s in batches of 256; the byte and time bounds still cap what
-// a kill loses). A
-// large object is published at once, before its partial download (if it
-// had one) is removed. Without
-// fsync a publish is a rename per object, so every object is published as
-// soon as it is staged.
+// a kill loses). A large object is published at once, before its partial
+// download (if it had one) is removed. Without fsync a publish is a rename
+// per object, so every object is published as soon as it is staged.
 const (
 	publishObjects = 1024
 	publishBytes   = 16 << 20
