@@ -68,8 +68,8 @@ func (t *Txn) Linkable(src *Repo) error {
 //
 // The object then shares its inode with src's: a chmod of one is a chmod
 // of both, and damage to either is damage to both (fsck of either finds
-// it). It is linked only when it has the owner a copy would have (the
-// header's in bare mode; this process's in the others), so no one who
+// it). It is linked only when it has the owner a copy would have (in bare
+// mode as root, the header's; otherwise this process's), so no one who
 // could not write a copy can write the link.
 func (t *Txn) LinkFileVerified(src *Repo, id ID, accept func(*FileHeader) error) (bool, error) {
 	if src.mode != t.r.mode {
@@ -182,12 +182,14 @@ var linkWork = sync.Pool{New: func() any { return &linkWorker{h: hash.New(), buf
 
 // unlikeCopy says how the inode st of a file object with header h, linked
 // from another repository, differs from what stageFile makes of h, or ""
-// when it does not: owner (bare: the header's, which st gave; other modes:
-// whoever writes a copy), mode on disk, and times (the epoch, but in
-// archive mode). A payload longer than a pull would keep is refused too.
+// when it does not: owner (bare, as root: the header's, which st gave;
+// otherwise whoever writes a copy), mode on disk, and times (the epoch, but
+// in archive mode). A payload longer than a pull would keep is refused too.
 func (t *Txn) unlikeCopy(h *FileHeader, st *unix.Stat_t) string {
-	if t.r.mode != ModeBare {
-		uid, gid := t.copyOwner()
+	// In bare mode a copy takes the header's owner, which only root can
+	// give away; anyone else links only what it owns, so that the owner
+	// of a source object cannot rewrite it once it is verified here.
+	if uid, gid := t.copyOwner(); t.r.mode != ModeBare || uid != 0 {
 		if st.Uid != uid || st.Gid != gid {
 			return fmt.Sprintf("owned by %d:%d, not %d:%d", st.Uid, st.Gid, uid, gid)
 		}

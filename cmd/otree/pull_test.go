@@ -779,3 +779,78 @@ func TestBareUserOnlyRefusesPulledModes(t *testing.T) {
 		t.Errorf("ostree pull-local into bare-user-only: %v %s", err, out)
 	}
 }
+
+// A user other than root pulling into a bare repository links only the
+// objects it owns: a copy of another user's object would need a chown it
+// may not make, and a link of it would let that user rewrite the object
+// after it was verified. The copy then fails, as without links.
+func TestPullLocalBareAsUserLinksOnlyOwn(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as another user")
+	}
+	dir, bin, env := nobodyDir(t)
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, asNobody()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	src := filepath.Join(dir, "src")
+	if _, err := repo.Init(src, repo.InitOptions{Mode: repo.ModeBare}); err != nil {
+		t.Fatal(err)
+	}
+	commitOwned := func(branch string, owners map[string]int) {
+		tree := filepath.Join(dir, "tree-"+branch)
+		os.Mkdir(tree, 0o755)
+		for name, uid := range owners {
+			p := filepath.Join(tree, name)
+			os.WriteFile(p, []byte(name+"\n"), 0o666)
+			os.Chmod(p, 0o666) // readable and writable by all, so the kernel lets anyone link it
+			if err := os.Chown(p, uid, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commit := exec.Command(bin, "--repo="+src, "commit", "-b", branch, tree)
+		commit.Env = env
+		if out, err := commit.CombinedOutput(); err != nil {
+			t.Fatalf("commit: %v\n%s", err, out)
+		}
+	}
+	commitOwned("own", map[string]int{"mine": nobody})
+	commitOwned("other", map[string]int{"theirs": 1234})
+	object := func(repoPath, branch, name string) string {
+		r, err := repo.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		id, err := r.ResolveRev(branch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(repoPath, objectPath(repo.KindFile, mustLookup(t, r, id, "/"+name).ID))
+	}
+	shared := func(a, b string) bool {
+		fa, errA := os.Stat(a)
+		fb, errB := os.Stat(b)
+		return errA == nil && errB == nil && os.SameFile(fa, fb)
+	}
+
+	dst := filepath.Join(dir, "dst")
+	if out, err := run("--repo="+dst, "init", "--mode=bare"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	if out, err := run("--repo="+dst, "pull-local", src, "own"); err != nil {
+		t.Fatalf("pull-local of the user's own objects: %v\n%s", err, out)
+	}
+	if !shared(object(src, "own", "mine"), object(dst, "own", "mine")) {
+		t.Errorf("the user's own object was copied, not linked")
+	}
+	out, err := run("--repo="+dst, "pull-local", src, "other")
+	if err == nil {
+		t.Errorf("pull-local of another user's object succeeded:\n%s", out)
+	}
+	if shared(object(src, "other", "theirs"), object(dst, "other", "theirs")) {
+		t.Errorf("another user's object was linked into the pulling user's bare repository")
+	}
+}
