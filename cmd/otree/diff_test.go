@@ -284,6 +284,9 @@ func TestDiffStatsParity(t *testing.T) {
 	if self.A != self.B || self.Common != self.A || self.CommonBytes != size || size == 0 {
 		t.Errorf("diff --stats main main = %+v; want all objects common, %d bytes", self, size)
 	}
+	if got := c.ok("diff", "--stats", "main", "main"); !strings.HasSuffix(got, "\nCommon Object Size: "+siBytes(size)+"\n") {
+		t.Errorf("diff --stats main main = %q; want the size as OSTree writes sizes", got)
+	}
 
 	os.WriteFile(filepath.Join(dir, "a"), []byte("changed\n"), 0o644)
 	os.RemoveAll(filepath.Join(dir, "gone"))

@@ -73,7 +73,7 @@ func runDiffObjectStats(ctx context.Context, e *env, r *repo.Repo, a, b repo.ID)
 	if e.json {
 		return e.printJSON(st)
 	}
-	_, err = fmt.Fprintf(e.stdout, "[A] Object Count: %d\n[B] Object Count: %d\nCommon Object Count: %d\nCommon Object Size: %d bytes\n",
-		st.A, st.B, st.Common, st.CommonBytes)
+	_, err = fmt.Fprintf(e.stdout, "[A] Object Count: %d\n[B] Object Count: %d\nCommon Object Count: %d\nCommon Object Size: %s\n",
+		st.A, st.B, st.Common, siBytes(st.CommonBytes))
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
@@ -123,7 +124,7 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "* %s\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\n",
-			ref.Name, len(data), ref.Commit, commitTime(c).Local().Format("2006-01-02T15:04:05-07"))
+			ref.Name, len(data), ref.Commit, summaryTime(commitTime(c).Local()))
 	}
 	for _, m := range s.Metadata {
 		fmt.Fprintf(e.stdout, "%s: %s\n", m.Key, metadataText(m.Key, m.Value))
@@ -138,4 +139,13 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 		fmt.Fprintf(e.stdout, "Static delta index %s\n    Index: %s\n", x.To, x.Index)
 	}
 	return nil
+}
+
+// summaryTime formats t as OSTree's summary --view does (GLib's %:::z):
+// the offset in hours alone ("+05") unless it has minutes ("+05:30").
+func summaryTime(t time.Time) string {
+	if _, off := t.Zone(); off%3600 != 0 {
+		return t.Format("2006-01-02T15:04:05-07:00")
+	}
+	return t.Format("2006-01-02T15:04:05-07")
 }

@@ -29,15 +29,17 @@ func TestSummaryCommand(t *testing.T) {
 		}
 		return len(data)
 	}
-	at := time.Unix(1700000000, 0).Format("2006-01-02T15:04:05-07") // local time, as OSTree's
+	at := summaryTime(time.Unix(1700000000, 0)) // local time, as OSTree's
 	want := fmt.Sprintf("* main\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\n"+
 		"* os/stable\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\ntitle: 'demo'\n", size(b), b, at, size(a), a, at)
 	if got := c.ok("summary", "-v"); got != want {
 		t.Errorf("summary -v = %q, want %q", got, want)
 	}
-	if _, err := time.LoadLocation("America/New_York"); err == nil {
-		if got := inZone(t, "America/New_York", otreeIn(t, c.path, "summary", "-v")); !strings.Contains(got, "Timestamp: 2023-11-14T17:13:20-05\n") {
-			t.Errorf("TZ=America/New_York summary -v = %q, want the time in New York", got)
+	for zone, want := range map[string]string{"America/New_York": "2023-11-14T17:13:20-05", "Asia/Kolkata": "2023-11-15T03:43:20+05:30"} {
+		if _, err := time.LoadLocation(zone); err == nil {
+			if got := inZone(t, zone, otreeIn(t, c.path, "summary", "-v")); !strings.Contains(got, "Timestamp: "+want+"\n") {
+				t.Errorf("TZ=%s summary -v = %q, want the time there, %s", zone, got, want)
+			}
 		}
 	}
 	// A summary's commit not here: the id alone.
