@@ -202,7 +202,7 @@ func TestTreePath(t *testing.T) {
 // looping, and ".." after a link.
 func TestResolveMatchesKernel(t *testing.T) {
 	src := t.TempDir()
-	testtree.Create(t, src, testtree.Tree{
+	tree := testtree.Tree{
 		"usr/lib/os-release": testtree.File("ID=x\n", 0o644),
 		"usr/lib/sub/f":      testtree.File("f", 0o644),
 		"usr/bin/tool":       testtree.File("t", 0o755),
@@ -217,7 +217,19 @@ func TestResolveMatchesKernel(t *testing.T) {
 		"etc/loop2":          testtree.Symlink("loop1"),
 		"etc/self":           testtree.Symlink("."),
 		"etc/file":           testtree.File("x", 0o644),
-	})
+		"etc/slash":          testtree.Symlink("file/"),
+		"etc/parent":         testtree.Symlink(".."),
+		"etc/absup":          testtree.Symlink("/usr/../etc/file"),
+	}
+	// chain/l0 -> l1 -> ... -> l41 -> /etc/file: 41 links from l0, 40 from l1.
+	for i := range 42 {
+		target := fmt.Sprintf("l%d", i+1)
+		if i == 41 {
+			target = "/etc/file"
+		}
+		tree[fmt.Sprintf("chain/l%d", i)] = testtree.Symlink(target)
+	}
+	testtree.Create(t, src, tree)
 	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
 	if err != nil {
 		t.Fatal(err)
@@ -254,6 +266,8 @@ func TestResolveMatchesKernel(t *testing.T) {
 		"/../../etc/os-release", "/etc/self/self/file", "/lib/sub/../../../usr",
 		"/etc/dangling", "/etc/loop1", "/etc/loop2/x", "/lib/nope", "/etc/file/x", "/etc/file/",
 		"/etc/os-release/", "/lib/os-release/x", "/etc/deep/", "/nope/..",
+		"/etc/slash", "/etc/parent/usr", "/etc/parent/..", "/etc/absup", "/etc/file/.", "/etc/file/..",
+		"/chain/l0", "/chain/l1", "/chain/l1/",
 	} {
 		want, werr := kernel(p)
 		got, err := r.Resolve(res.Commit, p)
