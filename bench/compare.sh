@@ -284,24 +284,10 @@ checkouts() {
 
 # pulllocal TAG TREE N: pull-local of main from each tool's bare-user
 # repository (those cold/unchanged left, or committed now, untimed) into a
-# fresh bare-user repository, deleted (untimed) before the next; OSTree runs
-# with --untrusted, so both verify every object.
+# fresh bare-user repository (pull_local_runs).
 pulllocal() {
-	local tag=$1 tree=$2 n=$3 i t dest=""
-	setup_bu "$tag" "$tree"
-	for ((i = 0; i < n; i++)); do
-		for t in $(tools "$i"); do
-			[[ -n $dest ]] && rm -rf "$dest"
-			dest=$(fresh "$t-pull")
-			"init_$t" "$dest" bare-user
-			log "$tag pull-local into a fresh bare-user repository, $t, run $((i + 1))/$n"
-			case $t in
-			otree) timed "$tag.pulllocal.otree" "$OTREE" --repo="$dest" pull-local "${BU[$t]}" main ;;
-			ostree) timed "$tag.pulllocal.ostree" "$OSTREE" --repo="$dest" pull-local --untrusted "${BU[$t]}" main ;;
-			esac
-		done
-	done
-	[[ -n $dest ]] && rm -rf "$dest"
+	setup_bu "$1" "$2"
+	pull_local_runs "$1" "$3" pulllocal bare-user BU
 }
 
 # modified TAG TREE N: rounds of changing PCT% of the files of a copy.
@@ -415,17 +401,24 @@ archive() {
 # left into a fresh archive repository, every object verified: both
 # hardlink the objects, otree verifying each link, OSTree with --untrusted
 # (without it OSTree links objects unverified).
-mirror() {
-	local tag=$1 n=$2 i t dest=""
+mirror() { pull_local_runs "$1" "$2" mirror archive AR; }
+
+# pull_local_runs TAG N OP MODE SOURCES: N rounds of pull-local of main from
+# each tool's repository in the associative array named SOURCES into a
+# fresh MODE repository, deleted (untimed) before the next; OSTree runs
+# with --untrusted, so both verify every object.
+pull_local_runs() {
+	local tag=$1 n=$2 op=$3 mode=$4 i t dest=""
+	local -n src=$5
 	for ((i = 0; i < n; i++)); do
 		for t in $(tools "$i"); do
 			[[ -n $dest ]] && rm -rf "$dest"
-			dest=$(fresh "$t-mirror")
-			"init_$t" "$dest" archive
-			log "$tag pull-local into a fresh archive repository, $t, run $((i + 1))/$n"
+			dest=$(fresh "$t-$op")
+			"init_$t" "$dest" "$mode"
+			log "$tag pull-local into a fresh $mode repository, $t, run $((i + 1))/$n"
 			case $t in
-			otree) timed "$tag.mirror.otree" "$OTREE" --repo="$dest" pull-local "${AR[$t]}" main ;;
-			ostree) timed "$tag.mirror.ostree" "$OSTREE" --repo="$dest" pull-local --untrusted "${AR[$t]}" main ;;
+			otree) timed "$tag.$op.otree" "$OTREE" --repo="$dest" pull-local "${src[$t]}" main ;;
+			ostree) timed "$tag.$op.ostree" "$OSTREE" --repo="$dest" pull-local --untrusted "${src[$t]}" main ;;
 			esac
 		done
 	done

@@ -40,14 +40,20 @@ func (r *Repo) openObject(kind Kind, id ID) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat(dfd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	return openObjectAt(dfd, objectPath(kind, id), r.ObjectPath(kind, id), kind, id)
+}
+
+// openObjectAt opens object id, stored as rel under the directory dfd
+// (objects/, or a transaction's staging directory), as a file named path.
+func openObjectAt(dfd int, rel, path string, kind Kind, id ID) (*os.File, error) {
+	fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, &ObjectMissingError{kind, id}
 		}
 		return nil, fmt.Errorf("opening %s object %s: %w", kind, id, err)
 	}
-	return os.NewFile(uintptr(fd), r.ObjectPath(kind, id)), nil
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // ReadRaw returns the stored bytes of a dirtree, dirmeta, commit,
@@ -235,21 +241,14 @@ func (r *Repo) openFile(id ID, content bool) (*FileHeader, io.Closer, io.Reader,
 // the object's lstat.
 func (r *Repo) openFileAt(dfd int, rel, path string, id ID, content bool, st *unix.Stat_t) (*FileHeader, io.Closer, io.Reader, error) {
 	open := func() (*os.File, error) {
-		fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return nil, &ObjectMissingError{KindFile, id}
-			}
-			return nil, fmt.Errorf("opening file object %s: %w", id, err)
-		}
-		f := os.NewFile(uintptr(fd), path)
-		if st != nil {
-			if err := unix.Fstat(fd, st); err != nil {
+		f, err := openObjectAt(dfd, rel, path, KindFile, id)
+		if err == nil && st != nil {
+			if err = unix.Fstat(int(f.Fd()), st); err != nil {
 				f.Close()
 				return nil, fmt.Errorf("stat file object %s: %w", id, err)
 			}
 		}
-		return f, nil
+		return f, err
 	}
 	corrupt := func(err error) error {
 		return &CorruptObjectError{Kind: KindFile, ID: id, Path: path, Reason: err.Error()}

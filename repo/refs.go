@@ -381,14 +381,12 @@ func (r *Repo) checkRefTarget(t *Txn, ref string, commit ID) error {
 		}
 		roots = [2]ID{c.RootTree, c.RootMeta}
 	}
+	has := r.HasObject
+	if t != nil {
+		has = t.Has // stored or staged
+	}
 	for i, kind := range [2]Kind{KindDirTree, KindDirMeta} {
-		var ok bool
-		var err error
-		if t != nil {
-			ok, err = t.Has(kind, roots[i])
-		} else {
-			ok, err = r.HasObject(kind, roots[i])
-		}
+		ok, err := has(kind, roots[i])
 		switch {
 		case err != nil:
 			return fail(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,12 +14,14 @@ import (
 func needOperation(c *cobra.Command) {
 	ops := operations(c)
 	c.Use = c.Name() + " (" + strings.Join(ops, " | ") + ")"
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 {
-			return noOperation(cmd)
-		}
-		return usagef("unknown %s operation %q (want %s)", cmd.CommandPath(), args[0], strings.Join(ops, ", "))
-	}
+	c.Args = cobra.NoArgs // an argument is an unknown operation (argError)
+	c.RunE = func(cmd *cobra.Command, args []string) error { return noOperation(cmd) }
+}
+
+// unknownOperation is the error of c run with op, which names none of its
+// commands.
+func unknownOperation(c *cobra.Command, op string) error {
+	return fmt.Errorf("unknown %s operation %q (want %s)", c.CommandPath(), op, strings.Join(operations(c), ", "))
 }
 
 // noOperation is the usage error of c run without one of its commands.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
@@ -73,7 +72,7 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 				}
 				return pullErr
 			}
-			printFound(e, r, res, refs)
+			printFound(e, res, refs)
 			for _, p := range pulled {
 				switch {
 				case p.Err != "":
@@ -109,22 +108,12 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 
 // printFound lists the sources found as OSTree's find-remotes does: one
 // result per source, then the refs found nowhere.
-func printFound(e *env, r *repo.Repo, res *remote.FindResult, refs []remote.CollectionRef) {
+func printFound(e *env, res *remote.FindResult, refs []remote.CollectionRef) {
 	for _, p := range res.Problems {
 		fmt.Fprintf(e.stderr, "otree: warning: %s\n", p)
 	}
-	// The collections no configured remote has, which FindRemotes
-	// passed over with a problem.
-	have := map[string]bool{}
-	for _, rm := range remote.ListRemotes(r) {
-		if c := rm.Options["collection-id"]; c != "" && rm.Options["unconfigured-state"] == "" {
-			have[c] = true
-		}
-	}
-	for _, c := range collections(refs) {
-		if !have[c] {
-			fmt.Fprintf(e.stderr, "hint: `otree remote add --collection-id=%s NAME URL` configures a remote of collection %s\n", c, c)
-		}
+	for _, c := range res.Unverifiable {
+		fmt.Fprintf(e.stderr, "hint: `otree remote add --collection-id=%s NAME URL` configures a remote of collection %s\n", c, c)
 	}
 	if len(res.Remotes) == 0 {
 		fmt.Fprintln(e.stdout, "No results.")

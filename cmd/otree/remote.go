@@ -100,12 +100,8 @@ func (e *env) inRepoOf(sysroot string, fn func(r *repo.Repo) error) error {
 	if sysroot == "" {
 		return e.inRepo(fn)
 	}
-	s, err := deploy.Open(sysroot, deploy.OpenOptions{Logger: e.logger()})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return fn(s.Repo())
+	a := &adminEnv{env: e, sysroot: sysroot}
+	return a.inSysroot(func(s *deploy.Sysroot) error { return fn(s.Repo()) })
 }
 
 func newRemoteAddCommand(e *env) *cobra.Command {

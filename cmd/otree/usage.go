@@ -19,7 +19,7 @@ func argError(c *cobra.Command, args []string, err error) error {
 	required, max, ok := operands(c.Use)
 	switch {
 	case c.HasAvailableSubCommands() && len(args) > 0:
-		return fmt.Errorf("unknown %s operation %q (want %s)", c.CommandPath(), args[0], strings.Join(operations(c), ", "))
+		return unknownOperation(c, args[0])
 	case !cobraArgError(err):
 		return fmt.Errorf("%v\nUsage: %s", err, c.UseLine()) // a command's own words
 	case !ok:

@@ -120,6 +120,10 @@ type FindResult struct {
 	// over, each with why: a remote that did not answer, a mounted
 	// repository that links outside its mount.
 	Problems []string `json:"problems,omitempty"`
+	// Unverifiable lists the collections asked for that no configured
+	// remote has as its collection-id: their refs were looked for
+	// nowhere, since nothing could verify their commits (also a problem).
+	Unverifiable []string `json:"unverifiable,omitempty"`
 }
 
 // FindRemotes looks for sources of the collection refs: repositories on
@@ -156,6 +160,7 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 	}
 	for _, cr := range refs {
 		if len(byCollection[cr.CollectionID]) == 0 {
+			res.Unverifiable = appendOnce(res.Unverifiable, cr.CollectionID)
 			res.Problems = appendOnce(res.Problems, fmt.Sprintf("collection %s: no configured remote has it as collection-id, so nothing could verify its commits", cr.CollectionID))
 		}
 	}

@@ -195,7 +195,8 @@ func TestFindNeedsAConfiguredRemote(t *testing.T) {
 	}
 	c := verifyingDest(t, "file:///nonexistent", nil) // origin without collection-id
 	res := findOn(t, c, []string{stick}, osStable)
-	if len(res.Remotes) != 0 || len(res.Missing) != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "no configured remote") {
+	if len(res.Remotes) != 0 || len(res.Missing) != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "no configured remote") ||
+		len(res.Unverifiable) != 1 || res.Unverifiable[0] != osStable.CollectionID {
 		t.Errorf("found %+v", res)
 	}
 	// A remote of the collection that does not verify signatures: the
