@@ -19,6 +19,12 @@
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
 #              checkout -U -C beside it
+#   archcheckout  checkout -U of the archive commit into a fresh directory,
+#              twice per run: first with the repository's uncompressed-object
+#              cache emptied (untimed) before it, which that checkout fills,
+#              then again, linking from the cache; both tools keep the cache
+#              by default. The archive repositories are archive's, or are
+#              committed now, untimed
 #   mirror     pull-local of the archive commit into a fresh archive
 #              repository (OSTree with --untrusted, so both verify; both
 #              hardlink the objects)
@@ -36,7 +42,7 @@
 #   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
 #                      over 1 GiB)
 #   BENCH_OPS          subset of "cold unchanged modified archive mirror checkout
-#                      copy pulllocal relink" (mirror runs with archive)
+#                      copy archcheckout pulllocal relink"
 #   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
 #   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
 #                      command (needs root); default: warm cache for both tools
@@ -66,7 +72,7 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 TREES=${BENCH_TREES:-"/usr/local/go /usr"}
-OPS=${BENCH_OPS:-"cold unchanged modified archive mirror checkout copy pulllocal relink"}
+OPS=${BENCH_OPS:-"cold unchanged modified archive mirror checkout copy archcheckout pulllocal relink"}
 PCT=${BENCH_MODIFY_PCT:-1}
 DROP=${BENCH_DROP_CACHES:-0}
 OSTREE=${OSTREE:-/usr/bin/ostree}
@@ -371,11 +377,15 @@ relink() {
 	rm -rf "$dest" "${RL[otree]}" "${RL[ostree]}"
 }
 
-# archive TAG TREE N: cold archive commits; sizes of the last run's objects/.
+# archive TAG TREE N: cold archive commits; sizes of the last run's objects/;
+# then the ops that start from an archive repository (mirror, archcheckout),
+# which commit one now, untimed, when archive does not run.
 archive() {
 	local tag=$1 tree=$2 n=$3 i t
 	local -A AR
-	for ((i = 0; i < n; i++)); do
+	local runs=$n
+	has_op archive || runs=0
+	for ((i = 0; i < runs; i++)); do
 		for t in $(with_floor "$i"); do
 			if [[ $t == *floor ]]; then
 				log "$tag $t: archive (zstd at otree's level), run $((i + 1))/$n"
@@ -391,10 +401,42 @@ archive() {
 	done
 	floor_done
 	for t in otree ostree; do
-		echo "$(du -s -B1 "${AR[$t]}/objects" | cut -f1) $(du -sb "${AR[$t]}/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
+		if ((runs)); then
+			echo "$(du -s -B1 "${AR[$t]}/objects" | cut -f1) $(du -sb "${AR[$t]}/objects" | cut -f1)" >"$RES/$tag.size.$t.bytes"
+		else
+			AR[$t]=$(fresh "$t-ar")
+			"init_$t" "${AR[$t]}" archive
+			log "$tag setup: archive commit, $t"
+			"commit_$t" "$tag.setup.$t" "${AR[$t]}" "$tree"
+		fi
 	done
 	has_op mirror && mirror "$tag" "$n"
+	has_op archcheckout && archcheckouts "$tag" "$n" AR
 	rm -rf "${AR[otree]}" "${AR[ostree]}"
+}
+
+# archcheckouts TAG N SOURCES: N rounds, for each tool, of checkout -U of
+# main from its archive repository (in the associative array named
+# SOURCES) into a fresh directory with the uncompressed-object cache
+# emptied first (untimed), then into another with the cache that filled.
+archcheckouts() {
+	local tag=$1 n=$2 i t key dest=""
+	local -n src=$3
+	for ((i = 0; i < n; i++)); do
+		for t in $(tools "$i"); do
+			rm -rf "${src[$t]}/uncompressed-objects-cache"
+			for key in archco1 archco2; do
+				[[ -n $dest ]] && rm -rf "$dest"
+				dest=$(fresh dest)
+				log "$tag checkout -U from archive ($key), $t, run $((i + 1))/$n"
+				case $t in
+				otree) timed "$tag.$key.otree" "$OTREE" --repo="${src[$t]}" checkout -U main "$dest" ;;
+				ostree) timed "$tag.$key.ostree" "$OSTREE" --repo="${src[$t]}" checkout -U main "$dest" ;;
+				esac
+			done
+		done
+	done
+	[[ -n $dest ]] && rm -rf "$dest"
 }
 
 # mirror TAG N: pull-local of main from the archive repositories archive()
@@ -502,10 +544,12 @@ report_tree() {
 	# reference tool's time beside it.
 	local crow="%-30s %9s %9s %7s %7s %-7s %9s %9s %9s %9s\n" base ref
 	head=0
-	for op in checkout copy; do
+	for op in checkout copy archco1 archco2; do
 		case $op in
 		checkout) label="checkout -U, hardlinks" target=0.5 base=ostree ref=cp ;;
 		copy) label="checkout -U -C, copies" target=1 base=cp ref=ostree ;;
+		archco1) label="-U from archive, cache empty" target=- base=ostree ref=- ;;
+		archco2) label="-U from archive, cache full" target=- base=ostree ref=- ;;
 		esac
 		[[ -s $RES/$tag.$op.otree ]] || continue
 		if ((!head)); then
@@ -516,14 +560,15 @@ report_tree() {
 		a=$(median "$RES/$tag.$op.otree" 1)
 		b=$(median "$RES/$tag.$op.$base" 1)
 		r=$(ratio "$a" "$b")
-		printf "$crow" "$label" "$(fmt_s "$a")" "$(fmt_s "$b")" "$r" "<=$target" "$(verdict "$r" "$target")" \
-			"$(ratio "$(mincol "$RES/$tag.$op.otree" 1)" "$(mincol "$RES/$tag.$op.$base" 1)")" \
+		printf "$crow" "$label" "$(fmt_s "$a")" "$(fmt_s "$b")" "$r" "$( [[ $target == - ]] && echo - || echo "<=$target")" \
+			"$(verdict "$r" "$target")" "$(ratio "$(mincol "$RES/$tag.$op.otree" 1)" "$(mincol "$RES/$tag.$op.$base" 1)")" \
 			"$(fmt_s "$(median "$RES/$tag.$op.$ref" 1)")" \
 			"$(fmt_mib "$(median "$RES/$tag.$op.otree" 2)" 1024)" "$(fmt_mib "$(median "$RES/$tag.$op.$base" 2)" 1024)"
 		raw+="  $op: otree $(runs "$RES/$tag.$op.otree"); ostree $(runs "$RES/$tag.$op.ostree"); cp $(runs "$RES/$tag.$op.cp")"$'\n'
 	done
 	if ((head)); then
-		echo "  (base / ref: hardlinks: ostree checkout -U / cp -al; copies: cp -a / ostree checkout -U -C)"
+		echo "  (base / ref: hardlinks: ostree checkout -U / cp -al; copies: cp -a / ostree checkout -U -C;"
+		echo "   from archive: ostree checkout -U, the first of a run with its uncompressed-object cache emptied)"
 	fi
 	local peak=0 f m
 	for f in "$RES/$tag".*.otree; do
@@ -564,7 +609,7 @@ for tree in $TREES; do
 	rm -rf "${BU[otree]:-}" "${BU[ostree]:-}"
 	BU=()
 	has_op modified && modified "$tag" "$tree" "$n"
-	if has_op archive || has_op mirror; then archive "$tag" "$tree" "$n"; fi
+	if has_op archive || has_op mirror || has_op archcheckout; then archive "$tag" "$tree" "$n"; fi
 	has_op relink && relink "$tag" "$tree" "$n"
 	REPORTS+=("$tag|$tree|$n|$info")
 done

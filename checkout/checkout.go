@@ -1,7 +1,8 @@
 // Package checkout writes the tree of a commit into a directory, as OSTree's
 // `ostree checkout` does: file objects are hardlinked from the repository
 // where its mode allows it, and otherwise copied (reflink, copy_file_range or
-// read/write) or, from an archive repository, decompressed. A hardlink
+// read/write) or, from an archive repository, decompressed, or linked from
+// its uncompressed-object cache (Options.UncompressedCache). A hardlink
 // checkout of a bare-user repository decides on each file from the
 // repository's file-header index (repo.HeaderIndex) where it can, instead of
 // reading the object's header xattr, and adds what the index lacked.
@@ -105,6 +106,17 @@ type Options struct {
 	// BareUserOnlyDirs (-M) keeps only the 0775 bits of each directory's
 	// mode: no setgid, sticky or world-writable directories.
 	BareUserOnlyDirs bool
+	// UncompressedCache lets a user-mode checkout of an archive repository
+	// hardlink files from the repository's uncompressed-object cache, and
+	// add to it every file it decompresses, as OSTree's checkout does
+	// unless --disable-cache: a second checkout of the same files then
+	// writes no content (FORMAT.md §16). The files so checked out share
+	// their inode with the cache, as a hardlink checkout of a bare-user
+	// repository shares it with the objects. It applies only where the
+	// repository allows it (repo.Repo.UncompressedCache), its owner runs
+	// the checkout, and DEST is on the repository's filesystem; anywhere
+	// else files are decompressed as without it.
+	UncompressedCache bool
 	// Fsync makes the checkout durable before Checkout returns: the
 	// filesystem holding DEST is synced (one syncfs, far cheaper than an
 	// fsync per file), then the directory that holds DEST.
@@ -121,6 +133,9 @@ type Stats struct {
 	Bytes      int64 // content bytes of the regular files written
 	Hardlinked int64 // entries hardlinked from the repository
 	Copied     int64 // entries written as new inodes (copies, symlinks, devices...)
+	// FromCache counts, of Hardlinked, the files linked from an archive
+	// repository's uncompressed-object cache (Options.UncompressedCache).
+	FromCache int64
 }
 
 // Checkout writes the tree of commit into dest. Without a union mode dest
@@ -192,6 +207,9 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 	}
 	defer unix.Close(c.objFd)
 	defer c.heads.Close()
+	if c.cacheFd >= 0 {
+		defer unix.Close(c.cacheFd)
+	}
 	return c.run(root)
 }
 
@@ -249,6 +267,12 @@ type checkouter struct {
 	// so there, as in OSTree, entries stay the user's.
 	owners bool
 
+	// cacheFd is the archive repository's uncompressed-object cache, or
+	// -1 (Options.UncompressedCache); cacheOff stops adding to it.
+	cacheFd      int
+	cacheOff     atomic.Bool
+	cacheDropped atomic.Int64 // entries found unfit and removed
+
 	link     bool   // the mode and options allow hardlinks at all
 	noLink   string // why not, when !link
 	linkOff  atomic.Bool
@@ -266,7 +290,7 @@ type checkouter struct {
 	metas    sync.Map                             // repo.ID -> *repo.DirMeta
 	readTree func(repo.ID) (*repo.DirTree, error) // r.ReadDirTree; tests substitute hostile trees
 
-	files, dirs, bytes, linked, copied atomic.Int64
+	files, dirs, bytes, linked, copied, cached atomic.Int64
 
 	q workq.Queue[*worker]
 
@@ -315,6 +339,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 	if c.link && c.mode == repo.ModeBareUser {
 		c.heads = r.LoadHeaderIndex()
 	}
+	c.cacheFd = openCache(r, opts, destDev(abs))
 	if !c.link && opts.RequireHardlinks {
 		unix.Close(fd)
 		return nil, fmt.Errorf("checkout %s: cannot hardlink (RequireHardlinks): %s", abs, c.noLink)
@@ -340,7 +365,7 @@ func readUmask() uint32 {
 
 func (c *checkouter) stats() Stats {
 	return Stats{Files: c.files.Load(), Dirs: c.dirs.Load(), Bytes: c.bytes.Load(),
-		Hardlinked: c.linked.Load(), Copied: c.copied.Load()}
+		Hardlinked: c.linked.Load(), Copied: c.copied.Load(), FromCache: c.cached.Load()}
 }
 
 // run creates the root directory and checks out everything below it.

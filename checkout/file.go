@@ -87,7 +87,13 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, &repo.ObjectMissingError{Kind: repo.KindFile, ID: id})
 			}
 		}
-		if !link {
+		var cached bool
+		if !link && c.cacheable(o) {
+			if cached, err = w.linkCached(n, at, o); cached {
+				return w.placed(n, at, name, o, true)
+			}
+		}
+		if !link && err == nil {
 			if err := w.loadIndexed(o); err != nil {
 				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 			}
@@ -521,6 +527,9 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (e
 	}
 	if err := unix.UtimesNanoAt(fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
 		return fmt.Errorf("setting times: %w", err)
+	}
+	if o.rc != nil && c.cacheable(o) {
+		w.addToCache(fd, o)
 	}
 	return nil
 }

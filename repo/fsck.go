@@ -98,9 +98,16 @@ const (
 	// once every one is here again it does not, and the next Fsck with
 	// Delete takes the mark away.
 	ProblemPartial
+	// ProblemCache: an entry of an archive repository's
+	// uncompressed-object cache (UncompressedCacheDir) that a checkout
+	// would link, whose mode, size or content is not its object's
+	// (changed in place through a checkout that shares its inode). ID is
+	// the object, which is sound; Path is the entry, which Delete
+	// removes. Err is a *CorruptObjectError naming the entry.
+	ProblemCache
 )
 
-var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "unreadable", "binding", "partial"}
+var problemNames = [...]string{"", "corrupt", "missing", "mode", "ref", "unreadable", "binding", "partial", "cache"}
 
 // String returns the problem's name as --json prints it.
 func (t ProblemType) String() string {
@@ -158,6 +165,8 @@ func (p *FsckProblem) Error() string {
 		return b.String()
 	case ProblemMissing:
 		fmt.Fprintf(&b, "%s object %s is missing (%s)", p.Kind, p.ID, p.Path)
+	case ProblemCache:
+		fmt.Fprintf(&b, "uncompressed-cache entry %s of file object %s: %s", p.Path, p.ID, p.Reason)
 	default:
 		fmt.Fprintf(&b, "%s object %s (%s) is %s: %s", p.Kind, p.ID, p.Path, p.Type.wording(), p.Reason)
 	}
@@ -498,6 +507,11 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	rep.Stray = append([]string{}, stray...)
 	if err := f.verifyAll(ctx, objs); err != nil {
 		return nil, err
+	}
+	if r.mode == ModeArchive {
+		if err := f.fsckUncompressedCache(ctx); err != nil {
+			return nil, err
+		}
 	}
 	// Corrupt objects first, in path order, so output is stable.
 	sort.Slice(f.order, func(i, j int) bool { return f.order[i].Path < f.order[j].Path })
@@ -1154,6 +1168,15 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		rep.MarkedPartial = append(rep.MarkedPartial, id)
 	}
 	for _, p := range f.order {
+		if p.Type == ProblemCache {
+			// Not an object: the object is sound, and no commit lacks it.
+			if err := unix.Unlink(p.Path); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("removing uncompressed-cache entry %s: %w", p.Path, err))
+				continue
+			}
+			p.Deleted = true
+			continue
+		}
 		if p.Type != ProblemCorrupt && p.Type != ProblemMode {
 			continue
 		}

@@ -125,6 +125,11 @@ type PruneReport struct {
 	ByKind map[string]PruneCount `json:"by_kind"`
 	// Commits lists the deleted commits.
 	Commits []ID `json:"deleted_commits"`
+	// Cache counts the entries removed from an archive repository's
+	// uncompressed-object cache (not objects, and not in Deleted): those no
+	// checkout uses and those of deleted objects. Its Bytes count only
+	// the entries no checkout uses; the others free just their name.
+	Cache PruneCount `json:"uncompressed_cache"`
 	// DryRun is set for NoPrune: nothing was actually deleted.
 	DryRun bool `json:"dry_run"`
 }
@@ -298,6 +303,14 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	}
 	if !opts.NoPrune {
 		if err := r.removeStaleMarkers(); err != nil {
+			return rep, p.finish(rep, err)
+		}
+	}
+	if r.mode == ModeArchive {
+		// Without CommitOnly every file object not reached is deleted
+		// (or, in a dry run, would be); with it, none is.
+		gone := func(id ID) bool { return !opts.CommitOnly && !p.reach[objKey{KindFile, id}] }
+		if err := r.pruneUncompressedCache(ctx, gone, opts.NoPrune, rep); err != nil {
 			return rep, p.finish(rep, err)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 type checkoutFlags struct {
 	skipList, fromFile string
-	fromStdin          bool
+	fromStdin, noCache bool
 }
 
 func newCheckoutCommand(e *env) *cobra.Command {
@@ -27,7 +27,13 @@ func newCheckoutCommand(e *env) *cobra.Command {
 hardlinking file objects from the repository where its mode allows (bare
 without --user-mode, bare-user with it, bare-user-only always, except that
 root's checkout without --user-mode copies objects root does not own) and
-copying them otherwise (archive repositories are always decompressed).
+copying them otherwise. From an archive repository, a --user-mode checkout
+hardlinks each file from the repository's uncompressed-object cache, and
+adds to the cache each file it has to decompress, as OSTree's does: the
+second checkout of a file writes nothing (--disable-cache turns this off).
+An entry changed since it was written (its mode, size or modification
+time) is dropped from the cache and the file decompressed again;
+"otree prune" removes the entries no checkout uses.
 
 Without --user-mode, entries get the commit's owner and xattrs. A user other
 than root can give only its own: where the commit has another's it fails,
@@ -80,11 +86,7 @@ exiting) or no, false, 0 or none.`,
 	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones)")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.Var(fsyncPolicy{&o.Fsync}, "fsync", "sync the checkout to disk before exiting: yes/true/1, or no/false/0/none")
-	// OSTree's archive repositories can keep uncompressed copies of
-	// objects to hardlink; otree keeps none, so there is nothing to
-	// disable.
-	fl.Bool("disable-cache", false, "accepted for OSTree scripts: otree keeps no cache of uncompressed objects")
-	fl.MarkHidden("disable-cache")
+	fl.BoolVar(&f.noCache, "disable-cache", false, "with --user-mode from an archive repository, neither link files from its uncompressed-object cache nor add to it")
 	fl.StringVar(&f.fromFile, "from-file", "", "check out the REV/SUBPATH pairs FILE lists (NUL-separated) into DEST")
 	fl.BoolVar(&f.fromStdin, "from-stdin", false, "as --from-file, reading standard input")
 	e.addJSON(c)
@@ -127,6 +129,7 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 		return usagef("DEST is empty")
 	}
 	opts := *o
+	opts.UncompressedCache = !f.noCache
 	if f.skipList != "" {
 		var err error
 		if opts.SkipList, err = readSkipList(f.skipList); err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
@@ -42,12 +43,15 @@ func TestCheckoutCommand(t *testing.T) {
 	var js struct {
 		Commit repo.ID
 		Dest   string
-		Stats  struct{ Files, Dirs, Bytes, Hardlinked, Copied int64 }
+		Stats  struct{ Files, Dirs, Bytes, Hardlinked, Copied, FromCache int64 }
 	}
 	if err := json.Unmarshal([]byte(c.ok("checkout", "--json", "-U", "--subpath=/sub", id.String(), sub)), &js); err != nil {
 		t.Fatal(err)
 	}
-	if js.Commit != id || js.Dest != sub || js.Stats.Files != 2 || js.Stats.Dirs != 1 || js.Stats.Bytes != 4 || js.Stats.Copied != 2 {
+	if js.Commit != id || js.Dest != sub || js.Stats.Files != 2 || js.Stats.Dirs != 1 || js.Stats.Bytes != 4 ||
+		// The first checkout put sub/secret in the uncompressed-object
+		// cache; the symlink is copied.
+		js.Stats.Hardlinked != 1 || js.Stats.FromCache != 1 || js.Stats.Copied != 1 {
 		t.Errorf("--json = %+v", js)
 	}
 	if d := cmp.Diff(testtree.Tree{"secret": fixture["sub/secret"], "up": fixture["sub/up"]}, testtree.Read(t, sub, testtree.ReadOptions{})); d != "" {
@@ -327,4 +331,149 @@ func TestCheckoutAllowNoentMissingObject(t *testing.T) {
 	}
 	dest := filepath.Join(t.TempDir(), "co")
 	c.fails(exitError, []string{d.ID.String()}, "checkout", "-U", "--subpath=/d/e", "--allow-noent", "b", dest)
+}
+
+// TestCheckoutUncompressedCacheAndPrune: checkout -U from an archive
+// repository fills its uncompressed-object cache and links from it the
+// next time, unless --disable-cache; prune removes the entries no checkout
+// uses and those of the objects it deletes, and --no-prune only counts
+// them.
+func TestCheckoutUncompressedCacheAndPrune(t *testing.T) {
+	c := newCLI(t) // archive
+	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	e := mustLookup(t, c.r, id, "/a.txt")
+	entry := c.r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(e.ID))
+	ino := func(p string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	entries := func() []string {
+		var names []string
+		filepath.WalkDir(c.r.Path(repo.UncompressedCacheDir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				names = append(names, p)
+			}
+			return nil
+		})
+		return names
+	}
+
+	off := filepath.Join(t.TempDir(), "off")
+	c.ok("checkout", "-U", "--disable-cache", "main", off)
+	if n := entries(); len(n) != 0 {
+		t.Errorf("--disable-cache filled the cache: %v", n)
+	}
+	first, second := filepath.Join(t.TempDir(), "first"), filepath.Join(t.TempDir(), "second")
+	c.ok("checkout", "-U", "main", first)
+	c.ok("checkout", "-U", "main", second)
+	// fixture's non-empty regular files: a.txt, run.sh, sub/secret.
+	if n := entries(); len(n) != 3 {
+		t.Errorf("the cache holds %v; want a.txt, run.sh and sub/secret", n)
+	}
+	if ino(filepath.Join(first, "a.txt")) != ino(entry) || ino(filepath.Join(second, "a.txt")) != ino(entry) {
+		t.Error("checkout -U from archive did not link a.txt from the cache")
+	}
+	again := filepath.Join(t.TempDir(), "again")
+	c.ok("checkout", "-U", "--disable-cache", "main", again)
+	if ino(filepath.Join(again, "a.txt")) == ino(entry) {
+		t.Error("--disable-cache linked a.txt from the cache")
+	}
+	for _, d := range []string{first, second, again} {
+		if diff := cmp.Diff(fixture, testtree.Read(t, d, testtree.ReadOptions{})); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", d, diff)
+		}
+	}
+
+	// Every entry is in use: prune removes none.
+	if out := c.ok("prune"); strings.Contains(out, "uncompressed") {
+		t.Errorf("prune with every entry in use:\n%s", out)
+	}
+	// Unused: counted by a dry run, removed by prune.
+	os.RemoveAll(first)
+	os.RemoveAll(second)
+	if out := c.ok("prune", "--no-prune"); !strings.Contains(out, "Would remove 3 uncompressed-cache entries, freeing 13 bytes\n") {
+		t.Errorf("prune --no-prune:\n%s", out)
+	}
+	if n := entries(); len(n) != 3 {
+		t.Errorf("prune --no-prune removed cache entries: %v left", n)
+	}
+	var js struct {
+		Cache struct{ Objects, Bytes int64 } `json:"uncompressed_cache"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("prune", "--json")), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Cache.Objects != 3 || js.Cache.Bytes != 13 {
+		t.Errorf("prune --json: uncompressed_cache %+v; want 3 entries, 13 bytes", js.Cache)
+	}
+	if n := entries(); len(n) != 0 {
+		t.Errorf("prune left cache entries no checkout uses: %v", n)
+	}
+
+	// An entry whose object prune deletes goes with it, even in use; the
+	// checkout that uses it keeps its file.
+	in := filepath.Join(t.TempDir(), "in")
+	c.ok("checkout", "-U", "main", in)
+	c.ok("refs", "--delete", "main")
+	if out := c.ok("prune", "--refs-only"); !strings.Contains(out, "Removed 3 uncompressed-cache entries, freeing 0 bytes\n") {
+		t.Errorf("prune of the commit whose files a checkout uses:\n%s", out)
+	}
+	if n := entries(); len(n) != 0 {
+		t.Errorf("prune kept the entries of objects it deleted: %v", n)
+	}
+	if diff := cmp.Diff(fixture, testtree.Read(t, in, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("the checkout changed when prune removed its cache entries (-want +got):\n%s", diff)
+	}
+}
+
+// TestFsckUncompressedCache: a file of a checkout changed in place, then
+// given back the epoch as its time (as rsync --inplace -t could), passes
+// the checks a checkout makes before it links a cache entry; fsck finds it
+// by content, names the entry, and with --delete removes it, after which
+// a checkout decompresses the file again.
+func TestFsckUncompressedCache(t *testing.T) {
+	c := newCLI(t) // archive
+	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	co := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "main", co)
+	c.ok("fsck")
+
+	// Touched: a checkout would not link it, so it is not fsck's problem.
+	if err := os.Chtimes(filepath.Join(co, "run.sh"), time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("fsck")
+
+	a := filepath.Join(co, "a.txt")
+	if err := os.WriteFile(a, []byte("HELLO\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	entry := c.r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(mustLookup(t, c.r, id, "/a.txt").ID))
+	res := c.fails(exitError, []string{"uncompressed-cache entry " + entry, "content is not the object's", "hint: the object is sound"}, "fsck")
+	if strings.Count(res.stderr, "error: ") != 2 { // the entry, and the closing count
+		t.Errorf("fsck reported more than the entry:\n%s", res.stderr)
+	}
+	var js struct {
+		Problems []struct{ Type, Path string }
+	}
+	json.Unmarshal([]byte(c.fails(exitError, nil, "fsck", "--json").stdout), &js)
+	if len(js.Problems) != 1 || js.Problems[0].Type != "cache" || js.Problems[0].Path != entry {
+		t.Errorf("fsck --json problems %+v", js.Problems)
+	}
+	c.fails(exitError, []string{entry, "deleted"}, "fsck", "--delete")
+	if _, err := os.Lstat(entry); !os.IsNotExist(err) {
+		t.Errorf("fsck --delete left the entry (%v)", err)
+	}
+	c.ok("fsck")
+	again := filepath.Join(t.TempDir(), "again")
+	c.ok("checkout", "-U", "main", again)
+	if diff := cmp.Diff(fixture, testtree.Read(t, again, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("checkout after fsck --delete (-want +got):\n%s", diff)
+	}
 }

@@ -108,6 +108,9 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 		if p.Type == repo.ProblemPartial && !errors.Is(p, repo.ErrNotFound) {
 			fmt.Fprintln(e.stderr, "hint: `otree fsck --delete` takes the mark away")
 		}
+		if p.Type == repo.ProblemCache && !p.Deleted {
+			fmt.Fprintln(e.stderr, "hint: the object is sound; `otree fsck --delete` removes the entry, and checkouts then decompress the file")
+		}
 	}
 	for _, id := range rep.Tombstoned {
 		fmt.Fprintf(e.stdout, "Adding tombstone for commit %s\n", id)

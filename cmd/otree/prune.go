@@ -166,6 +166,16 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		}
 		fmt.Fprintf(e.stdout, "%s %d static delta%s: %s\n", verb, len(deltas), pluralSuffix(len(deltas)), strings.Join(deltas, " "))
 	}
+	if c := rep.Cache; c.Objects > 0 {
+		verb, noun := "Removed", "entries"
+		if rep.DryRun {
+			verb = "Would remove"
+		}
+		if c.Objects == 1 {
+			noun = "entry"
+		}
+		fmt.Fprintf(e.stdout, "%s %d uncompressed-cache %s, freeing %s\n", verb, c.Objects, noun, siBytes(c.Bytes))
+	}
 	switch {
 	case rep.Deleted == 0:
 		fmt.Fprintln(e.stdout, "No unreachable objects")

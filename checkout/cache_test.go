@@ -1,0 +1,216 @@
+package checkout_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// cacheEntry is the path of file object path's entry in the
+// uncompressed-object cache of r, a repository with commit id.
+func cacheEntry(t *testing.T, r *repo.Repo, id repo.ID, path string) string {
+	t.Helper()
+	e, err := r.Lookup(id, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(e.ID))
+}
+
+// cachedFiles are coTree's non-empty regular files: the ones a checkout
+// from an archive repository caches.
+func cachedFiles(tree testtree.Tree) []string {
+	var files []string
+	for p, e := range tree {
+		if e.Mode.IsRegular() && e.Content != "" {
+			files = append(files, "/"+p)
+		}
+	}
+	return files
+}
+
+// sameInode reports whether a and b are one inode.
+func sameInode(t *testing.T, a, b string) bool {
+	t.Helper()
+	sa, sb := coStat(t, a), coStat(t, b)
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// TestUncompressedCache checks out an archive repository's commit in user
+// mode twice with the uncompressed-object cache: the first checkout
+// decompresses every file and leaves each non-empty regular file in the
+// cache, the second links every one of them from there, and both give the
+// tree as committed.
+func TestUncompressedCache(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	tree := coTree()
+	id := coCommit(t, r, coMakeDir(t, tree))
+	want := coExpect(tree, repo.ModeArchive, true)
+	files := cachedFiles(tree)
+	opts := checkout.Options{UserMode: true, UncompressedCache: true}
+
+	// Without the option nothing is cached.
+	st, _ := coCheckout(t, r, id, "", checkout.Options{UserMode: true})
+	if st.Hardlinked != 0 || st.FromCache != 0 {
+		t.Errorf("without UncompressedCache: %+v", st)
+	}
+	if _, err := os.Stat(r.Path(repo.UncompressedCacheDir)); !os.IsNotExist(err) {
+		t.Errorf("without UncompressedCache the cache directory was made (%v)", err)
+	}
+
+	st, first := coCheckout(t, r, id, "", opts)
+	if st.FromCache != 0 || st.Hardlinked != 0 || st.Copied != st.Files {
+		t.Errorf("first checkout: %+v; want every file copied", st)
+	}
+	for _, p := range files {
+		if !sameInode(t, first+p, cacheEntry(t, r, id, p)) {
+			t.Errorf("first checkout: %s is not in the cache", p)
+		}
+	}
+	st, second := coCheckout(t, r, id, "", opts)
+	if st.FromCache != int64(len(files)) || st.Hardlinked != st.FromCache {
+		t.Errorf("second checkout: %+v; want the %d non-empty regular files from the cache", st, len(files))
+	}
+	for _, p := range files {
+		if !sameInode(t, second+p, cacheEntry(t, r, id, p)) {
+			t.Errorf("second checkout: %s is not linked from the cache", p)
+		}
+	}
+	for _, dest := range []string{first, second} {
+		if diff := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); diff != "" {
+			t.Errorf("checkout %s differs from the commit:\n%s", dest, diff)
+		}
+		coCheckTimes(t, r, dest)
+	}
+
+	// Only in user mode, only from archive, only where allowed.
+	if coRoot() {
+		st, _ := coCheckout(t, r, id, "", checkout.Options{UncompressedCache: true})
+		if st.FromCache != 0 {
+			t.Errorf("a checkout outside user mode linked %d files from the cache", st.FromCache)
+		}
+	}
+	st, _ = coCheckout(t, r, id, "", checkout.Options{UserMode: true, UncompressedCache: true, ForceCopy: true})
+	if st.FromCache != 0 {
+		t.Errorf("ForceCopy linked %d files from the cache", st.FromCache)
+	}
+	if err := r.UpdateConfig(func(c *repo.Config) error { return c.Set(repo.ConfigUncompressedCache, "false") }); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = coCheckout(t, r, id, "", opts)
+	if st.FromCache != 0 {
+		t.Errorf("with %s=false, %d files came from the cache", repo.ConfigUncompressedCache, st.FromCache)
+	}
+}
+
+// TestUncompressedCacheChangedEntry changes files of a checkout that share
+// their inode with the cache, as an admin might by mistake: written in
+// place, truncated, chmod'ed, touched. The next checkout must not hand the
+// changes on: it decompresses those files afresh and puts the fresh copies
+// in the cache.
+func TestUncompressedCacheChangedEntry(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	tree := testtree.Tree{
+		"written":   testtree.File("original content\n", 0o644),
+		"truncated": testtree.File("original content, longer\n", 0o644),
+		"chmod":     testtree.File("mode changes\n", 0o644),
+		"touched":   testtree.File("time changes\n", 0o644),
+		"kept":      testtree.File("left alone\n", 0o644),
+	}
+	id := coCommit(t, r, coMakeDir(t, tree))
+	opts := checkout.Options{UserMode: true, UncompressedCache: true}
+	_, first := coCheckout(t, r, id, "", opts)
+
+	// Same size, new bytes: only the time tells.
+	f, err := os.OpenFile(filepath.Join(first, "written"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("ORIGINAL"), 0)
+	f.Close()
+	if err := os.Truncate(filepath.Join(first, "truncated"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(first, "chmod"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(first, "touched"), time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	st, second := coCheckout(t, r, id, "", opts)
+	if st.FromCache != 1 {
+		t.Errorf("%d files came from the cache; want 1, the one left alone", st.FromCache)
+	}
+	if diff := cmp.Diff(coExpect(tree, repo.ModeArchive, true), testtree.Read(t, second, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("the changes reached the next checkout:\n%s", diff)
+	}
+	for p := range tree {
+		if !sameInode(t, filepath.Join(second, p), cacheEntry(t, r, id, "/"+p)) {
+			t.Errorf("%s: the second checkout's file is not the cache's entry", p)
+		}
+		if p != "kept" && sameInode(t, filepath.Join(first, p), cacheEntry(t, r, id, "/"+p)) {
+			t.Errorf("%s: the changed file is still the cache's entry", p)
+		}
+	}
+	// The first checkout keeps its files, changed as they were.
+	if b, _ := os.ReadFile(filepath.Join(first, "written")); !strings.HasPrefix(string(b), "ORIGINAL") {
+		t.Errorf("the first checkout's changed file is now %q", b)
+	}
+}
+
+// TestUncompressedCacheCorruptObject: content that fails verification is
+// neither left in DEST nor put in the cache.
+func TestUncompressedCacheCorruptObject(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"a": testtree.File("content a\n", 0o644)}))
+	e, _ := r.Lookup(id, "/a")
+	obj := r.ObjectPath(repo.KindFile, e.ID)
+	b, _ := os.ReadFile(obj)
+	b[len(b)-1] ^= 1
+	os.WriteFile(obj, b, 0o644)
+	dest := filepath.Join(t.TempDir(), "co")
+	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, UncompressedCache: true})
+	coWritable(t, dest)
+	if ce := (*repo.CorruptObjectError)(nil); !errors.As(err, &ce) {
+		t.Fatalf("checkout of a corrupt object: %v", err)
+	}
+	if _, err := os.Lstat(cacheEntry(t, r, id, "/a")); !os.IsNotExist(err) {
+		t.Errorf("the corrupt content is in the cache (%v)", err)
+	}
+}
+
+// TestUncompressedCacheOtherFilesystem: a DEST the cache cannot link into
+// is checked out by decompressing, as without the cache.
+func TestUncompressedCacheOtherFilesystem(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	var a, b unix.Stat_t
+	if unix.Stat("/dev/shm", &b) != nil || unix.Stat(r.Path(), &a) != nil || a.Dev == b.Dev {
+		t.Skip("no /dev/shm on another filesystem than the test's temporary directory")
+	}
+	tree := testtree.Tree{"a": testtree.File("content a\n", 0o644)}
+	id := coCommit(t, r, coMakeDir(t, tree))
+	opts := checkout.Options{UserMode: true, UncompressedCache: true}
+	coCheckout(t, r, id, "", opts) // fills the cache
+	dir, err := os.MkdirTemp("/dev/shm", "otree-test-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	st, dest := coCheckout(t, r, id, filepath.Join(dir, "co"), opts)
+	if st.FromCache != 0 || st.Copied != 1 {
+		t.Errorf("checkout to another filesystem: %+v", st)
+	}
+	if diff := cmp.Diff(coExpect(tree, repo.ModeArchive, true), testtree.Read(t, dest, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("checkout differs:\n%s", diff)
+	}
+}
