@@ -419,12 +419,19 @@ archive() {
 # main from its archive repository (in the associative array named
 # SOURCES) into a fresh directory with the uncompressed-object cache
 # emptied first (untimed), then into another with the cache that filled.
+# An emptied cache is moved aside, not deleted, until the rounds end: the
+# next run would otherwise create its files where thousands were just
+# deleted (see chattr +T above).
 archcheckouts() {
-	local tag=$1 n=$2 i t key dest=""
+	local tag=$1 n=$2 i t key dest="" trash
 	local -n src=$3
+	trash=$(fresh trash)
+	mkdir "$trash"
 	for ((i = 0; i < n; i++)); do
 		for t in $(tools "$i"); do
-			rm -rf "${src[$t]}/uncompressed-objects-cache"
+			if [[ -d ${src[$t]}/uncompressed-objects-cache ]]; then
+				mv "${src[$t]}/uncompressed-objects-cache" "$trash/$t.$i"
+			fi
 			for key in archco1 archco2; do
 				[[ -n $dest ]] && rm -rf "$dest"
 				dest=$(fresh dest)
@@ -436,6 +443,7 @@ archcheckouts() {
 			done
 		done
 	done
+	rm -rf "$trash"
 	[[ -n $dest ]] && rm -rf "$dest"
 }
 
