@@ -18,20 +18,23 @@ import (
 // decompressing it again.
 //
 // A cache entry shares its inode with every checkout that linked it, so a
-// file changed in place in one of them would hand the change on. Before
-// linking, an entry must still look exactly as the checkout wrote it: a
-// regular file of the object's size and checkout mode, modification time
-// the epoch (any write sets it to now), owned by this user. Anything else
-// is removed from the cache and the file decompressed afresh; fsck
-// verifies entries' content (repo.FsckOptions).
+// file changed in place in one of them would hand the change on. Only
+// files no one but their owner may write go through the cache
+// (repo.UncompressedCacheable), and before linking, an entry must still
+// look exactly as the checkout wrote it (repo.UncompressedCacheEntryFits:
+// size, mode, modification time the epoch, which any write changes). One
+// that does not is removed from the cache and the file decompressed
+// afresh; fsck verifies entries' content. An entry of another owner or
+// group (written into a setgid directory) is left alone and not linked.
 
 // openCache opens (creating it) the cache directory of an archive
 // repository when the checkout may use it: UncompressedCache and UserMode
 // asked for, no ForceCopy, a repository that allows it (repo.Repo.
-// UncompressedCache) owned by this user, and DEST on the same filesystem
-// (dev, 0 when unknown). It returns -1 when not.
+// UncompressedCache) and verifies what it reads (only verified content is
+// cached), owned by this user, and DEST on the same filesystem (dev, 0
+// when unknown). It returns -1 when not.
 func openCache(r *repo.Repo, opts Options, dev uint64) int {
-	if !opts.UncompressedCache || !opts.UserMode || opts.ForceCopy || !r.UncompressedCache() {
+	if !opts.UncompressedCache || !opts.UserMode || opts.ForceCopy || !r.UncompressedCache() || !r.Verifies() {
 		return -1
 	}
 	// Only the repository's owner writes there, as for the header index:
@@ -65,29 +68,35 @@ func destDev(dest string) uint64 {
 	return st.Dev
 }
 
-// cacheable says whether o's file goes through the cache: a regular file
-// with content (empty files are never linked).
+// cacheable says whether o's file goes through the cache.
 func (c *checkouter) cacheable(o *object) bool {
-	return c.cacheFd >= 0 && o.h.Type == repo.TypeRegular && o.h.Size > 0
+	return c.cacheFd >= 0 && repo.UncompressedCacheable(&o.h)
+}
+
+// cachedEntry stats o's cache entry into st and reports whether a
+// checkout may link it; one that no longer fits is removed from the cache.
+func (w *worker) cachedEntry(o *object, st *unix.Stat_t) bool {
+	c := w.c
+	if unix.Fstatat(c.cacheFd, o.rel, st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	if !repo.UncompressedCacheEntryFits(st, &o.h) {
+		unix.Unlinkat(c.cacheFd, o.rel, 0)
+		return false
+	}
+	return st.Uid == uint32(os.Geteuid()) && st.Gid == uint32(os.Getegid())
 }
 
 // linkCached hardlinks o's cache entry at name in n. It reports false,
-// with no error, when there is no entry fit to link (one unfit is removed
-// from the cache); an error wrapping EEXIST means name is taken.
+// with no error, when there is no entry fit to link; an error wrapping
+// EEXIST means name is taken.
 func (w *worker) linkCached(n *dirNode, name string, o *object) (bool, error) {
 	c := w.c
-	rel := repo.UncompressedCacheEntry(o.id)
 	var st unix.Stat_t
-	if err := unix.Fstatat(c.cacheFd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if !w.cachedEntry(o, &st) {
 		return false, nil
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o7777 != c.wantMode(o.h.Mode) || st.Size != int64(o.h.Size) ||
-		st.Mtim.Sec != 0 || st.Mtim.Nsec != 0 || st.Uid != uint32(os.Geteuid()) || st.Gid != uint32(os.Getegid()) {
-		unix.Unlinkat(c.cacheFd, rel, 0)
-		c.cacheDropped.Add(1)
-		return false, nil
-	}
-	err := unix.Linkat(c.cacheFd, rel, n.fd, name, 0)
+	err := unix.Linkat(c.cacheFd, o.rel, n.fd, name, 0)
 	switch {
 	case err == nil:
 		c.cached.Add(1)
@@ -108,13 +117,12 @@ func (w *worker) addToCache(fd int, o *object) {
 	if c.cacheOff.Load() {
 		return
 	}
-	rel := repo.UncompressedCacheEntry(o.id)
 	// The descriptor's own inode, whatever its name in DEST has become.
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
-	err := unix.Linkat(unix.AT_FDCWD, proc, c.cacheFd, rel, unix.AT_SYMLINK_FOLLOW)
+	err := unix.Linkat(unix.AT_FDCWD, proc, c.cacheFd, o.rel, unix.AT_SYMLINK_FOLLOW)
 	if errors.Is(err, unix.ENOENT) {
-		if e := unix.Mkdirat(c.cacheFd, rel[:2], 0o755); e == nil || errors.Is(e, unix.EEXIST) {
-			err = unix.Linkat(unix.AT_FDCWD, proc, c.cacheFd, rel, unix.AT_SYMLINK_FOLLOW)
+		if e := unix.Mkdirat(c.cacheFd, o.rel[:2], 0o755); e == nil || errors.Is(e, unix.EEXIST) {
+			err = unix.Linkat(unix.AT_FDCWD, proc, c.cacheFd, o.rel, unix.AT_SYMLINK_FOLLOW)
 		}
 	}
 	switch {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +27,13 @@ func cacheEntry(t *testing.T, r *repo.Repo, id repo.ID, path string) string {
 	return r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(e.ID))
 }
 
-// cachedFiles are coTree's non-empty regular files: the ones a checkout
-// from an archive repository caches.
+// cachedFiles are the files of tree a checkout from an archive repository
+// caches: regular, with content, readable by their owner and writable by
+// no one else.
 func cachedFiles(tree testtree.Tree) []string {
 	var files []string
 	for p, e := range tree {
-		if e.Mode.IsRegular() && e.Content != "" {
+		if e.Mode.IsRegular() && e.Content != "" && e.Mode&0o400 != 0 && e.Mode&0o002 == 0 {
 			files = append(files, "/"+p)
 		}
 	}
@@ -53,9 +55,15 @@ func sameInode(t *testing.T, a, b string) bool {
 func TestUncompressedCache(t *testing.T) {
 	r := coRepo(t, repo.ModeArchive)
 	tree := coTree()
+	// Anyone may write it: through a shared inode anyone could change
+	// every later checkout, so it is never cached.
+	tree["anyone"] = testtree.File("anyone writes", 0o666)
 	id := coCommit(t, r, coMakeDir(t, tree))
 	want := coExpect(tree, repo.ModeArchive, true)
 	files := cachedFiles(tree)
+	if slices.Contains(files, "/anyone") || !slices.Contains(files, "/big") {
+		t.Fatalf("cachedFiles = %v", files)
+	}
 	opts := checkout.Options{UserMode: true, UncompressedCache: true}
 
 	// Without the option nothing is cached.
@@ -76,9 +84,12 @@ func TestUncompressedCache(t *testing.T) {
 			t.Errorf("first checkout: %s is not in the cache", p)
 		}
 	}
+	if _, err := os.Lstat(cacheEntry(t, r, id, "/anyone")); !os.IsNotExist(err) {
+		t.Errorf("a file anyone may write is in the cache (%v)", err)
+	}
 	st, second := coCheckout(t, r, id, "", opts)
 	if st.FromCache != int64(len(files)) || st.Hardlinked != st.FromCache {
-		t.Errorf("second checkout: %+v; want the %d non-empty regular files from the cache", st, len(files))
+		t.Errorf("second checkout: %+v; want the %d cacheable files from the cache", st, len(files))
 	}
 	for _, p := range files {
 		if !sameInode(t, second+p, cacheEntry(t, r, id, p)) {
@@ -212,5 +223,48 @@ func TestUncompressedCacheOtherFilesystem(t *testing.T) {
 	}
 	if diff := cmp.Diff(coExpect(tree, repo.ModeArchive, true), testtree.Read(t, dest, testtree.ReadOptions{})); diff != "" {
 		t.Errorf("checkout differs:\n%s", diff)
+	}
+}
+
+// TestUncompressedCacheUnion: a union checkout over a checkout that linked
+// from the cache leaves files that are already the cache's entry alone,
+// as it leaves files that are already an object's, and leaves no
+// temporary name behind.
+func TestUncompressedCacheUnion(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	tree := testtree.Tree{"a": testtree.File("content a\n", 0o644), "d": testtree.Dir(0o755), "d/b": testtree.File("content b\n", 0o644)}
+	id := coCommit(t, r, coMakeDir(t, tree))
+	opts := checkout.Options{UserMode: true, UncompressedCache: true}
+	_, dest := coCheckout(t, r, id, "", opts)
+	opts.Union = true
+	coCheckout(t, r, id, dest, opts)
+	if diff := cmp.Diff(coExpect(tree, repo.ModeArchive, true), testtree.Read(t, dest, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("union checkout over a cached one (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{"a", "d/b"} {
+		if !sameInode(t, filepath.Join(dest, p), cacheEntry(t, r, id, "/"+p)) {
+			t.Errorf("%s is no longer the cache's entry", p)
+		}
+	}
+}
+
+// TestLinkFailureFallsBackToCopy: a hardlink checkout whose links the
+// kernel refuses (DEST through a bind mount of the repository's
+// filesystem: same device, EXDEV) copies every file instead.
+func TestLinkFailureFallsBackToCopy(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	tree := testtree.Tree{"a": testtree.File("content a\n", 0o644), "d": testtree.Dir(0o755), "d/b": testtree.File("content b\n", 0o755)}
+	id := coCommit(t, r, coMakeDir(t, tree))
+	mnt := t.TempDir()
+	if err := unix.Mount(t.TempDir(), mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount (CI runs as root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	st, dest := coCheckout(t, r, id, filepath.Join(mnt, "co"), checkout.Options{UserMode: true})
+	if st.Hardlinked != 0 || st.Copied != 2 {
+		t.Errorf("checkout through a bind mount: %+v; want both files copied", st)
+	}
+	if diff := cmp.Diff(coExpect(tree, repo.ModeBareUser, true), testtree.Read(t, dest, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("checkout through a bind mount (-want +got):\n%s", diff)
 	}
 }

@@ -113,9 +113,11 @@ type Options struct {
 	// writes no content (FORMAT.md §16). The files so checked out share
 	// their inode with the cache, as a hardlink checkout of a bare-user
 	// repository shares it with the objects. It applies only where the
-	// repository allows it (repo.Repo.UncompressedCache), its owner runs
-	// the checkout, and DEST is on the repository's filesystem; anywhere
-	// else files are decompressed as without it.
+	// repository allows it (repo.Repo.UncompressedCache) and verifies
+	// what it reads, its owner runs the checkout, and DEST is on the
+	// repository's filesystem, and only to files no one but their owner
+	// may write (repo.UncompressedCacheable); anywhere else files are
+	// decompressed as without it.
 	UncompressedCache bool
 	// Fsync makes the checkout durable before Checkout returns: the
 	// filesystem holding DEST is synced (one syncfs, far cheaper than an
@@ -269,9 +271,8 @@ type checkouter struct {
 
 	// cacheFd is the archive repository's uncompressed-object cache, or
 	// -1 (Options.UncompressedCache); cacheOff stops adding to it.
-	cacheFd      int
-	cacheOff     atomic.Bool
-	cacheDropped atomic.Int64 // entries found unfit and removed
+	cacheFd  int
+	cacheOff atomic.Bool
 
 	link     bool   // the mode and options allow hardlinks at all
 	noLink   string // why not, when !link
@@ -312,6 +313,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, skip: opts.skipSet()}
 	c.owners = !opts.UserMode && (c.mode != repo.ModeBareUserOnly || os.Geteuid() == 0)
 	c.link, c.noLink = true, ""
+	dev := destDev(abs)
 	switch {
 	case opts.ForceCopy:
 		c.link, c.noLink = false, "ForceCopy"
@@ -326,24 +328,20 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		// Hardlinks cannot cross filesystems: find out before creating
 		// anything. (A bind mount of the same filesystem still refuses
 		// links; the first EXDEV then turns them off.)
-		// DEST may not exist yet: then its parent decides. When neither
-		// can be stat'ed, dst.Dev stays 0 and the first link tells.
-		var ost, dst unix.Stat_t
-		if unix.Stat(abs, &dst) != nil {
-			_ = unix.Stat(filepath.Dir(abs), &dst)
-		}
-		if unix.Fstat(fd, &ost) == nil && dst.Dev != 0 && ost.Dev != dst.Dev {
+		// When DEST's device is not known, the first link tells.
+		var ost unix.Stat_t
+		if unix.Fstat(fd, &ost) == nil && dev != 0 && ost.Dev != dev {
 			c.link, c.noLink = false, "DEST is on another filesystem than the repository "+r.Path()
 		}
 	}
-	if c.link && c.mode == repo.ModeBareUser {
-		c.heads = r.LoadHeaderIndex()
-	}
-	c.cacheFd = openCache(r, opts, destDev(abs))
 	if !c.link && opts.RequireHardlinks {
 		unix.Close(fd)
 		return nil, fmt.Errorf("checkout %s: cannot hardlink (RequireHardlinks): %s", abs, c.noLink)
 	}
+	if c.link && c.mode == repo.ModeBareUser {
+		c.heads = r.LoadHeaderIndex()
+	}
+	c.cacheFd = openCache(r, opts, dev)
 	return c, nil
 }
 

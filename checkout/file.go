@@ -87,10 +87,13 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, &repo.ObjectMissingError{Kind: repo.KindFile, ID: id})
 			}
 		}
-		var cached bool
-		if !link && c.cacheable(o) {
-			if cached, err = w.linkCached(n, at, o); cached {
-				return w.placed(n, at, name, o, true)
+		if !link {
+			err = nil // a failed link's error is behind us: the entry is copied
+			if c.cacheable(o) {
+				var cached bool
+				if cached, err = w.linkCached(n, at, o); cached {
+					return w.placed(n, at, name, o, true)
+				}
 			}
 		}
 		if !link && err == nil {
@@ -124,6 +127,9 @@ func (w *worker) placed(n *dirNode, at, name string, o *object, linked bool) err
 			unix.Unlinkat(n.fd, at, 0)
 			return fmt.Errorf("checkout: replacing %s/%s: %w", n.path, name, err)
 		}
+		// A rename between two links of one inode does nothing, and
+		// leaves at.
+		unix.Unlinkat(n.fd, at, 0)
 	}
 	w.c.count(o, linked)
 	return nil

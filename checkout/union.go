@@ -44,9 +44,14 @@ func (w *worker) occupied(n *dirNode, name string, o *object, link bool) (string
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return "", fmt.Errorf("checkout: %s is a directory in the way of %s (Union replaces files, not directories)", path, typeNoun(o.h.Type))
 		}
-		// Relinking the object's own inode would change nothing, and
-		// fails in a read-only directory.
+		// Relinking the object's own inode (or the uncompressed-object
+		// cache entry's, when it is fit to link) would change nothing,
+		// and fails in a read-only directory.
 		if link && w.objectIno(o) && st.Dev == o.dev && st.Ino == o.ino {
+			return "", nil
+		}
+		var cst unix.Stat_t
+		if !link && c.cacheable(o) && w.cachedEntry(o, &cst) && st.Dev == cst.Dev && st.Ino == cst.Ino {
 			return "", nil
 		}
 		return ".otree-union-" + strconv.FormatUint(rand.Uint64(), 36), nil

@@ -256,7 +256,9 @@ type FsckReport struct {
 	// Unmarked lists the commits an earlier Delete marked partial that
 	// were complete again, whose mark this Delete took away.
 	Unmarked []ID `json:"unmarked,omitempty"`
-	// Deleted counts objects Delete removed.
+	// Deleted counts objects Delete removed. Uncompressed-cache entries
+	// it removed are not objects: they are the ProblemCache problems
+	// marked Deleted.
 	Deleted int `json:"deleted"`
 	// Unreferenced counts stored objects that no ref reaches through its
 	// commit and ancestors, and tombstones beside their commit. They are

@@ -430,6 +430,9 @@ func (r *Repo) UpdateConfig(fn func(*Config) error) error {
 // returns may still go by the old setting.
 func (r *Repo) SetVerify(v bool) { r.verify.Store(v) }
 
+// Verifies reports whether loading an object verifies its id (SetVerify).
+func (r *Repo) Verifies() bool { return r.verify.Load() }
+
 // SetLockTimeout sets how long lock acquisition waits before ErrLocked.
 // It may be called while other goroutines use r; a wait already begun
 // keeps the old timeout.

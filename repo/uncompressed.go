@@ -46,6 +46,29 @@ func (r *Repo) UncompressedCache() bool {
 	return on && err == nil
 }
 
+// UncompressedCacheable reports whether a file with header h goes through
+// the uncompressed-object cache: a regular file with content whose
+// checkout mode (h.Mode without setuid and setgid, as in user mode) lets
+// its owner read it and no one else write it. Through an inode shared
+// with the cache, anyone who could write one checkout's file could change
+// every later checkout's; such a file is decompressed each time, as
+// bare-user repositories copy it rather than link it (BareUserDiskMode).
+func UncompressedCacheable(h *FileHeader) bool {
+	m := h.Mode &^ 0o6000
+	return h.Type == TypeRegular && h.Size > 0 && m&0o400 != 0 && m&0o002 == 0
+}
+
+// UncompressedCacheEntryFits reports whether st, the stat of the cache
+// entry of a file with header h, is as a checkout wrote it: a regular file
+// of h's size, with h's mode without setuid and setgid, modification time
+// the epoch. A write sets the time to now, a chmod changes the mode, and a
+// crash before the content reached the disk leaves the file shorter. Who
+// may link it (its owner and group) is the caller's question.
+func UncompressedCacheEntryFits(st *unix.Stat_t, h *FileHeader) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o7777 == h.Mode&^0o6000 && st.Size == int64(h.Size) &&
+		st.Mtim.Sec == 0 && st.Mtim.Nsec == 0
+}
+
 // UncompressedCacheEntry is the path, relative to UncompressedCacheDir,
 // of file object id's entry in the uncompressed-object cache.
 func UncompressedCacheEntry(id ID) string {
@@ -122,12 +145,11 @@ func (r *Repo) cacheEntries() ([]cacheEntry, error) {
 }
 
 // fsckUncompressedCache verifies the entries of the uncompressed-object
-// cache that a checkout would link (regular, modification time the epoch)
-// and whose object verified: an entry must have the mode a user-mode
-// checkout gives the file and its size, and hash, after the object's
-// header, to the object's id. One that does not is a ProblemCache, which
-// Delete removes. Entries a checkout would not link are left to checkouts
-// and prune, which drop them.
+// cache whose object verified and that a checkout would link
+// (UncompressedCacheable, UncompressedCacheEntryFits): such an entry must
+// hash, after the object's header, to the object's id. One that does not
+// is a ProblemCache, which Delete removes. Entries a checkout would not
+// link are left to checkouts and prune, which drop them.
 func (f *fsckRun) fsckUncompressedCache(ctx context.Context) error {
 	all, err := f.r.cacheEntries()
 	if err != nil {
@@ -174,25 +196,23 @@ func (f *fsckRun) fsckUncompressedCache(ctx context.Context) error {
 // checkCacheEntry says what is wrong with cache entry e, or "" when a
 // checkout may link it (or would not link it anyway).
 func (r *Repo) checkCacheEntry(w *fsckWorker, e cacheEntry) string {
-	fd, err := unix.Open(e.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return "" // gone, or not a file a checkout links
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mtim.Sec != 0 || st.Mtim.Nsec != 0 {
-		return ""
-	}
 	h, rc, err := r.OpenFile(e.id)
 	if err != nil {
 		return "" // the object changed since it verified: not the entry's fault
 	}
 	rc.Close()
-	if want := h.Mode &^ 0o6000; st.Mode&0o7777 != want {
-		return fmt.Sprintf("mode %04o, but a checkout gives the file %04o", st.Mode&0o7777, want)
+	var st unix.Stat_t
+	if !UncompressedCacheable(h) || unix.Lstat(e.path, &st) != nil || !UncompressedCacheEntryFits(&st, h) {
+		return ""
 	}
-	if st.Size != int64(h.Size) {
-		return fmt.Sprintf("%d bytes, but the file has %d", st.Size, h.Size)
+	// Cacheable files are readable by their owner, who wrote the entry.
+	fd, err := unix.Open(e.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Sprintf("opening: %v", err)
+	}
+	defer unix.Close(fd)
+	if unix.Fstat(fd, &st) != nil || !UncompressedCacheEntryFits(&st, h) {
+		return "" // changed since
 	}
 	w.h.Reset()
 	w.h.Write(AppendFileHeader(w.buf[:0], h))

@@ -31,9 +31,11 @@ copying them otherwise. From an archive repository, a --user-mode checkout
 hardlinks each file from the repository's uncompressed-object cache, and
 adds to the cache each file it has to decompress, as OSTree's does: the
 second checkout of a file writes nothing (--disable-cache turns this off).
-An entry changed since it was written (its mode, size or modification
-time) is dropped from the cache and the file decompressed again;
-"otree prune" removes the entries no checkout uses.
+Only the repository's owner uses the cache, and only for files no one else
+may write. An entry changed since it was written (its mode, size or
+modification time) is dropped from the cache and the file decompressed
+again; "otree fsck" verifies the content of the others, and "otree prune"
+removes the entries no checkout uses.
 
 Without --user-mode, entries get the commit's owner and xattrs. A user other
 than root can give only its own: where the commit has another's it fails,

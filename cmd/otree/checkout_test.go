@@ -441,8 +441,12 @@ func TestFsckUncompressedCache(t *testing.T) {
 	c.ok("checkout", "-U", "main", co)
 	c.ok("fsck")
 
-	// Touched: a checkout would not link it, so it is not fsck's problem.
+	// Touched, or chmod'ed: a checkout would not link it, so it is not
+	// fsck's problem.
 	if err := os.Chtimes(filepath.Join(co, "run.sh"), time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(co, "sub/secret"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.ok("fsck")
@@ -466,7 +470,9 @@ func TestFsckUncompressedCache(t *testing.T) {
 	if len(js.Problems) != 1 || js.Problems[0].Type != "cache" || js.Problems[0].Path != entry {
 		t.Errorf("fsck --json problems %+v", js.Problems)
 	}
-	c.fails(exitError, []string{entry, "deleted"}, "fsck", "--delete")
+	if res := c.fails(exitError, []string{entry, "deleted"}, "fsck", "--delete"); !strings.Contains(res.stdout, "Removed 1 uncompressed-cache entry\n") {
+		t.Errorf("fsck --delete:\n%s", res.stdout)
+	}
 	if _, err := os.Lstat(entry); !os.IsNotExist(err) {
 		t.Errorf("fsck --delete left the entry (%v)", err)
 	}

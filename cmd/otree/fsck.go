@@ -162,6 +162,13 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	if rep.Deleted > 0 {
 		fmt.Fprintf(e.stdout, "Deleted %d corrupt object%s\n", rep.Deleted, pluralSuffix(rep.Deleted))
 	}
+	if n := countProblems(rep, func(p *repo.FsckProblem) bool { return p.Type == repo.ProblemCache && p.Deleted }); n > 0 {
+		noun := "entries"
+		if n == 1 {
+			noun = "entry"
+		}
+		fmt.Fprintf(e.stdout, "Removed %d uncompressed-cache %s\n", n, noun)
+	}
 	if n := len(rep.MarkedPartial); n > 0 {
 		fmt.Fprintf(e.stdout, "Marked %d commit%s partial:\n", n, pluralSuffix(n))
 		for _, id := range rep.MarkedPartial {
@@ -186,6 +193,17 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	if len(rep.Problems) == 0 {
 		fmt.Fprintln(e.stdout, "No problems found")
 	}
+}
+
+// countProblems counts the problems of rep that match.
+func countProblems(rep *repo.FsckReport, match func(*repo.FsckProblem) bool) int {
+	n := 0
+	for _, p := range rep.Problems {
+		if match(p) {
+			n++
+		}
+	}
+	return n
 }
 
 func pluralSuffix(n int) string {

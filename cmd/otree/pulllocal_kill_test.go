@@ -174,10 +174,11 @@ func tracedCalls(t *testing.T, log string) []string {
 	var calls []string
 	for _, line := range strings.Split(string(b), "\n") {
 		_, line, _ = strings.Cut(line, " ")
+		line = strings.TrimSpace(line) // strace pads pids to one width
 		// Skip signals, exits, and the ends of calls that another
 		// thread's line cut ("<... renameat2 resumed>").
 		if line != "" && !strings.HasPrefix(line, "---") && !strings.HasPrefix(line, "+++") && !strings.HasPrefix(line, "<...") {
-			calls = append(calls, strings.TrimSpace(line))
+			calls = append(calls, line)
 		}
 	}
 	return calls
