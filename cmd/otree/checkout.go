@@ -186,8 +186,14 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 		}
 		results = append(results, checkoutResult{id, j.subpath, dest, *st})
 		if b != nil && !e.json {
-			fmt.Fprintf(e.stderr, "Checked out %d files (%d hardlinked, %d copied), %d directories, %s\n",
-				st.Files, st.Hardlinked, st.Copied, st.Dirs, humanBytes(st.Bytes))
+			linked := fmt.Sprintf("%d hardlinked", st.Hardlinked)
+			if st.FromCache > 0 {
+				// Only archive repositories have the cache, and there
+				// every link is from it.
+				linked += " from the uncompressed cache"
+			}
+			fmt.Fprintf(e.stderr, "Checked out %d files (%s, %d copied), %d directories, %s\n",
+				st.Files, linked, st.Copied, st.Dirs, humanBytes(st.Bytes))
 		}
 	}
 	if e.json {
