@@ -114,6 +114,9 @@ func TestUncompressedCache(t *testing.T) {
 	if st.FromCache != 0 {
 		t.Errorf("ForceCopy linked %d files from the cache", st.FromCache)
 	}
+	if err := repo.CheckConfigValue(repo.ConfigUncompressedCache, "maybe"); err == nil {
+		t.Errorf("%s=maybe is accepted", repo.ConfigUncompressedCache)
+	}
 	if err := r.UpdateConfig(func(c *repo.Config) error { return c.Set(repo.ConfigUncompressedCache, "false") }); err != nil {
 		t.Fatal(err)
 	}
