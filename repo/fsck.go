@@ -100,10 +100,11 @@ const (
 	ProblemPartial
 	// ProblemCache: an entry of an archive repository's
 	// uncompressed-object cache (UncompressedCacheDir) that a checkout
-	// would link, whose mode, size or content is not its object's
-	// (changed in place through a checkout that shares its inode). ID is
-	// the object, which is sound; Path is the entry, which Delete
-	// removes. Err is a *CorruptObjectError naming the entry.
+	// would link (UncompressedCacheEntryFits), whose content is not its
+	// object's (written in place through a checkout that shares its
+	// inode, its time then put back), or that cannot be read. ID is the
+	// object, which is sound; Path is the entry, which Delete removes.
+	// Err is a *CorruptObjectError naming the entry.
 	ProblemCache
 )
 
