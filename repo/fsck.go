@@ -1157,9 +1157,18 @@ func (f *fsckRun) addTombstones(rep *FsckReport) error {
 // no commit that lacks objects and looks whole.
 func (f *fsckRun) repair(rep *FsckReport) error {
 	var errs []error
-	doomed := slices.ContainsFunc(f.order, func(p *FsckProblem) bool { return p.Type == ProblemCorrupt || p.Type == ProblemMode })
+	removed := false
+	// The caches (the stat cache, the file-header index) name objects,
+	// and a commit takes their word without looking: one that names an
+	// object found missing, or about to be deleted, would give the next
+	// commit a tree that lacks it. They go first, durably, as in Prune.
+	doomed := len(rep.Incomplete) > 0 || slices.ContainsFunc(f.order, func(p *FsckProblem) bool {
+		return p.Type == ProblemCorrupt || p.Type == ProblemMode || p.Type == ProblemMissing
+	})
 	if doomed {
 		if err := f.r.dropCaches(); err != nil {
+			errs = append(errs, err)
+		} else if err := durable.SyncDir(f.r.Path("tmp")); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -1178,6 +1187,7 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 				continue
 			}
 			p.Deleted = true
+			removed = true
 			continue
 		}
 		if p.Type != ProblemCorrupt && p.Type != ProblemMode {
@@ -1190,8 +1200,10 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		}
 		p.Deleted = true
 		rep.Deleted++
+		removed = true
 	}
-	if rep.Deleted > 0 {
+	// A removal lost in a crash would bring back what was found bad.
+	if removed {
 		if err := unix.Syncfs(f.r.objects()); err != nil {
 			errs = append(errs, fmt.Errorf("syncing %s: %w", f.r.Path("objects"), err))
 		}

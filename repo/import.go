@@ -251,6 +251,14 @@ func (r *Repo) MarkCommitPartial(commit ID) error { return r.markCommitPartial(c
 // UnmarkCommitPartial removes the partial marker of commit, once every
 // object it needs is durable. A commit that was not marked is no error.
 func (r *Repo) UnmarkCommitPartial(commit ID) error {
+	// The objects that complete the commit may have been published
+	// without a sync (TxnOptions.NoSync): the mark goes only once they
+	// are durable, as a ref moves only then.
+	if r.Fsync() {
+		if err := r.syncUnsynced(); err != nil {
+			return fmt.Errorf("unmarking partial commit %s: %w", commit, err)
+		}
+	}
 	err := os.Remove(r.partialStatePath(commit))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

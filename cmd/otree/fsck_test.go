@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -340,5 +341,44 @@ func TestFsckDeleteKilled(t *testing.T) {
 		if when > 50 {
 			t.Fatalf("fsck --delete never finished:\n%s", out)
 		}
+	}
+}
+
+// TestFsckDeleteDropsCachesForMissingObjects: after fsck --delete found an
+// object missing (and marked its commit partial), the next commit of the
+// same tree must store the object again, not take the stat cache's word
+// that it is stored and reference it.
+func TestFsckDeleteDropsCachesForMissingObjects(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := source(t, testtree.Tree{"a": testtree.File("content a\n", 0o644), "b": testtree.File("content b\n", 0o644)})
+	// Old enough for the stat cache to record them (its racy rule).
+	time.Sleep(150 * time.Millisecond)
+	c.ok("commit", "-b", "main", src)
+	id, err := c.r.ReadRef("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(c.path, "tmp", "cache", "stat-cache")); err != nil {
+		t.Fatalf("the commit kept no stat cache, so this test tests nothing: %v", err)
+	}
+	e := mustLookup(t, c.r, id, "/a")
+	os.Remove(c.r.ObjectPath(repo.KindFile, e.ID))
+	c.fails(exitError, []string{e.ID.String(), "missing"}, "fsck", "--delete")
+
+	c.ok("commit", "-b", "main", src)
+	next, err := c.r.ReadRef("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := c.r.HasObject(repo.KindFile, e.ID); !has {
+		t.Errorf("the commit after fsck --delete did not store /a again (it trusted the stat cache)")
+	}
+	if next == id {
+		t.Fatal("the same commit again")
+	}
+	// Only the old commit is still partial.
+	res := c.run("fsck")
+	if strings.Contains(res.stderr, e.ID.String()+" is missing") {
+		t.Errorf("fsck after the new commit: %s", res.stderr)
 	}
 }
