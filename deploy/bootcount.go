@@ -51,7 +51,9 @@ func (s *Sysroot) BootCount() (*BootCount, error) {
 		return bc, nil
 	}
 	v, ok, err := readGrubVar(s.grubEnvPath(), grubTriesVar)
-	if err != nil || !ok {
+	if err != nil || !ok || !s.grubCounts() {
+		// A count the current grub.cfg does not read (left by a crash
+		// after a switch that ended it) counts nothing.
 		return bc, err
 	}
 	bc.Counting = true

@@ -203,18 +203,20 @@ func TestGrubBootCounting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	setTries("1")
-	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "5", false); err != nil {
+	setTries("5")
+	extra := f.commit("os", osTree("6.1.5", nil))
+	if _, err := bootedAs(t, f, 0).Deploy(ctx, extra.String(), DeployOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	setTries("1")
 	if _, err := bootedAs(t, f, 0).SetKargs(ctx, 0, KargsEdit{Append: []string{"loglevel=3"}}); err != nil { // writes grub.cfg anew
 		t.Fatal(err)
 	}
 	if e, tries := disk.boot(); e != "0" || tries != "4" {
 		t.Fatalf("a count of 5 under tries=1: entry %s, tries %q", e, tries)
 	}
-	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "", true); err != nil {
-		t.Fatal(err)
+	if bc, err := bootedAs(t, f, 0).BootComplete(ctx, BootCompleteOptions{}); err != nil || !bc.Completed {
+		t.Fatalf("boot-complete of the count of 5: %+v, %v", bc, err)
 	}
 	setTries("2")
 
@@ -288,5 +290,46 @@ func TestGrubBootCounting(t *testing.T) {
 	// The option changes nothing on a boot of the default.
 	if bc, err := bootedAs(t, f, 0).BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true}); err != nil || bc.Counting || bc.RolledBack {
 		t.Errorf("boot-complete --rollback-after-fallback with no count: %+v, %v", bc, err)
+	}
+
+	// Five fails too; the automatic rollback to three dies right after
+	// its switch, before it unsets the count, which says "none left". The
+	// new grub.cfg must not read it: GRUB boots three, not five again.
+	five := f.commit("os", osTree("6.5.0", nil))
+	if _, err := bootedAs(t, f, 0).Deploy(ctx, five.String(), DeployOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][2]string{{"0", "1"}, {"0", "0"}, {"1", "0"}} {
+		if e, tries := disk.boot(); e != want[0] || tries != want[1] {
+			t.Fatalf("update five, boot %d: entry %s with %q tries left, want entry %s with %s", i+1, e, tries, want[0], want[1])
+		}
+	}
+	testHookSwitched = func() error { return errors.New("killed right after the switch") }
+	_, err = bootedAs(t, f, 1).BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true})
+	testHookSwitched = nil
+	if err == nil || !strings.Contains(err.Error(), "killed right after the switch") {
+		t.Fatalf("boot-complete with the switch cut short: %v", err)
+	}
+	if v, ok, _ := readGrubVar(f.s.grubEnvPath(), grubTriesVar); !ok || v != "0" {
+		t.Fatalf("the count should still be there, spent: %q, %v", v, ok)
+	}
+	for i := range 2 {
+		if e, _ := disk.boot(); e != "0" {
+			t.Fatalf("boot %d after a rollback cut short before the count was unset: entry %s, the failed deployment", i+1, e)
+		}
+	}
+	after := bootedAs(t, f, 0)
+	if ds := after.Deployments(); ds[0].Commit != three || !ds[0].Booted {
+		t.Fatalf("after the cut-short rollback: default %s (booted %v)", ds[0].Commit, ds[0].Booted)
+	}
+	if bc, err := after.BootCount(); err != nil || bc.Counting || bc.FellBack {
+		t.Errorf("status after the cut-short rollback: %+v, %v; the stale count counts nothing", bc, err)
+	}
+	// A change that keeps the default does not revive the stale count.
+	if _, err := after.SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet=1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := disk.boot(); e != "0" {
+		t.Errorf("a kargs change revived the stale count: entry %s", e)
 	}
 }

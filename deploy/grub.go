@@ -3,6 +3,8 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -43,6 +45,11 @@ const grubTriesVar = "otree_boot_tries"
 type loaderConfig struct {
 	grub  bool // sysroot.bootloader=grub2
 	tries int  // sysroot.boot-counting-tries; 0: no counting
+	// count: the grub.cfg of this switch counts the boots of its default
+	// (a new default, or one whose count goes on). Only such a grub.cfg
+	// reads grubTriesVar, so that a count left in the environment block
+	// by a crash can never act on a default it was not set for.
+	count bool
 }
 
 // loaderConfig reads sysroot.bootloader and sysroot.boot-counting-tries,
@@ -75,7 +82,17 @@ func (lc loaderConfig) grubCfg(entries []*bootEntry) []byte {
 	if !lc.grub {
 		return nil
 	}
+	if !lc.count {
+		return renderGrub(entries, 0)
+	}
 	return renderGrub(entries, lc.tries)
+}
+
+// grubCounts tells whether the grub.cfg of the current boot version counts
+// boots (loaderConfig.count): only then does grubTriesVar mean anything.
+func (s *Sysroot) grubCounts() bool {
+	b, err := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
+	return err == nil && bytes.Contains(b, []byte("load_env "+grubTriesVar))
 }
 
 // parseBootTries checks a ConfigBootTries value.

@@ -170,6 +170,16 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	if err != nil {
 		return "", err
 	}
+	switch counting {
+	case countStart:
+		lc.count = true
+	case countKeep:
+		bc, err := s.BootCount()
+		if err != nil {
+			return "", err
+		}
+		lc.count = bc.Counting
+	}
 	kind := SwitchFull
 	if len(list) > 0 && len(list) == len(s.deployments) {
 		same, err := s.sameEntries(list, lc)
@@ -216,7 +226,9 @@ const (
 // to the count, and starts a new default's count before the switch: a
 // crash between the two leaves the old default, booted, counting until
 // its boot-complete, which is harmless; the other order could leave a new
-// default with no way back.
+// default with no way back. A switch that ends the count (countStop)
+// writes a grub.cfg that does not read it, so a crash before the count is
+// unset leaves nothing that could act on the new default.
 func (s *Sysroot) countBoots(list []*Deployment, tries int) (int, error) {
 	if tries == 0 {
 		return countKeep, nil
