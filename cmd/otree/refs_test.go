@@ -171,3 +171,56 @@ func TestCorruptRef(t *testing.T) {
 		t.Errorf("refs after deleting the corrupt ref = %q", got)
 	}
 }
+
+// What a command removes or finds already written is made durable too: a
+// deleted remote's cookie file (its directory synced after the removal), a
+// delta index summary -u leaves as it was (synced, since a run that did
+// not sync may have written it), and the repos.d link create-usb makes on
+// a stick (its directory synced).
+func TestRemovalsAndLinksSynced(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	c.ok("config", "set", "core.collection-id", "org.example.Os")
+	c.commitTree("main", source(t, fixture), "one", 1700000000)
+	// trace runs otree under strace and returns the calls, one a line,
+	// with the paths of their descriptors.
+	trace := func(args ...string) []string {
+		t.Helper()
+		log := filepath.Join(t.TempDir(), "strace")
+		cmd := exec.Command(strace, append([]string{"-f", "-y", "-o", log, "-e", "trace=fsync,unlink,unlinkat,symlink,symlinkat", exe, "--repo=" + c.path}, args...)...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		}
+		data, _ := os.ReadFile(log)
+		return strings.Split(string(data), "\n")
+	}
+	// after reports whether a line matching first comes before an fsync
+	// of path.
+	after := func(lines []string, first, path string) bool {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, first) })
+		return i >= 0 && slices.ContainsFunc(lines[i+1:], func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+path+">") })
+	}
+
+	c.ok("remote", "add", "origin", "http://127.0.0.1:9/")
+	c.ok("remote", "add-cookie", "origin", "127.0.0.1", "/", "session", "secret")
+	if got := trace("remote", "delete", "origin"); !after(got, "origin.cookies.txt", c.path) {
+		t.Errorf("remote delete: the removal of the cookie file is not followed by an fsync of %s:\n%s", c.path, strings.Join(got, "\n"))
+	}
+
+	c.ok("static-delta", "generate", "--empty", "--to=main")
+	c.ok("summary", "-u")
+	id, _ := c.r.ReadRef("main")
+	index := filepath.Join(c.path, "delta-indexes", id.String()+".index")
+	if got := trace("summary", "-u"); !slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+index+">") }) ||
+		!after(got, index, filepath.Join(c.path, "delta-indexes")) {
+		t.Errorf("summary -u with the index unchanged: %s and then its directory are not synced:\n%s", index, strings.Join(got, "\n"))
+	}
+
+	stick := t.TempDir()
+	got := trace("create-usb", "--destination-repo=updates/os", stick, "org.example.Os", "main")
+	if !after(got, "repos.d/org.example.Os", filepath.Join(stick, ".otree", "repos.d")) {
+		t.Errorf("create-usb: the repos.d link is not followed by an fsync of its directory:\n%s", strings.Join(got, "\n"))
+	}
+}

@@ -122,6 +122,21 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// SyncFile fsyncs a file already in place whose content may not be
+// durable yet (written by a run that did not sync); its directory is the
+// caller's to sync.
+func SyncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return nil
+}
+
 // RemoveAbandoned removes path (a file, or a directory with everything
 // below it) unless a process holds a flock on it: staging areas are locked
 // by the process filling them for as long as it lives, so one that can be

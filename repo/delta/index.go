@@ -249,7 +249,7 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 	}
 	sort.Slice(tos, func(i, j int) bool { return bytes.Compare(tos[i][:], tos[j][:]) < 0 })
 	var out []IndexRef
-	removed := false
+	dirty := false // an entry of the directory to make durable
 	for _, to := range tos {
 		p := r.Path(IndexRel(to))
 		x := indexes[to]
@@ -258,7 +258,7 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("removing delta index %s: %w", p, err)
 			}
-			removed = removed || err == nil
+			dirty = dirty || err == nil
 			continue
 		}
 		sort.Slice(x.Deltas, func(i, j int) bool { return bytes.Compare(x.Deltas[i].From[:], x.Deltas[j].From[:]) < 0 })
@@ -269,10 +269,19 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 			if err := durable.WriteFile(p, data, 0o644, sync); err != nil {
 				return nil, err
 			}
+		} else if sync {
+			// The same bytes may be there from a write that never
+			// synced (without sync, or killed before it synced): the
+			// summary is to name them, so they are made durable now. A
+			// clean file costs no write.
+			if err := durable.SyncFile(p); err != nil {
+				return nil, err
+			}
+			dirty = true
 		}
 		out = append(out, IndexRef{To: to, Index: repo.Sum(data)})
 	}
-	if removed && sync {
+	if dirty && sync {
 		if err := durable.SyncDir(dir); err != nil {
 			return nil, err
 		}

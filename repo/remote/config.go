@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 )
 
@@ -236,8 +237,17 @@ func DeleteRemote(r *repo.Repo, name string) error {
 	if err != nil {
 		return err
 	}
-	// Its cookies are secrets of that remote alone.
-	if err := os.Remove(cookieFile(r, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// Its cookies are secrets of that remote alone: gone for good, or a
+	// remote added again under the name after a crash would send them to
+	// its server.
+	err = os.Remove(cookieFile(r, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil && r.Fsync() {
+		err = durable.SyncDir(r.Path())
+	}
+	if err != nil {
 		return fmt.Errorf("deleting remote %s: %w", name, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 )
 
@@ -155,7 +156,7 @@ func CreateUSB(ctx context.Context, r *repo.Repo, mount string, refs []Collectio
 			return out, fmt.Errorf("create-usb: %s: %w", dest, err)
 		}
 		if p.link != "" {
-			if err := makeLink(top, p.link, p.dest); err != nil {
+			if err := makeLink(top, p.link, p.dest, !opts.NoSync); err != nil {
 				return out, fmt.Errorf("create-usb: %s holds the refs, but the mount finder will not see it: %w", dest, err)
 			}
 		}
@@ -341,16 +342,24 @@ func linkTarget(link, dest string) string {
 }
 
 // makeLink links link to dest (both relative to top), relatively, so the
-// link holds wherever the filesystem is mounted.
-func makeLink(top, link, dest string) error {
+// link holds wherever the filesystem is mounted; with sync, durably (the
+// directories it made, and the link's), as a stick may be pulled as soon
+// as the command returns.
+func makeLink(top, link, dest string, sync bool) error {
 	p := filepath.Join(top, link)
 	if t, err := os.Readlink(p); err == nil && t == linkTarget(link, dest) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(p), 0o755, sync); err != nil {
 		return err
 	}
-	return os.Symlink(linkTarget(link, dest), p)
+	if err := os.Symlink(linkTarget(link, dest), p); err != nil {
+		return err
+	}
+	if !sync {
+		return nil
+	}
+	return durable.SyncDir(filepath.Dir(p))
 }
 
 // openOrInitUSBRepo opens the repository at dest, which must have the
