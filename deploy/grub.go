@@ -90,10 +90,15 @@ func (lc loaderConfig) grubCfg(entries []*bootEntry) []byte {
 
 // grubCounts tells whether the grub.cfg of the current boot version counts
 // boots (loaderConfig.count): only then does grubTriesVar mean anything.
+// It looks for the whole line renderGrub writes to load the count, which
+// no title or kernel argument (one line each, quoted) can make.
 func (s *Sysroot) grubCounts() bool {
 	b, err := os.ReadFile(filepath.Join(s.path, "boot", fmt.Sprintf("loader.%d", s.bootVersion), grubConfigFile))
-	return err == nil && bytes.Contains(b, []byte("load_env "+grubTriesVar))
+	return err == nil && bytes.Contains(b, []byte(grubLoadCount))
 }
+
+// grubLoadCount is the line of a counting grub.cfg that loads the count.
+const grubLoadCount = "\n\tload_env " + grubTriesVar + "\n"
 
 // parseBootTries checks a ConfigBootTries value.
 func parseBootTries(v string) (int, error) {

@@ -97,3 +97,27 @@ func TestGrubConfig(t *testing.T) {
 		t.Errorf("sysroot.bootloader=none still wrote a grub.cfg: %v", err)
 	}
 }
+
+// Whether a grub.cfg counts boots is told by the line that loads the
+// count, which no title (a line without control characters, menuName) or
+// kernel argument (split at whitespace, each quoted) can make: one that
+// only mentions it does not count.
+func TestGrubCountsOnlyByItsOwnLine(t *testing.T) {
+	entries := []*bootEntry{
+		{file: "otree-1-os.conf", title: "OS load_env " + grubTriesVar, linux: "/vmlinuz", options: "x='\n\tload_env " + grubTriesVar + "\n'"},
+		{file: "otree-2-os.conf", title: "OS 2", linux: "/vmlinuz"},
+	}
+	s := &Sysroot{path: t.TempDir()}
+	cfg := filepath.Join(s.path, "boot", "loader.0", grubConfigFile)
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tries := range []int{0, 2} {
+		if err := os.WriteFile(cfg, renderGrub(entries, tries), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.grubCounts(); got != (tries > 0) {
+			t.Errorf("a grub.cfg written with tries=%d counts: %v", tries, got)
+		}
+	}
+}

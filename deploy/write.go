@@ -174,11 +174,11 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Swi
 	case countStart:
 		lc.count = true
 	case countKeep:
+		// An environment block GRUB cannot read counts nothing either:
+		// the grub.cfg stays as it is rather than fail the switch (an
+		// undeploy may be what frees /boot).
 		bc, err := s.BootCount()
-		if err != nil {
-			return "", err
-		}
-		lc.count = bc.Counting
+		lc.count = err == nil && bc.Counting || err != nil && s.grubCounts()
 	}
 	kind := SwitchFull
 	if len(list) > 0 && len(list) == len(s.deployments) {
