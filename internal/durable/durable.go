@@ -110,29 +110,22 @@ func RemoveDirs(dirs []string) {
 }
 
 // SyncDir fsyncs a directory so that entries renamed into it are durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
+func SyncDir(dir string) error { return syncPath(dir, "directory ") }
 
 // SyncFile fsyncs a file already in place whose content may not be
 // durable yet (written by a run that did not sync); its directory is the
 // caller's to sync.
-func SyncFile(path string) error {
+func SyncFile(path string) error { return syncPath(path, "") }
+
+// syncPath opens path and fsyncs it; errors name it as what path.
+func syncPath(path, what string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
+		return fmt.Errorf("syncing %s%s: %w", what, path, err)
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
+		return fmt.Errorf("syncing %s%s: %w", what, path, err)
 	}
 	return nil
 }
