@@ -332,4 +332,12 @@ func TestGrubBootCounting(t *testing.T) {
 	if e, _ := disk.boot(); e != "0" {
 		t.Errorf("a kargs change revived the stale count: entry %s", e)
 	}
+	// Nor does an environment block no one can read stop such a change
+	// (an undeploy may be what frees /boot).
+	if err := os.WriteFile(f.s.grubEnvPath(), []byte("not an environment block\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bootedAs(t, f, 0).SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet=2"}}); err != nil {
+		t.Errorf("a kargs change with an unreadable environment block: %v", err)
+	}
 }

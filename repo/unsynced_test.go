@@ -80,3 +80,42 @@ func TestUnsyncedMarker(t *testing.T) {
 		t.Error("the marker outlived a durable commit with no transaction open")
 	}
 }
+
+// A commit is unmarked partial only once what completed it is durable:
+// objects published without a sync are synced first (the marker goes).
+func TestUnmarkPartialSyncsUnsynced(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	marker := r.Path("tmp", "unsynced")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no marker after a transaction without syncs: %v", err)
+	}
+	var c repo.ID
+	c[0] = 7
+	if err := r.MarkCommitPartial(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UnmarkCommitPartial(c); err != nil {
+		t.Fatal(err)
+	}
+	if r.IsCommitPartial(c) {
+		t.Fatal("still marked partial")
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unmarking left objects published without a sync unsynced (marker: %v)", err)
+	}
+}

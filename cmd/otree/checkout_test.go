@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -488,5 +489,36 @@ func TestFsckUncompressedCache(t *testing.T) {
 	c.ok("checkout", "-U", "main", again)
 	if diff := cmp.Diff(fixture, testtree.Read(t, again, testtree.ReadOptions{})); diff != "" {
 		t.Errorf("checkout after fsck --delete (-want +got):\n%s", diff)
+	}
+}
+
+// fsck --delete that removes only uncompressed-cache entries still makes
+// the removal durable: a crash must not bring back an entry it found bad.
+func TestFsckDeleteCacheEntrySynced(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	c := newCLI(t) // archive
+	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	co := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "main", co)
+	a := filepath.Join(co, "a.txt")
+	if err := os.WriteFile(a, []byte("HELLO\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	entry := c.r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(mustLookup(t, c.r, id, "/a.txt").ID))
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-o", log, "-e", "trace=unlink,unlinkat,syncfs,fsync", exe, "--repo="+c.path, "fsck", "--delete")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), entry) {
+		t.Fatalf("fsck --delete of a bad cache entry: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(log)
+	lines := strings.Split(string(b), "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, entry) })
+	if i < 0 || !slices.ContainsFunc(lines[i+1:], func(l string) bool { return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") }) {
+		t.Errorf("fsck --delete removed %s without syncing after:\n%s", entry, b)
 	}
 }
