@@ -39,8 +39,7 @@ func openCache(r *repo.Repo, opts Options, dev uint64) int {
 	}
 	// Only the repository's owner writes there, as for the header index:
 	// entries of another user would be files that user could change.
-	var st unix.Stat_t
-	if unix.Stat(r.Path("tmp"), &st) != nil || int(st.Uid) != os.Geteuid() {
+	if !ownsRepo(r) {
 		return -1
 	}
 	dir := r.Path(repo.UncompressedCacheDir)
@@ -51,11 +50,19 @@ func openCache(r *repo.Repo, opts Options, dev uint64) int {
 	if err != nil {
 		return -1
 	}
+	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || dev != 0 && st.Dev != dev {
 		unix.Close(fd)
 		return -1
 	}
 	return fd
+}
+
+// ownsRepo tells whether this process's user owns the repository's tmp/,
+// the one user who writes its caches.
+func ownsRepo(r *repo.Repo) bool {
+	var st unix.Stat_t
+	return unix.Stat(r.Path("tmp"), &st) == nil && int(st.Uid) == os.Geteuid()
 }
 
 // destDev returns the device of the filesystem DEST (or, while it does not
@@ -84,16 +91,16 @@ func (w *worker) cachedEntry(o *object, st *unix.Stat_t) bool {
 		unix.Unlinkat(c.cacheFd, o.rel, 0)
 		return false
 	}
-	return st.Uid == uint32(os.Geteuid()) && st.Gid == uint32(os.Getegid())
+	return st.Uid == c.uid && st.Gid == c.gid
 }
 
 // linkCached hardlinks o's cache entry at name in n. It reports false,
-// with no error, when there is no entry fit to link; an error wrapping
-// EEXIST means name is taken.
+// with no error, when o does not go through the cache or there is no entry
+// fit to link; an error wrapping EEXIST means name is taken.
 func (w *worker) linkCached(n *dirNode, name string, o *object) (bool, error) {
 	c := w.c
 	var st unix.Stat_t
-	if !w.cachedEntry(o, &st) {
+	if !c.cacheable(o) || !w.cachedEntry(o, &st) {
 		return false, nil
 	}
 	err := unix.Linkat(c.cacheFd, o.rel, n.fd, name, 0)

@@ -270,9 +270,11 @@ type checkouter struct {
 	owners bool
 
 	// cacheFd is the archive repository's uncompressed-object cache, or
-	// -1 (Options.UncompressedCache); cacheOff stops adding to it.
+	// -1 (Options.UncompressedCache); cacheOff stops adding to it. uid
+	// and gid are this process's, which an entry must have to be linked.
 	cacheFd  int
 	cacheOff atomic.Bool
+	uid, gid uint32
 
 	link     bool   // the mode and options allow hardlinks at all
 	noLink   string // why not, when !link
@@ -342,6 +344,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		c.heads = r.LoadHeaderIndex()
 	}
 	c.cacheFd = openCache(r, opts, dev)
+	c.uid, c.gid = uint32(os.Geteuid()), uint32(os.Getegid())
 	return c, nil
 }
 
@@ -416,8 +419,7 @@ func (c *checkouter) saveMisses() {
 	if len(c.misses) == 0 {
 		return
 	}
-	var st unix.Stat_t
-	if unix.Stat(c.r.Path("tmp"), &st) != nil || int(st.Uid) != os.Geteuid() {
+	if !ownsRepo(c.r) {
 		return
 	}
 	c.r.AddToHeaderIndex(c.misses)

@@ -88,12 +88,11 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 			}
 		}
 		if !link {
-			err = nil // a failed link's error is behind us: the entry is copied
-			if c.cacheable(o) {
-				var cached bool
-				if cached, err = w.linkCached(n, at, o); cached {
-					return w.placed(n, at, name, o, true)
-				}
+			// A failed link's error is behind us: the entry is linked
+			// from the uncompressed-object cache, or copied.
+			var cached bool
+			if cached, err = w.linkCached(n, at, o); cached {
+				return w.placed(n, at, name, o, true)
 			}
 		}
 		if !link && err == nil {

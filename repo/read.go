@@ -364,17 +364,8 @@ func (r *Repo) openArchived(id ID, f *os.File) (*FileHeader, io.Closer, io.Reade
 	case compNone:
 		return h, f, rest, nil
 	case compZstd:
-		d, _ := r.decs.Get().(*zstd.Decoder)
-		if d == nil {
-			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
-			if err != nil {
-				return nil, f, nil, err
-			}
-		}
-		if err := d.Reset(rest); err != nil {
-			return nil, f, nil, corrupt(err)
-		}
-		return h, closers{f, decCloser{r, d}}, d, nil
+		z := &lazyZstd{r: r, src: rest, corrupt: corrupt}
+		return h, closers{f, z}, z, nil
 	default:
 		return nil, f, nil, corrupt(fmt.Errorf("unknown compression %d", comp))
 	}
@@ -396,27 +387,36 @@ func (r *Repo) archivedHeader(id ID, f *os.File) (*FileHeader, byte, io.Reader, 
 // error of r is returned wrapped.
 func ReadArchiveHeader(id ID, r io.Reader) (*FileHeader, byte, io.Reader, error) {
 	// Read a small prefix (headers are tens of bytes), growing it only for
-	// headers with large xattrs.
-	var buf []byte
+	// headers with large xattrs. Decoding after each read stops at the
+	// first that brings the header and its compression byte in: a small
+	// object is one read, not that read and another that finds the end.
+	buf := make([]byte, 0, archivePrefix)
 	var h *FileHeader
 	var hl int
 	var err error
-	for size := archivePrefix; ; size *= 4 {
-		if size > maxArchiveHeader {
-			err = fmt.Errorf("header larger than %d bytes", maxArchiveHeader)
+	for {
+		if len(buf) == cap(buf) {
+			if 4*cap(buf) > maxArchiveHeader {
+				err = fmt.Errorf("header larger than %d bytes", maxArchiveHeader)
+				break
+			}
+			buf = append(make([]byte, 0, 4*cap(buf)), buf...)
+		}
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n > 0 {
+			if h, hl, err = DecodeFileHeader(buf); err == nil && hl < len(buf) {
+				break
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			if len(buf) == 0 {
+				_, _, err = DecodeFileHeader(buf)
+			}
 			break
 		}
-		grown := make([]byte, size)
-		copy(grown, buf)
-		n, rerr := io.ReadFull(r, grown[len(buf):])
-		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
+		if rerr != nil {
 			return nil, 0, nil, fmt.Errorf("reading file object %s: %w", id, rerr)
-		}
-		buf = grown[:len(buf)+n]
-		h, hl, err = DecodeFileHeader(buf)
-		// Done once the header and its compression byte are in, or at EOF.
-		if (err == nil && hl < len(buf)) || len(buf) < size {
-			break
 		}
 	}
 	if err == nil && hl >= len(buf) {
@@ -452,14 +452,41 @@ func (r *Repo) OpenFilePayload(id ID) (*FileHeader, byte, io.ReadCloser, error) 
 	}{rest, f}, nil
 }
 
-type decCloser struct {
-	r *Repo
-	d *zstd.Decoder
+// lazyZstd decompresses src with a decoder from the repository's pool,
+// taken at the first Read: a caller that wants only the header (a
+// checkout linking from the uncompressed-object cache, fsck of the cache)
+// costs no decoder and no read of the content.
+type lazyZstd struct {
+	r       *Repo
+	src     io.Reader
+	d       *zstd.Decoder
+	corrupt func(error) error // names the object
 }
 
-func (c decCloser) Close() error {
-	c.d.Reset(nil)
-	c.r.decs.Put(c.d)
+func (z *lazyZstd) Read(p []byte) (int, error) {
+	if z.d == nil {
+		d, _ := z.r.decs.Get().(*zstd.Decoder)
+		if d == nil {
+			var err error
+			if d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30)); err != nil {
+				return 0, err
+			}
+		}
+		if err := d.Reset(z.src); err != nil {
+			return 0, z.corrupt(err) // the decoder is dropped, as it stands
+		}
+		z.d = d
+	}
+	return z.d.Read(p)
+}
+
+// Close returns the decoder, if one was taken, to the pool.
+func (z *lazyZstd) Close() error {
+	if z.d != nil {
+		z.d.Reset(nil)
+		z.r.decs.Put(z.d)
+		z.d = nil
+	}
 	return nil
 }
 

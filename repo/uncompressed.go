@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/otree/otree/internal/rawfd"
@@ -71,10 +70,7 @@ func UncompressedCacheEntryFits(st *unix.Stat_t, h *FileHeader) bool {
 
 // UncompressedCacheEntry is the path, relative to UncompressedCacheDir,
 // of file object id's entry in the uncompressed-object cache.
-func UncompressedCacheEntry(id ID) string {
-	s := id.String()
-	return s[:2] + "/" + s[2:] + ".file"
-}
+func UncompressedCacheEntry(id ID) string { return objectPath(KindFile, id) }
 
 // pruneUncompressedCache removes the entries of the uncompressed-object
 // cache that no checkout uses (one link: the cache's own) and those whose
@@ -114,7 +110,8 @@ type cacheEntry struct {
 }
 
 // cacheEntries lists the entries of the uncompressed-object cache: the
-// names that parse as XX/<62 hex>.file; anything else there is ignored.
+// names that parse as file objects' (XX/<62 hex>.file); anything else
+// there is ignored.
 func (r *Repo) cacheEntries() ([]cacheEntry, error) {
 	root := r.Path(UncompressedCacheDir)
 	dirs, err := os.ReadDir(root)
@@ -126,7 +123,7 @@ func (r *Repo) cacheEntries() ([]cacheEntry, error) {
 	}
 	var entries []cacheEntry
 	for _, d := range dirs {
-		if !d.IsDir() || len(d.Name()) != 2 {
+		if !d.IsDir() || len(d.Name()) != 2 || !isHex(d.Name()) {
 			continue
 		}
 		dir := root + "/" + d.Name()
@@ -135,9 +132,8 @@ func (r *Repo) cacheEntries() ([]cacheEntry, error) {
 			return nil, err
 		}
 		for _, e := range ents {
-			rest, ok := strings.CutSuffix(e.Name(), ".file")
-			if id, err := ParseID(d.Name() + rest); ok && err == nil {
-				entries = append(entries, cacheEntry{id, dir + "/" + e.Name()})
+			if o, ok := parseObjectName(d.Name(), e.Name()); ok && o.kind == KindFile {
+				entries = append(entries, cacheEntry{o.id, dir + "/" + e.Name()})
 			}
 		}
 	}

@@ -459,14 +459,7 @@ func TestFsckUncompressedCache(t *testing.T) {
 	}
 	c.ok("fsck")
 
-	a := filepath.Join(co, "a.txt")
-	if err := os.WriteFile(a, []byte("HELLO\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(a, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
-		t.Fatal(err)
-	}
-	entry := c.r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(mustLookup(t, c.r, id, "/a.txt").ID))
+	entry := rewriteCachedInPlace(t, c, id, co)
 	res := c.fails(exitError, []string{"uncompressed-cache entry " + entry, "content is not the object's", "hint: the object is sound"}, "fsck")
 	if strings.Count(res.stderr, "error: ") != 2 { // the entry, and the closing count
 		t.Errorf("fsck reported more than the entry:\n%s", res.stderr)
@@ -492,6 +485,22 @@ func TestFsckUncompressedCache(t *testing.T) {
 	}
 }
 
+// rewriteCachedInPlace writes other bytes of the same size into a.txt of
+// the checkout co of commit id, which shares its inode with the
+// uncompressed-object cache, and puts its time back to the epoch (as
+// rsync --inplace -t could): the entry still fits. It returns the entry.
+func rewriteCachedInPlace(t *testing.T, c *cli, id repo.ID, co string) string {
+	t.Helper()
+	a := filepath.Join(co, "a.txt")
+	if err := os.WriteFile(a, []byte("HELLO\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	return c.r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(mustLookup(t, c.r, id, "/a.txt").ID))
+}
+
 // fsck --delete that removes only uncompressed-cache entries still makes
 // the removal durable: a crash must not bring back an entry it found bad.
 func TestFsckDeleteCacheEntrySynced(t *testing.T) {
@@ -501,14 +510,7 @@ func TestFsckDeleteCacheEntrySynced(t *testing.T) {
 	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
 	co := filepath.Join(t.TempDir(), "co")
 	c.ok("checkout", "-U", "main", co)
-	a := filepath.Join(co, "a.txt")
-	if err := os.WriteFile(a, []byte("HELLO\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(a, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
-		t.Fatal(err)
-	}
-	entry := c.r.Path(repo.UncompressedCacheDir, repo.UncompressedCacheEntry(mustLookup(t, c.r, id, "/a.txt").ID))
+	entry := rewriteCachedInPlace(t, c, id, co)
 	log := filepath.Join(t.TempDir(), "strace")
 	cmd := exec.Command(strace, "-f", "-o", log, "-e", "trace=unlink,unlinkat,syncfs,fsync", exe, "--repo="+c.path, "fsck", "--delete")
 	cmd.Env = env
