@@ -103,6 +103,11 @@ func (w *worker) linkCached(n *dirNode, name string, o *object) (bool, error) {
 	if !c.cacheable(o) || !w.cachedEntry(o, &st) {
 		return false, nil
 	}
+	// Filled from the index, o was not read: a commit whose object is
+	// gone is damaged, whatever the cache still holds.
+	if !o.loaded && w.missing(o) {
+		return false, &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
+	}
 	err := unix.Linkat(c.cacheFd, o.rel, n.fd, name, 0)
 	switch {
 	case err == nil:

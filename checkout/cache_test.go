@@ -271,3 +271,83 @@ func TestLinkFailureFallsBackToCopy(t *testing.T) {
 		t.Errorf("checkout through a bind mount (-want +got):\n%s", diff)
 	}
 }
+
+// TestUncompressedCacheHeaderIndex: a checkout through the cache takes the
+// mode and size of an indexed file from the file-header index, and reads
+// the object only when it must decompress it. The first checkout indexes
+// every regular file it reads; the next links from the cache without
+// opening the objects, so an object whose bytes are damaged since (which
+// fsck finds) does not stop it, and without the index it does. An object
+// that is gone is still reported, naming it and the path.
+func TestUncompressedCacheHeaderIndex(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	tree := coTree()
+	id := coCommit(t, r, coMakeDir(t, tree))
+	want := coExpect(tree, repo.ModeArchive, true)
+	opts := checkout.Options{UserMode: true, UncompressedCache: true}
+
+	coCheckout(t, r, id, "", checkout.Options{UserMode: true})
+	for p, h := range hiIndex(t, r, id, tree) {
+		if h != nil {
+			t.Errorf("a checkout without the cache indexed %s", p)
+		}
+	}
+	coCheckout(t, r, id, "", opts)
+	for p, h := range hiIndex(t, r, id, tree) {
+		e := tree[p]
+		if h == nil {
+			t.Errorf("the checkout filling the cache did not index %s", p)
+		} else if h.Mode&0o777 != uint32(e.Mode.Perm()) || h.Size != uint64(len(e.Content)) {
+			t.Errorf("%s indexed as mode %o size %d; the tree has %v, %d bytes", p, h.Mode, h.Size, e.Mode, len(e.Content))
+		}
+	}
+
+	e, err := r.Lookup(id, "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := r.ObjectPath(repo.KindFile, e.ID)
+	sound, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(obj, 10); err != nil {
+		t.Fatal(err)
+	}
+	st, dest := coCheckout(t, r, id, "", opts)
+	if diff := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); diff != "" {
+		t.Errorf("checkout from the cache differs from the commit:\n%s", diff)
+	}
+	if n := len(cachedFiles(tree)); st.FromCache != int64(n) {
+		t.Errorf("%d files from the cache, want %d", st.FromCache, n)
+	}
+	if !sameInode(t, filepath.Join(dest, "big"), cacheEntry(t, r, id, "/big")) {
+		t.Error("big, whose object is damaged, was not linked from the cache")
+	}
+
+	// Without the index the header is read, and the damage found.
+	if err := os.RemoveAll(r.CacheDir()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), opts)
+	if ce := (*repo.CorruptObjectError)(nil); !errors.As(err, &ce) || ce.ID != e.ID {
+		t.Errorf("without the index: %v; want object %s reported corrupt", err, e.ID)
+	}
+
+	// Mended, and indexed again by a checkout that reads every header;
+	// then the object goes.
+	if err := os.WriteFile(obj, sound, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	coCheckout(t, r, id, "", opts)
+	if hiIndex(t, r, id, tree)["big"] == nil {
+		t.Fatal("big was not indexed again")
+	}
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), opts)
+	if me := (*repo.ObjectMissingError)(nil); !errors.As(err, &me) || me.ID != e.ID || !strings.Contains(err.Error(), "/big") {
+		t.Errorf("with object %s gone: %v; want it reported missing, naming /big", e.ID, err)
+	}
+}

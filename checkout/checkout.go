@@ -3,9 +3,10 @@
 // where its mode allows it, and otherwise copied (reflink, copy_file_range or
 // read/write) or, from an archive repository, decompressed, or linked from
 // its uncompressed-object cache (Options.UncompressedCache). A hardlink
-// checkout of a bare-user repository decides on each file from the
-// repository's file-header index (repo.HeaderIndex) where it can, instead of
-// reading the object's header xattr, and adds what the index lacked.
+// checkout of a bare-user repository, and one through that cache, decide on
+// each file from the repository's file-header index (repo.HeaderIndex)
+// where they can, instead of reading the object's header, and add what the
+// index lacked.
 //
 // Every write is confined below the destination: entries are created with
 // *at system calls relative to directory descriptors opened with O_NOFOLLOW,
@@ -283,8 +284,9 @@ type checkouter struct {
 	cfrOff   atomic.Bool
 
 	// heads is the repository's file-header index, for bare-user
-	// hardlink checkouts; misses are the regular files it lacked, added
-	// to it when the checkout succeeds.
+	// hardlink checkouts and checkouts through an archive repository's
+	// uncompressed-object cache; misses are the regular files it lacked,
+	// added to it when the checkout succeeds.
 	heads  *repo.HeaderIndex
 	missMu sync.Mutex
 	misses []repo.IndexedHeader
@@ -340,10 +342,10 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		unix.Close(fd)
 		return nil, fmt.Errorf("checkout %s: cannot hardlink (RequireHardlinks): %s", abs, c.noLink)
 	}
-	if c.link && c.mode == repo.ModeBareUser {
+	c.cacheFd = openCache(r, opts, dev)
+	if c.link && c.mode == repo.ModeBareUser || c.cacheFd >= 0 {
 		c.heads = r.LoadHeaderIndex()
 	}
-	c.cacheFd = openCache(r, opts, dev)
 	c.uid, c.gid = uint32(os.Geteuid()), uint32(os.Getegid())
 	return c, nil
 }

@@ -21,7 +21,7 @@ type object struct {
 	h        repo.FileHeader // type, true mode, owner, size, rdev; target and xattrs when known
 	diskMode uint32          // permission bits of the object on disk (bare modes)
 	haveIno  bool            // dev, ino, uid and gid are the object's (bare, bare-user-only)
-	indexed  bool            // the file-header index has it (bare-user)
+	indexed  bool            // the file-header index has it
 	loaded   bool            // h was read from the object itself
 	dev, ino uint64
 	uid, gid uint32        // owner of the object on disk, where haveIno
@@ -60,8 +60,12 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 			return err
 		}
 	} else if link = w.fromIndex(o); !link {
-		if err := w.load(o); err != nil {
-			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+		// An indexed file the cache may give needs its header read
+		// only if it has to be decompressed after all.
+		if !o.indexed || !c.cacheable(o) {
+			if err := w.load(o); err != nil {
+				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+			}
 		}
 		link, why = c.linkable(o)
 	}
@@ -177,7 +181,8 @@ func (w *worker) load(o *object) error {
 		if err != nil {
 			return err
 		}
-		o.h, o.rc = *h, rc
+		o.h, o.rc, o.loaded = *h, rc, true
+		w.indexMiss(o)
 		return nil
 	case repo.ModeBareUser:
 		var raw []byte
@@ -217,11 +222,7 @@ func (w *worker) load(o *object) error {
 		o.diskMode = 0o644
 		if h.Type == repo.TypeRegular {
 			o.diskMode = repo.BareUserDiskMode(h.Mode)
-			if c.heads != nil && !o.indexed {
-				c.missMu.Lock()
-				c.misses = append(c.misses, repo.IndexedHeaderOf(o.id, h))
-				c.missMu.Unlock()
-			}
+			w.indexMiss(o)
 		}
 		return nil
 	}
@@ -271,6 +272,18 @@ func (w *worker) fromIndex(o *object) bool {
 	o.diskMode = repo.BareUserDiskMode(e.Mode)
 	link, _ := c.linkable(o)
 	return link
+}
+
+// indexMiss records o's header, just read from the object, for the
+// file-header index when the checkout uses the index and it lacked o.
+func (w *worker) indexMiss(o *object) {
+	c := w.c
+	if c.heads == nil || o.indexed || o.h.Type != repo.TypeRegular {
+		return
+	}
+	c.missMu.Lock()
+	c.misses = append(c.misses, repo.IndexedHeaderOf(o.id, &o.h))
+	c.missMu.Unlock()
 }
 
 // loadIndexed reads the header of an object filled from the index: its
