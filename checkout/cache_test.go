@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -349,5 +350,62 @@ func TestUncompressedCacheHeaderIndex(t *testing.T) {
 	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), opts)
 	if me := (*repo.ObjectMissingError)(nil); !errors.As(err, &me) || me.ID != e.ID || !strings.Contains(err.Error(), "/big") {
 		t.Errorf("with object %s gone: %v; want it reported missing, naming /big", e.ID, err)
+	}
+}
+
+// TestUncompressedCacheWhoMayUse: the cache holds only verified content of
+// the repository's owner. A repository that does not verify what it reads
+// neither fills nor uses it; nor does a checkout by anyone but the owner of
+// tmp/; and an entry of another group is left alone, neither linked nor
+// removed.
+func TestUncompressedCacheWhoMayUse(t *testing.T) {
+	r := coRepo(t, repo.ModeArchive)
+	tree := testtree.Tree{"a": testtree.File("content a\n", 0o644), "b": testtree.File("content b\n", 0o644)}
+	id := coCommit(t, r, coMakeDir(t, tree))
+	opts := checkout.Options{UserMode: true, UncompressedCache: true}
+	missing := func(what string, paths ...string) {
+		t.Helper()
+		for _, p := range paths {
+			if _, err := os.Lstat(cacheEntry(t, r, id, p)); !os.IsNotExist(err) {
+				t.Errorf("%s: %s is in the cache (%v)", what, p, err)
+			}
+		}
+	}
+
+	r.SetVerify(false)
+	st, _ := coCheckout(t, r, id, "", opts)
+	r.SetVerify(true)
+	missing("a repository that does not verify", "/a", "/b")
+	if st.FromCache != 0 {
+		t.Errorf("a repository that does not verify linked %d files from the cache", st.FromCache)
+	}
+	if !coRoot() {
+		return
+	}
+
+	tmp := r.Path("tmp")
+	if err := os.Chown(tmp, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = coCheckout(t, r, id, "", opts)
+	if err := os.Chown(tmp, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	missing("a checkout by another user than the repository's", "/a", "/b")
+	if st.FromCache != 0 {
+		t.Errorf("a checkout by another user linked %d files from the cache", st.FromCache)
+	}
+
+	coCheckout(t, r, id, "", opts)
+	other := cacheEntry(t, r, id, "/a")
+	if err := os.Chown(other, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	st, dest := coCheckout(t, r, id, "", opts)
+	if st.FromCache != 1 || sameInode(t, filepath.Join(dest, "a"), other) || !sameInode(t, filepath.Join(dest, "b"), cacheEntry(t, r, id, "/b")) {
+		t.Errorf("with a's entry of another group: %+v; want only b linked from the cache", st)
+	}
+	if fi, err := os.Lstat(other); err != nil || fi.Sys().(*syscall.Stat_t).Gid != 65534 {
+		t.Errorf("the entry of another group was not left alone: %v", err)
 	}
 }

@@ -337,7 +337,15 @@ func TestGrubBootCounting(t *testing.T) {
 	if err := os.WriteFile(f.s.grubEnvPath(), []byte("not an environment block\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bootedAs(t, f, 0).SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet=2"}}); err != nil {
-		t.Errorf("a kargs change with an unreadable environment block: %v", err)
+	again := bootedAs(t, f, 0)
+	counted := again.grubCounts()
+	if _, err := again.SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet=2"}}); err != nil {
+		t.Fatalf("a kargs change with an unreadable environment block: %v", err)
+	}
+	if opts := again.Deployments()[0].Options; !strings.Contains(opts, "quiet=2") {
+		t.Errorf("after the kargs change the default's options are %q", opts)
+	}
+	if again.grubCounts() != counted {
+		t.Errorf("a kargs change with an unreadable environment block turned counting in grub.cfg from %v to %v", counted, !counted)
 	}
 }

@@ -473,11 +473,15 @@ func TestKargs(t *testing.T) {
 	if got := f.s.Deployments()[1].Options; got != "root=/dev/sdc1 ro quiet" {
 		t.Fatalf("edited options = %q", got)
 	}
-	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Delete: []string{"nosuch"}}); err == nil {
-		t.Error("deleting a missing argument succeeded")
+	before := f.s.Deployments()[0].Options
+	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Delete: []string{"nosuch"}}); err == nil || !strings.Contains(err.Error(), "nosuch not found") {
+		t.Errorf("deleting a missing argument: %v; want it refused, naming it", err)
 	}
-	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Append: []string{"otree=/x"}}); err == nil {
-		t.Error("setting otree= succeeded")
+	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Append: []string{"otree=/x"}}); err == nil || !strings.Contains(err.Error(), "otree= is managed by otree") {
+		t.Errorf("setting otree=: %v; want it refused, naming it", err)
+	}
+	if got := f.s.Deployments()[0].Options; got != before {
+		t.Errorf("refused edits changed the options from %q to %q", before, got)
 	}
 }
 

@@ -2,7 +2,9 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
@@ -71,10 +73,18 @@ func Example() {
 	fmt.Println("after rollback:")
 	show()
 	// Undeploying removes a deployment, its directory included.
+	var dirs []string
+	for _, d := range s.Deployments() {
+		dirs = append(dirs, d.Path)
+	}
 	for len(s.Deployments()) > 0 {
 		if _, err := s.Undeploy(ctx, 0); err != nil {
 			log.Fatal(err)
 		}
+	}
+	for _, d := range dirs {
+		_, err := os.Stat(d)
+		fmt.Println("undeployed, directory gone:", errors.Is(err, fs.ErrNotExist))
 	}
 	// Output:
 	// etc: /etc/motd default
@@ -83,4 +93,6 @@ func Example() {
 	// after rollback:
 	// 0 root=LABEL=root "version one\n"
 	// 1 root=LABEL=root "version two\n"
+	// undeployed, directory gone: true
+	// undeployed, directory gone: true
 }

@@ -180,6 +180,9 @@ func TestDigestHeader(t *testing.T) {
 		"gid":         func(h *repo.FileHeader) { h.GID = 0 },
 		"size":        func(h *repo.FileHeader) { h.Size = 4 },
 		"xattr value": func(h *repo.FileHeader) { h.Xattrs[0].Value = []byte("2") },
+		"xattr name":  func(h *repo.FileHeader) { h.Xattrs[0].Name = "user.b" },
+		"type":        func(h *repo.FileHeader) { h.Type, h.Size = repo.TypeSymlink, 0; h.Target = "x" },
+		"target":      func(h *repo.FileHeader) { h.Type, h.Size = repo.TypeSymlink, 0; h.Target = "y" },
 		"no xattrs":   func(h *repo.FileHeader) { h.Xattrs = nil },
 	} {
 		h := base()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,54 @@ func TestLinkFileVerifiedRefuses(t *testing.T) {
 	}
 	if _, err := linkOne(t, dst, src, ids[0], nil); err != nil {
 		t.Errorf("linking after the chmod is undone: %v", err)
+	}
+}
+
+// A link is checked as a copy would be: a bare-user symlink object whose
+// stored content no longer repeats its target (the header, which the id
+// covers, still verifies) is corrupt, naming the source's object; an
+// object this repository would refuse to store (a bare-user-only file
+// anyone may write, made by hand with a consistent id) is refused, not
+// linked.
+func TestLinkFileVerifiedChecksStoredForm(t *testing.T) {
+	src := newIntegrityRepo(t, repo.ModeBareUser)
+	ids := storeFiles(t, src)
+	link := ids[len(ids)-1] // the symlink to "somewhere"
+	p := src.ObjectPath(repo.KindFile, link)
+	if err := os.WriteFile(p, []byte("elsewhere"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := linkOne(t, newIntegrityRepo(t, repo.ModeBareUser), src, link, nil)
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != link || ce.Path != p {
+		t.Errorf("linking a symlink object whose stored target was rewritten: %v; want a CorruptObjectError naming %s", err, p)
+	}
+
+	buo := newIntegrityRepo(t, repo.ModeBareUserOnly)
+	content := []byte("anyone writes\n")
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o666, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	obj := buo.ObjectPath(repo.KindFile, id)
+	if err := os.MkdirAll(filepath.Dir(obj), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, content, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(obj, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(obj, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	dst := newIntegrityRepo(t, repo.ModeBareUserOnly)
+	if _, err := linkOne(t, dst, buo, id, nil); err == nil || !strings.Contains(err.Error(), "refuses mode 0666") || !strings.Contains(err.Error(), id.String()) {
+		t.Errorf("linking a bare-user-only object of mode 0666: %v; want it refused, naming the object", err)
+	}
+	if has, _ := dst.HasObject(repo.KindFile, id); has {
+		t.Error("the refused object was stored")
 	}
 }

@@ -46,7 +46,7 @@ func ExampleRepo_Walk() {
 	}
 	err = r.Walk(ctx, root, func(e repo.Entry) error {
 		if e.IsDir() {
-			fmt.Println(e.Path + "/")
+			fmt.Println(strings.TrimSuffix(e.Path, "/") + "/")
 			return nil
 		}
 		h, err := r.StatFile(e.ID)
@@ -60,7 +60,7 @@ func ExampleRepo_Walk() {
 		log.Fatal(err)
 	}
 	// Output:
-	// //
+	// /
 	// /etc/
 	// /etc/hostname 644 5
 	// /etc/ssh/

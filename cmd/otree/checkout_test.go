@@ -332,7 +332,11 @@ func TestBareUserLongSymlinkTarget(t *testing.T) {
 func TestCheckoutAllowNoentMissingObject(t *testing.T) {
 	c := newCLIMode(t, repo.ModeBareUser)
 	id := c.commitTree("b", source(t, testtree.Tree{"d/e/f": testtree.File("f\n", 0o644)}), "one", 1700000000)
-	c.ok("checkout", "-U", "--subpath=/nope", "--allow-noent", "b", filepath.Join(t.TempDir(), "none"))
+	none := filepath.Join(t.TempDir(), "none")
+	c.ok("checkout", "-U", "--subpath=/nope", "--allow-noent", "b", none)
+	if _, err := os.Lstat(none); !os.IsNotExist(err) {
+		t.Errorf("--allow-noent of a missing subpath made DEST (%v)", err)
+	}
 	d := mustLookup(t, c.r, id, "/d")
 	if err := os.Remove(c.r.ObjectPath(repo.KindDirTree, d.ID)); err != nil {
 		t.Fatal(err)

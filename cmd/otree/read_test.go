@@ -547,7 +547,7 @@ func TestRefs(t *testing.T) {
 	c.fails(exitError, []string{"main/x", "above"}, "refs", "--create=main/x", "main")
 	c.fails(exitError, []string{`"nosuch"`}, "refs", "--create=new", "nosuch")
 	c.fails(exitUsage, nil, "refs", "--create=new")
-	c.fails(exitUsage, nil, "refs", "--create=bad..name/", "main")
+	c.fails(exitUsage, []string{`invalid ref name "bad..name/"`}, "refs", "--create=bad..name/", "main")
 
 	// --delete removes everything below a prefix; a prefix that matches
 	// nothing is noted, and is no failure, as in OSTree.
@@ -796,6 +796,6 @@ func TestShowOtherObjectsParity(t *testing.T) {
 		t.Errorf("show --json of a file object: %+v, %v", js, err)
 	}
 	// A prefix names commits only, and a missing id is still an error.
-	c.fails(exitError, []string{"not found"}, "show", ids(c.ok, "/f")[0][:12])
+	c.fails(exitError, []string{ids(c.ok, "/f")[0][:12], "not found"}, "show", ids(c.ok, "/f")[0][:12])
 	c.fails(exitError, []string{"missing"}, "show", strings.Repeat("2", 64))
 }

@@ -54,7 +54,7 @@ func TestRefsAlias(t *testing.T) {
 
 	// Refused: an alias of a commit id or of a missing ref, --create
 	// --force over an alias without --alias, --alias with --delete.
-	c.fails(exitError, []string{"not found"}, "refs", "--alias", "--create=x", first.String())
+	c.fails(exitError, []string{first.String(), "not found"}, "refs", "--alias", "--create=x", first.String())
 	c.fails(exitError, []string{"nosuch"}, "refs", "--alias", "--create=x", "nosuch")
 	c.fails(exitError, []string{"already exists"}, "refs", "--alias", "--create=latest", "os/x86_64/stable")
 	c.fails(exitError, []string{"alias of os/stable", "delete the alias first"}, "refs", "--force", "--create=latest", first.String())

@@ -61,7 +61,7 @@ func TestStaticDeltaCommands(t *testing.T) {
 		}
 	}
 	c.fails(exitUsage, []string{"invalid delta name"}, "static-delta", "show", "main")
-	c.fails(exitError, []string{"not found"}, "static-delta", "show", a.String())
+	c.fails(exitError, []string{a.String(), "not found"}, "static-delta", "show", a.String())
 
 	// apply-offline into a repository that has A gives B, with no ref.
 	dst := newBareUserCLI(t)
@@ -105,7 +105,7 @@ func TestStaticDeltaCommands(t *testing.T) {
 	if got := c.ok("static-delta", "list"); got != want[0]+"\n" {
 		t.Errorf("list after delete = %q", got)
 	}
-	c.fails(exitError, []string{"not found"}, "static-delta", "delete", want[1])
+	c.fails(exitError, []string{want[1], "not found"}, "static-delta", "delete", want[1])
 }
 
 // generate --inline --sign writes one signed file; show, verify and

@@ -69,8 +69,9 @@ func TestRemoveAbandoned(t *testing.T) {
 	}
 }
 
-// MkdirAll creates every missing directory and, with sync, syncs their
-// parents; an existing path is no error, and a file in the way is.
+// MkdirAll creates every missing directory, with sync or without; an
+// existing path is no error, and a file in the way is. (That it syncs the
+// parents is TestNewDirectoriesSynced's, under strace.)
 func TestMkdirAll(t *testing.T) {
 	base := t.TempDir()
 	p := filepath.Join(base, "a", "b", "c")
