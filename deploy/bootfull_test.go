@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/otree/otree/internal/fsattr/fsattrtest"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -176,14 +177,7 @@ func TestDeployFullSysroot(t *testing.T) {
 // staged deployment is finalized through it.
 func TestDeploymentImmutable(t *testing.T) {
 	f := newFixture(t)
-	probe := t.TempDir()
-	if err := setImmutable(probe, true); err != nil {
-		t.Fatal(err)
-	}
-	if os.WriteFile(filepath.Join(probe, "x"), nil, 0o644) == nil {
-		t.Skip("skipping: this filesystem (or process) cannot make a directory immutable")
-	}
-	setImmutable(probe, false)
+	fsattrtest.Require(t, f.path, 'i')
 
 	one := f.commit("os", osTree("6.1.0", nil))
 	d := f.deploy(one.String(), DeployOptions{}).Deployment

@@ -47,6 +47,12 @@ type Tree struct {
 // reached, so tests can skip rather than fail.
 var ErrUnreachable = errors.New("debroot: the Debian mirror is unreachable")
 
+// ErrNoKernel is wrapped in Tree.KernelErr when this machine cannot fetch
+// Debian's kernel: it is not root, has no apt, has an apt that knows no
+// linux-image-amd64 (not Debian on amd64), or cannot reach the mirror.
+// Any other KernelErr is a fault.
+var ErrNoKernel = errors.New("debroot: this machine cannot fetch Debian's kernel")
+
 const (
 	// version keys the cache: change it to rebuild every cached tree.
 	version = "bookworm-minbase-1"
@@ -221,7 +227,12 @@ func kernel(ctx context.Context, dir string) (path, kver string, err error) {
 		}
 	}
 	if os.Geteuid() != 0 {
-		return "", "", errors.New("debroot: fetching the kernel needs root (apt-get download)")
+		return "", "", fmt.Errorf("%w: it needs root (apt-get download)", ErrNoKernel)
+	}
+	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", "", fmt.Errorf("%w: %v", ErrNoKernel, err)
+		}
 	}
 	kver, err = kernelVersion(ctx)
 	if err != nil {
@@ -243,7 +254,7 @@ func kernel(ctx context.Context, dir string) (path, kver string, err error) {
 	}
 	pkg := "linux-image-" + kver
 	if err := cmd(ctx, tmp, "apt-get", "download", "-q", pkg); err != nil {
-		return "", "", err
+		return "", "", offline(ctx, err)
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, pkg+"_*.deb"))
 	if len(debs) != 1 {
@@ -271,23 +282,45 @@ var dependsKernel = regexp.MustCompile(`(?m)^\s*Depends: linux-image-(\S+-amd64)
 // on, refreshing the package lists once if it does not know.
 func kernelVersion(ctx context.Context) (string, error) {
 	var last error
+	unknown := false
 	for attempt := 0; attempt < 2; attempt++ {
 		if attempt == 1 {
 			if err := cmd(ctx, "", "apt-get", "update", "-q"); err != nil {
-				return "", fmt.Errorf("%w (after: %v)", err, last)
+				return "", offline(ctx, fmt.Errorf("%w (after: %v)", err, last))
 			}
 		}
-		out, err := exec.CommandContext(ctx, "apt-cache", "depends", "linux-image-amd64").Output()
+		c := exec.CommandContext(ctx, "apt-cache", "depends", "linux-image-amd64")
+		c.Env = append(os.Environ(), "LC_ALL=C") // for the message matched below
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		out, err := c.Output()
 		if err != nil {
-			last = fmt.Errorf("debroot: apt-cache depends linux-image-amd64: %w", err)
+			last = fmt.Errorf("debroot: apt-cache depends linux-image-amd64: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+			unknown = bytes.Contains(stderr.Bytes(), []byte("No packages found"))
 			continue
 		}
 		if m := dependsKernel.FindSubmatch(out); m != nil {
 			return string(m[1]), nil
 		}
 		last = fmt.Errorf("debroot: apt-cache depends linux-image-amd64 names no kernel: %q", out)
+		unknown = false
+	}
+	if unknown {
+		return "", fmt.Errorf("%w: the host's apt has no linux-image-amd64, even after apt-get update (not Debian on amd64): %v", ErrNoKernel, last)
 	}
 	return "", last
+}
+
+// offline wraps err, a failed apt command, in ErrNoKernel when the mirror
+// cannot be reached, which explains it; otherwise err is a fault.
+func offline(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	if rerr := reachable(ctx); rerr != nil {
+		return fmt.Errorf("%w: %w (%v)", ErrNoKernel, rerr, err)
+	}
+	return err
 }
 
 // cmd runs a command, returning its standard error in the error.

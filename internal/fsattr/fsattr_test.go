@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/fsattr/fsattrtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,17 +19,14 @@ func TestSetImmutable(t *testing.T) {
 		t.Skip("setting the immutable flag needs root")
 	}
 	dir := t.TempDir()
-	t.Cleanup(func() { SetImmutable(dir, false) })
+	fsattrtest.Require(t, dir, 'i')
+	fsattrtest.Clear(t, dir, 'i')
 	for range 2 {
 		if err := SetImmutable(dir, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
-	if err == nil {
-		t.Skip("this filesystem has no immutable flag")
-	}
-	if !errors.Is(err, unix.EPERM) {
+	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); !errors.Is(err, unix.EPERM) {
 		t.Fatalf("creating in an immutable directory: %v, want EPERM", err)
 	}
 	for range 2 {
@@ -48,6 +46,7 @@ func TestSetImmutable(t *testing.T) {
 // flags as they were.
 func TestSetTopDir(t *testing.T) {
 	dir := t.TempDir()
+	fsattrtest.Require(t, dir, 'T')
 	flags := func() uint32 {
 		t.Helper()
 		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -57,7 +56,7 @@ func TestSetTopDir(t *testing.T) {
 		defer unix.Close(fd)
 		f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
 		if err != nil {
-			t.Skipf("this filesystem has no inode flags: %v", err)
+			t.Fatalf("reading the flags of %s: %v", dir, err)
 		}
 		return f
 	}
@@ -67,14 +66,12 @@ func TestSetTopDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after := flags()
-	if after&topDir == 0 && before&topDir == 0 {
-		t.Skip("this filesystem keeps no top-directory flag")
-	}
-	if after != before|topDir {
+	if after := flags(); after != before|topDir {
 		t.Errorf("flags %#x, want %#x", after, before|topDir)
 	}
-	if out, err := exec.Command("lsattr", "-d", dir).Output(); err == nil && !strings.Contains(strings.Fields(string(out))[0], "T") {
+	if out, err := exec.Command("lsattr", "-d", dir).Output(); err != nil {
+		t.Errorf("lsattr -d %s: %v", dir, err)
+	} else if !strings.Contains(strings.Fields(string(out))[0], "T") {
 		t.Errorf("lsattr does not show T: %s", out)
 	}
 }
