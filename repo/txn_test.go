@@ -65,7 +65,7 @@ func TestWriteMetaRefusesNonCanonical(t *testing.T) {
 }
 
 // The setters may be called while other goroutines begin transactions,
-// take the ref lock and read objects (run with -race).
+// take the ref lock and read objects (.ci/run runs it under -race).
 func TestSettersRaceFree(t *testing.T) {
 	r := newIntegrityRepo(t, repo.ModeArchive)
 	meta := (&repo.DirMeta{Mode: 0o755}).Encode()
