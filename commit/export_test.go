@@ -1,8 +1,17 @@
 package commit
 
+import "io"
+
 // SetHashHook makes the walk call f before it hashes each file, until the
 // returned function is called.
 func SetHashHook(f func(path string)) (restore func()) {
 	hashHook = f
 	return func() { hashHook = nil }
+}
+
+// SetLargeReadHook makes the walk hash each large file from what f makes
+// of its reader, until the returned function is called.
+func SetLargeReadHook(f func(io.Reader) io.Reader) (restore func()) {
+	largeReadHook = f
+	return func() { largeReadHook = nil }
 }

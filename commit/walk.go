@@ -385,6 +385,10 @@ func (w *worker) special(abs, name string, st *unix.Stat_t, o *override) (repo.I
 // hashHook, when set (by tests), is called before each file is hashed.
 var hashHook func(path string)
 
+// largeReadHook, when set (by tests), wraps the reader a large file is
+// hashed from, so that a test can act once a given part of it is read.
+var largeReadHook func(io.Reader) io.Reader
+
 // hashFile reads a regular file once, hashing header and content, and
 // stores it if the repository lacks it; o is its stat override, if any.
 func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *override) (repo.ID, error) {
@@ -436,6 +440,9 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 		owned = false
 		defer f.Close()
 		var src io.Reader = io.LimitReader(f, st.Size+1)
+		if largeReadHook != nil {
+			src = largeReadHook(src)
+		}
 		if st.Size > ctxread.Every {
 			// Hashing a large file takes a while: a cancel stops it.
 			src = ctxread.Reader(wk.ctx, src)

@@ -1,5 +1,14 @@
 package repo
 
+import "io"
+
 // HoldRefs is holdRefs for a write outside a transaction, so that a test
 // can stand in the middle of a ref write.
 func (r *Repo) HoldRefs() (func(), error) { return r.holdRefs(refsLockSteps...) }
+
+// SetArchiveReadHook makes archive-mode copies of large files compress
+// from what f makes of their reader, until the returned function is called.
+func SetArchiveReadHook(f func(io.Reader) io.Reader) (restore func()) {
+	archiveReadHook = f
+	return func() { archiveReadHook = nil }
+}

@@ -1209,6 +1209,10 @@ func (t *Txn) writeArchived(f *stagedFile, content []byte) error {
 	return err
 }
 
+// archiveReadHook, when set (by tests), wraps the reader streamArchived
+// compresses from, so that a test can act once a given part of it is read.
+var archiveReadHook func(io.Reader) io.Reader
+
 // streamArchived compresses a large content stream, stopping when the
 // transaction's context is done: a large file takes seconds.
 func (t *Txn) streamArchived(f *stagedFile, src io.Reader) error {
@@ -1218,6 +1222,9 @@ func (t *Txn) streamArchived(f *stagedFile, src io.Reader) error {
 	zw := t.r.streamEncoder()
 	defer t.r.encPool.Put(zw)
 	zw.Reset(f)
+	if archiveReadHook != nil {
+		src = archiveReadHook(src)
+	}
 	if _, err := io.Copy(zw, ctxread.Reader(t.ctx, src)); err != nil {
 		return err
 	}
