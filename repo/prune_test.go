@@ -509,18 +509,33 @@ func commitContents(t *testing.T, r *repo.Repo, c repo.ID) map[string]string {
 // TestPruneRace commits to two branches while prune (trimming history)
 // and fsck run again and again beside them: every ref must always point at
 // a commit whose whole tree exists, and fsck beside running commits must
-// never see a commit without the objects it needs.
+// never see a commit without the objects it needs. Each goroutine does a
+// fixed number of rounds, paced by the commits made, not by the clock: a
+// prune starts only once more commits are done, and the commits run no
+// more than a few prunes ahead, so that prunes fall among the commits
+// however the goroutines are scheduled.
 func TestPruneRace(t *testing.T) {
 	r := newIntegrityRepo(t, repo.ModeBareUser)
 	ctx := context.Background()
-	deadline := time.Now().Add(2500 * time.Millisecond)
+	const (
+		perBranch = 30                    // commits to each of the two branches
+		every     = 4                     // commits done before each further prune starts
+		ahead     = 2                     // commits begin no more than ahead*every past the prunes started
+		prunes    = 2 * perBranch / every // the last starts near the end of the commits
+		fscks     = 6
+	)
 	var (
-		wg             sync.WaitGroup
-		commits        atomic.Int64
-		prunes, pruned atomic.Int64
-		fscks          atomic.Int64
-		errMu          sync.Mutex
-		firstErr       error
+		wg       sync.WaitGroup
+		pruned   atomic.Int64
+		errMu    sync.Mutex
+		firstErr error
+
+		mu          sync.Mutex
+		paced       = sync.NewCond(&mu)
+		begun, done int // commits
+		started     int // prunes
+		committing  = 2 // goroutines still committing
+		pruning     = true
 	)
 	fail := func(err error) {
 		errMu.Lock()
@@ -529,6 +544,14 @@ func TestPruneRace(t *testing.T) {
 		}
 		errMu.Unlock()
 	}
+	// waitDone waits until n commits are done or no more will be.
+	waitDone := func(n int) {
+		mu.Lock()
+		for done < n && committing > 0 {
+			paced.Wait()
+		}
+		mu.Unlock()
+	}
 	last := make([]map[string]string, 2)
 	for w := 0; w < 2; w++ {
 		branch := fmt.Sprintf("race/%d", w)
@@ -536,7 +559,19 @@ func TestPruneRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; time.Now().Before(deadline); i++ {
+			defer func() {
+				mu.Lock()
+				committing--
+				paced.Broadcast()
+				mu.Unlock()
+			}()
+			for i := 0; i < perBranch; i++ {
+				mu.Lock()
+				for pruning && begun >= (started+ahead)*every {
+					paced.Wait()
+				}
+				begun++
+				mu.Unlock()
 				// Change, add and remove files; "common" is shared by both
 				// branches, so one branch's commits dedupe against the
 				// other's objects.
@@ -550,8 +585,10 @@ func TestPruneRace(t *testing.T) {
 					fail(fmt.Errorf("commit to %s: %w", branch, err))
 					return
 				}
-				commits.Add(1)
-				time.Sleep(2 * time.Millisecond)
+				mu.Lock()
+				done++
+				paced.Broadcast()
+				mu.Unlock()
 			}
 			tree := map[string]string{}
 			for p, e := range testtree.Read(t, src, testtree.ReadOptions{}) {
@@ -567,43 +604,50 @@ func TestPruneRace(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		defer func() {
+			mu.Lock()
+			pruning = false
+			paced.Broadcast()
+			mu.Unlock()
+		}()
 		opts := []repo.PruneOptions{
 			{RefsOnly: true, Depth: 0},
 			{RefsOnly: true, Depth: 1},
 			{Depth: repo.InfiniteDepth},
 		}
-		for i := 0; time.Now().Before(deadline); i++ {
+		for i := 0; i < prunes; i++ {
+			waitDone(i * every)
+			mu.Lock()
+			started++
+			paced.Broadcast()
+			mu.Unlock()
 			rep, err := r.Prune(ctx, opts[i%len(opts)])
 			if err != nil {
 				fail(fmt.Errorf("prune: %w", err))
 				return
 			}
-			prunes.Add(1)
 			pruned.Add(rep.Deleted)
-			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		for time.Now().Before(deadline) {
-			rep, err := r.Fsck(ctx, repo.FsckOptions{Workers: 2})
-			if err != nil {
+		for i := 0; i < fscks; i++ {
+			waitDone(i * 2 * perBranch / fscks)
+			if _, err := r.Fsck(ctx, repo.FsckOptions{Workers: 2}); err != nil {
 				fail(fmt.Errorf("fsck beside commits: %w", err))
 				return
 			}
-			_ = rep
-			fscks.Add(1)
-			time.Sleep(10 * time.Millisecond)
 		}
 	}()
 	wg.Wait()
 	if firstErr != nil {
 		t.Fatal(firstErr)
 	}
-	t.Logf("%d commits, %d prunes deleting %d objects, %d fscks", commits.Load(), prunes.Load(), pruned.Load(), fscks.Load())
-	if commits.Load() < 10 || prunes.Load() < 3 || pruned.Load() == 0 || fscks.Load() < 3 {
-		t.Fatalf("too little interleaving to mean anything: %d commits, %d prunes (%d objects), %d fscks",
-			commits.Load(), prunes.Load(), pruned.Load(), fscks.Load())
+	// A prune of history once a dozen commits are done has old ones to
+	// delete, unless an earlier prune deleted them.
+	t.Logf("%d commits, %d prunes deleting %d objects, %d fscks", 2*perBranch, prunes, pruned.Load(), fscks)
+	if pruned.Load() == 0 {
+		t.Fatal("the prunes beside the commits deleted nothing")
 	}
 	mustFsckClean(t, r)
 	for w := 0; w < 2; w++ {
