@@ -7,6 +7,13 @@ import "time"
 // Interval is how often Every reports.
 const Interval = 100 * time.Millisecond
 
+// newTicker starts the tick EveryFor reports on; tests replace it to tick
+// by hand rather than by the clock.
+var newTicker = func(d time.Duration) (tick <-chan time.Time, stop func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
 // Every calls report every Interval until the returned stop function is
 // called; stop returns once no report is running. A nil report gives a
 // stop function that does nothing.
@@ -25,13 +32,13 @@ func EveryFor(d time.Duration, report func()) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(d)
-		defer tick.Stop()
+		tick, stopTick := newTicker(d)
+		defer stopTick()
 		for {
 			select {
 			case <-done:
 				return
-			case <-tick.C:
+			case <-tick:
 				report()
 			}
 		}
