@@ -2,6 +2,7 @@ package checkout
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,12 +123,13 @@ func (w *worker) linkCached(n *dirNode, name string, o *object) (bool, error) {
 
 // addToCache links the file just written at fd, o's content verified and
 // its mode and times final, into the cache, unless an entry is there
-// already. It costs only speed when it fails, so failures are not errors;
-// a filesystem that refuses such links turns adding off.
-func (w *worker) addToCache(fd int, o *object) {
+// already, which it reports. It costs only speed when it fails, so
+// failures are not errors; a filesystem that refuses such links turns
+// adding off.
+func (w *worker) addToCache(fd int, o *object) (taken bool) {
 	c := w.c
 	if c.cacheOff.Load() {
-		return
+		return false
 	}
 	// The descriptor's own inode, whatever its name in DEST has become.
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
@@ -138,8 +140,31 @@ func (w *worker) addToCache(fd int, o *object) {
 		}
 	}
 	switch {
-	case err == nil, errors.Is(err, unix.EEXIST), errors.Is(err, unix.EMLINK):
+	case errors.Is(err, unix.EEXIST):
+		return true
+	case err == nil, errors.Is(err, unix.EMLINK):
 	default:
 		c.cacheOff.Store(true)
+	}
+	return false
+}
+
+// relinkCached replaces name in n, a file just decompressed for o, with a
+// link of o's cache entry, when one fit to link is there: two workers that
+// decompressed the same object at once (two paths of one content) then
+// still share one inode, as the next checkout's files would. Failing
+// costs only the sharing, so it is not an error.
+func (w *worker) relinkCached(n *dirNode, name string, o *object) {
+	c := w.c
+	var st unix.Stat_t
+	if !w.cachedEntry(o, &st) {
+		return
+	}
+	tmp := ".otree-cache-" + strconv.FormatUint(rand.Uint64(), 36)
+	if unix.Linkat(c.cacheFd, o.rel, n.fd, tmp, 0) != nil {
+		return
+	}
+	if unix.Renameat(n.fd, tmp, n.fd, name) != nil {
+		unix.Unlinkat(n.fd, tmp, 0)
 	}
 }

@@ -546,8 +546,8 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (e
 	if err := unix.UtimesNanoAt(fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
-	if o.rc != nil && c.cacheable(o) {
-		w.addToCache(fd, o)
+	if o.rc != nil && c.cacheable(o) && w.addToCache(fd, o) {
+		w.relinkCached(n, name, o)
 	}
 	return nil
 }
