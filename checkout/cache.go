@@ -113,6 +113,11 @@ func (w *worker) linkCached(n *dirNode, name string, o *object) (bool, error) {
 	switch {
 	case err == nil:
 		c.cached.Add(1)
+		if o.loaded {
+			// The header read agrees with an entry made from verified
+			// content.
+			w.indexMiss(o)
+		}
 		return true, nil
 	case errors.Is(err, unix.EEXIST):
 		return false, err

@@ -250,6 +250,11 @@ func TestUncompressedCacheUnion(t *testing.T) {
 			t.Errorf("%s is no longer the cache's entry", p)
 		}
 	}
+	for _, d := range []string{dest, filepath.Join(dest, "d")} {
+		if left, _ := filepath.Glob(filepath.Join(d, ".otree-*")); len(left) != 0 {
+			t.Errorf("temporary names left behind: %v", left)
+		}
+	}
 }
 
 // TestLinkFailureFallsBackToCopy: a hardlink checkout whose links the
@@ -276,7 +281,8 @@ func TestLinkFailureFallsBackToCopy(t *testing.T) {
 // TestUncompressedCacheHeaderIndex: a checkout through the cache takes the
 // mode and size of an indexed file from the file-header index, and reads
 // the object only when it must decompress it. The first checkout indexes
-// every regular file it reads; the next links from the cache without
+// every regular file it decompresses (a header read without its content
+// is not indexed); the next links from the cache without
 // opening the objects, so an object whose bytes are damaged since (which
 // fsck finds) does not stop it, and without the index it does. An object
 // that is gone is still reported, naming it and the path.
@@ -287,10 +293,19 @@ func TestUncompressedCacheHeaderIndex(t *testing.T) {
 	want := coExpect(tree, repo.ModeArchive, true)
 	opts := checkout.Options{UserMode: true, UncompressedCache: true}
 
-	coCheckout(t, r, id, "", checkout.Options{UserMode: true})
+	_, plain := coCheckout(t, r, id, "", checkout.Options{UserMode: true})
 	for p, h := range hiIndex(t, r, id, tree) {
 		if h != nil {
 			t.Errorf("a checkout without the cache indexed %s", p)
+		}
+	}
+	// A header read but not known good (its content not decompressed, no
+	// cache entry linked: UnionAdd over files already there) is not
+	// indexed.
+	coCheckout(t, r, id, plain, checkout.Options{UserMode: true, UncompressedCache: true, UnionAdd: true})
+	for p, h := range hiIndex(t, r, id, tree) {
+		if h != nil {
+			t.Errorf("a UnionAdd checkout that read %s's header but not its content indexed it", p)
 		}
 	}
 	coCheckout(t, r, id, "", opts)

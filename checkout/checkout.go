@@ -135,7 +135,7 @@ type Stats struct {
 	Dirs       int64 // directories created or entered
 	Bytes      int64 // content bytes of the regular files written
 	Hardlinked int64 // entries hardlinked from the repository
-	Copied     int64 // entries written as new inodes (copies, symlinks, devices...)
+	Copied     int64 // entries written as new inodes (copies, symlinks, devices...; a decompressed file swapped for the cache's entry too)
 	// FromCache counts, of Hardlinked, the files linked from an archive
 	// repository's uncompressed-object cache (Options.UncompressedCache).
 	FromCache int64

@@ -181,8 +181,9 @@ func (w *worker) load(o *object) error {
 		if err != nil {
 			return err
 		}
+		// Indexed once the header is known good: its content verified
+		// (copyRegular), or a cache entry of its mode and size linked.
 		o.h, o.rc, o.loaded = *h, rc, true
-		w.indexMiss(o)
 		return nil
 	case repo.ModeBareUser:
 		var raw []byte
@@ -258,9 +259,10 @@ func (w *worker) load(o *object) error {
 	return nil
 }
 
-// fromIndex fills o from the file-header index, when that has it and it is
-// enough to decide on a hardlink: the index holds a regular file's mode
-// and size only, so anything that is not linked is loaded in full.
+// fromIndex fills o from the file-header index, when that has it, and
+// reports whether that is enough to hardlink the object: the index holds a
+// regular file's mode and size only, so anything that is neither linked
+// nor linked from the uncompressed-object cache is loaded in full.
 func (w *worker) fromIndex(o *object) bool {
 	c := w.c
 	e, ok := c.heads.Lookup(o.id)
@@ -546,8 +548,11 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (e
 	if err := unix.UtimesNanoAt(fd, "", zeroTime, unix.AT_EMPTY_PATH); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
-	if o.rc != nil && c.cacheable(o) && w.addToCache(fd, o) {
-		w.relinkCached(n, name, o)
+	if o.rc != nil {
+		w.indexMiss(o) // decompressed to the end: verified
+		if c.cacheable(o) && w.addToCache(fd, o) {
+			w.relinkCached(n, name, o)
+		}
 	}
 	return nil
 }

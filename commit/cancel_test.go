@@ -11,32 +11,9 @@ import (
 	"testing"
 
 	"github.com/otree/otree/commit"
-	"github.com/otree/otree/internal/ctxread"
+	"github.com/otree/otree/internal/ctxread/ctxreadtest"
 	"github.com/otree/otree/repo"
 )
-
-// cancelAfter reads r and calls cancel once at bytes have been read,
-// counting the bytes read after that.
-type cancelAfter struct {
-	r      io.Reader
-	at     int64
-	cancel func()
-	read   int64 // in all
-	after  int64 // once cancel was called
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if c.cancel == nil {
-		c.after += int64(n)
-	}
-	c.read += int64(n)
-	if c.cancel != nil && c.read >= c.at {
-		c.cancel()
-		c.cancel = nil
-	}
-	return n, err
-}
 
 // A cancel stops an archive-mode commit of a large file soon, rather than
 // once all of it is hashed and compressed: cancelled a part of the way
@@ -80,23 +57,16 @@ func TestCancelStopsLargeArchiveCommit(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var c *cancelAfter
+	var c *ctxreadtest.CancelAfter
 	defer commit.SetLargeReadHook(func(rd io.Reader) io.Reader {
-		c = &cancelAfter{r: rd, at: at, cancel: cancel}
+		c = &ctxreadtest.CancelAfter{R: rd, At: at, Cancel: cancel}
 		return c
 	})()
 	_, err = commit.Commit(cctx, r, opts(src))
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "big") {
 		t.Fatalf("cancelled commit: %v, want context.Canceled naming big", err)
 	}
-	if c == nil {
-		t.Fatal("the large file was not read through the hook")
-	}
-	// The context is checked once per ctxread.Every bytes read.
-	t.Logf("cancelled after %d bytes, read %d more of %d", c.read-c.after, c.after, size)
-	if c.cancel != nil || c.after > 2*ctxread.Every {
-		t.Errorf("cancelled after %d bytes of %d, the commit read %d more", c.read-c.after, size, c.after)
-	}
+	c.CheckStoppedSoon(t, "the commit", size)
 	if got, err := r.ReadRef("main"); err != nil || got != first.Commit {
 		t.Errorf("after the cancelled commit main is %s, %v; want %s", got, err, first.Commit)
 	}

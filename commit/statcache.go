@@ -203,7 +203,7 @@ func loadStatCache(path string, fp [32]byte) *statCache {
 	c := newStatCache(path, fp)
 	f, err := cachefile.Map(path, statCacheMagic)
 	if err != nil {
-		c.dirty = errors.Is(err, cachefile.ErrDamaged)
+		c.dirty = errors.Is(err, cachefile.ErrDamaged) || errors.Is(err, cachefile.ErrOtherOwner)
 		return c
 	}
 	c.file = f

@@ -14,10 +14,12 @@ import (
 // The file-header index (FORMAT.md §14), tmp/cache/file-headers, gives the
 // mode and size of regular file objects, so that a hardlink checkout of a
 // bare-user repository need not read each object's header xattr (a quarter
-// of its time), and a digest of their whole header, so that a commit can
-// tell a hardlink of a bare object that was changed through the link. An
-// id hashes its header, so an entry can never go stale; a damaged file
-// fails its checksum and is ignored.
+// of its time), nor a checkout through an archive repository's
+// uncompressed-object cache open each object; and a digest of their whole
+// header, so that a commit can tell a hardlink of a bare object that was
+// changed through the link. An id hashes its header, so an entry can never
+// go stale; a damaged file fails its checksum and is ignored, as is one
+// another user wrote.
 const (
 	headIndexName  = "file-headers"
 	headIndexMagic = "otree-fileheads2"

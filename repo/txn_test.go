@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otree/otree/internal/ctxread"
+	"github.com/otree/otree/internal/ctxread/ctxreadtest"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
 )
@@ -145,29 +145,6 @@ func bigCompressible(t *testing.T, n int) (*os.File, *repo.FileHeader, repo.ID) 
 	return f, h, repo.ID(hs.Sum())
 }
 
-// cancelAfter reads r and calls cancel once at bytes have been read,
-// counting the bytes read after that.
-type cancelAfter struct {
-	r      io.Reader
-	at     int64
-	cancel func()
-	read   int64 // in all
-	after  int64 // once cancel was called
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if c.cancel == nil {
-		c.after += int64(n)
-	}
-	c.read += int64(n)
-	if c.cancel != nil && c.read >= c.at {
-		c.cancel()
-		c.cancel = nil
-	}
-	return n, err
-}
-
 // In archive mode, WriteFileFrom of a large file stops compressing once
 // the transaction's context is done: cancelled a part of the way into
 // the file, it reads little more of it, returns the context's error and
@@ -186,23 +163,16 @@ func TestCancelStopsArchivedCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer txn.Abort()
-	var c *cancelAfter
+	var c *ctxreadtest.CancelAfter
 	defer repo.SetArchiveReadHook(func(rd io.Reader) io.Reader {
-		c = &cancelAfter{r: rd, at: at, cancel: cancel}
+		c = &ctxreadtest.CancelAfter{R: rd, At: at, Cancel: cancel}
 		return c
 	})()
 	_, err = txn.WriteFileFrom(h, id, f)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("WriteFileFrom cancelled: %v, want context.Canceled", err)
 	}
-	if c == nil {
-		t.Fatal("the copy was not read through the hook")
-	}
-	// The context is checked once per ctxread.Every bytes read.
-	t.Logf("cancelled after %d bytes, read %d more of %d", c.read-c.after, c.after, size)
-	if c.cancel != nil || c.after > 2*ctxread.Every {
-		t.Errorf("cancelled after %d bytes of %d, WriteFileFrom read %d more", c.read-c.after, size, c.after)
-	}
+	c.CheckStoppedSoon(t, "WriteFileFrom", size)
 	if has, _ := txn.Has(repo.KindFile, id); has || txn.Stats().Objects != 0 {
 		t.Errorf("a cancelled WriteFileFrom staged the object (%d objects)", txn.Stats().Objects)
 	}

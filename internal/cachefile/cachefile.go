@@ -33,23 +33,33 @@ type File struct {
 	Body []byte
 }
 
-// Map maps the file at path and checks its magic and checksum. A missing
-// file gives an error satisfying errors.Is(err, fs.ErrNotExist); one that
-// fails a check gives ErrDamaged.
+// ErrOtherOwner is returned by Map for a file written by a user other than
+// root and the one this process runs as: a cache is worth only as much as
+// its writer, and in a repository others may write to (a group's), one of
+// them could otherwise steer this user's commits and checkouts.
+var ErrOtherOwner = errors.New("cache file written by another user")
+
+// Map maps the file at path and checks its owner, magic and checksum. A
+// missing file gives an error satisfying errors.Is(err, fs.ErrNotExist);
+// one of another owner gives ErrOtherOwner, one that fails a check
+// ErrDamaged.
 func Map(path, magic string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if fi.Size() < int64(len(magic))+4 || fi.Size() > 1<<34 {
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return nil, ErrOtherOwner
+	}
+	if st.Size < int64(len(magic))+4 || st.Size > 1<<34 || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, ErrDamaged
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}

@@ -44,3 +44,28 @@ func TestMapWrite(t *testing.T) {
 		}
 	}
 }
+
+// A cache file another user wrote is not mapped, whatever it holds; one of
+// root's or this user's is.
+func TestMapOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	p := filepath.Join(t.TempDir(), "c")
+	if err := Write(p, []byte("magic-body")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		uid  int
+		want error
+	}{{65534, ErrOtherOwner}, {0, nil}} {
+		if err := os.Chown(p, c.uid, 0); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Map(p, "magic")
+		if !errors.Is(err, c.want) {
+			t.Errorf("owned by %d: %v, want %v", c.uid, err, c.want)
+		}
+		f.Close()
+	}
+}

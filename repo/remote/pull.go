@@ -19,6 +19,10 @@ import (
 	"github.com/otree/otree/repo"
 )
 
+// DefaultAttempts is how many times a request is tried when
+// PullOptions.Attempts is not set.
+const DefaultAttempts = 3
+
 // PullOptions configure Pull and PullLocal.
 type PullOptions struct {
 	// Remote names the configured remote to pull from (Pull), or the
@@ -112,7 +116,7 @@ type PullOptions struct {
 	Timeout time.Duration
 	// Attempts is how many times a request is tried when the server
 	// answers 408, 429 or 5xx, or the transfer breaks or stalls
-	// (default 3).
+	// (default DefaultAttempts).
 	Attempts int
 	// RetryDelay is the wait before the second attempt; it doubles for
 	// each further one (default 1s).
@@ -239,7 +243,7 @@ func (o *PullOptions) defaults() {
 		o.Timeout = 30 * time.Second
 	}
 	if o.Attempts <= 0 {
-		o.Attempts = 3
+		o.Attempts = DefaultAttempts
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = time.Second
