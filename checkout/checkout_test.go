@@ -1149,3 +1149,59 @@ func TestWhiteoutUserXattrMessage(t *testing.T) {
 		t.Errorf("the whiteout that lacks its xattr was left in DEST (%v)", err)
 	}
 }
+
+// A passthrough whiteout stands for the name after ".ostree-wh.": one that
+// leaves nothing valid ("", "." or "..") is refused and named, in every
+// mode, rather than made at DEST itself or its parent, or skipped as
+// already there.
+func TestPassthroughWhiteoutOfInvalidName(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	for _, entry := range []string{".ostree-wh.", ".ostree-wh..", ".ostree-wh..."} {
+		id := coCommit(t, r, coMakeDir(t, testtree.Tree{entry: testtree.File("", 0o644)}))
+		for _, o := range []checkout.Options{
+			{UserMode: true, ProcessPassthroughWhiteouts: true},
+			{UserMode: true, ProcessPassthroughWhiteouts: true, UnionAdd: true},
+			{UserMode: true, ProcessPassthroughWhiteouts: true, Union: true},
+		} {
+			dest, _, check := coSentinel(t)
+			if o.UnionAdd || o.Union {
+				os.Mkdir(dest, 0o755)
+			}
+			_, err := checkout.Checkout(coCtx, r, id, dest, o)
+			coWritable(t, dest)
+			if err == nil || !strings.Contains(err.Error(), "whiteout of an invalid name") || !strings.Contains(err.Error(), dest+"/"+entry) {
+				t.Errorf("%q, union=%v add=%v: %v, want a refusal naming %s/%s", entry, o.Union, o.UnionAdd, err, dest, entry)
+			}
+			check(entry)
+		}
+	}
+}
+
+// A bare-user object shorter than its header says is corrupt when copied:
+// the copy ends with an error naming the entry and the object, not with a
+// short file, nor without end.
+func TestCopyOfTruncatedObject(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"d/a": testtree.File("twelve bytes", 0o644)}))
+	e, _ := r.Lookup(id, "/d/a")
+	if err := os.Truncate(r.ObjectPath(repo.KindFile, e.ID), 5); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "co")
+	done := make(chan error, 1)
+	go func() {
+		_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, ForceCopy: true})
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the copy of a truncated object did not end")
+	}
+	coWritable(t, dest)
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != e.ID || !strings.Contains(err.Error(), "/d/a") || !strings.Contains(err.Error(), "shorter than its size") {
+		t.Errorf("copy of a truncated object: %v, want a CorruptObjectError naming /d/a and %s", err, e.ID)
+	}
+}

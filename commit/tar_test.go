@@ -186,6 +186,12 @@ func TestHostileTarRefused(t *testing.T) {
 			{Name: "a/passwd", Typeflag: tar.TypeReg, Mode: 0o644},
 		}, "not a directory"},
 		{"root not a dir", []*tar.Header{{Name: ".", Typeflag: tar.TypeReg, Mode: 0o644}}, "root"},
+		// Owners past 32 bits (PAX) or negative (GNU base-256) must not
+		// wrap round to another owner, such as root.
+		{"uid past 32 bits", []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1 << 32, Format: tar.FormatPAX}}, "owner 4294967296:0 out of range"},
+		{"gid past 32 bits", []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Gid: 1 << 32, Format: tar.FormatPAX}}, "owner 0:4294967296 out of range"},
+		{"negative uid", []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: -1, Format: tar.FormatGNU}}, "owner -1:0 out of range"},
+		{"negative gid", []*tar.Header{{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Gid: -1, Format: tar.FormatGNU}}, "owner 0:-1 out of range"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -399,6 +399,17 @@ func TestFileHeaderTrailingContent(t *testing.T) {
 	}
 }
 
+// A bare-user object's UserMetaXattr holds its header and nothing more.
+func TestUserMetaTrailingBytes(t *testing.T) {
+	enc := repo.AppendUserMeta(nil, sampleRegular())
+	if _, err := repo.DecodeUserMeta(enc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := repo.DecodeUserMeta(dup(enc, 0), nil); err == nil || !strings.Contains(err.Error(), "1 trailing bytes") {
+		t.Errorf("user meta with a trailing byte: %+v, %v", h, err)
+	}
+}
+
 func TestFileHeaderValidate(t *testing.T) {
 	for name, h := range sampleHeaders() {
 		if err := h.Validate(); err != nil {

@@ -209,3 +209,91 @@ func TestOpenRefusesHugeConfig(t *testing.T) {
 		t.Errorf("Open with a 1 TiB config: %v", err)
 	}
 }
+
+// A metadata object is checked against its id when loaded: another valid
+// object's bytes under its name are corrupt, not decoded; one larger than
+// any valid object is refused before it is read.
+func TestReadMetaCatchesTampering(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := txn.WriteMeta(repo.KindDirTree, (&repo.DirTree{}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	other := (&repo.DirMeta{Mode: 0o4777}).Encode()
+	p := r.ObjectPath(repo.KindDirMeta, id)
+	os.Remove(p)
+	if err := os.WriteFile(p, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.ReadDirMeta(id)
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != id || ce.Actual != repo.Sum(other) || ce.Path != p {
+		t.Errorf("dirmeta %s holding another's bytes: %+v, %v; want a CorruptObjectError naming both ids", id, m, err)
+	}
+
+	p = r.ObjectPath(repo.KindDirTree, tree)
+	os.Remove(p)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 256<<20+1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	r.SetVerify(false) // the bound holds without hashing
+	_, err = r.ReadDirTree(tree)
+	if !errors.As(err, &ce) || ce.ID != tree || !strings.Contains(err.Error(), "larger than any valid object") {
+		t.Errorf("dirtree of 256 MiB: %v, want a CorruptObjectError: larger than any valid object", err)
+	}
+}
+
+// Content shorter than its header says is corrupt even when reads are not
+// hashed.
+func TestOpenFileShortContentUnverified(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("twelve bytes")
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(body))}
+	id := repo.FileID(h, body)
+	if _, err := txn.WriteFile(h, id, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(r.ObjectPath(repo.KindFile, id), 5); err != nil {
+		t.Fatal(err)
+	}
+	r.SetVerify(false)
+	_, rc, err := r.OpenFile(id)
+	var got []byte
+	if err == nil {
+		got, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != id || !strings.Contains(err.Error(), "content is 5 bytes, header says 12") {
+		t.Errorf("truncated object read as %q with err %v, want a CorruptObjectError: content is 5 bytes, header says 12", got, err)
+	}
+}

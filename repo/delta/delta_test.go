@@ -357,6 +357,20 @@ func TestApplyRejects(t *testing.T) {
 			}
 			t.Fatal("content not found in any part")
 		}, []string{"part ", "file object", "is corrupt: content hashes to"}},
+		{"dirtree hash mismatch", func(t *testing.T, dir string, sb *delta.Superblock) {
+			// usr/new's dirtree, new in B, is stored whole: rename its
+			// entry "moved", which leaves a dirtree that decodes.
+			for i := range sb.Parts {
+				data, _ := os.ReadFile(filepath.Join(dir, strconv.Itoa(i)))
+				raw := decompress(t, data)
+				if j := bytes.Index(raw, []byte("\x05moved")); j >= 0 {
+					raw[j+5] = 'D'
+					rewritePart(t, dir, sb, i, compress(raw))
+					return
+				}
+			}
+			t.Fatal("dirtree entry not found in any part")
+		}, []string{"part ", "dirtree object", "is corrupt: content hashes to"}},
 		{"raw size lies", func(t *testing.T, dir string, sb *delta.Superblock) {
 			sb.Parts[0].RawSize--
 			os.WriteFile(filepath.Join(dir, delta.SuperblockFile), sb.Encode(), 0o644)
