@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -1203,5 +1204,90 @@ func TestCopyOfTruncatedObject(t *testing.T) {
 	var ce *repo.CorruptObjectError
 	if !errors.As(err, &ce) || ce.ID != e.ID || !strings.Contains(err.Error(), "/d/a") || !strings.Contains(err.Error(), "shorter than its size") {
 		t.Errorf("copy of a truncated object: %v, want a CorruptObjectError naming /d/a and %s", err, e.ID)
+	}
+}
+
+// coReflinkDir returns a directory on a filesystem whose files can share
+// extents (XFS, made in an image and loop-mounted for the test), or skips
+// the test where it cannot be made.
+func coReflinkDir(t *testing.T) string {
+	t.Helper()
+	if !coRoot() {
+		t.Skip("needs root to mount a filesystem image")
+	}
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs (xfsprogs) is not installed")
+	}
+	dir := t.TempDir()
+	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(320 << 20) // sparse; XFS wants 300 MiB at least
+	f.Close()
+	if out, err := exec.Command("mkfs.xfs", "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot loop-mount an image here: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+// On a filesystem that shares extents a copy is a reflink of the object's
+// whole file: one truncated or grown since it was stored must still not
+// give a file of other content. The checkout fails, naming the entry and
+// the object.
+func TestReflinkCopyOfDamagedObject(t *testing.T) {
+	mnt := coReflinkDir(t)
+	for name, damage := range map[string]func(string) error{
+		"truncated": func(p string) error { return os.Truncate(p, 5) },
+		"grown": func(p string) error {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.Write([]byte(" and more"))
+			return err
+		},
+	} {
+		r, err := repo.Init(filepath.Join(mnt, name, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		id := coCommit(t, r, coMakeDir(t, testtree.Tree{"d/a": testtree.File("twelve bytes", 0o644)}))
+		// A sound object is cloned: the same extents, the same content.
+		dest := filepath.Join(mnt, name, "sound")
+		if _, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, ForceCopy: true}); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "d/a")); err != nil || string(b) != "twelve bytes" {
+			t.Fatalf("%s: the copy of the sound object reads %q, %v", name, b, err)
+		}
+		e, _ := r.Lookup(id, "/d/a")
+		if err := damage(r.ObjectPath(repo.KindFile, e.ID)); err != nil {
+			t.Fatal(err)
+		}
+		dest = filepath.Join(mnt, name, "co")
+		_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, ForceCopy: true})
+		coWritable(t, dest)
+		var ce *repo.CorruptObjectError
+		if !errors.As(err, &ce) || ce.ID != e.ID || !strings.Contains(err.Error(), "/d/a") {
+			t.Errorf("%s: reflink copy of the object: %v, want a CorruptObjectError naming /d/a and %s", name, err, e.ID)
+		}
+		if _, err := os.Lstat(filepath.Join(dest, "d/a")); !os.IsNotExist(err) {
+			t.Errorf("%s: the damaged copy was left in DEST (%v)", name, err)
+		}
 	}
 }

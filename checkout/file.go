@@ -566,6 +566,16 @@ func (w *worker) copyContent(dst int, o *object) error {
 	if !c.cloneOff.Load() {
 		err := unix.IoctlFileClone(dst, src)
 		if err == nil {
+			// A clone takes the object's file whole, as long as it is:
+			// one truncated or grown since it was stored must not pass.
+			var st unix.Stat_t
+			if err := unix.Fstat(dst, &st); err != nil {
+				return fmt.Errorf("reflink from file object %s: %w", o.id, err)
+			}
+			if st.Size != size {
+				return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel,
+					Reason: fmt.Sprintf("is %d bytes, its header says %d", st.Size, size)}
+			}
 			return nil
 		}
 		if !notSupported(err) {
