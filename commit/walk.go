@@ -455,7 +455,13 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
 		}
 		id = repo.ID(w.h.Sum())
-		if isNew, err = wk.txn.WriteFileFrom(&h, id, f); err != nil {
+		// The copy reads the file again: it must not have changed since
+		// the stat the walk took, or the object would not be what was
+		// hashed.
+		if isNew, err = wk.txn.WriteFileFromUnchanged(&h, id, f, st); err != nil {
+			if errors.Is(err, repo.ErrSourceChanged) {
+				return repo.ID{}, fmt.Errorf("%s: file changed while being committed (%w)", path, err)
+			}
 			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 		}
 	}

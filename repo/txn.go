@@ -574,9 +574,40 @@ func (t *Txn) WriteFile(h *FileHeader, id ID, content []byte) (bool, error) {
 }
 
 // WriteFileFrom stores a file object whose content is the whole of src (a
-// regular file already hashed to id by the caller). The copy is made in the
-// kernel (reflink or copy_file_range) where possible.
+// regular file already hashed to id by the caller, which no one else
+// writes). The copy is made in the kernel (reflink or copy_file_range)
+// where possible.
 func (t *Txn) WriteFileFrom(h *FileHeader, id ID, src *os.File) (bool, error) {
+	return t.writeFileFrom(h, id, src, nil)
+}
+
+// ErrSourceChanged is matched (errors.Is) by the error of
+// WriteFileFromUnchanged when its source changed.
+var ErrSourceChanged = errors.New("file changed while being stored")
+
+// WriteFileFromUnchanged is WriteFileFrom for a source others may write
+// while it is stored, such as a file of a live tree: the copy reads the
+// file again after the caller hashed it. Once it is copied, and before
+// anything may publish the object, src must still have the size,
+// modification and change times of st, the stat it was hashed under (any
+// write changes the change time); otherwise nothing is stored and the
+// error matches ErrSourceChanged.
+func (t *Txn) WriteFileFromUnchanged(h *FileHeader, id ID, src *os.File, st *unix.Stat_t) (bool, error) {
+	return t.writeFileFrom(h, id, src, func() error {
+		var now unix.Stat_t
+		if err := unix.Fstat(int(src.Fd()), &now); err != nil {
+			return err
+		}
+		if now.Size != st.Size || now.Mtim != st.Mtim || now.Ctim != st.Ctim {
+			return ErrSourceChanged
+		}
+		return nil
+	})
+}
+
+// writeFileFrom stages src's content as object id, then calls unchanged,
+// if set, whose error discards it.
+func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func() error) (bool, error) {
 	if err := t.checkStorable(h); err != nil {
 		return false, err
 	}
@@ -585,10 +616,16 @@ func (t *Txn) WriteFileFrom(h *FileHeader, id ID, src *os.File) (bool, error) {
 		return false, err
 	}
 	return true, t.stageFile(h, id, func(f *stagedFile) error {
+		var err error
 		if t.r.mode == ModeArchive {
-			return t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
+			err = t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
+		} else {
+			err = copyFile(f, src, int64(h.Size))
 		}
-		return copyFile(f, src, int64(h.Size))
+		if err == nil && unchanged != nil {
+			err = unchanged()
+		}
+		return err
 	})
 }
 
