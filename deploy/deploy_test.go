@@ -281,6 +281,27 @@ func TestStaterootErrors(t *testing.T) {
 	}
 }
 
+// Every switch points the refs of the deployments it lists at their
+// commits: a deployment's ref deleted by hand is back after the next
+// switch, before a prune could take the deployment's objects.
+func TestSwitchRestoresDeploymentRefs(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	old := f.s.Deployments()[1]
+	if err := f.s.Repo().SetRef(deployRef(old), repo.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.s.Repo().ReadRef(deployRef(old)); err != nil || got != old.Commit {
+		t.Errorf("ref %s after the rollback = %s, %v; want %s", deployRef(old), got, err, old.Commit)
+	}
+}
+
 func TestRollbackTwiceRestoresOrder(t *testing.T) {
 	f := newFixture(t)
 	a := f.commit("os", osTree("6.1.0-1", nil))
@@ -447,6 +468,40 @@ func TestBootedDeploymentIsKeptAndMerged(t *testing.T) {
 	got, _ := os.ReadFile(filepath.Join(res.Deployment.Path, "etc/hostname"))
 	if string(got) != "booted-host\n" {
 		t.Errorf("hostname = %q", got)
+	}
+	// Without a merge deployment (--no-merge) the booted deployment is
+	// still kept, and so is its directory.
+	if _, err := s.Deploy(context.Background(), "os", DeployOptions{NoMerge: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(s.Deployments(), func(d *Deployment) bool { return d.Booted && d.Commit == a }) {
+		t.Errorf("a deploy without a merge deployment dropped the booted one, %s", booted.Name())
+	}
+	if _, err := os.Stat(booted.Path); err != nil {
+		t.Errorf("the booted deployment's directory: %v", err)
+	}
+}
+
+// A kernel argument that would break the entry's options line (a newline
+// or tab), an empty one, one with a space outside quotes, or otree= (which
+// otree manages) is refused, and nothing is deployed or changed.
+func TestKargsRefusesBadArguments(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1"}})
+	before := f.s.Deployments()[0]
+	for _, arg := range []string{"quiet\ninitrd=/evil", "a\tb", "", "a b", "otree=/x"} {
+		for what, opts := range map[string]DeployOptions{"append": {KargsAppend: []string{arg}}, "replace": {Kargs: []string{arg}}} {
+			if _, err := f.s.Deploy(context.Background(), "os", opts); err == nil || !strings.Contains(err.Error(), "kernel argument") {
+				t.Errorf("deploy with %s %q: %v, want it refused", what, arg, err)
+			}
+		}
+		if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Append: []string{arg}}); err == nil {
+			t.Errorf("SetKargs appending %q succeeded", arg)
+		}
+	}
+	if list := f.s.Deployments(); len(list) != 1 || list[0].Path != before.Path || list[0].Options != "root=/dev/sda1" {
+		t.Errorf("after refused kernel arguments: %d deployments, the first %s with %q", len(list), list[0].Path, list[0].Options)
 	}
 }
 

@@ -2,12 +2,15 @@ package repo_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // Publish stores what is staged while the transaction stays open: the
@@ -142,5 +145,111 @@ func TestPublishNeedsPublishable(t *testing.T) {
 	}
 	if n, err := txn.Publish(); err == nil || n != 0 {
 		t.Fatalf("Publish on a plain transaction: %d, %v", n, err)
+	}
+}
+
+// Commit objects go into the store after every other object, by Commit
+// and by Publish alike: when the move of an object a commit needs fails
+// (here its fan-out directory is a file), the commit is not stored, so
+// that no commit in objects/ lacks what its transaction was storing, and
+// Commit writes no ref it queued.
+func TestCommitObjectsPublishedLast(t *testing.T) {
+	for _, publish := range []bool{false, true} {
+		r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{Publishable: publish})
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := txn.WriteMeta(repo.KindDirTree, (&repo.DirTree{}).Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A commit in another fan-out directory than its tree.
+		c := &repo.Commit{RootTree: tree, RootMeta: meta}
+		for i := 0; ; i++ {
+			c.Subject = fmt.Sprint("commit ", i)
+			if id := repo.Sum(c.Encode()); id[0] != tree[0] {
+				break
+			}
+		}
+		commit, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fan := r.Path("objects", fmt.Sprintf("%02x", tree[0]))
+		if err := os.Remove(fan); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fan, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if publish {
+			_, err = txn.Publish()
+			txn.Abort()
+		} else {
+			if err := txn.SetRef("main", commit); err != nil {
+				t.Fatal(err)
+			}
+			err = txn.Commit()
+		}
+		if err == nil {
+			t.Fatalf("publish=%v: storing a dirtree into a file succeeded", publish)
+		}
+		if has, err := r.HasObject(repo.KindCommit, commit); err != nil || has {
+			t.Errorf("publish=%v: a failed move of its dirtree left commit %s stored (%v)", publish, commit, err)
+		}
+		if _, err := r.ReadRef("main"); !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("publish=%v: a failed commit wrote its ref (%v)", publish, err)
+		}
+	}
+}
+
+// Two transactions that stage the same object both commit: the second
+// finds it stored and keeps the stored file (the same inode, which
+// checkouts may share through hardlinks) rather than failing or moving
+// its own copy over it.
+func TestConcurrentStagingDeduplicates(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	content := []byte("staged twice\n")
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	var txns [2]*repo.Txn
+	for i := range txns {
+		if txns[i], err = r.Begin(context.Background(), repo.TxnOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if stored, err := txns[i].WriteFile(h, id, content); err != nil || !stored {
+			t.Fatalf("transaction %d: WriteFile = %v, %v; want it staged", i, stored, err)
+		}
+	}
+	inode := func() uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(r.ObjectPath(repo.KindFile, id), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	if err := txns[0].Commit(); err != nil {
+		t.Fatal(err)
+	}
+	first := inode()
+	if err := txns[1].Commit(); err != nil {
+		t.Fatalf("the second transaction storing the same object: %v", err)
+	}
+	if got := inode(); got != first {
+		t.Errorf("the second transaction replaced the stored object (inode %d, was %d)", got, first)
 	}
 }

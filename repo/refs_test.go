@@ -3,6 +3,7 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -310,5 +311,48 @@ func TestAmbiguousPrefixMessage(t *testing.T) {
 		if !strings.HasSuffix(msg, want) || !strings.Contains(msg, ids[0].Short()) {
 			t.Errorf("%d matches: %q, want it to name %s and end in %q", n, msg, ids[0].Short(), want)
 		}
+	}
+}
+
+// A ref name is one or more components of letters, digits and "._-",
+// none empty or starting with '.' or '-' (so none is "." or ".."), and at
+// most one "remote:" without a '/': anything else is refused by
+// ValidateRefName, Repo.SetRef and Txn.SetRef alike, and nothing is
+// written, inside refs/ or out of it.
+func TestInvalidRefNamesRefused(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	for _, name := range []string{"", "/", "a/", "/a", "a//b", "..", "../escape", "a/../../escape", "a/./b",
+		".hidden", "a/.b", "-dash", "a/-b", "a b", "a\nb", "a*", "origin:", ":main", "or/igin:main", "../x:main", "a:b:c"} {
+		if err := repo.ValidateRefName(name); err == nil {
+			t.Errorf("ValidateRefName(%q) accepted it", name)
+		}
+		if err := r.SetRef(name, ids[0]); err == nil {
+			t.Errorf("SetRef(%q) succeeded", name)
+		}
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.SetRef(name, ids[0]); err == nil {
+			t.Errorf("Txn.SetRef(%q) accepted it", name)
+		}
+		txn.Commit() // writes whatever SetRef queued
+
+	}
+	for _, name := range []string{"a", "_a", "a.b-c_d/e", "A9/b.", "origin:os/x", "o.r-g_1:main"} {
+		if err := repo.ValidateRefName(name); err != nil {
+			t.Errorf("ValidateRefName(%q): %v", name, err)
+		}
+	}
+	if refs, err := r.ListRefs(""); err != nil || len(refs) != 0 {
+		t.Errorf("after refused names the refs are %v, %v; want none", refs, err)
+	}
+	if err := filepath.WalkDir(r.Path(), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && (d.Name() == "escape" || d.Name() == "main" || d.Name() == "b") {
+			t.Errorf("a refused ref name left %s", p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -119,3 +119,20 @@ func TestUnmarkPartialSyncsUnsynced(t *testing.T) {
 		t.Errorf("unmarking left objects published without a sync unsynced (marker: %v)", err)
 	}
 }
+
+// Repo.SetRef makes a ref durable only once what it points at is: objects
+// published without a sync are synced first (the marker goes), as a
+// durable transaction does before its refs.
+func TestSetRefSyncsUnsynced(t *testing.T) {
+	r, good, _, _ := refRepo(t) // its objects published without a sync
+	marker := r.Path("tmp", "unsynced")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no marker after a transaction without syncs: %v", err)
+	}
+	if err := r.SetRef("other", good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("SetRef left objects published without a sync unsynced (marker: %v)", err)
+	}
+}

@@ -876,6 +876,45 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 	}
 }
 
+// A full switch (a new boot version) makes everything the new entries
+// need durable before the rename of boot/loader that switches to them:
+// the new deployment and its otree/boot.N links on the sysroot, the
+// entries and kernel in /boot, which may be a filesystem of its own.
+func TestAdminFullSwitchSyncsBeforeSwitch(t *testing.T) {
+	strace := needStrace(t)
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.2.0-1")
+
+	exe, env := otreeBinary(t)
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=syncfs,rename,renameat,renameat2",
+		exe, "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "(full switch)") {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(string(data), "\n")
+	boot := filepath.Join(a.sys, "boot")
+	swtch := slices.IndexFunc(lines, func(l string) bool {
+		return strings.Contains(l, "rename") && strings.Contains(l, "\""+filepath.Join(boot, "loader")+"\"")
+	})
+	links := slices.IndexFunc(lines, func(l string) bool {
+		return strings.Contains(l, "rename") && regexp.MustCompile(`otree/boot\.\d"`).MatchString(l)
+	})
+	if swtch < 0 || links < 0 || links > swtch {
+		t.Fatalf("no rename of otree/boot.N (%d) before that of boot/loader (%d) in:\n%s", links, swtch, data)
+	}
+	for _, dir := range []string{a.sys, boot} {
+		if !slices.ContainsFunc(lines[links:swtch], func(l string) bool { return strings.Contains(l, "syncfs(") && strings.Contains(l, "<"+dir+">") }) {
+			t.Errorf("no syncfs of %s between the links' rename (line %d) and the switch (line %d):\n%s", dir, links, swtch, data)
+		}
+	}
+}
+
 // admin cleanup makes the boot switch it goes by durable (a killed deploy
 // may have renamed it into place unsynced) before it removes anything.
 func TestAdminCleanupSyncsSwitchFirst(t *testing.T) {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,6 +48,44 @@ func TestAdminBootCounting(t *testing.T) {
 	a.ok("admin", "rollback")
 	if out := a.ok("admin", "status"); !strings.Contains(out, "3 of 3 tries left") {
 		t.Errorf("status after rollback:\n%s", out)
+	}
+}
+
+// A deploy that starts a boot count in an existing GRUB environment block
+// (rewritten in place, as save_env does) syncs the block before the
+// switch: the new default must not boot without its count.
+func TestBootCountSyncedBeforeSwitch(t *testing.T) {
+	strace := needStrace(t)
+	a := newAdmin(t)
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "3")
+	for _, motd := range []string{"one\n", "two\n", "three\n"} {
+		a.commit(motd, "6.1.0-1")
+		if motd != "three\n" {
+			a.ok("admin", "deploy", "cli/stable")
+		}
+	}
+	env := filepath.Join(a.sys, "boot", "grub", "grubenv")
+	if _, err := os.Stat(env); err != nil {
+		t.Fatalf("no environment block after a counted deploy: %v", err)
+	}
+	exe, envv := otreeBinary(t)
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,rename,renameat,renameat2",
+		exe, "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
+	cmd.Env = envv
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(string(data), "\n")
+	sync := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+env+">") })
+	// The rename of boot/loader (a full switch) or of otree/boot.N (a
+	// sub switch).
+	switched := regexp.MustCompile(`(boot/loader|otree/boot\.\d)"`)
+	swtch := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "rename") && switched.MatchString(l) })
+	if sync < 0 || swtch < 0 || sync > swtch {
+		t.Errorf("fsync of %s at line %d, switch at line %d:\n%s", env, sync, swtch, data)
 	}
 }
 

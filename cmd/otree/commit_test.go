@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -562,6 +564,60 @@ func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
 	}
 	if s, r := commit("again"); s >= 0 || r < 0 {
 		t.Errorf("durable commit after the sync: syncfs at line %d (want none), ref written at line %d", s, r)
+	}
+}
+
+// A durable commit makes its renames into objects/ durable before it
+// writes its branch: each is followed, before the ref's rename, by an
+// fsync of the fan-out directory it landed in or by a syncfs. Else a crash
+// could keep the ref and lose an object it needs. A few objects are synced
+// one by one, many with syncfs: both ways are checked.
+func TestCommitSyncsObjectRenamesBeforeRef(t *testing.T) {
+	strace := needStrace(t)
+	c := newCLIMode(t, repo.ModeBareUser)
+	exe, env := otreeBinary(t)
+	rename := regexp.MustCompile(`renameat2?\(\d+<[^>]*>, "[^"]*", \d+<([^>]*)>, "([0-9a-f]{2})/[^"]*"`)
+	for _, tc := range []struct {
+		branch string
+		tree   testtree.Tree
+	}{
+		{"few", fixture},
+		{"many", randomTree(rand.New(rand.NewPCG(1, 2)), 150, 512, 6)},
+	} {
+		log := filepath.Join(t.TempDir(), "strace")
+		cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,syncfs,rename,renameat,renameat2",
+			exe, "--repo="+c.path, "commit", "-b", tc.branch, source(t, tc.tree))
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("commit: %v\n%s", err, out)
+		}
+		data, _ := os.ReadFile(log)
+		lines := strings.Split(string(data), "\n")
+		ref := slices.IndexFunc(lines, func(l string) bool {
+			return strings.Contains(l, "rename") && strings.Contains(l, "refs/heads/"+tc.branch)
+		})
+		if ref < 0 {
+			t.Fatalf("%s: no rename of the ref in:\n%s", tc.branch, data)
+		}
+		objects := filepath.Join(c.path, "objects")
+		moved := 0
+		for i, l := range lines[:ref] {
+			m := rename.FindStringSubmatch(l)
+			if m == nil || m[1] != objects {
+				continue
+			}
+			moved++
+			dir := filepath.Join(objects, m[2])
+			if !slices.ContainsFunc(lines[i+1:ref], func(l string) bool {
+				return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") && strings.Contains(l, "<"+dir+">")
+			}) {
+				t.Errorf("%s: the rename into %s at line %d is not made durable before the ref is written (line %d):\n%s", tc.branch, dir, i, ref, data)
+				break
+			}
+		}
+		if moved == 0 {
+			t.Errorf("%s: no rename into %s before the ref's:\n%s", tc.branch, objects, data)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -341,6 +342,61 @@ func TestFsckDeleteKilled(t *testing.T) {
 		if when > 50 {
 			t.Fatalf("fsck --delete never finished:\n%s", out)
 		}
+	}
+}
+
+// fsck --delete makes its repair durable in order: the partial marker of
+// the damaged commit is written and synced (file and state/) before the
+// corrupt object is deleted, and the deletion is synced (a syncfs) before
+// it reports, so that a crash brings back neither a commit that looks
+// whole nor the bad object.
+func TestFsckDeleteIsDurable(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "b", source(t, fixture))
+	id, err := c.r.ResolveRev("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := mustLookup(t, c.r, id, "/a.txt").ID
+	obj := c.r.ObjectPath(repo.KindFile, file)
+	if err := os.WriteFile(obj, []byte("bad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,syncfs,unlinkat,rename,renameat,renameat2",
+		exe, "--repo="+c.path, "fsck", "--delete")
+	cmd.Env = env
+	out, _ := cmd.CombinedOutput()
+	if _, err := os.Stat(obj); !errors.Is(err, fs.ErrNotExist) || !c.r.IsCommitPartial(id) {
+		t.Fatalf("fsck --delete left the object (%v) or did not mark %s partial:\n%s", err, id, out)
+	}
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(string(data), "\n")
+	find := func(from int, match func(string) bool) int {
+		for i := from; i < len(lines); i++ {
+			if match(lines[i]) {
+				return i
+			}
+		}
+		return -1
+	}
+	state := filepath.Join(c.path, "state")
+	marker := find(0, func(l string) bool {
+		return strings.Contains(l, "rename") && strings.Contains(l, filepath.Join(state, id.String()+".commitpartial"))
+	})
+	unlink := find(0, func(l string) bool {
+		return strings.Contains(l, "unlinkat(") && strings.Contains(l, filepath.Base(obj)+"\"")
+	})
+	if marker < 0 || unlink < 0 || marker > unlink {
+		t.Fatalf("the marker (line %d) is not written before the object is deleted (line %d):\n%s", marker, unlink, data)
+	}
+	if sync := find(marker, func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+state+">") }); sync < 0 || sync > unlink {
+		t.Errorf("no fsync of %s between the marker's rename (line %d) and the deletion (line %d):\n%s", state, marker, unlink, data)
+	}
+	if find(unlink, func(l string) bool { return strings.Contains(l, "syncfs(") }) < 0 {
+		t.Errorf("the deletion (line %d) is not followed by a syncfs:\n%s", unlink, data)
 	}
 }
 

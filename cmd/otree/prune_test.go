@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,6 +159,49 @@ func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// Prune deletes the commits it drops first and makes their removal
+// durable (a syncfs) before it deletes any object they needed: a crash
+// part-way never leaves a commit whose tree is partly gone.
+func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	src := source(t, fixture)
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "b", src)
+	if err := os.WriteFile(filepath.Join(src, "extra"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("commit", "-b", "b", src)
+	c.ok("refs", "--delete", "b")
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=unlinkat,syncfs", exe, "--repo="+c.path, "prune", "--refs-only", "--depth=0")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("prune: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(string(data), "\n")
+	object := regexp.MustCompile(`unlinkat\(\d+<[^>]*/objects>, "[0-9a-f]{2}/[0-9a-f]{62}\.(commit|dirtree|dirmeta|file)"`)
+	lastCommit, firstOther, commits := -1, -1, 0
+	for i, l := range lines {
+		m := object.FindStringSubmatch(l)
+		switch {
+		case m == nil:
+		case m[1] == "commit":
+			lastCommit = i
+			commits++
+		case firstOther < 0:
+			firstOther = i
+		}
+	}
+	if commits != 2 || firstOther < 0 {
+		t.Fatalf("prune deleted %d commits (want 2) and other objects from line %d:\n%s", commits, firstOther, data)
+	}
+	if lastCommit > firstOther || !slices.ContainsFunc(lines[lastCommit:firstOther], func(l string) bool { return strings.Contains(l, "syncfs(") }) {
+		t.Errorf("the last commit's removal (line %d) is not followed by a syncfs before the first other object's (line %d):\n%s", lastCommit, firstOther, data)
 	}
 }
 

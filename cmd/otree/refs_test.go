@@ -63,8 +63,9 @@ func TestRefsRemotePrefix(t *testing.T) {
 }
 
 // The directories a new nested branch needs are synced into their parents
-// (as is the layout init makes, before its config): a crash after the
-// command reports success cannot lose them.
+// (as is the layout init makes, before its config), and a ref refs
+// --create writes is synced with its directory: a crash after the command
+// reports success cannot lose them.
 func TestNewDirectoriesSynced(t *testing.T) {
 	strace := needStrace(t)
 	exe, env := otreeBinary(t)
@@ -107,6 +108,13 @@ func TestNewDirectoriesSynced(t *testing.T) {
 		if has(got, filepath.Join(p, d)) < 0 {
 			t.Errorf("commit -b os/x86_64/stable: %s not synced (fsyncs: %q)", d, got)
 		}
+	}
+	// A ref written outside a commit: its file, then its directory.
+	got = fsyncs(trace("refs", "--create=os/x86_64/testing", "os/x86_64/stable"))
+	dir := filepath.Join(p, "refs/heads/os/x86_64")
+	file := slices.IndexFunc(got, func(f string) bool { return filepath.Dir(f) == dir && strings.HasPrefix(filepath.Base(f), ".tmp-") })
+	if i := has(got, dir); file < 0 || i < file {
+		t.Errorf("refs --create=os/x86_64/testing: the ref's file and then %s not synced (fsyncs: %q)", dir, got)
 	}
 }
 
@@ -173,10 +181,10 @@ func TestCorruptRef(t *testing.T) {
 }
 
 // What a command removes or finds already written is made durable too: a
-// deleted remote's cookie file (its directory synced after the removal), a
-// delta index summary -u leaves as it was (synced, since a run that did
-// not sync may have written it), and the repos.d link create-usb makes on
-// a stick (its directory synced).
+// deleted remote's cookie file and a deleted ref (the directory left
+// synced after the removal), a delta index summary -u leaves as it was
+// (synced, since a run that did not sync may have written it), and the
+// repos.d link create-usb makes on a stick (its directory synced).
 func TestRemovalsAndLinksSynced(t *testing.T) {
 	strace := needStrace(t)
 	exe, env := otreeBinary(t)
@@ -216,6 +224,13 @@ func TestRemovalsAndLinksSynced(t *testing.T) {
 	if got := trace("summary", "-u"); !slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+index+">") }) ||
 		!after(got, index, filepath.Join(c.path, "delta-indexes")) {
 		t.Errorf("summary -u with the index unchanged: %s and then its directory are not synced:\n%s", index, strings.Join(got, "\n"))
+	}
+
+	// A deleted ref: its file and the directories it leaves empty go,
+	// and the directory that remains is synced.
+	c.ok("refs", "--create=gone/deep", "main")
+	if got := trace("refs", "--delete", "gone/deep"); !after(got, "refs/heads/gone/deep", filepath.Join(c.path, "refs", "heads")) {
+		t.Errorf("refs --delete: the removal of the ref is not followed by an fsync of refs/heads:\n%s", strings.Join(got, "\n"))
 	}
 
 	stick := t.TempDir()
