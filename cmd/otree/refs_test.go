@@ -83,7 +83,7 @@ func TestNewDirectoriesSynced(t *testing.T) {
 	}
 	fsyncs := func(log string) []string {
 		var dirs []string
-		for _, m := range regexp.MustCompile(`fsync\(\d+<([^>]*)>\)`).FindAllStringSubmatch(log, -1) {
+		for _, m := range regexp.MustCompile(`fsync\(\d+<([^>]*)>`).FindAllStringSubmatch(log, -1) {
 			dirs = append(dirs, m[1])
 		}
 		return dirs
