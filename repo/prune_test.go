@@ -217,6 +217,12 @@ func TestPruneKeepYoungerThan(t *testing.T) {
 			t.Errorf("commit %d kept=%v, want %v", i+1, !keep, keep)
 		}
 	}
+	// A commit made at the very second given is not older than it: kept,
+	// as OSTree's prune keeps it.
+	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1700003000, 0)})
+	if !stored(t, r, repo.KindCommit, commits[2]) {
+		t.Error("the commit made at the --keep-younger-than time was pruned")
+	}
 	// The ref's commit is kept however old.
 	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1800000000, 0)})
 	if !stored(t, r, repo.KindCommit, commits[3]) || stored(t, r, repo.KindCommit, commits[2]) {
