@@ -214,11 +214,7 @@ func TestOpenRefusesHugeConfig(t *testing.T) {
 // object's bytes under its name are corrupt, not decoded; one larger than
 // any valid object is refused before it is read.
 func TestReadMetaCatchesTampering(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newIntegrityRepo(t, repo.ModeBareUser)
 	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -264,24 +260,8 @@ func TestReadMetaCatchesTampering(t *testing.T) {
 // Content shorter than its header says is corrupt even when reads are not
 // hashed.
 func TestOpenFileShortContentUnverified(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := []byte("twelve bytes")
-	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(body))}
-	id := repo.FileID(h, body)
-	if _, err := txn.WriteFile(h, id, body); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	id := storeFiles(t, r, "twelve bytes")[0]
 	if err := os.Truncate(r.ObjectPath(repo.KindFile, id), 5); err != nil {
 		t.Fatal(err)
 	}
