@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/repo"
@@ -50,6 +51,11 @@ func TestLargeFileChangedWhileCommitted(t *testing.T) {
 		src := t.TempDir()
 		p := filepath.Join(src, "big")
 		if err := os.WriteFile(p, bytes.Repeat([]byte("a"), 3<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Times of long ago, so that the write in the hook changes the
+		// modification time whatever the timestamps' granularity.
+		if err := os.Chtimes(p, time.Unix(1e9, 0), time.Unix(1e9, 0)); err != nil {
 			t.Fatal(err)
 		}
 		restore := commit.SetLargeReadHook(func(rd io.Reader) io.Reader { return &writeAtEOF{r: rd, path: p} })

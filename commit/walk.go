@@ -460,7 +460,7 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 		// hashed.
 		if isNew, err = wk.txn.WriteFileFromUnchanged(&h, id, f, st); err != nil {
 			if errors.Is(err, repo.ErrSourceChanged) {
-				return repo.ID{}, fmt.Errorf("%s: file changed while being committed (%w)", path, err)
+				return repo.ID{}, fmt.Errorf("%s: file changed while being committed: %w", path, repo.ErrSourceChanged)
 			}
 			return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 		}

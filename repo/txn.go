@@ -589,14 +589,17 @@ var ErrSourceChanged = errors.New("file changed while being stored")
 // while it is stored, such as a file of a live tree: the copy reads the
 // file again after the caller hashed it. Once it is copied, and before
 // anything may publish the object, src must still have the size,
-// modification and change times of st, the stat it was hashed under (any
-// write changes the change time); otherwise nothing is stored and the
-// error matches ErrSourceChanged.
+// modification and change times of st, the stat it was hashed under;
+// otherwise nothing is stored and the error matches ErrSourceChanged. A
+// write changes the change time, but only by the filesystem's timestamp
+// granularity: one in the same tick as an earlier write goes unseen where
+// the kernel does not stamp a change after a stat finely (before Linux
+// 6.13, or on other filesystems), as it does for the stat cache.
 func (t *Txn) WriteFileFromUnchanged(h *FileHeader, id ID, src *os.File, st *unix.Stat_t) (bool, error) {
 	return t.writeFileFrom(h, id, src, func() error {
 		var now unix.Stat_t
 		if err := unix.Fstat(int(src.Fd()), &now); err != nil {
-			return err
+			return fmt.Errorf("stat after copying: %w", err)
 		}
 		if now.Size != st.Size || now.Mtim != st.Mtim || now.Ctim != st.Ctim {
 			return ErrSourceChanged
