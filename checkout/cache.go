@@ -2,7 +2,6 @@ package checkout
 
 import (
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -165,7 +164,7 @@ func (w *worker) relinkCached(n *dirNode, name string, o *object) {
 	if !w.cachedEntry(o, &st) {
 		return
 	}
-	tmp := ".otree-cache-" + strconv.FormatUint(rand.Uint64(), 36)
+	tmp := tempName("cache")
 	if unix.Linkat(c.cacheFd, o.rel, n.fd, tmp, 0) != nil {
 		return
 	}

@@ -54,7 +54,7 @@ func (w *worker) occupied(n *dirNode, name string, o *object, link bool) (string
 		if !link && c.cacheable(o) && w.cachedEntry(o, &cst) && st.Dev == cst.Dev && st.Ino == cst.Ino {
 			return "", nil
 		}
-		return ".otree-union-" + strconv.FormatUint(rand.Uint64(), 36), nil
+		return tempName("union"), nil
 	}
 	return "", fmt.Errorf("checkout: %s: %w", path, fs.ErrExist)
 }
@@ -278,4 +278,10 @@ func (w *worker) clearDir(fd int, path string) error {
 		}
 	}
 	return nil
+}
+
+// tempName returns a name for an entry written beside the one it is to
+// replace, then renamed over it: ".otree-KIND-" and a random suffix.
+func tempName(kind string) string {
+	return ".otree-" + kind + "-" + strconv.FormatUint(rand.Uint64(), 36)
 }

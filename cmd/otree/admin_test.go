@@ -853,14 +853,7 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 	}
 	data, _ := os.ReadFile(log)
 	lines := strings.Split(string(data), "\n")
-	find := func(from int, match func(string) bool) int {
-		for i := from; i < len(lines); i++ {
-			if match(lines[i]) {
-				return i
-			}
-		}
-		return -1
-	}
+	find := func(from int, match func(string) bool) int { return indexFrom(lines, from, match) }
 	boot := filepath.Join(a.sys, "boot")
 	hmac := find(0, func(l string) bool {
 		return strings.Contains(l, "rename") && strings.Contains(l, ".vmlinuz-"+kver+".hmac\"")

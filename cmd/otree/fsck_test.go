@@ -374,14 +374,7 @@ func TestFsckDeleteIsDurable(t *testing.T) {
 	}
 	data, _ := os.ReadFile(log)
 	lines := strings.Split(string(data), "\n")
-	find := func(from int, match func(string) bool) int {
-		for i := from; i < len(lines); i++ {
-			if match(lines[i]) {
-				return i
-			}
-		}
-		return -1
-	}
+	find := func(from int, match func(string) bool) int { return indexFrom(lines, from, match) }
 	state := filepath.Join(c.path, "state")
 	marker := find(0, func(l string) bool {
 		return strings.Contains(l, "rename") && strings.Contains(l, filepath.Join(state, id.String()+".commitpartial"))

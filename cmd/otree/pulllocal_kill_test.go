@@ -164,6 +164,15 @@ func TestPullLocalLinkedSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
+// indexFrom returns the index of the first of lines, from from on, that
+// match accepts, or -1: where in a strace log a call comes, after another.
+func indexFrom(lines []string, from int, match func(string) bool) int {
+	if i := slices.IndexFunc(lines[from:], match); i >= 0 {
+		return from + i
+	}
+	return -1
+}
+
 // tracedCalls reads the calls strace logged, without pids.
 func tracedCalls(t *testing.T, log string) []string {
 	t.Helper()
