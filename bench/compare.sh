@@ -7,6 +7,9 @@
 #   unchanged  re-commit of the same tree into that repository
 #   modified   re-commit after appending bytes to 1% of the regular files of a
 #              writable copy (cp -a, made once; distinct files each round)
+#   afterprune commit of the tree into a bare-user repository right after
+#              deleting the branch that held it and pruning (untimed): every
+#              object is written again next to the ones just deleted
 #   archive    commit into a fresh archive repository, plus the size of its
 #              objects/ (disk usage and apparent size)
 #   floor      beside cold and archive: bench/floor, the least such a commit
@@ -41,8 +44,8 @@
 #   BENCH_TREES        trees to commit (default "/usr/local/go /usr")
 #   BENCH_RUNS         runs per operation and tool (default 5, or 3 for trees
 #                      over 1 GiB)
-#   BENCH_OPS          subset of "cold unchanged modified archive mirror checkout
-#                      copy archcheckout pulllocal relink"
+#   BENCH_OPS          subset of "cold unchanged modified afterprune archive mirror
+#                      checkout copy archcheckout pulllocal relink"
 #   BENCH_MODIFY_PCT   percent of regular files changed per round (default 1)
 #   BENCH_DROP_CACHES  1 = sync and drop the page cache before every timed
 #                      command (needs root); default: warm cache for both tools
@@ -72,7 +75,7 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 TREES=${BENCH_TREES:-"/usr/local/go /usr"}
-OPS=${BENCH_OPS:-"cold unchanged modified archive mirror checkout copy archcheckout pulllocal relink"}
+OPS=${BENCH_OPS:-"cold unchanged modified afterprune archive mirror checkout copy archcheckout pulllocal relink"}
 PCT=${BENCH_MODIFY_PCT:-1}
 DROP=${BENCH_DROP_CACHES:-0}
 OSTREE=${OSTREE:-/usr/bin/ostree}
@@ -339,6 +342,35 @@ modified() {
 	rm -rf "$copy" "${MOD[otree]}" "${MOD[ostree]}"
 }
 
+# afterprune TAG TREE N: each tool commits TREE into its own bare-user
+# repository right after deleting the branch that held it and pruning
+# (untimed), so that every object is written again where the last ones
+# were just deleted, as a commit soon after a prune does. +T on the scratch
+# directory does not help here: the repository stays where it is.
+afterprune() {
+	local tag=$1 tree=$2 n=$3 i t
+	local -A AP
+	AP[otree]=$(fresh otree-ap) AP[ostree]=$(fresh ostree-ap)
+	for t in otree ostree; do
+		"init_$t" "${AP[$t]}" bare-user
+		log "$tag setup: commit, $t"
+		"commit_$t" "$tag.setup.$t" "${AP[$t]}" "$tree"
+	done
+	for ((i = 0; i < n; i++)); do
+		for t in $(tools "$i"); do
+			log "$tag commit after deleting main and pruning, $t, run $((i + 1))/$n"
+			case $t in
+			otree) "$OTREE" --repo="${AP[$t]}" refs --delete main >/dev/null &&
+				"$OTREE" --repo="${AP[$t]}" prune --refs-only >/dev/null ;;
+			ostree) "$OSTREE" --repo="${AP[$t]}" refs --delete main &&
+				"$OSTREE" --repo="${AP[$t]}" prune --refs-only >/dev/null ;;
+			esac || die "$t: deleting main and pruning ${AP[$t]} failed"
+			"commit_$t" "$tag.afterprune.$t" "${AP[$t]}" "$tree"
+		done
+	done
+	rm -rf "${AP[otree]}" "${AP[ostree]}"
+}
+
 # relink TAG TREE N: commits of a hardlink checkout of TREE back into the
 # repository it was checked out from. Each run checks out into a fresh
 # directory (untimed), so otree's stat cache knows none of its files: a file
@@ -489,9 +521,10 @@ report_tree() {
 	echo
 	echo "== $tree ($info; $n runs per tool; $CACHE; $SPREAD) =="
 	local op label target raw="" head=0 FLOORED=0
-	for op in cold unchanged modified archive mirror pulllocal relink; do
+	for op in cold unchanged modified afterprune archive mirror pulllocal relink; do
 		case $op in
 		cold) label="cold commit, bare-user" target=0.25 ;;
+		afterprune) label="commit right after a prune" target=- ;;
 		unchanged) label="re-commit, nothing changed" target=0.02 ;;
 		modified) label="re-commit, ${PCT}% files changed" target=- ;;
 		archive) label="cold commit, archive" target=0.2 ;;
@@ -617,6 +650,7 @@ for tree in $TREES; do
 	rm -rf "${BU[otree]:-}" "${BU[ostree]:-}"
 	BU=()
 	has_op modified && modified "$tag" "$tree" "$n"
+	has_op afterprune && afterprune "$tag" "$tree" "$n"
 	if has_op archive || has_op mirror || has_op archcheckout; then archive "$tag" "$tree" "$n"; fi
 	has_op relink && relink "$tag" "$tree" "$n"
 	REPORTS+=("$tag|$tree|$n|$info")

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/fsattr/fsattrtest"
 	"github.com/otree/otree/repo"
 )
 
@@ -228,4 +230,48 @@ func TestCloseWithTxnOpen(t *testing.T) {
 		t.Fatalf("the transaction still holds the repository lock: %v", err)
 	}
 	lk.Unlock()
+}
+
+// Init marks tmp/ with ext4's top-directory flag, so that each
+// transaction's staging directory (where its objects' inodes are made)
+// starts in a block group of its own; a staging directory does not carry
+// the flag itself, so the objects it stages stay together.
+func TestInitSpreadsStaging(t *testing.T) {
+	dir := t.TempDir()
+	fsattrtest.Require(t, dir, 'T')
+	path := filepath.Join(dir, "r")
+	r, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	hasT := func(p string) bool {
+		t.Helper()
+		out, err := exec.Command("lsattr", "-d", p).Output()
+		if err != nil {
+			t.Fatalf("lsattr -d %s: %v", p, err)
+		}
+		f := strings.Fields(string(out))
+		return len(f) > 0 && strings.ContainsRune(f[0], 'T')
+	}
+	if !hasT(filepath.Join(path, "tmp")) {
+		t.Errorf("%s/tmp has no top-directory flag", path)
+	}
+	for _, d := range []string{"", "objects", "objects/00", "refs/heads", "state"} {
+		if hasT(filepath.Join(path, d)) {
+			t.Errorf("%s/%s has the top-directory flag", path, d)
+		}
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	staging, err := filepath.Glob(filepath.Join(path, "tmp", "txn-*"))
+	if err != nil || len(staging) != 1 {
+		t.Fatalf("staging directories %v (%v), want one", staging, err)
+	}
+	if hasT(staging[0]) {
+		t.Errorf("the staging directory %s has the top-directory flag", staging[0])
+	}
 }

@@ -1,6 +1,6 @@
 // Package fsattr sets inode flags, as chattr does: the immutable flag
-// otree puts on deployment directories, and the top-directory flag
-// benchmarks put on their scratch directories.
+// otree puts on deployment directories, and the top-directory flag a
+// repository's tmp/ and the benchmarks' scratch directories carry.
 package fsattr
 
 import (
@@ -31,10 +31,10 @@ func SetImmutable(dir string, on bool) error {
 
 // SetTopDir sets the top-directory flag of dir: ext4 then spreads the
 // directories made in dir over its block groups, as it does top-level
-// ones. A benchmark that makes and deletes a tree per run needs it on a
-// journal-less ext4, where allocating inodes next to ones just deleted
-// scans them all (recently_deleted) and would be what is measured.
-// Filesystems without the flag ignore it.
+// ones. On an ext4 without a journal, allocating inodes next to ones just
+// deleted scans them all (recently_deleted): a repository's staging
+// directories, and a benchmark that makes and deletes a tree per run,
+// start elsewhere with it. Filesystems without the flag ignore it.
 func SetTopDir(dir string) error { return setFlag(dir, topDir, true) }
 
 // setFlag sets (on) or clears flag on the directory dir.
