@@ -232,11 +232,12 @@ func TestCloseWithTxnOpen(t *testing.T) {
 	lk.Unlock()
 }
 
-// Init marks tmp/ with ext4's top-directory flag, so that each
-// transaction's staging directory (where its objects' inodes are made)
-// starts in a block group of its own; a staging directory does not carry
-// the flag itself, so the objects it stages stay together.
-func TestInitSpreadsStaging(t *testing.T) {
+// A repository's first transaction marks tmp/ with ext4's top-directory
+// flag, so that each transaction's staging directory (where its objects'
+// inodes are made) starts in a block group of its own; a staging
+// directory does not carry the flag itself, so the objects it stages stay
+// together. A repository made without the flag gets it too.
+func TestStagingSpread(t *testing.T) {
 	dir := t.TempDir()
 	fsattrtest.Require(t, dir, 'T')
 	path := filepath.Join(dir, "r")
@@ -244,7 +245,7 @@ func TestInitSpreadsStaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	r.Close()
 	hasT := func(p string) bool {
 		t.Helper()
 		out, err := exec.Command("lsattr", "-d", p).Output()
@@ -254,6 +255,19 @@ func TestInitSpreadsStaging(t *testing.T) {
 		f := strings.Fields(string(out))
 		return len(f) > 0 && strings.ContainsRune(f[0], 'T')
 	}
+	// As a repository made before the flag was set.
+	if out, err := exec.Command("chattr", "-T", filepath.Join(path, "tmp")).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -T: %v: %s", err, out)
+	}
+	if r, err = repo.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
 	if !hasT(filepath.Join(path, "tmp")) {
 		t.Errorf("%s/tmp has no top-directory flag", path)
 	}
@@ -262,11 +276,6 @@ func TestInitSpreadsStaging(t *testing.T) {
 			t.Errorf("%s/%s has the top-directory flag", path, d)
 		}
 	}
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txn.Abort()
 	staging, err := filepath.Glob(filepath.Join(path, "tmp", "txn-*"))
 	if err != nil || len(staging) != 1 {
 		t.Fatalf("staging directories %v (%v), want one", staging, err)

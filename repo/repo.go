@@ -20,7 +20,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/durable"
-	"github.com/otree/otree/internal/fsattr"
 	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/internal/zenc"
@@ -112,6 +111,8 @@ type Repo struct {
 	umaskOnce sync.Once
 	umaskBits uint32
 
+	spreadOnce sync.Once // see spreadStaging
+
 	remotesDir atomic.Pointer[string] // see SetRemotesDir; nil means ""
 }
 
@@ -154,17 +155,6 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}
-	// Each transaction stages its objects in a directory of its own under
-	// tmp/. With ext4's top-directory flag on tmp/, that directory starts
-	// in a block group of its own rather than where the repository's last
-	// deleted objects were: on an ext4 without a journal, allocating an
-	// inode next to recently deleted ones (for a minute after the delete,
-	// six while it is unwritten) scans past all of them, which made a
-	// commit soon after a prune or a repository's removal two to three
-	// times slower. Only a
-	// hint: filesystems without the flag ignore it, and a failure is not
-	// the repository's.
-	_ = fsattr.SetTopDir(filepath.Join(path, "tmp"))
 	// All 256 fan-out directories exist up front so that staging never has
 	// to create (and sync) one on the hot path.
 	for i := 0; i < 256; i++ {
