@@ -205,6 +205,74 @@ func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
 	}
 }
 
+// With tombstones on, prune stores the tombstone of each commit it deletes
+// and makes it durable before it removes the commit: a crash in between
+// leaves at worst a tombstone beside its commit (the next prune removes
+// it), never a commit gone without one, which a pull would then take for
+// a parent missing by accident rather than deleted on purpose. Both ways
+// a commit goes: unreachable with core.tombstone-commits set, and by
+// --delete-commit.
+func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
+	strace := needStrace(t)
+	exe, env := otreeBinary(t)
+	for _, tc := range []struct {
+		name string
+		// prune readies c (ref b at second, whose parent is first) and
+		// returns prune's arguments and the commits it deletes.
+		prune func(c *cli, first, second string) ([]string, []string)
+	}{
+		{"unreachable", func(c *cli, first, second string) ([]string, []string) {
+			c.ok("config", "set", repo.ConfigTombstoneCommits, "true")
+			c.ok("refs", "--delete", "b")
+			return []string{"prune", "--refs-only", "--depth=0"}, []string{first, second}
+		}},
+		{"delete-commit", func(c *cli, first, second string) ([]string, []string) {
+			return []string{"prune", "--delete-commit=" + first}, []string{first}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := source(t, fixture)
+			c := newCLIMode(t, repo.ModeBareUser)
+			first := strings.TrimSpace(c.ok("commit", "-b", "b", src))
+			if err := os.WriteFile(filepath.Join(src, "extra"), []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			second := strings.TrimSpace(c.ok("commit", "-b", "b", src))
+			args, gone := tc.prune(c, first, second)
+
+			log := filepath.Join(t.TempDir(), "strace")
+			cmd := exec.Command(strace, append([]string{"-f", "-y", "-o", log, "-e", "trace=renameat2,unlinkat,fsync,syncfs", exe, "--repo=" + c.path}, args...)...)
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			data, _ := os.ReadFile(log)
+			lines := strings.Split(string(data), "\n")
+			for _, id := range gone {
+				if _, err := os.Stat(tombstonePath(c.path, id)); err != nil {
+					t.Errorf("commit %s deleted without a tombstone: %v", id, err)
+				}
+				name := id[:2] + "/" + id[2:]
+				tomb := slices.IndexFunc(lines, func(l string) bool {
+					return strings.Contains(l, "renameat2(") && strings.Contains(l, `"`+name+`.tombstone-commit"`) && strings.HasSuffix(l, " = 0")
+				})
+				removal := slices.IndexFunc(lines, func(l string) bool {
+					return strings.Contains(l, "unlinkat(") && strings.Contains(l, `"`+name+`.commit"`) && strings.HasSuffix(l, " = 0")
+				})
+				if tomb < 0 || removal < 0 || tomb > removal {
+					t.Fatalf("commit %s: its tombstone published at line %d, the commit removed at line %d; want both, the tombstone first:\n%s", id, tomb+1, removal+1, data)
+				}
+				dir := "<" + filepath.Join(c.path, "objects", id[:2]) + ">"
+				if !slices.ContainsFunc(lines[tomb:removal], func(l string) bool {
+					return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") && strings.Contains(l, dir)
+				}) {
+					t.Errorf("commit %s: no fsync of objects/%s (or syncfs) between its tombstone's publication (line %d) and its removal (line %d):\n%s", id, id[:2], tomb+1, removal+1, data)
+				}
+			}
+		})
+	}
+}
+
 // killedAtUnlink runs otree ARGS on c's repository, killed with SIGKILL at
 // its when-th unlinkat (by strace), and reports whether it was killed (it
 // ran to its end, having fewer) and what it printed.
