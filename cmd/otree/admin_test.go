@@ -821,6 +821,54 @@ func TestAdminStatusParityWithOSTree(t *testing.T) {
 	}
 }
 
+// A staged deploy makes the deployment it wrote durable (a syncfs of its
+// filesystem, after the last file written for it) before it records the
+// deployment as staged: the finalize, at shutdown, only merges /etc again
+// and switches the entries, so the record must never name a tree of which
+// a crash could lose files.
+func TestAdminStageSyncsBeforeRecord(t *testing.T) {
+	strace := needStrace(t)
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	c2 := a.commit("two\n", "6.1.0-1")
+
+	exe, env := otreeBinary(t)
+	log := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=openat,syncfs,rename,renameat,renameat2",
+		exe, "admin", "--sysroot="+a.sys, "deploy", "--stage", "cli/stable")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Staged cli "+c2+".0") {
+		t.Fatalf("deploy --stage: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(string(data), "\n")
+	record := slices.IndexFunc(lines, func(l string) bool {
+		return strings.Contains(l, "rename") && strings.Contains(l, "\""+filepath.Join(a.sys, "run/otree/staged-deployment")+"\"")
+	})
+	if record < 0 {
+		t.Fatalf("no rename of the staged record into place in:\n%s", data)
+	}
+	// The deployment's last file: its origin, written after the checkout
+	// and the /etc merge.
+	deployment := filepath.Join(a.sys, "otree/deploy/cli/deploy", c2+".0")
+	written := -1
+	for i, l := range lines[:record] {
+		if strings.Contains(l, "openat(") && strings.Contains(l, "O_CREAT") && strings.Contains(l, "\""+deployment) {
+			written = i
+		}
+	}
+	if written < 0 {
+		t.Fatalf("no file of %s written before the record (line %d):\n%s", deployment, record+1, data)
+	}
+	if !slices.ContainsFunc(lines[written:record], func(l string) bool {
+		return strings.Contains(l, "syncfs(") && strings.Contains(l, "<"+a.sys+"/")
+	}) {
+		t.Errorf("no syncfs between the deployment's last file written (line %d) and the record's rename (line %d):\n%s", written+1, record+1, data)
+	}
+}
+
 // A sub switch (entries unchanged) that installs a file into an existing
 // kernel directory of /boot (a kernel's .hmac, which no entry names) syncs
 // /boot before it switches: /boot may be a filesystem of its own.
