@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"github.com/otree/otree/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,20 +16,6 @@ import (
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
-
-// needStrace returns strace's path, skipping the test when it is missing
-// or cannot trace here.
-func needStrace(t *testing.T) string {
-	t.Helper()
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed (CI installs it)")
-	}
-	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
-	}
-	return strace
-}
 
 // cutShortSysrootEnv, in the environment of this test binary, names the
 // sysroot that TestRollbackSyncsSwitchItself, run again as a process of
@@ -49,7 +36,7 @@ func TestRollbackSyncsSwitchItself(t *testing.T) {
 		rollbackCutShort(t, path)
 		return
 	}
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -827,7 +828,7 @@ func TestAdminStatusParityWithOSTree(t *testing.T) {
 // and switches the entries, so the record must never name a tree of which
 // a crash could lose files.
 func TestAdminStageSyncsBeforeRecord(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	a := newAdmin(t)
 	a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "cli/stable")
@@ -873,7 +874,7 @@ func TestAdminStageSyncsBeforeRecord(t *testing.T) {
 // kernel directory of /boot (a kernel's .hmac, which no entry names) syncs
 // /boot before it switches: /boot may be a filesystem of its own.
 func TestAdminSubSwitchSyncsBoot(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	a := newAdmin(t)
 	const kver = "6.1.0-1"
 	for _, motd := range []string{"one\n", "two\n"} {
@@ -922,7 +923,7 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 // the new deployment and its otree/boot.N links on the sysroot, the
 // entries and kernel in /boot, which may be a filesystem of its own.
 func TestAdminFullSwitchSyncsBeforeSwitch(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	a := newAdmin(t)
 	a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "cli/stable")
@@ -959,7 +960,7 @@ func TestAdminFullSwitchSyncsBeforeSwitch(t *testing.T) {
 // admin cleanup makes the boot switch it goes by durable (a killed deploy
 // may have renamed it into place unsynced) before it removes anything.
 func TestAdminCleanupSyncsSwitchFirst(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	a := newAdmin(t)
 	for _, motd := range []string{"one\n", "two\n"} {
 		a.commit(motd, "6.1.0-1")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/otree/otree/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +56,7 @@ func TestAdminBootCounting(t *testing.T) {
 // (rewritten in place, as save_env does) syncs the block before the
 // switch: the new default must not boot without its count.
 func TestBootCountSyncedBeforeSwitch(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	a := newAdmin(t)
 	a.ok("config", "set", "sysroot.bootloader", "grub2")
 	a.ok("config", "set", "sysroot.boot-counting-tries", "3")

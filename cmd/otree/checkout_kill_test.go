@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/otree/otree/internal/testbin"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -91,7 +92,7 @@ func TestCheckoutFillingCacheSurvivesSIGKILL(t *testing.T) {
 
 	// Killed as it links its first file into the cache: strace counts
 	// calls per thread, so the first linkat of any thread is the first.
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	os.RemoveAll(cache)
 	cmd := exec.Command(strace, append([]string{"-f", "-qq", "-o", "/dev/null", "-e", "trace=linkat", "-e", "inject=linkat:signal=KILL:when=1"},
 		checkout(filepath.Join(t.TempDir(), "co")).Args...)...)

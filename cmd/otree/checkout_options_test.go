@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -155,7 +156,7 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 // --fsync syncs the checkout's filesystem and then DEST's parent directory,
 // after the last entry is written; without it nothing is synced.
 func TestCheckoutFsync(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "one", source(t, fixture))
 	exe, env := otreeBinary(t)

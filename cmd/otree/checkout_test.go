@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -508,7 +509,7 @@ func rewriteCachedInPlace(t *testing.T, c *cli, id repo.ID, co string) string {
 // fsck --delete that removes only uncompressed-cache entries still makes
 // the removal durable: a crash must not bring back an entry it found bad.
 func TestFsckDeleteCacheEntrySynced(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, env := otreeBinary(t)
 	c := newCLI(t) // archive
 	id := c.commitTree("main", source(t, fixture), "one", 1700000000)

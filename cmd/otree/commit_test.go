@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -488,7 +489,7 @@ func TestCommitRefBindings(t *testing.T) {
 // commit's --fsync=POLICY takes OSTree's boolean spellings, as a separate
 // argument too; the no-spellings sync nothing, the yes-spellings sync.
 func TestCommitFsyncPolicy(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	o := needOSTree(t, "bare-user")
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
@@ -535,7 +536,7 @@ func TestCommitFsyncPolicy(t *testing.T) {
 // it wrote none of them itself; after that, durable commits of that tree
 // sync nothing.
 func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
 	exe, env := otreeBinary(t)
@@ -573,7 +574,7 @@ func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
 // could keep the ref and lose an object it needs. A few objects are synced
 // one by one, many with syncfs: both ways are checked.
 func TestCommitSyncsObjectRenamesBeforeRef(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	exe, env := otreeBinary(t)
 	rename := regexp.MustCompile(`renameat2?\(\d+<[^>]*>, "[^"]*", \d+<([^>]*)>, "([0-9a-f]{2})/[^"]*"`)
@@ -655,7 +656,7 @@ func TestCommitParentNotHere(t *testing.T) {
 // --consume deletes the sources only once the commit is durable, even
 // with --fsync=false: they are the other copy of what it holds.
 func TestCommitConsumeSyncsFirst(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
 	exe, env := otreeBinary(t)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -310,7 +311,7 @@ func TestFsckBindingsParityWithOSTree(t *testing.T) {
 // fsck --delete killed at any of its deletions leaves no commit that lacks
 // an object and looks whole, and no cache naming the deleted object.
 func TestFsckDeleteKilled(t *testing.T) {
-	needStrace(t)
+	testbin.NeedStrace(t)
 	src := source(t, fixture)
 	for when := 1; ; when++ {
 		c := newCLIMode(t, repo.ModeBareUser)
@@ -351,7 +352,7 @@ func TestFsckDeleteKilled(t *testing.T) {
 // it reports, so that a crash brings back neither a commit that looks
 // whole nor the bad object.
 func TestFsckDeleteIsDurable(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, env := otreeBinary(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "b", source(t, fixture))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/otree/otree/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func TestPruneOutputParityWithOSTree(t *testing.T) {
 // cache's and the header index's word, writes what it needs, and fsck
 // finds its branch whole.
 func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
-	needStrace(t)
+	testbin.NeedStrace(t)
 	src := source(t, fixture)
 	for when := 1; ; when++ {
 		c := newCLIMode(t, repo.ModeBareUser)
@@ -166,7 +167,7 @@ func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
 // durable (a syncfs) before it deletes any object they needed: a crash
 // part-way never leaves a commit whose tree is partly gone.
 func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, env := otreeBinary(t)
 	src := source(t, fixture)
 	c := newCLIMode(t, repo.ModeBareUser)
@@ -213,7 +214,7 @@ func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
 // a commit goes: unreachable with core.tombstone-commits set, and by
 // --delete-commit.
 func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, env := otreeBinary(t)
 	for _, tc := range []struct {
 		name string
@@ -279,7 +280,7 @@ func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
 func (c *cli) killedAtUnlink(when int, args ...string) (bool, string) {
 	c.t.Helper()
 	exe, env := otreeBinary(c.t)
-	cmd := exec.Command(needStrace(c.t), append([]string{"-f", "-o", "/dev/null", "-e", "trace=unlinkat",
+	cmd := exec.Command(testbin.NeedStrace(c.t), append([]string{"-f", "-o", "/dev/null", "-e", "trace=unlinkat",
 		"-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when), exe, "--repo=" + c.path}, args...)...)
 	cmd.Env = env
 	out, _ := cmd.CombinedOutput()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/otree/otree/internal/testbin"
 	"io"
 	"io/fs"
 	"maps"
@@ -53,20 +54,6 @@ func servedPair(t *testing.T) (src, dst *cli) {
 	dst = newBareUserCLI(t)
 	dst.ok("remote", "add", "origin", url)
 	return src, dst
-}
-
-// needStrace returns strace's path, skipping the test when it is missing
-// or cannot trace here.
-func needStrace(t *testing.T) string {
-	t.Helper()
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed (CI installs it)")
-	}
-	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
-	}
-	return strace
 }
 
 // newBareUserCLI is a bare-user repository to pull into.
@@ -495,7 +482,7 @@ func TestPullLocalCacheFlag(t *testing.T) {
 // --per-object-fsync syncs each object and never calls syncfs; without it
 // a pull of more than a few objects syncs the filesystem once per batch.
 func TestPullPerObjectFsync(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	src := newCLI(t)
 	tree := testtree.Tree{}
 	for i := range 100 {

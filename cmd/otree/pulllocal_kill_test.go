@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -107,7 +108,7 @@ func TestPullLocalLinkedSurvivesSIGKILL(t *testing.T) {
 	// middle and its last object, as it removes the mark that the commit
 	// is partial, and as it renames the ref into place. strace counts
 	// calls per thread, so a kill is placed by the path a call names.
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	traced := func(dst string, inject ...string) (*exec.Cmd, string) {
 		log := filepath.Join(t.TempDir(), "strace")
 		args := append([]string{"-f", "-qq", "-o", log, "-e", "trace=renameat,renameat2,unlinkat"}, inject...)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/otree/otree/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ func TestRefsRemotePrefix(t *testing.T) {
 // --create writes is synced with its directory: a crash after the command
 // reports success cannot lose them.
 func TestNewDirectoriesSynced(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, env := otreeBinary(t)
 	p := filepath.Join(t.TempDir(), "new", "repo")
 	trace := func(args ...string) string {
@@ -186,7 +187,7 @@ func TestCorruptRef(t *testing.T) {
 // (synced, since a run that did not sync may have written it), and the
 // repos.d link create-usb makes on a stick (its directory synced).
 func TestRemovalsAndLinksSynced(t *testing.T) {
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	exe, env := otreeBinary(t)
 	c := newCLI(t)
 	c.ok("config", "set", "core.collection-id", "org.example.Os")

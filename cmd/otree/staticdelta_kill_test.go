@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"github.com/otree/otree/internal/testbin"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -102,7 +103,7 @@ func TestStaticDeltaFileSurvivesSIGKILL(t *testing.T) {
 	// The instant that matters most, which random kills rarely hit: the
 	// file written and synced, about to be named. strace kills otree as
 	// it makes the call that names it.
-	strace := needStrace(t)
+	strace := testbin.NeedStrace(t)
 	dir, log := t.TempDir(), filepath.Join(t.TempDir(), "strace")
 	out := filepath.Join(dir, "update.delta")
 	args := append([]string{"-f", "-qq", "-o", log, "-e", "trace=link,linkat,rename,renameat,renameat2",

@@ -37,3 +37,17 @@ func BuildStatic(t testing.TB, pkg string) string {
 	t.Setenv("CGO_ENABLED", "0")
 	return Build(t, pkg)
 }
+
+// NeedStrace returns strace's path, skipping the test when strace is
+// missing or cannot trace here (no ptrace).
+func NeedStrace(t testing.TB) string {
+	t.Helper()
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace is not installed (CI installs it)")
+	}
+	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
+	}
+	return strace
+}
