@@ -12,3 +12,11 @@ func SetArchiveReadHook(f func(io.Reader) io.Reader) (restore func()) {
 	archiveReadHook = f
 	return func() { archiveReadHook = nil }
 }
+
+// SetUnsyncedHook has f called at each step of the unsynced marker's
+// protocol where another process may act (unsyncedHook), until the
+// returned function is called.
+func SetUnsyncedHook(f func(step string)) (restore func()) {
+	unsyncedHook = f
+	return func() { unsyncedHook = nil }
+}

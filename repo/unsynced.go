@@ -17,6 +17,13 @@ import (
 // marker is there (docs/FORMAT.md §11).
 const unsyncedMarker = "unsynced"
 
+// unsyncedHook, when set (by tests), is called at the steps of the
+// marker's protocol where another process may act: "hold: opened" (a
+// transaction that does not sync has opened the marker, not yet locked
+// it), "sync: opened" (a durable one has opened it) and "sync: synced"
+// (it has synced the filesystem).
+var unsyncedHook func(step string)
+
 // holdUnsynced creates the marker for a transaction that does not sync, and
 // holds it flock'ed shared until the transaction ends, so that no one
 // removes it while that transaction may still publish.
@@ -26,6 +33,9 @@ func (r *Repo) holdUnsynced() (*os.File, error) {
 		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("marking unsynced objects: %w", err)
+		}
+		if unsyncedHook != nil {
+			unsyncedHook("hold: opened")
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
 			f.Close()
@@ -52,9 +62,15 @@ func (r *Repo) syncUnsynced() error {
 	if err == nil {
 		defer f.Close()
 	}
+	if unsyncedHook != nil {
+		unsyncedHook("sync: opened")
+	}
 	// A marker this user cannot open still asks for the sync.
 	if err := unix.Syncfs(r.objects()); err != nil {
 		return fmt.Errorf("syncing objects published without a sync in %s: %w", r.Path("objects"), err)
+	}
+	if unsyncedHook != nil {
+		unsyncedHook("sync: synced")
 	}
 	if f != nil && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(f, p) {
 		// Not synced: should the removal be lost, the next durable

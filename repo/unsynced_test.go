@@ -11,73 +11,174 @@ import (
 	"github.com/otree/otree/repo"
 )
 
-// A transaction that does not sync leaves tmp/unsynced; a durable one
-// syncs because of it and removes it, unless a transaction that does not
-// sync is still open, which may yet publish objects unsynced.
-func TestUnsyncedMarker(t *testing.T) {
-	ctx := context.Background()
+// unsyncedRepo is a repository for the tests of tmp/unsynced.
+type unsyncedRepo struct {
+	t *testing.T
+	r *repo.Repo
+}
+
+func newUnsyncedRepo(t *testing.T) unsyncedRepo {
+	t.Helper()
 	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	marker := r.Path("tmp", "unsynced")
-	present := func() bool {
-		_, err := os.Stat(marker)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-		return err == nil
-	}
-	store := func(txn *repo.Txn, text string) {
-		t.Helper()
-		if _, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755, Xattrs: []repo.Xattr{{Name: "user.t", Value: []byte(text)}}}).Encode()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	begin := func(noSync bool) *repo.Txn {
-		t.Helper()
-		txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: noSync})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return txn
-	}
+	t.Cleanup(func() { r.Close() })
+	return unsyncedRepo{t, r}
+}
 
-	if present() {
+// present tells whether the marker is there.
+func (u unsyncedRepo) present() bool {
+	_, err := os.Stat(u.r.Path("tmp", "unsynced"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		u.t.Fatal(err)
+	}
+	return err == nil
+}
+
+func (u unsyncedRepo) begin(noSync bool) *repo.Txn {
+	u.t.Helper()
+	txn, err := u.r.Begin(context.Background(), repo.TxnOptions{NoSync: noSync})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return txn
+}
+
+// store stages a dirmeta of its own, text.
+func (u unsyncedRepo) store(txn *repo.Txn, text string) {
+	u.t.Helper()
+	if _, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755, Xattrs: []repo.Xattr{{Name: "user.t", Value: []byte(text)}}}).Encode()); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+func (u unsyncedRepo) commit(txn *repo.Txn) {
+	u.t.Helper()
+	if err := txn.Commit(); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// A transaction that does not sync leaves tmp/unsynced; a durable one
+// syncs because of it and removes it, unless a transaction that does not
+// sync is still open, which may yet publish objects unsynced.
+func TestUnsyncedMarker(t *testing.T) {
+	u := newUnsyncedRepo(t)
+	if u.present() {
 		t.Fatal("a new repository has the marker")
 	}
-	fast := begin(true)
-	store(fast, "fast")
-	if err := fast.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if !present() {
+	fast := u.begin(true)
+	u.store(fast, "fast")
+	u.commit(fast)
+	if !u.present() {
 		t.Fatal("no marker after a transaction without syncs")
 	}
 
 	// One still open: a durable commit syncs, but the marker stays.
-	open := begin(true)
-	store(open, "open")
-	durable := begin(false)
-	store(durable, "durable")
-	if err := durable.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if !present() {
+	open := u.begin(true)
+	u.store(open, "open")
+	durable := u.begin(false)
+	u.store(durable, "durable")
+	u.commit(durable)
+	if !u.present() {
 		t.Fatal("a durable commit removed the marker while a transaction without syncs was open")
 	}
-	if err := open.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	u.commit(open)
 	// None open: the next durable commit removes it.
-	durable = begin(false)
-	store(durable, "durable 2")
-	if err := durable.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if present() {
+	durable = u.begin(false)
+	u.store(durable, "durable 2")
+	u.commit(durable)
+	if u.present() {
 		t.Error("the marker outlived a durable commit with no transaction open")
+	}
+}
+
+// A durable commit that removes the marker after a transaction without
+// syncs opened it and before that one locked it does not leave that
+// transaction holding a lock on a file no one looks at: it makes the
+// marker again, so that the next durable commit still syncs what it
+// published.
+func TestUnsyncedMarkerRemovedBeforeLock(t *testing.T) {
+	u := newUnsyncedRepo(t)
+	raced, synced := false, 0
+	defer repo.SetUnsyncedHook(func(step string) {
+		switch {
+		case step == "sync: synced":
+			synced++
+		case step == "hold: opened" && !raced:
+			raced = true
+			durable := u.begin(false)
+			u.store(durable, "durable")
+			u.commit(durable)
+			if u.present() {
+				t.Fatal("the durable commit left the marker: the race was not run")
+			}
+		}
+	})()
+	fast := u.begin(true)
+	if !raced {
+		t.Fatal("the transaction without syncs never opened the marker")
+	}
+	u.store(fast, "fast")
+	u.commit(fast)
+	if !u.present() {
+		t.Error("no marker after a transaction without syncs whose first marker was removed before it locked it")
+	}
+	synced = 0
+	durable := u.begin(false)
+	u.store(durable, "durable 2")
+	u.commit(durable)
+	if synced == 0 {
+		t.Error("a durable commit after a transaction without syncs did not sync")
+	}
+	if u.present() {
+		t.Error("the marker outlived a durable commit with no transaction open")
+	}
+}
+
+// A durable commit that opened the marker and found it, by the time it
+// locked it, removed and made again by others (another durable commit,
+// then a transaction without syncs that is still open) leaves the new
+// one in place.
+func TestUnsyncedMarkerReplacedBeforeLock(t *testing.T) {
+	u := newUnsyncedRepo(t)
+	fast := u.begin(true)
+	u.store(fast, "fast")
+	u.commit(fast)
+	var open *repo.Txn
+	raced := false
+	defer repo.SetUnsyncedHook(func(step string) {
+		if step != "sync: opened" || raced {
+			return
+		}
+		raced = true // first: the durable commit below opens the marker too
+		other := u.begin(false)
+		u.store(other, "other")
+		u.commit(other)
+		if u.present() {
+			t.Fatal("the other durable commit left the marker: the race was not run")
+		}
+		open = u.begin(true)
+		if !u.present() {
+			t.Fatal("no marker with a transaction without syncs open")
+		}
+	})()
+	// Open the old marker; the hook removes it, and a transaction
+	// without syncs makes a new one.
+	durable := u.begin(false)
+	u.store(durable, "durable")
+	u.commit(durable)
+	if !raced {
+		t.Fatal("the durable commit never opened the marker")
+	}
+	if !u.present() {
+		t.Fatal("a durable commit removed a marker it had not opened, while a transaction without syncs held it")
+	}
+	u.store(open, "open")
+	u.commit(open)
+	if !u.present() {
+		t.Fatal("no marker after a transaction without syncs")
 	}
 }
 
