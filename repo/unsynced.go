@@ -53,6 +53,13 @@ func (r *Repo) holdUnsynced() (*os.File, error) {
 // syncUnsynced makes durable whatever transactions that do not sync have
 // published, when the marker says there may be such objects, and removes
 // the marker unless one of them is still running.
+//
+// It takes the marker's flock before the sync and holds it until the
+// marker is gone: taken after, it could find free a marker whose last
+// holder published objects after the sync and ended before the lock, and
+// remove the only record of them. While it is held, a transaction without
+// syncs that begins waits for the sync (holdUnsynced), then makes a new
+// marker.
 func (r *Repo) syncUnsynced() error {
 	p := r.Path("tmp", unsyncedMarker)
 	f, err := os.Open(p)
@@ -65,6 +72,9 @@ func (r *Repo) syncUnsynced() error {
 	if unsyncedHook != nil {
 		unsyncedHook("sync: opened")
 	}
+	// No transaction without syncs holds it, and it is still the marker
+	// (not one removed since the open, with a new one made in its place).
+	free := f != nil && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(f, p)
 	// A marker this user cannot open still asks for the sync.
 	if err := unix.Syncfs(r.objects()); err != nil {
 		return fmt.Errorf("syncing objects published without a sync in %s: %w", r.Path("objects"), err)
@@ -72,7 +82,7 @@ func (r *Repo) syncUnsynced() error {
 	if unsyncedHook != nil {
 		unsyncedHook("sync: synced")
 	}
-	if f != nil && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(f, p) {
+	if free {
 		// Not synced: should the removal be lost, the next durable
 		// transaction only syncs once more.
 		os.Remove(p)

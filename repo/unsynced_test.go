@@ -182,6 +182,31 @@ func TestUnsyncedMarkerReplacedBeforeLock(t *testing.T) {
 	}
 }
 
+// A durable commit that syncs while a transaction without syncs is open,
+// which then publishes and ends before the commit is through, leaves the
+// marker: what that transaction published after the sync is not durable.
+func TestUnsyncedMarkerEndsAfterSync(t *testing.T) {
+	u := newUnsyncedRepo(t)
+	open := u.begin(true)
+	u.store(open, "open")
+	ended := false
+	defer repo.SetUnsyncedHook(func(step string) {
+		if step == "sync: synced" && !ended {
+			ended = true
+			u.commit(open)
+		}
+	})()
+	durable := u.begin(false)
+	u.store(durable, "durable")
+	u.commit(durable)
+	if !ended {
+		t.Fatal("the durable commit never synced")
+	}
+	if !u.present() {
+		t.Fatal("a durable commit removed the marker after a transaction without syncs published objects past its sync")
+	}
+}
+
 // A commit is unmarked partial only once what completed it is durable:
 // objects published without a sync are synced first (the marker goes).
 func TestUnmarkPartialSyncsUnsynced(t *testing.T) {
