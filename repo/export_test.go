@@ -20,3 +20,11 @@ func SetUnsyncedHook(f func(step string)) (restore func()) {
 	unsyncedHook = f
 	return func() { unsyncedHook = nil }
 }
+
+// SetPublishHook has f called at the steps of Txn.Publish where a
+// concurrent write may act (publishHook), until the returned function is
+// called.
+func SetPublishHook(f func(step string)) (restore func()) {
+	publishHook = f
+	return func() { publishHook = nil }
+}

@@ -26,13 +26,19 @@ func (t *Txn) settle(kind Kind, id ID, err error) {
 	}
 }
 
+// publishHook, when set (by tests), is called in Publish once it has
+// taken the objects it publishes ("taken") and once it has moved them
+// into the store ("moved"), so that a test can act at those steps.
+var publishHook func(step string)
+
 // Publish makes every object staged so far durable and moves it into the
 // store, as Commit does, but keeps the transaction open: writes may go on
 // concurrently, objects still being written stay staged, and queued refs
 // wait for Commit. A long write such as a pull calls it now and then so
 // that what it has verified survives the process being killed. It returns
 // how many objects it published. The transaction must have been begun
-// with TxnOptions.Publishable.
+// with TxnOptions.Publishable. A WriteCommitMeta called meanwhile waits
+// for it.
 //
 // Commit objects are published last, as in Commit; a caller publishing a
 // commit before everything it needs is stored marks it partial first.
@@ -40,6 +46,13 @@ func (t *Txn) Publish() (int, error) {
 	if t.ready == nil {
 		return 0, errors.New("publish: the transaction was not begun Publishable")
 	}
+	// WriteCommitMeta stages a commit's detached metadata again under the
+	// name it had: run between the taking of keys and their sync or
+	// rename, it would leave that name moved already for the next Publish
+	// or Commit, and run after the rename, it would be forgotten below
+	// with its new file still staged.
+	t.metaMu.Lock()
+	defer t.metaMu.Unlock()
 	t.mu.Lock()
 	var keys, commits []objKey
 	for k := range t.ready {
@@ -55,16 +68,21 @@ func (t *Txn) Publish() (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
+	if publishHook != nil {
+		publishHook("taken")
+	}
 	if err := t.moveIn(keys); err != nil {
 		return 0, err
 	}
+	if publishHook != nil {
+		publishHook("moved")
+	}
 	// Forgotten only now: until the rename, claim must still find them
-	// staged rather than absent from both places.
+	// staged rather than absent from both places. None is staged again
+	// meanwhile: claim finds it staged, and WriteCommitMeta waits.
 	t.mu.Lock()
 	for _, k := range keys {
-		if _, again := t.ready[k]; !again {
-			delete(t.staged, k)
-		}
+		delete(t.staged, k)
 	}
 	t.mu.Unlock()
 	return len(keys), nil

@@ -253,3 +253,64 @@ func TestConcurrentStagingDeduplicates(t *testing.T) {
 		t.Errorf("the second transaction replaced the stored object (inode %d, was %d)", got, first)
 	}
 }
+
+// Detached metadata written while a Publish is under way, before or after
+// that Publish moves the commit's earlier metadata into the store, waits
+// for it, and Commit then stores the new metadata: it is neither lost
+// (forgotten by Publish with its file still staged) nor looked for under
+// a name Publish has moved already.
+func TestCommitMetaWrittenDuringPublish(t *testing.T) {
+	for _, step := range []string{"taken", "moved"} {
+		r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		txn, err := r.Begin(context.Background(), repo.TxnOptions{Publishable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c repo.ID // detached metadata is keyed by a commit that need not be stored
+		c[0] = 7
+		first, second := repo.Metadata{{Key: "n", Value: []byte("first")}}, repo.Metadata{{Key: "n", Value: []byte("second")}}
+		if err := txn.WriteCommitMeta(c, first); err != nil {
+			t.Fatal(err)
+		}
+		written := make(chan error, 1)
+		started := false
+		restore := repo.SetPublishHook(func(s string) {
+			if s != step || started {
+				return
+			}
+			started = true
+			go func() { written <- txn.WriteCommitMeta(c, second) }()
+			select {
+			case err := <-written:
+				t.Errorf("%s: WriteCommitMeta ran inside Publish (%v)", step, err)
+				written <- err
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+		_, err = txn.Publish()
+		restore()
+		if err != nil {
+			t.Fatalf("%s: Publish: %v", step, err)
+		}
+		if !started {
+			t.Fatalf("%s: Publish never reached the step", step)
+		}
+		if err := <-written; err != nil {
+			t.Fatalf("%s: WriteCommitMeta: %v", step, err)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatalf("%s: Commit: %v", step, err)
+		}
+		got, err := r.ReadCommitMeta(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := got.Get("n"); string(v) != "second" {
+			t.Errorf("%s: stored detached metadata says %q; want the one written last, %q", step, v, "second")
+		}
+	}
+}

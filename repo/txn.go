@@ -44,6 +44,8 @@ type Txn struct {
 	perObject bool
 	space     *spaceBudget // nil: no free-space reserve
 
+	// metaMu keeps WriteCommitMeta and Publish apart (see Publish).
+	metaMu sync.Mutex
 	mu     sync.Mutex
 	staged map[objKey]struct{}
 	ready  map[objKey]struct{} // staged completely and not yet published
@@ -448,11 +450,14 @@ func (t *Txn) ObjectSizes(kind Kind, id ID) (stored, unpacked int64, err error) 
 }
 
 // WriteCommitMeta stores detached metadata for a commit (replacing any).
-// Unlike other objects it is not content-addressed.
+// Unlike other objects it is not content-addressed. It waits for a
+// Publish in progress.
 func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("detached metadata of %s: %w", commit, err)
 	}
+	t.metaMu.Lock()
+	defer t.metaMu.Unlock()
 	k := objKey{KindCommitMeta, commit}
 	t.mu.Lock()
 	t.staged[k] = struct{}{}
