@@ -258,7 +258,7 @@ func (a *applier) part(i int, fetch Fetch) error {
 		return err
 	}
 	defer dec.Close()
-	lr := &io.LimitedReader{R: dec, N: int64(p.RawSize)}
+	lr := &io.LimitedReader{R: decompressed{dec}, N: int64(p.RawSize)}
 	br := bufio.NewReaderSize(lr, 256<<10)
 	for _, o := range p.Objects {
 		if err := a.ctx.Err(); err != nil {
@@ -272,6 +272,9 @@ func (a *applier) part(i int, fetch Fetch) error {
 		}
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
+		if err != nil {
+			return err
+		}
 		return fmt.Errorf("bytes left after its last object")
 	}
 	if lr.N != 0 {
@@ -287,6 +290,19 @@ func (a *applier) part(i int, fetch Fetch) error {
 	return nil
 }
 
+// decompressed reads a part's stream and tells a failure to decompress it
+// (a frame whose window is over the limit, a malformed block) apart from
+// its end, so that such a part is not reported as one that ends early.
+type decompressed struct{ r io.Reader }
+
+func (d decompressed) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("does not decompress: %w", err)
+	}
+	return n, err
+}
+
 func sizeWords(n int64, want uint64) string {
 	if uint64(n) > want {
 		return "more than " + strconv.FormatUint(want, 10)
@@ -299,7 +315,7 @@ func readUvarint(br *bufio.Reader) (uint64, error) {
 	for i := 0; i < 10; i++ {
 		b, err := br.ReadByte()
 		if err != nil {
-			return 0, io.ErrUnexpectedEOF
+			return 0, eofIsTruncation(err)
 		}
 		if i == 9 && b > 1 {
 			break
@@ -340,14 +356,14 @@ func (a *applier) corrupt(o ObjectRef, format string, args ...any) error {
 func (a *applier) entry(br *bufio.Reader, o ObjectRef) error {
 	how, err := br.ReadByte()
 	if err != nil {
-		return io.ErrUnexpectedEOF
+		return eofIsTruncation(err)
 	}
 	var base repo.ID
 	switch how {
 	case entryWhole:
 	case entryPatch:
 		if _, err := io.ReadFull(br, base[:]); err != nil {
-			return io.ErrUnexpectedEOF
+			return eofIsTruncation(err)
 		}
 	default:
 		return a.corrupt(o, "unknown entry type %d in the delta", how)
