@@ -3,8 +3,11 @@ package delta_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -67,13 +70,59 @@ func applyPart(t *testing.T, dst *repo.Repo, sb *delta.Superblock, objects []del
 	return err, after.TotalAlloc - before.TotalAlloc
 }
 
+// storeZeros stores in r a regular file of size zero bytes and returns
+// its id.
+func storeZeros(t *testing.T, r *repo.Repo, size int) repo.ID {
+	t.Helper()
+	content := make([]byte, size)
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(size)}
+	id := repo.FileID(h, content)
+	txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if _, err := txn.WriteFile(h, id, content); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // A part whose sizes are far beyond what a reader accepts is refused,
 // naming the delta and the part, without allocating what it states. Each
 // part is a few KiB of zstd that decompresses to as much as its stated
 // sizes need to be believed, so a missing bound shows as an allocation.
 func TestApplyRefusesHugeSizes(t *testing.T) {
-	_, dst, _, _, sb := setup(t, delta.GenerateOptions{NoSync: true})
+	_, dst, a, _, sb := setup(t, delta.GenerateOptions{NoSync: true})
 	file := delta.ObjectRef{Kind: repo.KindFile, ID: id(9)}
+	tree := delta.ObjectRef{Kind: repo.KindDirTree, ID: id(9)}
+	const huge = 4 << 30
+	// A file stored here one byte larger than a patch base may be.
+	bigBase := storeZeros(t, dst, delta.PatchSizeLimit+1)
+	c, err := dst.ReadCommit(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// entry encodes a part entry: the byte how, base when not nil, then
+	// each field with its length before it.
+	entry := func(how byte, base *repo.ID, fields ...[]byte) []byte {
+		b := []byte{how}
+		if base != nil {
+			b = append(b, base[:]...)
+		}
+		for _, f := range fields {
+			b = binary.AppendUvarint(b, uint64(len(f)))
+			b = append(b, f...)
+		}
+		return b
+	}
+	header := func(size uint64) []byte {
+		return repo.AppendFileHeader(nil, &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: size})
+	}
+	base := fileID(t, dst, a, "usr/lib/big.txt")
 	cases := []struct {
 		name     string
 		object   delta.ObjectRef
@@ -85,6 +134,30 @@ func TestApplyRefusesHugeSizes(t *testing.T) {
 		wantErr  error
 		maxAlloc uint64
 	}{
+		// Lengths stated before the bytes: refused before any is read,
+		// although 128 MiB follow.
+		{name: "file header of 4 GiB", object: file, window: 20, stream: binary.AppendUvarint([]byte{0}, huge), zeros: 128 << 20,
+			want: []string{"file header of 4294967296 bytes is larger than 16777216"}, maxAlloc: 64 << 20},
+		{name: "dirtree of 4 GiB", object: tree, window: 20, stream: binary.AppendUvarint([]byte{0}, huge), zeros: 128 << 20,
+			want: []string{"dirtree of 4294967296 bytes is larger than 268435456"}, maxAlloc: 64 << 20},
+		// A length a reader accepts, in a part whose raw size is 1 KiB:
+		// the stream is read no further than that, though 200 MiB follow.
+		{name: "dirtree of 200 MiB past the raw size", object: tree, window: 20, stream: binary.AppendUvarint([]byte{0}, 200<<20), zeros: 200 << 20,
+			rawSize: 1 << 10, want: []string{tree.ID.String(), "stream ends early"}, maxAlloc: 64 << 20},
+		// A patch yields at most 64 MiB: a file header that says more is
+		// refused before its patch is decoded, a dirtree patch once it has
+		// yielded 64 MiB (held in memory to be hashed) of its 1 GiB.
+		{name: "patch to a file of 4 GiB", object: file, window: 20,
+			stream: entry(1, &base, header(huge), zstdFrame(20, nil, 128<<20)),
+			want:   []string{file.ID.String(), "4294967296 bytes cannot be a patch"}, maxAlloc: 64 << 20},
+		{name: "dirtree patch that yields 1 GiB", object: tree, window: 20,
+			stream: entry(1, &c.RootTree, zstdFrame(20, nil, 1<<30)),
+			want:   []string{tree.ID.String(), "patch yields more than 67108864 bytes"}, maxAlloc: 256 << 20},
+		// A patch base is read whole into memory: one over 64 MiB is
+		// refused before it is read.
+		{name: "patch base over 64 MiB", object: file, window: 20,
+			stream: entry(1, &bigBase, header(1), zstdFrame(20, nil, 1)),
+			want:   []string{file.ID.String(), "its base " + bigBase.String(), "67108865 bytes, which cannot be a patch base"}, maxAlloc: 32 << 20},
 		// The window a frame needs is allocated when its first block is
 		// decoded: 256 MiB is twice what a reader accepts.
 		{name: "frame window of 256 MiB", object: file, window: 28, stream: []byte{0}, zeros: 1 << 10,
@@ -114,4 +187,50 @@ func TestApplyRefusesHugeSizes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// A part is read no further than one byte past the size the superblock
+// gives it: a server that sends more (here 64 MiB more) is cut off there,
+// not written to disk until it stops.
+func TestApplyReadsPartNoFurther(t *testing.T) {
+	src, dst, _, _, sb := setup(t, delta.GenerateOptions{NoSync: true})
+	part, err := os.ReadFile(filepath.Join(delta.Path(src, sb.Name), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn, err := dst.Begin(ctx, repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	var body *countingReader
+	err = delta.Apply(ctx, txn, sb, func(_ context.Context, _ string, fn func(io.Reader) error) error {
+		body = &countingReader{r: io.MultiReader(bytes.NewReader(part), io.LimitReader(zeroReader{}, 64<<20))}
+		return fn(body)
+	}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "part 0: part is more than") {
+		t.Errorf("Apply of a part followed by 64 MiB: %v, want an error that part 0 is more than its size", err)
+	}
+	if want := int64(sb.Parts[0].Size) + 1; body.n > want {
+		t.Errorf("read %d bytes of a part of %d", body.n, sb.Parts[0].Size)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
