@@ -234,3 +234,111 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// allocated returns the bytes allocated while f ran.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// superblockWith is a superblock that decodes, of a small commit, with
+// parts and fallbacks as given.
+func superblockWith(parts []delta.Part, fallbacks []delta.Fallback) *delta.Superblock {
+	c := &repo.Commit{Subject: "x", RootTree: id(1), RootMeta: id(2)}
+	enc := c.Encode()
+	return &delta.Superblock{Name: delta.Name{To: repo.Sum(enc)}, Commit: enc, Parts: parts, Fallbacks: fallbacks}
+}
+
+// A superblock that states more objects in a part, or more fallbacks,
+// than its remaining bytes can hold is refused without making room for
+// them: 2^27 of either would take over 4 GiB.
+func TestDecodeSuperblockRefusesHugeCounts(t *testing.T) {
+	part := []delta.Part{{Size: 1, RawSize: 1, Sum: id(3), Objects: []delta.ObjectRef{{Kind: repo.KindFile, ID: id(4)}}}}
+	for _, c := range []struct {
+		name string
+		sb   *delta.Superblock
+	}{
+		{"objects", superblockWith(part, nil)},
+		{"fallbacks", superblockWith(part, []delta.Fallback{{ID: id(5), Size: 1}})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := c.sb.Encode()
+			if _, err := delta.DecodeSuperblock(b); err != nil {
+				t.Fatal(err)
+			}
+			// The encoding ends with a count of 1 and one entry of 33
+			// bytes: the count becomes 2^27.
+			at := len(b) - 34
+			b = append(binary.AppendUvarint(bytes.Clone(b[:at]), 1<<27), b[at+1:]...)
+			var err error
+			alloc := allocated(func() { _, err = delta.DecodeSuperblock(b) })
+			if err == nil || !strings.Contains(err.Error(), "count 134217728 past the end") {
+				t.Errorf("DecodeSuperblock = %v, want an error that the count 134217728 runs past the end", err)
+			}
+			if alloc > 64<<20 {
+				t.Errorf("allocated %d MiB refusing it, want at most 64 MiB", alloc>>20)
+			}
+		})
+	}
+}
+
+// Open refuses a delta whose sections or parts are larger than it is,
+// naming it, without allocating what they state: a single file's
+// superblock or signatures of 4 GiB, or parts whose sizes add up, past
+// 2^64, to its length; a superblock file of 1 GiB (sparse), read no
+// further than the 64 MiB a superblock may be.
+func TestOpenRefusesHugeSections(t *testing.T) {
+	const magic = "OTDELTA\x01"
+	raw := superblockWith([]delta.Part{{Size: 1, RawSize: 1, Sum: id(3), Objects: []delta.ObjectRef{{Kind: repo.KindFile, ID: id(4)}}}}, nil).Encode()
+	wrap := superblockWith([]delta.Part{
+		{Size: 1 << 63, RawSize: 1, Sum: id(3), Objects: []delta.ObjectRef{{Kind: repo.KindFile, ID: id(4)}}},
+		{Size: 1<<63 + 5, RawSize: 1, Sum: id(5), Objects: []delta.ObjectRef{{Kind: repo.KindFile, ID: id(6)}}},
+	}, nil).Encode()
+	section := func(b []byte, s []byte) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	for _, c := range []struct {
+		name     string
+		file     []byte // a single file's bytes; nil: a directory with a superblock of 1 GiB
+		want     string
+		maxAlloc uint64
+	}{
+		{"superblock section of 4 GiB", binary.AppendUvarint([]byte(magic), 4<<30), "superblock of 4294967296 bytes is over the limit of 67108864", 64 << 20},
+		{"signatures of 4 GiB", binary.AppendUvarint(section([]byte(magic), raw), 4<<30), "signatures of 4294967296 bytes is over the limit of 1048576", 64 << 20},
+		{"parts that wrap around", append(section(section([]byte(magic), wrap), nil), "12345"...), "ending before part 0 does", 64 << 20},
+		{"superblock file of 1 GiB", nil, "larger than 67108864 bytes", 256 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "d")
+			if c.file != nil {
+				if err := os.WriteFile(p, c.file, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(p, delta.SuperblockFile), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(filepath.Join(p, delta.SuperblockFile), 1<<30); err != nil {
+					t.Skipf("sparse file: %v", err)
+				}
+			}
+			var err error
+			alloc := allocated(func() {
+				var o *delta.Offline
+				if o, err = delta.Open(p); err == nil {
+					o.Close()
+				}
+			})
+			if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Open = %v, want an error naming %s and %q", err, p, c.want)
+			}
+			if alloc > c.maxAlloc {
+				t.Errorf("allocated %d MiB refusing it, want at most %d MiB", alloc>>20, c.maxAlloc>>20)
+			}
+		})
+	}
+}
