@@ -3,11 +3,13 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -191,6 +193,81 @@ func TestReadArchiveHeader(t *testing.T) {
 	if !errors.Is(err, cut) || errors.As(err, &ce) || !strings.Contains(err.Error(), id.String()) {
 		t.Errorf("failing reader: err = %v, want %v naming %s and not corrupt", err, cut, id)
 	}
+}
+
+// An archive file object's header and compression byte must lie within
+// its first 16 MiB (docs/FORMAT.md §6.1): with a header of 16 MiB - 1
+// bytes the object reads; with one of 16 MiB it is corrupt, naming the
+// object; and one whose xattr claims 4 GiB, its bytes going on, is refused
+// after reading no more than 16 MiB and allocating under 64 MiB.
+func TestReadArchiveHeaderWithin16MiB(t *testing.T) {
+	var id repo.ID
+	id[0] = 7
+	const limit = 16 << 20
+	// header is the encoding of a header of exactly n bytes, filled by an
+	// xattr (whose length takes 4 bytes at this size, not 1).
+	header := func(n int) []byte {
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 3, Xattrs: []repo.Xattr{{Name: "user.big"}}}
+		h.Xattrs[0].Value = make([]byte, n-len(repo.AppendFileHeader(nil, h))-3)
+		enc := repo.AppendFileHeader(nil, h)
+		if len(enc) != n {
+			t.Fatalf("header of %d bytes, want %d", len(enc), n)
+		}
+		return enc
+	}
+	var ce *repo.CorruptObjectError
+	obj := append(header(limit-1), 0, 'a', 'b', 'c')
+	if _, comp, rest, err := repo.ReadArchiveHeader(id, bytes.NewReader(obj)); err != nil || comp != 0 {
+		t.Errorf("header of 16 MiB - 1 bytes: comp %d, %v", comp, err)
+	} else if payload, _ := io.ReadAll(rest); string(payload) != "abc" {
+		t.Errorf("header of 16 MiB - 1 bytes: payload %q", payload)
+	}
+	obj = append(header(limit), 0, 'a', 'b', 'c')
+	_, _, _, err := repo.ReadArchiveHeader(id, bytes.NewReader(obj))
+	if !errors.As(err, &ce) || ce.ID != id || !strings.Contains(err.Error(), "header larger than 16777216 bytes") {
+		t.Errorf("header of 16 MiB: %v, want a CorruptObjectError for %s: header larger than 16777216 bytes", err, id)
+	}
+
+	// A one-byte xattr value whose length says 4 GiB, followed by 256 MiB.
+	small := repo.AppendFileHeader(nil, &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644,
+		Xattrs: []repo.Xattr{{Name: "user.big", Value: []byte("v")}}})
+	claim := binary.AppendUvarint(bytes.Clone(small[:len(small)-3]), 4<<30)
+	src := &countingReader{r: io.MultiReader(bytes.NewReader(claim), io.LimitReader(xReader{}, 256<<20))}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, _, err = repo.ReadArchiveHeader(id, src)
+	runtime.ReadMemStats(&after)
+	if !errors.As(err, &ce) || ce.ID != id || !strings.Contains(err.Error(), "header larger than 16777216 bytes") {
+		t.Errorf("header claiming 4 GiB: %v, want a CorruptObjectError for %s: header larger than 16777216 bytes", err, id)
+	}
+	if src.n > limit {
+		t.Errorf("header claiming 4 GiB: read %d bytes, want at most %d", src.n, limit)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("header claiming 4 GiB: allocated %d MiB, want at most 64 MiB", alloc>>20)
+	}
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// xReader reads as an endless run of 'x'.
+type xReader struct{}
+
+func (xReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
 }
 
 // A config file larger than MaxConfigSize (a sparse 1 TiB one on a stick
