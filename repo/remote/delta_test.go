@@ -3,6 +3,8 @@ package remote_test
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,4 +245,54 @@ func TestPullDeltaGone(t *testing.T) {
 	}
 	checkSameTree(t, o.r, dest, b)
 	checkFsck(t, dest)
+}
+
+// A superblock or delta index larger than a client accepts (64 MiB, 16
+// MiB) fails the pull, naming its URL, and moves nothing; the client reads
+// no further than one byte past the limit, though the server would send
+// four times as much: what it sent stays within the limit and what the
+// connection buffers.
+func TestPullRefusesOversizedDeltaFiles(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		limit   int64
+		indexed bool
+	}{
+		{"superblock", delta.MaxSuperblock, false},
+		{"index", delta.MaxIndex, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var o *origin
+			var a, b repo.ID
+			var name delta.Name
+			if c.indexed {
+				o, a, b, name = indexedOrigin(t, false)
+			} else {
+				o, a, b, name = deltaOrigin(t, false)
+			}
+			dest := setupClientAt(t, o, a)
+			p := "/" + name.Rel() + "/" + delta.SuperblockFile
+			if c.indexed {
+				p = "/" + delta.IndexRel(b)
+			}
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				chunk := make([]byte, 1<<20)
+				for sent := int64(0); sent < 4*c.limit; sent += int64(len(chunk)) {
+					if _, err := w.Write(chunk); err != nil {
+						break
+					}
+				}
+				return true
+			}
+			_, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
+			errContains(t, err, o.srv.URL+p, fmt.Sprintf("larger than %d bytes", c.limit))
+			if n, most := o.servedOf(p), c.limit+16<<20; n > most {
+				t.Errorf("the server sent %d MiB, want at most %d MiB", n>>20, most>>20)
+			}
+			checkNothingMovedFrom(t, dest, a)
+		})
+	}
 }
