@@ -254,29 +254,37 @@ func superblockWith(parts []delta.Part, fallbacks []delta.Fallback) *delta.Super
 
 // A superblock that states more objects in a part, or more fallbacks,
 // than its remaining bytes can hold is refused without making room for
-// them: 2^27 of either would take over 4 GiB.
-func TestDecodeSuperblockRefusesHugeCounts(t *testing.T) {
+// them: 2^27 of either would take over 4 GiB; and so is a delta index
+// that states 2^27 deltas (8 GiB).
+func TestDecodeRefusesHugeCounts(t *testing.T) {
 	part := []delta.Part{{Size: 1, RawSize: 1, Sum: id(3), Objects: []delta.ObjectRef{{Kind: repo.KindFile, ID: id(4)}}}}
+	superblock := func(b []byte) error { _, err := delta.DecodeSuperblock(b); return err }
+	index := func(b []byte) error { _, err := delta.DecodeIndex(b); return err }
 	for _, c := range []struct {
-		name string
-		sb   *delta.Superblock
+		name   string
+		b      []byte
+		entry  int // bytes of the one entry after the count
+		decode func([]byte) error
 	}{
-		{"objects", superblockWith(part, nil)},
-		{"fallbacks", superblockWith(part, []delta.Fallback{{ID: id(5), Size: 1}})},
+		{"superblock objects", superblockWith(part, nil).Encode(), 33, superblock},
+		{"superblock fallbacks", superblockWith(part, []delta.Fallback{{ID: id(5), Size: 1}}).Encode(), 33, superblock},
+		{"index deltas", (&delta.Index{To: id(6), Deltas: []delta.IndexEntry{{From: id(7), Superblock: id(8)}}}).Encode(), 64, index},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := c.sb.Encode()
-			if _, err := delta.DecodeSuperblock(b); err != nil {
+			if err := c.decode(c.b); err != nil {
 				t.Fatal(err)
 			}
-			// The encoding ends with a count of 1 and one entry of 33
-			// bytes: the count becomes 2^27.
-			at := len(b) - 34
-			b = append(binary.AppendUvarint(bytes.Clone(b[:at]), 1<<27), b[at+1:]...)
+			// The encoding ends with a count of 1 and its one entry: the
+			// count becomes 2^27.
+			at := len(c.b) - c.entry - 1
+			if c.b[at] != 1 {
+				t.Fatalf("byte %d is %d, not the count 1", at, c.b[at])
+			}
+			b := append(binary.AppendUvarint(bytes.Clone(c.b[:at]), 1<<27), c.b[at+1:]...)
 			var err error
-			alloc := allocated(func() { _, err = delta.DecodeSuperblock(b) })
+			alloc := allocated(func() { err = c.decode(b) })
 			if err == nil || !strings.Contains(err.Error(), "count 134217728 past the end") {
-				t.Errorf("DecodeSuperblock = %v, want an error that the count 134217728 runs past the end", err)
+				t.Errorf("decoding = %v, want an error that the count 134217728 runs past the end", err)
 			}
 			if alloc > 64<<20 {
 				t.Errorf("allocated %d MiB refusing it, want at most 64 MiB", alloc>>20)
