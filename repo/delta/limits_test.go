@@ -51,8 +51,8 @@ func zstdFrame(windowLog uint, prefix []byte, zeros uint64) []byte {
 // applyPart applies to dst a delta like sb whose only part is part,
 // listing objects and decompressing to rawSize bytes, as a server that
 // generated a hostile delta could send it: its size and hash match the
-// superblock. It returns Apply's error and the bytes allocated meanwhile.
-func applyPart(t *testing.T, dst *repo.Repo, sb *delta.Superblock, objects []delta.ObjectRef, part []byte, rawSize uint64) (error, uint64) {
+// superblock. It returns the bytes allocated meanwhile and Apply's error.
+func applyPart(t *testing.T, dst *repo.Repo, sb *delta.Superblock, objects []delta.ObjectRef, part []byte, rawSize uint64) (uint64, error) {
 	t.Helper()
 	hostile := *sb
 	hostile.Parts = []delta.Part{{Size: uint64(len(part)), RawSize: rawSize, Sum: repo.Sum(part), Objects: objects}}
@@ -67,7 +67,7 @@ func applyPart(t *testing.T, dst *repo.Repo, sb *delta.Superblock, objects []del
 		return fn(bytes.NewReader(part))
 	}, nil, nil)
 	runtime.ReadMemStats(&after)
-	return err, after.TotalAlloc - before.TotalAlloc
+	return after.TotalAlloc - before.TotalAlloc, err
 }
 
 // storeZeros stores in r a regular file of size zero bytes and returns
@@ -170,7 +170,7 @@ func TestApplyRefusesHugeSizes(t *testing.T) {
 			if raw == 0 {
 				raw = uint64(len(c.stream)) + c.zeros
 			}
-			err, alloc := applyPart(t, dst, sb, []delta.ObjectRef{c.object}, part, raw)
+			alloc, err := applyPart(t, dst, sb, []delta.ObjectRef{c.object}, part, raw)
 			if err == nil {
 				t.Fatal("applied")
 			}
