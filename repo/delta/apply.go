@@ -253,7 +253,7 @@ func (a *applier) part(i int, fetch Fetch) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	dec, err := newDecoder(bufio.NewReaderSize(f, 256<<10))
+	dec, err := newDecoder(bufio.NewReaderSize(spooled{f}, 256<<10))
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func (a *applier) part(i int, fetch Fetch) error {
 		return fmt.Errorf("decompresses to %d bytes, the superblock says %d", int64(p.RawSize)-lr.N, p.RawSize)
 	}
 	var one [1]byte
-	if n, err := dec.Read(one[:]); n > 0 || (err != nil && err != io.EOF) {
+	if n, err := (decompressed{dec}).Read(one[:]); n > 0 || (err != nil && err != io.EOF) {
 		if err == nil {
 			err = fmt.Errorf("decompresses to more than the %d bytes the superblock says", p.RawSize)
 		}
@@ -297,11 +297,29 @@ type decompressed struct{ r io.Reader }
 
 func (d decompressed) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && !errors.As(err, new(spoolError)) {
 		err = fmt.Errorf("does not decompress: %w", err)
 	}
 	return n, err
 }
+
+// spooled reads the part kept on disk while it is unpacked; a failure to
+// read it is the disk's, not a stream that does not decompress.
+type spooled struct{ r io.Reader }
+
+func (s spooled) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = spoolError{err}
+	}
+	return n, err
+}
+
+// spoolError is a failure to read back the part kept on disk.
+type spoolError struct{ err error }
+
+func (e spoolError) Error() string { return "reading back the part kept in tmp/: " + e.err.Error() }
+func (e spoolError) Unwrap() error { return e.err }
 
 func sizeWords(n int64, want uint64) string {
 	if uint64(n) > want {
