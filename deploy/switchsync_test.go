@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"errors"
-	"github.com/otree/otree/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
@@ -60,7 +60,7 @@ func TestRollbackSyncsSwitchItself(t *testing.T) {
 			bv, _ := f.s.BootVersion()
 
 			log := filepath.Join(t.TempDir(), "strace")
-			cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=rename,renameat,renameat2,fsync,syncfs",
+			cmd := exec.Command(strace, "-f", "-z", "-y", "-o", log, "-e", "trace=rename,renameat,renameat2,fsync,syncfs",
 				exe, "-test.run=^TestRollbackSyncsSwitchItself$", "-test.count=1")
 			cmd.Env = append(os.Environ(), cutShortSysrootEnv+"="+f.path)
 			if out, err := cmd.CombinedOutput(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -246,19 +245,9 @@ func TestStagingSpread(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	hasT := func(p string) bool {
-		t.Helper()
-		out, err := exec.Command("lsattr", "-d", p).Output()
-		if err != nil {
-			t.Fatalf("lsattr -d %s: %v", p, err)
-		}
-		f := strings.Fields(string(out))
-		return len(f) > 0 && strings.ContainsRune(f[0], 'T')
-	}
+	hasT := func(p string) bool { return fsattrtest.Has(t, p, 'T') }
 	// As a repository made before the flag was set.
-	if out, err := exec.Command("chattr", "-T", filepath.Join(path, "tmp")).CombinedOutput(); err != nil {
-		t.Fatalf("chattr -T: %v: %s", err, out)
-	}
+	fsattrtest.Unset(t, filepath.Join(path, "tmp"), 'T')
 	if r, err = repo.Open(path); err != nil {
 		t.Fatal(err)
 	}

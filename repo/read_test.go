@@ -9,10 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/limitread/limitreadtest"
 	"github.com/otree/otree/repo"
 )
 
@@ -232,42 +232,17 @@ func TestReadArchiveHeaderWithin16MiB(t *testing.T) {
 	small := repo.AppendFileHeader(nil, &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644,
 		Xattrs: []repo.Xattr{{Name: "user.big", Value: []byte("v")}}})
 	claim := binary.AppendUvarint(bytes.Clone(small[:len(small)-3]), 4<<30)
-	src := &countingReader{r: io.MultiReader(bytes.NewReader(claim), io.LimitReader(xReader{}, 256<<20))}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, _, _, err = repo.ReadArchiveHeader(id, src)
-	runtime.ReadMemStats(&after)
+	src := &limitreadtest.Counting{R: io.MultiReader(bytes.NewReader(claim), io.LimitReader(limitreadtest.Endless('x'), 256<<20))}
+	alloc := limitreadtest.Allocated(func() { _, _, _, err = repo.ReadArchiveHeader(id, src) })
 	if !errors.As(err, &ce) || ce.ID != id || !strings.Contains(err.Error(), "header larger than 16777216 bytes") {
 		t.Errorf("header claiming 4 GiB: %v, want a CorruptObjectError for %s: header larger than 16777216 bytes", err, id)
 	}
-	if src.n > limit {
-		t.Errorf("header claiming 4 GiB: read %d bytes, want at most %d", src.n, limit)
+	if src.N > limit {
+		t.Errorf("header claiming 4 GiB: read %d bytes, want at most %d", src.N, limit)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+	if alloc > 64<<20 {
 		t.Errorf("header claiming 4 GiB: allocated %d MiB, want at most 64 MiB", alloc>>20)
 	}
-}
-
-// countingReader counts the bytes read from r.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// xReader reads as an endless run of 'x'.
-type xReader struct{}
-
-func (xReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = 'x'
-	}
-	return len(p), nil
 }
 
 // A config file larger than MaxConfigSize (a sparse 1 TiB one on a stick

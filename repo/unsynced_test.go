@@ -152,7 +152,7 @@ func TestUnsyncedMarkerReplacedBeforeLock(t *testing.T) {
 		if step != "sync: opened" || raced {
 			return
 		}
-		raced = true // first: the durable commit below opens the marker too
+		raced = true // set first: the nested durable commit below reaches this hook too
 		other := u.begin(false)
 		u.store(other, "other")
 		u.commit(other)

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/otree/otree/internal/testbin"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"

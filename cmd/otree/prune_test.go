@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/otree/otree/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/repo"
 )
 
@@ -242,7 +242,7 @@ func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
 			args, gone := tc.prune(c, first, second)
 
 			log := filepath.Join(t.TempDir(), "strace")
-			cmd := exec.Command(strace, append([]string{"-f", "-y", "-o", log, "-e", "trace=renameat2,unlinkat,fsync,syncfs", exe, "--repo=" + c.path}, args...)...)
+			cmd := exec.Command(strace, append([]string{"-f", "-z", "-y", "-o", log, "-e", "trace=renameat2,unlinkat,fsync,syncfs", exe, "--repo=" + c.path}, args...)...)
 			cmd.Env = env
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
@@ -265,7 +265,7 @@ func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
 				}
 				dir := "<" + filepath.Join(c.path, "objects", id[:2]) + ">"
 				if !slices.ContainsFunc(lines[tomb:removal], func(l string) bool {
-					return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") && strings.Contains(l, dir)
+					return strings.Contains(l, "syncfs(") || (strings.Contains(l, "fsync(") && strings.Contains(l, dir))
 				}) {
 					t.Errorf("commit %s: no fsync of objects/%s (or syncfs) between its tombstone's publication (line %d) and its removal (line %d):\n%s", id, id[:2], tomb+1, removal+1, data)
 				}

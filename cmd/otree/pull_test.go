@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/otree/otree/internal/testbin"
 	"io"
 	"io/fs"
 	"maps"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/ed25519"
-	"github.com/otree/otree/internal/testbin"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
 )

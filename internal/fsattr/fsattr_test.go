@@ -3,9 +3,7 @@ package fsattr
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/otree/otree/internal/fsattr/fsattrtest"
@@ -69,9 +67,7 @@ func TestSetTopDir(t *testing.T) {
 	if after := flags(); after != before|topDir {
 		t.Errorf("flags %#x, want %#x", after, before|topDir)
 	}
-	if out, err := exec.Command("lsattr", "-d", dir).Output(); err != nil {
-		t.Errorf("lsattr -d %s: %v", dir, err)
-	} else if !strings.Contains(strings.Fields(string(out))[0], "T") {
-		t.Errorf("lsattr does not show T: %s", out)
+	if !fsattrtest.Has(t, dir, 'T') {
+		t.Errorf("lsattr does not show T on %s", dir)
 	}
 }

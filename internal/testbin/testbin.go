@@ -1,13 +1,15 @@
 // Package testbin builds the module's commands for tests that run them as
-// separate processes (to kill them, or to run them in another mount
-// namespace).
+// separate processes (to kill them, to trace them, or to run them in
+// another mount namespace), and finds the tracer such tests use.
 package testbin
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -39,15 +41,30 @@ func BuildStatic(t testing.TB, pkg string) string {
 }
 
 // NeedStrace returns strace's path, skipping the test when strace is
-// missing or cannot trace here (no ptrace).
+// missing or cannot trace here (no ptrace). The probe runs once per test
+// binary.
 func NeedStrace(t testing.TB) string {
 	t.Helper()
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed (CI installs it)")
+	straceOnce.Do(func() {
+		p, err := exec.LookPath("strace")
+		if err != nil {
+			straceWhy = "strace is not installed (CI installs it)"
+			return
+		}
+		if out, err := exec.Command(p, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+			straceWhy = fmt.Sprintf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
+			return
+		}
+		stracePath = p
+	})
+	if stracePath == "" {
+		t.Skip(straceWhy)
 	}
-	if out, err := exec.Command(strace, "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace here (no ptrace?): %v\n%s", err, out)
-	}
-	return strace
+	return stracePath
 }
+
+var (
+	straceOnce sync.Once
+	stracePath string // "" when strace cannot be used
+	straceWhy  string // why not
+)

@@ -8,11 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/internal/limitread/limitreadtest"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 )
@@ -61,13 +61,12 @@ func applyPart(t *testing.T, dst *repo.Repo, sb *delta.Superblock, objects []del
 		t.Fatal(err)
 	}
 	defer txn.Abort()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	err = delta.Apply(ctx, txn, &hostile, func(_ context.Context, _ string, fn func(io.Reader) error) error {
-		return fn(bytes.NewReader(part))
-	}, nil, nil)
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc, err
+	alloc := limitreadtest.Allocated(func() {
+		err = delta.Apply(ctx, txn, &hostile, func(_ context.Context, _ string, fn func(io.Reader) error) error {
+			return fn(bytes.NewReader(part))
+		}, nil, nil)
+	})
+	return alloc, err
 }
 
 // storeZeros stores in r a regular file of size zero bytes and returns
@@ -189,18 +188,6 @@ func TestApplyRefusesHugeSizes(t *testing.T) {
 	}
 }
 
-// countingReader counts the bytes read from r.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // A part is read no further than one byte past the size the superblock
 // gives it: a server that sends more (here 64 MiB more) is cut off there,
 // not written to disk until it stops.
@@ -215,33 +202,17 @@ func TestApplyReadsPartNoFurther(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer txn.Abort()
-	var body *countingReader
+	var body *limitreadtest.Counting
 	err = delta.Apply(ctx, txn, sb, func(_ context.Context, _ string, fn func(io.Reader) error) error {
-		body = &countingReader{r: io.MultiReader(bytes.NewReader(part), io.LimitReader(zeroReader{}, 64<<20))}
+		body = &limitreadtest.Counting{R: io.MultiReader(bytes.NewReader(part), io.LimitReader(limitreadtest.Endless(0), 64<<20))}
 		return fn(body)
 	}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "part 0: part is more than") {
 		t.Errorf("Apply of a part followed by 64 MiB: %v, want an error that part 0 is more than its size", err)
 	}
-	if want := int64(sb.Parts[0].Size) + 1; body.n > want {
-		t.Errorf("read %d bytes of a part of %d", body.n, sb.Parts[0].Size)
+	if want := int64(sb.Parts[0].Size) + 1; body.N > want {
+		t.Errorf("read %d bytes of a part of %d", body.N, sb.Parts[0].Size)
 	}
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
-// allocated returns the bytes allocated while f ran.
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
 
 // superblockWith is a superblock that decodes, of a small commit, with
@@ -282,7 +253,7 @@ func TestDecodeRefusesHugeCounts(t *testing.T) {
 			}
 			b := append(binary.AppendUvarint(bytes.Clone(c.b[:at]), 1<<27), c.b[at+1:]...)
 			var err error
-			alloc := allocated(func() { err = c.decode(b) })
+			alloc := limitreadtest.Allocated(func() { err = c.decode(b) })
 			if err == nil || !strings.Contains(err.Error(), "count 134217728 past the end") {
 				t.Errorf("decoding = %v, want an error that the count 134217728 runs past the end", err)
 			}
@@ -335,7 +306,7 @@ func TestOpenRefusesHugeSections(t *testing.T) {
 				}
 			}
 			var err error
-			alloc := allocated(func() {
+			alloc := limitreadtest.Allocated(func() {
 				var o *delta.Offline
 				if o, err = delta.Open(p); err == nil {
 					o.Close()
@@ -353,6 +324,7 @@ func TestOpenRefusesHugeSections(t *testing.T) {
 
 // growLimit bounds what reading up to a 64 MiB limit may allocate where
 // the reader grows its buffer step by step (io.ReadAll): about 2.5 times
-// the limit, and 5 under the race detector. Without the limit, the reads
-// these cases make allocate over 2 GiB.
+// the limit, and 5 under the race detector. It is 8 times the limit, so
+// it catches a read with no limit (these cases then allocate over 2 GiB),
+// not a limit raised a little.
 const growLimit = 512 << 20

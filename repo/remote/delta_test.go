@@ -248,9 +248,9 @@ func TestPullDeltaGone(t *testing.T) {
 }
 
 // A superblock or delta index larger than a client accepts (64 MiB, 16
-// MiB) fails the pull, naming its URL, and moves nothing; the client reads
-// no further than one byte past the limit, though the server would send
-// four times as much: what it sent stays within the limit and what the
+// MiB) fails the pull, naming its URL, and moves nothing; the client stops
+// reading at the limit, though the server would send four times as much:
+// what the server got to send stays within the limit and what the
 // connection buffers.
 func TestPullRefusesOversizedDeltaFiles(t *testing.T) {
 	for _, c := range []struct {

@@ -39,12 +39,27 @@ func Require(t testing.TB, dir string, flag byte) {
 			t.Errorf("clearing the probe's flag: chattr -%c %s: %v: %s", flag, probe, err, out)
 		}
 	}()
-	b, err := exec.Command("lsattr", "-d", probe).Output()
-	if err != nil {
-		t.Fatalf("lsattr -d %s: %v", probe, err)
+	if !Has(t, probe, flag) {
+		t.Skipf("this filesystem takes chattr +%c but keeps no such flag", flag)
 	}
-	if f := strings.Fields(string(b)); len(f) == 0 || !strings.ContainsRune(f[0], rune(flag)) {
-		t.Skipf("this filesystem takes chattr +%c but keeps no such flag: lsattr shows %s", flag, b)
+}
+
+// Has tells whether lsattr shows flag on dir.
+func Has(t testing.TB, dir string, flag byte) bool {
+	t.Helper()
+	b, err := exec.Command("lsattr", "-d", dir).Output()
+	if err != nil {
+		t.Fatalf("lsattr -d %s: %v", dir, err)
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 0 && strings.ContainsRune(f[0], rune(flag))
+}
+
+// Unset clears flag on dir with chattr, as a test's setup.
+func Unset(t testing.TB, dir string, flag byte) {
+	t.Helper()
+	if out, err := chattr("-"+string(flag), dir); err != nil {
+		t.Fatalf("chattr -%c %s: %v: %s", flag, dir, err, out)
 	}
 }
 
