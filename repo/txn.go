@@ -244,7 +244,7 @@ func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
 // just deleted. On an ext4 without a journal, allocating an inode there
 // scans past all of them (for a minute after the delete, six while it is
 // unwritten): a commit of /usr/local/go made right after the previous
-// one's repository was removed took 3.1-4.4 s against 1.5-1.8 s. Only a
+// one's repository was removed took 3.1-4.6 s against 1.5-1.9 s. Only a
 // hint: filesystems without the flag ignore it, and a failure (tmp/ owned
 // by another user) costs nothing but that.
 func (r *Repo) spreadStaging() { _ = fsattr.SetTopDir(r.Path("tmp")) }
