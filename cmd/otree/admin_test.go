@@ -828,23 +828,17 @@ func TestAdminStatusParityWithOSTree(t *testing.T) {
 // and switches the entries, so the record must never name a tree of which
 // a crash could lose files.
 func TestAdminStageSyncsBeforeRecord(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	a := newAdmin(t)
 	a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "cli/stable")
 	c2 := a.commit("two\n", "6.1.0-1")
 
-	exe, env := otreeBinary(t)
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=openat,syncfs,rename,renameat,renameat2",
-		exe, "admin", "--sysroot="+a.sys, "deploy", "--stage", "cli/stable")
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "Staged cli "+c2+".0") {
-		t.Fatalf("deploy --stage: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=openat,syncfs,rename,renameat,renameat2", "admin", "--sysroot="+a.sys, "deploy", "--stage", "cli/stable")
+	if err != nil || !strings.Contains(tr.out, "Staged cli "+c2+".0") {
+		t.Fatalf("deploy --stage: %v\n%s", err, tr.out)
 	}
-	data, _ := os.ReadFile(log)
-	lines := strings.Split(string(data), "\n")
+	data, lines := tr.log, tr.lines
 	record := slices.IndexFunc(lines, func(l string) bool {
 		return strings.Contains(l, "rename") && strings.Contains(l, "\""+filepath.Join(a.sys, "run/otree/staged-deployment")+"\"")
 	})
@@ -874,7 +868,7 @@ func TestAdminStageSyncsBeforeRecord(t *testing.T) {
 // kernel directory of /boot (a kernel's .hmac, which no entry names) syncs
 // /boot before it switches: /boot may be a filesystem of its own.
 func TestAdminSubSwitchSyncsBoot(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	a := newAdmin(t)
 	const kver = "6.1.0-1"
 	for _, motd := range []string{"one\n", "two\n"} {
@@ -888,20 +882,14 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 	}
 	a.ok("commit", "-b", "cli/stable", dir)
 
-	exe, env := otreeBinary(t)
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=syncfs,rename,renameat,renameat2",
-		exe, "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "(sub switch)") {
-		t.Fatalf("deploy: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=syncfs,rename,renameat,renameat2", "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
+	if err != nil || !strings.Contains(tr.out, "(sub switch)") {
+		t.Fatalf("deploy: %v\n%s", err, tr.out)
 	}
 	if _, err := os.Stat(filepath.Join(a.sys, "boot/otree")); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(log)
-	lines := strings.Split(string(data), "\n")
+	data, lines := tr.log, tr.lines
 	find := func(from int, match func(string) bool) int { return indexFrom(lines, from, match) }
 	boot := filepath.Join(a.sys, "boot")
 	hmac := find(0, func(l string) bool {
@@ -923,23 +911,17 @@ func TestAdminSubSwitchSyncsBoot(t *testing.T) {
 // the new deployment and its otree/boot.N links on the sysroot, the
 // entries and kernel in /boot, which may be a filesystem of its own.
 func TestAdminFullSwitchSyncsBeforeSwitch(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	a := newAdmin(t)
 	a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "cli/stable")
 	a.commit("two\n", "6.2.0-1")
 
-	exe, env := otreeBinary(t)
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=syncfs,rename,renameat,renameat2",
-		exe, "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "(full switch)") {
-		t.Fatalf("deploy: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=syncfs,rename,renameat,renameat2", "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
+	if err != nil || !strings.Contains(tr.out, "(full switch)") {
+		t.Fatalf("deploy: %v\n%s", err, tr.out)
 	}
-	data, _ := os.ReadFile(log)
-	lines := strings.Split(string(data), "\n")
+	data, lines := tr.log, tr.lines
 	boot := filepath.Join(a.sys, "boot")
 	swtch := slices.IndexFunc(lines, func(l string) bool {
 		return strings.Contains(l, "rename") && strings.Contains(l, "\""+filepath.Join(boot, "loader")+"\"")
@@ -960,7 +942,7 @@ func TestAdminFullSwitchSyncsBeforeSwitch(t *testing.T) {
 // admin cleanup makes the boot switch it goes by durable (a killed deploy
 // may have renamed it into place unsynced) before it removes anything.
 func TestAdminCleanupSyncsSwitchFirst(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	a := newAdmin(t)
 	for _, motd := range []string{"one\n", "two\n"} {
 		a.commit(motd, "6.1.0-1")
@@ -972,19 +954,16 @@ func TestAdminCleanupSyncsSwitchFirst(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(stray, "usr"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exe, env := otreeBinary(t)
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,unlinkat,rmdir", exe, "admin", "--sysroot="+a.sys, "cleanup")
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cleanup: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=fsync,unlinkat,rmdir", "admin", "--sysroot="+a.sys, "cleanup")
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, tr.out)
 	}
 	if _, err := os.Stat(stray); err == nil {
 		t.Fatal("cleanup left the stray deployment")
 	}
-	data, _ := os.ReadFile(log)
+	data := tr.log
 	first := func(match func(string) bool) int {
-		for i, l := range strings.Split(string(data), "\n") {
+		for i, l := range tr.lines {
 			if match(l) {
 				return i
 			}

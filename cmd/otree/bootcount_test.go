@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -57,7 +56,7 @@ func TestAdminBootCounting(t *testing.T) {
 // (rewritten in place, as save_env does) syncs the block before the
 // switch: the new default must not boot without its count.
 func TestBootCountSyncedBeforeSwitch(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	a := newAdmin(t)
 	a.ok("config", "set", "sysroot.bootloader", "grub2")
 	a.ok("config", "set", "sysroot.boot-counting-tries", "3")
@@ -71,16 +70,11 @@ func TestBootCountSyncedBeforeSwitch(t *testing.T) {
 	if _, err := os.Stat(env); err != nil {
 		t.Fatalf("no environment block after a counted deploy: %v", err)
 	}
-	exe, envv := otreeBinary(t)
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,rename,renameat,renameat2",
-		exe, "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
-	cmd.Env = envv
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("deploy: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=fsync,rename,renameat,renameat2", "admin", "--sysroot="+a.sys, "deploy", "cli/stable")
+	if err != nil {
+		t.Fatalf("deploy: %v\n%s", err, tr.out)
 	}
-	data, _ := os.ReadFile(log)
-	lines := strings.Split(string(data), "\n")
+	data, lines := tr.log, tr.lines
 	sync := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+env+">") })
 	// The rename of boot/loader (a full switch) or of otree/boot.N (a
 	// sub switch).

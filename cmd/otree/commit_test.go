@@ -574,9 +574,8 @@ func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
 // could keep the ref and lose an object it needs. A few objects are synced
 // one by one, many with syncfs: both ways are checked.
 func TestCommitSyncsObjectRenamesBeforeRef(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
-	exe, env := otreeBinary(t)
 	rename := regexp.MustCompile(`renameat2?\(\d+<[^>]*>, "[^"]*", \d+<([^>]*)>, "([0-9a-f]{2})/[^"]*"`)
 	for _, tc := range []struct {
 		branch string
@@ -585,15 +584,11 @@ func TestCommitSyncsObjectRenamesBeforeRef(t *testing.T) {
 		{"few", fixture},
 		{"many", randomTree(rand.New(rand.NewPCG(1, 2)), 150, 512, 6)},
 	} {
-		log := filepath.Join(t.TempDir(), "strace")
-		cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,syncfs,rename,renameat,renameat2",
-			exe, "--repo="+c.path, "commit", "-b", tc.branch, source(t, tc.tree))
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("commit: %v\n%s", err, out)
+		tr, err := straced(t, "-e trace=fsync,syncfs,rename,renameat,renameat2", "--repo="+c.path, "commit", "-b", tc.branch, source(t, tc.tree))
+		if err != nil {
+			t.Fatalf("commit: %v\n%s", err, tr.out)
 		}
-		data, _ := os.ReadFile(log)
-		lines := strings.Split(string(data), "\n")
+		data, lines := tr.log, tr.lines
 		ref := slices.IndexFunc(lines, func(l string) bool {
 			return strings.Contains(l, "rename") && strings.Contains(l, "refs/heads/"+tc.branch)
 		})
@@ -656,22 +651,19 @@ func TestCommitParentNotHere(t *testing.T) {
 // --consume deletes the sources only once the commit is durable, even
 // with --fsync=false: they are the other copy of what it holds.
 func TestCommitConsumeSyncsFirst(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
-	exe, env := otreeBinary(t)
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=syncfs,unlinkat", exe, "--repo="+c.path, "commit", "-b", "b", "--consume", "--fsync=false", src)
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("commit --consume: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=syncfs,unlinkat", "--repo="+c.path, "commit", "-b", "b", "--consume", "--fsync=false", src)
+	if err != nil {
+		t.Fatalf("commit --consume: %v\n%s", err, tr.out)
 	}
 	if _, err := os.Stat(src); err == nil {
 		t.Fatal("--consume left the source")
 	}
-	data, _ := os.ReadFile(log)
+	data := tr.log
 	syncfs, consumed := -1, -1
-	for i, l := range strings.Split(string(data), "\n") {
+	for i, l := range tr.lines {
 		if strings.Contains(l, "syncfs(") && syncfs < 0 {
 			syncfs = i
 		}

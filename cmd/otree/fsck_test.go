@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -352,8 +351,7 @@ func TestFsckDeleteKilled(t *testing.T) {
 // it reports, so that a crash brings back neither a commit that looks
 // whole nor the bad object.
 func TestFsckDeleteIsDurable(t *testing.T) {
-	strace := testbin.NeedStrace(t)
-	exe, env := otreeBinary(t)
+	testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "b", source(t, fixture))
 	id, err := c.r.ResolveRev("b")
@@ -365,16 +363,12 @@ func TestFsckDeleteIsDurable(t *testing.T) {
 	if err := os.WriteFile(obj, []byte("bad\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=fsync,syncfs,unlinkat,rename,renameat,renameat2",
-		exe, "--repo="+c.path, "fsck", "--delete")
-	cmd.Env = env
-	out, _ := cmd.CombinedOutput()
+	tr, _ := straced(t, "-e trace=fsync,syncfs,unlinkat,rename,renameat,renameat2", "--repo="+c.path, "fsck", "--delete")
+	out := tr.out
 	if _, err := os.Stat(obj); !errors.Is(err, fs.ErrNotExist) || !c.r.IsCommitPartial(id) {
 		t.Fatalf("fsck --delete left the object (%v) or did not mark %s partial:\n%s", err, id, out)
 	}
-	data, _ := os.ReadFile(log)
-	lines := strings.Split(string(data), "\n")
+	data, lines := tr.log, tr.lines
 	find := func(from int, match func(string) bool) int { return indexFrom(lines, from, match) }
 	state := filepath.Join(c.path, "state")
 	marker := find(0, func(l string) bool {

@@ -167,8 +167,7 @@ func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
 // durable (a syncfs) before it deletes any object they needed: a crash
 // part-way never leaves a commit whose tree is partly gone.
 func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
-	strace := testbin.NeedStrace(t)
-	exe, env := otreeBinary(t)
+	testbin.NeedStrace(t)
 	src := source(t, fixture)
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "b", src)
@@ -177,14 +176,11 @@ func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
 	}
 	c.ok("commit", "-b", "b", src)
 	c.ok("refs", "--delete", "b")
-	log := filepath.Join(t.TempDir(), "strace")
-	cmd := exec.Command(strace, "-f", "-y", "-o", log, "-e", "trace=unlinkat,syncfs", exe, "--repo="+c.path, "prune", "--refs-only", "--depth=0")
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("prune: %v\n%s", err, out)
+	tr, err := straced(t, "-e trace=unlinkat,syncfs", "--repo="+c.path, "prune", "--refs-only", "--depth=0")
+	if err != nil {
+		t.Fatalf("prune: %v\n%s", err, tr.out)
 	}
-	data, _ := os.ReadFile(log)
-	lines := strings.Split(string(data), "\n")
+	data, lines := tr.log, tr.lines
 	object := regexp.MustCompile(`unlinkat\(\d+<[^>]*/objects>, "[0-9a-f]{2}/[0-9a-f]{62}\.(commit|dirtree|dirmeta|file)"`)
 	lastCommit, firstOther, commits := -1, -1, 0
 	for i, l := range lines {
@@ -214,8 +210,7 @@ func TestPruneSyncsCommitRemovalsFirst(t *testing.T) {
 // a commit goes: unreachable with core.tombstone-commits set, and by
 // --delete-commit.
 func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
-	strace := testbin.NeedStrace(t)
-	exe, env := otreeBinary(t)
+	testbin.NeedStrace(t)
 	for _, tc := range []struct {
 		name string
 		// prune readies c (ref b at second, whose parent is first) and
@@ -241,14 +236,11 @@ func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
 			second := strings.TrimSpace(c.ok("commit", "-b", "b", src))
 			args, gone := tc.prune(c, first, second)
 
-			log := filepath.Join(t.TempDir(), "strace")
-			cmd := exec.Command(strace, append([]string{"-f", "-z", "-y", "-o", log, "-e", "trace=renameat2,unlinkat,fsync,syncfs", exe, "--repo=" + c.path}, args...)...)
-			cmd.Env = env
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+			tr, err := straced(t, "-z -e trace=renameat2,unlinkat,fsync,syncfs", append([]string{"--repo=" + c.path}, args...)...)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, tr.out)
 			}
-			data, _ := os.ReadFile(log)
-			lines := strings.Split(string(data), "\n")
+			data, lines := tr.log, tr.lines
 			for _, id := range gone {
 				if _, err := os.Stat(tombstonePath(c.path, id)); err != nil {
 					t.Errorf("commit %s deleted without a tombstone: %v", id, err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -68,19 +67,15 @@ func TestRefsRemotePrefix(t *testing.T) {
 // --create writes is synced with its directory: a crash after the command
 // reports success cannot lose them.
 func TestNewDirectoriesSynced(t *testing.T) {
-	strace := testbin.NeedStrace(t)
-	exe, env := otreeBinary(t)
+	testbin.NeedStrace(t)
 	p := filepath.Join(t.TempDir(), "new", "repo")
 	trace := func(args ...string) string {
 		t.Helper()
-		log := filepath.Join(t.TempDir(), "strace")
-		cmd := exec.Command(strace, append([]string{"-f", "-y", "-o", log, "-e", "trace=fsync", exe, "--repo=" + p}, args...)...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		tr, err := straced(t, "-e trace=fsync", append([]string{"--repo=" + p}, args...)...)
+		if err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, tr.out)
 		}
-		data, _ := os.ReadFile(log)
-		return string(data)
+		return tr.log
 	}
 	fsyncs := func(log string) []string {
 		var dirs []string
@@ -187,8 +182,7 @@ func TestCorruptRef(t *testing.T) {
 // (synced, since a run that did not sync may have written it), and the
 // repos.d link create-usb makes on a stick (its directory synced).
 func TestRemovalsAndLinksSynced(t *testing.T) {
-	strace := testbin.NeedStrace(t)
-	exe, env := otreeBinary(t)
+	testbin.NeedStrace(t)
 	c := newCLI(t)
 	c.ok("config", "set", "core.collection-id", "org.example.Os")
 	c.commitTree("main", source(t, fixture), "one", 1700000000)
@@ -196,14 +190,11 @@ func TestRemovalsAndLinksSynced(t *testing.T) {
 	// with the paths of their descriptors.
 	trace := func(args ...string) []string {
 		t.Helper()
-		log := filepath.Join(t.TempDir(), "strace")
-		cmd := exec.Command(strace, append([]string{"-f", "-y", "-o", log, "-e", "trace=fsync,unlink,unlinkat,symlink,symlinkat", exe, "--repo=" + c.path}, args...)...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		tr, err := straced(t, "-e trace=fsync,unlink,unlinkat,symlink,symlinkat", append([]string{"--repo=" + c.path}, args...)...)
+		if err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, tr.out)
 		}
-		data, _ := os.ReadFile(log)
-		return strings.Split(string(data), "\n")
+		return tr.lines
 	}
 	// after reports whether a line matching first comes before an fsync
 	// of path.
