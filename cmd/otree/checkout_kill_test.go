@@ -80,8 +80,7 @@ func TestCheckoutFillingCacheSurvivesSIGKILL(t *testing.T) {
 	deadline := time.Now().Add(budget)
 	for i := 0; i < iterations && (i < 3 || time.Now().Before(deadline)); i++ {
 		os.RemoveAll(cache)
-		delay := time.Duration(rng.Int64N(int64(maxDelay) + 1))
-		if killAfter(t, checkout(filepath.Join(t.TempDir(), "co")), delay) {
+		if ok, delay := killWithin(t, rng, checkout(filepath.Join(t.TempDir(), "co")), &maxDelay); ok {
 			killed++
 			t.Logf("killed after %v: %d entries cached", delay, after("SIGKILL after "+delay.String()))
 		}

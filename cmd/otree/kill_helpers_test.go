@@ -64,3 +64,21 @@ func killAfter(t *testing.T, cmd *exec.Cmd, delay time.Duration) bool {
 		return <-exited != nil
 	}
 }
+
+// killWithin runs cmd and sends it SIGKILL after a random delay up to
+// *max, reporting whether the kill ended it and the delay. A run that
+// finished first lowers *max to a quarter more than it took: the runs
+// timeRuns measured may have been slower than the later ones (a busier
+// machine), and kills drawn past the end land nowhere.
+func killWithin(t *testing.T, rng *rand.Rand, cmd *exec.Cmd, max *time.Duration) (bool, time.Duration) {
+	t.Helper()
+	delay := time.Duration(rng.Int64N(int64(*max) + 1))
+	start := time.Now()
+	if killAfter(t, cmd, delay) {
+		return true, delay
+	}
+	if took := time.Since(start); took+took/4 < *max {
+		*max = took + took/4
+	}
+	return false, delay
+}

@@ -87,14 +87,18 @@ func TestPullLocalLinkedSurvivesSIGKILL(t *testing.T) {
 	deadline := time.Now().Add(budget)
 	for i := 0; i < iterations && (i < 3 || time.Now().Before(deadline)); i++ {
 		dst := newDest()
-		delay := time.Duration(rng.Int64N(int64(maxDelay) + 1))
+		// The first kill falls in the first half of the fastest run.
+		limit := &maxDelay
 		if i == 0 {
-			delay = time.Duration(rng.Int64N(int64(durs[0]/2) + 1))
+			first := min(maxDelay, durs[0]/2)
+			limit = &first
 		}
-		what := fmt.Sprintf("iteration %d (SIGKILL after %v)", i, delay)
 		outcome := "finished before the kill"
-		if killAfter(t, pull(dst), delay) {
-			outcome = "killed: " + after(what, dst)
+		killed, delay := killWithin(t, rng, pull(dst), limit)
+		if killed {
+			outcome = "killed: " + after(fmt.Sprintf("iteration %d (SIGKILL after %v)", i, delay), dst)
+		} else {
+			maxDelay = min(maxDelay, *limit)
 		}
 		outcomes[outcome]++
 	}
