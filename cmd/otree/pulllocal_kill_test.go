@@ -189,9 +189,10 @@ func tracedCalls(t *testing.T, log string) []string {
 	for _, line := range strings.Split(string(b), "\n") {
 		_, line, _ = strings.Cut(line, " ")
 		line = strings.TrimSpace(line) // strace pads pids to one width
-		// Skip signals, exits, and the ends of calls that another
-		// thread's line cut ("<... renameat2 resumed>").
-		if line != "" && !strings.HasPrefix(line, "---") && !strings.HasPrefix(line, "+++") && !strings.HasPrefix(line, "<...") {
+		// Skip signals, exits, the ends of calls that another thread's
+		// line cut ("<... renameat2 resumed>"), and the calls of other
+		// threads that a kill cut before strace could name them ("???(").
+		if line != "" && !strings.HasPrefix(line, "---") && !strings.HasPrefix(line, "+++") && !strings.HasPrefix(line, "<...") && !strings.HasPrefix(line, "???(") {
 			calls = append(calls, line)
 		}
 	}
