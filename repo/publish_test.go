@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -311,6 +314,79 @@ func TestCommitMetaWrittenDuringPublish(t *testing.T) {
 		}
 		if v, _ := got.Get("n"); string(v) != "second" {
 			t.Errorf("%s: stored detached metadata says %q; want the one written last, %q", step, v, "second")
+		}
+	}
+}
+
+// ReadCommitMeta in a transaction, run while WriteCommitMeta replaces the
+// staged metadata and Publish moves it into the store, returns one of the
+// versions written: never nothing (the staged file between its unlink and
+// its rewrite) and never a half-written file taken for a corrupt one.
+func TestReadCommitMetaWhileWritten(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true, Publishable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	var c repo.ID
+	c[0] = 9
+	// Versions of different sizes, the larger ones over a page, so that a
+	// read can meet a file that is being written.
+	version := func(i int) repo.Metadata {
+		return repo.Metadata{{Key: "v", Value: []byte(fmt.Sprintf("%d:%s", i, strings.Repeat("x", i%4*20000)))}}
+	}
+	if err := txn.WriteCommitMeta(c, version(0)); err != nil {
+		t.Fatal(err)
+	}
+	// Both sides run until each has done its share, the writer
+	// publishing every tenth version.
+	rounds := int64(400)
+	if testing.Short() {
+		rounds = 50
+	}
+	var writes atomic.Int64
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := txn.WriteCommitMeta(c, version(i)); err != nil {
+				done <- err
+				return
+			}
+			if i%10 == 0 {
+				if _, err := txn.Publish(); err != nil {
+					done <- err
+					return
+				}
+			}
+			writes.Add(1)
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for reads := int64(0); reads < rounds || writes.Load() < rounds; reads++ {
+		m, err := txn.ReadCommitMeta(c)
+		if err != nil {
+			t.Fatalf("read %d: %v", reads, err)
+		}
+		v, ok := m.Get("v")
+		var i int
+		if _, err := fmt.Sscanf(string(v), "%d:", &i); !ok || err != nil || !cmp.Equal(m, version(i)) {
+			t.Fatalf("read %d: got %.40q, want one of the versions written", reads, v)
 		}
 	}
 }
