@@ -284,8 +284,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	stopProgress := startProgress(opts.Progress, cnt, txn)
 	var cache *statCache
 	if !opts.NoStatCache {
-		cache = loadStatCache(StatCachePath(r), mod.fingerprint(r.Mode()))
-		opts.Logger.Debug("stat cache", "path", cache.path, "directories", len(cache.index), "damaged", cache.file == nil && cache.dirty)
+		cache = loadStatCache(StatCachePath(r), mod.fingerprint(r.Mode()), r, start.UnixNano())
+		opts.Logger.Debug("stat cache", "path", cache.path, "directories", len(cache.index), "damaged", cache.file == nil && cache.dirty,
+			"object directories stamped", cache.stamped())
 	} else {
 		cache = newStatCache("", [32]byte{})
 	}
@@ -311,7 +312,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	treeID, err := root.write(txn)
+	treeID, err := root.write(cachedTxn{txn, cache})
 	if err != nil {
 		return nil, err
 	}

@@ -37,17 +37,39 @@ import (
 // and id, its subdirectories by name, dirtree and dirmeta. The record then
 // describes exactly the dirtree being built, whose id it holds.
 //
+// A record vouches for ids, not for their objects being stored still: an
+// object lost behind the repository's back (a file deleted from objects/)
+// would leave a commit that names it. So every id a record gives is
+// checked to be stored before it is used, and an object found missing is
+// stored again from the source, as OSTree, reading every file, would. A
+// check is an fstatat, which on a tree of 17 000 entries costs as much as
+// the rest of the re-commit; so the cache also records a stamp of each of
+// the 256 fan-out directories of objects/ (inode, change and modification
+// times) as the run that saved it found the directory at its start, if
+// its times were older than that start by more than the racy window. Any
+// change to a directory since, removing an entry included, moves its
+// times past that, so a stamp that still holds means the directory holds
+// all it held when that run started; and every object the saved records
+// name there was, from that start on, checked, stored, or vouched for by
+// a stamp that held. A run takes the objects the records name in a
+// directory whose stamp holds as stored, unchecked, and checks the others
+// one by one. The records a run keeps without walking them (those of
+// other trees) are not checked by its walk: their objects are checked when
+// it saves, in the directories whose loaded stamp no longer holds.
+//
 // Prune and fsck --delete empty the repository's cache directory because
 // they may remove objects the cache names; every user of the cache holds the
 // repository lock shared, so neither runs while a commit does.
 
 const (
 	statCacheName       = "stat-cache"
-	statCacheMagic      = "otree-statcache4"
+	statCacheMagic      = "otree-statcache5"
 	racyWindowNanos     = int64(2e9) // filesystems with whole-second times
 	racyWindowFineNanos = int64(1e8) // nanosecond times: a tick is at most 10 ms
 	statCacheMaxPath    = 1 << 16
 	keySize             = 52 // encoded statKey
+	stampSize           = 24 // encoded fanStamp
+	fanDirs             = 256
 )
 
 // StatCachePath returns where a repository keeps its stat cache.
@@ -97,6 +119,35 @@ func decodeKey(b []byte) statKey {
 		uid:   binary.LittleEndian.Uint32(b[44:]),
 		gid:   binary.LittleEndian.Uint32(b[48:]),
 	}
+}
+
+// fanStamp is the state of a fan-out directory of objects/; zero means
+// none (not recorded, or the directory was too new or could not be
+// stat'ed).
+type fanStamp struct {
+	ino          uint64
+	ctime, mtime int64
+}
+
+// fanStamps stats the fan-out directories of r's objects. A directory
+// whose times are not older than startNanos by the racy window gets none,
+// since a change in the same tick would not move them; so does every
+// directory when objects/ cannot be opened.
+func fanStamps(r *repo.Repo, startNanos int64) (s [fanDirs]fanStamp) {
+	fd, err := unix.Open(r.Path("objects"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return s
+	}
+	defer unix.Close(fd)
+	const hex = "0123456789abcdef"
+	for i := range s {
+		var st unix.Stat_t
+		name := string([]byte{hex[i>>4], hex[i&15]})
+		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && trusted(&st, startNanos) {
+			s[i] = fanStamp{ino: st.Ino, ctime: st.Ctim.Nano(), mtime: st.Mtim.Nano()}
+		}
+	}
+	return s
 }
 
 // trusted reports whether st is old enough for its entry to be recorded.
@@ -186,10 +237,58 @@ type statCache struct {
 	index map[string]*dirRec
 	recs  []dirRec
 	dirty bool // options changed or the file is damaged: rewrite it
+
+	r       *repo.Repo        // the repository (nil without a cache)
+	startNs int64             // the run's start, for the racy window of stamps
+	stamps  [fanDirs]fanStamp // as loaded
+	start   [fanDirs]fanStamp // as found when loaded
+	vouched [fanDirs]bool     // the loaded stamp is unchanged: its records' objects there are stored
 }
 
 func newStatCache(path string, fp [32]byte) *statCache {
 	return &statCache{path: path, fp: fp}
+}
+
+// present reports whether the object id, which a record of the cache
+// names, is stored (or staged by txn): unchecked when its fan-out
+// directory is unchanged since the cache stamped it, else checked.
+func (c *statCache) present(txn *repo.Txn, kind repo.Kind, id repo.ID) bool {
+	return c.vouched[id[0]] || txn.Present(kind, id)
+}
+
+// stampObjects stamps the fan-out directories of r's objects as the run
+// starting at startNanos finds them, and notes which of the loaded stamps
+// still hold.
+func (c *statCache) stampObjects(r *repo.Repo, startNanos int64) {
+	c.r, c.startNs = r, startNanos
+	c.start = fanStamps(r, startNanos)
+	for i, s := range c.start {
+		c.vouched[i] = s != fanStamp{} && s == c.stamps[i]
+	}
+}
+
+// stamped counts the fan-out directories whose objects the loaded stamps
+// vouch for.
+func (c *statCache) stamped() int {
+	n := 0
+	for _, v := range c.vouched {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+// cachedTxn is a transaction whose Present takes the stat cache's stamps
+// into account: what a dirtree written from cache records needs.
+type cachedTxn struct {
+	*repo.Txn
+	cache *statCache
+}
+
+// Present reports whether id, which a record of the cache names, is stored.
+func (t cachedTxn) Present(kind repo.Kind, id repo.ID) bool {
+	return t.cache.present(t.Txn, kind, id)
 }
 
 // dir returns the record of the directory at path, or nil.
@@ -198,30 +297,41 @@ func (c *statCache) dir(path string) *dirRec {
 }
 
 // loadStatCache maps the cache file; a missing, foreign or damaged file
-// gives an empty cache (it is only ever an optimisation).
-func loadStatCache(path string, fp [32]byte) *statCache {
+// gives an empty cache (it is only ever an optimisation). The fan-out
+// directories of r's objects are stamped as the run starting at
+// startNanos finds them.
+func loadStatCache(path string, fp [32]byte, r *repo.Repo, startNanos int64) *statCache {
 	c := newStatCache(path, fp)
 	f, err := cachefile.Map(path, statCacheMagic)
 	if err != nil {
 		c.dirty = errors.Is(err, cachefile.ErrDamaged) || errors.Is(err, cachefile.ErrOtherOwner)
-		return c
+	} else {
+		c.file = f
+		if !c.parse(f.Body) {
+			c.close()
+			c = newStatCache(path, fp)
+			c.dirty = true
+		}
 	}
-	c.file = f
-	if !c.parse(f.Body) {
-		c.close()
-		c = newStatCache(path, fp)
-		c.dirty = true
-	}
+	c.stampObjects(r, startNanos)
 	return c
 }
 
 // parse indexes the mapped file's records (b: after the magic); false if
 // it is not a valid cache made with the same options.
 func (c *statCache) parse(b []byte) bool {
-	if len(b) < 32 || [32]byte(b[:32]) != c.fp {
+	if len(b) < 32+fanDirs*stampSize || [32]byte(b[:32]) != c.fp {
 		return false
 	}
 	b = b[32:]
+	for i := range c.stamps {
+		c.stamps[i] = fanStamp{
+			ino:   binary.LittleEndian.Uint64(b),
+			ctime: int64(binary.LittleEndian.Uint64(b[8:])),
+			mtime: int64(binary.LittleEndian.Uint64(b[16:])),
+		}
+		b = b[stampSize:]
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return false
@@ -331,18 +441,31 @@ func (c *statCache) save(roots []string, root *dir) error {
 	s.add(root)
 	// Old records under a root were walked and written again by add, or
 	// are of directories that are gone.
+	var carried []*dirRec // kept as they were: this run checked none of their ids
 	for i := range c.recs {
 		r := &c.recs[i]
 		if !under(r.path) {
 			s.records = append(s.records, r.raw)
+			carried = append(carried, r)
 		} else if !r.seen {
 			s.changed = true
 		}
 	}
-	if !s.changed {
+	// Each directory keeps the stamp the run found it with: the run
+	// checked (or stored) every object the walked records name there
+	// since, and a change since moved it. The carried records' objects
+	// are checked now where the loaded stamp does not vouch for them.
+	stamps := c.start
+	c.checkCarried(&stamps, carried)
+	if !s.changed && !c.stampsGained(&stamps) {
 		return nil
 	}
 	out := append([]byte(statCacheMagic), c.fp[:]...)
+	for _, st := range stamps {
+		out = binary.LittleEndian.AppendUint64(out, st.ino)
+		out = binary.LittleEndian.AppendUint64(out, uint64(st.ctime))
+		out = binary.LittleEndian.AppendUint64(out, uint64(st.mtime))
+	}
 	out = binary.AppendUvarint(out, uint64(len(s.records)))
 	for _, r := range s.records {
 		out = binary.AppendUvarint(out, uint64(len(r)))
@@ -352,6 +475,60 @@ func (c *statCache) save(roots []string, root *dir) error {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	return nil
+}
+
+// stampSlack is how many more fan-out directories new stamps must vouch
+// for than the loaded ones still do before they are worth rewriting a
+// cache whose records did not change: each commit writes into a few, and
+// rewriting megabytes of records costs more than checking the objects of
+// a few directories one by one.
+const stampSlack = 8
+
+// stampsGained reports whether stamps vouch for stampSlack more fan-out
+// directories than the loaded stamps still do.
+func (c *statCache) stampsGained(stamps *[fanDirs]fanStamp) bool {
+	n := 0
+	for _, s := range stamps {
+		if s != (fanStamp{}) {
+			n++
+		}
+	}
+	return n >= c.stamped()+stampSlack
+}
+
+// checkCarried takes from stamps each fan-out directory that an object
+// the records carried name is missing from, unless the loaded stamp
+// vouches for the directory.
+func (c *statCache) checkCarried(stamps *[fanDirs]fanStamp, carried []*dirRec) {
+	if len(carried) == 0 {
+		return
+	}
+	check := func(kind repo.Kind, id repo.ID) {
+		i := id[0]
+		if c.vouched[i] || stamps[i] == (fanStamp{}) {
+			return
+		}
+		if ok, err := c.r.HasObject(kind, id); !ok || err != nil {
+			stamps[i] = fanStamp{}
+		}
+	}
+	var refs []fileRef
+	for _, r := range carried {
+		check(repo.KindDirTree, r.tree)
+		check(repo.KindDirMeta, r.meta)
+		refs = r.appendFiles(refs[:0])
+		for _, f := range refs {
+			check(repo.KindFile, f.id)
+		}
+		b := r.dirs
+		for j := 0; j < r.ndirs; j++ {
+			l, k := binary.Uvarint(b)
+			b = b[k+int(l):]
+			check(repo.KindDirTree, repo.ID(b[:32]))
+			check(repo.KindDirMeta, repo.ID(b[32:64]))
+			b = b[64:]
+		}
+	}
 }
 
 // cacheWriter collects the records of a save.

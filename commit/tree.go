@@ -280,9 +280,11 @@ func (d *dir) remove(r reader, path string) (bool, error) {
 	return false, nil
 }
 
-// writer is what storing a tree needs.
+// writer is what storing a tree needs: Present answers for the ids of
+// stat-cache records, whose objects may have been lost since.
 type writer interface {
 	WriteMeta(repo.Kind, []byte) (repo.ID, error)
+	Present(repo.Kind, repo.ID) bool
 }
 
 // write stores d and everything below it bottom-up and returns d's dirtree
@@ -306,9 +308,10 @@ func (d *dir) write(w writer) (repo.ID, error) {
 // writeNode stores d's dirtree, its subdirectories' being written already,
 // and returns its id (also left in d.tree).
 func (d *dir) writeNode(w writer) (repo.ID, error) {
-	if d.filesClean && d.rec.sameDirs(d) {
+	if d.filesClean && d.rec.sameDirs(d) && w.Present(repo.KindDirTree, d.rec.tree) {
 		// Every entry is the record's: so is the dirtree, stored when
-		// the record was made.
+		// the record was made and still there (one lost since is
+		// encoded and stored again below).
 		d.tree = d.rec.tree
 		return d.tree, nil
 	}
@@ -328,7 +331,7 @@ func (d *dir) writeNode(w writer) (repo.ID, error) {
 	}
 	enc := t.Encode()
 	id := repo.Sum(enc)
-	if d.rec == nil || id != d.rec.tree {
+	if d.rec == nil || id != d.rec.tree || !w.Present(repo.KindDirTree, id) {
 		// Not known to be stored: write it (dedupe makes this cheap).
 		var err error
 		if id, err = w.WriteMeta(repo.KindDirTree, enc); err != nil {

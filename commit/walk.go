@@ -163,8 +163,9 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *overr
 	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start)
 	if d.rec = wk.cache.dir(path); d.rec != nil {
 		d.rec.seen = true
-		if d.rec.keyOK && d.rec.key == d.key {
-			// Unchanged since last time: its dirmeta is stored already.
+		if d.rec.keyOK && d.rec.key == d.key && wk.cache.present(wk.txn, repo.KindDirMeta, d.rec.meta) {
+			// Unchanged since last time, and its dirmeta still stored
+			// (one lost since is built and stored again below).
 			d.meta = d.rec.meta
 			return nil
 		}
@@ -193,7 +194,7 @@ func (wk *walker) finished(d *dir) error {
 	}
 	for ; d != nil && d.pending.Add(-1) == 0; d = d.parent {
 		d.sortEntries()
-		if _, err := d.writeNode(wk.txn); err != nil {
+		if _, err := d.writeNode(cachedTxn{wk.txn, wk.cache}); err != nil {
 			return fmt.Errorf("%s: %w", d.path, err)
 		}
 		d.written = true
@@ -272,8 +273,10 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		if st.Mode&unix.S_IFMT == unix.S_IFREG {
 			scanned += st.Size
 		}
+		// The record vouches for the file's id, not for its object
+		// being stored still: one lost since is read and stored again.
 		ref := findRef(w.refs, name)
-		if ref >= 0 && w.refs[ref].key.matches(&st) {
+		if ref >= 0 && w.refs[ref].key.matches(&st) && wk.cache.present(wk.txn, repo.KindFile, w.refs[ref].id) {
 			matched++
 		} else {
 			ref = -1

@@ -177,3 +177,52 @@ func TestCancelStopsArchivedCopy(t *testing.T) {
 		t.Errorf("a cancelled WriteFileFrom staged the object (%d objects)", txn.Stats().Objects)
 	}
 }
+
+// Present answers for an object stored, one staged by the transaction and
+// one stored before and since deleted behind the repository's back; its
+// kind is part of the answer.
+func TestTxnPresent(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	stored := (&repo.DirMeta{Mode: 0o755}).Encode()
+	lost := (&repo.DirMeta{Mode: 0o700}).Encode()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][]byte{stored, lost} {
+		if _, err := txn.WriteMeta(repo.KindDirMeta, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(r.ObjectPath(repo.KindDirMeta, repo.Sum(lost))); err != nil {
+		t.Fatal(err)
+	}
+	txn, err = r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	staged := (&repo.DirMeta{Mode: 0o750}).Encode()
+	if _, err := txn.WriteMeta(repo.KindDirMeta, staged); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		kind repo.Kind
+		data []byte
+		want bool
+	}{
+		{"stored", repo.KindDirMeta, stored, true},
+		{"staged", repo.KindDirMeta, staged, true},
+		{"deleted", repo.KindDirMeta, lost, false},
+		{"another kind", repo.KindDirTree, stored, false},
+		{"never written", repo.KindDirMeta, (&repo.DirMeta{Mode: 0o711}).Encode(), false},
+	} {
+		if got := txn.Present(c.kind, repo.Sum(c.data)); got != c.want {
+			t.Errorf("%s: Present = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
