@@ -130,9 +130,19 @@ type Options struct {
 	// that a client holding only the commit can tell what pulling the rest
 	// costs. Only archive repositories, which pulls read, record them.
 	GenerateSizes bool
-	// Consume deletes each directory source once the commit has landed
-	// (OSTree's --consume), and made durable, even with NoSync. A source
-	// that holds the repository is refused.
+	// Consume removes from each directory source (not tar or ref
+	// sources, as in OSTree's --consume) what the commit holds, once the
+	// commit has landed and been made durable, even with NoSync. An entry
+	// goes only if the commit holds the object the walk made of it at its
+	// path and it is still what the walk read: the same lstat (device,
+	// inode, size, mtime, ctime, mode, owner), and, when that stat was
+	// taken too close to a change to vouch for it, the same content.
+	// Directories go with rmdir once empty, the source last; none is
+	// entered through a symlink. Whatever else is there (entries made
+	// during the commit, changed since read, skipped, or laid over by a
+	// later source) is kept, and Commit then returns its Result with a
+	// *ConsumeError naming it. A source that holds the repository is
+	// refused.
 	Consume bool
 	// SkipIfUnchanged makes no commit when the tree equals the parent's.
 	SkipIfUnchanged bool
@@ -213,7 +223,9 @@ type Result struct {
 // any error it stays where it was. Objects are published (made durable,
 // then moved into objects/) in batches while the sources are read, so a
 // commit that fails part way may leave complete objects no ref reaches:
-// a retry deduplicates against them, and prune removes them.
+// a retry deduplicates against them, and prune removes them. When the
+// commit landed but finishing after it failed (consuming the sources with
+// Consume), Commit returns the Result with the error.
 func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Branch == "" && !opts.Orphan {
 		return nil, errors.New("commit: a branch is required (or Orphan)")
@@ -259,6 +271,13 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if opts.Consume && within(r.Path(), s.Path) {
 				return nil, fmt.Errorf("commit: consuming %s would delete the repository %s", s.Path, r.Path())
 			}
+			if opts.Consume {
+				// As in OSTree: consuming removes the source itself,
+				// which a symlink to it is not.
+				if fi, err := os.Lstat(filepath.Clean(s.Path)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+					return nil, fmt.Errorf("commit: cannot consume %s: it is a symlink (give the directory it points to)", s.Path)
+				}
+			}
 		}
 	}
 	skip, err := newSkipList(opts.SkipList)
@@ -292,7 +311,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	defer cache.close()
 
-	root, roots, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, cnt, start)
+	b, err := buildTree(walkCtx, r, txn, &opts, mod, cache, skip, cnt, start)
 	if perr := stopPublishing(); perr != nil {
 		err = perr
 	}
@@ -300,6 +319,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	root := b.root
 	if miss := skip.unmatched(); len(miss) > 0 {
 		return nil, fmt.Errorf("commit: the skip list names paths no source has: %s", strings.Join(miss, ", "))
 	}
@@ -359,7 +379,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if err := txn.Commit(); err != nil {
 				return nil, err
 			}
-			return res, landed(r, &opts, res, cache, roots, root)
+			return res, landed(r, &opts, res, cache, b, mod, start)
 		}
 	}
 	meta, err := keptMetadata(&opts, parent, pc)
@@ -412,14 +432,14 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if opts.Progress != nil {
 		opts.Progress(res.Stats)
 	}
-	return res, landed(r, &opts, res, cache, roots, root)
+	return res, landed(r, &opts, res, cache, b, mod, start)
 }
 
 // landed finishes a commit that is in the repository: it consumes the
 // directory sources, or else saves the stat cache for them.
-func landed(r *repo.Repo, opts *Options, res *Result, c *statCache, roots []string, root *dir) error {
+func landed(r *repo.Repo, opts *Options, res *Result, c *statCache, b *built, mod *modifier, start time.Time) error {
 	if !opts.Consume {
-		return saveCache(c, roots, root, opts.Logger)
+		return saveCache(c, b.roots, b.root, opts.Logger)
 	}
 	if opts.NoSync || !r.Fsync() {
 		// The sources are the only other copy of what the commit holds:
@@ -428,13 +448,17 @@ func landed(r *repo.Repo, opts *Options, res *Result, c *statCache, roots []stri
 			return fmt.Errorf("commit %s landed, but syncing it before consuming its sources: %w", res.Commit, err)
 		}
 	}
-	for _, s := range opts.Sources {
-		if s.Kind != SourceDir {
-			continue
+	if consumeHook != nil {
+		consumeHook()
+	}
+	cs := newConsumer(r, mod, start.UnixNano())
+	for i, s := range opts.Sources {
+		if s.Kind == SourceDir {
+			cs.source(s.Path, b.seen[i], b.root)
 		}
-		if err := os.RemoveAll(s.Path); err != nil {
-			return fmt.Errorf("commit %s landed, but consuming %s: %w", res.Commit, s.Path, err)
-		}
+	}
+	if len(cs.kept) > 0 {
+		return &ConsumeError{Commit: res.Commit, Kept: cs.kept}
 	}
 	return nil
 }
@@ -463,14 +487,24 @@ func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error 
 	return nil
 }
 
+// built is the tree the sources make, and what finishing the commit needs
+// to know of them.
+type built struct {
+	root  *dir
+	roots []string // the directory sources' absolute paths, for the stat cache
+	// seen holds, with Consume, what the walk saw of each directory
+	// source (nil for the others), taken before any source is laid over
+	// it.
+	seen []*seenDir
+}
+
 // buildTree reads every source and overlays them in order.
 func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, mod *modifier,
-	cache *statCache, skip *skipList, cnt *counters, start time.Time) (*dir, []string, error) {
-	var root *dir
-	var roots []string
+	cache *statCache, skip *skipList, cnt *counters, start time.Time) (*built, error) {
+	b := &built{seen: make([]*seenDir, len(opts.Sources))}
 	var st unix.Stat_t
 	if err := unix.Stat(r.Path(), &st); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	repoDir := [2]uint64{st.Dev, st.Ino}
 	var emptyTars []string // tar sources without a single entry
@@ -480,14 +514,14 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		switch src.Kind {
 		case SourceDir:
 			wk := &walker{ctx: ctx, txn: txn, mod: mod, cache: cache, start: start.UnixNano(), skip: skip, st: cnt,
-				repo: repoDir, early: len(opts.Sources) == 1}
+				repo: repoDir, early: len(opts.Sources) == 1, exact: opts.Consume}
 			if mod.keepsObjects(r.Mode()) {
 				wk.devino = newDevino(r, opts.DevinoCanonical)
 			}
 			d, err = wk.walkDir(src.Path)
 			wk.devino.close()
 			if abs, aerr := filepath.Abs(src.Path); aerr == nil {
-				roots = append(roots, abs)
+				b.roots = append(b.roots, abs)
 			}
 		case SourceTar:
 			var n int
@@ -511,31 +545,34 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 			err = fmt.Errorf("unknown source kind %d", src.Kind)
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		sortAll(d, k)
-		if root == nil {
-			root = d
+		if opts.Consume && src.Kind == SourceDir {
+			b.seen[k] = snapshot(d, "")
+		}
+		if b.root == nil {
+			b.root = d
 			continue
 		}
 		var tc *typeConflict
-		if err := root.overlay(r, d, "/"); errors.As(err, &tc) {
+		if err := b.root.overlay(r, d, "/"); errors.As(err, &tc) {
 			what := [2]string{"a directory", "a non-directory"}
 			if tc.upperIsDir {
 				what[0], what[1] = what[1], what[0]
 			}
-			return nil, nil, fmt.Errorf("commit: %s is %s in %s but %s in %s, laid over it: %v",
+			return nil, fmt.Errorf("commit: %s is %s in %s but %s in %s, laid over it: %v",
 				tc.path, what[0], opts.Sources[tc.lower], what[1], opts.Sources[tc.upper], err)
 		} else if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if len(emptyTars) == len(opts.Sources) {
 		// What a failed download leaves; as OSTree, refuse rather than
 		// move the branch to an empty tree.
-		return nil, nil, fmt.Errorf("commit: refusing to commit an empty tree: no entries in %s", strings.Join(emptyTars, " or "))
+		return nil, fmt.Errorf("commit: refusing to commit an empty tree: no entries in %s", strings.Join(emptyTars, " or "))
 	}
-	return root, roots, nil
+	return b, nil
 }
 
 // String names a source by its kind and path, for messages: "dir PATH",

@@ -15,3 +15,10 @@ func SetLargeReadHook(f func(io.Reader) io.Reader) (restore func()) {
 	largeReadHook = f
 	return func() { largeReadHook = nil }
 }
+
+// SetConsumeHook makes Commit call f once the commit has landed, before it
+// consumes the sources, until the returned function is called.
+func SetConsumeHook(f func()) (restore func()) {
+	consumeHook = f
+	return func() { consumeHook = nil }
+}

@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // modifier rewrites the metadata of committed entries as the options ask.
@@ -168,6 +170,21 @@ func (m *modifier) file(h *repo.FileHeader, o *override) {
 	if m.gid != nil {
 		h.GID = *m.gid
 	}
+}
+
+// regularHeader returns the header recorded for the regular file open at
+// fd, whose stat is st; o is its stat override, if any.
+func (m *modifier) regularHeader(fd int, st *unix.Stat_t, o *override) (repo.FileHeader, error) {
+	var x []repo.Xattr
+	if m.keepsXattrs() {
+		var err error
+		if x, err = xattr.FList(fd, skipXattr); err != nil {
+			return repo.FileHeader{}, err
+		}
+	}
+	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
+	m.file(&h, o)
+	return h, nil
 }
 
 // dir applies the options to a directory's metadata, after its stat

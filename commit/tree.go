@@ -48,7 +48,7 @@ type dir struct {
 
 	fileNames []string
 	fileIDs   []repo.ID
-	fileKeys  []statKey // walked directories only: stat of each entry, zero when too new to trust
+	fileKeys  []statKey // walked directories only: stat of each entry, zero when too new to trust (unless walker.exact)
 	dirNames  []string
 	dirs      []*dir
 }

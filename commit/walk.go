@@ -55,6 +55,10 @@ type walker struct {
 	// the dirtrees are published with the files while the walk goes on.
 	// Only for a tree that no other source is laid over.
 	early bool
+	// exact records the lstat of every entry in fileKeys, trusted or
+	// not, for consuming the source, which checks each entry against it
+	// (the stat cache, which wants only trusted keys, is then not saved).
+	exact bool
 
 	q workq.Queue[*worker]
 
@@ -302,7 +306,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		var key statKey // zero: too new to trust
 		if e.ref >= 0 {
 			key = w.refs[e.ref].key
-		} else if trusted(&e.st, wk.start) {
+		} else if wk.exact || trusted(&e.st, wk.start) {
 			key = keyOf(&e.st)
 		}
 		slot := len(d.fileNames)
@@ -410,12 +414,10 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 			unix.Close(fd)
 		}
 	}()
-	x, err := wk.xattrs(fd)
+	h, err := wk.mod.regularHeader(fd, st, o)
 	if err != nil {
 		return repo.ID{}, err
 	}
-	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
-	wk.mod.file(&h, o)
 	w.hdr = repo.AppendFileHeader(w.hdr[:0], &h)
 	w.h.Reset()
 	w.h.Write(w.hdr)
