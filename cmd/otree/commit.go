@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -62,7 +63,7 @@ sources over REV's tree.`,
 	fl.BoolVar(&f.tarAutocreate, "tar-autocreate-parents", false, "accepted for OSTree scripts: parent directories a tar leaves out are always created")
 	fl.BoolVar(&f.tableOutput, "table-output", false, "print the commit id and the objects written as \"KEY: VALUE\" lines, as OSTree does")
 	fl.BoolVar(&f.generateSizes, "generate-sizes", false, "record every object's size in the metadata (archive repositories), for show --print-sizes")
-	fl.BoolVar(&f.consume, "consume", false, "delete the directory sources once the commit has landed, and is durable (even with --fsync=false)")
+	fl.BoolVar(&f.consume, "consume", false, "once the commit has landed and is durable (even with --fsync=false), remove from the directory sources what it holds as it is on disk; anything else is kept and reported, and the command then fails after printing the commit id")
 	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")
@@ -275,10 +276,20 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	}
 	res, err := commit.Commit(cmd.Context(), r, opts)
 	b.done()
-	if err != nil {
+	if res == nil {
 		return err
 	}
+	// With res, the commit landed even if err is set (--consume kept
+	// entries, say): it is printed like any other, then the error.
+	landedErr := err
 	e.refsChanged = opts.Branch != ""
+	if landedErr != nil && e.refsChanged {
+		// run updates the summary only after a success; the ref moved.
+		e.refsChanged = false
+		if err := e.autoUpdateSummary(cmd.Context()); err != nil {
+			landedErr = errors.Join(landedErr, err)
+		}
+	}
 	if e.json {
 		if err := e.printJSON(res); err != nil {
 			return err
@@ -305,7 +316,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			fmt.Fprintln(e.stderr, "Tree unchanged: no new commit")
 		}
 	}
-	return nil
+	return landedErr
 }
 
 // treeDirs counts the directories of a commit's tree, the root included.

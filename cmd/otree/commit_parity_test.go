@@ -183,6 +183,26 @@ func TestCommitCommandConsume(t *testing.T) {
 	}
 }
 
+// What --consume keeps, here what the skip list left out of the commit,
+// fails the command, naming it, after the commit id is printed: the
+// branch moved, and the rest of the source is gone.
+func TestCommitCommandConsumeKeeps(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a/f": testtree.File("f", 0o644), "skip/z": testtree.File("z", 0o644)})
+	skip := filepath.Join(t.TempDir(), "skip-list")
+	if err := os.WriteFile(skip, []byte("/skip\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := c.fails(exitError, []string{"landed", filepath.Join(src, "skip") + " (not in the commit)"},
+		"commit", "-b", "main", "--consume", "--skip-list="+skip, src)
+	if id := strings.TrimSpace(res.stdout); id == "" || id != strings.TrimSpace(c.ok("rev-parse", "main")) {
+		t.Errorf("printed %q, main is at %q", res.stdout, c.ok("rev-parse", "main"))
+	}
+	if got := testtree.Read(t, src, testtree.ReadOptions{}); len(got) != 2 || got["skip/z"].Content != "z" {
+		t.Errorf("source after --consume: %v", got)
+	}
+}
+
 // --table-output prints OSTree's lines; on a cold commit every count
 // equals OSTree's, and a re-commit of an unchanged tree reports every file
 // as a cache hit and only the commit written.
