@@ -1,6 +1,10 @@
 package repo
 
-import "io"
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+)
 
 // HoldRefs is holdRefs for a write outside a transaction, so that a test
 // can stand in the middle of a ref write.
@@ -27,4 +31,11 @@ func SetUnsyncedHook(f func(step string)) (restore func()) {
 func SetPublishHook(f func(step string)) (restore func()) {
 	publishHook = f
 	return func() { publishHook = nil }
+}
+
+// SetStageMkdirat has transactions create the fan-out directories of
+// their staging directory with f, until the returned function is called.
+func SetStageMkdirat(f func(dirfd int, path string, mode uint32) error) (restore func()) {
+	stageMkdirat = f
+	return func() { stageMkdirat = unix.Mkdirat }
 }

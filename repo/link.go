@@ -94,7 +94,10 @@ func (t *Txn) stageLink(src *Repo, sfd int, id ID, accept func(*FileHeader) erro
 	if err := t.space.object(); err != nil {
 		return err
 	}
-	name := t.stagedName(KindFile, id)
+	name, err := t.stageName(KindFile, id)
+	if err != nil {
+		return err
+	}
 	if err := unix.Linkat(sfd, objectPath(KindFile, id), t.dirFd, name, 0); err != nil {
 		return fmt.Errorf("file object %s: linking %s: %w: %w", id, src.ObjectPath(KindFile, id), ErrNotLinkable, err)
 	}

@@ -64,8 +64,8 @@ type Txn struct {
 	metas     atomic.Int64        // WriteMeta calls
 	linked    atomic.Int64        // of files, those hardlinked (LinkFileVerified)
 	sizes     map[objKey][2]int64 // with RecordSizes: stored and unpacked size of each object staged
-	fan       [256]sync.Once
-	special   atomic.Bool // a symlink, device or FIFO is staged
+	fan       [256]atomic.Bool    // fan-out directory made in the staging directory (stageName)
+	special   atomic.Bool         // a symlink, device or FIFO is staged
 
 	// The owner of the files the transaction creates (copyOwner).
 	ownerOnce sync.Once
@@ -342,15 +342,31 @@ func (t *Txn) claim(kind Kind, id ID) (bool, error) {
 	return true, nil
 }
 
-// stagedName is where an object is staged: fanned out like objects/, so
-// workers creating files do not all queue on one directory's lock, and the
-// subdirectory is created on first use.
-func (t *Txn) stagedName(kind Kind, id ID) string {
-	t.fan[id[0]].Do(func() {
-		unix.Mkdirat(t.dirFd, objectPath(kind, id)[:2], 0o755)
-	})
-	return objectPath(kind, id)
+// stagedName is where an object is staged, relative to the staging
+// directory: fanned out like objects/, so that workers creating files do
+// not all queue on one directory's lock. Only stageName creates the
+// subdirectory: a name from here is for an object staged already.
+func stagedName(kind Kind, id ID) string { return objectPath(kind, id) }
+
+// stageName returns stagedName(kind, id), creating its subdirectory on
+// first use. A failed mkdir is returned (ENOSPC, say) and tried again for
+// the next object of that subdirectory: every object of it would otherwise
+// fail, and with a misleading ENOENT from the open.
+func (t *Txn) stageName(kind Kind, id ID) (string, error) {
+	name := stagedName(kind, id)
+	if made := &t.fan[id[0]]; !made.Load() {
+		// Goroutines that race here both mkdir: EEXIST is success.
+		if err := stageMkdirat(t.dirFd, name[:2], 0o755); err != nil && err != unix.EEXIST {
+			return "", fmt.Errorf("staging %s %s: creating %s: %w", kind, id, filepath.Join(t.dir, name[:2]), err)
+		}
+		made.Store(true)
+	}
+	return name, nil
 }
+
+// stageMkdirat creates stageName's subdirectories; a variable so that a
+// test can make it fail.
+var stageMkdirat = unix.Mkdirat
 
 // WriteMeta stores a dirtree, dirmeta or commit encoding and returns its id.
 // Bytes that do not decode strictly as kind (a DirTree built with its
@@ -419,10 +435,13 @@ func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 // stageClaimedMeta stages the metadata object data under id, which the
 // caller claimed.
 func (t *Txn) stageClaimedMeta(kind Kind, id ID, data []byte) error {
-	_, err := t.writeStaged(t.stagedName(kind, id), 0o644, func(f *stagedFile) error {
-		_, err := f.Write(data)
-		return err
-	})
+	name, err := t.stageName(kind, id)
+	if err == nil {
+		_, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
+			_, err := f.Write(data)
+			return err
+		})
+	}
 	if err == nil {
 		t.noteSize(objKey{kind, id}, int64(len(data)), int64(len(data)))
 	}
@@ -485,12 +504,14 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	t.mu.Lock()
 	t.staged[k] = struct{}{}
 	t.mu.Unlock()
-	name := t.stagedName(KindCommitMeta, commit)
-	unix.Unlinkat(t.dirFd, name, 0)
-	_, err := t.writeStaged(name, 0o644, func(f *stagedFile) error {
-		_, err := f.Write(EncodeCommitMeta(m))
-		return err
-	})
+	name, err := t.stageName(KindCommitMeta, commit)
+	if err == nil {
+		unix.Unlinkat(t.dirFd, name, 0)
+		_, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
+			_, err := f.Write(EncodeCommitMeta(m))
+			return err
+		})
+	}
 	t.settle(KindCommitMeta, commit, err)
 	return err
 }
@@ -508,7 +529,7 @@ func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
 	_, staged := t.staged[k]
 	t.mu.Unlock()
 	if staged {
-		name := t.stagedName(KindCommitMeta, commit)
+		name := stagedName(KindCommitMeta, commit)
 		fd, err := unix.Openat(t.dirFd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		switch {
 		case err == nil:
@@ -847,7 +868,6 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 // stageFile creates the staged object for h in the repository's mode; fill
 // writes the content of regular files.
 func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err error) {
-	name := t.stagedName(KindFile, id)
 	var stored int64 // bytes written; symlinks, devices and FIFOs of bare repositories have none
 	defer func() {
 		if err == nil {
@@ -857,6 +877,10 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 		}
 		t.settle(KindFile, id, err)
 	}()
+	name, err := t.stageName(KindFile, id)
+	if err != nil {
+		return err
+	}
 	switch t.r.mode {
 	case ModeArchive:
 		stored, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
@@ -1142,7 +1166,7 @@ func (t *Txn) syncStaged(keys []objKey, few bool) error {
 		return nil
 	}
 	for _, k := range keys {
-		name := t.stagedName(k.kind, k.id)
+		name := stagedName(k.kind, k.id)
 		fd, err := unix.Openat(t.dirFd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err == unix.EACCES {
 			// A bare-user-only file recorded without the owner's read
@@ -1182,7 +1206,7 @@ func (t *Txn) syncPublished(keys []objKey, few bool) error {
 }
 
 func (t *Txn) publish(k objKey) error {
-	name := t.stagedName(k.kind, k.id)
+	name := stagedName(k.kind, k.id)
 	dst := objectPath(k.kind, k.id)
 	flags := uint(unix.RENAME_NOREPLACE)
 	if k.kind == KindCommitMeta {
