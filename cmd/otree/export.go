@@ -113,6 +113,11 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
 	done = true
+	// The new name is durable only once its directory is: without this, a
+	// crash after success could leave the old file, or none.
+	if err := durable.SyncDir(filepath.Dir(out)); err != nil {
+		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
 	return nil
 }
 

@@ -7,12 +7,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -85,6 +87,38 @@ func TestExportCommand(t *testing.T) {
 	c.fails(exitError, []string{"/no/such"}, "export", "--subpath=/no/such", "os/stable")
 	c.fails(exitError, []string{"nope"}, "export", "nope")
 	c.fails(exitUsage, nil, "export")
+}
+
+// export -o makes FILE durable as the repository's writes are: the
+// temporary file is synced, renamed over FILE, and FILE's directory
+// synced after the rename, so that a crash after success keeps the tar.
+func TestExportCommandSyncsFileAndDirectory(t *testing.T) {
+	testbin.NeedStrace(t)
+	c := newCLI(t)
+	c.commitTree("os/stable", source(t, exportFixture), "one", 1700000000)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "os.tar")
+	tr, err := straced(t, "-e trace=fsync,rename,renameat,renameat2", "--repo="+c.path, "export", "os/stable", "-o", out)
+	if err != nil {
+		t.Fatalf("export: %v\n%s", err, tr.out)
+	}
+	rename := slices.IndexFunc(tr.lines, func(l string) bool {
+		return strings.Contains(l, "rename") && strings.Contains(l, `"`+out+`"`) && strings.HasSuffix(l, "= 0")
+	})
+	if rename < 0 {
+		t.Fatalf("no rename onto %s in:\n%s", out, tr.log)
+	}
+	tmp := regexp.MustCompile(`"(` + regexp.QuoteMeta(dir) + `/\.tmp-[^"]*)"`).FindStringSubmatch(tr.lines[rename])
+	if tmp == nil || !slices.ContainsFunc(tr.lines[:rename], func(l string) bool {
+		return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+tmp[1]+">")
+	}) {
+		t.Errorf("the tar is not synced before its rename (line %d):\n%s", rename, tr.log)
+	}
+	if !slices.ContainsFunc(tr.lines[rename+1:], func(l string) bool {
+		return strings.Contains(l, "fsync(") && strings.Contains(l, "<"+dir+">") && strings.HasSuffix(l, "= 0")
+	}) {
+		t.Errorf("%s is not synced after the rename onto %s (line %d):\n%s", dir, out, rename, tr.log)
+	}
 }
 
 // A failed export -o leaves neither FILE nor a temporary file.
