@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -135,26 +134,18 @@ func (r *Repo) aliasesOf(name string) ([]string, error) {
 
 // eachAlias calls fn for each symlink among the local branches whose name
 // matches prefix (as in ListRefs), with the branch it names or the error
-// reading it.
+// reading it. It walks refs/heads as ListRefs does: through a symlinked
+// refs/heads, never through a symlink below it.
 func (r *Repo) eachAlias(prefix string, fn func(name, target string, err error) error) error {
-	root := r.Path("refs", "heads")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
+	err := r.walkRefs(false, func(e refEntry) error {
+		if e.dirErr != nil {
+			return e.dirErr
 		}
-		if d.Type()&fs.ModeSymlink == 0 || strings.HasPrefix(d.Name(), ".") {
+		if !e.link || !matchesPrefix(e.name, prefix) {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
-		name := filepath.ToSlash(rel)
-		if !matchesPrefix(name, prefix) {
-			return nil
-		}
-		target, err := r.aliasTarget(name)
-		return fn(name, target, err)
+		target, err := r.aliasTarget(e.name)
+		return fn(e.name, target, err)
 	})
 	if err != nil {
 		return fmt.Errorf("listing aliases: %w", err)

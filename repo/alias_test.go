@@ -133,8 +133,11 @@ func TestSetAliasRefuses(t *testing.T) {
 }
 
 // Symlinks made by hand that do not resolve are errors naming them, never
-// read outside refs/heads, left out of ListRefs (so prune and summaries
-// still work), listed with their problem, and reported by fsck.
+// read outside refs/heads, listed with their problem, and reported by
+// fsck. Those that end at nothing (a missing branch, a loop) name no
+// commit and are left out of ListRefs, so prune and summaries still work;
+// those that lead to a file outside refs/heads may name one (OSTree reads
+// it), so ListRefs reports them as unreadable and prune refuses to run.
 func TestBrokenAliases(t *testing.T) {
 	r, _, _ := aliasRepo(t)
 	heads := r.Path("refs", "heads")
@@ -142,12 +145,13 @@ func TestBrokenAliases(t *testing.T) {
 	if err := os.WriteFile(outside, []byte(strings.Repeat("ab", 32)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// climb climbs from refs/heads to outside's file, as abs names it.
 	for name, link := range map[string]string{
 		"dangling": "nosuch",
 		"loop1":    "loop2",
 		"loop2":    "loop1",
 		"abs":      outside,
-		"climb":    "../../../" + filepath.Base(filepath.Dir(outside)) + "/id",
+		"climb":    "../../../../" + filepath.Base(filepath.Dir(outside)) + "/id",
 	} {
 		if err := os.Symlink(link, filepath.Join(heads, name)); err != nil {
 			t.Fatal(err)
@@ -165,11 +169,15 @@ func TestBrokenAliases(t *testing.T) {
 		}
 	}
 	refs, err := r.ListRefs("")
-	if err != nil {
-		t.Fatal(err)
+	var bad *repo.UnreadableRefsError
+	if !errors.As(err, &bad) || strings.Join(bad.Refs, " ") != "abs climb" {
+		t.Errorf("ListRefs: %v; want abs and climb unreadable", err)
 	}
 	if len(refs) != 2 {
 		t.Errorf("ListRefs = %+v, want only the two branches", refs)
+	}
+	if _, err := r.Prune(t.Context(), repo.PruneOptions{RefsOnly: true}); !errors.As(err, &bad) || !strings.Contains(err.Error(), "not pruning") {
+		t.Errorf("prune with aliases leading outside refs/heads: %v; want a refusal naming them", err)
 	}
 	aliases, err := r.ListAliases("")
 	if err != nil {
@@ -183,9 +191,6 @@ func TestBrokenAliases(t *testing.T) {
 			t.Errorf("alias %s: problem %q, commit %s; want a problem and no commit", a.Name, a.Problem, a.Commit)
 		}
 	}
-	if _, err := r.Prune(t.Context(), repo.PruneOptions{RefsOnly: true}); err != nil {
-		t.Errorf("prune with broken aliases: %v", err)
-	}
 	rep, err := runFsck(t, r, repo.FsckOptions{})
 	if err == nil {
 		t.Fatal("fsck passed a repository with broken aliases")
@@ -196,11 +201,20 @@ func TestBrokenAliases(t *testing.T) {
 			got[p.Ref] = true
 		}
 	}
-	if len(got) != 5 {
-		t.Errorf("fsck reported ref problems for %v, want all five symlinks", got)
+	if len(got) != 5 || rep.UnreadableRefs != 2 {
+		t.Errorf("fsck reported ref problems for %v, %d of them hiding a commit; want all five symlinks, two hiding one", got, rep.UnreadableRefs)
 	}
-	// Broken aliases can still be deleted, a loop's members in any order.
-	for _, name := range []string{"dangling", "loop1", "loop2", "abs", "climb"} {
+	// Broken aliases can still be deleted, a loop's members in any order;
+	// those that end at nothing do not stop a prune.
+	for _, name := range []string{"abs", "climb"} {
+		if err := r.SetRef(name, repo.ID{}); err != nil {
+			t.Errorf("deleting broken alias %s: %v", name, err)
+		}
+	}
+	if _, err := r.Prune(t.Context(), repo.PruneOptions{RefsOnly: true}); err != nil {
+		t.Errorf("prune with aliases that end at nothing: %v", err)
+	}
+	for _, name := range []string{"dangling", "loop1", "loop2"} {
 		if err := r.SetRef(name, repo.ID{}); err != nil {
 			t.Errorf("deleting broken alias %s: %v", name, err)
 		}
@@ -303,17 +317,23 @@ func TestRefsThroughDirectorySymlinks(t *testing.T) {
 	if b, _ := os.ReadFile(decoy); len(ents) != 1 || string(b) != second.String()+"\n" {
 		t.Errorf("outside the repository: %d entries, decoy %q", len(ents), b)
 	}
-	// Ordinary refs still work, and listing skips the planted links.
+	// Ordinary refs still work, and listing reads nothing through the
+	// planted links but names them as unreadable: refs that OSTree reads
+	// may lie below them, so prune refuses to run.
 	if got, err := r.ReadRef("os/x86_64/stable"); err != nil || got != first {
 		t.Errorf("ReadRef(os/x86_64/stable) = %s, %v", got, err)
 	}
 	refs, err := r.ListRefs("")
-	if err != nil {
-		t.Fatal(err)
+	var bad *repo.UnreadableRefsError
+	if !errors.As(err, &bad) || strings.Join(bad.Refs, " ") != "evil os/evil rm:" || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("ListRefs: %v; want evil, os/evil and rm: unreadable, as symlinks", err)
 	}
 	for _, ref := range refs {
 		if ref.Commit == second && ref.Name != "other" {
 			t.Errorf("ListRefs read the decoy as %s", ref.Name)
 		}
+	}
+	if _, err := r.Prune(t.Context(), repo.PruneOptions{RefsOnly: true}); !errors.As(err, &bad) {
+		t.Errorf("prune with symlinked directories of refs: %v; want a refusal", err)
 	}
 }

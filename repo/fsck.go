@@ -263,8 +263,16 @@ type FsckReport struct {
 	Deleted int `json:"deleted"`
 	// Unreferenced counts stored objects that no ref reaches through its
 	// commit and ancestors, and tombstones beside their commit. They are
-	// not problems; prune removes them.
+	// not problems; prune removes them, unless UnreadableRefs is set.
 	Unreferenced int64 `json:"unreferenced"`
+	// UnreadableRefs counts the ref problems that may hide a commit: refs
+	// that could not be read but may name one (a corrupt ref file, an
+	// alias leading outside refs/heads, a symlinked directory of refs),
+	// and directories of refs that could not be listed. Objects only
+	// they reach are counted as Unreferenced, but prune refuses to run
+	// while there are any. A broken alias that ends at nothing is a ref
+	// problem that hides nothing.
+	UnreadableRefs int `json:"unreadable_refs"`
 	// Stray lists entries under objects/ that are not objects.
 	Stray []string `json:"stray"`
 }
@@ -494,7 +502,7 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 
 	// Refs first: every commit they name was complete in objects/ before
 	// the ref was written, so whatever is found missing below is missing.
-	refs, refProblems := r.fsckRefs()
+	refs, refProblems, hiding := r.fsckRefs()
 	bad := map[string]bool{} // refs with a problem
 	for _, p := range refProblems {
 		if p.Ref != "" {
@@ -532,6 +540,7 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 		}
 	}
 	rep.Unreferenced = f.unreferenced(refs, objs)
+	rep.UnreadableRefs = hiding
 	rep.BadRefs = len(f.badRefs(refs, rep, bad))
 
 	for k, n := range f.checked {
@@ -580,40 +589,37 @@ func (f *fsckRun) badRefs(refs []Ref, rep *FsckReport, bad map[string]bool) map[
 	return bad
 }
 
-// fsckRefs reads every ref, reporting unreadable ones as problems.
-func (r *Repo) fsckRefs() ([]Ref, []*FsckProblem) {
+// fsckRefs reads every ref, reporting unreadable ones as problems. It
+// walks refs/ as ListRefs does, and so finds the refs ReadRef reads. It
+// also counts the problems that may hide a commit (see
+// FsckReport.UnreadableRefs).
+func (r *Repo) fsckRefs() ([]Ref, []*FsckProblem, int) {
 	var refs []Ref
 	var problems []*FsckProblem
-	walk := func(root string, remote bool) {
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					problems = append(problems, &FsckProblem{Type: ProblemRef, Path: p, Reason: err.Error(), Err: err})
-				}
-				return nil
-			}
-			if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
-				return nil
-			}
-			rel, _ := filepath.Rel(root, p)
-			name := filepath.ToSlash(rel)
-			if remote {
-				rm, br, _ := strings.Cut(name, "/")
-				name = rm + ":" + br
-			}
-			id, err := r.ReadRef(name)
-			if err != nil {
-				problems = append(problems, &FsckProblem{Type: ProblemRef, Ref: name, Path: p, Reason: err.Error(), Err: err})
-				return nil
-			}
-			refs = append(refs, Ref{Name: name, Commit: id})
+	hiding := 0
+	r.walkRefs(true, func(e refEntry) error {
+		if e.dirErr != nil {
+			problems = append(problems, &FsckProblem{Type: ProblemRef, Path: e.path,
+				Reason: fmt.Sprintf("%v (the refs below it cannot be listed)", e.dirErr), Err: e.dirErr})
+			hiding++
 			return nil
-		})
-	}
-	walk(r.Path("refs", "heads"), false)
-	walk(r.Path("refs", "remotes"), true)
+		}
+		id, err := ID{}, e.err
+		if err == nil {
+			id, err = r.ReadRef(e.name)
+		}
+		if err != nil {
+			problems = append(problems, &FsckProblem{Type: ProblemRef, Ref: e.name, Path: e.path, Reason: err.Error(), Err: err})
+			if mayNameCommit(e, err) {
+				hiding++
+			}
+			return nil
+		}
+		refs = append(refs, Ref{Name: e.name, Commit: id})
+		return nil
+	})
 	sort.Slice(refs, func(i, j int) bool { return refs[i].Name < refs[j].Name })
-	return refs, problems
+	return refs, problems, hiding
 }
 
 // verifyAll re-hashes every listed object with a bounded pool of workers.

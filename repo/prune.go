@@ -147,6 +147,10 @@ type PruneReport struct {
 // object hides nothing and does not stop it (prune reads no file
 // objects); Fsck finds it. Run Fsck (with Delete) first.
 //
+// It refuses to run while a ref cannot be read or a directory of refs
+// cannot be listed (ListRefs fails): what such a ref needs is unknown, and
+// pruning could delete it.
+//
 // Commit objects are deleted first, so that a crash mid-way leaves no
 // surviving commit that needs a deleted object.
 //

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -403,66 +404,54 @@ func (r *Repo) checkRefTarget(t *Txn, ref string, commit ID) error {
 // ListRefs returns every ref, local branches first then remote ones, each
 // sorted by name. A non-empty prefix keeps only names that equal it or start
 // with prefix + "/" (or, for "remote:", that remote's refs). Aliases are
-// listed with the commit they end at; broken ones (made by hand) are left
-// out, and ListAliases and fsck show them. Ref files that cannot be read
-// (a corrupt one, say) are an *UnreadableRefsError naming them, returned
-// with every other ref, so that a caller can still list or delete them.
+// listed with the commit they end at. It sees the refs ReadRef reads: a
+// symlinked refs/, refs/heads or refs/remotes is followed, and a symlink
+// below them is not. Ref files that cannot be read (a corrupt one, say),
+// and symlinks that lead to something that is not read as a ref (an alias
+// to a file outside refs/heads, a symlinked directory of refs), are an
+// *UnreadableRefsError naming them, returned with every other ref, so that
+// a caller can still list or delete them, and prune, which cannot know
+// what they name, refuses to run. A broken alias that leads nowhere (to a
+// missing branch, or in a loop) names no commit and is left out:
+// ListAliases and fsck show it. A directory of refs that cannot be read is
+// an error.
 func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
 	}
 	var refs []Ref
 	bad := &UnreadableRefsError{}
-	walk := func(root, namePrefix string) error {
-		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
+	err := r.walkRefs(true, func(e refEntry) error {
+		if e.dirErr != nil {
+			return e.dirErr
+		}
+		err := e.err
+		ref := Ref{Name: e.name}
+		if err == nil {
+			if e.link && !strings.Contains(e.name, ":") {
+				ref.Alias, _ = r.aliasTarget(e.name) // an error: the read fails too
 			}
-			if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
-				return nil
-			}
-			rel, _ := filepath.Rel(root, p)
-			name := namePrefix + filepath.ToSlash(rel)
-			if namePrefix != "" {
-				// refs/remotes/<remote>/<branch> -> remote:branch
-				rm, br, _ := strings.Cut(filepath.ToSlash(rel), "/")
-				name = rm + ":" + br
-			}
-			ref := Ref{Name: name}
-			if d.Type()&fs.ModeSymlink != 0 && namePrefix == "" {
-				ref.Alias, _ = r.aliasTarget(name) // an error: ReadRef fails too
-			}
-			// The walk does not descend into symlinks, so p's directories
-			// are real ones: no refFile check is needed.
-			if err = ValidateRefName(name); err != nil {
-				err = fmt.Errorf("ref file %s: %w", p, err)
+			// The walk does not descend into symlinks, so the entry's
+			// directories are real ones: no refFile check is needed.
+			if err = ValidateRefName(e.name); err != nil {
+				err = fmt.Errorf("ref file %s: %w", e.path, err)
 			} else {
-				ref.Commit, err = r.readRefFile(name, p)
+				ref.Commit, err = r.readRefFile(e.name, e.path)
 			}
-			if err != nil {
-				if d.Type()&fs.ModeSymlink != 0 {
-					return nil // a broken alias: ListAliases and fsck show it
-				}
-				if errors.As(err, new(*RefNotFoundError)) {
-					return nil // deleted since the walk saw it
-				}
-				if matchesPrefix(name, prefix) {
-					bad.Refs = append(bad.Refs, name)
-					bad.Errs = append(bad.Errs, err)
-				}
-				return nil
-			}
+		}
+		switch {
+		case err == nil:
 			refs = append(refs, ref)
-			return nil
-		})
-	}
-	if err := walk(r.Path("refs", "heads"), ""); err != nil {
-		return nil, fmt.Errorf("listing refs: %w", err)
-	}
-	if err := walk(r.Path("refs", "remotes"), "remote"); err != nil {
+		case !mayNameCommit(e, err):
+			// A broken alias naming no commit (ListAliases and fsck show
+			// it), or a ref deleted since the walk saw it.
+		case matchesPrefix(e.name, prefix):
+			bad.Refs = append(bad.Refs, e.name)
+			bad.Errs = append(bad.Errs, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("listing refs: %w", err)
 	}
 	sort.SliceStable(refs, func(i, j int) bool {
@@ -482,6 +471,127 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 		return out, bad
 	}
 	return out, nil
+}
+
+// mayNameCommit reports whether entry e, which could not be read as a ref
+// (err), may still name a commit that a prune must keep: anything but a
+// symlink that ends at nothing (a missing file, or a loop: an alias so
+// broken names no commit) and a ref file deleted since the walk saw it.
+func mayNameCommit(e refEntry, err error) bool {
+	if e.link {
+		_, serr := os.Stat(e.path)
+		return !errors.Is(serr, fs.ErrNotExist) && !errors.Is(serr, unix.ELOOP)
+	}
+	return !errors.As(err, new(*RefNotFoundError))
+}
+
+// refEntry is one thing walkRefs finds where a ref may be.
+type refEntry struct {
+	name string // the ref it stands for ("branch", "remote:branch"), valid or not
+	path string // its file
+	// link is set for a symlink: an alias, or one planted by hand.
+	link bool
+	// err, when set, says why the entry is no ref that can be read
+	// (a symlink in place of a directory of refs).
+	err error
+	// dirErr, when set, says why the directory of refs at path could not
+	// be read (name and link are then unset): refs below it are unknown.
+	dirErr error
+}
+
+// walkRefs calls fn, in name order, for every entry of refs/heads (and of
+// refs/remotes if remotes is true) that is not a directory, and for every
+// directory it cannot read; an error from fn stops the walk and is
+// returned. A symlinked refs/, refs/heads or refs/remotes is followed, as
+// ReadRef and writeRef follow it (and as OSTree lists refs); a symlink
+// below them is never followed (refFile), and is an entry of its own.
+// Names starting with "." are writers' temporary files and are skipped. A
+// missing refs/heads or refs/remotes holds no refs; a dangling symlink in
+// its place, or a missing refs/, is a directory that cannot be read.
+func (r *Repo) walkRefs(remotes bool, fn func(refEntry) error) error {
+	// refs/ itself is where the roots are looked for: if it is gone (a
+	// dangling symlink, say), their absence says nothing.
+	if fi, err := os.Stat(r.Path("refs")); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", r.Path("refs"))
+		}
+		return fn(refEntry{path: r.Path("refs"), dirErr: err})
+	}
+	if err := r.walkRefDir(r.Path("refs", "heads"), "", fn); err != nil || !remotes {
+		return err
+	}
+	root := r.Path("refs", "remotes")
+	ents, err := readRefDir(root)
+	if err != nil {
+		return fn(refEntry{path: root, dirErr: err})
+	}
+	for _, e := range ents {
+		p := filepath.Join(root, e.Name())
+		switch {
+		case e.IsDir():
+			err = r.walkRefDir(p, e.Name()+":", fn)
+		case e.Type()&fs.ModeSymlink != 0:
+			// A remote's directory, or a file in its place, planted as
+			// a symlink: refFile reads nothing through it.
+			err = fn(refEntry{name: e.Name() + ":", path: p, link: true,
+				err: fmt.Errorf("ref directory %s of remote %s is a symlink, not a directory (refs never lead outside refs/)", p, e.Name())})
+		default:
+			err = fn(refEntry{name: e.Name() + ":", path: p})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkRefDir walks the refs below dir, whose name is prefix followed by
+// their path below it.
+func (r *Repo) walkRefDir(dir, prefix string, fn func(refEntry) error) error {
+	ents, err := readRefDir(dir)
+	if err != nil {
+		return fn(refEntry{path: dir, dirErr: err})
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		name := prefix + e.Name()
+		switch {
+		case e.IsDir():
+			err = r.walkRefDir(p, name+"/", fn)
+		case e.Type()&fs.ModeSymlink != 0:
+			ent := refEntry{name: name, path: p, link: true}
+			if fi, serr := os.Stat(p); serr == nil && fi.IsDir() {
+				ent.err = fmt.Errorf("ref %s (%s) is a symlink to a directory: refs below it are never read (refs never lead outside refs/)", name, p)
+			}
+			err = fn(ent)
+		default:
+			err = fn(refEntry{name: name, path: p})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRefDir reads a directory of refs, sorted by name and without the
+// temporary files of writers. A directory that is not there (its
+// parent's ref was deleted meanwhile, or an old repository lacks it) is
+// empty; one that is a dangling symlink is an error naming both.
+func readRefDir(dir string) ([]fs.DirEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		fi, lerr := os.Lstat(dir)
+		if lerr != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return nil, nil
+		}
+		link, _ := os.Readlink(dir)
+		return nil, fmt.Errorf("%s is a symlink to %s, which does not exist", dir, link)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ents, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), ".") }), nil
 }
 
 // matchesPrefix tells whether a ref name equals prefix or lies below it; an

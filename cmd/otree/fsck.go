@@ -181,7 +181,11 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 			fmt.Fprintf(e.stdout, "  %s\n", id)
 		}
 	}
-	if rep.Unreferenced > 0 {
+	switch {
+	case rep.Unreferenced > 0 && rep.UnreadableRefs > 0:
+		// Those refs may need them: not "unreferenced", and not pruned.
+		fmt.Fprintf(e.stdout, "%d object%s no readable ref reaches (the refs that cannot be read may need them: `otree prune` refuses to run until they are repaired or deleted)\n", rep.Unreferenced, pluralSuffix(int(rep.Unreferenced)))
+	case rep.Unreferenced > 0:
 		fmt.Fprintf(e.stdout, "%d unreferenced object%s (not an error; `otree prune --refs-only` removes them)\n", rep.Unreferenced, pluralSuffix(int(rep.Unreferenced)))
 	}
 	if len(rep.Stray) > 0 {

@@ -123,6 +123,13 @@ func hint(err error) string {
 	case errors.As(err, &fm):
 		return "pull them first, or generate the delta with --min-fallback-size=0"
 	case errors.As(err, &ur):
+		// What is no valid ref name (a symlink in place of a remote's
+		// directory, a file in refs/remotes) no ref command can touch.
+		for _, n := range ur.Refs {
+			if repo.ValidateRefName(n) != nil {
+				return fmt.Sprintf("%s names no ref otree can delete or write: move what stands there in the repository's refs/ (the error names it) out by hand", n)
+			}
+		}
 		// Whatever failed on it (refs, prune, summary -u), these repair it.
 		ref, it := "REF", "one"
 		if len(ur.Refs) == 1 {
