@@ -71,7 +71,7 @@ func TestDecompressedTwiceSharesTheEntry(t *testing.T) {
 		}
 	}
 	for i := range ws {
-		if err := ws[i].copyRegular(n, names[i], &objs[i], c.wantMode(h.Mode)); err != nil {
+		if err := ws[i].copyRegular(n, names[i], &objs[i], c.wantMode(h)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,8 +48,15 @@ import (
 type Options struct {
 	// UserMode (-U) checks out as an unprivileged user would: ownership and
 	// xattrs are not restored, files' setuid/setgid bits are always
-	// cleared (directories keep theirs, as in OSTree), and a device node
-	// (other than a 0:0 whiteout) fails the checkout, even as root.
+	// cleared and regular files always get their owner's read bit, so
+	// that a 0000 file checks out 0400 and a 0070 one 0470 (directories
+	// keep their mode, setgid and sticky bits included, as in OSTree), and
+	// a device node (other than a 0:0 whiteout) fails the checkout, even
+	// as root. A file is hardlinked only where the object's mode on disk
+	// is the one the file gets, and copied otherwise: an object's mode is
+	// never changed. (A bare-user-only object stored without its owner's
+	// read bit that this user cannot read is the exception: it can only be
+	// hardlinked, and keeps its mode.)
 	//
 	// Without it, entries get the commit's owner and xattrs, which a user
 	// other than root can give only where they are its own. A
@@ -479,12 +486,18 @@ func (c *checkouter) startProgress() func() {
 	return progress.Every(func() { fn(c.stats()) })
 }
 
-// wantMode is the permission mode a checked-out file gets.
-func (c *checkouter) wantMode(mode uint32) uint32 {
-	if c.opts.UserMode {
-		return mode &^ 0o6000
+// wantMode is the permission mode a checked-out non-directory with header
+// h gets. In user mode, as in OSTree, setuid and setgid are cleared and a
+// regular file gets its owner's read bit: the user who checks out a 0000
+// file (an /etc/shadow) must be able to read it without CAP_DAC_OVERRIDE.
+func (c *checkouter) wantMode(h *repo.FileHeader) uint32 {
+	if !c.opts.UserMode {
+		return h.Mode
 	}
-	return mode
+	if h.Type == repo.TypeRegular {
+		return h.Mode&^0o6000 | 0o400
+	}
+	return h.Mode &^ 0o6000
 }
 
 // dirMode is the permission mode a checked-out directory gets: its own,

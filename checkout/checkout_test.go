@@ -160,6 +160,9 @@ func coExpect(tree testtree.Tree, mode repo.Mode, user bool) testtree.Tree {
 			if !e.Mode.IsDir() { // directories keep setgid, as in OSTree
 				e.Mode &^= fs.ModeSetuid | fs.ModeSetgid
 			}
+			if e.Mode.IsRegular() { // readable by their owner, as in OSTree
+				e.Mode |= 0o400
+			}
 			e.UID, e.GID, e.Xattrs = 0, 0, nil
 		}
 		if e.Mode&fs.ModeSymlink != 0 {
@@ -168,6 +171,17 @@ func coExpect(tree testtree.Tree, mode repo.Mode, user bool) testtree.Tree {
 		out[p] = e
 	}
 	return out
+}
+
+// coPerm is m's permission bits as the kernel writes them.
+func coPerm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	for bit, u := range map[fs.FileMode]uint32{fs.ModeSetuid: unix.S_ISUID, fs.ModeSetgid: unix.S_ISGID, fs.ModeSticky: unix.S_ISVTX} {
+		if m&bit != 0 {
+			p |= u
+		}
+	}
+	return p
 }
 
 // coCheckTimes checks every entry below (and including) dest has mtime 0,
@@ -252,8 +266,10 @@ func TestCheckoutModes(t *testing.T) {
 					got, obj := coStat(t, filepath.Join(dest, p)), coObject(t, r, id, "/"+p)
 					same := got.Ino == obj.Ino && got.Dev == obj.Dev
 					wantLink := tc.linked && !force && e.Content != ""
-					if tc.mode == repo.ModeBareUser && repo.BareUserDiskMode(uint32(e.Mode.Perm())) != uint32(e.Mode.Perm()) {
-						wantLink = false // "wo": the object's mode on disk differs
+					if obj.Mode&0o7777 != coPerm(e.Mode) {
+						// "wo": the object's mode on disk is not the
+						// file's, which a link would share.
+						wantLink = false
 					}
 					if same != wantLink {
 						t.Errorf("ForceCopy=%v: %s shares the object's inode: %v, want %v", force, p, same, wantLink)
@@ -301,14 +317,13 @@ func TestRequireHardlinksAndForceCopy(t *testing.T) {
 		t.Error("ForceCopy with RequireHardlinks was accepted")
 	}
 
-	// A file whose object cannot be linked as it is names the file.
-	if coRoot() {
-		src2 := coMakeDir(t, testtree.Tree{"wo": testtree.File("write only", 0o200)})
-		id2 := coCommit(t, r, src2)
-		_, err = checkout.Checkout(coCtx, r, id2, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, RequireHardlinks: true})
-		if err == nil || !strings.Contains(err.Error(), "/wo") || !strings.Contains(err.Error(), "mode on disk") {
-			t.Errorf("RequireHardlinks with an unlinkable file: %v", err)
-		}
+	// A file whose object cannot be linked as it is names the file: a
+	// world-writable one is stored without that bit.
+	src2 := coMakeDir(t, testtree.Tree{"ww": testtree.File("world writable", 0o666)})
+	id2 := coCommit(t, r, src2)
+	_, err = checkout.Checkout(coCtx, r, id2, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, RequireHardlinks: true})
+	if err == nil || !strings.Contains(err.Error(), "/ww") || !strings.Contains(err.Error(), "mode on disk") {
+		t.Errorf("RequireHardlinks with an unlinkable file: %v", err)
 	}
 
 	// Across filesystems: /dev/shm is a tmpfs on most Linux systems.

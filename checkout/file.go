@@ -355,13 +355,15 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 		if o.h.Type != repo.TypeRegular {
 			return false, "a bare-user repository stores symlinks as regular files"
 		}
-		if want := c.wantMode(o.h.Mode); o.diskMode != want {
+		if want := c.wantMode(&o.h); o.diskMode != want {
 			return false, fmt.Sprintf("the object's mode on disk %04o is not the file's mode %04o", o.diskMode, want)
 		}
 	case repo.ModeBareUserOnly:
-		// The object's mode is the file's (load reads it from disk).
-		if c.opts.UserMode && o.h.Mode&0o6000 != 0 {
-			return false, "setuid and setgid files are copied without those bits in user mode"
+		// The object's mode is its header's (load reads it from disk);
+		// user mode clears setuid and setgid and adds the owner's read
+		// bit, which a shared inode cannot: such files are copied.
+		if want := c.wantMode(&o.h); o.diskMode != want && !c.unreadable(o, want) {
+			return false, fmt.Sprintf("the object's mode %04o is not the file's mode %04o in user mode", o.diskMode, want)
 		}
 		// Where root's checkout gives every entry to 0:0, an object
 		// of another owner would hand that user the file.
@@ -370,6 +372,15 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// unreadable says whether o, a bare-user-only object whose file lacks
+// only its owner's read bit (want), is one this process cannot read: a
+// copy would fail, so it is hardlinked as it is (as before user mode added
+// the bit), rather than failing a checkout that can only link it.
+func (c *checkouter) unreadable(o *object, want uint32) bool {
+	return want == o.diskMode|0o400 &&
+		errors.Is(unix.Faccessat(c.objFd, o.rel, unix.R_OK, unix.AT_EACCESS), unix.EACCES)
 }
 
 // target returns a symlink's target.
@@ -418,7 +429,7 @@ func (w *worker) xattrs(o *object) ([]repo.Xattr, error) {
 // removed again, so that nothing stands at name without them.
 func (w *worker) create(n *dirNode, name string, o *object) error {
 	c := w.c
-	perm := c.wantMode(o.h.Mode)
+	perm := c.wantMode(&o.h)
 	switch o.h.Type {
 	case repo.TypeRegular:
 		return w.copyRegular(n, name, o, perm)

@@ -84,7 +84,7 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 		return fmt.Sprintf("it is %s, the commit has %s", describe(st.Mode), typeNoun(o.h.Type)), nil
 	}
 	if o.h.Type != repo.TypeSymlink {
-		if m := c.wantMode(o.h.Mode); st.Mode&0o7777 != m {
+		if m := c.wantMode(&o.h); st.Mode&0o7777 != m {
 			return fmt.Sprintf("mode %04o, the commit has %04o", st.Mode&0o7777, m), nil
 		}
 	}

@@ -46,9 +46,11 @@ func (r *Repo) UncompressedCache() bool {
 }
 
 // UncompressedCacheable reports whether a file with header h goes through
-// the uncompressed-object cache: a regular file with content whose
-// checkout mode (h.Mode without setuid and setgid, as in user mode) lets
-// its owner read it and no one else write it. Through an inode shared
+// the uncompressed-object cache: a regular file with content whose mode
+// without setuid and setgid (the mode a user-mode checkout gives it) lets
+// its owner read it and no one else write it. (A user-mode checkout adds
+// the owner's read bit to a file that lacks it, so its mode is not the
+// header's: such files are decompressed each time, as OSTree does.) Through an inode shared
 // with the cache, anyone who could write one checkout's file could change
 // every later checkout's; such a file is decompressed each time, as
 // bare-user repositories copy it rather than link it (BareUserDiskMode).

@@ -37,6 +37,15 @@ modification time) is dropped from the cache and the file decompressed
 again; "otree fsck" verifies the content of the others, and "otree prune"
 removes the entries no checkout uses.
 
+With --user-mode, entries are the user's own and get no xattrs, and, as in
+OSTree, regular files lose setuid and setgid and always get their owner's
+read bit (a 0000 file checks out 0400, a 0070 one 0470); directories keep
+their mode. A file is hardlinked only where the object's mode on disk is
+already the file's, and copied otherwise, so no object's mode changes (a
+bare-user-only object stored without its owner's read bit, which a user
+other than root cannot read to copy, is the exception: it is hardlinked as
+it is). Device nodes other than 0:0 whiteouts are refused.
+
 Without --user-mode, entries get the commit's owner and xattrs. A user other
 than root can give only its own: where the commit has another's it fails,
 naming the path, as OSTree does. A bare-user-only repository records no
@@ -75,7 +84,7 @@ exiting) or no, false, 0 or none.`,
 		},
 	}
 	fl := c.Flags()
-	fl.BoolVarP(&o.UserMode, "user-mode", "U", false, "do not restore ownership or xattrs, clear setuid/setgid of files, and refuse device nodes")
+	fl.BoolVarP(&o.UserMode, "user-mode", "U", false, "do not restore ownership or xattrs, clear setuid/setgid of files and give them their owner's read bit, and refuse device nodes")
 	fl.BoolVarP(&o.RequireHardlinks, "require-hardlinks", "H", false, "fail if a file cannot be hardlinked from the repository")
 	fl.BoolVarP(&o.ForceCopy, "force-copy", "C", false, "never hardlink (reflink where the filesystem can)")
 	fl.StringVar(&o.Subpath, "subpath", "", "check out only this directory or file of the commit")

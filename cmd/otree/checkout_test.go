@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -527,5 +528,82 @@ func TestFsckDeleteCacheEntrySynced(t *testing.T) {
 	i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, entry) })
 	if i < 0 || !slices.ContainsFunc(lines[i+1:], func(l string) bool { return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") }) {
 		t.Errorf("fsck --delete removed %s without syncing after:\n%s", entry, b)
+	}
+}
+
+// A user-mode checkout gives the same modes as OSTree's: regular files get
+// their owner's read bit and lose setuid and setgid (0000 -> 0400, 0070 ->
+// 0470), directories keep theirs (a 0000 one stays 0000), from every
+// repository mode, linked or copied (-C); and the repository stays intact.
+// The tree comes from a tar, so that a user other than root can commit
+// it; bare and bare-user-only (whose 0000 objects only root can copy)
+// need root.
+func TestCheckoutUserModeOwnerReadParity(t *testing.T) {
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, h := range []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./d/", Typeflag: tar.TypeDir, Mode: 0},
+		{Name: "./f", Typeflag: tar.TypeReg, Mode: 0, Size: 1},
+		{Name: "./g", Typeflag: tar.TypeReg, Mode: 0o070, Size: 1},
+		{Name: "./t", Typeflag: tar.TypeReg, Mode: 0o2070, Size: 1},
+		{Name: "./s", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1},
+	} {
+		tw.WriteHeader(h)
+		if h.Size > 0 {
+			tw.Write([]byte("x"))
+		}
+	}
+	tw.Close()
+	tarFile := filepath.Join(t.TempDir(), "modes.tar")
+	if err := os.WriteFile(tarFile, tb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modes := func(t *testing.T, dir string) map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		for _, name := range []string{"d", "f", "g", "t", "s"} {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dir, name), &st); err != nil {
+				t.Fatal(err)
+			}
+			m[name] = strconv.FormatUint(uint64(st.Mode&0o7777), 8)
+		}
+		return m
+	}
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive, repo.ModeBare, repo.ModeBareUserOnly} {
+		t.Run(mode.String(), func(t *testing.T) {
+			if (mode == repo.ModeBare || mode == repo.ModeBareUserOnly) && os.Geteuid() != 0 {
+				t.Skip("needs root")
+			}
+			c := newCLIMode(t, mode)
+			c.ok("commit", "-b", "m", "--tree=tar="+tarFile)
+			o := findOSTree(t, mode.String())
+			if o != nil {
+				o.ok("commit", "-b", "m", "--tree=tar="+tarFile)
+			}
+			for _, args := range [][]string{{"-U"}, {"-U", "-C"}} {
+				dir := t.TempDir()
+				mine := filepath.Join(dir, "otree")
+				c.ok(append(append([]string{"checkout"}, args...), "m", mine)...)
+				got := modes(t, mine)
+				// OSTree 2022.7's, where it is not installed.
+				want := map[string]string{"d": "0", "f": "400", "g": "470", "t": "470", "s": "755"}
+				if mode == repo.ModeBareUserOnly { // committed masked with 0755
+					want["g"], want["t"] = "450", "450"
+				}
+				if o != nil {
+					theirs := filepath.Join(dir, "ostree")
+					o.ok(append(append([]string{"checkout"}, args...), "m", theirs)...)
+					want = modes(t, theirs)
+				}
+				if d := cmp.Diff(want, got); d != "" {
+					t.Errorf("checkout %v: modes differ from OSTree's (-ostree +otree):\n%s", args, d)
+				}
+			}
+			if res := c.run("fsck"); res.code != 0 {
+				t.Errorf("fsck after the checkouts: %s", res.stderr)
+			}
+		})
 	}
 }

@@ -13,8 +13,10 @@ import (
 
 // A user commits a tar holding a file recorded without the owner's read
 // bit (Fedora's /etc/shadow is 0000) into a bare-user-only repository: the
-// commit lands, ls and checkout -U work, and fsck reports the object as
-// unreadable, not corrupt, and --delete leaves it. Run as nobody.
+// commit lands, ls and checkout -U work (the copy with the owner's read
+// bit that user mode makes of such a file cannot be read, so the object is
+// hardlinked as it is), and fsck reports the object as unreadable, not
+// corrupt, and --delete leaves it. Run as nobody.
 func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run otree as another user")
