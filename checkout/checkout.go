@@ -75,7 +75,8 @@ type Options struct {
 	// Subpath checks out only this directory (or file) of the tree. A file
 	// is written into DEST under its own name, with DEST taking the metadata
 	// of the directory that holds the file in the commit. A ".." component
-	// is refused (repo.ErrDotDot).
+	// is refused (repo.ErrDotDot), and so is a file named with a trailing
+	// "/" (repo.ErrNotDir), as in OSTree.
 	Subpath string
 	// Union checks out into an existing DEST, replacing existing files and
 	// symlinks (never directories) by the commit's: the new entry is
@@ -188,7 +189,8 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 		return nil, fmt.Errorf("checkout: subpath %w", err)
 	}
 	if sp != "/" {
-		e, err := r.LookupTree(treeID, metaID, sp)
+		// The path as given: a trailing "/" requires a directory.
+		e, err := r.LookupTree(treeID, metaID, opts.Subpath)
 		// Only a path the tree lacks is allowed: an object missing on
 		// the way is an incomplete repository, not an absent path.
 		if missing := (*repo.ObjectMissingError)(nil); opts.AllowNoent && errors.Is(err, repo.ErrNotFound) && !errors.As(err, &missing) {

@@ -373,6 +373,24 @@ func TestSubpath(t *testing.T) {
 		t.Errorf("missing subpath: %v", err)
 	}
 
+	// A trailing "/" names a directory, as in OSTree (and ls, cat and
+	// export): a file so named is refused, and nothing is made; a
+	// directory so named is checked out.
+	for _, sp := range []string{"/bin/run/", "bin/run/", "/bin/run//"} {
+		dest := filepath.Join(t.TempDir(), "co")
+		_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: sp, AllowNoent: true})
+		if !errors.Is(err, repo.ErrNotDir) || !strings.Contains(err.Error(), "/bin/run") {
+			t.Errorf("subpath %q: %v, want ErrNotDir naming /bin/run", sp, err)
+		}
+		if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("subpath %q: DEST was made: %v", sp, err)
+		}
+	}
+	_, dest = coCheckout(t, r, id, "", checkout.Options{UserMode: true, Subpath: "/priv/"})
+	if _, err := os.Lstat(filepath.Join(dest, "secret")); err != nil {
+		t.Errorf("subpath /priv/: %v", err)
+	}
+
 	// ".." is refused, not read as written: "priv/.." would check out the
 	// whole tree, and "bin/../priv" would say nothing of symlinks.
 	for _, sp := range []string{"priv/..", "/bin/../priv", ".."} {

@@ -607,3 +607,28 @@ func TestCheckoutUserModeOwnerReadParity(t *testing.T) {
 		})
 	}
 }
+
+// checkout --subpath with a trailing "/" names a directory, as in ls, cat,
+// export and OSTree's checkout: a file so named is refused and DEST is not
+// made; a directory so named checks out.
+func TestCheckoutSubpathTrailingSlash(t *testing.T) {
+	src := source(t, testtree.Tree{"plain": testtree.File("p", 0o644), "dir/f": testtree.File("f", 0o644)})
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "m", src)
+	dir := t.TempDir()
+	c.fails(1, []string{"/plain", "not a directory"}, "checkout", "-U", "--subpath=/plain/", "m", filepath.Join(dir, "co"))
+	c.fails(1, []string{"/plain", "not a directory"}, "ls", "m", "/plain/")
+	if _, err := os.Lstat(filepath.Join(dir, "co")); !os.IsNotExist(err) {
+		t.Errorf("a refused checkout made DEST: %v", err)
+	}
+	c.ok("checkout", "-U", "--subpath=/dir/", "m", filepath.Join(dir, "co2"))
+	if _, err := os.Lstat(filepath.Join(dir, "co2", "f")); err != nil {
+		t.Errorf("--subpath=/dir/: %v", err)
+	}
+	if o := findOSTree(t, "bare-user"); o != nil {
+		o.ok("commit", "-b", "m", src)
+		if out, err := o.run("checkout", "-U", "--subpath=/plain/", "m", filepath.Join(dir, "oco")); err == nil {
+			t.Errorf("ostree accepts --subpath=/plain/ (%s): the test's premise is wrong", out)
+		}
+	}
+}
