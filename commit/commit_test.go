@@ -402,6 +402,34 @@ func TestDevicesInBareMode(t *testing.T) {
 	}
 }
 
+// A tree deeper than PATH_MAX commits: every entry is read relative to
+// its directory, a symlink's target (and in bare mode a FIFO) as well as a
+// file's content and xattrs.
+func TestCommitDeeperThanPathMax(t *testing.T) {
+	mode := repo.ModeBareUser
+	tree := testtree.Tree{
+		"f": {Mode: 0o640, Content: "x", Xattrs: map[string]string{"user.k": "v"}},
+		"l": testtree.Symlink("f"),
+	}
+	if os.Getuid() == 0 {
+		mode = repo.ModeBare
+		tree["p"] = testtree.Entry{Mode: fs.ModeNamedPipe | 0o600}
+	}
+	r := newRepo(t, mode)
+	src := makeTree(t, nil)
+	chain := testtree.Deep(t, src, 25, tree)
+	if len(src)+len(chain) <= 4096 {
+		t.Fatalf("the tree is only %d bytes deep", len(src)+len(chain))
+	}
+	got := readCommit(t, r, commitDir(t, r, "main", src).Commit, false)
+	for name, e := range tree {
+		g, ok := got[chain+"/"+name]
+		if !ok || g.Mode != e.Mode || g.Content != e.Content || g.Target != e.Target || len(g.Xattrs) != len(e.Xattrs) {
+			t.Errorf("%s: committed %+v (%v), want %+v", name, g, ok, e)
+		}
+	}
+}
+
 // Commits from several independent repository handles (as from several
 // processes: flock locks are per open file) all land, chained.
 func TestConcurrentCommitsChain(t *testing.T) {

@@ -22,12 +22,32 @@ var skipXattr = SkipXattr
 // Regular files get their Size; reading and hashing the content is the
 // caller's. With noXattrs, extended attributes are not read.
 func DiskHeader(path string, st *unix.Stat_t, noXattrs bool) (*repo.FileHeader, error) {
+	return diskHeader(unix.AT_FDCWD, "", "", path, st, noXattrs)
+}
+
+// DiskHeaderAt is DiskHeader for the entry name of the directory open at
+// dirfd, whose path dirPath names it in errors: as commit reads a tree,
+// relative to the directory, so that an entry deeper than PATH_MAX is
+// read as any other.
+func DiskHeaderAt(dirfd int, dirPath, name string, st *unix.Stat_t, noXattrs bool) (*repo.FileHeader, error) {
+	return diskHeader(dirfd, dirPath, name, dirPath+"/"+name, st, noXattrs)
+}
+
+// diskHeader reads the entry name of the directory dirPath open at dirfd,
+// or path when dirfd is AT_FDCWD.
+func diskHeader(dirfd int, dirPath, name, path string, st *unix.Stat_t, noXattrs bool) (*repo.FileHeader, error) {
 	h := &repo.FileHeader{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		h.Type, h.Size = repo.TypeRegular, uint64(st.Size)
 	case unix.S_IFLNK:
-		t, err := os.Readlink(path)
+		var t string
+		var err error
+		if dirfd == unix.AT_FDCWD {
+			t, err = os.Readlink(path)
+		} else if t, err = readlinkat(dirfd, name); err != nil {
+			err = &os.PathError{Op: "readlink", Path: path, Err: err}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -42,11 +62,32 @@ func DiskHeader(path string, st *unix.Stat_t, noXattrs bool) (*repo.FileHeader, 
 		return nil, fmt.Errorf("%s: cannot commit a socket or other special file (only regular files, directories, symlinks, and in bare mode devices and FIFOs)", path)
 	}
 	if !noXattrs {
-		x, err := xattr.List(path, SkipXattr)
+		var x []repo.Xattr
+		var err error
+		if dirfd == unix.AT_FDCWD {
+			x, err = xattr.List(path, SkipXattr)
+		} else {
+			x, err = xattr.ListAt(dirfd, dirPath, name, SkipXattr)
+		}
 		if err != nil {
 			return nil, err
 		}
 		h.Xattrs = x
 	}
 	return h, nil
+}
+
+// readlinkat reads the target of the symlink name in the directory open
+// at dirfd, however long.
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		b := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, b)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(b[:n]), nil
+		}
+	}
 }

@@ -317,7 +317,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		case e.ref >= 0:
 			d.fileIDs[slot] = w.refs[e.ref].id
 		case e.st.Mode&unix.S_IFMT != unix.S_IFREG:
-			id, err := w.special(abs, e.name, &e.st, e.o)
+			id, err := w.special(fd, abs, e.name, &e.st, e.o)
 			if err != nil {
 				return err
 			}
@@ -374,10 +374,11 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	return nil
 }
 
-// special stores a symlink, device or FIFO; o is its stat override, if any.
-func (w *worker) special(abs, name string, st *unix.Stat_t, o *override) (repo.ID, error) {
+// special stores the symlink, device or FIFO name of the directory abs
+// open at dfd; o is its stat override, if any.
+func (w *worker) special(dfd int, abs, name string, st *unix.Stat_t, o *override) (repo.ID, error) {
 	path := abs + "/" + name
-	h, err := DiskHeader(path, st, !w.walker.mod.keepsXattrs())
+	h, err := DiskHeaderAt(dfd, abs, name, st, !w.walker.mod.keepsXattrs())
 	if err != nil {
 		return repo.ID{}, err
 	}

@@ -5,6 +5,7 @@ package testtree
 import (
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -191,4 +192,81 @@ func readXattrs(p string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// DeepName is the name of each directory Deep nests: 200 bytes, so that
+// the path of anything below 21 of them is longer than PATH_MAX (4096).
+var DeepName = strings.Repeat("d", 200)
+
+// Deep creates levels directories, each named DeepName inside the last,
+// below root (which must exist), then tree inside the last one; it returns
+// that directory's slash-separated path relative to root. Everything is
+// made relative to open directories (os.Root), since the kernel takes no
+// path longer than PATH_MAX; os.RemoveAll removes such a tree, and os.Root
+// reads and changes it. Tree entries are regular files (with xattrs),
+// symlinks and FIFOs, below directories Deep creates 0755.
+func Deep(t testing.TB, root string, levels int, tree Tree) string {
+	t.Helper()
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	chain := strings.TrimSuffix(strings.Repeat(DeepName+"/", levels), "/")
+	if err := r.MkdirAll(chain, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	paths := make([]string, 0, len(tree))
+	for p := range tree {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		e, full := tree[p], chain+"/"+p
+		if err := r.MkdirAll(path.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if e.Mode&fs.ModeSymlink != 0 {
+			if err := r.Symlink(e.Target, full); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if e.Mode&fs.ModeNamedPipe != 0 {
+			d, err := r.Open(path.Dir(full))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = unix.Mkfifoat(int(d.Fd()), path.Base(full), uint32(e.Mode.Perm()))
+			d.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := r.WriteFile(full, []byte(e.Content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		perm := e.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		if e.Mode == 0 {
+			perm = 0o644
+		}
+		if err := r.Chmod(full, perm); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Xattrs) > 0 {
+			f, err := r.Open(full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range e.Xattrs {
+				if err := unix.Fsetxattr(int(f.Fd()), k, []byte(v), 0); err != nil {
+					f.Close()
+					t.Skipf("xattrs unsupported here: %v", err)
+				}
+			}
+			f.Close()
+		}
+	}
+	return chain
 }

@@ -6,7 +6,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +32,28 @@ func List(path string, skip func(string) bool) ([]Attr, error) {
 	return list(func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
 		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) }, path, skip)
 }
+
+// ListAt is List for the entry name of the directory open at dirfd, whose
+// path is dirPath: the name is reached through /proc/self/fd, so that a
+// path of any length works (a tree deeper than PATH_MAX) and nothing above
+// the directory is resolved again; the final name is never followed. Where
+// /proc is not mounted it falls back to dirPath/name. dirPath/name names
+// the entry in errors.
+func ListAt(dirfd int, dirPath, name string, skip func(string) bool) ([]Attr, error) {
+	path := dirPath + "/" + name
+	if !haveProcFD() {
+		return List(path, skip)
+	}
+	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	return list(func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) }, path, skip)
+}
+
+// haveProcFD reports whether /proc/self/fd is there for ListAt.
+var haveProcFD = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/fd")
+	return err == nil
+})
 
 // FList is List for an open file descriptor.
 func FList(fd int, skip func(string) bool) ([]Attr, error) {
