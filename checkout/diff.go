@@ -10,8 +10,10 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
@@ -595,9 +597,11 @@ func hashWithHeader(h *repo.FileHeader, rd io.Reader, buf []byte) (repo.ID, erro
 // (new), and returns every path that differs in the order Diff uses. The
 // directory is hashed the way `otree commit` would hash it (lstat, xattrs
 // but user.otreemeta, symlinks mode 0777, OwnerUID/OwnerGID applied), on a
-// bounded pool of workers; nothing is written to the repository. An entry
-// that cannot be committed, such as a socket, is reported with type
-// "socket". Files that change while being read give an error naming them.
+// bounded pool of workers; nothing is written to the repository. Like
+// commit, it reads each entry relative to its open directory, so a tree
+// deeper than PATH_MAX compares as any other. An entry that cannot be
+// committed, such as a socket, is reported with type "socket". Files that
+// change while being read give an error naming them.
 func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts DiffOptions) ([]Change, error) {
 	c, err := r.ReadCommit(commit)
 	if err != nil {
@@ -614,13 +618,6 @@ func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts
 		}
 		top, tree, meta = e.Path, e.ID, e.MetaID
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil, fmt.Errorf("diff: %s is not a directory", dir)
-	}
 	n := opts.Workers
 	if n <= 0 {
 		n = 2 * runtime.GOMAXPROCS(0)
@@ -628,22 +625,30 @@ func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts
 	// The walk queues regular files for a pool of hashers while it goes
 	// on; only the changes they find are kept.
 	g, gctx := errgroup.WithContext(ctx)
-	dd := &diskDiffer{differ: differ{ctx: gctx, r: r, opts: opts}, jobs: make(chan diskJob, 256), found: map[int]*Change{}}
+	dd := newDiskDiffer(differ{ctx: gctx, r: r, opts: opts})
+	dd.jobs = make(chan diskJob, 256)
+	root, st, err := dd.openRoot(dir)
+	if err != nil {
+		return nil, err
+	}
 	for range n {
 		g.Go(dd.hasher)
 	}
 	g.Go(func() error {
 		defer close(dd.jobs)
-		rootInfo, err := dd.diskInfo(dir, &st)
+		defer dd.release(root)
+		rootInfo, err := dd.diskInfo(root, ".", &st)
 		if err != nil {
 			return err
 		}
 		if err := dd.dirMeta(top, meta, repo.ID{}, rootInfo); err != nil {
 			return err
 		}
-		return dd.dirs(top, dir, tree)
+		return dd.dirs(top, root, tree)
 	})
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	dd.closeAll()
+	if err != nil {
 		return nil, err
 	}
 	return dd.collect(), nil
@@ -658,15 +663,113 @@ type diskDiffer struct {
 	jobs  chan diskJob
 	mu    sync.Mutex
 	found map[int]*Change
+	dents []byte // the walk's getdents buffer
+
+	// Directories open and not yet closed: a failed walk drops the jobs
+	// it queued, and closes what they would have released.
+	fdMu sync.Mutex
+	fds  map[int]struct{}
+}
+
+func newDiskDiffer(d differ) *diskDiffer {
+	return &diskDiffer{differ: d, found: map[int]*Change{}, dents: make([]byte, 32<<10), fds: map[int]struct{}{}}
+}
+
+// diskDir is a directory open on a disk side of a diff. Its entries are
+// read relative to it, as commit reads a tree, so that no path longer than
+// a name reaches the kernel. The jobs hashing its files share it; the last
+// to release it closes it.
+type diskDir struct {
+	fd   int
+	path string // names it in errors only
+	refs atomic.Int32
+}
+
+// openRoot opens the directory dir a diff compares (a symlink there is
+// the caller's and followed) and returns it with its stat.
+func (dd *diskDiffer) openRoot(dir string) (*diskDir, unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return nil, st, fmt.Errorf("diff: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, st, fmt.Errorf("diff: %s is not a directory", dir)
+	}
+	d, err := dd.track(unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0))
+	if err != nil {
+		return nil, st, fmt.Errorf("diff: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	d.path = dir
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		dd.release(d)
+		return nil, st, fmt.Errorf("diff: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
+	}
+	return d, st, nil
+}
+
+// openDir opens the directory name of parent, without following a symlink.
+func (dd *diskDiffer) openDir(parent *diskDir, name string) (*diskDir, error) {
+	path := parent.path + "/" + name
+	d, err := dd.track(unix.Openat(parent.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0))
+	if err != nil {
+		return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	d.path = path
+	return d, nil
+}
+
+// track records a directory descriptor just opened, held once.
+func (dd *diskDiffer) track(fd int, err error) (*diskDir, error) {
+	if err != nil {
+		return nil, err
+	}
+	dd.fdMu.Lock()
+	dd.fds[fd] = struct{}{}
+	dd.fdMu.Unlock()
+	d := &diskDir{fd: fd}
+	d.refs.Store(1)
+	return d, nil
+}
+
+// hold takes one more reference to d, for a job that reads from it.
+func (d *diskDir) hold() *diskDir {
+	d.refs.Add(1)
+	return d
+}
+
+// release drops one reference to d, closing it with the last.
+func (dd *diskDiffer) release(d *diskDir) {
+	if d.refs.Add(-1) != 0 {
+		return
+	}
+	dd.fdMu.Lock()
+	delete(dd.fds, d.fd)
+	dd.fdMu.Unlock()
+	unix.Close(d.fd)
+}
+
+// closeAll closes the directories still open once the walk and the
+// hashers have stopped: those of the jobs a failed diff left queued.
+func (dd *diskDiffer) closeAll() {
+	dd.fdMu.Lock()
+	defer dd.fdMu.Unlock()
+	for fd := range dd.fds {
+		unix.Close(fd)
+	}
+	clear(dd.fds)
 }
 
 type diskJob struct {
-	slot  int    // index in out
-	rel   string // the path in the tree
-	path  string // the path on disk
+	slot  int      // index in out
+	rel   string   // the path in the tree
+	dir   *diskDir // the directory holding the file, held for the job
+	name  string   // its name there
 	st    unix.Stat_t
 	oldID repo.ID
 }
+
+// path names the job's file in errors.
+func (j *diskJob) path() string { return j.dir.path + "/" + j.name }
 
 // diskItem is one entry of a directory on disk.
 type diskItem struct {
@@ -676,30 +779,25 @@ type diskItem struct {
 
 func (it *diskItem) isDir() bool { return it.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
-func (dd *diskDiffer) readDisk(path string) ([]diskItem, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+// readDisk lists the directory d, sorted, with each entry's lstat.
+func (dd *diskDiffer) readDisk(d *diskDir) ([]diskItem, error) {
+	names, err := dirent.Names(d.fd, dd.dents, d.path)
 	if err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
 	sort.Strings(names)
 	items := make([]diskItem, len(names))
-	fd := int(f.Fd())
 	for i, n := range names {
 		items[i].name = n
-		if err := unix.Fstatat(fd, n, &items[i].st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "lstat", Path: path + "/" + n, Err: err})
+		if err := unix.Fstatat(d.fd, n, &items[i].st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "lstat", Path: d.path + "/" + n, Err: err})
 		}
 	}
 	return items, nil
 }
 
-// dirs compares the commit's dirtree tree with the directory at abs.
-func (dd *diskDiffer) dirs(p, abs string, tree repo.ID) error {
+// dirs compares the commit's dirtree tree with the directory d.
+func (dd *diskDiffer) dirs(p string, d *diskDir, tree repo.ID) error {
 	if err := dd.ctx.Err(); err != nil {
 		return err
 	}
@@ -707,34 +805,35 @@ func (dd *diskDiffer) dirs(p, abs string, tree repo.ID) error {
 	if err != nil {
 		return err
 	}
-	ib, err := dd.readDisk(abs)
+	ib, err := dd.readDisk(d)
 	if err != nil {
 		return err
 	}
 	return mergeNames(ia, ib, treeItemName, diskItemName,
 		func(a *treeItem) error { return dd.removed(diffJoin(p, a.name), *a) },
-		func(b *diskItem) error { return dd.addedDisk(diffJoin(p, b.name), abs+"/"+b.name, b) },
-		func(a *treeItem, b *diskItem) error { return dd.bothDisk(diffJoin(p, a.name), abs+"/"+b.name, *a, b) })
+		func(b *diskItem) error { return dd.addedDisk(diffJoin(p, b.name), d, b) },
+		func(a *treeItem, b *diskItem) error { return dd.bothDisk(diffJoin(p, a.name), d, *a, b) })
 }
 
-// diskInfo describes an entry on disk as commit would record it, without
-// reading a regular file's content.
-func (dd *diskDiffer) diskInfo(path string, st *unix.Stat_t) (*EntryInfo, error) {
+// diskInfo describes the entry name of the directory d (d itself for
+// "."), whose lstat is st, as commit would record it, without reading a
+// regular file's content.
+func (dd *diskDiffer) diskInfo(d *diskDir, name string, st *unix.Stat_t) (*EntryInfo, error) {
 	e := &EntryInfo{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		e.Type = TypeDirectory
 		if !dd.opts.IgnoreXattrs {
-			x, err := xattr.List(path, commit.SkipXattr)
+			x, err := xattr.ListAt(d.fd, d.path, name, commit.SkipXattr)
 			if err != nil {
-				return nil, fmt.Errorf("diff: %s: %w", path, err)
+				return nil, fmt.Errorf("diff: %w", err)
 			}
 			e.Xattrs = x
 		}
 	case unix.S_IFSOCK:
 		e.Type = typeSocket
 	default:
-		h, err := commit.DiskHeader(path, st, dd.opts.IgnoreXattrs)
+		h, err := commit.DiskHeaderAt(d.fd, d.path, name, st, dd.opts.IgnoreXattrs)
 		if err != nil {
 			return nil, fmt.Errorf("diff: %w", err)
 		}
@@ -762,44 +861,52 @@ func diskHeader(e *EntryInfo) (*repo.FileHeader, bool) {
 	return nil, false
 }
 
-// addedDisk reports an entry on disk that the commit lacks, and the
-// contents of a directory.
-func (dd *diskDiffer) addedDisk(p, abs string, it *diskItem) error {
-	info, err := dd.diskInfo(abs, &it.st)
+// addedDisk reports the entry it of the directory d, which the commit
+// lacks, and the contents of a directory.
+func (dd *diskDiffer) addedDisk(p string, d *diskDir, it *diskItem) error {
+	info, err := dd.diskInfo(d, it.name, &it.st)
 	if err != nil {
 		return err
 	}
 	dd.out = append(dd.out, Change{Kind: Added, Path: p, New: info})
 	if it.isDir() {
-		return dd.diskSubtree(p, abs)
+		return dd.diskSubtree(p, d, it.name)
 	}
 	return nil
 }
 
-func (dd *diskDiffer) diskSubtree(p, abs string) error {
+// diskSubtree reports everything below the directory name of parent as
+// added.
+func (dd *diskDiffer) diskSubtree(p string, parent *diskDir, name string) error {
 	if err := dd.ctx.Err(); err != nil {
 		return err
 	}
-	items, err := dd.readDisk(abs)
+	d, err := dd.openDir(parent, name)
+	if err != nil {
+		return err
+	}
+	defer dd.release(d)
+	items, err := dd.readDisk(d)
 	if err != nil {
 		return err
 	}
 	for i := range items {
-		if err := dd.addedDisk(diffJoin(p, items[i].name), abs+"/"+items[i].name, &items[i]); err != nil {
+		if err := dd.addedDisk(diffJoin(p, items[i].name), d, &items[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// bothDisk compares an entry of the commit with the same path on disk.
-func (dd *diskDiffer) bothDisk(p, abs string, a treeItem, b *diskItem) error {
+// bothDisk compares an entry of the commit with the same path on disk, the
+// entry b of the directory d.
+func (dd *diskDiffer) bothDisk(p string, d *diskDir, a treeItem, b *diskItem) error {
 	if !a.dir && b.st.Mode&unix.S_IFMT == unix.S_IFREG {
 		// Read (xattrs) and hashed by the pool; the placeholder keeps
 		// the tree order.
-		return enqueue(dd, dd.jobs, diskJob{slot: len(dd.out), rel: p, path: abs, st: b.st, oldID: a.id})
+		return enqueue(dd, dd.jobs, diskJob{slot: len(dd.out), rel: p, dir: d.hold(), name: b.name, st: b.st, oldID: a.id})
 	}
-	nw, err := dd.diskInfo(abs, &b.st)
+	nw, err := dd.diskInfo(d, b.name, &b.st)
 	if err != nil {
 		return err
 	}
@@ -812,7 +919,12 @@ func (dd *diskDiffer) bothDisk(p, abs string, a treeItem, b *diskItem) error {
 		if f := dd.metaFields(old, nw); len(f) > 0 {
 			dd.out = append(dd.out, Change{Kind: Modified, Path: p, Meta: true, Fields: f, Old: old, New: nw})
 		}
-		return dd.dirs(p, abs, a.id)
+		sub, err := dd.openDir(d, b.name)
+		if err != nil {
+			return err
+		}
+		defer dd.release(sub)
+		return dd.dirs(p, sub, a.id)
 	case !a.dir && !b.isDir():
 		h, err := dd.r.StatFile(a.id)
 		if err != nil {
@@ -844,7 +956,7 @@ func (dd *diskDiffer) bothDisk(p, abs string, a treeItem, b *diskItem) error {
 		}
 	}
 	if b.isDir() {
-		return dd.diskSubtree(p, abs)
+		return dd.diskSubtree(p, d, b.name)
 	}
 	return nil
 }
@@ -864,6 +976,7 @@ func (dd *diskDiffer) normalize(old, nw *EntryInfo) {
 // hasher compares queued regular files until the queue closes.
 func (dd *diskDiffer) hasher() error {
 	return hashJobs(dd, dd.jobs, func(j *diskJob, buf []byte) (int, *Change, error) {
+		defer dd.release(j.dir)
 		c, err := dd.compareDiskFile(j, buf)
 		return j.slot, c, err
 	})
@@ -905,7 +1018,7 @@ func hashJobs[J any](dd *diskDiffer, jobs <-chan J, compare func(*J, []byte) (in
 // compareDiskFile compares a regular file on disk with a file object.
 func (dd *diskDiffer) compareDiskFile(j *diskJob, buf []byte) (*Change, error) {
 	p := j.rel
-	nw, err := dd.diskInfo(j.path, &j.st)
+	nw, err := dd.diskInfo(j.dir, j.name, &j.st)
 	if err != nil {
 		return nil, err
 	}
@@ -952,8 +1065,8 @@ func (dd *diskDiffer) compareDiskFile(j *diskJob, buf []byte) (*Change, error) {
 // hashDiskFile returns the id of the job's file as a file object with
 // header h.
 func hashDiskFile(j *diskJob, h *repo.FileHeader, buf []byte) (repo.ID, error) {
-	path := j.path
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	path := j.path()
+	fd, err := unix.Openat(j.dir.fd, j.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return repo.ID{}, fmt.Errorf("diff: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}

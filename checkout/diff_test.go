@@ -582,3 +582,85 @@ func TestDiffDirsMatchesDiffDir(t *testing.T) {
 		t.Errorf("a file as the new side: %v", err)
 	}
 }
+
+// DiffDir and DiffDirs compare trees deeper than PATH_MAX, which commit
+// and checkout handle: like commit, they read each entry relative to its
+// open directory (xattrs, symlink targets and content included).
+func TestDiffDeepTree(t *testing.T) {
+	r := dtRepo(t, repo.ModeBareUser)
+	src := dtMakeDir(t, nil)
+	chain := testtree.Deep(t, src, 25, testtree.Tree{
+		"f":    {Mode: 0o644, Content: "x", Xattrs: map[string]string{"user.k": "v"}},
+		"gone": testtree.File("g", 0o644),
+		"l":    testtree.Symlink("f"),
+	})
+	if len(src)+len(chain) <= 4096 {
+		t.Fatalf("the tree is only %d bytes deep", len(src)+len(chain))
+	}
+	deep := "/" + chain
+	id := dtCommitDir(t, r, src)
+	got, err := checkout.DiffDir(t.Context(), r, id, src, checkout.DiffOptions{})
+	dtCheck(t, "the directory committed", got, err, nil)
+
+	// An xattr deep down is read, not left out.
+	sr, err := os.OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	f, err := sr.Open(chain + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Fsetxattr(int(f.Fd()), "user.k", []byte("w"), 0)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = checkout.DiffDir(t.Context(), r, id, src, checkout.DiffOptions{})
+	dtCheck(t, "an xattr changed", got, err, []dtLine{{"M", deep + "/f", true, "xattrs"}})
+
+	co := filepath.Join(t.TempDir(), "co")
+	if _, err := checkout.Checkout(t.Context(), r, id, co, checkout.Options{UserMode: true, ForceCopy: true}); err != nil {
+		t.Fatal(err)
+	}
+	noMeta := checkout.DiffOptions{IgnoreXattrs: true, IgnoreOwners: true}
+	got, err = checkout.DiffDir(t.Context(), r, id, co, noMeta)
+	dtCheck(t, "its user-mode checkout", got, err, nil)
+
+	cr, err := os.OpenRoot(co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	for _, err := range []error{
+		cr.WriteFile(chain+"/f", []byte("changed"), 0o644),
+		cr.Remove(chain + "/gone"),
+		cr.Symlink("f", chain+"/new"),
+		cr.Mkdir(chain+"/newdir", 0o755),
+		cr.WriteFile(chain+"/newdir/x", []byte("x"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []dtLine{
+		{"M", deep + "/f", false, "content"},
+		{"D", deep + "/gone", false, ""},
+		{"A", deep + "/new", false, ""},
+		{"A", deep + "/newdir", false, ""},
+		{"A", deep + "/newdir/x", false, ""},
+	}
+	got, err = checkout.DiffDir(t.Context(), r, id, co, noMeta)
+	dtCheck(t, "the changed checkout", got, err, want)
+	got, err = checkout.DiffDirs(t.Context(), src, co, noMeta)
+	dtCheck(t, "the directory and the changed checkout", got, err, want)
+	got, err = checkout.DiffDirs(t.Context(), co, src, checkout.DiffOptions{Verify: true, IgnoreXattrs: true, IgnoreOwners: true})
+	dtCheck(t, "the other way round", got, err, []dtLine{
+		{"M", deep + "/f", false, "content"},
+		{"A", deep + "/gone", false, ""},
+		{"D", deep + "/new", false, ""},
+		{"D", deep + "/newdir", false, ""},
+		{"D", deep + "/newdir/x", false, ""},
+	})
+}

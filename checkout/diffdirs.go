@@ -3,7 +3,6 @@ package checkout
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 
 	"golang.org/x/sync/errgroup"
@@ -14,46 +13,52 @@ import (
 // compares a commit with one (as OSTree's diff compares two directories):
 // each entry is described as `otree commit` would record it, regular files
 // of one size are hashed on a bounded pool of workers, and the changes come
-// in the order Diff uses. No repository is involved. OwnerUID and OwnerGID
-// apply to both sides; Subpath does not apply.
+// in the order Diff uses. No repository is involved. Entries are read
+// relative to their open directories, as commit reads a tree, so trees
+// deeper than PATH_MAX compare as any other. OwnerUID and OwnerGID apply
+// to both sides; Subpath does not apply.
 func DiffDirs(ctx context.Context, oldDir, newDir string, opts DiffOptions) ([]Change, error) {
 	if opts.Subpath != "" {
 		return nil, fmt.Errorf("diff: a subpath applies to a commit, and %s and %s are directories", oldDir, newDir)
-	}
-	var sts [2]unix.Stat_t
-	for i, dir := range []string{oldDir, newDir} {
-		if err := unix.Stat(dir, &sts[i]); err != nil {
-			return nil, fmt.Errorf("diff: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
-		}
-		if sts[i].Mode&unix.S_IFMT != unix.S_IFDIR {
-			return nil, fmt.Errorf("diff: %s is not a directory", dir)
-		}
 	}
 	n := opts.Workers
 	if n <= 0 {
 		n = 2 * runtime.GOMAXPROCS(0)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	dd := &dirsDiffer{diskDiffer: diskDiffer{differ: differ{ctx: gctx, opts: opts}, found: map[int]*Change{}}, jobs: make(chan dirsJob, 256)}
+	dd := &dirsDiffer{diskDiffer: newDiskDiffer(differ{ctx: gctx, opts: opts}), jobs: make(chan dirsJob, 256)}
+	var roots [2]*diskDir
+	var sts [2]unix.Stat_t
+	for i, dir := range []string{oldDir, newDir} {
+		var err error
+		if roots[i], sts[i], err = dd.openRoot(dir); err != nil {
+			dd.closeAll()
+			return nil, err
+		}
+	}
 	for range n {
 		g.Go(dd.hasher)
 	}
 	g.Go(func() error {
 		defer close(dd.jobs)
-		old, err := dd.diskInfo(oldDir, &sts[0])
+		defer dd.release(roots[0])
+		defer dd.release(roots[1])
+		old, err := dd.diskInfo(roots[0], ".", &sts[0])
 		if err != nil {
 			return err
 		}
-		nw, err := dd.diskInfo(newDir, &sts[1])
+		nw, err := dd.diskInfo(roots[1], ".", &sts[1])
 		if err != nil {
 			return err
 		}
 		if f := dd.metaFields(old, nw); len(f) > 0 {
 			dd.out = append(dd.out, Change{Kind: Modified, Path: "/", Meta: true, Fields: f, Old: old, New: nw})
 		}
-		return dd.dirs("/", oldDir, newDir)
+		return dd.dirs("/", roots[0], roots[1])
 	})
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	dd.closeAll()
+	if err != nil {
 		return nil, err
 	}
 	return dd.collect(), nil
@@ -78,7 +83,7 @@ func (dd *diskDiffer) collect() []Change {
 
 // dirsDiffer is a diskDiffer whose old side is a directory too.
 type dirsDiffer struct {
-	diskDiffer
+	*diskDiffer
 	jobs chan dirsJob
 }
 
@@ -88,31 +93,30 @@ type dirsJob struct {
 	old, new diskJob
 }
 
-// dirs compares the directories oldAbs and newAbs at path p.
-func (dd *dirsDiffer) dirs(p, oldAbs, newAbs string) error {
+// dirs compares the directories old and nw at path p.
+func (dd *dirsDiffer) dirs(p string, old, nw *diskDir) error {
 	if err := dd.ctx.Err(); err != nil {
 		return err
 	}
-	ia, err := dd.readDisk(oldAbs)
+	ia, err := dd.readDisk(old)
 	if err != nil {
 		return err
 	}
-	ib, err := dd.readDisk(newAbs)
+	ib, err := dd.readDisk(nw)
 	if err != nil {
 		return err
 	}
 	return mergeNames(ia, ib, diskItemName, diskItemName,
-		func(a *diskItem) error { return dd.diskTree(Deleted, diffJoin(p, a.name), oldAbs+"/"+a.name, a) },
-		func(b *diskItem) error { return dd.diskTree(Added, diffJoin(p, b.name), newAbs+"/"+b.name, b) },
-		func(a, b *diskItem) error {
-			return dd.both(diffJoin(p, a.name), oldAbs+"/"+a.name, newAbs+"/"+b.name, a, b)
-		})
+		func(a *diskItem) error { return dd.diskTree(Deleted, diffJoin(p, a.name), old, a) },
+		func(b *diskItem) error { return dd.diskTree(Added, diffJoin(p, b.name), nw, b) },
+		func(a, b *diskItem) error { return dd.both(diffJoin(p, a.name), old, nw, a, b) })
 }
 
-// diskTree reports an entry on one side only, and what a directory holds:
-// always when added, with Verify when deleted (as Diff does).
-func (dd *dirsDiffer) diskTree(kind ChangeKind, p, abs string, it *diskItem) error {
-	info, err := dd.diskInfo(abs, &it.st)
+// diskTree reports the entry it of the directory d, on one side only, and
+// what a directory holds: always when added, with Verify when deleted (as
+// Diff does).
+func (dd *dirsDiffer) diskTree(kind ChangeKind, p string, d *diskDir, it *diskItem) error {
+	info, err := dd.diskInfo(d, it.name, &it.st)
 	if err != nil {
 		return err
 	}
@@ -122,43 +126,50 @@ func (dd *dirsDiffer) diskTree(kind ChangeKind, p, abs string, it *diskItem) err
 	}
 	dd.out = append(dd.out, c)
 	if it.isDir() {
-		return dd.contents(kind, p, abs)
+		return dd.contents(kind, p, d, it.name)
 	}
 	return nil
 }
 
-// contents reports what the directory abs holds as kind; nothing for a
-// deleted one without Verify.
-func (dd *dirsDiffer) contents(kind ChangeKind, p, abs string) error {
+// contents reports what the directory name of parent holds as kind;
+// nothing for a deleted one without Verify.
+func (dd *dirsDiffer) contents(kind ChangeKind, p string, parent *diskDir, name string) error {
 	if kind == Deleted && !dd.opts.Verify {
 		return nil
 	}
 	if err := dd.ctx.Err(); err != nil {
 		return err
 	}
-	items, err := dd.readDisk(abs)
+	d, err := dd.openDir(parent, name)
+	if err != nil {
+		return err
+	}
+	defer dd.release(d)
+	items, err := dd.readDisk(d)
 	if err != nil {
 		return err
 	}
 	for i := range items {
-		if err := dd.diskTree(kind, diffJoin(p, items[i].name), abs+"/"+items[i].name, &items[i]); err != nil {
+		if err := dd.diskTree(kind, diffJoin(p, items[i].name), d, &items[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// both compares an entry present in both directories.
-func (dd *dirsDiffer) both(p, oldAbs, newAbs string, a, b *diskItem) error {
+// both compares the entries a of the directory od and b of nd, of one
+// name.
+func (dd *dirsDiffer) both(p string, od, nd *diskDir, a, b *diskItem) error {
 	isReg := func(it *diskItem) bool { return it.st.Mode&unix.S_IFMT == unix.S_IFREG }
 	if isReg(a) && isReg(b) && a.st.Size == b.st.Size {
-		return enqueue(&dd.diskDiffer, dd.jobs, dirsJob{slot: len(dd.out), old: diskJob{rel: p, path: oldAbs, st: a.st}, new: diskJob{rel: p, path: newAbs, st: b.st}})
+		return enqueue(dd.diskDiffer, dd.jobs, dirsJob{slot: len(dd.out),
+			old: diskJob{rel: p, dir: od.hold(), name: a.name, st: a.st}, new: diskJob{rel: p, dir: nd.hold(), name: b.name, st: b.st}})
 	}
-	old, err := dd.diskInfo(oldAbs, &a.st)
+	old, err := dd.diskInfo(od, a.name, &a.st)
 	if err != nil {
 		return err
 	}
-	nw, err := dd.diskInfo(newAbs, &b.st)
+	nw, err := dd.diskInfo(nd, b.name, &b.st)
 	if err != nil {
 		return err
 	}
@@ -167,7 +178,17 @@ func (dd *dirsDiffer) both(p, oldAbs, newAbs string, a, b *diskItem) error {
 		if f := dd.metaFields(old, nw); len(f) > 0 {
 			dd.out = append(dd.out, Change{Kind: Modified, Path: p, Meta: true, Fields: f, Old: old, New: nw})
 		}
-		return dd.dirs(p, oldAbs, newAbs)
+		osub, err := dd.openDir(od, a.name)
+		if err != nil {
+			return err
+		}
+		defer dd.release(osub)
+		nsub, err := dd.openDir(nd, b.name)
+		if err != nil {
+			return err
+		}
+		defer dd.release(nsub)
+		return dd.dirs(p, osub, nsub)
 	case !a.isDir() && !b.isDir():
 		// Sizes differ, or not both regular: no content to read.
 		c, err := dd.compareFiles(p, old, nw, func() (bool, error) { return false, nil })
@@ -179,14 +200,16 @@ func (dd *dirsDiffer) both(p, oldAbs, newAbs string, a, b *diskItem) error {
 	}
 	dd.out = append(dd.out, Change{Kind: Modified, Path: p, Fields: []string{FieldType}, Old: old, New: nw})
 	if a.isDir() {
-		return dd.contents(Deleted, p, oldAbs)
+		return dd.contents(Deleted, p, od, a.name)
 	}
-	return dd.contents(Added, p, newAbs)
+	return dd.contents(Added, p, nd, b.name)
 }
 
 // hasher compares queued pairs of files until the queue closes.
 func (dd *dirsDiffer) hasher() error {
-	return hashJobs(&dd.diskDiffer, dd.jobs, func(j *dirsJob, buf []byte) (int, *Change, error) {
+	return hashJobs(dd.diskDiffer, dd.jobs, func(j *dirsJob, buf []byte) (int, *Change, error) {
+		defer dd.release(j.old.dir)
+		defer dd.release(j.new.dir)
 		c, err := dd.compare(j, buf)
 		return j.slot, c, err
 	})
@@ -195,11 +218,11 @@ func (dd *dirsDiffer) hasher() error {
 // compare compares two regular files of one size: their contents are
 // hashed under one header, so equal ids mean equal bytes.
 func (dd *dirsDiffer) compare(j *dirsJob, buf []byte) (*Change, error) {
-	old, err := dd.diskInfo(j.old.path, &j.old.st)
+	old, err := dd.diskInfo(j.old.dir, j.old.name, &j.old.st)
 	if err != nil {
 		return nil, err
 	}
-	nw, err := dd.diskInfo(j.new.path, &j.new.st)
+	nw, err := dd.diskInfo(j.new.dir, j.new.name, &j.new.st)
 	if err != nil {
 		return nil, err
 	}
