@@ -100,7 +100,12 @@ type Options struct {
 	// SignKeys sign the commit: their ed25519 signatures are added to its
 	// detached metadata in the same transaction, before the ref moves.
 	SignKeys []ed25519.PrivateKey
-	Sources  []Source // at least one; later sources overlay earlier ones
+	// Sources are the trees to commit, at least one. Later sources overlay
+	// earlier ones: their non-directories replace those at the same path,
+	// and their directory metadata wins, but for directories a tar only
+	// implies (parents it leaves out, its root without a "./" entry),
+	// which keep an earlier source's metadata.
+	Sources []Source
 
 	OwnerUID, OwnerGID   *uint32 // override every entry's owner
 	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes masked with 0755
@@ -572,6 +577,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 		// move the branch to an empty tree.
 		return nil, fmt.Errorf("commit: refusing to commit an empty tree: no entries in %s", strings.Join(emptyTars, " or "))
 	}
+	mod.matchImplied(b.root)
 	return b, nil
 }
 

@@ -60,15 +60,46 @@ func newModifier(o *Options, mode repo.Mode) *modifier {
 // directory at path dir ("" or "/" for the root; name "" for dir itself),
 // or nil, and records that the tree has that path.
 func (m *modifier) overrideFor(dir, name string) *override {
-	if m.byPath == nil {
-		return nil
-	}
-	p := joinPath(dir, name)
-	o := m.byPath[p]
+	o := m.peek(joinPath(dir, name))
 	if o != nil {
 		o.seen.Store(true)
 	}
 	return o
+}
+
+// peek returns the stat override of the tree path p, or nil, without
+// recording that the tree has p.
+func (m *modifier) peek(p string) *override {
+	if m.byPath == nil {
+		return nil
+	}
+	return m.byPath[p]
+}
+
+// matchImplied records as had each stat override applied to an implicit
+// directory (dir.implied) that the tree root kept: where an earlier
+// source had the directory, its metadata stayed and the override did not
+// apply through this one.
+func (m *modifier) matchImplied(root *dir) {
+	for _, o := range m.overrides {
+		if o.seen.Load() {
+			continue
+		}
+		d := root
+		if o.Path != "/" {
+			for _, name := range strings.Split(o.Path[1:], "/") {
+				i := d.findDir(name)
+				if i < 0 {
+					d = nil
+					break
+				}
+				d = d.dirs[i]
+			}
+		}
+		if d != nil && d.implied == o {
+			o.seen.Store(true)
+		}
+	}
 }
 
 // joinPath makes the tree path of name in dir, both as the walk and the

@@ -57,11 +57,13 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 		defer c.Close()
 	}
 	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, linkAt: map[string]int{}}
-	ti.root = &dir{}
 	if ti.defMeta, err = ti.autoDirMeta(nil); err != nil {
 		return nil, 0, err
 	}
-	ti.root.meta = ti.defMeta
+	// The root is implicit until a "./" entry names it.
+	if ti.root, err = ti.implicitDir("/"); err != nil {
+		return nil, 0, err
+	}
 	ar := &tarInput{r: rd}
 	tr := tar.NewReader(ar)
 	// end is where the data of the entry last read ends, padded to a
@@ -497,6 +499,23 @@ func (ti *tarImport) autoDirMeta(o *override) (repo.ID, error) {
 	return ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 }
 
+// implicitDir makes the directory at tree path p ("/a/b"), which the tar
+// leaves out: an earlier source's metadata for it stays (see
+// dir.implicit), else it gets the default.
+func (ti *tarImport) implicitDir(p string) (*dir, error) {
+	d := &dir{meta: ti.defMeta, implicit: true}
+	// Not recorded as had yet: the override applies only if this
+	// default is kept (modifier.matchImplied).
+	if o := ti.mod.peek(p); o != nil {
+		var err error
+		if d.meta, err = ti.autoDirMeta(o); err != nil {
+			return nil, err
+		}
+		d.implied = o
+	}
+	return d, nil
+}
+
 // parent returns the directory that holds name, creating missing ones.
 func (ti *tarImport) parent(name string) (*dir, string, error) {
 	d := ti.root
@@ -509,12 +528,9 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 		}
 		i := d.findDir(p)
 		if i < 0 {
-			sub := &dir{meta: ti.defMeta}
-			if o := ti.mod.overrideFor("", strings.Join(parts[:k+1], "/")); o != nil {
-				var err error
-				if sub.meta, err = ti.autoDirMeta(o); err != nil {
-					return nil, "", err
-				}
+			sub, err := ti.implicitDir("/" + strings.Join(parts[:k+1], "/"))
+			if err != nil {
+				return nil, "", err
 			}
 			d.setDir(p, sub)
 			ti.cnt.dirs.Add(1)
@@ -555,7 +571,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		if name == "" {
-			ti.root.meta = id
+			ti.root.meta, ti.root.implicit, ti.root.implied = id, false, nil
 			return nil
 		}
 		d, base, err := ti.parent(name)
@@ -568,7 +584,8 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 			return fmt.Errorf("a directory where an earlier entry of the tar put a non-directory (cannot replace a file with a directory)")
 		}
 		if i := d.findDir(base); i >= 0 {
-			d.dirs[i].meta = id
+			sub := d.dirs[i]
+			sub.meta, sub.implicit, sub.implied = id, false, nil
 			return nil
 		}
 		d.setDir(base, &dir{meta: id})

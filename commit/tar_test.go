@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -756,5 +757,139 @@ func TestTarCompressedChecksum(t *testing.T) {
 	os.WriteFile(p, gz, 0o644)
 	if _, err := commitTar(r, "bad", p); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("a gzip stream with a bad CRC: %v", err)
+	}
+}
+
+// A directory a tar only implies (a parent it leaves out, its root without
+// a "./" entry) keeps the metadata an earlier source gives it, as in
+// OSTree; it gets the default (0755, owner 0) only where no earlier source
+// has it. A directory the tar names overrides, as a later source does.
+func TestTarImplicitDirsKeepEarlierMetadata(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive) // records any owner without root
+	lower := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 7, Gid: 8},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, Uid: 5, Gid: 6},
+		{Name: "tmp/keep", Typeflag: tar.TypeReg, Mode: 0o644},
+	}, nil)
+	if _, err := commitTar(r, "lower", lower); err != nil {
+		t.Fatal(err)
+	}
+	disk := makeTree(t, testtree.Tree{"tmp": testtree.Dir(0o755)})
+	for p, m := range map[string]uint32{"": 0o750, "tmp": 0o1777} {
+		if err := syscall.Chmod(filepath.Join(disk, p), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(disk, &st); err != nil {
+		t.Fatal(err)
+	}
+	tmpFoo := writeTar(t, []*tar.Header{{Name: "tmp/foo", Typeflag: tar.TypeReg, Mode: 0o644}}, nil)
+	deep := writeTar(t, []*tar.Header{{Name: "tmp/new/f", Typeflag: tar.TypeReg, Mode: 0o644}}, nil)
+	named := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700, Uid: 3, Gid: 4},
+		{Name: "tmp/foo", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o711, Uid: 1, Gid: 2}, // after an entry that implied it
+	}, nil)
+	plain := writeTar(t, []*tar.Header{{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644}}, nil)
+	tarSrc := func(p string) commit.Source { return commit.Source{Kind: commit.SourceTar, Path: p} }
+	ref := commit.Source{Kind: commit.SourceRef, Path: "lower"}
+	type meta struct{ mode, uid, gid uint32 }
+	dflt := meta{0o755, 0, 0}
+	lowRoot, lowTmp := meta{0o750, 7, 8}, meta{0o1777, 5, 6}
+	for _, c := range []struct {
+		name      string
+		sources   []commit.Source
+		filter    string
+		root, tmp meta
+		more      map[string]meta
+	}{
+		{"ref, then an implied tmp", []commit.Source{ref, tarSrc(tmpFoo)}, "", lowRoot, lowTmp, nil},
+		{"base, then an implied tmp", []commit.Source{{Kind: commit.SourceBase, Path: "lower"}, tarSrc(tmpFoo)}, "", lowRoot, lowTmp, nil},
+		{"dir, then an implied tmp", []commit.Source{{Kind: commit.SourceDir, Path: disk}, tarSrc(tmpFoo)}, "",
+			meta{0o750, st.Uid, st.Gid}, meta{0o1777, st.Uid, st.Gid}, nil},
+		{"a tar naming tmp, then one implying it", []commit.Source{tarSrc(lower), tarSrc(tmpFoo)}, "", lowRoot, lowTmp, nil},
+		{"a new directory below an implied tmp", []commit.Source{ref, tarSrc(deep)}, "", lowRoot, lowTmp, map[string]meta{"/tmp/new": dflt}},
+		{"the pathname filter implying tmp", []commit.Source{ref, tarSrc(plain)}, "^,tmp/", lowRoot, lowTmp, nil},
+		{"a tar naming the root and tmp", []commit.Source{ref, tarSrc(named)}, "", meta{0o700, 3, 4}, meta{0o711, 1, 2}, nil},
+		{"an implied tmp, then a source naming it", []commit.Source{tarSrc(tmpFoo), ref}, "", lowRoot, lowTmp, nil},
+		{"an implied tmp alone", []commit.Source{tarSrc(tmpFoo)}, "", dflt, dflt, nil},
+	} {
+		o := commit.Options{Branch: "main", Sources: c.sources}
+		if c.filter != "" {
+			var err error
+			if o.TarPathnameFilter, err = commit.ParsePathnameFilter(c.filter); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := commit.Commit(ctx, r, o)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		want := map[string]meta{"/": c.root, "/tmp": c.tmp}
+		for p, m := range c.more {
+			want[p] = m
+		}
+		for p, w := range want {
+			m, err := r.ReadDirMeta(mustLookup(t, r, res.Commit, p).MetaID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := (meta{m.Mode, m.UID, m.GID}); got != w {
+				t.Errorf("%s: %s is %o %d:%d, want %o %d:%d", c.name, p, got.mode, got.uid, got.gid, w.mode, w.uid, w.gid)
+			}
+		}
+	}
+}
+
+// A stat override naming a directory a tar only implies applies where the
+// default is kept; where an earlier source has the directory, that
+// source's metadata stays, with the override applied to it unless the
+// source is a base, to which no option applies: the override then names a
+// path no source has.
+func TestTarImplicitDirStatOverride(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	lower := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 7, Gid: 8},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, Uid: 5, Gid: 6},
+	}, nil)
+	if _, err := commitTar(r, "lower", lower); err != nil {
+		t.Fatal(err)
+	}
+	tmpFoo := commit.Source{Kind: commit.SourceTar, Path: writeTar(t, []*tar.Header{{Name: "tmp/foo", Typeflag: tar.TypeReg, Mode: 0o644}}, nil)}
+	ref := commit.Source{Kind: commit.SourceRef, Path: "lower"}
+	base := commit.Source{Kind: commit.SourceBase, Path: "lower"}
+	for _, c := range []struct {
+		name    string
+		sources []commit.Source
+		path    string
+		want    repo.DirMeta // zero: the override names a path no source has
+	}{
+		{"tar alone, tmp", []commit.Source{tmpFoo}, "/tmp", repo.DirMeta{Mode: 0o700}},
+		{"tar alone, root", []commit.Source{tmpFoo}, "/", repo.DirMeta{Mode: 0o700}},
+		{"ref, then tar", []commit.Source{ref, tmpFoo}, "/tmp", repo.DirMeta{Mode: 0o700, UID: 5, GID: 6}},
+		{"ref, then tar, root", []commit.Source{ref, tmpFoo}, "/", repo.DirMeta{Mode: 0o700, UID: 7, GID: 8}},
+		{"base, then tar", []commit.Source{base, tmpFoo}, "/tmp", repo.DirMeta{}},
+	} {
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: c.sources,
+			StatOverrides: []commit.StatOverride{{Path: c.path, Set: true, Mode: 0o700}}})
+		if c.want.Mode == 0 {
+			if err == nil || !strings.Contains(err.Error(), "stat overrides name paths no source has: "+c.path) {
+				t.Errorf("%s: got %v, want the override refused as naming a path no source has", c.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		m, err := r.ReadDirMeta(mustLookup(t, r, res.Commit, c.path).MetaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Mode != c.want.Mode || m.UID != c.want.UID || m.GID != c.want.GID {
+			t.Errorf("%s: %s is %o %d:%d, want %o %d:%d", c.name, c.path, m.Mode, m.UID, m.GID, c.want.Mode, c.want.UID, c.want.GID)
+		}
 	}
 }

@@ -46,6 +46,15 @@ type dir struct {
 	src       int
 	overFiles map[string]int
 
+	// implicit marks a directory its source makes only to hold what it
+	// names below it: a parent a tar leaves out, or a tar's root without
+	// a "./" entry. Its meta is a default (0755, owner 0, then the
+	// options), which gives way to the metadata an earlier source has
+	// for the directory. implied is the stat override applied to that
+	// default, if any: it counts as matched only if the default is kept.
+	implicit bool
+	implied  *override
+
 	fileNames []string
 	fileIDs   []repo.ID
 	fileKeys  []statKey // walked directories only: stat of each entry, zero when too new to trust (unless walker.exact)
@@ -212,7 +221,8 @@ func (e *typeConflict) Error() string {
 
 // overlay lays src over d, the tree path p: non-directories in src
 // replace those of d, directories merge, and src's directory metadata
-// wins. A directory against a non-directory is a *typeConflict.
+// wins unless src only implies the directory (dir.implicit). A directory
+// against a non-directory is a *typeConflict.
 func (d *dir) overlay(r reader, src *dir, p string) error {
 	if err := d.expand(r); err != nil {
 		return err
@@ -220,7 +230,9 @@ func (d *dir) overlay(r reader, src *dir, p string) error {
 	if err := src.expand(r); err != nil {
 		return err
 	}
-	d.meta = src.meta
+	if !src.implicit {
+		d.meta, d.implicit, d.implied = src.meta, false, nil
+	}
 	d.path, d.fileKeys = "", nil // no longer what is on disk at d.path: keep it out of the cache
 	for i, n := range src.fileNames {
 		if j := d.findDir(n); j >= 0 {

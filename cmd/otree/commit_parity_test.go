@@ -79,6 +79,13 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{Name: "./y", Typeflag: tar.TypeReg, Mode: 0o644},
 	})
 
+	// Implies priv (0700 in src) and the root, naming neither: both keep
+	// an earlier source's metadata.
+	impliedTar := writeTar("implied.tar", []*tar.Header{
+		{Name: "priv/t", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		{Name: "top", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+	})
+
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "base", src)
 	o.ok("commit", "-b", "base", src)
@@ -110,6 +117,9 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{args: []string{"--tree=tar=" + write("zeros.tar", strings.Repeat("\x00", 10240))}, fail: true},
 		{args: []string{"--tree=dir=" + src, "--tree=tar=" + write("empty2.tar", "")}},
 		{args: []string{"--tree=tar=" + dirThenFile}, fail: true},
+		{args: []string{"--tree=dir=" + src, "--tree=tar=" + impliedTar}},
+		{args: []string{"--tree=ref=base", "--tree=tar=" + impliedTar}},
+		{args: []string{"--base=base", "--tree=tar=" + impliedTar}},
 		{args: []string{"--tree=dir=" + src, "--tree=dir=" + clash}, fail: true},
 		{args: []string{"--tree=dir=" + clash, "--tree=dir=" + src}, fail: true},
 	} {
