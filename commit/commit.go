@@ -45,8 +45,9 @@ const (
 type Source struct {
 	Kind SourceKind // what Path names
 	Path string     // directory, tar file or revision
-	// Reader, for a SourceTar, is the tar (plain, gzip or zstd) to read
-	// instead of the file Path, which then only names it in errors.
+	// Reader, for a SourceTar, is the tar (plain, or compressed with
+	// gzip, zstd, xz or bzip2) to read instead of the file Path, which
+	// then only names it in errors.
 	// Commit reads it to the end of the archive, and may read ahead
 	// beyond; it does not close it.
 	Reader io.Reader

@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/repo"
 )
 
@@ -29,11 +27,12 @@ const (
 	paxLibarchiveXattr = "LIBARCHIVE.xattr."
 )
 
-// importTar reads a tar source (plain, gzip or zstd; "-" is standard
-// input) into a tree, and says how many entries the archive held. Names are
-// confined to the tree: absolute names are taken from its root; any ".."
-// component and entries below a non-directory are refused, and so is an
-// entry that would turn a directory into a non-directory or back.
+// importTar reads a tar source (plain, gzip, zstd, xz or bzip2; "-" is
+// standard input) into a tree, and says how many entries the archive
+// held. Names are confined to the tree: absolute names are taken from its
+// root; any ".." component and entries below a non-directory are
+// refused, and so is an entry that would turn a directory into a
+// non-directory or back.
 // Hardlinks are resolved once the whole archive is read, to what their
 // target names then, as OSTree does. An archive cut short is refused.
 func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
@@ -163,22 +162,9 @@ func checkGlobalHeader(recs map[string]string) error {
 
 // maxTarTrailer bounds what is read past the end of the archive: the
 // rest of tar's last record (10 KiB by default) and a compressed stream's
-// end, whose checksum (gzip's CRC, zstd's) is checked only there.
+// end, whose checksum (gzip's CRC, zstd's, xz's, bzip2's) is checked only
+// there.
 const maxTarTrailer = 1 << 20
-
-// checkStreamEnd reads what follows the archive, up to maxTarTrailer, so
-// that a compressed stream's checksum is checked: a corrupt stream can
-// still decompress into a well-formed archive. What lies beyond the bound
-// is not read, as tar itself ignores it, and neither are bytes after the
-// last compressed member or frame that do not start another (the zeros a
-// block device pads with), as gzip -d ignores them.
-func checkStreamEnd(rd io.Reader) error {
-	_, err := io.CopyN(io.Discard, rd, maxTarTrailer)
-	if err == io.EOF || errors.Is(err, gzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch) {
-		return nil
-	}
-	return err
-}
 
 // afterEntry says, for an error, which entry a header follows.
 func afterEntry(last string) string {
@@ -336,21 +322,6 @@ func (in *tarInput) Read(p []byte) (int, error) {
 	}
 	in.n += int64(k)
 	return k, err
-}
-
-func decompress(br *bufio.Reader) (io.Reader, error) {
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return gzip.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
-	}
-	return br, nil
 }
 
 type tarImport struct {

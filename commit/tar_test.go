@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -288,6 +289,12 @@ func TestTarAbsoluteNames(t *testing.T) {
 // tar or lands a commit whose whole tree reads back; it never panics, and
 // a failure leaves the branch alone.
 func FuzzTarSource(f *testing.F) {
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Each seed plain, and compressed with gzip and with zstd (the
+	// corpus under testdata has the found inputs in every compression).
 	seed := func(hdrs []*tar.Header, bodies map[string]string) {
 		var buf bytes.Buffer
 		tw := tar.NewWriter(&buf)
@@ -300,6 +307,19 @@ func FuzzTarSource(f *testing.F) {
 		}
 		tw.Close()
 		f.Add(buf.Bytes())
+		var gz bytes.Buffer
+		gw := gzip.NewWriter(&gz)
+		gw.Write(buf.Bytes())
+		gw.Close()
+		f.Add(gz.Bytes())
+		f.Add(zw.EncodeAll(buf.Bytes(), nil))
+	}
+	// xz and bzip2, which the standard library cannot write, as their
+	// tools wrote them: one stream or several, one block or several.
+	for _, fx := range compressedFixtures {
+		if strings.HasSuffix(fx.name, ".xz") || strings.HasSuffix(fx.name, ".bz2") {
+			f.Add(readFixture(f, fx.name))
+		}
 	}
 	seed([]*tar.Header{
 		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
