@@ -108,9 +108,11 @@ type Options struct {
 	// which keep an earlier source's metadata.
 	Sources []Source
 
-	OwnerUID, OwnerGID   *uint32 // override every entry's owner
-	CanonicalPermissions bool    // uid/gid 0, no xattrs, modes masked with 0755
-	NoXattrs             bool    // record no xattrs on any entry
+	// OwnerUID and OwnerGID override every entry's owner; a
+	// bare-user-only repository refuses any but 0.
+	OwnerUID, OwnerGID   *uint32
+	CanonicalPermissions bool // uid/gid 0, no xattrs, modes masked with 0755
+	NoXattrs             bool // record no xattrs on any entry
 	// ModeROExecutables takes the write bits off every regular file that
 	// has an execute bit.
 	ModeROExecutables bool
@@ -260,6 +262,18 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	if !opts.Timestamp.IsZero() && opts.Timestamp.Unix() < 0 {
 		return nil, fmt.Errorf("commit: timestamp %s is before 1970", opts.Timestamp)
+	}
+	if r.Mode() == repo.ModeBareUserOnly {
+		// Such a repository records every entry as 0:0; an owner asked
+		// for explicitly would be dropped without a word.
+		for _, o := range []struct {
+			name string
+			v    *uint32
+		}{{"OwnerUID", opts.OwnerUID}, {"OwnerGID", opts.OwnerGID}} {
+			if o.v != nil && *o.v != 0 {
+				return nil, fmt.Errorf("commit: %s %d: a bare-user-only repository (%s) records no owner, every entry is 0:0", o.name, *o.v, r.Path())
+			}
+		}
 	}
 	for _, s := range opts.Sources {
 		if s.Reader != nil && s.Kind != SourceTar {

@@ -541,3 +541,26 @@ func TestFailedCommitLeaksNoDescriptors(t *testing.T) {
 		t.Fatalf("%d descriptors open after 5 failed commits, %d before", after, before)
 	}
 }
+
+// A bare-user-only repository records every entry as 0:0, so an owner
+// override other than 0 is refused up front, naming the option, rather
+// than dropped; 0 is what the repository records anyway.
+func TestBareUserOnlyRefusesOwnerOverride(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUserOnly)
+	src := makeTree(t, testtree.Tree{"f": testtree.File("1", 0o644)})
+	seven, zero := uint32(7), uint32(0)
+	for _, cs := range []struct {
+		name     string
+		uid, gid *uint32
+	}{{"OwnerUID 7", &seven, nil}, {"OwnerGID 7", nil, &seven}} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", OwnerUID: cs.uid, OwnerGID: cs.gid,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		if err == nil || !strings.Contains(err.Error(), cs.name) || !strings.Contains(err.Error(), "bare-user-only") {
+			t.Errorf("%s: err = %v, want a refusal naming it", cs.name, err)
+		}
+	}
+	if _, err := r.ReadRef("main"); err == nil {
+		t.Error("a refused commit moved the branch")
+	}
+	commitDir(t, r, "main", src, func(o *commit.Options) { o.OwnerUID, o.OwnerGID = &zero, &zero })
+}

@@ -810,8 +810,11 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 			}
 		}
 	}
-	if t.r.mode == ModeBareUserOnly && (h.UID != 0 || h.GID != 0 || len(h.Xattrs) > 0) {
-		return fmt.Errorf("a bare-user-only repository records no owner or xattrs (commit with canonical permissions)")
+	if t.r.mode == ModeBareUserOnly && (h.UID != 0 || h.GID != 0) {
+		return fmt.Errorf("a bare-user-only repository records no owner, and the file is owned by %d:%d", h.UID, h.GID)
+	}
+	if t.r.mode == ModeBareUserOnly && len(h.Xattrs) > 0 {
+		return fmt.Errorf("a bare-user-only repository records no xattrs, and the file has xattr %s", h.Xattrs[0].Name)
 	}
 	return t.r.refusedMode(h)
 }

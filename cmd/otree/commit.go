@@ -268,6 +268,18 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	} else if f.orphan {
 		opts.NoParent = true
 	}
+	if r.Mode() == repo.ModeBareUserOnly {
+		// Refused rather than dropped (OSTree records 0:0 silently):
+		// the commit would not say what the flag asked for.
+		for _, o := range []struct {
+			v    int64
+			name string
+		}{{f.ownerUID, "--owner-uid"}, {f.ownerGID, "--owner-gid"}} {
+			if o.v > 0 {
+				return usagef("%s=%d: a bare-user-only repository records no owner, every entry is 0:0: leave %s out, or commit to a bare, bare-user or archive repository", o.name, o.v, o.name)
+			}
+		}
+	}
 	if f.generateSizes && r.Mode() != repo.ModeArchive {
 		fmt.Fprintf(e.stderr, "note: --generate-sizes records nothing in a %s repository (pulls read archive ones)\n", r.Mode())
 	}

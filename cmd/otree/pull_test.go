@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -764,6 +765,21 @@ func TestBareUserOnlyRefusesPulledModes(t *testing.T) {
 	ob := needOSTree(t, "bare-user-only")
 	if out, err := ob.run("pull-local", o.path, "os/stable"); err == nil || !strings.Contains(string(out), "invalid mode") {
 		t.Errorf("ostree pull-local into bare-user-only: %v %s", err, out)
+	}
+}
+
+// A pulled file that has an owner other than 0:0 is refused by a
+// bare-user-only repository, naming the owner; the error gives no commit
+// advice, which would not apply to a pull.
+func TestBareUserOnlyPullNamesOwner(t *testing.T) {
+	src := newCLI(t)
+	owner := uint32(1000)
+	src.commitTree("os/stable", source(t, testtree.Tree{"f": testtree.File("f", 0o644)}), "one", 1700000000,
+		func(o *commit.Options) { o.OwnerUID, o.OwnerGID = &owner, &owner })
+	dst := newCLIMode(t, repo.ModeBareUserOnly)
+	res := dst.fails(exitError, []string{"bare-user-only", "owned by 1000:1000"}, "pull-local", src.path, "os/stable")
+	if strings.Contains(res.stderr, "canonical") {
+		t.Errorf("pull error gives commit advice: %q", res.stderr)
 	}
 }
 
