@@ -28,10 +28,11 @@ type PruneOptions struct {
 	// RefsOnly computes reachability from refs only (ostree's --refs-only).
 	RefsOnly bool
 	// Depth is how many parents of each root commit are kept: 0 keeps the
-	// root commit alone, InfiniteDepth (any negative value) keeps all. The
-	// zero value keeps no history, so with RefsOnly set callers that mean
-	// "all history" must say InfiniteDepth. Without RefsOnly every commit
-	// is a root and Depth removes nothing (as in ostree).
+	// root commit alone, InfiniteDepth (-1) keeps all, and a depth below
+	// -1 is refused. The zero value keeps no history, so with RefsOnly set
+	// callers that mean "all history" must say InfiniteDepth. Without
+	// RefsOnly every commit is a root and Depth removes nothing (as in
+	// ostree).
 	Depth int
 	// KeepYoungerThan, when set, implies RefsOnly and replaces Depth: each
 	// ref's commit is kept, and its ancestors are kept for as long as the
@@ -45,8 +46,9 @@ type PruneOptions struct {
 	// NoPrune reports what would be deleted without deleting anything.
 	NoPrune bool
 	// BranchDepth gives refs a depth of their own, in place of Depth or
-	// KeepYoungerThan (ostree's --retain-branch-depth=BRANCH=DEPTH; a
-	// negative depth keeps all). Each name must be a ref. Implies RefsOnly.
+	// KeepYoungerThan (ostree's --retain-branch-depth=BRANCH=DEPTH;
+	// InfiniteDepth keeps all, below it is refused). Each name must be a
+	// ref. Implies RefsOnly.
 	BranchDepth map[string]int
 	// OnlyBranches, when set, trims only these refs (each must be a ref):
 	// every other ref keeps all its history unless BranchDepth says
@@ -163,6 +165,16 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	}
 	if opts.NoPrune && !opts.DeleteCommit.IsZero() {
 		return nil, errors.New("prune: DeleteCommit and NoPrune cannot be combined")
+	}
+	// Only -1 means "all": OSTree's prune takes any other negative depth
+	// as 0, and its pull refuses one; what was meant is unclear.
+	if opts.Depth < InfiniteDepth {
+		return nil, fmt.Errorf("prune: invalid depth %d (want %d for all history, or 0 or more)", opts.Depth, InfiniteDepth)
+	}
+	for name, d := range opts.BranchDepth {
+		if d < InfiniteDepth {
+			return nil, fmt.Errorf("prune: invalid depth %d for ref %s (want %d for all history, or 0 or more)", d, name, InfiniteDepth)
+		}
 	}
 	if r.readOnly && !opts.NoPrune {
 		return nil, fmt.Errorf("prune: repository %s is read-only", r.path)

@@ -208,6 +208,30 @@ func TestPruneDepth(t *testing.T) {
 	mustFsckClean(t, r)
 }
 
+// Only -1 means all history: a depth below it is refused, for Depth and
+// for a BranchDepth, before anything is deleted.
+func TestPruneDepthBelowInfiniteRefused(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	refs, err := r.ListRefs("")
+	if err != nil || len(refs) == 0 {
+		t.Fatalf("refs %v: %v", refs, err)
+	}
+	for _, o := range []repo.PruneOptions{
+		{RefsOnly: true, Depth: -2},
+		{BranchDepth: map[string]int{refs[0].Name: -5}},
+	} {
+		if _, err := r.Prune(context.Background(), o); err == nil || !strings.Contains(err.Error(), "invalid depth") {
+			t.Errorf("%+v: err = %v, want an invalid depth", o, err)
+		}
+	}
+	for i, c := range commits {
+		if !stored(t, r, repo.KindCommit, c) {
+			t.Errorf("a refused prune deleted commit %d", i+1)
+		}
+	}
+}
+
 func TestPruneKeepYoungerThan(t *testing.T) {
 	r := newIntegrityRepo(t, repo.ModeBareUser)
 	commits, _ := commitHistory(t, r) // timestamps 1700001000 ... 1700004000

@@ -45,9 +45,10 @@ failing at a missing parent. --delete-commit turns that setting on, as in
 OSTree.
 
 Where OSTree 2022.7 differs: it ignores --retain-branch-depth=BRANCH=0 (otree
-keeps BRANCH's commit alone) and a BRANCH that is not a ref (otree refuses it),
-and its --commit-only can delete commits a ref still reaches (otree's keeps
-exactly the commits the same prune without it keeps).`,
+keeps BRANCH's commit alone), a BRANCH that is not a ref (otree refuses it),
+its --commit-only can delete commits a ref still reaches (otree's keeps
+exactly the commits the same prune without it keeps), and it takes a depth
+below -1 as 0 (otree refuses it: only -1 means all history).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPrune(cmd, e, f)
@@ -67,9 +68,23 @@ exactly the commits the same prune without it keeps).`,
 	return c
 }
 
+// checkDepth refuses a history depth below -1 given as flag, for every
+// command that takes one. Only -1 means "all": OSTree 2022.7's prune takes
+// -2 as 0 by accident (its walk tests for -1 alone) and its pull aborts on
+// it, so what such a value means is unclear.
+func checkDepth(flag string, d int) error {
+	if d < repo.InfiniteDepth {
+		return usagef("%s=%d: want -1 (all history) or 0 or more", flag, d)
+	}
+	return nil
+}
+
 func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	opts := repo.PruneOptions{RefsOnly: f.refsOnly, Depth: f.depth, NoPrune: f.noPrune,
 		OnlyBranches: f.onlyBranches, CommitOnly: f.commitOnly}
+	if err := checkDepth("--depth", f.depth); err != nil {
+		return err
+	}
 	if f.deleteCommit != "" && f.noPrune {
 		return usagef("cannot combine --delete-commit and --no-prune")
 	}
@@ -81,6 +96,9 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		d, err := strconv.Atoi(ds)
 		if !ok || branch == "" || err != nil {
 			return usagef("--retain-branch-depth=%s: want BRANCH=DEPTH, DEPTH an integer (-1: all)", bd)
+		}
+		if err := checkDepth("--retain-branch-depth="+branch, d); err != nil {
+			return err
 		}
 		if opts.BranchDepth == nil {
 			opts.BranchDepth = map[string]int{}

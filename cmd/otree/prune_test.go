@@ -72,6 +72,13 @@ func TestPruneCommandOptions(t *testing.T) {
 	c.fails(exitUsage, []string{"BRANCH=DEPTH"}, "prune", "--retain-branch-depth=main=x")
 	c.fails(exitError, []string{"no ref nosuch"}, "prune", "--only-branch=nosuch")
 	c.fails(exitUsage, []string{"needs --delete-commit"}, "prune", "--static-deltas-only")
+	// Only -1 means all history; OSTree 2022.7's prune takes -2 as 0 (by
+	// accident: its walk tests for -1 alone) and its pull aborts on it.
+	// Every command taking a depth refuses one below -1 alike.
+	c.fails(exitUsage, []string{"--depth=-2", "-1 (all history) or 0 or more"}, "prune", "--refs-only", "--depth=-2")
+	c.fails(exitUsage, []string{"--retain-branch-depth=main=-2", "-1 (all history) or 0 or more"}, "prune", "--retain-branch-depth=main=-2")
+	c.fails(exitUsage, []string{"--depth=-2", "-1 (all history) or 0 or more"}, "pull-local", "--depth=-2", c.path)
+	c.fails(exitUsage, []string{"--depth=-3", "-1 (all history) or 0 or more"}, "pull", "--depth=-3", "origin")
 	if got := historyLen(c.ok("log", "main")) + historyLen(c.ok("log", "stable")); got != 8 {
 		t.Fatalf("a refused prune deleted commits: %d left", got)
 	}

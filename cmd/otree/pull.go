@@ -117,8 +117,8 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 			if f.retries < 0 {
 				return usagef("--network-retries must be 0 or more")
 			}
-			if f.depth < -1 {
-				return usagef("--depth must be -1 (all) or 0 or more")
+			if err := checkDepth("--depth", f.depth); err != nil {
+				return err
 			}
 			f.remote = args[0]
 			refs := args[1:]
@@ -167,8 +167,8 @@ repositories then share those files, so a chmod of one changes both;
 --no-hardlinks copies them.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.depth < -1 {
-				return usagef("--depth must be -1 (all) or 0 or more")
+			if err := checkDepth("--depth", f.depth); err != nil {
+				return err
 			}
 			return runPull(cmd, e, func(r *repo.Repo, o remote.PullOptions) (*remote.PullResult, error) {
 				return remote.PullLocal(cmd.Context(), r, args[0], o)
