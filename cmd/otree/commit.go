@@ -51,9 +51,9 @@ sources over REV's tree.`,
 	fl.BoolVarP(&f.editor, "editor", "e", false, "write the subject and body in $VISUAL or $EDITOR (vi)")
 	fl.StringVar(&f.parent, "parent", "", `parent commit (a full id need not be here), or "none"`)
 	fl.BoolVar(&f.orphan, "orphan", false, "create a commit with no parent (unless --parent): with -b the branch moves to it, starting its history over; without, no branch moves")
-	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable)")
-	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable)")
-	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable)")
+	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable; a key keeps its first value, and wins over --add-metadata)")
+	fl.StringArrayVar(&f.typedMeta, "add-metadata", nil, "add KEY=VALUE, VALUE in GVariant text ('a string', b'bytes', true, 42), stored as its text (repeatable; a key keeps its first value)")
+	fl.StringArrayVar(&f.detached, "add-detached-metadata-string", nil, "add KEY=VALUE to the detached metadata (repeatable; a key keeps its first value)")
 	fl.StringArrayVar(&f.keepMetadata, "keep-metadata", nil, "copy metadata KEY and its value from the parent commit (repeatable)")
 	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax, from 1970 on; local time unless a zone is given ("2024-01-31 12:00", "20240131 1200", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE (plain, or compressed with gzip, zstd, xz or bzip2) or ref=REV (repeatable; later overlay earlier: their files and directory metadata win, but for directories a tar leaves out)")
@@ -178,7 +178,10 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		opts.Sources = append(opts.Sources, commit.Source{Kind: commit.SourceDir, Path: "."})
 	}
 	// --add-metadata's VALUE is GVariant text, stored as its text; the
-	// others are stored as given. Later flags win for a key.
+	// others are stored as given. As in OSTree, the first value given for
+	// a key wins, and --add-metadata-string wins over --add-metadata
+	// whatever their order (OSTree stores every value, and readers take
+	// the first).
 	asGiven := func(v string) ([]byte, error) { return []byte(v), nil }
 	for _, m := range []struct {
 		flag  string
@@ -196,7 +199,9 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			if err != nil {
 				return usagef("%s %s: %v", m.flag, k, err)
 			}
-			*m.dst = m.dst.Set(k, b)
+			if _, set := m.dst.Get(k); !set {
+				*m.dst = m.dst.Set(k, b)
+			}
 		}
 	}
 	if f.timestamp != "" {

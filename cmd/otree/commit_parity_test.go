@@ -494,3 +494,36 @@ func TestCommitOwnerInBareUserOnly(t *testing.T) {
 		}
 	}
 }
+
+// A metadata key given more than once keeps the value OSTree's readers
+// see: the first given, and --add-metadata-string's over --add-metadata's
+// whatever their order. Detached metadata keeps the first too.
+func TestCommitRepeatedMetadataKeyParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLIMode(t, repo.ModeArchive)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	for i, cs := range []struct {
+		args []string
+		show string // the show flag that prints the key
+		want string
+	}{
+		{[]string{"--add-metadata-string=k=B", "--add-metadata-string=k=A"}, "--print-metadata-key=k", "'B'"},
+		{[]string{"--add-metadata=k='T'", "--add-metadata-string=k=S"}, "--print-metadata-key=k", "'S'"},
+		{[]string{"--add-metadata-string=k=S", "--add-metadata=k='T'"}, "--print-metadata-key=k", "'S'"},
+		{[]string{"--add-metadata=k='T'", "--add-metadata=k='U'"}, "--print-metadata-key=k", "'T'"},
+		{[]string{"--add-detached-metadata-string=k=B", "--add-detached-metadata-string=k=A"}, "--print-detached-metadata-key=k", "'B'"},
+	} {
+		branch := fmt.Sprint("case", i)
+		args := append(append([]string{"commit", "-b", branch}, cs.args...), src)
+		if !commitBoth(t, o, c, args, false) {
+			continue
+		}
+		want := o.ok("show", cs.show, branch)
+		if strings.TrimSpace(want) != cs.want {
+			t.Errorf("%v: OSTree shows %q, want %q", cs.args, want, cs.want)
+		}
+		if got := c.ok("show", cs.show, branch); got != want {
+			t.Errorf("%v: otree shows %q, OSTree %q", cs.args, got, want)
+		}
+	}
+}
