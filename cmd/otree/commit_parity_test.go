@@ -527,3 +527,42 @@ func TestCommitRepeatedMetadataKeyParityWithOSTree(t *testing.T) {
 		}
 	}
 }
+
+// log and show print a commit's subject and body as OSTree does: every
+// line indented by four spaces, an empty one as four spaces alone, and a
+// newline that ends the text ends its last line.
+func TestLogShowMessageParityWithOSTree(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLIMode(t, repo.ModeArchive)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	// Ids and checksums differ between the tools; the rest must not.
+	masked := func(out string) string {
+		var keep []string
+		for _, l := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(l, "commit ") && !strings.HasPrefix(l, "Parent:") && !strings.HasPrefix(l, "ContentChecksum:") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	for i, cs := range []struct{ subject, body string }{
+		{"Subj", "line1\n\nline3\n"},
+		{"Sub\nject", "\nx\n\n"},
+		{"S\n", "a\n\n\nb"},
+		{"\n", "\n"},
+		{"", "  indented\n\ttab\n\n"},
+		{"only", ""},
+	} {
+		branch := fmt.Sprint("case", i)
+		args := []string{"commit", "-b", branch, "-s", cs.subject, "-m", cs.body, "--timestamp=@1700000000", src}
+		if !commitBoth(t, o, c, args, false) {
+			continue
+		}
+		for _, cmd := range []string{"log", "show"} {
+			want := masked(o.ok(cmd, branch))
+			if got := masked(c.ok(cmd, branch)); got != want {
+				t.Errorf("subject %q body %q: otree %s:\n%s\nOSTree:\n%s", cs.subject, cs.body, cmd, got, want)
+			}
+		}
+	}
+}

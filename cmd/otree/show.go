@@ -234,13 +234,11 @@ func writeCommit(w io.Writer, id repo.ID, c *repo.Commit) error {
 	return err
 }
 
-// indent writes each line of s indented by four spaces.
+// indent writes each line of s indented by four spaces, as OSTree does:
+// an empty line too (four spaces alone), and one newline ending s ends its
+// last line rather than starting another.
 func indent(b *strings.Builder, s string) {
-	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		if l == "" {
-			b.WriteString("\n")
-			continue
-		}
+	for _, l := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
 		b.WriteString("    " + l + "\n")
 	}
 }
