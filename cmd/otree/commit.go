@@ -204,7 +204,8 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			}
 		}
 	}
-	if f.timestamp != "" {
+	// Given even as "" (the start of today, as GNU date reads it).
+	if cmd.Flags().Changed("timestamp") {
 		ts, err := parseTimestamp(f.timestamp)
 		if err != nil {
 			return usageError{err}

@@ -105,15 +105,17 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		}
 		opts.BranchDepth[branch] = d
 	}
-	if f.keepYoungerThan != "" {
-		// As OSTree reads it: GNU date syntax, zone-less times local.
+	keepYounger := cmd.Flags().Changed("keep-younger-than")
+	if keepYounger {
+		// As OSTree reads it: GNU date syntax, zone-less times local;
+		// "" too, as the start of today.
 		t, err := datetime.Parse(f.keepYoungerThan, time.Now(), time.Local)
 		if err != nil {
 			return usageError{fmt.Errorf("--keep-younger-than: %w", err)}
 		}
 		opts.KeepYoungerThan = t
 	}
-	if cmd.Flags().Changed("depth") && !f.refsOnly && f.keepYoungerThan == "" && len(f.retainDepth)+len(f.onlyBranches) == 0 {
+	if cmd.Flags().Changed("depth") && !f.refsOnly && !keepYounger && len(f.retainDepth)+len(f.onlyBranches) == 0 {
 		fmt.Fprintln(e.stderr, "note: without --refs-only every commit is a root, so --depth deletes no history (as in OSTree)")
 	}
 	r, err := e.open()

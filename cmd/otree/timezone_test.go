@@ -143,7 +143,7 @@ func TestTimestampParityWithOSTree(t *testing.T) {
 			{"friday", false}, {"next friday", false}, {"12:00 UTC", false}, {"now UTC", false},
 			{"1200", false}, {"9", false}, {"2024", false}, {"12 +5", false}, {"10:00 +5", false},
 			{"monday 1200", false}, {"yesterday 1200", false}, {"Jan 31 12", false},
-			{"1200 -3 days", false}, {"10am -3 days", false},
+			{"1200 -3 days", false}, {"10am -3 days", false}, {"", false}, {" ", false},
 		} {
 			args := []string{"commit", "--orphan", "-s", "x", "--timestamp=" + cs.in}
 			for try := 0; ; try++ {
@@ -200,7 +200,7 @@ func TestKeepYoungerThanParityWithOSTree(t *testing.T) {
 			"2024-12-03 10:00:00", "2024-12-03", "Dec 3 2024 14:00 +0900",
 			"2024-12-03T05:00:00Z", "1 day ago 2024-12-04 06:00", "tue 2024-12-03 1am",
 			"20241203", "20241203 1000", "2024-12-03 0500 UTC", "2024-12-03 14 +09",
-			"2024-12-04 06:00 UTC -1 day", "Dec 3 10:00 2024",
+			"2024-12-04 06:00 UTC -1 day", "Dec 3 10:00 2024", "", " ",
 		} {
 			t.Run(tz+" "+keep, func(t *testing.T) {
 				o := needOSTree(t, "archive")

@@ -66,7 +66,7 @@ func TestParseParityWithDate(t *testing.T) {
 			{"1200", false}, {"12", false}, {"0", false}, {"2024", false}, {"Jan 31 12", false},
 			{"Jan 31 +1 day 2024", false}, {"now 2024", false}, {"monday 1200", false},
 			{"yesterday 1200", false}, {"1200 -3 days", false}, {"10:00 +5", false},
-			{"12 +5", false}, {"10am -3 days", false},
+			{"12 +5", false}, {"10am -3 days", false}, {"", false}, {" ", false}, {"\t", false},
 			// Refused by both.
 			{"20241331", true}, {"00012", true}, {"2024-01-31 24", true}, {"2024-01-31 2460", true},
 			{"960", true}, {"1200 12:00", true}, {"2024-01-31 12:00 2025", true},

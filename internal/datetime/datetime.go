@@ -28,6 +28,7 @@
 //     it; now and today (no change), yesterday and tomorrow (a day back or
 //     on)
 //   - @SECONDS since the epoch, with a fraction or a sign, on its own
+//   - nothing: an empty or blank string is the start of today, as in GNU
 //
 // Fields the string leaves out come from now's wall clock; a date or weekday
 // without a time means midnight. Times with no zone are read in the
@@ -74,7 +75,9 @@ func Parse(s string, now time.Time, loc *time.Location) (time.Time, error) {
 func parse(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
-		return time.Time{}, fmt.Errorf("empty")
+		// GNU reads an empty or blank string as the start of today.
+		p := &parser{clock: true}
+		return p.resolve(now, loc)
 	}
 	if in[0] == '@' {
 		t, err := epoch(in[1:])

@@ -139,6 +139,11 @@ func TestParseTokyo(t *testing.T) {
 		{"@ 5", time.Unix(5, 0)},
 		{"@+5", time.Unix(5, 0)},
 
+		// Nothing at all is the start of today, as GNU reads it.
+		{"", jst(2026, 12, 5, 0, 0, 0, 0)},
+		{" ", jst(2026, 12, 5, 0, 0, 0, 0)},
+		{"\t\n ", jst(2026, 12, 5, 0, 0, 0, 0)},
+
 		// Relative to now: "today" and "now" are now, "yesterday" this time
 		// of day one calendar day back.
 		{"now", now},
@@ -265,7 +270,7 @@ func TestParseUsesLocation(t *testing.T) {
 func TestParseRefuses(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	for _, in := range []string{
-		"", "  ", "garbage", "2 days ago ago", "tomorrow ago", "ago", "next", "this", "am",
+		"garbage", "2 days ago ago", "tomorrow ago", "ago", "next", "this", "am",
 		"noon", "1.5 days ago", "1 hr", "3 wk ago",
 		"2020-13-01", "2020-02-30", "Feb 29 2021", "Dec 32 2020", "2020-01-01 24:00",
 		"2020-01-01 23:59:60", "2020-01-01 12:60", "2020-01-01 13:00 pm", "2020-01-01 0:00 am",
