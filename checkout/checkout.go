@@ -139,14 +139,14 @@ type Options struct {
 
 // Stats count what a checkout wrote. Files = Hardlinked + Copied.
 type Stats struct {
-	Files      int64 // non-directory entries written
-	Dirs       int64 // directories created or entered
-	Bytes      int64 // content bytes of the regular files written
-	Hardlinked int64 // entries hardlinked from the repository
-	Copied     int64 // entries written as new inodes (copies, symlinks, devices...; a decompressed file swapped for the cache's entry too)
+	Files      int64 `json:"files"`      // non-directory entries written
+	Dirs       int64 `json:"dirs"`       // directories created or entered
+	Bytes      int64 `json:"bytes"`      // content bytes of the regular files written
+	Hardlinked int64 `json:"hardlinked"` // entries hardlinked from the repository
+	Copied     int64 `json:"copied"`     // entries written as new inodes (copies, symlinks, devices...; a decompressed file swapped for the cache's entry too)
 	// FromCache counts, of Hardlinked, the files linked from an archive
 	// repository's uncompressed-object cache (Options.UncompressedCache).
-	FromCache int64
+	FromCache int64 `json:"from_cache"`
 }
 
 // Checkout writes the tree of commit into dest. Without a union mode dest

@@ -178,24 +178,24 @@ type Options struct {
 
 // Stats describe a commit's work.
 type Stats struct {
-	Files        int64 // non-directory entries scanned
-	Dirs         int64 // directories scanned
-	BytesScanned int64 // content bytes of regular files scanned
-	FilesHashed  int64 // files read and hashed (the rest came from caches)
-	BytesHashed  int64 // content bytes of the files hashed
-	Objects      int64 // objects written (new to the repository)
-	BytesWritten int64 // bytes written to the repository, as stored
-	BytesDeduped int64 // content bytes that needed no new object
+	Files        int64 `json:"files"`         // non-directory entries scanned
+	Dirs         int64 `json:"dirs"`          // directories scanned
+	BytesScanned int64 `json:"bytes_scanned"` // content bytes of regular files scanned
+	FilesHashed  int64 `json:"files_hashed"`  // files read and hashed (the rest came from caches)
+	BytesHashed  int64 `json:"bytes_hashed"`  // content bytes of the files hashed
+	Objects      int64 `json:"objects"`       // objects written (new to the repository)
+	BytesWritten int64 `json:"bytes_written"` // bytes written to the repository, as stored
+	BytesDeduped int64 `json:"bytes_deduped"` // content bytes that needed no new object
 	// FileObjects counts the file objects among Objects; the rest are
 	// dirtrees, dirmetas and the commit.
-	FileObjects int64
+	FileObjects int64 `json:"file_objects"`
 	// FilesCached counts files whose object came from the stat cache or
 	// from being a hardlink of one, without reading them.
-	FilesCached int64
+	FilesCached int64 `json:"files_cached"`
 	// MetadataTotal counts the dirtrees, dirmetas and commit stored or
 	// found present (directories whose dirtree the stat cache vouches for
 	// are not counted).
-	MetadataTotal int64
+	MetadataTotal int64 `json:"metadata_total"`
 }
 
 type counters struct {

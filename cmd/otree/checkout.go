@@ -106,10 +106,10 @@ exiting) or no, false, 0 or none.`,
 
 // checkoutResult is one checkout's --json record.
 type checkoutResult struct {
-	Commit  repo.ID
-	Subpath string `json:",omitempty"`
-	Dest    string
-	Stats   checkout.Stats
+	Commit  repo.ID        `json:"commit"`
+	Subpath string         `json:"subpath,omitempty"`
+	Dest    string         `json:"dest"`
+	Stats   checkout.Stats `json:"stats"`
 }
 
 func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFlags, args []string) error {

@@ -62,7 +62,11 @@ func TestCheckoutFillingCacheSurvivesSIGKILL(t *testing.T) {
 			return nil
 		})
 		dest := filepath.Join(t.TempDir(), "co")
-		var js struct{ Stats struct{ FromCache int64 } }
+		var js struct {
+			Stats struct {
+				FromCache int64 `json:"from_cache"`
+			} `json:"stats"`
+		}
 		out := c.ok("checkout", "--json", "-U", "main", dest)
 		if err := json.Unmarshal([]byte(out), &js); err != nil {
 			t.Fatal(err)

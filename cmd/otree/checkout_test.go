@@ -44,9 +44,16 @@ func TestCheckoutCommand(t *testing.T) {
 	// --json reports the work; --subpath takes one directory.
 	sub := filepath.Join(t.TempDir(), "sub")
 	var js struct {
-		Commit repo.ID
-		Dest   string
-		Stats  struct{ Files, Dirs, Bytes, Hardlinked, Copied, FromCache int64 }
+		Commit repo.ID `json:"commit"`
+		Dest   string  `json:"dest"`
+		Stats  struct {
+			Files      int64 `json:"files"`
+			Dirs       int64 `json:"dirs"`
+			Bytes      int64 `json:"bytes"`
+			Hardlinked int64 `json:"hardlinked"`
+			Copied     int64 `json:"copied"`
+			FromCache  int64 `json:"from_cache"`
+		} `json:"stats"`
 	}
 	if err := json.Unmarshal([]byte(c.ok("checkout", "--json", "-U", "--subpath=/sub", id.String(), sub)), &js); err != nil {
 		t.Fatal(err)

@@ -62,9 +62,13 @@ func TestCommitCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
 	var js struct {
-		Commit repo.ID
-		Parent repo.ID
-		Stats  struct{ Files, Objects, BytesDeduped int64 }
+		Commit repo.ID `json:"commit"`
+		Parent repo.ID `json:"parent"`
+		Stats  struct {
+			Files        int64 `json:"files"`
+			Objects      int64 `json:"objects"`
+			BytesDeduped int64 `json:"bytes_deduped"`
+		} `json:"stats"`
 	}
 	if err := json.Unmarshal([]byte(res.stdout), &js); err != nil {
 		t.Fatalf("--json output %q: %v", res.stdout, err)
@@ -232,8 +236,11 @@ func TestCommitCommandLinkCheckoutSpeedup(t *testing.T) {
 	co := filepath.Join(t.TempDir(), "co")
 	c.ok("checkout", "-U", "base", co)
 	var js struct {
-		Commit repo.ID
-		Stats  struct{ Files, FilesHashed int64 }
+		Commit repo.ID `json:"commit"`
+		Stats  struct {
+			Files       int64 `json:"files"`
+			FilesHashed int64 `json:"files_hashed"`
+		} `json:"stats"`
 	}
 	out := c.ok("commit", "-b", "again", "--json", "--link-checkout-speedup", "-I", co)
 	if err := json.Unmarshal([]byte(out), &js); err != nil {
@@ -271,8 +278,10 @@ func TestCommitCommandChangedHardlinkedCheckout(t *testing.T) {
 				c.ok("checkout", "-U", "base", co)
 			}
 			var js struct {
-				Commit repo.ID
-				Stats  struct{ FilesHashed int64 }
+				Commit repo.ID `json:"commit"`
+				Stats  struct {
+					FilesHashed int64 `json:"files_hashed"`
+				} `json:"stats"`
 			}
 			commit := func() {
 				t.Helper()
@@ -316,7 +325,9 @@ func TestCommitCommandHardlinksOfPulledObjects(t *testing.T) {
 	co := filepath.Join(t.TempDir(), "co")
 	c.ok("checkout", "-U", "base", co)
 	var js struct {
-		Stats struct{ FilesHashed int64 }
+		Stats struct {
+			FilesHashed int64 `json:"files_hashed"`
+		} `json:"stats"`
 	}
 	if err := json.Unmarshal([]byte(c.ok("commit", "-b", "again", "--json", co)), &js); err != nil {
 		t.Fatal(err)
