@@ -5,9 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -359,7 +357,7 @@ func (c *consumer) same(fd int, p, rel string, e *seenFile, st *unix.Stat_t) (bo
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		// A symlink's target or a device's number cannot change in
 		// place; its xattrs can.
-		h, err := DiskHeader(atPath(fd, filepath.Dir(p), e.name), st, !c.mod.keepsXattrs())
+		h, err := DiskHeaderAt(fd, filepath.Dir(p), e.name, st, !c.mod.keepsXattrs())
 		if err != nil {
 			return false, err
 		}
@@ -396,21 +394,6 @@ func trustedKey(k *statKey, startNanos int64) bool {
 	st.Ctim = unix.NsecToTimespec(k.ctime)
 	st.Mtim = unix.NsecToTimespec(k.mtime)
 	return trusted(&st, startNanos)
-}
-
-var haveProcFD = sync.OnceValue(func() bool {
-	_, err := os.Stat("/proc/self/fd")
-	return err == nil
-})
-
-// atPath names the entry name of the directory open at fd for calls that
-// have no *at form: through /proc, so that no path is resolved again, else
-// by the directory's path.
-func atPath(fd int, dirPath, name string) string {
-	if !haveProcFD() {
-		return filepath.Join(dirPath, name)
-	}
-	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + name
 }
 
 // subdir returns the subdirectory name of d in the commit's tree, or nil.

@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/dirent"
@@ -286,7 +284,7 @@ func (m *merger) scanDir(t *tree, fd int, rel string, dir *node) error {
 			}
 			fallthrough
 		default:
-			if n.xattrs, err = xattr.List(atPath(fd, filepath.Join(t.path, rel), name), nil); err != nil {
+			if n.xattrs, err = xattr.ListAt(fd, filepath.Join(t.path, rel), name, nil); err != nil {
 				err = t.pathErr("xattrs", crel, err)
 			}
 		}
@@ -328,21 +326,6 @@ func readlinkat(fd int, name string) (string, error) {
 			return string(b[:n]), nil
 		}
 	}
-}
-
-var haveProcFD = sync.OnceValue(func() bool {
-	_, err := os.Stat("/proc/self/fd")
-	return err == nil
-})
-
-// atPath names entry name of the directory open at fd for the xattr calls,
-// which have no *at form: through /proc, so that no path is resolved again,
-// else by the directory's path. The final name is never followed (L* calls).
-func atPath(fd int, dirPath, name string) string {
-	if fd == unix.AT_FDCWD || !haveProcFD() {
-		return filepath.Join(dirPath, name)
-	}
-	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + name
 }
 
 func join(rel, name string) string {
@@ -693,7 +676,7 @@ func setMeta(dirfd int, dirPath, name string, n *node) error {
 	if err := unix.Fchownat(dirfd, name, int(n.uid), int(n.gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &os.PathError{Op: "chown", Path: path, Err: err}
 	}
-	p := atPath(dirfd, dirPath, name)
+	p := xattr.EntryPath(dirfd, dirPath, name)
 	for _, a := range n.xattrs {
 		// A filesystem without xattrs is no error.
 		if err := unix.Lsetxattr(p, a.Name, a.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {

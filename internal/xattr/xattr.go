@@ -41,12 +41,21 @@ func List(path string, skip func(string) bool) ([]Attr, error) {
 // the entry in errors.
 func ListAt(dirfd int, dirPath, name string, skip func(string) bool) ([]Attr, error) {
 	path := dirPath + "/" + name
-	if !haveProcFD() {
-		return List(path, skip)
-	}
-	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	p := EntryPath(dirfd, dirPath, name)
 	return list(func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
 		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) }, path, skip)
+}
+
+// EntryPath names the entry name of the directory dirPath, open at dirfd,
+// for calls that have no *at form (the L*xattr calls): through
+// /proc/self/fd, so that no path is resolved again and a path longer than
+// PATH_MAX still works, else (dirfd AT_FDCWD, or no /proc) as
+// dirPath/name.
+func EntryPath(dirfd int, dirPath, name string) string {
+	if dirfd == unix.AT_FDCWD || !haveProcFD() {
+		return dirPath + "/" + name
+	}
+	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 }
 
 // haveProcFD reports whether /proc/self/fd is there for ListAt.
