@@ -1,13 +1,18 @@
 package commit_test
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
@@ -154,4 +159,28 @@ func TestStatCacheRestoresLostObjectsOfOtherTrees(t *testing.T) {
 		t.Errorf("the re-commit of x read %d files, want 1", res.Stats.FilesHashed)
 	}
 	checkWhole(t, r, res.Commit, x)
+}
+
+// The stamps are what keep the check cheap: once a run has saved them, an
+// unchanged re-commit takes the object directories that did not change
+// since as holding what the records name, without a stat per object.
+func TestStatCacheStampsVouch(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, lostTree)
+	commitDir(t, r, "main", src)
+	time.Sleep(2100 * time.Millisecond) // objects/ old enough to be stamped
+	commitDir(t, r, "main", src)
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	commitDir(t, r, "main", src, func(o *commit.Options) { o.Logger = logger })
+	m := regexp.MustCompile(`"object directories stamped"=(\d+)`).FindStringSubmatch(log.String())
+	if m == nil {
+		t.Fatalf("no stamp count in the debug log:\n%s", log.String())
+	}
+	// The second commit wrote its commit object, and the objects/
+	// directory holding it, after the stamps were taken: all but that one
+	// are vouched for.
+	if n, _ := strconv.Atoi(m[1]); n < 255 {
+		t.Errorf("%s object directories vouched for by their stamps, want at least 255 of 256", m[1])
+	}
 }

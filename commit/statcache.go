@@ -454,12 +454,13 @@ func (c *statCache) save(roots []string, root *dir) error {
 	// Each directory keeps the stamp the run found it with: the run
 	// checked (or stored) every object the walked records name there
 	// since, and a change since moved it. The carried records' objects
-	// are checked now where the loaded stamp does not vouch for them.
+	// are checked where the loaded stamp does not vouch for them, and
+	// only when the file is written: the check only takes stamps away.
 	stamps := c.start
-	c.checkCarried(&stamps, carried)
 	if !s.changed && !c.stampsGained(&stamps) {
 		return nil
 	}
+	c.checkCarried(&stamps, carried)
 	out := append([]byte(statCacheMagic), c.fp[:]...)
 	for _, st := range stamps {
 		out = binary.LittleEndian.AppendUint64(out, st.ino)
