@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -49,7 +50,7 @@ func (j *jsonRun) check(args []string, out string) {
 			return
 		}
 		n++
-		for _, k := range upperKeys(v, "") {
+		for _, k := range nonSnakeKeys(v, "") {
 			j.t.Errorf("otree %s: key %s is not snake_case", strings.Join(args, " "), k)
 		}
 	}
@@ -58,21 +59,34 @@ func (j *jsonRun) check(args []string, out string) {
 	}
 }
 
-// upperKeys returns the paths of the object keys in v that have an
-// uppercase letter.
-func upperKeys(v any, at string) []string {
+// snakeKey is a key of otree's own: lowercase words joined by "_".
+var snakeKey = regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
+
+// dataMaps are the objects whose keys are data, not otree's names: a
+// commit's metadata keys and a remote's options, as the user gave them.
+var dataMaps = map[string]bool{"metadata": true, "metadata_base64": true, "options": true}
+
+// nonSnakeKeys returns the paths of the object keys in v that are not
+// snake_case, leaving out the keys of the data maps.
+func nonSnakeKeys(v any, at string) []string {
 	var bad []string
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if strings.ToLower(k) != k {
+			if !snakeKey.MatchString(k) {
 				bad = append(bad, at+"."+k)
 			}
-			bad = append(bad, upperKeys(e, at+"."+k)...)
+			if m, ok := e.(map[string]any); ok && dataMaps[k] {
+				for dk, de := range m {
+					bad = append(bad, nonSnakeKeys(de, at+"."+k+"."+dk)...)
+				}
+				continue
+			}
+			bad = append(bad, nonSnakeKeys(e, at+"."+k)...)
 		}
 	case []any:
 		for i, e := range v {
-			bad = append(bad, upperKeys(e, fmt.Sprintf("%s[%d]", at, i))...)
+			bad = append(bad, nonSnakeKeys(e, fmt.Sprintf("%s[%d]", at, i))...)
 		}
 	}
 	sort.Strings(bad)
