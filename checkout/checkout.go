@@ -54,9 +54,10 @@ type Options struct {
 	// a device node (other than a 0:0 whiteout) fails the checkout, even
 	// as root. A file is hardlinked only where the object's mode on disk
 	// is the one the file gets, and copied otherwise: an object's mode is
-	// never changed. (A bare-user-only object stored without its owner's
-	// read bit that this user cannot read is the exception: it can only be
-	// hardlinked, and keeps its mode.)
+	// never changed. (A non-empty bare-user-only object stored without its
+	// owner's read bit that this user cannot read is the exception: it can
+	// only be hardlinked, and keeps its mode; UnionIdentical expects that
+	// mode.)
 	//
 	// Without it, entries get the commit's owner and xattrs, which a user
 	// other than root can give only where they are its own. A

@@ -355,15 +355,15 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 		if o.h.Type != repo.TypeRegular {
 			return false, "a bare-user repository stores symlinks as regular files"
 		}
-		if want := c.wantMode(&o.h); o.diskMode != want {
-			return false, fmt.Sprintf("the object's mode on disk %04o is not the file's mode %04o", o.diskMode, want)
+		if m := c.fileMode(o); o.diskMode != m {
+			return false, fmt.Sprintf("the object's mode on disk %04o is not the file's mode %04o", o.diskMode, m)
 		}
 	case repo.ModeBareUserOnly:
 		// The object's mode is its header's (load reads it from disk);
 		// user mode clears setuid and setgid and adds the owner's read
 		// bit, which a shared inode cannot: such files are copied.
-		if want := c.wantMode(&o.h); o.diskMode != want && !c.unreadable(o, want) {
-			return false, fmt.Sprintf("the object's mode %04o is not the file's mode %04o in user mode", o.diskMode, want)
+		if m := c.fileMode(o); o.diskMode != m {
+			return false, fmt.Sprintf("the object's mode %04o is not the file's mode %04o in user mode", o.diskMode, m)
 		}
 		// Where root's checkout gives every entry to 0:0, an object
 		// of another owner would hand that user the file.
@@ -374,13 +374,20 @@ func (c *checkouter) linkable(o *object) (bool, string) {
 	return true, ""
 }
 
-// unreadable says whether o, a bare-user-only object whose file lacks
-// only its owner's read bit (want), is one this process cannot read: a
-// copy would fail, so it is hardlinked as it is (as before user mode added
-// the bit), rather than failing a checkout that can only link it.
-func (c *checkouter) unreadable(o *object, want uint32) bool {
-	return want == o.diskMode|0o400 &&
-		errors.Is(unix.Faccessat(c.objFd, o.rel, unix.R_OK, unix.AT_EACCESS), unix.EACCES)
+// fileMode is the permission mode the checkout gives o's entry, the one
+// that linking, copying and comparing an existing entry go by: wantMode,
+// except for a non-empty bare-user-only object that lacks only its
+// owner's read bit and that this process cannot read. No copy of that can
+// be made, so the object is hardlinked and its entry keeps the object's
+// mode, rather than failing a checkout that can only link it.
+func (c *checkouter) fileMode(o *object) uint32 {
+	want := c.wantMode(&o.h)
+	if c.mode == repo.ModeBareUserOnly && o.h.Type == repo.TypeRegular && o.h.Size > 0 &&
+		want != o.diskMode && want == o.diskMode|0o400 &&
+		errors.Is(unix.Faccessat(c.objFd, o.rel, unix.R_OK, unix.AT_EACCESS), unix.EACCES) {
+		return o.diskMode
+	}
+	return want
 }
 
 // target returns a symlink's target.
@@ -429,7 +436,7 @@ func (w *worker) xattrs(o *object) ([]repo.Xattr, error) {
 // removed again, so that nothing stands at name without them.
 func (w *worker) create(n *dirNode, name string, o *object) error {
 	c := w.c
-	perm := c.wantMode(&o.h)
+	perm := c.fileMode(o)
 	switch o.h.Type {
 	case repo.TypeRegular:
 		return w.copyRegular(n, name, o, perm)
@@ -510,7 +517,9 @@ func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) 
 // the file when it cannot finish it.
 func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (err error) {
 	c := w.c
-	if o.rc == nil {
+	// An empty file's copy reads nothing: a bare object its owner may
+	// not read (a 0000 one) is no obstacle.
+	if o.rc == nil && o.h.Size > 0 {
 		if err := w.openObject(o); err != nil {
 			return err
 		}

@@ -84,7 +84,7 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 		return fmt.Sprintf("it is %s, the commit has %s", describe(st.Mode), typeNoun(o.h.Type)), nil
 	}
 	if o.h.Type != repo.TypeSymlink {
-		if m := c.wantMode(&o.h); st.Mode&0o7777 != m {
+		if m := c.fileMode(o); st.Mode&0o7777 != m {
 			return fmt.Sprintf("mode %04o, the commit has %04o", st.Mode&0o7777, m), nil
 		}
 	}
@@ -115,6 +115,9 @@ func (w *worker) differs(n *dirNode, name string, o *object) (string, error) {
 	}
 	if uint64(st.Size) != o.h.Size {
 		return fmt.Sprintf("size %d, the commit has %d", st.Size, o.h.Size), nil
+	}
+	if o.h.Size == 0 {
+		return "", nil // nothing to read, of an object that may be unreadable
 	}
 	if w.objectIno(o) && st.Dev == o.dev && st.Ino == o.ino {
 		return "", nil // the object itself, hardlinked

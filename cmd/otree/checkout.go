@@ -42,9 +42,9 @@ OSTree, regular files lose setuid and setgid and always get their owner's
 read bit (a 0000 file checks out 0400, a 0070 one 0470); directories keep
 their mode. A file is hardlinked only where the object's mode on disk is
 already the file's, and copied otherwise, so no object's mode changes (a
-bare-user-only object stored without its owner's read bit, which a user
-other than root cannot read to copy, is the exception: it is hardlinked as
-it is). Device nodes other than 0:0 whiteouts are refused.
+non-empty bare-user-only object stored without its owner's read bit, which
+a user other than root cannot read to copy, is the exception: it is
+hardlinked as it is, and --union-identical expects its mode). Device nodes other than 0:0 whiteouts are refused.
 
 Without --user-mode, entries get the commit's owner and xattrs. A user other
 than root can give only its own: where the commit has another's it fails,

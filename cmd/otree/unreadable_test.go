@@ -15,7 +15,9 @@ import (
 // bit (Fedora's /etc/shadow is 0000) into a bare-user-only repository: the
 // commit lands, ls and checkout -U work (the copy with the owner's read
 // bit that user mode makes of such a file cannot be read, so the object is
-// hardlinked as it is), and fsck reports the object as unreadable, not
+// hardlinked as it is, unless it is empty), checking out again over that
+// checkout with --union-identical, --union or --union-add finds nothing
+// changed, and fsck reports the object as unreadable, not
 // corrupt, and --delete leaves it. Run as nobody.
 func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
 	if os.Getuid() != 0 {
@@ -28,6 +30,7 @@ func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
 		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(name))})
 		tw.Write([]byte(name))
 	}
+	tw.WriteHeader(&tar.Header{Name: "empty", Typeflag: tar.TypeReg, Mode: 0})
 	tw.Close()
 	if err := os.WriteFile(filepath.Join(dir, "x.tar"), tb.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
@@ -50,8 +53,20 @@ func TestBareUserOnlyOwnerUnreadableFile(t *testing.T) {
 	if out, err := run("ls", "m", "/shadow"); err != nil || !strings.HasPrefix(out, "-00000 0 0") {
 		t.Errorf("ls /shadow: %v\n%s", err, out)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "co", "shadow")); err != nil || fi.Mode().Perm() != 0 {
-		t.Errorf("checked-out shadow: %v, %v", fi, err)
+	// Checking out again over that checkout compares (and keeps) each
+	// file as the checkout writes it: shadow linked, 0000; the empty
+	// file, whose copy needs nothing read, copied with the bit.
+	for _, union := range []string{"", "--union-identical", "--union", "--union-add"} {
+		if union != "" {
+			if out, err := run("checkout", "-U", union, "m", filepath.Join(dir, "co")); err != nil {
+				t.Errorf("otree checkout -U %s over the checkout as nobody: %v\n%s", union, err, out)
+			}
+		}
+		for name, perm := range map[string]os.FileMode{"shadow": 0, "empty": 0o400} {
+			if fi, err := os.Stat(filepath.Join(dir, "co", name)); err != nil || fi.Mode().Perm() != perm {
+				t.Errorf("checked-out %s after checkout -U %s: %v, %v (want %04o)", name, union, fi, err, perm)
+			}
+		}
 	}
 	out, err := run("fsck", "--delete")
 	if err == nil || !strings.Contains(out, "is unreadable: cannot be read by this user") || strings.Contains(out, "corrupt") || strings.Contains(out, "partial") {
