@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -45,7 +46,7 @@ func diskHeader(dirfd int, dirPath, name, path string, st *unix.Stat_t, noXattrs
 		var err error
 		if dirfd == unix.AT_FDCWD {
 			t, err = os.Readlink(path)
-		} else if t, err = readlinkat(dirfd, name); err != nil {
+		} else if t, err = dirent.Readlink(dirfd, name); err != nil {
 			err = &os.PathError{Op: "readlink", Path: path, Err: err}
 		}
 		if err != nil {
@@ -75,19 +76,4 @@ func diskHeader(dirfd int, dirPath, name, path string, st *unix.Stat_t, noXattrs
 		h.Xattrs = x
 	}
 	return h, nil
-}
-
-// readlinkat reads the target of the symlink name in the directory open
-// at dirfd, however long.
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		b := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, b)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(b[:n]), nil
-		}
-	}
 }

@@ -278,7 +278,7 @@ func (m *merger) scanDir(t *tree, fd int, rel string, dir *node) error {
 		case unix.S_IFDIR:
 			err = m.openDir(t, fd, name, crel, n)
 		case unix.S_IFLNK:
-			if n.target, err = readlinkat(fd, name); err != nil {
+			if n.target, err = dirent.Readlink(fd, name); err != nil {
 				err = t.pathErr("readlink", crel, err)
 				break
 			}
@@ -313,19 +313,6 @@ func (m *merger) openDir(t *tree, parent int, name, rel string, n *node) error {
 		return t.pathErr("open", rel, errChanged)
 	}
 	return m.scanDir(t, fd, rel, n)
-}
-
-func readlinkat(fd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		b := make([]byte, size)
-		n, err := unix.Readlinkat(fd, name, b)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(b[:n]), nil
-		}
-	}
 }
 
 func join(rel, name string) string {

@@ -51,3 +51,19 @@ func Names(fd int, buf []byte, path string) ([]string, error) {
 	err := Each(fd, buf, path, func(name []byte, _ uint64) { names = append(names, string(name)) })
 	return names, err
 }
+
+// Readlink returns the target of the symlink name in the directory open
+// at dirfd, however long: readlinkat with a buffer that doubles until the
+// target fits.
+func Readlink(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		b := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, b)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(b[:n]), nil
+		}
+	}
+}
