@@ -321,6 +321,9 @@ func FuzzTarSource(f *testing.F) {
 			f.Add(readFixture(f, fx.name))
 		}
 	}
+	// An LZMA2 chunk hiding a block header past its data.
+	_, bypass := xzChunkPastData(f, fixtureTar(f))
+	f.Add(bypass)
 	seed([]*tar.Header{
 		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "etc/conf", Typeflag: tar.TypeReg, Mode: 0o640, PAXRecords: map[string]string{"SCHILY.xattr.user.tag": "v"}},

@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // The first bytes of the compressed formats a tar source may come in.
@@ -44,7 +50,7 @@ var unreadable = []struct {
 // stream in another compression otree recognises is refused, naming it.
 // Memory stays bounded whatever the input claims: gzip's and bzip2's
 // windows are small and fixed, zstd's is capped by its decoder (512 MiB)
-// and xz's by xzGuard.
+// and xz's by xzReader.
 func decompress(br *bufio.Reader) (io.Reader, error) {
 	magic, _ := br.Peek(16)
 	switch {
@@ -57,15 +63,9 @@ func decompress(br *bufio.Reader) (io.Reader, error) {
 		}
 		return d.IOReadCloser(), nil
 	case bytes.HasPrefix(magic, xzMagic):
-		// Check the stream header and the first block's now, so that a
-		// refusal of the first block names no tar entry.
-		g := &xzGuard{br: br}
-		for range 2 {
-			if err := g.step(); err != nil {
-				return nil, err
-			}
-		}
-		return xz.NewReader(g)
+		// The stream header and the first block's are checked now, so
+		// that a refusal of the first block names no tar entry.
+		return newXZReader(br)
 	case isBzip2(magic):
 		return bzip2.NewReader(br), nil
 	case isLzmaAlone(magic):
@@ -131,211 +131,486 @@ func checkStreamEnd(rd io.Reader) error {
 // could claim gigabytes. xz -9 uses 64 MiB.
 const maxXZDict = 256 << 20
 
-// xzGuard passes an xz file on to the decoder, parsing the container
-// format as it goes (stream headers, block headers, the LZMA2 chunks'
-// headers, indexes, footers) so as to refuse a block whose dictionary is
-// larger than maxXZDict before the decoder reads that block's header.
-// Stream padding, and whatever follows the last stream without starting
-// another, is not passed on: the decoder sees the end there. The decoder
-// checks everything else, checksums included.
-type xzGuard struct {
-	br    *bufio.Reader
-	pos   int64   // bytes of the file passed on or skipped
-	free  int64   // bytes from pos on checked already, to pass on
-	state xzState // what starts at pos+free, the next byte to check
-	check int64   // size of each block's check, in the current stream
-	data  int64   // where the current block's compressed data starts
-	index int64   // where the current index starts
-	left  uint64  // index records still to come
-	err   error
+// xzReader decompresses an xz file. It parses the container itself
+// (streams, block headers, LZMA2 chunk headers, checks, indexes, footers)
+// and hands the LZMA2 decoder one block at a time, created only once the
+// block's dictionary is known to be at most maxXZDict. The decoder is fed
+// one chunk at a time and must consume exactly the bytes each chunk's
+// header declares: otherwise bytes the container counts as chunk data
+// could be read by the decoder as structure (a block header declaring a
+// larger dictionary, say). Stream padding, and whatever follows the last
+// stream without starting another, ends the file.
+type xzReader struct {
+	br       *bufio.Reader
+	pos      int64 // bytes of the file read
+	inStream bool  // between a stream's header and its footer
+	streams  int   // streams read whole
+	flags    [2]byte
+	newCheck func() hash.Hash // nil for no check
+	records  []xzRecord       // the current stream's blocks so far
+	// The current block, while dec is set.
+	dec    *lzma.Reader2
+	block  int64 // where its header starts
+	hsize  int64 // its header's size
+	packed int64 // its compressed size as its header declares, or -1
+	size   int64 // its uncompressed size as its header declares, or -1
+	check  hash.Hash
+	out    int64 // bytes the decoder gave
+	chunk  xzChunks
+	err    error
 }
 
-type xzState int8
+// xzRecord is a block as the index lists it.
+type xzRecord struct{ unpadded, size uint64 }
 
-const (
-	xzStreamHeader xzState = iota
-	xzBlockOrIndex         // a block header, or the index indicator
-	xzChunk                // an LZMA2 chunk of the current block
-	xzRecord               // an index record, or the index's end
-	xzStreamEnd            // stream padding, another stream, or the end
-)
+// xzChunks gives the LZMA2 decoder the bytes of the current chunk only,
+// the header included; xzReader parses the next chunk's header once the
+// decoder has given all the previous ones hold.
+type xzChunks struct {
+	x        *xzReader
+	start    int64 // where the current chunk starts
+	left     int64 // its bytes not yet read
+	end      bool  // it is the end marker
+	declared int64 // uncompressed bytes of the chunks parsed so far
+	packed   int64 // bytes of the chunks parsed so far
+}
 
-func (g *xzGuard) Read(p []byte) (int, error) {
-	if err := g.fill(); err != nil {
-		return 0, err
+var crc64Table = crc64.MakeTable(crc64.ECMA)
+
+// xzFilters names the filters of the xz format other than LZMA2.
+var xzFilters = map[uint64]string{3: "delta", 4: "x86", 5: "PowerPC", 6: "IA-64", 7: "ARM", 8: "ARM-Thumb", 9: "SPARC", 0x0a: "ARM64", 0x0b: "RISC-V"}
+
+var errChunkOverrun = errors.New("read past its chunk")
+
+func (c *xzChunks) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		return 0, errChunkOverrun
 	}
-	if int64(len(p)) > g.free {
-		p = p[:g.free]
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
 	}
-	n, err := g.br.Read(p)
-	g.pos += int64(n)
-	g.free -= int64(n)
+	n, err := c.x.br.Read(p)
+	c.left -= int64(n)
+	c.x.pos += int64(n)
 	if err == io.EOF {
-		err = g.truncated(g.pos)
+		err = nil
+		if n == 0 {
+			err = c.x.truncated(c.x.pos)
+		}
 	}
 	return n, err
 }
 
-// fill checks the structures from pos+free on until free is not zero.
-func (g *xzGuard) fill() error {
-	for g.free == 0 && g.err == nil {
-		g.err = g.step()
+// next parses the header of the chunk at pos, which stays to be read.
+func (c *xzChunks) next() error {
+	x := c.x
+	b, err := x.peek(1)
+	if err != nil {
+		return err
 	}
-	if g.free > 0 {
-		return nil
+	var hdr, data, unpacked int64
+	switch ctl := b[0]; {
+	case ctl == 0:
+		hdr = 1
+	case ctl == 1 || ctl == 2: // stored: size-1 (big-endian), data
+		if b, err = x.peek(3); err != nil {
+			return err
+		}
+		hdr, data = 3, int64(binary.BigEndian.Uint16(b[1:]))+1
+		unpacked = data
+	case ctl >= 0x80: // LZMA: unpacked size-1, packed size-1, properties if reset
+		hdr = 5
+		if ctl >= 0xc0 {
+			hdr = 6
+		}
+		if b, err = x.peek(int(hdr)); err != nil {
+			return err
+		}
+		unpacked = int64(ctl&0x1f)<<16 + int64(binary.BigEndian.Uint16(b[1:3])) + 1
+		data = int64(binary.BigEndian.Uint16(b[3:5])) + 1
+	default:
+		return fmt.Errorf("xz: invalid LZMA2 chunk at byte %d", x.pos)
 	}
-	return g.err
+	c.start, c.left, c.end = x.pos, hdr+data, b[0] == 0
+	c.declared += unpacked
+	c.packed += hdr + data
+	return nil
 }
 
-// step checks the structure at pos+free and frees its bytes, with any
-// data that follows up to the next structure. It looks ahead of what is
-// passed on only as far as the buffer of br holds: fill steps with
-// nothing free.
-func (g *xzGuard) step() error {
-	at := g.pos + g.free // for errors and offsets
-	switch g.state {
-	case xzStreamHeader:
-		h, err := g.peek(12)
+// newXZReader returns a reader of the xz file br, whose stream header and
+// first block header it has checked already.
+func newXZReader(br *bufio.Reader) (*xzReader, error) {
+	x := &xzReader{br: br}
+	x.chunk.x = x
+	if err := x.next(); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *xzReader) Read(p []byte) (int, error) {
+	for x.err == nil {
+		if x.dec == nil {
+			x.err = x.next()
+			continue
+		}
+		n, err := x.readBlock(p)
+		if err != nil {
+			x.err = err
+		}
+		if n > 0 || len(p) == 0 {
+			return n, nil
+		}
+	}
+	return 0, x.err
+}
+
+// readBlock reads the current block's data, within one chunk at a time,
+// and ends the block after its end marker.
+func (x *xzReader) readBlock(p []byte) (int, error) {
+	c := &x.chunk
+	if x.out == c.declared { // the decoder gave all the chunks so far hold
+		if c.left != 0 {
+			return 0, fmt.Errorf("xz: the LZMA2 chunk at byte %d ends %d bytes before the size its header declares", c.start, c.left)
+		}
+		if !c.end {
+			if err := c.next(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	want := c.declared - x.out
+	if want == 0 { // the end marker: the decoder must end on it
+		var b [1]byte
+		n, err := x.dec.Read(b[:])
+		if n != 0 || err != io.EOF || !c.end || c.left != 0 {
+			return 0, x.decodeError(err)
+		}
+		return 0, x.endBlock()
+	}
+	if int64(len(p)) > want {
+		p = p[:want]
+	}
+	n, err := x.dec.Read(p)
+	x.out += int64(n)
+	if x.check != nil {
+		x.check.Write(p[:n])
+	}
+	if err != nil {
+		return n, x.decodeError(err)
+	}
+	return n, nil
+}
+
+func (x *xzReader) decodeError(err error) error {
+	switch {
+	case err == nil || err == io.EOF || errors.Is(err, errChunkOverrun):
+		return fmt.Errorf("xz: the LZMA2 data of the chunk at byte %d does not match its header", x.chunk.start)
+	case errors.Is(err, io.ErrUnexpectedEOF) && strings.HasPrefix(err.Error(), "xz: truncated"):
+		return err
+	}
+	return fmt.Errorf("xz: the LZMA2 chunk at byte %d: %w", x.chunk.start, err)
+}
+
+// endBlock checks the current block's sizes, padding and check, and
+// records it for the index.
+func (x *xzReader) endBlock() error {
+	packed := x.chunk.packed
+	if (x.packed >= 0 && x.packed != packed) || (x.size >= 0 && x.size != x.out) {
+		return fmt.Errorf("xz: the block at byte %d holds %d bytes (%d compressed), not the sizes its header declares", x.block, x.out, packed)
+	}
+	pad, err := x.read(int((4 - (x.hsize+packed)%4) % 4))
+	if err != nil {
+		return err
+	}
+	if !allZero(pad) {
+		return fmt.Errorf("xz: the block at byte %d has nonzero padding", x.block)
+	}
+	unpadded := x.hsize + packed
+	if x.check != nil {
+		sum := x.check.Sum(nil)
+		if len(sum) != 32 { // CRC32 and CRC64 are stored little-endian
+			slices.Reverse(sum)
+		}
+		got, err := x.read(len(sum))
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(h[:6], xzMagic) {
-			return fmt.Errorf("xz: no stream header at byte %d", at)
+		if !bytes.Equal(got, sum) {
+			return fmt.Errorf("xz: the block at byte %d fails its checksum", x.block)
 		}
-		// The check's size by its type (its low 4 bits): 0 none, 1-3 4
-		// bytes, 4-6 8, 7-9 16, 10-12 32, 13-15 64.
-		g.check = [16]int64{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}[h[7]&0x0f]
-		g.free, g.state = g.free+12, xzBlockOrIndex
-	case xzBlockOrIndex:
-		b, err := g.peek(1)
-		if err != nil {
-			return err
-		}
-		if b[0] == 0 { // the index indicator, then the number of records
-			n, k, err := g.varint(1)
-			if err != nil {
+		unpadded += int64(len(sum))
+	}
+	x.records = append(x.records, xzRecord{uint64(unpadded), uint64(x.out)})
+	x.dec = nil
+	return nil
+}
+
+// next reads on to the next block's header and starts the block, or
+// returns io.EOF at the end of the file.
+func (x *xzReader) next() error {
+	for {
+		if !x.inStream {
+			if err := x.streamHeader(); err != nil {
 				return err
 			}
-			g.index, g.left = at, n
-			g.free, g.state = g.free+int64(1+k), xzRecord
-			return nil
 		}
-		size := (int(b[0]) + 1) * 4
-		h, err := g.peek(size)
+		b, err := x.peek(1)
 		if err != nil {
 			return err
 		}
-		dict, err := xzBlockDict(h)
-		if err != nil {
-			return fmt.Errorf("xz: block header at byte %d: %w", at, err)
-		}
-		if dict > maxXZDict {
-			return fmt.Errorf("xz: the block at byte %d declares a dictionary of %d MiB; otree reads at most %d MiB (xz -9 uses 64 MiB)",
-				at, (dict+(1<<20)-1)>>20, maxXZDict>>20)
-		}
-		g.data = at + int64(size)
-		g.free, g.state = g.free+int64(size), xzChunk
-	case xzChunk:
-		c, err := g.peek(1)
-		if err != nil {
-			return err
-		}
-		switch {
-		case c[0] == 0: // the block's end: padding to 4 bytes, its check
-			pad := (4 - (at+1-g.data)%4) % 4
-			g.free, g.state = g.free+1+pad+g.check, xzBlockOrIndex
-		case c[0] == 1 || c[0] == 2: // stored: size-1 (big-endian), data
-			h, err := g.peek(3)
-			if err != nil {
+		if b[0] == 0 {
+			if err := x.index(); err != nil {
 				return err
 			}
-			g.free += 3 + int64(binary.BigEndian.Uint16(h[1:])) + 1
-		case c[0] >= 0x80: // LZMA: unpacked size-1, packed size-1, properties if reset
-			n := 5
-			if c[0] >= 0xc0 {
-				n = 6
-			}
-			h, err := g.peek(n)
-			if err != nil {
-				return err
-			}
-			g.free += int64(n) + int64(binary.BigEndian.Uint16(h[3:5])) + 1
-		default:
-			return fmt.Errorf("xz: invalid LZMA2 chunk at byte %d", at)
+			continue
 		}
-	case xzRecord:
-		if g.left == 0 { // padding to 4 bytes, CRC32, then the stream footer
-			pad := (4 - (at-g.index)%4) % 4
-			g.free, g.state = g.free+pad+4+12, xzStreamEnd
-			return nil
-		}
-		_, a, err := g.varint(0) // unpadded size
-		if err != nil {
-			return err
-		}
-		_, b, err := g.varint(a) // uncompressed size
-		if err != nil {
-			return err
-		}
-		g.left--
-		g.free += int64(a + b)
-	case xzStreamEnd:
-		if g.free != 0 {
-			panic("xzGuard: stream end checked ahead")
-		}
+		return x.startBlock()
+	}
+}
+
+// streamHeader reads a stream's header, after skipping the zeros that pad
+// the previous stream; io.EOF if no stream starts there.
+func (x *xzReader) streamHeader() error {
+	if x.streams > 0 {
 		for {
-			b, _ := g.br.Peek(len(xzMagic))
+			b, _ := x.br.Peek(len(xzMagic))
 			if len(b) > 0 && b[0] == 0 {
 				z := len(b) - len(bytes.TrimLeft(b, "\x00"))
-				g.br.Discard(z)
-				g.pos += int64(z)
+				x.br.Discard(z)
+				x.pos += int64(z)
 				continue
 			}
 			if !bytes.Equal(b, xzMagic) {
 				return io.EOF
 			}
-			g.state = xzStreamHeader
-			return nil
+			break
 		}
 	}
+	at := x.pos
+	h, err := x.read(12)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(h[:6], xzMagic) {
+		return fmt.Errorf("xz: no stream header at byte %d", at)
+	}
+	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:]) {
+		return fmt.Errorf("xz: the stream header at byte %d fails its checksum", at)
+	}
+	if h[6] != 0 || h[7]&0xf0 != 0 {
+		return fmt.Errorf("xz: the stream header at byte %d has unknown flags", at)
+	}
+	switch h[7] {
+	case 0:
+		x.newCheck = nil
+	case 1:
+		x.newCheck = func() hash.Hash { return crc32.NewIEEE() }
+	case 4:
+		x.newCheck = func() hash.Hash { return crc64.New(crc64Table) }
+	case 10:
+		x.newCheck = sha256.New
+	default:
+		return fmt.Errorf("xz: the stream at byte %d has a check of type %d, which otree does not know", at, h[7])
+	}
+	x.flags = [2]byte{h[6], h[7]}
+	x.inStream, x.records = true, x.records[:0]
 	return nil
 }
 
-// peek returns the n bytes at pos+free, which must all be there.
-func (g *xzGuard) peek(n int) ([]byte, error) {
-	b, err := g.br.Peek(int(g.free) + n)
-	if len(b) < int(g.free)+n {
+// startBlock reads a block header and starts the decoder on its data.
+func (x *xzReader) startBlock() error {
+	x.block = x.pos
+	b, _ := x.peek(1)
+	h, err := x.read((int(b[0]) + 1) * 4)
+	if err != nil {
+		return err
+	}
+	body := h[:len(h)-4]
+	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(h[len(body):]) {
+		return fmt.Errorf("xz: the block header at byte %d fails its checksum", x.block)
+	}
+	bad := func(what string) error { return fmt.Errorf("xz: block header at byte %d: %s", x.block, what) }
+	flags, off := body[1], 2
+	if flags&0x3c != 0 {
+		return bad("unknown flags")
+	}
+	x.packed, x.size = -1, -1
+	for _, s := range []struct {
+		present bool
+		v       *int64
+	}{{flags&0x40 != 0, &x.packed}, {flags&0x80 != 0, &x.size}} {
+		if s.present {
+			v, n, ok := xzVarint(body[off:])
+			if !ok || v == 0 || v >= 1<<62 {
+				return bad("invalid size")
+			}
+			*s.v, off = int64(v), off+n
+		}
+	}
+	var dict uint64
+	for i := range int(flags&3) + 1 {
+		id, n, ok := xzVarint(body[off:])
+		if !ok {
+			return bad("invalid filter")
+		}
+		off += n
+		size, n, ok := xzVarint(body[off:])
+		if !ok || size > uint64(len(body)-off-n) {
+			return bad("invalid filter properties")
+		}
+		off += n
+		props := body[off : off+int(size)]
+		off += int(size)
+		if id != 0x21 {
+			name := xzFilters[id]
+			if name == "" {
+				name = fmt.Sprintf("unknown (%#x)", id)
+			}
+			return fmt.Errorf("xz: the block at byte %d uses the %s filter; otree reads only LZMA2 blocks without filters", x.block, name)
+		}
+		if i != int(flags&3) {
+			return bad("LZMA2 is not the last filter")
+		}
+		if len(props) != 1 || props[0] > 40 {
+			return bad("invalid LZMA2 properties")
+		}
+		if props[0] == 40 {
+			dict = 1<<32 - 1
+		} else {
+			dict = uint64(2|props[0]&1) << (props[0]/2 + 11)
+		}
+	}
+	if !allZero(body[off:]) {
+		return bad("nonzero padding")
+	}
+	if dict > maxXZDict {
+		return fmt.Errorf("xz: the block at byte %d declares a dictionary of %d MiB; otree reads at most %d MiB (xz -9 uses 64 MiB)",
+			x.block, (dict+(1<<20)-1)>>20, maxXZDict>>20)
+	}
+	x.hsize, x.out = int64(len(h)), 0
+	x.check = nil
+	if x.newCheck != nil {
+		x.check = x.newCheck()
+	}
+	x.chunk = xzChunks{x: x}
+	if err := x.chunk.next(); err != nil {
+		return err
+	}
+	// NewReader2 reads the first chunk's header; an error there it
+	// gives back on the first read.
+	x.dec, err = lzma.Reader2Config{DictCap: int(dict)}.NewReader2(&x.chunk)
+	return err
+}
+
+// index reads a stream's index, checks it against the blocks read, and
+// reads the stream's footer.
+func (x *xzReader) index() error {
+	at := x.pos
+	crc := crc32.NewIEEE()
+	varint := func() (uint64, error) {
+		if _, err := x.peek(1); err != nil {
+			return 0, err
+		}
+		b, _ := x.br.Peek(9)
+		v, n, ok := xzVarint(b)
+		if !ok {
+			if len(b) < 9 {
+				return 0, x.truncated(x.pos + int64(len(b)))
+			}
+			return 0, fmt.Errorf("xz: invalid integer at byte %d", x.pos)
+		}
+		b, _ = x.read(n)
+		crc.Write(b)
+		return v, nil
+	}
+	b, _ := x.read(1)
+	crc.Write(b)
+	count, err := varint()
+	if err != nil {
+		return err
+	}
+	if count != uint64(len(x.records)) {
+		return fmt.Errorf("xz: the index at byte %d lists %d blocks; the stream has %d", at, count, len(x.records))
+	}
+	for i, r := range x.records {
+		var got xzRecord
+		if got.unpadded, err = varint(); err != nil {
+			return err
+		}
+		if got.size, err = varint(); err != nil {
+			return err
+		}
+		if got != r {
+			return fmt.Errorf("xz: the index at byte %d does not match block %d", at, i)
+		}
+	}
+	pad, err := x.read(int((4 - (x.pos-at)%4) % 4))
+	if err != nil {
+		return err
+	}
+	crc.Write(pad)
+	size := x.pos - at + 4
+	sum, err := x.read(4)
+	if err != nil {
+		return err
+	}
+	if !allZero(pad) || crc.Sum32() != binary.LittleEndian.Uint32(sum) {
+		return fmt.Errorf("xz: the index at byte %d fails its checksum", at)
+	}
+	foot := x.pos
+	f, err := x.read(12)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !bytes.Equal(f[10:], []byte("YZ")):
+		return fmt.Errorf("xz: no stream footer at byte %d", foot)
+	case crc32.ChecksumIEEE(f[4:10]) != binary.LittleEndian.Uint32(f):
+		return fmt.Errorf("xz: the stream footer at byte %d fails its checksum", foot)
+	case (int64(binary.LittleEndian.Uint32(f[4:]))+1)*4 != size || [2]byte(f[8:10]) != x.flags:
+		return fmt.Errorf("xz: the stream footer at byte %d does not match its stream", foot)
+	}
+	x.inStream = false
+	x.streams++
+	return nil
+}
+
+// peek returns the n bytes at pos, which must all be there.
+func (x *xzReader) peek(n int) ([]byte, error) {
+	b, err := x.br.Peek(n)
+	if len(b) < n {
 		if err == nil || err == io.EOF {
-			err = g.truncated(g.pos + int64(len(b)))
+			err = x.truncated(x.pos + int64(len(b)))
 		}
 		return nil, err
 	}
-	return b[g.free:], nil
+	return b, nil
 }
 
-// varint reads the xz multibyte integer at pos+free+off and says how many
-// bytes it takes.
-func (g *xzGuard) varint(off int) (uint64, int, error) {
-	off += int(g.free)
-	b, err := g.br.Peek(off + 9)
-	if len(b) <= off {
-		if err == nil || err == io.EOF {
-			err = g.truncated(g.pos + int64(len(b)))
-		}
-		return 0, 0, err
+// read reads the n bytes at pos, which must all be there.
+func (x *xzReader) read(n int) ([]byte, error) {
+	b, err := x.peek(n)
+	if err != nil {
+		return nil, err
 	}
-	v, n, ok := xzVarint(b[off:])
-	if !ok {
-		if len(b) < off+9 {
-			return 0, 0, g.truncated(g.pos + int64(len(b)))
-		}
-		return 0, 0, fmt.Errorf("xz: invalid integer at byte %d", g.pos+int64(off))
-	}
-	return v, n, nil
+	b = slices.Clone(b)
+	x.br.Discard(n)
+	x.pos += int64(n)
+	return b, nil
 }
 
-func (g *xzGuard) truncated(at int64) error {
+func (x *xzReader) truncated(at int64) error {
 	return fmt.Errorf("xz: truncated at byte %d: %w", at, io.ErrUnexpectedEOF)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // xzVarint decodes an xz multibyte integer: 7 bits a byte, least
@@ -349,54 +624,4 @@ func xzVarint(b []byte) (uint64, int, bool) {
 		}
 	}
 	return 0, 0, false
-}
-
-// xzBlockDict returns the LZMA2 dictionary size a block header h (its
-// check included) declares. The last of its filters must be LZMA2, whose
-// chunks xzGuard parses; the decoder refuses the others it does not know.
-func xzBlockDict(h []byte) (uint64, error) {
-	body := h[:len(h)-4] // its CRC32 is the decoder's to check
-	if len(body) < 2 {
-		return 0, errors.New("too short")
-	}
-	flags, off := body[1], 2
-	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} { // compressed and uncompressed size
-		if present {
-			_, n, ok := xzVarint(body[off:])
-			if !ok {
-				return 0, errors.New("invalid size")
-			}
-			off += n
-		}
-	}
-	var id, dict uint64
-	for range int(flags&3) + 1 {
-		var n int
-		var ok bool
-		if id, n, ok = xzVarint(body[off:]); !ok {
-			return 0, errors.New("invalid filter")
-		}
-		off += n
-		size, n, ok := xzVarint(body[off:])
-		if !ok || size > uint64(len(body)-off-n) {
-			return 0, errors.New("invalid filter properties")
-		}
-		off += n
-		props := body[off : off+int(size)]
-		off += int(size)
-		if id == 0x21 { // LZMA2: one byte, the dictionary size
-			if len(props) != 1 || props[0] > 40 {
-				return 0, errors.New("invalid LZMA2 properties")
-			}
-			if props[0] == 40 {
-				dict = 1<<32 - 1
-			} else {
-				dict = uint64(2|props[0]&1) << (props[0]/2 + 11)
-			}
-		}
-	}
-	if id != 0x21 {
-		return 0, fmt.Errorf("the last filter is %#x, not LZMA2", id)
-	}
-	return dict, nil
 }

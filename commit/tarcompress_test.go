@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/limitread/limitreadtest"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
@@ -46,7 +48,7 @@ var compressedFixtures = []struct{ name, cmd string }{
 
 // fixtureTar is an archive with a hardlink, a PAX xattr, a symlink and
 // (for xz's stored chunks) bytes that do not compress.
-func fixtureTar(t *testing.T) []byte {
+func fixtureTar(t testing.TB) []byte {
 	t.Helper()
 	noise := make([]byte, 3000)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -300,6 +302,122 @@ func TestTarCompressedChecksumXZBzip2(t *testing.T) {
 		p, _, err := commitTarBytes(t, r, name, data)
 		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "checksum") {
 			t.Errorf("%s: got %v, want a checksum error naming it", name, err)
+		}
+	}
+}
+
+// xzBlockHeader is the header of an xz block of LZMA2 alone, of the
+// dictionary code dict, with no sizes.
+func xzBlockHeader(dict byte) []byte {
+	h := []byte{2, 0, 0x21, 1, dict, 0, 0, 0}
+	return binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(h))
+}
+
+// xzOneBlock wraps data, LZMA2 chunks decompressing to size bytes, in an
+// xz stream of one block with the header h and no check.
+func xzOneBlock(h, data []byte, size int) []byte {
+	xv := func(b []byte, v uint64) []byte {
+		for ; v >= 0x80; v >>= 7 {
+			b = append(b, byte(v)|0x80)
+		}
+		return append(b, byte(v))
+	}
+	b := append(slices.Clone(xzMagic), 0, 0)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE([]byte{0, 0}))
+	b = append(append(b, h...), data...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	index := xv(xv([]byte{0, 1}, uint64(len(h)+len(data))), uint64(size))
+	for len(index)%4 != 0 {
+		index = append(index, 0)
+	}
+	index = binary.LittleEndian.AppendUint32(index, crc32.ChecksumIEEE(index))
+	b = append(b, index...)
+	foot := binary.LittleEndian.AppendUint32(nil, uint32(len(index)/4-1))
+	foot = append(foot, 0, 0)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(foot))
+	return append(append(b, foot...), 'Y', 'Z')
+}
+
+var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+
+// xzChunkPastData returns the fixture tar as xz of one LZMA chunk, well
+// formed, and the same with bytes hidden in the chunk: its header
+// declares more compressed bytes than its data takes, and there follow
+// an end marker, padding and the header of a block of a 384 MiB
+// dictionary, which a decoder ending the chunk where its data ends reads
+// as the next block.
+func xzChunkPastData(t testing.TB, plain []byte) (good, bad []byte) {
+	t.Helper()
+	d := lzma2Data(t, plain)
+	// One LZMA chunk resetting everything, then the end marker.
+	packed := int(binary.BigEndian.Uint16(d[3:5])) + 1
+	if d[0] < 0xe0 || len(d) != 6+packed+1 || d[len(d)-1] != 0 {
+		t.Fatalf("the LZMA2 data of the fixture tar is not one LZMA chunk: % x...", d[:6])
+	}
+	hidden := []byte{0}
+	for (6+packed+len(hidden))%4 != 0 {
+		hidden = append(hidden, 0)
+	}
+	hidden = append(hidden, xzBlockHeader(33)...)
+	bad = slices.Concat(d[:3], binary.BigEndian.AppendUint16(nil, uint16(packed+len(hidden)-1)), d[5:6+packed], hidden, d[6+packed:])
+	return xzOneBlock(xzBlockHeader(8), d, len(plain)), xzOneBlock(xzBlockHeader(8), bad, len(plain))
+}
+
+// lzma2Data compresses plain as LZMA2 chunks with a 64 KiB dictionary.
+func lzma2Data(t testing.TB, plain []byte) []byte {
+	t.Helper()
+	var data bytes.Buffer
+	w, err := lzma.Writer2Config{DictCap: 64 << 10}.NewWriter2(&data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(plain)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return data.Bytes()
+}
+
+// An xz block whose LZMA2 chunk declares more compressed bytes than its
+// data takes is refused, naming the file and the chunk, without
+// allocating the dictionary the bytes past its data declare.
+func TestXZChunkPastItsDataRefused(t *testing.T) {
+	plain := fixtureTar(t)
+	good, bad := xzChunkPastData(t, plain)
+	r := newRepo(t, repo.ModeArchive)
+	if _, _, err := commitTarBytes(t, r, "tree.tar.xz", good); err != nil {
+		t.Fatalf("the well-formed file: %v", err)
+	}
+	var p string
+	var err error
+	alloc := limitreadtest.Allocated(func() {
+		p, _, err = commitTarBytes(t, r, "bypass.tar.xz", bad)
+	})
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "LZMA2 chunk at byte 24 ends") {
+		t.Errorf("got %v, want an error naming the file and the chunk at byte 24", err)
+	}
+	if alloc > 64<<20 {
+		t.Errorf("allocated %d MiB refusing it", alloc>>20)
+	}
+}
+
+// An xz block with a filter before LZMA2 (a BCJ filter, delta) is refused,
+// naming the file and the filter.
+func TestXZFilterNamed(t *testing.T) {
+	plain := fixtureTar(t)
+	d := lzma2Data(t, plain)
+	r := newRepo(t, repo.ModeArchive)
+	for _, c := range []struct {
+		id   byte
+		want string
+	}{{0x04, "x86 filter"}, {0x03, "delta filter"}, {0x0a, "ARM64 filter"}, {0x55, "unknown (0x55) filter"}} {
+		h := []byte{2, 0x01, c.id, 0, 0x21, 1, 8, 0}
+		h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(h))
+		p, _, err := commitTarBytes(t, r, "filter.tar.xz", xzOneBlock(h, d, len(plain)))
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("filter %#x: got %v, want an error naming the file and %q", c.id, err, c.want)
 		}
 	}
 }
