@@ -131,6 +131,11 @@ func checkStreamEnd(rd io.Reader) error {
 // could claim gigabytes. xz -9 uses 64 MiB.
 const maxXZDict = 256 << 20
 
+// xzDictBudget is the dictionary memory all the blocks of a file may
+// declare in all, beyond 4 KiB per byte of the file read: a file of one
+// block at xz -9 declares 64 MiB.
+const xzDictBudget = 1 << 30
+
 // xzReader decompresses an xz file. It parses the container itself
 // (streams, block headers, LZMA2 chunk headers, checks, indexes, footers)
 // and hands the LZMA2 decoder one block at a time, created only once the
@@ -150,10 +155,11 @@ type xzReader struct {
 	records  []xzRecord       // the current stream's blocks so far
 	// The current block, while dec is set.
 	dec    *lzma.Reader2
-	block  int64 // where its header starts
-	hsize  int64 // its header's size
-	packed int64 // its compressed size as its header declares, or -1
-	size   int64 // its uncompressed size as its header declares, or -1
+	block  int64  // where its header starts
+	hsize  int64  // its header's size
+	packed int64  // its compressed size as its header declares, or -1
+	size   int64  // its uncompressed size as its header declares, or -1
+	dicts  uint64 // dictionary bytes of all the blocks so far
 	check  hash.Hash
 	out    int64 // bytes the decoder gave
 	chunk  xzChunks
@@ -228,6 +234,12 @@ func (c *xzChunks) next() error {
 		}
 		unpacked = int64(ctl&0x1f)<<16 + int64(binary.BigEndian.Uint16(b[1:3])) + 1
 		data = int64(binary.BigEndian.Uint16(b[3:5])) + 1
+		// LZMA2 allows lc+lp ≤ 4 (xz refuses more). The decoder does
+		// not check, and resets 0x300<<(lc+lp) probabilities for each
+		// such chunk: a chunk of a dozen bytes could cost 6 MiB of work.
+		if p := b[5]; hdr == 6 && (p >= 9*5*5 || p%9+p/9%5 > 4) {
+			return fmt.Errorf("xz: the LZMA2 chunk at byte %d has properties %#x (lc+lp over 4)", x.pos, p)
+		}
 	default:
 		return fmt.Errorf("xz: invalid LZMA2 chunk at byte %d", x.pos)
 	}
@@ -373,16 +385,27 @@ func (x *xzReader) next() error {
 // the previous stream; io.EOF if no stream starts there.
 func (x *xzReader) streamHeader() error {
 	if x.streams > 0 {
+		// Stream padding is zeros, a multiple of 4 of them; past
+		// maxTarTrailer they, like anything else that starts no
+		// stream, are what follows the file.
+		var zeros int64
 		for {
-			b, _ := x.br.Peek(len(xzMagic))
-			if len(b) > 0 && b[0] == 0 {
+			b, err := x.br.Peek(len(xzMagic))
+			if len(b) > 0 && b[0] == 0 && zeros < maxTarTrailer {
 				z := len(b) - len(bytes.TrimLeft(b, "\x00"))
 				x.br.Discard(z)
 				x.pos += int64(z)
+				zeros += int64(z)
 				continue
 			}
 			if !bytes.Equal(b, xzMagic) {
+				if err != nil && err != io.EOF {
+					return err
+				}
 				return io.EOF
+			}
+			if zeros%4 != 0 {
+				return fmt.Errorf("xz: the stream at byte %d follows %d bytes of padding, not a multiple of 4", x.pos, zeros)
 			}
 			break
 		}
@@ -442,7 +465,9 @@ func (x *xzReader) startBlock() error {
 	}{{flags&0x40 != 0, &x.packed}, {flags&0x80 != 0, &x.size}} {
 		if s.present {
 			v, n, ok := xzVarint(body[off:])
-			if !ok || v == 0 || v >= 1<<62 {
+			// An empty block may declare its size; not a zero
+			// compressed size.
+			if !ok || v == 0 && s.v == &x.packed || v >= 1<<62 {
 				return bad("invalid size")
 			}
 			*s.v, off = int64(v), off+n
@@ -487,6 +512,18 @@ func (x *xzReader) startBlock() error {
 	if dict > maxXZDict {
 		return fmt.Errorf("xz: the block at byte %d declares a dictionary of %d MiB; otree reads at most %d MiB (xz -9 uses 64 MiB)",
 			x.block, (dict+(1<<20)-1)>>20, maxXZDict>>20)
+	}
+	// The decoder allocates the dictionary whole for every block: no
+	// larger than the block's data, where its header declares that size,
+	// and no more in all than a budget that grows with the bytes read, so
+	// that many small blocks each declaring a large dictionary cannot
+	// cost seconds apiece.
+	if x.size >= 0 {
+		dict = min(dict, max(4096, uint64(x.size)))
+	}
+	if x.dicts += dict; x.dicts > xzDictBudget+4096*uint64(x.pos) {
+		return fmt.Errorf("xz: the blocks up to byte %d declare %d MiB of dictionaries in all, more than otree allocates for a file of that size",
+			x.block, x.dicts>>20)
 	}
 	x.hsize, x.out = int64(len(h)), 0
 	x.check = nil

@@ -316,6 +316,11 @@ func xzBlockHeader(dict byte) []byte {
 // xzOneBlock wraps data, LZMA2 chunks decompressing to size bytes, in an
 // xz stream of one block with the header h and no check.
 func xzOneBlock(h, data []byte, size int) []byte {
+	return xzBlocks(h, data, size, 1)
+}
+
+// xzBlocks is xzOneBlock with n such blocks.
+func xzBlocks(h, data []byte, size, n int) []byte {
 	xv := func(b []byte, v uint64) []byte {
 		for ; v >= 0x80; v >>= 7 {
 			b = append(b, byte(v)|0x80)
@@ -324,11 +329,14 @@ func xzOneBlock(h, data []byte, size int) []byte {
 	}
 	b := append(slices.Clone(xzMagic), 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE([]byte{0, 0}))
-	b = append(append(b, h...), data...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
+	index := xv([]byte{0}, uint64(n))
+	for range n {
+		b = append(append(b, h...), data...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		index = xv(xv(index, uint64(len(h)+len(data))), uint64(size))
 	}
-	index := xv(xv([]byte{0, 1}, uint64(len(h)+len(data))), uint64(size))
 	for len(index)%4 != 0 {
 		index = append(index, 0)
 	}
@@ -419,5 +427,81 @@ func TestXZFilterNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("filter %#x: got %v, want an error naming the file and %q", c.id, err, c.want)
 		}
+	}
+}
+
+// LZMA2 allows lc+lp ≤ 4; a chunk with more, which the decoder would
+// take at a cost growing as 0x300<<(lc+lp) per chunk, is refused, naming
+// the file and the chunk.
+func TestXZChunkPropertiesBounded(t *testing.T) {
+	plain := fixtureTar(t)
+	d := lzma2Data(t, plain)
+	if d[0] < 0xc0 {
+		t.Fatalf("the first chunk sets no properties: % x", d[:6])
+	}
+	d[5] = (0*5+4)*9 + 8 // pb 0, lp 4, lc 8
+	r := newRepo(t, repo.ModeArchive)
+	p, _, err := commitTarBytes(t, r, "props.tar.xz", xzOneBlock(xzBlockHeader(8), d, len(plain)))
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "lc+lp over 4") {
+		t.Errorf("got %v, want an error naming the file and lc+lp", err)
+	}
+}
+
+// Each xz block's dictionary is allocated whole, so a file of many tiny
+// blocks each declaring 256 MiB is bounded twice: a block that declares
+// its size gets a dictionary no larger than that, and the dictionaries
+// of all the blocks may not outgrow a budget that grows with the file.
+func TestXZBlockDictionariesBounded(t *testing.T) {
+	// One stored byte, the dictionary reset, then the end marker.
+	data := []byte{1, 0, 0, 'x', 0}
+	r := newRepo(t, repo.ModeArchive)
+	// Blocks declaring their size (1): each dictionary is 4 KiB, and the
+	// 600 bytes reach the tar reader, which finds them no archive.
+	sized := []byte{2, 0x80, 1, 0x21, 1, 32, 0, 0}
+	sized = binary.LittleEndian.AppendUint32(sized, crc32.ChecksumIEEE(sized))
+	var err error
+	alloc := limitreadtest.Allocated(func() {
+		_, _, err = commitTarBytes(t, r, "sized.tar.xz", xzBlocks(sized, data, 1, 600))
+	})
+	if err == nil || strings.Contains(err.Error(), "dictionar") {
+		t.Errorf("sized blocks: got %v, want the tar reader's error", err)
+	}
+	if alloc > 64<<20 {
+		t.Errorf("sized blocks: allocated %d MiB for 600 bytes", alloc>>20)
+	}
+	if testing.Short() {
+		return // the rest allocates 1 GiB
+	}
+	// Blocks without sizes: four get their 256 MiB, the fifth is over
+	// the budget.
+	var p string
+	alloc = limitreadtest.Allocated(func() {
+		p, _, err = commitTarBytes(t, r, "unsized.tar.xz", xzBlocks(xzBlockHeader(32), data, 1, 600))
+	})
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "MiB of dictionaries") {
+		t.Errorf("unsized blocks: got %v, want an error naming the file and the dictionaries", err)
+	}
+	if alloc > 1200<<20 {
+		t.Errorf("unsized blocks: allocated %d MiB", alloc>>20)
+	}
+}
+
+// Zeros between xz streams come in fours, as the format says; and a file
+// followed by endless zeros ends, as one followed by anything else does.
+func TestXZStreamPadding(t *testing.T) {
+	plain := fixtureTar(t)
+	d := lzma2Data(t, plain)
+	one := xzOneBlock(xzBlockHeader(8), d, len(plain))
+	empty := xzBlocks(xzBlockHeader(8), []byte{0}, 0, 0)
+	r := newRepo(t, repo.ModeArchive)
+	if _, _, err := commitTarBytes(t, r, "four.tar.xz", slices.Concat(one, make([]byte, 4), empty)); err != nil {
+		t.Errorf("four zeros between streams: %v", err)
+	}
+	p, _, err := commitTarBytes(t, r, "two.tar.xz", slices.Concat(one, make([]byte, 2), empty))
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a multiple of 4") {
+		t.Errorf("two zeros between streams: got %v, want an error naming the file and the padding", err)
+	}
+	if _, _, err := commitTarBytes(t, r, "zeros.tar.xz", slices.Concat(one, make([]byte, 3<<20))); err != nil {
+		t.Errorf("3 MiB of zeros after the stream: %v", err)
 	}
 }

@@ -76,11 +76,8 @@ func nonSnakeKeys(v any, at string) []string {
 			if !snakeKey.MatchString(k) {
 				bad = append(bad, at+"."+k)
 			}
-			if m, ok := e.(map[string]any); ok && dataMaps[k] {
-				for dk, de := range m {
-					bad = append(bad, nonSnakeKeys(de, at+"."+k+"."+dk)...)
-				}
-				continue
+			if _, ok := e.(map[string]any); ok && dataMaps[k] {
+				continue // keys and values the user gave
 			}
 			bad = append(bad, nonSnakeKeys(e, at+"."+k)...)
 		}
