@@ -486,8 +486,9 @@ func TestXZBlockDictionariesBounded(t *testing.T) {
 	}
 }
 
-// Zeros between xz streams come in fours, as the format says; and a file
-// followed by endless zeros ends, as one followed by anything else does.
+// Zeros between xz streams come in fours, as the format says; an empty
+// block may declare its size; and a file followed by more zeros than
+// stream padding may be ends, as one followed by anything else does.
 func TestXZStreamPadding(t *testing.T) {
 	plain := fixtureTar(t)
 	d := lzma2Data(t, plain)
@@ -500,6 +501,12 @@ func TestXZStreamPadding(t *testing.T) {
 	p, _, err := commitTarBytes(t, r, "two.tar.xz", slices.Concat(one, make([]byte, 2), empty))
 	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a multiple of 4") {
 		t.Errorf("two zeros between streams: got %v, want an error naming the file and the padding", err)
+	}
+	// A stream of one empty block that declares its size, 0.
+	zero := []byte{2, 0x80, 0, 0x21, 1, 8, 0, 0}
+	zero = binary.LittleEndian.AppendUint32(zero, crc32.ChecksumIEEE(zero))
+	if _, _, err := commitTarBytes(t, r, "emptyblock.tar.xz", slices.Concat(one, xzOneBlock(zero, []byte{0}, 0))); err != nil {
+		t.Errorf("a stream of an empty block declaring its size: %v", err)
 	}
 	if _, _, err := commitTarBytes(t, r, "zeros.tar.xz", slices.Concat(one, make([]byte, 3<<20))); err != nil {
 		t.Errorf("3 MiB of zeros after the stream: %v", err)
