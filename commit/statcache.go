@@ -253,7 +253,12 @@ func newStatCache(path string, fp [32]byte) *statCache {
 // names, is stored (or staged by txn): unchecked when its fan-out
 // directory is unchanged since the cache stamped it, else checked.
 func (c *statCache) present(txn *repo.Txn, kind repo.Kind, id repo.ID) bool {
-	return c.vouched[id[0]] || txn.Present(kind, id)
+	if c.vouched[id[0]] {
+		return true
+	}
+	// An error counts as absent: the write that follows meets it.
+	ok, err := txn.Has(kind, id)
+	return ok && err == nil
 }
 
 // stampObjects stamps the fan-out directories of r's objects as the run
@@ -279,8 +284,8 @@ func (c *statCache) stamped() int {
 	return n
 }
 
-// cachedTxn is a transaction whose Present takes the stat cache's stamps
-// into account: what a dirtree written from cache records needs.
+// cachedTxn is a transaction with Present, which answers through the stat
+// cache's stamps: what a dirtree written from cache records needs.
 type cachedTxn struct {
 	*repo.Txn
 	cache *statCache

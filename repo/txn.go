@@ -302,25 +302,6 @@ func (t *Txn) Has(kind Kind, id ID) (bool, error) {
 	return t.r.HasObject(kind, id)
 }
 
-// Present reports whether the object is stored or staged, for a caller
-// that holds its id from a cache (the stat cache of a commit) rather than
-// from the store: objects lost behind the repository's back leave such
-// caches naming them. It costs one fstatat when the object is stored,
-// and looks at what the transaction staged only when it is not (an
-// object published in between then counts as absent: the caller stores
-// it again, which finds it stored). An error counts as absent too, so
-// that the caller's write of the object meets and reports it.
-func (t *Txn) Present(kind Kind, id ID) bool {
-	var st unix.Stat_t
-	if unix.Fstatat(t.r.objects(), objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		return true
-	}
-	t.mu.Lock()
-	_, ok := t.staged[objKey{kind, id}]
-	t.mu.Unlock()
-	return ok
-}
-
 // claim reports whether the caller should write the object: it is neither
 // stored nor staged (nor being staged by another goroutine).
 func (t *Txn) claim(kind Kind, id ID) (bool, error) {

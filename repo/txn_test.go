@@ -178,10 +178,10 @@ func TestCancelStopsArchivedCopy(t *testing.T) {
 	}
 }
 
-// Present answers for an object stored, one staged by the transaction and
+// Has answers for an object stored, one staged by the transaction and
 // one stored before and since deleted behind the repository's back; its
 // kind is part of the answer.
-func TestTxnPresent(t *testing.T) {
+func TestTxnHas(t *testing.T) {
 	r := newIntegrityRepo(t, repo.ModeBareUser)
 	stored := (&repo.DirMeta{Mode: 0o755}).Encode()
 	lost := (&repo.DirMeta{Mode: 0o700}).Encode()
@@ -221,8 +221,8 @@ func TestTxnPresent(t *testing.T) {
 		{"another kind", repo.KindDirTree, stored, false},
 		{"never written", repo.KindDirMeta, (&repo.DirMeta{Mode: 0o711}).Encode(), false},
 	} {
-		if got := txn.Present(c.kind, repo.Sum(c.data)); got != c.want {
-			t.Errorf("%s: Present = %v, want %v", c.name, got, c.want)
+		if got, err := txn.Has(c.kind, repo.Sum(c.data)); got != c.want || err != nil {
+			t.Errorf("%s: Has = %v, %v; want %v", c.name, got, err, c.want)
 		}
 	}
 }
