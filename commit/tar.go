@@ -445,6 +445,14 @@ func (ti *tarImport) entryName(name string) (string, error) {
 	return clean, err
 }
 
+// Linux's limits on a file name (NAME_MAX) and on a symlink's target
+// (PATH_MAX less its NUL): a tar may hold longer ones, which no checkout
+// could write.
+const (
+	maxNameLen   = 255
+	maxTargetLen = 4095
+)
+
 // cleanTarName makes a tar name, as the pathname filter left it, relative
 // to the tree root (a leading "/" names the root, as OSTree takes it),
 // refusing names that would leave it: any ".." component.
@@ -456,6 +464,10 @@ func cleanTarName(name string) (string, error) {
 		}
 		if strings.IndexByte(c, 0) >= 0 {
 			return "", fmt.Errorf("name contains NUL")
+		}
+		if len(c) > maxNameLen {
+			// Such a commit could never be checked out.
+			return "", fmt.Errorf("name has a component of %d bytes; no Linux filesystem holds more than %d", len(c), maxNameLen)
 		}
 	}
 	n = path.Clean("/" + n)
@@ -613,6 +625,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		d.setFile(base, repo.ID{})
 		return nil
 	case tar.TypeSymlink:
+		if len(hdr.Linkname) > maxTargetLen {
+			return fmt.Errorf("symlink target of %d bytes; Linux makes none longer than %d", len(hdr.Linkname), maxTargetLen)
+		}
 		h.Type, h.Target, h.Mode = repo.TypeSymlink, hdr.Linkname, 0o777
 	case tar.TypeChar:
 		h.Type, h.Rdev = repo.TypeCharDevice, mkdev(hdr.Devmajor, hdr.Devminor)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -194,6 +195,10 @@ func TestHostileTarRefused(t *testing.T) {
 		{"gid past 32 bits", []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Gid: 1 << 32, Format: tar.FormatPAX}}, "owner 0:4294967296 out of range"},
 		{"negative uid", []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: -1, Format: tar.FormatGNU}}, "owner -1:0 out of range"},
 		{"negative gid", []*tar.Header{{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Gid: -1, Format: tar.FormatGNU}}, "owner 0:-1 out of range"},
+		// Names and targets no checkout could write.
+		{"name past NAME_MAX", []*tar.Header{{Name: "d/" + strings.Repeat("n", 256), Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX}}, "component of 256 bytes"},
+		{"directory name past NAME_MAX", []*tar.Header{{Name: strings.Repeat("d", 300) + "/f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX}}, "component of 300 bytes"},
+		{"symlink target past PATH_MAX", []*tar.Header{{Name: "l", Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("x", 4096), Format: tar.FormatPAX}}, "target of 4096 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -218,6 +223,30 @@ func TestHostileTarRefused(t *testing.T) {
 				t.Fatal("a refused tar created the branch")
 			}
 		})
+	}
+}
+
+// The longest name and symlink target Linux allows commit, and check out.
+func TestTarLongestNameAndTarget(t *testing.T) {
+	name, target := strings.Repeat("n", 255), strings.Repeat("x", 4095)
+	p := writeTar(t, []*tar.Header{
+		{Name: name + "/" + name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX},
+		{Name: "l", Typeflag: tar.TypeSymlink, Linkname: target, Format: tar.FormatPAX},
+	}, map[string]string{name + "/" + name: "body"})
+	r := newRepo(t, repo.ModeBareUser)
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "co")
+	if _, err := checkout.Checkout(ctx, r, res.Commit, dst, checkout.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, name, name)); err != nil || string(b) != "body" {
+		t.Fatalf("long name: %q, %v", b, err)
+	}
+	if got, err := os.Readlink(filepath.Join(dst, "l")); err != nil || got != target {
+		t.Fatalf("long target: %d bytes, %v", len(got), err)
 	}
 }
 
