@@ -25,7 +25,8 @@ type DeployOptions struct {
 	// default deployment's, else the only stateroot there is.
 	OS string
 	// Kargs set kernel arguments (KEY=VALUE replaces every KEY), applied
-	// after KargsProcCmdline and before KargsDelete and KargsAppend.
+	// after KargsProcCmdline, then KargsAppend, then KargsDelete, in
+	// OSTree's order: a delete also removes what an append added.
 	Kargs []string
 	// KargsAppend adds arguments even when their key is present.
 	KargsAppend []string
@@ -623,8 +624,12 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	case merge != nil:
 		cmdline = merge.Options
 	}
-	cmdline, err = KargsEdit{Replace: opts.Kargs, Delete: opts.KargsDelete, Append: opts.KargsAppend}.apply(cmdline)
-	if err != nil {
+	// KargsEdit deletes before it appends; a deploy appends first, as
+	// OSTree's does.
+	if cmdline, err = (KargsEdit{Replace: opts.Kargs, Append: opts.KargsAppend}).apply(cmdline); err != nil {
+		return nil, err
+	}
+	if cmdline, err = (KargsEdit{Delete: opts.KargsDelete}).apply(cmdline); err != nil {
 		return nil, err
 	}
 	o := &origin{}

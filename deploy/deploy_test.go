@@ -540,6 +540,19 @@ func TestKargs(t *testing.T) {
 	}
 }
 
+// TestDeployKargsOrder checks that a deploy applies --karg-append before
+// --karg-delete, as OSTree's does: a delete then removes what an append
+// added, and finds an argument only an append gave.
+func TestDeployKargsOrder(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1"}})
+	f.deploy("os", DeployOptions{KargsAppend: []string{"debug", "console=ttyS0"}, KargsDelete: []string{"debug"}})
+	if got := f.s.Deployments()[0].Options; got != "root=/dev/sda1 console=ttyS0" {
+		t.Fatalf("options = %q, want the appended debug deleted again", got)
+	}
+}
+
 func TestEtcConflictKeepsOldDefault(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))
