@@ -1149,6 +1149,41 @@ func TestStagedDeploy(t *testing.T) {
 	}
 }
 
+// Rollback and SetDefault are refused while a deployment is staged to
+// become the default, whose finalize at shutdown would put it first again
+// and boot it rather than the default chosen; the boot order stays. A
+// deployment staged to be appended does not undo them.
+func TestReorderRefusedWhileStagedAsDefault(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-2", nil))
+	f.deploy("os", DeployOptions{})
+	f.commit("os", osTree("6.1.0-3", nil))
+	st := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	before := f.defaultTarget()
+	if _, err := f.s.Rollback(ctx); !errors.Is(err, ErrStagedDefault) || !strings.Contains(err.Error(), st.Name()) {
+		t.Errorf("rollback with %s staged: %v; want ErrStagedDefault naming it", st.Name(), err)
+	}
+	if _, err := f.s.SetDefault(ctx, 1); !errors.Is(err, ErrStagedDefault) {
+		t.Errorf("set-default with %s staged: %v; want ErrStagedDefault", st.Name(), err)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" || f.defaultTarget() != before {
+		t.Errorf("a refused reorder changed the boot entries: %s", diff)
+	}
+	if got := f.s.Staged(); got == nil || got.Path != st.Path {
+		t.Errorf("a refused reorder unstaged %s: %+v", st.Name(), got)
+	}
+	f.deploy("os", DeployOptions{Stage: true, NotAsDefault: true})
+	if _, err := f.s.Rollback(ctx); err != nil {
+		t.Fatalf("rollback with a deployment staged to be appended: %v", err)
+	}
+	if diff := cmp.Diff([]repo.ID{a, b}, f.order()); diff != "" {
+		t.Errorf("after rollback: %s", diff)
+	}
+}
+
 // bootedRoot deploys the branch "os" and opens the deployment as a booted
 // system's / would be seen, without mounting anything: the deployment
 // itself, booted by its entry's otree= argument, with the physical root

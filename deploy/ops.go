@@ -50,7 +50,26 @@ func (s *Sysroot) Rollback(ctx context.Context) (Switch, error) {
 	if len(s.deployments) < 2 {
 		return "", fmt.Errorf("rollback: the sysroot has %d deployment(s), nothing to roll back to", len(s.deployments))
 	}
+	if err := s.stagedAsDefault("rollback"); err != nil {
+		return "", err
+	}
 	return s.reorder(ctx, s.moveFirst(s.deployments[1]))
+}
+
+// ErrStagedDefault is matched (with errors.Is) by the error of Rollback
+// and SetDefault while a deployment is staged to become the default:
+// finalizing it at shutdown would put it first again, undoing the change.
+// DiscardStaged deals with it.
+var ErrStagedDefault = errors.New("a deployment is staged to become the default")
+
+// stagedAsDefault refuses op, a change of the default deployment, while
+// one is staged to become the default, so that the machine does not boot
+// another deployment than the one the admin just chose.
+func (s *Sysroot) stagedAsDefault(op string) error {
+	if st := s.staged; st != nil && !s.stagedRec.NotAsDefault {
+		return fmt.Errorf("%s: %w: %s would be put first again at shutdown, undoing this", op, ErrStagedDefault, st.Name())
+	}
+	return nil
 }
 
 // SetDefault moves deployment index to the top of the boot order.
@@ -66,6 +85,9 @@ func (s *Sysroot) SetDefault(ctx context.Context, index int) (Switch, error) {
 	}
 	if index == 0 {
 		return "", nil
+	}
+	if err := s.stagedAsDefault("making " + d.Name() + " the default"); err != nil {
+		return "", err
 	}
 	return s.reorder(ctx, s.moveFirst(d))
 }

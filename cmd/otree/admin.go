@@ -770,6 +770,9 @@ func switchCommand(a *adminEnv, c *cobra.Command, do func(ctx context.Context, s
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.inSysroot(func(s *deploy.Sysroot) error {
 			sw, err := do(cmd.Context(), s, args)
+			if errors.Is(err, deploy.ErrStagedDefault) {
+				err = withHint(err, "`otree admin undeploy 0` discards the staged deployment")
+			}
 			if err != nil {
 				return err
 			}
