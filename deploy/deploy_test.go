@@ -553,6 +553,24 @@ func TestDeployKargsOrder(t *testing.T) {
 	}
 }
 
+// A boot/loader that is a directory, not the link a switch replaces, is
+// named with what is wrong with it, and nothing is deployed.
+func TestLoaderDirectoryRefused(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	loader := filepath.Join(f.path, "boot", "loader")
+	if err := os.MkdirAll(filepath.Join(loader, "entries"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.s.Deploy(context.Background(), "os", DeployOptions{})
+	if err == nil || !strings.Contains(err.Error(), loader+" is not a symlink") {
+		t.Fatalf("deploy with boot/loader a directory: %v; want it named as not a symlink", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(f.path, "otree/deploy/testos/deploy")); len(ents) != 0 {
+		t.Errorf("the refused deploy left %d entries in deploy/", len(ents))
+	}
+}
+
 func TestEtcConflictKeepsOldDefault(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))

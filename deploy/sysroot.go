@@ -280,6 +280,10 @@ func (s *Sysroot) load() error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
+	case errors.Is(err, unix.EINVAL):
+		// A boot loader's own directory, say, where otree needs the link
+		// it replaces to switch.
+		return fmt.Errorf("%s is not a symlink: otree switches boot entries by replacing the link boot/loader -> loader.0 or loader.1", filepath.Join(s.path, "boot", "loader"))
 	case err != nil:
 		return fmt.Errorf("reading boot/loader: %w", err)
 	}
