@@ -1202,6 +1202,35 @@ func TestReorderRefusedWhileStagedAsDefault(t *testing.T) {
 	}
 }
 
+// SetKargsAll (kargs edit-in-place) edits the staged deployment too,
+// which boots next once finalized, and the finalize switches with the
+// edited arguments; an edit that fails changes neither.
+func TestSetKargsAllEditsStaged(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1"}})
+	f.commit("os", osTree("6.1.0-2", nil))
+	st := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	if _, err := f.s.SetKargsAll(ctx, KargsEdit{AppendIfMissing: []string{"bad arg"}}); err == nil {
+		t.Fatal("SetKargsAll of an invalid argument succeeded")
+	}
+	if _, err := f.s.SetKargsAll(ctx, KargsEdit{AppendIfMissing: []string{"console=ttyS0"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.s.Staged(); got == nil || got.Path != st.Path || got.Options != "root=/dev/sda1 console=ttyS0" {
+		t.Fatalf("staged deployment after edit-in-place: %+v", got)
+	}
+	if _, err := f.s.FinalizeStaged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.s.Deployments() {
+		if d.Options != "root=/dev/sda1 console=ttyS0" {
+			t.Errorf("deployment %d (%s) after the finalize: options %q", d.Index, d.Name(), d.Options)
+		}
+	}
+}
+
 // bootedRoot deploys the branch "os" and opens the deployment as a booted
 // system's / would be seen, without mounting anything: the deployment
 // itself, booted by its entry's otree= argument, with the physical root

@@ -202,7 +202,8 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 }
 
 // SetKargsAll applies edit to the kernel arguments of every deployment
-// (OSTree's kargs edit-in-place), with one switch; an edit that fails
+// (OSTree's kargs edit-in-place), with one switch, and to those of the
+// staged deployment, which boots next once finalized; an edit that fails
 // for any deployment changes none.
 func (s *Sysroot) SetKargsAll(ctx context.Context, edit KargsEdit) (Switch, error) {
 	return s.setKargs(ctx, -1, edit)
@@ -221,6 +222,16 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 			return "", err
 		}
 	}
+	var staged *stagedRecord
+	if st := s.staged; index < 0 && st != nil {
+		rec := *s.stagedRec
+		if rec.Options, err = edit.apply(st.Options); err != nil {
+			return "", fmt.Errorf("staged deployment %s: %w", st.Name(), err)
+		}
+		if rec.Options != st.Options {
+			staged = &rec
+		}
+	}
 	changed := false
 	list := make([]*Deployment, len(s.deployments))
 	for i, x := range s.deployments {
@@ -233,10 +244,20 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 		}
 		list[i] = &c
 	}
-	if !changed {
-		return "", nil
+	sw := Switch("")
+	if changed {
+		if sw, err = s.reorder(ctx, list); err != nil {
+			return sw, err
+		}
 	}
-	return s.reorder(ctx, list)
+	if staged != nil {
+		// The finalize switches with the record's arguments.
+		if err := s.writeRunRecord(stagedRecordName, staged, true); err != nil {
+			return sw, fmt.Errorf("editing the kernel arguments of the staged deployment %s: %w", s.staged.Name(), err)
+		}
+		s.staged.Options, s.stagedRec = staged.Options, staged
+	}
+	return sw, nil
 }
 
 // Verify reports every path of deployment index's /usr that no longer

@@ -1077,7 +1077,7 @@ func newKargsEditInPlaceCommand(a *adminEnv) *cobra.Command {
 		Use:   "edit-in-place",
 		Short: "Edit the kernel arguments of every deployment",
 		Long: `Apply --append-if-missing=KEY=VALUE to the kernel arguments of every
-deployment, with one switch of the boot entries; an argument whose key a
+deployment, the staged one included, with one switch of the boot entries; an argument whose key a
 deployment has already is left as it is there. Without one it does nothing,
 as OSTree's. Each deployment's arguments are then listed on standard error
 (standard output stays empty, as OSTree's), or with --json on standard
@@ -1097,7 +1097,11 @@ output.`,
 					Options string `json:"options"`
 				}
 				var ds []dep
-				for _, d := range s.Deployments() {
+				all := s.Deployments()
+				if st := s.Staged(); st != nil {
+					all = append([]*deploy.Deployment{st}, all...)
+				}
+				for _, d := range all {
 					ds = append(ds, dep{shownIndex(s, d), d.Options})
 				}
 				if a.json {
