@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -352,7 +353,7 @@ func (a *adminEnv) printDeployOSTree(s *deploy.Sysroot, res *deploy.DeployResult
 	if staged := res.Deployment.Staged; !staged {
 		if res.Merge != nil {
 			n := map[string]int{}
-			for _, c := range res.Etc {
+			for _, c := range ostreeLocal(res.Etc) {
 				n[c.Local]++
 			}
 			fmt.Fprintf(a.stdout, "Copying /etc changes: %d modified, %d removed, %d added\n", n["M"], n["D"], n["A"])
@@ -659,10 +660,38 @@ func printDeployment(w io.Writer, d *deploy.Deployment, index int, booted bool) 
 	}
 }
 
+// ostreeLocal is changes as OSTree counts the admin's: what lay below a
+// directory the admin deleted is not listed apart from it.
+func ostreeLocal(changes []deploy.EtcChange) []deploy.EtcChange {
+	var out []deploy.EtcChange
+	gone := map[string]bool{} // deleted paths; a parent sorts before its children
+	for _, ch := range changes {
+		if ch.Local == "D" {
+			gone[ch.Path] = true
+			if under(ch.Path, gone) {
+				continue
+			}
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// under tells whether a directory above p is in dirs.
+func under(p string, dirs map[string]bool) bool {
+	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
+		if dirs[d] {
+			return true
+		}
+	}
+	return false
+}
+
 // printLocalEtc prints the admin's changes to /etc as OSTree's
 // config-diff does: the letter, four spaces and the path below /etc,
 // modified paths first, then deleted, then added.
 func printLocalEtc(w io.Writer, changes []deploy.EtcChange) {
+	changes = ostreeLocal(changes)
 	for _, letter := range []string{"M", "D", "A"} {
 		for _, ch := range changes {
 			if ch.Local != letter {

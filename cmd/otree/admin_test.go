@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"golang.org/x/sys/unix"
@@ -1146,4 +1147,20 @@ func TestRemoteSysroot(t *testing.T) {
 		t.Errorf("the sysroot's remotes after remote delete --sysroot: %q", got)
 	}
 	elsewhere.fails(exitError, []string{sys}, "remote", "add", "--sysroot="+filepath.Join(sys, "nope"), "os", "https://x/")
+}
+
+// config-diff and deploy's counts list a directory the admin deleted once,
+// as OSTree does, not each path that was below it; a sibling whose name
+// sorts between them is still listed.
+func TestOstreeLocalDeletions(t *testing.T) {
+	var changes []deploy.EtcChange
+	for _, p := range []string{"/etc/sub", "/etc/sub-a", "/etc/sub-a/f", "/etc/sub/deep", "/etc/sub/deep/x", "/etc/subx"} {
+		changes = append(changes, deploy.EtcChange{Path: p, Local: "D"})
+	}
+	changes = append(changes, deploy.EtcChange{Path: "/etc/sub/y", Default: "A"})
+	var buf bytes.Buffer
+	printLocalEtc(&buf, changes)
+	if want := "D    sub\nD    sub-a\nD    subx\n"; buf.String() != want {
+		t.Errorf("printLocalEtc = %q, want %q", buf.String(), want)
+	}
 }
