@@ -98,12 +98,13 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 func newPullCommand(e *env) *cobra.Command {
 	f := &pullFlags{}
 	c := &cobra.Command{
-		Use:   "pull REMOTE [BRANCH...] | REMOTE:BRANCH",
+		Use:   "pull REMOTE [BRANCH[@COMMIT]...] | REMOTE:BRANCH",
 		Short: "Fetch commits from a remote",
 		Long: `Fetch the BRANCHes of REMOTE (default: its branches= key, else every branch its
 summary lists) with the objects they need, and point REMOTE:BRANCH at them
 (BRANCH itself with --mirror). A BRANCH may also be a full commit id, pulled
-without writing a ref. "pull REMOTE:BRANCH" pulls that one branch, as OSTree
+without writing a ref, or BRANCH@COMMIT (a full id): that commit is pulled and
+the branch's ref points at it, whatever the remote's BRANCH names. "pull REMOTE:BRANCH" pulls that one branch, as OSTree
 does (further arguments are not pulled, with a warning). Objects already here are not fetched. Every object is
 verified against its id before it is stored, and refs move only once every
 object is on disk: a pull that fails changes no ref.
@@ -125,6 +126,10 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 			if rm, branch, ok := strings.Cut(args[0], ":"); ok {
 				if rm == "" || branch == "" {
 					return usagef("%q: want REMOTE, or REMOTE:BRANCH", args[0])
+				}
+				if strings.Contains(branch, "@") {
+					// As OSTree's refspec: a commit is chosen apart.
+					return usagef("%q: want REMOTE:BRANCH; choose a commit with \"pull REMOTE BRANCH@COMMIT\"", args[0])
 				}
 				// OSTree pulls only BRANCH then and ignores further
 				// arguments; the same here, but said.

@@ -559,6 +559,7 @@ func TestPullCacheDir(t *testing.T) {
 
 // pull REMOTE:BRANCH pulls that branch of REMOTE, as OSTree does; further
 // arguments are not pulled then (OSTree ignores them), with a warning.
+// REMOTE BRANCH@COMMIT pulls COMMIT for BRANCH.
 func TestPullRemoteColonBranch(t *testing.T) {
 	src, dst := servedPair(t)
 	other := src.commitTree("other", source(t, testtree.Tree{"o": testtree.File("other\n", 0o644)}), "other", 1700000001)
@@ -583,6 +584,14 @@ func TestPullRemoteColonBranch(t *testing.T) {
 	dst.fails(exitUsage, []string{`"origin:"`}, "pull", "origin:")
 	dst.fails(exitUsage, []string{`":other"`}, "pull", ":other")
 	dst.fails(exitError, []string{"nosuch"}, "pull", "origin:nosuch")
+
+	// BRANCH@COMMIT points the ref at that commit, as OSTree's pull does;
+	// OSTree's refspec takes no commit, and neither does otree's.
+	dst.ok("pull", "origin", "other@"+stable.String(), "--disable-verify-bindings")
+	if got := dst.ok("rev-parse", "origin:other"); got != stable.String()+"\n" {
+		t.Errorf("origin:other = %q after other@%s, want it", got, stable)
+	}
+	dst.fails(exitUsage, []string{`"origin:other@`, "BRANCH@COMMIT"}, "pull", "origin:other@"+other.String())
 }
 
 // An OSTree archive repository served over HTTP is recognised by its

@@ -32,7 +32,9 @@ type PullOptions struct {
 	// URL overrides the remote's configured url (Pull only).
 	URL string
 	// Refs are the branches to pull. A full 64-hex commit id pulls that
-	// commit without writing a ref. Empty means the remote's branches=,
+	// commit without writing a ref; BRANCH@ID pulls commit ID (full hex)
+	// and writes BRANCH's ref to it, whatever the source's BRANCH names,
+	// as OSTree's pull does. Empty means the remote's branches=,
 	// else every branch the source lists (its summary, or for a local
 	// source its refs).
 	Refs []string
@@ -563,6 +565,7 @@ func resolve(ctx context.Context, src source, refs []string) ([]target, error) {
 	}
 	var out []target
 	seen := map[string]bool{}
+	byBranch := map[string]int{} // index in out of each branch's target
 	for _, name := range refs {
 		if seen[name] {
 			continue
@@ -573,22 +576,41 @@ func resolve(ctx context.Context, src source, refs []string) ([]target, error) {
 			out = append(out, target{"", id})
 			continue
 		}
-		if err := validateBranch(name); err != nil {
+		branch, rev, hasRev := strings.Cut(name, "@")
+		if err := validateBranch(branch); err != nil {
 			return nil, err
 		}
-		if sum != nil {
-			id, ok := sum.Lookup(name)
-			if !ok {
-				return nil, fmt.Errorf("%s has no branch %q (its summary lists %d)", src, name, len(sum.Refs))
+		var id repo.ID
+		switch {
+		case hasRev:
+			// The commit is the caller's choice, so the source need not
+			// list the branch (OSTree's override); it is still verified
+			// and its ref binding checked like any branch's.
+			if !isFullID(rev) {
+				return nil, fmt.Errorf("invalid %q: want BRANCH@COMMIT with the commit's full 64-hex id", name)
 			}
-			out = append(out, target{name, id})
+			id, _ = repo.ParseID(rev)
+		case sum != nil:
+			var ok bool
+			if id, ok = sum.Lookup(branch); !ok {
+				return nil, fmt.Errorf("%s has no branch %q (its summary lists %d)", src, branch, len(sum.Refs))
+			}
+		default:
+			var err error
+			if id, err = src.ref(ctx, branch); err != nil {
+				return nil, fmt.Errorf("branch %q of %s: %w", branch, src, err)
+			}
+		}
+		if i, ok := byBranch[branch]; ok {
+			// One ref is written once: asking for the commit it gets
+			// again changes nothing, asking for another is an error.
+			if out[i].commit != id {
+				return nil, fmt.Errorf("branch %q asked for at two commits: %s and %s", branch, out[i].commit, id)
+			}
 			continue
 		}
-		id, err := src.ref(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("branch %q of %s: %w", name, src, err)
-		}
-		out = append(out, target{name, id})
+		byBranch[branch] = len(out)
+		out = append(out, target{branch, id})
 	}
 	return out, nil
 }

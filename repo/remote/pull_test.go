@@ -763,3 +763,60 @@ func TestPullRefusesOSTreeConfig(t *testing.T) {
 		checkNothingMoved(t, dest)
 	}
 }
+
+// BRANCH@ID pulls commit ID and points the branch's ref at it, as OSTree's
+// pull does: an older commit the summary no longer names, or one of a
+// branch the summary does not list.
+func TestPullBranchAtCommit(t *testing.T) {
+	o := newOrigin(t)
+	first := o.commit("main", tree, 1700000000)
+	second := o.commit("main", testtree.Tree{"f": testtree.File("new\n", 0o644)}, 1700000100)
+	bound := o.commit("bound", testtree.Tree{"g": testtree.File("g\n", 0o644)}, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+
+	res, err := remote.Pull(ctx, dest, fastOpts("main@"+first.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Ref != "origin:main" || res.Refs[0].New != first || mustRef(t, dest, "origin:main") != first {
+		t.Errorf("refs = %+v, want origin:main at the first commit %s", res.Refs, first)
+	}
+	checkSameTree(t, o.r, dest, first)
+	checkFsck(t, dest)
+
+	// Without a summary the ref file is not asked for.
+	if err := os.Remove(o.r.Path(remote.SummaryFile)); err != nil {
+		t.Fatal(err)
+	}
+	opts := fastOpts("other@" + second.String())
+	opts.Mirror = true
+	opts.DisableVerifyBindings = true // commits are bound to their branch
+	if _, err := remote.Pull(ctx, dest, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "other"); got != second || o.hitsOf("/refs/heads/other") != 0 {
+		t.Errorf("other = %s (ref file asked %d times), want %s", got, o.hitsOf("/refs/heads/other"), second)
+	}
+
+	// Refused, changing nothing: a commit bound to other refs, an
+	// abbreviated id, a branch asked for at two commits.
+	for _, refs := range [][]string{
+		{"main@" + bound.String()},
+		{"main@" + first.String()[:10]},
+		{"main@" + first.String(), "main@" + second.String()},
+		{"main", "main@" + first.String()},
+	} {
+		_, err := remote.Pull(ctx, dest, fastOpts(refs...))
+		if err == nil {
+			t.Errorf("pull of %q succeeded", refs)
+		}
+		if got := mustRef(t, dest, "origin:main"); got != first {
+			t.Errorf("pull of %q: origin:main moved to %s", refs, got)
+		}
+	}
+	// The same commit asked for twice is one ref written.
+	res, err = remote.Pull(ctx, dest, fastOpts("main@"+second.String(), "main@"+second.String()))
+	if err != nil || len(res.Refs) != 1 || res.Refs[0].New != second {
+		t.Errorf("pull of main@ twice: %+v, %v", res, err)
+	}
+}
