@@ -197,7 +197,12 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			}
 			b, err := m.value(v)
 			if err != nil {
-				return usagef("%s %s: %v", m.flag, k, err)
+				err = usagef("%s %s: %v", m.flag, k, err)
+				if m.flag == "--add-metadata" {
+					// Only commit has the flag that takes any text.
+					err = withHint(err, "--add-metadata-string=KEY=VALUE stores VALUE as given")
+				}
+				return err
 			}
 			if _, set := m.dst.Get(k); !set {
 				*m.dst = m.dst.Set(k, b)

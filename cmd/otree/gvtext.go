@@ -22,7 +22,7 @@ import (
 func gvariantValue(text string) ([]byte, error) {
 	s := strings.TrimSpace(text)
 	bad := func(why string) ([]byte, error) {
-		return nil, fmt.Errorf("value %q: %s (otree stores metadata as bytes: give a string, bytestring, boolean or number, or use --add-metadata-string)", text, why)
+		return nil, fmt.Errorf("value %q: %s (otree stores metadata as bytes: give a string, bytestring, boolean or number)", text, why)
 	}
 	if strings.HasPrefix(s, "@") { // a type annotation: "@s 'x'"
 		typ, rest, ok := strings.Cut(s[1:], " ")

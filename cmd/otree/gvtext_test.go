@@ -82,7 +82,7 @@ func TestAddMetadataParityWithOSTree(t *testing.T) {
 			t.Errorf("%s: otree prints %q, OSTree %q", v, mine, theirs)
 		}
 	}
-	c.fails(exitUsage, []string{"containers"}, "commit", "-b", "bad", "--add-metadata=k=['a']", src)
+	c.fails(exitUsage, []string{"containers", "hint: --add-metadata-string=KEY=VALUE"}, "commit", "-b", "bad", "--add-metadata=k=['a']", src)
 }
 
 // show --print-metadata-key and --print-detached-metadata-key print a

@@ -59,7 +59,12 @@ func TestSummaryCommand(t *testing.T) {
 		t.Errorf("summary -u -v = %q", got)
 	}
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "summary", "-u", "-m", "x")
-	c.fails(exitUsage, []string{"--add-metadata", "title", "demo"}, "summary", "-u", "-m", "title=demo") // not GVariant text, as in OSTree
+	res := c.run("summary", "-u", "-m", "title=demo") // not GVariant text, as in OSTree
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--add-metadata title") || !strings.Contains(res.stderr, "demo") ||
+		strings.Contains(res.stderr, "--add-metadata-string") {
+		// summary has no --add-metadata-string to suggest (commit has).
+		t.Errorf("summary -m title=demo: exit %d, stderr %q", res.code, res.stderr)
+	}
 	c.fails(exitError, []string{"reserved"}, "summary", "-u", "-m", "otree.deltas='x'")
 }
 
