@@ -359,6 +359,13 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 			u = rm.URL
 		}
 		if len(opts.Refs) == 0 {
+			// Configured branches are names only: BRANCH@COMMIT is for
+			// a caller's request, as in OSTree.
+			for _, b := range rm.Branches {
+				if err := validateBranch(b); err != nil {
+					return nil, fmt.Errorf("remote %s: branches: %w", rm.Name, err)
+				}
+			}
 			opts.Refs = rm.Branches
 		}
 		if opts.CollectionID == "" {

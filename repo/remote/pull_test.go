@@ -814,6 +814,17 @@ func TestPullBranchAtCommit(t *testing.T) {
 			t.Errorf("pull of %q: origin:main moved to %s", refs, got)
 		}
 	}
+	// The remote's branches= names branches, never commits.
+	if err := dest.UpdateConfig(func(c *repo.Config) error {
+		return c.Set(`remote "origin".branches`, "main@"+second.String()+";")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Pull(ctx, dest, fastOpts())
+	errContains(t, err, "remote origin", "main@")
+	if got := mustRef(t, dest, "origin:main"); got != first {
+		t.Errorf("pull of branches=main@: origin:main moved to %s", got)
+	}
 	// The same commit asked for twice is one ref written.
 	res, err = remote.Pull(ctx, dest, fastOpts("main@"+second.String(), "main@"+second.String()))
 	if err != nil || len(res.Refs) != 1 || res.Refs[0].New != second {
