@@ -84,8 +84,10 @@ const (
 	ProblemMode
 	// ProblemRef: a ref file cannot be read or parsed.
 	ProblemRef
-	// ProblemUnreadable: a file object this user may not read, so it was
-	// not verified; Delete leaves it. Err wraps fs.ErrPermission.
+	// ProblemUnreadable: an object this user may not read, or that could
+	// not be opened or read for want of descriptors or memory, so it was
+	// not verified; Delete leaves it. Err wraps fs.ErrPermission or that
+	// errno.
 	ProblemUnreadable
 	// ProblemBinding: a commit's ref binding and the refs disagree
 	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit; Err
@@ -704,13 +706,19 @@ func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
 		// Listed but gone: only Delete (which we exclude) removes objects,
 		// so someone removed it by hand. Reachability reports it if needed.
 		f.state[k] = stateMissing
-	case kind == KindFile && errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, fs.ErrPermission) || outOfResources(err):
 		// Stored, but not readable by this user (a bare-user-only file
-		// recorded without u+r, or another user's object): unverified,
-		// never deleted, and present for the commits that need it.
+		// recorded without u+r, or another user's object), or not read
+		// now for want of descriptors or memory, which says nothing of
+		// its content: unverified, never deleted, and present for the
+		// commits that need it.
 		f.state[k] = stateUnreadable
+		reason := "cannot be read by this user, so it was not verified"
+		if !errors.Is(err, fs.ErrPermission) {
+			reason = fmt.Sprintf("could not be read (%v), so it was not verified", err)
+		}
 		p := &FsckProblem{Type: ProblemUnreadable, Kind: kind, ID: id, Path: f.r.ObjectPath(kind, id),
-			Reason: "cannot be read by this user, so it was not verified", Err: err}
+			Reason: reason, Err: err}
 		f.problems[k] = p
 		f.order = append(f.order, p)
 	default:
@@ -723,6 +731,18 @@ func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
 		f.problems[k] = p
 		f.order = append(f.order, p)
 	}
+}
+
+// outOfResources reports whether err is the system running out of
+// descriptors or memory (or an interrupted call): a failure to read an
+// object, not a sign that it is damaged.
+func outOfResources(err error) bool {
+	for _, e := range []unix.Errno{unix.EMFILE, unix.ENFILE, unix.ENOMEM, unix.ENOBUFS, unix.EAGAIN, unix.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // asCorrupt returns err as a *CorruptObjectError.
@@ -911,8 +931,8 @@ func (f *fsckRun) treeOK(ctx context.Context, id ID, commit ID, ref, treePath st
 		return false
 	}
 	ok := f.need(KindDirTree, id, commit, ref, treePath, report)
-	if ok {
-		t := f.trees[id]
+	// An unreadable dirtree (reported) hides what is below it.
+	if t := f.trees[id]; ok && t != nil {
 		for _, e := range t.Files {
 			if !f.need(KindFile, e.ID, commit, ref, joinTreePath(treePath, e.Name), report) {
 				ok = false
@@ -972,6 +992,9 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 			return true // missing or corrupt itself: already reported
 		}
 		cm := f.commits[c.id]
+		if cm == nil {
+			return true // unreadable: already reported, its tree unknown
+		}
 		ok := f.need(KindDirMeta, cm.RootMeta, c.id, c.ref, "/", report)
 		if !f.treeOK(ctx, cm.RootTree, c.id, c.ref, "/", report) {
 			ok = false

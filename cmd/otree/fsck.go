@@ -31,8 +31,9 @@ or removed object is marked partial, so that a pull can complete it again. Such
 a commit stays an error for later runs until a pull completes it, or, once
 every object it needs is here again (stored by a later commit), until
 --delete takes the mark away; a commit partial because its pull was
-interrupted or fetched only metadata is not one. A
-file object this user may not read is reported as unreadable and never deleted.
+interrupted or fetched only metadata is not one. An
+object this user may not read, or that could not be opened or read for want
+of descriptors or memory, is reported as unreadable and never deleted.
 A corrupt commit removed leaves no tombstone: it was not deleted on purpose
 (OSTree 2022.7 writes one when core.tombstone-commits is set).
 
