@@ -49,11 +49,23 @@ func ParseConfig(data []byte) (*Config, error) {
 	return c, sc.Err()
 }
 
-// splitKey splits "section.key"; the section may itself contain dots
-// (`remote "x".url` style names are written `remote "x".url`).
-func splitKey(key string) (string, string, error) {
-	i := strings.LastIndexByte(key, '.')
-	if i <= 0 || i == len(key)-1 {
+// SplitConfigKey splits "section.key" at the first dot, as OSTree does, so
+// a key may hold dots (flatpak's `remote "flathub".xa.title` is key
+// xa.title of section `remote "flathub"`). A quoted part of the section
+// before that dot is taken whole: `remote "org.example.Os".url` is key url
+// of section `remote "org.example.Os"` (OSTree 2022.7 splits inside the
+// quotes, at "org").
+func SplitConfigKey(key string) (section, name string, err error) {
+	i := strings.IndexByte(key, '.')
+	if q := strings.IndexByte(key, '"'); q >= 0 && (i < 0 || q < i) {
+		if e := strings.IndexByte(key[q+1:], '"'); e >= 0 {
+			end := q + e + 2 // just past the closing quote
+			if i = strings.IndexByte(key[end:], '.'); i >= 0 {
+				i += end
+			}
+		}
+	}
+	if i <= 0 || i >= len(key)-1 {
 		return "", "", fmt.Errorf("config key %q must look like SECTION.KEY", key)
 	}
 	return key[:i], key[i+1:], nil
@@ -61,13 +73,18 @@ func splitKey(key string) (string, string, error) {
 
 // Get returns the value of "section.key".
 func (c *Config) Get(key string) (string, bool) {
-	s, k, err := splitKey(key)
+	s, k, err := SplitConfigKey(key)
 	if err != nil {
 		return "", false
 	}
+	return c.GetIn(s, k)
+}
+
+// GetIn returns the value of key in section.
+func (c *Config) GetIn(section, key string) (string, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	v, ok := c.sections[s][k]
+	v, ok := c.sections[section][key]
 	return v, ok
 }
 
@@ -93,16 +110,22 @@ func parseBool(key, v string) (bool, error) {
 
 // Set sets "section.key" to value.
 func (c *Config) Set(key, value string) error {
-	s, k, err := splitKey(key)
+	s, k, err := SplitConfigKey(key)
 	if err != nil {
 		return err
 	}
+	return c.SetIn(s, k, value)
+}
+
+// SetIn sets key in section to value.
+func (c *Config) SetIn(section, key, value string) error {
+	s, k := section, key
 	// Refuse what would not read back as written.
-	badSection := strings.TrimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
-	badKey := strings.TrimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'
+	badSection := s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
+	badKey := k == "" || strings.TrimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'
 	badValue := strings.TrimSpace(value) != value || strings.ContainsAny(value, "\n\r")
 	if badSection || badKey || badValue {
-		return fmt.Errorf("config key %q or its value cannot be written to a config file and read back unchanged", key)
+		return fmt.Errorf("config key %q of section %q or its value cannot be written to a config file and read back unchanged", k, s)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,16 +138,22 @@ func (c *Config) Set(key, value string) error {
 
 // Unset removes "section.key", reporting whether it was present.
 func (c *Config) Unset(key string) bool {
-	s, k, err := splitKey(key)
+	s, k, err := SplitConfigKey(key)
 	if err != nil {
 		return false
 	}
+	return c.UnsetIn(s, k)
+}
+
+// UnsetIn removes key from section, reporting whether it was present. A
+// section left empty goes too.
+func (c *Config) UnsetIn(section, key string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.sections[s][k]
-	delete(c.sections[s], k)
-	if len(c.sections[s]) == 0 {
-		delete(c.sections, s)
+	_, ok := c.sections[section][key]
+	delete(c.sections[section], key)
+	if len(c.sections[section]) == 0 {
+		delete(c.sections, section)
 	}
 	return ok
 }

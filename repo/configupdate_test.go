@@ -191,3 +191,45 @@ func TestInitConcurrent(t *testing.T) {
 		t.Errorf("the winner made a %s repository, the config says %s", m, r.Mode())
 	}
 }
+
+// Keys split at the first dot, as OSTree splits them, except inside a
+// quoted part of the section.
+func TestSplitConfigKey(t *testing.T) {
+	for key, want := range map[string][2]string{
+		"core.mode":                   {"core", "mode"},
+		"core.a.b":                    {"core", "a.b"},
+		`remote "flathub".xa.title`:   {`remote "flathub"`, "xa.title"},
+		`remote "org.example.Os".url`: {`remote "org.example.Os"`, "url"},
+		`remote "o.x".xa.filter`:      {`remote "o.x"`, "xa.filter"},
+		`"a"b.c`:                      {`"a"b`, "c"},
+		"nodot":                       {},
+		"core.":                       {},
+		".mode":                       {},
+		`remote "org.example.Os"`:     {},
+		`remote "org.example.Os".`:    {},
+	} {
+		s, n, err := repo.SplitConfigKey(key)
+		if want == ([2]string{}) {
+			if err == nil {
+				t.Errorf("SplitConfigKey(%q) = %q, %q; want an error", key, s, n)
+			}
+			continue
+		}
+		if err != nil || s != want[0] || n != want[1] {
+			t.Errorf("SplitConfigKey(%q) = %q, %q, %v; want %q, %q", key, s, n, err, want[0], want[1])
+		}
+	}
+	c, err := repo.ParseConfig([]byte("[remote \"flathub\"]\nurl=https://example.com\nxa.title=Flathub\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.Get(`remote "flathub".xa.title`); !ok || v != "Flathub" {
+		t.Errorf("Get of xa.title = %q, %v", v, ok)
+	}
+	if !c.Unset(`remote "flathub".xa.title`) || !c.Unset(`remote "flathub".url`) {
+		t.Error("Unset found no key")
+	}
+	if got := string(c.Bytes()); got != "" {
+		t.Errorf("config after unsetting every key:\n%s", got)
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
@@ -16,8 +15,11 @@ func newConfigCommand(e *env) *cobra.Command {
 		Short: "Read or change the repository's configuration",
 		Long: `Read or change one setting of the repository's config file. KEY is
 SECTION.NAME ("core.lock-timeout-secs", ` + "`remote \"origin\".url`" + `), or just NAME with
---group=SECTION. core.mode and core.repo_version describe how the objects are
-stored and cannot be changed here.`,
+--group=SECTION. As in OSTree, SECTION ends at the first dot, so NAME may hold
+dots (` + "`remote \"flathub\".xa.title`" + `); where OSTree 2022.7 differs, a quoted part
+of SECTION is taken whole, dots and all (` + "`remote \"org.example.Os\".url`" + `).
+core.mode and core.repo_version describe how the objects are stored and
+cannot be changed here.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("config needs an operation: get, set or unset")
@@ -26,14 +28,20 @@ stored and cannot be changed here.`,
 		},
 	}
 	c.PersistentFlags().StringVar(&group, "group", "", "section of KEY, which is then only the NAME")
-	key := func(k string) (string, error) {
+	// key returns the section and name KEY (with --group) names, and
+	// the key as SECTION.NAME for messages and value checks.
+	key := func(arg string) (section, name, k string, err error) {
 		if group != "" {
-			k = group + "." + k
+			// --group's section is taken as it is, dots and all.
+			if arg == "" {
+				return "", "", "", usagef("config key is empty")
+			}
+			return group, arg, group + "." + arg, nil
 		}
-		if i := strings.LastIndexByte(k, '.'); i <= 0 || i == len(k)-1 {
-			return "", usagef("config key %q must look like SECTION.NAME", k)
+		if section, name, err = repo.SplitConfigKey(arg); err != nil {
+			return "", "", "", usagef("config key %q must look like SECTION.NAME", arg)
 		}
-		return k, nil
+		return section, name, arg, nil
 	}
 	withRepo := func(fn func(r *repo.Repo) error) error {
 		r, err := e.open()
@@ -48,12 +56,12 @@ stored and cannot be changed here.`,
 		Short: "Print the value of KEY",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(args[0])
+			sec, name, k, err := key(args[0])
 			if err != nil {
 				return err
 			}
 			return withRepo(func(r *repo.Repo) error {
-				v, ok := r.Config().Get(k)
+				v, ok := r.Config().GetIn(sec, name)
 				if !ok {
 					return fmt.Errorf("config key %q is not set in %s", k, r.Path("config"))
 				}
@@ -70,7 +78,7 @@ stored and cannot be changed here.`,
 		Short: "Set KEY to VALUE",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(args[0])
+			sec, name, k, err := key(args[0])
 			if err != nil {
 				return err
 			}
@@ -86,7 +94,7 @@ stored and cannot be changed here.`,
 			return withRepo(func(r *repo.Repo) error {
 				var bad error
 				err := r.UpdateConfig(func(c *repo.Config) error {
-					bad = c.Set(k, args[1])
+					bad = c.SetIn(sec, name, args[1])
 					return bad
 				})
 				if err != nil && err == bad {
@@ -107,7 +115,7 @@ stored and cannot be changed here.`,
 		Short: "Remove KEY (nothing happens if it is not set)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(args[0])
+			sec, name, k, err := key(args[0])
 			if err != nil {
 				return err
 			}
@@ -117,7 +125,7 @@ stored and cannot be changed here.`,
 			return withRepo(func(r *repo.Repo) error {
 				var was bool
 				err := r.UpdateConfig(func(c *repo.Config) error {
-					was = c.Unset(k)
+					was = c.UnsetIn(sec, name)
 					return nil
 				})
 				if err != nil {

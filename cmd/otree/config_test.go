@@ -45,3 +45,52 @@ func TestConfigWritersAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A key's section ends at its first dot, as in OSTree, so keys may hold
+// dots: a remote with flatpak's xa.* keys, which OSTree writes as
+// xa.title in [remote "flathub"], reads back, and `remote delete` removes
+// it whole; --group takes its section as it is. (otree split at the last
+// dot: it read such keys nowhere, wrote them to a section
+// [remote "flathub".xa], and a remote delete left the remote configured.)
+func TestConfigKeysWithDots(t *testing.T) {
+	c := newCLIMode(t, repo.ModeArchive)
+	o := findOSTree(t, "archive")
+	c.ok("remote", "add", "--set=xa.title=Flathub", "flathub", "https://example.com/repo")
+	c.ok("config", "--group", `remote "flathub"`, "set", "xa.prio", "2")
+	c.ok("config", "set", "core.a.b", "c")
+	c.ok("config", "--group", "x.y", "set", "z", "w")
+	c.ok("config", "set", `remote "org.example.Os".url`, "https://example.org")
+	for k, want := range map[string]string{`remote "flathub".xa.title`: "Flathub", `remote "flathub".xa.prio`: "2",
+		"core.a.b": "c", `remote "org.example.Os".url`: "https://example.org"} {
+		if got := strings.TrimSpace(c.ok("config", "get", k)); got != want {
+			t.Errorf("config get %s = %q, want %q", k, got, want)
+		}
+	}
+	if got := strings.TrimSpace(c.ok("config", "--group", "x.y", "get", "z")); got != "w" {
+		t.Errorf("config --group x.y get z = %q, want w", got)
+	}
+	if o != nil {
+		// OSTree reads what otree wrote where it put it.
+		for _, kv := range [][3]string{{`remote "flathub"`, "xa.title", "Flathub"}, {`remote "flathub"`, "xa.prio", "2"},
+			{"core", "a.b", "c"}, {"x.y", "z", "w"}} {
+			if got := strings.TrimSpace(o.okIn(c.path, "config", "--group", kv[0], "get", kv[1])); got != kv[2] {
+				t.Errorf("ostree config --group %s get %s = %q, want %q", kv[0], kv[1], got, kv[2])
+			}
+		}
+	}
+	c.ok("remote", "delete", "flathub")
+	if out := c.ok("remote", "list"); strings.Contains(out, "flathub") {
+		t.Errorf("remote delete flathub left it configured: remote list says\n%s", out)
+	}
+	if o != nil {
+		// A remote OSTree added with such a key goes whole too.
+		o.okIn(c.path, "remote", "add", "--no-gpg-verify", "--set=xa.title=Flathub", "flathub", "https://example.com/repo")
+		if got := strings.TrimSpace(c.ok("config", "get", `remote "flathub".xa.title`)); got != "Flathub" {
+			t.Errorf("config get of OSTree's xa.title = %q, want Flathub", got)
+		}
+		c.ok("remote", "delete", "flathub")
+		if out := c.ok("remote", "list"); strings.Contains(out, "flathub") {
+			t.Errorf("remote delete flathub left OSTree's remote configured: remote list says\n%s", out)
+		}
+	}
+}
