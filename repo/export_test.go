@@ -39,3 +39,14 @@ func SetStageMkdirat(f func(dirfd int, path string, mode uint32) error) (restore
 	stageMkdirat = f
 	return func() { stageMkdirat = unix.Mkdirat }
 }
+
+// RewriteModeDamaged is rewriteModeDamaged in a staging directory of its
+// own, as fsck's repair runs it.
+func (r *Repo) RewriteModeDamaged(id ID) error {
+	t, err := r.beginHeld()
+	if err != nil {
+		return err
+	}
+	defer t.Abort()
+	return r.rewriteModeDamaged(t, id)
+}

@@ -138,7 +138,11 @@ type FsckProblem struct {
 	Ref      string // the ref involved, if any
 	Reason   string // what is wrong, for humans
 	Deleted  bool   // removed by FsckOptions.Delete
-	Err      error  // the typed cause
+	// Repaired: a ProblemMode object of a bare-user repository that
+	// FsckOptions.Delete rewrote with the permissions its record gives
+	// (the old inode stays with the checkouts that link it).
+	Repaired bool
+	Err      error // the typed cause
 }
 
 // Error describes the problem in one line.
@@ -188,6 +192,9 @@ func (p *FsckProblem) Error() string {
 	if p.Deleted {
 		b.WriteString("; deleted")
 	}
+	if p.Repaired {
+		b.WriteString("; rewritten with its recorded permissions")
+	}
 	return b.String()
 }
 
@@ -218,10 +225,11 @@ func (p *FsckProblem) MarshalJSON() ([]byte, error) {
 		Ref      string      `json:"ref,omitempty"`
 		Reason   string      `json:"reason"`
 		Deleted  bool        `json:"deleted"`
+		Repaired bool        `json:"repaired"`
 		Message  string      `json:"message"`
 	}
 	o := out{Type: p.Type, ID: p.ID, Path: p.Path, Commit: p.Commit, TreePath: p.TreePath,
-		Ref: p.Ref, Reason: p.Reason, Deleted: p.Deleted, Message: p.Error()}
+		Ref: p.Ref, Reason: p.Reason, Deleted: p.Deleted, Repaired: p.Repaired, Message: p.Error()}
 	if p.Kind != 0 {
 		o.Kind = p.Kind.String()
 	}
@@ -263,6 +271,10 @@ type FsckReport struct {
 	// it removed are not objects: they are the ProblemCache problems
 	// marked Deleted.
 	Deleted int `json:"deleted"`
+	// Repaired counts the bare-user file objects Delete rewrote with the
+	// permissions they record, instead of deleting them: their content
+	// was sound (the ProblemMode problems marked Repaired).
+	Repaired int `json:"repaired"`
 	// Unreferenced counts stored objects that no ref reaches through its
 	// commit and ancestors, and tombstones beside their commit. They are
 	// not problems; prune removes them, unless UnreadableRefs is set.
@@ -428,6 +440,10 @@ const (
 	stateCorrupt
 	stateMissing
 	stateUnreadable // present, but this user cannot read it
+	// stateMode: a bare-user file object whose record and content verify
+	// but whose permission bits on disk are wrong: usable; Delete
+	// rewrites it.
+	stateMode
 )
 
 // fsckRun is the state of one Fsck.
@@ -446,6 +462,8 @@ type fsckRun struct {
 	done, bytes atomic.Int64
 
 	treeMemo map[ID]bool
+
+	staging *Txn // where Delete rewrites mode-damaged objects, once made
 }
 
 // fsckWorker is the scratch of one verifying goroutine.
@@ -551,7 +569,11 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	rep.Bytes = f.bytes.Load()
 	rep.Problems = append([]*FsckProblem{}, f.order...)
 	if opts.Delete {
-		if err := f.repair(rep); err != nil {
+		err := f.repair(rep)
+		if f.staging != nil {
+			f.staging.Abort()
+		}
+		if err != nil {
 			return rep, err
 		}
 	}
@@ -727,6 +749,9 @@ func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
 		p := &FsckProblem{Type: ProblemCorrupt, Kind: kind, ID: id, Path: f.r.ObjectPath(kind, id), Reason: corruptReason(ce), Err: ce}
 		if mode {
 			p.Type = ProblemMode
+			if f.r.mode == ModeBareUser {
+				f.state[k] = stateMode
+			}
 		}
 		f.problems[k] = p
 		f.order = append(f.order, p)
@@ -903,14 +928,14 @@ func (f *fsckRun) status(kind Kind, id ID) objState {
 // reporting it missing (once) when report is set. It reports whether the
 // object is usable.
 func (f *fsckRun) need(kind Kind, id ID, commit ID, ref, treePath string, report bool) bool {
-	switch f.status(kind, id) {
+	switch s := f.status(kind, id); s {
 	case stateOK, stateUnreadable:
 		return true
-	case stateCorrupt:
+	case stateCorrupt, stateMode:
 		if p := f.problems[objKey{kind, id}]; p != nil && p.Commit.IsZero() && report {
 			p.Commit, p.TreePath, p.Ref = commit, treePath, ref
 		}
-		return false
+		return s == stateMode
 	}
 	k := objKey{kind, id}
 	if report && f.problems[k] == nil {
@@ -1180,7 +1205,21 @@ func (f *fsckRun) addTombstones(rep *FsckReport) error {
 	return nil
 }
 
-// repair deletes corrupt objects and marks damaged commits partial. The
+// rewrite rewrites a mode-damaged object (rewriteModeDamaged) in a
+// staging directory of its own, made at the first call.
+func (f *fsckRun) rewrite(id ID) error {
+	if f.staging == nil {
+		t, err := f.r.beginHeld()
+		if err != nil {
+			return err
+		}
+		f.staging = t
+	}
+	return f.r.rewriteModeDamaged(f.staging, id)
+}
+
+// repair deletes corrupt objects, rewrites mode-damaged ones, and marks
+// damaged commits partial. The
 // caches go first, since a commit takes their word for what is stored, and
 // the markers before the objects, so that a repair killed half-way leaves
 // no commit that lacks objects and looks whole.
@@ -1220,6 +1259,16 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 			continue
 		}
 		if p.Type != ProblemCorrupt && p.Type != ProblemMode {
+			continue
+		}
+		if f.state[objKey{p.Kind, p.ID}] == stateMode {
+			if err := f.rewrite(p.ID); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.Repaired = true
+			rep.Repaired++
+			removed = true
 			continue
 		}
 		err := unix.Unlinkat(f.r.objects(), objectPath(p.Kind, p.ID), 0)

@@ -3,6 +3,7 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -304,6 +305,158 @@ func TestFsckChmodThroughHardlink(t *testing.T) {
 			rep, err := runFsck(t, r, repo.FsckOptions{})
 			wantProblem(t, rep, err, tc.want, repo.KindFile, id)
 		})
+	}
+}
+
+// Delete rewrites a bare-user object whose only fault is its permissions
+// (a chmod through a checkout's hardlink) with the ones it records, rather
+// than deleting sound content; the checkout keeps its file and its mode.
+// An object whose content changed too is corrupt, and deleted.
+func TestFsckDeleteRewritesModeDamaged(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	// Another commit needs the objects repaired and not the corrupt one.
+	other := integrityCommit(t, r, "other", integritySource(t, testtree.Tree{
+		"demo.conf": integrityTree["etc/demo.conf"], "hi": integrityTree["bin/hi"]}), 1700000000)
+	co := t.TempDir()
+	chmodLink := func(path string, mode os.FileMode) (repo.ID, string) {
+		id := integrityFileID(t, r, c, path)
+		link := filepath.Join(co, filepath.Base(path))
+		if err := os.Link(r.ObjectPath(repo.KindFile, id), link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(link, mode); err != nil {
+			t.Fatal(err)
+		}
+		return id, link
+	}
+	conf, confLink := chmodLink("etc/demo.conf", 0o606)
+	sym, symLink := chmodLink("bin/hi", 0o600) // a symlink's object
+	bad, badLink := chmodLink("bin/hello", 0o777)
+	if err := os.WriteFile(badLink, []byte("changed through the link\n"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err == nil {
+		t.Fatal("fsck of a damaged repository returned no error")
+	}
+	got := map[repo.ID]repo.ProblemType{}
+	for _, p := range rep.Problems {
+		got[p.ID] = p.Type
+	}
+	if want := map[repo.ID]repo.ProblemType{conf: repo.ProblemMode, sym: repo.ProblemMode, bad: repo.ProblemCorrupt}; !maps.Equal(got, want) {
+		t.Fatalf("problems %v, want %v", rep.Problems, want)
+	}
+	// Only the corrupt object makes a commit incomplete.
+	if len(rep.Incomplete) != 1 || rep.Incomplete[0] != c {
+		t.Errorf("incomplete %v, want [%s]", rep.Incomplete, c)
+	}
+
+	rep, err = runFsck(t, r, repo.FsckOptions{Delete: true})
+	if err == nil {
+		t.Fatal("fsck --delete of a damaged repository returned no error")
+	}
+	if rep.Repaired != 2 || rep.Deleted != 1 {
+		t.Errorf("repaired %d, deleted %d; want 2 and 1", rep.Repaired, rep.Deleted)
+	}
+	for _, p := range rep.Problems {
+		if want := p.ID == conf || p.ID == sym; p.Repaired != want || p.Deleted == want {
+			t.Errorf("%s: repaired %v, deleted %v", p, p.Repaired, p.Deleted)
+		}
+	}
+	// Only the commit that needs the corrupt object is partial; the
+	// other is whole.
+	if id := integrityFileID(t, r, other, "demo.conf"); id != conf {
+		t.Fatalf("the other commit's demo.conf is %s, not %s", id, conf)
+	}
+	if len(rep.MarkedPartial) != 1 || rep.MarkedPartial[0] != c {
+		t.Errorf("marked partial %v, want [%s]", rep.MarkedPartial, c)
+	}
+
+	for _, tc := range []struct {
+		id   repo.ID
+		link string
+		want os.FileMode // on disk in the repository
+		was  os.FileMode // the checkout's
+		body string
+	}{{conf, confLink, 0o644, 0o606, "key=value\n"}, {sym, symLink, 0o644, 0o600, "hello"}} {
+		obj, err := os.Stat(r.ObjectPath(repo.KindFile, tc.id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lnk, err := os.Stat(tc.link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj.Mode().Perm() != tc.want || lnk.Mode().Perm() != tc.was {
+			t.Errorf("%s: object %04o (want %04o), checkout %04o (want %04o)", tc.id, obj.Mode().Perm(), tc.want, lnk.Mode().Perm(), tc.was)
+		}
+		if os.SameFile(obj, lnk) {
+			t.Errorf("%s: the checkout still links the object", tc.id)
+		}
+		if !obj.ModTime().Equal(time.Unix(0, 0)) {
+			t.Errorf("%s: object mtime %v, want the epoch", tc.id, obj.ModTime())
+		}
+		if b, err := os.ReadFile(tc.link); err != nil || string(b) != tc.body {
+			t.Errorf("checkout file %s: %q, %v", tc.link, b, err)
+		}
+	}
+	if _, rc, err := r.OpenFile(conf); err != nil {
+		t.Error(err)
+	} else if b, err := io.ReadAll(rc); err != nil || string(b) != "key=value\n" {
+		t.Errorf("rewritten object reads %q, %v", b, err)
+	} else {
+		rc.Close()
+	}
+	if _, err := r.StatFile(sym); err != nil {
+		t.Errorf("rewritten symlink object: %v", err)
+	}
+	// What is left is the partial commit alone: the rewritten objects
+	// verify, and nothing was left behind in tmp/.
+	rep, _ = runFsck(t, r, repo.FsckOptions{})
+	for _, p := range rep.Problems {
+		if p.Type != repo.ProblemPartial {
+			t.Errorf("after the repair: %v", p)
+		}
+	}
+	if ents, err := os.ReadDir(r.Path("tmp")); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "txn-") {
+				t.Errorf("staging directory %s left in tmp/", e.Name())
+			}
+		}
+	}
+}
+
+// The rewrite reads the object again, checking it against its id: content
+// changed through a checkout's link since fsck verified it is not copied,
+// and the object stays as it is.
+func TestRewriteModeDamagedChecksContent(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	id := integrityFileID(t, r, c, "etc/demo.conf")
+	obj := r.ObjectPath(repo.KindFile, id)
+	link := filepath.Join(t.TempDir(), "demo.conf")
+	if err := os.Link(obj, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(link, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(link, []byte("key=VALUE\n"), 0o666); err != nil { // same size
+		t.Fatal(err)
+	}
+	err := r.RewriteModeDamaged(id)
+	if err == nil || !strings.Contains(err.Error(), id.String()) {
+		t.Fatalf("rewrite of changed content: %v, want an error naming %s", err, id)
+	}
+	if fi, err := os.Stat(obj); err != nil {
+		t.Fatal(err)
+	} else if lfi, _ := os.Stat(link); !os.SameFile(fi, lfi) {
+		t.Error("the object was replaced by a copy of changed content")
 	}
 }
 

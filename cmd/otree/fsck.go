@@ -33,7 +33,11 @@ every object it needs is here again (stored by a later commit), until
 --delete takes the mark away; a commit partial because its pull was
 interrupted or fetched only metadata is not one. An
 object this user may not read, or that could not be opened or read for want
-of descriptors or memory, is reported as unreadable and never deleted.
+of descriptors or memory, is reported as unreadable and never deleted. A
+bare-user object whose content is sound but whose permissions were changed
+(by a chmod through a hardlink in a checkout) is not deleted either: it is
+rewritten with the permissions it records, and the checkouts that linked it
+keep the old copy with theirs.
 A corrupt commit removed leaves no tombstone: it was not deleted on purpose
 (OSTree 2022.7 writes one when core.tombstone-commits is set).
 
@@ -162,6 +166,9 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	}
 	if rep.Deleted > 0 {
 		fmt.Fprintf(e.stdout, "Deleted %d corrupt object%s\n", rep.Deleted, pluralSuffix(rep.Deleted))
+	}
+	if rep.Repaired > 0 {
+		fmt.Fprintf(e.stdout, "Rewrote %d object%s with the permissions recorded (the files linking the old copies keep theirs)\n", rep.Repaired, pluralSuffix(rep.Repaired))
 	}
 	if n := countProblems(rep, func(p *repo.FsckProblem) bool { return p.Type == repo.ProblemCache && p.Deleted }); n > 0 {
 		noun := "entries"

@@ -189,6 +189,33 @@ func TestFsckCommand(t *testing.T) {
 	}
 }
 
+// fsck --delete rewrites an object chmod-ed through a checkout's hardlink
+// and says so; the repository is clean after it.
+func TestFsckDeleteRewritesChmodded(t *testing.T) {
+	c := newIntegrityCLI(t)
+	id := c.commit("main", integrityCLITree, 1700000000)
+	r := c.open()
+	obj := r.ObjectPath(repo.KindFile, integrityRootFile(t, r, id, "a.conf"))
+	link := filepath.Join(t.TempDir(), "a.conf")
+	if err := os.Link(obj, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(link, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errs := c.must(exitError, "fsck", "--delete")
+	if !strings.Contains(out, "Rewrote 1 object with the permissions recorded") || strings.Contains(out, "Deleted") ||
+		strings.Contains(out, "partial") || !strings.Contains(errs, "rewritten with its recorded permissions") {
+		t.Errorf("fsck --delete: stdout %q, stderr %q", out, errs)
+	}
+	if out, _ := c.must(0, "fsck"); !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck after the rewrite: %q", out)
+	}
+	if fi, err := os.Stat(link); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the checkout's file: %v, %v", fi.Mode(), err)
+	}
+}
+
 func TestPruneCommand(t *testing.T) {
 	c := newIntegrityCLI(t)
 	c.commit("main", integrityCLITree, 1700000000)
