@@ -16,7 +16,12 @@ func newInitCommand(e *env) *cobra.Command {
 		Long: `Create a repository at --repo. Run again where one exists, it changes
 nothing and succeeds, as OSTree's init does, unless --mode or
 --collection-id ask for a different one. A directory that holds anything
-else (but a lost+found) is refused, where OSTree's init fills it.`,
+else (but a lost+found) is refused, where OSTree's init fills it.
+
+The default mode is bare-user, where OSTree's is bare: it records owners,
+modes and xattrs for root and other users alike, and no object on disk is
+setuid. Give --mode=bare for device nodes and FIFOs, or to keep objects
+with their true owners on disk.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := e.repoDir()
