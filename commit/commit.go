@@ -260,6 +260,9 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := opts.DetachedMetadata.Validate(); err != nil {
 		return nil, fmt.Errorf("commit: detached %w", err)
 	}
+	if f := opts.TarPathnameFilter; f != nil && f.Regexp == nil {
+		return nil, errors.New("commit: TarPathnameFilter has no Regexp")
+	}
 	if !opts.Timestamp.IsZero() && opts.Timestamp.Unix() < 0 {
 		return nil, fmt.Errorf("commit: timestamp %s is before 1970", opts.Timestamp)
 	}

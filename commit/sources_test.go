@@ -2,6 +2,7 @@ package commit_test
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -412,5 +413,20 @@ func TestGenerateSizes(t *testing.T) {
 	res := commitDir(t, bare, "main", src, gen)
 	if _, ok := mustCommit(t, bare, res.Commit).Metadata.Get(repo.SizesKey); ok {
 		t.Error("a bare-user repository recorded sizes")
+	}
+}
+
+// A filter without a Regexp is refused with an error, before anything is
+// read, rather than panicking at the first tar entry.
+func TestTarPathnameFilterWithoutRegexp(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	tarFile := writeTar(t, []*tar.Header{{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644}}, map[string]string{"a": "a"})
+	_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", TarPathnameFilter: &commit.PathnameFilter{Template: "b"},
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: tarFile}}})
+	if err == nil || !strings.Contains(err.Error(), "Regexp") {
+		t.Errorf("got %v, want an error naming the missing Regexp", err)
+	}
+	if _, err := r.ReadRef("main"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("branch: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // a hardlink's target, is replaced by Template. The result must still be a
 // name inside the tree.
 type PathnameFilter struct {
-	Regexp *regexp.Regexp // what to replace in each name and hardlink target
+	Regexp *regexp.Regexp // what to replace in each name and hardlink target; required
 	// Template is the replacement as regexp.Regexp.Expand takes it
 	// ($1, ${name}, $$ for a dollar sign).
 	Template string
