@@ -273,3 +273,35 @@ func TestStagingSpread(t *testing.T) {
 		t.Errorf("the staging directory %s has the top-directory flag", staging[0])
 	}
 }
+
+// An empty path, a setting left unset, is refused by Init and Open, and
+// Init writes nothing into the current directory, however full it is.
+func TestEmptyPathRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "important.txt"), []byte("user data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if r, err := repo.Init("", repo.InitOptions{}); err == nil {
+		r.Close()
+		t.Error(`Init("") succeeded`)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"important.txt"}) {
+		t.Errorf(`Init("") wrote into the current directory: %v`, got)
+	}
+	if _, err := repo.Init(".", repo.InitOptions{}); !errors.Is(err, repo.ErrNotEmpty) {
+		t.Errorf(`Init("."): %v; want ErrNotEmpty`, err)
+	}
+	r, err := repo.Init("repo", repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Chdir(filepath.Join(dir, "repo"))
+	if r, err := repo.Open(""); !errors.Is(err, repo.ErrNotRepository) {
+		if err == nil {
+			r.Close()
+		}
+		t.Errorf(`Open("") in a repository: %v; want ErrNotRepository`, err)
+	}
+}

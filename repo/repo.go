@@ -129,7 +129,14 @@ type InitOptions struct {
 // wrapping ErrExists; one that holds anything else, one wrapping
 // ErrNotEmpty, and is left as it was. Only a lost+found, and what an
 // interrupted Init left before writing the config, are carried on from.
+// An empty path is refused rather than taken as the current directory.
 func Init(path string, opts InitOptions) (*Repo, error) {
+	if path == "" {
+		// A path left unset: the directory checks below would find no
+		// directory "" and build the repository in the current one,
+		// whatever it holds.
+		return nil, errors.New(`init: empty repository path (give "." for the current directory)`)
+	}
 	if opts.Mode == 0 {
 		opts.Mode = ModeBareUser
 	}
@@ -281,8 +288,12 @@ func (e *notRepoError) Is(target error) bool {
 // Open opens the repository at path. A path that is no otree repository
 // (missing, or holding no config) gives an error matching
 // ErrNotRepository, and also fs.ErrNotExist when the path is missing or
-// ErrNoConfig when the directory has no config.
+// ErrNoConfig when the directory has no config. An empty path is refused
+// (with ErrNotRepository) rather than taken as the current directory.
 func Open(path string) (*Repo, error) {
+	if path == "" {
+		return nil, &notRepoError{path: `""`, why: `empty path (give "." for the current directory)`}
+	}
 	cfgPath := filepath.Join(path, "config")
 	data, err := readConfigFile(cfgPath)
 	if err != nil {
