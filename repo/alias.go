@@ -158,6 +158,9 @@ func (r *Repo) eachAlias(prefix string, fn func(name, target string, err error) 
 // to a commit id (broken by hand) are listed too, with a zero Commit, a
 // Problem, and as Target the branch they name or else their text.
 func (r *Repo) ListAliases(prefix string) ([]Alias, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	var out []Alias
 	err := r.eachAlias(prefix, func(name, target string, err error) error {
 		a := Alias{Name: name, Target: target}
@@ -254,6 +257,9 @@ func (r *Repo) SetAlias(name, target string) error {
 // sorted. A name that is not an alias and that no alias names gives
 // itself alone.
 func (r *Repo) BranchNames(name string) ([]string, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	final, err := r.resolveAlias(name)
 	if err != nil {
 		return nil, err

@@ -363,6 +363,9 @@ func (r *Repo) listObjects(ctx context.Context) ([]storedObject, []string, error
 // ListCommits returns the id of every commit object stored, whether or not
 // a ref reaches it, in no particular order.
 func (r *Repo) ListCommits(ctx context.Context) ([]ID, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
 	objs, _, err := r.listObjects(ctx)
 	if err != nil {
 		return nil, err

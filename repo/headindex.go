@@ -139,6 +139,9 @@ func (r *Repo) AddToHeaderIndex(add []IndexedHeader) error {
 	if len(add) == 0 {
 		return nil
 	}
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
 	if r.readOnly {
 		return fmt.Errorf("file-header index: repository %s is read-only", r.path)
 	}

@@ -246,11 +246,19 @@ func (r *Repo) IsCommitPartial(commit ID) bool { return r.isCommitPartial(commit
 
 // MarkCommitPartial durably marks commit partial, so that fsck and prune
 // accept its missing objects and a later pull knows to complete it.
-func (r *Repo) MarkCommitPartial(commit ID) error { return r.markCommitPartial(commit) }
+func (r *Repo) MarkCommitPartial(commit ID) error {
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
+	return r.markCommitPartial(commit)
+}
 
 // UnmarkCommitPartial removes the partial marker of commit, once every
 // object it needs is durable. A commit that was not marked is no error.
 func (r *Repo) UnmarkCommitPartial(commit ID) error {
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
 	// The objects that complete the commit may have been published
 	// without a sync (TxnOptions.NoSync): the mark goes only once they
 	// are durable, as a ref moves only then.

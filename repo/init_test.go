@@ -162,8 +162,17 @@ func TestUseAfterClose(t *testing.T) {
 			lk.Unlock()
 			return err
 		},
-		"Prune": func() error { _, err := r.Prune(context.Background(), repo.PruneOptions{}); return err },
-		"Fsck":  func() error { _, err := r.Fsck(context.Background(), repo.FsckOptions{}); return err },
+		"Prune":               func() error { _, err := r.Prune(context.Background(), repo.PruneOptions{}); return err },
+		"Fsck":                func() error { _, err := r.Fsck(context.Background(), repo.FsckOptions{}); return err },
+		"ListCommits":         func() error { _, err := r.ListCommits(context.Background()); return err },
+		"ListAliases":         func() error { _, err := r.ListAliases(""); return err },
+		"BranchNames":         func() error { _, err := r.BranchNames("main"); return err },
+		"CheckRefPlace":       func() error { return r.CheckRefPlace("other") },
+		"MarkCommitPartial":   func() error { return r.MarkCommitPartial(id) },
+		"UnmarkCommitPartial": func() error { return r.UnmarkCommitPartial(id) },
+		"AddToHeaderIndex": func() error {
+			return r.AddToHeaderIndex([]repo.IndexedHeader{repo.IndexedHeaderOf(repo.ID{1}, &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644})})
+		},
 	}
 	for name, fn := range checks {
 		if err := fn(); !errors.Is(err, repo.ErrClosed) || !strings.Contains(err.Error(), path) {

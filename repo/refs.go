@@ -98,6 +98,9 @@ func (e *RefClashError) Error() string {
 // alias is checked at the branch it ends at, which is what writing it
 // writes. A command that writes a ref after long work calls it first.
 func (r *Repo) CheckRefPlace(name string) error {
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
 	if err := ValidateRefName(name); err != nil {
 		return err
 	}
