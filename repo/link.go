@@ -31,6 +31,9 @@ var ErrNotLinkable = errors.New("cannot be hardlinked")
 // another mode, or on another filesystem. A pull asks once per source
 // rather than failing a link per object.
 func (t *Txn) Linkable(src *Repo) error {
+	if err := t.live(); err != nil {
+		return err
+	}
 	if src.mode != t.r.mode {
 		return fmt.Errorf("%s is %s and %s is %s: %w", src.path, src.mode, t.r.path, t.r.mode, ErrNotLinkable)
 	}

@@ -43,6 +43,9 @@ var publishHook func(step string)
 // Commit objects are published last, as in Commit; a caller publishing a
 // commit before everything it needs is stored marks it partial first.
 func (t *Txn) Publish() (int, error) {
+	if err := t.live(); err != nil {
+		return 0, err
+	}
 	if t.ready == nil {
 		return 0, errors.New("publish: the transaction was not begun Publishable")
 	}

@@ -27,6 +27,9 @@ import (
 // never committed (or a process killed mid-way) leaves the repository as it
 // was; its staging directory is removed by the next transaction or prune.
 //
+// Commit, whatever it returns, and Abort end the transaction: Abort then
+// does nothing more, and writes, SetRef, Publish and Commit fail.
+//
 // The write methods are safe for concurrent use.
 type Txn struct {
 	r *Repo
@@ -36,6 +39,10 @@ type Txn struct {
 	dir   string
 	dirFd int
 	dirLk *os.File
+	// ended is set when Commit or Abort releases the transaction: dirFd
+	// is closed then, and its number may name another file of the
+	// process, so every later use fails with errTxnEnded instead.
+	ended atomic.Bool
 	// unsynced holds the unsynced-objects marker, for a transaction that
 	// does not sync (unsyncedMarker).
 	unsynced *os.File
@@ -302,9 +309,24 @@ func (t *Txn) Has(kind Kind, id ID) (bool, error) {
 	return t.r.HasObject(kind, id)
 }
 
+// errTxnEnded is why a transaction cannot be used once committed or
+// aborted.
+var errTxnEnded = errors.New("the transaction has already been committed or aborted")
+
+// live fails once the transaction has ended (see Txn.ended).
+func (t *Txn) live() error {
+	if t.ended.Load() {
+		return fmt.Errorf("repository %s: %w", t.r.path, errTxnEnded)
+	}
+	return nil
+}
+
 // claim reports whether the caller should write the object: it is neither
 // stored nor staged (nor being staged by another goroutine).
 func (t *Txn) claim(kind Kind, id ID) (bool, error) {
+	if err := t.live(); err != nil {
+		return false, err
+	}
 	k := objKey{kind, id}
 	t.mu.Lock()
 	if _, ok := t.staged[k]; ok {
@@ -476,6 +498,9 @@ func (t *Txn) ObjectSizes(kind Kind, id ID) (stored, unpacked int64, err error) 
 // Unlike other objects it is not content-addressed. It waits for a
 // Publish in progress.
 func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
+	if err := t.live(); err != nil {
+		return err
+	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("detached metadata of %s: %w", commit, err)
 	}
@@ -500,6 +525,9 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 // ReadCommitMeta returns commit's detached metadata as the transaction
 // stands: what it staged, else what is stored (nil when neither has any).
 func (t *Txn) ReadCommitMeta(commit ID) (Metadata, error) {
+	if err := t.live(); err != nil {
+		return nil, err
+	}
 	k := objKey{KindCommitMeta, commit}
 	// WriteCommitMeta rewrites the staged file in place: not read half
 	// written. Publish holds it too, so the staged name is not moved
@@ -685,6 +713,9 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 // h.Size bytes) and returns its id. It is for sources that can be read only
 // once, such as a tar stream.
 func (t *Txn) WriteFileStream(h *FileHeader, r io.Reader) (ID, bool, error) {
+	if err := t.live(); err != nil {
+		return ID{}, false, err
+	}
 	c, err := t.readContent(h, r)
 	defer c.close()
 	if err != nil {
@@ -1026,6 +1057,9 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 // refs lock from those checks to the last ref written, unless the Repo
 // holds it already (LockRefs).
 func (t *Txn) Commit() error {
+	if err := t.live(); err != nil {
+		return err
+	}
 	defer t.release()
 	t.mu.Lock()
 	keys := make([]objKey, 0, len(t.staged))
@@ -1210,13 +1244,14 @@ func (t *Txn) publish(k objKey) error {
 	return nil
 }
 
-// Abort discards everything staged.
+// Abort discards everything staged; after Commit it does nothing.
 func (t *Txn) Abort() error {
 	t.release()
 	return nil
 }
 
 func (t *Txn) release() {
+	t.ended.Store(true)
 	if t.dirLk == nil {
 		return
 	}
@@ -1275,6 +1310,9 @@ func (t *Txn) checkRefs(names []string) error {
 // A zero commit deletes the ref. Commit checks that the commit, with its
 // root dirtree and dirmeta, is stored or staged by then (see Repo.SetRef).
 func (t *Txn) SetRef(ref string, commit ID) error {
+	if err := t.live(); err != nil {
+		return err
+	}
 	if err := ValidateRefName(ref); err != nil {
 		return err
 	}

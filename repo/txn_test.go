@@ -226,3 +226,93 @@ func TestTxnHas(t *testing.T) {
 		}
 	}
 }
+
+// Commit and Abort end a transaction: every later write, SetRef, Publish
+// or Commit fails, rather than going through the staging directory's
+// closed descriptor, whose number another directory may hold by then, or
+// writing the queued refs again over what others wrote since.
+func TestTxnUnusableAfterEnd(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	ctx := context.Background()
+	var commits [2]repo.ID
+	for i := range commits {
+		txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := txn.WriteMeta(repo.KindDirTree, (&repo.DirTree{}).Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if commits[i], err = txn.WriteMeta(repo.KindCommit, (&repo.Commit{Timestamp: uint64(i + 1), RootTree: tree, RootMeta: meta}).Encode()); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 3}
+	id := repo.FileID(h, []byte("abc"))
+	for _, end := range []string{"Commit", "Abort"} {
+		txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true, Publishable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.SetRef("main", commits[0]); err != nil {
+			t.Fatal(err)
+		}
+		if end == "Commit" {
+			err = txn.Commit()
+		} else {
+			err = txn.Abort()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SetRef("main", commits[1]); err != nil {
+			t.Fatal(err)
+		}
+		// Directories opened now take the numbers the transaction freed.
+		victim := t.TempDir()
+		for i := 0; i < 4; i++ {
+			f, err := os.Open(victim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+		}
+		for name, fn := range map[string]func() error{
+			"WriteFile":       func() error { _, err := txn.WriteFile(h, id, []byte("abc")); return err },
+			"WriteFileStream": func() error { _, _, err := txn.WriteFileStream(h, strings.NewReader("abc")); return err },
+			"WriteMeta": func() error {
+				_, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o700}).Encode())
+				return err
+			},
+			"WriteCommitMeta": func() error { return txn.WriteCommitMeta(commits[1], repo.Metadata{{Key: "k"}}) },
+			"ReadCommitMeta":  func() error { _, err := txn.ReadCommitMeta(commits[1]); return err },
+			"SetRef":          func() error { return txn.SetRef("other", commits[1]) },
+			"Publish":         func() error { _, err := txn.Publish(); return err },
+			"Commit":          func() error { return txn.Commit() },
+		} {
+			if err := fn(); err == nil || !strings.Contains(err.Error(), "already been committed or aborted") {
+				t.Errorf("%s after %s: %v; want an error saying the transaction ended", name, end, err)
+			}
+		}
+		if err := txn.Abort(); err != nil {
+			t.Errorf("Abort after %s: %v", end, err)
+		}
+		if got := names(t, victim); len(got) != 0 {
+			t.Errorf("a transaction used after %s wrote into a directory holding its old descriptor number: %v", end, got)
+		}
+		if has, _ := r.HasObject(repo.KindFile, id); has {
+			t.Errorf("a write after %s was stored", end)
+		}
+		if got, err := r.ReadRef("main"); got != commits[1] || err != nil {
+			t.Errorf("after %s, main is %s, %v; want %s, which was set since", end, got, err, commits[1])
+		}
+	}
+}
