@@ -632,10 +632,16 @@ func FileID(h *FileHeader, content []byte) ID {
 
 // WriteFile stores a file object whose content is in memory. id must be
 // FileID(h, content) (callers compute it while hashing anyway); it reports
-// whether the object was new.
+// whether the object was new. Content whose length is not h.Size is
+// refused, and nothing is staged.
 func (t *Txn) WriteFile(h *FileHeader, id ID, content []byte) (bool, error) {
 	if err := t.checkStorable(h); err != nil {
 		return false, err
+	}
+	// The one mismatch with id that costs nothing to see; stored, it would
+	// be a corrupt object found only by a later read or fsck.
+	if uint64(len(content)) != h.Size {
+		return false, fmt.Errorf("staging file %s: %d bytes of content, but its header says %d", id, len(content), h.Size)
 	}
 	ok, err := t.claim(KindFile, id)
 	if err != nil || !ok {
@@ -809,6 +815,9 @@ func (c *content) close() {
 
 // checkStorable refuses headers the repository's mode cannot hold.
 func (t *Txn) checkStorable(h *FileHeader) error {
+	if h == nil {
+		return errors.New("staging a file object without a header")
+	}
 	if err := h.Validate(); err != nil {
 		return err
 	}

@@ -316,3 +316,30 @@ func TestTxnUnusableAfterEnd(t *testing.T) {
 		}
 	}
 }
+
+// WriteFile refuses content of another length than its header's Size,
+// and a nil header, staging nothing: the object would be corrupt.
+func TestWriteFileRefusesWrongSize(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 3}
+	id := repo.FileID(h, []byte("abc"))
+	if _, err := txn.WriteFile(h, id, []byte("ab")); err == nil || !strings.Contains(err.Error(), id.String()) {
+		t.Errorf("WriteFile of 2 bytes under a 3-byte header: %v; want an error naming %s", err, id)
+	}
+	if _, err := txn.WriteFile(nil, id, []byte("abc")); err == nil {
+		t.Error("WriteFile with a nil header succeeded")
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := r.HasObject(repo.KindFile, id); has {
+		t.Error("the refused object was stored")
+	}
+	if rep, err := r.Fsck(context.Background(), repo.FsckOptions{}); err != nil || !rep.OK() {
+		t.Errorf("fsck: %v", err)
+	}
+}
