@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/otree/otree/internal/testbin"
+	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
 )
@@ -128,5 +132,61 @@ func TestStaticDeltaFileSurvivesSIGKILL(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("deltas/ keeps %v after the next generation", names)
+	}
+}
+
+// TestStaticDeltaDeleteSurvivesSIGKILL kills "static-delta delete" at each
+// of its unlinkat and renameat calls in turn (strace) and checks that no
+// delta index then names a delta the repository no longer has (pulls
+// would fetch it), and that the delta is gone once a rerun of the delete,
+// where it is still there, has run.
+func TestStaticDeltaDeleteSurvivesSIGKILL(t *testing.T) {
+	strace := testbin.NeedStrace(t)
+	exe, env := otreeBinary(t)
+	kills := 0
+	for _, call := range []string{"unlinkat", "renameat"} {
+		for when := 1; ; when++ {
+			c := newCLI(t)
+			c.commitTree("main", source(t, testtree.Tree{"f": testtree.File("one\n", 0o644)}), "one", 1700000000)
+			to := c.commitTree("main", source(t, testtree.Tree{"f": testtree.File("two\n", 0o644)}), "two", 1700000001)
+			c.ok("static-delta", "generate", "main")
+			name := strings.TrimSpace(c.ok("static-delta", "list"))
+			cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace="+call,
+				"-e", fmt.Sprintf("inject=%s:signal=KILL:when=%d", call, when), exe, "--repo="+c.path, "static-delta", "delete", name)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if cmd.ProcessState.ExitCode() != -1 { // strace dies of its tracee's signal
+				if err != nil {
+					t.Fatalf("delete with %s %d not killed, and failed: %v\n%s", call, when, err, out)
+				}
+				break
+			}
+			kills++
+			stored := map[string]bool{}
+			for _, n := range strings.Fields(c.ok("static-delta", "list")) {
+				stored[n] = true
+			}
+			if x, _, err := delta.ReadIndex(c.r, to); err == nil {
+				for _, e := range x.Deltas {
+					if n := (delta.Name{From: e.From, To: to}).String(); !stored[n] {
+						t.Errorf("killed at %s %d, delete left the index of %s naming delta %s, which is gone", call, when, to, n)
+					}
+				}
+			} else if !errors.Is(err, repo.ErrNotFound) {
+				t.Fatalf("killed at %s %d: %v", call, when, err)
+			}
+			if stored[name] {
+				c.ok("static-delta", "delete", name)
+			}
+			if got := strings.TrimSpace(c.ok("static-delta", "list")); got != "(No static deltas)" {
+				t.Errorf("killed at %s %d, then rerun: static-delta list says %q", call, when, got)
+			}
+			if _, _, err := delta.ReadIndex(c.r, to); !errors.Is(err, repo.ErrNotFound) {
+				t.Errorf("killed at %s %d, then rerun: the index of %s is still there (%v)", call, when, to, err)
+			}
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no run of delete was killed")
 	}
 }

@@ -185,6 +185,14 @@ type ReindexOptions struct {
 // indexes stored for the commits concerned, sorted by commit. Generate
 // and Delete call it for the commit they concern; UpdateSummary for all.
 func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
+	return reindex(r, opts, nil, nil)
+}
+
+// reindex is Reindex leaving out of the indexes the delta without, when
+// not nil, and then running then (when not nil) under the indexes' lock:
+// Delete removes that delta there, so that no other reindex names it
+// again in between.
+func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error) ([]IndexRef, error) {
 	sync := !opts.NoSync && r.Fsync()
 	dir := r.Path(IndexDir)
 	if err := durable.MkdirAll(dir, 0o755, sync); err != nil {
@@ -232,6 +240,9 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 			continue
 		}
 		concerned[n.To] = true
+		if without != nil && n == *without {
+			continue
+		}
 		_, raw, err := ReadSuperblock(r, n)
 		if err != nil {
 			return nil, fmt.Errorf("static delta %s: %w", n, err)
@@ -283,6 +294,11 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 	}
 	if dirty && sync {
 		if err := durable.SyncDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if then != nil {
+		if err := then(); err != nil {
 			return nil, err
 		}
 	}

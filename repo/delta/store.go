@@ -67,13 +67,17 @@ func ReadSuperblock(r *repo.Repo, n Name) (*Superblock, []byte, error) {
 }
 
 // Delete removes a delta from r, and it from the index of its to-commit.
-// The directory is first renamed away, so a reader never sees a delta
-// with some of its parts gone.
+// The index is rewritten first, then the directory renamed away, so a
+// reader never sees a delta with some of its parts gone, nor an index
+// naming a delta that is gone.
 func Delete(r *repo.Repo, n Name) error {
-	if err := remove(r, n); err != nil {
-		return err
+	if _, err := os.Stat(Path(r, n)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", n, ErrNoDelta)
 	}
-	_, err := Reindex(r, ReindexOptions{To: []repo.ID{n.To}})
+	// A crash between the two leaves a delta no index names, which a
+	// rerun deletes, never an index naming one that is gone, which pulls
+	// would fetch.
+	_, err := reindex(r, ReindexOptions{To: []repo.ID{n.To}}, &n, func() error { return remove(r, n) })
 	return err
 }
 
