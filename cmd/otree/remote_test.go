@@ -2,13 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/repo/remote"
 )
 
@@ -134,5 +138,38 @@ func TestRemoteCookies(t *testing.T) {
 	dst.ok("remote", "delete", "origin")
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Errorf("remote delete left its cookies: %v", err)
+	}
+}
+
+// A remote delete killed after it saved the config, before it removed the
+// remote's cookies (strace kills it at that unlinkat), leaves them to no
+// one: a remote added again under the name does not send them, and a rerun
+// of the delete removes them.
+func TestRemoteDeleteKilledLeavesNoCookies(t *testing.T) {
+	strace := testbin.NeedStrace(t)
+	exe, env := otreeBinary(t)
+	for _, then := range [][]string{{"remote", "add", "--no-sign-verify", "origin", "https://example.org/other"}, {"remote", "delete", "--if-exists", "origin"}} {
+		c := newCLI(t)
+		c.ok("remote", "add", "--no-sign-verify", "origin", "https://example.com/repo")
+		c.ok("remote", "add-cookie", "origin", "example.com", "/", "session", "secret")
+		cookies := c.r.Path("origin.cookies.txt")
+		cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", "inject=unlinkat:signal=KILL:when=1",
+			exe, "--repo="+c.path, "remote", "delete", "origin")
+		cmd.Env = env
+		if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != -1 {
+			t.Fatalf("remote delete was not killed at its first unlinkat:\n%s", out)
+		}
+		if got := c.ok("remote", "list"); got != "" {
+			t.Fatalf("killed at the cookies' removal, remote delete left the remotes %q, want the config saved", got)
+		}
+		c.ok(then...)
+		if _, err := os.Stat(cookies); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after the killed delete and %q, %s is still there (%v)", strings.Join(then, " "), cookies, err)
+		}
+		if then[1] == "add" {
+			if got := c.ok("remote", "list-cookies", "origin"); got != "" {
+				t.Errorf("the remote added again has the deleted one's cookies:\n%s", got)
+			}
+		}
 	}
 }

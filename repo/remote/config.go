@@ -183,6 +183,11 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 			for k := range old {
 				cfg.Unset(sec + "." + k)
 			}
+		} else if err := removeCookies(r, rm.Name); err != nil {
+			// Left by a delete of an earlier remote of the name that
+			// was killed after its config was saved: they are not
+			// this remote's to send.
+			return err
 		}
 		names := make([]string, 0, len(keys))
 		for k := range keys {
@@ -223,6 +228,11 @@ func DeleteRemote(r *repo.Repo, name string) error {
 			refused = fmt.Errorf("remote %s is defined in %s, which the repository's remotes directory holds; remove it there", name, inDir)
 			return refused
 		case old == nil:
+			// A rerun of a delete killed after it saved the config
+			// finishes it.
+			if err := removeCookies(r, name); err != nil {
+				return err
+			}
 			refused = fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, r.Path("config"))
 			return refused
 		}
@@ -237,10 +247,19 @@ func DeleteRemote(r *repo.Repo, name string) error {
 	if err != nil {
 		return err
 	}
-	// Its cookies are secrets of that remote alone: gone for good, or a
-	// remote added again under the name after a crash would send them to
-	// its server.
-	err = os.Remove(cookieFile(r, name))
+	// Its cookies are secrets of that remote alone: gone for good. A
+	// crash before this leaves them to the next AddRemote of the name,
+	// or rerun, to remove.
+	if err := removeCookies(r, name); err != nil {
+		return fmt.Errorf("deleting remote %s: %w", name, err)
+	}
+	return nil
+}
+
+// removeCookies durably removes the cookie file of remote name, if any.
+func removeCookies(r *repo.Repo, name string) error {
+	p := cookieFile(r, name)
+	err := os.Remove(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -248,7 +267,7 @@ func DeleteRemote(r *repo.Repo, name string) error {
 		err = durable.SyncDir(r.Path())
 	}
 	if err != nil {
-		return fmt.Errorf("deleting remote %s: %w", name, err)
+		return fmt.Errorf("removing the cookies of remote %s: %w", name, err)
 	}
 	return nil
 }
