@@ -4,11 +4,14 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
@@ -208,5 +211,38 @@ func TestRemoteSignVerifyAndPull(t *testing.T) {
 	cfg, _ = os.ReadFile(dst.r.Path("config"))
 	if !strings.Contains(string(cfg), "sign-verify=false") {
 		t.Errorf("--no-sign-verify did not write sign-verify=false:\n%s", cfg)
+	}
+}
+
+// sign --generate-key killed at each of its writes in turn (strace) leaves
+// no file, or the whole key, at the path: never an empty one that a rerun
+// refuses to replace. A rerun then writes a key.
+func TestSignGenerateKeyKilled(t *testing.T) {
+	strace := testbin.NeedStrace(t)
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	for when := 1; ; when++ {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "secret.ed25519")
+		cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=write",
+			"-e", fmt.Sprintf("inject=write:signal=KILL:when=%d", when), exe, "sign", "--generate-key="+file)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != -1 { // strace dies of its tracee's signal
+			if err != nil || when == 1 {
+				t.Fatalf("generate-key with write %d: not killed (%v)\n%s", when, err, out)
+			}
+			break
+		}
+		if data, err := os.ReadFile(file); err == nil {
+			if _, err := sign.ParseSecretKey(strings.TrimSpace(string(data))); err != nil {
+				t.Fatalf("killed at write %d, generate-key left %s holding %q: %v", when, file, data, err)
+			}
+			continue
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("killed at write %d, generate-key left %s in %s", when, ents[0].Name(), dir)
+		}
+		c.ok("sign", "--generate-key="+file)
 	}
 }

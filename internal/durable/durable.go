@@ -3,9 +3,11 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +63,53 @@ func WriteFile(path string, data []byte, perm os.FileMode, sync bool) error {
 		return SyncDir(dir)
 	}
 	return nil
+}
+
+// WriteNew creates path, which must not exist, holding data with mode
+// perm: the content is written and synced unnamed (O_TMPFILE), or under a
+// temporary name where the filesystem cannot, then named path in one step
+// that fails, matching fs.ErrExist, if path exists; the directory is then
+// synced. A crash leaves path absent or whole, never empty or short (as
+// a file created at path and then written could be), so that a rerun can
+// write it.
+func WriteNew(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	var f *os.File
+	tmp := ""
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm.Perm()))
+	switch {
+	case err == nil:
+		f = os.NewFile(uintptr(fd), path)
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL):
+		if f, err = os.CreateTemp(dir, TempPattern); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		tmp = f.Name()
+		defer os.Remove(tmp) // fails once renamed
+	default:
+		return fmt.Errorf("writing %s: %w", path, &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	if tmp == "" {
+		// linkat of /proc/self/fd/N names an O_TMPFILE file without the
+		// privilege AT_EMPTY_PATH needs.
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	} else {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "naming", Old: "the new file", New: path, Err: err}
+	}
+	return SyncDir(dir)
 }
 
 // MkdirAll creates path and any missing parents, like os.MkdirAll, and

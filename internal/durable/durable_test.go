@@ -1,6 +1,8 @@
 package durable
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,5 +112,23 @@ func TestMkdirAllLeavesNothingOnFailure(t *testing.T) {
 	RemoveDirs(made)
 	if ents, _ := os.ReadDir(root); len(ents) != 0 {
 		t.Fatalf("RemoveDirs left %d entries", len(ents))
+	}
+}
+
+func TestWriteNewRefusesExistingAndLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key")
+	if err := WriteNew(p, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNew(p, []byte("other\n"), 0o600); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), p) {
+		t.Errorf("writing over an existing file: %v, want an error matching fs.ErrExist naming %s", err, p)
+	}
+	got, err := os.ReadFile(p)
+	if fi, _ := os.Stat(p); err != nil || string(got) != "secret\n" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("content %q (%v), mode %v; want the first write's, 0600", got, err, fi.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want only the file", len(ents))
 	}
 }

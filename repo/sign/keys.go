@@ -146,22 +146,9 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("writing secret key: %s already exists", path)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("writing secret key: %w", err)
-	}
-	_, err = f.WriteString(EncodeKey(priv) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = durable.SyncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		os.Remove(path)
+	// Named only once whole: a kill part way must not leave an empty key
+	// at path, which a rerun would refuse to replace.
+	if err := durable.WriteNew(path, []byte(EncodeKey(priv)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("writing secret key %s: %w", path, err)
 	}
 	return pub, nil
