@@ -472,3 +472,27 @@ func TestStatCacheSkipListUnchanged(t *testing.T) {
 		t.Error("a skipped path was committed")
 	}
 }
+
+// A file that DevinoCanonical takes unchecked as the object it is a
+// hardlink of is not recorded in the stat cache: a later commit without
+// the option would otherwise take the object's header from the cache for
+// a file chmod-ed through its link.
+func TestDevinoCanonicalLeavesStatCacheUnfilled(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644), "b": testtree.File("bbbb", 0o644)})
+	first := commitDir(t, r, "main", src, func(o *commit.Options) { o.NoStatCache = true })
+	farm := linkFarm(t, r, first.Commit)
+	if err := os.Chmod(filepath.Join(farm, "a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Past the racy window, so that the cache would record the file.
+	time.Sleep(2100 * time.Millisecond)
+	trusted := commitDir(t, r, "main", farm, func(o *commit.Options) { o.DevinoCanonical = true })
+	if m := readCommit(t, r, trusted.Commit, false)["a"].Mode; m != 0o644 {
+		t.Fatalf("DevinoCanonical committed a as %v, want the object's 0644", m)
+	}
+	res := commitDir(t, r, "main", farm)
+	if m := readCommit(t, r, res.Commit, false)["a"].Mode; m != 0o600 {
+		t.Errorf("after a DevinoCanonical commit, a commit without it recorded a as %v, want 0600 as on disk", m)
+	}
+}

@@ -327,6 +327,11 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 				if id, ok := wk.devino.lookup(abs, e.name, &e.st); ok {
 					wk.st.cached.Add(1)
 					d.fileIDs[slot] = id
+					if wk.devino.trust && !wk.exact {
+						// Taken unchecked: the stat cache must not
+						// vouch for it to commits that check.
+						d.fileKeys[slot] = statKey{}
+					}
 					continue
 				}
 			}
