@@ -114,7 +114,7 @@ type Options struct {
 	CanonicalPermissions bool // uid/gid 0, no xattrs, modes masked with 0755
 	NoXattrs             bool // record no xattrs on any entry
 	// ModeROExecutables takes the write bits off every regular file that
-	// has an execute bit.
+	// has an execute bit, before its stat override, as OSTree does.
 	ModeROExecutables bool
 	// KeepMetadata names metadata keys copied from the parent commit, which
 	// must exist and have them; a key also in Metadata keeps that value.

@@ -172,9 +172,14 @@ func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 func canonicalMode(mode uint32) uint32 { return mode & 0o755 }
 
 // file applies the options to a file's header; o, if not nil, is its
-// stat override, applied first as OSTree does (so canonical permissions
-// still take setuid away).
+// stat override. As in OSTree, --mode-ro-executables looks at the mode
+// before the override, which then stands (an "=MODE" line means that
+// mode), and canonical permissions come after it (so still take setuid
+// away).
 func (m *modifier) file(h *repo.FileHeader, o *override) {
+	if m.roExec && h.Type == repo.TypeRegular && h.Mode&0o111 != 0 {
+		h.Mode &^= 0o222
+	}
 	if o != nil && h.Type != repo.TypeSymlink {
 		h.Mode = o.apply(h.Mode)
 	}
@@ -191,9 +196,6 @@ func (m *modifier) file(h *repo.FileHeader, o *override) {
 	}
 	if m.noXattrs {
 		h.Xattrs = nil
-	}
-	if m.roExec && h.Type == repo.TypeRegular && h.Mode&0o111 != 0 {
-		h.Mode &^= 0o222
 	}
 	if m.uid != nil {
 		h.UID = *m.uid

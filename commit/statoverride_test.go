@@ -166,3 +166,34 @@ func TestStatOverridesWithCaches(t *testing.T) {
 		t.Errorf("hashed %d files, want 1 (only the overridden hardlink)", res.Stats.FilesHashed)
 	}
 }
+
+// As in OSTree, --mode-ro-executables looks at a file's mode before its
+// stat override, and the override's bits stand: "=MODE" records MODE, and
+// execute bits an override adds keep the file's write bits.
+func TestStatOverridesWithROExecutables(t *testing.T) {
+	src := makeTree(t, testtree.Tree{
+		"set":   testtree.File("s", 0o644),
+		"add":   testtree.File("a", 0o644),
+		"exe":   testtree.File("e", 0o755),
+		"plain": testtree.File("p", 0o775),
+	})
+	overrides := []commit.StatOverride{
+		{Path: "/set", Set: true, Mode: 0o4755},
+		{Path: "/add", Mode: 0o111},
+		{Path: "/exe", Mode: 0o20},
+	}
+	want := map[string]fs.FileMode{"set": fs.ModeSetuid | 0o755, "add": 0o755, "exe": 0o575, "plain": 0o555}
+	r := newRepo(t, repo.ModeBareUser)
+	commitDir(t, r, "base", src)
+	for _, s := range []commit.Source{{Kind: commit.SourceDir, Path: src}, {Kind: commit.SourceRef, Path: "base"}} {
+		res := commitDir(t, r, "over", src, func(o *commit.Options) {
+			o.Sources, o.StatOverrides, o.ModeROExecutables = []commit.Source{s}, overrides, true
+		})
+		got := readCommit(t, r, res.Commit, false)
+		for n, m := range want {
+			if got[n].Mode != m {
+				t.Errorf("source kind %d: %s mode %v, want %v", s.Kind, n, got[n].Mode, m)
+			}
+		}
+	}
+}

@@ -98,6 +98,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{args: []string{"--canonical-permissions", src}},
 		{args: []string{"--mode-ro-executables", "--no-xattrs", "--owner-uid=7", "--owner-gid=8", src}},
 		{args: []string{"--statoverride=" + write("so", "2048 /a/b/g\n=448 /priv/s\n"), src}},
+		{args: []string{"--mode-ro-executables", "--statoverride=" + write("so-ro", "=493 /bin/run\n73 /a/b/g\n"), src}},
 		{args: []string{"--skip-list=" + write("skip", "/a/b\n/priv\n"), src}},
 		{args: []string{"--skip-list=" + write("skip-missing", "/a/nope\n"), src}, fail: true},
 		{args: []string{"--statoverride=" + write("so-missing", "2048 /a/nope\n"), src}, fail: true},
