@@ -145,6 +145,11 @@ func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 	}
 	if m.roExec {
 		flags |= 4
+		if len(m.overrides) > 0 {
+			// 16: the write bits go before the overrides; records
+			// made when they went after must not be reused.
+			flags |= 16
+		}
 	}
 	b := []byte{byte(mode), flags}
 	for _, v := range []*uint32{m.uid, m.gid} {
