@@ -18,7 +18,7 @@ type commitFlags struct {
 	branch, subject, body, bodyFile, parent, timestamp, skipList, statOverride string
 	base, tarFilter                                                            string
 	orphan, canonical, skipIfUnchanged, fsync, consume, bootable               bool
-	tarAutocreate, tableOutput, editor, generateSizes                          bool
+	tarAutocreate, tableOutput, editor, generateSizes, disableFsync            bool
 	noXattrs, roExecutables, linkSpeedup, devinoCanonical                      bool
 	metadata, detached, keepMetadata, trees, typedMeta                         []string
 	ownerUID, ownerGID                                                         int64
@@ -83,6 +83,7 @@ sources over REV's tree.`,
 	fl.BoolVar(&f.noBindings, "no-bindings", false, "write no ref binding (pull then accepts the commit for any ref)")
 	f.fsync = true
 	fl.Var(fsyncPolicy{&f.fsync}, "fsync", "sync objects to disk before moving the branch: yes/true/1, or no/false/0/none")
+	fl.BoolVar(&f.disableFsync, "disable-fsync", false, "do not sync objects to disk (as --fsync=false)")
 	fl.BoolVar(&f.summary, "stats", false, "print a summary of the work done to stderr")
 	f.signing.add(c, "the commit")
 	e.addJSON(c)
@@ -112,7 +113,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		// With a branch, --orphan only cuts the history (below), as
 		// in OSTree; without one, no ref moves.
 		Orphan:               f.orphan && f.branch == "",
-		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync,
+		CanonicalPermissions: f.canonical, SkipIfUnchanged: f.skipIfUnchanged, NoSync: !f.fsync || f.disableFsync,
 		BindRefs: f.bindRefs, NoBindings: f.noBindings,
 		NoXattrs: f.noXattrs, ModeROExecutables: f.roExecutables, KeepMetadata: f.keepMetadata,
 		Consume: f.consume, Bootable: f.bootable, GenerateSizes: f.generateSizes,

@@ -498,14 +498,15 @@ func TestCommitRefBindings(t *testing.T) {
 }
 
 // commit's --fsync=POLICY takes OSTree's boolean spellings, as a separate
-// argument too; the no-spellings sync nothing, the yes-spellings sync.
+// argument too; the no-spellings (and OSTree's --disable-fsync) sync
+// nothing, the yes-spellings sync.
 func TestCommitFsyncPolicy(t *testing.T) {
 	strace := testbin.NeedStrace(t)
 	o := needOSTree(t, "bare-user")
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
 	exe, env := otreeBinary(t)
-	for i, policy := range [][]string{{"--fsync=no"}, {"--fsync", "none"}, {"--fsync=FALSE"}, {"--fsync=0"},
+	for i, policy := range [][]string{{"--fsync=no"}, {"--fsync", "none"}, {"--fsync=FALSE"}, {"--fsync=0"}, {"--disable-fsync"},
 		{"--fsync=yes"}, {"--fsync", "true"}, {"--fsync=1"}} {
 		branch := fmt.Sprintf("b%d", i)
 		args := append([]string{"commit", "-b", branch}, policy...)
@@ -519,7 +520,7 @@ func TestCommitFsyncPolicy(t *testing.T) {
 		}
 		data, _ := os.ReadFile(log)
 		synced := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(`).Match(data)
-		if want := i >= 4; synced != want {
+		if want := i >= 5; synced != want {
 			t.Errorf("otree %v: synced %v, want %v", policy, synced, want)
 		}
 		if got := strings.TrimSpace(c.ok("rev-parse", branch)); len(got) != 64 {
