@@ -294,6 +294,13 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 			if opts.Consume && within(r.Path(), s.Path) {
 				return nil, fmt.Errorf("commit: consuming %s would delete the repository %s", s.Path, r.Path())
 			}
+			// Below tmp/ is scratch (a tree staged there to be on the
+			// repository's filesystem); anywhere else in the repository
+			// the files consumed are the repository's own: the objects a
+			// commit finds stored would go with them.
+			if tmp := r.Path("tmp"); opts.Consume && within(s.Path, r.Path()) && (!within(s.Path, tmp) || within(tmp, s.Path)) {
+				return nil, fmt.Errorf("commit: consuming %s would delete files of the repository %s, which holds it (only a directory below its tmp/ may be consumed)", s.Path, r.Path())
+			}
 			if opts.Consume {
 				// As in OSTree: consuming removes the source itself,
 				// which a symlink to it is not.

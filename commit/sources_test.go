@@ -286,6 +286,40 @@ func TestConsume(t *testing.T) {
 	}
 }
 
+// Consume refuses a source inside the repository, whose files (objects,
+// refs) it would delete, but for a tree staged below the repository's
+// tmp/.
+func TestConsumeInsideRepositoryRefused(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	first := commitDir(t, r, "main", makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644)}))
+	id, err := r.LookupTree(mustCommit(t, r, first.Commit).RootTree, mustCommit(t, r, first.Commit).RootMeta, "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := r.ObjectPath(repo.KindFile, id.ID)
+	for _, src := range []string{filepath.Dir(obj), r.Path("objects"), r.Path("refs"), r.Path("tmp")} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Consume: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		if err == nil || !strings.Contains(err.Error(), "would delete files of the repository") || !strings.Contains(err.Error(), src) {
+			t.Errorf("consuming %s: got %v, want an error naming it", src, err)
+		}
+	}
+	if _, err := os.Stat(obj); err != nil {
+		t.Errorf("a refused consume deleted the object: %v", err)
+	}
+	if _, err := r.ResolveRev("other"); err == nil {
+		t.Error("a refused consume moved a branch")
+	}
+	staged := filepath.Join(r.Path("tmp"), "staged")
+	if err := os.MkdirAll(filepath.Join(staged, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(staged, "d", "f"), []byte("f"), 0o644)
+	commitDir(t, r, "staged", staged, func(o *commit.Options) { o.Consume = true })
+	if _, err := os.Lstat(staged); !os.IsNotExist(err) {
+		t.Errorf("a tree staged below tmp/ was not consumed: %v", err)
+	}
+}
+
 // A repository inside the directory committed is left out: committing it
 // into itself would store a half-written copy each time.
 func TestRepositoryInsideSourceLeftOut(t *testing.T) {
