@@ -256,7 +256,9 @@ func (m *modifier) keepsObjects(mode repo.Mode) bool {
 	case repo.ModeBare, repo.ModeBareUser:
 		return m.identity
 	case repo.ModeBareUserOnly:
-		return m.uid == nil && m.gid == nil // objects are canonical already
+		// Objects are canonical already, but may be executables with
+		// write bits.
+		return m.uid == nil && m.gid == nil && !m.roExec
 	}
 	return false // archive objects are not the files themselves
 }

@@ -250,6 +250,25 @@ func TestRefSourceTakesModifiers(t *testing.T) {
 	}
 }
 
+// A hardlink of an object is taken as that object only where the options
+// would not change it: in a bare-user-only repository, whose objects are
+// canonical already, --mode-ro-executables still takes the write bits off
+// an executable one.
+func TestROExecutablesOnHardlinksOfObjects(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUserOnly)
+	src := makeTree(t, testtree.Tree{"bin/tool": testtree.File("t", 0o755), "conf": testtree.File("c", 0o644)})
+	first := commitDir(t, r, "main", src, func(o *commit.Options) { o.NoStatCache = true })
+	farm := linkFarm(t, r, first.Commit)
+	res := commitDir(t, r, "ro", farm, func(o *commit.Options) { o.NoStatCache, o.ModeROExecutables = true, true })
+	want := map[string]fs.FileMode{"bin/tool": 0o555, "conf": 0o644}
+	got := readCommit(t, r, res.Commit, false)
+	for n, m := range want {
+		if got[n].Mode != m {
+			t.Errorf("%s: mode %v, want %v", n, got[n].Mode, m)
+		}
+	}
+}
+
 // rootTree is a commit's root: its dirtree and dirmeta.
 func rootTree(t *testing.T, r *repo.Repo, id repo.ID) [2]repo.ID {
 	t.Helper()
