@@ -3,6 +3,7 @@ package repo
 import (
 	"io"
 
+	"github.com/otree/otree/internal/hash"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,4 +50,12 @@ func (r *Repo) RewriteModeDamaged(id ID) error {
 	}
 	defer t.Abort()
 	return r.rewriteModeDamaged(t, id)
+}
+
+// NewFileReader is the reader OpenFile gives for the file object id with
+// header h, reading its content from r, for tests of how such reads end.
+func NewFileReader(r io.Reader, h *FileHeader, id ID) io.Reader {
+	fr := &fileReader{r: r, size: h.Size, id: id, h: hash.New()}
+	fr.h.Write(AppendFileHeader(nil, h))
+	return fr
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/klauspost/compress/zstd"
@@ -553,6 +554,11 @@ func (f *fileReader) finish() error {
 	if n, err := io.ReadFull(f.r, one[:]); n > 0 {
 		return f.corrupt(&CorruptObjectError{Reason: "content is longer than its header says"})
 	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			// The file could not be read (EIO, closed): that says
+			// nothing of the object's bytes.
+			return fmt.Errorf("reading file object %s: %w", f.id, err)
+		}
 		return f.corrupt(&CorruptObjectError{Reason: "unexpected data after the content: " + err.Error()})
 	}
 	if f.h != nil {

@@ -6,11 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/otree/otree/internal/limitread/limitreadtest"
 	"github.com/otree/otree/repo"
@@ -327,5 +330,54 @@ func TestOpenFileShortContentUnverified(t *testing.T) {
 	var ce *repo.CorruptObjectError
 	if !errors.As(err, &ce) || ce.ID != id || !strings.Contains(err.Error(), "content is 5 bytes, header says 12") {
 		t.Errorf("truncated object read as %q with err %v, want a CorruptObjectError: content is 5 bytes, header says 12", got, err)
+	}
+}
+
+// failAfter reads r, then fails with err.
+type failAfter struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+// A file object's content ends where its header says; what comes after
+// decides how the read ends: bytes or a decoder's complaint make the object
+// corrupt, but a failure to read the file (EIO, a closed file) is a read
+// error, which says nothing of the object.
+func TestFileReadEnd(t *testing.T) {
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 2}
+	id := repo.FileID(h, []byte("ab"))
+	eio := &fs.PathError{Op: "read", Path: "object", Err: unix.EIO}
+	for _, tc := range []struct {
+		name    string
+		src     io.Reader
+		corrupt bool
+		is      error
+	}{
+		{"whole", strings.NewReader("ab"), false, nil},
+		{"appended", strings.NewReader("abc"), true, nil},
+		{"decoder error after", &failAfter{strings.NewReader("ab"), errors.New("zstd: unexpected data")}, true, nil},
+		{"read error after", &failAfter{strings.NewReader("ab"), eio}, false, unix.EIO},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := io.ReadAll(repo.NewFileReader(tc.src, h, id))
+			var ce *repo.CorruptObjectError
+			if got := errors.As(err, &ce); got != tc.corrupt {
+				t.Errorf("err %v: corrupt %v, want %v", err, got, tc.corrupt)
+			}
+			if tc.is != nil && (!errors.Is(err, tc.is) || !strings.Contains(err.Error(), id.String())) {
+				t.Errorf("err %v, want %v naming %s", err, tc.is, id)
+			}
+			if tc.name == "whole" && err != nil {
+				t.Errorf("err %v", err)
+			}
+		})
 	}
 }
