@@ -179,8 +179,8 @@ type Options struct {
 // Stats describe a commit's work.
 type Stats struct {
 	Files        int64 `json:"files"`         // non-directory entries scanned
-	Dirs         int64 `json:"dirs"`          // directories scanned
-	BytesScanned int64 `json:"bytes_scanned"` // content bytes of regular files scanned
+	Dirs         int64 `json:"dirs"`          // directories scanned, each source's root included
+	BytesScanned int64 `json:"bytes_scanned"` // content bytes of regular files scanned (of a ref source, those it rewrote)
 	FilesHashed  int64 `json:"files_hashed"`  // files read and hashed (the rest came from caches)
 	BytesHashed  int64 `json:"bytes_hashed"`  // content bytes of the files hashed
 	Objects      int64 `json:"objects"`       // objects written (new to the repository)

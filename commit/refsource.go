@@ -87,6 +87,9 @@ func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// Counted here, the root included, as the walk counts the
+	// directories it reads; one reused unread is not scanned.
+	rw.cnt.dirs.Add(1)
 	d := &dir{meta: m, fileNames: make([]string, len(t.Files)), fileIDs: make([]repo.ID, len(t.Files)),
 		dirNames: make([]string, len(t.Dirs)), dirs: make([]*dir, len(t.Dirs))}
 	for i, f := range t.Files {
@@ -112,7 +115,6 @@ func (rw *refRewrite) dir(ctx context.Context, path string, tree, meta repo.ID) 
 		}
 		d.dirNames[i] = e.Name
 	}
-	rw.cnt.dirs.Add(int64(len(t.Dirs)))
 	return d, nil
 }
 
@@ -208,6 +210,9 @@ func (rw *refRewrite) rewriteContent(id repo.ID, h *repo.FileHeader) (repo.ID, e
 		return repo.ID{}, fmt.Errorf("object %s: %w", id, err)
 	}
 	rw.cnt.hashed.Add(1)
+	// Scanned as well as hashed: the bytes deduplicated are those
+	// scanned that needed no new object.
+	rw.cnt.bytesScanned.Add(int64(h.Size))
 	rw.cnt.bytesHashed.Add(int64(h.Size))
 	if isNew {
 		rw.cnt.bytesNew.Add(int64(h.Size))

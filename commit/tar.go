@@ -63,6 +63,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	if ti.root, err = ti.implicitDir("/"); err != nil {
 		return nil, 0, err
 	}
+	cnt.dirs.Add(1) // the root, as a walk counts it
 	ar := &tarInput{r: rd}
 	tr := tar.NewReader(ar)
 	// end is where the data of the entry last read ends, padded to a

@@ -945,3 +945,43 @@ func TestTarImplicitDirStatOverride(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceStatsCountAlike checks that a tar and a rewritten ref count
+// what they read as a directory walk does: every directory, the root
+// included, and the content bytes they read, so that the bytes
+// deduplicated (scanned less new) are never negative.
+func TestSourceStatsCountAlike(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	src := makeTree(t, testtree.Tree{
+		"a/one": testtree.File("one\n", 0o644), "a/b/two": testtree.File("two!\n", 0o644), "c": testtree.Dir(0o755),
+	})
+	walked := commitDir(t, r, "dir", src).Stats
+	p := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./a/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./a/one", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./a/b/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./a/b/two", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./c/", Typeflag: tar.TypeDir, Mode: 0o755},
+	}, map[string]string{"./a/one": "one\n", "./a/b/two": "two!\n"})
+	res, err := commitTar(r, "tar", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Stats; got.Dirs != walked.Dirs || got.Dirs != 4 {
+		t.Errorf("tar: %d directories scanned, the walk %d, want 4", got.Dirs, walked.Dirs)
+	}
+	uid := uint32(7)
+	for i, want := range []int64{0, 9} { // all new, then all found
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "owned", OwnerUID: &uid,
+			Sources: []commit.Source{{Kind: commit.SourceRef, Path: "dir"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := res.Stats
+		if s.Dirs != 4 || s.BytesScanned != 9 || s.BytesHashed != 9 || s.BytesDeduped != want {
+			t.Errorf("ref, run %d: dirs %d, bytes scanned %d, hashed %d, deduplicated %d; want 4, 9, 9, %d",
+				i, s.Dirs, s.BytesScanned, s.BytesHashed, s.BytesDeduped, want)
+		}
+	}
+}
