@@ -181,7 +181,10 @@ type Stats struct {
 	Files        int64 `json:"files"`         // non-directory entries scanned
 	Dirs         int64 `json:"dirs"`          // directories scanned, each source's root included
 	BytesScanned int64 `json:"bytes_scanned"` // content bytes of regular files scanned (of a ref source, those it rewrote)
-	FilesHashed  int64 `json:"files_hashed"`  // files read and hashed (the rest came from caches)
+	// FilesHashed counts the regular files read and hashed; of the other
+	// Files, regular files came from caches (FilesCached), while symlinks,
+	// devices, FIFOs and a tar's hardlinks have no content to hash.
+	FilesHashed  int64 `json:"files_hashed"`
 	BytesHashed  int64 `json:"bytes_hashed"`  // content bytes of the files hashed
 	Objects      int64 `json:"objects"`       // objects written (new to the repository)
 	BytesWritten int64 `json:"bytes_written"` // bytes written to the repository, as stored

@@ -139,11 +139,19 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	} else {
 		fmt.Fprintf(e.stdout, "Validated %d of %d refs (%d with problems)\n", rep.Refs-rep.BadRefs, rep.Refs, rep.BadRefs)
 	}
-	fmt.Fprintf(e.stdout, "Verified %d objects (%s hashed)", total, humanBytes(rep.Bytes))
+	// "Checked": the count includes the objects found damaged, which the
+	// line after it counts.
+	fmt.Fprintf(e.stdout, "Checked %d objects (%s hashed)", total, humanBytes(rep.Bytes))
 	if len(parts) > 0 {
 		fmt.Fprintf(e.stdout, ": %s", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(e.stdout)
+	damagedObjects := countProblems(rep, func(p *repo.FsckProblem) bool {
+		return p.Type == repo.ProblemCorrupt || p.Type == repo.ProblemMode || p.Type == repo.ProblemUnreadable
+	})
+	if damagedObjects > 0 {
+		fmt.Fprintf(e.stdout, "%d of them damaged or unreadable (each named in an error)\n", damagedObjects)
+	}
 	// Commits partial from fsck-detected corruption are printed as errors
 	// above; the rest are incomplete pulls.
 	damaged := map[repo.ID]bool{}

@@ -136,7 +136,11 @@ func TestFsckCommand(t *testing.T) {
 			t.Errorf("fsck stderr %q lacks %q", errs, want)
 		}
 	}
-	// main's commit lacks objects: it is not counted as validated.
+	// main's commit lacks objects: it is not counted as validated. Of the
+	// objects checked, the corrupt one is counted as such.
+	if !strings.Contains(out, "Checked ") || !strings.Contains(out, "\n1 of them damaged or unreadable") {
+		t.Errorf("fsck output %q does not count the damaged object", out)
+	}
 	if !strings.Contains(out, "Validated 0 of 1 refs (1 with problems)") {
 		t.Errorf("fsck output %q does not count main as a ref with problems", out)
 	}
