@@ -26,6 +26,10 @@ import (
 // object was new. Content that does not match is a *CorruptObjectError and
 // stages nothing; errors from src are returned wrapped.
 func (t *Txn) WriteFileVerified(h *FileHeader, id ID, src io.Reader) (bool, error) {
+	// Before readContent, which may spool through the staging directory.
+	if err := t.live(); err != nil {
+		return false, err
+	}
 	if err := t.checkStorable(h); err != nil {
 		return false, fmt.Errorf("file object %s: %w", id, err)
 	}

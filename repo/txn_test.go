@@ -257,6 +257,9 @@ func TestTxnUnusableAfterEnd(t *testing.T) {
 	}
 	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 3}
 	id := repo.FileID(h, []byte("abc"))
+	big := strings.Repeat("x", 2<<20)
+	bigH := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(big))}
+	bigID := repo.FileID(bigH, []byte(big))
 	for _, end := range []string{"Commit", "Abort"} {
 		txn, err := r.Begin(ctx, repo.TxnOptions{NoSync: true, Publishable: true})
 		if err != nil {
@@ -288,6 +291,16 @@ func TestTxnUnusableAfterEnd(t *testing.T) {
 		for name, fn := range map[string]func() error{
 			"WriteFile":       func() error { _, err := txn.WriteFile(h, id, []byte("abc")); return err },
 			"WriteFileStream": func() error { _, _, err := txn.WriteFileStream(h, strings.NewReader("abc")); return err },
+			// Content over 1 MiB is spooled: the reader looks for the
+			// spool where the descriptor's number now points.
+			"WriteFileVerified": func() error {
+				_, err := txn.WriteFileVerified(bigH, bigID, &peekReader{r: strings.NewReader(big), peek: func() {
+					if got := names(t, victim); len(got) != 0 {
+						t.Errorf("WriteFileVerified after %s spooled into a directory holding its old descriptor number: %v", end, got)
+					}
+				}})
+				return err
+			},
 			"WriteMeta": func() error {
 				_, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o700}).Encode())
 				return err
@@ -342,4 +355,19 @@ func TestWriteFileRefusesWrongSize(t *testing.T) {
 	if rep, err := r.Fsck(context.Background(), repo.FsckOptions{}); err != nil || !rep.OK() {
 		t.Errorf("fsck: %v", err)
 	}
+}
+
+// peekReader calls peek before its second read, when a spool being
+// written has had its first bytes.
+type peekReader struct {
+	r     io.Reader
+	peek  func()
+	reads int
+}
+
+func (p *peekReader) Read(b []byte) (int, error) {
+	if p.reads++; p.reads == 2 {
+		p.peek()
+	}
+	return p.r.Read(b)
 }
