@@ -66,28 +66,15 @@ func WriteFile(path string, data []byte, perm os.FileMode, sync bool) error {
 }
 
 // WriteNew creates path, which must not exist, holding data with mode
-// perm: the content is written and synced unnamed (O_TMPFILE), or under a
-// temporary name where the filesystem cannot, then named path in one step
-// that fails, matching fs.ErrExist, if path exists; the directory is then
-// synced. A crash leaves path absent or whole, never empty or short (as
-// a file created at path and then written could be), so that a rerun can
-// write it.
+// perm: the content is written and synced unnamed (CreateNew), then named
+// path in one step that fails, matching fs.ErrExist, if path exists; the
+// directory is then synced. A crash leaves path absent or whole, never
+// empty or short (as a file created at path and then written could be),
+// so that a rerun can write it.
 func WriteNew(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	var f *os.File
-	tmp := ""
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm.Perm()))
-	switch {
-	case err == nil:
-		f = os.NewFile(uintptr(fd), path)
-	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL):
-		if f, err = os.CreateTemp(dir, TempPattern); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		tmp = f.Name()
-		defer os.Remove(tmp) // fails once renamed
-	default:
-		return fmt.Errorf("writing %s: %w", path, &os.PathError{Op: "open", Path: dir, Err: err})
+	f, err := CreateNew(path, true)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	if _, err := f.Write(data); err != nil {
@@ -99,17 +86,71 @@ func WriteNew(path string, data []byte, perm os.FileMode) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", path, err)
 	}
-	if tmp == "" {
+	return f.Link(true)
+}
+
+// NewFile is a file being written for a path it is given only once whole
+// (Link), so that a process killed before then leaves no short file there.
+type NewFile struct {
+	*os.File
+	path string // the name Link gives it
+	tmp  string // its temporary name; "" when unnamed
+}
+
+// CreateNew creates, mode 0600, a file to be named path by Link: unnamed
+// (O_TMPFILE) when unnamed is set and the filesystem can, so that a
+// process killed before Link leaves nothing behind; else (FAT, as on USB
+// sticks, has neither O_TMPFILE nor hardlinks) under a temporary name
+// (TempPattern) beside path. Close removes that name unless Link used it.
+func CreateNew(path string, unnamed bool) (*NewFile, error) {
+	dir := filepath.Dir(path)
+	if unnamed {
+		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return &NewFile{File: os.NewFile(uintptr(fd), path), path: path}, nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("writing %s: %w", path, &os.PathError{Op: "open", Path: dir, Err: err})
+		}
+	}
+	f, err := os.CreateTemp(dir, TempPattern)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return &NewFile{File: f, path: path, tmp: f.Name()}, nil
+}
+
+// Link names the file, whose content the caller has synced, at its path
+// in one step that fails, matching fs.ErrExist, if the path exists; the
+// directory is then synced when sync is set.
+func (f *NewFile) Link(sync bool) error {
+	var err error
+	if f.tmp == "" {
 		// linkat of /proc/self/fd/N names an O_TMPFILE file without the
 		// privilege AT_EMPTY_PATH needs.
-		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, f.path, unix.AT_SYMLINK_FOLLOW)
 	} else {
-		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		err = unix.Renameat2(unix.AT_FDCWD, f.tmp, unix.AT_FDCWD, f.path, unix.RENAME_NOREPLACE)
 	}
 	if err != nil {
-		return &os.LinkError{Op: "naming", Old: "the new file", New: path, Err: err}
+		return &os.LinkError{Op: "naming", Old: "the new file", New: f.path, Err: err}
 	}
-	return SyncDir(dir)
+	f.tmp = ""
+	if sync {
+		return SyncDir(filepath.Dir(f.path))
+	}
+	return nil
+}
+
+// Close closes the file, and removes its temporary name if Link did not
+// use it.
+func (f *NewFile) Close() error {
+	err := f.File.Close()
+	if f.tmp != "" {
+		os.Remove(f.tmp)
+		f.tmp = ""
+	}
+	return err
 }
 
 // MkdirAll creates path and any missing parents, like os.MkdirAll, and

@@ -132,3 +132,41 @@ func TestWriteNewRefusesExistingAndLeavesNoTemp(t *testing.T) {
 		t.Errorf("directory holds %d entries, want only the file", len(ents))
 	}
 }
+
+// CreateNew's file, unnamed or under a temporary name, is at its path
+// only once Link names it, which refuses an existing file; Close leaves
+// no temporary name behind, linked or not.
+func TestCreateNewBothWays(t *testing.T) {
+	for _, unnamed := range []bool{true, false} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "f")
+		f, err := CreateNew(p, unnamed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("data")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("unnamed=%v: %s is there before Link (%v)", unnamed, p, err)
+		}
+		if err := f.Link(true); err != nil {
+			t.Fatalf("unnamed=%v: %v", unnamed, err)
+		}
+		f.Close()
+		if b, err := os.ReadFile(p); err != nil || string(b) != "data" {
+			t.Errorf("unnamed=%v: %s holds %q (%v)", unnamed, p, b, err)
+		}
+		g, err := CreateNew(p, unnamed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Link(true); !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), p) {
+			t.Errorf("unnamed=%v: Link over an existing file: %v, want an error matching fs.ErrExist naming %s", unnamed, err, p)
+		}
+		g.Close()
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("unnamed=%v: directory holds %d entries, want only the file", unnamed, len(ents))
+		}
+	}
+}

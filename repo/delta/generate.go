@@ -295,17 +295,14 @@ func writeFile(p string, data []byte, sync bool) error {
 }
 
 // writeSingle writes the single-file delta final from the delta directory
-// dir: into a new file (see newFile; unnamed where it can be), synced,
+// dir: into a new file (durable.CreateNew; unnamed where it can be), synced,
 // then named final, never over an existing file, and the directory synced.
 func writeSingle(dir, final string, raw, sig []byte, parts int, sync, unnamed bool) error {
-	f, tmp, err := newFile(final, unnamed)
+	f, err := durable.CreateNew(final, unnamed)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if tmp != "" {
-		defer os.Remove(tmp) // fails once renamed
-	}
 	head := []byte(fileMagic)
 	for _, s := range [][]byte{raw, sig} {
 		head = binary.AppendUvarint(head, uint64(len(s)))
@@ -333,43 +330,7 @@ func writeSingle(dir, final string, raw, sig []byte, parts int, sync, unnamed bo
 			return fmt.Errorf("syncing %s: %w", final, err)
 		}
 	}
-	if tmp == "" {
-		// linkat of /proc/self/fd/N names an O_TMPFILE file without the
-		// privilege AT_EMPTY_PATH needs.
-		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
-	} else {
-		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "naming", Old: "the new delta file", New: final, Err: err}
-	}
-	if sync {
-		return durable.SyncDir(filepath.Dir(final))
-	}
-	return nil
-}
-
-// newFile creates a file in final's directory to write final's content
-// into: unnamed (O_TMPFILE) when unnamed is set and the filesystem can,
-// so that a process killed before naming it leaves nothing behind; else
-// (FAT, as on USB sticks, has neither O_TMPFILE nor hardlinks) a file
-// named tmp beside final.
-func newFile(final string, unnamed bool) (f *os.File, tmp string, err error) {
-	parent := filepath.Dir(final)
-	if unnamed {
-		fd, err := unix.Open(parent, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-		if err == nil {
-			return os.NewFile(uintptr(fd), final), "", nil
-		}
-		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
-			return nil, "", fmt.Errorf("creating a file in %s: %w", parent, err)
-		}
-	}
-	f, err = os.CreateTemp(parent, durable.TempPattern)
-	if err != nil {
-		return nil, "", err
-	}
-	return f, f.Name(), nil
+	return f.Link(sync)
 }
 
 // walk indexes the tree of the from-commit.
