@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/mountinfo"
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
@@ -496,7 +497,9 @@ func landed(r *repo.Repo, opts *Options, res *Result, c *statCache, b *built, mo
 	return nil
 }
 
-// within reports whether path is dir or below it, symlinks resolved.
+// within reports whether path is dir or below it, symlinks resolved, and
+// bind mounts too: each is then located by its filesystem and its path
+// there (mountinfo.Locate).
 func within(path, dir string) bool {
 	var err error
 	for _, p := range []*string{&path, &dir} {
@@ -507,8 +510,21 @@ func within(path, dir string) bool {
 			return false
 		}
 	}
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	below := func(path, dir string) bool {
+		rel, err := filepath.Rel(dir, path)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}
+	if below(path, dir) {
+		return true
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	mounts := mountinfo.Parse(info)
+	pdev, pfs, ok1 := mountinfo.Locate(mounts, path)
+	ddev, dfs, ok2 := mountinfo.Locate(mounts, dir)
+	return ok1 && ok2 && pdev == ddev && below(pfs, dfs)
 }
 
 func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
@@ -317,6 +318,46 @@ func TestConsumeInsideRepositoryRefused(t *testing.T) {
 	commitDir(t, r, "staged", staged, func(o *commit.Options) { o.Consume = true })
 	if _, err := os.Lstat(staged); !os.IsNotExist(err) {
 		t.Errorf("a tree staged below tmp/ was not consumed: %v", err)
+	}
+}
+
+// The repository reached through a bind mount is the repository: neither
+// a directory of it nor a directory holding it may be consumed that way.
+func TestConsumeRepositoryThroughBindMountRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	base := t.TempDir()
+	r, err := repo.Init(filepath.Join(base, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first := commitDir(t, r, "main", makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644)}))
+	bind := func(src string) string {
+		t.Helper()
+		mnt := t.TempDir()
+		if err := unix.Mount(src, mnt, "", unix.MS_BIND, ""); err != nil {
+			t.Skipf("bind mount: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+		return mnt
+	}
+	refs, holder := bind(r.Path("refs")), bind(base)
+	for src, want := range map[string]string{
+		refs:                                  "would delete files of the repository",
+		filepath.Join(refs, "heads"):          "would delete files of the repository",
+		holder:                                "would delete the repository",
+		filepath.Join(holder, "repo"):         "would delete the repository",
+		filepath.Join(holder, "repo/objects"): "would delete files of the repository",
+	} {
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Consume: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("consuming %s: got %v, want %q", src, err, want)
+		}
+	}
+	if got, err := r.ResolveRev("main"); err != nil || got != first.Commit {
+		t.Errorf("main is %s, %v after the refused consumes; want %s", got, err, first.Commit)
 	}
 }
 

@@ -3,6 +3,7 @@
 package mountinfo
 
 import (
+	"path"
 	"strconv"
 	"strings"
 )
@@ -10,6 +11,8 @@ import (
 // Mount is one line of mountinfo.
 type Mount struct {
 	ID         uint64
+	Dev        string // the filesystem's device, "major:minor"
+	Root       string // the directory of the filesystem mounted (unescaped): not "/" for a bind mount
 	MountPoint string // unescaped
 	FSType     string
 	// Shared tells that the mount propagates to a peer group (an
@@ -33,7 +36,7 @@ func Parse(data []byte) []Mount {
 		if err != nil {
 			continue
 		}
-		m := Mount{ID: id, MountPoint: unescape(fields[4])}
+		m := Mount{ID: id, Dev: fields[2], Root: unescape(fields[3]), MountPoint: unescape(fields[4])}
 		for i, f := range fields[6:] {
 			if f == "-" {
 				if rest := fields[6+i+1:]; len(rest) > 0 {
@@ -72,4 +75,29 @@ func unescape(s string) string {
 func isOctal(s string) bool {
 	return len(s) == 3 && s[0] >= '0' && s[0] <= '3' &&
 		s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7'
+}
+
+// Locate names the file at the absolute, clean path p (no symlinks) by its
+// filesystem's device and its path from that filesystem's root, through
+// the mount that p is under in mounts: two paths that reach one directory
+// through different bind mounts locate alike. ok is false when no mount
+// covers p.
+func Locate(mounts []Mount, p string) (dev, fsPath string, ok bool) {
+	best := -1
+	for i, m := range mounts {
+		mp := m.MountPoint
+		if p != mp && mp != "/" && !strings.HasPrefix(p, mp+"/") {
+			continue
+		}
+		// The longest mount point wins; of equal ones, the last
+		// mounted, which hides the others.
+		if best < 0 || len(mp) >= len(mounts[best].MountPoint) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", "", false
+	}
+	m := mounts[best]
+	return m.Dev, path.Join(m.Root, strings.TrimPrefix(p, m.MountPoint)), true
 }
