@@ -1838,3 +1838,31 @@ func TestConcurrentUpgradesDeployOnce(t *testing.T) {
 		t.Errorf("after two upgrades at once: %d found nothing to do, deployments %v; want b then a", noUpgrade, got)
 	}
 }
+
+// An empty sysroot path is refused, not taken as the current directory,
+// whatever it holds.
+func TestEmptySysrootPathRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "important.txt"), []byte("user data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if err := InitFS(""); err == nil {
+		t.Error(`InitFS("") succeeded`)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf(`InitFS("") wrote into the current directory: %d entries`, len(ents))
+	}
+	if err := InitFS("."); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open("", OpenOptions{}); err == nil {
+		s.Close()
+		t.Error(`Open("") opened the sysroot in the current directory`)
+	}
+	s, err := Open(".", OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

@@ -105,6 +105,7 @@ type OpenOptions struct {
 // InitFS lays out an empty sysroot at path (which may exist): the system
 // repository in bare mode, otree/deploy, boot/ with an empty first boot
 // version, and the top-level directories a root filesystem mounts over.
+// An empty path is refused rather than taken as the current directory.
 func InitFS(path string) error { return InitFSWithOptions(path, InitFSOptions{}) }
 
 // InitFSOptions configure InitFSWithOptions.
@@ -117,6 +118,10 @@ type InitFSOptions struct {
 
 // InitFSWithOptions is InitFS with options.
 func InitFSWithOptions(path string, opts InitFSOptions) error {
+	if path == "" {
+		// Unset, not the current directory, as repo.Init takes it.
+		return errors.New(`init-fs: empty sysroot path (give "." for the current directory)`)
+	}
 	dirs := []struct {
 		name string
 		mode os.FileMode
@@ -156,8 +161,12 @@ func InitFSWithOptions(path string, opts InitFSOptions) error {
 // that holds no sysroot (no otree/deploy), which InitFS would lay out.
 var ErrNotSysroot = errors.New("not a sysroot")
 
-// Open opens the sysroot at path and reads its deployments.
+// Open opens the sysroot at path and reads its deployments. An empty path
+// is refused rather than taken as the current directory.
 func Open(path string, opts OpenOptions) (*Sysroot, error) {
+	if path == "" {
+		return nil, errors.New(`opening sysroot: empty path (give "." for the current directory)`)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
