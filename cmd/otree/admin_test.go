@@ -1164,3 +1164,28 @@ func TestOstreeLocalDeletions(t *testing.T) {
 		t.Errorf("printLocalEtc = %q, want %q", buf.String(), want)
 	}
 }
+
+// deploy counts the admin's changes to /etc as OSTree does: a directory
+// the admin deleted is one removal, not one for each path it held.
+func TestDeployCountsDeletedEtcDirOnce(t *testing.T) {
+	a := newAdmin(t)
+	dir := t.TempDir()
+	writeBootableTree(t, dir, "6.1.0-1", "one\n")
+	for _, p := range []string{"usr/etc/sub/a", "usr/etc/sub/deep/b"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.ok("commit", "-b", "cli/stable", dir)
+	a.ok("admin", "deploy", "cli/stable")
+	if err := os.RemoveAll(filepath.Join(a.status().Deployments[0].Path, "etc/sub")); err != nil {
+		t.Fatal(err)
+	}
+	out := a.ok("admin", "deploy", "cli/stable")
+	if !strings.Contains(out, "Copying /etc changes: 0 modified, 1 removed, 0 added\n") {
+		t.Errorf("deploy printed %q", out)
+	}
+}
