@@ -361,6 +361,46 @@ func TestConsumeRepositoryThroughBindMountRefused(t *testing.T) {
 	}
 }
 
+// A mount hidden by one over a directory above it does not decide where
+// a path is: the repository on the upper filesystem, reached through a
+// bind mount, is still the repository.
+func TestConsumeRepositoryUnderOvermountRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts need root")
+	}
+	base := t.TempDir()
+	top := filepath.Join(base, "top")
+	hidden := filepath.Join(top, "repo")
+	if err := os.MkdirAll(hidden, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount := func(src, dst, fstype string, flags uintptr) {
+		t.Helper()
+		if err := unix.Mount(src, dst, fstype, flags, ""); err != nil {
+			t.Skipf("mount %s: %v", dst, err)
+		}
+		t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+	}
+	mount("tmpfs", hidden, "tmpfs", 0) // then hidden by the next
+	mount("tmpfs", top, "tmpfs", 0)
+	r, err := repo.Init(hidden, repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first := commitDir(t, r, "main", makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644)}))
+	mnt := t.TempDir()
+	mount(hidden, mnt, "", unix.MS_BIND)
+	_, err = commit.Commit(ctx, r, commit.Options{Branch: "other", Consume: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: filepath.Join(mnt, "refs")}}})
+	if err == nil || !strings.Contains(err.Error(), "would delete files of the repository") {
+		t.Errorf("consuming the refs through a bind mount: %v", err)
+	}
+	if got, err := r.ResolveRev("main"); err != nil || got != first.Commit {
+		t.Errorf("main is %s, %v after the consume; want %s", got, err, first.Commit)
+	}
+}
+
 // A repository inside the directory committed is left out: committing it
 // into itself would store a half-written copy each time.
 func TestRepositoryInsideSourceLeftOut(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 // Mount is one line of mountinfo.
 type Mount struct {
 	ID         uint64
+	Parent     uint64 // the ID of the mount this one is mounted on
 	Dev        string // the filesystem's device, "major:minor"
 	Root       string // the directory of the filesystem mounted (unescaped): not "/" for a bind mount
 	MountPoint string // unescaped
@@ -36,7 +37,11 @@ func Parse(data []byte) []Mount {
 		if err != nil {
 			continue
 		}
-		m := Mount{ID: id, Dev: fields[2], Root: unescape(fields[3]), MountPoint: unescape(fields[4])}
+		parent, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		m := Mount{ID: id, Parent: parent, Dev: fields[2], Root: unescape(fields[3]), MountPoint: unescape(fields[4])}
 		for i, f := range fields[6:] {
 			if f == "-" {
 				if rest := fields[6+i+1:]; len(rest) > 0 {
@@ -82,22 +87,48 @@ func isOctal(s string) bool {
 // the mount that p is under in mounts: two paths that reach one directory
 // through different bind mounts locate alike. ok is false when no mount
 // covers p.
+//
+// The mount is found as the kernel walks p: from the root mount down,
+// each step to the child mount that covers p with the shortest mount
+// point. A longer one among that mount's children is mounted on a
+// directory the shorter one hides (it was there before the shorter one
+// was mounted over a directory above it), and a mount stacked on
+// another's mount point is that one's child.
 func Locate(mounts []Mount, p string) (dev, fsPath string, ok bool) {
-	best := -1
-	for i, m := range mounts {
-		mp := m.MountPoint
-		if p != mp && mp != "/" && !strings.HasPrefix(p, mp+"/") {
-			continue
-		}
-		// The longest mount point wins; of equal ones, the last
-		// mounted, which hides the others.
-		if best < 0 || len(mp) >= len(mounts[best].MountPoint) {
-			best = i
-		}
+	listed := make(map[uint64]bool, len(mounts))
+	for _, m := range mounts {
+		listed[m.ID] = true
 	}
-	if best < 0 {
+	covering := func(child func(Mount) bool) int {
+		best := -1
+		for i, m := range mounts {
+			mp := m.MountPoint
+			if !child(m) || p != mp && mp != "/" && !strings.HasPrefix(p, mp+"/") {
+				continue
+			}
+			// Of equal mount points, the last listed (mounted).
+			if best < 0 || len(mp) <= len(mounts[best].MountPoint) {
+				best = i
+			}
+		}
+		return best
+	}
+	// The roots: mounts whose parent is not shown (outside this root).
+	cur := covering(func(m Mount) bool { return m.Parent == m.ID || !listed[m.Parent] })
+	for range mounts { // bounded, should the parents loop
+		if cur < 0 {
+			break
+		}
+		id := mounts[cur].ID
+		next := covering(func(m Mount) bool { return m.Parent == id && m.ID != id })
+		if next < 0 {
+			break
+		}
+		cur = next
+	}
+	if cur < 0 {
 		return "", "", false
 	}
-	m := mounts[best]
+	m := mounts[cur]
 	return m.Dev, path.Join(m.Root, strings.TrimPrefix(p, m.MountPoint)), true
 }
