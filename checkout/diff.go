@@ -120,6 +120,12 @@ type DiffOptions struct {
 	// IgnoreXattrs leaves extended attributes out of the comparison (DiffDir
 	// then reads none from disk).
 	IgnoreXattrs bool
+	// CanonicalPermissions (DiffDir only) takes entries read from disk as
+	// commit's --canonical-permissions records them: owned 0:0, no
+	// xattrs, modes as commit.CanonicalMode gives (symlinks 0777). A
+	// commit of a bare-user-only repository is always compared so, as
+	// such a repository records every commit.
+	CanonicalPermissions bool
 	// Workers bounds how many files DiffDir hashes at once; zero means
 	// twice GOMAXPROCS.
 	Workers int
@@ -596,7 +602,8 @@ func hashWithHeader(h *repo.FileHeader, rd io.Reader, buf []byte) (repo.ID, erro
 // DiffDir compares the tree of commit (old) with the directory dir on disk
 // (new), and returns every path that differs in the order Diff uses. The
 // directory is hashed the way `otree commit` would hash it (lstat, xattrs
-// but user.otreemeta, symlinks mode 0777, OwnerUID/OwnerGID applied), on a
+// but user.otreemeta, symlinks mode 0777, CanonicalPermissions, which a
+// bare-user-only repository implies, and OwnerUID/OwnerGID applied), on a
 // bounded pool of workers; nothing is written to the repository. Like
 // commit, it reads each entry relative to its open directory, so a tree
 // deeper than PATH_MAX compares as any other. An entry that cannot be
@@ -625,6 +632,9 @@ func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts
 	// The walk queues regular files for a pool of hashers while it goes
 	// on; only the changes they find are kept.
 	g, gctx := errgroup.WithContext(ctx)
+	if r.Mode() == repo.ModeBareUserOnly {
+		opts.CanonicalPermissions = true
+	}
 	dd := newDiskDiffer(differ{ctx: gctx, r: r, opts: opts})
 	dd.jobs = make(chan diskJob, 256)
 	root, st, err := dd.openRoot(dir)
@@ -823,7 +833,7 @@ func (dd *diskDiffer) diskInfo(d *diskDir, name string, st *unix.Stat_t) (*Entry
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		e.Type = TypeDirectory
-		if !dd.opts.IgnoreXattrs {
+		if !dd.opts.IgnoreXattrs && !dd.opts.CanonicalPermissions {
 			x, err := xattr.ListAt(d.fd, d.path, name, commit.SkipXattr)
 			if err != nil {
 				return nil, fmt.Errorf("diff: %w", err)
@@ -833,11 +843,17 @@ func (dd *diskDiffer) diskInfo(d *diskDir, name string, st *unix.Stat_t) (*Entry
 	case unix.S_IFSOCK:
 		e.Type = typeSocket
 	default:
-		h, err := commit.DiskHeaderAt(d.fd, d.path, name, st, dd.opts.IgnoreXattrs)
+		h, err := commit.DiskHeaderAt(d.fd, d.path, name, st, dd.opts.IgnoreXattrs || dd.opts.CanonicalPermissions)
 		if err != nil {
 			return nil, fmt.Errorf("diff: %w", err)
 		}
 		e.Type, e.Mode, e.Size, e.Target, e.Rdev, e.Xattrs = h.Type.String(), h.Mode, h.Size, h.Target, h.Rdev, h.Xattrs
+	}
+	if dd.opts.CanonicalPermissions {
+		e.UID, e.GID, e.Xattrs = 0, 0, nil
+		if e.Type != repo.TypeSymlink.String() && e.Type != typeSocket {
+			e.Mode = commit.CanonicalMode(e.Mode)
+		}
 	}
 	if dd.opts.OwnerUID != nil {
 		e.UID = *dd.opts.OwnerUID

@@ -2,6 +2,7 @@ package checkout_test
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -509,6 +510,44 @@ func TestDiffDirOwners(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "d/b"), []byte("B"), 0o600)
 	got, err = checkout.DiffDir(t.Context(), r, id, dir, checkout.DiffOptions{IgnoreOwners: true})
 	dtCheck(t, "content with IgnoreOwners", got, err, []dtLine{{"M", "/d/b", false, "content"}})
+}
+
+// A tree committed with canonical permissions, as a bare-user-only
+// repository records every commit, compares clean against its source once
+// the directory is taken the same way: always in bare-user-only, with
+// CanonicalPermissions elsewhere. Content and the bits that remain still
+// count.
+func TestDiffDirCanonicalPermissions(t *testing.T) {
+	tree := testtree.Tree{
+		"a":   {Mode: 0o664, Content: "a", Xattrs: map[string]string{"user.k": "v"}},
+		"d/":  {Mode: fs.ModeDir | fs.ModeSetgid | 0o775},
+		"d/b": {Mode: 0o4750, Content: "b", UID: 1000, GID: 1000},
+		"l":   testtree.Symlink("a"),
+	}
+	for _, tc := range []struct {
+		mode repo.Mode
+		opts checkout.DiffOptions
+	}{{repo.ModeBareUserOnly, checkout.DiffOptions{}}, {repo.ModeBareUser, checkout.DiffOptions{CanonicalPermissions: true}}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			r := dtRepo(t, tc.mode)
+			dir := dtMakeDir(t, tree)
+			id := dtCommitDir(t, r, dir, func(o *commit.Options) { o.CanonicalPermissions = true })
+			got, err := checkout.DiffDir(t.Context(), r, id, dir, tc.opts)
+			dtCheck(t, "the source", got, err, nil)
+			os.WriteFile(filepath.Join(dir, "d/b"), []byte("B"), 0o600)
+			os.Chmod(filepath.Join(dir, "a"), 0o600)
+			got, err = checkout.DiffDir(t.Context(), r, id, dir, tc.opts)
+			dtCheck(t, "changed", got, err, []dtLine{{"M", "/a", true, "mode"}, {"M", "/d/b", false, "content"}})
+		})
+	}
+	// Without the option, a bare-user repository's commit differs from
+	// its source wherever canonical permissions changed it.
+	r := dtRepo(t, repo.ModeBareUser)
+	dir := dtMakeDir(t, tree)
+	id := dtCommitDir(t, r, dir, func(o *commit.Options) { o.CanonicalPermissions = true })
+	if got, err := checkout.DiffDir(t.Context(), r, id, dir, checkout.DiffOptions{}); err != nil || len(got) == 0 {
+		t.Errorf("without CanonicalPermissions: %v, %v; want changes", dtLines(got), err)
+	}
 }
 
 func TestDiffDirErrors(t *testing.T) {

@@ -171,10 +171,11 @@ func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
 	return hash.Sum(b)
 }
 
-// canonicalMode is what --canonical-permissions (and bare-user-only) keeps
-// of a file's or directory's mode, as OSTree defines it: no setuid, setgid
-// or sticky bit, and no write bit for group or others.
-func canonicalMode(mode uint32) uint32 { return mode & 0o755 }
+// CanonicalMode is what --canonical-permissions (and bare-user-only) keeps
+// of the mode of a file (not a symlink, always 0777) or directory, as
+// OSTree defines it: no setuid, setgid or sticky bit, and no write bit for
+// group or others. Such entries are also owned 0:0, without xattrs.
+func CanonicalMode(mode uint32) uint32 { return mode & 0o755 }
 
 // file applies the options to a file's header; o, if not nil, is its
 // stat override. As in OSTree, --mode-ro-executables looks at the mode
@@ -196,7 +197,7 @@ func (m *modifier) file(h *repo.FileHeader, o *override) {
 		if h.Type == repo.TypeSymlink {
 			h.Mode = 0o777
 		} else {
-			h.Mode = canonicalMode(h.Mode)
+			h.Mode = CanonicalMode(h.Mode)
 		}
 	}
 	if m.noXattrs {
@@ -235,7 +236,7 @@ func (m *modifier) dir(d *repo.DirMeta, o *override) {
 		return
 	}
 	if m.canonical {
-		d.UID, d.GID, d.Xattrs, d.Mode = 0, 0, nil, canonicalMode(d.Mode)
+		d.UID, d.GID, d.Xattrs, d.Mode = 0, 0, nil, CanonicalMode(d.Mode)
 	}
 	if m.noXattrs {
 		d.Xattrs = nil

@@ -16,7 +16,7 @@ import (
 
 type diffFlags struct {
 	stat, stats, fsDiff, verify, noXattrs bool
-	ignoreOwners                          bool
+	ignoreOwners, canonical               bool
 	ownerUID, ownerGID                    int64
 }
 
@@ -47,7 +47,9 @@ are taken as directories. A directory is
 hashed the way commit would hash it (nothing is written to the repository);
 when it was checked out by an unprivileged user, pass the commit's owner with
 --owner-uid/--owner-gid (or --ignore-owners), and --no-xattrs if the filesystem
-adds or drops extended attributes.
+adds or drops extended attributes. For a commit made with
+--canonical-permissions, pass it here too; a bare-user-only repository records
+every commit so, and its directories are always compared so.
 
 --verify lists every path that differs (the contents of removed directories
 too) and exits 1 if any does: the check that a deployed tree has not drifted.
@@ -74,6 +76,7 @@ differ.`,
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "take this gid as the owner of every entry of DIR")
 	fl.BoolVar(&f.ignoreOwners, "ignore-owners", false, "do not compare uid and gid")
 	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "do not compare extended attributes")
+	fl.BoolVar(&f.canonical, "canonical-permissions", false, "take the entries of DIR as commit --canonical-permissions records them (0:0, no xattrs, no setuid, setgid, sticky or group and others' write bits)")
 	e.addJSON(c)
 	return c
 }
@@ -127,7 +130,7 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 			*o.dst = &v
 		}
 	}
-	opts.IgnoreOwners, opts.IgnoreXattrs = f.ignoreOwners, f.noXattrs
+	opts.IgnoreOwners, opts.IgnoreXattrs, opts.CanonicalPermissions = f.ignoreOwners, f.noXattrs, f.canonical
 	// Counting needs the contents of removed directories too.
 	opts.Verify = f.verify || f.stat
 	if f.stats {
@@ -182,8 +185,8 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 			return err
 		}
 	} else {
-		if opts.OwnerUID != nil || opts.OwnerGID != nil {
-			return usagef("--owner-uid and --owner-gid apply to a directory, and %q is a revision", to)
+		if opts.OwnerUID != nil || opts.OwnerGID != nil || opts.CanonicalPermissions {
+			return usagef("--owner-uid, --owner-gid and --canonical-permissions apply to a directory, and %q is a revision", to)
 		}
 		if out.To, err = r.ResolveRev(to); err != nil {
 			return err
