@@ -618,6 +618,12 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}
+		if target == name && d.findFile(base) >= 0 {
+			// A file named twice ("tar -cf x.tar d d/f") is stored the
+			// second time as a link to itself: extracting it changes
+			// nothing, and nor does this.
+			return nil
+		}
 		// Resolved once the whole archive is read: the target may come
 		// later (OSTree accepts that) and may be any non-directory.
 		ti.linkAt[name] = len(ti.links)

@@ -451,6 +451,12 @@ func TestTarHardlinksAndReplacedEntries(t *testing.T) {
 			map[string]string{"y": "v"}, testtree.Tree{"h": testtree.Symlink("y"), "y": testtree.File("v", 0o644)}},
 		{"file replaced by a symlink", []*tar.Header{reg("y"), {Name: "y", Typeflag: tar.TypeSymlink, Linkname: "t"}},
 			map[string]string{"y": "v"}, testtree.Tree{"y": testtree.Symlink("t")}},
+		// "tar -cf x.tar d d/f" stores d/f the second time as a link to
+		// itself, which extracting leaves as it was.
+		{"file linked to itself", []*tar.Header{{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, reg("d/f"), link("d/f", "d/f")},
+			map[string]string{"d/f": "f"}, testtree.Tree{"d": testtree.Dir(0o755), "d/f": testtree.File("f", 0o644)}},
+		{"hardlink linked to itself", []*tar.Header{link("h", "y"), link("./h", "h"), reg("y")},
+			map[string]string{"y": "v"}, testtree.Tree{"h": testtree.File("v", 0o644), "y": testtree.File("v", 0o644)}},
 		{"directory twice", []*tar.Header{{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, reg("d/f"), {Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700}},
 			map[string]string{"d/f": "f"}, testtree.Tree{"d": testtree.Dir(0o700), "d/f": testtree.File("f", 0o644)}},
 	} {
