@@ -1866,3 +1866,35 @@ func TestEmptySysrootPathRefused(t *testing.T) {
 	}
 	s.Close()
 }
+
+// An Open without the sysroot lock (status) that a deploy's switch and
+// cleanup overtake, between its reading boot/loader and the entries and
+// deployments that link leads to, reads the state again rather than
+// failing on what the cleanup removed.
+func TestOpenOvertakenBySwitch(t *testing.T) {
+	f := newFixture(t)
+	f.commit("testos/main", osTree("6.1", nil))
+	f.deploy("testos/main", DeployOptions{})
+	next := f.commit("testos/main", osTree("6.1", testtree.Tree{"usr/bin/new": testtree.File("2", 0o644)}))
+
+	w, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	testHookLoadRead = func() {
+		testHookLoadRead = nil
+		if _, err := w.Deploy(context.Background(), "testos/main", DeployOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { testHookLoadRead = nil }()
+	r, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatalf("Open overtaken by a deploy: %v", err)
+	}
+	defer r.Close()
+	if ds := r.Deployments(); len(ds) != 2 || ds[0].Commit != next {
+		t.Errorf("deployments after the deploy: %v, want %s first of 2", ds, next)
+	}
+}

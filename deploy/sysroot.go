@@ -279,13 +279,61 @@ func (s *Sysroot) deploymentDir(osName string, commit repo.ID, serial int) strin
 	return filepath.Join(s.root, "otree", "deploy", osName, "deploy", fmt.Sprintf("%s.%d", commit, serial))
 }
 
+// loadTries bounds how many times load reads the state again because a
+// switch replaced the links it was reading through.
+const loadTries = 10
+
 // load reads the current boot version's entries: they are the deployments.
+// Without the sysroot lock (status), a switch and its cleanup can remove
+// the entries or deployments being read, failing the read or leaving it
+// short; the links then differ from before the read, and it reads again
+// from the new ones.
 func (s *Sysroot) load() error {
-	s.deployments, s.booted = nil, nil
 	defer s.loadStaged()
 	defer s.loadUnlocked()
+	for try := 1; ; try++ {
+		before := s.bootLinks()
+		err := s.loadOnce()
+		if try == loadTries || s.bootLinks() == before {
+			return err
+		}
+	}
+}
+
+// bootLinks identifies boot/loader and otree/boot.0 and boot.1, the links
+// a switch replaces, by inode and change time, so that a switch shows even
+// when a link comes back with the same target.
+func (s *Sysroot) bootLinks() [3]linkStamp {
+	var l [3]linkStamp
+	for i, p := range []string{
+		filepath.Join(s.path, "boot", "loader"),
+		filepath.Join(s.root, "otree", "boot.0"),
+		filepath.Join(s.root, "otree", "boot.1"),
+	} {
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil {
+			l[i] = linkStamp{st.Ino, st.Ctim}
+		}
+	}
+	return l
+}
+
+type linkStamp struct {
+	ino   uint64
+	ctime unix.Timespec
+}
+
+// testHookLoadRead, when set by a test, runs in load right after the
+// boot/loader link is read.
+var testHookLoadRead func()
+
+func (s *Sysroot) loadOnce() error {
+	s.deployments, s.booted = nil, nil
 	s.bootVersion, s.subVersion = 0, 0
 	link, err := os.Readlink(filepath.Join(s.path, "boot", "loader"))
+	if testHookLoadRead != nil {
+		testHookLoadRead()
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
