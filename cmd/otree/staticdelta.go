@@ -281,6 +281,13 @@ and refuses a delta whose fallback objects are not stored here.`,
 						return fmt.Errorf("commit %s has no parent: pass --from=REV, or --empty for a delta from scratch", toID)
 					}
 					fromID = c.Parent
+					// A parent pruned away (prune --depth) is common; say
+					// which commit is missing and why it was wanted.
+					if ok, err := r.HasObject(repo.KindCommit, fromID); err != nil {
+						return err
+					} else if !ok {
+						return fmt.Errorf("the parent %s of commit %s, the default --from, is not in the repository (pruned, or never pulled): pass --from=REV, or --empty for a delta from scratch", fromID, toID)
+					}
 				}
 				name := delta.Name{From: fromID, To: toID}
 				if ifNotExists && filename == "" {

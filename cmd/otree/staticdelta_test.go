@@ -108,6 +108,21 @@ func TestStaticDeltaCommands(t *testing.T) {
 	c.fails(exitError, []string{want[1], "not found"}, "static-delta", "delete", want[1])
 }
 
+// generate without --from, when the parent of --to was pruned, says that
+// the parent is missing and what to pass instead.
+func TestStaticDeltaParentPruned(t *testing.T) {
+	c := newCLI(t)
+	a := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	changed := testtree.Tree{}
+	for k, v := range fixture {
+		changed[k] = v
+	}
+	changed["a.txt"] = testtree.File("two\n", 0o644)
+	b := c.commitTree("main", source(t, changed), "two", 1700000100)
+	c.ok("prune", "--refs-only", "--depth=0")
+	c.fails(exitError, []string{"parent " + a.String(), b.String(), "--from", "--empty"}, "static-delta", "generate", "--to=main")
+}
+
 // generate --inline --sign writes one signed file; show, verify and
 // apply-offline read it without the source repository, and a wrong key
 // or a missing signature is refused before anything is stored.
