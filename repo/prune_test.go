@@ -742,3 +742,37 @@ func TestPruneDropsCachesBesideWriters(t *testing.T) {
 		}
 	}
 }
+
+// Prune removes the temporary files that ref, config and summary writes
+// killed half-way leave in the repository and its refs, once they are
+// old enough that no write can still be making them.
+func TestPruneRemovesAbandonedTempFiles(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	old := []string{
+		filepath.Join(r.Path(), ".tmp-1"),
+		filepath.Join(r.Path(), "refs", "heads", ".tmp-2"),
+		filepath.Join(r.Path(), "refs", "remotes", ".tmp-3"),
+	}
+	fresh := filepath.Join(r.Path(), "refs", "heads", ".tmp-4")
+	for _, p := range append(old, fresh) {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range old {
+		if err := os.Chtimes(p, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPrune(t, r, repo.PruneOptions{Depth: repo.InfiniteDepth})
+	for _, p := range old {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s survived the prune", p)
+		}
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("a temporary file being written now was removed: %v", err)
+	}
+	mustFsckClean(t, r)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -279,6 +280,27 @@ func (r *Repo) cleanStaleStaging() {
 		}
 	}
 	r.cleanPartialDownloads()
+	// Temporary files of ref, config and summary writes killed half-way;
+	// the age spares a write going on now (a config write does not wait
+	// for prune).
+	removeOld := func(p string, fi fs.FileInfo) {
+		if fi.Mode().IsRegular() && durable.IsTemp(fi.Name()) && time.Since(fi.ModTime()) > time.Minute {
+			os.Remove(p)
+		}
+	}
+	if ents, err := os.ReadDir(r.path); err == nil {
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil {
+				removeOld(filepath.Join(r.path, e.Name()), fi)
+			}
+		}
+	}
+	filepath.Walk(r.Path("refs"), func(p string, fi fs.FileInfo, err error) error {
+		if err == nil {
+			removeOld(p, fi)
+		}
+		return nil
+	})
 	// Temporary files of cache writes killed half-way.
 	if ents, err := os.ReadDir(r.CacheDir()); err == nil {
 		for _, e := range ents {
