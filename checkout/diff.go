@@ -120,7 +120,7 @@ type DiffOptions struct {
 	// IgnoreXattrs leaves extended attributes out of the comparison (DiffDir
 	// then reads none from disk).
 	IgnoreXattrs bool
-	// CanonicalPermissions (DiffDir only) takes entries read from disk as
+	// CanonicalPermissions (DiffDir, DiffDirs) takes entries read from disk as
 	// commit's --canonical-permissions records them: owned 0:0, no
 	// xattrs, modes as commit.CanonicalMode gives (symlinks 0777). A
 	// commit of a bare-user-only repository is always compared so, as

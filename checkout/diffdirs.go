@@ -15,8 +15,8 @@ import (
 // of one size are hashed on a bounded pool of workers, and the changes come
 // in the order Diff uses. No repository is involved. Entries are read
 // relative to their open directories, as commit reads a tree, so trees
-// deeper than PATH_MAX compare as any other. OwnerUID and OwnerGID apply
-// to both sides; Subpath does not apply.
+// deeper than PATH_MAX compare as any other. OwnerUID, OwnerGID and
+// CanonicalPermissions apply to both sides; Subpath does not apply.
 func DiffDirs(ctx context.Context, oldDir, newDir string, opts DiffOptions) ([]Change, error) {
 	if opts.Subpath != "" {
 		return nil, fmt.Errorf("diff: a subpath applies to a commit, and %s and %s are directories", oldDir, newDir)

@@ -117,9 +117,8 @@ func (c *Config) Set(key, value string) error {
 	return c.SetIn(s, k, value)
 }
 
-// SetIn sets key in section to value.
-func (c *Config) SetIn(section, key, value string) error {
-	s, k := section, key
+// SetIn sets key k in section s to value.
+func (c *Config) SetIn(s, k, value string) error {
 	// Refuse what would not read back as written.
 	badSection := s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
 	badKey := k == "" || strings.TrimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'

@@ -465,8 +465,6 @@ type fsckRun struct {
 	done, bytes atomic.Int64
 
 	treeMemo map[ID]bool
-
-	staging *Txn // where Delete rewrites mode-damaged objects, once made
 }
 
 // fsckWorker is the scratch of one verifying goroutine.
@@ -572,11 +570,7 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	rep.Bytes = f.bytes.Load()
 	rep.Problems = append([]*FsckProblem{}, f.order...)
 	if opts.Delete {
-		err := f.repair(rep)
-		if f.staging != nil {
-			f.staging.Abort()
-		}
-		if err != nil {
+		if err := f.repair(rep); err != nil {
 			return rep, err
 		}
 	}
@@ -1208,27 +1202,21 @@ func (f *fsckRun) addTombstones(rep *FsckReport) error {
 	return nil
 }
 
-// rewrite rewrites a mode-damaged object (rewriteModeDamaged) in a
-// staging directory of its own, made at the first call.
-func (f *fsckRun) rewrite(id ID) error {
-	if f.staging == nil {
-		t, err := f.r.beginHeld()
-		if err != nil {
-			return err
-		}
-		f.staging = t
-	}
-	return f.r.rewriteModeDamaged(f.staging, id)
-}
-
-// repair deletes corrupt objects, rewrites mode-damaged ones, and marks
-// damaged commits partial. The
-// caches go first, since a commit takes their word for what is stored, and
-// the markers before the objects, so that a repair killed half-way leaves
-// no commit that lacks objects and looks whole.
+// repair deletes corrupt objects, rewrites mode-damaged ones
+// (rewriteModeDamaged, in a staging directory made at the first), and
+// marks damaged commits partial. The caches go first, since a commit
+// takes their word for what is stored, and the markers before the
+// objects, so that a repair killed half-way leaves no commit that lacks
+// objects and looks whole.
 func (f *fsckRun) repair(rep *FsckReport) error {
 	var errs []error
 	removed := false
+	var staging *Txn
+	defer func() {
+		if staging != nil {
+			staging.Abort()
+		}
+	}()
 	// The caches (the stat cache, the file-header index) name objects,
 	// and a commit takes their word without looking: one that names an
 	// object found missing, or about to be deleted, would give the next
@@ -1265,7 +1253,14 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 			continue
 		}
 		if f.state[objKey{p.Kind, p.ID}] == stateMode {
-			if err := f.rewrite(p.ID); err != nil {
+			var err error
+			if staging == nil {
+				staging, err = f.r.beginHeld()
+			}
+			if err == nil {
+				err = f.r.rewriteModeDamaged(staging, p.ID)
+			}
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}

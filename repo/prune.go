@@ -189,6 +189,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	defer lk.Unlock()
 	if !opts.NoPrune {
 		r.cleanStaleStaging()
+		r.cleanAbandonedTemps()
 	}
 
 	refs, err := r.ListRefs("")

@@ -280,34 +280,41 @@ func (r *Repo) cleanStaleStaging() {
 		}
 	}
 	r.cleanPartialDownloads()
-	// Temporary files of ref, config and summary writes killed half-way;
-	// the age spares a write going on now (a config write does not wait
-	// for prune).
-	removeOld := func(p string, fi fs.FileInfo) {
-		if fi.Mode().IsRegular() && durable.IsTemp(fi.Name()) && time.Since(fi.ModTime()) > time.Minute {
-			os.Remove(p)
-		}
-	}
-	if ents, err := os.ReadDir(r.path); err == nil {
-		for _, e := range ents {
-			if fi, err := e.Info(); err == nil {
-				removeOld(filepath.Join(r.path, e.Name()), fi)
-			}
-		}
-	}
-	filepath.Walk(r.Path("refs"), func(p string, fi fs.FileInfo, err error) error {
-		if err == nil {
-			removeOld(p, fi)
+	// Temporary files of cache writes killed half-way.
+	removeOldTemps(r.CacheDir(), func(name string) bool { return strings.Contains(name, ".tmp-") })
+}
+
+// cleanAbandonedTemps removes the temporary files that ref, config and
+// summary writes killed half-way leave in the repository directory and
+// below refs/. Prune's work, not every transaction's: it walks every ref.
+func (r *Repo) cleanAbandonedTemps() {
+	removeOldTemps(r.path, durable.IsTemp)
+	filepath.WalkDir(r.Path("refs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && durable.IsTemp(d.Name()) {
+			removeIfOld(p)
 		}
 		return nil
 	})
-	// Temporary files of cache writes killed half-way.
-	if ents, err := os.ReadDir(r.CacheDir()); err == nil {
-		for _, e := range ents {
-			if fi, err := e.Info(); err == nil && strings.Contains(e.Name(), ".tmp-") && time.Since(fi.ModTime()) > time.Minute {
-				os.Remove(filepath.Join(r.CacheDir(), e.Name()))
-			}
+}
+
+// removeOldTemps removes the regular files of dir that isTemp names.
+func removeOldTemps(dir string, isTemp func(name string) bool) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && isTemp(e.Name()) {
+			removeIfOld(filepath.Join(dir, e.Name()))
 		}
+	}
+}
+
+// removeIfOld removes the file p if it is over a minute old: the age
+// spares a write going on now (a config write does not wait for prune).
+func removeIfOld(p string) {
+	if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > time.Minute {
+		os.Remove(p)
 	}
 }
 

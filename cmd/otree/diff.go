@@ -76,7 +76,7 @@ differ.`,
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "take this gid as the owner of every entry of DIR")
 	fl.BoolVar(&f.ignoreOwners, "ignore-owners", false, "do not compare uid and gid")
 	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "do not compare extended attributes")
-	fl.BoolVar(&f.canonical, "canonical-permissions", false, "take the entries of DIR as commit --canonical-permissions records them (0:0, no xattrs, no setuid, setgid, sticky or group and others' write bits)")
+	fl.BoolVar(&f.canonical, "canonical-permissions", false, "take the entries of each DIR as commit --canonical-permissions records them (0:0, no xattrs, no setuid, setgid, sticky or group and others' write bits)")
 	e.addJSON(c)
 	return c
 }

@@ -159,7 +159,7 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 	// be written leaves r's config untouched.
 	scratch, _ := repo.ParseConfig(nil)
 	for k, v := range keys {
-		if err := scratch.Set(sec+"."+k, v); err != nil {
+		if err := scratch.SetIn(sec, k, v); err != nil {
 			return false, err
 		}
 	}
@@ -181,7 +181,7 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 				return refused
 			}
 			for k := range old {
-				cfg.Unset(sec + "." + k)
+				cfg.UnsetIn(sec, k)
 			}
 		} else if err := removeCookies(r, rm.Name); err != nil {
 			// Left by a delete of an earlier remote of the name that
@@ -198,7 +198,7 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 			if keys[k] == "" && k == "branches" {
 				continue
 			}
-			cfg.Set(sec+"."+k, keys[k]) // checked above
+			cfg.SetIn(sec, k, keys[k]) // checked above
 		}
 		changed = true
 		return nil
@@ -237,7 +237,7 @@ func DeleteRemote(r *repo.Repo, name string) error {
 			return refused
 		}
 		for k := range old {
-			cfg.Unset(sec + "." + k)
+			cfg.UnsetIn(sec, k)
 		}
 		return nil
 	})
