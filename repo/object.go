@@ -42,12 +42,15 @@ func (k Kind) ContentAddressed() bool {
 	return k != KindCommitMeta && k != KindTombstoneCommit
 }
 
+// valid reports whether k is one of the kinds above.
+func (k Kind) valid() bool { return k != 0 && int(k) < len(kindNames) }
+
 // formatVersion is the second byte of every encoding.
 const formatVersion = 1
 
 // String returns the kind's name, as in object file names ("file", "commit").
 func (k Kind) String() string {
-	if int(k) < len(kindNames) && k != 0 {
+	if k.valid() {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))

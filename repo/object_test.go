@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -477,6 +479,33 @@ func TestKindAndTypeNames(t *testing.T) {
 	}
 	if _, err := repo.ParseKind("blob"); err == nil {
 		t.Error("ParseKind(blob) succeeded")
+	}
+}
+
+// A Kind that is none of the kinds is refused, not looked up under the
+// name its String gives: a file so named does not make it stored.
+func TestInvalidKindRefused(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var id repo.ID
+	id[0] = 0xab
+	for _, k := range []repo.Kind{0, repo.KindTombstoneCommit + 1, 99} {
+		p := r.ObjectPath(k, id)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if has, err := r.HasObject(k, id); err == nil || has {
+			t.Errorf("HasObject(%v) = %v, %v; want an error", k, has, err)
+		} else if !strings.Contains(err.Error(), id.String()) {
+			t.Errorf("HasObject(%v): %v does not name the object", k, err)
+		}
+		if _, err := r.ReadRaw(k, id); err == nil || !strings.Contains(err.Error(), "invalid") {
+			t.Errorf("ReadRaw(%v) = %v, want invalid kind", k, err)
+		}
 	}
 }
 

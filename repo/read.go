@@ -21,6 +21,9 @@ const maxMetaObject = 256 << 20
 
 // HasObject reports whether the object is stored.
 func (r *Repo) HasObject(kind Kind, id ID) (bool, error) {
+	if !kind.valid() {
+		return false, fmt.Errorf("checking object %s: invalid %s", id, kind)
+	}
 	dfd, err := r.objDir()
 	if err != nil {
 		return false, err
@@ -64,6 +67,9 @@ func openObjectAt(dfd int, rel, path string, kind Kind, id ID) (*os.File, error)
 func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 	if kind == KindFile {
 		return nil, fmt.Errorf("ReadRaw: file objects are read with OpenFile")
+	}
+	if !kind.valid() {
+		return nil, fmt.Errorf("reading object %s: invalid %s", id, kind)
 	}
 	// Raw descriptor, one fstat, one read: dirtrees are read by the
 	// thousand in checkout, diff and fsck.

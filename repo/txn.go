@@ -151,7 +151,8 @@ type TxnStats struct {
 }
 
 // Begin starts a transaction, holding the repository lock shared until
-// Commit or Abort. ctx bounds the wait for the lock and, for the life of
+// Commit or Abort. A ctx already done fails Begin with its error, even
+// with the lock free. ctx bounds the wait for the lock and, for the life of
 // the transaction, the copies of large contents (WriteFileFrom compressing
 // in archive mode, WriteFileStream spooling): once ctx is done they stop
 // with its error, staging nothing. Other writes, Commit and Abort do not
@@ -159,6 +160,9 @@ type TxnStats struct {
 func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 	if r.readOnly {
 		return nil, fmt.Errorf("repository %s is read-only", r.path)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("repository %s: starting a transaction: %w", r.path, err)
 	}
 	space, err := r.newSpaceBudget()
 	if err != nil {

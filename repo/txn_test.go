@@ -371,3 +371,25 @@ func (p *peekReader) Read(b []byte) (int, error) {
 	}
 	return p.r.Read(b)
 }
+
+// Begin with a context already done fails with its error, though the lock
+// is free, and starts nothing: no staging directory, the lock not held.
+func TestBeginCancelled(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if txn, err := r.Begin(ctx, repo.TxnOptions{}); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), r.Path("")) {
+		if txn != nil {
+			txn.Abort()
+		}
+		t.Fatalf("Begin with a cancelled context: %v, want context.Canceled naming %s", err, r.Path(""))
+	}
+	if m, _ := filepath.Glob(r.Path("tmp/txn-*")); len(m) != 0 {
+		t.Errorf("a refused Begin left %v", m)
+	}
+	lk, err := r.LockExclusive(context.Background())
+	if err != nil {
+		t.Fatalf("after a refused Begin, the exclusive lock: %v", err)
+	}
+	lk.Unlock()
+}

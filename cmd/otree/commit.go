@@ -66,8 +66,8 @@ sources over REV's tree.`,
 	fl.BoolVar(&f.generateSizes, "generate-sizes", false, "record every object's size in the metadata (archive repositories), for show --print-sizes")
 	fl.BoolVar(&f.consume, "consume", false, "once the commit has landed and is durable (even with --fsync=false), remove from the directory sources what it holds as it is on disk; anything else is kept and reported, and the command then fails after printing the commit id")
 	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
-	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry")
-	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry")
+	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry (negative: keep each entry's)")
+	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry (negative: keep each entry's)")
 	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes masked with 0755 (no setuid/setgid/sticky, no group or other write)")
 	fl.BoolVar(&f.noXattrs, "no-xattrs", false, "record no extended attributes")
 	fl.BoolVar(&f.roExecutables, "mode-ro-executables", false, "record executable files without write permission")
@@ -223,7 +223,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		dst  **uint32
 		name string
 	}{{f.ownerUID, &opts.OwnerUID, "--owner-uid"}, {f.ownerGID, &opts.OwnerGID, "--owner-gid"}} {
-		if o.v < -1 || o.v > 0xfffffffe {
+		if o.v > 0xfffffffe { // any negative value means unset, as in OSTree
 			return usagef("invalid %s %d", o.name, o.v)
 		}
 		if o.v > 0 && f.canonical { // as in OSTree: canonical means owner 0

@@ -391,6 +391,7 @@ func TestCommitCommandErrors(t *testing.T) {
 	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
 	c.fails(exitUsage, []string{"branch"}, "commit", src)
 	c.fails(exitUsage, []string{"owner-uid"}, "commit", "-b", "x", "--owner-uid=abc", src)
+	c.fails(exitUsage, []string{"--owner-gid", "4294967295"}, "commit", "-b", "x", "--owner-gid=4294967295", src)
 	c.fails(exitUsage, []string{"--tree: ", "bogus=x"}, "commit", "-b", "x", "--tree=bogus=x")
 	c.fails(exitUsage, []string{"--tar-pathname-filter: ", `"abc"`, "REGEX,REPLACEMENT"}, "commit", "-b", "x", "--tar-pathname-filter=abc", "--tree=tar=x.tar")
 	c.fails(exitUsage, []string{"--timestamp"}, "commit", "-b", "x", "--timestamp=whenever", src)
@@ -402,6 +403,13 @@ func TestCommitCommandErrors(t *testing.T) {
 	c.fails(exitError, []string{"nope.tar"}, "commit", "-b", "x", "--tree=tar="+filepath.Join(t.TempDir(), "nope.tar"))
 	if refs, _ := c.r.ListRefs(""); len(refs) != 0 {
 		t.Fatalf("failed commits created refs: %v", refs)
+	}
+	// Any negative owner means unset, as in OSTree: the same tree as none.
+	plain := strings.TrimSpace(c.ok("commit", "--orphan", "--timestamp=2024-01-01", src))
+	for _, flag := range []string{"--owner-uid=-5", "--owner-gid=-2"} {
+		if got := strings.TrimSpace(c.ok("commit", "--orphan", "--timestamp=2024-01-01", flag, src)); got != plain {
+			t.Errorf("%s: commit %s, want %s as with no owner flag", flag, got, plain)
+		}
 	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"commit", "-b", "x", src}, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "OTREE_REPO") {
