@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
@@ -151,7 +152,7 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 	type job struct{ rev, subpath string }
 	jobs := []job{{args[0], o.Subpath}}
 	if many {
-		in, name := e.stdin, "standard input"
+		in, name := ctxread.Blocking(cmd.Context(), e.stdin), "standard input"
 		if f.fromFile != "" {
 			file, err := os.Open(f.fromFile)
 			if err != nil {
@@ -187,6 +188,7 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 		}
 		st, err := checkout.Checkout(cmd.Context(), r, id, dest, opts)
 		b.done()
+		err = ifStopped(err, "checkout into "+dest+" stopped: what it wrote is left there")
 		if err != nil {
 			if many {
 				return fmt.Errorf("checking out %s (subpath %q): %w", j.rev, j.subpath, err)

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
@@ -171,7 +172,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			return usageError{fmt.Errorf("--tree: %w", err)}
 		}
 		if s.Kind == commit.SourceTar && s.Path == "-" {
-			s.Reader = e.stdin
+			s.Reader = ctxread.Blocking(cmd.Context(), e.stdin) // Ctrl-C while a pipe waits
 		}
 		opts.Sources = append(opts.Sources, s)
 	}
@@ -302,7 +303,11 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	res, err := commit.Commit(cmd.Context(), r, opts)
 	b.done()
 	if res == nil {
-		return err
+		left := "no ref was written"
+		if opts.Branch != "" {
+			left = "branch " + opts.Branch + " is unmoved"
+		}
+		return ifStopped(err, "commit stopped: "+left+"; objects it stored stay until prune")
 	}
 	// With res, the commit landed even if err is set (--consume kept
 	// entries, say): it is printed like any other, then the error.

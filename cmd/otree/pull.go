@@ -216,7 +216,7 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	res, err := pull(r, opts)
 	b.done()
 	if err != nil {
-		return err
+		return ifStopped(err, "pull stopped: no ref was moved; the objects it stored are kept, so the next pull fetches only the rest")
 	}
 	e.refsChanged = !opts.DryRun
 	if e.json {

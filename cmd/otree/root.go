@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes.
@@ -23,7 +25,23 @@ const (
 	exitOK    = 0
 	exitError = 1 // the operation failed
 	exitUsage = 2 // the command line was malformed
+	// 128+N: SIGINT or SIGTERM (N) stopped the command, as a shell reports
+	// a process its signal killed.
 )
+
+// interrupted is the cause of main's context when a signal cancelled it.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + unix.SignalName(i.sig) }
+
+// ifStopped adds to err, if it is a cancellation, what the stopped command
+// left behind (say): "context canceled" alone tells a user nothing.
+func ifStopped(err error, say string) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", say, err)
+	}
+	return err
+}
 
 // env is what every command shares: global flags and the output streams,
 // injectable so tests run the CLI in-process.
@@ -58,6 +76,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err == nil {
 		return exitOK
+	}
+	if in := (interrupted{}); errors.As(context.Cause(ctx), &in) && errors.Is(err, context.Canceled) {
+		// The command's own error ends in "context canceled", which says
+		// nothing of why.
+		fmt.Fprintf(stderr, "error: %v: %v\n", in, err)
+		return 128 + int(in.sig)
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
 	printHint(stderr, err)

@@ -39,3 +39,48 @@ func (c *reader) Read(p []byte) (int, error) {
 	c.left -= int64(n)
 	return n, err
 }
+
+// Blocking returns a reader of r whose Read returns ctx's error once ctx
+// is done, even while a Read of r waits (on a pipe or a terminal, for a
+// writer that may never come): that Read is left to end on its own, and
+// what it returns is dropped. Each Read of r runs on a goroutine, so this
+// is for standard input, not for files read by the gigabyte.
+func Blocking(ctx context.Context, r io.Reader) io.Reader {
+	if ctx.Done() == nil {
+		return r
+	}
+	return &blocking{ctx: ctx, r: r, res: make(chan result, 1)}
+}
+
+type blocking struct {
+	ctx context.Context
+	r   io.Reader
+	buf []byte // the goroutine's, never the caller's: it may outlive Read
+	res chan result
+}
+
+type result struct {
+	n   int
+	err error
+}
+
+func (b *blocking) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err // also after a Read the context left running
+	}
+	if cap(b.buf) < len(p) {
+		b.buf = make([]byte, len(p))
+	}
+	buf := b.buf[:len(p)]
+	go func() {
+		n, err := b.r.Read(buf)
+		b.res <- result{n, err}
+	}()
+	select {
+	case <-b.ctx.Done():
+		b.buf = nil // the running Read still writes the old one
+		return 0, b.ctx.Err()
+	case r := <-b.res:
+		return copy(p, buf[:r.n]), r.err
+	}
+}
