@@ -242,6 +242,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newStaticDeltaCommand(e),
 	)
 	versioned(root)
+	addCompletions(root, e)
 	return root
 }
 
