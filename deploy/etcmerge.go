@@ -115,7 +115,9 @@ func (e *EtcConflictError) Error() string {
 // Nothing is followed through symlinks, on reading or writing. Regular
 // files are copied, never hardlinked, with their mode, owner and xattrs;
 // so are directories, symlinks, FIFOs and devices. Sockets are not copied
-// and say so in their record's Detail.
+// and say so in their record's Detail. What comes from oldEtc keeps its
+// mtime; what comes from newDefaults, whose checkout dates from 1970, gets
+// the time of the merge, as OSTree's /etc does.
 //
 // On conflicts MergeEtc returns all the records with an *EtcConflictError
 // and writes nothing. On any other error, dest is removed.
@@ -606,7 +608,7 @@ func (m *merger) fill(parent int, parentPath, name string, e *entry) error {
 			return err
 		}
 	}
-	return setMeta(parent, parentPath, name, e.n)
+	return setMeta(parent, parentPath, name, e.n, e.t != m.nd)
 }
 
 // create makes e anew in the directory dirfd (at dirPath). Nothing is
@@ -631,7 +633,7 @@ func (m *merger) create(dirfd int, dirPath string, e *entry) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: path, Err: err}
 	}
-	return setMeta(dirfd, dirPath, e.name, n)
+	return setMeta(dirfd, dirPath, e.name, n, e.t != m.nd)
 }
 
 func copyFile(dirfd int, path string, e *entry) error {
@@ -656,9 +658,9 @@ func copyFile(dirfd int, path string, e *entry) error {
 }
 
 // setMeta gives entry name of dirfd, which the merge just created, the
-// owner, xattrs, mode and mtime of n. chown comes first, as it clears
-// setuid, setgid and file capabilities.
-func setMeta(dirfd int, dirPath, name string, n *node) error {
+// owner, xattrs and mode of n, and its mtime if keepTime. chown comes
+// first, as it clears setuid, setgid and file capabilities.
+func setMeta(dirfd int, dirPath, name string, n *node, keepTime bool) error {
 	path := filepath.Join(dirPath, name)
 	if err := unix.Fchownat(dirfd, name, int(n.uid), int(n.gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &os.PathError{Op: "chown", Path: path, Err: err}
@@ -676,6 +678,9 @@ func setMeta(dirfd int, dirPath, name string, n *node) error {
 		if err := unix.Fchmodat(dirfd, name, n.mode&0o7777, 0); err != nil {
 			return &os.PathError{Op: "chmod", Path: path, Err: err}
 		}
+	}
+	if !keepTime {
+		return nil
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, n.mtime}
 	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
@@ -482,5 +483,35 @@ func TestEtcChangeString(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("String (-want +got):\n%s", d)
+	}
+}
+
+// What the merge takes from the admin's /etc keeps its mtime (a changed
+// file, an added one, an added directory); what it takes from the new
+// defaults, checked out with mtime 0, gets the time of the merge, as in
+// OSTree: not 1970.
+func TestMergeEtcTimes(t *testing.T) {
+	defaults := testtree.Tree{"a.conf": file("a"), "b.conf": file("b"), "sub/c.conf": file("c")}
+	f := newEtcFixture(t, defaults, edit(defaults, testtree.Tree{"a.conf": file("mine"), "added": file("x"), "mine/d": file("d")}), defaults)
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, p := range []string{"a.conf", "added", "mine/d", "mine"} {
+		if err := os.Chtimes(filepath.Join(f.oe, p), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"a.conf", "b.conf", "sub/c.conf", "sub", ""} {
+		os.Chtimes(filepath.Join(f.nd, p), time.Unix(0, 0), time.Unix(0, 0))
+	}
+	f.merge(t)
+	for p, admin := range map[string]bool{"a.conf": true, "added": true, "mine/d": true, "mine": true, "b.conf": false, "sub/c.conf": false, "sub": false} {
+		st, err := os.Lstat(filepath.Join(f.dest, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.ModTime(); admin && !got.Equal(old) {
+			t.Errorf("%s, from the admin's /etc: mtime %v, want %v kept", p, got, old)
+		} else if !admin && got.Year() < 2025 {
+			t.Errorf("%s, a default: mtime %v, want the time of the merge", p, got)
+		}
 	}
 }
