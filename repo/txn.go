@@ -1055,7 +1055,8 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 }
 
 // copyFile copies n bytes of src (from offset 0) to dst, by reflink when the
-// filesystem shares extents, else copy_file_range, else read/write.
+// filesystem shares extents, else copy_file_range, else read/write. The
+// holes of a sparse src stay holes: they are not written.
 func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if n == 0 {
 		return nil
@@ -1067,25 +1068,33 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 		dst.n += n
 		return nil
 	}
-	var off int64
-	for off < n {
-		roff, woff := off, off
-		c, err := unix.CopyFileRange(int(src.Fd()), &roff, dst.fd, &woff, int(n-off), 0)
-		if err != nil || c == 0 {
-			break
+	end := int64(0) // where the last stretch of data ended
+	err := rawfd.Extents(int(src.Fd()), n, func(start, stop int64) error {
+		off := start
+		for off < stop {
+			roff, woff := off, off
+			c, err := unix.CopyFileRange(int(src.Fd()), &roff, dst.fd, &woff, int(min(stop-off, 1<<30)), 0)
+			if err != nil || c == 0 {
+				break
+			}
+			off += int64(c)
 		}
-		off += int64(c)
-	}
-	dst.n += off
-	if off == n {
-		return nil
-	}
-	if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
+		dst.n += off - start
+		end = stop
+		if off == stop {
+			return nil
+		}
+		if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
+			return err
+		}
+		// Written past dst.Write: the bytes are counted against the budget above.
+		m, err := io.Copy(rawfd.Writer(dst.fd), io.NewSectionReader(src, off, stop-off))
+		dst.n += m
 		return err
+	})
+	if err == nil && end < n {
+		err = unix.Ftruncate(dst.fd, n) // a hole at the end
 	}
-	// Written past dst.Write: the bytes are counted against the budget above.
-	m, err := io.Copy(rawfd.Writer(dst.fd), io.NewSectionReader(src, off, n-off))
-	dst.n += m
 	return err
 }
 

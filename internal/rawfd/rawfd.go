@@ -52,3 +52,67 @@ func (r ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return done, nil
 }
+
+// Extents calls fn, in order, for each stretch [start, end) of the first
+// size bytes of the file fd that may hold data, leaving out its holes
+// (SEEK_DATA and SEEK_HOLE), so that a copy of a sparse file can leave
+// them out too and keep it sparse. A file without holes, or on a
+// filesystem that cannot tell them, or shorter than size, is one stretch,
+// [0, size), found with one lseek.
+// Each call starts where the previous one ended or in a hole after it.
+func Extents(fd int, size int64, fn func(start, end int64) error) error {
+	if size <= 0 {
+		return nil
+	}
+	if hole, err := unix.Seek(fd, 0, unix.SEEK_HOLE); err != nil || hole >= size {
+		return fn(0, size)
+	}
+	// A file shorter than size ends in what SEEK_HOLE calls a hole: it is
+	// one stretch, so that the copy finds it short rather than padding it.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size < size {
+		return fn(0, size)
+	}
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return nil // only a hole from off to the end
+		}
+		if err != nil {
+			return err
+		}
+		if start >= size {
+			return nil
+		}
+		end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		end = min(end, size)
+		if err := fn(start, end); err != nil {
+			return err
+		}
+		off = end
+	}
+	return nil
+}
+
+// WriterAt writes to the descriptor it is at given offsets (pwrite),
+// retrying short writes and EINTR.
+type WriterAt int
+
+// WriteAt writes all of p at off unless an error stops it.
+func (w WriterAt) WriteAt(p []byte, off int64) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Pwrite(int(w), p[done:], off+int64(done))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}

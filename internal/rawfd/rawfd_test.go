@@ -45,3 +45,91 @@ func TestWriterReportsErrors(t *testing.T) {
 		t.Fatalf("Write to a pipe without reader = %d, %v; want 0, EPIPE", n, err)
 	}
 }
+
+// sparseFile writes a file of size bytes whose data is only the blocks at
+// offsets data (each 4 KiB of 'x'), the rest holes; it skips the test where
+// the filesystem does not report the holes.
+func sparseFile(t *testing.T, size int64, data ...int64) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	for _, off := range data {
+		if _, err := f.WriteAt(bytes.Repeat([]byte("x"), 4096), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || hole >= size {
+		t.Skipf("the filesystem of %s reports no holes (%d, %v)", f.Name(), hole, err)
+	}
+	return f
+}
+
+// Extents gives the stretches of data of a sparse file in order, covering
+// every byte written and leaving the holes out; a file without holes, or
+// shorter than size, is one stretch, and size bounds what is given.
+func TestExtents(t *testing.T) {
+	const mb = 1 << 20
+	f := sparseFile(t, 8*mb, 0, 3*mb, 3*mb+4096, 5*mb)
+	var got [][2]int64
+	collect := func(start, end int64) error {
+		got = append(got, [2]int64{start, end})
+		return nil
+	}
+	if err := rawfd.Extents(int(f.Fd()), 8*mb, collect); err != nil {
+		t.Fatal(err)
+	}
+	var covered int64
+	for i, e := range got {
+		if e[0] >= e[1] || i > 0 && e[0] < got[i-1][1] {
+			t.Fatalf("stretches %v: not in order, or empty", got)
+		}
+		covered += e[1] - e[0]
+	}
+	for _, off := range []int64{0, 3 * mb, 3*mb + 4096, 5 * mb} {
+		if !slicesContain(got, off, off+4096) {
+			t.Errorf("stretches %v leave out the data at %d", got, off)
+		}
+	}
+	if covered > 4*mb {
+		t.Errorf("stretches %v cover %d bytes of an 8 MiB file with 16 KiB of data", got, covered)
+	}
+	got = nil
+	if err := rawfd.Extents(int(f.Fd()), 3*mb+100, collect); err != nil {
+		t.Fatal(err)
+	}
+	if last := got[len(got)-1]; last[1] != 3*mb+100 {
+		t.Errorf("stretches to size %d: %v, want the last to end there", 3*mb+100, got)
+	}
+
+	got = nil
+	if err := rawfd.Extents(int(f.Fd()), 9*mb, collect); err != nil || len(got) != 1 || got[0] != [2]int64{0, 9 * mb} {
+		t.Errorf("a file shorter than size: %v, %v; want one stretch [0 9 MiB], for the copy to find it short", got, err)
+	}
+
+	whole := filepath.Join(t.TempDir(), "whole")
+	os.WriteFile(whole, bytes.Repeat([]byte("y"), 100000), 0o644)
+	g, err := os.Open(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	got = nil
+	if err := rawfd.Extents(int(g.Fd()), 100000, collect); err != nil || len(got) != 1 || got[0] != [2]int64{0, 100000} {
+		t.Errorf("a file without holes: %v, %v; want one stretch [0 100000]", got, err)
+	}
+}
+
+func slicesContain(stretches [][2]int64, start, end int64) bool {
+	for _, e := range stretches {
+		if e[0] <= start && end <= e[1] {
+			return true
+		}
+	}
+	return false
+}
