@@ -87,6 +87,7 @@ func TestWriteArchiveVerifiedRefusesBadPayloads(t *testing.T) {
 		{"truncated stream", 1, good[:len(good)/2], "content ended"},
 		{"longer content", 1, zstdAt(t, append(bytes.Clone(content), 'x'), zstd.SpeedDefault), "longer than its header"},
 		{"bytes after the stream", 1, append(bytes.Clone(good), 0, 1, 2, 3), "after the content"},
+		{"a frame cut short after the stream", 1, append(bytes.Clone(good), 0x28, 0xb5, 0x2f, 0xfd), "after the content"},
 		{"padded past zstd's bound", 1, append(bytes.Clone(good), skippable(int(repo.MaxPayload(h.Size)))...), "larger than"},
 		{"padded before the content", 1, append(skippable(int(repo.MaxPayload(h.Size))), good...), "larger than"},
 		{"not zstd", 1, bytes.Repeat([]byte{7}, 100), "magic number"},

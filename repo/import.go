@@ -78,7 +78,7 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 		if err := d.Reset(kept); err != nil {
 			return false, &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
 		}
-		dec := &recordedReader{r: d}
+		dec := &recordedReader{r: d, size: h.Size}
 		isNew, err := t.WriteFileVerified(h, id, dec)
 		switch {
 		case kept.over:
@@ -131,7 +131,7 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 			return kept.werr
 		case kept.rerr != nil:
 			return fmt.Errorf("reading file object %s: %w", id, kept.rerr)
-		case errors.Is(err, io.ErrUnexpectedEOF) || err == nil && uint64(n) != h.Size:
+		case uint64(n) != h.Size && (err == nil || errors.Is(err, io.ErrUnexpectedEOF)):
 			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, h.Size)}
 		case err != nil:
 			return &CorruptObjectError{Kind: KindFile, ID: id, Reason: err.Error()}
@@ -159,17 +159,20 @@ func payloadTooLarge(id ID, size uint64) error {
 func MaxPayload(size uint64) uint64 { return size + size/128 + 1024 }
 
 // recordedReader counts what its reader gave and remembers its error,
-// other than an end, early or not (the caller reports a short read).
+// other than an end, or an early end before size bytes (the caller reports
+// a short read). An early end after them is a frame cut short after the
+// content, which makes the payload no zstd stream.
 type recordedReader struct {
-	r   io.Reader
-	n   uint64
-	err error
+	r    io.Reader
+	size uint64
+	n    uint64
+	err  error
 }
 
 func (d *recordedReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	d.n += uint64(n)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+	if err != nil && err != io.EOF && (err != io.ErrUnexpectedEOF || d.n >= d.size) {
 		d.err = err
 	}
 	return n, err

@@ -555,11 +555,12 @@ func (f *fileReader) finish() error {
 	}
 	// Anything past the declared size means the object was appended to.
 	// (For archive objects a decoder error here is bytes appended after
-	// the compressed content.)
+	// the compressed content; io.ErrUnexpectedEOF among them, for bytes
+	// that begin a frame and end before it does.)
 	var one [1]byte
 	if n, err := io.ReadFull(f.r, one[:]); n > 0 {
 		return f.corrupt(&CorruptObjectError{Reason: "content is longer than its header says"})
-	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	} else if err != nil && !errors.Is(err, io.EOF) {
 		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 			// The file could not be read (EIO, closed): that says
 			// nothing of the object's bytes.

@@ -60,16 +60,22 @@ func TestArchiveHeadersOfAnySize(t *testing.T) {
 }
 
 // Reading an object verifies what fsck does: bytes appended after an
-// archive object's compressed content, and a bare-user symlink whose stored
-// content no longer repeats its target.
+// archive object's compressed content (whether or not they start like a
+// zstd frame: a frame cut short is no more part of the stream than
+// garbage), and a bare-user symlink whose stored content no longer repeats
+// its target.
 func TestOpenFileCatchesTampering(t *testing.T) {
+	regular := func() *repo.FileHeader { return &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644} }
 	for _, c := range []struct {
-		mode repo.Mode
-		h    *repo.FileHeader
-		body []byte
+		mode     repo.Mode
+		h        *repo.FileHeader
+		body     []byte
+		appended string
 	}{
-		{repo.ModeArchive, &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644}, bytes.Repeat([]byte("compress me "), 200)},
-		{repo.ModeBareUser, &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "target"}, nil},
+		{repo.ModeArchive, regular(), bytes.Repeat([]byte("compress me "), 200), "garbage"},
+		{repo.ModeArchive, regular(), bytes.Repeat([]byte("compress me "), 200), "xx"},
+		{repo.ModeArchive, regular(), bytes.Repeat([]byte("compress me "), 200), "\x28\xb5\x2f\xfd"},
+		{repo.ModeBareUser, &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "target"}, nil, "garbage"},
 	} {
 		r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: c.mode})
 		if err != nil {
@@ -89,7 +95,7 @@ func TestOpenFileCatchesTampering(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Write([]byte("garbage"))
+		f.Write([]byte(c.appended))
 		f.Close()
 		_, rc, err := r.OpenFile(id)
 		if err == nil {
@@ -98,7 +104,7 @@ func TestOpenFileCatchesTampering(t *testing.T) {
 		}
 		var ce *repo.CorruptObjectError
 		if !errors.As(err, &ce) || ce.ID != id {
-			t.Errorf("%s: tampered object read with err %v, want a CorruptObjectError for %s", c.mode, err, id)
+			t.Errorf("%s, %q appended: tampered object read with err %v, want a CorruptObjectError for %s", c.mode, c.appended, err, id)
 		}
 		if c.h.Type != repo.TypeRegular {
 			continue
@@ -113,7 +119,7 @@ func TestOpenFileCatchesTampering(t *testing.T) {
 		}
 		r.SetVerify(true)
 		if !errors.As(err, &ce) || ce.ID != id || ce.Path != r.ObjectPath(repo.KindFile, id) || !strings.Contains(err.Error(), id.String()) {
-			t.Errorf("%s, unverified: tampered object read with err %v, want a CorruptObjectError naming %s", c.mode, err, id)
+			t.Errorf("%s, %q appended, unverified: tampered object read with err %v, want a CorruptObjectError naming %s", c.mode, c.appended, err, id)
 		}
 	}
 }
