@@ -19,6 +19,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/sign"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,7 +102,9 @@ func goldenVectors() []vector {
 		Metadata: repo.Metadata{}.Set("version", []byte("1.1")).Set("a", []byte{}).Set("binary", []byte{0, 0xff})}
 	child := meta("commit-child", repo.KindCommit, c2, c2.Encode())
 
-	cm := repo.Metadata{}.Set("otree.sig.ed25519", bytes.Repeat([]byte{0x5a}, 64))
+	// The reserved signature key (FORMAT.md §2.5), so that the example is
+	// what a signed commit's commitmeta looks like.
+	cm := repo.Metadata{}.Set(sign.MetadataKey, bytes.Repeat([]byte{0x5a}, 64))
 	vs = append(vs, vector{name: "commitmeta", kind: repo.KindCommitMeta, value: cm, enc: repo.EncodeCommitMeta(cm)})
 	vs = append(vs, vector{name: "tombstone-commit", kind: repo.KindTombstoneCommit, value: child, enc: repo.EncodeTombstone(child)})
 	return vs
