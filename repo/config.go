@@ -3,6 +3,7 @@ package repo
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -18,12 +19,19 @@ type Config struct {
 	sections map[string]map[string]string
 }
 
+// maxConfigLine is the longest config line, newline aside, that parses.
+const maxConfigLine = 64 << 10
+
 // ParseConfig parses config file content.
 func ParseConfig(data []byte) (*Config, error) {
 	c := &Config{sections: map[string]map[string]string{}}
 	section := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
+	// The scanner needs room for the newline too, or a line of exactly
+	// maxConfigLine bytes would be too long.
+	sc.Buffer(nil, maxConfigLine+1)
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
@@ -45,6 +53,9 @@ func ParseConfig(data []byte) (*Config, error) {
 			}
 			c.sections[section][strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return nil, fmt.Errorf("config line %d: longer than %d bytes", n, maxConfigLine)
 	}
 	return c, sc.Err()
 }

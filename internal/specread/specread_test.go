@@ -665,7 +665,8 @@ func TestConfigParsing(t *testing.T) {
 		{"[ ]\n", nil},
 		{"[a[b]\n", nil},
 		{"[core]\njunk\n", nil},
-		{"[core]\nk=" + strings.Repeat("v", 70<<10) + "\n", nil},
+		{"[core]\nk=" + strings.Repeat("v", 64<<10-2) + "\n", []string{"core.k"}},
+		{"[core]\nk=" + strings.Repeat("v", 64<<10-1) + "\n", nil},
 	} {
 		mine, err := ParseConfig([]byte(c.text))
 		theirs, terr := repo.ParseConfig([]byte(c.text))

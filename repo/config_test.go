@@ -1,0 +1,29 @@
+package repo_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/repo"
+)
+
+// A config line of up to 64 KiB parses, as FORMAT.md §7 says, with or
+// without its newline; a longer one is an error naming the line.
+func TestParseConfigLineLimit(t *testing.T) {
+	for _, size := range []int{64 << 10, 64<<10 + 1} {
+		line := "key=" + strings.Repeat("v", size-len("key="))
+		for _, text := range []string{"[core]\n" + line + "\n", "[core]\n" + line} {
+			c, err := repo.ParseConfig([]byte(text))
+			switch {
+			case size <= 64<<10 && err != nil:
+				t.Errorf("line of %d bytes: %v", size, err)
+			case size <= 64<<10:
+				if v, _ := c.Get("core.key"); len(v) != size-len("key=") {
+					t.Errorf("line of %d bytes: value of %d bytes", size, len(v))
+				}
+			case err == nil || !strings.Contains(err.Error(), "line 2"):
+				t.Errorf("line of %d bytes: %v, want an error naming line 2", size, err)
+			}
+		}
+	}
+}
