@@ -238,7 +238,8 @@ const (
 
 // mountRepos lists the repositories a filesystem mounted at mnt offers,
 // resolved: each entry of .otree/repos.d in name order, then .otree/repo.
-// One that resolves outside mnt is a problem, and left out.
+// One that resolves outside mnt, or holds a symbolic link (noLinksInRepo),
+// is a problem, and left out.
 func mountRepos(mnt string) (paths, problems []string) {
 	top, err := filepath.EvalSymlinks(mnt)
 	if err != nil {
@@ -260,9 +261,17 @@ func mountRepos(mnt string) (paths, problems []string) {
 			problems = append(problems, fmt.Sprintf("mount %s: %s resolves to %s, outside the mount; passed over", mnt, c, p))
 			continue
 		}
-		if fi, err := os.Stat(filepath.Join(p, "config")); err == nil && fi.Mode().IsRegular() {
-			paths = append(paths, p)
+		if fi, err := os.Stat(filepath.Join(p, "config")); err != nil || !fi.Mode().IsRegular() {
+			continue
 		}
+		// A link inside the repository (its config, refs/, objects/XX)
+		// would have it read files off the mount, and print them in
+		// errors.
+		if err := noLinksInRepo(p, "read"); err != nil {
+			problems = append(problems, fmt.Sprintf("mount %s: %v; passed over", mnt, err))
+			continue
+		}
+		paths = append(paths, p)
 	}
 	return paths, problems
 }

@@ -474,6 +474,49 @@ func TestCreateUSBWritesOnlyOnTheMount(t *testing.T) {
 	}
 }
 
+// TestFindReadsOnlyOnTheMount: a repository on a stick whose config,
+// refs/ or objects/XX links off the mount is passed over, naming the
+// link, and what the link leads to is neither read nor printed.
+func TestFindReadsOnlyOnTheMount(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	c := client(t, "file:///nonexistent", nil)
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "shadow")
+	if err := os.WriteFile(secret, []byte("root:SECRET-HASH:19000:0:99999:7:::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// refs/ and objects/XX copied off the stick, then linked from it: the
+	// repository would still read as it did.
+	for _, name := range []string{"config", "refs", "objects/" + v1.String()[:2]} {
+		stick := t.TempDir()
+		if _, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(stick, remote.MountReposDir, coll, name)
+		target := secret
+		if name != "config" {
+			target = filepath.Join(outside, strings.ReplaceAll(name, "/", "-"))
+			if err := os.Rename(p, target); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		res := findOn(t, c, []string{stick}, osStable)
+		problems := strings.Join(res.Problems, "\n")
+		if len(res.Remotes) != 0 || !strings.Contains(problems, p+" is a symbolic link") {
+			t.Errorf("%s linked off the mount: remotes %+v, problems %q", name, res.Remotes, problems)
+		}
+		if strings.Contains(problems, "SECRET") {
+			t.Errorf("%s linked off the mount: the file it leads to was printed: %q", name, problems)
+		}
+	}
+}
+
 // TestPullFoundFromStickUnderSummaryVerification: a stick's summary is
 // written by create-usb and unsigned, so a remote that also verifies its
 // server's summary still takes the stick's signed commits; an unsigned one

@@ -121,7 +121,7 @@ func CreateUSB(ctx context.Context, r *repo.Repo, mount string, refs []Collectio
 		if err := noLinksOnTheWay(top, p.dest); err != nil {
 			return nil, fmt.Errorf("create-usb: %w", err)
 		}
-		if err := noLinksInRepo(filepath.Join(top, p.dest)); err != nil {
+		if err := noLinksInRepo(filepath.Join(top, p.dest), "written"); err != nil {
 			return nil, fmt.Errorf("create-usb: %w", err)
 		}
 		if p.link != "" {
@@ -284,9 +284,10 @@ func noLinksOnTheWay(top, rel string) error {
 }
 
 // noLinksInRepo checks, for a repository that exists at dir, that none of
-// the directories a copy writes into (objects/XX, refs/..., tmp/, state/)
-// is a symbolic link.
-func noLinksInRepo(dir string) error {
+// its files and of the directories a copy reads or writes (config,
+// objects/XX, refs/..., tmp/, state/) is a symbolic link; verb ("read",
+// "written") says in the error what is refused.
+func noLinksInRepo(dir, verb string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -299,7 +300,7 @@ func noLinksInRepo(dir string) error {
 			if top := strings.Split(rel, "/")[0]; top == "refs" && isFileLink(path) {
 				return nil // a ref alias: refs are replaced, never written through
 			}
-			return fmt.Errorf("%s is a symbolic link: nothing is written through it", path)
+			return fmt.Errorf("%s is a symbolic link: nothing is %s through it", path, verb)
 		}
 		if d.IsDir() && filepath.Dir(path) == filepath.Join(dir, "objects") {
 			return fs.SkipDir // object files are made by rename, never written through
