@@ -1733,6 +1733,43 @@ func TestEntryTitleCarriesVersion(t *testing.T) {
 	}
 }
 
+// The title's os-release is read inside the tree: its links resolve from
+// the tree's root, as once booted, so one to an absolute path never reads
+// the machine's file, and a FIFO is passed over rather than waited on.
+func TestEntryTitleReadsOnlyTheTree(t *testing.T) {
+	f := newFixture(t)
+	host := filepath.Join(t.TempDir(), "os-release")
+	if err := os.WriteFile(host, []byte("PRETTY_NAME=\"Host OS\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inTree := "PRETTY_NAME=\"Tree OS\"\n"
+	for i, tc := range []struct {
+		name string
+		over testtree.Tree
+		want string
+	}{
+		// The host's path exists in the tree too: the tree's file counts.
+		{"absolute link", testtree.Tree{"usr/lib/os-release": testtree.Symlink(host),
+			host[1:]: testtree.File(inTree, 0o644)}, "Tree OS"},
+		{"absolute link the tree lacks", testtree.Tree{"usr/lib/os-release": testtree.Symlink(host)}, "testos"},
+		{"link up and out", testtree.Tree{"usr/lib/os-release": testtree.Symlink(strings.Repeat("../", 40) + host[1:])}, "testos"},
+		{"relative link", testtree.Tree{"usr/lib/os-release": testtree.Symlink("os.release.d/x"),
+			"usr/lib/os.release.d/x": testtree.File(inTree, 0o644)}, "Tree OS"},
+		{"FIFO", testtree.Tree{"usr/lib/os-release": {Mode: fs.ModeNamedPipe | 0o644}}, "testos"},
+	} {
+		tc.over["usr/bin/n"] = testtree.File(fmt.Sprint(i), 0o755)
+		// Before the fix, the FIFO blocked the deploy for good.
+		f.deploy(f.commit("os", osTree("6.1.0-1", tc.over)).String(), DeployOptions{})
+		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := tc.want + " (otree:testos:0)"; entries[0].title != want {
+			t.Errorf("%s: title %q, want %q", tc.name, entries[0].title, want)
+		}
+	}
+}
+
 // Cleanup removes only what otree names: the admin's files beside the
 // deployments and kernels stay.
 func TestCleanupLeavesForeignFiles(t *testing.T) {
