@@ -3,10 +3,13 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // RemoteSection is one [remote "NAME"] section: of the repository's
@@ -53,7 +56,7 @@ func (r *Repo) RemoteSections() ([]RemoteSection, error) {
 	files, _ := filepath.Glob(filepath.Join(remotesDir, "*.conf"))
 	sort.Strings(files)
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readRemotesFile(f)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reading remotes: %w", err))
 			continue
@@ -89,4 +92,35 @@ func remoteSections(cfg *Config, file string) []RemoteSection {
 		out = append(out, RemoteSection{Name: strings.TrimSuffix(name, `"`), Keys: cfg.Section(sec), File: file})
 	}
 	return out
+}
+
+// remotesFileMax bounds what is read of a remotes-directory file: a few
+// sections of a few keys each.
+const remotesFileMax = 1 << 20
+
+// readRemotesFile reads a remotes-directory file, which a deployment's
+// tree ships in its /etc: only a regular file is read, opened so that a
+// FIFO there cannot block every command that lists remotes, and no more
+// than remotesFileMax bytes of it.
+func readRemotesFile(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, remotesFileMax+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > remotesFileMax {
+		return nil, fmt.Errorf("%s: more than %d bytes", p, remotesFileMax)
+	}
+	return data, nil
 }

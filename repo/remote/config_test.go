@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
+	"golang.org/x/sys/unix"
 )
 
 func TestRemoteConfig(t *testing.T) {
@@ -156,6 +157,31 @@ func TestRemotesDir(t *testing.T) {
 	os.WriteFile(twice, []byte("not ini\n"), 0o644)
 	if _, err := remote.GetRemote(r, "local"); err == nil || !strings.Contains(err.Error(), twice) {
 		t.Errorf("a file that does not parse: %v, want an error naming it", err)
+	}
+}
+
+// A FIFO among the remotes directory's files (a tree ships that directory
+// in its /etc) is an error naming it, not a read that blocks every command
+// listing remotes; the other files' remotes are still listed.
+func TestRemotesDirFIFO(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "vendor.conf"), []byte("[remote \"vendor\"]\nurl=https://updates.example/os\n"), 0o644)
+	fifo := filepath.Join(dir, "a.conf")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.SetRemotesDir(dir)
+	// Before, this blocked for good on the FIFO.
+	if rms := remote.ListRemotes(r); len(rms) != 1 || rms[0].Name != "vendor" {
+		t.Errorf("ListRemotes = %+v, want vendor", rms)
+	}
+	if _, err := remote.GetRemote(r, "vendor"); err == nil || !strings.Contains(err.Error(), fifo+" is not a regular file") {
+		t.Errorf("GetRemote with a FIFO in the remotes directory: %v, want an error naming it", err)
 	}
 }
 
