@@ -117,8 +117,9 @@ func TestMinFreeSpaceCountsSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	testtree.FillTo(t, mnt, 8<<20) // about 7 MiB may be written
-	zeros := func(n int) (*repo.FileHeader, *bytes.Reader) {
-		return &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(n)}, bytes.NewReader(make([]byte, n))
+	// Not zeros, which a spool leaves as holes.
+	ones := func(n int) (*repo.FileHeader, *bytes.Reader) {
+		return &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(n)}, bytes.NewReader(bytes.Repeat([]byte{1}, n))
 	}
 
 	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
@@ -128,13 +129,13 @@ func TestMinFreeSpaceCountsSpool(t *testing.T) {
 	// Two 4 MiB files, each a few bytes once compressed: the first spool
 	// is gone before the second is written.
 	for i := range 2 {
-		h, src := zeros(4<<20 + i)
+		h, src := ones(4<<20 + i)
 		if _, _, err := txn.WriteFileStream(h, src); err != nil {
 			t.Fatalf("file %d of 4 MiB: %v", i, err)
 		}
 	}
 	// 16 MiB would not fit: refused by the reserve, before the disk fills.
-	h, src := zeros(16 << 20)
+	h, src := ones(16 << 20)
 	_, _, err = txn.WriteFileStream(h, src)
 	if !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-size=1MB") {
 		t.Errorf("a 16 MiB spool with about 7 MiB to spare: %v, want ErrMinFreeSpace", err)
