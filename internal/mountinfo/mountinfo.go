@@ -25,11 +25,14 @@ type Mount struct {
 //
 //	ID parent major:minor root mount-point options [optional...] - type source super-options
 //
-// Lines that do not have that shape are skipped.
+// Lines that do not have that shape are skipped. Fields are split at
+// spaces only: the kernel escapes space, tab, newline and backslash in a
+// path, but leaves every other byte (a carriage return, a no-break or
+// ideographic space) as it is.
 func Parse(data []byte) []Mount {
 	var out []Mount
 	for line := range strings.Lines(string(data)) {
-		fields := strings.Fields(line)
+		fields := strings.FieldsFunc(strings.TrimSuffix(line, "\n"), func(r rune) bool { return r == ' ' })
 		if len(fields) < 7 {
 			continue
 		}
