@@ -52,7 +52,13 @@ func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 				if end < 0 {
 					return nil, fmt.Errorf("invalid pathname filter %q: unterminated \\g<", s)
 				}
-				fmt.Fprintf(&t, "${%s}", repl[i+2:i+end])
+				// A group is named by a number or a word, as in GLib; anything
+				// else would not stay one ${...} reference ("x}y").
+				name := repl[i+2 : i+end]
+				if name == "" || strings.TrimLeft(name, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != "" {
+					return nil, fmt.Errorf("invalid pathname filter %q: \\g<%s> names no group", s, name)
+				}
+				fmt.Fprintf(&t, "${%s}", name)
 				i += end
 			default:
 				return nil, fmt.Errorf("invalid pathname filter %q: unsupported escape \\%c in the replacement", s, e)
