@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -42,6 +41,10 @@ func (c Cookie) check() error {
 			return fmt.Errorf("cookie %s %q is empty or holds a tab, newline, ';' or (but in a value) a space or '='", f.what, f.v)
 		}
 	}
+	// A line starting with '#' is a comment, or #HttpOnly_ and a domain.
+	if strings.HasPrefix(c.Domain, "#") {
+		return fmt.Errorf("cookie domain %q starts with '#'", c.Domain)
+	}
 	if !strings.HasPrefix(c.Path, "/") {
 		return fmt.Errorf("cookie path %q does not start with /", c.Path)
 	}
@@ -60,23 +63,29 @@ func ListCookies(r *repo.Repo, name string) ([]Cookie, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCookies(cookieFile(r, name), data, time.Now())
+}
+
+// parseCookies reads the lines of a cookie file, leaving out cookies
+// expired at now; file names it in errors.
+func parseCookies(file string, data []byte, now time.Time) ([]Cookie, error) {
 	var out []Cookie
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+	// Split by hand: a line may be longer than a bufio.Scanner takes.
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
 		if strings.TrimSpace(line) == "" || (strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "#HttpOnly_")) {
 			continue
 		}
 		f := strings.Split(strings.TrimPrefix(line, "#HttpOnly_"), "\t")
 		if len(f) != 7 {
-			return nil, fmt.Errorf("%s:%d: want 7 tab-separated fields, found %d", cookieFile(r, name), n, len(f))
+			return nil, fmt.Errorf("%s:%d: want 7 tab-separated fields, found %d", file, n+1, len(f))
 		}
-		if exp, err := strconv.ParseInt(f[4], 10, 64); err == nil && exp != 0 && time.Unix(exp, 0).Before(time.Now()) {
+		if exp, err := strconv.ParseInt(f[4], 10, 64); err == nil && exp != 0 && time.Unix(exp, 0).Before(now) {
 			continue // expired
 		}
 		out = append(out, Cookie{Domain: f[0], Path: f[2], Name: f[5], Value: f[6]})
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // AddCookie adds c to the cookies of remote name, replacing one of the
@@ -123,12 +132,17 @@ func deleteCookie(cs []Cookie, domain, path, name string) []Cookie {
 // writeCookies replaces the cookie file; it holds secrets, so only its
 // owner reads it.
 func writeCookies(r *repo.Repo, name string, cs []Cookie) error {
-	var b strings.Builder
-	exp := time.Now().Add(cookieLife).Unix()
+	return durable.WriteFile(cookieFile(r, name), formatCookies(cs, time.Now().Add(cookieLife)), 0o600, true)
+}
+
+// formatCookies gives the lines of a cookie file holding cs, each expiring
+// at exp.
+func formatCookies(cs []Cookie, exp time.Time) []byte {
+	var b bytes.Buffer
 	for _, c := range cs {
-		fmt.Fprintf(&b, "%s\tFALSE\t%s\tFALSE\t%d\t%s\t%s\n", c.Domain, c.Path, exp, c.Name, c.Value)
+		fmt.Fprintf(&b, "%s\tFALSE\t%s\tFALSE\t%d\t%s\t%s\n", c.Domain, c.Path, exp.Unix(), c.Name, c.Value)
 	}
-	return durable.WriteFile(cookieFile(r, name), []byte(b.String()), 0o600, true)
+	return b.Bytes()
 }
 
 // withCookies gives opts a client that sends the cookies of remote name,
