@@ -60,6 +60,11 @@ func gvariantValue(text string) ([]byte, error) {
 			return bad("unknown keyword " + kw)
 		}
 	}
+	// strconv takes what GVariant text does not: digit separators and
+	// 0b, 0o prefixes ("1_000", "0b1").
+	if digits := strings.ToLower(strings.TrimLeft(num, "+-")); strings.Contains(num, "_") || strings.HasPrefix(digits, "0b") || strings.HasPrefix(digits, "0o") {
+		return bad("not a string, boolean or number")
+	}
 	if _, err := strconv.ParseInt(num, 0, 64); err == nil {
 		return []byte(num), nil
 	}

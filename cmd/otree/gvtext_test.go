@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
@@ -145,4 +147,49 @@ func TestMetadataText(t *testing.T) {
 			t.Errorf("metadataText(%q, %q) = %s, want %s", tc.key, tc.value, got, tc.want)
 		}
 	}
+}
+
+// FuzzGVariantValue checks that a number is taken only in a form GVariant
+// text has (as OSTree's --add-metadata parses it), and that a string value,
+// quoted again, reads back as itself.
+func FuzzGVariantValue(f *testing.F) {
+	for _, s := range []string{`'a\'b'`, `"x\u00e9"`, `b'\001'`, `uint64 5`, `1_000`, `0b1`, `-0O7`, `0x1F`, `1.5e3`, `@s 'x'`, `int32 +0x_1`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := gvariantValue(s)
+		if err != nil {
+			return
+		}
+		text := strings.TrimSpace(s)
+		if _, rest, ok := strings.Cut(text, " "); ok && !strings.ContainsAny(text[:1], `'"b`) {
+			text = strings.TrimSpace(rest)
+		}
+		if !strings.ContainsAny(text[:1], `'"b`) && text != "true" && text != "false" {
+			digits := strings.ToLower(strings.TrimLeft(text, "+-"))
+			if strings.Contains(text, "_") || strings.HasPrefix(digits, "0b") || strings.HasPrefix(digits, "0o") {
+				t.Fatalf("gvariantValue(%q) = %q, a number GVariant text does not have", s, v)
+			}
+			return
+		}
+		if !utf8.Valid(v) || strings.HasPrefix(text, "b") {
+			return
+		}
+		var q strings.Builder
+		q.WriteByte('\'')
+		for _, r := range string(v) {
+			switch {
+			case r == '\'' || r == '\\':
+				q.WriteString(`\` + string(r))
+			case r < 0x20 || r == 0x7f:
+				fmt.Fprintf(&q, `\u%04x`, r)
+			default:
+				q.WriteRune(r)
+			}
+		}
+		q.WriteByte('\'')
+		if again, err := gvariantValue(q.String()); err != nil || !bytes.Equal(again, v) {
+			t.Fatalf("gvariantValue(%q) = %q; quoted as %s it reads %q, %v", s, v, q.String(), again, err)
+		}
+	})
 }
