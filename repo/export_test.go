@@ -59,3 +59,6 @@ func NewFileReader(r io.Reader, h *FileHeader, id ID) io.Reader {
 	fr.h.Write(AppendFileHeader(nil, h))
 	return fr
 }
+
+// SplitRev is splitRev: a revision's base and how many parents up it goes.
+var SplitRev = splitRev

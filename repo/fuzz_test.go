@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -193,6 +194,102 @@ func FuzzDecodeSizes(f *testing.F) {
 		}
 		if enc := repo.EncodeSizes(sizes); !bytes.Equal(enc, b) {
 			t.Fatalf("not canonical:\n in  %x\n out %x", b, enc)
+		}
+	})
+}
+
+// FuzzConfigSet checks that a value Set in a config is what Get returns,
+// both at once and once the config is written and read back, that the
+// keys already there keep their values, and that a section and key Set
+// takes are what their joined SECTION.KEY splits into, where the section
+// has no dot outside its quotes.
+func FuzzConfigSet(f *testing.F) {
+	base := "[core]\nrepo_version=1\nmode=bare-user\n\n[remote \"origin\"]\nurl=https://example.com/repo\nxa.title=Example\n"
+	f.Add([]byte(base), "core", "mode", "archive")
+	f.Add([]byte(base), `remote "org.example.Os"`, "url", "file:///srv/repo")
+	f.Add([]byte(base), `remote "flathub"`, "xa.title", "Flathub = apps")
+	f.Add([]byte("[a]\nk=v\n"), "a b", "#k", "v")
+	f.Add([]byte(""), "sysroot", "bootloader", "c:\\path ; x")
+	f.Fuzz(func(t *testing.T, data []byte, section, key, value string) {
+		c, err := repo.ParseConfig(data)
+		if err != nil {
+			return
+		}
+		before := c.Bytes()
+		if err := c.SetIn(section, key, value); err != nil {
+			return
+		}
+		if v, ok := c.GetIn(section, key); !ok || v != value {
+			t.Fatalf("SetIn(%q, %q, %q) then GetIn = %q, %v", section, key, value, v, ok)
+		}
+		out := c.Bytes()
+		c2, err := repo.ParseConfig(out)
+		if err != nil {
+			t.Fatalf("config after SetIn(%q, %q, %q) does not parse: %v\n%q", section, key, value, err, out)
+		}
+		if v, ok := c2.GetIn(section, key); !ok || v != value {
+			t.Fatalf("SetIn(%q, %q, %q), written as %q, reads back as %q, %v", section, key, value, out, v, ok)
+		}
+		// Undoing the change gives the file as it was, so no other key moved.
+		old, had := mustParse(t, before).GetIn(section, key)
+		if had {
+			_ = c2.SetIn(section, key, old)
+		} else {
+			c2.UnsetIn(section, key)
+		}
+		// (Unset drops a section it leaves empty, even one that was empty.)
+		emptied := !had && bytes.Contains(before, []byte("["+section+"]\n"))
+		if got := c2.Bytes(); !bytes.Equal(got, before) && !emptied {
+			t.Fatalf("setting and restoring %s.%s changed the config:\n %q\n %q", section, key, before, got)
+		}
+		if strings.Count(section, `"`)%2 == 0 && !strings.Contains(unquoted(section), ".") {
+			if s, k, err := repo.SplitConfigKey(section + "." + key); err != nil || s != section || k != key {
+				t.Fatalf("SplitConfigKey(%q) = %q, %q, %v; want %q, %q", section+"."+key, s, k, err, section, key)
+			}
+		}
+	})
+}
+
+func mustParse(t *testing.T, b []byte) *repo.Config {
+	c, err := repo.ParseConfig(b)
+	if err != nil {
+		t.Fatalf("ParseConfig(%q): %v", b, err)
+	}
+	return c
+}
+
+// unquoted is s without its double-quoted parts.
+func unquoted(s string) string {
+	var b strings.Builder
+	for i, part := range strings.Split(s, `"`) {
+		if i%2 == 0 {
+			b.WriteString(part)
+		}
+	}
+	return b.String()
+}
+
+// FuzzSplitRev checks that a revision's suffixes are all taken off its
+// base, and that the base with the count written as one "~N" reads the
+// same.
+func FuzzSplitRev(f *testing.F) {
+	for _, s := range []string{"os/x86_64/stable", "origin:stable^^", "abcd~3^", "x~", "x^~2~", "~1", "^", "a~+1", "a~9223372036854775807^", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		base, ups, err := repo.SplitRev(s)
+		if err != nil {
+			return
+		}
+		if base == "" || strings.HasSuffix(base, "^") || strings.Contains(base, "~") || ups < 0 {
+			t.Fatalf("SplitRev(%q) = %q, %d", s, base, ups)
+		}
+		if ups == 0 && base != s {
+			t.Fatalf("SplitRev(%q) = %q with no suffix", s, base)
+		}
+		again := fmt.Sprintf("%s~%d", base, ups)
+		if b2, u2, err := repo.SplitRev(again); err != nil || b2 != base || u2 != ups {
+			t.Fatalf("SplitRev(%q) = %q, %d; but %q gives %q, %d, %v", s, base, ups, again, b2, u2, err)
 		}
 	})
 }
