@@ -125,31 +125,30 @@ func readEntries(dir string) ([]*bootEntry, error) {
 	return out, nil
 }
 
-// splitArgs splits a kernel command line into arguments, keeping double
-// quotes inside an argument as the kernel does ("a=\"b c\"" is one).
+// splitArgs splits a kernel command line into arguments at the whitespace
+// the kernel splits at, keeping double quotes inside an argument as the
+// kernel does ("a=\"b c\"" is one). It works on bytes, so an argument keeps
+// bytes that are not UTF-8.
 func splitArgs(s string) []string {
 	var out []string
-	var cur strings.Builder
-	quoted, in := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
+	quoted, start := false, -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' {
 			quoted = !quoted
-			cur.WriteRune(r)
-			in = true
-		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
-			if in {
-				out = append(out, cur.String())
-				cur.Reset()
-				in = false
+		}
+		switch {
+		case !quoted && bootArgIsSpace(c):
+			if start >= 0 {
+				out = append(out, s[start:i])
+				start = -1
 			}
-		default:
-			cur.WriteRune(r)
-			in = true
+		case start < 0:
+			start = i
 		}
 	}
-	if in {
-		out = append(out, cur.String())
+	if start >= 0 {
+		out = append(out, s[start:])
 	}
 	return out
 }
@@ -257,7 +256,10 @@ func (k KargsEdit) apply(cmdline string) (string, error) {
 }
 
 func checkArg(a string) error {
-	if a == "" || strings.ContainsAny(a, "\n\t") || (strings.Contains(a, " ") && !strings.Contains(a, "\"")) {
+	// One argument as the kernel splits them ("a b\"" is two), and no
+	// line break even inside quotes, which would end the boot entry's
+	// options line.
+	if args := splitArgs(a); len(args) != 1 || args[0] != a || strings.ContainsAny(a, "\n\t\r\v\f") {
 		return fmt.Errorf("invalid kernel argument %q", a)
 	}
 	if argKey(a) == "otree" {

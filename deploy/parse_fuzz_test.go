@@ -1,0 +1,128 @@
+package deploy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// balanced tells whether every argument has its quotes closed, so that
+// arguments after it stay arguments of their own.
+func balanced(args []string) bool {
+	for _, a := range args {
+		if strings.Count(a, `"`)%2 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzSplitArgs checks that splitting a command line keeps every byte of
+// each argument and that the arguments joined again split the same way,
+// at the same whitespace the kernel splits at.
+func FuzzSplitArgs(f *testing.F) {
+	for _, s := range []string{
+		"otree=/otree/boot.0/os/abc/0 root=LABEL=root quiet",
+		`a="b c" d`,
+		"console=ttyS0,115200\tconsole=tty0\n",
+		"quiet\rsplash",
+		`x="unclosed y`,
+		"caf\xe9 \xff=1",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		args := splitArgs(s)
+		for _, a := range args {
+			if a == "" || !strings.Contains(s, a) {
+				t.Fatalf("splitArgs(%q) gives %q, not a piece of the line", s, a)
+			}
+		}
+		if again := splitArgs(strings.Join(args, " ")); !slices.Equal(again, args) {
+			t.Fatalf("splitArgs(%q) = %q; joined, they split as %q", s, args, again)
+		}
+		// Where the kernel finds arguments: the same number, so each edit
+		// names what the kernel sees.
+		var kernel []string
+		for rest := s; strings.TrimLeftFunc(rest, func(r rune) bool { return r < 0x80 && bootArgIsSpace(byte(r)) }) != ""; {
+			var p string
+			p, _, _, rest = bootArgNextParam(rest)
+			kernel = append(kernel, p)
+		}
+		if len(kernel) != len(args) {
+			t.Fatalf("splitArgs(%q) = %q, but the kernel finds %d arguments (%q)", s, args, len(kernel), kernel)
+		}
+	})
+}
+
+// FuzzKargsEdit checks that an edit accepted gives a command line whose
+// arguments are those edited: an appended argument is one argument at the
+// end, a replaced key holds only the new value, a deleted key is gone.
+func FuzzKargsEdit(f *testing.F) {
+	f.Add("root=LABEL=root quiet", "console=ttyS0", "quiet", "root=LABEL=other")
+	f.Add(`a="b c" d`, `e="f g"`, "a", "d=1")
+	f.Add("x=1 x=2", `y="z`, "x=2", "x=2=3")
+	f.Add("", `a b"`, "b", "c")
+	f.Add("", "a=\"b\nc\"", "b", "c")
+	f.Fuzz(func(t *testing.T, cmdline, app, del, repl string) {
+		old := splitArgs(cmdline)
+		if !balanced(old) {
+			return // an unclosed quote already takes in all that follows
+		}
+		if out, err := (KargsEdit{Append: []string{app}}).apply(cmdline); err == nil {
+			if strings.Contains(out, "\n") {
+				t.Fatalf("appending %q to %q gives %q, which breaks the options line", app, cmdline, out)
+			}
+			if got, want := splitArgs(out), append(slices.Clone(old), app); !slices.Equal(got, want) {
+				t.Fatalf("appending %q to %q gives %q, whose arguments are %q, not %q", app, cmdline, out, got, want)
+			}
+		}
+		if out, err := (KargsEdit{Replace: []string{repl}}).apply(cmdline); err == nil {
+			key := argKey(repl)
+			var vals []string
+			for _, a := range splitArgs(out) {
+				if argKey(a) == key {
+					vals = append(vals, a)
+				}
+			}
+			_, _, oldNew := strings.Cut(strings.TrimPrefix(repl, key+"="), "=")
+			if !oldNew && !slices.Equal(vals, []string{repl}) {
+				t.Fatalf("replacing %q in %q gives %q, whose %s arguments are %q", repl, cmdline, out, key, vals)
+			}
+		}
+		if !strings.Contains(del, "=") {
+			if out, err := (KargsEdit{Delete: []string{del}}).apply(cmdline); err == nil {
+				for _, a := range splitArgs(out) {
+					if argKey(a) == del {
+						t.Fatalf("deleting %q from %q leaves %q", del, cmdline, out)
+					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseBootArg checks that an otree= value that parses is the one its
+// parts format to, and that it is found on a command line as written.
+func FuzzParseBootArg(f *testing.F) {
+	f.Add("/otree/boot.1/debian/8f3a09/0")
+	f.Add("/otree/boot.0/os/abc/12")
+	f.Add("/otree/boot.0/os/abc/012")
+	f.Add("/otree/boot.1/a\"b/0/1")
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseBootArg(s)
+		if err != nil {
+			return
+		}
+		if a.String() != s {
+			t.Fatalf("ParseBootArg(%q).String() = %q", s, a.String())
+		}
+		if strings.ContainsFunc(s, func(r rune) bool { return r < 0x80 && bootArgIsSpace(byte(r)) || r == '"' }) {
+			return
+		}
+		if v, ok := BootArgFromCmdline("otree=" + s + " quiet"); !ok || v != s {
+			t.Fatalf("otree=%s on a command line reads as %q, %v", s, v, ok)
+		}
+	})
+}
