@@ -298,10 +298,10 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 			continue
 		}
 		if line[0] == '[' {
-			if !strings.HasSuffix(line, "]") {
+			var ok bool
+			if section, ok = originSection(line); !ok {
 				return nil, fmt.Errorf("%s:%d: bad section header", path, i+1)
 			}
-			section = line[1 : len(line)-1]
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
@@ -319,6 +319,16 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 		}
 	}
 	return o, nil
+}
+
+// originSection is the name of the section a trimmed line starting with
+// "[" opens, and false if it is malformed. Reading and writing share it so
+// that keys are written into the section they are read from.
+func originSection(line string) (string, bool) {
+	if len(line) < 2 || !strings.HasSuffix(line, "]") {
+		return "", false
+	}
+	return line[1 : len(line)-1], true
 }
 
 // originFields are the keys of [origin] that otree reads and writes, in
@@ -371,7 +381,7 @@ func (o *origin) encode() []byte {
 			continue
 		}
 		if t[0] == '[' {
-			section = strings.Trim(t, "[]")
+			section, _ = originSection(t)
 			if section == "otree" {
 				continue
 			}
@@ -389,7 +399,13 @@ func (o *origin) encode() []byte {
 		body = append(body, t)
 	}
 	if keys := o.originKeys(); !hasOrigin && len(keys) > 0 {
-		body = append(append([]string{"[origin]"}, keys...), body...)
+		// First, unless lines outside any section come first: put
+		// before them, [origin] would take them in.
+		if len(body) == 0 || body[0][0] == '[' {
+			body = append(append([]string{"[origin]"}, keys...), body...)
+		} else {
+			body = append(append(body, "[origin]"), keys...)
+		}
 	}
 	if o.Pinned {
 		body = append(body, "[otree]", "pinned=true")

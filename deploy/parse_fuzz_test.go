@@ -103,6 +103,45 @@ func FuzzKargsEdit(f *testing.F) {
 	})
 }
 
+// FuzzOrigin checks that an origin file, with otree's keys set to values a
+// deployment can have, is written in a form that reads back with those
+// values, and that writing it again changes nothing.
+func FuzzOrigin(f *testing.F) {
+	f.Add([]byte("[origin]\nrefspec=origin:os/x86_64/stable\n"), "origin:os/x86_64/stable", "", true)
+	f.Add([]byte("[origin]\nrefspec=r:b\nunconfigured-state=x\n[otree]\npinned=true\n[rpmostree]\npackages=a;b\n"), "os:main", "", false)
+	f.Add([]byte("# c\n; d\n[[origin]]\nx=1\n"), "main", "0123abcd", false)
+	f.Add([]byte("[origin ]\nrefspec = main \r\n"), "main", "", true)
+	f.Fuzz(func(t *testing.T, data []byte, refspec, override string, pinned bool) {
+		o, err := parseOrigin("o", data)
+		if err != nil {
+			return
+		}
+		if repoRefOK(refspec) {
+			o.Refspec = refspec
+		}
+		if override == "" || strings.Trim(override, "0123456789abcdef") == "" {
+			o.OverrideCommit = override
+		}
+		o.Pinned = pinned
+		out := o.encode()
+		o2, err := parseOrigin("o", out)
+		if err != nil {
+			t.Fatalf("origin %q written as %q does not parse: %v", data, out, err)
+		}
+		if o2.Refspec != o.Refspec || o2.OverrideCommit != o.OverrideCommit || o2.Unlocked != o.Unlocked || o2.Pinned != o.Pinned {
+			t.Fatalf("origin %q with %q written as %q reads back as %+v, not %+v", data, refspec, out, o2, o)
+		}
+		if out2 := o2.encode(); string(out2) != string(out) {
+			t.Fatalf("origin written again changed:\n %q\n %q", out, out2)
+		}
+	})
+}
+
+// repoRefOK tells whether s could be a deployment's refspec.
+func repoRefOK(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == ' ' || r == '=' || r == '[' || r == ']' || r == 0x7f })
+}
+
 // FuzzParseBootArg checks that an otree= value that parses is the one its
 // parts format to, and that it is found on a command line as written.
 func FuzzParseBootArg(f *testing.F) {
