@@ -59,8 +59,12 @@ func parseEntry(file string, data []byte) (*bootEntry, error) {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		key, val, _ := strings.Cut(line, " ")
-		val = strings.TrimSpace(val)
+		// Key and value are separated by spaces or tabs, as the
+		// specification and OSTree's reader have it.
+		key, val := line, ""
+		if i := strings.IndexAny(line, " \t"); i >= 0 {
+			key, val = line[:i], strings.TrimSpace(line[i+1:])
+		}
 		switch key {
 		case "title":
 			e.title = val

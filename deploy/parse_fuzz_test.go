@@ -103,6 +103,39 @@ func FuzzKargsEdit(f *testing.F) {
 	})
 }
 
+// FuzzParseEntry checks that a boot entry that parses is written back in a
+// form that parses to the same entry.
+func FuzzParseEntry(f *testing.F) {
+	real := (&bootEntry{
+		title:      "Debian GNU/Linux 12 (bookworm) 1.0 (otree:debian:0)",
+		version:    2,
+		options:    "otree=/otree/boot.1/debian/8f3a/0 root=UUID=1234 rw quiet",
+		linux:      "/otree/debian-8f3a/vmlinuz-6.1.0-18-amd64",
+		initrds:    []string{"/otree/debian-8f3a/initramfs-6.1.0-18-amd64.img", "/otree/initramfs-overlays/ab.img"},
+		devicetree: "/otree/debian-8f3a/devicetree-6.1.0-18-amd64",
+		fdtdir:     "/otree/debian-8f3a/dtb",
+	}).render()
+	f.Add(real)
+	f.Add([]byte("# comment\ntitle  Fedora\nversion 1\nlinux /vmlinuz\noptions a=1\noptions b\n"))
+	f.Add([]byte("title\tX\nversion\t3\nlinux\t/k\noptions\tquiet\n"))
+	f.Add([]byte("version 1\nlinux /k\nmachine-id 1234\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := parseEntry("otree-1-os.conf", data)
+		if err != nil {
+			return
+		}
+		out := e.render()
+		e2, err := parseEntry("otree-1-os.conf", out)
+		if err != nil {
+			t.Fatalf("entry %q written as %q does not parse: %v", data, out, err)
+		}
+		if e2.title != e.title || e2.version != e.version || e2.options != e.options || e2.linux != e.linux ||
+			!slices.Equal(e2.initrds, e.initrds) || e2.devicetree != e.devicetree || e2.fdtdir != e.fdtdir {
+			t.Fatalf("entry %q written as %q parses as %+v, not %+v", data, out, e2, e)
+		}
+	})
+}
+
 // FuzzOrigin checks that an origin file, with otree's keys set to values a
 // deployment can have, is written in a form that reads back with those
 // values, and that writing it again changes nothing.
@@ -164,4 +197,17 @@ func FuzzParseBootArg(f *testing.F) {
 			t.Fatalf("otree=%s on a command line reads as %q, %v", s, v, ok)
 		}
 	})
+}
+
+// A tab separates key and value as a space does, as the Boot Loader
+// Specification and OSTree's reader have it: an entry an editor indented
+// with tabs keeps its options.
+func TestParseEntryTabs(t *testing.T) {
+	e, err := parseEntry("otree-1-os.conf", []byte("title\tOS\nversion\t3\nlinux \t/k\noptions\totree=/otree/boot.0/os/ab/0 quiet\ninitrd\t/i\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.title != "OS" || e.version != 3 || e.linux != "/k" || e.options != "otree=/otree/boot.0/os/ab/0 quiet" || !slices.Equal(e.initrds, []string{"/i"}) {
+		t.Errorf("parsed %+v", e)
+	}
 }
