@@ -1032,8 +1032,13 @@ func TestSetOrigin(t *testing.T) {
 	if want := "[origin]\nrefspec=mirror:os/stable\n[custom]\nkey=kept\n"; string(data) != want {
 		t.Errorf("origin file %q, want %q", data, want)
 	}
-	if err := f.s.SetOrigin(context.Background(), 0, "mirror:bad name"); err == nil || !strings.Contains(err.Error(), "bad name") {
-		t.Errorf("invalid refspec: %v", err)
+	for _, bad := range []string{"mirror:bad name", "m\n[otree]\npinned=true:os", ":os", "a/b:os"} {
+		if err := f.s.SetOrigin(context.Background(), 0, bad); err == nil || !strings.Contains(err.Error(), "invalid refspec") {
+			t.Errorf("invalid refspec %q: %v", bad, err)
+		}
+	}
+	if data2, _ := os.ReadFile(d.Path + ".origin"); string(data2) != string(data) {
+		t.Errorf("refused refspecs changed the origin file to %q", data2)
 	}
 	if err := f.s.SetOrigin(context.Background(), 3, "os"); !errors.Is(err, ErrNoDeployment) {
 		t.Errorf("index 3: %v", err)

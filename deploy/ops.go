@@ -166,7 +166,10 @@ func (s *Sysroot) Pin(ctx context.Context, index int, pinned bool) error {
 // anything. The origin's other keys stay, but for an override-commit,
 // which belonged to the old refspec.
 func (s *Sysroot) SetOrigin(ctx context.Context, index int, refspec string) error {
-	if _, branch := SplitRefspec(refspec); repo.ValidateRefName(branch) != nil {
+	rm, branch := SplitRefspec(refspec)
+	// The remote too: a line break in it would add lines of its own to
+	// the origin file.
+	if repo.ValidateRefName(branch) != nil || strings.Contains(refspec, ":") && remote.ValidateRemoteName(rm) != nil {
 		return fmt.Errorf("set-origin: invalid refspec %q", refspec)
 	}
 	return s.editOrigin(ctx, index, func(o *origin) { o.Refspec, o.OverrideCommit = refspec, "" })
