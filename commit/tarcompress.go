@@ -237,8 +237,12 @@ func (c *xzChunks) next() error {
 		// LZMA2 allows lc+lp ≤ 4 (xz refuses more). The decoder does
 		// not check, and resets 0x300<<(lc+lp) probabilities for each
 		// such chunk: a chunk of a dozen bytes could cost 6 MiB of work.
-		if p := b[5]; hdr == 6 && (p >= 9*5*5 || p%9+p/9%5 > 4) {
-			return fmt.Errorf("xz: the LZMA2 chunk at byte %d has properties %#x (lc+lp over 4)", x.pos, p)
+		// Only a chunk that sets new properties (control 0xc0 and up)
+		// has a properties byte.
+		if hdr == 6 {
+			if p := b[5]; p >= 9*5*5 || p%9+p/9%5 > 4 {
+				return fmt.Errorf("xz: the LZMA2 chunk at byte %d has properties %#x (lc+lp over 4)", x.pos, p)
+			}
 		}
 	default:
 		return fmt.Errorf("xz: invalid LZMA2 chunk at byte %d", x.pos)

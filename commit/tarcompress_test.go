@@ -512,3 +512,20 @@ func TestXZStreamPadding(t *testing.T) {
 		t.Errorf("3 MiB of zeros after the stream: %v", err)
 	}
 }
+
+// An LZMA2 chunk that goes on with the properties of the one before
+// (control 0x80 to 0xbf) has a 5-byte header: an xz file of more than one
+// chunk (here 2.6 MiB of text, written by xz 5.4) commits whole. The
+// fixture is not made from fixtureTar, whose tar fits in one chunk.
+func TestXZContinuedChunks(t *testing.T) {
+	data := readFixture(t, "chunks.tar.xz")
+	r := newRepo(t, repo.ModeArchive)
+	_, id, err := commitTarBytes(t, r, "chunks.tar.xz", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testtree.Tree{"text": testtree.File(strings.Repeat("all work and no play makes a dull tree\n", 70000), 0o644)}
+	if d := cmp.Diff(want, readCommit(t, r, id, false)); d != "" {
+		t.Errorf("(-want +got):\n%.2000s", d)
+	}
+}
