@@ -134,7 +134,11 @@ func (m *modifier) keepsXattrs() bool { return !m.canonical && !m.noXattrs }
 // fingerprint names the settings that change what a source file hashes to,
 // so the stat cache is used only with the settings it was made with.
 func (m *modifier) fingerprint(mode repo.Mode) [32]byte {
-	var flags byte
+	// 32, always: caches written without it came from builds that could
+	// record for a hardlink of an object the object it linked to (taken
+	// unchecked by --devino-canonical, or kept with its write bits under
+	// --mode-ro-executables in bare-user-only), and must not be reused.
+	flags := byte(32)
 	if m.canonical {
 		// 8, not 1: flag 1 meant the earlier rule (0755 or 0644), and
 		// records made with it must not be reused.

@@ -1,7 +1,10 @@
 package commit_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -494,5 +498,59 @@ func TestDevinoCanonicalLeavesStatCacheUnfilled(t *testing.T) {
 	res := commitDir(t, r, "main", farm)
 	if m := readCommit(t, r, res.Commit, false)["a"].Mode; m != 0o600 {
 		t.Errorf("after a DevinoCanonical commit, a commit without it recorded a as %v, want 0600 as on disk", m)
+	}
+}
+
+// A stat cache whose fingerprint lacks flag 32 comes from a build that
+// could record a hardlink of an object as the object it linked to, whose
+// header the file no longer had: such a cache is not used, and a commit
+// reads the files it lists.
+func TestStatCacheOfEarlierBuildsNotUsed(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a": testtree.File("same", 0o644), "b": testtree.File("same", 0o600)})
+	// Past the racy window, so that the cache records both files.
+	time.Sleep(2100 * time.Millisecond)
+	first := commitDir(t, r, "main", src)
+	dt, err := r.ReadDirTree(mustCommit(t, r, first.Commit).RootTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]repo.ID{}
+	for _, f := range dt.Files {
+		ids[f.Name] = f.ID
+	}
+
+	// Make the cache what such a build wrote: its fingerprint (bare-user,
+	// no flags, no overrides, per FORMAT.md §12) and a's entry naming the
+	// object of b, which differs from a's only by its mode.
+	path := commit.StatCachePath(r)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const magicLen = 16
+	old := hash.Sum([]byte{2, 0, 0, 0})
+	copy(data[magicLen:], old[:])
+	body := data[:len(data)-4]
+	a, b := ids["a"], ids["b"]
+	if n := bytes.Count(body, a[:]); n != 1 {
+		t.Fatalf("a's id found %d times in the cache, want once", n)
+	}
+	copy(body[bytes.Index(body, a[:]):], b[:])
+	binary.LittleEndian.PutUint32(data[len(body):], crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new file, so that the directory's dirtree is built from entries.
+	if err := os.WriteFile(filepath.Join(src, "c"), []byte("c"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := commitDir(t, r, "main", src)
+	if m := readCommit(t, r, second.Commit, false)["a"].Mode; m != 0o644 {
+		t.Errorf("with an earlier build's stat cache, a was recorded as %v, want 0644 as on disk", m)
+	}
+	if second.Stats.FilesHashed != 3 {
+		t.Errorf("with an earlier build's stat cache, hashed %d files, want 3", second.Stats.FilesHashed)
 	}
 }
