@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
@@ -172,7 +173,8 @@ func trustedKeys(args []string, keysFile, keysDir, what string) ([]ed25519.Publi
 		return nil, err
 	}
 	if len(ks) == 0 {
-		return nil, fmt.Errorf("verifying %s: %w: give PUBKEYs or --keys-file, or install keys in %v", what, sign.ErrNoTrustedKeys, dirs)
+		return nil, fmt.Errorf("verifying %s: %w: give PUBKEYs or --keys-file, or install keys in %s/trusted.ed25519(.d)",
+			what, sign.ErrNoTrustedKeys, strings.Join(dirs, "/trusted.ed25519(.d) or "))
 	}
 	return ks, nil
 }

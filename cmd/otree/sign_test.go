@@ -71,7 +71,8 @@ func TestSignCommand(t *testing.T) {
 	}
 	// --keys-dir replaces the system directories.
 	dir := t.TempDir()
-	c.fails(exitError, []string{"no trusted ed25519 public key"}, "sign", "--verify", "--keys-dir="+dir, "os/stable")
+	// The error names the files it looked for, not a list of directories.
+	c.fails(exitError, []string{"no trusted ed25519 public key", "install keys in " + dir + "/trusted.ed25519(.d)"}, "sign", "--verify", "--keys-dir="+dir, "os/stable")
 	os.WriteFile(filepath.Join(dir, "trusted.ed25519"), []byte(pub+"\n"), 0o644)
 	if got := c.ok("sign", "--verify", "--keys-dir="+dir, "os/stable"); !strings.Contains(got, pub) {
 		t.Errorf("sign --verify --keys-dir printed %q", got)
