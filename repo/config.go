@@ -51,13 +51,65 @@ func ParseConfig(data []byte) (*Config, error) {
 			if !ok || section == "" {
 				return nil, fmt.Errorf("config line %d: expected key=value inside a section, got %q", n, line)
 			}
-			c.sections[section][strings.TrimSpace(k)] = strings.TrimSpace(v)
+			c.sections[section][strings.TrimSpace(k)] = unescapeValue(strings.TrimSpace(v))
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
 		return nil, fmt.Errorf("config line %d: longer than %d bytes", n, maxConfigLine)
 	}
 	return c, sc.Err()
+}
+
+// valueEscapes are the escapes of GLib's key files, which OSTree's config
+// is: read as OSTree reads them, and written so that OSTree reads back
+// what was set (a backslash is written \\).
+var valueEscapes = map[byte]byte{'s': ' ', 'n': '\n', 't': '\t', 'r': '\r', '\\': '\\'}
+
+// unescapeValue reads the escapes of a config value. A backslash before
+// anything else stays as it is, where GLib refuses the line.
+func unescapeValue(v string) string {
+	if !strings.Contains(v, `\`) {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) {
+			if c, ok := valueEscapes[v[i+1]]; ok {
+				b.WriteByte(c)
+				i++
+				continue
+			}
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+// escapeValue writes v so that unescapeValue, and GLib, read it back:
+// backslashes, line breaks and tabs escaped, and spaces at either end,
+// which a reader would trim.
+func escapeValue(v string) string {
+	if !strings.ContainsAny(v, "\\\n\t\r") && strings.TrimSpace(v) == v {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == ' ' && (strings.TrimLeft(v[:i], " ") == "" || strings.TrimRight(v[i:], " ") == ""):
+			b.WriteString(`\s`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // SplitConfigKey splits "section.key" at the first dot, as OSTree does, so
@@ -194,7 +246,7 @@ func (c *Config) Bytes() []byte {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(&b, "%s=%s\n", k, c.sections[s][k])
+			fmt.Fprintf(&b, "%s=%s\n", k, escapeValue(c.sections[s][k]))
 		}
 	}
 	return b.Bytes()

@@ -94,3 +94,36 @@ func TestConfigKeysWithDots(t *testing.T) {
 		}
 	}
 }
+
+// Config values are read and written with GLib's key-file escapes, as
+// OSTree's are: a value with a backslash that otree sets, OSTree reads as
+// set; values OSTree sets with a backslash, a tab or spaces at either end
+// (written escaped), otree reads as set; and otree rewriting the file
+// keeps them so.
+func TestConfigValueEscapes(t *testing.T) {
+	c := newCLIMode(t, repo.ModeArchive)
+	o := findOSTree(t, "archive")
+	c.ok("config", "set", "core.mine", `c:\path\s`)
+	if got := strings.TrimSpace(c.ok("config", "get", "core.mine")); got != `c:\path\s` {
+		t.Errorf("config get core.mine = %q, want it as set", got)
+	}
+	if o == nil {
+		return
+	}
+	if got := strings.TrimSuffix(o.okIn(c.path, "config", "get", "core.mine"), "\n"); got != `c:\path\s` {
+		t.Errorf("ostree config get core.mine = %q, want it as otree set it", got)
+	}
+	theirs := map[string]string{"core.lead": "  two spaces", "core.tab": "a\tb", "core.slash": `x\y`}
+	for k, v := range theirs {
+		o.okIn(c.path, "config", "set", k, v)
+	}
+	c.ok("config", "set", "core.touch", "1") // otree rewrites the file
+	for k, v := range theirs {
+		if got := strings.TrimSuffix(c.ok("config", "get", k), "\n"); got != v {
+			t.Errorf("config get %s of OSTree's value = %q, want %q", k, got, v)
+		}
+		if got := strings.TrimSuffix(o.okIn(c.path, "config", "get", k), "\n"); got != v {
+			t.Errorf("after otree rewrote the file, ostree config get %s = %q, want %q", k, got, v)
+		}
+	}
+}

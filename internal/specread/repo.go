@@ -112,10 +112,25 @@ func ParseConfig(data []byte) (Config, error) {
 			if !ok || section == nil {
 				return nil, fmt.Errorf("line %d: not key=value in a section: %q", i+1, line)
 			}
-			section[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			section[strings.TrimSpace(k)] = unescape(strings.TrimSpace(v))
 		}
 	}
 	return cfg, nil
+}
+
+// unescape reads a value's escapes (§7): \s \n \t \r \\; a backslash
+// before anything else stays.
+func unescape(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) && strings.IndexByte("sntr\\", v[i+1]) >= 0 {
+			i++
+			b.WriteByte(map[byte]byte{'s': ' ', 'n': '\n', 't': '\t', 'r': '\r', '\\': '\\'}[v[i]])
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 // ValidRefName reports whether name is a valid branch name (§8): components

@@ -659,6 +659,7 @@ func TestConfigParsing(t *testing.T) {
 		{"# c\n; c\n  [ core ]  \r\n mode = archive \r\n[core]\nmode=bare\n", []string{"core.mode"}},
 		{"[remote \"org.example.Os\"]\nurl=http://x\nxa.title=T\n", []string{`remote "org.example.Os".url`, `remote "org.example.Os".xa.title`}},
 		{"[remote \"flathub\"]\nxa.title=F=G\n", []string{`remote "flathub".xa.title`}},
+		{"[core]\na=\\s two\\tx\\\\y\\q\\\n", []string{"core.a"}},
 		{"mode=bare\n", nil},
 		{"[core\n", nil},
 		{"[]\n", nil},
