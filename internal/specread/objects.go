@@ -29,7 +29,10 @@ type ObjectError struct {
 	Err  error
 }
 
+// Error names the object and what is wrong with it.
 func (e *ObjectError) Error() string { return fmt.Sprintf("%s.%s: %v", e.ID, e.Kind, e.Err) }
+
+// Unwrap returns the cause.
 func (e *ObjectError) Unwrap() error { return e.Err }
 
 // ObjectPath returns where an object of a kind is stored (§5).
