@@ -378,7 +378,11 @@ func (s *Sysroot) loadOnce() error {
 		s.booted.Booted = true
 	}
 	s.markRoles()
-	s.repo.SetRemotesDir(s.remotesDir())
+	if d := s.remotesDeployment(); d != nil {
+		s.repo.SetRemotesDirIn(d.Path, RemotesDir) // its links resolved in it
+	} else {
+		s.repo.SetRemotesDir("")
+	}
 	return nil
 }
 
@@ -390,17 +394,16 @@ func (s *Sysroot) loadOnce() error {
 // /etc like any default) and change it with an update.
 const RemotesDir = "etc/otree/remotes.d"
 
-// remotesDir is the RemotesDir of the booted or default deployment, or ""
-// without deployments.
-func (s *Sysroot) remotesDir() string {
-	d := s.booted
-	if d == nil && len(s.deployments) > 0 {
-		d = s.deployments[0]
+// remotesDeployment is the deployment whose RemotesDir holds the remotes:
+// the booted one, else the default; nil without deployments.
+func (s *Sysroot) remotesDeployment() *Deployment {
+	if s.booted != nil {
+		return s.booted
 	}
-	if d == nil {
-		return ""
+	if len(s.deployments) > 0 {
+		return s.deployments[0]
 	}
-	return filepath.Join(d.Path, RemotesDir)
+	return nil
 }
 
 // findBooted returns the booted deployment, if the kernel command line

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/inroot"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -136,7 +136,7 @@ func menuText(v string) bool {
 // os-release.
 func prettyName(d *Deployment) string {
 	for _, p := range []string{"usr/lib/os-release", "usr/etc/os-release"} {
-		data, err := readInTree(d.Path, p, osReleaseMax)
+		data, err := inroot.ReadFile(d.Path, p, osReleaseMax) // the tree's, not the machine's
 		if err != nil {
 			continue
 		}
@@ -155,54 +155,6 @@ func prettyName(d *Deployment) string {
 // osReleaseMax bounds what is read of an os-release file: a real one is a
 // few hundred bytes.
 const osReleaseMax = 64 << 10
-
-// readInTree reads at most max bytes of the regular file rel of the tree
-// at root, resolving symlinks as the tree would once booted: an absolute
-// one from root, ".." never above it. The tree's links never lead the read
-// to the machine's own files (an os-release linked to /etc/shadow), and a
-// FIFO or device there is refused rather than read, which could block or
-// never end.
-func readInTree(root, rel string, max int64) ([]byte, error) {
-	f, err := openInTree(root, rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", filepath.Join(root, rel))
-	}
-	return io.ReadAll(io.LimitReader(f, max))
-}
-
-// openInTree opens rel below root for reading, never blocking on a FIFO,
-// with symlinks resolved inside root (openat2's RESOLVE_IN_ROOT). A kernel
-// without openat2 gets os.Root's resolution, which refuses links that
-// leave root, absolute ones included.
-func openInTree(root, rel string) (*os.File, error) {
-	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
-	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	defer unix.Close(dfd)
-	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
-	if errors.Is(err, unix.ENOSYS) {
-		r, err := os.OpenRoot(root)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		return r.OpenFile(rel, flags, 0)
-	}
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: filepath.Join(root, rel), Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
-}
 
 // writeDeployments makes list the deployment list. Everything the new
 // state needs (deployment directories, kernels, origins, entries, links)

@@ -3,12 +3,11 @@ package repo
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/otree/otree/internal/inroot"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,14 +23,37 @@ type RemoteSection struct {
 // sections define remotes beside those of the config, as OSTree's
 // /etc/ostree/remotes.d does for a system repository: the remotes an OS
 // ships in its /etc come with each deployment. "" (the default) reads the
-// config alone. The deploy package sets it for a sysroot's repository.
-// It may be called while other goroutines use r.
-func (r *Repo) SetRemotesDir(dir string) { r.remotesDir.Store(&dir) }
+// config alone. It is SetRemotesDirIn("/", dir), for the running system's
+// own directory. It may be called while other goroutines use r.
+func (r *Repo) SetRemotesDir(dir string) {
+	if dir == "" {
+		r.remotesDir.Store(nil)
+		return
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	r.SetRemotesDirIn("/", dir)
+}
 
-// RemotesDir is the directory SetRemotesDir named, or "".
+// SetRemotesDirIn names the remotes directory dir of the tree at root (a
+// deployment), whose symlinks are resolved inside root as the tree would
+// once booted: a link a deployment ships in its /etc never leads the read
+// to the machine's own files. The deploy package sets it for a sysroot's
+// repository.
+func (r *Repo) SetRemotesDirIn(root, dir string) {
+	rel, err := filepath.Rel("/", filepath.Join("/", dir))
+	if err != nil {
+		rel = dir
+	}
+	r.remotesDir.Store(&[2]string{root, rel})
+}
+
+// RemotesDir is the directory SetRemotesDir or SetRemotesDirIn named,
+// with its root, or "".
 func (r *Repo) RemotesDir() string {
 	if p := r.remotesDir.Load(); p != nil {
-		return *p
+		return filepath.Join(p[0], p[1])
 	}
 	return ""
 }
@@ -42,10 +64,11 @@ func (r *Repo) RemotesDir() string {
 // the files; what could be read is returned either way, each remote once.
 func (r *Repo) RemoteSections() ([]RemoteSection, error) {
 	out := remoteSections(r.config, "")
-	remotesDir := r.RemotesDir()
-	if remotesDir == "" {
+	at := r.remotesDir.Load()
+	if at == nil {
 		return out, nil
 	}
+	root, dir := at[0], at[1]
 	where := func(s RemoteSection) string {
 		if s.File == "" {
 			return r.Path("config")
@@ -53,10 +76,20 @@ func (r *Repo) RemoteSections() ([]RemoteSection, error) {
 		return s.File
 	}
 	var errs []error
-	files, _ := filepath.Glob(filepath.Join(remotesDir, "*.conf"))
-	sort.Strings(files)
-	for _, f := range files {
-		data, err := readRemotesFile(f)
+	var names []string
+	if d, err := inroot.Open(root, dir, unix.O_DIRECTORY); err == nil {
+		all, _ := d.Readdirnames(-1)
+		d.Close()
+		for _, n := range all {
+			if strings.HasSuffix(n, ".conf") {
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := filepath.Join(root, dir, n)
+		data, err := inroot.ReadFile(root, filepath.Join(dir, n), remotesFileMax)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reading remotes: %w", err))
 			continue
@@ -97,30 +130,3 @@ func remoteSections(cfg *Config, file string) []RemoteSection {
 // remotesFileMax bounds what is read of a remotes-directory file: a few
 // sections of a few keys each.
 const remotesFileMax = 1 << 20
-
-// readRemotesFile reads a remotes-directory file, which a deployment's
-// tree ships in its /etc: only a regular file is read, opened so that a
-// FIFO there cannot block every command that lists remotes, and no more
-// than remotesFileMax bytes of it.
-func readRemotesFile(p string) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", p)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, remotesFileMax+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > remotesFileMax {
-		return nil, fmt.Errorf("%s: more than %d bytes", p, remotesFileMax)
-	}
-	return data, nil
-}

@@ -113,7 +113,7 @@ type Repo struct {
 
 	spreadOnce sync.Once // see spreadStaging
 
-	remotesDir atomic.Pointer[string] // see SetRemotesDir; nil means ""
+	remotesDir atomic.Pointer[[2]string] // root and directory, see SetRemotesDirIn; nil: none
 }
 
 // InitOptions configure Init.
