@@ -466,7 +466,17 @@ func (c *statCache) save(roots []string, root *dir) error {
 		return nil
 	}
 	c.checkCarried(&stamps, carried)
-	out := append([]byte(statCacheMagic), c.fp[:]...)
+	// The file is built in one buffer of its exact size (and the checksum
+	// cachefile.Write appends): grown by append, a cache of tens of MiB
+	// would be allocated about five times over, with the two largest
+	// copies live at once.
+	size := len(statCacheMagic) + len(c.fp) + fanDirs*stampSize + binary.MaxVarintLen64 + 4
+	for _, r := range s.records {
+		size += binary.MaxVarintLen64 + len(r)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, statCacheMagic...)
+	out = append(out, c.fp[:]...)
 	for _, st := range stamps {
 		out = binary.LittleEndian.AppendUint64(out, st.ino)
 		out = binary.LittleEndian.AppendUint64(out, uint64(st.ctime))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/limitread/limitreadtest"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -552,5 +553,53 @@ func TestStatCacheOfEarlierBuildsNotUsed(t *testing.T) {
 	}
 	if second.Stats.FilesHashed != 3 {
 		t.Errorf("with an earlier build's stat cache, hashed %d files, want 3", second.Stats.FilesHashed)
+	}
+}
+
+// Saving the stat cache holds it once: a commit of a small directory into a
+// repository whose cache holds the records of a large tree writes them all
+// again (other trees' records are kept), and used to build the file by
+// appending to a growing buffer, allocating about five times its size.
+func TestStatCacheSaveAllocatesItOnce(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	big := t.TempDir()
+	name := strings.Repeat("n", 60)
+	for d := range 400 {
+		dir := filepath.Join(big, fmt.Sprintf("dir%03d-%s", d, name))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 20 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d-%s", f, name)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commitDir(t, r, "big", big)
+	// A first small commit saves stamps of the fan-out directories the big
+	// one filled, so that the next does not check the big tree's objects
+	// one by one: what is left to measure is the save itself.
+	time.Sleep(200 * time.Millisecond)
+	commitDir(t, r, "small1", makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)}))
+	st, err := os.Stat(commit.StatCachePath(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := makeTree(t, testtree.Tree{"b": testtree.File("b", 0o644)})
+	alloc := limitreadtest.Allocated(func() { commitDir(t, r, "small2", small) })
+	after, err := os.Stat(commit.StatCachePath(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() <= st.Size() {
+		t.Fatalf("stat cache went from %d to %d bytes; want it rewritten with the small tree's record", st.Size(), after.Size())
+	}
+	// What the same commit allocates where the cache is small: the walk's
+	// buffers and the rest that does not grow with the cache.
+	r0 := newRepo(t, repo.ModeBareUser)
+	commitDir(t, r0, "small1", makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644)}))
+	base := limitreadtest.Allocated(func() { commitDir(t, r0, "small2", small) })
+	if limit := base + uint64(st.Size())*3/2; alloc > limit {
+		t.Errorf("committing one file with a stat cache of %d KiB allocated %d KiB, %d KiB without it; want at most %d KiB", st.Size()>>10, alloc>>10, base>>10, limit>>10)
 	}
 }
