@@ -536,8 +536,9 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (e
 	}()
 	if o.rc != nil {
 		// Archive: decompress; reading to EOF verifies the id (also for
-		// empty files).
-		if _, err := io.CopyBuffer(rawfd.Writer(fd), o.rc, w.buf); err != nil {
+		// empty files). The stream has no holes: runs of zeros become
+		// holes, as in a pull (docs/FORMAT.md §6).
+		if _, err := rawfd.WriteSparse(fd, o.rc, w.buf); err != nil {
 			return err
 		}
 	} else if o.h.Size > 0 {

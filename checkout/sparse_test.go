@@ -51,3 +51,49 @@ func TestSparseFilesStaySparse(t *testing.T) {
 		}
 	}
 }
+
+// An archive repository's objects are compressed and hold no holes, but
+// the file decompressed from one gets a hole for each 64 KiB of zeros at a
+// 64 KiB offset, as a pulled file does: in a plain checkout and in the
+// uncompressed-object cache a user-mode one fills and later links.
+func TestSparseFromArchive(t *testing.T) {
+	const size = 64<<20 + 1000 // ends past the last whole 64 KiB
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	f, err := os.Create(filepath.Join(src, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("data"), 4096/4)
+	for _, off := range []int64{0, 20<<20 + 100, 40 << 20, size - 1000 - 4096} {
+		f.WriteAt(data, off)
+	}
+	f.Truncate(size)
+	f.Close()
+	if st := coStat(t, filepath.Join(src, "disk.img")); st.Blocks*512 >= size/2 {
+		t.Skipf("the filesystem of %s does not keep holes", src)
+	}
+	want, _ := os.ReadFile(filepath.Join(src, "disk.img"))
+	r := coRepo(t, repo.ModeArchive)
+	id := coCommit(t, r, src)
+	for _, c := range []struct {
+		name   string
+		o      checkout.Options
+		linked bool // a link of the cache entry
+	}{
+		{"plain", checkout.Options{}, false},
+		{"user mode, filling the cache", checkout.Options{UserMode: true, UncompressedCache: true}, true},
+		{"user mode, from the cache", checkout.Options{UserMode: true, UncompressedCache: true}, true},
+	} {
+		_, dest := coCheckout(t, r, id, "", c.o)
+		p := filepath.Join(dest, "disk.img")
+		if st := coStat(t, p); st.Size != size || st.Blocks*512 >= size/2 {
+			t.Errorf("%s: size %d, %d bytes allocated for 16 KiB of data", c.name, st.Size, st.Blocks*512)
+		} else if linked := st.Nlink > 1; linked != c.linked {
+			t.Errorf("%s: %d links, want a link of the cache entry: %v", c.name, st.Nlink, c.linked)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+			t.Errorf("%s: the checkout's bytes differ from the source's", c.name)
+		}
+	}
+}

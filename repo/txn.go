@@ -829,7 +829,7 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 }
 
 // zeros is a stretch of zeros as long as spoolSparse's holes.
-var zeros = make([]byte, 64<<10)
+var zeros = make([]byte, rawfd.HoleRun)
 
 // spoolSparse copies r to the spool f, hashing every byte into hs, and
 // leaves each 64 KiB of zeros at a 64 KiB offset as a hole. Content that

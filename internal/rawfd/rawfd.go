@@ -4,6 +4,7 @@
 package rawfd
 
 import (
+	"bytes"
 	"io"
 
 	"golang.org/x/sys/unix"
@@ -95,6 +96,52 @@ func Extents(fd int, size int64, fn func(start, end int64) error) error {
 		off = end
 	}
 	return nil
+}
+
+// HoleRun is the run of zeros that WriteSparse leaves as a hole when it
+// starts at a multiple of HoleRun. Content read from a stream brings no
+// holes to keep, but a sparse file's runs of zeros become holes again.
+const HoleRun = 64 << 10
+
+var zeroRun = make([]byte, HoleRun)
+
+// WriteSparse writes what r gives, to its end, at the start of the empty
+// file fd, leaving each HoleRun of zeros at a multiple of HoleRun as a hole,
+// and returns the bytes read. buf, at least HoleRun long, is scratch.
+func WriteSparse(fd int, r io.Reader, buf []byte) (int64, error) {
+	buf = buf[:HoleRun]
+	var off int64
+	hole := false // the file ends in a hole not yet made part of it
+	for {
+		// Not io.ReadFull: it drops an error that comes with the last
+		// bytes of a full buffer.
+		m := 0
+		var err error
+		for m < len(buf) && err == nil {
+			var k int
+			k, err = r.Read(buf[m:])
+			m += k
+		}
+		if m == len(buf) && bytes.Equal(buf, zeroRun) {
+			hole = true
+		} else if m > 0 {
+			if _, err := WriterAt(fd).WriteAt(buf[:m], off); err != nil {
+				return off, err
+			}
+			hole = false
+		}
+		off += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+	if hole {
+		return off, unix.Ftruncate(fd, off)
+	}
+	return off, nil
 }
 
 // WriterAt writes to the descriptor it is at given offsets (pwrite),

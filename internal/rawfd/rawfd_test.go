@@ -3,6 +3,7 @@ package rawfd_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -132,4 +133,77 @@ func slicesContain(stretches [][2]int64, start, end int64) bool {
 		}
 	}
 	return false
+}
+
+// newFile creates an empty file and returns its descriptor, closed at the
+// end of the test.
+func newFile(t *testing.T) (int, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "new")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd, p
+}
+
+func allocated(t *testing.T, fd int) (size, bytes int64) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Size, st.Blocks * 512
+}
+
+// lastErr gives the bytes of r, err with the last of them, and then
+// io.EOF.
+type lastErr struct {
+	r   *bytes.Reader
+	err error
+}
+
+func (l *lastErr) Read(p []byte) (int, error) {
+	n, _ := l.r.Read(p)
+	if l.r.Len() == 0 {
+		err := l.err
+		l.err = io.EOF
+		return n, err
+	}
+	return n, nil
+}
+
+// WriteSparse leaves each 64 KiB of zeros at a 64 KiB offset as a hole,
+// the file's end included, writes everything else (zeros not so placed
+// too), and returns an error that comes with the stream's last bytes.
+func TestWriteSparse(t *testing.T) {
+	const mb = 1 << 20
+	for _, size := range []int64{8 * mb, 8*mb + 1000} {
+		want := make([]byte, size)
+		copy(want, "head")
+		copy(want[3*mb+100:], "middle, across no boundary")
+		copy(want[5*mb-2:], "across a boundary")
+		if size%rawfd.HoleRun != 0 {
+			copy(want[size-1000:], "in the last, short run, followed by zeros")
+		}
+		fd, p := newFile(t)
+		n, err := rawfd.WriteSparse(fd, bytes.NewReader(want), make([]byte, 256<<10))
+		if err != nil || n != size {
+			t.Fatalf("WriteSparse = %d, %v; want %d, nil", n, err, size)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+			t.Errorf("size %d: the file differs from what was read", size)
+		}
+		if sz, alloc := allocated(t, fd); sz != size || alloc > 1*mb {
+			t.Errorf("size %d: file of size %d with %d bytes allocated; want at most 1 MiB", size, sz, alloc)
+		}
+	}
+
+	boom := errors.New("boom")
+	fd, _ := newFile(t)
+	data := bytes.Repeat([]byte("z"), 2*rawfd.HoleRun)
+	if _, err := rawfd.WriteSparse(fd, &lastErr{bytes.NewReader(data), boom}, make([]byte, rawfd.HoleRun)); !errors.Is(err, boom) {
+		t.Errorf("a stream whose last bytes come with an error: %v, want it", err)
+	}
 }
