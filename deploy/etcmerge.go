@@ -13,6 +13,7 @@ import (
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/dirent"
+	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/xattr"
 	"golang.org/x/sys/unix"
 )
@@ -636,6 +637,7 @@ func (m *merger) create(dirfd int, dirPath string, e *entry) error {
 	return setMeta(dirfd, dirPath, e.name, n, e.t != m.nd)
 }
 
+// copyFile copies the regular file e to e.name in dirfd, holes kept.
 func copyFile(dirfd int, path string, e *entry) error {
 	src, err := e.t.openFile(e.rel)
 	if err != nil {
@@ -647,7 +649,12 @@ func copyFile(dirfd int, path string, e *entry) error {
 		return &os.PathError{Op: "create", Path: path, Err: err}
 	}
 	dst := os.NewFile(uintptr(fd), path)
-	_, err = io.Copy(dst, src)
+	// Data stretch by stretch: a sparse file (a disk image, lastlog)
+	// stays sparse.
+	var st unix.Stat_t
+	if err = unix.Fstat(int(src.Fd()), &st); err == nil {
+		err = rawfd.CopyExtents(fd, int(src.Fd()), st.Size)
+	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}

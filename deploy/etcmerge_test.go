@@ -515,3 +515,38 @@ func TestMergeEtcTimes(t *testing.T) {
 		}
 	}
 }
+
+// Sparse files keep their holes in the merged /etc, whether they come
+// from the new defaults or from the admin's /etc.
+func TestMergeEtcSparse(t *testing.T) {
+	const size = 64 << 20
+	f := newEtcFixture(t, testtree.Tree{}, testtree.Tree{}, testtree.Tree{})
+	for _, p := range []string{filepath.Join(f.oe, "local.img"), filepath.Join(f.nd, "default.img")} {
+		g, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.WriteAt([]byte("data"), 20<<20)
+		g.Truncate(size)
+		g.Close()
+		var st unix.Stat_t
+		if unix.Stat(p, &st); st.Blocks*512 >= size/2 {
+			t.Skipf("the filesystem of %s does not keep holes", p)
+		}
+	}
+	f.merge(t)
+	for _, name := range []string{"local.img", "default.img"} {
+		p := filepath.Join(f.dest, name)
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Size != size || st.Blocks*512 >= size/2 {
+			t.Errorf("%s: size %d, %d bytes allocated for 4 bytes of data", name, st.Size, st.Blocks*512)
+		}
+		got, _ := os.ReadFile(p)
+		if len(got) != size || string(got[20<<20:20<<20+4]) != "data" {
+			t.Errorf("%s: the copy's bytes differ from the source's", name)
+		}
+	}
+}

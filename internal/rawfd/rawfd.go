@@ -144,6 +144,53 @@ func WriteSparse(fd int, r io.Reader, buf []byte) (int64, error) {
 	return off, nil
 }
 
+// CopyExtents copies the first size bytes of src to the same offsets of
+// the empty file dst, stretch by stretch of data (Extents), so that the
+// holes of a sparse src stay holes in dst, and makes dst size bytes long.
+// It copies with copy_file_range where the kernel can (which shares
+// extents where the filesystem does), else reads and writes. A src
+// shorter than size gives io.ErrUnexpectedEOF.
+func CopyExtents(dst, src int, size int64) error {
+	var buf []byte
+	err := Extents(src, size, func(start, end int64) error {
+		off := start
+		for off < end {
+			roff, woff := off, off
+			k, err := unix.CopyFileRange(src, &roff, dst, &woff, int(min(end-off, 1<<30)), 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || k == 0 {
+				break // read and write the rest, which reports any error
+			}
+			off += int64(k)
+		}
+		for off < end {
+			if buf == nil {
+				buf = make([]byte, 256<<10)
+			}
+			k, err := ReaderAt(src).ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+			if k > 0 {
+				if _, err := WriterAt(dst).WriteAt(buf[:k], off); err != nil {
+					return err
+				}
+				off += int64(k)
+			}
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return unix.Ftruncate(dst, size)
+}
+
 // WriterAt writes to the descriptor it is at given offsets (pwrite),
 // retrying short writes and EINTR.
 type WriterAt int

@@ -207,3 +207,25 @@ func TestWriteSparse(t *testing.T) {
 		t.Errorf("a stream whose last bytes come with an error: %v, want it", err)
 	}
 }
+
+// CopyExtents copies a sparse file's bytes and keeps its holes, the one
+// at its end included; a source shorter than size is an error.
+func TestCopyExtents(t *testing.T) {
+	const mb = 1 << 20
+	src := sparseFile(t, 8*mb, 0, 3*mb+100, 5*mb)
+	want, _ := os.ReadFile(src.Name())
+	fd, p := newFile(t)
+	if err := rawfd.CopyExtents(fd, int(src.Fd()), 8*mb); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+		t.Error("the copy differs from the source")
+	}
+	if sz, alloc := allocated(t, fd); sz != 8*mb || alloc > 1*mb {
+		t.Errorf("copy of size %d with %d bytes allocated; want 8 MiB with at most 1 MiB", sz, alloc)
+	}
+	fd2, _ := newFile(t)
+	if err := rawfd.CopyExtents(fd2, int(src.Fd()), 9*mb); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a source shorter than size: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
