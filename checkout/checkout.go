@@ -291,7 +291,6 @@ type checkouter struct {
 	noLink   string // why not, when !link
 	linkOff  atomic.Bool
 	cloneOff atomic.Bool
-	cfrOff   atomic.Bool
 
 	// heads is the repository's file-header index, for bare-user
 	// hardlink checkouts and checkouts through an archive repository's

@@ -538,7 +538,7 @@ func (w *worker) copyRegular(n *dirNode, name string, o *object, perm uint32) (e
 		// Archive: decompress; reading to EOF verifies the id (also for
 		// empty files). The stream has no holes: runs of zeros become
 		// holes, as in a pull (docs/FORMAT.md §6).
-		if _, err := rawfd.WriteSparse(fd, o.rc, w.buf); err != nil {
+		if _, err := rawfd.WriteSparse(rawfd.WriterAt(fd), o.rc, w.buf); err != nil {
 			return err
 		}
 	} else if o.h.Size > 0 {
@@ -606,57 +606,11 @@ func (w *worker) copyContent(dst int, o *object) error {
 	}
 	// Stretch by stretch of data, so that the holes of a sparse object
 	// stay holes in dst.
-	end := int64(0)
-	err := rawfd.Extents(src, size, func(start, stop int64) error {
-		off := start
-		if !c.cfrOff.Load() {
-			for off < stop {
-				roff, woff := off, off
-				k, err := unix.CopyFileRange(src, &roff, dst, &woff, int(min(stop-off, 1<<30)), 0)
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil {
-					if off == 0 && notSupported(err) {
-						c.cfrOff.Store(true)
-						break
-					}
-					return fmt.Errorf("copying file object %s: %w", o.id, err)
-				}
-				if k == 0 {
-					return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
-				}
-				off += int64(k)
-			}
+	if err := rawfd.CopyExtents(dst, src, size, w.buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
 		}
-		for off < stop {
-			k, err := unix.Pread(src, w.buf[:min(int64(len(w.buf)), stop-off)], off)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("reading file object %s: %w", o.id, err)
-			}
-			if k == 0 {
-				return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
-			}
-			if _, err := rawfd.WriterAt(dst).WriteAt(w.buf[:k], off); err != nil {
-				return err
-			}
-			off += int64(k)
-		}
-		end = stop
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if end < size {
-		// A hole at the end; an object shorter than its size is caught
-		// by whoever verifies it, as a copy of it would be.
-		if err := unix.Ftruncate(dst, size); err != nil {
-			return err
-		}
+		return fmt.Errorf("copying file object %s: %w", o.id, err)
 	}
 	return nil
 }

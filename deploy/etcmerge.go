@@ -623,7 +623,7 @@ func (m *merger) create(dirfd int, dirPath string, e *entry) error {
 			return m.fill(dirfd, dirPath, e.name, e)
 		}
 	case unix.S_IFREG:
-		if err = copyFile(dirfd, path, e); err != nil {
+		if err = m.copyFile(dirfd, path, e); err != nil {
 			return err
 		}
 	case unix.S_IFLNK:
@@ -638,7 +638,7 @@ func (m *merger) create(dirfd int, dirPath string, e *entry) error {
 }
 
 // copyFile copies the regular file e to e.name in dirfd, holes kept.
-func copyFile(dirfd int, path string, e *entry) error {
+func (m *merger) copyFile(dirfd int, path string, e *entry) error {
 	src, err := e.t.openFile(e.rel)
 	if err != nil {
 		return err
@@ -653,7 +653,7 @@ func copyFile(dirfd int, path string, e *entry) error {
 	// stays sparse.
 	var st unix.Stat_t
 	if err = unix.Fstat(int(src.Fd()), &st); err == nil {
-		err = rawfd.CopyExtents(fd, int(src.Fd()), st.Size)
+		err = rawfd.CopyExtents(fd, int(src.Fd()), st.Size, m.buf)
 	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr

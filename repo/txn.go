@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -650,6 +649,19 @@ type stagedFile struct {
 	space *spaceBudget // counts what is written
 }
 
+// WriteAt writes p at off, counting it against the budget as Write does.
+func (f *stagedFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.space.take(int64(len(p))); err != nil {
+		return 0, err
+	}
+	n, err := rawfd.WriterAt(f.fd).WriteAt(p, off)
+	f.n += int64(n)
+	return n, err
+}
+
+// Truncate sets the staged file's size, for a hole at its end.
+func (f *stagedFile) Truncate(size int64) error { return unix.Ftruncate(f.fd, size) }
+
 func (f *stagedFile) Write(p []byte) (int, error) {
 	if err := f.space.take(int64(len(p))); err != nil {
 		return 0, err
@@ -815,7 +827,9 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 	// The spool holds the content uncompressed, however small the object
 	// it becomes: it counts against the free-space reserve while it lasts.
 	sf := &stagedFile{fd: fd, space: t.space}
-	n, err := spoolSparse(sf, hs, ctxread.Reader(t.ctx, io.LimitReader(src, int64(h.Size))))
+	// Runs of zeros become holes: content that arrives as a stream brings
+	// none, but a sparse file's zeros need not be written out.
+	n, err := rawfd.WriteSparse(sf, io.TeeReader(ctxread.Reader(t.ctx, io.LimitReader(src, int64(h.Size))), hs), make([]byte, rawfd.HoleRun))
 	c.spooled = sf.n
 	c.n = uint64(n)
 	if err == nil && c.n != h.Size {
@@ -826,50 +840,6 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 	}
 	c.id = ID(hs.Sum())
 	return c, nil
-}
-
-// zeros is a stretch of zeros as long as spoolSparse's holes.
-var zeros = make([]byte, rawfd.HoleRun)
-
-// spoolSparse copies r to the spool f, hashing every byte into hs, and
-// leaves each 64 KiB of zeros at a 64 KiB offset as a hole. Content that
-// arrives as a stream (pulled, or from a tar) brings no holes, but a
-// sparse file's runs of zeros become holes again, in the spool and so in
-// the object copied from it, rather than being written out whole.
-func spoolSparse(f *stagedFile, hs io.Writer, r io.Reader) (int64, error) {
-	buf := make([]byte, len(zeros))
-	var off int64
-	hole := false // the spool's offset lags off: a hole is pending
-	for {
-		m, err := io.ReadFull(r, buf)
-		if m > 0 {
-			hs.Write(buf[:m])
-			if m == len(buf) && bytes.Equal(buf, zeros) {
-				hole = true
-			} else {
-				if hole {
-					if _, err := unix.Seek(f.fd, off, io.SeekStart); err != nil {
-						return off, err
-					}
-					hole = false
-				}
-				if _, err := f.Write(buf[:m]); err != nil {
-					return off, err
-				}
-			}
-			off += int64(m)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return off, err
-		}
-	}
-	if hole {
-		return off, unix.Ftruncate(f.fd, off)
-	}
-	return off, nil
 }
 
 // storeContent stages the object c holds under c.id.

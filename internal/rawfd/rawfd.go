@@ -105,10 +105,17 @@ const HoleRun = 64 << 10
 
 var zeroRun = make([]byte, HoleRun)
 
+// SparseFile is what WriteSparse writes to: a file written at offsets,
+// and truncated to make a hole at its end. WriterAt is one.
+type SparseFile interface {
+	io.WriterAt
+	Truncate(size int64) error
+}
+
 // WriteSparse writes what r gives, to its end, at the start of the empty
-// file fd, leaving each HoleRun of zeros at a multiple of HoleRun as a hole,
-// and returns the bytes read. buf, at least HoleRun long, is scratch.
-func WriteSparse(fd int, r io.Reader, buf []byte) (int64, error) {
+// file dst, leaving each HoleRun of zeros at a multiple of HoleRun as a
+// hole, and returns the bytes read. buf, at least HoleRun long, is scratch.
+func WriteSparse(dst SparseFile, r io.Reader, buf []byte) (int64, error) {
 	buf = buf[:HoleRun]
 	var off int64
 	hole := false // the file ends in a hole not yet made part of it
@@ -125,7 +132,7 @@ func WriteSparse(fd int, r io.Reader, buf []byte) (int64, error) {
 		if m == len(buf) && bytes.Equal(buf, zeroRun) {
 			hole = true
 		} else if m > 0 {
-			if _, err := WriterAt(fd).WriteAt(buf[:m], off); err != nil {
+			if _, err := dst.WriteAt(buf[:m], off); err != nil {
 				return off, err
 			}
 			hole = false
@@ -139,7 +146,7 @@ func WriteSparse(fd int, r io.Reader, buf []byte) (int64, error) {
 		}
 	}
 	if hole {
-		return off, unix.Ftruncate(fd, off)
+		return off, dst.Truncate(off)
 	}
 	return off, nil
 }
@@ -148,10 +155,10 @@ func WriteSparse(fd int, r io.Reader, buf []byte) (int64, error) {
 // the empty file dst, stretch by stretch of data (Extents), so that the
 // holes of a sparse src stay holes in dst, and makes dst size bytes long.
 // It copies with copy_file_range where the kernel can (which shares
-// extents where the filesystem does), else reads and writes. A src
-// shorter than size gives io.ErrUnexpectedEOF.
-func CopyExtents(dst, src int, size int64) error {
-	var buf []byte
+// extents where the filesystem does), else reads and writes through buf,
+// scratch of any length. A src shorter than size gives
+// io.ErrUnexpectedEOF.
+func CopyExtents(dst, src int, size int64, buf []byte) error {
 	err := Extents(src, size, func(start, end int64) error {
 		off := start
 		for off < end {
@@ -166,9 +173,6 @@ func CopyExtents(dst, src int, size int64) error {
 			off += int64(k)
 		}
 		for off < end {
-			if buf == nil {
-				buf = make([]byte, 256<<10)
-			}
 			k, err := ReaderAt(src).ReadAt(buf[:min(int64(len(buf)), end-off)], off)
 			if k > 0 {
 				if _, err := WriterAt(dst).WriteAt(buf[:k], off); err != nil {
@@ -210,3 +214,6 @@ func (w WriterAt) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return done, nil
 }
+
+// Truncate sets the file's size (ftruncate).
+func (w WriterAt) Truncate(size int64) error { return unix.Ftruncate(int(w), size) }

@@ -188,7 +188,7 @@ func TestWriteSparse(t *testing.T) {
 			copy(want[size-1000:], "in the last, short run, followed by zeros")
 		}
 		fd, p := newFile(t)
-		n, err := rawfd.WriteSparse(fd, bytes.NewReader(want), make([]byte, 256<<10))
+		n, err := rawfd.WriteSparse(rawfd.WriterAt(fd), bytes.NewReader(want), make([]byte, 256<<10))
 		if err != nil || n != size {
 			t.Fatalf("WriteSparse = %d, %v; want %d, nil", n, err, size)
 		}
@@ -203,7 +203,7 @@ func TestWriteSparse(t *testing.T) {
 	boom := errors.New("boom")
 	fd, _ := newFile(t)
 	data := bytes.Repeat([]byte("z"), 2*rawfd.HoleRun)
-	if _, err := rawfd.WriteSparse(fd, &lastErr{bytes.NewReader(data), boom}, make([]byte, rawfd.HoleRun)); !errors.Is(err, boom) {
+	if _, err := rawfd.WriteSparse(rawfd.WriterAt(fd), &lastErr{bytes.NewReader(data), boom}, make([]byte, rawfd.HoleRun)); !errors.Is(err, boom) {
 		t.Errorf("a stream whose last bytes come with an error: %v, want it", err)
 	}
 }
@@ -215,7 +215,7 @@ func TestCopyExtents(t *testing.T) {
 	src := sparseFile(t, 8*mb, 0, 3*mb+100, 5*mb)
 	want, _ := os.ReadFile(src.Name())
 	fd, p := newFile(t)
-	if err := rawfd.CopyExtents(fd, int(src.Fd()), 8*mb); err != nil {
+	if err := rawfd.CopyExtents(fd, int(src.Fd()), 8*mb, make([]byte, 4096)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
@@ -225,7 +225,7 @@ func TestCopyExtents(t *testing.T) {
 		t.Errorf("copy of size %d with %d bytes allocated; want 8 MiB with at most 1 MiB", sz, alloc)
 	}
 	fd2, _ := newFile(t)
-	if err := rawfd.CopyExtents(fd2, int(src.Fd()), 9*mb); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err := rawfd.CopyExtents(fd2, int(src.Fd()), 9*mb, make([]byte, 4096)); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("a source shorter than size: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
