@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
 
@@ -95,5 +96,36 @@ func TestSparseFromArchive(t *testing.T) {
 		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
 			t.Errorf("%s: the checkout's bytes differ from the source's", c.name)
 		}
+	}
+}
+
+// A sparse object whose data starts after a hole is copied into a
+// checkout on another filesystem, where copy_file_range may refuse to
+// cross (EXDEV): the copy falls back to reading and writing, and the hole
+// stays a hole.
+func TestSparseCopyAcrossFilesystems(t *testing.T) {
+	const size = 8 << 20
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	f, err := os.Create(filepath.Join(src, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(bytes.Repeat([]byte("x"), 4096), 4<<20)
+	f.Truncate(size)
+	f.Close()
+	if st := coStat(t, filepath.Join(src, "disk.img")); st.Blocks*512 >= size/2 {
+		t.Skipf("the filesystem of %s does not keep holes", src)
+	}
+	want, _ := os.ReadFile(filepath.Join(src, "disk.img"))
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, src)
+	_, dest := coCheckout(t, r, id, filepath.Join(testtree.SmallFS(t, 64<<20), "co"), checkout.Options{UserMode: true})
+	p := filepath.Join(dest, "disk.img")
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+		t.Errorf("the checkout's bytes differ from the source's")
+	}
+	if st := coStat(t, p); st.Size != size || st.Blocks*512 >= size/2 {
+		t.Errorf("checkout on another filesystem: size %d, %d bytes allocated", st.Size, st.Blocks*512)
 	}
 }
