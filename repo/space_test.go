@@ -144,3 +144,46 @@ func TestMinFreeSpaceCountsSpool(t *testing.T) {
 		t.Fatalf("commit after the refused object: %v", err)
 	}
 }
+
+// The holes of a sparse file take no room, and the reserve does not count
+// them: a 64 MiB file with 8 KiB of data is stored, from a stream or from
+// a file, where 8 MiB may be written.
+func TestMinFreeSpaceSkipsHoles(t *testing.T) {
+	const size = 64 << 20
+	mnt := testtree.SmallFS(t, 32<<20)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Config().Set(repo.ConfigMinFreeSize, "1MB"); err != nil {
+		t.Fatal(err)
+	}
+	testtree.FillTo(t, mnt, 9<<20)
+	content := make([]byte, size)
+	copy(content[4<<20:], bytes.Repeat([]byte{1}, 4096))
+	copy(content[40<<20:], bytes.Repeat([]byte{2}, 4096))
+	src := filepath.Join(mnt, "sparse")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteAt(content[4<<20:4<<20+4096], 4<<20)
+	f.WriteAt(content[40<<20:40<<20+4096], 40<<20)
+	f.Truncate(size)
+
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: size}
+	if _, _, err := txn.WriteFileStream(h, bytes.NewReader(content)); err != nil {
+		t.Errorf("streamed: %v", err)
+	}
+	h.Mode = 0o600 // another object
+	if _, err := txn.WriteFileFrom(h, repo.FileID(h, content), f); err != nil {
+		t.Errorf("from a file: %v", err)
+	}
+}

@@ -1071,20 +1071,32 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 
 // copyFile copies n bytes of src (from offset 0) to dst, by reflink when the
 // filesystem shares extents, else copy_file_range, else read/write. The
-// holes of a sparse src stay holes: they are not written.
+// holes of a sparse src stay holes: they are not written, and neither the
+// free-space budget nor the bytes written count them.
 func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	if err := dst.space.take(n); err != nil {
+	var stretches [][2]int64
+	var data int64
+	err := rawfd.Extents(int(src.Fd()), n, func(start, stop int64) error {
+		stretches = append(stretches, [2]int64{start, stop})
+		data += stop - start
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := dst.space.take(data); err != nil {
 		return err
 	}
 	if unix.IoctlFileClone(dst.fd, int(src.Fd())) == nil {
-		dst.n += n
+		dst.n += data
 		return nil
 	}
 	end := int64(0) // where the last stretch of data ended
-	err := rawfd.Extents(int(src.Fd()), n, func(start, stop int64) error {
+	for _, e := range stretches {
+		start, stop := e[0], e[1]
 		off := start
 		for off < stop {
 			roff, woff := off, off
@@ -1097,7 +1109,7 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 		dst.n += off - start
 		end = stop
 		if off == stop {
-			return nil
+			continue
 		}
 		if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
 			return err
@@ -1105,12 +1117,14 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 		// Written past dst.Write: the bytes are counted against the budget above.
 		m, err := io.Copy(rawfd.Writer(dst.fd), io.NewSectionReader(src, off, stop-off))
 		dst.n += m
-		return err
-	})
-	if err == nil && end < n {
-		err = unix.Ftruncate(dst.fd, n) // a hole at the end
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	if end < n {
+		return unix.Ftruncate(dst.fd, n) // a hole at the end
+	}
+	return nil
 }
 
 // Commit makes staged objects durable, moves them into the store and then
