@@ -117,8 +117,9 @@ func (e *EtcConflictError) Error() string {
 // files are copied, never hardlinked, with their mode, owner and xattrs;
 // so are directories, symlinks, FIFOs and devices. Sockets are not copied
 // and say so in their record's Detail. What comes from oldEtc keeps its
-// mtime; what comes from newDefaults, whose checkout dates from 1970, gets
-// the time of the merge, as OSTree's /etc does.
+// mtime, directories aside; what comes from newDefaults, whose checkout
+// dates from 1970, and every directory get the time of the merge, as
+// OSTree's /etc does.
 //
 // On conflicts MergeEtc returns all the records with an *EtcConflictError
 // and writes nothing. On any other error, dest is removed.
@@ -609,7 +610,9 @@ func (m *merger) fill(parent int, parentPath, name string, e *entry) error {
 			return err
 		}
 	}
-	return setMeta(parent, parentPath, name, e.n, e.t != m.nd)
+	// A directory gets the time of the merge wherever it comes from, as
+	// in OSTree, whose merge creates it anew and fills it.
+	return setMeta(parent, parentPath, name, e.n, false)
 }
 
 // create makes e anew in the directory dirfd (at dirPath). Nothing is
