@@ -185,7 +185,10 @@ func (c *Config) SetIn(s, k, value string) error {
 	// Refuse what would not read back as written.
 	badSection := s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
 	badKey := k == "" || strings.TrimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'
-	badValue := strings.TrimSpace(value) != value || strings.ContainsAny(value, "\n\r")
+	// Line breaks, tabs and spaces at either end are escaped; other
+	// whitespace there (\v, U+00A0) would be trimmed on reading.
+	esc := escapeValue(value)
+	badValue := strings.TrimSpace(esc) != esc
 	if badSection || badKey || badValue {
 		return fmt.Errorf("config key %q of section %q or its value cannot be written to a config file and read back unchanged", k, s)
 	}

@@ -127,3 +127,30 @@ func TestConfigValueEscapes(t *testing.T) {
 		}
 	}
 }
+
+// A value with spaces at either end, a tab or a line break, which OSTree's
+// config set takes, otree's takes too: written escaped, it reads back as
+// set, in otree and in OSTree. Whitespace that reading would trim and no
+// escape keeps (\v, U+00A0 at an end) is refused.
+func TestConfigSetEdgeWhitespace(t *testing.T) {
+	c := newCLIMode(t, repo.ModeArchive)
+	o := findOSTree(t, "archive")
+	values := map[string]string{"core.lead": "  two", "core.trail": "x ", "core.tab": "\tx", "core.lines": "a\nb\r"}
+	for k, v := range values {
+		c.ok("config", "set", k, v)
+	}
+	for k, v := range values {
+		if got := strings.TrimSuffix(c.ok("config", "get", k), "\n"); got != v {
+			t.Errorf("config get %s = %q, want %q as set", k, got, v)
+		}
+		if o == nil {
+			continue
+		}
+		if got := strings.TrimSuffix(o.okIn(c.path, "config", "get", k), "\n"); got != v {
+			t.Errorf("ostree config get %s = %q, want %q as otree set it", k, got, v)
+		}
+	}
+	for _, v := range []string{"\vx", "x\u00a0"} {
+		c.fails(exitUsage, []string{"read back unchanged"}, "config", "set", "core.odd", v)
+	}
+}
