@@ -180,7 +180,7 @@ func TestRemotesDirFIFO(t *testing.T) {
 	if rms := remote.ListRemotes(r); len(rms) != 1 || rms[0].Name != "vendor" {
 		t.Errorf("ListRemotes = %+v, want vendor", rms)
 	}
-	if _, err := remote.GetRemote(r, "vendor"); err == nil || !strings.Contains(err.Error(), fifo+" is not a regular file") {
+	if _, err := remote.GetRemote(r, "vendor"); err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
 		t.Errorf("GetRemote with a FIFO in the remotes directory: %v, want an error naming it", err)
 	}
 }
