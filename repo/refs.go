@@ -237,7 +237,7 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 	// alias, followed only inside refs/heads, and its branch opened the
 	// same way.
 	final := name
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	f, err := openRefFile(p)
 	if errors.Is(err, unix.ELOOP) {
 		if final, err = r.resolveAlias(name); err != nil {
 			return ID{}, err
@@ -245,7 +245,7 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 		if p, err = r.refFile(final); err != nil {
 			return ID{}, err
 		}
-		f, err = os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		f, err = openRefFile(p)
 	}
 	var data []byte
 	if err == nil {
@@ -267,6 +267,28 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 		return ID{}, &CorruptRefError{Ref: final, Path: p, Err: err}
 	}
 	return id, nil
+}
+
+// openRefFile opens the ref file p, not following a symlink (ELOOP), and
+// never blocking: a FIFO among the refs would otherwise hang every command
+// that lists or reads them.
+func openRefFile(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case fi.IsDir(): // "a" where "a/b" is a ref: as reading it would say
+		err = &os.PathError{Op: "read", Path: p, Err: unix.EISDIR}
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s: not a regular file", p)
+	default:
+		return f, nil
+	}
+	f.Close()
+	return nil, err
 }
 
 // writeRef points a ref at id (through any aliases), or deletes it for the

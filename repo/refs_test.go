@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
@@ -354,5 +355,36 @@ func TestInvalidRefNamesRefused(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A FIFO among the refs (or a device) is an unreadable ref, named, not a
+// read that blocks every command listing or reading refs; the other refs
+// are listed.
+func TestRefFIFONotRead(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	if err := r.SetRef("good", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	fifo := r.Path("refs", "heads", "bad")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		refs, err := r.ListRefs("")
+		var bad *repo.UnreadableRefsError
+		if !errors.As(err, &bad) || !strings.Contains(err.Error(), fifo) || len(refs) != 1 || refs[0].Name != "good" {
+			t.Errorf("ListRefs with a FIFO among the refs = %v, %v; want good and an error naming %s", refs, err, fifo)
+		}
+		if _, err := r.ReadRef("bad"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("ReadRef of a FIFO: %v, want not a regular file", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("reading refs blocked on a FIFO")
 	}
 }
