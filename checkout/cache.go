@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +44,7 @@ func openCache(r *repo.Repo, opts Options, dev uint64) int {
 		return -1
 	}
 	dir := r.Path(repo.UncompressedCacheDir)
-	if err := unix.Mkdir(dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := unix.Mkdir(dir, uint32(durable.DirPerm)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return -1
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -139,7 +140,7 @@ func (w *worker) addToCache(fd int, o *object) (taken bool) {
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
 	err := unix.Linkat(unix.AT_FDCWD, proc, c.cacheFd, o.rel, unix.AT_SYMLINK_FOLLOW)
 	if errors.Is(err, unix.ENOENT) {
-		if e := unix.Mkdirat(c.cacheFd, o.rel[:2], 0o755); e == nil || errors.Is(e, unix.EEXIST) {
+		if e := unix.Mkdirat(c.cacheFd, o.rel[:2], uint32(durable.DirPerm)); e == nil || errors.Is(e, unix.EEXIST) {
 			err = unix.Linkat(unix.AT_FDCWD, proc, c.cacheFd, o.rel, unix.AT_SYMLINK_FOLLOW)
 		}
 	}

@@ -221,7 +221,7 @@ func (r *Repo) SetAlias(name, target string) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	made, err := durable.MakeDirs(dir, 0o755, r.Fsync())
+	made, err := durable.MakeDirs(dir, durable.DirPerm, r.Fsync())
 	if err != nil {
 		return fmt.Errorf("writing alias %s: %w", name, err)
 	}

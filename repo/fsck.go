@@ -425,7 +425,7 @@ func (r *Repo) markCommitPartial(commit ID) error { return r.writePartialMarker(
 // writePartialMarker durably writes commit's partial marker with reason as
 // its content ("" or partialFsck).
 func (r *Repo) writePartialMarker(commit ID, reason string) error {
-	if err := durable.MkdirAll(r.Path("state"), 0o755, r.Fsync()); err != nil {
+	if err := durable.MkdirAll(r.Path("state"), durable.DirPerm, r.Fsync()); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
 	if err := durable.WriteFile(r.partialStatePath(commit), []byte(reason), 0o644, r.Fsync()); err != nil {

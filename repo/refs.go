@@ -325,7 +325,7 @@ func (r *Repo) writeRef(name string, id ID, sync bool) error {
 		return err
 	}
 	p := r.refPath(final)
-	made, err := durable.MakeDirs(filepath.Dir(p), 0o755, sync)
+	made, err := durable.MakeDirs(filepath.Dir(p), durable.DirPerm, sync)
 	if err != nil {
 		return fmt.Errorf("writing ref %s: %w", name, err)
 	}

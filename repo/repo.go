@@ -154,18 +154,18 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	if err := checkInitDir(path); err != nil {
 		return nil, err
 	}
-	if err := durable.MkdirAll(path, 0o755, true); err != nil {
+	if err := durable.MkdirAll(path, durable.DirPerm, true); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	for _, d := range []string{"objects", "refs/heads", "refs/remotes", "tmp", "state"} {
-		if err := os.MkdirAll(filepath.Join(path, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(path, d), durable.DirPerm); err != nil {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}
 	// All 256 fan-out directories exist up front so that staging never has
 	// to create (and sync) one on the hot path.
 	for i := 0; i < 256; i++ {
-		if err := os.Mkdir(filepath.Join(path, "objects", fmt.Sprintf("%02x", i)), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(filepath.Join(path, "objects", fmt.Sprintf("%02x", i)), durable.DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}

@@ -83,7 +83,7 @@ func (f *File) Close() {
 // magic, followed by its checksum; it creates the directory if need be.
 func Write(path string, out []byte) error {
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), durable.DirPerm); err != nil {
 		return err
 	}
 	return durable.WriteFile(path, out, 0o644, false)

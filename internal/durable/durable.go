@@ -21,6 +21,13 @@ import (
 // that skip dot files (refs, indexes) from taking it for a finished file.
 const TempPattern = ".tmp-*"
 
+// DirPerm is the mode, before the umask, of the directories made in a
+// repository. It is group-writable, as OSTree's are, so that under a umask
+// of 002 every member of the repository's group (a setgid directory shared
+// by a team, a build farm's users) can commit into it, not only its maker;
+// the usual umask of 022 leaves 0755.
+const DirPerm os.FileMode = 0o775
+
 // IsTemp tells whether name is that of a temporary file TempPattern made.
 func IsTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
 

@@ -192,7 +192,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	} else {
 		// A single file's parts are made in deltas/ too, so that a
 		// generation killed part way leaves nothing beside the file.
-		if err := durable.MkdirAll(parent, 0o755, !opts.NoSync); err != nil {
+		if err := durable.MkdirAll(parent, durable.DirPerm, !opts.NoSync); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", parent, err)
 		}
 		cleanTemp(r)

@@ -195,7 +195,7 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error) ([]IndexRef, error) {
 	sync := !opts.NoSync && r.Fsync()
 	dir := r.Path(IndexDir)
-	if err := durable.MkdirAll(dir, 0o755, sync); err != nil {
+	if err := durable.MkdirAll(dir, durable.DirPerm, sync); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	// One reindex at a time, so that two writers of one commit's index

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 )
 
@@ -46,7 +47,7 @@ func (p *partial) open() {
 // create starts keeping the object's bytes. Failing to is no error: the
 // object is then fetched as if it were small.
 func (p *partial) create() {
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	if err := os.MkdirAll(p.dir, durable.DirPerm); err != nil {
 		return
 	}
 	f, err := os.OpenFile(p.path, os.O_RDWR|os.O_CREATE, 0o644)

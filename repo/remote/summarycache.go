@@ -79,7 +79,7 @@ func (c *summaryCache) conditional(rel string) (http.Header, []byte) {
 // store keeps data, served for rel with the response headers resp. A
 // cache that cannot be written only costs bytes next time.
 func (c *summaryCache) store(rel string, data []byte, resp http.Header, fetched time.Time) {
-	if os.MkdirAll(c.dir, 0o755) != nil {
+	if os.MkdirAll(c.dir, durable.DirPerm) != nil {
 		return
 	}
 	v, _ := json.Marshal(validators{ETag: resp.Get("ETag"), LastModified: resp.Get("Last-Modified"), Fetched: fetched, Sum: repo.Sum(data)})
