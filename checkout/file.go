@@ -201,6 +201,12 @@ func (w *worker) load(o *object) error {
 			if errors.Is(err, unix.ENOENT) {
 				return &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
 			}
+			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				// Reading a user.* xattr needs read permission on the
+				// object (one root stored 0400, say): the object may be
+				// sound, so it is not called corrupt.
+				return fmt.Errorf("file object %s (%s): reading %s xattr: %w", o.id, c.objDir+o.rel, repo.UserMetaXattr, err)
+			}
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel,
 				Reason: fmt.Sprintf("reading %s xattr: %v", repo.UserMetaXattr, err)}
 		}

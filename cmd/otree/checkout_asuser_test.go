@@ -176,3 +176,42 @@ func lstat(t *testing.T, p string) unix.Stat_t {
 	}
 	return st
 }
+
+// A bare-user object another user stored unreadable (root's commit of a
+// 0000 file gives a 0400 object of root's): a user-mode checkout by nobody,
+// which reads its header from an xattr, fails naming the object and its
+// path, and calls it unreadable, not corrupt, as fsck does, for it may be
+// sound.
+func TestCheckoutUnreadableBareUserObject(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to store an object nobody cannot read")
+	}
+	dir, bin, env := nobodyDir(t)
+	src := filepath.Join(dir, "src")
+	testtree.Create(t, src, testtree.Tree{"secret": testtree.File("s\n", 0o644)})
+	if err := os.Chmod(filepath.Join(src, "secret"), 0); err != nil {
+		t.Fatal(err)
+	}
+	r := filepath.Join(dir, "repo")
+	for _, args := range [][]string{{"init", "--mode=bare-user"}, {"commit", "-b", "m", src}} {
+		cmd := exec.Command(bin, append([]string{"--repo=" + r}, args...)...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		}
+	}
+	dest := filepath.Join(dir, "co")
+	cmd := exec.Command(bin, "--repo="+r, "checkout", "-U", "m", dest)
+	cmd.Env, cmd.SysProcAttr = env, asNobody()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("checkout by nobody of an object it cannot read succeeded:\n%s", out)
+	}
+	checkFailedCheckout(t, dest, string(out))
+	if !regexp.MustCompile(`file object [0-9a-f]{64} \(` + regexp.QuoteMeta(r) + `/objects/[0-9a-f]{2}/[0-9a-f]{62}\.file\).*permission denied`).Match(out) {
+		t.Errorf("the error does not name the object, its path and the denied permission:\n%s", out)
+	}
+	if strings.Contains(string(out), "corrupt") {
+		t.Errorf("an object nobody may not read is called corrupt:\n%s", out)
+	}
+}
