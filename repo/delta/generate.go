@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -433,15 +434,26 @@ type generator struct {
 	est      *zstd.Encoder         // estimates the compressed size of whole content
 	patchEnc map[int]*zstd.Encoder // patch encoders by window size
 	cur      *partWriter
+
+	// spool holds the raw content of the part being written until it is
+	// closed, when it is compressed with a window sized by what the part
+	// holds; partEnc (window partEncWindow) is kept for the next part.
+	spool         *os.File
+	partEnc       *zstd.Encoder
+	partEncWindow int
 }
 
 // partWriter is the part being written: a zstd stream into a file,
-// hashed as it is written.
+// hashed as it is written. A part whose first entry fits in
+// MaxPartSize is spooled raw (buf over generator.spool) and compressed
+// when closed; one with a larger object is compressed as it is written
+// (enc, into f).
 type partWriter struct {
 	f    *os.File
 	h    *hash.Hasher
 	size int64
 	enc  *zstd.Encoder
+	buf  *bufio.Writer
 	raw  int64
 	objs []ObjectRef
 }
@@ -465,15 +477,20 @@ func (c rawCounter) Write(b []byte) (int, error) {
 }
 
 func (g *generator) close() {
-	if g.cur != nil {
+	if g.cur != nil && g.cur.enc != nil {
 		g.cur.enc.Close()
 		g.cur.f.Close()
 	}
-	if g.est != nil {
-		g.est.Close()
+	for _, enc := range []*zstd.Encoder{g.est, g.partEnc} {
+		if enc != nil {
+			enc.Close()
+		}
 	}
 	for _, enc := range g.patchEnc {
 		enc.Close()
+	}
+	if g.spool != nil {
+		g.spool.Close()
 	}
 }
 
@@ -503,11 +520,32 @@ func (g *generator) part(n int64) (io.Writer, error) {
 		}
 	}
 	if g.cur == nil {
-		f, err := os.OpenFile(filepath.Join(g.dir, strconv.Itoa(len(g.parts))), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		p := &partWriter{h: hash.New()}
+		if n <= g.opts.MaxPartSize {
+			// Nothing more than MaxPartSize goes into this part: spool it.
+			if g.spool == nil {
+				f, err := os.CreateTemp(g.dir, ".raw-")
+				if err != nil {
+					return nil, err
+				}
+				os.Remove(f.Name())
+				g.spool = f
+			}
+			if err := g.spool.Truncate(0); err != nil {
+				return nil, err
+			}
+			if _, err := g.spool.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+			p.buf = bufio.NewWriterSize(g.spool, 256<<10)
+			g.cur = p
+			return rawCounter{p.buf, &p.raw}, nil
+		}
+		f, err := g.createPart()
 		if err != nil {
 			return nil, err
 		}
-		p := &partWriter{f: f, h: hash.New()}
+		p.f = f
 		p.enc, err = zstd.NewWriter(p, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithWindowSize(partWindow),
 			zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 		if err != nil {
@@ -516,7 +554,65 @@ func (g *generator) part(n int64) (io.Writer, error) {
 		}
 		g.cur = p
 	}
+	if g.cur.buf != nil {
+		return rawCounter{g.cur.buf, &g.cur.raw}, nil
+	}
 	return rawCounter{g.cur.enc, &g.cur.raw}, nil
+}
+
+func (g *generator) createPart() (*os.File, error) {
+	return os.OpenFile(filepath.Join(g.dir, strconv.Itoa(len(g.parts))), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
+// partWindowFor is the zstd window of a spooled part of raw bytes: the
+// smallest power of two holding them (at least zstd's 1 KiB), at most
+// partWindow. The encoder's history holds a window and one block (it
+// would hold two windows otherwise), and the decoder's as much, so a
+// part of a few MiB costs a few MiB to write and to read, not 64.
+func partWindowFor(raw int64) int {
+	w := zstd.MinWindowSize
+	for w < partWindow && int64(w) < raw {
+		w <<= 1
+	}
+	return w
+}
+
+// compressSpool compresses the spooled part p into a new part file.
+func (g *generator) compressSpool(p *partWriter) error {
+	if err := p.buf.Flush(); err != nil {
+		return err
+	}
+	if _, err := g.spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	f, err := g.createPart()
+	if err != nil {
+		return err
+	}
+	p.f = f
+	w := partWindowFor(p.raw)
+	if g.partEnc != nil && g.partEncWindow == w {
+		g.partEnc.Reset(p)
+	} else {
+		if g.partEnc != nil {
+			g.partEnc.Close()
+			g.partEnc = nil
+		}
+		// The lower-memory history (a window and a block, not two windows)
+		// is moved down once the window is full, block by block; a
+		// spooled part never fills it (p.raw <= w) unless MaxPartSize is
+		// over partWindow.
+		enc, err := zstd.NewWriter(p, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithWindowSize(w),
+			zstd.WithLowerEncoderMem(p.raw <= int64(w)), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return err
+		}
+		g.partEnc, g.partEncWindow = enc, w
+	}
+	if _, err := io.Copy(g.partEnc, io.LimitReader(g.spool, p.raw)); err != nil {
+		return err
+	}
+	return g.partEnc.Close()
 }
 
 func (g *generator) finishPart() error {
@@ -525,12 +621,19 @@ func (g *generator) finishPart() error {
 		return nil
 	}
 	g.cur = nil
-	err := p.enc.Close()
+	var err error
+	if p.buf != nil {
+		err = g.compressSpool(p)
+	} else {
+		err = p.enc.Close()
+	}
 	if err == nil && !g.opts.NoSync {
 		err = p.f.Sync()
 	}
-	if cerr := p.f.Close(); err == nil {
-		err = cerr
+	if p.f != nil {
+		if cerr := p.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("writing part %d: %w", len(g.parts), err)
@@ -670,7 +773,9 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 // window, which for the many small patches of an update cost more than the
 // patching; so small patches share one encoder (of window
 // keptPatchWindow), given each patch's base on reset. Larger ones get an
-// encoder of their own, closed after.
+// encoder of their own, closed after: kept, its first reset would give it
+// a second encoder (for streams) and a second copy of the dictionary's
+// tables, 68 MiB more at the best level.
 //
 // The shared encoder works at the better level, not the best: each reset
 // with a new dictionary clears and copies the best level's 32 MiB match
@@ -693,7 +798,9 @@ func (g *generator) encodePatch(base, target []byte) ([]byte, error) {
 	if w <= keptPatchWindow {
 		level = zstd.SpeedBetterCompression
 	}
-	enc, err := zstd.NewWriter(nil, dict, zstd.WithEncoderLevel(level),
+	// Base and result fit in the window, so the lower-memory history (a
+	// window and a block, where it would be two windows) is never moved.
+	enc, err := zstd.NewWriter(nil, dict, zstd.WithEncoderLevel(level), zstd.WithLowerEncoderMem(w > keptPatchWindow),
 		zstd.WithWindowSize(w), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
