@@ -516,7 +516,9 @@ func TestCommitFsyncPolicy(t *testing.T) {
 	exe, env := otreeBinary(t)
 	for i, policy := range [][]string{{"--fsync=no"}, {"--fsync", "none"}, {"--fsync=FALSE"}, {"--fsync=0"}, {"--disable-fsync"},
 		{"--fsync=yes"}, {"--fsync", "true"}, {"--fsync=1"}} {
-		branch := fmt.Sprintf("b%d", i)
+		// Not "b6": OSTree also reads a branch name of hex digits as a
+		// commit id prefix, and fails when two commits start with it.
+		branch := fmt.Sprintf("p%d", i)
 		args := append([]string{"commit", "-b", branch}, policy...)
 		args = append(args, src)
 		o.ok(args...)
@@ -537,9 +539,9 @@ func TestCommitFsyncPolicy(t *testing.T) {
 	}
 	// Anything else is refused, by both, and moves no branch.
 	for _, policy := range [][]string{{"--fsync=maybe"}, {"--fsync"}} {
-		args := append([]string{"commit", "-b", "bad"}, policy...)
+		args := append([]string{"commit", "-b", "refused"}, policy...)
 		if len(policy) == 1 && policy[0] == "--fsync" {
-			args = append([]string{"commit", "-b", "bad", src}, policy...)
+			args = append([]string{"commit", "-b", "refused", src}, policy...)
 		} else {
 			args = append(args, src)
 		}
@@ -548,7 +550,7 @@ func TestCommitFsyncPolicy(t *testing.T) {
 			t.Errorf("ostree %v succeeded: %s", args, out)
 		}
 	}
-	c.fails(1, []string{"bad"}, "rev-parse", "bad")
+	c.fails(1, []string{"refused"}, "rev-parse", "refused")
 }
 
 // A durable commit that takes objects a --fsync=false commit stored (here
