@@ -11,20 +11,20 @@ import (
 	"github.com/otree/otree/repo"
 )
 
-// A sparse file stays sparse: its object in a bare, bare-user or
-// bare-user-only repository has the holes the source had, and so does a
-// copying checkout of it, with the same bytes.
-func TestSparseFilesStaySparse(t *testing.T) {
-	const size = 64 << 20
+// sparseSource makes a directory holding disk.img, a file of size bytes
+// whose data is only 4 KiB at each offset in data, the rest holes, and
+// returns it with the file's bytes; it skips the test where the
+// filesystem does not keep holes.
+func sparseSource(t *testing.T, size int64, data ...int64) (string, []byte) {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
 	f, err := os.Create(filepath.Join(src, "disk.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := bytes.Repeat([]byte("data"), 4096/4)
-	for _, off := range []int64{0, 20 << 20, size - 4096 - 512} {
-		f.WriteAt(data, off)
+	for _, off := range data {
+		f.WriteAt(bytes.Repeat([]byte("data"), 4096/4), off)
 	}
 	f.Truncate(size)
 	f.Close()
@@ -32,6 +32,15 @@ func TestSparseFilesStaySparse(t *testing.T) {
 		t.Skipf("the filesystem of %s does not keep holes", src)
 	}
 	want, _ := os.ReadFile(filepath.Join(src, "disk.img"))
+	return src, want
+}
+
+// A sparse file stays sparse: its object in a bare, bare-user or
+// bare-user-only repository has the holes the source had, and so does a
+// copying checkout of it, with the same bytes.
+func TestSparseFilesStaySparse(t *testing.T) {
+	const size = 64 << 20
+	src, want := sparseSource(t, size, 0, 20<<20, size-4096-512)
 	modes := []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly}
 	if coRoot() {
 		modes = append(modes, repo.ModeBare)
@@ -59,22 +68,7 @@ func TestSparseFilesStaySparse(t *testing.T) {
 // uncompressed-object cache a user-mode one fills and later links.
 func TestSparseFromArchive(t *testing.T) {
 	const size = 64<<20 + 1000 // ends past the last whole 64 KiB
-	src := filepath.Join(t.TempDir(), "src")
-	os.Mkdir(src, 0o755)
-	f, err := os.Create(filepath.Join(src, "disk.img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := bytes.Repeat([]byte("data"), 4096/4)
-	for _, off := range []int64{0, 20<<20 + 100, 40 << 20, size - 1000 - 4096} {
-		f.WriteAt(data, off)
-	}
-	f.Truncate(size)
-	f.Close()
-	if st := coStat(t, filepath.Join(src, "disk.img")); st.Blocks*512 >= size/2 {
-		t.Skipf("the filesystem of %s does not keep holes", src)
-	}
-	want, _ := os.ReadFile(filepath.Join(src, "disk.img"))
+	src, want := sparseSource(t, size, 0, 20<<20+100, 40<<20, size-1000-4096)
 	r := coRepo(t, repo.ModeArchive)
 	id := coCommit(t, r, src)
 	for _, c := range []struct {
@@ -105,19 +99,7 @@ func TestSparseFromArchive(t *testing.T) {
 // stays a hole.
 func TestSparseCopyAcrossFilesystems(t *testing.T) {
 	const size = 8 << 20
-	src := filepath.Join(t.TempDir(), "src")
-	os.Mkdir(src, 0o755)
-	f, err := os.Create(filepath.Join(src, "disk.img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt(bytes.Repeat([]byte("x"), 4096), 4<<20)
-	f.Truncate(size)
-	f.Close()
-	if st := coStat(t, filepath.Join(src, "disk.img")); st.Blocks*512 >= size/2 {
-		t.Skipf("the filesystem of %s does not keep holes", src)
-	}
-	want, _ := os.ReadFile(filepath.Join(src, "disk.img"))
+	src, want := sparseSource(t, size, 4<<20)
 	r := coRepo(t, repo.ModeBareUser)
 	id := coCommit(t, r, src)
 	_, dest := coCheckout(t, r, id, filepath.Join(testtree.SmallFS(t, 64<<20), "co"), checkout.Options{UserMode: true})
