@@ -754,8 +754,12 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 		} else {
 			err = copyFile(f, src, int64(h.Size))
 		}
-		if err == nil && unchanged != nil {
-			err = unchanged()
+		// A source that shrank ends the copy early: that it changed is
+		// the error to give.
+		if unchanged != nil && (err == nil || errors.Is(err, io.ErrUnexpectedEOF)) {
+			if uerr := unchanged(); uerr != nil {
+				err = uerr
+			}
 		}
 		return err
 	})
@@ -1070,60 +1074,30 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 }
 
 // copyFile copies n bytes of src (from offset 0) to dst, by reflink when the
-// filesystem shares extents, else copy_file_range, else read/write. The
-// holes of a sparse src stay holes: they are not written, and neither the
-// free-space budget nor the bytes written count them.
+// filesystem shares extents, else stretch by stretch of data
+// (rawfd.CopyExtents). The holes of a sparse src stay holes: they are not
+// written, and neither the free-space budget nor the bytes written count
+// them.
 func copyFile(dst *stagedFile, src *os.File, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	var stretches [][2]int64
 	var data int64
-	err := rawfd.Extents(int(src.Fd()), n, func(start, stop int64) error {
-		stretches = append(stretches, [2]int64{start, stop})
+	if err := rawfd.Extents(int(src.Fd()), n, func(start, stop int64) error {
 		data += stop - start
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	if err := dst.space.take(data); err != nil {
 		return err
 	}
-	if unix.IoctlFileClone(dst.fd, int(src.Fd())) == nil {
-		dst.n += data
-		return nil
-	}
-	end := int64(0) // where the last stretch of data ended
-	for _, e := range stretches {
-		start, stop := e[0], e[1]
-		off := start
-		for off < stop {
-			roff, woff := off, off
-			c, err := unix.CopyFileRange(int(src.Fd()), &roff, dst.fd, &woff, int(min(stop-off, 1<<30)), 0)
-			if err != nil || c == 0 {
-				break
-			}
-			off += int64(c)
-		}
-		dst.n += off - start
-		end = stop
-		if off == stop {
-			continue
-		}
-		if _, err := unix.Seek(dst.fd, off, io.SeekStart); err != nil {
-			return err
-		}
-		// Written past dst.Write: the bytes are counted against the budget above.
-		m, err := io.Copy(rawfd.Writer(dst.fd), io.NewSectionReader(src, off, stop-off))
-		dst.n += m
-		if err != nil {
+	if unix.IoctlFileClone(dst.fd, int(src.Fd())) != nil {
+		if err := rawfd.CopyExtents(dst.fd, int(src.Fd()), n, nil); err != nil {
 			return err
 		}
 	}
-	if end < n {
-		return unix.Ftruncate(dst.fd, n) // a hole at the end
-	}
+	dst.n += data
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,10 +21,7 @@ func TestStaticDeltaCommands(t *testing.T) {
 		t.Errorf("list of none = %q", got)
 	}
 	a := c.commitTree("main", source(t, fixture), "one", 1700000000)
-	changed := testtree.Tree{}
-	for k, v := range fixture {
-		changed[k] = v
-	}
+	changed := maps.Clone(fixture)
 	changed["a.txt"] = testtree.File(strings.Repeat("hello again\n", 100), 0o644)
 	b := c.commitTree("main", source(t, changed), "two", 1700000100)
 
@@ -113,10 +111,7 @@ func TestStaticDeltaCommands(t *testing.T) {
 func TestStaticDeltaParentPruned(t *testing.T) {
 	c := newCLI(t)
 	a := c.commitTree("main", source(t, fixture), "one", 1700000000)
-	changed := testtree.Tree{}
-	for k, v := range fixture {
-		changed[k] = v
-	}
+	changed := maps.Clone(fixture)
 	changed["a.txt"] = testtree.File("two\n", 0o644)
 	b := c.commitTree("main", source(t, changed), "two", 1700000100)
 	c.ok("prune", "--refs-only", "--depth=0")

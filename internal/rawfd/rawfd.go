@@ -59,11 +59,16 @@ func (r ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // (SEEK_DATA and SEEK_HOLE), so that a copy of a sparse file can leave
 // them out too and keep it sparse. A file without holes, or on a
 // filesystem that cannot tell them, or shorter than size, is one stretch,
-// [0, size), found with one lseek.
-// Each call starts where the previous one ended or in a hole after it.
+// [0, size), found with one lseek; one under HoleRun is, unasked: the
+// room its holes could save is not worth the system call on every small
+// file a checkout copies. Each call starts where the previous one ended or
+// in a hole after it.
 func Extents(fd int, size int64, fn func(start, end int64) error) error {
 	if size <= 0 {
 		return nil
+	}
+	if size < HoleRun {
+		return fn(0, size)
 	}
 	if hole, err := unix.Seek(fd, 0, unix.SEEK_HOLE); err != nil || hole >= size {
 		return fn(0, size)
@@ -156,8 +161,8 @@ func WriteSparse(dst SparseFile, r io.Reader, buf []byte) (int64, error) {
 // holes of a sparse src stay holes in dst, and makes dst size bytes long.
 // It copies with copy_file_range where the kernel can (which shares
 // extents where the filesystem does), else reads and writes through buf,
-// scratch of any length. A src shorter than size gives
-// io.ErrUnexpectedEOF.
+// scratch of any length (nil: made when needed). A src shorter than size
+// gives io.ErrUnexpectedEOF.
 func CopyExtents(dst, src int, size int64, buf []byte) error {
 	err := Extents(src, size, func(start, end int64) error {
 		off := start
@@ -171,6 +176,9 @@ func CopyExtents(dst, src int, size int64, buf []byte) error {
 				break // read and write the rest, which reports any error
 			}
 			off += int64(k)
+		}
+		if off < end && len(buf) == 0 {
+			buf = make([]byte, 256<<10)
 		}
 		for off < end {
 			k, err := ReaderAt(src).ReadAt(buf[:min(int64(len(buf)), end-off)], off)

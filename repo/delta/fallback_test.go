@@ -276,14 +276,7 @@ func TestApplyReservesPartSpace(t *testing.T) {
 	}
 	// What the refused part reserved is given back: the real part fits.
 	dir := delta.Path(src, sb.Name)
-	err = delta.Apply(ctx, txn, sb, func(_ context.Context, file string, fn func(io.Reader) error) error {
-		f, err := os.Open(filepath.Join(dir, file))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return fn(f)
-	}, nil, nil)
+	err = delta.Apply(ctx, txn, sb, dirFetch(dir), nil, nil)
 	if err != nil {
 		t.Errorf("Apply of the real delta after the refusal: %v", err)
 	}
@@ -343,5 +336,17 @@ func TestGenerateConcurrently(t *testing.T) {
 	wg.Wait()
 	if n := missing.Load(); n > 0 {
 		t.Errorf("the delta being replaced could not be read %d times", n)
+	}
+}
+
+// dirFetch is the Fetch of a delta's directory: each part file read from it.
+func dirFetch(dir string) delta.Fetch {
+	return func(_ context.Context, file string, fn func(io.Reader) error) error {
+		f, err := os.Open(filepath.Join(dir, file))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return fn(f)
 	}
 }

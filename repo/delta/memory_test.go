@@ -1,8 +1,6 @@
 package delta_test
 
 import (
-	"context"
-	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -101,14 +99,7 @@ func TestDeltaMemoryOfLargeUpdate(t *testing.T) {
 	}
 	defer txn.Abort()
 	apply := limitreadtest.Allocated(func() {
-		err = delta.Apply(ctx, txn, sb, func(_ context.Context, name string, fn func(io.Reader) error) error {
-			f, err := os.Open(filepath.Join(out, name))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return fn(f)
-		}, nil, nil)
+		err = delta.Apply(ctx, txn, sb, dirFetch(out), nil, nil)
 	})
 	if err != nil {
 		t.Fatal(err)
