@@ -349,7 +349,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 	}
 	if !c.link && opts.RequireHardlinks {
 		unix.Close(fd)
-		return nil, fmt.Errorf("checkout %s: cannot hardlink (RequireHardlinks): %s", abs, c.noLink)
+		return nil, fmt.Errorf("checkout %s: cannot hardlink (hardlinks required): %s", abs, c.noLink)
 	}
 	c.cacheFd = openCache(r, opts, dev)
 	if c.link && c.mode == repo.ModeBareUser || c.cacheFd >= 0 {

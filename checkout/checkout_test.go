@@ -322,7 +322,7 @@ func TestRequireHardlinksAndForceCopy(t *testing.T) {
 	src2 := coMakeDir(t, testtree.Tree{"ww": testtree.File("world writable", 0o666)})
 	id2 := coCommit(t, r, src2)
 	_, err = checkout.Checkout(coCtx, r, id2, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, RequireHardlinks: true})
-	if err == nil || !strings.Contains(err.Error(), "/ww") || !strings.Contains(err.Error(), "mode on disk") {
+	if err == nil || !strings.Contains(err.Error(), "/ww") || !strings.Contains(err.Error(), "mode on disk") || !strings.Contains(err.Error(), "hardlinks required") {
 		t.Errorf("RequireHardlinks with an unlinkable file: %v", err)
 	}
 
@@ -331,7 +331,7 @@ func TestRequireHardlinksAndForceCopy(t *testing.T) {
 		defer os.RemoveAll(shm)
 		if coStat(t, shm).Dev != coStat(t, r.Path("objects")).Dev {
 			_, err := checkout.Checkout(coCtx, r, id, filepath.Join(shm, "co"), checkout.Options{UserMode: true, RequireHardlinks: true})
-			if err == nil || !strings.Contains(err.Error(), "another filesystem") {
+			if err == nil || !strings.Contains(err.Error(), "another filesystem") || !strings.Contains(err.Error(), "hardlinks required") {
 				t.Errorf("RequireHardlinks across filesystems: %v", err)
 			}
 			if _, err := os.Lstat(filepath.Join(shm, "co")); err == nil {

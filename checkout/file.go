@@ -104,7 +104,7 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 			}
 			if c.opts.RequireHardlinks && o.h.Type == repo.TypeRegular && o.h.Size > 0 {
-				return fmt.Errorf("checkout: %s/%s: cannot hardlink file object %s: %s (RequireHardlinks)", n.path, name, id, why)
+				return fmt.Errorf("checkout: %s/%s: cannot hardlink file object %s: %s (hardlinks required)", n.path, name, id, why)
 			}
 			if err = w.create(n, at, o); err == nil {
 				return w.placed(n, at, name, o, false)
