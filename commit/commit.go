@@ -517,11 +517,10 @@ func within(path, dir string) bool {
 	if below(path, dir) {
 		return true
 	}
-	info, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		return false
 	}
-	mounts := mountinfo.Parse(info)
 	pdev, pfs, ok1 := mountinfo.Locate(mounts, path)
 	ddev, dfs, ok2 := mountinfo.Locate(mounts, dir)
 	return ok1 && ok2 && pdev == ddev && below(pfs, dfs)

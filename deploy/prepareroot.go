@@ -112,15 +112,15 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 	if rootID == parentID {
 		return fmt.Errorf("prepare root: %s is not a mount point", phys)
 	}
-	info, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		return fmt.Errorf("prepare root: %w", err)
 	}
 	// A parent mount outside this process's root is not listed; then there
 	// is nothing this process could change about it anyway.
-	if m, ok := prepRootFindMount(info, parentID); ok && m.shared {
-		if err := unix.Mount("", m.mountPoint, "", unix.MS_SLAVE, ""); err != nil {
-			return fmt.Errorf("prepare root: making %s a slave mount so %s can move: %w", m.mountPoint, phys, err)
+	if m, ok := prepRootFindMount(mounts, parentID); ok && m.Shared {
+		if err := unix.Mount("", m.MountPoint, "", unix.MS_SLAVE, ""); err != nil {
+			return fmt.Errorf("prepare root: making %s a slave mount so %s can move: %w", m.MountPoint, phys, err)
 		}
 	}
 
@@ -251,21 +251,12 @@ func prepRootMountID(path string) (uint64, error) {
 	return 0, errors.New("mount ID not found in fdinfo")
 }
 
-// prepRootMount is one line of /proc/self/mountinfo, the parts PrepareRoot
-// needs.
-type prepRootMount struct {
-	id         uint64
-	mountPoint string
-	shared     bool
-}
-
-// prepRootFindMount returns the entry of mountinfo (the contents of
-// /proc/self/mountinfo) for mount id.
-func prepRootFindMount(info []byte, id uint64) (prepRootMount, bool) {
-	for _, m := range mountinfo.Parse(info) {
+// prepRootFindMount returns the entry of mounts for mount id.
+func prepRootFindMount(mounts []mountinfo.Mount, id uint64) (mountinfo.Mount, bool) {
+	for _, m := range mounts {
 		if m.ID == id {
-			return prepRootMount{id: m.ID, mountPoint: m.MountPoint, shared: m.Shared}, true
+			return m, true
 		}
 	}
-	return prepRootMount{}, false
+	return mountinfo.Mount{}, false
 }

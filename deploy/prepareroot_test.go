@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/mountinfo"
 	"github.com/otree/otree/internal/testbin"
 	"golang.org/x/sys/unix"
 )
@@ -32,13 +33,13 @@ func TestPrepRootFindMount(t *testing.T) {
 		{37, true, "/slave", false},
 		{99, false, "", false},
 	} {
-		m, ok := prepRootFindMount(info, tc.id)
-		if ok != tc.ok || m.mountPoint != tc.point || m.shared != tc.shared {
+		m, ok := prepRootFindMount(mountinfo.Parse(info), tc.id)
+		if ok != tc.ok || m.MountPoint != tc.point || m.Shared != tc.shared {
 			t.Errorf("mount %d: got %+v, %v; want %q shared=%v, %v", tc.id, m, ok, tc.point, tc.shared, tc.ok)
 		}
 	}
 	// Optional fields end at the separator; a "shared:" after it is not one.
-	if m, _ := prepRootFindMount(info, 38); m.shared {
+	if m, _ := prepRootFindMount(mountinfo.Parse(info), 38); m.Shared {
 		t.Errorf("mount 38 read as shared from beyond the separator")
 	}
 }

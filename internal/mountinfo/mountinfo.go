@@ -3,6 +3,8 @@
 package mountinfo
 
 import (
+	"fmt"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -19,6 +21,15 @@ type Mount struct {
 	// Shared tells that the mount propagates to a peer group (an
 	// optional field "shared:N").
 	Shared bool
+}
+
+// Self reads and parses the mount table of this process's namespace.
+func Self() ([]Mount, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("list mounts: %w", err)
+	}
+	return Parse(data), nil
 }
 
 // Parse reads the lines of a mountinfo text, in the order mounted:

@@ -194,23 +194,23 @@ func appendOnce(s []string, v string) []string {
 	return append(s, v)
 }
 
-// readMounts lists the mount points of this process (parseMountInfo).
+// readMounts lists the mount points of this process (mountPoints).
 func readMounts() ([]string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Self()
 	if err != nil {
-		return nil, fmt.Errorf("list mounts: %w", err)
+		return nil, err
 	}
-	return parseMountInfo(string(data)), nil
+	return mountPoints(mounts), nil
 }
 
-// parseMountInfo returns the mount points of a mountinfo text, each once,
+// mountPoints returns the mount points of a mount table, each once,
 // in the order mounted. Kernel filesystems that cannot hold a repository
 // are left out, and so is autofs: looking into it would mount what it
 // stands for. So are network filesystems: a stick is never one, and a hard
 // NFS mount whose server is gone would hang the finder.
-func parseMountInfo(text string) []string {
+func mountPoints(mounts []mountinfo.Mount) []string {
 	var out []string
-	for _, m := range mountinfo.Parse([]byte(text)) {
+	for _, m := range mounts {
 		if !skipFS[m.FSType] && !slices.Contains(out, m.MountPoint) {
 			out = append(out, m.MountPoint)
 		}

@@ -3,6 +3,8 @@ package remote
 import (
 	"slices"
 	"testing"
+
+	"github.com/otree/otree/internal/mountinfo"
 )
 
 func TestParseMountInfo(t *testing.T) {
@@ -19,7 +21,7 @@ func TestParseMountInfo(t *testing.T) {
 47 22 0:53 / /home/u/remote rw - fuse.sshfs u@host:/ rw
 
 `
-	got := parseMountInfo(text)
+	got := mountPoints(mountinfo.Parse([]byte(text)))
 	want := []string{"/", "/media/USB Stick", `/media/back\slash`, "/run/user/0"}
 	if !slices.Equal(got, want) {
 		t.Errorf("mount points %q, want %q", got, want)
