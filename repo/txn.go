@@ -474,8 +474,10 @@ func (t *Txn) stageClaimedMeta(kind Kind, id ID, data []byte) error {
 	name, err := t.stageName(kind, id)
 	if err == nil {
 		_, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
-			_, err := f.Write(data)
-			return err
+			if _, err := f.Write(data); err != nil {
+				return err
+			}
+			return t.r.fixMode(f.fd, 0o644)
 		})
 	}
 	if err == nil {
@@ -547,8 +549,10 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	if err == nil {
 		unix.Unlinkat(t.dirFd, name, 0)
 		_, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
-			_, err := f.Write(EncodeCommitMeta(m))
-			return err
+			if _, err := f.Write(EncodeCommitMeta(m)); err != nil {
+				return err
+			}
+			return t.r.fixMode(f.fd, 0o644)
 		})
 	}
 	t.settle(KindCommitMeta, commit, err)
@@ -963,11 +967,16 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 			if _, err := f.Write(AppendFileHeader(nil, h)); err != nil {
 				return err
 			}
+			var err error
 			if h.Type != TypeRegular {
-				_, err := f.Write([]byte{compNone})
+				_, err = f.Write([]byte{compNone})
+			} else {
+				err = fill(f)
+			}
+			if err != nil {
 				return err
 			}
-			return fill(f)
+			return t.r.fixMode(f.fd, 0o644)
 		})
 		return err
 	case ModeBareUser:

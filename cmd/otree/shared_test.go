@@ -82,3 +82,74 @@ func TestGroupSharedRepository(t *testing.T) {
 		})
 	}
 }
+
+// Under a umask of 077 the metadata objects of every mode, and an archive
+// repository's file objects, are still 0644, as OSTree makes them: a
+// repository published by copying its files must stay readable by the
+// server. Objects a pull-local writes are made the same way, and so are a
+// static delta's parts and superblock, its index and the summary.
+func TestObjectModesIgnoreUmask(t *testing.T) {
+	exe, env := otreeBinary(t)
+	dir := t.TempDir()
+	testtree.Create(t, filepath.Join(dir, "src"), testtree.Tree{
+		"private": testtree.File("secret\n", 0o600),
+		"d/f":     testtree.File("f\n", 0o644),
+		"l":       testtree.Symlink("d/f"),
+	})
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `umask 077 && exec "$0" "$@"`, exe}, args...)...)
+		cmd.Dir, cmd.Env = dir, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	for _, mode := range []string{"archive", "bare-user", "bare-user-only"} {
+		r := "--repo=" + mode
+		run(r, "init", "--mode="+mode)
+		run(r, "commit", "-b", "main", "--add-detached-metadata-string=k=v", "src")
+		run("--repo=pulled-"+mode, "init", "--mode="+mode)
+		run("--repo=pulled-"+mode, "pull-local", mode, "main")
+		for _, repoDir := range []string{mode, "pulled-" + mode} {
+			n := 0
+			filepath.WalkDir(filepath.Join(dir, repoDir, "objects"), func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				ext := filepath.Ext(p)
+				if ext == ".file" && mode != "archive" {
+					return nil // the file itself, its mode recorded
+				}
+				n++
+				if st := lstat(t, p); st.Mode&0o7777 != 0o644 {
+					t.Errorf("%s: mode %04o under umask 077, want 0644", p, st.Mode&0o7777)
+				}
+				return nil
+			})
+			if n < 4 {
+				t.Errorf("%s: %d objects checked, want a commit, its metadata, dirtrees and dirmetas", repoDir, n)
+			}
+		}
+	}
+	testtree.Create(t, filepath.Join(dir, "src2"), testtree.Tree{"d/f": testtree.File("changed\n", 0o644)})
+	run("--repo=archive", "commit", "-b", "main", "src2")
+	run("--repo=archive", "static-delta", "generate", "main")
+	run("--repo=archive", "summary", "-u")
+	served := []string{filepath.Join(dir, "archive", "summary")}
+	for _, sub := range []string{"deltas", "delta-indexes"} {
+		filepath.WalkDir(filepath.Join(dir, "archive", sub), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				served = append(served, p)
+			}
+			return err
+		})
+	}
+	if len(served) < 4 {
+		t.Fatalf("summary and delta files %q, want a summary, a superblock, a part and an index", served)
+	}
+	for _, p := range served {
+		if st := lstat(t, p); st.Mode&0o7777 != 0o644 {
+			t.Errorf("%s: mode %04o under umask 077, want 0644", p, st.Mode&0o7777)
+		}
+	}
+}

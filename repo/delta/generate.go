@@ -278,7 +278,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 }
 
 func writeFile(p string, data []byte, sync bool) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := createServed(p)
 	if err != nil {
 		return err
 	}
@@ -561,7 +561,20 @@ func (g *generator) part(n int64) (io.Writer, error) {
 }
 
 func (g *generator) createPart() (*os.File, error) {
-	return os.OpenFile(filepath.Join(g.dir, strconv.Itoa(len(g.parts))), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return createServed(filepath.Join(g.dir, strconv.Itoa(len(g.parts))))
+}
+
+// createServed creates the new file p with mode 0644 whatever the umask,
+// as the repository's objects are: a server must be able to read what a
+// pull fetches.
+func createServed(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		if err = f.Chmod(0o644); err != nil {
+			f.Close()
+		}
+	}
+	return f, err
 }
 
 // partWindowFor is the zstd window of a spooled part of raw bytes: the
