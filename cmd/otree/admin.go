@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -661,16 +662,23 @@ func printDeployment(w io.Writer, d *deploy.Deployment, index int, booted bool) 
 }
 
 // ostreeLocal is changes as OSTree counts the admin's: what lay below a
-// directory the admin deleted is not listed apart from it.
+// directory the admin deleted is not listed apart from it, nor is what
+// lay or lies below a path whose type the admin changed (a file made a
+// directory, a directory replaced by a file or a link), which is one
+// modification.
 func ostreeLocal(changes []deploy.EtcChange) []deploy.EtcChange {
 	var out []deploy.EtcChange
-	gone := map[string]bool{} // deleted paths; a parent sorts before its children
+	whole := map[string]bool{} // paths counted whole; a parent sorts before its children
 	for _, ch := range changes {
-		if ch.Local == "D" {
-			gone[ch.Path] = true
-			if under(ch.Path, gone) {
-				continue
-			}
+		if ch.Local == "" {
+			out = append(out, ch)
+			continue
+		}
+		if under(ch.Path, whole) {
+			continue
+		}
+		if ch.Local == "D" || ch.Local == "M" && slices.Contains(ch.Fields, checkout.FieldType) {
+			whole[ch.Path] = true
 		}
 		out = append(out, ch)
 	}

@@ -1151,16 +1151,27 @@ func TestRemoteSysroot(t *testing.T) {
 
 // config-diff and deploy's counts list a directory the admin deleted once,
 // as OSTree does, not each path that was below it; a sibling whose name
-// sorts between them is still listed.
+// sorts between them is still listed. A path whose type the admin changed
+// is one modification, what was or is below it not listed apart; a
+// directory whose mode alone the admin changed is listed with what the
+// admin added below it.
 func TestOstreeLocalDeletions(t *testing.T) {
 	var changes []deploy.EtcChange
 	for _, p := range []string{"/etc/sub", "/etc/sub-a", "/etc/sub-a/f", "/etc/sub/deep", "/etc/sub/deep/x", "/etc/subx"} {
 		changes = append(changes, deploy.EtcChange{Path: p, Local: "D"})
 	}
-	changes = append(changes, deploy.EtcChange{Path: "/etc/sub/y", Default: "A"})
+	changes = append(changes, deploy.EtcChange{Path: "/etc/sub/y", Default: "A"},
+		deploy.EtcChange{Path: "/etc/d2f", Local: "M", Fields: []string{"type"}},
+		deploy.EtcChange{Path: "/etc/d2f/old", Local: "D"},
+		deploy.EtcChange{Path: "/etc/f2d", Local: "M", Fields: []string{"type"}},
+		deploy.EtcChange{Path: "/etc/f2d/new", Local: "A"},
+		deploy.EtcChange{Path: "/etc/f2d/new/deeper", Local: "A"},
+		deploy.EtcChange{Path: "/etc/mode", Local: "M", Fields: []string{"mode"}},
+		deploy.EtcChange{Path: "/etc/mode/new", Local: "A"})
+	slices.SortFunc(changes, func(a, b deploy.EtcChange) int { return strings.Compare(a.Path, b.Path) })
 	var buf bytes.Buffer
 	printLocalEtc(&buf, changes)
-	if want := "D    sub\nD    sub-a\nD    subx\n"; buf.String() != want {
+	if want := "M    d2f\nM    f2d\nM    mode\nD    sub\nD    sub-a\nD    subx\nA    mode/new\n"; buf.String() != want {
 		t.Errorf("printLocalEtc = %q, want %q", buf.String(), want)
 	}
 }
