@@ -117,9 +117,9 @@ func (e *EtcConflictError) Error() string {
 // files are copied, never hardlinked, with their mode, owner and xattrs;
 // so are directories, symlinks, FIFOs and devices. Sockets are not copied
 // and say so in their record's Detail. What comes from oldEtc keeps its
-// mtime, directories aside; what comes from newDefaults, whose checkout
-// dates from 1970, and every directory get the time of the merge, as
-// OSTree's /etc does.
+// mtime, directories and symlinks aside; what comes from newDefaults,
+// whose checkout dates from 1970, every directory and every symlink get
+// the time of the merge, as OSTree's /etc does.
 //
 // On conflicts MergeEtc returns all the records with an *EtcConflictError
 // and writes nothing. On any other error, dest is removed.
@@ -637,7 +637,9 @@ func (m *merger) create(dirfd int, dirPath string, e *entry) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: path, Err: err}
 	}
-	return setMeta(dirfd, dirPath, e.name, n, e.t != m.nd)
+	// A symlink gets the time of the merge, as in OSTree, whose copy of
+	// one is a new link.
+	return setMeta(dirfd, dirPath, e.name, n, e.t != m.nd && n.typ() != unix.S_IFLNK)
 }
 
 // copyFile copies the regular file e to e.name in dirfd, holes kept.

@@ -488,14 +488,16 @@ func TestEtcChangeString(t *testing.T) {
 
 // What the merge takes from the admin's /etc keeps its mtime (a changed
 // file, an added one); what it takes from the new defaults, checked out
-// with mtime 0, and a directory, even one the admin added, get the time of
-// the merge, as in OSTree: not 1970.
+// with mtime 0, and a directory or a symlink, even one the admin added,
+// get the time of the merge, as in OSTree: not 1970.
 func TestMergeEtcTimes(t *testing.T) {
 	defaults := testtree.Tree{"a.conf": file("a"), "b.conf": file("b"), "sub/c.conf": file("c")}
-	f := newEtcFixture(t, defaults, edit(defaults, testtree.Tree{"a.conf": file("mine"), "added": file("x"), "mine/d": file("d")}), defaults)
+	f := newEtcFixture(t, defaults, edit(defaults, testtree.Tree{"a.conf": file("mine"), "added": file("x"), "mine/d": file("d"),
+		"link": testtree.Symlink("a.conf")}), defaults)
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, p := range []string{"a.conf", "added", "mine/d", "mine"} {
-		if err := os.Chtimes(filepath.Join(f.oe, p), old, old); err != nil {
+	for _, p := range []string{"a.conf", "added", "mine/d", "mine", "link"} {
+		ts := []unix.Timespec{unix.NsecToTimespec(old.UnixNano()), unix.NsecToTimespec(old.UnixNano())}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(f.oe, p), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -503,7 +505,8 @@ func TestMergeEtcTimes(t *testing.T) {
 		os.Chtimes(filepath.Join(f.nd, p), time.Unix(0, 0), time.Unix(0, 0))
 	}
 	f.merge(t)
-	for p, admin := range map[string]bool{"a.conf": true, "added": true, "mine/d": true, "mine": false, "b.conf": false, "sub/c.conf": false, "sub": false} {
+	for p, admin := range map[string]bool{"a.conf": true, "added": true, "mine/d": true, "mine": false, "link": false,
+		"b.conf": false, "sub/c.conf": false, "sub": false} {
 		st, err := os.Lstat(filepath.Join(f.dest, p))
 		if err != nil {
 			t.Fatal(err)
@@ -511,7 +514,7 @@ func TestMergeEtcTimes(t *testing.T) {
 		if got := st.ModTime(); admin && !got.Equal(old) {
 			t.Errorf("%s, from the admin's /etc: mtime %v, want %v kept", p, got, old)
 		} else if !admin && got.Year() < 2025 {
-			t.Errorf("%s, a default or a directory: mtime %v, want the time of the merge", p, got)
+			t.Errorf("%s, a default, a directory or a symlink: mtime %v, want the time of the merge", p, got)
 		}
 	}
 }
