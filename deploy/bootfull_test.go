@@ -150,8 +150,8 @@ func TestDeployFullSysroot(t *testing.T) {
 	two := f.commit("os", osTree("6.1.0", testtree.Tree{"usr/etc/big": testtree.File(strings.Repeat("e", 3<<20), 0o644)}))
 	testtree.FillTo(t, mnt, 1<<20)
 	_, err = s.Deploy(context.Background(), two.String(), DeployOptions{})
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("deploy onto a full sysroot: %v, want ENOSPC", err)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "/etc/big") {
+		t.Fatalf("deploy onto a full sysroot: %v, want ENOSPC naming /etc/big, which the /etc merge copies", err)
 	}
 	if got := f.order(); !slices.Equal(got, []repo.ID{one}) {
 		t.Errorf("deployments after the failed deploy: %v", got)
