@@ -230,21 +230,28 @@ func TestDeploymentImmutable(t *testing.T) {
 
 // A tree that keeps /home or another state directory as a directory,
 // rather than a link into /var, deploys with a warning for each: what is
-// written there would be deleted with the deployment.
+// written there would be deleted with the deployment. So does each entry
+// of a tree's /var, which the stateroot's /var hides, as OSTree notes it;
+// the stateroot's /var is left as it was.
 func TestDeployWarnsOfStateDirs(t *testing.T) {
 	f := newFixture(t)
 	c := f.commit("os", osTree("6.1.0", testtree.Tree{
-		"home":         testtree.Dir(0o755),
-		"root/.bashrc": testtree.File("# root\n", 0o644),
-		"srv":          testtree.Symlink("var/srv"),
+		"home":              testtree.Dir(0o755),
+		"root/.bashrc":      testtree.File("# root\n", 0o644),
+		"srv":               testtree.Symlink("var/srv"),
+		"var/lib/pkg/state": testtree.File("tree\n", 0o644),
+		"var/cache":         testtree.Dir(0o755),
 	}))
 	res := f.deploy(c.String(), DeployOptions{})
 	var got []string
 	for _, w := range res.Warnings {
 		got = append(got, strings.SplitN(w, " ", 2)[0])
 	}
-	if !slices.Equal(got, []string{"/home", "/root"}) {
-		t.Errorf("warnings %q, want /home and /root only", res.Warnings)
+	if !slices.Equal(got, []string{"/home", "/root", "/var/cache", "/var/lib"}) {
+		t.Errorf("warnings %q, want /home, /root, /var/cache and /var/lib only", res.Warnings)
+	}
+	if _, err := os.Stat(filepath.Join(f.path, "otree/deploy/testos/var/lib/pkg")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the tree's /var reached the stateroot's: %v", err)
 	}
 	if len(res.Warnings) > 0 && !strings.Contains(res.Warnings[0], "/home -> var/home") {
 		t.Errorf("the warning does not say what to do: %s", res.Warnings[0])

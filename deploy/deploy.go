@@ -91,7 +91,8 @@ type DeployResult struct {
 	// Warnings are what the deploy found worth telling the admin but not
 	// worth refusing, such as a tree that holds /home, /root, /srv, /opt,
 	// /mnt or /media as a directory rather than a link into /var (what
-	// is written there would stay behind with this deployment).
+	// is written there would stay behind with this deployment), or that
+	// holds something in /var, which the stateroot's /var hides.
 	Warnings []string `json:"warnings,omitempty"`
 	// Prune is what pruning the repository after the switch deleted (nil
 	// with NoPrune): the commits of dropped deployments, with their objects.
@@ -127,6 +128,22 @@ func stateDirWarnings(d *Deployment) []string {
 			out = append(out, fmt.Sprintf("/%s is a directory in commit %s: what the running system writes there stays with this deployment and is deleted with it; make it a link into /var in the tree (/%s -> var/%s)",
 				name, d.Commit, name, name))
 		}
+	}
+	return out
+}
+
+// varWarnings returns a warning for each entry of deployment d's /var,
+// which is never seen: the stateroot's /var is mounted over it at boot.
+// OSTree notes each one too.
+func varWarnings(d *Deployment) []string {
+	entries, err := os.ReadDir(filepath.Join(d.Path, "var"))
+	if err != nil {
+		return nil // no /var: the deploy makes the mount point
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, fmt.Sprintf("/var/%s in commit %s is ignored: /var is the stateroot's, shared by its deployments; create it at boot (systemd-tmpfiles) instead",
+			e.Name(), d.Commit))
 	}
 	return out
 }
@@ -688,7 +705,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, fmt.Errorf("deploy %s: %w", commit, err)
 	}
 	res.Stats = *st
-	res.Warnings = stateDirWarnings(d)
+	res.Warnings = append(stateDirWarnings(d), varWarnings(d)...)
 	if res.Etc, err = s.prepareTree(ctx, d, merge); err != nil {
 		return nil, err
 	}
