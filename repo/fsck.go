@@ -3,7 +3,6 @@ package repo
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/jsonout"
 	"github.com/otree/otree/internal/progress"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -233,7 +233,7 @@ func (p *FsckProblem) MarshalJSON() ([]byte, error) {
 	if p.Kind != 0 {
 		o.Kind = p.Kind.String()
 	}
-	return json.Marshal(o)
+	return jsonout.Marshal(o) // a path that is not UTF-8 keeps its bytes
 }
 
 // FsckReport is what Fsck found.

@@ -66,7 +66,7 @@ cannot be changed here.`,
 					return fmt.Errorf("config key %q is not set in %s", k, r.Path("config"))
 				}
 				if e.json {
-					return e.printJSON(map[string]string{"key": k, "value": v})
+					return e.printJSON(configValueJSON{Key: k, Value: v})
 				}
 				_, err := fmt.Fprintln(e.stdout, v)
 				return err
@@ -104,7 +104,7 @@ cannot be changed here.`,
 					return fmt.Errorf("setting config key %q: %w", k, err)
 				}
 				if e.json {
-					return e.printJSON(map[string]string{"key": k, "value": args[1]})
+					return e.printJSON(configValueJSON{Key: k, Value: args[1]})
 				}
 				return nil
 			})
@@ -153,4 +153,11 @@ func checkMutable(key string) error {
 		return fmt.Errorf("config key %q describes how the objects are stored and cannot be changed", key)
 	}
 	return nil
+}
+
+// configValueJSON is config get's and set's --json: a struct, so that a
+// value that is not UTF-8 gets its value_base64 (printJSON).
+type configValueJSON struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }

@@ -93,14 +93,12 @@ type diffOutput struct {
 
 // diffChangeJSON is a checkout.Change with xattrs in ls --json's form.
 type diffChangeJSON struct {
-	Kind checkout.ChangeKind `json:"kind"`
-	Path string              `json:"path"`
-	// PathBase64 holds the path's bytes when they are not UTF-8.
-	PathBase64 string         `json:"path_base64,omitempty"`
-	Meta       bool           `json:"meta,omitempty"`
-	Fields     []string       `json:"fields,omitempty"`
-	Old        *diffEntryJSON `json:"old,omitempty"`
-	New        *diffEntryJSON `json:"new,omitempty"`
+	Kind   checkout.ChangeKind `json:"kind"`
+	Path   string              `json:"path"` // with path_base64 when not UTF-8 (printJSON)
+	Meta   bool                `json:"meta,omitempty"`
+	Fields []string            `json:"fields,omitempty"`
+	Old    *diffEntryJSON      `json:"old,omitempty"`
+	New    *diffEntryJSON      `json:"new,omitempty"`
 }
 
 type diffEntryJSON struct {
@@ -348,7 +346,7 @@ func printDiff(e *env, f *diffFlags, out *diffOutput, changes []checkout.Change)
 		}
 		out.Changes = make([]diffChangeJSON, len(changes))
 		for i, c := range changes {
-			out.Changes[i] = diffChangeJSON{Kind: c.Kind, Path: c.Path, PathBase64: pathBase64(c.Path), Meta: c.Meta, Fields: c.Fields,
+			out.Changes[i] = diffChangeJSON{Kind: c.Kind, Path: c.Path, Meta: c.Meta, Fields: c.Fields,
 				Old: toDiffEntryJSON(c.Old), New: toDiffEntryJSON(c.New)}
 		}
 		if f.stat {

@@ -57,11 +57,12 @@ with their true owners on disk.`,
 			}
 			defer r.Close()
 			if e.json {
-				out := map[string]string{"path": r.Path(), "mode": m.String()}
-				if collection != "" {
-					out["collection_id"] = collection
-				}
-				return e.printJSON(out)
+				// A struct, so that a path not UTF-8 gets its path_base64.
+				return e.printJSON(struct {
+					Path         string `json:"path"`
+					Mode         string `json:"mode"`
+					CollectionID string `json:"collection_id,omitempty"`
+				}{r.Path(), m.String(), collection})
 			}
 			return nil
 		},

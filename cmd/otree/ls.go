@@ -47,22 +47,19 @@ Paths start with "/"; a relative PATH is taken from the root.`,
 
 // lsEntry is one listed path, and its --json form.
 type lsEntry struct {
-	Path string `json:"path"`
-	// PathBase64 holds the path's bytes when they are not UTF-8, which
-	// JSON strings cannot carry (Path then has U+FFFD in their place).
-	PathBase64 string        `json:"path_base64,omitempty"`
-	Type       string        `json:"type"` // regular, directory, symlink, chardev, blockdev, fifo
-	Mode       uint32        `json:"mode"` // permission bits (07777)
-	UID        uint32        `json:"uid"`
-	GID        uint32        `json:"gid"`
-	Size       uint64        `json:"size"`
-	Rdev       uint64        `json:"rdev,omitempty"`
-	Target     string        `json:"target,omitempty"`
-	ID         repo.ID       `json:"id"`            // file object or dirtree
-	MetaID     repo.ID       `json:"meta,omitzero"` // dirmeta of a directory
-	Xattrs     []xattrJSON   `json:"xattrs,omitempty"`
-	typ        repo.FileType // zero for a directory
-	xattrs     []repo.Xattr
+	Path   string        `json:"path"` // with path_base64 when not UTF-8 (printJSON)
+	Type   string        `json:"type"` // regular, directory, symlink, chardev, blockdev, fifo
+	Mode   uint32        `json:"mode"` // permission bits (07777)
+	UID    uint32        `json:"uid"`
+	GID    uint32        `json:"gid"`
+	Size   uint64        `json:"size"`
+	Rdev   uint64        `json:"rdev,omitempty"`
+	Target string        `json:"target,omitempty"`
+	ID     repo.ID       `json:"id"`            // file object or dirtree
+	MetaID repo.ID       `json:"meta,omitzero"` // dirmeta of a directory
+	Xattrs []xattrJSON   `json:"xattrs,omitempty"`
+	typ    repo.FileType // zero for a directory
+	xattrs []repo.Xattr
 }
 
 // xattrJSON is an extended attribute in --json output; Value is set when it
@@ -71,14 +68,6 @@ type xattrJSON struct {
 	Name   string `json:"name"`
 	Value  string `json:"value,omitempty"`
 	Base64 string `json:"base64,omitempty"`
-}
-
-// pathBase64 is p's bytes in base64 when they are not UTF-8, else "".
-func pathBase64(p string) string {
-	if utf8.ValidString(p) {
-		return ""
-	}
-	return base64.StdEncoding.EncodeToString([]byte(p))
 }
 
 func toXattrJSON(x []repo.Xattr) []xattrJSON {
@@ -154,7 +143,7 @@ func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) (
 
 // entry prints (or collects) one path.
 func (l *lister) entry(ent repo.Entry) error {
-	le := lsEntry{Path: ent.Path, PathBase64: pathBase64(ent.Path), ID: ent.ID}
+	le := lsEntry{Path: ent.Path, ID: ent.ID}
 	if ent.IsDir() {
 		m, err := l.r.ReadDirMeta(ent.MetaID)
 		if err != nil {

@@ -799,3 +799,107 @@ func TestShowOtherObjectsParity(t *testing.T) {
 	c.fails(exitError, []string{ids(c.ok, "/f")[0][:12], "not found"}, "show", ids(c.ok, "/f")[0][:12])
 	c.fails(exitError, []string{"missing"}, "show", strings.Repeat("2", 64))
 }
+
+// oddNames are names and texts a tree or commit may hold that a JSON
+// string alone cannot carry (not UTF-8) or that a reader must not take
+// for structure (newline, quote, backslash, escape sequences, bidi
+// override, a leading dash, spaces, 255 bytes).
+var oddNames = []string{
+	"\xff", "caf\xe9", "\xed\xa0\x80", "nl\nfake  entry", "cr\rx", "tab\tx", `back\slash`, `dq"x`,
+	"-dash", " lead", "trail ", "esc\x1b[31mred", "rlo\u202etxt.exe", strings.Repeat("L", 255),
+}
+
+// jsonStrings returns every string of the decoded JSON document v, each
+// taken from its NAME_base64 sibling when it has one (README: --json).
+func jsonStrings(t *testing.T, v any) []string {
+	t.Helper()
+	dec := func(s any) string {
+		raw, err := base64.StdEncoding.DecodeString(s.(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}
+	var out []string
+	var walk func(v any, raw any)
+	walk = func(v any, raw any) {
+		switch v := v.(type) {
+		case string:
+			if raw != nil {
+				out = append(out, dec(raw))
+			} else {
+				out = append(out, v)
+			}
+		case []any:
+			rl, _ := raw.([]any)
+			for i, e := range v {
+				var r any
+				if i < len(rl) {
+					r = rl[i]
+				}
+				walk(e, r)
+			}
+		case map[string]any:
+			rm, _ := raw.(map[string]any)
+			for k, e := range v {
+				if strings.HasSuffix(k, "_base64") {
+					if _, ok := v[strings.TrimSuffix(k, "_base64")]; ok {
+						continue
+					}
+				}
+				r := rm[k]
+				if r == nil {
+					r = v[k+"_base64"]
+				}
+				walk(e, r)
+			}
+		}
+	}
+	walk(v, nil)
+	return out
+}
+
+// Every --json output that prints a name or text gives its exact bytes
+// back: paths, symlink targets, subjects, bodies, metadata values and
+// config values, whatever bytes they hold.
+func TestJSONOddNamesRoundTrip(t *testing.T) {
+	for _, name := range oddNames {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			c := newCLI(t)
+			src := source(t, testtree.Tree{name: testtree.File(name, 0o644), "l": testtree.Symlink("old")})
+			c.commitTree("a", src, "one", 1700000000)
+			src2 := source(t, testtree.Tree{name: testtree.File(name, 0o644), "l": testtree.Symlink(name)})
+			c.commitTree("a", src2, "s"+name, 1700000001, func(o *commit.Options) {
+				o.Body = "b" + name
+				o.Metadata = repo.Metadata{{Key: "k", Value: []byte(name)}}
+			})
+			c.ok("config", "set", "--", "x.y", name)
+			for _, tc := range []struct {
+				args []string
+				want []string
+			}{
+				{[]string{"ls", "-R", "a"}, []string{"/" + name, name}},
+				{[]string{"ls", "-R", "-C", "-X", "a"}, []string{"/" + name, name}},
+				{[]string{"diff", "a^", "a"}, []string{"/l", name}},
+				{[]string{"diff", "a", "a^"}, []string{name}},
+				{[]string{"diff", "a", src}, []string{"/l", "old"}},
+				{[]string{"show", "a"}, []string{"s" + name, "b" + name, name}},
+				{[]string{"log", "a"}, []string{"s" + name, "b" + name, name}},
+				{[]string{"checksum", filepath.Join(src, name)}, []string{filepath.Join(src, name)}},
+				{[]string{"config", "get", "x.y"}, []string{name}},
+			} {
+				out := c.ok(append(tc.args, "--json")...)
+				var v any
+				if err := json.Unmarshal([]byte(out), &v); err != nil {
+					t.Fatalf("%s: not JSON: %v\n%s", tc.args, err, out)
+				}
+				got := jsonStrings(t, v)
+				for _, w := range tc.want {
+					if !slices.Contains(got, w) {
+						t.Errorf("%s --json: %q not given back; strings %q\n%s", tc.args, w, got, out)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/otree/otree/deploy"
+	"github.com/otree/otree/internal/jsonout"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
@@ -351,9 +353,18 @@ func (e *env) autoUpdateSummary(ctx context.Context) error {
 	return err
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON, with the bytes of every string
+// that is not UTF-8 beside it (internal/jsonout).
 func (e *env) printJSON(v any) error {
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	out, err := jsonout.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, out, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err = e.stdout.Write(b.Bytes())
+	return err
 }

@@ -166,9 +166,9 @@ type commitJSON struct {
 	RootMeta  repo.ID `json:"root_meta"`
 	// ContentChecksum names the tree alone (contentChecksum).
 	ContentChecksum repo.ID `json:"content_checksum"`
-	// Metadata holds the values that are UTF-8; MetadataBase64 the others.
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	MetadataBase64 map[string]string `json:"metadata_base64,omitempty"`
+	// Metadata holds every value; printJSON adds metadata_base64 with the
+	// bytes of those that are not UTF-8.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 func newCommitJSON(id repo.ID, c *repo.Commit) commitJSON {
@@ -178,17 +178,10 @@ func newCommitJSON(id repo.ID, c *repo.Commit) commitJSON {
 		ContentChecksum: contentChecksum(c),
 	}
 	for _, kv := range c.Metadata {
-		if utf8.Valid(kv.Value) {
-			if j.Metadata == nil {
-				j.Metadata = map[string]string{}
-			}
-			j.Metadata[kv.Key] = string(kv.Value)
-		} else {
-			if j.MetadataBase64 == nil {
-				j.MetadataBase64 = map[string]string{}
-			}
-			j.MetadataBase64[kv.Key] = base64.StdEncoding.EncodeToString(kv.Value)
+		if j.Metadata == nil {
+			j.Metadata = map[string]string{}
 		}
+		j.Metadata[kv.Key] = string(kv.Value)
 	}
 	return j
 }

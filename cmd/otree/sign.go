@@ -73,7 +73,10 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 			return err
 		}
 		if e.json {
-			return e.printJSON(map[string]string{"secret_key_file": f.generate, "public_key": sign.EncodeKey(pub)})
+			return e.printJSON(struct {
+				SecretKeyFile string `json:"secret_key_file"` // with secret_key_file_base64 when not UTF-8
+				PublicKey     string `json:"public_key"`
+			}{f.generate, sign.EncodeKey(pub)})
 		}
 		_, err = fmt.Fprintln(e.stdout, sign.EncodeKey(pub))
 		return err
