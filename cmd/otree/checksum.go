@@ -25,7 +25,8 @@ owner, mode and xattrs, not its content). Owner, mode and xattrs are taken as
 they are on disk, as a commit to a bare, bare-user or archive repository
 without --canonical-permissions or --owner-* records them; a bare-user-only
 repository canonicalises them, so its ids differ. With several PATHs each
-line is "ID  PATH".`,
+line is "ID  PATH", PATH Go-quoted as diff quotes it when it holds invalid
+UTF-8 or characters that do not print (a newline, an escape).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runChecksum(e, ignoreXattrs, args)
@@ -56,7 +57,7 @@ func runChecksum(e *env, ignoreXattrs bool, paths []string) error {
 		case len(paths) == 1:
 			fmt.Fprintln(e.stdout, id)
 		default:
-			fmt.Fprintf(e.stdout, "%s  %s\n", id, p)
+			fmt.Fprintf(e.stdout, "%s  %s\n", id, quotePath(p))
 		}
 	}
 	if e.json {

@@ -36,7 +36,8 @@ compare its parent (REV^) with it, as OSTree does:
 in tree order (a directory's entries sorted by name, each directory followed by
 its contents). "/" stands for the root directory's own metadata. The contents of
 an added directory are listed; a removed directory is one line unless --verify.
-Paths with control characters or invalid UTF-8 are printed Go-quoted.
+Paths with invalid UTF-8 or characters that do not print (control characters,
+U+202E) are printed Go-quoted.
 
 The second argument is a directory if one exists there; if it also names a
 revision, write ./NAME (or an absolute path) for the directory. The first is
@@ -387,10 +388,12 @@ func topRemoved(changes []checkout.Change) []checkout.Change {
 	return out
 }
 
-// quotePath returns p, or p Go-quoted when it holds control characters or
-// invalid UTF-8 (so that one change is always one line), or starts with '"'.
+// quotePath returns p, or p Go-quoted when it holds invalid UTF-8 or a
+// character that does not print (a control character, C1 ones too, or a
+// format character such as U+202E, which reorders what a terminal shows),
+// or starts with '"': one path is always one line that reads as it is.
 func quotePath(p string) string {
-	if !utf8.ValidString(p) || strings.HasPrefix(p, `"`) || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if !utf8.ValidString(p) || strings.HasPrefix(p, `"`) || strings.ContainsFunc(p, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return strconv.Quote(p)
 	}
 	return p

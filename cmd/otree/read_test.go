@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/commit"
@@ -898,6 +900,50 @@ func TestJSONOddNamesRoundTrip(t *testing.T) {
 					if !slices.Contains(got, w) {
 						t.Errorf("%s --json: %q not given back; strings %q\n%s", tc.args, w, got, out)
 					}
+				}
+			}
+		})
+	}
+}
+
+// The text outputs that otree shapes itself (diff's lines, checksum's
+// "ID  PATH") print one path per line, valid UTF-8 with nothing that
+// moves the cursor or reorders what a terminal shows, and the path reads
+// back byte for byte (Go-unquoted when quoted).
+func TestTextOddNamesOneLine(t *testing.T) {
+	for _, name := range append(oddNames, "c1\u009b31m", "nbsp\u00a0x", `"quoted"`, "ls\u2028x") {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			c := newCLI(t)
+			c.commitTree("a", source(t, testtree.Tree{"ok": testtree.File("x", 0o644)}), "one", 1700000000)
+			src := source(t, testtree.Tree{"ok": testtree.File("x", 0o644), name: testtree.File("y", 0o644)})
+			c.commitTree("a", src, "two", 1700000001)
+			for _, tc := range []struct {
+				args  []string
+				lines int
+				path  func(line string) string // the path a line prints
+				want  string
+			}{
+				{[]string{"diff", "a^", "a"}, 1, func(l string) string { return strings.TrimPrefix(l, "A    ") }, "/" + name},
+				{[]string{"diff", "a", "a^"}, 1, func(l string) string { return strings.TrimPrefix(l, "D    ") }, "/" + name},
+				{[]string{"checksum", filepath.Join(src, name), filepath.Join(src, "ok")}, 2, func(l string) string { _, p, _ := strings.Cut(l, "  "); return p }, filepath.Join(src, name)},
+			} {
+				out := c.ok(tc.args...)
+				if !utf8.ValidString(out) || strings.ContainsFunc(out, func(r rune) bool { return r != '\n' && !strconv.IsPrint(r) }) {
+					t.Errorf("otree %s printed raw bytes a terminal acts on: %q", tc.args, out)
+				}
+				lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+				if len(lines) != tc.lines {
+					t.Fatalf("otree %s printed %d lines, want %d: %q", tc.args, len(lines), tc.lines, out)
+				}
+				p := tc.path(lines[0])
+				if strings.HasPrefix(p, `"`) {
+					var err error
+					if p, err = strconv.Unquote(p); err != nil {
+						t.Fatalf("otree %s: %q: %v", tc.args, lines[0], err)
+					}
+				}
+				if p != tc.want {
+					t.Errorf("otree %s: path %q reads back as %q", tc.args, tc.want, p)
 				}
 			}
 		})
