@@ -108,7 +108,7 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 
 func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	for _, p := range rep.Problems {
-		fmt.Fprintf(e.stderr, "error: %v\n", p)
+		fmt.Fprintf(e.stderr, "error: %s\n", printable(p.Error()))
 		// A commit fsck marked partial that has every object again.
 		if p.Type == repo.ProblemPartial && !errors.Is(p, repo.ErrNotFound) {
 			fmt.Fprintln(e.stderr, "hint: `otree fsck --delete` takes the mark away")

@@ -949,3 +949,29 @@ func TestTextOddNamesOneLine(t *testing.T) {
 		})
 	}
 }
+
+// An error that names an odd path reaches the terminal as valid UTF-8
+// with no character that does not print but newline and tab: an escape
+// sequence or U+202E in a name is written as its Go escape.
+func TestErrorOddNamesPrintable(t *testing.T) {
+	for _, name := range append(oddNames, "c1\u009b31m") {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			c := newCLI(t)
+			c.commitTree("a", source(t, testtree.Tree{"ok": testtree.File("x", 0o644)}), "one", 1700000000)
+			for _, args := range [][]string{
+				{"ls", "a", "/" + name},
+				{"cat", "a", "/" + name},
+				{"commit", "-b", "b", filepath.Join(t.TempDir(), name)},
+				{"rev-parse", name + "x"},
+			} {
+				res := c.run(args...)
+				if res.code == 0 {
+					t.Fatalf("otree %q succeeded", args)
+				}
+				if !utf8.ValidString(res.stderr) || strings.ContainsFunc(res.stderr, func(r rune) bool { return r != '\n' && r != '\t' && !strconv.IsPrint(r) }) {
+					t.Errorf("otree %q wrote raw bytes a terminal acts on: %q", args, res.stderr)
+				}
+			}
+		})
+	}
+}

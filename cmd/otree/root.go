@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/internal/jsonout"
@@ -82,10 +84,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if in := (interrupted{}); errors.As(context.Cause(ctx), &in) && errors.Is(err, context.Canceled) {
 		// The command's own error ends in "context canceled", which says
 		// nothing of why.
-		fmt.Fprintf(stderr, "error: %v: %v\n", in, err)
+		fmt.Fprintf(stderr, "error: %v: %s\n", in, printable(err.Error()))
 		return 128 + int(in.sig)
 	}
-	fmt.Fprintf(stderr, "error: %v\n", err)
+	fmt.Fprintf(stderr, "error: %s\n", printable(err.Error()))
 	printHint(stderr, err)
 	var ue usageError
 	if errors.As(err, &ue) || isFlagError(err) {
@@ -174,8 +176,34 @@ func hint(err error) string {
 // printHint prints err's hint, if it has one, on the line below it.
 func printHint(w io.Writer, err error) {
 	if h := hint(err); h != "" {
-		fmt.Fprintf(w, "hint: %s\n", h)
+		fmt.Fprintf(w, "hint: %s\n", printable(h))
 	}
+}
+
+// printable returns s with each character that does not print, other
+// than newline and tab, and each byte that is not UTF-8 written as a Go
+// escape (\x1b, \u202e, \xff): a name in an error cannot recolour the
+// terminal, move its cursor or reorder the line it is read in.
+func printable(s string) string {
+	keep := func(r rune) bool { return r == '\n' || r == '\t' || strconv.IsPrint(r) }
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !keep(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keep(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func isFlagError(err error) bool {
