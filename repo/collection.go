@@ -32,7 +32,7 @@ func ValidateCollectionID(id string) error {
 		for i, ch := range c {
 			ok := ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || (i > 0 && ch >= '0' && ch <= '9')
 			if !ok {
-				return fmt.Errorf("invalid collection ID %q: character %q not allowed there", id, ch)
+				return fmt.Errorf("invalid collection ID %q: character %s not allowed there", id, quoteChar(c, i))
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/otree/otree/internal/durable"
 	"golang.org/x/sys/unix"
@@ -61,11 +62,21 @@ func validateRefPath(name string) error {
 			ok := ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
 				(i > 0 && (ch == '.' || ch == '-'))
 			if !ok {
-				return fmt.Errorf("invalid ref name %q: character %q not allowed there", name, ch)
+				return fmt.Errorf("invalid ref name %q: character %s not allowed there", name, quoteChar(c, i))
 			}
 		}
 	}
 	return nil
+}
+
+// quoteChar Go-quotes the character at s[i], or the byte there when it
+// does not begin UTF-8 ('\xff', where ranging over s gives U+FFFD).
+func quoteChar(s string, i int) string {
+	r, n := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return fmt.Sprintf(`'\x%02x'`, s[i])
+	}
+	return strconv.QuoteRune(r)
 }
 
 // RefClashError reports a ref that cannot be written because another ref

@@ -388,3 +388,23 @@ func TestRefFIFONotRead(t *testing.T) {
 		t.Fatal("reading refs blocked on a FIFO")
 	}
 }
+
+// A refused character is named as it is: a byte that is not UTF-8 as its
+// escape, not as the U+FFFD that ranging over the name gives.
+func TestValidateNameQuotesBadCharacter(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{repo.ValidateRefName("a\xffb"), `character '\xff' not allowed`},
+		{repo.ValidateRefName("a/\xe9"), `character '\xe9' not allowed`},
+		{repo.ValidateRefName("a\x1b[31m"), `character '\x1b' not allowed`},
+		{repo.ValidateRefName("caf\u00e9"), `character 'é' not allowed`},
+		{repo.ValidateRefName("a\ufffd"), `character '�' not allowed`},
+		{repo.ValidateCollectionID("org.ex\xffample"), `character '\xff' not allowed`},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("error %v, want it to say %s", tc.err, tc.want)
+		}
+	}
+}
