@@ -197,6 +197,11 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			if !ok || k == "" {
 				return usagef("invalid %s %q: want KEY=VALUE", m.flag, kv)
 			}
+			// A key is a GVariant string in OSTree, and a JSON object
+			// key could not carry its bytes.
+			if !utf8.ValidString(k) {
+				return usagef("invalid %s %q: the key is not UTF-8", m.flag, kv)
+			}
 			b, err := m.value(v)
 			if err != nil {
 				err = usagef("%s %s: %v", m.flag, k, err)

@@ -791,3 +791,15 @@ func TestCommitTarFromStdin(t *testing.T) {
 		t.Error("a tar cut short created its branch")
 	}
 }
+
+// A metadata key that is not UTF-8 is refused, as OSTree refuses it: the
+// metadata object of --json output could not carry its bytes.
+func TestMetadataKeyNotUTF8Refused(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"f": testtree.File("x", 0o644)})
+	for _, flag := range []string{"--add-metadata-string", "--add-metadata", "--add-detached-metadata-string"} {
+		c.fails(exitUsage, []string{flag, `k\xff=`, "not UTF-8"}, "commit", "-b", "x", flag+"=k\xff='v'", src)
+	}
+	c.ok("commit", "-b", "x", "--add-metadata-string=k\u00e9=v\xff", src)
+	c.fails(exitUsage, []string{`k\xff=`, "not UTF-8"}, "summary", "-u", "-m", "k\xff='v'")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
@@ -61,6 +62,9 @@ summary.sig beside it; without them a stale summary.sig is removed.
 				k, v, ok := strings.Cut(m, "=")
 				if !ok || k == "" {
 					return usagef("--add-metadata wants KEY=VALUE, got %q", m)
+				}
+				if !utf8.ValidString(k) { // as commit's: --json prints the key
+					return usagef("invalid --add-metadata %q: the key is not UTF-8", m)
 				}
 				// VALUE is GVariant text, as OSTree's, stored as commit's
 				// --add-metadata stores it.
