@@ -230,6 +230,10 @@ func importReadError(id ID, n, size uint64, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return &CorruptObjectError{Kind: KindFile, ID: id, Reason: fmt.Sprintf("content ended after %d of %d bytes", n, size)}
 	}
+	var se *spoolError
+	if errors.As(err, &se) {
+		return fmt.Errorf("file object %s: %w", id, err)
+	}
 	return fmt.Errorf("reading content of file object %s: %w", id, err)
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/otree/otree/internal/testtree"
@@ -185,5 +186,47 @@ func TestMinFreeSpaceSkipsHoles(t *testing.T) {
 	h.Mode = 0o600 // another object
 	if _, err := txn.WriteFileFrom(h, repo.FileID(h, content), f); err != nil {
 		t.Errorf("from a file: %v", err)
+	}
+}
+
+// Content spooled while it is hashed that does not fit on the repository's
+// filesystem fails naming the spool file, not as a read of the source (a
+// tar entry, another repository's object, a download): the disk at fault
+// is the repository's. Nothing of the object is kept.
+func TestSpoolOnFullDisk(t *testing.T) {
+	mnt := testtree.SmallFS(t, 16<<20)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Config().Set(repo.ConfigMinFreePercent, "0"); err != nil {
+		t.Fatal(err)
+	}
+	testtree.FillTo(t, mnt, 1<<20)
+	const size = 4 << 20 // spooled: over 1 MiB
+	content := bytes.Repeat([]byte{1}, size)
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: size}
+	id := repo.FileID(h, content)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "spooling content to "+r.Path("tmp")) || strings.Contains(err.Error(), "reading") {
+			t.Errorf("%s on a full disk: %v, want ENOSPC naming the spool in %s, as no read error", what, err, r.Path("tmp"))
+		}
+	}
+	_, _, err = txn.WriteFileStream(h, bytes.NewReader(content))
+	check("WriteFileStream", err)
+	_, err = txn.WriteFileVerified(h, id, bytes.NewReader(content))
+	check("WriteFileVerified", err)
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := r.HasObject(repo.KindFile, id); has {
+		t.Error("the object that did not fit was stored")
 	}
 }

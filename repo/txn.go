@@ -779,11 +779,12 @@ func (t *Txn) WriteFileStream(h *FileHeader, r io.Reader) (ID, bool, error) {
 	c, err := t.readContent(h, r)
 	defer c.close()
 	if err != nil {
+		var se *spoolError
 		switch {
+		case errors.As(err, &se):
+			return ID{}, false, err
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return ID{}, false, fmt.Errorf("content ended after %d of %d bytes", c.n, h.Size)
-		case errors.Is(err, ErrMinFreeSpace):
-			return ID{}, false, fmt.Errorf("spooling content: %w", err)
 		}
 		return ID{}, false, fmt.Errorf("reading content: %w", err)
 	}
@@ -834,7 +835,7 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 	hs.Write(AppendFileHeader(nil, h))
 	// The spool holds the content uncompressed, however small the object
 	// it becomes: it counts against the free-space reserve while it lasts.
-	sf := &stagedFile{fd: fd, space: t.space}
+	sf := &spoolFile{stagedFile: stagedFile{fd: fd, space: t.space}}
 	// Runs of zeros become holes: content that arrives as a stream brings
 	// none, but a sparse file's zeros need not be written out.
 	n, err := rawfd.WriteSparse(sf, io.TeeReader(ctxread.Reader(t.ctx, io.LimitReader(src, int64(h.Size))), hs), make([]byte, rawfd.HoleRun))
@@ -843,12 +844,50 @@ func (t *Txn) readContent(h *FileHeader, src io.Reader) (*content, error) {
 	if err == nil && c.n != h.Size {
 		err = io.ErrUnexpectedEOF
 	}
+	if err != nil && sf.err != nil {
+		// The repository's disk failed (is full, typically), not src.
+		return c, &spoolError{path: c.spool.Name(), err: err}
+	}
 	if err != nil {
 		return c, err
 	}
 	c.id = ID(hs.Sum())
 	return c, nil
 }
+
+// spoolFile is the spool's stagedFile, remembering whether a write to it
+// failed, so that its error is not taken for one of the source.
+type spoolFile struct {
+	stagedFile
+	err error
+}
+
+func (f *spoolFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.stagedFile.WriteAt(p, off)
+	if err != nil {
+		f.err = err
+	}
+	return n, err
+}
+
+func (f *spoolFile) Truncate(size int64) error {
+	err := f.stagedFile.Truncate(size)
+	if err != nil {
+		f.err = err
+	}
+	return err
+}
+
+// spoolError is a failure to write content to its spool file in the
+// staging directory: the repository's filesystem, not the source, is at
+// fault.
+type spoolError struct {
+	path string
+	err  error
+}
+
+func (e *spoolError) Error() string { return fmt.Sprintf("spooling content to %s: %v", e.path, e.err) }
+func (e *spoolError) Unwrap() error { return e.err }
 
 // storeContent stages the object c holds under c.id.
 func (t *Txn) storeContent(h *FileHeader, c *content) (bool, error) {
