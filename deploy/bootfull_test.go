@@ -261,3 +261,60 @@ func TestDeployWarnsOfStateDirs(t *testing.T) {
 		t.Errorf("a tree without state directories: %q", res.Warnings)
 	}
 }
+
+// A deploy whose new kernel fits on /boot but whose boot entries do not
+// fails before the switch and takes the kernel back out: /boot holds what
+// it held, not a kernel no entry names in the way of the next deploy. A
+// staged deployment's finalize fails alike and stays staged.
+func TestDeployFullBootEntries(t *testing.T) {
+	f := newFixture(t)
+	boot := filepath.Join(f.path, "boot")
+	if err := unix.Mount("none", boot, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("cannot mount a tmpfs on boot/: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(boot, unix.MNT_DETACH) })
+	const size = 600 << 10 // whole pages: the kernel fills what FillTo leaves
+	big := func(s string) testtree.Entry { return testtree.File(strings.Repeat(s, size), 0o644) }
+	one := f.commit("os", osTree("6.1.0", testtree.Tree{
+		"usr/lib/modules/6.1.0/vmlinuz": big("a"), "usr/lib/modules/6.1.0/initramfs.img": big("b")}))
+	f.deploy(one.String(), DeployOptions{})
+	target := f.defaultTarget()
+	files := bootFiles(t, f.path)
+	two := f.commit("os", osTree("6.2.0", testtree.Tree{
+		"usr/lib/modules/6.2.0/vmlinuz": big("c"), "usr/lib/modules/6.2.0/initramfs.img": big("d")}))
+
+	testtree.FillTo(t, boot, 2*size)
+	_, err := f.s.Deploy(context.Background(), two.String(), DeployOptions{})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), filepath.Join(boot, "loader.")) {
+		t.Fatalf("deploy with room for the kernel only: %v, want ENOSPC naming a boot entry", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{one}) {
+		t.Errorf("deployments after the failed deploy: %v, want [%s]", got, one)
+	}
+	if got := f.defaultTarget(); got != target {
+		t.Errorf("default entry boots %s, want %s", got, target)
+	}
+	if got := bootFiles(t, f.path); !slices.Equal(got, files) {
+		t.Errorf("boot/otree after the failed deploy: %v, want %v", got, files)
+	}
+
+	os.Remove(filepath.Join(boot, "fill"))
+	f.deploy(two.String(), DeployOptions{Stage: true})
+	testtree.FillTo(t, boot, 2*size)
+	if _, err := f.s.FinalizeStaged(context.Background()); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("finalize with room for the kernel only: %v, want ENOSPC", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{one}) || f.s.Staged() == nil {
+		t.Errorf("after the failed finalize: deployments %v, staged %v", got, f.s.Staged())
+	}
+	if got := bootFiles(t, f.path); !slices.Equal(got, files) {
+		t.Errorf("boot/otree after the failed finalize: %v, want %v", got, files)
+	}
+	os.Remove(filepath.Join(boot, "fill"))
+	if _, err := f.s.FinalizeStaged(context.Background()); err != nil {
+		t.Fatalf("finalize once /boot has room: %v", err)
+	}
+	if got := f.order(); !slices.Equal(got, []repo.ID{two, one}) {
+		t.Errorf("deployments after the finalize: %v, want [%s %s]", got, two, one)
+	}
+}

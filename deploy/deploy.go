@@ -371,22 +371,26 @@ func kernelVersionOK(v string) bool {
 // copied whole (installDtb). Each is made under a temporary name and
 // renamed, so a present one is complete. If one fails (a full /boot,
 // typically), what this call installed is removed again, so that a failed
-// deploy leaves /boot as it was.
-func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
+// deploy leaves /boot as it was; undo removes it too, for a switch that
+// fails after this call.
+func (s *Sysroot) installKernel(osName string, k *kernel) (undo func(), err error) {
 	dir := filepath.Join(s.path, "boot", "otree", osName+"-"+k.bootCsum)
 	var installed []string
 	if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
 		installed = append(installed, dir)
 	}
+	remove := func() {
+		for _, p := range slices.Backward(installed) {
+			removeTree(p) // dtb is a directory; all were made by this call
+		}
+	}
 	defer func() {
 		if err != nil {
-			for _, p := range slices.Backward(installed) {
-				removeTree(p) // dtb is a directory; all were made by this call
-			}
+			remove()
 		}
 	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	for _, f := range k.files() {
 		dst := filepath.Join(dir, f.name)
@@ -394,7 +398,7 @@ func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 			continue
 		}
 		if err := s.installObject(f.id, dst); err != nil {
-			return fmt.Errorf("installing %s: %w", dst, err)
+			return nil, fmt.Errorf("installing %s: %w", dst, err)
 		}
 		installed = append(installed, dst)
 	}
@@ -402,14 +406,14 @@ func (s *Sysroot) installKernel(osName string, k *kernel) (err error) {
 		dst := filepath.Join(dir, "dtb")
 		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
 			if err := s.installDtb(k, dst); err != nil {
-				return fmt.Errorf("installing %s: %w", dst, err)
+				return nil, fmt.Errorf("installing %s: %w", dst, err)
 			}
 			installed = append(installed, dst)
 		} else if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil // made durable with the switch's sync of /boot
+	return remove, nil // made durable with the switch's sync of /boot
 }
 
 // installDtb copies the kernel's dtb/ to dst. Copies wherever /boot is,
@@ -763,9 +767,12 @@ func (s *Sysroot) listsAfterFailure(d *Deployment) bool {
 // and the deployments opts retains; res gets the switch made, the
 // deployments dropped and d as listed now.
 func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel, opts DeployOptions, afterBooted bool, res *DeployResult) error {
-	if err := s.installKernel(d.OS, k); err != nil {
+	undo, err := s.installKernel(d.OS, k)
+	if err != nil {
 		return err
 	}
+	bv := s.bootVersion
+	links := s.switchLinks(bv)
 	keep, removed := s.retained(merge, d.OS, opts)
 	var list []*Deployment
 	switch at := slices.Index(keep, s.booted); {
@@ -778,6 +785,12 @@ func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel,
 	}
 	sw, err := s.writeDeployments(ctx, list)
 	if err != nil {
+		// Failed before the switch (the links it renames are as they
+		// were), no entry names what installKernel added: a kernel left
+		// on a full /boot would stay in the way of the next deploy.
+		if s.switchLinks(bv) == links {
+			undo()
+		}
 		return err
 	}
 	res.Switch, res.Removed = sw, removed
@@ -787,6 +800,16 @@ func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel,
 		}
 	}
 	return nil
+}
+
+// switchLinks reads the links whose rename is a switch from boot version
+// bv: boot/loader for a full switch, otree/boot.<bv> for a sub-version
+// one.
+func (s *Sysroot) switchLinks(bv int) [2]string {
+	var l [2]string
+	l[0], _ = os.Readlink(filepath.Join(s.path, "boot", "loader"))
+	l[1], _ = os.Readlink(filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", bv)))
+	return l
 }
 
 // retained splits the existing deployments into those a deploy keeps and

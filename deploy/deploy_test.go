@@ -1443,12 +1443,13 @@ func entryOptions(t *testing.T, sys string) string {
 }
 
 // A deploy that fails after its switch (here: re-reading the new entries)
-// leaves the new deployment in place: the entries boot it by default now.
+// leaves the new deployment and its new kernel in place: the entries boot
+// them by default now.
 func TestDeployFailingAfterSwitchKeepsDeployment(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))
 	f.deploy("os", DeployOptions{})
-	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	b := f.commit("os", osTree("6.1.0-2", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
 	testHookSwitched = func() error { return errors.New("injected failure after the switch") }
 	defer func() { testHookSwitched = nil }()
 	_, err := f.s.Deploy(context.Background(), "os", DeployOptions{})
@@ -1467,6 +1468,13 @@ func TestDeployFailingAfterSwitchKeepsDeployment(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ds[0].Path, "usr/bin/new")); err != nil {
 		t.Errorf("the default deployment's tree: %v", err)
+	}
+	entries, err := readEntries(filepath.Join(f.path, "boot", "loader", "entries"))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("reading entries: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.path, entries[0].linux)); err != nil {
+		t.Errorf("the default entry's kernel: %v", err)
 	}
 }
 
