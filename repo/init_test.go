@@ -13,6 +13,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/fsattr/fsattrtest"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // names lists a directory's entries.
@@ -313,4 +314,35 @@ func TestEmptyPathRefused(t *testing.T) {
 		}
 		t.Errorf(`Open("") in a repository: %v; want ErrNotRepository`, err)
 	}
+}
+
+// A bare-user repository cannot live on a filesystem without user xattrs
+// (ramfs here): Init refuses it, as OSTree's does, naming the xattr and
+// the modes that need none, rather than make a repository no commit can
+// be written to; a bare-user-only one is then made in the same directory.
+func TestInitBareUserNeedsUserXattrs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a ramfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("none", dir, "ramfs", 0, ""); err != nil {
+		t.Skipf("cannot mount a ramfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	path := filepath.Join(dir, "repo")
+	_, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeBareUser})
+	if !errors.Is(err, unix.ENOTSUP) || !strings.Contains(err.Error(), repo.UserMetaXattr) || !strings.Contains(err.Error(), "bare-user-only") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("bare-user init on a ramfs: %v, want ENOTSUP naming %s, bare-user-only and the path", err, repo.UserMetaXattr)
+	}
+	if _, err := os.Stat(filepath.Join(path, "config")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused init wrote a config: %v", err)
+	}
+	if got := names(t, filepath.Join(path, "tmp")); len(got) != 0 {
+		t.Errorf("the refused init left tmp/%v", got)
+	}
+	r, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeBareUserOnly})
+	if err != nil {
+		t.Fatalf("bare-user-only init after the refused one: %v", err)
+	}
+	r.Close()
 }

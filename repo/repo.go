@@ -169,6 +169,11 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}
+	if opts.Mode == ModeBareUser {
+		if err := probeUserXattrs(filepath.Join(path, "tmp")); err != nil {
+			return nil, fmt.Errorf("init %s: a bare-user repository keeps each file's owner and mode in the %s xattr, which this filesystem refuses (use bare-user-only or archive): %w", path, UserMetaXattr, err)
+		}
+	}
 	// The lock files exist from the start, so that a repository later
 	// made read-only (a mount, a copy on read-only media) can still be
 	// locked by its readers.
@@ -209,6 +214,22 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	return Open(path)
+}
+
+// probeUserXattrs sets UserMetaXattr on a file it makes in dir and removes
+// again: a filesystem without user xattrs (ramfs, or one mounted without
+// them) would otherwise take the repository and fail every commit.
+func probeUserXattrs(dir string) error {
+	f, err := os.CreateTemp(dir, ".xattr-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := unix.Fsetxattr(int(f.Fd()), UserMetaXattr, []byte{0}, 0); err != nil {
+		return err
+	}
+	return nil
 }
 
 // initDirs and initLockFiles are what Init makes before the config.
