@@ -44,10 +44,18 @@ func (p *partial) open() {
 	p.lock(f)
 }
 
-// create starts keeping the object's bytes. Failing to is no error: the
-// object is then fetched as if it were small.
-func (p *partial) create() {
+// create starts keeping the object's bytes, size of them, where the
+// filesystem has room for them three times over: the object they make
+// needs as much, twice where it is spooled and then staged (any mode but
+// archive), and on a nearly full disk the room goes to it, as a pull
+// keeping nothing (OSTree's) would need no more. Failing to is no error:
+// the object is then fetched as if it were small.
+func (p *partial) create(size int64) {
 	if err := os.MkdirAll(p.dir, durable.DirPerm); err != nil {
+		return
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(p.dir, &st); err != nil || st.Bavail*uint64(st.Bsize)/3 < uint64(size) {
 		return
 	}
 	f, err := os.OpenFile(p.path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -97,16 +105,27 @@ func (p *partial) close() {
 }
 
 // appender writes what a response body yields after the bytes already
-// kept.
+// kept. Keeping them is not what the download is for: a write that fails
+// (the disk filled since create) empties the file, giving its room to the
+// object, and keeps nothing more, rather than fail the object as if its
+// source had.
 type appender struct {
-	f   *os.File
-	off int64
+	f      *os.File
+	off    int64
+	failed bool
 }
 
 func (a *appender) Write(b []byte) (int, error) {
+	if a.failed {
+		return len(b), nil
+	}
 	n, err := a.f.WriteAt(b, a.off)
 	a.off += int64(n)
-	return n, err
+	if err != nil {
+		a.failed = true
+		a.f.Truncate(0)
+	}
+	return len(b), nil
 }
 
 // retry says what to do after a failed attempt.
@@ -193,7 +212,7 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 	switch c := resp.StatusCode; {
 	case c == http.StatusOK:
 		if p.f == nil && resp.ContentLength >= partialMin {
-			p.create()
+			p.create(resp.ContentLength)
 		}
 	case c == http.StatusPartialContent && have > 0:
 		start, _, total, ok := parseContentRange(resp.Header.Get("Content-Range"))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 )
@@ -236,4 +237,34 @@ func TestPullWrongContentRange(t *testing.T) {
 		t.Errorf("requests had Range %q, want a last one without", got)
 	}
 	checkSameTree(t, o.r, dest, id)
+}
+
+// A large object is kept as it arrives only where there is room for it
+// twice: on a nearly full disk, with room for the object and half as much
+// again, the pull stores it (as OSTree's, which keeps nothing, does)
+// instead of failing for the copy it would have kept.
+func TestPullNearlyFullDiskKeepsNoPartial(t *testing.T) {
+	o := newOrigin(t)
+	id, _, raw := bigObject(t, o)
+	mnt := testtree.SmallFS(t, 16<<20)
+	dest, err := repo.Init(filepath.Join(mnt, "dest"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	if err := dest.Config().Set(repo.ConfigMinFreePercent, "0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.AddRemote(dest, remote.Remote{Name: "origin", URL: o.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testtree.FillTo(t, mnt, int64(len(raw))*3/2)
+	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
+		t.Fatalf("pull of a %d-byte object with room for it and half as much again: %v", len(raw), err)
+	}
+	if p := partialFiles(t, dest); len(p) != 0 {
+		t.Errorf("partial downloads left: %v", p)
+	}
+	checkSameTree(t, o.r, dest, id)
+	checkFsck(t, dest)
 }
