@@ -102,7 +102,7 @@ func (t *Txn) WriteArchiveVerified(h *FileHeader, id ID, comp byte, payload io.R
 	if err != nil || !ok {
 		return false, err
 	}
-	err = t.stageFile(h, id, func(f *stagedFile) error {
+	err = t.stageFile(h, id, nil, func(f *stagedFile) error {
 		if _, err := f.Write([]byte{compZstd}); err != nil {
 			return err
 		}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,5 +230,60 @@ func TestSpoolOnFullDisk(t *testing.T) {
 	}
 	if has, _ := r.HasObject(repo.KindFile, id); has {
 		t.Error("the object that did not fit was stored")
+	}
+}
+
+// A large object that arrives as a stream is spooled once and the spool
+// becomes the object, in every mode where the object is the content: on
+// a filesystem with room for it once (not twice) it is stored, and the
+// staging directory keeps no copy.
+func TestSpoolBecomesObject(t *testing.T) {
+	const size = 6 << 20 // spooled: over 1 MiB
+	content := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly, repo.ModeBare} {
+		t.Run(mode.String(), func(t *testing.T) {
+			mnt := testtree.SmallFS(t, 16<<20)
+			r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if err := r.Config().Set(repo.ConfigMinFreePercent, "0"); err != nil {
+				t.Fatal(err)
+			}
+			testtree.FillTo(t, mnt, size+(2<<20)) // room for one copy, not two
+			h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o4755, UID: 0, GID: 0, Size: size}
+			if mode == repo.ModeBareUserOnly {
+				h.Mode = 0o755
+			}
+			id := repo.FileID(h, content)
+			txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txn.Abort()
+			isNew, err := txn.WriteFileVerified(h, id, bytes.NewReader(content))
+			if err != nil || !isNew {
+				t.Fatalf("WriteFileVerified of %d bytes with room for them once: %v, %v", size, isNew, err)
+			}
+			if err := txn.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			gotH, rc, err := r.OpenFile(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, content) || gotH.Mode != h.Mode {
+				t.Errorf("stored object: %d bytes, mode %o, %v; want the content, mode %o", len(got), gotH.Mode, err, h.Mode)
+			}
+			if rep, err := r.Fsck(context.Background(), repo.FsckOptions{}); err != nil || len(rep.Problems) != 0 {
+				t.Errorf("fsck: %v", err)
+			}
+			if left, _ := os.ReadDir(r.Path("tmp")); slices.ContainsFunc(left, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "txn-") }) {
+				t.Errorf("staging left in tmp: %v", left)
+			}
+		})
 	}
 }

@@ -473,7 +473,7 @@ func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 func (t *Txn) stageClaimedMeta(kind Kind, id ID, data []byte) error {
 	name, err := t.stageName(kind, id)
 	if err == nil {
-		_, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
+		_, err = t.writeStaged(name, 0o644, nil, func(f *stagedFile) error {
 			if _, err := f.Write(data); err != nil {
 				return err
 			}
@@ -548,7 +548,7 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	name, err := t.stageName(KindCommitMeta, commit)
 	if err == nil {
 		unix.Unlinkat(t.dirFd, name, 0)
-		_, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
+		_, err = t.writeStaged(name, 0o644, nil, func(f *stagedFile) error {
 			if _, err := f.Write(EncodeCommitMeta(m)); err != nil {
 				return err
 			}
@@ -622,18 +622,29 @@ func (t *Txn) addHead(id ID, h *FileHeader) {
 }
 
 // writeStaged creates the staged file name, has fill write it, and returns
-// the bytes written.
-func (t *Txn) writeStaged(name string, perm uint32, fill func(*stagedFile) error) (int64, error) {
+// the bytes written. With from set, the staged file is from's spool,
+// renamed, which already holds the content: a large object that came as a
+// stream is not copied a second time, and needs its size on disk once.
+func (t *Txn) writeStaged(name string, perm uint32, from *content, fill func(*stagedFile) error) (int64, error) {
 	if err := t.space.object(); err != nil {
 		return 0, err
 	}
-	fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
-	if err != nil {
-		return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+	var f *stagedFile
+	if from != nil {
+		fd, err := from.adopt(name, perm)
+		if err != nil {
+			return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+		}
+		f = &stagedFile{fd: fd, space: t.space, n: from.adopted}
+	} else {
+		fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
+		if err != nil {
+			return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
+		}
+		f = &stagedFile{fd: fd, space: t.space}
 	}
-	f := &stagedFile{fd: fd, space: t.space}
-	err = fill(f)
-	if cerr := unix.Close(fd); err == nil {
+	err := fill(f)
+	if cerr := unix.Close(f.fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -697,7 +708,7 @@ func (t *Txn) WriteFile(h *FileHeader, id ID, content []byte) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, t.stageFile(h, id, func(f *stagedFile) error {
+	return true, t.stageFile(h, id, nil, func(f *stagedFile) error {
 		if t.r.mode == ModeArchive {
 			return t.writeArchived(f, content)
 		}
@@ -751,7 +762,7 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, t.stageFile(h, id, func(f *stagedFile) error {
+	return true, t.stageFile(h, id, nil, func(f *stagedFile) error {
 		var err error
 		if t.r.mode == ModeArchive {
 			err = t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
@@ -805,6 +816,9 @@ type content struct {
 	// spooled is what the spool took from the free-space budget, given
 	// back when it is removed.
 	spooled int64
+	// adopted is what spooled was when the spool became the staged
+	// object (adopt).
+	adopted int64
 }
 
 // readContent reads exactly h.Size bytes from src. A stream that ends
@@ -889,12 +903,45 @@ type spoolError struct {
 func (e *spoolError) Error() string { return fmt.Sprintf("spooling content to %s: %v", e.path, e.err) }
 func (e *spoolError) Unwrap() error { return e.err }
 
-// storeContent stages the object c holds under c.id.
+// storeContent stages the object c holds under c.id. A spool becomes the
+// object where the object is the content itself (every mode but archive).
 func (t *Txn) storeContent(h *FileHeader, c *content) (bool, error) {
-	if c.spool != nil {
+	switch {
+	case c.spool == nil:
+		return t.WriteFile(h, c.id, c.buf)
+	case t.r.mode == ModeArchive || h.Type != TypeRegular:
 		return t.WriteFileFrom(h, c.id, c.spool)
 	}
-	return t.WriteFile(h, c.id, c.buf)
+	if err := t.checkStorable(h); err != nil {
+		return false, err
+	}
+	ok, err := t.claim(KindFile, c.id)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, t.stageFile(h, c.id, c, func(*stagedFile) error { return nil })
+}
+
+// adopt renames the spool to the staged file name, with mode perm, and
+// returns a descriptor of its own for it. The content's bytes, counted
+// against the free-space reserve when spooled, are the object's from then
+// on (c.adopted).
+func (c *content) adopt(name string, perm uint32) (int, error) {
+	fd, err := unix.FcntlInt(c.spool.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	// As if created with perm: the fill that follows sets the rest.
+	if err := unix.Fchmod(fd, perm); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Renameat2(c.t.dirFd, c.name, c.t.dirFd, name, unix.RENAME_NOREPLACE); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	c.name, c.adopted, c.spooled = "", c.spooled, 0
+	return fd, nil
 }
 
 // close removes the spool file, if any.
@@ -985,8 +1032,9 @@ func (r *Repo) fixMode(fd int, perm uint32) error {
 }
 
 // stageFile creates the staged object for h in the repository's mode; fill
-// writes the content of regular files.
-func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err error) {
+// writes the content of regular files. With from set (a regular file, not
+// in archive mode), the object is from's spool, which holds the content.
+func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFile) error) (err error) {
 	var stored int64 // bytes written; symlinks, devices and FIFOs of bare repositories have none
 	defer func() {
 		if err == nil {
@@ -1002,7 +1050,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 	}
 	switch t.r.mode {
 	case ModeArchive:
-		stored, err = t.writeStaged(name, 0o644, func(f *stagedFile) error {
+		stored, err = t.writeStaged(name, 0o644, nil, func(f *stagedFile) error {
 			if _, err := f.Write(AppendFileHeader(nil, h)); err != nil {
 				return err
 			}
@@ -1025,7 +1073,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 		}
 		// Created owner-writable: setting a user.* xattr needs write
 		// permission; fixMode then takes the bit away where it must.
-		stored, err = t.writeStaged(name, mode|0o200, func(f *stagedFile) error {
+		stored, err = t.writeStaged(name, mode|0o200, from, func(f *stagedFile) error {
 			var err error
 			if h.Type == TypeSymlink {
 				_, err = f.Write([]byte(h.Target))
@@ -1054,7 +1102,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, fill func(*stagedFile) error) (err
 	// bare and bare-user-only: the object is the file itself.
 	switch h.Type {
 	case TypeRegular:
-		stored, err = t.writeStaged(name, h.Mode&0o777, func(f *stagedFile) error {
+		stored, err = t.writeStaged(name, h.Mode&0o777, from, func(f *stagedFile) error {
 			if err := fill(f); err != nil {
 				return err
 			}
