@@ -284,6 +284,8 @@ func TestCommitCommandEditor(t *testing.T) {
 		return p
 	}
 	seen := filepath.Join(dir, "seen")
+	t.Setenv("OTREE_EDITOR", "")
+	t.Setenv("OSTREE_EDITOR", "")
 	t.Setenv("VISUAL", "")
 	t.Setenv("EDITOR", editor("write", `cp "$1" `+seen+`; printf 'Release 2\n\nFixes the thing.\nAnd another.\n# dropped\n' > "$1"`))
 	id, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "main", "-e", "-s", "Draft", src)))
@@ -303,6 +305,21 @@ func TestCommitCommandEditor(t *testing.T) {
 	c.fails(exitError, []string{"editor"}, "commit", "-b", "main", "-e", src)
 	if head, _ := c.r.ReadRef("main"); head != id {
 		t.Errorf("a cancelled commit moved main to %s", head)
+	}
+
+	// OSTree's $OSTREE_EDITOR comes before $VISUAL and $EDITOR, and
+	// otree's $OTREE_EDITOR before it.
+	subject := func(name string) string {
+		return editor(name, `printf '`+name+`\n' > "$1"`)
+	}
+	t.Setenv("EDITOR", subject("by-editor"))
+	t.Setenv("VISUAL", subject("by-visual"))
+	for _, v := range []string{"OSTREE_EDITOR", "OTREE_EDITOR"} {
+		t.Setenv(v, subject("by-"+v))
+		id, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "main", "-e", src)))
+		if cm, err := c.r.ReadCommit(id); err != nil || cm.Subject != "by-"+v {
+			t.Errorf("with $%s set, the subject is %q (%v)", v, cm.Subject, err)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,8 +9,9 @@ import (
 	"strings"
 )
 
-// editMessage has the user write a commit message in $VISUAL or $EDITOR
-// (vi if neither is set), as OSTree's commit --editor does: the first line
+// editMessage has the user write a commit message in $OTREE_EDITOR, else
+// OSTree's $OSTREE_EDITOR, else $VISUAL, else $EDITOR (vi if none is set),
+// as OSTree's commit --editor does: the first line
 // becomes the subject, what follows the body. The file starts with subject
 // and body, if given, and a comment naming the branch.
 func editMessage(e *env, branch, subject, body string) (string, string, error) {
@@ -29,13 +31,7 @@ func editMessage(e *env, branch, subject, body string) (string, string, error) {
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		return "", "", err
 	}
-	editor := os.Getenv("VISUAL")
-	if editor == "" {
-		editor = os.Getenv("EDITOR")
-	}
-	if editor == "" {
-		editor = "vi"
-	}
+	editor := cmp.Or(os.Getenv("OTREE_EDITOR"), os.Getenv("OSTREE_EDITOR"), os.Getenv("VISUAL"), os.Getenv("EDITOR"), "vi")
 	// Through the shell, so that EDITOR may carry arguments ("code -w").
 	cmd := exec.Command("/bin/sh", "-c", editor+` "$@"`, "sh", file)
 	// The CLI's own streams: the terminal when run from one.
