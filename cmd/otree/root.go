@@ -248,7 +248,12 @@ func newRootCommand(e *env) *cobra.Command {
 	root.PersistentFlags().Bool("version", false, "print otree's version")
 	root.PersistentFlags().StringVar(&e.repoPath, "repo", "", "path to the repository (default: the current directory if it is one, else $OTREE_REPO or $OSTREE_REPO, else "+sysrootRepo+")")
 	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "print debug information (each request of a pull, the stat cache of a commit) on stderr")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{flagError(err)} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if o := ostreeOnlyFlag(c, err); o != nil {
+			return o
+		}
+		return usageError{flagError(err)}
+	})
 	root.AddCommand(
 		newInitCommand(e),
 		newCommitCommand(e),
@@ -271,6 +276,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newSignCommand(e),
 		newStaticDeltaCommand(e),
 	)
+	addOSTreeOnlyCommands(root)
 	versioned(root)
 	addCompletions(root, e)
 	return root
