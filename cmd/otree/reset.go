@@ -63,17 +63,20 @@ func runReset(cmd *cobra.Command, e *env, ref, rev string) error {
 	return nil
 }
 
-// checkAncestor refuses target unless it is an ancestor of head.
+// checkAncestor refuses target unless it is an ancestor of head. OSTree's
+// reset points the ref at any commit; otree's only moves a ref back, and
+// names the command that points it anywhere.
 func checkAncestor(cmd *cobra.Command, r *repo.Repo, ref string, head, target repo.ID) error {
 	ok, err := r.IsAncestor(cmd.Context(), target, head)
+	anywhere := fmt.Sprintf("`otree refs --create=%s --force %s` points %s at any commit", ref, target, ref)
 	if missing := (*repo.ObjectMissingError)(nil); errors.Is(err, repo.ErrHistoryMissing) && errors.As(err, &missing) {
-		return fmt.Errorf("cannot reset %s to %s: not found among its ancestors (history ends at missing commit %s)", ref, target, missing.ID)
+		return withHint(fmt.Errorf("cannot reset %s to %s: not found among its ancestors (history ends at missing commit %s)", ref, target, missing.ID), anywhere)
 	}
 	if err != nil {
 		return fmt.Errorf("reset %s: %w", ref, err)
 	}
 	if !ok {
-		return fmt.Errorf("cannot reset %s to %s: it is not an ancestor of %s (at %s)", ref, target, ref, head)
+		return withHint(fmt.Errorf("cannot reset %s to %s: it is not an ancestor of %s (at %s)", ref, target, ref, head), anywhere)
 	}
 	return nil
 }
