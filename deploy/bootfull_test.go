@@ -226,6 +226,18 @@ func TestDeploymentImmutable(t *testing.T) {
 	if got := f.order(); !slices.Equal(got, []repo.ID{three}) {
 		t.Errorf("after undeploy: %v", got)
 	}
+
+	// OSTree's debug option leaves new deployments mutable, under either
+	// name.
+	for _, v := range []string{"OSTREE_SYSROOT_DEBUG", "OTREE_SYSROOT_DEBUG"} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv(v, "no-xattrs,mutable-deployments")
+			d := f.deploy(three.String(), DeployOptions{}).Deployment
+			if err := os.WriteFile(filepath.Join(d.Path, "stray"), nil, 0o644); err != nil {
+				t.Errorf("with %s=mutable-deployments, creating a file at the top of the deployment: %v", v, err)
+			}
+		})
+	}
 }
 
 // A tree that keeps /home or another state directory as a directory,
