@@ -53,6 +53,11 @@ func TestHelpAndOperations(t *testing.T) {
 			t.Errorf("otree %s: exit %d, %q; want a usage error naming it and the operations", strings.Join(args, " "), code, errb.String())
 		}
 	}
+	// Nor is otree alone a success, as OSTree's is not.
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), nil, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "no command given (want admin, ") {
+		t.Errorf("otree: exit %d, %q; want a usage error listing the commands", code, errb.String())
+	}
 	for _, cmd := range []string{"admin", "remote", "static-delta"} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), []string{"--repo=" + t.TempDir(), cmd}, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "needs an operation: ") {

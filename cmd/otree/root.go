@@ -241,6 +241,11 @@ func newRootCommand(e *env) *cobra.Command {
 		SilenceErrors: true,
 		Version:       "-", // cobra's --version, printed by the template below
 	}
+	// Without a command: a usage error listing them, as OSTree's "No
+	// command specified", not cobra's help and exit 0.
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		return usagef("no command given (want %s)", strings.Join(operations(cmd), ", "))
+	}
 	root.SetVersionTemplate(versionText())
 	// Defined here so cobra adds no -v: that is OSTree's --verbose.
 	// Persistent, and every command given a Version below, so that
