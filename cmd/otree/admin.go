@@ -135,7 +135,7 @@ func orBooted(s *deploy.Sysroot, index int, what string) (*deploy.Deployment, er
 	case len(s.Deployments()) > 0:
 		return s.Deployments()[0], nil
 	}
-	return nil, deploy.ErrNoDeployment
+	return nil, fmt.Errorf("sysroot %s: %w", s.Path(), deploy.ErrNoDeployment)
 }
 
 func parseIndex(s string) (int, error) {

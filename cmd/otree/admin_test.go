@@ -1200,3 +1200,11 @@ func TestDeployCountsDeletedEtcDirOnce(t *testing.T) {
 		t.Errorf("deploy printed %q", out)
 	}
 }
+
+// In a sysroot without deployments, a command that works on the booted or
+// default one says which sysroot has none.
+func TestAdminNoDeploymentNamesSysroot(t *testing.T) {
+	a := newAdmin(t)
+	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "config-diff")
+	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "set-origin", "origin", "http://example.invalid/")
+}
