@@ -124,7 +124,10 @@ type PullOptions struct {
 	// each further one (default 1s).
 	RetryDelay time.Duration
 	// Client makes the HTTP requests (default: one with a connection pool
-	// sized for Jobs).
+	// sized for Jobs, closed when the call returns). A Client given here
+	// keeps its idle connections for its next requests, unless the
+	// remote's TLS or proxy options make the call use a copy of its
+	// transport, which is closed likewise.
 	Client *http.Client
 	// NoSync skips fsync; only for scratch repositories.
 	NoSync bool
@@ -253,10 +256,27 @@ func (o *PullOptions) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Client == nil {
+}
+
+// withClient gives opts a client of its own when the caller gave none.
+// release closes the idle connections of any transport made here or by
+// withTransport: once the call that made them returns no one can reuse
+// them, and each would hold a socket and two goroutines until the
+// transport's idle timeout, piling up in a process that pulls often.
+// The caller's own transport, if any, is left alone.
+func withClient(opts *PullOptions) (release func()) {
+	var callers http.RoundTripper
+	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = o.Jobs
-		o.Client = &http.Client{Transport: tr, CheckRedirect: o.redirect}
+		tr.MaxIdleConnsPerHost = opts.Jobs
+		opts.Client = &http.Client{Transport: tr, CheckRedirect: opts.redirect}
+	} else {
+		callers = opts.Client.Transport
+	}
+	return func() {
+		if tr, ok := opts.Client.Transport.(*http.Transport); ok && tr != callers && tr != http.DefaultTransport {
+			tr.CloseIdleConnections()
+		}
 	}
 }
 
@@ -489,18 +509,23 @@ func withRemote(ctx context.Context, r *repo.Repo, name string, opts PullOptions
 // summary cache and content url, then with the verification rm's config
 // asks for. close releases the source.
 func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptions) (src source, close func(), err error) {
+	release := withClient(opts)
 	if rm != nil {
 		if err := withCookies(r, rm.Name, opts); err != nil {
+			release()
 			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 		}
 		if err := withTransport(rm, opts); err != nil {
+			release()
 			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 		}
 	}
-	src, close, err = openSource(u, opts)
+	src, closeSrc, err := openSource(u, opts)
 	if err != nil {
+		release()
 		return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 	}
+	close = func() { closeSrc(); release() }
 	if rm != nil && u == rm.URL {
 		useSummaryCache(r, src, rm, opts)
 		if c := rm.ContentURL(); c != "" {
