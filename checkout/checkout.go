@@ -134,7 +134,9 @@ type Options struct {
 	// fsync per file), then the directory that holds DEST.
 	Fsync bool
 	// Progress, if set, is called about ten times a second and once at the
-	// end.
+	// end. A panic in a call made on the way ends the calls and is raised
+	// again by Checkout, in its caller's goroutine, once the files are
+	// written.
 	Progress func(Stats)
 }
 

@@ -169,7 +169,9 @@ type Options struct {
 	DevinoCanonical bool
 
 	// Progress, if set, is called about ten times a second while files are
-	// scanned, and once at the end.
+	// scanned, and once at the end. A panic in a call made while scanning
+	// ends the calls and is raised again by Commit, in its caller's
+	// goroutine, once the scan is over and before the branch moves.
 	Progress func(Stats)
 	// Logger receives warnings (a stat cache that could not be saved)
 	// and, at Debug level, the state of the stat cache (default:

@@ -37,7 +37,8 @@ type FsckOptions struct {
 	Workers int
 	// Progress, if set, is called about ten times a second while objects
 	// are verified, and once when verification ends. It is called from one
-	// goroutine at a time.
+	// goroutine at a time. A panic in it ends the calls and is raised
+	// again by Fsck, in its caller's goroutine, once verification ends.
 	Progress func(FsckProgress)
 	// VerifyBindings checks that the commit of each ref lists the ref (a
 	// remote ref's branch) in its ref binding (RefBindingKey), as a pull

@@ -16,7 +16,10 @@ var newTicker = func(d time.Duration) (tick <-chan time.Time, stop func()) {
 
 // Every calls report every Interval until the returned stop function is
 // called; stop returns once no report is running. A nil report gives a
-// stop function that does nothing.
+// stop function that does nothing. A panic in report (a caller's progress
+// callback) ends the reports, and stop raises it again in its caller's
+// goroutine: raised on the reporting goroutine it would end the process,
+// whatever recover the caller of the library has.
 func Every(report func()) (stop func()) { return EveryFor(Interval, report) }
 
 // EveryFor is Every with its own interval d (Interval when d is not
@@ -30,10 +33,12 @@ func EveryFor(d time.Duration, report func()) (stop func()) {
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	var panicked any
 	go func() {
 		defer close(finished)
 		tick, stopTick := newTicker(d)
 		defer stopTick()
+		defer func() { panicked = recover() }()
 		for {
 			select {
 			case <-done:
@@ -43,5 +48,11 @@ func EveryFor(d time.Duration, report func()) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); <-finished }
+	return func() {
+		close(done)
+		<-finished
+		if panicked != nil {
+			panic(panicked)
+		}
+	}
 }

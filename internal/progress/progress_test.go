@@ -81,3 +81,35 @@ func TestEveryForTakesItsInterval(t *testing.T) {
 		t.Fatalf("tickers at %v, want %v", asked, want)
 	}
 }
+
+// A panic in report ends the reports and comes out of stop, in the
+// goroutine that started them, where the caller can recover it.
+func TestEveryPanicComesOutOfStop(t *testing.T) {
+	tick := make(chan time.Time)
+	var stopped atomic.Bool
+	defer setTicker(func(time.Duration) (<-chan time.Time, func()) {
+		return tick, func() { stopped.Store(true) }
+	})()
+	var n atomic.Int64
+	stop := Every(func() {
+		if n.Add(1) == 2 {
+			panic("report failed")
+		}
+	})
+	tick <- time.Time{}
+	tick <- time.Time{}
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		stop()
+		return nil
+	}()
+	if got != "report failed" {
+		t.Fatalf("stop raised %v, want the report's panic", got)
+	}
+	if !stopped.Load() {
+		t.Error("the ticker was left running")
+	}
+	if n.Load() != 2 {
+		t.Errorf("%d reports, want 2", n.Load())
+	}
+}

@@ -137,7 +137,9 @@ type PullOptions struct {
 	TrustedKeysRoot string
 
 	// Progress, if set, is called every ProgressInterval while objects
-	// are fetched, and once at the end.
+	// are fetched, and once at the end. A panic in a call made while
+	// fetching ends the calls and is raised again by the pull, in its
+	// caller's goroutine, once fetching is over and before any ref moves.
 	Progress func(PullProgress)
 	// ProgressInterval is how often Progress is called (default a tenth
 	// of a second).
