@@ -44,6 +44,9 @@ type Sysroot struct {
 	// sysroot lock: an operation that holds it (an upgrade, across its
 	// pull and deploy) calls others that take it again.
 	held int
+	// closed is set by Close: changes then fail (checkOpen), rather than
+	// go on with the sysroot without its repository.
+	closed bool
 }
 
 // Deployment is one bootable checkout of a commit.
@@ -205,8 +208,22 @@ func Open(path string, opts OpenOptions) (*Sysroot, error) {
 	return s, nil
 }
 
-// Close releases the repository.
-func (s *Sysroot) Close() error { return s.repo.Close() }
+// Close releases the repository. Afterwards every change (a deploy,
+// OSInit, Pin, SetKargs, Cleanup ...) fails with an error matching
+// repo.ErrClosed; what the Sysroot read before (Deployments, Booted) is
+// still returned. Closing again does nothing.
+func (s *Sysroot) Close() error {
+	s.closed = true
+	return s.repo.Close()
+}
+
+// checkOpen fails, matching repo.ErrClosed, once s is closed.
+func (s *Sysroot) checkOpen() error {
+	if s.closed {
+		return fmt.Errorf("sysroot %s: %w", s.path, repo.ErrClosed)
+	}
+	return nil
+}
 
 // Path is the sysroot's absolute path, as given to Open.
 func (s *Sysroot) Path() string { return s.path }
@@ -225,6 +242,9 @@ func (s *Sysroot) BootVersion() (boot, sub int) { return s.bootVersion, s.subVer
 
 // OSInit creates the stateroot name with its shared var.
 func (s *Sysroot) OSInit(name string) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
 	if err := validOSName(name); err != nil {
 		return err
 	}
@@ -543,6 +563,9 @@ func parseDeployName(name string) (repo.ID, int, error) {
 // lock takes the sysroot lock and re-reads the state, so a change starts
 // from what is on disk now. The returned func releases it.
 func (s *Sysroot) lock(ctx context.Context) (func(), error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	if s.held > 0 {
 		s.held++
 		return func() { s.held-- }, nil
