@@ -447,9 +447,10 @@ func (c *statCache) save(roots []string, root *dir) error {
 	// Old records under a root were walked and written again by add, or
 	// are of directories that are gone.
 	var carried []*dirRec // kept as they were: this run checked none of their ids
+	gone := c.goneTrees(under)
 	for i := range c.recs {
 		r := &c.recs[i]
-		if !under(r.path) {
+		if !under(r.path) && !gone(r.path) {
 			s.records = append(s.records, r.raw)
 			carried = append(carried, r)
 		} else if !r.seen {
@@ -544,6 +545,40 @@ func (c *statCache) checkCarried(stamps *[fanDirs]fanStamp, carried []*dirRec) {
 			check(repo.KindDirMeta, repo.ID(b[32:64]))
 			b = b[64:]
 		}
+	}
+}
+
+// goneTrees returns whether the record of a directory outside the roots
+// belongs to a tree that is gone: one whose topmost recorded directory is
+// no longer a directory. Those records are dropped rather than carried, or
+// a build committing a fresh directory each time would grow the cache, and
+// the checks of each save, by a tree per commit. Only each tree's topmost
+// directory is looked at, once; a directory gone below one still there
+// loses its record when that tree is committed again.
+func (c *statCache) goneTrees(under func(string) bool) func(path string) bool {
+	recorded := map[string]bool{}
+	for i := range c.recs {
+		if p := c.recs[i].path; !under(p) {
+			recorded[p] = true
+		}
+	}
+	tops := map[string]bool{} // topmost directory: gone
+	return func(p string) bool {
+		for {
+			parent := filepath.Dir(p)
+			if parent == p || !recorded[parent] {
+				break
+			}
+			p = parent
+		}
+		g, ok := tops[p]
+		if !ok {
+			var st unix.Stat_t
+			err := unix.Lstat(p, &st)
+			g = err == unix.ENOENT || err == unix.ENOTDIR || err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
+			tops[p] = g
+		}
+		return g
 	}
 }
 

@@ -603,3 +603,48 @@ func TestStatCacheSaveAllocatesItOnce(t *testing.T) {
 		t.Errorf("committing one file with a stat cache of %d KiB allocated %d KiB, %d KiB without it; want at most %d KiB", st.Size()>>10, alloc>>10, base>>10, limit>>10)
 	}
 }
+
+// The records of another tree are kept while that tree is there, and
+// dropped once it is gone: a build server committing a fresh directory
+// each time otherwise grew its cache, and the checks of each save, by one
+// tree per commit, for good.
+func TestStatCacheDropsGoneTrees(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	tree := testtree.Tree{"a": testtree.File("a", 0o644), "d/b": testtree.File("b", 0o644), "d/e/c": testtree.File("c", 0o644)}
+	kept, gone, current := makeTree(t, tree), makeTree(t, tree), makeTree(t, tree)
+	commitDir(t, r, "kept", kept)
+	commitDir(t, r, "gone", gone)
+	holds := func(dir string) bool {
+		t.Helper()
+		data, err := os.ReadFile(commit.StatCachePath(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(data, []byte(dir))
+	}
+	commitDir(t, r, "current", current)
+	if !holds(kept) || !holds(gone) {
+		t.Fatal("the records of the other trees were not kept")
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(current, "new"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commitDir(t, r, "current", current)
+	if holds(gone) {
+		t.Errorf("the stat cache still holds records of %s, which is gone", gone)
+	}
+	if !holds(kept) || !holds(current) {
+		t.Error("records of trees still there were dropped")
+	}
+	// Nothing changed but a tree going: the records still go.
+	if err := os.RemoveAll(kept); err != nil {
+		t.Fatal(err)
+	}
+	commitDir(t, r, "current", current)
+	if holds(kept) {
+		t.Errorf("the stat cache still holds records of %s, which is gone", kept)
+	}
+}
