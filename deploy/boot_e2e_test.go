@@ -15,8 +15,10 @@ import (
 // default boot entry's options as the kernel command line, and has
 // otree-prepare-root set the root up from the sysroot exactly as Deploy
 // left it: the deployment's files, its merged /etc, the stateroot's /var,
-// a read-only /usr, the physical root at /sysroot, and /otree reaching the
-// sysroot's otree directory through the link Deploy adds.
+// a read-only /usr, the physical root at /sysroot, /otree reaching the
+// sysroot's otree directory through the link Deploy adds, and /boot
+// showing the sysroot's boot/ (the boot entries, which list the
+// deployments to the booted system's otree admin).
 func TestPrepareRootBootsDeployment(t *testing.T) {
 	f := newFixture(t)
 	for _, tool := range []string{"unshare", "mount"} {
@@ -41,6 +43,7 @@ cat "$M/usr/bin/hello" "$M/etc/hostname" "$M/var/state"
 if touch "$M/usr/x" 2>/dev/null; then echo usr-writable; else echo usr-ro; fi
 test -d "$M/sysroot/otree/deploy/testos" && echo physical-root-ok
 test -d "$M/otree/repo/objects" && echo otree-link-ok
+ls "$M/boot/loader/entries"
 `
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "PHYS="+f.path, "M="+m, "BIN="+bin, "CMDLINE=BOOT_IMAGE=/vmlinuz "+entries[0].options+" quiet")
@@ -48,7 +51,7 @@ test -d "$M/otree/repo/objects" && echo otree-link-ok
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"hello from the deployment\n", "default-host\n", "shared var\n", "usr-ro\n", "physical-root-ok\n", "otree-link-ok\n"} {
+	for _, want := range []string{"hello from the deployment\n", "default-host\n", "shared var\n", "usr-ro\n", "physical-root-ok\n", "otree-link-ok\n", "otree-1-testos.conf\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -23,7 +23,9 @@ type PrepareRootOptions struct {
 // the deployment named by otree= : after it returns, sysroot is the deployment, with
 // the deployment's usr read-only (or, for a deployment Sysroot.Unlock
 // hotfixed, a writable overlay keeping the hotfix), the stateroot's var (otree/deploy/<os>/var) bind-mounted on var,
-// and the physical root mounted at sysroot/sysroot. It needs CAP_SYS_ADMIN.
+// the physical root's boot/ bind-mounted on boot when boot/ is on the
+// physical root (boot/loader is there), and the physical root mounted at
+// sysroot/sysroot. It needs CAP_SYS_ADMIN.
 //
 // The deployment is assembled on a temporary directory beside sysroot (so
 // sysroot's parent directory must be writable, as an initramfs root is): a
@@ -70,15 +72,28 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 		return fmt.Errorf("prepare root: %w", err)
 	}
 	stateVar := filepath.Join(phys, "otree", "deploy", arg.OS, "var")
-	// Checked before mounting anything: mount(2) would follow a symlink
-	// out of the deployment, and a missing directory found half-way would
-	// leave more to undo.
-	for _, d := range []struct{ what, path string }{
+	dirs := []struct{ what, path string }{
 		{"stateroot var", stateVar},
 		{"deployment var", filepath.Join(dep, "var")},
 		{"deployment usr", filepath.Join(dep, "usr")},
 		{"deployment sysroot", filepath.Join(dep, "sysroot")},
-	} {
+	}
+	// A boot/ on the physical root itself (its loader link is there) is
+	// bind-mounted on the deployment's /boot, where the boot loader's
+	// files and the entries that list the deployments are looked for once
+	// booted. A separate boot filesystem is not mounted yet (boot/ is its
+	// empty mount point): the booted system mounts it there (fstab).
+	physBoot := filepath.Join(phys, "boot")
+	bindBoot := false
+	if fi, err := os.Lstat(filepath.Join(physBoot, "loader")); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		bindBoot = true
+		dirs = append(dirs, struct{ what, path string }{"physical root boot", physBoot},
+			struct{ what, path string }{"deployment boot", filepath.Join(dep, "boot")})
+	}
+	// Checked before mounting anything: mount(2) would follow a symlink
+	// out of the deployment, and a missing directory found half-way would
+	// leave more to undo.
+	for _, d := range dirs {
 		fi, err := os.Lstat(d.path)
 		if err != nil {
 			return fmt.Errorf("prepare root: %s: %w", d.what, err)
@@ -162,6 +177,11 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 	}
 	if err := step("bind-mounting stateroot var", stateVar, filepath.Join(tmp, "var"), unix.MS_BIND, nil); err != nil {
 		return err
+	}
+	if bindBoot {
+		if err := step("bind-mounting boot", physBoot, filepath.Join(tmp, "boot"), unix.MS_BIND, nil); err != nil {
+			return err
+		}
 	}
 	usr := filepath.Join(tmp, "usr")
 	if hotfix {
