@@ -5,6 +5,8 @@
 // as an uncompressed tar under os.UserCacheDir()/otree-test, with the
 // vmlinuz of Debian's current amd64 kernel beside it. Later calls, from any
 // test binary, reuse the cache; Extract unpacks the tree for a test.
+// GetBootable does the same for a tree that also has Debian's kernel,
+// initramfs-tools and systemd installed, one a virtual machine can boot.
 //
 // The tree is kept as a tar rather than a directory because a single file
 // is renamed into place atomically and no test can change it by accident,
@@ -38,6 +40,8 @@ type Tree struct {
 
 	// Kernel is the vmlinuz of Debian's linux-image-<KernelVersion>
 	// package, or "" when it could not be had; KernelErr then says why.
+	// A bootable tree has its kernel inside, as boot/vmlinuz-<KernelVersion>
+	// (and its modules), and Kernel is "".
 	Kernel        string
 	KernelVersion string // e.g. "6.1.0-28-amd64"
 	KernelErr     error
@@ -54,15 +58,28 @@ var ErrUnreachable = errors.New("debroot: the Debian mirror is unreachable")
 var ErrNoKernel = errors.New("debroot: this machine cannot fetch Debian's kernel")
 
 const (
-	// version keys the cache: change it to rebuild every cached tree.
-	version = "bookworm-minbase-1"
-	suite   = "bookworm"
-	mirror  = "http://deb.debian.org/debian"
+	suite  = "bookworm"
+	mirror = "http://deb.debian.org/debian"
 )
 
+// variant is one kind of cached tree.
+type variant struct {
+	// version keys the cache: change it to rebuild every cached tree of
+	// the variant.
+	version string
+	include []string // packages debootstrap installs beyond minbase
+	cached  *Tree
+}
+
 var (
-	mu     sync.Mutex
-	cached *Tree
+	mu       sync.Mutex
+	minbase  = &variant{version: "bookworm-minbase-1"}
+	bootable = &variant{
+		version: "bookworm-minbase-boot-1",
+		// udev finds the root filesystem by label in the initramfs;
+		// systemd-sysv makes systemd init.
+		include: []string{"linux-image-amd64", "initramfs-tools", "udev", "systemd-sysv"},
+	}
 )
 
 // Get returns the cached tree, building it first if there is none. Test
@@ -70,10 +87,24 @@ var (
 // on the cache while the others wait for it. Building needs root and takes
 // from half a minute to a few minutes, depending on the mirror.
 func Get(ctx context.Context) (*Tree, error) {
+	return get(ctx, minbase)
+}
+
+// GetBootable is Get for a tree that a virtual machine can boot: minbase
+// with Debian's kernel (linux-image-amd64), initramfs-tools, udev and
+// systemd-sysv. The kernel is in the tree, as boot/vmlinuz-<KernelVersion>
+// with its modules in usr/lib/modules; the tree has no initramfs, which a
+// test makes in the tree after adding what it boots with. Building it takes
+// a few minutes, the tar is about 650 MB.
+func GetBootable(ctx context.Context) (*Tree, error) {
+	return get(ctx, bootable)
+}
+
+func get(ctx context.Context, v *variant) (*Tree, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	if cached != nil {
-		return cached, nil
+	if v.cached != nil {
+		return v.cached, nil
 	}
 	base, err := os.UserCacheDir()
 	if err != nil {
@@ -85,25 +116,34 @@ func Get(ctx context.Context) (*Tree, error) {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, fmt.Errorf("debroot: %w", err)
 	}
-	unlock, err := lock(ctx, filepath.Join(base, "debroot-"+version+".lock"))
+	unlock, err := lock(ctx, filepath.Join(base, "debroot-"+v.version+".lock"))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 
-	dir := filepath.Join(base, "debroot-"+version)
+	dir := filepath.Join(base, "debroot-"+v.version)
 	t := &Tree{Tar: filepath.Join(dir, "root.tar")}
 	if _, err := os.Stat(t.Tar); errors.Is(err, os.ErrNotExist) {
-		if err := build(ctx, base, dir); err != nil {
+		if err := build(ctx, base, dir, v); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("debroot: %w", err)
 	}
+	if len(v.include) > 0 {
+		b, err := os.ReadFile(filepath.Join(dir, "kernel-version"))
+		if err != nil {
+			return nil, fmt.Errorf("debroot: %w", err)
+		}
+		t.KernelVersion = strings.TrimSpace(string(b))
+		v.cached = t
+		return t, nil
+	}
 	t.Kernel, t.KernelVersion, t.KernelErr = kernel(ctx, dir)
 	if t.KernelErr == nil {
 		// A missing kernel is fetched again by the next caller.
-		cached = t
+		v.cached = t
 	}
 	return t, nil
 }
@@ -142,7 +182,7 @@ func lock(ctx context.Context, path string) (func(), error) {
 // build debootstraps into a temporary directory and renames the finished
 // tar to dir/root.tar, so a killed build leaves no cache, only a temporary
 // directory that the next build removes.
-func build(ctx context.Context, base, dir string) error {
+func build(ctx context.Context, base, dir string, v *variant) error {
 	if os.Geteuid() != 0 {
 		return errors.New("debroot: building the tree needs root (debootstrap)")
 	}
@@ -153,11 +193,11 @@ func build(ctx context.Context, base, dir string) error {
 		return err
 	}
 	// The lock is held, so any temporary directory is a killed build's.
-	old, _ := filepath.Glob(filepath.Join(base, "debroot-"+version+".tmp-*"))
+	old, _ := filepath.Glob(filepath.Join(base, "debroot-"+v.version+".tmp-*"))
 	for _, o := range old {
 		os.RemoveAll(o)
 	}
-	tmp, err := os.MkdirTemp(base, "debroot-"+version+".tmp-")
+	tmp, err := os.MkdirTemp(base, "debroot-"+v.version+".tmp-")
 	if err != nil {
 		return fmt.Errorf("debroot: %w", err)
 	}
@@ -165,12 +205,17 @@ func build(ctx context.Context, base, dir string) error {
 
 	root := filepath.Join(tmp, "root")
 	log := filepath.Join(tmp, "debootstrap.log")
-	if err := cmdLog(ctx, log, "debootstrap", "--variant=minbase", suite, root, mirror); err != nil {
+	args := []string{"--variant=minbase"}
+	if len(v.include) > 0 {
+		args = append(args, "--include="+strings.Join(v.include, ","))
+	}
+	if err := cmdLog(ctx, log, "debootstrap", append(args, suite, root, mirror)...); err != nil {
 		return err
 	}
 	// What a Debian container image also leaves out: downloaded packages
-	// and package indexes, which only make every test unpack more.
-	for _, g := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*"} {
+	// and package indexes, which only make every test unpack more; and
+	// the initramfs the kernel's package made, which a test makes anew.
+	for _, g := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*", "boot/initrd.img-*"} {
 		m, _ := filepath.Glob(filepath.Join(root, g))
 		for _, p := range m {
 			if err := os.Remove(p); err != nil {
@@ -187,6 +232,20 @@ func build(ctx context.Context, base, dir string) error {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("debroot: %w", err)
+	}
+	if len(v.include) > 0 {
+		kvers, _ := filepath.Glob(filepath.Join(root, "boot/vmlinuz-*"))
+		if len(kvers) != 1 {
+			return fmt.Errorf("debroot: the bootable tree has %d kernels in /boot, want 1: %q", len(kvers), kvers)
+		}
+		kver := strings.TrimPrefix(filepath.Base(kvers[0]), "vmlinuz-")
+		p := filepath.Join(dir, "kernel-version")
+		if err := os.WriteFile(p, []byte(kver+"\n"), 0o644); err != nil {
+			return fmt.Errorf("debroot: %w", err)
+		}
+		if err := syncFile(p); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tar, filepath.Join(dir, "root.tar")); err != nil {
 		return fmt.Errorf("debroot: %w", err)

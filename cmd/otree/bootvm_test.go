@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/debroot"
+	"github.com/otree/otree/internal/testbin"
+	"github.com/otree/otree/internal/testtree"
+	"golang.org/x/sys/unix"
+)
+
+// vmEnv turns TestBootDebianVM on: it debootstraps a bootable Debian tree
+// on first use (minutes; cached after) and boots it three times.
+const vmEnv = "OTREE_TEST_VM"
+
+// vmReportPrefix starts each line the guest's test service writes to the
+// second serial port.
+const vmReportPrefix = "OTREE-BOOT-TEST "
+
+// vmScript is the guest's test service: it reports what runs, then acts by
+// what it finds: on commit A with no admin edits it stages an upgrade and
+// edits /etc (before and after staging), on commit B it rolls back; then
+// the unit powers off, and with an upgrade staged, the shutdown finalizes
+// it (dist/systemd's otree-finalize-staged units).
+const vmScript = `#!/bin/sh
+exec >/dev/ttyS1 2>&1
+say() { echo "` + vmReportPrefix + `$*"; }
+say "commit=$(cat /usr/share/otree-boot-test/commit)"
+say "cmdline=$(cat /proc/cmdline)"
+say "hostname=$(hostname)"
+say "etc-local=$(cat /etc/otree-boot-test.conf 2>/dev/null || echo none)"
+say "etc-b-default=$(cat /etc/b-default.conf 2>/dev/null || echo none)"
+if touch /usr/otree-boot-test 2>/dev/null; then say usr=rw; else say usr=ro; fi
+say "var=$(cat /var/lib/otree-boot-test/marker 2>/dev/null || echo none)"
+say "entries=$(ls /boot/loader/entries 2>&1 | tr '\n' ' ')"
+say "status=$(otree admin status --json 2>&1 | tr -d '\n')"
+case "$(cat /usr/share/otree-boot-test/commit)" in
+A)
+	if [ ! -e /etc/otree-boot-test.conf ]; then
+		echo admin-host >/etc/hostname
+		out=$(otree admin upgrade --stage 2>&1); rc=$?
+		say "upgrade=$rc $(echo "$out" | tr '\n' ' ')"
+		# Made after staging: the finalize at shutdown merges it.
+		echo "edited on A" >/etc/otree-boot-test.conf
+		for i in $(seq 60); do
+			systemctl -q is-active otree-finalize-staged.service && break
+			sleep 1
+		done
+		say "finalize-unit=$(systemctl is-active otree-finalize-staged.service)"
+	fi
+	;;
+B)
+	out=$(otree admin rollback 2>&1); rc=$?
+	say "rollback=$rc $(echo "$out" | tr '\n' ' ')"
+	;;
+esac
+sync
+say end
+`
+
+// vmUnit runs vmScript once the system is up and powers the machine off,
+// in order (stopping the finalize unit finalizes), whatever it does.
+const vmUnit = `[Unit]
+Description=otree boot test
+After=multi-user.target
+SuccessAction=poweroff
+FailureAction=poweroff
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/otree-boot-test
+`
+
+// TestBootDebianVM boots what otree admin deploys: a Debian 12 tree with
+// its kernel, an initramfs-tools initramfs made in the tree with dist/'s
+// hook and script, and systemd, committed and deployed with otree admin
+// into a disk image the way an installer would, booted in QEMU through
+// GRUB (i386-pc, reading the grub.cfg the deploy wrote). Booted on commit A,
+// the guest edits /etc and runs otree admin upgrade --stage, which the
+// shutdown finalizes; booted again, it runs commit B with the edits
+// merged, and rolls back; booted a third time it runs A again. Each boot is checked from what the guest reports on a
+// serial port.
+func TestBootDebianVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a Debian tree in a virtual machine")
+	}
+	if os.Getenv(vmEnv) != "1" {
+		t.Skipf("set %s=1 to boot a Debian tree in QEMU (debootstraps it on first use, minutes; CI installs qemu-system-x86 and grub-pc-bin)", vmEnv)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a Debian tree, chroot, mount")
+	}
+	for _, tool := range []string{"qemu-system-x86_64", "grub-mkimage", "mkfs.ext4", "debootstrap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (qemu-system-x86, grub-common, e2fsprogs, debootstrap)", tool)
+		}
+	}
+	const grubDir = "/usr/lib/grub/i386-pc"
+	if _, err := os.Stat(filepath.Join(grubDir, "boot.img")); err != nil {
+		t.Skipf("GRUB for BIOS is not installed (apt-get install grub-pc-bin): %v", err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	deb, err := debroot.GetBootable(ctx)
+	if errors.Is(err, debroot.ErrUnreachable) {
+		t.Skipf("no Debian tree: %v", err)
+	}
+	realMust(t, err)
+	t.Logf("bootable Debian tree ready in %v", time.Since(start))
+	kver := deb.KernelVersion
+
+	tmp := t.TempDir()
+	treeA := filepath.Join(tmp, "treeA")
+	realMust(t, os.Mkdir(treeA, 0o755))
+	realMust(t, deb.Extract(ctx, treeA))
+	accel := vmAccel(t, filepath.Join(treeA, "boot", "vmlinuz-"+kver))
+
+	// The tree as DEPLOY.md's "Booting a machine" builds it: otree and
+	// otree-prepare-root in it, the initramfs-tools hook and script, and
+	// the initramfs made in the tree for its kernel. The initramfs gets
+	// only the modules a virtio disk with ext4 needs, which is quicker to
+	// make than Debian's default of most.
+	otreeBin := testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree")
+	prepBin := testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree-prepare-root")
+	dist := filepath.Join("..", "..", "dist", "initramfs-tools")
+	vmInstall(t, otreeBin, filepath.Join(treeA, "usr/bin/otree"), 0o755)
+	vmInstall(t, prepBin, filepath.Join(treeA, "usr/lib/otree/otree-prepare-root"), 0o755)
+	vmInstall(t, filepath.Join(dist, "hooks/otree"), filepath.Join(treeA, "etc/initramfs-tools/hooks/otree"), 0o755)
+	vmInstall(t, filepath.Join(dist, "scripts/local-bottom/otree"), filepath.Join(treeA, "etc/initramfs-tools/scripts/local-bottom/otree"), 0o755)
+	vmWrite(t, filepath.Join(treeA, "etc/initramfs-tools/conf.d/otree-test"), "MODULES=list\n", 0o644)
+	vmWrite(t, filepath.Join(treeA, "etc/initramfs-tools/modules"), "virtio_pci\nvirtio_blk\next4\n", 0o644)
+	start = time.Now()
+	realCmd(t, "chroot", treeA, "update-initramfs", "-c", "-k", kver)
+	t.Logf("made the initramfs in %v", time.Since(start))
+	mods := filepath.Join(treeA, "usr/lib/modules", kver)
+	realMust(t, os.Rename(filepath.Join(treeA, "boot", "vmlinuz-"+kver), filepath.Join(mods, "vmlinuz")))
+	realMust(t, os.Rename(filepath.Join(treeA, "boot", "initrd.img-"+kver), filepath.Join(mods, "initramfs.img")))
+	bootFiles, err := os.ReadDir(filepath.Join(treeA, "boot"))
+	realMust(t, err)
+	for _, f := range bootFiles {
+		realMust(t, os.Remove(filepath.Join(treeA, "boot", f.Name())))
+	}
+	// The links to /boot's kernel, which is gone.
+	for _, l := range []string{"vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"} {
+		if err := os.Remove(filepath.Join(treeA, l)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	// Finalizing staged deployments at shutdown, and the test's service;
+	// enabled as systemctl enable would.
+	units := filepath.Join(treeA, "usr/lib/systemd/system")
+	for _, u := range []string{"otree-finalize-staged.service", "otree-finalize-staged.path"} {
+		vmInstall(t, filepath.Join("..", "..", "dist", "systemd", u), filepath.Join(units, u), 0o644)
+	}
+	vmWrite(t, filepath.Join(treeA, "usr/lib/otree-boot-test"), vmScript, 0o755)
+	vmWrite(t, filepath.Join(units, "otree-boot-test.service"), vmUnit, 0o644)
+	wants := filepath.Join(treeA, "etc/systemd/system/multi-user.target.wants")
+	realMust(t, os.MkdirAll(wants, 0o755))
+	for _, u := range []string{"otree-finalize-staged.path", "otree-boot-test.service"} {
+		realMust(t, os.Symlink("/usr/lib/systemd/system/"+u, filepath.Join(wants, u)))
+	}
+	vmWrite(t, filepath.Join(treeA, "usr/share/otree-boot-test/commit"), "A\n", 0o644)
+	vmWrite(t, filepath.Join(treeA, "etc/hostname"), "otree-a\n", 0o644)
+	realMust(t, os.Rename(filepath.Join(treeA, "etc"), filepath.Join(treeA, "usr/etc")))
+
+	// Commit B: another marker, a new default hostname (which the admin
+	// changes on A too) and a new file in /etc.
+	treeB := filepath.Join(tmp, "treeB")
+	realCmd(t, "cp", "-al", treeA, treeB)
+	for name, content := range map[string]string{
+		"usr/share/otree-boot-test/commit": "B\n", "usr/etc/hostname": "otree-b\n", "usr/etc/b-default.conf": "default of B\n"} {
+		p := filepath.Join(treeB, name)
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		vmWrite(t, p, content, 0o644)
+	}
+
+	// The disk: an MBR with one partition from 1 MiB, ext4 labelled root,
+	// made and mounted at its offset, so no partition device is needed.
+	const diskSize, partStart = 3 << 30, 1 << 20
+	disk := filepath.Join(tmp, "disk.img")
+	vmMBR(t, disk, diskSize, partStart)
+	realCmd(t, "mkfs.ext4", "-q", "-L", "root", "-E", fmt.Sprintf("offset=%d", partStart), disk, fmt.Sprintf("%dk", (diskSize-partStart)>>10))
+	mnt := filepath.Join(tmp, "mnt")
+	realMust(t, os.Mkdir(mnt, 0o755))
+	mount := func() {
+		t.Helper()
+		realCmd(t, "mount", "-o", fmt.Sprintf("loop,offset=%d", partStart), disk, mnt)
+	}
+	umount := func() {
+		t.Helper()
+		realCmd(t, "umount", mnt)
+	}
+	mount()
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			exec.Command("umount", mnt).Run()
+		}
+	})
+	// The deployments are immutable; the image goes with tmp.
+	testtree.ClearImmutable(t, tmp)
+
+	// The installer: init-fs, os-init, the commits into the system
+	// repository, GRUB's configuration, the deploy, GRUB itself.
+	admin := func(args ...string) string {
+		t.Helper()
+		return realOK(t, append([]string{"admin", "--sysroot=" + mnt}, args...)...)
+	}
+	repoFlag := "--repo=" + filepath.Join(mnt, "otree/repo")
+	realOK(t, "admin", "init-fs", mnt)
+	admin("os-init", "debian")
+	start = time.Now()
+	idA := realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "A", treeA))
+	t.Logf("committed A in %v", time.Since(start))
+	realOK(t, repoFlag, "config", "set", "sysroot.bootloader", "grub2")
+	start = time.Now()
+	admin("deploy", "--os=debian", "--karg=root=LABEL=root", "--karg=rw", "--karg=console=ttyS0", "debian/x")
+	t.Logf("deployed A in %v", time.Since(start))
+	grub := filepath.Join(mnt, "boot/grub")
+	realMust(t, os.MkdirAll(filepath.Join(grub, "i386-pc"), 0o755))
+	grubMods, _ := filepath.Glob(filepath.Join(grubDir, "*.mod"))
+	lsts, _ := filepath.Glob(filepath.Join(grubDir, "*.lst"))
+	for _, m := range append(grubMods, lsts...) {
+		vmInstall(t, m, filepath.Join(grub, "i386-pc", filepath.Base(m)), 0o644)
+	}
+	realMust(t, os.Symlink("../loader/grub.cfg", filepath.Join(grub, "grub.cfg")))
+	vmWrite(t, filepath.Join(grub, "custom.cfg"), "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial\nset timeout=0\n", 0o644)
+	core := filepath.Join(tmp, "core.img")
+	realCmd(t, "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub", "biosdisk", "part_msdos", "ext2")
+	vmGrubInstall(t, disk, filepath.Join(grubDir, "boot.img"), core, partStart)
+	vmWrite(t, filepath.Join(mnt, "otree/deploy/debian/var/lib/otree-boot-test/marker"), "stateroot var\n", 0o644)
+	start = time.Now()
+	idB := realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "B", treeB))
+	t.Logf("committed B in %v", time.Since(start))
+	umount()
+	mounted = false
+
+	boot := func(n int) map[string]string {
+		t.Helper()
+		return vmBoot(t, accel, disk, filepath.Join(tmp, fmt.Sprintf("boot%d", n)))
+	}
+	common := func(r map[string]string, commit string) {
+		t.Helper()
+		for k, want := range map[string]string{"commit": commit, "usr": "ro", "var": "stateroot var"} {
+			if r[k] != want {
+				t.Errorf("%s = %q, want %q", k, r[k], want)
+			}
+		}
+		if !strings.Contains(r["cmdline"], " otree=/otree/boot.") || !strings.Contains(r["entries"], "otree-") {
+			t.Errorf("cmdline %q, entries %q: want an otree= argument and the boot entries in /boot", r["cmdline"], r["entries"])
+		}
+	}
+	booted := func(r map[string]string, id string, n int) {
+		t.Helper()
+		var st struct {
+			Deployments []realDeployment `json:"deployments"`
+		}
+		if err := json.Unmarshal([]byte(r["status"]), &st); err != nil {
+			t.Errorf("otree admin status --json in the guest: %v: %q", err, r["status"])
+			return
+		}
+		if len(st.Deployments) != n {
+			t.Errorf("the guest's status lists %d deployments, want %d: %+v", len(st.Deployments), n, st.Deployments)
+			return
+		}
+		if d := st.Deployments[0]; d.Commit != id || !d.Booted {
+			t.Errorf("the guest's deployment 0: commit %s booted %v, want %s booted", d.Commit, d.Booted, id)
+		}
+	}
+
+	// Boot 1: A, as deployed. The guest edits /etc and upgrades to B.
+	r := boot(1)
+	common(r, "A")
+	booted(r, idA, 1)
+	if r["hostname"] != "otree-a" || r["etc-local"] != "none" {
+		t.Errorf("boot 1: hostname %q, /etc/otree-boot-test.conf %q; want otree-a, none", r["hostname"], r["etc-local"])
+	}
+	if !strings.HasPrefix(r["upgrade"], "0 ") || r["finalize-unit"] != "active" {
+		t.Fatalf("otree admin upgrade --stage in the guest: %q; otree-finalize-staged.service %q, want active", r["upgrade"], r["finalize-unit"])
+	}
+
+	// Boot 2: B, finalized at the shutdown, with the admin's edits of A's
+	// /etc kept, the one made after staging too (the hostname both changed
+	// is the admin's), and B's new default.
+	r = boot(2)
+	common(r, "B")
+	booted(r, idB, 2)
+	for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "default of B"} {
+		if r[k] != want {
+			t.Errorf("boot 2: %s = %q, want %q", k, r[k], want)
+		}
+	}
+	if !strings.HasPrefix(r["rollback"], "0 ") {
+		t.Fatalf("otree admin rollback in the guest: %q", r["rollback"])
+	}
+
+	// Boot 3: A again, its /etc as the admin left it.
+	r = boot(3)
+	common(r, "A")
+	booted(r, idA, 2)
+	for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "none"} {
+		if r[k] != want {
+			t.Errorf("boot 3: %s = %q, want %q", k, r[k], want)
+		}
+	}
+}
+
+// vmAccel returns QEMU's accelerator: kvm when it runs a kernel (kernel
+// boots to its panic for want of a root filesystem within 30 seconds), else
+// tcg when OTREE_TEST_VM=tcg asks for it, else it skips the test.
+func vmAccel(t *testing.T, kernel string) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/kvm"); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "qemu-system-x86_64", "-enable-kvm", "-m", "256", "-display", "none", "-monitor", "none",
+			"-no-reboot", "-nic", "none", "-serial", "stdio", "-kernel", kernel, "-append", "console=ttyS0 panic=-1").CombinedOutput()
+		if err == nil && bytes.Contains(out, []byte("Kernel panic")) {
+			return "kvm"
+		}
+		t.Logf("KVM does not boot a kernel here (%v); %s", err, vmTail(out, 500))
+	}
+	if os.Getenv(vmEnv+"_TCG") == "1" {
+		return "tcg"
+	}
+	t.Skipf("no working KVM; %s_TCG=1 boots under emulation (minutes a boot)", vmEnv)
+	return ""
+}
+
+// vmBoot boots disk until it powers off, keeps its console in dir, and
+// returns what the guest reported, key=value.
+func vmBoot(t *testing.T, accel, disk, dir string) map[string]string {
+	t.Helper()
+	realMust(t, os.MkdirAll(dir, 0o755))
+	console, report := filepath.Join(dir, "console.log"), filepath.Join(dir, "report.log")
+	limit := 5 * time.Minute
+	if accel == "tcg" {
+		limit = 15 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", accel, "-m", "1024", "-smp", "2",
+		"-nographic", "-monitor", "none", "-no-reboot", "-nic", "none",
+		"-drive", "file="+disk+",format=raw,if=virtio",
+		"-serial", "file:"+console, "-serial", "file:"+report).CombinedOutput()
+	cons, _ := os.ReadFile(console)
+	if err != nil {
+		t.Fatalf("qemu: %v: %s\nconsole ends:\n%s", err, out, vmTail(cons, 4000))
+	}
+	t.Logf("booted and powered off in %v", time.Since(start))
+	b, _ := os.ReadFile(report)
+	r := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(strings.TrimRight(sc.Text(), "\r"), vmReportPrefix)
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		r[k] = strings.TrimSpace(v)
+	}
+	if _, ok := r["end"]; !ok {
+		t.Fatalf("the guest's test service did not finish; it reported:\n%s\nconsole ends:\n%s", b, vmTail(cons, 4000))
+	}
+	return r
+}
+
+func vmTail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// vmMBR creates a sparse disk image of size bytes whose MBR has one
+// bootable Linux partition from start to the end.
+func vmMBR(t *testing.T, path string, size, start int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	realMust(t, err)
+	defer f.Close()
+	realMust(t, f.Truncate(size))
+	var mbr [512]byte
+	e := mbr[446:462]
+	e[0] = 0x80                            // bootable
+	copy(e[1:4], []byte{0xfe, 0xff, 0xff}) // CHS: past what CHS can say; LBA is used
+	e[4] = 0x83                            // Linux
+	copy(e[5:8], []byte{0xfe, 0xff, 0xff})
+	binary.LittleEndian.PutUint32(e[8:12], uint32(start/512))
+	binary.LittleEndian.PutUint32(e[12:16], uint32((size-start)/512))
+	mbr[510], mbr[511] = 0x55, 0xaa
+	_, err = f.WriteAt(mbr[:], 0)
+	realMust(t, err)
+}
+
+// vmGrubInstall writes GRUB's boot sector (its code, before the partition
+// table) and core image (from sector 1, in the gap before the partition),
+// as grub-install does on a BIOS disk with an MBR.
+func vmGrubInstall(t *testing.T, disk, bootImg, core string, partStart int64) {
+	t.Helper()
+	b, err := os.ReadFile(bootImg)
+	realMust(t, err)
+	c, err := os.ReadFile(core)
+	realMust(t, err)
+	if len(b) != 512 || int64(len(c)) > partStart-512 {
+		t.Fatalf("boot.img %d bytes, core.img %d bytes: do not fit before the partition", len(b), len(c))
+	}
+	f, err := os.OpenFile(disk, os.O_WRONLY, 0)
+	realMust(t, err)
+	defer f.Close()
+	_, err = f.WriteAt(b[:440], 0)
+	realMust(t, err)
+	_, err = f.WriteAt(c, 512)
+	realMust(t, err)
+	realMust(t, unix.Fsync(int(f.Fd())))
+}
+
+func vmInstall(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	realMust(t, err)
+	vmWrite(t, dst, string(b), mode)
+}
+
+func vmWrite(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	realMust(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	realMust(t, os.WriteFile(path, []byte(content), mode))
+}
