@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,7 +265,9 @@ func TestBootDebianVM(t *testing.T) {
 			t.Errorf("cmdline %q, entries %q: want an otree= argument and the boot entries in /boot", r["cmdline"], r["entries"])
 		}
 	}
-	booted := func(r map[string]string, id string, n int) {
+	// booted checks the guest's status: the deployments of ids in boot
+	// order, the first booted.
+	booted := func(r map[string]string, ids ...string) {
 		t.Helper()
 		var st struct {
 			Deployments []realDeployment `json:"deployments"`
@@ -273,19 +276,22 @@ func TestBootDebianVM(t *testing.T) {
 			t.Errorf("otree admin status --json in the guest: %v: %q", err, r["status"])
 			return
 		}
-		if len(st.Deployments) != n {
-			t.Errorf("the guest's status lists %d deployments, want %d: %+v", len(st.Deployments), n, st.Deployments)
-			return
+		var got []string
+		for i, d := range st.Deployments {
+			got = append(got, d.Commit)
+			if d.Booted != (i == 0) {
+				t.Errorf("the guest's deployment %d (%s): booted %v", i, d.Commit, d.Booted)
+			}
 		}
-		if d := st.Deployments[0]; d.Commit != id || !d.Booted {
-			t.Errorf("the guest's deployment 0: commit %s booted %v, want %s booted", d.Commit, d.Booted, id)
+		if !slices.Equal(got, ids) {
+			t.Errorf("the guest's deployments %q, want %q", got, ids)
 		}
 	}
 
 	// Boot 1: A, as deployed. The guest edits /etc and upgrades to B.
 	r := boot(1)
 	common(r, "A")
-	booted(r, idA, 1)
+	booted(r, idA)
 	if r["hostname"] != "otree-a" || r["etc-local"] != "none" {
 		t.Errorf("boot 1: hostname %q, /etc/otree-boot-test.conf %q; want otree-a, none", r["hostname"], r["etc-local"])
 	}
@@ -298,7 +304,7 @@ func TestBootDebianVM(t *testing.T) {
 	// is the admin's), and B's new default.
 	r = boot(2)
 	common(r, "B")
-	booted(r, idB, 2)
+	booted(r, idB, idA)
 	for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "default of B"} {
 		if r[k] != want {
 			t.Errorf("boot 2: %s = %q, want %q", k, r[k], want)
@@ -311,7 +317,7 @@ func TestBootDebianVM(t *testing.T) {
 	// Boot 3: A again, its /etc as the admin left it.
 	r = boot(3)
 	common(r, "A")
-	booted(r, idA, 2)
+	booted(r, idA, idB)
 	for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "none"} {
 		if r[k] != want {
 			t.Errorf("boot 3: %s = %q, want %q", k, r[k], want)
