@@ -327,7 +327,7 @@ func TestBootDebianVM(t *testing.T) {
 
 // vmAccel returns QEMU's accelerator: kvm when it runs a kernel (kernel
 // boots to its panic for want of a root filesystem within 30 seconds), else
-// tcg when OTREE_TEST_VM=tcg asks for it, else it skips the test.
+// tcg when OTREE_TEST_VM_TCG=1 asks for it, else it skips the test.
 func vmAccel(t *testing.T, kernel string) string {
 	t.Helper()
 	if _, err := os.Stat("/dev/kvm"); err == nil {
