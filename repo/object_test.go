@@ -401,6 +401,31 @@ func TestFileHeaderTrailingContent(t *testing.T) {
 	}
 }
 
+// A bare-user symlink's UserMetaXattr repeats a target of up to 1 KiB and
+// leaves a longer one out, to be read from the content (docs/FORMAT.md
+// §6.2); either way it decodes to the symlink's header.
+func TestUserMetaLongTarget(t *testing.T) {
+	for _, n := range []int{1, 1024, 1025, 4095} {
+		h := &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: strings.Repeat("t", n)}
+		want := h
+		if n > 1024 {
+			want = &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777}
+		}
+		enc := repo.AppendUserMeta(nil, h)
+		if !bytes.Equal(enc, repo.AppendFileHeader(nil, want)) {
+			t.Errorf("target of %d bytes: user meta of %d bytes, want the header with a target of %d bytes", n, len(enc), len(want.Target))
+		}
+		read := false
+		got, err := repo.DecodeUserMeta(enc, func() (string, error) { read = true; return h.Target, nil })
+		if err != nil || got.Target != h.Target || got.Mode != 0o777 {
+			t.Errorf("target of %d bytes: decoded %+v, %v", n, got, err)
+		}
+		if read != (n > 1024) {
+			t.Errorf("target of %d bytes: content read %v, want %v", n, read, n > 1024)
+		}
+	}
+}
+
 // A bare-user object's UserMetaXattr holds its header and nothing more.
 func TestUserMetaTrailingBytes(t *testing.T) {
 	enc := repo.AppendUserMeta(nil, sampleRegular())
@@ -428,6 +453,17 @@ func TestFileHeaderValidate(t *testing.T) {
 		"type 0":          {repo.FileHeader{}, "unknown file type 0"},
 		"mode":            {repo.FileHeader{Type: repo.TypeFIFO, Mode: 0o20000}, "bits beyond 07777"},
 		"blockdev size":   {repo.FileHeader{Type: repo.TypeBlockDevice, Size: 1}, "blockdev has content size 1"},
+		"symlink size":    {repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "x", Size: 1}, "symlink has content size 1"},
+		"type 6":          {repo.FileHeader{Type: repo.TypeFIFO + 1}, "unknown file type 6"},
+		// A symlink's mode is always 0777: any other would give one link
+		// several ids.
+		"symlink mode":           {repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o755, Target: "x"}, "symlink mode 755 is not 0777"},
+		"symlink without target": {repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777}, "invalid symlink target"},
+		"target with NUL":        {repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "a\x00b"}, "invalid symlink target"},
+		"regular with target":    {repo.FileHeader{Type: repo.TypeRegular, Target: "x"}, "regular has a symlink target"},
+		"fifo rdev":              {repo.FileHeader{Type: repo.TypeFIFO, Rdev: 1}, "fifo has a device number"},
+		"regular rdev":           {repo.FileHeader{Type: repo.TypeRegular, Rdev: 1}, "regular has a device number"},
+		"xattr name with NUL":    {repo.FileHeader{Type: repo.TypeRegular, Xattrs: []repo.Xattr{{Name: "user.a\x00"}}}, "xattrs not sorted, duplicated or badly named"},
 	}
 	for name, c := range bad {
 		err := c.h.Validate()
