@@ -1,0 +1,42 @@
+package commit
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// An entry is trusted (its stat recorded in the cache) only when both its
+// ctime and its mtime are older than the run's start by the racy window:
+// a write in the same tick as either would leave that time unmoved. The
+// window is 2 s where both times are whole seconds (a filesystem without
+// sub-second times), else 100 ms.
+func TestTrustedNeedsBothTimesOld(t *testing.T) {
+	const start = int64(1000e9) // the run's start, ns
+	ts := func(ns int64) unix.Timespec { return unix.NsecToTimespec(ns) }
+	for _, c := range []struct {
+		name         string
+		ctime, mtime int64 // ns
+		want         bool
+	}{
+		{"both old", start - 5e9, start - 5e9, true},
+		{"ctime new, mtime set back", start - 50e6, start - 5e9, false},
+		{"mtime new, ctime old", start - 5e9, start - 50e6 + 1, false},
+		{"fine times past the window", start - 150e6 + 7, start - 150e6 + 7, true},
+		{"fine times within the window", start - 50e6 + 7, start - 50e6 + 7, false},
+		// Whole seconds: the filesystem's tick may be a second, so one
+		// second back is within the window.
+		{"whole seconds within the window", start - 1e9, start - 1e9, false},
+		{"whole seconds past the window", start - 3e9, start - 3e9, true},
+		{"the window's edge", start - 2e9, start - 2e9, false},
+		{"mtime at the window's edge", start - 5e9, start - 100e6, false},
+		{"ctime at the window's edge", start - 100e6, start - 5e9 + 1, false},
+		// One time with a sub-second part shows the filesystem has them.
+		{"one fine time", start - 1e9, start - 1e9 + 500, true},
+	} {
+		st := unix.Stat_t{Ctim: ts(c.ctime), Mtim: ts(c.mtime)}
+		if got := trusted(&st, start); got != c.want {
+			t.Errorf("%s (ctime %d, mtime %d ns before the start): trusted %v, want %v", c.name, start-c.ctime, start-c.mtime, got, c.want)
+		}
+	}
+}
