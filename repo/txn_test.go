@@ -41,6 +41,9 @@ func TestWriteMetaRefusesNonCanonical(t *testing.T) {
 		{repo.KindCommit, unsortedCommit.Encode()},
 		{repo.KindDirTree, (&repo.DirMeta{Mode: 0o755}).Encode()},
 		{repo.KindFile, []byte("content")},
+		// Stored under their commit's id, not the hash of their bytes.
+		{repo.KindCommitMeta, repo.EncodeCommitMeta(repo.Metadata{{Key: "k", Value: []byte("v")}})},
+		{repo.KindTombstoneCommit, repo.EncodeTombstone(idOf(5))},
 	} {
 		id, err := txn.WriteMeta(tc.kind, tc.data)
 		if err == nil || !strings.Contains(err.Error(), tc.kind.String()+" object") {
