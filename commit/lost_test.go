@@ -184,3 +184,27 @@ func TestStatCacheStampsVouch(t *testing.T) {
 		t.Errorf("%s object directories vouched for by their stamps, want at least 255 of 256", m[1])
 	}
 }
+
+// A stamp vouches for an object directory only when one was recorded and
+// the directory still matches it: a directory too new to stamp when the
+// cache was saved, and too new now, vouches for nothing, though the two
+// empty stamps are equal. Here the first commit's stamps are all empty
+// (objects/ was just made); a file object is then lost, and its directory
+// given a time in the future (too new for any run) before the re-commit,
+// which must store that object again.
+func TestStatCacheUnstampedObjectDirectoryNotVouched(t *testing.T) {
+	src := makeTree(t, lostTree)
+	time.Sleep(2100 * time.Millisecond) // the source is old enough to be cached
+	r := newRepo(t, repo.ModeBareUser)
+	c := commitDir(t, r, "main", src).Commit
+	id := lose(t, r, c, "/a", repo.KindFile)
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Dir(r.ObjectPath(repo.KindFile, id)), future, future); err != nil {
+		t.Fatal(err)
+	}
+	res := commitDir(t, r, "main", src)
+	if res.Stats.FilesHashed != 1 {
+		t.Errorf("the re-commit read %d files, want 1 (/a, whose object was lost)", res.Stats.FilesHashed)
+	}
+	checkWhole(t, r, res.Commit, src)
+}
