@@ -776,3 +776,42 @@ func TestPruneRemovesAbandonedTempFiles(t *testing.T) {
 	}
 	mustFsckClean(t, r)
 }
+
+// A commit reached again from another ref with more depth left is walked
+// again, that far: depth counts from each ref. Here main walks its commit
+// and one parent (c2, with no depth left), then other, at c2, keeps c1
+// too. The detached metadata of a kept commit is kept with it; that of a
+// deleted one goes.
+func TestPruneDepthFromEachRef(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, files := commitHistory(t, r)
+	if err := r.SetRef("other", commits[2]); err != nil {
+		t.Fatal(err)
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commits {
+		if err := txn.WriteCommitMeta(c, repo.Metadata{{Key: "note", Value: []byte(c.Short())}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 1})
+	for i, c := range commits {
+		keep := i >= 1
+		if got := stored(t, r, repo.KindCommit, c); got != keep {
+			t.Errorf("commit %d: kept %v, want %v", i+1, got, keep)
+		}
+		if got := stored(t, r, repo.KindFile, files[i]); got != keep {
+			t.Errorf("commit %d's own file: kept %v, want %v", i+1, got, keep)
+		}
+		if got := stored(t, r, repo.KindCommitMeta, c); got != keep {
+			t.Errorf("commit %d: detached metadata kept %v, want %v", i+1, got, keep)
+		}
+	}
+	mustFsckClean(t, r)
+}
