@@ -149,6 +149,44 @@ func TestHardlinksOfObjectsAreNotRead(t *testing.T) {
 	}
 }
 
+// A stat override applies to a hardlink of an object too: the object's
+// id is taken from the inode only for a file no override names, since the
+// override changes the header and so the id.
+func TestHardlinkOfObjectWithStatOverride(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUserOnly)
+	src := makeTree(t, testtree.Tree{"x/a": testtree.File("aaaa", 0o644), "b": testtree.File("bb", 0o755)})
+	first := commitDir(t, r, "main", src, func(o *commit.Options) { o.NoStatCache = true })
+	farm := linkFarm(t, r, first.Commit)
+	res := commitDir(t, r, "main", farm, func(o *commit.Options) {
+		o.NoStatCache = true
+		o.StatOverrides = []commit.StatOverride{{Path: "/x/a", Set: true, Mode: 0o600}}
+	})
+	got := readCommit(t, r, res.Commit, false)
+	if m := got["x/a"].Mode; m != 0o600 {
+		t.Errorf("hardlink of an object with a stat override 0600: committed mode %04o", m)
+	}
+	if m := got["b"].Mode; m != 0o755 {
+		t.Errorf("hardlink of an object without an override: committed mode %04o, want 0755", m)
+	}
+}
+
+// A file too new to trust (here its mtime is in the future) is recorded
+// without its stat, and so read again by every commit until it is old
+// enough: a write in the same tick would not have changed its stat.
+func TestStatCacheRereadsTooNewFile(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"f": testtree.File("ffff", 0o644)})
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(src, "f"), future, future); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if n := commitDir(t, r, "main", src).Stats.FilesHashed; n != 1 {
+			t.Errorf("commit %d read %d files, want 1 (the file too new to trust)", i+1, n)
+		}
+	}
+}
+
 // linkFarm hardlinks every file of a commit's tree into a new directory,
 // as a hardlink checkout does.
 func linkFarm(t testing.TB, r *repo.Repo, commitID repo.ID) string {
