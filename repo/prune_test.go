@@ -815,3 +815,20 @@ func TestPruneDepthFromEachRef(t *testing.T) {
 	}
 	mustFsckClean(t, r)
 }
+
+// KeepYoungerThan walks on from a ref's commit made at the very second
+// given: its parent of that second is kept too, an older one is not.
+func TestPruneKeepYoungerThanAtTheSecond(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	var commits []repo.ID
+	for i, ts := range []int64{1700001000, 1700002000, 1700002000} {
+		os.WriteFile(filepath.Join(src, "v"), []byte(fmt.Sprintf("version %d\n", i)), 0o644)
+		commits = append(commits, integrityCommit(t, r, "main", src, ts))
+	}
+	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1700002000, 0)})
+	if got, want := kept(t, r, commits), []bool{false, true, true}; !slices.Equal(got, want) {
+		t.Errorf("commits kept %v, want %v", got, want)
+	}
+	mustFsckClean(t, r)
+}
