@@ -777,3 +777,34 @@ func TestFsckCountsBadRefs(t *testing.T) {
 		t.Fatalf("fsck: %v, %d refs of which %d bad; want 5 refs, 3 bad", err, rep.Refs, rep.BadRefs)
 	}
 }
+
+// Detached metadata that does not decode strictly (here a byte appended)
+// is a corrupt commitmeta object, though no hash names it.
+func TestFsckCorruptCommitMeta(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	c := commits[3]
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.WriteCommitMeta(c, repo.Metadata{{Key: "k", Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustFsckClean(t, r)
+	path := r.ObjectPath(repo.KindCommitMeta, c)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindCommitMeta, c)
+	if !strings.Contains(p.Reason, "trailing") {
+		t.Errorf("reason %q does not say what is wrong", p.Reason)
+	}
+}
