@@ -808,3 +808,45 @@ func TestFsckCorruptCommitMeta(t *testing.T) {
 		t.Errorf("reason %q does not say what is wrong", p.Reason)
 	}
 }
+
+// A FIFO in a metadata object's place is a corrupt object, found without
+// blocking: objects are opened so that a FIFO's open does not wait for a
+// writer (which never comes), by fsck and by every read.
+func TestFsckFIFOInObjectsPlace(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	c, err := r.ReadCommit(commits[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := r.ObjectPath(repo.KindDirMeta, c.RootMeta)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rep *repo.FsckReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := r.Fsck(context.Background(), repo.FsckOptions{})
+		done <- result{rep, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("fsck blocked on the FIFO at %s", path)
+	}
+	p := wantProblem(t, res.rep, res.err, repo.ProblemCorrupt, repo.KindDirMeta, c.RootMeta)
+	if !strings.Contains(p.Reason, "not a regular file") {
+		t.Errorf("reason %q, want it to say the object is not a regular file", p.Reason)
+	}
+	var ce *repo.CorruptObjectError
+	if _, err := r.ReadDirMeta(c.RootMeta); !errors.As(err, &ce) || !strings.Contains(err.Error(), path) || ce.Reason != "not a regular file" {
+		t.Errorf("ReadDirMeta of a FIFO: %v, want a corrupt object error naming %s: not a regular file", err, path)
+	}
+}

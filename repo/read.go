@@ -50,7 +50,9 @@ func (r *Repo) openObject(kind Kind, id ID) (*os.File, error) {
 // openObjectAt opens object id, stored as rel under the directory dfd
 // (objects/, or a transaction's staging directory), as a file named path.
 func openObjectAt(dfd int, rel, path string, kind Kind, id ID) (*os.File, error) {
-	fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a FIFO put in an object's place must not block the
+	// open (fsck then finds it is not a regular file).
+	fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, &ObjectMissingError{kind, id}
@@ -77,7 +79,7 @@ func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat(dfd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := unix.Openat(dfd, objectPath(kind, id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, &ObjectMissingError{kind, id}
@@ -88,6 +90,9 @@ func (r *Repo) ReadRaw(kind Kind, id ID) ([]byte, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("reading %s object %s: %w", kind, id, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &CorruptObjectError{Kind: kind, ID: id, Path: r.ObjectPath(kind, id), Reason: "not a regular file"}
 	}
 	if st.Size > maxMetaObject {
 		return nil, &CorruptObjectError{Kind: kind, ID: id, Path: r.ObjectPath(kind, id), Reason: "larger than any valid object"}
