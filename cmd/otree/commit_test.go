@@ -593,12 +593,14 @@ func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
 // A durable commit makes its renames into objects/ durable before it
 // writes its branch: each is followed, before the ref's rename, by an
 // fsync of the fan-out directory it landed in or by a syncfs. Else a crash
-// could keep the ref and lose an object it needs. A few objects are synced
-// one by one, many with syncfs: both ways are checked.
+// could keep the ref and lose an object it needs. Each rename is also
+// preceded by an fsync of the staged file it moves, or by a syncfs, so
+// that no object lands in objects/ before its data is durable. A few
+// objects are synced one by one, many with syncfs: both ways are checked.
 func TestCommitSyncsObjectRenamesBeforeRef(t *testing.T) {
 	testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
-	rename := regexp.MustCompile(`renameat2?\(\d+<[^>]*>, "[^"]*", \d+<([^>]*)>, "([0-9a-f]{2})/[^"]*"`)
+	rename := regexp.MustCompile(`renameat2?\(\d+<([^>]*)>, "([^"]*)", \d+<([^>]*)>, "([0-9a-f]{2})/[^"]*"`)
 	for _, tc := range []struct {
 		branch string
 		tree   testtree.Tree
@@ -621,11 +623,18 @@ func TestCommitSyncsObjectRenamesBeforeRef(t *testing.T) {
 		moved := 0
 		for i, l := range lines[:ref] {
 			m := rename.FindStringSubmatch(l)
-			if m == nil || m[1] != objects {
+			if m == nil || m[3] != objects {
 				continue
 			}
 			moved++
-			dir := filepath.Join(objects, m[2])
+			staged := filepath.Join(m[1], m[2])
+			if !slices.ContainsFunc(lines[:i], func(l string) bool {
+				return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") && strings.Contains(l, "<"+staged+">")
+			}) {
+				t.Errorf("%s: %s is moved into objects/ at line %d before it is synced:\n%s", tc.branch, staged, i, data)
+				break
+			}
+			dir := filepath.Join(objects, m[4])
 			if !slices.ContainsFunc(lines[i+1:ref], func(l string) bool {
 				return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") && strings.Contains(l, "<"+dir+">")
 			}) {
