@@ -202,6 +202,15 @@ func TestSkipIfUnchanged(t *testing.T) {
 	if third.Unchanged || third.Parent != first.Commit {
 		t.Fatalf("changed tree: got %+v", third)
 	}
+	// The root directory's metadata is part of the tree too: a new mode
+	// with the same entries is a change.
+	if err := os.Chmod(src, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fourth := commitDir(t, r, "main", src, func(o *commit.Options) { o.SkipIfUnchanged = true })
+	if fourth.Unchanged || fourth.Parent != third.Commit {
+		t.Fatalf("root directory's mode changed: got %+v, want a new commit on %s", fourth, third.Commit)
+	}
 }
 
 func TestOverlaySkipListAndModifiers(t *testing.T) {
