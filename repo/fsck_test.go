@@ -850,3 +850,23 @@ func TestFsckFIFOInObjectsPlace(t *testing.T) {
 		t.Errorf("ReadDirMeta of a FIFO: %v, want a corrupt object error naming %s: not a regular file", err, path)
 	}
 }
+
+// A subdirectory's dirmeta deleted by hand is reported missing, with the
+// commit, ref and path that need it.
+func TestFsckMissingDirMeta(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	c := integrityCommit(t, r, "main", src, 1700000000)
+	e, err := r.Lookup(c, "/var/lib/thing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(r.ObjectPath(repo.KindDirMeta, e.MetaID)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	p := wantProblem(t, rep, err, repo.ProblemMissing, repo.KindDirMeta, e.MetaID)
+	if p.Commit != c || p.Ref != "main" || p.TreePath != "/var/lib/thing" {
+		t.Errorf("missing dirmeta reported as needed by commit %s, ref %q, at %q; want %s, main, /var/lib/thing", p.Commit, p.Ref, p.TreePath, c)
+	}
+}
