@@ -13,10 +13,18 @@ import (
 // TestMain lets tests run this test binary as the otree command (for
 // scripts in another mount namespace, or processes a test kills): with
 // OTREE_TEST_AS_OTREE=1 in its environment it is otree.
+//
+// The tools the tests run get a UTF-8 locale whatever the machine's is:
+// in the C locale OSTree prints a size's no-break space, and non-ASCII
+// metadata, as '?', refuses non-ASCII --add-metadata-string values, and
+// its export loses non-ASCII file names, so parity tests would fail on a
+// machine whose environment sets no LANG.
 func TestMain(m *testing.M) {
 	if os.Getenv("OTREE_TEST_AS_OTREE") == "1" {
 		main()
 	}
+	os.Setenv("LC_ALL", "C.UTF-8")
+	os.Unsetenv("LANGUAGE")
 	os.Exit(m.Run())
 }
 
