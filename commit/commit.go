@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -499,9 +500,15 @@ func landed(r *repo.Repo, opts *Options, res *Result, c *statCache, b *built, mo
 	return nil
 }
 
+// mountTable reads the mount table within consults; tests replace it.
+var mountTable = mountinfo.Self
+
 // within reports whether path is dir or below it, symlinks resolved, and
 // bind mounts too: each is then located by its filesystem and its path
-// there (mountinfo.Locate).
+// there (mountinfo.Locate). Where the mount table does not show them (in a
+// chroot whose root is no mount point, say), path is within dir when it,
+// or a directory above it, is one of the directories below dir, by device
+// and inode (sameDirBelow).
 func within(path, dir string) bool {
 	var err error
 	for _, p := range []*string{&path, &dir} {
@@ -519,13 +526,44 @@ func within(path, dir string) bool {
 	if below(path, dir) {
 		return true
 	}
-	mounts, err := mountinfo.Self()
-	if err != nil {
-		return false
+	if mounts, err := mountTable(); err == nil {
+		pdev, pfs, ok1 := mountinfo.Locate(mounts, path)
+		ddev, dfs, ok2 := mountinfo.Locate(mounts, dir)
+		if ok1 && ok2 {
+			return pdev == ddev && below(pfs, dfs)
+		}
 	}
-	pdev, pfs, ok1 := mountinfo.Locate(mounts, path)
-	ddev, dfs, ok2 := mountinfo.Locate(mounts, dir)
-	return ok1 && ok2 && pdev == ddev && below(pfs, dfs)
+	return sameDirBelow(path, dir)
+}
+
+// sameDirBelow reports whether path or a directory above it is, by device
+// and inode, dir or a directory below it: what a bind mount of either
+// shows is the same directory. It walks dir's directories, without
+// following symlinks, until it finds one.
+func sameDirBelow(path, dir string) bool {
+	type key struct{ dev, ino uint64 }
+	up := map[key]bool{}
+	for p := path; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			up[key{st.Dev, st.Ino}] = true
+		}
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	found := errors.New("found")
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil // what cannot be read cannot be consumed through either
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && up[key{st.Dev, st.Ino}] {
+			return found
+		}
+		return nil
+	})
+	return err == found
 }
 
 func saveCache(c *statCache, roots []string, root *dir, log *slog.Logger) error {

@@ -1,6 +1,10 @@
 package commit
 
-import "io"
+import (
+	"io"
+
+	"github.com/otree/otree/internal/mountinfo"
+)
 
 // SetHashHook makes the walk call f before it hashes each file, until the
 // returned function is called.
@@ -21,4 +25,12 @@ func SetLargeReadHook(f func(io.Reader) io.Reader) (restore func()) {
 func SetConsumeHook(f func()) (restore func()) {
 	consumeHook = f
 	return func() { consumeHook = nil }
+}
+
+// SetMountTable makes the check that a consumed source is not the
+// repository read the mount table from f, until the returned function is
+// called.
+func SetMountTable(f func() ([]mountinfo.Mount, error)) (restore func()) {
+	mountTable = f
+	return func() { mountTable = mountinfo.Self }
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/mountinfo"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
@@ -344,16 +345,23 @@ func TestConsumeRepositoryThroughBindMountRefused(t *testing.T) {
 		return mnt
 	}
 	refs, holder := bind(r.Path("refs")), bind(base)
-	for src, want := range map[string]string{
-		refs:                                  "would delete files of the repository",
-		filepath.Join(refs, "heads"):          "would delete files of the repository",
-		holder:                                "would delete the repository",
-		filepath.Join(holder, "repo"):         "would delete the repository",
-		filepath.Join(holder, "repo/objects"): "would delete files of the repository",
-	} {
-		_, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Consume: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("consuming %s: got %v, want %q", src, err, want)
+	// Where the mount table does not show the mounts (a chroot whose root
+	// is no mount point lists none of them), devices and inodes tell.
+	for _, table := range []string{"as mounted", "unlisted"} {
+		if table == "unlisted" {
+			defer commit.SetMountTable(func() ([]mountinfo.Mount, error) { return nil, nil })()
+		}
+		for src, want := range map[string]string{
+			refs:                                  "would delete files of the repository",
+			filepath.Join(refs, "heads"):          "would delete files of the repository",
+			holder:                                "would delete the repository",
+			filepath.Join(holder, "repo"):         "would delete the repository",
+			filepath.Join(holder, "repo/objects"): "would delete files of the repository",
+		} {
+			_, err := commit.Commit(ctx, r, commit.Options{Branch: "other", Consume: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("mounts %s: consuming %s: got %v, want %q", table, src, err, want)
+			}
 		}
 	}
 	if got, err := r.ResolveRev("main"); err != nil || got != first.Commit {
