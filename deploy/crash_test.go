@@ -98,6 +98,7 @@ func TestDeploySurvivesSIGKILL(t *testing.T) {
 		images:   map[string][2][]byte{},
 		runs:     map[string][]crashRun{},
 		strays:   map[string]bool{},
+		sides:    map[string]map[string]int{},
 	}
 	r.tick = 10 * time.Millisecond
 	var res unix.Timespec
@@ -201,6 +202,9 @@ type crashRig struct {
 	runs     map[string][]crashRun // by variant
 	tick     time.Duration         // the resolution of file times
 	strays   map[string]bool
+	// sides counts the killed runs of each kind that left the old list
+	// (crashOld) and the new one (crashNew).
+	sides map[string]map[string]int
 }
 
 func shuffled(rng *rand.Rand, s []string) []string {
@@ -513,6 +517,15 @@ func (r *crashRig) iterate(kind string, kill bool, next string, retain bool) str
 		// still boots, and a uniform kill rarely lands there.
 		if switched >= 0 && r.rng.IntN(2) == 0 {
 			lo, hi := max(0, switched-took/10), switched+r.tick+took/10
+			// On a loaded machine a command runs late or early by more
+			// than that: after three kills on one side and none on the
+			// other, they aim at the side not seen yet.
+			switch sides := r.sides[kind]; {
+			case sides[crashOld] >= 3 && sides[crashNew] == 0:
+				lo, hi = switched, took+took/2
+			case sides[crashNew] >= 3 && sides[crashOld] == 0:
+				lo, hi = 0, switched
+			}
 			delay = lo + time.Duration(r.rng.Int64N(int64(hi-lo)+1))
 		}
 	}
@@ -594,6 +607,10 @@ func (r *crashRig) iterate(kind string, kill bool, next string, retain bool) str
 	r.check(label, want)
 	r.checkClean(label)
 	r.noteStrays()
+	if r.sides[kind] == nil {
+		r.sides[kind] = map[string]int{}
+	}
+	r.sides[kind][outcome]++
 	return outcome
 }
 
