@@ -174,13 +174,25 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	if override && isPinned {
 		return nil, fmt.Errorf("%s: the origin %s is a commit, not a branch to take another commit of", op, refspec)
 	}
+	// A switch to another branch deploys whatever that branch names, as
+	// OSTree's does: its commits are not newer or older than the current
+	// branch's in any sense the guard could check.
+	guard := !opts.AllowDowngrade && (!isSwitch || cur.Origin == refspec)
 	if rmName != "" && !opts.DeployOnly {
 		po := opts.Pull
 		po.Remote, po.Refs, po.Mirror, po.URL = rmName, []string{branch}, false, ""
 		if override {
 			po.Refs = []string{opts.OverrideCommit.String()}
+		} else if guard {
+			// Refused by the pull, as OSTree's upgrader pulls with its
+			// timestamp check: an older commit must not move the ref
+			// either, with PullOnly too.
+			po.TimestampCheck, po.TimestampCheckFrom = true, cur.Commit
 		}
 		pr, err := remote.Pull(ctx, s.repo, po)
+		if te := (*remote.TimestampError)(nil); errors.As(err, &te) && te.Ref == "" {
+			err = &DowngradeError{Ref: refspec, Commit: te.Commit, Current: cur, CurrentTime: te.CurrentTime, FoundTime: te.Time}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: pulling %s: %w", op, refspec, err)
 		}
@@ -207,10 +219,7 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	if id == cur.Commit && (!isSwitch || cur.Origin == refspec) {
 		return res, ErrNoUpgrade
 	}
-	// A switch to another branch deploys whatever that branch names, as
-	// OSTree's does: its commits are not newer or older than the current
-	// branch's in any sense the guard could check.
-	if !opts.AllowDowngrade && id != cur.Commit && (!isSwitch || cur.Origin == refspec) {
+	if guard && id != cur.Commit {
 		if err := s.checkDowngrade(ctx, cur, refspec, id); err != nil {
 			if de := (*DowngradeError)(nil); errors.As(err, &de) {
 				de.Override = override

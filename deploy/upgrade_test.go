@@ -150,11 +150,18 @@ func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 		t.Fatal(diff)
 	}
 
-	// The server rolls the branch back to an ancestor: pulled, not deployed.
+	// The server rolls the branch back to an older commit (a replay of
+	// what it once served): refused by the pull, as OSTree's upgrader
+	// refuses it, so the ref stays too, with --pull-only as well.
 	srv.setRef("os/stable", b)
 	var de *DowngradeError
-	if _, err := f.s.Upgrade(ctx, opts); !errors.As(err, &de) || de.Ref != "origin:os/stable" {
-		t.Fatalf("upgrade to an ancestor: %v", err)
+	for _, o := range []UpgradeOptions{opts, po} {
+		if _, err := f.s.Upgrade(ctx, o); !errors.As(err, &de) || de.Ref != "origin:os/stable" || de.Commit != b || de.Current.Commit != c {
+			t.Fatalf("upgrade (pull-only %v) to an older commit: %v", o.PullOnly, err)
+		}
+		if got, _ := f.s.Repo().ReadRef("origin:os/stable"); got != c {
+			t.Fatalf("refused downgrade (pull-only %v) moved origin:os/stable to %s", o.PullOnly, got)
+		}
 	}
 	if diff := cmp.Diff([]repo.ID{c, b}, f.order()); diff != "" {
 		t.Fatalf("refused downgrade changed the deployments: %s", diff)

@@ -461,6 +461,11 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 			if be := (*repo.RefBindingError)(nil); errors.As(err, &be) && !opts.OverrideCommit.IsZero() && be.Commit == opts.OverrideCommit {
 				err = withHint(err, "`otree admin switch` deploys another branch")
 			}
+			if te := (*remote.TimestampError)(nil); errors.As(err, &te) {
+				// Older than the remote-tracking ref's commit, which
+				// is not the deployed one (a DowngradeError says that).
+				err = withHint(err, "pass --allow-downgrade to take it")
+			}
 			if errors.Is(err, deploy.ErrNoUpgrade) || (err == nil && res.Deployed == nil) {
 				if a.json {
 					return a.printJSON(res)
