@@ -408,3 +408,37 @@ func TestPullAddsLaterSignatures(t *testing.T) {
 		t.Errorf("pull-local: %v", err)
 	}
 }
+
+// TestPullRefusesSmallOrderKey trusts a key of small order (the identity,
+// as a placeholder of zeros would be): anyone can sign for it, so the
+// server's forged signature must not let its commit in, whether the key
+// is the remote's or installed system-wide.
+func TestPullRefusesSmallOrderKey(t *testing.T) {
+	o, id := signedOrigin(t)
+	weak := ed25519.PublicKey(append([]byte{1}, make([]byte, 31)...))
+	// R = the identity, S = 0: crypto/ed25519 takes it for any data.
+	forged := append([]byte{1}, make([]byte, 63)...)
+	m := repo.Metadata{}.Set(sign.MetadataKey, forged)
+	if err := os.WriteFile(o.r.ObjectPath(repo.KindCommitMeta, id), repo.EncodeCommitMeta(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	keys := filepath.Join(root, "etc/otree/trusted.ed25519")
+	os.MkdirAll(filepath.Dir(keys), 0o755)
+	if err := os.WriteFile(keys, []byte(sign.EncodeKey(weak)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, set := range map[string]map[string]string{
+		"inline":      inlineKey(weak),
+		"system-wide": {"sign-verify": "true"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dest := verifyingDest(t, o.srv.URL, set)
+			opts := fastOpts("main")
+			opts.TrustedKeysRoot = root
+			_, err := remote.Pull(ctx, dest, opts)
+			errContains(t, err, "remote origin", sign.EncodeKey(weak), "small order")
+			checkNothingMoved(t, dest)
+		})
+	}
+}

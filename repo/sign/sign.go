@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 
@@ -66,10 +67,50 @@ func decodeKey(s string, size int, what string) ([]byte, error) {
 	return b, nil
 }
 
-// ParsePublicKey parses a base64 public key (32 bytes).
+// ParsePublicKey parses a base64 public key (32 bytes). A key any
+// signature could be forged for (SmallOrder) is refused.
 func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	b, err := decodeKey(s, ed25519.PublicKeySize, "public key")
+	if err == nil && SmallOrder(b) {
+		return nil, fmt.Errorf("invalid ed25519 public key %s: a point of small order, for which anyone can make a valid signature of anything", strings.TrimSpace(s))
+	}
 	return ed25519.PublicKey(b), err
+}
+
+// fieldP is 2^255 - 19, the order of the field ed25519's points are over.
+var fieldP = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+
+// smallOrderY are the y coordinates of the eight points of small order:
+// the identity (1), (0, -1), (±sqrt(-1), 0) and the four of order 8.
+var smallOrderY = func() []*big.Int {
+	y8, _ := new(big.Int).SetString("2707385501144840649318225287225658788936804267575313519463743609750303402022", 10)
+	return []*big.Int{big.NewInt(0), big.NewInt(1), new(big.Int).Sub(fieldP, big.NewInt(1)), y8, new(big.Int).Sub(fieldP, y8)}
+}()
+
+// SmallOrder reports whether the public key pub encodes a point of small
+// order, in any of its encodings (either sign bit; y or y+p). With such a
+// key, signatures of any data can be made without a secret key, and
+// crypto/ed25519 accepts them; libsodium, which OSTree verifies with,
+// refuses such keys, and so does Verify.
+func SmallOrder(pub []byte) bool {
+	if len(pub) != ed25519.PublicKeySize {
+		return false
+	}
+	le := make([]byte, len(pub))
+	for i, c := range pub {
+		le[len(pub)-1-i] = c
+	}
+	le[0] &= 0x7f // the sign of x
+	y := new(big.Int).SetBytes(le)
+	if y.Cmp(fieldP) >= 0 {
+		y.Sub(y, fieldP)
+	}
+	for _, s := range smallOrderY {
+		if y.Cmp(s) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseSecretKey parses a base64 secret key (64 bytes: seed, then public
@@ -184,9 +225,11 @@ func signedBy(data, sigs []byte, pub ed25519.PublicKey) bool {
 }
 
 // Verify checks that m holds a valid signature of data by one of the
-// trusted keys and returns that key. Errors match ErrNoTrustedKeys,
+// trusted keys and returns that key. A trusted key of small order
+// (SmallOrder) verifies nothing. Errors match ErrNoTrustedKeys,
 // ErrNoSignature or ErrBadSignature.
 func Verify(data []byte, m repo.Metadata, trusted []ed25519.PublicKey) (ed25519.PublicKey, error) {
+	trusted = slices.DeleteFunc(slices.Clone(trusted), func(k ed25519.PublicKey) bool { return SmallOrder(k) })
 	if len(trusted) == 0 {
 		return nil, ErrNoTrustedKeys
 	}

@@ -1,10 +1,14 @@
 package sign_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -343,5 +347,59 @@ func TestMergeMetadata(t *testing.T) {
 	}
 	if _, _, err := sign.MergeMetadata(local, repo.Metadata{}.Set(sign.MetadataKey, []byte("short"))); err == nil {
 		t.Errorf("a malformed signature value merged")
+	}
+}
+
+// TestSmallOrderKeys refuses the public keys of small order, in every
+// encoding crypto/ed25519 decodes: with them, a signature of anything
+// verifies without any secret key (libsodium refuses them too).
+func TestSmallOrderKeys(t *testing.T) {
+	ff := func(first byte, last byte) string {
+		return fmt.Sprintf("%02x%s%02x", first, strings.Repeat("ff", 30), last)
+	}
+	var weak []string
+	for _, h := range []string{
+		strings.Repeat("00", 32),        // y = 0, order 4
+		"01" + strings.Repeat("00", 31), // the identity
+		ff(0xec, 0x7f),                  // y = p-1, order 2
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", // order 8
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", // order 8
+		ff(0xed, 0x7f), // y = p: 0, not canonical
+		ff(0xee, 0x7f), // y = p+1: 1, not canonical
+	} {
+		b, _ := hex.DecodeString(h)
+		neg := bytes.Clone(b)
+		neg[31] |= 0x80
+		weak = append(weak, base64.StdEncoding.EncodeToString(b), base64.StdEncoding.EncodeToString(neg))
+	}
+	data := []byte("commit bytes the key holder never signed")
+	// R = the identity, S = 0: valid for the identity key over any data.
+	forged := append([]byte{1}, make([]byte, 63)...)
+	m := repo.Metadata{}.Set(sign.MetadataKey, forged)
+	for _, s := range weak {
+		k, err := sign.ParsePublicKey(s)
+		if err == nil || !strings.Contains(err.Error(), s) || !strings.Contains(err.Error(), "small order") {
+			t.Errorf("ParsePublicKey(%s) = %v, %v; want an error naming it", s, k, err)
+		}
+		pub, _ := base64.StdEncoding.DecodeString(s)
+		if !sign.SmallOrder(pub) {
+			t.Errorf("SmallOrder(%s) = false", s)
+		}
+		if ed25519.Verify(pub, data, forged) {
+			// crypto/ed25519 takes the forgery: Verify must not.
+			if _, err := sign.Verify(data, m, []ed25519.PublicKey{pub}); err == nil {
+				t.Errorf("Verify accepted a forged signature for the small-order key %s", s)
+			}
+		}
+	}
+	id, _ := base64.StdEncoding.DecodeString(weak[2])
+	if !ed25519.Verify(id, data, forged) {
+		t.Fatal("the forgery does not verify with crypto/ed25519: the test proves nothing")
+	}
+	for i := 0; i < 1000; i++ {
+		pub, _ := newKey(t)
+		if sign.SmallOrder(pub) {
+			t.Fatalf("SmallOrder(%s) = true for a generated key", sign.EncodeKey(pub))
+		}
 	}
 }
