@@ -79,6 +79,10 @@ func RemoteVerification(rm *Remote, keysRoot string) (*Verification, error) {
 		v.Keys = append(v.Keys, k)
 		v.Sources = append(v.Sources, "inline")
 	}
+	if len(v.Keys) == 0 && strings.TrimSpace(inline) != "" && file == "" {
+		// Not the system-wide keys either: the remote names its own.
+		return nil, fmt.Errorf("remote %s: %s=%q holds no key, so there is %w", rm.Name, KeyVerificationKey, inline, sign.ErrNoTrustedKeys)
+	}
 	if file != "" {
 		ks, err := sign.ReadPublicKeys(file)
 		if err != nil {

@@ -305,6 +305,21 @@ func TestPullSystemWideKeys(t *testing.T) {
 	if _, err := remote.Pull(ctx, dest2, opts); !errors.Is(err, sign.ErrBadSignature) {
 		t.Errorf("remote key ignored in favour of system keys: %v", err)
 	}
+
+	// A revocation list that cannot be read (here a directory) fails
+	// closed: it might revoke the key that signed.
+	revoked := filepath.Join(root, "etc/otree/revoked.ed25519")
+	if err := os.Mkdir(revoked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest3 := verifyingDest(t, o.srv.URL, set)
+	o.resetHits()
+	_, err = remote.Pull(ctx, dest3, opts)
+	errContains(t, err, "remote origin", revoked, "not a regular file")
+	if n := o.objectHits(); n != 0 {
+		t.Errorf("%d object requests with an unreadable revocation list", n)
+	}
+	checkNothingMoved(t, dest3)
 }
 
 func TestRemoteVerificationConfig(t *testing.T) {
@@ -325,12 +340,18 @@ func TestRemoteVerificationConfig(t *testing.T) {
 		{"bad bool", map[string]string{"sign-verify": "maybe"}, `sign-verify="maybe"`, 0},
 		{"bad inline key", map[string]string{"sign-verify": "true", "verification-ed25519-key": "abc"}, "verification-ed25519-key", 0},
 		{"missing file", map[string]string{"sign-verify-summary": "true", "verification-ed25519-file": filepath.Join(dir, "nope")}, filepath.Join(dir, "nope"), 0},
+		// Separators only: the remote names its keys, so not the
+		// system-wide ones, and has none.
+		{"inline without a key", map[string]string{"sign-verify": "true", "verification-ed25519-key": " ; "}, `verification-ed25519-key=" ; " holds no key`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rm := &remote.Remote{Name: "origin", Options: tc.set}
 			v, err := remote.RemoteVerification(rm, t.TempDir())
 			if tc.want != "" {
 				errContains(t, err, "remote origin", tc.want)
+				if strings.Contains(tc.name, "without a key") && !errors.Is(err, sign.ErrNoTrustedKeys) {
+					t.Errorf("error %v does not match sign.ErrNoTrustedKeys", err)
+				}
 				return
 			}
 			if err != nil || len(v.Keys) != tc.keys {

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/limitread"
 )
 
 // maxKeyFile bounds a key file: thousands of keys fit.
@@ -30,12 +32,21 @@ func ReadSecretKeys(path string) ([]ed25519.PrivateKey, error) {
 }
 
 func readKeys[K any](path string, parse func(string) (K, error)) ([]K, error) {
-	data, err := os.ReadFile(path)
+	// Non-blocking, so that a FIFO named as a key file is refused rather
+	// than waited on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading key file: %w", err)
 	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("key file %s: larger than %d bytes", path, maxKeyFile)
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("key file %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	data, err := limitread.ReadAll(f, maxKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	var out []K
 	for i, line := range strings.Split(string(data), "\n") {
@@ -101,12 +112,14 @@ func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 }
 
 // keyFiles lists base (if it exists) and the regular files of base.d,
-// sorted by name.
+// sorted by name. A base that is not a regular file is listed all the
+// same, for the reading to refuse: revoked.ed25519 made a directory must
+// not revoke nothing.
 func keyFiles(base string) ([]string, error) {
 	var out []string
-	if fi, err := os.Stat(base); err == nil && fi.Mode().IsRegular() {
+	if _, err := os.Stat(base); err == nil {
 		out = append(out, base)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
 	ents, err := os.ReadDir(base + ".d")

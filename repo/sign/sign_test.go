@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/otree/otree/repo"
@@ -256,6 +258,21 @@ func TestKeyFiles(t *testing.T) {
 	if _, err := sign.ReadPublicKeys(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing key file: %v", err)
 	}
+	// Not regular files: refused, naming them; a FIFO is not waited on.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, dir} {
+		if _, err := sign.ReadPublicKeys(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("key file %s: %v", p, err)
+		}
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(good, link)
+	if ks, err := sign.ReadPublicKeys(link); err != nil || len(ks) != 2 {
+		t.Errorf("a symbolic link to a key file: %v, %v", ks, err)
+	}
 }
 
 func TestLoadTrusted(t *testing.T) {
@@ -283,6 +300,23 @@ func TestLoadTrusted(t *testing.T) {
 	if err != nil || len(ks) != 2 || !ks[0].Equal(pubA) || !ks[1].Equal(pubC) {
 		t.Errorf("after revoking B: %d keys, %v", len(ks), err)
 	}
+	// Links in a .d directory are followed to regular files; dangling
+	// ones are passed over.
+	os.Symlink(filepath.Join(root, "nowhere"), filepath.Join(root, "etc/otree/trusted.ed25519.d/dangling"))
+	os.MkdirAll(filepath.Join(root, "etc/otree/revoked.ed25519.d"), 0o755)
+	link := filepath.Join(root, "etc/otree/revoked.ed25519.d/link")
+	os.Symlink(filepath.Join(root, "usr/share/otree/revoked.ed25519"), link)
+	ks, files, err = sign.LoadTrusted(sign.SystemDirs(root)...)
+	if err != nil || len(ks) != 2 || !slices.Contains(files, link) {
+		t.Errorf("with links: %d keys from %v, %v", len(ks), files, err)
+	}
+	// A revocation list that cannot be read fails closed.
+	revoked := filepath.Join(root, "etc/otree/revoked.ed25519")
+	os.Mkdir(revoked, 0o755)
+	if ks, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err == nil || !strings.Contains(err.Error(), revoked) {
+		t.Errorf("%s a directory: %d keys, %v; want an error naming it", revoked, len(ks), err)
+	}
+	os.Remove(revoked)
 	bad := filepath.Join(root, "etc/otree/trusted.ed25519.d/broken")
 	writeFile(t, bad, "xyz\n")
 	if _, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err == nil || !strings.Contains(err.Error(), bad) {
