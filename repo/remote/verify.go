@@ -40,15 +40,31 @@ type Verification struct {
 	Sources []string
 }
 
-// parseBool reads a boolean config value as OSTree (GKeyFile) does.
-func parseBool(rm *Remote, key string) (bool, error) {
+// parseVerify reads sign-verify or sign-verify-summary as OSTree does: a
+// boolean as GKeyFile reads one, or else a ';'-separated list of the
+// signature types that must verify ("ed25519;"), of which otree has
+// ed25519 only: another type is an error, not a check passed over.
+func parseVerify(rm *Remote, key string) (bool, error) {
 	switch v := strings.TrimSpace(rm.Options[key]); v {
 	case "", "false", "0":
 		return false, nil
 	case "true", "1":
 		return true, nil
 	default:
-		return false, fmt.Errorf("remote %s: %s=%q is not a boolean (want true or false)", rm.Name, key, v)
+		types := 0
+		for _, t := range strings.Split(v, ";") {
+			if t = strings.TrimSpace(t); t == "" {
+				continue
+			}
+			if t != sign.Type {
+				return false, fmt.Errorf("remote %s: %s=%q: unsupported signature type %q (want true, false, or a list of types, of which otree verifies %s only)", rm.Name, key, v, t, sign.Type)
+			}
+			types++
+		}
+		if types == 0 {
+			return false, fmt.Errorf("remote %s: %s=%q is neither a boolean nor a list of signature types", rm.Name, key, v)
+		}
+		return true, nil
 	}
 }
 
@@ -61,10 +77,10 @@ func parseBool(rm *Remote, key string) (bool, error) {
 func RemoteVerification(rm *Remote, keysRoot string) (*Verification, error) {
 	v := &Verification{}
 	var err error
-	if v.Commits, err = parseBool(rm, KeySignVerify); err != nil {
+	if v.Commits, err = parseVerify(rm, KeySignVerify); err != nil {
 		return nil, err
 	}
-	if v.Summary, err = parseBool(rm, KeySignVerifySummary); err != nil {
+	if v.Summary, err = parseVerify(rm, KeySignVerifySummary); err != nil {
 		return nil, err
 	}
 	if !v.Commits && !v.Summary {

@@ -337,7 +337,12 @@ func TestRemoteVerificationConfig(t *testing.T) {
 		{"inline", inlineKey(pub), "", 1},
 		{"file", map[string]string{"sign-verify": "true", "verification-ed25519-file": file}, "", 1},
 		{"inline and file", map[string]string{"sign-verify": "1", "verification-ed25519-file": file, "verification-ed25519-key": sign.EncodeKey(pub)}, "", 2},
-		{"bad bool", map[string]string{"sign-verify": "maybe"}, `sign-verify="maybe"`, 0},
+		{"bad bool", map[string]string{"sign-verify": "maybe"}, `unsupported signature type "maybe"`, 0},
+		{"empty list", map[string]string{"sign-verify": ";"}, `sign-verify=";" is neither`, 0},
+		// OSTree's list of the types that must verify.
+		{"type list", map[string]string{"sign-verify": "ed25519;", "verification-ed25519-key": sign.EncodeKey(pub)}, "", 1},
+		{"summary type list", map[string]string{"sign-verify-summary": "ed25519", "verification-ed25519-key": sign.EncodeKey(pub)}, "", 1},
+		{"other type", map[string]string{"sign-verify": "ed25519;dummy", "verification-ed25519-key": sign.EncodeKey(pub)}, `unsupported signature type "dummy"`, 0},
 		{"bad inline key", map[string]string{"sign-verify": "true", "verification-ed25519-key": "abc"}, "verification-ed25519-key", 0},
 		{"missing file", map[string]string{"sign-verify-summary": "true", "verification-ed25519-file": filepath.Join(dir, "nope")}, filepath.Join(dir, "nope"), 0},
 		// Separators only: the remote names its keys, so not the
@@ -356,6 +361,10 @@ func TestRemoteVerificationConfig(t *testing.T) {
 			}
 			if err != nil || len(v.Keys) != tc.keys {
 				t.Errorf("verification = %+v, %v; want %d keys", v, err, tc.keys)
+			}
+			on := func(k string) bool { return tc.set[k] != "" && tc.set[k] != "false" && tc.set[k] != "0" }
+			if err == nil && (v.Commits != on("sign-verify") || v.Summary != on("sign-verify-summary")) {
+				t.Errorf("verification = %+v; want commits %v, summary %v", v, on("sign-verify"), on("sign-verify-summary"))
 			}
 		})
 	}
@@ -461,5 +470,26 @@ func TestPullRefusesSmallOrderKey(t *testing.T) {
 			errContains(t, err, "remote origin", sign.EncodeKey(weak), "small order")
 			checkNothingMoved(t, dest)
 		})
+	}
+}
+
+// TestPullSignVerifyTypeList reads sign-verify as OSTree does when it
+// lists signature types: "ed25519;" verifies ed25519 signatures.
+func TestPullSignVerifyTypeList(t *testing.T) {
+	pub, priv := genKey(t)
+	set := map[string]string{"sign-verify": "ed25519;", "verification-ed25519-key": sign.EncodeKey(pub)}
+	unsigned, _ := signedOrigin(t)
+	dest := verifyingDest(t, unsigned.srv.URL, set)
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); !errors.Is(err, sign.ErrNoSignature) {
+		t.Errorf("unsigned commit with sign-verify=ed25519: %v", err)
+	}
+	checkNothingMoved(t, dest)
+	signed, id := signedOrigin(t, priv)
+	dest = verifyingDest(t, signed.srv.URL, set)
+	if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dest, "origin:main"); got != id {
+		t.Errorf("origin:main = %s, want %s", got, id)
 	}
 }
