@@ -62,3 +62,11 @@ func NewFileReader(r io.Reader, h *FileHeader, id ID) io.Reader {
 
 // SplitRev is splitRev: a revision's base and how many parents up it goes.
 var SplitRev = splitRev
+
+// SetMaxMetaObject sets the bound on metadata objects to n until the
+// returned function is called.
+func SetMaxMetaObject(n int64) (restore func()) {
+	old := maxMetaObject
+	maxMetaObject = n
+	return func() { maxMetaObject = old }
+}

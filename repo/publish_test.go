@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -388,5 +389,50 @@ func TestReadCommitMetaWhileWritten(t *testing.T) {
 		if _, err := fmt.Sscanf(string(v), "%d:", &i); !ok || err != nil || !cmp.Equal(m, version(i)) {
 			t.Fatalf("read %d: got %.40q, want one of the versions written", reads, v)
 		}
+	}
+}
+
+// No metadata object is written larger than readers load: detached
+// metadata grown past the bound (a pull merging what a server adds) is
+// refused naming the commit, and what was stored stays readable; so is a
+// dirtree.
+func TestMetadataLargerThanReadersLoadRefused(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer repo.SetMaxMetaObject(4096)()
+	var c repo.ID
+	c[0] = 9
+	small := repo.Metadata{{Key: "n", Value: []byte("small")}}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.WriteCommitMeta(c, small); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	txn, err = r.Begin(context.Background(), repo.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	big := repo.Metadata{{Key: "n", Value: bytes.Repeat([]byte{1}, 5000)}}
+	if err := txn.WriteCommitMeta(c, big); err == nil || !strings.Contains(err.Error(), c.String()) || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("WriteCommitMeta of 5000 bytes over a bound of 4096: %v, want a refusal naming %s", err, c)
+	}
+	if got, err := txn.ReadCommitMeta(c); err != nil || !cmp.Equal(got, small) {
+		t.Errorf("detached metadata after the refusal: %v, %v; want %v", got, err, small)
+	}
+	tree := repo.DirTree{}
+	for i := range 200 {
+		tree.Files = append(tree.Files, repo.FileEntry{Name: fmt.Sprintf("file-%04d", i)})
+	}
+	if _, err := txn.WriteMeta(repo.KindDirTree, tree.Encode()); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("WriteMeta of a dirtree over the bound: %v, want a refusal", err)
 	}
 }

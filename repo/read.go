@@ -16,8 +16,20 @@ import (
 )
 
 // maxMetaObject bounds the size of a dirtree, dirmeta or commit object we are
-// willing to load, so that a hostile object cannot exhaust memory.
-const maxMetaObject = 256 << 20
+// willing to load, so that a hostile object cannot exhaust memory; no such
+// object larger is written either (checkMetaSize). A variable for tests.
+var maxMetaObject int64 = 256 << 20
+
+// checkMetaSize refuses to write a metadata object of n bytes that no
+// reader would load: detached metadata a pull merges from a server, for
+// one, could otherwise grow past the bound and leave the commit's
+// signatures unreadable.
+func checkMetaSize(kind Kind, id ID, n int) error {
+	if int64(n) > maxMetaObject {
+		return fmt.Errorf("%s %s would be %d bytes, more than the %d readers load", kind, id, n, maxMetaObject)
+	}
+	return nil
+}
 
 // HasObject reports whether the object is stored.
 func (r *Repo) HasObject(kind Kind, id ID) (bool, error) {

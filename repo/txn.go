@@ -473,6 +473,9 @@ func (t *Txn) stageMeta(kind Kind, id ID, data []byte) error {
 func (t *Txn) stageClaimedMeta(kind Kind, id ID, data []byte) error {
 	name, err := t.stageName(kind, id)
 	if err == nil {
+		err = checkMetaSize(kind, id, len(data))
+	}
+	if err == nil {
 		_, err = t.writeStaged(name, 0o644, nil, func(f *stagedFile) error {
 			if _, err := f.Write(data); err != nil {
 				return err
@@ -546,10 +549,14 @@ func (t *Txn) WriteCommitMeta(commit ID, m Metadata) error {
 	t.staged[k] = struct{}{}
 	t.mu.Unlock()
 	name, err := t.stageName(KindCommitMeta, commit)
+	data := EncodeCommitMeta(m)
+	if err == nil {
+		err = checkMetaSize(KindCommitMeta, commit, len(data))
+	}
 	if err == nil {
 		unix.Unlinkat(t.dirFd, name, 0)
 		_, err = t.writeStaged(name, 0o644, nil, func(f *stagedFile) error {
-			if _, err := f.Write(EncodeCommitMeta(m)); err != nil {
+			if _, err := f.Write(data); err != nil {
 				return err
 			}
 			return t.r.fixMode(f.fd, 0o644)
