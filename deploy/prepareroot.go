@@ -82,13 +82,16 @@ func PrepareRoot(sysroot string, opts PrepareRootOptions) error {
 	// bind-mounted on the deployment's /boot, where the boot loader's
 	// files and the entries that list the deployments are looked for once
 	// booted. A separate boot filesystem is not mounted yet (boot/ is its
-	// empty mount point): the booted system mounts it there (fstab).
+	// empty mount point): the booted system mounts it there (fstab). A
+	// tree whose /boot is not a directory boots without the mount, as
+	// with OSTree, rather than not at all.
 	physBoot := filepath.Join(phys, "boot")
 	bindBoot := false
 	if fi, err := os.Lstat(filepath.Join(physBoot, "loader")); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		bindBoot = true
-		dirs = append(dirs, struct{ what, path string }{"physical root boot", physBoot},
-			struct{ what, path string }{"deployment boot", filepath.Join(dep, "boot")})
+		if fi, err := os.Lstat(filepath.Join(dep, "boot")); err == nil && fi.IsDir() {
+			bindBoot = true
+			dirs = append(dirs, struct{ what, path string }{"physical root boot", physBoot})
+		}
 	}
 	// Checked before mounting anything: mount(2) would follow a symlink
 	// out of the deployment, and a missing directory found half-way would

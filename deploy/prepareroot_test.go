@@ -68,14 +68,25 @@ func TestPrepareRoot(t *testing.T) {
 	}
 	bin := testbin.Build(t, "github.com/otree/otree/cmd/otree-prepare-root")
 
-	for _, tc := range []struct{ name, setup string }{
-		{"ok", ""},
+	const physBoot = `mkdir -p "$PHYS/boot/loader.0/entries"; echo entry > "$PHYS/boot/loader.0/entries/e.conf"; ln -s loader.0 "$PHYS/boot/loader"; `
+	for _, tc := range []struct {
+		name, setup string
+		boot        bool // /boot shows the physical root's boot/
+	}{
+		{"ok", "", false},
 		// As in an initramfs whose / is shared: the parent of M must be
 		// made a slave for M to move, and nothing may propagate into phys.
-		{"shared parent", `mount --bind "$TOP" "$TOP"; mount --make-shared "$TOP"`},
+		{"shared parent", `mount --bind "$TOP" "$TOP"; mount --make-shared "$TOP"`, false},
+		// boot/ on the physical root (its loader link is there) shows on
+		// the deployment's /boot, where the booted system looks.
+		{"boot on the physical root", physBoot + `mkdir "$DEP/boot"`, true},
+		// A tree whose /boot is no directory boots without it, as with
+		// OSTree: mounting on a link would follow it out of the deployment.
+		{"deployment boot is a link", physBoot + `ln -s /nonexistent "$DEP/boot"`, false},
+		{"deployment without boot", physBoot, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testPrepareRootOK(t, bin, tc.setup)
+			testPrepareRootOK(t, bin, tc.setup, tc.boot)
 		})
 	}
 
@@ -151,8 +162,9 @@ test -e "$M/usr" || echo nousr=ok
 }
 
 // testPrepareRootOK runs otree-prepare-root on a good sysroot, after the
-// shell commands setup, and checks the result.
-func testPrepareRootOK(t *testing.T, bin, setup string) {
+// shell commands setup, and checks the result: with boot, the physical
+// root's boot/ is on the deployment's /boot.
+func testPrepareRootOK(t *testing.T, bin, setup string, boot bool) {
 	s := newPrepRootSysroot(t)
 	out := s.run(t, bin, "root=x otree=/otree/boot.1/os1/"+s.csum+"/0 quiet", `
 set -e
@@ -166,6 +178,7 @@ test -f "$M/var/old" && echo oldvar=ok
 test -d "$M/sysroot/otree/deploy" && echo sysroot=ok
 test -d "$M/etc" && echo etc=ok
 test -f "$M/sysroot/otree/deploy/os1/var/newfile" && echo physvar=ok
+test -f "$M/boot/loader/entries/e.conf" && echo boot=ok
 echo "mounts under top:"
 awk -v p="$TOP/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo
 `)
@@ -180,6 +193,13 @@ awk -v p="$TOP/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo
 	// The deployment, its var and usr, and the physical root under it;
 	// no leftover of the temporary mount point.
 	want := []string{s.mnt, s.mnt + "/sysroot", s.mnt + "/usr", s.mnt + "/var"}
+	if boot {
+		want = append(want, s.mnt+"/boot")
+		slices.Sort(want)
+		if !strings.Contains(out, "boot=ok\n") {
+			t.Error("the deployment's /boot does not show the physical root's boot/")
+		}
+	}
 	_, listed, _ := strings.Cut(out, "mounts under top:\n")
 	got := strings.Fields(listed)
 	slices.Sort(got)
@@ -256,11 +276,11 @@ func newPrepRootSysroot(t *testing.T) prepRootSysroot {
 }
 
 // run runs script with sh in a new private mount namespace, with PHYS, M,
-// TOP, BIN and CMDLINE set, and returns its output; the script must exit 0.
+// TOP, DEP (the deployment, host side), BIN and CMDLINE set, and returns its output; the script must exit 0.
 func (s prepRootSysroot) run(t *testing.T, bin, cmdline, script string) string {
 	t.Helper()
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "PHYS="+s.phys, "M="+s.mnt, "TOP="+s.top, "BIN="+bin, "CMDLINE="+cmdline)
+	cmd.Env = append(os.Environ(), "PHYS="+s.phys, "M="+s.mnt, "TOP="+s.top, "DEP="+s.dep, "BIN="+bin, "CMDLINE="+cmdline)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
