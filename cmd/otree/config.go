@@ -132,7 +132,10 @@ cannot be changed here.`,
 					return fmt.Errorf("unsetting config key %q: %w", k, err)
 				}
 				if e.json {
-					return e.printJSON(map[string]any{"key": k, "removed": was})
+					return e.printJSON(struct {
+						Key     string `json:"key"` // with key_base64 when not UTF-8
+						Removed bool   `json:"removed"`
+					}{k, was})
 				}
 				return nil
 			})

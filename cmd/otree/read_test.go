@@ -907,6 +907,24 @@ func TestJSONOddNamesRoundTrip(t *testing.T) {
 	}
 }
 
+// config's --json gives back the bytes of a key that is not UTF-8, in
+// get, set and unset alike.
+func TestJSONConfigKeyRoundTrip(t *testing.T) {
+	c := newCLI(t)
+	for _, k := range []string{"x.\xff", "x.caf\xe9", "x.\xed\xa0\x80"} {
+		for _, args := range [][]string{{"set", "--json", "--", k, "v"}, {"get", "--json", "--", k}, {"unset", "--json", "--", k}} {
+			out := c.ok(append([]string{"config"}, args...)...)
+			var v any
+			if err := json.Unmarshal([]byte(out), &v); err != nil {
+				t.Fatalf("config %q --json: not JSON: %v\n%s", args, err, out)
+			}
+			if got := jsonStrings(t, v); !slices.Contains(got, k) {
+				t.Errorf("config %q --json: key %q not given back; strings %q\n%s", args, k, got, out)
+			}
+		}
+	}
+}
+
 // The text outputs that otree shapes itself (diff's lines, checksum's
 // "ID  PATH") print one path per line, valid UTF-8 with nothing that
 // moves the cursor or reorders what a terminal shows, and the path reads
