@@ -33,7 +33,7 @@ func TestAppenderOnFullDisk(t *testing.T) {
 }
 
 // A partial download is begun only where the filesystem has room for it
-// three times over (the object it makes may need twice as much).
+// three times over (the object it makes needs as much again, or more).
 func TestPartialNeedsRoom(t *testing.T) {
 	mnt := testtree.SmallFS(t, 4<<20)
 	testtree.FillTo(t, mnt, 2<<20)

@@ -46,8 +46,8 @@ func (p *partial) open() {
 
 // create starts keeping the object's bytes, size of them, where the
 // filesystem has room for them three times over: the object they make
-// needs as much, twice where it is spooled and then staged (any mode but
-// archive), and on a nearly full disk the room goes to it, as a pull
+// needs as much again, or more where it is stored uncompressed (any mode
+// but archive), and on a nearly full disk the room goes to it, as a pull
 // keeping nothing (OSTree's) would need no more. Failing to is no error:
 // the object is then fetched as if it were small.
 func (p *partial) create(size int64) {
