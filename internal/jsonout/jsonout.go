@@ -38,7 +38,8 @@ const Suffix = "_base64"
 // Marshal is json.Marshal with the NAME_base64 fields of the package
 // comment added where a string is not UTF-8. Values that marshal
 // themselves (json.Marshaler, encoding.TextMarshaler) are written as they
-// write themselves.
+// write themselves. A field tag's ",string" option is not honoured (no
+// output uses it): such a field is written as without it.
 func Marshal(v any) ([]byte, error) {
 	var b bytes.Buffer
 	if err := encode(&b, reflect.ValueOf(v)); err != nil {
