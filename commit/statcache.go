@@ -550,11 +550,13 @@ func (c *statCache) checkCarried(stamps *[fanDirs]fanStamp, carried []*dirRec) {
 
 // goneTrees returns whether the record of a directory outside the roots
 // belongs to a tree that is gone: one whose topmost recorded directory is
-// no longer a directory. Those records are dropped rather than carried, or
-// a build committing a fresh directory each time would grow the cache, and
-// the checks of each save, by a tree per commit. Only each tree's topmost
-// directory is looked at, once; a directory gone below one still there
-// loses its record when that tree is committed again.
+// no longer a directory (through symlinks: a source given as a link to a
+// directory is recorded under the link). Those records are dropped rather
+// than carried, or a build committing a fresh directory each time would
+// grow the cache, and the checks of each save, by a tree per commit. Only
+// each tree's topmost directory is looked at, once; a directory gone
+// below one still there loses its record when that tree is committed
+// again.
 func (c *statCache) goneTrees(under func(string) bool) func(path string) bool {
 	recorded := map[string]bool{}
 	for i := range c.recs {
@@ -574,7 +576,7 @@ func (c *statCache) goneTrees(under func(string) bool) func(path string) bool {
 		g, ok := tops[p]
 		if !ok {
 			var st unix.Stat_t
-			err := unix.Lstat(p, &st)
+			err := unix.Stat(p, &st)
 			g = err == unix.ENOENT || err == unix.ENOTDIR || err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
 			tops[p] = g
 		}

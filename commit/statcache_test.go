@@ -650,8 +650,14 @@ func TestStatCacheDropsGoneTrees(t *testing.T) {
 	r := newRepo(t, repo.ModeBareUser)
 	tree := testtree.Tree{"a": testtree.File("a", 0o644), "d/b": testtree.File("b", 0o644), "d/e/c": testtree.File("c", 0o644)}
 	kept, gone, current := makeTree(t, tree), makeTree(t, tree), makeTree(t, tree)
+	// A source given as a link to a directory is recorded under the link.
+	linked := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(makeTree(t, tree), linked); err != nil {
+		t.Fatal(err)
+	}
 	commitDir(t, r, "kept", kept)
 	commitDir(t, r, "gone", gone)
+	commitDir(t, r, "linked", linked)
 	holds := func(dir string) bool {
 		t.Helper()
 		data, err := os.ReadFile(commit.StatCachePath(r))
@@ -661,7 +667,7 @@ func TestStatCacheDropsGoneTrees(t *testing.T) {
 		return bytes.Contains(data, []byte(dir))
 	}
 	commitDir(t, r, "current", current)
-	if !holds(kept) || !holds(gone) {
+	if !holds(kept) || !holds(gone) || !holds(linked) {
 		t.Fatal("the records of the other trees were not kept")
 	}
 	if err := os.RemoveAll(gone); err != nil {
@@ -674,7 +680,7 @@ func TestStatCacheDropsGoneTrees(t *testing.T) {
 	if holds(gone) {
 		t.Errorf("the stat cache still holds records of %s, which is gone", gone)
 	}
-	if !holds(kept) || !holds(current) {
+	if !holds(kept) || !holds(current) || !holds(linked) {
 		t.Error("records of trees still there were dropped")
 	}
 	// Nothing changed but a tree going: the records still go.
@@ -684,5 +690,17 @@ func TestStatCacheDropsGoneTrees(t *testing.T) {
 	commitDir(t, r, "current", current)
 	if holds(kept) {
 		t.Errorf("the stat cache still holds records of %s, which is gone", kept)
+	}
+	// A link whose directory is gone: its tree is gone too.
+	target, err := os.Readlink(linked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(target); err != nil {
+		t.Fatal(err)
+	}
+	commitDir(t, r, "current", current)
+	if holds(linked) {
+		t.Errorf("the stat cache still holds records of %s, whose directory is gone", linked)
 	}
 }
