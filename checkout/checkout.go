@@ -392,10 +392,11 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 	stop := c.startProgress()
 	c.q.Push(func(w *worker) error { return w.dirTask(root) })
 	err := c.q.Run(c.ctx, workq.Workers(), func() *worker { return newWorker(c) })
-	stop()
 	for n := range c.open { // only after an error
 		unix.Close(n.fd)
 	}
+	stop() // last: it raises again a panic of the caller's progress report
+
 	st := c.stats()
 	if c.opts.Progress != nil {
 		c.opts.Progress(st)
