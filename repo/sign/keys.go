@@ -85,10 +85,11 @@ func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 	var files []string
 	for _, dir := range dirs {
 		for _, set := range []struct {
-			name string
-			keys *[]ed25519.PublicKey
-		}{{"trusted.ed25519", &trusted}, {"revoked.ed25519", &revoked}} {
-			paths, err := keyFiles(filepath.Join(dir, set.name))
+			name   string
+			keys   *[]ed25519.PublicKey
+			strict bool
+		}{{"trusted.ed25519", &trusted, false}, {"revoked.ed25519", &revoked, true}} {
+			paths, err := keyFiles(filepath.Join(dir, set.name), set.strict)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -114,13 +115,18 @@ func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 // keyFiles lists base (if it exists) and the regular files of base.d,
 // sorted by name. A base that is not a regular file is listed all the
 // same, for the reading to refuse: revoked.ed25519 made a directory must
-// not revoke nothing.
-func keyFiles(base string) ([]string, error) {
+// not revoke nothing. With strict (revocations), so is every entry of
+// base.d that is not one, and a dangling link: a revocation that cannot
+// be read fails closed, where a trusted key that cannot be read is only
+// one key fewer.
+func keyFiles(base string, strict bool) ([]string, error) {
 	var out []string
 	if _, err := os.Stat(base); err == nil {
 		out = append(out, base)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("key file: %w", err)
+	} else if _, lerr := os.Lstat(base); strict && lerr == nil {
+		out = append(out, base)
 	}
 	ents, err := os.ReadDir(base + ".d")
 	if errors.Is(err, fs.ErrNotExist) {
@@ -132,7 +138,7 @@ func keyFiles(base string) ([]string, error) {
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, e := range ents {
 		p := filepath.Join(base+".d", e.Name())
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Stat(p); strict || err == nil && fi.Mode().IsRegular() {
 			out = append(out, p)
 		}
 	}
