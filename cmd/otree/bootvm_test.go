@@ -47,6 +47,9 @@ if touch /usr/otree-boot-test 2>/dev/null; then say usr=rw; else say usr=ro; fi
 say "var=$(cat /var/lib/otree-boot-test/marker 2>/dev/null || echo none)"
 say "entries=$(ls /boot/loader/entries 2>&1 | tr '\n' ' ')"
 say "status=$(otree admin status --json 2>&1 | tr -d '\n')"
+say "boot-source=$(findmnt -n -o SOURCE /boot 2>&1)"
+say "failed=$(systemctl --failed --plain --no-legend 2>&1 | tr '\n' ' ')"
+say "prepare-root=$(journalctl -b -o cat -u otree-prepare-root.service 2>&1 | tr '\n' ' ')"
 case "$(cat /usr/share/otree-boot-test/commit)" in
 A)
 	if [ ! -e /etc/otree-boot-test.conf ]; then
@@ -85,14 +88,20 @@ ExecStart=/usr/lib/otree-boot-test
 `
 
 // TestBootDebianVM boots what otree admin deploys: a Debian 12 tree with
-// its kernel, an initramfs-tools initramfs made in the tree with dist/'s
-// hook and script, and systemd, committed and deployed with otree admin
-// into a disk image the way an installer would, booted in QEMU through
-// GRUB (i386-pc, reading the grub.cfg the deploy wrote). Booted on commit A,
-// the guest edits /etc and runs otree admin upgrade --stage, which the
-// shutdown finalizes; booted again, it runs commit B with the edits
-// merged, and rolls back; booted a third time it runs A again. Each boot is checked from what the guest reports on a
-// serial port.
+// its kernel, an initramfs made in the tree with dist/'s integration, and
+// systemd, committed and deployed with otree admin into a disk image the
+// way an installer would, booted in QEMU through GRUB (i386-pc, reading
+// the grub.cfg the deploy wrote). Each boot is checked from what the
+// guest reports on a serial port.
+//
+// initramfs-tools: booted on commit A, the guest edits /etc and runs otree
+// admin upgrade --stage, which the shutdown finalizes; booted again, it
+// runs commit B with the edits merged, and rolls back; booted a third time
+// it runs A again. dracut: A boots through dist/dracut's
+// otree-prepare-root.service in a systemd initramfs. boot-partition: /boot
+// is a partition of its own, mounted by the tree's fstab; A boots and
+// stages B, which the shutdown finalizes onto the boot partition, and B
+// boots.
 func TestBootDebianVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a Debian tree in a virtual machine")
@@ -103,18 +112,175 @@ func TestBootDebianVM(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a Debian tree, chroot, mount")
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "grub-mkimage", "mkfs.ext4", "debootstrap"} {
+	for _, tool := range []string{"qemu-system-x86_64", "grub-mkimage", "mkfs.ext4", "debootstrap", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (qemu-system-x86, grub-common, e2fsprogs, debootstrap)", tool)
+			t.Skipf("%s is not installed (qemu-system-x86, grub-common, e2fsprogs, debootstrap, util-linux)", tool)
 		}
 	}
-	const grubDir = "/usr/lib/grub/i386-pc"
-	if _, err := os.Stat(filepath.Join(grubDir, "boot.img")); err != nil {
+	if _, err := os.Stat(filepath.Join(vmGrubDir, "boot.img")); err != nil {
 		t.Skipf("GRUB for BIOS is not installed (apt-get install grub-pc-bin): %v", err)
 	}
+	otreeBin := testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree")
+	prepBin := testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree-prepare-root")
+	bins := &vmBins{otree: otreeBin, prepareRoot: prepBin}
+
+	t.Run("initramfs-tools", func(t *testing.T) {
+		m := vmNewMachine(t, bins, vmLayout{})
+		// Boot 1: A, as deployed. The guest edits /etc and upgrades to B.
+		r := m.boot(t, 1)
+		vmCommon(t, r, "A")
+		vmBooted(t, r, m.idA)
+		if r["hostname"] != "otree-a" || r["etc-local"] != "none" {
+			t.Errorf("boot 1: hostname %q, /etc/otree-boot-test.conf %q; want otree-a, none", r["hostname"], r["etc-local"])
+		}
+		vmStaged(t, r)
+
+		// Boot 2: B, finalized at the shutdown, with the admin's edits of
+		// A's /etc kept, the one made after staging too (the hostname both
+		// changed is the admin's), and B's new default.
+		r = m.boot(t, 2)
+		vmCommon(t, r, "B")
+		vmBooted(t, r, m.idB, m.idA)
+		for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "default of B"} {
+			if r[k] != want {
+				t.Errorf("boot 2: %s = %q, want %q", k, r[k], want)
+			}
+		}
+		if !strings.HasPrefix(r["rollback"], "0 ") {
+			t.Fatalf("otree admin rollback in the guest: %q", r["rollback"])
+		}
+
+		// Boot 3: A again, its /etc as the admin left it.
+		r = m.boot(t, 3)
+		vmCommon(t, r, "A")
+		vmBooted(t, r, m.idA, m.idB)
+		for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "none"} {
+			if r[k] != want {
+				t.Errorf("boot 3: %s = %q, want %q", k, r[k], want)
+			}
+		}
+	})
+
+	t.Run("dracut", func(t *testing.T) {
+		m := vmNewMachine(t, bins, vmLayout{dracut: true})
+		r := m.boot(t, 1)
+		vmCommon(t, r, "A")
+		vmBooted(t, r, m.idA)
+		if r["hostname"] != "otree-a" || r["etc-local"] != "none" {
+			t.Errorf("hostname %q, /etc/otree-boot-test.conf %q; want otree-a, none", r["hostname"], r["etc-local"])
+		}
+		// The deployment was set up by the initramfs's unit.
+		if !strings.Contains(r["prepare-root"], "/sysroot is now deployment ") {
+			t.Errorf("otree-prepare-root.service in the initramfs logged %q, want it to have set up the deployment", r["prepare-root"])
+		}
+		vmStaged(t, r)
+	})
+
+	t.Run("boot-partition", func(t *testing.T) {
+		m := vmNewMachine(t, bins, vmLayout{bootPartition: true})
+		r := m.boot(t, 1)
+		vmCommon(t, r, "A")
+		vmBooted(t, r, m.idA)
+		vmStaged(t, r)
+		if r["boot-source"] != "/dev/vda1" {
+			t.Errorf("/boot is mounted from %q, want the boot partition /dev/vda1", r["boot-source"])
+		}
+		r = m.boot(t, 2)
+		vmCommon(t, r, "B")
+		vmBooted(t, r, m.idB, m.idA)
+		if r["boot-source"] != "/dev/vda1" {
+			t.Errorf("/boot is mounted from %q, want the boot partition /dev/vda1", r["boot-source"])
+		}
+		if !strings.HasPrefix(r["rollback"], "0 ") {
+			t.Fatalf("otree admin rollback in the guest: %q", r["rollback"])
+		}
+		// The rollback's entries, on the boot partition, name kernels and
+		// initramfs images there; the root partition's /boot, the
+		// partition's mount point, got nothing.
+		m.mount(t)
+		// A bind mount of the root partition alone, without the boot
+		// partition on it.
+		under := filepath.Join(m.tmp, "rootonly")
+		realMust(t, os.Mkdir(under, 0o755))
+		realCmd(t, "mount", "--bind", m.mnt, under)
+		ents, err := os.ReadDir(filepath.Join(under, "boot"))
+		realCmd(t, "umount", under)
+		if err != nil || len(ents) != 0 {
+			t.Errorf("the root partition's /boot holds %v (%v), want nothing", ents, err)
+		}
+		files, err := filepath.Glob(filepath.Join(m.mnt, "boot/loader/entries/*.conf"))
+		realMust(t, err)
+		if len(files) != 2 {
+			t.Fatalf("entries on the boot partition: %q, want 2", files)
+		}
+		dirs, err := filepath.Glob(filepath.Join(m.mnt, "boot/otree/debian-*"))
+		realMust(t, err)
+		if len(dirs) != 2 {
+			t.Errorf("kernel directories on the boot partition: %q, want A's and B's", dirs)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			realMust(t, err)
+			for line := range strings.Lines(string(b)) {
+				k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+				if k != "linux" && k != "initrd" {
+					continue
+				}
+				if !strings.HasPrefix(v, "/otree/") {
+					t.Errorf("%s: %s %s: want a path from the boot partition's root", f, k, v)
+				}
+				if _, err := os.Stat(filepath.Join(m.mnt, "boot", v)); err != nil {
+					t.Errorf("%s: %s %s is not on the boot partition: %v", f, k, v, err)
+				}
+			}
+		}
+	})
+}
+
+// vmGrubDir holds GRUB for BIOS: boot.img and the modules.
+const vmGrubDir = "/usr/lib/grub/i386-pc"
+
+// vmBins are the static otree binaries a tree gets, and QEMU's
+// accelerator once a machine has found it.
+type vmBins struct{ otree, prepareRoot, accel string }
+
+// vmLayout is how a machine differs from the first one TestBootDebianVM
+// boots: an initramfs-tools initramfs and one ext4 partition.
+type vmLayout struct {
+	// dracut makes the initramfs with dracut and dist/dracut's module
+	// (the tree is debroot's dracut one).
+	dracut bool
+	// bootPartition puts /boot on a partition of its own, before the
+	// root partition, mounted by the tree's /etc/fstab.
+	bootPartition bool
+}
+
+// vmMachine is a disk image with commit A deployed and commit B in the
+// system repository, on the branch the deployment follows.
+type vmMachine struct {
+	tmp, disk, accel string
+	idA, idB         string
+	mnt              string
+	parts            []vmPart // boot partition first, when there is one
+}
+
+// vmPart is a partition of the disk image, in bytes.
+type vmPart struct {
+	start, size int64
+	label       string
+}
+
+// vmNewMachine builds commits A and B of the Debian tree as DEPLOY.md's
+// "Booting a machine" does and installs a disk image with them.
+func vmNewMachine(t *testing.T, bins *vmBins, layout vmLayout) *vmMachine {
+	t.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	deb, err := debroot.GetBootable(ctx)
+	get := debroot.GetBootable
+	if layout.dracut {
+		get = debroot.GetBootableDracut
+	}
+	deb, err := get(ctx)
 	if errors.Is(err, debroot.ErrUnreachable) {
 		t.Skipf("no Debian tree: %v", err)
 	}
@@ -122,28 +288,40 @@ func TestBootDebianVM(t *testing.T) {
 	t.Logf("bootable Debian tree ready in %v", time.Since(start))
 	kver := deb.KernelVersion
 
-	tmp := t.TempDir()
-	treeA := filepath.Join(tmp, "treeA")
+	m := &vmMachine{tmp: t.TempDir()}
+	treeA := filepath.Join(m.tmp, "treeA")
 	realMust(t, os.Mkdir(treeA, 0o755))
 	realMust(t, deb.Extract(ctx, treeA))
-	accel := vmAccel(t, filepath.Join(treeA, "boot", "vmlinuz-"+kver))
+	if bins.accel == "" {
+		bins.accel = vmAccel(t, filepath.Join(treeA, "boot", "vmlinuz-"+kver))
+	}
+	m.accel = bins.accel
 
 	// The tree as DEPLOY.md's "Booting a machine" builds it: otree and
-	// otree-prepare-root in it, the initramfs-tools hook and script, and
-	// the initramfs made in the tree for its kernel. The initramfs gets
-	// only the modules a virtio disk with ext4 needs, which is quicker to
-	// make than Debian's default of most.
-	otreeBin := testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree")
-	prepBin := testbin.BuildStatic(t, "github.com/otree/otree/cmd/otree-prepare-root")
-	dist := filepath.Join("..", "..", "dist", "initramfs-tools")
-	vmInstall(t, otreeBin, filepath.Join(treeA, "usr/bin/otree"), 0o755)
-	vmInstall(t, prepBin, filepath.Join(treeA, "usr/lib/otree/otree-prepare-root"), 0o755)
-	vmInstall(t, filepath.Join(dist, "hooks/otree"), filepath.Join(treeA, "etc/initramfs-tools/hooks/otree"), 0o755)
-	vmInstall(t, filepath.Join(dist, "scripts/local-bottom/otree"), filepath.Join(treeA, "etc/initramfs-tools/scripts/local-bottom/otree"), 0o755)
-	vmWrite(t, filepath.Join(treeA, "etc/initramfs-tools/conf.d/otree-test"), "MODULES=list\n", 0o644)
-	vmWrite(t, filepath.Join(treeA, "etc/initramfs-tools/modules"), "virtio_pci\nvirtio_blk\next4\n", 0o644)
+	// otree-prepare-root in it, the initramfs integration, and the
+	// initramfs made in the tree for its kernel. The initramfs gets only
+	// the modules a virtio disk with ext4 needs, which is quicker to make
+	// than Debian's default of most.
+	vmInstall(t, bins.otree, filepath.Join(treeA, "usr/bin/otree"), 0o755)
+	vmInstall(t, bins.prepareRoot, filepath.Join(treeA, "usr/lib/otree/otree-prepare-root"), 0o755)
 	start = time.Now()
-	realCmd(t, "chroot", treeA, "update-initramfs", "-c", "-k", kver)
+	if layout.dracut {
+		dist := filepath.Join("..", "..", "dist", "dracut", "98otree")
+		mod := filepath.Join(treeA, "usr/lib/dracut/modules.d/98otree")
+		vmInstall(t, filepath.Join(dist, "module-setup.sh"), filepath.Join(mod, "module-setup.sh"), 0o755)
+		vmInstall(t, filepath.Join(dist, "otree-prepare-root.service"), filepath.Join(mod, "otree-prepare-root.service"), 0o644)
+		// dracut reads /proc (its systemd module, /dev/fd): mounted in
+		// a mount namespace of its own, which takes it away after.
+		realCmd(t, "unshare", "--mount", "--propagation=private", "chroot", treeA, "sh", "-c",
+			`mount -t proc proc /proc && exec dracut -q --no-hostonly --add otree --drivers "virtio_pci virtio_blk ext4" --force "/boot/initrd.img-$1" "$1"`, "sh", kver)
+	} else {
+		dist := filepath.Join("..", "..", "dist", "initramfs-tools")
+		vmInstall(t, filepath.Join(dist, "hooks/otree"), filepath.Join(treeA, "etc/initramfs-tools/hooks/otree"), 0o755)
+		vmInstall(t, filepath.Join(dist, "scripts/local-bottom/otree"), filepath.Join(treeA, "etc/initramfs-tools/scripts/local-bottom/otree"), 0o755)
+		vmWrite(t, filepath.Join(treeA, "etc/initramfs-tools/conf.d/otree-test"), "MODULES=list\n", 0o644)
+		vmWrite(t, filepath.Join(treeA, "etc/initramfs-tools/modules"), "virtio_pci\nvirtio_blk\next4\n", 0o644)
+		realCmd(t, "chroot", treeA, "update-initramfs", "-c", "-k", kver)
+	}
 	t.Logf("made the initramfs in %v", time.Since(start))
 	mods := filepath.Join(treeA, "usr/lib/modules", kver)
 	realMust(t, os.Rename(filepath.Join(treeA, "boot", "vmlinuz-"+kver), filepath.Join(mods, "vmlinuz")))
@@ -174,12 +352,27 @@ func TestBootDebianVM(t *testing.T) {
 	}
 	vmWrite(t, filepath.Join(treeA, "usr/share/otree-boot-test/commit"), "A\n", 0o644)
 	vmWrite(t, filepath.Join(treeA, "etc/hostname"), "otree-a\n", 0o644)
+	const diskSize, partStart = 3 << 30, 1 << 20
+	if layout.bootPartition {
+		vmWrite(t, filepath.Join(treeA, "etc/fstab"), "LABEL=boot /boot ext4 defaults 0 2\n", 0o644)
+		const bootSize = 256 << 20
+		m.parts = []vmPart{{partStart, bootSize, "boot"}, {partStart + bootSize, diskSize - partStart - bootSize, "root"}}
+	} else {
+		m.parts = []vmPart{{partStart, diskSize - partStart, "root"}}
+	}
 	realMust(t, os.Rename(filepath.Join(treeA, "etc"), filepath.Join(treeA, "usr/etc")))
 
 	// Commit B: another marker, a new default hostname (which the admin
-	// changes on A too) and a new file in /etc.
-	treeB := filepath.Join(tmp, "treeB")
+	// changes on A too), a new file in /etc, and an initramfs of its own
+	// (A's with padding the kernel skips), so that its boot files are new
+	// ones the booted A writes to /boot.
+	treeB := filepath.Join(m.tmp, "treeB")
 	realCmd(t, "cp", "-al", treeA, treeB)
+	initrdB := filepath.Join(treeB, "usr/lib/modules", kver, "initramfs.img")
+	b, err := os.ReadFile(initrdB)
+	realMust(t, err)
+	realMust(t, os.Remove(initrdB))
+	vmWrite(t, initrdB, string(append(b, make([]byte, 512)...)), 0o644)
 	for name, content := range map[string]string{
 		"usr/share/otree-boot-test/commit": "B\n", "usr/etc/hostname": "otree-b\n", "usr/etc/b-default.conf": "default of B\n"} {
 		p := filepath.Join(treeB, name)
@@ -189,139 +382,134 @@ func TestBootDebianVM(t *testing.T) {
 		vmWrite(t, p, content, 0o644)
 	}
 
-	// The disk: an MBR with one partition from 1 MiB, ext4 labelled root,
-	// made and mounted at its offset, so no partition device is needed.
-	const diskSize, partStart = 3 << 30, 1 << 20
-	disk := filepath.Join(tmp, "disk.img")
-	vmMBR(t, disk, diskSize, partStart)
-	realCmd(t, "mkfs.ext4", "-q", "-L", "root", "-E", fmt.Sprintf("offset=%d", partStart), disk, fmt.Sprintf("%dk", (diskSize-partStart)>>10))
-	mnt := filepath.Join(tmp, "mnt")
-	realMust(t, os.Mkdir(mnt, 0o755))
-	mount := func() {
-		t.Helper()
-		realCmd(t, "mount", "-o", fmt.Sprintf("loop,offset=%d", partStart), disk, mnt)
+	// The disk: an MBR with the partitions from 1 MiB, ext4, each made and
+	// mounted at its offset, so no partition device is needed.
+	m.disk = filepath.Join(m.tmp, "disk.img")
+	vmMBR(t, m.disk, diskSize, m.parts...)
+	for _, p := range m.parts {
+		realCmd(t, "mkfs.ext4", "-q", "-L", p.label, "-E", fmt.Sprintf("offset=%d", p.start), m.disk, fmt.Sprintf("%dk", p.size>>10))
 	}
-	umount := func() {
-		t.Helper()
-		realCmd(t, "umount", mnt)
-	}
-	mount()
-	mounted := true
-	t.Cleanup(func() {
-		if mounted {
-			exec.Command("umount", mnt).Run()
-		}
-	})
+	m.mnt = filepath.Join(m.tmp, "mnt")
+	realMust(t, os.Mkdir(m.mnt, 0o755))
+	m.mount(t)
 	// The deployments are immutable; the image goes with tmp.
-	testtree.ClearImmutable(t, tmp)
+	testtree.ClearImmutable(t, m.tmp)
 
 	// The installer: init-fs, os-init, the commits into the system
 	// repository, GRUB's configuration, the deploy, GRUB itself.
 	admin := func(args ...string) string {
 		t.Helper()
-		return realOK(t, append([]string{"admin", "--sysroot=" + mnt}, args...)...)
+		return realOK(t, append([]string{"admin", "--sysroot=" + m.mnt}, args...)...)
 	}
-	repoFlag := "--repo=" + filepath.Join(mnt, "otree/repo")
-	realOK(t, "admin", "init-fs", mnt)
+	repoFlag := "--repo=" + filepath.Join(m.mnt, "otree/repo")
+	realOK(t, "admin", "init-fs", m.mnt)
 	admin("os-init", "debian")
 	start = time.Now()
-	idA := realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "A", treeA))
+	m.idA = realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "A", treeA))
 	t.Logf("committed A in %v", time.Since(start))
 	realOK(t, repoFlag, "config", "set", "sysroot.bootloader", "grub2")
 	start = time.Now()
 	admin("deploy", "--os=debian", "--karg=root=LABEL=root", "--karg=rw", "--karg=console=ttyS0", "debian/x")
 	t.Logf("deployed A in %v", time.Since(start))
-	grub := filepath.Join(mnt, "boot/grub")
+	grub := filepath.Join(m.mnt, "boot/grub")
 	realMust(t, os.MkdirAll(filepath.Join(grub, "i386-pc"), 0o755))
-	grubMods, _ := filepath.Glob(filepath.Join(grubDir, "*.mod"))
-	lsts, _ := filepath.Glob(filepath.Join(grubDir, "*.lst"))
-	for _, m := range append(grubMods, lsts...) {
-		vmInstall(t, m, filepath.Join(grub, "i386-pc", filepath.Base(m)), 0o644)
+	grubMods, _ := filepath.Glob(filepath.Join(vmGrubDir, "*.mod"))
+	lsts, _ := filepath.Glob(filepath.Join(vmGrubDir, "*.lst"))
+	for _, mod := range append(grubMods, lsts...) {
+		vmInstall(t, mod, filepath.Join(grub, "i386-pc", filepath.Base(mod)), 0o644)
 	}
 	realMust(t, os.Symlink("../loader/grub.cfg", filepath.Join(grub, "grub.cfg")))
 	vmWrite(t, filepath.Join(grub, "custom.cfg"), "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial\nset timeout=0\n", 0o644)
-	core := filepath.Join(tmp, "core.img")
-	realCmd(t, "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub", "biosdisk", "part_msdos", "ext2")
-	vmGrubInstall(t, disk, filepath.Join(grubDir, "boot.img"), core, partStart)
-	vmWrite(t, filepath.Join(mnt, "otree/deploy/debian/var/lib/otree-boot-test/marker"), "stateroot var\n", 0o644)
+	// GRUB's files are on the first partition, the boot partition when
+	// there is one.
+	prefix := "(hd0,msdos1)/boot/grub"
+	if layout.bootPartition {
+		prefix = "(hd0,msdos1)/grub"
+	}
+	core := filepath.Join(m.tmp, "core.img")
+	realCmd(t, "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", prefix, "biosdisk", "part_msdos", "ext2")
+	vmGrubInstall(t, m.disk, filepath.Join(vmGrubDir, "boot.img"), core, partStart)
+	vmWrite(t, filepath.Join(m.mnt, "otree/deploy/debian/var/lib/otree-boot-test/marker"), "stateroot var\n", 0o644)
 	start = time.Now()
-	idB := realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "B", treeB))
+	m.idB = realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "B", treeB))
 	t.Logf("committed B in %v", time.Since(start))
-	umount()
-	mounted = false
+	m.umount(t)
+	return m
+}
 
-	boot := func(n int) map[string]string {
-		t.Helper()
-		return vmBoot(t, accel, disk, filepath.Join(tmp, fmt.Sprintf("boot%d", n)))
+// mount mounts the root partition on m.mnt and the boot partition, if
+// any, on its boot/, until umount or the end of the test.
+func (m *vmMachine) mount(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { exec.Command("umount", "-R", m.mnt).Run() })
+	root := m.parts[len(m.parts)-1]
+	realCmd(t, "mount", "-o", fmt.Sprintf("loop,offset=%d,sizelimit=%d", root.start, root.size), m.disk, m.mnt)
+	if len(m.parts) == 1 {
+		return
 	}
-	common := func(r map[string]string, commit string) {
-		t.Helper()
-		for k, want := range map[string]string{"commit": commit, "usr": "ro", "var": "stateroot var"} {
-			if r[k] != want {
-				t.Errorf("%s = %q, want %q", k, r[k], want)
-			}
-		}
-		if !strings.Contains(r["cmdline"], " otree=/otree/boot.") || !strings.Contains(r["entries"], "otree-") {
-			t.Errorf("cmdline %q, entries %q: want an otree= argument and the boot entries in /boot", r["cmdline"], r["entries"])
-		}
-	}
-	// booted checks the guest's status: the deployments of ids in boot
-	// order, the first booted.
-	booted := func(r map[string]string, ids ...string) {
-		t.Helper()
-		var st struct {
-			Deployments []realDeployment `json:"deployments"`
-		}
-		if err := json.Unmarshal([]byte(r["status"]), &st); err != nil {
-			t.Errorf("otree admin status --json in the guest: %v: %q", err, r["status"])
-			return
-		}
-		var got []string
-		for i, d := range st.Deployments {
-			got = append(got, d.Commit)
-			if d.Booted != (i == 0) {
-				t.Errorf("the guest's deployment %d (%s): booted %v", i, d.Commit, d.Booted)
-			}
-		}
-		if !slices.Equal(got, ids) {
-			t.Errorf("the guest's deployments %q, want %q", got, ids)
-		}
-	}
+	boot := m.parts[0]
+	realMust(t, os.MkdirAll(filepath.Join(m.mnt, "boot"), 0o755))
+	realCmd(t, "mount", "-o", fmt.Sprintf("loop,offset=%d,sizelimit=%d", boot.start, boot.size), m.disk, filepath.Join(m.mnt, "boot"))
+}
 
-	// Boot 1: A, as deployed. The guest edits /etc and upgrades to B.
-	r := boot(1)
-	common(r, "A")
-	booted(r, idA)
-	if r["hostname"] != "otree-a" || r["etc-local"] != "none" {
-		t.Errorf("boot 1: hostname %q, /etc/otree-boot-test.conf %q; want otree-a, none", r["hostname"], r["etc-local"])
+func (m *vmMachine) umount(t *testing.T) {
+	t.Helper()
+	realCmd(t, "umount", "-R", m.mnt)
+}
+
+// boot boots the machine, the nth time, and returns what the guest reported.
+func (m *vmMachine) boot(t *testing.T, n int) map[string]string {
+	t.Helper()
+	return vmBoot(t, m.accel, m.disk, filepath.Join(m.tmp, fmt.Sprintf("boot%d", n)))
+}
+
+// vmCommon checks what every boot of commit must show: its /usr
+// read-only, the stateroot's /var, otree= on the kernel command line, the
+// boot entries in /boot, and no failed unit.
+func vmCommon(t *testing.T, r map[string]string, commit string) {
+	t.Helper()
+	for k, want := range map[string]string{"commit": commit, "usr": "ro", "var": "stateroot var"} {
+		if r[k] != want {
+			t.Errorf("%s = %q, want %q", k, r[k], want)
+		}
 	}
+	if !strings.Contains(r["cmdline"], " otree=/otree/boot.") || !strings.Contains(r["entries"], "otree-") {
+		t.Errorf("cmdline %q, entries %q: want an otree= argument and the boot entries in /boot", r["cmdline"], r["entries"])
+	}
+	if r["failed"] != "" {
+		t.Errorf("failed units: %s", r["failed"])
+	}
+}
+
+// vmBooted checks the guest's status: the deployments of ids in boot
+// order, the first booted.
+func vmBooted(t *testing.T, r map[string]string, ids ...string) {
+	t.Helper()
+	var st struct {
+		Deployments []realDeployment `json:"deployments"`
+	}
+	if err := json.Unmarshal([]byte(r["status"]), &st); err != nil {
+		t.Errorf("otree admin status --json in the guest: %v: %q", err, r["status"])
+		return
+	}
+	var got []string
+	for i, d := range st.Deployments {
+		got = append(got, d.Commit)
+		if d.Booted != (i == 0) {
+			t.Errorf("the guest's deployment %d (%s): booted %v", i, d.Commit, d.Booted)
+		}
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("the guest's deployments %q, want %q", got, ids)
+	}
+}
+
+// vmStaged checks that the guest on commit A staged the upgrade to B and
+// that the unit finalizing it at shutdown runs.
+func vmStaged(t *testing.T, r map[string]string) {
+	t.Helper()
 	if !strings.HasPrefix(r["upgrade"], "0 ") || r["finalize-unit"] != "active" {
 		t.Fatalf("otree admin upgrade --stage in the guest: %q; otree-finalize-staged.service %q, want active", r["upgrade"], r["finalize-unit"])
-	}
-
-	// Boot 2: B, finalized at the shutdown, with the admin's edits of A's
-	// /etc kept, the one made after staging too (the hostname both changed
-	// is the admin's), and B's new default.
-	r = boot(2)
-	common(r, "B")
-	booted(r, idB, idA)
-	for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "default of B"} {
-		if r[k] != want {
-			t.Errorf("boot 2: %s = %q, want %q", k, r[k], want)
-		}
-	}
-	if !strings.HasPrefix(r["rollback"], "0 ") {
-		t.Fatalf("otree admin rollback in the guest: %q", r["rollback"])
-	}
-
-	// Boot 3: A again, its /etc as the admin left it.
-	r = boot(3)
-	common(r, "A")
-	booted(r, idA, idB)
-	for k, want := range map[string]string{"hostname": "admin-host", "etc-local": "edited on A", "etc-b-default": "none"} {
-		if r[k] != want {
-			t.Errorf("boot 3: %s = %q, want %q", k, r[k], want)
-		}
 	}
 }
 
@@ -394,22 +582,26 @@ func vmTail(b []byte, n int) []byte {
 	return b
 }
 
-// vmMBR creates a sparse disk image of size bytes whose MBR has one
-// bootable Linux partition from start to the end.
-func vmMBR(t *testing.T, path string, size, start int64) {
+// vmMBR creates a sparse disk image of size bytes whose MBR has parts as
+// Linux partitions, the first bootable.
+func vmMBR(t *testing.T, path string, size int64, parts ...vmPart) {
 	t.Helper()
 	f, err := os.Create(path)
 	realMust(t, err)
 	defer f.Close()
 	realMust(t, f.Truncate(size))
 	var mbr [512]byte
-	e := mbr[446:462]
-	e[0] = 0x80                            // bootable
-	copy(e[1:4], []byte{0xfe, 0xff, 0xff}) // CHS: past what CHS can say; LBA is used
-	e[4] = 0x83                            // Linux
-	copy(e[5:8], []byte{0xfe, 0xff, 0xff})
-	binary.LittleEndian.PutUint32(e[8:12], uint32(start/512))
-	binary.LittleEndian.PutUint32(e[12:16], uint32((size-start)/512))
+	for i, p := range parts {
+		e := mbr[446+16*i : 462+16*i]
+		if i == 0 {
+			e[0] = 0x80 // bootable
+		}
+		copy(e[1:4], []byte{0xfe, 0xff, 0xff}) // CHS: past what CHS can say; LBA is used
+		e[4] = 0x83                            // Linux
+		copy(e[5:8], []byte{0xfe, 0xff, 0xff})
+		binary.LittleEndian.PutUint32(e[8:12], uint32(p.start/512))
+		binary.LittleEndian.PutUint32(e[12:16], uint32(p.size/512))
+	}
 	mbr[510], mbr[511] = 0x55, 0xaa
 	_, err = f.WriteAt(mbr[:], 0)
 	realMust(t, err)
