@@ -851,6 +851,47 @@ func TestOpenThroughBootedRoot(t *testing.T) {
 	}
 }
 
+// A system booted from a deployment whose boot filesystem is not mounted
+// (a separate /boot missing from fstab, or failing to mount) has no
+// boot/loader: Open refuses it, naming the path, rather than list no
+// deployments, after which cleanup would delete the booted one. Without
+// otree= on the command line a sysroot with no boot/loader is one not
+// deployed yet, and opens empty.
+func TestOpenBootedWithoutBootLoader(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	d := f.deploy("os", DeployOptions{}).Deployment
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	cmdline := entries[0].options
+	// What the root filesystem holds under an unmounted boot partition.
+	if err := os.Rename(filepath.Join(f.path, "boot"), filepath.Join(f.path, "boot.mounted")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(f.path, "boot"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err == nil {
+		s.Close()
+		t.Fatalf("opened a booted sysroot without boot/loader: %d deployments", len(s.Deployments()))
+	}
+	if loader := filepath.Join(f.path, "boot", "loader"); !strings.Contains(err.Error(), loader) {
+		t.Errorf("error %q does not name %s", err, loader)
+	}
+	empty := ""
+	s, err = Open(f.path, OpenOptions{Cmdline: &empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := len(s.Deployments()); n != 0 {
+		t.Errorf("not booted, no boot/loader: %d deployments, want none", n)
+	}
+	if _, err := os.Stat(d.Path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDeployOptionsProcCmdlineNoMergeOrigin(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))

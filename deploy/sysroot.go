@@ -356,6 +356,13 @@ func (s *Sysroot) loadOnce() error {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// A system booted from a deployment has boot entries: without
+		// them it is the boot filesystem that is missing (not mounted on
+		// boot/), not the deployments, and taking the list as empty
+		// would have cleanup delete the booted deployment.
+		if _, ok := BootArgFromCmdline(s.cmdline); ok {
+			return fmt.Errorf("%s does not exist, but the system was booted from a deployment (otree= on the kernel command line): is the boot filesystem mounted on %s?", filepath.Join(s.path, "boot", "loader"), filepath.Join(s.path, "boot"))
+		}
 		return nil
 	case errors.Is(err, unix.EINVAL):
 		// A boot loader's own directory, say, where otree needs the link

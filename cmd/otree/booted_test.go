@@ -487,6 +487,45 @@ echo status:; otree admin status --json
 	wantLines(t, out, "four", "admin change")
 }
 
+// A booted system whose boot filesystem is not mounted on /boot (a
+// separate boot partition missing from fstab, or failing to mount) shows
+// the deployment's empty /boot. Admin commands refuse to run there,
+// naming /boot/loader, rather than take the deployment list as empty:
+// status said "No deployments.", and cleanup deleted the booted
+// deployment's /etc and more before failing on a busy mount point.
+func TestAdminBootedWithoutBoot(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	// Both mounts of boot/ go: prepare-root's and the booter's.
+	out, err := b.tryBoot(dep, `
+umount "$M/boot"; umount "$M/boot"
+for c in status cleanup; do
+	if otree admin $c; then echo "$c=0"; fi
+done
+`)
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"status", "cleanup"} {
+		if strings.Contains(out, c+"=0\n") {
+			t.Errorf("admin %s succeeded on a booted system without /boot/loader", c)
+		}
+	}
+	if !strings.Contains(out, "error: /boot/loader does not exist") {
+		t.Errorf("the errors do not name /boot/loader")
+	}
+	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
+		t.Errorf("the booted deployment lost its /etc: %v", err)
+	}
+	if st := a.status().Deployments; len(st) != 1 || st[0].Path != dep {
+		t.Errorf("deployments after: %+v, want %s alone", st, dep)
+	}
+}
+
 // On the running system, otree --repo=/otree/repo reads the remotes the
 // booted deployment ships in /etc/otree/remotes.d, as admin commands do;
 // another repository does not.
