@@ -1324,3 +1324,46 @@ func TestReflinkCopyOfDamagedObject(t *testing.T) {
 		}
 	}
 }
+
+// A FIFO in a bare-user file object's place is a corrupt object, named in
+// the error, where its open waited for a writer for good (SIGTERM did not
+// end it).
+func TestCheckoutBareUserFIFOObject(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"a": testtree.File("hello\n", 0o644)}))
+	e, err := r.Lookup(id, "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := r.ObjectPath(repo.KindFile, e.ID)
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Should the open block, a writer ends the wait so that the test
+	// fails rather than hangs.
+	done, blocked := make(chan struct{}), make(chan bool, 1)
+	go func() {
+		select {
+		case <-done:
+			blocked <- false
+		case <-time.After(30 * time.Second):
+			if f, err := os.OpenFile(obj, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+			blocked <- true
+		}
+	}()
+	dest := filepath.Join(t.TempDir(), "co")
+	_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{ForceCopy: true})
+	close(done)
+	if <-blocked {
+		t.Error("checkout blocked opening the FIFO")
+	}
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != e.ID {
+		t.Fatalf("checkout with a FIFO as object %s: %v, want it corrupt", e.ID, err)
+	}
+}

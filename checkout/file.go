@@ -334,7 +334,9 @@ func (w *worker) openObject(o *object) error {
 	if o.fd >= 0 {
 		return nil
 	}
-	fd, err := unix.Openat(w.c.objFd, o.rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	// O_NONBLOCK: a FIFO put in the object's place must not block the
+	// open; it has no user.otreemeta, and is reported corrupt.
+	fd, err := unix.Openat(w.c.objFd, o.rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return &repo.ObjectMissingError{Kind: repo.KindFile, ID: o.id}
