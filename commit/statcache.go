@@ -558,14 +558,17 @@ func (c *statCache) checkCarried(stamps *[fanDirs]fanStamp, carried []*dirRec) {
 // below one still there loses its record when that tree is committed
 // again.
 func (c *statCache) goneTrees(under func(string) bool) func(path string) bool {
-	recorded := map[string]bool{}
-	for i := range c.recs {
-		if p := c.recs[i].path; !under(p) {
-			recorded[p] = true
-		}
-	}
-	tops := map[string]bool{} // topmost directory: gone
+	var recorded map[string]bool // made at the first record outside the roots, if any
+	tops := map[string]bool{}    // topmost directory: gone
 	return func(p string) bool {
+		if recorded == nil {
+			recorded = map[string]bool{}
+			for i := range c.recs {
+				if q := c.recs[i].path; !under(q) {
+					recorded[q] = true
+				}
+			}
+		}
 		for {
 			parent := filepath.Dir(p)
 			if parent == p || !recorded[parent] {
