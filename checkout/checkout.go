@@ -293,6 +293,7 @@ type checkouter struct {
 	noLink   string // why not, when !link
 	linkOff  atomic.Bool
 	cloneOff atomic.Bool
+	cfrOff   atomic.Bool // copy_file_range failed: read and write (rawfd.CopyExtents)
 
 	// heads is the repository's file-header index, for bare-user
 	// hardlink checkouts and checkouts through an archive repository's

@@ -614,7 +614,7 @@ func (w *worker) copyContent(dst int, o *object) error {
 	}
 	// Stretch by stretch of data, so that the holes of a sparse object
 	// stay holes in dst.
-	if err := rawfd.CopyExtents(dst, src, size, w.buf); err != nil {
+	if err := rawfd.CopyExtents(dst, src, size, w.buf, &c.cfrOff); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return &repo.CorruptObjectError{Kind: repo.KindFile, ID: o.id, Path: c.objDir + o.rel, Reason: "shorter than its size"}
 		}

@@ -658,7 +658,7 @@ func (m *merger) copyFile(dirfd int, path string, e *entry) error {
 	// stays sparse.
 	var st unix.Stat_t
 	if err = unix.Fstat(int(src.Fd()), &st); err == nil {
-		err = rawfd.CopyExtents(fd, int(src.Fd()), st.Size, m.buf)
+		err = rawfd.CopyExtents(fd, int(src.Fd()), st.Size, m.buf, nil)
 	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr

@@ -39,7 +39,10 @@ type Txn struct {
 	lock  *Lock // nil when the caller holds the lock (beginHeld)
 	dir   string
 	dirFd int
-	dirLk *os.File
+	// cfrOff remembers that copy_file_range from the sources failed
+	// (rawfd.CopyExtents), so that each large file does not try it again.
+	cfrOff atomic.Bool
+	dirLk  *os.File
 	// ended is set when Commit or Abort releases the transaction: dirFd
 	// is closed then, and its number may name another file of the
 	// process, so every later use fails with errTxnEnded instead.
@@ -774,7 +777,7 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 		if t.r.mode == ModeArchive {
 			err = t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
 		} else {
-			err = copyFile(f, src, int64(h.Size))
+			err = copyFile(f, src, int64(h.Size), &t.cfrOff)
 		}
 		// A source that shrank ends the copy early: that it changed is
 		// the error to give.
@@ -1181,7 +1184,7 @@ func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFi
 // (rawfd.CopyExtents). The holes of a sparse src stay holes: they are not
 // written, and neither the free-space budget nor the bytes written count
 // them.
-func copyFile(dst *stagedFile, src *os.File, n int64) error {
+func copyFile(dst *stagedFile, src *os.File, n int64, cfrOff *atomic.Bool) error {
 	if n == 0 {
 		return nil
 	}
@@ -1196,7 +1199,7 @@ func copyFile(dst *stagedFile, src *os.File, n int64) error {
 		return err
 	}
 	if unix.IoctlFileClone(dst.fd, int(src.Fd())) != nil {
-		if err := rawfd.CopyExtents(dst.fd, int(src.Fd()), n, nil); err != nil {
+		if err := rawfd.CopyExtents(dst.fd, int(src.Fd()), n, nil, cfrOff); err != nil {
 			return err
 		}
 	}

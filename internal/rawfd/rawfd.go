@@ -6,6 +6,7 @@ package rawfd
 import (
 	"bytes"
 	"io"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -162,15 +163,20 @@ func WriteSparse(dst SparseFile, r io.Reader, buf []byte) (int64, error) {
 // It copies with copy_file_range where the kernel can (which shares
 // extents where the filesystem does), else reads and writes through buf,
 // scratch of any length (nil: made when needed). A src shorter than size
-// gives io.ErrUnexpectedEOF.
-func CopyExtents(dst, src int, size int64, buf []byte) error {
+// gives io.ErrUnexpectedEOF. cfrOff, when not nil, remembers across calls
+// that copy_file_range does not work between the two filesystems (its
+// first call failed), so that a copy of many files tries it once.
+func CopyExtents(dst, src int, size int64, buf []byte, cfrOff *atomic.Bool) error {
 	err := Extents(src, size, func(start, end int64) error {
 		off := start
-		for off < end {
+		for off < end && (cfrOff == nil || !cfrOff.Load()) {
 			roff, woff := off, off
 			k, err := unix.CopyFileRange(src, &roff, dst, &woff, int(min(end-off, 1<<30)), 0)
 			if err == unix.EINTR {
 				continue
+			}
+			if err != nil && off == start && cfrOff != nil {
+				cfrOff.Store(true)
 			}
 			if err != nil || k == 0 {
 				break // read and write the rest, which reports any error

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/otree/otree/internal/rawfd"
@@ -215,7 +216,7 @@ func TestCopyExtents(t *testing.T) {
 	src := sparseFile(t, 8*mb, 0, 3*mb+100, 5*mb)
 	want, _ := os.ReadFile(src.Name())
 	fd, p := newFile(t)
-	if err := rawfd.CopyExtents(fd, int(src.Fd()), 8*mb, make([]byte, 4096)); err != nil {
+	if err := rawfd.CopyExtents(fd, int(src.Fd()), 8*mb, make([]byte, 4096), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
@@ -225,7 +226,28 @@ func TestCopyExtents(t *testing.T) {
 		t.Errorf("copy of size %d with %d bytes allocated; want 8 MiB with at most 1 MiB", sz, alloc)
 	}
 	fd2, _ := newFile(t)
-	if err := rawfd.CopyExtents(fd2, int(src.Fd()), 9*mb, make([]byte, 4096)); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err := rawfd.CopyExtents(fd2, int(src.Fd()), 9*mb, make([]byte, 4096), nil); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("a source shorter than size: %v, want io.ErrUnexpectedEOF", err)
+	}
+
+	// A failed copy_file_range is remembered, and a copy that remembers
+	// it reads and writes, with the same result.
+	var cfrOff atomic.Bool
+	_, ap := newFile(t)
+	afd, err := unix.Open(ap, unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(afd)
+	rawfd.CopyExtents(afd, int(src.Fd()), 8*mb, make([]byte, 4096), &cfrOff) // copy_file_range refuses O_APPEND
+	if !cfrOff.Load() {
+		t.Error("copy_file_range failed and CopyExtents did not remember it")
+	}
+	fd3, p3 := newFile(t)
+	if err := rawfd.CopyExtents(fd3, int(src.Fd()), 8*mb, make([]byte, 4096), &cfrOff); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p3); !bytes.Equal(got, want) {
+		t.Error("the copy made by read and write differs from the source")
 	}
 }
