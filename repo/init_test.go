@@ -337,8 +337,18 @@ func TestInitBareUserNeedsUserXattrs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(path, "config")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the refused init wrote a config: %v", err)
 	}
-	if got := names(t, filepath.Join(path, "tmp")); len(got) != 0 {
-		t.Errorf("the refused init left tmp/%v", got)
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused init left the directory it made: %v", err)
+	}
+	// Into a directory that was there, it leaves that directory as it was.
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeBareUser}); !errors.Is(err, unix.ENOTSUP) {
+		t.Fatalf("bare-user init into an existing directory on a ramfs: %v, want ENOTSUP", err)
+	}
+	if got := names(t, path); len(got) != 0 {
+		t.Errorf("the refused init left %v in the directory", got)
 	}
 	r, err := repo.Init(path, repo.InitOptions{Mode: repo.ModeBareUserOnly})
 	if err != nil {

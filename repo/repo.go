@@ -154,8 +154,19 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	if err := checkInitDir(path); err != nil {
 		return nil, err
 	}
+	_, statErr := os.Lstat(path)
 	if err := durable.MkdirAll(path, durable.DirPerm, true); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	if opts.Mode == ModeBareUser {
+		// Asked before the layout is made, so that a refusal leaves the
+		// directory as it was (and a directory Init made, gone).
+		if err := probeUserXattrs(path); err != nil {
+			if errors.Is(statErr, fs.ErrNotExist) {
+				os.Remove(path)
+			}
+			return nil, fmt.Errorf("init %s: a bare-user repository keeps each file's owner and mode in the %s xattr, which this filesystem refuses (use bare-user-only or archive): %w", path, UserMetaXattr, err)
+		}
 	}
 	for _, d := range []string{"objects", "refs/heads", "refs/remotes", "tmp", "state"} {
 		if err := os.MkdirAll(filepath.Join(path, d), durable.DirPerm); err != nil {
@@ -167,11 +178,6 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	for i := 0; i < 256; i++ {
 		if err := os.Mkdir(filepath.Join(path, "objects", fmt.Sprintf("%02x", i)), durable.DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("init %s: %w", path, err)
-		}
-	}
-	if opts.Mode == ModeBareUser {
-		if err := probeUserXattrs(filepath.Join(path, "tmp")); err != nil {
-			return nil, fmt.Errorf("init %s: a bare-user repository keeps each file's owner and mode in the %s xattr, which this filesystem refuses (use bare-user-only or archive): %w", path, UserMetaXattr, err)
 		}
 	}
 	// The lock files exist from the start, so that a repository later
