@@ -49,3 +49,28 @@ func TestPartialNeedsRoom(t *testing.T) {
 		p.remove()
 	}
 }
+
+// A partial download left empty (its disk filled, or nothing arrived) is
+// not kept when let go: a 0-byte file resumes nothing.
+func TestPartialCloseDropsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		data []byte
+		kept bool
+	}{{nil, false}, {[]byte("some bytes"), true}} {
+		p := &partial{dir: dir, path: filepath.Join(dir, "x.file")}
+		p.create(1)
+		if p.f == nil {
+			t.Fatal("no partial download begun")
+		}
+		if _, err := p.f.Write(c.data); err != nil {
+			t.Fatal(err)
+		}
+		p.close()
+		_, err := os.Stat(p.path)
+		if kept := err == nil; kept != c.kept {
+			t.Errorf("after close with %d bytes kept: the file exists %v, want %v", len(c.data), kept, c.kept)
+		}
+		os.Remove(p.path)
+	}
+}

@@ -96,9 +96,12 @@ func (p *partial) remove() {
 }
 
 // close lets go of the partial download and keeps its bytes for a later
-// attempt.
+// attempt; an empty one (nothing came, or its disk filled) is removed.
 func (p *partial) close() {
 	if p.f != nil {
+		if p.size() == 0 {
+			os.Remove(p.path)
+		}
 		p.f.Close()
 		p.f = nil
 	}
