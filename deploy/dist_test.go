@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -141,6 +142,13 @@ func TestFinalizeStagedUnit(t *testing.T) {
 	// The timer's upgrades are staged, so the finalize units apply them.
 	if !strings.Contains(string(files["etc/systemd/system/otree-upgrade.service"]), "\nExecStart=/usr/bin/otree admin upgrade --stage\n") {
 		t.Error("otree-upgrade.service does not stage its upgrade")
+	}
+	// Each unit that reads or writes the deployments waits for the mounts
+	// they are on (a /boot of its own in particular).
+	for _, u := range []string{"otree-finalize-staged.service", "otree-upgrade.service", "otree-boot-complete.service"} {
+		if !regexp.MustCompile(`\nRequiresMountsFor=(.* )?/boot( .*)?\n`).Match(files["etc/systemd/system/"+u]) {
+			t.Errorf("%s does not require /boot mounted", u)
+		}
 	}
 	if !strings.Contains(string(unit), "\nExecStop=/usr/bin/otree admin finalize-staged\n") {
 		t.Errorf("the unit does not finalize when stopped:\n%s", unit)
