@@ -81,6 +81,10 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 	if err != nil {
 		return nil, err
 	}
+	// The directory the running system is rooted at, were no entry to list
+	// it (entries edited by another tool): deleting it would take the
+	// running system's /etc.
+	root, _ := os.Stat(s.path)
 	for _, osName := range roots {
 		dir := filepath.Join(s.root, "otree", "deploy", osName, "deploy")
 		ents, err := os.ReadDir(dir)
@@ -100,6 +104,9 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			if fi, err := os.Lstat(p); err == nil && root != nil && os.SameFile(fi, root) {
+				return nil, fmt.Errorf("%s is the running system's root, but no boot entry lists it: not removing it (boot a deployment an entry lists, or restore its entry in %s)", p, filepath.Join(s.path, "boot", "loader", "entries"))
 			}
 			if err := removeTree(p); err != nil {
 				return nil, err
