@@ -115,6 +115,33 @@ func TestPullTimestampCheck(t *testing.T) {
 		t.Errorf("ref %s, want %s", got, same)
 	}
 
+	// A parent made in the same second as its child, replayed: refused as
+	// an ancestor, with TimestampCheck and with TimestampCheckFrom.
+	child := o.commit("os/stable", testtree.Tree{"y": testtree.File("y\n", 0o644)}, 1700000000)
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.r.SetRef("os/stable", same); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	var ae *remote.TimestampError
+	if _, err := remote.Pull(ctx, dst, opts); !errors.As(err, &ae) || !ae.Ancestor || ae.Commit != same || ae.Current != child {
+		t.Errorf("pull of the same-second parent: %v, want a TimestampError naming it an ancestor", err)
+	} else {
+		errContains(t, err, same.String(), child.String(), "an ancestor of")
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != child {
+		t.Errorf("the same-second parent moved the ref to %s, want %s", got, child)
+	}
+	fromChild := fastOpts(same.String())
+	fromChild.TimestampCheckFrom = child
+	if _, err := remote.Pull(ctx, dst, fromChild); !errors.As(err, &ae) || !ae.Ancestor {
+		t.Errorf("TimestampCheckFrom, the same-second parent by id: %v", err)
+	}
+
 	// TimestampCheckFrom: the current commit is stored here; the old one
 	// is refused even by id, the newer one passes.
 	from := fastOpts(old.String())

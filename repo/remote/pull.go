@@ -88,10 +88,12 @@ type PullOptions struct {
 	CollectionID string
 	// TimestampCheck refuses to move a ref to a commit older (by commit
 	// timestamp) than the one it names now: a downgrade, such as a
-	// mirror serving an old tree. Equal timestamps pass.
+	// mirror serving an old tree. Equal timestamps pass, unless the
+	// commit is an ancestor of the current one (as far as the history
+	// stored here shows).
 	TimestampCheck bool
 	// TimestampCheckFrom, if not zero, is a stored commit that no
-	// requested commit may be older than.
+	// requested commit may be older than (or, as old, an ancestor of).
 	TimestampCheckFrom repo.ID
 	// BareUserOnlyFiles refuses regular files whose mode has bits
 	// outside 0775 (setuid, setgid, sticky, other-writable): content a
@@ -1266,8 +1268,10 @@ func (p *puller) checkTarget(id repo.ID, c *repo.Commit, t *target) error {
 			return err
 		}
 	}
-	if p.from != nil && id != p.opts.TimestampCheckFrom && c.Timestamp < p.from.Timestamp {
-		return &TimestampError{Commit: id, Time: c.Timestamp, Current: p.opts.TimestampCheckFrom, CurrentTime: p.from.Timestamp}
+	if p.from != nil && id != p.opts.TimestampCheckFrom {
+		if err := p.notBefore("", p.opts.TimestampCheckFrom, p.from, id, c); err != nil {
+			return err
+		}
 	}
 	if !p.opts.TimestampCheck || t.branch == "" {
 		return nil
@@ -1293,21 +1297,44 @@ func (p *puller) notOlder(ref string, cur, id repo.ID, c *repo.Commit) error {
 	if err != nil {
 		return fmt.Errorf("timestamp check of %s: %w", ref, err)
 	}
-	if c.Timestamp < cc.Timestamp {
-		return &TimestampError{Ref: ref, Commit: id, Time: c.Timestamp, Current: cur, CurrentTime: cc.Timestamp}
+	return p.notBefore(ref, cur, cc, id, c)
+}
+
+// notBefore refuses commit id (c) when it is older than cur (cc), or as old
+// and one of its ancestors here: a parent made in the same second as its
+// child, replayed, is as much a downgrade as an older one.
+func (p *puller) notBefore(ref string, cur repo.ID, cc *repo.Commit, id repo.ID, c *repo.Commit) error {
+	te := &TimestampError{Ref: ref, Commit: id, Time: c.Timestamp, Current: cur, CurrentTime: cc.Timestamp}
+	switch {
+	case c.Timestamp < cc.Timestamp:
+		return te
+	case c.Timestamp > cc.Timestamp:
+		return nil
+	}
+	// As far as the history here goes: a commit stored without its parents
+	// is no reason to refuse.
+	back, err := p.r.IsAncestor(p.ctx, id, cur)
+	if err != nil && !errors.Is(err, repo.ErrHistoryMissing) {
+		return err
+	}
+	if back {
+		te.Ancestor = true
+		return te
 	}
 	return nil
 }
 
 // TimestampError refuses a commit older than the one a ref names here
 // (PullOptions.TimestampCheck), or than PullOptions.TimestampCheckFrom
-// (Ref is then empty).
+// (Ref is then empty), or as old and one of its ancestors.
 type TimestampError struct {
 	Ref         string  // the local ref it would move; "" for TimestampCheckFrom
 	Commit      repo.ID // the commit refused
 	Time        uint64  // Commit's timestamp, seconds since the epoch
 	Current     repo.ID // the ref's commit here, or TimestampCheckFrom
 	CurrentTime uint64  // Current's timestamp, seconds since the epoch
+	// Ancestor: Commit is as old as Current and one of its ancestors.
+	Ancestor bool
 }
 
 // Error names both commits and their times.
@@ -1316,8 +1343,12 @@ func (e *TimestampError) Error() string {
 	if e.Ref != "" {
 		what = e.Ref + "'s commit " + e.Current.String()
 	}
-	return fmt.Sprintf("commit %s (%s) is older than %s (%s): refusing the downgrade",
-		e.Commit, commitTime(e.Time), what, commitTime(e.CurrentTime))
+	rel := "older than"
+	if e.Ancestor {
+		rel = "an ancestor of"
+	}
+	return fmt.Sprintf("commit %s (%s) is %s %s (%s): refusing the downgrade",
+		e.Commit, commitTime(e.Time), rel, what, commitTime(e.CurrentTime))
 }
 
 // commitTime formats a commit timestamp for messages.
