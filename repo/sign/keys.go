@@ -88,13 +88,14 @@ func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 			name   string
 			keys   *[]ed25519.PublicKey
 			strict bool
-		}{{"trusted.ed25519", &trusted, false}, {"revoked.ed25519", &revoked, true}} {
+			parse  func(string) (ed25519.PublicKey, error)
+		}{{"trusted.ed25519", &trusted, false, ParsePublicKey}, {"revoked.ed25519", &revoked, true, parseRevokedKey}} {
 			paths, err := keyFiles(filepath.Join(dir, set.name), set.strict)
 			if err != nil {
 				return nil, nil, err
 			}
 			for _, p := range paths {
-				ks, err := ReadPublicKeys(p)
+				ks, err := readKeys(p, set.parse)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -110,6 +111,13 @@ func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 		}
 	}
 	return out, files, nil
+}
+
+// parseRevokedKey parses a revoked public key: one of small order, which
+// is never trusted, may be revoked all the same.
+func parseRevokedKey(s string) (ed25519.PublicKey, error) {
+	b, err := decodeKey(s, ed25519.PublicKeySize, "public key")
+	return ed25519.PublicKey(b), err
 }
 
 // keyFiles lists base (if it exists) and the regular files of base.d,

@@ -326,6 +326,12 @@ func TestLoadTrusted(t *testing.T) {
 		}
 		os.Remove(p)
 	}
+	// A revocation list may revoke a key of small order (never trusted
+	// anyway): the list is read, the other keys in it still revoked.
+	writeFile(t, filepath.Join(root, "usr/share/otree/revoked.ed25519"), strings.Repeat("A", 43)+"=\n"+sign.EncodeKey(pubB)+"\n")
+	if ks, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err != nil || len(ks) != 2 || containsKey(ks, pubB) {
+		t.Errorf("a small-order key revoked beside B: %d keys, %v; want A and C", len(ks), err)
+	}
 	bad := filepath.Join(root, "etc/otree/trusted.ed25519.d/broken")
 	writeFile(t, bad, "xyz\n")
 	if _, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err == nil || !strings.Contains(err.Error(), bad) {
@@ -445,4 +451,8 @@ func TestSmallOrderKeys(t *testing.T) {
 			t.Fatalf("SmallOrder(%s) = true for a generated key", sign.EncodeKey(pub))
 		}
 	}
+}
+
+func containsKey(ks []ed25519.PublicKey, k ed25519.PublicKey) bool {
+	return slices.ContainsFunc(ks, func(x ed25519.PublicKey) bool { return x.Equal(k) })
 }
