@@ -71,3 +71,47 @@ func TestWholeWindowLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Objects keeps the fastest level's output for small content only when the
+// object then fits in one block, and otherwise compresses at its level;
+// either way the content round-trips.
+func TestObjectsLevels(t *testing.T) {
+	o, err := NewObjects(Level, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, _ := Whole(zstd.SpeedFastest, 1)
+	slow, _ := Whole(Level, 1)
+	d, _ := zstd.NewReader(nil)
+	defer d.Close()
+	for _, c := range []struct {
+		size, used int
+		wantFast   bool
+	}{
+		{6 << 10, 100, true},        // fits one block with its header
+		{6 << 10, Block - 8, false}, // the header leaves no room
+		{FastMax + 1, 0, false},     // too large to try
+		{64 << 10, 0, false},
+	} {
+		src := sample(c.size)
+		f := fast.EncodeAll(src, []byte{9})
+		sl := slow.EncodeAll(src, []byte{9})
+		if bytes.Equal(f, sl) {
+			t.Fatalf("%d bytes: both levels give the same output; the test tells nothing", c.size)
+		}
+		got := o.EncodeAll(src, []byte{9}, c.used)
+		want := sl
+		if c.wantFast {
+			want = f
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d bytes after %d: got %d bytes, want the %v level's %d", c.size, c.used, len(got), map[bool]string{true: "fastest", false: "better"}[c.wantFast], len(want))
+		}
+		if got[0] != 9 {
+			t.Fatalf("dst's prefix lost")
+		}
+		if out, err := d.DecodeAll(got[1:], nil); err != nil || !bytes.Equal(out, src) {
+			t.Errorf("%d bytes: no round trip: %v", c.size, err)
+		}
+	}
+}
