@@ -1989,3 +1989,29 @@ func TestOpenOvertakenBySwitch(t *testing.T) {
 		t.Errorf("deployments after the deploy: %v, want %s first of 2", ds, next)
 	}
 }
+
+// Kernel arguments are bytes (splitArgs): one that is not UTF-8 reaches
+// the boot entry of a staged deployment as it does a deploy's, through the
+// record the finalize reads.
+func TestStagedKargsKeepBytes(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	f.commit("os", osTree("6.1.0-2", nil))
+	const arg = "label=caf\xe9"
+	f.deploy("os", DeployOptions{Stage: true, Kargs: []string{arg}})
+	s, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Staged(); got == nil || got.Options != arg {
+		t.Fatalf("staged deployment seen by another Open: %+v, want options %q", got, arg)
+	}
+	if _, err := s.FinalizeStaged(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Deployments()[0].Options; got != arg {
+		t.Errorf("finalized deployment's options %q, want %q", got, arg)
+	}
+}

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/jsonout"
 	"github.com/otree/otree/repo"
 )
 
@@ -60,13 +60,14 @@ func (s *Sysroot) runFile(name string) string {
 // was one that decoded.
 func (s *Sysroot) readRunRecord(name string, v any) bool {
 	data, err := os.ReadFile(s.runFile(name))
-	return err == nil && json.Unmarshal(data, v) == nil
+	return err == nil && jsonout.Unmarshal(data, v) == nil
 }
 
 // writeRunRecord writes v as the record name, made durable when sync is
-// set.
+// set. Strings that are not UTF-8 (kernel arguments are bytes) keep their
+// bytes in NAME_base64 fields (jsonout), which readRunRecord reads.
 func (s *Sysroot) writeRunRecord(name string, v any, sync bool) error {
-	data, err := json.Marshal(v)
+	data, err := jsonout.Marshal(v)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"encoding"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -46,6 +47,57 @@ func Marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// Unmarshal reads what Marshal writes into the struct v points to: it is
+// json.Unmarshal, then each string field NAME (or list of strings) takes
+// its bytes from NAME_base64 where the data has one. Other values are
+// decoded as json.Unmarshal decodes them.
+func Unmarshal(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	sv := rv.Elem()
+	for _, f := range fieldsOf(sv.Type()) {
+		enc, ok := raw[f.name+Suffix]
+		if !ok || f.hasRaw {
+			continue
+		}
+		fv, ok := fieldByIndex(sv, f.index)
+		if !ok || marshals(fv.Type()) {
+			continue
+		}
+		switch {
+		case fv.Kind() == reflect.String:
+			var b []byte // a base64 string decodes into []byte
+			if err := json.Unmarshal(enc, &b); err != nil {
+				return fmt.Errorf("%s%s: %w", f.name, Suffix, err)
+			}
+			fv.SetString(string(b))
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String && !marshals(fv.Type().Elem()):
+			var l []*[]byte
+			if err := json.Unmarshal(enc, &l); err != nil {
+				return fmt.Errorf("%s%s: %w", f.name, Suffix, err)
+			}
+			if len(l) != fv.Len() {
+				return fmt.Errorf("%s%s: %d elements for %d", f.name, Suffix, len(l), fv.Len())
+			}
+			for i, b := range l {
+				if b != nil {
+					fv.Index(i).SetString(string(*b))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 var (

@@ -161,3 +161,39 @@ func TestMarshalKeepsBytes(t *testing.T) {
 		}
 	}
 }
+
+// Unmarshal reads back what Marshal wrote: every string and list of
+// strings byte for byte, and output without NAME_base64 fields (written
+// by encoding/json) as encoding/json reads it.
+func TestUnmarshalReadsBytesBack(t *testing.T) {
+	type record struct {
+		Name    string   `json:"name"`
+		List    []string `json:"list,omitempty"`
+		Version string   `json:"version,omitempty"`
+		N       int      `json:"n"`
+	}
+	for _, name := range oddNames {
+		in := record{Name: name, List: []string{"ok", name, ""}, Version: "1.0", N: 7}
+		out, err := Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got record
+		if err := Unmarshal(out, &got); err != nil {
+			t.Fatalf("%q: %v\n%s", name, err, out)
+		}
+		if got.Name != in.Name || strings.Join(got.List, "/") != strings.Join(in.List, "/") || got.Version != in.Version || got.N != 7 {
+			t.Errorf("%q came back as %+v\n%s", name, got, out)
+		}
+		plain, _ := json.Marshal(in)
+		var want, std record
+		json.Unmarshal(plain, &want)
+		if err := Unmarshal(plain, &std); err != nil || std.Name != want.Name {
+			t.Errorf("%q: encoding/json's output read as %q (%v), want %q", name, std.Name, err, want.Name)
+		}
+	}
+	var r record
+	if err := Unmarshal([]byte(`{"list":["a"],"list_base64":["eA==","eQ=="]}`), &r); err == nil {
+		t.Error("a list_base64 longer than its list was taken")
+	}
+}
