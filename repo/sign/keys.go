@@ -124,9 +124,9 @@ func parseRevokedKey(s string) (ed25519.PublicKey, error) {
 // sorted by name. A base that is not a regular file is listed all the
 // same, for the reading to refuse: revoked.ed25519 made a directory must
 // not revoke nothing. With strict (revocations), so is every entry of
-// base.d that is not one, and a dangling link: a revocation that cannot
-// be read fails closed, where a trusted key that cannot be read is only
-// one key fewer.
+// base.d that is not one, and a dangling link, whether base, base.d or
+// an entry: a revocation that cannot be read fails closed, where a
+// trusted key that cannot be read is only one key fewer.
 func keyFiles(base string, strict bool) ([]string, error) {
 	var out []string
 	if _, err := os.Stat(base); err == nil {
@@ -138,6 +138,9 @@ func keyFiles(base string, strict bool) ([]string, error) {
 	}
 	ents, err := os.ReadDir(base + ".d")
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, lerr := os.Lstat(base + ".d"); strict && lerr == nil {
+			return nil, fmt.Errorf("key directory %s: a dangling symbolic link", base+".d")
+		}
 		return out, nil
 	}
 	if err != nil {

@@ -317,9 +317,9 @@ func TestLoadTrusted(t *testing.T) {
 		t.Errorf("%s a directory: %d keys, %v; want an error naming it", revoked, len(ks), err)
 	}
 	os.Remove(revoked)
-	// So does one that is a dangling link, as the list or in its .d
-	// directory, where a dangling trusted key is only passed over.
-	for _, p := range []string{revoked, filepath.Join(root, "etc/otree/revoked.ed25519.d/dangling")} {
+	// So does one that is a dangling link, as the list, as its .d
+	// directory or in it, where a dangling trusted key is only passed over.
+	for _, p := range []string{revoked, filepath.Join(root, "etc/otree/revoked.ed25519.d/dangling"), filepath.Join(root, "usr/share/otree/revoked.ed25519.d")} {
 		os.Symlink(filepath.Join(root, "nowhere"), p)
 		if ks, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s a dangling link: %d keys, %v; want an error naming it", p, len(ks), err)
