@@ -1068,7 +1068,7 @@ the deployment's next boot.`,
 				edits := len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0
 				switch {
 				case index < 0 && len(s.Deployments()) == 0:
-					return deploy.ErrNoDeployment
+					return fmt.Errorf("sysroot %s: %w", s.Path(), deploy.ErrNoDeployment)
 				case index < 0:
 					d = s.Deployments()[0]
 				case edits:

@@ -1207,4 +1207,6 @@ func TestAdminNoDeploymentNamesSysroot(t *testing.T) {
 	a := newAdmin(t)
 	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "config-diff")
 	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "set-origin", "origin", "http://example.invalid/")
+	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "kargs")
+	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "kargs", "--append=quiet")
 }
