@@ -330,3 +330,30 @@ func TestDeployFullBootEntries(t *testing.T) {
 		t.Errorf("deployments after the finalize: %v, want [%s %s]", got, two, one)
 	}
 }
+
+// The debug options are read as OSTree reads them (checked against
+// ostree admin deploy 2022.7): any of its separators, any case, '_' for
+// '-', and "all" meaning every option but those listed with it.
+func TestMutableDeploymentsOption(t *testing.T) {
+	t.Setenv("OSTREE_SYSROOT_DEBUG", "")
+	for v, want := range map[string]bool{
+		"":                               false,
+		"no-xattrs":                      false,
+		"mutable-deployments":            true,
+		"no-xattrs,mutable-deployments":  true,
+		"no-xattrs mutable-deployments":  true,
+		"no-xattrs, mutable-deployments": true,
+		"no-xattrs:mutable-deployments":  true,
+		"no-xattrs;mutable-deployments":  true,
+		"Mutable_Deployments":            true,
+		"mutable-deploymentsx":           false,
+		"all":                            true,
+		"all,no-xattrs":                  true,
+		"all,mutable-deployments":        false,
+	} {
+		t.Setenv("OTREE_SYSROOT_DEBUG", v)
+		if got := mutableDeployments(); got != want {
+			t.Errorf("OTREE_SYSROOT_DEBUG=%q: mutable deployments %v, want %v", v, got, want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package deploy
 import (
 	"cmp"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/otree/otree/internal/fsattr"
@@ -26,12 +25,24 @@ func setImmutable(dir string, on bool) error {
 }
 
 // mutableDeployments reports whether $OTREE_SYSROOT_DEBUG, else OSTree's
-// $OSTREE_SYSROOT_DEBUG, a comma-separated list of options, has
-// mutable-deployments, OSTree's option to leave deployments mutable: for
-// development and tests, whose sysroots are then removed without chattr.
+// $OSTREE_SYSROOT_DEBUG, has mutable-deployments, OSTree's option to leave
+// deployments mutable: for development and tests, whose sysroots are then
+// removed without chattr. The list is read as OSTree (GLib's
+// g_parse_debug_string) reads it, so that a value OSTree honours is
+// honoured here too: separated by any of ":;, \t", case and '-' against
+// '_' not minded, and "all" naming every option but those listed with it.
 func mutableDeployments() bool {
 	opts := cmp.Or(os.Getenv("OTREE_SYSROOT_DEBUG"), os.Getenv("OSTREE_SYSROOT_DEBUG"))
-	return slices.Contains(strings.Split(opts, ","), "mutable-deployments")
+	all, named := false, false
+	for _, o := range strings.FieldsFunc(opts, func(r rune) bool { return strings.ContainsRune(":;, \t", r) }) {
+		switch strings.ReplaceAll(strings.ToLower(o), "_", "-") {
+		case "all":
+			all = true
+		case "mutable-deployments":
+			named = true
+		}
+	}
+	return all != named
 }
 
 // mutably runs fn with dir's immutable flag cleared, and sets it again
