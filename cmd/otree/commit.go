@@ -49,7 +49,7 @@ sources over REV's tree.`,
 	fl.StringVarP(&f.subject, "subject", "s", "", "one-line subject")
 	fl.StringVarP(&f.body, "body", "m", "", "full description")
 	fl.StringVarP(&f.bodyFile, "body-file", "F", "", "read the full description from FILE (instead of --body)")
-	fl.BoolVarP(&f.editor, "editor", "e", false, "write the subject and body in $OTREE_EDITOR, $OSTREE_EDITOR, $VISUAL or $EDITOR (vi)")
+	fl.BoolVarP(&f.editor, "editor", "e", false, "write the subject and body in $OTREE_EDITOR, $OSTREE_EDITOR, $VISUAL or $EDITOR (vi); $VISUAL and vi are not used where $TERM is unset or dumb")
 	fl.StringVar(&f.parent, "parent", "", `parent commit (a full id need not be here), or "none"`)
 	fl.BoolVar(&f.orphan, "orphan", false, "create a commit with no parent (unless --parent): with -b the branch moves to it, starting its history over; without, no branch moves")
 	fl.StringArrayVar(&f.metadata, "add-metadata-string", nil, "add KEY=VALUE to the commit metadata (repeatable; a key keeps its first value, and wins over --add-metadata)")

@@ -284,6 +284,7 @@ func TestCommitCommandEditor(t *testing.T) {
 		return p
 	}
 	seen := filepath.Join(dir, "seen")
+	t.Setenv("TERM", "xterm")
 	t.Setenv("OTREE_EDITOR", "")
 	t.Setenv("OSTREE_EDITOR", "")
 	t.Setenv("VISUAL", "")
@@ -320,6 +321,25 @@ func TestCommitCommandEditor(t *testing.T) {
 		if cm, err := c.r.ReadCommit(id); err != nil || cm.Subject != "by-"+v {
 			t.Errorf("with $%s set, the subject is %q (%v)", v, cm.Subject, err)
 		}
+	}
+
+	// Where the terminal is dumb, or $TERM unset, OSTree skips $VISUAL
+	// for $EDITOR, and refuses where that is unset rather than run vi.
+	t.Setenv("OTREE_EDITOR", "")
+	t.Setenv("OSTREE_EDITOR", "")
+	for _, term := range []string{"dumb", ""} {
+		if term == "" {
+			os.Unsetenv("TERM") // restored by the Setenv above
+		} else {
+			t.Setenv("TERM", term)
+		}
+		t.Setenv("EDITOR", subject("by-editor"))
+		id, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "main", "-e", src)))
+		if cm, err := c.r.ReadCommit(id); err != nil || cm.Subject != "by-editor" {
+			t.Errorf("TERM=%q with $VISUAL and $EDITOR set: the subject is %q (%v), want $EDITOR's", term, cm.Subject, err)
+		}
+		t.Setenv("EDITOR", "")
+		c.fails(exitError, []string{"terminal is dumb", "$EDITOR"}, "commit", "-b", "main", "-e", src)
 	}
 }
 

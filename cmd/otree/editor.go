@@ -9,12 +9,15 @@ import (
 	"strings"
 )
 
-// editMessage has the user write a commit message in $OTREE_EDITOR, else
-// OSTree's $OSTREE_EDITOR, else $VISUAL, else $EDITOR (vi if none is set),
-// as OSTree's commit --editor does: the first line
+// editMessage has the user write a commit message in the editor
+// pickEditor names, as OSTree's commit --editor does: the first line
 // becomes the subject, what follows the body. The file starts with subject
 // and body, if given, and a comment naming the branch.
 func editMessage(e *env, branch, subject, body string) (string, string, error) {
+	editor, err := pickEditor()
+	if err != nil {
+		return "", "", err
+	}
 	dir, err := os.MkdirTemp("", "otree-msg-")
 	if err != nil {
 		return "", "", err
@@ -31,7 +34,6 @@ func editMessage(e *env, branch, subject, body string) (string, string, error) {
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		return "", "", err
 	}
-	editor := cmp.Or(os.Getenv("OTREE_EDITOR"), os.Getenv("OSTREE_EDITOR"), os.Getenv("VISUAL"), os.Getenv("EDITOR"), "vi")
 	// Through the shell, so that EDITOR may carry arguments ("code -w").
 	cmd := exec.Command("/bin/sh", "-c", editor+` "$@"`, "sh", file)
 	// The CLI's own streams: the terminal when run from one.
@@ -55,4 +57,22 @@ func editMessage(e *env, branch, subject, body string) (string, string, error) {
 		return "", "", fmt.Errorf("the commit message is empty: commit cancelled")
 	}
 	return subject, strings.Trim(body, "\n"), nil
+}
+
+// pickEditor names the editor as OSTree picks it: $OTREE_EDITOR, else
+// OSTree's $OSTREE_EDITOR; else, where $TERM is unset or "dumb" (an
+// Emacs shell buffer, a job without a terminal), $EDITOR, a full-screen
+// $VISUAL being of no use there, and an error if it is unset rather than
+// vi; else $VISUAL, else $EDITOR, else vi.
+func pickEditor() (string, error) {
+	if ed := cmp.Or(os.Getenv("OTREE_EDITOR"), os.Getenv("OSTREE_EDITOR")); ed != "" {
+		return ed, nil
+	}
+	if term, ok := os.LookupEnv("TERM"); !ok || term == "dumb" {
+		if ed := os.Getenv("EDITOR"); ed != "" {
+			return ed, nil
+		}
+		return "", fmt.Errorf("the terminal is dumb ($TERM is %q) and $EDITOR is unset: set $EDITOR or $OTREE_EDITOR to edit the commit message", term)
+	}
+	return cmp.Or(os.Getenv("VISUAL"), os.Getenv("EDITOR"), "vi"), nil
 }
