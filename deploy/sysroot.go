@@ -28,6 +28,10 @@ type Sysroot struct {
 	root    string // the physical root holding otree/ (differs on a booted system)
 	repo    *repo.Repo
 	cmdline string // kernel command line that names the booted deployment
+	// holdsRoot: one of the sysroot's deployments is the running /, the
+	// sysroot being opened by another path than / (its physical root,
+	// /sysroot): the booted deployment is then the one that is /.
+	holdsRoot bool
 
 	bootVersion int // B: boot/loader -> loader.B
 	subVersion  int // S: otree/boot.B -> boot.B.S
@@ -192,10 +196,16 @@ func Open(path string, opts OpenOptions) (*Sysroot, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Cmdline == nil && abs != "/" {
+		s.holdsRoot = holdsRoot(root)
+	}
 	switch {
 	case opts.Cmdline != nil:
 		s.cmdline = *opts.Cmdline
-	case abs == "/":
+	case abs == "/" || s.holdsRoot:
+		// The running system's sysroot, by either path: what it booted
+		// must be known, or a missing boot/loader would read as no
+		// deployments and cleanup delete the running one.
 		b, err := os.ReadFile("/proc/cmdline")
 		if err == nil {
 			s.cmdline = string(b)
@@ -433,10 +443,27 @@ func (s *Sysroot) remotesDeployment() *Deployment {
 	return nil
 }
 
+// holdsRoot reports whether a deployment directory of the sysroot whose
+// physical root is root is the running / (by device and inode).
+func holdsRoot(root string) bool {
+	fi, err := os.Stat("/")
+	if err != nil {
+		return false
+	}
+	dirs, _ := filepath.Glob(filepath.Join(root, "otree", "deploy", "*", "deploy", "*"))
+	for _, d := range dirs {
+		if di, err := os.Stat(d); err == nil && os.SameFile(di, fi) {
+			return true
+		}
+	}
+	return false
+}
+
 // findBooted returns the booted deployment, if the kernel command line
 // has an otree= argument: the deployment that is the sysroot's own
-// directory (by device and inode, as a booted / is its deployment), else
-// the one the argument's links lead to. The first holds after a switch
+// directory (by device and inode, as a booted / is its deployment), or,
+// for the sysroot opened by its physical root, the running /; else the
+// one the argument's links lead to. The first holds after a switch
 // too, which removes the links of the boot version the machine booted
 // with, and may later reuse their names for other deployments.
 func (s *Sysroot) findBooted() *Deployment {
@@ -448,6 +475,13 @@ func (s *Sysroot) findBooted() *Deployment {
 		for _, d := range s.deployments {
 			if fi, err := os.Stat(d.Path); err == nil && os.SameFile(fi, root) {
 				s.rootBooted = true
+				return d
+			}
+		}
+	}
+	if root, err := os.Stat("/"); err == nil && s.holdsRoot {
+		for _, d := range s.deployments {
+			if fi, err := os.Stat(d.Path); err == nil && os.SameFile(fi, root) {
 				return d
 			}
 		}

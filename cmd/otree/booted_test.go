@@ -526,6 +526,49 @@ done
 	}
 }
 
+// The running system's sysroot opened by its physical root
+// (--sysroot=/sysroot) knows the deployment that is / as booted, so
+// undeploy refuses it; and where the boot filesystem is not on the
+// physical root, whose boot/ is then an empty mount point, admin commands
+// refuse to run rather than take the deployment list as empty: status
+// said "No deployments." and cleanup deleted the booted deployment's /etc.
+func TestAdminPhysicalSysrootWhileBooted(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a.commit("two\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[1].Path
+	out, err := b.tryBoot(dep, `
+otree admin --sysroot=/sysroot status | grep -q "^\* cli $(basename "$DEP")$" && echo status=booted
+otree admin --sysroot=/sysroot undeploy 1 || echo undeploy=refused
+mount -t tmpfs boot "$M/sysroot/boot"
+for c in status cleanup; do
+	if otree admin --sysroot=/sysroot $c; then echo "$c=0"; fi
+done
+`, "DEP="+dep)
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "status=booted", "undeploy=refused")
+	for _, c := range []string{"status", "cleanup"} {
+		if strings.Contains(out, c+"=0\n") {
+			t.Errorf("admin --sysroot=/sysroot %s succeeded on a booted system without /sysroot/boot/loader", c)
+		}
+	}
+	if !strings.Contains(out, "error: /sysroot/boot/loader does not exist") {
+		t.Errorf("the errors do not name /sysroot/boot/loader")
+	}
+	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
+		t.Errorf("the booted deployment lost its /etc: %v", err)
+	}
+	if st := a.status().Deployments; len(st) != 2 || st[1].Path != dep {
+		t.Errorf("deployments after: %+v, want two, %s second", st, dep)
+	}
+}
+
 // A booted system whose boot entries no longer list the booted deployment
 // (edited by hand or by another tool): cleanup refuses to delete the
 // directory the system runs from, naming it, and deletes nothing of it.
