@@ -28,10 +28,11 @@ type Sysroot struct {
 	root    string // the physical root holding otree/ (differs on a booted system)
 	repo    *repo.Repo
 	cmdline string // kernel command line that names the booted deployment
-	// holdsRoot: one of the sysroot's deployments is the running /, the
-	// sysroot being opened by another path than / (its physical root,
-	// /sysroot): the booted deployment is then the one that is /.
-	holdsRoot bool
+	// runningDir is the deployment directory of the sysroot that is the
+	// running / (whether the sysroot is opened as / or by its physical
+	// root, /sysroot), if one is: the booted deployment must then be
+	// listed, and is the one that is /.
+	runningDir string
 
 	bootVersion int // B: boot/loader -> loader.B
 	subVersion  int // S: otree/boot.B -> boot.B.S
@@ -196,13 +197,13 @@ func Open(path string, opts OpenOptions) (*Sysroot, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Cmdline == nil && abs != "/" {
-		s.holdsRoot = holdsRoot(root)
+	if opts.Cmdline == nil {
+		s.runningDir = runningDir(root)
 	}
 	switch {
 	case opts.Cmdline != nil:
 		s.cmdline = *opts.Cmdline
-	case abs == "/" || s.holdsRoot:
+	case abs == "/" || s.runningDir != "":
 		// The running system's sysroot, by either path: what it booted
 		// must be known, or a missing boot/loader would read as no
 		// deployments and cleanup delete the running one.
@@ -413,6 +414,12 @@ func (s *Sysroot) loadOnce() error {
 	s.rootBooted = false
 	if s.booted = s.findBooted(); s.booted != nil {
 		s.booted.Booted = true
+	} else if _, ok := BootArgFromCmdline(s.cmdline); ok && s.runningDir != "" {
+		// Booted from this sysroot, whose entries do not list what runs:
+		// another boot filesystem is mounted, or the entry went. Taken
+		// as it is, the list would have cleanup delete the running
+		// deployment.
+		return fmt.Errorf("the running system is deployment %s, which no boot entry in %s lists: is the boot filesystem it booted from mounted on %s?", s.runningDir, filepath.Join(s.path, "boot", link, "entries"), filepath.Join(s.path, "boot"))
 	}
 	s.markRoles()
 	if d := s.remotesDeployment(); d != nil {
@@ -443,20 +450,21 @@ func (s *Sysroot) remotesDeployment() *Deployment {
 	return nil
 }
 
-// holdsRoot reports whether a deployment directory of the sysroot whose
-// physical root is root is the running / (by device and inode).
-func holdsRoot(root string) bool {
+// runningDir returns the deployment directory of the sysroot whose
+// physical root is root that is the running / (by device and inode), or
+// "".
+func runningDir(root string) string {
 	fi, err := os.Stat("/")
 	if err != nil {
-		return false
+		return ""
 	}
 	dirs, _ := filepath.Glob(filepath.Join(root, "otree", "deploy", "*", "deploy", "*"))
 	for _, d := range dirs {
-		if di, err := os.Stat(d); err == nil && os.SameFile(di, fi) {
-			return true
+		if di, err := os.Stat(d); err == nil && di.IsDir() && os.SameFile(di, fi) {
+			return d
 		}
 	}
-	return false
+	return ""
 }
 
 // findBooted returns the booted deployment, if the kernel command line
@@ -479,7 +487,7 @@ func (s *Sysroot) findBooted() *Deployment {
 			}
 		}
 	}
-	if root, err := os.Stat("/"); err == nil && s.holdsRoot {
+	if root, err := os.Stat("/"); err == nil && s.runningDir != "" {
 		for _, d := range s.deployments {
 			if fi, err := os.Stat(d.Path); err == nil && os.SameFile(fi, root) {
 				return d

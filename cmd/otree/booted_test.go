@@ -569,34 +569,36 @@ done
 	}
 }
 
-// A booted system whose boot entries no longer list the booted deployment
-// (edited by hand or by another tool): cleanup refuses to delete the
-// directory the system runs from, naming it, and deletes nothing of it.
-func TestAdminCleanupKeepsUnlistedBooted(t *testing.T) {
+// A booted system whose boot entries do not list the running deployment
+// (another boot filesystem mounted on /boot, or its entry removed) is
+// refused too, naming that deployment: taking the list as it is, status
+// showed nothing booted and cleanup deleted the running deployment's /etc.
+func TestAdminBootedUnlisted(t *testing.T) {
 	a := newAdmin(t)
 	b := newBooter(t, a)
 	a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
-	dep := a.status().Deployments[0].Path
 	a.commit("two\n", "6.1.0-1")
 	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[1].Path
+	// Index 1 of 2 is entry otree-1.
 	out, err := b.tryBoot(dep, `
-arg=$(printf '%s\n' $CMDLINE | grep '^otree=')
-for e in "$M"/boot/loader/entries/*.conf; do
-	if grep -qF -- "$arg" "$e"; then rm "$e"; fi
+rm "$M/boot/loader/entries/otree-1-cli.conf"
+for c in status cleanup; do
+	if otree admin $c; then echo "$c=0"; fi
 done
-otree admin status
-if otree admin cleanup; then echo "cleanup=0"; fi
 `)
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, "cleanup=0\n") {
-		t.Errorf("cleanup succeeded, deleting the booted deployment")
+	for _, c := range []string{"status", "cleanup"} {
+		if strings.Contains(out, c+"=0\n") {
+			t.Errorf("admin %s succeeded on a booted system whose entries do not list it", c)
+		}
 	}
-	if !strings.Contains(out, "/sysroot/otree/deploy/cli/deploy/"+filepath.Base(dep)+" is the running system's root") {
-		t.Errorf("the error does not name %s", filepath.Base(dep))
+	if !strings.Contains(out, "error: the running system is deployment /sysroot/otree/deploy/cli/deploy/"+filepath.Base(dep)+", which no boot entry in /boot/loader.") {
+		t.Errorf("the errors do not name the running deployment and the entries")
 	}
 	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
 		t.Errorf("the booted deployment lost its /etc: %v", err)
