@@ -327,7 +327,7 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		return a.printJSON(res)
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+		fmt.Fprintf(a.stderr, "warning: %s\n", printable(w))
 	}
 	d := res.Deployment
 	// OSTree's lines first, for scripts that read them; otree's details

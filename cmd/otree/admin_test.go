@@ -1210,3 +1210,20 @@ func TestAdminNoDeploymentNamesSysroot(t *testing.T) {
 	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "kargs")
 	a.fails(1, "sysroot "+a.sys+": no such deployment", "admin", "kargs", "--append=quiet")
 }
+
+// A warning names a path of the deployed tree as an error does: a
+// character that does not print is escaped, so a name in a commit cannot
+// clear or recolour the admin's terminal.
+func TestDeployWarningEscapesNames(t *testing.T) {
+	a := newAdmin(t)
+	dir := t.TempDir()
+	writeBootableTree(t, dir, "6.1.0-1", "one\n")
+	if err := os.MkdirAll(filepath.Join(dir, "var", "x\x1b[2Jy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a.ok("commit", "-b", "cli/stable", dir)
+	res := a.run("admin", "deploy", "cli/stable")
+	if res.code != 0 || !strings.Contains(res.stderr, `warning: /var/x\x1b[2Jy in commit`) || strings.Contains(res.stderr, "\x1b") {
+		t.Errorf("deploy: exit %d, stderr %q; want the /var entry's warning with its escape written as \\x1b", res.code, res.stderr)
+	}
+}

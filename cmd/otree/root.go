@@ -182,8 +182,9 @@ func printHint(w io.Writer, err error) {
 
 // printable returns s with each character that does not print, other
 // than newline and tab, and each byte that is not UTF-8 written as a Go
-// escape (\x1b, \u202e, \xff): a name in an error cannot recolour the
-// terminal, move its cursor or reorder the line it is read in.
+// escape (\x1b, \u202e, \xff): a name in an error or warning cannot
+// recolour the terminal, move its cursor or reorder the line it is read
+// in.
 func printable(s string) string {
 	keep := func(r rune) bool { return r == '\n' || r == '\t' || strconv.IsPrint(r) }
 	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !keep(r) }) {
@@ -385,7 +386,7 @@ func (e *env) autoUpdateSummary(ctx context.Context) error {
 	defer r.Close()
 	_, err = remote.AutoUpdateSummary(ctx, r)
 	if errors.Is(err, remote.ErrSummarySigned) {
-		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+		fmt.Fprintf(e.stderr, "warning: %s\n", printable(err.Error()))
 		printHint(e.stderr, err)
 		return nil
 	}
