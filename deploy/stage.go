@@ -51,9 +51,16 @@ const stagedRecordName = "staged-deployment"
 func (s *Sysroot) stagedFile() string { return s.runFile(stagedRecordName) }
 
 // runFile is where the record name is kept: under run/otree of the
-// sysroot, /run on a booted system, so that a reboot forgets it.
+// sysroot, /run on a booted system, so that a reboot forgets it. The
+// running system's sysroot opened by its physical root (/sysroot) keeps
+// it in the running /run too: the physical root's run/ is on disk, where
+// the finalize at shutdown would not look and a reboot would not forget.
 func (s *Sysroot) runFile(name string) string {
-	return filepath.Join(s.path, "run", "otree", name)
+	base := s.path
+	if s.runningDir != "" {
+		base = "/"
+	}
+	return filepath.Join(base, "run", "otree", name)
 }
 
 // readRunRecord decodes the record name into v, and tells whether there

@@ -569,6 +569,36 @@ done
 	}
 }
 
+// A deployment staged through the physical root (--sysroot=/sysroot) of
+// a running system is recorded in the running /run, where the finalize at
+// shutdown finds it, not in the physical root's run/ on disk, which a
+// reboot keeps.
+func TestAdminPhysicalSysrootStages(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-1", "two\n")
+	out := b.boot(dep, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$TWO" > /dev/null
+otree admin --sysroot=/sysroot deploy --stage cli/stable > /dev/null
+test -f "$M/run/otree/staged-deployment" && echo record=run
+test -e "$M/sysroot/run/otree/staged-deployment" && echo record=disk
+otree admin status | grep -q "(staged)$" && echo status=staged
+otree admin finalize-staged > /dev/null
+echo status:; otree admin status --json
+`, "TWO="+tree)
+	wantLines(t, out, "record=run", "status=staged")
+	if strings.Contains(out, "record=disk") {
+		t.Errorf("the staged record was written to the physical root's run/")
+	}
+	if st := bootedStatus(t, out); len(st) != 2 || !st[0].Pending || !st[1].Booted {
+		t.Errorf("after finalize-staged: %+v, want the staged deployment pending and the booted one", st)
+	}
+}
+
 // A booted system whose boot entries do not list the running deployment
 // (another boot filesystem mounted on /boot, or its entry removed) is
 // refused too, naming that deployment: taking the list as it is, status
