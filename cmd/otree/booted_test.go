@@ -635,6 +635,42 @@ done
 	}
 }
 
+// Whatever the kernel command line says, cleanup never deletes the
+// directory the running system is rooted at: here the entries no longer
+// list the booted deployment, and the command line names none (so that
+// opening the sysroot does not refuse, as in TestAdminBootedUnlisted).
+func TestAdminCleanupKeepsUnlistedBooted(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	a.commit("two\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	out, err := b.tryBoot(dep, `
+arg=$(printf '%s\n' $CMDLINE | grep '^otree=')
+for e in "$M"/boot/loader/entries/*.conf; do
+	if grep -qF -- "$arg" "$e"; then rm "$e"; fi
+done
+echo root=LABEL=root >"$M/proc/cmdline"
+otree admin status
+if otree admin cleanup; then echo "cleanup=0"; fi
+`)
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "cleanup=0\n") {
+		t.Errorf("cleanup succeeded, deleting the booted deployment")
+	}
+	if !strings.Contains(out, "/sysroot/otree/deploy/cli/deploy/"+filepath.Base(dep)+" is the running system's root") {
+		t.Errorf("the error does not name %s", filepath.Base(dep))
+	}
+	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
+		t.Errorf("the booted deployment lost its /etc: %v", err)
+	}
+}
+
 // On the running system, otree --repo=/otree/repo reads the remotes the
 // booted deployment ships in /etc/otree/remotes.d, as admin commands do;
 // another repository does not.
