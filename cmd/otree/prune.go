@@ -14,6 +14,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// testHookOrphans, when set by a test, runs once prune has listed the
+// static deltas to delete and before it deletes them.
+var testHookOrphans func()
+
 type pruneFlags struct {
 	refsOnly, noPrune bool
 	depth             int
@@ -159,10 +163,19 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	if err != nil {
 		return err
 	}
+	if testHookOrphans != nil {
+		testHookOrphans()
+	}
 	deltas := []string{}
 	for _, n := range orphans {
 		if !rep.DryRun {
-			if err := delta.Delete(r, n); err != nil {
+			err := delta.Delete(r, n)
+			if errors.Is(err, delta.ErrNoDelta) {
+				// Another prune (or static-delta delete) removed it
+				// since it was listed: what this one would have done.
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}

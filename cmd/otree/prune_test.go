@@ -306,3 +306,34 @@ func TestPruneRefusesUnreadableRef(t *testing.T) {
 	c.ok("refs", "--create=stable", "--force", "main")
 	c.ok("prune", "--no-prune")
 }
+
+// Two prunes that run together both find the static delta to a commit they
+// delete; whichever gets to it second finds it gone. That is not a failure:
+// the delta is gone, as the prune wanted, and the prune says it deleted only
+// what it did. (The hook plays the other prune, removing the delta between
+// this prune's listing and its deleting.)
+func TestPruneConcurrentPruneDeletedDelta(t *testing.T) {
+	c := newCLI(t)
+	pruneHistory(t, c.ok)
+	old := strings.TrimSpace(c.ok("rev-parse", "main^"))
+	top := strings.TrimSpace(c.ok("rev-parse", "main"))
+	c.ok("static-delta", "generate", "--to=main")
+	c.ok("reset", "main", old)
+	name := old + "-" + top
+	testHookOrphans = func() { c.ok("static-delta", "delete", name) }
+	t.Cleanup(func() { testHookOrphans = nil })
+	out := c.ok("prune", "--refs-only")
+	if strings.Contains(out, "static delta") {
+		t.Errorf("prune claims to have deleted the delta another removed: %q", out)
+	}
+	id, err := repo.ParseID(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.r.HasObject(repo.KindCommit, id); err != nil || ok {
+		t.Errorf("commit %s: present %v (%v), want pruned", top, ok, err)
+	}
+	if got := c.ok("static-delta", "list"); got != "(No static deltas)\n" {
+		t.Errorf("static-delta list after prune = %q", got)
+	}
+}
