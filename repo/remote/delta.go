@@ -149,9 +149,21 @@ func listDeltas(r *repo.Repo) ([]DeltaRef, error) {
 	if err != nil {
 		return nil, err
 	}
+	return deltaRefs(r, names)
+}
+
+// deltaRefs reads the superblocks of the deltas names lists, leaving out
+// the ones that need a fallback object. A delta deleted since it was
+// listed (static-delta delete or prune in another process, which do not
+// wait for a summary) is left out too: it is gone, as the next listing
+// would show.
+func deltaRefs(r *repo.Repo, names []delta.Name) ([]DeltaRef, error) {
 	var out []DeltaRef
 	for _, n := range names {
 		sb, data, err := delta.ReadSuperblock(r, n)
+		if errors.Is(err, delta.ErrNoDelta) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("static delta %s: %w", n, err)
 		}
