@@ -539,3 +539,26 @@ func FuzzDecodeSuperblock(f *testing.F) {
 		}
 	})
 }
+
+// A delta's commits may be pruned between the caller's resolving them and
+// Generate's reading them (prune in another process; Generate holds the
+// repository lock only from its start): the error says which end of which
+// delta is missing, not only that some commit object is.
+func TestGenerateNamesPrunedCommit(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	a := commitTree(t, r, "main", treeA, false)
+	b := commitTree(t, r, "main", treeB, true)
+	if _, err := r.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
+		t.Fatal(err)
+	}
+	name := delta.Name{From: a, To: b}
+	_, err := delta.Generate(ctx, r, delta.GenerateOptions{From: a, To: b, NoSync: true})
+	var missing *repo.ObjectMissingError
+	if !errors.As(err, &missing) || missing.ID != a || !strings.Contains(err.Error(), "delta "+name.String()+": its from-commit") {
+		t.Errorf("generating %s after its from-commit was pruned: %v", name, err)
+	}
+	_, err = delta.Generate(ctx, r, delta.GenerateOptions{From: b, To: a, NoSync: true})
+	if !errors.As(err, &missing) || missing.ID != a || !strings.Contains(err.Error(), "its to-commit") {
+		t.Errorf("generating to a pruned commit: %v", err)
+	}
+}

@@ -147,8 +147,10 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 			return nil, fmt.Errorf("commit %s is partial (some of its objects are missing): pull it whole first", c)
 		}
 	}
+	// Either commit may have been pruned since the caller resolved it:
+	// say which end of which delta is missing.
 	if sb.Commit, err = r.ReadRaw(repo.KindCommit, name.To); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("generating delta %s: its to-commit: %w", name, err)
 	}
 	to, err := repo.DecodeCommit(sb.Commit)
 	if err != nil {
@@ -166,7 +168,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if !name.From.IsZero() {
 		fc, err := r.ReadCommit(name.From)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("generating delta %s: its from-commit: %w", name, err)
 		}
 		from.objects[ObjectRef{repo.KindDirMeta, fc.RootMeta}] = true
 		if err := from.walk(ctx, r, fc.RootTree, "/"); err != nil {
