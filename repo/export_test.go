@@ -70,3 +70,10 @@ func SetMaxMetaObject(n int64) (restore func()) {
 	maxMetaObject = n
 	return func() { maxMetaObject = old }
 }
+
+// SetFsckRefHook has f called with each ref name Fsck has listed, before
+// it reads the ref, until the returned function is called.
+func SetFsckRefHook(f func(name string)) (restore func()) {
+	fsckRefHook = f
+	return func() { fsckRefHook = nil }
+}

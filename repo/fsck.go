@@ -611,6 +611,10 @@ func (f *fsckRun) badRefs(refs []Ref, rep *FsckReport, bad map[string]bool) map[
 	return bad
 }
 
+// fsckRefHook, when set by a test, runs for each entry fsckRefs walks,
+// before the ref is read: where another process may delete it.
+var fsckRefHook func(name string)
+
 // fsckRefs reads every ref, reporting unreadable ones as problems. It
 // walks refs/ as ListRefs does, and so finds the refs ReadRef reads. It
 // also counts the problems that may hide a commit (see
@@ -626,9 +630,19 @@ func (r *Repo) fsckRefs() ([]Ref, []*FsckProblem, int) {
 			hiding++
 			return nil
 		}
+		if fsckRefHook != nil {
+			fsckRefHook(e.name)
+		}
 		id, err := ID{}, e.err
 		if err == nil {
 			id, err = r.ReadRef(e.name)
+		}
+		if err != nil && errors.As(err, new(*RefNotFoundError)) {
+			if _, lerr := os.Lstat(e.path); errors.Is(lerr, fs.ErrNotExist) {
+				// Deleted since the walk listed it (refs --delete or
+				// a pull in another process): no ref, no problem.
+				return nil
+			}
 		}
 		if err != nil {
 			problems = append(problems, &FsckProblem{Type: ProblemRef, Ref: e.name, Path: e.path, Reason: err.Error(), Err: err})

@@ -870,3 +870,37 @@ func TestFsckMissingDirMeta(t *testing.T) {
 		t.Errorf("missing dirmeta reported as needed by commit %s, ref %q, at %q; want %s, main, /var/lib/thing", p.Commit, p.Ref, p.TreePath, c)
 	}
 }
+
+// A ref another process deletes while fsck runs (between fsck's listing of
+// refs/ and its reading of the ref) is no problem: fsck checks the refs it
+// finds, and reports the repository clean.
+func TestFsckRefDeletedMeanwhile(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	c := integrityCommit(t, r, "main", src, 1700000000)
+	for _, name := range []string{"gone", "origin:gone"} {
+		if err := r.SetRef(name, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := repo.Open(r.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	restore := repo.SetFsckRefHook(func(name string) {
+		if strings.HasSuffix(name, "gone") {
+			if err := other.SetRef(name, repo.ID{}); err != nil {
+				t.Errorf("deleting ref %s during fsck: %v", name, err)
+			}
+		}
+	})
+	defer restore()
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err != nil {
+		t.Fatalf("fsck while refs were deleted: %v", err)
+	}
+	if rep.Refs != 1 || rep.UnreadableRefs != 0 {
+		t.Errorf("report: %d refs, %d unreadable; want main alone", rep.Refs, rep.UnreadableRefs)
+	}
+}
