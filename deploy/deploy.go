@@ -209,12 +209,14 @@ func (k *kernel) files() []bootFile {
 // it. Each must be a regular file, and dtb/ hold only regular files and
 // directories: a link would install its target's name, not a kernel.
 func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
+	// Only a path the tree lacks means no kernel: a missing commit or
+	// dirtree (pruned, or never pulled) is that object's error.
 	e, err := r.Lookup(commit, "/usr/lib/modules")
-	if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrNotDir) {
+	if errors.As(err, new(*repo.PathError)) {
 		return nil, &NoKernelError{commit}
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("commit %s: %w", commit, err)
 	}
 	if !e.IsDir() {
 		return nil, &NoKernelError{commit}
@@ -228,6 +230,9 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 		// file returns the regular file name in this version's directory.
 		file := func(name string) (repo.ID, error) {
 			f, err := r.LookupTree(d.TreeID, d.MetaID, "/"+name)
+			if err != nil && !errors.As(err, new(*repo.PathError)) {
+				return repo.ID{}, fmt.Errorf("commit %s: usr/lib/modules/%s: %w", commit, d.Name, err)
+			}
 			if err != nil || f.IsDir() {
 				return repo.ID{}, nil
 			}
@@ -303,7 +308,7 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 func findDtb(r *repo.Repo, commit repo.ID, d repo.DirEntry, k *kernel) error {
 	base := "usr/lib/modules/" + d.Name + "/dtb"
 	e, err := r.LookupTree(d.TreeID, d.MetaID, "/dtb")
-	if errors.Is(err, repo.ErrNotFound) {
+	if errors.As(err, new(*repo.PathError)) {
 		return nil
 	}
 	if err != nil {

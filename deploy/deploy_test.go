@@ -258,6 +258,41 @@ func TestDeployRefusesTreeWithoutKernel(t *testing.T) {
 	}
 }
 
+// A commit deleted since it was named (a prune in another process), or one
+// whose kernel's directory is missing its dirtree, is not a tree without a
+// kernel: the deploy fails naming the missing object, and changes nothing.
+func TestDeployMissingCommitIsNotNoKernel(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.deploy("a", DeployOptions{})
+	before := f.order()
+	r := f.s.repo
+	check := func(what string, commit repo.ID, kind repo.Kind, id repo.ID) {
+		t.Helper()
+		_, err := f.s.Deploy(context.Background(), commit.String(), DeployOptions{})
+		var missing *repo.ObjectMissingError
+		if !errors.As(err, &missing) || missing.Kind != kind || missing.ID != id || errors.As(err, new(*NoKernelError)) {
+			t.Errorf("deploying %s: %v; want %s object %s missing", what, err, kind, id)
+		}
+		if diff := cmp.Diff(before, f.order()); diff != "" {
+			t.Error(diff)
+		}
+	}
+	b := f.commit("b", osTree("6.1.0-2", nil))
+	e, err := r.Lookup(b, "/usr/lib/modules/6.1.0-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(r.ObjectPath(repo.KindDirTree, e.ID)); err != nil {
+		t.Fatal(err)
+	}
+	check("a commit missing its usr/lib/modules/6.1.0-2", b, repo.KindDirTree, e.ID)
+	if err := os.Remove(r.ObjectPath(repo.KindCommit, b)); err != nil {
+		t.Fatal(err)
+	}
+	check("a pruned commit", b, repo.KindCommit, b)
+}
+
 // A path without a sysroot, a stateroot that does not exist, and no
 // stateroot where nothing decides one are errors callers can tell apart,
 // each naming what it concerns.
