@@ -23,19 +23,15 @@ import (
 )
 
 // vmEnv turns TestBootDebianVM on: it debootstraps a bootable Debian tree
-// on first use (minutes; cached after) and boots it three times.
+// on first use (minutes; cached after) and boots machines made of it.
 const vmEnv = "OTREE_TEST_VM"
 
 // vmReportPrefix starts each line the guest's test service writes to the
 // second serial port.
 const vmReportPrefix = "OTREE-BOOT-TEST "
 
-// vmScript is the guest's test service: it reports what runs, then acts by
-// what it finds: on commit A with no admin edits it stages an upgrade and
-// edits /etc (before and after staging), on commit B it rolls back; then
-// the unit powers off, and with an upgrade staged, the shutdown finalizes
-// it (dist/systemd's otree-finalize-staged units).
-const vmScript = `#!/bin/sh
+// vmScriptReport starts the guest's test services: it reports what runs.
+const vmScriptReport = `#!/bin/sh
 exec >/dev/ttyS1 2>&1
 say() { echo "` + vmReportPrefix + `$*"; }
 say "commit=$(cat /usr/share/otree-boot-test/commit)"
@@ -48,9 +44,17 @@ say "var=$(cat /var/lib/otree-boot-test/marker 2>/dev/null || echo none)"
 say "entries=$(ls /boot/loader/entries 2>&1 | tr '\n' ' ')"
 say "status=$(otree admin status --json 2>&1 | tr -d '\n')"
 say "boot-source=$(findmnt -n -o SOURCE /boot 2>&1)"
+say "grubenv=$(grep -a otree_boot_tries /boot/grub/grubenv 2>/dev/null)"
 say "failed=$(systemctl --failed --plain --no-legend 2>&1 | tr '\n' ' ')"
 say "prepare-root=$(journalctl -b -o cat -u otree-prepare-root.service 2>&1 | tr '\n' ' ')"
-case "$(cat /usr/share/otree-boot-test/commit)" in
+`
+
+// vmScript is the guest's test service: it reports (vmScriptReport), then
+// acts by what it finds: on commit A with no admin edits it stages an
+// upgrade and edits /etc (before and after staging), on commit B it rolls
+// back; then the unit powers off, and with an upgrade staged, the shutdown
+// finalizes it (dist/systemd's otree-finalize-staged units).
+const vmScript = vmScriptReport + `case "$(cat /usr/share/otree-boot-test/commit)" in
 A)
 	if [ ! -e /etc/otree-boot-test.conf ]; then
 		echo admin-host >/etc/hostname
@@ -101,13 +105,15 @@ ExecStart=/usr/lib/otree-boot-test
 // otree-prepare-root.service in a systemd initramfs. boot-partition: /boot
 // is a partition of its own, mounted by the tree's fstab; A boots and
 // stages B, which the shutdown finalizes onto the boot partition, and B
-// boots.
+// boots. uefi-network: booted through OVMF and GRUB for x86_64-efi, it
+// upgrades from a server over HTTP through otree-upgrade.service
+// (vmTestNetwork).
 func TestBootDebianVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a Debian tree in a virtual machine")
 	}
 	if os.Getenv(vmEnv) != "1" {
-		t.Skipf("set %s=1 to boot a Debian tree in QEMU (debootstraps it on first use, minutes; CI installs qemu-system-x86 and grub-pc-bin)", vmEnv)
+		t.Skipf("set %s=1 to boot a Debian tree in QEMU (debootstraps it on first use, minutes; CI installs qemu-system-x86, grub-pc-bin, ovmf, grub-efi-amd64-bin, dosfstools, mtools and nginx)", vmEnv)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a Debian tree, chroot, mount")
@@ -176,6 +182,8 @@ func TestBootDebianVM(t *testing.T) {
 		vmStaged(t, r)
 	})
 
+	t.Run("uefi-network", func(t *testing.T) { vmTestNetwork(t, bins) })
+
 	t.Run("boot-partition", func(t *testing.T) {
 		m := vmNewMachine(t, bins, vmLayout{bootPartition: true})
 		r := m.boot(t, 1)
@@ -240,6 +248,53 @@ func TestBootDebianVM(t *testing.T) {
 // vmGrubDir holds GRUB for BIOS: boot.img and the modules.
 const vmGrubDir = "/usr/lib/grub/i386-pc"
 
+// vmGrubEFIDir holds GRUB for UEFI's modules; vmOVMFCode and vmOVMFVars are
+// the firmware's two halves; vmEFIGrubStub is the grub.cfg on the EFI
+// system partition.
+const (
+	vmGrubEFIDir  = "/usr/lib/grub/x86_64-efi"
+	vmOVMFCode    = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	vmOVMFVars    = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	vmEFIGrubStub = `search --no-floppy --label root --set=root
+set prefix=($root)/boot/grub
+configfile $prefix/grub.cfg
+`
+)
+
+// vmGrubEFIInstall puts GRUB for UEFI on m's EFI system partition, as
+// grub-install --removable does: the image at the path firmware boots
+// when it has no boot entries, EFI/BOOT/BOOTX64.EFI, and beside it a
+// grub.cfg that finds the root partition by its label and reads its
+// /boot/grub/grub.cfg, the link to the one otree writes, with the modules
+// in /boot/grub/x86_64-efi. It also copies OVMF's variables for m.
+func vmGrubEFIInstall(t *testing.T, m *vmMachine) {
+	t.Helper()
+	// Made apart, filled with mtools, which needs no vfat in the kernel
+	// (a container may have none), and copied into the disk.
+	esp := filepath.Join(m.tmp, "esp")
+	boot := filepath.Join(esp, "EFI", "BOOT")
+	realMust(t, os.MkdirAll(boot, 0o755))
+	realCmd(t, "grub-mkimage", "-O", "x86_64-efi", "-o", filepath.Join(boot, "BOOTX64.EFI"), "-p", "/EFI/BOOT",
+		"part_msdos", "fat", "ext2", "search", "search_label", "configfile", "normal")
+	vmWrite(t, filepath.Join(boot, "grub.cfg"), vmEFIGrubStub, 0o644)
+	p := m.parts[0]
+	img := filepath.Join(m.tmp, "esp.img")
+	realCmd(t, "mkfs.fat", "-C", "-F", "32", "-n", p.label, img, fmt.Sprint(p.size>>10))
+	realCmd(t, "mcopy", "-s", "-i", img, filepath.Join(esp, "EFI"), "::/")
+	b, err := os.ReadFile(img)
+	realMust(t, err)
+	f, err := os.OpenFile(m.disk, os.O_WRONLY, 0)
+	realMust(t, err)
+	defer f.Close()
+	_, err = f.WriteAt(b, p.start)
+	realMust(t, err)
+	vmInstall(t, vmOVMFVars, filepath.Join(m.tmp, "OVMF_VARS.fd"), 0o644)
+	m.firmware = []string{
+		"-drive", "if=pflash,format=raw,readonly=on,file=" + vmOVMFCode,
+		"-drive", "if=pflash,format=raw,file=" + filepath.Join(m.tmp, "OVMF_VARS.fd"),
+	}
+}
+
 // vmBins are the static otree binaries a tree gets, and QEMU's
 // accelerator once a machine has found it.
 type vmBins struct{ otree, prepareRoot, accel string }
@@ -253,6 +308,15 @@ type vmLayout struct {
 	// bootPartition puts /boot on a partition of its own, before the
 	// root partition, mounted by the tree's /etc/fstab.
 	bootPartition bool
+	// network gives the machine a network card and systemd-networkd, and
+	// dist/systemd's otree-upgrade.service; its test service is
+	// vmNetScript, and commit B goes to the archive repository of a server
+	// (vmNewServer) instead of the system repository.
+	network bool
+	// uefi boots through OVMF and GRUB for x86_64-efi on an EFI system
+	// partition (FAT, before the root partition), which finds the root
+	// partition's /boot/grub/grub.cfg, as Debian's grub-install sets it up.
+	uefi bool
 }
 
 // vmMachine is a disk image with commit A deployed and commit B in the
@@ -261,13 +325,16 @@ type vmMachine struct {
 	tmp, disk, accel string
 	idA, idB         string
 	mnt              string
-	parts            []vmPart // boot partition first, when there is one
+	parts            []vmPart  // boot partition first, when there is one
+	srv              *vmServer // with vmLayout.network
+	firmware         []string  // QEMU's arguments for UEFI, with vmLayout.uefi
 }
 
 // vmPart is a partition of the disk image, in bytes.
 type vmPart struct {
 	start, size int64
 	label       string
+	esp         bool // an EFI system partition, FAT; else ext4
 }
 
 // vmNewMachine builds commits A and B of the Debian tree as DEPLOY.md's
@@ -343,7 +410,12 @@ func vmNewMachine(t *testing.T, bins *vmBins, layout vmLayout) *vmMachine {
 	for _, u := range []string{"otree-finalize-staged.service", "otree-finalize-staged.path"} {
 		vmInstall(t, filepath.Join("..", "..", "dist", "systemd", u), filepath.Join(units, u), 0o644)
 	}
-	vmWrite(t, filepath.Join(treeA, "usr/lib/otree-boot-test"), vmScript, 0o755)
+	script := vmScript
+	if layout.network {
+		script = vmNetScript
+		vmNetInstall(t, treeA)
+	}
+	vmWrite(t, filepath.Join(treeA, "usr/lib/otree-boot-test"), script, 0o755)
 	vmWrite(t, filepath.Join(units, "otree-boot-test.service"), vmUnit, 0o644)
 	wants := filepath.Join(treeA, "etc/systemd/system/multi-user.target.wants")
 	realMust(t, os.MkdirAll(wants, 0o755))
@@ -356,9 +428,12 @@ func vmNewMachine(t *testing.T, bins *vmBins, layout vmLayout) *vmMachine {
 	if layout.bootPartition {
 		vmWrite(t, filepath.Join(treeA, "etc/fstab"), "LABEL=boot /boot ext4 defaults 0 2\n", 0o644)
 		const bootSize = 256 << 20
-		m.parts = []vmPart{{partStart, bootSize, "boot"}, {partStart + bootSize, diskSize - partStart - bootSize, "root"}}
+		m.parts = []vmPart{{partStart, bootSize, "boot", false}, {partStart + bootSize, diskSize - partStart - bootSize, "root", false}}
+	} else if layout.uefi {
+		const espSize = 64 << 20
+		m.parts = []vmPart{{partStart, espSize, "ESP", true}, {partStart + espSize, diskSize - partStart - espSize, "root", false}}
 	} else {
-		m.parts = []vmPart{{partStart, diskSize - partStart, "root"}}
+		m.parts = []vmPart{{partStart, diskSize - partStart, "root", false}}
 	}
 	realMust(t, os.Rename(filepath.Join(treeA, "etc"), filepath.Join(treeA, "usr/etc")))
 
@@ -387,6 +462,9 @@ func vmNewMachine(t *testing.T, bins *vmBins, layout vmLayout) *vmMachine {
 	m.disk = filepath.Join(m.tmp, "disk.img")
 	vmMBR(t, m.disk, diskSize, m.parts...)
 	for _, p := range m.parts {
+		if p.esp {
+			continue // vmGrubEFIInstall makes it
+		}
 		realCmd(t, "mkfs.ext4", "-q", "-L", p.label, "-E", fmt.Sprintf("offset=%d", p.start), m.disk, fmt.Sprintf("%dk", p.size>>10))
 	}
 	m.mnt = filepath.Join(m.tmp, "mnt")
@@ -412,27 +490,40 @@ func vmNewMachine(t *testing.T, bins *vmBins, layout vmLayout) *vmMachine {
 	admin("deploy", "--os=debian", "--karg=root=LABEL=root", "--karg=rw", "--karg=console=ttyS0", "debian/x")
 	t.Logf("deployed A in %v", time.Since(start))
 	grub := filepath.Join(m.mnt, "boot/grub")
-	realMust(t, os.MkdirAll(filepath.Join(grub, "i386-pc"), 0o755))
-	grubMods, _ := filepath.Glob(filepath.Join(vmGrubDir, "*.mod"))
-	lsts, _ := filepath.Glob(filepath.Join(vmGrubDir, "*.lst"))
+	grubDir, platform := vmGrubDir, "i386-pc"
+	if layout.uefi {
+		grubDir, platform = vmGrubEFIDir, "x86_64-efi"
+	}
+	realMust(t, os.MkdirAll(filepath.Join(grub, platform), 0o755))
+	grubMods, _ := filepath.Glob(filepath.Join(grubDir, "*.mod"))
+	lsts, _ := filepath.Glob(filepath.Join(grubDir, "*.lst"))
 	for _, mod := range append(grubMods, lsts...) {
-		vmInstall(t, mod, filepath.Join(grub, "i386-pc", filepath.Base(mod)), 0o644)
+		vmInstall(t, mod, filepath.Join(grub, platform, filepath.Base(mod)), 0o644)
 	}
 	realMust(t, os.Symlink("../loader/grub.cfg", filepath.Join(grub, "grub.cfg")))
 	vmWrite(t, filepath.Join(grub, "custom.cfg"), "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial\nset timeout=0\n", 0o644)
-	// GRUB's files are on the first partition, the boot partition when
-	// there is one.
-	prefix := "(hd0,msdos1)/boot/grub"
-	if layout.bootPartition {
-		prefix = "(hd0,msdos1)/grub"
+	if layout.uefi {
+		vmGrubEFIInstall(t, m)
+	} else {
+		// GRUB's files are on the first partition, the boot partition
+		// when there is one.
+		prefix := "(hd0,msdos1)/boot/grub"
+		if layout.bootPartition {
+			prefix = "(hd0,msdos1)/grub"
+		}
+		core := filepath.Join(m.tmp, "core.img")
+		realCmd(t, "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", prefix, "biosdisk", "part_msdos", "ext2")
+		vmGrubInstall(t, m.disk, filepath.Join(vmGrubDir, "boot.img"), core, partStart)
 	}
-	core := filepath.Join(m.tmp, "core.img")
-	realCmd(t, "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", prefix, "biosdisk", "part_msdos", "ext2")
-	vmGrubInstall(t, m.disk, filepath.Join(vmGrubDir, "boot.img"), core, partStart)
 	vmWrite(t, filepath.Join(m.mnt, "otree/deploy/debian/var/lib/otree-boot-test/marker"), "stateroot var\n", 0o644)
-	start = time.Now()
-	m.idB = realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "B", treeB))
-	t.Logf("committed B in %v", time.Since(start))
+	if layout.network {
+		m.srv = vmNewServer(t, m, treeB)
+		m.idB = m.srv.idB
+	} else {
+		start = time.Now()
+		m.idB = realCommitID(t, realOK(t, repoFlag, "commit", "-b", "debian/x", "-s", "B", treeB))
+		t.Logf("committed B in %v", time.Since(start))
+	}
 	m.umount(t)
 	return m
 }
@@ -444,7 +535,7 @@ func (m *vmMachine) mount(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", "-R", m.mnt).Run() })
 	root := m.parts[len(m.parts)-1]
 	realCmd(t, "mount", "-o", fmt.Sprintf("loop,offset=%d,sizelimit=%d", root.start, root.size), m.disk, m.mnt)
-	if len(m.parts) == 1 {
+	if len(m.parts) == 1 || m.parts[0].esp {
 		return
 	}
 	boot := m.parts[0]
@@ -460,7 +551,12 @@ func (m *vmMachine) umount(t *testing.T) {
 // boot boots the machine, the nth time, and returns what the guest reported.
 func (m *vmMachine) boot(t *testing.T, n int) map[string]string {
 	t.Helper()
-	return vmBoot(t, m.accel, m.disk, filepath.Join(m.tmp, fmt.Sprintf("boot%d", n)))
+	nic := "none"
+	if m.srv != nil {
+		// QEMU's user networking: the host is 10.0.2.2 to the guest.
+		nic = "user,model=virtio-net-pci"
+	}
+	return vmBoot(t, m.accel, m.disk, filepath.Join(m.tmp, fmt.Sprintf("boot%d", n)), append([]string{"-nic", nic}, m.firmware...)...)
 }
 
 // vmCommon checks what every boot of commit must show: its /usr
@@ -535,9 +631,9 @@ func vmAccel(t *testing.T, kernel string) string {
 	return ""
 }
 
-// vmBoot boots disk until it powers off, keeps its console in dir, and
+// vmBoot boots disk, with QEMU's further args, until it powers off, keeps its console in dir, and
 // returns what the guest reported, key=value.
-func vmBoot(t *testing.T, accel, disk, dir string) map[string]string {
+func vmBoot(t *testing.T, accel, disk, dir string, args ...string) map[string]string {
 	t.Helper()
 	realMust(t, os.MkdirAll(dir, 0o755))
 	console, report := filepath.Join(dir, "console.log"), filepath.Join(dir, "report.log")
@@ -548,10 +644,11 @@ func vmBoot(t *testing.T, accel, disk, dir string) map[string]string {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", accel, "-m", "1024", "-smp", "2",
-		"-nographic", "-monitor", "none", "-no-reboot", "-nic", "none",
-		"-drive", "file="+disk+",format=raw,if=virtio",
-		"-serial", "file:"+console, "-serial", "file:"+report).CombinedOutput()
+	qemu := append([]string{"-accel", accel, "-m", "1024", "-smp", "2",
+		"-nographic", "-monitor", "none", "-no-reboot",
+		"-drive", "file=" + disk + ",format=raw,if=virtio",
+		"-serial", "file:" + console, "-serial", "file:" + report}, args...)
+	out, err := exec.CommandContext(ctx, "qemu-system-x86_64", qemu...).CombinedOutput()
 	cons, _ := os.ReadFile(console)
 	if err != nil {
 		t.Fatalf("qemu: %v: %s\nconsole ends:\n%s", err, out, vmTail(cons, 4000))
@@ -562,7 +659,9 @@ func vmBoot(t *testing.T, accel, disk, dir string) map[string]string {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(strings.TrimRight(sc.Text(), "\r"), vmReportPrefix)
+		// Under UEFI the firmware's and GRUB's console writes to this
+		// port too, so the first report may follow its escape sequences.
+		_, line, ok := strings.Cut(strings.TrimRight(sc.Text(), "\r"), vmReportPrefix)
 		if !ok {
 			continue
 		}
@@ -583,7 +682,7 @@ func vmTail(b []byte, n int) []byte {
 }
 
 // vmMBR creates a sparse disk image of size bytes whose MBR has parts as
-// Linux partitions, the first bootable.
+// partitions (Linux, or EFI system), the first bootable.
 func vmMBR(t *testing.T, path string, size int64, parts ...vmPart) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -598,6 +697,9 @@ func vmMBR(t *testing.T, path string, size int64, parts ...vmPart) {
 		}
 		copy(e[1:4], []byte{0xfe, 0xff, 0xff}) // CHS: past what CHS can say; LBA is used
 		e[4] = 0x83                            // Linux
+		if p.esp {
+			e[4] = 0xef // EFI system partition
+		}
 		copy(e[5:8], []byte{0xfe, 0xff, 0xff})
 		binary.LittleEndian.PutUint32(e[8:12], uint32(p.start/512))
 		binary.LittleEndian.PutUint32(e[12:16], uint32(p.size/512))
