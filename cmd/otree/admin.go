@@ -452,6 +452,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
 			}
 			var res *deploy.UpgradeResult
+			start := time.Now()
 			if len(args) == 1 {
 				res, err = s.SwitchRef(cmd.Context(), args[0], opts)
 			} else {
@@ -474,6 +475,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				// fetched is told on standard error.
 				if res.Pulled != nil {
 					fmt.Fprintf(a.stderr, "Pulled %s: %s\n", res.Refspec, res.Commit)
+					a.reportPull(res.Pulled, start)
 				}
 				if err != nil {
 					fmt.Fprintln(a.stdout, "No update available.")
@@ -486,6 +488,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 			if a.json {
 				err = a.printJSON(res)
 			} else {
+				if res.Pulled != nil {
+					a.reportPull(res.Pulled, start)
+				}
 				err = a.printDeploy(s, res.Deployed, nil)
 				if err == nil && res.DeletedRef != "" {
 					fmt.Fprintf(a.stdout, "Deleted ref '%s'\n", res.DeletedRef)
@@ -1234,4 +1239,13 @@ path's fate as deploy would report it.`,
 // says in words what leaving it out means; -1 is only how the code knows.
 func wordedDefault(c *cobra.Command, name string) {
 	c.Flags().Lookup(name).DefValue = "0"
+}
+
+// reportPull tells on standard error what an upgrade's pull fetched, in
+// pull's closing line, and the static deltas it used.
+func (a *adminEnv) reportPull(res *remote.PullResult, start time.Time) {
+	fmt.Fprintln(a.stderr, pullSummary(res, time.Since(start)))
+	for _, d := range res.Deltas {
+		fmt.Fprintf(a.stderr, "Used static delta %s\n", d)
+	}
 }

@@ -329,8 +329,12 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 	a.ok("admin", "deploy", "origin:cli/stable")
 
 	c2 := build("cli/stable", "two\n")
-	// Standard output as OSTree's (nothing); what was pulled on stderr.
-	if res := a.run("admin", "upgrade", "--pull-only"); res.code != 0 || res.stdout != "" || !strings.Contains(res.stderr, "Pulled origin:cli/stable: "+c2+"\n") {
+	srv.ok("static-delta", "generate", "--from="+c1, "--to="+c2)
+	srv.ok("summary", "-u")
+	// Standard output as OSTree's (nothing); what was pulled on stderr,
+	// with the static delta used.
+	if res := a.run("admin", "upgrade", "--pull-only"); res.code != 0 || res.stdout != "" || !strings.Contains(res.stderr, "Pulled origin:cli/stable: "+c2+"\n") ||
+		!strings.Contains(res.stderr, "\n1 delta parts, ") || !strings.Contains(res.stderr, "\nUsed static delta "+c1+"-"+c2+"\n") {
 		t.Errorf("upgrade --pull-only: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 	if st := a.status(); len(st.Deployments) != 1 || st.Deployments[0].Commit != c1 {
@@ -389,8 +393,8 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 		t.Errorf("after set-origin: %+v", d)
 	}
 	c6 := build("cli/stable", "six\n")
-	if out := a.ok("admin", "upgrade"); !strings.Contains(out, "Deployed cli "+c6+".0") {
-		t.Errorf("upgrade after set-origin printed %q", out)
+	if res := a.run("admin", "upgrade"); res.code != 0 || !strings.Contains(res.stdout, "Deployed cli "+c6+".0") || !strings.Contains(res.stderr, " content objects fetched; ") {
+		t.Errorf("upgrade after set-origin: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 	a.ok("admin", "set-origin", "mirror", hs.URL) // same url, branch kept
 	a.fails(1, "remote add --force", "admin", "set-origin", "origin", "http://elsewhere.example/", "cli/stable")
