@@ -609,23 +609,32 @@ func vmStaged(t *testing.T, r map[string]string) {
 	}
 }
 
+// vmAccelFound is what vmAccel found, for the next test that boots a
+// machine: its probe takes up to 30 seconds.
+var vmAccelFound string
+
 // vmAccel returns QEMU's accelerator: kvm when it runs a kernel (kernel
 // boots to its panic for want of a root filesystem within 30 seconds), else
 // tcg when OTREE_TEST_VM_TCG=1 asks for it, else it skips the test.
 func vmAccel(t *testing.T, kernel string) string {
 	t.Helper()
+	if vmAccelFound != "" {
+		return vmAccelFound
+	}
 	if _, err := os.Stat("/dev/kvm"); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, "qemu-system-x86_64", "-enable-kvm", "-m", "256", "-display", "none", "-monitor", "none",
 			"-no-reboot", "-nic", "none", "-serial", "stdio", "-kernel", kernel, "-append", "console=ttyS0 panic=-1").CombinedOutput()
 		if err == nil && bytes.Contains(out, []byte("Kernel panic")) {
-			return "kvm"
+			vmAccelFound = "kvm"
+			return vmAccelFound
 		}
 		t.Logf("KVM does not boot a kernel here (%v); %s", err, vmTail(out, 500))
 	}
 	if os.Getenv(vmEnv+"_TCG") == "1" {
-		return "tcg"
+		vmAccelFound = "tcg"
+		return vmAccelFound
 	}
 	t.Skipf("no working KVM; %s_TCG=1 boots under emulation (minutes a boot)", vmEnv)
 	return ""
