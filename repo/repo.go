@@ -104,7 +104,7 @@ type Repo struct {
 	refsBorrow sync.RWMutex
 
 	encOnce sync.Once
-	enc     *zenc.Objects
+	enc     *zstd.Encoder
 	decs    sync.Pool
 	encPool sync.Pool
 
@@ -489,12 +489,12 @@ func (r *Repo) ObjectPath(kind Kind, id ID) string {
 	return filepath.Join(r.path, "objects", objectPath(kind, id))
 }
 
-// encoder returns the repository's shared zstd encoders for whole objects.
+// encoder returns the repository's shared zstd encoder for whole objects.
 // EncodeAll runs on as many encoders as the option allows and queues
 // beyond that, so there is one per commit worker.
-func (r *Repo) encoder() *zenc.Objects {
+func (r *Repo) encoder() *zstd.Encoder {
 	r.encOnce.Do(func() {
-		r.enc, _ = zenc.NewObjects(zenc.Level, workq.Workers())
+		r.enc, _ = zenc.Whole(zenc.Level, workq.Workers())
 	})
 	return r.enc
 }

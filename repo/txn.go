@@ -1488,7 +1488,7 @@ func (t *Txn) writeArchived(f *stagedFile, content []byte) error {
 	if len(content) >= minCompress {
 		bp := compBufs.Get().(*[]byte)
 		defer compBufs.Put(bp)
-		z := t.r.encoder().EncodeAll(content, append((*bp)[:0], compZstd), int(f.n))
+		z := t.r.encoder().EncodeAll(content, append((*bp)[:0], compZstd))
 		*bp = z
 		if len(z)-1 < len(content) {
 			_, err := f.Write(z)

@@ -81,7 +81,7 @@ var levels = map[string]zstd.EncoderLevel{"default": zstd.SpeedDefault, "better"
 type floor struct {
 	dst     string
 	level   zstd.EncoderLevel
-	enc     *zenc.Objects // whole-file encoders, nil without -zstd
+	enc     *zstd.Encoder // whole-file encoder, nil without -zstd
 	objects bool          // -objects
 	seed    maphash.Seed
 	mu      sync.Mutex
@@ -99,7 +99,7 @@ func run(src, dst, level string, objects bool) error {
 			return fmt.Errorf("-zstd=%s: want none, default or better", level)
 		}
 		var err error
-		f.enc, err = zenc.NewObjects(f.level, workq.Workers())
+		f.enc, err = zenc.Whole(f.level, workq.Workers())
 		if err != nil {
 			return err
 		}
@@ -285,7 +285,7 @@ func (w *worker) store(p string) error {
 	case w.enc == nil:
 		_, err = out.Write(data)
 	default:
-		w.out = w.enc.EncodeAll(data, w.out[:0], int(out.n))
+		w.out = w.enc.EncodeAll(data, w.out[:0])
 		_, err = out.Write(w.out)
 	}
 	if err == nil && w.objects && w.enc == nil {
