@@ -226,7 +226,9 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 // again: a filesystem without user xattrs (ramfs, or one mounted without
 // them) would otherwise take the repository and fail every commit.
 func probeUserXattrs(dir string) error {
-	f, err := os.CreateTemp(dir, ".xattr-probe-")
+	// A temporary file's name: one a kill leaves, or a concurrent Init
+	// sees, does not make the directory one Init refuses (checkInitDir).
+	f, err := os.CreateTemp(dir, durable.TempPattern)
 	if err != nil {
 		return err
 	}
