@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/otree/otree/internal/durable"
@@ -77,15 +78,24 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 	if s.staged != nil {
 		hold(s.staged)
 	}
-	roots, err := s.stateroots()
+	stateroots, err := s.stateroots()
 	if err != nil {
 		return nil, err
 	}
 	// The directory the running system is rooted at, were no entry to list
 	// it (entries edited by another tool): deleting it would take the
-	// running system's /etc.
-	root, _ := os.Stat(s.path)
-	for _, osName := range roots {
+	// running system's /etc. That is the sysroot opened as /, or, opened
+	// by its physical root (/sysroot), the running /.
+	var roots []os.FileInfo
+	for _, p := range []string{s.path, "/"} {
+		if fi, err := os.Stat(p); err == nil {
+			roots = append(roots, fi)
+		}
+	}
+	running := func(fi os.FileInfo) bool {
+		return slices.ContainsFunc(roots, func(r os.FileInfo) bool { return os.SameFile(fi, r) })
+	}
+	for _, osName := range stateroots {
 		dir := filepath.Join(s.root, "otree", "deploy", osName, "deploy")
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -105,7 +115,7 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			if fi, err := os.Lstat(p); err == nil && root != nil && os.SameFile(fi, root) {
+			if fi, err := os.Lstat(p); err == nil && running(fi) {
 				return nil, fmt.Errorf("%s is the running system's root, but no boot entry lists it: not removing it (boot a deployment an entry lists, or restore its entry in %s)", p, filepath.Join(s.path, "boot", "loader", "entries"))
 			}
 			if err := removeTree(p); err != nil {

@@ -640,6 +640,12 @@ done
 // list the booted deployment, and the command line names none (so that
 // opening the sysroot does not refuse, as in TestAdminBootedUnlisted).
 func TestAdminCleanupKeepsUnlistedBooted(t *testing.T) {
+	for _, sysroot := range []string{"/", "/sysroot"} {
+		t.Run(sysroot, func(t *testing.T) { testAdminCleanupKeepsUnlistedBooted(t, sysroot) })
+	}
+}
+
+func testAdminCleanupKeepsUnlistedBooted(t *testing.T, sysroot string) {
 	a := newAdmin(t)
 	b := newBooter(t, a)
 	a.commit("one\n", "6.1.0-1")
@@ -653,9 +659,9 @@ for e in "$M"/boot/loader/entries/*.conf; do
 	if grep -qF -- "$arg" "$e"; then rm "$e"; fi
 done
 echo root=LABEL=root >"$M/proc/cmdline"
-otree admin status
-if otree admin cleanup; then echo "cleanup=0"; fi
-`)
+otree admin --sysroot="$SYSROOT" status
+if otree admin --sysroot="$SYSROOT" cleanup; then echo "cleanup=0"; fi
+`, "SYSROOT="+sysroot)
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatal(err)
