@@ -39,6 +39,9 @@ type UpgradeResult struct {
 	// Pulled is the fetch from the remote; nil for a local refspec or
 	// with DeployOnly.
 	Pulled *remote.PullResult `json:"pulled,omitempty"`
+	// PullTime is how long the pull took, the deploy after it left out,
+	// for the transfer time a report of the pull gives.
+	PullTime time.Duration `json:"-"`
 	// Commit is the commit the refspec names after the pull.
 	Commit repo.ID `json:"commit"`
 	// Deployed is the new deployment; nil when there was nothing to deploy
@@ -189,7 +192,9 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 			// either, with PullOnly too.
 			po.TimestampCheck, po.TimestampCheckFrom = true, cur.Commit
 		}
+		start := time.Now()
 		pr, err := remote.Pull(ctx, s.repo, po)
+		res.PullTime = time.Since(start)
 		if te := (*remote.TimestampError)(nil); errors.As(err, &te) && te.Ref == "" {
 			err = &DowngradeError{Ref: refspec, Commit: te.Commit, Current: cur, CurrentTime: te.CurrentTime, FoundTime: te.Time}
 		}

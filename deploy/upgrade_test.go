@@ -143,7 +143,7 @@ func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 	}
 
 	c := srv.commit("os/stable", osTree("6.1.0-3", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
-	if res, err = f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != c || res.Pulled.ObjectsFetched == 0 {
+	if res, err = f.s.Upgrade(ctx, opts); err != nil || res.Deployed.Deployment.Commit != c || res.Pulled.ObjectsFetched == 0 || res.PullTime <= 0 {
 		t.Fatalf("upgrade: %+v, %v", res, err)
 	}
 	if diff := cmp.Diff([]repo.ID{c, b}, f.order()); diff != "" {

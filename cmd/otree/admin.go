@@ -452,7 +452,6 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
 			}
 			var res *deploy.UpgradeResult
-			start := time.Now()
 			if len(args) == 1 {
 				res, err = s.SwitchRef(cmd.Context(), args[0], opts)
 			} else {
@@ -475,7 +474,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				// fetched is told on standard error.
 				if res.Pulled != nil {
 					fmt.Fprintf(a.stderr, "Pulled %s: %s\n", res.Refspec, res.Commit)
-					a.reportPull(res.Pulled, start)
+					a.reportPull(res)
 				}
 				if err != nil {
 					fmt.Fprintln(a.stdout, "No update available.")
@@ -489,7 +488,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				err = a.printJSON(res)
 			} else {
 				if res.Pulled != nil {
-					a.reportPull(res.Pulled, start)
+					a.reportPull(res)
 				}
 				err = a.printDeploy(s, res.Deployed, nil)
 				if err == nil && res.DeletedRef != "" {
@@ -1242,10 +1241,11 @@ func wordedDefault(c *cobra.Command, name string) {
 }
 
 // reportPull tells on standard error what an upgrade's pull fetched, in
-// pull's closing line, and the static deltas it used.
-func (a *adminEnv) reportPull(res *remote.PullResult, start time.Time) {
-	fmt.Fprintln(a.stderr, pullSummary(res, time.Since(start)))
-	for _, d := range res.Deltas {
+// pull's closing line (its time the pull's, not the deploy's), and the
+// static deltas it used.
+func (a *adminEnv) reportPull(res *deploy.UpgradeResult) {
+	fmt.Fprintln(a.stderr, pullSummary(res.Pulled, res.PullTime))
+	for _, d := range res.Pulled.Deltas {
 		fmt.Fprintf(a.stderr, "Used static delta %s\n", d)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo/remote"
 	"golang.org/x/sys/unix"
 )
 
@@ -1229,5 +1230,17 @@ func TestDeployWarningEscapesNames(t *testing.T) {
 	res := a.run("admin", "deploy", "cli/stable")
 	if res.code != 0 || !strings.Contains(res.stderr, `warning: /var/x\x1b[2Jy in commit`) || strings.Contains(res.stderr, "\x1b") {
 		t.Errorf("deploy: exit %d, stderr %q; want the /var entry's warning with its escape written as \\x1b", res.code, res.stderr)
+	}
+}
+
+// An upgrade's report of its pull gives the pull's time, not that of the
+// pull and the deploy after it (a checkout of every file).
+func TestAdminReportPullTime(t *testing.T) {
+	var errb bytes.Buffer
+	a := &adminEnv{env: &env{stderr: &errb}}
+	a.reportPull(&deploy.UpgradeResult{Pulled: &remote.PullResult{MetadataFetched: 4, ContentFetched: 1, BytesFetched: 4096, Deltas: []string{"A-B"}}, PullTime: 7 * time.Second})
+	want := "4 metadata, 1 content objects fetched; 4 KiB transferred in 7 seconds; 0 bytes content written\nUsed static delta A-B\n"
+	if errb.String() != want {
+		t.Errorf("reported %q, want %q", errb.String(), want)
 	}
 }
