@@ -134,7 +134,7 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 				// OSTree pulls only BRANCH then and ignores further
 				// arguments; the same here, but said.
 				if len(refs) > 0 {
-					fmt.Fprintf(e.stderr, "warning: %s names the one branch to pull; not pulling %s\n", args[0], strings.Join(refs, " "))
+					fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprintf("%s names the one branch to pull; not pulling %s", args[0], strings.Join(refs, " "))))
 				}
 				f.remote, refs = rm, []string{branch}
 			}
