@@ -180,7 +180,7 @@ func TestPowerCutVM(t *testing.T) {
 	vmInstall(t, otreeBin, filepath.Join(root, "usr/bin/otree"), 0o755)
 	vmWrite(t, filepath.Join(root, "otree-powercut"), pcInit, 0o755)
 
-	// The commit workload's source: a copy of /usr/share and three large
+	// The commit workload's source: a copy of /usr/share and two large
 	// files of random bytes (random, so that the archive repository cannot
 	// compress them away).
 	src := filepath.Join(root, "src")
