@@ -452,16 +452,22 @@ func (s *Sysroot) remotesDeployment() *Deployment {
 
 // runningDir returns the deployment directory of the sysroot whose
 // physical root is root that is the running / (by device and inode), or
-// "".
+// "". Directories are read, not globbed: root may hold '[' or '*'.
 func runningDir(root string) string {
 	fi, err := os.Stat("/")
 	if err != nil {
 		return ""
 	}
-	dirs, _ := filepath.Glob(filepath.Join(root, "otree", "deploy", "*", "deploy", "*"))
-	for _, d := range dirs {
-		if di, err := os.Stat(d); err == nil && di.IsDir() && os.SameFile(di, fi) {
-			return d
+	base := filepath.Join(root, "otree", "deploy")
+	stateroots, _ := os.ReadDir(base)
+	for _, sr := range stateroots {
+		dir := filepath.Join(base, sr.Name(), "deploy")
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			d := filepath.Join(dir, e.Name())
+			if di, err := os.Stat(d); err == nil && di.IsDir() && os.SameFile(di, fi) {
+				return d
+			}
 		}
 	}
 	return ""

@@ -543,6 +543,8 @@ func TestAdminPhysicalSysrootWhileBooted(t *testing.T) {
 	out, err := b.tryBoot(dep, `
 otree admin --sysroot=/sysroot status | grep -q "^\* cli $(basename "$DEP")$" && echo status=booted
 otree admin --sysroot=/sysroot undeploy 1 || echo undeploy=refused
+mkdir "$M/run/s[1]" && mount --bind "$M/sysroot" "$M/run/s[1]"
+otree admin --sysroot='/run/s[1]' undeploy 1 || echo undeploy-other-path=refused
 mount -t tmpfs boot "$M/sysroot/boot"
 for c in status cleanup; do
 	if otree admin --sysroot=/sysroot $c; then echo "$c=0"; fi
@@ -552,7 +554,8 @@ done
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLines(t, out, "status=booted", "undeploy=refused")
+	// By another path too, one a glob would take for a pattern.
+	wantLines(t, out, "status=booted", "undeploy=refused", "undeploy-other-path=refused")
 	for _, c := range []string{"status", "cleanup"} {
 		if strings.Contains(out, c+"=0\n") {
 			t.Errorf("admin --sysroot=/sysroot %s succeeded on a booted system without /sysroot/boot/loader", c)
