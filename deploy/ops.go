@@ -264,8 +264,9 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 }
 
 // Verify reports every path of deployment index's /usr that no longer
-// matches its commit. For the deployment running as the sysroot's /, that
-// is the /usr mounted there, so an unlock's changes count too; for
+// matches its commit. For the deployment running as the sysroot's / (or
+// as /, the sysroot opened by its physical root), that is the /usr
+// mounted there, so an unlock's changes count too; for
 // another hotfixed deployment, its usr as its overlay changes it.
 func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, error) {
 	d, err := s.Deployment(index)
@@ -273,9 +274,9 @@ func (s *Sysroot) Verify(ctx context.Context, index int) ([]checkout.Change, err
 		return nil, err
 	}
 	usr := filepath.Join(d.Path, "usr")
-	running := d == s.booted && s.rootBooted
+	running := d == s.booted && (s.rootBooted || s.runningDir != "")
 	if running {
-		usr = filepath.Join(s.path, "usr")
+		usr = filepath.Join(s.runningRoot(), "usr")
 	}
 	changes, err := checkout.DiffDir(ctx, s.repo, d.Commit, usr, checkout.DiffOptions{Subpath: "/usr", Verify: true})
 	if err != nil {

@@ -134,7 +134,7 @@ func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, e
 		return nil, err
 	}
 	b := s.booted
-	usr := filepath.Join(s.path, "usr")
+	usr := filepath.Join(s.runningRoot(), "usr")
 	if mode == UnlockHotfix {
 		res.Upper = filepath.Join(b.Path, hotfixUpper)
 		if err := s.unlockHotfix(b, usr); err != nil {
@@ -152,6 +152,17 @@ func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, e
 	}
 	res.Deployment = s.booted
 	return res, nil
+}
+
+// runningRoot is where the booted deployment's mounts are (its /usr, its
+// /var): the sysroot's own path, or / when the sysroot is the running
+// system's opened by its physical root (/sysroot), whose usr/ and var/
+// are not the deployment's.
+func (s *Sysroot) runningRoot() string {
+	if !s.rootBooted && s.runningDir != "" {
+		return "/"
+	}
+	return s.path
 }
 
 func (s *Sysroot) checkUnlockable() error {
@@ -214,7 +225,7 @@ func (s *Sysroot) unlockHotfix(b *Deployment, usr string) error {
 // unlockRun mounts an overlay on usr whose upper directory is a new one
 // under var/tmp, and records it under run/.
 func (s *Sysroot) unlockRun(b *Deployment, mode UnlockMode, usr string) (string, error) {
-	dir, err := os.MkdirTemp(filepath.Join(s.path, "var", "tmp"), unlockDirPrefix)
+	dir, err := os.MkdirTemp(filepath.Join(s.runningRoot(), "var", "tmp"), unlockDirPrefix)
 	if err != nil {
 		return "", fmt.Errorf("unlock: %w", err)
 	}

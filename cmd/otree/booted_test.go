@@ -293,6 +293,27 @@ otree admin cleanup
 		}
 	})
 
+	// Through the physical root (--sysroot=/sysroot) the running /usr is
+	// unlocked too, not /sysroot/usr, and its drift is that /usr's; a
+	// hotfix is refused as already unlocked, adding no clone.
+	t.Run("physical-root", func(t *testing.T) {
+		b.a.t = t
+		out := b.boot(dep, `
+otree admin --sysroot=/sysroot unlock
+echo added > "$M/usr/bin/added" && echo usr=rw
+otree admin --sysroot=/sysroot status --verify || echo verify=drift
+otree admin --sysroot=/sysroot unlock --hotfix 2>&1 || echo hotfix=refused
+echo status:; otree admin status --json
+`)
+		wantLines(t, out, "usr=rw", "    drift: A /usr/bin/added", "verify=drift", "hotfix=refused")
+		if st := bootedStatus(t, out); len(st) != 1 || !st[0].Booted || st[0].Unlocked != deploy.UnlockDevelopment {
+			t.Errorf("booted status = %+v, want one booted deployment unlocked for development", st)
+		}
+		if _, err := os.Lstat(filepath.Join(dep, "usr/bin/added")); err == nil {
+			t.Errorf("the change landed in the deployment")
+		}
+	})
+
 	t.Run("transient", func(t *testing.T) {
 		b.a.t = t
 		out := b.boot(dep, `
