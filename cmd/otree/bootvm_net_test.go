@@ -3,14 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otree/otree/internal/testnginx"
 )
 
 // vmNetScript is the test service of a machine with a network
@@ -101,7 +101,7 @@ type vmServer struct {
 // /var/lib/otree-boot-test/server, which vmNetScript reads.
 func vmNewServer(t *testing.T, m *vmMachine, treeB string) *vmServer {
 	t.Helper()
-	if _, err := os.Stat(vmNginx); err != nil {
+	if _, err := os.Stat(testnginx.Binary); err != nil {
 		t.Skipf("nginx is not installed (Debian package nginx): %v", err)
 	}
 	s := &vmServer{root: filepath.Join(m.tmp, "www")}
@@ -125,7 +125,7 @@ func vmNewServer(t *testing.T, m *vmMachine, treeB string) *vmServer {
 	realOK(t, repoFlag, "static-delta", "generate", "--from="+m.idA, "--to="+s.idB)
 	realOK(t, repoFlag, "summary", "-u", "--sign-from-file="+key)
 	t.Logf("made the server's repository in %v", time.Since(start))
-	port := vmStartNginx(t, s.root, filepath.Join(m.tmp, "nginx"))
+	port := testnginx.Start(t, s.root, filepath.Join(m.tmp, "nginx"), "$status $uri")
 	s.log = filepath.Join(m.tmp, "nginx", "access.log")
 	vmWrite(t, filepath.Join(m.mnt, "otree/deploy/debian/var/lib/otree-boot-test/server"),
 		fmt.Sprintf("http://10.0.2.2:%d/repo %s\n", port, pub), 0o644)
@@ -158,74 +158,6 @@ func (s *vmServer) requests(t *testing.T) []string {
 	}
 	realMust(t, sc.Err())
 	return out
-}
-
-// vmNginx is where Debian's nginx package installs the server.
-const vmNginx = "/usr/sbin/nginx"
-
-// vmStartNginx serves root on a port of 127.0.0.1, which QEMU's user
-// networking makes 10.0.2.2's to the guest, until the test ends, logging
-// each request as "STATUS PATH" to dir/access.log. It returns the port.
-func vmStartNginx(t *testing.T, root, dir string) int {
-	t.Helper()
-	realMust(t, os.MkdirAll(filepath.Join(dir, "tmp"), 0o755))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	realMust(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	// Workers would otherwise run as nobody, who cannot read the test's
-	// private temporary directories.
-	conf := fmt.Sprintf(`user root;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 64; }
-http {
-	log_format plain '$status $uri';
-	access_log %[1]s/access.log plain;
-	client_body_temp_path %[1]s/tmp/body;
-	proxy_temp_path %[1]s/tmp/proxy;
-	fastcgi_temp_path %[1]s/tmp/fastcgi;
-	uwsgi_temp_path %[1]s/tmp/uwsgi;
-	scgi_temp_path %[1]s/tmp/scgi;
-	default_type application/octet-stream;
-	server {
-		listen 127.0.0.1:%[2]d;
-		root %[3]s;
-	}
-}
-`, dir, port, root)
-	vmWrite(t, filepath.Join(dir, "nginx.conf"), conf, 0o644)
-	cmd := exec.Command(vmNginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	realMust(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // the master stops its workers
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return port
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s", err, log)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on port %d", port)
-		}
-	}
 }
 
 // vmTestNetwork boots a machine through UEFI whose upgrades come from a
