@@ -340,6 +340,14 @@ func TestInitBareUserNeedsUserXattrs(t *testing.T) {
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the refused init left the directory it made: %v", err)
 	}
+	// With the directories above it: all it made go.
+	deep := filepath.Join(dir, "a", "b", "repo")
+	if _, err := repo.Init(deep, repo.InitOptions{Mode: repo.ModeBareUser}); !errors.Is(err, unix.ENOTSUP) {
+		t.Fatalf("bare-user init of %s on a ramfs: %v, want ENOTSUP", deep, err)
+	}
+	if got := names(t, dir); len(got) != 0 {
+		t.Errorf("the refused init of %s left %v in %s", deep, got, dir)
+	}
 	// Into a directory that was there, it leaves that directory as it was.
 	if err := os.Mkdir(path, 0o755); err != nil {
 		t.Fatal(err)

@@ -154,16 +154,26 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 	if err := checkInitDir(path); err != nil {
 		return nil, err
 	}
-	_, statErr := os.Lstat(path)
+	// The topmost directory MkdirAll makes, if any: a refused init
+	// removes what it made.
+	made := ""
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			break
+		}
+		made = p
+	}
 	if err := durable.MkdirAll(path, durable.DirPerm, true); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	if opts.Mode == ModeBareUser {
 		// Asked before the layout is made, so that a refusal leaves the
-		// directory as it was (and a directory Init made, gone).
+		// directory as it was (and the directories Init made, gone).
 		if err := probeUserXattrs(path); err != nil {
-			if errors.Is(statErr, fs.ErrNotExist) {
-				os.Remove(path)
+			for p := filepath.Clean(path); made != ""; p = filepath.Dir(p) {
+				if os.Remove(p) != nil || p == made {
+					break
+				}
 			}
 			return nil, fmt.Errorf("init %s: a bare-user repository keeps each file's owner and mode in the %s xattr, which this filesystem refuses (use bare-user-only or archive): %w", path, UserMetaXattr, err)
 		}

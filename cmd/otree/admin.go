@@ -176,7 +176,7 @@ func byIndex(s *deploy.Sysroot, n int) (d *deploy.Deployment, staged bool, err e
 		if s.Staged() != nil {
 			total++
 		}
-		return nil, false, fmt.Errorf("no such deployment %d: there are %d (otree admin status lists them)", n, total)
+		return nil, false, fmt.Errorf("sysroot %s: no such deployment %d: there are %d (otree admin status lists them)", s.Path(), n, total)
 	}
 	return s.Deployments()[i], false, nil
 }

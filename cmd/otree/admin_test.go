@@ -209,8 +209,8 @@ func TestAdminCommands(t *testing.T) {
 	if out := a.ok("admin", "pin", "--unpin", "0", "1"); out != "Deployment 0 is now unpinned\nDeployment 1 is now unpinned\n" {
 		t.Errorf("pin --unpin 0 1 printed %q", out)
 	}
-	a.fails(1, "no such deployment", "admin", "undeploy", "5")
-	a.fails(1, "no such deployment", "admin", "pin", "5")
+	a.fails(1, "sysroot "+a.sys+": no such deployment 5", "admin", "undeploy", "5")
+	a.fails(1, "sysroot "+a.sys+": no such deployment 5", "admin", "pin", "5")
 	a.fails(2, "not a number", "admin", "undeploy", "x")
 	gone := a.status().Deployments[1].Commit
 	undeployed := regexp.MustCompile(`^Bootloader updated; bootconfig swap: yes; bootversion: boot\.\d\.\d, deployment count change: -1\n` +
