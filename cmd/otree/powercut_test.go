@@ -31,8 +31,8 @@ const (
 	pcKills    = 2
 )
 
-// pcWorkEnv, when set, names the workloads TestPowerCutVM runs, commit
-// and deploy (default both), comma-separated.
+// pcWorkEnv, when set, names the workloads TestPowerCutVM runs, commit,
+// deploy and commit-btrfs (default all three), comma-separated.
 const pcWorkEnv = "OTREE_TEST_POWERCUT_WORKLOADS"
 
 // pcPause is how long the guest waits between operations.
@@ -50,7 +50,11 @@ const pcPrefix = "OTREE-POWERCUT "
 // ext4 is remounted with noauto_da_alloc (a file renamed over another is
 // not flushed for the program) and a journal commit interval longer than
 // any run, so that neither the journal's timer nor that heuristic makes a
-// missing fsync good.
+// missing fsync good. commit-btrfs is the commit workload with the
+// repositories on a btrfs disk (/dev/vdb), whose transaction interval is
+// as long: there an fsync writes only its inode to btrfs's log tree, so a
+// rename that no sync made durable is lost even when a later fsync (the
+// ref's) was not, where ext4's journal commit would carry it.
 const pcInit = `#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 # The initramfs moved its /proc and /sys here.
@@ -63,10 +67,14 @@ echo 0 >/proc/sys/vm/dirty_writeback_centisecs
 echo 360000 >/proc/sys/vm/dirty_expire_centisecs
 echo 90 >/proc/sys/vm/dirty_ratio
 echo 80 >/proc/sys/vm/dirty_background_ratio
-arg=$(sed -n 's/.*otree_powercut=\([a-z]*\):\([0-9]*\).*/\1 \2/p' /proc/cmdline)
+arg=$(sed -n 's/.*otree_powercut=\([a-z-]*\):\([0-9]*\).*/\1 \2/p' /proc/cmdline)
 set -- $arg
-work=$1 boot=$2
-say "ready $work $boot"
+work=$1 boot=$2 pre=
+if [ "$work" = commit-btrfs ]; then
+	modprobe btrfs && mount -t btrfs -o commit=3600 /dev/vdb /repos/btrfs || say "fail 0 mount 1"
+	work=commit pre=btrfs/
+fi
+say "ready $1 $boot"
 n=0
 while :; do
 	n=$((n+1))
@@ -78,7 +86,7 @@ while :; do
 		order="bu ar"
 		case $((boot%4)) in 0|3) order="ar bu" ;; esac
 		for r in $order; do
-			s="boot$boot-$n"
+			r=$pre$r s="boot$boot-$n"
 			say "start $n $r $s"
 			if out=$(otree --repo=/repos/$r commit -b main -s "$s" --owner-uid=$((boot*1000+n)) /src 2>&1); then
 				say "done $n $r $out"
@@ -105,9 +113,10 @@ done
 // TestPowerCutVM cuts the power of a machine while otree writes: otree
 // runs in a QEMU guest, which is killed (SIGKILL) at a random moment
 // inside an operation, and the disk image is then checked from the host
-// (mounting it replays ext4's journal). Unlike the tests that kill the
-// otree process, a kill of the machine loses what its kernel had not yet
-// written to the disk, so a missing or misordered sync shows.
+// (mounting it replays ext4's journal, or btrfs's log tree). Unlike the
+// tests that kill the otree process, a kill of the machine loses what its
+// kernel had not yet written to the disk, so a missing or misordered sync
+// shows.
 //
 // What it models: the guest's page cache is lost, while everything the
 // guest had submitted to its disk is kept (QEMU's disk, cache=writeback,
@@ -121,7 +130,9 @@ done
 // repository, each commit of a new tree (3,700 files, two of 8 MiB,
 // every object new); after each cut each branch must be at the last
 // commit the guest reported done or at the one in progress (whose parent
-// that is), and fsck must find nothing wrong. deploy: otree admin deploy
+// that is), and fsck must find nothing wrong. commit-btrfs: the same with
+// the repositories on a second disk, btrfs, where an fsync does not carry
+// other files' renames as ext4's journal does. deploy: otree admin deploy
 // in a loop into a sysroot; after each cut otree admin status must work,
 // the default boot entry must boot the last deployment reported done or
 // the one in progress, and every entry a deployment that is complete: its
@@ -190,10 +201,30 @@ func TestPowerCutVM(t *testing.T) {
 		vmWrite(t, filepath.Join(src, "big", strconv.Itoa(i)), string(pcRandom(m.rng, 8<<20)), 0o644)
 	}
 	m.lastDone = map[string]string{}
-	for _, r := range []struct{ name, mode string }{{"bu", "bare-user"}, {"ar", "archive"}} {
+	repos := filepath.Join(root, "repos")
+	if pcHasBtrfs() {
+		// commit-btrfs's repositories, on their own disk, mounted at
+		// repos/btrfs.
+		realMust(t, os.MkdirAll(filepath.Join(repos, "btrfs"), 0o755))
+		m.btrfs = filepath.Join(m.tmp, "btrfs.img")
+		repos = filepath.Join(m.tmp, "btrfs")
+	}
+	for _, r := range []struct{ name, mode string }{{"bu", "bare-user"}, {"ar", "archive"}, {"btrfs/bu", "bare-user"}, {"btrfs/ar", "archive"}} {
 		repo := filepath.Join(root, "repos", r.name)
+		if dir, ok := strings.CutPrefix(r.name, "btrfs/"); ok {
+			if m.btrfs == "" {
+				continue
+			}
+			repo = filepath.Join(repos, dir)
+		}
 		realOK(t, "init", "--repo="+repo, "--mode="+r.mode)
 		m.lastDone[r.name] = realCommitID(t, realOK(t, "--repo="+repo, "commit", "-b", "main", "-s", "host", "--owner-uid=1", src))
+	}
+	if m.btrfs != "" {
+		realMust(t, os.WriteFile(m.btrfs, nil, 0o644))
+		realMust(t, os.Truncate(m.btrfs, 4<<30))
+		realCmd(t, "mkfs.btrfs", "-q", "-r", repos, m.btrfs)
+		realMust(t, os.RemoveAll(repos))
 	}
 
 	// The deploy workload's sysroot, as an installer makes it, with three
@@ -234,24 +265,31 @@ func TestPowerCutVM(t *testing.T) {
 	m.kver = kver
 
 	boot := 0
-	works := []string{"commit", "deploy"}
+	works := []string{"commit", "deploy", "commit-btrfs"}
 	if s := os.Getenv(pcWorkEnv); s != "" {
 		works = strings.Split(s, ",")
 	}
 	for _, work := range works {
-		if work != "commit" && work != "deploy" {
-			t.Fatalf("%s=%q: want commit, deploy or both", pcWorkEnv, os.Getenv(pcWorkEnv))
+		if work != "commit" && work != "deploy" && work != "commit-btrfs" {
+			t.Fatalf("%s=%q: want some of commit, deploy, commit-btrfs", pcWorkEnv, os.Getenv(pcWorkEnv))
 		}
-		for k := range kills {
-			boot++
-			m.run(t, work, boot, k%2 == 1)
-			m.check(t, work, boot)
-			if t.Failed() {
-				rep, _ := os.ReadFile(filepath.Join(m.tmp, fmt.Sprintf("boot%d", boot), "report.log"))
-				t.Fatalf("after power cut %d of the %s workload (boot %d); the guest reported:\n%s", k+1, work, boot, rep)
+	}
+	for _, work := range works {
+		t.Run(work, func(t *testing.T) {
+			if work == "commit-btrfs" && m.btrfs == "" {
+				t.Skip("needs mkfs.btrfs (btrfs-progs) and btrfs in the host's kernel")
 			}
-		}
-		m.next(t, work)
+			for k := range kills {
+				boot++
+				m.run(t, work, boot, k%2 == 1)
+				m.check(t, work, boot)
+				if t.Failed() {
+					rep, _ := os.ReadFile(filepath.Join(m.tmp, fmt.Sprintf("boot%d", boot), "report.log"))
+					t.Fatalf("after power cut %d of the %s workload (boot %d); the guest reported:\n%s", k+1, work, boot, rep)
+				}
+			}
+			m.next(t, work)
+		})
 	}
 	t.Logf("power cuts: %d; landed: %v", boot, m.landed)
 }
@@ -259,10 +297,13 @@ func TestPowerCutVM(t *testing.T) {
 // pcMachine is the disk image and what the guest has reported so far.
 type pcMachine struct {
 	tmp, disk, mnt, kernel, initrd, accel, kver string
-	rng                                         *rand.Rand
+	// btrfs is commit-btrfs's disk image, if the host can make one.
+	btrfs string
+	rng   *rand.Rand
 	// commits are the deploy workload's commits by ref.
 	commits map[string]string
-	// lastDone is, by repository (bu, ar) or "deploy", the last commit
+	// lastDone is, by repository (bu, ar, btrfs/bu, btrfs/ar) or
+	// "deploy", the last commit
 	// the guest reported done (or the host made).
 	lastDone map[string]string
 	// took is how long an operation took, by repository or "deploy".
@@ -287,12 +328,16 @@ func (m *pcMachine) run(t *testing.T, work string, boot int, after bool) {
 	realMust(t, os.Mkdir(dir, 0o755))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", m.accel, "-m", "1024", "-smp", "2",
+	args := []string{"-accel", m.accel, "-m", "1024", "-smp", "2",
 		"-display", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
-		"-drive", "file="+m.disk+",format=raw,if=virtio,cache=writeback",
+		"-drive", "file=" + m.disk + ",format=raw,if=virtio,cache=writeback"}
+	if work == "commit-btrfs" {
+		args = append(args, "-drive", "file="+m.btrfs+",format=raw,if=virtio,cache=writeback")
+	}
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", append(args,
 		"-kernel", m.kernel, "-initrd", m.initrd,
 		"-append", fmt.Sprintf("root=/dev/vda rw console=ttyS0 quiet panic=-1 init=/otree-powercut otree_powercut=%s:%d", work, boot),
-		"-serial", "file:"+filepath.Join(dir, "console.log"), "-serial", "stdio")
+		"-serial", "file:"+filepath.Join(dir, "console.log"), "-serial", "stdio")...)
 	out, err := cmd.StdoutPipe()
 	realMust(t, err)
 	report, err := os.Create(filepath.Join(dir, "report.log"))
@@ -386,10 +431,9 @@ func (m *pcMachine) run(t *testing.T, work string, boot int, after bool) {
 // the last cut left: it must succeed.
 func (m *pcMachine) next(t *testing.T, work string) {
 	t.Helper()
-	realCmd(t, "mount", "-o", "loop", m.disk, m.mnt)
-	defer realCmd(t, "umount", m.mnt)
-	if work == "commit" {
-		for _, r := range []string{"bu", "ar"} {
+	defer m.mount(t, work)()
+	if work != "deploy" {
+		for _, r := range pcRepos(work) {
 			if code, _, stderr := pcRun("--repo="+filepath.Join(m.mnt, "repos", r), "commit", "-b", "main", "-s", "host again", "--owner-uid=2", filepath.Join(m.mnt, "src")); code != 0 {
 				t.Errorf("%s: otree commit after the last cut: exit %d: %s", r, code, stderr)
 			}
@@ -404,15 +448,52 @@ func (m *pcMachine) next(t *testing.T, work string) {
 // check mounts the disk image and checks what the cut left.
 func (m *pcMachine) check(t *testing.T, work string, boot int) {
 	t.Helper()
-	realCmd(t, "mount", "-o", "loop", m.disk, m.mnt)
-	defer realCmd(t, "umount", m.mnt)
-	if work == "commit" {
-		for _, r := range []string{"bu", "ar"} {
+	defer m.mount(t, work)()
+	if work != "deploy" {
+		for _, r := range pcRepos(work) {
 			m.checkRepo(t, boot, r)
 		}
 		return
 	}
 	m.checkSysroot(t, boot)
+}
+
+// mount mounts the disk image at m.mnt, and for commit-btrfs the btrfs
+// one at repos/btrfs (replaying its log tree), and returns what unmounts
+// them.
+func (m *pcMachine) mount(t *testing.T, work string) func() {
+	t.Helper()
+	realCmd(t, "mount", "-o", "loop", m.disk, m.mnt)
+	if work != "commit-btrfs" {
+		return func() { realCmd(t, "umount", m.mnt) }
+	}
+	bt := filepath.Join(m.mnt, "repos/btrfs")
+	if out, err := exec.Command("mount", "-o", "loop", m.btrfs, bt).CombinedOutput(); err != nil {
+		realCmd(t, "umount", m.mnt)
+		t.Fatalf("mounting %s: %v: %s", m.btrfs, err, out)
+	}
+	return func() {
+		realCmd(t, "umount", bt)
+		realCmd(t, "umount", m.mnt)
+	}
+}
+
+// pcRepos names the repositories of commit workload work.
+func pcRepos(work string) []string {
+	if work == "commit-btrfs" {
+		return []string{"btrfs/bu", "btrfs/ar"}
+	}
+	return []string{"bu", "ar"}
+}
+
+// pcHasBtrfs tells whether the host can make a btrfs image and mount it.
+func pcHasBtrfs() bool {
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		return false
+	}
+	exec.Command("modprobe", "btrfs").Run()
+	b, err := os.ReadFile("/proc/filesystems")
+	return err == nil && bytes.Contains(b, []byte("\tbtrfs\n"))
 }
 
 // checkRepo checks that repository r's branch is at the last commit
