@@ -493,9 +493,11 @@ func (s *Sysroot) findBooted() *Deployment {
 			}
 		}
 	}
-	if root, err := os.Stat("/"); err == nil && s.runningDir != "" {
+	if s.runningDir != "" {
+		// Found by Open, by device and inode, under the same root the
+		// entries resolve in.
 		for _, d := range s.deployments {
-			if fi, err := os.Stat(d.Path); err == nil && os.SameFile(fi, root) {
+			if d.Path == s.runningDir {
 				return d
 			}
 		}
