@@ -1251,8 +1251,7 @@ func coReflinkDir(t *testing.T) string {
 	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
 		t.Skip("mkfs.xfs (xfsprogs) is not installed")
 	}
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
+	img := filepath.Join(t.TempDir(), "xfs.img")
 	f, err := os.Create(img)
 	if err != nil {
 		t.Fatal(err)
@@ -1262,17 +1261,7 @@ func coReflinkDir(t *testing.T) string {
 	if out, err := exec.Command("mkfs.xfs", "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
 	}
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount an image here: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v\n%s", mnt, err, out)
-		}
-	})
+	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
 	return mnt
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -702,5 +703,111 @@ func TestStatCacheDropsGoneTrees(t *testing.T) {
 	commitDir(t, r, "current", current)
 	if holds(linked) {
 		t.Errorf("the stat cache still holds records of %s, whose directory is gone", linked)
+	}
+}
+
+// A read-only image filesystem stores no change time: every time a file
+// shows is one the image's builder chose, and a reproducible build gives
+// another image's changed file the same inode, size and times. Mounted
+// in place of the first on the same device, it must still be read.
+func TestStatCacheImageReplaced(t *testing.T) {
+	for _, tc := range []struct {
+		name, tool string
+		mkfs       func(src, img string) []string
+	}{
+		{"squashfs", "mksquashfs", func(src, img string) []string {
+			return []string{"mksquashfs", src, img, "-quiet", "-noappend", "-all-time", "1700000000"}
+		}},
+		{"erofs", "mkfs.erofs", func(src, img string) []string {
+			return []string{"mkfs.erofs", "--quiet", "-T1700000000", img, src}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := exec.LookPath(tc.tool); err != nil {
+				t.Skipf("%s is not installed", tc.tool)
+			}
+			dir := t.TempDir()
+			var imgs [2][]byte
+			for i, content := range []string{"version one\n", "version TWO\n"} {
+				src := filepath.Join(dir, fmt.Sprint("src", i))
+				testtree.Create(t, src, testtree.Tree{"d/f": testtree.File(content, 0o644), "d/g": testtree.File("same\n", 0o644)})
+				img := filepath.Join(dir, fmt.Sprint("img", i))
+				cmd := tc.mkfs(src, img)
+				if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", cmd[0], err, out)
+				}
+				b, err := os.ReadFile(img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Both the same size, so that the loop device's does
+				// not change when one replaces the other.
+				imgs[i] = append(b, make([]byte, 1<<20-len(b))...)
+			}
+			img := filepath.Join(dir, "disk")
+			if err := os.WriteFile(img, imgs[0], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mnt, dev := testtree.MountImage(t, img, tc.name, unix.MS_RDONLY)
+			r := newRepo(t, repo.ModeBareUser)
+			var before unix.Stat_t
+			if err := unix.Lstat(filepath.Join(mnt, "d/f"), &before); err != nil {
+				t.Fatal(err)
+			}
+			// The image is committed as the source, and as a mount
+			// below it (bound into a directory of another filesystem).
+			parent := t.TempDir()
+			sub := filepath.Join(parent, "image")
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			commitBoth := func(want string) {
+				t.Helper()
+				if err := unix.Mount(mnt, sub, "", unix.MS_BIND, ""); err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Unmount(sub, 0)
+				for branch, src := range map[string]string{"main": mnt, "nested": parent} {
+					res := commitDir(t, r, branch, src)
+					p := "d/f"
+					if branch == "nested" {
+						p = "image/d/f"
+					}
+					if got := readCommit(t, r, res.Commit, false)[p].Content; got != want {
+						t.Errorf("commit of %s has %s %q, want %q", src, p, got, want)
+					}
+				}
+			}
+			commitBoth("version one\n")
+
+			// The second image in place of the first, through the same
+			// loop device: the same st_dev.
+			if err := unix.Unmount(mnt, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(img, imgs[1], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = unix.IoctlSetInt(fd, unix.BLKFLSBUF, 0) // forget the first image's blocks
+			unix.Close(fd)
+			if err != nil {
+				t.Fatalf("flushing %s: %v", dev, err)
+			}
+			if err := unix.Mount(dev, mnt, tc.name, unix.MS_RDONLY, ""); err != nil {
+				t.Fatal(err)
+			}
+			var after unix.Stat_t
+			if err := unix.Lstat(filepath.Join(mnt, "d/f"), &after); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(mnt, "d/f")); string(b) != "version TWO\n" || after != before {
+				t.Fatalf("second image: d/f reads %q with stat %+v, want \"version TWO\\n\" with the first's stat %+v", b, after, before)
+			}
+			commitBoth("version TWO\n")
+		})
 	}
 }

@@ -33,6 +33,7 @@ type dir struct {
 	path       string
 	key        statKey
 	keyOK      bool
+	noCtime    bool // on a filesystem whose stats are never cached (noChangeTimes)
 	rec        *dirRec
 	filesClean bool
 

@@ -134,7 +134,7 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "stat", Path: abs, Err: err}
 	}
-	d := &dir{}
+	d := &dir{noCtime: noChangeTimes(fd)}
 	if err := wk.dirMeta(d, fd, abs, &st, wk.mod.overrideFor("", "")); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -164,10 +164,10 @@ func (wk *walker) xattrs(fd int) ([]repo.Xattr, error) {
 // override, if any.
 func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *override) error {
 	wk.st.dirs.Add(1)
-	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start)
+	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start) && !d.noCtime
 	if d.rec = wk.cache.dir(path); d.rec != nil {
 		d.rec.seen = true
-		if d.rec.keyOK && d.rec.key == d.key && wk.cache.present(wk.txn, repo.KindDirMeta, d.rec.meta) {
+		if d.rec.keyOK && !d.noCtime && d.rec.key == d.key && wk.cache.present(wk.txn, repo.KindDirMeta, d.rec.meta) {
 			// Unchanged since last time, and its dirmeta still stored
 			// (one lost since is built and stored again below).
 			d.meta = d.rec.meta
@@ -234,7 +234,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		return err
 	}
 	w.refs = w.refs[:0]
-	if d.rec != nil {
+	if d.rec != nil && !d.noCtime {
 		w.refs = d.rec.appendFiles(w.refs)
 	}
 	ents := w.ents[:0]
@@ -259,7 +259,10 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			if err != nil {
 				return &os.PathError{Op: "open", Path: cabs, Err: err}
 			}
-			sub := &dir{}
+			sub := &dir{noCtime: d.noCtime}
+			if st.Dev != d.key.dev {
+				sub.noCtime = noChangeTimes(cfd) // a mount point
+			}
 			if err := wk.dirMeta(sub, cfd, cabs, &st, o); err != nil {
 				unix.Close(cfd)
 				return err
@@ -306,7 +309,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		var key statKey // zero: too new to trust
 		if e.ref >= 0 {
 			key = w.refs[e.ref].key
-		} else if wk.exact || trusted(&e.st, wk.start) {
+		} else if wk.exact || !d.noCtime && trusted(&e.st, wk.start) {
 			key = keyOf(&e.st)
 		}
 		slot := len(d.fileNames)
@@ -505,6 +508,27 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 	}
 	return n, nil
 }
+
+// noChangeTimes reports whether the directory open at fd is on a
+// filesystem that stores no change time of its own: a read-only image
+// (squashfs, erofs, ISO 9660, cramfs, romfs) whose every time is one the
+// tool that built it chose. Another image mounted in its place on the
+// same device can show a changed file with the same inode, size and
+// times, so nothing there is cached. A filesystem that cannot be told
+// counts as one.
+func noChangeTimes(fd int) bool {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) != nil {
+		return true
+	}
+	switch uint32(fs.Type) {
+	case unix.SQUASHFS_MAGIC, unix.EROFS_SUPER_MAGIC_V1, unix.ISOFS_SUPER_MAGIC, unix.CRAMFS_MAGIC, romfsMagic:
+		return true
+	}
+	return false
+}
+
+const romfsMagic = 0x7275 // ROMFS_MAGIC of linux/magic.h
 
 // devino maps the inodes of a repository's file objects to their ids, so a
 // source file that is a hardlink of an object is known without reading it.
