@@ -131,7 +131,7 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		return nil, err
 	}
 	for _, r := range have {
-		if !refs[r.Name] {
+		if !refs[r.Name] && isDeployRef(r.Name) {
 			rep.Refs = append(rep.Refs, r.Name)
 		}
 	}
@@ -183,6 +183,18 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		}
 	}
 	return rep, nil
+}
+
+// isDeployRef tells whether ref has the shape of a deployment's ref,
+// otree/<os>/<id>.<serial>: a branch the admin made under otree/ is not
+// otree's to delete.
+func isDeployRef(ref string) bool {
+	parts := strings.Split(ref, "/")
+	if len(parts) != 3 || parts[0] != "otree" || validOSName(parts[1]) != nil {
+		return false
+	}
+	_, _, err := parseDeployName(parts[2])
+	return err == nil
 }
 
 func (s *Sysroot) hasLoader() bool {

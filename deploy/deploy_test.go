@@ -1860,11 +1860,22 @@ func TestEntryTitleReadsOnlyTheTree(t *testing.T) {
 }
 
 // Cleanup removes only what otree names: the admin's files beside the
-// deployments and kernels stay.
+// deployments and kernels stay, and so do branches under otree/ that are
+// not a deployment's ref (OSTree's cleanup keeps such refs too).
 func TestCleanupLeavesForeignFiles(t *testing.T) {
 	f := newFixture(t)
-	f.commit("a", osTree("6.1.0-1", nil))
+	id := f.commit("a", osTree("6.1.0-1", nil))
 	f.deploy("a", DeployOptions{})
+	mine := []string{"otree/devel", "otree/testos/mybranch", "otree/testos/" + id.String(), "otree/x/y/" + id.String() + ".0"}
+	for _, r := range mine {
+		if err := f.s.Repo().SetRef(r, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	staleRef := "otree/testos/" + id.String() + ".9"
+	if err := f.s.Repo().SetRef(staleRef, id); err != nil {
+		t.Fatal(err)
+	}
 	deployDir := filepath.Join(f.path, "otree/deploy/testos/deploy")
 	foreign := []string{
 		filepath.Join(deployDir, "backup/data"),
@@ -1892,6 +1903,14 @@ func TestCleanupLeavesForeignFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) || !slices.Contains(rep.Deployments, stale) {
 		t.Errorf("stale deployment directory: %v, report %v", err, rep.Deployments)
+	}
+	for _, r := range mine {
+		if got, err := f.s.Repo().ReadRef(r); err != nil || got != id {
+			t.Errorf("cleanup removed the branch %s: %v", r, err)
+		}
+	}
+	if diff := cmp.Diff([]string{staleRef}, rep.Refs); diff != "" {
+		t.Errorf("refs removed (-want +got):\n%s", diff)
 	}
 }
 
