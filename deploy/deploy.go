@@ -547,6 +547,9 @@ var ErrStaterootNeeded = errors.New("no stateroot given")
 // chooseOS picks the stateroot for a deployment when none is given.
 func (s *Sysroot) chooseOS(osName string) (string, error) {
 	if osName != "" {
+		if err := validOSName(osName); err != nil {
+			return "", err
+		}
 		if _, err := os.Stat(filepath.Join(s.root, "otree", "deploy", osName, "var")); err != nil {
 			return "", &NoStaterootError{OS: osName}
 		}

@@ -316,6 +316,38 @@ func TestStaterootErrors(t *testing.T) {
 	}
 }
 
+// os-init refuses a stateroot name no deploy could use (each deployment
+// holds the ref otree/<os>/<id>.<serial>), naming it, and makes nothing;
+// among them the names that would break the otree= kernel argument:
+// whitespace, the 0xA0 the kernel splits at too ("你" is e4 bd a0), a quote.
+func TestOSInitRefusesUnusableNames(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	for _, name := range []string{"", "a b", "a\vb", `q"b`, "你", "é", "a:b", ".x", "-x", "x/y", "..", "ctl\x01", strings.Repeat("n", 191)} {
+		err := f.s.OSInit(name)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", name)) {
+			t.Errorf("os-init %q: %v, want an error naming it", name, err)
+		}
+		if name != "" && name != ".." {
+			if _, err := os.Lstat(filepath.Join(f.path, "otree/deploy", name)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("os-init %q made its directory: %v", name, err)
+			}
+		}
+		if _, err := f.s.Deploy(context.Background(), "a", DeployOptions{OS: name}); name != "" && (err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", name))) {
+			t.Errorf("deploy --os=%q: %v, want an error naming it", name, err)
+		}
+	}
+	// The longest leaves room for the kernel's directory, <os>-<bootcsum>.
+	for _, name := range []string{"Fedora_2.0-x", "_x", strings.Repeat("n", 190)} {
+		if err := f.s.OSInit(name); err != nil {
+			t.Fatalf("os-init %q: %v", name, err)
+		}
+		if d := f.deploy("a", DeployOptions{OS: name}).Deployment; d.OS != name {
+			t.Errorf("deployed to %q, want %q", d.OS, name)
+		}
+	}
+}
+
 // Every switch points the refs of the deployments it lists at their
 // commits: a deployment's ref deleted by hand is back after the next
 // switch, before a prune could take the deployment's objects.

@@ -283,12 +283,32 @@ func (s *Sysroot) OSInit(name string) error {
 	return syncDirs(filepath.Join(root, "var"), root, filepath.Dir(root))
 }
 
+// validOSName checks a stateroot name: one component of a ref name
+// (a letter, digit or '_', then letters, digits and "._-"), since each
+// deployment holds the ref otree/<os>/<id>.<serial>. A name a deploy
+// could not use is refused by os-init; it also keeps the otree= kernel
+// argument free of what the kernel would split it at (whitespace, 0xA0)
+// or read as a quote.
 func validOSName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00 \t\n") || strings.HasPrefix(name, ".") {
-		return fmt.Errorf("invalid stateroot name %q", name)
+	if name == "" || len(name) > maxOSName {
+		return fmt.Errorf("invalid stateroot name %q: want 1 to %d bytes", name, maxOSName)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '-')) {
+			b := fmt.Sprintf("%q", c)
+			if c >= 0x80 {
+				b = fmt.Sprintf("'\\x%02x'", c)
+			}
+			return fmt.Errorf("invalid stateroot name %q: byte %s at %d (a name starts with a letter, digit or '_' and holds only letters, digits and \"._-\")", name, b, i)
+		}
 	}
 	return nil
 }
+
+// maxOSName is the longest stateroot name: a kernel's directory in /boot,
+// <os>-<bootcsum>, is a file name of at most 255 bytes.
+const maxOSName = 255 - 1 - 64
 
 // stateroots lists the stateroots present in otree/deploy.
 func (s *Sysroot) stateroots() ([]string, error) {
