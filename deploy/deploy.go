@@ -57,7 +57,9 @@ type DeployOptions struct {
 	// commits no ref reaches any more (those of removed deployments) are
 	// pruned with their objects, as OSTree's deploy does.
 	NoPrune bool
-	// NotAsDefault appends the new deployment instead of putting it first.
+	// NotAsDefault puts the new deployment right behind the booted or
+	// merge deployment, whichever comes first, as OSTree does (last when
+	// there is neither), instead of first.
 	NotAsDefault bool
 	// NoMerge starts /etc from the new tree's defaults and the kernel
 	// arguments from nothing, ignoring the merge deployment.
@@ -770,8 +772,9 @@ func (s *Sysroot) listsAfterFailure(d *Deployment) bool {
 	return slices.ContainsFunc(s.deployments, func(x *Deployment) bool { return x.Path == d.Path })
 }
 
-// switchTo installs d's kernel and switches to a list with d first (last
-// with NotAsDefault, right behind the booted deployment with afterBooted)
+// switchTo installs d's kernel and switches to a list with d first (with
+// NotAsDefault right behind the booted or merge deployment, else last;
+// right behind the booted deployment with afterBooted)
 // and the deployments opts retains; res gets the switch made, the
 // deployments dropped and d as listed now.
 func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel, opts DeployOptions, afterBooted bool, res *DeployResult) error {
@@ -787,7 +790,14 @@ func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel,
 	case afterBooted && at >= 0:
 		list = slices.Insert(keep, at+1, d)
 	case opts.NotAsDefault:
-		list = append(keep, d)
+		// As OSTree's: right behind the booted or merge deployment,
+		// whichever comes first (another stateroot's deployments may
+		// follow it); last when there is neither.
+		if at := slices.IndexFunc(keep, func(x *Deployment) bool { return x == s.booted || x == merge }); at >= 0 {
+			list = slices.Insert(keep, at+1, d)
+		} else {
+			list = append(keep, d)
+		}
 	default:
 		list = append([]*Deployment{d}, keep...)
 	}

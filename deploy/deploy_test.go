@@ -465,22 +465,23 @@ func TestRetention(t *testing.T) {
 		t.Error("pin lost")
 	}
 	e := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/e": testtree.File("e", 0o755)}))
+	// Not as the default: right behind the merge deployment, as OSTree's.
 	f.deploy("os", DeployOptions{Retain: true, NotAsDefault: true})
-	if diff := cmp.Diff([]repo.ID{d, c, b, e}, f.order()); diff != "" {
+	if diff := cmp.Diff([]repo.ID{d, e, c, b}, f.order()); diff != "" {
 		t.Fatal(diff)
 	}
 	// Pinned deployments cannot be undeployed until unpinned.
-	if _, err := f.s.Undeploy(context.Background(), 2); err == nil || !strings.Contains(err.Error(), "pinned") {
+	if _, err := f.s.Undeploy(context.Background(), 3); err == nil || !strings.Contains(err.Error(), "pinned") {
 		t.Fatalf("undeploy pinned: %v", err)
 	}
-	if err := f.s.Pin(context.Background(), 2, false); err != nil {
+	if err := f.s.Pin(context.Background(), 3, false); err != nil {
 		t.Fatal(err)
 	}
-	ur, err := f.s.Undeploy(context.Background(), 2)
+	ur, err := f.s.Undeploy(context.Background(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]repo.ID{d, c, e}, f.order()); diff != "" {
+	if diff := cmp.Diff([]repo.ID{d, e, c}, f.order()); diff != "" {
 		t.Fatal(diff)
 	}
 	// As OSTree's undeploy, it prunes the removed deployment's commit,
@@ -490,6 +491,62 @@ func TestRetention(t *testing.T) {
 	}
 	if ok, _ := f.s.Repo().HasObject(repo.KindCommit, b); ok {
 		t.Errorf("commit %s of the undeployed deployment is still stored", b)
+	}
+}
+
+// A deployment not made the default goes right behind the merge
+// deployment of its stateroot (or the booted one, whichever comes first),
+// as OSTree's does, not behind other stateroots' deployments; with no
+// merge deployment it goes last.
+func TestNotAsDefaultBehindMerge(t *testing.T) {
+	f := newFixture(t)
+	if err := f.s.OSInit("other"); err != nil {
+		t.Fatal(err)
+	}
+	a := f.commit("a", osTree("6.1.0-1", nil))
+	o := f.commit("o", osTree("6.1.0-2", nil))
+	f.deploy("a", DeployOptions{OS: "testos"})
+	f.deploy("o", DeployOptions{OS: "other"})
+	f.deploy("a", DeployOptions{OS: "testos", Retain: true})
+	// testos.1, other.0, testos.0
+	d := f.deploy("a", DeployOptions{OS: "testos", Retain: true, NotAsDefault: true}).Deployment
+	var got []string
+	for _, x := range f.s.Deployments() {
+		got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
+	}
+	if diff := cmp.Diff([]string{"testos.1", "testos.2", "other.0", "testos.0"}, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+	if d.Index != 1 || d.Commit != a {
+		t.Errorf("new deployment %s at %d", d.Name(), d.Index)
+	}
+	// Booted on other.0 (index 2): behind it, ahead of testos' merge one.
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	cmdline := entries[2].options
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b := s.Booted(); b == nil || b.OS != "other" {
+		t.Fatalf("booted = %+v", b)
+	}
+	if _, err := s.Deploy(context.Background(), "o", DeployOptions{OS: "other", Retain: true, NotAsDefault: true}); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, x := range s.Deployments() {
+		got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
+	}
+	if diff := cmp.Diff([]string{"testos.1", "testos.2", "other.0", "other.1", "testos.0"}, got); diff != "" {
+		t.Errorf("order after a deploy behind the booted one (-want +got):\n%s", diff)
+	}
+	// Without a merge deployment: last.
+	if _, err := s.Deploy(context.Background(), o.String(), DeployOptions{OS: "other", Retain: true, NotAsDefault: true, NoMerge: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ds := s.Deployments(); ds[len(ds)-1].Commit != o || ds[len(ds)-1].Serial != 2 {
+		t.Errorf("deployment without merge at %d of %d", ds[len(ds)-1].Index, len(ds))
 	}
 }
 
