@@ -542,8 +542,8 @@ func (e *NoStaterootError) Error() string {
 
 // ErrStaterootNeeded is matched (with errors.Is) by the error of a deploy,
 // upgrade or switch given no stateroot (DeployOptions.OS) when nothing
-// decides one: no deployment is booted or deployed, and the sysroot has
-// no stateroot or several. Naming one in the options deals with it.
+// decides one: no deployment is booted, and the sysroot has no stateroot
+// or several. Naming one in the options deals with it.
 var ErrStaterootNeeded = errors.New("no stateroot given")
 
 // chooseOS picks the stateroot for a deployment when none is given.
@@ -560,9 +560,9 @@ func (s *Sysroot) chooseOS(osName string) (string, error) {
 	if s.booted != nil {
 		return s.booted.OS, nil
 	}
-	if len(s.deployments) > 0 {
-		return s.deployments[0].OS, nil
-	}
+	// Not the default deployment's: a commit of one system deployed into
+	// another's stateroot would merge that one's /etc and drop its
+	// rollback. OSTree's deploy and upgrade refuse outright.
 	roots, err := s.stateroots()
 	if err != nil {
 		return "", err
@@ -570,7 +570,7 @@ func (s *Sysroot) chooseOS(osName string) (string, error) {
 	if len(roots) == 1 {
 		return roots[0], nil
 	}
-	return "", fmt.Errorf("%w, and the sysroot %s has %d stateroots and no deployment to take one from", ErrStaterootNeeded, s.root, len(roots))
+	return "", fmt.Errorf("%w, no deployment is booted, and the sysroot %s has %d stateroots (%s)", ErrStaterootNeeded, s.root, len(roots), strings.Join(roots, ", "))
 }
 
 // MergeDeployment is the deployment a new one of stateroot osName takes

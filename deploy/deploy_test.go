@@ -314,6 +314,21 @@ func TestStaterootErrors(t *testing.T) {
 	if _, err := f.s.Deploy(ctx, "a", DeployOptions{}); !errors.Is(err, ErrStaterootNeeded) || !strings.Contains(err.Error(), "2 stateroots") {
 		t.Errorf("deploy with two stateroots and none given: %v", err)
 	}
+	// Nothing booted: the default deployment's stateroot is no answer
+	// either, as in OSTree. A deploy or upgrade there would merge its
+	// /etc into another system's commit and drop its rollback.
+	f.deploy("a", DeployOptions{OS: "second"})
+	f.deploy("a", DeployOptions{OS: "testos"})
+	before := f.order()
+	if _, err := f.s.Deploy(ctx, "a", DeployOptions{}); !errors.Is(err, ErrStaterootNeeded) || !strings.Contains(err.Error(), "second, testos") {
+		t.Errorf("deploy with two deployed stateroots and none given: %v", err)
+	}
+	if _, err := f.s.Upgrade(ctx, UpgradeOptions{}); !errors.Is(err, ErrStaterootNeeded) {
+		t.Errorf("upgrade with two deployed stateroots and none given: %v", err)
+	}
+	if diff := cmp.Diff(before, f.order()); diff != "" {
+		t.Errorf("refused deploys changed the deployments: %s", diff)
+	}
 }
 
 // os-init refuses a stateroot name no deploy could use (each deployment

@@ -242,7 +242,7 @@ func newOSInitCommand(a *adminEnv) *cobra.Command {
 // deployFlags are the flags deploy and upgrade share.
 func deployFlags(c *cobra.Command, o *deploy.DeployOptions) {
 	fl := c.Flags()
-	fl.StringVar(&o.OS, "os", "", "stateroot (default: the booted or default deployment's)")
+	fl.StringVar(&o.OS, "os", "", "stateroot (default: the booted deployment's, else the sysroot's only one)")
 	fl.StringArrayVar(&o.Kargs, "karg", nil, "set kernel argument KEY=VALUE, replacing any with the same KEY (repeatable)")
 	fl.StringArrayVar(&o.KargsAppend, "karg-append", nil, "append kernel argument KEY=VALUE (repeatable)")
 	fl.StringArrayVar(&o.KargsDelete, "karg-delete", nil, "delete kernel argument KEY=VALUE or every KEY (repeatable)")
