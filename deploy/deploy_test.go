@@ -419,6 +419,76 @@ func TestRollbackTwiceRestoresOrder(t *testing.T) {
 	}
 }
 
+// Rollback goes back to the previous deployment of the default's
+// stateroot, not to another stateroot's deployment that a deploy left in
+// between; deployment 1 of another stateroot is taken only when it is the
+// booted one (GRUB fell back to it). A default with no deployment of its
+// stateroot behind it is refused, naming it, with the order unchanged.
+func TestRollbackStaysInStateroot(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if err := f.s.OSInit("other"); err != nil {
+		t.Fatal(err)
+	}
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.commit("o", osTree("6.1.0-2", nil))
+	f.deploy("a", DeployOptions{OS: "testos"})
+	f.deploy("o", DeployOptions{OS: "other"})
+	f.deploy("a", DeployOptions{OS: "testos"})
+	names := func(s *Sysroot) []string {
+		var got []string
+		for _, x := range s.Deployments() {
+			got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
+		}
+		return got
+	}
+	if diff := cmp.Diff([]string{"testos.1", "other.0", "testos.0"}, names(f.s)); diff != "" {
+		t.Fatal(diff)
+	}
+	if !f.s.Deployments()[2].Rollback || f.s.Deployments()[1].Rollback {
+		t.Errorf("status marks as rollback: %v %v", f.s.Deployments()[1].Rollback, f.s.Deployments()[2].Rollback)
+	}
+	if _, err := f.s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"testos.0", "testos.1", "other.0"}, names(f.s)); diff != "" {
+		t.Errorf("after rollback (-want +got):\n%s", diff)
+	}
+
+	// GRUB fell back to deployment 1, another stateroot's: it is booted,
+	// and rollback makes it the default, ending the fallback.
+	if _, err := f.s.SetDefault(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.SetDefault(ctx, 1); err != nil { // testos.0, other.0, testos.1
+		t.Fatal(err)
+	}
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	cmdline := entries[1].options
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b := s.Booted(); b == nil || b.OS != "other" || b.Index != 1 {
+		t.Fatalf("booted = %+v", b)
+	}
+	if _, err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"other.0", "testos.0", "testos.1"}, names(s)); diff != "" {
+		t.Errorf("rollback to the booted deployment (-want +got):\n%s", diff)
+	}
+
+	// other's only deployment is the default: nothing of other's to go to.
+	if _, err := f.s.Rollback(ctx); err == nil || !strings.Contains(err.Error(), "stateroot other") {
+		t.Errorf("rollback with no deployment of the default's stateroot behind it: %v", err)
+	}
+	if diff := cmp.Diff([]string{"other.0", "testos.0", "testos.1"}, names(f.s)); diff != "" {
+		t.Errorf("a refused rollback changed the order (-want +got):\n%s", diff)
+	}
+}
+
 func TestRollbackAcrossKernelsIsFull(t *testing.T) {
 	f := newFixture(t)
 	a := f.commit("os", osTree("6.1.0-1", nil))

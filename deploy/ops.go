@@ -39,21 +39,41 @@ func (s *Sysroot) moveFirst(d *Deployment) []*Deployment {
 	return list
 }
 
-// Rollback makes deployment 1 the default, moving the current default to
-// index 1, so running it twice restores the original order.
+// Rollback makes the previous deployment the default, moving the current
+// default to index 1: deployment 1 when it is booted (GRUB fell back to
+// it) or of the default's stateroot, else the first of that stateroot
+// behind it, so that other stateroots' deployments in between are not
+// taken for the previous one. With one stateroot it swaps deployments 0
+// and 1, and running it twice restores the original order.
 func (s *Sysroot) Rollback(ctx context.Context) (Switch, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if len(s.deployments) < 2 {
-		return "", fmt.Errorf("rollback: the sysroot has %d deployment(s), nothing to roll back to", len(s.deployments))
+	d, err := s.rollbackTarget()
+	if err != nil {
+		return "", err
 	}
 	if err := s.stagedAsDefault("rollback"); err != nil {
 		return "", err
 	}
-	return s.reorder(ctx, s.moveFirst(s.deployments[1]))
+	return s.reorder(ctx, s.moveFirst(d))
+}
+
+// rollbackTarget is the deployment Rollback makes the default.
+func (s *Sysroot) rollbackTarget() (*Deployment, error) {
+	if len(s.deployments) < 2 {
+		return nil, fmt.Errorf("rollback: the sysroot has %d deployment(s), nothing to roll back to", len(s.deployments))
+	}
+	first := s.deployments[0]
+	for i, d := range s.deployments[1:] {
+		if d.OS == first.OS || (i == 0 && d.Booted) {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("rollback: stateroot %s has no deployment behind the default %s to roll back to; deployment 1 is stateroot %s's (set-default 1 makes it the default)",
+		first.OS, first.Name(), s.deployments[1].OS)
 }
 
 // ErrStagedDefault is matched (with errors.Is) by the error of Rollback

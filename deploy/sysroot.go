@@ -595,7 +595,7 @@ func (s *Sysroot) commitVersion(commit repo.ID) string {
 
 // markRoles sets Pending and Rollback. With a booted deployment, pending
 // is the first of its stateroot ahead of it and rollback the first after
-// it; otherwise rollback is deployment 1, which `rollback` would promote.
+// it; otherwise rollback is the deployment Rollback would promote.
 func (s *Sysroot) markRoles() {
 	for i, d := range s.deployments {
 		d.Index = i
@@ -616,8 +616,8 @@ func (s *Sysroot) markRoles() {
 		}
 		return
 	}
-	if len(s.deployments) > 1 {
-		s.deployments[1].Rollback = true
+	if d, err := s.rollbackTarget(); err == nil {
+		d.Rollback = true
 	}
 }
 

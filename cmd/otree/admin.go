@@ -265,7 +265,7 @@ func newAdminDeployCommand(a *adminEnv) *cobra.Command {
 		Short: "Check out REV as a new deployment and make it the default",
 		Long: `Check REV out as a new deployment, move its /etc to /usr/etc, merge the
 admin's changes to /etc from the merge deployment (the booted one, else the
-default), install its kernel (usr/lib/modules/<kver>/vmlinuz and
+first of its stateroot), install its kernel (usr/lib/modules/<kver>/vmlinuz and
 initramfs.img) and write boot entries, then switch to them with one rename.
 The new deployment's origin is REV: a branch, which upgrades follow, or a
 commit id, which they stay on until a switch (as in OSTree).
@@ -388,8 +388,8 @@ func newUpgradeCommand(a *adminEnv) *cobra.Command {
 	return newFollowCommand(a, &cobra.Command{
 		Use:   "upgrade",
 		Short: "Pull the origin ref of the booted deployment and deploy its newest commit",
-		Long: `Fetch the origin refspec of the booted deployment (else the default one) from
-its remote when it is REMOTE:BRANCH, and deploy the commit it names if that
+		Long: `Fetch the origin refspec of the booted deployment (else of the first of the
+--os stateroot, or of the sysroot's only one) from its remote when it is REMOTE:BRANCH, and deploy the commit it names if that
 is not the deployed one. A commit older than the deployed one, or one of its
 ancestors, is refused unless --allow-downgrade.
 
@@ -848,8 +848,11 @@ func newRollbackCommand(a *adminEnv) *cobra.Command {
 	return switchCommand(a, &cobra.Command{
 		Use:   "rollback",
 		Short: "Make the previous deployment (index 1) the default",
-		Long:  "Swap deployments 0 and 1 in boot order; running it twice restores the order.",
-		Args:  cobra.NoArgs,
+		Long: `Swap deployments 0 and 1 in boot order; running it twice restores the order.
+When deployment 1 is another stateroot's and not the booted one, the first
+deployment of the default's stateroot behind it becomes the default instead
+(set-default 1 boots the other system).`,
+		Args: cobra.NoArgs,
 	}, func(ctx context.Context, s *deploy.Sysroot, _ []string) (deploy.Switch, error) {
 		return s.Rollback(ctx)
 	})
