@@ -593,6 +593,49 @@ done
 	}
 }
 
+// The running system's sysroot opened by its physical root knows the
+// deployment that is / as booted after deploys that return to the boot
+// version it booted with and give the link its otree= argument names to
+// another deployment: that link, followed, named the newest deployment
+// booted, and undeploy let the running one go.
+func TestAdminPhysicalSysrootBootedAfterLinksReused(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	trees := map[string]string{}
+	for _, n := range []string{"two", "three"} {
+		trees[n] = t.TempDir()
+		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
+	}
+	// The second deploy changes the entries (a karg), so it switches the
+	// boot version back rather than only the links.
+	out, err := b.tryBoot(dep, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$TWO" > /dev/null
+otree admin deploy cli/stable > /dev/null
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
+otree admin deploy --karg-append=quiet cli/stable > /dev/null
+arg=$(printf '%s\n' $CMDLINE | grep '^otree=')
+to=$(readlink -e "$M/sysroot${arg#otree=}")
+test "$(basename "$to")" != "$(basename "$DEP")" && echo link=reused
+echo status:; otree admin --sysroot=/sysroot status --json
+otree admin --sysroot=/sysroot undeploy 1 || echo undeploy=refused
+`, "TWO="+trees["two"], "THREE="+trees["three"], "DEP="+dep)
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "link=reused", "undeploy=refused")
+	st := bootedStatus(t, out)
+	if len(st) != 2 || st[0].Booted || !st[1].Booted || filepath.Base(st[1].Path) != filepath.Base(dep) {
+		t.Errorf("status through /sysroot: %+v, want %s second and booted", st, filepath.Base(dep))
+	}
+	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
+		t.Errorf("the booted deployment lost its /etc: %v", err)
+	}
+}
+
 // A deployment staged through the physical root (--sysroot=/sysroot) of
 // a running system is recorded in the running /run, where the finalize at
 // shutdown finds it, not in the physical root's run/ on disk, which a
