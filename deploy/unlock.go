@@ -273,9 +273,11 @@ func mountOverlay(target, lower, upper, work string, readOnly bool) error {
 // cleanupUnlocks removes the overlay directories development and
 // transient unlocks made under var/tmp in earlier boots: only the one the
 // run record names can be mounted now. It does so only on a running
-// system, whose var/tmp is its stateroot's.
+// system (opened as / or by its physical root), whose var/tmp is its
+// stateroot's. The directory is read, not globbed: the sysroot's path may
+// hold '[' or '*'.
 func (s *Sysroot) cleanupUnlocks() ([]string, error) {
-	if !s.rootBooted {
+	if !s.rootBooted && s.runningDir == "" {
 		return nil, nil
 	}
 	var live string
@@ -283,13 +285,22 @@ func (s *Sysroot) cleanupUnlocks() ([]string, error) {
 	if s.readRunRecord(unlockRecordName, &rec) {
 		live = filepath.Dir(rec.Upper)
 	}
-	dirs, err := filepath.Glob(filepath.Join(s.path, "var", "tmp", unlockDirPrefix+"*"))
-	if err != nil {
+	tmp := filepath.Join(s.runningRoot(), "var", "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
+	}
+	var dirs []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), unlockDirPrefix) {
+			dirs = append(dirs, filepath.Join(tmp, e.Name()))
+		}
 	}
 	var removed []string
 	for _, d := range dirs {
-		if d == live {
+		// By name: the record's path is the running system's, the
+		// sysroot's path may be another for the same directory.
+		if live != "" && filepath.Base(d) == filepath.Base(live) {
 			continue
 		}
 		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {

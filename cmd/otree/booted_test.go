@@ -400,6 +400,33 @@ if touch "$M/usr/bin/x" 2>/dev/null; then echo usr=rw; else echo usr=ro; fi
 	})
 }
 
+// Cleanup on the running system removes the overlay directories of
+// earlier boots' unlocks, keeping the one mounted now, by whichever path
+// the sysroot is opened: the physical root (where it removed nothing), a
+// path holding a glob character (taken for a pattern, matching none), or
+// another mount of / (where it removed the mounted one too, its path
+// differing from the recorded one).
+func TestAdminCleanupUnlocksByAnyPath(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	needOverlay(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	out := b.boot(dep, `
+otree admin unlock > /dev/null
+mkdir "$M/run/r[1]" && mount --rbind "$M" "$M/run/r[1]"
+for s in /sysroot '/run/r[1]' /; do
+	mkdir "$M/var/tmp/otree-unlock-old"
+	otree admin --sysroot="$s" cleanup > /dev/null
+	test -e "$M/var/tmp/otree-unlock-old" || echo "$s=removed"
+	test "$(ls -d "$M"/var/tmp/otree-unlock-* | wc -l)" = 1 && echo "$s=live-kept"
+done
+echo added > "$M/usr/bin/added" && echo usr=rw
+`)
+	wantLines(t, out, "/sysroot=removed", "/sysroot=live-kept", "/run/r[1]=removed", "/run/r[1]=live-kept", "/=removed", "/=live-kept", "usr=rw")
+}
+
 // admin unlock prints what OSTree's prints in each mode (for a hotfix,
 // after the lines of the clone's deploy), then one line of its own saying
 // where the changes go.
