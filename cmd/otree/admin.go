@@ -318,7 +318,7 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 	if err != nil {
 		if errors.As(err, &ce) && !a.json {
 			for _, c := range ce.Conflicts {
-				fmt.Fprintln(a.stdout, c.String())
+				fmt.Fprintln(a.stdout, etcLine(c))
 			}
 		}
 		return err
@@ -334,7 +334,7 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 	// after.
 	a.printDeployOSTree(s, res)
 	for _, c := range res.Etc {
-		fmt.Fprintln(a.stdout, c.String())
+		fmt.Fprintln(a.stdout, etcLine(c))
 	}
 	if d.Staged {
 		fmt.Fprintf(a.stdout, "Staged %s %s: it becomes a deployment when \"otree admin finalize-staged\" runs (at shutdown)\n", d.OS, d.Name())
@@ -602,7 +602,7 @@ commits; the command fails on any drift or missing trusted signature.`,
 							fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
 						}
 						for _, ch := range it.Drift {
-							fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, ch.Path)
+							fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, quotePath(ch.Path))
 						}
 					}
 				}
@@ -718,9 +718,18 @@ func printLocalEtc(w io.Writer, changes []deploy.EtcChange) {
 			if rel == "" {
 				rel = "."
 			}
-			fmt.Fprintf(w, "%s    %s\n", letter, rel)
+			fmt.Fprintf(w, "%s    %s\n", letter, quotePath(rel))
 		}
 	}
+}
+
+// etcLine is c's line as diff writes a path: Go-quoted when it holds a
+// character that does not print, so that a name in /etc cannot drive
+// the terminal.
+func etcLine(c deploy.EtcChange) string {
+	c.Path = quotePath(c.Path)
+	c.Detail = printable(c.Detail)
+	return c.String()
 }
 
 func newFinalizeStagedCommand(a *adminEnv) *cobra.Command {
@@ -1222,7 +1231,7 @@ path's fate as deploy would report it.`,
 					printLocalEtc(a.stdout, changes)
 				} else {
 					for _, ch := range changes {
-						fmt.Fprintln(a.stdout, ch.String())
+						fmt.Fprintln(a.stdout, etcLine(ch))
 					}
 				}
 				return err

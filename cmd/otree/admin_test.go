@@ -1244,3 +1244,41 @@ func TestAdminReportPullTime(t *testing.T) {
 		t.Errorf("reported %q, want %q", errb.String(), want)
 	}
 }
+
+// A name in /etc, or in a tree's /usr, reaches the terminal from
+// config-diff, a deploy's /etc lines and status --verify as diff writes
+// one: Go-quoted when it holds a character that does not print, so that
+// a file named with an escape sequence cannot clear or recolour the
+// admin's terminal. --json keeps the bytes.
+func TestAdminEtcNamesQuoted(t *testing.T) {
+	a := newAdmin(t)
+	dir := t.TempDir()
+	writeBootableTree(t, dir, "6.1.0-1", "one\n")
+	a.ok("commit", "-b", "cli/stable", dir)
+	a.ok("admin", "deploy", "cli/stable")
+	dep := a.status().Deployments[0].Path
+	const name = "x\x1b[2Jy"
+	if err := os.WriteFile(filepath.Join(dep, "etc", name), []byte("local\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	quoted := `x\x1b[2Jy"`
+	for _, args := range [][]string{{"admin", "config-diff"}, {"admin", "config-diff", "--into=0"}, {"admin", "deploy", "cli/stable"}} {
+		res := a.run(args...)
+		if res.code != 0 || !strings.Contains(res.stdout, quoted) || strings.Contains(res.stdout+res.stderr, "\x1b") {
+			t.Errorf("%s: exit %d, stdout %q; want %s", strings.Join(args, " "), res.code, res.stdout, quoted)
+		}
+	}
+	if out := a.ok("admin", "config-diff", "--json"); !strings.Contains(out, `"/etc/x\u001b[2Jy"`) {
+		t.Errorf("config-diff --json: %s; want the name's bytes", out)
+	}
+	// A file added to the deployment's /usr: drift.
+	usr := filepath.Join(a.status().Deployments[0].Path, "usr")
+	testtree.SetImmutable(usr, false)
+	if err := os.WriteFile(filepath.Join(usr, name), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := a.run("admin", "status", "--verify")
+	if !strings.Contains(res.stdout, "drift: A \"/usr/x\\x1b[2Jy\"") || strings.Contains(res.stdout, "\x1b") {
+		t.Errorf("status --verify: exit %d, stdout %q; want the added file Go-quoted", res.code, res.stdout)
+	}
+}
