@@ -283,11 +283,16 @@ func TestCommitCommandEditor(t *testing.T) {
 		}
 		return p
 	}
+	// unset unsets each variable until the test ends.
+	unset := func(names ...string) {
+		for _, n := range names {
+			t.Setenv(n, "") // restores it
+			os.Unsetenv(n)
+		}
+	}
 	seen := filepath.Join(dir, "seen")
 	t.Setenv("TERM", "xterm")
-	t.Setenv("OTREE_EDITOR", "")
-	t.Setenv("OSTREE_EDITOR", "")
-	t.Setenv("VISUAL", "")
+	unset("OTREE_EDITOR", "OSTREE_EDITOR", "VISUAL")
 	t.Setenv("EDITOR", editor("write", `cp "$1" `+seen+`; printf 'Release 2\n\nFixes the thing.\nAnd another.\n# dropped\n' > "$1"`))
 	id, _ := repo.ParseID(strings.TrimSpace(c.ok("commit", "-b", "main", "-e", "-s", "Draft", src)))
 	cm, err := c.r.ReadCommit(id)
@@ -325,11 +330,10 @@ func TestCommitCommandEditor(t *testing.T) {
 
 	// Where the terminal is dumb, or $TERM unset, OSTree skips $VISUAL
 	// for $EDITOR, and refuses where that is unset rather than run vi.
-	t.Setenv("OTREE_EDITOR", "")
-	t.Setenv("OSTREE_EDITOR", "")
+	unset("OTREE_EDITOR", "OSTREE_EDITOR")
 	for _, term := range []string{"dumb", ""} {
 		if term == "" {
-			os.Unsetenv("TERM") // restored by the Setenv above
+			unset("TERM")
 		} else {
 			t.Setenv("TERM", term)
 		}
@@ -338,8 +342,22 @@ func TestCommitCommandEditor(t *testing.T) {
 		if cm, err := c.r.ReadCommit(id); err != nil || cm.Subject != "by-editor" {
 			t.Errorf("TERM=%q with $VISUAL and $EDITOR set: the subject is %q (%v), want $EDITOR's", term, cm.Subject, err)
 		}
-		t.Setenv("EDITOR", "")
+		unset("EDITOR")
 		c.fails(exitError, []string{"terminal is dumb", "$EDITOR"}, "commit", "-b", "main", "-e", src)
+	}
+
+	// A variable set to nothing is chosen as OSTree chooses it, not
+	// passed over for the next one or vi: the commit fails, naming it.
+	t.Setenv("TERM", "xterm")
+	before, _ := c.r.ReadRef("main")
+	for _, v := range []string{"OTREE_EDITOR", "OSTREE_EDITOR", "VISUAL", "EDITOR"} {
+		unset("OTREE_EDITOR", "OSTREE_EDITOR", "VISUAL")
+		t.Setenv("EDITOR", subject("by-editor"))
+		t.Setenv(v, "")
+		c.fails(exitError, []string{"$" + v + " is set but empty"}, "commit", "-b", "main", "-e", src)
+	}
+	if head, _ := c.r.ReadRef("main"); head != before {
+		t.Errorf("a commit with an empty editor variable moved main to %s", head)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,16 +62,25 @@ func editMessage(e *env, branch, subject, body string) (string, string, error) {
 // OSTree's $OSTREE_EDITOR; else, where $TERM is unset or "dumb" (an
 // Emacs shell buffer, a job without a terminal), $EDITOR, a full-screen
 // $VISUAL being of no use there, and an error if it is unset rather than
-// vi; else $VISUAL, else $EDITOR, else vi.
+// vi; else $VISUAL, else $EDITOR, else vi. As in OSTree, a variable set
+// to nothing is chosen, not passed over: it is an error naming it, where
+// OSTree runs the message file as a command.
 func pickEditor() (string, error) {
-	if ed := cmp.Or(os.Getenv("OTREE_EDITOR"), os.Getenv("OSTREE_EDITOR")); ed != "" {
-		return ed, nil
-	}
-	if term, ok := os.LookupEnv("TERM"); !ok || term == "dumb" {
-		if ed := os.Getenv("EDITOR"); ed != "" {
+	term, ok := os.LookupEnv("TERM")
+	dumb := !ok || term == "dumb"
+	for _, name := range []string{"OTREE_EDITOR", "OSTREE_EDITOR", "VISUAL", "EDITOR"} {
+		if name == "VISUAL" && dumb {
+			continue
+		}
+		if ed, ok := os.LookupEnv(name); ok {
+			if strings.TrimSpace(ed) == "" {
+				return "", fmt.Errorf("$%s is set but empty: set it to an editor to write the commit message with, or unset it", name)
+			}
 			return ed, nil
 		}
+	}
+	if dumb {
 		return "", fmt.Errorf("the terminal is dumb ($TERM is %q) and $EDITOR is unset: set $EDITOR or $OTREE_EDITOR to edit the commit message", term)
 	}
-	return cmp.Or(os.Getenv("VISUAL"), os.Getenv("EDITOR"), "vi"), nil
+	return "vi", nil
 }
