@@ -1181,25 +1181,26 @@ func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFi
 
 // copyFile copies n bytes of src (from offset 0) to dst, by reflink when the
 // filesystem shares extents, else stretch by stretch of data
-// (rawfd.CopyExtents). The holes of a sparse src stay holes: they are not
+// (rawfd.CopyStretches). The holes of a sparse src stay holes: they are not
 // written, and neither the free-space budget nor the bytes written count
-// them.
+// them. The stretches are listed once, for both.
 func copyFile(dst *stagedFile, src *os.File, n int64, cfrOff *atomic.Bool) error {
 	if n == 0 {
 		return nil
 	}
-	var data int64
-	if err := rawfd.Extents(int(src.Fd()), n, func(start, stop int64) error {
-		data += stop - start
-		return nil
-	}); err != nil {
+	stretches, err := rawfd.ListExtents(int(src.Fd()), n)
+	if err != nil {
 		return err
+	}
+	var data int64
+	for _, st := range stretches {
+		data += st.End - st.Start
 	}
 	if err := dst.space.take(data); err != nil {
 		return err
 	}
 	if unix.IoctlFileClone(dst.fd, int(src.Fd())) != nil {
-		if err := rawfd.CopyExtents(dst.fd, int(src.Fd()), n, nil, cfrOff); err != nil {
+		if err := rawfd.CopyStretches(dst.fd, int(src.Fd()), n, stretches, nil, cfrOff); err != nil {
 			return err
 		}
 	}

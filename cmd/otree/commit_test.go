@@ -812,3 +812,47 @@ func TestMetadataKeyNotUTF8Refused(t *testing.T) {
 	c.ok("commit", "-b", "x", "--add-metadata-string=k\u00e9=v\xff", src)
 	c.fails(exitUsage, []string{`k\xff=`, "not UTF-8"}, "summary", "-u", "-m", "k\xff='v'")
 }
+
+// A large file copied into a bare repository has its stretches of data
+// listed once (lseek SEEK_HOLE from its start), for both the free-space
+// budget and the copy, which listed them again where the filesystem
+// cannot reflink; the copies read back whole.
+func TestCommitListsExtentsOnce(t *testing.T) {
+	testbin.NeedStrace(t)
+	c := newCLIMode(t, repo.ModeBareUser)
+	src := t.TempDir()
+	dense := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB: over the size commit reads whole
+	if err := os.WriteFile(filepath.Join(src, "dense"), dense, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Starting with a hole: the one SEEK_HOLE from offset 0 is the listing's first.
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(dense[:1<<20], 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(4 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	tr, err := straced(t, "-e trace=lseek", "--repo="+c.path, "commit", "-b", "b", src)
+	if err != nil {
+		t.Fatalf("commit: %v\n%s", err, tr.out)
+	}
+	for _, name := range []string{"dense", "sparse"} {
+		// No closing parenthesis: strace -f may split the line (<unfinished ...>).
+		if n := strings.Count(tr.log, "<"+filepath.Join(src, name)+">, 0, SEEK_HOLE"); n != 1 {
+			t.Errorf("%s: its stretches were listed %d times, want once:\n%s", name, n, tr.log)
+		}
+	}
+	out := t.TempDir() + "/out"
+	c.ok("checkout", "b", out)
+	for _, name := range []string{"dense", "sparse"} {
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		if got, err := os.ReadFile(filepath.Join(out, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s checked out differs (%v)", name, err)
+		}
+	}
+}

@@ -168,45 +168,76 @@ func WriteSparse(dst SparseFile, r io.Reader, buf []byte) (int64, error) {
 // first call failed), so that a copy of many files tries it once.
 func CopyExtents(dst, src int, size int64, buf []byte, cfrOff *atomic.Bool) error {
 	err := Extents(src, size, func(start, end int64) error {
-		off := start
-		for off < end && (cfrOff == nil || !cfrOff.Load()) {
-			roff, woff := off, off
-			k, err := unix.CopyFileRange(src, &roff, dst, &woff, int(min(end-off, 1<<30)), 0)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil && off == start && cfrOff != nil {
-				cfrOff.Store(true)
-			}
-			if err != nil || k == 0 {
-				break // read and write the rest, which reports any error
-			}
-			off += int64(k)
-		}
-		if off < end && len(buf) == 0 {
-			buf = make([]byte, 256<<10)
-		}
-		for off < end {
-			k, err := ReaderAt(src).ReadAt(buf[:min(int64(len(buf)), end-off)], off)
-			if k > 0 {
-				if _, err := WriterAt(dst).WriteAt(buf[:k], off); err != nil {
-					return err
-				}
-				off += int64(k)
-			}
-			if err == io.EOF {
-				return io.ErrUnexpectedEOF
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return copyStretch(dst, src, start, end, &buf, cfrOff)
 	})
 	if err != nil {
 		return err
 	}
 	return unix.Ftruncate(dst, size)
+}
+
+// Stretch is one stretch [Start, End) of a file that may hold data.
+type Stretch struct{ Start, End int64 }
+
+// ListExtents returns the stretches Extents gives, for a caller that
+// needs them before it copies (to count the bytes of data) and then
+// copies them with CopyStretches, without listing them twice.
+func ListExtents(fd int, size int64) ([]Stretch, error) {
+	var out []Stretch
+	err := Extents(fd, size, func(start, end int64) error {
+		out = append(out, Stretch{start, end})
+		return nil
+	})
+	return out, err
+}
+
+// CopyStretches is CopyExtents over the stretches ListExtents gave for
+// src and size.
+func CopyStretches(dst, src int, size int64, stretches []Stretch, buf []byte, cfrOff *atomic.Bool) error {
+	for _, st := range stretches {
+		if err := copyStretch(dst, src, st.Start, st.End, &buf, cfrOff); err != nil {
+			return err
+		}
+	}
+	return unix.Ftruncate(dst, size)
+}
+
+// copyStretch copies [start, end) of src to dst, as CopyExtents says.
+func copyStretch(dst, src int, start, end int64, buf *[]byte, cfrOff *atomic.Bool) error {
+	off := start
+	for off < end && (cfrOff == nil || !cfrOff.Load()) {
+		roff, woff := off, off
+		k, err := unix.CopyFileRange(src, &roff, dst, &woff, int(min(end-off, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil && off == start && cfrOff != nil {
+			cfrOff.Store(true)
+		}
+		if err != nil || k == 0 {
+			break // read and write the rest, which reports any error
+		}
+		off += int64(k)
+	}
+	if off < end && len(*buf) == 0 {
+		*buf = make([]byte, 256<<10)
+	}
+	for off < end {
+		k, err := ReaderAt(src).ReadAt((*buf)[:min(int64(len(*buf)), end-off)], off)
+		if k > 0 {
+			if _, err := WriterAt(dst).WriteAt((*buf)[:k], off); err != nil {
+				return err
+			}
+			off += int64(k)
+		}
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriterAt writes to the descriptor it is at given offsets (pwrite),
