@@ -59,6 +59,13 @@ type PruneOptions struct {
 	// way to drop history, whose content a later prune removes (ostree's
 	// --commit-only). PruneReport.Total then counts commit objects only.
 	CommitOnly bool
+	// AfterSweep, when set, runs once the sweep is done, while Prune
+	// still holds the repository lock exclusively, with the commits
+	// deleted (in a dry run, that would be): what goes with them and
+	// package repo does not know, such as static deltas, goes there, where
+	// no transaction can store one of them again, nor a delta generation
+	// read them, in between. Its error is Prune's.
+	AfterSweep func(gone []ID) error
 }
 
 // refsOnly tells whether refs are the only roots.
@@ -344,6 +351,11 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			continue
 		}
 		if err := p.remove(KindTombstoneCommit, id, opts.NoPrune, rep); err != nil {
+			return rep, p.finish(rep, err)
+		}
+	}
+	if opts.AfterSweep != nil {
+		if err := opts.AfterSweep(rep.Commits); err != nil {
 			return rep, p.finish(rep, err)
 		}
 	}

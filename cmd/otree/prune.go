@@ -143,6 +143,35 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 			opts.DeleteCommit = id
 		}
 	}
+	// Static deltas that lead to a deleted commit go with it, under the
+	// repository lock prune holds: after it, a pull could store the
+	// commit again and a generation make a delta to it, which this
+	// prune would then delete.
+	deltas := []string{}
+	opts.AfterSweep = func(gone []repo.ID) error {
+		orphans, err := delta.Orphans(r, append(deltasTo, gone...))
+		if err != nil {
+			return err
+		}
+		if testHookOrphans != nil {
+			testHookOrphans()
+		}
+		for _, n := range orphans {
+			if !opts.NoPrune {
+				err := delta.Delete(r, n)
+				if errors.Is(err, delta.ErrNoDelta) {
+					// Another static-delta delete removed it since it
+					// was listed: what this prune would have done.
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			deltas = append(deltas, n.String())
+		}
+		return nil
+	}
 	rep, err := r.Prune(cmd.Context(), opts)
 	e.refsChanged = !f.noPrune
 	if err != nil {
@@ -157,29 +186,6 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 			return withHint(err, "run `otree fsck`")
 		}
 		return err
-	}
-	// Static deltas that lead to a deleted commit go with it.
-	orphans, err := delta.Orphans(r, append(deltasTo, rep.Commits...))
-	if err != nil {
-		return err
-	}
-	if testHookOrphans != nil {
-		testHookOrphans()
-	}
-	deltas := []string{}
-	for _, n := range orphans {
-		if !rep.DryRun {
-			err := delta.Delete(r, n)
-			if errors.Is(err, delta.ErrNoDelta) {
-				// Another prune (or static-delta delete) removed it
-				// since it was listed: what this one would have done.
-				continue
-			}
-			if err != nil {
-				return err
-			}
-		}
-		deltas = append(deltas, n.String())
 	}
 	if e.json {
 		return e.printJSON(struct {
