@@ -75,7 +75,9 @@ type DeployOptions struct {
 	// is copied into the boot directory under the id of its content. A
 	// later deploy does not carry them over unless given again.
 	OverlayInitrds []string
-	// Progress, if set, receives the checkout's progress.
+	// Progress, if set, receives the checkout's progress. A panic in it
+	// fails the deploy as an error does (what it wrote is removed) and is
+	// raised again by Deploy.
 	Progress func(checkout.Stats)
 }
 
@@ -703,10 +705,14 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	refs.Unlock()
 	refs = nil
 	switched := false
+	// checkedOut is set once the checkout returns: a panic in it (the
+	// caller's Progress, raised again once the files are written) fails
+	// the deploy too, with err not set.
+	checkedOut := false
 	defer func() {
 		// What a failed deploy wrote is not referenced by any boot entry;
 		// remove it now rather than leave it to the next cleanup.
-		if err != nil && !switched && !s.listsAfterFailure(d) {
+		if (err != nil || !checkedOut) && !switched && !s.listsAfterFailure(d) {
 			removeTree(d.Path)
 			os.Remove(d.Path + ".origin")
 			s.setRefs(context.WithoutCancel(ctx), nil, []string{deployRef(d)})
@@ -715,6 +721,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	res := &DeployResult{Deployment: d, Merge: merge}
 	st, err := checkout.Checkout(ctx, s.repo, commit, d.Path, checkout.Options{
 		UserMode: s.repo.Mode() != repo.ModeBare, Progress: opts.Progress})
+	checkedOut = true
 	if err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", commit, err)
 	}

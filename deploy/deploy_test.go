@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/testtree"
@@ -2241,5 +2242,52 @@ func TestStagedKargsKeepBytes(t *testing.T) {
 	}
 	if got := s.Deployments()[0].Options; got != arg {
 		t.Errorf("finalized deployment's options %q, want %q", got, arg)
+	}
+}
+
+// A panic in the caller's Progress ends the deploy as a failure does,
+// raised again once the checkout's files are written: the new
+// deployment's directory and ref go with it, rather than wait for a
+// cleanup, and the deployments are as they were.
+func TestDeployProgressPanicRemovesDeployment(t *testing.T) {
+	f := newFixture(t)
+	one := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	two := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/etc/motd": testtree.File("two\n", 0o644)}))
+	func() {
+		defer func() {
+			if p := recover(); p != "from Progress" {
+				t.Errorf("the deploy raised %v, want Progress's panic", p)
+			}
+		}()
+		f.s.Deploy(context.Background(), "os", DeployOptions{Progress: func(checkout.Stats) { panic("from Progress") }})
+	}()
+	dir := filepath.Join(f.path, "otree/deploy/testos/deploy")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{one.String() + ".0", one.String() + ".0.origin"}; !slices.Equal(names, want) {
+		t.Errorf("%s after the panic: %v, want %v", dir, names, want)
+	}
+	refs, err := f.s.Repo().ListRefs("otree/testos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if r.Commit == two {
+			t.Errorf("ref %s to the failed deployment's commit survived the panic", r.Name)
+		}
+	}
+	if diff := cmp.Diff([]repo.ID{one}, f.order()); diff != "" {
+		t.Errorf("deployments after the panic: %s", diff)
+	}
+	// The sysroot is usable: its lock was let go.
+	if got := f.deploy("os", DeployOptions{}).Deployment.Commit; got != two {
+		t.Errorf("the next deploy deployed %s, want %s", got, two)
 	}
 }
