@@ -18,8 +18,12 @@ type BootCount struct {
 	Counting bool `json:"counting"`
 	// Left is how many tries it has left (while Counting).
 	Left int `json:"left"`
-	// FellBack tells that none are left: GRUB boots deployment 1.
+	// FellBack tells that none are left: GRUB boots deployment Fallback.
 	FellBack bool `json:"fell_back"`
+	// Fallback is the index of the deployment GRUB boots once no tries
+	// are left: the first of the default's stateroot behind it (1 when
+	// it has none), as Rollback picks (while Counting).
+	Fallback int `json:"fallback,omitempty"`
 	// Completed tells that BootComplete ended the count.
 	Completed bool `json:"completed,omitempty"`
 	// RolledBack tells that, after GRUB's fallback, BootComplete made
@@ -57,6 +61,7 @@ func (s *Sysroot) BootCount() (*BootCount, error) {
 		return bc, err
 	}
 	bc.Counting = true
+	bc.Fallback = fallbackIndex(len(s.deployments), func(i int) string { return s.deployments[i].OS })
 	if n, err := strconv.Atoi(v); err == nil && n > 0 {
 		bc.Left = n
 	} else {

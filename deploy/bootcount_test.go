@@ -349,3 +349,58 @@ func TestGrubBootCounting(t *testing.T) {
 		t.Errorf("a kargs change with an unreadable environment block turned counting in grub.cfg from %v to %v", counted, !counted)
 	}
 }
+
+// TestGrubBootCountingStaysInStateroot: with another stateroot's
+// deployment listed between a new default and its stateroot's previous
+// one, GRUB falls back to the previous one of the same system, the one
+// rollback picks, not to deployment 1; status and boot-complete name it.
+func TestGrubBootCountingStaysInStateroot(t *testing.T) {
+	f := newFixture(t)
+	disk := newBootDisk(t, f)
+	ctx := context.Background()
+	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
+		c.Set(ConfigBootTries, "1")
+		return c.Set(ConfigBootloader, "grub2")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.OSInit("other"); err != nil {
+		t.Fatal(err)
+	}
+	one := f.commit("os", osTree("6.1.0", nil))
+	f.deploy(one.String(), DeployOptions{OS: "testos"})
+	f.deploy(f.commit("o", osTree("5.10.0", nil)).String(), DeployOptions{OS: "other"})
+	two := f.commit("os", osTree("6.2.0", nil))
+	if _, err := bootedAs(t, f, 1).Deploy(ctx, two.String(), DeployOptions{OS: "testos"}); err != nil {
+		t.Fatal(err)
+	}
+	ds := bootedAs(t, f, 0).Deployments()
+	if len(ds) != 3 || ds[0].Commit != two || ds[1].OS != "other" || ds[2].Commit != one {
+		for _, d := range ds {
+			t.Logf("%s.%d %s", d.OS, d.Serial, d.Commit)
+		}
+		t.Fatal("deployments not as expected")
+	}
+	for i, want := range [][2]string{{"0", "0"}, {"2", "0"}, {"2", "0"}} {
+		if e, tries := disk.boot(); e != want[0] || tries != want[1] {
+			t.Fatalf("boot %d: entry %s with %q tries left, want entry %s with %s", i+1, e, tries, want[0], want[1])
+		}
+	}
+	fellBack := bootedAs(t, f, 2)
+	if bc, err := fellBack.BootCount(); err != nil || !bc.FellBack || bc.Fallback != 2 {
+		t.Fatalf("after the fallback: %+v, %v", bc, err)
+	}
+	if _, err := fellBack.BootComplete(ctx, BootCompleteOptions{}); !errors.Is(err, ErrFellBack) || !strings.Contains(err.Error(), "GRUB booted deployment 2 instead") {
+		t.Fatalf("boot-complete after a fallback: %v", err)
+	}
+	if _, err := fellBack.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ds := fellBack.Deployments(); ds[0].Commit != one || !ds[0].Booted {
+		t.Fatalf("rollback: default %s (booted %v)", ds[0].Commit, ds[0].Booted)
+	}
+	if e, tries := disk.boot(); e != "0" || tries != "" {
+		t.Fatalf("after the rollback: entry %s, tries %q", e, tries)
+	}
+}

@@ -17,6 +17,7 @@ import (
 // bootEntry is one Boot Loader Specification type #1 entry.
 type bootEntry struct {
 	file    string // the .conf file's name
+	os      string // the deployment's stateroot; "" when read back from disk
 	title   string
 	version int // orders entries: the highest boots by default
 	options string

@@ -125,13 +125,27 @@ func CheckConfigValue(key, value string) error {
 	return nil
 }
 
+// fallbackIndex is the index in a list of n deployments (or their boot
+// entries) that GRUB boots once the default's tries are spent: the first
+// behind the default of its stateroot (osOf(i)), as Rollback picks, not
+// another system's that happens to be listed second; 1 when the
+// stateroot has no other (a system that boots beats a boot loop).
+func fallbackIndex(n int, osOf func(i int) string) int {
+	for i := 1; i < n; i++ {
+		if osOf(i) == osOf(0) {
+			return i
+		}
+	}
+	return 1
+}
+
 // renderGrub writes a grub.cfg with a menu entry per boot entry, in boot
 // order: the default deployment first. Paths are as in the entries, on the
 // filesystem GRUB loaded the configuration from (the boot partition, or
 // the root one holding /boot); kernel arguments are single-quoted so that
 // GRUB passes them on as written. With tries > 0 it counts the boots of a
 // new default deployment (grubTriesVar) and, once none are left, boots
-// the previous one (entry 1) instead.
+// the previous one instead (fallbackIndex).
 func renderGrub(entries []*bootEntry, tries int) []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Written by otree at each switch of deployments; not to be edited.
@@ -148,16 +162,17 @@ fi
 set default=0
 `)
 	if tries > 0 && len(entries) > 1 {
+		fallback := fallbackIndex(len(entries), func(i int) string { return entries[i].os })
 		fmt.Fprintf(&b, `
 # Boot counting (sysroot.boot-counting-tries=%d): while %s is set, the
 # default deployment has not completed a boot yet; each boot takes one
-# try, and with none left the previous deployment (entry 1) boots.
+# try, and with none left the previous deployment (entry %d) boots.
 # otree admin boot-complete unsets it once a boot of the default completes.
 if [ -f "${prefix}/grubenv" ]; then
 	load_env %s
 fi
 if [ -n "${%s}" ]; then
-`, tries, grubTriesVar, grubTriesVar, grubTriesVar)
+`, tries, grubTriesVar, fallback, grubTriesVar, grubTriesVar)
 		// Every count up to the bound, not only up to tries: a count set
 		// under a higher setting than today's must go on, not fall back.
 		for i := maxBootTries; i >= 1; i-- {
@@ -167,7 +182,7 @@ if [ -n "${%s}" ]; then
 			}
 			fmt.Fprintf(&b, "\t%s [ \"${%s}\" = %d ]; then\n\t\tset %s=%d\n", kw, grubTriesVar, i, grubTriesVar, i-1)
 		}
-		fmt.Fprintf(&b, "\telse\n\t\tset default=1\n\tfi\n\tsave_env %s\nfi\n", grubTriesVar)
+		fmt.Fprintf(&b, "\telse\n\t\tset default=%d\n\tfi\n\tsave_env %s\nfi\n", fallback, grubTriesVar)
 	}
 	for _, e := range entries {
 		fmt.Fprintf(&b, "\nmenuentry %s --class gnu-linux --class os --id %s {\n", grubQuote(e.title), grubQuote(strings.TrimSuffix(e.file, ".conf")))

@@ -41,7 +41,8 @@ func (s *Sysroot) moveFirst(d *Deployment) []*Deployment {
 
 // Rollback makes the previous deployment the default, moving the current
 // default to index 1: deployment 1 when it is booted (GRUB fell back to
-// it) or of the default's stateroot, else the first of that stateroot
+// it, the default's stateroot having no other) or of the default's
+// stateroot, else the first of that stateroot
 // behind it, so that other stateroots' deployments in between are not
 // taken for the previous one. With one stateroot it swaps deployments 0
 // and 1, and running it twice restores the original order.

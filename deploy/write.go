@@ -93,6 +93,7 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 		kdir := fmt.Sprintf("%s/otree/%s-%s/", prefix, d.OS, d.BootCsum)
 		e := &bootEntry{
 			file:    fmt.Sprintf("otree-%d-%s.conf", n-i, d.OS),
+			os:      d.OS,
 			title:   fmt.Sprintf("%s (otree:%s:%d)", menuName(d), d.OS, i),
 			version: n - i,
 			options: opts,

@@ -591,9 +591,9 @@ commits; the command fails on any drift or missing trusted signature.`,
 						printDeployment(a.stdout, it.Deployment, it.Index, booted)
 						if it.Deployment.Index == 0 && !it.Staged && bc != nil && bc.Counting {
 							if bc.FellBack {
-								fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment 1 ('otree admin rollback' makes it the default)\n", bc.Tries)
+								fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment %d ('otree admin rollback' makes it the default)\n", bc.Tries, bc.Fallback)
 							} else {
-								fmt.Fprintf(a.stdout, "    boot: not completed yet; %d of %d tries left before GRUB falls back to deployment 1\n", bc.Left, bc.Tries)
+								fmt.Fprintf(a.stdout, "    boot: not completed yet; %d of %d tries left before GRUB falls back to deployment %d\n", bc.Left, bc.Tries, bc.Fallback)
 							}
 						}
 						if sig := it.Signature; sig != nil && sig.Error == "" {
