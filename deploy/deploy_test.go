@@ -364,6 +364,39 @@ func TestOSInitRefusesUnusableNames(t *testing.T) {
 	}
 }
 
+// os-init of an existing stateroot keeps what is there: a /var/tmp whose
+// mode the admin changed keeps it, and one replaced by a symlink does not
+// make its target world-writable.
+func TestOSInitKeepsExisting(t *testing.T) {
+	f := newFixture(t)
+	tmp := filepath.Join(f.path, "otree/deploy/testos/var/tmp")
+	if err := os.Chmod(tmp, 0o770|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.OSInit("testos"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(tmp); err != nil || fi.Mode() != 0o770|os.ModeDir|os.ModeSticky {
+		t.Fatalf("os-init again changed /var/tmp: %v, %v", fi.Mode(), err)
+	}
+	target := t.TempDir()
+	if err := os.Chmod(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.OSInit("testos"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o700 || fi.Mode()&os.ModeSticky != 0 {
+		t.Fatalf("os-init chmodded the target of a symlink at /var/tmp: %v, %v", fi.Mode(), err)
+	}
+}
+
 // Every switch points the refs of the deployments it lists at their
 // commits: a deployment's ref deleted by hand is back after the next
 // switch, before a prune could take the deployment's objects.

@@ -265,7 +265,13 @@ func (s *Sysroot) OSInit(name string) error {
 		mode os.FileMode
 	}{{"", 0o755}, {"deploy", 0o755}, {"var", 0o755}, {"var/lib", 0o755}, {"var/log", 0o755}, {"var/tmp", 0o777 | os.ModeSticky}} {
 		p := filepath.Join(root, d.name)
-		if err := os.Mkdir(p, d.mode.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
+		err := os.Mkdir(p, d.mode.Perm())
+		if errors.Is(err, fs.ErrExist) {
+			// Kept as it is: the admin may have changed its mode, and a
+			// chmod would follow a symlink there.
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("os-init %s: %w", name, err)
 		}
 		if d.mode&os.ModeSticky != 0 { // past the umask too
