@@ -5,6 +5,7 @@ import (
 
 	"github.com/otree/otree/deploy"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -90,6 +91,11 @@ cannot be changed here.`,
 			}
 			if err := deploy.CheckConfigValue(k, args[1]); err != nil {
 				return usageError{err}
+			}
+			if k == remote.ConfigDefaultFinders {
+				if _, err := remote.ParseDefaultFinders(args[1]); err != nil {
+					return usageError{err}
+				}
 			}
 			return withRepo(func(r *repo.Repo) error {
 				var bad error

@@ -96,7 +96,7 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&finders, "finders", "", "where to look, comma-separated: mount, config (default both, in that order)")
+	fl.StringVar(&finders, "finders", "", "where to look, comma-separated: mount, config (default: core.default-repo-finders, or both in that order)")
 	fl.BoolVar(&pull, "pull", false, "pull each ref found, from the source with the newest commit")
 	fl.BoolVar(&mirror, "mirror", false, "with --pull, write refs as local branches, not REMOTE:REF")
 	fl.BoolVar(&noSync, "disable-fsync", false, "do not sync pulled objects to disk (scratch repositories only)")

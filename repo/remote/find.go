@@ -72,10 +72,36 @@ const (
 	FinderConfig = "config"
 )
 
+// ConfigDefaultFinders is OSTree's config key listing the finders
+// FindRemotes uses when FindOptions.Finders names none, ';'-separated
+// ("config;"): an admin drops "mount" there to stop updates being taken
+// from mounted filesystems.
+const ConfigDefaultFinders = "core.default-repo-finders"
+
+// ParseDefaultFinders reads a ConfigDefaultFinders value. OSTree's "lan"
+// is refused, as is any other name that is not a finder; an empty list
+// means the default.
+func ParseDefaultFinders(v string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(v, ";") {
+		switch f = strings.TrimSpace(f); f {
+		case "":
+		case FinderMount, FinderConfig:
+			out = append(out, f)
+		case "lan":
+			return nil, fmt.Errorf("config %s=%q: lan (DNS-SD on the local network) is not supported; use config and mount", ConfigDefaultFinders, v)
+		default:
+			return nil, fmt.Errorf("config %s=%q: unknown finder %q: want %s or %s", ConfigDefaultFinders, v, f, FinderConfig, FinderMount)
+		}
+	}
+	return out, nil
+}
+
 // FindOptions configure FindRemotes.
 type FindOptions struct {
 	// Finders lists where to look, in the order the results are ranked
-	// when they offer the same commit; empty means mount, then config.
+	// when they offer the same commit; empty means those the config's
+	// ConfigDefaultFinders lists, or without it mount, then config.
 	Finders []string
 	// Mounts lists the mount points the mount finder looks at; nil means
 	// every mount of this process (/proc/self/mountinfo).
@@ -140,6 +166,15 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 		}
 	}
 	finders := opts.Finders
+	if len(finders) == 0 {
+		if v, ok := r.Config().Get(ConfigDefaultFinders); ok {
+			fs, err := ParseDefaultFinders(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r.Path("config"), err)
+			}
+			finders = fs
+		}
+	}
 	if len(finders) == 0 {
 		finders = []string{FinderMount, FinderConfig}
 	}

@@ -551,3 +551,47 @@ func TestPullFoundFromStickUnderSummaryVerification(t *testing.T) {
 		t.Errorf("origin:os/stable moved to %s", id)
 	}
 }
+
+// TestFindDefaultFindersFromConfig: core.default-repo-finders (OSTree's
+// key) chooses the finders when none are given, so an admin who drops
+// mount there keeps updates from being taken off a stick; finders given
+// still win, and a finder otree lacks is an error naming the key.
+func TestFindDefaultFindersFromConfig(t *testing.T) {
+	build := collectionRepo(t, coll)
+	commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	stick := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, newFileServer(t, build.Path()), nil)
+	setConfig := func(v string) {
+		t.Helper()
+		if err := c.UpdateConfig(func(cfg *repo.Config) error { return cfg.Set(remote.ConfigDefaultFinders, v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finders := func(res *remote.FindResult) (out []string) {
+		for _, f := range res.Remotes {
+			out = append(out, f.Finder)
+		}
+		return out
+	}
+	setConfig("config;")
+	if got := finders(findOn(t, c, []string{stick}, osStable)); len(got) != 1 || got[0] != remote.FinderConfig {
+		t.Errorf("with %s=config; found on %v, want config alone", remote.ConfigDefaultFinders, got)
+	}
+	setConfig(" config ; mount ;")
+	if got := finders(findOn(t, c, []string{stick}, osStable)); len(got) != 2 || got[0] != remote.FinderConfig || got[1] != remote.FinderMount {
+		t.Errorf("with %s=config;mount; found on %v, want config then mount", remote.ConfigDefaultFinders, got)
+	}
+	if got := finders(findWith(t, c, []string{remote.FinderMount}, []string{stick}, osStable)); len(got) != 1 || got[0] != remote.FinderMount {
+		t.Errorf("--finders=mount found on %v, want mount alone", got)
+	}
+	for _, bad := range []string{"config;lan;", "disk"} {
+		setConfig(bad)
+		_, err := remote.FindRemotes(ctx, c, []remote.CollectionRef{osStable}, remote.FindOptions{Mounts: []string{stick}, Pull: fastOpts()})
+		if err == nil || !strings.Contains(err.Error(), remote.ConfigDefaultFinders) {
+			t.Errorf("%s=%s: %v, want an error naming the key", remote.ConfigDefaultFinders, bad, err)
+		}
+	}
+}
