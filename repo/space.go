@@ -92,7 +92,7 @@ func CheckConfigValue(key, value string) error {
 		_, err = parsePercent(value)
 	case ConfigMinFreeSize:
 		_, err = parseSize(value)
-	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary, ConfigTombstoneCommits, ConfigNoDeltasInSummary, ConfigUncompressedCache:
+	case ConfigFsync, ConfigPerObjectFsync, ConfigAutoUpdateSummary, ConfigCommitUpdateSummary, ConfigTombstoneCommits, ConfigNoDeltasInSummary, ConfigUncompressedCache:
 		_, err := parseBool(key, value)
 		return err
 	case ConfigLockTimeout:

@@ -100,6 +100,10 @@ const (
 // to be written anew whenever refs or deltas change (remote.AutoUpdateSummary).
 const ConfigAutoUpdateSummary = "core.auto-update-summary"
 
+// ConfigCommitUpdateSummary is OSTree's older name for
+// ConfigAutoUpdateSummary, read when that is not set (as OSTree does).
+const ConfigCommitUpdateSummary = "core.commit-update-summary"
+
 // ConfigNoDeltasInSummary is OSTree's config key that keeps the summary
 // from listing static deltas one by one: clients find them through the
 // delta indexes it lists instead, so it stays small on a server with many

@@ -146,6 +146,26 @@ func TestAutoUpdateSummary(t *testing.T) {
 	}
 }
 
+// core.commit-update-summary, OSTree's older name for
+// core.auto-update-summary, turns it on too; auto-update-summary, when
+// set, wins, as in OSTree.
+func TestCommitUpdateSummaryAlias(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, fixture)
+	c.fails(exitUsage, []string{`core.commit-update-summary="yes"`}, "config", "set", "core.commit-update-summary", "yes")
+	c.ok("config", "set", "core.commit-update-summary", "true")
+	c.ok("commit", "-b", "main", src)
+	if _, err := os.Stat(c.r.Path("summary")); err != nil {
+		t.Fatalf("a commit with core.commit-update-summary=true wrote no summary: %v", err)
+	}
+	c.ok("config", "set", "core.auto-update-summary", "false")
+	before, _ := os.ReadFile(c.r.Path("summary"))
+	c.ok("commit", "-b", "main", src, "-s", "two")
+	if after, _ := os.ReadFile(c.r.Path("summary")); string(after) != string(before) {
+		t.Error("core.auto-update-summary=false did not win over core.commit-update-summary=true")
+	}
+}
+
 // summary -m takes VALUE in GVariant text, as OSTree's does: a string
 // must be quoted, and -v prints it as OSTree prints it.
 func TestSummaryMetadataParity(t *testing.T) {
