@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,9 @@ const (
 	// fail with its text: a remote an installer writes for the admin to
 	// set up first.
 	KeyUnconfiguredState = "unconfigured-state"
+	// KeyHTTP2, when false, keeps requests to the remote on HTTP/1.1,
+	// for servers whose HTTP/2 is broken (default true).
+	KeyHTTP2 = "http2"
 )
 
 // checkTransportKeys checks the form of a remote's TLS and proxy keys
@@ -40,10 +44,12 @@ func checkTransportKeys(keys map[string]string) (proxy *url.URL, err error) {
 	if (keys[KeyTLSClientCertPath] == "") != (keys[KeyTLSClientKeyPath] == "") {
 		return nil, fmt.Errorf("%s and %s go together", KeyTLSClientCertPath, KeyTLSClientKeyPath)
 	}
-	switch v := keys[KeyTLSPermissive]; v {
-	case "", "false", "0", "true", "1":
-	default:
-		return nil, fmt.Errorf("%s=%q is not a boolean (want true or false)", KeyTLSPermissive, v)
+	for _, k := range []string{KeyTLSPermissive, KeyHTTP2} {
+		switch v := keys[k]; v {
+		case "", "false", "0", "true", "1":
+		default:
+			return nil, fmt.Errorf("%s=%q is not a boolean (want true or false)", k, v)
+		}
 	}
 	if p := keys[KeyProxy]; p != "" {
 		u, err := url.Parse(p)
@@ -55,8 +61,8 @@ func checkTransportKeys(keys map[string]string) (proxy *url.URL, err error) {
 	return nil, nil
 }
 
-// withTransport makes opts.Client use the TLS and proxy settings of rm,
-// when it has any, on a copy of its transport.
+// withTransport makes opts.Client use the TLS, proxy and HTTP/2 settings
+// of rm, when it has any, on a copy of its transport.
 func withTransport(rm *Remote, opts *PullOptions) error {
 	if msg := rm.Options[KeyUnconfiguredState]; msg != "" {
 		return fmt.Errorf("%s: %s", KeyUnconfiguredState, msg)
@@ -70,6 +76,10 @@ func withTransport(rm *Remote, opts *PullOptions) error {
 		if rm.Options[k] != "" {
 			set = append(set, k)
 		}
+	}
+	noHTTP2 := rm.Options[KeyHTTP2] == "false" || rm.Options[KeyHTTP2] == "0"
+	if noHTTP2 {
+		set = append(set, KeyHTTP2)
 	}
 	if len(set) == 0 {
 		return nil
@@ -109,6 +119,15 @@ func withTransport(rm *Remote, opts *PullOptions) error {
 	}
 	if proxy != nil {
 		tr.Proxy = http.ProxyURL(proxy)
+	}
+	if noHTTP2 {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		tr.Protocols = &p
+		// The clone may carry the h2 set-up of the transport it came
+		// from, which would still offer h2 in the TLS handshake.
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		c.NextProtos = slices.DeleteFunc(slices.Clone(c.NextProtos), func(p string) bool { return p == "h2" })
 	}
 	client := *opts.Client
 	client.Transport = tr

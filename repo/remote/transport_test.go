@@ -238,3 +238,48 @@ func TestPullUnreachableNamesURLOnce(t *testing.T) {
 		t.Errorf("error %q names %s %d times; want once, and the cause", err, base, n)
 	}
 }
+
+// A remote's http2=false keeps its requests on HTTP/1.1 (OSTree's key, for
+// servers whose HTTP/2 is broken); unset, HTTP/2 is used where the server
+// offers it, as OSTree does.
+func TestPullHTTP2Option(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	ca := newTestCA(t)
+	_, _, serverCert := ca.issue(t, 2, false)
+	var h1, h2 atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			h2.Add(1)
+		} else {
+			h1.Add(1)
+		}
+		o.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caPath := writePEM(t, "ca.pem", ca.pem)
+
+	if _, err := pullWith(t, srv.URL, map[string]string{remote.KeyTLSCAPath: caPath}); err != nil {
+		t.Fatal(err)
+	}
+	if h2.Load() == 0 {
+		t.Errorf("without http2=false: %d HTTP/1 and no HTTP/2 requests, want HTTP/2", h1.Load())
+	}
+	h1.Store(0)
+	h2.Store(0)
+	dst, err := pullWith(t, srv.URL, map[string]string{remote.KeyTLSCAPath: caPath, remote.KeyHTTP2: "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != want {
+		t.Errorf("pulled %s, want %s", got, want)
+	}
+	if h2.Load() != 0 || h1.Load() == 0 {
+		t.Errorf("with http2=false: %d HTTP/2 and %d HTTP/1 requests, want HTTP/1 only", h2.Load(), h1.Load())
+	}
+	_, err = pullWith(t, srv.URL, map[string]string{remote.KeyHTTP2: "no"})
+	errContains(t, err, "remote origin", remote.KeyHTTP2, "not a boolean")
+}
