@@ -32,6 +32,10 @@ const (
 	// fail with its text: a remote an installer writes for the admin to
 	// set up first.
 	KeyUnconfiguredState = "unconfigured-state"
+	// KeyCustomBackend, when set, names the program that fetches the
+	// remote's commits in otree's stead: every pull from the remote
+	// fails, naming it, as OSTree's does.
+	KeyCustomBackend = "custom-backend"
 	// KeyHTTP2, when false, keeps requests to the remote on HTTP/1.1,
 	// for servers whose HTTP/2 is broken (default true).
 	KeyHTTP2 = "http2"
@@ -66,6 +70,9 @@ func checkTransportKeys(keys map[string]string) (proxy *url.URL, err error) {
 func withTransport(rm *Remote, opts *PullOptions) error {
 	if msg := rm.Options[KeyUnconfiguredState]; msg != "" {
 		return fmt.Errorf("%s: %s", KeyUnconfiguredState, msg)
+	}
+	if b := rm.Options[KeyCustomBackend]; b != "" {
+		return fmt.Errorf("%s=%s: the remote is fetched by that program, not by otree", KeyCustomBackend, b)
 	}
 	proxy, err := checkTransportKeys(rm.Options)
 	if err != nil {

@@ -283,3 +283,19 @@ func TestPullHTTP2Option(t *testing.T) {
 	_, err = pullWith(t, srv.URL, map[string]string{remote.KeyHTTP2: "no"})
 	errContains(t, err, "remote origin", remote.KeyHTTP2, "not a boolean")
 }
+
+// A remote's custom-backend names the program that fetches it: a pull
+// fails naming it, before anything is fetched, as OSTree's does.
+func TestPullCustomBackend(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", tree, 1700000000)
+	o.resetHits()
+	dst, err := pullWith(t, o.srv.URL, map[string]string{remote.KeyCustomBackend: "examplecorp-fetcher"})
+	errContains(t, err, "remote origin", remote.KeyCustomBackend, "examplecorp-fetcher")
+	if _, err := dst.ReadRef("origin:os/stable"); err == nil {
+		t.Error("origin:os/stable was written")
+	}
+	if n := o.objectHits(); n != 0 {
+		t.Errorf("%d objects fetched", n)
+	}
+}
