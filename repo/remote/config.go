@@ -149,6 +149,9 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 	if _, err := checkTransportKeys(keys); err != nil {
 		return false, fmt.Errorf("remote %s: %w", rm.Name, err)
 	}
+	if err := checkNoGPG(rm.Name, keys); err != nil {
+		return false, err
+	}
 	for _, b := range parseBranches(keys["branches"]) {
 		if err := validateBranch(b); err != nil {
 			return false, fmt.Errorf("remote %s: %w", rm.Name, err)

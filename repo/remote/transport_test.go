@@ -299,3 +299,55 @@ func TestPullCustomBackend(t *testing.T) {
 		t.Errorf("%d objects fetched", n)
 	}
 }
+
+// gpg-verify, gpg-verify-summary or gpgkeypath ask for GPG signatures,
+// which otree cannot check: rather than pull unchecked, remote add refuses
+// them, and a pull from a remote whose config has them (written by hand,
+// or by OSTree) fails naming the key before anything is fetched.
+func TestPullRefusesGPGKeys(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", tree, 1700000000)
+	for _, set := range []map[string]string{
+		{remote.KeyGPGVerify: "true"},
+		{remote.KeyGPGVerify: "1"},
+		{remote.KeyGPGVerifySummary: "true"},
+		{remote.KeyGPGKeyPath: "/etc/pki/example.gpg"},
+		{remote.KeyGPGVerify: "true", remote.KeySignVerify: "true", remote.KeyVerificationKey: "x"},
+	} {
+		dst, err := pullWith(t, o.srv.URL, set)
+		errContains(t, err, "remote origin", "GPG")
+		if rms := remote.ListRemotes(dst); len(rms) != 0 {
+			t.Errorf("remote add with %v added %+v", set, rms)
+		}
+	}
+	// Written to the config by hand, or by OSTree: the pull refuses.
+	ts := int64(1700000000)
+	for k, v := range map[string]string{remote.KeyGPGVerify: "true", remote.KeyGPGVerifySummary: "1", remote.KeyGPGKeyPath: "/k.gpg"} {
+		dst, err := pullWith(t, o.srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dst.UpdateConfig(func(c *repo.Config) error {
+			return c.Set(`remote "origin".`+k, v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ts += 100
+		o.commit("os/stable", tree, ts)
+		o.resetHits()
+		before := mustRef(t, dst, "origin:os/stable")
+		_, err = remote.Pull(context.Background(), dst, fastOpts("os/stable"))
+		errContains(t, err, "remote origin", k+"="+v, "GPG")
+		if got := mustRef(t, dst, "origin:os/stable"); got != before {
+			t.Errorf("%s=%s: origin:os/stable moved to %s", k, v, got)
+		}
+		if n := o.objectHits(); n != 0 {
+			t.Errorf("%s=%s: %d objects fetched", k, v, n)
+		}
+	}
+	// gpg-verify=false (what OSTree's remote add --no-gpg-verify writes),
+	// with or without a key path, pulls.
+	if _, err := pullWith(t, o.srv.URL, map[string]string{remote.KeyGPGVerify: "false", remote.KeyGPGVerifySummary: "0", remote.KeyGPGKeyPath: "/k.gpg"}); err != nil {
+		t.Errorf("gpg-verify=false: %v", err)
+	}
+}

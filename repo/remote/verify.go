@@ -24,6 +24,32 @@ const (
 	KeyVerificationFile  = "verification-ed25519-file"
 )
 
+// OSTree's remote keys for GPG signatures, which otree cannot check.
+const (
+	KeyGPGVerify        = "gpg-verify"
+	KeyGPGVerifySummary = "gpg-verify-summary"
+	KeyGPGKeyPath       = "gpgkeypath"
+)
+
+// checkNoGPG refuses a remote whose config asks for GPG signatures to be
+// checked, which otree has no means to do: pulling without the check
+// would take what the admin asked to have refused. Unset, gpg-verify asks
+// for nothing here (otree never checks GPG, and OSTree's remote add
+// writes it only as false), unless gpgkeypath names keys to check with.
+func checkNoGPG(name string, keys map[string]string) error {
+	for _, k := range []string{KeyGPGVerify, KeyGPGVerifySummary} {
+		switch v := strings.TrimSpace(keys[k]); v {
+		case "", "false", "0":
+		default:
+			return fmt.Errorf("remote %s: %s=%s asks for GPG signatures, which otree cannot check (it checks ed25519 ones: %s); set %s=false to pull without them", name, k, v, KeySignVerify, k)
+		}
+	}
+	if p := keys[KeyGPGKeyPath]; p != "" && keys[KeyGPGVerify] == "" {
+		return fmt.Errorf("remote %s: %s=%s names GPG keys to check signatures with, which otree cannot do (it checks ed25519 ones: %s); set %s=false to pull without them", name, KeyGPGKeyPath, p, KeySignVerify, KeyGPGVerify)
+	}
+	return nil
+}
+
 // maxSummarySig bounds the summary.sig a client is willing to download.
 const maxSummarySig = 1 << 20
 
@@ -138,6 +164,9 @@ type verifiedSource struct {
 func withVerification(rm *Remote, src source, opts *PullOptions) (source, error) {
 	if rm == nil {
 		return src, nil
+	}
+	if err := checkNoGPG(rm.Name, rm.Options); err != nil {
+		return nil, err
 	}
 	v, err := RemoteVerification(rm, opts.TrustedKeysRoot)
 	if err != nil {
