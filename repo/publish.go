@@ -2,8 +2,10 @@ package repo
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/otree/otree/internal/durable"
@@ -97,20 +99,41 @@ func (t *Txn) Publish() (int, error) {
 // verified as a whole before it is stored.
 func (r *Repo) PartialDir() string { return r.Path("tmp", "pull-partial") }
 
-// partialExpiry is how long a partial download may go unwritten before it
-// is removed (as OSTree's default tmp-expiry-secs).
-const partialExpiry = 24 * time.Hour
+// ConfigTmpExpiry is OSTree's config key for how long, in whole seconds,
+// a partial download may go unwritten before it is removed; absent, a day
+// (OSTree's default).
+const ConfigTmpExpiry = "core.tmp-expiry-secs"
+
+// defaultTmpExpiry is the expiry when ConfigTmpExpiry does not say.
+const defaultTmpExpiry = 24 * time.Hour
+
+// parseTmpExpiry parses a ConfigTmpExpiry value.
+func parseTmpExpiry(v string) (time.Duration, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > int64(math.MaxInt64/time.Second) {
+		return 0, errors.New("want a whole number of seconds")
+	}
+	return time.Duration(n) * time.Second, nil
+}
 
 // cleanPartialDownloads removes partial downloads not written to for
-// partialExpiry that no pull holds (flock).
+// ConfigTmpExpiry that no pull holds (flock).
 func (r *Repo) cleanPartialDownloads() {
 	ents, err := os.ReadDir(r.PartialDir())
 	if err != nil {
 		return
 	}
+	expiry := defaultTmpExpiry
+	if v, ok := r.Config().Get(ConfigTmpExpiry); ok {
+		// A value that does not parse keeps the default: this cleanup
+		// is no place to fail a transaction.
+		if d, err := parseTmpExpiry(v); err == nil {
+			expiry = d
+		}
+	}
 	for _, e := range ents {
 		fi, err := e.Info()
-		if err != nil || time.Since(fi.ModTime()) < partialExpiry {
+		if err != nil || time.Since(fi.ModTime()) < expiry {
 			continue
 		}
 		durable.RemoveAbandoned(filepath.Join(r.PartialDir(), e.Name()))

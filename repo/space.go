@@ -82,7 +82,7 @@ func (b *spaceBudget) object() error {
 
 // CheckConfigValue checks value for the config keys whose values otree
 // reads with rules of their own (the free-space reserve, durability and
-// other booleans, the lock timeout and the collection ID), so that a bad value is refused
+// other booleans, the lock timeout, the tmp expiry and the collection ID), so that a bad value is refused
 // when it is set rather than when a later write reads it. Other keys
 // accept any value.
 func CheckConfigValue(key, value string) error {
@@ -99,6 +99,8 @@ func CheckConfigValue(key, value string) error {
 		if n, perr := strconv.Atoi(value); perr != nil || n < 0 {
 			err = errors.New("want a whole number of seconds")
 		}
+	case ConfigTmpExpiry:
+		_, err = parseTmpExpiry(value)
 	case collectionKey:
 		return ValidateCollectionID(value)
 	}
