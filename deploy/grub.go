@@ -111,7 +111,9 @@ func parseBootTries(v string) (int, error) {
 
 // CheckConfigValue checks a value of one of the sysroot keys of the
 // system repository's config (sysroot.bootloader,
-// sysroot.boot-counting-tries); other keys pass.
+// sysroot.boot-counting-tries), and refuses OSTree's sysroot keys otree
+// does not act on (sysroot.readonly unless false,
+// sysroot.bls-append-except-default); other keys pass.
 func CheckConfigValue(key, value string) error {
 	switch key {
 	case ConfigBootloader:
@@ -121,6 +123,12 @@ func CheckConfigValue(key, value string) error {
 	case ConfigBootTries:
 		_, err := parseBootTries(value)
 		return err
+	case "sysroot.readonly":
+		if value != "false" {
+			return fmt.Errorf("config %s=%q: otree does not act on this OSTree key: it leaves the physical root at /sysroot mounted as the initramfs mounted it, and does not remount it to write", key, value)
+		}
+	case "sysroot.bls-append-except-default":
+		return fmt.Errorf("config %s=%q: otree does not act on this OSTree key: every boot entry gets the kernel arguments of its deployment alone (admin kargs)", key, value)
 	}
 	return nil
 }

@@ -80,11 +80,23 @@ func (b *spaceBudget) object() error {
 	return b.take(b.block)
 }
 
+// unhonouredKeys are OSTree's core keys that otree does not act on, each
+// with the one value that asks for what otree does anyway ("" for none)
+// and what otree does instead. CheckConfigValue refuses any other value,
+// so that setting one does not pass for having taken effect.
+var unhonouredKeys = map[string]struct{ same, instead string }{
+	"core.disable-xattrs":         {"false", "xattrs are stored and checked out as the repository's mode says"},
+	"core.payload-link-threshold": {"", "otree makes no payload links between objects"},
+	"core.add-remotes-config-dir": {"false", "remote add writes remotes to the repository's config; remotes.d files are read, never written"},
+	"core.locking":                {"true", "otree always locks the repository"},
+}
+
 // CheckConfigValue checks value for the config keys whose values otree
 // reads with rules of their own (the free-space reserve, durability and
 // other booleans, the lock timeout, the tmp expiry and the collection ID), so that a bad value is refused
-// when it is set rather than when a later write reads it. Other keys
-// accept any value.
+// when it is set rather than when a later write reads it, and OSTree's
+// keys otree does not act on (core.disable-xattrs, core.locking, ...)
+// unless set to what otree does anyway. Other keys accept any value.
 func CheckConfigValue(key, value string) error {
 	var err error
 	switch key {
@@ -103,6 +115,10 @@ func CheckConfigValue(key, value string) error {
 		_, err = parseTmpExpiry(value)
 	case collectionKey:
 		return ValidateCollectionID(value)
+	default:
+		if u, ok := unhonouredKeys[key]; ok && value != u.same {
+			err = fmt.Errorf("otree does not act on this OSTree key: %s", u.instead)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("config %s=%q: %v", key, value, err)

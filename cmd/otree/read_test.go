@@ -649,6 +649,38 @@ func TestConfig(t *testing.T) {
 	c.fails(exitUsage, []string{"frob"}, "config", "frob")
 }
 
+// OSTree's config keys otree does not act on are refused by config set,
+// naming the key, unless set to what otree does anyway: set, they would
+// pass for having taken effect.
+func TestConfigSetRefusesKeysOtreeDoesNotActOn(t *testing.T) {
+	c := newCLI(t)
+	before, err := os.ReadFile(c.r.Path("config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{
+		{"core.disable-xattrs", "true"},
+		{"core.payload-link-threshold", "1000"},
+		{"core.add-remotes-config-dir", "true"},
+		{"core.locking", "false"},
+		{"sysroot.readonly", "true"},
+		{"sysroot.bls-append-except-default", "quiet=1"},
+	} {
+		c.fails(exitUsage, []string{kv[0], "does not act on"}, "config", "set", kv[0], kv[1])
+	}
+	if after, _ := os.ReadFile(c.r.Path("config")); string(after) != string(before) {
+		t.Errorf("refused sets changed the config:\n%s", after)
+	}
+	for _, kv := range [][2]string{
+		{"core.disable-xattrs", "false"},
+		{"core.add-remotes-config-dir", "false"},
+		{"core.locking", "true"},
+		{"sysroot.readonly", "false"},
+	} {
+		c.ok("config", "set", kv[0], kv[1])
+	}
+}
+
 // show --raw and log --raw print each commit's stored bytes: they hash to
 // the commit id and decode to the commit.
 func TestShowLogRaw(t *testing.T) {
