@@ -15,7 +15,7 @@ import (
 const lockPoll = 20 * time.Millisecond
 
 // flock takes an flock(2) lock on fd, waiting until ctx is done or timeout
-// passes. what names the lock in errors.
+// passes (negative: until ctx is done). what names the lock in errors.
 func flock(ctx context.Context, fd int, how int, timeout time.Duration, what string) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -26,7 +26,7 @@ func flock(ctx context.Context, fd int, how int, timeout time.Duration, what str
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("locking %s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
+		if timeout >= 0 && time.Now().After(deadline) {
 			return fmt.Errorf("%w: %s is held by another process (waited %s)", ErrLocked, what, timeout)
 		}
 		select {

@@ -212,3 +212,53 @@ func TestRefsUnlockWaitsForWrites(t *testing.T) {
 	}
 	lk.Unlock()
 }
+
+// core.lock-timeout-secs is read as OSTree reads it: whole seconds, 0
+// tries once, and -1 waits without limit (only the context ends the
+// wait, never ErrLocked); other negative values keep the default.
+func TestLockTimeoutConfig(t *testing.T) {
+	holder, _, _, _ := refRepo(t)
+	for v, want := range map[string]time.Duration{"": 30 * time.Second, "5": 5 * time.Second, "0": 0, "-1": -time.Second, "-2": 30 * time.Second} {
+		if err := holder.UpdateConfig(func(c *repo.Config) error {
+			if v == "" {
+				c.Unset(repo.ConfigLockTimeout)
+				return nil
+			}
+			return c.Set(repo.ConfigLockTimeout, v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := repo.Open(holder.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.LockTimeout(); got != want {
+			t.Errorf("%s=%q: lock timeout %v, want %v", repo.ConfigLockTimeout, v, got, want)
+		}
+		r.Close()
+	}
+	if err := repo.CheckConfigValue(repo.ConfigLockTimeout, "-1"); err != nil {
+		t.Errorf("%s=-1 refused: %v", repo.ConfigLockTimeout, err)
+	}
+	if err := repo.CheckConfigValue(repo.ConfigLockTimeout, "-2"); err == nil {
+		t.Errorf("%s=-2 accepted", repo.ConfigLockTimeout)
+	}
+
+	other, err := repo.Open(holder.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetLockTimeout(-1)
+	lk, err := holder.LockRefs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if l, err := other.LockRefs(ctx); errors.Is(err, repo.ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
+		l.Unlock()
+		t.Errorf("waiting without limit for a held lock: %v; want the context's end, not ErrLocked", err)
+	}
+}

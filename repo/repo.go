@@ -76,7 +76,8 @@ const defaultLockTimeout = 30 * time.Second
 
 // ConfigLockTimeout is OSTree's config key for how long, in whole
 // seconds, a lock another process holds is waited for before an
-// operation fails with ErrLocked; 0 tries once. Absent, 30 seconds.
+// operation fails with ErrLocked; 0 tries once, -1 waits without limit.
+// Absent, 30 seconds.
 const ConfigLockTimeout = "core.lock-timeout-secs"
 
 // UserMetaXattr holds the true header of a file object in bare-user mode.
@@ -380,7 +381,7 @@ func Open(path string) (*Repo, error) {
 	r.verify.Store(true)
 	r.lockTimeout.Store(int64(defaultLockTimeout))
 	if v, ok := cfg.Get(ConfigLockTimeout); ok {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		if n, err := strconv.Atoi(v); err == nil && n >= -1 {
 			r.lockTimeout.Store(int64(time.Duration(n) * time.Second))
 		}
 	}
@@ -485,10 +486,16 @@ func (r *Repo) SetVerify(v bool) { r.verify.Store(v) }
 // Verifies reports whether loading an object verifies its id (SetVerify).
 func (r *Repo) Verifies() bool { return r.verify.Load() }
 
-// SetLockTimeout sets how long lock acquisition waits before ErrLocked.
-// It may be called while other goroutines use r; a wait already begun
-// keeps the old timeout.
+// SetLockTimeout sets how long lock acquisition waits before ErrLocked;
+// a negative d waits without limit (the context still ends a wait). It
+// may be called while other goroutines use r; a wait already begun keeps
+// the old timeout.
 func (r *Repo) SetLockTimeout(d time.Duration) { r.lockTimeout.Store(int64(d)) }
+
+// LockTimeout returns how long lock acquisition waits before ErrLocked
+// (SetLockTimeout, or core.lock-timeout-secs); negative means without
+// limit.
+func (r *Repo) LockTimeout() time.Duration { return time.Duration(r.lockTimeout.Load()) }
 
 // objectPath returns the path of an object relative to objects/.
 func objectPath(kind Kind, id ID) string {

@@ -108,8 +108,8 @@ func CheckConfigValue(key, value string) error {
 		_, err := parseBool(key, value)
 		return err
 	case ConfigLockTimeout:
-		if n, perr := strconv.Atoi(value); perr != nil || n < 0 {
-			err = errors.New("want a whole number of seconds")
+		if n, perr := strconv.Atoi(value); perr != nil || n < -1 {
+			err = errors.New("want a whole number of seconds, or -1 to wait without limit")
 		}
 	case ConfigTmpExpiry:
 		_, err = parseTmpExpiry(value)
