@@ -48,7 +48,9 @@ func ParseConfig(data []byte) (*Config, error) {
 			}
 		default:
 			k, v, ok := strings.Cut(line, "=")
-			if !ok || section == "" {
+			// An empty key is refused as GLib refuses it: it could be
+			// neither addressed nor set.
+			if !ok || section == "" || strings.TrimSpace(k) == "" {
 				return nil, fmt.Errorf("config line %d: expected key=value inside a section, got %q", n, line)
 			}
 			c.sections[section][strings.TrimSpace(k)] = unescapeValue(strings.TrimSpace(v))

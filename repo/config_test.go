@@ -27,3 +27,13 @@ func TestParseConfigLineLimit(t *testing.T) {
 		}
 	}
 }
+
+// A line with nothing before its '=' is an error naming the line, as in
+// GLib's key files (OSTree does not open such a repository).
+func TestParseConfigEmptyKey(t *testing.T) {
+	for _, text := range []string{"[core]\nmode=archive\n=1\n", "[core]\nmode=archive\n  \t= x\n"} {
+		if _, err := repo.ParseConfig([]byte(text)); err == nil || !strings.Contains(err.Error(), "line 3") {
+			t.Errorf("%q: %v, want an error naming line 3", text, err)
+		}
+	}
+}
