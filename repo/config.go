@@ -5,9 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // Config is a repository's `config` file: INI-style sections of key=value
@@ -17,6 +18,73 @@ import (
 type Config struct {
 	mu       sync.RWMutex
 	sections map[string]map[string]string
+	// The file's layout, which Bytes keeps, so that a change leaves what
+	// an admin wrote around it in place: the lines before the first
+	// section, the sections in the order they first came, and the lines
+	// of each.
+	head  []string
+	order []string
+	lines map[string][]configLine
+	lead  map[string][]string // the comment lines right above a section's header
+}
+
+// configLine is a line of a section: the key it sets, or when key is ""
+// (no key is), text kept as it was read (a comment or a blank line).
+type configLine struct{ key, text string }
+
+func newConfig() *Config {
+	return &Config{sections: map[string]map[string]string{}, lines: map[string][]configLine{}, lead: map[string][]string{}}
+}
+
+// addSection adds section s, last, if it is new. c.mu is held.
+func (c *Config) addSection(s string) {
+	if c.sections[s] == nil {
+		c.sections[s] = map[string]string{}
+		c.order = append(c.order, s)
+	}
+}
+
+// takeLead removes the comment lines that end section prev ("": the lines
+// before the first section), back to a key or blank line, and returns
+// them: they are the comment of the section whose header follows, and go
+// with it.
+func (c *Config) takeLead(prev string) []string {
+	var lead []string
+	if prev == "" {
+		i := len(c.head)
+		for i > 0 && c.head[i-1] != "" {
+			i--
+		}
+		lead, c.head = c.head[i:], c.head[:i]
+		return lead
+	}
+	ls := c.lines[prev]
+	i := len(ls)
+	for i > 0 && ls[i-1].key == "" && ls[i-1].text != "" {
+		i--
+	}
+	for _, l := range ls[i:] {
+		lead = append(lead, l.text)
+	}
+	c.lines[prev] = ls[:i]
+	return lead
+}
+
+// addKey gives key k of section s a line, after the section's last key
+// line (so before the comments and blank lines that end it), if it has
+// none. c.mu is held.
+func (c *Config) addKey(s, k string) {
+	if _, ok := c.sections[s][k]; ok {
+		return
+	}
+	ls := c.lines[s]
+	at := 0
+	for i, l := range ls {
+		if l.key != "" {
+			at = i + 1
+		}
+	}
+	c.lines[s] = slices.Insert(ls, at, configLine{key: k})
 }
 
 // maxConfigLine is the longest config line, newline aside, that parses.
@@ -24,7 +92,7 @@ const maxConfigLine = 64 << 10
 
 // ParseConfig parses config file content.
 func ParseConfig(data []byte) (*Config, error) {
-	c := &Config{sections: map[string]map[string]string{}}
+	c := newConfig()
 	section := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	// The scanner needs room for the newline too, or a line of exactly
@@ -35,7 +103,14 @@ func ParseConfig(data []byte) (*Config, error) {
 		line := strings.TrimSpace(sc.Text())
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
+			kept := strings.TrimRightFunc(sc.Text(), unicode.IsSpace)
+			if section == "" {
+				c.head = append(c.head, kept)
+			} else {
+				c.lines[section] = append(c.lines[section], configLine{text: kept})
+			}
 		case line[0] == '[':
+			prev := section
 			if !strings.HasSuffix(line, "]") || len(line) < 3 {
 				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
 			}
@@ -44,8 +119,9 @@ func ParseConfig(data []byte) (*Config, error) {
 				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
 			}
 			if c.sections[section] == nil {
-				c.sections[section] = map[string]string{}
+				c.lead[section] = c.takeLead(prev)
 			}
+			c.addSection(section)
 		default:
 			k, v, ok := strings.Cut(line, "=")
 			// An empty key is refused as GLib refuses it: it could be
@@ -53,7 +129,11 @@ func ParseConfig(data []byte) (*Config, error) {
 			if !ok || section == "" || strings.TrimSpace(k) == "" {
 				return nil, fmt.Errorf("config line %d: expected key=value inside a section, got %q", n, line)
 			}
-			c.sections[section][strings.TrimSpace(k)] = unescapeValue(strings.TrimSpace(v))
+			k = strings.TrimSpace(k)
+			if _, ok := c.sections[section][k]; !ok {
+				c.lines[section] = append(c.lines[section], configLine{key: k})
+			}
+			c.sections[section][k] = unescapeValue(strings.TrimSpace(v))
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
@@ -196,9 +276,8 @@ func (c *Config) SetIn(s, k, value string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sections[s] == nil {
-		c.sections[s] = map[string]string{}
-	}
+	c.addSection(s)
+	c.addKey(s, k)
 	c.sections[s][k] = value
 	return nil
 }
@@ -213,53 +292,72 @@ func (c *Config) Unset(key string) bool {
 }
 
 // UnsetIn removes key from section, reporting whether it was present. A
-// section left empty goes too.
+// section left empty goes too, with its comments.
 func (c *Config) UnsetIn(section, key string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.sections[section][key]
-	delete(c.sections[section], key)
+	if ok {
+		delete(c.sections[section], key)
+		c.lines[section] = slices.DeleteFunc(c.lines[section], func(l configLine) bool { return l.key == key })
+	}
 	if len(c.sections[section]) == 0 {
 		delete(c.sections, section)
+		delete(c.lines, section)
+		delete(c.lead, section)
+		c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == section })
 	}
 	return ok
 }
 
-// Bytes returns the file form, sections and keys sorted with [core] first.
+// Bytes returns the file form: the sections, keys, comments and blank
+// lines in the order they were read, keys set since after the last key
+// of their section and new sections at the end. A key line is written
+// key=value (escaped), each section but a first with nothing before it
+// has a blank line before it (and before the comment above it), and the
+// file ends with no blank line.
 func (c *Config) Bytes() []byte {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var names []string
-	for s := range c.sections {
-		names = append(names, s)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if (names[i] == "core") != (names[j] == "core") {
-			return names[i] == "core"
-		}
-		return names[i] < names[j]
-	})
 	var b bytes.Buffer
-	for i, s := range names {
-		if i > 0 {
+	line := func(l string) {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	for _, l := range c.head {
+		line(l)
+	}
+	for _, s := range c.order {
+		// A blank line parts a section (and the comment above it) from
+		// what comes before, so that a comment there is not taken for
+		// this section's when the file is read again.
+		if b.Len() > 0 && b.String() != "\n" && !bytes.HasSuffix(b.Bytes(), []byte("\n\n")) {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "[%s]\n", s)
-		var keys []string
-		for k := range c.sections[s] {
-			keys = append(keys, k)
+		for _, l := range c.lead[s] {
+			line(l)
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&b, "%s=%s\n", k, escapeValue(c.sections[s][k]))
+		line("[" + s + "]")
+		for _, l := range c.lines[s] {
+			if l.key == "" {
+				line(l.text)
+			} else {
+				line(l.key + "=" + escapeValue(c.sections[s][l.key]))
+			}
 		}
 	}
-	return b.Bytes()
+	// Blank lines at the end are dropped: one may be the separator
+	// written before a section since removed.
+	out := b.Bytes()
+	for bytes.HasSuffix(out, []byte("\n\n")) {
+		out = out[:len(out)-1]
+	}
+	return out
 }
 
 // replace makes c hold the contents of fresh, which no one else holds.
 func (c *Config) replace(fresh *Config) {
 	c.mu.Lock()
-	c.sections = fresh.sections
+	c.sections, c.head, c.order, c.lines, c.lead = fresh.sections, fresh.head, fresh.order, fresh.lines, fresh.lead
 	c.mu.Unlock()
 }

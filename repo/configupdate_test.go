@@ -233,3 +233,39 @@ func TestSplitConfigKey(t *testing.T) {
 		t.Errorf("config after unsetting every key:\n%s", got)
 	}
 }
+
+// A change to the config keeps what an admin wrote around it: the order
+// of sections and keys (as OSTree keeps it), and comments and blank lines
+// (which OSTree drops). A key set anew goes after its section's last key,
+// a new section at the end; a key unset takes its line alone, a section
+// left empty its comments too, those right above its header included.
+func TestUpdateConfigKeepsLayout(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	written := "# Managed by hand: keep 10% free on this box.\n" +
+		"[core]\nrepo_version=1\nmode=bare-user\n; reserve\nmin-free-space-percent = 10\n\n" +
+		"[remote \"zed\"]\nurl=https://z.example/repo\n# pinned\nbranches=a;\n\n" +
+		"# the old mirror\n[remote \"alpha\"]\nurl=https://a.example/repo\n"
+	if err := os.WriteFile(r.Path("config"), []byte(written), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateConfig(func(c *repo.Config) error {
+		c.Set("core.fsync", "false")
+		c.Set(`remote "zed".url`, "https://z2.example/repo")
+		c.Set(`remote "new".url`, "https://n.example/repo")
+		c.Unset(`remote "alpha".url`)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := "# Managed by hand: keep 10% free on this box.\n" +
+		"[core]\nrepo_version=1\nmode=bare-user\n; reserve\nmin-free-space-percent=10\nfsync=false\n\n" +
+		"[remote \"zed\"]\nurl=https://z2.example/repo\n# pinned\nbranches=a;\n\n" +
+		"[remote \"new\"]\nurl=https://n.example/repo\n"
+	if got, _ := os.ReadFile(r.Path("config")); string(got) != want {
+		t.Errorf("config after the change:\n%s\nwant:\n%s", got, want)
+	}
+}

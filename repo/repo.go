@@ -221,12 +221,12 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}
-	cfg := &Config{sections: map[string]map[string]string{}}
-	cfg.Set("core.repo_version", strconv.Itoa(repoVersion))
-	cfg.Set("core.mode", opts.Mode.String())
+	cfg := newConfig()
 	if opts.CollectionID != "" {
 		cfg.Set(collectionKey, opts.CollectionID)
 	}
+	cfg.Set("core.mode", opts.Mode.String())
+	cfg.Set("core.repo_version", strconv.Itoa(repoVersion))
 	if err := writeFileSynced(filepath.Join(path, "config"), cfg.Bytes()); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}

@@ -30,8 +30,8 @@ func TestRemoteConfig(t *testing.T) {
 	// The config file has OSTree's shape, read back by a fresh open.
 	data, _ := os.ReadFile(r.Path("config"))
 	want := "[core]\nmode=bare-user\nrepo_version=1\n\n" +
-		"[remote \"b\"]\nsign-verify=false\nurl=http://h/\n\n" +
-		"[remote \"origin\"]\nbranches=os/stable;os/testing;\nurl=https://example.com/repo\n"
+		"[remote \"origin\"]\nbranches=os/stable;os/testing;\nurl=https://example.com/repo\n\n" +
+		"[remote \"b\"]\nsign-verify=false\nurl=http://h/\n"
 	if diff := cmp.Diff(want, string(data)); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}
