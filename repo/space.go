@@ -19,7 +19,8 @@ const (
 	// filesystem's size; default 3.
 	ConfigMinFreePercent = "core.min-free-space-percent"
 	// ConfigMinFreeSize is a size such as "500MB", "2GB" or "1TB"
-	// (powers of 2); when set, ConfigMinFreePercent is ignored.
+	// (powers of 2); when set to more than 0, ConfigMinFreePercent is
+	// ignored.
 	ConfigMinFreeSize = "core.min-free-space-size"
 
 	defaultMinFreePercent = 3
@@ -169,7 +170,10 @@ func (r *Repo) newSpaceBudget() (*spaceBudget, error) {
 			return nil, bad(ConfigMinFreeSize, v, err)
 		}
 		reserve, b.what = n, fmt.Sprintf("%s=%s", ConfigMinFreeSize, v)
-	} else {
+	}
+	// A size of 0 leaves the reserve to the percentage, as in OSTree:
+	// only core.min-free-space-percent=0 turns it off.
+	if reserve == 0 {
 		pct := defaultMinFreePercent
 		if v, ok := r.config.Get(ConfigMinFreePercent); ok {
 			n, err := parsePercent(v)

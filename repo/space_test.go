@@ -85,13 +85,23 @@ func TestMinFreeSpace(t *testing.T) {
 		}
 	}
 
-	// A size wins over a percentage; 0MB is no reserve at all.
+	// A size wins over a percentage. 0MB leaves the reserve to the
+	// percentage (3% when unset), as in OSTree; only a percentage of 0
+	// turns it off.
 	set(repo.ConfigMinFreeSize, "1MB")
 	if _, err := writeContent(t, r, 4096); !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-size=1MB") {
 		t.Errorf("with 1MB reserved of about 0.3 MiB free: %v", err)
 	}
 	r.Config().Set(repo.ConfigMinFreePercent, "50")
 	r.Config().Set(repo.ConfigMinFreeSize, "0MB")
+	if _, err := writeContent(t, r, 4096); !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-percent=50%") {
+		t.Errorf("0MB with 50%%: %v, want ErrMinFreeSpace naming the percentage", err)
+	}
+	r.Config().Unset(repo.ConfigMinFreePercent)
+	if _, err := writeContent(t, r, 4096); !errors.Is(err, repo.ErrMinFreeSpace) || !strings.Contains(err.Error(), "core.min-free-space-percent=3%") {
+		t.Errorf("0MB alone: %v, want ErrMinFreeSpace naming the default 3%%", err)
+	}
+	r.Config().Set(repo.ConfigMinFreePercent, "0")
 	if _, err := writeContent(t, r, 200<<10); err != nil {
 		t.Errorf("with no reserve: %v", err)
 	}
