@@ -856,7 +856,7 @@ func indexed(f func(*deploy.Sysroot, context.Context, int) (deploy.Switch, error
 func newRollbackCommand(a *adminEnv) *cobra.Command {
 	return switchCommand(a, &cobra.Command{
 		Use:   "rollback",
-		Short: "Make the previous deployment (index 1) the default",
+		Short: "Make the previous deployment of the default's stateroot the default",
 		Long: `Swap deployments 0 and 1 in boot order; running it twice restores the order.
 When deployment 1 is another stateroot's and not the booted one, the first
 deployment of the default's stateroot behind it becomes the default instead
