@@ -29,6 +29,9 @@ func TestStaticDeltaCommands(t *testing.T) {
 	c.fails(exitUsage, []string{"--to"}, "static-delta", "generate")
 	c.fails(exitUsage, []string{"--empty and --from"}, "static-delta", "generate", "--empty", "--from=main^", "main")
 	c.fails(exitUsage, []string{"--max-bsdiff-size"}, "static-delta", "generate", "--max-bsdiff-size=65", "main")
+	// 2^44+1 MiB is 2^64 + 1 MiB bytes: refused, not taken as 1 MiB parts.
+	c.fails(exitUsage, []string{"--max-chunk-size=17592186044417", "MiB"}, "static-delta", "generate", "--max-chunk-size=17592186044417", "main")
+	c.fails(exitUsage, []string{"--max-chunk-size=-1"}, "static-delta", "generate", "--max-chunk-size=-1", "main")
 	// Default from: the parent of --to.
 	out := c.ok("static-delta", "generate", "--to=main")
 	if want := "Generated " + a.String() + "-" + b.String() + ": "; !strings.HasPrefix(out, want) {
