@@ -127,8 +127,9 @@ type PruneReport struct {
 	Total int64 `json:"total_objects"`
 	// Deleted is the number of objects deleted.
 	Deleted int64 `json:"deleted_objects"`
-	// Freed is their size in bytes, as stored: a bare-user object still
-	// hardlinked into a checkout frees its name, not its blocks.
+	// Freed is their size in bytes, as stored (StoredBytes: a sparse
+	// object's holes free nothing): a bare-user object still hardlinked
+	// into a checkout frees its name, not its blocks.
 	Freed int64 `json:"freed_bytes"`
 	// ByKind splits Deleted and Freed by kind name.
 	ByKind map[string]PruneCount `json:"by_kind"`
@@ -457,10 +458,10 @@ func (p *pruneRun) remove(kind Kind, id ID, dry bool, rep *PruneReport) error {
 		}
 	}
 	rep.Deleted++
-	rep.Freed += st.Size
+	rep.Freed += StoredBytes(&st)
 	c := rep.ByKind[kind.String()]
 	c.Objects++
-	c.Bytes += st.Size
+	c.Bytes += StoredBytes(&st)
 	rep.ByKind[kind.String()] = c
 	if kind == KindCommit {
 		rep.Commits = append(rep.Commits, id)

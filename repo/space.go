@@ -192,3 +192,14 @@ func (r *Repo) newSpaceBudget() (*spaceBudget, error) {
 	b.left.Store(int64(st.Bavail)*bsize - reserve)
 	return b, nil
 }
+
+// StoredBytes is what a stored file of stat st takes on disk, as prune and
+// diff --stats count it: its size, but for a file with holes (a sparse
+// object, whose allocated blocks fall short of its size by more than a
+// block) the bytes of its blocks, since the holes take nothing.
+func StoredBytes(st *unix.Stat_t) int64 {
+	if used := st.Blocks * 512; used+int64(st.Blksize) < st.Size {
+		return used
+	}
+	return st.Size
+}

@@ -69,3 +69,35 @@ func TestStreamedZerosStoredAsHoles(t *testing.T) {
 		}
 	}
 }
+
+// Prune counts what a sparse object took, its blocks, not its size: a
+// 64 MiB object with 64 KiB of data frees well under 1 MiB.
+func TestPruneCountsSparseObjectBlocks(t *testing.T) {
+	const mb = 1 << 20
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 64*mb)
+	copy(content[32*mb:], bytes.Repeat([]byte("data"), 16<<10))
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	id, _, err := txn.WriteFileStream(h, bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(r.ObjectPath(repo.KindFile, id), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 > mb {
+		t.Skipf("the filesystem of %s keeps no holes (%d bytes allocated)", r.Path(), st.Blocks*512)
+	}
+	rep := mustPrune(t, r, repo.PruneOptions{})
+	if c := rep.ByKind["file"]; c.Objects != 1 || c.Bytes != st.Blocks*512 || rep.Freed != st.Blocks*512 {
+		t.Errorf("prune of a %d-byte object taking %d bytes: %+v, %d bytes freed", st.Size, st.Blocks*512, c, rep.Freed)
+	}
+}

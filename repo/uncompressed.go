@@ -99,7 +99,7 @@ func (r *Repo) pruneUncompressedCache(ctx context.Context, gone func(ID) bool, d
 		}
 		rep.Cache.Objects++
 		if st.Nlink <= 1 {
-			rep.Cache.Bytes += st.Size
+			rep.Cache.Bytes += StoredBytes(&st)
 		}
 	}
 	return nil

@@ -359,6 +359,42 @@ func TestCheckoutAllowNoentMissingObject(t *testing.T) {
 // next time, unless --disable-cache; prune removes the entries no checkout
 // uses and those of the objects it deletes, and --no-prune only counts
 // them.
+// prune counts an unused uncompressed-cache entry of a sparse file by its
+// blocks: a 256 MiB file with 5 bytes of data frees well under 1 MiB.
+func TestPruneSparseCacheEntry(t *testing.T) {
+	c := newCLI(t) // archive
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("data!"), 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(256 << 20)
+	f.Close()
+	id := c.ok("commit", "-b", "main", dir)
+	co := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", strings.TrimSpace(id), co)
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(co, "sparse"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nlink != 2 || st.Blocks*512 > 1<<20 {
+		t.Skipf("the checkout is no sparse link of a cache entry (%d links, %d bytes allocated)", st.Nlink, st.Blocks*512)
+	}
+	os.RemoveAll(co)
+	var js struct {
+		Cache struct{ Objects, Bytes int64 } `json:"uncompressed_cache"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("prune", "--json")), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Cache.Objects != 1 || js.Cache.Bytes != st.Blocks*512 {
+		t.Errorf("prune --json: uncompressed_cache %+v; want 1 entry, %d bytes (its blocks)", js.Cache, st.Blocks*512)
+	}
+}
+
 func TestCheckoutUncompressedCacheAndPrune(t *testing.T) {
 	c := newCLI(t) // archive
 	id := c.commitTree("main", source(t, fixture), "one", 1700000000)

@@ -255,6 +255,45 @@ func TestDiffDirFirstParity(t *testing.T) {
 	}
 }
 
+// diff --stats counts a sparse object's blocks in the common size, not its
+// size: a 1 GiB file with 5 bytes of data shares well under 1 MiB.
+func TestDiffStatsSparseObject(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	dir := source(t, testtree.Tree{"a": testtree.File("a\n", 0o644)})
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("data!"), 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(1 << 30)
+	f.Close()
+	c.ok("commit", "-b", "main", dir)
+	var want int64
+	filepath.WalkDir(c.r.Path("objects"), func(p string, d fs.DirEntry, err error) error {
+		var st unix.Stat_t
+		if err == nil && d.Type().IsRegular() && unix.Lstat(p, &st) == nil {
+			switch {
+			case st.Size < 1<<30:
+				want += st.Size
+			case st.Blocks*512 > 1<<20:
+				t.Skipf("the filesystem of %s keeps no holes", p)
+			default:
+				want += st.Blocks * 512
+			}
+		}
+		return err
+	})
+	var got diffObjectStats
+	if err := json.Unmarshal([]byte(c.ok("diff", "--stats", "--json", "main", "main")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.CommonBytes != want || want > 1<<20 {
+		t.Errorf("diff --stats main main = %+v; want %d common bytes: the sparse object's blocks, the others' sizes", got, want)
+	}
+}
+
 // diff --stats counts the objects two commits need as OSTree's does, on
 // the same histories; for a repository holding one commit, the size of
 // what a commit shares with itself is the size of every stored object.

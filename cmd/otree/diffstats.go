@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // objectKey names one stored object.
@@ -63,12 +63,12 @@ func runDiffObjectStats(ctx context.Context, e *env, r *repo.Repo, a, b repo.ID)
 		if !sb[k] {
 			continue
 		}
-		fi, err := os.Lstat(r.ObjectPath(k.kind, k.id))
-		if err != nil {
+		var fst unix.Stat_t
+		if err := unix.Lstat(r.ObjectPath(k.kind, k.id), &fst); err != nil {
 			return fmt.Errorf("%s %s: %w", k.kind, k.id, err)
 		}
 		st.Common++
-		st.CommonBytes += fi.Size()
+		st.CommonBytes += repo.StoredBytes(&fst)
 	}
 	if e.json {
 		return e.printJSON(st)
