@@ -102,18 +102,23 @@ type GenerateOptions struct {
 }
 
 // item is one object the delta must carry, with the path it was found at
-// (for choosing a patch base).
+// (for ordering and for choosing a patch base by name) and the object of
+// the same kind at that path in the from-commit, if any (its first choice
+// of patch base).
 type item struct {
 	ref  ObjectRef
 	path string
+	base repo.ID
 }
 
-// fromIndex is what a delta's base commit offers as patch bases.
+// fromIndex is what a delta's base commit offers: the objects it has and
+// a file for each base name. It keeps no paths, which on a large tree
+// would cost more than the rest of it; the object at an item's own path
+// is found by walking the from-commit's tree alongside (collect).
 type fromIndex struct {
 	objects map[ObjectRef]bool
-	files   map[string]repo.ID // path -> file object
 	names   map[string]repo.ID // base name -> a file object of that name
-	trees   map[string]repo.ID // path -> dirtree
+	root    repo.ID            // the from-commit's root dirtree; zero from scratch
 }
 
 // Generate builds the delta from opts.From to opts.To into r's deltas/
@@ -164,16 +169,9 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	} else if !errors.Is(err, repo.ErrNotFound) {
 		return nil, err
 	}
-	from := &fromIndex{objects: map[ObjectRef]bool{}, files: map[string]repo.ID{}, names: map[string]repo.ID{}, trees: map[string]repo.ID{}}
-	if !name.From.IsZero() {
-		fc, err := r.ReadCommit(name.From)
-		if err != nil {
-			return nil, fmt.Errorf("generating delta %s: its from-commit: %w", name, err)
-		}
-		from.objects[ObjectRef{repo.KindDirMeta, fc.RootMeta}] = true
-		if err := from.walk(ctx, r, fc.RootTree, "/"); err != nil {
-			return nil, err
-		}
+	from, err := indexFrom(ctx, r, name.From)
+	if err != nil {
+		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
 	items, err := collect(ctx, r, to, from)
 	if err != nil {
@@ -336,29 +334,49 @@ func writeSingle(dir, final string, raw, sig []byte, parts int, sync, unnamed bo
 	return f.Link(sync)
 }
 
-// walk indexes the tree of the from-commit.
-func (f *fromIndex) walk(ctx context.Context, r *repo.Repo, tree repo.ID, dir string) error {
+// indexFrom indexes the from-commit c; zero gives the empty index of a
+// delta from scratch.
+func indexFrom(ctx context.Context, r *repo.Repo, c repo.ID) (*fromIndex, error) {
+	from := &fromIndex{objects: map[ObjectRef]bool{}, names: map[string]repo.ID{}}
+	if c.IsZero() {
+		return from, nil
+	}
+	fc, err := r.ReadCommit(c)
+	if err != nil {
+		return nil, fmt.Errorf("its from-commit: %w", err)
+	}
+	from.objects[ObjectRef{repo.KindDirMeta, fc.RootMeta}] = true
+	from.root = fc.RootTree
+	if err := from.walk(ctx, r, fc.RootTree); err != nil {
+		return nil, err
+	}
+	return from, nil
+}
+
+// walk indexes the tree of the from-commit. A subtree met again (at
+// another path) adds nothing, so it is read once.
+func (f *fromIndex) walk(ctx context.Context, r *repo.Repo, tree repo.ID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f.objects[ObjectRef{repo.KindDirTree, tree}] = true
-	f.trees[dir] = tree
+	ref := ObjectRef{repo.KindDirTree, tree}
+	if f.objects[ref] {
+		return nil
+	}
+	f.objects[ref] = true
 	t, err := r.ReadDirTree(tree)
 	if err != nil {
 		return err
 	}
 	for _, e := range t.Files {
 		f.objects[ObjectRef{repo.KindFile, e.ID}] = true
-		p := path.Join(dir, e.Name)
-		f.files[p] = e.ID
 		if _, ok := f.names[e.Name]; !ok {
 			f.names[e.Name] = e.ID
 		}
 	}
 	for _, d := range t.Dirs {
 		f.objects[ObjectRef{repo.KindDirMeta, d.MetaID}] = true
-		// A shared subtree is indexed once per path for its bases.
-		if err := f.walk(ctx, r, d.TreeID, path.Join(dir, d.Name)); err != nil {
+		if err := f.walk(ctx, r, d.TreeID); err != nil {
 			return err
 		}
 	}
@@ -367,47 +385,65 @@ func (f *fromIndex) walk(ctx context.Context, r *repo.Repo, tree repo.ID, dir st
 
 // collect lists the objects of commit to that from lacks: metadata first in
 // walk order, then files grouped by extension and name, so that similar
-// content sits together in a part's compression window.
+// content sits together in a part's compression window. It walks from's
+// tree alongside to's, path by path, to give each dirtree and file the
+// object at its path in from, if any, as its base.
 func collect(ctx context.Context, r *repo.Repo, to *repo.Commit, from *fromIndex) ([]item, error) {
 	seen := map[ObjectRef]bool{}
 	var metas, files []item
-	add := func(ref ObjectRef, p string) bool {
+	add := func(ref ObjectRef, p string, base repo.ID) bool {
 		if seen[ref] || from.objects[ref] {
 			return false
 		}
 		seen[ref] = true
 		if ref.Kind == repo.KindFile {
-			files = append(files, item{ref, p})
+			files = append(files, item{ref, p, base})
 		} else {
-			metas = append(metas, item{ref, p})
+			metas = append(metas, item{ref, p, base})
 		}
 		return true
 	}
-	var walk func(tree repo.ID, dir string) error
-	walk = func(tree repo.ID, dir string) error {
+	// fromTree is the dirtree at dir in from, zero if from has none there.
+	var walk func(tree, fromTree repo.ID, dir string) error
+	walk = func(tree, fromTree repo.ID, dir string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !add(ObjectRef{repo.KindDirTree, tree}, dir) {
+		if !add(ObjectRef{repo.KindDirTree, tree}, dir, fromTree) {
 			return nil // from has it, and so everything below it
 		}
 		t, err := r.ReadDirTree(tree)
 		if err != nil {
 			return err
 		}
+		ft := &repo.DirTree{}
+		if !fromTree.IsZero() {
+			if ft, err = r.ReadDirTree(fromTree); err != nil {
+				return err
+			}
+		}
 		for _, e := range t.Files {
-			add(ObjectRef{repo.KindFile, e.ID}, path.Join(dir, e.Name))
+			var base repo.ID
+			// Both lists are sorted by name.
+			if i := sort.Search(len(ft.Files), func(i int) bool { return ft.Files[i].Name >= e.Name }); i < len(ft.Files) && ft.Files[i].Name == e.Name {
+				base = ft.Files[i].ID
+			}
+			add(ObjectRef{repo.KindFile, e.ID}, path.Join(dir, e.Name), base)
 		}
 		for _, d := range t.Dirs {
-			add(ObjectRef{repo.KindDirMeta, d.MetaID}, path.Join(dir, d.Name))
-			if err := walk(d.TreeID, path.Join(dir, d.Name)); err != nil {
+			var base repo.ID
+			if i := sort.Search(len(ft.Dirs), func(i int) bool { return ft.Dirs[i].Name >= d.Name }); i < len(ft.Dirs) && ft.Dirs[i].Name == d.Name {
+				base = ft.Dirs[i].TreeID
+			}
+			add(ObjectRef{repo.KindDirMeta, d.MetaID}, path.Join(dir, d.Name), repo.ID{})
+			if err := walk(d.TreeID, base, path.Join(dir, d.Name)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	add(ObjectRef{repo.KindDirMeta, to.RootMeta}, "/")
-	if err := walk(to.RootTree, "/"); err != nil {
+	add(ObjectRef{repo.KindDirMeta, to.RootMeta}, "/", repo.ID{})
+	if err := walk(to.RootTree, from.root, "/"); err != nil {
 		return nil, err
 	}
 	sort.SliceStable(files, func(i, j int) bool {
@@ -433,7 +469,7 @@ type generator struct {
 	parts     []Part
 	fallbacks []Fallback
 
-	est      *zstd.Encoder         // estimates the compressed size of whole content
+	est      *zstd.Encoder         // estimates the compressed size of whole content (estimate)
 	patchEnc map[int]*zstd.Encoder // patch encoders by window size
 	cur      *partWriter
 
@@ -497,11 +533,6 @@ func (g *generator) close() {
 }
 
 func (g *generator) run(items []item) error {
-	var err error
-	g.est, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
-	if err != nil {
-		return err
-	}
 	for _, it := range items {
 		if err := g.ctx.Err(); err != nil {
 			return err
@@ -674,8 +705,8 @@ func (g *generator) add(it item) error {
 		defer rc.Close()
 		hdr := repo.AppendFileHeader(nil, h)
 		if h.Type == repo.TypeRegular && h.Size <= uint64(g.opts.MaxPatchSize) && !g.opts.NoPatches {
-			if base, ok := g.fileBase(it.path); ok {
-				content, err := io.ReadAll(io.LimitReader(rc, int64(h.Size)+1))
+			if base, ok := g.fileBase(it); ok {
+				content, err := readSized(rc, h.Size)
 				if err != nil {
 					return err
 				}
@@ -707,14 +738,16 @@ func (g *generator) add(it item) error {
 		if err != nil {
 			return err
 		}
-		if base, ok := g.from.trees[it.path]; ok && it.ref.Kind == repo.KindDirTree && !g.opts.NoPatches {
+		if base := it.base; !base.IsZero() && it.ref.Kind == repo.KindDirTree && !g.opts.NoPatches {
 			bdata, err := g.r.ReadRaw(repo.KindDirTree, base)
 			if err != nil {
 				return err
 			}
 			if patch, err := g.encodePatch(bdata, data); err != nil {
 				return err
-			} else if len(patch) < len(g.est.EncodeAll(data, nil)) {
+			} else if n, err := g.estimate(data); err != nil {
+				return err
+			} else if len(patch) < n {
 				entry = append(entry, entryPatch)
 				entry = append(entry, base[:]...)
 				entry = appendBytes(entry, patch)
@@ -745,13 +778,13 @@ func (g *generator) add(it item) error {
 	return nil
 }
 
-// fileBase picks the file of the from-commit a file at p is patched
+// fileBase picks the file of the from-commit the file it is patched
 // against: the one at the same path, else one with the same name.
-func (g *generator) fileBase(p string) (repo.ID, bool) {
-	if id, ok := g.from.files[p]; ok {
-		return id, true
+func (g *generator) fileBase(it item) (repo.ID, bool) {
+	if !it.base.IsZero() {
+		return it.base, true
 	}
-	id, ok := g.from.names[path.Base(p)]
+	id, ok := g.from.names[path.Base(it.path)]
 	return id, ok
 }
 
@@ -766,7 +799,7 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 	if h.Type != repo.TypeRegular || h.Size == 0 || h.Size > uint64(g.opts.MaxPatchSize) {
 		return nil, base, false, nil
 	}
-	bdata, err := io.ReadAll(rc)
+	bdata, err := readSized(rc, h.Size)
 	if err != nil {
 		return nil, base, false, err
 	}
@@ -779,7 +812,51 @@ func (g *generator) filePatch(base repo.ID, content []byte) ([]byte, repo.ID, bo
 	if len(patch) < len(content)/8 {
 		return patch, base, true, nil
 	}
-	return patch, base, len(patch) < len(g.est.EncodeAll(content, nil)), nil
+	n, err := g.estimate(content)
+	if err != nil {
+		return nil, base, false, err
+	}
+	return patch, base, len(patch) < n, nil
+}
+
+// readSized reads the content of a file object of size bytes (and one more,
+// if the object holds more) into a buffer it fills: io.ReadAll would grow
+// one to up to twice that, for files of up to 64 MiB here.
+func readSized(r io.Reader, size uint64) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err := buf.ReadFrom(io.LimitReader(r, int64(size)+1))
+	return buf.Bytes(), err
+}
+
+// estimate returns the size of data compressed alone at the best level,
+// making the estimating encoder if shed dropped it.
+func (g *generator) estimate(data []byte) (int, error) {
+	if g.est == nil {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return 0, err
+		}
+		g.est = enc
+	}
+	return len(g.est.EncodeAll(data, nil)), nil
+}
+
+// shed drops the encoders kept for later entries (the estimating one, the
+// shared patch encoder and the last part's), to be made again when next
+// needed. A large patch calls it first: its own encoder and history take
+// up to 170 MiB, and the kept ones up to 150 MiB more (tables of about
+// 36 MiB for each best-level encoder, a part's history of up to 64 MiB),
+// which on /usr took generation over 256 MiB.
+func (g *generator) shed() {
+	for _, enc := range []*zstd.Encoder{g.est, g.partEnc} {
+		if enc != nil {
+			enc.Close()
+		}
+	}
+	for _, enc := range g.patchEnc {
+		enc.Close()
+	}
+	g.est, g.partEnc, g.partEncWindow, g.patchEnc = nil, nil, 0, nil
 }
 
 // encodePatch compresses target with base as a raw zstd dictionary, with a
@@ -812,6 +889,8 @@ func (g *generator) encodePatch(base, target []byte) ([]byte, error) {
 	level := zstd.SpeedBestCompression
 	if w <= keptPatchWindow {
 		level = zstd.SpeedBetterCompression
+	} else {
+		g.shed()
 	}
 	// Base and result fit in the window, so the lower-memory history (a
 	// window and a block, where it would be two windows) is never moved.

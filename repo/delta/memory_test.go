@@ -110,3 +110,37 @@ func TestDeltaMemoryOfLargeUpdate(t *testing.T) {
 	}
 	t.Logf("apply allocated %d MiB", apply>>20)
 }
+
+// A changed file is patched against the file at its own path in the
+// from-commit, which the generator finds by walking both trees together,
+// not against the first file of its name there: b/lib.so changed by a byte
+// makes a patch of a few bytes, where a patch against a/lib.so, of other
+// content, would not pay and the file would travel whole.
+func TestPatchBaseIsTheFileAtTheSamePath(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	blob := func() []byte {
+		p := make([]byte, 256<<10)
+		rng.Read(p)
+		return p
+	}
+	x, y := blob(), blob()
+	ta := testtree.Tree{"a/lib.so": testtree.File(string(x), 0o644), "b/lib.so": testtree.File(string(y), 0o644)}
+	y[len(y)/2]++
+	tb := testtree.Tree{"a/lib.so": testtree.File(string(x), 0o644), "b/lib.so": testtree.File(string(y), 0o644)}
+	src, dst := newRepo(t, repo.ModeArchive), newRepo(t, repo.ModeBareUser)
+	a := commitTree(t, src, "main", ta, false)
+	b := commitTree(t, src, "main", tb, true)
+	commitTree(t, dst, "main", ta, false)
+	out := filepath.Join(t.TempDir(), "d")
+	sb, err := delta.Generate(ctx, src, delta.GenerateOptions{From: a, To: b, Dir: out, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := partBytes(sb); n > 16<<10 {
+		t.Errorf("delta of a one-byte change to a 256 KiB file is %d bytes: not patched against the file at its path", n)
+	}
+	if _, err := delta.ApplyOffline(ctx, dst, out, delta.ApplyOfflineOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	appliedClean(t, src, dst, b)
+}
