@@ -4,14 +4,19 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otree/otree/internal/testtree"
+	"golang.org/x/sys/unix"
 )
 
 // SIGINT or SIGTERM stops a commit that waits on a tar from standard
@@ -82,6 +87,95 @@ func TestInterruptedWhileReadingStdin(t *testing.T) {
 		}
 		if m, _ := filepath.Glob(filepath.Join(c.path, "tmp", "txn-*")); len(m) != 0 {
 			t.Errorf("%v after %s: transactions left: %v", tc.args, tc.name, m)
+		}
+	}
+}
+
+// SIGINT or SIGTERM stops a pull waiting on a file object the server is
+// still sending: it exits 128+signal, saying the pull stopped with no ref
+// moved (net/http reports the signal itself, not a cancellation), leaves
+// no transaction and a repository fsck accepts, and the next pull
+// completes.
+func TestInterruptedPull(t *testing.T) {
+	exe, env := otreeBinary(t)
+	src := newCLI(t)
+	tr := testtree.Tree{}
+	for i := range 20 {
+		tr[fmt.Sprintf("f%02d", i)] = testtree.File(strings.Repeat(fmt.Sprintf("file %d\n", i), 40), 0o644)
+	}
+	id := src.commitTree("main", source(t, tr), "one", 1700000000)
+	src.ok("summary", "-u")
+	files := http.FileServer(http.Dir(src.path))
+	// While set, file objects stall and the channel is told of one; each
+	// run has its own, so a stall of an earlier run does not count.
+	var stall atomic.Pointer[chan struct{}]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reached := stall.Load(); reached != nil && strings.HasSuffix(r.URL.Path, ".file") {
+			// Part of a response, then nothing until the client goes.
+			w.Header().Set("Content-Length", "100000")
+			w.Write([]byte("partial"))
+			w.(http.Flusher).Flush()
+			select {
+			case *reached <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done()
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		name := unix.SignalName(tc.sig)
+		dst := newCLI(t)
+		dst.ok("remote", "add", "--no-gpg-verify", "origin", srv.URL)
+		reached := make(chan struct{}, 1)
+		stall.Store(&reached)
+		cmd := exec.Command(exe, "--repo="+dst.path, "pull", "--disable-fsync", "origin", "main")
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-reached:
+		case err := <-exited:
+			t.Fatalf("pull ended before fetching a file object: %v\n%s", err, stderr.String())
+		}
+		cmd.Process.Signal(tc.sig)
+		var err error
+		select {
+		case err = <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("pull went on after %s", name)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("pull after %s: %v, want exit %d; stderr %q", name, err, tc.code, stderr.String())
+		}
+		if msg := stderr.String(); !strings.Contains(msg, "interrupted by "+name) || !strings.Contains(msg, "pull stopped: no ref was moved") {
+			t.Errorf("pull after %s: stderr %q, want it to name the signal and say no ref moved", name, msg)
+		}
+		if refs, _ := dst.r.ListRefs(""); len(refs) != 0 {
+			t.Errorf("pull after %s moved refs: %v", name, refs)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dst.path, "tmp", "txn-*")); len(m) != 0 {
+			t.Errorf("pull after %s left transactions: %v", name, m)
+		}
+		dst.ok("fsck")
+		stall.Store(nil)
+		dst.ok("pull", "--disable-fsync", "origin", "main")
+		if head, err := dst.r.ReadRef("origin:main"); err != nil || head != id {
+			t.Errorf("the pull after %s's: origin:main = %s, %v; want %s", name, head, err, id)
 		}
 	}
 }

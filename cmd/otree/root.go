@@ -38,6 +38,10 @@ type interrupted struct{ sig syscall.Signal }
 
 func (i interrupted) Error() string { return "interrupted by " + unix.SignalName(i.sig) }
 
+// Is makes an interruption a cancellation: net/http returns the context's
+// cause, not context.Canceled, from a request the signal stopped.
+func (interrupted) Is(target error) bool { return target == context.Canceled }
+
 // ifStopped adds to err, if it is a cancellation, what the stopped command
 // left behind (say): "context canceled" alone tells a user nothing.
 func ifStopped(err error, say string) error {
