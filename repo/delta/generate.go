@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/repo"
@@ -655,7 +656,9 @@ func (g *generator) compressSpool(p *partWriter) error {
 		}
 		g.partEnc, g.partEncWindow = enc, w
 	}
-	if _, err := io.Copy(g.partEnc, io.LimitReader(g.spool, p.raw)); err != nil {
+	// Compressing a full part takes seconds: a cancelled delta stops
+	// within a few milliseconds instead.
+	if _, err := io.Copy(g.partEnc, ctxread.Reader(g.ctx, io.LimitReader(g.spool, p.raw))); err != nil {
 		return err
 	}
 	return g.partEnc.Close()
