@@ -68,7 +68,7 @@ type FileCheck func(id repo.ID, h *repo.FileHeader) error
 // Apply stages into txn every object of the delta sb: its fallback
 // objects not stored here are staged by fallbacks (with fallbacks nil,
 // they must all be stored here, else a *FallbackMissingError is returned
-// before any part is read); each part is fetched
+// before any part is read); each part not stored already is fetched
 // whole into an unlinked file, its size and BLAKE3 checked against the
 // superblock before it is decompressed, every object in it decoded
 // strictly and hashed against its id before it is staged (and, when check
@@ -209,9 +209,29 @@ func newDecoder(r io.Reader, opts ...zstd.DOption) (*zstd.Decoder, error) {
 	return zstd.NewReader(r, opts...)
 }
 
-// part fetches, checks and unpacks part i.
+// part fetches, checks and unpacks part i, unless every object it yields
+// is in the store already: a pull stopped after publishing them (fetch
+// may publish what earlier parts staged) goes on from the next part.
 func (a *applier) part(i int, fetch Fetch) error {
 	p := a.sb.Parts[i]
+	if len(p.Objects) > 0 {
+		all := true
+		for _, o := range p.Objects {
+			// Published, not merely staged: checkComplete reads a
+			// dirtree no part here gave it from the store.
+			has, err := a.r.HasObject(o.Kind, o.ID)
+			if err != nil {
+				return err
+			}
+			if !has {
+				all = false
+				break
+			}
+		}
+		if all {
+			return nil
+		}
+	}
 	// The part is kept on disk while it is checked: it counts against the
 	// free-space reserve, before any of it is fetched, whatever size a
 	// superblock claims.

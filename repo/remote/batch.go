@@ -48,13 +48,19 @@ func (p *puller) staged(size int64) error {
 	b.bytes += size
 	due := p.opts.NoSync || size >= publishLarge || b.objects >= publishObjects ||
 		b.bytes >= publishBytes || time.Since(b.last) >= publishEvery
-	if due {
-		b.objects, b.bytes, b.last = 0, 0, time.Now()
-	}
 	b.mu.Unlock()
 	if !due {
 		return nil
 	}
+	return p.publishNow()
+}
+
+// publishNow publishes everything staged so far, as a full batch would.
+func (p *puller) publishNow() error {
+	b := &p.batch
+	b.mu.Lock()
+	b.objects, b.bytes, b.last = 0, 0, time.Now()
+	b.mu.Unlock()
 	b.publish.Lock()
 	defer b.publish.Unlock()
 	_, err := p.txn.Publish()

@@ -472,6 +472,13 @@ func (p *puller) tryDelta(hs *httpSource, sum *Summary, t target, refName func(s
 	}
 	dir := ref.Name.Rel() + "/"
 	err = delta.Apply(p.ctx, p.txn, sb, func(ctx context.Context, file string, fn func(io.Reader) error) error {
+		// What earlier parts staged is published before the next is
+		// fetched, so that a pull stopped during a long delta keeps it
+		// and the next one skips those parts (not their commit, which is
+		// staged last).
+		if err := p.publishNow(); err != nil {
+			return err
+		}
 		return hs.get(ctx, dir+file, fn)
 	}, p.checkFile, p.fetchFallbacks)
 	if errors.Is(err, delta.ErrFromMissing) {
