@@ -85,7 +85,8 @@ var ErrFellBack = errors.New("GRUB fell back")
 // When the booted deployment is the default one and its boots were being
 // counted, the count stops (Completed): GRUB boots it from now on without
 // falling back. A boot of another deployment leaves the count as it is;
-// when that is GRUB's fallback, the booted deployment becomes the default
+// when that is GRUB's fallback (Fallback, not one picked by hand in the
+// menu once the tries were spent), the booted deployment becomes the default
 // if opts ask for it (RolledBack), and otherwise the error, matching
 // ErrFellBack, says so, since a Rollback should make it the default. It
 // returns the state it found.
@@ -103,8 +104,11 @@ func (s *Sysroot) BootComplete(ctx context.Context, opts BootCompleteOptions) (*
 		return bc, ErrNotBooted
 	}
 	if d := s.deployments[0]; !sameDeployment(s.booted, d) {
-		if !bc.FellBack {
-			return bc, nil // another deployment chosen by hand: the default's count goes on
+		// Another deployment than GRUB's fallback was chosen by hand
+		// (after a fallback too: another system's, maybe): the
+		// default's count goes on.
+		if !bc.FellBack || s.booted.Index != bc.Fallback {
+			return bc, nil
 		}
 		if opts.RollbackAfterFallback {
 			// The booted deployment becomes the default: countBoots

@@ -404,3 +404,56 @@ func TestGrubBootCountingStaysInStateroot(t *testing.T) {
 		t.Fatalf("after the rollback: entry %s, tries %q", e, tries)
 	}
 }
+
+// TestRollbackAfterFallbackOnlyToFallback: once the default's tries are
+// spent, a deployment chosen by hand in GRUB's menu (here another
+// stateroot's) is not GRUB's fallback: boot-complete
+// --rollback-after-fallback leaves the default and the count alone
+// rather than make that system the default.
+func TestRollbackAfterFallbackOnlyToFallback(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
+		c.Set(ConfigBootTries, "1")
+		return c.Set(ConfigBootloader, "grub2")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.OSInit("other"); err != nil {
+		t.Fatal(err)
+	}
+	one := f.commit("os", osTree("6.1.0", nil))
+	f.deploy(one.String(), DeployOptions{OS: "testos"})
+	f.deploy(f.commit("o", osTree("5.10.0", nil)).String(), DeployOptions{OS: "other"})
+	two := f.commit("os", osTree("6.2.0", nil))
+	if _, err := bootedAs(t, f, 1).Deploy(ctx, two.String(), DeployOptions{OS: "testos"}); err != nil {
+		t.Fatal(err)
+	}
+	// Two's one try is spent: GRUB falls back to deployment 2 (one).
+	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "0", false); err != nil {
+		t.Fatal(err)
+	}
+	picked := bootedAs(t, f, 1)
+	bc, err := picked.BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true})
+	if err != nil || bc.RolledBack || bc.Fallback != 2 {
+		t.Fatalf("boot-complete --rollback-after-fallback on a deployment picked by hand: %+v, %v", bc, err)
+	}
+	if ds := picked.Deployments(); ds[0].Commit != two || ds[1].OS != "other" || ds[2].Commit != one {
+		t.Fatalf("the hand-picked %s.%d became deployment %d", ds[1].OS, ds[1].Serial, 0)
+	}
+	if v, ok, _ := readGrubVar(f.s.grubEnvPath(), grubTriesVar); !ok || v != "0" {
+		t.Errorf("the count should be left alone, spent: %q, %v", v, ok)
+	}
+	if _, err := picked.BootComplete(ctx, BootCompleteOptions{}); err != nil {
+		t.Errorf("boot-complete on a deployment picked by hand: %v", err)
+	}
+	// The fallback's own boot still makes it the default.
+	fellBack := bootedAs(t, f, 2)
+	if bc, err := fellBack.BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true}); err != nil || !bc.RolledBack {
+		t.Fatalf("boot-complete --rollback-after-fallback on the fallback: %+v, %v", bc, err)
+	}
+	if ds := fellBack.Deployments(); ds[0].Commit != one || !ds[0].Booted {
+		t.Fatalf("after the automatic rollback: default %s (booted %v)", ds[0].Commit, ds[0].Booted)
+	}
+}
