@@ -539,7 +539,7 @@ func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptio
 			}
 		}
 	}
-	if src, err = withVerification(rm, src, opts); err != nil {
+	if src, err = withVerification(r, rm, src, opts); err != nil {
 		close()
 		return nil, nil, err
 	}

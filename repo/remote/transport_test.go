@@ -350,4 +350,37 @@ func TestPullRefusesGPGKeys(t *testing.T) {
 	if _, err := pullWith(t, o.srv.URL, map[string]string{remote.KeyGPGVerify: "false", remote.KeyGPGVerifySummary: "0", remote.KeyGPGKeyPath: "/k.gpg"}); err != nil {
 		t.Errorf("gpg-verify=false: %v", err)
 	}
+
+	// OSTree's remote add --gpg-import writes no key to the config, but
+	// the keys to check with beside it, in NAME.trustedkeys.gpg: with
+	// gpg-verify unset the pull refuses, naming that file.
+	dst, err := pullWith(t, o.srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := dst.Path("origin.trustedkeys.gpg")
+	if err := os.WriteFile(keyring, []byte("imported keys"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts += 100
+	o.commit("os/stable", tree, ts)
+	o.resetHits()
+	before := mustRef(t, dst, "origin:os/stable")
+	_, err = remote.Pull(context.Background(), dst, fastOpts("os/stable"))
+	errContains(t, err, "remote origin", keyring, "GPG", remote.KeyGPGVerify+"=false")
+	if got := mustRef(t, dst, "origin:os/stable"); got != before {
+		t.Errorf("with %s: origin:os/stable moved to %s", keyring, got)
+	}
+	if n := o.objectHits(); n != 0 {
+		t.Errorf("with %s: %d objects fetched", keyring, n)
+	}
+	// gpg-verify=false says to pull without them, as in OSTree.
+	if err := dst.UpdateConfig(func(c *repo.Config) error {
+		return c.Set(`remote "origin".`+remote.KeyGPGVerify, "false")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(context.Background(), dst, fastOpts("os/stable")); err != nil {
+		t.Errorf("with %s and gpg-verify=false: %v", keyring, err)
+	}
 }

@@ -50,6 +50,21 @@ func checkNoGPG(name string, keys map[string]string) error {
 	return nil
 }
 
+// checkNoGPGKeyring refuses remote rm when, with gpg-verify unset, the
+// repository holds GPG keys for it where OSTree's remote add --gpg-import
+// puts them (NAME.trustedkeys.gpg beside the config, which that command
+// writes no key for): the admin asked for its signatures to be checked.
+func checkNoGPGKeyring(r *repo.Repo, rm *Remote) error {
+	if strings.TrimSpace(rm.Options[KeyGPGVerify]) != "" {
+		return nil // checkNoGPG has judged it
+	}
+	p := r.Path(rm.Name + ".trustedkeys.gpg")
+	if _, err := os.Lstat(p); err != nil {
+		return nil
+	}
+	return fmt.Errorf("remote %s: %s holds GPG keys (OSTree's remote add --gpg-import) to check its signatures with, which otree cannot do (it checks ed25519 ones: %s); set %s=false to pull without them", rm.Name, p, KeySignVerify, KeyGPGVerify)
+}
+
 // maxSummarySig bounds the summary.sig a client is willing to download.
 const maxSummarySig = 1 << 20
 
@@ -161,11 +176,14 @@ type verifiedSource struct {
 // withVerification wraps src when rm's config turns verification on. It
 // fails, before anything is fetched, when the config is bad or no trusted
 // key is found.
-func withVerification(rm *Remote, src source, opts *PullOptions) (source, error) {
+func withVerification(r *repo.Repo, rm *Remote, src source, opts *PullOptions) (source, error) {
 	if rm == nil {
 		return src, nil
 	}
 	if err := checkNoGPG(rm.Name, rm.Options); err != nil {
+		return nil, err
+	}
+	if err := checkNoGPGKeyring(r, rm); err != nil {
 		return nil, err
 	}
 	v, err := RemoteVerification(rm, opts.TrustedKeysRoot)
