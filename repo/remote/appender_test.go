@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/testtree"
 )
 
@@ -72,5 +75,31 @@ func TestPartialCloseDropsEmpty(t *testing.T) {
 			t.Errorf("after close with %d bytes kept: the file exists %v, want %v", len(c.data), kept, c.kept)
 		}
 		os.Remove(p.path)
+	}
+}
+
+// A partial download removed as abandoned (core.tmp-expiry-secs) between
+// a pull's opening it and locking it is not kept: the pull's bytes would
+// go to a file no later pull finds, and its removal of the path to
+// another pull's file.
+func TestPartialRemovedBeforeLock(t *testing.T) {
+	dir := t.TempDir()
+	p := &partial{dir: dir, path: filepath.Join(dir, "x.file")}
+	if err := os.WriteFile(p.path, []byte("kept bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testHookPartialOpened = func() { durable.RemoveAbandoned(p.path) }
+	defer func() { testHookPartialOpened = nil }()
+	for name, open := range map[string]func(){"open": p.open, "create": func() { p.create(1) }} {
+		open()
+		if p.f != nil {
+			var a, b unix.Stat_t
+			unix.Fstat(int(p.f.Fd()), &a)
+			if err := unix.Stat(p.path, &b); err != nil || a.Ino != b.Ino {
+				t.Errorf("%s: the pull holds a partial download that is no longer at %s (%v)", name, p.path, err)
+			}
+			p.f.Close()
+			p.f = nil
+		}
 	}
 }

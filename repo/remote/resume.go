@@ -65,8 +65,20 @@ func (p *partial) create(size int64) {
 	p.lock(f)
 }
 
+// testHookPartialOpened, if set, runs between a partial download's open
+// and its lock.
+var testHookPartialOpened func()
+
 func (p *partial) lock(f *os.File) {
-	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+	if testHookPartialOpened != nil {
+		testHookPartialOpened()
+	}
+	// Once locked, the file must still be at p.path: cleanup of
+	// abandoned downloads (core.tmp-expiry-secs) may have removed it
+	// since it was opened, and bytes kept in it would be lost.
+	var a, b unix.Stat_t
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil ||
+		unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(p.path, &b) != nil || a.Dev != b.Dev || a.Ino != b.Ino {
 		f.Close()
 		return
 	}
