@@ -197,6 +197,7 @@ func Open(path string, opts OpenOptions) (*Sysroot, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	r.SetLogger(opts.Logger)
 	if opts.Cmdline == nil {
 		s.runningDir = runningDir(root)
 	}

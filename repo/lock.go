@@ -16,9 +16,10 @@ const lockPoll = 20 * time.Millisecond
 
 // flock takes an flock(2) lock on fd, waiting until ctx is done or timeout
 // passes (negative: until ctx is done). what names the lock in errors.
-func flock(ctx context.Context, fd int, how int, timeout time.Duration, what string) error {
+// waiting, if set, runs once when the wait begins.
+func flock(ctx context.Context, fd int, how int, timeout time.Duration, what string, waiting func()) error {
 	deadline := time.Now().Add(timeout)
-	for {
+	for first := true; ; first = false {
 		err := unix.Flock(fd, how|unix.LOCK_NB)
 		if err == nil {
 			return nil
@@ -28,6 +29,9 @@ func flock(ctx context.Context, fd int, how int, timeout time.Duration, what str
 		}
 		if timeout >= 0 && time.Now().After(deadline) {
 			return fmt.Errorf("%w: %s is held by another process (waited %s)", ErrLocked, what, timeout)
+		}
+		if first && waiting != nil {
+			waiting()
 		}
 		select {
 		case <-ctx.Done():
@@ -88,7 +92,15 @@ func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.F
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	if err := flock(ctx, int(f.Fd()), how, time.Duration(r.lockTimeout.Load()), path); err != nil {
+	timeout := time.Duration(r.lockTimeout.Load())
+	waiting := func() {
+		// The wait may be long (without limit, at
+		// core.lock-timeout-secs=-1): say what it is for.
+		if l := r.log.Load(); l != nil {
+			l.Info("waiting for the repository lock another process holds", "lock", path, "timeout", timeoutText(timeout))
+		}
+	}
+	if err := flock(ctx, int(f.Fd()), how, timeout, path, waiting); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -225,4 +237,12 @@ func (r *Repo) holdRefs(steps ...lockStep) (func(), error) {
 		return nil, err
 	}
 	return func() { l.Unlock() }, nil
+}
+
+// timeoutText says how long a lock wait may last.
+func timeoutText(d time.Duration) string {
+	if d < 0 {
+		return "none"
+	}
+	return d.String()
 }

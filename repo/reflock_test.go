@@ -1,8 +1,10 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -260,5 +262,60 @@ func TestLockTimeoutConfig(t *testing.T) {
 	if l, err := other.LockRefs(ctx); errors.Is(err, repo.ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
 		l.Unlock()
 		t.Errorf("waiting without limit for a held lock: %v; want the context's end, not ErrLocked", err)
+	}
+}
+
+// cancelWriter ends a context at its first write, keeping what it got.
+type cancelWriter struct {
+	cancel context.CancelFunc
+	got    bytes.Buffer
+}
+
+func (w *cancelWriter) Write(b []byte) (int, error) {
+	w.got.Write(b)
+	w.cancel()
+	return len(b), nil
+}
+
+// A wait for a lock another process holds, which core.lock-timeout-secs=-1
+// lets last for ever, is reported to the Repo's logger, naming the lock;
+// a lock taken at once, or a timeout of 0, reports nothing.
+func TestLockWaitReported(t *testing.T) {
+	holder, _, _, _ := refRepo(t)
+	other, err := repo.Open(holder.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// The deadline only keeps a missing report from hanging the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := &cancelWriter{cancel: cancel}
+	other.SetLogger(slog.New(slog.NewTextHandler(w, nil)))
+
+	l, err := other.LockRefs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+	lk, err := holder.LockRefs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+	other.SetLockTimeout(0)
+	if _, err := other.LockRefs(ctx); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("timeout 0: %v, want ErrLocked", err)
+	}
+	if w.got.Len() != 0 {
+		t.Fatalf("reported with no wait: %s", w.got.String())
+	}
+	other.SetLockTimeout(-1)
+	// The report ends the context, and so the wait.
+	if _, err := other.LockRefs(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiting without limit: %v, want the wait ended by its report", err)
+	}
+	if got := w.got.String(); !strings.Contains(got, "waiting for the repository lock") || !strings.Contains(got, holder.Path()) {
+		t.Errorf("the wait was reported as %q; want it named, with its lock", got)
 	}
 }

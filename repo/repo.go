@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,6 +116,8 @@ type Repo struct {
 	spreadOnce sync.Once // see spreadStaging
 
 	remotesDir atomic.Pointer[[2]string] // root and directory, see SetRemotesDirIn; nil: none
+
+	log atomic.Pointer[slog.Logger] // see SetLogger; nil: none
 }
 
 // InitOptions configure Init.
@@ -491,6 +494,11 @@ func (r *Repo) Verifies() bool { return r.verify.Load() }
 // may be called while other goroutines use r; a wait already begun keeps
 // the old timeout.
 func (r *Repo) SetLockTimeout(d time.Duration) { r.lockTimeout.Store(int64(d)) }
+
+// SetLogger sets where r reports a wait for a lock another process holds;
+// nil reports nothing (the default). It may be called while other
+// goroutines use r.
+func (r *Repo) SetLogger(l *slog.Logger) { r.log.Store(l) }
 
 // LockTimeout returns how long lock acquisition waits before ErrLocked
 // (SetLockTimeout, or core.lock-timeout-secs); negative means without

@@ -369,6 +369,7 @@ func (e *env) open() (*repo.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.SetLogger(e.logger())
 	// The running system's repository (/otree/repo) reads the remotes its
 	// deployment ships, as the admin commands do.
 	if here, err := os.Stat(r.Path()); err == nil {
