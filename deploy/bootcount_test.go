@@ -405,14 +405,12 @@ func TestGrubBootCountingStaysInStateroot(t *testing.T) {
 	}
 }
 
-// TestRollbackAfterFallbackOnlyToFallback: once the default's tries are
-// spent, a deployment chosen by hand in GRUB's menu (here another
-// stateroot's) is not GRUB's fallback: boot-complete
-// --rollback-after-fallback leaves the default and the count alone
-// rather than make that system the default.
-func TestRollbackAfterFallbackOnlyToFallback(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
+// spentAcrossStateroots makes testos's deployment two the default with
+// its one try spent, another stateroot's deployment 1 and testos's
+// previous deployment (one) 2: GRUB falls back to 2.
+func spentAcrossStateroots(t *testing.T) (f *fixture, one, two repo.ID) {
+	t.Helper()
+	f = newFixture(t)
 	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
 		c.Set(ConfigBootTries, "1")
 		return c.Set(ConfigBootloader, "grub2")
@@ -423,17 +421,27 @@ func TestRollbackAfterFallbackOnlyToFallback(t *testing.T) {
 	if err := f.s.OSInit("other"); err != nil {
 		t.Fatal(err)
 	}
-	one := f.commit("os", osTree("6.1.0", nil))
+	one = f.commit("os", osTree("6.1.0", nil))
 	f.deploy(one.String(), DeployOptions{OS: "testos"})
 	f.deploy(f.commit("o", osTree("5.10.0", nil)).String(), DeployOptions{OS: "other"})
-	two := f.commit("os", osTree("6.2.0", nil))
-	if _, err := bootedAs(t, f, 1).Deploy(ctx, two.String(), DeployOptions{OS: "testos"}); err != nil {
+	two = f.commit("os", osTree("6.2.0", nil))
+	if _, err := bootedAs(t, f, 1).Deploy(context.Background(), two.String(), DeployOptions{OS: "testos"}); err != nil {
 		t.Fatal(err)
 	}
-	// Two's one try is spent: GRUB falls back to deployment 2 (one).
 	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "0", false); err != nil {
 		t.Fatal(err)
 	}
+	return f, one, two
+}
+
+// TestRollbackAfterFallbackOnlyToFallback: once the default's tries are
+// spent, a deployment chosen by hand in GRUB's menu (here another
+// stateroot's) is not GRUB's fallback: boot-complete
+// --rollback-after-fallback leaves the default and the count alone
+// rather than make that system the default.
+func TestRollbackAfterFallbackOnlyToFallback(t *testing.T) {
+	f, one, two := spentAcrossStateroots(t)
+	ctx := context.Background()
 	picked := bootedAs(t, f, 1)
 	bc, err := picked.BootComplete(ctx, BootCompleteOptions{RollbackAfterFallback: true})
 	if err != nil || bc.RolledBack || bc.Fallback != 2 {
@@ -455,5 +463,25 @@ func TestRollbackAfterFallbackOnlyToFallback(t *testing.T) {
 	}
 	if ds := fellBack.Deployments(); ds[0].Commit != one || !ds[0].Booted {
 		t.Fatalf("after the automatic rollback: default %s (booted %v)", ds[0].Commit, ds[0].Booted)
+	}
+}
+
+// TestRollbackToFallbackWhenAnotherPicked: with another stateroot's
+// deployment 1 picked by hand after the default's tries were spent,
+// rollback makes the deployment the default whose number status gives
+// as GRUB's fallback ('otree admin rollback' makes it the default), the
+// default's previous one, not the system picked by hand.
+func TestRollbackToFallbackWhenAnotherPicked(t *testing.T) {
+	f, one, two := spentAcrossStateroots(t)
+	picked := bootedAs(t, f, 1)
+	bc, err := picked.BootCount()
+	if err != nil || !bc.FellBack || bc.Fallback != 2 {
+		t.Fatalf("boot count: %+v, %v", bc, err)
+	}
+	if _, err := picked.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ds := picked.Deployments(); ds[0].Commit != one || ds[1].Commit != two || ds[2].OS != "other" {
+		t.Fatalf("rollback made %s.%d the default, not deployment %d that status named", ds[0].OS, ds[0].Serial, bc.Fallback)
 	}
 }

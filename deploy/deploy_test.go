@@ -489,37 +489,48 @@ func TestRollbackStaysInStateroot(t *testing.T) {
 		t.Errorf("after rollback (-want +got):\n%s", diff)
 	}
 
-	// GRUB fell back to deployment 1, another stateroot's: it is booted,
-	// and rollback makes it the default, ending the fallback.
-	if _, err := f.s.SetDefault(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.s.SetDefault(ctx, 1); err != nil { // testos.0, other.0, testos.1
-		t.Fatal(err)
-	}
-	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	cmdline := entries[1].options
-	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if b := s.Booted(); b == nil || b.OS != "other" || b.Index != 1 {
-		t.Fatalf("booted = %+v", b)
-	}
-	if _, err := s.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"other.0", "testos.0", "testos.1"}, names(s)); diff != "" {
-		t.Errorf("rollback to the booted deployment (-want +got):\n%s", diff)
-	}
-
 	// other's only deployment is the default: nothing of other's to go to.
+	if _, err := f.s.SetDefault(ctx, 2); err != nil { // other.0, testos.0, testos.1
+		t.Fatal(err)
+	}
 	if _, err := f.s.Rollback(ctx); err == nil || !strings.Contains(err.Error(), "stateroot other") {
 		t.Errorf("rollback with no deployment of the default's stateroot behind it: %v", err)
 	}
 	if diff := cmp.Diff([]string{"other.0", "testos.0", "testos.1"}, names(f.s)); diff != "" {
 		t.Errorf("a refused rollback changed the order (-want +got):\n%s", diff)
+	}
+	bootedAt := func(i int) *Sysroot {
+		t.Helper()
+		entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+		cmdline := entries[i].options
+		s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if b := s.Booted(); b == nil || b.Index != i {
+			t.Fatalf("booted = %+v", b)
+		}
+		return s
+	}
+	// There GRUB falls back to deployment 1, another stateroot's: it is
+	// booted, and rollback makes it the default, ending the fallback.
+	s := bootedAt(1)
+	if _, err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"testos.0", "other.0", "testos.1"}, names(s)); diff != "" {
+		t.Errorf("rollback to the booted deployment (-want +got):\n%s", diff)
+	}
+	// Where the default's stateroot has a deployment behind it, GRUB
+	// falls back to that one: another system's deployment 1 booted (by
+	// hand, from the menu) is not the rollback.
+	s = bootedAt(1)
+	if _, err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"testos.1", "testos.0", "other.0"}, names(s)); diff != "" {
+		t.Errorf("rollback with another stateroot's deployment 1 booted (-want +got):\n%s", diff)
 	}
 }
 

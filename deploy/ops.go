@@ -40,11 +40,10 @@ func (s *Sysroot) moveFirst(d *Deployment) []*Deployment {
 }
 
 // Rollback makes the previous deployment the default, moving the current
-// default to index 1: deployment 1 when it is booted (GRUB fell back to
-// it, the default's stateroot having no other) or of the default's
-// stateroot, else the first of that stateroot
-// behind it, so that other stateroots' deployments in between are not
-// taken for the previous one. With one stateroot it swaps deployments 0
+// default to index 1: the first of the default's stateroot behind it, so
+// that other stateroots' deployments in between are not taken for the
+// previous one, or deployment 1 when that stateroot has no other and it
+// is booted (GRUB fell back to it). With one stateroot it swaps deployments 0
 // and 1, and running it twice restores the original order.
 func (s *Sysroot) Rollback(ctx context.Context) (Switch, error) {
 	unlock, err := s.lock(ctx)
@@ -67,11 +66,14 @@ func (s *Sysroot) rollbackTarget() (*Deployment, error) {
 	if len(s.deployments) < 2 {
 		return nil, fmt.Errorf("rollback: the sysroot has %d deployment(s), nothing to roll back to", len(s.deployments))
 	}
+	// Where GRUB's boot counting falls back, so that status's "GRUB
+	// boots deployment N ('otree admin rollback' makes it the default)"
+	// holds: another system's deployment 1 only when booted and the
+	// default's stateroot has no other.
 	first := s.deployments[0]
-	for i, d := range s.deployments[1:] {
-		if d.OS == first.OS || (i == 0 && d.Booted) {
-			return d, nil
-		}
+	d := s.deployments[fallbackIndex(len(s.deployments), func(i int) string { return s.deployments[i].OS })]
+	if d.OS == first.OS || d.Booted {
+		return d, nil
 	}
 	return nil, fmt.Errorf("rollback: stateroot %s has no deployment behind the default %s to roll back to; deployment 1 is stateroot %s's (set-default 1 makes it the default)",
 		first.OS, first.Name(), s.deployments[1].OS)

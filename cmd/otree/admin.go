@@ -858,9 +858,10 @@ func newRollbackCommand(a *adminEnv) *cobra.Command {
 		Use:   "rollback",
 		Short: "Make the previous deployment of the default's stateroot the default",
 		Long: `Swap deployments 0 and 1 in boot order; running it twice restores the order.
-When deployment 1 is another stateroot's and not the booted one, the first
-deployment of the default's stateroot behind it becomes the default instead
-(set-default 1 boots the other system).`,
+When deployment 1 is another stateroot's, the first deployment of the
+default's stateroot behind it becomes the default instead, where GRUB's boot
+counting falls back (set-default 1 boots the other system); deployment 1 only
+when it is booted and the default's stateroot has no other.`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, s *deploy.Sysroot, _ []string) (deploy.Switch, error) {
 		return s.Rollback(ctx)
