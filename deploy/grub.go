@@ -124,7 +124,7 @@ func CheckConfigValue(key, value string) error {
 		_, err := parseBootTries(value)
 		return err
 	case "sysroot.readonly":
-		if value != "false" {
+		if value != "false" && value != "0" { // GLib's two spellings of false
 			return fmt.Errorf("config %s=%q: otree does not act on this OSTree key: it leaves the physical root at /sysroot mounted as the initramfs mounted it, and does not remount it to write", key, value)
 		}
 	case "sysroot.bls-append-except-default":

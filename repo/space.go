@@ -92,6 +92,18 @@ var unhonouredKeys = map[string]struct{ same, instead string }{
 	"core.locking":                {"true", "otree always locks the repository"},
 }
 
+// sameSetting tells whether value asks for what want does: the same
+// string, or the same boolean in another of GLib's spellings (1 for
+// true, 0 for false), which OSTree reads alike.
+func sameSetting(key, value, want string) bool {
+	if value == want {
+		return true
+	}
+	v, err := parseBool(key, value)
+	w, werr := parseBool(key, want)
+	return err == nil && werr == nil && v == w
+}
+
 // CheckConfigValue checks value for the config keys whose values otree
 // reads with rules of their own (the free-space reserve, durability and
 // other booleans, the lock timeout, the tmp expiry and the collection ID), so that a bad value is refused
@@ -117,7 +129,7 @@ func CheckConfigValue(key, value string) error {
 	case collectionKey:
 		return ValidateCollectionID(value)
 	default:
-		if u, ok := unhonouredKeys[key]; ok && value != u.same {
+		if u, ok := unhonouredKeys[key]; ok && !sameSetting(key, value, u.same) {
 			err = fmt.Errorf("otree does not act on this OSTree key: %s", u.instead)
 		}
 	}

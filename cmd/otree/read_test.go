@@ -676,9 +676,15 @@ func TestConfigSetRefusesKeysOtreeDoesNotActOn(t *testing.T) {
 		{"core.add-remotes-config-dir", "false"},
 		{"core.locking", "true"},
 		{"sysroot.readonly", "false"},
+		// GLib's other spellings of the booleans, which OSTree reads.
+		{"core.disable-xattrs", "0"},
+		{"core.add-remotes-config-dir", "0"},
+		{"core.locking", "1"},
+		{"sysroot.readonly", "0"},
 	} {
 		c.ok("config", "set", kv[0], kv[1])
 	}
+	c.fails(exitUsage, []string{"core.locking", "does not act on"}, "config", "set", "core.locking", "0")
 }
 
 // show --raw and log --raw print each commit's stored bytes: they hash to
