@@ -79,8 +79,8 @@ const (
 const ConfigDefaultFinders = "core.default-repo-finders"
 
 // ParseDefaultFinders reads a ConfigDefaultFinders value. OSTree's "lan"
-// is refused, as is any other name that is not a finder; an empty list
-// means the default.
+// is refused, as is any other name that is not a finder, and a list of
+// none (which OSTree refuses).
 func ParseDefaultFinders(v string) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(v, ";") {
@@ -93,6 +93,11 @@ func ParseDefaultFinders(v string) ([]string, error) {
 		default:
 			return nil, fmt.Errorf("config %s=%q: unknown finder %q: want %s or %s", ConfigDefaultFinders, v, f, FinderConfig, FinderMount)
 		}
+	}
+	if len(out) == 0 {
+		// Not taken for the default, mount among them: the admin may
+		// have meant none. OSTree refuses it too.
+		return nil, fmt.Errorf("config %s=%q lists no finder: want %s, %s or both, ';'-separated, or the key unset for both", ConfigDefaultFinders, v, FinderConfig, FinderMount)
 	}
 	return out, nil
 }

@@ -587,7 +587,9 @@ func TestFindDefaultFindersFromConfig(t *testing.T) {
 	if got := finders(findWith(t, c, []string{remote.FinderMount}, []string{stick}, osStable)); len(got) != 1 || got[0] != remote.FinderMount {
 		t.Errorf("--finders=mount found on %v, want mount alone", got)
 	}
-	for _, bad := range []string{"config;lan;", "disk"} {
+	// An empty list, which OSTree refuses, is not taken for the default
+	// (mount among them): an admin may have meant none.
+	for _, bad := range []string{"config;lan;", "disk", "", ";", " ; "} {
 		setConfig(bad)
 		_, err := remote.FindRemotes(ctx, c, []remote.CollectionRef{osStable}, remote.FindOptions{Mounts: []string{stick}, Pull: fastOpts()})
 		if err == nil || !strings.Contains(err.Error(), remote.ConfigDefaultFinders) {
