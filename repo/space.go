@@ -16,7 +16,8 @@ import (
 // a running system needs.
 const (
 	// ConfigMinFreePercent is a whole percentage (0-99) of the
-	// filesystem's size; default 3.
+	// filesystem's size; default 3 when ConfigMinFreeSize is not set
+	// either.
 	ConfigMinFreePercent = "core.min-free-space-percent"
 	// ConfigMinFreeSize is a size such as "500MB", "2GB" or "1TB"
 	// (powers of 2); when set to more than 0, ConfigMinFreePercent is
@@ -176,17 +177,22 @@ func (r *Repo) newSpaceBudget() (*spaceBudget, error) {
 		return fmt.Errorf("repository %s: config %s=%q: %v", r.path, key, v, err)
 	}
 	var reserve int64
-	if v, ok := r.config.Get(ConfigMinFreeSize); ok {
+	v, sized := r.config.Get(ConfigMinFreeSize)
+	if sized {
 		n, err := parseSize(v)
 		if err != nil {
 			return nil, bad(ConfigMinFreeSize, v, err)
 		}
 		reserve, b.what = n, fmt.Sprintf("%s=%s", ConfigMinFreeSize, v)
 	}
-	// A size of 0 leaves the reserve to the percentage, as in OSTree:
-	// only core.min-free-space-percent=0 turns it off.
+	// A size of 0 leaves the reserve to the percentage, as in OSTree,
+	// whose default of 3% applies only when neither key is set: 0MB
+	// alone is no reserve.
 	if reserve == 0 {
 		pct := defaultMinFreePercent
+		if sized {
+			pct = 0
+		}
 		if v, ok := r.config.Get(ConfigMinFreePercent); ok {
 			n, err := parsePercent(v)
 			if err != nil {
