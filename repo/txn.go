@@ -101,7 +101,7 @@ const (
 const ConfigAutoUpdateSummary = "core.auto-update-summary"
 
 // ConfigCommitUpdateSummary is OSTree's older name for
-// ConfigAutoUpdateSummary, read when that is not set (as OSTree does).
+// ConfigAutoUpdateSummary: either set to true turns it on (as in OSTree).
 const ConfigCommitUpdateSummary = "core.commit-update-summary"
 
 // ConfigNoDeltasInSummary is OSTree's config key that keeps the summary

@@ -147,8 +147,9 @@ func TestAutoUpdateSummary(t *testing.T) {
 }
 
 // core.commit-update-summary, OSTree's older name for
-// core.auto-update-summary, turns it on too; auto-update-summary, when
-// set, wins, as in OSTree.
+// core.auto-update-summary, turns it on too, whatever
+// auto-update-summary says, as in OSTree 2022.7 (either key set to true
+// has the summary written anew).
 func TestCommitUpdateSummaryAlias(t *testing.T) {
 	c := newCLI(t)
 	src := source(t, fixture)
@@ -161,8 +162,14 @@ func TestCommitUpdateSummaryAlias(t *testing.T) {
 	c.ok("config", "set", "core.auto-update-summary", "false")
 	before, _ := os.ReadFile(c.r.Path("summary"))
 	c.ok("commit", "-b", "main", src, "-s", "two")
+	if after, _ := os.ReadFile(c.r.Path("summary")); string(after) == string(before) {
+		t.Error("with core.auto-update-summary=false and core.commit-update-summary=true a commit left the summary as it was; OSTree writes it anew")
+	}
+	c.ok("config", "set", "core.commit-update-summary", "false")
+	before, _ = os.ReadFile(c.r.Path("summary"))
+	c.ok("commit", "-b", "main", src, "-s", "three")
 	if after, _ := os.ReadFile(c.r.Path("summary")); string(after) != string(before) {
-		t.Error("core.auto-update-summary=false did not win over core.commit-update-summary=true")
+		t.Error("with both keys false a commit wrote the summary anew")
 	}
 }
 

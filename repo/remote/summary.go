@@ -290,17 +290,20 @@ func ReadSummary(r *repo.Repo) (*Summary, error) {
 var ErrSummarySigned = errors.New("the summary is signed, so it is not rewritten without the keys")
 
 // AutoUpdateSummary writes r's summary anew, as UpdateSummary does, when
-// r's config sets repo.ConfigAutoUpdateSummary to true (or, when that is
-// not set, repo.ConfigCommitUpdateSummary), keeping the metadata the
+// r's config sets repo.ConfigAutoUpdateSummary or its older name
+// repo.ConfigCommitUpdateSummary to true, keeping the metadata the
 // current summary carries; it reports whether it did. Call it after
 // changing refs or deltas (the otree command does). A signed summary is
 // left alone, with an error matching ErrSummarySigned.
 func AutoUpdateSummary(ctx context.Context, r *repo.Repo) (bool, error) {
-	on, err := r.Config().Bool(repo.ConfigCommitUpdateSummary, false)
+	// Either key turns it on, as in OSTree: its older name is not
+	// overridden by the newer one set to false.
+	on, err := r.Config().Bool(repo.ConfigAutoUpdateSummary, false)
 	if err != nil {
 		return false, err
 	}
-	if on, err = r.Config().Bool(repo.ConfigAutoUpdateSummary, on); err != nil || !on {
+	old, err := r.Config().Bool(repo.ConfigCommitUpdateSummary, false)
+	if err != nil || !(on || old) {
 		return false, err
 	}
 	if _, err := os.Stat(r.Path(sign.SummarySigFile)); err == nil {
