@@ -236,6 +236,9 @@ func DeleteRemote(r *repo.Repo, name string) error {
 			if err := removeCookies(r, name); err != nil {
 				return err
 			}
+			if err := removeKeyring(r, name); err != nil {
+				return err
+			}
 			refused = fmt.Errorf("%w: %q is not configured in %s", ErrRemoteNotFound, name, r.Path("config"))
 			return refused
 		}
@@ -256,12 +259,27 @@ func DeleteRemote(r *repo.Repo, name string) error {
 	if err := removeCookies(r, name); err != nil {
 		return fmt.Errorf("deleting remote %s: %w", name, err)
 	}
+	if err := removeKeyring(r, name); err != nil {
+		return fmt.Errorf("deleting remote %s: %w", name, err)
+	}
 	return nil
 }
 
 // removeCookies durably removes the cookie file of remote name, if any.
 func removeCookies(r *repo.Repo, name string) error {
-	p := cookieFile(r, name)
+	return removeRemoteFile(r, cookieFile(r, name), "the cookies", name)
+}
+
+// removeKeyring durably removes the GPG keys OSTree's remote add
+// --gpg-import kept for remote name, if any, as OSTree's remote delete
+// does: left, they would refuse the pulls of a remote added again under
+// the name (checkNoGPGKeyring).
+func removeKeyring(r *repo.Repo, name string) error {
+	return removeRemoteFile(r, gpgKeyring(r, name), "the GPG keys", name)
+}
+
+// removeRemoteFile durably removes p, what of remote name, if it is there.
+func removeRemoteFile(r *repo.Repo, p, what, name string) error {
 	err := os.Remove(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -270,7 +288,7 @@ func removeCookies(r *repo.Repo, name string) error {
 		err = durable.SyncDir(r.Path())
 	}
 	if err != nil {
-		return fmt.Errorf("removing the cookies of remote %s: %w", name, err)
+		return fmt.Errorf("removing %s of remote %s: %w", what, name, err)
 	}
 	return nil
 }

@@ -383,4 +383,18 @@ func TestPullRefusesGPGKeys(t *testing.T) {
 	if _, err := remote.Pull(context.Background(), dst, fastOpts("os/stable")); err != nil {
 		t.Errorf("with %s and gpg-verify=false: %v", keyring, err)
 	}
+	// remote delete takes the keys with it, as OSTree's does: a remote
+	// added again under the name pulls.
+	if err := remote.DeleteRemote(dst, "origin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(keyring); err == nil {
+		t.Errorf("remote delete left %s", keyring)
+	}
+	if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: o.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(context.Background(), dst, fastOpts("os/stable")); err != nil {
+		t.Errorf("a remote added again after its delete: %v", err)
+	}
 }

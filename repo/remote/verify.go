@@ -50,6 +50,9 @@ func checkNoGPG(name string, keys map[string]string) error {
 	return nil
 }
 
+// gpgKeyring is where OSTree keeps the GPG keys of remote name.
+func gpgKeyring(r *repo.Repo, name string) string { return r.Path(name + ".trustedkeys.gpg") }
+
 // checkNoGPGKeyring refuses remote rm when, with gpg-verify unset, the
 // repository holds GPG keys for it where OSTree's remote add --gpg-import
 // puts them (NAME.trustedkeys.gpg beside the config, which that command
@@ -58,7 +61,7 @@ func checkNoGPGKeyring(r *repo.Repo, rm *Remote) error {
 	if strings.TrimSpace(rm.Options[KeyGPGVerify]) != "" {
 		return nil // checkNoGPG has judged it
 	}
-	p := r.Path(rm.Name + ".trustedkeys.gpg")
+	p := gpgKeyring(r, rm.Name)
 	if _, err := os.Lstat(p); err != nil {
 		return nil
 	}
