@@ -358,23 +358,7 @@ func TestGrubBootCountingStaysInStateroot(t *testing.T) {
 	f := newFixture(t)
 	disk := newBootDisk(t, f)
 	ctx := context.Background()
-	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
-		c.Set(ConfigBootTries, "1")
-		return c.Set(ConfigBootloader, "grub2")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.s.OSInit("other"); err != nil {
-		t.Fatal(err)
-	}
-	one := f.commit("os", osTree("6.1.0", nil))
-	f.deploy(one.String(), DeployOptions{OS: "testos"})
-	f.deploy(f.commit("o", osTree("5.10.0", nil)).String(), DeployOptions{OS: "other"})
-	two := f.commit("os", osTree("6.2.0", nil))
-	if _, err := bootedAs(t, f, 1).Deploy(ctx, two.String(), DeployOptions{OS: "testos"}); err != nil {
-		t.Fatal(err)
-	}
+	one, two := acrossStateroots(t, f)
 	ds := bootedAs(t, f, 0).Deployments()
 	if len(ds) != 3 || ds[0].Commit != two || ds[1].OS != "other" || ds[2].Commit != one {
 		for _, d := range ds {
@@ -405,12 +389,11 @@ func TestGrubBootCountingStaysInStateroot(t *testing.T) {
 	}
 }
 
-// spentAcrossStateroots makes testos's deployment two the default with
-// its one try spent, another stateroot's deployment 1 and testos's
-// previous deployment (one) 2: GRUB falls back to 2.
-func spentAcrossStateroots(t *testing.T) (f *fixture, one, two repo.ID) {
+// acrossStateroots counts boots with one try and deploys testos's one,
+// then other's, then testos's two from other booted: two is the default,
+// counted, other's deployment 1 and one deployment 2.
+func acrossStateroots(t *testing.T, f *fixture) (one, two repo.ID) {
 	t.Helper()
-	f = newFixture(t)
 	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
 		c.Set(ConfigBootTries, "1")
 		return c.Set(ConfigBootloader, "grub2")
@@ -428,6 +411,15 @@ func spentAcrossStateroots(t *testing.T) (f *fixture, one, two repo.ID) {
 	if _, err := bootedAs(t, f, 1).Deploy(context.Background(), two.String(), DeployOptions{OS: "testos"}); err != nil {
 		t.Fatal(err)
 	}
+	return one, two
+}
+
+// spentAcrossStateroots is acrossStateroots with two's one try spent:
+// GRUB falls back to deployment 2.
+func spentAcrossStateroots(t *testing.T) (f *fixture, one, two repo.ID) {
+	t.Helper()
+	f = newFixture(t)
+	one, two = acrossStateroots(t, f)
 	if err := setGrubVar(f.s.grubEnvPath(), grubTriesVar, "0", false); err != nil {
 		t.Fatal(err)
 	}
