@@ -103,13 +103,25 @@ type DeployResult struct {
 	Prune *repo.PruneReport `json:"prune,omitempty"`
 }
 
+// CleanupError is the error of an operation whose change is made (the
+// boot entries switched, a deployment staged) but whose cleanup after it
+// failed: what the cleanup did not remove goes at the next one.
+type CleanupError struct {
+	Done string // what was done: "deployed", "staged", ...
+	Err  error
+}
+
+func (e *CleanupError) Error() string { return e.Done + ", but cleaning up failed: " + e.Err.Error() }
+
+func (e *CleanupError) Unwrap() error { return e.Err }
+
 // cleanupAfter runs the cleanup that follows a switch which may have
 // dropped deployments, and returns what its prune freed (nil with
-// noPrune).
-func (s *Sysroot) cleanupAfter(ctx context.Context, noPrune bool) (*repo.PruneReport, error) {
+// noPrune); an error is a *CleanupError saying done.
+func (s *Sysroot) cleanupAfter(ctx context.Context, noPrune bool, done string) (*repo.PruneReport, error) {
 	rep, err := s.cleanup(ctx, CleanupOptions{NoPrune: noPrune})
 	if err != nil {
-		return nil, err
+		return nil, &CleanupError{Done: done, Err: err}
 	}
 	return rep.Prune, nil
 }
@@ -752,8 +764,8 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 			return nil, err
 		}
 		switched = true
-		if _, err := s.cleanupAfter(ctx, true); err != nil {
-			return res, fmt.Errorf("staged, but cleaning up failed: %w", err)
+		if _, err := s.cleanupAfter(ctx, true, "staged"); err != nil {
+			return res, err
 		}
 		return res, nil
 	}
@@ -761,8 +773,8 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, err
 	}
 	switched = true
-	if res.Prune, err = s.cleanupAfter(ctx, opts.NoPrune); err != nil {
-		return res, fmt.Errorf("deployed, but cleaning up failed: %w", err)
+	if res.Prune, err = s.cleanupAfter(ctx, opts.NoPrune, "deployed"); err != nil {
+		return res, err
 	}
 	return res, nil
 }

@@ -124,8 +124,8 @@ func (s *Sysroot) reorder(ctx context.Context, list []*Deployment) (Switch, erro
 	if err != nil {
 		return sw, err
 	}
-	if _, err := s.cleanupAfter(ctx, true); err != nil {
-		return sw, fmt.Errorf("switched, but cleaning up failed: %w", err)
+	if _, err := s.cleanupAfter(ctx, true, "switched"); err != nil {
+		return sw, err
 	}
 	return sw, nil
 }
@@ -171,8 +171,8 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) (*UndeployResult, err
 		return nil, err
 	}
 	res := &UndeployResult{Removed: d, Switch: sw}
-	if res.Prune, err = s.cleanupAfter(ctx, false); err != nil {
-		return res, fmt.Errorf("undeployed, but cleaning up failed: %w", err)
+	if res.Prune, err = s.cleanupAfter(ctx, false, "undeployed"); err != nil {
+		return res, err
 	}
 	return res, nil
 }

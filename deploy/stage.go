@@ -174,8 +174,8 @@ func (s *Sysroot) DiscardStaged(ctx context.Context) (*UndeployResult, error) {
 		return nil, err
 	}
 	res := &UndeployResult{Removed: d}
-	if res.Prune, err = s.cleanupAfter(ctx, false); err != nil {
-		return res, fmt.Errorf("discarded the staged deployment, but cleaning up failed: %w", err)
+	if res.Prune, err = s.cleanupAfter(ctx, false, "discarded the staged deployment"); err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -228,8 +228,8 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	if err := s.unstage(); err != nil {
 		return res, err
 	}
-	if res.Prune, err = s.cleanupAfter(ctx, rec.NoPrune); err != nil {
-		return res, fmt.Errorf("finalized, but cleaning up failed: %w", err)
+	if res.Prune, err = s.cleanupAfter(ctx, rec.NoPrune, "finalized"); err != nil {
+		return res, err
 	}
 	return res, nil
 }

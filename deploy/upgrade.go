@@ -251,7 +251,7 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 	}
 	if isSwitch && cur.Origin != refspec {
 		if res.DeletedRef, err = s.dropOldOrigin(ctx, cur.Origin, osName); err != nil {
-			return res, fmt.Errorf("switch: deployed, but %w", err)
+			return res, &CleanupError{Done: "switch: deployed", Err: err}
 		}
 	}
 	return res, nil
@@ -275,7 +275,7 @@ func (s *Sysroot) dropOldOrigin(ctx context.Context, old, osName string) (string
 	}
 	l, err := s.repo.LockRefs(ctx)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("deleting the old origin's ref %s: %w", old, err)
 	}
 	defer l.Unlock()
 	if _, err := s.repo.ReadRef(old); errors.Is(err, repo.ErrNotFound) {

@@ -338,7 +338,7 @@ func (r *Repo) listObjects(ctx context.Context) ([]storedObject, []string, error
 	}
 	for _, fan := range ents {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("listing %s: %w", r.Path("objects"), err)
 		}
 		dir := r.Path("objects", fan.Name())
 		if !fan.IsDir() || len(fan.Name()) != 2 || !isHex(fan.Name()) {

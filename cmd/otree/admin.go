@@ -123,6 +123,21 @@ func (a *adminEnv) inSysroot(fn func(s *deploy.Sysroot) error) error {
 	return fn(s)
 }
 
+// adminStopped adds to err, if a signal stopped op, what is true after it:
+// stopped before its switch, op changed no deployment and removed what it
+// wrote (left, if set, says what stays); stopped in the cleanup after it,
+// the change is made.
+func adminStopped(err error, op, left string) error {
+	if ce := (*deploy.CleanupError)(nil); errors.As(err, &ce) {
+		return ifStopped(err, op+" stopped after its change was made (`otree admin status` shows it): only the cleanup after it was cut short")
+	}
+	say := op + " stopped: the deployments and boot entries are as they were"
+	if left != "" {
+		say += "; " + left
+	}
+	return ifStopped(err, say)
+}
+
 // orBooted is deployment index (numbered as status shows them), or when
 // index is negative (not given) the booted deployment, else the default.
 // It must be in the boot order; what names the operation, for the error.
@@ -300,7 +315,7 @@ of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 				}
 				res, err := s.Deploy(cmd.Context(), args[0], opts)
 				b.done()
-				return a.printDeploy(s, res, err)
+				return adminStopped(a.printDeploy(s, res, err), "deploy", "what it wrote is removed")
 			})
 		},
 	}
@@ -482,7 +497,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				return nil
 			}
 			if err != nil {
-				return a.printDeploy(s, nil, err)
+				return adminStopped(a.printDeploy(s, nil, err), cmd.Name(), "what it wrote is removed, and what it pulled is kept")
 			}
 			if a.json {
 				err = a.printJSON(res)
@@ -922,7 +937,7 @@ repository is then pruned of the commits no ref reaches any more.`,
 				res, err = s.Undeploy(cmd.Context(), gone.Index)
 			}
 			if err != nil {
-				return err
+				return adminStopped(err, "undeploy", "")
 			}
 			if a.json {
 				return a.printJSON(struct {
@@ -1044,7 +1059,7 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				rep, err := s.Cleanup(cmd.Context(), deploy.CleanupOptions{NoPrune: noPrune})
 				if err != nil {
-					return err
+					return ifStopped(err, "cleanup stopped: the deployments are as they were; the next cleanup removes what is left")
 				}
 				if a.json {
 					return a.printJSON(rep)

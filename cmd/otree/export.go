@@ -64,7 +64,7 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	}
 	opts := checkout.ExportOptions{Subpath: f.subpath, Hardlinks: f.hardlinks, Prefix: f.prefix, NoXattrs: f.noXattrs}
 	if f.output == "" {
-		return checkout.Export(cmd.Context(), r, id, e.stdout, opts)
+		return ifStopped(checkout.Export(cmd.Context(), r, id, e.stdout, opts), "export stopped: the tar written to standard output is cut short")
 	}
 	out, err := followLinks(f.output)
 	if err != nil {
@@ -78,7 +78,7 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		}
 		if err := checkout.Export(cmd.Context(), r, id, w, opts); err != nil {
 			w.Close()
-			return fmt.Errorf("export to %s: %w", f.output, err)
+			return ifStopped(fmt.Errorf("export to %s: %w", f.output, err), "export stopped: the tar written to "+f.output+" is cut short")
 		}
 		if err := w.Close(); err != nil {
 			return fmt.Errorf("export to %s: %w", f.output, err)
@@ -97,7 +97,7 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		}
 	}()
 	if err := checkout.Export(cmd.Context(), r, id, tmp, opts); err != nil {
-		return fmt.Errorf("export to %s: %w", f.output, err)
+		return ifStopped(fmt.Errorf("export to %s: %w", f.output, err), "export stopped: "+f.output+" is as it was")
 	}
 	// CreateTemp makes 0600 files; give the tar the mode a new file gets.
 	if err := tmp.Chmod(0o666 &^ exportUmask()); err != nil {

@@ -87,7 +87,14 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 	rep, err := r.Fsck(cmd.Context(), opts)
 	b.done()
 	if rep == nil {
-		return err
+		// Fsck deletes, and adds tombstones, only once every check is
+		// done (it may have taken the mark away from a partial commit it
+		// found complete).
+		say := "fsck stopped before its checks ended: it deleted no object"
+		if !f.delete {
+			say = "fsck stopped before its checks ended: it changed nothing"
+		}
+		return ifStopped(err, say)
 	}
 	if e.json {
 		if perr := e.printJSON(rep); perr != nil {

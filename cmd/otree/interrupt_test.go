@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
 
@@ -178,4 +183,118 @@ func TestInterruptedPull(t *testing.T) {
 			t.Errorf("the pull after %s's: origin:main = %s, %v; want %s", name, head, err, id)
 		}
 	}
+}
+
+// SIGINT or SIGTERM that stops prune, fsck --delete or an admin deploy part
+// way makes it exit 128+signal saying what is true after it, and that is
+// so: prune deleted only what no kept commit needs, fsck --delete deleted
+// nothing, a deploy stopped before its switch left the deployments as
+// they were and removed what it wrote, and one stopped in the cleanup
+// after its switch says the change is made. strace sends the signal at a
+// syscall each makes once (-P: on that path only); CI needs strace.
+func TestInterruptedSays(t *testing.T) {
+	strace := testbin.NeedStrace(t)
+	exe, env := otreeBinary(t)
+	for _, tc := range []struct {
+		name string
+		sig  string
+		code int
+		// setup returns the command, the path and syscall strace signals
+		// at, and a check of what is true after the stop.
+		setup func(t *testing.T) (args []string, at, call string, check func(t *testing.T))
+		say   string
+	}{
+		{"prune", "INT", 130, func(t *testing.T) ([]string, string, string, func(*testing.T)) {
+			c := newCLI(t)
+			tr := randomTree(rand.New(rand.NewPCG(1, 2)), 200, 100, 4)
+			keep := c.commitTree("keep", source(t, tr), "kept", 1)
+			c.commitTree("gone", source(t, randomTree(rand.New(rand.NewPCG(3, 4)), 200, 100, 4)), "gone", 2)
+			c.ok("refs", "--delete", "gone")
+			// Signalled as the deleted commits are made durable, before
+			// the objects they needed go.
+			return []string{"--repo=" + c.path, "prune", "--refs-only"}, filepath.Join(c.path, "objects"), "syncfs", func(t *testing.T) {
+				if head, err := c.r.ReadRef("keep"); err != nil || head != keep {
+					t.Errorf("keep = %s, %v; want %s", head, err, keep)
+				}
+				c.ok("fsck")
+			}
+		}, "prune stopped: what it deleted no kept commit needs"},
+		{"fsck --delete", "TERM", 143, func(t *testing.T) ([]string, string, string, func(*testing.T)) {
+			c := newCLI(t)
+			id := c.commitTree("main", source(t, randomTree(rand.New(rand.NewPCG(1, 2)), 300, 100, 4)), "one", 1)
+			obj := c.r.ObjectPath(repo.KindCommit, id)
+			if err := os.WriteFile(obj, []byte("damaged"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// Signalled as the repository is opened, before fsck lists
+			// and checks its objects.
+			return []string{"--repo=" + c.path, "fsck", "--delete"}, filepath.Join(c.path, "objects"), "faccessat", func(t *testing.T) {
+				if _, err := os.Stat(obj); err != nil {
+					t.Errorf("the damaged commit was deleted: %v", err)
+				}
+			}
+		}, "fsck stopped before its checks ended: it deleted no object"},
+		{"deploy before its switch", "INT", 130, func(t *testing.T) ([]string, string, string, func(*testing.T)) {
+			a := newAdmin(t)
+			c1 := a.commit("one\n", "6.1.0-1")
+			a.ok("admin", "deploy", "--os=cli", c1)
+			before := a.status()
+			c2 := bigCommit(t, a, "6.1.0-2", 3)
+			dir := filepath.Join(a.sys, "otree/deploy/cli/deploy", c2+".0")
+			// Signalled as the ref that keeps the new deployment's commit
+			// is written, before its checkout.
+			ref := filepath.Join(a.sys, "otree/repo/refs/heads/otree/cli", c2+".0")
+			return []string{"admin", "--sysroot=" + a.sys, "deploy", "--os=cli", c2}, ref, "renameat,renameat2", func(t *testing.T) {
+				if diff := cmp.Diff(before, a.status()); diff != "" {
+					t.Errorf("deployments changed (-before +after):\n%s", diff)
+				}
+				if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s is left: %v", dir, err)
+				}
+			}
+		}, "deploy stopped: the deployments and boot entries are as they were; what it wrote is removed"},
+		{"deploy in its cleanup", "TERM", 143, func(t *testing.T) ([]string, string, string, func(*testing.T)) {
+			a := newAdmin(t)
+			c1 := bigCommit(t, a, "6.1.0-1", 5)
+			a.ok("admin", "deploy", "--os=cli", c1)
+			a.ok("admin", "deploy", "--os=cli", a.commit("two\n", "6.1.0-2"))
+			c3 := a.commit("three\n", "6.1.0-3")
+			// Signalled as the cleanup removes the dropped deployment's
+			// origin, before the prune of its commit's objects.
+			old := filepath.Join(a.sys, "otree/deploy/cli/deploy", c1+".0.origin")
+			return []string{"admin", "--sysroot=" + a.sys, "deploy", "--os=cli", c3}, old, "unlinkat", func(t *testing.T) {
+				if st := a.status(); len(st.Deployments) == 0 || st.Deployments[0].Commit != c3 {
+					t.Errorf("the deployments after it: %+v, want %s first", st.Deployments, c3)
+				}
+			}
+		}, "deploy stopped after its change was made (`otree admin status` shows it): only the cleanup after it was cut short"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, at, call, check := tc.setup(t)
+			cmd := exec.Command(strace, append([]string{"-f", "-qq", "-o", "/dev/null", "-P", at, "-e", "trace=" + call,
+				"-e", "inject=" + call + ":signal=" + tc.sig + ":when=1", exe}, args...)...)
+			cmd.Env = env
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+				t.Fatalf("%v: %v, want exit %d; stderr %q", args, err, tc.code, stderr.String())
+			}
+			if msg := stderr.String(); !strings.Contains(msg, "interrupted by SIG"+tc.sig) || !strings.Contains(msg, tc.say) {
+				t.Errorf("%v: stderr %q, want it to name SIG%s and say %q", args, msg, tc.sig, tc.say)
+			}
+			check(t)
+		})
+	}
+}
+
+// bigCommit commits to cli/stable a bootable tree for kernel kver with 300
+// files of its own (random from seed): work enough for a stop to land in.
+func bigCommit(t *testing.T, a *admin, kver string, seed uint64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tree")
+	writeBootableTree(t, dir, kver, "motd\n")
+	testtree.Create(t, filepath.Join(dir, "usr/share"), randomTree(rand.New(rand.NewPCG(seed, seed)), 300, 100, 4))
+	return strings.TrimSpace(a.ok("commit", "-b", "cli/stable", dir))
 }

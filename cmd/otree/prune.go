@@ -178,6 +178,13 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		if rep != nil && rep.Deleted > 0 && !e.json {
 			fmt.Fprintf(e.stderr, "Deleted %d objects, %s freed before the error\n", rep.Deleted, siBytes(rep.Freed))
 		}
+		// Only objects no kept commit needs are deleted, commits first,
+		// so whatever it reached, every kept commit is whole.
+		if rep == nil || rep.Deleted == 0 || rep.DryRun {
+			err = ifStopped(err, "prune stopped: it deleted nothing")
+		} else {
+			err = ifStopped(err, "prune stopped: what it deleted no kept commit needs; the rest goes at the next prune")
+		}
 		var (
 			missing *repo.ObjectMissingError
 			corrupt *repo.CorruptObjectError

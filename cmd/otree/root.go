@@ -390,6 +390,8 @@ func (e *env) autoUpdateSummary(ctx context.Context) error {
 	}
 	defer r.Close()
 	_, err = remote.AutoUpdateSummary(ctx, r)
+	// The command itself is done: only the summary lags its refs.
+	err = ifStopped(err, "stopped updating the summary after the command was done: "+r.Path(remote.SummaryFile)+" is as it was; `otree summary -u` updates it")
 	if errors.Is(err, remote.ErrSummarySigned) {
 		fmt.Fprintf(e.stderr, "warning: %s\n", printable(err.Error()))
 		printHint(e.stderr, err)

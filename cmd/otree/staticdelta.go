@@ -304,7 +304,7 @@ and refuses a delta whose fallback objects are not stored here.`,
 				}
 				sb, err := delta.Generate(cmd.Context(), r, opts)
 				if err != nil {
-					return err
+					return ifStopped(err, "static-delta generate stopped: it wrote no delta")
 				}
 				e.refsChanged = filename == "" // the summary lists deltas
 				return printGenerated(e, sb, sb.Encode(), true)
@@ -376,7 +376,8 @@ read.`,
 			return e.inRepo(func(r *repo.Repo) error {
 				sb, err := delta.ApplyOffline(cmd.Context(), r, args[0], delta.ApplyOfflineOptions{NoSync: noSync, Trusted: trusted})
 				if err != nil {
-					return err
+					// Its objects are published together, at the end.
+					return ifStopped(err, "static-delta apply-offline stopped: it stored nothing")
 				}
 				if e.json {
 					return e.printJSON(map[string]any{"name": sb.Name.String(), "commit": sb.Name.To, "objects": sb.Objects(), "signature_verified": len(trusted) > 0})

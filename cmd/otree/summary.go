@@ -82,6 +82,10 @@ summary.sig beside it; without them a stale summary.sig is removed.
 				} else if s, err = remote.ReadSummary(r); errors.Is(err, remote.ErrNoSummary) {
 					err = withHint(err, "create it with `otree summary -u`")
 				}
+				if err != nil && update {
+					// It waits only for the refs lock, before writing.
+					return ifStopped(err, "summary -u stopped: "+r.Path(remote.SummaryFile)+" is as it was")
+				}
 				if err != nil {
 					return err
 				}
