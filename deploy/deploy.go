@@ -111,8 +111,10 @@ type CleanupError struct {
 	Err  error
 }
 
+// Error says what was done, then why the cleanup failed.
 func (e *CleanupError) Error() string { return e.Done + ", but cleaning up failed: " + e.Err.Error() }
 
+// Unwrap returns the cleanup's error.
 func (e *CleanupError) Unwrap() error { return e.Err }
 
 // cleanupAfter runs the cleanup that follows a switch which may have
