@@ -457,11 +457,12 @@ func (p *pruneRun) remove(kind Kind, id ID, dry bool, rep *PruneReport) error {
 			}
 		}
 	}
+	freed := StoredBytes(&st)
 	rep.Deleted++
-	rep.Freed += StoredBytes(&st)
+	rep.Freed += freed
 	c := rep.ByKind[kind.String()]
 	c.Objects++
-	c.Bytes += StoredBytes(&st)
+	c.Bytes += freed
 	rep.ByKind[kind.String()] = c
 	if kind == KindCommit {
 		rep.Commits = append(rep.Commits, id)
