@@ -13,6 +13,7 @@ import (
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 )
 
 // CleanupOptions configure Cleanup.
@@ -35,7 +36,8 @@ type CleanupReport struct {
 // Cleanup removes what no current deployment uses: deployment directories
 // left by interrupted or undone deployments, the other boot version, old
 // link sets and kernels, then prunes the repository to the commits refs
-// name (deployments hold refs to theirs).
+// name (deployments hold refs to theirs), with the static deltas that
+// lead to the commits it deletes.
 func (s *Sysroot) Cleanup(ctx context.Context, opts CleanupOptions) (*CleanupReport, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
@@ -178,7 +180,7 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		return nil, err
 	}
 	if !opts.NoPrune {
-		if rep.Prune, err = s.repo.Prune(ctx, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
+		if rep.Prune, err = delta.Prune(ctx, s.repo, repo.PruneOptions{RefsOnly: true, Depth: 0}); err != nil {
 			return nil, err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"github.com/otree/otree/repo/delta"
 	"golang.org/x/sys/unix"
 )
 
@@ -1262,7 +1263,7 @@ func TestKargsNone(t *testing.T) {
 }
 
 // A deploy prunes the repository of the commits its retention dropped
-// (and their objects); NoPrune leaves them.
+// (and their objects, and the static deltas to them); NoPrune leaves them.
 func TestDeployPrunes(t *testing.T) {
 	f := newFixture(t)
 	unique := func(n string) testtree.Tree {
@@ -1289,12 +1290,19 @@ func TestDeployPrunes(t *testing.T) {
 		t.Fatal("NoPrune: commit a pruned")
 	}
 	f.commit("os", unique("d"))
+	toB := delta.Name{From: a, To: b}
+	if _, err := delta.Generate(context.Background(), f.s.Repo(), delta.GenerateOptions{From: a, To: b, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
 	res := f.deploy("os", DeployOptions{}) // drops b's deployment, prunes a and b
 	if len(res.Removed) != 1 || res.Removed[0].Commit != b {
 		t.Fatalf("removed %+v", res.Removed)
 	}
 	if res.Prune == nil || len(res.Prune.Commits) != 2 || !slices.Contains(res.Prune.Commits, a) || !slices.Contains(res.Prune.Commits, b) || res.Prune.Freed == 0 {
 		t.Errorf("the result's prune = %+v, want commits a and b", res.Prune)
+	}
+	if left, err := delta.List(f.s.Repo()); err != nil || len(left) != 0 || res.Prune == nil || !slices.Equal(res.Prune.Deltas, []string{toB.String()}) {
+		t.Errorf("static deltas left %v (%v); the prune reports %v, want %s deleted", left, err, res.Prune.Deltas, toB)
 	}
 	for _, x := range []struct {
 		kind repo.Kind

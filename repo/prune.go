@@ -140,6 +140,11 @@ type PruneReport struct {
 	// checkout uses and those of deleted objects. Its Bytes count only
 	// the entries no checkout uses; the others free just their name.
 	Cache PruneCount `json:"uncompressed_cache"`
+	// Deltas lists, as FROM-TO names, the static deltas deleted with the
+	// commits they lead to. Only delta.Prune, which wraps Prune, deletes
+	// them (package repo does not know their format); Prune alone leaves
+	// it empty.
+	Deltas []string `json:"deleted_deltas"`
 	// DryRun is set for NoPrune: nothing was actually deleted.
 	DryRun bool `json:"dry_run"`
 }
@@ -163,6 +168,8 @@ type PruneReport struct {
 //
 // Commit objects are deleted first, so that a crash mid-way leaves no
 // surviving commit that needs a deleted object.
+//
+// Static deltas to deleted commits stay: delta.Prune deletes them too.
 //
 // When the config sets ConfigTombstoneCommits, every commit deleted
 // leaves a tombstone, made durable before the commit goes; tombstones are
@@ -216,7 +223,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
-	rep := &PruneReport{ByKind: map[string]PruneCount{}, DryRun: opts.NoPrune, Commits: []ID{}}
+	rep := &PruneReport{ByKind: map[string]PruneCount{}, DryRun: opts.NoPrune, Commits: []ID{}, Deltas: []string{}}
 	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}, commitOnly: opts.CommitOnly}
 
 	tombstones, err := r.TombstoneCommits()

@@ -397,6 +397,9 @@ func (a *adminEnv) printFreed(rep *repo.PruneReport) {
 	if rep != nil && rep.Freed > 0 {
 		fmt.Fprintf(a.stdout, "Freed objects: %s\n", siBytes(rep.Freed))
 	}
+	if rep != nil && len(rep.Deltas) > 0 {
+		fmt.Fprintf(a.stdout, "Deleted %d static delta%s: %s\n", len(rep.Deltas), pluralSuffix(len(rep.Deltas)), strings.Join(rep.Deltas, " "))
+	}
 }
 
 func newUpgradeCommand(a *adminEnv) *cobra.Command {

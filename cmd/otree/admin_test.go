@@ -263,6 +263,20 @@ func TestAdminCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.ok("admin", "cleanup", "--json")), &cl); err != nil || cl.Prune == nil {
 		t.Fatalf("cleanup --json: %v %+v", err, cl)
 	}
+
+	// Cleanup's prune takes the static deltas to the commits it deletes.
+	scratch := t.TempDir()
+	os.WriteFile(filepath.Join(scratch, "f"), []byte("gone\n"), 0o644)
+	a.ok("commit", "-b", "gone", scratch)
+	a.ok("static-delta", "generate", "--empty", "--to=gone")
+	name := strings.TrimSpace(a.ok("static-delta", "list"))
+	a.ok("refs", "--delete", "gone")
+	if out := a.ok("admin", "cleanup"); !strings.Contains(out, "Deleted 1 static delta: "+name+"\n") {
+		t.Errorf("cleanup printed %q, want delta %s deleted", out, name)
+	}
+	if got := a.ok("static-delta", "list"); got != "(No static deltas)\n" {
+		t.Errorf("static-delta list after cleanup = %q", got)
+	}
 }
 
 func TestAdminDeployErrors(t *testing.T) {

@@ -14,10 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// testHookOrphans, when set by a test, runs once prune has listed the
-// static deltas to delete and before it deletes them.
-var testHookOrphans func()
-
 type pruneFlags struct {
 	refsOnly, noPrune bool
 	depth             int
@@ -143,36 +139,7 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 			opts.DeleteCommit = id
 		}
 	}
-	// Static deltas that lead to a deleted commit go with it, under the
-	// repository lock prune holds: after it, a pull could store the
-	// commit again and a generation make a delta to it, which this
-	// prune would then delete.
-	deltas := []string{}
-	opts.AfterSweep = func(gone []repo.ID) error {
-		orphans, err := delta.Orphans(r, append(deltasTo, gone...))
-		if err != nil {
-			return err
-		}
-		if testHookOrphans != nil {
-			testHookOrphans()
-		}
-		for _, n := range orphans {
-			if !opts.NoPrune {
-				err := delta.Delete(r, n)
-				if errors.Is(err, delta.ErrNoDelta) {
-					// Another static-delta delete removed it since it
-					// was listed: what this prune would have done.
-					continue
-				}
-				if err != nil {
-					return err
-				}
-			}
-			deltas = append(deltas, n.String())
-		}
-		return nil
-	}
-	rep, err := r.Prune(cmd.Context(), opts)
+	rep, err := delta.Prune(cmd.Context(), r, opts, deltasTo...)
 	e.refsChanged = !f.noPrune
 	if err != nil {
 		if rep != nil && rep.Deleted > 0 && !e.json {
@@ -195,17 +162,14 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		return err
 	}
 	if e.json {
-		return e.printJSON(struct {
-			*repo.PruneReport
-			Deltas []string `json:"deleted_deltas"`
-		}{rep, deltas})
+		return e.printJSON(rep)
 	}
 	if f.commitOnly {
 		fmt.Fprintf(e.stdout, "Total (commit only) objects: %d\n", rep.Total)
 	} else {
 		fmt.Fprintf(e.stdout, "Total objects: %d\n", rep.Total)
 	}
-	if len(deltas) > 0 {
+	if deltas := rep.Deltas; len(deltas) > 0 {
 		verb := "Deleted"
 		if rep.DryRun {
 			verb = "Would delete"

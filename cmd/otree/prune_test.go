@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -307,72 +305,4 @@ func TestPruneRefusesUnreadableRef(t *testing.T) {
 	}
 	c.ok("refs", "--create=stable", "--force", "main")
 	c.ok("prune", "--no-prune")
-}
-
-// A static-delta delete that runs beside a prune may remove the delta to
-// a commit the prune deletes first. That is not a failure: the delta is
-// gone, as the prune wanted, and the prune says it deleted only what it
-// did. (The hook plays the other delete, removing the delta between this
-// prune's listing and its deleting.)
-func TestPruneConcurrentPruneDeletedDelta(t *testing.T) {
-	c := newCLI(t)
-	pruneHistory(t, c.ok)
-	old := strings.TrimSpace(c.ok("rev-parse", "main^"))
-	top := strings.TrimSpace(c.ok("rev-parse", "main"))
-	c.ok("static-delta", "generate", "--to=main")
-	c.ok("reset", "main", old)
-	name := old + "-" + top
-	testHookOrphans = func() { c.ok("static-delta", "delete", name) }
-	t.Cleanup(func() { testHookOrphans = nil })
-	out := c.ok("prune", "--refs-only")
-	if strings.Contains(out, "static delta") {
-		t.Errorf("prune claims to have deleted the delta another removed: %q", out)
-	}
-	id, err := repo.ParseID(top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := c.r.HasObject(repo.KindCommit, id); err != nil || ok {
-		t.Errorf("commit %s: present %v (%v), want pruned", top, ok, err)
-	}
-	if got := c.ok("static-delta", "list"); got != "(No static deltas)\n" {
-		t.Errorf("static-delta list after prune = %q", got)
-	}
-}
-
-// Prune deletes the static deltas to the commits it deleted while it still
-// holds the repository lock: after it, a pull could store such a commit
-// again and a generation make a delta to it, which the prune would then
-// delete. (The hook, between the listing and the deleting, plays a
-// transaction, which must wait.)
-func TestPruneDeletesDeltasUnderLock(t *testing.T) {
-	c := newCLI(t)
-	pruneHistory(t, c.ok)
-	old := strings.TrimSpace(c.ok("rev-parse", "main^"))
-	top := strings.TrimSpace(c.ok("rev-parse", "main"))
-	c.ok("static-delta", "generate", "--to=main")
-	c.ok("reset", "main", old)
-	other, err := repo.Open(c.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	other.SetLockTimeout(0)
-	lockErr := errors.New("the hook did not run")
-	testHookOrphans = func() {
-		lk, err := other.LockShared(context.Background())
-		lk.Unlock()
-		lockErr = err
-	}
-	t.Cleanup(func() { testHookOrphans = nil })
-	out := c.ok("prune", "--refs-only")
-	if !errors.Is(lockErr, repo.ErrLocked) {
-		t.Errorf("while prune deleted static deltas, taking the repository lock shared gave %v, want %v", lockErr, repo.ErrLocked)
-	}
-	if !strings.Contains(out, "Deleted 1 static delta: "+old+"-"+top+"\n") {
-		t.Errorf("prune printed %q, want the delta to %s deleted", out, top)
-	}
-	if got := c.ok("static-delta", "list"); got != "(No static deltas)\n" {
-		t.Errorf("static-delta list after prune = %q", got)
-	}
 }
