@@ -663,7 +663,9 @@ func printDeployment(w io.Writer, d *deploy.Deployment, index int, booted bool) 
 	}
 	fmt.Fprintf(w, "%s %s %s%s\n", mark, d.OS, d.Name(), role)
 	if d.Version != "" {
-		fmt.Fprintf(w, "    Version: %s\n", d.Version)
+		// The version comes with the commit: a newline in it must not
+		// forge a line.
+		fmt.Fprintf(w, "    Version: %s\n", quotePath(d.Version))
 	}
 	if d.Unlocked != "" {
 		fmt.Fprintf(w, "    Unlocked: %s\n", d.Unlocked)

@@ -1296,3 +1296,25 @@ func TestAdminEtcNamesQuoted(t *testing.T) {
 		t.Errorf("status --verify: exit %d, stdout %q; want the added file Go-quoted", res.code, res.stdout)
 	}
 }
+
+// status prints a commit's version quoted when it holds a control
+// character: the version comes with the commit, and a newline in it
+// would otherwise forge status lines (a booted mark, an origin).
+func TestAdminStatusQuotesVersion(t *testing.T) {
+	a := newAdmin(t)
+	dir := t.TempDir()
+	writeBootableTree(t, dir, "6.1.0-1", "one\n")
+	version := "1.0\n* forged 0000.0 (booted)"
+	a.ok("commit", "-b", "os", "--add-metadata-string=version="+version, dir)
+	a.ok("admin", "deploy", "os")
+	out := a.ok("admin", "status")
+	if strings.Contains(out, "\n* forged") || !strings.Contains(out, "    Version: "+strconv.Quote(version)+"\n") {
+		t.Errorf("status printed %q, want the version quoted", out)
+	}
+	var st struct {
+		Deployments []struct{ Version string } `json:"deployments"`
+	}
+	if err := json.Unmarshal([]byte(a.ok("admin", "status", "--json")), &st); err != nil || len(st.Deployments) != 1 || st.Deployments[0].Version != version {
+		t.Errorf("status --json: %v %+v, want version %q", err, st.Deployments, version)
+	}
+}
