@@ -18,6 +18,11 @@ import (
 // tar and libarchive write them (and `otree commit --tree=tar=` reads them).
 const paxXattr = "SCHILY.xattr."
 
+// paxXattrName encodes an xattr name for a PAX record key as GNU tar does
+// (and decodes on extraction): "%" as "%25" and "=", which would end the
+// key, as "%3D".
+var paxXattrName = strings.NewReplacer("%", "%25", "=", "%3D")
+
 // exportEpoch is the modification time of every exported entry: the tar of
 // a tree depends on nothing but the tree.
 var exportEpoch = time.Unix(0, 0)
@@ -71,7 +76,8 @@ func (o *ExportOptions) exportPrefix() (string, error) {
 // directories with a trailing "/" (the shape `ostree export` writes).
 // Each entry carries the tree's owner (numeric uid/gid, no user or group
 // names), permission bits including setuid, setgid and sticky, and
-// extended attributes as SCHILY.xattr.* records; directories, regular
+// extended attributes as SCHILY.xattr.* records (names encoded as GNU tar
+// encodes them, "%" as "%25" and "=" as "%3D"); directories, regular
 // files, symlinks, character and block devices (with their major and minor
 // numbers) and FIFOs are written as such. Every entry has modification time
 // 0 (OSTree writes the commit's timestamp), so one tree always gives the
@@ -137,7 +143,7 @@ func (x *exporter) header(name string, mode, uid, gid uint32, xattrs []repo.Xatt
 	if len(xattrs) > 0 && !x.noXattrs {
 		h.PAXRecords = make(map[string]string, len(xattrs))
 		for _, a := range xattrs {
-			h.PAXRecords[paxXattr+a.Name] = string(a.Value)
+			h.PAXRecords[paxXattr+paxXattrName.Replace(a.Name)] = string(a.Value)
 		}
 	}
 	return h

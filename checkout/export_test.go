@@ -98,7 +98,7 @@ func exDiskFixture() testtree.Tree {
 		"etc/empty2":        testtree.File("", 0o644),
 		"etc/same-a":        testtree.File("same\n", 0o644),
 		"etc/same-b":        testtree.File("same\n", 0o644),
-		"etc/tagged":        {Mode: 0o644, Content: "t", Xattrs: map[string]string{"user.tag": "v", "user.bin": "\x00\xff\x01"}},
+		"etc/tagged":        {Mode: 0o644, Content: "t", Xattrs: map[string]string{"user.tag": "v", "user.bin": "\x00\xff\x01", "user.k=v": "eq", "user.50%": "pc", "user.%3D": "lit"}},
 		"tmp":               {Mode: os.ModeDir | os.ModeSticky | 0o777},
 		"var/lib/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z/" + strings.Repeat("long", 30): testtree.File("deep", 0o644),
 		"names/with space":     testtree.File("s", 0o644),
@@ -187,7 +187,9 @@ func TestExportRoundTrip(t *testing.T) {
 	if h := seen["tmp/"]; h != nil && h.Mode != 0o1777 {
 		t.Errorf("tmp/ mode %o", h.Mode)
 	}
-	if h := seen["etc/tagged"]; h != nil && (h.PAXRecords["SCHILY.xattr.user.tag"] != "v" || h.PAXRecords["SCHILY.xattr.user.bin"] != "\x00\xff\x01") {
+	// Names with "=" or "%" are encoded as GNU tar encodes them.
+	if h := seen["etc/tagged"]; h != nil && (h.PAXRecords["SCHILY.xattr.user.tag"] != "v" || h.PAXRecords["SCHILY.xattr.user.bin"] != "\x00\xff\x01" ||
+		h.PAXRecords["SCHILY.xattr.user.k%3Dv"] != "eq" || h.PAXRecords["SCHILY.xattr.user.50%25"] != "pc" || h.PAXRecords["SCHILY.xattr.user.%253D"] != "lit") {
 		t.Errorf("etc/tagged PAX records %q", h.PAXRecords)
 	}
 	if h := seen["run/fifo"]; h != nil && h.Typeflag != tar.TypeFifo {

@@ -666,12 +666,30 @@ func mkdev(major, minor int64) uint64 {
 	return (ma&0xfffff000)<<32 | (ma&0xfff)<<8 | (mi&0xffffff00)<<12 | mi&0xff
 }
 
+// gnuXattrName decodes an xattr name of a SCHILY record as GNU tar does:
+// it writes "%" as "%25" and "=" (which would end the record's key) as
+// "%3D", and so does `otree export`.
+var gnuXattrName = strings.NewReplacer("%25", "%", "%3D", "=")
+
 // paxXattrs returns the xattrs of an entry's PAX records, sorted: the
-// SCHILY ones, and the LIBARCHIVE ones whose name none of those has.
+// SCHILY ones, and the LIBARCHIVE ones whose name none of those has. An
+// entry without LIBARCHIVE records has its SCHILY names decoded as GNU tar
+// decodes them; libarchive writes them as they are, beside the exact,
+// URL-encoded, LIBARCHIVE ones.
 func paxXattrs(records map[string]string) ([]repo.Xattr, error) {
+	gnu := true
+	for k := range records {
+		if strings.HasPrefix(k, paxLibarchiveXattr) {
+			gnu = false
+			break
+		}
+	}
 	byName := map[string][]byte{}
 	for k, v := range records {
 		if name, ok := strings.CutPrefix(k, paxXattr); ok {
+			if gnu {
+				name = gnuXattrName.Replace(name)
+			}
 			byName[name] = []byte(v)
 		}
 	}

@@ -98,6 +98,31 @@ func TestTarImportKeepsMetadata(t *testing.T) {
 	}
 }
 
+// An xattr name holding "=" or "%" comes out of a GNU tar's SCHILY record
+// decoded, as GNU tar extracts it; libarchive, which writes such names as
+// they are beside its LIBARCHIVE records, is read as before.
+func TestTarXattrNamesEncoded(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	p := writeTar(t, []*tar.Header{
+		{Name: "gnu", Typeflag: tar.TypeReg, Mode: 0o644,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.k%3Dv": "eq", "SCHILY.xattr.user.50%25": "pc", "SCHILY.xattr.user.%253D": "lit", "SCHILY.xattr.user.%41": "other"}},
+		{Name: "bsd", Typeflag: tar.TypeReg, Mode: 0o644,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.50%25": "raw", "LIBARCHIVE.xattr.user.50%2525": "cmF3"}},
+	}, nil)
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readCommit(t, r, res.Commit, true)
+	want := testtree.Tree{
+		"gnu": {Mode: 0o644, Xattrs: map[string]string{"user.k=v": "eq", "user.50%": "pc", "user.%3D": "lit", "user.%41": "other"}},
+		"bsd": {Mode: 0o644, Xattrs: map[string]string{"user.50%25": "raw"}},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("tar import (-want +got):\n%s", d)
+	}
+}
+
 func mustCommit(t testing.TB, r *repo.Repo, id repo.ID) *repo.Commit {
 	t.Helper()
 	c, err := r.ReadCommit(id)
