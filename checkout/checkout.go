@@ -75,7 +75,9 @@ type Options struct {
 	ForceCopy bool
 	// Subpath checks out only this directory (or file) of the tree. A file
 	// is written into DEST under its own name, with DEST taking the metadata
-	// of the directory that holds the file in the commit. A ".." component
+	// of the directory that holds the file in the commit; DEST may exist
+	// then without a union mode, as in OSTree (it keeps its metadata, and
+	// the file must not be there yet). A ".." component
 	// is refused (repo.ErrDotDot), and so is a file named with a trailing
 	// "/" (repo.ErrNotDir), as in OSTree.
 	Subpath string
@@ -153,7 +155,8 @@ type Stats struct {
 }
 
 // Checkout writes the tree of commit into dest. Without a union mode dest
-// must not exist (its parent must); with one it may. See Options for the
+// must not exist (its parent must), unless Subpath names a file; with one
+// it may. See Options for the
 // modes and the package documentation for how writes are confined.
 //
 // File times are fixed: every directory the checkout creates, and every
@@ -440,7 +443,8 @@ func (c *checkouter) saveMisses() {
 	c.r.AddToHeaderIndex(c.misses)
 }
 
-// openRoot creates (or, in a union mode, opens) the destination.
+// openRoot creates (or, in a union mode or for a file, opens) the
+// destination.
 func (c *checkouter) openRoot(n *dirNode) error {
 	m, err := c.dirMeta(n.metaID)
 	if err != nil {
@@ -452,7 +456,9 @@ func (c *checkouter) openRoot(n *dirNode) error {
 		if !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("checkout: %w", &os.PathError{Op: "mkdir", Path: c.dest, Err: err})
 		}
-		if !c.opts.union() {
+		// A file subpath goes into an existing directory as in OSTree:
+		// the file is still created only where nothing is in its way.
+		if !c.opts.union() && n.only == nil {
 			return fmt.Errorf("checkout: destination %s: %w (a union mode checks out into an existing directory)", c.dest, fs.ErrExist)
 		}
 		// DEST itself is the caller's path: a symlink there is followed

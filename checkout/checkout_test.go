@@ -368,7 +368,36 @@ func TestSubpath(t *testing.T) {
 		t.Errorf("subpath bin/run (-want +got):\n%s", d)
 	}
 
-	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, Subpath: "/nope/x"})
+	// As in OSTree, a file goes into an existing DEST without a union
+	// mode, which keeps DEST's mode and entries, but not over an entry of
+	// its name.
+	dest = t.TempDir()
+	os.WriteFile(filepath.Join(dest, "other"), []byte("mine"), 0o644)
+	os.Chmod(dest, 0o751)
+	coCheckout(t, r, id, dest, checkout.Options{UserMode: true, Subpath: "bin/run"})
+	want = testtree.Tree{"run": testtree.File("#!/bin/sh\n", 0o755), "other": testtree.File("mine", 0o644)}
+	if d := cmp.Diff(want, testtree.Read(t, dest, testtree.ReadOptions{})); d != "" {
+		t.Errorf("subpath bin/run into an existing DEST (-want +got):\n%s", d)
+	}
+	if m := coStat(t, dest).Mode & 0o7777; m != 0o751 {
+		t.Errorf("existing DEST mode %04o, want its own 0751", m)
+	}
+	os.Remove(filepath.Join(dest, "run"))
+	os.WriteFile(filepath.Join(dest, "run"), []byte("keep"), 0o600)
+	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: "bin/run"})
+	if !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), filepath.Join(dest, "run")) {
+		t.Errorf("subpath bin/run over an existing file: %v, want ErrExist naming it", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "run")); string(b) != "keep" {
+		t.Errorf("a refused checkout changed the existing file to %q", b)
+	}
+	// A directory still needs a union mode.
+	_, err = checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: "/priv"})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("subpath /priv into an existing DEST: %v, want ErrExist", err)
+	}
+
+	_, err = checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, Subpath: "/nope/x"})
 	if !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "/nope") {
 		t.Errorf("missing subpath: %v", err)
 	}

@@ -53,7 +53,10 @@ naming the path, as OSTree does. A bare-user-only repository records no
 owner, so there, as in OSTree, that user's entries stay its own and every
 object is hardlinked, as with --user-mode.
 
-DEST must not exist unless a union mode is given;
+DEST must not exist unless a union mode is given, or --subpath names a
+file: that goes into an existing DEST as in OSTree, where nothing of its
+name may be without a union mode (a DEST otree creates gets the metadata of
+the file's directory, where OSTree's is 0700);
 --union replaces a file by renaming the new one over it, and leaves a file
 that is already a hardlink of its object alone; a symlink where a directory
 goes is replaced by it, and anything else in DEST where a directory goes
@@ -75,7 +78,8 @@ directory only when its line ends in "/").
 --from-file=FILE (or --from-stdin) checks out many trees into DEST, in
 order: the input is pairs of REV and SUBPATH (empty for the whole tree), each
 ended by a NUL byte, as OSTree reads them. Every checkout after the first
-needs a union mode, since DEST then exists. Empty input checks out nothing.
+needs a union mode, since DEST then exists (but for one of a file). Empty
+input checks out nothing.
 
 --fsync=POLICY takes yes, true or 1 (sync the checkout to disk before
 exiting) or no, false, 0 or none.`,
