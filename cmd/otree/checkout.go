@@ -53,6 +53,11 @@ naming the path, as OSTree does. A bare-user-only repository records no
 owner, so there, as in OSTree, that user's entries stay its own and every
 object is hardlinked, as with --user-mode.
 
+--subpath is read as a path in the commit, so "/etc/", "/etc//conf",
+"/./etc" and "etc" are what they say and "" is the whole tree (OSTree
+2022.7 finds only "etc" and "/etc" of these, and says the others do not
+exist).
+
 DEST must not exist unless a union mode is given, or --subpath names a
 file: that goes into an existing DEST as in OSTree, where nothing of its
 name may be without a union mode (a DEST otree creates gets the metadata of
