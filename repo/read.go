@@ -559,11 +559,23 @@ func (f *fileReader) Read(p []byte) (int, error) {
 	}
 	if errors.Is(err, io.EOF) || f.n == f.size {
 		err = f.finish()
+	} else if err != nil {
+		err = f.readErr(err)
 	}
 	if err != nil {
 		f.err = err
 	}
 	return n, err
+}
+
+// readErr names the object in an error reading its content: an archive
+// object's decoder stopping (truncated or garbled bytes) is corruption of
+// the object; the stored file not being readable (EIO) is not.
+func (f *fileReader) readErr(err error) error {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return fmt.Errorf("reading file object %s: %w", f.id, err)
+	}
+	return f.corrupt(&CorruptObjectError{Reason: err.Error()})
 }
 
 func (f *fileReader) finish() error {

@@ -339,6 +339,36 @@ func TestOpenFileShortContentUnverified(t *testing.T) {
 	}
 }
 
+// A truncated archive object stops its decoder inside the content: the
+// read fails naming the object and its path as corrupt, not with the
+// decoder's bare "unexpected EOF", which names nothing.
+func TestOpenFileTruncatedArchive(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	content := make([]byte, 1<<20)
+	for i := range content {
+		content[i] = byte(i*7919>>5) ^ byte(i>>11) // compresses, but not to nothing
+	}
+	id := storeFiles(t, r, string(content))[0]
+	p := r.ObjectPath(repo.KindFile, id)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := r.OpenFile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	_, err = io.ReadAll(rc)
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.ID != id || !strings.Contains(err.Error(), p) {
+		t.Errorf("reading the truncated object: %v, want a CorruptObjectError naming %s", err, p)
+	}
+}
+
 // failAfter reads r, then fails with err.
 type failAfter struct {
 	r   io.Reader
@@ -356,7 +386,8 @@ func (f *failAfter) Read(p []byte) (int, error) {
 // A file object's content ends where its header says; what comes after
 // decides how the read ends: bytes or a decoder's complaint make the object
 // corrupt, but a failure to read the file (EIO, a closed file) is a read
-// error, which says nothing of the object.
+// error, which says nothing of the object. Either failing within the
+// content is told apart alike, and names the object.
 func TestFileReadEnd(t *testing.T) {
 	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 2}
 	id := repo.FileID(h, []byte("ab"))
@@ -371,6 +402,8 @@ func TestFileReadEnd(t *testing.T) {
 		{"appended", strings.NewReader("abc"), true, nil},
 		{"decoder error after", &failAfter{strings.NewReader("ab"), errors.New("zstd: unexpected data")}, true, nil},
 		{"read error after", &failAfter{strings.NewReader("ab"), eio}, false, unix.EIO},
+		{"decoder error within", &failAfter{strings.NewReader("a"), io.ErrUnexpectedEOF}, true, nil},
+		{"read error within", &failAfter{strings.NewReader("a"), eio}, false, unix.EIO},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := io.ReadAll(repo.NewFileReader(tc.src, h, id))
