@@ -280,7 +280,13 @@ func removeKeyring(r *repo.Repo, name string) error {
 
 // removeRemoteFile durably removes p, what of remote name, if it is there.
 func removeRemoteFile(r *repo.Repo, p, what, name string) error {
-	err := os.Remove(p)
+	// Looked for first: on a read-only filesystem unlink fails with EROFS
+	// even where there is nothing to remove, which would blame the file
+	// (and hide "not configured") rather than the config write.
+	_, err := os.Lstat(p)
+	if err == nil {
+		err = os.Remove(p)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"golang.org/x/sys/unix"
@@ -222,5 +223,47 @@ func TestRemoteConfigOtherHandle(t *testing.T) {
 	rms := remote.ListRemotes(fresh)
 	if len(rms) != 1 || rms[0].Name != "origin" || rms[0].URL != "https://a.example.com/" {
 		t.Errorf("remotes at the end: %+v, want origin at https://a.example.com/", rms)
+	}
+}
+
+// On a read-only filesystem, adding or deleting a remote fails naming the
+// config it could not write (not a cookie file that is not there), deleting
+// one that is not configured says so, and the config is left as it was.
+func TestRemoteConfigReadOnly(t *testing.T) {
+	mnt := testtree.SmallFS(t, 8<<20)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "origin", URL: "http://example.com/repo"}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cfg := filepath.Join(mnt, "repo", "config")
+	before, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Skipf("cannot remount read-only: %v", err)
+	}
+	r, err = repo.Open(filepath.Join(mnt, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	_, err = remote.AddRemote(r, remote.Remote{Name: "other", URL: "http://example.com/other"}, remote.AddOptions{})
+	if !errors.Is(err, unix.EROFS) || !strings.Contains(err.Error(), cfg) || strings.Contains(err.Error(), "cookies") {
+		t.Errorf("adding a remote: %v, want EROFS naming %s", err, cfg)
+	}
+	if err := remote.DeleteRemote(r, "nosuch"); !errors.Is(err, remote.ErrRemoteNotFound) {
+		t.Errorf("deleting a remote that is not configured: %v, want ErrRemoteNotFound", err)
+	}
+	if err := remote.DeleteRemote(r, "origin"); !errors.Is(err, unix.EROFS) || !strings.Contains(err.Error(), cfg) {
+		t.Errorf("deleting a remote: %v, want EROFS naming %s", err, cfg)
+	}
+	if after, err := os.ReadFile(cfg); err != nil || string(after) != string(before) {
+		t.Errorf("config after the failed changes: %q (%v), want %q", after, err, before)
 	}
 }
