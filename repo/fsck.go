@@ -499,8 +499,8 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	var lk *Lock
 	var err error
 	if opts.Delete || opts.AddTombstones {
-		if r.readOnly {
-			return nil, fmt.Errorf("fsck: repository %s is read-only", r.path)
+		if r.readOnly != nil {
+			return nil, fmt.Errorf("fsck: %w", r.errReadOnly())
 		}
 		lk, err = r.LockExclusive(ctx)
 	} else {

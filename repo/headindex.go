@@ -142,8 +142,8 @@ func (r *Repo) AddToHeaderIndex(add []IndexedHeader) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
-	if r.readOnly {
-		return fmt.Errorf("file-header index: repository %s is read-only", r.path)
+	if r.readOnly != nil {
+		return fmt.Errorf("file-header index: %w", r.errReadOnly())
 	}
 	add = slices.Clone(add)
 	slices.SortFunc(add, func(a, b IndexedHeader) int { return bytes.Compare(a.ID[:], b.ID[:]) })

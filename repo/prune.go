@@ -191,8 +191,8 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			return nil, fmt.Errorf("prune: invalid depth %d for ref %s (want %d for all history, or 0 or more)", d, name, InfiniteDepth)
 		}
 	}
-	if r.readOnly && !opts.NoPrune {
-		return nil, fmt.Errorf("prune: repository %s is read-only", r.path)
+	if r.readOnly != nil && !opts.NoPrune {
+		return nil, fmt.Errorf("prune: %w", r.errReadOnly())
 	}
 	lk, err := r.LockExclusive(ctx)
 	if err != nil {

@@ -91,8 +91,10 @@ type Repo struct {
 	config *Config
 	// objFd is the objects/ directory, for *at syscalls; -1 once closed,
 	// so that a use after Close never reaches a reused descriptor number.
-	objFd    atomic.Int32
-	readOnly bool
+	objFd atomic.Int32
+	// readOnly is why objects/ cannot be written (EROFS, EACCES); nil
+	// when it can.
+	readOnly error
 
 	// Set by SetVerify and SetLockTimeout while other goroutines read them.
 	verify      atomic.Bool
@@ -388,10 +390,17 @@ func Open(path string) (*Repo, error) {
 			r.lockTimeout.Store(int64(time.Duration(n) * time.Second))
 		}
 	}
-	if unix.Access(filepath.Join(abs, "objects"), unix.W_OK) != nil {
-		r.readOnly = true
+	if err := unix.Access(filepath.Join(abs, "objects"), unix.W_OK); err != nil {
+		r.readOnly = &fs.PathError{Op: "access", Path: filepath.Join(abs, "objects"), Err: err}
 	}
 	return r, nil
+}
+
+// errReadOnly is the error of a change refused because the repository
+// cannot be written: it says why (a read-only filesystem, or objects/ not
+// writable by this user), as the two call for different remedies.
+func (r *Repo) errReadOnly() error {
+	return fmt.Errorf("repository %s is not writable: %w", r.path, r.readOnly)
 }
 
 // Close releases the repository's descriptors. Afterwards reads,

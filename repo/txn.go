@@ -165,8 +165,8 @@ type TxnStats struct {
 // with its error, staging nothing. Other writes, Commit and Abort do not
 // look at it.
 func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
-	if r.readOnly {
-		return nil, fmt.Errorf("repository %s is read-only", r.path)
+	if r.readOnly != nil {
+		return nil, r.errReadOnly()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("repository %s: starting a transaction: %w", r.path, err)
@@ -195,8 +195,8 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 // releases. It has no free-space reserve: what it writes is tiny, and
 // prune is what frees space.
 func (r *Repo) beginHeld() (*Txn, error) {
-	if r.readOnly {
-		return nil, fmt.Errorf("repository %s is read-only", r.path)
+	if r.readOnly != nil {
+		return nil, r.errReadOnly()
 	}
 	return r.begin(TxnOptions{}, nil)
 }

@@ -38,7 +38,7 @@ const ConfigUncompressedCache = "core.enable-uncompressed-cache"
 // repository's uncompressed-object cache: an archive repository, opened
 // for writing, whose config does not turn it off.
 func (r *Repo) UncompressedCache() bool {
-	if r.mode != ModeArchive || r.readOnly {
+	if r.mode != ModeArchive || r.readOnly != nil {
 		return false
 	}
 	on, err := r.config.Bool(ConfigUncompressedCache, true)

@@ -96,3 +96,40 @@ func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// A user who may not write another user's repository is told so: prune,
+// fsck --delete and commit fail naming the repository's objects directory
+// and "permission denied", not only that the repository is read-only, which
+// reads as a filesystem mounted read-only. The ref stays where it was.
+func TestNotWritableRepositorySaysWhy(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as another user")
+	}
+	dir, bin, env := nobodyDir(t)
+	repoPath := filepath.Join(dir, "repo")
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("f\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runIn(t, repoPath, "init", "--mode=archive")
+	id := strings.TrimSpace(runIn(t, repoPath, "commit", "-b", "main", src))
+	objects := filepath.Join(repoPath, "objects")
+	for _, args := range [][]string{
+		{"prune", "--refs-only"},
+		{"fsck", "--delete"},
+		{"commit", "-b", "main", src},
+	} {
+		cmd := exec.Command(bin, append([]string{"--repo=" + repoPath}, args...)...)
+		cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, asNobody()
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), objects) || !strings.Contains(string(out), "permission denied") {
+			t.Errorf("otree %v as nobody: %v\n%s\nwant a failure naming %s: permission denied", args, err, out, objects)
+		}
+	}
+	if got := strings.TrimSpace(runIn(t, repoPath, "rev-parse", "main")); got != id {
+		t.Errorf("main is %s after the refused changes, want %s", got, id)
+	}
+}
