@@ -357,3 +357,31 @@ func TestMutableDeploymentsOption(t *testing.T) {
 		}
 	}
 }
+
+// A boot entry cut short (a damaged /boot) fails opening the sysroot
+// naming the entry's file by its path, so that it can be found and
+// repaired, not by its name alone, which every boot version shares.
+func TestTruncatedBootEntryNamesItsPath(t *testing.T) {
+	f := newFixture(t)
+	f.deploy(f.commit("os", osTree("6.1.0", nil)).String(), DeployOptions{})
+	dir := filepath.Join(f.path, "boot", "loader", "entries")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("entries: %v %v", ents, err)
+	}
+	if err := os.Truncate(filepath.Join(dir, ents[0].Name()), 20); err != nil {
+		t.Fatal(err)
+	}
+	loader, err := filepath.EvalSymlinks(filepath.Join(f.path, "boot", "loader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(loader, "entries", ents[0].Name())
+	s, err := Open(f.path, OpenOptions{})
+	if err == nil {
+		s.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("opening a sysroot with a truncated entry: %v, want an error naming %s", err, want)
+	}
+}

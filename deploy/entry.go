@@ -17,6 +17,7 @@ import (
 // bootEntry is one Boot Loader Specification type #1 entry.
 type bootEntry struct {
 	file    string // the .conf file's name
+	path    string // where it was read from, for errors; "" for a new one
 	os      string // the deployment's stateroot; "" when read back from disk
 	title   string
 	version int // orders entries: the highest boots by default
@@ -50,10 +51,11 @@ func (e *bootEntry) render() []byte {
 	return b.Bytes()
 }
 
-// parseEntry reads an entry; unknown keys are ignored and repeated
-// options lines are joined, as the specification says.
-func parseEntry(file string, data []byte) (*bootEntry, error) {
-	e := &bootEntry{file: file, version: -1}
+// parseEntry reads the entry file in the entries directory dir; unknown
+// keys are ignored and repeated options lines are joined, as the
+// specification says.
+func parseEntry(dir, file string, data []byte) (*bootEntry, error) {
+	e := &bootEntry{file: file, path: filepath.Join(dir, file), version: -1}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -72,7 +74,7 @@ func parseEntry(file string, data []byte) (*bootEntry, error) {
 		case "version":
 			n, err := strconv.Atoi(val)
 			if err != nil {
-				return nil, fmt.Errorf("boot entry %s: version %q is not a number", file, val)
+				return nil, fmt.Errorf("boot entry %s: version %q is not a number", e.path, val)
 			}
 			e.version = n
 		case "options":
@@ -91,7 +93,7 @@ func parseEntry(file string, data []byte) (*bootEntry, error) {
 		}
 	}
 	if e.version < 0 || e.linux == "" {
-		return nil, fmt.Errorf("boot entry %s lacks a version or linux line", file)
+		return nil, fmt.Errorf("boot entry %s lacks a version or linux line", e.path)
 	}
 	return e, nil
 }
@@ -115,7 +117,7 @@ func readEntries(dir string) ([]*bootEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		e, err := parseEntry(n, data)
+		e, err := parseEntry(dir, n, data)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +126,7 @@ func readEntries(dir string) ([]*bootEntry, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].version > out[j].version })
 	for i := 1; i < len(out); i++ {
 		if out[i].version == out[i-1].version {
-			return nil, fmt.Errorf("boot entries %s and %s have the same version %d", out[i-1].file, out[i].file, out[i].version)
+			return nil, fmt.Errorf("boot entries %s and %s have the same version %d", out[i-1].path, out[i].path, out[i].version)
 		}
 	}
 	return out, nil

@@ -120,12 +120,12 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte("title\tX\nversion\t3\nlinux\t/k\noptions\tquiet\n"))
 	f.Add([]byte("version 1\nlinux /k\nmachine-id 1234\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := parseEntry("otree-1-os.conf", data)
+		e, err := parseEntry("entries", "otree-1-os.conf", data)
 		if err != nil {
 			return
 		}
 		out := e.render()
-		e2, err := parseEntry("otree-1-os.conf", out)
+		e2, err := parseEntry("entries", "otree-1-os.conf", out)
 		if err != nil {
 			t.Fatalf("entry %q written as %q does not parse: %v", data, out, err)
 		}
@@ -203,7 +203,7 @@ func FuzzParseBootArg(f *testing.F) {
 // Specification and OSTree's reader have it: an entry an editor indented
 // with tabs keeps its options.
 func TestParseEntryTabs(t *testing.T) {
-	e, err := parseEntry("otree-1-os.conf", []byte("title\tOS\nversion\t3\nlinux \t/k\noptions\totree=/otree/boot.0/os/ab/0 quiet\ninitrd\t/i\n"))
+	e, err := parseEntry("entries", "otree-1-os.conf", []byte("title\tOS\nversion\t3\nlinux \t/k\noptions\totree=/otree/boot.0/os/ab/0 quiet\ninitrd\t/i\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -549,22 +549,22 @@ func (s *Sysroot) findBooted() *Deployment {
 func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 	v, ok := BootArgFromCmdline(e.options)
 	if !ok {
-		return nil, fmt.Errorf("boot entry %s has no otree= argument", e.file)
+		return nil, fmt.Errorf("boot entry %s has no otree= argument", e.path)
 	}
 	a, err := ParseBootArg(v)
 	if err != nil {
-		return nil, fmt.Errorf("boot entry %s: %w", e.file, err)
+		return nil, fmt.Errorf("boot entry %s: %w", e.path, err)
 	}
 	if a.BootVersion != s.bootVersion {
-		return nil, fmt.Errorf("boot entry %s names boot version %d, current is %d", e.file, a.BootVersion, s.bootVersion)
+		return nil, fmt.Errorf("boot entry %s names boot version %d, current is %d", e.path, a.BootVersion, s.bootVersion)
 	}
 	dir, err := ResolveBootArg(s.root, a)
 	if err != nil {
-		return nil, fmt.Errorf("boot entry %s: %w", e.file, err)
+		return nil, fmt.Errorf("boot entry %s: %w", e.path, err)
 	}
 	commit, serial, err := parseDeployName(filepath.Base(dir))
 	if err != nil {
-		return nil, fmt.Errorf("boot entry %s: %w", e.file, err)
+		return nil, fmt.Errorf("boot entry %s: %w", e.path, err)
 	}
 	d := &Deployment{
 		OS: a.OS, Commit: commit, Serial: serial, Path: dir, BootCsum: a.BootCsum,
