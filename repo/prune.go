@@ -297,7 +297,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			}
 		}
 		if err := r.writeTombstones(gone); err != nil {
-			return rep, p.finish(rep, err)
+			return rep, p.finish(rep, tombstonesError(r.path, len(gone), rep.Deleted, err))
 		}
 	}
 
@@ -417,6 +417,22 @@ func (p *pruneRun) finish(rep *PruneReport, err error) error {
 		return err
 	}
 	return errors.Join(err, p.r.dropCaches())
+}
+
+// tombstonesError is Prune's error when the tombstones of the n commits it
+// would delete cannot be stored. They go to disk before the commits go, so
+// a full filesystem stops prune before it frees anything: the error says
+// so, and how to let it run.
+func tombstonesError(path string, n int, deleted int64, err error) error {
+	what := ""
+	if deleted == 0 {
+		what = "; nothing was deleted"
+	}
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		what += fmt.Sprintf(" (free some space, or set %s=false, and prune again)", ConfigTombstoneCommits)
+	}
+	return fmt.Errorf("prune %s: storing the tombstones (%s=true) of the %d commits to delete, which go to disk before the commits go: %w%s",
+		path, ConfigTombstoneCommits, n, err, what)
 }
 
 // deleteCommit removes a commit no ref points at.

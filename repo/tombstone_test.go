@@ -2,11 +2,14 @@ package repo_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // setConfig sets key in r's config file.
@@ -272,5 +275,48 @@ func TestFsckAddTombstones(t *testing.T) {
 	}
 	if rep, _ := runFsck(t, r, repo.FsckOptions{AddTombstones: true}); len(rep.Tombstoned) != 0 {
 		t.Errorf("second run tombstoned %v again", rep.Tombstoned)
+	}
+}
+
+// Tombstones go to disk before their commits go, so on a full filesystem
+// prune stops before it deletes anything: the error names the repository,
+// says that the tombstones could not be stored, that nothing was deleted
+// and how to let prune run. Every object is still there, and once space
+// is freed the same prune deletes the commits and leaves their tombstones.
+func TestPruneFullFilesystemTombstones(t *testing.T) {
+	mnt := testtree.SmallFS(t, 4<<20)
+	r, err := repo.Init(mnt+"/repo", repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	setConfig(t, r, repo.ConfigTombstoneCommits, "true")
+	commits, _ := commitHistory(t, r)
+	testtree.FillTo(t, mnt, 0)
+
+	_, err = r.Prune(context.Background(), repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), r.Path()) ||
+		!strings.Contains(err.Error(), "tombstones") || !strings.Contains(err.Error(), "nothing was deleted") {
+		t.Fatalf("prune on a full filesystem: %v, want ENOSPC naming %s, the tombstones, and that nothing was deleted", err, r.Path())
+	}
+	for i, c := range commits {
+		if !stored(t, r, repo.KindCommit, c) || stored(t, r, repo.KindTombstoneCommit, c) {
+			t.Errorf("commit %d after the failed prune: stored %v, tombstone %v; want stored, no tombstone", i,
+				stored(t, r, repo.KindCommit, c), stored(t, r, repo.KindTombstoneCommit, c))
+		}
+	}
+	mustFsckClean(t, r)
+
+	if err := os.Remove(mnt + "/fill"); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustPrune(t, r, repo.PruneOptions{RefsOnly: true, Depth: 0})
+	if len(rep.Commits) != 3 {
+		t.Fatalf("deleted commits %v, want the three old ones", rep.Commits)
+	}
+	for _, c := range commits[:3] {
+		if !stored(t, r, repo.KindTombstoneCommit, c) {
+			t.Errorf("commit %s deleted without its tombstone", c)
+		}
 	}
 }
