@@ -1253,6 +1253,11 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		}
 		rep.MarkedPartial = append(rep.MarkedPartial, id)
 	}
+	// A commit left unmarked (a full filesystem) would look whole once
+	// the objects it needs are gone, and a pull would skip it: keep every
+	// corrupt object until a later run can mark them all.
+	keep := len(rep.MarkedPartial) < len(rep.Incomplete)
+	kept := 0
 	for _, p := range f.order {
 		if p.Type == ProblemCache {
 			// Not an object: the object is sound, and no commit lacks it.
@@ -1284,6 +1289,10 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 			removed = true
 			continue
 		}
+		if keep {
+			kept++
+			continue
+		}
 		err := unix.Unlinkat(f.r.objects(), objectPath(p.Kind, p.ID), 0)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("deleting corrupt %s object %s: %w", p.Kind, p.Path, err))
@@ -1292,6 +1301,9 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		p.Deleted = true
 		rep.Deleted++
 		removed = true
+	}
+	if kept > 0 {
+		errs = append(errs, fmt.Errorf("kept %d corrupt objects: %d commits that need them could not be marked partial, and would look whole without them; run fsck --delete again once they can be", kept, len(rep.Incomplete)-len(rep.MarkedPartial)))
 	}
 	// A removal lost in a crash would bring back what was found bad.
 	if removed {

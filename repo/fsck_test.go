@@ -904,3 +904,50 @@ func TestFsckRefDeletedMeanwhile(t *testing.T) {
 		t.Errorf("report: %d refs, %d unreadable; want main alone", rep.Refs, rep.UnreadableRefs)
 	}
 }
+
+// fsck --delete marks the commits that need a corrupt object partial
+// before it deletes the object, so that a pull fetches them again. Where
+// the markers cannot be written (a full filesystem) the object is kept,
+// with an error saying why: deleted, it would leave a commit that looks
+// whole, which a pull would skip. Once space is freed, the same fsck
+// --delete marks the commit and deletes the object.
+func TestFsckDeleteFullFilesystemKeepsObjects(t *testing.T) {
+	mnt := testtree.SmallFS(t, 4<<20)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	id := integrityFileID(t, r, c, "bin/hello")
+	flipLastByte(t, r.ObjectPath(repo.KindFile, id))
+	marker := r.Path("state", c.String()+".commitpartial")
+	// The caches fsck --delete drops would free the room for a marker.
+	if err := os.RemoveAll(r.CacheDir()); err != nil {
+		t.Fatal(err)
+	}
+	testtree.FillTo(t, mnt, 0)
+
+	rep, err := r.Fsck(context.Background(), repo.FsckOptions{Delete: true})
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "kept 1 corrupt object") {
+		t.Errorf("fsck --delete on a full filesystem: %v, want ENOSPC and that the corrupt object was kept", err)
+	}
+	if has, _ := r.HasObject(repo.KindFile, id); !has || rep == nil || rep.Deleted != 0 {
+		t.Errorf("the corrupt object was deleted although commit %s could not be marked partial", c)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("marker of commit %s: %v, want none", c, err)
+	}
+
+	if err := os.Remove(filepath.Join(mnt, "fill")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = runFsck(t, r, repo.FsckOptions{Delete: true})
+	p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindFile, id)
+	if !p.Deleted || rep.Deleted != 1 {
+		t.Errorf("once space was freed: problem %v not deleted (report deleted %d)", p, rep.Deleted)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("commit %s not marked partial once space was freed: %v", c, err)
+	}
+}
