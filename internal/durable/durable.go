@@ -35,42 +35,69 @@ func IsTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
 // is written, synced (when sync is true), renamed over path, and the
 // directory synced.
 func WriteFile(path string, data []byte, perm os.FileMode, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, TempPattern)
+	st, err := Stage(path, data, perm, sync)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+	return st.Replace()
+}
+
+// Staged is the new content of a file, written beside it and not yet in
+// its place: staging every file of a set before replacing any lets a
+// failure to write one leave the set as it was.
+type Staged struct {
+	path, tmp string
+	sync      bool
+}
+
+// Stage writes data with mode perm to a temporary file beside path, synced
+// when sync is true; Replace then puts it in path's place, and Abort
+// removes it.
+func Stage(path string, data []byte, perm os.FileMode, sync bool) (*Staged, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), TempPattern)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	st := &Staged{path: path, tmp: f.Name(), sync: sync}
+	err = func() error {
+		if _, err := f.Write(data); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
 		}
+		if err := f.Chmod(perm); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		if sync {
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("syncing %s: %w", path, err)
+			}
+		}
+		return nil
 	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing %s: %w", path, cerr)
 	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if err != nil {
+		os.Remove(st.tmp)
+		return nil, err
 	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("syncing %s: %w", path, err)
-		}
+	return st, nil
+}
+
+// Replace renames the staged file over its path and syncs the directory
+// (when staged with sync). On failure the staged file is removed.
+func (st *Staged) Replace() error {
+	if err := os.Rename(st.tmp, st.path); err != nil {
+		os.Remove(st.tmp)
+		return fmt.Errorf("replacing %s: %w", st.path, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	ok = true
-	if sync {
-		return SyncDir(dir)
+	if st.sync {
+		return SyncDir(filepath.Dir(st.path))
 	}
 	return nil
 }
+
+// Abort removes the staged file, leaving its path as it was.
+func (st *Staged) Abort() { os.Remove(st.tmp) }
 
 // WriteNew creates path, which must not exist, holding data with mode
 // perm: the content is written and synced unnamed (CreateNew), then named

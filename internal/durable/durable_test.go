@@ -33,6 +33,41 @@ func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
 	}
 }
 
+// A staged file is not in its place until Replace; Abort leaves the
+// place as it was and nothing beside it.
+func TestStageReplaceAbort(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sa, err := Stage(a, []byte("new a"), 0o600, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := Stage(b, []byte("new b"), 0o600, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(a); string(got) != "old" {
+		t.Errorf("staging replaced %s: %q", a, got)
+	}
+	sb.Abort()
+	if err := sa.Replace(); err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := os.ReadFile(a)
+	gb, _ := os.ReadFile(b)
+	if string(ga) != "new a" || string(gb) != "old" {
+		t.Errorf("a = %q (want new a), b = %q (want old)", ga, gb)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("directory holds %d entries, want a and b alone", len(ents))
+	}
+}
+
 func TestWriteFileErrorNamesPath(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "missing-dir", "f")
 	err := WriteFile(p, []byte("x"), 0o644, true)

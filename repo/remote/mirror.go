@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 
-	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 )
@@ -50,17 +47,8 @@ func copySummary(ctx context.Context, r *repo.Repo, src source, res *PullResult,
 			return fmt.Errorf("remote %s: summary of %s: %w", vs.remote, src, err)
 		}
 	}
-	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync && r.Fsync()); err != nil {
+	if err := writeSummary(r, data, sig, !opts.NoSync && r.Fsync()); err != nil {
 		return fmt.Errorf("copying the summary: %w", err)
-	}
-	if sig == nil {
-		if err := os.Remove(r.Path(sign.SummarySigFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing a stale summary signature: %w", err)
-		}
-		return nil
-	}
-	if err := durable.WriteFile(r.Path(sign.SummarySigFile), sig, 0o644, !opts.NoSync && r.Fsync()); err != nil {
-		return fmt.Errorf("copying the summary signature: %w", err)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/otree/otree/internal/canon"
-	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
@@ -237,10 +236,13 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		return nil, err
 	}
 	data := s.Encode()
-	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, !opts.NoSync && r.Fsync()); err != nil {
-		return nil, fmt.Errorf("writing summary: %w", err)
+	var sig []byte
+	if len(opts.SignKeys) > 0 {
+		if sig, err = sign.SignSummary(data, opts.SignKeys...); err != nil {
+			return nil, fmt.Errorf("signing summary: %w", err)
+		}
 	}
-	if err := writeSummarySig(r, data, opts); err != nil {
+	if err := writeSummary(r, data, sig, !opts.NoSync && r.Fsync()); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -352,30 +352,40 @@ func storedTargets(ctx context.Context, r *repo.Repo, txn *repo.Txn, src source,
 	return nil
 }
 
-// writeSummarySig writes summary.sig for the summary content data, or
-// removes a stale one when the summary is not signed: it could only fail
-// verification.
-func writeSummarySig(r *repo.Repo, data []byte, opts SummaryOptions) error {
-	path := r.Path(sign.SummarySigFile)
-	if len(opts.SignKeys) == 0 {
-		err := os.Remove(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+// writeSummary writes the summary content data and its summary.sig, sig,
+// or removes a stale signature when sig is nil (the summary is not
+// signed: it could only fail verification). Both are written beside their
+// places before either is replaced, so that a failure to write one leaves
+// the pair as it was, never a summary its signature does not match.
+func writeSummary(r *repo.Repo, data, sig []byte, sync bool) error {
+	var st *durable.Staged
+	if sig != nil {
+		var err error
+		if st, err = durable.Stage(r.Path(sign.SummarySigFile), sig, 0o644, sync); err != nil {
+			return fmt.Errorf("writing summary signature: %w", err)
 		}
-		if err == nil && !opts.NoSync {
-			err = durable.SyncDir(r.Path())
+	}
+	if err := durable.WriteFile(r.Path(SummaryFile), data, 0o644, sync); err != nil {
+		if st != nil {
+			st.Abort()
 		}
-		if err != nil {
-			return fmt.Errorf("removing stale summary signature: %w", err)
+		return fmt.Errorf("writing summary: %w", err)
+	}
+	if st != nil {
+		if err := st.Replace(); err != nil {
+			return fmt.Errorf("writing summary signature: %w", err)
 		}
 		return nil
 	}
-	sig, err := sign.SignSummary(data, opts.SignKeys...)
-	if err != nil {
-		return fmt.Errorf("signing summary: %w", err)
+	err := os.Remove(r.Path(sign.SummarySigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	if err := durable.WriteFile(path, sig, 0o644, !opts.NoSync && r.Fsync()); err != nil {
-		return fmt.Errorf("writing summary signature: %w", err)
+	if err == nil && sync {
+		err = durable.SyncDir(r.Path())
+	}
+	if err != nil {
+		return fmt.Errorf("removing stale summary signature: %w", err)
 	}
 	return nil
 }

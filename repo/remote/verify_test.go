@@ -493,3 +493,44 @@ func TestPullSignVerifyTypeList(t *testing.T) {
 		t.Errorf("origin:main = %s, want %s", got, id)
 	}
 }
+
+// A summary that cannot be signed is not written: the summary and its
+// signature stay the pair they were, which clients still verify, and
+// nothing staged is left beside them.
+func TestUpdateSummaryFailedSignKeepsPair(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (sum, sig []byte) {
+		t.Helper()
+		sum, err := os.ReadFile(o.r.Path(remote.SummaryFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sig, err = os.ReadFile(o.r.Path(sign.SummarySigFile)); err != nil {
+			t.Fatal(err)
+		}
+		return sum, sig
+	}
+	sum0, sig0 := read()
+	if err := o.r.SetRef("other", id); err != nil { // a new summary differs
+		t.Fatal(err)
+	}
+	_, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true, SignKeys: []ed25519.PrivateKey{priv, ed25519.PrivateKey("short")}})
+	errContains(t, err, "signing summary")
+	sum, sig := read()
+	if string(sum) != string(sum0) || string(sig) != string(sig0) {
+		t.Errorf("a failed signed update changed the summary (%v) or its signature (%v)", string(sum) != string(sum0), string(sig) != string(sig0))
+	}
+	if _, err := sign.VerifySummary(sum, sig, []ed25519.PublicKey{pub}); err != nil {
+		t.Errorf("after a failed update: %v", err)
+	}
+	ents, _ := os.ReadDir(o.r.Path())
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
