@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -52,10 +53,18 @@ var errStalled = errors.New("stalled")
 
 // Limits on what a server may make a client hold in memory.
 const (
-	maxMetaObject = 256 << 20 // as repo refuses larger stored objects
 	maxRefFile    = 1 << 10
 	maxConfigFile = repo.MaxConfigSize
+	// metaAlone is how much of a metadata object's body a fetch reads
+	// without holding httpSource.bigMeta: past it, bodies are read one at
+	// a time, so that a server sending endless bytes for every dirtree
+	// makes the client hold one maxMetaObject, not one per parallel job.
+	metaAlone = 4 << 20
 )
+
+// maxMetaObject bounds a metadata object's body, as repo refuses larger
+// stored objects; a variable so that tests can lower it.
+var maxMetaObject int64 = 256 << 20
 
 // httpSource reads an archive repository served over HTTP.
 type httpSource struct {
@@ -73,6 +82,7 @@ type httpSource struct {
 	summaries  *summaryCache // nil: the summary is always fetched whole
 	tombstones bool          // its config sets core.tombstone-commits (read by check)
 	bytes      atomic.Int64  // body bytes received, retries included
+	bigMeta    chan struct{} // capacity 1: held while reading a metadata body past metaAlone
 }
 
 func (s *httpSource) String() string { return s.base.String() }
@@ -319,10 +329,34 @@ func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) (
 	var data []byte
 	err := s.get(ctx, objectRel(kind, id), func(body io.Reader) error {
 		var err error
-		data, err = limitread.ReadAll(body, maxMetaObject)
+		data, err = s.readMetaBody(ctx, body)
 		return err
 	})
 	return data, err
+}
+
+// readMetaBody reads a metadata object's body of at most maxMetaObject
+// bytes, holding bigMeta for what follows its first metaAlone bytes.
+func (s *httpSource) readMetaBody(ctx context.Context, body io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(body, metaAlone))
+	if err != nil || len(data) < metaAlone {
+		return data, err
+	}
+	// The stall timer waits for the server, not for other fetches.
+	wb, _ := body.(*watchedBody)
+	if wb != nil {
+		wb.timer.Stop()
+	}
+	select {
+	case s.bigMeta <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.bigMeta }()
+	if wb != nil {
+		wb.timer.Reset(wb.timeout)
+	}
+	return limitread.ReadAll(io.MultiReader(bytes.NewReader(data), body), maxMetaObject)
 }
 
 // openFile fetches an archive file object and hands fn its header,
