@@ -115,6 +115,14 @@ func (s *httpSource) fetchSmall(ctx context.Context, rel string, limit int64) ([
 	cond := &conditional{request: req}
 	start := time.Now()
 	err := s.getCond(ctx, rel, cond, read)
+	if fe := (*FetchError)(nil); len(req) > 0 && errors.As(err, &fe) && refusedRequest(fe.Status) {
+		// The server refused the request the cached validators made
+		// (an ETag too long for it, which another server may have
+		// sent): asked without them, it can answer; the copy goes.
+		c.drop(rel)
+		cond, start = &conditional{}, time.Now()
+		err = s.getCond(ctx, rel, cond, read)
+	}
 	switch {
 	case errors.Is(err, repo.ErrNotFound):
 		c.drop(rel)
@@ -126,6 +134,12 @@ func (s *httpSource) fetchSmall(ctx context.Context, rel string, limit int64) ([
 	}
 	c.store(rel, data, cond.response, start)
 	return data, nil
+}
+
+// refusedRequest tells whether status says the request was at fault
+// (4xx), rather than the file missing (404), which needs no retry.
+func refusedRequest(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusNotFound
 }
 
 // useSummaryCache gives an HTTP source of remote rm the summary cache opts

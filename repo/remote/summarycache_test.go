@@ -1,8 +1,10 @@
 package remote_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,65 @@ func TestPullSummaryCache(t *testing.T) {
 	o.resetHits()
 	if _, err := remote.Pull(ctx, dst, opts); err != nil || !fetched() {
 		t.Errorf("with the cache off: %v, fetched %v", err, fetched())
+	}
+}
+
+// A server that refuses the conditional request the cache makes (nginx
+// answers 400 to an If-None-Match longer than its header buffers, as an
+// ETag another server sent can be) does not fail every later pull: the
+// summary is fetched again without the validators, and the cache keeps
+// the new server's.
+func TestPullSummaryCacheRefusedValidators(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
+		t.Fatal(err)
+	}
+	long := `"` + strings.Repeat("x", 60000) + `"`
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if req.URL.Path != "/summary" {
+			return false
+		}
+		if len(req.Header.Get("If-None-Match")) > 8<<10 {
+			http.Error(w, "Request Header Or Cookie Too Large", http.StatusBadRequest)
+			return true
+		}
+		if req.Header.Get("If-None-Match") == "" {
+			w.Header().Set("ETag", long)
+		}
+		return false
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	// The server now sends a short ETag of its own.
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if req.URL.Path == "/summary" && len(req.Header.Get("If-None-Match")) > 8<<10 {
+			http.Error(w, "Request Header Or Cookie Too Large", http.StatusBadRequest)
+			return true
+		}
+		return false
+	}
+	second := o.commit("os/stable", testtree.Tree{"b": testtree.File("b\n", 0o644)}, 1700000100)
+	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
+		t.Fatal(err)
+	}
+	o.resetHits()
+	res, err := remote.Pull(ctx, dst, fastOpts("os/stable"))
+	if err != nil {
+		t.Fatalf("pull after the server refused the cached validators: %v", err)
+	}
+	if res.Refs[0].New != second {
+		t.Errorf("origin:os/stable = %s, want %s", res.Refs[0].New, second)
+	}
+	// The cache now holds what the server answers 304 to.
+	o.resetHits()
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	if n, sent := o.hitsOf("/summary"), o.servedOf("/summary"); n != 1 || sent != 0 {
+		t.Errorf("third pull: summary requested %d times, %d bytes sent; want once, answered 304", n, sent)
 	}
 }
