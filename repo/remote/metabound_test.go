@@ -13,14 +13,31 @@ import (
 	"github.com/otree/otree/repo/remote"
 )
 
-// A server that sends endless bytes for every dirtree makes a pull hold
-// one body of the metadata limit at a time, not one per parallel fetch:
-// the others wait after their first few MiB. The pull fails naming the
-// URL and the limit, writes no ref, and the next pull from a good server
-// succeeds.
-func TestPullEndlessDirtreesReadOneAtATime(t *testing.T) {
-	const limit = 64 << 20
-	defer remote.SetMaxMetaObject(limit)()
+// endlessLimit is the metadata limit the tests of endless bodies pull
+// with; endlessWaiting is what a fetch waiting its turn may have been
+// sent: its first 4 MiB, and what the kernel buffers between server and
+// client.
+const (
+	endlessLimit   = 64 << 20
+	endlessWaiting = 4<<20 + 40<<20
+)
+
+// endlessBodies counts the dirtree bodies an origin sent past
+// endlessWaiting: at once at most, and in all.
+type endlessBodies struct {
+	mu         sync.Mutex
+	over, most int
+	all        int
+}
+
+// pullEndlessDirtrees pulls, with 8 jobs, a commit of 8 directories from
+// an origin that sends endless bytes for every dirtree but the root's,
+// checks that the pull fails naming a dirtree's URL and the limit and
+// writes no ref, and that the next pull from the origin, repaired,
+// succeeds. It returns what the origin sent.
+func pullEndlessDirtrees(t *testing.T) *endlessBodies {
+	t.Helper()
+	defer remote.SetMaxMetaObject(endlessLimit)()
 	o := newOrigin(t)
 	tr := testtree.Tree{}
 	for i := range 8 {
@@ -32,26 +49,23 @@ func TestPullEndlessDirtreesReadOneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := objectURLPath(repo.KindDirTree, c.RootTree)
-	// What the kernel buffers between server and client comes on top of
-	// the 4 MiB a waiting fetch reads.
-	const waiting = 4<<20 + 40<<20
-	var mu sync.Mutex
-	var over, most int // bodies sent past waiting: now, at most at once
+	var b endlessBodies
 	chunk := make([]byte, 64<<10)
 	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
 		if !strings.HasSuffix(req.URL.Path, ".dirtree") || req.URL.Path == root {
 			return false
 		}
 		for sent := 0; ; sent += len(chunk) {
-			if sent == waiting {
-				mu.Lock()
-				over++
-				most = max(most, over)
-				mu.Unlock()
+			if sent == endlessWaiting {
+				b.mu.Lock()
+				b.over++
+				b.all++
+				b.most = max(b.most, b.over)
+				b.mu.Unlock()
 				defer func() {
-					mu.Lock()
-					over--
-					mu.Unlock()
+					b.mu.Lock()
+					b.over--
+					b.mu.Unlock()
 				}()
 			}
 			if _, err := w.Write(chunk); err != nil {
@@ -64,11 +78,8 @@ func TestPullEndlessDirtreesReadOneAtATime(t *testing.T) {
 	opts.Jobs = 8
 	_, err = remote.Pull(ctx, dest, opts)
 	if err == nil || !strings.Contains(err.Error(), o.srv.URL+"/objects/") ||
-		!strings.Contains(err.Error(), fmt.Sprintf("larger than %d bytes", limit)) {
+		!strings.Contains(err.Error(), fmt.Sprintf("larger than %d bytes", endlessLimit)) {
 		t.Fatalf("pull: %v, want the size limit at a dirtree's URL", err)
-	}
-	if most > 1 {
-		t.Errorf("%d dirtree bodies were sent past %d bytes at once, want at most one", most, waiting)
 	}
 	if _, err := dest.ReadRef("origin:main"); err == nil {
 		t.Error("the failed pull wrote origin:main")
@@ -79,5 +90,26 @@ func TestPullEndlessDirtreesReadOneAtATime(t *testing.T) {
 	}
 	if got, err := dest.ReadRef("origin:main"); err != nil || got != id {
 		t.Errorf("origin:main = %s, %v; want %s", got, err, id)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return &b
+}
+
+// A server that sends endless bytes for every dirtree makes a pull hold
+// one body of the metadata limit at a time, not one per parallel fetch:
+// the others wait after their first few MiB.
+func TestPullEndlessDirtreesReadOneAtATime(t *testing.T) {
+	if b := pullEndlessDirtrees(t); b.most > 1 {
+		t.Errorf("%d dirtree bodies were sent past %d bytes at once, want at most one", b.most, endlessWaiting)
+	}
+}
+
+// The first object that fails a pull stops the fetches in flight: the
+// dirtrees waiting their turn are not read to the limit one after the
+// other once the pull has failed.
+func TestPullFailureStopsFetchesInFlight(t *testing.T) {
+	if b := pullEndlessDirtrees(t); b.all > 1 {
+		t.Errorf("%d dirtree bodies were sent past %d bytes, want only the one that failed the pull", b.all, endlessWaiting)
 	}
 }

@@ -688,6 +688,9 @@ type puller struct {
 	metaFetched, fileFetched, deltaParts atomic.Int64
 	// base is what the source had received once the refs were resolved.
 	base int64
+	// stop, while run walks, cancels the walk's context with the first
+	// error a task meets (stopping).
+	stop context.CancelCauseFunc
 }
 
 // received counts the bytes received since the refs were resolved: the
@@ -828,7 +831,20 @@ func (p *puller) report() func() {
 
 type task = workq.Task[struct{}]
 
-func (p *puller) run(targets []target) error {
+func (p *puller) run(targets []target) (err error) {
+	// The first task to fail stops the fetches in flight, which would
+	// otherwise each run to its end (a server sending endless bodies,
+	// one limit's worth after another) for a pull that has failed.
+	outer := p.ctx
+	ctx, stop := context.WithCancelCause(outer)
+	p.ctx, p.stop = ctx, stop
+	defer func() {
+		if err != nil && context.Cause(ctx) != nil {
+			err = context.Cause(ctx) // the failure, not what it stopped
+		}
+		stop(nil)
+		p.ctx, p.stop = outer, nil
+	}()
 	var q workq.Queue[struct{}]
 	if err := p.walkCommits(&q, targets); err != nil {
 		return err
@@ -843,6 +859,17 @@ func (p *puller) run(targets []target) error {
 		files.Push(p.fileTask(id))
 	}
 	return files.Run(p.ctx, p.opts.Jobs, noScratch)
+}
+
+// stopping makes t, when it fails during run, stop the walk's other tasks.
+func (p *puller) stopping(t task) task {
+	return func(w struct{}) error {
+		err := t(w)
+		if err != nil && p.stop != nil {
+			p.stop(err)
+		}
+		return err
+	}
 }
 
 // visit reports whether kind/id is seen for the first time.
@@ -1179,7 +1206,7 @@ func (p *puller) wantFile(id repo.ID) error {
 }
 
 func (p *puller) metaTask(id repo.ID) task {
-	return func(struct{}) error {
+	return p.stopping(func(struct{}) error {
 		if !p.visit(repo.KindDirMeta, id) {
 			return nil
 		}
@@ -1190,14 +1217,14 @@ func (p *puller) metaTask(id repo.ID) task {
 			_, err := repo.DecodeDirMeta(b)
 			return err
 		})
-	}
+	})
 }
 
 // treeTask walks a dirtree. One already stored is read locally and still
 // walked: a pull interrupted after publishing it may not have published
 // everything below it.
 func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
-	return func(struct{}) error {
+	return p.stopping(func(struct{}) error {
 		if !p.visit(repo.KindDirTree, id) {
 			return nil
 		}
@@ -1215,11 +1242,11 @@ func (p *puller) treeTask(q *workq.Queue[struct{}], id repo.ID) task {
 			q.Push(p.treeTask(q, d.TreeID))
 		}
 		return nil
-	}
+	})
 }
 
 func (p *puller) fileTask(id repo.ID) task {
-	return func(struct{}) error {
+	return p.stopping(func(struct{}) error {
 		linked, err := p.linkFile(id)
 		if err != nil {
 			return err
@@ -1246,7 +1273,7 @@ func (p *puller) fileTask(id repo.ID) task {
 		p.fetched.Add(1)
 		p.fileFetched.Add(1)
 		return nil
-	}
+	})
 }
 
 // checkTarget holds a commit a target requests (t; nil for a parent,
