@@ -7,3 +7,10 @@ func SetMaxMetaObject(n int64) (restore func()) {
 	maxMetaObject = n
 	return func() { maxMetaObject = old }
 }
+
+// SetLocalBigMetaHook has f called where a local source reads a metadata
+// object larger than 4 MiB, until the returned function is called.
+func SetLocalBigMetaHook(f func()) (restore func()) {
+	localBigMetaHook = f
+	return func() { localBigMetaHook = nil }
+}

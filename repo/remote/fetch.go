@@ -55,10 +55,10 @@ var errStalled = errors.New("stalled")
 const (
 	maxRefFile    = 1 << 10
 	maxConfigFile = repo.MaxConfigSize
-	// metaAlone is how much of a metadata object's body a fetch reads
-	// without holding httpSource.bigMeta: past it, bodies are read one at
-	// a time, so that a server sending endless bytes for every dirtree
-	// makes the client hold one maxMetaObject, not one per parallel job.
+	// metaAlone is how much of a metadata object a source reads without
+	// entering its bigMetaGate: past it, objects are read one at a time,
+	// so that a server sending endless bytes for every dirtree makes the
+	// client hold one maxMetaObject, not one per parallel job.
 	metaAlone = 4 << 20
 )
 
@@ -82,8 +82,29 @@ type httpSource struct {
 	summaries  *summaryCache // nil: the summary is always fetched whole
 	tombstones bool          // its config sets core.tombstone-commits (read by check)
 	bytes      atomic.Int64  // body bytes received, retries included
-	bigMeta    chan struct{} // capacity 1: held while reading a metadata body past metaAlone
+	bigMeta    bigMetaGate   // entered to read a metadata body past metaAlone
 }
+
+// bigMetaGate lets one metadata object larger than metaAlone be read at a
+// time. The zero value is ready to use.
+type bigMetaGate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// enter waits for the gate, or gives up with ctx's error.
+func (g *bigMetaGate) enter(ctx context.Context) error {
+	g.once.Do(func() { g.ch = make(chan struct{}, 1) })
+	select {
+	case g.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leave lets the next reader in.
+func (g *bigMetaGate) leave() { <-g.ch }
 
 func (s *httpSource) String() string { return s.base.String() }
 
@@ -347,12 +368,10 @@ func (s *httpSource) readMetaBody(ctx context.Context, body io.Reader) ([]byte, 
 	if wb != nil {
 		wb.timer.Stop()
 	}
-	select {
-	case s.bigMeta <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := s.bigMeta.enter(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-s.bigMeta }()
+	defer s.bigMeta.leave()
 	if wb != nil {
 		wb.timer.Reset(wb.timeout)
 	}
@@ -400,10 +419,15 @@ func readRaw(ctx context.Context, src source, name string, limit int64) ([]byte,
 	return data, err
 }
 
+// localBigMetaHook, when set by a test, is called where a local source
+// reads a metadata object larger than metaAlone.
+var localBigMetaHook func()
+
 // localSource reads another repository on this machine, of any mode.
 type localSource struct {
-	r     *repo.Repo
-	bytes atomic.Int64 // object bytes read (encodings, headers and content)
+	r       *repo.Repo
+	bigMeta bigMetaGate  // entered to read a metadata object larger than metaAlone
+	bytes   atomic.Int64 // object bytes read (encodings, headers and content)
 	// noLinks is set once its objects are known not to link into the
 	// pull's repository (link), which linkCheck finds out first.
 	linkCheck sync.Once
@@ -451,7 +475,19 @@ func (s *localSource) listRefs(context.Context) ([]repo.Ref, error) {
 	return out, nil
 }
 
-func (s *localSource) readMeta(_ context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+func (s *localSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {
+	// As from a server: a repository anyone could have written (a USB
+	// stick) may hold large (sparse) files where metadata objects go,
+	// read whole before they are hashed.
+	if st, err := os.Lstat(s.describe(kind, id)); err == nil && st.Size() > metaAlone {
+		if err := s.bigMeta.enter(ctx); err != nil {
+			return nil, err
+		}
+		defer s.bigMeta.leave()
+		if localBigMetaHook != nil {
+			localBigMetaHook()
+		}
+	}
 	data, err := s.r.ReadRaw(kind, id)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.describe(kind, id), err)

@@ -1,12 +1,16 @@
 package remote_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
@@ -111,5 +115,59 @@ func TestPullEndlessDirtreesReadOneAtATime(t *testing.T) {
 func TestPullFailureStopsFetchesInFlight(t *testing.T) {
 	if b := pullEndlessDirtrees(t); b.all > 1 {
 		t.Errorf("%d dirtree bodies were sent past %d bytes, want only the one that failed the pull", b.all, endlessWaiting)
+	}
+}
+
+// A local repository anyone could have written (a USB stick) with large
+// sparse files where a commit's dirtrees go has them read one at a time,
+// as from a server: the pull fails naming the first, and never holds one
+// per parallel job.
+func TestPullLocalLargeDirtreesReadOneAtATime(t *testing.T) {
+	o := newOrigin(t)
+	tr := testtree.Tree{}
+	for i := range 8 {
+		tr[fmt.Sprintf("d%d/f", i)] = testtree.File(strconv.Itoa(i)+"\n", 0o644)
+	}
+	id := o.commit("main", tr, 1)
+	for i := range 8 {
+		d := lookup(t, o.r, id, fmt.Sprintf("/d%d", i)).ID
+		if err := os.Truncate(o.r.ObjectPath(repo.KindDirTree, d), 8<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each reader waits a while for another to come in beside it: with
+	// one at a time, none does.
+	var mu sync.Mutex
+	in, most := 0, 0
+	two := make(chan struct{})
+	var once sync.Once
+	defer remote.SetLocalBigMetaHook(func() {
+		mu.Lock()
+		in++
+		most = max(most, in)
+		if in > 1 {
+			once.Do(func() { close(two) })
+		}
+		mu.Unlock()
+		select {
+		case <-two:
+		case <-time.After(200 * time.Millisecond):
+		}
+		mu.Lock()
+		in--
+		mu.Unlock()
+	})()
+	dest, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	_, err = remote.PullLocal(ctx, dest, o.dir, remote.PullOptions{NoSync: true, Jobs: 8})
+	var ce *repo.CorruptObjectError
+	if !errors.As(err, &ce) || ce.Kind != repo.KindDirTree || !strings.Contains(err.Error(), o.dir) {
+		t.Fatalf("pull-local: %v, want a corrupt dirtree of %s", err, o.dir)
+	}
+	if most > 1 {
+		t.Errorf("%d large dirtrees were read at once, want one", most)
 	}
 }

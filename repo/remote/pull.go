@@ -343,7 +343,7 @@ func openSource(raw string, opts *PullOptions) (src source, close func(), err er
 		return &localSource{r: sr}, func() { sr.Close() }, nil
 	}
 	return &httpSource{base: u, client: opts.Client, header: opts.Header, timeout: opts.Timeout, attempts: opts.Attempts,
-		backoff: opts.RetryDelay, log: opts.Logger, bigMeta: make(chan struct{}, 1)}, func() {}, nil
+		backoff: opts.RetryDelay, log: opts.Logger}, func() {}, nil
 }
 
 // useContentURL makes an HTTP source fetch objects and static deltas from
