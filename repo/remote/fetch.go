@@ -25,7 +25,7 @@ import (
 // a stalled transfer, an unexpected HTTP status, or content that failed
 // verification. It always names the URL.
 type FetchError struct {
-	URL    string // the URL requested
+	URL    string // the URL requested, its password (if any) shown as ***
 	Status int    // HTTP status when the server answered with a bad one, else 0
 	Err    error  // the cause
 }
@@ -106,13 +106,38 @@ func (g *bigMetaGate) enter(ctx context.Context) error {
 // leave lets the next reader in.
 func (g *bigMetaGate) leave() { <-g.ch }
 
-func (s *httpSource) String() string { return s.base.String() }
+func (s *httpSource) String() string { return shownURL(s.base) }
 
-func (s *httpSource) url(rel string) string {
+// endpoint is the URL rel is fetched from, with the user and password the
+// remote's url (or contenturl) holds, if any.
+func (s *httpSource) endpoint(rel string) *url.URL {
 	if s.content != nil && (strings.HasPrefix(rel, "objects/") || strings.HasPrefix(rel, "deltas/")) {
-		return s.content.JoinPath(rel).String()
+		return s.content.JoinPath(rel)
 	}
-	return s.base.JoinPath(rel).String()
+	return s.base.JoinPath(rel)
+}
+
+// url is the URL of rel as errors and logs name it, without a password.
+func (s *httpSource) url(rel string) string { return shownURL(s.endpoint(rel)) }
+
+// shownRawURL is shownURL of the URL raw, or raw when it does not parse.
+func shownRawURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return shownURL(u)
+	}
+	return raw
+}
+
+// shownURL is u with its password, if any, replaced by "***", as Go's
+// HTTP client shows it: errors and logs are read by others than the admin
+// who wrote the password into the remote's url (OSTree hides it too).
+func shownURL(u *url.URL) string {
+	if _, ok := u.User.Password(); !ok {
+		return u.String()
+	}
+	c := *u
+	c.User = url.UserPassword(u.User.Username(), "***")
+	return strings.Replace(c.String(), "%2A%2A%2A@", "***@", 1)
 }
 
 // get fetches rel and hands the body to fn. Statuses 408, 429 and 5xx,
@@ -138,7 +163,7 @@ func (s *httpSource) getCond(ctx context.Context, rel string, c *conditional, fn
 	u := s.url(rel)
 	delay := s.backoff
 	for attempt := 1; ; attempt++ {
-		err, transient := s.try(ctx, u, c, fn)
+		err, transient := s.try(ctx, rel, c, fn)
 		if err == nil {
 			return nil
 		}
@@ -170,9 +195,9 @@ func (s *httpSource) begin(ctx context.Context) (actx context.Context, timer *ti
 	return actx, timer, stalled, func() { timer.Stop(); cancel(nil) }
 }
 
-// request makes a GET of u with the configured headers and extra.
-func (s *httpSource) request(ctx context.Context, u string, extra http.Header) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// request makes a GET of rel with the configured headers and extra.
+func (s *httpSource) request(ctx context.Context, rel string, extra http.Header) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint(rel).String(), nil)
 	if err == nil {
 		for _, h := range []http.Header{s.header, extra} {
 			for k, v := range h {
@@ -188,14 +213,15 @@ func retryable(status int) bool {
 	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
 }
 
-func (s *httpSource) try(ctx context.Context, u string, c *conditional, fn func(io.Reader) error) (error, bool) {
+func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn func(io.Reader) error) (error, bool) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
 	var cond http.Header
 	if c != nil {
 		cond = c.request
 	}
-	req, err := s.request(actx, u, cond)
+	u := s.url(rel)
+	req, err := s.request(actx, rel, cond)
 	if err != nil {
 		return &FetchError{URL: u, Err: err}, false
 	}
@@ -343,7 +369,7 @@ func (s *httpSource) ref(ctx context.Context, name string) (repo.ID, error) {
 }
 
 func (s *httpSource) listRefs(context.Context) ([]repo.Ref, error) {
-	return nil, fmt.Errorf("%s has %w, so its refs cannot be listed; name them instead", s.base, ErrNoSummary)
+	return nil, fmt.Errorf("%s has %w, so its refs cannot be listed; name them instead", s, ErrNoSummary)
 }
 
 func (s *httpSource) readMeta(ctx context.Context, kind repo.Kind, id repo.ID) ([]byte, error) {

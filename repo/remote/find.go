@@ -453,7 +453,7 @@ func findOnRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, byCo
 				return nil
 			})
 			if err != nil {
-				res.Problems = append(res.Problems, fmt.Sprintf("remote %s (%s): %v", rm.Name, rm.URL, err))
+				res.Problems = append(res.Problems, fmt.Sprintf("remote %s (%s): %v", rm.Name, shownRawURL(rm.URL), err))
 				continue
 			}
 			if len(fr.Refs) > 0 {

@@ -160,13 +160,14 @@ const (
 // and the rest are verified together; if that fails, the object is fetched
 // once more from its first byte.
 func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn fileFunc) error {
-	u := s.url(objectRel(repo.KindFile, id))
+	rel := objectRel(repo.KindFile, id)
+	u := s.url(rel)
 	p := &partial{dir: s.partialDir, path: filepath.Join(s.partialDir, id.String()+".file")}
 	p.open()
 	delay := s.backoff
 	restarted := false
 	for attempt := 1; ; {
-		next, err := s.tryFile(ctx, u, id, p, fn)
+		next, err := s.tryFile(ctx, rel, id, p, fn)
 		switch {
 		case err == nil:
 			p.remove()
@@ -200,7 +201,7 @@ func (s *httpSource) openFileResumable(ctx context.Context, id repo.ID, fn fileF
 
 // tryFile makes one request for a file object, continuing p's kept bytes
 // when there are some.
-func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *partial, fn fileFunc) (retry, error) {
+func (s *httpSource) tryFile(ctx context.Context, rel string, id repo.ID, p *partial, fn fileFunc) (retry, error) {
 	actx, timer, stalled, end := s.begin(ctx)
 	defer end()
 	transient := func() retry {
@@ -210,7 +211,8 @@ func (s *httpSource) tryFile(ctx context.Context, u string, id repo.ID, p *parti
 		return later
 	}
 	have := p.size()
-	req, err := s.request(actx, u, nil)
+	u := s.url(rel)
+	req, err := s.request(actx, rel, nil)
 	if err != nil {
 		return final, &FetchError{URL: u, Err: err}
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -396,5 +397,67 @@ func TestPullRefusesGPGKeys(t *testing.T) {
 	}
 	if _, err := remote.Pull(context.Background(), dst, fastOpts("os/stable")); err != nil {
 		t.Errorf("a remote added again after its delete: %v", err)
+	}
+}
+
+// A password in a remote's url (or contenturl) is sent to the server but
+// shown as *** in errors and logs, which others than the admin read, as
+// OSTree hides it.
+func TestPullHidesURLPassword(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if u, p, ok := req.BasicAuth(); !ok || u != "u" || p != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		return false
+	}
+	host := strings.TrimPrefix(o.srv.URL, "http://")
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pull := func(url, content string) error {
+		t.Helper()
+		dst, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeBareUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dst.Close() })
+		set := map[string]string{}
+		if content != "" {
+			set["contenturl"] = content
+		}
+		if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: url}, remote.AddOptions{Set: set}); err != nil {
+			t.Fatal(err)
+		}
+		opts := fastOpts("os/stable")
+		opts.Logger = logger
+		_, err = remote.Pull(context.Background(), dst, opts)
+		if err == nil && mustRef(t, dst, "origin:os/stable") != want {
+			t.Errorf("pull from %s: origin:os/stable is not %s", url, want)
+		}
+		return err
+	}
+	if err := pull("http://u:s3cret@"+host, ""); err != nil {
+		t.Fatalf("pull with the right password: %v", err)
+	}
+	if err := pull("http://u:s3cret@"+host, "http://u:s3cret@"+host+"/"); err != nil {
+		t.Fatalf("pull with the right password in url and contenturl: %v", err)
+	}
+	err := pull("http://u:wrong@"+host, "")
+	if err == nil || !strings.Contains(err.Error(), "http://u:***@"+host+"/") {
+		t.Errorf("pull with a wrong password: %v, want an error naming http://u:***@%s/", err, host)
+	}
+	err = pull("http://u:s3cret@"+host, "http://u:wrong@"+host+"/")
+	if err == nil || !strings.Contains(err.Error(), "http://u:***@"+host+"/objects/") {
+		t.Errorf("pull with a wrong contenturl password: %v, want an error naming http://u:***@%s/objects/", err, host)
+	}
+	if !strings.Contains(logs.String(), "u:***@") {
+		t.Errorf("the log names no URL:\n%s", logs.String())
+	}
+	for _, s := range []string{err.Error(), logs.String()} {
+		if strings.Contains(s, "s3cret") || strings.Contains(s, "wrong") {
+			t.Errorf("a password is shown:\n%s", s)
+		}
 	}
 }
