@@ -173,3 +173,26 @@ func TestRemoteDeleteKilledLeavesNoCookies(t *testing.T) {
 		}
 	}
 }
+
+// A file:// URL is read on this machine, so one naming another host is
+// refused, by remote add and by pull of a remote written by hand, rather
+// than read with its host dropped: file://srv/repo would read /repo here.
+// file://localhost/PATH is PATH, as in OSTree.
+func TestRemoteFileURLWithHost(t *testing.T) {
+	src := newCLI(t)
+	src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	dst := newBareUserCLI(t)
+	bad := "file://srv" + src.r.Path()
+	dst.fails(exitError, []string{bad, `host "srv"`, "file:///PATH"}, "remote", "add", "origin", bad)
+	if got := dst.ok("remote", "list"); got != "" {
+		t.Errorf("refused remote add left remotes %q", got)
+	}
+	dst.ok("config", "set", `remote "origin".url`, bad)
+	dst.fails(exitError, []string{"remote origin", bad, `host "srv"`}, "pull", "origin", "os/stable")
+	dst.fails(exitError, []string{"remote origin", bad}, "remote", "refs", "origin")
+	if got := dst.ok("refs"); got != "" {
+		t.Errorf("refused pull left refs %q", got)
+	}
+	dst.ok("remote", "add", "--force", "origin", "file://localhost"+src.r.Path())
+	dst.ok("pull", "origin", "os/stable")
+}

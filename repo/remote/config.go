@@ -82,6 +82,11 @@ func validateURL(raw string) error {
 		if u.Path == "" {
 			return fmt.Errorf("invalid remote URL %q: no path", raw)
 		}
+		// The path is opened on this machine: a host would be ignored,
+		// and file://srv/repo read /repo here.
+		if u.Host != "" && u.Host != "localhost" {
+			return fmt.Errorf("invalid remote URL %q: names host %q, but a file:// URL is read on this machine; want file:///PATH", raw, u.Host)
+		}
 	default:
 		return fmt.Errorf("invalid remote URL %q: want http://, https:// or file://", raw)
 	}
