@@ -123,7 +123,8 @@ BRANCHes become its branches= key: what "otree pull NAME" fetches by default.
 --sign-verify=ed25519=inline:PUBKEY or ed25519=file:PATH makes pull refuse
 commits not signed by that key (or the keys in PATH): it sets sign-verify=true
 and verification-ed25519-key or -file. --no-sign-verify sets sign-verify and
-sign-verify-summary to false. --contenturl=URL (the contenturl key) fetches
+sign-verify-summary to false. --no-gpg-verify, and --no-sign-verify, set
+gpg-verify to false, as OSTree does. --contenturl=URL (the contenturl key) fetches
 objects and static deltas from another server, a CDN say; the summary, its
 signature and the refs, which say what to trust, still come from URL.
 --collection-id=ID (the collection-id key) makes pull refuse commits bound to
@@ -159,6 +160,12 @@ another collection than ID.`,
 				opts.Set[remote.KeySignVerify] = "false"
 				opts.Set[remote.KeySignVerifySummary] = "false"
 			}
+			if noGPGVerify || noVerif {
+				// As OSTree writes it, over a --set of the key: the
+				// config then reads the same to both, and a gpgkeypath
+				// or NAME.trustedkeys.gpg no longer asks for checks.
+				opts.Set[remote.KeyGPGVerify] = "false"
+			}
 			rm := remote.Remote{Name: args[0], URL: args[1], Branches: args[2:]}
 			return e.inRepoOf(sysroot, func(r *repo.Repo) error {
 				changed, err := remote.AddRemote(r, rm, opts)
@@ -182,7 +189,7 @@ another collection than ID.`,
 	fl.StringVar(&contentURL, "contenturl", "", "fetch objects and static deltas from URL (the summary and refs still come from the remote's URL)")
 	fl.BoolVar(&ifNotExists, "if-not-exists", false, "do nothing if the remote exists")
 	fl.BoolVar(&force, "force", false, "replace the remote if it exists")
-	fl.BoolVar(&noGPGVerify, "no-gpg-verify", false, "accepted for OSTree compatibility: otree never uses GPG")
+	fl.BoolVar(&noGPGVerify, "no-gpg-verify", false, "set gpg-verify=false, as OSTree does (otree never checks GPG signatures)")
 	fl.BoolVar(&noVerif, "no-sign-verify", false, "do not verify signatures")
 	fl.StringArrayVar(&signVerify, "sign-verify", nil, "verify commit signatures with ed25519=inline:PUBKEY or ed25519=file:PATH")
 	fl.MarkHidden("no-gpg-verify")

@@ -30,7 +30,7 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("show-url = %q", got)
 	}
 	data, _ := os.ReadFile(c.r.Path("config"))
-	if !strings.Contains(string(data), "[remote \"origin\"]\nbranches=os/stable;os/testing;\nurl=https://example.com/repo\n") ||
+	if !strings.Contains(string(data), "[remote \"origin\"]\nbranches=os/stable;os/testing;\ngpg-verify=false\nurl=https://example.com/repo\n") ||
 		!strings.Contains(string(data), "[remote \"mirror2\"]\nbranches=main\nsign-verify=false\nurl=file:///srv/repo\n") {
 		t.Errorf("config:\n%s", data)
 	}
@@ -195,4 +195,32 @@ func TestRemoteFileURLWithHost(t *testing.T) {
 	}
 	dst.ok("remote", "add", "--force", "origin", "file://localhost"+src.r.Path())
 	dst.ok("pull", "origin", "os/stable")
+}
+
+// --no-gpg-verify, and --no-sign-verify, write gpg-verify=false over a
+// --set of it, as OSTree's remote add does: what OSTree takes is taken,
+// and a remote with GPG keys (gpgkeypath, or NAME.trustedkeys.gpg left
+// by OSTree's --gpg-import) pulls, since its admin said not to check them.
+func TestRemoteAddNoGPGVerify(t *testing.T) {
+	src := newCLI(t)
+	id := src.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	dst := newBareUserCLI(t)
+	url := "file://" + src.r.Path()
+	if err := os.WriteFile(dst.r.Path("origin.trustedkeys.gpg"), []byte("keys"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst.ok("remote", "add", "--set=gpg-verify=true", "--set=gpgkeypath=/etc/pki/k.gpg", "--no-gpg-verify", "origin", url)
+	if got := dst.ok("config", "get", `remote "origin".gpg-verify`); got != "false\n" {
+		t.Errorf("--no-gpg-verify wrote gpg-verify=%q", got)
+	}
+	dst.ok("pull", "origin", "os/stable")
+	if got := dst.ok("rev-parse", "origin:os/stable"); got != id.String()+"\n" {
+		t.Errorf("pulled %q", got)
+	}
+	dst.ok("remote", "add", "--no-sign-verify", "--set=gpgkeypath=/etc/pki/k.gpg", "mirror", url)
+	for k, want := range map[string]string{"gpg-verify": "false", "sign-verify": "false"} {
+		if got := dst.ok("config", "get", `remote "mirror".`+k); got != want+"\n" {
+			t.Errorf("--no-sign-verify wrote %s=%q, want %s", k, got, want)
+		}
+	}
 }
