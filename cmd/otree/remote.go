@@ -139,7 +139,9 @@ another collection than ID.`,
 				return err
 			}
 			opts := remote.AddOptions{IfNotExists: ifNotExists, Force: force, Set: set}
-			if contentURL != "" {
+			// A --set of contenturl wins over --contenturl, as in
+			// OSTree (where --collection-id wins over its --set).
+			if _, set := opts.Set["contenturl"]; contentURL != "" && !set {
 				opts.Set["contenturl"] = contentURL
 			}
 			if collectionID != "" {

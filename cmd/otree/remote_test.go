@@ -50,6 +50,14 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("--contenturl wrote %q", got)
 	}
 	c.fails(exitError, []string{"contenturl"}, "remote", "add", "--contenturl=file:///srv", "cdn2", "https://example.com/repo")
+	// Given both ways, --set wins for contenturl and --collection-id for
+	// collection-id, as in OSTree.
+	c.ok("remote", "add", "--contenturl=https://a.example.com/", "--set=contenturl=https://b.example.com/",
+		"--collection-id=org.example.A", "--set=collection-id=org.example.B", "cdn3", "https://example.com/repo")
+	if got := c.ok("config", "get", `remote "cdn3".contenturl`) + c.ok("config", "get", `remote "cdn3".collection-id`); got != "https://b.example.com/\norg.example.A\n" {
+		t.Errorf("--contenturl, --collection-id and --set of both wrote %q", got)
+	}
+	c.ok("remote", "delete", "cdn3")
 	c.ok("remote", "delete", "cdn")
 	if got := c.ok("remote", "show-url", "origin"); got != "http://x/\n" {
 		t.Errorf("--force did not replace: %q", got)
