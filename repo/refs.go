@@ -306,43 +306,145 @@ func openRefFile(p string) (*os.File, error) {
 // zero id (an alias itself; a branch only if no alias names it).
 func (r *Repo) writeRef(name string, id ID, sync bool) error {
 	if id.IsZero() {
-		p, err := r.refFile(name)
-		if err != nil {
+		left, err := r.deleteRef(name)
+		if err != nil || !sync {
 			return err
 		}
-		if !strings.Contains(name, ":") {
-			if aliases, err := r.aliasesOf(name); err != nil {
-				return err
-			} else if len(aliases) > 0 {
-				return &AliasedRefError{name, aliases}
-			}
-		}
-		if err := os.Remove(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return &RefNotFoundError{name}
-			}
-			return fmt.Errorf("deleting ref %s: %w", name, err)
-		}
-		left := r.pruneRefDirs(filepath.Dir(p))
-		if sync {
-			return durable.SyncDir(left)
-		}
-		return nil
+		return durable.SyncDir(left)
 	}
+	p, made, err := r.refPlace(name, sync)
+	if err != nil {
+		return err
+	}
+	if err := durable.WriteFile(p, refContent(id), 0o644, sync); err != nil {
+		durable.RemoveDirs(made) // a ref that is not written leaves no directories
+		return fmt.Errorf("writing ref %s: %w", name, err)
+	}
+	return nil
+}
+
+// refContent is what a ref's file holds.
+func refContent(id ID) []byte { return []byte(id.String() + "\n") }
+
+// refPlace returns the file ref name is written to (through any aliases)
+// and the directories it made for it.
+func (r *Repo) refPlace(name string, sync bool) (string, []string, error) {
 	// resolveAlias checks the directories of every name on the way,
 	// final's included (aliasTarget goes through refFile).
 	final, err := r.resolveAlias(name)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	p := r.refPath(final)
 	made, err := durable.MakeDirs(filepath.Dir(p), durable.DirPerm, sync)
 	if err != nil {
-		return fmt.Errorf("writing ref %s: %w", name, err)
+		return "", nil, fmt.Errorf("writing ref %s: %w", name, err)
 	}
-	if err := durable.WriteFile(p, []byte(id.String()+"\n"), 0o644, sync); err != nil {
-		durable.RemoveDirs(made) // a ref that is not written leaves no directories
-		return fmt.Errorf("writing ref %s: %w", name, err)
+	return p, made, nil
+}
+
+// deleteRef deletes ref name (an alias itself; a branch only if no alias
+// names it) and returns the directory to sync.
+func (r *Repo) deleteRef(name string) (string, error) {
+	p, err := r.refFile(name)
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(name, ":") {
+		if aliases, err := r.aliasesOf(name); err != nil {
+			return "", err
+		} else if len(aliases) > 0 {
+			return "", &AliasedRefError{name, aliases}
+		}
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", &RefNotFoundError{name}
+		}
+		return "", fmt.Errorf("deleting ref %s: %w", name, err)
+	}
+	return r.pruneRefDirs(filepath.Dir(p)), nil
+}
+
+// writeRefs does writeRef for each of names, in order, with ids[name], but
+// makes them durable together when there are many: every new ref file is
+// written beside its place, all are made durable by one syncfs, then each
+// is renamed into place and each directory synced once. A pull that moves
+// thousands of refs (a mirror's) then costs a few syncs, not two a ref.
+func (r *Repo) writeRefs(names []string, ids map[string]ID, sync bool) error {
+	if len(names) <= fewObjects {
+		for _, n := range names {
+			if err := r.writeRef(n, ids[n], sync); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	type pending struct {
+		name string
+		st   *durable.Staged
+		made []string
+	}
+	var todo []pending
+	defer func() {
+		for _, p := range todo {
+			p.st.Abort()
+			durable.RemoveDirs(p.made)
+		}
+	}()
+	dirs := map[string]bool{}
+	for _, n := range names {
+		if ids[n].IsZero() {
+			left, err := r.deleteRef(n)
+			if err != nil {
+				return err
+			}
+			dirs[left] = true
+			continue
+		}
+		p, made, err := r.refPlace(n, false)
+		if err != nil {
+			return err
+		}
+		st, err := durable.Stage(p, refContent(ids[n]), 0o644, false)
+		if err != nil {
+			durable.RemoveDirs(made)
+			return fmt.Errorf("writing ref %s: %w", n, err)
+		}
+		todo = append(todo, pending{n, st, made})
+		dirs[filepath.Dir(p)] = true
+		for _, m := range made {
+			dirs[filepath.Dir(m)] = true
+		}
+	}
+	if sync && len(todo) > 0 {
+		if err := durable.SyncFS(r.Path("refs")); err != nil {
+			return fmt.Errorf("writing refs: %w", err)
+		}
+	}
+	for len(todo) > 0 {
+		p := todo[0]
+		todo = todo[1:]
+		if err := p.st.Replace(); err != nil {
+			return fmt.Errorf("writing ref %s: %w", p.name, err)
+		}
+	}
+	if !sync {
+		return nil
+	}
+	// Deepest first, so that a directory's entry in its parent is
+	// recorded after what it holds.
+	order := make([]string, 0, len(dirs))
+	for d := range dirs {
+		order = append(order, d)
+	}
+	sort.Slice(order, func(i, j int) bool { return strings.Count(order[i], "/") > strings.Count(order[j], "/") })
+	for _, d := range order {
+		// One that a later deletion emptied and removed is recorded in
+		// its parent, which is on the list.
+		if err := durable.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }

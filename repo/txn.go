@@ -1276,10 +1276,8 @@ func (t *Txn) Commit() error {
 	if err := t.moveIn(keys); err != nil {
 		return err
 	}
-	for _, n := range names {
-		if err := t.r.writeRef(n, t.refs[n], t.sync); err != nil {
-			return err
-		}
+	if err := t.r.writeRefs(names, t.refs, t.sync); err != nil {
+		return err
 	}
 	// Only an optimisation for checkouts: the commit is done either way.
 	t.r.AddToHeaderIndex(t.heads)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -229,5 +230,61 @@ func TestRemovalsAndLinksSynced(t *testing.T) {
 	got := trace("create-usb", "--destination-repo=updates/os", stick, "org.example.Os", "main")
 	if !after(got, "repos.d/org.example.Os", filepath.Join(stick, ".otree", "repos.d")) {
 		t.Errorf("create-usb: the repos.d link is not followed by an fsync of its directory:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// A pull that brings many refs makes them durable together: their files
+// are not synced one by one, each directory is synced once, and a syncfs
+// of the repository comes before the first ref takes its place. (One by
+// one, 300 refs cost 600 syncs.)
+func TestManyRefsSyncedTogether(t *testing.T) {
+	testbin.NeedStrace(t)
+	src := newCLI(t)
+	id := src.commitTree("main", source(t, fixture), "s", 1700000000)
+	const n = 300
+	for i := range n {
+		if err := src.r.SetRef(fmt.Sprintf("mirror/%d/r%03d", i%3, i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := newCLI(t)
+	tr, err := straced(t, "-e trace=fsync,fdatasync,syncfs,rename,renameat,renameat2", "--repo="+dst.path, "pull-local", "--disable-verify-bindings", src.path)
+	if err != nil {
+		t.Fatalf("pull-local: %v\n%s", err, tr.out)
+	}
+	refs := filepath.Join(dst.path, "refs")
+	syncRe := regexp.MustCompile(`(fsync|fdatasync|syncfs)\(\d+<([^>]*)>`)
+	var fileSyncs, dirSyncs, syncfs int
+	firstSyncfs, firstRename := -1, -1
+	for i, line := range tr.lines {
+		if strings.Contains(line, "rename") && strings.Contains(line, `"`+refs+"/heads/mirror/") && firstRename < 0 {
+			firstRename = i
+		}
+		m := syncRe.FindStringSubmatch(line)
+		switch {
+		case m == nil:
+		case m[1] == "syncfs":
+			syncfs++
+			if firstSyncfs < 0 {
+				firstSyncfs = i
+			}
+		case !strings.HasPrefix(m[2], refs):
+		default:
+			if fi, err := os.Stat(m[2]); err == nil && fi.IsDir() {
+				dirSyncs++
+			} else {
+				fileSyncs++
+			}
+		}
+	}
+	if fileSyncs > 0 || dirSyncs > 10 || syncfs == 0 || firstRename < 0 || firstSyncfs > firstRename {
+		t.Errorf("%d refs: %d ref files synced, %d syncs of directories under refs/, %d syncfs (first at line %d, first ref renamed at line %d)",
+			n+1, fileSyncs, dirSyncs, syncfs, firstSyncfs, firstRename)
+	}
+	for i := range n {
+		name := fmt.Sprintf("mirror/%d/r%03d", i%3, i)
+		if got, err := dst.r.ReadRef(name); err != nil || got != id {
+			t.Fatalf("ref %s = %s, %v; want %s", name, got, err, id)
+		}
 	}
 }
