@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -15,34 +18,60 @@ import (
 
 // gvariantValue parses the value of OSTree's --add-metadata=KEY=VALUE, a
 // value in GVariant text, into the bytes otree stores (its metadata values
-// are bytes, not typed): a string ('…' or "…", optionally @s) as its text,
-// a bytestring (b'…') as its bytes, a boolean as "true" or "false", and a
-// number (optionally after its type: uint64 5, @t 5) as written. Arrays,
-// tuples, dictionaries and variants are refused: they have no one text.
+// are bytes, not typed): a string ('…' or "…") as its text, a bytestring
+// (b'…') as its bytes, a boolean as "true" or "false", and a number as
+// written. Arrays, tuples, dictionaries and variants are refused: they have
+// no one text. A type, given as an annotation (@t 5) or a keyword (uint64
+// 5), must fit the value, and a number must fit its type, an untyped
+// integer being an int32, as GVariant text reads them: OSTree refuses
+// "@s 5", "byte 300" and "5000000000".
 func gvariantValue(text string) ([]byte, error) {
 	s := strings.TrimSpace(text)
 	bad := func(why string) ([]byte, error) {
 		return nil, fmt.Errorf("value %q: %s (otree stores metadata as bytes: give a string, bytestring, boolean or number)", text, why)
 	}
-	if strings.HasPrefix(s, "@") { // a type annotation: "@s 'x'"
-		typ, rest, ok := strings.Cut(s[1:], " ")
-		if !ok || !strings.Contains("sbynqiuxthd", typ) || len(typ) != 1 {
+	// typ is the type given, as an annotation ("@s 'x'") or a keyword
+	// ("uint64 5"), or 0.
+	var typ byte
+	if strings.HasPrefix(s, "@") {
+		t, rest, ok := strings.Cut(s[1:], " ")
+		if !ok || len(t) != 1 || gvTypeNames[t[0]] == "" {
 			return bad("unsupported type annotation")
 		}
-		s = strings.TrimSpace(rest)
+		typ, s = t[0], strings.TrimSpace(rest)
+	} else if kw, rest, ok := strings.Cut(s, " "); ok && isKeyword(kw) {
+		t, known := gvKeywords[kw]
+		if kw == "objectpath" || kw == "signature" {
+			return bad(kw + "s are not taken")
+		}
+		if !known {
+			return bad(fmt.Sprintf("%q is not a type keyword (boolean, byte, int16, uint16, int32, uint32, int64, uint64, handle, double, string)", kw))
+		}
+		typ, s = t, strings.TrimSpace(rest)
 	}
+	// want reports whether the value's kind k suits the type given.
+	want := func(k byte) bool { return typ == 0 || typ == k }
 	switch {
 	case s == "":
 		return bad("empty")
 	case s == "true" || s == "false":
+		if !want('b') {
+			return bad("not " + gvTypeNames[typ])
+		}
 		return []byte(s), nil
 	case s[0] == '\'' || s[0] == '"':
+		if !want('s') {
+			return bad("not " + gvTypeNames[typ])
+		}
 		v, err := unquoteGVariant(s, false)
 		if err != nil {
 			return bad(err.Error())
 		}
 		return v, nil
 	case strings.HasPrefix(s, "b'") || strings.HasPrefix(s, `b"`):
+		if typ != 0 {
+			return bad("not " + gvTypeNames[typ])
+		}
 		v, err := unquoteGVariant(s[1:], true)
 		if err != nil {
 			return bad(err.Error())
@@ -50,31 +79,109 @@ func gvariantValue(text string) ([]byte, error) {
 		return v, nil
 	case strings.ContainsAny(s[:1], "[({<"):
 		return bad("containers have no single text")
+	case typ == 'b' || typ == 's':
+		return bad("not " + gvTypeNames[typ])
 	}
-	num := s
-	if kw, rest, ok := strings.Cut(s, " "); ok {
-		switch kw {
-		case "byte", "int16", "uint16", "int32", "uint32", "int64", "uint64", "handle", "double":
-			num = strings.TrimSpace(rest)
-		default:
-			return bad("unknown keyword " + kw)
+	if err := checkGVariantNumber(s, typ); err != nil {
+		return bad(err.Error())
+	}
+	return []byte(s), nil
+}
+
+// gvTypeNames names the basic GVariant types --add-metadata takes, by
+// type character.
+var gvTypeNames = map[byte]string{'b': "a boolean", 'y': "a byte", 'n': "an int16", 'q': "a uint16", 'i': "an int32",
+	'u': "a uint32", 'x': "an int64", 't': "a uint64", 'h': "a handle", 'd': "a double", 's': "a string"}
+
+// gvKeywords are GVariant text's type keywords ("uint64 5"), by the type
+// character they stand for.
+var gvKeywords = map[string]byte{"boolean": 'b', "byte": 'y', "int16": 'n', "uint16": 'q', "int32": 'i',
+	"uint32": 'u', "int64": 'x', "uint64": 't', "handle": 'h', "double": 'd', "string": 's'}
+
+// isKeyword reports whether w is a word, where GVariant text would read a
+// keyword: a letter, then letters and digits.
+func isKeyword(w string) bool {
+	for i, c := range w {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
 		}
 	}
-	// strconv takes what GVariant text does not: digit separators and
-	// 0b, 0o prefixes ("1_000", "0b1").
-	if digits := strings.ToLower(strings.TrimLeft(num, "+-")); strings.Contains(num, "_") || strings.HasPrefix(digits, "0b") || strings.HasPrefix(digits, "0o") {
-		return bad("not a string, boolean or number")
+	return w != ""
+}
+
+// gvFloat is a double in GVariant text: decimal, with an optional point
+// and exponent, or inf or nan.
+var gvFloat = regexp.MustCompile(`^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|nan)$`)
+
+// checkGVariantNumber reports why num is not a number of type typ (0: the
+// type GVariant text infers, a double where num has a point, an exponent,
+// inf or nan, else an int32). An integer is decimal, hexadecimal after 0x
+// or octal after 0, with an optional sign, and must fit its type.
+func checkGVariantNumber(num string, typ byte) error {
+	mag := num // without its sign
+	if num != "" && (num[0] == '-' || num[0] == '+') {
+		mag = num[1:]
 	}
-	if _, err := strconv.ParseInt(num, 0, 64); err == nil {
-		return []byte(num), nil
+	hex := len(mag) > 1 && mag[0] == '0' && (mag[1] == 'x' || mag[1] == 'X')
+	what := "a string, boolean or number" // what num should have been
+	if typ != 0 {
+		what = gvTypeNames[typ]
+	} else {
+		typ = 'i'
+		if strings.Contains(num, ".") || strings.Contains(num, "inf") || strings.Contains(num, "nan") || !hex && strings.Contains(num, "e") {
+			typ = 'd'
+		}
 	}
-	if _, err := strconv.ParseUint(num, 0, 64); err == nil {
-		return []byte(num), nil
+	if typ == 'd' && gvFloat.MatchString(num) {
+		if _, err := strconv.ParseFloat(num, 64); err != nil {
+			return fmt.Errorf("too big for a double")
+		}
+		return nil
 	}
-	if _, err := strconv.ParseFloat(num, 64); err == nil && !strings.ContainsAny(num, "_xXpP") {
-		return []byte(num), nil
+	digits, base := mag, 10
+	switch {
+	case hex:
+		digits, base = mag[2:], 16
+	case len(mag) > 1 && mag[0] == '0':
+		digits, base = mag[1:], 8
 	}
-	return bad("not a string, boolean or number")
+	v, err := strconv.ParseUint(digits, base, 64)
+	if err != nil && errors.Is(err, strconv.ErrRange) {
+		return fmt.Errorf("too big for any number")
+	}
+	if err != nil {
+		return fmt.Errorf("not %s", what)
+	}
+	var neg uint64 // 1 for a negative value, which may reach one further
+	if num[0] == '-' && v != 0 {
+		neg = 1
+	}
+	var limit uint64 // of the magnitude
+	switch typ {
+	case 'y':
+		limit = math.MaxUint8
+	case 'n':
+		limit = math.MaxInt16 + neg
+	case 'q':
+		limit = math.MaxUint16
+	case 'i', 'h':
+		limit = math.MaxInt32 + neg
+	case 'u':
+		limit = math.MaxUint32
+	case 'x':
+		limit = math.MaxInt64 + neg
+	case 't':
+		limit = math.MaxUint64
+	case 'd':
+		return nil // an integer, read as a double
+	}
+	if v > limit || neg == 1 && strings.ContainsRune("yqut", rune(typ)) {
+		if what != gvTypeNames[typ] {
+			return fmt.Errorf("out of range for an int32, the type of an integer given without one (give it as int64 or uint64)")
+		}
+		return fmt.Errorf("out of range for %s", gvTypeNames[typ])
+	}
+	return nil
 }
 
 // cEscapes are the one-character escapes of GVariant text, as in C.

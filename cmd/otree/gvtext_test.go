@@ -44,6 +44,43 @@ func TestGVariantValue(t *testing.T) {
 		`@as ['x']`:          "",
 		`int32 x`:            "",
 		``:                   "",
+		// A type must fit the value, and a number its type (an untyped
+		// integer is an int32), as GVariant text reads them.
+		`string 'x'`:              "x",
+		`boolean true`:            "true",
+		`@y 255`:                  "255",
+		`byte -0`:                 "-0",
+		`-2147483648`:             "-2147483648",
+		`@x -0x8000000000000000`:  "-0x8000000000000000",
+		`@t 18446744073709551615`: "18446744073709551615",
+		`double 5`:                "5",
+		`0777`:                    "0777",
+		`-0x1e`:                   "-0x1e",
+		`@s 5`:                    "",
+		`@b 1`:                    "",
+		`@b 'x'`:                  "",
+		`@y 'x'`:                  "",
+		`@s b'x'`:                 "",
+		`double true`:             "",
+		`byte 300`:                "",
+		`byte -1`:                 "",
+		`int16 32768`:             "",
+		`@q 65536`:                "",
+		`@u -1`:                   "",
+		`@t -1`:                   "",
+		`@x 0x8000000000000000`:   "",
+		`@t 18446744073709551616`: "",
+		`2147483648`:              "",
+		`-2147483649`:             "",
+		`5000000000`:              "",
+		`@t 1.5`:                  "",
+		`@i 1.0`:                  "",
+		`uint64 1e3`:              "",
+		`1E3`:                     "",
+		`08`:                      "",
+		`double 1e999`:            "",
+		`objectpath '/a'`:         "",
+		`true false`:              "",
 	} {
 		got, err := gvariantValue(in)
 		if want == "" {
@@ -85,6 +122,14 @@ func TestAddMetadataParityWithOSTree(t *testing.T) {
 		}
 	}
 	c.fails(exitUsage, []string{"containers", "hint: --add-metadata-string=KEY=VALUE"}, "commit", "-b", "bad", "--add-metadata=k=['a']", src)
+	// A type that does not fit the value, or a number out of its type's
+	// range (an untyped integer is an int32), is refused by both.
+	for _, v := range []string{`@s 5`, `@b 'x'`, `byte 300`, `@t -1`, `int16 32768`, `5000000000`, `@t 1.5`, `1E3`, `08`} {
+		c.fails(exitUsage, []string{strconv.Quote(v)}, "commit", "-b", "bad", "--add-metadata=k="+v, src)
+		if out, err := o.run("commit", "-b", "bad", "--add-metadata=k="+v, src); err == nil {
+			t.Errorf("%s: OSTree took it (%s); the case no longer shows what OSTree refuses", v, out)
+		}
+	}
 }
 
 // show --print-metadata-key and --print-detached-metadata-key print a
