@@ -358,10 +358,10 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	root := b.root
 	if miss := skip.unmatched(); len(miss) > 0 {
-		return nil, fmt.Errorf("commit: the skip list names paths no source has: %s", strings.Join(miss, ", "))
+		return nil, fmt.Errorf("commit: the skip list names paths no source has: %s", quoteAll(miss))
 	}
 	if miss := mod.unmatched(skip); len(miss) > 0 {
-		return nil, fmt.Errorf("commit: stat overrides name paths no source has: %s", strings.Join(miss, ", "))
+		return nil, fmt.Errorf("commit: stat overrides name paths no source has: %s", quoteAll(miss))
 	}
 	var kver string
 	if opts.Bootable {

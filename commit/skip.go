@@ -3,6 +3,7 @@ package commit
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -35,15 +36,22 @@ func newSkipList(paths []string) (*skipList, error) {
 // without empty, "." or ".." components and without a trailing slash.
 // Any other byte, spaces and carriage returns included, is part of a name.
 func CheckSkipPath(p string) error {
-	if !strings.HasPrefix(p, "/") {
-		return fmt.Errorf("skip-list path %q does not start with \"/\"", p)
-	}
 	if p == "/" {
 		return fmt.Errorf("skip-list path \"/\" would leave out the whole tree")
 	}
+	return checkTreePath("skip-list path", p)
+}
+
+// checkTreePath reports why p, a path of the tree named by what, is not
+// one an entry below the root could have: absolute, without empty, "." or
+// ".." components and without a trailing slash.
+func checkTreePath(what, p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%s %q does not start with \"/\"", what, p)
+	}
 	for _, c := range strings.Split(p[1:], "/") {
 		if c == "" || c == "." || c == ".." {
-			return fmt.Errorf("skip-list path %q is not in its plain form (no empty, \".\" or \"..\" component, no trailing \"/\")", p)
+			return fmt.Errorf("%s %q is not in its plain form (no empty, \".\" or \"..\" component, no trailing \"/\")", what, p)
 		}
 	}
 	return nil
@@ -100,4 +108,14 @@ func (s *skipList) unmatched() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// quoteAll quotes each of paths, so that a space or carriage return that
+// is part of a name shows, and joins them with ", ".
+func quoteAll(paths []string) string {
+	q := make([]string, len(paths))
+	for i, p := range paths {
+		q[i] = strconv.Quote(p)
+	}
+	return strings.Join(q, ", ")
 }

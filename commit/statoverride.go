@@ -2,7 +2,6 @@ package commit
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 )
@@ -27,8 +26,12 @@ func (o *StatOverride) apply(mode uint32) uint32 {
 // ParseStatOverrides reads OSTree's --statoverride format: one override
 // per line, "MODE PATH" to add MODE's bits to PATH's, "=MODE PATH" to set
 // them. MODE is a decimal number as in OSTree (2048 is 04000, setuid), or
-// hexadecimal after 0x; PATH is the rest of the line. Empty lines are
-// skipped. For a path given twice the last line wins.
+// hexadecimal after 0x, with an optional "+"; PATH is the rest of the
+// line, taken exactly as written, as OSTree takes it: a path no entry
+// could have (relative, with a trailing slash, an empty, "." or ".."
+// component), which OSTree would report unmatched, is refused rather than
+// tidied into one that matches. Empty lines are skipped. For a path given
+// twice the last line wins.
 func ParseStatOverrides(data []byte) ([]StatOverride, error) {
 	var out []StatOverride
 	for n, line := range strings.Split(string(data), "\n") {
@@ -39,12 +42,16 @@ func ParseStatOverrides(data []byte) ([]StatOverride, error) {
 		if !ok || p == "" {
 			return nil, fmt.Errorf("line %d %q: want MODE PATH", n+1, line)
 		}
-		o := StatOverride{Path: path.Clean("/" + p)}
+		if p != "/" {
+			if err := checkTreePath("path", p); err != nil {
+				return nil, fmt.Errorf("line %d %q: %w", n+1, line, err)
+			}
+		}
+		o := StatOverride{Path: p}
 		if o.Set = strings.HasPrefix(mode, "="); o.Set {
 			mode = mode[1:]
-		} else {
-			mode = strings.TrimPrefix(mode, "+")
 		}
+		mode = strings.TrimPrefix(mode, "+")
 		var v uint64
 		var err error
 		if h, ok := strings.CutPrefix(strings.ToLower(mode), "0x"); ok {

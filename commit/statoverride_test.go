@@ -17,7 +17,7 @@ import (
 )
 
 func TestParseStatOverrides(t *testing.T) {
-	got, err := commit.ParseStatOverrides([]byte("2048 /usr/bin/su\n\n=420 /etc/conf\n+0x10 usr/lib/\n=0 /a b\n"))
+	got, err := commit.ParseStatOverrides([]byte("2048 /usr/bin/su\n\n=420 /etc/conf\n+0x10 /usr/lib\n=0 /a b\n=+2 /\n1 /c\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,11 +26,16 @@ func TestParseStatOverrides(t *testing.T) {
 		{Path: "/etc/conf", Set: true, Mode: 0o644},
 		{Path: "/usr/lib", Mode: 0o20},
 		{Path: "/a b", Set: true},
+		{Path: "/", Set: true, Mode: 2},
+		{Path: "/c\r", Mode: 1}, // as OSTree takes it: a CRLF file names "c\r"
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
-	for _, bad := range []string{"nospace", "abc /x", "4096 /x", "-1 /x", "=0o644 /x", "2048 ", "0644\t/x"} {
+	for _, bad := range []string{"nospace", "abc /x", "4096 /x", "-1 /x", "=0o644 /x", "2048 ", "0644\t/x",
+		// OSTree matches each path exactly as written, so these would
+		// match nothing there: refused rather than tidied into a match.
+		"2 usr/bin/x", "2 /usr/bin/", "2 /usr//bin", "2 /usr/./bin", "2 /usr/../bin", "2  /usr", "2 ./x", "2 "} {
 		if _, err := commit.ParseStatOverrides([]byte("0 /fine\n" + bad + "\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 			t.Errorf("%q: got %v, want an error naming line 2", bad, err)
 		}

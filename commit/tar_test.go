@@ -958,7 +958,7 @@ func TestTarImplicitDirStatOverride(t *testing.T) {
 		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Sources: c.sources,
 			StatOverrides: []commit.StatOverride{{Path: c.path, Set: true, Mode: 0o700}}})
 		if c.want.Mode == 0 {
-			if err == nil || !strings.Contains(err.Error(), "stat overrides name paths no source has: "+c.path) {
+			if err == nil || !strings.Contains(err.Error(), "stat overrides name paths no source has: "+strconv.Quote(c.path)) {
 				t.Errorf("%s: got %v, want the override refused as naming a path no source has", c.name, err)
 			}
 			continue

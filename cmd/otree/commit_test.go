@@ -219,6 +219,10 @@ func TestCommitCommandStatOverride(t *testing.T) {
 	bad := file("bad", "2048 /bin/su\n0644/etc/conf\n")
 	c.fails(exitUsage, []string{bad, "line 2"}, "commit", "-b", "main", "--statoverride="+bad, src)
 	c.fails(exitError, []string{"/bin/gone"}, "commit", "-b", "main", "--statoverride="+file("gone", "2048 /bin/gone\n"), src)
+	// A path is taken as written: a trailing space shows in the error.
+	c.fails(exitError, []string{`"/bin/su "`}, "commit", "-b", "main", "--statoverride="+file("space", "2048 /bin/su \n"), src)
+	rel := file("relative", "2048 bin/su\n")
+	c.fails(exitUsage, []string{rel, "line 1", `"bin/su" does not start with "/"`}, "commit", "-b", "main", "--statoverride="+rel, src)
 	c.fails(exitError, []string{filepath.Join(dir, "none")}, "commit", "-b", "main", "--statoverride="+filepath.Join(dir, "none"), src)
 	if now, _ := c.r.ReadRef("main"); now != head {
 		t.Errorf("refused commits moved main to %s", now)
