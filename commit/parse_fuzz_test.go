@@ -88,7 +88,12 @@ func FuzzParsePathnameFilter(f *testing.F) {
 					case e == '\\':
 						b.WriteByte('\\')
 					case e >= '0' && e <= '9':
-						b.WriteString(group(string(e)))
+						g := string(e) // one digit, or two
+						if i+1 < len(repl) && repl[i+1] >= '0' && repl[i+1] <= '9' {
+							i++
+							g = fmt.Sprint(int(e-'0')*10 + int(repl[i]-'0'))
+						}
+						b.WriteString(group(g))
 					default: // \g<...>
 						end := strings.IndexByte(repl[i:], '>')
 						b.WriteString(group(repl[i+2 : i+end]))

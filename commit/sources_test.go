@@ -102,6 +102,12 @@ func TestParsePathnameFilter(t *testing.T) {
 		{`^(?P<top>[^/]+)/,\g<top>-\g<1>/`, "usr/lib/x", "usr-usr/lib/x"},
 		{`^,$HOME\\`, "x", `$HOME\x`},
 		{`x{1,2},y`, "ax{1", "a2},y"}, // split at the first comma: the expression is "x{1", a literal
+		// As in GLib, two digits name one group (group 10 is empty
+		// here), a third that is not octal, or 8 or 9, is a digit.
+		{`^(a)/,\10/`, "a/b", "/b"},
+		{`^(a)/,\128/`, "a/b", "8/b"},
+		{`^(a)/,\189/`, "a/b", "9/b"},
+		{`^(a)/,\1x\0/`, "a/b", "axa//b"},
 	} {
 		f, err := commit.ParsePathnameFilter(c.arg)
 		if err != nil {
@@ -112,7 +118,7 @@ func TestParsePathnameFilter(t *testing.T) {
 			t.Errorf("%s on %q: got %q, want %q", c.arg, c.name, got, c.want)
 		}
 	}
-	for _, bad := range []string{"nocomma", "(,x", `a,\q`, `a,\`, `a,\g<x`} {
+	for _, bad := range []string{"nocomma", "(,x", `a,\q`, `a,\`, `a,\g<x`, `(a),\123`, `(a),\01`, `(a),\0` + "9"} {
 		if _, err := commit.ParsePathnameFilter(bad); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
 			t.Errorf("%q: %v; want it refused, naming it", bad, err)
 		}

@@ -18,9 +18,11 @@ type PathnameFilter struct {
 }
 
 // ParsePathnameFilter parses OSTree's REGEX,REPLACEMENT (split at the first
-// comma). The replacement is written as in OSTree (GLib): \0 to \9 and
+// comma). The replacement is written as in OSTree (GLib): \0 to \99 and
 // \g<name> or \g<number> for groups, \\ for a backslash; a dollar sign is
-// literal.
+// literal. As in GLib, a backslash takes two digits when they follow
+// ("\10" is group 10, not group 1 and "0"); where GLib reads an octal
+// character code ("\01", "\123"), the filter is refused.
 func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 	expr, repl, ok := strings.Cut(s, ",")
 	if !ok {
@@ -44,7 +46,17 @@ func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 			i++
 			switch e := repl[i]; {
 			case e >= '0' && e <= '9':
-				fmt.Fprintf(&t, "${%c}", e)
+				digits := repl[i : i+1]
+				if next := i + 1; next < len(repl) && isDigit(repl[next]) {
+					// GLib: "\0" then a digit, or three octal digits, is an
+					// octal character code; else two digits name a group.
+					if e == '0' || next+1 < len(repl) && isOctal(e) && isOctal(repl[next]) && isOctal(repl[next+1]) {
+						return nil, fmt.Errorf("invalid pathname filter %q: \\%s is an octal character code in OSTree (GLib); write the character itself, or \\g<N> for group N followed by digits", s, repl[i:min(len(repl), next+2)])
+					}
+					digits = repl[i : next+1]
+					i = next
+				}
+				fmt.Fprintf(&t, "${%s}", digits)
 			case e == '\\':
 				t.WriteByte('\\')
 			case e == 'g' && i+1 < len(repl) && repl[i+1] == '<':
@@ -67,6 +79,10 @@ func ParsePathnameFilter(s string) (*PathnameFilter, error) {
 	}
 	return &PathnameFilter{Regexp: re, Template: t.String()}, nil
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 func (f *PathnameFilter) apply(name string) string {
 	if f == nil {

@@ -59,7 +59,7 @@ sources over REV's tree.`,
 	fl.StringVar(&f.timestamp, "timestamp", "", `commit time, in GNU date syntax, from 1970 on; local time unless a zone is given ("2024-01-31 12:00", "20240131 1200", "2024-01-31T12:00:00Z", "yesterday", @UNIXSECONDS)`)
 	fl.StringArrayVar(&f.trees, "tree", nil, "source: dir=PATH, tar=FILE (plain, or compressed with gzip, zstd, xz or bzip2) or ref=REV (repeatable; later overlay earlier: their files and directory metadata win, but for directories a tar leaves out)")
 	fl.StringVar(&f.base, "base", "", "start from REV's tree as stored (no option or skip list applies to it); DIR and --tree overlay it")
-	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1 or \\g<name> for groups)")
+	fl.StringVar(&f.tarFilter, "tar-pathname-filter", "", "rename tar entries: REGEX,REPLACEMENT (every match; \\1, \\12 or \\g<name> for groups)")
 	// otree always creates the parents a tar leaves out (0755, owner 0,
 	// unless an earlier source has them).
 	fl.BoolVar(&f.tarAutocreate, "tar-autocreate-parents", false, "accepted for OSTree scripts: parent directories a tar leaves out are always created (0755, owner 0), keeping an earlier source's metadata where it has them")

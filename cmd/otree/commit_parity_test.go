@@ -111,6 +111,8 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{args: []string{"--base=base", "--tree=dir=" + over, "--canonical-permissions"}},
 		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", "--tar-pathname-filter=b,Q"}},
 		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", `--tar-pathname-filter=^a/(b+),\1X`}},
+		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", `--tar-pathname-filter=^(x)/,\10w`}},      // group 10, empty
+		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", `--tar-pathname-filter=^(x)/(y),\128\2`}}, // group 12, then "8"
 		{args: []string{"--tree=tar=" + tarFile, "--tar-autocreate-parents", "--tar-pathname-filter=^a,../up"}, fail: true},
 		{args: []string{"--bootable", src}},
 		{args: []string{"--bootable", over}, fail: true},
