@@ -2,6 +2,7 @@ package commit
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,9 +32,11 @@ func (o *StatOverride) apply(mode uint32) uint32 {
 // could have (relative, with a trailing slash, an empty, "." or ".."
 // component), which OSTree would report unmatched, is refused rather than
 // tidied into one that matches. Empty lines are skipped. For a path given
-// twice the last line wins.
+// twice the last line wins, but that, as in OSTree, a "MODE PATH" line
+// wins over any "=MODE PATH" line for the same path, before it or after.
 func ParseStatOverrides(data []byte) ([]StatOverride, error) {
 	var out []StatOverride
+	adds := map[string]bool{} // paths with a "MODE PATH" line
 	for n, line := range strings.Split(string(data), "\n") {
 		if line == "" {
 			continue
@@ -64,6 +67,11 @@ func ParseStatOverrides(data []byte) ([]StatOverride, error) {
 		}
 		o.Mode = uint32(v)
 		out = append(out, o)
+		if !o.Set {
+			adds[o.Path] = true
+		}
 	}
-	return out, nil
+	// Dropped here, so that whoever applies them in order, a later line
+	// winning, gets OSTree's result.
+	return slices.DeleteFunc(out, func(o StatOverride) bool { return o.Set && adds[o.Path] }), nil
 }

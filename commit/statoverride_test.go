@@ -42,6 +42,24 @@ func TestParseStatOverrides(t *testing.T) {
 	}
 }
 
+// As in OSTree, a line adding bits wins over one setting them for the
+// same path, in either order; otherwise the last line for a path wins.
+func TestParseStatOverridesAddWinsOverSet(t *testing.T) {
+	got, err := commit.ParseStatOverrides([]byte("2 /a\n=420 /a\n=420 /b\n2 /b\n=420 /c\n=384 /c\n2 /d\n1024 /d\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o751), "b": testtree.File("b", 0o751), "c": testtree.File("c", 0o751), "d": testtree.File("d", 0o751)})
+	res := commitDir(t, r, "main", src, func(o *commit.Options) { o.StatOverrides = got })
+	tree := readCommit(t, r, res.Commit, false)
+	for p, want := range map[string]fs.FileMode{"a": 0o753, "b": 0o753, "c": 0o600, "d": fs.ModeSetgid | 0o751} {
+		if tree[p].Mode != want {
+			t.Errorf("/%s: mode %v, want %v (OSTree's)", p, tree[p].Mode, want)
+		}
+	}
+}
+
 // Stat overrides change the modes of the paths they name, whatever the
 // source (directory, tar or ref), before the other options, as in OSTree;
 // a path no source has fails the commit and moves nothing.

@@ -103,6 +103,7 @@ func TestCommitFlagsParityWithOSTree(t *testing.T) {
 		{args: []string{"--skip-list=" + write("skip-missing", "/a/nope\n"), src}, fail: true},
 		{args: []string{"--statoverride=" + write("so-missing", "2048 /a/nope\n"), src}, fail: true},
 		{args: []string{"--statoverride=" + write("so-plus", "=+420 /a/b/g\n+2 /priv/s\n"), src}},
+		{args: []string{"--statoverride=" + write("so-add-set", "2 /a/b/g\n=384 /a/b/g\n=384 /priv/s\n1 /priv/s\n"), src}},
 		{args: []string{"--statoverride=" + write("so-relative", "2048 a/b/g\n"), src}, fail: true},
 		{args: []string{"--statoverride=" + write("so-slash", "2048 /a/b/\n"), src}, fail: true},
 		{args: []string{"--statoverride=" + write("so-dotdot", "2048 /priv/../a/b/g\n"), src}, fail: true},
