@@ -808,6 +808,28 @@ func TestDeployKargsOrder(t *testing.T) {
 	}
 }
 
+// An options line longer than a bufio.Scanner's 64 KiB line is read back
+// whole: the deploy that wrote it succeeds, the sysroot opens again with
+// the arguments, and the next deploy carries them forward.
+func TestLongKargsReadBack(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	long := "x=" + strings.Repeat("a", 70000)
+	f.deploy("os", DeployOptions{Kargs: []string{long, "quiet"}})
+	s, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatalf("opening the sysroot again: %v", err)
+	}
+	defer s.Close()
+	if got := s.Deployments()[0].Options; got != long+" quiet" {
+		t.Errorf("read back %d bytes of options, want %d", len(got), len(long+" quiet"))
+	}
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	if res := f.deploy("os", DeployOptions{}); res.Deployment.Options != long+" quiet" {
+		t.Errorf("the next deploy carried %d bytes of options forward, want %d", len(res.Deployment.Options), len(long+" quiet"))
+	}
+}
+
 // A boot/loader that is a directory, not the link a switch replaces, is
 // named with what is wrong with it, and nothing is deployed.
 func TestLoaderDirectoryRefused(t *testing.T) {

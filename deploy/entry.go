@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -56,9 +55,10 @@ func (e *bootEntry) render() []byte {
 // specification says.
 func parseEntry(dir, file string, data []byte) (*bootEntry, error) {
 	e := &bootEntry{file: file, path: filepath.Join(dir, file), version: -1}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	// Split by hand: a bufio.Scanner stops at a line over 64 KiB, and a
+	// long options line, which deploy writes, would read as no line at all.
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
