@@ -24,7 +24,8 @@ type DeployOptions struct {
 	// OS is the stateroot; empty means the booted deployment's, else the
 	// default deployment's, else the only stateroot there is.
 	OS string
-	// Kargs set kernel arguments (KEY=VALUE replaces every KEY), applied
+	// Kargs set kernel arguments (KEY=VALUE replaces every KEY; VALUE may
+	// hold '=', there is no KEY=OLD=NEW form as in KargsEdit), applied
 	// after KargsProcCmdline, then KargsAppend, then KargsDelete, in
 	// OSTree's order: a delete also removes what an append added.
 	Kargs []string
@@ -673,7 +674,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	}
 	// KargsEdit deletes before it appends; a deploy appends first, as
 	// OSTree's does.
-	if cmdline, err = (KargsEdit{Replace: opts.Kargs, Append: opts.KargsAppend}).apply(cmdline); err != nil {
+	if cmdline, err = (KargsEdit{Replace: opts.Kargs, Append: opts.KargsAppend, wholeValues: true}).apply(cmdline); err != nil {
 		return nil, err
 	}
 	if cmdline, err = (KargsEdit{Delete: opts.KargsDelete}).apply(cmdline); err != nil {

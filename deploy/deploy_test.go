@@ -808,6 +808,19 @@ func TestDeployKargsOrder(t *testing.T) {
 	}
 }
 
+// A deploy's Kargs sets KEY to the whole value after the first '=', as
+// OSTree's --karg does: root=ZFS=rpool/os is the ZFS root, not root=ZFS
+// replaced by root=rpool/os, and every earlier value of the key goes.
+func TestDeployKargValueHoldsEquals(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{KargsAppend: []string{"root=ZFS", "a=1", "quiet", "a=2"}})
+	res := f.deploy("os", DeployOptions{Kargs: []string{"root=ZFS=rpool/os", "a=1=5"}})
+	if want := "root=ZFS=rpool/os a=1=5 quiet"; res.Deployment.Options != want {
+		t.Errorf("options %q, want %q", res.Deployment.Options, want)
+	}
+}
+
 // An options line longer than a bufio.Scanner's 64 KiB line is read back
 // whole: the deploy that wrote it succeeds, the sysroot opens again with
 // the arguments, and the next deploy carries them forward.

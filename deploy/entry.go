@@ -190,6 +190,10 @@ type KargsEdit struct {
 	Append []string
 	// AppendIfMissing adds each argument whose key is not present yet.
 	AppendIfMissing []string
+	// wholeValues reads each Replace as KEY=VALUE alone, VALUE holding
+	// any '=' (deploy's --karg, as OSTree's: root=ZFS=rpool/os sets root
+	// even where root=ZFS is present).
+	wholeValues bool
 }
 
 // apply returns the edited command line, or an error naming an argument
@@ -203,7 +207,7 @@ func (k KargsEdit) apply(cmdline string) (string, error) {
 		key, rest, _ := strings.Cut(r, "=")
 		// KEY=OLD=NEW replaces one value when KEY=OLD is present; otherwise
 		// the whole is a value (root=LABEL=root).
-		if old, nw, ok := strings.Cut(rest, "="); ok {
+		if old, nw, ok := strings.Cut(rest, "="); ok && !k.wholeValues {
 			found := false
 			for i, a := range args {
 				if a == key+"="+old {
