@@ -46,7 +46,8 @@ type DeployOptions struct {
 	// deployment either keeps every deployment, as in OSTree.
 	RetainPending, RetainRollback bool
 	// KargsNone starts the kernel arguments from nothing instead of the
-	// merge deployment's (/etc is still merged).
+	// merge deployment's (/etc is still merged). It excludes
+	// KargsProcCmdline.
 	KargsNone bool
 	// Stage writes the deployment (checkout, /etc merge, origin) but does
 	// not switch to it: FinalizeStaged does, merging /etc again, and is
@@ -655,6 +656,10 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	}
 	cmdline := ""
 	switch {
+	case opts.KargsNone && opts.KargsProcCmdline:
+		// Which to start from is the caller's to say, as OSTree's deploy
+		// has it.
+		return nil, errors.New("deploy: KargsNone and KargsProcCmdline exclude each other")
 	case opts.KargsNone:
 	case opts.KargsProcCmdline:
 		c := s.cmdline

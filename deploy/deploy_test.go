@@ -821,6 +821,22 @@ func TestDeployKargValueHoldsEquals(t *testing.T) {
 	}
 }
 
+// Starting the arguments from nothing and from /proc/cmdline contradict
+// each other: the deploy is refused, as OSTree's, and nothing changes.
+func TestDeployKargsNoneWithProcCmdlineRefused(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"quiet"}})
+	before := f.order()
+	_, err := f.s.Deploy(context.Background(), "os", DeployOptions{KargsNone: true, KargsProcCmdline: true})
+	if err == nil || !strings.Contains(err.Error(), "KargsNone") || !strings.Contains(err.Error(), "KargsProcCmdline") {
+		t.Errorf("deploy with KargsNone and KargsProcCmdline: %v, want it refused naming both", err)
+	}
+	if diff := cmp.Diff(before, f.order()); diff != "" {
+		t.Errorf("the refused deploy changed the deployments: %s", diff)
+	}
+}
+
 // An options line longer than a bufio.Scanner's 64 KiB line is read back
 // whole: the deploy that wrote it succeeds, the sysroot opens again with
 // the arguments, and the next deploy carries them forward.

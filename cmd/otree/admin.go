@@ -272,6 +272,15 @@ func deployFlags(c *cobra.Command, o *deploy.DeployOptions) {
 	fl.BoolVar(&o.NoMerge, "no-merge", false, "take /etc and kernel arguments from the new tree alone")
 }
 
+// checkDeployFlags refuses deploy flags that contradict each other, as
+// OSTree's deploy does.
+func checkDeployFlags(o *deploy.DeployOptions) error {
+	if o.KargsProcCmdline && o.KargsNone {
+		return usagef("--karg-proc-cmdline and --karg-none exclude each other")
+	}
+	return nil
+}
+
 func newAdminDeployCommand(a *adminEnv) *cobra.Command {
 	o := &deploy.DeployOptions{}
 	var originFile string
@@ -300,6 +309,9 @@ is booted), --retain-rollback those behind it. Then the repository is pruned
 of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDeployFlags(o); err != nil {
+				return err
+			}
 			opts := *o
 			if originFile != "" {
 				data, err := os.ReadFile(originFile)
@@ -448,6 +460,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 		}
 		if o.PullOnly && o.DeployOnly {
 			return usagef("--pull-only and --deploy-only exclude each other")
+		}
+		if err := checkDeployFlags(&o.DeployOptions); err != nil {
+			return err
 		}
 		return a.inSysroot(func(s *deploy.Sysroot) error {
 			var err error

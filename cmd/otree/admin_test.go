@@ -457,6 +457,27 @@ func TestAdminDeployRetainKargsPrune(t *testing.T) {
 	}
 }
 
+// --karg-proc-cmdline and --karg-none contradict each other: deploy,
+// upgrade and switch refuse them as a malformed command line, as OSTree's
+// deploy does, before touching the sysroot.
+func TestAdminKargsNoneWithProcCmdline(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=quiet", "cli/stable")
+	before := a.status()
+	a.commit("two\n", "6.1.0-1")
+	for _, args := range [][]string{{"deploy", "cli/stable"}, {"upgrade"}, {"switch", "cli/stable"}} {
+		args = append([]string{"admin"}, append(args, "--karg-proc-cmdline", "--karg-none")...)
+		res := a.run(args...)
+		if res.code != 2 || !strings.Contains(res.stderr, "--karg-proc-cmdline and --karg-none") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming both flags", args, res.code, res.stderr)
+		}
+	}
+	if after := a.status(); len(after.Deployments) != 1 || after.Deployments[0].Commit != before.Deployments[0].Commit {
+		t.Errorf("refused commands changed the deployments: %+v", after.Deployments)
+	}
+}
+
 // deploy --stage and upgrade --stage write a deployment that status shows
 // as staged and that finalize-staged makes the default.
 func TestAdminStage(t *testing.T) {
