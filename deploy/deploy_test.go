@@ -2100,6 +2100,38 @@ func TestEntryTitleCarriesVersion(t *testing.T) {
 	}
 }
 
+// The title reads os-release's values as the shell would, as OSTree
+// reads them: quotes and backslash escapes dropped, the last assignment
+// counting (one with an unclosed quote is skipped), and ID standing in for
+// a missing PRETTY_NAME.
+func TestEntryTitleUnquotesOSRelease(t *testing.T) {
+	f := newFixture(t)
+	for i, tc := range []struct{ osRelease, want string }{
+		{`PRETTY_NAME="Foo \"bar\" \$5 \\ \n"`, `Foo "bar" $5 \ \n`},
+		{`PRETTY_NAME='Foo \ bar'`, `Foo \ bar`},
+		{`PRETTY_NAME=Foo\ bar`, "Foo bar"},
+		{`PRETTY_NAME="a"b'c'`, "abc"},
+		{"PRETTY_NAME=\"A\"\nPRETTY_NAME=\"B\"", "B"},
+		{"PRETTY_NAME=\"A\"\nPRETTY_NAME=\"B", "A"},
+		{"NAME=x\nID=debian", "debian"},
+		{"ID=x", "x"},
+		{"NAME=x", "testos"},
+	} {
+		tree := osTree("6.1.0-1", testtree.Tree{
+			"usr/lib/os-release": testtree.File(tc.osRelease+"\n", 0o644),
+			"usr/bin/n":          testtree.File(fmt.Sprint(i), 0o755),
+		})
+		f.deploy(f.commit("os", tree).String(), DeployOptions{})
+		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := tc.want + " (otree:testos:0)"; entries[0].title != want {
+			t.Errorf("os-release %q: title %q, want %q", tc.osRelease, entries[0].title, want)
+		}
+	}
+}
+
 // The title's os-release is read inside the tree: its links resolve from
 // the tree's root, as once booted, so one to an absolute path never reads
 // the machine's file, and a FIFO is passed over rather than waited on.

@@ -134,23 +134,70 @@ func menuText(v string) bool {
 }
 
 // prettyName is the OS's name for boot menus, from the deployment's
-// os-release.
+// os-release: PRETTY_NAME, else ID, as OSTree takes them; the stateroot's
+// name when the tree has neither.
 func prettyName(d *Deployment) string {
 	for _, p := range []string{"usr/lib/os-release", "usr/etc/os-release"} {
 		data, err := inroot.ReadFile(d.Path, p, osReleaseMax) // the tree's, not the machine's
 		if err != nil {
 			continue
 		}
+		vals := map[string]string{}
 		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				v = strings.Trim(strings.TrimSpace(v), `"'`)
-				if v != "" && menuText(v) {
-					return v
-				}
+			k, raw, ok := strings.Cut(line, "=")
+			if !ok || (k != "PRETTY_NAME" && k != "ID") {
+				continue
+			}
+			// The last assignment counts, as in the shell.
+			if v, ok := shellUnquote(strings.TrimSpace(raw)); ok {
+				vals[k] = v
+			}
+		}
+		for _, k := range []string{"PRETTY_NAME", "ID"} {
+			if v := vals[k]; v != "" && menuText(v) {
+				return v
 			}
 		}
 	}
 	return d.OS
+}
+
+// shellUnquote reads an os-release value as the shell reads a word, which
+// os-release(5) asks of it: quotes dropped, a backslash escaping the next
+// character outside quotes and one of $`"\ inside double quotes. It
+// returns false for an unclosed quote.
+func shellUnquote(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			if i+1 < len(s) {
+				i++
+				b.WriteByte(s[i])
+			}
+		case '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return "", false
+			}
+			b.WriteString(s[i+1 : i+1+j])
+			i += 1 + j
+		case '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\", s[i+1]) >= 0 {
+					i++
+				}
+				b.WriteByte(s[i])
+			}
+			if i == len(s) {
+				return "", false
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
 }
 
 // osReleaseMax bounds what is read of an os-release file: a real one is a
