@@ -758,6 +758,12 @@ func TestKargsRefusesBadArguments(t *testing.T) {
 	if list := f.s.Deployments(); len(list) != 1 || list[0].Path != before.Path || list[0].Options != "root=/dev/sda1" {
 		t.Errorf("after refused kernel arguments: %d deployments, the first %s with %q", len(list), list[0].Path, list[0].Options)
 	}
+	// The error says why: two arguments in one, or a line break.
+	for arg, why := range map[string]string{`x="a b" c`: "it is 2 arguments", "a\nb": "line break"} {
+		if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Append: []string{arg}}); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("SetKargs appending %q: %v, want an error saying %q", arg, err, why)
+		}
+	}
 }
 
 func TestKargs(t *testing.T) {
