@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -266,6 +267,13 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		var err error
 		if opts.Subject, opts.Body, err = editMessage(e, f.branch, opts.Subject, opts.Body); err != nil {
 			return err
+		}
+	}
+	// As in OSTree: a subject or body that is not UTF-8 is text in
+	// another encoding, which every reader of the log would see mangled.
+	for _, t := range []struct{ what, v string }{{"subject", opts.Subject}, {"body", opts.Body}} {
+		if !utf8.ValidString(t.v) {
+			return fmt.Errorf("the commit's %s %s is not UTF-8 text", t.what, strconv.Quote(t.v))
 		}
 	}
 	r, err := e.open()
