@@ -294,3 +294,47 @@ func jsonAdminCommands(t *testing.T, j *jsonRun) {
 		j.check([]string{"admin", "unlock", "--json"}, js)
 	})
 }
+
+// README.md names every command that takes no --json, in the sentence
+// that says every reporting command takes it: a command added without
+// --json fails this test until it gets the flag or the README names it.
+func TestCommandsWithoutJSONInREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sentence, _ := strings.Cut(string(readme), "Every reporting command takes `--json` (")
+	sentence, _, _ = strings.Cut(sentence, ")")
+	if sentence == "" {
+		t.Fatal("README.md has no sentence \"Every reporting command takes `--json` (...)\"")
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(sentence, -1) {
+		named["otree "+m[1]] = true
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" {
+			return
+		}
+		if named[c.CommandPath()] {
+			return // its subcommands too (completion bash)
+		}
+		if !c.HasAvailableSubCommands() && c.Flags().Lookup("json") == nil {
+			t.Errorf("%s takes no --json, and README.md does not say so", c.CommandPath())
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	root := newRootCommand(&env{})
+	root.InitDefaultCompletionCmd() // cobra adds it only when run
+	walk(root)
+	for p := range named {
+		if c, _, err := root.Find(strings.Fields(p)[1:]); err != nil || c.CommandPath() != p {
+			t.Errorf("README.md names %s as taking no --json, and there is no such command", p)
+		} else if c.Flags().Lookup("json") != nil {
+			t.Errorf("README.md names %s as taking no --json, and it takes it", p)
+		}
+	}
+}
