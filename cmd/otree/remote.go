@@ -32,9 +32,9 @@ func newRemoteAddCookieCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "add-cookie NAME DOMAIN PATH COOKIE_NAME VALUE",
 		Short: "Send a cookie with every request to the remote NAME",
-		Long: `Add a cookie that pulls from the remote NAME send with every request to
-DOMAIN (that host, not its subdomains) for PATH and below, replacing one of
-the same domain, path and name. Cookies are kept in REPO/NAME.cookies.txt
+		Long: `Make every request of a pull from the remote NAME to DOMAIN (that host,
+not its subdomains), for PATH and below, carry the cookie COOKIE_NAME=VALUE,
+replacing one of the same domain, path and name. Cookies are kept in REPO/NAME.cookies.txt
 (the cookie file format curl reads), readable by its owner only.`,
 		Args: cobra.ExactArgs(5),
 		RunE: func(cmd *cobra.Command, args []string) error {
