@@ -801,6 +801,27 @@ func TestKargs(t *testing.T) {
 	}
 }
 
+// A replace sets KEY, dropping its other values; KEY=OLD=NEW replaces only
+// KEY=OLD when that is there, and otherwise sets KEY to OLD=NEW, as
+// "admin kargs --help" says (root=UUID=... is a value, not an edit).
+func TestKargsEditReplace(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		edit    KargsEdit
+		want    string
+	}{
+		{"root=/dev/sda1 console=tty0 console=ttyS0 quiet", KargsEdit{Replace: []string{"console=ttyS1"}}, "root=/dev/sda1 console=ttyS1 quiet"},
+		{"console=tty0 console=ttyS0", KargsEdit{Replace: []string{"console=ttyS0=ttyS1"}}, "console=tty0 console=ttyS1"},
+		{"root=LABEL=root rw", KargsEdit{Replace: []string{"root=UUID=1234"}}, "root=UUID=1234 rw"},
+		{"rw", KargsEdit{Replace: []string{"root=UUID=1234"}}, "rw root=UUID=1234"},
+		{"quiet x=1", KargsEdit{AppendIfMissing: []string{"x=2", "y=1"}}, "quiet x=1 y=1"},
+	} {
+		if got, err := tc.edit.apply(tc.cmdline); err != nil || got != tc.want {
+			t.Errorf("%+v on %q: %q, %v; want %q", tc.edit, tc.cmdline, got, err, tc.want)
+		}
+	}
+}
+
 // TestDeployKargsOrder checks that a deploy applies --karg-append before
 // --karg-delete, as OSTree's does: a delete then removes what an append
 // added, and finds an argument only an append gave.

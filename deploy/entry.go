@@ -197,7 +197,7 @@ type KargsEdit struct {
 }
 
 // apply returns the edited command line, or an error naming an argument
-// that Delete or a KEY=OLD=NEW Replace did not find.
+// that is invalid or that Delete did not find.
 func (k KargsEdit) apply(cmdline string) (string, error) {
 	args := splitArgs(cmdline)
 	for _, r := range k.Replace {

@@ -1112,11 +1112,12 @@ func newKargsCommand(a *adminEnv) *cobra.Command {
 lists them; default: the default deployment), or edit them:
 --replace=KEY=VALUE sets KEY, replacing all its values; KEY=OLD=NEW
 replaces the value OLD alone where KEY=OLD is present, and elsewhere sets
-KEY to all of OLD=NEW, as root=LABEL=root means; --delete=KEY[=VALUE]
-removes, --append=KEY=VALUE adds. Each flag takes one argument: a value
-with spaces is quoted (x="a b"), and two arguments in one flag are refused
-(OSTree's --karg-append splits them). Edits take effect at the
-deployment's next boot.`,
+KEY to all of OLD=NEW, as root=UUID=... means; --delete=KEY[=VALUE]
+removes, --append=KEY=VALUE adds, --append-if-missing=KEY=VALUE adds
+unless KEY is there. Each flag takes one argument: a value with spaces is
+quoted (x="a b"), and two arguments in one flag are refused (OSTree's
+--karg-append splits them). Edits take effect at the deployment's next
+boot.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
