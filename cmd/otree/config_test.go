@@ -154,3 +154,18 @@ func TestConfigSetEdgeWhitespace(t *testing.T) {
 		c.fails(exitUsage, []string{"read back unchanged"}, "config", "set", "core.odd", v)
 	}
 }
+
+// A negative number given as an argument is read as an option, as in
+// OSTree; the error says how to pass it, and that way sets it.
+func TestConfigSetNegativeValueHint(t *testing.T) {
+	c := newCLI(t)
+	c.fails(exitUsage, []string{"unknown shorthand flag: '1'", "hint: put -- before the arguments", "otree config set -- ARG..."}, "config", "set", "core.lock-timeout-secs", "-1")
+	c.ok("config", "set", "--", "core.lock-timeout-secs", "-1")
+	if got := c.ok("config", "get", "core.lock-timeout-secs"); got != "-1\n" {
+		t.Errorf("config get after set -- KEY -1 = %q", got)
+	}
+	// A letter is an unknown option, with no such hint.
+	if res := c.run("log", "-x", "main"); strings.Contains(res.stderr, "put --") {
+		t.Errorf("log -x: %q", res.stderr)
+	}
+}

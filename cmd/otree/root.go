@@ -262,6 +262,9 @@ func newRootCommand(e *env) *cobra.Command {
 		if o := ostreeOnlyFlag(c, err); o != nil {
 			return o
 		}
+		if negativeOperand(err) {
+			return withHint(usageError{err}, fmt.Sprintf("put -- before the arguments, so that one starting with '-' is not read as an option: %s -- ARG...", c.CommandPath()))
+		}
 		return usageError{flagError(err)}
 	})
 	root.AddCommand(
@@ -290,6 +293,15 @@ func newRootCommand(e *env) *cobra.Command {
 	versioned(root)
 	addCompletions(root, e)
 	return root
+}
+
+// negativeOperand tells whether err is pflag's for an unknown shorthand
+// that is a digit: a negative number meant as an argument (config set KEY
+// -1), which only comes through after "--".
+func negativeOperand(err error) bool {
+	const prefix = "unknown shorthand flag: '"
+	msg := err.Error()
+	return strings.HasPrefix(msg, prefix) && len(msg) > len(prefix) && msg[len(prefix)] >= '0' && msg[len(prefix)] <= '9'
 }
 
 // versioned makes cobra answer --version on c's subcommands as on c:
