@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -949,5 +950,38 @@ func TestFsckDeleteFullFilesystemKeepsObjects(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("commit %s not marked partial once space was freed: %v", c, err)
+	}
+}
+
+// A problem is one line, whatever the name of the file it is at: a tree
+// path that holds a newline, another character that does not print, or
+// bytes that are not UTF-8 is Go-quoted, so no name starts a line that
+// reads as a problem of its own.
+func TestFsckProblemOneLine(t *testing.T) {
+	names := []string{"new\nerror: forged", "esc\x1b[2J", "bad\xff", `"quoted"`}
+	tree := testtree.Tree{"etc/plain": testtree.File("plain\n", 0o644)}
+	for i, n := range names {
+		tree["etc/"+n] = testtree.File(strings.Repeat("x", i+1), 0o644)
+	}
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, tree), 1700000000)
+	for _, n := range append(names, "plain") {
+		id := integrityFileID(t, r, c, "etc/"+n)
+		if err := os.Remove(r.ObjectPath(repo.KindFile, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	if err == nil || len(rep.Problems) != len(names)+1 {
+		t.Fatalf("fsck: %v, problems %v; want one for each of %d files", err, rep.Problems, len(names)+1)
+	}
+	for _, p := range rep.Problems {
+		want := " at " + strconv.Quote(p.TreePath) + " "
+		if p.TreePath == "/etc/plain" || p.TreePath == `/etc/"quoted"` {
+			want = " at " + p.TreePath + " " // starts with "/", so no quoted path reads as it
+		}
+		if msg := p.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, want) {
+			t.Errorf("problem %q: want one line naming the file as %q", msg, want)
+		}
 	}
 }
