@@ -602,6 +602,11 @@ func (s *cacheWriter) add(d *dir) {
 	if !d.stored.IsZero() {
 		return // from a commit, not walked
 	}
+	if len(d.path) > statCacheMaxPath {
+		// Its record would make the whole file one that loading refuses,
+		// every tree's records lost; those below have longer paths still.
+		return
+	}
 	if d.path != "" && !s.done[d.path] {
 		if s.done != nil {
 			s.done[d.path] = true

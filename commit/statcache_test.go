@@ -811,3 +811,49 @@ func TestStatCacheImageReplaced(t *testing.T) {
 		})
 	}
 }
+
+// A directory whose path is longer than the cache takes (64 KiB, reached
+// here 260 directories of 255-byte names deep) is left out of it; its
+// record once made the whole file one that loading refused, so that every
+// commit after it hashed every file again.
+func TestStatCacheDeepPath(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644), "b/c": testtree.File("c", 0o644)})
+	fd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("n", 255)
+	for range 260 {
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	leaf, err := unix.Openat(fd, "leaf", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(leaf, []byte("leaf"))
+	unix.Close(leaf)
+	// Entries are cached only once their ctime is safely in the past.
+	time.Sleep(2100 * time.Millisecond)
+
+	first := commitDir(t, r, "main", src)
+	if first.Stats.FilesHashed != 3 {
+		t.Fatalf("first commit hashed %d files, want 3", first.Stats.FilesHashed)
+	}
+	second := commitDir(t, r, "main", src)
+	if second.Stats.FilesHashed != 1 {
+		t.Fatalf("unchanged re-commit hashed %d files, want 1 (the leaf, below the longest path cached)", second.Stats.FilesHashed)
+	}
+	if mustCommit(t, r, second.Commit).RootTree != mustCommit(t, r, first.Commit).RootTree {
+		t.Fatal("re-commit from the cache gave a different tree")
+	}
+}
