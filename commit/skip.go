@@ -13,7 +13,8 @@ import (
 // fails the commit, so that a misspelt line does not let through what it
 // was meant to keep out.
 type skipList struct {
-	paths map[string]*atomic.Bool // path: whether a source had it
+	paths   map[string]*atomic.Bool // path: whether a source had it
+	longest int                     // bytes in the longest path
 }
 
 // newSkipList takes each path exactly as given, as OSTree does: "/a " names
@@ -27,6 +28,7 @@ func newSkipList(paths []string) (*skipList, error) {
 			return nil, err
 		}
 		s.paths[p] = new(atomic.Bool)
+		s.longest = max(s.longest, len(p))
 	}
 	return s, nil
 }
@@ -65,6 +67,23 @@ func (s *skipList) skips(p string) bool {
 		seen.Store(true)
 	}
 	return ok
+}
+
+// skipsFrom reports whether the entry at tree path p, or a directory
+// above it but the root, is to be left out, and records that the tree had
+// the skipped path. Each ancestor is p cut at a "/", and only those no
+// longer than the longest skipped path are looked up: cleaning or hashing
+// every ancestor of every entry costs a deep tar time cubic in its depth.
+func (s *skipList) skipsFrom(p string) bool {
+	if len(s.paths) == 0 {
+		return false
+	}
+	for ; p != "/"; p = parentPath(p) {
+		if len(p) <= s.longest && s.skips(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // removeFrom takes the skipped paths out of a tree built from a stored one.

@@ -534,10 +534,8 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	o := ti.mod.overrideFor("", name) // before skipping: a skipped path is not missing
-	for p := "/" + name; p != "/" && p != "."; p = path.Dir(p) {
-		if ti.skip.skips(p) {
-			return nil
-		}
+	if ti.skip.skipsFrom("/" + name) {
+		return nil
 	}
 	xattrs, err := paxXattrs(hdr.PAXRecords)
 	if err != nil {

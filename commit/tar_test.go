@@ -1016,3 +1016,50 @@ func TestSourceStatsCountAlike(t *testing.T) {
 		}
 	}
 }
+
+// A tar thousands of directories deep commits in time linear in its size:
+// each entry's check against the skip list once walked every directory
+// above it, cleaning each one's path, so that this tar took hours.
+func TestTarDeepNamesWithSkipList(t *testing.T) {
+	const depth = 12000
+	r := newRepo(t, repo.ModeBareUser)
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		name := ""
+		for i := 0; i < depth; i++ {
+			name += "d/"
+			if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if i == 1 {
+				if err := tw.WriteHeader(&tar.Header{Name: name + "skipped", Typeflag: tar.TypeReg, Mode: 0o644}); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+		}
+		err := tw.WriteHeader(&tar.Header{Name: name + "leaf", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4})
+		if err == nil {
+			_, err = tw.Write([]byte("leaf"))
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true, SkipList: []string{"/d/d/skipped"},
+		Sources: []commit.Source{{Kind: commit.SourceTar, Reader: pr}}})
+	pr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := "/" + strings.Repeat("d/", depth) + "leaf"
+	if ent, err := r.Resolve(res.Commit, leaf); err != nil || ent.IsDir() {
+		t.Fatalf("the leaf %d directories deep: %v, %v", depth, ent, err)
+	}
+	if ent, err := r.Resolve(res.Commit, "/d/d/skipped"); err == nil {
+		t.Fatalf("/d/d/skipped, in the skip list, was committed: %v", ent)
+	}
+}
