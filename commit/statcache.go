@@ -563,6 +563,11 @@ func (c *statCache) checkCarried(stamps *[fanDirs]fanStamp, carried []*dirRec) {
 func (c *statCache) goneTrees(under func(string) bool) func(path string) bool {
 	var recorded map[string]bool // made at the first record outside the roots, if any
 	tops := map[string]bool{}    // topmost directory: gone
+	// A path's topmost recorded directory, once found: each record looks
+	// up only its parent, where climbing every time would cost a tree
+	// thousands of directories deep time cubic in its depth.
+	topOf := map[string]string{}
+	var climbed []string
 	return func(p string) bool {
 		if recorded == nil {
 			recorded = map[string]bool{}
@@ -572,12 +577,21 @@ func (c *statCache) goneTrees(under func(string) bool) func(path string) bool {
 				}
 			}
 		}
+		climbed = climbed[:0]
 		for {
+			if top, ok := topOf[p]; ok {
+				p = top
+				break
+			}
+			climbed = append(climbed, p)
 			parent := filepath.Dir(p)
 			if parent == p || !recorded[parent] {
 				break
 			}
 			p = parent
+		}
+		for _, q := range climbed {
+			topOf[q] = p
 		}
 		g, ok := tops[p]
 		if !ok {
