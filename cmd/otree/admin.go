@@ -713,12 +713,13 @@ func printDeployment(w io.Writer, d *deploy.Deployment, index int, booted bool) 
 func ostreeLocal(changes []deploy.EtcChange) []deploy.EtcChange {
 	var out []deploy.EtcChange
 	whole := map[string]bool{} // paths counted whole; a parent sorts before its children
+	known := map[string]bool{} // directories looked at: whether in whole or below one of it
 	for _, ch := range changes {
 		if ch.Local == "" {
 			out = append(out, ch)
 			continue
 		}
-		if under(ch.Path, whole) {
+		if under(ch.Path, whole, known) {
 			continue
 		}
 		if ch.Local == "D" || ch.Local == "M" && slices.Contains(ch.Fields, checkout.FieldType) {
@@ -729,14 +730,29 @@ func ostreeLocal(changes []deploy.EtcChange) []deploy.EtcChange {
 	return out
 }
 
-// under tells whether a directory above p is in dirs.
-func under(p string, dirs map[string]bool) bool {
+// under tells whether a directory above p is in dirs. known keeps the
+// answer for each directory climbed, which holds as long as no directory
+// is added to dirs after a path below it is looked at: climbing from every
+// path to the root would cost a tree thousands of directories deep time
+// cubic in its depth.
+func under(p string, dirs, known map[string]bool) bool {
+	var climbed []string
+	in := false
 	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
+		if k, ok := known[d]; ok {
+			in = k
+			break
+		}
+		climbed = append(climbed, d)
 		if dirs[d] {
-			return true
+			in = true
+			break
 		}
 	}
-	return false
+	for _, d := range climbed {
+		known[d] = in
+	}
+	return in
 }
 
 // printLocalEtc prints the admin's changes to /etc as OSTree's
