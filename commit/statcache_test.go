@@ -817,6 +817,9 @@ func TestStatCacheImageReplaced(t *testing.T) {
 // record once made the whole file one that loading refused, so that every
 // commit after it hashed every file again.
 func TestStatCacheDeepPath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("commits trees thousands of directories deep")
+	}
 	r := newRepo(t, repo.ModeBareUser)
 	src := makeTree(t, testtree.Tree{"a": testtree.File("a", 0o644), "b/c": testtree.File("c", 0o644)})
 	fd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY, 0)
@@ -865,6 +868,9 @@ func TestStatCacheDeepPath(t *testing.T) {
 // that such a tree in the cache cost every later commit minutes (2600
 // directories deep: 129 s for a commit of another tree, now under 1 s).
 func TestStatCacheCarriesDeepTrees(t *testing.T) {
+	if testing.Short() {
+		t.Skip("commits trees thousands of directories deep")
+	}
 	r := newRepo(t, repo.ModeBareUser)
 	deep := func() string {
 		src := makeTree(t, testtree.Tree{"top": testtree.File("top", 0o644)})
