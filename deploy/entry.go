@@ -273,10 +273,11 @@ func checkArg(a string) error {
 	if strings.ContainsAny(a, "\n\t\r\v\f") {
 		return fmt.Errorf("invalid kernel argument %q: it holds a line break or tab", a)
 	}
-	if args := splitArgs(a); len(args) > 1 {
+	args := splitArgs(a)
+	if len(args) > 1 {
 		return fmt.Errorf("invalid kernel argument %q: it is %d arguments (quote a value with spaces, x=\"a b\"; give each argument its own flag)", a, len(args))
 	}
-	if args := splitArgs(a); len(args) != 1 || args[0] != a {
+	if len(args) != 1 || args[0] != a {
 		return fmt.Errorf("invalid kernel argument %q", a)
 	}
 	if argKey(a) == "otree" {
