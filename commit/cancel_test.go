@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/ctxread/ctxreadtest"
@@ -78,5 +80,50 @@ func TestCancelStopsLargeArchiveCommit(t *testing.T) {
 		if strings.HasPrefix(e.Name(), "txn-") || strings.HasPrefix(e.Name(), "new-") {
 			t.Errorf("staging left in tmp/: %s", e.Name())
 		}
+	}
+}
+
+// waitingReader is a pipe whose writer stopped: its first Read says so on
+// reading and then waits for release.
+type waitingReader struct {
+	reading, release chan struct{}
+	once             sync.Once
+}
+
+func (w *waitingReader) Read(p []byte) (int, error) {
+	w.once.Do(func() { close(w.reading) })
+	<-w.release
+	return 0, io.ErrUnexpectedEOF
+}
+
+// A cancel ends a commit whose tar Source.Reader waits for bytes that do
+// not come (a pipe, a stalled download): Commit returns the context's
+// error naming the source without waiting for the Read, and the branch
+// stays where it was.
+func TestCancelEndsCommitWaitingOnTarReader(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	w := &waitingReader{reading: make(chan struct{}), release: make(chan struct{})}
+	defer close(w.release)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := commit.Commit(cctx, r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: "stalled.tar", Reader: w}}})
+		done <- err
+	}()
+	<-w.reading
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		t.Fatal("Commit still waits on its tar reader a minute after the cancel")
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stalled.tar") {
+		t.Fatalf("cancelled commit: %v, want context.Canceled naming stalled.tar", err)
+	}
+	if _, err := r.ReadRef("main"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("after the cancelled commit main: %v, want not found", err)
 	}
 }

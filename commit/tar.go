@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/repo"
 )
 
@@ -40,7 +41,12 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	in := src.Reader
 	if in == nil && src.Path == "-" {
 		in = os.Stdin
-	} else if in == nil {
+	}
+	if in != nil {
+		if mayWait(in) {
+			in = ctxread.Blocking(ctx, in)
+		}
+	} else {
 		f, err := os.Open(src.Path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", name, err)
@@ -73,7 +79,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	n := 0 // entries, a PAX global header not counted
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("%s: %w", name, err)
 		}
 		ar.record(end)
 		hdr, err := tr.Next()
@@ -108,6 +114,21 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 		}
 	}
 	return ti.root, n, nil
+}
+
+// mayWait reports whether a Read of r may wait indefinitely, as a pipe or
+// a network stream waits for a writer that may never come: a cancelled
+// commit must not wait with it. A regular file or bytes in memory does
+// not, and is read directly, without Blocking's goroutine and copy.
+func mayWait(r io.Reader) bool {
+	switch r := r.(type) {
+	case *bytes.Reader, *strings.Reader:
+		return false
+	case *os.File:
+		st, err := r.Stat()
+		return err != nil || !st.Mode().IsRegular()
+	}
+	return true
 }
 
 // tarBlock is the tar format's unit: headers, data and padding come in

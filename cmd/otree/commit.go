@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/otree/otree/commit"
-	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
@@ -173,7 +172,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			return usageError{fmt.Errorf("--tree: %w", err)}
 		}
 		if s.Kind == commit.SourceTar && s.Path == "-" {
-			s.Reader = ctxread.Blocking(cmd.Context(), e.stdin) // Ctrl-C while a pipe waits
+			s.Reader = e.stdin // Commit stops waiting on a pipe at Ctrl-C
 		}
 		opts.Sources = append(opts.Sources, s)
 	}
