@@ -607,8 +607,13 @@ func (s *Sysroot) MergeDeployment(osName string) *Deployment {
 }
 
 // Deploy checks out rev as a new deployment, merges /etc, installs its
-// kernel, and makes it the default (see DeployOptions). When it fails,
-// the deployment list is as it was.
+// kernel, and makes it the default (see DeployOptions). An error before
+// the switch leaves the deployment list as it was. Once the boot entries
+// have switched (or the deployment is staged) the deployment stays: a
+// failure of the cleanup that follows is a *CleanupError, returned with
+// the result, and a failure in the switch's last steps, after its rename,
+// is returned alone, with Deployments listing the new deployment. So
+// after an error, check Deployments before deploying again.
 func (s *Sysroot) Deploy(ctx context.Context, rev string, opts DeployOptions) (*DeployResult, error) {
 	return s.deploy(ctx, rev, opts, false)
 }

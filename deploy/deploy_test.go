@@ -2453,3 +2453,28 @@ func TestDeployProgressPanicRemovesDeployment(t *testing.T) {
 		t.Errorf("the next deploy deployed %s, want %s", got, two)
 	}
 }
+
+// A deploy whose cleanup fails after the switch (here the prune, refused
+// while a ref cannot be read) returns its result with a *CleanupError:
+// the new deployment is listed and the default, so a caller that sees the
+// error does not take the deploy for undone.
+func TestDeployCleanupErrorComesWithResult(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	if err := os.WriteFile(f.s.Repo().Path("refs", "heads", "junk"), []byte("not a ref\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.s.Deploy(context.Background(), "os", DeployOptions{})
+	var ce *CleanupError
+	if !errors.As(err, &ce) || ce.Done != "deployed" || !strings.Contains(err.Error(), "junk") {
+		t.Fatalf("deploy with an unreadable ref: %v, want a *CleanupError naming junk", err)
+	}
+	if res == nil || res.Deployment == nil || res.Deployment.Commit != b || res.Deployment.Index != 0 {
+		t.Fatalf("result with the CleanupError: %+v", res)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Errorf("deployments after the deploy whose cleanup failed (-want +got):\n%s", diff)
+	}
+}

@@ -185,8 +185,11 @@ func (s *Sysroot) DiscardStaged(ctx context.Context) (*UndeployResult, error) {
 // deployment as /etc is now, so changes made since the deploy are kept,
 // installs the kernel and switches the boot entries with one rename, as
 // Deploy does. It is meant to run at shutdown. Without a staged deployment
-// the error is ErrNoStaged. A finalize that fails leaves the boot entries
-// as they were and the deployment staged.
+// the error is ErrNoStaged. A finalize that fails before the switch leaves
+// the boot entries as they were and the deployment staged; once they have
+// switched, the deployment is listed and no longer staged, whatever the
+// error: one from the cleanup that follows is a *CleanupError, returned
+// with the result.
 func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
