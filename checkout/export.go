@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -84,7 +85,11 @@ func (o *ExportOptions) exportPrefix() (string, error) {
 // same bytes, and `otree commit --tree=tar=` of the output gives back the
 // same root dirtree and dirmeta ids (with the same owner and permission
 // options). Content is verified against its object id as it is written; on
-// an error the bytes already written must be discarded.
+// an error the bytes already written must be discarded. Unless w is a
+// regular *os.File or a *bytes.Buffer, each Write to w runs on a goroutine
+// of its own, so that a cancelled ctx ends Export even while a Write waits
+// (on a pipe nobody reads, say): that Write is then left to end on its
+// own, with a copy of its bytes.
 func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts ExportOptions) error {
 	prefix, err := opts.exportPrefix()
 	if err != nil {
@@ -97,6 +102,9 @@ func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts
 	ent, err := r.Lookup(commit, p)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
+	}
+	if ctxread.MayWait(w) {
+		w = ctxread.BlockingWriter(ctx, w) // a pipe whose reader stopped must not outlast ctx
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	x := &exporter{ctx: ctx, r: r, tw: tar.NewWriter(bw), commit: commit, base: ent.Path, prefix: "./",

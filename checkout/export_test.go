@@ -3,13 +3,16 @@ package checkout_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/commit"
@@ -360,4 +363,40 @@ func TestExportGNUTar(t *testing.T) {
 		t.Skipf("tar cannot extract here: %v: %s", err, out)
 	}
 	exSameTree(t, r, id, dtCommitDir(t, r, dir))
+}
+
+// stalledWriter is a pipe whose reader stopped reading: its first Write
+// says so on writing and then waits for release.
+type stalledWriter struct {
+	writing, release chan struct{}
+	once             sync.Once
+}
+
+func (w *stalledWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.writing) })
+	<-w.release
+	return 0, io.ErrClosedPipe
+}
+
+// A cancel ends an export whose writer waits (a pipe nobody reads any
+// more): Export returns the context's error without waiting for the Write.
+func TestCancelEndsExportToStalledWriter(t *testing.T) {
+	r := dtRepo(t, repo.ModeBareUser)
+	id := dtBuild(t, r, map[string]dtNode{"a/big": dtFile(strings.Repeat("x", 1<<20), 0o644)})
+	w := &stalledWriter{writing: make(chan struct{}), release: make(chan struct{})}
+	defer close(w.release)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- checkout.Export(ctx, r, id, w, checkout.ExportOptions{}) }()
+	<-w.writing
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled export: %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		t.Fatal("Export still waits on its writer a minute after the cancel")
+	}
 }

@@ -43,7 +43,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 		in = os.Stdin
 	}
 	if in != nil {
-		if mayWait(in) {
+		if ctxread.MayWait(in) {
 			in = ctxread.Blocking(ctx, in)
 		}
 	} else {
@@ -114,21 +114,6 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 		}
 	}
 	return ti.root, n, nil
-}
-
-// mayWait reports whether a Read of r may wait indefinitely, as a pipe or
-// a network stream waits for a writer that may never come: a cancelled
-// commit must not wait with it. A regular file or bytes in memory does
-// not, and is read directly, without Blocking's goroutine and copy.
-func mayWait(r io.Reader) bool {
-	switch r := r.(type) {
-	case *bytes.Reader, *strings.Reader:
-		return false
-	case *os.File:
-		st, err := r.Stat()
-		return err != nil || !st.Mode().IsRegular()
-	}
-	return true
 }
 
 // tarBlock is the tar format's unit: headers, data and padding come in

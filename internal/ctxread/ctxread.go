@@ -4,8 +4,11 @@
 package ctxread
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"os"
+	"strings"
 )
 
 // Every is how many bytes are read between checks of the context: a
@@ -83,4 +86,58 @@ func (b *blocking) Read(p []byte) (int, error) {
 	case r := <-b.res:
 		return copy(p, buf[:r.n]), r.err
 	}
+}
+
+// BlockingWriter returns a writer to w whose Write returns ctx's error
+// once ctx is done, even while a Write to w waits (on a pipe whose reader
+// stopped reading): that Write is left to end on its own with a copy of
+// the bytes, and may still write them. Each Write to w runs on a
+// goroutine, so give it large writes (through a bufio.Writer).
+func BlockingWriter(ctx context.Context, w io.Writer) io.Writer {
+	if ctx.Done() == nil {
+		return w
+	}
+	return &blockingWriter{ctx: ctx, w: w, res: make(chan result, 1)}
+}
+
+type blockingWriter struct {
+	ctx context.Context
+	w   io.Writer
+	buf []byte // the goroutine's copy of p: the caller may reuse p once Write returns
+	res chan result
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	b.buf = append(b.buf[:0], p...)
+	buf := b.buf
+	go func() {
+		n, err := b.w.Write(buf)
+		b.res <- result{n, err}
+	}()
+	select {
+	case <-b.ctx.Done():
+		b.buf = nil // the running Write still reads the old one
+		return 0, b.ctx.Err()
+	case r := <-b.res:
+		return r.n, r.err
+	}
+}
+
+// MayWait reports whether a Read or Write of x may wait indefinitely, as
+// on a pipe, a socket or a terminal, for a peer that may never come: what
+// Blocking and BlockingWriter are for. A regular file and bytes in memory
+// do not wait, and are better used directly, without a goroutine and a
+// copy per call.
+func MayWait(x any) bool {
+	switch x := x.(type) {
+	case *bytes.Reader, *strings.Reader, *bytes.Buffer:
+		return false
+	case *os.File:
+		st, err := x.Stat()
+		return err != nil || !st.Mode().IsRegular()
+	}
+	return x != io.Discard
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,5 +81,84 @@ func TestBlockingStopsWaitingRead(t *testing.T) {
 	pw.Write([]byte("late"))
 	if n, err := r.Read(buf); !errors.Is(err, context.Canceled) {
 		t.Errorf("Read after the cancel = %q, %v; want context.Canceled", buf[:n], err)
+	}
+}
+
+// MayWait tells pipes and arbitrary readers, which Blocking is for, from
+// regular files and bytes in memory, which never wait.
+func TestMayWait(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range []struct {
+		name string
+		x    any
+		want bool
+	}{
+		{"pipe reader", pr, true},
+		{"pipe writer", pw, true},
+		{"another reader", io.MultiReader(), true},
+		{"regular file", f, false},
+		{"bytes.Reader", bytes.NewReader(nil), false},
+		{"strings.Reader", strings.NewReader(""), false},
+		{"bytes.Buffer", new(bytes.Buffer), false},
+		{"io.Discard", io.Discard, false},
+	} {
+		if got := MayWait(c.x); got != c.want {
+			t.Errorf("MayWait(%s) = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// stalled is a writer whose Writes after the first wait for release, as
+// on a pipe its reader stopped reading; waiting is closed when one waits.
+type stalled struct {
+	got              []byte
+	waiting, release chan struct{}
+}
+
+func (s *stalled) Write(p []byte) (int, error) {
+	if s.got == nil {
+		s.got = append([]byte{}, p...)
+		return len(p), nil
+	}
+	close(s.waiting)
+	<-s.release
+	return 0, io.ErrClosedPipe
+}
+
+// A BlockingWriter passes bytes through, and a Write waiting on a writer
+// that takes nothing more returns the context's error once it is
+// cancelled.
+func TestBlockingWriterStopsWaitingWrite(t *testing.T) {
+	s := &stalled{waiting: make(chan struct{}), release: make(chan struct{})}
+	defer close(s.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	w := BlockingWriter(ctx, s)
+	if n, err := w.Write([]byte("hello")); n != 5 || err != nil || string(s.got) != "hello" {
+		t.Fatalf("Write = %d, %v; wrote %q", n, err, s.got)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Write([]byte("more"))
+		done <- err
+	}()
+	<-s.waiting
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiting Write after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		t.Fatal("a waiting Write went on after the cancel")
 	}
 }
