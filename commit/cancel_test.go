@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/ctxread/ctxreadtest"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // A cancel stops an archive-mode commit of a large file soon, rather than
@@ -125,5 +127,50 @@ func TestCancelEndsCommitWaitingOnTarReader(t *testing.T) {
 	}
 	if _, err := r.ReadRef("main"); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("after the cancelled commit main: %v, want not found", err)
+	}
+}
+
+// A tar source named by path that is a pipe (what a shell's <(...) gives)
+// is read as a pipe, so a cancel ends a commit waiting on it too.
+func TestCancelEndsCommitWaitingOnTarPipePath(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	path := fmt.Sprintf("/proc/self/fd/%d", pr.Fd())
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := commit.Commit(cctx, r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: path}}})
+		done <- err
+	}()
+	// The start of a header: once the commit has read it, it waits for
+	// the rest.
+	if _, err := pw.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := unix.IoctlGetInt(int(pr.Fd()), unix.TIOCINQ) // FIONREAD: bytes unread
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		t.Fatal("Commit still waits on its tar pipe a minute after the cancel")
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("cancelled commit: %v, want context.Canceled naming %s", err, path)
 	}
 }

@@ -51,11 +51,12 @@ type Source struct {
 	// gzip, zstd, xz or bzip2) to read instead of the file Path, which
 	// then only names it in errors.
 	// Commit reads it to the end of the archive, and may read ahead
-	// beyond; it does not close it. Unless it is a regular *os.File or a
-	// *bytes.Reader or *strings.Reader, each Read runs on a goroutine of
-	// its own, so that a cancelled ctx ends Commit even while a Read
-	// waits (on a pipe, say): that Read is then left to end on its own
-	// (close the reader to end it), and what it reads is dropped.
+	// beyond; it does not close it. Unless the tar read (Reader, or the
+	// file Path names) is a regular file, a *bytes.Reader or a
+	// *strings.Reader, each Read runs on a goroutine of its own, so that
+	// a cancelled ctx ends Commit even while a Read waits (on a pipe,
+	// say): that Read is then left to end on its own (close the reader to
+	// end it), and what it reads is dropped.
 	Reader io.Reader
 }
 

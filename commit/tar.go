@@ -42,17 +42,16 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	if in == nil && src.Path == "-" {
 		in = os.Stdin
 	}
-	if in != nil {
-		if ctxread.MayWait(in) {
-			in = ctxread.Blocking(ctx, in)
-		}
-	} else {
+	if in == nil {
 		f, err := os.Open(src.Path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", name, err)
 		}
 		defer f.Close()
 		in = f
+	}
+	if ctxread.MayWait(in) { // a pipe (<(curl ...) names one too), a socket
+		in = ctxread.Blocking(ctx, in)
 	}
 	rd, err := decompress(bufio.NewReaderSize(in, 256<<10))
 	if err != nil {
