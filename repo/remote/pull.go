@@ -629,7 +629,7 @@ func resolve(ctx context.Context, src source, refs []string) ([]target, error) {
 		case sum != nil:
 			var ok bool
 			if id, ok = sum.Lookup(branch); !ok {
-				return nil, fmt.Errorf("%s has no branch %q (its summary lists %d)", src, branch, len(sum.Refs))
+				return nil, fmt.Errorf("branch %q of %s: %w (its summary lists %d)", branch, src, &repo.RefNotFoundError{Ref: branch}, len(sum.Refs))
 			}
 		default:
 			var err error

@@ -831,3 +831,34 @@ func TestPullBranchAtCommit(t *testing.T) {
 		t.Errorf("pull of main@ twice: %+v, %v", res, err)
 	}
 }
+
+// A branch the source does not have is a *repo.RefNotFoundError, matching
+// repo.ErrNotFound, whether the pull goes over HTTP (the summary lacks it)
+// or is local (no such ref): a caller tells it from a failed transfer the
+// same way for both, and the error names the branch and the source.
+func TestPullMissingBranchIsRefNotFound(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", tree, 1700000000)
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	for name, pull := range map[string]func() error{
+		"http": func() error {
+			_, err := remote.Pull(ctx, dest, fastOpts("os/nope"))
+			return err
+		},
+		"local": func() error {
+			_, err := remote.PullLocal(ctx, dest, o.r.Path(), remote.PullOptions{Refs: []string{"os/nope"}})
+			return err
+		},
+	} {
+		err := pull()
+		var nf *repo.RefNotFoundError
+		if !errors.As(err, &nf) || nf.Ref != "os/nope" || !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("%s pull of a missing branch: %v, want a *repo.RefNotFoundError for os/nope", name, err)
+		}
+		var fe *remote.FetchError
+		if errors.As(err, &fe) {
+			t.Errorf("%s pull of a missing branch is a FetchError: %v", name, err)
+		}
+	}
+	checkNothingMoved(t, dest)
+}
