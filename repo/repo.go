@@ -112,9 +112,6 @@ type Repo struct {
 	decs    sync.Pool
 	encPool sync.Pool
 
-	umaskOnce sync.Once
-	umaskBits uint32
-
 	spreadOnce sync.Once // see spreadStaging
 
 	remotesDir atomic.Pointer[[2]string] // root and directory, see SetRemotesDirIn; nil: none
@@ -574,28 +571,6 @@ func (r *Repo) dropCaches() error {
 
 // droppedCachePrefix names cache directories dropCaches renamed aside.
 const droppedCachePrefix = "cache-dropped-"
-
-// umask returns the process umask, read from /proc without changing it
-// (umask(2) can only be read by setting it, which would race with other
-// goroutines creating files). If it cannot be read, every bit counts as
-// masked, so callers always chmod.
-func (r *Repo) umask() uint32 {
-	r.umaskOnce.Do(func() {
-		r.umaskBits = 0o777
-		data, err := os.ReadFile("/proc/self/status")
-		if err != nil {
-			return
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-					r.umaskBits = uint32(n)
-				}
-			}
-		}
-	})
-	return r.umaskBits
-}
 
 // readConfigFile reads a config file of at most MaxConfigSize bytes.
 func readConfigFile(p string) ([]byte, error) {

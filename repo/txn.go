@@ -1035,13 +1035,11 @@ func zeroTimes(fd int) error {
 	return nil
 }
 
-// fixMode makes the mode of a file created with perm&0777 exactly perm:
-// a chmod is needed only when the umask took bits away or perm has bits
-// (setuid, setgid, sticky) that creation does not set reliably.
+// fixMode makes the mode of a file created with perm&0777 exactly perm.
+// It always chmods: the umask, which creation applies, is the process's
+// to change at any time (a goroutine that creates a private file under
+// umask 077, say), and a bare object whose mode it cut would be corrupt.
 func (r *Repo) fixMode(fd int, perm uint32) error {
-	if perm&0o7000 == 0 && perm&r.umask() == 0 {
-		return nil
-	}
 	return unix.Fchmod(fd, perm)
 }
 
