@@ -31,7 +31,9 @@ import (
 // Commit, whatever it returns, and Abort end the transaction: Abort then
 // does nothing more, and writes, SetRef, Publish and Commit fail.
 //
-// The write methods are safe for concurrent use.
+// The write methods are safe for concurrent use with each other; Commit
+// and Abort are not, with them or with each other: call them once the
+// writes have returned.
 type Txn struct {
 	r *Repo
 	// ctx is Begin's: it stops long copies into staged objects (see Begin).
