@@ -1306,6 +1306,16 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 			continue
 		}
 		err := unix.Unlinkat(f.r.objects(), objectPath(p.Kind, p.ID), 0)
+		if errors.Is(err, unix.EISDIR) {
+			// A directory in the object's place: a pull can rename
+			// the object there only once it is gone. One with
+			// entries is left alone, since they are no objects and
+			// may be someone's.
+			err = unix.Unlinkat(f.r.objects(), objectPath(p.Kind, p.ID), unix.AT_REMOVEDIR)
+			if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+				err = fmt.Errorf("a directory that is not empty stands in its place: remove it by hand (rm -r %s), then pull the commits that need it", p.Path)
+			}
+		}
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("deleting corrupt %s object %s: %w", p.Kind, p.Path, err))
 			continue

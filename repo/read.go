@@ -42,6 +42,13 @@ func (r *Repo) HasObject(kind Kind, id ID) (bool, error) {
 	}
 	var st unix.Stat_t
 	err = unix.Fstatat(dfd, objectPath(kind, id), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// No object is a directory, and none can be renamed over one:
+		// counting it stored would let a pull skip the object and take
+		// a commit's partial mark away, or a commit reuse it.
+		return false, &CorruptObjectError{Kind: kind, ID: id, Path: r.ObjectPath(kind, id),
+			Reason: "a directory stands in its place: remove it (fsck --delete does when it is empty), then pull or commit again"}
+	}
 	if err == nil {
 		return true, nil
 	}
@@ -291,6 +298,12 @@ func (r *Repo) openFileAt(dfd int, rel, path string, id ID, content bool, st *un
 		}
 		raw, err := xattr.FGet(int(f.Fd()), UserMetaXattr)
 		if err != nil {
+			// A directory or FIFO in the object's place lacks the
+			// xattr too; what is wrong then is its type.
+			var fst unix.Stat_t
+			if unix.Fstat(int(f.Fd()), &fst) == nil && fst.Mode&unix.S_IFMT != unix.S_IFREG {
+				return nil, f, nil, corrupt(fmt.Errorf("unexpected file type %o on disk, want a regular file", fst.Mode&unix.S_IFMT))
+			}
 			return nil, f, nil, corrupt(fmt.Errorf("reading %s xattr: %v", UserMetaXattr, err))
 		}
 		h, err := DecodeUserMeta(raw, func() (string, error) { return ReadSymlinkTarget(f) })

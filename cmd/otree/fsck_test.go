@@ -221,6 +221,72 @@ func TestFsckDeleteRewritesChmodded(t *testing.T) {
 	}
 }
 
+// A directory in an object's place (empty or not) is found corrupt. An
+// empty one fsck --delete removes, so that a pull can store the object
+// again; one with entries it keeps, saying how to remove it, and until
+// then a pull fails naming it rather than counting the object stored and
+// taking the commit's partial mark away.
+func TestFsckDeleteDirectoryInObjectsPlace(t *testing.T) {
+	for _, kind := range []repo.Kind{repo.KindFile, repo.KindDirTree} {
+		t.Run(kind.String(), func(t *testing.T) {
+			good := newIntegrityCLI(t)
+			c := newIntegrityCLI(t)
+			id := good.commit("main", integrityCLITree, 1700000000)
+			c.must(0, "pull-local", good.repo, "main")
+			r := c.open()
+			cm, err := r.ReadCommit(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := r.ObjectPath(repo.KindDirTree, cm.RootTree)
+			if kind == repo.KindFile {
+				obj = r.ObjectPath(repo.KindFile, integrityRootFile(t, r, id, "a.conf"))
+			}
+			if err := os.Remove(obj); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(obj, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			junk := filepath.Join(obj, "junk")
+			if err := os.WriteFile(junk, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, errs := c.must(exitError, "fsck", "--delete")
+			if !strings.Contains(errs, obj+") is corrupt:") || !strings.Contains(errs, "regular file") {
+				t.Errorf("fsck --delete: %q, want %s named as no regular file", errs, obj)
+			}
+			if !strings.Contains(errs, "rm -r "+obj) {
+				t.Errorf("fsck --delete of a directory with entries: %q, want it to say to remove %s", errs, obj)
+			}
+			if _, err := os.Stat(junk); err != nil {
+				t.Errorf("fsck --delete removed what the directory held: %v", err)
+			}
+			partial := filepath.Join(c.repo, "state", id.String()+".commitpartial")
+			if _, errs := c.must(exitError, "pull-local", good.repo, "main"); !strings.Contains(errs, obj) {
+				t.Errorf("pull-local past a directory in an object's place: %q, want it named", errs)
+			}
+			if _, err := os.Stat(partial); err != nil {
+				t.Errorf("the commit's partial mark after a pull that could not store %s: %v", obj, err)
+			}
+			if err := os.Remove(junk); err != nil {
+				t.Fatal(err)
+			}
+			c.must(exitError, "fsck", "--delete")
+			if _, err := os.Lstat(obj); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("fsck --delete left the empty directory at %s: %v", obj, err)
+			}
+			c.must(0, "pull-local", good.repo, "main")
+			if _, err := os.Stat(partial); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("partial mark after the pull: %v", err)
+			}
+			if out, _ := c.must(0, "fsck"); !strings.Contains(out, "No problems found") {
+				t.Errorf("fsck after the pull: %q", out)
+			}
+		})
+	}
+}
+
 func TestPruneCommand(t *testing.T) {
 	c := newIntegrityCLI(t)
 	c.commit("main", integrityCLITree, 1700000000)
