@@ -953,13 +953,13 @@ func (f *fsckRun) status(kind Kind, id ID) objState {
 // object is usable.
 func (f *fsckRun) need(kind Kind, id ID, commit ID, ref, treePath string, report bool) bool {
 	switch s := f.status(kind, id); s {
-	case stateOK, stateUnreadable:
+	case stateOK:
 		return true
-	case stateCorrupt, stateMode:
+	case stateCorrupt, stateMode, stateUnreadable:
 		if p := f.problems[objKey{kind, id}]; p != nil && p.Commit.IsZero() && report {
 			p.Commit, p.TreePath, p.Ref = commit, treePath, ref
 		}
-		return s == stateMode
+		return s != stateCorrupt
 	}
 	k := objKey{kind, id}
 	if report && f.problems[k] == nil {
