@@ -1062,6 +1062,24 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 			return fmt.Errorf("fsck %s: %w", f.r.path, err)
 		}
 	}
+	// Where each commit stands in the history of a ref: the nearest
+	// ref, for the first that names a partial commit no ref points at.
+	type place struct {
+		ref  string
+		back int
+	}
+	history := map[ID]place{}
+	if len(partial) > 0 {
+		for _, ref := range refs {
+			n := 0
+			for cm := f.commits[ref.Commit]; cm != nil && !cm.Parent.IsZero() && n < len(f.commits); cm = f.commits[cm.Parent] {
+				n++
+				if h, ok := history[cm.Parent]; !ok || n < h.back {
+					history[cm.Parent] = place{ref.Name, n}
+				}
+			}
+		}
+	}
 	for _, c := range partial {
 		complete, byFsck := check(c, false), f.r.isCommitPartialFsck(c.id)
 		// Complete again (a later commit or pull stored what it needs),
@@ -1079,6 +1097,15 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 			continue
 		}
 		reason := "is partial from fsck-detected corruption: objects it needs were deleted or missing; pull it again to complete it"
+		if c.ref == "" {
+			// A pull of a branch fetches its tip alone: name the way
+			// to this commit.
+			if h, ok := history[c.id]; ok {
+				reason += fmt.Sprintf(": ref %s has it %d back in its history (pull that branch with --depth=%d, or pull the commit by its id)", h.ref, h.back, h.back)
+			} else {
+				reason = strings.TrimSuffix(reason, " to complete it") + " by its id to complete it"
+			}
+		}
 		err := fmt.Errorf("commit %s is partial from fsck-detected corruption: %w", c.id, ErrNotFound)
 		if complete {
 			reason = "was marked partial from fsck-detected corruption, and every object it needs is here again"

@@ -287,6 +287,51 @@ func TestFsckDeleteDirectoryInObjectsPlace(t *testing.T) {
 	}
 }
 
+// A commit fsck --delete marked partial that no ref points at, only
+// reaches through its history, is not completed by a pull of the branch,
+// which fetches the tip alone: the problem names the ref and the --depth
+// that reaches it, and a pull with that depth leaves fsck clean. One no ref
+// reaches is to be pulled by its id.
+func TestFsckPartialAncestorSaysHowToPull(t *testing.T) {
+	good := newIntegrityCLI(t)
+	c := newIntegrityCLI(t)
+	good.commit("main", testtree.Tree{"old": testtree.File("only in the parent\n", 0o644)}, 1700000000)
+	good.commit("main", testtree.Tree{"new": testtree.File("the tip\n", 0o644)}, 1700000001)
+	c.must(0, "pull-local", "--depth=1", good.repo, "main")
+	r := c.open()
+	head, err := r.ResolveRev("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := r.ReadCommit(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := cm.Parent
+	// A new file: pull-local hardlinked the good copy's.
+	obj := r.ObjectPath(repo.KindFile, integrityRootFile(t, r, parent, "old"))
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must(exitError, "fsck", "--delete")
+	c.must(0, "pull-local", good.repo, "main")
+	_, errs := c.must(exitError, "fsck")
+	if want := "ref main has it 1 back in its history (pull that branch with --depth=1, or pull the commit by its id)"; !strings.Contains(errs, parent.String()) || !strings.Contains(errs, want) {
+		t.Errorf("fsck of a partial parent: %q, want it to name %s and say %q", errs, parent, want)
+	}
+	c.must(0, "refs", "--delete", "main")
+	if _, errs := c.must(exitError, "fsck"); !strings.Contains(errs, "pull it again by its id to complete it") {
+		t.Errorf("fsck of a partial commit no ref reaches: %q, want it to say to pull it by its id", errs)
+	}
+	c.must(0, "pull-local", "--depth=1", good.repo, "main")
+	if out, _ := c.must(0, "fsck"); !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck after a pull with --depth=1: %q", out)
+	}
+}
+
 func TestPruneCommand(t *testing.T) {
 	c := newIntegrityCLI(t)
 	c.commit("main", integrityCLITree, 1700000000)
