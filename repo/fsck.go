@@ -1069,15 +1069,24 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		back int
 	}
 	history := map[ID]place{}
-	if len(partial) > 0 {
-		for _, ref := range refs {
-			n := 0
-			for cm := f.commits[ref.Commit]; cm != nil && !cm.Parent.IsZero() && n < len(f.commits); cm = f.commits[cm.Parent] {
-				n++
-				if h, ok := history[cm.Parent]; !ok || n < h.back {
-					history[cm.Parent] = place{ref.Name, n}
-				}
+	for _, ref := range refs {
+		n := 0
+		for cm := f.commits[ref.Commit]; cm != nil && !cm.Parent.IsZero() && n < len(f.commits); cm = f.commits[cm.Parent] {
+			n++
+			if h, ok := history[cm.Parent]; !ok || n < h.back {
+				history[cm.Parent] = place{ref.Name, n}
 			}
+		}
+	}
+	// A damaged commit in a branch's history: once deleted, its absence
+	// is no problem (history may end anywhere), so this is the one
+	// report that says how to fetch it again.
+	for _, p := range f.order {
+		if p.Kind != KindCommit || p.Ref != "" || (p.Type != ProblemCorrupt && p.Type != ProblemUnreadable) {
+			continue
+		}
+		if h, ok := history[p.ID]; ok {
+			p.Reason += fmt.Sprintf("; ref %s has it %d back in its history (a pull of that branch with --depth=%d fetches it again)", h.ref, h.back, h.back)
 		}
 	}
 	for _, c := range partial {

@@ -332,6 +332,41 @@ func TestFsckPartialAncestorSaysHowToPull(t *testing.T) {
 	}
 }
 
+// A corrupt commit in a branch's history is named with the ref and the
+// --depth that fetch it again: once fsck --delete removed it, a missing
+// parent is no problem, and nothing else would say it was lost.
+func TestFsckCorruptAncestorSaysHowToPull(t *testing.T) {
+	good := newIntegrityCLI(t)
+	c := newIntegrityCLI(t)
+	good.commit("main", integrityCLITree, 1700000000)
+	good.commit("main", integrityCLITree, 1700000001)
+	c.must(0, "pull-local", "--depth=1", good.repo, "main")
+	r := c.open()
+	head, err := r.ResolveRev("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := r.ReadCommit(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := r.ObjectPath(repo.KindCommit, cm.Parent)
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := c.must(exitError, "fsck", "--delete")
+	if want := "ref main has it 1 back in its history (a pull of that branch with --depth=1 fetches it again)"; !strings.Contains(errs, obj) || !strings.Contains(errs, want) {
+		t.Errorf("fsck --delete of a corrupt parent: %q, want it to name %s and say %q", errs, obj, want)
+	}
+	c.must(0, "pull-local", "--depth=1", good.repo, "main")
+	if _, err := r.ReadCommit(cm.Parent); err != nil {
+		t.Errorf("the parent after a pull with --depth=1: %v", err)
+	}
+}
+
 func TestPruneCommand(t *testing.T) {
 	c := newIntegrityCLI(t)
 	c.commit("main", integrityCLITree, 1700000000)
