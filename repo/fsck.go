@@ -568,11 +568,6 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	if opts.VerifyBindings || opts.VerifyBackRefs {
 		f.checkBindings(refs, opts.VerifyBackRefs)
 	}
-	if opts.AddTombstones {
-		if err := f.addTombstones(rep); err != nil {
-			return rep, err
-		}
-	}
 	rep.Unreferenced = f.unreferenced(refs, objs)
 	rep.UnreadableRefs = hiding
 	rep.BadRefs = len(f.badRefs(refs, rep, bad))
@@ -582,10 +577,21 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	}
 	rep.Bytes = f.bytes.Load()
 	rep.Problems = append([]*FsckProblem{}, f.order...)
+	var errs []error
 	if opts.Delete {
 		if err := f.repair(rep); err != nil {
-			return rep, err
+			errs = append(errs, err)
 		}
+	}
+	// After the repair, which may have deleted a corrupt tombstone that
+	// this then stores again.
+	if opts.AddTombstones {
+		if err := f.addTombstones(rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return rep, errors.Join(errs...)
 	}
 	if len(rep.Problems) > 0 {
 		return rep, &FsckError{Repo: r.path, Problems: rep.Problems}
@@ -1087,6 +1093,17 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		}
 		if h, ok := history[p.ID]; ok {
 			p.Reason += fmt.Sprintf("; ref %s has it %d back in its history (a pull of that branch with --depth=%d fetches it again)", h.ref, h.back, h.back)
+		}
+	}
+	// A corrupt tombstone of a stored commit's parent: once deleted, the
+	// parent's absence reads as damage to a pull that meets it.
+	parents := map[ID]bool{}
+	for _, c := range f.commits {
+		parents[c.Parent] = true
+	}
+	for _, p := range f.order {
+		if p.Kind == KindTombstoneCommit && p.Type == ProblemCorrupt && parents[p.ID] && f.status(KindCommit, p.ID) == stateMissing {
+			p.Reason += "; fsck --delete --add-tombstones stores it again"
 		}
 	}
 	for _, c := range partial {

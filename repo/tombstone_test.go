@@ -227,6 +227,36 @@ func TestFsckCorruptTombstone(t *testing.T) {
 	}
 }
 
+// A corrupt tombstone of a stored commit's parent says how to store it
+// again, and Delete with AddTombstones replaces it: the tombstone is
+// deleted first, then stored afresh, so the parent's absence still reads
+// as a deletion on purpose.
+func TestFsckDeleteAddTombstonesReplacesCorrupt(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeArchive)
+	commits, _ := commitHistory(t, r)
+	mustPrune(t, r, repo.PruneOptions{DeleteCommit: commits[0]})
+	path := r.ObjectPath(repo.KindTombstoneCommit, commits[0])
+	if err := os.WriteFile(path, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runFsck(t, r, repo.FsckOptions{})
+	p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindTombstoneCommit, commits[0])
+	if !strings.Contains(p.Error(), "fsck --delete --add-tombstones stores it again") {
+		t.Errorf("problem %q does not say how to store the tombstone again", p.Error())
+	}
+	rep, err = runFsck(t, r, repo.FsckOptions{Delete: true, AddTombstones: true})
+	if p := wantProblem(t, rep, err, repo.ProblemCorrupt, repo.KindTombstoneCommit, commits[0]); !p.Deleted {
+		t.Errorf("the corrupt tombstone was not deleted: %v", p)
+	}
+	if len(rep.Tombstoned) != 1 || rep.Tombstoned[0] != commits[0] {
+		t.Errorf("tombstoned %v, want %s", rep.Tombstoned, commits[0].Short())
+	}
+	if !stored(t, r, repo.KindTombstoneCommit, commits[0]) {
+		t.Error("no tombstone stored in place of the corrupt one")
+	}
+	mustFsckClean(t, r)
+}
+
 // Fsck with Delete removes a corrupt commit without leaving a tombstone,
 // even where tombstones are kept: it was not deleted on purpose, and a
 // pull must not take it for a commit that was.
