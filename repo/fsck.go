@@ -1095,6 +1095,26 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 			p.Reason += fmt.Sprintf("; ref %s has it %d back in its history (a pull of that branch with --depth=%d fetches it again)", h.ref, h.back, h.back)
 		}
 	}
+	// Detached metadata (signatures) deleted leaves its commit whole, and
+	// no later fsck would miss it: say which pull fetches it again.
+	tips := map[ID]string{}
+	for _, ref := range refs {
+		if _, ok := tips[ref.Commit]; !ok {
+			tips[ref.Commit] = ref.Name
+		}
+	}
+	for _, p := range f.order {
+		if p.Kind != KindCommitMeta || p.Type != ProblemCorrupt {
+			continue
+		}
+		if ref, ok := tips[p.ID]; ok {
+			p.Reason += fmt.Sprintf("; ref %s points at its commit (a pull of that branch fetches it again)", ref)
+		} else {
+			// A pull fetches the detached metadata of the commits
+			// it asks for, not of ancestors it already has.
+			p.Reason += "; a pull of its commit by id fetches it again"
+		}
+	}
 	// A corrupt tombstone of a stored commit's parent: once deleted, the
 	// parent's absence reads as damage to a pull that meets it.
 	parents := map[ID]bool{}

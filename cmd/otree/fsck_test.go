@@ -367,6 +367,61 @@ func TestFsckCorruptAncestorSaysHowToPull(t *testing.T) {
 	}
 }
 
+// Corrupt detached metadata fsck --delete removes leaves its commit whole,
+// so no later fsck reports it: the problem says which pull fetches it
+// again (the branch for its tip, the commit by id for an ancestor, whose
+// metadata a pull of the branch does not fetch), and those pulls do.
+func TestFsckCorruptCommitMetaSaysHowToPull(t *testing.T) {
+	good := newIntegrityCLI(t)
+	c := newIntegrityCLI(t)
+	dir := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(dir, 0o755)
+	testtree.Create(t, dir, integrityCLITree)
+	for _, v := range []string{"1", "2"} {
+		good.must(0, "commit", "--branch=main", "--fsync=false", "--add-detached-metadata-string=k="+v, dir)
+	}
+	c.must(0, "pull-local", "--depth=1", good.repo, "main")
+	r := c.open()
+	head, err := r.ResolveRev("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := r.ReadCommit(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []repo.ID{head, cm.Parent} {
+		obj := r.ObjectPath(repo.KindCommitMeta, id)
+		if err := os.Remove(obj); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errs := c.must(exitError, "fsck", "--delete")
+	for _, want := range []string{
+		r.ObjectPath(repo.KindCommitMeta, head) + ") is corrupt: ",
+		"; ref main points at its commit (a pull of that branch fetches it again); deleted",
+		r.ObjectPath(repo.KindCommitMeta, cm.Parent) + ") is corrupt: ",
+		"; a pull of its commit by id fetches it again; deleted",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("fsck --delete: %q, want %q", errs, want)
+		}
+	}
+	c.must(0, "pull-local", good.repo, "main")
+	c.must(0, "pull-local", good.repo, cm.Parent.String())
+	for _, id := range []repo.ID{head, cm.Parent} {
+		if _, err := os.Stat(r.ObjectPath(repo.KindCommitMeta, id)); err != nil {
+			t.Errorf("detached metadata of %s after the pulls: %v", id, err)
+		}
+	}
+	if out, _ := c.must(0, "fsck"); !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck after the pulls: %q", out)
+	}
+}
+
 func TestPruneCommand(t *testing.T) {
 	c := newIntegrityCLI(t)
 	c.commit("main", integrityCLITree, 1700000000)
