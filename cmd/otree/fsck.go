@@ -208,6 +208,10 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	case rep.Unreferenced > 0 && rep.UnreadableRefs > 0:
 		// Those refs may need them: not "unreferenced", and not pruned.
 		fmt.Fprintf(e.stdout, "%d object%s no readable ref reaches (the refs that cannot be read may need them: `otree prune` refuses to run until they are repaired or deleted)\n", rep.Unreferenced, pluralSuffix(int(rep.Unreferenced)))
+	case rep.Unreferenced > 0 && countProblems(rep, damagedTree) > 0:
+		// What a tree that cannot be read names is counted
+		// unreferenced, and prune would delete what the commit needs.
+		fmt.Fprintf(e.stdout, "%d object%s no readable tree reaches (a commit or tree reported above may need them: complete it by a pull before `otree prune` removes them)\n", rep.Unreferenced, pluralSuffix(int(rep.Unreferenced)))
 	case rep.Unreferenced > 0:
 		fmt.Fprintf(e.stdout, "%d unreferenced object%s (not an error; `otree prune --refs-only` removes them)\n", rep.Unreferenced, pluralSuffix(int(rep.Unreferenced)))
 	}
@@ -220,6 +224,17 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	if len(rep.Problems) == 0 {
 		fmt.Fprintln(e.stdout, "No problems found")
 	}
+}
+
+// damagedTree reports whether a problem leaves a commit's tree, or part of
+// it, unread: a commit or dirtree corrupt, missing or unreadable, or a
+// commit fsck marked partial.
+func damagedTree(p *repo.FsckProblem) bool {
+	switch p.Type {
+	case repo.ProblemCorrupt, repo.ProblemMissing, repo.ProblemUnreadable, repo.ProblemPartial:
+		return p.Kind == repo.KindCommit || p.Kind == repo.KindDirTree
+	}
+	return false
 }
 
 // countProblems counts the problems of rep that match.

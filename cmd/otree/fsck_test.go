@@ -422,6 +422,37 @@ func TestFsckCorruptCommitMetaSaysHowToPull(t *testing.T) {
 	}
 }
 
+// The objects below a dirtree fsck cannot read are counted as no tree
+// reaches them, not as unreferenced objects prune may remove: the commit
+// needs them, before and after --delete marks it partial, until a pull
+// completes it.
+func TestFsckDamagedTreeObjectsNotCalledUnreferenced(t *testing.T) {
+	c := newIntegrityCLI(t)
+	id := c.commit("main", integrityCLITree, 1700000000)
+	r := c.open()
+	cm, err := r.ReadCommit(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := r.ReadDirTree(cm.RootTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, ok := root.Dir("bin")
+	if !ok {
+		t.Fatal("no bin in the tree")
+	}
+	if err := os.WriteFile(r.ObjectPath(repo.KindDirTree, bin.TreeID), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"fsck"}, {"fsck", "--delete"}, {"fsck"}} {
+		out, _ := c.must(exitError, args...)
+		if !strings.Contains(out, "1 object no readable tree reaches (a commit or tree reported above may need them") || strings.Contains(out, "unreferenced") {
+			t.Errorf("otree %s: %q, want the file below bin counted as no readable tree reaches it", strings.Join(args, " "), out)
+		}
+	}
+}
+
 func TestPruneCommand(t *testing.T) {
 	c := newIntegrityCLI(t)
 	c.commit("main", integrityCLITree, 1700000000)
