@@ -244,3 +244,52 @@ func TestStaticDeltaIndexes(t *testing.T) {
 		t.Errorf("indexes after delete = %q", got)
 	}
 }
+
+// pull --dry-run's first line is OSTree's, and counts what the update
+// downloads as OSTree's does: each fallback object to fetch is one more
+// part and adds its size to both totals.
+func TestPullDryRunCountsFallbacks(t *testing.T) {
+	big := noise(3<<20, 5)
+	one := testtree.Tree{"a": testtree.File("a\n", 0o644)}
+	two := testtree.Tree{"a": testtree.File("a, changed\n", 0o644), "big": testtree.File(big, 0o644)}
+	src := newCLI(t)
+	a := src.commitTree("main", source(t, one), "one", 1700000000)
+	src.commitTree("main", source(t, two), "two", 1700000100)
+	var d deltaJSON
+	if err := json.Unmarshal([]byte(src.ok("static-delta", "generate", "--min-fallback-size=1", "--json", "main")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Parts) != 1 || len(d.Fallbacks) != 1 {
+		t.Fatalf("delta has %d parts and %d fallbacks, want 1 and 1", len(d.Parts), len(d.Fallbacks))
+	}
+	src.ok("summary", "-u")
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "origin", serve(t, src, nil))
+	dst.ok("pull", "origin", a.String())
+	dst.ok("refs", "--create=origin:main", a.String())
+	line, _, _ := strings.Cut(dst.ok("pull", "--dry-run", "origin", "main"), "\n")
+	fb := uint64(len(big))
+	if want := "Delta update: 0/2 parts, 0 bytes/" + siBytes(int64(d.Size+fb)) + ", " + siBytes(int64(d.RawSize+fb)) + " total uncompressed"; line != want {
+		t.Errorf("pull --dry-run printed\n%q\nwant\n%q", line, want)
+	}
+
+	o := findOSTree(t, "archive")
+	if o == nil {
+		return // the parity check below needs ostree (CI installs Debian's ostree package)
+	}
+	for i, tree := range []testtree.Tree{one, two} {
+		o.ok("commit", "-b", "main", "--owner-uid=0", "--owner-gid=0", "-s", []string{"one", "two"}[i], source(t, tree))
+	}
+	o.ok("static-delta", "generate", "--min-fallback-size=1", "--to=main")
+	o.ok("summary", "-u")
+	p := filepath.Join(t.TempDir(), "ostree-client")
+	o.okIn(p, "init", "--mode=bare-user")
+	o.okIn(p, "remote", "add", "--no-gpg-verify", "origin", serve(t, &cli{t: t, path: o.path}, nil))
+	first := strings.TrimSpace(o.ok("rev-parse", "main^"))
+	o.okIn(p, "pull", "origin", first)
+	o.okIn(p, "refs", "--create=origin:main", first)
+	theirs := o.okIn(p, "pull", "--require-static-deltas", "--dry-run", "origin", "main")
+	if !strings.HasPrefix(theirs, "Delta update: 0/2 parts, ") {
+		t.Errorf("OSTree's pull --dry-run printed %q; want 0/2 parts, as otree's", theirs)
+	}
+}

@@ -223,11 +223,13 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 		return e.printJSON(res)
 	}
 	if opts.DryRun {
-		// OSTree's one line for all deltas, then one per commit.
+		// OSTree's one line for all deltas, then one per commit. OSTree
+		// counts each fallback object to fetch as a part, and its size in
+		// both totals: the line is what the update will download.
 		var parts int
 		var size, raw uint64
 		for _, p := range res.Plan {
-			parts, size, raw = parts+p.Parts, size+p.Size, raw+p.RawSize
+			parts, size, raw = parts+p.Parts+p.Fallbacks, size+p.Size+p.FallbackSize, raw+p.RawSize+p.FallbackSize
 		}
 		fmt.Fprintf(e.stdout, "Delta update: 0/%d parts, %s/%s, %s total uncompressed\n", parts, siBytes(0), siBytes(int64(size)), siBytes(int64(raw)))
 		for _, p := range res.Plan {
