@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -291,5 +293,48 @@ func TestPullDryRunCountsFallbacks(t *testing.T) {
 	theirs := o.okIn(p, "pull", "--require-static-deltas", "--dry-run", "origin", "main")
 	if !strings.HasPrefix(theirs, "Delta update: 0/2 parts, ") {
 		t.Errorf("OSTree's pull --dry-run printed %q; want 0/2 parts, as otree's", theirs)
+	}
+}
+
+// static-delta show ends with OSTree's total lines, in its names and its
+// "N (SIZE)" form, the last two counting the fallback objects too; OSTree
+// prints every one of them for the same delta.
+func TestStaticDeltaShowTotals(t *testing.T) {
+	big := noise(3<<20, 6)
+	tree := testtree.Tree{"a": testtree.File("a\n", 0o644), "big": testtree.File(big, 0o644)}
+	c := newCLI(t)
+	id := c.commitTree("main", source(t, tree), "one", 1700000000)
+	var d deltaJSON
+	if err := json.Unmarshal([]byte(c.ok("static-delta", "generate", "--empty", "--min-fallback-size=1", "--json", "main")), &d); err != nil {
+		t.Fatal(err)
+	}
+	fb := uint64(len(big))
+	totals := regexp.MustCompile(`(?m)^(Total [A-Za-z ]+): \d+ \(.+\)$`)
+	show := c.ok("static-delta", "show", id.String())
+	want := ""
+	for _, l := range []struct {
+		label string
+		n     uint64
+	}{{"Total Part Size", d.Size}, {"Total Part Uncompressed Size", d.RawSize}, {"Total Size", d.Size + fb}, {"Total Uncompressed Size", d.RawSize + fb}} {
+		want += fmt.Sprintf("%s: %d (%s)\n", l.label, l.n, siBytes(int64(l.n)))
+	}
+	if !strings.HasSuffix(show, want) {
+		t.Errorf("static-delta show printed\n%s\nwant it to end with\n%s", show, want)
+	}
+
+	o := findOSTree(t, "archive")
+	if o == nil {
+		return // the parity check below needs ostree (CI installs Debian's ostree package)
+	}
+	o.ok("commit", "-b", "main", "--owner-uid=0", "--owner-gid=0", "-s", "one", source(t, tree))
+	o.ok("static-delta", "generate", "--empty", "--min-fallback-size=1", "--to=main")
+	theirs := map[string]bool{}
+	for _, m := range totals.FindAllStringSubmatch(o.ok("static-delta", "show", strings.TrimSpace(o.ok("rev-parse", "main"))), -1) {
+		theirs[m[1]] = true
+	}
+	for _, m := range totals.FindAllStringSubmatch(show, -1) {
+		if !theirs[m[1]] {
+			t.Errorf("otree's show prints %q, which OSTree's does not (its totals: %v)", m[0], theirs)
+		}
 	}
 }

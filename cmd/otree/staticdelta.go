@@ -166,7 +166,19 @@ directory, its superblock, or a single-file delta; no repository needed).`,
 			for i, p := range d.Parts {
 				fmt.Fprintf(e.stdout, "Part %d: %d objects, %s compressed, %s uncompressed\n", i, p.Objects, humanBytes(int64(p.Size)), humanBytes(int64(p.RawSize)))
 			}
-			fmt.Fprintf(e.stdout, "Total Part Size: %d\nTotal Uncompressed Part Size: %d\n", d.Size, d.RawSize)
+			// OSTree's lines, in its names and format; its totals count the
+			// fallback objects too, by their content size here.
+			for _, l := range []struct {
+				label string
+				n     uint64
+			}{
+				{"Total Part Size", d.Size},
+				{"Total Part Uncompressed Size", d.RawSize},
+				{"Total Size", d.Size + d.FallbackSize},
+				{"Total Uncompressed Size", d.RawSize + d.FallbackSize},
+			} {
+				fmt.Fprintf(e.stdout, "%s: %d (%s)\n", l.label, l.n, siBytes(int64(l.n)))
+			}
 			return nil
 		},
 	}
