@@ -361,8 +361,9 @@ func (p *puller) deltaRequired(targets []target) error {
 }
 
 // findDelta finds the static delta that leads to t's commit from what is
-// stored here (from the commit its ref names, else from scratch when no
-// ref does), among those the summary lists or, when the summary lists
+// stored here (from the commit its ref names, else from the newest other
+// commit stored here complete, as OSTree chooses, else from scratch when
+// no ref exists), among those the summary lists or, when the summary lists
 // none that is best and indexes its deltas, those the commit's delta
 // index lists; fetches and checks its superblock against the sum listed,
 // and holds the commit it carries to checkTarget's rules. ok is false when t's commit is stored
@@ -372,8 +373,10 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 		return DeltaRef{}, nil, false, err
 	}
 	// The deltas that would do, best first: from the commit of the ref
-	// being written, else of the local branch; from scratch only when
-	// neither ref exists.
+	// being written, else of the local branch, else of any other commit
+	// stored here complete (rank len(want)); from scratch (rank
+	// len(want)+1) only when neither ref exists, since a client a few
+	// commits behind does better fetching objects than everything.
 	var want []delta.Name
 	anyRef := false
 	if t.branch != "" {
@@ -395,37 +398,75 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 			}
 		}
 	}
-	if !anyRef {
-		want = append(want, delta.Name{To: t.commit})
-	}
-	pick := func(offered []DeltaRef) (DeltaRef, bool) {
-		for _, n := range want {
+	none := len(want) + 2
+	pick := func(offered []DeltaRef) (DeltaRef, int, error) {
+		for i, n := range want {
 			if d, ok := lookupDelta(offered, n); ok {
-				return d, true
+				return d, i, nil
 			}
 		}
-		return DeltaRef{}, false
+		// OSTree's choice among the others: the newest from-commit.
+		var best DeltaRef
+		var bestTime uint64
+		found := false
+		for _, d := range offered {
+			if d.Name.To != t.commit || d.Name.From.IsZero() {
+				continue
+			}
+			done, err := p.storedComplete(d.Name.From)
+			if err != nil {
+				return DeltaRef{}, none, err
+			}
+			if !done {
+				continue
+			}
+			c, err := p.r.ReadCommit(d.Name.From)
+			if err != nil {
+				return DeltaRef{}, none, err
+			}
+			if !found || c.Timestamp > bestTime {
+				best, bestTime, found = d, c.Timestamp, true
+			}
+		}
+		if found {
+			return best, len(want), nil
+		}
+		if !anyRef {
+			if d, ok := lookupDelta(offered, delta.Name{To: t.commit}); ok {
+				return d, len(want) + 1, nil
+			}
+		}
+		return DeltaRef{}, none, nil
 	}
 	// The summary's own list settles it when it holds the best delta;
 	// otherwise the commit's index, which also lists the deltas the list
 	// leaves out, may hold a better one.
-	ref, ok := pick(sum.Deltas)
+	ref, rank, err := pick(sum.Deltas)
+	if err != nil {
+		return DeltaRef{}, nil, false, err
+	}
 	listedBy := "the summary"
-	if len(want) > 0 && (!ok || ref.Name != want[0]) && len(sum.DeltaIndexes) > 0 {
+	if (rank > 0 || len(want) == 0) && len(sum.DeltaIndexes) > 0 {
 		offered, err := p.deltasTo(hs, sum, t.commit)
 		if err != nil {
 			return DeltaRef{}, nil, false, err
 		}
-		if better, found := pick(offered); found {
-			ref, ok, listedBy = better, true, "its delta index"
+		better, r, err := pick(offered)
+		if err != nil {
+			return DeltaRef{}, nil, false, err
+		}
+		// The index lists every delta to the commit, the summary's too:
+		// at the same rank its pick may be a newer from-commit.
+		if r < none && r <= rank {
+			ref, rank, listedBy = better, r, "its delta index"
 		}
 	}
-	if !ok {
+	if rank == none {
 		return ref, nil, false, nil
 	}
 	dir := ref.Name.Rel() + "/"
 	var sb *delta.Superblock
-	err := hs.get(p.ctx, dir+delta.SuperblockFile, func(body io.Reader) error {
+	err = hs.get(p.ctx, dir+delta.SuperblockFile, func(body io.Reader) error {
 		data, err := limitread.ReadAll(body, delta.MaxSuperblock)
 		if err != nil {
 			return err

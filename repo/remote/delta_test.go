@@ -103,14 +103,16 @@ func deltaOrigin(t *testing.T, scratch bool) (o *origin, a, b repo.ID, name delt
 }
 
 // deltaHits counts requests under deltas/NAME/ and checks that nothing
-// else but config and summary was requested.
+// else but config, summary and the index of NAME's to-commit (which a
+// client without the best delta in the summary reads for a better one)
+// was requested.
 func deltaHits(t *testing.T, o *origin, name delta.Name) (superblock, parts int) {
 	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for p, n := range o.hits {
 		switch {
-		case p == "/config" || p == "/summary":
+		case p == "/config" || p == "/summary" || p == "/"+delta.IndexRel(name.To):
 		case p == "/"+name.Rel()+"/superblock":
 			superblock += n
 		case strings.HasPrefix(p, "/"+name.Rel()+"/"):
@@ -302,4 +304,83 @@ func TestPullRefusesOversizedDeltaFiles(t *testing.T) {
 			checkNothingMovedFrom(t, dest, a)
 		})
 	}
+}
+
+// A delta whose from-commit is stored here complete is used though no ref
+// names that commit, as OSTree uses it: after a pull by commit id (rather
+// than the larger delta from scratch), and after a --commit-metadata-only
+// pull moved the ref to a partial commit, the usual check for an update
+// (rather than objects). Among several, the newest from-commit wins.
+func TestPullDeltaFromStoredCommit(t *testing.T) {
+	o, a, b, name := deltaOrigin(t, true)
+	for _, c := range []struct {
+		what  string
+		setup func(dest *repo.Repo)
+	}{
+		{"no ref", func(dest *repo.Repo) {}},
+		{"ref at a partial commit", func(dest *repo.Repo) {
+			opts := fastOpts("os/stable")
+			opts.CommitMetadataOnly = true
+			if _, err := remote.Pull(ctx, dest, opts); err != nil {
+				t.Fatal(err)
+			}
+			if got := mustRef(t, dest, "origin:os/stable"); got != b || !dest.IsCommitPartial(b) {
+				t.Fatalf("after --commit-metadata-only the ref is %s (partial: %v), want %s partial", got, dest.IsCommitPartial(b), b)
+			}
+		}},
+	} {
+		t.Run(c.what, func(t *testing.T) {
+			dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+			if _, err := remote.Pull(ctx, dest, fastOpts(a.String())); err != nil {
+				t.Fatal(err)
+			}
+			c.setup(dest)
+			o.resetHits()
+			res, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{name.String()}, res.Deltas); diff != "" {
+				t.Errorf("deltas used (-want +got):\n%s", diff)
+			}
+			// (The commit's detached metadata may be asked for again.)
+			if n := o.objectHits() - o.hitsOf(objectURLPath(repo.KindCommitMeta, b)); n != 0 {
+				t.Errorf("%d object requests", n)
+			}
+			if got := mustRef(t, dest, "origin:os/stable"); got != b {
+				t.Errorf("ref = %s, want %s", got, b)
+			}
+			checkSameTree(t, o.r, dest, b)
+			checkFsck(t, dest)
+		})
+	}
+
+	// A third commit with deltas from both A and B: a client that stores
+	// both (no ref) takes the one from B, the newer.
+	changed := testtree.Tree{}
+	for k, v := range tree {
+		changed[k] = v
+	}
+	changed["usr/third"] = testtree.File("third\n", 0o644)
+	c3 := o.commit("os/stable", changed, 1700000200)
+	for _, from := range []repo.ID{a, b} {
+		if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: from, To: c3, NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
+	if _, err := remote.Pull(ctx, dest, fastOpts(a.String(), b.String())); err != nil {
+		t.Fatal(err)
+	}
+	res, err := remote.Pull(ctx, dest, fastOpts("os/stable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{delta.Name{From: b, To: c3}.String()}, res.Deltas); diff != "" {
+		t.Errorf("deltas used (-want +got):\n%s", diff)
+	}
+	checkSameTree(t, o.r, dest, c3)
 }
