@@ -446,7 +446,18 @@ func (p *puller) findDelta(hs *httpSource, sum *Summary, t target, refName func(
 		return DeltaRef{}, nil, false, err
 	}
 	listedBy := "the summary"
-	if (rank > 0 || len(want) == 0) && len(sum.DeltaIndexes) > 0 {
+	// A client without refs that has the summary's delta from scratch
+	// looks further only when it has a commit a delta could start from:
+	// an empty one gains nothing by the index.
+	look := rank > 0 || len(want) == 0
+	if look && len(want) == 0 && rank < none {
+		commits, err := p.r.ListCommits(p.ctx)
+		if err != nil {
+			return DeltaRef{}, nil, false, err
+		}
+		look = len(commits) > 0
+	}
+	if look && len(sum.DeltaIndexes) > 0 {
 		offered, err := p.deltasTo(hs, sum, t.commit)
 		if err != nil {
 			return DeltaRef{}, nil, false, err

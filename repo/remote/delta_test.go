@@ -103,16 +103,14 @@ func deltaOrigin(t *testing.T, scratch bool) (o *origin, a, b repo.ID, name delt
 }
 
 // deltaHits counts requests under deltas/NAME/ and checks that nothing
-// else but config, summary and the index of NAME's to-commit (which a
-// client without the best delta in the summary reads for a better one)
-// was requested.
+// else but config and summary was requested.
 func deltaHits(t *testing.T, o *origin, name delta.Name) (superblock, parts int) {
 	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for p, n := range o.hits {
 		switch {
-		case p == "/config" || p == "/summary" || p == "/"+delta.IndexRel(name.To):
+		case p == "/config" || p == "/summary":
 		case p == "/"+name.Rel()+"/superblock":
 			superblock += n
 		case strings.HasPrefix(p, "/"+name.Rel()+"/"):
