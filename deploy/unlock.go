@@ -115,6 +115,14 @@ func (s *Sysroot) Unlock(ctx context.Context, mode UnlockMode) (*UnlockResult, e
 		// The copy boots as b does: its arguments come from b as the merge
 		// deployment, its overlay initramfs images are given again.
 		opts := DeployOptions{OS: b.OS, Retain: true, NoPrune: true}
+		// It follows what b follows, as OSTree's copy does: booted after a
+		// failed hotfix, its upgrades must not stay on b's commit.
+		o, err := readOrigin(b.Path + ".origin")
+		if err != nil {
+			return nil, fmt.Errorf("unlock: reading the origin of %s: %w", b.Name(), err)
+		}
+		o.Pinned, o.Unlocked = false, ""
+		opts.Origin = o.encode()
 		for _, id := range b.OverlayInitrds {
 			opts.OverlayInitrds = append(opts.OverlayInitrds, filepath.Join(s.path, "boot", overlayRel(id)))
 		}

@@ -342,6 +342,11 @@ echo status:; otree admin status --json
 			st[1].Commit.String() != commit || st[1].Serial != 1 || !st[1].Rollback || st[1].Unlocked != "" {
 			t.Fatalf("status after a hotfix = %+v, want the hotfixed booted deployment and a clone of it as rollback", st)
 		}
+		// The clone follows the original's origin, as OSTree's does, so
+		// that an upgrade from it, booted after a failed hotfix, moves on.
+		if st[1].Origin != "cli/stable" || st[0].Origin != "cli/stable" {
+			t.Errorf("origins after a hotfix: %q, clone %q, want cli/stable for both", st[0].Origin, st[1].Origin)
+		}
 		if st[1].Options != st[0].Options {
 			t.Errorf("the clone boots with %q, the original with %q", st[1].Options, st[0].Options)
 		}
