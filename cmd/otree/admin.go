@@ -395,6 +395,9 @@ func (a *adminEnv) printDeployOSTree(s *deploy.Sysroot, res *deploy.DeployResult
 // how it was made, the boot version now and how many deployments it added
 // (negative: removed).
 func (a *adminEnv) printBootSwitch(s *deploy.Sysroot, sw deploy.Switch, change int) {
+	if sw == "" { // nothing switched: discarding a staged deployment
+		return
+	}
 	what, swap := "Bootloader updated", "yes"
 	if sw != deploy.SwitchFull {
 		what, swap = "Transaction complete", "no"
