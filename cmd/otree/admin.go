@@ -41,18 +41,23 @@ boot order and one rename switches from one list to the next.`,
 	def := cmp.Or(os.Getenv("OTREE_SYSROOT"), os.Getenv("OSTREE_SYSROOT"), "/")
 	c.PersistentFlags().StringVar(&a.sysroot, "sysroot", def, "the sysroot to manage; $OTREE_SYSROOT, else OSTree's $OSTREE_SYSROOT, sets the default")
 	var printCurrent bool
-	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the directory of deployment 0, the one that boots next (as OSTree's option)")
+	c.Flags().BoolVar(&printCurrent, "print-current-dir", false, "print the directory of deployment 0 as status numbers them: the staged one, else the one that boots next (as OSTree's option)")
 	c.Args = cobra.NoArgs
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if !printCurrent {
 			return noOperation(cmd)
 		}
 		return a.inSysroot(func(s *deploy.Sysroot) error {
-			ds := s.Deployments()
-			if len(ds) == 0 {
+			// Numbered as status lists them: a staged deployment is 0,
+			// as in OSTree's list.
+			if len(s.Deployments()) == 0 && s.Staged() == nil {
 				return fmt.Errorf("sysroot %s: %w", a.sysroot, deploy.ErrNoDeployment)
 			}
-			fmt.Fprintln(a.stdout, ds[0].Path)
+			d, _, err := byIndex(s, 0)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, d.Path)
 			return nil
 		})
 	}

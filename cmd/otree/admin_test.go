@@ -507,6 +507,11 @@ func TestAdminStage(t *testing.T) {
 	if out := a.ok("admin", "status"); !regexp.MustCompile(`(?s)\(staged\).*index: 0 .*finalized at shutdown.*` + c1 + `\.0\n.*index: 1 `).MatchString(out) {
 		t.Errorf("status numbers the staged deployment 0 and the default 1:\n%s", out)
 	}
+	// --print-current-dir prints deployment 0 as numbered here, the
+	// staged one, as OSTree's does.
+	if got, want := strings.TrimSpace(a.ok("admin", "--print-current-dir")), filepath.Join(a.sys, "otree/deploy/cli/deploy", c2+".0"); got != want {
+		t.Errorf("--print-current-dir with a staged deployment = %q, want %q", got, want)
+	}
 	a.fails(1, "staged", "admin", "pin", "0")
 	a.fails(1, "staged", "admin", "set-default", "0")
 	a.fails(1, "staged", "admin", "kargs", "--deployment=0", "--append=x=1")
