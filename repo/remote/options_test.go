@@ -548,6 +548,30 @@ func TestPullSubpath(t *testing.T) {
 	}
 }
 
+// A subpath of the root ("/", or one that cleans to it, among others) pulls the whole
+// tree, so the commit is complete: it is not left marked partial, which
+// would keep deploy from taking it.
+func TestPullSubpathRoot(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	for _, sps := range [][]string{{"/"}, {"/etc", "/./"}} {
+		dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+		opts := fastOpts("os/stable")
+		opts.Subpaths = sps
+		if _, err := remote.Pull(ctx, dst, opts); err != nil {
+			t.Fatalf("subpaths %q: %v", sps, err)
+		}
+		if dst.IsCommitPartial(id) {
+			t.Errorf("subpaths %q: the commit stays marked partial after its whole tree was pulled", sps)
+		}
+		if len(opts.Subpaths) != len(sps) {
+			t.Errorf("subpaths %q: the caller's options were changed to %q", sps, opts.Subpaths)
+		}
+		checkSameTree(t, o.r, dst, id)
+		checkFsck(t, dst)
+	}
+}
+
 // A remote with a collection ID refuses commits bound to another
 // collection, before storing anything; commits bound to none pass, and
 // DisableVerifyBindings turns the check off.

@@ -705,10 +705,20 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if (opts.RequireStaticDeltas || opts.DryRun) && opts.DisableStaticDeltas {
 		return nil, errors.New("DisableStaticDeltas contradicts RequireStaticDeltas and DryRun, which need deltas")
 	}
+	whole := false
 	for _, sp := range opts.Subpaths {
-		if _, err := repo.TreePath(sp); err != nil {
+		clean, err := repo.TreePath(sp)
+		if err != nil {
 			return nil, fmt.Errorf("subpath %w", err)
 		}
+		whole = whole || clean == "/"
+	}
+	if whole {
+		// A subpath of the root covers the whole tree: pull as a full
+		// pull does, so that the commits are complete and unmarked.
+		o := *opts
+		o.Subpaths = nil
+		opts = &o
 	}
 	var from *repo.Commit
 	if !opts.TimestampCheckFrom.IsZero() {
