@@ -100,8 +100,8 @@ func newPullCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pull REMOTE [BRANCH[@COMMIT]...] | REMOTE:BRANCH",
 		Short: "Fetch commits from a remote",
-		Long: `Fetch the BRANCHes of REMOTE (default: its branches= key, else every branch its
-summary lists) with the objects they need, and point REMOTE:BRANCH at them
+		Long: `Fetch the BRANCHes of REMOTE (default: its branches= key, else, and always
+with --mirror, every branch its summary lists) with the objects they need, and point REMOTE:BRANCH at them
 (BRANCH itself with --mirror). A BRANCH may also be a full commit id, pulled
 without writing a ref, or BRANCH@COMMIT (a full id): that commit is pulled and
 the branch's ref points at it, whatever the remote's BRANCH names. "pull REMOTE:BRANCH" pulls that one branch, as OSTree

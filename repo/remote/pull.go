@@ -45,7 +45,9 @@ type PullOptions struct {
 	// metadata) but not their trees; such commits are marked partial.
 	CommitMetadataOnly bool
 	// Mirror writes refs as local branches ("os/stable") instead of
-	// remote-tracking refs ("origin:os/stable").
+	// remote-tracking refs ("origin:os/stable"). With no Refs it pulls
+	// every branch the remote lists, whatever its branches= key says,
+	// as OSTree's --mirror does.
 	Mirror bool
 	// DisableStaticDeltas fetches objects one by one even when the
 	// remote's summary offers a static delta (docs/DELTAS.md).
@@ -382,7 +384,7 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		if u == "" {
 			u = rm.URL
 		}
-		if len(opts.Refs) == 0 {
+		if len(opts.Refs) == 0 && !opts.Mirror {
 			// Configured branches are names only: BRANCH@COMMIT is for
 			// a caller's request, as in OSTree.
 			for _, b := range rm.Branches {

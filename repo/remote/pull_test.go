@@ -184,18 +184,31 @@ func TestPullRefsFromBranchesAndSummary(t *testing.T) {
 	if len(res.Refs) != 2 || res.Refs[0].Ref != "origin:a" || res.Refs[1].Ref != "origin:b/c" || res.Refs[1].New != b {
 		t.Errorf("refs = %+v", res.Refs)
 	}
-	// branches= limits what is pulled; --mirror writes local branches.
+	// branches= limits what is pulled.
 	if _, err := remote.AddRemote(dest, remote.Remote{Name: "origin", URL: o.srv.URL, Branches: []string{"a"}}, remote.AddOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
+	res, err = remote.Pull(ctx, dest, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 1 || res.Refs[0].Ref != "origin:a" {
+		t.Errorf("refs with branches=a: %+v", res.Refs)
+	}
+	// --mirror writes local branches and, given no refs, pulls every
+	// branch whatever branches= says, as OSTree's does; it copies no
+	// summary, as OSTree's does not with branches configured.
 	opts := fastOpts()
 	opts.Mirror = true
 	res, err = remote.Pull(ctx, dest, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Refs) != 1 || res.Refs[0].Ref != "a" || mustRef(t, dest, "a") != a {
+	if len(res.Refs) != 2 || res.Refs[0].Ref != "a" || res.Refs[1].Ref != "b/c" || mustRef(t, dest, "a") != a || mustRef(t, dest, "b/c") != b {
 		t.Errorf("mirror refs = %+v", res.Refs)
+	}
+	if _, err := os.Stat(dest.Path(remote.SummaryFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a mirror with branches= configured copied the summary: %v", err)
 	}
 	// A branch the summary does not list is an error naming it.
 	_, err = remote.Pull(ctx, dest, fastOpts("zzz"))
