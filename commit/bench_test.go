@@ -1,12 +1,15 @@
 package commit_test
 
 import (
+	"archive/tar"
+	"bufio"
 	"context"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -243,6 +246,81 @@ func BenchmarkCommitHardlinkCheckout(b *testing.B) {
 				reportRates(b, bt)
 				b.ReportMetric(float64(hashed)/float64(b.N), "hashed/op")
 			})
+		})
+	}
+}
+
+// benchLargeDirEntries is how many files BenchmarkCommitTarLargeDir puts in
+// its one directory.
+const benchLargeDirEntries = 50000
+
+// writeLargeDirTar writes a tar of one directory holding n small files,
+// their entries in sorted, reverse or random order (GNU tar writes them
+// in readdir's order), and returns its path.
+func writeLargeDirTar(tb testing.TB, dir string, n int, order string) string {
+	tb.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("d/f%07d", i)
+	}
+	switch order {
+	case "reverse":
+		slices.Reverse(names)
+	case "random":
+		rand.New(rand.NewChaCha8([32]byte{2})).Shuffle(n, func(i, j int) { names[i], names[j] = names[j], names[i] })
+	}
+	p := filepath.Join(dir, order+".tar")
+	f, err := os.Create(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriter(f)
+	tw := tar.NewWriter(bw)
+	if err := tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		tb.Fatal(err)
+	}
+	for _, name := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(name))}); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(name)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkCommitTarLargeDir commits a tar whose one directory holds
+// benchLargeDirEntries files, their entries in sorted, reverse and random
+// order, into a repository that has their objects already: the cost is
+// reading the tar and building the tree.
+func BenchmarkCommitTarLargeDir(b *testing.B) {
+	for _, order := range []string{"sorted", "reverse", "random"} {
+		b.Run(order, func(b *testing.B) {
+			dir := b.TempDir()
+			p := writeLargeDirTar(b, dir, benchLargeDirEntries, order)
+			r, err := repo.Init(filepath.Join(dir, "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			opts := commit.Options{Branch: "main", Sources: []commit.Source{{Kind: commit.SourceTar, Path: p}}}
+			if _, err := commit.Commit(context.Background(), r, opts); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := commit.Commit(context.Background(), r, opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(benchLargeDirEntries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 		})
 	}
 }

@@ -36,6 +36,8 @@ const (
 // non-directory or back.
 // Hardlinks are resolved once the whole archive is read, to what their
 // target names then, as OSTree does. An archive cut short is refused.
+// Directories may come back with entries out of order (dir.anyOrder),
+// for sortAll to sort.
 func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
 	name := src.String()
 	in := src.Reader
@@ -492,7 +494,7 @@ func (ti *tarImport) autoDirMeta(o *override) (repo.ID, error) {
 // leaves out: an earlier source's metadata for it stays (see
 // dir.implicit), else it gets the default.
 func (ti *tarImport) implicitDir(p string) (*dir, error) {
-	d := &dir{meta: ti.defMeta, implicit: true}
+	d := &dir{meta: ti.defMeta, implicit: true, anyOrder: true}
 	// Not recorded as had yet: the override applies only if this
 	// default is kept (modifier.matchImplied).
 	if o := ti.mod.peek(p); o != nil {
@@ -575,7 +577,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 			sub.meta, sub.implicit, sub.implied = id, false, nil
 			return nil
 		}
-		d.setDir(base, &dir{meta: id})
+		d.setDir(base, &dir{meta: id, anyOrder: true})
 		ti.cnt.dirs.Add(1)
 		return nil
 	}

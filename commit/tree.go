@@ -2,6 +2,7 @@ package commit
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -61,6 +62,15 @@ type dir struct {
 	fileKeys  []statKey // walked directories only: stat of each entry, zero when too new to trust (unless walker.exact)
 	dirNames  []string
 	dirs      []*dir
+
+	// anyOrder marks a directory a tar is being read into: entries that
+	// come out of order are appended, where inserting each in its place
+	// would cost time quadratic in their number. fileAt (dirAt) indexes
+	// fileNames (dirNames) by name once that list is out of order, and
+	// is nil while it is sorted; sortEntries sorts both.
+	anyOrder bool
+	fileAt   map[string]int
+	dirAt    map[string]int
 }
 
 // materialize fills the file lists of a directory whose entries all came
@@ -109,10 +119,12 @@ type reader interface {
 	ReadDirTree(repo.ID) (*repo.DirTree, error)
 }
 
-// sortEntries sorts both lists by name (slots are filled in directory order).
+// sortEntries sorts both lists by name (slots are filled in directory
+// order, a tar's entries in the tar's).
 func (d *dir) sortEntries() {
 	sort.Sort(byName{d.fileNames, d.fileIDs, d.fileKeys})
 	sort.Sort(dirsByName{d})
+	d.anyOrder, d.fileAt, d.dirAt = false, nil, nil
 }
 
 type byName struct {
@@ -141,8 +153,19 @@ func (s dirsByName) Swap(i, j int) {
 	d.dirs[i], d.dirs[j] = d.dirs[j], d.dirs[i]
 }
 
-// findFile and findDir return the index of name, or -1. Lists are sorted.
+// shifted counts the entries that inserting into and removing from sorted
+// lists have moved, which tests bound: a source whose entries come out of
+// order must not pay for each a move of the ones after it.
+var shifted atomic.Int64
+
+// findFile and findDir return the index of name, or -1.
 func (d *dir) findFile(name string) int {
+	if d.fileAt != nil {
+		if i, ok := d.fileAt[name]; ok {
+			return i
+		}
+		return -1
+	}
 	i := sort.SearchStrings(d.fileNames, name)
 	if i < len(d.fileNames) && d.fileNames[i] == name {
 		return i
@@ -151,6 +174,12 @@ func (d *dir) findFile(name string) int {
 }
 
 func (d *dir) findDir(name string) int {
+	if d.dirAt != nil {
+		if i, ok := d.dirAt[name]; ok {
+			return i
+		}
+		return -1
+	}
 	i := sort.SearchStrings(d.dirNames, name)
 	if i < len(d.dirNames) && d.dirNames[i] == name {
 		return i
@@ -158,7 +187,29 @@ func (d *dir) findDir(name string) int {
 	return -1
 }
 
+// indexNames indexes names by name.
+func indexNames(names []string) map[string]int {
+	at := make(map[string]int, len(names))
+	for i, n := range names {
+		at[n] = i
+	}
+	return at
+}
+
+// removeFile and removeDir remove entry i. A list out of order has its
+// last entry moved into the gap.
 func (d *dir) removeFile(i int) {
+	if d.fileAt != nil {
+		last := len(d.fileNames) - 1
+		delete(d.fileAt, d.fileNames[i])
+		if i != last {
+			d.fileNames[i], d.fileIDs[i] = d.fileNames[last], d.fileIDs[last]
+			d.fileAt[d.fileNames[i]] = i
+		}
+		d.fileNames, d.fileIDs = d.fileNames[:last], d.fileIDs[:last]
+		return // only a tar's lists go out of order, and a tar gives no stats: fileKeys is nil
+	}
+	shifted.Add(int64(len(d.fileNames) - i - 1))
 	d.fileNames = append(d.fileNames[:i], d.fileNames[i+1:]...)
 	d.fileIDs = append(d.fileIDs[:i], d.fileIDs[i+1:]...)
 	if d.fileKeys != nil {
@@ -167,24 +218,47 @@ func (d *dir) removeFile(i int) {
 }
 
 func (d *dir) removeDir(i int) {
+	if d.dirAt != nil {
+		last := len(d.dirNames) - 1
+		delete(d.dirAt, d.dirNames[i])
+		if i != last {
+			d.dirNames[i], d.dirs[i] = d.dirNames[last], d.dirs[last]
+			d.dirAt[d.dirNames[i]] = i
+		}
+		d.dirNames, d.dirs = d.dirNames[:last], d.dirs[:last]
+		return
+	}
+	shifted.Add(int64(len(d.dirNames) - i - 1))
 	d.dirNames = append(d.dirNames[:i], d.dirNames[i+1:]...)
 	d.dirs = append(d.dirs[:i], d.dirs[i+1:]...)
 }
 
+// setFile puts the object id at name, replacing a file or directory there.
 func (d *dir) setFile(name string, id repo.ID) {
 	if i := d.findDir(name); i >= 0 {
 		d.removeDir(i)
 	}
-	i := sort.SearchStrings(d.fileNames, name)
-	if i < len(d.fileNames) && d.fileNames[i] == name {
+	var i int
+	var found bool
+	if d.fileAt != nil {
+		i, found = d.fileAt[name]
+	} else {
+		i, found = slices.BinarySearch(d.fileNames, name)
+	}
+	if found {
 		d.fileIDs[i] = id
 		return
 	}
-	d.fileNames = append(d.fileNames, "")
-	d.fileIDs = append(d.fileIDs, repo.ID{})
-	copy(d.fileNames[i+1:], d.fileNames[i:])
-	copy(d.fileIDs[i+1:], d.fileIDs[i:])
-	d.fileNames[i], d.fileIDs[i] = name, id
+	if d.fileAt == nil && i < len(d.fileNames) && d.anyOrder {
+		d.fileAt = indexNames(d.fileNames) // out of order from here on
+	}
+	if d.fileAt != nil {
+		i = len(d.fileNames)
+		d.fileAt[name] = i
+	}
+	shifted.Add(int64(len(d.fileNames) - i))
+	d.fileNames = slices.Insert(d.fileNames, i, name)
+	d.fileIDs = slices.Insert(d.fileIDs, i, id)
 }
 
 // setDir puts sub at name, replacing a file or directory there.
@@ -192,16 +266,27 @@ func (d *dir) setDir(name string, sub *dir) {
 	if i := d.findFile(name); i >= 0 {
 		d.removeFile(i)
 	}
-	i := sort.SearchStrings(d.dirNames, name)
-	if i < len(d.dirNames) && d.dirNames[i] == name {
+	var i int
+	var found bool
+	if d.dirAt != nil {
+		i, found = d.dirAt[name]
+	} else {
+		i, found = slices.BinarySearch(d.dirNames, name)
+	}
+	if found {
 		d.dirs[i] = sub
 		return
 	}
-	d.dirNames = append(d.dirNames, "")
-	d.dirs = append(d.dirs, nil)
-	copy(d.dirNames[i+1:], d.dirNames[i:])
-	copy(d.dirs[i+1:], d.dirs[i:])
-	d.dirNames[i], d.dirs[i] = name, sub
+	if d.dirAt == nil && i < len(d.dirNames) && d.anyOrder {
+		d.dirAt = indexNames(d.dirNames) // out of order from here on
+	}
+	if d.dirAt != nil {
+		i = len(d.dirNames)
+		d.dirAt[name] = i
+	}
+	shifted.Add(int64(len(d.dirNames) - i))
+	d.dirNames = slices.Insert(d.dirNames, i, name)
+	d.dirs = slices.Insert(d.dirs, i, sub)
 }
 
 // typeConflict is a source that has a directory where one below it has a
