@@ -320,16 +320,20 @@ func (d *dir) overlay(r reader, src *dir, p string) error {
 		d.meta, d.implicit, d.implied = src.meta, false, nil
 	}
 	d.path, d.fileKeys = "", nil // no longer what is on disk at d.path: keep it out of the cache
-	for i, n := range src.fileNames {
+	for _, n := range src.fileNames {
 		if j := d.findDir(n); j >= 0 {
 			return &typeConflict{path: joinPath(p, n), lower: d.dirs[j].src, upper: src.src}
 		}
-		d.setFile(n, src.fileIDs[i])
 		if d.overFiles == nil {
 			d.overFiles = map[string]int{}
 		}
 		d.overFiles[n] = src.src
 	}
+	d.fileNames, d.fileIDs = mergeSorted(d.fileNames, d.fileIDs, src.fileNames, src.fileIDs)
+	// src's directories that d lacks, merged in once the others are
+	// laid over d's.
+	var newNames []string
+	var newDirs []*dir
 	for i, n := range src.dirNames {
 		if j := d.findFile(n); j >= 0 {
 			lower, ok := d.overFiles[n]
@@ -344,9 +348,43 @@ func (d *dir) overlay(r reader, src *dir, p string) error {
 			}
 			continue
 		}
-		d.setDir(n, src.dirs[i])
+		newNames, newDirs = append(newNames, n), append(newDirs, src.dirs[i])
 	}
+	d.dirNames, d.dirs = mergeSorted(d.dirNames, d.dirs, newNames, newDirs)
 	return nil
+}
+
+// mergeSorted merges the sorted names bn, with their values bv, into the
+// sorted an and av: bv's value wins for a name in both. One pass, where
+// inserting bn's names one at a time would move an's along for each.
+func mergeSorted[V any](an []string, av []V, bn []string, bv []V) ([]string, []V) {
+	added := 0 // bn's names that an lacks
+	for i, j := 0, 0; j < len(bn); j++ {
+		for i < len(an) && an[i] < bn[j] {
+			i++
+		}
+		if i < len(an) && an[i] == bn[j] {
+			av[i] = bv[j]
+		} else {
+			added++
+		}
+	}
+	if added == 0 {
+		return an, av
+	}
+	names := make([]string, 0, len(an)+added)
+	vals := make([]V, 0, len(an)+added)
+	i := 0
+	for j, n := range bn {
+		for ; i < len(an) && an[i] < n; i++ {
+			names, vals = append(names, an[i]), append(vals, av[i])
+		}
+		if i < len(an) && an[i] == n {
+			i++
+		}
+		names, vals = append(names, n), append(vals, bv[j])
+	}
+	return append(names, an[i:]...), append(vals, av[i:]...)
 }
 
 // remove deletes the entry at a slash-separated path below d, if present,

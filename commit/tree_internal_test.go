@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/otree/otree/repo"
@@ -91,29 +92,7 @@ func TestTarOutOfOrderShiftsNoEntries(t *testing.T) {
 	}
 	defer r.Close()
 	commitOrder := func(order string, groups [][]*tar.Header) repo.ID {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		for _, g := range groups {
-			for _, h := range g {
-				body := []byte(h.Name)
-				if h.Typeflag == tar.TypeReg {
-					h.Size = int64(len(body))
-				}
-				if err := tw.WriteHeader(h); err != nil {
-					t.Fatal(err)
-				}
-				if h.Typeflag == tar.TypeReg {
-					tw.Write(body)
-				}
-			}
-		}
-		if err := tw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(t.TempDir(), order+".tar")
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		p := writeGroupsTar(t, order, groups)
 		before := shifted.Load()
 		res, err := Commit(context.Background(), r, Options{Branch: order, Sources: []Source{{Kind: SourceTar, Path: p}}})
 		if err != nil {
@@ -139,5 +118,125 @@ func TestTarOutOfOrderShiftsNoEntries(t *testing.T) {
 	rand.New(rand.NewChaCha8([32]byte{4})).Shuffle(len(groups), func(i, j int) { groups[i], groups[j] = groups[j], groups[i] })
 	if got := commitOrder("random", groups); got != want {
 		t.Errorf("random order: tree %s, sorted order gave %s", got, want)
+	}
+}
+
+// writeGroupsTar writes the entries of groups, in order, to a tar named
+// name: each regular file holds its own name.
+func writeGroupsTar(t *testing.T, name string, groups [][]*tar.Header) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, g := range groups {
+		for _, h := range g {
+			body := []byte(h.Name)
+			if h.Typeflag == tar.TypeReg {
+				h.Size = int64(len(body))
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+			if h.Typeflag == tar.TypeReg {
+				tw.Write(body)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name+".tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Laying a source over another merges each directory's entries in one
+// pass, where inserting the upper's names one at a time among the lower's
+// moved these along for each; the tree is the one both sources in one
+// make, the upper's files winning.
+func TestOverlayShiftsNoEntries(t *testing.T) {
+	const n = 3000
+	var lower, upper, both [][]*tar.Header
+	for i := range 2 * n {
+		h := func() []*tar.Header {
+			return []*tar.Header{{Name: fmt.Sprintf("big/f%05d", i), Typeflag: tar.TypeReg, Mode: 0o644}}
+		}
+		sub := func() []*tar.Header {
+			return []*tar.Header{{Name: fmt.Sprintf("subs/s%05d/", i), Typeflag: tar.TypeDir, Mode: 0o750},
+				{Name: fmt.Sprintf("subs/s%05d/x", i), Typeflag: tar.TypeReg, Mode: 0o600}}
+		}
+		// Interleaved: every name of the upper goes between two of the
+		// lower's. Every tenth is in both: the upper's wins.
+		if i%2 == 0 || i%10 == 1 {
+			lower = append(lower, h(), sub())
+		}
+		if i%2 == 1 {
+			upper = append(upper, h(), sub())
+		}
+		both = append(both, h(), sub())
+	}
+	upper[0][0].Mode = 0o755 // f00001, in both: the upper's mode is what the tree has
+	both[2][0].Mode = 0o755
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	root := func(branch string, tars ...string) repo.ID {
+		opts := Options{Branch: branch}
+		for _, p := range tars {
+			opts.Sources = append(opts.Sources, Source{Kind: SourceTar, Path: p})
+		}
+		before := shifted.Load()
+		res, err := Commit(context.Background(), r, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := shifted.Load() - before; k > n {
+			t.Errorf("%s: entries shifted %d times, laying %d files and directories among as many", branch, k, n)
+		}
+		c, err := r.ReadCommit(res.Commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.RootTree
+	}
+	want := root("both", writeGroupsTar(t, "both", both))
+	if got := root("overlay", writeGroupsTar(t, "lower", lower), writeGroupsTar(t, "upper", upper)); got != want {
+		t.Errorf("overlaid: tree %s, one tar of both gave %s", got, want)
+	}
+}
+
+// mergeSorted keeps the names sorted and gives a name in both the upper
+// list's value, whether or not the upper list adds names.
+func TestMergeSorted(t *testing.T) {
+	for _, c := range []struct {
+		a, b, want string // names, each with its value in upper case for b
+	}{
+		{"ace", "", "ace"},
+		{"", "bd", "BD"},
+		{"ace", "bd", "aBcDe"},
+		{"ace", "ce", "aCE"},
+		{"ace", "abcf", "ABCeF"},
+		{"b", "a", "Ab"},
+	} {
+		split := func(s string, upper bool) ([]string, []string) {
+			var names, vals []string
+			for _, r := range s {
+				v := string(r)
+				if upper {
+					v = strings.ToUpper(v)
+				}
+				names, vals = append(names, string(r)), append(vals, v)
+			}
+			return names, vals
+		}
+		an, av := split(c.a, false)
+		bn, bv := split(c.b, true)
+		names, vals := mergeSorted(an, av, bn, bv)
+		if got := strings.Join(vals, ""); got != c.want || !slices.IsSorted(names) || strings.ToLower(got) != strings.Join(names, "") {
+			t.Errorf("merging %q into %q: names %q, values %q; want values %q", c.b, c.a, names, vals, c.want)
+		}
 	}
 }
