@@ -159,32 +159,28 @@ func (s dirsByName) Swap(i, j int) {
 var shifted atomic.Int64
 
 // findFile and findDir return the index of name, or -1.
-func (d *dir) findFile(name string) int {
-	if d.fileAt != nil {
-		if i, ok := d.fileAt[name]; ok {
-			return i
-		}
+func (d *dir) findFile(name string) int { return find(d.fileNames, d.fileAt, name) }
+
+func (d *dir) findDir(name string) int { return find(d.dirNames, d.dirAt, name) }
+
+// find returns the index of name in names, sorted unless at (an index by
+// name) is set, or -1.
+func find(names []string, at map[string]int, name string) int {
+	i, ok := lookupName(names, at, name)
+	if !ok {
 		return -1
 	}
-	i := sort.SearchStrings(d.fileNames, name)
-	if i < len(d.fileNames) && d.fileNames[i] == name {
-		return i
-	}
-	return -1
+	return i
 }
 
-func (d *dir) findDir(name string) int {
-	if d.dirAt != nil {
-		if i, ok := d.dirAt[name]; ok {
-			return i
-		}
-		return -1
+// lookupName returns where name is in names (through at when it is set), or,
+// when it is not there, where it goes in sorted names.
+func lookupName(names []string, at map[string]int, name string) (int, bool) {
+	if at != nil {
+		i, ok := at[name]
+		return i, ok
 	}
-	i := sort.SearchStrings(d.dirNames, name)
-	if i < len(d.dirNames) && d.dirNames[i] == name {
-		return i
-	}
-	return -1
+	return slices.BinarySearch(names, name)
 }
 
 // indexNames indexes names by name.
@@ -199,38 +195,30 @@ func indexNames(names []string) map[string]int {
 // removeFile and removeDir remove entry i. A list out of order has its
 // last entry moved into the gap.
 func (d *dir) removeFile(i int) {
-	if d.fileAt != nil {
-		last := len(d.fileNames) - 1
-		delete(d.fileAt, d.fileNames[i])
-		if i != last {
-			d.fileNames[i], d.fileIDs[i] = d.fileNames[last], d.fileIDs[last]
-			d.fileAt[d.fileNames[i]] = i
-		}
-		d.fileNames, d.fileIDs = d.fileNames[:last], d.fileIDs[:last]
-		return // only a tar's lists go out of order, and a tar gives no stats: fileKeys is nil
+	// Only a tar's lists go out of order, and a tar gives no stats:
+	// fileKeys is nil then.
+	if d.fileAt == nil && d.fileKeys != nil {
+		d.fileKeys = slices.Delete(d.fileKeys, i, i+1)
 	}
-	shifted.Add(int64(len(d.fileNames) - i - 1))
-	d.fileNames = append(d.fileNames[:i], d.fileNames[i+1:]...)
-	d.fileIDs = append(d.fileIDs[:i], d.fileIDs[i+1:]...)
-	if d.fileKeys != nil {
-		d.fileKeys = append(d.fileKeys[:i], d.fileKeys[i+1:]...)
-	}
+	d.fileNames, d.fileIDs = remove(d.fileNames, d.fileIDs, d.fileAt, i)
 }
 
-func (d *dir) removeDir(i int) {
-	if d.dirAt != nil {
-		last := len(d.dirNames) - 1
-		delete(d.dirAt, d.dirNames[i])
-		if i != last {
-			d.dirNames[i], d.dirs[i] = d.dirNames[last], d.dirs[last]
-			d.dirAt[d.dirNames[i]] = i
-		}
-		d.dirNames, d.dirs = d.dirNames[:last], d.dirs[:last]
-		return
+func (d *dir) removeDir(i int) { d.dirNames, d.dirs = remove(d.dirNames, d.dirs, d.dirAt, i) }
+
+// remove takes entry i out of names and their values vals: in place when
+// they are sorted, else (at set) by moving the last entry into the gap.
+func remove[V any](names []string, vals []V, at map[string]int, i int) ([]string, []V) {
+	if at == nil {
+		shifted.Add(int64(len(names) - i - 1))
+		return slices.Delete(names, i, i+1), slices.Delete(vals, i, i+1)
 	}
-	shifted.Add(int64(len(d.dirNames) - i - 1))
-	d.dirNames = append(d.dirNames[:i], d.dirNames[i+1:]...)
-	d.dirs = append(d.dirs[:i], d.dirs[i+1:]...)
+	last := len(names) - 1
+	delete(at, names[i])
+	if i != last {
+		names[i], vals[i] = names[last], vals[last]
+		at[names[i]] = i
+	}
+	return names[:last], vals[:last]
 }
 
 // setFile puts the object id at name, replacing a file or directory there.
@@ -238,27 +226,7 @@ func (d *dir) setFile(name string, id repo.ID) {
 	if i := d.findDir(name); i >= 0 {
 		d.removeDir(i)
 	}
-	var i int
-	var found bool
-	if d.fileAt != nil {
-		i, found = d.fileAt[name]
-	} else {
-		i, found = slices.BinarySearch(d.fileNames, name)
-	}
-	if found {
-		d.fileIDs[i] = id
-		return
-	}
-	if d.fileAt == nil && i < len(d.fileNames) && d.anyOrder {
-		d.fileAt = indexNames(d.fileNames) // out of order from here on
-	}
-	if d.fileAt != nil {
-		i = len(d.fileNames)
-		d.fileAt[name] = i
-	}
-	shifted.Add(int64(len(d.fileNames) - i))
-	d.fileNames = slices.Insert(d.fileNames, i, name)
-	d.fileIDs = slices.Insert(d.fileIDs, i, id)
+	d.fileNames, d.fileIDs, d.fileAt = set(d.fileNames, d.fileIDs, d.fileAt, d.anyOrder, name, id)
 }
 
 // setDir puts sub at name, replacing a file or directory there.
@@ -266,27 +234,28 @@ func (d *dir) setDir(name string, sub *dir) {
 	if i := d.findFile(name); i >= 0 {
 		d.removeFile(i)
 	}
-	var i int
-	var found bool
-	if d.dirAt != nil {
-		i, found = d.dirAt[name]
-	} else {
-		i, found = slices.BinarySearch(d.dirNames, name)
-	}
+	d.dirNames, d.dirs, d.dirAt = set(d.dirNames, d.dirs, d.dirAt, d.anyOrder, name, sub)
+}
+
+// set gives name the value v in names and their values vals, adding it
+// where it is not there: in its sorted place, or, for a list a tar fills
+// (anyOrder) where that is not the end, at the end, the list from then on
+// indexed by name (at) instead of sorted.
+func set[V any](names []string, vals []V, at map[string]int, anyOrder bool, name string, v V) ([]string, []V, map[string]int) {
+	i, found := lookupName(names, at, name)
 	if found {
-		d.dirs[i] = sub
-		return
+		vals[i] = v
+		return names, vals, at
 	}
-	if d.dirAt == nil && i < len(d.dirNames) && d.anyOrder {
-		d.dirAt = indexNames(d.dirNames) // out of order from here on
+	if at == nil && i < len(names) && anyOrder {
+		at = indexNames(names) // out of order from here on
 	}
-	if d.dirAt != nil {
-		i = len(d.dirNames)
-		d.dirAt[name] = i
+	if at != nil {
+		i = len(names)
+		at[name] = i
 	}
-	shifted.Add(int64(len(d.dirNames) - i))
-	d.dirNames = slices.Insert(d.dirNames, i, name)
-	d.dirs = slices.Insert(d.dirs, i, sub)
+	shifted.Add(int64(len(names) - i))
+	return slices.Insert(names, i, name), slices.Insert(vals, i, v), at
 }
 
 // typeConflict is a source that has a directory where one below it has a

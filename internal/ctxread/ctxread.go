@@ -75,16 +75,28 @@ func (b *blocking) Read(p []byte) (int, error) {
 		b.buf = make([]byte, len(p))
 	}
 	buf := b.buf[:len(p)]
-	go func() {
-		n, err := b.r.Read(buf)
-		b.res <- result{n, err}
-	}()
-	select {
-	case <-b.ctx.Done():
+	r, ok := await(b.ctx, b.res, func() (int, error) { return b.r.Read(buf) })
+	if !ok {
 		b.buf = nil // the running Read still writes the old one
 		return 0, b.ctx.Err()
-	case r := <-b.res:
-		return copy(p, buf[:r.n]), r.err
+	}
+	return copy(p, buf[:r.n]), r.err
+}
+
+// await runs op on a goroutine and returns what it returned, or false as
+// soon as ctx is done: op is then left to end on its own, its result sent
+// to res, whose capacity of 1 keeps it from waiting (the caller returns
+// ctx's error from then on, and awaits no more).
+func await(ctx context.Context, res chan result, op func() (int, error)) (result, bool) {
+	go func() {
+		n, err := op()
+		res <- result{n, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return result{}, false
+	case r := <-res:
+		return r, true
 	}
 }
 
@@ -113,17 +125,12 @@ func (b *blockingWriter) Write(p []byte) (int, error) {
 	}
 	b.buf = append(b.buf[:0], p...)
 	buf := b.buf
-	go func() {
-		n, err := b.w.Write(buf)
-		b.res <- result{n, err}
-	}()
-	select {
-	case <-b.ctx.Done():
+	r, ok := await(b.ctx, b.res, func() (int, error) { return b.w.Write(buf) })
+	if !ok {
 		b.buf = nil // the running Write still reads the old one
 		return 0, b.ctx.Err()
-	case r := <-b.res:
-		return r.n, r.err
 	}
+	return r.n, r.err
 }
 
 // MayWait reports whether a Read or Write of x may wait indefinitely, as
