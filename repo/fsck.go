@@ -12,16 +12,15 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/jsonout"
 	"github.com/otree/otree/internal/progress"
+	"github.com/otree/otree/internal/quote"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -186,7 +185,7 @@ func (p *FsckProblem) Error() string {
 	if !p.Commit.IsZero() {
 		fmt.Fprintf(&b, "; needed by commit %s", p.Commit)
 		if p.TreePath != "" {
-			fmt.Fprintf(&b, " at %s", oneLinePath(p.TreePath))
+			fmt.Fprintf(&b, " at %s", quote.Path(p.TreePath))
 		}
 		if p.Ref != "" {
 			fmt.Fprintf(&b, " (ref %s)", p.Ref)
@@ -199,16 +198,6 @@ func (p *FsckProblem) Error() string {
 		b.WriteString("; rewritten with its recorded permissions")
 	}
 	return b.String()
-}
-
-// oneLinePath returns the tree path p, Go-quoted when it holds invalid
-// UTF-8 or a character that does not print, or starts with '"': a name in
-// a commit may hold a newline, which would start a line of its own.
-func oneLinePath(p string) string {
-	if !utf8.ValidString(p) || strings.HasPrefix(p, `"`) || strings.ContainsFunc(p, func(r rune) bool { return !strconv.IsPrint(r) }) {
-		return strconv.Quote(p)
-	}
-	return p
 }
 
 // wording is the adjective Error uses for a damaged object.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/deploy"
+	"github.com/otree/otree/internal/quote"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
@@ -643,7 +644,7 @@ commits; the command fails on any drift or missing trusted signature.`,
 							fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
 						}
 						for _, ch := range it.Drift {
-							fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, quotePath(ch.Path))
+							fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, quote.Path(ch.Path))
 						}
 					}
 				}
@@ -688,7 +689,7 @@ func printDeployment(w io.Writer, d *deploy.Deployment, index int, booted bool) 
 	if d.Version != "" {
 		// The version comes with the commit: a newline in it must not
 		// forge a line.
-		fmt.Fprintf(w, "    Version: %s\n", quotePath(d.Version))
+		fmt.Fprintf(w, "    Version: %s\n", quote.Path(d.Version))
 	}
 	if d.Unlocked != "" {
 		fmt.Fprintf(w, "    Unlocked: %s\n", d.Unlocked)
@@ -777,7 +778,7 @@ func printLocalEtc(w io.Writer, changes []deploy.EtcChange) {
 			if rel == "" {
 				rel = "."
 			}
-			fmt.Fprintf(w, "%s    %s\n", letter, quotePath(rel))
+			fmt.Fprintf(w, "%s    %s\n", letter, quote.Path(rel))
 		}
 	}
 }
@@ -786,7 +787,7 @@ func printLocalEtc(w io.Writer, changes []deploy.EtcChange) {
 // character that does not print, so that a name in /etc cannot drive
 // the terminal.
 func etcLine(c deploy.EtcChange) string {
-	c.Path = quotePath(c.Path)
+	c.Path = quote.Path(c.Path)
 	c.Detail = printable(c.Detail)
 	return c.String()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/quote"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
@@ -57,7 +58,7 @@ func runChecksum(e *env, ignoreXattrs bool, paths []string) error {
 		case len(paths) == 1:
 			fmt.Fprintln(e.stdout, id)
 		default:
-			fmt.Fprintf(e.stdout, "%s  %s\n", id, quotePath(p))
+			fmt.Fprintf(e.stdout, "%s  %s\n", id, quote.Path(p))
 		}
 	}
 	if e.json {

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/quote"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
@@ -358,7 +357,7 @@ func printDiff(e *env, f *diffFlags, out *diffOutput, changes []checkout.Change)
 	w := bufio.NewWriter(e.stdout)
 	if paths {
 		for _, c := range changes {
-			fmt.Fprintf(w, "%c    %s\n", c.Kind, quotePath(c.Path))
+			fmt.Fprintf(w, "%c    %s\n", c.Kind, quote.Path(c.Path))
 		}
 	}
 	if f.stat {
@@ -386,15 +385,4 @@ func topRemoved(changes []checkout.Change) []checkout.Change {
 		out = append(out, c)
 	}
 	return out
-}
-
-// quotePath returns p, or p Go-quoted when it holds invalid UTF-8 or a
-// character that does not print (a control character, C1 ones too, or a
-// format character such as U+202E, which reorders what a terminal shows),
-// or starts with '"': one path is always one line that reads as it is.
-func quotePath(p string) string {
-	if !utf8.ValidString(p) || strings.HasPrefix(p, `"`) || strings.ContainsFunc(p, func(r rune) bool { return !strconv.IsPrint(r) }) {
-		return strconv.Quote(p)
-	}
-	return p
 }
