@@ -372,7 +372,8 @@ func parseSignVerify(s string) (string, string, error) {
 	switch {
 	case how == "inline" && v != "":
 		if _, err := sign.ParsePublicKey(v); err != nil {
-			return "", "", usagef("--sign-verify %q: %v", s, err)
+			// Not shown: it may be a secret key given by mistake.
+			return "", "", usagef("--sign-verify %s=inline:PUBKEY: %v", typ, err)
 		}
 		return remote.KeyVerificationKey, v, nil
 	case how == "file" && v != "":

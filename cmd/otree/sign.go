@@ -140,12 +140,14 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 }
 
 // publicKeys parses public keys given on the command line and from a file.
+// A bad PUBKEY is named by its place, not shown: it may be a secret key
+// given by mistake.
 func publicKeys(args []string, file string) ([]ed25519.PublicKey, error) {
 	var keys []ed25519.PublicKey
-	for _, a := range args {
+	for i, a := range args {
 		k, err := sign.ParsePublicKey(a)
 		if err != nil {
-			return nil, usagef("PUBKEY %q: %v", a, err)
+			return nil, usagef("PUBKEY #%d: %v", i+1, err)
 		}
 		keys = append(keys, k)
 	}

@@ -117,6 +117,25 @@ func TestSignCommand(t *testing.T) {
 	c.fails(exitUsage, []string{"PUBKEY"}, "sign", "--verify", "os/stable", "abc")
 }
 
+// A secret key given where a public key is wanted is refused without being
+// written to the terminal (or a CI log): naming its place is enough.
+func TestSecretKeyAsPublicNotEchoed(t *testing.T) {
+	c := newCLI(t)
+	_, secret, pub := generateKey(t, c)
+	c.commitTree("os/stable", source(t, fixture), "one", 1700000000)
+	for _, args := range [][]string{
+		{"sign", "--verify", "os/stable", pub, secret},
+		{"sign", "--delete", "os/stable", secret},
+		{"remote", "add", "--sign-verify=ed25519=inline:" + secret, "x", "file:///nonexistent"},
+	} {
+		res := c.fails(exitUsage, []string{"64 bytes, want 32", "a secret key's length"}, args...)
+		if strings.Contains(res.stderr, secret) || strings.Contains(res.stdout, secret) {
+			t.Errorf("otree %s echoes the secret key: %q", args[0], res.stderr)
+		}
+	}
+	c.fails(exitUsage, []string{"PUBKEY #2"}, "sign", "--verify", "os/stable", pub, secret)
+}
+
 func TestCommitAndSummarySign(t *testing.T) {
 	c := newCLI(t)
 	keyFile, secret, pub := generateKey(t, c)

@@ -61,6 +61,9 @@ func decodeKey(s string, size int, what string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid ed25519 %s: not base64: %v", what, err)
 	}
+	if len(b) == ed25519.PrivateKeySize && size == ed25519.PublicKeySize {
+		return nil, fmt.Errorf("invalid ed25519 %s: %d bytes, want %d (a secret key's length: give its public key)", what, len(b), size)
+	}
 	if len(b) != size {
 		return nil, fmt.Errorf("invalid ed25519 %s: %d bytes, want %d", what, len(b), size)
 	}
