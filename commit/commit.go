@@ -272,6 +272,11 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := opts.DetachedMetadata.Validate(); err != nil {
 		return nil, fmt.Errorf("commit: detached %w", err)
 	}
+	// Checked before anything is written: signatures that do not split
+	// would make every later sign, sign --delete and show of the commit fail.
+	if _, err := sign.Signatures(opts.DetachedMetadata); err != nil {
+		return nil, fmt.Errorf("commit: detached metadata: %w", err)
+	}
 	if f := opts.TarPathnameFilter; f != nil && f.Regexp == nil {
 		return nil, errors.New("commit: TarPathnameFilter has no Regexp")
 	}

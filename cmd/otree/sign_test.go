@@ -161,6 +161,13 @@ func TestCommitAndSummarySign(t *testing.T) {
 	// A bad key fails before anything is written.
 	c.fails(exitUsage, []string{"--sign #1"}, "commit", "--branch=bad", "--sign=xyz", dir)
 	c.fails(exitUsage, []string{"dummy"}, "commit", "--branch=bad", "--sign-type=dummy", "--sign="+secret, dir)
+	// Signatures that do not split into 64-byte ones are refused before
+	// anything is written, with or without a key to sign with: no later
+	// sign, sign --delete or show of the commit could read them.
+	for _, extra := range [][]string{nil, {"--sign=" + secret}} {
+		args := append([]string{"commit", "--branch=bad", "--add-detached-metadata-string=otree.sign.ed25519=abc"}, extra...)
+		c.fails(exitError, []string{"otree.sign.ed25519", "3 bytes"}, append(args, dir)...)
+	}
 	if _, err := c.r.ReadRef("bad"); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("a commit with a bad key moved its branch: %v", err)
 	}
