@@ -31,7 +31,19 @@ func ReadSecretKeys(path string) ([]ed25519.PrivateKey, error) {
 	return readKeys(path, ParseSecretKey)
 }
 
+// readKeys reads a key file given for its keys: one without a key is an
+// error naming it.
 func readKeys[K any](path string, parse func(string) (K, error)) ([]K, error) {
+	out, err := readKeyFile(path, parse)
+	if err == nil && len(out) == 0 {
+		return nil, fmt.Errorf("key file %s: no keys", path)
+	}
+	return out, err
+}
+
+// readKeyFile reads the keys of a key file, none if it holds only blank
+// lines and comments.
+func readKeyFile[K any](path string, parse func(string) (K, error)) ([]K, error) {
 	// Non-blocking, so that a FIFO named as a key file is refused rather
 	// than waited on.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -60,9 +72,6 @@ func readKeys[K any](path string, parse func(string) (K, error)) ([]K, error) {
 		}
 		out = append(out, k)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("key file %s: no keys", path)
-	}
 	return out, nil
 }
 
@@ -78,8 +87,10 @@ func SystemDirs(root string) []string {
 // LoadTrusted loads the public keys trusted by the key directories dirs:
 // in each, the file trusted.ed25519 and every file in trusted.ed25519.d,
 // minus the keys listed the same way in revoked.ed25519 and
-// revoked.ed25519.d. Missing files and directories are skipped; a malformed
-// file is an error naming it. It returns the keys and the files read.
+// revoked.ed25519.d. Missing files and directories are skipped, and a file
+// with no key (empty, or comments only: a placeholder, or a revocation
+// list with nothing revoked yet) adds none; a malformed file is an error
+// naming it. It returns the keys and the files read.
 func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 	var trusted, revoked []ed25519.PublicKey
 	var files []string
@@ -95,7 +106,7 @@ func LoadTrusted(dirs ...string) ([]ed25519.PublicKey, []string, error) {
 				return nil, nil, err
 			}
 			for _, p := range paths {
-				ks, err := readKeys(p, set.parse)
+				ks, err := readKeyFile(p, set.parse)
 				if err != nil {
 					return nil, nil, err
 				}

@@ -332,6 +332,13 @@ func TestLoadTrusted(t *testing.T) {
 	if ks, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err != nil || len(ks) != 2 || containsKey(ks, pubB) {
 		t.Errorf("a small-order key revoked beside B: %d keys, %v; want A and C", len(ks), err)
 	}
+	// A file with no key, trusted or revoked, adds none: an empty
+	// revocation list revokes nothing, and fails nothing.
+	writeFile(t, filepath.Join(root, "etc/otree/revoked.ed25519"), "")
+	writeFile(t, filepath.Join(root, "etc/otree/trusted.ed25519.d/00-placeholder"), "# keys of the vendor go here\n\n")
+	if ks, files, err := sign.LoadTrusted(sign.SystemDirs(root)...); err != nil || len(ks) != 2 || containsKey(ks, pubB) {
+		t.Errorf("with an empty revocation list and a trusted file of comments: %d keys from %v, %v; want A and C", len(ks), files, err)
+	}
 	bad := filepath.Join(root, "etc/otree/trusted.ed25519.d/broken")
 	writeFile(t, bad, "xyz\n")
 	if _, _, err := sign.LoadTrusted(sign.SystemDirs(root)...); err == nil || !strings.Contains(err.Error(), bad) {
