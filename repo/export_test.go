@@ -77,3 +77,10 @@ func SetFsckRefHook(f func(name string)) (restore func()) {
 	fsckRefHook = f
 	return func() { fsckRefHook = nil }
 }
+
+// SetFsckReadHook has f wrap the reader of each stored object's bytes
+// (at path) that Fsck verifies, until the returned function is called.
+func SetFsckReadHook(f func(path string, r io.Reader) io.Reader) (restore func()) {
+	fsckReadHook = f
+	return func() { fsckReadHook = nil }
+}

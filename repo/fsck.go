@@ -87,9 +87,9 @@ const (
 	// ProblemRef: a ref file cannot be read or parsed.
 	ProblemRef
 	// ProblemUnreadable: an object this user may not read, or that could
-	// not be opened or read for want of descriptors or memory, so it was
-	// not verified; Delete leaves it. Err wraps fs.ErrPermission or that
-	// errno.
+	// not be opened or read for want of descriptors or memory or for an
+	// I/O error (EIO and the like), so it was not verified; Delete leaves
+	// it. Err wraps fs.ErrPermission or that errno.
 	ProblemUnreadable
 	// ProblemBinding: a commit's ref binding and the refs disagree
 	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit; Err
@@ -747,15 +747,18 @@ func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
 		// Listed but gone: only Delete (which we exclude) removes objects,
 		// so someone removed it by hand. Reachability reports it if needed.
 		f.state[k] = stateMissing
-	case errors.Is(err, fs.ErrPermission) || outOfResources(err):
+	case errors.Is(err, fs.ErrPermission) || outOfResources(err) || ioFailure(err):
 		// Stored, but not readable by this user (a bare-user-only file
 		// recorded without u+r, or another user's object), or not read
-		// now for want of descriptors or memory, which says nothing of
-		// its content: unverified, never deleted, and present for the
-		// commits that need it.
+		// now for want of descriptors or memory, or for an I/O error,
+		// none of which says anything of its content: unverified, never
+		// deleted, and present for the commits that need it.
 		f.state[k] = stateUnreadable
 		reason := "cannot be read by this user, so it was not verified"
-		if !errors.Is(err, fs.ErrPermission) {
+		switch {
+		case ioFailure(err):
+			reason = fmt.Sprintf("I/O error (%v), so it was not verified; it is kept: check the device, then run fsck again", err)
+		case !errors.Is(err, fs.ErrPermission):
 			reason = fmt.Sprintf("could not be read (%v), so it was not verified", err)
 		}
 		p := &FsckProblem{Type: ProblemUnreadable, Kind: kind, ID: id, Path: f.r.ObjectPath(kind, id),
@@ -789,6 +792,20 @@ func outOfResources(err error) bool {
 	return false
 }
 
+// ioFailure reports whether err is the device or filesystem failing to
+// give an object's bytes (EIO; ENXIO, ENODEV: the device gone; EUCLEAN,
+// EBADMSG: ext4 or XFS finding its own metadata or checksums bad): the
+// object's content was never seen, so it is not known to be corrupt, and
+// may read whole once the disk or filesystem is repaired.
+func ioFailure(err error) bool {
+	for _, e := range []unix.Errno{unix.EIO, unix.ENXIO, unix.ENODEV, unix.EUCLEAN, unix.EBADMSG} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // asCorrupt returns err as a *CorruptObjectError.
 func asCorrupt(kind Kind, id ID, path string, err error) *CorruptObjectError {
 	var ce *CorruptObjectError
@@ -803,6 +820,18 @@ func corruptReason(e *CorruptObjectError) string {
 		return "content hashes to " + e.Actual.String()
 	}
 	return e.Reason
+}
+
+// fsckReadHook, when set by a test, wraps the reader of each object's
+// bytes that verification reads (the stored file at path): where a disk
+// may fail.
+var fsckReadHook func(path string, r io.Reader) io.Reader
+
+func fsckReader(path string, r io.Reader) io.Reader {
+	if fsckReadHook != nil {
+		return fsckReadHook(path, r)
+	}
+	return r
 }
 
 // verifyMeta re-hashes and decodes a dirtree, dirmeta, commit,
@@ -824,9 +853,10 @@ func (f *fsckRun) verifyMeta(w *fsckWorker, kind Kind, id ID) (*DirTree, *Commit
 	if st.Size > maxMetaObject {
 		return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: "larger than any valid object"}
 	}
-	data, err := io.ReadAll(io.LimitReader(file, maxMetaObject+1))
+	data, err := io.ReadAll(io.LimitReader(fsckReader(path, file), maxMetaObject+1))
 	if err != nil {
-		return nil, nil, &CorruptObjectError{Kind: kind, ID: id, Path: path, Reason: "unreadable: " + err.Error()}
+		// Kept whole, so that verify tells an I/O error from damage.
+		return nil, nil, fmt.Errorf("reading %s object %s: %w", kind, id, err)
 	}
 	f.bytes.Add(int64(len(data)))
 	if kind.ContentAddressed() {
@@ -883,7 +913,7 @@ func (f *fsckRun) verifyFile(w *fsckWorker, id ID) (mode bool, err error) {
 	}
 	w.h.Reset()
 	w.h.Write(AppendFileHeader(nil, h))
-	rc := &fileReader{r: body, c: c, size: h.Size, h: w.h, id: id, path: path}
+	rc := &fileReader{r: fsckReader(path, body), c: c, size: h.Size, h: w.h, id: id, path: path}
 	defer rc.Close()
 	for {
 		n, err := rc.Read(w.buf)

@@ -985,3 +985,67 @@ func TestFsckProblemOneLine(t *testing.T) {
 		}
 	}
 }
+
+// eioReader fails every read as a disk returning EIO does.
+type eioReader struct{ path string }
+
+func (e eioReader) Read([]byte) (int, error) {
+	return 0, &os.PathError{Op: "read", Path: e.path, Err: unix.EIO}
+}
+
+// An object the disk fails to read (EIO) is an I/O error, not
+// corruption: fsck reports it unreadable, naming the object, its path and
+// the error, and --delete neither deletes it nor marks the commits that
+// need it partial, since its content was never seen (OSTree 2022.7 deletes
+// it). A file object and a dirtree, in each mode.
+func TestFsckIOErrorIsNotCorruption(t *testing.T) {
+	for _, mode := range integrityModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+			cm, err := r.ReadCommit(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, err := r.ReadDirTree(cm.RootTree)
+			if err != nil {
+				t.Fatal(err)
+			}
+			etc, ok := root.Dir("etc")
+			if !ok {
+				t.Fatal("no /etc")
+			}
+			file := r.ObjectPath(repo.KindFile, integrityFileID(t, r, c, "bin/hello"))
+			tree := r.ObjectPath(repo.KindDirTree, etc.TreeID)
+			defer repo.SetFsckReadHook(func(path string, rd io.Reader) io.Reader {
+				if path == file || path == tree {
+					return eioReader{path}
+				}
+				return rd
+			})()
+			for _, del := range []bool{false, true} {
+				rep, err := runFsck(t, r, repo.FsckOptions{Delete: del})
+				if len(rep.Problems) != 2 {
+					t.Fatalf("delete=%v: %d problems, want 2: %v", del, len(rep.Problems), err)
+				}
+				for _, p := range rep.Problems {
+					if p.Type != repo.ProblemUnreadable || !errors.Is(p, unix.EIO) || p.Deleted {
+						t.Errorf("delete=%v: problem %v: type %s, deleted %v; want unreadable, wrapping EIO, kept", del, p, p.Type, p.Deleted)
+					}
+					msg := p.Error()
+					if !strings.Contains(msg, "I/O error") || !strings.Contains(msg, p.Path) || !strings.Contains(msg, p.ID.String()) || strings.Contains(msg, "corrupt") {
+						t.Errorf("delete=%v: message %q does not name the I/O error, object and path", del, msg)
+					}
+				}
+				if rep.Deleted != 0 || len(rep.MarkedPartial) != 0 {
+					t.Errorf("delete=%v: deleted %d objects, marked %v partial; want nothing changed", del, rep.Deleted, rep.MarkedPartial)
+				}
+				for _, path := range []string{file, tree} {
+					if _, err := os.Lstat(path); err != nil {
+						t.Errorf("delete=%v: %v", del, err)
+					}
+				}
+			}
+		})
+	}
+}

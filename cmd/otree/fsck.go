@@ -33,7 +33,8 @@ every object it needs is here again (stored by a later commit), until
 --delete takes the mark away; a commit partial because its pull was
 interrupted or fetched only metadata is not one. An
 object this user may not read, or that could not be opened or read for want
-of descriptors or memory, is reported as unreadable and never deleted. A
+of descriptors or memory or for an I/O error, is reported as unreadable and
+never deleted (OSTree 2022.7 deletes an object it gets EIO reading). A
 bare-user object whose content is sound but whose permissions were changed
 (by a chmod through a hardlink in a checkout) is not deleted either: it is
 rewritten with the permissions it records, and the checkouts that linked it
