@@ -89,7 +89,9 @@ const (
 	// ProblemUnreadable: an object this user may not read, or that could
 	// not be opened or read for want of descriptors or memory or for an
 	// I/O error (EIO and the like), so it was not verified; Delete leaves
-	// it. Err wraps fs.ErrPermission or that errno.
+	// it. Err wraps fs.ErrPermission or that errno. With Kind zero, Path
+	// is a fan-out directory of objects/ that could not be listed: the
+	// objects in it are verified only when a commit needs them.
 	ProblemUnreadable
 	// ProblemBinding: a commit's ref binding and the refs disagree
 	// (FsckOptions.VerifyBindings, VerifyBackRefs). ID is the commit; Err
@@ -176,6 +178,13 @@ func (p *FsckProblem) Error() string {
 		fmt.Fprintf(&b, "%s object %s is missing (%s)", p.Kind, p.ID, p.Path)
 	case ProblemCache:
 		fmt.Fprintf(&b, "uncompressed-cache entry %s of file object %s: %s", p.Path, p.ID, p.Reason)
+	case ProblemUnreadable:
+		if p.Kind == 0 {
+			// A fan-out directory that could not be listed; Err
+			// names it.
+			return fmt.Sprintf("%v (%s)", p.Err, p.Reason)
+		}
+		fallthrough
 	default:
 		fmt.Fprintf(&b, "%s object %s (%s) is %s: %s", p.Kind, p.ID, p.Path, p.Type.wording(), p.Reason)
 	}
@@ -329,8 +338,11 @@ type storedObject struct {
 }
 
 // listObjects returns every object stored in objects/ and the paths of
-// entries that are not objects.
-func (r *Repo) listObjects(ctx context.Context) ([]storedObject, []string, error) {
+// entries that are not objects. A fan-out directory that cannot be listed
+// ends the listing with its error, unless onDirErr is set: it is then
+// called with the directory's path and error, and the listing goes on
+// when it returns nil.
+func (r *Repo) listObjects(ctx context.Context, onDirErr func(dir string, err error) error) ([]storedObject, []string, error) {
 	var objs []storedObject
 	var stray []string
 	ents, err := os.ReadDir(r.Path("objects"))
@@ -348,7 +360,14 @@ func (r *Repo) listObjects(ctx context.Context) ([]storedObject, []string, error
 		}
 		sub, err := os.ReadDir(dir)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listing %s: %w", dir, err)
+			err = fmt.Errorf("listing %s: %w", dir, err)
+			if onDirErr == nil {
+				return nil, nil, err
+			}
+			if err := onDirErr(dir, err); err != nil {
+				return nil, nil, err
+			}
+			// ReadDir returns what it read before the error.
 		}
 		for _, e := range sub {
 			o, ok := parseObjectName(fan.Name(), e.Name())
@@ -368,7 +387,7 @@ func (r *Repo) ListCommits(ctx context.Context) ([]ID, error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
 	}
-	objs, _, err := r.listObjects(ctx)
+	objs, _, err := r.listObjects(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -534,7 +553,14 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 	}
 	rep.Refs = len(refs) + len(bad)
 
-	objs, stray, err := r.listObjects(ctx)
+	// A fan-out directory that cannot be listed is a problem, not the
+	// end of the check: the objects in it that commits need are still
+	// looked up one by one, and every other directory is verified.
+	objs, stray, err := r.listObjects(ctx, func(dir string, err error) error {
+		f.order = append(f.order, &FsckProblem{Type: ProblemUnreadable, Path: dir,
+			Reason: "the objects in it were not verified, except those a commit needs", Err: err})
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}

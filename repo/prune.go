@@ -230,7 +230,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	objs, _, err := r.listObjects(ctx)
+	objs, _, err := r.listObjects(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ interrupted or fetched only metadata is not one. An
 object this user may not read, or that could not be opened or read for want
 of descriptors or memory or for an I/O error, is reported as unreadable and
 never deleted (OSTree 2022.7 deletes an object it gets EIO reading). A
+directory of objects that cannot be listed is reported, and the check goes
+on. A
 bare-user object whose content is sound but whose permissions were changed
 (by a chmod through a hardlink in a checkout) is not deleted either: it is
 rewritten with the permissions it records, and the checkouts that linked it
@@ -155,7 +157,8 @@ func printFsck(e *env, f *fsckFlags, rep *repo.FsckReport) {
 	}
 	fmt.Fprintln(e.stdout)
 	damagedObjects := countProblems(rep, func(p *repo.FsckProblem) bool {
-		return p.Type == repo.ProblemCorrupt || p.Type == repo.ProblemMode || p.Type == repo.ProblemUnreadable
+		// Kind zero: a fan-out directory, no object.
+		return p.Kind != 0 && (p.Type == repo.ProblemCorrupt || p.Type == repo.ProblemMode || p.Type == repo.ProblemUnreadable)
 	})
 	if damagedObjects > 0 {
 		fmt.Fprintf(e.stdout, "%d of them damaged or unreadable (each named in an error)\n", damagedObjects)

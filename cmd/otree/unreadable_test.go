@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -135,5 +136,86 @@ func TestNotWritableRepositorySaysWhy(t *testing.T) {
 	}
 	if got := strings.TrimSpace(runIn(t, repoPath, "rev-parse", "main")); got != id {
 		t.Errorf("main is %s after the refused changes, want %s", got, id)
+	}
+}
+
+// A fan-out directory of objects/ that nobody may list does not end fsck:
+// it reports the directory, goes on to find a corrupt object in another
+// one and the unreadable object a commit needs in it, exits non-zero, and
+// --delete deletes the corrupt object alone. Run as nobody (OSTree 2022.7
+// stops at the directory).
+func TestFsckGoesPastUnlistableFanOut(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as another user")
+	}
+	dir, bin, env := nobodyDir(t)
+	repoPath := filepath.Join(dir, "repo")
+	src := filepath.Join(dir, "src")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"--repo=" + repoPath}, args...)...)
+		cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, asNobody()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Files until two of them land in different fan-out directories.
+	objectOf := func(name string) string {
+		f := strings.Fields(runIn(t, repoPath, "ls", "-C", "m", "/"+name))
+		if len(f) < 5 {
+			t.Fatalf("ls -C /%s: %q", name, f)
+		}
+		return f[4]
+	}
+	if out, err := run("init", "--mode=bare-user"); err != nil {
+		t.Fatalf("init as nobody: %v\n%s", err, out)
+	}
+	var hidden, bad string
+	for i := 0; bad == ""; i++ {
+		name := "f" + strconv.Itoa(i)
+		if err := os.WriteFile(filepath.Join(src, name), []byte(name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := run("commit", "-b", "m", src); err != nil {
+			t.Fatalf("commit as nobody: %v\n%s", err, out)
+		}
+		id := objectOf(name)
+		switch {
+		case hidden == "":
+			hidden = id
+		case id[:2] != hidden[:2]:
+			bad = id
+		}
+	}
+	objPath := func(id string) string { return filepath.Join(repoPath, "objects", id[:2], id[2:]+".file") }
+	fan := filepath.Dir(objPath(hidden))
+	f, err := os.OpenFile(objPath(bad), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("appended")
+	f.Close()
+	if err := os.Chmod(fan, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run("fsck", "--delete")
+	for _, want := range []string{
+		"listing " + fan + ": open " + fan + ": permission denied",
+		"file object " + bad + " (" + objPath(bad) + ") is corrupt",
+		"file object " + hidden + " (" + objPath(hidden) + ") is unreadable",
+	} {
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("fsck --delete as nobody: %v, want a failure saying %q:\n%s", err, want, out)
+		}
+	}
+	if err := os.Chmod(fan, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(objPath(hidden)); err != nil {
+		t.Errorf("the object in the unlistable directory: %v", err)
+	}
+	if _, err := os.Lstat(objPath(bad)); !os.IsNotExist(err) {
+		t.Errorf("the corrupt object is still there: %v", err)
 	}
 }
