@@ -421,6 +421,9 @@ func TestLogAndShow(t *testing.T) {
 	if got := c.ok("show", "--print-related", "main"); got != "" {
 		t.Errorf("show --print-related = %q, want nothing", got)
 	}
+	if got := c.ok("show", "--print-related", "--json", "main"); got != "[]\n" {
+		t.Errorf("show --print-related --json = %q, want an empty list", got)
+	}
 	c.fails(exitError, []string{"nope"}, "show", "--print-related", "nope")
 
 	got := c.ok("log", "main")

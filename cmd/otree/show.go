@@ -69,7 +69,11 @@ func runShow(e *env, f *showFlags, rev string) error {
 	}
 	c, err := r.ReadCommit(id)
 	if f.related {
-		return err
+		if err != nil || !e.json {
+			return err
+		}
+		// An empty list, so that a script reads valid JSON.
+		return e.printJSON([]string{})
 	}
 	if missing := (*repo.ObjectMissingError)(nil); errors.As(err, &missing) && len(rev) == len(id.String()) && !f.raw && !f.sizes && !f.metaSet && !f.detachedSet {
 		// A full id may name an object of another kind, as in OSTree.
