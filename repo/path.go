@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/otree/otree/internal/quote"
 )
 
 // Entry is what a path inside a commit names: a file object (regular file,
@@ -34,22 +36,25 @@ type PathError struct {
 	Err    error  // ErrNotFound, ErrNotDir or ErrSymlinkLoop
 }
 
-// Error names the path, where it failed, and the commit.
+// Error names the path, where it failed, and the commit. The paths are
+// quoted when they hold a newline or another character that does not
+// print, so that the error stays one line that reads as it is.
 func (e *PathError) Error() string {
 	in := ""
 	if !e.Commit.IsZero() {
 		in = " in commit " + e.Commit.String()
 	}
+	p, at := quote.Path(e.Path), quote.Path(e.At)
 	if e.At == "" || e.At == e.Path {
-		return fmt.Sprintf("%s: %v%s", e.Path, e.Err, in)
+		return fmt.Sprintf("%s: %v%s", p, e.Err, in)
 	}
 	if errors.Is(e.Err, ErrNotDir) {
-		return fmt.Sprintf("%s: %s is not a directory%s", e.Path, e.At, in)
+		return fmt.Sprintf("%s: %s is not a directory%s", p, at, in)
 	}
 	if errors.Is(e.Err, ErrSymlinkLoop) {
-		return fmt.Sprintf("%s: at %s: %v%s", e.Path, e.At, e.Err, in)
+		return fmt.Sprintf("%s: at %s: %v%s", p, at, e.Err, in)
 	}
-	return fmt.Sprintf("%s: %s %v%s", e.Path, e.At, e.Err, in)
+	return fmt.Sprintf("%s: %s %v%s", p, at, e.Err, in)
 }
 
 // Unwrap returns ErrNotFound or ErrNotDir.

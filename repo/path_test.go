@@ -178,6 +178,15 @@ func TestLookupTree(t *testing.T) {
 	if !errors.As(err, &pe) || !pe.Commit.IsZero() || err.Error() != "/a: not found" {
 		t.Errorf("LookupTree(missing) = %v", err)
 	}
+	// A name from a tree may hold a newline: the error is still one line.
+	_, err = fx.r.LookupTree(fx.dTree, fx.dMeta, "x\ny/z")
+	if err == nil || err.Error() != `"/x\ny/z": "/x\ny" not found` {
+		t.Errorf("LookupTree(newline) = %v, want the path quoted", err)
+	}
+	_, err = fx.r.LookupTree(fx.dTree, fx.dMeta, "f/\xff")
+	if err == nil || err.Error() != `"/f/\xff": /f is not a directory` {
+		t.Errorf("LookupTree(under a file) = %v, want the paths quoted", err)
+	}
 }
 
 func TestTreePath(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/otree/otree/internal/quote"
 	"github.com/otree/otree/repo"
 	"github.com/spf13/cobra"
 )
@@ -62,20 +63,20 @@ func catFile(r *repo.Repo, commit repo.ID, p string, w io.Writer) error {
 	}
 	if ent.IsDir() {
 		if ent.Path == repo.CleanPath(p) {
-			return fmt.Errorf("cat: %s is a directory", p)
+			return fmt.Errorf("cat: %s is a directory", quote.Path(p))
 		}
-		return fmt.Errorf("cat %s: %s is a directory", p, ent.Path)
+		return fmt.Errorf("cat %s: %s is a directory", quote.Path(p), quote.Path(ent.Path))
 	}
 	h, rc, err := r.OpenFile(ent.ID)
 	if err != nil {
-		return fmt.Errorf("cat %s: %s: %w", p, ent.Path, err)
+		return fmt.Errorf("cat %s: %s: %w", quote.Path(p), quote.Path(ent.Path), err)
 	}
 	defer rc.Close()
 	if h.Type != repo.TypeRegular {
-		return fmt.Errorf("cat %s: %s is a %s, not a regular file", p, ent.Path, h.Type)
+		return fmt.Errorf("cat %s: %s is a %s, not a regular file", quote.Path(p), quote.Path(ent.Path), h.Type)
 	}
 	if _, err := io.Copy(w, rc); err != nil {
-		return fmt.Errorf("cat %s: %w", p, err)
+		return fmt.Errorf("cat %s: %w", quote.Path(p), err)
 	}
 	return nil
 }

@@ -213,7 +213,7 @@ func mustLookup(t *testing.T, r *repo.Repo, commit repo.ID, p string) repo.Entry
 func TestCat(t *testing.T) {
 	c := newCLI(t)
 	tree := testtree.Tree{"sub/abs": testtree.Symlink("/sub/../a.txt"), "dir": testtree.Symlink("sub"),
-		"sub/inner": testtree.Dir(0o755), "deep": testtree.Symlink("sub/inner")}
+		"sub/inner": testtree.Dir(0o755), "deep": testtree.Symlink("sub/inner"), "two\nlines": testtree.Dir(0o755)}
 	for name, e := range fixture {
 		tree[name] = e
 	}
@@ -250,6 +250,19 @@ func TestCat(t *testing.T) {
 	for _, tc := range []struct{ path, says string }{{"/sub", "directory"}, {"/missing", "not found"}} {
 		if res := c.fails(exitError, []string{tc.path, tc.says}, "cat", "main", tc.path); strings.Count(res.stderr, tc.path) != 1 {
 			t.Errorf("cat %s: %q names the path more than once", tc.path, res.stderr)
+		}
+	}
+	// A newline in a path is quoted, so that the error stays one line.
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"cat", "main", "/two\nlines"}, `cat: "/two\nlines" is a directory`},
+		{[]string{"cat", "main", "/sub/x\ny"}, `"/sub/x\ny": not found`},
+		{[]string{"ls", "main", "/x\ny/z"}, `"/x\ny/z": "/x\ny" not found`},
+	} {
+		if res := c.fails(exitError, []string{tc.says}, tc.args...); strings.Count(res.stderr, "\n") != 1 {
+			t.Errorf("%q: error %q is not one line", tc.args, res.stderr)
 		}
 	}
 	c.fails(exitUsage, nil, "cat", "main")
