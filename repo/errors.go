@@ -211,12 +211,18 @@ type AmbiguousPrefixError struct {
 }
 
 // Error names the prefix and the first two ids it matches, with "..."
-// when it matches more.
+// when it matches more. The ids are shortened as Short does, or less when
+// they would then read alike.
 func (e *AmbiguousPrefixError) Error() string {
 	more := ""
 	if len(e.Matches) > 2 {
 		more = ", ..."
 	}
+	a, b := e.Matches[0].String(), e.Matches[1].String()
+	n := len(e.Matches[0].Short())
+	for n < len(a) && a[:n] == b[:n] {
+		n++
+	}
 	return fmt.Sprintf("commit prefix %q is ambiguous: matches %d commits (%s, %s%s)",
-		e.Prefix, len(e.Matches), e.Matches[0].Short(), e.Matches[1].Short(), more)
+		e.Prefix, len(e.Matches), a[:n], b[:n], more)
 }

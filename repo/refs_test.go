@@ -313,6 +313,20 @@ func TestAmbiguousPrefixMessage(t *testing.T) {
 			t.Errorf("%d matches: %q, want it to name %s and end in %q", n, msg, ids[0].Short(), want)
 		}
 	}
+	// Ids that share their first ten digits are written long enough to
+	// tell apart.
+	a, b := ids[0], ids[0]
+	b[31] ^= 1
+	msg := (&repo.AmbiguousPrefixError{Prefix: "abcd", Matches: []repo.ID{a, b}}).Error()
+	if want := "(" + a.String() + ", " + b.String() + ")"; !strings.HasSuffix(msg, want) {
+		t.Errorf("ids differing in the last digit: %q, want it to end in %q", msg, want)
+	}
+	b = ids[0]
+	b[6] ^= 0x10
+	msg = (&repo.AmbiguousPrefixError{Prefix: "abcd", Matches: []repo.ID{a, b}}).Error()
+	if want := "(" + a.String()[:13] + ", " + b.String()[:13] + ")"; !strings.HasSuffix(msg, want) {
+		t.Errorf("ids differing in the 13th digit: %q, want it to end in %q", msg, want)
+	}
 }
 
 // A ref name is one or more components of letters, digits and "._-",
