@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -56,7 +57,8 @@ too) and exits 1 if any does: the check that a deployed tree has not drifted.
 --stat prints counts and sizes instead of paths; with --fs-diff too, the paths
 and then the counts. --stats prints OSTree's object statistics of two
 commits instead: the objects each needs, and the count and size on disk of
-those both need. --json prints the changes
+those both need; with --fs-diff too, the paths and then the statistics
+(under "objects" with --json). --json prints the changes
 with both sides' type, mode, owner, size, target and xattrs, and which fields
 differ.`,
 		Args: cobra.RangeArgs(1, 2),
@@ -70,7 +72,7 @@ differ.`,
 	fl := c.Flags()
 	fl.BoolVar(&f.stat, "stat", false, "print a summary (files and bytes added, modified, removed) instead of paths")
 	fl.BoolVar(&f.stats, "stats", false, "print how many objects each commit needs, and how many (and what size on disk) both need, as OSTree's --stats")
-	fl.BoolVar(&f.fsDiff, "fs-diff", false, "print the paths (the default; with --stat, before the summary)")
+	fl.BoolVar(&f.fsDiff, "fs-diff", false, "print the paths (the default; with --stat or --stats, before the counts)")
 	fl.BoolVar(&f.verify, "verify", false, "list every differing path; exit 1 if any differs")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "take this uid as the owner of every entry of DIR")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "take this gid as the owner of every entry of DIR")
@@ -89,6 +91,7 @@ type diffOutput struct {
 	Dir     string              `json:"dir,omitempty"`      // or the directory
 	Changes []diffChangeJSON    `json:"changes"`
 	Stats   *checkout.DiffStats `json:"stats,omitempty"`
+	Objects *diffObjectStats    `json:"objects,omitempty"` // --stats with --fs-diff
 }
 
 // diffChangeJSON is a checkout.Change with xattrs in ls --json's form.
@@ -132,8 +135,8 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 	// Counting needs the contents of removed directories too.
 	opts.Verify = f.verify || f.stat
 	if f.stats {
-		if f.stat || f.fsDiff || f.verify {
-			return usagef("--stats counts objects; it takes none of --stat, --fs-diff and --verify")
+		if f.stat || f.verify {
+			return usagef("--stats counts objects; it takes neither --stat nor --verify")
 		}
 		for _, arg := range []string{from, to} {
 			if isPathArg(arg) {
@@ -170,7 +173,7 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 		if err != nil {
 			return err
 		}
-		return runDiffObjectStats(cmd.Context(), e, r, a, b)
+		return runDiffObjectStats(cmd.Context(), e, f, r, opts, a, b)
 	}
 	out := diffOutput{From: a}
 	var changes []checkout.Change
@@ -204,6 +207,33 @@ func runDiff(cmd *cobra.Command, e *env, f *diffFlags, from, to string) error {
 		return differ(len(changes), a.String(), against)
 	}
 	return nil
+}
+
+// runDiffObjectStats prints the object statistics of commits a and b
+// (--stats), after their changed paths with --fs-diff, as OSTree prints
+// both.
+func runDiffObjectStats(ctx context.Context, e *env, f *diffFlags, r *repo.Repo, opts checkout.DiffOptions, a, b repo.ID) error {
+	st, err := commonObjects(ctx, r, a, b)
+	if err != nil {
+		return err
+	}
+	if !f.fsDiff {
+		if e.json {
+			return e.printJSON(st)
+		}
+		return writeObjectStats(e.stdout, st)
+	}
+	changes, err := checkout.Diff(ctx, r, a, b, opts)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return printDiff(e, f, &diffOutput{From: a, To: b, Objects: &st}, changes)
+	}
+	if err := printDiff(e, f, &diffOutput{From: a, To: b}, changes); err != nil {
+		return err
+	}
+	return writeObjectStats(e.stdout, st)
 }
 
 // isPathArg tells whether arg is written as a path, which no ref name can

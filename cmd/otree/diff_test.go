@@ -349,5 +349,32 @@ func TestDiffStatsParity(t *testing.T) {
 			t.Errorf("diff --stats %s:\n%s\nOSTree:\n%s", strings.Join(revs, " "), got, want)
 		}
 	}
+	// With --fs-diff the changed paths come first, then the counts, as
+	// OSTree prints both (OSTree lists the paths in another order).
+	split := func(out string) ([]string, string) {
+		i := strings.Index(out, "[A] Object Count: ")
+		if i <= 0 {
+			t.Fatalf("diff --stats --fs-diff printed %q, want paths and then counts", out)
+		}
+		paths := strings.Split(strings.TrimSuffix(out[:i], "\n"), "\n")
+		slices.Sort(paths)
+		return paths, counts(out[i:])
+	}
+	args := []string{"diff", "--stats", "--fs-diff", "main^^", "main"}
+	wantPaths, wantCounts := split(o.ok(args...))
+	gotPaths, gotCounts := split(c.ok(args...))
+	if !slices.Equal(gotPaths, wantPaths) || gotCounts != wantCounts {
+		t.Errorf("diff --stats --fs-diff: %q\n%s\nOSTree: %q\n%s", gotPaths, gotCounts, wantPaths, wantCounts)
+	}
+	var both struct {
+		Changes []json.RawMessage `json:"changes"`
+		Objects *diffObjectStats  `json:"objects"`
+	}
+	if err := json.Unmarshal([]byte(c.ok(append(args, "--json")...)), &both); err != nil {
+		t.Fatal(err)
+	}
+	if both.Objects == nil || both.Objects.A == 0 || len(both.Changes) != len(wantPaths) {
+		t.Errorf("diff --stats --fs-diff --json = %+v, want the changes and the object counts", both)
+	}
 	c.fails(exitUsage, []string{"./x", "directory"}, "diff", "--stats", "main", "./x")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 
 	"github.com/otree/otree/repo"
@@ -49,14 +50,15 @@ type diffObjectStats struct {
 	CommonBytes int64 `json:"common_bytes"`
 }
 
-func runDiffObjectStats(ctx context.Context, e *env, r *repo.Repo, a, b repo.ID) error {
+// commonObjects counts the objects commits a and b need, and those both need.
+func commonObjects(ctx context.Context, r *repo.Repo, a, b repo.ID) (diffObjectStats, error) {
 	sa, err := commitObjects(ctx, r, a)
 	if err != nil {
-		return err
+		return diffObjectStats{}, err
 	}
 	sb, err := commitObjects(ctx, r, b)
 	if err != nil {
-		return err
+		return diffObjectStats{}, err
 	}
 	st := diffObjectStats{A: len(sa), B: len(sb)}
 	for k := range sa {
@@ -65,15 +67,17 @@ func runDiffObjectStats(ctx context.Context, e *env, r *repo.Repo, a, b repo.ID)
 		}
 		var fst unix.Stat_t
 		if err := unix.Lstat(r.ObjectPath(k.kind, k.id), &fst); err != nil {
-			return fmt.Errorf("%s %s: %w", k.kind, k.id, err)
+			return diffObjectStats{}, fmt.Errorf("%s %s: %w", k.kind, k.id, err)
 		}
 		st.Common++
 		st.CommonBytes += repo.StoredBytes(&fst)
 	}
-	if e.json {
-		return e.printJSON(st)
-	}
-	_, err = fmt.Fprintf(e.stdout, "[A] Object Count: %d\n[B] Object Count: %d\nCommon Object Count: %d\nCommon Object Size: %s\n",
+	return st, nil
+}
+
+// writeObjectStats prints st in OSTree's lines.
+func writeObjectStats(w io.Writer, st diffObjectStats) error {
+	_, err := fmt.Fprintf(w, "[A] Object Count: %d\n[B] Object Count: %d\nCommon Object Count: %d\nCommon Object Size: %s\n",
 		st.A, st.B, st.Common, siBytes(st.CommonBytes))
 	return err
 }
