@@ -57,6 +57,14 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 	if !slices.Equal(lines(mine), lines(theirs)) || !slices.IsSorted(strings.Split(strings.TrimSpace(mine), "\n")) || mine == "" {
 		t.Errorf("refs --collections: otree %q, OSTree %q", mine, theirs)
 	}
+	// Its argument is a collection ID, as OSTree's is, not a ref prefix.
+	for _, coll := range []string{"org.example.Os", "org.other.Os"} {
+		mine, theirs := c.ok("refs", "--collections", coll), o.okIn(orepo, "refs", "--collections", coll)
+		if !slices.Equal(lines(mine), lines(theirs)) {
+			t.Errorf("refs --collections %s: otree %q, OSTree %q", coll, mine, theirs)
+		}
+	}
+	c.fails(exitUsage, []string{`"os"`, "collection ID"}, "refs", "--collections", "os")
 	if got := c.ok("show", "--print-metadata-key="+repo.CollectionBindingKey, "os/stable"); got != "'org.example.Os'\n" {
 		t.Errorf("collection binding of a commit: %q", got)
 	}

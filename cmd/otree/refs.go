@@ -23,7 +23,7 @@ type refsFlags struct {
 func newRefsCommand(e *env) *cobra.Command {
 	f := &refsFlags{}
 	c := &cobra.Command{
-		Use:   "refs [PREFIX] | --create=NEWREF REV | --alias --create=NEWREF BRANCH | --delete PREFIX...",
+		Use:   "refs [PREFIX] | --collections [COLLECTION-ID] | --create=NEWREF REV | --alias --create=NEWREF BRANCH | --delete PREFIX...",
 		Short: "List, create or delete refs",
 		Long: `List refs: local branches, then remote refs as "remote:branch", each sorted.
 With PREFIX, list only refs equal to it or below it ("os" lists "os/x86_64/stable";
@@ -37,7 +37,9 @@ reads as BRANCH, and a commit or reset through it moves BRANCH. --alias alone
 lists the aliases as "NAME -> BRANCH".
 --collections (-c) lists "(COLLECTION, BRANCH)" for each ref that has a
 collection ID: local branches that of the repository (init --collection-id),
-remote refs that of their remote (remote add --collection-id).
+remote refs that of their remote (remote add --collection-id). Its argument,
+as OSTree's, is a COLLECTION-ID, not a PREFIX: only that collection's refs
+are listed.
 --delete PREFIX... deletes every ref matching each PREFIX as above; a PREFIX
 matching no ref is noted on stderr and is no error, as in OSTree, so that a
 cleanup can run again. Deleting an alias
@@ -108,6 +110,15 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	if f.alias {
 		return listAliases(e, r, prefix)
 	}
+	coll := ""
+	if f.collections && prefix != "" {
+		// OSTree's argument here names a collection, not a prefix of
+		// ref names.
+		if err := repo.ValidateCollectionID(prefix); err != nil {
+			return usagef("refs --collections takes a collection ID: %v", err)
+		}
+		coll, prefix = prefix, ""
+	}
 	// Unreadable refs are reported after the others are listed, so one
 	// corrupt ref hides neither the rest nor itself.
 	refs, err := r.ListRefs(prefix)
@@ -122,7 +133,7 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		return err
 	}
 	if f.collections {
-		return listed(listCollectionRefs(e, r, refs))
+		return listed(listCollectionRefs(e, r, refs, coll))
 	}
 	if e.json {
 		if refs == nil {
@@ -158,15 +169,16 @@ type collectionRef struct {
 }
 
 // listCollectionRefs prints "(COLLECTION, BRANCH)" for the refs that have a
-// collection ID: local ones the repository's, remote ones their remote's.
-func listCollectionRefs(e *env, r *repo.Repo, refs []repo.Ref) error {
+// collection ID: local ones the repository's, remote ones their remote's;
+// with coll set, only those of that collection.
+func listCollectionRefs(e *env, r *repo.Repo, refs []repo.Ref, coll string) error {
 	out := []collectionRef{}
 	for _, ref := range refs {
 		id, branch := r.RefCollectionID(ref.Name), ref.Name
 		if _, b, ok := strings.Cut(ref.Name, ":"); ok {
 			branch = b
 		}
-		if id != "" {
+		if id != "" && (coll == "" || id == coll) {
 			out = append(out, collectionRef{id, branch, ref.Commit})
 		}
 	}
