@@ -522,17 +522,20 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 		if len(cands) == 0 {
 			continue
 		}
-		local := cands[0].fr.Remote + ":" + cr.Ref
-		if opts.Mirror {
-			local = cr.Ref
-		}
-		pr := PulledRef{CollectionRef: cr, Ref: local}
-		var cur *repo.Commit
-		if id, err := r.ReadRef(local); err == nil {
-			pr.Old, pr.New = id, id
-			cur, _ = r.ReadCommit(id)
-		}
+		pr := PulledRef{CollectionRef: cr}
 		for _, c := range cands {
+			// A source pulls into the tracking ref of its own remote
+			// (remotes of one collection may be several): that ref is
+			// the one compared with, and reported.
+			pr.Ref, pr.Old, pr.New = c.fr.Remote+":"+cr.Ref, repo.ID{}, repo.ID{}
+			if opts.Mirror {
+				pr.Ref = cr.Ref
+			}
+			var cur *repo.Commit
+			if id, err := r.ReadRef(pr.Ref); err == nil {
+				pr.Old, pr.New = id, id
+				cur, _ = r.ReadCommit(id)
+			}
 			if c.f.Commit == pr.Old {
 				pr.Note = "up to date"
 				break

@@ -263,6 +263,66 @@ func TestPullFoundPassesOverBadSources(t *testing.T) {
 	}
 }
 
+// TestPullFoundIntoEachSourcesRemote: with two remotes of the collection,
+// a ref pulled from one of them lands in, is compared with, and is
+// reported as, that remote's tracking ref, not that of the remote of a
+// source that failed before it.
+func TestPullFoundIntoEachSourcesRemote(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	srv := newFileServer(t, build.Path())
+	// The stick, damaged, offers a newer commit, under remote aa (the
+	// first by name); the server is zz's.
+	commitAt(t, build, "os/stable", treeV("2"), 1700000100)
+	stick := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	damageOneFile(t, filepath.Join(stick, remote.MountReposDir, coll))
+	if err := build.SetRef("os/stable", v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateSummary(ctx, build, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	set := inlineKey(osKey.Public().(ed25519.PublicKey))
+	set["collection-id"] = coll
+	c, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, rm := range []remote.Remote{{Name: "zz", URL: srv}, {Name: "aa", URL: "file:///nonexistent/otree-test"}} {
+		if _, err := remote.AddRemote(c, rm, remote.AddOptions{Set: set}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for run := 0; run < 2; run++ {
+		res := findOn(t, c, []string{stick}, osStable)
+		if len(res.Remotes) != 2 || res.Remotes[0].Remote != "aa" || res.Remotes[1].Remote != "zz" {
+			t.Fatalf("found %+v", res.Remotes)
+		}
+		pulled, err := remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := pulled[0]
+		if p.Ref != "zz:os/stable" || p.New != v1 || len(p.Tried) != 1 {
+			t.Errorf("run %d: pulled %+v: want zz:os/stable at v1 after the stick failed", run, p)
+		}
+		if run == 1 && (p.Old != v1 || p.Note != "up to date") {
+			t.Errorf("run %d: pulled %+v: want zz:os/stable up to date", run, p)
+		}
+		if id, _ := c.ReadRef("zz:os/stable"); id != v1 {
+			t.Errorf("run %d: zz:os/stable is %s, want %s", run, id, v1)
+		}
+		if _, err := c.ReadRef("aa:os/stable"); !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("run %d: aa:os/stable: %v, want none", run, err)
+		}
+	}
+	checkFsck(t, c)
+}
+
 // damageOneFile flips a byte in the largest file object of the repository
 // at dir.
 func damageOneFile(t *testing.T, dir string) {
