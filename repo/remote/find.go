@@ -523,6 +523,7 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 			continue
 		}
 		pr := PulledRef{CollectionRef: cr}
+		stale := false // a source offered a commit Pull found no newer than here
 		for _, c := range cands {
 			// A source pulls into the tracking ref of its own remote
 			// (remotes of one collection may be several): that ref is
@@ -551,6 +552,13 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 			po.CollectionID = cr.CollectionID
 			po.fromMount = c.fr.Finder == FinderMount
 			res, err := Pull(ctx, r, po)
+			var te *TimestampError
+			if errors.As(err, &te) {
+				// As old as the commit here and one of its ancestors:
+				// as stale as an older one, which is no failure.
+				stale = true
+				continue
+			}
 			if err != nil {
 				pr.Tried = append(pr.Tried, fmt.Sprintf("%s: %v", c.fr.URL, err))
 				continue
@@ -562,6 +570,9 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 				}
 			}
 			break
+		}
+		if pr.From == "" && pr.Note == "" && stale && len(pr.Tried) == 0 {
+			pr.Note = "every source offers an older commit than the one here"
 		}
 		if pr.From == "" && pr.Note == "" {
 			pr.Err = "no source could serve it: " + strings.Join(pr.Tried, "; ")

@@ -323,6 +323,34 @@ func TestPullFoundIntoEachSourcesRemote(t *testing.T) {
 	checkFsck(t, c)
 }
 
+// TestPullFoundStaleAsOld: a source offering an ancestor of the commit
+// here, made in the same second, is as stale as one offering an older
+// commit: nothing is pulled, and that is no failure.
+func TestPullFoundStaleAsOld(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	v2 := commitAt(t, build, "os/stable", treeV("2"), 1700000000)
+	srv := newFileServer(t, build.Path())
+	c := client(t, srv, nil)
+	if _, err := remote.PullFound(ctx, c, findOn(t, c, []string{}, osStable), []remote.CollectionRef{osStable}, fastOpts()); err != nil {
+		t.Fatal(err)
+	}
+	if err := build.SetRef("os/stable", v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateSummary(ctx, build, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := remote.PullFound(ctx, c, findOn(t, c, []string{}, osStable), []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil || len(pulled) != 1 || pulled[0].Note == "" || pulled[0].Err != "" || pulled[0].New != v2 {
+		t.Errorf("source offering an ancestor as old: %+v, %v", pulled, err)
+	}
+	if id, _ := c.ReadRef("origin:os/stable"); id != v2 {
+		t.Errorf("origin:os/stable moved to %s", id)
+	}
+	checkFsck(t, c)
+}
+
 // damageOneFile flips a byte in the largest file object of the repository
 // at dir.
 func damageOneFile(t *testing.T, dir string) {
