@@ -82,6 +82,19 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 	c.fails(exitUsage, []string{"collection"}, "init", "--collection-id=org")
 	c.fails(exitUsage, []string{"--collections"}, "refs", "-c", "--delete", "os/two")
 
+	// --collections --create=COLLECTION-ID:BRANCH makes a branch of the
+	// repository's own collection, as OSTree's does; otree keeps no
+	// refs/mirrors/ for another collection's.
+	c.ok("refs", "--collections", "--create=org.example.Os:os/three", "os/stable")
+	o.okIn(orepo, "refs", "--collections", "--create=org.example.Os:os/three", "os/stable")
+	if mine, theirs := c.ok("refs", "--collections"), o.okIn(orepo, "refs", "--collections"); !slices.Equal(lines(mine), lines(theirs)) || !strings.Contains(mine, "os/three") {
+		t.Errorf("after refs --collections --create: otree %q, OSTree %q", mine, theirs)
+	}
+	c.fails(exitError, []string{"already exists", "--force"}, "refs", "-c", "--create=org.example.Os:os/three", "os/stable")
+	c.fails(exitError, []string{"(org.other.Os, x)", "refs/mirrors"}, "refs", "-c", "--create=org.other.Os:x", "os/stable")
+	c.fails(exitUsage, []string{"COLLECTION-ID:BRANCH", `"os/x"`}, "refs", "-c", "--create=os/x", "os/stable")
+	c.ok("refs", "--delete", "os/three")
+
 	// A repository without a collection ID lists nothing, as OSTree does.
 	plain := newCLI(t)
 	plain.commitTree("main", src, "one", 1700000000)

@@ -39,7 +39,10 @@ lists the aliases as "NAME -> BRANCH".
 collection ID: local branches that of the repository (init --collection-id),
 remote refs that of their remote (remote add --collection-id). Its argument,
 as OSTree's, is a COLLECTION-ID, not a PREFIX: only that collection's refs
-are listed.
+are listed. --collections --create=COLLECTION-ID:BRANCH REV creates BRANCH
+when COLLECTION-ID is the repository's own (otree keeps no refs/mirrors/
+for other collections); as with --create, an existing BRANCH needs --force
+(OSTree's overwrites it).
 --delete PREFIX... deletes every ref matching each PREFIX as above; a PREFIX
 matching no ref is noted on stderr and is no error, as in OSTree, so that a
 cleanup can run again. Deleting an alias
@@ -62,6 +65,7 @@ not deleted with it names it.`,
 }
 
 func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
+	createColl := "" // the collection of --collections --create's ref
 	switch {
 	case f.createIsSet && f.del:
 		return usagef("--create and --delete are exclusive")
@@ -69,11 +73,22 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		return usagef("--alias does not apply to --delete: deleting an alias by name deletes only the alias")
 	case f.force && !f.createIsSet:
 		return usagef("--force only applies to --create")
-	case f.collections && (f.createIsSet || f.del || f.alias):
-		return usagef("--collections only applies to listing refs")
+	case f.collections && (f.del || f.alias):
+		return usagef("--collections only applies to listing refs, and to --create=COLLECTION-ID:BRANCH")
 	case f.createIsSet:
 		if len(args) != 1 {
 			return usagef("--create=%s needs exactly one REV to point at, got %d arguments", f.create, len(args))
+		}
+		if f.collections {
+			// OSTree's form: the collection, then the branch.
+			c, b, ok := strings.Cut(f.create, ":")
+			if !ok {
+				return usagef("--collections --create takes COLLECTION-ID:BRANCH, not %q", f.create)
+			}
+			if err := repo.ValidateCollectionID(c); err != nil {
+				return usageError{err}
+			}
+			createColl, f.create = c, b
 		}
 		if err := repo.ValidateRefName(f.create); err != nil {
 			return usageError{err}
@@ -97,6 +112,11 @@ func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 		return err
 	}
 	defer r.Close()
+	if createColl != "" && createColl != r.CollectionID() {
+		// OSTree writes another collection's ref under refs/mirrors/,
+		// which otree does not keep (FORMAT.md).
+		return fmt.Errorf("ref (%s, %s): this repository's collection ID is %q, and otree keeps no refs of other collections (no refs/mirrors/)", createColl, f.create, r.CollectionID())
+	}
 	switch {
 	case f.createIsSet:
 		return refsCreate(cmd, e, r, f, args[0])
