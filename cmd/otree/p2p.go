@@ -120,7 +120,15 @@ func printFound(e *env, res *remote.FindResult, refs []remote.CollectionRef) {
 	}
 	for i, fr := range res.Remotes {
 		fmt.Fprintf(e.stdout, "Result %d: %s\n - Finder: %s\n - Remote: %s\n - Refs:\n", i, fr.URL, fr.Finder, fr.Remote)
-		for _, f := range fr.Refs {
+		// Every ref asked for, as OSTree lists them: those this source
+		// lacks as "(not found)".
+		for _, cr := range refs {
+			i := slices.IndexFunc(fr.Refs, func(f remote.FoundRef) bool { return f.CollectionRef == cr })
+			if i < 0 {
+				fmt.Fprintf(e.stdout, "    - %s = (not found)\n", cr)
+				continue
+			}
+			f := fr.Refs[i]
 			fmt.Fprintf(e.stdout, "    - %s = %s (%s)\n", f.CollectionRef, f.Commit, f.Timestamp.Format(time.RFC3339))
 		}
 		fmt.Fprintln(e.stdout)

@@ -67,6 +67,7 @@ echo status:; otree admin status --json
 		" - Finder: mount",
 		" - Remote: origin",
 		"    - ("+coll+", os/stable) = "+v2+" (2026-02-01T00:00:00Z)",
+		"    - ("+coll+", os/none) = (not found)",
 		"1/2 refs were found.",
 		" - ("+coll+", os/none)",
 		"Pulled 1/1 refs successfully.")
