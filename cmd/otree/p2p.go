@@ -39,10 +39,19 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 				return usagef("%v", err)
 			}
 			var fs []string
-			if finders != "" {
+			if cmd.Flags().Changed("finders") {
+				// Refused as OSTree refuses them: an empty list (which
+				// may have meant none, not the default) and a finder
+				// named twice.
+				if finders == "" {
+					return usagef("--finders: the list is empty: give %s, %s or both, or leave the option out for the default", remote.FinderMount, remote.FinderConfig)
+				}
 				for _, f := range strings.Split(finders, ",") {
-					if f == "lan" {
+					switch {
+					case f == "lan":
 						return usagef("--finders: lan (DNS-SD on the local network) is not supported; use config and mount")
+					case slices.Contains(fs, f):
+						return usagef("--finders: %s is named twice", f)
 					}
 					fs = append(fs, f)
 				}

@@ -83,6 +83,10 @@ func TestP2PUsage(t *testing.T) {
 	c.fails(exitUsage, []string{"invalid collection ID"}, "find-remotes", "example", "a")
 	c.fails(exitUsage, []string{"lan"}, "find-remotes", "--finders=lan", "org.example.Os", "a")
 	c.fails(exitError, []string{`unknown finder "usb"`}, "find-remotes", "--finders=usb", "org.example.Os", "a")
+	// An empty list, or a finder named twice, is refused, as OSTree
+	// refuses them.
+	c.fails(exitUsage, []string{"--finders", "empty"}, "find-remotes", "--finders=", "org.example.Os", "a")
+	c.fails(exitUsage, []string{"--finders", "config is named twice"}, "find-remotes", "--finders=config,mount,config", "org.example.Os", "a")
 	c.fails(exitUsage, []string{"single ref"}, "create-usb", "--commit=abc", t.TempDir(), "org.example.Os", "a", "org.example.Os", "b")
 	c.fails(exitError, []string{"(org.example.Os, a): not found here"}, "create-usb", t.TempDir(), "org.example.Os", "a")
 	c.fails(exitUsage, []string{"--destination-repo holds one collection", "org.example.Os, org.example.Apps"}, "create-usb", "--destination-repo=x", t.TempDir(), "org.example.Os", "a", "org.example.Apps", "b")

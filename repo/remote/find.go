@@ -204,7 +204,13 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 			res.Problems = appendOnce(res.Problems, fmt.Sprintf("collection %s: no configured remote has it as collection-id, so nothing could verify its commits", cr.CollectionID))
 		}
 	}
-	for _, f := range slices.Compact(finders) {
+	var once []string // each finder runs once, or its sources would be listed twice
+	for _, f := range finders {
+		if !slices.Contains(once, f) {
+			once = append(once, f)
+		}
+	}
+	for _, f := range once {
 		switch f {
 		case FinderMount:
 			mounts := opts.Mounts

@@ -351,6 +351,27 @@ func TestPullFoundStaleAsOld(t *testing.T) {
 	checkFsck(t, c)
 }
 
+// TestFindRunsEachFinderOnce: a finder named twice, in the options or in
+// core.default-repo-finders, runs once: each source is listed once.
+func TestFindRunsEachFinderOnce(t *testing.T) {
+	build := collectionRepo(t, coll)
+	commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	c := client(t, newFileServer(t, build.Path()), nil)
+	stick := t.TempDir()
+	if _, err := remote.CreateUSB(ctx, build, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if res := findWith(t, c, []string{remote.FinderConfig, remote.FinderMount, remote.FinderConfig}, []string{stick}, osStable); len(res.Remotes) != 2 {
+		t.Errorf("finders config, mount, config: found %+v, want the server and the stick once each", res.Remotes)
+	}
+	if err := c.UpdateConfig(func(cfg *repo.Config) error { return cfg.Set(remote.ConfigDefaultFinders, "mount;config;mount") }); err != nil {
+		t.Fatal(err)
+	}
+	if res := findOn(t, c, []string{stick}, osStable); len(res.Remotes) != 2 {
+		t.Errorf("%s=mount;config;mount: found %+v, want the stick and the server once each", remote.ConfigDefaultFinders, res.Remotes)
+	}
+}
+
 // damageOneFile flips a byte in the largest file object of the repository
 // at dir.
 func damageOneFile(t *testing.T, dir string) {
