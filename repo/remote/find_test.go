@@ -478,6 +478,28 @@ func TestCreateUSBLooksUpRefs(t *testing.T) {
 	}
 }
 
+// TestCreateUSBRefusesPartialCommit: a ref whose commit is partial here
+// (--commit-metadata-only) is refused before anything is written, rather
+// than leave a repository without it on the stick.
+func TestCreateUSBRefusesPartialCommit(t *testing.T) {
+	build := collectionRepo(t, coll)
+	v1 := commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	c := client(t, newFileServer(t, build.Path()), nil)
+	opts := fastOpts("os/stable")
+	opts.CommitMetadataOnly = true
+	if _, err := remote.Pull(ctx, c, opts); err != nil {
+		t.Fatal(err)
+	}
+	stick := t.TempDir()
+	_, err := remote.CreateUSB(ctx, c, stick, []remote.CollectionRef{osStable}, remote.USBOptions{NoSync: true})
+	if !errors.Is(err, remote.ErrPartialCommit) || !strings.Contains(err.Error(), osStable.String()) || !strings.Contains(err.Error(), v1.String()) {
+		t.Errorf("a partial commit: %v", err)
+	}
+	if ents, _ := os.ReadDir(stick); len(ents) != 0 {
+		t.Errorf("a refused create-usb wrote %v", ents)
+	}
+}
+
 // TestCreateUSBWritesOnlyOnTheMount: a stick whose directories link off
 // it is refused and nothing is written there; --destination-repo stays
 // within the mount and is linked from repos.d; the finder passes over a

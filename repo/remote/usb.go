@@ -194,6 +194,11 @@ func setUSBRefs(ctx context.Context, dr *repo.Repo, refs []CollectionRef, commit
 	return out, nil
 }
 
+// ErrPartialCommit is matched (with errors.Is) by CreateUSB's error when
+// the commit of a ref is partial here (pulled with --commit-metadata-only
+// or --subpath, or marked so by fsck): it cannot be copied whole.
+var ErrPartialCommit = errors.New("partial commit")
+
 // ErrRefsDisagree is matched (with errors.Is) by CreateUSB's error when
 // the refs here a collection ref is taken from (the branch, the tracking
 // refs of remotes of its collection) name different commits:
@@ -249,6 +254,11 @@ func resolveCollectionRef(r *repo.Repo, cr CollectionRef, rev string) (repo.ID, 
 	c, err := r.ReadCommit(id)
 	if err != nil {
 		return repo.ID{}, fmt.Errorf("%s (%s): %w", cr, from, err)
+	}
+	if r.IsCommitPartial(id) {
+		// Found out here rather than by the copy, which would leave a
+		// repository on the stick without the ref.
+		return repo.ID{}, fmt.Errorf("%s (%s): commit %s is partial here (its objects are not all stored): pull it in full first: %w", cr, from, id, ErrPartialCommit)
 	}
 	if err := repo.CheckCollectionBinding(id, c, cr.CollectionID); err != nil {
 		return repo.ID{}, fmt.Errorf("%s (%s): %w", cr, from, err)
