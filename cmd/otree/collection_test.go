@@ -94,6 +94,20 @@ func TestCollectionsParityWithOSTree(t *testing.T) {
 	c.fails(exitError, []string{"(org.other.Os, x)", "refs/mirrors"}, "refs", "-c", "--create=org.other.Os:x", "os/stable")
 	c.fails(exitUsage, []string{"COLLECTION-ID:BRANCH", `"os/x"`}, "refs", "-c", "--create=os/x", "os/stable")
 	c.ok("refs", "--delete", "os/three")
+	o.okIn(orepo, "refs", "--delete", "os/three")
+
+	// A collection ref that a branch and a remote ref both name is listed
+	// once, as OSTree lists it.
+	for _, args := range [][]string{{"remote", "add", "--collection-id=org.example.Os", "--no-gpg-verify", "self", "file://" + p}, {"pull", "self", "os/stable"}} {
+		c.ok(args...)
+	}
+	o.okIn(orepo, "remote", "add", "--collection-id=org.example.Os", "--no-gpg-verify", "self", "file://"+orepo)
+	o.okIn(orepo, "pull", "self", "os/stable")
+	if mine, theirs := c.ok("refs", "--collections"), o.okIn(orepo, "refs", "--collections"); !slices.Equal(lines(mine), lines(theirs)) {
+		t.Errorf("refs --collections with a remote of the collection: otree %q, OSTree %q", mine, theirs)
+	}
+	c.ok("refs", "--delete", "self:")
+	c.ok("remote", "delete", "self")
 
 	// A repository without a collection ID lists nothing, as OSTree does.
 	plain := newCLI(t)

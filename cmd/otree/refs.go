@@ -37,7 +37,8 @@ reads as BRANCH, and a commit or reset through it moves BRANCH. --alias alone
 lists the aliases as "NAME -> BRANCH".
 --collections (-c) lists "(COLLECTION, BRANCH)" for each ref that has a
 collection ID: local branches that of the repository (init --collection-id),
-remote refs that of their remote (remote add --collection-id). Its argument,
+remote refs that of their remote (remote add --collection-id), each
+collection ref once. Its argument,
 as OSTree's, is a COLLECTION-ID, not a PREFIX: only that collection's refs
 are listed. --collections --create=COLLECTION-ID:BRANCH REV creates BRANCH
 when COLLECTION-ID is the repository's own (otree keeps no refs/mirrors/
@@ -190,15 +191,20 @@ type collectionRef struct {
 
 // listCollectionRefs prints "(COLLECTION, BRANCH)" for the refs that have a
 // collection ID: local ones the repository's, remote ones their remote's;
-// with coll set, only those of that collection.
+// with coll set, only those of that collection. Each is printed once.
 func listCollectionRefs(e *env, r *repo.Repo, refs []repo.Ref, coll string) error {
 	out := []collectionRef{}
+	seen := map[[2]string]bool{}
 	for _, ref := range refs {
 		id, branch := r.RefCollectionID(ref.Name), ref.Name
 		if _, b, ok := strings.Cut(ref.Name, ":"); ok {
 			branch = b
 		}
-		if id != "" && (coll == "" || id == coll) {
+		// A collection ref is listed once, as OSTree lists it, though a
+		// branch and remote refs may all name it: the first, a branch
+		// before remote refs, stands for it.
+		if id != "" && (coll == "" || id == coll) && !seen[[2]string{id, branch}] {
+			seen[[2]string{id, branch}] = true
 			out = append(out, collectionRef{id, branch, ref.Commit})
 		}
 	}
