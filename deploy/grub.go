@@ -150,8 +150,8 @@ func fallbackIndex(n int, osOf func(i int) string) int {
 // renderGrub writes a grub.cfg with a menu entry per boot entry, in boot
 // order: the default deployment first. Paths are as in the entries, on the
 // filesystem GRUB loaded the configuration from (the boot partition, or
-// the root one holding /boot); kernel arguments are single-quoted so that
-// GRUB passes them on as written. With tries > 0 it counts the boots of a
+// the root one holding /boot); kernel arguments are single-quoted, their
+// double quotes left to GRUB (grubKernelArg). With tries > 0 it counts the boots of a
 // new default deployment (grubTriesVar) and, once none are left, boots
 // the previous one instead (fallbackIndex).
 func renderGrub(entries []*bootEntry, tries int) []byte {
@@ -196,7 +196,9 @@ if [ -n "${%s}" ]; then
 		fmt.Fprintf(&b, "\nmenuentry %s --class gnu-linux --class os --id %s {\n", grubQuote(e.title), grubQuote(strings.TrimSuffix(e.file, ".conf")))
 		fmt.Fprintf(&b, "\tlinux %s", grubQuote(e.linux))
 		for _, a := range splitArgs(e.options) {
-			fmt.Fprintf(&b, " %s", grubQuote(a))
+			if a = grubKernelArg(a); a != "" {
+				fmt.Fprintf(&b, " %s", grubQuote(a))
+			}
 		}
 		b.WriteString("\n")
 		if len(e.initrds) > 0 {
@@ -214,6 +216,16 @@ if [ -n "${%s}" ]; then
 		b.WriteString("}\n")
 	}
 	return b.Bytes()
+}
+
+// grubKernelArg is the word of GRUB's linux command that hands the kernel
+// the argument a. GRUB (2.06 on) writes a backslash before every double
+// quote, single quote and backslash of a word, which the kernel keeps as
+// part of the value, and puts a word holding a space in double quotes of
+// its own: so the double quotes the kernel groups by (x="a b") are
+// dropped here, and GRUB's own ("x=a b") group what they grouped.
+func grubKernelArg(a string) string {
+	return strings.ReplaceAll(a, `"`, "")
 }
 
 // grubQuote quotes a word for GRUB's script language: inside single quotes
