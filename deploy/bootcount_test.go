@@ -22,12 +22,15 @@ import (
 type bootDisk struct {
 	t                   *testing.T
 	img, mnt, deviceMap string
+	// grubDir is GRUB's directory on the image, its $prefix: "grub"
+	// unless a test sets it.
+	grubDir string
 }
 
 func newBootDisk(t *testing.T, f *fixture) *bootDisk {
 	needTools(t, "grub-emu", "mkfs.ext2", "mount", "umount")
 	dir := t.TempDir()
-	d := &bootDisk{t: t, img: filepath.Join(dir, "boot.img"), mnt: filepath.Join(f.path, "boot"), deviceMap: filepath.Join(dir, "device.map")}
+	d := &bootDisk{t: t, img: filepath.Join(dir, "boot.img"), mnt: filepath.Join(f.path, "boot"), deviceMap: filepath.Join(dir, "device.map"), grubDir: "grub"}
 	run := func(name string, args ...string) {
 		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
@@ -72,7 +75,7 @@ func (d *bootDisk) boot() (entry, tries string) {
 	d.detached()
 	defer d.mount()
 	dir := d.t.TempDir()
-	script := `set prefix=(hd0)/grub
+	script := `set prefix=(hd0)/` + d.grubDir + `
 source (hd0)/loader/grub.cfg
 if [ -f "${prefix}/grubenv" ]; then
 	load_env ` + grubTriesVar + `
@@ -386,6 +389,41 @@ func TestGrubBootCountingStaysInStateroot(t *testing.T) {
 	}
 	if e, tries := disk.boot(); e != "0" || tries != "" {
 		t.Fatalf("after the rollback: entry %s, tries %q", e, tries)
+	}
+}
+
+// Where GRUB is installed in boot/grub2 (Fedora's grub2-install), its
+// $prefix, the count goes to the environment block there, which GRUB
+// reads: the new default gets its tries, then GRUB falls back, and
+// boot-complete on the fallback knows it.
+func TestGrubBootCountingGrub2Dir(t *testing.T) {
+	f := newFixture(t)
+	disk := newBootDisk(t, f)
+	disk.grubDir = "grub2"
+	if err := os.Mkdir(filepath.Join(f.path, "boot", "grub2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := f.s.Repo().UpdateConfig(func(c *repo.Config) error {
+		c.Set(ConfigBootTries, "1")
+		return c.Set(ConfigBootloader, "grub2")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.deploy(f.commit("os", osTree("6.1.0", nil)).String(), DeployOptions{})
+	if _, err := bootedAs(t, f, 0).Deploy(context.Background(), f.commit("os", osTree("6.2.0", nil)).String(), DeployOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][2]string{{"0", "0"}, {"1", "0"}} {
+		if e, tries := disk.boot(); e != want[0] || tries != want[1] {
+			t.Fatalf("boot %d: entry %s with %q tries left, want entry %s with %s", i+1, e, tries, want[0], want[1])
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(f.path, "boot", "grub")); !os.IsNotExist(err) {
+		t.Errorf("boot/grub, which GRUB does not read, was made: %v", err)
+	}
+	if bc, err := bootedAs(t, f, 1).BootCount(); err != nil || !bc.FellBack {
+		t.Fatalf("after the fallback: %+v, %v", bc, err)
 	}
 }
 

@@ -27,8 +27,9 @@ const grubConfigFile = "grub.cfg"
 // never got as far as `otree admin boot-complete` (run by
 // otree-boot-complete.service once boot-complete.target is reached).
 // Unset or 0: no counting. It needs sysroot.bootloader=grub2: the count
-// lives in GRUB's environment block (boot/grub/grubenv), which grub.cfg
-// reads and decrements at each boot.
+// lives in GRUB's environment block (grubenv in boot/grub, or boot/grub2
+// where GRUB is installed there), which grub.cfg reads and decrements at
+// each boot.
 const ConfigBootTries = "sysroot.boot-counting-tries"
 
 // maxBootTries bounds ConfigBootTries: grub.cfg spells out one step of the

@@ -24,9 +24,23 @@ const (
 )
 
 // grubEnvPath is where GRUB's load_env and save_env find the block:
-// $prefix/grubenv, which for a GRUB installed on the boot filesystem is
-// boot/grub/grubenv.
-func (s *Sysroot) grubEnvPath() string { return filepath.Join(s.path, "boot", "grub", "grubenv") }
+// $prefix/grubenv, GRUB's own directory on the boot filesystem. That is
+// boot/grub, where Debian's grub-install puts it, or boot/grub2, Fedora's,
+// when only that one is a directory: a count set elsewhere would never
+// be read, and GRUB would never fall back.
+func (s *Sysroot) grubEnvPath() string {
+	dir := filepath.Join(s.path, "boot", "grub")
+	if !isDirPath(dir) && isDirPath(dir+"2") {
+		dir += "2"
+	}
+	return filepath.Join(dir, "grubenv")
+}
+
+// isDirPath tells whether p is a directory (or a link to one).
+func isDirPath(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
 
 // parseGrubEnv reads an environment block's variables in their order.
 // Escaped characters (\\, \n) are kept as written: otree's own values
