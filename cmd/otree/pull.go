@@ -19,6 +19,9 @@ type pullFlags struct {
 	url                string
 	noSync             bool
 	timeout            time.Duration
+	lowSpeedLimit      int64
+	lowSpeedSeconds    int
+	lowSpeedOff        bool // --low-speed-limit-bytes=0 was given
 	retries            int
 	remote             string
 	untrusted          bool
@@ -71,6 +74,13 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 		TimestampCheck: f.timestampCheck, BareUserOnlyFiles: f.bareUserOnlyFiles, Subpaths: f.subpaths,
 		DryRun: f.dryRun, LocalCaches: f.localCaches, PerObjectFsync: f.perObjectFsync, NoHardlinks: f.noHardlinks, SummaryCacheDir: f.cacheDir,
 		ProgressInterval: time.Duration(f.updateMillis) * time.Millisecond,
+		LowSpeedTime:     time.Duration(f.lowSpeedSeconds) * time.Second,
+	}
+	switch {
+	case f.lowSpeedLimit > 0:
+		o.LowSpeedLimit = f.lowSpeedLimit
+	case f.lowSpeedLimit == 0 && f.lowSpeedOff:
+		o.LowSpeedLimit = -1 // 0 turns the check off, as in OSTree
 	}
 	if f.updateMillis < 0 {
 		return o, usagef("--update-frequency must be 0 or more milliseconds")
@@ -118,6 +128,10 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 			if f.retries < 0 {
 				return usagef("--network-retries must be 0 or more")
 			}
+			if fl := cmd.Flags(); fl.Changed("low-speed-limit-bytes") && f.lowSpeedLimit < 0 || fl.Changed("low-speed-time-seconds") && f.lowSpeedSeconds < 1 {
+				return usagef("--low-speed-limit-bytes must be 0 or more, --low-speed-time-seconds 1 or more")
+			}
+			f.lowSpeedOff = cmd.Flags().Changed("low-speed-limit-bytes") && f.lowSpeedLimit == 0
 			if err := checkDepth("--depth", f.depth); err != nil {
 				return err
 			}
@@ -149,6 +163,8 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 	fl.StringVar(&f.url, "url", "", "fetch from this URL instead of the remote's")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
 	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
+	fl.Int64Var(&f.lowSpeedLimit, "low-speed-limit-bytes", -1, "fail a transfer that averages fewer bytes a second than this over --low-speed-time-seconds; 0 for no limit (default: the remote's low-speed-limit-bytes, else 1000)")
+	fl.IntVar(&f.lowSpeedSeconds, "low-speed-time-seconds", 0, "the period of --low-speed-limit-bytes (default: the remote's low-speed-time-seconds, else 30)")
 	fl.BoolVar(&f.noDeltas, "disable-static-deltas", false, "fetch objects one by one even when the remote offers a static delta")
 	fl.StringArrayVar(&f.headers, "http-header", nil, "add the header NAME=VALUE to every request (repeatable)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: print what the static deltas would fetch (needs a delta per commit)")

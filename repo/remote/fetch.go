@@ -74,6 +74,10 @@ type httpSource struct {
 	timeout  time.Duration // longest wait for a response or the next body bytes
 	attempts int
 	backoff  time.Duration
+	// lowLimit and lowTime: a body that brings fewer than lowLimit
+	// bytes a second over lowTime fails (off when lowLimit < 0).
+	lowLimit int64
+	lowTime  time.Duration
 	log      *slog.Logger
 	// partialDir, if set, keeps the bytes of large file objects received
 	// so far, so a broken transfer continues with a Range request.
@@ -246,8 +250,7 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 		c := resp.StatusCode
 		return &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)}, retryable(c)
 	}
-	body := &watchedBody{r: resp.Body, timer: timer, timeout: s.timeout, n: &s.bytes}
-	timer.Reset(s.timeout)
+	body := s.watch(resp.Body, timer)
 	start := time.Now()
 	if err := fn(body); err != nil {
 		if body.err != nil {
@@ -259,8 +262,17 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 	return nil, false
 }
 
-// watchedBody counts bytes, pushes back the stall timer on every read and
-// remembers a read error, which makes the attempt worth retrying.
+// watch wraps a response body whose headers just came, restarting the
+// stall timer.
+func (s *httpSource) watch(r io.Reader, timer *time.Timer) *watchedBody {
+	timer.Reset(s.timeout)
+	return &watchedBody{r: r, timer: timer, timeout: s.timeout, n: &s.bytes,
+		lowLimit: s.lowLimit, lowTime: s.lowTime, since: time.Now()}
+}
+
+// watchedBody counts bytes, pushes back the stall timer on every read,
+// fails a transfer that stays below the low-speed limit, and remembers a
+// read error, which makes the attempt worth retrying.
 type watchedBody struct {
 	r       io.Reader
 	timer   *time.Timer
@@ -268,6 +280,12 @@ type watchedBody struct {
 	n       *atomic.Int64
 	read    int64 // by this body
 	err     error
+	// The low-speed check: bytes counts what came since the period that
+	// began at since; each period of lowTime must bring its share.
+	lowLimit int64
+	lowTime  time.Duration
+	since    time.Time
+	bytes    int64
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
@@ -275,11 +293,25 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.timeout)
 	b.n.Add(int64(n))
 	b.read += int64(n)
+	if err == nil && b.lowLimit >= 0 {
+		b.bytes += int64(n)
+		if d := time.Since(b.since); d >= b.lowTime {
+			if float64(b.bytes) < float64(b.lowLimit)*d.Seconds() {
+				err = fmt.Errorf("too slow: %d bytes in %s, under %d a second (%s, %s)",
+					b.bytes, d.Round(time.Millisecond), b.lowLimit, KeyLowSpeedLimit, KeyLowSpeedTime)
+			}
+			b.since, b.bytes = time.Now(), 0
+		}
+	}
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
 	return n, err
 }
+
+// restart begins a new low-speed period, after a wait that was not the
+// server's.
+func (b *watchedBody) restart() { b.since, b.bytes = time.Now(), 0 }
 
 func objectRel(kind repo.Kind, id repo.ID) string {
 	s := id.String()
@@ -400,6 +432,7 @@ func (s *httpSource) readMetaBody(ctx context.Context, body io.Reader) ([]byte, 
 	defer s.bigMeta.leave()
 	if wb != nil {
 		wb.timer.Reset(wb.timeout)
+		wb.restart()
 	}
 	return limitread.ReadAll(io.MultiReader(bytes.NewReader(data), body), maxMetaObject)
 }

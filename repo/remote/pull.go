@@ -120,6 +120,16 @@ type PullOptions struct {
 	// Timeout is how long a request may wait for the response or for more
 	// of its body before it fails (default 30s).
 	Timeout time.Duration
+	// LowSpeedLimit and LowSpeedTime fail a transfer that keeps receiving
+	// bytes, but on average fewer than LowSpeedLimit a second over
+	// LowSpeedTime (OSTree's low-speed-limit-bytes and
+	// low-speed-time-seconds; defaults 1000 and 30s): a server trickling
+	// a byte every few seconds never trips Timeout. A failed transfer is
+	// retried as a stalled one is. LowSpeedLimit below 0 turns the check
+	// off; when 0, the remote's keys of those names, else the defaults,
+	// apply.
+	LowSpeedLimit int64
+	LowSpeedTime  time.Duration
 	// Attempts is how many times a request is tried when the server
 	// answers 408, 429 or 5xx, or the transfer breaks or stalls
 	// (default DefaultAttempts).
@@ -344,8 +354,15 @@ func openSource(raw string, opts *PullOptions) (src source, close func(), err er
 		sr.SetVerify(false) // the pull verifies every object itself
 		return &localSource{r: sr}, func() { sr.Close() }, nil
 	}
+	lowLimit, lowTime := opts.LowSpeedLimit, opts.LowSpeedTime
+	if lowLimit == 0 {
+		lowLimit = defaultLowSpeedLimit
+	}
+	if lowTime <= 0 {
+		lowTime = defaultLowSpeedTime
+	}
 	return &httpSource{base: u, client: opts.Client, header: opts.Header, timeout: opts.Timeout, attempts: opts.Attempts,
-		backoff: opts.RetryDelay, log: opts.Logger}, func() {}, nil
+		lowLimit: lowLimit, lowTime: lowTime, backoff: opts.RetryDelay, log: opts.Logger}, func() {}, nil
 }
 
 // useContentURL makes an HTTP source fetch objects and static deltas from
@@ -522,6 +539,10 @@ func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptio
 			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 		}
 		if err := withTransport(rm, opts); err != nil {
+			release()
+			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
+		}
+		if err := withLowSpeed(rm, opts); err != nil {
 			release()
 			return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 		}

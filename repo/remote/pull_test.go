@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -486,6 +487,32 @@ func TestPullFaults(t *testing.T) {
 			}
 			return nil, []string{o.srv.URL + p, "timed out"}
 		}, func(opts *remote.PullOptions) { opts.Timeout = 200 * time.Millisecond; opts.Attempts = 1 }},
+		{"server trickles", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			f := lookup(t, o.r, id, "/usr/share/big.bin").ID
+			p := objectURLPath(repo.KindFile, f)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				b, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
+				trickle(w, req, b)
+				return true
+			}
+			return nil, []string{o.srv.URL + p, "too slow"}
+		}, func(opts *remote.PullOptions) { opts.LowSpeedTime = 100 * time.Millisecond; opts.Attempts = 2 }},
+		{"server trickles a dirtree", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
+			d := lookup(t, o.r, id, "/usr").ID
+			p := objectURLPath(repo.KindDirTree, d)
+			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+				if req.URL.Path != p {
+					return false
+				}
+				b, _ := os.ReadFile(o.r.ObjectPath(repo.KindDirTree, d))
+				trickle(w, req, b)
+				return true
+			}
+			return nil, []string{o.srv.URL + p, "too slow"}
+		}, func(opts *remote.PullOptions) { opts.LowSpeedTime = 100 * time.Millisecond; opts.Attempts = 1 }},
 		{"not a repository", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
 			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
 				w.Write([]byte("<html>hello</html>"))
@@ -532,6 +559,23 @@ func TestPullFaults(t *testing.T) {
 			checkNothingMoved(t, dest)
 			checkFsck(t, dest)
 		})
+	}
+}
+
+// trickle answers with b, one byte every 10ms (much less than the
+// low-speed limit), until b ends or the client goes away.
+func trickle(w http.ResponseWriter, req *http.Request, b []byte) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	for i := range b {
+		if _, err := w.Write(b[i : i+1]); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-req.Context().Done():
+			return
+		}
 	}
 }
 
@@ -874,4 +918,50 @@ func TestPullMissingBranchIsRefNotFound(t *testing.T) {
 		}
 	}
 	checkNothingMoved(t, dest)
+}
+
+// The remote's low-speed-* keys set the check when the caller does not.
+func TestPullLowSpeedRemoteKeys(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	f := lookup(t, o.r, id, "/usr/share/big.bin").ID
+	p := objectURLPath(repo.KindFile, f)
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if req.URL.Path != p {
+			return false
+		}
+		b, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
+		trickle(w, req, b)
+		return true
+	}
+	for _, tc := range []struct {
+		time string
+		want []string
+	}{
+		{"1", []string{o.srv.URL + p, "too slow"}},
+		{"soon", []string{"origin", remote.KeyLowSpeedTime, `"soon"`}},
+	} {
+		t.Run(tc.time, func(t *testing.T) {
+			dest, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeArchive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dest.Close()
+			rm := remote.Remote{Name: "origin", URL: o.srv.URL}
+			if _, err := remote.AddRemote(dest, rm, remote.AddOptions{Set: map[string]string{remote.KeyLowSpeedTime: tc.time}}); err != nil {
+				t.Fatal(err)
+			}
+			opts := fastOpts()
+			opts.Attempts = 1
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			_, err = remote.Pull(pctx, dest, opts)
+			if pctx.Err() != nil {
+				t.Fatalf("the pull did not give up: %v", err)
+			}
+			errContains(t, err, tc.want...)
+			checkNothingMoved(t, dest)
+			checkFsck(t, dest)
+		})
+	}
 }

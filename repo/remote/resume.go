@@ -252,8 +252,7 @@ func (s *httpSource) tryFile(ctx context.Context, rel string, id repo.ID, p *par
 		}
 		return final, err
 	}
-	wb := &watchedBody{r: body, timer: timer, timeout: s.timeout, n: &s.bytes}
-	timer.Reset(s.timeout)
+	wb := s.watch(body, timer)
 	var r io.Reader = wb
 	if p.f != nil {
 		if err := p.f.Truncate(kept); err != nil {

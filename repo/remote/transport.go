@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Remote options that shape how otree talks to a server, OSTree's keys.
@@ -39,7 +41,44 @@ const (
 	// KeyHTTP2, when false, keeps requests to the remote on HTTP/1.1,
 	// for servers whose HTTP/2 is broken (default true).
 	KeyHTTP2 = "http2"
+	// KeyLowSpeedLimit and KeyLowSpeedTime fail a transfer slower on
+	// average than KeyLowSpeedLimit bytes a second over KeyLowSpeedTime
+	// seconds (PullOptions.LowSpeedLimit; OSTree's pull options of these
+	// names). A limit of 0 turns the check off.
+	KeyLowSpeedLimit = "low-speed-limit-bytes"
+	KeyLowSpeedTime  = "low-speed-time-seconds"
 )
+
+// Defaults of the low-speed check, OSTree's.
+const (
+	defaultLowSpeedLimit = 1000
+	defaultLowSpeedTime  = 30 * time.Second
+)
+
+// withLowSpeed sets the low-speed check of opts from rm's keys where the
+// caller left it unset.
+func withLowSpeed(rm *Remote, opts *PullOptions) error {
+	for _, k := range []string{KeyLowSpeedLimit, KeyLowSpeedTime} {
+		v := rm.Options[k]
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 || k == KeyLowSpeedTime && n == 0 {
+			return fmt.Errorf("%s=%q: want a whole number of %s", k, v, map[string]string{KeyLowSpeedLimit: "bytes (0 for no limit)", KeyLowSpeedTime: "seconds, 1 or more"}[k])
+		}
+		switch {
+		case k == KeyLowSpeedLimit && opts.LowSpeedLimit == 0:
+			opts.LowSpeedLimit = n
+			if n == 0 {
+				opts.LowSpeedLimit = -1
+			}
+		case k == KeyLowSpeedTime && opts.LowSpeedTime == 0:
+			opts.LowSpeedTime = time.Duration(n) * time.Second
+		}
+	}
+	return nil
+}
 
 // checkTransportKeys checks the form of a remote's TLS and proxy keys
 // (the files they name are read when the remote is used), returning the
