@@ -296,3 +296,40 @@ func TestWriteArchiveVerifiedSourceError(t *testing.T) {
 		t.Errorf("stored object reads back as %d bytes, want %d", len(got), len(content))
 	}
 }
+
+// A payload whose frame asks for a window larger than MaxImportWindow is
+// refused, naming the object, in every mode; one at the bound is taken.
+func TestWriteArchiveVerifiedBoundsWindow(t *testing.T) {
+	content := bytes.Repeat([]byte("a wide window\n"), 40000) // over a block, so the size is not in the frame
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+	id := repo.FileID(h, content)
+	stream := func(window int) []byte {
+		var b bytes.Buffer
+		// Streamed, so the frame declares the window, not the content size.
+		e, err := zstd.NewWriter(&b, zstd.WithWindowSize(window), zstd.WithSingleSegment(false), zstd.WithEncoderLevel(zstd.SpeedFastest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Write(content)
+		e.Close()
+		return b.Bytes()
+	}
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newIntegrityRepo(t, mode)
+			txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txn.Abort()
+			_, err = txn.WriteArchiveVerified(h, id, 1, bytes.NewReader(stream(2*repo.MaxImportWindow)))
+			var ce *repo.CorruptObjectError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), id.String()) || !strings.Contains(err.Error(), "window") {
+				t.Fatalf("payload with a %d MiB window: %v, want a corrupt-object error naming %s and the window", 2*repo.MaxImportWindow>>20, err, id)
+			}
+			if _, err := txn.WriteArchiveVerified(h, id, 1, bytes.NewReader(stream(repo.MaxImportWindow))); err != nil {
+				t.Fatalf("payload with a %d MiB window: %v", repo.MaxImportWindow>>20, err)
+			}
+		})
+	}
+}

@@ -215,15 +215,22 @@ func (k *keptPayload) Read(p []byte) (int, error) {
 // is in the keptPayload.
 var errPayload = errors.New("payload not kept")
 
+// MaxImportWindow is the largest zstd window of a payload that comes
+// from outside the repository (WriteArchiveVerified): twice the 8 MiB
+// otree wrote before its 4 MiB windows. A frame asking for more is
+// refused, since every parallel fetch decoding one would hold that much
+// history (128 MiB windows made a pull of 3 MB objects take 280 MB).
+const MaxImportWindow = 16 << 20
+
 // importDecs holds decoders for payloads from outside: their window is
-// bounded, so an object cannot ask for unbounded memory.
+// bounded, so an object cannot ask for much memory.
 var importDecs sync.Pool
 
 func importDecoder() (*zstd.Decoder, error) {
 	if d, ok := importDecs.Get().(*zstd.Decoder); ok {
 		return d, nil
 	}
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(128<<20))
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2*MaxImportWindow), zstd.WithDecoderMaxWindow(MaxImportWindow))
 }
 
 func importReadError(id ID, n, size uint64, err error) error {
