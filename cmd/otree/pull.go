@@ -79,7 +79,7 @@ func (f *pullFlags) options(r *repo.Repo, refs []string) (remote.PullOptions, er
 	switch {
 	case f.lowSpeedLimit > 0:
 		o.LowSpeedLimit = f.lowSpeedLimit
-	case f.lowSpeedLimit == 0 && f.lowSpeedOff:
+	case f.lowSpeedOff:
 		o.LowSpeedLimit = -1 // 0 turns the check off, as in OSTree
 	}
 	if f.updateMillis < 0 {
@@ -163,7 +163,7 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 	fl.StringVar(&f.url, "url", "", "fetch from this URL instead of the remote's")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "fail a request that receives nothing for this long")
 	fl.IntVar(&f.retries, "network-retries", 2, "retry a request this many times on server errors, timeouts and broken transfers")
-	fl.Int64Var(&f.lowSpeedLimit, "low-speed-limit-bytes", -1, "fail a transfer that averages fewer bytes a second than this over --low-speed-time-seconds; 0 for no limit (default: the remote's low-speed-limit-bytes, else 1000)")
+	fl.Int64Var(&f.lowSpeedLimit, "low-speed-limit-bytes", 0, "fail a transfer that averages fewer bytes a second than this over --low-speed-time-seconds; 0 for no limit (default: the remote's low-speed-limit-bytes, else 1000)")
 	fl.IntVar(&f.lowSpeedSeconds, "low-speed-time-seconds", 0, "the period of --low-speed-limit-bytes (default: the remote's low-speed-time-seconds, else 30)")
 	fl.BoolVar(&f.noDeltas, "disable-static-deltas", false, "fetch objects one by one even when the remote offers a static delta")
 	fl.StringArrayVar(&f.headers, "http-header", nil, "add the header NAME=VALUE to every request (repeatable)")
