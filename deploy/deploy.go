@@ -168,14 +168,15 @@ func varWarnings(d *Deployment) []string {
 	return out
 }
 
-// NoKernelError is returned for a tree without usr/lib/modules/*/vmlinuz.
+// NoKernelError is returned for a tree with a kernel in none of the
+// layouts findKernel reads.
 type NoKernelError struct {
 	Commit repo.ID // the commit whose tree has no kernel
 }
 
 // Error names the commit and where its kernel was looked for.
 func (e *NoKernelError) Error() string {
-	return fmt.Sprintf("commit %s has no kernel: no usr/lib/modules/<version>/vmlinuz", e.Commit)
+	return fmt.Sprintf("commit %s has no kernel: no usr/lib/modules/<version>/vmlinuz, nor vmlinuz-<version>-<sha256> in usr/lib/ostree-boot or boot", e.Commit)
 }
 
 // kernel is the boot files a tree ships in usr/lib/modules/<version>/.
@@ -211,11 +212,11 @@ type bootFile struct {
 // files lists what goes to /boot, under the names boot loaders and
 // dracut's FIPS check look for.
 func (k *kernel) files() []bootFile {
-	out := []bootFile{{"vmlinuz-" + k.version, k.vmlinuz}}
+	out := []bootFile{{bootName("vmlinuz", k.version, ""), k.vmlinuz}}
 	for _, f := range []bootFile{
-		{"initramfs-" + k.version + ".img", k.initramfs},
-		{"devicetree-" + k.version, k.devicetree},
-		{".vmlinuz-" + k.version + ".hmac", k.hmac},
+		{bootName("initramfs", k.version, ".img"), k.initramfs},
+		{bootName("devicetree", k.version, ""), k.devicetree},
+		{bootName(".vmlinuz", k.version, ".hmac"), k.hmac},
 	} {
 		if !f.id.IsZero() {
 			out = append(out, f)
@@ -224,22 +225,59 @@ func (k *kernel) files() []bootFile {
 	return out
 }
 
-// findKernel looks for exactly one usr/lib/modules/<kver>/vmlinuz, and
+// bootName is the name of a kernel's file in /boot: base-version+ext, or
+// base+ext for a kernel without a version (a legacy vmlinuz-<sha256>).
+func bootName(base, version, ext string) string {
+	if version == "" {
+		return base + ext
+	}
+	return base + "-" + version + ext
+}
+
+// legacyBootDirs are where trees made by older tooling keep their kernel,
+// in the order OSTree reads them: the first that is a directory is the
+// only one read.
+var legacyBootDirs = []string{"usr/lib/ostree-boot", "boot"}
+
+// findKernel finds the tree's kernel as OSTree does: in usr/lib/modules
+// (modulesKernel), else in the first of legacyBootDirs the tree has
+// (legacyKernel).
+func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
+	if k, err := modulesKernel(r, commit); k != nil || err != nil {
+		return k, err
+	}
+	for _, dir := range legacyBootDirs {
+		e, err := r.Lookup(commit, "/"+dir)
+		if errors.As(err, new(*repo.PathError)) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("commit %s: %w", commit, err)
+		}
+		if e.IsDir() {
+			return legacyKernel(r, commit, e.ID, dir)
+		}
+	}
+	return nil, &NoKernelError{commit}
+}
+
+// modulesKernel looks for exactly one usr/lib/modules/<kver>/vmlinuz, and
 // the initramfs, devicetree (else a dtb/ directory) and HMAC file beside
 // it. Each must be a regular file, and dtb/ hold only regular files and
-// directories: a link would install its target's name, not a kernel.
-func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
+// directories: a link would install its target's name, not a kernel. It
+// returns nil, nil for a tree with none.
+func modulesKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	// Only a path the tree lacks means no kernel: a missing commit or
 	// dirtree (pruned, or never pulled) is that object's error.
 	e, err := r.Lookup(commit, "/usr/lib/modules")
 	if errors.As(err, new(*repo.PathError)) {
-		return nil, &NoKernelError{commit}
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", commit, err)
 	}
 	if !e.IsDir() {
-		return nil, &NoKernelError{commit}
+		return nil, nil
 	}
 	t, err := r.ReadDirTree(e.ID)
 	if err != nil {
@@ -294,21 +332,12 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 				return nil, err
 			}
 		}
-		// The devicetree and dtb/ count only when there, so that kernels
-		// without keep the boot checksum they always had.
-		parts := [][]byte{k.vmlinuz[:], k.initramfs[:]}
-		if !k.devicetree.IsZero() {
-			parts = append(parts, k.devicetree[:])
-		}
-		if !k.dtbTree.IsZero() {
-			parts = append(parts, k.dtbTree[:])
-		}
-		k.bootCsum = repo.Sum(parts...).String()
+		k.setBootCsum()
 		found = append(found, k)
 	}
 	switch len(found) {
 	case 0:
-		return nil, &NoKernelError{commit}
+		return nil, nil
 	case 1:
 		return found[0], nil
 	}
@@ -317,6 +346,110 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 		names = append(names, k.version)
 	}
 	return nil, fmt.Errorf("commit %s has %d kernels (%s) in usr/lib/modules; a deployment boots one", commit, len(found), strings.Join(names, ", "))
+}
+
+// setBootCsum sets k.bootCsum from the ids of what k installs.
+func (k *kernel) setBootCsum() {
+	// The devicetree and dtb/ count only when there, so that kernels
+	// without keep the boot checksum they always had.
+	parts := [][]byte{k.vmlinuz[:], k.initramfs[:]}
+	if !k.devicetree.IsZero() {
+		parts = append(parts, k.devicetree[:])
+	}
+	if !k.dtbTree.IsZero() {
+		parts = append(parts, k.dtbTree[:])
+	}
+	k.bootCsum = repo.Sum(parts...).String()
+}
+
+// legacyKernel reads the layout of trees made by older tooling, as OSTree
+// does: in the directory dir (dirtree tree), vmlinuz-<kver>-<sha256> is
+// the kernel, and initramfs-*-<sha256> and devicetree-*-<sha256> go with
+// it. A name without the checksum is not part of the layout; the boot
+// files must carry their kernel's checksum. Unlike OSTree, which picks one
+// of several as the directory lists them, otree refuses a tree with more
+// than one kernel, initramfs or devicetree. The boot checksum is that of
+// the content, as for usr/lib/modules, not the one in the names, which
+// nothing checks: two kernels named alike must not share a /boot
+// directory.
+func legacyKernel(r *repo.Repo, commit, tree repo.ID, dir string) (*kernel, error) {
+	t, err := r.ReadDirTree(tree)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: reading %s: %w", commit, dir, err)
+	}
+	kinds := []string{"vmlinuz", "initramfs", "devicetree"}
+	found := map[string][]repo.FileEntry{}
+	for _, f := range t.Files {
+		for _, kind := range kinds {
+			if _, _, ok := splitLegacyName(kind, f.Name); ok {
+				found[kind] = append(found[kind], f)
+			}
+		}
+	}
+	if len(found["vmlinuz"]) == 0 {
+		return nil, &NoKernelError{commit}
+	}
+	k := &kernel{}
+	csum := ""
+	for _, kind := range kinds {
+		var names []string
+		for _, f := range found[kind] {
+			names = append(names, f.Name)
+		}
+		switch {
+		case len(names) == 0:
+			continue
+		case len(names) > 1:
+			return nil, fmt.Errorf("commit %s has %d %s files (%s) in %s; a deployment boots one", commit, len(names), kind, strings.Join(names, ", "), dir)
+		}
+		f := found[kind][0]
+		version, sum, _ := splitLegacyName(kind, f.Name)
+		if kind == "vmlinuz" {
+			k.version, csum = version, sum
+		} else if sum != csum {
+			return nil, fmt.Errorf("commit %s: %s/%s does not carry the checksum of the kernel %s/%s", commit, dir, f.Name, dir, found["vmlinuz"][0].Name)
+		}
+		h, err := r.StatFile(f.ID)
+		if err != nil {
+			return nil, fmt.Errorf("commit %s: %s/%s: %w", commit, dir, f.Name, err)
+		}
+		if h.Type != repo.TypeRegular {
+			return nil, fmt.Errorf("commit %s: %s/%s is not a regular file; a deployment installs the file itself", commit, dir, f.Name)
+		}
+		switch kind {
+		case "vmlinuz":
+			k.vmlinuz = f.ID
+		case "initramfs":
+			k.initramfs = f.ID
+		default:
+			k.devicetree = f.ID
+		}
+	}
+	if !kernelVersionOK(k.version) {
+		return nil, fmt.Errorf("commit %s: kernel %s/%q holds a space or control character, which boot entries cannot carry", commit, dir, found["vmlinuz"][0].Name)
+	}
+	k.setBootCsum()
+	return k, nil
+}
+
+// splitLegacyName splits name, if it is kind-<version>-<sha256> or
+// kind-<sha256> with the checksum in lowercase hex, into its version
+// (for an initramfs, <version>.img) and checksum.
+func splitLegacyName(kind, name string) (version, sum string, ok bool) {
+	rest, ok := strings.CutPrefix(name, kind+"-")
+	if !ok || len(rest) < 64 {
+		return "", "", false
+	}
+	sum = rest[len(rest)-64:]
+	if strings.Trim(sum, "0123456789abcdef") != "" {
+		return "", "", false
+	}
+	if rest = rest[:len(rest)-64]; rest != "" {
+		if rest, ok = strings.CutSuffix(rest, "-"); !ok {
+			return "", "", false
+		}
+	}
+	return rest, sum, true
 }
 
 // findDtb records the directory dtb/ in the kernel version directory d,

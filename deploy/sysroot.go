@@ -78,7 +78,7 @@ type Deployment struct {
 	Rollback bool       `json:"rollback"` // what `rollback` would make the default
 	Path     string     `json:"path"`     // the deployment's directory
 	BootCsum string     `json:"bootcsum"` // identifies its kernel and initramfs
-	Kernel   string     `json:"kernel"`   // kernel version (the usr/lib/modules directory name)
+	Kernel   string     `json:"kernel"`   // kernel version (the usr/lib/modules directory name, or a legacy kernel's; "" for vmlinuz-<sha256>)
 	// Options are the kernel arguments of its boot entry, without otree=.
 	Options string `json:"options"`
 	// Initramfs tells whether the tree had an initramfs beside its kernel.
@@ -577,7 +577,10 @@ func (s *Sysroot) fromEntry(e *bootEntry) (*Deployment, error) {
 			d.Initramfs = true
 		}
 	}
-	d.Kernel = strings.TrimPrefix(filepath.Base(e.linux), "vmlinuz-")
+	// A kernel without a version (a legacy vmlinuz-<sha256>) is vmlinuz.
+	if base := filepath.Base(e.linux); base != "vmlinuz" {
+		d.Kernel = strings.TrimPrefix(base, "vmlinuz-")
+	}
 	d.Devicetree = e.devicetree != ""
 	d.FdtDir = e.fdtdir != ""
 	o, err := readOrigin(dir + ".origin")

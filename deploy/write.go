@@ -97,13 +97,13 @@ func (s *Sysroot) bootEntries(list []*Deployment, bv int) ([]*bootEntry, error) 
 			title:   fmt.Sprintf("%s (otree:%s:%d)", menuName(d), d.OS, i),
 			version: n - i,
 			options: opts,
-			linux:   kdir + "vmlinuz-" + d.Kernel,
+			linux:   kdir + bootName("vmlinuz", d.Kernel, ""),
 		}
 		if d.Initramfs {
-			e.initrds = append(e.initrds, kdir+"initramfs-"+d.Kernel+".img")
+			e.initrds = append(e.initrds, kdir+bootName("initramfs", d.Kernel, ".img"))
 		}
 		if d.Devicetree {
-			e.devicetree = kdir + "devicetree-" + d.Kernel
+			e.devicetree = kdir + bootName("devicetree", d.Kernel, "")
 		}
 		if d.FdtDir {
 			e.fdtdir = kdir + "dtb"
