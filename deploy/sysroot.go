@@ -647,6 +647,14 @@ func parseDeployName(name string) (repo.ID, int, error) {
 	return id, n, nil
 }
 
+// Lock takes the sysroot lock, waiting while another process holds it,
+// and re-reads the state; the returned func releases it. Deployments and
+// their indices read while it is held are those the changes made meanwhile
+// (which take it again without waiting) act on, so a caller that picks a
+// deployment by index holds it from before the pick until its change is
+// made, as OSTree's admin commands hold the sysroot lock throughout.
+func (s *Sysroot) Lock(ctx context.Context) (func(), error) { return s.lock(ctx) }
+
 // lock takes the sysroot lock and re-reads the state, so a change starts
 // from what is on disk now. The returned func releases it.
 func (s *Sysroot) lock(ctx context.Context) (func(), error) {

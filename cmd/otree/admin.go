@@ -126,7 +126,29 @@ func (a *adminEnv) inSysroot(fn func(s *deploy.Sysroot) error) error {
 		return err
 	}
 	defer s.Close()
+	if testHookOpened != nil {
+		testHookOpened()
+	}
 	return fn(s)
+}
+
+// testHookOpened, when set by a test, runs once a command has opened the
+// sysroot, where another process may change it.
+var testHookOpened func()
+
+// inLockedSysroot runs fn on the opened sysroot holding its lock, for a
+// command that picks deployments by index: the index then names the
+// deployment the change acts on, not one another process's deploy or
+// undeploy has moved meanwhile.
+func (a *adminEnv) inLockedSysroot(ctx context.Context, fn func(s *deploy.Sysroot) error) error {
+	return a.inSysroot(func(s *deploy.Sysroot) error {
+		unlock, err := s.Lock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return fn(s)
+	})
 }
 
 // adminStopped adds to err, if a signal stopped op, what is true after it:
@@ -883,7 +905,7 @@ rollback target. A later deploy or upgrade starts locked again.`,
 // and reports the new default.
 func switchCommand(a *adminEnv, c *cobra.Command, do func(ctx context.Context, s *deploy.Sysroot, args []string) (deploy.Switch, error)) *cobra.Command {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.inSysroot(func(s *deploy.Sysroot) error {
+		return a.inLockedSysroot(cmd.Context(), func(s *deploy.Sysroot) error {
 			sw, err := do(cmd.Context(), s, args)
 			if errors.Is(err, deploy.ErrStagedDefault) {
 				err = withHint(err, "`otree admin undeploy 0` discards the staged deployment")
@@ -966,7 +988,7 @@ repository is then pruned of the commits no ref reaches any more.`,
 		if err != nil {
 			return err
 		}
-		return a.inSysroot(func(s *deploy.Sysroot) error {
+		return a.inLockedSysroot(cmd.Context(), func(s *deploy.Sysroot) error {
 			gone, staged, err := byIndex(s, n)
 			if err != nil {
 				return err
@@ -1023,7 +1045,7 @@ with another URL is an error: change it with "otree remote add --force".`,
 			if err != nil {
 				return err
 			}
-			return a.inSysroot(func(s *deploy.Sysroot) error {
+			return a.inLockedSysroot(cmd.Context(), func(s *deploy.Sysroot) error {
 				d, err := orBooted(s, index, "set the origin of")
 				if err != nil {
 					return err
@@ -1071,7 +1093,7 @@ func newPinCommand(a *adminEnv) *cobra.Command {
 				ns = append(ns, n)
 			}
 			state := map[bool]string{true: "pinned", false: "unpinned"}[!unpin]
-			return a.inSysroot(func(s *deploy.Sysroot) error {
+			return a.inLockedSysroot(cmd.Context(), func(s *deploy.Sysroot) error {
 				for _, n := range ns {
 					d, err := inBootOrder(s, n, "pin")
 					if err != nil {
@@ -1145,10 +1167,14 @@ quoted (x="a b"), and two arguments in one flag are refused (OSTree's
 boot.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.inSysroot(func(s *deploy.Sysroot) error {
+			edits := len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0
+			in := a.inSysroot
+			if edits {
+				in = func(fn func(s *deploy.Sysroot) error) error { return a.inLockedSysroot(cmd.Context(), fn) }
+			}
+			return in(func(s *deploy.Sysroot) error {
 				var d *deploy.Deployment
 				var err error
-				edits := len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0
 				switch {
 				case index < 0 && len(s.Deployments()) == 0:
 					return fmt.Errorf("sysroot %s: %w", s.Path(), deploy.ErrNoDeployment)

@@ -1365,3 +1365,49 @@ func TestAdminStatusQuotesVersion(t *testing.T) {
 		t.Errorf("status --json: %v %+v, want version %q", err, st.Deployments, version)
 	}
 }
+
+// An index names the deployment at that place when the command acts, as
+// under OSTree's sysroot lock: a deploy by another process between the
+// command's start and its change neither makes undeploy report removing a
+// deployment other than the one it removed nor pin take a deployment for
+// pinned that is not.
+func TestAdminIndexResolvedUnderLock(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.ok("admin", "deploy", "cli/stable")
+	a.ok("admin", "pin", "1")
+	// Another deploy lands once the next command has opened the sysroot.
+	deployMeanwhile := func() {
+		t.Cleanup(func() { testHookOpened = nil })
+		testHookOpened = func() {
+			testHookOpened = nil
+			a.ok("admin", "deploy", "cli/stable")
+		}
+	}
+	paths := func() []string {
+		var ps []string
+		for _, d := range a.status().Deployments {
+			ps = append(ps, filepath.Base(d.Path))
+		}
+		return ps
+	}
+
+	// [.1, .0 pinned] becomes [.2, .1, .0 pinned]: index 1 is .1, unpinned.
+	deployMeanwhile()
+	out := a.ok("admin", "pin", "1")
+	st := a.status()
+	if len(st.Deployments) != 3 || !st.Deployments[1].Pinned || !strings.Contains(out, "Deployment 1 is now pinned") {
+		t.Errorf("pin 1 while a deploy added a deployment: printed %q, then status %+v", out, st)
+	}
+	a.ok("admin", "pin", "--unpin", "1", "2")
+
+	before := paths()
+	deployMeanwhile()
+	out = a.ok("admin", "undeploy", "1")
+	// The deploy kept [new, before[0]] and undeploy removed before[0].
+	after := paths()
+	if len(after) != 1 || slices.Contains(after, before[0]) || !strings.Contains(out, "Deleted deployment "+before[0]) {
+		t.Errorf("undeploy 1 while a deploy added a deployment: printed %q; deployments %q, then %q", out, before, after)
+	}
+}
