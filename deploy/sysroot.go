@@ -52,6 +52,8 @@ type Sysroot struct {
 	// closed is set by Close: changes then fail (checkOpen), rather than
 	// go on with the sysroot without its repository.
 	closed bool
+	// links are the boot links as the deployments were last read.
+	links [3]linkStamp
 }
 
 // Deployment is one bootable checkout of a commit.
@@ -353,10 +355,17 @@ func (s *Sysroot) load() error {
 		before := s.bootLinks()
 		err := s.loadOnce()
 		if try == loadTries || s.bootLinks() == before {
+			s.links = before
 			return err
 		}
 	}
 }
+
+// Switched reports whether the boot entries have switched since the
+// deployments were read, by this process or another: a deployment
+// Deployments lists may then be gone, or going, from the disk, so what a
+// reader found reading its files is not to be trusted.
+func (s *Sysroot) Switched() bool { return s.bootLinks() != s.links }
 
 // bootLinks identifies boot/loader and otree/boot.0 and boot.1, the links
 // a switch replaces, by inode and change time, so that a switch shows even

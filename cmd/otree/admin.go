@@ -601,90 +601,120 @@ against the keys of its origin's remote when that remote asks for signed
 commits; the command fails on any drift or missing trusted signature.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.inSysroot(func(s *deploy.Sysroot) error {
-				bc, err := s.BootCount()
-				if err != nil {
+			for try := 1; ; try++ {
+				err := statusOnce(cmd.Context(), a, verify)
+				if !errors.Is(err, errSwitchedWhileVerifying) || try == verifyTries {
 					return err
 				}
-				if bc.Tries == 0 {
-					bc = nil
-				}
-				type item struct {
-					*deploy.Deployment
-					Index     int                     `json:"index"` // as status numbers it (shownIndex)
-					Drift     []checkout.Change       `json:"drift,omitempty"`
-					Signature *deploy.SignatureStatus `json:"signature,omitempty"`
-				}
-				var items []item
-				drift, unsigned := 0, 0
-				all := s.Deployments()
-				if st := s.Staged(); st != nil {
-					all = append([]*deploy.Deployment{st}, all...)
-				}
-				for _, d := range all {
-					it := item{Deployment: d, Index: shownIndex(s, d)}
-					if verify && !d.Staged {
-						if it.Drift, err = s.Verify(cmd.Context(), d.Index); err != nil {
-							return err
-						}
-						drift += len(it.Drift)
-						if it.Signature, err = s.VerifySignature(d.Index); err != nil {
-							return err
-						}
-						if it.Signature.Remote == "" {
-							it.Signature = nil
-						} else if it.Signature.Error != "" {
-							unsigned++
-						}
-					}
-					items = append(items, it)
-				}
-				if a.json {
-					if err := a.printJSON(struct {
-						Deployments []item            `json:"deployments"`
-						BootCount   *deploy.BootCount `json:"boot_count,omitempty"`
-					}{items, bc}); err != nil {
-						return err
-					}
-				} else {
-					if len(items) == 0 {
-						fmt.Fprintln(a.stdout, "No deployments.")
-					}
-					booted := s.Booted() != nil
-					for _, it := range items {
-						printDeployment(a.stdout, it.Deployment, it.Index, booted)
-						if it.Deployment.Index == 0 && !it.Staged && bc != nil && bc.Counting {
-							if bc.FellBack {
-								fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment %d ('otree admin rollback' makes it the default)\n", bc.Tries, bc.Fallback)
-							} else {
-								fmt.Fprintf(a.stdout, "    boot: not completed yet; %d of %d tries left before GRUB falls back to deployment %d\n", bc.Left, bc.Tries, bc.Fallback)
-							}
-						}
-						if sig := it.Signature; sig != nil && sig.Error == "" {
-							fmt.Fprintf(a.stdout, "    signature: good, key %s (remote %s)\n", sig.Key, sig.Remote)
-						} else if sig != nil {
-							fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
-						}
-						for _, ch := range it.Drift {
-							fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, quote.Path(ch.Path))
-						}
-					}
-				}
-				switch {
-				case drift > 0 && unsigned > 0:
-					return fmt.Errorf("%d path(s) of /usr differ from their commits, and %d deployment(s) lack a trusted signature", drift, unsigned)
-				case drift > 0:
-					return fmt.Errorf("%d path(s) of /usr differ from their commits", drift)
-				case unsigned > 0:
-					return fmt.Errorf("%d deployment(s) lack a trusted signature", unsigned)
-				}
-				return nil
-			})
+			}
 		},
 	}
 	c.Flags().BoolVarP(&verify, "verify", "V", false, "check each deployment's /usr against its commit, and its commit's signature when its remote asks for one")
 	a.addJSON(c)
 	return c
+}
+
+// verifyTries bounds how many times status --verify starts again because
+// another process switched the deployments while it read their files.
+const verifyTries = 3
+
+// errSwitchedWhileVerifying: the deployments status --verify was reading
+// were switched, and one may have been removed, meanwhile.
+var errSwitchedWhileVerifying = errors.New("the deployments were switched by another process while status --verify read them (a deploy, undeploy or cleanup): run it again")
+
+// statusOnce lists the deployments, verifying them with verify; it fails
+// with errSwitchedWhileVerifying, printing nothing, when a switch may have
+// removed files it verified.
+func statusOnce(ctx context.Context, a *adminEnv, verify bool) error {
+	return a.inSysroot(func(s *deploy.Sysroot) error {
+		bc, err := s.BootCount()
+		if err != nil {
+			return err
+		}
+		if bc.Tries == 0 {
+			bc = nil
+		}
+		type item struct {
+			*deploy.Deployment
+			Index     int                     `json:"index"` // as status numbers it (shownIndex)
+			Drift     []checkout.Change       `json:"drift,omitempty"`
+			Signature *deploy.SignatureStatus `json:"signature,omitempty"`
+		}
+		var items []item
+		drift, unsigned := 0, 0
+		all := s.Deployments()
+		if st := s.Staged(); st != nil {
+			all = append([]*deploy.Deployment{st}, all...)
+		}
+		for _, d := range all {
+			it := item{Deployment: d, Index: shownIndex(s, d)}
+			if verify && !d.Staged {
+				if it.Drift, err = s.Verify(ctx, d.Index); err != nil {
+					if s.Switched() {
+						return fmt.Errorf("sysroot %s: %w", s.Path(), errSwitchedWhileVerifying)
+					}
+					return err
+				}
+				drift += len(it.Drift)
+				if it.Signature, err = s.VerifySignature(d.Index); err != nil {
+					if s.Switched() {
+						return fmt.Errorf("sysroot %s: %w", s.Path(), errSwitchedWhileVerifying)
+					}
+					return err
+				}
+				if it.Signature.Remote == "" {
+					it.Signature = nil
+				} else if it.Signature.Error != "" {
+					unsigned++
+				}
+			}
+			items = append(items, it)
+		}
+		// Drift found in a deployment being removed is no drift.
+		if verify && s.Switched() {
+			return fmt.Errorf("sysroot %s: %w", s.Path(), errSwitchedWhileVerifying)
+		}
+		if a.json {
+			if err := a.printJSON(struct {
+				Deployments []item            `json:"deployments"`
+				BootCount   *deploy.BootCount `json:"boot_count,omitempty"`
+			}{items, bc}); err != nil {
+				return err
+			}
+		} else {
+			if len(items) == 0 {
+				fmt.Fprintln(a.stdout, "No deployments.")
+			}
+			booted := s.Booted() != nil
+			for _, it := range items {
+				printDeployment(a.stdout, it.Deployment, it.Index, booted)
+				if it.Deployment.Index == 0 && !it.Staged && bc != nil && bc.Counting {
+					if bc.FellBack {
+						fmt.Fprintf(a.stdout, "    boot: did not complete in %d tries; GRUB boots deployment %d ('otree admin rollback' makes it the default)\n", bc.Tries, bc.Fallback)
+					} else {
+						fmt.Fprintf(a.stdout, "    boot: not completed yet; %d of %d tries left before GRUB falls back to deployment %d\n", bc.Left, bc.Tries, bc.Fallback)
+					}
+				}
+				if sig := it.Signature; sig != nil && sig.Error == "" {
+					fmt.Fprintf(a.stdout, "    signature: good, key %s (remote %s)\n", sig.Key, sig.Remote)
+				} else if sig != nil {
+					fmt.Fprintf(a.stdout, "    signature: NOT VERIFIED (remote %s): %s\n", sig.Remote, sig.Error)
+				}
+				for _, ch := range it.Drift {
+					fmt.Fprintf(a.stdout, "    drift: %s %s\n", ch.Kind, quote.Path(ch.Path))
+				}
+			}
+		}
+		switch {
+		case drift > 0 && unsigned > 0:
+			return fmt.Errorf("%d path(s) of /usr differ from their commits, and %d deployment(s) lack a trusted signature", drift, unsigned)
+		case drift > 0:
+			return fmt.Errorf("%d path(s) of /usr differ from their commits", drift)
+		case unsigned > 0:
+			return fmt.Errorf("%d deployment(s) lack a trusted signature", unsigned)
+		}
+		return nil
+	})
 }
 
 // printDeployment prints d as OSTree's admin status does: a line with the

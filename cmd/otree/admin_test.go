@@ -1411,3 +1411,27 @@ func TestAdminIndexResolvedUnderLock(t *testing.T) {
 		t.Errorf("undeploy 1 while a deploy added a deployment: printed %q; deployments %q, then %q", out, before, after)
 	}
 }
+
+// status --verify reads every file of each deployment; a deploy by another
+// process that removes one of them meanwhile makes it read the new list,
+// not fail on, or report as drift, the files the deploy removed.
+func TestAdminStatusVerifyWhileDeploying(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.ok("admin", "deploy", "cli/stable")
+	t.Cleanup(func() { testHookOpened = nil })
+	// The deploy keeps the new deployment and .1, and removes .0.
+	testHookOpened = func() {
+		testHookOpened = nil
+		a.ok("admin", "deploy", "cli/stable")
+	}
+	res := a.run("admin", "status", "--verify", "--json")
+	var st statusJSON
+	if err := json.Unmarshal([]byte(res.stdout), &st); res.code != 0 || err != nil {
+		t.Fatalf("status --verify while a deploy removed a deployment: exit %d, stderr %q, stdout %q", res.code, res.stderr, res.stdout)
+	}
+	if len(st.Deployments) != 2 || !strings.HasSuffix(st.Deployments[0].Path, ".2") || len(st.Deployments[0].Drift)+len(st.Deployments[1].Drift) != 0 {
+		t.Errorf("status --verify while a deploy removed a deployment: %+v", st)
+	}
+}
