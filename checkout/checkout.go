@@ -156,8 +156,9 @@ type Stats struct {
 
 // Checkout writes the tree of commit into dest. Without a union mode dest
 // must not exist (its parent must), unless Subpath names a file; with one
-// it may. See Options for the
-// modes and the package documentation for how writes are confined.
+// it may. An empty dest is refused rather than taken as the current
+// directory. See Options for the modes and the package documentation for
+// how writes are confined.
 //
 // File times are fixed: every directory the checkout creates, and every
 // symlink and newly written file, gets mtime and atime 0 (the epoch), so a
@@ -186,8 +187,13 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
+	// An unset destination would otherwise be the working directory,
+	// which a union mode would write into.
+	if dest == "" {
+		return nil, errors.New(`checkout: empty destination (give "." for the current directory)`)
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("checkout into %s: %w", dest, err)
 	}
 	root := &dirNode{tree: treeID, metaID: metaID, fd: -1}
 	sp, err := repo.TreePath(opts.Subpath)
@@ -396,6 +402,9 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 	stop := c.startProgress()
 	c.q.Push(func(w *worker) error { return w.dirTask(root) })
 	err := c.q.Run(c.ctx, workq.Workers(), func() *worker { return newWorker(c) })
+	if err != nil && err == c.ctx.Err() {
+		err = fmt.Errorf("checkout into %s: %w", c.dest, err)
+	}
 	for n := range c.open { // only after an error
 		unix.Close(n.fd)
 	}

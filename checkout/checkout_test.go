@@ -765,9 +765,57 @@ func TestProgressAndCancel(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(coCtx)
 	cancel()
-	_, err := checkout.Checkout(cctx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true})
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled checkout: %v", err)
+	pre := filepath.Join(t.TempDir(), "co")
+	_, err := checkout.Checkout(cctx, r, id, pre, checkout.Options{UserMode: true})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), pre) {
+		t.Errorf("cancelled checkout: %v; want context.Canceled naming the destination", err)
+	}
+
+	// Cancelled once the checkout has started: the error still names it.
+	dest := filepath.Join(t.TempDir(), "started")
+	_, err = checkout.Checkout(&coLateCancel{Context: coCtx}, r, id, dest, checkout.Options{UserMode: true})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), dest) {
+		t.Errorf("checkout cancelled once started: %v; want context.Canceled naming %s", err, dest)
+	}
+}
+
+// coLateCancel is a context whose first Err call finds it live and every
+// later one cancelled: a cancel that comes once a checkout has started.
+type coLateCancel struct {
+	context.Context
+	calls atomic.Int32
+}
+
+func (c *coLateCancel) Err() error {
+	if c.calls.Add(1) == 1 {
+		return nil
+	}
+	return context.Canceled
+}
+
+func (c *coLateCancel) Done() <-chan struct{} {
+	if c.calls.Load() == 0 {
+		return nil
+	}
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// An unset destination is refused, not taken as the working directory,
+// which a union checkout would otherwise fill.
+func TestEmptyDestRefused(t *testing.T) {
+	r := coRepo(t, repo.ModeBareUser)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"planted": testtree.File("x", 0o644)}))
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	for _, o := range []checkout.Options{{UserMode: true, Union: true}, {UserMode: true}} {
+		if _, err := checkout.Checkout(coCtx, r, id, "", o); err == nil || !strings.Contains(err.Error(), "empty destination") {
+			t.Errorf("checkout into \"\" with %+v: %v; want it refused", o, err)
+		}
+	}
+	if es, _ := os.ReadDir(cwd); len(es) != 0 {
+		t.Errorf("checkout into \"\" wrote %d entries into the working directory", len(es))
 	}
 }
 
