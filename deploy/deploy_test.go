@@ -454,6 +454,69 @@ func TestRollbackTwiceRestoresOrder(t *testing.T) {
 	}
 }
 
+// A change asked with a context already cancelled is not made, whichever
+// operation it is, and its error names the sysroot.
+func TestCancelledContextChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	f.deploy("os", DeployOptions{Kargs: []string{"k=1"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	origin := filepath.Join(f.s.Deployments()[0].Path + ".origin")
+	originBefore, err := os.ReadFile(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]func() error{
+		"pin":       func() error { return f.s.Pin(ctx, 0, true) },
+		"setorigin": func() error { return f.s.SetOrigin(ctx, 0, "other") },
+		"rollback":  func() error { _, err := f.s.Rollback(ctx); return err },
+		"default":   func() error { _, err := f.s.SetDefault(ctx, 1); return err },
+		"kargs":     func() error { _, err := f.s.SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet"}}); return err },
+		"undeploy":  func() error { _, err := f.s.Undeploy(ctx, 1); return err },
+		"deploy":    func() error { _, err := f.s.Deploy(ctx, a.String(), DeployOptions{}); return err },
+	} {
+		if err := op(); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), f.path) {
+			t.Errorf("%s with a cancelled context: %v; want context.Canceled naming %s", name, err, f.path)
+		}
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Errorf("deployments changed: %s", diff)
+	}
+	if got, _ := os.ReadFile(origin); !bytes.Equal(got, originBefore) {
+		t.Errorf("origin changed to %q", got)
+	}
+	s, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := s.Deployments()[0]
+	if d.Pinned || d.Origin != "os" || d.Options != "k=1" || len(s.Deployments()) != 2 {
+		t.Errorf("deployment 0 on disk: pinned %v, origin %q, options %q, %d deployments", d.Pinned, d.Origin, d.Options, len(s.Deployments()))
+	}
+}
+
+// The list Deployments returns is the caller's: reordering it changes
+// neither what the Sysroot lists next nor which deployment an index names.
+func TestDeploymentsListIsCallers(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	list := f.s.Deployments()
+	list[0], list[1] = list[1], list[0]
+	if d, err := f.s.Deployment(0); err != nil || d.Commit != b {
+		t.Errorf("after the caller reordered its list, Deployment(0) = %v, %v; want %s", d, err, b)
+	}
+	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
+		t.Errorf("after the caller reordered its list: %s", diff)
+	}
+}
+
 // Rollback goes back to the previous deployment of the default's
 // stateroot, not to another stateroot's deployment that a deploy left in
 // between; deployment 1 of another stateroot is taken only when it is the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -245,8 +246,10 @@ func (s *Sysroot) Path() string { return s.path }
 // Repo is the system repository.
 func (s *Sysroot) Repo() *repo.Repo { return s.repo }
 
-// Deployments lists the deployments in boot order.
-func (s *Sysroot) Deployments() []*Deployment { return s.deployments }
+// Deployments lists the deployments in boot order. The slice is the
+// caller's to change; the Deployments it points to are the Sysroot's, to
+// be read only.
+func (s *Sysroot) Deployments() []*Deployment { return slices.Clone(s.deployments) }
 
 // Booted is the deployment the running system booted, or nil.
 func (s *Sysroot) Booted() *Deployment { return s.booted }
@@ -665,7 +668,8 @@ func parseDeployName(name string) (repo.ID, int, error) {
 func (s *Sysroot) Lock(ctx context.Context) (func(), error) { return s.lock(ctx) }
 
 // lock takes the sysroot lock and re-reads the state, so a change starts
-// from what is on disk now. The returned func releases it.
+// from what is on disk now. The returned func releases it. A ctx already
+// done fails it: a change asked with a cancelled context is not made.
 func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
@@ -673,6 +677,9 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 	if s.held > 0 {
 		s.held++
 		return func() { s.held-- }, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sysroot %s: %w", s.root, err)
 	}
 	f, err := os.OpenFile(filepath.Join(s.root, "otree", "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {

@@ -210,7 +210,7 @@ const osReleaseMax = 64 << 10
 // the state.
 func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment) (Switch, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", fmt.Errorf("sysroot %s: switching deployments: %w", s.root, err)
 	}
 	if err := s.setRefs(ctx, list, nil); err != nil {
 		return "", err
