@@ -103,7 +103,7 @@ type EntryInfo struct {
 	MetaID repo.ID `json:"meta,omitzero"`
 }
 
-// DiffOptions configure Diff and DiffDir.
+// DiffOptions configure Diff, DiffDir and DiffDirs.
 type DiffOptions struct {
 	// Verify lists every path that differs. Without it a removed directory
 	// is one Deleted change (as in `ostree diff`), its contents not listed;
@@ -111,14 +111,14 @@ type DiffOptions struct {
 	// directory are always listed.
 	Verify bool
 	// OwnerUID and OwnerGID, when set, replace the owner of every entry
-	// read from disk (DiffDir only), like commit's --owner-uid/--owner-gid:
+	// read from disk (DiffDir, DiffDirs), like commit's --owner-uid/--owner-gid:
 	// compare a tree checked out by an unprivileged user with the commit
 	// it came from by passing the commit's owner.
 	OwnerUID, OwnerGID *uint32
 	// IgnoreOwners leaves uid and gid out of the comparison.
 	IgnoreOwners bool
 	// IgnoreXattrs leaves extended attributes out of the comparison (DiffDir
-	// then reads none from disk).
+	// and DiffDirs then read none from disk).
 	IgnoreXattrs bool
 	// CanonicalPermissions (DiffDir, DiffDirs) takes entries read from disk as
 	// commit's --canonical-permissions records them: owned 0:0, no
@@ -126,12 +126,12 @@ type DiffOptions struct {
 	// commit of a bare-user-only repository is always compared so, as
 	// such a repository records every commit.
 	CanonicalPermissions bool
-	// Workers bounds how many files DiffDir hashes at once; zero means
-	// twice GOMAXPROCS.
+	// Workers bounds how many files DiffDir and DiffDirs hash at once;
+	// zero means twice GOMAXPROCS.
 	Workers int
-	// Subpath (DiffDir only) compares the directory with this directory of
-	// the commit ("/usr") instead of its root; paths are reported as in the
-	// commit ("/usr/bin/sh").
+	// Subpath (DiffDir only; Diff and DiffDirs refuse it) compares the
+	// directory with this directory of the commit ("/usr") instead of its
+	// root; paths are reported as in the commit ("/usr/bin/sh").
 	Subpath string
 }
 
@@ -204,8 +204,12 @@ func Summarize(changes []Change) DiffStats {
 // header (reading, and so verifying, a's object). A path that changed type
 // is one Modified change with FieldType; the contents of a directory that
 // appears are listed as Added (and of one that disappears, with Verify, as
-// Deleted). OwnerUID and OwnerGID do not apply.
+// Deleted). OwnerUID and OwnerGID do not apply; a Subpath is refused.
 func Diff(ctx context.Context, r *repo.Repo, a, b repo.ID, opts DiffOptions) ([]Change, error) {
+	// Ignoring it would report changes outside the path asked about.
+	if opts.Subpath != "" {
+		return nil, fmt.Errorf("diff: a subpath (%s) applies to a commit compared with a directory, not to commits %s and %s", opts.Subpath, a, b)
+	}
 	ca, err := r.ReadCommit(a)
 	if err != nil {
 		return nil, fmt.Errorf("diff: commit %s: %w", a, err)

@@ -348,6 +348,20 @@ func TestDiffSkipsSharedSubtrees(t *testing.T) {
 	}
 }
 
+// Diff compares whole commits: a Subpath, which only DiffDir honours, is
+// refused rather than ignored, which would report changes outside it.
+func TestDiffRefusesSubpath(t *testing.T) {
+	r := dtRepo(t, repo.ModeArchive)
+	tree := map[string]dtNode{"usr/a": dtFile("a", 0o644), "etc/conf": dtFile("1", 0o644)}
+	a := dtBuild(t, r, tree)
+	tree["etc/conf"] = dtFile("2", 0o644)
+	b := dtBuild(t, r, tree)
+	got, err := checkout.Diff(t.Context(), r, a, b, checkout.DiffOptions{Subpath: "/usr"})
+	if err == nil || !strings.Contains(err.Error(), "/usr") || len(got) != 0 {
+		t.Errorf("diff of commits with Subpath /usr: %v, %d changes; want it refused, naming the subpath", err, len(got))
+	}
+}
+
 // dtCommitDir commits dir to an orphan commit with options applied.
 func dtCommitDir(t *testing.T, r *repo.Repo, dir string, mod ...func(*commit.Options)) repo.ID {
 	t.Helper()

@@ -31,7 +31,8 @@ type DeployOptions struct {
 	Kargs []string
 	// KargsAppend adds arguments even when their key is present.
 	KargsAppend []string
-	// KargsDelete removes KEY=VALUE, or every value of a bare KEY.
+	// KargsDelete removes KEY=VALUE, or every value of a bare KEY; one
+	// not present fails the deploy.
 	KargsDelete []string
 	// KargsProcCmdline starts from the running kernel's command line
 	// instead of the merge deployment's arguments.

@@ -177,13 +177,14 @@ func removeArg(cmdline, key string) string {
 }
 
 // KargsEdit changes a deployment's kernel arguments. The edits apply in
-// the order Replace, Delete, Append.
+// the order Replace, Delete, Append, AppendIfMissing.
 type KargsEdit struct {
 	// Replace sets KEY=VALUE (or a bare KEY), removing every other value
 	// of KEY first; KEY=OLD=NEW replaces only the argument KEY=OLD when
 	// there is one.
 	Replace []string
-	// Delete removes KEY=VALUE exactly, or every value of a bare KEY.
+	// Delete removes KEY=VALUE exactly, or every value of a bare KEY. An
+	// argument not present fails the edit, naming it.
 	Delete []string
 	// Append adds arguments at the end, even if their key is present
 	// (console= may be given several times).
