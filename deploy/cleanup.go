@@ -44,7 +44,17 @@ func (s *Sysroot) Cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		return nil, err
 	}
 	defer unlock()
-	return s.cleanup(ctx, opts)
+	rep, err := s.cleanup(ctx, opts)
+	return rep, s.nameCancel(ctx, err)
+}
+
+// nameCancel names the sysroot in err when it is ctx's own error, which
+// names nothing.
+func (s *Sysroot) nameCancel(ctx context.Context, err error) error {
+	if err != nil && err == ctx.Err() {
+		return fmt.Errorf("sysroot %s: %w", s.root, err)
+	}
+	return err
 }
 
 // cleanup runs under the lock. Everything it removes is unreachable from

@@ -126,7 +126,7 @@ func (e *CleanupError) Unwrap() error { return e.Err }
 func (s *Sysroot) cleanupAfter(ctx context.Context, noPrune bool, done string) (*repo.PruneReport, error) {
 	rep, err := s.cleanup(ctx, CleanupOptions{NoPrune: noPrune})
 	if err != nil {
-		return nil, &CleanupError{Done: done, Err: err}
+		return nil, &CleanupError{Done: done, Err: s.nameCancel(ctx, err)}
 	}
 	return rep.Prune, nil
 }

@@ -499,6 +499,28 @@ func TestCancelledContextChangesNothing(t *testing.T) {
 	}
 }
 
+// A cancel that comes once the boot entries have switched stops only the
+// cleanup: the change stands, and the *CleanupError names the sysroot.
+func TestCancelAfterSwitchNamesSysroot(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	testHookSwitched = func() error { cancel(); return nil }
+	defer func() { testHookSwitched = nil }()
+	res, err := f.s.Undeploy(ctx, 0)
+	var ce *CleanupError
+	if !errors.As(err, &ce) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), f.path) || res == nil {
+		t.Fatalf("undeploy cancelled after its switch: %v (result %v); want a *CleanupError naming %s", err, res, f.path)
+	}
+	if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" {
+		t.Errorf("deployments after the cancelled cleanup: %s", diff)
+	}
+}
+
 // The list Deployments returns is the caller's: reordering it changes
 // neither what the Sysroot lists next nor which deployment an index names.
 func TestDeploymentsListIsCallers(t *testing.T) {
