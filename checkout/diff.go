@@ -224,7 +224,7 @@ func Diff(ctx context.Context, r *repo.Repo, a, b repo.ID, opts DiffOptions) ([]
 	}
 	if ca.RootTree != cb.RootTree {
 		if err := d.trees("/", ca.RootTree, cb.RootTree); err != nil {
-			return nil, err
+			return nil, nameCancel(ctx, err, fmt.Sprintf("diff of commits %s and %s", a, b))
 		}
 	}
 	return d.out, nil
@@ -614,6 +614,20 @@ func hashWithHeader(h *repo.FileHeader, rd io.Reader, buf []byte) (repo.ID, erro
 // committed, such as a socket, is reported with type "socket". Files that
 // change while being read give an error naming them.
 func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts DiffOptions) ([]Change, error) {
+	changes, err := diffDir(ctx, r, commit, dir, opts)
+	return changes, nameCancel(ctx, err, fmt.Sprintf("diff of commit %s with %s", commit, dir))
+}
+
+// nameCancel names what was being compared in err when it is ctx's own
+// error, which names nothing.
+func nameCancel(ctx context.Context, err error, what string) error {
+	if err != nil && err == ctx.Err() {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return err
+}
+
+func diffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts DiffOptions) ([]Change, error) {
 	c, err := r.ReadCommit(commit)
 	if err != nil {
 		return nil, fmt.Errorf("diff: commit %s: %w", commit, err)

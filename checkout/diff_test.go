@@ -1,6 +1,8 @@
 package checkout_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -575,6 +577,21 @@ func TestDiffDirErrors(t *testing.T) {
 	file := filepath.Join(dir, "a")
 	if _, err := checkout.DiffDir(t.Context(), r, id, file, checkout.DiffOptions{}); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("a file: %v", err)
+	}
+
+	// A cancelled comparison names what it compared.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := checkout.DiffDir(ctx, r, id, dir, checkout.DiffOptions{}); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), id.String()) {
+		t.Errorf("cancelled DiffDir: %v; want context.Canceled naming %s and %s", err, id, dir)
+	}
+	other := dtMakeDir(t, testtree.Tree{"b": testtree.File("b", 0o644)})
+	if _, err := checkout.DiffDirs(ctx, dir, other, checkout.DiffOptions{}); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), other) {
+		t.Errorf("cancelled DiffDirs: %v; want context.Canceled naming %s and %s", err, dir, other)
+	}
+	id2 := dtCommitDir(t, r, other)
+	if _, err := checkout.Diff(ctx, r, id, id2, checkout.DiffOptions{}); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), id2.String()) {
+		t.Errorf("cancelled Diff: %v; want context.Canceled naming %s", err, id2)
 	}
 }
 

@@ -18,6 +18,11 @@ import (
 // deeper than PATH_MAX compare as any other. OwnerUID, OwnerGID and
 // CanonicalPermissions apply to both sides; Subpath does not apply.
 func DiffDirs(ctx context.Context, oldDir, newDir string, opts DiffOptions) ([]Change, error) {
+	changes, err := diffDirs(ctx, oldDir, newDir, opts)
+	return changes, nameCancel(ctx, err, fmt.Sprintf("diff of %s and %s", oldDir, newDir))
+}
+
+func diffDirs(ctx context.Context, oldDir, newDir string, opts DiffOptions) ([]Change, error) {
 	if opts.Subpath != "" {
 		return nil, fmt.Errorf("diff: a subpath applies to a commit, and %s and %s are directories", oldDir, newDir)
 	}
