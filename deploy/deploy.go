@@ -22,7 +22,8 @@ import (
 // DeployOptions configure Deploy.
 type DeployOptions struct {
 	// OS is the stateroot; empty means the booted deployment's, else the
-	// default deployment's, else the only stateroot there is.
+	// only stateroot there is (not the default deployment's: with several
+	// and none booted, the error matches ErrStaterootNeeded).
 	OS string
 	// Kargs set kernel arguments (KEY=VALUE replaces every KEY; VALUE may
 	// hold '=', there is no KEY=OLD=NEW form as in KargsEdit), applied
