@@ -121,7 +121,7 @@ func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts
 		err = x.file(strings.TrimPrefix(x.prefix, "./")+path.Base(ent.Path), ent)
 	}
 	if err != nil {
-		return err
+		return nameCancel(ctx, err, "export "+commit.String())
 	}
 	if err := x.tw.Close(); err != nil {
 		return fmt.Errorf("export %s: %w", commit, err)

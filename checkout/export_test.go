@@ -399,4 +399,9 @@ func TestCancelEndsExportToStalledWriter(t *testing.T) {
 	case <-time.After(time.Minute): // a hang, not a slow machine
 		t.Fatal("Export still waits on its writer a minute after the cancel")
 	}
+	ctx, cancel = context.WithCancel(t.Context())
+	cancel()
+	if err := checkout.Export(ctx, r, id, io.Discard, checkout.ExportOptions{}); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), id.String()) {
+		t.Errorf("export with a cancelled context: %v, want context.Canceled naming %s", err, id)
+	}
 }
