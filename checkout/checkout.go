@@ -21,7 +21,10 @@
 // copy whose content, owner or xattrs could not be written) is removed, so
 // no file stands at its name without them. The error names the path it was
 // working on. Callers that want all or nothing check out into a fresh
-// directory and rename it.
+// directory and rename it. A failed checkout is not retried by a union
+// checkout into what it left: the union enters those 0700 directories and
+// keeps their mode, as it keeps every existing directory's; remove what it
+// left and check out again.
 package checkout
 
 import (
