@@ -119,7 +119,8 @@ type Options struct {
 	// nothing: DEST is not created and Checkout returns empty Stats.
 	AllowNoent bool
 	// BareUserOnlyDirs (-M) keeps only the 0775 bits of each directory's
-	// mode: no setgid, sticky or world-writable directories.
+	// mode: no setgid, sticky or world-writable directories. A checkout
+	// from a bare-user-only repository always does.
 	BareUserOnlyDirs bool
 	// UncompressedCache lets a user-mode checkout of an archive repository
 	// hardlink files from the repository's uncompressed-object cache, and
@@ -526,9 +527,12 @@ func (c *checkouter) wantMode(h *repo.FileHeader) uint32 {
 
 // dirMode is the permission mode a checked-out directory gets: its own,
 // in user mode too (as in OSTree; a directory's setgid and sticky bits
-// give no one privileges), unless BareUserOnlyDirs masks it.
+// give no one privileges), unless BareUserOnlyDirs masks it. A
+// bare-user-only repository always masks it, as OSTree's does: its
+// commits come from anyone, and a pulled dirmeta may ask for a directory
+// everyone can write into.
 func (c *checkouter) dirMode(mode uint32) uint32 {
-	if c.opts.BareUserOnlyDirs {
+	if c.opts.BareUserOnlyDirs || c.mode == repo.ModeBareUserOnly {
 		return mode & 0o775
 	}
 	return mode

@@ -51,7 +51,9 @@ Without --user-mode, entries get the commit's owner and xattrs. A user other
 than root can give only its own: where the commit has another's it fails,
 naming the path, as OSTree does. A bare-user-only repository records no
 owner, so there, as in OSTree, that user's entries stay its own and every
-object is hardlinked, as with --user-mode.
+object is hardlinked, as with --user-mode. Directories checked out of a
+bare-user-only repository always keep only the 0775 bits of their mode,
+as with --bareuseronly-dirs and as in OSTree.
 
 --subpath is read as a path in the commit, so "/etc/", "/etc//conf",
 "/./etc" and "etc" are what they say and "" is the whole tree (OSTree
@@ -104,7 +106,7 @@ exiting) or no, false, 0 or none.`,
 	fl.BoolVar(&o.UnionIdentical, "union-identical", false, "DEST may exist: add what is missing, fail where an existing file differs (compared by content, so unlike OSTree's it needs no -H)")
 	fl.BoolVar(&o.Whiteouts, "whiteouts", false, `apply OCI whiteouts (".wh.NAME", ".wh..wh..opq") instead of writing them`)
 	fl.BoolVar(&o.ProcessPassthroughWhiteouts, "process-passthrough-whiteouts", false, `check a file ".ostree-wh.NAME" out as NAME, an overlayfs whiteout (a 0:0 character device)`)
-	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones)")
+	fl.BoolVarP(&o.BareUserOnlyDirs, "bareuseronly-dirs", "M", false, "give directories only the 0775 bits of their mode (no setgid, sticky or world-writable ones); always so from a bare-user-only repository")
 	fl.StringVar(&f.skipList, "skip-list", "", "file listing paths to leave out, one per line")
 	fl.Var(fsyncPolicy{&o.Fsync}, "fsync", "sync the checkout to disk before exiting: yes/true/1, or no/false/0/none")
 	fl.BoolVar(&f.noCache, "disable-cache", false, "with --user-mode from an archive repository, neither link files from its uncompressed-object cache nor add to it")

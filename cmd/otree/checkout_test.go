@@ -675,3 +675,47 @@ func TestCheckoutSubpathTrailingSlash(t *testing.T) {
 		}
 	}
 }
+
+// A checkout from a bare-user-only repository gives directories only the
+// 0775 bits of their mode, with or without -U or -M, as OSTree's does: a
+// pulled dirmeta may ask for a sticky, setgid or world-writable directory.
+func TestCheckoutBareUserOnlyDirModes(t *testing.T) {
+	tree := source(t, testtree.Tree{
+		"tmp":  testtree.Dir(fs.ModeSticky | 0o777),
+		"sg":   testtree.Dir(fs.ModeSetgid | 0o775),
+		"ww":   testtree.Dir(0o777),
+		"priv": testtree.Dir(0o700),
+		"ww/f": testtree.File("f\n", 0o644),
+	})
+	want := map[string]uint32{"tmp": 0o775, "sg": 0o775, "ww": 0o775, "priv": 0o700}
+	check := func(tool, co string) {
+		t.Helper()
+		for p, w := range want {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(co, p), &st); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode & 0o7777; got != w {
+				t.Errorf("%s: %s has mode %04o, want %04o", tool, p, got, w)
+			}
+		}
+	}
+
+	src := newCLI(t) // archive: records the modes as they are
+	src.ok("commit", "--owner-uid=0", "--owner-gid=0", "-b", "b", tree)
+	dst := newCLIMode(t, repo.ModeBareUserOnly)
+	dst.ok("pull-local", src.path, "b")
+	for _, args := range [][]string{{}, {"-U"}, {"-M"}} {
+		co := filepath.Join(t.TempDir(), "co")
+		dst.ok(append(append([]string{"checkout"}, args...), "b", co)...)
+		check("otree checkout "+strings.Join(args, " "), co)
+	}
+
+	o := needOSTree(t, "archive")
+	o.ok("commit", "--owner-uid=0", "--owner-gid=0", "-b", "b", tree)
+	ob := needOSTree(t, "bare-user-only")
+	ob.ok("pull-local", o.path, "b")
+	co := filepath.Join(t.TempDir(), "oco")
+	ob.ok("checkout", "b", co)
+	check("ostree checkout", co)
+}
