@@ -207,6 +207,8 @@ func Summarize(changes []Change) DiffStats {
 // Deleted). OwnerUID and OwnerGID do not apply; a Subpath is refused.
 func Diff(ctx context.Context, r *repo.Repo, a, b repo.ID, opts DiffOptions) ([]Change, error) {
 	// Ignoring it would report changes outside the path asked about.
+	// It applies to a side read from disk; both here are stored.
+	opts.CanonicalPermissions = false
 	if opts.Subpath != "" {
 		return nil, fmt.Errorf("diff: a subpath (%s) applies to a commit compared with a directory, not to commits %s and %s", opts.Subpath, a, b)
 	}
@@ -464,6 +466,12 @@ func (d *differ) compareFiles(p string, old, nw *EntryInfo, sameContent func() (
 // metaFields lists the metadata fields that differ, honouring the ignore
 // options.
 func (d *differ) metaFields(a, b *EntryInfo) []string {
+	if d.opts.CanonicalPermissions {
+		// Both sides as a canonical commit records them: the commit's
+		// side may be a pulled one that was not committed so, and a
+		// checkout of a bare-user-only repository masks its directories.
+		a, b = canonicalInfo(a), canonicalInfo(b)
+	}
 	var f []string
 	if a.Mode != b.Mode {
 		f = append(f, FieldMode)
@@ -481,6 +489,17 @@ func (d *differ) metaFields(a, b *EntryInfo) []string {
 		f = append(f, FieldRdev)
 	}
 	return f
+}
+
+// canonicalInfo is e as CanonicalPermissions takes it: owned 0:0, no
+// xattrs, a mode as commit.CanonicalMode gives but for symlinks'.
+func canonicalInfo(e *EntryInfo) *EntryInfo {
+	c := *e
+	c.UID, c.GID, c.Xattrs = 0, 0, nil
+	if c.Type != repo.TypeSymlink.String() && c.Type != typeSocket {
+		c.Mode = commit.CanonicalMode(c.Mode)
+	}
+	return &c
 }
 
 // headersEqual reports whether every header field of a and b is equal,

@@ -709,6 +709,8 @@ func TestCheckoutBareUserOnlyDirModes(t *testing.T) {
 		co := filepath.Join(t.TempDir(), "co")
 		dst.ok(append(append([]string{"checkout"}, args...), "b", co)...)
 		check("otree checkout "+strings.Join(args, " "), co)
+		// The masked modes are what the commit is compared as: no drift.
+		dst.ok("diff", "--verify", "b", co)
 	}
 
 	o := needOSTree(t, "archive")
