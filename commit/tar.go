@@ -679,8 +679,10 @@ var gnuXattrName = strings.NewReplacer("%25", "%", "%3D", "=")
 // paxXattrs returns the xattrs of an entry's PAX records, sorted: the
 // SCHILY ones, and the LIBARCHIVE ones whose name none of those has. An
 // entry without LIBARCHIVE records has its SCHILY names decoded as GNU tar
-// decodes them; libarchive writes them as they are, beside the exact,
-// URL-encoded, LIBARCHIVE ones.
+// decodes them; libarchive URL-encodes the names of both records alike
+// (every byte outside '!'..'~', "%" and "="), so beside LIBARCHIVE records
+// they are URL-decoded: read as GNU's, a name such as "user.a=b" would
+// come out twice, once as "user.a%3Db".
 func paxXattrs(records map[string]string) ([]repo.Xattr, error) {
 	gnu := true
 	for k := range records {
@@ -694,6 +696,8 @@ func paxXattrs(records map[string]string) ([]repo.Xattr, error) {
 		if name, ok := strings.CutPrefix(k, paxXattr); ok {
 			if gnu {
 				name = gnuXattrName.Replace(name)
+			} else if dec, err := url.PathUnescape(name); err == nil {
+				name = dec
 			}
 			byName[name] = []byte(v)
 		}

@@ -99,15 +99,22 @@ func TestTarImportKeepsMetadata(t *testing.T) {
 }
 
 // An xattr name holding "=" or "%" comes out of a GNU tar's SCHILY record
-// decoded, as GNU tar extracts it; libarchive, which writes such names as
-// they are beside its LIBARCHIVE records, is read as before.
+// decoded, as GNU tar extracts it; libarchive (bsdtar 3.3 on) writes each
+// xattr twice, under the same URL-encoded name, which comes out decoded
+// once (bsdtar 3.6.2 writes the records of "bsd" for "user.a=b%c é"), and
+// before 3.3 it wrote the LIBARCHIVE record alone.
 func TestTarXattrNamesEncoded(t *testing.T) {
 	r := newRepo(t, repo.ModeArchive)
 	p := writeTar(t, []*tar.Header{
 		{Name: "gnu", Typeflag: tar.TypeReg, Mode: 0o644,
 			PAXRecords: map[string]string{"SCHILY.xattr.user.k%3Dv": "eq", "SCHILY.xattr.user.50%25": "pc", "SCHILY.xattr.user.%253D": "lit", "SCHILY.xattr.user.%41": "other"}},
 		{Name: "bsd", Typeflag: tar.TypeReg, Mode: 0o644,
-			PAXRecords: map[string]string{"SCHILY.xattr.user.50%25": "raw", "LIBARCHIVE.xattr.user.50%2525": "cmF3"}},
+			PAXRecords: map[string]string{
+				"SCHILY.xattr.user.a%3Db%25c%20%C3%A9": "\x00\xff", "LIBARCHIVE.xattr.user.a%3Db%25c%20%C3%A9": "AP8=",
+				"SCHILY.xattr.user.plain": "p", "LIBARCHIVE.xattr.user.plain": "cA==",
+			}},
+		{Name: "bsd-old", Typeflag: tar.TypeReg, Mode: 0o644,
+			PAXRecords: map[string]string{"LIBARCHIVE.xattr.user.50%25": "cmF3"}},
 	}, nil)
 	res, err := commitTar(r, "main", p)
 	if err != nil {
@@ -115,8 +122,9 @@ func TestTarXattrNamesEncoded(t *testing.T) {
 	}
 	got := readCommit(t, r, res.Commit, true)
 	want := testtree.Tree{
-		"gnu": {Mode: 0o644, Xattrs: map[string]string{"user.k=v": "eq", "user.50%": "pc", "user.%3D": "lit", "user.%41": "other"}},
-		"bsd": {Mode: 0o644, Xattrs: map[string]string{"user.50%25": "raw"}},
+		"gnu":     {Mode: 0o644, Xattrs: map[string]string{"user.k=v": "eq", "user.50%": "pc", "user.%3D": "lit", "user.%41": "other"}},
+		"bsd":     {Mode: 0o644, Xattrs: map[string]string{"user.a=b%c é": "\x00\xff", "user.plain": "p"}},
+		"bsd-old": {Mode: 0o644, Xattrs: map[string]string{"user.50%": "raw"}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("tar import (-want +got):\n%s", d)
