@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1135,7 +1136,13 @@ func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFi
 				}
 			}
 			// chmod last: chown clears setuid.
-			return t.r.fixMode(fd, h.Mode)
+			if err := t.r.fixMode(fd, h.Mode); err != nil {
+				return err
+			}
+			if t.r.mode == ModeBare {
+				return checkACLs(h, func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
+			}
+			return nil
 		})
 		if err == nil {
 			t.IndexHeader(id, h)
@@ -1178,8 +1185,44 @@ func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFi
 				return fmt.Errorf("staging %s: setting xattr %s: %w", name, x.Name, err)
 			}
 		}
+		if h.Type != TypeSymlink && len(h.Xattrs) > 0 {
+			// An ACL sets the group bits to its mask: the mode goes last.
+			if err := unix.Fchmodat(t.dirFd, name, h.Mode, 0); err != nil {
+				return fmt.Errorf("staging %s: %w", name, err)
+			}
+		}
+		if err := checkACLs(h, func(n string, b []byte) (int, error) { return unix.Lgetxattr(p, n, b) }); err != nil {
+			return fmt.Errorf("staging %s: %w", name, err)
+		}
 	}
 	t.objects.Add(1)
+	return nil
+}
+
+// aclXattrPrefix starts the names of POSIX ACLs, which the kernel keeps in
+// line with the mode: it rewrites an ACL's mask on chmod, and drops one that
+// says no more than the mode.
+const aclXattrPrefix = "system.posix_acl_"
+
+// checkACLs reads back, with get, each ACL xattr of h set on a bare object:
+// one the filesystem did not keep as given (a tar may carry an ACL at odds
+// with its mode) would leave an object that does not match its id.
+func checkACLs(h *FileHeader, get func(name string, dest []byte) (int, error)) error {
+	for _, x := range h.Xattrs {
+		if !strings.HasPrefix(x.Name, aclXattrPrefix) {
+			continue
+		}
+		buf := make([]byte, len(x.Value)+1)
+		n, err := get(x.Name, buf)
+		switch {
+		case err == nil && bytes.Equal(buf[:n], x.Value):
+			continue
+		case err == nil, errors.Is(err, unix.ENODATA), errors.Is(err, unix.ERANGE):
+			return fmt.Errorf("xattr %s: the filesystem does not keep it as given: an ACL must agree with the mode %04o (its owner, mask and other entries with the mode's bits) and hold more than the mode does", x.Name, h.Mode)
+		default:
+			return fmt.Errorf("reading back xattr %s: %w", x.Name, err)
+		}
+	}
 	return nil
 }
 
