@@ -77,3 +77,94 @@ func TestLargeFileChangedWhileCommitted(t *testing.T) {
 		}
 	}
 }
+
+// A file replaced (by a rename over it) between the listing that stats it
+// and the open that reads it is recorded as the file that was read: its
+// mode with its content, never the listed file's mode with the new
+// content. The stat cache then answers as a commit without it does.
+func TestFileReplacedBeforeRead(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeBare, repo.ModeArchive} {
+		for _, size := range []int{5, 3 << 20} {
+			r := newRepo(t, mode)
+			src := t.TempDir()
+			p := filepath.Join(src, "f")
+			if err := os.WriteFile(p, bytes.Repeat([]byte("a"), size), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := false
+			restore := commit.SetHashHook(func(path string) {
+				if path != p || done {
+					return
+				}
+				done = true
+				if err := os.WriteFile(p+".new", bytes.Repeat([]byte("b"), size), 0o755); err != nil {
+					t.Error(err)
+				}
+				if err := os.Chmod(p+".new", 0o755); err != nil {
+					t.Error(err)
+				}
+				if err := os.Rename(p+".new", p); err != nil {
+					t.Error(err)
+				}
+			})
+			res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+				Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+			restore()
+			if err != nil {
+				t.Fatalf("%s, %d bytes: %v", mode, size, err)
+			}
+			got := readCommit(t, r, res.Commit, false)["f"]
+			want := string(bytes.Repeat([]byte("b"), size))
+			if got.Mode != 0o755 || got.Content != want {
+				t.Errorf("%s, %d bytes: recorded mode %v with content %.10q...; want the replacing file's 0755 with %.10q...",
+					mode, size, got.Mode, got.Content, want)
+			}
+			fr := newRepo(t, mode)
+			again := rootTree(t, r, commitDir(t, r, "main", src).Commit)
+			fresh := rootTree(t, fr, commitDir(t, fr, "main", src, func(o *commit.Options) { o.NoStatCache = true }).Commit)
+			if again != fresh {
+				t.Errorf("%s, %d bytes: re-commit with the stat cache gives tree %x, a fresh commit %x", mode, size, again, fresh)
+			}
+		}
+	}
+}
+
+// A small file written between the open and the end of its read fails
+// the commit, naming it: the read may hold part of each write. The
+// branch is not made and no stored object disagrees with its id.
+func TestSmallFileWrittenWhileRead(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive} {
+		r := newRepo(t, mode)
+		src := t.TempDir()
+		p := filepath.Join(src, "f")
+		if err := os.WriteFile(p, []byte("aaaa"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, time.Unix(1e9, 0), time.Unix(1e9, 0)); err != nil {
+			t.Fatal(err)
+		}
+		restore := commit.SetOpenedHook(func(path string) {
+			if path == p {
+				if err := os.WriteFile(p, []byte("bbbb"), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		restore()
+		if !errors.Is(err, repo.ErrSourceChanged) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: commit of a file written while read: %v; want it refused, naming %s", mode, err, p)
+		}
+		if _, err := r.ReadRef("main"); err == nil {
+			t.Errorf("%s: the failed commit made the branch", mode)
+		}
+		rep, err := r.Fsck(ctx, repo.FsckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range rep.Problems {
+			t.Errorf("%s: fsck after the failed commit: %v", mode, pr)
+		}
+	}
+}

@@ -13,6 +13,13 @@ func SetHashHook(f func(path string)) (restore func()) {
 	return func() { hashHook = nil }
 }
 
+// SetOpenedHook makes the walk call f once each file to hash is open,
+// before it is read, until the returned function is called.
+func SetOpenedHook(f func(path string)) (restore func()) {
+	openedHook = f
+	return func() { openedHook = nil }
+}
+
 // SetLargeReadHook makes the walk hash each large file from what f makes
 // of its reader, until the returned function is called.
 func SetLargeReadHook(f func(io.Reader) io.Reader) (restore func()) {

@@ -259,6 +259,12 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			if err != nil {
 				return &os.PathError{Op: "open", Path: cabs, Err: err}
 			}
+			// The directory as opened, which may have replaced the one
+			// listed: its metadata must be that of the entries read.
+			if err := unix.Fstat(cfd, &st); err != nil {
+				unix.Close(cfd)
+				return &os.PathError{Op: "stat", Path: cabs, Err: err}
+			}
 			sub := &dir{noCtime: d.noCtime}
 			if st.Dev != d.key.dev {
 				sub.noCtime = noChangeTimes(cfd) // a mount point
@@ -370,11 +376,15 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		wk.q.Push(func(w *worker) error {
 			defer dfd.release()
 			for j, slot := range slots {
-				id, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j], overs[j])
+				id, moved, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j], overs[j])
 				if err != nil {
 					return err
 				}
 				d.fileIDs[slot] = id
+				if moved {
+					// The listing's stat is not of what was hashed.
+					d.fileKeys[slot] = statKey{}
+				}
 			}
 			return wk.finished(d)
 		})
@@ -401,21 +411,27 @@ func (w *worker) special(dfd int, abs, name string, st *unix.Stat_t, o *override
 // hashHook, when set (by tests), is called before each file is hashed.
 var hashHook func(path string)
 
+// openedHook, when set (by tests), is called once each file to hash is
+// open, before it is read.
+var openedHook func(path string)
+
 // largeReadHook, when set (by tests), wraps the reader a large file is
 // hashed from, so that a test can act once a given part of it is read.
 var largeReadHook func(io.Reader) io.Reader
 
 // hashFile reads a regular file once, hashing header and content, and
 // stores it if the repository lacks it; o is its stat override, if any.
-func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *override) (repo.ID, error) {
-	wk := w.walker
+// The header is taken from the file as opened, not from the listing's
+// stat lst: a file replaced or changed in between (moved) would otherwise
+// be recorded with one inode's mode and owner and another's content.
+func (w *worker) hashFile(dfd int, abs, name string, lst *unix.Stat_t, o *override) (_ repo.ID, moved bool, _ error) {
 	path := abs + "/" + name
 	if hashHook != nil {
 		hashHook(path)
 	}
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
-		return repo.ID{}, &os.PathError{Op: "open", Path: path, Err: err}
+		return repo.ID{}, false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	owned := true // false once an os.File owns fd (and will close it)
 	defer func() {
@@ -423,6 +439,28 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 			unix.Close(fd)
 		}
 	}()
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		return repo.ID{}, false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
+		return repo.ID{}, false, fmt.Errorf("%s: file changed while being committed (no longer a regular file)", path)
+	}
+	st := &fst
+	moved = keyOf(st) != keyOf(lst)
+	if openedHook != nil {
+		openedHook(path)
+	}
+	id, err := w.hashOpen(fd, path, st, o, &owned)
+	return id, moved, err
+}
+
+// hashOpen hashes and stores the regular file open at fd, whose fstat is
+// st. A small file is checked unchanged after it is read, a large one
+// after it is copied: what is stored is then one state the file had, not
+// a mix of two writes.
+func (w *worker) hashOpen(fd int, path string, st *unix.Stat_t, o *override, owned *bool) (repo.ID, error) {
+	wk := w.walker
 	h, err := wk.mod.regularHeader(fd, st, o)
 	if err != nil {
 		return repo.ID{}, err
@@ -442,6 +480,13 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 		if int64(n) != st.Size {
 			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
 		}
+		var now unix.Stat_t
+		if err := unix.Fstat(fd, &now); err != nil {
+			return repo.ID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if now.Size != st.Size || now.Mtim != st.Mtim || now.Ctim != st.Ctim {
+			return repo.ID{}, fmt.Errorf("%s: file changed while being committed: %w", path, repo.ErrSourceChanged)
+		}
 		buf := w.buf[:n]
 		w.h.Write(buf)
 		id = repo.ID(w.h.Sum())
@@ -451,7 +496,7 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 	} else {
 		// Large files are hashed streaming, then copied by the kernel.
 		f := os.NewFile(uintptr(fd), path)
-		owned = false
+		*owned = false
 		defer f.Close()
 		var src io.Reader = io.LimitReader(f, st.Size+1)
 		if largeReadHook != nil {
@@ -470,8 +515,7 @@ func (w *worker) hashFile(dfd int, abs, name string, st *unix.Stat_t, o *overrid
 		}
 		id = repo.ID(w.h.Sum())
 		// The copy reads the file again: it must not have changed since
-		// the stat the walk took, or the object would not be what was
-		// hashed.
+		// it was opened, or the object would not be what was hashed.
 		if isNew, err = wk.txn.WriteFileFromUnchanged(&h, id, f, st); err != nil {
 			if errors.Is(err, repo.ErrSourceChanged) {
 				return repo.ID{}, fmt.Errorf("%s: file changed while being committed: %w", path, repo.ErrSourceChanged)
