@@ -13,6 +13,7 @@ import (
 
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // writeAtEOF reads r and, once r is read to its end, overwrites the first
@@ -166,5 +167,36 @@ func TestSmallFileWrittenWhileRead(t *testing.T) {
 		for _, pr := range rep.Problems {
 			t.Errorf("%s: fsck after the failed commit: %v", mode, pr)
 		}
+	}
+}
+
+// A file replaced by a FIFO between the listing and the open fails the
+// commit, naming it, instead of the open waiting for a writer forever.
+func TestFileReplacedByFIFOBeforeRead(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := t.TempDir()
+	p := filepath.Join(src, "f")
+	if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restore := commit.SetHashHook(func(path string) {
+		if path != p {
+			return
+		}
+		if err := os.Remove(p); err != nil {
+			t.Error(err)
+		}
+		if err := unix.Mkfifo(p, 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	restore()
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("commit of a file replaced by a FIFO: %v; want it refused, naming %s", err, p)
+	}
+	if _, err := r.ReadRef("main"); err == nil {
+		t.Error("the failed commit made the branch")
 	}
 }

@@ -429,7 +429,9 @@ func (w *worker) hashFile(dfd int, abs, name string, lst *unix.Stat_t, o *overri
 	if hashHook != nil {
 		hashHook(path)
 	}
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	// O_NONBLOCK: should it have been swapped for a FIFO since the
+	// listing, do not wait for a writer (the fstat below refuses it).
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return repo.ID{}, false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
