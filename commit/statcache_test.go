@@ -904,3 +904,46 @@ func TestStatCacheCarriesDeepTrees(t *testing.T) {
 		t.Errorf("re-commit of the deep tree after another's hashed %d files, want 0", again.Stats.FilesHashed)
 	}
 }
+
+// A write through a hardlink of an object that keeps the size and puts
+// mtime 0 back (rsync --inplace between two checkouts, touch -d @0) leaves
+// the inode looking as the object's header says, though the object's
+// content changed with it. Where the stat cache recorded that inode at
+// that path, its ctime shows the change: the file is read, and the commit
+// records its content as it now is, not the object's id.
+func TestHardlinkWrittenWithMtimeRestoredIsRead(t *testing.T) {
+	modes := []repo.Mode{repo.ModeBareUser, repo.ModeBareUserOnly}
+	if os.Getuid() == 0 {
+		modes = append(modes, repo.ModeBare)
+	}
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRepo(t, mode)
+			src := makeTree(t, testtree.Tree{"a": testtree.File("aaaa", 0o644), "b": testtree.File("bbbb", 0o644)})
+			first := commitDir(t, r, "main", src, func(o *commit.Options) { o.NoStatCache = true })
+			farm := linkFarm(t, r, first.Commit)
+			time.Sleep(150 * time.Millisecond) // past the racy window: the cache records the links
+			commitDir(t, r, "main", farm)
+			p := filepath.Join(farm, "a")
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("AAAA"), 0); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if err := os.Chtimes(p, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			res := commitDir(t, r, "main", farm)
+			got := readCommit(t, r, res.Commit, false)
+			if got["a"].Content != "AAAA" || got["b"].Content != "bbbb" {
+				t.Errorf("after a write through a hardlink, mtime put back: a %q, b %q; want \"AAAA\", \"bbbb\"", got["a"].Content, got["b"].Content)
+			}
+			if res.Stats.FilesHashed != 1 {
+				t.Errorf("hashed %d files, want 1 (the one written)", res.Stats.FilesHashed)
+			}
+		})
+	}
+}

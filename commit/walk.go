@@ -212,6 +212,9 @@ type entry struct {
 	st   unix.Stat_t
 	ref  int       // index of its matching cache entry, or -1
 	o    *override // its stat override, if any
+	// touched: the stat cache recorded this very inode here with other
+	// stat, so it changed since (its ctime moved).
+	touched bool
 }
 
 // readDir lists one directory: subdirectories become new tasks, entries
@@ -289,12 +292,14 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		// The record vouches for the file's id, not for its object
 		// being stored still: one lost since is read and stored again.
 		ref := findRef(w.refs, name)
+		touched := false
 		if ref >= 0 && w.refs[ref].key.matches(&st) && wk.cache.present(wk.txn, repo.KindFile, w.refs[ref].id) {
 			matched++
 		} else {
+			touched = ref >= 0 && w.refs[ref].key.dev == st.Dev && w.refs[ref].key.ino == st.Ino
 			ref = -1
 		}
-		ents = append(ents, entry{name: name, st: st, ref: ref, o: o})
+		ents = append(ents, entry{name: name, st: st, ref: ref, o: o, touched: touched})
 	}
 	wk.st.files.Add(int64(len(ents)))
 	wk.st.cached.Add(int64(matched))
@@ -332,7 +337,10 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			}
 			d.fileIDs[slot] = id
 		default:
-			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil {
+			// A hardlink of an object changed since the stat cache saw it
+			// is read: a write through the link that put mtime 0 back
+			// would pass the metadata check, the object changed with it.
+			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil && (!e.touched || wk.devino.trust) {
 				if id, ok := wk.devino.lookup(abs, e.name, &e.st); ok {
 					wk.st.cached.Add(1)
 					d.fileIDs[slot] = id
