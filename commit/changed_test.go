@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -198,5 +200,41 @@ func TestFileReplacedByFIFOBeforeRead(t *testing.T) {
 	}
 	if _, err := r.ReadRef("main"); err == nil {
 		t.Error("the failed commit made the branch")
+	}
+}
+
+// A directory replaced by another between the listing that stats it and
+// the open that lists it is recorded as the directory listed: its mode
+// with its entries, never the replaced one's mode.
+func TestDirReplacedBeforeOpen(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"d": testtree.Dir(0o700), "d/old": testtree.File("o", 0o644)})
+	d := filepath.Join(src, "d")
+	restore := commit.SetListedHook(func(path string) {
+		if path != d {
+			return
+		}
+		if err := os.Rename(d, d+".gone"); err != nil {
+			t.Error(err)
+		}
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Error(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "new"), []byte("n"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readCommit(t, r, res.Commit, false)
+	if got["d"].Mode != fs.ModeDir|0o755 || got["d/new"].Content != "n" {
+		t.Errorf("directory replaced before its open: recorded mode %v with entries %v; want the replacing directory's 0755 with new", got["d"].Mode, got)
 	}
 }

@@ -13,6 +13,13 @@ func SetHashHook(f func(path string)) (restore func()) {
 	return func() { hashHook = nil }
 }
 
+// SetListedHook makes the walk call f once each entry it lists is
+// stat'ed, before it is opened, until the returned function is called.
+func SetListedHook(f func(path string)) (restore func()) {
+	listedHook = f
+	return func() { listedHook = nil }
+}
+
 // SetOpenedHook makes the walk call f once each file to hash is open,
 // before it is read, until the returned function is called.
 func SetOpenedHook(f func(path string)) (restore func()) {

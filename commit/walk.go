@@ -253,6 +253,9 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "stat", Path: abs + "/" + name, Err: err}
 		}
+		if listedHook != nil {
+			listedHook(abs + "/" + name)
+		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			if st.Dev == wk.repo[0] && st.Ino == wk.repo[1] {
 				continue
@@ -415,6 +418,10 @@ func (w *worker) special(dfd int, abs, name string, st *unix.Stat_t, o *override
 	}
 	return id, nil
 }
+
+// listedHook, when set (by tests), is called once each entry a walk lists
+// is stat'ed, before it is opened.
+var listedHook func(path string)
 
 // hashHook, when set (by tests), is called before each file is hashed.
 var hashHook func(path string)
