@@ -238,3 +238,44 @@ func TestDirReplacedBeforeOpen(t *testing.T) {
 		t.Errorf("directory replaced before its open: recorded mode %v with entries %v; want the replacing directory's 0755 with new", got["d"].Mode, got)
 	}
 }
+
+// A symlink replaced by another between the listing that stats it and the
+// read of its target fails the commit, naming it, rather than record the
+// first link's owner with the second one's target.
+func TestSymlinkReplacedBeforeRead(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to own a symlink by another user (CI runs as root)")
+	}
+	r := newRepo(t, repo.ModeBare)
+	src := t.TempDir()
+	l := filepath.Join(src, "l")
+	if err := os.Symlink("old", l); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(l, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	restore := commit.SetListedHook(func(path string) {
+		if path != l {
+			return
+		}
+		if err := os.Symlink("new", l+".tmp"); err != nil {
+			t.Error(err)
+		}
+		if err := os.Rename(l+".tmp", l); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+	restore()
+	if err == nil {
+		got := readCommit(t, r, res.Commit, true)["l"]
+		t.Errorf("commit of a symlink replaced while committed recorded owner %d with target %q; want it refused", got.UID, got.Target)
+	} else if !strings.Contains(err.Error(), l) {
+		t.Errorf("commit of a symlink replaced while committed: %v; want it to name %s", err, l)
+	}
+	if _, err := r.ReadRef("main"); err == nil {
+		t.Error("the failed commit made the branch")
+	}
+}

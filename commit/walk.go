@@ -411,6 +411,17 @@ func (w *worker) special(dfd int, abs, name string, st *unix.Stat_t, o *override
 	if err != nil {
 		return repo.ID{}, err
 	}
+	// The target and xattrs were read by name after the listing's
+	// stat: one replaced in between would mix two entries. Times are
+	// not compared: writing to a FIFO moves them, and changes nothing
+	// the commit records.
+	var now unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return repo.ID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if now.Dev != st.Dev || now.Ino != st.Ino || now.Mode != st.Mode || now.Uid != st.Uid || now.Gid != st.Gid || now.Rdev != st.Rdev {
+		return repo.ID{}, fmt.Errorf("%s: changed while being committed", path)
+	}
 	w.walker.mod.file(h, o)
 	id := repo.FileID(h, nil)
 	if _, err := w.walker.txn.WriteFile(h, id, nil); err != nil {
