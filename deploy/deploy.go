@@ -237,8 +237,8 @@ func bootName(base, version, ext string) string {
 }
 
 // legacyBootDirs are where trees made by older tooling keep their kernel,
-// in the order OSTree reads them: the first that is a directory is the
-// only one read.
+// in the order OSTree reads them: the first the tree has is the only one
+// read.
 var legacyBootDirs = []string{"usr/lib/ostree-boot", "boot"}
 
 // findKernel finds the tree's kernel as OSTree does: in usr/lib/modules
@@ -249,16 +249,23 @@ func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 		return k, err
 	}
 	for _, dir := range legacyBootDirs {
-		e, err := r.Lookup(commit, "/"+dir)
-		if errors.As(err, new(*repo.PathError)) {
+		// A link is followed, as OSTree follows it, but only within the
+		// tree; what is there and not a directory refuses the tree, as in
+		// OSTree, rather than letting the next layout boot in its stead.
+		e, err := r.Resolve(commit, "/"+dir)
+		if pe := (*repo.PathError)(nil); errors.As(err, &pe) && errors.Is(pe.Err, repo.ErrNotFound) {
 			continue
+		}
+		if errors.As(err, new(*repo.PathError)) {
+			return nil, fmt.Errorf("kernel directory: %w", err) // it names the commit
 		}
 		if err != nil {
 			return nil, fmt.Errorf("commit %s: %w", commit, err)
 		}
-		if e.IsDir() {
-			return legacyKernel(r, commit, e.ID, dir)
+		if !e.IsDir() {
+			return nil, fmt.Errorf("commit %s: kernel directory %s: %s is not a directory", commit, dir, strings.TrimPrefix(e.Path, "/"))
 		}
+		return legacyKernel(r, commit, e.ID, strings.TrimPrefix(e.Path, "/"))
 	}
 	return nil, &NoKernelError{commit}
 }

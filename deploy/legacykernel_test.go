@@ -35,7 +35,9 @@ func legacyTree(more testtree.Tree) testtree.Tree {
 // A kernel in usr/lib/ostree-boot or boot, named with a checksum, deploys
 // as OSTree deploys it: the boot files are those carrying the kernel's
 // checksum, installed and named in the entry as a usr/lib/modules
-// kernel's are; one without a version is vmlinuz.
+// kernel's are; one without a version is vmlinuz. A link for the
+// directory is followed within the tree, and one that leads nowhere is as
+// no directory.
 func TestDeployLegacyKernel(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct {
@@ -67,6 +69,25 @@ func TestDeployLegacyKernel(t *testing.T) {
 		}), "",
 			map[string]string{"vmlinuz": "kernel", "initramfs.img": "initramfs"},
 			&bootEntry{linux: "vmlinuz", initrds: []string{"initramfs.img"}}},
+		{"ostree-boot link", legacyTree(testtree.Tree{
+			"usr/lib/ostree-boot":            testtree.Symlink("../../kb"),
+			"kb/vmlinuz-5.2-" + legacySum:    testtree.File("kernel 5.2", 0o644),
+			"boot/vmlinuz-4.0-" + legacySum2: testtree.File("not read: usr/lib/ostree-boot is there", 0o644),
+		}), "5.2",
+			map[string]string{"vmlinuz-5.2": "kernel 5.2"},
+			&bootEntry{linux: "vmlinuz-5.2"}},
+		{"boot link above the root", legacyTree(testtree.Tree{
+			"boot":                        testtree.Symlink("../../../kb"),
+			"kb/vmlinuz-5.3-" + legacySum: testtree.File("kernel 5.3", 0o644),
+		}), "5.3",
+			map[string]string{"vmlinuz-5.3": "kernel 5.3"},
+			&bootEntry{linux: "vmlinuz-5.3"}},
+		{"dangling ostree-boot link", legacyTree(testtree.Tree{
+			"usr/lib/ostree-boot":           testtree.Symlink("/nowhere"),
+			"boot/vmlinuz-5.4-" + legacySum: testtree.File("kernel 5.4", 0o644),
+		}), "5.4",
+			map[string]string{"vmlinuz-5.4": "kernel 5.4"},
+			&bootEntry{linux: "vmlinuz-5.4"}},
 		{"no initramfs", legacyTree(testtree.Tree{
 			"usr/lib/ostree-boot/vmlinuz-5.1-" + legacySum: testtree.File("kernel 5.1", 0o644),
 		}), "5.1",
@@ -186,7 +207,9 @@ func TestDeployLegacyKernelSameNameChecksum(t *testing.T) {
 
 // A legacy layout that does not say which files boot is refused, naming
 // them: several kernels, an initramfs or devicetree carrying another
-// kernel's checksum (OSTree refuses those too), a link for a kernel.
+// kernel's checksum (OSTree refuses those too), a link for a kernel; and a
+// kernel directory that is not one, where OSTree fails too, rather than
+// booting the next layout's kernel.
 func TestDeployLegacyKernelRefused(t *testing.T) {
 	f := newFixture(t)
 	f.commit("a", osTree("6.1.0-1", nil))
@@ -208,6 +231,12 @@ func TestDeployLegacyKernelRefused(t *testing.T) {
 			"devicetree-5.0-" + legacySum2 + " does not carry the checksum"},
 		"kernel link": {legacyTree(testtree.Tree{"boot/k": testtree.File("k", 0o644), "boot/vmlinuz-5.0-" + legacySum: testtree.Symlink("k")}),
 			"boot/vmlinuz-5.0-" + legacySum + " is not a regular file"},
+		"ostree-boot a file": {legacyTree(testtree.Tree{"usr/lib/ostree-boot": testtree.File("x", 0o644), "boot/vmlinuz-5.0-" + legacySum: testtree.File("k", 0o644)}),
+			"kernel directory usr/lib/ostree-boot: usr/lib/ostree-boot is not a directory"},
+		"ostree-boot a link to a file": {legacyTree(testtree.Tree{"usr/lib/ostree-boot": testtree.Symlink("/etc/k"), "etc/k": testtree.File("x", 0o644), "boot/vmlinuz-5.0-" + legacySum: testtree.File("k", 0o644)}),
+			"kernel directory usr/lib/ostree-boot: etc/k is not a directory"},
+		"boot a link loop": {legacyTree(testtree.Tree{"boot": testtree.Symlink("boot")}),
+			"too many levels of symbolic links"},
 		"space in version": {legacyTree(testtree.Tree{"boot/vmlinuz-5.0 x-" + legacySum: testtree.File("k", 0o644)}),
 			"space or control character"},
 	} {
