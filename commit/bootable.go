@@ -1,8 +1,11 @@
 package commit
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/otree/otree/internal/bootname"
 )
 
 // Metadata keys Options.Bootable writes, as OSTree names them.
@@ -11,38 +14,96 @@ const (
 	LinuxKey    = "ostree.linux"    // the kernel version
 )
 
-// kernelVersion finds the one kernel a tree ships, as deploy will look for
-// it: usr/lib/modules/<version>/vmlinuz.
+// noKernel is the error of a tree deploy finds no kernel in.
+const noKernel = "commit: the tree is not bootable: it has no usr/lib/modules/<version>/vmlinuz, nor vmlinuz-<version>-<sha256> in usr/lib/ostree-boot or boot"
+
+// kernelVersion finds the one kernel a tree ships where deploy looks for
+// it: usr/lib/modules/<version>/vmlinuz, else the first of the legacy
+// directories (bootname.LegacyDirs) the tree has. OSTree's --bootable
+// reads only usr/lib/modules.
 func kernelVersion(r reader, root *dir) (string, error) {
-	d := root
-	for _, name := range []string{"usr", "lib", "modules"} {
-		if err := d.expand(r); err != nil {
-			return "", err
-		}
-		i := d.findDir(name)
-		if i < 0 {
-			return "", fmt.Errorf("commit: the tree is not bootable: it has no usr/lib/modules/<version>/vmlinuz")
-		}
-		d = d.dirs[i]
-	}
-	if err := d.expand(r); err != nil {
+	mods, err := lookupDir(r, root, "usr/lib/modules")
+	if err != nil {
 		return "", err
 	}
-	var found []string
-	for i, v := range d.dirNames {
-		k := d.dirs[i]
-		if err := k.expand(r); err != nil {
+	if mods != nil && mods.d != nil {
+		var found []string
+		for i, v := range mods.d.dirNames {
+			k := mods.d.dirs[i]
+			if err := k.expand(r); err != nil {
+				return "", err
+			}
+			if k.findFile("vmlinuz") >= 0 {
+				found = append(found, v)
+			}
+		}
+		switch len(found) {
+		case 0:
+		case 1:
+			if !bootname.VersionOK(found[0]) {
+				return "", fmt.Errorf("commit: the tree is not bootable: kernel version directory usr/lib/modules/%q holds a space or control character, which boot entries cannot carry", found[0])
+			}
+			return found[0], nil
+		default:
+			return "", fmt.Errorf("commit: the tree is not bootable: it has %d kernels (usr/lib/modules/{%s}/vmlinuz), deploy takes one", len(found), strings.Join(found, ","))
+		}
+	}
+	for _, name := range bootname.LegacyDirs {
+		e, err := lookupDir(r, root, name)
+		if err != nil {
 			return "", err
 		}
-		if k.findFile("vmlinuz") >= 0 {
-			found = append(found, v)
+		if e == nil {
+			continue
 		}
+		if e.d == nil {
+			// Deploy follows a link here; the tree being built has no
+			// link targets at hand, so a link is refused, not guessed.
+			return "", fmt.Errorf("commit: the tree is not bootable as --bootable reads it: %s is not a directory (a link there is not followed)", e.at)
+		}
+		l, err := bootname.ReadLegacy(name, e.d.fileNames)
+		if err != nil {
+			return "", fmt.Errorf("commit: the tree is not bootable: %w", err)
+		}
+		if l == nil {
+			return "", errors.New(noKernel)
+		}
+		if l.Version == "" {
+			return "", fmt.Errorf("commit: the tree's kernel %s/%s has no version in its name, which %s records", name, l.Files["vmlinuz"], LinuxKey)
+		}
+		return l.Version, nil
 	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("commit: the tree is not bootable: it has no usr/lib/modules/<version>/vmlinuz")
-	case 1:
-		return found[0], nil
+	return "", errors.New(noKernel)
+}
+
+// found is what lookupDir found: the directory d, or, when nil, a file at
+// the path at.
+type found struct {
+	d  *dir
+	at string
+}
+
+// lookupDir finds the directory p (slash-separated, relative) in root,
+// expanded. It returns nil when a name on the way is absent, and a found
+// without d when one is a file.
+func lookupDir(r reader, root *dir, p string) (*found, error) {
+	d := root
+	names := strings.Split(p, "/")
+	for i, name := range names {
+		if err := d.expand(r); err != nil {
+			return nil, err
+		}
+		j := d.findDir(name)
+		if j < 0 {
+			if d.findFile(name) >= 0 {
+				return &found{at: strings.Join(names[:i+1], "/")}, nil
+			}
+			return nil, nil
+		}
+		d = d.dirs[j]
 	}
-	return "", fmt.Errorf("commit: the tree is not bootable: it has %d kernels (usr/lib/modules/{%s}/vmlinuz), deploy takes one", len(found), strings.Join(found, ","))
+	if err := d.expand(r); err != nil {
+		return nil, err
+	}
+	return &found{d: d}, nil
 }

@@ -559,3 +559,62 @@ func TestTarPathnameFilterWithoutRegexp(t *testing.T) {
 		t.Errorf("branch: %v", err)
 	}
 }
+
+// Bootable finds a kernel where deploy finds it: without one in
+// usr/lib/modules, in the legacy layout of usr/lib/ostree-boot, else
+// boot (OSTree's --bootable reads usr/lib/modules only), and refuses
+// what deploy would refuse or could not name a version for.
+func TestBootableLegacy(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	sum, sum2 := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	for name, tc := range map[string]struct {
+		tree testtree.Tree
+		want string // the version recorded, or the error
+	}{
+		"ostree-boot": {testtree.Tree{"usr/lib/ostree-boot/vmlinuz-5.0-" + sum: testtree.File("k", 0o644),
+			"usr/lib/ostree-boot/initramfs-5.0.img-" + sum: testtree.File("i", 0o644)}, "5.0"},
+		"boot": {testtree.Tree{"boot/vmlinuz-4.19.0-amd64-" + sum: testtree.File("k", 0o644)}, "4.19.0-amd64"},
+		"ostree-boot before boot": {testtree.Tree{"usr/lib/ostree-boot/vmlinuz-5.0-" + sum: testtree.File("k", 0o644),
+			"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)}, "5.0"},
+		"modules first": {testtree.Tree{"usr/lib/modules/6.1/vmlinuz": testtree.File("k", 0o644),
+			"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)}, "6.1"},
+		"modules without a kernel": {testtree.Tree{"usr/lib/modules/6.1/modules.dep": testtree.File("", 0o644),
+			"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)}, "4.0"},
+		"ostree-boot without a kernel hides boot": {testtree.Tree{"usr/lib/ostree-boot/config-5.0": testtree.File("c", 0o644),
+			"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)}, "error: no usr/lib/modules/<version>/vmlinuz, nor vmlinuz-<version>-<sha256> in usr/lib/ostree-boot or boot"},
+		"two kernels": {testtree.Tree{"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644), "boot/vmlinuz-4.1-" + sum2: testtree.File("k", 0o644)},
+			"error: 2 vmlinuz files (vmlinuz-4.0-" + sum + ", vmlinuz-4.1-" + sum2 + ") in boot"},
+		"initramfs of another kernel": {testtree.Tree{"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644), "boot/initramfs-4.0.img-" + sum2: testtree.File("i", 0o644)},
+			"error: boot/initramfs-4.0.img-" + sum2 + " does not carry the checksum of the kernel"},
+		"no version": {testtree.Tree{"boot/vmlinuz-" + sum: testtree.File("k", 0o644)},
+			"error: the tree's kernel boot/vmlinuz-" + sum + " has no version in its name, which ostree.linux records"},
+		"space in version":         {testtree.Tree{"boot/vmlinuz-4.0 x-" + sum: testtree.File("k", 0o644)}, "error: space or control character"},
+		"space in modules version": {testtree.Tree{"usr/lib/modules/6.1 x/vmlinuz": testtree.File("k", 0o644)}, "error: space or control character"},
+		"ostree-boot a file": {testtree.Tree{"usr/lib/ostree-boot": testtree.File("x", 0o644), "boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)},
+			"error: usr/lib/ostree-boot is not a directory"},
+		"boot a link": {testtree.Tree{"boot": testtree.Symlink("kb"), "kb/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)},
+			"error: boot is not a directory (a link there is not followed)"},
+	} {
+		branch := strings.ReplaceAll(name, " ", "-")
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: branch, Bootable: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: makeTree(t, tc.tree)}}})
+		if want, ok := strings.CutPrefix(tc.want, "error: "); ok {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: got %v, want an error containing %q", name, err, want)
+			}
+			if _, err := r.ReadRef(branch); err == nil {
+				t.Errorf("%s: a refused commit created its branch", name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		c := mustCommit(t, r, res.Commit)
+		for k, want := range map[string]string{commit.BootableKey: "true", commit.LinuxKey: tc.want} {
+			if v, _ := c.Metadata.Get(k); string(v) != want {
+				t.Errorf("%s: metadata %s = %q, want %q", name, k, v, want)
+			}
+		}
+	}
+}

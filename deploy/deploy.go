@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/otree/otree/checkout"
+	"github.com/otree/otree/internal/bootname"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -236,19 +236,14 @@ func bootName(base, version, ext string) string {
 	return base + "-" + version + ext
 }
 
-// legacyBootDirs are where trees made by older tooling keep their kernel,
-// in the order OSTree reads them: the first the tree has is the only one
-// read.
-var legacyBootDirs = []string{"usr/lib/ostree-boot", "boot"}
-
 // findKernel finds the tree's kernel as OSTree does: in usr/lib/modules
-// (modulesKernel), else in the first of legacyBootDirs the tree has
+// (modulesKernel), else in the first of bootname.LegacyDirs the tree has
 // (legacyKernel).
 func findKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 	if k, err := modulesKernel(r, commit); k != nil || err != nil {
 		return k, err
 	}
-	for _, dir := range legacyBootDirs {
+	for _, dir := range bootname.LegacyDirs {
 		// A link is followed, as OSTree follows it, but only within the
 		// tree; what is there and not a directory refuses the tree, as in
 		// OSTree, rather than letting the next layout boot in its stead.
@@ -319,7 +314,7 @@ func modulesKernel(r *repo.Repo, commit repo.ID) (*kernel, error) {
 		if k.vmlinuz.IsZero() {
 			continue
 		}
-		if !kernelVersionOK(d.Name) {
+		if !bootname.VersionOK(d.Name) {
 			return nil, fmt.Errorf("commit %s: kernel version directory usr/lib/modules/%q holds a space or control character, which boot entries cannot carry", commit, d.Name)
 		}
 		for _, f := range []struct {
@@ -386,44 +381,30 @@ func legacyKernel(r *repo.Repo, commit, tree repo.ID, dir string) (*kernel, erro
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: reading %s: %w", commit, dir, err)
 	}
-	kinds := []string{"vmlinuz", "initramfs", "devicetree"}
-	found := map[string][]repo.FileEntry{}
-	for _, f := range t.Files {
-		for _, kind := range kinds {
-			if _, _, ok := splitLegacyName(kind, f.Name); ok {
-				found[kind] = append(found[kind], f)
-			}
-		}
+	names := make([]string, len(t.Files))
+	for i, f := range t.Files {
+		names[i] = f.Name
 	}
-	if len(found["vmlinuz"]) == 0 {
+	l, err := bootname.ReadLegacy(dir, names)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", commit, err)
+	}
+	if l == nil {
 		return nil, &NoKernelError{commit}
 	}
-	k := &kernel{}
-	csum := ""
-	for _, kind := range kinds {
-		var names []string
-		for _, f := range found[kind] {
-			names = append(names, f.Name)
-		}
-		switch {
-		case len(names) == 0:
+	k := &kernel{version: l.Version}
+	for _, kind := range bootname.Kinds {
+		name := l.Files[kind]
+		if name == "" {
 			continue
-		case len(names) > 1:
-			return nil, fmt.Errorf("commit %s has %d %s files (%s) in %s; a deployment boots one", commit, len(names), kind, strings.Join(names, ", "), dir)
 		}
-		f := found[kind][0]
-		version, sum, _ := splitLegacyName(kind, f.Name)
-		if kind == "vmlinuz" {
-			k.version, csum = version, sum
-		} else if sum != csum {
-			return nil, fmt.Errorf("commit %s: %s/%s does not carry the checksum of the kernel %s/%s", commit, dir, f.Name, dir, found["vmlinuz"][0].Name)
-		}
+		f, _ := t.File(name)
 		h, err := r.StatFile(f.ID)
 		if err != nil {
-			return nil, fmt.Errorf("commit %s: %s/%s: %w", commit, dir, f.Name, err)
+			return nil, fmt.Errorf("commit %s: %s/%s: %w", commit, dir, name, err)
 		}
 		if h.Type != repo.TypeRegular {
-			return nil, fmt.Errorf("commit %s: %s/%s is not a regular file; a deployment installs the file itself", commit, dir, f.Name)
+			return nil, fmt.Errorf("commit %s: %s/%s is not a regular file; a deployment installs the file itself", commit, dir, name)
 		}
 		switch kind {
 		case "vmlinuz":
@@ -434,31 +415,8 @@ func legacyKernel(r *repo.Repo, commit, tree repo.ID, dir string) (*kernel, erro
 			k.devicetree = f.ID
 		}
 	}
-	if !kernelVersionOK(k.version) {
-		return nil, fmt.Errorf("commit %s: kernel %s/%q holds a space or control character, which boot entries cannot carry", commit, dir, found["vmlinuz"][0].Name)
-	}
 	k.setBootCsum()
 	return k, nil
-}
-
-// splitLegacyName splits name, if it is kind-<version>-<sha256> or
-// kind-<sha256> with the checksum in lowercase hex, into its version
-// (for an initramfs, <version>.img) and checksum.
-func splitLegacyName(kind, name string) (version, sum string, ok bool) {
-	rest, ok := strings.CutPrefix(name, kind+"-")
-	if !ok || len(rest) < 64 {
-		return "", "", false
-	}
-	sum = rest[len(rest)-64:]
-	if strings.Trim(sum, "0123456789abcdef") != "" {
-		return "", "", false
-	}
-	if rest = rest[:len(rest)-64]; rest != "" {
-		if rest, ok = strings.CutSuffix(rest, "-"); !ok {
-			return "", "", false
-		}
-	}
-	return rest, sum, true
 }
 
 // findDtb records the directory dtb/ in the kernel version directory d,
@@ -523,13 +481,6 @@ func findDtb(r *repo.Repo, commit repo.ID, d repo.DirEntry, k *kernel) error {
 	}
 	k.dtbTree, k.dtbFiles = e.ID, files
 	return nil
-}
-
-// kernelVersionOK tells whether a kernel version can name files in a boot
-// entry's lines: no whitespace or control characters, which would end or
-// split them.
-func kernelVersionOK(v string) bool {
-	return !strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) })
 }
 
 // installKernel puts the kernel's files in boot/otree/<os>-<bootcsum>/

@@ -221,10 +221,10 @@ func TestDeployLegacyKernelRefused(t *testing.T) {
 		want string
 	}{
 		"two kernels": {legacyTree(testtree.Tree{k: testtree.File("k", 0o644), "usr/lib/ostree-boot/vmlinuz-5.1-" + legacySum2: testtree.File("k2", 0o644)}),
-			"has 2 vmlinuz files (vmlinuz-5.0-" + legacySum + ", vmlinuz-5.1-" + legacySum2 + ") in usr/lib/ostree-boot"},
+			"2 vmlinuz files (vmlinuz-5.0-" + legacySum + ", vmlinuz-5.1-" + legacySum2 + ") in usr/lib/ostree-boot"},
 		"two initramfs": {legacyTree(testtree.Tree{k: testtree.File("k", 0o644),
 			"usr/lib/ostree-boot/initramfs-5.0.img-" + legacySum: testtree.File("i", 0o644), "usr/lib/ostree-boot/initramfs-5.1.img-" + legacySum: testtree.File("i2", 0o644)}),
-			"has 2 initramfs files"},
+			"2 initramfs files"},
 		"initramfs of another kernel": {legacyTree(testtree.Tree{k: testtree.File("k", 0o644), "usr/lib/ostree-boot/initramfs-5.0.img-" + legacySum2: testtree.File("i", 0o644)}),
 			"usr/lib/ostree-boot/initramfs-5.0.img-" + legacySum2 + " does not carry the checksum of the kernel usr/lib/ostree-boot/vmlinuz-5.0-" + legacySum},
 		"devicetree of another kernel": {legacyTree(testtree.Tree{k: testtree.File("k", 0o644), "usr/lib/ostree-boot/devicetree-5.0-" + legacySum2: testtree.File("d", 0o644)}),

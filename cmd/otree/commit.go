@@ -66,7 +66,7 @@ sources over REV's tree.`,
 	fl.BoolVar(&f.tableOutput, "table-output", false, "print the commit id and the objects written as \"KEY: VALUE\" lines, as OSTree does")
 	fl.BoolVar(&f.generateSizes, "generate-sizes", false, "record every object's size in the metadata (archive repositories), for show --print-sizes")
 	fl.BoolVar(&f.consume, "consume", false, "once the commit has landed and is durable (even with --fsync=false), remove from the directory sources what it holds as it is on disk; anything else is kept and reported, and the command then fails after printing the commit id")
-	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz) in the metadata: ostree.bootable, ostree.linux")
+	fl.BoolVar(&f.bootable, "bootable", false, "record the tree's kernel (usr/lib/modules/<version>/vmlinuz, else usr/lib/ostree-boot or boot/vmlinuz-<version>-<sha256>) in the metadata: ostree.bootable, ostree.linux")
 	fl.Int64Var(&f.ownerUID, "owner-uid", -1, "set the owner uid of every entry (negative: keep each entry's)")
 	fl.Int64Var(&f.ownerGID, "owner-gid", -1, "set the owner gid of every entry (negative: keep each entry's)")
 	fl.BoolVar(&f.canonical, "canonical-permissions", false, "record uid/gid 0, no xattrs, and modes masked with 0755 (no setuid/setgid/sticky, no group or other write)")
