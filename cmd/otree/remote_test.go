@@ -68,6 +68,15 @@ func TestRemoteCommands(t *testing.T) {
 	c.fails(exitError, []string{"mirrorlist", "not supported"}, "remote", "add", "o", "mirrorlist=http://x/list")
 	c.fails(exitError, []string{`"a/b"`}, "remote", "add", "a/b", "http://x/")
 	c.fails(exitUsage, []string{"KEY=VALUE"}, "remote", "add", "--set=novalue", "o", "http://x/")
+	// The low-speed keys are checked when added, as the others are, not
+	// first at the next pull.
+	for _, set := range []string{"low-speed-limit-bytes=x", "low-speed-limit-bytes=-1", "low-speed-time-seconds=0", "low-speed-time-seconds=1.5"} {
+		k, _, _ := strings.Cut(set, "=")
+		c.fails(exitError, []string{"remote lowspeed", k, "want a whole number"}, "remote", "add", "--set="+set, "lowspeed", "http://x/")
+	}
+	c.fails(exitError, []string{`"lowspeed"`, "not configured"}, "remote", "show-url", "lowspeed")
+	c.ok("remote", "add", "--set=low-speed-limit-bytes=0", "--set=low-speed-time-seconds=5", "lowspeed", "http://x/")
+	c.ok("remote", "delete", "lowspeed")
 	c.fails(exitUsage, nil, "remote", "add", "o")
 	c.fails(exitUsage, []string{"add, add-cookie, delete"}, "remote")
 	c.fails(exitUsage, []string{`"frob"`}, "remote", "frob")

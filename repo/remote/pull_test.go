@@ -948,7 +948,14 @@ func TestPullLowSpeedRemoteKeys(t *testing.T) {
 			}
 			defer dest.Close()
 			rm := remote.Remote{Name: "origin", URL: o.srv.URL}
-			if _, err := remote.AddRemote(dest, rm, remote.AddOptions{Set: map[string]string{remote.KeyLowSpeedTime: tc.time}}); err != nil {
+			if _, err := remote.AddRemote(dest, rm, remote.AddOptions{Set: map[string]string{remote.KeyLowSpeedTime: "1"}}); err != nil {
+				t.Fatal(err)
+			}
+			// Written past AddRemote, which refuses a bad value, as a
+			// config edited by hand or by another tool may hold one.
+			if err := dest.UpdateConfig(func(c *repo.Config) error {
+				return c.SetIn(`remote "origin"`, remote.KeyLowSpeedTime, tc.time)
+			}); err != nil {
 				t.Fatal(err)
 			}
 			opts := fastOpts()

@@ -59,13 +59,12 @@ const (
 // caller left it unset.
 func withLowSpeed(rm *Remote, opts *PullOptions) error {
 	for _, k := range []string{KeyLowSpeedLimit, KeyLowSpeedTime} {
-		v := rm.Options[k]
-		if v == "" {
-			continue
+		n, set, err := lowSpeedKey(rm.Options, k)
+		if err != nil {
+			return err
 		}
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil || n < 0 || k == KeyLowSpeedTime && n == 0 {
-			return fmt.Errorf("%s=%q: want a whole number of %s", k, v, map[string]string{KeyLowSpeedLimit: "bytes (0 for no limit)", KeyLowSpeedTime: "seconds, 1 or more"}[k])
+		if !set {
+			continue
 		}
 		switch {
 		case k == KeyLowSpeedLimit && opts.LowSpeedLimit == 0:
@@ -80,12 +79,32 @@ func withLowSpeed(rm *Remote, opts *PullOptions) error {
 	return nil
 }
 
-// checkTransportKeys checks the form of a remote's TLS and proxy keys
+// lowSpeedKey parses the low-speed key k of keys, reporting whether it is
+// set.
+func lowSpeedKey(keys map[string]string, k string) (n int64, set bool, err error) {
+	v := keys[k]
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 || k == KeyLowSpeedTime && n == 0 {
+		return 0, false, fmt.Errorf("%s=%q: want a whole number of %s", k, v, map[string]string{KeyLowSpeedLimit: "bytes (0 for no limit)", KeyLowSpeedTime: "seconds, 1 or more"}[k])
+	}
+	return n, true, nil
+}
+
+// checkTransportKeys checks the form of a remote's TLS, proxy, HTTP/2 and
+// low-speed keys
 // (the files they name are read when the remote is used), returning the
 // proxy URL if one is set.
 func checkTransportKeys(keys map[string]string) (proxy *url.URL, err error) {
 	if (keys[KeyTLSClientCertPath] == "") != (keys[KeyTLSClientKeyPath] == "") {
 		return nil, fmt.Errorf("%s and %s go together", KeyTLSClientCertPath, KeyTLSClientKeyPath)
+	}
+	for _, k := range []string{KeyLowSpeedLimit, KeyLowSpeedTime} {
+		if _, _, err := lowSpeedKey(keys, k); err != nil {
+			return nil, err
+		}
 	}
 	for _, k := range []string{KeyTLSPermissive, KeyHTTP2} {
 		switch v := keys[k]; v {
