@@ -752,14 +752,18 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	if !opts.NoMerge {
 		merge = s.MergeDeployment(osName)
 	}
-	cmdline := ""
+	// from names where the arguments came from, for a KargsDelete that
+	// finds nothing there.
+	cmdline, from := "", "of the empty command line (no deployment of "+osName+" to merge)"
 	switch {
 	case opts.KargsNone && opts.KargsProcCmdline:
 		// Which to start from is the caller's to say, as OSTree's deploy
 		// has it.
 		return nil, errors.New("deploy: KargsNone and KargsProcCmdline exclude each other")
 	case opts.KargsNone:
+		from = "of the empty command line (KargsNone)"
 	case opts.KargsProcCmdline:
+		from = "taken from the booted command line (KargsProcCmdline)"
 		c := s.cmdline
 		if c == "" {
 			b, err := os.ReadFile("/proc/cmdline")
@@ -773,7 +777,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		}
 		cmdline = c
 	case merge != nil:
-		cmdline = merge.Options
+		cmdline, from = merge.Options, fmt.Sprintf("taken from deployment %s of %s (the merge deployment)", merge.Name(), merge.OS)
 	}
 	// KargsEdit deletes before it appends; a deploy appends first, as
 	// OSTree's does.
@@ -781,7 +785,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		return nil, err
 	}
 	if cmdline, err = (KargsEdit{Delete: opts.KargsDelete}).apply(cmdline); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("deploy of commit %s: KargsDelete (--karg-delete): %w in the kernel arguments %s", commit, err, from)
 	}
 	o := &origin{}
 	switch {

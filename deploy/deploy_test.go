@@ -920,6 +920,34 @@ func TestDeployKargsOrder(t *testing.T) {
 	}
 }
 
+// A deploy's KargsDelete that finds nothing to delete fails naming the
+// commit, the option, and where the arguments it looked in came from.
+func TestDeployKargsDeleteMissing(t *testing.T) {
+	f := newFixture(t)
+	id := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1"}})
+	merge := f.s.Deployments()[0]
+	before := f.order()
+	for _, tc := range []struct {
+		opts DeployOptions
+		want string
+	}{
+		{DeployOptions{KargsDelete: []string{"nope"}}, "taken from deployment " + merge.Name() + " of testos (the merge deployment)"},
+		{DeployOptions{KargsNone: true, KargsDelete: []string{"nope"}}, "of the empty command line (KargsNone)"},
+		{DeployOptions{NoMerge: true, KargsDelete: []string{"nope"}}, "of the empty command line (no deployment of testos to merge)"},
+	} {
+		_, err := f.s.Deploy(context.Background(), "os", tc.opts)
+		for _, want := range []string{"deploy of commit " + id.String(), "KargsDelete (--karg-delete)", "kernel argument nope not found", tc.want} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%+v: err = %v, want it to say %q", tc.opts, err, want)
+			}
+		}
+		if diff := cmp.Diff(before, f.order()); diff != "" {
+			t.Errorf("%+v: %s", tc.opts, diff)
+		}
+	}
+}
+
 // A deploy's Kargs sets KEY to the whole value after the first '=', as
 // OSTree's --karg does: root=ZFS=rpool/os is the ZFS root, not root=ZFS
 // replaced by root=rpool/os, and every earlier value of the key goes.
