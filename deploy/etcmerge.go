@@ -133,7 +133,15 @@ func MergeEtc(ctx context.Context, oldDefaults, oldEtc, newDefaults, dest string
 	recs, err := m.merge(oldDefaults, oldEtc, newDefaults, dest)
 	var ce *EtcConflictError
 	if err != nil && !errors.As(err, &ce) {
-		return nil, fmt.Errorf("etc merge: %w", err)
+		// Name the merge: a cancellation, unlike a path's error, says
+		// nothing of where.
+		switch {
+		case dest == "":
+			return nil, fmt.Errorf("etc merge of %s with %s (dry run): %w", oldEtc, newDefaults, err)
+		case oldEtc == "":
+			return nil, fmt.Errorf("etc merge of %s into %s: %w", newDefaults, dest, err)
+		}
+		return nil, fmt.Errorf("etc merge of %s with %s into %s: %w", oldEtc, newDefaults, dest, err)
 	}
 	return recs, err
 }

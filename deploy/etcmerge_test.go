@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -460,11 +461,29 @@ func TestMergeEtcDestExistsAndCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dest := filepath.Join(f.dir, "new2")
-	if _, err := MergeEtc(ctx, f.od, f.oe, f.nd, dest); !errors.Is(err, context.Canceled) {
-		t.Errorf("canceled: err = %v", err)
+	_, err := MergeEtc(ctx, f.od, f.oe, f.nd, dest)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "etc merge of "+f.oe+" with "+f.nd+" into "+dest+": ") {
+		t.Errorf("canceled: err = %v, want it canceled, naming the directories", err)
 	}
 	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("canceled merge left dest: %v", err)
+	}
+	_, err = MergeEtc(ctx, f.od, f.oe, f.nd, "")
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "etc merge of "+f.oe+" with "+f.nd+" (dry run): ") {
+		t.Errorf("canceled dry run: err = %v, want it canceled, naming the directories", err)
+	}
+}
+
+// A canceled ConfigDiff names the deployment it compared.
+func TestConfigDiffCanceled(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	d := f.deploy("os", DeployOptions{}).Deployment
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := f.s.ConfigDiff(ctx, 0, nil)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "config diff of deployment "+d.Name()+" of testos: ") {
+		t.Errorf("err = %v, want it canceled, naming deployment %s", err, d.Name())
 	}
 }
 

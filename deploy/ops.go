@@ -364,7 +364,11 @@ func (s *Sysroot) ConfigDiff(ctx context.Context, index int, into *Deployment) (
 	if into != nil {
 		newDefaults = filepath.Join(into.Path, "usr", "etc")
 	}
-	return MergeEtc(ctx, defaults, filepath.Join(d.Path, "etc"), newDefaults, "")
+	recs, err := MergeEtc(ctx, defaults, filepath.Join(d.Path, "etc"), newDefaults, "")
+	if ce := (*EtcConflictError)(nil); err != nil && !errors.As(err, &ce) {
+		return nil, fmt.Errorf("config diff of deployment %s of %s: %w", d.Name(), d.OS, err)
+	}
+	return recs, err
 }
 
 // SignatureStatus is what VerifySignature found for a deployment's commit.
