@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -2591,3 +2592,51 @@ func TestDeployCleanupErrorComesWithResult(t *testing.T) {
 		t.Errorf("deployments after the deploy whose cleanup failed (-want +got):\n%s", diff)
 	}
 }
+
+// OSInit takes the sysroot lock: while another process holds it, the
+// stateroot is not made, so a deploy never picks one half made.
+func TestOSInitTakesLock(t *testing.T) {
+	f := newFixture(t)
+	waiting := make(chan struct{}, 1)
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		if bytes.Contains(b, []byte("waiting for the sysroot lock")) {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+		return len(b), nil
+	}), nil))
+	s2, err := Open(f.path, OpenOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	unlock, err := f.s.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s2.OSInit("other") }()
+	select {
+	case <-waiting:
+	case err := <-done:
+		unlock()
+		t.Fatalf("OSInit returned (%v) while another handle held the sysroot lock", err)
+	}
+	if _, err := os.Lstat(filepath.Join(f.path, "otree", "deploy", "other")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stateroot made while the lock was held elsewhere: %v", err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.path, "otree", "deploy", "other", "var", "tmp")); err != nil {
+		t.Errorf("after the lock was released: %v", err)
+	}
+}
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(b []byte) (int, error) { return w(b) }

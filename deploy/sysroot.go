@@ -257,7 +257,10 @@ func (s *Sysroot) Booted() *Deployment { return s.booted }
 // BootVersion reports the current boot version and sub-version.
 func (s *Sysroot) BootVersion() (boot, sub int) { return s.bootVersion, s.subVersion }
 
-// OSInit creates the stateroot name with its shared var.
+// OSInit creates the stateroot name with its shared var. It takes the
+// sysroot lock, as OSTree's does, so that a deploy choosing a stateroot
+// never sees one half made, nor boots one whose directories are not yet
+// durable.
 func (s *Sysroot) OSInit(name string) error {
 	if err := s.checkOpen(); err != nil {
 		return err
@@ -265,6 +268,11 @@ func (s *Sysroot) OSInit(name string) error {
 	if err := validOSName(name); err != nil {
 		return err
 	}
+	unlock, err := s.lock(context.Background())
+	if err != nil {
+		return fmt.Errorf("os-init %s: %w", name, err)
+	}
+	defer unlock()
 	root := filepath.Join(s.root, "otree", "deploy", name)
 	for _, d := range []struct {
 		name string
