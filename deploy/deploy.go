@@ -679,6 +679,11 @@ func (s *Sysroot) chooseOS(osName string) (string, error) {
 		return "", err
 	}
 	if len(roots) == 1 {
+		// One that os-init has not finished (killed part way) has no var
+		// for the deployment to boot with, as a named one must have.
+		if _, err := os.Stat(filepath.Join(s.root, "otree", "deploy", roots[0], "var")); err != nil {
+			return "", &NoStaterootError{OS: roots[0]}
+		}
 		return roots[0], nil
 	}
 	return "", fmt.Errorf("%w, no deployment is booted, and the sysroot %s has %d stateroots (%s)", ErrStaterootNeeded, s.root, len(roots), strings.Join(roots, ", "))

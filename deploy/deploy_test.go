@@ -2593,6 +2593,25 @@ func TestDeployCleanupErrorComesWithResult(t *testing.T) {
 	}
 }
 
+// A deploy that picks the only stateroot, none being named, refuses one
+// os-init left half made (killed before its var), as it refuses such a
+// stateroot named: the deployment would boot without a /var.
+func TestDeployRefusesHalfMadeStateroot(t *testing.T) {
+	f := newFixture(t)
+	f.commit("a", osTree("6.1.0-1", nil))
+	if err := os.RemoveAll(filepath.Join(f.path, "otree", "deploy", "testos", "var")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.s.Deploy(context.Background(), "a", DeployOptions{})
+	var ns *NoStaterootError
+	if !errors.As(err, &ns) || ns.OS != "testos" {
+		t.Errorf("deploy to the only stateroot, without var: %v, want a NoStaterootError for testos", err)
+	}
+	if n := len(f.s.Deployments()); n != 0 {
+		t.Errorf("%d deployments, want none", n)
+	}
+}
+
 // OSInit takes the sysroot lock: while another process holds it, the
 // stateroot is not made, so a deploy never picks one half made.
 func TestOSInitTakesLock(t *testing.T) {
