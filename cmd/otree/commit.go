@@ -324,6 +324,32 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	// With res, the commit landed even if err is set (--consume kept
 	// entries, say): it is printed like any other, then the error.
 	landedErr := err
+	var printErr error
+	if e.json {
+		printErr = e.printJSON(res)
+	} else if f.tableOutput {
+		s := res.Stats
+		dirs, err := treeDirs(r, res.Commit)
+		if err != nil {
+			landedErr = errors.Join(landedErr, err)
+		} else {
+			// OSTree counts a dirtree and a dirmeta per directory, and the
+			// commit, whether stored anew or found: so does the table, also
+			// when the stat cache spared otree those writes.
+			_, printErr = fmt.Fprintf(e.stdout, "Commit: %s\nMetadata Total: %d\nMetadata Written: %d\nContent Total: %d\nContent Written: %d\nContent Cache Hits: %d\nContent Bytes Written: %d\n",
+				res.Commit, 2*dirs+1, s.Objects-s.FileObjects, s.Files, s.FileObjects, s.FilesCached, s.BytesScanned-s.BytesDeduped)
+		}
+	} else {
+		_, printErr = fmt.Fprintln(e.stdout, res.Commit)
+	}
+	if printErr != nil {
+		// The commit landed all the same: its id must not be lost.
+		landed := "stored, no ref written"
+		if opts.Branch != "" {
+			landed = "is now branch " + opts.Branch
+		}
+		landedErr = errors.Join(fmt.Errorf("commit %s %s, but printing it failed: %w", res.Commit, landed, printErr), landedErr)
+	}
 	e.refsChanged = opts.Branch != ""
 	if landedErr != nil && e.refsChanged {
 		// run updates the summary only after a success; the ref moved.
@@ -331,24 +357,6 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if err := e.autoUpdateSummary(cmd.Context()); err != nil {
 			landedErr = errors.Join(landedErr, err)
 		}
-	}
-	if e.json {
-		if err := e.printJSON(res); err != nil {
-			return err
-		}
-	} else if f.tableOutput {
-		s := res.Stats
-		dirs, err := treeDirs(r, res.Commit)
-		if err != nil {
-			return err
-		}
-		// OSTree counts a dirtree and a dirmeta per directory, and the
-		// commit, whether stored anew or found: so does the table, also
-		// when the stat cache spared otree those writes.
-		fmt.Fprintf(e.stdout, "Commit: %s\nMetadata Total: %d\nMetadata Written: %d\nContent Total: %d\nContent Written: %d\nContent Cache Hits: %d\nContent Bytes Written: %d\n",
-			res.Commit, 2*dirs+1, s.Objects-s.FileObjects, s.Files, s.FileObjects, s.FilesCached, s.BytesScanned-s.BytesDeduped)
-	} else {
-		fmt.Fprintln(e.stdout, res.Commit)
 	}
 	if f.summary || b != nil {
 		s := res.Stats

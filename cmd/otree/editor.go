@@ -36,7 +36,7 @@ func editMessage(e *env, branch, subject, body string) (string, string, error) {
 	// Through the shell, so that EDITOR may carry arguments ("code -w").
 	cmd := exec.Command("/bin/sh", "-c", editor+` "$@"`, "sh", file)
 	// The CLI's own streams: the terminal when run from one.
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, e.stdout, e.stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, unwrapWriter(e.stdout), e.stderr
 	if err := cmd.Run(); err != nil {
 		return "", "", fmt.Errorf("editor %q: %w", editor, err)
 	}

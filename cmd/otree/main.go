@@ -28,5 +28,16 @@ func main() {
 		signal.Reset(os.Interrupt, syscall.SIGTERM)
 		cancel(interrupted{s.(syscall.Signal)})
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// A write to a closed pipe returns EPIPE rather than killing the
+	// process mid-command (a commit before its summary update): run
+	// finishes the command, then dies of SIGPIPE as the default would.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if code == exitBrokenPipe {
+		// The runtime ignores a SIGPIPE sent with kill; a write to the
+		// broken standard output is what makes it die of one.
+		signal.Reset(syscall.SIGPIPE)
+		os.Stdout.Write([]byte{'\n'})
+	}
+	os.Exit(code)
 }

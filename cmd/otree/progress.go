@@ -12,7 +12,7 @@ import (
 
 // isTerminal reports whether w is a terminal; progress is drawn only there.
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := unwrapWriter(w).(*os.File)
 	if !ok {
 		return false
 	}

@@ -72,15 +72,25 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	out := &outWriter{w: stdout}
+	e := &env{stdin: stdin, stdout: out, stderr: stderr}
 	root := newRootCommand(e)
 	usageArgs(root)
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(out)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil && e.refsChanged {
 		err = e.autoUpdateSummary(ctx)
+	}
+	if out.brokenPipe() && (err == nil || onlyFrom(err, out.err)) {
+		// The reader has what it wanted: stop silently, as a Unix tool
+		// SIGPIPE kills does. The command itself ran to its end (a
+		// commit moved its branch and updated the summary).
+		return exitBrokenPipe
+	}
+	if err == nil {
+		err = out.failed()
 	}
 	if err == nil {
 		return exitOK
