@@ -207,7 +207,7 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 			return err
 		}
 		results = append(results, checkoutResult{id, j.subpath, dest, *st})
-		if b != nil && !e.json {
+		if isTerminal(e.stderr) && !e.json {
 			linked := fmt.Sprintf("%d hardlinked", st.Hardlinked)
 			if st.FromCache > 0 {
 				// Only archive repositories have the cache, and there

@@ -358,7 +358,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 			landedErr = errors.Join(landedErr, err)
 		}
 	}
-	if f.summary || b != nil {
+	if f.summary || isTerminal(e.stderr) {
 		s := res.Stats
 		fmt.Fprintf(e.stderr, "Files scanned: %d (%s), hashed: %d\nObjects written: %d (%s)\nBytes deduplicated: %s\n",
 			s.Files, humanBytes(s.BytesScanned), s.FilesHashed, s.Objects, humanBytes(s.BytesWritten), humanBytes(s.BytesDeduped))

@@ -862,3 +862,40 @@ func TestCommitListsExtentsOnce(t *testing.T) {
 		}
 	}
 }
+
+// On a terminal narrower than the progress line, the line is cut to fit,
+// so that no redraw wraps and leaves rows behind; a dumb terminal gets no
+// escape codes, only the summary.
+func TestCommitProgressNarrowAndDumbTerminal(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a": testtree.File("aaa", 0o644), "b/c": testtree.File("c", 0o644)})
+	m, s := openPTY(t)
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 20}); err != nil {
+		t.Skip("set the terminal's size:", err)
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--repo=" + c.path, "commit", "-b", "x", src}, strings.NewReader(""), &out, s); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	s.Close()
+	screen := readScreen(m, "deduplicated")
+	if !strings.Contains(screen, "\r\033[KScanning: 2 files") {
+		t.Fatalf("no progress drawn on the terminal: %q", screen)
+	}
+	for _, l := range strings.Split(strings.SplitN(screen, "Files scanned", 2)[0], "\r\033[K") {
+		if len(strings.TrimRight(l, "\r\n")) > 19 {
+			t.Errorf("progress line %q is wider than the 20-column terminal less one", l)
+		}
+	}
+
+	t.Setenv("TERM", "dumb")
+	m, s = openPTY(t)
+	if code := run(context.Background(), []string{"--repo=" + c.path, "commit", "-b", "y", src}, strings.NewReader(""), &out, s); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	s.Close()
+	screen = readScreen(m, "deduplicated")
+	if strings.Contains(screen, "\033") || !strings.Contains(screen, "Files scanned: 2") {
+		t.Errorf("TERM=dumb: terminal output %q; want the summary and no escape codes", screen)
+	}
+}

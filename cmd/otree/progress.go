@@ -28,11 +28,36 @@ type bar struct {
 	drawn bool
 }
 
+// newBar returns a bar drawn on w, or nil (which draws nothing) when w is
+// no terminal or one that takes no escape codes (TERM=dumb), where OSTree
+// still writes its cursor codes.
 func newBar(w io.Writer) *bar {
-	if !isTerminal(w) {
+	if !isTerminal(w) || os.Getenv("TERM") == "dumb" {
 		return nil
 	}
 	return &bar{w: w, start: time.Now()}
+}
+
+// fit cuts line to the width of the terminal w is, less one column: a
+// line that wrapped would leave its first rows behind at every redraw,
+// which clears only the row the cursor is on.
+func fit(w io.Writer, line string) string {
+	f, ok := unwrapWriter(w).(*os.File)
+	if !ok {
+		return line
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Col == 0 {
+		return line
+	}
+	room := int(ws.Col) - 1
+	for i := range line {
+		if room == 0 {
+			return line[:i]
+		}
+		room--
+	}
+	return line
 }
 
 // draw shows items and bytes done, with the byte rate.
@@ -52,10 +77,11 @@ func (b *bar) drawETA(label string, items int64, itemName string, bytes int64, l
 	if el > 0 {
 		rate = float64(bytes) / el
 	}
-	fmt.Fprintf(b.w, "\r\033[K%s: %d %s, %s, %s/s", label, items, itemName, humanBytes(bytes), humanBytes(int64(rate)))
+	line := fmt.Sprintf("%s: %d %s, %s, %s/s", label, items, itemName, humanBytes(bytes), humanBytes(int64(rate)))
 	if left != "" {
-		fmt.Fprintf(b.w, ", ETA %s", left)
+		line += ", ETA " + left
 	}
+	fmt.Fprint(b.w, "\r\033[K"+fit(b.w, line))
 	b.drawn = true
 }
 
