@@ -34,10 +34,7 @@ func main() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	if code == exitBrokenPipe {
-		// The runtime ignores a SIGPIPE sent with kill; a write to the
-		// broken standard output is what makes it die of one.
-		signal.Reset(syscall.SIGPIPE)
-		os.Stdout.Write([]byte{'\n'})
+		dieOfBrokenPipe()
 	}
 	os.Exit(code)
 }

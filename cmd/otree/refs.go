@@ -67,6 +67,9 @@ not deleted with it names it.`,
 
 func runRefs(cmd *cobra.Command, e *env, f *refsFlags, args []string) error {
 	createColl := "" // the collection of --collections --create's ref
+	// Creating and deleting change refs: run to the end, whatever the
+	// reader of standard output does.
+	e.reader = e.reader && !f.createIsSet && !f.del
 	switch {
 	case f.createIsSet && f.del:
 		return usagef("--create and --delete are exclusive")

@@ -60,9 +60,12 @@ type env struct {
 	// refsChanged: the command changed the repository's refs or deltas,
 	// so run makes the summary anew if the config asks for it.
 	refsChanged bool
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
+	// reader: the command changes nothing, so it may die at the first
+	// write its reader's going away fails (readers).
+	reader bool
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // usageError marks errors in how the command was invoked.
@@ -75,6 +78,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	out := &outWriter{w: stdout}
 	e := &env{stdin: stdin, stdout: out, stderr: stderr}
 	root := newRootCommand(e)
+	if f, ok := stdout.(*os.File); ok && f == os.Stdout {
+		out.onBrokenPipe = func() {
+			if e.reader {
+				dieOfBrokenPipe()
+			}
+		}
+	}
+	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
+		e.reader = readers[cmd.CommandPath()]
+	}
 	usageArgs(root)
 	root.SetArgs(args)
 	root.SetOut(out)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"os/signal"
 	"syscall"
 )
 
@@ -20,6 +22,9 @@ const exitBrokenPipe = 128 + int(syscall.SIGPIPE)
 type outWriter struct {
 	w   io.Writer
 	err error
+	// onBrokenPipe, if set, is called at the first write the reader's
+	// going away fails: it ends a command that changes nothing.
+	onBrokenPipe func()
 }
 
 func (o *outWriter) Write(p []byte) (int, error) {
@@ -29,6 +34,9 @@ func (o *outWriter) Write(p []byte) (int, error) {
 	n, err := o.w.Write(p)
 	if err != nil {
 		o.err = err
+		if o.onBrokenPipe != nil && o.brokenPipe() {
+			o.onBrokenPipe()
+		}
 	}
 	return n, err
 }
@@ -81,4 +89,28 @@ func onlyFrom(err, cause error) bool {
 		}
 	}
 	return false
+}
+
+// readers are the commands that change nothing: once their reader has
+// gone, the rest of their output (ls -R of a whole tree, a long log) is
+// not worth computing, so they die of SIGPIPE at the first failed write.
+// Any other command runs to its end, so that what it changes is changed
+// whole (a commit moves its branch and updates the summary).
+var readers = map[string]bool{
+	"otree ls": true, "otree log": true, "otree cat": true, "otree show": true,
+	"otree diff": true, "otree export": true, "otree rev-parse": true,
+	"otree checksum": true, "otree refs": true, "otree remote list": true,
+	"otree remote refs": true, "otree remote summary": true,
+	"otree static-delta list": true, "otree static-delta show": true,
+	"otree admin status": true,
+}
+
+// dieOfBrokenPipe ends the process as SIGPIPE would have at the write
+// that failed: the runtime ignores a SIGPIPE sent with kill, so a write
+// to the broken standard output, the signal's handling reset, is what
+// makes it die of one.
+func dieOfBrokenPipe() {
+	signal.Reset(syscall.SIGPIPE)
+	os.Stdout.Write([]byte{'\n'})
+	os.Exit(exitBrokenPipe)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/repo"
 )
 
 // failWriter is a standard output every write to which fails with err.
@@ -127,5 +128,44 @@ func TestBrokenPipeKillsWithSIGPIPE(t *testing.T) {
 	}
 	if out := c.ok("summary", "-v"); !strings.Contains(out, id.String()) {
 		t.Errorf("commit into a closed pipe: summary does not list %s:\n%s", id, out)
+	}
+}
+
+// A command that changes nothing dies at the first write its reader's
+// going away fails, rather than computing output no one reads: ls -R into
+// a closed pipe never reaches the subdirectory whose dirtree is missing,
+// which it would report.
+func TestReaderDiesAtBrokenPipe(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644), "z/b": testtree.File("b", 0o644)})
+	c.ok("commit", "-b", "main", src)
+	id, err := c.r.ReadRef("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := c.r.Lookup(id, "/z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(c.r.ObjectPath(repo.KindDirTree, z.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if res := c.run("ls", "-R", "main"); res.code == 0 || !strings.Contains(res.stderr, z.ID.String()) {
+		t.Fatalf("ls -R with /z's dirtree missing: exit %d, stderr %q; want it named", res.code, res.stderr)
+	}
+	exe, env := otreeBinary(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	var errb strings.Builder
+	cmd := exec.Command(exe, "--repo="+c.path, "ls", "-R", "main")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, w, &errb
+	err = cmd.Run()
+	w.Close()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGPIPE || errb.Len() != 0 {
+		t.Errorf("ls -R into a closed pipe: %v, stderr %q; want death by SIGPIPE at its first line", err, errb.String())
 	}
 }
