@@ -32,8 +32,8 @@ import (
 // sub-second part, else 100 ms: kernels stamp files from a clock that ticks
 // at least every 10 ms); newer files are simply hashed again next time.
 // A read-only image filesystem (squashfs, erofs...) has no ctime of its own,
-// only the times its builder chose, so nothing on one is cached
-// (noChangeTimes).
+// only the times its builder chose, so nothing on one is cached, nor on
+// an overlay, which shows its layers' times (noChangeTimes).
 //
 // A directory's cached dirtree is used only when every entry found now
 // matches the record and the record lists no other: its files by name, stat

@@ -3,6 +3,7 @@ package commit_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
@@ -754,10 +755,13 @@ func TestStatCacheImageReplaced(t *testing.T) {
 			if err := unix.Lstat(filepath.Join(mnt, "d/f"), &before); err != nil {
 				t.Fatal(err)
 			}
-			// The image is committed as the source, and as a mount
-			// below it (bound into a directory of another filesystem).
+			// The image is committed as the source, as a mount below
+			// it (bound into a directory of another filesystem), and
+			// as the lower layer of an overlay, whose files show the
+			// image's inodes and times.
 			parent := t.TempDir()
 			sub := filepath.Join(parent, "image")
+			ovl, empty := t.TempDir(), t.TempDir()
 			if err := os.Mkdir(sub, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -767,7 +771,18 @@ func TestStatCacheImageReplaced(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer unix.Unmount(sub, 0)
-				for branch, src := range map[string]string{"main": mnt, "nested": parent} {
+				srcs := map[string]string{"main": mnt, "nested": parent}
+				// An overlay needs two lower layers when it has no upper.
+				switch err := unix.Mount("overlay", ovl, "overlay", unix.MS_RDONLY, "lowerdir="+mnt+":"+empty); {
+				case err == nil:
+					defer unix.Unmount(ovl, 0)
+					srcs["overlay"] = ovl
+				case errors.Is(err, unix.ENODEV):
+					t.Log("the kernel lacks overlayfs: the overlay is not committed")
+				default:
+					t.Fatalf("mounting an overlay of %s: %v", mnt, err)
+				}
+				for branch, src := range srcs {
 					res := commitDir(t, r, branch, src)
 					p := "d/f"
 					if branch == "nested" {

@@ -587,14 +587,16 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 // tool that built it chose. Another image mounted in its place on the
 // same device can show a changed file with the same inode, size and
 // times, so nothing there is cached. A filesystem that cannot be told
-// counts as one.
+// counts as one, and so does overlayfs: its files show the inodes and
+// times of its layers, which may be such images (composefs, a live
+// system's root), and which its mount options may name by relative paths.
 func noChangeTimes(fd int) bool {
 	var fs unix.Statfs_t
 	if unix.Fstatfs(fd, &fs) != nil {
 		return true
 	}
 	switch uint32(fs.Type) {
-	case unix.SQUASHFS_MAGIC, unix.EROFS_SUPER_MAGIC_V1, unix.ISOFS_SUPER_MAGIC, unix.CRAMFS_MAGIC, romfsMagic:
+	case unix.SQUASHFS_MAGIC, unix.EROFS_SUPER_MAGIC_V1, unix.ISOFS_SUPER_MAGIC, unix.CRAMFS_MAGIC, romfsMagic, unix.OVERLAYFS_SUPER_MAGIC:
 		return true
 	}
 	return false
