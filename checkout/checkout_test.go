@@ -1261,6 +1261,39 @@ func TestWhiteoutUserXattrMessage(t *testing.T) {
 	}
 }
 
+// overlayfs refuses a whiteout made through its merged directory, even to
+// root: the error names the entry and says so, rather than asking for
+// root.
+func TestWhiteoutOntoOverlay(t *testing.T) {
+	if !coRoot() {
+		t.Skip("needs root, to mount an overlay")
+	}
+	dir := t.TempDir()
+	lower, upper, work, merged := filepath.Join(dir, "lower"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	for _, d := range []string{lower, upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount("overlay", merged, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+work); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			t.Skip("the kernel lacks overlayfs")
+		}
+		t.Fatalf("mounting an overlay: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+	r := coRepo(t, repo.ModeBare)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{".ostree-wh.top": testtree.File("", 0o644)}))
+	dest := filepath.Join(merged, "co")
+	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{ProcessPassthroughWhiteouts: true})
+	if err == nil {
+		t.Fatal("the checkout made a whiteout through an overlay")
+	}
+	if msg := err.Error(); !strings.Contains(msg, dest+"/top") || !strings.Contains(msg, "overlayfs") || strings.Contains(msg, "CAP_MKNOD") {
+		t.Errorf("a whiteout through an overlay: %v", err)
+	}
+}
+
 // A passthrough whiteout stands for the name after ".ostree-wh.": one that
 // leaves nothing valid ("", "." or "..") is refused and named, in every
 // mode, rather than made at DEST itself or its parent, or skipped as

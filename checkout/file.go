@@ -467,6 +467,10 @@ func (w *worker) create(n *dirNode, name string, o *object) error {
 		}
 		if err := unix.Mknodat(n.fd, name, o.h.Type.UnixType()|perm&0o777, int(o.h.Rdev)); err != nil {
 			if errors.Is(err, unix.EPERM) {
+				if o.h.Type == repo.TypeCharDevice && o.h.Rdev == 0 && onOverlay(n.fd) {
+					// overlayfs refuses its own whiteouts, even to root.
+					return fmt.Errorf("cannot create a whiteout (chardev 0:0): %w (an overlayfs mount takes none through it; check out into its upper directory, or elsewhere)", err)
+				}
 				return fmt.Errorf("cannot create %s: %w (device nodes need root or CAP_MKNOD)", o.h.Type, err)
 			}
 			return fmt.Errorf("mknod: %w", err)
@@ -628,4 +632,10 @@ func (w *worker) copyContent(dst int, o *object) error {
 func notSupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) ||
 		errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EBADF)
+}
+
+// onOverlay reports whether the directory open at fd is on overlayfs.
+func onOverlay(fd int) bool {
+	var fs unix.Statfs_t
+	return unix.Fstatfs(fd, &fs) == nil && uint32(fs.Type) == unix.OVERLAYFS_SUPER_MAGIC
 }
