@@ -79,3 +79,40 @@ func TestReadOnlyRepository(t *testing.T) {
 		t.Fatalf("fsck of a read-only repository: %v %+v", err, rep)
 	}
 }
+
+// A /proc or /sys file bound into the source shows a size (0, 4096) that
+// is not its content's: the commit fails naming it and its filesystem,
+// not as a file being written, and records nothing on the branch.
+func TestPseudoFileRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	for _, tc := range []struct{ file, fs string }{
+		{"/proc/version", "procfs"},
+		{"/sys/kernel/uevent_seqnum", "sysfs"},
+	} {
+		t.Run(tc.fs, func(t *testing.T) {
+			if _, err := os.Stat(tc.file); err != nil {
+				t.Skipf("%s is not mounted", tc.file)
+			}
+			src := makeTree(t, testtree.Tree{"f": testtree.File("", 0o644)})
+			f := filepath.Join(src, "f")
+			if err := syscall.Mount(tc.file, f, "", syscall.MS_BIND, ""); err != nil {
+				t.Skipf("bind mount: %v", err)
+			}
+			defer syscall.Unmount(f, syscall.MNT_DETACH)
+			r := newRepo(t, repo.ModeBareUser)
+			_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Subject: "test",
+				Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+			if err == nil {
+				t.Fatalf("committing %s bound at %s succeeded", tc.file, f)
+			}
+			if msg := err.Error(); !strings.Contains(msg, f+": a file of "+tc.fs) || strings.Contains(msg, "changed while") {
+				t.Errorf("committing %s bound at %s: %v", tc.file, f, err)
+			}
+			if _, err := r.ResolveRev("main"); err == nil {
+				t.Error("the branch was created")
+			}
+		})
+	}
+}

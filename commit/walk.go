@@ -506,7 +506,7 @@ func (w *worker) hashOpen(fd int, path string, st *unix.Stat_t, o *override, own
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		if int64(n) != st.Size {
-			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
+			return repo.ID{}, sizeMismatch(fd, path, st.Size, int64(n))
 		}
 		var now unix.Stat_t
 		if err := unix.Fstat(fd, &now); err != nil {
@@ -539,7 +539,7 @@ func (w *worker) hashOpen(fd int, path string, st *unix.Stat_t, o *override, own
 			return repo.ID{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		if n != st.Size {
-			return repo.ID{}, fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, st.Size, n)
+			return repo.ID{}, sizeMismatch(fd, path, st.Size, n)
 		}
 		id = repo.ID(w.h.Sum())
 		// The copy reads the file again: it must not have changed since
@@ -579,6 +579,33 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 		n += c
 	}
 	return n, nil
+}
+
+// sizeMismatch is the error for a regular file, open at fd, of which size
+// bytes were expected and read were read. A file of the kernel's own
+// filesystems (a /proc or /sys file, bound into the source) has no size
+// of its own: it shows 0 or 4096 whatever it reads, and no commit could
+// record it as read; said so, rather than as a file being written.
+func sizeMismatch(fd int, path string, size, read int64) error {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) == nil {
+		if name, ok := pseudoFS[uint32(fs.Type)]; ok {
+			return fmt.Errorf("%s: a file of %s, whose size (%d) is not that of its content (read %d): copy it into a regular file to commit it", path, name, size, read)
+		}
+	}
+	return fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, size, read)
+}
+
+// pseudoFS names the filesystems whose files' content the kernel makes up
+// as they are read.
+var pseudoFS = map[uint32]string{
+	unix.PROC_SUPER_MAGIC:    "procfs",
+	unix.SYSFS_MAGIC:         "sysfs",
+	unix.DEBUGFS_MAGIC:       "debugfs",
+	unix.TRACEFS_MAGIC:       "tracefs",
+	unix.SECURITYFS_MAGIC:    "securityfs",
+	unix.CGROUP_SUPER_MAGIC:  "cgroupfs",
+	unix.CGROUP2_SUPER_MAGIC: "cgroup2fs",
 }
 
 // noChangeTimes reports whether the directory open at fd is on a
