@@ -131,6 +131,10 @@ func snapshot(d *dir, name string) *seenDir {
 // before its sources are consumed.
 var consumeHook func()
 
+// rereadHook, when set (by tests), is called before consuming opens a
+// regular file to read it again.
+var rereadHook func(path string)
+
 // consumer removes from directory sources what a landed commit holds.
 //
 // An entry that is not a directory goes only if the commit's tree holds,
@@ -364,12 +368,24 @@ func (c *consumer) same(fd int, p, rel string, e *seenFile, st *unix.Stat_t) (bo
 		c.mod.file(h, o)
 		return repo.FileID(h, nil) == e.id, nil
 	}
-	rfd, err := unix.Openat(fd, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if rereadHook != nil {
+		rereadHook(p)
+	}
+	// O_NONBLOCK: should it have been swapped for a FIFO since the lstat,
+	// do not wait for a writer (the fstat below tells it is another).
+	rfd, err := unix.Openat(fd, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return false, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(rfd), p)
 	defer f.Close()
+	var opened unix.Stat_t
+	if err := unix.Fstat(rfd, &opened); err != nil {
+		return false, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if keyOf(&opened) != keyOf(st) {
+		return false, nil // replaced since the lstat: not read
+	}
 	h, err := c.mod.regularHeader(rfd, st, o)
 	if err != nil {
 		return false, err

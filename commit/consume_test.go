@@ -15,6 +15,7 @@ import (
 	"github.com/otree/otree/commit"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // consumeErr returns the *ConsumeError of err, failing the test if there
@@ -257,5 +258,54 @@ func TestConsumeAfterCachedWalk(t *testing.T) {
 	}
 	if d := cmp.Diff(testtree.Tree{"a": testtree.Dir(0o755), "a/g": testtree.File("G", 0o644)}, testtree.Read(t, src, testtree.ReadOptions{})); d != "" {
 		t.Errorf("source after consuming (-want +got):\n%s", d)
+	}
+}
+
+// A file swapped for a FIFO between consuming's lstat and its reading it
+// again is kept, as changed, instead of the open waiting for a writer
+// forever.
+func TestConsumeFileReplacedByFIFOBeforeReread(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{"f": testtree.File("data", 0o644)})
+	p := filepath.Join(src, "f")
+	restore := commit.SetRereadHook(func(path string) {
+		if path != p {
+			return
+		}
+		must(t, os.Remove(p))
+		must(t, unix.Mkfifo(p, 0o644))
+	})
+	defer restore()
+	type result struct {
+		res *commit.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Consume: true, NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		done <- result{res, err}
+	}()
+	var got result
+	select {
+	case got = <-done:
+	case <-time.After(time.Minute):
+		// Only so that the failure is reported: open the FIFO for
+		// writing, which lets the waiting open return.
+		t.Error("consuming waits on the FIFO")
+		if w, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		got = <-done
+	}
+	ce := consumeErr(t, got.err)
+	if d := cmp.Diff(map[string]commit.KeptReason{"f": commit.KeptChanged}, keptMap(src, ce.Kept)); d != "" {
+		t.Errorf("kept (-want +got):\n%s", d)
+	}
+	if st, err := os.Lstat(p); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO after consuming: %v, %v", st, err)
+	}
+	if c := readCommit(t, r, got.res.Commit, false); c["f"].Content != "data" {
+		t.Errorf("commit holds f %q, want %q", c["f"].Content, "data")
 	}
 }

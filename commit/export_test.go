@@ -41,6 +41,13 @@ func SetConsumeHook(f func()) (restore func()) {
 	return func() { consumeHook = nil }
 }
 
+// SetRereadHook makes consuming call f before it opens a regular file to
+// read it again, until the returned function is called.
+func SetRereadHook(f func(path string)) (restore func()) {
+	rereadHook = f
+	return func() { rereadHook = nil }
+}
+
 // SetMountTable makes the check that a consumed source is not the
 // repository read the mount table from f, until the returned function is
 // called.
