@@ -555,6 +555,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeDir {
 		m := repo.DirMeta{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
 		ti.mod.dir(&m, o)
+		if err := repo.CheckACLXattrs(m.Xattrs, m.Mode, 0); err != nil {
+			return err
+		}
 		id, err := ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 		if err != nil {
 			return err
@@ -600,6 +603,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		}
 		h.Type, h.Size = repo.TypeRegular, uint64(hdr.Size)
 		ti.mod.file(&h, o)
+		if err := repo.CheckACLXattrs(h.Xattrs, h.Mode, h.Type); err != nil {
+			return err
+		}
 		var isNew bool
 		id, isNew, err = ti.txn.WriteFileStream(&h, r)
 		if err != nil {
@@ -652,6 +658,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	}
 	if h.Type != repo.TypeRegular {
 		ti.mod.file(&h, o)
+		if err := repo.CheckACLXattrs(h.Xattrs, h.Mode, h.Type); err != nil {
+			return err
+		}
 		id = repo.FileID(&h, nil)
 		if _, err := ti.txn.WriteFile(&h, id, nil); err != nil {
 			return err

@@ -1075,3 +1075,57 @@ func TestTarDeepNamesWithSkipList(t *testing.T) {
 		t.Fatalf("/d/d/skipped, in the skip list, was committed: %v", ent)
 	}
 }
+
+// tarACL encodes a system.posix_acl_access value from (tag, perm, id)
+// triples.
+func tarACL(entries ...uint32) string {
+	b := []byte{2, 0, 0, 0}
+	for i := 0; i+2 < len(entries); i += 3 {
+		b = append(b, byte(entries[i]), byte(entries[i]>>8), byte(entries[i+1]), byte(entries[i+1]>>8),
+			byte(entries[i+2]), byte(entries[i+2]>>8), byte(entries[i+2]>>16), byte(entries[i+2]>>24))
+	}
+	return string(b)
+}
+
+// A tar entry whose POSIX ACL a filesystem would not keep as given with its
+// mode (a mask at odds with the group bits, an ACL that says no more than
+// the mode) fails the commit in every mode, naming the entry and the xattr,
+// and the branch does not move: a checkout would otherwise write another
+// ACL than the commit records. An ACL that agrees with the mode is kept.
+func TestTarACLAtOddsWithModeRefused(t *testing.T) {
+	const userObj, user, groupObj, mask, other, none = 0x01, 0x02, 0x04, 0x10, 0x20, 0xffffffff
+	named := tarACL(userObj, 6, none, user, 4, 1234, groupObj, 4, none, mask, 4, none, other, 4, none)
+	minimal := tarACL(userObj, 6, none, groupObj, 4, none, other, 4, none)
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		r := newRepo(t, mode)
+		for _, c := range []struct {
+			name, entry string
+			typ         byte
+			mode        int64
+			acl         string
+		}{
+			{"mask at odds", "f", tar.TypeReg, 0o664, named},
+			{"minimal", "f", tar.TypeReg, 0o644, minimal},
+			{"directory mask at odds", "d/", tar.TypeDir, 0o775, named},
+		} {
+			p := writeTar(t, []*tar.Header{{Name: c.entry, Typeflag: c.typ, Mode: c.mode, Format: tar.FormatPAX,
+				PAXRecords: map[string]string{"SCHILY.xattr.system.posix_acl_access": c.acl}}}, map[string]string{"f": "data"})
+			_, err := commitTar(r, "main", p)
+			if err == nil || !strings.Contains(err.Error(), strconv.Quote(c.entry)) || !strings.Contains(err.Error(), "xattr system.posix_acl_access") {
+				t.Errorf("%s, %s: %v; want it refused, naming the entry and the xattr", mode, c.name, err)
+			}
+			if _, err := r.ReadRef("main"); err == nil {
+				t.Errorf("%s, %s: the refused commit made the branch", mode, c.name)
+			}
+		}
+		p := writeTar(t, []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"SCHILY.xattr.system.posix_acl_access": named}}}, map[string]string{"f": "data"})
+		res, err := commitTar(r, "main", p)
+		if err != nil {
+			t.Fatalf("%s: an ACL that agrees with the mode: %v", mode, err)
+		}
+		if got := readCommit(t, r, res.Commit, false)["f"]; got.Xattrs["system.posix_acl_access"] != named {
+			t.Errorf("%s: f's xattrs %v, want the ACL", mode, got.Xattrs)
+		}
+	}
+}

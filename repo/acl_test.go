@@ -1,10 +1,12 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,5 +87,79 @@ func TestBareACLAtOddsWithModeRefused(t *testing.T) {
 	}
 	if len(res.Problems) != 0 {
 		t.Errorf("fsck: %v", res.Problems)
+	}
+}
+
+// CheckACLXattrs accepts an ACL exactly when the kernel keeps it as given
+// once set on a file or directory and the mode set after it, as a bare
+// repository and a checkout set them: each case is tried on disk too.
+func TestCheckACLXattrsAgreesWithKernel(t *testing.T) {
+	const userObj, user, groupObj, group, mask, other, none = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0xffffffff
+	named := posixACL(userObj, 6, none, user, 4, 1234, groupObj, 4, none, mask, 4, none, other, 4, none)
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(probe, "system.posix_acl_access", named, 0); err != nil {
+		t.Skipf("the test directory's filesystem takes no POSIX ACLs (CI needs one that does, ext4 or tmpfs): %v", err)
+	}
+	for i, c := range []struct {
+		name  string
+		xattr string
+		isDir bool
+		mode  uint32
+		acl   []byte
+		ok    bool
+	}{
+		{"agrees", "access", false, 0o644, named, true},
+		{"mask at odds", "access", false, 0o664, named, false},
+		{"owner at odds", "access", false, 0o744, named, false},
+		{"other at odds", "access", false, 0o640, named, false},
+		{"mask only", "access", false, 0o640, posixACL(userObj, 6, none, groupObj, 6, none, mask, 4, none, other, 0, none), true},
+		{"minimal", "access", false, 0o644, posixACL(userObj, 6, none, groupObj, 4, none, other, 4, none), false},
+		{"no entries", "access", false, 0o644, posixACL(), false},
+		{"named group", "access", true, 0o750, posixACL(userObj, 7, none, groupObj, 5, none, group, 7, 50, mask, 5, none, other, 0, none), true},
+		{"owner with an id", "access", false, 0o644, posixACL(userObj, 6, 0, user, 4, 1234, groupObj, 4, none, mask, 4, none, other, 4, none), false},
+		{"no mask", "access", false, 0o644, posixACL(userObj, 6, none, user, 4, 1234, groupObj, 4, none, other, 4, none), false},
+		{"out of order", "access", false, 0o644, posixACL(userObj, 6, none, groupObj, 4, none, user, 4, 1234, mask, 4, none, other, 4, none), false},
+		{"bad permissions", "access", false, 0o644, posixACL(userObj, 6, none, user, 8, 1234, groupObj, 4, none, mask, 4, none, other, 4, none), false},
+		{"default on a directory", "default", true, 0o755, posixACL(userObj, 7, none, groupObj, 5, none, other, 0, none), true},
+		{"default on a file", "default", false, 0o644, posixACL(userObj, 7, none, groupObj, 5, none, other, 0, none), false},
+		{"empty default", "default", true, 0o755, posixACL(), false},
+		{"bad version", "access", false, 0o644, append([]byte{3}, named[1:]...), false},
+		{"truncated", "access", false, 0o644, named[:len(named)-1], false},
+	} {
+		name := "system.posix_acl_" + c.xattr
+		p := filepath.Join(dir, strconv.Itoa(i))
+		var typ repo.FileType
+		var err error
+		if c.isDir {
+			err = os.Mkdir(p, 0o700)
+		} else {
+			typ, err = repo.TypeRegular, os.WriteFile(p, nil, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := unix.Setxattr(p, name, c.acl, 0) == nil
+		if err := unix.Chmod(p, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(c.acl)+64)
+		n, err := unix.Getxattr(p, name, buf)
+		kept = kept && err == nil && bytes.Equal(buf[:n], c.acl)
+		if kept != c.ok {
+			t.Errorf("%s: the kernel keeps it %v, want %v", c.name, kept, c.ok)
+		}
+		err = repo.CheckACLXattrs([]repo.Xattr{{Name: name, Value: c.acl}}, c.mode, typ)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: CheckACLXattrs = %v, want ok %v", c.name, err, c.ok)
+		} else if err != nil && !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %q does not name %s", c.name, err, name)
+		}
+	}
+	if err := repo.CheckACLXattrs([]repo.Xattr{{Name: "system.posix_acl_access", Value: named}}, 0o777, repo.TypeSymlink); err == nil {
+		t.Error("an ACL on a symlink passes")
 	}
 }
