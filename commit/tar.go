@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -95,7 +96,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", name, tarHeaderError(err, ar.n, end, last))
+			return nil, 0, fmt.Errorf("%s: %w", name, tarHeaderError(err, ar.n, end, last, ar.rec))
 		}
 		hdrEnd := ar.n
 		if err := ti.add(hdr, tr); err != nil {
@@ -183,8 +184,9 @@ func afterEntry(last string) string {
 }
 
 // tarHeaderError says where reading the headers that start at byte end,
-// after entry last, failed at byte n: archive/tar says neither.
-func tarHeaderError(err error, n, end int64, last string) error {
+// after entry last, failed at byte n, and for which entry when rec, what
+// was read of them, holds its header: archive/tar says none of this.
+func tarHeaderError(err error, n, end int64, last string, rec []byte) error {
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF) && n < end:
 		// archive/tar skips what is left of a sparse entry only here.
@@ -192,7 +194,53 @@ func tarHeaderError(err error, n, end int64, last string) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("truncated at byte %d, inside the headers at byte %d%s: %w", n, end, afterEntry(last), err)
 	}
+	if name := headerName(rec); name != "" {
+		// archive/tar fails on an entry's sparse map, say, without
+		// giving the header it has read.
+		return fmt.Errorf("header at byte %d, entry %q: %w", end, name, err)
+	}
 	return fmt.Errorf("header at byte %d%s: %w", end, afterEntry(last), err)
+}
+
+// headerName returns the name of the entry whose headers rec holds, as
+// archive/tar takes it: a PAX sparse entry's GNU.sparse.name, else its GNU
+// long name or PAX path, else its header's (with a ustar prefix); "" when
+// rec holds no whole header.
+func headerName(rec []byte) string {
+	var long, sparse string
+	for p := 0; len(rec)-p >= tarBlock; {
+		blk := rec[p : p+tarBlock]
+		size, ok := tarNumber(blk[124:136])
+		if sum, sumOK := tarNumber(blk[148:156]); !ok || !sumOK || sum != headerSum(blk) {
+			return "" // not a header archive/tar took
+		}
+		data := rec[p+tarBlock:][:min(size, int64(len(rec)-p-tarBlock))]
+		switch blk[156] {
+		case tar.TypeGNULongName:
+			long, _, _ = strings.Cut(string(data), "\x00")
+		case tar.TypeXHeader:
+			for _, line := range strings.Split(string(data), "\n") {
+				_, kv, _ := strings.Cut(line, " ")
+				if v, ok := strings.CutPrefix(kv, "path="); ok {
+					long = v
+				} else if v, ok := strings.CutPrefix(kv, "GNU.sparse.name="); ok {
+					sparse = v
+				}
+			}
+		case tar.TypeGNULongLink:
+		default:
+			name, _, _ := strings.Cut(string(blk[:100]), "\x00")
+			if prefix, _, _ := strings.Cut(string(blk[345:500]), "\x00"); string(blk[257:263]) == "ustar\x00" && prefix != "" {
+				name = prefix + "/" + name
+			}
+			return cmp.Or(sparse, long, name)
+		}
+		if size > int64(len(rec)) {
+			return ""
+		}
+		p += tarBlock + int(padBlock(size))
+	}
+	return ""
 }
 
 // entryEnd reads what add left of entry hdr, whose headers ended at byte
@@ -263,6 +311,18 @@ func sparseEnd(rec []byte, from int64, hdr *tar.Header, hdrEnd int64) (int64, bo
 		return padBlock(start + size), true
 	}
 	return 0, false
+}
+
+// headerSum is a header block's checksum: the sum of its bytes, its
+// checksum field taken as spaces.
+func headerSum(blk []byte) int64 {
+	sum := int64(8 * ' ')
+	for i, c := range blk {
+		if i < 148 || i >= 156 {
+			sum += int64(c)
+		}
+	}
+	return sum
 }
 
 // tarNumber parses a numeric field of a tar header: octal, or base-256

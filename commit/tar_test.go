@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -1126,6 +1127,88 @@ func TestTarACLAtOddsWithModeRefused(t *testing.T) {
 		}
 		if got := readCommit(t, r, res.Commit, false)["f"]; got.Xattrs["system.posix_acl_access"] != named {
 			t.Errorf("%s: f's xattrs %v, want the ACL", mode, got.Xattrs)
+		}
+	}
+}
+
+// gnuHeader makes an old GNU format header block, with the sparse map's
+// "more follows" flag set when extended.
+func gnuHeader(name string, typ byte, size int, extended bool) []byte {
+	b := make([]byte, 512)
+	copy(b, name)
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], "00000000000\x00")
+	b[156] = typ
+	copy(b[257:], "ustar  \x00")
+	copy(b[483:], "00000000000\x00") // a sparse file's real size
+	if extended {
+		b[482] = 1
+	}
+	copy(b[148:], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+// A GNU sparse entry whose sparse map is longer than archive/tar reads
+// (1 MiB) fails the commit naming the entry, whether its name is in its
+// header, longer than the header holds in a GNU long name before it, or,
+// in PAX sparse format 1.0, in its GNU.sparse.name record.
+func TestTarSparseMapTooLongNamesEntry(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	long := strings.Repeat("d/", 60) + "sparse"
+	for _, c := range []struct {
+		name string
+		pax  bool
+	}{{"sparse", false}, {long, false}, {"pax/sparse", true}} {
+		name := c.name
+		var b bytes.Buffer
+		b.Write(gnuHeader("./", tar.TypeDir, 0, false))
+		hdrName := name
+		if len(name) > 100 {
+			b.Write(gnuHeader("././@LongLink", tar.TypeGNULongName, len(name)+1, false))
+			b.Write(append([]byte(name), make([]byte, 512-len(name))...))
+			hdrName = name[:100]
+		}
+		if c.pax {
+			var recs string
+			for _, kv := range []string{"GNU.sparse.major=1", "GNU.sparse.minor=0", "GNU.sparse.name=" + name, "GNU.sparse.realsize=0"} {
+				n := len(kv) + 3
+				if len(strconv.Itoa(n)) > 1 {
+					n++
+				}
+				recs += fmt.Sprintf("%d %s\n", n, kv)
+			}
+			b.Write(gnuHeader("PaxHeaders/sparse", tar.TypeXHeader, len(recs), false))
+			b.Write(append([]byte(recs), make([]byte, 512-len(recs))...))
+			// The map, in the entry's data: a count, then newlines
+			// that never come.
+			b.Write(gnuHeader("GNUSparseFile.0/sparse", tar.TypeReg, 2<<20, false))
+			b.Write(append([]byte("1000000000\n"), make([]byte, 2<<20-11)...))
+		} else {
+			b.Write(gnuHeader(hdrName, tar.TypeGNUSparse, 0, true))
+			ext := make([]byte, 512)
+			ext[504] = 1 // more extension blocks follow, each over the last
+			for range (1<<20)/505 + 1 {
+				b.Write(ext)
+			}
+		}
+		p := filepath.Join(t.TempDir(), "sparse.tar")
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := commitTar(r, "main", p)
+		if err == nil || !strings.Contains(err.Error(), "sparse map too long") || !strings.Contains(err.Error(), strconv.Quote(name)) {
+			t.Errorf("sparse map too long: %v; want an error naming entry %q", err, name)
+		}
+		if _, err := r.ReadRef("main"); err == nil {
+			t.Error("the failed commit made the branch")
 		}
 	}
 }
