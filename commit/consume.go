@@ -365,7 +365,9 @@ func (c *consumer) same(fd int, p, rel string, e *seenFile, st *unix.Stat_t) (bo
 		if err != nil {
 			return false, err
 		}
-		c.mod.file(h, o)
+		if err := c.mod.file(h, o); err != nil {
+			return false, fmt.Errorf("%s: %w", p, err)
+		}
 		return repo.FileID(h, nil) == e.id, nil
 	}
 	if rereadHook != nil {
@@ -388,7 +390,7 @@ func (c *consumer) same(fd int, p, rel string, e *seenFile, st *unix.Stat_t) (bo
 	}
 	h, err := c.mod.regularHeader(rfd, st, o)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("%s: %w", p, err)
 	}
 	c.hdr = repo.AppendFileHeader(c.hdr[:0], &h)
 	c.h.Reset()

@@ -2,6 +2,7 @@ package commit
 
 import (
 	"encoding/binary"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -185,8 +186,27 @@ func CanonicalMode(mode uint32) uint32 { return mode & 0o755 }
 // stat override. As in OSTree, --mode-ro-executables looks at the mode
 // before the override, which then stands (an "=MODE" line means that
 // mode), and canonical permissions come after it (so still take setuid
-// away).
-func (m *modifier) file(h *repo.FileHeader, o *override) {
+// away). It fails when the new mode is at odds with the header's ACL.
+func (m *modifier) file(h *repo.FileHeader, o *override) error {
+	mode := h.Mode
+	m.applyFile(h, o)
+	return aclAfter(h.Xattrs, mode, h.Mode, h.Type)
+}
+
+// aclAfter checks the ACLs of an entry whose mode the options changed from
+// mode to now: one read from disk agreed with the old mode, and a
+// filesystem would not keep it with the new one as recorded.
+func aclAfter(xattrs []repo.Xattr, mode, now uint32, t repo.FileType) error {
+	if mode&0o777 == now&0o777 {
+		return nil
+	}
+	if err := repo.CheckACLXattrs(xattrs, now, t); err != nil {
+		return fmt.Errorf("the options change the mode from %04o to %04o, at odds with its ACL: %w", mode, now, err)
+	}
+	return nil
+}
+
+func (m *modifier) applyFile(h *repo.FileHeader, o *override) {
 	if m.roExec && h.Type == repo.TypeRegular && h.Mode&0o111 != 0 {
 		h.Mode &^= 0o222
 	}
@@ -226,13 +246,19 @@ func (m *modifier) regularHeader(fd int, st *unix.Stat_t, o *override) (repo.Fil
 		}
 	}
 	h := repo.FileHeader{Type: repo.TypeRegular, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x, Size: uint64(st.Size)}
-	m.file(&h, o)
-	return h, nil
+	return h, m.file(&h, o)
 }
 
 // dir applies the options to a directory's metadata, after its stat
-// override o, if any.
-func (m *modifier) dir(d *repo.DirMeta, o *override) {
+// override o, if any. It fails when the new mode is at odds with the
+// directory's ACL.
+func (m *modifier) dir(d *repo.DirMeta, o *override) error {
+	mode := d.Mode
+	m.applyDir(d, o)
+	return aclAfter(d.Xattrs, mode, d.Mode, 0)
+}
+
+func (m *modifier) applyDir(d *repo.DirMeta, o *override) {
 	if o != nil {
 		d.Mode = o.apply(d.Mode)
 	}

@@ -130,7 +130,9 @@ func (rw *refRewrite) meta(id repo.ID, o *override) (repo.ID, error) {
 	if err != nil {
 		return repo.ID{}, err
 	}
-	rw.mod.dir(m, o)
+	if err := rw.mod.dir(m, o); err != nil {
+		return repo.ID{}, err
+	}
 	n, err := rw.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 	if err != nil {
 		return repo.ID{}, err
@@ -186,7 +188,9 @@ func (rw *refRewrite) file(id repo.ID, o *override) (repo.ID, error) {
 	}
 	was := repo.AppendFileHeader(nil, h)
 	mh := *h
-	rw.mod.file(&mh, o)
+	if err := rw.mod.file(&mh, o); err != nil {
+		return repo.ID{}, err
+	}
 	switch {
 	case bytes.Equal(was, repo.AppendFileHeader(nil, &mh)):
 		return id, nil

@@ -546,7 +546,9 @@ func cleanTarName(name string) (string, error) {
 // 0755, owner 0, then the options and the directory's stat override o.
 func (ti *tarImport) autoDirMeta(o *override) (repo.ID, error) {
 	m := repo.DirMeta{Mode: 0o755}
-	ti.mod.dir(&m, o)
+	if err := ti.mod.dir(&m, o); err != nil {
+		return repo.ID{}, err
+	}
 	return ti.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 }
 
@@ -614,7 +616,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	uid, gid, mode := uint32(hdr.Uid), uint32(hdr.Gid), uint32(hdr.Mode)&0o7777
 	if hdr.Typeflag == tar.TypeDir {
 		m := repo.DirMeta{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
-		ti.mod.dir(&m, o)
+		if err := ti.mod.dir(&m, o); err != nil {
+			return err
+		}
 		if err := repo.CheckACLXattrs(m.Xattrs, m.Mode, 0); err != nil {
 			return err
 		}
@@ -662,7 +666,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 			return fmt.Errorf("negative size")
 		}
 		h.Type, h.Size = repo.TypeRegular, uint64(hdr.Size)
-		ti.mod.file(&h, o)
+		if err := ti.mod.file(&h, o); err != nil {
+			return err
+		}
 		if err := repo.CheckACLXattrs(h.Xattrs, h.Mode, h.Type); err != nil {
 			return err
 		}
@@ -717,7 +723,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 	if h.Type != repo.TypeRegular {
-		ti.mod.file(&h, o)
+		if err := ti.mod.file(&h, o); err != nil {
+			return err
+		}
 		if err := repo.CheckACLXattrs(h.Xattrs, h.Mode, h.Type); err != nil {
 			return err
 		}

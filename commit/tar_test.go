@@ -1212,3 +1212,49 @@ func TestTarSparseMapTooLongNamesEntry(t *testing.T) {
 		}
 	}
 }
+
+// A stat override that changes the mode of an entry with an ACL, read from
+// disk or stored in a ref, so that the ACL is at odds with it fails the
+// commit, naming the path and the xattr: a checkout would write another
+// ACL, and mode, than the commit records. One that keeps the mode commits.
+func TestStatOverrideAtOddsWithACLRefused(t *testing.T) {
+	const userObj, user, groupObj, mask, other, none = 0x01, 0x02, 0x04, 0x10, 0x20, 0xffffffff
+	acl := tarACL(userObj, 6, none, user, 6, 1234, groupObj, 4, none, mask, 6, none, other, 4, none)
+	src := makeTree(t, testtree.Tree{"f": testtree.File("data", 0o664)})
+	f := filepath.Join(src, "f")
+	if err := syscall.Setxattr(f, "system.posix_acl_access", []byte(acl), 0); err != nil {
+		t.Skipf("the test directory's filesystem takes no POSIX ACLs (CI needs one that does, ext4 or tmpfs): %v", err)
+	}
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		r := newRepo(t, mode)
+		odds, err := commit.ParseStatOverrides([]byte("=420 /f\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, err := commit.ParseStatOverrides([]byte("=436 /f\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true, StatOverrides: odds,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		if err == nil || !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), "xattr system.posix_acl_access") {
+			t.Errorf("%s: %v; want it refused, naming %s and the xattr", mode, err, f)
+		}
+		if _, err := r.ReadRef("main"); err == nil {
+			t.Errorf("%s: the refused commit made the branch", mode)
+		}
+		res, err := commit.Commit(ctx, r, commit.Options{Branch: "main", NoSync: true, StatOverrides: same,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		if err != nil {
+			t.Fatalf("%s: an override keeping the mode: %v", mode, err)
+		}
+		if got := readCommit(t, r, res.Commit, false)["f"]; got.Xattrs["system.posix_acl_access"] != acl {
+			t.Errorf("%s: f's xattrs %v, want the ACL", mode, got.Xattrs)
+		}
+		_, err = commit.Commit(ctx, r, commit.Options{Branch: "other", NoSync: true, StatOverrides: odds,
+			Sources: []commit.Source{{Kind: commit.SourceRef, Path: "main"}}})
+		if err == nil || !strings.Contains(err.Error(), "/f") || !strings.Contains(err.Error(), "xattr system.posix_acl_access") {
+			t.Errorf("%s, ref source: %v; want it refused, naming /f and the xattr", mode, err)
+		}
+	}
+}

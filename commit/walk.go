@@ -179,7 +179,9 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *overr
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	m := repo.DirMeta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Xattrs: x}
-	wk.mod.dir(&m, o)
+	if err := wk.mod.dir(&m, o); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	id, err := wk.txn.WriteMeta(repo.KindDirMeta, m.Encode())
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -422,7 +424,9 @@ func (w *worker) special(dfd int, abs, name string, st *unix.Stat_t, o *override
 	if now.Dev != st.Dev || now.Ino != st.Ino || now.Mode != st.Mode || now.Uid != st.Uid || now.Gid != st.Gid || now.Rdev != st.Rdev {
 		return repo.ID{}, fmt.Errorf("%s: changed while being committed", path)
 	}
-	w.walker.mod.file(h, o)
+	if err := w.walker.mod.file(h, o); err != nil {
+		return repo.ID{}, fmt.Errorf("%s: %w", path, err)
+	}
 	id := repo.FileID(h, nil)
 	if _, err := w.walker.txn.WriteFile(h, id, nil); err != nil {
 		return repo.ID{}, fmt.Errorf("%s: %w", path, err)
@@ -491,7 +495,7 @@ func (w *worker) hashOpen(fd int, path string, st *unix.Stat_t, o *override, own
 	wk := w.walker
 	h, err := wk.mod.regularHeader(fd, st, o)
 	if err != nil {
-		return repo.ID{}, err
+		return repo.ID{}, fmt.Errorf("%s: %w", path, err)
 	}
 	w.hdr = repo.AppendFileHeader(w.hdr[:0], &h)
 	w.h.Reset()
