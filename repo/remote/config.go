@@ -39,7 +39,7 @@ func (r *Remote) ContentURL() string { return r.Options["contenturl"] }
 func parseContentURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("invalid contenturl %q: want an http:// or https:// URL", raw)
+		return nil, fmt.Errorf("invalid contenturl %q: want an http:// or https:// URL", shownRawURL(raw))
 	}
 	return u, nil
 }
@@ -71,24 +71,29 @@ func validateURL(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("invalid remote URL %q: %v", raw, err)
+		// url.Error repeats raw, password and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("invalid remote URL %q: %v", shownRawURL(raw), err)
 	}
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
-			return fmt.Errorf("invalid remote URL %q: no host", raw)
+			return fmt.Errorf("invalid remote URL %q: no host", shownRawURL(raw))
 		}
 	case "file":
 		if u.Path == "" {
-			return fmt.Errorf("invalid remote URL %q: no path", raw)
+			return fmt.Errorf("invalid remote URL %q: no path", shownRawURL(raw))
 		}
 		// The path is opened on this machine: a host would be ignored,
 		// and file://srv/repo read /repo here.
 		if u.Host != "" && u.Host != "localhost" {
-			return fmt.Errorf("invalid remote URL %q: names host %q, but a file:// URL is read on this machine; want file:///PATH", raw, u.Host)
+			return fmt.Errorf("invalid remote URL %q: names host %q, but a file:// URL is read on this machine; want file:///PATH", shownRawURL(raw), u.Host)
 		}
 	default:
-		return fmt.Errorf("invalid remote URL %q: want http://, https:// or file://", raw)
+		return fmt.Errorf("invalid remote URL %q: want http://, https:// or file://", shownRawURL(raw))
 	}
 	return nil
 }

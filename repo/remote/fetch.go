@@ -124,12 +124,26 @@ func (s *httpSource) endpoint(rel string) *url.URL {
 // url is the URL of rel as errors and logs name it, without a password.
 func (s *httpSource) url(rel string) string { return shownURL(s.endpoint(rel)) }
 
-// shownRawURL is shownURL of the URL raw, or raw when it does not parse.
+// shownRawURL is shownURL of the URL raw, or, when it does not parse, raw
+// with the password of a SCHEME://USER:PASSWORD@ prefix replaced by "***".
 func shownRawURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
 		return shownURL(u)
 	}
-	return raw
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		i = -3 // no scheme: the authority starts the string
+	}
+	auth := raw[i+3:]
+	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+		auth = auth[:j]
+	}
+	at := strings.LastIndex(auth, "@")
+	colon := strings.Index(auth, ":")
+	if at < 0 || colon < 0 || colon > at {
+		return raw
+	}
+	return raw[:i+3+colon+1] + "***" + raw[i+3+at:]
 }
 
 // shownURL is u with its password, if any, replaced by "***", as Go's
@@ -234,6 +248,9 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 		if errors.As(err, new(*tls.CertificateVerificationError)) {
 			// Retrying cannot help; the option that can is named.
 			return &FetchError{URL: u, Err: fmt.Errorf("%w %w", err, errTLSHint)}, false
+		}
+		if pe := (*ProxyError)(nil); errors.As(err, &pe) {
+			return &FetchError{URL: u, Err: err}, retryable(pe.Status)
 		}
 		return &FetchError{URL: u, Err: stalled(err)}, ctx.Err() == nil
 	}

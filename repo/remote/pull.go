@@ -285,6 +285,7 @@ func withClient(opts *PullOptions) (release func()) {
 	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = opts.Jobs
+		tr.OnProxyConnectResponse = proxyRefusal
 		opts.Client = &http.Client{Transport: tr, CheckRedirect: opts.redirect}
 	} else {
 		callers = opts.Client.Transport

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -114,13 +115,30 @@ func checkTransportKeys(keys map[string]string) (proxy *url.URL, err error) {
 		}
 	}
 	if p := keys[KeyProxy]; p != "" {
-		u, err := url.Parse(p)
-		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("%s %q: want a URL such as http://proxy.example:3128", KeyProxy, p)
-		}
-		return u, nil
+		return parseProxy(p)
 	}
 	return nil, nil
+}
+
+// parseProxy parses the value of a remote's proxy key. A bare HOST:PORT
+// is an HTTP proxy, as OSTree (through curl) and Go's http_proxy take it.
+// Errors show the value with its password, if any, hidden.
+func parseProxy(p string) (*url.URL, error) {
+	raw := p
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%s %q: want a URL such as http://proxy.example:3128", KeyProxy, shownRawURL(p))
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		// Go's transport would speak HTTP to it whatever the scheme says.
+		return nil, fmt.Errorf("%s %q: scheme %s is not supported (want http, https, socks5 or socks5h)", KeyProxy, shownURL(u), u.Scheme)
+	}
+	return u, nil
 }
 
 // withTransport makes opts.Client use the TLS, proxy and HTTP/2 settings
@@ -184,6 +202,7 @@ func withTransport(rm *Remote, opts *PullOptions) error {
 	}
 	if proxy != nil {
 		tr.Proxy = http.ProxyURL(proxy)
+		tr.OnProxyConnectResponse = proxyRefusal
 	}
 	if noHTTP2 {
 		var p http.Protocols
@@ -203,3 +222,24 @@ func withTransport(rm *Remote, opts *PullOptions) error {
 // errTLSHint is added to a failed request's error when the server's
 // certificate was not trusted, naming the option that trusts it.
 var errTLSHint = errors.New("(set the remote's " + KeyTLSCAPath + " to a PEM file of the authority that signed the server's certificate)")
+
+// ProxyError is a proxy's refusal (any answer but 200) of the CONNECT
+// that tunnels a request to an https server through it.
+type ProxyError struct {
+	Proxy  string // the proxy's URL, its password (if any) shown as ***
+	Status int    // the proxy's HTTP status, 407 when it wants credentials
+	Text   string // the status line's text, "407 Proxy Authentication Required"
+}
+
+// Error names the proxy and its answer.
+func (e *ProxyError) Error() string { return fmt.Sprintf("proxy %s answered %s", e.Proxy, e.Text) }
+
+// proxyRefusal is the OnProxyConnectResponse of the transports a pull
+// makes: Go's own error would be the bare status text, as if the server
+// had answered, and would not tell a refusal from a transport error.
+func proxyRefusal(_ context.Context, proxy *url.URL, _ *http.Request, resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	return &ProxyError{Proxy: shownURL(proxy), Status: resp.StatusCode, Text: resp.Status}
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -459,5 +460,128 @@ func TestPullHidesURLPassword(t *testing.T) {
 		if strings.Contains(s, "s3cret") || strings.Contains(s, "wrong") {
 			t.Errorf("a password is shown:\n%s", s)
 		}
+	}
+}
+
+// connectProxy is an HTTP proxy that tunnels CONNECT requests, unless
+// refuse returns a status to answer instead; it counts the CONNECTs.
+func connectProxy(t *testing.T, refuse func(*http.Request) int) (addr string, connects *atomic.Int64) {
+	t.Helper()
+	connects = new(atomic.Int64)
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		connects.Add(1)
+		if code := refuse(r); code != 0 {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
+			w.WriteHeader(code)
+			return
+		}
+		up, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		down, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		if n := buf.Reader.Buffered(); n > 0 {
+			b, _ := buf.Reader.Peek(n)
+			up.Write(b)
+		}
+		go func() { io.Copy(up, down); up.Close() }()
+		io.Copy(down, up)
+		down.Close()
+	}))
+	t.Cleanup(p.Close)
+	return strings.TrimPrefix(p.URL, "http://"), connects
+}
+
+// A proxy that refuses the tunnel to an https server fails the pull with
+// an error naming the proxy, its password hidden, and its answer; a
+// refusal is not retried, a proxy's 5xx is. A remote's proxy may be a bare
+// HOST:PORT, an HTTP proxy, as OSTree takes it.
+func TestPullProxyRefusal(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	srv := httptest.NewUnstartedServer(o.srv.Config.Handler)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("u:s3cret"))
+	var status atomic.Int64 // the proxy's answer to every CONNECT, when set
+	addr, connects := connectProxy(t, func(r *http.Request) int {
+		if s := status.Load(); s != 0 {
+			return int(s)
+		}
+		if r.Header.Get("Proxy-Authorization") != auth {
+			return http.StatusProxyAuthRequired
+		}
+		return 0
+	})
+	tlsOpts := map[string]string{remote.KeyTLSPermissive: "true"}
+	with := func(proxy string) map[string]string {
+		m := map[string]string{remote.KeyProxy: proxy}
+		for k, v := range tlsOpts {
+			m[k] = v
+		}
+		return m
+	}
+
+	dst, err := pullWith(t, srv.URL, with("http://u:s3cret@"+addr))
+	if err != nil {
+		t.Fatalf("pull through the proxy with its password: %v", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != want {
+		t.Errorf("pulled %s, want %s", got, want)
+	}
+
+	connects.Store(0)
+	dst, err = pullWith(t, srv.URL, with("http://u:wrong@"+addr))
+	errContains(t, err, srv.URL+"/config", "proxy http://u:***@"+addr+" answered 407 Proxy Authentication Required")
+	var pe *remote.ProxyError
+	if !errors.As(err, &pe) || pe.Status != http.StatusProxyAuthRequired {
+		t.Errorf("error %v: want a *remote.ProxyError with status 407", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("error %q shows the proxy's password", err)
+	}
+	if n := connects.Load(); n != 1 {
+		t.Errorf("the refused CONNECT was made %d times, want once", n)
+	}
+	checkNothingMoved(t, dst)
+
+	status.Store(http.StatusBadGateway)
+	connects.Store(0)
+	_, err = pullWith(t, srv.URL, with(addr))
+	errContains(t, err, "proxy http://"+addr+" answered 502")
+	if n := connects.Load(); n != remote.DefaultAttempts {
+		t.Errorf("a proxy answering 502 got %d CONNECTs, want %d (retried)", n, remote.DefaultAttempts)
+	}
+
+	status.Store(0)
+	if _, err := pullWith(t, srv.URL, with("u:s3cret@"+addr)); err != nil {
+		t.Errorf("pull through a proxy given as USER:PASSWORD@HOST:PORT: %v", err)
+	}
+	for _, bad := range []string{"ftp://u:s3cret@" + addr, "http://u:s3cret@" + addr + ":x"} {
+		_, err := pullWith(t, srv.URL, with(bad))
+		errContains(t, err, remote.KeyProxy, "u:***@")
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("proxy %s: error %q shows the password", bad, err)
+		}
+	}
+}
+
+// A remote URL that does not parse is refused without showing its
+// password.
+func TestInvalidRemoteURLHidesPassword(t *testing.T) {
+	_, err := pullWith(t, "https://u:s3cret@127.0.0.1:x/repo", nil)
+	errContains(t, err, "https://u:***@127.0.0.1:x/repo")
+	if err != nil && strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %q shows the password", err)
 	}
 }
