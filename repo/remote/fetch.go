@@ -83,6 +83,7 @@ type httpSource struct {
 	// so far, so a broken transfer continues with a Range request.
 	partialDir string
 	header     http.Header   // added to every request
+	caPath     string        // the remote's tls-ca-path, named when it did not help
 	summaries  *summaryCache // nil: the summary is always fetched whole
 	tombstones bool          // its config sets core.tombstone-commits (read by check)
 	bytes      atomic.Int64  // body bytes received, retries included
@@ -247,7 +248,7 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 	if err != nil {
 		if errors.As(err, new(*tls.CertificateVerificationError)) {
 			// Retrying cannot help; the option that can is named.
-			return &FetchError{URL: u, Err: fmt.Errorf("%w %w", err, errTLSHint)}, false
+			return &FetchError{URL: u, Err: tlsError(err, s.caPath)}, false
 		}
 		if pe := (*ProxyError)(nil); errors.As(err, &pe) {
 			return &FetchError{URL: u, Err: err}, retryable(pe.Status)

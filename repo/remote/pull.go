@@ -554,6 +554,9 @@ func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptio
 		return nil, nil, fmt.Errorf("remote %s: %w", name, err)
 	}
 	close = func() { closeSrc(); release() }
+	if hs, ok := src.(*httpSource); ok && rm != nil {
+		hs.caPath = rm.Options[KeyTLSCAPath]
+	}
 	if rm != nil && u == rm.URL {
 		useSummaryCache(r, src, rm, opts)
 		if c := rm.ContentURL(); c != "" {

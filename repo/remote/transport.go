@@ -193,7 +193,7 @@ func withTransport(rm *Remote, opts *PullOptions) error {
 	if certPath, keyPath := rm.Options[KeyTLSClientCertPath], rm.Options[KeyTLSClientKeyPath]; certPath != "" {
 		cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 		if err != nil {
-			return fmt.Errorf("%s, %s: %w", KeyTLSClientCertPath, KeyTLSClientKeyPath, err)
+			return fmt.Errorf("%s %s, %s %s: %w", KeyTLSClientCertPath, certPath, KeyTLSClientKeyPath, keyPath, err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
@@ -219,9 +219,23 @@ func withTransport(rm *Remote, opts *PullOptions) error {
 	return nil
 }
 
-// errTLSHint is added to a failed request's error when the server's
-// certificate was not trusted, naming the option that trusts it.
+// errTLSHint is added to a failed request's error when no authority
+// trusted signed the server's certificate, naming the option that trusts
+// one. An expired certificate or one for another host gets no hint: no
+// authority helps there.
 var errTLSHint = errors.New("(set the remote's " + KeyTLSCAPath + " to a PEM file of the authority that signed the server's certificate)")
+
+// tlsError adds to err, a failed verification of a server's certificate,
+// the option that would trust it; caPath is the remote's tls-ca-path.
+func tlsError(err error, caPath string) error {
+	if !errors.As(err, new(x509.UnknownAuthorityError)) {
+		return err
+	}
+	if caPath != "" {
+		return fmt.Errorf("%w (no authority in %s %s signed it)", err, KeyTLSCAPath, caPath)
+	}
+	return fmt.Errorf("%w %w", err, errTLSHint)
+}
 
 // ProxyError is a proxy's refusal (any answer but 200) of the CONNECT
 // that tunnels a request to an https server through it.

@@ -576,6 +576,59 @@ func TestPullProxyRefusal(t *testing.T) {
 	}
 }
 
+// A certificate error the remote's tls-ca-path cannot mend (expired, for
+// another host) gets no hint to set it, and one it did not mend names the
+// file that was tried.
+func TestPullTLSErrorHints(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", tree, 1700000000)
+	ca := newTestCA(t)
+	caPath := writePEM(t, "ca.pem", ca.pem)
+	otherPath := writePEM(t, "other.pem", newTestCA(t).pem)
+	serve := func(cert tls.Certificate) string {
+		srv := httptest.NewUnstartedServer(o.srv.Config.Handler)
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	_, _, good := ca.issue(t, 2, false)
+	goodURL := serve(good)
+	_, err := pullWith(t, goodURL, map[string]string{remote.KeyTLSCAPath: otherPath})
+	errContains(t, err, "unknown authority", "no authority in "+remote.KeyTLSCAPath+" "+otherPath)
+
+	// The same authority's certificate, but for another host.
+	_, _, c := ca.issue(t, 3, false)
+	x, _ := x509.ParseCertificate(c.Certificate[0])
+	tmpl := *x
+	tmpl.IPAddresses = []net.IP{net.ParseIP("192.0.2.1")}
+	wrongHost := reissue(t, ca, &tmpl, c)
+	tmpl = *x
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
+	expired := reissue(t, ca, &tmpl, c)
+	for name, cert := range map[string]tls.Certificate{"for another host": wrongHost, "expired": expired} {
+		_, err := pullWith(t, serve(cert), map[string]string{remote.KeyTLSCAPath: caPath})
+		if err == nil {
+			t.Errorf("a certificate %s was accepted", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "set the remote's") || strings.Contains(err.Error(), "no authority") {
+			t.Errorf("certificate %s: error %q blames the authority", name, err)
+		}
+	}
+}
+
+// reissue signs tmpl with ca for the key of c.
+func reissue(t *testing.T, ca *testCA, tmpl *x509.Certificate, c tls.Certificate) tls.Certificate {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, c.PrivateKey.(*ecdsa.PrivateKey).Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: c.PrivateKey}
+}
+
 // A remote URL that does not parse is refused without showing its
 // password.
 func TestInvalidRemoteURLHidesPassword(t *testing.T) {
@@ -584,4 +637,15 @@ func TestInvalidRemoteURLHidesPassword(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("error %q shows the password", err)
 	}
+}
+
+// A client key that does not match its certificate is refused naming both
+// files.
+func TestClientKeyMismatchNamesFiles(t *testing.T) {
+	ca := newTestCA(t)
+	certPEM, _, _ := ca.issue(t, 2, true)
+	_, keyPEM, _ := ca.issue(t, 3, true)
+	certPath, keyPath := writePEM(t, "c.pem", certPEM), writePEM(t, "k.pem", keyPEM)
+	_, err := pullWith(t, "https://127.0.0.1:1/repo", map[string]string{remote.KeyTLSClientCertPath: certPath, remote.KeyTLSClientKeyPath: keyPath})
+	errContains(t, err, certPath, keyPath, "does not match")
 }
