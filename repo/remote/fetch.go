@@ -84,6 +84,7 @@ type httpSource struct {
 	partialDir string
 	header     http.Header   // added to every request
 	caPath     string        // the remote's tls-ca-path, named when it did not help
+	clientCert string        // the remote's tls-client-cert-path, named when refused
 	summaries  *summaryCache // nil: the summary is always fetched whole
 	tombstones bool          // its config sets core.tombstone-commits (read by check)
 	bytes      atomic.Int64  // body bytes received, retries included
@@ -249,6 +250,9 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 		if errors.As(err, new(*tls.CertificateVerificationError)) {
 			// Retrying cannot help; the option that can is named.
 			return &FetchError{URL: u, Err: tlsError(err, s.caPath)}, false
+		}
+		if err, ok := clientCertError(err, s.clientCert); ok {
+			return &FetchError{URL: u, Err: err}, false
 		}
 		if pe := (*ProxyError)(nil); errors.As(err, &pe) {
 			return &FetchError{URL: u, Err: err}, retryable(pe.Status)

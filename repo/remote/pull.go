@@ -556,6 +556,7 @@ func openRemote(r *repo.Repo, name string, rm *Remote, u string, opts *PullOptio
 	close = func() { closeSrc(); release() }
 	if hs, ok := src.(*httpSource); ok && rm != nil {
 		hs.caPath = rm.Options[KeyTLSCAPath]
+		hs.clientCert = rm.Options[KeyTLSClientCertPath]
 	}
 	if rm != nil && u == rm.URL {
 		useSummaryCache(r, src, rm, opts)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -235,6 +236,28 @@ func tlsError(err error, caPath string) error {
 		return fmt.Errorf("%w (no authority in %s %s signed it)", err, KeyTLSCAPath, caPath)
 	}
 	return fmt.Errorf("%w %w", err, errTLSHint)
+}
+
+// clientCertError tells whether err is a server's TLS alert about the
+// client's certificate: it wants one, or refuses the one given. Retrying
+// cannot help, so it returns err with the options to look at, certPath
+// being the remote's tls-client-cert-path. Go's alert type is unexported:
+// its text is what there is to match.
+func clientCertError(err error, certPath string) (error, bool) {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return err, false
+	}
+	switch oe.Err.Error() {
+	case "tls: certificate required", "tls: bad certificate", "tls: unknown certificate authority",
+		"tls: certificate expired", "tls: certificate revoked", "tls: unsupported certificate", "tls: certificate unknown":
+	default:
+		return err, false
+	}
+	if certPath == "" {
+		return fmt.Errorf("%w (the server wants a client certificate: set the remote's %s and %s)", err, KeyTLSClientCertPath, KeyTLSClientKeyPath), true
+	}
+	return fmt.Errorf("%w (the server refused the client certificate in %s %s)", err, KeyTLSClientCertPath, certPath), true
 }
 
 // ProxyError is a proxy's refusal (any answer but 200) of the CONNECT

@@ -649,3 +649,46 @@ func TestClientKeyMismatchNamesFiles(t *testing.T) {
 	_, err := pullWith(t, "https://127.0.0.1:1/repo", map[string]string{remote.KeyTLSClientCertPath: certPath, remote.KeyTLSClientKeyPath: keyPath})
 	errContains(t, err, certPath, keyPath, "does not match")
 }
+
+// A server that wants a client certificate, or refuses the one given,
+// fails the pull at once (one connection: retrying cannot help), naming
+// the options to set or the certificate refused.
+func TestPullClientCertRefused(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", tree, 1700000000)
+	ca := newTestCA(t)
+	_, _, serverCert := ca.issue(t, 2, false)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	srv := httptest.NewUnstartedServer(o.srv.Config.Handler)
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caPath := writePEM(t, "ca.pem", ca.pem)
+	strangerCert, strangerKey, _ := newTestCA(t).issue(t, 3, true)
+	certPath := writePEM(t, "stranger.pem", strangerCert)
+	for _, c := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{map[string]string{}, "set the remote's " + remote.KeyTLSClientCertPath + " and " + remote.KeyTLSClientKeyPath},
+		{map[string]string{remote.KeyTLSClientCertPath: certPath, remote.KeyTLSClientKeyPath: writePEM(t, "stranger.key", strangerKey)},
+			"refused the client certificate in " + remote.KeyTLSClientCertPath + " " + certPath},
+	} {
+		c.opts[remote.KeyTLSCAPath] = caPath
+		conns.Store(0)
+		dst, err := pullWith(t, srv.URL, c.opts)
+		errContains(t, err, srv.URL+"/config", c.want)
+		if n := conns.Load(); n != 1 {
+			t.Errorf("%d connections, want 1 (no retry)", n)
+		}
+		checkNothingMoved(t, dst)
+	}
+}
