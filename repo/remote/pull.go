@@ -844,8 +844,13 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 				return nil, fmt.Errorf("%s: %w", p.src, err)
 			}
 		}
-		if err := txn.SetRef(name, t.commit); err != nil {
-			return nil, err
+		// A ref that already names the commit is left alone: rewriting
+		// every unchanged ref of a mirror costs a rename and a directory
+		// sync each, and a re-pull then takes as long as the first.
+		if err != nil || old != t.commit {
+			if err := txn.SetRef(name, t.commit); err != nil {
+				return nil, err
+			}
 		}
 		res.Refs = append(res.Refs, RefUpdate{Ref: name, Branch: t.branch, Old: old, New: t.commit})
 	}
