@@ -137,7 +137,7 @@ func (r *Repo) aliasesOf(name string) ([]string, error) {
 // reading it. It walks refs/heads as ListRefs does: through a symlinked
 // refs/heads, never through a symlink below it.
 func (r *Repo) eachAlias(prefix string, fn func(name, target string, err error) error) error {
-	err := r.walkRefs(false, func(e refEntry) error {
+	err := r.walkRefs(false, prefix, func(e refEntry) error {
 		if e.dirErr != nil {
 			return e.dirErr
 		}

@@ -11,6 +11,13 @@ import (
 // can stand in the middle of a ref write.
 func (r *Repo) HoldRefs() (func(), error) { return r.holdRefs(refsLockSteps...) }
 
+// SetRefReadHook has f called with each ref file and directory of refs
+// read, until the returned function is called.
+func SetRefReadHook(f func(path string)) (restore func()) {
+	refReadHook = f
+	return func() { refReadHook = nil }
+}
+
 // SetArchiveReadHook makes archive-mode copies of large files compress
 // from what f makes of their reader, until the returned function is called.
 func SetArchiveReadHook(f func(io.Reader) io.Reader) (restore func()) {

@@ -656,7 +656,7 @@ func (r *Repo) fsckRefs() ([]Ref, []*FsckProblem, int) {
 	var refs []Ref
 	var problems []*FsckProblem
 	hiding := 0
-	r.walkRefs(true, func(e refEntry) error {
+	r.walkRefs(true, "", func(e refEntry) error {
 		if e.dirErr != nil {
 			problems = append(problems, &FsckProblem{Type: ProblemRef, Path: e.path,
 				Reason: fmt.Sprintf("%v (the refs below it cannot be listed)", e.dirErr), Err: e.dirErr})

@@ -67,3 +67,72 @@ func TestTxnManyRefs(t *testing.T) {
 		return nil
 	})
 }
+
+// Listing the refs under a prefix reads only the ref files that match it
+// and the directories on the way to them, not every ref of the
+// repository, and lists the same refs as filtering the whole list would.
+func TestListRefsPrefixReadsOnlyItsRefs(t *testing.T) {
+	r, first, _ := aliasRepo(t)
+	for _, name := range []string{"g1x", "g10/r0", "origin:g1/r0", "origin:x", "mirror:g1/r0"} {
+		if err := r.SetRef(name, first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for g := range 3 {
+		for i := range 50 {
+			if err := r.SetRef(fmt.Sprintf("g%d/r%02d", g, i), first); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	all, err := r.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, remotes := r.Path("refs", "heads"), r.Path("refs", "remotes")
+	for _, tc := range []struct {
+		prefix string
+		reads  []string // of refs/heads and refs/remotes, what may be read
+		want   int
+	}{
+		{"g1", []string{"g1"}, 50},
+		{"g1/", []string{"g1"}, 50},
+		{"g1/r07", []string{"g1/r07"}, 1},
+		{"os/x86_64", []string{"os/x86_64"}, 1},
+		{"origin:", []string{"origin"}, 2},
+		{"origin:g1", []string{"origin/g1"}, 1},
+	} {
+		var read []string
+		restore := repo.SetRefReadHook(func(p string) { read = append(read, p) })
+		got, err := r.ListRefs(tc.prefix)
+		restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []repo.Ref
+		for _, ref := range all {
+			if ref.Name == tc.prefix || strings.HasPrefix(ref.Name, strings.TrimSuffix(tc.prefix, "/")+"/") ||
+				strings.HasSuffix(tc.prefix, ":") && strings.HasPrefix(ref.Name, tc.prefix) {
+				want = append(want, ref)
+			}
+		}
+		if len(want) != tc.want {
+			t.Fatalf("%s: %d refs match, want %d", tc.prefix, len(want), tc.want)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ListRefs(%q) (-want +got):\n%s", tc.prefix, diff)
+		}
+		for _, p := range read {
+			ok := p == heads || p == remotes
+			for _, root := range []string{heads, remotes} {
+				for _, under := range tc.reads {
+					place := filepath.Join(root, under)
+					ok = ok || p == place || strings.HasPrefix(p, place+"/") || strings.HasPrefix(place, p+"/")
+				}
+			}
+			if !ok {
+				t.Errorf("ListRefs(%q) read %s", tc.prefix, p)
+			}
+		}
+	}
+}

@@ -280,10 +280,17 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 	return id, nil
 }
 
+// refReadHook, when set (by tests), is called with each ref file and
+// directory of refs about to be read.
+var refReadHook func(path string)
+
 // openRefFile opens the ref file p, not following a symlink (ELOOP), and
 // never blocking: a FIFO among the refs would otherwise hang every command
 // that lists or reads them.
 func openRefFile(p string) (*os.File, error) {
+	if refReadHook != nil {
+		refReadHook(p)
+	}
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
@@ -559,9 +566,12 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 	}
 	var refs []Ref
 	bad := &UnreadableRefsError{}
-	err := r.walkRefs(true, func(e refEntry) error {
+	err := r.walkRefs(true, prefix, func(e refEntry) error {
 		if e.dirErr != nil {
 			return e.dirErr
+		}
+		if !matchesPrefix(e.name, prefix) {
+			return nil // left out below: not worth an open
 		}
 		err := e.err
 		ref := Ref{Name: e.name}
@@ -583,7 +593,7 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 		case !mayNameCommit(e, err):
 			// A broken alias naming no commit (ListAliases and fsck show
 			// it), or a ref deleted since the walk saw it.
-		case matchesPrefix(e.name, prefix):
+		default:
 			bad.Refs = append(bad.Refs, e.name)
 			bad.Errs = append(bad.Errs, err)
 		}
@@ -599,16 +609,10 @@ func (r *Repo) ListRefs(prefix string) ([]Ref, error) {
 		}
 		return refs[i].Name < refs[j].Name
 	})
-	out := refs[:0]
-	for _, ref := range refs {
-		if matchesPrefix(ref.Name, prefix) {
-			out = append(out, ref)
-		}
-	}
 	if len(bad.Refs) > 0 {
-		return out, bad
+		return refs, bad
 	}
-	return out, nil
+	return refs, nil
 }
 
 // mayNameCommit reports whether entry e, which could not be read as a ref
@@ -640,13 +644,16 @@ type refEntry struct {
 // walkRefs calls fn, in name order, for every entry of refs/heads (and of
 // refs/remotes if remotes is true) that is not a directory, and for every
 // directory it cannot read; an error from fn stops the walk and is
-// returned. A symlinked refs/, refs/heads or refs/remotes is followed, as
+// returned. A non-empty prefix skips the directories that can hold no ref
+// matching it (matchesPrefix), so that listing one directory of many
+// refs does not read them all; fn still sees some entries that do not
+// match. A symlinked refs/, refs/heads or refs/remotes is followed, as
 // ReadRef and writeRef follow it (and as OSTree lists refs); a symlink
 // below them is never followed (refFile), and is an entry of its own.
 // Names starting with "." are writers' temporary files and are skipped. A
 // missing refs/heads or refs/remotes holds no refs; a dangling symlink in
 // its place, or a missing refs/, is a directory that cannot be read.
-func (r *Repo) walkRefs(remotes bool, fn func(refEntry) error) error {
+func (r *Repo) walkRefs(remotes bool, prefix string, fn func(refEntry) error) error {
 	// refs/ itself is where the roots are looked for: if it is gone (a
 	// dangling symlink, say), their absence says nothing.
 	if fi, err := os.Stat(r.Path("refs")); err != nil || !fi.IsDir() {
@@ -655,7 +662,7 @@ func (r *Repo) walkRefs(remotes bool, fn func(refEntry) error) error {
 		}
 		return fn(refEntry{path: r.Path("refs"), dirErr: err})
 	}
-	if err := r.walkRefDir(r.Path("refs", "heads"), "", fn); err != nil || !remotes {
+	if err := r.walkRefDir(r.Path("refs", "heads"), "", prefix, fn); err != nil || !remotes {
 		return err
 	}
 	root := r.Path("refs", "remotes")
@@ -666,8 +673,9 @@ func (r *Repo) walkRefs(remotes bool, fn func(refEntry) error) error {
 	for _, e := range ents {
 		p := filepath.Join(root, e.Name())
 		switch {
+		case e.IsDir() && !mayHoldPrefix(e.Name()+":", prefix):
 		case e.IsDir():
-			err = r.walkRefDir(p, e.Name()+":", fn)
+			err = r.walkRefDir(p, e.Name()+":", prefix, fn)
 		case e.Type()&fs.ModeSymlink != 0:
 			// A remote's directory, or a file in its place, planted as
 			// a symlink: refFile reads nothing through it.
@@ -684,8 +692,9 @@ func (r *Repo) walkRefs(remotes bool, fn func(refEntry) error) error {
 }
 
 // walkRefDir walks the refs below dir, whose name is prefix followed by
-// their path below it.
-func (r *Repo) walkRefDir(dir, prefix string, fn func(refEntry) error) error {
+// their path below it, skipping directories that hold none matching
+// under.
+func (r *Repo) walkRefDir(dir, prefix, under string, fn func(refEntry) error) error {
 	ents, err := readRefDir(dir)
 	if err != nil {
 		return fn(refEntry{path: dir, dirErr: err})
@@ -694,8 +703,9 @@ func (r *Repo) walkRefDir(dir, prefix string, fn func(refEntry) error) error {
 		p := filepath.Join(dir, e.Name())
 		name := prefix + e.Name()
 		switch {
+		case e.IsDir() && !mayHoldPrefix(name+"/", under):
 		case e.IsDir():
-			err = r.walkRefDir(p, name+"/", fn)
+			err = r.walkRefDir(p, name+"/", under, fn)
 		case e.Type()&fs.ModeSymlink != 0:
 			ent := refEntry{name: name, path: p, link: true}
 			if fi, serr := os.Stat(p); serr == nil && fi.IsDir() {
@@ -717,6 +727,9 @@ func (r *Repo) walkRefDir(dir, prefix string, fn func(refEntry) error) error {
 // parent's ref was deleted meanwhile, or an old repository lacks it) is
 // empty; one that is a dangling symlink is an error naming both.
 func readRefDir(dir string) ([]fs.DirEntry, error) {
+	if refReadHook != nil {
+		refReadHook(dir)
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		fi, lerr := os.Lstat(dir)
@@ -737,6 +750,20 @@ func readRefDir(dir string) ([]fs.DirEntry, error) {
 func matchesPrefix(name, prefix string) bool {
 	return prefix == "" || name == prefix || strings.HasPrefix(name, strings.TrimSuffix(prefix, "/")+"/") ||
 		(strings.HasSuffix(prefix, ":") && strings.HasPrefix(name, prefix))
+}
+
+// mayHoldPrefix tells whether the directory of refs whose names start with
+// dir ("a/b/" or "remote:") may hold refs that match prefix: it is above
+// prefix's place or below it.
+func mayHoldPrefix(dir, prefix string) bool {
+	if prefix == "" {
+		return true
+	}
+	below := prefix
+	if !strings.HasSuffix(prefix, ":") {
+		below = strings.TrimSuffix(prefix, "/") + "/"
+	}
+	return strings.HasPrefix(below, dir) || strings.HasPrefix(dir, below)
 }
 
 // ResolveRev resolves a revision to a commit id. A revision is a branch
