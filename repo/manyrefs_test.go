@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,5 +135,57 @@ func TestListRefsPrefixReadsOnlyItsRefs(t *testing.T) {
 				t.Errorf("ListRefs(%q) read %s", tc.prefix, p)
 			}
 		}
+	}
+}
+
+// DeleteRefs reads the aliases once, however many refs it deletes (one
+// SetRef a ref walked every branch: deleting 10,000 of 100,000 refs ran
+// for minutes), deletes an alias before the branch it names, and refuses
+// a branch an alias still names, keeping what it deleted before.
+func TestDeleteRefsWalksAliasesOnce(t *testing.T) {
+	r, first, _ := aliasRepo(t)
+	var names []string
+	for i := range 200 {
+		n := fmt.Sprintf("del/r%03d", i)
+		if err := r.SetRef(n, first); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := r.SetAlias("del-alias", "del/r000"); err != nil {
+		t.Fatal(err)
+	}
+	heads := 0
+	defer repo.SetRefReadHook(func(p string) {
+		if p == r.Path("refs", "heads") {
+			heads++
+		}
+	})()
+	// The branch an alias names, before the alias: refused, after one.
+	err := r.DeleteRefs([]string{"del/r199", "del/r000", "del-alias"})
+	if ae := (*repo.AliasedRefError)(nil); !errors.As(err, &ae) || !strings.Contains(err.Error(), "after deleting 1 of 3") {
+		t.Fatalf("DeleteRefs of an aliased branch before its alias: %v; want an AliasedRefError after 1 deletion", err)
+	}
+	if _, err := r.ReadRef("del/r199"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("del/r199, deleted before the refusal: %v; want it gone", err)
+	}
+	heads = 0
+	if err := r.DeleteRefs(append([]string{"del-alias"}, names[:199]...)); err != nil {
+		t.Fatal(err)
+	}
+	if heads > 1 {
+		t.Errorf("deleting 200 refs read refs/heads %d times; want once", heads)
+	}
+	left, err := r.ListRefs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range left {
+		if strings.HasPrefix(ref.Name, "del") {
+			t.Errorf("ref %s not deleted", ref.Name)
+		}
+	}
+	if _, err := os.Stat(r.Path("refs", "heads", "del")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refs/heads/del left behind: %v", err)
 	}
 }

@@ -352,16 +352,25 @@ func (r *Repo) refPlace(name string, sync bool) (string, []string, error) {
 
 // deleteRef deletes ref name (an alias itself; a branch only if no alias
 // names it) and returns the directory to sync.
-func (r *Repo) deleteRef(name string) (string, error) {
+func (r *Repo) deleteRef(name string) (string, error) { return r.deleteRefIn(name, nil) }
+
+// deleteRefIn is deleteRef looking up the aliases that name a branch in
+// idx, kept up to date, when it is not nil: deleting many refs then walks
+// the refs once, not once a ref.
+func (r *Repo) deleteRefIn(name string, idx *aliasIndex) (string, error) {
 	p, err := r.refFile(name)
 	if err != nil {
 		return "", err
 	}
 	if !strings.Contains(name, ":") {
-		if aliases, err := r.aliasesOf(name); err != nil {
+		var aliases []string
+		if idx != nil {
+			aliases = idx.of[name]
+		} else if aliases, err = r.aliasesOf(name); err != nil {
 			return "", err
-		} else if len(aliases) > 0 {
-			return "", &AliasedRefError{name, aliases}
+		}
+		if len(aliases) > 0 {
+			return "", &AliasedRefError{name, slices.Clone(aliases)}
 		}
 	}
 	if err := os.Remove(p); err != nil {
@@ -370,7 +379,103 @@ func (r *Repo) deleteRef(name string) (string, error) {
 		}
 		return "", fmt.Errorf("deleting ref %s: %w", name, err)
 	}
+	idx.forget(name)
 	return r.pruneRefDirs(filepath.Dir(p)), nil
+}
+
+// aliasIndex lists the aliases naming each branch, as aliasesOf finds
+// them, for many deletions in a row.
+type aliasIndex struct {
+	of     map[string][]string // branch -> the aliases naming it
+	target map[string]string   // alias -> the branch it names
+}
+
+// aliasIndex walks the aliases once.
+func (r *Repo) aliasIndex() (*aliasIndex, error) {
+	idx := &aliasIndex{of: map[string][]string{}, target: map[string]string{}}
+	err := r.eachAlias("", func(alias, target string, err error) error {
+		if err != nil {
+			return nil
+		}
+		if _, err := r.resolveAlias(alias); err == nil {
+			idx.of[target] = append(idx.of[target], alias)
+			idx.target[alias] = target
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// forget drops name, deleted, if it is an alias.
+func (idx *aliasIndex) forget(name string) {
+	if idx == nil {
+		return
+	}
+	if t, ok := idx.target[name]; ok {
+		idx.of[t] = slices.DeleteFunc(idx.of[t], func(a string) bool { return a == name })
+		delete(idx.target, name)
+	}
+}
+
+// DeleteRefs deletes the refs names, in order, holding the refs lock once,
+// and makes the deletions durable together: each directory they leave is
+// synced once, not once a ref. As with SetRef, an alias goes by its own
+// name, and a branch an alias names (one not deleted before it in names)
+// is refused. An error stops the deletions; it says how many were made.
+func (r *Repo) DeleteRefs(names []string) error {
+	for _, n := range names {
+		if err := ValidateRefName(n); err != nil {
+			return err
+		}
+	}
+	unlock, err := r.holdRefs(refsLockSteps...)
+	if err != nil {
+		return fmt.Errorf("deleting refs: %w", err)
+	}
+	defer unlock()
+	idx, err := r.aliasIndex()
+	if err != nil {
+		return fmt.Errorf("deleting refs: %w", err)
+	}
+	dirs := map[string]bool{}
+	done := 0
+	var failed error
+	for _, n := range names {
+		left, err := r.deleteRefIn(n, idx)
+		if err != nil {
+			failed = err
+			break
+		}
+		dirs[left] = true
+		done++
+	}
+	if r.Fsync() {
+		if err := syncDirsDeepestFirst(dirs); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil && done > 0 {
+		return fmt.Errorf("%w (after deleting %d of %d refs)", failed, done, len(names))
+	}
+	return failed
+}
+
+// syncDirsDeepestFirst syncs each of dirs, deepest first, so that a
+// directory's entry in its parent is recorded after what it holds. One
+// removed since (emptied by a later deletion) is recorded in its parent,
+// which is among dirs.
+func syncDirsDeepestFirst(dirs map[string]bool) error {
+	order := make([]string, 0, len(dirs))
+	for d := range dirs {
+		order = append(order, d)
+	}
+	sort.Slice(order, func(i, j int) bool { return strings.Count(order[i], "/") > strings.Count(order[j], "/") })
+	for _, d := range order {
+		if err := durable.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeRefs does writeRef for each of names, in order, with ids[name], but
@@ -400,9 +505,16 @@ func (r *Repo) writeRefs(names []string, ids map[string]ID, sync bool) error {
 		}
 	}()
 	dirs := map[string]bool{}
+	var idx *aliasIndex // made at the first deletion
 	for _, n := range names {
 		if ids[n].IsZero() {
-			left, err := r.deleteRef(n)
+			if idx == nil {
+				var err error
+				if idx, err = r.aliasIndex(); err != nil {
+					return err
+				}
+			}
+			left, err := r.deleteRefIn(n, idx)
 			if err != nil {
 				return err
 			}
@@ -439,21 +551,7 @@ func (r *Repo) writeRefs(names []string, ids map[string]ID, sync bool) error {
 	if !sync {
 		return nil
 	}
-	// Deepest first, so that a directory's entry in its parent is
-	// recorded after what it holds.
-	order := make([]string, 0, len(dirs))
-	for d := range dirs {
-		order = append(order, d)
-	}
-	sort.Slice(order, func(i, j int) bool { return strings.Count(order[i], "/") > strings.Count(order[j], "/") })
-	for _, d := range order {
-		// One that a later deletion emptied and removed is recorded in
-		// its parent, which is on the list.
-		if err := durable.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	return syncDirsDeepestFirst(dirs)
 }
 
 // pruneRefDirs removes now-empty directories left by deleting "a/b/c" and

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"github.com/otree/otree/repo"
@@ -353,20 +352,14 @@ func refsDelete(cmd *cobra.Command, e *env, r *repo.Repo, prefixes []string) err
 	if err != nil {
 		return err
 	}
+	names := make([]string, len(doomed))
 	for i, ref := range doomed {
-		e.refsChanged = true
-		if err := r.SetRef(ref.Name, repo.ID{}); err != nil {
-			// repo.SetRef deletes the ref, prunes the directories it leaves
-			// empty, then fails to sync the (pruned) directory it was in.
-			// The ref is gone: that is success here.
-			if _, rerr := r.ReadRef(ref.Name); errors.Is(rerr, repo.ErrNotFound) && errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if i > 0 {
-				return fmt.Errorf("%w (after deleting %d of %d refs)", err, i, len(doomed))
-			}
-			return err
-		}
+		names[i] = ref.Name
+	}
+	e.refsChanged = len(names) > 0
+	// One pass over the refs for the aliases, one sync a directory.
+	if err := r.DeleteRefs(names); err != nil {
+		return err
 	}
 	if e.json {
 		return e.printJSON(doomed)
