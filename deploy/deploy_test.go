@@ -876,8 +876,9 @@ func TestKargs(t *testing.T) {
 		t.Fatalf("edited options = %q", got)
 	}
 	before := f.s.Deployments()[0].Options
-	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Delete: []string{"nosuch"}}); err == nil || !strings.Contains(err.Error(), "nosuch not found") {
-		t.Errorf("deleting a missing argument: %v; want it refused, naming it", err)
+	want := "deployment " + f.s.Deployments()[0].Name() + " of stateroot testos: kernel argument nosuch not found"
+	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Delete: []string{"nosuch"}}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("deleting a missing argument: %v; want it refused, naming it and the deployment (%q)", err, want)
 	}
 	if _, err := f.s.SetKargs(context.Background(), 0, KargsEdit{Append: []string{"otree=/x"}}); err == nil || !strings.Contains(err.Error(), "otree= is managed by otree") {
 		t.Errorf("setting otree=: %v; want it refused, naming it", err)

@@ -252,7 +252,7 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 	if st := s.staged; index < 0 && st != nil {
 		rec := *s.stagedRec
 		if rec.Options, err = edit.apply(st.Options); err != nil {
-			return "", fmt.Errorf("staged deployment %s: %w", st.Name(), err)
+			return "", fmt.Errorf("staged deployment %s of stateroot %s: %w", st.Name(), st.OS, err)
 		}
 		if rec.Options != st.Options {
 			staged = &rec
@@ -264,7 +264,12 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 		c := *x
 		if index < 0 || i == index {
 			if c.Options, err = edit.apply(x.Options); err != nil {
-				return "", fmt.Errorf("deployment %d (%s): %w", i, x.Name(), err)
+				// The caller of SetKargs chose the index, and may number
+				// deployments otherwise (status counts a staged one).
+				if index >= 0 {
+					return "", fmt.Errorf("deployment %s of stateroot %s: %w", x.Name(), x.OS, err)
+				}
+				return "", fmt.Errorf("deployment %d (%s of stateroot %s): %w", i, x.Name(), x.OS, err)
 			}
 			changed = changed || c.Options != x.Options
 		}

@@ -1222,7 +1222,7 @@ boot.`,
 				if edits {
 					lib := d.Index
 					if sw, err = s.SetKargs(cmd.Context(), lib, edit); err != nil {
-						return err
+						return fmt.Errorf("admin kargs --deployment=%d: %w", shownIndex(s, d), err)
 					}
 					if d, err = s.Deployment(lib); err != nil {
 						return err

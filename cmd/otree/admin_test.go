@@ -515,6 +515,8 @@ func TestAdminStage(t *testing.T) {
 	a.fails(1, "staged", "admin", "pin", "0")
 	a.fails(1, "staged", "admin", "set-default", "0")
 	a.fails(1, "staged", "admin", "kargs", "--deployment=0", "--append=x=1")
+	// A failed edit names the deployment as status numbers it.
+	a.fails(1, "admin kargs --deployment=1: deployment "+c1+".0 of stateroot cli: kernel argument nosuch not found", "admin", "kargs", "--deployment=1", "--delete=nosuch")
 	if got := strings.TrimSpace(a.ok("admin", "kargs", "--deployment=1")); got != strings.TrimSpace(a.ok("admin", "kargs")) {
 		t.Errorf("kargs --deployment=1 (the default, after the staged one) = %q", got)
 	}
