@@ -28,7 +28,7 @@ func newLsCommand(e *env) *cobra.Command {
 TYPE is - (regular file), d (directory), l (symlink), c, b (devices) or p (FIFO);
 MODE is octal with setuid/setgid/sticky bits. A directory is listed with its
 entries (files, then subdirectories); -R recurses, -d lists the directory
-alone. -C adds the object id (for a directory: its dirtree and dirmeta ids).
+alone (-R overrides -d, as in OSTree). -C adds the object id (for a directory: its dirtree and dirmeta ids).
 Paths start with "/"; a relative PATH is taken from the root.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,9 +93,6 @@ type lister struct {
 }
 
 func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) (err error) {
-	if f.recursive && f.dirOnly {
-		return usagef("-R/--recursive and -d/--dironly are exclusive")
-	}
 	if f.nulNames && e.json {
 		return usagef("--nul-filenames-only and --json are exclusive")
 	}
@@ -126,7 +123,8 @@ func runLs(cmd *cobra.Command, e *env, f *lsFlags, rev string, paths []string) (
 			if err := l.entry(e); err != nil {
 				return err
 			}
-			if e.IsDir() && (f.dirOnly || !f.recursive && e.Path != ent.Path) {
+			// -R overrides -d, as in OSTree.
+			if e.IsDir() && !f.recursive && (f.dirOnly || e.Path != ent.Path) {
 				return fs.SkipDir
 			}
 			return nil

@@ -158,6 +158,13 @@ l00777 0 0      0 /sub/up -> ../a.txt
 	if got := c.ok("ls", "-d", "os/x86_64/stable", "sub/"); got != "d00700 0 0      0 /sub\n" {
 		t.Errorf("ls -d sub/ = %q", got)
 	}
+	// -R overrides -d, in either order, as in OSTree.
+	for _, args := range [][]string{{"ls", "-d", "-R", "os/x86_64/stable", "/sub"}, {"ls", "-R", "-d", "os/x86_64/stable", "/sub"}} {
+		want := "d00700 0 0      0 /sub\n-00600 0 0      4 /sub/secret\nl00777 0 0      0 /sub/up -> ../a.txt\n"
+		if got := c.ok(args...); got != want {
+			t.Errorf("%v = %q, want %q", args, got, want)
+		}
+	}
 
 	// -C prints the ids the library has for each path.
 	a, err := c.r.Lookup(id, "/a.txt")
