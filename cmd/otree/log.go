@@ -73,9 +73,7 @@ func runLog(cmd *cobra.Command, e *env, rev string, raw bool) error {
 		case e.json:
 			list = append(list, newCommitJSON(id, c))
 		case raw:
-			if !first {
-				fmt.Fprintln(w)
-			}
+			// No blank line between commits, as OSTree's log --raw.
 			if err := writeRawCommit(w, r, id); err != nil {
 				return err
 			}
