@@ -111,6 +111,66 @@ func pullWith(t *testing.T, url string, opts map[string]string) (*repo.Repo, err
 	return dst, err
 }
 
+// tls-permissive accepts a certificate no trusted authority signed but,
+// as OSTree's, not one for another host, whether the remote names it by
+// name or by IP address; the refusal names the option and is not retried.
+func TestPullTLSPermissiveChecksHost(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	var h2 atomic.Int64
+	serve := func(cert tls.Certificate) (*httptest.Server, *atomic.Int64) {
+		var conns atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor == 2 {
+				h2.Add(1)
+			}
+			o.srv.Config.Handler.ServeHTTP(w, r)
+		}))
+		srv.EnableHTTP2 = true
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv, &conns
+	}
+	permissive := map[string]string{remote.KeyTLSPermissive: "true"}
+	// Signed by an authority nobody trusts, for 127.0.0.1: accepted there.
+	_, _, ipCert := newTestCA(t).issue(t, 2, false)
+	srv, _ := serve(ipCert)
+	dst, err := pullWith(t, srv.URL, permissive)
+	if err != nil {
+		t.Fatalf("pull with tls-permissive from the certificate's host: %v", err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != want {
+		t.Errorf("pulled %s, want %s", got, want)
+	}
+	if h2.Load() == 0 {
+		t.Error("no HTTP/2 request with tls-permissive, which the server offers")
+	}
+	// The same server named localhost, which the certificate does not name.
+	o.resetHits()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "https://"))
+	_, err = pullWith(t, "https://localhost:"+port, permissive)
+	errContains(t, err, "localhost", remote.KeyTLSPermissive)
+	// A certificate with no IP address, at 127.0.0.1, through the check
+	// VerifyConnection cannot make alone.
+	_, _, nameOnly := newTestCA(t).issue(t, 3, true)
+	srv, conns := serve(nameOnly)
+	_, err = pullWith(t, srv.URL, permissive)
+	errContains(t, err, "127.0.0.1", remote.KeyTLSPermissive)
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for a refused certificate, want 1 (no retry)", n)
+	}
+	if n := o.objectHits(); n != 0 {
+		t.Errorf("%d object requests reached a server whose certificate is for another host", n)
+	}
+}
+
 // A remote's tls-ca-path trusts a private authority for the server's
 // certificate, tls-client-cert-path and -key-path present a client
 // certificate to a server that requires one, and tls-permissive accepts
