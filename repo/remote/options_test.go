@@ -384,6 +384,64 @@ func TestPullHeaderNotRedirected(t *testing.T) {
 	}
 }
 
+// After a redirect from https to http, a request carries the cookies of
+// the host it now goes to, port aside, as OSTree's: the other host's own,
+// and the first host's when only the port and scheme changed, with those
+// the server set during the pull; Authorization goes to neither.
+func TestPullCookiesAfterHTTPSRedirect(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	var mu sync.Mutex
+	got := map[string]map[string]bool{} // host -> Cookie headers seen
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		host, _, _ := strings.Cut(req.Host, ":")
+		mu.Lock()
+		if got[host] == nil {
+			got[host] = map[string]bool{}
+		}
+		got[host][req.Header.Get("Cookie")+" "+req.Header.Get("Authorization")] = true
+		mu.Unlock()
+		http.FileServer(http.Dir(o.dir)).ServeHTTP(w, req)
+	}))
+	t.Cleanup(plain.Close)
+	_, port, _ := strings.Cut(strings.TrimPrefix(plain.URL, "http://"), ":")
+	n := 0
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "srv", Value: "1", Path: "/"})
+		if strings.HasPrefix(req.URL.Path, "/objects/") {
+			mu.Lock()
+			n++
+			host := []string{"localhost", "127.0.0.1"}[n%2]
+			mu.Unlock()
+			http.Redirect(w, req, "http://"+host+":"+port+req.URL.Path, http.StatusFound)
+			return
+		}
+		o.srv.Config.Handler.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	dst := newDest(t, repo.ModeArchive, srv.URL)
+	if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: srv.URL}, remote.AddOptions{Force: true, Set: map[string]string{remote.KeyTLSPermissive: "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []remote.Cookie{{Domain: "127.0.0.1", Path: "/", Name: "a", Value: "1"}, {Domain: "localhost", Path: "/", Name: "b", Value: "2"}} {
+		if err := remote.AddCookie(dst, "origin", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := fastOpts("os/stable")
+	opts.Header = http.Header{"Authorization": {"Bearer s3cret"}}
+	if _, err := remote.Pull(ctx, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRef(t, dst, "origin:os/stable"); got != id {
+		t.Errorf("ref %s, want %s", got, id)
+	}
+	want := map[string]map[string]bool{"localhost": {"b=2 ": true}, "127.0.0.1": {"a=1; srv=1 ": true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("cookies and Authorization after the redirect to http, by host (-want +got):\n%s", diff)
+	}
+}
+
 // With contenturl, objects and static deltas come from the content server
 // and nothing else does; the summary and config come from url.
 func TestPullContentURL(t *testing.T) {

@@ -299,8 +299,9 @@ func withClient(opts *PullOptions) (release func()) {
 
 // redirect is the redirect policy of the client a pull makes: the headers
 // given with Header (tokens, often) go only to the host they were given
-// for, as Go's client treats Authorization and cookies, and none of them
-// after a downgrade from https.
+// for, as Go's client treats Authorization, and none of them after a
+// downgrade from https. The jar's cookies are added after this runs, by
+// their own host and path rules (docs/PULL.md §6).
 func (o *PullOptions) redirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
