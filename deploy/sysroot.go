@@ -258,9 +258,9 @@ func (s *Sysroot) Booted() *Deployment { return s.booted }
 func (s *Sysroot) BootVersion() (boot, sub int) { return s.bootVersion, s.subVersion }
 
 // OSInit creates the stateroot name with its shared var. It takes the
-// sysroot lock, as OSTree's does, so that a deploy choosing a stateroot
-// never sees one half made, nor boots one whose directories are not yet
-// durable.
+// sysroot lock (OSTree 2022.7's os-init takes none), so that a deploy
+// choosing a stateroot never sees one half made, nor boots one whose
+// directories are not yet durable.
 func (s *Sysroot) OSInit(name string) error {
 	if err := s.checkOpen(); err != nil {
 		return err
