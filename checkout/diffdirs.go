@@ -16,7 +16,7 @@ import (
 // in the order Diff uses. No repository is involved. Entries are read
 // relative to their open directories, as commit reads a tree, so trees
 // deeper than PATH_MAX compare as any other. OwnerUID, OwnerGID and
-// CanonicalPermissions apply to both sides; Subpath does not apply.
+// CanonicalPermissions apply to both sides; a Subpath is refused.
 func DiffDirs(ctx context.Context, oldDir, newDir string, opts DiffOptions) ([]Change, error) {
 	changes, err := diffDirs(ctx, oldDir, newDir, opts)
 	return changes, nameCancel(ctx, err, fmt.Sprintf("diff of %s and %s", oldDir, newDir))
