@@ -326,7 +326,7 @@ func headerSum(blk []byte) int64 {
 }
 
 // tarNumber parses a numeric field of a tar header: octal, or base-256
-// when its first byte has the high bit set.
+// when its first byte has the high bit set; a negative one is refused.
 func tarNumber(b []byte) (int64, bool) {
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		if b[0]&0x40 != 0 {
@@ -351,8 +351,9 @@ func tarNumber(b []byte) (int64, bool) {
 	if s == "" {
 		return 0, true
 	}
-	n, err := strconv.ParseInt(s, 8, 64)
-	return n, err == nil
+	// Unsigned, as archive/tar reads it: a "-1" would be a negative size.
+	n, err := strconv.ParseUint(s, 8, 63)
+	return int64(n), err == nil
 }
 
 // maxTarRecord bounds what tarInput keeps of one entry's headers;

@@ -1258,3 +1258,31 @@ func TestStatOverrideAtOddsWithACLRefused(t *testing.T) {
 		}
 	}
 }
+
+// A header archive/tar refuses for a negative size fails the commit with
+// an error naming where, whatever header it is: naming the entry must not
+// take the size as given.
+func TestTarNegativeSizeRefused(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	for _, typ := range []byte{tar.TypeReg, tar.TypeXHeader, tar.TypeGNULongName} {
+		h := gnuHeader("neg", typ, 0, false)
+		copy(h[124:], "-0000000001")
+		copy(h[148:], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+		p := filepath.Join(t.TempDir(), "neg.tar")
+		if err := os.WriteFile(p, append(h, make([]byte, 1024)...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := commitTar(r, "main", p)
+		if err == nil || !strings.Contains(err.Error(), "header at byte 0") {
+			t.Errorf("type %q: %v; want an error for the header at byte 0", typ, err)
+		}
+		if _, err := r.ReadRef("main"); err == nil {
+			t.Errorf("type %q: the failed commit made the branch", typ)
+		}
+	}
+}
