@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/otree/otree/internal/bootname"
+	"github.com/otree/otree/repo"
 )
 
 // Metadata keys Options.Bootable writes, as OSTree names them.
@@ -19,9 +20,10 @@ const noKernel = "commit: the tree is not bootable: it has no usr/lib/modules/<v
 
 // kernelVersion finds the one kernel a tree ships where deploy looks for
 // it: usr/lib/modules/<version>/vmlinuz, else the first of the legacy
-// directories (bootname.LegacyDirs) the tree has. OSTree's --bootable
-// reads only usr/lib/modules.
-func kernelVersion(r reader, root *dir) (string, error) {
+// directories (bootname.LegacyDirs) the tree has, whose boot files must be
+// regular files, as deploy requires; stat reads a file object's header.
+// OSTree's --bootable reads only usr/lib/modules.
+func kernelVersion(r reader, stat func(repo.ID) (*repo.FileHeader, error), root *dir) (string, error) {
 	mods, err := lookupDir(r, root, "usr/lib/modules")
 	if err != nil {
 		return "", err
@@ -67,6 +69,19 @@ func kernelVersion(r reader, root *dir) (string, error) {
 		}
 		if l == nil {
 			return "", errors.New(noKernel)
+		}
+		for _, kind := range bootname.Kinds {
+			file := l.Files[kind]
+			if file == "" {
+				continue
+			}
+			h, err := stat(e.d.fileIDs[e.d.findFile(file)])
+			if err != nil {
+				return "", fmt.Errorf("commit: %s/%s: %w", name, file, err)
+			}
+			if h.Type != repo.TypeRegular {
+				return "", fmt.Errorf("commit: the tree is not bootable: %s/%s is a %s, not a regular file, which deploy refuses", name, file, h.Type)
+			}
 		}
 		if l.Version == "" {
 			return "", fmt.Errorf("commit: the tree's kernel %s/%s has no version in its name, which %s records", name, l.Files["vmlinuz"], LinuxKey)

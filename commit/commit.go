@@ -375,7 +375,7 @@ func Commit(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	}
 	var kver string
 	if opts.Bootable {
-		if kver, err = kernelVersion(r, root); err != nil {
+		if kver, err = kernelVersion(r, txn.StatFile, root); err != nil {
 			return nil, err
 		}
 	}

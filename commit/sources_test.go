@@ -594,6 +594,10 @@ func TestBootableLegacy(t *testing.T) {
 			"error: usr/lib/ostree-boot is not a directory"},
 		"boot a link": {testtree.Tree{"boot": testtree.Symlink("kb"), "kb/vmlinuz-4.0-" + sum: testtree.File("k", 0o644)},
 			"error: boot is not a directory (a link there is not followed)"},
+		"kernel a link": {testtree.Tree{"boot/vmlinuz-4.0-" + sum: testtree.Symlink("k"), "boot/k": testtree.File("k", 0o644)},
+			"error: boot/vmlinuz-4.0-" + sum + " is a symlink, not a regular file"},
+		"initramfs a link": {testtree.Tree{"boot/vmlinuz-4.0-" + sum: testtree.File("k", 0o644), "boot/initramfs-4.0.img-" + sum: testtree.Symlink("i")},
+			"error: boot/initramfs-4.0.img-" + sum + " is a symlink, not a regular file"},
 	} {
 		branch := strings.ReplaceAll(name, " ", "-")
 		res, err := commit.Commit(ctx, r, commit.Options{Branch: branch, Bootable: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: makeTree(t, tc.tree)}}})
@@ -616,5 +620,15 @@ func TestBootableLegacy(t *testing.T) {
 				t.Errorf("%s: metadata %s = %q, want %q", name, k, v, want)
 			}
 		}
+	}
+	// A kernel link stored by an earlier commit, not staged by this one,
+	// is refused alike.
+	linked := makeTree(t, testtree.Tree{"boot/vmlinuz-4.0-" + sum: testtree.Symlink("k"), "boot/k": testtree.File("k", 0o644)})
+	if _, err := commit.Commit(ctx, r, commit.Options{Branch: "linked", Sources: []commit.Source{{Kind: commit.SourceDir, Path: linked}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := commit.Commit(ctx, r, commit.Options{Branch: "linked-bootable", Bootable: true, Sources: []commit.Source{{Kind: commit.SourceRef, Path: "linked"}}})
+	if err == nil || !strings.Contains(err.Error(), "is a symlink, not a regular file") {
+		t.Errorf("kernel link from a ref: got %v, want it refused", err)
 	}
 }

@@ -352,6 +352,26 @@ func (t *Txn) Has(kind Kind, id ID) (bool, error) {
 	return t.r.HasObject(kind, id)
 }
 
+// StatFile returns the header of file object id, staged by the
+// transaction or stored, without reading its content.
+func (t *Txn) StatFile(id ID) (*FileHeader, error) {
+	t.mu.Lock()
+	_, staged := t.staged[objKey{KindFile, id}]
+	t.mu.Unlock()
+	if staged {
+		name := stagedName(KindFile, id)
+		h, c, _, err := t.r.openFileAt(t.dirFd, name, filepath.Join(t.dir, name), id, false, nil)
+		if c != nil {
+			c.Close()
+		}
+		// Not there: published since, or found stored rather than staged.
+		if missing := (*ObjectMissingError)(nil); !errors.As(err, &missing) {
+			return h, err
+		}
+	}
+	return t.r.StatFile(id)
+}
+
 // errTxnEnded is why a transaction cannot be used once committed or
 // aborted.
 var errTxnEnded = errors.New("the transaction has already been committed or aborted")
