@@ -125,6 +125,8 @@ type PruneCount struct {
 type PruneReport struct {
 	// Total is the number of objects in the repository before pruning.
 	Total int64 `json:"total_objects"`
+	// TotalByKind splits Total by kind name.
+	TotalByKind map[string]int64 `json:"total_by_kind"`
 	// Deleted is the number of objects deleted.
 	Deleted int64 `json:"deleted_objects"`
 	// Freed is their size in bytes, as stored (StoredBytes: a sparse
@@ -223,7 +225,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
-	rep := &PruneReport{ByKind: map[string]PruneCount{}, DryRun: opts.NoPrune, Commits: []ID{}, Deltas: []string{}}
+	rep := &PruneReport{ByKind: map[string]PruneCount{}, TotalByKind: map[string]int64{}, DryRun: opts.NoPrune, Commits: []ID{}, Deltas: []string{}}
 	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}, commitOnly: opts.CommitOnly}
 
 	tombstones, err := r.TombstoneCommits()
@@ -243,13 +245,12 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	}
 	if opts.CommitOnly {
 		objs = slices.DeleteFunc(objs, func(o storedObject) bool { return o.kind != KindCommit && o.kind != KindCommitMeta })
-		for _, o := range objs {
-			if o.kind == KindCommit {
-				rep.Total++
-			}
+	}
+	for _, o := range objs {
+		if !opts.CommitOnly || o.kind == KindCommit {
+			rep.Total++
+			rep.TotalByKind[o.kind.String()]++
 		}
-	} else {
-		rep.Total = int64(len(objs))
 	}
 
 	if !opts.DeleteCommit.IsZero() {

@@ -44,11 +44,17 @@ deletes leaves a tombstone, so that a deep pull from it ends there instead of
 failing at a missing parent. --delete-commit turns that setting on, as in
 OSTree.
 
+The first two lines printed are OSTree's, counting objects as it does: a
+commit's detached metadata is part of the commit, and tombstones are not
+counted (the lines after them, otree's own, list every kind).
+
 Where OSTree 2022.7 differs: it ignores --retain-branch-depth=BRANCH=0 (otree
 keeps BRANCH's commit alone), a BRANCH that is not a ref (otree refuses it),
 its --commit-only can delete commits a ref still reaches (otree's keeps
-exactly the commits the same prune without it keeps), and it takes a depth
-below -1 as 0 (otree refuses it: only -1 means all history).`,
+exactly the commits the same prune without it keeps), it takes a depth
+below -1 as 0 (otree refuses it: only -1 means all history), and it counts
+the commit --delete-commit deletes in neither of its two lines (otree
+counts it in both).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPrune(cmd, e, f)
@@ -164,10 +170,40 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 	if e.json {
 		return e.printJSON(rep)
 	}
+	// The first two lines are OSTree's, in its words and counts; what
+	// otree adds comes after them.
+	var total, deleted int64
+	for k, n := range rep.TotalByKind {
+		if ostreeCounted(k) {
+			total += n
+		}
+	}
+	for k, c := range rep.ByKind {
+		if ostreeCounted(k) {
+			deleted += c.Objects
+		}
+	}
 	if f.commitOnly {
-		fmt.Fprintf(e.stdout, "Total (commit only) objects: %d\n", rep.Total)
+		fmt.Fprintf(e.stdout, "Total (commit only) objects: %d\n", total)
 	} else {
-		fmt.Fprintf(e.stdout, "Total objects: %d\n", rep.Total)
+		fmt.Fprintf(e.stdout, "Total objects: %d\n", total)
+	}
+	switch {
+	case rep.Deleted == 0:
+		fmt.Fprintln(e.stdout, "No unreachable objects")
+	case rep.DryRun:
+		fmt.Fprintf(e.stdout, "Would delete: %d objects, freeing %s\n", deleted, siBytes(rep.Freed))
+	default:
+		fmt.Fprintf(e.stdout, "Deleted %d objects, %s freed\n", deleted, siBytes(rep.Freed))
+	}
+	kinds := make([]string, 0, len(rep.ByKind))
+	for k := range rep.ByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		c := rep.ByKind[k]
+		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, siBytes(c.Bytes))
 	}
 	if deltas := rep.Deltas; len(deltas) > 0 {
 		verb := "Deleted"
@@ -186,23 +222,13 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		}
 		fmt.Fprintf(e.stdout, "%s %d uncompressed-cache %s, freeing %s\n", verb, c.Objects, noun, siBytes(c.Bytes))
 	}
-	switch {
-	case rep.Deleted == 0:
-		fmt.Fprintln(e.stdout, "No unreachable objects")
-		return nil
-	case rep.DryRun:
-		fmt.Fprintf(e.stdout, "Would delete: %d objects, freeing %s\n", rep.Deleted, siBytes(rep.Freed))
-	default:
-		fmt.Fprintf(e.stdout, "Deleted %d objects, %s freed\n", rep.Deleted, siBytes(rep.Freed))
-	}
-	kinds := make([]string, 0, len(rep.ByKind))
-	for k := range rep.ByKind {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		c := rep.ByKind[k]
-		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, siBytes(c.Bytes))
-	}
 	return nil
+}
+
+// ostreeCounted reports whether OSTree's prune counts objects of the kind
+// named k in its totals: it takes detached metadata as part of its commit
+// and does not list tombstones, so that a signed commit is one object.
+func ostreeCounted(k string) bool {
+	kind, err := repo.ParseKind(k)
+	return err == nil && kind.ContentAddressed()
 }

@@ -134,6 +134,41 @@ func TestPruneOutputParityWithOSTree(t *testing.T) {
 	}
 }
 
+// prune counts objects as OSTree's does, and prints its two lines first,
+// in a history whose commits carry detached metadata (as signed ones do),
+// with a tombstone and with a static delta that goes with its commit:
+// OSTree counts a commit with its detached metadata as one object, and no
+// tombstone.
+func TestPruneOutputParityWithOSTreeDetachedMetadata(t *testing.T) {
+	o := needOSTree(t, "archive")
+	c := newCLIMode(t, repo.ModeArchive)
+	for _, run := range []func(...string) string{c.ok, o.ok} {
+		pruneHistory(t, run)
+		src := t.TempDir()
+		for i := 1; i <= 3; i++ {
+			if err := os.WriteFile(filepath.Join(src, "f"), []byte(fmt.Sprintf("signed%d\n", i)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			run("commit", "-b", "signed", fmt.Sprintf("--timestamp=2020-01-0%d 00:00:00", i),
+				fmt.Sprintf("--add-detached-metadata-string=n=%d", i), src)
+		}
+		run("static-delta", "generate", "--empty", "--to=main^^^")
+		// Its tombstone stays, and turns tombstones on for the prunes below.
+		run("prune", "--delete-commit="+strings.TrimSpace(run("rev-parse", "signed^^")))
+	}
+	for _, args := range [][]string{
+		{"prune", "--refs-only", "--depth=1", "--no-prune"},
+		{"prune", "--refs-only", "--depth=1"},
+		{"prune", "--refs-only", "--depth=0", "--commit-only"},
+		{"prune", "--refs-only", "--depth=0"},
+	} {
+		mine, theirs := normSizes(c.ok(args...)), normSizes(o.ok(args...))
+		if !strings.HasPrefix(mine, theirs) {
+			t.Errorf("%v: otree\n%s\nOSTree\n%s", args, mine, theirs)
+		}
+	}
+}
+
 // A prune killed at any of its deletions leaves no cache naming a deleted
 // object: the next commit of the same tree, which would take the stat
 // cache's and the header index's word, writes what it needs, and fsck
