@@ -91,3 +91,10 @@ func SetFsckReadHook(f func(path string, r io.Reader) io.Reader) (restore func()
 	fsckReadHook = f
 	return func() { fsckReadHook = nil }
 }
+
+// SetPruneReadHook has f called with each commit a prune's walk reads,
+// until the returned function is called.
+func SetPruneReadHook(f func(ID)) (restore func()) {
+	pruneReadHook = f
+	return func() { pruneReadHook = nil }
+}

@@ -226,7 +226,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		return nil, err
 	}
 	rep := &PruneReport{ByKind: map[string]PruneCount{}, TotalByKind: map[string]int64{}, DryRun: opts.NoPrune, Commits: []ID{}, Deltas: []string{}}
-	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}, commitOnly: opts.CommitOnly}
+	p := &pruneRun{r: r, ctx: ctx, reach: map[objKey]bool{}, depth: map[ID]int{}, young: map[ID]bool{}, commitOnly: opts.CommitOnly}
 
 	tombstones, err := r.TombstoneCommits()
 	if err != nil {
@@ -408,8 +408,9 @@ type pruneRun struct {
 	r          *Repo
 	ctx        context.Context
 	reach      map[objKey]bool
-	depth      map[ID]int // the most remaining depth each commit was walked with
-	commitOnly bool       // walk no trees (PruneOptions.CommitOnly)
+	depth      map[ID]int  // the most remaining depth each commit was walked with
+	young      map[ID]bool // commits keepYoungerThan kept as ancestors: their history is walked
+	commitOnly bool        // walk no trees (PruneOptions.CommitOnly)
 }
 
 // finish drops caches if anything was deleted and returns err.
@@ -541,40 +542,60 @@ func (p *pruneRun) keepYoungerThan(ref Ref, t time.Time) error {
 			return fmt.Errorf("prune %s: %w", p.r.path, err)
 		}
 		id := c.Parent
+		if p.young[id] {
+			// Another ref's walk kept it, and so what follows it: refs
+			// sharing history walk it once.
+			return nil
+		}
 		if ok, err := p.r.HasObject(KindCommit, id); err != nil || !ok {
 			return err
 		}
-		pc, err := p.r.ReadCommit(id)
+		pc, err := p.readCommit(id)
 		if err != nil {
 			return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
 		}
 		if int64(pc.Timestamp) < t.Unix() {
 			return nil
 		}
-		if _, err := p.keepOne(id); err != nil {
+		if err := p.keepRead(id, pc); err != nil {
 			return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
 		}
+		p.young[id] = true
 		c = pc
 	}
 	return nil
 }
 
+// pruneReadHook, when set, is called with each commit a prune's walk
+// reads, so that a test can count them.
+var pruneReadHook func(ID)
+
+// readCommit reads a commit for the walk.
+func (p *pruneRun) readCommit(id ID) (*Commit, error) {
+	if pruneReadHook != nil {
+		pruneReadHook(id)
+	}
+	return p.r.ReadCommit(id)
+}
+
 // keepOne marks one commit and everything its tree needs reachable.
 func (p *pruneRun) keepOne(id ID) (*Commit, error) {
-	c, err := p.r.ReadCommit(id)
+	c, err := p.readCommit(id)
 	if err != nil {
 		return nil, err
 	}
+	return c, p.keepRead(id, c)
+}
+
+// keepRead is keepOne of the commit c, read from id.
+func (p *pruneRun) keepRead(id ID, c *Commit) error {
 	p.reach[objKey{KindCommit, id}] = true
 	p.reach[objKey{KindCommitMeta, id}] = true
 	if p.commitOnly {
-		return c, nil
+		return nil
 	}
 	p.reach[objKey{KindDirMeta, c.RootMeta}] = true
-	if err := p.keepTree(c.RootTree, id, p.r.isCommitPartial(id)); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return p.keepTree(c.RootTree, id, p.r.isCommitPartial(id))
 }
 
 // keepTree marks a dirtree and everything below it reachable. Content

@@ -255,6 +255,36 @@ func TestPruneKeepYoungerThan(t *testing.T) {
 	mustFsckClean(t, r)
 }
 
+// Refs that share history walk it once under KeepYoungerThan: with a ref
+// at each commit of a chain, prune reads each commit a bounded number of
+// times, not once per ref below it (which made the walk quadratic).
+func TestPruneKeepYoungerThanWalksSharedHistoryOnce(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	const n = 30
+	var commits []repo.ID
+	for i := 0; i < n; i++ {
+		os.WriteFile(filepath.Join(src, "counter"), []byte(fmt.Sprintf("%d\n", i)), 0o644)
+		c := integrityCommit(t, r, "main", src, int64(1700000000+i*100))
+		if err := r.SetRef(fmt.Sprintf("at/%d", i), c); err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, c)
+	}
+	reads := 0
+	defer repo.SetPruneReadHook(func(repo.ID) { reads++ })()
+	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1700000000, 0)})
+	if got := kept(t, r, commits); slices.Contains(got, false) {
+		t.Fatalf("kept %v, want every commit (all are young enough)", got)
+	}
+	// Each ref reads its own commit, and the walks read each parent once
+	// between them; n refs and one branch: 2n+1.
+	if reads > 2*n+1 {
+		t.Errorf("prune read %d commits for %d refs on a chain of %d: want at most %d", reads, n+1, n, 2*n+1)
+	}
+	mustFsckClean(t, r)
+}
+
 // kept reports which of commits are still stored, oldest first.
 func kept(t *testing.T, r *repo.Repo, commits []repo.ID) []bool {
 	t.Helper()
