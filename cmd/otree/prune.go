@@ -52,9 +52,12 @@ Where OSTree 2022.7 differs: it ignores --retain-branch-depth=BRANCH=0 (otree
 keeps BRANCH's commit alone), a BRANCH that is not a ref (otree refuses it),
 its --commit-only can delete commits a ref still reaches (otree's keeps
 exactly the commits the same prune without it keeps), it takes a depth
-below -1 as 0 (otree refuses it: only -1 means all history), and it counts
+below -1 as 0 (otree refuses it: only -1 means all history), it counts
 the commit --delete-commit deletes in neither of its two lines (otree
-counts it in both).`,
+counts it in both), and where refs share history it ends a ref's walk at
+the first commit another ref's walk reached, so that what --depth and
+--retain-branch-depth keep there depends on the order of the refs' names
+(otree keeps each ref's DEPTH parents whatever the order).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPrune(cmd, e, f)
