@@ -289,7 +289,7 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 func (s *httpSource) watch(r io.Reader, timer *time.Timer) *watchedBody {
 	timer.Reset(s.timeout)
 	return &watchedBody{r: r, timer: timer, timeout: s.timeout, n: &s.bytes,
-		lowLimit: s.lowLimit, lowTime: s.lowTime, since: time.Now()}
+		lowLimit: s.lowLimit, lowTime: s.lowTime}
 }
 
 // watchedBody counts bytes, pushes back the stall timer on every read,
@@ -302,27 +302,31 @@ type watchedBody struct {
 	n       *atomic.Int64
 	read    int64 // by this body
 	err     error
-	// The low-speed check: bytes counts what came since the period that
-	// began at since; each period of lowTime must bring its share.
+	// The low-speed check: bytes counts what came in the current period,
+	// waited the time spent in reads of r, waiting for the server; each
+	// period of lowTime waited must bring its share. Time between reads
+	// is the reader's (a slow disk, other fetches), not the server's.
 	lowLimit int64
 	lowTime  time.Duration
-	since    time.Time
+	waited   time.Duration
 	bytes    int64
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
+	start := time.Now()
 	n, err := b.r.Read(p)
 	b.timer.Reset(b.timeout)
 	b.n.Add(int64(n))
 	b.read += int64(n)
 	if err == nil && b.lowLimit >= 0 {
 		b.bytes += int64(n)
-		if d := time.Since(b.since); d >= b.lowTime {
+		b.waited += time.Since(start)
+		if d := b.waited; d >= b.lowTime {
 			if float64(b.bytes) < float64(b.lowLimit)*d.Seconds() {
 				err = fmt.Errorf("too slow: %d bytes in %s, under %d a second (%s, %s)",
 					b.bytes, d.Round(time.Millisecond), b.lowLimit, KeyLowSpeedLimit, KeyLowSpeedTime)
 			}
-			b.since, b.bytes = time.Now(), 0
+			b.waited, b.bytes = 0, 0
 		}
 	}
 	if err != nil && err != io.EOF {
@@ -330,10 +334,6 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// restart begins a new low-speed period, after a wait that was not the
-// server's.
-func (b *watchedBody) restart() { b.since, b.bytes = time.Now(), 0 }
 
 func objectRel(kind repo.Kind, id repo.ID) string {
 	s := id.String()
@@ -454,7 +454,6 @@ func (s *httpSource) readMetaBody(ctx context.Context, body io.Reader) ([]byte, 
 	defer s.bigMeta.leave()
 	if wb != nil {
 		wb.timer.Reset(wb.timeout)
-		wb.restart()
 	}
 	return limitread.ReadAll(io.MultiReader(bytes.NewReader(data), body), maxMetaObject)
 }

@@ -122,7 +122,7 @@ type PullOptions struct {
 	Timeout time.Duration
 	// LowSpeedLimit and LowSpeedTime fail a transfer that keeps receiving
 	// bytes, but on average fewer than LowSpeedLimit a second over
-	// LowSpeedTime (OSTree's low-speed-limit-bytes and
+	// LowSpeedTime spent waiting for them (OSTree's low-speed-limit-bytes and
 	// low-speed-time-seconds; defaults 1000 and 30s): a server trickling
 	// a byte every few seconds never trips Timeout. A failed transfer is
 	// retried as a stalled one is. LowSpeedLimit below 0 turns the check
