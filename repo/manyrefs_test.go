@@ -189,3 +189,59 @@ func TestDeleteRefsWalksAliasesOnce(t *testing.T) {
 		t.Errorf("refs/heads/del left behind: %v", err)
 	}
 }
+
+// Deleting remote refs, which no alias can name, reads no branch: neither
+// DeleteRefs nor a transaction deleting many of them walks refs/heads
+// (with 100,000 branches, a walk each), and a refs/heads that cannot be
+// listed does not stop them.
+func TestDeleteRemoteRefsReadNoBranches(t *testing.T) {
+	r, first, _ := aliasRepo(t)
+	var names []string
+	for i := range 100 {
+		n := fmt.Sprintf("origin:r%03d", i)
+		if err := r.SetRef(n, first); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	heads := r.Path("refs", "heads")
+	var read []string
+	defer repo.SetRefReadHook(func(p string) {
+		if p == heads || strings.HasPrefix(p, heads+"/") {
+			read = append(read, p)
+		}
+	})()
+	if err := r.DeleteRefs(names[:1]); err != nil {
+		t.Fatal(err)
+	}
+	txn, err := r.Begin(t.Context(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names[1:90] {
+		if err := txn.SetRef(n, repo.ID{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if len(read) > 0 {
+		t.Errorf("deleting remote refs read %d entries of refs/heads: %v", len(read), read[:min(len(read), 3)])
+	}
+	// refs/heads moved away, a dangling symlink left in its place.
+	if err := os.Rename(heads, heads+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("heads.gone", heads); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteRefs(names[90:]); err != nil {
+		t.Errorf("deleting remote refs with refs/heads unreadable: %v", err)
+	}
+	for _, n := range names {
+		if _, err := r.ReadRef(n); !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("%s: %v; want it deleted", n, err)
+		}
+	}
+}

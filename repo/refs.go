@@ -362,7 +362,7 @@ func (r *Repo) deleteRefIn(name string, idx *aliasIndex) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !strings.Contains(name, ":") {
+	if isBranch(name) {
 		var aliases []string
 		if idx != nil {
 			aliases = idx.of[name]
@@ -382,6 +382,10 @@ func (r *Repo) deleteRefIn(name string, idx *aliasIndex) (string, error) {
 	idx.forget(name)
 	return r.pruneRefDirs(filepath.Dir(p)), nil
 }
+
+// isBranch tells whether ref name is a local branch, which an alias may
+// name, rather than a remote's ref, which none can.
+func isBranch(name string) bool { return !strings.Contains(name, ":") }
 
 // aliasIndex lists the aliases naming each branch, as aliasesOf finds
 // them, for many deletions in a row.
@@ -433,9 +437,11 @@ func (r *Repo) DeleteRefs(names []string) error {
 		return fmt.Errorf("deleting refs: %w", err)
 	}
 	defer unlock()
-	idx, err := r.aliasIndex()
-	if err != nil {
-		return fmt.Errorf("deleting refs: %w", err)
+	var idx *aliasIndex
+	if slices.ContainsFunc(names, isBranch) {
+		if idx, err = r.aliasIndex(); err != nil {
+			return fmt.Errorf("deleting refs: %w", err)
+		}
 	}
 	dirs := map[string]bool{}
 	done := 0
@@ -505,10 +511,10 @@ func (r *Repo) writeRefs(names []string, ids map[string]ID, sync bool) error {
 		}
 	}()
 	dirs := map[string]bool{}
-	var idx *aliasIndex // made at the first deletion
+	var idx *aliasIndex // made at the first deletion of a branch
 	for _, n := range names {
 		if ids[n].IsZero() {
-			if idx == nil {
+			if idx == nil && isBranch(n) {
 				var err error
 				if idx, err = r.aliasIndex(); err != nil {
 					return err
