@@ -98,3 +98,11 @@ func SetPruneReadHook(f func(ID)) (restore func()) {
 	pruneReadHook = f
 	return func() { pruneReadHook = nil }
 }
+
+// SetUserMetaReadHook has f give the error of reading the header xattr of
+// each bare-user file object (at path), nil to let the read be, until the
+// returned function is called.
+func SetUserMetaReadHook(f func(path string) error) (restore func()) {
+	userMetaReadHook = f
+	return func() { userMetaReadHook = nil }
+}

@@ -773,7 +773,7 @@ func (f *fsckRun) verify(w *fsckWorker, kind Kind, id ID) {
 		// Listed but gone: only Delete (which we exclude) removes objects,
 		// so someone removed it by hand. Reachability reports it if needed.
 		f.state[k] = stateMissing
-	case errors.Is(err, fs.ErrPermission) || outOfResources(err) || ioFailure(err):
+	case readFailure(err):
 		// Stored, but not readable by this user (a bare-user-only file
 		// recorded without u+r, or another user's object), or not read
 		// now for want of descriptors or memory, or for an I/O error,
@@ -816,6 +816,12 @@ func outOfResources(err error) bool {
 		}
 	}
 	return false
+}
+
+// readFailure reports whether err, from reading an object, says nothing
+// of its content: permission refused, resources short, or an I/O error.
+func readFailure(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || outOfResources(err) || ioFailure(err)
 }
 
 // ioFailure reports whether err is the device or filesystem failing to

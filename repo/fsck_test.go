@@ -1049,3 +1049,35 @@ func TestFsckIOErrorIsNotCorruption(t *testing.T) {
 		})
 	}
 }
+
+// In a bare-user repository, an I/O error reading a file object's header
+// xattr is no more corruption than one reading its content: the object
+// is reported unreadable, wrapping EIO, and --delete keeps it and marks no
+// commit partial.
+func TestFsckXattrIOErrorIsNotCorruption(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	c := integrityCommit(t, r, "main", integritySource(t, integrityTree), 1700000000)
+	file := r.ObjectPath(repo.KindFile, integrityFileID(t, r, c, "bin/hello"))
+	defer repo.SetUserMetaReadHook(func(path string) error {
+		if path == file {
+			return unix.EIO
+		}
+		return nil
+	})()
+	for _, del := range []bool{false, true} {
+		rep, err := runFsck(t, r, repo.FsckOptions{Delete: del})
+		if len(rep.Problems) != 1 {
+			t.Fatalf("delete=%v: %d problems, want 1: %v", del, len(rep.Problems), err)
+		}
+		p := rep.Problems[0]
+		if p.Type != repo.ProblemUnreadable || !errors.Is(p, unix.EIO) || p.Deleted || p.Path != file {
+			t.Errorf("delete=%v: problem %v: type %s, deleted %v; want %s unreadable, wrapping EIO, kept", del, p, p.Type, p.Deleted, file)
+		}
+		if rep.Deleted != 0 || len(rep.MarkedPartial) != 0 {
+			t.Errorf("delete=%v: deleted %d objects, marked %v partial; want nothing changed", del, rep.Deleted, rep.MarkedPartial)
+		}
+		if _, err := os.Lstat(file); err != nil {
+			t.Errorf("delete=%v: %v", del, err)
+		}
+	}
+}

@@ -297,12 +297,21 @@ func (r *Repo) openFileAt(dfd int, rel, path string, id ID, content bool, st *un
 			return nil, nil, nil, err
 		}
 		raw, err := xattr.FGet(int(f.Fd()), UserMetaXattr)
+		if userMetaReadHook != nil {
+			if herr := userMetaReadHook(path); herr != nil {
+				raw, err = nil, herr
+			}
+		}
 		if err != nil {
 			// A directory or FIFO in the object's place lacks the
 			// xattr too; what is wrong then is its type.
 			var fst unix.Stat_t
 			if unix.Fstat(int(f.Fd()), &fst) == nil && fst.Mode&unix.S_IFMT != unix.S_IFREG {
 				return nil, f, nil, corrupt(fmt.Errorf("unexpected file type %o on disk, want a regular file", fst.Mode&unix.S_IFMT))
+			}
+			if readFailure(err) {
+				// The disk or the system failed, not the object.
+				return nil, f, nil, fmt.Errorf("file object %s (%s): reading %s xattr: %w", id, path, UserMetaXattr, err)
 			}
 			return nil, f, nil, corrupt(fmt.Errorf("reading %s xattr: %v", UserMetaXattr, err))
 		}
@@ -638,6 +647,11 @@ func (f *fileReader) Close() error {
 // maxTarget bounds the symlink target read from a bare-user object's
 // content: PATH_MAX, with room.
 const maxTarget = 64 << 10
+
+// userMetaReadHook, when set (by tests), gives the error of reading the
+// header xattr of the bare-user file object at path, nil for none: where
+// a disk may fail.
+var userMetaReadHook func(path string) error
 
 // ReadSymlinkTarget reads the symlink target a bare-user object's content
 // holds (from its start, whatever f's offset), up to 64 KiB.
