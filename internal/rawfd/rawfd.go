@@ -167,11 +167,23 @@ func WriteSparse(dst SparseFile, r io.Reader, buf []byte) (int64, error) {
 // that copy_file_range does not work between the two filesystems (its
 // first call failed), so that a copy of many files tries it once.
 func CopyExtents(dst, src int, size int64, buf []byte, cfrOff *atomic.Bool) error {
+	var last int64
 	err := Extents(src, size, func(start, end int64) error {
+		last = end
 		return copyStretch(dst, src, start, end, &buf, cfrOff)
 	})
 	if err != nil {
 		return err
+	}
+	return extend(dst, last, size)
+}
+
+// extend makes dst, written up to written, size bytes long. Only a file
+// that ends in a hole needs the ftruncate: a copy that wrote its last
+// byte made it that long already, and a checkout copies thousands.
+func extend(dst int, written, size int64) error {
+	if written >= size {
+		return nil
 	}
 	return unix.Ftruncate(dst, size)
 }
@@ -194,12 +206,14 @@ func ListExtents(fd int, size int64) ([]Stretch, error) {
 // CopyStretches is CopyExtents over the stretches ListExtents gave for
 // src and size.
 func CopyStretches(dst, src int, size int64, stretches []Stretch, buf []byte, cfrOff *atomic.Bool) error {
+	var last int64
 	for _, st := range stretches {
 		if err := copyStretch(dst, src, st.Start, st.End, &buf, cfrOff); err != nil {
 			return err
 		}
+		last = st.End
 	}
-	return unix.Ftruncate(dst, size)
+	return extend(dst, last, size)
 }
 
 // copyStretch copies [start, end) of src to dst, as CopyExtents says.
