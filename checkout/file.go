@@ -113,8 +113,13 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 		}
-		if err := w.loadIndexed(o); err != nil {
-			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+		// Union and UnionAdd go by the index's type, mode and size
+		// alone: a union over an identical checkout reads no header.
+		// UnionIdentical may compare content, which needs the object.
+		if c.opts.UnionIdentical {
+			if err := w.loadIndexed(o); err != nil {
+				return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
+			}
 		}
 		if at, err = w.occupied(n, name, o, link); at == "" || err != nil {
 			return err

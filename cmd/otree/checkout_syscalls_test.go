@@ -9,6 +9,7 @@ import (
 
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // countCalls counts the calls of syscall in an strace log.
@@ -60,6 +61,46 @@ func TestCheckoutCopyTruncatesOnlyFilesEndingInAHole(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: checked out %d bytes, not the %d committed", name, len(got), len(want))
+		}
+	}
+}
+
+// A union checkout over an identical hardlink checkout finds each file
+// linked already from what the file-header index says: it reads no
+// object's header xattr, and leaves every entry as it was.
+func TestUnionOverIdenticalCheckoutReadsNoHeader(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "main", source(t, testtree.Tree{
+		"a":     testtree.File("a", 0o644),
+		"b":     testtree.File("bb", 0o755),
+		"sub":   testtree.Dir(0o755),
+		"sub/c": testtree.File("ccc", 0o600),
+		"sub/d": testtree.File("dddd", 0o644),
+	}))
+	dest := filepath.Join(t.TempDir(), "co")
+	c.ok("checkout", "-U", "main", dest) // fills the index
+	inos := map[string]uint64{}
+	for _, name := range []string{"a", "b", "sub/c", "sub/d"} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dest, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		inos[name] = st.Ino
+	}
+	tr, err := straced(t, "-e trace=getxattr,lgetxattr,fgetxattr", "--repo="+c.path, "checkout", "-U", "--union", "main", dest)
+	if err != nil {
+		t.Fatalf("checkout -U --union: %v\n%s", err, tr.out)
+	}
+	if n := strings.Count(tr.log, repo.UserMetaXattr); n != 0 {
+		t.Errorf("union over an identical checkout read %d object headers; want 0:\n%s", n, tr.log)
+	}
+	for name, ino := range inos {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dest, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Ino != ino {
+			t.Errorf("%s: inode %d after the union, %d before", name, st.Ino, ino)
 		}
 	}
 }
