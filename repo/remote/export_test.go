@@ -14,3 +14,6 @@ func SetLocalBigMetaHook(f func()) (restore func()) {
 	localBigMetaHook = f
 	return func() { localBigMetaHook = nil }
 }
+
+// TrickleBody is trickleBody, for the tests outside the package.
+var TrickleBody = trickleBody

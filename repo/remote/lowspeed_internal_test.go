@@ -66,7 +66,8 @@ func TestLowSpeedIgnoresSlowReader(t *testing.T) {
 	}
 }
 
-// trickleBody answers with b, a byte every 10ms, until the client goes.
+// trickleBody answers with b, one byte every 10ms (much less than the
+// low-speed limit), until b ends or the client goes away.
 func trickleBody(w http.ResponseWriter, req *http.Request, b []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	for i := range b {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -488,30 +487,10 @@ func TestPullFaults(t *testing.T) {
 			return nil, []string{o.srv.URL + p, "timed out"}
 		}, func(opts *remote.PullOptions) { opts.Timeout = 200 * time.Millisecond; opts.Attempts = 1 }},
 		{"server trickles", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
-			f := lookup(t, o.r, id, "/usr/share/big.bin").ID
-			p := objectURLPath(repo.KindFile, f)
-			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
-				if req.URL.Path != p {
-					return false
-				}
-				b, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
-				trickle(w, req, b)
-				return true
-			}
-			return nil, []string{o.srv.URL + p, "too slow"}
+			return nil, trickleObject(t, o, repo.KindFile, lookup(t, o.r, id, "/usr/share/big.bin").ID)
 		}, func(opts *remote.PullOptions) { opts.LowSpeedTime = 100 * time.Millisecond; opts.Attempts = 2 }},
 		{"server trickles a dirtree", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
-			d := lookup(t, o.r, id, "/usr").ID
-			p := objectURLPath(repo.KindDirTree, d)
-			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
-				if req.URL.Path != p {
-					return false
-				}
-				b, _ := os.ReadFile(o.r.ObjectPath(repo.KindDirTree, d))
-				trickle(w, req, b)
-				return true
-			}
-			return nil, []string{o.srv.URL + p, "too slow"}
+			return nil, trickleObject(t, o, repo.KindDirTree, lookup(t, o.r, id, "/usr").ID)
 		}, func(opts *remote.PullOptions) { opts.LowSpeedTime = 100 * time.Millisecond; opts.Attempts = 1 }},
 		{"not a repository", func(t *testing.T, o *origin, id repo.ID) ([]string, []string) {
 			o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
@@ -562,21 +541,20 @@ func TestPullFaults(t *testing.T) {
 	}
 }
 
-// trickle answers with b, one byte every 10ms (much less than the
-// low-speed limit), until b ends or the client goes away.
-func trickle(w http.ResponseWriter, req *http.Request, b []byte) {
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	for i := range b {
-		if _, err := w.Write(b[i : i+1]); err != nil {
-			return
+// trickleObject has o's server trickle the object kind id (TrickleBody)
+// and returns what the pull's error must name: its URL and "too slow".
+func trickleObject(t *testing.T, o *origin, kind repo.Kind, id repo.ID) []string {
+	t.Helper()
+	p := objectURLPath(kind, id)
+	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
+		if req.URL.Path != p {
+			return false
 		}
-		w.(http.Flusher).Flush()
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-req.Context().Done():
-			return
-		}
+		b, _ := os.ReadFile(o.r.ObjectPath(kind, id))
+		remote.TrickleBody(w, req, b)
+		return true
 	}
+	return []string{o.srv.URL + p, "too slow"}
 }
 
 func writeObject(t *testing.T, r *repo.Repo, kind repo.Kind, id repo.ID, data []byte) {
@@ -924,21 +902,12 @@ func TestPullMissingBranchIsRefNotFound(t *testing.T) {
 func TestPullLowSpeedRemoteKeys(t *testing.T) {
 	o := newOrigin(t)
 	id := o.commit("main", tree, 1700000000)
-	f := lookup(t, o.r, id, "/usr/share/big.bin").ID
-	p := objectURLPath(repo.KindFile, f)
-	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
-		if req.URL.Path != p {
-			return false
-		}
-		b, _ := os.ReadFile(o.r.ObjectPath(repo.KindFile, f))
-		trickle(w, req, b)
-		return true
-	}
+	slow := trickleObject(t, o, repo.KindFile, lookup(t, o.r, id, "/usr/share/big.bin").ID)
 	for _, tc := range []struct {
 		time string
 		want []string
 	}{
-		{"1", []string{o.srv.URL + p, "too slow"}},
+		{"1", slow},
 		{"soon", []string{"origin", remote.KeyLowSpeedTime, `"soon"`}},
 	} {
 		t.Run(tc.time, func(t *testing.T) {
