@@ -406,9 +406,7 @@ func (c *checkouter) run(root *dirNode) (*Stats, error) {
 	stop := c.startProgress()
 	c.q.Push(func(w *worker) error { return w.dirTask(root) })
 	err := c.q.Run(c.ctx, workq.Workers(), func() *worker { return newWorker(c) })
-	if err != nil && err == c.ctx.Err() {
-		err = fmt.Errorf("checkout into %s: %w", c.dest, err)
-	}
+	err = nameCancel(c.ctx, err, "checkout into "+c.dest)
 	for n := range c.open { // only after an error
 		unix.Close(n.fd)
 	}

@@ -470,7 +470,10 @@ func (d *differ) metaFields(a, b *EntryInfo) []string {
 		// Both sides as a canonical commit records them: the commit's
 		// side may be a pulled one that was not committed so, and a
 		// checkout of a bare-user-only repository masks its directories.
-		a, b = canonicalInfo(a), canonicalInfo(b)
+		ca, cb := *a, *b
+		canonicalize(&ca)
+		canonicalize(&cb)
+		a, b = &ca, &cb
 	}
 	var f []string
 	if a.Mode != b.Mode {
@@ -491,15 +494,13 @@ func (d *differ) metaFields(a, b *EntryInfo) []string {
 	return f
 }
 
-// canonicalInfo is e as CanonicalPermissions takes it: owned 0:0, no
+// canonicalize makes e as CanonicalPermissions takes it: owned 0:0, no
 // xattrs, a mode as commit.CanonicalMode gives but for symlinks'.
-func canonicalInfo(e *EntryInfo) *EntryInfo {
-	c := *e
-	c.UID, c.GID, c.Xattrs = 0, 0, nil
-	if c.Type != repo.TypeSymlink.String() && c.Type != typeSocket {
-		c.Mode = commit.CanonicalMode(c.Mode)
+func canonicalize(e *EntryInfo) {
+	e.UID, e.GID, e.Xattrs = 0, 0, nil
+	if e.Type != repo.TypeSymlink.String() && e.Type != typeSocket {
+		e.Mode = commit.CanonicalMode(e.Mode)
 	}
-	return &c
 }
 
 // headersEqual reports whether every header field of a and b is equal,
@@ -887,10 +888,7 @@ func (dd *diskDiffer) diskInfo(d *diskDir, name string, st *unix.Stat_t) (*Entry
 		e.Type, e.Mode, e.Size, e.Target, e.Rdev, e.Xattrs = h.Type.String(), h.Mode, h.Size, h.Target, h.Rdev, h.Xattrs
 	}
 	if dd.opts.CanonicalPermissions {
-		e.UID, e.GID, e.Xattrs = 0, 0, nil
-		if e.Type != repo.TypeSymlink.String() && e.Type != typeSocket {
-			e.Mode = commit.CanonicalMode(e.Mode)
-		}
+		canonicalize(e)
 	}
 	if dd.opts.OwnerUID != nil {
 		e.UID = *dd.opts.OwnerUID
