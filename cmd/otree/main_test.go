@@ -4,9 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testbin"
 )
 
@@ -40,7 +42,10 @@ func otreeBinary(t *testing.T) (string, []string) {
 }
 
 // straceLog is what straced returns: otree's output, and strace's log,
-// whole (for failure messages) and as lines.
+// whole (for failure messages) and as lines, one per call: a call strace
+// split in two (<unfinished ...>, then <... resumed>, when another thread's
+// call came between) is joined in the place of its second half, where it
+// returned.
 type straceLog struct {
 	out   string
 	log   string
@@ -63,5 +68,49 @@ func straced(t *testing.T, opts string, args ...string) (straceLog, error) {
 	if rerr != nil && err == nil {
 		t.Fatalf("reading strace's log: %v", rerr)
 	}
-	return straceLog{out: string(out), log: string(b), lines: strings.Split(string(b), "\n")}, err
+	return straceLog{out: string(out), log: string(b), lines: joinStraceLines(strings.Split(string(b), "\n"))}, err
+}
+
+var (
+	straceUnfinished = regexp.MustCompile(`^(\d+) +(.*) <unfinished \.\.\.>$`)
+	straceResumed    = regexp.MustCompile(`^(\d+) +<\.\.\. [a-z0-9_]+ resumed>(.*)$`)
+)
+
+// joinStraceLines puts each call strace logged in two lines back on one.
+func joinStraceLines(lines []string) []string {
+	started := map[string]string{} // pid -> the call's first half
+	var out []string
+	for _, l := range lines {
+		if m := straceUnfinished.FindStringSubmatch(l); m != nil {
+			started[m[1]] = m[2]
+			continue
+		}
+		if m := straceResumed.FindStringSubmatch(l); m != nil {
+			if first, ok := started[m[1]]; ok {
+				delete(started, m[1])
+				l = m[1] + "  " + first + m[2]
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// A call strace split around another thread's line reads as one line, in
+// the place it returned, so that tests of the order of calls see it whole.
+func TestJoinStraceLines(t *testing.T) {
+	got := joinStraceLines([]string{
+		`4481  renameat(AT_FDCWD</x>, "/a/.tmp-1", AT_FDCWD</x>, "/a/os.tar") = 0`,
+		`4474  fsync(8</a> <unfinished ...>`,
+		`4481  --- SIGURG {si_signo=SIGURG} ---`,
+		`4474  <... fsync resumed>)              = 0`,
+	})
+	want := []string{
+		`4481  renameat(AT_FDCWD</x>, "/a/.tmp-1", AT_FDCWD</x>, "/a/os.tar") = 0`,
+		`4481  --- SIGURG {si_signo=SIGURG} ---`,
+		`4474  fsync(8</a>)              = 0`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("joined lines (-want +got):\n%s", diff)
+	}
 }
