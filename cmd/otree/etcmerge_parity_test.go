@@ -285,6 +285,25 @@ func TestAdminEtcMergeParityWithOSTree(t *testing.T) {
 		{name: "empty-dir-default", new: testtree.Tree{"empty-dir-default": testtree.Dir(0o750)}, admin: none},
 		{name: "empty-dir-admin-deleted", old: testtree.Tree{"empty-dir-admin-deleted": testtree.Dir(0o755)},
 			new: testtree.Tree{"empty-dir-admin-deleted": testtree.Dir(0o755)}, admin: ok(func(o etcOps, n string) { o.rm(n) })},
+		// The new default's mode holds for a directory the admin left
+		// alone; OSTree gives it the old /etc's as it copies the file
+		// added below.
+		{name: "dir-default-mode-admin-added-below", old: testtree.Tree{"dir-default-mode-admin-added-below/f": file("a")},
+			new:   testtree.Tree{"dir-default-mode-admin-added-below": testtree.Dir(0o750), "dir-default-mode-admin-added-below/f": file("a")},
+			admin: ok(func(o etcOps, n string) { o.write(n+"/mine", "mine") }),
+			ours:  map[string]string{"dir-default-mode-admin-added-below": "dir 0750 0:0"}},
+		// The admin's mode stays on a directory the new defaults remove;
+		// the defaults below it go with the new defaults, where OSTree
+		// keeps them.
+		{name: "dir-mode-default-deleted", old: testtree.Tree{"dir-mode-default-deleted/f": file("a")},
+			admin: ok(func(o etcOps, n string) { o.check(os.Chmod(o.p(n), 0o700)) }),
+			ours:  map[string]string{"dir-mode-default-deleted": "dir 0700 0:0", "dir-mode-default-deleted/f": ""}},
+		// A file the admin made a directory, which the new defaults make
+		// one too: what the admin put there is kept; OSTree drops it.
+		{name: "admin-file-to-dir-default-file-to-dir", old: testtree.Tree{"admin-file-to-dir-default-file-to-dir": file("a")},
+			new:   testtree.Tree{"admin-file-to-dir-default-file-to-dir/new": file("new")},
+			admin: ok(func(o etcOps, n string) { o.mkdir(n); o.write(n+"/f", "mine") }),
+			ours:  map[string]string{"admin-file-to-dir-default-file-to-dir/f": `file 0644 "mine" links=1 0:0 mtime=admin's`}},
 		{name: "default-dir-deleted-admin-added-below", old: testtree.Tree{"default-dir-deleted-admin-added-below/f": file("a")},
 			admin: ok(func(o etcOps, n string) { o.write(n+"/mine", "mine") })},
 		{name: "fifo", admin: ok(func(o etcOps, n string) { o.check(unix.Mkfifo(o.p(n), 0o640)) }),
@@ -468,6 +487,10 @@ func TestAdminEtcMergeOutcomesWithOSTree(t *testing.T) {
 		{label: "dir-to-link", name: "x", old: testtree.Tree{"x/f": file("a")}, new: testtree.Tree{"x/f": file("a")},
 			admin:  func(o etcOps, n string) error { o.rm(n); o.symlink("y", n); return nil },
 			mineOK: true, keep: "x", sameEtcCounts: true},
+		// OSTree fails removing the deleted entry below what is now a
+		// file ("unlinkat(x/f): Not a directory").
+		{label: "deleted-below-dir-new-file", name: "x", old: testtree.Tree{"x/f": file("a"), "x/g": file("a")}, new: testtree.Tree{"x": file("new")},
+			admin: func(o etcOps, n string) error { o.rm(n + "/f"); return nil }, mineOK: true, keep: "x"},
 		{label: "deep", name: "deep", admin: deep, mineOK: true,
 			keep: "deep/" + strings.TrimSuffix(strings.Repeat(testtree.DeepName+"/", 22), "/") + "/f"},
 	} {
