@@ -157,10 +157,16 @@ func stateDirWarnings(d *Deployment) []string {
 // varWarnings returns a warning for each entry of deployment d's /var,
 // which is never seen: the stateroot's /var is mounted over it at boot.
 // OSTree notes each one too.
+// A /var that is not a directory is listed not at all: a symlink there
+// leads out of the deployment (and prepareTree refuses it).
 func varWarnings(d *Deployment) []string {
-	entries, err := os.ReadDir(filepath.Join(d.Path, "var"))
-	if err != nil {
+	dir := filepath.Join(d.Path, "var")
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
 		return nil // no /var: the deploy makes the mount point
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
 	}
 	var out []string
 	for _, e := range entries {
@@ -1026,8 +1032,11 @@ func (s *Sysroot) prepareTree(ctx context.Context, d, merge *Deployment) ([]EtcC
 	etc := filepath.Join(d.Path, "etc")
 	usrEtc := filepath.Join(d.Path, "usr", "etc")
 	// /usr, /etc and /usr/etc are written through below: a symlink in
-	// their place would lead the writes out of the deployment.
-	for _, p := range []string{"usr", "etc", "usr/etc"} {
+	// their place would lead the writes out of the deployment. prepare-root
+	// mounts on /var and /sysroot (and /usr) and refuses to boot a
+	// deployment where one is not a directory, as mount(2) would follow a
+	// symlink there: such a tree is refused now, not at the next boot.
+	for _, p := range []string{"usr", "etc", "usr/etc", "var", "sysroot"} {
 		if fi, err := os.Lstat(filepath.Join(d.Path, p)); err == nil && !fi.IsDir() {
 			return nil, fmt.Errorf("commit %s: /%s is not a directory (mode %v)", d.Commit, p, fi.Mode())
 		}

@@ -2390,6 +2390,35 @@ func TestEtcSymlinkRefused(t *testing.T) {
 	}
 }
 
+// A tree whose /var or /sysroot is a symlink is refused, naming it:
+// prepare-root would refuse to boot it (a mount there follows the link out
+// of the deployment). The tree's /var is not listed through the link for
+// the warnings about its content either.
+func TestVarSysrootSymlinkRefused(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret-name"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"var", "sysroot"} {
+		f.commit("link-"+name, osTree("6.1.0-1", testtree.Tree{"var": gone, name: testtree.Symlink(outside)}))
+		_, err := f.s.Deploy(context.Background(), "link-"+name, DeployOptions{})
+		if err == nil || !strings.Contains(err.Error(), "/"+name+" is not a directory") {
+			t.Errorf("%s: deploy: %v", name, err)
+		}
+		if len(f.s.Deployments()) != 0 {
+			t.Errorf("%s: deployed: %v", name, f.s.Deployments())
+		}
+	}
+	dep := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dep, "var")); err != nil {
+		t.Fatal(err)
+	}
+	if w := varWarnings(&Deployment{Path: dep}); len(w) != 0 {
+		t.Errorf("warnings listed /var through its link: %q", w)
+	}
+}
+
 // Two upgrades at once (two processes, here two Sysroots) deploy the new
 // commit once: the second finds nothing to do, and the rollback stays.
 func TestConcurrentUpgradesDeployOnce(t *testing.T) {
