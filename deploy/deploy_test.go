@@ -2689,3 +2689,50 @@ func TestOSInitTakesLock(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (w writerFunc) Write(b []byte) (int, error) { return w(b) }
+
+// Cleanup on a running system removes the unlock directories in var/tmp
+// that unlock made, owned by the user running it, never another user's of
+// the same name (var/tmp is everyone's), nor what a link of that name
+// points to.
+func TestCleanupUnlocksOnlyOwn(t *testing.T) {
+	f := newFixture(t)
+	f.s.rootBooted = true // var/tmp is then the sysroot's own
+	tmp := filepath.Join(f.path, "var", "tmp")
+	own := filepath.Join(tmp, unlockDirPrefix+"own")
+	other := filepath.Join(tmp, unlockDirPrefix+"other")
+	outside := t.TempDir()
+	for _, d := range []string{own + "/upper/usr", other + "/upper"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(other, "upper", "keep"), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(tmp, unlockDirPrefix+"link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{other, filepath.Join(other, "upper"), filepath.Join(other, "upper", "keep")} {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := f.s.cleanupUnlocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{own}, removed); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{filepath.Join(other, "upper", "keep"), filepath.Join(outside, "keep")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("cleanup removed %s: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(own); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cleanup kept %s: %v", own, err)
+	}
+}

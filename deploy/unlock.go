@@ -279,7 +279,8 @@ func mountOverlay(target, lower, upper, work string, readOnly bool) error {
 }
 
 // cleanupUnlocks removes the overlay directories development and
-// transient unlocks made under var/tmp in earlier boots: only the one the
+// transient unlocks made under var/tmp in earlier boots (directories of
+// the prefix owned by the effective user, as unlock makes them): only the one the
 // run record names can be mounted now. It does so only on a running
 // system (opened as / or by its physical root), whose var/tmp is its
 // stateroot's. The directory is read, not globbed: the sysroot's path may
@@ -311,7 +312,12 @@ func (s *Sysroot) cleanupUnlocks() ([]string, error) {
 		if live != "" && filepath.Base(d) == filepath.Base(live) {
 			continue
 		}
-		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+		// var/tmp is everyone's: a directory of that name another user
+		// made is not an unlock's (they are made by the admin running
+		// unlock), and removing it would delete that user's files and
+		// walk a tree the user can change meanwhile.
+		var st unix.Stat_t
+		if err := unix.Lstat(d, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
 			continue
 		}
 		if err := removeTree(d); err != nil {
