@@ -500,13 +500,7 @@ func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) 
 		}
 	}
 	if perm != 0 && (perm&0o7000 != 0 || perm&c.umask != 0) {
-		err := unix.Fchmodat(n.fd, name, perm, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			// No fchmodat2: the entry was created just now, in a
-			// directory the checkout made or entered without following.
-			err = unix.Fchmodat(n.fd, name, perm, 0)
-		}
-		if err != nil {
+		if err := chmodNoFollow(n.fd, name, perm); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
@@ -528,6 +522,34 @@ func (w *worker) finishSpecial(n *dirNode, name string, o *object, perm uint32) 
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
+}
+
+// chmodNoFollow sets the mode of the device or FIFO at name in dirfd,
+// never of what a symlink there points to. fchmodat2 refuses a symlink
+// (EOPNOTSUPP), as does fchmodat without it: then the inode at name is
+// opened without following and changed through its descriptor, unless it
+// is a symlink, which another process put in place of the entry (a union
+// goes into a directory others may write to).
+func chmodNoFollow(dirfd int, name string, perm uint32) error {
+	err := unix.Fchmodat(dirfd, name, perm, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("replaced by a symlink meanwhile: %w", unix.ELOOP)
+	}
+	// An O_PATH descriptor takes no fchmod; its /proc link leads to the
+	// inode itself.
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), perm)
 }
 
 // copyRegular writes a regular file's content as a new file, or removes

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // The decoder refuses invalid names before a checkout sees them; this test
@@ -79,5 +80,69 @@ func TestOwnNameValidation(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A symlink put in place of a FIFO the checkout just made (another process
+// writing into a union's directory) does not lead its chmod to the link's
+// target: fchmodat2 refuses a symlink, and the fallback must too.
+func TestFinishSpecialChmodsNoLinkTarget(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dest := t.TempDir()
+	c, err := newCheckouter(context.Background(), r, dest, Options{UserMode: true, Union: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dest, "fifo")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	n := &dirNode{path: dest, fd: fd}
+	o := &object{h: repo.FileHeader{Type: repo.TypeFIFO, Mode: 0o1666}, fd: -1}
+	err = newWorker(c).finishSpecial(n, "fifo", o, 0o1666)
+	if err == nil {
+		t.Error("finishing a FIFO replaced by a symlink succeeded")
+	}
+	fi, err := os.Stat(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode() & (os.ModePerm | os.ModeSticky); got != 0o600 {
+		t.Errorf("the link's target got mode %v", got)
+	}
+}
+
+// chmodNoFollow still changes a FIFO's mode however it gets there.
+func TestChmodNoFollowFIFO(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(dir, "p"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := chmodNoFollow(fd, "p", 0o1640); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "p"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o1640 {
+		t.Errorf("mode %04o, want 1640", st.Mode&0o7777)
 	}
 }
