@@ -2736,3 +2736,37 @@ func TestCleanupUnlocksOnlyOwn(t *testing.T) {
 		t.Errorf("cleanup kept %s: %v", own, err)
 	}
 }
+
+// init-fs of an existing directory makes its tmp sticky and world-writable,
+// as OSTree's does, but never the directory a tmp symlink points to.
+func TestInitFSChmodsNoLinkTarget(t *testing.T) {
+	for _, modern := range []bool{false, true} {
+		root, outside := t.TempDir(), t.TempDir()
+		if err := os.Chmod(outside, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(root, "tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := InitFSWithOptions(root, InitFSOptions{Modern: modern}); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(outside)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != os.ModeDir|0o700 {
+			t.Errorf("modern %v: the link's target got mode %v", modern, fi.Mode())
+		}
+	}
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitFS(root); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "tmp")); err != nil || fi.Mode() != os.ModeDir|os.ModeSticky|0o777 {
+		t.Errorf("tmp: %v, %v", fi.Mode(), err)
+	}
+}

@@ -127,6 +127,31 @@ type InitFSOptions struct {
 	Modern bool
 }
 
+// chmodDir sets the mode of the directory at p, as OSTree's init-fs sets
+// an existing tmp's, but never of what a symlink there points to: a
+// sysroot laid out in an image someone else made may hold tmp -> /etc.
+// A symlink is left as it is.
+func chmodDir(p string, mode os.FileMode) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return nil
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	perm := uint32(mode.Perm())
+	if mode&os.ModeSticky != 0 {
+		perm |= unix.S_ISVTX
+	}
+	if err := unix.Fchmod(fd, perm); err != nil {
+		return &os.PathError{Op: "chmod", Path: p, Err: err}
+	}
+	return nil
+}
+
 // InitFSWithOptions is InitFS with options.
 func InitFSWithOptions(path string, opts InitFSOptions) error {
 	if path == "" {
@@ -150,7 +175,7 @@ func InitFSWithOptions(path string, opts InitFSOptions) error {
 			return fmt.Errorf("init-fs: %w", err)
 		}
 		if d.mode&os.ModeSticky != 0 { // past the umask too
-			if err := os.Chmod(p, d.mode); err != nil {
+			if err := chmodDir(p, d.mode); err != nil {
 				return fmt.Errorf("init-fs: %w", err)
 			}
 		}
