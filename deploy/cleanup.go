@@ -108,6 +108,9 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 		return slices.ContainsFunc(roots, func(r os.FileInfo) bool { return os.SameFile(fi, r) })
 	}
 	for _, osName := range stateroots {
+		if err := s.checkDeployDir(osName); err != nil {
+			return nil, err
+		}
 		dir := filepath.Join(s.root, "otree", "deploy", osName, "deploy")
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {

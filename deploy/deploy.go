@@ -1002,11 +1002,34 @@ func isRefName(r *repo.Repo, rev string) bool {
 	return err == nil
 }
 
+// checkDeployDir returns an error when stateroot osName, or its deploy
+// directory, is there but not a directory: a symlink there would lead a
+// deploy's checkout, and cleanup's removals, out of the sysroot.
+func (s *Sysroot) checkDeployDir(osName string) error {
+	root := filepath.Join(s.root, "otree", "deploy", osName)
+	for _, p := range []string{root, filepath.Join(root, "deploy")} {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory (mode %v): nothing is written or removed through it", p, fi.Mode())
+		}
+	}
+	return nil
+}
+
 // freeSerial is the serial for a new deployment of commit: one above the
 // highest a deployment of it has, as in OSTree, so that a serial is not
 // given again while an older boot entry may still name it; and past any
 // directory an interrupted deploy left on disk.
 func (s *Sysroot) freeSerial(osName string, commit repo.ID) (int, error) {
+	if err := s.checkDeployDir(osName); err != nil {
+		return 0, err
+	}
 	first := 0
 	for _, d := range append(s.deployments[:len(s.deployments):len(s.deployments)], s.staged) {
 		if d != nil && d.OS == osName && d.Commit == commit && d.Serial >= first {

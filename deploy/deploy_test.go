@@ -2770,3 +2770,38 @@ func TestInitFSChmodsNoLinkTarget(t *testing.T) {
 		t.Errorf("tmp: %v, %v", fi.Mode(), err)
 	}
 }
+
+// A stateroot whose deploy directory is a symlink is neither cleaned nor
+// deployed to through the link: what it points to holds directories named
+// as deployments, which cleanup would remove as leftovers.
+func TestDeployDirSymlinkRefused(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	outside := t.TempDir()
+	victim := filepath.Join(outside, strings.Repeat("a", 64)+".0")
+	if err := os.MkdirAll(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(victim, "data"), []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(f.path, "otree", "deploy", "testos", "deploy")
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Cleanup(context.Background(), CleanupOptions{NoPrune: true}); err == nil || !strings.Contains(err.Error(), dir+" is not a directory") {
+		t.Errorf("cleanup: %v", err)
+	}
+	if _, err := f.s.Deploy(context.Background(), "os", DeployOptions{}); err == nil || !strings.Contains(err.Error(), dir+" is not a directory") {
+		t.Errorf("deploy: %v", err)
+	}
+	if ents, err := os.ReadDir(outside); err != nil || len(ents) != 1 {
+		t.Errorf("the link's target holds %v (%v)", ents, err)
+	}
+	if _, err := os.Stat(filepath.Join(victim, "data")); err != nil {
+		t.Error(err)
+	}
+}
