@@ -165,6 +165,9 @@ func (s *Sysroot) cleanup(ctx context.Context, opts CleanupOptions) (*CleanupRep
 			filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.1", nb)),
 			filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d.%d", s.bootVersion, 1-s.subVersion)))
 	}
+	if err := s.checkBootDirs(); err != nil {
+		return nil, err
+	}
 	kdir := filepath.Join(s.path, "boot", "otree")
 	if ents, err := os.ReadDir(kdir); err == nil {
 		for _, e := range ents {

@@ -498,6 +498,9 @@ func findDtb(r *repo.Repo, commit repo.ID, d repo.DirEntry, k *kernel) error {
 // deploy leaves /boot as it was; undo removes it too, for a switch that
 // fails after this call.
 func (s *Sysroot) installKernel(osName string, k *kernel) (undo func(), err error) {
+	if err := s.checkBootDirs(); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(s.path, "boot", "otree", osName+"-"+k.bootCsum)
 	var installed []string
 	if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
@@ -1007,7 +1010,20 @@ func isRefName(r *repo.Repo, rev string) bool {
 // deploy's checkout, and cleanup's removals, out of the sysroot.
 func (s *Sysroot) checkDeployDir(osName string) error {
 	root := filepath.Join(s.root, "otree", "deploy", osName)
-	for _, p := range []string{root, filepath.Join(root, "deploy")} {
+	return checkDirs(root, filepath.Join(root, "deploy"))
+}
+
+// checkBootDirs returns an error when boot/otree, or the directory of
+// overlay images in it, is there but not a directory: kernels and images
+// are installed into them, and cleanup removes what it finds there by name.
+func (s *Sysroot) checkBootDirs() error {
+	return checkDirs(filepath.Join(s.path, "boot", "otree"), filepath.Join(s.path, "boot", overlayDir))
+}
+
+// checkDirs returns an error naming the first of paths that is there but
+// not a directory (a symlink, say); a missing one is no error.
+func checkDirs(paths ...string) error {
+	for _, p := range paths {
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

@@ -2805,3 +2805,37 @@ func TestDeployDirSymlinkRefused(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A boot/otree that is a symlink is neither cleaned nor installed into
+// through the link: cleanup would remove what is named as a kernel
+// directory where it points.
+func TestBootOtreeSymlinkRefused(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "keep-"+strings.Repeat("c", 64))
+	if err := os.Mkdir(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kdir := filepath.Join(f.path, "boot", "otree")
+	if err := os.Rename(kdir, filepath.Join(outside, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, kdir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Cleanup(context.Background(), CleanupOptions{NoPrune: true}); err == nil || !strings.Contains(err.Error(), kdir+" is not a directory") {
+		t.Errorf("cleanup: %v", err)
+	}
+	f.commit("os", osTree("6.1.0-2", nil))
+	if _, err := f.s.Deploy(context.Background(), "os", DeployOptions{}); err == nil || !strings.Contains(err.Error(), kdir+" is not a directory") {
+		t.Errorf("deploy: %v", err)
+	}
+	if ents, err := os.ReadDir(outside); err != nil || len(ents) != 2 {
+		t.Errorf("the link's target holds %v (%v)", ents, err)
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Error(err)
+	}
+}

@@ -36,6 +36,11 @@ func overlayID(path string) (string, bool) {
 // kernel loads after the tree's own) into the boot directory under the id
 // of its content, unless it is there, and returns the ids in order.
 func (s *Sysroot) installOverlays(files []string) ([]string, error) {
+	if len(files) > 0 {
+		if err := s.checkBootDirs(); err != nil {
+			return nil, err
+		}
+	}
 	var ids []string
 	for _, f := range files {
 		data, err := os.ReadFile(f)
