@@ -260,7 +260,7 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 	}
 	var data []byte
 	if err == nil {
-		data, err = io.ReadAll(io.LimitReader(f, 256))
+		data, err = io.ReadAll(io.LimitReader(f, refReadMax))
 		f.Close()
 	}
 	if err != nil {
@@ -273,12 +273,24 @@ func (r *Repo) readRefFile(name, p string) (ID, error) {
 		}
 		return ID{}, fmt.Errorf("reading ref %s: %w", name, err)
 	}
-	id, err := ParseID(strings.TrimSpace(string(data)))
+	text := strings.TrimSpace(string(data))
+	id, err := ParseID(text)
 	if err != nil {
-		return ID{}, &CorruptRefError{Ref: final, Path: p, Err: err}
+		// What the file holds is not quoted: a symlinked refs/heads or
+		// refs/remotes, followed as OSTree follows it, can lead to any
+		// file the reader may read, /etc/shadow as well.
+		more := ""
+		if len(data) == refReadMax {
+			more = " or more"
+		}
+		return ID{}, &CorruptRefError{Ref: final, Path: p,
+			Err: fmt.Errorf("it holds %d bytes%s, not an object id of 64 hexadecimal characters", len(text), more)}
 	}
 	return id, nil
 }
+
+// refReadMax bounds what is read of a ref file: an id and a newline fit.
+const refReadMax = 256
 
 // refReadHook, when set (by tests), is called with each ref file and
 // directory of refs about to be read.

@@ -422,3 +422,38 @@ func TestValidateNameQuotesBadCharacter(t *testing.T) {
 		}
 	}
 }
+
+// A ref file that holds no id is reported by its path and size, its
+// content unquoted: a refs/heads that links elsewhere (followed, as OSTree
+// follows it) makes any readable file a ref.
+func TestCorruptRefContentNotQuoted(t *testing.T) {
+	r, _ := newCommits(t, 1)
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, "shadow"), []byte("root:$y$j9T$SECRETHASH:19000::::::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "long"), []byte(strings.Repeat("SECRET", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	heads := r.Path("refs", "heads")
+	if err := os.RemoveAll(heads); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secrets, heads); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"shadow": "holds 34 bytes,", "long": "holds 256 bytes or more,"} {
+		_, err := r.ReadRef(name)
+		var corrupt *repo.CorruptRefError
+		if !errors.As(err, &corrupt) || corrupt.Path != filepath.Join(heads, name) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadRef(%s): %v, want a CorruptRefError saying it %s", name, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("ReadRef(%s) quotes the file: %v", name, err)
+		}
+	}
+	_, err := r.ListRefs("")
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("ListRefs: %v", err)
+	}
+}
