@@ -1046,6 +1046,11 @@ func (s *Sysroot) freeSerial(osName string, commit repo.ID) (int, error) {
 	if err := s.checkDeployDir(osName); err != nil {
 		return 0, err
 	}
+	// prepare-root refuses to boot with a stateroot var that is not a
+	// directory: no deployment is made that could not boot.
+	if err := checkDirs(filepath.Join(s.root, "otree", "deploy", osName, "var")); err != nil {
+		return 0, err
+	}
 	first := 0
 	for _, d := range append(s.deployments[:len(s.deployments):len(s.deployments)], s.staged) {
 		if d != nil && d.OS == osName && d.Commit == commit && d.Serial >= first {

@@ -369,6 +369,42 @@ func TestOSInitRefusesUnusableNames(t *testing.T) {
 // os-init of an existing stateroot keeps what is there: a /var/tmp whose
 // mode the admin changed keeps it, and one replaced by a symlink does not
 // make its target world-writable.
+// A stateroot whose var (or deploy/, or itself) is a symlink is refused by
+// os-init, naming it, before anything is made where the link points, and
+// no deployment is made in it: prepare-root would refuse to boot it.
+func TestOSInitRefusesLinkedVar(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	for _, rel := range []string{"other/var", "other/deploy", "other"} {
+		outside := t.TempDir()
+		root := filepath.Join(f.path, "otree", "deploy", "other")
+		if err := os.RemoveAll(root); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(f.path, "otree", "deploy", rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(f.path, "otree", "deploy", rel)
+		if err := os.Symlink(outside, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.OSInit("other"); err == nil || !strings.Contains(err.Error(), p+" is not a directory") {
+			t.Errorf("os-init with %s a link: %v", rel, err)
+		}
+		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+			t.Errorf("os-init with %s a link made %v where it points", rel, ents)
+		}
+		if rel == "other/var" {
+			if err := os.MkdirAll(filepath.Join(root, "deploy"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.s.Deploy(context.Background(), "os", DeployOptions{OS: "other"}); err == nil || !strings.Contains(err.Error(), p+" is not a directory") {
+				t.Errorf("deploy with %s a link: %v", rel, err)
+			}
+		}
+	}
+}
+
 func TestOSInitKeepsExisting(t *testing.T) {
 	f := newFixture(t)
 	tmp := filepath.Join(f.path, "otree/deploy/testos/var/tmp")

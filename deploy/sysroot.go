@@ -307,7 +307,15 @@ func (s *Sysroot) OSInit(name string) error {
 		err := os.Mkdir(p, d.mode.Perm())
 		if errors.Is(err, fs.ErrExist) {
 			// Kept as it is: the admin may have changed its mode, and a
-			// chmod would follow a symlink there.
+			// chmod would follow a symlink there. The stateroot, its
+			// deploy/ and var/ must be directories: what is made below
+			// them would go where a link points, and prepare-root
+			// refuses to boot with a var that is not one.
+			if d.name == "" || d.name == "deploy" || d.name == "var" {
+				if err := checkDirs(p); err != nil {
+					return fmt.Errorf("os-init %s: %w", name, err)
+				}
+			}
 			continue
 		}
 		if err != nil {
