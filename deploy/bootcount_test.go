@@ -439,7 +439,7 @@ func acrossStateroots(t *testing.T, f *fixture) (one, two repo.ID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.s.OSInit("other"); err != nil {
+	if err := f.s.OSInit(context.Background(), "other"); err != nil {
 		t.Fatal(err)
 	}
 	one = f.commit("os", osTree("6.1.0", nil))

@@ -139,7 +139,7 @@ func TestDeployFullSysroot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.OSInit("testos"); err != nil {
+	if err := s.OSInit(context.Background(), "testos"); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, path: mnt, s: s}

@@ -53,7 +53,7 @@ func TestClosedSysrootChangesNothing(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, change := range map[string]func() error{
-		"OSInit":     func() error { return f.s.OSInit("other") },
+		"OSInit":     func() error { return f.s.OSInit(context.Background(), "other") },
 		"Pin":        func() error { return f.s.Pin(ctx, 1, true) },
 		"SetKargs":   func() error { _, err := f.s.SetKargs(ctx, 0, KargsEdit{Append: []string{"quiet"}}); return err },
 		"SetDefault": func() error { _, err := f.s.SetDefault(ctx, 1); return err },

@@ -73,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.OSInit("testos"); err != nil {
+	if err := s.OSInit(context.Background(), "testos"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -311,7 +311,7 @@ func TestStaterootErrors(t *testing.T) {
 	if _, err := f.s.Deploy(ctx, "a", DeployOptions{OS: "nosuch"}); !errors.As(err, &ns) || ns.OS != "nosuch" || !strings.Contains(err.Error(), `"nosuch"`) {
 		t.Errorf("deploy to a missing stateroot: %v", err)
 	}
-	if err := f.s.OSInit("second"); err != nil {
+	if err := f.s.OSInit(context.Background(), "second"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.s.Deploy(ctx, "a", DeployOptions{}); !errors.Is(err, ErrStaterootNeeded) || !strings.Contains(err.Error(), "2 stateroots") {
@@ -342,7 +342,7 @@ func TestOSInitRefusesUnusableNames(t *testing.T) {
 	f := newFixture(t)
 	f.commit("a", osTree("6.1.0-1", nil))
 	for _, name := range []string{"", "a b", "a\vb", `q"b`, "你", "é", "a:b", ".x", "-x", "x/y", "..", "ctl\x01", strings.Repeat("n", 191)} {
-		err := f.s.OSInit(name)
+		err := f.s.OSInit(context.Background(), name)
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", name)) {
 			t.Errorf("os-init %q: %v, want an error naming it", name, err)
 		}
@@ -357,7 +357,7 @@ func TestOSInitRefusesUnusableNames(t *testing.T) {
 	}
 	// The longest leaves room for the kernel's directory, <os>-<bootcsum>.
 	for _, name := range []string{"Fedora_2.0-x", "_x", strings.Repeat("n", 190)} {
-		if err := f.s.OSInit(name); err != nil {
+		if err := f.s.OSInit(context.Background(), name); err != nil {
 			t.Fatalf("os-init %q: %v", name, err)
 		}
 		if d := f.deploy("a", DeployOptions{OS: name}).Deployment; d.OS != name {
@@ -388,7 +388,7 @@ func TestOSInitRefusesLinkedVar(t *testing.T) {
 		if err := os.Symlink(outside, p); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.s.OSInit("other"); err == nil || !strings.Contains(err.Error(), p+" is not a directory") {
+		if err := f.s.OSInit(context.Background(), "other"); err == nil || !strings.Contains(err.Error(), p+" is not a directory") {
 			t.Errorf("os-init with %s a link: %v", rel, err)
 		}
 		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
@@ -411,7 +411,7 @@ func TestOSInitKeepsExisting(t *testing.T) {
 	if err := os.Chmod(tmp, 0o770|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.s.OSInit("testos"); err != nil {
+	if err := f.s.OSInit(context.Background(), "testos"); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(tmp); err != nil || fi.Mode() != 0o770|os.ModeDir|os.ModeSticky {
@@ -427,7 +427,7 @@ func TestOSInitKeepsExisting(t *testing.T) {
 	if err := os.Symlink(target, tmp); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.s.OSInit("testos"); err != nil {
+	if err := f.s.OSInit(context.Background(), "testos"); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o700 || fi.Mode()&os.ModeSticky != 0 {
@@ -584,7 +584,7 @@ func TestDeploymentsListIsCallers(t *testing.T) {
 func TestRollbackStaysInStateroot(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	if err := f.s.OSInit("other"); err != nil {
+	if err := f.s.OSInit(context.Background(), "other"); err != nil {
 		t.Fatal(err)
 	}
 	f.commit("a", osTree("6.1.0-1", nil))
@@ -753,7 +753,7 @@ func TestRetention(t *testing.T) {
 // merge deployment it goes last.
 func TestNotAsDefaultBehindMerge(t *testing.T) {
 	f := newFixture(t)
-	if err := f.s.OSInit("other"); err != nil {
+	if err := f.s.OSInit(context.Background(), "other"); err != nil {
 		t.Fatal(err)
 	}
 	a := f.commit("a", osTree("6.1.0-1", nil))
@@ -2702,7 +2702,7 @@ func TestOSInitTakesLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s2.OSInit("other") }()
+	go func() { done <- s2.OSInit(context.Background(), "other") }()
 	select {
 	case <-waiting:
 	case err := <-done:
@@ -2718,6 +2718,53 @@ func TestOSInitTakesLock(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.path, "otree", "deploy", "other", "var", "tmp")); err != nil {
 		t.Errorf("after the lock was released: %v", err)
+	}
+}
+
+// A ctx cancelled while OSInit waits for the sysroot lock stops the
+// wait, and the stateroot is not made.
+func TestOSInitCancelWhileWaiting(t *testing.T) {
+	f := newFixture(t)
+	waiting := make(chan struct{}, 1)
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		if bytes.Contains(b, []byte("waiting for the sysroot lock")) {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+		return len(b), nil
+	}), nil))
+	s2, err := Open(f.path, OpenOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	unlock, err := f.s.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s2.OSInit(ctx, "other") }()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("OSInit returned (%v) while another handle held the sysroot lock", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("OSInit after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OSInit still waiting for the sysroot lock 5s after its ctx was cancelled")
+	}
+	if _, err := os.Lstat(filepath.Join(f.path, "otree", "deploy", "other")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stateroot made after a cancelled wait: %v", err)
 	}
 }
 

@@ -40,7 +40,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.OSInit("demo"); err != nil {
+	if err := s.OSInit(context.Background(), "demo"); err != nil {
 		log.Fatal(err)
 	}
 
@@ -112,7 +112,7 @@ func ExampleSysroot_Rollback() {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.OSInit("demo"); err != nil {
+	if err := s.OSInit(context.Background(), "demo"); err != nil {
 		log.Fatal(err)
 	}
 	for _, motd := range []string{"version one\n", "version two\n"} {

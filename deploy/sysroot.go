@@ -285,15 +285,16 @@ func (s *Sysroot) BootVersion() (boot, sub int) { return s.bootVersion, s.subVer
 // OSInit creates the stateroot name with its shared var. It takes the
 // sysroot lock (OSTree 2022.7's os-init takes none), so that a deploy
 // choosing a stateroot never sees one half made, nor boots one whose
-// directories are not yet durable.
-func (s *Sysroot) OSInit(name string) error {
+// directories are not yet durable. A ctx done while it waits for the
+// lock stops the wait and nothing is made.
+func (s *Sysroot) OSInit(ctx context.Context, name string) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
 	if err := validOSName(name); err != nil {
 		return err
 	}
-	unlock, err := s.lock(context.Background())
+	unlock, err := s.lock(ctx)
 	if err != nil {
 		return fmt.Errorf("os-init %s: %w", name, err)
 	}

@@ -419,7 +419,7 @@ func TestSwitchKeepsLocalAndFollowedRefs(t *testing.T) {
 	}
 	srv.commit("os/c", osTree("6.1.0-3", nil))
 	srv.commit("os/d", osTree("6.1.0-4", nil))
-	if err := f.s.OSInit("other"); err != nil {
+	if err := f.s.OSInit(context.Background(), "other"); err != nil {
 		t.Fatal(err)
 	}
 	opts := UpgradeOptions{Pull: quickPull()}

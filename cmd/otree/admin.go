@@ -271,7 +271,7 @@ func newOSInitCommand(a *adminEnv) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				if err := s.OSInit(args[0]); err != nil {
+				if err := s.OSInit(cmd.Context(), args[0]); err != nil {
 					return err
 				}
 				// OSTree's line, in otree's words.
