@@ -649,15 +649,45 @@ func (s *Sysroot) writeObject(id repo.ID, p string, flags int, perm os.FileMode,
 	return nil
 }
 
-// NoStaterootError reports a stateroot the sysroot does not have, so
-// that a caller can make it with OSInit.
+// NoStaterootError reports a stateroot the sysroot does not have, or
+// has only in part, so that a caller can make it (or finish it) with
+// OSInit.
 type NoStaterootError struct {
 	OS string // the stateroot asked for
+	// Missing is the path of the stateroot's var when its directory
+	// exists without it (an os-init killed part way, a var removed);
+	// "" when the stateroot's directory itself is missing.
+	Missing string
 }
 
-// Error names the stateroot.
+// Error names the stateroot and, for one made in part, what it lacks.
 func (e *NoStaterootError) Error() string {
+	if e.Missing != "" {
+		return fmt.Sprintf("stateroot %q is incomplete: %s does not exist", e.OS, e.Missing)
+	}
 	return fmt.Sprintf("stateroot %q does not exist", e.OS)
+}
+
+// checkStateroot reports whether stateroot osName has the var a
+// deployment of it boots with: a *NoStaterootError if it or its var is
+// missing, another error if it cannot be told.
+func (s *Sysroot) checkStateroot(osName string) error {
+	dir := filepath.Join(s.root, "otree", "deploy", osName)
+	v := filepath.Join(dir, "var")
+	fi, err := os.Stat(v)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("stateroot %q: %s is not a directory", osName, v)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stateroot %q: %w", osName, err)
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return &NoStaterootError{OS: osName}
+	}
+	return &NoStaterootError{OS: osName, Missing: v}
 }
 
 // ErrStaterootNeeded is matched (with errors.Is) by the error of a deploy,
@@ -672,8 +702,8 @@ func (s *Sysroot) chooseOS(osName string) (string, error) {
 		if err := validOSName(osName); err != nil {
 			return "", err
 		}
-		if _, err := os.Stat(filepath.Join(s.root, "otree", "deploy", osName, "var")); err != nil {
-			return "", &NoStaterootError{OS: osName}
+		if err := s.checkStateroot(osName); err != nil {
+			return "", err
 		}
 		return osName, nil
 	}
@@ -690,8 +720,8 @@ func (s *Sysroot) chooseOS(osName string) (string, error) {
 	if len(roots) == 1 {
 		// One that os-init has not finished (killed part way) has no var
 		// for the deployment to boot with, as a named one must have.
-		if _, err := os.Stat(filepath.Join(s.root, "otree", "deploy", roots[0], "var")); err != nil {
-			return "", &NoStaterootError{OS: roots[0]}
+		if err := s.checkStateroot(roots[0]); err != nil {
+			return "", err
 		}
 		return roots[0], nil
 	}

@@ -2669,12 +2669,25 @@ func TestDeployRefusesHalfMadeStateroot(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.s.Deploy(context.Background(), "a", DeployOptions{})
+	v := filepath.Join(f.path, "otree", "deploy", "testos", "var")
 	var ns *NoStaterootError
-	if !errors.As(err, &ns) || ns.OS != "testos" {
-		t.Errorf("deploy to the only stateroot, without var: %v, want a NoStaterootError for testos", err)
+	// Named as what is missing: the stateroot's directory is there.
+	if !errors.As(err, &ns) || ns.OS != "testos" || ns.Missing != v || !strings.Contains(err.Error(), v) {
+		t.Errorf("deploy to the only stateroot, without var: %v, want a NoStaterootError for testos naming %s", err, v)
+	}
+	_, err = f.s.Deploy(context.Background(), "a", DeployOptions{OS: "testos"})
+	if !errors.As(err, &ns) || ns.Missing != v || !strings.Contains(err.Error(), v) {
+		t.Errorf("deploy to testos named, without var: %v, want it to name %s", err, v)
 	}
 	if n := len(f.s.Deployments()); n != 0 {
 		t.Errorf("%d deployments, want none", n)
+	}
+	// os-init completes it.
+	if err := f.s.OSInit(context.Background(), "testos"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Deploy(context.Background(), "a", DeployOptions{}); err != nil {
+		t.Errorf("deploy after os-init completed the stateroot: %v", err)
 	}
 }
 

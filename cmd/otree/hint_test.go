@@ -23,6 +23,7 @@ func TestHint(t *testing.T) {
 	}{
 		{wrap(&deploy.DowngradeError{}), "pass --allow-downgrade to deploy it"},
 		{wrap(&deploy.NoStaterootError{OS: "debian"}), "create it with `otree admin os-init debian`"},
+		{wrap(&deploy.NoStaterootError{OS: "debian", Missing: "/otree/deploy/debian/var"}), "complete it with `otree admin os-init debian`"},
 		{wrap(deploy.ErrStaterootNeeded), "give a stateroot with --os"},
 		{wrap(deploy.ErrNotSysroot), "create one with `otree admin init-fs`"},
 		{wrap(deploy.ErrFellBack), "`otree admin rollback` makes the booted deployment the default"},

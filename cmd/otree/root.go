@@ -174,6 +174,10 @@ func hint(err error) string {
 	case errors.As(err, &de):
 		return "pass --allow-downgrade to deploy it"
 	case errors.As(err, &ns):
+		if ns.Missing != "" {
+			// os-init makes what is missing and keeps what is there.
+			return fmt.Sprintf("complete it with `otree admin os-init %s`", ns.OS)
+		}
 		return fmt.Sprintf("create it with `otree admin os-init %s`", ns.OS)
 	case errors.As(err, &fm):
 		return "pull them first, or generate the delta with --min-fallback-size=0"
