@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,7 +59,10 @@ boot order and one rename switches from one list to the next.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.stdout, d.Path)
+			// Under the sysroot as given, as OSTree prints it: on a
+			// booted system /otree/deploy/..., not the physical
+			// root's /sysroot/otree/deploy/... that d.Path is under.
+			fmt.Fprintln(a.stdout, filepath.Join(s.Path(), "otree", "deploy", d.OS, "deploy", filepath.Base(d.Path)))
 			return nil
 		})
 	}

@@ -105,6 +105,27 @@ func (a *admin) commit(motd string, kver string) string {
 	return strings.TrimSpace(a.ok("commit", "-b", "cli/stable", dir))
 }
 
+// --print-current-dir prints the deployment under the sysroot as given,
+// as OSTree's does, not under the physical root its otree/ resolves to:
+// on a booted system /otree/deploy/..., through a link to a sysroot the
+// link's path.
+func TestAdminPrintCurrentDirUnderSysrootAsGiven(t *testing.T) {
+	a := newAdmin(t)
+	c := a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(a.sys, link); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"admin", "--sysroot=" + link, "--print-current-dir"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("admin --print-current-dir: exit %d, %s", code, errb.String())
+	}
+	if got, want := strings.TrimSpace(out.String()), filepath.Join(link, "otree/deploy/cli/deploy", c+".0"); got != want {
+		t.Errorf("--print-current-dir of the sysroot through %s = %q, want %q", link, got, want)
+	}
+}
+
 func TestAdminCommands(t *testing.T) {
 	a := newAdmin(t)
 	c1 := a.commit("one\n", "6.1.0-1")

@@ -255,7 +255,8 @@ otree admin unlock 2>&1 || echo again=refused
 otree admin status --verify || echo verify=drift
 echo status:; otree admin status --json
 `)
-		wantLines(t, out, "before=ro", "/sysroot/otree/deploy/cli/deploy/"+commit+".0", "usr=rw", "lower=visible", "again=refused",
+		wantLines(t, out, "before=ro", "\n/otree/deploy/cli/deploy/"+commit+".0", // as OSTree prints it booted, not /sysroot/otree/...
+			"usr=rw", "lower=visible", "again=refused",
 			"    drift: A /usr/bin/added", "verify=drift")
 		if !strings.Contains(out, "is already unlocked (development)") {
 			t.Errorf("a second unlock did not say the deployment is unlocked")
