@@ -20,8 +20,9 @@ const noKernel = "commit: the tree is not bootable: it has no usr/lib/modules/<v
 
 // kernelVersion finds the one kernel a tree ships where deploy looks for
 // it: usr/lib/modules/<version>/vmlinuz, else the first of the legacy
-// directories (bootname.LegacyDirs) the tree has, whose boot files must be
-// regular files, as deploy requires; stat reads a file object's header.
+// directories (bootname.LegacyDirs) the tree has; in either, the boot
+// files must be regular files, as deploy requires; stat reads a file
+// object's header.
 // OSTree's --bootable reads only usr/lib/modules.
 func kernelVersion(r reader, stat func(repo.ID) (*repo.FileHeader, error), root *dir) (string, error) {
 	mods, err := lookupDir(r, root, "usr/lib/modules")
@@ -44,6 +45,9 @@ func kernelVersion(r reader, stat func(repo.ID) (*repo.FileHeader, error), root 
 		case 1:
 			if !bootname.VersionOK(found[0]) {
 				return "", fmt.Errorf("commit: the tree is not bootable: kernel version directory usr/lib/modules/%q holds a space or control character, which boot entries cannot carry", found[0])
+			}
+			if err := checkModulesBootFiles(r, stat, mods.d.dirs[mods.d.findDir(found[0])], "usr/lib/modules/"+found[0]); err != nil {
+				return "", err
 			}
 			return found[0], nil
 		default:
@@ -89,6 +93,80 @@ func kernelVersion(r reader, stat func(repo.ID) (*repo.FileHeader, error), root 
 		return l.Version, nil
 	}
 	return "", errors.New(noKernel)
+}
+
+// checkModulesBootFiles refuses what deploy refuses among the boot files
+// of the kernel directory k (at base): a vmlinuz, initramfs, devicetree
+// or .vmlinuz.hmac that is no regular file (a link: OSTree installs what
+// it leads to, deploy refuses it), and without a devicetree, a dtb that
+// is no directory or regular file, or a dtb/ holding anything but
+// regular files and directories. Names are taken in deploy's order: the
+// first initramfs name there is the one deploy installs.
+func checkModulesBootFiles(r reader, stat func(repo.ID) (*repo.FileHeader, error), k *dir, base string) error {
+	// regular reports whether name is in d, refusing it if it is there
+	// but no regular file.
+	regular := func(d *dir, at, name string) (bool, error) {
+		i := d.findFile(name)
+		if i < 0 {
+			return false, nil
+		}
+		h, err := stat(d.fileIDs[i])
+		if err != nil {
+			return false, fmt.Errorf("commit: %s/%s: %w", at, name, err)
+		}
+		if h.Type != repo.TypeRegular {
+			return false, fmt.Errorf("commit: the tree is not bootable: %s/%s is a %s, not a regular file, which deploy refuses", at, name, h.Type)
+		}
+		return true, nil
+	}
+	if err := k.expand(r); err != nil {
+		return err
+	}
+	for _, names := range [][]string{{"vmlinuz"}, {"initramfs.img", "initramfs"}, {".vmlinuz.hmac"}} {
+		for _, name := range names {
+			ok, err := regular(k, base, name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				break
+			}
+		}
+	}
+	if ok, err := regular(k, base, "devicetree"); ok || err != nil {
+		return err
+	}
+	if i := k.findFile("dtb"); i >= 0 {
+		h, err := stat(k.fileIDs[i])
+		if err != nil {
+			return fmt.Errorf("commit: %s/dtb: %w", base, err)
+		}
+		if h.Type != repo.TypeRegular {
+			return fmt.Errorf("commit: the tree is not bootable: %s/dtb is a %s, not a directory, which deploy refuses", base, h.Type)
+		}
+		return nil
+	}
+	var walk func(d *dir, at string) error
+	walk = func(d *dir, at string) error {
+		if err := d.expand(r); err != nil {
+			return err
+		}
+		for _, name := range d.fileNames {
+			if _, err := regular(d, at, name); err != nil {
+				return err
+			}
+		}
+		for i, name := range d.dirNames {
+			if err := walk(d.dirs[i], at+"/"+name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if i := k.findDir("dtb"); i >= 0 {
+		return walk(k.dirs[i], base+"/dtb")
+	}
+	return nil
 }
 
 // found is what lookupDir found: the directory d, or, when nil, a file at

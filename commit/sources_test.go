@@ -253,7 +253,10 @@ func TestBootable(t *testing.T) {
 	}
 	two := makeTree(t, testtree.Tree{"usr/lib/modules/6.1/vmlinuz": testtree.File("k", 0o644), "usr/lib/modules/6.2/vmlinuz": testtree.File("k2", 0o644)})
 	none := makeTree(t, testtree.Tree{"usr/lib/x": testtree.File("x", 0o644)})
-	for dir, want := range map[string]string{two: "2 kernels", none: "no usr/lib/modules/<version>/vmlinuz"} {
+	// Deploy installs the boot files themselves, and refuses a link.
+	link := makeTree(t, testtree.Tree{"usr/lib/modules/6.1/vmlinuz-6.1": testtree.File("k", 0o644), "usr/lib/modules/6.1/vmlinuz": testtree.Symlink("vmlinuz-6.1")})
+	for dir, want := range map[string]string{two: "2 kernels", none: "no usr/lib/modules/<version>/vmlinuz",
+		link: "usr/lib/modules/6.1/vmlinuz is a symlink, not a regular file"} {
 		_, err := commit.Commit(ctx, r, commit.Options{Branch: "bad", Bootable: true, Sources: []commit.Source{{Kind: commit.SourceDir, Path: dir}}})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want an error containing %q", err, want)

@@ -148,3 +148,52 @@ echo ==status
 		t.Errorf("%d of 5 boot files exist:\n%s", n, sections["files"])
 	}
 }
+
+// commit --bootable refuses a kernel directory exactly when deploy would
+// refuse it: a boot file that is a link (OSTree installs what it leads
+// to; otree deploys files themselves), and accepts what deploy installs,
+// the error naming the file.
+func TestBootableAgreesWithDeploy(t *testing.T) {
+	k := "usr/lib/modules/6.1.0/"
+	for _, c := range []struct {
+		name   string
+		extra  testtree.Tree // over writeBootableTree's
+		refuse string        // "" when both take it
+	}{
+		{"vmlinuz link", testtree.Tree{k + "vmlinuz-real": testtree.File("kernel", 0o644), k + "vmlinuz": testtree.Symlink("vmlinuz-real")}, k + "vmlinuz"},
+		{"initramfs link", testtree.Tree{k + "initrd": testtree.File("initrd", 0o644), k + "initramfs.img": testtree.Symlink("initrd")}, k + "initramfs.img"},
+		{"hmac link", testtree.Tree{k + ".vmlinuz.hmac": testtree.Symlink("vmlinuz")}, k + ".vmlinuz.hmac"},
+		{"devicetree link", testtree.Tree{k + "devicetree": testtree.Symlink("vmlinuz")}, k + "devicetree"},
+		{"dtb link", testtree.Tree{k + "dtb": testtree.Symlink("/boot/dtb")}, k + "dtb"},
+		{"dtb/ holds a link", testtree.Tree{k + "dtb/v/b.dtb": testtree.File("dt", 0o644), k + "dtb/v/c.dtb": testtree.Symlink("b.dtb")}, k + "dtb/v/c.dtb"},
+		{"second initramfs name a link", testtree.Tree{k + "initramfs": testtree.Symlink("initramfs.img")}, ""},
+		{"dtb link beside a devicetree", testtree.Tree{k + "devicetree": testtree.File("dt", 0o644), k + "dtb": testtree.Symlink("/boot/dtb")}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := newAdmin(t)
+			dir := t.TempDir()
+			writeBootableTree(t, dir, "6.1.0", "one\n")
+			for p := range c.extra {
+				os.Remove(filepath.Join(dir, p))
+			}
+			testtree.Create(t, dir, c.extra)
+			res := a.run("commit", "-b", "cli/bootable", "--bootable", dir)
+			if c.refuse == "" {
+				if res.code != 0 {
+					t.Fatalf("commit --bootable: exit %d, %s", res.code, res.stderr)
+				}
+			} else if res.code != 1 || !strings.Contains(res.stderr, c.refuse+" is a symlink") {
+				t.Errorf("commit --bootable: exit %d %q, want it refused naming %s", res.code, res.stderr, c.refuse)
+			}
+			a.ok("commit", "-b", "cli/stable", dir)
+			res = a.run("admin", "deploy", "cli/stable")
+			if c.refuse == "" {
+				if res.code != 0 {
+					t.Errorf("deploy: exit %d, %s", res.code, res.stderr)
+				}
+			} else if res.code != 1 || !strings.Contains(res.stderr, c.refuse) {
+				t.Errorf("deploy: exit %d %q, want it refused naming %s", res.code, res.stderr, c.refuse)
+			}
+		})
+	}
+}
