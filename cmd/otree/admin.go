@@ -185,6 +185,16 @@ func orBooted(s *deploy.Sysroot, index int, what string) (*deploy.Deployment, er
 	return nil, fmt.Errorf("sysroot %s: %w", s.Path(), deploy.ErrNoDeployment)
 }
 
+// checkIndexFlag refuses a deployment index flag below -1: -1 is how the
+// flag is left unset (OSTree's too), and a value under it would pick the
+// default deployment in its place, where OSTree refuses it.
+func checkIndexFlag(flag string, n int) error {
+	if n < -1 {
+		return usagef("--%s=%d: want a deployment index, 0 or more, as status lists them", flag, n)
+	}
+	return nil
+}
+
 func parseIndex(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
@@ -1075,6 +1085,9 @@ the branch of the current origin. Nothing is deployed. A remote of that name
 with another URL is an error: change it with "otree remote add --force".`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkIndexFlag("index", index); err != nil {
+				return err
+			}
 			set, err := parseSets(sets)
 			if err != nil {
 				return err
@@ -1201,6 +1214,9 @@ quoted (x="a b"), and two arguments in one flag are refused (OSTree's
 boot.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkIndexFlag("deployment", index); err != nil {
+				return err
+			}
 			edits := len(edit.Replace)+len(edit.Delete)+len(edit.Append)+len(edit.AppendIfMissing) > 0
 			in := a.inSysroot
 			if edits {
@@ -1321,6 +1337,12 @@ preview instead the merge into deployment INDEX's defaults, with each
 path's fate as deploy would report it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkIndexFlag("deployment", index); err != nil {
+				return err
+			}
+			if into < 0 {
+				return usagef("--into=%d: want a deployment index, 0 or more, as status lists them", into)
+			}
 			return a.inSysroot(func(s *deploy.Sysroot) error {
 				var of *deploy.Deployment
 				if osName != "" {

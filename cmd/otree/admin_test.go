@@ -126,6 +126,27 @@ func TestAdminPrintCurrentDirUnderSysrootAsGiven(t *testing.T) {
 	}
 }
 
+// A deployment index flag below -1 (its unset value) is refused, naming
+// the flag, as OSTree refuses it, rather than taken as left out: the
+// default deployment's origin and kernel arguments stay as they were.
+func TestAdminNegativeIndexFlags(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a.fails(exitUsage, "--index=-2: want a deployment index", "admin", "set-origin", "--index=-2", "elsewhere", "http://example.invalid/repo", "cli/stable")
+	a.fails(exitUsage, "--deployment=-2: want a deployment index", "admin", "kargs", "--deployment=-2", "--append=x=1")
+	a.fails(exitUsage, "--deployment=-2: want a deployment index", "admin", "config-diff", "--deployment=-2")
+	a.fails(exitUsage, "--into=-1: want a deployment index", "admin", "config-diff", "--into=-1")
+	if st := a.status(); st.Deployments[0].Origin != "cli/stable" || st.Deployments[0].Options != "root=LABEL=root" {
+		t.Errorf("after refused edits: origin %q, options %q", st.Deployments[0].Origin, st.Deployments[0].Options)
+	}
+	// -1 is the unset value, as in OSTree: the default deployment.
+	a.ok("admin", "kargs", "--deployment=-1", "--append=x=1")
+	if st := a.status(); st.Deployments[0].Options != "root=LABEL=root x=1" {
+		t.Errorf("kargs --deployment=-1: options %q", st.Deployments[0].Options)
+	}
+}
+
 func TestAdminCommands(t *testing.T) {
 	a := newAdmin(t)
 	c1 := a.commit("one\n", "6.1.0-1")
