@@ -503,6 +503,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 		if retries < 0 {
 			return usagef("--network-retries must be 0 or more")
 		}
+		if err := checkTimeout(timeout); err != nil {
+			return err
+		}
 		if o.PullOnly && o.DeployOnly {
 			return usagef("--pull-only and --deploy-only exclude each other")
 		}

@@ -147,6 +147,16 @@ func TestAdminNegativeIndexFlags(t *testing.T) {
 	}
 }
 
+// upgrade and switch refuse a --timeout of zero or less, which the pull
+// would take as its default, naming the flag.
+func TestAdminTimeoutFlag(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.fails(exitUsage, "--timeout=0s: want a duration over 0", "admin", "upgrade", "--timeout=0")
+	a.fails(exitUsage, "--timeout=-1s: want a duration over 0", "admin", "switch", "--timeout=-1s", "cli/stable")
+}
+
 func TestAdminCommands(t *testing.T) {
 	a := newAdmin(t)
 	c1 := a.commit("one\n", "6.1.0-1")

@@ -38,6 +38,9 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 			if err != nil {
 				return usagef("%v", err)
 			}
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
 			var fs []string
 			if cmd.Flags().Changed("finders") {
 				// Refused as OSTree refuses them: an empty list (which

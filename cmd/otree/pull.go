@@ -62,6 +62,15 @@ func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl.IntVar(&f.updateMillis, "update-frequency", 0, "redraw the progress line every this many milliseconds (0: every 100)")
 }
 
+// checkTimeout refuses a --timeout of zero or less, which the pull would
+// otherwise replace by its default of 30s: no value turns it off.
+func checkTimeout(d time.Duration) error {
+	if d <= 0 {
+		return usagef("--timeout=%v: want a duration over 0, such as 30s", d)
+	}
+	return nil
+}
+
 // headerName is what HTTP allows as a header name (a token).
 var headerName = regexp.MustCompile("^[-!#$%&'*+.^_`|~0-9A-Za-z]+$")
 
@@ -127,6 +136,9 @@ tombstone is kept here too), and one missing without it fails the pull.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.retries < 0 {
 				return usagef("--network-retries must be 0 or more")
+			}
+			if err := checkTimeout(f.timeout); err != nil {
+				return err
 			}
 			if fl := cmd.Flags(); fl.Changed("low-speed-limit-bytes") && f.lowSpeedLimit < 0 || fl.Changed("low-speed-time-seconds") && f.lowSpeedSeconds < 1 {
 				return usagef("--low-speed-limit-bytes must be 0 or more, --low-speed-time-seconds 1 or more")

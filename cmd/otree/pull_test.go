@@ -205,6 +205,16 @@ func TestPullCommandTimeout(t *testing.T) {
 	if refs := dst.ok("refs"); refs != "" {
 		t.Errorf("a failed pull wrote refs: %q", refs)
 	}
+	// No value turns the timeout off: zero or less is refused, not
+	// taken as the default.
+	for v, want := range map[string]string{"0": "--timeout=0s", "-1s": "--timeout=-1s"} {
+		start := time.Now()
+		dst.fails(exitUsage, []string{want}, "pull", "--timeout="+v, "--network-retries=0", "origin")
+		dst.fails(exitUsage, []string{want}, "find-remotes", "--timeout="+v, "org.example.Os", "main")
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("--timeout=%s: refused after %v", v, d)
+		}
+	}
 }
 
 func TestPullLocalCommand(t *testing.T) {
