@@ -255,8 +255,10 @@ and refuses a delta whose fallback objects are not stored here.`,
 			}
 			// MaxPartSize is in bytes: a size past int64's range would wrap
 			// to a small or negative one.
-			if maxChunk < 0 || maxChunk > math.MaxInt64>>20 {
-				return usagef("--max-chunk-size=%d: want a size in MiB, 1 to %d (0: the default, 64)", maxChunk, int64(math.MaxInt64>>20))
+			// 0 is only the flag's unset value: given, it is refused, as
+			// OSTree makes a part of every object then.
+			if maxChunk < 0 || maxChunk > math.MaxInt64>>20 || maxChunk == 0 && cmd.Flags().Changed("max-chunk-size") {
+				return usagef("--max-chunk-size=%d: want a size in MiB, 1 to %d (default 64)", maxChunk, int64(math.MaxInt64>>20))
 			}
 			if maxPatch <= 0 || maxPatch > delta.PatchSizeLimit>>20 {
 				return usagef("--max-bsdiff-size must be 1 to %d (MiB); --disable-bsdiff stores every file whole", delta.PatchSizeLimit>>20)

@@ -32,6 +32,9 @@ func TestStaticDeltaCommands(t *testing.T) {
 	// 2^44+1 MiB is 2^64 + 1 MiB bytes: refused, not taken as 1 MiB parts.
 	c.fails(exitUsage, []string{"--max-chunk-size=17592186044417", "MiB"}, "static-delta", "generate", "--max-chunk-size=17592186044417", "main")
 	c.fails(exitUsage, []string{"--max-chunk-size=-1"}, "static-delta", "generate", "--max-chunk-size=-1", "main")
+	// Given, 0 is no size: OSTree makes a part of every object, otree
+	// refuses it rather than take it as the default.
+	c.fails(exitUsage, []string{"--max-chunk-size=0", "1 to"}, "static-delta", "generate", "--max-chunk-size=0", "main")
 	// Default from: the parent of --to.
 	out := c.ok("static-delta", "generate", "--to=main")
 	if want := "Generated " + a.String() + "-" + b.String() + ": "; !strings.HasPrefix(out, want) {
