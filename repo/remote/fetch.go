@@ -284,17 +284,21 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 	return nil, false
 }
 
-// watch wraps a response body whose headers just came, restarting the
-// stall timer.
+// watch wraps a response body whose headers just came. The stall timer
+// stops until the body is read: from here on it runs only while a read
+// waits for the server.
 func (s *httpSource) watch(r io.Reader, timer *time.Timer) *watchedBody {
-	timer.Reset(s.timeout)
+	timer.Stop()
 	return &watchedBody{r: r, timer: timer, timeout: s.timeout, n: &s.bytes,
 		lowLimit: s.lowLimit, lowTime: s.lowTime}
 }
 
-// watchedBody counts bytes, pushes back the stall timer on every read,
+// watchedBody counts bytes, runs the stall timer during each read alone,
 // fails a transfer that stays below the low-speed limit, and remembers a
-// read error, which makes the attempt worth retrying.
+// read error, which makes the attempt worth retrying. Neither the stall
+// timer nor the low-speed check counts the time between reads: that is
+// the reader's (the kept bytes of a resumed download, a slow disk, a wait
+// for other fetches), not the server's.
 type watchedBody struct {
 	r       io.Reader
 	timer   *time.Timer
@@ -314,8 +318,9 @@ type watchedBody struct {
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	start := time.Now()
-	n, err := b.r.Read(p)
 	b.timer.Reset(b.timeout)
+	n, err := b.r.Read(p)
+	b.timer.Stop()
 	b.n.Add(int64(n))
 	b.read += int64(n)
 	if err == nil && b.lowLimit >= 0 {
@@ -443,18 +448,12 @@ func (s *httpSource) readMetaBody(ctx context.Context, body io.Reader) ([]byte, 
 	if err != nil || len(data) < metaAlone {
 		return data, err
 	}
-	// The stall timer waits for the server, not for other fetches.
-	wb, _ := body.(*watchedBody)
-	if wb != nil {
-		wb.timer.Stop()
-	}
+	// The stall timer runs only while the body is read, not while this
+	// waits for other fetches.
 	if err := s.bigMeta.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer s.bigMeta.leave()
-	if wb != nil {
-		wb.timer.Reset(wb.timeout)
-	}
 	return limitread.ReadAll(io.MultiReader(bytes.NewReader(data), body), maxMetaObject)
 }
 

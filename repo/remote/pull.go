@@ -118,7 +118,8 @@ type PullOptions struct {
 	// Jobs is the number of objects fetched at once (default 8).
 	Jobs int
 	// Timeout is how long a request may wait for the response or for more
-	// of its body before it fails (default 30s).
+	// of its body before it fails (default 30s). Time between reads of a
+	// body, the reader's, does not count.
 	Timeout time.Duration
 	// LowSpeedLimit and LowSpeedTime fail a transfer that keeps receiving
 	// bytes, but on average fewer than LowSpeedLimit a second over
