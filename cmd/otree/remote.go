@@ -150,13 +150,24 @@ another collection than ID.`,
 			if noVerif && len(signVerify) > 0 {
 				return usagef("--sign-verify and --no-sign-verify are exclusive")
 			}
+			// The key option holds a list, so every inline key given is
+			// kept; the file option holds one path.
+			var inline []string
 			for _, sv := range signVerify {
 				k, v, err := parseSignVerify(sv)
 				if err != nil {
 					return err
 				}
+				if k == remote.KeyVerificationKey {
+					inline = append(inline, v)
+				} else if old, ok := opts.Set[k]; ok && old != v {
+					return usagef("--sign-verify: one ed25519=file:PATH only (%s or %s): put their keys in one file", old, v)
+				}
 				opts.Set[k] = v
 				opts.Set[remote.KeySignVerify] = "true"
+			}
+			if len(inline) > 0 {
+				opts.Set[remote.KeyVerificationKey] = strings.Join(inline, ";")
 			}
 			if noVerif {
 				opts.Set[remote.KeySignVerify] = "false"
@@ -193,7 +204,7 @@ another collection than ID.`,
 	fl.BoolVar(&force, "force", false, "replace the remote if it exists")
 	fl.BoolVar(&noGPGVerify, "no-gpg-verify", false, "set gpg-verify=false, as OSTree does (otree never checks GPG signatures)")
 	fl.BoolVar(&noVerif, "no-sign-verify", false, "do not verify signatures")
-	fl.StringArrayVar(&signVerify, "sign-verify", nil, "verify commit signatures with ed25519=inline:PUBKEY or ed25519=file:PATH")
+	fl.StringArrayVar(&signVerify, "sign-verify", nil, "verify commit signatures with ed25519=inline:PUBKEY or ed25519=file:PATH (repeatable: every inline key is trusted)")
 	fl.MarkHidden("no-gpg-verify")
 	e.addJSON(c)
 	return c

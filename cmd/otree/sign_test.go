@@ -273,3 +273,29 @@ func TestSignGenerateKeyKilled(t *testing.T) {
 		c.ok("sign", "--generate-key="+file)
 	}
 }
+
+// --sign-verify given more than once keeps every inline key, which the
+// config key holds as a list: a commit signed by the first one given pulls.
+// Two key files, which the file key cannot hold, are refused.
+func TestRemoteAddSignVerifyRepeated(t *testing.T) {
+	src := newCLI(t)
+	keyFile, _, pub1 := generateKey(t, src)
+	_, _, pub2 := generateKey(t, src)
+	src.ok("commit", "--branch=signed", "--owner-uid=0", "--owner-gid=0", "--sign-from-file="+keyFile, source(t, fixture))
+	src.ok("summary", "-u")
+	url := serve(t, src, nil)
+
+	dst := newBareUserCLI(t)
+	dst.ok("remote", "add", "--sign-verify=ed25519=inline:"+pub1, "--sign-verify=ed25519=inline:"+pub2, "origin", url)
+	if got := dst.ok("config", "get", `remote "origin".verification-ed25519-key`); got != pub1+";"+pub2+"\n" {
+		t.Errorf("two --sign-verify inline keys wrote verification-ed25519-key=%q, want both", got)
+	}
+	dst.ok("pull", "origin", "signed")
+
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte(pub1+"\n"), 0o644)
+	os.WriteFile(b, []byte(pub2+"\n"), 0o644)
+	dst.fails(exitUsage, []string{"one ed25519=file:PATH", a, b}, "remote", "add", "--sign-verify=ed25519=file:"+a, "--sign-verify=ed25519=file:"+b, "two", url)
+	dst.fails(exitError, []string{`"two"`, "not configured"}, "remote", "show-url", "two")
+}
