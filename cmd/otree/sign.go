@@ -120,7 +120,7 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "Commit %s: %d signature%s deleted\n", id, n, pluralSuffix(n))
 		return err
 	}
-	keys, err := secretKeys(args[1:], f.keysFile, "KEY")
+	keys, err := secretKeys(args[1:], "KEY", f.keysFile)
 	if err != nil {
 		return err
 	}
@@ -204,8 +204,8 @@ func verifyCommit(e *env, r *repo.Repo, id repo.ID, f *signFlags, args []string)
 // the commands that sign what they write (commit, summary -u, static-delta
 // generate).
 type signingFlags struct {
-	keys       []string
-	file, kind string
+	keys, files []string
+	kind        string
 }
 
 // add declares the flags; what names what is signed ("the commit") and
@@ -213,24 +213,24 @@ type signingFlags struct {
 func (s *signingFlags) add(c *cobra.Command, what string) {
 	fl := c.Flags()
 	fl.StringArrayVar(&s.keys, "sign", nil, "sign "+what+" with secret KEY (base64; repeatable)")
-	fl.StringVar(&s.file, "sign-from-file", "", "sign "+what+" with the secret keys in FILE")
+	fl.StringArrayVar(&s.files, "sign-from-file", nil, "sign "+what+" with the secret keys in FILE (repeatable)")
 	fl.StringVar(&s.kind, "sign-type", sign.Type, "signature type (only ed25519)")
 }
 
 // given reports whether a key was given.
-func (s *signingFlags) given() bool { return len(s.keys) > 0 || s.file != "" }
+func (s *signingFlags) given() bool { return len(s.keys) > 0 || len(s.files) > 0 }
 
 // secretKeys checks --sign-type and parses the keys given.
 func (s *signingFlags) secretKeys() ([]ed25519.PrivateKey, error) {
 	if err := sign.CheckType(s.kind); err != nil {
 		return nil, usageError{err}
 	}
-	return secretKeys(s.keys, s.file, "--sign")
+	return secretKeys(s.keys, "--sign", s.files...)
 }
 
 // secretKeys parses secret keys given on the command line (flag names
-// them in errors; the keys themselves are never shown) and from a file.
-func secretKeys(keys []string, file, flag string) ([]ed25519.PrivateKey, error) {
+// them in errors; the keys themselves are never shown) and from files.
+func secretKeys(keys []string, flag string, files ...string) ([]ed25519.PrivateKey, error) {
 	var out []ed25519.PrivateKey
 	for i, s := range keys {
 		k, err := sign.ParseSecretKey(s)
@@ -239,7 +239,10 @@ func secretKeys(keys []string, file, flag string) ([]ed25519.PrivateKey, error) 
 		}
 		out = append(out, k)
 	}
-	if file != "" {
+	for _, file := range files {
+		if file == "" {
+			continue
+		}
 		ks, err := sign.ReadSecretKeys(file)
 		if err != nil {
 			return nil, err

@@ -299,3 +299,23 @@ func TestRemoteAddSignVerifyRepeated(t *testing.T) {
 	dst.fails(exitUsage, []string{"one ed25519=file:PATH", a, b}, "remote", "add", "--sign-verify=ed25519=file:"+a, "--sign-verify=ed25519=file:"+b, "two", url)
 	dst.fails(exitError, []string{`"two"`, "not configured"}, "remote", "show-url", "two")
 }
+
+// summary -u --sign-from-file given twice signs with the keys of both
+// files, so clients trusting either key read the summary.
+func TestSummarySignFromTwoFiles(t *testing.T) {
+	src := newCLI(t)
+	file1, _, pub1 := generateKey(t, src)
+	file2, _, pub2 := generateKey(t, src)
+	src.commitTree("main", source(t, testtree.Tree{"f": testtree.File("x", 0o644)}), "one", 1700000000)
+	src.ok("summary", "-u", "--sign-from-file="+file1, "--sign-from-file="+file2)
+	url := serve(t, src, nil)
+
+	dst := newBareUserCLI(t)
+	for i, pub := range []string{pub1, pub2} {
+		name := fmt.Sprintf("k%d", i+1)
+		dst.ok("remote", "add", "--sign-verify=ed25519=inline:"+pub, "--set=sign-verify-summary=true", name, url)
+		if got := dst.ok("remote", "refs", "--cache-dir=-", name); got != name+":main\n" {
+			t.Errorf("remote refs %s (trusting the key of --sign-from-file #%d) = %q", name, i+1, got)
+		}
+	}
+}
