@@ -502,14 +502,17 @@ func RemoteSummary(ctx context.Context, r *repo.Repo, name string, opts PullOpti
 	var sum *Summary
 	err := withRemote(ctx, r, name, opts, func(src source) error {
 		var err error
-		if ls, ok := src.(*localSource); ok {
+		if sum, err = src.summary(ctx); err != nil || sum != nil {
+			return err
+		}
+		// A local source gives no summary of its own (pull reads its
+		// refs), also behind a verifiedSource that checks commits only:
+		// its file is read here.
+		if ls, ok := unwrap[*localSource](src); ok {
 			sum, err = ReadSummary(ls.r)
 			return err
 		}
-		if sum, err = src.summary(ctx); err == nil && sum == nil {
-			err = &noSummaryError{fmt.Sprintf("remote %s (%s) has no summary file", name, src)}
-		}
-		return err
+		return &noSummaryError{fmt.Sprintf("remote %s (%s) has no summary file", name, src)}
 	})
 	return sum, err
 }

@@ -392,6 +392,25 @@ func TestPullFileRemoteVerifiesSummary(t *testing.T) {
 	}
 }
 
+// RemoteSummary of a file:// remote that verifies commits, but not the
+// summary, reads the source's summary file as it does with no
+// verification at all, rather than reporting it missing.
+func TestRemoteSummaryFileRemoteVerifyingCommits(t *testing.T) {
+	pub, priv := genKey(t)
+	o, id := signedOrigin(t, priv)
+	if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	dest := verifyingDest(t, "file://"+o.dir, inlineKey(pub))
+	s, err := remote.RemoteSummary(ctx, dest, "origin", remote.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.Lookup("main"); !ok || got != id {
+		t.Errorf("remote summary lists main at %s (%v), want %s", got, ok, id)
+	}
+}
+
 // TestPullAddsLaterSignatures: a commit signed at the source after it was
 // pulled gets that signature at the next pull, beside the one made here,
 // and pull-local does the same.
