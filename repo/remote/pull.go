@@ -1030,7 +1030,7 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 						break
 					}
 					if tt != nil && errors.Is(err, repo.ErrNotFound) {
-						return p.deletedTarget(id, err)
+						return p.deletedTarget(*tt, err)
 					}
 					return err
 				}
@@ -1093,19 +1093,24 @@ func (p *puller) prunedParent(id, child repo.ID, notFound error) error {
 }
 
 // deletedTarget is the error for a requested commit the source lacks:
-// notFound, unless the source deleted it and kept a tombstone for it,
-// which the error then says. The pull still fails: that commit was asked
-// for.
-func (p *puller) deletedTarget(id repo.ID, notFound error) error {
-	if keeps, err := keepsTombstones(p.src); err != nil || !keeps {
-		return notFound
+// notFound, naming the target, and saying so when the source deleted it
+// and kept a tombstone for it, or when its summary lists the commit (a
+// summary written before the branch moved and the commit was pruned).
+// The pull still fails: that commit was asked for.
+func (p *puller) deletedTarget(t target, notFound error) error {
+	if keeps, err := keepsTombstones(p.src); err == nil && keeps {
+		data, err := p.src.readMeta(p.ctx, repo.KindTombstoneCommit, t.commit)
+		if err == nil && repo.CheckTombstone(data, t.commit) == nil {
+			return fmt.Errorf("%s: commit %s was deleted at the source (%s has a tombstone for it): %w",
+				t, t.commit, p.src, notFound)
+		}
 	}
-	data, err := p.src.readMeta(p.ctx, repo.KindTombstoneCommit, id)
-	if err != nil || repo.CheckTombstone(data, id) != nil {
-		return notFound
+	if ss, ok := p.src.(*summarySource); ok && ss.sum != nil && t.branch != "" {
+		if id, listed := ss.sum.Lookup(t.branch); listed && id == t.commit {
+			return fmt.Errorf("%s, listed by the summary of %s, which may be stale: %w", t, p.src, notFound)
+		}
 	}
-	return fmt.Errorf("commit %s was deleted at the source (%s has a tombstone for it): %w",
-		id, p.src, notFound)
+	return fmt.Errorf("%s: %w", t, notFound)
 }
 
 // commit reads a stored commit or fetches one, and queues the walk of its

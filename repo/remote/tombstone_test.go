@@ -229,3 +229,23 @@ func TestPullParentThenTargetMissing(t *testing.T) {
 		}
 	}
 }
+
+// A branch whose commit, as the summary lists it, the server no longer
+// has (the branch moved and the commit was pruned, the summary not
+// written anew) fails the pull with an error naming the branch and the
+// summary, not only the object's URL.
+func TestPullOfBranchMissingFromStaleSummary(t *testing.T) {
+	o := newOrigin(t)
+	gone := o.commit("os/stable", tree, 1700000000)
+	o.commit("os/testing", tree, 1700000001)
+	if err := os.Remove(o.r.ObjectPath(repo.KindCommit, gone)); err != nil {
+		t.Fatal(err)
+	}
+	dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+	_, err := remote.Pull(ctx, dst, fastOpts("os/testing", "os/stable"))
+	if !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("pull of a branch whose commit is gone: %v, want a not-found error", err)
+	}
+	errContains(t, err, "os/stable (commit "+gone.String()+")", "summary of "+o.srv.URL, "stale", "404")
+	checkNothingMoved(t, dst)
+}
