@@ -225,9 +225,19 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		s.Metadata = slices.Clone(s.Metadata).Set(SummaryCollectionKey, []byte(id))
 	}
 	for _, ref := range refs {
-		if !strings.Contains(ref.Name, ":") {
-			s.Refs = append(s.Refs, ref)
+		if strings.Contains(ref.Name, ":") {
+			continue
 		}
+		// A branch whose commit is not here would be offered to clients
+		// that can only fail to fetch it: refused, as OSTree refuses it.
+		has, err := r.HasObject(repo.KindCommit, ref.Commit)
+		if err == nil && !has {
+			err = &repo.ObjectMissingError{Kind: repo.KindCommit, ID: ref.Commit}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("summary of %s: branch %s: %w", r.Path(), ref.Name, err)
+		}
+		s.Refs = append(s.Refs, ref)
 	}
 	if s.DeltaIndexes, err = delta.Reindex(r, delta.ReindexOptions{NoSync: opts.NoSync}); err != nil {
 		return nil, err

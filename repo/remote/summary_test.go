@@ -139,3 +139,32 @@ func TestUpdateSummary(t *testing.T) {
 		t.Errorf("ReadSummary without a file: %v", err)
 	}
 }
+
+// A branch whose commit object is not in the repository (a copy of refs
+// without their objects, say) is not published: UpdateSummary fails
+// naming the branch and the commit, and the summary stays as it was.
+func TestUpdateSummaryRefusesMissingCommit(t *testing.T) {
+	o := newOrigin(t)
+	a := o.commit("main", testtree.Tree{"f": testtree.File("x", 0o644)}, 1700000000)
+	before, err := os.ReadFile(o.r.Path(remote.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bogus repo.ID
+	bogus[0] = 1
+	// Written as another program would, past SetRef's checks.
+	if err := os.WriteFile(o.r.Path("refs/heads/bogus"), []byte(bogus.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true})
+	if !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("UpdateSummary with a branch at a missing commit: %v, want a not-found error", err)
+	}
+	errContains(t, err, "branch bogus", bogus.String())
+	if after, _ := os.ReadFile(o.r.Path(remote.SummaryFile)); !bytes.Equal(after, before) {
+		t.Errorf("the refused update changed the summary")
+	}
+	if s, err := remote.ReadSummary(o.r); err != nil || len(s.Refs) != 1 || s.Refs[0].Commit != a {
+		t.Errorf("summary after the refused update: %+v, %v", s, err)
+	}
+}
