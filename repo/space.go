@@ -91,6 +91,8 @@ var unhonouredKeys = map[string]struct{ same, instead string }{
 	"core.payload-link-threshold": {"", "otree makes no payload links between objects"},
 	"core.add-remotes-config-dir": {"false", "remote add writes remotes to the repository's config; remotes.d files are read, never written"},
 	"core.locking":                {"true", "otree always locks the repository"},
+	"core.parent": {"", "otree reads the objects and remotes of this repository alone; " +
+		"pull-local from the other repository, or pull -L it as a local cache"},
 }
 
 // sameSetting tells whether value asks for what want does: the same

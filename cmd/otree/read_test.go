@@ -686,6 +686,7 @@ func TestConfigSetRefusesKeysOtreeDoesNotActOn(t *testing.T) {
 		{"core.payload-link-threshold", "1000"},
 		{"core.add-remotes-config-dir", "true"},
 		{"core.locking", "false"},
+		{"core.parent", "/srv/parent-repo"},
 		{"sysroot.readonly", "true"},
 		{"sysroot.bls-append-except-default", "quiet=1"},
 	} {
