@@ -133,6 +133,14 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 	if err := ValidateRemoteName(rm.Name); err != nil {
 		return false, err
 	}
+	// Each branch as given: joined into the ;-separated key, an empty one
+	// or one holding ';' would vanish or split there ("" alone would make
+	// pull fetch every branch).
+	for _, b := range rm.Branches {
+		if err := validateBranch(b); err != nil {
+			return false, fmt.Errorf("remote %s: %w", rm.Name, err)
+		}
+	}
 	keys := map[string]string{"url": rm.URL}
 	if len(rm.Branches) > 0 {
 		keys["branches"] = formatBranches(rm.Branches)

@@ -267,3 +267,26 @@ func TestRemoteConfigReadOnly(t *testing.T) {
 		t.Errorf("config after the failed changes: %q (%v), want %q", after, err, before)
 	}
 }
+
+// A branch given to AddRemote that the ;-separated branches key cannot
+// hold as one branch is refused, naming the remote: an empty one would
+// vanish (and pull fetch every branch), one holding ';' would split in two.
+func TestAddRemoteRefusesBranchTheKeyCannotHold(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, bs := range [][]string{{""}, {"a;b"}, {"main", ""}} {
+		_, err := remote.AddRemote(r, remote.Remote{Name: "origin", URL: "https://example.com/repo", Branches: bs}, remote.AddOptions{})
+		if err == nil || !strings.Contains(err.Error(), "remote origin") {
+			t.Errorf("AddRemote with branches %q: %v, want an error naming the remote", bs, err)
+		}
+	}
+	if rms := remote.ListRemotes(r); len(rms) != 0 {
+		t.Errorf("refused adds left remotes: %+v", rms)
+	}
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "origin", URL: "https://example.com/repo", Branches: []string{"a", "b/c"}}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
