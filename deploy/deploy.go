@@ -61,9 +61,9 @@ type DeployOptions struct {
 	// commits no ref reaches any more (those of removed deployments) are
 	// pruned with their objects, as OSTree's deploy does.
 	NoPrune bool
-	// NotAsDefault puts the new deployment right behind the booted or
-	// merge deployment, whichever comes first, as OSTree does (last when
-	// there is neither), instead of first.
+	// NotAsDefault puts the new deployment right behind the booted
+	// deployment (of whichever stateroot), else the merge one, as OSTree
+	// does (last when there is neither), instead of first.
 	NotAsDefault bool
 	// NoMerge starts /etc from the new tree's defaults and the kernel
 	// arguments from nothing, ignoring the merge deployment.
@@ -946,7 +946,8 @@ func (s *Sysroot) listsAfterFailure(d *Deployment) bool {
 }
 
 // switchTo installs d's kernel and switches to a list with d first (with
-// NotAsDefault right behind the booted or merge deployment, else last;
+// NotAsDefault right behind the booted deployment, else the merge one, else
+// last;
 // right behind the booted deployment with afterBooted)
 // and the deployments opts retains; res gets the switch made, the
 // deployments dropped and d as listed now.
@@ -963,10 +964,15 @@ func (s *Sysroot) switchTo(ctx context.Context, d, merge *Deployment, k *kernel,
 	case afterBooted && at >= 0:
 		list = slices.Insert(keep, at+1, d)
 	case opts.NotAsDefault:
-		// As OSTree's: right behind the booted or merge deployment,
-		// whichever comes first (another stateroot's deployments may
-		// follow it); last when there is neither.
-		if at := slices.IndexFunc(keep, func(x *Deployment) bool { return x == s.booted || x == merge }); at >= 0 {
+		// As OSTree's: right behind the deployment that divides pending
+		// from rollback ones (the booted one, else the merge one), even
+		// when the merge one of another stateroot comes first; last when
+		// there is none, or the booted one is not listed.
+		cross := s.booted
+		if cross == nil {
+			cross = merge
+		}
+		if at := slices.Index(keep, cross); at >= 0 {
 			list = slices.Insert(keep, at+1, d)
 		} else {
 			list = append(keep, d)

@@ -747,10 +747,10 @@ func TestRetention(t *testing.T) {
 	}
 }
 
-// A deployment not made the default goes right behind the merge
-// deployment of its stateroot (or the booted one, whichever comes first),
-// as OSTree's does, not behind other stateroots' deployments; with no
-// merge deployment it goes last.
+// A deployment not made the default goes right behind the booted
+// deployment, else the merge deployment of its stateroot, as OSTree's
+// does, not behind other stateroots' deployments; with no merge deployment
+// it goes last.
 func TestNotAsDefaultBehindMerge(t *testing.T) {
 	f := newFixture(t)
 	if err := f.s.OSInit(context.Background(), "other"); err != nil {
@@ -800,6 +800,46 @@ func TestNotAsDefaultBehindMerge(t *testing.T) {
 	}
 	if ds := s.Deployments(); ds[len(ds)-1].Commit != o || ds[len(ds)-1].Serial != 2 {
 		t.Errorf("deployment without merge at %d of %d", ds[len(ds)-1].Index, len(ds))
+	}
+}
+
+// Booted on another stateroot's deployment that comes after the merge
+// deployment, a deployment not made the default goes right behind the
+// booted one, where OSTree 2022.7's goes, not right behind the merge one,
+// which would put it ahead of the running system.
+func TestNotAsDefaultBehindBootedOfOtherStateroot(t *testing.T) {
+	f := newFixture(t)
+	if err := f.s.OSInit(context.Background(), "other"); err != nil {
+		t.Fatal(err)
+	}
+	f.commit("a", osTree("6.1.0-1", nil))
+	f.commit("o", osTree("6.1.0-2", nil))
+	f.deploy("a", DeployOptions{OS: "testos"})
+	f.deploy("o", DeployOptions{OS: "other"})
+	// other.0, testos.0; boot testos.0.
+	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	cmdline := entries[1].options
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b := s.Booted(); b == nil || b.OS != "testos" || b.Index != 1 {
+		t.Fatalf("booted = %+v", b)
+	}
+	res, err := s.Deploy(context.Background(), "o", DeployOptions{OS: "other", NotAsDefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range s.Deployments() {
+		got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
+	}
+	if diff := cmp.Diff([]string{"other.0", "testos.0", "other.1"}, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+	if res.Deployment.Index != 2 {
+		t.Errorf("new deployment %s at %d, want 2", res.Deployment.Name(), res.Deployment.Index)
 	}
 }
 

@@ -310,7 +310,7 @@ func deployFlags(c *cobra.Command, o *deploy.DeployOptions) {
 	fl.BoolVar(&o.KargsNone, "karg-none", false, "start the kernel arguments from nothing instead of the merge deployment's")
 	fl.BoolVar(&o.NoPrune, "no-prune", false, "do not prune the repository of commits no ref reaches any more")
 	fl.BoolVar(&o.Stage, "stage", false, "write the deployment now, switch to it at shutdown (admin finalize-staged)")
-	fl.BoolVar(&o.NotAsDefault, "not-as-default", false, "put the new deployment right behind the booted or merge deployment instead of making it the default")
+	fl.BoolVar(&o.NotAsDefault, "not-as-default", false, "put the new deployment right behind the booted deployment (else the merge one) instead of making it the default")
 	fl.BoolVar(&o.NoMerge, "no-merge", false, "take /etc and kernel arguments from the new tree alone")
 }
 
