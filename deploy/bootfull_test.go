@@ -110,6 +110,17 @@ func TestDeployFullBoot(t *testing.T) {
 	if got := f.order(); !slices.Equal(got, []repo.ID{one}) {
 		t.Errorf("deployments after the second failed deploy: %v", got)
 	}
+	// The failed deploy replaced nothing: two is still staged.
+	if st := f.s.Staged(); st == nil || st.Commit != two {
+		t.Errorf("staged after the failed deploy: %+v, want %s", st, two)
+	}
+	if s, err := Open(f.path, OpenOptions{}); err != nil {
+		t.Fatal(err)
+	} else if st := s.Staged(); st == nil || st.Commit != two {
+		t.Errorf("staged after the failed deploy, read anew: %+v, want %s", st, two)
+	} else {
+		s.Close()
+	}
 	if got := f.defaultTarget(); got != target {
 		t.Errorf("default entry boots %s, want %s", got, target)
 	}
@@ -120,6 +131,9 @@ func TestDeployFullBoot(t *testing.T) {
 	f.deploy(same.String(), DeployOptions{})
 	if got := f.order(); !slices.Equal(got, []repo.ID{same, one}) {
 		t.Errorf("deployments after a deploy sharing the kernel: %v", got)
+	}
+	if st := f.s.Staged(); st != nil {
+		t.Errorf("%s still staged after a deploy replaced it", st.Name())
 	}
 }
 

@@ -55,7 +55,7 @@ type DeployOptions struct {
 	// not switch to it: FinalizeStaged does, merging /etc again, and is
 	// meant to run at shutdown (docs/DEPLOY.md). A reboot before that
 	// forgets the staged deployment. A later deploy, staged or not,
-	// replaces it.
+	// replaces it; one that fails before its switch leaves it staged.
 	Stage bool
 	// NoPrune leaves the repository alone after the switch. By default the
 	// commits no ref reaches any more (those of removed deployments) are
@@ -875,6 +875,9 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	// caller's Progress, raised again once the files are written) fails
 	// the deploy too, with err not set.
 	checkedOut := false
+	// replaced is the record of the staged deployment this one replaces,
+	// once it is unstaged.
+	var replaced *stagedRecord
 	defer func() {
 		// What a failed deploy wrote is not referenced by any boot entry;
 		// remove it now rather than leave it to the next cleanup.
@@ -882,6 +885,15 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 			removeTree(d.Path)
 			os.Remove(d.Path + ".origin")
 			s.setRefs(context.WithoutCancel(ctx), nil, []string{deployRef(d)})
+			// Nothing replaced the staged deployment: it is staged
+			// again, rather than lost to a deploy that failed (a full
+			// /boot). It stays unstaged only if a crash comes first.
+			if replaced != nil {
+				if werr := s.writeRunRecord(stagedRecordName, *replaced, true); werr != nil {
+					err = fmt.Errorf("%w; and the deployment it was to replace, %s.%d, could not be staged again: %v", err, replaced.Commit, replaced.Serial, werr)
+				}
+				s.loadStaged()
+			}
 		}
 	}()
 	res := &DeployResult{Deployment: d, Merge: merge}
@@ -902,11 +914,15 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	if err := setImmutable(d.Path, true); err != nil {
 		return nil, err
 	}
-	// This deployment replaces a staged one, now that it is written.
+	// This deployment replaces a staged one, now that it is written:
+	// unstaged before the switch, so that a crash after it cannot leave
+	// the old one to be finalized over this one at shutdown.
 	if s.staged != nil {
+		rec := *s.stagedRec
 		if err := s.unstage(); err != nil {
 			return nil, err
 		}
+		replaced = &rec
 	}
 	if opts.Stage {
 		// Durable before it is recorded: the finalize, at shutdown, only
