@@ -820,6 +820,9 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 			c = removeArg(c, key)
 		}
 		cmdline = c
+	case opts.NoMerge:
+		// The stateroot may well have a deployment: NoMerge left it out.
+		from = "of the empty command line (NoMerge: no deployment merged)"
 	case merge != nil:
 		cmdline, from = merge.Options, fmt.Sprintf("taken from deployment %s of %s (the merge deployment)", merge.Name(), merge.OS)
 	}

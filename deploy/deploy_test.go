@@ -1005,14 +1005,18 @@ func TestDeployKargsDeleteMissing(t *testing.T) {
 	id := f.commit("os", osTree("6.1.0-1", nil))
 	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1"}})
 	merge := f.s.Deployments()[0]
+	if err := f.s.OSInit(context.Background(), "other"); err != nil {
+		t.Fatal(err)
+	}
 	before := f.order()
 	for _, tc := range []struct {
 		opts DeployOptions
 		want string
 	}{
-		{DeployOptions{KargsDelete: []string{"nope"}}, "taken from deployment " + merge.Name() + " of testos (the merge deployment)"},
-		{DeployOptions{KargsNone: true, KargsDelete: []string{"nope"}}, "of the empty command line (KargsNone)"},
-		{DeployOptions{NoMerge: true, KargsDelete: []string{"nope"}}, "of the empty command line (no deployment of testos to merge)"},
+		{DeployOptions{OS: "testos", KargsDelete: []string{"nope"}}, "taken from deployment " + merge.Name() + " of testos (the merge deployment)"},
+		{DeployOptions{OS: "testos", KargsNone: true, KargsDelete: []string{"nope"}}, "of the empty command line (KargsNone)"},
+		{DeployOptions{OS: "testos", NoMerge: true, KargsDelete: []string{"nope"}}, "of the empty command line (NoMerge: no deployment merged)"},
+		{DeployOptions{OS: "other", KargsDelete: []string{"nope"}}, "of the empty command line (no deployment of other to merge)"},
 	} {
 		_, err := f.s.Deploy(context.Background(), "os", tc.opts)
 		for _, want := range []string{"deploy of commit " + id.String(), "KargsDelete (--karg-delete)", "kernel argument nope not found", tc.want} {
