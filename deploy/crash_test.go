@@ -82,29 +82,7 @@ func TestDeploySurvivesSIGKILL(t *testing.T) {
 		round = []string{crashDeploy, crashRollbackSub, crashRollbackFull, crashUndeploy, crashCleanup, crashFinalize}
 		maxKills, budget = len(round), 0
 	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("OTREE_CRASH_SEED"); s != "" { // to replay a failure
-		if _, err := fmt.Sscan(s, &seed); err != nil {
-			t.Fatalf("OTREE_CRASH_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (set OTREE_CRASH_SEED to replay the same trees and commands)", seed)
-	f := newFixture(t) // skips unless root: the system repository is bare
-	r := &crashRig{
-		t: t, bin: testbin.Build(t, "github.com/otree/otree/cmd/otree"), path: f.path, src: t.TempDir(),
-		rng:      rand.New(rand.NewPCG(seed, 11)),
-		content:  rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)}),
-		kernelOf: map[repo.ID]string{},
-		images:   map[string][2][]byte{},
-		runs:     map[string][]crashRun{},
-		strays:   map[string]bool{},
-		sides:    map[string]map[string]int{},
-	}
-	r.tick = 10 * time.Millisecond
-	var res unix.Timespec
-	if unix.ClockGetres(unix.CLOCK_REALTIME_COARSE, &res) == nil {
-		r.tick = time.Duration(res.Nano())
-	}
+	r := newCrashRig(t)
 	start := time.Now()
 	r.createSource()
 	first := r.commit(crashKernels[0])
@@ -174,6 +152,36 @@ func TestDeploySurvivesSIGKILL(t *testing.T) {
 	if d := outcomes[crashDeploy]; !testing.Short() && (d[crashOld] == 0 || d[crashNew] == 0) {
 		t.Errorf("deploy kills: %v; want some before the switch and some after (kill delays miscalibrated?)", d)
 	}
+}
+
+// newCrashRig makes a sysroot with a stateroot testos and the rig to run
+// the otree command on it, its randomness seeded from $OTREE_CRASH_SEED if
+// set.
+func newCrashRig(t *testing.T) *crashRig {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("OTREE_CRASH_SEED"); s != "" { // to replay a failure
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("OTREE_CRASH_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (set OTREE_CRASH_SEED to replay the same trees and commands)", seed)
+	f := newFixture(t) // skips unless root: the system repository is bare
+	r := &crashRig{
+		t: t, bin: testbin.Build(t, "github.com/otree/otree/cmd/otree"), path: f.path, src: t.TempDir(),
+		rng:      rand.New(rand.NewPCG(seed, 11)),
+		content:  rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)}),
+		kernelOf: map[repo.ID]string{},
+		images:   map[string][2][]byte{},
+		runs:     map[string][]crashRun{},
+		strays:   map[string]bool{},
+		sides:    map[string]map[string]int{},
+	}
+	r.tick = 10 * time.Millisecond
+	var res unix.Timespec
+	if unix.ClockGetres(unix.CLOCK_REALTIME_COARSE, &res) == nil {
+		r.tick = time.Duration(res.Nano())
+	}
+	return r
 }
 
 // crashDep names a deployment as the lists are compared: by commit and
@@ -581,6 +589,16 @@ func (r *crashRig) iterate(kind string, kill bool, next string, retain bool) str
 		}
 	}
 	r.checkBootable(label, got)
+	if kind == crashFinalize && outcome == crashOld {
+		// Killed before its switch: the deployment is still staged, whole
+		// with the /etc the deploy merged, and a finalize run again makes
+		// it the default.
+		r.checkStaged(label, after[0])
+		r.admin("finalize-staged")
+		label += ", then finalize-staged"
+		r.check(label, after)
+		got = after
+	}
 
 	// Prepare the next command: the new default's kernel is the current
 	// default's before a sub-version rollback, another one before a full
@@ -731,6 +749,33 @@ func (r *crashRig) checkBootable(label string, list []crashDep) {
 				r.t.Fatalf("%s: entry %s: %s (%d bytes, %v) is not a copy of the tree's %s (%d bytes)", label, e.file, f.entry, len(got), err, f.tree, len(want))
 			}
 		}
+	}
+}
+
+// checkStaged checks that want is the staged deployment and whole: its
+// /usr matches its commit, its /etc has the merged hostname, its origin is
+// there.
+func (r *crashRig) checkStaged(label string, want crashDep) {
+	r.t.Helper()
+	s := r.open()
+	defer s.Close()
+	st := s.Staged()
+	if st == nil || st.Commit != want.Commit || st.Serial != want.Serial {
+		r.t.Fatalf("%s: staged deployment %+v, want %v", label, st, want)
+	}
+	usr := filepath.Join(st.Path, "usr")
+	ch, err := checkout.DiffDir(context.Background(), s.Repo(), st.Commit, usr, checkout.DiffOptions{Subpath: "/usr", Verify: true})
+	if err == nil {
+		ch, err = s.verifyMovedEtc(context.Background(), st.Commit, usr, ch)
+	}
+	if err != nil || len(ch) > 0 {
+		r.t.Fatalf("%s: staged %s: /usr differs from its commit: %v %v", label, st.Name(), ch, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(st.Path, "etc/hostname")); err != nil || string(b) != crashHostname {
+		r.t.Fatalf("%s: staged %s: etc/hostname is %q (%v), want %q", label, st.Name(), b, err, crashHostname)
+	}
+	if _, err := os.Stat(st.Path + ".origin"); err != nil {
+		r.t.Fatalf("%s: staged %s: %v", label, st.Name(), err)
 	}
 }
 

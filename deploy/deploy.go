@@ -1157,12 +1157,7 @@ func (s *Sysroot) prepareTree(ctx context.Context, d, merge *Deployment) ([]EtcC
 			return nil, err
 		}
 	}
-	oldDefaults, oldEtc := "", ""
-	if merge != nil {
-		oldDefaults = filepath.Join(merge.Path, "usr", "etc")
-		oldEtc = filepath.Join(merge.Path, "etc")
-	}
-	changes, err := MergeEtc(ctx, oldDefaults, oldEtc, usrEtc, etc)
+	changes, err := mergeEtcInto(ctx, d, merge, etc)
 	if err != nil {
 		return changes, err
 	}
@@ -1194,4 +1189,15 @@ func (s *Sysroot) prepareTree(ctx context.Context, d, merge *Deployment) ([]EtcC
 		}
 	}
 	return changes, nil
+}
+
+// mergeEtcInto merges the /etc of merge (none when nil) with d's defaults
+// into dest, which must not exist.
+func mergeEtcInto(ctx context.Context, d, merge *Deployment, dest string) ([]EtcChange, error) {
+	oldDefaults, oldEtc := "", ""
+	if merge != nil {
+		oldDefaults = filepath.Join(merge.Path, "usr", "etc")
+		oldEtc = filepath.Join(merge.Path, "etc")
+	}
+	return MergeEtc(ctx, oldDefaults, oldEtc, filepath.Join(d.Path, "usr", "etc"), dest)
 }

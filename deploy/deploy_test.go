@@ -2979,3 +2979,73 @@ func TestBootOtreeSymlinkRefused(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A finalize whose /etc merge fails (here a conflict the admin made after
+// the staged deploy) keeps the deployment staged with the /etc the deploy
+// merged, whole, and nothing of the failed merge left in the deployment;
+// once the conflict is gone a finalize succeeds and takes the late edits.
+func TestFinalizeStagedFailedMergeKeepsEtc(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	first := f.deploy("os", DeployOptions{}).Deployment
+	if err := os.WriteFile(filepath.Join(first.Path, "etc/hostname"), []byte("staged-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.commit("os", osTree("6.1.0-2", testtree.Tree{"usr/etc/foo/bar": testtree.File("bar\n", 0o644)}))
+	st := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	top := func() []string {
+		ents, err := os.ReadDir(st.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := top()
+	// After the staged deploy the admin makes /etc/foo a file, where the
+	// new defaults have a directory, and edits the hostname.
+	if err := os.WriteFile(filepath.Join(first.Path, "etc/foo"), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(first.Path, "etc/hostname"), []byte("late-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ce *EtcConflictError
+	if _, err := f.s.FinalizeStaged(ctx); !errors.As(err, &ce) || !strings.Contains(err.Error(), st.Name()) || !strings.Contains(err.Error(), "/etc/foo") {
+		t.Fatalf("finalize with /etc/foo in conflict: %v; want an *EtcConflictError naming %s and /etc/foo", err, st.Name())
+	}
+	if got := f.s.Staged(); got == nil || got.Path != st.Path {
+		t.Fatalf("the failed finalize unstaged %s: %+v", st.Name(), got)
+	}
+	for p, want := range map[string]string{"etc/hostname": "staged-host\n", "etc/foo/bar": "bar\n", "etc/motd": "welcome\n", "etc/ssh/sshd_config": "PermitRootLogin no\n"} {
+		if got, err := os.ReadFile(filepath.Join(st.Path, p)); err != nil || string(got) != want {
+			t.Errorf("after the failed finalize, %s of %s is %q (%v), want %q as staged", p, st.Name(), got, err, want)
+		}
+	}
+	if got := top(); !slices.Equal(got, before) {
+		t.Errorf("after the failed finalize the deployment holds %v, want %v", got, before)
+	}
+	if err := os.Remove(filepath.Join(first.Path, "etc/foo")); err != nil {
+		t.Fatal(err)
+	}
+	// What a finalize killed during its merge leaves is removed.
+	if err := mutably(st.Path, func() error {
+		return os.MkdirAll(filepath.Join(st.Path, etcMergeName, "half"), 0o755)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fin, err := f.s.FinalizeStaged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(fin.Deployment.Path, "etc/hostname")); string(got) != "late-host\n" {
+		t.Errorf("hostname after the finalize = %q, want the late edit", got)
+	}
+	if got := top(); !slices.Equal(got, before) {
+		t.Errorf("after the finalize the deployment holds %v, want %v", got, before)
+	}
+}

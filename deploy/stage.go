@@ -11,6 +11,7 @@ import (
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/jsonout"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoStaged is returned by FinalizeStaged when no deployment is staged.
@@ -206,10 +207,7 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	}
 	res := &DeployResult{Deployment: d, Merge: merge}
 	err = mutably(d.Path, func() error {
-		if err := removeTree(filepath.Join(d.Path, "etc")); err != nil {
-			return err
-		}
-		res.Etc, err = s.prepareTree(ctx, d, merge)
+		res.Etc, err = remergeEtc(ctx, d, merge)
 		return err
 	})
 	if err != nil {
@@ -235,4 +233,59 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// etcMergeName is the directory of a staged deployment that FinalizeStaged
+// merges /etc into before it takes the place of the deployment's /etc.
+const etcMergeName = ".etc-merge.tmp"
+
+// remergeEtc merges /etc of the staged deployment d again, aside, and
+// swaps the result with d's /etc in one rename once it is whole: a merge
+// that fails (a conflict, a full disk) or is killed leaves the /etc the
+// staged deploy wrote, and a later finalize can try again.
+func remergeEtc(ctx context.Context, d, merge *Deployment) ([]EtcChange, error) {
+	etc := filepath.Join(d.Path, "etc")
+	tmp := filepath.Join(d.Path, etcMergeName)
+	// What a finalize killed part way left.
+	if err := removeTree(tmp); err != nil {
+		return nil, err
+	}
+	changes, err := mergeEtcInto(ctx, d, merge, tmp)
+	if err != nil {
+		return changes, err
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, etc, unix.RENAME_EXCHANGE)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		// No /etc to swap with (removed by hand): the merge becomes it.
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, etc, unix.RENAME_NOREPLACE)
+	case errors.Is(err, unix.EINVAL):
+		// A filesystem that cannot exchange: /etc is set aside first, and
+		// a kill in between leaves the deployment staged without one,
+		// which the next finalize merges anew.
+		old := tmp + ".old"
+		if err := removeTree(old); err != nil {
+			removeTree(tmp)
+			return nil, err
+		}
+		if err := os.Rename(etc, old); err != nil {
+			removeTree(tmp)
+			return nil, err
+		}
+		if err := os.Rename(tmp, etc); err != nil {
+			os.Rename(old, etc)
+			removeTree(tmp)
+			return nil, err
+		}
+		tmp, err = old, nil
+	}
+	if err != nil {
+		removeTree(tmp)
+		return nil, &os.LinkError{Op: "exchange", Old: tmp, New: etc, Err: err}
+	}
+	// tmp is now the /etc the staged deploy merged.
+	if err := removeTree(tmp); err != nil {
+		return nil, err
+	}
+	return changes, nil
 }

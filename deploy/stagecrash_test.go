@@ -1,0 +1,141 @@
+package deploy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/otree/otree/internal/testtree"
+)
+
+// crashEtcFiles is how many files the trees' /usr/etc holds in
+// TestFinalizeStagedSurvivesSIGKILL: enough that the /etc merge of a
+// finalize takes a measurable part of it.
+const crashEtcFiles = 1200
+
+// TestFinalizeStagedSurvivesSIGKILL stages deployments whose /etc is large
+// and kills `otree admin finalize-staged` at random instants, again and
+// again on the same staged deployment until one run switches or finishes;
+// between the kills the admin edits /etc. After each kill the sysroot must
+// list either the old deployments, with the deployment still staged and
+// whole (its /usr, its origin and an /etc with every file and the admin's
+// edits made before it was staged), or the new list, each entry booting a
+// whole deployment whose /etc has the admin's latest edits. A cleanup then
+// leaves nothing behind.
+func TestFinalizeStagedSurvivesSIGKILL(t *testing.T) {
+	rounds, budget := 40, 20*time.Second
+	if testing.Short() {
+		rounds, budget = 2, 0
+	}
+	r := newCrashRig(t)
+	start := time.Now()
+	// The rig's tree without its 3000 files of /usr/share: only the /etc
+	// merge needs to take time here.
+	r.kernel = crashKernels[0]
+	testtree.Create(t, r.src, osTree(r.kernel, nil))
+	r.writeKernel(r.kernel)
+	for i := range crashEtcFiles {
+		r.write(fmt.Sprintf("usr/etc/many/d%02d/f%03d", i%20, i), 64+r.rng.IntN(256))
+	}
+	first := r.commit(crashKernels[0])
+	r.admin("deploy", "--karg=root=LABEL=root", "--karg=quiet", "os")
+	s := r.open()
+	if err := os.WriteFile(filepath.Join(s.Deployments()[0].Path, "etc/hostname"), []byte(crashHostname), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r.check("after the first deploy", []crashDep{{first, 0}})
+
+	// edit is the admin's latest change to /etc; every edit is a new
+	// file, as the merge deployment's /etc holds it when a run starts.
+	edit := 0
+	editEtc := func() {
+		s := r.open()
+		defer s.Close()
+		edit++
+		p := filepath.Join(s.Deployments()[0].Path, "etc", fmt.Sprintf("admin-%03d", edit))
+		if err := os.WriteFile(p, []byte("edit\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasEdits := func(label, dir string, upTo int) {
+		t.Helper()
+		for i := 1; i <= upTo; i++ {
+			if _, err := os.Stat(filepath.Join(dir, "etc", fmt.Sprintf("admin-%03d", i))); err != nil {
+				t.Fatalf("%s: the admin's edit %d is missing: %v", label, i, err)
+			}
+		}
+		n := 0
+		filepath.WalkDir(filepath.Join(dir, "etc/many"), func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		if n != crashEtcFiles {
+			t.Fatalf("%s: %s/etc/many holds %d files, want %d", label, dir, n, crashEtcFiles)
+		}
+	}
+
+	outcomes := map[string]int{}
+	for round := 0; round < rounds && (round < 2 || time.Since(start) < budget); round++ {
+		s := r.open()
+		before := crashList(s)
+		id := r.commit(r.otherKernel(before...))
+		serial, err := s.freeSerial("testos", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		editEtc()
+		r.admin("deploy", "--stage", "os")
+		staged := edit
+		after := []crashDep{{id, serial}, before[0]}
+		for try := 0; ; try++ {
+			editEtc()
+			delay := time.Duration(-1)
+			if round > 0 && try < 8 {
+				// Half the kills land in the part before the switch, where
+				// the /etc merge is.
+				took, switched := r.estimate("finalize")
+				if switched > 0 && r.rng.IntN(2) == 0 {
+					took = switched
+				}
+				delay = time.Duration(r.rng.Int64N(int64(took+took/5) + 1))
+			}
+			finished, _, run := r.adminKilled(delay, "finalize-staged")
+			label := fmt.Sprintf("round %d: otree admin finalize-staged, SIGKILL after %v", round, delay)
+			if finished {
+				r.runs["finalize"] = append(r.runs["finalize"], run)
+			}
+			s := r.open()
+			got := crashList(s)
+			st := s.Staged()
+			s.Close()
+			switch {
+			case slices.Equal(got, after):
+				outcomes[map[bool]string{true: crashFinished, false: crashNew}[finished]]++
+				r.checkBootable(label, after)
+				hasEdits(label, s.deploymentDir("testos", id, serial), edit)
+			case finished:
+				t.Fatalf("%s: finished with deployments %v, want %v", label, got, after)
+			case slices.Equal(got, before):
+				outcomes[crashOld]++
+				r.checkBootable(label, before)
+				r.checkStaged(label, after[0])
+				hasEdits(label, st.Path, staged)
+				continue
+			default:
+				t.Fatalf("%s: deployments are %v, neither %v nor %v", label, got, before, after)
+			}
+			break
+		}
+		r.admin("cleanup")
+		r.checkClean(fmt.Sprintf("round %d, after cleanup", round))
+	}
+	took, switched := r.estimate("finalize")
+	t.Logf("finalize takes about %v, switching after %v; runs in %v: %v", took, switched, time.Since(start).Round(time.Millisecond), outcomes)
+}
