@@ -3049,3 +3049,49 @@ func TestFinalizeStagedFailedMergeKeepsEtc(t *testing.T) {
 		t.Errorf("after the finalize the deployment holds %v, want %v", got, before)
 	}
 }
+
+// A finalize whose staged deployment was removed by hand fails naming the
+// missing directory, rather than report that nothing is staged, and
+// switches nothing. The record is dropped by the first locked operation,
+// so that a later directory of the same name (a killed deploy's checkout)
+// is not staged by it.
+func TestFinalizeStagedRemovedByHand(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	f.commit("os", osTree("6.1.0-2", nil))
+	st := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	if err := removeTree(st.Path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.s.FinalizeStaged(ctx)
+	if err == nil || errors.Is(err, ErrNoStaged) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), st.Path) {
+		t.Errorf("finalize of a staged deployment removed by hand: %v; want an error naming %s", err, st.Path)
+	}
+	if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" {
+		t.Errorf("the failed finalize changed the deployments: %s", diff)
+	}
+	if _, err := f.s.FinalizeStaged(ctx); !errors.Is(err, ErrNoStaged) {
+		t.Errorf("second finalize: %v; want ErrNoStaged", err)
+	}
+
+	st = f.deploy("os", DeployOptions{Stage: true}).Deployment
+	if err := removeTree(st.Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Cleanup(ctx, CleanupOptions{NoPrune: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(st.Path, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := s2.Staged(); got != nil {
+		t.Errorf("a directory made where a staged deployment was removed is staged: %+v", got)
+	}
+}

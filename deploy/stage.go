@@ -91,18 +91,21 @@ func (s *Sysroot) writeRunRecord(name string, v any, sync bool) error {
 func (s *Sysroot) Staged() *Deployment { return s.staged }
 
 // loadStaged reads the staged record, if any. A record that names no
-// deployment directory, or one already in the boot entries (a finalize
-// that switched and died before removing it), stages nothing; the latter
-// is stale, and the next locked operation removes it before it could
-// outlive that deployment's place in the list and stage it again.
+// deployment directory (removed by hand), or one already in the boot
+// entries (a finalize that switched and died before removing it), stages
+// nothing. Both are stale, and the next locked operation removes them
+// before they could outlive that deployment's place in the list, or a
+// later directory of that name, and stage it again; lostStaged keeps the
+// former's path for FinalizeStaged to report.
 func (s *Sysroot) loadStaged() {
-	s.staged, s.stagedRec, s.staleStaged = nil, nil, false
+	s.staged, s.stagedRec, s.staleStaged, s.lostStaged = nil, nil, false, ""
 	var rec stagedRecord
 	if !s.readRunRecord(stagedRecordName, &rec) || rec.OS == "" {
 		return
 	}
 	path := s.deploymentDir(rec.OS, rec.Commit, rec.Serial)
 	if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+		s.staleStaged, s.lostStaged = true, path
 		return
 	}
 	for _, d := range s.deployments {
@@ -198,6 +201,10 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	}
 	defer unlock()
 	d, rec := s.staged, s.stagedRec
+	if d == nil && s.lostStaged != "" {
+		// The record is dropped with this error: it is reported once.
+		return nil, fmt.Errorf("finalizing the staged deployment: %s: %w (removed since it was staged); nothing switched, deploy it again", s.lostStaged, fs.ErrNotExist)
+	}
 	if d == nil {
 		return nil, ErrNoStaged
 	}

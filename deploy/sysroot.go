@@ -41,7 +41,8 @@ type Sysroot struct {
 	booted      *Deployment
 	staged      *Deployment   // written by a staged deploy, not in the boot entries
 	stagedRec   *stagedRecord // how FinalizeStaged switches to it
-	staleStaged bool          // a staged record names a listed deployment
+	staleStaged bool          // a staged record names a listed deployment, or a missing one
+	lostStaged  string        // the missing deployment directory a staged record named
 	// rootBooted: the sysroot's own directory is the booted deployment
 	// (a running system's /), whose /usr is what runs, overlay and all.
 	rootBooted bool
