@@ -933,7 +933,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 		if err := durable.SyncFS(d.Path); err != nil {
 			return nil, err
 		}
-		if err := s.stage(d, opts); err != nil {
+		if err := s.stage(d, merge, opts); err != nil {
 			return nil, err
 		}
 		switched = true

@@ -3095,3 +3095,60 @@ func TestFinalizeStagedRemovedByHand(t *testing.T) {
 		t.Errorf("a directory made where a staged deployment was removed is staged: %+v", got)
 	}
 }
+
+// The finalize merges /etc from the merge deployment of the staged deploy,
+// as OSTree does. Once that deployment is undeployed it fails naming it,
+// and the deployment stays staged, rather than take /etc from another
+// deployment (the admin's edits of the merge deployment lost) or from the
+// defaults alone (every edit lost).
+func TestFinalizeStagedMergeUndeployed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	f.commit("os", osTree("6.1.0-2", nil))
+	b := f.deploy("os", DeployOptions{Retain: true}).Deployment
+	if err := os.WriteFile(filepath.Join(b.Path, "etc/hostname"), []byte("edited-on-b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.commit("os", osTree("6.1.0-3", nil))
+	st := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	if _, err := f.s.Undeploy(ctx, 0); err != nil { // b: the boot order has no staged one
+		t.Fatal(err)
+	}
+	_, err := f.s.FinalizeStaged(ctx)
+	if err == nil || !strings.Contains(err.Error(), b.Name()) || !strings.Contains(err.Error(), st.Name()) {
+		t.Fatalf("finalize with the merge deployment %s undeployed: %v; want an error naming it and %s", b.Name(), err, st.Name())
+	}
+	if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" {
+		t.Errorf("the failed finalize changed the deployments: %s", diff)
+	}
+	if got := f.s.Staged(); got == nil || got.Path != st.Path {
+		t.Errorf("the failed finalize unstaged %s: %+v", st.Name(), got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(st.Path, "etc/hostname")); string(got) != "edited-on-b\n" {
+		t.Errorf("the staged hostname is %q after the failed finalize, want b's", got)
+	}
+
+	// With its merge deployment listed, the finalize merges from it even
+	// when another one is the default by then.
+	c := f.deploy("os", DeployOptions{}).Deployment // replaces the staged one
+	if err := os.WriteFile(filepath.Join(c.Path, "etc/hostname"), []byte("edited-on-c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.commit("os", osTree("6.1.0-4", nil))
+	st = f.deploy("os", DeployOptions{Stage: true, NotAsDefault: true}).Deployment
+	if _, err := f.s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fin, err := f.s.FinalizeStaged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Merge == nil || fin.Merge.Path != c.Path {
+		t.Errorf("finalize merged from %+v, want %s", fin.Merge, c.Name())
+	}
+	if got, _ := os.ReadFile(filepath.Join(st.Path, "etc/hostname")); string(got) != "edited-on-c\n" {
+		t.Errorf("the finalized hostname is %q, want c's", got)
+	}
+}

@@ -28,6 +28,12 @@ type stagedRecord struct {
 	Serial  int     `json:"serial"`
 	Options string  `json:"options"`
 	NoMerge bool    `json:"no_merge,omitempty"`
+	// Merge names the merge deployment of the deploy (<commit>.<serial>,
+	// of stateroot OS), whose /etc the finalize merges again, as OSTree
+	// records it: another deployment's /etc is not the admin's. Empty
+	// in a record of an older version: the merge deployment is then the
+	// one at the finalize.
+	Merge string `json:"merge,omitempty"`
 	// What status shows, as the deploy found it, so that opening the
 	// sysroot reads nothing from the repository for it.
 	Kernel         string   `json:"kernel"`
@@ -123,13 +129,17 @@ func (s *Sysroot) loadStaged() {
 	s.staged, s.stagedRec = d, &rec
 }
 
-// stage records d as the staged deployment instead of switching to it.
-func (s *Sysroot) stage(d *Deployment, opts DeployOptions) error {
-	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: opts.NoMerge,
+// stage records d, whose /etc was merged from merge (nil: none), as the
+// staged deployment instead of switching to it.
+func (s *Sysroot) stage(d, merge *Deployment, opts DeployOptions) error {
+	rec := stagedRecord{OS: d.OS, Commit: d.Commit, Serial: d.Serial, Options: d.Options, NoMerge: merge == nil,
 		Kernel: d.Kernel, BootCsum: d.BootCsum, Initramfs: d.Initramfs, Devicetree: d.Devicetree, FdtDir: d.FdtDir, OverlayInitrds: d.OverlayInitrds,
 		Version: d.Version,
 		Retain:  opts.Retain, RetainPending: opts.RetainPending, RetainRollback: opts.RetainRollback,
 		NotAsDefault: opts.NotAsDefault, NoPrune: opts.NoPrune}
+	if merge != nil {
+		rec.Merge = merge.Name()
+	}
 	if err := s.writeRunRecord(stagedRecordName, rec, true); err != nil {
 		return fmt.Errorf("staging %s: %w", d.Name(), err)
 	}
@@ -185,15 +195,15 @@ func (s *Sysroot) DiscardStaged(ctx context.Context) (*UndeployResult, error) {
 }
 
 // FinalizeStaged makes the staged deployment the default (or appends it,
-// as the staging deploy asked): it merges /etc again from the merge
-// deployment as /etc is now, so changes made since the deploy are kept,
-// installs the kernel and switches the boot entries with one rename, as
-// Deploy does. It is meant to run at shutdown. Without a staged deployment
-// the error is ErrNoStaged. A finalize that fails before the switch leaves
-// the boot entries as they were and the deployment staged; once they have
-// switched, the deployment is listed and no longer staged, whatever the
-// error: one from the cleanup that follows is a *CleanupError, returned
-// with the result.
+// as the staging deploy asked): it merges /etc again from the deploy's
+// merge deployment as /etc is now, so changes made since the deploy are
+// kept (one undeployed since fails it), installs the kernel and switches
+// the boot entries with one rename, as Deploy does. It is meant to run at
+// shutdown. Without a staged deployment the error is ErrNoStaged. A
+// finalize that fails before the switch leaves the boot entries as they
+// were and the deployment staged; once they have switched, the deployment
+// is listed and no longer staged, whatever the error: one from the
+// cleanup that follows is a *CleanupError, returned with the result.
 func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
@@ -208,9 +218,9 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	if d == nil {
 		return nil, ErrNoStaged
 	}
-	var merge *Deployment
-	if !rec.NoMerge {
-		merge = s.MergeDeployment(d.OS)
+	merge, err := s.stagedMerge(d, rec)
+	if err != nil {
+		return nil, err
 	}
 	res := &DeployResult{Deployment: d, Merge: merge}
 	err = mutably(d.Path, func() error {
@@ -240,6 +250,25 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// stagedMerge finds the merge deployment the staged deploy of d recorded
+// in rec among those listed now. One no longer listed (undeployed since)
+// fails the finalize, as in OSTree, rather than take /etc from another
+// deployment, or from none.
+func (s *Sysroot) stagedMerge(d *Deployment, rec *stagedRecord) (*Deployment, error) {
+	switch {
+	case rec.NoMerge:
+		return nil, nil
+	case rec.Merge == "":
+		return s.MergeDeployment(d.OS), nil
+	}
+	for _, x := range s.deployments {
+		if x.OS == rec.OS && x.Name() == rec.Merge {
+			return x, nil
+		}
+	}
+	return nil, fmt.Errorf("finalizing %s: its merge deployment %s of %s, whose /etc it takes, is no longer listed (undeployed since it was staged); nothing switched, deploy again", d.Name(), rec.Merge, rec.OS)
 }
 
 // etcMergeName is the directory of a staged deployment that FinalizeStaged

@@ -866,9 +866,10 @@ func newFinalizeStagedCommand(a *adminEnv) *cobra.Command {
 		Use:   "finalize-staged",
 		Short: "Switch to the staged deployment (run at shutdown)",
 		Long: `Make the deployment "deploy --stage" (or "upgrade --stage") wrote the default:
-merge /etc again from the merge deployment as it is now, so changes made
-since the deploy are kept, install its kernel and switch the boot entries
-with one rename. A systemd unit runs it at shutdown (docs/DEPLOY.md). With
+merge /etc again from the deploy's merge deployment as it is now, so
+changes made since the deploy are kept (it fails if that deployment was
+undeployed since), install its kernel and switch the boot entries with one
+rename. A systemd unit runs it at shutdown (docs/DEPLOY.md). With
 nothing staged it does nothing; a failure leaves the boot entries as they
 were.`,
 		Args: cobra.NoArgs,
