@@ -917,10 +917,13 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	if err := setImmutable(d.Path, true); err != nil {
 		return nil, err
 	}
-	// This deployment replaces a staged one, now that it is written:
-	// unstaged before the switch, so that a crash after it cannot leave
-	// the old one to be finalized over this one at shutdown.
-	if s.staged != nil {
+	// This deployment replaces a staged one, now that it is written. A
+	// staged deploy's record replaces the other's in one rename, so that
+	// a kill before it leaves that one staged; one that switches forgets
+	// it first, so that a crash after the switch cannot leave it to be
+	// finalized over this one at shutdown, and stages it again if it
+	// fails before the switch.
+	if s.staged != nil && !opts.Stage {
 		rec := *s.stagedRec
 		if err := s.unstage(); err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otree/otree/internal/testtree"
+	"golang.org/x/sys/unix"
 )
 
 // crashEtcFiles is how many files the trees' /usr/etc holds in
@@ -138,4 +139,98 @@ func TestFinalizeStagedSurvivesSIGKILL(t *testing.T) {
 	}
 	took, switched := r.estimate("finalize")
 	t.Logf("finalize takes about %v, switching after %v; runs in %v: %v", took, switched, time.Since(start).Round(time.Millisecond), outcomes)
+}
+
+// TestStageSurvivesSIGKILL kills `otree admin deploy --stage` while another
+// deployment is staged, at random instants: after each kill the earlier
+// staged deployment or the new one must be staged, whole, and never
+// neither, so that a shutdown during a staged upgrade still finalizes the
+// upgrade staged before it.
+func TestStageSurvivesSIGKILL(t *testing.T) {
+	kills, budget := 30, 15*time.Second
+	if testing.Short() {
+		kills, budget = 3, 0
+	}
+	r := newCrashRig(t)
+	start := time.Now()
+	r.kernel = crashKernels[0]
+	testtree.Create(t, r.src, osTree(r.kernel, nil))
+	r.writeKernel(r.kernel)
+	for i := range 1500 {
+		r.write(fmt.Sprintf("usr/share/stage/d%02d/f%03d", i%20, i), 64+r.rng.IntN(512))
+	}
+	first := r.commit(crashKernels[0])
+	r.admin("deploy", "--karg=root=LABEL=root", "--karg=quiet", "os")
+	s := r.open()
+	if err := os.WriteFile(filepath.Join(s.Deployments()[0].Path, "etc/hostname"), []byte(crashHostname), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r.check("after the first deploy", []crashDep{{first, 0}})
+	stage := func() crashDep {
+		s := r.open()
+		defer s.Close()
+		id := r.commit(crashKernels[r.rng.IntN(len(crashKernels))])
+		serial, err := s.freeSerial("testos", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crashDep{id, serial}
+	}
+	staged := stage()
+	begin := time.Now()
+	r.runs["stage"] = append(r.runs["stage"], r.admin("deploy", "--stage", "os"))
+	recordAt := []time.Duration{r.recordTime(begin)}
+	outcomes := map[string]int{}
+	for n := 0; n < kills && (n < 3 || time.Since(start) < budget); n++ {
+		next := stage()
+		took, _ := r.estimate("stage")
+		delay := time.Duration(r.rng.Int64N(int64(took+took/5) + 1))
+		// Half the kills land just before the record is written, when
+		// the one it replaces is at stake.
+		if rec := recordAt[len(recordAt)-1]; r.rng.IntN(2) == 0 {
+			delay = max(0, rec-rec/4+time.Duration(r.rng.Int64N(int64(rec/4)+1)))
+		}
+		begin := time.Now()
+		finished, _, run := r.adminKilled(delay, "deploy", "--stage", "os")
+		if finished {
+			recordAt = append(recordAt, r.recordTime(begin))
+		}
+		label := fmt.Sprintf("otree admin deploy --stage os, SIGKILL after %v", delay)
+		if finished {
+			r.runs["stage"] = append(r.runs["stage"], run)
+		}
+		s := r.open()
+		st := s.Staged()
+		s.Close()
+		switch {
+		case st == nil:
+			t.Fatalf("%s: nothing is staged; want %v or %v", label, staged, next)
+		case st.Commit == next.Commit && st.Serial == next.Serial:
+			outcomes[map[bool]string{true: crashFinished, false: crashNew}[finished]]++
+			staged = next
+		case finished:
+			t.Fatalf("%s: finished with %s staged, want %v", label, st.Name(), next)
+		case st.Commit == staged.Commit && st.Serial == staged.Serial:
+			outcomes[crashOld]++
+		default:
+			t.Fatalf("%s: %s is staged; want %v or %v", label, st.Name(), staged, next)
+		}
+		r.checkStaged(label, staged)
+		r.checkBootable(label, []crashDep{{first, 0}})
+	}
+	r.admin("finalize-staged")
+	r.check("after the kills, finalize-staged", []crashDep{staged, {first, 0}})
+	r.admin("cleanup")
+	r.checkClean("after the kills, finalize-staged and cleanup")
+	t.Logf("deploy --stage runs in %v: %v", time.Since(start).Round(time.Millisecond), outcomes)
+}
+
+// recordTime is how long after begin the staged record was last written.
+func (r *crashRig) recordTime(begin time.Time) time.Duration {
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(r.path, "run/otree", stagedRecordName), &st); err != nil {
+		r.t.Fatal(err)
+	}
+	return time.Unix(st.Ctim.Unix()).Sub(begin)
 }
