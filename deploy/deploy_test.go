@@ -3152,3 +3152,31 @@ func TestFinalizeStagedMergeUndeployed(t *testing.T) {
 		t.Errorf("the finalized hostname is %q, want c's", got)
 	}
 }
+
+// On a filesystem that cannot exchange two entries, the finalize sets the
+// staged /etc aside and renames the merge into its place, and leaves
+// neither behind.
+func TestFinalizeStagedWithoutExchange(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	first := f.deploy("os", DeployOptions{}).Deployment
+	f.commit("os", osTree("6.1.0-2", nil))
+	st := f.deploy("os", DeployOptions{Stage: true}).Deployment
+	if err := os.WriteFile(filepath.Join(first.Path, "etc/hostname"), []byte("late-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved := exchange
+	t.Cleanup(func() { exchange = saved })
+	exchange = func(a, b string) error { return unix.EINVAL }
+	if _, err := f.s.FinalizeStaged(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(st.Path, "etc/hostname")); string(got) != "late-host\n" {
+		t.Errorf("hostname after the finalize = %q, want the late edit", got)
+	}
+	for _, p := range []string{etcMergeName, etcMergeName + ".old"} {
+		if _, err := os.Lstat(filepath.Join(st.Path, p)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left in the deployment: %v", p, err)
+		}
+	}
+}

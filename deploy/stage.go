@@ -252,6 +252,12 @@ func (s *Sysroot) FinalizeStaged(ctx context.Context) (*DeployResult, error) {
 	return res, nil
 }
 
+// exchange swaps the entries a and b in one rename; a variable so that a
+// test can play a filesystem that cannot.
+var exchange = func(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}
+
 // stagedMerge finds the merge deployment the staged deploy of d recorded
 // in rec among those listed now. One no longer listed (undeployed since)
 // fails the finalize, as in OSTree, rather than take /etc from another
@@ -290,7 +296,7 @@ func remergeEtc(ctx context.Context, d, merge *Deployment) ([]EtcChange, error) 
 	if err != nil {
 		return changes, err
 	}
-	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, etc, unix.RENAME_EXCHANGE)
+	err = exchange(tmp, etc)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		// No /etc to swap with (removed by hand): the merge becomes it.
