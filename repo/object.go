@@ -418,12 +418,14 @@ func ValidName(name string) bool {
 // and the number of bytes it used. Trailing bytes are allowed here: they are
 // the content (archive mode) and are checked by the caller.
 func DecodeFileHeader(b []byte) (*FileHeader, int, error) {
-	return decodeFileHeader(b, "")
+	h, n, _, err := decodeFileHeader(b, "")
+	return h, n, err
 }
 
 // decodeFileHeader is DecodeFileHeader, with target taken for a symlink
-// whose encoding holds none (a bare-user object's, UserMeta).
-func decodeFileHeader(b []byte, target string) (*FileHeader, int, error) {
+// whose encoding holds none (a bare-user object's, UserMeta); it reports
+// whether it was.
+func decodeFileHeader(b []byte, target string) (*FileHeader, int, bool, error) {
 	d := newDecoder(b)
 	d.head(KindFile)
 	h := &FileHeader{}
@@ -435,7 +437,8 @@ func decodeFileHeader(b []byte, target string) (*FileHeader, int, error) {
 	h.GID = d.u32("gid")
 	h.Rdev = d.Uvarint()
 	h.Target = d.str()
-	if h.Type == TypeSymlink && h.Target == "" {
+	noTarget := h.Type == TypeSymlink && h.Target == "" && target != ""
+	if noTarget {
 		h.Target = target
 	}
 	h.Xattrs = d.xattrs()
@@ -445,7 +448,7 @@ func decodeFileHeader(b []byte, target string) (*FileHeader, int, error) {
 			d.Fail("%v", err)
 		}
 	}
-	return h, d.Offset(), d.Err()
+	return h, d.Offset(), noTarget, d.Err()
 }
 
 // Validate checks the header's fields agree with each other.
@@ -617,15 +620,15 @@ func AppendUserMeta(b []byte, h *FileHeader) []byte {
 // it from content, which reads the object's content (the target) and is
 // called only then.
 func DecodeUserMeta(raw []byte, content func() (string, error)) (*FileHeader, error) {
-	// The placeholder stands for an empty target until it is read. (A
-	// real target of the same byte is read again: the content holds every
-	// target.)
+	// The placeholder stands for an empty target until it is read, so
+	// that the header validates meanwhile. A real target of the same byte
+	// stays: the content must then repeat it, not replace it.
 	const placeholder = "\x01"
-	h, n, err := decodeFileHeader(raw, placeholder)
+	h, n, noTarget, err := decodeFileHeader(raw, placeholder)
 	if err == nil && n != len(raw) {
 		err = fmt.Errorf("%d trailing bytes in %s", len(raw)-n, UserMetaXattr)
 	}
-	if err != nil || h.Type != TypeSymlink || h.Target != placeholder {
+	if err != nil || !noTarget {
 		return h, err
 	}
 	t, err := content()

@@ -426,6 +426,18 @@ func TestUserMetaLongTarget(t *testing.T) {
 	}
 }
 
+// A target of one byte 0x01 in UserMetaXattr is that target: only an
+// empty one is read from the content, so content that differs from a
+// target the xattr holds is not taken in its place (docs/FORMAT.md §6.2).
+func TestUserMetaShortTargetNotReplaced(t *testing.T) {
+	h := &repo.FileHeader{Type: repo.TypeSymlink, Mode: 0o777, Target: "\x01"}
+	read := false
+	got, err := repo.DecodeUserMeta(repo.AppendUserMeta(nil, h), func() (string, error) { read = true; return "abc", nil })
+	if err != nil || got.Target != "\x01" || read {
+		t.Errorf("decoded %+v, %v, content read %v; want the target \"\\x01\" without reading the content", got, err, read)
+	}
+}
+
 // A bare-user object's UserMetaXattr holds its header and nothing more.
 func TestUserMetaTrailingBytes(t *testing.T) {
 	enc := repo.AppendUserMeta(nil, sampleRegular())
