@@ -35,6 +35,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,9 @@ type Options struct {
 	// everything below it. Paths are relative to what is checked out (the
 	// Subpath, if one is given), written "/usr/share/doc"; a trailing "/"
 	// is allowed, ".." is not. A path the tree does not have is not an
-	// error.
+	// error. "/" leaves out everything: as in OSTree, Checkout then does
+	// nothing (DEST is neither created nor checked) and returns empty
+	// Stats.
 	SkipList []string
 	// AllowNoent makes a Subpath the commit does not have a checkout of
 	// nothing: DEST is not created and Checkout returns empty Stats.
@@ -229,6 +232,11 @@ func checkoutTree(ctx context.Context, r *repo.Repo, commit, treeID, metaID repo
 			root.only = &repo.FileEntry{Name: path.Base(e.Path), ID: e.ID}
 		}
 	}
+	if opts.skipsRoot() {
+		// Everything is left out: as in OSTree, DEST is neither made
+		// nor looked at.
+		return &Stats{}, nil
+	}
 	c, err := newCheckouter(ctx, r, dest, opts)
 	if err != nil {
 		return nil, err
@@ -255,10 +263,12 @@ func (o *Options) check() error {
 		return errors.New("checkout: ForceCopy and RequireHardlinks contradict each other")
 	}
 	for _, p := range o.SkipList {
-		if clean, err := repo.TreePath(p); err != nil {
+		if p == "" {
+			// Not taken as the root, which leaves out everything.
+			return errors.New("checkout: empty skip list entry")
+		}
+		if _, err := repo.TreePath(p); err != nil {
 			return fmt.Errorf("checkout: skip list entry %w", err)
-		} else if clean == "/" {
-			return fmt.Errorf("checkout: skip list entry %q names the root of the checkout", p)
 		}
 	}
 	return nil
@@ -274,6 +284,11 @@ func (o *Options) skipSet() map[string]bool {
 		m[repo.CleanPath(p)] = true
 	}
 	return m
+}
+
+// skipsRoot reports whether SkipList names the root of the checkout.
+func (o *Options) skipsRoot() bool {
+	return slices.ContainsFunc(o.SkipList, func(p string) bool { return repo.CleanPath(p) == "/" })
 }
 
 func (o *Options) union() bool { return o.Union || o.UnionAdd || o.UnionIdentical }

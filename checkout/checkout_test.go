@@ -472,9 +472,33 @@ func TestSkipList(t *testing.T) {
 			}
 		})
 	}
-	_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{"/./"}})
-	if err == nil || !strings.Contains(err.Error(), `"/./"`) {
-		t.Errorf("skipping the root: %v", err)
+	// The root leaves out everything, as in OSTree: nothing is made, and
+	// an existing DEST is no error even without a union mode.
+	for _, sp := range []string{"", "/a", "/a/d"} {
+		for _, root := range []string{"/", "/./"} {
+			dest := filepath.Join(t.TempDir(), "co")
+			st, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{UserMode: true, Subpath: sp, SkipList: []string{"/x", root}})
+			if err != nil || *st != (checkout.Stats{}) {
+				t.Errorf("subpath %q, skipping %q: %+v, %v", sp, root, st, err)
+			}
+			if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("subpath %q, skipping %q: DEST was made: %v", sp, root, err)
+			}
+		}
+	}
+	existing := t.TempDir()
+	if _, err := checkout.Checkout(coCtx, r, id, existing, checkout.Options{UserMode: true, SkipList: []string{"/"}}); err != nil {
+		t.Errorf("skipping the root, existing DEST: %v", err)
+	}
+	if ents, _ := os.ReadDir(existing); len(ents) != 0 {
+		t.Errorf("skipping the root wrote %v", ents)
+	}
+	// A missing subpath is still an error.
+	if _, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, Subpath: "/nope", SkipList: []string{"/"}}); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("skipping the root, missing subpath: %v, want ErrNotFound", err)
+	}
+	if _, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{""}}); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty skip list entry: %v", err)
 	}
 	for _, p := range []string{"/a/..", "/x/../e"} {
 		_, err := checkout.Checkout(coCtx, r, id, filepath.Join(t.TempDir(), "co"), checkout.Options{UserMode: true, SkipList: []string{p}})

@@ -80,7 +80,8 @@ entries were not all written.
 --skip-list names paths to leave out, one per line, relative to what is
 checked out ("/usr/share/doc"; blank lines and "#" comments are ignored). A
 directory may be written with or without a trailing "/" (OSTree skips a
-directory only when its line ends in "/").
+directory only when its line ends in "/"). A line "/" leaves out
+everything: as in OSTree, the checkout then does nothing and succeeds.
 
 --from-file=FILE (or --from-stdin) checks out many trees into DEST, in
 order: the input is pairs of REV and SUBPATH (empty for the whole tree), each

@@ -107,7 +107,22 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 	c.fails(exitError, []string{"no subpath"}, "checkout", "-U", "--from-file="+file("odd", "one\x00/a\x00two"), filepath.Join(tmp, "odd"))
 	c.fails(exitUsage, []string{"only DEST"}, "checkout", "-U", "--from-file="+pairs, "one", filepath.Join(tmp, "x"))
 	c.fails(exitUsage, []string{"--subpath"}, "checkout", "-U", "--subpath=/a", "--from-file="+pairs, filepath.Join(tmp, "x"))
-	c.fails(exitError, []string{"skip list", `"/"`}, "checkout", "-U", "--skip-list="+file("root", "/\n"), "one", filepath.Join(tmp, "r"))
+
+	// A skip list naming the root leaves out everything: both tools
+	// succeed and make nothing, nor mind an existing DEST.
+	root := file("root", "/x/a\n/\n")
+	for tool, run := range map[string]func(...string) string{"otree": c.ok, "ostree": o.ok} {
+		dest := filepath.Join(t.TempDir(), "r")
+		run("checkout", "-U", "--skip-list="+root, "one", dest)
+		if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: skipping the root made DEST: %v", tool, err)
+		}
+		dest = t.TempDir()
+		run("checkout", "-U", "--skip-list="+root, "one", dest)
+		if ents, _ := os.ReadDir(dest); len(ents) != 0 {
+			t.Errorf("%s: skipping the root wrote %v", tool, ents)
+		}
+	}
 
 	// An empty list (or one ended at once by an empty REV) checks out
 	// nothing and succeeds, as OSTree's does; DEST is not created.
