@@ -53,7 +53,7 @@ type UpgradeResult struct {
 }
 
 // ErrNoUpgrade is returned by Upgrade when the origin's ref still names
-// the deployed commit.
+// the deployed commit, with PullOnly too.
 var ErrNoUpgrade = errors.New("no upgrade available")
 
 // DowngradeError refuses a commit older than the deployed one, or one
@@ -218,11 +218,13 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	res.Commit = id
-	if opts.PullOnly {
-		return res, nil
-	}
+	// Checked before PullOnly returns, as OSTree's upgrader tells "No
+	// update available." after a pull-only one too.
 	if id == cur.Commit && (!isSwitch || cur.Origin == refspec) {
 		return res, ErrNoUpgrade
+	}
+	if opts.PullOnly {
+		return res, nil
 	}
 	if guard && id != cur.Commit {
 		if err := s.checkDowngrade(ctx, cur, refspec, id); err != nil {

@@ -119,10 +119,13 @@ func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 	if !errors.Is(err, ErrNoUpgrade) || res == nil || res.Pulled == nil || res.Commit != a {
 		t.Fatalf("upgrade with nothing new: %+v, %v", res, err)
 	}
-
-	b := srv.commit("os/stable", osTree("6.1.0-2", nil))
 	po := opts
 	po.PullOnly = true
+	if res, err = f.s.Upgrade(ctx, po); !errors.Is(err, ErrNoUpgrade) || res == nil || res.Pulled == nil || res.Commit != a {
+		t.Fatalf("pull-only with nothing new: %+v, %v", res, err)
+	}
+
+	b := srv.commit("os/stable", osTree("6.1.0-2", nil))
 	if res, err = f.s.Upgrade(ctx, po); err != nil || res.Deployed != nil || res.Commit != b {
 		t.Fatalf("pull-only: %+v, %v", res, err)
 	}

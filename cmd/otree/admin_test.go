@@ -394,6 +394,10 @@ func TestAdminUpgradeAndSwitchFromRemote(t *testing.T) {
 	a.ok("remote", "add", "origin", hs.URL)
 	a.ok("pull", "origin", "cli/stable")
 	a.ok("admin", "deploy", "origin:cli/stable")
+	// Nothing new: OSTree's words with --pull-only too.
+	if res := a.run("admin", "upgrade", "--pull-only"); res.code != 0 || res.stdout != "No update available.\n" {
+		t.Errorf("upgrade --pull-only with nothing new: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
 
 	c2 := build("cli/stable", "two\n")
 	srv.ok("static-delta", "generate", "--from="+c1, "--to="+c2)
