@@ -292,6 +292,7 @@ type origin struct {
 	Refspec        string
 	OverrideCommit string // [origin] override-commit: deployed instead of the refspec's commit
 	Unlocked       string // [origin] unlocked: "hotfix" once Unlock made one
+	Unconfigured   string // [origin] unconfigured-state: what to set up before upgrades; a switch drops it
 	Pinned         bool
 	raw            []byte // the file as read, rewritten with edits
 }
@@ -359,6 +360,7 @@ var originFields = []struct {
 	{"refspec", func(o *origin) *string { return &o.Refspec }},
 	{"override-commit", func(o *origin) *string { return &o.OverrideCommit }},
 	{"unlocked", func(o *origin) *string { return &o.Unlocked }},
+	{"unconfigured-state", func(o *origin) *string { return &o.Unconfigured }},
 }
 
 // field is the struct field of [origin] key k, nil for a key otree does

@@ -91,7 +91,8 @@ func SplitRefspec(refspec string) (remoteName, branch string) {
 // deployment's, else the default's) from its remote, when it has one,
 // and deploys the commit it names when that differs from the deployed
 // one. When it does not, the error is ErrNoUpgrade and the result still
-// says what was pulled.
+// says what was pulled. An origin with unconfigured-state= is refused
+// with its message, as in OSTree.
 func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult, error) {
 	// Held from the choice of what to deploy to the deploy, as OSTree's
 	// upgrader holds it: two upgrades at once would otherwise both
@@ -104,6 +105,17 @@ func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeRes
 	cur, osName, err := s.current(opts.OS)
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	// An origin the OS vendor marked unconfigured is refused with its
+	// words, before anything else, as OSTree's upgrader refuses it; a
+	// switch names a refspec and so configures it.
+	op := cur.Path + ".origin"
+	o, err := readOrigin(op)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	if o.Unconfigured != "" {
+		return nil, fmt.Errorf("upgrade: %s: origin unconfigured-state: %s", op, o.Unconfigured)
 	}
 	if cur.Origin == "" {
 		return nil, fmt.Errorf("upgrade: deployment %s has no origin refspec", cur.Name())
@@ -119,7 +131,8 @@ func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeRes
 // what the admin chose; a switch to the current origin is an upgrade, and
 // refuses a commit older than the deployed one unless AllowDowngrade.
 // Once deployed, the old origin's remote-tracking ref is deleted, as
-// OSTree does (UpgradeResult.DeletedRef).
+// OSTree does (UpgradeResult.DeletedRef). The new origin drops the old
+// one's unconfigured-state, which Upgrade refuses.
 func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOptions) (*UpgradeResult, error) {
 	unlock, err := s.lock(ctx) // as Upgrade
 	if err != nil {
@@ -243,6 +256,9 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		o.Refspec, o.Pinned, o.OverrideCommit = refspec, false, ""
+		if isSwitch {
+			o.Unconfigured = ""
+		}
 		if override {
 			o.OverrideCommit = id.String()
 		}

@@ -446,3 +446,54 @@ func TestSwitchKeepsLocalAndFollowedRefs(t *testing.T) {
 		t.Fatalf("origin:os/c, followed by no one: %v (deleted %q)", err, res.DeletedRef)
 	}
 }
+
+// An origin with unconfigured-state= is refused by Upgrade with the OS
+// vendor's words, as OSTree's upgrader refuses it, before any request
+// (with --pull-only and --deploy-only too); a switch configures it: the
+// new origin drops the key and keeps the others, and upgrades run again.
+func TestUpgradeRefusesUnconfiguredState(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	srv := newServer(t)
+	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
+	opts := UpgradeOptions{Pull: quickPull()}
+	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	cur := f.deploy("origin:os/stable", DeployOptions{}).Deployment
+	op := cur.Path + ".origin"
+	if err := os.WriteFile(op, []byte("[origin]\nrefspec=origin:os/stable\nunconfigured-state=Run vendor-setup first\nkept=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.commit("os/stable", osTree("6.1.0-2", nil))
+	srv.hits.Store(0)
+	for _, o := range []UpgradeOptions{opts, {Pull: quickPull(), PullOnly: true}, {DeployOnly: true}} {
+		_, err := f.s.Upgrade(ctx, o)
+		if err == nil || !strings.Contains(err.Error(), "origin unconfigured-state: Run vendor-setup first") || !strings.Contains(err.Error(), op) {
+			t.Fatalf("upgrade (pull-only %v, deploy-only %v) of an unconfigured origin: %v", o.PullOnly, o.DeployOnly, err)
+		}
+	}
+	if n := srv.hits.Load(); n != 0 {
+		t.Errorf("the refused upgrades made %d requests", n)
+	}
+	if diff := cmp.Diff([]repo.ID{a}, f.order()); diff != "" {
+		t.Fatalf("refused upgrades changed the deployments: %s", diff)
+	}
+
+	b := srv.commit("os/testing", osTree("6.1.0-3", nil))
+	res, err := f.s.SwitchRef(ctx, "os/testing", opts)
+	if err != nil || res.Deployed.Deployment.Commit != b {
+		t.Fatalf("switch from an unconfigured origin: %+v, %v", res, err)
+	}
+	got, err := os.ReadFile(res.Deployed.Deployment.Path + ".origin")
+	if want := "[origin]\nrefspec=origin:os/testing\nkept=1\n"; err != nil || string(got) != want {
+		t.Fatalf("origin after the switch = %q, %v; want %q", got, err, want)
+	}
+	srv.commit("os/testing", osTree("6.1.0-4", nil))
+	if _, err := f.s.Upgrade(ctx, opts); err != nil {
+		t.Fatalf("upgrade after the switch: %v", err)
+	}
+}
