@@ -126,7 +126,8 @@ func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeRes
 // SwitchRef makes refspec the origin of the stateroot: it fetches it (as
 // Upgrade does) and deploys the commit it names with refspec recorded as
 // the new deployment's origin, so later upgrades follow it. A refspec
-// without "REMOTE:" keeps the current origin's remote. As in OSTree, the
+// without "REMOTE:" keeps the current origin's remote, and "REMOTE:"
+// alone the current origin's branch. As in OSTree, the
 // downgrade guard does not apply to another branch, whose commits are
 // what the admin chose; a switch to the current origin is an upgrade, and
 // refuses a commit older than the deployed one unless AllowDowngrade.
@@ -143,7 +144,16 @@ func (s *Sysroot) SwitchRef(ctx context.Context, refspec string, opts UpgradeOpt
 	if err != nil {
 		return nil, fmt.Errorf("switch: %w", err)
 	}
-	if !strings.Contains(refspec, ":") {
+	switch {
+	case strings.HasSuffix(refspec, ":"):
+		// "REMOTE:" moves the current branch to another remote, as
+		// OSTree's switch does.
+		_, branch := SplitRefspec(cur.Origin)
+		if _, pinned := s.commitRefspec(cur.Origin); branch == "" || pinned {
+			return nil, fmt.Errorf("switch: %s keeps the current branch, and deployment %s follows none (origin %q)", refspec, cur.Name(), cur.Origin)
+		}
+		refspec += branch
+	case !strings.Contains(refspec, ":"):
 		if rm, _ := SplitRefspec(cur.Origin); rm != "" {
 			refspec = rm + ":" + refspec
 		}

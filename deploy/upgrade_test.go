@@ -497,3 +497,32 @@ func TestUpgradeRefusesUnconfiguredState(t *testing.T) {
 		t.Fatalf("upgrade after the switch: %v", err)
 	}
 }
+
+// "REMOTE:" alone switches the current branch to another remote, as
+// OSTree's switch does; from an origin without a branch it is refused,
+// naming the deployment.
+func TestSwitchRemoteOnly(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	srv := newServer(t)
+	for _, name := range []string{"origin", "mirror"} {
+		if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: name, URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
+	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	f.deploy("origin:os/stable", DeployOptions{})
+	opts := UpgradeOptions{Pull: quickPull()}
+	res, err := f.s.SwitchRef(ctx, "mirror:", opts)
+	if err != nil || res.Refspec != "mirror:os/stable" || res.Deployed.Deployment.Origin != "mirror:os/stable" || res.Deployed.Deployment.Commit != a || res.DeletedRef != "origin:os/stable" {
+		t.Fatalf("switch mirror: = %+v, %v", res, err)
+	}
+
+	f.deploy(a.String(), DeployOptions{}) // an origin that is a commit
+	if _, err := f.s.SwitchRef(ctx, "origin:", opts); err == nil || !strings.Contains(err.Error(), "origin:") || !strings.Contains(err.Error(), a.String()+".") {
+		t.Fatalf("switch origin: from a commit origin: %v", err)
+	}
+}

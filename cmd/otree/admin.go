@@ -480,10 +480,11 @@ func newSwitchCommand(a *adminEnv) *cobra.Command {
 	return newFollowCommand(a, &cobra.Command{
 		Use:   "switch [REMOTE:]BRANCH",
 		Short: "Pull another ref and deploy it, making it the origin later upgrades follow",
-		Long: `Fetch REMOTE:BRANCH (a BRANCH alone keeps the current origin's remote) and
-deploy the commit it names with the refspec recorded as the new origin. As
-for upgrade, a commit older than the deployed one, or one of its ancestors,
-is refused unless --allow-downgrade. As in OSTree, the old origin's
+		Long: `Fetch REMOTE:BRANCH (a BRANCH alone keeps the current origin's remote, and
+REMOTE: alone its branch, as in OSTree) and deploy the commit it names with
+the refspec recorded as the new origin. As for upgrade, a commit older than
+the deployed one, or one of its ancestors, is refused unless
+--allow-downgrade. As in OSTree, the old origin's
 remote-tracking ref is then deleted, so that pruning can free the commits
 no deployment uses; a local branch, or a ref another stateroot follows,
 is kept.`,
