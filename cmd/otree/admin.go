@@ -578,7 +578,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				}
 			}
 			if err == nil && reboot {
-				err = rebootNow(cmd.Context())
+				err = a.rebootNow(cmd.Context(), s.Path())
 			}
 			return err
 		})
@@ -588,7 +588,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one, or one of its ancestors")
 	fl.BoolVar(&o.PullOnly, "pull-only", false, "fetch the update but do not deploy it")
 	fl.BoolVar(&o.DeployOnly, "deploy-only", false, "deploy what the repository holds without fetching")
-	fl.BoolVarP(&reboot, "reboot", "r", false, "reboot (systemctl reboot) once a new deployment is written")
+	fl.BoolVarP(&reboot, "reboot", "r", false, "reboot (systemctl reboot) once a new deployment is written, when the sysroot is the running system's root")
 	if c.Name() == "upgrade" {
 		fl.StringVar(&override, "override-commit", "", "deploy this commit of the origin branch instead of its newest")
 	}
@@ -598,8 +598,18 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	return c
 }
 
-// rebootNow asks systemd to reboot the machine.
-func rebootNow(ctx context.Context) error {
+// runningRoot is the root directory of the running system, which -r
+// reboots; a variable so that tests can stand a sysroot in for it.
+var runningRoot = "/"
+
+// rebootNow asks systemd to reboot the machine when sysroot is its root,
+// as OSTree's -r does: the sysroot of an image being built, or of another
+// disk, is not what the reboot would start.
+func (a *adminEnv) rebootNow(ctx context.Context, sysroot string) error {
+	if !sameFile(sysroot, runningRoot) {
+		fmt.Fprintf(a.stderr, "Not rebooting: sysroot %s is not the running system's root %s\n", sysroot, runningRoot)
+		return nil
+	}
 	out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("deployed, but systemctl reboot failed: %w: %s", err, bytes.TrimSpace(out))
@@ -1414,4 +1424,12 @@ func (a *adminEnv) reportPull(res *deploy.UpgradeResult) {
 	for _, d := range res.Pulled.Deltas {
 		fmt.Fprintf(a.stderr, "Used static delta %s\n", d)
 	}
+}
+
+// sameFile tells whether paths a and b name the same file; false when
+// either cannot be read.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

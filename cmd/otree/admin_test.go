@@ -673,7 +673,8 @@ func TestAdminKargsEditInPlace(t *testing.T) {
 }
 
 // upgrade --reboot (-r) runs systemctl reboot once it has deployed, and
-// not when there is nothing to deploy.
+// not when there is nothing to deploy, nor for a sysroot that is not the
+// running system's root.
 func TestAdminUpgradeReboot(t *testing.T) {
 	a := newAdmin(t)
 	a.commit("one\n", "6.1.0-1")
@@ -685,6 +686,17 @@ func TestAdminUpgradeReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// A sysroot that is not the running system's root is not what a
+	// reboot starts: OSTree's -r reboots only for /, and so does otree's.
+	a.commit("zero\n", "6.1.0-1")
+	if res := a.run("admin", "upgrade", "-r"); res.code != 0 || !strings.Contains(res.stderr, "Not rebooting: sysroot "+a.sys+" is not the running system's root /\n") {
+		t.Fatalf("upgrade -r of a sysroot in a directory: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(log); err == nil {
+		t.Fatalf("systemctl ran for a sysroot that is not the running system's root")
+	}
+	defer func(old string) { runningRoot = old }(runningRoot)
+	runningRoot = a.sys
 	if out := a.ok("admin", "upgrade", "--reboot"); !strings.Contains(out, "No update available") {
 		t.Fatalf("upgrade printed %q", out)
 	}
