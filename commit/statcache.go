@@ -35,6 +35,16 @@ import (
 // only the times its builder chose, so nothing on one is cached, nor on
 // an overlay, which shows its layers' times (noChangeTimes).
 //
+// A stat identifies a file only within one mounted filesystem: unmount
+// one and mount another in its place (the next image of a build through
+// the same loop device, another disk in the same slot, any filesystem
+// after a reboot) and st_dev is the same again, and a builder that copies
+// or chooses times (mke2fs -d copies the source's whole seconds) can give
+// a changed file the inode, size and times the first one's had. So each
+// record also holds a token of the mount its directory was found on (the
+// kernel's unique mount id with the boot id, mountToken), and is used only
+// on that same mount: a remount or a reboot costs one full read.
+//
 // A directory's cached dirtree is used only when every entry found now
 // matches the record and the record lists no other: its files by name, stat
 // and id, its subdirectories by name, dirtree and dirmeta. The record then
@@ -66,7 +76,7 @@ import (
 
 const (
 	statCacheName       = "stat-cache"
-	statCacheMagic      = "otree-statcache5"
+	statCacheMagic      = "otree-statcache6"
 	racyWindowNanos     = int64(2e9) // filesystems with whole-second times
 	racyWindowFineNanos = int64(1e8) // nanosecond times: a tick is at most 10 ms
 	statCacheMaxPath    = 1 << 16
@@ -167,6 +177,7 @@ func trusted(st *unix.Stat_t, startNanos int64) bool {
 type dirRec struct {
 	path   string // a view too: never kept past close
 	keyOK  bool   // key was trusted when recorded
+	mount  uint64 // mountToken of the directory when recorded
 	key    statKey
 	meta   repo.ID
 	tree   repo.ID
@@ -376,14 +387,15 @@ func parseRecord(raw []byte) (dirRec, bool) {
 	}
 	r.path = unsafe.String(unsafe.SliceData(b[k:]), int(l))
 	b = b[k+int(l):]
-	if len(b) < 1+keySize+64 {
+	if len(b) < 9+keySize+64 {
 		return r, false
 	}
 	r.keyOK = b[0] == 1
-	r.key = decodeKey(b[1:])
-	copy(r.meta[:], b[1+keySize:])
-	copy(r.tree[:], b[1+keySize+32:])
-	b = b[1+keySize+64:]
+	r.mount = binary.LittleEndian.Uint64(b[1:])
+	r.key = decodeKey(b[9:])
+	copy(r.meta[:], b[9+keySize:])
+	copy(r.tree[:], b[9+keySize+32:])
+	b = b[9+keySize+64:]
 	var ok bool
 	if r.nfiles, r.files, b, ok = entries(b, keySize+32); !ok {
 		return r, false
@@ -625,7 +637,7 @@ func (s *cacheWriter) add(d *dir) {
 		if s.done != nil {
 			s.done[d.path] = true
 		}
-		if r := d.rec; r != nil && d.filesClean && d.tree == r.tree && d.meta == r.meta && d.key == r.key && d.keyOK == r.keyOK {
+		if r := d.rec; r != nil && d.filesClean && d.tree == r.tree && d.meta == r.meta && d.key == r.key && d.keyOK == r.keyOK && d.mount == r.mount {
 			s.records = append(s.records, r.raw)
 		} else {
 			s.changed = true
@@ -646,6 +658,7 @@ func (d *dir) record() []byte {
 	} else {
 		b = append(b, 0)
 	}
+	b = binary.LittleEndian.AppendUint64(b, d.mount)
 	b = d.key.append(b)
 	b = append(b, d.meta[:]...)
 	b = append(b, d.tree[:]...)

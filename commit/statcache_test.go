@@ -962,3 +962,90 @@ func TestHardlinkWrittenWithMtimeRestoredIsRead(t *testing.T) {
 		})
 	}
 }
+
+// A writable filesystem's times can be a builder's choice too: mke2fs -d
+// copies the source's (in whole seconds), and debugfs sets any. Another
+// image mounted in place of the first on the same device, its changed file
+// with the first's inode, size and times, must still be read.
+func TestStatCacheWritableImageReplaced(t *testing.T) {
+	for _, tool := range []string{"mke2fs", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	const uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	var imgs [2][]byte
+	for i, content := range []string{"version one\n", "version TWO\n"} {
+		src := filepath.Join(dir, fmt.Sprint("src", i))
+		testtree.Create(t, src, testtree.Tree{"d/f": testtree.File(content, 0o644), "d/g": testtree.File("same\n", 0o644)})
+		img := filepath.Join(dir, fmt.Sprint("img", i))
+		if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-U", uuid, "-E", "hash_seed="+uuid, "-d", src, img, "8M").CombinedOutput(); err != nil {
+			t.Fatalf("mke2fs: %v\n%s", err, out)
+		}
+		var cmds strings.Builder
+		for _, p := range []string{"/", "/d", "/d/f", "/d/g"} {
+			for _, field := range []string{"ctime", "mtime", "atime"} {
+				fmt.Fprintf(&cmds, "sif %s %s @1700000000\n", p, field)
+			}
+		}
+		cmdFile := filepath.Join(dir, "cmds")
+		if err := os.WriteFile(cmdFile, []byte(cmds.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("debugfs", "-w", "-f", cmdFile, img).CombinedOutput(); err != nil {
+			t.Fatalf("debugfs: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[i] = b
+	}
+	img := filepath.Join(dir, "disk")
+	if err := os.WriteFile(img, imgs[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt, dev := testtree.MountImage(t, img, "ext4", unix.MS_RDONLY)
+	var before unix.Stat_t
+	if err := unix.Lstat(filepath.Join(mnt, "d/f"), &before); err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t, repo.ModeBareUser)
+	for range 2 { // the second through the cache the first saved
+		res := commitDir(t, r, "main", mnt)
+		if got := readCommit(t, r, res.Commit, false)["d/f"].Content; got != "version one\n" {
+			t.Fatalf("commit of the first image has d/f %q", got)
+		}
+	}
+
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, imgs[1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.IoctlSetInt(fd, unix.BLKFLSBUF, 0) // forget the first image's blocks
+	unix.Close(fd)
+	if err != nil {
+		t.Fatalf("flushing %s: %v", dev, err)
+	}
+	if err := unix.Mount(dev, mnt, "ext4", unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	var after unix.Stat_t
+	if err := unix.Lstat(filepath.Join(mnt, "d/f"), &after); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(mnt, "d/f")); string(b) != "version TWO\n" || after != before {
+		t.Fatalf("second image: d/f reads %q with stat %+v, want \"version TWO\\n\" with the first's stat %+v", b, after, before)
+	}
+	res := commitDir(t, r, "main", mnt)
+	if got := readCommit(t, r, res.Commit, false)["d/f"].Content; got != "version TWO\n" {
+		t.Errorf("commit of the second image in the first's place has d/f %q, want %q", got, "version TWO\n")
+	}
+}

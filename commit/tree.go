@@ -34,7 +34,8 @@ type dir struct {
 	path       string
 	key        statKey
 	keyOK      bool
-	noCtime    bool // on a filesystem whose stats are never cached (noChangeTimes)
+	noCtime    bool   // on a filesystem whose stats are never cached (noChangeTimes)
+	mount      uint64 // the filesystem instance it is on (mountToken), 0 if unknown
 	rec        *dirRec
 	filesClean bool
 

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -134,7 +136,7 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "stat", Path: abs, Err: err}
 	}
-	d := &dir{noCtime: noChangeTimes(fd)}
+	d := &dir{noCtime: noChangeTimes(fd), mount: mountToken(fd)}
 	if err := wk.dirMeta(d, fd, abs, &st, wk.mod.overrideFor("", "")); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -167,6 +169,13 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *overr
 	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start) && !d.noCtime
 	if d.rec = wk.cache.dir(path); d.rec != nil {
 		d.rec.seen = true
+		if d.rec.mount != d.mount || d.mount == 0 {
+			// Recorded on another mount (or one that cannot be told):
+			// its stats may be another filesystem's.
+			d.rec = nil
+		}
+	}
+	if d.rec != nil {
 		if d.rec.keyOK && !d.noCtime && d.rec.key == d.key && wk.cache.present(wk.txn, repo.KindDirMeta, d.rec.meta) {
 			// Unchanged since last time, and its dirmeta still stored
 			// (one lost since is built and stored again below).
@@ -273,9 +282,12 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 				unix.Close(cfd)
 				return &os.PathError{Op: "stat", Path: cabs, Err: err}
 			}
-			sub := &dir{noCtime: d.noCtime}
+			// On the parent's device it is on the parent's filesystem,
+			// so on a mount of it that lives as long as the parent's.
+			sub := &dir{noCtime: d.noCtime, mount: d.mount}
 			if st.Dev != d.key.dev {
-				sub.noCtime = noChangeTimes(cfd) // a mount point
+				// A mount point.
+				sub.noCtime, sub.mount = noChangeTimes(cfd), mountToken(cfd)
 			}
 			if err := wk.dirMeta(sub, cfd, cabs, &st, o); err != nil {
 				unix.Close(cfd)
@@ -325,7 +337,9 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		var key statKey // zero: too new to trust
 		if e.ref >= 0 {
 			key = w.refs[e.ref].key
-		} else if wk.exact || !d.noCtime && trusted(&e.st, wk.start) {
+		} else if wk.exact || !d.noCtime && e.st.Dev == d.key.dev && trusted(&e.st, wk.start) {
+			// A file mounted over an entry (st_dev not the directory's)
+			// is on a mount the record's token does not cover.
 			key = keyOf(&e.st)
 		}
 		slot := len(d.fileNames)
@@ -634,6 +648,45 @@ func noChangeTimes(fd int) bool {
 }
 
 const romfsMagic = 0x7275 // ROMFS_MAGIC of linux/magic.h
+
+// bootID is the kernel's id of this boot, or nil if it cannot be read.
+var bootID = sync.OnceValue(func() []byte {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return nil
+	}
+	return bytes.TrimSpace(b)
+})
+
+// mountToken identifies the mount the directory open at fd is on, among
+// every mount of every boot: a hash of the boot id and the mount's id,
+// the one the kernel never reuses (Linux 6.8 on) where it gives it, else
+// the plain one, which a later mount may take over once this one is gone.
+// 0 means it cannot be told, and nothing found there is cached.
+func mountToken(fd int) uint64 {
+	boot := bootID()
+	if len(boot) == 0 {
+		return 0
+	}
+	var stx unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID_UNIQUE, &stx) != nil {
+		return 0
+	}
+	var kind byte
+	switch {
+	case stx.Mask&unix.STATX_MNT_ID_UNIQUE != 0:
+		kind = 'u'
+	case stx.Mask&unix.STATX_MNT_ID != 0:
+		kind = 'r'
+	default:
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(boot)
+	h.Write([]byte{kind})
+	h.Write(binary.LittleEndian.AppendUint64(nil, stx.Mnt_id))
+	return max(h.Sum64(), 1)
+}
 
 // devino maps the inodes of a repository's file objects to their ids, so a
 // source file that is a hardlink of an object is known without reading it.
