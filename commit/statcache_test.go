@@ -1049,3 +1049,29 @@ func TestStatCacheWritableImageReplaced(t *testing.T) {
 		t.Errorf("commit of the second image in the first's place has d/f %q, want %q", got, "version TWO\n")
 	}
 }
+
+// A stat override names a path from the source's root, so one directory
+// committed as part of two sources meets different overrides. What a
+// record holds for it under one must not stand under the other: here
+// a/b/f and the directory a/b/b are overridden when a is the source, and
+// a/b/b/f and a/b/b/b when a/b is.
+func TestStatCacheOverrideFollowsSourceRoot(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := makeTree(t, testtree.Tree{
+		"a/b/f":   testtree.File("ffff", 0o644),
+		"a/b/b/f": testtree.File("ffff", 0o644),
+		"a/b/b/b": testtree.Dir(0o755),
+	})
+	time.Sleep(2100 * time.Millisecond) // old enough to be cached
+	overrides := func(o *commit.Options) {
+		o.StatOverrides = []commit.StatOverride{{Path: "/b/f", Set: true, Mode: 0o700}, {Path: "/b/b", Set: true, Mode: 0o750}}
+	}
+	for _, root := range []string{"a", "a/b", "a", "a/b"} {
+		dir := filepath.Join(src, root)
+		got := readCommit(t, r, commitDir(t, r, "cached", dir, overrides).Commit, false)
+		want := readCommit(t, r, commitDir(t, r, "uncached", dir, overrides, func(o *commit.Options) { o.NoStatCache = true }).Commit, false)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("commit of %s through the stat cache differs from one without it (-want +got):\n%s", root, diff)
+		}
+	}
+}

@@ -166,7 +166,10 @@ func (wk *walker) xattrs(fd int) ([]repo.Xattr, error) {
 // override, if any.
 func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *override) error {
 	wk.st.dirs.Add(1)
-	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start) && !d.noCtime
+	// A stat override is named by the path from the source's root, which
+	// another source holding this directory gives otherwise: a record
+	// vouches only for metadata no override touched.
+	d.path, d.key, d.keyOK = path, keyOf(st), trusted(st, wk.start) && !d.noCtime && o == nil
 	if d.rec = wk.cache.dir(path); d.rec != nil {
 		d.rec.seen = true
 		if d.rec.mount != d.mount || d.mount == 0 {
@@ -176,7 +179,7 @@ func (wk *walker) dirMeta(d *dir, fd int, path string, st *unix.Stat_t, o *overr
 		}
 	}
 	if d.rec != nil {
-		if d.rec.keyOK && !d.noCtime && d.rec.key == d.key && wk.cache.present(wk.txn, repo.KindDirMeta, d.rec.meta) {
+		if d.rec.keyOK && o == nil && !d.noCtime && d.rec.key == d.key && wk.cache.present(wk.txn, repo.KindDirMeta, d.rec.meta) {
 			// Unchanged since last time, and its dirmeta still stored
 			// (one lost since is built and stored again below).
 			d.meta = d.rec.meta
@@ -308,9 +311,11 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		}
 		// The record vouches for the file's id, not for its object
 		// being stored still: one lost since is read and stored again.
+		// Nor for one an override names (see dirMeta): such a file is
+		// recorded unkeyed, and hashed each time.
 		ref := findRef(w.refs, name)
 		touched := false
-		if ref >= 0 && w.refs[ref].key.matches(&st) && wk.cache.present(wk.txn, repo.KindFile, w.refs[ref].id) {
+		if ref >= 0 && o == nil && w.refs[ref].key.matches(&st) && wk.cache.present(wk.txn, repo.KindFile, w.refs[ref].id) {
 			matched++
 		} else {
 			touched = ref >= 0 && w.refs[ref].key.dev == st.Dev && w.refs[ref].key.ino == st.Ino
@@ -337,7 +342,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		var key statKey // zero: too new to trust
 		if e.ref >= 0 {
 			key = w.refs[e.ref].key
-		} else if wk.exact || !d.noCtime && e.st.Dev == d.key.dev && trusted(&e.st, wk.start) {
+		} else if wk.exact || e.o == nil && !d.noCtime && e.st.Dev == d.key.dev && trusted(&e.st, wk.start) {
 			// A file mounted over an entry (st_dev not the directory's)
 			// is on a mount the record's token does not cover.
 			key = keyOf(&e.st)
