@@ -40,3 +40,25 @@ func TestTrustedNeedsBothTimesOld(t *testing.T) {
 		}
 	}
 }
+
+// A filesystem whose ctime a change need not move is never cached: FAT's
+// ctime is its mtime, which touch -r puts back along with it.
+func TestNoChangeTimesFS(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fs   uint32
+		want bool
+	}{
+		{"vfat", unix.MSDOS_SUPER_MAGIC, true},
+		{"squashfs", unix.SQUASHFS_MAGIC, true},
+		{"overlay", unix.OVERLAYFS_SUPER_MAGIC, true},
+		{"ext4", unix.EXT4_SUPER_MAGIC, false},
+		{"xfs", unix.XFS_SUPER_MAGIC, false},
+		{"btrfs", unix.BTRFS_SUPER_MAGIC, false},
+		{"tmpfs", unix.TMPFS_MAGIC, false},
+	} {
+		if got := noChangeTimesFS(c.fs); got != c.want {
+			t.Errorf("%s: noChangeTimesFS %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -33,7 +33,8 @@ import (
 // at least every 10 ms); newer files are simply hashed again next time.
 // A read-only image filesystem (squashfs, erofs...) has no ctime of its own,
 // only the times its builder chose, so nothing on one is cached, nor on
-// an overlay, which shows its layers' times (noChangeTimes).
+// an overlay, which shows its layers' times, nor on FAT, whose ctime is
+// its mtime and so goes back with it (noChangeTimes).
 //
 // A stat identifies a file only within one mounted filesystem: unmount
 // one and mount another in its place (the next image of a build through

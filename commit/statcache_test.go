@@ -1075,3 +1075,42 @@ func TestStatCacheOverrideFollowsSourceRoot(t *testing.T) {
 		}
 	}
 }
+
+// FAT keeps no change time: Linux shows a file's mtime as its ctime, so a
+// same-size write that puts the mtime back leaves the stat as it was. The
+// file must still be read.
+func TestStatCacheFATMtimePutBack(t *testing.T) {
+	if _, err := exec.LookPath("mkfs.vfat"); err != nil {
+		t.Skip("mkfs.vfat is not installed")
+	}
+	img := filepath.Join(t.TempDir(), "fat.img")
+	if err := os.WriteFile(img, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.vfat", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.vfat: %v\n%s", err, out)
+	}
+	mnt, _ := testtree.MountImage(t, img, "vfat", 0)
+	p := filepath.Join(mnt, "f")
+	old := time.Unix(1700000000, 0)
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("version one\n")
+	time.Sleep(2100 * time.Millisecond) // past the racy window, whatever the ctime shows
+	r := newRepo(t, repo.ModeBareUser)
+	for range 2 {
+		commitDir(t, r, "main", mnt)
+	}
+	write("version TWO\n")
+	res := commitDir(t, r, "main", mnt)
+	if got := readCommit(t, r, res.Commit, false)["f"].Content; got != "version TWO\n" {
+		t.Errorf("commit after a same-size write with the mtime put back has f %q, want %q", got, "version TWO\n")
+	}
+}

@@ -632,21 +632,30 @@ var pseudoFS = map[uint32]string{
 }
 
 // noChangeTimes reports whether the directory open at fd is on a
-// filesystem that stores no change time of its own: a read-only image
-// (squashfs, erofs, ISO 9660, cramfs, romfs) whose every time is one the
-// tool that built it chose. Another image mounted in its place on the
-// same device can show a changed file with the same inode, size and
-// times, so nothing there is cached. A filesystem that cannot be told
-// counts as one, and so does overlayfs: its files show the inodes and
-// times of its layers, which may be such images (composefs, a live
-// system's root), and which its mount options may name by relative paths.
+// filesystem that stores no change time of its own (noChangeTimesFS), or
+// one that cannot be told; nothing there is cached.
 func noChangeTimes(fd int) bool {
 	var fs unix.Statfs_t
 	if unix.Fstatfs(fd, &fs) != nil {
 		return true
 	}
-	switch uint32(fs.Type) {
-	case unix.SQUASHFS_MAGIC, unix.EROFS_SUPER_MAGIC_V1, unix.ISOFS_SUPER_MAGIC, unix.CRAMFS_MAGIC, romfsMagic, unix.OVERLAYFS_SUPER_MAGIC:
+	return noChangeTimesFS(uint32(fs.Type))
+}
+
+// noChangeTimesFS reports whether a filesystem of type fsType (its statfs
+// magic) has no ctime that every change moves. A read-only image
+// (squashfs, erofs, ISO 9660, cramfs, romfs) shows only times the tool
+// that built it chose: another image mounted in its place on the same
+// device can show a changed file with the same inode, size and times.
+// Overlayfs shows the inodes and times of its layers, which may be such
+// images (composefs, a live system's root), and which its mount options
+// may name by relative paths. FAT (msdos, vfat) keeps no change time:
+// Linux shows the mtime as the ctime, so a write that puts the mtime back
+// (touch -r, cp -p, tar) leaves the whole stat as it was.
+func noChangeTimesFS(fsType uint32) bool {
+	switch fsType {
+	case unix.SQUASHFS_MAGIC, unix.EROFS_SUPER_MAGIC_V1, unix.ISOFS_SUPER_MAGIC, unix.CRAMFS_MAGIC, romfsMagic, unix.OVERLAYFS_SUPER_MAGIC,
+		unix.MSDOS_SUPER_MAGIC:
 		return true
 	}
 	return false
