@@ -173,7 +173,7 @@ func trusted(st *unix.Stat_t, startNanos int64) bool {
 	return st.Ctim.Nano() < startNanos-window && st.Mtim.Nano() < startNanos-window
 }
 
-// dirRec is one directory's record, its byte fields views into the mapped
+// dirRec is one directory's record, its byte fields views into the read
 // cache file (valid until close).
 type dirRec struct {
 	path   string // a view too: never kept past close
@@ -248,7 +248,7 @@ func (r *dirRec) sameDirs(d *dir) bool {
 type statCache struct {
 	path  string
 	fp    [32]byte        // options fingerprint: records are valid only for the same one
-	file  *cachefile.File // the mapped file, or nil
+	file  *cachefile.File // the file as read, or nil
 	index map[string]*dirRec
 	recs  []dirRec
 	dirty bool // options changed or the file is damaged: rewrite it
@@ -316,7 +316,7 @@ func (c *statCache) dir(path string) *dirRec {
 	return c.index[path]
 }
 
-// loadStatCache maps the cache file; a missing, foreign or damaged file
+// loadStatCache reads the cache file; a missing, foreign or damaged file
 // gives an empty cache (it is only ever an optimisation). The fan-out
 // directories of r's objects are stamped as the run starting at
 // startNanos finds them.
@@ -337,7 +337,7 @@ func loadStatCache(path string, fp [32]byte, r *repo.Repo, startNanos int64) *st
 	return c
 }
 
-// parse indexes the mapped file's records (b: after the magic); false if
+// parse indexes the read file's records (b: after the magic); false if
 // it is not a valid cache made with the same options.
 func (c *statCache) parse(b []byte) bool {
 	if len(b) < 32+fanDirs*stampSize || [32]byte(b[:32]) != c.fp {
@@ -432,7 +432,7 @@ func entries(b []byte, fixed int) (n int, list, rest []byte, ok bool) {
 	return int(cnt), start[:len(start)-len(b)], b, true
 }
 
-// close unmaps the file; no view of it may be used afterwards.
+// close frees the file's content; no view of it may be used afterwards.
 func (c *statCache) close() {
 	c.index, c.recs = nil, nil
 	c.file.Close()

@@ -55,7 +55,7 @@ func IndexedHeaderOf(id ID, h *FileHeader) IndexedHeader {
 // HeaderIndex is a read-only view of the file-header index. The zero value
 // (and nil) is an empty index.
 type HeaderIndex struct {
-	f    *cachefile.File // the mapped file, or nil
+	f    *cachefile.File // the file as read, or nil
 	recs []byte          // its records
 }
 

@@ -1,9 +1,12 @@
 // Package cachefile reads and writes a repository's cache files (commit's
 // stat cache, the file-header index): a magic, a body and a CRC-32C of both.
-// They are mapped rather than read (the cache of a large tree is megabytes
-// that a read would copy into fresh heap pages) and written with a temp
-// file and rename without fsync: a torn file fails its checksum, and a
-// cache that is missing or damaged only costs speed.
+// They are read into an anonymous mapping, not into the Go heap (the cache
+// of a large tree is megabytes, which would raise the collector's target
+// by as much) and not by mapping the file itself, whose pages fault
+// (SIGBUS, which kills the process) once the file is truncated in place
+// (truncate, cp over it) while mapped. They are written with a temp file
+// and rename without fsync: a torn file fails its checksum, and a cache
+// that is missing or damaged only costs speed.
 package cachefile
 
 import (
@@ -12,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -25,7 +29,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // cache file of the magic asked for.
 var ErrDamaged = errors.New("damaged or foreign cache file")
 
-// File is a mapped cache file.
+// File is a cache file's content, in memory.
 type File struct {
 	data []byte
 	// Body is what lies between the magic and the checksum. It is valid
@@ -39,7 +43,7 @@ type File struct {
 // them could otherwise steer this user's commits and checkouts.
 var ErrOtherOwner = errors.New("cache file written by another user")
 
-// Map maps the file at path and checks its owner, magic and checksum. A
+// Map reads the file at path and checks its owner, magic and checksum. A
 // missing file gives an error satisfying errors.Is(err, fs.ErrNotExist);
 // one of another owner gives ErrOtherOwner, one that fails a check
 // ErrDamaged.
@@ -59,9 +63,22 @@ func Map(path, magic string) (*File, error) {
 	if st.Size < int64(len(magic))+4 || st.Size > 1<<34 || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, ErrDamaged
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	data, err := unix.Mmap(-1, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		return nil, fmt.Errorf("mapping %s: %w", path, err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if _, err := io.ReadFull(f, data); err != nil {
+		unix.Munmap(data)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrDamaged // truncated since the fstat
+		}
+		return nil, err
+	}
+	// Read-only from here on, as a mapping of the file was: a stray
+	// write faults rather than corrupting what callers hold views into.
+	if err := unix.Mprotect(data, unix.PROT_READ); err != nil {
+		unix.Munmap(data)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	body, sum := data[:len(data)-4], data[len(data)-4:]
 	if !bytes.HasPrefix(data, []byte(magic)) || crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(sum) {
@@ -71,7 +88,7 @@ func Map(path, magic string) (*File, error) {
 	return &File{data: data, Body: body[len(magic):]}, nil
 }
 
-// Close unmaps the file. It may be called on nil.
+// Close frees the content. It may be called on nil.
 func (f *File) Close() {
 	if f != nil && f.data != nil {
 		unix.Munmap(f.data)

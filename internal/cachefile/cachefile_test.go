@@ -1,6 +1,7 @@
 package cachefile
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -67,5 +68,30 @@ func TestMapOwner(t *testing.T) {
 			t.Errorf("owned by %d: %v, want %v", c.uid, err, c.want)
 		}
 		f.Close()
+	}
+}
+
+// A file truncated in place while its content is held (by truncate, or cp
+// over it) leaves that content as it was read: a mapping of the file
+// itself would fault on the next access, killing the process.
+func TestMapTruncatedWhileHeld(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c")
+	body := make([]byte, 1<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	if err := Write(p, append([]byte("magic"), body...)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Map(p, "magic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.Body, body) {
+		t.Error("the body read differs from the one written once the file is truncated")
 	}
 }
