@@ -670,24 +670,25 @@ func (e *NoStaterootError) Error() string {
 
 // checkStateroot reports whether stateroot osName has the var a
 // deployment of it boots with: a *NoStaterootError if it or its var is
-// missing, another error if it cannot be told.
+// missing, another error if either is there but no directory (a link),
+// or if it cannot be told.
 func (s *Sysroot) checkStateroot(osName string) error {
 	dir := filepath.Join(s.root, "otree", "deploy", osName)
 	v := filepath.Join(dir, "var")
-	fi, err := os.Stat(v)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("stateroot %q: %s is not a directory", osName, v)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("stateroot %q: %w", osName, err)
-	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	// Not followed: a link there, dangling or not, is no stateroot that
+	// os-init could complete (it refuses one), nor one to deploy into.
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return &NoStaterootError{OS: osName}
 	}
-	return &NoStaterootError{OS: osName, Missing: v}
+	if err := checkDirs(dir, v); err != nil {
+		return fmt.Errorf("stateroot %q: %w", osName, err)
+	}
+	if _, err := os.Lstat(v); errors.Is(err, fs.ErrNotExist) {
+		return &NoStaterootError{OS: osName, Missing: v}
+	} else if err != nil {
+		return fmt.Errorf("stateroot %q: %w", osName, err)
+	}
+	return nil
 }
 
 // ErrStaterootNeeded is matched (with errors.Is) by the error of a deploy,

@@ -405,6 +405,25 @@ func TestOSInitRefusesLinkedVar(t *testing.T) {
 	}
 }
 
+// A stateroot whose var is a dangling link is refused as a link, naming
+// it, not reported as missing its var with a hint to complete it by
+// os-init, which refuses the link in turn.
+func TestDeployStaterootVarDanglingLink(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	v := filepath.Join(f.path, "otree", "deploy", "other", "var")
+	if err := os.MkdirAll(filepath.Join(f.path, "otree", "deploy", "other", "deploy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(t.TempDir(), "gone"), v); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.s.Deploy(context.Background(), "os", DeployOptions{OS: "other"})
+	if err == nil || !strings.Contains(err.Error(), v+" is not a directory") || errors.As(err, new(*NoStaterootError)) {
+		t.Errorf("deploy into a stateroot whose var is a dangling link: %v, want it refused as a link, naming it", err)
+	}
+}
+
 func TestOSInitKeepsExisting(t *testing.T) {
 	f := newFixture(t)
 	tmp := filepath.Join(f.path, "otree/deploy/testos/var/tmp")
