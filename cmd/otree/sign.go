@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/otree/otree/repo"
@@ -224,6 +225,11 @@ func (s *signingFlags) given() bool { return len(s.keys) > 0 || len(s.files) > 0
 func (s *signingFlags) secretKeys() ([]ed25519.PrivateKey, error) {
 	if err := sign.CheckType(s.kind); err != nil {
 		return nil, usageError{err}
+	}
+	// An empty path (a variable left unset) would sign with nothing: the
+	// commit or delta unsigned, summary -u removing summary.sig.
+	if slices.Contains(s.files, "") {
+		return nil, usagef("--sign-from-file: empty path, want the file of secret keys to sign with")
 	}
 	return secretKeys(s.keys, "--sign", s.files...)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -318,4 +319,28 @@ func TestSummarySignFromTwoFiles(t *testing.T) {
 			t.Errorf("remote refs %s (trusting the key of --sign-from-file #%d) = %q", name, i+1, got)
 		}
 	}
+}
+
+// An empty --sign-from-file (a variable left unset) is refused, naming the
+// flag, rather than taken as no key: summary -u would remove the
+// summary.sig it was asked to write, commit and static-delta generate
+// would write unsigned.
+func TestSignFromEmptyFileRefused(t *testing.T) {
+	c := newCLI(t)
+	file, _, _ := generateKey(t, c)
+	c.commitTree("main", source(t, testtree.Tree{"f": testtree.File("x", 0o644)}), "one", 1700000000)
+	c.ok("summary", "-u", "--sign-from-file="+file)
+	sig := c.r.Path(sign.SummarySigFile)
+	before, err := os.ReadFile(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.fails(exitUsage, []string{"--sign-from-file: empty path"}, "summary", "-u", "--sign-from-file=")
+	c.fails(exitUsage, []string{"--sign-from-file: empty path"}, "summary", "-u", "--sign-from-file="+file, "--sign-from-file=")
+	if after, err := os.ReadFile(sig); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("summary.sig after the refused updates: %v, changed %v", err, !bytes.Equal(after, before))
+	}
+	dir := source(t, testtree.Tree{"f": testtree.File("y", 0o644)})
+	c.fails(exitUsage, []string{"--sign-from-file: empty path"}, "commit", "-b", "main", "--sign-from-file=", dir)
+	c.fails(exitUsage, []string{"--sign-from-file: empty path"}, "static-delta", "generate", "--empty", "--to=main", "--sign-from-file=")
 }
