@@ -366,9 +366,6 @@ func TestOSInitRefusesUnusableNames(t *testing.T) {
 	}
 }
 
-// os-init of an existing stateroot keeps what is there: a /var/tmp whose
-// mode the admin changed keeps it, and one replaced by a symlink does not
-// make its target world-writable.
 // A stateroot whose var (or deploy/, or itself) is a symlink is refused by
 // os-init, naming it, before anything is made where the link points, and
 // no deployment is made in it: prepare-root would refuse to boot it.
@@ -424,6 +421,9 @@ func TestDeployStaterootVarDanglingLink(t *testing.T) {
 	}
 }
 
+// os-init of an existing stateroot keeps what is there: a /var/tmp whose
+// mode the admin changed keeps it, and one replaced by a symlink does not
+// make its target world-writable.
 func TestOSInitKeepsExisting(t *testing.T) {
 	f := newFixture(t)
 	tmp := filepath.Join(f.path, "otree/deploy/testos/var/tmp")
