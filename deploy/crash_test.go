@@ -85,14 +85,7 @@ func TestDeploySurvivesSIGKILL(t *testing.T) {
 	r := newCrashRig(t)
 	start := time.Now()
 	r.createSource()
-	first := r.commit(crashKernels[0])
-	r.admin("deploy", "--karg=root=LABEL=root", "--karg=quiet", "os")
-	// The admin's change to /etc, which every later deploy must carry over.
-	s := r.open()
-	if err := os.WriteFile(filepath.Join(s.Deployments()[0].Path, "etc/hostname"), []byte(crashHostname), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	first := r.deployFirst()
 	r.commit(crashKernels[0])
 	r.admin("deploy", "os")
 	r.check("after the first two deploys", []crashDep{{r.head, 0}, {first, 0}})
@@ -333,6 +326,20 @@ func (r *crashRig) otherKernel(ds ...crashDep) string {
 		out = crashKernels
 	}
 	return out[r.rng.IntN(len(out))]
+}
+
+// deployFirst commits the source with the first kernel and deploys it
+// with crashKargs, then gives its /etc the admin's change (crashHostname),
+// which every later deploy must carry over; it returns the commit.
+func (r *crashRig) deployFirst() repo.ID {
+	first := r.commit(crashKernels[0])
+	r.admin("deploy", "--karg=root=LABEL=root", "--karg=quiet", "os")
+	s := r.open()
+	defer s.Close()
+	if err := os.WriteFile(filepath.Join(s.Deployments()[0].Path, "etc/hostname"), []byte(crashHostname), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return first
 }
 
 // commit changes some files of the tree, gives it kernel, commits it to

@@ -2754,10 +2754,11 @@ func TestDeployRefusesHalfMadeStateroot(t *testing.T) {
 	}
 }
 
-// OSInit takes the sysroot lock: while another process holds it, the
-// stateroot is not made, so a deploy never picks one half made.
-func TestOSInitTakesLock(t *testing.T) {
-	f := newFixture(t)
+// openWaiting opens the sysroot at path again, as another process would,
+// with a logger that signals waiting once the handle logs that it waits
+// for the sysroot lock; the handle is closed when t ends.
+func openWaiting(t *testing.T, path string) (*Sysroot, <-chan struct{}) {
+	t.Helper()
 	waiting := make(chan struct{}, 1)
 	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
 		if bytes.Contains(b, []byte("waiting for the sysroot lock")) {
@@ -2768,11 +2769,19 @@ func TestOSInitTakesLock(t *testing.T) {
 		}
 		return len(b), nil
 	}), nil))
-	s2, err := Open(f.path, OpenOptions{Logger: log})
+	s, err := Open(path, OpenOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s2.Close()
+	t.Cleanup(func() { s.Close() })
+	return s, waiting
+}
+
+// OSInit takes the sysroot lock: while another process holds it, the
+// stateroot is not made, so a deploy never picks one half made.
+func TestOSInitTakesLock(t *testing.T) {
+	f := newFixture(t)
+	s2, waiting := openWaiting(t, f.path)
 	unlock, err := f.s.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -2801,21 +2810,7 @@ func TestOSInitTakesLock(t *testing.T) {
 // wait, and the stateroot is not made.
 func TestOSInitCancelWhileWaiting(t *testing.T) {
 	f := newFixture(t)
-	waiting := make(chan struct{}, 1)
-	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
-		if bytes.Contains(b, []byte("waiting for the sysroot lock")) {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		}
-		return len(b), nil
-	}), nil))
-	s2, err := Open(f.path, OpenOptions{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2, waiting := openWaiting(t, f.path)
 	unlock, err := f.s.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -41,13 +41,7 @@ func TestFinalizeStagedSurvivesSIGKILL(t *testing.T) {
 	for i := range crashEtcFiles {
 		r.write(fmt.Sprintf("usr/etc/many/d%02d/f%03d", i%20, i), 64+r.rng.IntN(256))
 	}
-	first := r.commit(crashKernels[0])
-	r.admin("deploy", "--karg=root=LABEL=root", "--karg=quiet", "os")
-	s := r.open()
-	if err := os.WriteFile(filepath.Join(s.Deployments()[0].Path, "etc/hostname"), []byte(crashHostname), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	first := r.deployFirst()
 	r.check("after the first deploy", []crashDep{{first, 0}})
 
 	// edit is the admin's latest change to /etc; every edit is a new
@@ -159,13 +153,7 @@ func TestStageSurvivesSIGKILL(t *testing.T) {
 	for i := range 1500 {
 		r.write(fmt.Sprintf("usr/share/stage/d%02d/f%03d", i%20, i), 64+r.rng.IntN(512))
 	}
-	first := r.commit(crashKernels[0])
-	r.admin("deploy", "--karg=root=LABEL=root", "--karg=quiet", "os")
-	s := r.open()
-	if err := os.WriteFile(filepath.Join(s.Deployments()[0].Path, "etc/hostname"), []byte(crashHostname), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	first := r.deployFirst()
 	r.check("after the first deploy", []crashDep{{first, 0}})
 	stage := func() crashDep {
 		s := r.open()
