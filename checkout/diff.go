@@ -222,14 +222,35 @@ func Diff(ctx context.Context, r *repo.Repo, a, b repo.ID, opts DiffOptions) ([]
 	}
 	d := &differ{ctx: ctx, r: r, opts: opts}
 	if err := d.rootMeta(ca.RootMeta, cb.RootMeta, nil); err != nil {
-		return nil, err
+		return nil, explainDiffMissing(r, a, b, err)
 	}
 	if ca.RootTree != cb.RootTree {
 		if err := d.trees("/", ca.RootTree, cb.RootTree); err != nil {
-			return nil, nameCancel(ctx, err, fmt.Sprintf("diff of commits %s and %s", a, b))
+			return nil, explainDiffMissing(r, a, b, nameCancel(ctx, err, fmt.Sprintf("diff of commits %s and %s", a, b)))
 		}
 	}
 	return d.out, nil
+}
+
+// explainDiffMissing says which of commits a and b marked partial a
+// missing object may belong to, so that the object reads as never
+// pulled rather than lost. The walk does not track the side an object
+// came from, so when both are partial it names both.
+func explainDiffMissing(r *repo.Repo, a, b repo.ID, err error) error {
+	var me *repo.ObjectMissingError
+	if err == nil || !errors.As(err, &me) {
+		return err
+	}
+	pa, pb := r.IsCommitPartial(a), r.IsCommitPartial(b)
+	switch {
+	case pa && pb && a != b:
+		return fmt.Errorf("%w (commits %s and %s were pulled only in part; pulls of all of them complete them)", err, a, b)
+	case pa:
+		return &repo.PartialCommitError{Commit: a, Err: err}
+	case pb:
+		return &repo.PartialCommitError{Commit: b, Err: err}
+	}
+	return err
 }
 
 // differ holds the state of one diff.
@@ -635,7 +656,7 @@ func hashWithHeader(h *repo.FileHeader, rd io.Reader, buf []byte) (repo.ID, erro
 // change while being read give an error naming them.
 func DiffDir(ctx context.Context, r *repo.Repo, commit repo.ID, dir string, opts DiffOptions) ([]Change, error) {
 	changes, err := diffDir(ctx, r, commit, dir, opts)
-	return changes, nameCancel(ctx, err, fmt.Sprintf("diff of commit %s with %s", commit, dir))
+	return changes, r.ExplainMissing(commit, nameCancel(ctx, err, fmt.Sprintf("diff of commit %s with %s", commit, dir)))
 }
 
 // nameCancel names what was being compared in err when it is ctx's own

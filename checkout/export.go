@@ -91,6 +91,10 @@ func (o *ExportOptions) exportPrefix() (string, error) {
 // (on a pipe nobody reads, say): that Write is then left to end on its
 // own, with a copy of its bytes.
 func Export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts ExportOptions) error {
+	return r.ExplainMissing(commit, export(ctx, r, commit, w, opts))
+}
+
+func export(ctx context.Context, r *repo.Repo, commit repo.ID, w io.Writer, opts ExportOptions) error {
 	prefix, err := opts.exportPrefix()
 	if err != nil {
 		return err

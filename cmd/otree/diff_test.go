@@ -378,3 +378,25 @@ func TestDiffStatsParity(t *testing.T) {
 	}
 	c.fails(exitUsage, []string{"./x", "directory"}, "diff", "--stats", "main", "./x")
 }
+
+// diff --stats of a commit pulled in part says that the object it misses
+// was never pulled, naming the commit.
+func TestDiffStatsPartialCommit(t *testing.T) {
+	c := newCLIMode(t, repo.ModeBareUser)
+	c.ok("commit", "-b", "main", source(t, testtree.Tree{"a": testtree.File("a\n", 0o644), "sub/x": testtree.File("x\n", 0o644)}))
+	id, err := c.r.ResolveRev("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.r.Lookup(id, "/sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(c.r.ObjectPath(repo.KindDirTree, e.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.r.MarkCommitPartial(id); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(1, []string{e.ID.String(), "commit " + id.String() + " was pulled only in part"}, "diff", "--stats", "main", "main")
+}

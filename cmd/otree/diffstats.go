@@ -21,7 +21,7 @@ type objectKey struct {
 func commitObjects(ctx context.Context, r *repo.Repo, commit repo.ID) (map[objectKey]bool, error) {
 	root, err := r.Lookup(commit, "/")
 	if err != nil {
-		return nil, err
+		return nil, r.ExplainMissing(commit, err)
 	}
 	set := map[objectKey]bool{{repo.KindCommit, commit}: true}
 	err = r.Walk(ctx, root, func(e repo.Entry) error {
@@ -37,7 +37,7 @@ func commitObjects(ctx context.Context, r *repo.Repo, commit repo.ID) (map[objec
 		}
 		return nil
 	})
-	return set, err
+	return set, r.ExplainMissing(commit, err)
 }
 
 // diffObjectStats is what diff --stats prints, as OSTree's does: how many
