@@ -244,11 +244,11 @@ func explainDiffMissing(r *repo.Repo, a, b repo.ID, err error) error {
 	pa, pb := r.IsCommitPartial(a), r.IsCommitPartial(b)
 	switch {
 	case pa && pb && a != b:
-		return fmt.Errorf("%w (commits %s and %s were pulled only in part; pulls of all of them complete them)", err, a, b)
+		return fmt.Errorf("%w (commits %s and %s are marked partial; pulls of all of them complete them)", err, a, b)
 	case pa:
-		return &repo.PartialCommitError{Commit: a, Err: err}
+		return r.ExplainMissing(a, err)
 	case pb:
-		return &repo.PartialCommitError{Commit: b, Err: err}
+		return r.ExplainMissing(b, err)
 	}
 	return err
 }

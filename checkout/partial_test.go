@@ -70,7 +70,36 @@ func TestPartialCommitExportDiff(t *testing.T) {
 
 	ptDrop(t, r, a, "/gone")
 	_, err = checkout.Diff(t.Context(), r, a, b, checkout.DiffOptions{})
-	if err == nil || !strings.Contains(err.Error(), a.String()) || !strings.Contains(err.Error(), b.String()) || !strings.Contains(err.Error(), "pulled only in part") {
+	if err == nil || !strings.Contains(err.Error(), a.String()) || !strings.Contains(err.Error(), b.String()) || !strings.Contains(err.Error(), "marked partial") {
 		t.Errorf("diff of two partial commits: %v, want both named as pulled in part", err)
+	}
+}
+
+// A commit fsck --delete marked partial was damaged, not pulled in part:
+// the error of a checkout that misses its object says so.
+func TestPartialCommitByFsckSaysSo(t *testing.T) {
+	r := dtRepo(t, repo.ModeArchive)
+	id := dtBuild(t, r, map[string]dtNode{"ok": dtFile("fine", 0o644), "bad": dtFile("will be damaged", 0o644)})
+	e, err := r.Lookup(id, "/bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.ObjectPath(repo.KindFile, e.ID)
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// It reports the damage it found as an error.
+	r.Fsck(t.Context(), repo.FsckOptions{Delete: true})
+	if !r.IsCommitPartial(id) {
+		t.Fatal("fsck --delete left the damaged commit unmarked")
+	}
+	err = checkout.Export(t.Context(), r, id, io.Discard, checkout.ExportOptions{})
+	var pce *repo.PartialCommitError
+	if !errors.As(err, &pce) || pce.Commit != id {
+		t.Fatalf("export: %v, want a PartialCommitError saying fsck marked %s", err, id)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "fsck --delete marked commit "+id.String()+" partial") || strings.Contains(msg, "pulled only in part") {
+		t.Errorf("export: %q, want it to say fsck marked the commit, not that it was pulled in part", msg)
 	}
 }

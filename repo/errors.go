@@ -84,16 +84,22 @@ func (e *RefTargetError) Error() string {
 // object.
 func (e *RefTargetError) Unwrap() error { return e.Err }
 
-// PartialCommitError is a missing object met in a commit marked partial
-// (pulled with subpaths, or commit metadata only): the object was never
-// pulled, rather than lost. It unwraps to the ObjectMissingError.
+// PartialCommitError is a missing object met in a commit marked partial:
+// pulled with subpaths or commit metadata only, so the object was never
+// pulled rather than lost, or marked by Fsck with Delete, which found
+// objects it needs corrupt or missing. It unwraps to the
+// ObjectMissingError.
 type PartialCommitError struct {
 	Commit ID    // the commit marked partial
+	Fsck   bool  // fsck marked it, finding it damaged, rather than a pull
 	Err    error // the *ObjectMissingError
 }
 
-// Error names the partial commit.
+// Error names the partial commit and why it is partial.
 func (e *PartialCommitError) Error() string {
+	if e.Fsck {
+		return fmt.Sprintf("%v (fsck --delete marked commit %s partial, finding objects it needs corrupt or missing; a pull of all of it completes it)", e.Err, e.Commit)
+	}
 	return fmt.Sprintf("%v (commit %s was pulled only in part; a pull of all of it completes it)", e.Err, e.Commit)
 }
 
@@ -107,7 +113,7 @@ func (r *Repo) ExplainMissing(commit ID, err error) error {
 	if err == nil || !errors.As(err, &me) || !r.IsCommitPartial(commit) {
 		return err
 	}
-	return &PartialCommitError{Commit: commit, Err: err}
+	return &PartialCommitError{Commit: commit, Fsck: r.isCommitPartialFsck(commit), Err: err}
 }
 
 // CorruptObjectError reports an object whose bytes do not hash to its name or
