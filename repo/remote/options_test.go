@@ -816,3 +816,27 @@ func TestPullTimestampCheckRace(t *testing.T) {
 		t.Errorf("the ref moved back to %s", got)
 	}
 }
+
+// A pull from a local repository holding a commit pulled there in part
+// fails on the first object that repository lacks, saying the commit is
+// partial there rather than only that the object is missing; the part
+// that is there still pulls.
+func TestPullLocalFromPartialCommit(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("os/stable", tree, 1700000000)
+	mid := newDest(t, repo.ModeArchive, o.srv.URL)
+	opts := fastOpts("os/stable")
+	opts.Subpaths = []string{"/usr/share"}
+	if _, err := remote.Pull(ctx, mid, opts); err != nil {
+		t.Fatal(err)
+	}
+	dst := initRepo(t, filepath.Join(t.TempDir(), "dst"), repo.ModeBareUser)
+	_, err := remote.PullLocal(ctx, dst, mid.Path(), remote.PullOptions{Refs: []string{id.String()}, NoSync: true})
+	var me *repo.ObjectMissingError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "commit "+id.String()+" is partial in "+mid.Path()) {
+		t.Errorf("pull-local of a commit partial at the source: %v, want an error naming it partial there", err)
+	}
+	if _, err := remote.PullLocal(ctx, dst, mid.Path(), remote.PullOptions{Refs: []string{id.String()}, NoSync: true, Subpaths: []string{"/usr/share"}}); err != nil {
+		t.Errorf("pull-local of the subpath the source holds: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -708,10 +709,13 @@ type puller struct {
 	files    []repo.ID                 // file objects to fetch
 	complete []repo.ID                 // commits this pull completes: unmarked at the end
 	marked   []repo.ID                 // commits this pull marked partial
-	batch    batcher
-	deltas   []string                 // static deltas applied
-	indexes  map[repo.ID][]DeltaRef   // delta indexes fetched, by commit
-	applied  map[repo.ID]appliedDelta // static deltas applied, by commit
+	// srcPartial are commits whose trees this pull walks that a local
+	// source has marked partial: they may lack objects there too.
+	srcPartial []repo.ID
+	batch      batcher
+	deltas     []string                 // static deltas applied
+	indexes    map[repo.ID][]DeltaRef   // delta indexes fetched, by commit
+	applied    map[repo.ID]appliedDelta // static deltas applied, by commit
 
 	fetched  atomic.Int64 // objects, those of static deltas included
 	needed   atomic.Int64
@@ -892,6 +896,7 @@ func (p *puller) run(targets []target) (err error) {
 		}
 		stop(nil)
 		p.ctx, p.stop = outer, nil
+		err = p.explainSourcePartial(err)
 	}()
 	var q workq.Queue[struct{}]
 	if err := p.walkCommits(&q, targets); err != nil {
@@ -907,6 +912,31 @@ func (p *puller) run(targets []target) (err error) {
 		files.Push(p.fileTask(id))
 	}
 	return files.Run(p.ctx, p.opts.Jobs, noScratch)
+}
+
+// explainSourcePartial says, when err is an object missing from a local
+// source, which of the commits walked that source has marked partial:
+// the object was never there, and the commit must be completed there (or
+// pulled from elsewhere) first.
+func (p *puller) explainSourcePartial(err error) error {
+	var me *repo.ObjectMissingError
+	if err == nil || !errors.As(err, &me) || me.Kind == repo.KindCommit {
+		return err
+	}
+	p.mu.Lock()
+	ids := slices.Clone(p.srcPartial)
+	p.mu.Unlock()
+	switch len(ids) {
+	case 0:
+		return err
+	case 1:
+		return fmt.Errorf("%w (commit %s is partial in %s: complete it there first)", err, ids[0], p.src)
+	}
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = id.String()
+	}
+	return fmt.Errorf("%w (commits %s are partial in %s: complete them there first)", err, strings.Join(names, ", "), p.src)
 }
 
 // stopping makes t, when it fails during run, stop the walk's other tasks.
@@ -1149,6 +1179,11 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, t *target) (*repo.
 		}
 	}
 	partial := stored && p.r.IsCommitPartial(id)
+	if s, ok := unwrap[*localSource](p.src); ok && !p.opts.CommitMetadataOnly && (!stored || partial) && s.r.IsCommitPartial(id) {
+		p.mu.Lock()
+		p.srcPartial = append(p.srcPartial, id)
+		p.mu.Unlock()
+	}
 	switch {
 	case p.opts.CommitMetadataOnly:
 	case (!stored || partial) && len(p.opts.Subpaths) > 0:
