@@ -840,3 +840,56 @@ func TestPullLocalFromPartialCommit(t *testing.T) {
 		t.Errorf("pull-local of the subpath the source holds: %v", err)
 	}
 }
+
+// With --depth, a parent that predates a subpath has nothing there to
+// fetch: the walk goes on to its parents, as OSTree's does, instead of
+// taking the parent for one the source deleted (which ended the history
+// there, or failed the pull at a source keeping tombstones). A requested
+// commit lacking the subpath fails naming the path, not blaming a stale
+// summary.
+func TestPullSubpathAbsentFromParents(t *testing.T) {
+	for _, tombstones := range []bool{false, true} {
+		o := newOrigin(t)
+		if tombstones {
+			if err := o.r.UpdateConfig(func(c *repo.Config) error { return c.Set(repo.ConfigTombstoneCommits, "true") }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := testtree.Tree{"etc/demo.conf": testtree.File("key=value\n", 0o644)}
+		c1 := o.commit("os/stable", old, 1700000000)
+		c2 := o.commit("os/stable", old, 1700000001)
+		c3 := o.commit("os/stable", tree, 1700000002)
+		dst := newDest(t, repo.ModeBareUser, o.srv.URL)
+		opts := fastOpts("os/stable")
+		opts.Subpaths = []string{"/usr/share/doc"}
+		opts.Depth = -1
+		if _, err := remote.Pull(ctx, dst, opts); err != nil {
+			t.Fatalf("tombstones %v: %v", tombstones, err)
+		}
+		for _, id := range []repo.ID{c1, c2, c3} {
+			if has, _ := dst.HasObject(repo.KindCommit, id); !has || !dst.IsCommitPartial(id) {
+				t.Errorf("tombstones %v: commit %s stored %v, partial %v; want a partial commit", tombstones, id, has, dst.IsCommitPartial(id))
+			}
+		}
+		if e := lookup(t, o.r, c3, "/usr/share/doc/a"); !hasObject(t, dst, repo.KindFile, e.ID) {
+			t.Errorf("tombstones %v: the subpath of the tip was not fetched", tombstones)
+		}
+
+		fresh := newDest(t, repo.ModeBareUser, o.srv.URL)
+		opts.Subpaths, opts.Depth = []string{"/nope"}, 0
+		_, err := remote.Pull(ctx, fresh, opts)
+		var pe *repo.PathError
+		if !errors.As(err, &pe) || pe.Commit != c3 || strings.Contains(err.Error(), "stale") || strings.Contains(err.Error(), "deleted") {
+			t.Errorf("tombstones %v: subpath the tip lacks: %v, want a PathError only", tombstones, err)
+		}
+	}
+}
+
+func hasObject(t *testing.T, r *repo.Repo, kind repo.Kind, id repo.ID) bool {
+	t.Helper()
+	has, err := r.HasObject(kind, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return has
+}

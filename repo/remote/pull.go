@@ -1050,7 +1050,9 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 			if c == nil {
 				var err error
 				if c, err = p.commit(q, id, tt); err != nil {
-					if tt == nil && errors.Is(err, repo.ErrNotFound) {
+					// A commit read (c set) is at the source, whatever
+					// below it is missing.
+					if c == nil && tt == nil && errors.Is(err, repo.ErrNotFound) {
 						if err := p.prunedParent(id, child, err); err != nil {
 							return err
 						}
@@ -1059,7 +1061,7 @@ func (p *puller) walkCommits(q *workq.Queue[struct{}], targets []target) error {
 						delete(depth, id)
 						break
 					}
-					if tt != nil && errors.Is(err, repo.ErrNotFound) {
+					if c == nil && tt != nil && errors.Is(err, repo.ErrNotFound) {
 						return p.deletedTarget(*tt, err)
 					}
 					return err
@@ -1146,7 +1148,9 @@ func (p *puller) deletedTarget(t target, notFound error) error {
 // commit reads a stored commit or fetches one, and queues the walk of its
 // tree unless the commit is already complete here (or only commits are
 // wanted). A commit a target requests must pass checkTarget (checked
-// before a fetched commit is staged); t is nil for parents.
+// before a fetched commit is staged); t is nil for parents. When what
+// fails is the walk of a subpath, the commit is returned with the error:
+// it is at the source. A parent lacking a subpath is no error.
 func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, t *target) (*repo.Commit, error) {
 	stored, err := p.r.HasObject(repo.KindCommit, id)
 	if err != nil {
@@ -1188,8 +1192,19 @@ func (p *puller) commit(q *workq.Queue[struct{}], id repo.ID, t *target) (*repo.
 	case p.opts.CommitMetadataOnly:
 	case (!stored || partial) && len(p.opts.Subpaths) > 0:
 		for _, sp := range p.opts.Subpaths {
-			if err := p.walkSubpath(q, id, c, sp); err != nil {
-				return nil, err
+			err := p.walkSubpath(q, id, c, sp)
+			var pe *repo.PathError
+			if err != nil && t == nil && errors.As(err, &pe) && pe.Commit == id {
+				// A parent (--depth) may predate the path: it has
+				// nothing there to fetch, and its history goes on. Only
+				// a requested commit must have it.
+				p.opts.Logger.Debug("subpath not in parent commit", "commit", id.String(), "subpath", sp)
+				continue
+			}
+			if err != nil {
+				// The commit is there: what is missing is below it,
+				// and the caller must not take the commit for deleted.
+				return c, err
 			}
 		}
 	case !stored || partial:
