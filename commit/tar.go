@@ -615,6 +615,11 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("owner %d:%d out of range", hdr.Uid, hdr.Gid)
 	}
 	uid, gid, mode := uint32(hdr.Uid), uint32(hdr.Gid), uint32(hdr.Mode)&0o7777
+	if ti.mod.keepsXattrs() {
+		if xattrs, mode, err = textACLXattrs(hdr.PAXRecords, xattrs, mode); err != nil {
+			return err
+		}
+	}
 	if hdr.Typeflag == tar.TypeDir {
 		m := repo.DirMeta{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
 		if err := ti.mod.dir(&m, o); err != nil {

@@ -1286,3 +1286,76 @@ func TestTarNegativeSizeRefused(t *testing.T) {
 		}
 	}
 }
+
+// A POSIX ACL a tar gives only as text (`tar --acls` without --xattrs,
+// bsdtar) is recorded as the system.posix_acl_* xattr a checkout writes,
+// rather than dropped, with the mode setting it leaves; one that names a user or group without its number
+// fails the commit, naming the entry and the record; the xattr, where the
+// tar has both, wins; --no-xattrs drops both.
+func TestTarTextACLKept(t *testing.T) {
+	const userObj, user, groupObj, group, mask, other, none = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0xffffffff
+	fileACL := tarACL(userObj, 6, none, user, 4, 1234, groupObj, 4, none, group, 6, 42, mask, 4, none, other, 4, none)
+	dirACL := tarACL(userObj, 7, none, user, 5, 1000, groupObj, 5, none, mask, 5, none, other, 5, none)
+	p := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX},
+		// libarchive's form: commas, the number after the permissions.
+		{Name: "./f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.acl.access": "user::rw-,group:adm:rw-:42,user:alice:r--:1234,group::r--,mask::r--,other::r--"}},
+		// GNU tar's: lines, a number for a name the host lacks.
+		{Name: "./d/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.acl.access":  "user::rwx\ngroup::r-x\nother::r-x\n",
+			"SCHILY.acl.default": "user::rwx\nuser:1000:r-x\t#effective:r-x\ngroup::r-x\nmask::r-x\nother::r-x\n"}},
+		// As bsdtar writes a file of mode 0664 with that ACL: the group
+		// entry's bits in the mode, the mask's only in the ACL.
+		{Name: "./lib", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.acl.access": "user::rw-,group::r--,other::r--,user:messagebus:rw-:100,mask::rw-"}},
+		{Name: "./both", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.acl.access":                    "user::rw-\nuser:someone:rwx\ngroup::r--\nmask::rwx\nother::r--\n",
+			"SCHILY.xattr.system.posix_acl_access": fileACL}},
+	}, map[string]string{"./f": "data", "./both": "data", "./lib": "data"})
+	libACL := tarACL(userObj, 6, none, user, 6, 100, groupObj, 4, none, mask, 6, none, other, 4, none)
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBareUser} {
+		r := newRepo(t, mode)
+		res, err := commitTar(r, "main", p)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		tree := readCommit(t, r, res.Commit, false)
+		if got := tree["f"].Xattrs; got["system.posix_acl_access"] != fileACL || len(got) != 1 {
+			t.Errorf("%s: f's xattrs %q, want the access ACL %q", mode, got, fileACL)
+		}
+		ent, err := r.Lookup(res.Commit, "/d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.ReadDirMeta(ent.MetaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Xattrs) != 1 || m.Xattrs[0].Name != "system.posix_acl_default" || string(m.Xattrs[0].Value) != dirACL {
+			t.Errorf("%s: d's xattrs %q, want only the default ACL %q", mode, m.Xattrs, dirACL)
+		}
+		if got := tree["lib"]; got.Xattrs["system.posix_acl_access"] != libACL || got.Mode != 0o664 {
+			t.Errorf("%s: lib has mode %v, xattrs %q; want 0664, as extracting it leaves it, and the ACL %q", mode, got.Mode, got.Xattrs, libACL)
+		}
+		if got := tree["both"].Xattrs; got["system.posix_acl_access"] != fileACL || len(got) != 1 {
+			t.Errorf("%s: both's xattrs %q, want the xattr's ACL %q", mode, got, fileACL)
+		}
+		res, err = commit.Commit(ctx, r, commit.Options{Branch: "nox", NoXattrs: true,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: p}}})
+		if err != nil {
+			t.Fatalf("%s: --no-xattrs: %v", mode, err)
+		}
+		if got := readCommit(t, r, res.Commit, false)["f"].Xattrs; len(got) != 0 {
+			t.Errorf("%s: --no-xattrs: f's xattrs %q, want none", mode, got)
+		}
+	}
+	named := writeTar(t, []*tar.Header{{Name: "./f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX,
+		PAXRecords: map[string]string{"SCHILY.acl.access": "user::rw-\nuser:alice:r--\ngroup::r--\nmask::r--\nother::r--\n"}}},
+		map[string]string{"./f": "data"})
+	r := newRepo(t, repo.ModeArchive)
+	if _, err := commitTar(r, "main", named); err == nil || !strings.Contains(err.Error(), `"./f"`) ||
+		!strings.Contains(err.Error(), "SCHILY.acl.access") || !strings.Contains(err.Error(), `"alice"`) {
+		t.Errorf("an ACL naming a user without a number: %v; want it refused, naming the entry, record and name", err)
+	}
+}
