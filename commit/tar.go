@@ -78,7 +78,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	// block; last is its name.
 	var end int64
 	last := ""
-	n := 0 // entries, a PAX global header not counted
+	n := 0 // entries, a PAX global header and a volume label not counted
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", name, err)
@@ -106,7 +106,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 			return nil, 0, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 		}
 		last = hdr.Name
-		if hdr.Typeflag != tar.TypeXGlobalHeader {
+		if hdr.Typeflag != tar.TypeXGlobalHeader && hdr.Typeflag != tarTypeGNUVolume {
 			n++
 		}
 	}
@@ -151,10 +151,15 @@ func checkTarEnd(n, end int64, last string, rec []byte) error {
 var zeroBlock [tarBlock]byte
 
 // ignoredGlobalRecords are the PAX global header records that change
-// nothing a tree records: git archive's comment (its commit id), times
-// and names.
+// nothing a tree records: git archive's comment (its commit id), times,
+// names and GNU tar's volume label (`tar -V LABEL` in PAX format).
 var ignoredGlobalRecords = map[string]bool{"comment": true, "mtime": true, "atime": true, "ctime": true,
-	"charset": true, "hdrcharset": true, "uname": true, "gname": true}
+	"charset": true, "hdrcharset": true, "uname": true, "gname": true, "GNU.volume.label": true}
+
+// tarTypeGNUVolume is the type of the entry that holds the volume label
+// of a GNU format tar (`tar -V LABEL`): a name for the archive, not a
+// path, skipped as GNU tar and libarchive skip it on extraction.
+const tarTypeGNUVolume = 'V'
 
 // checkGlobalHeader accepts a PAX global header (which archive/tar does not
 // apply to the entries after it) when none of its records would change what
@@ -598,6 +603,9 @@ func (ti *tarImport) parent(name string) (*dir, string, error) {
 func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return checkGlobalHeader(hdr.PAXRecords)
+	}
+	if hdr.Typeflag == tarTypeGNUVolume {
+		return nil
 	}
 	name, err := ti.entryName(hdr.Name)
 	if err != nil {

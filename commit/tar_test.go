@@ -820,6 +820,41 @@ func TestTarGlobalHeader(t *testing.T) {
 	}
 }
 
+// GNU tar's volume label (`tar -V LABEL`), a 'V' entry first in the GNU
+// format and a GNU.volume.label global record in PAX, names the archive,
+// not a path: it is skipped, as OSTree (libarchive) skips it, and alone
+// is no entry.
+func TestTarVolumeLabel(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	entries := []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644},
+	}
+	want, err := commitTar(r, "plain", writeTar(t, entries, map[string]string{"a": "a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := &tar.Header{Name: "backup 2026/../x", Typeflag: 'V', Format: tar.FormatGNU}
+	global := &tar.Header{Name: "pax_global_header", Typeflag: tar.TypeXGlobalHeader,
+		PAXRecords: map[string]string{"GNU.volume.label": "backup 2026"}}
+	for _, c := range []struct {
+		name  string
+		first *tar.Header
+	}{{"gnu", label}, {"pax", global}} {
+		res, err := commitTar(r, c.name, writeTar(t, append([]*tar.Header{c.first}, entries...), map[string]string{"a": "a"}))
+		if err != nil {
+			t.Errorf("%s: a labelled tar: %v", c.name, err)
+			continue
+		}
+		if got := mustCommit(t, r, res.Commit).RootTree; got != mustCommit(t, r, want.Commit).RootTree {
+			t.Errorf("%s: with a label the tree is %s, without %s", c.name, got, mustCommit(t, r, want.Commit).RootTree)
+		}
+	}
+	if _, err := commitTar(r, "only", writeTar(t, []*tar.Header{label}, nil)); err == nil || !strings.Contains(err.Error(), "empty tree") {
+		t.Errorf("a tar holding only a label: %v", err)
+	}
+}
+
 // A compressed archive whose stream fails its checksum is refused, though
 // it decompresses into a well-formed archive.
 func TestTarCompressedChecksum(t *testing.T) {
