@@ -24,9 +24,13 @@ import (
 // The PAX record prefixes of xattrs: GNU tar and libarchive write
 // SCHILY.xattr.NAME=VALUE; libarchive (bsdtar) may also, or only, write
 // LIBARCHIVE.xattr.NAME=VALUE with NAME URL-encoded and VALUE in base64.
+// GNU tar's --selinux writes a file's SELinux label in a record of its
+// own, which libarchive reads as the security.selinux xattr.
 const (
 	paxXattr           = "SCHILY.xattr."
 	paxLibarchiveXattr = "LIBARCHIVE.xattr."
+	paxSELinux         = "RHT.security.selinux"
+	selinuxXattr       = "security.selinux"
 )
 
 // importTar reads a tar source (plain, gzip, zstd, xz or bzip2; "-" is
@@ -768,9 +772,10 @@ func mkdev(major, minor int64) uint64 {
 var gnuXattrName = strings.NewReplacer("%25", "%", "%3D", "=")
 
 // paxXattrs returns the xattrs of an entry's PAX records, sorted: the
-// SCHILY ones, and the LIBARCHIVE ones whose name none of those has. An
-// entry without LIBARCHIVE records has its SCHILY names decoded as GNU tar
-// decodes them; libarchive URL-encodes the names of both records alike
+// SCHILY ones, and the LIBARCHIVE ones and the --selinux label whose name
+// none of those has. An entry without LIBARCHIVE records has its SCHILY
+// names decoded as GNU tar decodes them; libarchive URL-encodes the names
+// of both records alike
 // (every byte outside '!'..'~', "%" and "="), so beside LIBARCHIVE records
 // they are URL-decoded: read as GNU's, a name such as "user.a=b" would
 // come out twice, once as "user.a%3Db".
@@ -813,6 +818,11 @@ func paxXattrs(records map[string]string) ([]repo.Xattr, error) {
 			return nil, fmt.Errorf("PAX record %s: value is not base64: %v", k, err)
 		}
 		byName[name] = value
+	}
+	if v, ok := records[paxSELinux]; ok {
+		if _, ok := byName[selinuxXattr]; !ok {
+			byName[selinuxXattr] = []byte(v)
+		}
 	}
 	var xattrs []repo.Xattr
 	for name, value := range byName {

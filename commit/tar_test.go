@@ -820,6 +820,40 @@ func TestTarGlobalHeader(t *testing.T) {
 	}
 }
 
+// GNU tar's --selinux writes a file's SELinux label in an
+// RHT.security.selinux record, which is recorded as the security.selinux
+// xattr, as OSTree (libarchive) records it; a SCHILY.xattr record of the
+// same xattr wins.
+func TestTarSELinuxRecord(t *testing.T) {
+	const label = "system_u:object_r:bin_t:s0"
+	p := writeTar(t, []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"RHT.security.selinux": "system_u:object_r:root_t:s0"}},
+		{Name: "bin/sh", Typeflag: tar.TypeReg, Mode: 0o755, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"RHT.security.selinux": label}},
+		{Name: "bin/both", Typeflag: tar.TypeReg, Mode: 0o755, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"RHT.security.selinux": "other", "SCHILY.xattr.security.selinux": label + "\x00"}},
+	}, map[string]string{"bin/sh": "sh", "bin/both": "sh"})
+	r := newRepo(t, repo.ModeArchive)
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := readCommit(t, r, res.Commit, false)
+	for name, want := range map[string]string{"bin/sh": label, "bin/both": label + "\x00"} {
+		if got := tree[name].Xattrs; got["security.selinux"] != want || len(got) != 1 {
+			t.Errorf("%s: xattrs %q, want security.selinux %q", name, got, want)
+		}
+	}
+	m, err := r.ReadDirMeta(mustCommit(t, r, res.Commit).RootMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Xattrs) != 1 || m.Xattrs[0].Name != "security.selinux" || string(m.Xattrs[0].Value) != "system_u:object_r:root_t:s0" {
+		t.Errorf("the root's xattrs %q, want its label", m.Xattrs)
+	}
+}
+
 // GNU tar's volume label (`tar -V LABEL`), a 'V' entry first in the GNU
 // format and a GNU.volume.label global record in PAX, names the archive,
 // not a path: it is skipped, as OSTree (libarchive) skips it, and alone
