@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,56 @@ const paxXattr = "SCHILY.xattr."
 // (and decodes on extraction): "%" as "%25" and "=", which would end the
 // key, as "%3D".
 var paxXattrName = strings.NewReplacer("%", "%25", "=", "%3D")
+
+// paxACLRecords are the PAX records in which GNU tar and libarchive keep a
+// POSIX ACL as text, by the xattr that holds it: both read only these when
+// they extract with --acls, ignoring the xattr's own record.
+var paxACLRecords = map[string]string{
+	"system.posix_acl_access":  "SCHILY.acl.access",
+	"system.posix_acl_default": "SCHILY.acl.default",
+}
+
+// aclText gives a POSIX ACL xattr value in the text form GNU tar writes,
+// one entry a line, with numbers for users and groups (which tar takes
+// as such, and names might not be on another host); ok is false for a
+// value that is not one.
+func aclText(v []byte) (string, bool) {
+	if len(v) < 4 || (len(v)-4)%8 != 0 || binary.LittleEndian.Uint32(v) != 2 {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 4; i < len(v); i += 8 {
+		tag, perm, id := binary.LittleEndian.Uint16(v[i:]), binary.LittleEndian.Uint16(v[i+2:]), binary.LittleEndian.Uint32(v[i+4:])
+		var word, qual string
+		switch tag {
+		case 0x01:
+			word = "user"
+		case 0x02:
+			word, qual = "user", strconv.FormatUint(uint64(id), 10)
+		case 0x04:
+			word = "group"
+		case 0x08:
+			word, qual = "group", strconv.FormatUint(uint64(id), 10)
+		case 0x10:
+			word = "mask"
+		case 0x20:
+			word = "other"
+		default:
+			return "", false
+		}
+		if perm&^7 != 0 {
+			return "", false
+		}
+		rwx := []byte("---")
+		for k, c := range "rwx" {
+			if perm&(4>>k) != 0 {
+				rwx[k] = byte(c)
+			}
+		}
+		fmt.Fprintf(&b, "%s:%s:%s\n", word, qual, rwx)
+	}
+	return b.String(), b.Len() > 0
+}
 
 // exportEpoch is the modification time of every exported entry: the tar of
 // a tree depends on nothing but the tree.
@@ -78,7 +130,9 @@ func (o *ExportOptions) exportPrefix() (string, error) {
 // Each entry carries the tree's owner (numeric uid/gid, no user or group
 // names), permission bits including setuid, setgid and sticky, and
 // extended attributes as SCHILY.xattr.* records (names encoded as GNU tar
-// encodes them, "%" as "%25" and "=" as "%3D"); directories, regular
+// encodes them, "%" as "%25" and "=" as "%3D"), a POSIX ACL also as text
+// in a SCHILY.acl.access or SCHILY.acl.default record with numeric users
+// and groups (which GNU tar and bsdtar read with --acls); directories, regular
 // files, symlinks, character and block devices (with their major and minor
 // numbers) and FIFOs are written as such. Every entry has modification time
 // 0 (OSTree writes the commit's timestamp), so one tree always gives the
@@ -156,6 +210,11 @@ func (x *exporter) header(name string, mode, uid, gid uint32, xattrs []repo.Xatt
 		h.PAXRecords = make(map[string]string, len(xattrs))
 		for _, a := range xattrs {
 			h.PAXRecords[paxXattr+paxXattrName.Replace(a.Name)] = string(a.Value)
+			if rec, ok := paxACLRecords[a.Name]; ok {
+				if text, ok := aclText(a.Value); ok {
+					h.PAXRecords[rec] = text
+				}
+			}
 		}
 	}
 	return h

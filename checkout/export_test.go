@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -403,5 +404,72 @@ func TestCancelEndsExportToStalledWriter(t *testing.T) {
 	cancel()
 	if err := checkout.Export(ctx, r, id, io.Discard, checkout.ExportOptions{}); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), id.String()) {
 		t.Errorf("export with a cancelled context: %v, want context.Canceled naming %s", err, id)
+	}
+}
+
+// A POSIX ACL goes out in GNU tar's SCHILY.acl text record too, with
+// numbers for users and groups: GNU tar and bsdtar, extracting with
+// --acls, read only that record and ignore the xattr's. The export still
+// imports to the same tree.
+func TestExportACLText(t *testing.T) {
+	acl := func(entries ...uint32) []byte {
+		b := []byte{2, 0, 0, 0}
+		for i := 0; i+2 < len(entries); i += 3 {
+			b = binary.LittleEndian.AppendUint16(b, uint16(entries[i]))
+			b = binary.LittleEndian.AppendUint16(b, uint16(entries[i+1]))
+			b = binary.LittleEndian.AppendUint32(b, entries[i+2])
+		}
+		return b
+	}
+	const userObj, user, groupObj, group, mask, other, none = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0xffffffff
+	access := acl(userObj, 6, none, user, 7, 1000, groupObj, 4, none, group, 6, 42, mask, 4, none, other, 4, none)
+	def := acl(userObj, 7, none, user, 5, 1000, groupObj, 5, none, mask, 5, none, other, 5, none)
+	r := dtRepo(t, repo.ModeArchive)
+	id := dtBuild(t, r, map[string]dtNode{
+		"d": {Dir: true, Meta: repo.DirMeta{Mode: 0o755, Xattrs: []repo.Xattr{{Name: "system.posix_acl_default", Value: def}}}},
+		"d/f": {H: repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644,
+			Xattrs: []repo.Xattr{{Name: "system.posix_acl_access", Value: access}}}, Content: "f"},
+	})
+	data := exExport(t, r, id, checkout.ExportOptions{})
+	want := map[string][2]string{
+		"d/":  {"SCHILY.acl.default", "user::rwx\nuser:1000:r-x\ngroup::r-x\nmask::r-x\nother::r-x\n"},
+		"d/f": {"SCHILY.acl.access", "user::rw-\nuser:1000:rwx\ngroup::r--\ngroup:42:rw-\nmask::r--\nother::r--\n"},
+	}
+	for _, h := range exHeaders(t, data) {
+		if w, ok := want[h.Name]; ok {
+			if got := h.PAXRecords[w[0]]; got != w[1] {
+				t.Errorf("%s: %s %q, want %q", h.Name, w[0], got, w[1])
+			}
+			delete(want, h.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no entries %v in the export", want)
+	}
+	exSameTree(t, r, id, exImport(t, r, data))
+	if len(exHeaders(t, exExport(t, r, id, checkout.ExportOptions{NoXattrs: true}))[1].PAXRecords) != 0 {
+		t.Error("--no-xattrs exported an ACL")
+	}
+	gnutar, err := exec.LookPath("tar")
+	if err != nil || os.Getuid() != 0 {
+		return
+	}
+	p := filepath.Join(t.TempDir(), "x.tar")
+	os.WriteFile(p, data, 0o644)
+	dir := filepath.Join(t.TempDir(), "out")
+	os.Mkdir(dir, 0o755)
+	if out, err := exec.Command(gnutar, "--acls", "--numeric-owner", "-p", "-xf", p, "-C", dir).CombinedOutput(); err != nil {
+		t.Skipf("tar cannot extract ACLs here: %v: %s", err, out)
+	}
+	for name, w := range map[string][]byte{"d/f": access, "d": def} {
+		attr := "system.posix_acl_access"
+		if name == "d" {
+			attr = "system.posix_acl_default"
+		}
+		buf := make([]byte, 256)
+		n, err := unix.Getxattr(filepath.Join(dir, name), attr, buf)
+		if err != nil || !bytes.Equal(buf[:n], w) {
+			t.Errorf("GNU tar --acls extracted %s with %s %x (%v), want %x", name, attr, buf[:max(n, 0)], err, w)
+		}
 	}
 }

@@ -24,7 +24,9 @@ func newExportCommand(e *env) *cobra.Command {
 		Long: `Write the tree of the commit REV names (or its --subpath) as a PAX tar to
 standard output, or to FILE with -o. Entries keep the tree's numeric owners,
 modes (setuid included), extended attributes (SCHILY.xattr.* records, a "%"
-or "=" in a name written "%25" or "%3D", as GNU tar writes and reads them),
+or "=" in a name written "%25" or "%3D", as GNU tar writes and reads them;
+a POSIX ACL also as SCHILY.acl.* text with numeric users and groups, which
+GNU tar and bsdtar extract with --acls),
 symlinks, devices and FIFOs; every mtime is 0, so one tree always gives the same bytes,
 and ` + "`otree commit --tree=tar=FILE`" + ` gives back the same tree. Names are "./"
 for the root, then relative paths in tree order; --prefix=DIR puts them all
