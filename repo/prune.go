@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -273,20 +274,24 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 				if !set {
 					d = opts.Depth
 				}
-				err = p.keep(ref.Commit, ref.Name, d)
+				p.root(ref.Commit, ref.Name, d)
 			}
 			if err != nil {
 				return rep, p.finish(rep, err)
 			}
+		}
+		if err := p.keepRoots(); err != nil {
+			return rep, p.finish(rep, err)
 		}
 	default:
 		for _, o := range objs {
 			if o.kind != KindCommit || o.id == opts.DeleteCommit {
 				continue
 			}
-			if err := p.keep(o.id, "", opts.Depth); err != nil {
-				return rep, p.finish(rep, err)
-			}
+			p.root(o.id, "", opts.Depth)
+		}
+		if err := p.keepRoots(); err != nil {
+			return rep, p.finish(rep, err)
 		}
 	}
 
@@ -408,7 +413,8 @@ type pruneRun struct {
 	r          *Repo
 	ctx        context.Context
 	reach      map[objKey]bool
-	depth      map[ID]int  // the most remaining depth each commit was walked with
+	depth      map[ID]int  // the remaining depth each commit was kept with
+	roots      pruneSteps  // commits to keep, deepest first
 	young      map[ID]bool // commits keepYoungerThan kept as ancestors: their history is walked
 	commitOnly bool        // walk no trees (PruneOptions.CommitOnly)
 }
@@ -495,39 +501,84 @@ func (p *pruneRun) remove(kind Kind, id ID, dry bool, rep *PruneReport) error {
 	return nil
 }
 
-// keep marks a root commit and depth of its ancestors reachable. A root
-// must exist; a missing ancestor ends the walk (history may have been
-// pruned before).
-func (p *pruneRun) keep(id ID, ref string, depth int) error {
+// root adds a commit to keep with depth of its ancestors (negative: all
+// of them); ref names the ref it comes from, for errors ("" for none).
+// keepRoots walks them.
+func (p *pruneRun) root(id ID, ref string, depth int) {
 	if depth < 0 {
 		depth = math.MaxInt
 	}
-	for first := true; ; first = false {
+	heap.Push(&p.roots, pruneStep{id: id, depth: depth, ref: ref, root: true})
+}
+
+// keepRoots marks the roots given to root and their ancestors reachable.
+// A root must exist; a missing ancestor ends its walk (history may have
+// been pruned before).
+//
+// A commit's remaining depth is the most any root leaves it. Steps are
+// taken deepest first, so the first step to reach a commit brings that
+// most, and each commit is read once however many roots share it: walking
+// root by root re-walked shared history whenever a later root left it
+// more depth, quadratic in the history with a ref at each commit, newest
+// first, or with every commit a root.
+func (p *pruneRun) keepRoots() error {
+	for p.roots.Len() > 0 {
 		if err := p.ctx.Err(); err != nil {
 			return fmt.Errorf("prune %s: %w", p.r.path, err)
 		}
-		if d, seen := p.depth[id]; seen && d >= depth {
-			return nil
+		s := heap.Pop(&p.roots).(pruneStep)
+		if _, seen := p.depth[s.id]; seen {
+			continue
 		}
-		if !first {
-			if ok, err := p.r.HasObject(KindCommit, id); err != nil || !ok {
-				return err
+		if !s.root {
+			if ok, err := p.r.HasObject(KindCommit, s.id); err != nil || !ok {
+				if err != nil {
+					return fmt.Errorf("prune: %w", err)
+				}
+				continue
 			}
 		}
-		c, err := p.keepOne(id)
+		c, err := p.keepOne(s.id)
 		if err != nil {
-			if ref != "" {
-				return fmt.Errorf("prune: ref %s: %w", ref, err)
+			if s.ref != "" {
+				return fmt.Errorf("prune: ref %s: %w", s.ref, err)
 			}
 			return fmt.Errorf("prune: %w", err)
 		}
-		p.depth[id] = depth
-		if depth == 0 || c.Parent.IsZero() {
-			return nil
+		p.depth[s.id] = s.depth
+		if s.depth == 0 || c.Parent.IsZero() {
+			continue
 		}
-		depth--
-		id = c.Parent
+		d := s.depth
+		if d != math.MaxInt {
+			d--
+		}
+		heap.Push(&p.roots, pruneStep{id: c.Parent, depth: d, ref: s.ref})
 	}
+	return nil
+}
+
+// pruneStep is a commit to keep, with how many of its ancestors to keep
+// (math.MaxInt: all).
+type pruneStep struct {
+	id    ID
+	depth int
+	ref   string // the ref the walk started from, for errors
+	root  bool   // a root, which must exist
+}
+
+// pruneSteps is a max-heap of steps by depth.
+type pruneSteps []pruneStep
+
+func (h pruneSteps) Len() int           { return len(h) }
+func (h pruneSteps) Less(i, j int) bool { return h[i].depth > h[j].depth }
+func (h pruneSteps) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *pruneSteps) Push(x any)        { *h = append(*h, x.(pruneStep)) }
+func (h *pruneSteps) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // keepYoungerThan keeps a ref's commit, and its ancestors for as long as

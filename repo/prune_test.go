@@ -285,6 +285,47 @@ func TestPruneKeepYoungerThanWalksSharedHistoryOnce(t *testing.T) {
 	mustFsckClean(t, r)
 }
 
+// Roots sharing history read each commit once, whatever their order:
+// with a ref at each commit of a chain, named so that the newest sorts
+// first, each ref used to walk again all the history below it, since it
+// left every commit one more parent to keep than the ref before it did.
+func TestPruneSharedHistoryReadOnce(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	const n = 40
+	var commits []repo.ID
+	for i := 0; i < n; i++ {
+		os.WriteFile(filepath.Join(src, "counter"), []byte(fmt.Sprintf("%d\n", i)), 0o644)
+		c := integrityCommit(t, r, "main", src, int64(1700000000+i*100))
+		if err := r.SetRef(fmt.Sprintf("at/%03d", 999-i), c); err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, c)
+	}
+	for _, c := range []struct {
+		name string
+		opts repo.PruneOptions
+		keep int // commits kept, newest
+	}{
+		{"every commit a root", repo.PruneOptions{Depth: repo.InfiniteDepth, NoPrune: true}, n},
+		{"refs, all history", repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth, NoPrune: true}, n},
+		{"refs, depth n", repo.PruneOptions{RefsOnly: true, Depth: n, NoPrune: true}, n},
+		{"depth 2 from the newest", repo.PruneOptions{RefsOnly: true, Depth: 0, BranchDepth: map[string]int{"main": 2}}, n},
+	} {
+		reads := 0
+		restore := repo.SetPruneReadHook(func(repo.ID) { reads++ })
+		mustPrune(t, r, c.opts)
+		restore()
+		if reads > n {
+			t.Errorf("%s: prune read %d commits on a chain of %d with a ref at each: want at most %d", c.name, reads, n, n)
+		}
+		if got := kept(t, r, commits); slices.Contains(got, false) {
+			t.Errorf("%s: kept %v, want every commit (each is a ref's)", c.name, got)
+		}
+	}
+	mustFsckClean(t, r)
+}
+
 // kept reports which of commits are still stored, oldest first.
 func kept(t *testing.T, r *repo.Repo, commits []repo.ID) []bool {
 	t.Helper()
