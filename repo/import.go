@@ -274,25 +274,39 @@ func (r *Repo) MarkCommitPartial(commit ID) error {
 // UnmarkCommitPartial removes the partial marker of commit, once every
 // object it needs is durable. A commit that was not marked is no error.
 func (r *Repo) UnmarkCommitPartial(commit ID) error {
+	return r.UnmarkCommitsPartial([]ID{commit})
+}
+
+// UnmarkCommitsPartial removes the partial markers of commits, as
+// UnmarkCommitPartial does for each, with one sync for them all: a pull of
+// a long history completes thousands of commits at once.
+func (r *Repo) UnmarkCommitsPartial(commits []ID) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
-	// The objects that complete the commit may have been published
-	// without a sync (TxnOptions.NoSync): the mark goes only once they
+	if len(commits) == 0 {
+		return nil
+	}
+	// The objects that complete the commits may have been published
+	// without a sync (TxnOptions.NoSync): the marks go only once they
 	// are durable, as a ref moves only then.
 	if r.Fsync() {
 		if err := r.syncUnsynced(); err != nil {
-			return fmt.Errorf("unmarking partial commit %s: %w", commit, err)
+			return fmt.Errorf("unmarking partial commit %s: %w", commits[0], err)
 		}
 	}
-	err := os.Remove(r.partialStatePath(commit))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	removed := false
+	for _, c := range commits {
+		err := os.Remove(r.partialStatePath(c))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("unmarking partial commit %s: %w", c, err)
+		}
+		removed = true
 	}
-	if err != nil {
-		return fmt.Errorf("unmarking partial commit %s: %w", commit, err)
-	}
-	if !r.Fsync() {
+	if !removed || !r.Fsync() {
 		return nil
 	}
 	return durable.SyncDir(r.Path("state"))

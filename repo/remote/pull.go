@@ -822,10 +822,8 @@ func pull(ctx context.Context, r *repo.Repo, src source, refName func(string) st
 	if _, err := txn.Publish(); err != nil {
 		return nil, err
 	}
-	for _, id := range p.complete {
-		if err := r.UnmarkCommitPartial(id); err != nil {
-			return nil, err
-		}
+	if err := r.UnmarkCommitsPartial(p.complete); err != nil {
+		return nil, err
 	}
 	lk, err := r.LockRefs(ctx)
 	if err != nil {
