@@ -106,3 +106,10 @@ func SetUserMetaReadHook(f func(path string) error) (restore func()) {
 	userMetaReadHook = f
 	return func() { userMetaReadHook = nil }
 }
+
+// SetPartialMarkHook has f called with each partial mark written and
+// whether it is synced, until the returned function is called.
+func SetPartialMarkHook(f func(commit ID, sync bool)) (restore func()) {
+	partialMarkHook = f
+	return func() { partialMarkHook = nil }
+}

@@ -441,15 +441,24 @@ func (r *Repo) isCommitPartialFsck(commit ID) bool {
 }
 
 // markCommitPartial durably marks commit partial (an empty marker).
-func (r *Repo) markCommitPartial(commit ID) error { return r.writePartialMarker(commit, "") }
+func (r *Repo) markCommitPartial(commit ID) error {
+	return r.writePartialMarker(commit, "", r.Fsync())
+}
 
-// writePartialMarker durably writes commit's partial marker with reason as
-// its content ("" or partialFsck).
-func (r *Repo) writePartialMarker(commit ID, reason string) error {
-	if err := durable.MkdirAll(r.Path("state"), durable.DirPerm, r.Fsync()); err != nil {
+// partialMarkHook, when set (by tests), is called with each partial mark
+// written and whether it is synced.
+var partialMarkHook func(commit ID, sync bool)
+
+// writePartialMarker writes commit's partial marker with reason as its
+// content ("" or partialFsck), durably if sync.
+func (r *Repo) writePartialMarker(commit ID, reason string, sync bool) error {
+	if partialMarkHook != nil {
+		partialMarkHook(commit, sync)
+	}
+	if err := durable.MkdirAll(r.Path("state"), durable.DirPerm, sync); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
-	if err := durable.WriteFile(r.partialStatePath(commit), []byte(reason), 0o644, r.Fsync()); err != nil {
+	if err := durable.WriteFile(r.partialStatePath(commit), []byte(reason), 0o644, sync); err != nil {
 		return fmt.Errorf("marking commit %s partial: %w", commit, err)
 	}
 	return nil
@@ -1383,7 +1392,7 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		}
 	}
 	for _, id := range rep.Incomplete {
-		if err := f.r.writePartialMarker(id, partialFsck); err != nil {
+		if err := f.r.writePartialMarker(id, partialFsck, f.r.Fsync()); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -271,6 +271,18 @@ func (r *Repo) MarkCommitPartial(commit ID) error {
 	return r.markCommitPartial(commit)
 }
 
+// MarkCommitPartialNoSync marks commit partial as MarkCommitPartial does,
+// without syncing the mark: for a transaction begun with NoSync, whose
+// objects are not synced either (a durable transaction later syncs the
+// filesystem, the mark with it). OSTree's pull --disable-fsync does not
+// sync its marks.
+func (r *Repo) MarkCommitPartialNoSync(commit ID) error {
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
+	return r.writePartialMarker(commit, "", false)
+}
+
 // UnmarkCommitPartial removes the partial marker of commit, once every
 // object it needs is durable. A commit that was not marked is no error.
 func (r *Repo) UnmarkCommitPartial(commit ID) error {

@@ -14,7 +14,8 @@ import (
 // A deep pull completes every commit of the history at once and unmarks
 // them all with one sync: it used to sync the filesystem once per commit
 // when the pull itself did not sync (--disable-fsync), so that a pull of
-// a long history spent most of its time in syncfs.
+// a long history spent most of its time in syncfs. A pull without fsync
+// does not sync the marks either.
 func TestPullLocalDeepHistoryUnmarksWithOneSync(t *testing.T) {
 	src := newIntegrityRepo(t, repo.ModeArchive)
 	dir := integritySource(t, integrityTree)
@@ -25,7 +26,13 @@ func TestPullLocalDeepHistoryUnmarksWithOneSync(t *testing.T) {
 		commits = append(commits, integrityCommit(t, src, "main", dir, int64(1700000000+i*100)))
 	}
 	r := newIntegrityRepo(t, repo.ModeArchive)
-	syncs := 0
+	syncs, marks, syncedMarks := 0, 0, 0
+	defer repo.SetPartialMarkHook(func(_ repo.ID, sync bool) {
+		marks++
+		if sync {
+			syncedMarks++
+		}
+	})()
 	defer repo.SetUnsyncedHook(func(step string) {
 		if step == "sync: synced" {
 			syncs++
@@ -36,6 +43,11 @@ func TestPullLocalDeepHistoryUnmarksWithOneSync(t *testing.T) {
 	}
 	if syncs > 1 {
 		t.Errorf("a pull of %d commits without fsync synced the filesystem %d times, want at most once", n, syncs)
+	}
+	// Nor are the marks synced, as OSTree's pull --disable-fsync does not
+	// sync them: two fsyncs a commit.
+	if marks == 0 || syncedMarks > 0 {
+		t.Errorf("a pull of %d commits without fsync wrote %d partial marks, %d of them synced: want some, none synced", n, marks, syncedMarks)
 	}
 	for i, c := range commits {
 		if r.IsCommitPartial(c) {
