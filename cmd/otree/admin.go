@@ -578,7 +578,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				}
 			}
 			if err == nil && reboot {
-				err = a.rebootNow(cmd.Context(), s.Path())
+				err = a.rebootNow(cmd.Context(), s)
 			}
 			return err
 		})
@@ -588,7 +588,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "deploy even a commit older than the current one, or one of its ancestors")
 	fl.BoolVar(&o.PullOnly, "pull-only", false, "fetch the update but do not deploy it")
 	fl.BoolVar(&o.DeployOnly, "deploy-only", false, "deploy what the repository holds without fetching")
-	fl.BoolVarP(&reboot, "reboot", "r", false, "reboot (systemctl reboot) once a new deployment is written, when the sysroot is the running system's root")
+	fl.BoolVarP(&reboot, "reboot", "r", false, "reboot (systemctl reboot) once a new deployment is written, when the sysroot is / and the running system booted one of its deployments")
 	if c.Name() == "upgrade" {
 		fl.StringVar(&override, "override-commit", "", "deploy this commit of the origin branch instead of its newest")
 	}
@@ -598,16 +598,28 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 	return c
 }
 
-// runningRoot is the root directory of the running system, which -r
-// reboots; a variable so that tests can stand a sysroot in for it.
-var runningRoot = "/"
+// bootedAsRoot tells whether s is opened as / and the running system
+// booted one of its deployments, which is when -r reboots, as OSTree's
+// does; if not, why. So neither a sysroot in a directory (an image being
+// built, another disk, the running one's physical root /sysroot) nor /
+// without a booted deployment (a rescue system's chroot into a sysroot)
+// reboots the machine. A variable so that tests can stand a sysroot in a
+// directory in for the running one.
+var bootedAsRoot = func(s *deploy.Sysroot) (bool, string) {
+	switch {
+	case !sameFile(s.Path(), "/"):
+		return false, fmt.Sprintf("sysroot %s is not the running system's root /", s.Path())
+	case s.Booted() == nil:
+		return false, "the running system did not boot a deployment of sysroot /"
+	}
+	return true, ""
+}
 
-// rebootNow asks systemd to reboot the machine when sysroot is its root,
-// as OSTree's -r does: the sysroot of an image being built, or of another
-// disk, is not what the reboot would start.
-func (a *adminEnv) rebootNow(ctx context.Context, sysroot string) error {
-	if !sameFile(sysroot, runningRoot) {
-		fmt.Fprintf(a.stderr, "Not rebooting: sysroot %s is not the running system's root %s\n", sysroot, runningRoot)
+// rebootNow asks systemd to reboot the machine when it runs a deployment
+// of s opened as / (bootedAsRoot).
+func (a *adminEnv) rebootNow(ctx context.Context, s *deploy.Sysroot) error {
+	if ok, why := bootedAsRoot(s); !ok {
+		fmt.Fprintf(a.stderr, "Not rebooting: %s\n", why)
 		return nil
 	}
 	out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput()

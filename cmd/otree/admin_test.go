@@ -687,7 +687,8 @@ func TestAdminUpgradeReboot(t *testing.T) {
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	// A sysroot that is not the running system's root is not what a
-	// reboot starts: OSTree's -r reboots only for /, and so does otree's.
+	// reboot starts: OSTree's -r reboots only for /, and so does otree's
+	// (TestAdminUpgradeRebootBooted boots one).
 	a.commit("zero\n", "6.1.0-1")
 	if res := a.run("admin", "upgrade", "-r"); res.code != 0 || !strings.Contains(res.stderr, "Not rebooting: sysroot "+a.sys+" is not the running system's root /\n") {
 		t.Fatalf("upgrade -r of a sysroot in a directory: exit %d, stderr %q", res.code, res.stderr)
@@ -695,8 +696,8 @@ func TestAdminUpgradeReboot(t *testing.T) {
 	if _, err := os.Stat(log); err == nil {
 		t.Fatalf("systemctl ran for a sysroot that is not the running system's root")
 	}
-	defer func(old string) { runningRoot = old }(runningRoot)
-	runningRoot = a.sys
+	defer func(old func(*deploy.Sysroot) (bool, string)) { bootedAsRoot = old }(bootedAsRoot)
+	bootedAsRoot = func(*deploy.Sysroot) (bool, string) { return true, "" }
 	if out := a.ok("admin", "upgrade", "--reboot"); !strings.Contains(out, "No update available") {
 		t.Fatalf("upgrade printed %q", out)
 	}

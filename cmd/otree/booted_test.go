@@ -807,3 +807,108 @@ echo other:; otree --repo=/run/other remote list -u
 		t.Errorf("another repository lists the shipped remote:\n%s", other)
 	}
 }
+
+// upgrade -r reboots only when the sysroot is / and the running system
+// booted one of its deployments, as OSTree's: booted, through / it tries
+// systemctl, through the physical root /sysroot it does not; nor from a
+// chroot into a sysroot whose deployments the machine did not boot (a
+// rescue system's), where / is the sysroot but nothing is booted.
+func TestAdminUpgradeRebootBooted(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	old := a.status().Deployments[0].Path
+	trees := map[string]string{}
+	for _, n := range []string{"two", "three"} {
+		trees[n] = t.TempDir()
+		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
+	}
+	// The booted tree has neither a shell nor /dev: the systemctl put in
+	// PATH cannot run, and "systemctl reboot failed" says it was tried.
+	out := b.boot(old, `
+printf '#!/nonexistent\n' > "$M/run/bin/systemctl"
+chmod 755 "$M/run/bin/systemctl"
+export PATH=/run/bin:$PATH
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$TWO" > /dev/null
+echo slash:; otree admin upgrade -r 2>&1 || true
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
+echo sysroot:; otree admin --sysroot=/sysroot upgrade -r 2>&1 || true
+`, "TWO="+trees["two"], "THREE="+trees["three"])
+	slash, sysroot, _ := strings.Cut(out, "sysroot:\n")
+	if !strings.Contains(slash, "systemctl reboot failed") {
+		t.Errorf("upgrade -r of the booted sysroot as / ran no systemctl reboot:\n%s", slash)
+	}
+	if !strings.Contains(sysroot, "Not rebooting: sysroot /sysroot is not the running system's root /") {
+		t.Errorf("upgrade -r of the booted sysroot as /sysroot:\n%s", sysroot)
+	}
+
+	a.commit("four\n", "6.1.0-1")
+	out, err := chrootInto(t, a.sys, b.bin, "otree admin upgrade -r")
+	if err != nil || !strings.Contains(out, "Not rebooting: the running system did not boot a deployment of sysroot /\n") {
+		t.Errorf("upgrade -r in a chroot into the sysroot: %v\n%s", err, out)
+	}
+	if o := findOSTree(t, "bare"); o != nil {
+		osys, ost := newOSTreeSysroot(t, o)
+		for i, motd := range []string{"one\n", "two\n"} {
+			tree := t.TempDir()
+			writeBootableTree(t, tree, "6.1.0-1", motd)
+			ost("--repo="+filepath.Join(osys, "ostree/repo"), "commit", "-b", "cli/stable", tree)
+			if i == 0 {
+				ost("admin", "--sysroot="+osys, "deploy", "--os=cli", "cli/stable")
+			}
+		}
+		out, err := chrootInto(t, osys, o.bin, "ostree admin upgrade --os=cli -r")
+		if err != nil || strings.Contains(out, "systemctl") {
+			t.Errorf("OSTree's upgrade -r in a chroot into its sysroot: %v\n%s", err, out)
+		}
+	}
+}
+
+// chrootInto runs script (sh) in a private mount namespace, where the
+// command named by bin's base name runs bin chrooted into the sysroot
+// sys, with the host's /proc (whose command line boots no deployment of
+// it), its libraries and a systemctl that cannot run in PATH. It
+// returns the combined output.
+func chrootInto(t *testing.T, sys, bin, script string) (string, error) {
+	t.Helper()
+	ldd, _ := exec.Command("ldd", bin).Output() // none for a static binary
+	libs, loader := t.TempDir(), ""
+	for _, f := range append(strings.Fields(string(ldd)), bin) {
+		if !strings.HasPrefix(f, "/") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(libs, filepath.Base(f)), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(filepath.Base(f), "ld-linux") {
+			loader = "/run/lib/" + filepath.Base(f) + " --library-path /run/lib"
+		}
+	}
+	m := filepath.Join(t.TempDir(), "M")
+	if err := os.Mkdir(m, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(bin)
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `set -e
+mount --bind "$SYS" "$M"
+mkdir -p "$M/run" "$M/proc" "$M/dev"
+mount -t tmpfs run "$M/run"
+mount -t proc proc "$M/proc"
+mount --rbind /dev "$M/dev"
+mkdir "$M/run/lib"
+cp "$LIBS"/* "$M/run/lib/"
+printf '#!/nonexistent\n' > "$M/run/lib/systemctl"
+chmod 755 "$M/run/lib/systemctl"
+export PATH=/run/lib:$PATH
+`+name+`() { chroot "$M" $LOADER /run/lib/`+name+` "$@"; }
+`+script)
+	cmd.Env = append(os.Environ(), "SYS="+sys, "M="+m, "LIBS="+libs, "LOADER="+loader)
+	out, err := cmd.CombinedOutput()
+	t.Logf("in a chroot into %s:\n%s", sys, out)
+	return string(out), err
+}
