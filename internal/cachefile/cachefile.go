@@ -63,21 +63,11 @@ func Map(path, magic string) (*File, error) {
 	if st.Size < int64(len(magic))+4 || st.Size > 1<<34 || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, ErrDamaged
 	}
-	data, err := unix.Mmap(-1, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	data, err := loadAnon(f, int(st.Size))
+	if errors.Is(err, errShort) {
+		return nil, ErrDamaged // truncated since the fstat
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if _, err := io.ReadFull(f, data); err != nil {
-		unix.Munmap(data)
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, ErrDamaged // truncated since the fstat
-		}
-		return nil, err
-	}
-	// Read-only from here on, as a mapping of the file was: a stray
-	// write faults rather than corrupting what callers hold views into.
-	if err := unix.Mprotect(data, unix.PROT_READ); err != nil {
-		unix.Munmap(data)
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	body, sum := data[:len(data)-4], data[len(data)-4:]
@@ -86,6 +76,32 @@ func Map(path, magic string) (*File, error) {
 		return nil, ErrDamaged
 	}
 	return &File{data: data, Body: body[len(magic):]}, nil
+}
+
+// errShort is a file that ended before the size its fstat gave.
+var errShort = errors.New("file shorter than its size")
+
+// loadAnon reads the n bytes of f into an anonymous mapping, made
+// read-only once filled, as a mapping of the file was: a stray write
+// faults rather than corrupting what callers hold views into.
+func loadAnon(f *os.File, n int) ([]byte, error) {
+	data, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(f, data); err != nil {
+		unix.Munmap(data)
+		// Cut short since the fstat: io.EOF when cut to nothing.
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, errShort
+		}
+		return nil, err
+	}
+	if err := unix.Mprotect(data, unix.PROT_READ); err != nil {
+		unix.Munmap(data)
+		return nil, err
+	}
+	return data, nil
 }
 
 // Close frees the content. It may be called on nil.

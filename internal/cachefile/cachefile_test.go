@@ -95,3 +95,25 @@ func TestMapTruncatedWhileHeld(t *testing.T) {
 		t.Error("the body read differs from the one written once the file is truncated")
 	}
 }
+
+// A file cut short between the fstat that sized it and the read, to
+// nothing as well as to part of it, is damaged, not an error to report.
+func TestLoadCutShort(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c")
+	for _, keep := range []int64{0, 100} {
+		if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, keep); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := loadAnon(f, 4096); !errors.Is(err, errShort) {
+			t.Errorf("cut to %d bytes: %d bytes, %v; want errShort", keep, len(data), err)
+		}
+		f.Close()
+	}
+}
