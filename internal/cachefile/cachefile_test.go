@@ -7,11 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A written file maps back to its body; a missing one is ErrNotExist, and a
 // short, foreign, flipped or truncated one is ErrDamaged.
-func TestMapWrite(t *testing.T) {
+func TestMapWrite(t *testing.T) { eachLoad(t, testMapWrite) }
+
+func testMapWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	p := filepath.Join(dir, "c")
 	if _, err := Map(p, "magic"); !errors.Is(err, fs.ErrNotExist) {
@@ -74,7 +78,9 @@ func TestMapOwner(t *testing.T) {
 // A file truncated in place while its content is held (by truncate, or cp
 // over it) leaves that content as it was read: a mapping of the file
 // itself would fault on the next access, killing the process.
-func TestMapTruncatedWhileHeld(t *testing.T) {
+func TestMapTruncatedWhileHeld(t *testing.T) { eachLoad(t, testMapTruncatedWhileHeld) }
+
+func testMapTruncatedWhileHeld(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c")
 	body := make([]byte, 1<<20)
 	for i := range body {
@@ -98,7 +104,9 @@ func TestMapTruncatedWhileHeld(t *testing.T) {
 
 // A file cut short between the fstat that sized it and the read, to
 // nothing as well as to part of it, is damaged, not an error to report.
-func TestLoadCutShort(t *testing.T) {
+func TestLoadCutShort(t *testing.T) { eachLoad(t, testLoadCutShort) }
+
+func testLoadCutShort(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c")
 	for _, keep := range []int64{0, 100} {
 		if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
@@ -111,9 +119,20 @@ func TestLoadCutShort(t *testing.T) {
 		if err := os.Truncate(p, keep); err != nil {
 			t.Fatal(err)
 		}
-		if data, err := loadAnon(f, 4096); !errors.Is(err, errShort) {
+		if data, err := load(f, 4096); !errors.Is(err, errShort) {
 			t.Errorf("cut to %d bytes: %d bytes, %v; want errShort", keep, len(data), err)
 		}
 		f.Close()
 	}
+}
+
+// eachLoad runs test with cache files copied into a memfd, and read into
+// anonymous memory as where memfds are refused.
+func eachLoad(t *testing.T, test func(t *testing.T)) {
+	t.Run("memfd", test)
+	t.Run("anonymous", func(t *testing.T) {
+		defer func(old func(string, int) (int, error)) { memfdCreate = old }(memfdCreate)
+		memfdCreate = func(string, int) (int, error) { return -1, unix.ENOSYS }
+		test(t)
+	})
 }
