@@ -797,24 +797,7 @@ func TestStatCacheImageReplaced(t *testing.T) {
 
 			// The second image in place of the first, through the same
 			// loop device: the same st_dev.
-			if err := unix.Unmount(mnt, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(img, imgs[1], 0o644); err != nil {
-				t.Fatal(err)
-			}
-			fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = unix.IoctlSetInt(fd, unix.BLKFLSBUF, 0) // forget the first image's blocks
-			unix.Close(fd)
-			if err != nil {
-				t.Fatalf("flushing %s: %v", dev, err)
-			}
-			if err := unix.Mount(dev, mnt, tc.name, unix.MS_RDONLY, ""); err != nil {
-				t.Fatal(err)
-			}
+			testtree.ReplaceImage(t, mnt, dev, img, imgs[1], tc.name, unix.MS_RDONLY)
 			var after unix.Stat_t
 			if err := unix.Lstat(filepath.Join(mnt, "d/f"), &after); err != nil {
 				t.Fatal(err)
@@ -1019,24 +1002,7 @@ func TestStatCacheWritableImageReplaced(t *testing.T) {
 		}
 	}
 
-	if err := unix.Unmount(mnt, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(img, imgs[1], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = unix.IoctlSetInt(fd, unix.BLKFLSBUF, 0) // forget the first image's blocks
-	unix.Close(fd)
-	if err != nil {
-		t.Fatalf("flushing %s: %v", dev, err)
-	}
-	if err := unix.Mount(dev, mnt, "ext4", unix.MS_RDONLY, ""); err != nil {
-		t.Fatal(err)
-	}
+	testtree.ReplaceImage(t, mnt, dev, img, imgs[1], "ext4", unix.MS_RDONLY)
 	var after unix.Stat_t
 	if err := unix.Lstat(filepath.Join(mnt, "d/f"), &after); err != nil {
 		t.Fatal(err)

@@ -49,3 +49,30 @@ func MountImage(t testing.TB, img, fstype string, flags uintptr) (mnt, dev strin
 	})
 	return mnt, dev
 }
+
+// ReplaceImage puts the filesystem image data in place of the one that
+// MountImage mounted from img on mnt through the loop device dev, and
+// mounts it there again: the same device, so the same st_dev, as the
+// next image of a build through one loop device has. The device's
+// buffers are flushed, so that nothing of the first image is read.
+func ReplaceImage(t testing.TB, mnt, dev, img string, data []byte, fstype string, flags uintptr) {
+	t.Helper()
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.IoctlSetInt(fd, unix.BLKFLSBUF, 0)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatalf("flushing %s: %v", dev, err)
+	}
+	if err := unix.Mount(dev, mnt, fstype, flags, ""); err != nil {
+		t.Fatal(err)
+	}
+}
