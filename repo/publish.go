@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otree/otree/internal/durable"
@@ -116,8 +117,11 @@ func parseTmpExpiry(v string) (time.Duration, error) {
 	return time.Duration(n) * time.Second, nil
 }
 
-// cleanPartialDownloads removes partial downloads not written to for
-// ConfigTmpExpiry that no pull holds (flock).
+// cleanPartialDownloads removes partial downloads that no pull holds
+// (flock) and that were not written to for ConfigTmpExpiry, or whose
+// object is stored: a pull publishes a large object before it removes its
+// partial download, and one killed in between leaves bytes that nothing
+// will ever fetch again, since the object is no longer missing.
 func (r *Repo) cleanPartialDownloads() {
 	ents, err := os.ReadDir(r.PartialDir())
 	if err != nil {
@@ -133,9 +137,24 @@ func (r *Repo) cleanPartialDownloads() {
 	}
 	for _, e := range ents {
 		fi, err := e.Info()
-		if err != nil || time.Since(fi.ModTime()) < expiry {
+		if err != nil || time.Since(fi.ModTime()) < expiry && !r.partialStored(e.Name()) {
 			continue
 		}
 		durable.RemoveAbandoned(filepath.Join(r.PartialDir(), e.Name()))
 	}
+}
+
+// partialStored reports whether the partial download name (<id>.file)
+// is of a file object the repository holds.
+func (r *Repo) partialStored(name string) bool {
+	hex, ok := strings.CutSuffix(name, ".file")
+	if !ok {
+		return false
+	}
+	id, err := ParseID(hex)
+	if err != nil {
+		return false
+	}
+	has, err := r.HasObject(KindFile, id)
+	return err == nil && has
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/otree/otree/repo"
 )
 
@@ -58,5 +60,69 @@ func TestTmpExpiryRemovesPartialDownloads(t *testing.T) {
 	begin()
 	if exists(twoHours) || !exists(halfHour) {
 		t.Errorf("%s=3600: 2 hours old kept %v, half an hour old kept %v; want only the second kept", repo.ConfigTmpExpiry, exists(twoHours), exists(halfHour))
+	}
+}
+
+// A partial download whose object is stored (a pull killed after it
+// published the object and before it removed the download) is of no use:
+// the next transaction's start removes it, however young. One whose object
+// is missing stays for a later pull to continue, as does one a pull holds.
+func TestStoredObjectsPartialDownloadRemoved(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 3}
+	stored, missing := repo.FileID(h, []byte("abc")), repo.FileID(h, []byte("xyz"))
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.WriteFile(h, stored, []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(r.PartialDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	partial := func(id repo.ID) string {
+		p := filepath.Join(r.PartialDir(), id.String()+".file")
+		if err := os.WriteFile(p, []byte("some bytes"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	done, kept := partial(stored), partial(missing)
+	if txn, err = r.Begin(context.Background(), repo.TxnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	txn.Abort()
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if exists(done) {
+		t.Errorf("%s kept, though its object is stored", done)
+	}
+	if !exists(kept) {
+		t.Errorf("%s removed, though its object is missing", kept)
+	}
+
+	// A pull that holds one removes it itself, once it is done with it.
+	held := partial(stored)
+	f, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if txn, err = r.Begin(context.Background(), repo.TxnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	txn.Abort()
+	if !exists(held) {
+		t.Errorf("%s removed while a pull holds it", held)
 	}
 }
