@@ -190,3 +190,54 @@ func TestStaticDeltaDeleteSurvivesSIGKILL(t *testing.T) {
 		t.Fatal("no run of delete was killed")
 	}
 }
+
+// TestStaticDeltaDirKilledLeavesNothing kills "static-delta generate
+// --filename=DIR" part way, again and again, and checks that once a
+// generation to DIR has finished, DIR's parent holds DIR alone: what the
+// killed runs were making beside it is gone.
+func TestStaticDeltaDirKilledLeavesNothing(t *testing.T) {
+	iterations := 6
+	if testing.Short() {
+		iterations = 3
+	}
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
+	c.commitTree("main", source(t, randomTree(rng, 60, 64<<10, 4)), "one", 1700000000)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "update")
+	generate := func() *exec.Cmd {
+		cmd := exec.Command(exe, "--repo="+c.path, "static-delta", "generate", "--empty", "--filename="+out, "main")
+		cmd.Env = env
+		return cmd
+	}
+	durs := timeRuns(t, "generate", func() *exec.Cmd {
+		os.RemoveAll(out)
+		return generate()
+	})
+	os.RemoveAll(out)
+	killed := 0
+	for range iterations {
+		// Within the fastest run, past its start: the delta is being made.
+		delay := durs[0]/4 + time.Duration(rng.Int64N(int64(durs[0]/2)+1))
+		if killAfter(t, generate(), delay) {
+			killed++
+		}
+		os.RemoveAll(out)
+	}
+	if killed == 0 {
+		t.Fatalf("no generation was killed (each takes about %v)", durs[1])
+	}
+	c.ok("static-delta", "generate", "--empty", "--filename="+out, "main")
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "update" {
+		t.Errorf("after %d killed generations and one whole, %s holds %v; want [update]", killed, parent, names)
+	}
+}

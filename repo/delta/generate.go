@@ -189,8 +189,17 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 			return nil, fmt.Errorf("generating delta %s: %s already exists", name, final)
 		}
 	}
+	// The delta is made in a directory beside where it goes, named for
+	// it, so that the next generation to the same place can tell what a
+	// killed one left there from anyone else's files, and remove it.
+	prefix := "."
 	if opts.Dir != "" {
-		parent = filepath.Dir(opts.Dir)
+		clean := filepath.Clean(opts.Dir)
+		base := filepath.Base(clean)
+		// Room in NAME_MAX (255) for the dots and the random suffix.
+		base = base[:min(len(base), 200)]
+		parent, prefix = filepath.Dir(clean), "."+base+"."
+		cleanGenerations(parent, prefix, false)
 	} else {
 		// A single file's parts are made in deltas/ too, so that a
 		// generation killed part way leaves nothing beside the file.
@@ -201,11 +210,11 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	}
 	// Made under a name cleanTemp leaves alone (for a minute), locked,
 	// then renamed: cleanTemp in another process never sees it unlocked.
-	fresh, err := os.MkdirTemp(parent, ".mk-")
+	fresh, err := os.MkdirTemp(parent, prefix+"mk-")
 	if err != nil {
 		return nil, fmt.Errorf("generating delta %s: %w", name, err)
 	}
-	tmp := filepath.Join(parent, ".new-"+strings.TrimPrefix(filepath.Base(fresh), ".mk-"))
+	tmp := filepath.Join(parent, prefix+"new-"+strings.TrimPrefix(filepath.Base(fresh), prefix+"mk-"))
 	defer os.RemoveAll(fresh)
 	defer os.RemoveAll(tmp) // the new delta until it is renamed into place; then the one it replaced, or nothing
 	// Held until the end, so cleanTemp in another process leaves it alone.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -103,20 +104,26 @@ func remove(r *repo.Repo, n Name) error {
 // deltas/: ".delete-*" directories, and ".new-*" directories whose flock
 // can be taken (the generation that held it is gone).
 func cleanTemp(r *repo.Repo) {
-	ents, _ := os.ReadDir(r.Path(Dir))
+	cleanGenerations(r.Path(Dir), ".", true)
+}
+
+// cleanGenerations removes, in dir, the directories of generations that
+// died: prefix+"mk-*" ones over a minute old (made and not yet locked, or
+// left by a generation that died at once) and prefix+"new-*" ones whose
+// flock can be taken; with deletions, also ".delete-*" directories.
+func cleanGenerations(dir, prefix string, deletions bool) {
+	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		p := r.Path(Dir, e.Name())
+		p := filepath.Join(dir, e.Name())
 		switch {
 		case !e.IsDir():
-		case strings.HasPrefix(e.Name(), ".delete-"):
+		case deletions && strings.HasPrefix(e.Name(), ".delete-"):
 			os.RemoveAll(p)
-		case strings.HasPrefix(e.Name(), ".mk-"):
-			// Made and not yet locked, or left by a generation that died
-			// at once.
+		case strings.HasPrefix(e.Name(), prefix+"mk-"):
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
 				os.RemoveAll(p)
 			}
-		case strings.HasPrefix(e.Name(), ".new-"):
+		case strings.HasPrefix(e.Name(), prefix+"new-"):
 			durable.RemoveAbandoned(p)
 		}
 	}
