@@ -33,9 +33,10 @@ for the root, then relative paths in tree order; --prefix=DIR puts them all
 under DIR/ instead (OSTree pastes its prefix in front of each name as it is,
 so without a trailing "/" it gives "DIRname").
 
-Content is verified as it is written. With -o the tar is written to a
-temporary file beside FILE and renamed over it only when complete, so a
-failure leaves no partial FILE; on standard output a failure means the bytes
+Content is verified as it is written. With -o the tar is written to an
+unnamed file in FILE's directory and put in FILE's place only when
+complete, so a failure or a kill leaves no partial FILE, nor a temporary
+file beside it; on standard output a failure means the bytes
 already written must be discarded. A FILE that is a symbolic link is
 followed, and a device or FIFO (-o /dev/null) is written to, not replaced.`,
 		Args: cobra.ExactArgs(1),
@@ -88,37 +89,27 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), durable.TempPattern)
+	// Written unnamed and named only once whole, so that a kill leaves
+	// neither a short FILE nor a temporary file beside it.
+	tmp, err := durable.CreateNew(out, true)
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Close()
 	if err := checkout.Export(cmd.Context(), r, id, tmp, opts); err != nil {
 		return ifStopped(fmt.Errorf("export to %s: %w", f.output, err), "export stopped: "+f.output+" is as it was")
 	}
-	// CreateTemp makes 0600 files; give the tar the mode a new file gets.
+	// CreateNew makes 0600 files; give the tar the mode a new file gets.
 	if err := tmp.Chmod(0o666 &^ exportUmask()); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("export to %s: %w", f.output, err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("export to %s: %w", f.output, err)
-	}
-	done = true
-	// The new name is durable only once its directory is: without this, a
-	// crash after success could leave the old file, or none.
-	if err := durable.SyncDir(filepath.Dir(out)); err != nil {
+	// The new name is durable only once its directory is (Replace syncs
+	// it): without that, a crash after success could leave the old file,
+	// or none.
+	if err := tmp.Replace(true); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
 	return nil

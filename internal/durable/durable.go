@@ -5,6 +5,7 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -176,8 +177,38 @@ func (f *NewFile) Link(sync bool) error {
 	return nil
 }
 
-// Close closes the file, and removes its temporary name if Link did not
-// use it.
+// Replace puts the file, whose content the caller has synced, at its
+// path in place of whatever file is there (rename), then syncs the
+// directory when sync is set. An unnamed file first gets a temporary name
+// (TempPattern) beside path, which the rename takes at once: only a
+// process killed between those two steps leaves that name behind.
+func (f *NewFile) Replace(sync bool) error {
+	if f.tmp == "" {
+		fd := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+		for {
+			tmp := filepath.Join(filepath.Dir(f.path), ".tmp-"+strconv.FormatUint(uint64(rand.Uint32()), 10))
+			err := unix.Linkat(unix.AT_FDCWD, fd, unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
+			if err == nil {
+				f.tmp = tmp
+				break
+			}
+			if !errors.Is(err, unix.EEXIST) {
+				return &os.LinkError{Op: "naming", Old: "the new file", New: tmp, Err: err}
+			}
+		}
+	}
+	if err := os.Rename(f.tmp, f.path); err != nil {
+		return fmt.Errorf("replacing %s: %w", f.path, err)
+	}
+	f.tmp = ""
+	if sync {
+		return SyncDir(filepath.Dir(f.path))
+	}
+	return nil
+}
+
+// Close closes the file, and removes its temporary name if Link or
+// Replace did not use it.
 func (f *NewFile) Close() error {
 	err := f.File.Close()
 	if f.tmp != "" {

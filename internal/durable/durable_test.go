@@ -205,3 +205,35 @@ func TestCreateNewBothWays(t *testing.T) {
 		}
 	}
 }
+
+// Replace puts CreateNew's file in place of an existing one, leaving no
+// temporary name behind, unnamed or not.
+func TestCreateNewReplace(t *testing.T) {
+	for _, unnamed := range []bool{true, false} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := CreateNew(p, unnamed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "old" {
+			t.Errorf("unnamed=%v: %s holds %q before Replace", unnamed, p, b)
+		}
+		if err := f.Replace(true); err != nil {
+			t.Fatalf("unnamed=%v: %v", unnamed, err)
+		}
+		f.Close()
+		if b, err := os.ReadFile(p); err != nil || string(b) != "new" {
+			t.Errorf("unnamed=%v: %s holds %q (%v), want \"new\"", unnamed, p, b, err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("unnamed=%v: directory holds %d entries, want only the file", unnamed, len(ents))
+		}
+	}
+}
