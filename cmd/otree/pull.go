@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -275,21 +276,25 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 		return nil
 	}
 	// OSTree's closing line first, for scripts that read it; otree's
-	// details after.
-	fmt.Fprintln(e.stdout, pullSummary(res, time.Since(start)))
+	// details after. One line per ref, buffered: a mirror of many refs
+	// is not written line by line (a write error is kept by e.stdout and
+	// reported at exit, as an unbuffered one is).
+	w := bufio.NewWriter(e.stdout)
+	fmt.Fprintln(w, pullSummary(res, time.Since(start)))
 	for _, u := range res.Refs {
 		switch {
 		case !u.Changed():
-			fmt.Fprintf(e.stdout, "%s: %s (unchanged)\n", u.Ref, u.New)
+			fmt.Fprintf(w, "%s: %s (unchanged)\n", u.Ref, u.New)
 		case u.Old.IsZero():
-			fmt.Fprintf(e.stdout, "%s: %s (new)\n", u.Ref, u.New)
+			fmt.Fprintf(w, "%s: %s (new)\n", u.Ref, u.New)
 		default:
-			fmt.Fprintf(e.stdout, "%s: %s -> %s\n", u.Ref, u.Old.Short(), u.New)
+			fmt.Fprintf(w, "%s: %s -> %s\n", u.Ref, u.Old.Short(), u.New)
 		}
 	}
 	for _, d := range res.Deltas {
-		fmt.Fprintf(e.stdout, "Used static delta %s\n", d)
+		fmt.Fprintf(w, "Used static delta %s\n", d)
 	}
+	w.Flush()
 	return nil
 }
 

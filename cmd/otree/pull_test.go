@@ -878,3 +878,34 @@ func TestPullLocalBareAsUserLinksOnlyOwn(t *testing.T) {
 		t.Errorf("another user's object was linked into the pulling user's bare repository")
 	}
 }
+
+// pull-local prints its line per ref in a few writes, not one write each:
+// a mirror of 100,000 refs otherwise made as many write calls.
+func TestPullLocalPrintsRefsBuffered(t *testing.T) {
+	testbin.NeedStrace(t)
+	src := newCLI(t)
+	id := src.commitTree("main", source(t, fixture), "s", 1700000000)
+	const n = 40
+	for i := range n {
+		if err := src.r.SetRef(fmt.Sprintf("many/r%02d", i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := newCLI(t)
+	tr, err := straced(t, "-e trace=write", "--repo="+dst.path, "pull-local", "--disable-verify-bindings", src.path)
+	if err != nil {
+		t.Fatalf("pull-local: %v\n%s", err, tr.out)
+	}
+	if got := strings.Count(tr.out, ": "+id.String()+" (new)\n"); got != n+1 {
+		t.Fatalf("pull-local printed %d new refs, want %d:\n%s", got, n+1, tr.out)
+	}
+	writes := 0
+	for _, l := range tr.lines {
+		if countCalls([]string{l}, "write") == 1 && strings.Contains(l, "write(1<") {
+			writes++
+		}
+	}
+	if writes > 2 {
+		t.Errorf("pull-local of %d refs wrote standard output %d times; want at most 2", n+1, writes)
+	}
+}
