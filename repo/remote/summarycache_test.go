@@ -51,6 +51,12 @@ func TestPullSummaryCache(t *testing.T) {
 
 	// A new commit rewrites the summary: fetched, and the ref moves.
 	second := o.commit("os/stable", testtree.Tree{"b": testtree.File("b\n", 0o644)}, 1700000100)
+	// Its Last-Modified a while ahead, so that the fetch below is within
+	// the second the file changed however slowly the machine runs.
+	ahead := time.Now().Add(time.Minute)
+	if err := os.Chtimes(summary, ahead, ahead); err != nil {
+		t.Fatal(err)
+	}
 	if res := pull(); !fetched() || res.Refs[0].New != second {
 		t.Errorf("a changed summary was not fetched: %+v", res.Refs)
 	}
