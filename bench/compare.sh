@@ -17,7 +17,9 @@
 #              zstd compression, to a file of its own, syncfs), as a ratio
 #              to OSTree's commit; and bench/floor -objects, which adds the
 #              per-object work of otree's format (BLAKE3 ids, headers,
-#              staging and renames)
+#              staging and renames); beside unchanged, bench/floor -stat,
+#              the least a re-commit of an unchanged tree must do (list every
+#              directory, stat every entry)
 #   checkout   checkout -U (hardlinks) of the commit from the bare-user
 #              repository into a fresh directory; cp -al of the tree beside it
 #   copy       checkout -U -C (copies) against cp -a of the tree; OSTree's
@@ -55,7 +57,8 @@
 #   BENCH_KEEP         1 = keep the scratch directory
 #   BENCH_OTREE        use this otree binary instead of building one
 #   BENCH_SPREAD       0 = do not mark the scratch directory +T (see below)
-#   BENCH_FLOOR        0 = do not run bench/floor beside cold and archive
+#   BENCH_FLOOR        0 = do not run bench/floor beside cold, unchanged and
+#                      archive
 #
 # Both tools run with their default durability: OSTree's --fsync=true and
 # otree's --fsync=true (neither fsyncs a checkout). A `sync` (untimed)
@@ -177,11 +180,15 @@ tools() { if (($1 % 2)); then echo "ostree otree"; else echo "otree ostree"; fi;
 with_floor() { if [[ -n $FLOOR ]]; then rotate "$1" otree ostree floor objfloor; else tools "$1"; fi; }
 # floor KIND KEY TREE [FLAG...]: one timed run of bench/floor (KIND floor)
 # or bench/floor -objects (KIND objfloor) into a fresh directory, deleted
-# (untimed) before the next.
+# (untimed) before the next; KIND statfloor runs bench/floor -stat TREE.
 FLOOR_DST=""
 floor() {
 	local kind=$1 key=$2 tree=$3
 	shift 3
+	if [[ $kind == statfloor ]]; then
+		timed "$key" "$FLOOR" -stat "$tree"
+		return
+	fi
 	[[ $kind == objfloor ]] && set -- "$@" -objects
 	[[ -n $FLOOR_DST ]] && rm -rf "$FLOOR_DST"
 	FLOOR_DST=$(fresh floor)
@@ -224,7 +231,12 @@ cold_and_unchanged() {
 	if has_op unchanged; then
 		setup_bu "$tag" "$tree"
 		for ((i = 0; i < n; i++)); do
-			for t in $(tools "$i"); do
+			for t in $(if [[ -n $FLOOR ]]; then rotate "$i" otree ostree statfloor; else tools "$i"; fi); do
+				if [[ $t == statfloor ]]; then
+					log "$tag $t: run $((i + 1))/$n"
+					floor "$t" "$tag.unchanged.$t" "$tree"
+					continue
+				fi
 				log "$tag unchanged re-commit, $t, run $((i + 1))/$n"
 				"commit_$t" "$tag.unchanged.$t" "${BU[$t]}" "$tree"
 			done
@@ -546,10 +558,13 @@ report_tree() {
 			"$(fmt_mib "$(median "$RES/$tag.$op.otree" 2)" 1024)" "$(fmt_mib "$(median "$RES/$tag.$op.ostree" 2)" 1024)"
 		raw+="  $op: otree $(runs "$RES/$tag.$op.otree"); ostree $(runs "$RES/$tag.$op.ostree")"$'\n'
 		local kind flabel
-		for kind in floor objfloor; do
+		for kind in floor objfloor statfloor; do
 			[[ -s $RES/$tag.$op.$kind ]] || continue
-			flabel="  floor (bench/floor)"
-			[[ $kind == objfloor ]] && flabel="  floor + object work"
+			case $kind in
+			floor) flabel="  floor (bench/floor)" ;;
+			objfloor) flabel="  floor + object work" ;;
+			statfloor) flabel="  floor (bench/floor -stat)" ;;
+			esac
 			a=$(median "$RES/$tag.$op.$kind" 1)
 			printf "$row" "$flabel" "$(fmt_s "$a")" "$(fmt_s "$b")" "$(ratio "$a" "$b")" - "" \
 				"$(ratio "$(mincol "$RES/$tag.$op.$kind" 1)" "$(mincol "$RES/$tag.$op.ostree" 1)")" \
@@ -563,7 +578,9 @@ report_tree() {
 		echo "   zstd-compressed at otree's level, to a file of its own, then syncfs: the work every durable commit"
 		echo "   that stores files one by one does, and nothing else; no metadata, no renames, a cheap hash for dedupe."
 		echo "   floor + object work (bench/floor -objects) adds what each file object costs in otree's format:"
-		echo "   xattrs read, BLAKE3 id, existence check, header, staging and rename; no dirtrees, no commit)"
+		echo "   xattrs read, BLAKE3 id, existence check, header, staging and rename; no dirtrees, no commit."
+		echo "   bench/floor -stat, beside unchanged, lists every directory and stats every entry, as a re-commit"
+		echo "   must to see that nothing changed; it reads no file and writes nothing)"
 	fi
 	if [[ -s $RES/$tag.modified.count ]]; then
 		echo "  (files changed per round: $(cat "$RES/$tag.modified.count"), just before each commit;" \

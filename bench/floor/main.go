@@ -20,18 +20,27 @@
 // objects, no commit, no stat cache: a commit in this format cannot be
 // faster than that.
 //
+// With -stat it measures instead the least a re-commit of an unchanged tree
+// has to do: list every directory and stat every entry (a file's change shows
+// in nothing but its own stat), walking as otree's commit walks, directories
+// opened one by one and the entries stat-ed relative to them, on as many
+// workers. It reads no file, writes nothing and takes no DST.
+//
 // Usage:
 //
 //	floor [-zstd=none|default|better] [-objects] SRC DST
+//	floor -stat SRC
 //
 // DST must not exist. Files go to DST/xx/N (DST/xx/ID with -objects), 256
 // directories as a repository fans objects out; the workers are as many as
 // otree's commit uses, and as in otree's archive mode, files of 1 MiB or
 // more are compressed by a streaming encoder and smaller ones whole. It
-// prints "files written, bytes read, bytes written, seconds".
+// prints "files written, bytes read, bytes written, seconds", or with -stat
+// "entries stat-ed, seconds".
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -49,6 +58,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/rawfd"
 	"github.com/otree/otree/internal/workq"
@@ -59,9 +69,19 @@ import (
 func main() {
 	level := flag.String("zstd", "none", "compress each file: none, default or better (otree's archive level)")
 	objects := flag.Bool("objects", false, "also do the per-object work of otree's format: BLAKE3 ids, headers, staging and renames")
+	stat := flag.Bool("stat", false, "only list every directory and stat every entry, as a re-commit of an unchanged tree must")
 	flag.Parse()
-	if flag.NArg() != 2 {
-		fmt.Fprintln(os.Stderr, "usage: floor [-zstd=none|default|better] [-objects] SRC DST")
+	if *stat && flag.NArg() == 1 {
+		n, secs, err := statTree(flag.Arg(0))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%d %.3f\n", n, secs)
+		return
+	}
+	if *stat || flag.NArg() != 2 {
+		fmt.Fprintln(os.Stderr, "usage: floor [-zstd=none|default|better] [-objects] SRC DST\n       floor -stat SRC")
 		os.Exit(2)
 	}
 	if err := run(flag.Arg(0), flag.Arg(1), *level, *objects); err != nil {
@@ -334,4 +354,55 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// statTree lists every directory under src and stats every entry, on
+// workq.Workers() workers, each directory opened relative to its parent as
+// otree's commit walker opens it. It returns the entries stat-ed, src
+// included, and the seconds taken.
+func statTree(src string) (int64, float64, error) {
+	start := time.Now()
+	fd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "open", Path: src, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return 0, 0, &os.PathError{Op: "stat", Path: src, Err: err}
+	}
+	var n atomic.Int64
+	n.Add(1)
+	var q workq.Queue[[]byte]
+	var list func(fd int, path string) workq.Task[[]byte]
+	list = func(fd int, path string) workq.Task[[]byte] {
+		return func(buf []byte) error {
+			defer unix.Close(fd)
+			var names []string
+			if err := dirent.Each(fd, buf, path, func(name []byte, _ uint64) { names = append(names, string(name)) }); err != nil {
+				return err
+			}
+			for _, name := range names {
+				var st unix.Stat_t
+				if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					return &os.PathError{Op: "stat", Path: path + "/" + name, Err: err}
+				}
+				n.Add(1)
+				if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+					continue
+				}
+				sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return &os.PathError{Op: "open", Path: path + "/" + name, Err: err}
+				}
+				q.Push(list(sub, path+"/"+name))
+			}
+			return nil
+		}
+	}
+	q.Push(list(fd, src))
+	if err := q.Run(context.Background(), workq.Workers(), func() []byte { return make([]byte, 32<<10) }); err != nil {
+		return 0, 0, err
+	}
+	return n.Load(), time.Since(start).Seconds(), nil
 }

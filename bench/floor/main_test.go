@@ -188,3 +188,33 @@ func TestFloorObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorStat counts every entry once, the tree's top included, without
+// following a symlink to a directory, and names a tree it cannot open.
+func TestFloorStat(t *testing.T) {
+	src, _ := source(t)
+	outside := t.TempDir()
+	for i := range 5 {
+		if err := os.WriteFile(filepath.Join(outside, fmt.Sprint(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(src, "sub", "d", "out")); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	if err := filepath.WalkDir(src, func(string, fs.DirEntry, error) error { want++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := statTree(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != want {
+		t.Errorf("stat-ed %d entries, want %d", n, want)
+	}
+	missing := filepath.Join(src, "missing")
+	if _, _, err := statTree(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("statTree of a missing tree: %v, want an error naming %s", err, missing)
+	}
+}
