@@ -173,6 +173,12 @@ type Stats struct {
 // already (union modes) keep theirs. Hardlinked files share the object's
 // inode and keep its times: checkout never changes an object in the
 // repository.
+//
+// Outside user mode the entries a checkout creates get the commit's xattrs
+// and modes and no others: DEST, when made, is cleared of the ACLs a
+// default ACL on its parent gives it, so nothing below inherits one. A
+// directory already in DEST (union modes) keeps its default ACL, which the
+// kernel passes on to what is made in it.
 func Checkout(ctx context.Context, r *repo.Repo, commit repo.ID, dest string, opts Options) (*Stats, error) {
 	c, err := r.ReadCommit(commit)
 	if err != nil {
@@ -500,6 +506,27 @@ func (c *checkouter) openRoot(n *dirNode) error {
 	n.fd = fd
 	c.open[n] = struct{}{}
 	c.dirs.Add(1)
+	if !n.existed && !c.opts.UserMode {
+		if err := dropInheritedACLs(fd); err != nil {
+			return fmt.Errorf("checkout: %s: %w", c.dest, err)
+		}
+	}
+	return nil
+}
+
+// dropInheritedACLs removes the POSIX ACLs a directory just made got from
+// its parent's default ACL. Left there, the default ACL would pass on to
+// every entry made below it (files take their mode bits from it, not from
+// the umask), and the commit's tree would check out with ACLs and modes it
+// does not record. The directory's own xattrs are set once its entries are
+// written, so nothing below inherits from those.
+func dropInheritedACLs(fd int) error {
+	for _, name := range []string{"system.posix_acl_default", "system.posix_acl_access"} {
+		err := unix.Fremovexattr(fd, name)
+		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("removing the inherited xattr %s: %w", name, err)
+		}
+	}
 	return nil
 }
 

@@ -1490,3 +1490,58 @@ func TestCheckoutBareUserFIFOObject(t *testing.T) {
 		t.Fatalf("checkout with a FIFO as object %s: %v, want it corrupt", e.ID, err)
 	}
 }
+
+// coACL encodes a POSIX ACL xattr value from (tag, perm, id) entries, as
+// the kernel holds it.
+func coACL(entries ...[3]uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range entries {
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+		b = binary.LittleEndian.AppendUint32(b, e[2])
+	}
+	return b
+}
+
+// A default ACL on DEST's parent does not pass into a checkout that
+// restores xattrs: every entry it creates has the commit's xattrs and mode
+// and no others, whether copied or hardlinked.
+func TestCheckoutInheritsNoACL(t *testing.T) {
+	if !coRoot() {
+		t.Skip("needs root to restore owners and xattrs")
+	}
+	const none = 0xffffffff
+	// other::--- would make files made under it 0640 where the commit
+	// says 0644; user 4242 would get rwx (up to the mask) on each entry.
+	def := coACL([3]uint32{0x01, 7, none}, [3]uint32{0x02, 7, 4242}, [3]uint32{0x04, 5, none}, [3]uint32{0x10, 7, none}, [3]uint32{0x20, 0, none})
+	parent := t.TempDir()
+	if err := unix.Setxattr(parent, "system.posix_acl_default", def, 0); err != nil {
+		t.Skipf("no POSIX ACLs here: %v", err)
+	}
+	tree := testtree.Tree{
+		"a":     testtree.File("a\n", 0o644),
+		"d":     testtree.Dir(0o755),
+		"d/f":   testtree.File("f\n", 0o644),
+		"d/e":   testtree.Dir(0o775),
+		"link":  testtree.Symlink("a"),
+		"x.txt": {Mode: 0o644, Content: "x", Xattrs: map[string]string{"user.k": "v"}},
+	}
+	src := coMakeDir(t, tree)
+	for _, mode := range []repo.Mode{repo.ModeArchive, repo.ModeBare} {
+		r := coRepo(t, mode)
+		id := coCommit(t, r, src)
+		for _, force := range []bool{false, true} {
+			dest := filepath.Join(parent, fmt.Sprintf("co-%s-%v", mode, force))
+			coCheckout(t, r, id, dest, checkout.Options{ForceCopy: force})
+			got := testtree.Read(t, dest, testtree.ReadOptions{Owners: true, Xattrs: true})
+			if d := cmp.Diff(coExpect(tree, mode, false), got); d != "" {
+				t.Errorf("%s, ForceCopy=%v: checkout differs from the tree (-want +got):\n%s", mode, force, d)
+			}
+			for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+				if _, err := unix.Getxattr(dest, name, nil); !errors.Is(err, unix.ENODATA) {
+					t.Errorf("%s, ForceCopy=%v: DEST has %s (err %v), which the commit does not record", mode, force, name, err)
+				}
+			}
+		}
+	}
+}
