@@ -1003,10 +1003,12 @@ func (t *Txn) checkStorable(h *FileHeader) error {
 	if (h.Type == TypeCharDevice || h.Type == TypeBlockDevice || h.Type == TypeFIFO) && t.r.mode != ModeBare && t.r.mode != ModeArchive {
 		return fmt.Errorf("a %s repository cannot store a %s (only bare and archive can)", t.r.mode, h.Type)
 	}
-	if t.r.mode == ModeBare && h.Type == TypeSymlink {
+	if t.r.mode == ModeBare && h.Type != TypeRegular {
+		// The kernel refuses them (EPERM) on every inode but a regular
+		// file or a directory, to root too.
 		for _, x := range h.Xattrs {
 			if strings.HasPrefix(x.Name, "user.") {
-				return fmt.Errorf("a bare repository cannot store xattr %s on a symlink (Linux allows no user.* xattrs on symlinks)", x.Name)
+				return fmt.Errorf("a bare repository cannot store xattr %s on a %s (Linux allows user.* xattrs only on regular files and directories)", x.Name, h.Type)
 			}
 		}
 	}

@@ -396,3 +396,33 @@ func TestBeginCancelled(t *testing.T) {
 	}
 	lk.Unlock()
 }
+
+// A bare repository refuses a user.* xattr on any file but a regular one,
+// saying why, before it makes the inode: the kernel refuses it (EPERM) on
+// a symlink, device or FIFO, to root too. Other namespaces are stored.
+func TestBareRefusesUserXattrOnSpecialFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: bare objects carry their owner, and trusted.* needs CAP_SYS_ADMIN")
+	}
+	r := newIntegrityRepo(t, repo.ModeBare)
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	for _, h := range []repo.FileHeader{
+		{Type: repo.TypeSymlink, Mode: 0o777, Target: "t"},
+		{Type: repo.TypeFIFO, Mode: 0o644},
+		{Type: repo.TypeCharDevice, Mode: 0o600, Rdev: 259},
+	} {
+		h.Xattrs = []repo.Xattr{{Name: "user.foo", Value: []byte("v")}}
+		_, err := txn.WriteFile(&h, repo.FileID(&h, nil), nil)
+		if want := "cannot store xattr user.foo on a " + h.Type.String(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s with user.foo: %v; want an error saying %q", h.Type, err, want)
+		}
+		h.Xattrs = []repo.Xattr{{Name: "trusted.foo", Value: []byte("v")}}
+		if _, err := txn.WriteFile(&h, repo.FileID(&h, nil), nil); err != nil {
+			t.Errorf("%s with trusted.foo: %v", h.Type, err)
+		}
+	}
+}
