@@ -531,6 +531,13 @@ const (
 	maxTargetLen = 4095
 )
 
+// Linux's limits on an xattr (XATTR_NAME_MAX, XATTR_SIZE_MAX): setxattr
+// refuses a longer name or value on every filesystem.
+const (
+	maxXattrName  = 255
+	maxXattrValue = 64 << 10
+)
+
 // cleanTarName makes a tar name, as the pathname filter left it, relative
 // to the tree root (a leading "/" names the root, as OSTree takes it),
 // refusing names that would leave it: any ".." component.
@@ -826,6 +833,13 @@ func paxXattrs(records map[string]string) ([]repo.Xattr, error) {
 	}
 	var xattrs []repo.Xattr
 	for name, value := range byName {
+		// Stored, such an xattr could never be checked out.
+		if len(name) > maxXattrName {
+			return nil, fmt.Errorf("xattr name %.40q... of %d bytes; Linux allows none longer than %d", name, len(name), maxXattrName)
+		}
+		if len(value) > maxXattrValue {
+			return nil, fmt.Errorf("xattr %s has a value of %d bytes; Linux allows none longer than %d", name, len(value), maxXattrValue)
+		}
 		if !skipXattr(name) {
 			xattrs = append(xattrs, repo.Xattr{Name: name, Value: value})
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"io/fs"
@@ -1426,5 +1427,41 @@ func TestTarTextACLKept(t *testing.T) {
 	if _, err := commitTar(r, "main", named); err == nil || !strings.Contains(err.Error(), `"./f"`) ||
 		!strings.Contains(err.Error(), "SCHILY.acl.access") || !strings.Contains(err.Error(), `"alice"`) {
 		t.Errorf("an ACL naming a user without a number: %v; want it refused, naming the entry, record and name", err)
+	}
+}
+
+// A tar xattr that no Linux filesystem takes, a name over 255 bytes or a
+// value over 64 KiB, fails the commit naming the entry, in an archive
+// repository too (which could store it, for no checkout to write); the
+// longest ones Linux allows are kept.
+func TestTarXattrOverLinuxLimitsRefused(t *testing.T) {
+	r := newRepo(t, repo.ModeArchive)
+	longest := "user." + strings.Repeat("n", 250)
+	for _, c := range []struct {
+		name string
+		recs map[string]string
+		want string
+	}{
+		{"long name", map[string]string{"SCHILY.xattr." + longest + "n": "v"}, "of 256 bytes"},
+		{"long value", map[string]string{"SCHILY.xattr.user.big": strings.Repeat("v", 64<<10+1)}, "xattr user.big has a value of 65537 bytes"},
+		{"long libarchive value", map[string]string{"LIBARCHIVE.xattr.user.big": base64.StdEncoding.EncodeToString(make([]byte, 64<<10+1))}, "xattr user.big has a value of 65537 bytes"},
+	} {
+		p := writeTar(t, []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: c.recs}}, map[string]string{"f": "data"})
+		_, err := commitTar(r, "main", p)
+		if err == nil || !strings.Contains(err.Error(), `"f"`) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want it refused, naming the entry and saying %q", c.name, err, c.want)
+		}
+	}
+	if _, err := r.ReadRef("main"); err == nil {
+		t.Error("a refused commit made the branch")
+	}
+	p := writeTar(t, []*tar.Header{{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX,
+		PAXRecords: map[string]string{"SCHILY.xattr." + longest: "v", "SCHILY.xattr.user.big": strings.Repeat("v", 64<<10)}}}, map[string]string{"f": "data"})
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatalf("xattrs at Linux's limits: %v", err)
+	}
+	if got := readCommit(t, r, res.Commit, false)["f"]; len(got.Xattrs[longest]) != 1 || len(got.Xattrs["user.big"]) != 64<<10 {
+		t.Errorf("f's xattrs lost or cut at Linux's limits: %d names", len(got.Xattrs))
 	}
 }
