@@ -14,10 +14,12 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/otree/otree/internal/ctxread"
+	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 )
 
@@ -638,6 +640,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		if xattrs, mode, err = textACLXattrs(hdr.PAXRecords, xattrs, mode); err != nil {
 			return err
 		}
+		xattrs = dropXFSACLAliases(xattrs)
 	}
 	if hdr.Typeflag == tar.TypeDir {
 		m := repo.DirMeta{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
@@ -765,6 +768,26 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	ti.cnt.files.Add(1)
 	d.setFile(base, id)
 	return nil
+}
+
+// dropXFSACLAliases leaves out of an entry's xattrs, sorted, the
+// trusted.SGI_ACL_* names that repeat an ACL it also has: GNU tar run by
+// root on XFS records each ACL under both names, as XFS lists it, and a
+// commit of the directory records only the ACL (xattr.List).
+func dropXFSACLAliases(xattrs []repo.Xattr) []repo.Xattr {
+	has := func(name string) bool {
+		return slices.ContainsFunc(xattrs, func(x repo.Xattr) bool { return x.Name == name })
+	}
+	var drop []string
+	for _, x := range xattrs {
+		if acl := xattr.XFSACLAlias(x.Name); acl != "" && has(acl) {
+			drop = append(drop, x.Name)
+		}
+	}
+	if drop == nil {
+		return xattrs
+	}
+	return slices.DeleteFunc(xattrs, func(x repo.Xattr) bool { return slices.Contains(drop, x.Name) })
 }
 
 // mkdev packs a device number the way Linux's makedev does.

@@ -1465,3 +1465,39 @@ func TestTarXattrOverLinuxLimitsRefused(t *testing.T) {
 		t.Errorf("f's xattrs lost or cut at Linux's limits: %d names", len(got.Xattrs))
 	}
 }
+
+// GNU tar run by root on XFS records each POSIX ACL twice, also under the
+// trusted.SGI_ACL_* name XFS lists it by: the commit records the ACL
+// once, as a commit of the directory does. Such a name without the ACL
+// it would repeat is an xattr like others.
+func TestTarXFSACLAliasDropped(t *testing.T) {
+	const userObj, user, groupObj, mask, other, none = 0x01, 0x02, 0x04, 0x10, 0x20, 0xffffffff
+	acl := tarACL(userObj, 7, none, user, 5, 1234, groupObj, 5, none, mask, 5, none, other, 5, none)
+	r := newRepo(t, repo.ModeArchive)
+	p := writeTar(t, []*tar.Header{
+		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.xattr.system.posix_acl_access": acl, "SCHILY.xattr.trusted.SGI_ACL_FILE": "xfs form",
+			"SCHILY.xattr.system.posix_acl_default": acl, "SCHILY.xattr.trusted.SGI_ACL_DEFAULT": "xfs form"}},
+		{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.xattr.trusted.SGI_ACL_FILE": "alone", "SCHILY.xattr.user.k": "v"}},
+	}, map[string]string{"f": "data"})
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Lookup(res.Commit, "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.ReadDirMeta(e.MetaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := []repo.Xattr{{Name: "system.posix_acl_access", Value: []byte(acl)}, {Name: "system.posix_acl_default", Value: []byte(acl)}}; !cmp.Equal(w, m.Xattrs) {
+		t.Errorf("d's xattrs %q, want %q", m.Xattrs, w)
+	}
+	got := readCommit(t, r, res.Commit, false)
+	if w := map[string]string{"trusted.SGI_ACL_FILE": "alone", "user.k": "v"}; !cmp.Equal(w, got["f"].Xattrs) {
+		t.Errorf("f's xattrs %q, want %q", got["f"].Xattrs, w)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/otree/otree/internal/fsattr"
 	"github.com/otree/otree/internal/hash"
 	"github.com/otree/otree/internal/rawfd"
+	"github.com/otree/otree/internal/xattr"
 	"golang.org/x/sys/unix"
 )
 
@@ -1162,7 +1164,8 @@ func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFi
 				return err
 			}
 			if t.r.mode == ModeBare {
-				return checkACLs(h, func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
+				return checkACLs(h, func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) },
+					func() ([]Xattr, error) { return xattr.FList(fd, nil) })
 			}
 			return nil
 		})
@@ -1213,7 +1216,8 @@ func (t *Txn) stageFile(h *FileHeader, id ID, from *content, fill func(*stagedFi
 				return fmt.Errorf("staging %s: %w", name, err)
 			}
 		}
-		if err := checkACLs(h, func(n string, b []byte) (int, error) { return unix.Lgetxattr(p, n, b) }); err != nil {
+		if err := checkACLs(h, func(n string, b []byte) (int, error) { return unix.Lgetxattr(p, n, b) },
+			func() ([]Xattr, error) { return xattr.List(p, nil) }); err != nil {
 			return fmt.Errorf("staging %s: %w", name, err)
 		}
 	}
@@ -1228,9 +1232,23 @@ const aclXattrPrefix = "system.posix_acl_"
 
 // checkACLs reads back, with get, each ACL xattr of h set on a bare object:
 // one the filesystem did not keep as given (a tar may carry an ACL at odds
-// with its mode) would leave an object that does not match its id.
-func checkACLs(h *FileHeader, get func(name string, dest []byte) (int, error)) error {
+// with its mode) would leave an object that does not match its id. So
+// would a trusted.SGI_ACL_* name recorded beside the ACL it stands for on
+// XFS, which reading the object there (list) leaves out.
+func checkACLs(h *FileHeader, get func(name string, dest []byte) (int, error), list func() ([]Xattr, error)) error {
+	has := func(xs []Xattr, name string) bool {
+		return slices.ContainsFunc(xs, func(x Xattr) bool { return x.Name == name })
+	}
 	for _, x := range h.Xattrs {
+		if acl := xattr.XFSACLAlias(x.Name); acl != "" && has(h.Xattrs, acl) {
+			got, err := list()
+			if err != nil {
+				return fmt.Errorf("reading back xattrs: %w", err)
+			}
+			if !has(got, x.Name) {
+				return fmt.Errorf("xattr %s: the filesystem (XFS) holds it as the ACL %s, which the header records too, and lists it only once: a bare repository here cannot store both", x.Name, acl)
+			}
+		}
 		if !strings.HasPrefix(x.Name, aclXattrPrefix) {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/otree/otree/internal/ctxread/ctxreadtest"
 	"github.com/otree/otree/internal/hash"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // WriteMeta refuses bytes that do not decode strictly, naming the kind,
@@ -424,5 +427,78 @@ func TestBareRefusesUserXattrOnSpecialFiles(t *testing.T) {
 		if _, err := txn.WriteFile(&h, repo.FileID(&h, nil), nil); err != nil {
 			t.Errorf("%s with trusted.foo: %v", h.Type, err)
 		}
+	}
+}
+
+// A bare repository on XFS stores a file with a POSIX ACL so that it
+// reads back as stored (XFS lists the ACL to root a second time, as
+// trusted.SGI_ACL_FILE, which reading leaves out), and refuses, saying
+// why, a header that records that name beside the ACL: it would read back
+// without it, not matching its id.
+func TestBareOnXFSStoresACLs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: bare objects carry their owner, and XFS shows the alias only to root")
+	}
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs (xfsprogs) is not installed")
+	}
+	img := filepath.Join(t.TempDir(), "xfs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
+	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// user::rw- user:1234:r-- group::r-- mask::r-- other::r--, for 0644.
+	acl := []byte("\x02\x00\x00\x00" + "\x01\x00\x06\x00\xff\xff\xff\xff" + "\x02\x00\x04\x00\xd2\x04\x00\x00" +
+		"\x04\x00\x04\x00\xff\xff\xff\xff" + "\x10\x00\x04\x00\xff\xff\xff\xff" + "\x20\x00\x04\x00\xff\xff\xff\xff")
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 4, Xattrs: []repo.Xattr{{Name: "system.posix_acl_access", Value: acl}}}
+	id := repo.FileID(h, []byte("data"))
+	if _, err := txn.WriteFile(h, id, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	// The alias as XFS gives it, from a file with the same ACL.
+	scratch := filepath.Join(mnt, "scratch")
+	os.WriteFile(scratch, nil, 0o644)
+	if err := unix.Setxattr(scratch, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no POSIX ACLs on this XFS: %v", err)
+	}
+	buf := make([]byte, 1024)
+	n, err := unix.Getxattr(scratch, "trusted.SGI_ACL_FILE", buf)
+	if err != nil {
+		t.Skipf("this kernel's XFS gives no trusted.SGI_ACL_FILE: %v", err)
+	}
+	alias := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 5, Xattrs: append(h.Xattrs, repo.Xattr{Name: "trusted.SGI_ACL_FILE", Value: buf[:n]})}
+	_, err = txn.WriteFile(alias, repo.FileID(alias, []byte("other")), []byte("other"))
+	if err == nil || !strings.Contains(err.Error(), "xattr trusted.SGI_ACL_FILE") || !strings.Contains(err.Error(), "cannot store both") {
+		t.Errorf("a header with the ACL and its XFS alias: %v; want it refused, naming the alias", err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, rc, err := r.OpenFile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gid := repo.FileID(got, content); gid != id {
+		t.Errorf("the object reads back as %s with xattrs %q; stored as %s with %q", gid, got.Xattrs, id, h.Xattrs)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -25,12 +26,28 @@ func unsupported(err error) bool {
 	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP)
 }
 
+// xfsACLAliases maps the names under which XFS lists each POSIX ACL a
+// second time, to a caller with CAP_SYS_ADMIN, to the ACL's own name: the
+// attribute behind both is the one ACL, in XFS's on-disk encoding.
+var xfsACLAliases = map[string]string{
+	"trusted.SGI_ACL_FILE":    "system.posix_acl_access",
+	"trusted.SGI_ACL_DEFAULT": "system.posix_acl_default",
+}
+
 // List returns the extended attributes of path (not following a final
 // symlink), sorted by name. A filesystem without xattr support gives none.
 // skip, when not nil, drops names for which it returns true.
+//
+// On XFS, trusted.SGI_ACL_FILE and trusted.SGI_ACL_DEFAULT are left out
+// where the ACL they repeat (system.posix_acl_access, _default) is listed
+// too: recorded, they would make a tree's ids depend on the filesystem it
+// was read from, an object stored on XFS would read back with an xattr
+// its header lacks, and a checkout onto another filesystem would write
+// them as plain trusted.* xattrs.
 func List(path string, skip func(string) bool) ([]Attr, error) {
 	return list(func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
-		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) }, path, skip)
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) },
+		func(st *unix.Statfs_t) error { return unix.Statfs(path, st) }, path, skip)
 }
 
 // ListAt is List for the entry name of the directory open at dirfd, whose
@@ -43,7 +60,8 @@ func ListAt(dirfd int, dirPath, name string, skip func(string) bool) ([]Attr, er
 	path := dirPath + "/" + name
 	p := EntryPath(dirfd, dirPath, name)
 	return list(func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
-		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) }, path, skip)
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) },
+		func(st *unix.Statfs_t) error { return unix.Statfs(p, st) }, path, skip)
 }
 
 // EntryPath names the entry name of the directory dirPath, open at dirfd,
@@ -67,10 +85,39 @@ var haveProcFD = sync.OnceValue(func() bool {
 // FList is List for an open file descriptor.
 func FList(fd int, skip func(string) bool) ([]Attr, error) {
 	return list(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
-		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) }, fmt.Sprintf("fd %d", fd), skip)
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) },
+		func(st *unix.Statfs_t) error { return unix.Fstatfs(fd, st) }, fmt.Sprintf("fd %d", fd), skip)
 }
 
-func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, error), what string, skip func(string) bool) ([]Attr, error) {
+// XFSACLAlias returns the POSIX ACL that name stands for where XFS lists
+// it (trusted.SGI_ACL_FILE gives system.posix_acl_access), or "" for a
+// name that is no such alias.
+func XFSACLAlias(name string) string { return xfsACLAliases[name] }
+
+// xfsAliases returns the names among names (as listxattr gives them) that
+// only repeat a listed ACL on XFS, asking statfsFn for the filesystem only
+// when there are any: none, mostly.
+func xfsAliases(names [][]byte, statfsFn func(*unix.Statfs_t) error) map[string]bool {
+	var out map[string]bool
+	for _, nb := range names {
+		acl, ok := xfsACLAliases[string(nb)]
+		if ok && slices.ContainsFunc(names, func(b []byte) bool { return string(b) == acl }) {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[string(nb)] = true
+		}
+	}
+	if out != nil {
+		var st unix.Statfs_t
+		if statfsFn(&st) != nil || uint32(st.Type) != unix.XFS_SUPER_MAGIC {
+			return nil
+		}
+	}
+	return out
+}
+
+func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, error), statfsFn func(*unix.Statfs_t) error, what string, skip func(string) bool) ([]Attr, error) {
 	var buf [1024]byte
 	names := buf[:]
 	for {
@@ -96,12 +143,14 @@ func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, err
 		return nil, nil
 	}
 	var out []Attr
-	for _, nb := range bytes.Split(names, []byte{0}) {
+	split := bytes.Split(names, []byte{0})
+	aliases := xfsAliases(split, statfsFn)
+	for _, nb := range split {
 		if len(nb) == 0 {
 			continue
 		}
 		name := string(nb)
-		if skip != nil && skip(name) {
+		if skip != nil && skip(name) || aliases[name] {
 			continue
 		}
 		v, err := get(getFn, name)

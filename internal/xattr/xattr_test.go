@@ -1,12 +1,16 @@
 package xattr
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,5 +66,109 @@ func TestListDoesNotFollowSymlinks(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("List of a symlink returned its target's attributes: %v", got)
+	}
+}
+
+// testACL is a POSIX ACL xattr value granting user 1234 read, as the
+// kernel holds it (version 2, then tag, perm and id per entry).
+func testACL() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range [][3]uint32{{0x01, 6, 0xffffffff}, {0x02, 4, 1234}, {0x04, 4, 0xffffffff}, {0x10, 4, 0xffffffff}, {0x20, 4, 0xffffffff}} {
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+		b = binary.LittleEndian.AppendUint32(b, e[2])
+	}
+	return b
+}
+
+// names returns the names of attrs.
+func names(attrs []Attr) []string {
+	var out []string
+	for _, a := range attrs {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+// XFS lists a POSIX ACL to root twice, also as trusted.SGI_ACL_FILE (or
+// _DEFAULT): List, ListAt and FList give the ACL once, as on any other
+// filesystem. Elsewhere a trusted.SGI_ACL_FILE is an xattr like others.
+func TestListLeavesOutXFSACLAliases(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: XFS shows the aliases only to CAP_SYS_ADMIN")
+	}
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs (xfsprogs) is not installed")
+	}
+	img := filepath.Join(t.TempDir(), "xfs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
+	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
+	acl := testACL()
+	f, d := filepath.Join(mnt, "f"), filepath.Join(mnt, "d")
+	os.WriteFile(f, nil, 0o644)
+	os.Mkdir(d, 0o755)
+	for _, s := range []struct{ path, name string }{{f, "system.posix_acl_access"}, {d, "system.posix_acl_access"}, {d, "system.posix_acl_default"}} {
+		if err := unix.Setxattr(s.path, s.name, acl, 0); err != nil {
+			t.Skipf("no POSIX ACLs on this XFS: %v", err)
+		}
+	}
+	raw := make([]byte, 1024)
+	n, _ := unix.Llistxattr(d, raw)
+	if !bytes.Contains(raw[:n], []byte("trusted.SGI_ACL_DEFAULT")) {
+		t.Skipf("this kernel's XFS lists no trusted.SGI_ACL_* aliases: %q", raw[:n])
+	}
+	want := map[string][]string{f: {"system.posix_acl_access"}, d: {"system.posix_acl_access", "system.posix_acl_default"}}
+	for p, w := range want {
+		got, err := List(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(w, names(got)); d != "" {
+			t.Errorf("List(%s) (-want +got):\n%s", p, d)
+		}
+		if !bytes.Equal(got[0].Value, acl) {
+			t.Errorf("List(%s): ACL %x, want %x", p, got[0].Value, acl)
+		}
+		dir, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = ListAt(dir, mnt, filepath.Base(p), nil)
+		unix.Close(dir)
+		if err != nil || !cmp.Equal(w, names(got)) {
+			t.Errorf("ListAt(%s) = %v, %v; want %v", p, names(got), err, w)
+		}
+		fd, err := unix.Open(p, unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = FList(fd, nil)
+		unix.Close(fd)
+		if err != nil || !cmp.Equal(w, names(got)) {
+			t.Errorf("FList(%s) = %v, %v; want %v", p, names(got), err, w)
+		}
+	}
+
+	// Not on XFS: a trusted.SGI_ACL_FILE beside an ACL is an xattr of its
+	// own, which List keeps.
+	other := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(other, nil, 0o644)
+	if err := unix.Setxattr(other, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no POSIX ACLs in %s: %v", other, err)
+	}
+	if err := unix.Setxattr(other, "trusted.SGI_ACL_FILE", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := List(other, nil)
+	if w := []string{"system.posix_acl_access", "trusted.SGI_ACL_FILE"}; err != nil || !cmp.Equal(w, names(got)) {
+		t.Errorf("List(%s) = %v, %v; want %v", other, names(got), err, w)
 	}
 }
