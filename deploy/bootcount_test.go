@@ -119,23 +119,6 @@ func (d *bootDisk) detached() {
 	}
 }
 
-// bootedAs opens the sysroot as the system booted from entry i would see
-// it.
-func bootedAs(t *testing.T, f *fixture, i int) *Sysroot {
-	t.Helper()
-	entries, err := readEntries(filepath.Join(f.path, "boot", "loader", "entries"))
-	if err != nil || len(entries) <= i {
-		t.Fatalf("entries: %v (%d)", err, len(entries))
-	}
-	cmdline := "BOOT_IMAGE=x " + entries[i].options
-	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // TestGrubBootCounting boots a new default deployment in GRUB until its
 // tries run out and GRUB falls back to the previous one; then
 // boot-complete refuses to end the count, rollback ends it, and a boot

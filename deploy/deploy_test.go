@@ -120,6 +120,17 @@ func (f *fixture) deployRefused(name string, tree testtree.Tree, want string, be
 	}
 }
 
+// twoDeployments commits and deploys a bootable tree, a, then the same
+// with a file more, b: b is the default and a the rollback.
+func (f *fixture) twoDeployments() (a, b repo.ID) {
+	f.t.Helper()
+	a = f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b = f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	return a, b
+}
+
 // order lists the commits of the deployments in boot order.
 func (f *fixture) order() []repo.ID {
 	var ids []repo.ID
@@ -127,6 +138,54 @@ func (f *fixture) order() []repo.ID {
 		ids = append(ids, d.Commit)
 	}
 	return ids
+}
+
+// deploymentNames lists s's deployments in boot order as stateroot.serial.
+func deploymentNames(s *Sysroot) []string {
+	var names []string
+	for _, d := range s.Deployments() {
+		names = append(names, fmt.Sprintf("%s.%d", d.OS, d.Serial))
+	}
+	return names
+}
+
+// reopen opens the sysroot again, as another process would, until the
+// test ends.
+func (f *fixture) reopen() *Sysroot {
+	f.t.Helper()
+	s, err := Open(f.path, OpenOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// entries reads the boot entries of the current boot version.
+func (f *fixture) entries() []*bootEntry {
+	f.t.Helper()
+	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return entries
+}
+
+// bootedAs opens the sysroot as the system booted from entry i would see
+// it.
+func bootedAs(t *testing.T, f *fixture, i int) *Sysroot {
+	t.Helper()
+	entries, err := readEntries(filepath.Join(f.path, "boot", "loader", "entries"))
+	if err != nil || len(entries) <= i {
+		t.Fatalf("entries: %v (%d)", err, len(entries))
+	}
+	cmdline := "BOOT_IMAGE=x " + entries[i].options
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // defaultTarget resolves the default boot entry's otree= argument through
@@ -231,11 +290,7 @@ func TestDeployLayout(t *testing.T) {
 		t.Errorf("deployment ref: %v %v", ref, err)
 	}
 	// A fresh Open reads the same list back.
-	s2, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := f.reopen()
 	if diff := cmp.Diff(f.s.Deployments(), s2.Deployments(), cmp.AllowUnexported(Deployment{})); diff != "" {
 		t.Errorf("reopened (-want +got):\n%s", diff)
 	}
@@ -459,10 +514,7 @@ func TestOSInitKeepsExisting(t *testing.T) {
 // switch, before a prune could take the deployment's objects.
 func TestSwitchRestoresDeploymentRefs(t *testing.T) {
 	f := newFixture(t)
-	f.commit("os", osTree("6.1.0-1", nil))
-	f.deploy("os", DeployOptions{})
-	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
-	f.deploy("os", DeployOptions{})
+	f.twoDeployments()
 	old := f.s.Deployments()[1]
 	if err := f.s.Repo().SetRef(deployRef(old), repo.ID{}); err != nil {
 		t.Fatal(err)
@@ -477,10 +529,7 @@ func TestSwitchRestoresDeploymentRefs(t *testing.T) {
 
 func TestRollbackTwiceRestoresOrder(t *testing.T) {
 	f := newFixture(t)
-	a := f.commit("os", osTree("6.1.0-1", nil))
-	f.deploy("os", DeployOptions{})
-	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
-	f.deploy("os", DeployOptions{})
+	a, b := f.twoDeployments()
 	if diff := cmp.Diff([]repo.ID{b, a}, f.order()); diff != "" {
 		t.Fatal(diff)
 	}
@@ -544,11 +593,7 @@ func TestCancelledContextChangesNothing(t *testing.T) {
 	if got, _ := os.ReadFile(origin); !bytes.Equal(got, originBefore) {
 		t.Errorf("origin changed to %q", got)
 	}
-	s, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := f.reopen()
 	d := s.Deployments()[0]
 	if d.Pinned || d.Origin != "os" || d.Options != "k=1" || len(s.Deployments()) != 2 {
 		t.Errorf("deployment 0 on disk: pinned %v, origin %q, options %q, %d deployments", d.Pinned, d.Origin, d.Options, len(s.Deployments()))
@@ -559,10 +604,7 @@ func TestCancelledContextChangesNothing(t *testing.T) {
 // cleanup: the change stands, and the *CleanupError names the sysroot.
 func TestCancelAfterSwitchNamesSysroot(t *testing.T) {
 	f := newFixture(t)
-	a := f.commit("os", osTree("6.1.0-1", nil))
-	f.deploy("os", DeployOptions{})
-	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
-	f.deploy("os", DeployOptions{})
+	a, _ := f.twoDeployments()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	testHookSwitched = func() error { cancel(); return nil }
@@ -581,10 +623,7 @@ func TestCancelAfterSwitchNamesSysroot(t *testing.T) {
 // neither what the Sysroot lists next nor which deployment an index names.
 func TestDeploymentsListIsCallers(t *testing.T) {
 	f := newFixture(t)
-	a := f.commit("os", osTree("6.1.0-1", nil))
-	f.deploy("os", DeployOptions{})
-	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
-	f.deploy("os", DeployOptions{})
+	a, b := f.twoDeployments()
 	list := f.s.Deployments()
 	list[0], list[1] = list[1], list[0]
 	if d, err := f.s.Deployment(0); err != nil || d.Commit != b {
@@ -611,14 +650,7 @@ func TestRollbackStaysInStateroot(t *testing.T) {
 	f.deploy("a", DeployOptions{OS: "testos"})
 	f.deploy("o", DeployOptions{OS: "other"})
 	f.deploy("a", DeployOptions{OS: "testos"})
-	names := func(s *Sysroot) []string {
-		var got []string
-		for _, x := range s.Deployments() {
-			got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
-		}
-		return got
-	}
-	if diff := cmp.Diff([]string{"testos.1", "other.0", "testos.0"}, names(f.s)); diff != "" {
+	if diff := cmp.Diff([]string{"testos.1", "other.0", "testos.0"}, deploymentNames(f.s)); diff != "" {
 		t.Fatal(diff)
 	}
 	if !f.s.Deployments()[2].Rollback || f.s.Deployments()[1].Rollback {
@@ -627,7 +659,7 @@ func TestRollbackStaysInStateroot(t *testing.T) {
 	if _, err := f.s.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"testos.0", "testos.1", "other.0"}, names(f.s)); diff != "" {
+	if diff := cmp.Diff([]string{"testos.0", "testos.1", "other.0"}, deploymentNames(f.s)); diff != "" {
 		t.Errorf("after rollback (-want +got):\n%s", diff)
 	}
 
@@ -638,18 +670,12 @@ func TestRollbackStaysInStateroot(t *testing.T) {
 	if _, err := f.s.Rollback(ctx); err == nil || !strings.Contains(err.Error(), "stateroot other") {
 		t.Errorf("rollback with no deployment of the default's stateroot behind it: %v", err)
 	}
-	if diff := cmp.Diff([]string{"other.0", "testos.0", "testos.1"}, names(f.s)); diff != "" {
+	if diff := cmp.Diff([]string{"other.0", "testos.0", "testos.1"}, deploymentNames(f.s)); diff != "" {
 		t.Errorf("a refused rollback changed the order (-want +got):\n%s", diff)
 	}
 	bootedAt := func(i int) *Sysroot {
 		t.Helper()
-		entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-		cmdline := entries[i].options
-		s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s := bootedAs(t, f, i)
 		if b := s.Booted(); b == nil || b.Index != i {
 			t.Fatalf("booted = %+v", b)
 		}
@@ -661,7 +687,7 @@ func TestRollbackStaysInStateroot(t *testing.T) {
 	if _, err := s.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"testos.0", "other.0", "testos.1"}, names(s)); diff != "" {
+	if diff := cmp.Diff([]string{"testos.0", "other.0", "testos.1"}, deploymentNames(s)); diff != "" {
 		t.Errorf("rollback to the booted deployment (-want +got):\n%s", diff)
 	}
 	// Where the default's stateroot has a deployment behind it, GRUB
@@ -671,7 +697,7 @@ func TestRollbackStaysInStateroot(t *testing.T) {
 	if _, err := s.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"testos.1", "testos.0", "other.0"}, names(s)); diff != "" {
+	if diff := cmp.Diff([]string{"testos.1", "testos.0", "other.0"}, deploymentNames(s)); diff != "" {
 		t.Errorf("rollback with another stateroot's deployment 1 booted (-want +got):\n%s", diff)
 	}
 }
@@ -708,10 +734,7 @@ func TestRollbackAcrossKernelsIsFull(t *testing.T) {
 
 func TestRetention(t *testing.T) {
 	f := newFixture(t)
-	a := f.commit("os", osTree("6.1.0-1", nil))
-	f.deploy("os", DeployOptions{})
-	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
-	f.deploy("os", DeployOptions{})
+	a, b := f.twoDeployments()
 	c := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
 	res := f.deploy("os", DeployOptions{})
 	// The merge deployment (b) stays, a goes.
@@ -782,10 +805,7 @@ func TestNotAsDefaultBehindMerge(t *testing.T) {
 	f.deploy("a", DeployOptions{OS: "testos", Retain: true})
 	// testos.1, other.0, testos.0
 	d := f.deploy("a", DeployOptions{OS: "testos", Retain: true, NotAsDefault: true}).Deployment
-	var got []string
-	for _, x := range f.s.Deployments() {
-		got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
-	}
+	got := deploymentNames(f.s)
 	if diff := cmp.Diff([]string{"testos.1", "testos.2", "other.0", "testos.0"}, got); diff != "" {
 		t.Errorf("order (-want +got):\n%s", diff)
 	}
@@ -793,23 +813,14 @@ func TestNotAsDefaultBehindMerge(t *testing.T) {
 		t.Errorf("new deployment %s at %d", d.Name(), d.Index)
 	}
 	// Booted on other.0 (index 2): behind it, ahead of testos' merge one.
-	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	cmdline := entries[2].options
-	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := bootedAs(t, f, 2)
 	if b := s.Booted(); b == nil || b.OS != "other" {
 		t.Fatalf("booted = %+v", b)
 	}
 	if _, err := s.Deploy(context.Background(), "o", DeployOptions{OS: "other", Retain: true, NotAsDefault: true}); err != nil {
 		t.Fatal(err)
 	}
-	got = nil
-	for _, x := range s.Deployments() {
-		got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
-	}
+	got = deploymentNames(s)
 	if diff := cmp.Diff([]string{"testos.1", "testos.2", "other.0", "other.1", "testos.0"}, got); diff != "" {
 		t.Errorf("order after a deploy behind the booted one (-want +got):\n%s", diff)
 	}
@@ -836,13 +847,7 @@ func TestNotAsDefaultBehindBootedOfOtherStateroot(t *testing.T) {
 	f.deploy("a", DeployOptions{OS: "testos"})
 	f.deploy("o", DeployOptions{OS: "other"})
 	// other.0, testos.0; boot testos.0.
-	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	cmdline := entries[1].options
-	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := bootedAs(t, f, 1)
 	if b := s.Booted(); b == nil || b.OS != "testos" || b.Index != 1 {
 		t.Fatalf("booted = %+v", b)
 	}
@@ -850,10 +855,7 @@ func TestNotAsDefaultBehindBootedOfOtherStateroot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, x := range s.Deployments() {
-		got = append(got, fmt.Sprintf("%s.%d", x.OS, x.Serial))
-	}
+	got := deploymentNames(s)
 	if diff := cmp.Diff([]string{"other.0", "testos.0", "other.1"}, got); diff != "" {
 		t.Errorf("order (-want +got):\n%s", diff)
 	}
@@ -864,18 +866,9 @@ func TestNotAsDefaultBehindBootedOfOtherStateroot(t *testing.T) {
 
 func TestBootedDeploymentIsKeptAndMerged(t *testing.T) {
 	f := newFixture(t)
-	a := f.commit("os", osTree("6.1.0-1", nil))
-	f.deploy("os", DeployOptions{})
-	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
-	f.deploy("os", DeployOptions{})
+	a, b := f.twoDeployments()
 	// Boot the older deployment (index 1): reopen with its command line.
-	entries, _ := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	cmdline := "BOOT_IMAGE=x " + entries[1].options
-	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := bootedAs(t, f, 1)
 	booted := s.Booted()
 	if booted == nil || booted.Commit != a || booted.Index != 1 || !s.Deployments()[0].Pending {
 		t.Fatalf("booted = %+v", booted)
@@ -1201,6 +1194,15 @@ func TestUpgrade(t *testing.T) {
 	}
 }
 
+// driftList lists the changes Verify reports as "kind path".
+func driftList(ch []checkout.Change) []string {
+	var l []string
+	for _, c := range ch {
+		l = append(l, c.Kind.String()+" "+c.Path)
+	}
+	return l
+}
+
 func TestVerifyReportsDrift(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))
@@ -1219,11 +1221,7 @@ func TestVerifyReportsDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, c := range ch {
-		got = append(got, c.Kind.String()+" "+c.Path)
-	}
-	if diff := cmp.Diff([]string{"A /usr/bin/extra", "M /usr/bin/sh"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"A /usr/bin/extra", "M /usr/bin/sh"}, driftList(ch)); diff != "" {
 		t.Errorf("drift (-want +got):\n%s", diff)
 	}
 }
@@ -1251,11 +1249,7 @@ func TestVerifyTreeShippingEtc(t *testing.T) {
 	if ch, err = f.s.Verify(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, c := range ch {
-		got = append(got, c.Kind.String()+" "+c.Path)
-	}
-	if diff := cmp.Diff([]string{"A /usr/bin/extra", "M /usr/etc/motd"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"A /usr/bin/extra", "M /usr/etc/motd"}, driftList(ch)); diff != "" {
 		t.Errorf("drift (-want +got):\n%s", diff)
 	}
 }
@@ -1748,11 +1742,7 @@ func TestStagedDeploy(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(f.path, "run")); err != nil {
 		t.Fatal(err)
 	}
-	s3, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
+	s3 := f.reopen()
 	if s3.Staged() != nil {
 		t.Errorf("staged deployment survived the reboot: %+v", s3.Staged())
 	}
@@ -1918,10 +1908,7 @@ func TestOverlayInitrds(t *testing.T) {
 	idA, idB := repo.Sum([]byte("overlay a")).String(), repo.Sum([]byte("overlay b")).String()
 	img := func(id string) string { return filepath.Join(f.path, "boot", overlayRel(id)) }
 	initrds := func() [][]string {
-		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		entries := f.entries()
 		var out [][]string
 		for _, e := range entries {
 			out = append(out, e.initrds)
@@ -2052,11 +2039,7 @@ func TestDeployFailingAfterSwitchKeepsDeployment(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	testHookSwitched = nil
-	s2, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := f.reopen()
 	ds := s2.Deployments()
 	if len(ds) != 2 || ds[0].Commit != b {
 		t.Fatalf("deployments %+v, want the new one first", ds)
@@ -2094,21 +2077,14 @@ func TestDevicetreeAndHMAC(t *testing.T) {
 			t.Errorf("%s: %q %v", name, got, err)
 		}
 	}
-	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := f.entries()
 	if want := "/boot/otree/testos-" + d.BootCsum + "/devicetree-6.1.0-1"; entries[0].devicetree != want || entries[1].devicetree != "" {
 		t.Errorf("devicetree lines %q, %q; want %q, none", entries[0].devicetree, entries[1].devicetree, want)
 	}
 	if !bytes.Contains(renderGrub(entries, 0), []byte("\tdevicetree '"+entries[0].devicetree+"'\n")) {
 		t.Error("grub.cfg lacks the devicetree")
 	}
-	s2, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := f.reopen()
 	if !s2.Deployments()[0].Devicetree || s2.Deployments()[1].Devicetree {
 		t.Error("reopened: devicetree flags lost")
 	}
@@ -2174,10 +2150,7 @@ func TestFdtDir(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(kdir, "dtb.tmp")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("dtb.tmp left behind: %v", err)
 	}
-	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := f.entries()
 	want := "/boot/otree/testos-" + d.BootCsum + "/dtb"
 	if entries[0].fdtdir != want || entries[1].fdtdir != "" || entries[0].devicetree != "" {
 		t.Errorf("fdtdir lines %q, %q (devicetree %q); want %q, none", entries[0].fdtdir, entries[1].fdtdir, entries[0].devicetree, want)
@@ -2193,11 +2166,7 @@ func TestFdtDir(t *testing.T) {
 	// Staged, the record keeps it until the finalize writes the entry.
 	f.commit("boards", dtbTree(testtree.Tree{"usr/bin/new": testtree.File("x", 0o755)}))
 	f.deploy("boards", DeployOptions{Stage: true})
-	s2, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := f.reopen()
 	if ds := s2.Deployments(); !ds[0].FdtDir || ds[1].FdtDir {
 		t.Error("reopened: fdtdir flags lost")
 	}
@@ -2228,10 +2197,7 @@ func TestDevicetreeBeforeFdtDir(t *testing.T) {
 	if !d.Devicetree || d.FdtDir || d.BootCsum != file.BootCsum {
 		t.Errorf("devicetree %v, fdtdir %v, bootcsum %s (devicetree alone: %s)", d.Devicetree, d.FdtDir, d.BootCsum, file.BootCsum)
 	}
-	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := f.entries()
 	if entries[0].devicetree == "" || entries[0].fdtdir != "" {
 		t.Errorf("entry: devicetree %q, fdtdir %q", entries[0].devicetree, entries[0].fdtdir)
 	}
@@ -2549,11 +2515,7 @@ func TestConcurrentUpgradesDeployOnce(t *testing.T) {
 			t.Fatalf("upgrade: %v", err)
 		}
 	}
-	s, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := f.reopen()
 	ds := s.Deployments()
 	if noUpgrade != 1 || len(ds) != 2 || ds[0].Commit != b || ds[1].Commit != a {
 		var got []string
@@ -2602,11 +2564,7 @@ func TestOpenOvertakenBySwitch(t *testing.T) {
 	f.deploy("testos/main", DeployOptions{})
 	next := f.commit("testos/main", osTree("6.1", testtree.Tree{"usr/bin/new": testtree.File("2", 0o644)}))
 
-	w, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := f.reopen()
 	testHookLoadRead = func() {
 		testHookLoadRead = nil
 		if _, err := w.Deploy(context.Background(), "testos/main", DeployOptions{}); err != nil {
@@ -2634,11 +2592,7 @@ func TestStagedKargsKeepBytes(t *testing.T) {
 	f.commit("os", osTree("6.1.0-2", nil))
 	const arg = "label=caf\xe9"
 	f.deploy("os", DeployOptions{Stage: true, Kargs: []string{arg}})
-	s, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := f.reopen()
 	if got := s.Staged(); got == nil || got.Options != arg {
 		t.Fatalf("staged deployment seen by another Open: %+v, want options %q", got, arg)
 	}
@@ -3100,11 +3054,7 @@ func TestFinalizeStagedRemovedByHand(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(st.Path, "usr"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(f.path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := f.reopen()
 	if got := s2.Staged(); got != nil {
 		t.Errorf("a directory made where a staged deployment was removed is staged: %+v", got)
 	}
