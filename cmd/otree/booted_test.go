@@ -45,6 +45,40 @@ func newBooter(t *testing.T, a *admin) *booter {
 	return b
 }
 
+// newDeployedBooter makes a sysroot with a deployment of cli/stable for
+// each /etc/motd in motds, in order (the last is the default), each
+// booting with root=LABEL=root, and a booter for it.
+func newDeployedBooter(t *testing.T, motds ...string) (*admin, *booter) {
+	t.Helper()
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	for _, m := range motds {
+		a.commit(m+"\n", "6.1.0-1")
+		a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	}
+	return a, b
+}
+
+// bootableTrees writes a bootable tree for each name, whose /etc/motd
+// holds it, and returns their directories by name.
+func bootableTrees(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	trees := map[string]string{}
+	for _, n := range names {
+		trees[n] = t.TempDir()
+		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
+	}
+	return trees
+}
+
+// wantEtcKept fails the test where deployment dir dep lost its /etc.
+func wantEtcKept(t *testing.T, dep string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
+		t.Errorf("the booted deployment lost its /etc: %v", err)
+	}
+}
+
 // cmdline is the kernel command line of the boot entry of the deployment
 // in directory dir.
 func (b *booter) cmdline(dir string) string {
@@ -478,11 +512,7 @@ func TestAdminOnBootedSystem(t *testing.T) {
 	c1 := a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
 	old := a.status().Deployments[0].Path
-	trees := map[string]string{}
-	for _, n := range []string{"two", "three"} {
-		trees[n] = t.TempDir()
-		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
-	}
+	trees := bootableTrees(t, "two", "three")
 	out := b.boot(old, `
 echo "admin change" > "$M/etc/local.conf"
 otree admin upgrade
@@ -548,10 +578,7 @@ echo status:; otree admin status --json
 // status said "No deployments.", and cleanup deleted the booted
 // deployment's /etc and more before failing on a busy mount point.
 func TestAdminBootedWithoutBoot(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a, b := newDeployedBooter(t, "one")
 	dep := a.status().Deployments[0].Path
 	// Both mounts of boot/ go: prepare-root's and the booter's.
 	out, err := b.tryBoot(dep, `
@@ -572,9 +599,7 @@ done
 	if !strings.Contains(out, "error: /boot/loader does not exist") {
 		t.Errorf("the errors do not name /boot/loader")
 	}
-	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
-		t.Errorf("the booted deployment lost its /etc: %v", err)
-	}
+	wantEtcKept(t, dep)
 	if st := a.status().Deployments; len(st) != 1 || st[0].Path != dep {
 		t.Errorf("deployments after: %+v, want %s alone", st, dep)
 	}
@@ -587,12 +612,7 @@ done
 // refuse to run rather than take the deployment list as empty: status
 // said "No deployments." and cleanup deleted the booted deployment's /etc.
 func TestAdminPhysicalSysrootWhileBooted(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
-	a.commit("two\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a, b := newDeployedBooter(t, "one", "two")
 	dep := a.status().Deployments[1].Path
 	out, err := b.tryBoot(dep, `
 otree admin --sysroot=/sysroot status | grep -q "^\* cli $(basename "$DEP")$" && echo status=booted
@@ -618,9 +638,7 @@ done
 	if !strings.Contains(out, "error: /sysroot/boot/loader does not exist") {
 		t.Errorf("the errors do not name /sysroot/boot/loader")
 	}
-	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
-		t.Errorf("the booted deployment lost its /etc: %v", err)
-	}
+	wantEtcKept(t, dep)
 	if st := a.status().Deployments; len(st) != 2 || st[1].Path != dep {
 		t.Errorf("deployments after: %+v, want two, %s second", st, dep)
 	}
@@ -632,16 +650,9 @@ done
 // another deployment: that link, followed, named the newest deployment
 // booted, and undeploy let the running one go.
 func TestAdminPhysicalSysrootBootedAfterLinksReused(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a, b := newDeployedBooter(t, "one")
 	dep := a.status().Deployments[0].Path
-	trees := map[string]string{}
-	for _, n := range []string{"two", "three"} {
-		trees[n] = t.TempDir()
-		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
-	}
+	trees := bootableTrees(t, "two", "three")
 	// The second deploy changes the entries (a karg), so it switches the
 	// boot version back rather than only the links.
 	out, err := b.tryBoot(dep, `
@@ -664,9 +675,7 @@ otree admin --sysroot=/sysroot undeploy 1 || echo undeploy=refused
 	if len(st) != 2 || st[0].Booted || !st[1].Booted || filepath.Base(st[1].Path) != filepath.Base(dep) {
 		t.Errorf("status through /sysroot: %+v, want %s second and booted", st, filepath.Base(dep))
 	}
-	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
-		t.Errorf("the booted deployment lost its /etc: %v", err)
-	}
+	wantEtcKept(t, dep)
 }
 
 // A deployment staged through the physical root (--sysroot=/sysroot) of
@@ -674,10 +683,7 @@ otree admin --sysroot=/sysroot undeploy 1 || echo undeploy=refused
 // shutdown finds it, not in the physical root's run/ on disk, which a
 // reboot keeps.
 func TestAdminPhysicalSysrootStages(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a, b := newDeployedBooter(t, "one")
 	dep := a.status().Deployments[0].Path
 	tree := t.TempDir()
 	writeBootableTree(t, tree, "6.1.0-1", "two\n")
@@ -704,12 +710,7 @@ echo status:; otree admin status --json
 // refused too, naming that deployment: taking the list as it is, status
 // showed nothing booted and cleanup deleted the running deployment's /etc.
 func TestAdminBootedUnlisted(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
-	a.commit("two\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a, b := newDeployedBooter(t, "one", "two")
 	dep := a.status().Deployments[1].Path
 	// Index 1 of 2 is entry otree-1.
 	out, err := b.tryBoot(dep, `
@@ -730,9 +731,7 @@ done
 	if !strings.Contains(out, "error: the running system is deployment /sysroot/otree/deploy/cli/deploy/"+filepath.Base(dep)+", which no boot entry in /boot/loader.") {
 		t.Errorf("the errors do not name the running deployment and the entries")
 	}
-	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
-		t.Errorf("the booted deployment lost its /etc: %v", err)
-	}
+	wantEtcKept(t, dep)
 }
 
 // Whatever the kernel command line says, cleanup never deletes the
@@ -746,13 +745,8 @@ func TestAdminCleanupKeepsUnlistedBooted(t *testing.T) {
 }
 
 func testAdminCleanupKeepsUnlistedBooted(t *testing.T, sysroot string) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
-	dep := a.status().Deployments[0].Path
-	a.commit("two\n", "6.1.0-1")
-	a.ok("admin", "deploy", "--karg=root=LABEL=root", "cli/stable")
+	a, b := newDeployedBooter(t, "one", "two")
+	dep := a.status().Deployments[1].Path
 	out, err := b.tryBoot(dep, `
 arg=$(printf '%s\n' $CMDLINE | grep '^otree=')
 for e in "$M"/boot/loader/entries/*.conf; do
@@ -772,9 +766,7 @@ if otree admin --sysroot="$SYSROOT" cleanup; then echo "cleanup=0"; fi
 	if !strings.Contains(out, "/sysroot/otree/deploy/cli/deploy/"+filepath.Base(dep)+" is the running system's root") {
 		t.Errorf("the error does not name %s", filepath.Base(dep))
 	}
-	if _, err := os.Stat(filepath.Join(dep, "etc/motd")); err != nil {
-		t.Errorf("the booted deployment lost its /etc: %v", err)
-	}
+	wantEtcKept(t, dep)
 }
 
 // On the running system, otree --repo=/otree/repo reads the remotes the
@@ -819,11 +811,7 @@ func TestAdminUpgradeRebootBooted(t *testing.T) {
 	a.commit("one\n", "6.1.0-1")
 	a.ok("admin", "deploy", "cli/stable")
 	old := a.status().Deployments[0].Path
-	trees := map[string]string{}
-	for _, n := range []string{"two", "three"} {
-		trees[n] = t.TempDir()
-		writeBootableTree(t, trees[n], "6.1.0-1", n+"\n")
-	}
+	trees := bootableTrees(t, "two", "three")
 	// The booted tree has neither a shell nor /dev: the systemctl put in
 	// PATH cannot run, and "systemctl reboot failed" says it was tried.
 	out := b.boot(old, `
