@@ -79,6 +79,35 @@ func (c *integrityCLI) open() *repo.Repo {
 	return r
 }
 
+// pullTip pulls the tip of main from good, --depth=1, and returns the
+// repository, the tip and its parent, which the pull left out.
+func (c *integrityCLI) pullTip(good *integrityCLI) (r *repo.Repo, head, parent repo.ID) {
+	c.t.Helper()
+	c.must(0, "pull-local", "--depth=1", good.repo, "main")
+	r = c.open()
+	head, err := r.ResolveRev("main")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cm, err := r.ReadCommit(head)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r, head, cm.Parent
+}
+
+// junkObject replaces the object file at obj (a hardlink, maybe, to
+// another repository's) with junk.
+func junkObject(t *testing.T, obj string) {
+	t.Helper()
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // rootFile returns the id of a file at the root of a commit's tree.
 func integrityRootFile(t *testing.T, r *repo.Repo, c repo.ID, name string) repo.ID {
 	t.Helper()
@@ -297,25 +326,10 @@ func TestFsckPartialAncestorSaysHowToPull(t *testing.T) {
 	c := newIntegrityCLI(t)
 	good.commit("main", testtree.Tree{"old": testtree.File("only in the parent\n", 0o644)}, 1700000000)
 	good.commit("main", testtree.Tree{"new": testtree.File("the tip\n", 0o644)}, 1700000001)
-	c.must(0, "pull-local", "--depth=1", good.repo, "main")
-	r := c.open()
-	head, err := r.ResolveRev("main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := r.ReadCommit(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := cm.Parent
+	r, _, parent := c.pullTip(good)
 	// A new file: pull-local hardlinked the good copy's.
 	obj := r.ObjectPath(repo.KindFile, integrityRootFile(t, r, parent, "old"))
-	if err := os.Remove(obj); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	junkObject(t, obj)
 	c.must(exitError, "fsck", "--delete")
 	c.must(0, "pull-local", good.repo, "main")
 	_, errs := c.must(exitError, "fsck")
@@ -340,29 +354,15 @@ func TestFsckCorruptAncestorSaysHowToPull(t *testing.T) {
 	c := newIntegrityCLI(t)
 	good.commit("main", integrityCLITree, 1700000000)
 	good.commit("main", integrityCLITree, 1700000001)
-	c.must(0, "pull-local", "--depth=1", good.repo, "main")
-	r := c.open()
-	head, err := r.ResolveRev("main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := r.ReadCommit(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj := r.ObjectPath(repo.KindCommit, cm.Parent)
-	if err := os.Remove(obj); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r, _, parent := c.pullTip(good)
+	obj := r.ObjectPath(repo.KindCommit, parent)
+	junkObject(t, obj)
 	_, errs := c.must(exitError, "fsck", "--delete")
 	if want := "ref main has it 1 back in its history (a pull of that branch with --depth=1 fetches it again)"; !strings.Contains(errs, obj) || !strings.Contains(errs, want) {
 		t.Errorf("fsck --delete of a corrupt parent: %q, want it to name %s and say %q", errs, obj, want)
 	}
 	c.must(0, "pull-local", "--depth=1", good.repo, "main")
-	if _, err := r.ReadCommit(cm.Parent); err != nil {
+	if _, err := r.ReadCommit(parent); err != nil {
 		t.Errorf("the parent after a pull with --depth=1: %v", err)
 	}
 }
@@ -380,30 +380,15 @@ func TestFsckCorruptCommitMetaSaysHowToPull(t *testing.T) {
 	for _, v := range []string{"1", "2"} {
 		good.must(0, "commit", "--branch=main", "--fsync=false", "--add-detached-metadata-string=k="+v, dir)
 	}
-	c.must(0, "pull-local", "--depth=1", good.repo, "main")
-	r := c.open()
-	head, err := r.ResolveRev("main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := r.ReadCommit(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []repo.ID{head, cm.Parent} {
-		obj := r.ObjectPath(repo.KindCommitMeta, id)
-		if err := os.Remove(obj); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(obj, []byte("junk"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	r, head, parent := c.pullTip(good)
+	for _, id := range []repo.ID{head, parent} {
+		junkObject(t, r.ObjectPath(repo.KindCommitMeta, id))
 	}
 	_, errs := c.must(exitError, "fsck", "--delete")
 	for _, want := range []string{
 		r.ObjectPath(repo.KindCommitMeta, head) + ") is corrupt: ",
 		"; ref main points at its commit (a pull of that branch fetches it again); deleted",
-		r.ObjectPath(repo.KindCommitMeta, cm.Parent) + ") is corrupt: ",
+		r.ObjectPath(repo.KindCommitMeta, parent) + ") is corrupt: ",
 		"; a pull of its commit by id fetches it again; deleted",
 	} {
 		if !strings.Contains(errs, want) {
@@ -411,8 +396,8 @@ func TestFsckCorruptCommitMetaSaysHowToPull(t *testing.T) {
 		}
 	}
 	c.must(0, "pull-local", good.repo, "main")
-	c.must(0, "pull-local", good.repo, cm.Parent.String())
-	for _, id := range []repo.ID{head, cm.Parent} {
+	c.must(0, "pull-local", good.repo, parent.String())
+	for _, id := range []repo.ID{head, parent} {
 		if _, err := os.Stat(r.ObjectPath(repo.KindCommitMeta, id)); err != nil {
 			t.Errorf("detached metadata of %s after the pulls: %v", id, err)
 		}
