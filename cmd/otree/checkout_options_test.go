@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -171,24 +170,21 @@ func TestCheckoutOptionsParityWithOSTree(t *testing.T) {
 // --fsync syncs the checkout's filesystem and then DEST's parent directory,
 // after the last entry is written; without it nothing is synced.
 func TestCheckoutFsync(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	c.ok("commit", "-b", "one", source(t, fixture))
-	exe, env := otreeBinary(t)
 	for _, fsync := range []bool{false, true} {
 		dest := filepath.Join(t.TempDir(), "co")
-		log := filepath.Join(t.TempDir(), "strace")
-		args := []string{"-f", "-y", "-o", log, "-e", "trace=syncfs,fsync,fdatasync,sync,utimensat", exe, "--repo=" + c.path, "checkout", "-U", "one", dest}
+		args := []string{"--repo=" + c.path, "checkout", "-U", "one", dest}
 		if fsync {
 			args = append(args, "--fsync=yes")
 		}
-		cmd := exec.Command(strace, args...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("strace otree checkout: %v\n%s", err, out)
+		st, err := straced(t, "-e trace=syncfs,fsync,fdatasync,sync,utimensat", args...)
+		if err != nil {
+			t.Fatalf("strace otree checkout: %v\n%s", err, st.out)
 		}
-		data, _ := os.ReadFile(log)
-		syncs := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(\d+<([^>]*)>`).FindAllStringSubmatch(string(data), -1)
+		data := st.log
+		syncs := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(\d+<([^>]*)>`).FindAllStringSubmatch(data, -1)
 		if !fsync {
 			if len(syncs) != 0 {
 				t.Errorf("checkout without --fsync synced: %q", syncs)
@@ -205,8 +201,8 @@ func TestCheckoutFsync(t *testing.T) {
 		}
 		// The syncs come after the last write: the root's times are set
 		// when everything below it is done.
-		last := strings.LastIndex(string(data), "utimensat(")
-		if first := strings.Index(string(data), "syncfs("); last < 0 || first < last {
+		last := strings.LastIndex(data, "utimensat(")
+		if first := strings.Index(data, "syncfs("); last < 0 || first < last {
 			t.Errorf("syncfs at %d comes before the last utimensat at %d", first, last)
 		}
 	}

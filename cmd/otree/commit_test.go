@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -515,11 +514,10 @@ func TestCommitRefBindings(t *testing.T) {
 // argument too; the no-spellings (and OSTree's --disable-fsync) sync
 // nothing, the yes-spellings sync.
 func TestCommitFsyncPolicy(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	o := needOSTree(t, "bare-user")
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
-	exe, env := otreeBinary(t)
 	for i, policy := range [][]string{{"--fsync=no"}, {"--fsync", "none"}, {"--fsync=FALSE"}, {"--fsync=0"}, {"--disable-fsync"},
 		{"--fsync=yes"}, {"--fsync", "true"}, {"--fsync=1"}} {
 		// Not "b6": OSTree also reads a branch name of hex digits as a
@@ -528,14 +526,11 @@ func TestCommitFsyncPolicy(t *testing.T) {
 		args := append([]string{"commit", "-b", branch}, policy...)
 		args = append(args, src)
 		o.ok(args...)
-		log := filepath.Join(t.TempDir(), "strace")
-		cmd := exec.Command(strace, append([]string{"-f", "-o", log, "-e", "trace=syncfs,fsync,fdatasync,sync", exe, "--repo=" + c.path}, args...)...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		st, err := straced(t, "-e trace=syncfs,fsync,fdatasync,sync", append([]string{"--repo=" + c.path}, args...)...)
+		if err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, st.out)
 		}
-		data, _ := os.ReadFile(log)
-		synced := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(`).Match(data)
+		synced := regexp.MustCompile(`(syncfs|fsync|fdatasync|sync)\(`).MatchString(st.log)
 		if want := i >= 5; synced != want {
 			t.Errorf("otree %v: synced %v, want %v", policy, synced, want)
 		}
@@ -564,21 +559,17 @@ func TestCommitFsyncPolicy(t *testing.T) {
 // it wrote none of them itself; after that, durable commits of that tree
 // sync nothing.
 func TestDurableCommitSyncsUnsyncedObjects(t *testing.T) {
-	strace := testbin.NeedStrace(t)
+	testbin.NeedStrace(t)
 	c := newCLIMode(t, repo.ModeBareUser)
 	src := source(t, fixture)
-	exe, env := otreeBinary(t)
 	c.ok("commit", "-b", "scratch", "--fsync=false", src)
 	commit := func(branch string) (syncfs, refRename int) {
-		log := filepath.Join(t.TempDir(), "strace")
-		cmd := exec.Command(strace, "-f", "-o", log, "-e", "trace=syncfs,rename,renameat,renameat2", exe, "--repo="+c.path, "commit", "-b", branch, src)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("commit: %v\n%s", err, out)
+		st, err := straced(t, "-e trace=syncfs,rename,renameat,renameat2", "--repo="+c.path, "commit", "-b", branch, src)
+		if err != nil {
+			t.Fatalf("commit: %v\n%s", err, st.out)
 		}
-		data, _ := os.ReadFile(log)
 		syncfs, refRename = -1, -1
-		for i, l := range strings.Split(string(data), "\n") {
+		for i, l := range st.lines {
 			if strings.Contains(l, "syncfs(") && syncfs < 0 {
 				syncfs = i
 			}
