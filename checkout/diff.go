@@ -880,7 +880,7 @@ func (dd *diskDiffer) dirs(p string, d *diskDir, tree repo.ID) error {
 	}
 	return mergeNames(ia, ib, treeItemName, diskItemName,
 		func(a *treeItem) error { return dd.removed(diffJoin(p, a.name), *a) },
-		func(b *diskItem) error { return dd.addedDisk(diffJoin(p, b.name), d, b) },
+		func(b *diskItem) error { return dd.diskTree(Added, diffJoin(p, b.name), d, b) },
 		func(a *treeItem, b *diskItem) error { return dd.bothDisk(diffJoin(p, a.name), d, *a, b) })
 }
 
@@ -933,23 +933,31 @@ func diskHeader(e *EntryInfo) (*repo.FileHeader, bool) {
 	return nil, false
 }
 
-// addedDisk reports the entry it of the directory d, which the commit
-// lacks, and the contents of a directory.
-func (dd *diskDiffer) addedDisk(p string, d *diskDir, it *diskItem) error {
+// diskTree reports the entry it of the directory d, on one side only, and
+// what a directory holds: always when added, with Verify when deleted (as
+// Diff does).
+func (dd *diskDiffer) diskTree(kind ChangeKind, p string, d *diskDir, it *diskItem) error {
 	info, err := dd.diskInfo(d, it.name, &it.st)
 	if err != nil {
 		return err
 	}
-	dd.out = append(dd.out, Change{Kind: Added, Path: p, New: info})
+	c := Change{Kind: kind, Path: p, New: info}
+	if kind == Deleted {
+		c.Old, c.New = info, nil
+	}
+	dd.out = append(dd.out, c)
 	if it.isDir() {
-		return dd.diskSubtree(p, d, it.name)
+		return dd.contents(kind, p, d, it.name)
 	}
 	return nil
 }
 
-// diskSubtree reports everything below the directory name of parent as
-// added.
-func (dd *diskDiffer) diskSubtree(p string, parent *diskDir, name string) error {
+// contents reports what the directory name of parent holds as kind;
+// nothing for a deleted one without Verify.
+func (dd *diskDiffer) contents(kind ChangeKind, p string, parent *diskDir, name string) error {
+	if kind == Deleted && !dd.opts.Verify {
+		return nil
+	}
 	if err := dd.ctx.Err(); err != nil {
 		return err
 	}
@@ -963,7 +971,7 @@ func (dd *diskDiffer) diskSubtree(p string, parent *diskDir, name string) error 
 		return err
 	}
 	for i := range items {
-		if err := dd.addedDisk(diffJoin(p, items[i].name), d, &items[i]); err != nil {
+		if err := dd.diskTree(kind, diffJoin(p, items[i].name), d, &items[i]); err != nil {
 			return err
 		}
 	}
@@ -1028,7 +1036,7 @@ func (dd *diskDiffer) bothDisk(p string, d *diskDir, a treeItem, b *diskItem) er
 		}
 	}
 	if b.isDir() {
-		return dd.diskSubtree(p, d, b.name)
+		return dd.contents(Added, p, d, b.name)
 	}
 	return nil
 }

@@ -117,51 +117,6 @@ func (dd *dirsDiffer) dirs(p string, old, nw *diskDir) error {
 		func(a, b *diskItem) error { return dd.both(diffJoin(p, a.name), old, nw, a, b) })
 }
 
-// diskTree reports the entry it of the directory d, on one side only, and
-// what a directory holds: always when added, with Verify when deleted (as
-// Diff does).
-func (dd *dirsDiffer) diskTree(kind ChangeKind, p string, d *diskDir, it *diskItem) error {
-	info, err := dd.diskInfo(d, it.name, &it.st)
-	if err != nil {
-		return err
-	}
-	c := Change{Kind: kind, Path: p, New: info}
-	if kind == Deleted {
-		c.Old, c.New = info, nil
-	}
-	dd.out = append(dd.out, c)
-	if it.isDir() {
-		return dd.contents(kind, p, d, it.name)
-	}
-	return nil
-}
-
-// contents reports what the directory name of parent holds as kind;
-// nothing for a deleted one without Verify.
-func (dd *dirsDiffer) contents(kind ChangeKind, p string, parent *diskDir, name string) error {
-	if kind == Deleted && !dd.opts.Verify {
-		return nil
-	}
-	if err := dd.ctx.Err(); err != nil {
-		return err
-	}
-	d, err := dd.openDir(parent, name)
-	if err != nil {
-		return err
-	}
-	defer dd.release(d)
-	items, err := dd.readDisk(d)
-	if err != nil {
-		return err
-	}
-	for i := range items {
-		if err := dd.diskTree(kind, diffJoin(p, items[i].name), d, &items[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // both compares the entries a of the directory od and b of nd, of one
 // name.
 func (dd *dirsDiffer) both(p string, od, nd *diskDir, a, b *diskItem) error {
