@@ -2,8 +2,6 @@ package remote_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -94,10 +92,7 @@ func TestPullResumeFromNginx(t *testing.T) {
 	dest := newDest(t, repo.ModeBareUser, srv.URL)
 	k := len(raw) / 3
 	big := lookup(t, o.r, id, "/usr/share/big.bin").ID
-	os.MkdirAll(dest.PartialDir(), 0o755)
-	if err := os.WriteFile(filepath.Join(dest.PartialDir(), big.String()+".file"), raw[:k], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writePartial(t, dest, big, raw[:k])
 	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +108,5 @@ func TestPullResumeFromNginx(t *testing.T) {
 	}
 	checkSameTree(t, o.r, dest, id)
 	checkFsck(t, dest)
-	if p := partialFiles(t, dest); len(p) != 0 {
-		t.Errorf("partial downloads left: %v", p)
-	}
+	checkNoPartials(t, dest)
 }

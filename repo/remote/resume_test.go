@@ -50,6 +50,26 @@ func partialFiles(t *testing.T, r *repo.Repo) []string {
 	return names
 }
 
+// checkNoPartials fails the test where r keeps partial downloads.
+func checkNoPartials(t *testing.T, r *repo.Repo) {
+	t.Helper()
+	if p := partialFiles(t, r); len(p) != 0 {
+		t.Errorf("partial downloads left: %v", p)
+	}
+}
+
+// writePartial puts b in r as a kept partial download of file object id,
+// as a broken transfer leaves it.
+func writePartial(t *testing.T, r *repo.Repo, id repo.ID, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(r.PartialDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.PartialDir(), id.String()+".file"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A transfer that breaks part way continues with a Range request for the
 // rest: the object crosses the wire about once, not once and a half.
 func TestPullDroppedTransferContinuesWithRange(t *testing.T) {
@@ -72,9 +92,7 @@ func TestPullDroppedTransferContinuesWithRange(t *testing.T) {
 	if served := o.servedOf(path); served < int64(len(raw)) || served > int64(len(raw))+64<<10 {
 		t.Errorf("served %d bytes of a %d-byte object", served, len(raw))
 	}
-	if p := partialFiles(t, dest); len(p) != 0 {
-		t.Errorf("partial downloads left: %v", p)
-	}
+	checkNoPartials(t, dest)
 	checkSameTree(t, o.r, dest, id)
 	checkFsck(t, dest)
 }
@@ -151,9 +169,7 @@ func TestPullKeepsPartialForNextPull(t *testing.T) {
 	}
 	checkSameTree(t, o.r, dest, id)
 	checkFsck(t, dest)
-	if p := partialFiles(t, dest); len(p) != 0 {
-		t.Errorf("partial downloads left: %v", p)
-	}
+	checkNoPartials(t, dest)
 }
 
 // Kept bytes that are wrong fail verification with the rest; the object is
@@ -167,12 +183,7 @@ func TestPullCorruptPartialFetchedAgain(t *testing.T) {
 		bad[i] ^= 0xff
 	}
 	big := lookup(t, o.r, id, "/usr/share/big.bin").ID
-	if err := os.MkdirAll(dest.PartialDir(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dest.PartialDir(), big.String()+".file"), bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writePartial(t, dest, big, bad)
 	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +192,7 @@ func TestPullCorruptPartialFetchedAgain(t *testing.T) {
 	}
 	checkSameTree(t, o.r, dest, id)
 	checkFsck(t, dest)
-	if p := partialFiles(t, dest); len(p) != 0 {
-		t.Errorf("partial downloads left: %v", p)
-	}
+	checkNoPartials(t, dest)
 }
 
 // Kept bytes that are the whole object (the transfer broke after its last
@@ -193,10 +202,7 @@ func TestPullPartialAlreadyComplete(t *testing.T) {
 	id, path, raw := bigObject(t, o)
 	dest := newDest(t, repo.ModeBareUser, o.srv.URL)
 	big := lookup(t, o.r, id, "/usr/share/big.bin").ID
-	os.MkdirAll(dest.PartialDir(), 0o755)
-	if err := os.WriteFile(filepath.Join(dest.PartialDir(), big.String()+".file"), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writePartial(t, dest, big, raw)
 	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
 		t.Fatal(err)
 	}
@@ -262,9 +268,7 @@ func TestPullNearlyFullDiskKeepsNoPartial(t *testing.T) {
 	if _, err := remote.Pull(ctx, dest, fastOpts()); err != nil {
 		t.Fatalf("pull of a %d-byte object with room for it and half as much again: %v", len(raw), err)
 	}
-	if p := partialFiles(t, dest); len(p) != 0 {
-		t.Errorf("partial downloads left: %v", p)
-	}
+	checkNoPartials(t, dest)
 	checkSameTree(t, o.r, dest, id)
 	checkFsck(t, dest)
 }
