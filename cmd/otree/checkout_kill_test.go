@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 )
@@ -95,13 +94,9 @@ func TestCheckoutFillingCacheSurvivesSIGKILL(t *testing.T) {
 
 	// Killed as it links its first file into the cache: strace counts
 	// calls per thread, so the first linkat of any thread is the first.
-	strace := testbin.NeedStrace(t)
 	os.RemoveAll(cache)
-	cmd := exec.Command(strace, append([]string{"-f", "-qq", "-o", "/dev/null", "-e", "trace=linkat", "-e", "inject=linkat:signal=KILL:when=1"},
-		checkout(filepath.Join(t.TempDir(), "co")).Args...)...)
-	cmd.Env = env
-	if b, err := cmd.CombinedOutput(); err == nil || strings.Contains(string(b), "Checked out") {
-		t.Fatalf("checkout under strace was not killed: %v\n%s", err, b)
+	if killed, out := c.killedAt("linkat", 1, "checkout", "-U", "main", filepath.Join(t.TempDir(), "co")); !killed || strings.Contains(out, "Checked out") {
+		t.Fatalf("checkout under strace was not killed:\n%s", out)
 	}
 	if n := after("SIGKILL at the first link into the cache"); n != 0 {
 		t.Errorf("killed at its first link into the cache, the checkout left %d entries", n)

@@ -575,7 +575,7 @@ func TestFsckDeleteKilled(t *testing.T) {
 		if err := os.WriteFile(obj, []byte("bad\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		killed, out := c.killedAtUnlink(when, "fsck", "--delete")
+		killed, out := c.killedAt("unlinkat", when, "fsck", "--delete")
 		if _, err := os.Stat(obj); errors.Is(err, fs.ErrNotExist) {
 			if !c.r.IsCommitPartial(id) {
 				t.Errorf("fsck --delete killed at unlinkat %d: the object is gone and commit %s is not marked partial", when, id)

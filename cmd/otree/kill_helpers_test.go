@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
 )
 
@@ -81,4 +82,18 @@ func killWithin(t *testing.T, rng *rand.Rand, cmd *exec.Cmd, max *time.Duration)
 		*max = took + took/4
 	}
 	return false, delay
+}
+
+// killedAt runs otree ARGS on c's repository under strace, which sends it
+// SIGKILL at its when-th call of call (counted per thread), and reports
+// whether that ended it (it ran to its end, having fewer) and what it
+// printed.
+func (c *cli) killedAt(call string, when int, args ...string) (bool, string) {
+	c.t.Helper()
+	exe, env := otreeBinary(c.t)
+	cmd := exec.Command(testbin.NeedStrace(c.t), append([]string{"-f", "-qq", "-o", "/dev/null", "-e", "trace=" + call,
+		"-e", fmt.Sprintf("inject=%s:signal=KILL:when=%d", call, when), exe, "--repo=" + c.path}, args...)...)
+	cmd.Env = env
+	out, _ := cmd.CombinedOutput()
+	return cmd.ProcessState.ExitCode() == -1, string(out) // strace dies of its tracee's signal
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -184,7 +183,7 @@ func TestPruneKilledLeavesNoStaleCache(t *testing.T) {
 		}
 		c.ok("commit", "-b", "b", src)
 		c.ok("refs", "--delete", "b")
-		killed, out := c.killedAtUnlink(when, "prune", "--refs-only", "--depth=0")
+		killed, out := c.killedAt("unlinkat", when, "prune", "--refs-only", "--depth=0")
 		if !killed && !strings.Contains(out, "Freed") && !strings.Contains(out, "Deleted") {
 			t.Fatalf("prune: %s", out)
 		}
@@ -306,19 +305,6 @@ func TestPruneTombstonesDurableBeforeCommitsGo(t *testing.T) {
 			}
 		})
 	}
-}
-
-// killedAtUnlink runs otree ARGS on c's repository, killed with SIGKILL at
-// its when-th unlinkat (by strace), and reports whether it was killed (it
-// ran to its end, having fewer) and what it printed.
-func (c *cli) killedAtUnlink(when int, args ...string) (bool, string) {
-	c.t.Helper()
-	exe, env := otreeBinary(c.t)
-	cmd := exec.Command(testbin.NeedStrace(c.t), append([]string{"-f", "-o", "/dev/null", "-e", "trace=unlinkat",
-		"-e", fmt.Sprintf("inject=unlinkat:signal=KILL:when=%d", when), exe, "--repo=" + c.path}, args...)...)
-	cmd.Env = env
-	out, _ := cmd.CombinedOutput()
-	return cmd.ProcessState.ExitCode() == -1, string(out) // strace dies of its tracee's signal
 }
 
 // Prune refuses to run while a ref is unreadable, since what it needs is

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -163,17 +162,13 @@ func TestRemoteCookies(t *testing.T) {
 // one: a remote added again under the name does not send them, and a rerun
 // of the delete removes them.
 func TestRemoteDeleteKilledLeavesNoCookies(t *testing.T) {
-	strace := testbin.NeedStrace(t)
-	exe, env := otreeBinary(t)
+	testbin.NeedStrace(t)
 	for _, then := range [][]string{{"remote", "add", "--no-sign-verify", "origin", "https://example.org/other"}, {"remote", "delete", "--if-exists", "origin"}} {
 		c := newCLI(t)
 		c.ok("remote", "add", "--no-sign-verify", "origin", "https://example.com/repo")
 		c.ok("remote", "add-cookie", "origin", "example.com", "/", "session", "secret")
 		cookies := c.r.Path("origin.cookies.txt")
-		cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", "inject=unlinkat:signal=KILL:when=1",
-			exe, "--repo="+c.path, "remote", "delete", "origin")
-		cmd.Env = env
-		if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != -1 {
+		if killed, out := c.killedAt("unlinkat", 1, "remote", "delete", "origin"); !killed {
 			t.Fatalf("remote delete was not killed at its first unlinkat:\n%s", out)
 		}
 		if got := c.ok("remote", "list"); got != "" {
