@@ -53,6 +53,26 @@ func newServer(t *testing.T) *server {
 	return s
 }
 
+// serveOrigin starts a server and adds it to f's repository as remote
+// origin.
+func (f *fixture) serveOrigin() *server {
+	f.t.Helper()
+	srv := newServer(f.t)
+	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
+		f.t.Fatal(err)
+	}
+	return srv
+}
+
+// pullFromOrigin pulls refs from remote origin into f's repository,
+// without syncing.
+func (f *fixture) pullFromOrigin(refs ...string) {
+	f.t.Helper()
+	if _, err := remote.Pull(context.Background(), f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: refs, NoSync: true}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // commit commits tree to branch at the next timestamp (or at ts, if given)
 // and updates the summary.
 func (s *server) commit(branch string, tree testtree.Tree, ts ...int64) repo.ID {
@@ -101,15 +121,10 @@ func quickPull() remote.PullOptions {
 func TestUpgradeAndSwitchFromRemote(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	srv := newServer(t)
-	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv := f.serveOrigin()
 	old := srv.commit("os/old", osTree("6.1.0-1", testtree.Tree{"usr/bin/old": testtree.File("old", 0o755)}), 1600000000)
 	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
-	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
+	f.pullFromOrigin("os/stable")
 	if d := f.deploy("origin:os/stable", DeployOptions{}).Deployment; d.Origin != "origin:os/stable" || d.Commit != a {
 		t.Fatalf("first deployment %+v", d)
 	}
@@ -252,9 +267,7 @@ func TestUpgradeVerifiesSignatures(t *testing.T) {
 		return id
 	}
 	a := signed(osTree("6.1.0-1", nil), priv)
-	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
+	f.pullFromOrigin()
 	f.deploy("origin:os/stable", DeployOptions{})
 	opts := UpgradeOptions{Pull: quickPull()}
 	for name, key := range map[string]ed25519.PrivateKey{"unsigned": nil, "signed by another key": other} {
@@ -284,17 +297,12 @@ func TestUpgradeVerifiesSignatures(t *testing.T) {
 func TestUpgradeOverrideCommit(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	srv := newServer(t)
-	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv := f.serveOrigin()
 	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
 	b := srv.commit("os/stable", osTree("6.1.0-2", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
 	c := srv.commit("os/stable", osTree("6.1.0-3", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
 	other := srv.commit("os/testing", osTree("6.1.0-9", testtree.Tree{"usr/bin/t": testtree.File("t", 0o755)}))
-	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{a.String()}, NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
+	f.pullFromOrigin(a.String())
 	origin := "[origin]\nrefspec=origin:os/stable\n[custom]\nkey=kept\n"
 	f.deploy(a.String(), DeployOptions{Origin: []byte(origin)})
 
@@ -416,10 +424,7 @@ func TestSwitchKeepsLocalAndFollowedRefs(t *testing.T) {
 	}
 
 	// Two stateroots follow origin:os/c; one switches away.
-	srv := newServer(t)
-	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv := f.serveOrigin()
 	srv.commit("os/c", osTree("6.1.0-3", nil))
 	srv.commit("os/d", osTree("6.1.0-4", nil))
 	if err := f.s.OSInit(context.Background(), "other"); err != nil {
@@ -454,15 +459,10 @@ func TestSwitchKeepsLocalAndFollowedRefs(t *testing.T) {
 func TestUpgradeRefusesUnconfiguredState(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	srv := newServer(t)
-	if _, err := remote.AddRemote(f.s.Repo(), remote.Remote{Name: "origin", URL: srv.srv.URL}, remote.AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	srv := f.serveOrigin()
 	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
 	opts := UpgradeOptions{Pull: quickPull()}
-	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
+	f.pullFromOrigin("os/stable")
 	cur := f.deploy("origin:os/stable", DeployOptions{}).Deployment
 	op := cur.Path + ".origin"
 	if err := os.WriteFile(op, []byte("[origin]\nrefspec=origin:os/stable\nunconfigured-state=Run vendor-setup first\nkept=1\n"), 0o644); err != nil {
@@ -511,9 +511,7 @@ func TestSwitchRemoteOnly(t *testing.T) {
 		}
 	}
 	a := srv.commit("os/stable", osTree("6.1.0-1", nil))
-	if _, err := remote.Pull(ctx, f.s.Repo(), remote.PullOptions{Remote: "origin", Refs: []string{"os/stable"}, NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
+	f.pullFromOrigin("os/stable")
 	f.deploy("origin:os/stable", DeployOptions{})
 	opts := UpgradeOptions{Pull: quickPull()}
 	res, err := f.s.SwitchRef(ctx, "mirror:", opts)
