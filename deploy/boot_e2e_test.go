@@ -30,10 +30,7 @@ func TestPrepareRootBootsDeployment(t *testing.T) {
 	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/hello": testtree.File("hello from the deployment\n", 0o755)}))
 	d := f.deploy("os", DeployOptions{Kargs: []string{"root=LABEL=root"}}).Deployment
 	os.WriteFile(filepath.Join(f.path, "otree/deploy/testos/var/state"), []byte("shared var\n"), 0o644)
-	entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := f.entries()
 	m := filepath.Join(t.TempDir(), "M")
 	os.Mkdir(m, 0o755)
 	script := `set -e

@@ -2297,10 +2297,7 @@ func TestEntryTitleCarriesVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.deploy(res.Commit.String(), DeployOptions{})
-		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		entries := f.entries()
 		if entries[0].title != tc.want {
 			t.Errorf("version %q: title %q, want %q", tc.version, entries[0].title, tc.want)
 		}
@@ -2329,10 +2326,7 @@ func TestEntryTitleUnquotesOSRelease(t *testing.T) {
 			"usr/bin/n":          testtree.File(fmt.Sprint(i), 0o755),
 		})
 		f.deploy(f.commit("os", tree).String(), DeployOptions{})
-		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		entries := f.entries()
 		if want := tc.want + " (otree:testos:0)"; entries[0].title != want {
 			t.Errorf("os-release %q: title %q, want %q", tc.osRelease, entries[0].title, want)
 		}
@@ -2366,10 +2360,7 @@ func TestEntryTitleReadsOnlyTheTree(t *testing.T) {
 		tc.over["usr/bin/n"] = testtree.File(fmt.Sprint(i), 0o755)
 		// Before the fix, the FIFO blocked the deploy for good.
 		f.deploy(f.commit("os", osTree("6.1.0-1", tc.over)).String(), DeployOptions{})
-		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		entries := f.entries()
 		if want := tc.want + " (otree:testos:0)"; entries[0].title != want {
 			t.Errorf("%s: title %q, want %q", tc.name, entries[0].title, want)
 		}

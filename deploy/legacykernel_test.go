@@ -112,10 +112,7 @@ func TestDeployLegacyKernel(t *testing.T) {
 		if diff := cmp.Diff(tc.files, got); diff != "" {
 			t.Errorf("%s: boot files (-want +got):\n%s", tc.name, diff)
 		}
-		entries, err := readEntries(filepath.Join(f.path, "boot/loader/entries"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		entries := f.entries()
 		e, rel := entries[0], "/boot/otree/testos-"+d.BootCsum+"/"
 		gotEntry := &bootEntry{linux: strings.TrimPrefix(e.linux, rel), devicetree: strings.TrimPrefix(e.devicetree, rel)}
 		for _, i := range e.initrds {
