@@ -588,7 +588,7 @@ func (p *pruneRun) keepYoungerThan(ref Ref, t time.Time) error {
 	if err != nil {
 		return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
 	}
-	for int64(c.Timestamp) >= t.Unix() && !c.Parent.IsZero() {
+	for notOlder(c.Timestamp, t) && !c.Parent.IsZero() {
 		if err := p.ctx.Err(); err != nil {
 			return fmt.Errorf("prune %s: %w", p.r.path, err)
 		}
@@ -605,7 +605,7 @@ func (p *pruneRun) keepYoungerThan(ref Ref, t time.Time) error {
 		if err != nil {
 			return fmt.Errorf("prune: ref %s: %w", ref.Name, err)
 		}
-		if int64(pc.Timestamp) < t.Unix() {
+		if !notOlder(pc.Timestamp, t) {
 			return nil
 		}
 		if err := p.keepRead(id, pc); err != nil {
@@ -615,6 +615,16 @@ func (p *pruneRun) keepYoungerThan(ref Ref, t time.Time) error {
 		c = pc
 	}
 	return nil
+}
+
+// notOlder reports whether a commit made at ts (unsigned seconds) is no
+// older than t. Stamps past the int64 range are the far future, as in
+// OSTree's unsigned comparison (its commits dated before 1970 wrap there),
+// not the past a signed conversion would make them; a t before 1970 is
+// older than every commit.
+func notOlder(ts uint64, t time.Time) bool {
+	u := t.Unix()
+	return u < 0 || ts >= uint64(u)
 }
 
 // pruneReadHook, when set, is called with each commit a prune's walk

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -902,4 +903,47 @@ func TestPruneKeepYoungerThanAtTheSecond(t *testing.T) {
 		t.Errorf("commits kept %v, want %v", got, want)
 	}
 	mustFsckClean(t, r)
+}
+
+// KeepYoungerThan reads a commit stamped past the int64 range (as OSTree
+// stores one dated before 1970) as the far future, as OSTree's prune does:
+// kept, and the walk goes on to its parent.
+func TestPruneKeepYoungerThanFarFuture(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	src := integritySource(t, integrityTree)
+	base := integrityCommit(t, r, "main", src, 1700001000)
+	bc, err := r.ReadCommit(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := []repo.ID{base}
+	for _, ts := range []uint64{1700002000, math.MaxUint64, 1<<63 + 5, 1700004000} {
+		c := repo.Commit{Parent: commits[len(commits)-1], Timestamp: ts, Subject: "s", RootTree: bc.RootTree, RootMeta: bc.RootMeta}
+		id, err := txn.WriteMeta(repo.KindCommit, c.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, id)
+	}
+	if err := txn.SetRef("main", commits[len(commits)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustPrune(t, r, repo.PruneOptions{KeepYoungerThan: time.Unix(1700003000, 0)})
+	if got, want := kept(t, r, commits), []bool{false, false, true, true, true}; !slices.Equal(got, want) {
+		t.Errorf("commits kept %v, want %v", got, want)
+	}
+	// A time before 1970 is older than every commit: all are kept.
+	r2 := newIntegrityRepo(t, repo.ModeBareUser)
+	all, _ := commitHistory(t, r2)
+	mustPrune(t, r2, repo.PruneOptions{KeepYoungerThan: time.Unix(-86400, 0)})
+	if got := kept(t, r2, all); slices.Contains(got, false) {
+		t.Errorf("a time before 1970 pruned commits: kept %v", got)
+	}
 }
