@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 )
@@ -73,7 +74,7 @@ func (e *DowngradeError) Error() string {
 	if e.Override {
 		what = "override commit " + e.Commit.String() + " (of " + e.Ref + ")"
 	}
-	at := func(t uint64) string { return time.Unix(int64(t), 0).UTC().Format(time.RFC3339) }
+	at := func(t uint64) string { return datetime.FormatUnix(t, time.UTC, time.RFC3339) }
 	return fmt.Sprintf("%s, made %s, is older than or an ancestor of the deployed %s, made %s",
 		what, at(e.FoundTime), e.Current.Commit, at(e.CurrentTime))
 }

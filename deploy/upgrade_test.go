@@ -524,3 +524,14 @@ func TestSwitchRemoteOnly(t *testing.T) {
 		t.Fatalf("switch origin: from a commit origin: %v", err)
 	}
 }
+
+// A DowngradeError names each commit's own date, even one stamped past
+// the int64 range, which a signed conversion printed as 1969.
+func TestDowngradeErrorFarFuture(t *testing.T) {
+	e := &DowngradeError{Ref: "os:main", Current: &Deployment{}, FoundTime: 1700000000, CurrentTime: 1<<64 - 1}
+	for _, want := range []string{"made 2023-11-14T22:13:20Z", "made 584554051223-11-09T07:00:15Z"} {
+		if !strings.Contains(e.Error(), want) {
+			t.Errorf("%q does not name %s", e.Error(), want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
 	"github.com/spf13/cobra"
@@ -177,7 +178,7 @@ type commitJSON struct {
 
 func newCommitJSON(id repo.ID, c *repo.Commit) commitJSON {
 	j := commitJSON{
-		ID: id, Parent: c.Parent, Timestamp: c.Timestamp, Date: commitTime(c).Format(time.RFC3339),
+		ID: id, Parent: c.Parent, Timestamp: c.Timestamp, Date: datetime.FormatUnix(c.Timestamp, time.UTC, time.RFC3339),
 		Subject: c.Subject, Body: c.Body, RootTree: c.RootTree, RootMeta: c.RootMeta,
 		ContentChecksum: contentChecksum(c),
 	}
@@ -188,13 +189,6 @@ func newCommitJSON(id repo.ID, c *repo.Commit) commitJSON {
 		j.Metadata[kv.Key] = string(kv.Value)
 	}
 	return j
-}
-
-func commitTime(c *repo.Commit) time.Time {
-	if c.Timestamp > 1<<62 {
-		return time.Unix(1<<62, 0).UTC()
-	}
-	return time.Unix(int64(c.Timestamp), 0).UTC()
 }
 
 // contentChecksum is the BLAKE3 of a commit's root dirtree and dirmeta
@@ -212,7 +206,7 @@ func writeCommit(w io.Writer, id repo.ID, c *repo.Commit) error {
 		fmt.Fprintf(&b, "Parent:  %s\n", c.Parent)
 	}
 	fmt.Fprintf(&b, "ContentChecksum:  %s\n", contentChecksum(c))
-	fmt.Fprintf(&b, "Date:  %s\n", commitTime(c).Format("2006-01-02 15:04:05 -0700"))
+	fmt.Fprintf(&b, "Date:  %s\n", datetime.FormatUnix(c.Timestamp, time.UTC, "2006-01-02 15:04:05 -0700"))
 	if v, ok := c.Metadata.Get("version"); ok {
 		fmt.Fprintf(&b, "Version: %s\n", v)
 	}

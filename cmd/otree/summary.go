@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/remote"
@@ -132,7 +133,7 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "* %s\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\n",
-			ref.Name, len(data), ref.Commit, summaryTime(commitTime(c).Local()))
+			ref.Name, len(data), ref.Commit, summaryTime(c.Timestamp))
 	}
 	for _, m := range s.Metadata {
 		fmt.Fprintf(e.stdout, "%s: %s\n", m.Key, metadataText(m.Key, m.Value))
@@ -149,11 +150,9 @@ func printSummary(e *env, r *repo.Repo, s *remote.Summary) error {
 	return nil
 }
 
-// summaryTime formats t as OSTree's summary --view does (GLib's %:::z):
-// the offset in hours alone ("+05") unless it has minutes ("+05:30").
-func summaryTime(t time.Time) string {
-	if _, off := t.Zone(); off%3600 != 0 {
-		return t.Format("2006-01-02T15:04:05-07:00")
-	}
-	return t.Format("2006-01-02T15:04:05-07")
+// summaryTime formats a commit time in local time as OSTree's summary
+// --view does (GLib's %:::z): the offset in hours alone ("+05") unless it
+// has minutes ("+05:30").
+func summaryTime(ts uint64) string {
+	return strings.TrimSuffix(datetime.FormatUnix(ts, time.Local, "2006-01-02T15:04:05-07:00"), ":00")
 }

@@ -29,7 +29,7 @@ func TestSummaryCommand(t *testing.T) {
 		}
 		return len(data)
 	}
-	at := summaryTime(time.Unix(1700000000, 0)) // local time, as OSTree's
+	at := summaryTime(1700000000) // local time, as OSTree's
 	want := fmt.Sprintf("* main\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\n"+
 		"* os/stable\n    Latest Commit (%d bytes):\n      %s\n    Timestamp: %s\n\ntitle: 'demo'\n", size(b), b, at, size(a), a, at)
 	if got := c.ok("summary", "-v"); got != want {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,5 +247,52 @@ func TestTimestampBefore1970Refused(t *testing.T) {
 	}
 	if refs := c.ok("refs"); refs != "" {
 		t.Errorf("refused commits left refs %q", refs)
+	}
+}
+
+// Commit times past 2^62, which another writer may store (OSTree stores
+// 2^64-1 for @-1), each print as their own date in show, log, show --json
+// and summary --view, not as one clamped date.
+func TestFarFutureCommitDates(t *testing.T) {
+	c := newCLI(t)
+	base := c.commitTree("main", source(t, fixture), "base", 1700000000)
+	bc, err := c.r.ReadCommit(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn, err := c.r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, ts := range map[string]uint64{"near": 1<<62 + 1, "max": math.MaxUint64} {
+		cm := repo.Commit{Timestamp: ts, Subject: ref, RootTree: bc.RootTree, RootMeta: bc.RootMeta}
+		id, err := txn.WriteMeta(repo.KindCommit, cm.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.SetRef(ref, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range []struct{ ref, date, rfc string }{
+		{"near", "146138514283-06-19 07:45:05 +0000", "146138514283-06-19T07:45:05Z"},
+		{"max", "584554051223-11-09 07:00:15 +0000", "584554051223-11-09T07:00:15Z"},
+	} {
+		for _, cmd := range []string{"show", "log"} {
+			if out := c.ok(cmd, cs.ref); !strings.Contains(out, "\nDate:  "+cs.date+"\n") {
+				t.Errorf("%s %s:\n%s\nwant Date %s", cmd, cs.ref, out, cs.date)
+			}
+		}
+		if out := c.ok("show", "--json", cs.ref); !strings.Contains(out, `"date": "`+cs.rfc+`"`) {
+			t.Errorf("show --json %s:\n%s\nwant date %s", cs.ref, out, cs.rfc)
+		}
+	}
+	c.ok("summary", "-u")
+	out := inZone(t, "Asia/Kathmandu", otreeIn(t, c.path, "summary", "--view"))
+	if want := "Timestamp: 584554051223-11-09T12:45:15+05:45\n"; !strings.Contains(out, want) {
+		t.Errorf("summary --view:\n%s\nwant %q", out, want)
 	}
 }

@@ -893,3 +893,14 @@ func hasObject(t *testing.T, r *repo.Repo, kind repo.Kind, id repo.ID) bool {
 	}
 	return has
 }
+
+// A TimestampError names each commit's own date, even one stamped past
+// the int64 range, which a signed conversion printed as 1969.
+func TestTimestampErrorFarFuture(t *testing.T) {
+	e := &remote.TimestampError{Ref: "main", Time: 1700000000, CurrentTime: 1<<64 - 1}
+	for _, want := range []string{"(2023-11-14T22:13:20Z)", "(584554051223-11-09T07:00:15Z)"} {
+		if !strings.Contains(e.Error(), want) {
+			t.Errorf("%q does not name %s", e.Error(), want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otree/otree/internal/datetime"
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/workq"
 	"github.com/otree/otree/repo"
@@ -1481,7 +1482,7 @@ func (e *TimestampError) Error() string {
 
 // commitTime formats a commit timestamp for messages.
 func commitTime(t uint64) string {
-	return time.Unix(int64(t), 0).UTC().Format(time.RFC3339)
+	return datetime.FormatUnix(t, time.UTC, time.RFC3339)
 }
 
 // ErrBareUserOnlyMode is matched (with errors.Is) by the error of a pull
