@@ -8,6 +8,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
+
+	"github.com/otree/otree/internal/datetime"
 )
 
 func main() {
@@ -16,6 +19,10 @@ func main() {
 	// under 256 MiB on trees of 150k files. GOMEMLIMIT overrides it.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(160 << 20)
+	}
+	// Zone-less dates are local time, read as the C library reads $TZ.
+	if loc, ok := datetime.LocalFromEnv(); ok {
+		time.Local = loc
 	}
 	// The first SIGINT or SIGTERM cancels the command, which cleans up
 	// and exits 128+signal; a second one kills at once, as the default

@@ -296,3 +296,42 @@ func TestFarFutureCommitDates(t *testing.T) {
 		t.Errorf("summary --view:\n%s\nwant %q", out, want)
 	}
 }
+
+// A $TZ that is a POSIX rule rather than a zone name is read as the C
+// library, and so OSTree, reads it: "UTC+14" is 14 hours west of UTC, not
+// UTC, for --timestamp, --keep-younger-than and summary --view alike.
+func TestPOSIXRuleTZ(t *testing.T) {
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"f": testtree.File("f", 0o644)})
+	for _, cs := range []struct {
+		tz, want, view string
+	}{
+		{"UTC+14", "2024-02-01T02:00:00Z", "2024-01-31T12:00:00-14"},
+		{"<+0545>-5:45", "2024-01-31T06:15:00Z", "2024-01-31T12:00:00+05:45"},
+		{"CET-1CEST,M3.5.0,M10.5.0/3", "2024-01-31T11:00:00Z", "2024-01-31T12:00:00+01"},
+	} {
+		out := inZone(t, cs.tz, otreeIn(t, c.path, "commit", "-b", "main", "--timestamp=2024-01-31 12:00", src))
+		id, err := repo.ParseID(strings.TrimSpace(out))
+		if err != nil {
+			t.Fatalf("commit printed %q", out)
+		}
+		cm, err := c.r.ReadCommit(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Unix(int64(cm.Timestamp), 0).UTC().Format(time.RFC3339); got != cs.want {
+			t.Errorf("TZ=%s --timestamp=\"2024-01-31 12:00\" stored %s, want %s", cs.tz, got, cs.want)
+		}
+		c.ok("summary", "-u")
+		if view := inZone(t, cs.tz, otreeIn(t, c.path, "summary", "--view")); !strings.Contains(view, "Timestamp: "+cs.view+"\n") {
+			t.Errorf("TZ=%s summary --view:\n%s\nwant Timestamp %s", cs.tz, view, cs.view)
+		}
+	}
+	// The cut-off is 12:00 at UTC-14, after a commit at 12:00 UTC.
+	c.ok("commit", "-b", "main", "--timestamp=@1706702400", src) // 2024-01-31T12:00Z
+	c.ok("commit", "-b", "main", "--timestamp=@1706788800", src) // 2024-02-01T12:00Z
+	inZone(t, "UTC+14", otreeIn(t, c.path, "prune", "--keep-younger-than=2024-01-31 12:00"))
+	if n := historyLen(c.ok("log", "main")); n != 1 {
+		t.Errorf("prune in TZ=UTC+14 kept %d commits, want 1", n)
+	}
+}
