@@ -33,7 +33,11 @@
 // Fields the string leaves out come from now's wall clock; a date or weekday
 // without a time means midnight. Times with no zone are read in the
 // location the caller passes; one the clocks skip there is an error, and
-// one they pass twice is the earlier. Weekdays move the date first (to the
+// one they pass twice is the one glibc's mktime (under GNU's parser and so
+// OSTree's) finds: the reading at the offset in effect at the fields taken
+// as UTC, which is the later instant east of UTC and the earlier west of
+// it (02:30 as CEST ends in Berlin is 01:30 UTC, 01:30 as EDT ends in New
+// York 05:30 UTC). Weekdays move the date first (to the
 // next such day, today included), then years, months and days are added
 // to the calendar fields, with overflow carried as mktime does (Jan 31 + 1
 // month is Mar 2 or 3), and finally hours, minutes and seconds are added
@@ -908,7 +912,8 @@ func shift(t time.Time, months, days int64) time.Time {
 
 // wall returns the instant whose wall clock in loc reads the given fields,
 // and whether that reading exists. A reading the clocks pass twice gives
-// the one with offset prefer when set, else the earlier; a reading the
+// the one with offset prefer when set, else mktime's (mktimeChoice); a
+// reading the
 // clocks skip gives the instant that many seconds past the offset before
 // the skip (as mktime does), with ok false.
 func wall(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location, prefer *int) (time.Time, bool) {
@@ -938,5 +943,27 @@ func wall(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location, prefer 
 			}
 		}
 	}
+	if len(cands) > 1 {
+		return mktimeChoice(w, loc, cands), true
+	}
 	return cands[0], true
+}
+
+// mktimeChoice picks among the instants cands whose wall clock in loc
+// reads w's fields as glibc's mktime does: from w taken as UTC, it steps
+// to the fields less the offset in effect at its guess until that offset
+// holds there, so the first candidate that walk meets; the earliest if it
+// meets none.
+func mktimeChoice(w time.Time, loc *time.Location, cands []time.Time) time.Time {
+	guess := w
+	for range 4 {
+		_, o := guess.In(loc).Zone()
+		guess = w.Add(-time.Duration(o) * time.Second)
+		for _, c := range cands {
+			if c.Equal(guess) {
+				return c
+			}
+		}
+	}
+	return cands[0]
 }

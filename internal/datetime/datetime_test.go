@@ -239,7 +239,7 @@ func TestParseDaylightSaving(t *testing.T) {
 		{"1 day ago 2020-03-09 02:30", time.Date(2020, 3, 8, 7, 30, 0, 0, time.UTC)},
 		{"1 month ago 2020-04-08 02:30", time.Date(2020, 3, 8, 7, 30, 0, 0, time.UTC)},
 		{"2020-03-08 02:30 UTC", time.Date(2020, 3, 8, 2, 30, 0, 0, time.UTC)},
-		{"2020-11-01 01:30", time.Date(2020, 11, 1, 5, 30, 0, 0, time.UTC)}, // twice: the first
+		{"2020-11-01 01:30", time.Date(2020, 11, 1, 5, 30, 0, 0, time.UTC)}, // twice: the first, west of UTC
 		{"2020-11-01 01:30 EST", time.Date(2020, 11, 1, 6, 30, 0, 0, time.UTC)},
 		{"1 hour ago 2020-11-01 01:30", time.Date(2020, 11, 1, 4, 30, 0, 0, time.UTC)},
 		{"1 day 2020-11-01 01:30", time.Date(2020, 11, 2, 6, 30, 0, 0, time.UTC)},
@@ -251,6 +251,29 @@ func TestParseDaylightSaving(t *testing.T) {
 	}
 	if _, err := Parse("2020-03-08 02:30", now, ny); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("a skipped local time: %v", err)
+	}
+}
+
+// A reading the clocks pass twice is the instant glibc's mktime, and so
+// GNU date and OSTree, give: the later east of UTC, the earlier west of it.
+func TestParseTwiceReadAsMktime(t *testing.T) {
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		zone, in string
+		want     time.Time
+	}{
+		{"Europe/Berlin", "2024-10-27 02:30", time.Date(2024, 10, 27, 1, 30, 0, 0, time.UTC)},
+		{"Europe/Dublin", "2024-10-27 01:30", time.Date(2024, 10, 27, 1, 30, 0, 0, time.UTC)},
+		{"Australia/Sydney", "2024-04-07 02:30", time.Date(2024, 4, 6, 16, 30, 0, 0, time.UTC)},
+		{"Australia/Lord_Howe", "2024-04-07 01:45", time.Date(2024, 4, 6, 15, 15, 0, 0, time.UTC)},
+		{"Africa/Casablanca", "2024-03-10 02:30", time.Date(2024, 3, 10, 2, 30, 0, 0, time.UTC)},
+		{"America/New_York", "2024-11-03 01:30", time.Date(2024, 11, 3, 5, 30, 0, 0, time.UTC)},
+		{"America/St_Johns", "2024-11-03 01:30", time.Date(2024, 11, 3, 4, 0, 0, 0, time.UTC)},
+	} {
+		got, err := Parse(c.in, now, load(t, c.zone))
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("%s: Parse(%q) = %v, %v; want %v", c.zone, c.in, got.UTC(), err, c.want)
+		}
 	}
 }
 
