@@ -82,6 +82,12 @@ func (c *summaryCache) store(rel string, data []byte, resp http.Header, fetched 
 	if os.MkdirAll(c.dir, durable.DirPerm) != nil {
 		return
 	}
+	// Last-Modified is the server's clock, which may be behind this one:
+	// the response's Date, when earlier, is when the copy was fetched, so
+	// that one fetched in the second its file changed is not vouched for.
+	if d, err := http.ParseTime(resp.Get("Date")); err == nil && d.Before(fetched) {
+		fetched = d
+	}
 	v, _ := json.Marshal(validators{ETag: resp.Get("ETag"), LastModified: resp.Get("Last-Modified"), Fetched: fetched, Sum: repo.Sum(data)})
 	// The bytes first: validators beside the wrong bytes would vouch for them.
 	os.Remove(c.path(rel) + ".http")

@@ -151,3 +151,30 @@ func TestPullSummaryCacheRefusedValidators(t *testing.T) {
 		t.Errorf("third pull: summary requested %d times, %d bytes sent; want once, answered 304", n, sent)
 	}
 }
+
+// A server whose clock is behind this one's: a summary fetched in the
+// second it changed, by the server's clock (its Date), is fetched whole
+// next time, not vouched for by a 304 that could hide a rewrite within
+// that second.
+func TestPullSummaryCacheServerClockBehind(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
+	serverNow := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), serverNow, serverNow); err != nil {
+		t.Fatal(err)
+	}
+	o.fault = func(w http.ResponseWriter, req *http.Request, n int) bool {
+		w.Header().Set("Date", serverNow.UTC().Format(http.TimeFormat))
+		return false
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	for i := range 2 {
+		o.resetHits()
+		if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+			t.Fatal(err)
+		}
+		if o.servedOf("/summary") == 0 {
+			t.Errorf("pull %d: a summary fetched in the second it changed, by the server's clock, was vouched for by a 304", i+1)
+		}
+	}
+}
