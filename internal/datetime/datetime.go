@@ -57,6 +57,7 @@
 package datetime
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -120,7 +121,10 @@ func epoch(s string) (time.Time, error) {
 	}
 	sec, err := strconv.ParseInt(whole, 10, 64)
 	if err != nil || sec > maxUnix {
-		return time.Time{}, fmt.Errorf("out of range")
+		if neg {
+			return time.Time{}, errBefore
+		}
+		return time.Time{}, errAfter
 	}
 	ns := fraction(frac)
 	if neg {
@@ -128,6 +132,13 @@ func epoch(s string) (time.Time, error) {
 	}
 	return time.Unix(sec, ns), nil
 }
+
+// The errors of times outside the years 0 to 9999 (UTC), which GLib, and
+// so OSTree's show and log, cannot print either.
+var (
+	errBefore = errors.New("out of range: before the year 0 (UTC)")
+	errAfter  = errors.New("out of range: after the year 9999 (UTC)")
+)
 
 // maxUnix is the last second of year 9999, beyond which nothing here goes.
 const maxUnix = 253402300799
@@ -890,8 +901,10 @@ func daysIn(y int, m time.Month) int {
 }
 
 func inRange(t time.Time) (time.Time, error) {
-	if y := t.UTC().Year(); y < 0 || y > 9999 {
-		return time.Time{}, fmt.Errorf("out of range")
+	if y := t.UTC().Year(); y < 0 {
+		return time.Time{}, errBefore
+	} else if y > 9999 {
+		return time.Time{}, errAfter
 	}
 	return t, nil
 }

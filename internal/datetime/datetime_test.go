@@ -329,6 +329,29 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
+// A time past the year 9999 or before the year 0 is refused, saying which.
+func TestParseOutOfRange(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, c := range []struct {
+		in   string
+		loc  *time.Location
+		want string
+	}{
+		{"10000-01-01", time.UTC, "after the year 9999 (UTC)"},
+		{"9999-12-31 23:59:59", ny, "after the year 9999 (UTC)"},
+		{"@253402300800", time.UTC, "after the year 9999 (UTC)"},
+		{"@-99999999999999", time.UTC, "before the year 0 (UTC)"},
+		{"0000-01-01 -1 day", time.UTC, "before the year 0 (UTC)"},
+	} {
+		if _, err := Parse(c.in, time.Now(), c.loc); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), strconv.Quote(c.in)) {
+			t.Errorf("Parse(%q) in %s: %v, want it to say %q", c.in, c.loc, err, c.want)
+		}
+	}
+}
+
 // A military zone letter is refused with both readings it has.
 func TestParseMilitaryZone(t *testing.T) {
 	for in, want := range map[string][]string{
