@@ -421,12 +421,16 @@ type tarImport struct {
 
 // tarLink is a hardlink entry waiting for the whole archive to be read.
 type tarLink struct {
-	d      *dir   // its directory
-	base   string // its name there
-	name   string // its cleaned path
-	target string // the cleaned path it links to
-	entry  string // the entry's name as the archive has it, for errors
-	state  int8   // linkPending, linkResolving or linkDone
+	d       *dir   // its directory
+	base    string // its name there
+	name    string // its cleaned path
+	target  string // the cleaned path it links to
+	entry   string // the entry's name as the archive has it, for errors
+	written string // the target as the archive has it, for errors
+	state   int8   // linkPending, linkResolving or linkDone
+	// dirOnly: the target as written ends in "/" or "/.", so, as when
+	// extracting, it resolves only to a directory, which cannot be linked.
+	dirOnly bool
 }
 
 const (
@@ -450,6 +454,10 @@ func (ti *tarImport) resolve(i int) (repo.ID, error) {
 	}
 	l.state = linkResolving
 	id, err := ti.lookup(l.target)
+	if err == nil && l.dirOnly {
+		// Extracting the tar fails here too (ENOTDIR), as OSTree does.
+		err = fmt.Errorf("hardlink to %q, but %q is not a directory", l.written, l.target)
+	}
 	if err == nil && id.IsZero() {
 		// Only hardlinks hold the zero id: the target is one too.
 		id, err = ti.resolve(ti.linkAt[l.target])
@@ -723,7 +731,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}
-		if target == name && d.findFile(base) >= 0 {
+		trimmed := strings.TrimRight(hdr.Linkname, "/")
+		dirOnly := trimmed != hdr.Linkname || path.Base(trimmed) == "."
+		if target == name && !dirOnly && d.findFile(base) >= 0 {
 			// A file named twice ("tar -cf x.tar d d/f") is stored the
 			// second time as a link to itself: extracting it changes
 			// nothing, and nor does this.
@@ -732,7 +742,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 		// Resolved once the whole archive is read: the target may come
 		// later (OSTree accepts that) and may be any non-directory.
 		ti.linkAt[name] = len(ti.links)
-		ti.links = append(ti.links, tarLink{d: d, base: base, name: name, target: target, entry: hdr.Name})
+		ti.links = append(ti.links, tarLink{d: d, base: base, name: name, target: target, entry: hdr.Name, written: hdr.Linkname, dirOnly: dirOnly})
 		ti.cnt.files.Add(1)
 		d.setFile(base, repo.ID{})
 		return nil

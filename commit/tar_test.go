@@ -190,6 +190,25 @@ func TestHostileTarRefused(t *testing.T) {
 			{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
 		}, `"d", which is a directory`},
 		{"hardlink to the root", []*tar.Header{{Name: "h", Typeflag: tar.TypeLink, Linkname: "./"}}, "which is a directory"},
+		// A target ending in "/" names a directory: extracting the tar
+		// fails (ENOTDIR), and so does OSTree.
+		{"hardlink to a file written as a directory", []*tar.Header{
+			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "f/"},
+		}, `hardlink to "f/", but "f" is not a directory`},
+		{"hardlink to a file written with /.", []*tar.Header{
+			{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "./d/f/."},
+		}, `hardlink to "./d/f/.", but "d/f" is not a directory`},
+		{"hardlink to a later hardlink written as a directory", []*tar.Header{
+			{Name: "h", Typeflag: tar.TypeLink, Linkname: "g/"},
+			{Name: "g", Typeflag: tar.TypeLink, Linkname: "f"},
+			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644},
+		}, `hardlink to "g/", but "g" is not a directory`},
+		{"hardlink to itself written as a directory", []*tar.Header{
+			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644},
+			{Name: "f", Typeflag: tar.TypeLink, Linkname: "f/"},
+		}, `hardlink to "f/", but "f" is not a directory`},
 		{"hardlink through a file", []*tar.Header{
 			{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644},
 			{Name: "h", Typeflag: tar.TypeLink, Linkname: "f/x"},
