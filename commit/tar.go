@@ -491,6 +491,9 @@ func (ti *tarImport) lookup(name string) (repo.ID, error) {
 			return repo.ID{}, ti.missing(name)
 		}
 	}
+	if name == "" {
+		return repo.ID{}, errors.New("hardlink to the tree's root, which is a directory")
+	}
 	return repo.ID{}, fmt.Errorf("hardlink to %q, which is a directory", name)
 }
 

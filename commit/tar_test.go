@@ -189,7 +189,9 @@ func TestHostileTarRefused(t *testing.T) {
 			{Name: "h", Typeflag: tar.TypeLink, Linkname: "d"},
 			{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
 		}, `"d", which is a directory`},
-		{"hardlink to the root", []*tar.Header{{Name: "h", Typeflag: tar.TypeLink, Linkname: "./"}}, "which is a directory"},
+		{"hardlink to the root", []*tar.Header{{Name: "h", Typeflag: tar.TypeLink, Linkname: "."}}, "hardlink to the tree's root, which is a directory"},
+		{"hardlink to the root, empty", []*tar.Header{{Name: "h", Typeflag: tar.TypeLink, Linkname: ""}}, "hardlink to the tree's root, which is a directory"},
+		{"hardlink to the root, absolute", []*tar.Header{{Name: "h", Typeflag: tar.TypeLink, Linkname: "/"}}, "hardlink to the tree's root, which is a directory"},
 		// A target ending in "/" names a directory: extracting the tar
 		// fails (ENOTDIR), and so does OSTree.
 		{"hardlink to a file written as a directory", []*tar.Header{
