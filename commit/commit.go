@@ -623,7 +623,7 @@ func buildTree(ctx context.Context, r *repo.Repo, txn *repo.Txn, opts *Options, 
 			}
 		case SourceTar:
 			var n int
-			if d, n, err = importTar(ctx, txn, src, mod, skip, opts.TarPathnameFilter, cnt); err == nil && n == 0 {
+			if d, n, err = importTar(ctx, txn, src, mod, skip, opts.TarPathnameFilter, cnt, b.root, r); err == nil && n == 0 {
 				emptyTars = append(emptyTars, src.String())
 			}
 		case SourceBase:

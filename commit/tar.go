@@ -45,7 +45,12 @@ const (
 // target names then, as OSTree does. An archive cut short is refused.
 // Directories may come back with entries out of order (dir.anyOrder),
 // for sortAll to sort.
-func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters) (*dir, int, error) {
+//
+// lower is the tree of the sources before this one (nil for the first),
+// which a hardlink whose target the tar lacks links into, as extracting
+// the tar over that tree would (and as OSTree does); r reads its stored
+// directories.
+func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, skip *skipList, filter *PathnameFilter, cnt *counters, lower *dir, r reader) (*dir, int, error) {
 	name := src.String()
 	in := src.Reader
 	if in == nil && src.Path == "-" {
@@ -69,7 +74,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 	if c, ok := rd.(io.Closer); ok {
 		defer c.Close()
 	}
-	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, linkAt: map[string]int{}}
+	ti := &tarImport{txn: txn, mod: mod, cnt: cnt, filter: filter, skip: skip, linkAt: map[string]int{}, lower: lower, r: r}
 	if ti.defMeta, err = ti.autoDirMeta(nil); err != nil {
 		return nil, 0, err
 	}
@@ -417,6 +422,9 @@ type tarImport struct {
 	// resolved a link holds the zero id in its directory.
 	links  []tarLink
 	linkAt map[string]int
+	// lower is the tree of the earlier sources, or nil; r reads it.
+	lower *dir
+	r     reader
 }
 
 // tarLink is a hardlink entry waiting for the whole archive to be read.
@@ -471,7 +479,8 @@ func (ti *tarImport) resolve(i int) (repo.ID, error) {
 }
 
 // lookup returns the object at the cleaned path name of the tar's tree,
-// which must be a non-directory: zero for a hardlink not yet resolved.
+// which must be a non-directory: zero for a hardlink not yet resolved. A
+// name the tar lacks is looked up in the earlier sources' tree.
 func (ti *tarImport) lookup(name string) (repo.ID, error) {
 	d := ti.root
 	if name != "" {
@@ -479,7 +488,7 @@ func (ti *tarImport) lookup(name string) (repo.ID, error) {
 		for _, p := range parts[:len(parts)-1] {
 			i := d.findDir(p)
 			if i < 0 {
-				return repo.ID{}, ti.missing(name)
+				return ti.lookupLower(name)
 			}
 			d = d.dirs[i]
 		}
@@ -488,7 +497,7 @@ func (ti *tarImport) lookup(name string) (repo.ID, error) {
 			return d.fileIDs[i], nil
 		}
 		if d.findDir(last) < 0 {
-			return repo.ID{}, ti.missing(name)
+			return ti.lookupLower(name)
 		}
 	}
 	if name == "" {
@@ -497,9 +506,46 @@ func (ti *tarImport) lookup(name string) (repo.ID, error) {
 	return repo.ID{}, fmt.Errorf("hardlink to %q, which is a directory", name)
 }
 
+// lookupLower returns the object at the cleaned path name, which the tar
+// lacks, in the tree of the earlier sources.
+func (ti *tarImport) lookupLower(name string) (repo.ID, error) {
+	d := ti.lower
+	if d == nil || ti.skip.covers("/"+name) {
+		// A skipped path of the tar is not the base's (which the skip
+		// list does not apply to) either: that is another file.
+		return repo.ID{}, ti.missing(name)
+	}
+	parts := strings.Split(name, "/")
+	for _, p := range parts[:len(parts)-1] {
+		sub, err := d.subdir(ti.r, p)
+		if err != nil {
+			return repo.ID{}, fmt.Errorf("hardlink to %q: %w", name, err)
+		}
+		if sub == nil {
+			return repo.ID{}, ti.missing(name)
+		}
+		d = sub
+	}
+	last := parts[len(parts)-1]
+	id, ok, err := d.file(ti.r, last)
+	if err != nil {
+		return repo.ID{}, fmt.Errorf("hardlink to %q: %w", name, err)
+	}
+	if ok {
+		return id, nil
+	}
+	if d.findDir(last) >= 0 {
+		return repo.ID{}, fmt.Errorf("hardlink to %q, which is a directory in an earlier source", name)
+	}
+	return repo.ID{}, ti.missing(name)
+}
+
 func (ti *tarImport) missing(name string) error {
 	if ti.skip.covers("/" + name) {
 		return fmt.Errorf("hardlink to %q, which the skip list leaves out", name)
+	}
+	if ti.lower != nil {
+		return fmt.Errorf("hardlink to %q, which neither the tar nor an earlier source has", name)
 	}
 	return fmt.Errorf("hardlink to %q, which the tar does not have", name)
 }

@@ -1522,3 +1522,78 @@ func TestTarXFSACLAliasDropped(t *testing.T) {
 		t.Errorf("f's xattrs %q, want %q", got["f"].Xattrs, w)
 	}
 }
+
+// A hardlink whose target the tar lacks links to that path in the tree of
+// the sources before the tar, as extracting the tar over that tree would,
+// and as OSTree does: a layer may link to a file of what it is laid over.
+func TestTarHardlinkToEarlierSource(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	lower := testtree.Tree{
+		"usr":         testtree.Dir(0o755),
+		"usr/bin":     testtree.Dir(0o755),
+		"usr/bin/git": testtree.File("git", 0o755),
+		"etc":         testtree.Dir(0o755),
+	}
+	src := makeTree(t, lower)
+	commitDir(t, r, "lower", src)
+	layer := writeTar(t, []*tar.Header{
+		{Name: "usr/bin/git-add", Typeflag: tar.TypeLink, Linkname: "usr/bin/git"},
+		{Name: "./g", Typeflag: tar.TypeLink, Linkname: "/usr/bin/git"},
+		{Name: "usr/bin/new", Typeflag: tar.TypeReg, Mode: 0o644},
+	}, map[string]string{"usr/bin/new": "n"})
+	want := testtree.Tree{
+		"usr":             testtree.Dir(0o755),
+		"usr/bin":         testtree.Dir(0o755),
+		"usr/bin/git":     testtree.File("git", 0o755),
+		"usr/bin/git-add": testtree.File("git", 0o755),
+		"usr/bin/new":     testtree.File("n", 0o644),
+		"g":               testtree.File("git", 0o755),
+		"etc":             testtree.Dir(0o755),
+	}
+	for _, c := range []struct {
+		name  string
+		first commit.Source
+	}{
+		{"dir", commit.Source{Kind: commit.SourceDir, Path: src}},
+		{"ref", commit.Source{Kind: commit.SourceRef, Path: "lower"}},
+		{"base", commit.Source{Kind: commit.SourceBase, Path: "lower"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := commit.Commit(ctx, r, commit.Options{Branch: "main",
+				Sources: []commit.Source{c.first, {Kind: commit.SourceTar, Path: layer}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readCommit(t, r, res.Commit, false)
+			delete(got, "")
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+	for _, c := range []struct {
+		name, target, want string
+	}{
+		{"missing in both", "usr/bin/nope", `hardlink to "usr/bin/nope", which neither the tar nor an earlier source has`},
+		{"missing directory", "opt/x", `hardlink to "opt/x", which neither the tar nor an earlier source has`},
+		{"directory below", "etc", `hardlink to "etc", which is a directory in an earlier source`},
+		// The tar's usr/bin/git, skipped, is not the base's.
+		{"skipped", "usr/bin/git", `hardlink to "usr/bin/git", which the skip list leaves out`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bad := writeTar(t, []*tar.Header{
+				{Name: "usr/bin/git", Typeflag: tar.TypeReg, Mode: 0o755},
+				{Name: "h", Typeflag: tar.TypeLink, Linkname: c.target},
+			}, map[string]string{"usr/bin/git": "new git"})
+			var skip []string
+			if c.name == "skipped" {
+				skip = []string{"/usr/bin/git"}
+			}
+			_, err := commit.Commit(ctx, r, commit.Options{Branch: "bad", SkipList: skip,
+				Sources: []commit.Source{{Kind: commit.SourceBase, Path: "lower"}, {Kind: commit.SourceTar, Path: bad}}})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %s", err, c.want)
+			}
+		})
+	}
+}
