@@ -201,8 +201,9 @@ type Stats struct {
 	// FileObjects counts the file objects among Objects; the rest are
 	// dirtrees, dirmetas and the commit.
 	FileObjects int64 `json:"file_objects"`
-	// FilesCached counts files whose object came from the stat cache or
-	// from being a hardlink of one, without reading them.
+	// FilesCached counts files whose object came from the stat cache, from
+	// being a hardlink of one, or from another name of their inode read
+	// in the same walk, without reading them.
 	FilesCached int64 `json:"files_cached"`
 	// MetadataTotal counts the dirtrees, dirmetas and commit stored or
 	// found present (directories whose dirtree the stat cache vouches for

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/otree/otree/repo"
 )
 
 // An entry is trusted (its stat recorded in the cache) only when both its
@@ -60,5 +62,47 @@ func TestNoChangeTimesFS(t *testing.T) {
 		if got := noChangeTimesFS(c.fs); got != c.want {
 			t.Errorf("%s: noChangeTimesFS %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// Another name of a hardlinked file hashed in this walk is taken at its
+// id only while its stat is the one hashed, and only for a stat old
+// enough to trust: a write since moves the ctime. A name a stat override
+// applies to, a file with one name, and a filesystem whose ctime a change
+// need not move are always hashed.
+func TestInodeSeenOnlyForTheSameTrustedStat(t *testing.T) {
+	const start = int64(1000e9)
+	wk := &walker{start: start}
+	id := repo.Sum([]byte("content"))
+	old := unix.Stat_t{Dev: 1, Ino: 2, Nlink: 3, Size: 7, Ctim: unix.NsecToTimespec(start - 5e9), Mtim: unix.NsecToTimespec(start - 5e9)}
+	wk.inodeHashed(&old, nil, false, id)
+	if got, ok := wk.inodeSeen(&old, nil, false); !ok || got != id {
+		t.Fatalf("same stat: %v %v, want %s", got, ok, id)
+	}
+	moved := old
+	moved.Ctim = unix.NsecToTimespec(start + 1e6)
+	if _, ok := wk.inodeSeen(&moved, nil, false); ok {
+		t.Error("a name whose ctime moved since the hash was taken unread")
+	}
+	grown := old
+	grown.Size++
+	if _, ok := wk.inodeSeen(&grown, nil, false); ok {
+		t.Error("a name of another size than the one hashed was taken unread")
+	}
+	if _, ok := wk.inodeSeen(&old, &override{}, false); ok {
+		t.Error("a name with a stat override was taken unread")
+	}
+	if _, ok := wk.inodeSeen(&old, nil, true); ok {
+		t.Error("a name on a filesystem without change times was taken unread")
+	}
+	single := old
+	single.Nlink = 1
+	if _, ok := wk.inodeSeen(&single, nil, false); ok {
+		t.Error("a file of one name was taken unread")
+	}
+	recent := unix.Stat_t{Dev: 1, Ino: 9, Nlink: 2, Ctim: unix.NsecToTimespec(start - 1e6), Mtim: unix.NsecToTimespec(start - 5e9)}
+	wk.inodeHashed(&recent, nil, false, id)
+	if _, ok := wk.inodeSeen(&recent, nil, false); ok {
+		t.Error("a stat too new to trust was recorded")
 	}
 }

@@ -62,6 +62,11 @@ type walker struct {
 	// (the stat cache, which wants only trusted keys, is then not saved).
 	exact bool
 
+	// inodes maps a hardlinked file's inode to its stat key and the id
+	// one of its names was hashed to, so that its other names are not
+	// read again (a group of 1,000 names is read once).
+	inodes sync.Map // [2]uint64{dev, ino} -> inodeID
+
 	q workq.Queue[*worker]
 
 	// Directory descriptors opened and not yet closed. A failed walk
@@ -408,9 +413,17 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		wk.q.Push(func(w *worker) error {
 			defer dfd.release()
 			for j, slot := range slots {
+				if id, ok := wk.inodeSeen(&stats[j], overs[j], d.noCtime); ok {
+					wk.st.cached.Add(1)
+					d.fileIDs[slot] = id
+					continue
+				}
 				id, moved, err := w.hashFile(dfd.fd, abs, d.fileNames[slot], &stats[j], overs[j])
 				if err != nil {
 					return err
+				}
+				if !moved {
+					wk.inodeHashed(&stats[j], overs[j], d.noCtime, id)
 				}
 				d.fileIDs[slot] = id
 				if moved {
@@ -422,6 +435,38 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		})
 	}
 	return nil
+}
+
+// inodeID is what walker.inodes keeps for an inode.
+type inodeID struct {
+	key statKey
+	id  repo.ID
+}
+
+// inodeSeen returns the id another name of the regular file whose listing
+// stat is st was hashed to in this walk, if that name had the same stat.
+// Only a stat old enough to trust counts (as for the stat cache): any
+// change since the walk started moves its ctime, so the same stat is the
+// same content. A name a stat override applies to is always hashed.
+func (wk *walker) inodeSeen(st *unix.Stat_t, o *override, noCtime bool) (repo.ID, bool) {
+	if st.Nlink < 2 || o != nil || noCtime || !trusted(st, wk.start) {
+		return repo.ID{}, false
+	}
+	v, ok := wk.inodes.Load([2]uint64{st.Dev, st.Ino})
+	if !ok {
+		return repo.ID{}, false
+	}
+	e := v.(inodeID)
+	return e.id, e.key == keyOf(st)
+}
+
+// inodeHashed records that the regular file whose listing stat is st,
+// unchanged while it was read, was hashed to id (see inodeSeen).
+func (wk *walker) inodeHashed(st *unix.Stat_t, o *override, noCtime bool, id repo.ID) {
+	if st.Nlink < 2 || o != nil || noCtime || !trusted(st, wk.start) {
+		return
+	}
+	wk.inodes.Store([2]uint64{st.Dev, st.Ino}, inodeID{keyOf(st), id})
 }
 
 // special stores the symlink, device or FIFO name of the directory abs
