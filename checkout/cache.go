@@ -76,6 +76,30 @@ func destDev(dest string) uint64 {
 	return st.Dev
 }
 
+// destMount returns the id of the mount DEST (or, when it does not exist
+// yet, its parent) is on, or 0 when it cannot be told.
+func destMount(dest string) uint64 {
+	for _, p := range []string{dest, filepath.Dir(dest)} {
+		var stx unix.Statx_t
+		if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID, &stx) == nil {
+			if stx.Mask&unix.STATX_MNT_ID == 0 {
+				return 0
+			}
+			return stx.Mnt_id
+		}
+	}
+	return 0
+}
+
+// fdMount returns the id of the mount the open file fd is on, or 0.
+func fdMount(fd int) uint64 {
+	var stx unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0
+	}
+	return stx.Mnt_id
+}
+
 // cacheable says whether o's file goes through the cache.
 func (c *checkouter) cacheable(o *object) bool {
 	return c.cacheFd >= 0 && repo.UncompressedCacheable(&o.h)

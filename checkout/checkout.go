@@ -73,7 +73,9 @@ type Options struct {
 	// RequireHardlinks (-H) fails, naming the path and the reason, when a
 	// regular file with content cannot be hardlinked from the repository.
 	// Empty files (never hardlinked), symlinks, devices and FIFOs are
-	// created without counting against it.
+	// created without counting against it. A DEST on another filesystem
+	// or mount (a bind mount) than the repository fails before anything
+	// is created.
 	RequireHardlinks bool
 	// ForceCopy (-C) never hardlinks: every file is a new inode.
 	ForceCopy bool
@@ -375,13 +377,15 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		c.link, c.noLink = false, "objects of a bare-user repository are owned by the repository's user, so they are hardlinked only in user mode"
 	}
 	if c.link {
-		// Hardlinks cannot cross filesystems: find out before creating
-		// anything. (A bind mount of the same filesystem still refuses
-		// links; the first EXDEV then turns them off.)
-		// When DEST's device is not known, the first link tells.
+		// Hardlinks cannot cross filesystems, nor mounts (a bind mount
+		// of the repository's filesystem refuses them too): find out
+		// before creating anything. When DEST's device or mount is not
+		// known, the first link tells (EXDEV turns links off).
 		var ost unix.Stat_t
 		if unix.Fstat(fd, &ost) == nil && dev != 0 && ost.Dev != dev {
 			c.link, c.noLink = false, "DEST is on another filesystem than the repository "+r.Path()
+		} else if dm, om := destMount(abs), fdMount(fd); dm != 0 && om != 0 && dm != om {
+			c.link, c.noLink = false, "DEST is on another mount than the repository "+r.Path()+" (a bind mount refuses hardlinks across it)"
 		}
 	}
 	if !c.link && opts.RequireHardlinks {

@@ -1545,3 +1545,41 @@ func TestCheckoutInheritsNoACL(t *testing.T) {
 		}
 	}
 }
+
+// A bind mount of the repository's filesystem refuses hardlinks across it
+// (EXDEV) as another filesystem does: RequireHardlinks fails before DEST
+// is made, rather than part way with a partial tree; without it, every
+// file is copied.
+func TestRequireHardlinksAcrossBindMount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	r := coRepo(t, repo.ModeBareUserOnly)
+	id := coCommit(t, r, coMakeDir(t, testtree.Tree{"d": testtree.Dir(0o755), "d/a": testtree.File("a", 0o644)}))
+	src := filepath.Join(filepath.Dir(r.Path()), "mnt-src")
+	mnt := filepath.Join(filepath.Dir(r.Path()), "mnt")
+	for _, p := range []string{src, mnt} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount(src, mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	if coStat(t, mnt).Dev != coStat(t, r.Path("objects")).Dev {
+		t.Skip("the bind mount is not on the repository's filesystem")
+	}
+	dest := filepath.Join(mnt, "co")
+	_, err := checkout.Checkout(coCtx, r, id, dest, checkout.Options{RequireHardlinks: true})
+	if err == nil || !strings.Contains(err.Error(), "another mount") || !strings.Contains(err.Error(), "hardlinks required") {
+		t.Errorf("RequireHardlinks across a bind mount: %v", err)
+	}
+	if _, err := os.Lstat(dest); err == nil {
+		t.Error("a refused checkout created DEST")
+	}
+	st, _ := coCheckout(t, r, id, dest, checkout.Options{})
+	if st.Hardlinked != 0 || st.Copied != 1 {
+		t.Errorf("stats %+v across a bind mount, want the file copied", *st)
+	}
+}
