@@ -477,6 +477,9 @@ func (r *Repo) DeleteRefs(names []string) error {
 			return err
 		}
 	}
+	if len(names) == 0 {
+		return nil // nothing to write, even where nothing can be
+	}
 	unlock, err := r.holdRefs(refsLockSteps...)
 	if err != nil {
 		return fmt.Errorf("deleting refs: %w", err)

@@ -393,6 +393,19 @@ func Open(path string) (*Repo, error) {
 	return r, nil
 }
 
+// CheckWritable returns nil when the repository can be changed, else the
+// error a change is refused with, which names the repository and says why
+// (a read-only filesystem, or objects/ not writable by this user). Writers
+// call it before they start, so that a read-only repository fails them
+// with that one error, not with whichever write came first, and before
+// any work done for nothing.
+func (r *Repo) CheckWritable() error {
+	if r.readOnly != nil {
+		return r.errReadOnly()
+	}
+	return nil
+}
+
 // errReadOnly is the error of a change refused because the repository
 // cannot be written: it says why (a read-only filesystem, or objects/ not
 // writable by this user), as the two call for different remedies.
@@ -479,6 +492,9 @@ func (r *Repo) UpdateConfig(fn func(*Config) error) error {
 		return err
 	}
 	if after := cfg.Bytes(); !bytes.Equal(after, before) {
+		if err := r.CheckWritable(); err != nil {
+			return fmt.Errorf("updating %s: %w", path, err)
+		}
 		if err := writeFileSynced(path, after); err != nil {
 			return fmt.Errorf("updating %s: %w", path, err)
 		}

@@ -138,6 +138,13 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 	if name.To.IsZero() || name.From == name.To {
 		return nil, fmt.Errorf("a delta needs a to-commit different from its from-commit")
 	}
+	// Only a delta written to a directory of its own needs nothing of the
+	// repository's deltas/: refused before the trees are walked.
+	if opts.Dir == "" {
+		if err := r.CheckWritable(); err != nil {
+			return nil, fmt.Errorf("generating delta %s: %w", name, err)
+		}
+	}
 	// Shared, so prune cannot delete objects while they are read.
 	lk, err := r.LockShared(ctx)
 	if err != nil {

@@ -211,6 +211,9 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 	if err := opts.Metadata.Validate(); err != nil {
 		return nil, fmt.Errorf("summary metadata: %w", err)
 	}
+	if err := r.CheckWritable(); err != nil {
+		return nil, fmt.Errorf("writing summary: %w", err)
+	}
 	lk, err := r.LockRefs(ctx)
 	if err != nil {
 		return nil, err
