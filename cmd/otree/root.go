@@ -429,14 +429,21 @@ func (e *env) autoUpdateSummary(ctx context.Context) error {
 	}
 	defer r.Close()
 	_, err = remote.AutoUpdateSummary(ctx, r)
-	// The command itself is done: only the summary lags its refs.
-	err = ifStopped(err, "stopped updating the summary after the command was done: "+r.Path(remote.SummaryFile)+" is as it was; `otree summary -u` updates it")
-	if errors.Is(err, remote.ErrSummarySigned) {
+	// The command itself is done: only the summary lags its refs. Said
+	// whatever stopped the summary (a full disk, a signal), so that a
+	// script does not take the change for undone and make it again.
+	sum := r.Path(remote.SummaryFile)
+	switch {
+	case errors.Is(err, remote.ErrSummarySigned):
 		fmt.Fprintf(e.stderr, "warning: %s\n", printable(err.Error()))
 		printHint(e.stderr, err)
 		return nil
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("stopped updating the summary after the command was done: %s is as it was; `otree summary -u` updates it: %w", sum, err)
+	case err != nil:
+		return fmt.Errorf("the command was done, but %s is as it was; `otree summary -u` updates it: %w", sum, err)
 	}
-	return err
+	return nil
 }
 
 // printJSON writes v as indented JSON, with the bytes of every string

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,51 @@ func TestSummaryMetadataParity(t *testing.T) {
 		if got := c.ok("summary", "-v"); !strings.Contains(got, line) {
 			t.Errorf("otree summary -v lacks %q:\n%s", line, got)
 		}
+	}
+}
+
+// A command whose change is made but whose summary (core.auto-update-summary)
+// cannot be written for want of space fails saying the change was made and
+// the summary is as it was, so that it is not made again: the branch it
+// created is there, and summary -u writes the summary once there is room.
+func TestAutoUpdateSummaryFullDiskSaysChangeMade(t *testing.T) {
+	mnt := testtree.SmallFS(t, 2<<20)
+	p := filepath.Join(mnt, "repo")
+	r, err := repo.Init(p, repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	c := &cli{t: t, path: p, r: r}
+	id := c.commitTree("main", source(t, fixture), "one", 1700000000)
+	// Enough branches for a summary of several pages; a ref takes one.
+	for i := range 400 {
+		if err := r.SetRef(fmt.Sprintf("branch-%03d", i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.ok("config", "set", "core.min-free-space-percent", "0")
+	c.ok("config", "set", "core.auto-update-summary", "true")
+	c.ok("summary", "-u")
+	before, err := os.ReadFile(filepath.Join(p, "summary"))
+	if err != nil || len(before) < 3*4096 {
+		t.Fatalf("summary of %d bytes (%v), want more than three pages", len(before), err)
+	}
+	testtree.FillTo(t, mnt, 2*4096)
+	sum := filepath.Join(p, "summary")
+	c.fails(exitError, []string{"the command was done, but " + sum + " is as it was", "otree summary -u", "no space left on device"},
+		"refs", "--create=stable", "main")
+	if got := strings.TrimSpace(c.ok("rev-parse", "stable")); got != id.String() {
+		t.Errorf("stable after the command: %q, want %s", got, id)
+	}
+	if after, _ := os.ReadFile(sum); string(after) != string(before) {
+		t.Error("the summary changed")
+	}
+	if err := os.Remove(filepath.Join(mnt, "fill")); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("summary", "-u")
+	if !strings.Contains(c.ok("summary", "-v"), "stable") {
+		t.Error("summary -u after freeing space does not list stable")
 	}
 }
