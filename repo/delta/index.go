@@ -264,6 +264,11 @@ func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error
 	sort.Slice(tos, func(i, j int) bool { return bytes.Compare(tos[i][:], tos[j][:]) < 0 })
 	var out []IndexRef
 	dirty := false // an entry of the directory to make durable
+	// Indexes a full filesystem kept from being rewritten before the
+	// delta without is removed: removed themselves instead (no index
+	// names a delta that is gone), and written once its removal has made
+	// room, so that deleting a delta frees space on a full disk.
+	var later []*Index
 	for _, to := range tos {
 		p := r.Path(IndexRel(to))
 		x := indexes[to]
@@ -280,7 +285,16 @@ func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error
 		// Rewritten only when it changes: a summary update reindexes
 		// everything, and most indexes stay as they are.
 		if old, err := os.ReadFile(p); err != nil || !bytes.Equal(old, data) {
-			if err := durable.WriteFile(p, data, 0o644, sync); err != nil {
+			err := durable.WriteFile(p, data, 0o644, sync)
+			if err != nil && then != nil && noSpace(err) {
+				if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+					return nil, fmt.Errorf("removing delta index %s: %w (writing it: %w)", p, rerr, err)
+				}
+				later = append(later, x)
+				dirty = true
+				continue
+			}
+			if err != nil {
 				return nil, err
 			}
 		} else if sync {
@@ -305,5 +319,27 @@ func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error
 			return nil, err
 		}
 	}
+	for _, x := range later {
+		p := r.Path(IndexRel(x.To))
+		data := x.Encode()
+		if err := durable.WriteFile(p, data, 0o644, sync); err != nil {
+			return nil, fmt.Errorf("delta %s deleted, but the index of the other deltas to %s is not written (`otree static-delta reindex` writes it): %w", without, x.To, err)
+		}
+		out = append(out, IndexRef{To: x.To, Index: repo.Sum(data)})
+	}
+	if len(later) > 0 {
+		sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].To[:], out[j].To[:]) < 0 })
+		if sync {
+			if err := durable.SyncDir(dir); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// noSpace tells whether err is a filesystem's refusal for want of space
+// (ENOSPC, or EDQUOT for a quota).
+func noSpace(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }

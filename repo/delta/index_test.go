@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 )
@@ -254,5 +255,41 @@ func TestIndexKeptByGenerateDeleteReindex(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
 		t.Fatalf("index after generating into a directory (-want +got):\n%s", diff)
+	}
+}
+
+// Deleting a delta on a full filesystem, which is how one makes room,
+// succeeds though the index of its to-commit, still naming other deltas,
+// cannot be rewritten first: it is removed, then written once the delta's
+// removal has freed space, never naming the deleted delta.
+func TestDeleteOnFullDisk(t *testing.T) {
+	mnt := testtree.SmallFS(t, 8<<20)
+	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.UpdateConfig(func(c *repo.Config) error { return c.Set("core.min-free-space-percent", "0") }); err != nil {
+		t.Fatal(err)
+	}
+	a := commitTree(t, r, "main", treeA, false)
+	b := commitTree(t, r, "main", treeB, true)
+	parent := delta.Name{From: a, To: b}
+	scratch := delta.Name{To: b}
+	for _, n := range []delta.Name{parent, scratch} {
+		if _, err := delta.Generate(ctx, r, delta.GenerateOptions{From: n.From, To: n.To, NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := &delta.Index{To: b, Deltas: []delta.IndexEntry{{Superblock: superblockSum(t, r, scratch)}}}
+	testtree.FillTo(t, mnt, 0)
+	if err := delta.Delete(r, parent); err != nil {
+		t.Fatalf("deleting delta %s on a full filesystem: %v", parent, err)
+	}
+	if diff := cmp.Diff(want, readIndex(t, r, b)); diff != "" {
+		t.Errorf("index after the delete (-want +got):\n%s", diff)
+	}
+	if names, err := delta.List(r); err != nil || len(names) != 1 || names[0] != scratch {
+		t.Errorf("deltas after the delete: %v, %v; want %s", names, err, scratch)
 	}
 }

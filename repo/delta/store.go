@@ -70,7 +70,8 @@ func ReadSuperblock(r *repo.Repo, n Name) (*Superblock, []byte, error) {
 // Delete removes a delta from r, and it from the index of its to-commit.
 // The index is rewritten first, then the directory renamed away, so a
 // reader never sees a delta with some of its parts gone, nor an index
-// naming a delta that is gone.
+// naming a delta that is gone. An index a full filesystem keeps from being
+// rewritten is removed instead, and written after the delta is gone.
 func Delete(r *repo.Repo, n Name) error {
 	if _, err := os.Stat(Path(r, n)); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", n, ErrNoDelta)
