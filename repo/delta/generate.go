@@ -145,6 +145,21 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 			return nil, fmt.Errorf("generating delta %s: %w", name, err)
 		}
 	}
+	// The single file is opened (unnamed) before any work, so that a
+	// place it cannot be written (a read-only or missing directory) fails
+	// the generation before its parts are made.
+	var single *durable.NewFile
+	if opts.File != "" && opts.Dir == "" {
+		if _, err := os.Lstat(opts.File); err == nil {
+			return nil, fmt.Errorf("generating delta %s: %s already exists", name, opts.File)
+		}
+		f, err := durable.CreateNew(opts.File, true)
+		if err != nil {
+			return nil, fmt.Errorf("generating delta %s: %w", name, err)
+		}
+		defer f.Close()
+		single = f
+	}
 	// Shared, so prune cannot delete objects while they are read.
 	lk, err := r.LockShared(ctx)
 	if err != nil {
@@ -258,7 +273,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		}
 	}
 	if opts.File != "" {
-		if err := writeSingle(tmp, opts.File, raw, sig, len(sb.Parts), !opts.NoSync, true); err != nil {
+		if err := writeSingleTo(single, tmp, opts.File, raw, sig, len(sb.Parts), !opts.NoSync); err != nil {
 			return nil, fmt.Errorf("generating delta %s: %w", name, err)
 		}
 		return sb, nil
@@ -321,6 +336,11 @@ func writeSingle(dir, final string, raw, sig []byte, parts int, sync, unnamed bo
 		return err
 	}
 	defer f.Close()
+	return writeSingleTo(f, dir, final, raw, sig, parts, sync)
+}
+
+// writeSingleTo is writeSingle into f, made by durable.CreateNew(final).
+func writeSingleTo(f *durable.NewFile, dir, final string, raw, sig []byte, parts int, sync bool) error {
 	head := []byte(fileMagic)
 	for _, s := range [][]byte{raw, sig} {
 		head = binary.AppendUvarint(head, uint64(len(s)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,9 +12,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
 	"github.com/otree/otree/repo/sign"
+	"golang.org/x/sys/unix"
 )
 
 func key(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
@@ -308,4 +311,24 @@ func TestApplyKeepsStoredCommitMeta(t *testing.T) {
 	}
 	apply(newer)
 	verified(pub1, pub2, pub3)
+}
+
+// A single-file delta whose place cannot be written (a read-only
+// directory) fails before any of it is made: the repository's deltas/,
+// where its parts would be made, is not even created.
+func TestGenerateFileUnwritablePlaceFailsFirst(t *testing.T) {
+	src := newRepo(t, repo.ModeArchive)
+	b := commitTree(t, src, "main", treeB, false)
+	out := testtree.SmallFS(t, 1<<20)
+	if err := unix.Mount("", out, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Skipf("cannot remount read-only: %v", err)
+	}
+	file := filepath.Join(out, "d")
+	_, err := delta.Generate(ctx, src, delta.GenerateOptions{To: b, File: file, NoSync: true})
+	if !errors.Is(err, unix.EROFS) || !strings.Contains(err.Error(), file) {
+		t.Fatalf("generating into a read-only directory: %v, want EROFS naming %s", err, file)
+	}
+	if _, err := os.Stat(src.Path(delta.Dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused generation made %s: %v", src.Path(delta.Dir), err)
+	}
 }
