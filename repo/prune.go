@@ -165,9 +165,11 @@ type PruneReport struct {
 // object hides nothing and does not stop it (prune reads no file
 // objects); Fsck finds it. Run Fsck (with Delete) first.
 //
-// It refuses to run while a ref cannot be read or a directory of refs
-// cannot be listed (ListRefs fails): what such a ref needs is unknown, and
-// pruning could delete it.
+// When refs are its roots (RefsOnly), or with DeleteCommit, it refuses to
+// run while a ref cannot be read or a directory of refs cannot be listed
+// (ListRefs fails): what such a ref needs is unknown, and pruning could
+// delete it. Otherwise it reads no refs, as OSTree does: every stored
+// commit is a root whatever the refs say.
 //
 // Commit objects are deleted first, so that a crash mid-way leaves no
 // surviving commit that needs a deleted object.
@@ -210,7 +212,13 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		r.cleanAbandonedTemps()
 	}
 
-	refs, err := r.ListRefs("")
+	// Without RefsOnly every stored commit is a root and refs add none:
+	// only a commit to delete needs them, to refuse one a ref points at.
+	// Reading them all would cost a large repository seconds for nothing.
+	var refs []Ref
+	if opts.refsOnly() || !opts.DeleteCommit.IsZero() {
+		refs, err = r.ListRefs("")
+	}
 	if bad := (*UnreadableRefsError)(nil); errors.As(err, &bad) {
 		// What such a ref needs is unknown: pruning could delete it.
 		which, what := "ref "+bad.Refs[0], "it points at"

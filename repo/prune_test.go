@@ -947,3 +947,32 @@ func TestPruneKeepYoungerThanFarFuture(t *testing.T) {
 		t.Errorf("a time before 1970 pruned commits: kept %v", got)
 	}
 }
+
+// Without RefsOnly every stored commit is a root, so prune reads no refs
+// (as OSTree does): an unreadable ref neither stops it nor costs it a
+// read, while with refs as roots, or a commit to delete, it still does.
+func TestPruneDefaultReadsNoRefs(t *testing.T) {
+	r := newIntegrityRepo(t, repo.ModeBareUser)
+	commits, _ := commitHistory(t, r)
+	if err := os.WriteFile(r.Path("refs", "heads", "broken"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		rep := mustPrune(t, r, repo.PruneOptions{Depth: repo.InfiniteDepth, NoPrune: dry})
+		if rep.Deleted != 0 {
+			t.Errorf("dry=%v: deleted %d objects, want none (every commit is a root)", dry, rep.Deleted)
+		}
+	}
+	for _, opts := range []repo.PruneOptions{
+		{RefsOnly: true, Depth: repo.InfiniteDepth, NoPrune: true},
+		{Depth: repo.InfiniteDepth, DeleteCommit: commits[0]},
+	} {
+		var bad *repo.UnreadableRefsError
+		if _, err := r.Prune(context.Background(), opts); !errors.As(err, &bad) || !slices.Contains(bad.Refs, "broken") {
+			t.Errorf("prune %+v: %v; want it refused, naming ref broken", opts, err)
+		}
+	}
+	if !stored(t, r, repo.KindCommit, commits[0]) {
+		t.Error("a refused prune deleted the commit")
+	}
+}
