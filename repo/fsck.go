@@ -464,6 +464,20 @@ func (r *Repo) writePartialMarker(commit ID, reason string, sync bool) error {
 	return nil
 }
 
+// syncMarkers makes the partial markers written unsynced durable, content
+// and names: one syncfs of the filesystem holding state/, then state/
+// itself, in place of two fsyncs a marker.
+func (r *Repo) syncMarkers() error {
+	dir := r.Path("state")
+	if err := durable.SyncFS(dir); err != nil {
+		return fmt.Errorf("syncing the partial marks in %s: %w", dir, err)
+	}
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("syncing the partial marks in %s: %w", dir, err)
+	}
+	return nil
+}
+
 // objState is what verification found about one object.
 type objState uint8
 
@@ -1391,17 +1405,28 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 			errs = append(errs, err)
 		}
 	}
+	// The marks are written unsynced and made durable together, before
+	// any object goes: a damaged file every commit of a long history
+	// shares would otherwise cost two fsyncs a commit.
 	for _, id := range rep.Incomplete {
-		if err := f.r.writePartialMarker(id, partialFsck, f.r.Fsync()); err != nil {
+		if err := f.r.writePartialMarker(id, partialFsck, false); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		rep.MarkedPartial = append(rep.MarkedPartial, id)
 	}
-	// A commit left unmarked (a full filesystem) would look whole once
-	// the objects it needs are gone, and a pull would skip it: keep every
-	// corrupt object until a later run can mark them all.
-	keep := len(rep.MarkedPartial) < len(rep.Incomplete)
+	unsynced := false
+	if len(rep.MarkedPartial) > 0 && f.r.Fsync() {
+		if err := f.r.syncMarkers(); err != nil {
+			errs = append(errs, err)
+			unsynced = true
+		}
+	}
+	// A commit left unmarked (a full filesystem), or whose mark a crash
+	// could lose, would look whole once the objects it needs are gone,
+	// and a pull would skip it: keep every corrupt object until a later
+	// run can mark them all.
+	keep := unsynced || len(rep.MarkedPartial) < len(rep.Incomplete)
 	kept := 0
 	for _, p := range f.order {
 		if p.Type == ProblemCache {
@@ -1457,7 +1482,9 @@ func (f *fsckRun) repair(rep *FsckReport) error {
 		rep.Deleted++
 		removed = true
 	}
-	if kept > 0 {
+	if kept > 0 && unsynced {
+		errs = append(errs, fmt.Errorf("kept %d corrupt objects: the partial marks of the %d commits that need them could not be made durable, and without them those commits would look whole; run fsck --delete again once they can be", kept, len(rep.MarkedPartial)))
+	} else if kept > 0 {
 		errs = append(errs, fmt.Errorf("kept %d corrupt objects: %d commits that need them could not be marked partial, and would look whole without them; run fsck --delete again once they can be", kept, len(rep.Incomplete)-len(rep.MarkedPartial)))
 	}
 	// A removal lost in a crash would bring back what was found bad.

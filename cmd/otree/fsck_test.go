@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -736,4 +737,63 @@ func fsckWithDescriptors(t *testing.T, path, exe string, env []string, before ma
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// fsck --delete marks every commit that needs a damaged object partial,
+// and makes the marks durable together, before the object goes: a file
+// a long history shares used to cost two fsyncs a commit (601 for 300
+// commits).
+func TestFsckDeleteMarksPartialWithOneSync(t *testing.T) {
+	testbin.NeedStrace(t)
+	const n = 20
+	src := source(t, testtree.Tree{"shared": testtree.File("shared by every commit\n", 0o644)})
+	c := newCLIMode(t, repo.ModeBareUser)
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(src, "counter"), []byte(strconv.Itoa(i)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("commit", "-b", "main", "-s", "c"+strconv.Itoa(i), src)
+	}
+	var obj string
+	filepath.WalkDir(filepath.Join(c.path, "objects"), func(p string, d fs.DirEntry, err error) error {
+		if b, rerr := os.ReadFile(p); err == nil && !d.IsDir() && rerr == nil && string(b) == "shared by every commit\n" {
+			obj = p
+		}
+		return nil
+	})
+	if obj == "" {
+		t.Fatal("no file object holds the shared file")
+	}
+	if err := os.Chmod(obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, []byte("damaged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := straced(t, "-z -e trace=rename,renameat,renameat2,unlinkat,fsync,fdatasync,syncfs", "--repo="+c.path, "fsck", "--delete")
+	if err == nil {
+		t.Fatalf("fsck --delete of a damaged object succeeded:\n%s", tr.out)
+	}
+	lines := tr.lines
+	marks, lastMark, syncs := 0, -1, 0
+	for i, l := range lines {
+		switch {
+		case strings.Contains(l, "rename") && strings.Contains(l, `.commitpartial"`):
+			marks++
+			lastMark = i
+		case strings.Contains(l, "fsync(") || strings.Contains(l, "fdatasync(") || strings.Contains(l, "syncfs("):
+			syncs++
+		}
+	}
+	if marks != n {
+		t.Fatalf("fsck --delete wrote %d partial marks, want %d:\n%s", marks, n, tr.log)
+	}
+	if syncs > 4 {
+		t.Errorf("fsck --delete synced %d times to mark %d commits partial and delete one object, want at most 4", syncs, n)
+	}
+	name := filepath.Base(obj)
+	removal := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "unlinkat(") && strings.Contains(l, name) })
+	if removal < lastMark || !slices.ContainsFunc(lines[lastMark:removal], func(l string) bool { return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") }) {
+		t.Errorf("the last partial mark (line %d) is not made durable before the object's removal (line %d):\n%s", lastMark+1, removal+1, tr.log)
+	}
 }
