@@ -193,7 +193,7 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 	byCollection := map[string][]Remote{} // configured remotes of each collection asked for
 	for _, rm := range remotes {
 		c := rm.Options["collection-id"]
-		if c == "" || rm.Options["unconfigured-state"] != "" || !slices.ContainsFunc(refs, func(cr CollectionRef) bool { return cr.CollectionID == c }) {
+		if c == "" || checkPullable(&rm) != nil || !slices.ContainsFunc(refs, func(cr CollectionRef) bool { return cr.CollectionID == c }) {
 			continue
 		}
 		byCollection[c] = append(byCollection[c], rm)

@@ -419,6 +419,9 @@ func Pull(ctx context.Context, r *repo.Repo, opts PullOptions) (*PullResult, err
 		if opts.CollectionID == "" {
 			opts.CollectionID = r.RemoteCollectionID(rm.Name)
 		}
+		if err := checkPullable(rm); err != nil {
+			return nil, err
+		}
 	}
 	src, closeSrc, err := openRemote(r, opts.Remote, rm, u, &opts)
 	if err != nil {

@@ -37,11 +37,13 @@ const (
 	KeyProxy = "proxy"
 	// KeyUnconfiguredState, when set, makes every pull from the remote
 	// fail with its text: a remote an installer writes for the admin to
-	// set up first.
+	// set up first. Its refs and summary can still be listed, as in
+	// OSTree.
 	KeyUnconfiguredState = "unconfigured-state"
 	// KeyCustomBackend, when set, names the program that fetches the
 	// remote's commits in otree's stead: every pull from the remote
-	// fails, naming it, as OSTree's does.
+	// fails, naming it, as OSTree's does (its refs and summary can still
+	// be listed).
 	KeyCustomBackend = "custom-backend"
 	// KeyHTTP2, when false, keeps requests to the remote on HTTP/1.1,
 	// for servers whose HTTP/2 is broken (default true).
@@ -145,15 +147,23 @@ func parseProxy(p string) (*url.URL, error) {
 	return u, nil
 }
 
+// checkPullable refuses a pull from rm when its config says otree is not
+// to fetch its commits: unconfigured-state or custom-backend. As in
+// OSTree, they stop pulls only: the remote's refs and summary can still
+// be listed.
+func checkPullable(rm *Remote) error {
+	if msg := rm.Options[KeyUnconfiguredState]; msg != "" {
+		return fmt.Errorf("remote %s: %s: %s", rm.Name, KeyUnconfiguredState, msg)
+	}
+	if b := rm.Options[KeyCustomBackend]; b != "" {
+		return fmt.Errorf("remote %s: %s=%s: the remote is fetched by that program, not by otree", rm.Name, KeyCustomBackend, b)
+	}
+	return nil
+}
+
 // withTransport makes opts.Client use the TLS, proxy and HTTP/2 settings
 // of rm, when it has any, on a copy of its transport.
 func withTransport(rm *Remote, opts *PullOptions) error {
-	if msg := rm.Options[KeyUnconfiguredState]; msg != "" {
-		return fmt.Errorf("%s: %s", KeyUnconfiguredState, msg)
-	}
-	if b := rm.Options[KeyCustomBackend]; b != "" {
-		return fmt.Errorf("%s=%s: the remote is fetched by that program, not by otree", KeyCustomBackend, b)
-	}
 	proxy, err := checkTransportKeys(rm.Options)
 	if err != nil {
 		return err

@@ -362,6 +362,29 @@ func TestPullCustomBackend(t *testing.T) {
 	}
 }
 
+// unconfigured-state and custom-backend stop pulls only: as in OSTree,
+// the remote's refs and summary can still be listed, to see what it
+// serves before setting it up.
+func TestUnpullableRemoteListsRefs(t *testing.T) {
+	o := newOrigin(t)
+	want := o.commit("os/stable", tree, 1700000000)
+	ctx := context.Background()
+	for key, value := range map[string]string{remote.KeyUnconfiguredState: "ask IT for the update server", remote.KeyCustomBackend: "examplecorp-fetcher"} {
+		dst, err := pullWith(t, o.srv.URL, map[string]string{key: value})
+		errContains(t, err, "remote origin", key, value)
+		refs, err := remote.RemoteRefs(ctx, dst, "origin", fastOpts())
+		if err != nil || len(refs) != 1 || refs[0].Name != "os/stable" || refs[0].Commit != want {
+			t.Errorf("%s: remote refs: %v, %v; want os/stable at %s", key, refs, err, want)
+		}
+		sum, err := remote.RemoteSummary(ctx, dst, "origin", fastOpts())
+		if err != nil {
+			t.Errorf("%s: remote summary: %v", key, err)
+		} else if id, ok := sum.Lookup("os/stable"); !ok || id != want {
+			t.Errorf("%s: remote summary lists os/stable at %s (%v), want %s", key, id, ok, want)
+		}
+	}
+}
+
 // gpg-verify, gpg-verify-summary or gpgkeypath ask for GPG signatures,
 // which otree cannot check: rather than pull unchecked, remote add refuses
 // them, and a pull from a remote whose config has them (written by hand,
