@@ -148,6 +148,9 @@ type PruneReport struct {
 	// them (package repo does not know their format); Prune alone leaves
 	// it empty.
 	Deltas []string `json:"deleted_deltas"`
+	// DeltaBytes is the size of the files of those deltas, as stored
+	// (StoredBytes), not counted in Freed.
+	DeltaBytes int64 `json:"deleted_delta_bytes"`
 	// DryRun is set for NoPrune: nothing was actually deleted.
 	DryRun bool `json:"dry_run"`
 }

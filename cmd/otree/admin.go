@@ -455,7 +455,7 @@ func (a *adminEnv) printFreed(rep *repo.PruneReport) {
 		fmt.Fprintf(a.stdout, "Freed objects: %s\n", siBytes(rep.Freed))
 	}
 	if rep != nil && len(rep.Deltas) > 0 {
-		fmt.Fprintf(a.stdout, "Deleted %d static delta%s: %s\n", len(rep.Deltas), pluralSuffix(len(rep.Deltas)), strings.Join(rep.Deltas, " "))
+		fmt.Fprintln(a.stdout, deltasLine(rep))
 	}
 }
 

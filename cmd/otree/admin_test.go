@@ -323,7 +323,7 @@ func TestAdminCommands(t *testing.T) {
 	a.ok("static-delta", "generate", "--empty", "--to=gone")
 	name := strings.TrimSpace(a.ok("static-delta", "list"))
 	a.ok("refs", "--delete", "gone")
-	if out := a.ok("admin", "cleanup"); !strings.Contains(out, "Deleted 1 static delta: "+name+"\n") {
+	if out := a.ok("admin", "cleanup"); !regexp.MustCompile(`\nDeleted 1 static delta, [0-9.]+ (bytes|[kMG]B) freed: ` + name + "\n").MatchString(out) {
 		t.Errorf("cleanup printed %q, want delta %s deleted", out, name)
 	}
 	if got := a.ok("static-delta", "list"); got != "(No static deltas)\n" {

@@ -208,12 +208,8 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		c := rep.ByKind[k]
 		fmt.Fprintf(e.stdout, "  %s: %d, %s\n", k, c.Objects, siBytes(c.Bytes))
 	}
-	if deltas := rep.Deltas; len(deltas) > 0 {
-		verb := "Deleted"
-		if rep.DryRun {
-			verb = "Would delete"
-		}
-		fmt.Fprintf(e.stdout, "%s %d static delta%s: %s\n", verb, len(deltas), pluralSuffix(len(deltas)), strings.Join(deltas, " "))
+	if len(rep.Deltas) > 0 {
+		fmt.Fprintln(e.stdout, deltasLine(rep))
 	}
 	if c := rep.Cache; c.Objects > 0 {
 		verb, noun := "Removed", "entries"
@@ -226,6 +222,16 @@ func runPrune(cmd *cobra.Command, e *env, f *pruneFlags) error {
 		fmt.Fprintf(e.stdout, "%s %d uncompressed-cache %s, freeing %s\n", verb, c.Objects, noun, siBytes(c.Bytes))
 	}
 	return nil
+}
+
+// deltasLine says which static deltas a prune deleted (or, dry, would
+// delete) and the bytes they took.
+func deltasLine(rep *repo.PruneReport) string {
+	n := fmt.Sprintf("%d static delta%s", len(rep.Deltas), pluralSuffix(len(rep.Deltas)))
+	if rep.DryRun {
+		return fmt.Sprintf("Would delete %s, freeing %s: %s", n, siBytes(rep.DeltaBytes), strings.Join(rep.Deltas, " "))
+	}
+	return fmt.Sprintf("Deleted %s, %s freed: %s", n, siBytes(rep.DeltaBytes), strings.Join(rep.Deltas, " "))
 }
 
 // ostreeCounted reports whether OSTree's prune counts objects of the kind

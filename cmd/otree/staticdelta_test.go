@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"maps"
 	"net/http"
 	"os"
@@ -262,8 +263,15 @@ func TestPruneDeletesOrphanDeltas(t *testing.T) {
 	c.ok("static-delta", "generate", "--from="+b.String(), "--to=tmp")
 	c.ok("refs", "--delete", "tmp")
 	toX := b.String() + "-" + x.String()
-	if out := c.ok("prune", "--refs-only", "--depth=0", "--no-prune"); !strings.Contains(out, "Would delete 1 static delta: "+toX) {
-		t.Errorf("dry run printed %q", out)
+	var parts int64
+	filepath.WalkDir(filepath.Join(c.path, "deltas", toX), func(p string, d fs.DirEntry, err error) error {
+		if fi, ierr := os.Lstat(p); err == nil && ierr == nil && !d.IsDir() {
+			parts += fi.Size()
+		}
+		return nil
+	})
+	if out := c.ok("prune", "--refs-only", "--depth=0", "--no-prune"); parts == 0 || !strings.Contains(out, "Would delete 1 static delta, freeing "+siBytes(parts)+": "+toX) {
+		t.Errorf("dry run printed %q, want the delta and its %d bytes", out, parts)
 	}
 	if got := c.ok("static-delta", "list"); !strings.Contains(got, toX) {
 		t.Errorf("a dry run deleted a delta: %q", got)
@@ -271,11 +279,12 @@ func TestPruneDeletesOrphanDeltas(t *testing.T) {
 	var rep struct {
 		Commits []string `json:"deleted_commits"`
 		Deltas  []string `json:"deleted_deltas"`
+		Bytes   int64    `json:"deleted_delta_bytes"`
 	}
 	if err := json.Unmarshal([]byte(c.ok("prune", "--refs-only", "--depth=0", "--json")), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Commits) != 2 || len(rep.Deltas) != 1 || rep.Deltas[0] != toX {
+	if len(rep.Commits) != 2 || len(rep.Deltas) != 1 || rep.Deltas[0] != toX || rep.Bytes != parts {
 		t.Errorf("prune --json = %+v", rep)
 	}
 	// a was deleted too (depth 0), but the delta from it to main stays.

@@ -3,6 +3,9 @@ package delta
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -70,9 +73,26 @@ func TestPruneDeletesDeltasToDeletedCommits(t *testing.T) {
 		t.Errorf("repo.Prune reports deltas %v", plain.Deltas)
 	}
 
+	var size int64
+	for _, n := range []Name{{From: old, To: top}, {To: top}} {
+		filepath.WalkDir(Path(r, n), func(p string, d fs.DirEntry, err error) error {
+			if fi, ierr := os.Lstat(p); err == nil && ierr == nil && !d.IsDir() {
+				size += fi.Size()
+			}
+			return nil
+		})
+	}
+	if size == 0 || rep.DeltaBytes != size {
+		t.Errorf("dry run: reported %d bytes of deltas, want the %d their files take", rep.DeltaBytes, size)
+	}
+	dry := rep.DeltaBytes
+
 	rep, err = Prune(context.Background(), r, repo.PruneOptions{RefsOnly: true, Depth: repo.InfiniteDepth})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.DeltaBytes != dry {
+		t.Errorf("prune reported %d bytes of deltas freed, its dry run %d", rep.DeltaBytes, dry)
 	}
 	if !slices.Equal(rep.Commits, []repo.ID{top}) {
 		t.Fatalf("deleted commits %v, want %v", rep.Commits, top)
