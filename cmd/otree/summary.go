@@ -42,7 +42,13 @@ to find through the indexes). Pull reads it to learn a remote's branches
 with one request; run it after each commit to a repository that is served.
 --sign / --sign-from-file write the summary's ed25519 signatures to
 summary.sig beside it; without them a stale summary.sig is removed.
--v prints the summary file as it is.`,
+-v prints the summary file as it is, each branch laid out as OSTree lays
+it out. A branch whose commit is stored here also gets that commit's size
+and date, read from the commit: otree's summary holds no metadata of its
+own for a branch, so the date's line is "Timestamp:" where OSTree's, which
+prints the summary's ostree.commit.timestamp key, is "Timestamp
+(ostree.commit.timestamp):", and a branch whose commit is not stored here
+has neither line.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Here -v is OSTree's --view; the global -v (--verbose) lands
