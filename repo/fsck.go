@@ -1200,16 +1200,15 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 			p.Reason += "; fsck --delete --add-tombstones stores it again"
 		}
 	}
+	var unmark []ID
 	for _, c := range partial {
 		complete, byFsck := check(c, false), f.r.isCommitPartialFsck(c.id)
 		// Complete again (a later commit or pull stored what it needs),
-		// and just verified: Delete takes fsck's mark away; until then
-		// the commit stays a problem, as in OSTree.
+		// and just verified: Delete takes fsck's mark away (all at once
+		// below, with one sync); until then the commit stays a problem,
+		// as in OSTree.
 		if byFsck && complete && f.opts.Delete {
-			if err := f.r.UnmarkCommitPartial(c.id); err != nil {
-				return err
-			}
-			rep.Unmarked = append(rep.Unmarked, c.id)
+			unmark = append(unmark, c.id)
 			continue
 		}
 		rep.Partial = append(rep.Partial, c.id)
@@ -1234,6 +1233,10 @@ func (f *fsckRun) checkCommits(ctx context.Context, refs []Ref, objs []storedObj
 		f.order = append(f.order, &FsckProblem{Type: ProblemPartial, Kind: KindCommit, ID: c.id,
 			Path: f.r.partialStatePath(c.id), Ref: c.ref, Reason: reason, Err: err})
 	}
+	if err := f.r.UnmarkCommitsPartial(unmark); err != nil {
+		return err
+	}
+	rep.Unmarked = append(rep.Unmarked, unmark...)
 	return ctx.Err()
 }
 

@@ -742,8 +742,8 @@ func lastLines(s string, n int) string {
 // fsck --delete marks every commit that needs a damaged object partial,
 // and makes the marks durable together, before the object goes: a file
 // a long history shares used to cost two fsyncs a commit (601 for 300
-// commits).
-func TestFsckDeleteMarksPartialWithOneSync(t *testing.T) {
+// commits). Once they are complete again it unmarks them together too.
+func TestFsckDeleteMarksAndUnmarksWithOneSync(t *testing.T) {
 	testbin.NeedStrace(t)
 	const n = 20
 	src := source(t, testtree.Tree{"shared": testtree.File("shared by every commit\n", 0o644)})
@@ -795,5 +795,25 @@ func TestFsckDeleteMarksPartialWithOneSync(t *testing.T) {
 	removal := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "unlinkat(") && strings.Contains(l, name) })
 	if removal < lastMark || !slices.ContainsFunc(lines[lastMark:removal], func(l string) bool { return strings.Contains(l, "syncfs(") || strings.Contains(l, "fsync(") }) {
 		t.Errorf("the last partial mark (line %d) is not made durable before the object's removal (line %d):\n%s", lastMark+1, removal+1, tr.log)
+	}
+
+	// Committed again, every commit is complete: --delete takes all
+	// the marks away, with one sync too.
+	c.ok("commit", "-b", "again", src)
+	tr, err = straced(t, "-z -e trace=unlink,unlinkat,fsync,fdatasync,syncfs", "--repo="+c.path, "fsck", "--delete")
+	if err != nil {
+		t.Fatalf("fsck --delete of a repository complete again: %v\n%s", err, tr.out)
+	}
+	unmarks, syncs := 0, 0
+	for _, l := range tr.lines {
+		switch {
+		case strings.Contains(l, "unlink") && strings.Contains(l, `.commitpartial"`):
+			unmarks++
+		case strings.Contains(l, "fsync(") || strings.Contains(l, "fdatasync(") || strings.Contains(l, "syncfs("):
+			syncs++
+		}
+	}
+	if unmarks != n || syncs > 2 {
+		t.Errorf("fsck --delete removed %d partial marks with %d syncs, want %d with at most 2:\n%s", unmarks, syncs, n, tr.log)
 	}
 }
