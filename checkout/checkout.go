@@ -169,6 +169,12 @@ type Stats struct {
 // directory. See Options for the modes and the package documentation for
 // how writes are confined.
 //
+// Two entries of a directory of the commit whose names the destination
+// directory does not tell apart (a case-insensitive or normalising one, as
+// ext4 casefolding makes: "A" and "a", "Straße" and "STRASSE", NFC and NFD
+// "é") fail the checkout in every mode, naming both: no mode writes one
+// over the other, drops one or merges two directories.
+//
 // File times are fixed: every directory the checkout creates, and every
 // symlink and newly written file, gets mtime and atime 0 (the epoch), so a
 // commit checks out the same everywhere. Directories that were in DEST
@@ -339,9 +345,10 @@ type checkouter struct {
 	missMu sync.Mutex
 	misses []repo.IndexedHeader
 
-	skip     map[string]bool                      // Options.SkipList, cleaned
-	metas    sync.Map                             // repo.ID -> *repo.DirMeta
-	readTree func(repo.ID) (*repo.DirTree, error) // r.ReadDirTree; tests substitute hostile trees
+	skip     map[string]bool                             // Options.SkipList, cleaned
+	metas    sync.Map                                    // repo.ID -> *repo.DirMeta
+	readTree func(repo.ID) (*repo.DirTree, error)        // r.ReadDirTree; tests substitute hostile trees
+	listDir  func(fd int, path string) ([]string, error) // listDir; tests substitute a directory's view
 
 	files, dirs, bytes, linked, copied, cached atomic.Int64
 
@@ -362,7 +369,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		return nil, fmt.Errorf("checkout: %w", &os.PathError{Op: "open", Path: objDir, Err: err})
 	}
 	c := &checkouter{ctx: ctx, r: r, mode: r.Mode(), opts: opts, dest: abs, objFd: fd, objDir: objDir + "/",
-		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, skip: opts.skipSet()}
+		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, listDir: listDir, skip: opts.skipSet()}
 	c.owners = !opts.UserMode && (c.mode != repo.ModeBareUserOnly || os.Geteuid() == 0)
 	c.link, c.noLink = true, ""
 	dev := destDev(abs)

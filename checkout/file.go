@@ -113,6 +113,9 @@ func (w *worker) file(n *dirNode, name string, id repo.ID) error {
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
 			return fmt.Errorf("checkout: %s/%s: %w", n.path, name, err)
 		}
+		if err := w.collision(n, name); err != nil {
+			return err
+		}
 		// Union and UnionAdd go by the index's type, mode and size
 		// alone: a union over an identical checkout reads no header.
 		// UnionIdentical may compare content, which needs the object.

@@ -47,6 +47,14 @@ type dirNode struct {
 	fd      int
 	existed bool // was in DEST already (union modes): metadata kept
 
+	// files and dirs are the entries written into it, sorted; entries
+	// counts them. disk is what it held when an entry was first found
+	// in the way (collision).
+	files   []repo.FileEntry
+	dirs    []repo.DirEntry
+	entries int
+	disk    ondisk
+
 	// pending counts this directory's own listing task, its unfinished
 	// file batches and its unfinished subdirectories.
 	pending atomic.Int32
@@ -88,6 +96,7 @@ func (w *worker) dirTask(n *dirNode) error {
 			return err
 		}
 	}
+	n.files, n.dirs, n.entries = files, dirs, len(files)+len(dirs)
 	// Subdirectories are created here, by the one task writing into n,
 	// and then listed by tasks of their own: two workers writing entries
 	// into one directory only queue on its lock (and spin on it).
@@ -156,6 +165,9 @@ func (w *worker) enterDir(n *dirNode) error {
 		}
 		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
 			return fmt.Errorf("checkout: %w", &os.PathError{Op: "mkdir", Path: n.path, Err: err})
+		}
+		if err := w.collision(n.parent, n.name); err != nil {
+			return err
 		}
 		if !c.opts.union() {
 			return fmt.Errorf("checkout: %s: %w", n.path, fs.ErrExist)
@@ -236,6 +248,7 @@ func (c *checkouter) finish(n *dirNode) error {
 			return fmt.Errorf("checkout: %s: setting times: %w", n.path, err)
 		}
 	}
+	n.files, n.dirs, n.disk.names = nil, nil, nil // everything below is written
 	err := unix.Close(n.fd)
 	c.mu.Lock()
 	delete(c.open, n)

@@ -1,0 +1,147 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
+)
+
+// A directory that does not tell "A" from "a" (ext4 casefolding, say)
+// finds the commit's "A" when the checkout writes its "a". No filesystem of
+// the test's has that, so the test builds the view: once "A" is linked from
+// its object, "a" is another link of the same inode, which the listing
+// does not show. Every mode must refuse, naming both paths, and leave "A"
+// as the commit has it: Union used to write "a" over it, UnionAdd to drop
+// "a" and UnionIdentical to compare "a" with "A".
+func TestCaseCollisionRefused(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(content string) repo.ID {
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+		id := repo.FileID(h, []byte(content))
+		if _, err := txn.WriteFile(h, id, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	upper, lower := write("upper\n"), write("lower\n")
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rootID, subID := repo.ID{1}, repo.ID{2}
+	root := &repo.DirTree{Dirs: []repo.DirEntry{{Name: "D", TreeID: subID, MetaID: meta}}}
+	sub := &repo.DirTree{Files: []repo.FileEntry{{Name: "A", ID: upper}, {Name: "a", ID: lower}}}
+
+	for _, mode := range []string{"none", "Union", "UnionAdd", "UnionIdentical"} {
+		t.Run(mode, func(t *testing.T) {
+			opts := Options{UserMode: true, RequireHardlinks: true}
+			switch mode {
+			case "Union":
+				opts.Union = true
+			case "UnionAdd":
+				opts.UnionAdd = true
+			case "UnionIdentical":
+				opts.UnionIdentical = true
+			}
+			dest := filepath.Join(t.TempDir(), "dest")
+			c, err := newCheckouter(context.Background(), r, dest, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(c.objFd)
+			c.readTree = func(id repo.ID) (*repo.DirTree, error) {
+				if id == rootID {
+					return root, nil
+				}
+				// D was just made: "a" will be "A" once that is linked.
+				obj := r.Path("objects", objectRel(upper))
+				if err := os.Link(obj, filepath.Join(dest, "D", "a")); err != nil {
+					t.Fatal(err)
+				}
+				return sub, nil
+			}
+			c.listDir = func(fd int, path string) ([]string, error) {
+				names, err := listDir(fd, path)
+				return slices.DeleteFunc(names, func(s string) bool { return s == "a" }), err
+			}
+			_, err = c.run(&dirNode{tree: rootID, metaID: meta, fd: -1})
+			d := filepath.Join(dest, "D")
+			if err == nil || !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), d+"/a:") || !strings.Contains(err.Error(), d+"/A,") {
+				t.Errorf("checkout: %v; want an error naming %s/a and %s/A", err, d, d)
+			}
+			if got, err := os.ReadFile(filepath.Join(d, "A")); err != nil || string(got) != "upper\n" {
+				t.Errorf("%s/A holds %q (%v), want the commit's %q", d, got, err, "upper\n")
+			}
+		})
+	}
+}
+
+// A union into a directory it may write into but not list (mode 0300, for
+// a user other than its owner) goes on as before: the check for names the
+// directory does not tell apart needs the listing, and is skipped.
+func TestUnionUnlistableDirectory(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []repo.FileEntry
+	for _, name := range []string{"a", "b"} {
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 2}
+		id := repo.FileID(h, []byte(name+"\n"))
+		if _, err := txn.WriteFile(h, id, []byte(name+"\n")); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, repo.FileEntry{Name: name, ID: id})
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "dest")
+	if err := os.Mkdir(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dest, "a"), []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCheckouter(context.Background(), r, dest, Options{UserMode: true, Union: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(c.objFd)
+	c.readTree = func(repo.ID) (*repo.DirTree, error) { return &repo.DirTree{Files: files}, nil }
+	c.listDir = func(int, string) ([]string, error) { return nil, unix.EACCES }
+	if _, err := c.run(&dirNode{tree: repo.ID{1}, metaID: meta, fd: -1}); err != nil {
+		t.Fatalf("union: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "a")); err != nil || string(got) != "a\n" {
+		t.Errorf("%s/a holds %q (%v), want %q", dest, got, err, "a\n")
+	}
+}
