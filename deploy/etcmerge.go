@@ -124,7 +124,11 @@ func (e *EtcConflictError) Error() string {
 // On conflicts MergeEtc returns all the records with an *EtcConflictError
 // and writes nothing. On any other error, dest is removed.
 func MergeEtc(ctx context.Context, oldDefaults, oldEtc, newDefaults, dest string) ([]EtcChange, error) {
-	m := &merger{ctx: ctx, buf: make([]byte, 32<<10)}
+	return mergeEtc(&merger{ctx: ctx, buf: make([]byte, 32<<10), listDir: listDir}, oldDefaults, oldEtc, newDefaults, dest)
+}
+
+// mergeEtc is MergeEtc with the merger given.
+func mergeEtc(m *merger, oldDefaults, oldEtc, newDefaults, dest string) ([]EtcChange, error) {
 	defer func() {
 		for _, t := range m.open {
 			unix.Close(t.fd)
@@ -232,6 +236,11 @@ type merger struct {
 	open       []*tree
 	recs       []EtcChange
 	buf        []byte
+
+	// listDir lists a directory of the new /etc (listDir); created, if
+	// set, is called after each entry is made. Tests substitute both.
+	listDir func(fd int, path string) ([]string, error)
+	created func(dirfd int, dirPath, name string)
 }
 
 // errChanged reports a source entry that changed type while being read.
@@ -615,7 +624,16 @@ func (m *merger) fill(parent int, parentPath, name string, e *entry) error {
 			return err
 		}
 		if err := m.create(fd, path, k); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				if o := m.storedAs(fd, path, k.name, e.kids); o != nil {
+					return fmt.Errorf("%w: the directory holds it as %s/%s, %s, and does not tell the two names apart (a case-insensitive or normalising directory); the merged /etc has both, %s %s",
+						err, path, o.name, m.from(o), k.name, m.from(k))
+				}
+			}
 			return err
+		}
+		if m.created != nil {
+			m.created(fd, path, k.name)
 		}
 	}
 	// A directory gets the time of the merge wherever it comes from, as
@@ -707,4 +725,46 @@ func setMeta(dirfd int, dirPath, name string, n *node, keepTime bool) error {
 		return &os.PathError{Op: "utimes", Path: path, Err: err}
 	}
 	return nil
+}
+
+// listDir returns the names the directory open at fd holds, through a
+// descriptor of its own.
+func listDir(fd int, path string) ([]string, error) {
+	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(dfd)
+	return dirent.Names(dfd, make([]byte, 32<<10), path)
+}
+
+// storedAs returns the entry of kids, other than name, that the directory
+// open at fd (at path) holds where name was to be created: one stored under
+// a name the directory does not tell apart from name. It returns nil when
+// there is none, or when it cannot tell.
+func (m *merger) storedAs(fd int, path, name string, kids []*entry) *entry {
+	var st unix.Stat_t
+	if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return nil
+	}
+	names, err := m.listDir(fd, path)
+	if err != nil || slices.Contains(names, name) {
+		return nil
+	}
+	for _, s := range names {
+		i := slices.IndexFunc(kids, func(k *entry) bool { return k.name == s })
+		var ost unix.Stat_t
+		if i >= 0 && unix.Fstatat(fd, s, &ost, unix.AT_SYMLINK_NOFOLLOW) == nil && ost.Dev == st.Dev && ost.Ino == st.Ino {
+			return kids[i]
+		}
+	}
+	return nil
+}
+
+// from says where the merge takes e from, for messages.
+func (m *merger) from(e *entry) string {
+	if e.t == m.nd {
+		return "the new default"
+	}
+	return "kept from the old /etc"
 }
