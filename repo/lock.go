@@ -219,13 +219,13 @@ func (r *Repo) countRefsLock(l *Lock) {
 // write is done); otherwise holdRefs takes steps, which are refsLockSteps
 // outside a transaction and the refs lock alone in one, which holds the
 // repository lock already. The wait is bounded by the lock timeout
-// (SetLockTimeout). A read-only repository is refused first
-// (CheckWritable).
+// (SetLockTimeout). A repository whose refs/ cannot be written is refused
+// first (CheckWritableAt).
 func (r *Repo) holdRefs(steps ...lockStep) (func(), error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := r.CheckWritable(); err != nil {
+	if err := r.CheckWritableAt("refs"); err != nil {
 		return nil, err
 	}
 	r.refsMu.Lock()

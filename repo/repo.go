@@ -396,7 +396,8 @@ func Open(path string) (*Repo, error) {
 // CheckWritable returns nil when the repository can be changed, else the
 // error a change is refused with, which names the repository and says why
 // (a read-only filesystem, or objects/ not writable by this user). Writers
-// call it before they start, so that a read-only repository fails them
+// of objects call it before they start (writers of refs, config and delta
+// indexes alone, CheckWritableAt), so that a read-only repository fails them
 // with that one error, not with whichever write came first, and before
 // any work done for nothing.
 func (r *Repo) CheckWritable() error {
@@ -404,6 +405,26 @@ func (r *Repo) CheckWritable() error {
 		return r.errReadOnly()
 	}
 	return nil
+}
+
+// CheckWritableAt is CheckWritable for a change made only in the
+// repository's directory rel ("" for the repository's own directory, where
+// the config file is), which leaves objects/ alone: it fails only when that
+// directory, or the nearest of its parents that exists, cannot be written.
+// Refs and config can then still be changed where objects/ alone cannot be
+// written by this user (or is a read-only mount), as with OSTree.
+func (r *Repo) CheckWritableAt(rel string) error {
+	p := filepath.Join(r.path, rel)
+	for {
+		err := unix.Access(p, unix.W_OK)
+		if err == nil {
+			return nil
+		}
+		if err != unix.ENOENT || p == r.path {
+			return fmt.Errorf("repository %s is not writable: %w", r.path, &fs.PathError{Op: "access", Path: p, Err: err})
+		}
+		p = filepath.Dir(p)
+	}
 }
 
 // errReadOnly is the error of a change refused because the repository
@@ -492,7 +513,7 @@ func (r *Repo) UpdateConfig(fn func(*Config) error) error {
 		return err
 	}
 	if after := cfg.Bytes(); !bytes.Equal(after, before) {
-		if err := r.CheckWritable(); err != nil {
+		if err := r.CheckWritableAt(""); err != nil {
 			return fmt.Errorf("updating %s: %w", path, err)
 		}
 		if err := writeFileSynced(path, after); err != nil {

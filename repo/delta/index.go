@@ -193,7 +193,7 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 // Delete removes that delta there, so that no other reindex names it
 // again in between.
 func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error) ([]IndexRef, error) {
-	if err := r.CheckWritable(); err != nil {
+	if err := r.CheckWritableAt(IndexDir); err != nil {
 		return nil, fmt.Errorf("indexing deltas: %w", err)
 	}
 	sync := !opts.NoSync && r.Fsync()
