@@ -4,6 +4,7 @@ package xattr
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -40,7 +41,8 @@ var xfsACLAliases = map[string]string{
 //
 // On XFS, trusted.SGI_ACL_FILE and trusted.SGI_ACL_DEFAULT are left out
 // where the ACL they repeat (system.posix_acl_access, _default) is listed
-// too: recorded, they would make a tree's ids depend on the filesystem it
+// too, and so are they on an overlayfs (of XFS layers) where their value
+// is XFS's form of that ACL: recorded, they would make a tree's ids depend on the filesystem it
 // was read from, an object stored on XFS would read back with an xattr
 // its header lacks, and a checkout onto another filesystem would write
 // them as plain trusted.* xattrs.
@@ -94,27 +96,70 @@ func FList(fd int, skip func(string) bool) ([]Attr, error) {
 // name that is no such alias.
 func XFSACLAlias(name string) string { return xfsACLAliases[name] }
 
-// xfsAliases returns the names among names (as listxattr gives them) that
-// only repeat a listed ACL on XFS, asking statfsFn for the filesystem only
-// when there are any: none, mostly.
-func xfsAliases(names [][]byte, statfsFn func(*unix.Statfs_t) error) map[string]bool {
-	var out map[string]bool
+// xfsAliasCandidates returns the names among names (as listxattr gives
+// them) that may only repeat a listed ACL, as on XFS: none, mostly.
+func xfsAliasCandidates(names [][]byte) []string {
+	var out []string
 	for _, nb := range names {
 		acl, ok := xfsACLAliases[string(nb)]
 		if ok && slices.ContainsFunc(names, func(b []byte) bool { return string(b) == acl }) {
-			if out == nil {
-				out = map[string]bool{}
-			}
-			out[string(nb)] = true
-		}
-	}
-	if out != nil {
-		var st unix.Statfs_t
-		if statfsFn(&st) != nil || uint32(st.Type) != unix.XFS_SUPER_MAGIC {
-			return nil
+			out = append(out, string(nb))
 		}
 	}
 	return out
+}
+
+// dropXFSAliases leaves out of attrs the candidates (xfsAliasCandidates)
+// that repeat the ACL beside them: all of them on XFS; on overlayfs, whose
+// layers may be XFS (a container's storage, often) and which lists a
+// layer's names as they are, those whose value is XFS's encoding of that
+// ACL. Elsewhere they are xattrs of their own.
+func dropXFSAliases(attrs []Attr, candidates []string, statfsFn func(*unix.Statfs_t) error) []Attr {
+	var st unix.Statfs_t
+	if statfsFn(&st) != nil {
+		return attrs
+	}
+	fsType := uint32(st.Type)
+	if fsType != unix.XFS_SUPER_MAGIC && fsType != unix.OVERLAYFS_SUPER_MAGIC {
+		return attrs
+	}
+	value := func(name string) []byte {
+		for _, a := range attrs {
+			if a.Name == name {
+				return a.Value
+			}
+		}
+		return nil
+	}
+	return slices.DeleteFunc(attrs, func(a Attr) bool {
+		if !slices.Contains(candidates, a.Name) {
+			return false
+		}
+		return fsType == unix.XFS_SUPER_MAGIC || isXFSACL(a.Value, value(xfsACLAliases[a.Name]))
+	})
+}
+
+// isXFSACL reports whether xfs is how XFS stores the POSIX ACL acl (as the
+// system.posix_acl_* xattr gives it: a little-endian version 2, then tag,
+// perm and id per entry): a big-endian count, then tag, id, perm and
+// padding per entry.
+func isXFSACL(xfs, acl []byte) bool {
+	if len(acl) < 4 || binary.LittleEndian.Uint32(acl) != 2 || (len(acl)-4)%8 != 0 {
+		return false
+	}
+	n := (len(acl) - 4) / 8
+	if len(xfs) != 4+12*n || binary.BigEndian.Uint32(xfs) != uint32(n) {
+		return false
+	}
+	for i := range n {
+		e, x := acl[4+8*i:], xfs[4+12*i:]
+		if binary.BigEndian.Uint32(x) != uint32(binary.LittleEndian.Uint16(e)) ||
+			binary.BigEndian.Uint32(x[4:]) != binary.LittleEndian.Uint32(e[4:]) ||
+			binary.BigEndian.Uint16(x[8:]) != binary.LittleEndian.Uint16(e[2:]) {
+			return false
+		}
+	}
+	return true
 }
 
 func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, error), statfsFn func(*unix.Statfs_t) error, what string, skip func(string) bool) ([]Attr, error) {
@@ -144,13 +189,12 @@ func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, err
 	}
 	var out []Attr
 	split := bytes.Split(names, []byte{0})
-	aliases := xfsAliases(split, statfsFn)
 	for _, nb := range split {
 		if len(nb) == 0 {
 			continue
 		}
 		name := string(nb)
-		if skip != nil && skip(name) || aliases[name] {
+		if skip != nil && skip(name) {
 			continue
 		}
 		v, err := get(getFn, name)
@@ -161,6 +205,9 @@ func list(listFn func([]byte) (int, error), getFn func(string, []byte) (int, err
 			return nil, fmt.Errorf("reading xattr %s of %s: %w", name, what, err)
 		}
 		out = append(out, Attr{name, v})
+	}
+	if c := xfsAliasCandidates(split); c != nil {
+		out = dropXFSAliases(out, c, statfsFn)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

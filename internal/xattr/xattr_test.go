@@ -94,23 +94,7 @@ func names(attrs []Attr) []string {
 // _DEFAULT): List, ListAt and FList give the ACL once, as on any other
 // filesystem. Elsewhere a trusted.SGI_ACL_FILE is an xattr like others.
 func TestListLeavesOutXFSACLAliases(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: XFS shows the aliases only to CAP_SYS_ADMIN")
-	}
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		t.Skip("mkfs.xfs (xfsprogs) is not installed")
-	}
-	img := filepath.Join(t.TempDir(), "xfs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
-	}
-	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
+	mnt := xfsMount(t)
 	acl := testACL()
 	f, d := filepath.Join(mnt, "f"), filepath.Join(mnt, "d")
 	os.WriteFile(f, nil, 0o644)
@@ -170,5 +154,84 @@ func TestListLeavesOutXFSACLAliases(t *testing.T) {
 	got, err := List(other, nil)
 	if w := []string{"system.posix_acl_access", "trusted.SGI_ACL_FILE"}; err != nil || !cmp.Equal(w, names(got)) {
 		t.Errorf("List(%s) = %v, %v; want %v", other, names(got), err, w)
+	}
+}
+
+// xfsMount mounts a new XFS for the test, skipping it where that cannot
+// be done or XFS would not show the ACL aliases (to a user but root).
+func xfsMount(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: XFS shows the aliases only to CAP_SYS_ADMIN")
+	}
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs (xfsprogs) is not installed")
+	}
+	img := filepath.Join(t.TempDir(), "xfs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
+	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
+	return mnt
+}
+
+// overlay mounts an overlayfs of a new lower and upper directory in base
+// at base/merged, skipping the test where that cannot be done.
+func overlay(t *testing.T, base string) (lower, merged string) {
+	t.Helper()
+	lower, merged = filepath.Join(base, "lower"), filepath.Join(base, "merged")
+	for _, d := range []string{lower, filepath.Join(base, "upper"), filepath.Join(base, "work"), merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		t.Skipf("cannot mount an overlayfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+	return lower, merged
+}
+
+// An overlayfs lists the names of its layers as they are: over XFS, a
+// POSIX ACL and its trusted.SGI_ACL_* alias, of which List gives the ACL
+// alone, as from XFS itself. A trusted.SGI_ACL_FILE of another value, as
+// on an overlay of ext4 or tmpfs, is an xattr like others.
+func TestListLeavesOutXFSACLAliasesOnOverlay(t *testing.T) {
+	lower, merged := overlay(t, xfsMount(t))
+	acl := testACL()
+	os.WriteFile(filepath.Join(lower, "f"), nil, 0o644)
+	if err := unix.Setxattr(filepath.Join(lower, "f"), "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no POSIX ACLs on this XFS: %v", err)
+	}
+	f := filepath.Join(merged, "f")
+	raw := make([]byte, 1024)
+	n, _ := unix.Llistxattr(f, raw)
+	if !bytes.Contains(raw[:n], []byte("trusted.SGI_ACL_FILE")) {
+		t.Skipf("this kernel's overlay of XFS lists no trusted.SGI_ACL_* aliases: %q", raw[:n])
+	}
+	got, err := List(f, nil)
+	if w := []string{"system.posix_acl_access"}; err != nil || !cmp.Equal(w, names(got)) {
+		t.Errorf("List(%s) = %v, %v; want %v", f, names(got), err, w)
+	}
+
+	lower, merged = overlay(t, t.TempDir())
+	os.WriteFile(filepath.Join(lower, "f"), nil, 0o644)
+	if err := unix.Setxattr(filepath.Join(lower, "f"), "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no POSIX ACLs in %s: %v", lower, err)
+	}
+	if err := unix.Setxattr(filepath.Join(lower, "f"), "trusted.SGI_ACL_FILE", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f = filepath.Join(merged, "f")
+	got, err = List(f, nil)
+	if w := []string{"system.posix_acl_access", "trusted.SGI_ACL_FILE"}; err != nil || !cmp.Equal(w, names(got)) {
+		t.Errorf("List(%s) = %v, %v; want %v", f, names(got), err, w)
 	}
 }
