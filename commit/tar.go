@@ -830,17 +830,25 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 }
 
 // dropXFSACLAliases leaves out of an entry's xattrs, sorted, the
-// trusted.SGI_ACL_* names that repeat an ACL it also has: GNU tar run by
-// root on XFS records each ACL under both names, as XFS lists it, and a
-// commit of the directory records only the ACL (xattr.List).
+// trusted.SGI_ACL_* names that repeat an ACL it also has, their value
+// XFS's form of it: GNU tar run by root on XFS records each ACL under both
+// names, as XFS lists it, and a commit of the directory records only the
+// ACL (xattr.List). One of another value is an xattr of its own (set on
+// another filesystem), which a commit of the directory keeps too.
 func dropXFSACLAliases(xattrs []repo.Xattr) []repo.Xattr {
-	has := func(name string) bool {
-		return slices.ContainsFunc(xattrs, func(x repo.Xattr) bool { return x.Name == name })
+	value := func(name string) ([]byte, bool) {
+		i := slices.IndexFunc(xattrs, func(x repo.Xattr) bool { return x.Name == name })
+		if i < 0 {
+			return nil, false
+		}
+		return xattrs[i].Value, true
 	}
 	var drop []string
 	for _, x := range xattrs {
-		if acl := xattr.XFSACLAlias(x.Name); acl != "" && has(acl) {
-			drop = append(drop, x.Name)
+		if acl := xattr.XFSACLAlias(x.Name); acl != "" {
+			if v, ok := value(acl); ok && xattr.IsXFSACL(x.Value, v) {
+				drop = append(drop, x.Name)
+			}
 		}
 	}
 	if drop == nil {

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
@@ -1487,21 +1488,40 @@ func TestTarXattrOverLinuxLimitsRefused(t *testing.T) {
 	}
 }
 
+// xfsACL is tarACL's entries (tag, perm, id) as XFS stores the ACL and
+// lists it to root as trusted.SGI_ACL_*: a big-endian count, then tag, id,
+// perm and padding per entry.
+func xfsACL(entries ...uint32) string {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(entries)/3))
+	for i := 0; i+2 < len(entries); i += 3 {
+		b = binary.BigEndian.AppendUint32(b, entries[i])
+		b = binary.BigEndian.AppendUint32(b, entries[i+2])
+		b = binary.BigEndian.AppendUint16(b, uint16(entries[i+1]))
+		b = append(b, 0, 0)
+	}
+	return string(b)
+}
+
 // GNU tar run by root on XFS records each POSIX ACL twice, also under the
 // trusted.SGI_ACL_* name XFS lists it by: the commit records the ACL
 // once, as a commit of the directory does. Such a name without the ACL
-// it would repeat is an xattr like others.
+// it would repeat, or whose value is not XFS's form of it (one set on
+// another filesystem), is an xattr like others, which a commit of the
+// directory keeps too.
 func TestTarXFSACLAliasDropped(t *testing.T) {
 	const userObj, user, groupObj, mask, other, none = 0x01, 0x02, 0x04, 0x10, 0x20, 0xffffffff
-	acl := tarACL(userObj, 7, none, user, 5, 1234, groupObj, 5, none, mask, 5, none, other, 5, none)
+	entries := []uint32{userObj, 7, none, user, 5, 1234, groupObj, 5, none, mask, 5, none, other, 5, none}
+	acl, xfs := tarACL(entries...), xfsACL(entries...)
 	r := newRepo(t, repo.ModeArchive)
 	p := writeTar(t, []*tar.Header{
 		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX, PAXRecords: map[string]string{
-			"SCHILY.xattr.system.posix_acl_access": acl, "SCHILY.xattr.trusted.SGI_ACL_FILE": "xfs form",
-			"SCHILY.xattr.system.posix_acl_default": acl, "SCHILY.xattr.trusted.SGI_ACL_DEFAULT": "xfs form"}},
+			"SCHILY.xattr.system.posix_acl_access": acl, "SCHILY.xattr.trusted.SGI_ACL_FILE": xfs,
+			"SCHILY.xattr.system.posix_acl_default": acl, "SCHILY.xattr.trusted.SGI_ACL_DEFAULT": xfs}},
 		{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: map[string]string{
 			"SCHILY.xattr.trusted.SGI_ACL_FILE": "alone", "SCHILY.xattr.user.k": "v"}},
-	}, map[string]string{"f": "data"})
+		{Name: "g", Typeflag: tar.TypeReg, Mode: 0o755, Format: tar.FormatPAX, PAXRecords: map[string]string{
+			"SCHILY.xattr.system.posix_acl_access": acl, "SCHILY.xattr.trusted.SGI_ACL_FILE": "set on ext4"}},
+	}, map[string]string{"f": "data", "g": "data"})
 	res, err := commitTar(r, "main", p)
 	if err != nil {
 		t.Fatal(err)
@@ -1520,6 +1540,9 @@ func TestTarXFSACLAliasDropped(t *testing.T) {
 	got := readCommit(t, r, res.Commit, false)
 	if w := map[string]string{"trusted.SGI_ACL_FILE": "alone", "user.k": "v"}; !cmp.Equal(w, got["f"].Xattrs) {
 		t.Errorf("f's xattrs %q, want %q", got["f"].Xattrs, w)
+	}
+	if w := map[string]string{"system.posix_acl_access": acl, "trusted.SGI_ACL_FILE": "set on ext4"}; !cmp.Equal(w, got["g"].Xattrs) {
+		t.Errorf("g's xattrs %q, want %q", got["g"].Xattrs, w)
 	}
 }
 

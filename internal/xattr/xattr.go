@@ -135,15 +135,16 @@ func dropXFSAliases(attrs []Attr, candidates []string, statfsFn func(*unix.Statf
 		if !slices.Contains(candidates, a.Name) {
 			return false
 		}
-		return fsType == unix.XFS_SUPER_MAGIC || isXFSACL(a.Value, value(xfsACLAliases[a.Name]))
+		return fsType == unix.XFS_SUPER_MAGIC || IsXFSACL(a.Value, value(xfsACLAliases[a.Name]))
 	})
 }
 
-// isXFSACL reports whether xfs is how XFS stores the POSIX ACL acl (as the
+// IsXFSACL reports whether xfs, the value of a trusted.SGI_ACL_* name
+// (XFSACLAlias), is how XFS stores the POSIX ACL acl (as the
 // system.posix_acl_* xattr gives it: a little-endian version 2, then tag,
 // perm and id per entry): a big-endian count, then tag, id, perm and
-// padding per entry.
-func isXFSACL(xfs, acl []byte) bool {
+// padding per entry. Only then does the name repeat the ACL.
+func IsXFSACL(xfs, acl []byte) bool {
 	if len(acl) < 4 || binary.LittleEndian.Uint32(acl) != 2 || (len(acl)-4)%8 != 0 {
 		return false
 	}
