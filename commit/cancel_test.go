@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -172,5 +173,51 @@ func TestCancelEndsCommitWaitingOnTarPipePath(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("cancelled commit: %v, want context.Canceled naming %s", err, path)
+	}
+}
+
+// A tar source that is a FIFO no writer has opened (its producer died
+// before) keeps open(2) waiting: a cancel ends that wait too, and the
+// repository lock the commit held is free again.
+func TestCancelEndsCommitWaitingToOpenFIFO(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	fifo := filepath.Join(t.TempDir(), "in.tar")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := commit.Commit(cctx, r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceTar, Path: fifo}}})
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		// Release the open, so that the test ends.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("Commit still waits to open its tar FIFO a minute after the cancel")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), fifo) {
+		t.Fatalf("cancelled commit: %v, want context.DeadlineExceeded naming %s", err, fifo)
+	}
+	r.SetLockTimeout(0)
+	lk, err := r.LockExclusive(ctx)
+	if err != nil {
+		t.Fatalf("repository lock after the cancelled commit: %v", err)
+	}
+	lk.Unlock()
+	// The open left behind ends too, rather than waiting for a writer.
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines a while after the cancelled commit, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -56,7 +56,8 @@ type Source struct {
 	// *strings.Reader, each Read runs on a goroutine of its own, so that
 	// a cancelled ctx ends Commit even while a Read waits (on a pipe,
 	// say): that Read is then left to end on its own (close the reader to
-	// end it), and what it reads is dropped.
+	// end it), and what it reads is dropped. A cancel also ends the wait
+	// of opening a FIFO that Path names and no writer has opened.
 	Reader io.Reader
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -17,11 +18,66 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otree/otree/internal/ctxread"
 	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
+
+// openTar opens the tar file at p. The open of a FIFO waits for a writer,
+// which may never come (its producer died first), and the commit holds
+// the repository lock meanwhile: that wait ends with ctx, as a read of the
+// FIFO does (ctxread.Blocking).
+func openTar(ctx context.Context, p string) (*os.File, error) {
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Type() != fs.ModeNamedPipe || ctx.Done() == nil {
+		return os.Open(p)
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	res := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(p)
+		res <- opened{f, err}
+	}()
+	select {
+	case o := <-res:
+		return o.f, o.err
+	case <-ctx.Done():
+	}
+	// Opening the write end without waiting completes the pending open
+	// (it fails with ENXIO until that open has begun: try again), whose
+	// file is then closed unread. Should p no longer name the FIFO, the
+	// open is left to end on its own.
+	go func() {
+		poke := time.NewTicker(10 * time.Millisecond)
+		defer poke.Stop()
+		for {
+			w, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0)
+			if err == nil {
+				fi, serr := w.Stat()
+				w.Close()
+				if serr != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+					poke.Stop()
+				}
+			} else if !errors.Is(err, unix.ENXIO) {
+				poke.Stop()
+			}
+			select {
+			case o := <-res:
+				if o.f != nil {
+					o.f.Close()
+				}
+				return
+			case <-poke.C:
+			}
+		}
+	}()
+	return nil, ctx.Err()
+}
 
 // The PAX record prefixes of xattrs: GNU tar and libarchive write
 // SCHILY.xattr.NAME=VALUE; libarchive (bsdtar) may also, or only, write
@@ -57,7 +113,7 @@ func importTar(ctx context.Context, txn *repo.Txn, src Source, mod *modifier, sk
 		in = os.Stdin
 	}
 	if in == nil {
-		f, err := os.Open(src.Path)
+		f, err := openTar(ctx, src.Path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", name, err)
 		}
