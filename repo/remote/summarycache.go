@@ -2,12 +2,14 @@ package remote
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/otree/otree/internal/durable"
@@ -22,16 +24,20 @@ import (
 // 304 instead of its bytes, as OSTree's summary cache does. What it gives
 // is checked as a fetched summary is (signature, decoding).
 type summaryCache struct {
-	dir string // where the files are kept
-	key string // the remote's name and a hash of its URL
+	dir  string // where the files are kept
+	name string // the remote's
+	key  string // the remote's name and a hash of its URL
 }
 
 // summaryCacheKey names the cache files of remote name served at url: a
 // new URL starts afresh, since another server's Last-Modified says
 // nothing about this one's files.
 func summaryCacheKey(name, url string) string {
-	return name + "-" + repo.Sum([]byte(url)).String()[:16]
+	return name + "-" + repo.Sum([]byte(url)).String()[:urlHashLen]
 }
+
+// urlHashLen is how many hex digits of its URL's hash a key holds.
+const urlHashLen = 16
 
 // validators are the response headers a conditional request sends back,
 // and when the cached copy was fetched.
@@ -93,6 +99,30 @@ func (c *summaryCache) store(rel string, data []byte, resp http.Header, fetched 
 	os.Remove(c.path(rel) + ".http")
 	if durable.WriteFile(c.path(rel), data, 0o644, false) == nil {
 		durable.WriteFile(c.path(rel)+".http", v, 0o644, false)
+	}
+	c.dropOtherURLs(rel)
+}
+
+// dropOtherURLs removes the copies of rel kept for the remote at URLs
+// other than its present one: the key changes with the URL, and a remote
+// whose URL is changed now and then would otherwise leave a summary
+// behind for every URL it ever had, as OSTree's cache, kept under the
+// remote's name alone, does not.
+func (c *summaryCache) dropOtherURLs(rel string) {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		for _, suffix := range []string{"." + rel, "." + rel + ".http"} {
+			key, ok := strings.CutSuffix(e.Name(), suffix)
+			if !ok || key == c.key || len(key) != len(c.name)+1+urlHashLen || !strings.HasPrefix(key, c.name+"-") {
+				continue
+			}
+			if _, err := hex.DecodeString(key[len(c.name)+1:]); err == nil {
+				os.Remove(filepath.Join(c.dir, e.Name()))
+			}
+		}
 	}
 }
 
@@ -159,5 +189,5 @@ func useSummaryCache(r *repo.Repo, src source, rm *Remote, opts *PullOptions) {
 	if dir == "" {
 		dir = filepath.Join(r.CacheDir(), "summaries")
 	}
-	hs.summaries = &summaryCache{dir: dir, key: summaryCacheKey(rm.Name, rm.URL)}
+	hs.summaries = &summaryCache{dir: dir, name: rm.Name, key: summaryCacheKey(rm.Name, rm.URL)}
 }

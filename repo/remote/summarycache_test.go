@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,59 @@ func TestPullSummaryCacheServerClockBehind(t *testing.T) {
 		if o.servedOf("/summary") == 0 {
 			t.Errorf("pull %d: a summary fetched in the second it changed, by the server's clock, was vouched for by a 304", i+1)
 		}
+	}
+}
+
+// A remote whose URL changes keeps the summary of its present URL alone:
+// the copies kept for earlier URLs go once the new one's is stored, so
+// that a URL changed now and then does not fill tmp/cache. Another
+// remote's copies, one named like the first with a suffix included, stay.
+func TestPullSummaryCacheKeepsPresentURLOnly(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
+		t.Fatal(err)
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	other := "origin-0123456789abcdef"
+	if _, err := remote.AddRemote(dst, remote.Remote{Name: other, URL: o.srv.URL}, remote.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	otherOpts := fastOpts("os/stable")
+	otherOpts.Remote = other
+	if _, err := remote.Pull(ctx, dst, otherOpts); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(dst.CacheDir(), "summaries")
+	list := func() (mine, others []string) {
+		t.Helper()
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), other+"-") {
+				others = append(others, e.Name())
+			} else {
+				mine = append(mine, e.Name())
+			}
+		}
+		return mine, others
+	}
+	_, before := list()
+	for i := 0; i < 5; i++ {
+		// The same server under another URL each time.
+		u := o.srv.URL + strings.Repeat("/", i+1)
+		if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: u}, remote.AddOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine, others := list()
+	if len(mine) != 2 || !slices.Equal(others, before) || len(before) != 2 {
+		t.Errorf("after pulls from 5 URLs the cache holds %q for origin, want a summary and its validators; %q for %s, want %q", mine, others, other, before)
 	}
 }
