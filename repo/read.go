@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/otree/otree/internal/hash"
@@ -298,11 +299,17 @@ func (r *Repo) OpenFile(id ID) (*FileHeader, io.ReadCloser, error) {
 	// id and repo name the object in errors even when it is not hashed.
 	rc := &fileReader{r: body, c: f, size: h.Size, id: id, repo: r}
 	if r.verify.Load() {
-		rc.h = hash.New()
+		rc.h, rc.pooled = hasherPool.Get().(*hash.Hasher), true
+		rc.h.Reset()
 		rc.h.Write(AppendFileHeader(nil, h))
 	}
 	return h, rc, nil
 }
+
+// hasherPool holds the hashers of OpenFile's readers, each taken back
+// at Close: a BLAKE3 hasher is some 18 KiB, and export, cat and diff
+// open a reader for every file they read.
+var hasherPool = sync.Pool{New: func() any { return hash.New() }}
 
 // checkStoredTarget checks, in bare-user mode, that a symlink object's
 // stored content repeats the target its header records (the header alone
@@ -626,6 +633,8 @@ type fileReader struct {
 	path string // where it is stored; repo's path for id when empty
 	repo *Repo
 	err  error
+	// pooled: h is hasherPool's, given back at Close.
+	pooled bool
 }
 
 func (f *fileReader) Read(p []byte) (int, error) {
@@ -705,6 +714,14 @@ func (f *fileReader) corrupt(e *CorruptObjectError) error {
 }
 
 func (f *fileReader) Close() error {
+	if f.pooled && f.h != nil {
+		hasherPool.Put(f.h)
+		f.h = nil
+		if f.err == nil {
+			// Never yield content unverified once the hasher is gone.
+			f.err = fmt.Errorf("reading file object %s: %w", f.id, fs.ErrClosed)
+		}
+	}
 	if f.c == nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -416,6 +417,68 @@ func TestFileReadEnd(t *testing.T) {
 			}
 			if tc.name == "whole" && err != nil {
 				t.Errorf("err %v", err)
+			}
+		})
+	}
+}
+
+// Reading a file object reuses the hasher of one closed before (a BLAKE3
+// hasher is some 18 KiB: export allocated it again for every file), and
+// a reader closed mid-way yields nothing more, not content unverified.
+func TestOpenFileReusesHasher(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			content := []byte("some content\n")
+			h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+			id := repo.FileID(h, content)
+			if _, err := txn.WriteFile(h, id, content); err != nil {
+				t.Fatal(err)
+			}
+			if err := txn.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			read := func() {
+				_, rc, err := r.OpenFile(id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("read %q, %v", got, err)
+				}
+				rc.Close()
+			}
+			read()
+			const n = 200
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for range n {
+				read()
+			}
+			runtime.ReadMemStats(&after)
+			if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 8<<10 {
+				t.Errorf("OpenFile, read and Close allocate %d bytes each; want under 8 KiB", per)
+			}
+
+			_, rc, err := r.OpenFile(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rc.Read(make([]byte, 4)); err != nil {
+				t.Fatal(err)
+			}
+			rc.Close()
+			if n, err := rc.Read(make([]byte, 64)); n != 0 || !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("Read after Close = %d, %v; want 0, fs.ErrClosed", n, err)
 			}
 		})
 	}
