@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Config is a repository's `config` file: INI-style sections of key=value
@@ -273,6 +274,15 @@ func (c *Config) SetIn(s, k, value string) error {
 	badValue := strings.TrimSpace(esc) != esc
 	if badSection || badKey || badValue {
 		return fmt.Errorf("config key %q of section %q or its value cannot be written to a config file and read back unchanged", k, s)
+	}
+	// OSTree refuses to open a repository whose config is not UTF-8, and
+	// GLib a file with a section named with a control character: written,
+	// either would lock OSTree out of the repository.
+	if !utf8.ValidString(s) || !utf8.ValidString(k) || !utf8.ValidString(value) {
+		return fmt.Errorf("config key %q of section %q: the section, key or value is not valid UTF-8, which OSTree cannot read", k, s)
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("config section %q holds a control character, which OSTree cannot read", s)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

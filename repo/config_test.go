@@ -37,3 +37,34 @@ func TestParseConfigEmptyKey(t *testing.T) {
 		}
 	}
 }
+
+// SetIn refuses what would make the file unreadable to OSTree, which
+// refuses a config that is not UTF-8 and, as GLib does, a section named
+// with a control character; the error names the key or section.
+func TestConfigSetRefusesWhatOSTreeCannotRead(t *testing.T) {
+	for _, tc := range []struct{ section, key, value, name string }{
+		{"core", "title", "caf\xe9", `"title"`},
+		{"core", "tit\xffle", "x", `"tit\xffle"`},
+		{"co\xffre", "title", "x", `"co\xffre"`},
+		{"co\x01re", "title", "x", `"co\x01re"`},
+		{"co\tre", "title", "x", `"co\tre"`},
+		{"co\x7fre", "title", "x", `"co\x7fre"`},
+	} {
+		c, _ := repo.ParseConfig(nil)
+		err := c.SetIn(tc.section, tc.key, tc.value)
+		if err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("SetIn(%q, %q, %q) = %v, want an error naming %s", tc.section, tc.key, tc.value, err, tc.name)
+		}
+		if len(c.Bytes()) != 0 {
+			t.Errorf("SetIn(%q, %q, %q) wrote %q", tc.section, tc.key, tc.value, c.Bytes())
+		}
+	}
+	// Other characters, and a control character in a key or value, GLib
+	// reads.
+	c, _ := repo.ParseConfig(nil)
+	for _, kv := range [][3]string{{"remote \"café\"", "xa.title", "Été"}, {"core", "k\x01ey", "a\x01b"}} {
+		if err := c.SetIn(kv[0], kv[1], kv[2]); err != nil {
+			t.Errorf("SetIn(%q, %q, %q): %v", kv[0], kv[1], kv[2], err)
+		}
+	}
+}

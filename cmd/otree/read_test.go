@@ -943,7 +943,24 @@ func TestJSONOddNamesRoundTrip(t *testing.T) {
 				o.Body = "b" + name
 				o.Metadata = repo.Metadata{{Key: "k", Value: []byte(name)}}
 			})
-			c.ok("config", "set", "--", "x.y", name)
+			if utf8.ValidString(name) {
+				c.ok("config", "set", "--", "x.y", name)
+			} else {
+				// config set refuses it, which OSTree could not read;
+				// written by hand, it is read as it is.
+				c.fails(exitUsage, []string{"not valid UTF-8"}, "config", "set", "--", "x.y", name)
+				f, err := os.OpenFile(filepath.Join(c.path, "config"), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = f.WriteString("\n[x]\ny=" + name + "\n") // no byte to escape
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			for _, tc := range []struct {
 				args []string
 				want []string
@@ -974,12 +991,21 @@ func TestJSONOddNamesRoundTrip(t *testing.T) {
 	}
 }
 
-// config's --json gives back the bytes of a key that is not UTF-8, in
-// get, set and unset alike.
+// config's --json gives back the bytes of a key that is not UTF-8, which
+// a hand-edited file may hold, in get and unset alike; set refuses one,
+// naming it, as OSTree could not read the file.
 func TestJSONConfigKeyRoundTrip(t *testing.T) {
 	c := newCLI(t)
 	for _, k := range []string{"x.\xff", "x.caf\xe9", "x.\xed\xa0\x80"} {
-		for _, args := range [][]string{{"set", "--json", "--", k, "v"}, {"get", "--json", "--", k}, {"unset", "--json", "--", k}} {
+		c.fails(exitUsage, []string{"not valid UTF-8", fmt.Sprintf("%q", strings.TrimPrefix(k, "x."))}, "config", "set", "--json", "--", k, "v")
+		cfg, err := os.ReadFile(filepath.Join(c.path, "config"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.path, "config"), append(cfg, "\n[x]\n"+strings.TrimPrefix(k, "x.")+"=v\n"...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"get", "--json", "--", k}, {"unset", "--json", "--", k}} {
 			out := c.ok(append([]string{"config"}, args...)...)
 			var v any
 			if err := json.Unmarshal([]byte(out), &v); err != nil {
