@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/otree/otree/repo"
 )
 
 // bootEntry is one Boot Loader Specification type #1 entry.
@@ -331,8 +333,10 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch {
 		case section == "origin":
+			// GLib's escapes, as OSTree reads them: an installer's
+			// unconfigured-state message may hold \n or \s.
 			if f := o.field(k); f != nil {
-				*f = v
+				*f = repo.UnescapeConfigValue(v)
 			}
 		case section == "otree" && k == "pinned":
 			o.Pinned = v == "true"
@@ -379,7 +383,7 @@ func (o *origin) originKeys() []string {
 	var keys []string
 	for _, f := range originFields {
 		if v := *f.field(o); v != "" {
-			keys = append(keys, f.key+"="+v)
+			keys = append(keys, f.key+"="+repo.EscapeConfigValue(v))
 		}
 	}
 	return keys

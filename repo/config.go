@@ -168,6 +168,15 @@ func unescapeValue(v string) string {
 	return b.String()
 }
 
+// UnescapeConfigValue reads the GLib key-file escapes of a value as
+// ParseConfig does, for the files of that syntax read elsewhere (a
+// deployment's origin).
+func UnescapeConfigValue(v string) string { return unescapeValue(v) }
+
+// EscapeConfigValue writes v as Config.Bytes writes a value, so that
+// UnescapeConfigValue and GLib read it back.
+func EscapeConfigValue(v string) string { return escapeValue(v) }
+
 // escapeValue writes v so that unescapeValue, and GLib, read it back:
 // backslashes, line breaks and tabs escaped, and spaces at either end,
 // which a reader would trim.
