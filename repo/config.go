@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -88,6 +87,14 @@ func (c *Config) addKey(s, k string) {
 	c.lines[s] = slices.Insert(ls, at, configLine{key: k})
 }
 
+// asciiSpace is what GLib's key-file reader trims (g_ascii_isspace,
+// which leaves out \v): other spaces, such as \v, U+00A0 or U+3000, are
+// part of a value or key.
+const asciiSpace = " \t\n\f\r"
+
+// trimSpace trims the whitespace GLib trims from either end of s.
+func trimSpace(s string) string { return strings.Trim(s, asciiSpace) }
+
 // maxConfigLine is the longest config line, newline aside, that parses.
 const maxConfigLine = 64 << 10
 
@@ -101,10 +108,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	sc.Buffer(nil, maxConfigLine+1)
 	n := 1
 	for ; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		line := trimSpace(sc.Text())
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
-			kept := strings.TrimRightFunc(sc.Text(), unicode.IsSpace)
+			kept := strings.TrimRight(sc.Text(), asciiSpace)
 			if section == "" {
 				c.head = append(c.head, kept)
 			} else {
@@ -115,7 +122,7 @@ func ParseConfig(data []byte) (*Config, error) {
 			if !strings.HasSuffix(line, "]") || len(line) < 3 {
 				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
 			}
-			section = strings.TrimSpace(line[1 : len(line)-1])
+			section = trimSpace(line[1 : len(line)-1])
 			if section == "" || strings.ContainsAny(section, "[]") {
 				return nil, fmt.Errorf("config line %d: malformed section %q", n, line)
 			}
@@ -127,14 +134,14 @@ func ParseConfig(data []byte) (*Config, error) {
 			k, v, ok := strings.Cut(line, "=")
 			// An empty key is refused as GLib refuses it: it could be
 			// neither addressed nor set.
-			if !ok || section == "" || strings.TrimSpace(k) == "" {
+			if !ok || section == "" || trimSpace(k) == "" {
 				return nil, fmt.Errorf("config line %d: expected key=value inside a section, got %q", n, line)
 			}
-			k = strings.TrimSpace(k)
+			k = trimSpace(k)
 			if _, ok := c.sections[section][k]; !ok {
 				c.lines[section] = append(c.lines[section], configLine{key: k})
 			}
-			c.sections[section][k] = unescapeValue(strings.TrimSpace(v))
+			c.sections[section][k] = unescapeValue(trimSpace(v))
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
@@ -181,7 +188,7 @@ func EscapeConfigValue(v string) string { return escapeValue(v) }
 // backslashes, line breaks and tabs escaped, and spaces at either end,
 // which a reader would trim.
 func escapeValue(v string) string {
-	if !strings.ContainsAny(v, "\\\n\t\r") && strings.TrimSpace(v) == v {
+	if !strings.ContainsAny(v, "\\\n\t\r") && trimSpace(v) == v {
 		return v
 	}
 	var b strings.Builder
@@ -275,12 +282,12 @@ func (c *Config) Set(key, value string) error {
 // SetIn sets key k in section s to value.
 func (c *Config) SetIn(s, k, value string) error {
 	// Refuse what would not read back as written.
-	badSection := s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
-	badKey := k == "" || strings.TrimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'
-	// Line breaks, tabs and spaces at either end are escaped; other
-	// whitespace there (\v, U+00A0) would be trimmed on reading.
+	badSection := s == "" || trimSpace(s) != s || strings.ContainsAny(s, "[]\n\r")
+	badKey := k == "" || trimSpace(k) != k || strings.ContainsAny(k, "=[]\n\r") || k[0] == '#' || k[0] == ';'
+	// Line breaks, tabs and spaces at either end are escaped; \f there
+	// would be trimmed on reading.
 	esc := escapeValue(value)
-	badValue := strings.TrimSpace(esc) != esc
+	badValue := trimSpace(esc) != esc
 	if badSection || badKey || badValue {
 		return fmt.Errorf("config key %q of section %q or its value cannot be written to a config file and read back unchanged", k, s)
 	}

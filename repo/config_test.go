@@ -68,3 +68,28 @@ func TestConfigSetRefusesWhatOSTreeCannotRead(t *testing.T) {
 		}
 	}
 }
+
+// Only the ASCII whitespace GLib trims is trimmed (not \v): a value or
+// key OSTree wrote with \v, U+00A0 or U+3000 at an end reads as OSTree reads it,
+// and config set takes such a value and writes it so.
+func TestParseConfigKeepsUnicodeSpaces(t *testing.T) {
+	c, err := repo.ParseConfig([]byte("[x]\nt=\u00a0Foo\u3000\nk\u00a0=v\n\f u = \f\n\vw=\v\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"t": "\u00a0Foo\u3000", "k\u00a0": "v", "u": "", "\vw": "\v"} {
+		if v, ok := c.GetIn("x", k); !ok || v != want {
+			t.Errorf("x.%q = %q, %v; want %q", k, v, ok, want)
+		}
+	}
+	if err := c.SetIn("x", "n", "\u0085Bar\u00a0"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := repo.ParseConfig(c.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c2.GetIn("x", "n"); v != "\u0085Bar\u00a0" {
+		t.Errorf("set %q, read back %q from %q", "\u0085Bar\u00a0", v, c.Bytes())
+	}
+}

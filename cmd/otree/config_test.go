@@ -130,12 +130,13 @@ func TestConfigValueEscapes(t *testing.T) {
 
 // A value with spaces at either end, a tab or a line break, which OSTree's
 // config set takes, otree's takes too: written escaped, it reads back as
-// set, in otree and in OSTree. Whitespace that reading would trim and no
-// escape keeps (\v, U+00A0 at an end) is refused.
+// set, in otree and in OSTree, and so do \v and U+00A0 at an end, which
+// GLib does not trim. Whitespace that reading would trim and no escape
+// keeps (\f at an end) is refused.
 func TestConfigSetEdgeWhitespace(t *testing.T) {
 	c := newCLIMode(t, repo.ModeArchive)
 	o := findOSTree(t, "archive")
-	values := map[string]string{"core.lead": "  two", "core.trail": "x ", "core.tab": "\tx", "core.lines": "a\nb\r"}
+	values := map[string]string{"core.lead": "  two", "core.trail": "x ", "core.tab": "\tx", "core.lines": "a\nb\r", "core.nbsp": "\u00a0x\u00a0", "core.vt": "\vx\v"}
 	for k, v := range values {
 		c.ok("config", "set", k, v)
 	}
@@ -150,7 +151,7 @@ func TestConfigSetEdgeWhitespace(t *testing.T) {
 			t.Errorf("ostree config get %s = %q, want %q as otree set it", k, got, v)
 		}
 	}
-	for _, v := range []string{"\vx", "x\u00a0"} {
+	for _, v := range []string{"\fx", "x\f"} {
 		c.fails(exitUsage, []string{"read back unchanged"}, "config", "set", "core.odd", v)
 	}
 }

@@ -84,6 +84,9 @@ func (c Config) Get(name string) (string, bool) {
 	return "", false
 }
 
+// asciiSpace is the whitespace §7 trims.
+const asciiSpace = " \t\n\f\r"
+
 // ParseConfig parses an INI config by §7's rules.
 func ParseConfig(data []byte) (Config, error) {
 	if len(data) > 1<<20 {
@@ -95,11 +98,11 @@ func ParseConfig(data []byte) (Config, error) {
 		if len(line) > 64<<10 {
 			return nil, fmt.Errorf("line %d longer than 64 KiB", i+1)
 		}
-		line = strings.TrimSpace(line)
+		line = strings.Trim(line, asciiSpace)
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
 		case line[0] == '[':
-			name := strings.TrimSpace(strings.TrimSuffix(line[1:], "]"))
+			name := strings.Trim(strings.TrimSuffix(line[1:], "]"), asciiSpace)
 			if !strings.HasSuffix(line, "]") || name == "" || strings.ContainsAny(name, "[]") {
 				return nil, fmt.Errorf("line %d: bad section %q", i+1, line)
 			}
@@ -112,7 +115,7 @@ func ParseConfig(data []byte) (Config, error) {
 			if !ok || section == nil {
 				return nil, fmt.Errorf("line %d: not key=value in a section: %q", i+1, line)
 			}
-			section[strings.TrimSpace(k)] = unescape(strings.TrimSpace(v))
+			section[strings.Trim(k, asciiSpace)] = unescape(strings.Trim(v, asciiSpace))
 		}
 	}
 	return cfg, nil

@@ -660,6 +660,7 @@ func TestConfigParsing(t *testing.T) {
 		{"[remote \"org.example.Os\"]\nurl=http://x\nxa.title=T\n", []string{`remote "org.example.Os".url`, `remote "org.example.Os".xa.title`}},
 		{"[remote \"flathub\"]\nxa.title=F=G\n", []string{`remote "flathub".xa.title`}},
 		{"[core]\na=\\s two\\tx\\\\y\\q\\\n", []string{"core.a"}},
+		{"[\u00a0x]\n\fa\u3000 =\f\u00a0v\u0085\v\n\vb=1\n", []string{"\u00a0x.a\u3000", "\u00a0x.\vb"}},
 		{"mode=bare\n", nil},
 		{"[core\n", nil},
 		{"[]\n", nil},
