@@ -29,7 +29,9 @@ type Config struct {
 }
 
 // configLine is a line of a section: the key it sets, or when key is ""
-// (no key is), text kept as it was read (a comment or a blank line).
+// (no key is), text kept as it was read (a comment or a blank line). For
+// a key read from the file, text is its value as written there, which
+// Bytes keeps while the value is unchanged.
 type configLine struct{ key, text string }
 
 func newConfig() *Config {
@@ -138,8 +140,17 @@ func ParseConfig(data []byte) (*Config, error) {
 				return nil, fmt.Errorf("config line %d: expected key=value inside a section, got %q", n, line)
 			}
 			k = trimSpace(k)
+			// GLib keeps the whitespace that ends a value: kept
+			// (though read trimmed), a rewrite leaves GLib's value.
+			_, raw, _ := strings.Cut(sc.Text(), "=")
+			raw = strings.TrimLeft(raw, asciiSpace)
 			if _, ok := c.sections[section][k]; !ok {
-				c.lines[section] = append(c.lines[section], configLine{key: k})
+				c.lines[section] = append(c.lines[section], configLine{key: k, text: raw})
+			} else {
+				// The last of a key repeated counts, in its first
+				// one's place.
+				ls := c.lines[section]
+				ls[slices.IndexFunc(ls, func(l configLine) bool { return l.key == k })].text = raw
 			}
 			c.sections[section][k] = unescapeValue(trimSpace(v))
 		}
@@ -365,10 +376,16 @@ func (c *Config) Bytes() []byte {
 		}
 		line("[" + s + "]")
 		for _, l := range c.lines[s] {
-			if l.key == "" {
+			v := c.sections[s][l.key]
+			switch {
+			case l.key == "":
 				line(l.text)
-			} else {
-				line(l.key + "=" + escapeValue(c.sections[s][l.key]))
+			case l.text != "" && unescapeValue(trimSpace(l.text)) == v && !strings.HasSuffix(l.text, "\r"):
+				// As read: what GLib reads stays too. (A value
+				// ending in \r would lose it to the line end.)
+				line(l.key + "=" + l.text)
+			default:
+				line(l.key + "=" + escapeValue(v))
 			}
 		}
 	}

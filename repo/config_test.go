@@ -93,3 +93,29 @@ func TestParseConfigKeepsUnicodeSpaces(t *testing.T) {
 		t.Errorf("set %q, read back %q from %q", "\u0085Bar\u00a0", v, c.Bytes())
 	}
 }
+
+// Bytes keeps the text of a value it did not change, so that what GLib
+// reads of it stays: the spaces that end it (which GLib keeps and otree
+// trims), and its escapes; the last of a repeated key counts. A value
+// changed is written anew.
+func TestConfigBytesKeepsUnchangedValues(t *testing.T) {
+	c, err := repo.ParseConfig([]byte("[x]\nt=Foo  \nu = a\\sb \\\\ \nv=1\nw=old \n[x]\nv=2  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetIn("x", "w", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetIn("x", "n", "1"); err != nil {
+		t.Fatal(err)
+	}
+	want := "[x]\nt=Foo  \nu=a\\sb \\\\ \nv=2  \nw=new\nn=1\n"
+	if got := string(c.Bytes()); got != want {
+		t.Errorf("config written as %q, want %q", got, want)
+	}
+	for k, v := range map[string]string{"t": "Foo", "u": `a b \`, "v": "2"} {
+		if got, _ := c.GetIn("x", k); got != v {
+			t.Errorf("x.%s = %q, want %q", k, got, v)
+		}
+	}
+}

@@ -170,3 +170,25 @@ func TestConfigSetNegativeValueHint(t *testing.T) {
 		t.Errorf("log -x: %q", res.stderr)
 	}
 }
+
+// A value OSTree writes with spaces at its end (GLib escapes only those
+// at the start) keeps them, for OSTree, when otree rewrites the file for
+// another key; otree reads it trimmed, as FORMAT.md §7 says.
+func TestConfigRewriteKeepsOSTreeTrailingSpaces(t *testing.T) {
+	c := newCLIMode(t, repo.ModeArchive)
+	o := findOSTree(t, "archive")
+	if o == nil {
+		t.Skip("no ostree")
+	}
+	o.okIn(c.path, "config", "set", "core.trail", "x  ")
+	o.okIn(c.path, "config", "set", `remote "r".xa.title`, " Title ")
+	c.ok("config", "set", "core.touch", "1") // otree rewrites the file
+	for k, v := range map[string]string{"core.trail": "x  ", `remote "r".xa.title`: " Title "} {
+		if got := strings.TrimSuffix(o.okIn(c.path, "config", "get", k), "\n"); got != v {
+			t.Errorf("after otree rewrote the file, ostree config get %s = %q, want %q", k, got, v)
+		}
+	}
+	if got := c.ok("config", "get", "core.trail"); got != "x\n" {
+		t.Errorf("config get core.trail = %q, want %q", got, "x\n")
+	}
+}
