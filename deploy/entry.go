@@ -311,15 +311,11 @@ func readOrigin(path string) (*origin, error) {
 	return parseOrigin(path, data)
 }
 
-// originSpace is the whitespace GLib's key-file reader trims: not \v,
-// U+00A0 or other Unicode spaces, which are part of a value.
-const originSpace = " \t\n\f\r"
-
 func parseOrigin(path string, data []byte) (*origin, error) {
 	o := &origin{raw: data}
 	section := ""
 	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.Trim(line, originSpace)
+		line = strings.Trim(line, repo.KeyFileSpace)
 		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
 		}
@@ -334,7 +330,7 @@ func parseOrigin(path string, data []byte) (*origin, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s:%d: expected key=value", path, i+1)
 		}
-		k, v = strings.Trim(k, originSpace), strings.Trim(v, originSpace)
+		k, v = strings.Trim(k, repo.KeyFileSpace), strings.Trim(v, repo.KeyFileSpace)
 		switch {
 		case section == "origin":
 			// GLib's escapes, as OSTree reads them: an installer's
@@ -405,7 +401,7 @@ func (o *origin) encode() []byte {
 	var body []string
 	section, hasOrigin := "", false
 	for _, line := range strings.Split(string(o.raw), "\n") {
-		t := strings.Trim(line, originSpace)
+		t := strings.Trim(line, repo.KeyFileSpace)
 		if t == "" {
 			continue
 		}
@@ -422,12 +418,12 @@ func (o *origin) encode() []byte {
 			continue
 		}
 		k, _, _ := strings.Cut(t, "=")
-		if section == "otree" || (section == "origin" && o.field(strings.Trim(k, originSpace)) != nil) {
+		if section == "otree" || (section == "origin" && o.field(strings.Trim(k, repo.KeyFileSpace)) != nil) {
 			continue
 		}
 		// Kept as it was but for the indent: GLib keeps the spaces
 		// that end a value.
-		body = append(body, strings.TrimLeft(line, originSpace))
+		body = append(body, strings.TrimLeft(line, repo.KeyFileSpace))
 	}
 	if keys := o.originKeys(); !hasOrigin && len(keys) > 0 {
 		// First, unless lines outside any section come first: put

@@ -89,13 +89,14 @@ func (c *Config) addKey(s, k string) {
 	c.lines[s] = slices.Insert(ls, at, configLine{key: k})
 }
 
-// asciiSpace is what GLib's key-file reader trims (g_ascii_isspace,
-// which leaves out \v): other spaces, such as \v, U+00A0 or U+3000, are
-// part of a value or key.
-const asciiSpace = " \t\n\f\r"
+// KeyFileSpace is what GLib's key-file reader trims around lines, keys
+// and values (g_ascii_isspace, which leaves out \v): other spaces, such
+// as \v, U+00A0 or U+3000, are part of a value or key. The files of that
+// syntax read elsewhere (a deployment's origin) trim the same.
+const KeyFileSpace = " \t\n\f\r"
 
 // trimSpace trims the whitespace GLib trims from either end of s.
-func trimSpace(s string) string { return strings.Trim(s, asciiSpace) }
+func trimSpace(s string) string { return strings.Trim(s, KeyFileSpace) }
 
 // maxConfigLine is the longest config line, newline aside, that parses.
 const maxConfigLine = 64 << 10
@@ -113,7 +114,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		line := trimSpace(sc.Text())
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
-			kept := strings.TrimRight(sc.Text(), asciiSpace)
+			kept := strings.TrimRight(sc.Text(), KeyFileSpace)
 			if section == "" {
 				c.head = append(c.head, kept)
 			} else {
@@ -143,7 +144,7 @@ func ParseConfig(data []byte) (*Config, error) {
 			// GLib keeps the whitespace that ends a value: kept
 			// (though read trimmed), a rewrite leaves GLib's value.
 			_, raw, _ := strings.Cut(sc.Text(), "=")
-			raw = strings.TrimLeft(raw, asciiSpace)
+			raw = strings.TrimLeft(raw, KeyFileSpace)
 			if _, ok := c.sections[section][k]; !ok {
 				c.lines[section] = append(c.lines[section], configLine{key: k, text: raw})
 			} else {
