@@ -285,8 +285,9 @@ func TestSymlinkReplacedBeforeRead(t *testing.T) {
 }
 
 // The names of a hardlinked file are one inode: the walk reads it once
-// (or once a batch of names hashed at the same time), not once a name (1,000 names of a 20 MiB file read 20 GB), and every
-// name gets the id of its content.
+// (or once a batch of names hashed at the same time), not once a name
+// (1,000 names of a 20 MiB file read 20 GB), and every name gets the id
+// of its content.
 func TestHardlinkGroupHashedOnce(t *testing.T) {
 	r := newRepo(t, repo.ModeBareUser)
 	src := t.TempDir()

@@ -42,10 +42,10 @@ var xfsACLAliases = map[string]string{
 // On XFS, trusted.SGI_ACL_FILE and trusted.SGI_ACL_DEFAULT are left out
 // where the ACL they repeat (system.posix_acl_access, _default) is listed
 // too, and so are they on an overlayfs (of XFS layers) where their value
-// is XFS's form of that ACL: recorded, they would make a tree's ids depend on the filesystem it
-// was read from, an object stored on XFS would read back with an xattr
-// its header lacks, and a checkout onto another filesystem would write
-// them as plain trusted.* xattrs.
+// is XFS's form of that ACL: recorded, they would make a tree's ids
+// depend on the filesystem it was read from, an object stored on XFS
+// would read back with an xattr its header lacks, and a checkout onto
+// another filesystem would write them as plain trusted.* xattrs.
 func List(path string, skip func(string) bool) ([]Attr, error) {
 	return list(func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
 		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) },

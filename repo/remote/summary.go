@@ -90,7 +90,8 @@ var errSummary = errors.New("non-canonical summary")
 // DecodeSummary decodes a summary, rejecting anything but the canonical
 // encoding of a valid summary: a wrong tag or version, bad or non-minimal
 // uvarints, lengths past the end, invalid, unsorted or duplicated ref
-// names, names that clash as paths ("a" and "a/b"), zero commits, unsorted or empty metadata keys, trailing bytes.
+// names, names that clash as paths ("a" and "a/b"), zero commits,
+// unsorted or empty metadata keys, trailing bytes.
 func DecodeSummary(b []byte) (*Summary, error) {
 	if len(b) < 2 || b[0] != summaryTag {
 		return nil, fmt.Errorf("not a summary: does not start with %q", summaryTag)
