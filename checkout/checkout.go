@@ -41,6 +41,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/durable"
 	"github.com/otree/otree/internal/progress"
 	"github.com/otree/otree/internal/workq"
@@ -348,7 +349,7 @@ type checkouter struct {
 	skip     map[string]bool                             // Options.SkipList, cleaned
 	metas    sync.Map                                    // repo.ID -> *repo.DirMeta
 	readTree func(repo.ID) (*repo.DirTree, error)        // r.ReadDirTree; tests substitute hostile trees
-	listDir  func(fd int, path string) ([]string, error) // listDir; tests substitute a directory's view
+	listDir  func(fd int, path string) ([]string, error) // dirent.NamesApart; tests substitute a directory's view
 
 	files, dirs, bytes, linked, copied, cached atomic.Int64
 
@@ -369,7 +370,7 @@ func newCheckouter(ctx context.Context, r *repo.Repo, dest string, opts Options)
 		return nil, fmt.Errorf("checkout: %w", &os.PathError{Op: "open", Path: objDir, Err: err})
 	}
 	c := &checkouter{ctx: ctx, r: r, mode: r.Mode(), opts: opts, dest: abs, objFd: fd, objDir: objDir + "/",
-		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, listDir: listDir, skip: opts.skipSet()}
+		umask: readUmask(), open: map[*dirNode]struct{}{}, readTree: r.ReadDirTree, listDir: dirent.NamesApart, skip: opts.skipSet()}
 	c.owners = !opts.UserMode && (c.mode != repo.ModeBareUserOnly || os.Geteuid() == 0)
 	c.link, c.noLink = true, ""
 	dev := destDev(abs)

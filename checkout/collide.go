@@ -3,12 +3,10 @@ package checkout
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -20,18 +18,6 @@ type ondisk struct {
 	once  sync.Once
 	names map[string]bool
 	err   error
-}
-
-// listDir returns the names the directory open at fd holds, read through
-// a descriptor of its own: fd's offset is not to be shared with the
-// workers writing into it.
-func listDir(fd int, path string) ([]string, error) {
-	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(dfd)
-	return dirent.Names(dfd, make([]byte, 32<<10), path)
 }
 
 // collision checks an entry name of n that the filesystem says exists. A

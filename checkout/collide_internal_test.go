@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -80,7 +81,7 @@ func TestCaseCollisionRefused(t *testing.T) {
 				return sub, nil
 			}
 			c.listDir = func(fd int, path string) ([]string, error) {
-				names, err := listDir(fd, path)
+				names, err := dirent.NamesApart(fd, path)
 				return slices.DeleteFunc(names, func(s string) bool { return s == "a" }), err
 			}
 			_, err = c.run(&dirNode{tree: rootID, metaID: meta, fd: -1})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otree/otree/internal/dirent"
 	"github.com/otree/otree/internal/testtree"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func TestMergeEtcCaseCollisionNamed(t *testing.T) {
 		testtree.Tree{"base.conf": file("b\n"), "foo.conf": file("new\n")})
 	m := &merger{ctx: context.Background(), buf: make([]byte, 32<<10)}
 	m.listDir = func(fd int, path string) ([]string, error) {
-		names, err := listDir(fd, path)
+		names, err := dirent.NamesApart(fd, path)
 		return slices.DeleteFunc(names, func(s string) bool { return s == "foo.conf" }), err
 	}
 	m.created = func(dirfd int, _, name string) {

@@ -124,7 +124,7 @@ func (e *EtcConflictError) Error() string {
 // On conflicts MergeEtc returns all the records with an *EtcConflictError
 // and writes nothing. On any other error, dest is removed.
 func MergeEtc(ctx context.Context, oldDefaults, oldEtc, newDefaults, dest string) ([]EtcChange, error) {
-	return mergeEtc(&merger{ctx: ctx, buf: make([]byte, 32<<10), listDir: listDir}, oldDefaults, oldEtc, newDefaults, dest)
+	return mergeEtc(&merger{ctx: ctx, buf: make([]byte, 32<<10), listDir: dirent.NamesApart}, oldDefaults, oldEtc, newDefaults, dest)
 }
 
 // mergeEtc is MergeEtc with the merger given.
@@ -237,8 +237,9 @@ type merger struct {
 	recs       []EtcChange
 	buf        []byte
 
-	// listDir lists a directory of the new /etc (listDir); created, if
-	// set, is called after each entry is made. Tests substitute both.
+	// listDir lists a directory of the new /etc (dirent.NamesApart);
+	// created, if set, is called after each entry is made. Tests
+	// substitute both.
 	listDir func(fd int, path string) ([]string, error)
 	created func(dirfd int, dirPath, name string)
 }
@@ -725,17 +726,6 @@ func setMeta(dirfd int, dirPath, name string, n *node, keepTime bool) error {
 		return &os.PathError{Op: "utimes", Path: path, Err: err}
 	}
 	return nil
-}
-
-// listDir returns the names the directory open at fd holds, through a
-// descriptor of its own.
-func listDir(fd int, path string) ([]string, error) {
-	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(dfd)
-	return dirent.Names(dfd, make([]byte, 32<<10), path)
 }
 
 // storedAs returns the entry of kids, other than name, that the directory

@@ -52,6 +52,18 @@ func Names(fd int, buf []byte, path string) ([]string, error) {
 	return names, err
 }
 
+// NamesApart returns the entry names of the directory open at fd, read
+// through a descriptor of its own: fd's offset is left alone, for whoever
+// else lists or writes into it.
+func NamesApart(fd int, path string) ([]string, error) {
+	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(dfd)
+	return Names(dfd, make([]byte, 32<<10), path)
+}
+
 // Readlink returns the target of the symlink name in the directory open
 // at dirfd, however long: readlinkat with a buffer that doubles until the
 // target fits.
