@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -219,5 +220,57 @@ func TestCancelEndsCommitWaitingToOpenFIFO(t *testing.T) {
 			t.Fatalf("%d goroutines a while after the cancelled commit, %d before", runtime.NumGoroutine(), before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Ending the wait to open a tar FIFO leaves alone every other reader of
+// that FIFO: a process waiting for the same producer still gets the
+// producer's bytes, not an end of file no writer sent.
+func TestCancelOpenOfFIFOLeavesOtherReaders(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	fifo := filepath.Join(t.TempDir(), "in.tar")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	other := exec.Command("cat", fifo)
+	other.Stdout = &out
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- other.Wait() }()
+	defer func() {
+		other.Process.Kill()
+		<-exited
+	}()
+	time.Sleep(100 * time.Millisecond) // cat is waiting in open(2)
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err := commit.Commit(cctx, r, commit.Options{Branch: "main", NoSync: true,
+		Sources: []commit.Source{{Kind: commit.SourceTar, Path: fifo}}})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled commit: %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("the other reader of %s ended (%v, %q read) with no writer", fifo, err, out.String())
+	case <-time.After(500 * time.Millisecond):
+	}
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("data")
+	w.Close()
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil || out.String() != "data" {
+			t.Fatalf("the other reader of %s: %v, read %q, want \"data\"", fifo, err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the other reader of %s still waits after its writer closed", fifo)
 	}
 }

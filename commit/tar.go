@@ -29,54 +29,64 @@ import (
 // openTar opens the tar file at p. The open of a FIFO waits for a writer,
 // which may never come (its producer died first), and the commit holds
 // the repository lock meanwhile: that wait ends with ctx, as a read of the
-// FIFO does (ctxread.Blocking).
+// FIFO does (ctxread.Blocking). The FIFO is opened without waiting and
+// its first bytes (or its writer's close) are awaited instead: ending
+// that wait touches no one else, where completing a pending open from
+// the write end would also hand every other reader of the FIFO an end of
+// file no writer sent.
 func openTar(ctx context.Context, p string) (*os.File, error) {
 	if fi, err := os.Stat(p); err != nil || fi.Mode().Type() != fs.ModeNamedPipe || ctx.Done() == nil {
 		return os.Open(p)
 	}
-	type opened struct {
-		f   *os.File
-		err error
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	res := make(chan opened, 1)
-	go func() {
-		f, err := os.Open(p)
-		res <- opened{f, err}
-	}()
-	select {
-	case o := <-res:
-		return o.f, o.err
-	case <-ctx.Done():
+	// Non-blocking, the descriptor goes to the runtime's poller, as an
+	// os.Open of a FIFO would.
+	f := os.NewFile(uintptr(fd), p)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		// p was replaced since the Stat: open it as anything else.
+		f.Close()
+		return os.Open(p)
 	}
-	// Opening the write end without waiting completes the pending open
-	// (it fails with ENXIO until that open has begun: try again), whose
-	// file is then closed unread. Should p no longer name the FIFO, the
-	// open is left to end on its own.
-	go func() {
-		poke := time.NewTicker(10 * time.Millisecond)
-		defer poke.Stop()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
+	// Until a writer has opened it, a read of the FIFO ends at once as at
+	// its end, while poll reports it neither readable nor hung up (Linux
+	// counts a hang-up only of a writer that came after the open).
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
-			w, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0)
-			if err == nil {
-				fi, serr := w.Stat()
-				w.Close()
-				if serr != nil || fi.Mode().Type() != fs.ModeNamedPipe {
-					poke.Stop()
-				}
-			} else if !errors.Is(err, unix.ENXIO) {
-				poke.Stop()
+			n, err := unix.Poll(pfd, 0)
+			if err == unix.EINTR {
+				continue
 			}
-			select {
-			case o := <-res:
-				if o.f != nil {
-					o.f.Close()
-				}
-				return
-			case <-poke.C:
+			if err != nil {
+				perr = err
+				return true
 			}
+			return n > 0
 		}
-	}()
-	return nil, ctx.Err()
+	})
+	if !stop() {
+		f.Close()
+		return nil, ctx.Err()
+	}
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "poll", Path: p, Err: err}
+	}
+	return f, nil
 }
 
 // The PAX record prefixes of xattrs: GNU tar and libarchive write
