@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -439,20 +438,7 @@ func TestBareOnXFSStoresACLs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: bare objects carry their owner, and XFS shows the alias only to root")
 	}
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		t.Skip("mkfs.xfs (xfsprogs) is not installed")
-	}
-	img := filepath.Join(t.TempDir(), "xfs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
-	}
-	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
+	mnt := testtree.MountXFS(t)
 	r, err := repo.Init(filepath.Join(mnt, "repo"), repo.InitOptions{Mode: repo.ModeBare})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,4 +76,29 @@ func ReplaceImage(t testing.TB, mnt, dev, img string, data []byte, fstype string
 	if err := unix.Mount(dev, mnt, fstype, flags, ""); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// MountXFS mounts a new 320 MiB XFS (a sparse image) for the test,
+// skipping it where that cannot be done: without root, which XFS also
+// needs to show its ACL aliases, or without mkfs.xfs.
+func MountXFS(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: XFS shows the aliases only to CAP_SYS_ADMIN")
+	}
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs (xfsprogs) is not installed")
+	}
+	img := filepath.Join(t.TempDir(), "xfs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
+	mnt, _ := MountImage(t, img, "xfs", 0)
+	return mnt
 }

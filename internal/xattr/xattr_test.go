@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -94,7 +93,7 @@ func names(attrs []Attr) []string {
 // _DEFAULT): List, ListAt and FList give the ACL once, as on any other
 // filesystem. Elsewhere a trusted.SGI_ACL_FILE is an xattr like others.
 func TestListLeavesOutXFSACLAliases(t *testing.T) {
-	mnt := xfsMount(t)
+	mnt := testtree.MountXFS(t)
 	acl := testACL()
 	f, d := filepath.Join(mnt, "f"), filepath.Join(mnt, "d")
 	os.WriteFile(f, nil, 0o644)
@@ -157,30 +156,6 @@ func TestListLeavesOutXFSACLAliases(t *testing.T) {
 	}
 }
 
-// xfsMount mounts a new XFS for the test, skipping it where that cannot
-// be done or XFS would not show the ACL aliases (to a user but root).
-func xfsMount(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: XFS shows the aliases only to CAP_SYS_ADMIN")
-	}
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		t.Skip("mkfs.xfs (xfsprogs) is not installed")
-	}
-	img := filepath.Join(t.TempDir(), "xfs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MiB
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.xfs", "-q", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
-	}
-	mnt, _ := testtree.MountImage(t, img, "xfs", 0)
-	return mnt
-}
-
 // overlay mounts an overlayfs of a new lower and upper directory in base
 // at base/merged, skipping the test where that cannot be done.
 func overlay(t *testing.T, base string) (lower, merged string) {
@@ -204,7 +179,7 @@ func overlay(t *testing.T, base string) (lower, merged string) {
 // alone, as from XFS itself. A trusted.SGI_ACL_FILE of another value, as
 // on an overlay of ext4 or tmpfs, is an xattr like others.
 func TestListLeavesOutXFSACLAliasesOnOverlay(t *testing.T) {
-	lower, merged := overlay(t, xfsMount(t))
+	lower, merged := overlay(t, testtree.MountXFS(t))
 	acl := testACL()
 	os.WriteFile(filepath.Join(lower, "f"), nil, 0o644)
 	if err := unix.Setxattr(filepath.Join(lower, "f"), "system.posix_acl_access", acl, 0); err != nil {
