@@ -61,6 +61,9 @@ func newModifier(o *Options, mode repo.Mode) *modifier {
 // directory at path dir ("" or "/" for the root; name "" for dir itself),
 // or nil, and records that the tree has that path.
 func (m *modifier) overrideFor(dir, name string) *override {
+	if m.byPath == nil {
+		return nil // no path to join and look up
+	}
 	o := m.peek(joinPath(dir, name))
 	if o != nil {
 		o.seen.Store(true)

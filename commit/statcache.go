@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -199,6 +200,7 @@ type fileRef struct {
 
 // appendFiles decodes the record's file entries onto refs.
 func (r *dirRec) appendFiles(refs []fileRef) []fileRef {
+	refs = slices.Grow(refs, r.nfiles)
 	b := r.files
 	for i := 0; i < r.nfiles; i++ {
 		l, k := binary.Uvarint(b)

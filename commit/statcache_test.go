@@ -1080,3 +1080,41 @@ func TestStatCacheFATMtimePutBack(t *testing.T) {
 		t.Errorf("commit after a same-size write with the mtime put back has f %q, want %q", got, "version TWO\n")
 	}
 }
+
+// A re-commit the stat cache answers whole allocates little beyond what
+// the walk keeps: a fresh process pays for each page its heap grows by,
+// and such a re-commit is otherwise a stat per entry. The walk's workers
+// used to allocate their 1 MiB read buffers before reading anything, and
+// to keep each entry's whole stat and grow their lists entry by entry.
+func TestRecommitUnchangedAllocatesLittle(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	src := t.TempDir()
+	entries := 0
+	for d := range 20 {
+		n := 50
+		if d == 0 {
+			n = 2000 // one large directory, as /usr/bin
+		}
+		dir := filepath.Join(src, fmt.Sprintf("dir%02d", d))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range n {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("file-%04d", f)), []byte{byte(f)}, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries += n + 1
+	}
+	commitDir(t, r, "main", src)
+	time.Sleep(200 * time.Millisecond) // past the racy window: the cache vouches for every entry
+	commitDir(t, r, "main", src)
+	var res *commit.Result
+	alloc := limitreadtest.Allocated(func() { res = commitDir(t, r, "main", src) })
+	if res.Stats.FilesHashed != 0 {
+		t.Fatalf("the re-commit hashed %d files; want 0", res.Stats.FilesHashed)
+	}
+	if per := alloc / uint64(entries); per > 400 {
+		t.Errorf("re-committing %d unchanged entries allocated %d KiB, %d bytes an entry; want at most 400", entries, alloc>>10, per)
+	}
+}

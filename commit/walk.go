@@ -109,7 +109,9 @@ type worker struct {
 	hdr    []byte
 	dents  []byte
 	refs   []fileRef // the cache record of the directory being read
+	names  []string  // of the directory being read
 	ents   []entry
+	sts    []unix.Stat_t // of the entries the record does not vouch for
 	walker *walker
 }
 
@@ -150,7 +152,10 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 	d.pending.Store(1)
 	wk.q.Push(func(w *worker) error { return w.readDir(d, fd, abs, "") })
 	err = wk.q.Run(wk.ctx, workq.Workers(), func() *worker {
-		return &worker{h: hash.New(), buf: make([]byte, smallFile), dents: make([]byte, 32<<10), walker: wk}
+		// buf is made by the first file hashed: a re-commit the stat
+		// cache answers hashes none, and a fresh process pays for each
+		// page its heap grows by.
+		return &worker{h: hash.New(), dents: make([]byte, 32<<10), walker: wk}
 	})
 	if err != nil {
 		wk.closeAll()
@@ -228,8 +233,8 @@ func (wk *walker) finished(d *dir) error {
 // entry is a directory entry that is not a directory, as readDir found it.
 type entry struct {
 	name string
-	st   unix.Stat_t
 	ref  int       // index of its matching cache entry, or -1
+	st   int       // with ref -1, the index of its stat in worker.sts
 	o    *override // its stat override, if any
 	// touched: the stat cache recorded this very inode here with other
 	// stat, so it changed since (its ctime moved).
@@ -251,7 +256,9 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	dfd := &dirFD{wk: wk, fd: fd}
 	dfd.refs.Store(1)
 	defer dfd.release()
-	names, err := dirent.Names(fd, w.dents, abs)
+	names := w.names[:0]
+	err := dirent.Each(fd, w.dents, abs, func(name []byte, _ uint64) { names = append(names, string(name)) })
+	w.names = names
 	if err != nil {
 		return err
 	}
@@ -259,8 +266,11 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	if d.rec != nil && !d.noCtime {
 		w.refs = d.rec.appendFiles(w.refs)
 	}
-	ents := w.ents[:0]
-	defer func() { w.ents = ents[:0] }()
+	ents, sts := w.ents[:0], w.sts[:0]
+	if cap(ents) < len(names) {
+		ents = make([]entry, 0, len(names))
+	}
+	defer func() { w.ents, w.sts = ents[:0], sts[:0] }()
 	matched := 0
 	var scanned int64
 	for _, name := range names {
@@ -319,14 +329,14 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		// Nor for one an override names (see dirMeta): such a file is
 		// recorded unkeyed, and hashed each time.
 		ref := findRef(w.refs, name)
-		touched := false
 		if ref >= 0 && o == nil && w.refs[ref].key.matches(&st) && wk.cache.present(wk.txn, repo.KindFile, w.refs[ref].id) {
 			matched++
-		} else {
-			touched = ref >= 0 && w.refs[ref].key.dev == st.Dev && w.refs[ref].key.ino == st.Ino
-			ref = -1
+			ents = append(ents, entry{name: name, ref: ref})
+			continue
 		}
-		ents = append(ents, entry{name: name, st: st, ref: ref, o: o, touched: touched})
+		touched := ref >= 0 && w.refs[ref].key.dev == st.Dev && w.refs[ref].key.ino == st.Ino
+		ents = append(ents, entry{name: name, ref: -1, st: len(sts), o: o, touched: touched})
+		sts = append(sts, st)
 	}
 	wk.st.files.Add(int64(len(ents)))
 	wk.st.cached.Add(int64(matched))
@@ -336,8 +346,8 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		d.filesClean = true
 		return nil
 	}
-	var todo []int // slots of files to hash
-	var sts []unix.Stat_t
+	var todo []int            // slots of files to hash
+	var todoSts []unix.Stat_t // theirs
 	var ovs []*override
 	d.fileNames = make([]string, 0, len(ents))
 	d.fileIDs = make([]repo.ID, 0, len(ents))
@@ -345,12 +355,13 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	for i := range ents {
 		e := &ents[i]
 		var key statKey // zero: too new to trust
+		var st *unix.Stat_t
 		if e.ref >= 0 {
 			key = w.refs[e.ref].key
-		} else if wk.exact || e.o == nil && !d.noCtime && e.st.Dev == d.key.dev && trusted(&e.st, wk.start) {
+		} else if st = &sts[e.st]; wk.exact || e.o == nil && !d.noCtime && st.Dev == d.key.dev && trusted(st, wk.start) {
 			// A file mounted over an entry (st_dev not the directory's)
 			// is on a mount the record's token does not cover.
-			key = keyOf(&e.st)
+			key = keyOf(st)
 		}
 		slot := len(d.fileNames)
 		d.fileNames = append(d.fileNames, e.name)
@@ -359,8 +370,8 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		switch {
 		case e.ref >= 0:
 			d.fileIDs[slot] = w.refs[e.ref].id
-		case e.st.Mode&unix.S_IFMT != unix.S_IFREG:
-			id, err := w.special(fd, abs, e.name, &e.st, e.o)
+		case st.Mode&unix.S_IFMT != unix.S_IFREG:
+			id, err := w.special(fd, abs, e.name, st, e.o)
 			if err != nil {
 				return err
 			}
@@ -369,8 +380,8 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 			// A hardlink of an object changed since the stat cache saw it
 			// is read: a write through the link that put mtime 0 back
 			// would pass the metadata check, the object changed with it.
-			if e.st.Nlink > 1 && wk.devino != nil && e.o == nil && (!e.touched || wk.devino.trust) {
-				if id, ok := wk.devino.lookup(abs, e.name, &e.st); ok {
+			if st.Nlink > 1 && wk.devino != nil && e.o == nil && (!e.touched || wk.devino.trust) {
+				if id, ok := wk.devino.lookup(abs, e.name, st); ok {
 					wk.st.cached.Add(1)
 					d.fileIDs[slot] = id
 					if wk.devino.trust && !wk.exact {
@@ -382,7 +393,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 				}
 			}
 			todo = append(todo, slot)
-			sts = append(sts, e.st)
+			todoSts = append(todoSts, *st)
 			ovs = append(ovs, e.o)
 		}
 	}
@@ -397,9 +408,9 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	}
 	var batches []batch
 	for i := 0; i < len(todo); {
-		b := batch{i, i + 1, sts[i].Size}
-		for b.end < len(todo) && b.end-i < fileBatch && b.bytes+sts[b.end].Size <= batchBytes {
-			b.bytes += sts[b.end].Size
+		b := batch{i, i + 1, todoSts[i].Size}
+		for b.end < len(todo) && b.end-i < fileBatch && b.bytes+todoSts[b.end].Size <= batchBytes {
+			b.bytes += todoSts[b.end].Size
 			b.end++
 		}
 		batches = append(batches, b)
@@ -407,7 +418,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	}
 	slices.SortStableFunc(batches, func(a, b batch) int { return cmp.Compare(a.bytes, b.bytes) })
 	for _, b := range batches {
-		slots, stats, overs := todo[b.i:b.end], sts[b.i:b.end], ovs[b.i:b.end]
+		slots, stats, overs := todo[b.i:b.end], todoSts[b.i:b.end], ovs[b.i:b.end]
 		dfd.refs.Add(1)
 		d.pending.Add(1)
 		wk.q.Push(func(w *worker) error {
@@ -566,6 +577,9 @@ func (w *worker) hashOpen(fd int, path string, st *unix.Stat_t, o *override, own
 	w.h.Write(w.hdr)
 	var id repo.ID
 	var isNew bool
+	if w.buf == nil {
+		w.buf = make([]byte, smallFile)
+	}
 	if st.Size <= smallFile {
 		// Read whole in (usually) one read; room for one byte more
 		// catches a file that grew before the read.
