@@ -31,7 +31,7 @@ type Config struct {
 // configLine is a line of a section: the key it sets, or when key is ""
 // (no key is), text kept as it was read (a comment or a blank line). For
 // a key read from the file, text is its value as written there, which
-// Bytes keeps while the value is unchanged.
+// Bytes keeps until the key is set.
 type configLine struct{ key, text string }
 
 func newConfig() *Config {
@@ -317,6 +317,11 @@ func (c *Config) SetIn(s, k, value string) error {
 	c.addSection(s)
 	c.addKey(s, k)
 	c.sections[s][k] = value
+	// Set, the value is written as set, even when it is the one read:
+	// the text read may end in spaces otree trims and GLib keeps, which
+	// would make OSTree read another value than the one set.
+	ls := c.lines[s]
+	ls[slices.IndexFunc(ls, func(l configLine) bool { return l.key == k })].text = ""
 	return nil
 }
 

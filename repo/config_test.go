@@ -119,3 +119,25 @@ func TestConfigBytesKeepsUnchangedValues(t *testing.T) {
 		}
 	}
 }
+
+// A key set is written as set even when otree read that value already:
+// the text read may end in spaces otree trims and GLib keeps, and kept,
+// OSTree would go on reading a value other than the one set.
+func TestConfigSetSameValueWritesIt(t *testing.T) {
+	c, err := repo.ParseConfig([]byte("[x]\nt=Foo  \nu=a\\tb\t\nv=keep  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"t": "Foo", "u": "a\tb"} {
+		if got, _ := c.GetIn("x", k); got != v {
+			t.Fatalf("x.%s = %q, want %q", k, got, v)
+		}
+		if err := c.SetIn("x", k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "[x]\nt=Foo\nu=a\\tb\nv=keep  \n"
+	if got := string(c.Bytes()); got != want {
+		t.Errorf("config written as %q, want %q", got, want)
+	}
+}
