@@ -126,10 +126,12 @@ func (c *summaryCache) dropOtherURLs(rel string) {
 	}
 }
 
-// drop forgets rel, which the server no longer has.
+// drop forgets rel, which the server no longer has, with the copies kept
+// for the remote's other URLs: no store will replace them.
 func (c *summaryCache) drop(rel string) {
 	os.Remove(c.path(rel) + ".http")
 	os.Remove(c.path(rel))
+	c.dropOtherURLs(rel)
 }
 
 // fetchSmall reads the whole of rel, at most limit bytes, through the

@@ -233,3 +233,41 @@ func TestPullSummaryCacheKeepsPresentURLOnly(t *testing.T) {
 		t.Errorf("after pulls from 5 URLs the cache holds %q for origin, want a summary and its validators; %q for %s, want %q", mine, others, other, before)
 	}
 }
+
+// A remote moved to a URL that serves no summary keeps no copy of its
+// earlier URL's either: the copy the new URL does not have goes with the
+// copies of every other URL the remote had.
+func TestPullSummaryCacheDropsOldURLWhenNewHasNone(t *testing.T) {
+	o := newOrigin(t)
+	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
+		t.Fatal(err)
+	}
+	dst := newDest(t, repo.ModeArchive, o.srv.URL)
+	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(dst.CacheDir(), "summaries")
+	if ents, _ := os.ReadDir(dir); len(ents) == 0 {
+		t.Fatal("the first pull cached no summary")
+	}
+	if err := os.Remove(filepath.Join(o.dir, remote.SummaryFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.AddRemote(dst, remote.Remote{Name: "origin", URL: o.srv.URL + "/"}, remote.AddOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	remote.Pull(ctx, dst, fastOpts("os/stable")) // with no summary to fetch, it may fail
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 0 {
+		t.Errorf("the remote's URL serves no summary, yet the cache keeps %q", names)
+	}
+}
