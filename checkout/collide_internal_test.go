@@ -146,3 +146,122 @@ func TestUnionUnlistableDirectory(t *testing.T) {
 		t.Errorf("%s/a holds %q (%v), want %q", dest, got, err, "a\n")
 	}
 }
+
+// A directory of the commit whose name the destination finds taken by
+// another entry of the commit is refused as a file is, naming both: a
+// union would otherwise merge the two (two directories "X" and "x") or
+// fail naming one. The test's view: once the commit's "X" is in place,
+// "x" is another link of it, which the listing does not show.
+func TestCaseCollisionRefusedForDirectory(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 6}
+	upper := repo.FileID(h, []byte("upper\n"))
+	if _, err := txn.WriteFile(h, upper, []byte("upper\n")); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rootID, subID := repo.ID{1}, repo.ID{2}
+	root := &repo.DirTree{Files: []repo.FileEntry{{Name: "X", ID: upper}}, Dirs: []repo.DirEntry{{Name: "x", TreeID: subID, MetaID: meta}}}
+
+	for _, union := range []bool{false, true} {
+		dest := filepath.Join(t.TempDir(), "dest")
+		c, err := newCheckouter(context.Background(), r, dest, Options{UserMode: true, RequireHardlinks: true, Union: union})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.readTree = func(id repo.ID) (*repo.DirTree, error) {
+			if id != rootID {
+				return &repo.DirTree{}, nil
+			}
+			obj := r.Path("objects", objectRel(upper))
+			for _, name := range []string{"X", "x"} {
+				if err := os.Link(obj, filepath.Join(dest, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return root, nil
+		}
+		c.listDir = func(fd int, path string) ([]string, error) {
+			names, err := dirent.NamesApart(fd, path)
+			return slices.DeleteFunc(names, func(s string) bool { return s == "x" }), err
+		}
+		_, err = c.run(&dirNode{tree: rootID, metaID: meta, fd: -1})
+		unix.Close(c.objFd)
+		if err == nil || !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), dest+"/x:") || !strings.Contains(err.Error(), dest+"/X,") {
+			t.Errorf("union=%v: checkout: %v; want an error naming %s/x and %s/X", union, err, dest, dest)
+		}
+	}
+}
+
+// An entry found under a name the commit does not have (an admin's README
+// where the commit writes readme, in a directory that does not tell them
+// apart) is no collision of the commit's: the union's rules apply, and
+// --union writes the commit's file there.
+func TestCaseCollisionWithForeignNameLeftToUnion(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []repo.FileEntry
+	for _, name := range []string{"other", "readme"} {
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(name) + 1)}
+		id := repo.FileID(h, []byte(name+"\n"))
+		if _, err := txn.WriteFile(h, id, []byte(name+"\n")); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, repo.FileEntry{Name: name, ID: id})
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "dest")
+	if err := os.Mkdir(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The admin's README, which the directory also finds as readme.
+	if err := os.WriteFile(filepath.Join(dest, "README"), []byte("admin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dest, "README"), filepath.Join(dest, "readme")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCheckouter(context.Background(), r, dest, Options{UserMode: true, Union: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(c.objFd)
+	c.readTree = func(repo.ID) (*repo.DirTree, error) { return &repo.DirTree{Files: files}, nil }
+	c.listDir = func(fd int, path string) ([]string, error) {
+		names, err := dirent.NamesApart(fd, path)
+		return slices.DeleteFunc(names, func(s string) bool { return s == "readme" }), err
+	}
+	if _, err := c.run(&dirNode{tree: repo.ID{1}, metaID: meta, fd: -1}); err != nil {
+		t.Fatalf("union over a name the commit does not have: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "readme")); err != nil || string(got) != "readme\n" {
+		t.Errorf("%s/readme holds %q (%v), want the commit's %q", dest, got, err, "readme\n")
+	}
+}
