@@ -62,7 +62,6 @@ each ref its binding lists points at it.`,
 	fl.BoolVar(&f.delete, "delete", false, "remove corrupt objects and mark commits that need them partial")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only problems")
 	fl.BoolVarP(&f.all, "all", "a", false, "accepted for OSTree compatibility: every problem is always reported")
-	fl.MarkHidden("all")
 	fl.BoolVar(&f.verifyBindings, "verify-bindings", false, "check that each ref's commit is bound to that ref")
 	fl.BoolVar(&f.verifyBack, "verify-back-refs", false, "check that every ref a commit is bound to points at it (implies --verify-bindings)")
 	fl.BoolVar(&f.addTombstones, "add-tombstones", false, "store a tombstone for each missing parent of a stored commit, and turn core.tombstone-commits on")

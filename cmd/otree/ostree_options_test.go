@@ -208,6 +208,11 @@ func TestOSTreeOptions(t *testing.T) {
 				t.Errorf("otree %s has no --%s, and does not refuse it as OSTree's", tc.cmd, o.long)
 				continue
 			}
+			// An option taken for OSTree's scripts is described where a
+			// user looks: in --help's flag list, or in its text.
+			if f.Hidden && !strings.Contains(c.Long, "--"+o.long) {
+				t.Errorf("otree %s takes OSTree's --%s but its --help does not describe it", tc.cmd, o.long)
+			}
 			if switchFlag := f.NoOptDefVal != ""; switchFlag != (o.value == "") {
 				t.Errorf("otree %s --%s: a switch %v, in OSTree %v", tc.cmd, o.long, switchFlag, o.value == "")
 			}

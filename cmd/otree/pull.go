@@ -57,9 +57,7 @@ func (f *pullFlags) addCommon(c *cobra.Command) {
 	fl.BoolVar(&f.bareUserOnlyFiles, "bareuseronly-files", false, "refuse regular files with setuid, setgid or other-writable bits")
 	fl.BoolVar(&f.requireDeltas, "require-static-deltas", false, "fail when a commit needed has no static delta")
 	fl.BoolVar(&f.untrusted, "untrusted", false, "accepted for OSTree compatibility: objects are always verified")
-	fl.MarkHidden("untrusted")
 	fl.BoolVar(&f.untrusted, "http-trusted", false, "accepted for OSTree compatibility: objects are always verified")
-	fl.MarkHidden("http-trusted")
 	fl.IntVar(&f.updateMillis, "update-frequency", 0, "redraw the progress line every this many milliseconds (0: every 100)")
 }
 

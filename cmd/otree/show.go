@@ -50,7 +50,6 @@ size or target, mode, owner, xattrs).`,
 	// OSTree lists a commit's "related" objects; otree's commits have none,
 	// so the list is always empty, as OSTree's is for most commits.
 	c.Flags().BoolVar(&f.related, "print-related", false, "print the commit's related objects, which otree's commits do not have: nothing")
-	c.Flags().MarkHidden("print-related")
 	e.addJSON(c)
 	return c
 }
