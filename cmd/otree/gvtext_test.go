@@ -41,9 +41,16 @@ func TestGVariantValue(t *testing.T) {
 		`'\q'`:               "",
 		`'\u12'`:             "",
 		`b'\777'`:            "",
-		`@as ['x']`:          "",
-		`int32 x`:            "",
-		``:                   "",
+		// Escapes GVariant text lacks are refused, where GLib drops the
+		// backslash (docs/FORMAT.md §13).
+		`'\x41'`:    "",
+		`'\101'`:    "",
+		`b'\u0041'`: "",
+		`b'\400'`:   "",
+		`b'\a\101'`: "\a\x41",
+		`@as ['x']`: "",
+		`int32 x`:   "",
+		``:          "",
 		// A type must fit the value, and a number its type (an untyped
 		// integer is an int32), as GVariant text reads them.
 		`string 'x'`:              "x",
