@@ -122,7 +122,7 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 // result per source, then the refs found nowhere.
 func printFound(e *env, res *remote.FindResult, refs []remote.CollectionRef) {
 	for _, p := range res.Problems {
-		fmt.Fprintf(e.stderr, "otree: warning: %s\n", printable(fmt.Sprint(p)))
+		fmt.Fprintf(e.stderr, "warning: %s\n", printable(fmt.Sprint(p)))
 	}
 	for _, c := range res.Unverifiable {
 		fmt.Fprintf(e.stderr, "hint: `otree remote add --collection-id=%s NAME URL` configures a remote of collection %s\n", c, c)

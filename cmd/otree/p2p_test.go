@@ -90,9 +90,10 @@ func TestP2PUsage(t *testing.T) {
 	c.fails(exitUsage, []string{"single ref"}, "create-usb", "--commit=abc", t.TempDir(), "org.example.Os", "a", "org.example.Os", "b")
 	c.fails(exitError, []string{"(org.example.Os, a): not found here"}, "create-usb", t.TempDir(), "org.example.Os", "a")
 	c.fails(exitUsage, []string{"--destination-repo holds one collection", "org.example.Os, org.example.Apps"}, "create-usb", "--destination-repo=x", t.TempDir(), "org.example.Os", "a", "org.example.Apps", "b")
-	// A collection no remote has is passed over, with a hint.
+	// A collection no remote has is passed over, with a warning: line, as
+	// every command writes them, and a hint.
 	res := c.run("find-remotes", "--finders=config", "org.example.Os", "a")
-	if !strings.Contains(res.stderr, "no configured remote has it as collection-id") ||
+	if !strings.HasPrefix(res.stderr, "warning: collection org.example.Os: no configured remote has it as collection-id") ||
 		!strings.Contains(res.stderr, "hint: `otree remote add --collection-id=org.example.Os NAME URL`") {
 		t.Errorf("find-remotes of a collection no remote has: %q", res.stderr)
 	}
