@@ -467,6 +467,16 @@ func TestPullReportsOnStderr(t *testing.T) {
 		if got := strings.Contains(res.stderr, fetched); got != verbose {
 			t.Errorf("verbose=%v: stderr names the commit's request: %v\n%s", verbose, got, res.stderr)
 		}
+		// Every request: file objects' too, and those answered 404 (the
+		// commit has no detached metadata).
+		fileFetched := regexp.MustCompile(`level=DEBUG msg=fetched url=` + regexp.QuoteMeta(url) + `/objects/\S+\.file bytes=`)
+		if got := len(fileFetched.FindAllString(res.stderr, -1)); got != 0 != verbose {
+			t.Errorf("verbose=%v: stderr names %d file object requests\n%s", verbose, got, res.stderr)
+		}
+		answered := "level=DEBUG msg=answered url=" + url + objectPath(repo.KindCommitMeta, id) + " status=404"
+		if got := strings.Contains(res.stderr, answered); got != verbose {
+			t.Errorf("verbose=%v: stderr names the commitmeta's 404: %v\n%s", verbose, got, res.stderr)
+		}
 		if strings.Contains(res.stderr, "time=") {
 			t.Errorf("stderr carries timestamps:\n%s", res.stderr)
 		}

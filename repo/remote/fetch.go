@@ -270,6 +270,7 @@ func (s *httpSource) try(ctx context.Context, rel string, c *conditional, fn fun
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
 		c := resp.StatusCode
+		s.log.Debug("answered", "url", u, "status", c)
 		return &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)}, retryable(c)
 	}
 	body := s.watch(resp.Body, timer)

@@ -246,6 +246,7 @@ func (s *httpSource) tryFile(ctx context.Context, rel string, id repo.ID, p *par
 		kept, body = have, http.NoBody
 	default:
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
+		s.log.Debug("answered", "url", u, "status", c)
 		err := &FetchError{URL: u, Status: c, Err: fmt.Errorf("server answered %s", resp.Status)}
 		if retryable(c) {
 			return transient(), err
@@ -253,6 +254,7 @@ func (s *httpSource) tryFile(ctx context.Context, rel string, id repo.ID, p *par
 		return final, err
 	}
 	wb := s.watch(body, timer)
+	start := time.Now()
 	var r io.Reader = wb
 	if p.f != nil {
 		if err := p.f.Truncate(kept); err != nil {
@@ -271,6 +273,8 @@ func (s *httpSource) tryFile(ctx context.Context, rel string, id repo.ID, p *par
 		}
 		return final, &FetchError{URL: u, Err: err}
 	}
+	// Logged as try logs every other request: -v lists each one.
+	s.log.Debug("fetched", "url", u, "bytes", wb.read, "kept", kept, "took", time.Since(start).Round(time.Millisecond))
 	return final, nil
 }
 
