@@ -15,6 +15,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// storedFiles makes a bare-user repository holding a 0644 file object of
+// each content given, and the dirmeta of a 0755 directory: what the tests
+// below lay out through trees of their own.
+func storedFiles(t *testing.T, contents ...string) (*repo.Repo, []repo.ID, repo.ID) {
+	t.Helper()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []repo.ID
+	for _, content := range contents {
+		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
+		id := repo.FileID(h, []byte(content))
+		if _, err := txn.WriteFile(h, id, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return r, ids, meta
+}
+
 // A directory that does not tell "A" from "a" (ext4 casefolding, say)
 // finds the commit's "A" when the checkout writes its "a". No filesystem of
 // the test's has that, so the test builds the view: once "A" is linked from
@@ -23,31 +56,8 @@ import (
 // as the commit has it: Union used to write "a" over it, UnionAdd to drop
 // "a" and UnionIdentical to compare "a" with "A".
 func TestCaseCollisionRefused(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(content string) repo.ID {
-		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(content))}
-		id := repo.FileID(h, []byte(content))
-		if _, err := txn.WriteFile(h, id, []byte(content)); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	upper, lower := write("upper\n"), write("lower\n")
-	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	r, ids, meta := storedFiles(t, "upper\n", "lower\n")
+	upper, lower := ids[0], ids[1]
 	rootID, subID := repo.ID{1}, repo.ID{2}
 	root := &repo.DirTree{Dirs: []repo.DirEntry{{Name: "D", TreeID: subID, MetaID: meta}}}
 	sub := &repo.DirTree{Files: []repo.FileEntry{{Name: "A", ID: upper}, {Name: "a", ID: lower}}}
@@ -100,31 +110,8 @@ func TestCaseCollisionRefused(t *testing.T) {
 // a user other than its owner) goes on as before: the check for names the
 // directory does not tell apart needs the listing, and is skipped.
 func TestUnionUnlistableDirectory(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []repo.FileEntry
-	for _, name := range []string{"a", "b"} {
-		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 2}
-		id := repo.FileID(h, []byte(name+"\n"))
-		if _, err := txn.WriteFile(h, id, []byte(name+"\n")); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, repo.FileEntry{Name: name, ID: id})
-	}
-	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	r, ids, meta := storedFiles(t, "a\n", "b\n")
+	files := []repo.FileEntry{{Name: "a", ID: ids[0]}, {Name: "b", ID: ids[1]}}
 	dest := filepath.Join(t.TempDir(), "dest")
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		t.Fatal(err)
@@ -153,27 +140,8 @@ func TestUnionUnlistableDirectory(t *testing.T) {
 // fail naming one. The test's view: once the commit's "X" is in place,
 // "x" is another link of it, which the listing does not show.
 func TestCaseCollisionRefusedForDirectory(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: 6}
-	upper := repo.FileID(h, []byte("upper\n"))
-	if _, err := txn.WriteFile(h, upper, []byte("upper\n")); err != nil {
-		t.Fatal(err)
-	}
-	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	r, ids, meta := storedFiles(t, "upper\n")
+	upper := ids[0]
 	rootID, subID := repo.ID{1}, repo.ID{2}
 	root := &repo.DirTree{Files: []repo.FileEntry{{Name: "X", ID: upper}}, Dirs: []repo.DirEntry{{Name: "x", TreeID: subID, MetaID: meta}}}
 
@@ -212,31 +180,8 @@ func TestCaseCollisionRefusedForDirectory(t *testing.T) {
 // apart) is no collision of the commit's: the union's rules apply, and
 // --union writes the commit's file there.
 func TestCaseCollisionWithForeignNameLeftToUnion(t *testing.T) {
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeBareUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []repo.FileEntry
-	for _, name := range []string{"other", "readme"} {
-		h := &repo.FileHeader{Type: repo.TypeRegular, Mode: 0o644, Size: uint64(len(name) + 1)}
-		id := repo.FileID(h, []byte(name+"\n"))
-		if _, err := txn.WriteFile(h, id, []byte(name+"\n")); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, repo.FileEntry{Name: name, ID: id})
-	}
-	meta, err := txn.WriteMeta(repo.KindDirMeta, (&repo.DirMeta{Mode: 0o755}).Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	r, ids, meta := storedFiles(t, "other\n", "readme\n")
+	files := []repo.FileEntry{{Name: "other", ID: ids[0]}, {Name: "readme", ID: ids[1]}}
 	dest := filepath.Join(t.TempDir(), "dest")
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		t.Fatal(err)
