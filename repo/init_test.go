@@ -364,3 +364,25 @@ func TestInitBareUserNeedsUserXattrs(t *testing.T) {
 	}
 	r.Close()
 }
+
+// A bare-user Init that cannot make its probe file (a read-only mount
+// here; a directory of root's, for a user) fails with that error, naming
+// the directory, not with the refusal of user xattrs and its advice to
+// pick another mode, which would fail the same way.
+func TestInitBareUserProbeUnwritable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("none", dir, "tmpfs", unix.MS_RDONLY, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	_, err := repo.Init(dir, repo.InitOptions{Mode: repo.ModeBareUser})
+	if !errors.Is(err, unix.EROFS) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("bare-user init on a read-only tmpfs: %v, want EROFS naming %s", err, dir)
+	}
+	if strings.Contains(err.Error(), "xattr") || strings.Contains(err.Error(), "bare-user-only") {
+		t.Errorf("bare-user init on a read-only tmpfs blames user xattrs: %v", err)
+	}
+}

@@ -178,7 +178,10 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 					break
 				}
 			}
-			return nil, fmt.Errorf("init %s: a bare-user repository keeps each file's owner and mode in the %s xattr, which this filesystem refuses (use bare-user-only or archive): %w", path, UserMetaXattr, err)
+			if errors.Is(err, unix.ENOTSUP) {
+				return nil, fmt.Errorf("init %s: a bare-user repository keeps each file's owner and mode in the %s xattr, which this filesystem refuses (use bare-user-only or archive): %w", path, UserMetaXattr, err)
+			}
+			return nil, fmt.Errorf("init %s: %w", path, err)
 		}
 	}
 	for _, d := range []string{"objects", "refs/heads", "refs/remotes", "tmp", "state"} {
@@ -237,7 +240,10 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 
 // probeUserXattrs sets UserMetaXattr on a file it makes in dir and removes
 // again: a filesystem without user xattrs (ramfs, or one mounted without
-// them) would otherwise take the repository and fail every commit.
+// them) would otherwise take the repository and fail every commit. Such a
+// filesystem gives an error wrapping ENOTSUP; one that cannot make the
+// file (a directory this user may not write, a read-only mount), or is
+// full, gives its own error, which says nothing about xattrs.
 func probeUserXattrs(dir string) error {
 	// A temporary file's name: one a kill leaves, or a concurrent Init
 	// sees, does not make the directory one Init refuses (checkInitDir).
