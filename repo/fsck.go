@@ -108,8 +108,10 @@ const (
 	// uncompressed-object cache (UncompressedCacheDir) that a checkout
 	// would link (UncompressedCacheEntryFits), whose content is not its
 	// object's (written in place through a checkout that shares its
-	// inode, its time then put back), or that cannot be read. ID is the
-	// object, which is sound; Path is the entry, which Delete removes.
+	// inode, its time then put back), or that cannot be read (an entry
+	// of another user's that this one may not read is left to that
+	// user's fsck, whose checkouts alone link it). ID is the object,
+	// which is sound; Path is the entry, which Delete removes.
 	// Err is a *CorruptObjectError naming the entry.
 	ProblemCache
 )

@@ -79,6 +79,11 @@ func UncompressedCacheEntry(id ID) string { return objectPath(KindFile, id) }
 // object is gone (or, in a dry run, is unreachable), counting them in
 // rep.Cache. Removing an entry a checkout still uses frees only its name.
 // A checkout that meets an entry removed under it copies the file instead.
+// The cache is its writer's, the repository's owner (a user-mode checkout
+// of anyone else leaves it alone): the entries and directories of it that
+// another member of a shared repository may not list or remove, made
+// under that owner's umask, are left, as OSTree's prune leaves the whole
+// cache, rather than failing a prune whose objects are gone already.
 func (r *Repo) pruneUncompressedCache(ctx context.Context, gone func(ID) bool, dryRun bool, rep *PruneReport) error {
 	entries, err := r.cacheEntries()
 	if err != nil {
@@ -93,7 +98,11 @@ func (r *Repo) pruneUncompressedCache(ctx context.Context, gone func(ID) bool, d
 			continue
 		}
 		if !dryRun {
-			if err := unix.Unlink(e.path); err != nil && !errors.Is(err, unix.ENOENT) {
+			err := unix.Unlink(e.path)
+			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				continue
+			}
+			if err != nil && !errors.Is(err, unix.ENOENT) {
 				return fmt.Errorf("prune: removing %s: %w", e.path, err)
 			}
 		}
@@ -113,11 +122,13 @@ type cacheEntry struct {
 
 // cacheEntries lists the entries of the uncompressed-object cache: the
 // names that parse as file objects' (XX/<62 hex>.file); anything else
-// there is ignored.
+// there is ignored, and so are the directories of it this user may not
+// list (the cache of another user of a shared repository, made under a
+// umask of 077): only its owner links their entries.
 func (r *Repo) cacheEntries() ([]cacheEntry, error) {
 	root := r.Path(UncompressedCacheDir)
 	dirs, err := os.ReadDir(root)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return nil, nil
 	}
 	if err != nil {
@@ -130,6 +141,9 @@ func (r *Repo) cacheEntries() ([]cacheEntry, error) {
 		}
 		dir := root + "/" + d.Name()
 		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -203,8 +217,13 @@ func (r *Repo) checkCacheEntry(w *fsckWorker, e cacheEntry) string {
 	if !UncompressedCacheable(h) || unix.Lstat(e.path, &st) != nil || !UncompressedCacheEntryFits(&st, h) {
 		return ""
 	}
-	// Cacheable files are readable by their owner, who wrote the entry.
+	// Cacheable files are readable by their owner, who wrote the entry
+	// and whose checkouts alone link it: one another user may not read
+	// (0600, in a shared repository) is left to its owner's fsck.
 	fd, err := unix.Open(e.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.EACCES) && int(st.Uid) != os.Geteuid() {
+		return ""
+	}
 	if err != nil {
 		return fmt.Sprintf("opening: %v", err)
 	}

@@ -153,3 +153,98 @@ func TestObjectModesIgnoreUmask(t *testing.T) {
 		}
 	}
 }
+
+// In an archive repository shared by a group, the uncompressed-object
+// cache is its owner's: only the owner's user-mode checkouts fill and
+// link it. Another member of the group fscks and prunes the repository
+// whatever that owner's umask made of the cache: an entry of a 0600 file
+// the other may not read is not a problem of the repository, and fsck
+// --delete leaves it; a cache directory made under a umask of 077, which
+// the other may not list, or one made under 022, from which the other may
+// not remove, fails neither fsck nor prune (OSTree's prune leaves the
+// cache alone, and its fsck does not read it); the owner's prune then
+// removes what no checkout uses.
+func TestGroupSharedArchiveOwnersCache(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as two other users")
+	}
+	const other = nobody - 1 // a second uid, in nobody's group
+	dir, bin, env := nobodyDir(t)
+	if err := os.Chmod(dir, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src")
+	testtree.Create(t, src, testtree.Tree{
+		"private": testtree.File("secret\n", 0o600),
+		"d/f":     testtree.File("f\n", 0o644),
+	})
+	filepath.Walk(src, func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			err = os.Lchown(p, nobody, nobody)
+		}
+		return err
+	})
+	as := func(t *testing.T, uid int, umask string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `umask ` + umask + ` && exec "$0" "$@"`, bin}, args...)...)
+		cmd.Dir, cmd.Env = dir, env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: nobody}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("otree %s as uid %d: %v\n%s", strings.Join(args, " "), uid, err, out)
+		}
+		return string(out)
+	}
+	r := "--repo=repo"
+	as(t, nobody, "002", r, "init", "--mode=archive")
+	as(t, nobody, "002", r, "commit", "-b", "main", "src")
+	as(t, nobody, "002", r, "checkout", "-U", "main", "co1")
+	cache := filepath.Join(dir, "repo", "uncompressed-objects-cache")
+	var entries []string
+	filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			entries = append(entries, p)
+		}
+		return err
+	})
+	if len(entries) != 2 {
+		t.Fatalf("cache entries after the owner's checkout: %q, want the two files'", entries)
+	}
+	if out := as(t, other, "002", r, "fsck", "--delete"); !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck --delete by another member of the group:\n%s", out)
+	}
+	for _, p := range entries {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("cache entry after the other member's fsck --delete: %v", err)
+		}
+	}
+	// The owner's checkouts again, under a umask of 077: the cache made
+	// anew is the owner's alone.
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	as(t, nobody, "077", r, "checkout", "-U", "main", "co2")
+	if st := lstat(t, cache); st.Mode&0o077 != 0 {
+		t.Fatalf("%s: mode %04o under umask 077", cache, st.Mode&0o7777)
+	}
+	if out := as(t, other, "002", r, "fsck"); !strings.Contains(out, "No problems found") {
+		t.Errorf("fsck by another member of the group:\n%s", out)
+	}
+	as(t, other, "002", r, "prune")
+	// Under a umask of 022 the other may list the cache but not remove
+	// from it: the entries no checkout uses any more stay.
+	for _, p := range []string{cache, filepath.Join(dir, "co1"), filepath.Join(dir, "co2")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as(t, nobody, "022", r, "checkout", "-U", "main", "co3")
+	if err := os.RemoveAll(filepath.Join(dir, "co3")); err != nil {
+		t.Fatal(err)
+	}
+	as(t, other, "002", r, "prune")
+	as(t, nobody, "002", r, "fsck")
+	if out := as(t, nobody, "002", r, "prune"); !strings.Contains(out, "2 uncompressed-cache entries") {
+		t.Errorf("the owner's prune after the other's:\n%s", out)
+	}
+}
