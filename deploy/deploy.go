@@ -912,7 +912,7 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 	if res.Etc, err = s.prepareTree(ctx, d, merge); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(d.Path+".origin", o.encode(), 0o644); err != nil {
+	if err := writeReadable(d.Path+".origin", o.encode()); err != nil {
 		return nil, err
 	}
 	if err := setImmutable(d.Path, true); err != nil {

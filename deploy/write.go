@@ -405,7 +405,7 @@ func (s *Sysroot) switchFull(list []*Deployment, lc loaderConfig) (err error) {
 		return err
 	}
 	for _, e := range entries {
-		if err := os.WriteFile(filepath.Join(loader, "entries", e.file), e.render(), 0o644); err != nil {
+		if err := writeReadable(filepath.Join(loader, "entries", e.file), e.render()); err != nil {
 			return err
 		}
 	}
@@ -447,4 +447,26 @@ func (s *Sysroot) switchSub(list []*Deployment) error {
 		return err
 	}
 	return replaceSymlink(fmt.Sprintf("boot.%d.%d", s.bootVersion, ns), filepath.Join(s.root, "otree", fmt.Sprintf("boot.%d", s.bootVersion)))
+}
+
+// writeReadable creates path holding data, mode 0644 whatever the umask,
+// as OSTree writes origins and boot entries: `admin status`, which any
+// user may run, reads them, and one written 0600 by a root whose umask is
+// 077 would fail it for everyone else long after that umask is gone.
+func writeReadable(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
