@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
@@ -74,7 +75,10 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
-	if fi, err := os.Stat(out); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+	var old *syscall.Stat_t // the regular file FILE replaces, if any
+	if fi, err := os.Stat(out); err == nil && fi.Mode().IsRegular() {
+		old, _ = fi.Sys().(*syscall.Stat_t)
+	} else if err == nil && !fi.IsDir() {
 		// A device, FIFO or socket is written to, never replaced.
 		w, err := os.OpenFile(out, os.O_WRONLY, 0)
 		if err != nil {
@@ -99,8 +103,19 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	if err := checkout.Export(cmd.Context(), r, id, tmp, opts); err != nil {
 		return ifStopped(fmt.Errorf("export to %s: %w", f.output, err), "export stopped: "+f.output+" is as it was")
 	}
-	// CreateNew makes 0600 files; give the tar the mode a new file gets.
-	if err := tmp.Chmod(0o666 &^ exportUmask()); err != nil {
+	// CreateNew makes 0600 files; give the tar the mode a new file gets,
+	// or, replacing a file, that file's owner and mode, as OSTree's export
+	// truncates and writes it: a FILE made 0600 to keep it private stays so.
+	mode := 0o666 &^ exportUmask()
+	if old != nil {
+		mode = os.FileMode(old.Mode & 0o777)
+		// Only root may give the file away; another user keeps its group
+		// when a member of it, and otherwise shares nothing with its own.
+		if tmp.Chown(int(old.Uid), int(old.Gid)) != nil && tmp.Chown(-1, int(old.Gid)) != nil {
+			mode &^= 0o070
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
 	if err := tmp.Sync(); err != nil {

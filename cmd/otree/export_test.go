@@ -469,3 +469,33 @@ func TestExportPrefixParityWithOSTree(t *testing.T) {
 		t.Errorf("export --prefix of a file (-want +got):\n%s", d)
 	}
 }
+
+// export -o over a regular file gives the tar that file's mode and owner,
+// as OSTree's export, which writes into it, does: a FILE made 0600 to keep
+// the tree's private files private is not left readable by everyone.
+func TestExportCommandKeepsReplacedFilesMode(t *testing.T) {
+	c := newCLI(t)
+	c.commitTree("b", source(t, testtree.Tree{"key": testtree.File("secret", 0o600)}), "one", 1700000000)
+	out := filepath.Join(t.TempDir(), "out.tar")
+	if err := os.WriteFile(out, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	owner := os.Geteuid()
+	if owner == 0 {
+		owner = nobody
+		if err := os.Chown(out, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.ok("export", "b", "-o", out)
+	st := lstat(t, out)
+	if st.Mode&0o7777 != 0o600 || int(st.Uid) != owner {
+		t.Errorf("%s after export -o: mode %04o, owner %d; want 0600, %d as it was", out, st.Mode&0o7777, st.Uid, owner)
+	}
+	if st.Size < 1024 {
+		t.Errorf("%s holds %d bytes, not the tar", out, st.Size)
+	}
+}
