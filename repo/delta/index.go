@@ -193,6 +193,18 @@ func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
 // Delete removes that delta there, so that no other reindex names it
 // again in between.
 func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error) ([]IndexRef, error) {
+	if opts.To == nil && then == nil {
+		// Without deltas or indexes there is nothing to write, and no
+		// directory to make, as OSTree makes none: one made by whoever
+		// first updated the summary (root, or a member of a shared
+		// repository under umask 022) would fail every other user's
+		// updates of a repository that has no deltas.
+		names, nerr := List(r)
+		idx, ierr := ListIndexes(r)
+		if nerr == nil && ierr == nil && len(names) == 0 && len(idx) == 0 {
+			return nil, nil
+		}
+	}
 	if err := r.CheckWritableAt(IndexDir); err != nil {
 		return nil, fmt.Errorf("indexing deltas: %w", err)
 	}

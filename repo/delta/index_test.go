@@ -293,3 +293,23 @@ func TestDeleteOnFullDisk(t *testing.T) {
 		t.Errorf("deltas after the delete: %v, %v; want %s", names, err, scratch)
 	}
 }
+
+// A reindex of a repository without deltas or indexes (every summary
+// update runs one) makes no delta-indexes directory, as OSTree makes
+// none: one made by whoever first updated the summary (root, or a member
+// of a shared repository under umask 022) would refuse every other
+// user's update of a repository with nothing to index.
+func TestReindexWithoutDeltasMakesNoDirectory(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.InitOptions{Mode: repo.ModeArchive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	refs, err := delta.Reindex(r, delta.ReindexOptions{NoSync: true})
+	if err != nil || len(refs) != 0 {
+		t.Fatalf("Reindex without deltas = %v, %v", refs, err)
+	}
+	if _, err := os.Lstat(r.Path(delta.IndexDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after a reindex without deltas: %v, want none", delta.IndexDir, err)
+	}
+}
