@@ -725,6 +725,11 @@ func (s *Sysroot) lock(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("sysroot %s: %w", s.root, err)
 	}
 	f, err := os.OpenFile(filepath.Join(s.root, "otree", "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, fs.ErrPermission) {
+		// A user other than root running a command that changes the
+		// sysroot: say what it takes, as a bare permission error does not.
+		return nil, fmt.Errorf("sysroot lock: %w (changing the sysroot %s needs root)", err, s.root)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sysroot lock: %w", err)
 	}

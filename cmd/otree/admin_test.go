@@ -1506,3 +1506,38 @@ func TestAdminStatusVerifyWhileDeploying(t *testing.T) {
 		t.Errorf("status --verify while a deploy removed a deployment: %+v", st)
 	}
 }
+
+// A user other than root running an admin command that changes the
+// sysroot is refused before anything changes, with an error naming the
+// sysroot's lock and saying that it takes root; status still reads it.
+func TestAdminAsUserSaysItNeedsRoot(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make the sysroot and run otree as another user")
+	}
+	dir, bin, env := nobodyDir(t)
+	sys := filepath.Join(dir, "sysroot")
+	testtree.ClearImmutable(t, sys)
+	for _, args := range [][]string{{"admin", "init-fs", sys}, {"admin", "--sysroot=" + sys, "os-init", "cli"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otree %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, args := range [][]string{{"os-init", "other"}, {"cleanup"}, {"deploy", "--os=cli", "cli/stable"}} {
+		cmd := exec.Command(bin, append([]string{"admin", "--sysroot=" + sys}, args...)...)
+		cmd.Env, cmd.SysProcAttr = env, asNobody()
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), filepath.Join(sys, "otree", "lock")) || !strings.Contains(string(out), "needs root") {
+			t.Errorf("otree admin %v as nobody: %v\n%s\nwant a refusal naming the lock and root", args, err, out)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(sys, "otree", "deploy", "other")); err == nil {
+		t.Error("os-init as nobody made the stateroot")
+	}
+	cmd := exec.Command(bin, "admin", "--sysroot="+sys, "status")
+	cmd.Env, cmd.SysProcAttr = env, asNobody()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("otree admin status as nobody: %v\n%s", err, out)
+	}
+}
