@@ -976,6 +976,32 @@ func TestKargs(t *testing.T) {
 	}
 }
 
+// SetKargs with an index that names no deployment, negative as well as
+// past the end, fails with ErrNoDeployment and edits no deployment; a
+// negative one is not taken for SetKargsAll.
+func TestSetKargsBadIndex(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/sda1"}})
+	f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	f.deploy("os", DeployOptions{})
+	var before []string
+	for _, d := range f.s.Deployments() {
+		before = append(before, d.Options)
+	}
+	for _, index := range []int{-1, -2, 2} {
+		sw, err := f.s.SetKargs(context.Background(), index, KargsEdit{Append: []string{"quiet"}})
+		if !errors.Is(err, ErrNoDeployment) || sw != "" {
+			t.Errorf("SetKargs(%d): %q, %v; want no switch and an error matching ErrNoDeployment", index, sw, err)
+		}
+	}
+	for i, d := range f.s.Deployments() {
+		if d.Options != before[i] {
+			t.Errorf("deployment %d: options %q after refused edits, want %q", i, d.Options, before[i])
+		}
+	}
+}
+
 // A replace sets KEY, dropping its other values; KEY=OLD=NEW replaces only
 // KEY=OLD when that is there, and otherwise sets KEY to OLD=NEW, as
 // "admin kargs --help" says (root=UUID=... is a value, not an edit).

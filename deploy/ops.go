@@ -222,9 +222,11 @@ func (s *Sysroot) editOrigin(ctx context.Context, index int, edit func(*origin))
 }
 
 // SetKargs edits the kernel arguments of deployment index; they take
-// effect at its next boot.
+// effect at its next boot. An index that names no deployment, a negative
+// one too, gives an error matching ErrNoDeployment (SetKargsAll edits
+// every deployment).
 func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (Switch, error) {
-	return s.setKargs(ctx, index, edit)
+	return s.setKargs(ctx, index, false, edit)
 }
 
 // SetKargsAll applies edit to the kernel arguments of every deployment
@@ -232,24 +234,25 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 // staged deployment, which boots next once finalized; an edit that fails
 // for any deployment changes none.
 func (s *Sysroot) SetKargsAll(ctx context.Context, edit KargsEdit) (Switch, error) {
-	return s.setKargs(ctx, -1, edit)
+	return s.setKargs(ctx, 0, true, edit)
 }
 
 // setKargs edits deployment index's arguments, or every deployment's
-// when index is -1.
-func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Switch, error) {
+// with all. A flag rather than a negative index, which SetKargs must
+// refuse (ErrNoDeployment) rather than take for every deployment.
+func (s *Sysroot) setKargs(ctx context.Context, index int, all bool, edit KargsEdit) (Switch, error) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if index >= 0 {
+	if !all {
 		if _, err := s.Deployment(index); err != nil {
 			return "", err
 		}
 	}
 	var staged *stagedRecord
-	if st := s.staged; index < 0 && st != nil {
+	if st := s.staged; all && st != nil {
 		rec := *s.stagedRec
 		if rec.Options, err = edit.apply(st.Options); err != nil {
 			return "", fmt.Errorf("staged deployment %s of stateroot %s: %w", st.Name(), st.OS, err)
@@ -262,11 +265,11 @@ func (s *Sysroot) setKargs(ctx context.Context, index int, edit KargsEdit) (Swit
 	list := make([]*Deployment, len(s.deployments))
 	for i, x := range s.deployments {
 		c := *x
-		if index < 0 || i == index {
+		if all || i == index {
 			if c.Options, err = edit.apply(x.Options); err != nil {
 				// The caller of SetKargs chose the index, and may number
 				// deployments otherwise (status counts a staged one).
-				if index >= 0 {
+				if !all {
 					return "", fmt.Errorf("deployment %s of stateroot %s: %w", x.Name(), x.OS, err)
 				}
 				return "", fmt.Errorf("deployment %d (%s of stateroot %s): %w", i, x.Name(), x.OS, err)
