@@ -402,7 +402,11 @@ func VerifyDetached(data, sig []byte, trusted []ed25519.PublicKey, what string) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not valid: %v", ErrBadSignature, what, err)
 	}
-	return Verify(data, m, trusted)
+	pub, err := Verify(data, m, trusted)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return pub, nil
 }
 
 // SignSummary returns the content of SummarySigFile for the summary file

@@ -185,6 +185,34 @@ func TestSummarySignature(t *testing.T) {
 	}
 }
 
+// Every error of VerifyDetached names the signature file it was given,
+// as its doc says, whatever the reason the signature is refused.
+func TestVerifyDetachedNamesFile(t *testing.T) {
+	pub, priv := newKey(t)
+	other, _ := newKey(t)
+	data := []byte("summary bytes")
+	sig, err := sign.SignDetached(data, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := repo.EncodeCommitMeta(nil)
+	for name, tc := range map[string]struct {
+		sig     []byte
+		trusted []ed25519.PublicKey
+		want    error
+	}{
+		"untrusted key": {sig, []ed25519.PublicKey{other}, sign.ErrBadSignature},
+		"no signature":  {empty, []ed25519.PublicKey{pub}, sign.ErrNoSignature},
+		"no keys":       {sig, nil, sign.ErrNoTrustedKeys},
+		"malformed":     {[]byte("junk"), []ed25519.PublicKey{pub}, sign.ErrBadSignature},
+	} {
+		_, err := sign.VerifyDetached(data, tc.sig, tc.trusted, "the/file.sig")
+		if !errors.Is(err, tc.want) || !strings.Contains(fmt.Sprint(err), "the/file.sig") {
+			t.Errorf("%s: %v; want an error naming the/file.sig and matching %v", name, err, tc.want)
+		}
+	}
+}
+
 func TestParseKeys(t *testing.T) {
 	pub, priv := newKey(t)
 	if k, err := sign.ParsePublicKey(sign.EncodeKey(pub)); err != nil || !k.Equal(pub) {
