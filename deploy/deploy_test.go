@@ -2693,6 +2693,43 @@ func TestDeployCleanupErrorComesWithResult(t *testing.T) {
 	}
 }
 
+// An upgrade or switch whose deploy's cleanup fails returns, with the
+// *CleanupError, its result naming the new deployment, as Deploy does: a
+// caller that sees the error can tell what was deployed.
+func TestUpgradeCleanupErrorComesWithResult(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	b := f.commit("os", osTree("6.1.0-1", testtree.Tree{"usr/bin/b": testtree.File("b", 0o755)}))
+	c := f.commit("other", osTree("6.1.0-1", testtree.Tree{"usr/bin/c": testtree.File("c", 0o755)}))
+	if err := os.WriteFile(f.s.Repo().Path("refs", "heads", "junk"), []byte("not a ref\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		run  func() (*UpgradeResult, error)
+		want repo.ID
+	}{
+		{"upgrade", func() (*UpgradeResult, error) { return f.s.Upgrade(context.Background(), UpgradeOptions{}) }, b},
+		{"switch", func() (*UpgradeResult, error) {
+			return f.s.SwitchRef(context.Background(), "other", UpgradeOptions{})
+		}, c},
+	} {
+		res, err := tc.run()
+		var ce *CleanupError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "junk") {
+			t.Fatalf("%s with an unreadable ref: %v, want a *CleanupError naming junk", tc.name, err)
+		}
+		if res == nil || res.Commit != tc.want || res.Deployed == nil || res.Deployed.Deployment == nil ||
+			res.Deployed.Deployment.Commit != tc.want || res.Deployed.Deployment.Index != 0 {
+			t.Fatalf("%s: result with the CleanupError: %+v", tc.name, res)
+		}
+		if got := f.order(); len(got) == 0 || got[0] != tc.want {
+			t.Errorf("%s: deployments %v, want %s first", tc.name, got, tc.want)
+		}
+	}
+}
+
 // A deploy that picks the only stateroot, none being named, refuses one
 // os-init left half made (killed before its var), as it refuses such a
 // stateroot named: the deployment would boot without a /var.

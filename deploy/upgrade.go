@@ -93,7 +93,8 @@ func SplitRefspec(refspec string) (remoteName, branch string) {
 // and deploys the commit it names when that differs from the deployed
 // one. When it does not, the error is ErrNoUpgrade and the result still
 // says what was pulled. An origin with unconfigured-state= is refused
-// with its message, as in OSTree.
+// with its message, as in OSTree. A failure of the cleanup that follows the
+// deploy is a *CleanupError, returned with the result (SwitchRef's too).
 func (s *Sysroot) Upgrade(ctx context.Context, opts UpgradeOptions) (*UpgradeResult, error) {
 	// Held from the choice of what to deploy to the deploy, as OSTree's
 	// upgrader holds it: two upgrades at once would otherwise both
@@ -275,15 +276,20 @@ func (s *Sysroot) follow(ctx context.Context, cur *Deployment, osName, refspec s
 		}
 		do.Origin = o.encode()
 	}
-	if res.Deployed, err = s.Deploy(ctx, id.String(), do); err != nil {
+	res.Deployed, err = s.Deploy(ctx, id.String(), do)
+	// A *CleanupError comes with the deploy's result: the deployment is
+	// made, and the caller is told which.
+	var cleanupErr *CleanupError
+	if err != nil && (!errors.As(err, &cleanupErr) || res.Deployed == nil) {
 		return nil, err
 	}
 	if isSwitch && cur.Origin != refspec {
-		if res.DeletedRef, err = s.dropOldOrigin(ctx, cur.Origin, osName); err != nil {
-			return res, &CleanupError{Done: "switch: deployed", Err: err}
+		var derr error
+		if res.DeletedRef, derr = s.dropOldOrigin(ctx, cur.Origin, osName); derr != nil && err == nil {
+			return res, &CleanupError{Done: "switch: deployed", Err: derr}
 		}
 	}
-	return res, nil
+	return res, err
 }
 
 // dropOldOrigin deletes the remote-tracking ref a switch left, as OSTree's
