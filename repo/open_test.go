@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,29 @@ func TestOpenErrors(t *testing.T) {
 		}
 		if got := errors.Is(err, repo.ErrNoConfig); got != (path == noConfig) {
 			t.Errorf("Open(%s) = %v: matches ErrNoConfig %v", path, err, got)
+		}
+	}
+}
+
+// A directory whose config file is not an otree repository's (a Git
+// directory's, or one with no repo_version) holds no repository: Open's
+// error matches ErrNotRepository, as for a directory without a config.
+func TestOpenForeignConfigIsNotRepository(t *testing.T) {
+	dir := t.TempDir()
+	for name, config := range map[string]string{
+		"git":   "[core]\n\trepositoryformatversion = 0\n\tbare = false\n",
+		"empty": "",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "config"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := repo.Open(p)
+		if !errors.Is(err, repo.ErrNotRepository) || errors.Is(err, repo.ErrNoConfig) || !strings.Contains(fmt.Sprint(err), filepath.Join(p, "config")) {
+			t.Errorf("Open(%s) = %v; want an error naming its config and matching ErrNotRepository (not ErrNoConfig)", name, err)
 		}
 	}
 }

@@ -334,8 +334,8 @@ func (e *notRepoError) Is(target error) bool {
 }
 
 // Open opens the repository at path. A path that is no otree repository
-// (missing, or holding no config) gives an error matching
-// ErrNotRepository, and also fs.ErrNotExist when the path is missing or
+// (missing, holding no config, or one without core.repo_version) gives an
+// error matching ErrNotRepository, and also fs.ErrNotExist when the path is missing or
 // ErrNoConfig when the directory has no config. An empty path is refused
 // (with ErrNotRepository) rather than taken as the current directory.
 func Open(path string) (*Repo, error) {
@@ -367,7 +367,7 @@ func Open(path string) (*Repo, error) {
 		return nil, fmt.Errorf("open repository %s: %w: this is an OSTree repository (it has extensions/ and refs/mirrors/); otree has a format of its own (BLAKE3 ids) and cannot read it: pull from it with OSTree, or check a commit out with `ostree checkout` and commit that directory", path, ErrNotRepository)
 	}
 	if v, ok := cfg.Get("core.repo_version"); !ok {
-		return nil, fmt.Errorf("open repository %s: config %s has no repo_version in [core] (not an otree repository, or its config is damaged)", path, cfgPath)
+		return nil, &notRepoError{path: path, why: "config " + cfgPath + " has no repo_version in [core] (not an otree repository, or its config is damaged)"}
 	} else if v != strconv.Itoa(repoVersion) {
 		return nil, fmt.Errorf("open repository %s: unsupported core.repo_version %q in %s (want %d)", path, v, cfgPath, repoVersion)
 	}
