@@ -77,3 +77,17 @@ func TestOpenForeignConfigIsNotRepository(t *testing.T) {
 		}
 	}
 }
+
+// A path below a regular file holds no repository: Open's error matches
+// ErrNotRepository and names the path.
+func TestOpenBelowFileIsNotRepository(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(file, "repo")
+	_, err := repo.Open(p)
+	if !errors.Is(err, repo.ErrNotRepository) || !strings.Contains(fmt.Sprint(err), p) {
+		t.Errorf("Open(%s) = %v; want an error naming it and matching ErrNotRepository", p, err)
+	}
+}

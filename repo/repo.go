@@ -351,6 +351,10 @@ func Open(path string) (*Repo, error) {
 				if errors.Is(serr, fs.ErrNotExist) {
 					return nil, &notRepoError{path: path, why: "no such directory", missing: true}
 				}
+				if errors.Is(serr, unix.ENOTDIR) {
+					// Below a file: no directory, so no repository.
+					return nil, &notRepoError{path: path, why: "a component of the path is not a directory"}
+				}
 				return nil, fmt.Errorf("open repository %s: %w", path, serr)
 			} else if !fi.IsDir() {
 				return nil, &notRepoError{path: path, why: "not a directory"}
