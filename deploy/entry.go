@@ -80,6 +80,11 @@ func parseEntry(dir, file string, data []byte) (*bootEntry, error) {
 			}
 			e.version = n
 		case "options":
+			if val == "" {
+				// Nothing to add: joined, it would leave a trailing
+				// space the written entry does not have.
+				break
+			}
 			if e.options != "" {
 				e.options += " "
 			}
