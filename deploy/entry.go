@@ -271,6 +271,14 @@ func (k KargsEdit) apply(cmdline string) (string, error) {
 			args = append(args, a)
 		}
 	}
+	// An argument kept from the command line edited may hold a newline
+	// inside quotes (a booted command line's, as the boot loader passed
+	// it): written, it would end the boot entry's options line.
+	for _, a := range args {
+		if strings.Contains(a, "\n") {
+			return "", fmt.Errorf("kernel argument %q holds a line break, which a boot entry's options line cannot", a)
+		}
+	}
 	return strings.Join(args, " "), nil
 }
 
