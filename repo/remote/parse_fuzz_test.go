@@ -1,0 +1,99 @@
+package remote
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// FuzzParseContentRange checks that a Content-Range the resume code
+// accepts is a range it can act on (0 <= first <= last < length, when the
+// length is known) and reads back the same when written in full.
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{
+		"bytes 0-9/10", "bytes 5-9/*", "bytes 9-5/10", "bytes 0-10/10",
+		"bytes -1-5/10", "bytes 1-2", "bytes 00-01/02", "bytes 1-9223372036854775807/*",
+		"bytes */10", "bits 0-1/2", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if n, ok := parseUnsatisfiedRange(v); ok {
+			if m, ok := parseUnsatisfiedRange(fmt.Sprintf("bytes */%d", n)); n < 0 || !ok || m != n {
+				t.Fatalf("parseUnsatisfiedRange(%q) = %d; written in full it reads %d %v", v, n, m, ok)
+			}
+		}
+		first, last, length, ok := parseContentRange(v)
+		if !ok {
+			return
+		}
+		if first < 0 || last < first || length >= 0 && last >= length || length < -1 {
+			t.Fatalf("parseContentRange(%q) = %d-%d/%d: not a range of the file", v, first, last, length)
+		}
+		size := "*"
+		if length >= 0 {
+			size = fmt.Sprint(length)
+		}
+		w := fmt.Sprintf("bytes %d-%d/%s", first, last, size)
+		if f2, l2, n2, ok := parseContentRange(w); !ok || f2 != first || l2 != last || n2 != length {
+			t.Fatalf("parseContentRange(%q) = %d-%d/%d; written as %q it reads %d-%d/%d %v", v, first, last, length, w, f2, l2, n2, ok)
+		}
+	})
+}
+
+// FuzzShownRawURL checks that the password of a URL given to remote add,
+// or read from a remote's config, never shows in what is printed of it:
+// neither shownRawURL nor the errors of validateURL and parseContentURL
+// repeat it, whatever comes before the "://" or after the host.
+func FuzzShownRawURL(f *testing.F) {
+	f.Add("https", "user", "hunter22", "example.com/repo")
+	f.Add("ftp", "u", "s3cret-pw", "h")
+	f.Add("http", "u", "s3cret-pw", "h:99999999/%zz")
+	f.Add("file", "", "s3cret-pw", "localhost/srv")
+	f.Fuzz(func(t *testing.T, scheme, user, pw, rest string) {
+		// The password is a long, unique marker, so any copy of it in the
+		// output is the password shown.
+		pw = "PW" + pw + "PW"
+		if strings.ContainsAny(user+pw, "/?#@") || strings.Contains(user, ":") || strings.Contains(scheme, "://") ||
+			strings.ContainsAny(rest, "@") || strings.Contains(scheme+user+rest, "PW") {
+			return
+		}
+		raw := scheme + "://" + user + ":" + pw + "@" + rest
+		shown := []string{shownRawURL(raw)}
+		if err := validateURL(raw); err != nil {
+			shown = append(shown, err.Error())
+		}
+		if _, err := parseContentURL(raw); err != nil {
+			shown = append(shown, err.Error())
+		}
+		for _, s := range shown {
+			if strings.Contains(s, pw) {
+				t.Fatalf("URL %q shown as %q, password and all", raw, s)
+			}
+		}
+	})
+}
+
+// FuzzBranches checks that a branches= value written for a list reads
+// back as that list, and one read writes back in the form OSTree writes.
+func FuzzBranches(f *testing.F) {
+	f.Add("os/x86_64/stable;os/x86_64/testing;")
+	f.Add(" a ; ;b")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, v string) {
+		bs := parseBranches(v)
+		for _, b := range bs {
+			if b == "" || b != strings.TrimSpace(b) || strings.Contains(b, ";") {
+				t.Fatalf("parseBranches(%q) gives branch %q", v, b)
+			}
+		}
+		w := formatBranches(bs)
+		if got := parseBranches(w); !slices.Equal(got, bs) {
+			t.Fatalf("parseBranches(%q) = %q; written as %q it reads %q", v, bs, w, got)
+		}
+		if len(bs) > 0 && !strings.HasSuffix(w, ";") {
+			t.Fatalf("formatBranches(%q) = %q, without OSTree's final ';'", bs, w)
+		}
+	})
+}
