@@ -66,7 +66,7 @@ func ValidateRemoteName(name string) error {
 func validateURL(raw string) error {
 	for _, form := range []string{"metalink=", "mirrorlist="} {
 		if strings.HasPrefix(raw, form) {
-			return fmt.Errorf("invalid remote URL %q: OSTree's %s form is not supported; give the repository's http://, https:// or file:// URL", raw, strings.TrimSuffix(form, "="))
+			return fmt.Errorf("invalid remote URL %q: OSTree's %s form is not supported; give the repository's http://, https:// or file:// URL", shownRawURL(raw), strings.TrimSuffix(form, "="))
 		}
 	}
 	u, err := url.Parse(raw)
