@@ -43,14 +43,20 @@ func isDirPath(p string) bool {
 }
 
 // parseGrubEnv reads an environment block's variables in their order.
-// Escaped characters (\\, \n) are kept as written: otree's own values
-// never need them, and others are written back unchanged.
+// Escaped characters (\\, and a newline after a backslash) are kept as
+// written: otree's own values never need them, and others are written
+// back unchanged.
 func parseGrubEnv(b []byte) ([][2]string, error) {
 	if len(b) != grubEnvSize || !bytes.HasPrefix(b, []byte(grubEnvHeader)) {
 		return nil, fmt.Errorf("not a GRUB environment block (%d bytes; want %d starting %q)", len(b), grubEnvSize, strings.TrimSpace(grubEnvHeader))
 	}
 	var vars [][2]string
-	for _, line := range strings.Split(string(b[len(grubEnvHeader):]), "\n") {
+	for rest := string(b[len(grubEnvHeader):]); rest != ""; {
+		line, more := grubEnvLine(rest)
+		rest = rest[len(line):]
+		if more {
+			rest = rest[1:]
+		}
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -61,6 +67,21 @@ func parseGrubEnv(b []byte) ([][2]string, error) {
 		vars = append(vars, [2]string{k, v})
 	}
 	return vars, nil
+}
+
+// grubEnvLine returns the line s starts with, up to its first newline not
+// escaped by a backslash (GRUB escapes a newline in a value so), and
+// whether that newline is there.
+func grubEnvLine(s string) (string, bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '\n':
+			return s[:i], true
+		}
+	}
+	return s, false
 }
 
 // renderGrubEnv writes vars as a 1024-byte environment block.
