@@ -54,9 +54,14 @@ func parseGrubEnv(b []byte) ([][2]string, error) {
 	for rest := string(b[len(grubEnvHeader):]); rest != ""; {
 		line, more := grubEnvLine(rest)
 		rest = rest[len(line):]
-		if more {
-			rest = rest[1:]
+		if !more {
+			if line != "" && line[0] != '#' {
+				// GRUB reads no variable from it, and will not set one.
+				return nil, fmt.Errorf("GRUB environment block: last line %q has no newline", line)
+			}
+			break
 		}
+		rest = rest[1:]
 		if line == "" || line[0] == '#' {
 			continue
 		}
