@@ -127,9 +127,12 @@ func (s *httpSource) endpoint(rel string) *url.URL {
 func (s *httpSource) url(rel string) string { return shownURL(s.endpoint(rel)) }
 
 // shownRawURL is shownURL of the URL raw, or, when it does not parse, raw
-// with the password of a SCHEME://USER:PASSWORD@ prefix replaced by "***".
+// with the password of a SCHEME://USER:PASSWORD@ prefix (or of a
+// USER:PASSWORD@ one) replaced by "***". A scheme-less "user:pw@host",
+// as a proxy may be given, parses as scheme "user" with the rest opaque,
+// password and all: it is masked as one that does not parse.
 func shownRawURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
 		return shownURL(u)
 	}
 	i := strings.Index(raw, "://")

@@ -44,8 +44,8 @@ func FuzzParseContentRange(f *testing.F) {
 
 // FuzzShownRawURL checks that the password of a URL given to remote add,
 // or read from a remote's config, never shows in what is printed of it:
-// neither shownRawURL nor the errors of validateURL and parseContentURL
-// repeat it, whatever comes before the "://" or after the host.
+// neither shownRawURL nor the errors of validateURL, parseContentURL and
+// parseProxy repeat it, whatever comes before the "://" or after the host.
 func FuzzShownRawURL(f *testing.F) {
 	f.Add("https", "user", "hunter22", "example.com/repo")
 	f.Add("ftp", "u", "s3cret-pw", "h")
@@ -65,6 +65,17 @@ func FuzzShownRawURL(f *testing.F) {
 			shown = append(shown, err.Error())
 		}
 		if _, err := parseContentURL(raw); err != nil {
+			shown = append(shown, err.Error())
+		}
+		// A proxy may be given without its scheme, and a URL typed so.
+		bare := user + ":" + pw + "@" + rest
+		shown = append(shown, shownRawURL(bare))
+		for _, p := range []string{raw, bare} {
+			if _, err := parseProxy(p); err != nil {
+				shown = append(shown, err.Error())
+			}
+		}
+		if err := validateURL(bare); err != nil {
 			shown = append(shown, err.Error())
 		}
 		for _, s := range shown {
