@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/otree/otree/commit"
+	"github.com/otree/otree/internal/quote"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
@@ -289,7 +290,7 @@ func resolveFixture(t testing.TB) (check func(t testing.TB, p string) bool) {
 				return false // EINVAL (NUL), ENAMETOOLONG: refused before any lookup
 			}
 			var pe *repo.PathError
-			if !errors.Is(err, is) || !errors.As(err, &pe) || pe.Commit != res.Commit || !strings.Contains(err.Error(), p) {
+			if !errors.Is(err, is) || !errors.As(err, &pe) || pe.Commit != res.Commit || !strings.Contains(err.Error(), quote.Path(p)) {
 				t.Errorf("Resolve(%q) = %+v, %v; the kernel says %v", p, got, err, werr)
 			}
 		case err != nil:
