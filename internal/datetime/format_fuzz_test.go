@@ -39,11 +39,21 @@ func FuzzFormatUnix(f *testing.F) {
 		f.Add(s)
 	}
 	const layout = "Mon 2006-01-02 15:04:05"
+	kathmandu := time.FixedZone("+0545", 5*3600+45*60)
 	f.Fuzz(func(t *testing.T, sec uint64) {
 		y, m, d, h, mi, s, wd := civil(sec)
 		want := fmt.Sprintf("%s %04d-%02d-%02d %02d:%02d:%02d", wd.String()[:3], y, m, d, h, mi, s)
 		if got := FormatUnix(sec, time.UTC, layout); got != want {
 			t.Fatalf("FormatUnix(%d) = %q, want %q", sec, got, want)
+		}
+		// East of UTC, the wall clock is the UTC one of a later instant.
+		const off = 5*3600 + 45*60
+		if sec <= 1<<64-1-off {
+			y, m, d, h, mi, s, wd := civil(sec + off)
+			want := fmt.Sprintf("%s %04d-%02d-%02d %02d:%02d:%02d +0545", wd.String()[:3], y, m, d, h, mi, s)
+			if got := FormatUnix(sec, kathmandu, layout+" -0700"); got != want {
+				t.Fatalf("FormatUnix(%d) at +0545 = %q, want %q", sec, got, want)
+			}
 		}
 	})
 }
