@@ -43,6 +43,9 @@ func ValidateRefName(name string) error {
 		if strings.Contains(remote, "/") {
 			return fmt.Errorf("invalid remote name %q in ref %q", remote, name)
 		}
+		if branch == "" {
+			return fmt.Errorf("invalid ref name %q: no branch after the remote's ':'", name)
+		}
 		name = branch
 	}
 	return validateRefPath(name)
