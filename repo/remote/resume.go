@@ -291,13 +291,13 @@ func parseContentRange(v string) (first, last, length int64, ok bool) {
 		return 0, 0, 0, false
 	}
 	var err1, err2, err3 error
-	first, err1 = strconv.ParseInt(a, 10, 64)
-	last, err2 = strconv.ParseInt(b, 10, 64)
+	first, err1 = parseDigits(a)
+	last, err2 = parseDigits(b)
 	length = -1
 	if size != "*" {
-		length, err3 = strconv.ParseInt(size, 10, 64)
+		length, err3 = parseDigits(size)
 	}
-	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < first || (length >= 0 && last >= length) {
+	if err1 != nil || err2 != nil || err3 != nil || last < first || (length >= 0 && last >= length) {
 		return 0, 0, 0, false
 	}
 	return first, last, length, true
@@ -309,8 +309,18 @@ func parseUnsatisfiedRange(v string) (int64, bool) {
 	if !found {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(size, 10, 64)
-	return n, err == nil && n >= 0
+	n, err := parseDigits(size)
+	return n, err == nil
+}
+
+// parseDigits parses a number of a Content-Range: decimal digits only, as
+// RFC 9110 has them; strconv.ParseInt would take a sign too, and so a
+// negative length.
+func parseDigits(s string) (int64, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a number of bytes", s)
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 // resumable lets an HTTP source keep partial downloads in r.
