@@ -126,20 +126,25 @@ func (s *httpSource) endpoint(rel string) *url.URL {
 // url is the URL of rel as errors and logs name it, without a password.
 func (s *httpSource) url(rel string) string { return shownURL(s.endpoint(rel)) }
 
-// shownRawURL is shownURL of the URL raw, or, when it does not parse, raw
-// with the password of a SCHEME://USER:PASSWORD@ prefix (or of a
-// USER:PASSWORD@ one) replaced by "***". A scheme-less "user:pw@host",
-// as a proxy may be given, parses as scheme "user" with the rest opaque,
-// password and all: it is masked as one that does not parse.
+// shownRawURL is shownURL of the URL raw, or, when it does not parse as
+// one with a user, raw with the password of a SCHEME://USER:PASSWORD@
+// prefix (or of a USER:PASSWORD@ one) replaced by "***". What parses
+// with an '@' and no user has a password where url.Parse did not look
+// for one: "user:pw@host", as a proxy may be given, parses as scheme
+// "user" with the rest opaque, "https//u:pw@h" (a colon missing) as a
+// path.
 func shownRawURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
+	if u, err := url.Parse(raw); err == nil && (u.User != nil || !strings.Contains(raw, "@")) {
 		return shownURL(u)
 	}
-	i := strings.Index(raw, "://")
+	i, n := strings.Index(raw, "://"), 3
 	if i < 0 {
-		i = -3 // no scheme: the authority starts the string
+		i, n = strings.Index(raw, "//"), 2
 	}
-	auth := raw[i+3:]
+	if i < 0 {
+		i, n = 0, 0 // no scheme: the authority starts the string
+	}
+	auth := raw[i+n:]
 	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
 		auth = auth[:j]
 	}
@@ -148,7 +153,7 @@ func shownRawURL(raw string) string {
 	if at < 0 || colon < 0 || colon > at {
 		return raw
 	}
-	return raw[:i+3+colon+1] + "***" + raw[i+3+at:]
+	return raw[:i+n+colon+1] + "***" + raw[i+n+at:]
 }
 
 // shownURL is u with its password, if any, replaced by "***", as Go's
