@@ -30,7 +30,9 @@ func FuzzParseKeys(f *testing.F) {
 		}
 		k, err := sign.ParseSecretKey(s)
 		if err != nil {
-			if secret := strings.TrimSpace(s); len(secret) >= 8 && strings.Contains(err.Error(), secret) {
+			// Long and without spaces, the key cannot be a piece of the
+			// message's own words ("not base64").
+			if secret := strings.TrimSpace(s); len(secret) >= 16 && !strings.Contains(secret, " ") && strings.Contains(err.Error(), secret) {
 				t.Fatalf("ParseSecretKey error %q repeats the key", err)
 			}
 			return
