@@ -141,7 +141,7 @@ func shownRawURL(raw string) string {
 	if i < 0 {
 		i, n = strings.Index(raw, "//"), 2
 	}
-	if i < 0 {
+	if i < 0 || strings.Contains(raw[:i], "@") {
 		i, n = 0, 0 // no scheme: the authority starts the string
 	}
 	auth := raw[i+n:]
