@@ -119,7 +119,8 @@ if [[ -n ${BENCH_OTREE:-} ]]; then
 	log "using $OTREE (not built)"
 else
 	log "building otree from $SRC"
-	(cd "$SRC" && "$GO" build -o "$SCRATCH/bin/otree" ./cmd/otree) || die "go build failed"
+	# Static, as a host installs it (docs/DEPLOY.md).
+	(cd "$SRC" && CGO_ENABLED=0 "$GO" build -o "$SCRATCH/bin/otree" ./cmd/otree) || die "go build failed"
 	OTREE=$SCRATCH/bin/otree
 fi
 FLOOR=""
