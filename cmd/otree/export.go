@@ -8,6 +8,7 @@ import (
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
+	"github.com/otree/otree/internal/xattr"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +55,9 @@ followed, and a device or FIFO (-o /dev/null) is written to, not replaced.`,
 	return c
 }
 
+// aclAccess is the xattr of a file's POSIX access ACL.
+const aclAccess = "system.posix_acl_access"
+
 func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 	if f.output == "" && isTerminal(e.stdout) {
 		return usagef("refusing to write a tar to a terminal: pass -o FILE or redirect standard output")
@@ -76,8 +80,10 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		return fmt.Errorf("export to %s: %w", f.output, err)
 	}
 	var old *syscall.Stat_t // the regular file FILE replaces, if any
+	var oldACL []byte       // its access ACL, if it has one
 	if fi, err := os.Stat(out); err == nil && fi.Mode().IsRegular() {
 		old, _ = fi.Sys().(*syscall.Stat_t)
+		oldACL, _ = xattr.Get(out, aclAccess)
 	} else if err == nil && !fi.IsDir() {
 		// A device, FIFO or socket is written to, never replaced.
 		w, err := os.OpenFile(out, os.O_WRONLY, 0)
@@ -113,10 +119,18 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		// when a member of it, and otherwise shares nothing with its own.
 		if tmp.Chown(int(old.Uid), int(old.Gid)) != nil && tmp.Chown(-1, int(old.Gid)) != nil {
 			mode &^= 0o070
+			oldACL = nil // its group:: entry was for the group not kept
 		}
 	}
 	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)
+	}
+	// With an ACL the group bits are its mask, not the owning group's
+	// permission: without the ACL, a group it denied would read the tar.
+	if len(oldACL) > 0 {
+		if err := unix.Fsetxattr(int(tmp.Fd()), aclAccess, oldACL, 0); err != nil {
+			return fmt.Errorf("export to %s: keeping its ACL: %w", f.output, err)
+		}
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("export to %s: %w", f.output, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testbin"
 	"github.com/otree/otree/internal/testtree"
+	"github.com/otree/otree/internal/xattr"
 	"github.com/otree/otree/repo"
 	"golang.org/x/sys/unix"
 )
@@ -497,5 +499,36 @@ func TestExportCommandKeepsReplacedFilesMode(t *testing.T) {
 	}
 	if st.Size < 1024 {
 		t.Errorf("%s holds %d bytes, not the tar", out, st.Size)
+	}
+}
+
+// export -o over a file with an access ACL keeps the ACL, as OSTree's
+// export, which writes into the file, does: the group bits of its mode
+// are the ACL's mask, and without the ACL they would let the owning
+// group, which the ACL denies, read the tar.
+func TestExportCommandKeepsReplacedFilesACL(t *testing.T) {
+	c := newCLI(t)
+	c.commitTree("b", source(t, testtree.Tree{"key": testtree.File("secret", 0o600)}), "one", 1700000000)
+	out := filepath.Join(t.TempDir(), "out.tar")
+	if err := os.WriteFile(out, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// user::rw- user:nobody:r-- group::--- mask::r-- other::---
+	acl := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range [][3]uint32{{0x01, 6, ^uint32(0)}, {0x02, 4, nobody}, {0x04, 0, ^uint32(0)}, {0x10, 4, ^uint32(0)}, {0x20, 0, ^uint32(0)}} {
+		acl = binary.LittleEndian.AppendUint16(acl, uint16(e[0]))
+		acl = binary.LittleEndian.AppendUint16(acl, uint16(e[1]))
+		acl = binary.LittleEndian.AppendUint32(acl, e[2])
+	}
+	if err := unix.Setxattr(out, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("setting an ACL on %s: %v", out, err)
+	}
+	c.ok("export", "b", "-o", out)
+	got, err := xattr.Get(out, "system.posix_acl_access")
+	if !bytes.Equal(got, acl) {
+		t.Errorf("%s after export -o: ACL %x (%v), want %x as it was", out, got, err, acl)
+	}
+	if st := lstat(t, out); st.Mode&0o777 != 0o640 || st.Size < 1024 {
+		t.Errorf("%s after export -o: mode %04o, %d bytes; want 0640 (the mask r--) and the tar", out, st.Mode&0o777, st.Size)
 	}
 }
