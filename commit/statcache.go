@@ -5,9 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"unsafe"
 
@@ -215,11 +215,47 @@ func (r *dirRec) appendFiles(refs []fileRef) []fileRef {
 	return refs
 }
 
-// findRef returns the index of name in sorted refs, or -1.
-func findRef(refs []fileRef, name string) int {
-	i := sort.Search(len(refs), func(i int) bool { return string(refs[i].name) >= name })
-	if i < len(refs) && string(refs[i].name) == name {
-		return i
+// refIndex finds a directory's file records by name: a hash of the name
+// and, nearly always, one comparison, where a binary search compared it
+// with log2(n) others, most sharing a long prefix with it (an unchanged
+// re-commit looks up every entry of the tree).
+type refIndex struct {
+	seed  maphash.Seed
+	slots []int32 // 1 + the index in refs of the name hashed there; 0: none
+}
+
+// index makes x find the entries of refs, whose names are distinct.
+func (x *refIndex) index(refs []fileRef) {
+	n := 1
+	for n < 2*len(refs) {
+		n <<= 1
+	}
+	if cap(x.slots) < n {
+		x.slots = make([]int32, n)
+	} else {
+		x.slots = x.slots[:n]
+		clear(x.slots)
+	}
+	mask := uint64(n - 1)
+	for i := range refs {
+		h := maphash.Bytes(x.seed, refs[i].name) & mask
+		for x.slots[h] != 0 {
+			h = (h + 1) & mask
+		}
+		x.slots[h] = int32(i + 1)
+	}
+}
+
+// find returns the index of name in refs, as last indexed, or -1.
+func (x *refIndex) find(refs []fileRef, name string) int {
+	if len(refs) == 0 {
+		return -1
+	}
+	mask := uint64(len(x.slots) - 1)
+	for h := maphash.String(x.seed, name) & mask; x.slots[h] != 0; h = (h + 1) & mask {
+		if i := int(x.slots[h] - 1); string(refs[i].name) == name {
+			return i
+		}
 	}
 	return -1
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -109,6 +110,7 @@ type worker struct {
 	hdr    []byte
 	dents  []byte
 	refs   []fileRef // the cache record of the directory being read
+	byName refIndex  // of refs
 	names  []string  // of the directory being read
 	ents   []entry
 	sts    []unix.Stat_t // of the entries the record does not vouch for
@@ -155,7 +157,7 @@ func (wk *walker) walkDir(root string) (*dir, error) {
 		// buf is made by the first file hashed: a re-commit the stat
 		// cache answers hashes none, and a fresh process pays for each
 		// page its heap grows by.
-		return &worker{h: hash.New(), dents: make([]byte, 32<<10), walker: wk}
+		return &worker{h: hash.New(), dents: make([]byte, 32<<10), byName: refIndex{seed: maphash.MakeSeed()}, walker: wk}
 	})
 	if err != nil {
 		wk.closeAll()
@@ -265,6 +267,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 	w.refs = w.refs[:0]
 	if d.rec != nil && !d.noCtime {
 		w.refs = d.rec.appendFiles(w.refs)
+		w.byName.index(w.refs)
 	}
 	ents, sts := w.ents[:0], w.sts[:0]
 	if cap(ents) < len(names) {
@@ -328,7 +331,7 @@ func (w *worker) listDir(d *dir, fd int, abs, rel string) error {
 		// being stored still: one lost since is read and stored again.
 		// Nor for one an override names (see dirMeta): such a file is
 		// recorded unkeyed, and hashed each time.
-		ref := findRef(w.refs, name)
+		ref := w.byName.find(w.refs, name)
 		if ref >= 0 && o == nil && w.refs[ref].key.matches(&st) && wk.cache.present(wk.txn, repo.KindFile, w.refs[ref].id) {
 			matched++
 			ents = append(ents, entry{name: name, ref: ref})
