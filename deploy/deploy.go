@@ -817,6 +817,11 @@ func (s *Sysroot) deploy(ctx context.Context, rev string, opts DeployOptions, af
 			}
 			c = string(b)
 		}
+		// /proc/cmdline ends the command line with a newline it does not
+		// hold; after an unclosed quote (the kernel takes the rest as the
+		// last value) it would read as part of that argument, and no
+		// options line can hold it.
+		c = strings.TrimSuffix(c, "\n")
 		for _, key := range []string{"otree", "BOOT_IMAGE", "initrd"} {
 			c = removeArg(c, key)
 		}

@@ -1459,6 +1459,28 @@ func TestOpenBootedWithoutBootLoader(t *testing.T) {
 	}
 }
 
+// /proc/cmdline's closing newline is no part of the command line: after
+// an unclosed quote, which the kernel takes as running to the end, it is
+// not read into the last argument, and the deploy does not fail on it.
+func TestDeployProcCmdlineUnclosedQuote(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{Kargs: []string{"root=/dev/vda"}})
+	cmdline := "root=/dev/vdb otree=/otree/boot.1/testos/00/0 note=\"a b\n"
+	s, err := Open(f.path, OpenOptions{Cmdline: &cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Deploy(context.Background(), "os", DeployOptions{KargsProcCmdline: true})
+	if err != nil {
+		t.Fatalf("deploy from booted command line %q: %v", cmdline, err)
+	}
+	if want := `root=/dev/vdb note="a b`; res.Deployment.Options != want {
+		t.Errorf("options = %q, want %q", res.Deployment.Options, want)
+	}
+}
+
 func TestDeployOptionsProcCmdlineNoMergeOrigin(t *testing.T) {
 	f := newFixture(t)
 	f.commit("os", osTree("6.1.0-1", nil))
