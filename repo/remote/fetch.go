@@ -132,7 +132,8 @@ func (s *httpSource) url(rel string) string { return shownURL(s.endpoint(rel)) }
 // with an '@' and no user has a password where url.Parse did not look
 // for one: "user:pw@host", as a proxy may be given, parses as scheme
 // "user" with the rest opaque, "https//u:pw@h" (a colon missing) as a
-// path.
+// path. A password holding an unescaped '/', '?' or '#' is hidden up to
+// the last '@'.
 func shownRawURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil && (u.User != nil || !strings.Contains(raw, "@")) {
 		return shownURL(u)
@@ -144,11 +145,18 @@ func shownRawURL(raw string) string {
 	if i < 0 || strings.Contains(raw[:i], "@") {
 		i, n = 0, 0 // no scheme: the authority starts the string
 	}
-	auth := raw[i+n:]
+	rest := raw[i+n:]
+	auth := rest
 	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
 		auth = auth[:j]
 	}
 	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		// A password holding a '/', '?' or '#' not escaped ends the
+		// authority early ("https://u:pa#ss@h" reads as port "pa"): the
+		// user's part runs to the last '@'.
+		at = strings.LastIndex(rest, "@")
+	}
 	colon := strings.Index(auth, ":")
 	if at < 0 || colon < 0 || colon > at {
 		return raw

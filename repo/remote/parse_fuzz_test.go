@@ -113,3 +113,41 @@ func FuzzBranches(f *testing.F) {
 		}
 	})
 }
+
+// A password holding an unescaped '#', '?' or '/' ends the authority
+// where url.Parse reads it (as a port it refuses, or with the rest a
+// fragment, query or path); it is hidden all the same, wherever a URL
+// refused is shown.
+func TestShownRawURLPasswordWithDelimiters(t *testing.T) {
+	for _, pw := range []string{"pa#ssWORD", "pa?ssWORD", "pa/ssWORD", "12#ssWORD", "pa#s/s?WORD"} {
+		for _, raw := range []string{
+			"https://user:" + pw + "@host/repo",
+			"https//user:" + pw + "@host/repo",
+			"metalink=https://user:" + pw + "@host/m.xml",
+			"user:" + pw + "@proxy:3128",
+		} {
+			shown := []string{shownRawURL(raw)}
+			if err := validateURL(raw); err != nil {
+				shown = append(shown, err.Error())
+			}
+			if _, err := parseContentURL(raw); err != nil {
+				shown = append(shown, err.Error())
+			}
+			if _, err := parseProxy(raw); err != nil {
+				shown = append(shown, err.Error())
+			}
+			for _, s := range shown {
+				if strings.Contains(s, "ssWORD") {
+					t.Errorf("password of %q shown in %q", raw, s)
+				}
+			}
+			if got := shownRawURL(raw); !strings.Contains(got, "user:***@") {
+				t.Errorf("shownRawURL(%q) = %q, want user:***@ in it", raw, got)
+			}
+		}
+	}
+	// A URL with an '@' only in its path is not a password to hide.
+	if got := shownRawURL("https://host/a@b"); got != "https://host/a@b" {
+		t.Errorf("shownRawURL of a path with '@' = %q", got)
+	}
+}
