@@ -477,7 +477,8 @@ type PulledRef struct {
 	Ref string  `json:"local_ref"`
 	Old repo.ID `json:"old"` // zero if the ref was new
 	New repo.ID `json:"new"` // Old when nothing was pulled
-	// From is the URL the commit came from ("" when nothing was pulled).
+	// From is the URL the commit came from, its password hidden ("" when
+	// nothing was pulled).
 	From string `json:"from,omitempty"`
 	// Note says why nothing was pulled: already there, or every source
 	// offers an older commit than the one here.
@@ -485,7 +486,8 @@ type PulledRef struct {
 	// Err is why the ref could not be pulled, after every source that
 	// offers a newer commit was tried ("" when it was).
 	Err string `json:"error,omitempty"`
-	// Tried lists the sources that failed before the one that served it.
+	// Tried lists the sources that failed before the one that served it,
+	// their passwords hidden.
 	Tried []string `json:"tried,omitempty"`
 }
 
@@ -566,10 +568,10 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 				continue
 			}
 			if err != nil {
-				pr.Tried = append(pr.Tried, fmt.Sprintf("%s: %v", c.fr.URL, err))
+				pr.Tried = append(pr.Tried, fmt.Sprintf("%s: %v", shownRawURL(c.fr.URL), err))
 				continue
 			}
-			pr.From = c.fr.URL
+			pr.From = shownRawURL(c.fr.URL)
 			for _, u := range res.Refs {
 				if u.Branch == cr.Ref {
 					pr.New = u.New

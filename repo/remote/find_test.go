@@ -263,6 +263,49 @@ func TestPullFoundPassesOverBadSources(t *testing.T) {
 	}
 }
 
+// A configured remote's password stays hidden in what PullFound reports:
+// the URL a ref came from, and the sources that failed.
+func TestPullFoundHidesURLPassword(t *testing.T) {
+	build := collectionRepo(t, coll)
+	commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	srv := newFileServer(t, build.Path())
+	withPW := strings.Replace(srv, "://", "://user:s3cret@", 1)
+
+	c := client(t, withPW, nil)
+	pulled, err := remote.PullFound(ctx, c, findOn(t, c, nil, osStable), []remote.CollectionRef{osStable}, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pulled[0]; p.From != "http://user:***@"+strings.TrimPrefix(srv, "http://") {
+		t.Errorf("pulled from %q", p.From)
+	}
+
+	// A source found whose objects then fail to come names its URL.
+	commitAt(t, build, "os/stable", treeV("2"), 1700000100)
+	res := findOn(t, c, nil, osStable)
+	err = filepath.WalkDir(filepath.Join(build.Path(), "objects"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".commit") && !strings.HasSuffix(p, ".commitmeta") {
+			err = os.Remove(p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pulled, err = remote.PullFound(ctx, c, res, []remote.CollectionRef{osStable}, fastOpts())
+	if err == nil || len(pulled) != 1 || len(pulled[0].Tried) != 1 {
+		t.Fatalf("pull of a source without its objects: %+v, %v", pulled, err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %q shows the password", err)
+	}
+	for _, s := range []string{pulled[0].Err, pulled[0].Tried[0]} {
+		if strings.Contains(s, "s3cret") || !strings.Contains(s, "user:***@") {
+			t.Errorf("%q shows the password or not the URL", s)
+		}
+	}
+}
+
 // TestPullFoundIntoEachSourcesRemote: with two remotes of the collection,
 // a ref pulled from one of them lands in, is compared with, and is
 // reported as, that remote's tracking ref, not that of the remote of a
