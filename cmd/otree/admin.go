@@ -1134,7 +1134,7 @@ with another URL is an error: change it with "otree remote add --force".`,
 				r := s.Repo()
 				if rm, err := remote.GetRemote(r, name); err == nil {
 					if rm.URL != u || len(set) > 0 {
-						return fmt.Errorf("remote %s is configured with url %s: change it with \"otree remote add --force\" first", name, rm.URL)
+						return fmt.Errorf("remote %s is configured with url %s: change it with \"otree remote add --force\" first", name, remote.ShownURL(rm.URL))
 					}
 				} else if !errors.Is(err, remote.ErrRemoteNotFound) {
 					return err

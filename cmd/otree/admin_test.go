@@ -126,6 +126,19 @@ func TestAdminPrintCurrentDirUnderSysrootAsGiven(t *testing.T) {
 	}
 }
 
+// set-origin refusing to change a configured remote's url names that url
+// without its password.
+func TestAdminSetOriginHidesConfiguredPassword(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.ok("admin", "set-origin", "mirror", "http://user:s3cret@example.invalid/repo", "cli/stable")
+	res := a.run("admin", "set-origin", "mirror", "http://elsewhere.invalid/repo", "cli/stable")
+	if res.code != 1 || !strings.Contains(res.stderr, "http://user:***@example.invalid/repo") || strings.Contains(res.stderr, "s3cret") {
+		t.Errorf("set-origin to another url: exit %d, stderr %q; want the configured url shown without its password", res.code, res.stderr)
+	}
+}
+
 // A deployment index flag below -1 (its unset value) is refused, naming
 // the flag, as OSTree refuses it, rather than taken as left out: the
 // default deployment's origin and kernel arguments stay as they were.

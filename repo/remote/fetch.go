@@ -126,6 +126,10 @@ func (s *httpSource) endpoint(rel string) *url.URL {
 // url is the URL of rel as errors and logs name it, without a password.
 func (s *httpSource) url(rel string) string { return shownURL(s.endpoint(rel)) }
 
+// ShownURL is the URL raw as errors and logs show it: with the password
+// of a USER:PASSWORD@ in it replaced by "***", whether or not it parses.
+func ShownURL(raw string) string { return shownRawURL(raw) }
+
 // shownRawURL is shownURL of the URL raw, or, when it does not parse as
 // one with a user, raw with the password of a SCHEME://USER:PASSWORD@
 // prefix (or of a USER:PASSWORD@ one) replaced by "***". What parses
