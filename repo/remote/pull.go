@@ -376,7 +376,7 @@ func openSource(raw string, opts *PullOptions) (src source, close func(), err er
 func useContentURL(src source, raw string) error {
 	hs, ok := src.(*httpSource)
 	if !ok {
-		return fmt.Errorf("contenturl %s: only an http(s) url can have a separate content url", raw)
+		return fmt.Errorf("contenturl %s: only an http(s) url can have a separate content url", shownRawURL(raw))
 	}
 	u, err := parseContentURL(raw)
 	if err != nil {

@@ -722,6 +722,37 @@ func TestInvalidRemoteURLHidesPassword(t *testing.T) {
 	}
 }
 
+// A contenturl written into the config of a remote whose url is not
+// http(s), which remote add refuses, fails the pull without showing its
+// password.
+func TestContentURLOfFileRemoteHidesPassword(t *testing.T) {
+	dst, err := repo.Init(filepath.Join(t.TempDir(), "dest"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	cfg := filepath.Join(dst.Path(), "config")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOrigin(t)
+	o.commit("os/stable", tree, 1700000000)
+	b = append(b, "\n[remote \"origin\"]\nurl=file://"+o.r.Path()+"\ngpg-verify=false\ncontenturl=https://u:s3cret@example.invalid/c\n"...)
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if dst, err = repo.Open(dst.Path()); err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	_, err = remote.Pull(context.Background(), dst, fastOpts("os/stable"))
+	errContains(t, err, "contenturl https://u:***@example.invalid/c")
+	if err != nil && strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %q shows the password", err)
+	}
+}
+
 // A client key that does not match its certificate is refused naming both
 // files.
 func TestClientKeyMismatchNamesFiles(t *testing.T) {
