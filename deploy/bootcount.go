@@ -101,7 +101,9 @@ func (s *Sysroot) BootComplete(ctx context.Context, opts BootCompleteOptions) (*
 		return bc, err
 	}
 	if s.booted == nil {
-		return bc, ErrNotBooted
+		// Named: --sysroot may point at a sysroot other than the
+		// running system's, whose boots this cannot complete.
+		return bc, fmt.Errorf("sysroot %s: %w, so it has no boot to complete (run boot-complete on the system it boots)", s.path, ErrNotBooted)
 	}
 	if d := s.deployments[0]; !sameDeployment(s.booted, d) {
 		// Another deployment than GRUB's fallback was chosen by hand

@@ -44,7 +44,7 @@ func TestAdminBootCounting(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.ok("admin", "status", "--json")), &st); err != nil || st.BootCount.Tries != 3 || !st.BootCount.Counting || st.BootCount.Left != 3 {
 		t.Errorf("status --json boot_count = %+v, %v", st.BootCount, err)
 	}
-	a.fails(exitError, "no deployment of this sysroot is booted", "admin", "boot-complete")
+	a.fails(exitError, "sysroot "+a.sys+": no deployment of this sysroot is booted", "admin", "boot-complete")
 	// Rolling back to a deployment that is not booted either starts its count.
 	a.ok("admin", "rollback")
 	if out := a.ok("admin", "status"); !strings.Contains(out, "3 of 3 tries left") {
