@@ -1899,6 +1899,18 @@ func (f *fixture) bootedRoot() (*Sysroot, *Deployment) {
 	return s, booted
 }
 
+// Unlock of a sysroot nothing of which is booted (--sysroot naming
+// another system's) names that sysroot and matches ErrNotBooted.
+func TestUnlockNotBootedNamesSysroot(t *testing.T) {
+	f := newFixture(t)
+	f.commit("os", osTree("6.1.0-1", nil))
+	f.deploy("os", DeployOptions{})
+	_, err := f.s.Unlock(context.Background(), UnlockDevelopment)
+	if !errors.Is(err, ErrNotBooted) || !strings.Contains(err.Error(), "sysroot "+f.s.Path()+": ") {
+		t.Errorf("unlock of a sysroot not booted: %v", err)
+	}
+}
+
 // A hotfix unlock is refused while a deployment is staged: its pristine
 // copy is a deploy, which would drop the staged one. Nothing changes.
 func TestUnlockHotfixRefusedWhileStaged(t *testing.T) {

@@ -176,7 +176,7 @@ func (s *Sysroot) runningRoot() string {
 func (s *Sysroot) checkUnlockable() error {
 	b := s.booted
 	if b == nil {
-		return errors.New("unlock: no deployment is booted here; unlock opens the running system's /usr")
+		return fmt.Errorf("unlock: sysroot %s: %w; unlock opens the running system's /usr", s.path, ErrNotBooted)
 	}
 	if b.Unlocked != "" {
 		return fmt.Errorf("unlock: deployment %s is already unlocked (%s)", b.Name(), b.Unlocked)

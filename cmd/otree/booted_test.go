@@ -274,7 +274,7 @@ func TestAdminUnlock(t *testing.T) {
 	dep := a.status().Deployments[0].Path
 	stateVar := filepath.Join(a.sys, "otree/deploy/cli/var")
 
-	a.fails(1, "no deployment is booted here", "admin", "unlock")
+	a.fails(1, "sysroot "+a.sys+": no deployment of this sysroot is booted", "admin", "unlock")
 	a.fails(exitUsage, "--hotfix and --transient", "admin", "unlock", "--hotfix", "--transient")
 
 	t.Run("development", func(t *testing.T) {
