@@ -682,7 +682,7 @@ func (p *pruneRun) keepTree(id, commit ID, partial bool) error {
 		if partial && errors.Is(err, ErrNotFound) {
 			return nil
 		}
-		return fmt.Errorf("commit %s needs %w", commit, err)
+		return fmt.Errorf("commit %s: %w", commit, err)
 	}
 	p.reach[k] = true
 	for _, f := range t.Files {

@@ -504,7 +504,7 @@ func TestPruneCommand(t *testing.T) {
 	}
 	os.Remove(r.ObjectPath(repo.KindDirTree, cm.RootTree))
 	_, errs = c.must(exitError, "prune")
-	if !strings.Contains(errs, "commit "+head.String()+" needs dirtree object "+cm.RootTree.String()) || !strings.Contains(errs, "\nhint: run `otree fsck`\n") {
+	if !strings.Contains(errs, "commit "+head.String()+": dirtree object "+cm.RootTree.String()+" is missing") || !strings.Contains(errs, "\nhint: run `otree fsck`\n") {
 		t.Errorf("prune with a tree object gone: %q", errs)
 	}
 }
