@@ -118,9 +118,41 @@ func (s *httpSource) String() string { return shownURL(s.base) }
 // remote's url (or contenturl) holds, if any.
 func (s *httpSource) endpoint(rel string) *url.URL {
 	if s.content != nil && (strings.HasPrefix(rel, "objects/") || strings.HasPrefix(rel, "deltas/")) {
-		return s.content.JoinPath(rel)
+		return joinURL(s.content, rel)
 	}
-	return s.base.JoinPath(rel)
+	return joinURL(s.base, rel)
+}
+
+// joinURL is base with rel appended to its path after a '/'. Dot segments
+// are removed (RFC 3986 §5.2.4), as OSTree's fetcher does, but empty ones
+// are kept: a server may tell "//repo" from "/repo", and OSTree asks for
+// the path as written (url.URL.JoinPath would fold "//" into "/").
+func joinURL(base *url.URL, rel string) *url.URL {
+	p := base.EscapedPath()
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	segs := strings.Split(strings.TrimPrefix(p+rel, "/"), "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch seg {
+		case ".", "..":
+			if seg == ".." && len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	escaped := "/" + strings.Join(out, "/")
+	u := *base
+	u.Path, _ = url.PathUnescape(escaped) // escaped came from EscapedPath
+	u.RawPath = escaped
+	return &u
 }
 
 // url is the URL of rel as errors and logs name it, without a password.

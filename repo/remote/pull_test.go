@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -690,6 +691,36 @@ func TestPullFileURL(t *testing.T) {
 	refs, err := remote.RemoteRefs(ctx, dest, "origin", remote.PullOptions{})
 	if err != nil || len(refs) != 1 || refs[0].Name != "main" || refs[0].Commit != id {
 		t.Errorf("remote refs = %v, %v", refs, err)
+	}
+}
+
+// TestPullURLPathAsWritten checks that the path of a remote's url is
+// asked for as OSTree asks for it: "//" kept, as a server may tell it from
+// "/", and dot segments removed.
+func TestPullURLPathAsWritten(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	var mu sync.Mutex
+	var paths []string
+	files := http.StripPrefix("//r", http.FileServer(http.Dir(o.dir)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		paths = append(paths, req.URL.EscapedPath())
+		mu.Unlock()
+		files.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	for _, u := range []string{srv.URL + "//r", srv.URL + "//x/../r/./"} {
+		dest := newDest(t, repo.ModeBareUser, u)
+		if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+			t.Fatalf("url %s: %v (asked for %q)", u, err, paths)
+		}
+		checkSameTree(t, o.r, dest, id)
+	}
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "//r/") {
+			t.Errorf("asked for %q, want paths under //r/", p)
+		}
 	}
 }
 
