@@ -41,7 +41,29 @@ func parseContentURL(raw string) (*url.URL, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid contenturl %q: want an http:// or https:// URL", shownRawURL(raw))
 	}
+	if err := checkUserEnds(u); err != nil {
+		return nil, fmt.Errorf("invalid contenturl %q: %v", shownRawURL(raw), err)
+	}
 	return u, nil
+}
+
+// checkUserEnds refuses an http(s) URL whose USER:PASSWORD@ was cut short
+// by a '#' or '?' in the password: url.Parse (as OSTree's fetcher) then
+// reads USER as the host and the password's head as its port, and every
+// request would go to that host, its error showing the password. An '@'
+// in the fragment or query of a URL with no path is taken for that: the
+// server's root is written with a '/' before them.
+func checkUserEnds(u *url.URL) error {
+	if u.User != nil || u.Path != "" {
+		return nil
+	}
+	switch {
+	case strings.Contains(u.Fragment, "@"):
+		return errors.New("its '@' comes after a '#', which ends the host; write a '#' in a password as %23")
+	case strings.Contains(u.RawQuery, "@"):
+		return errors.New("its '@' comes after a '?', which ends the host; write a '?' in a password as %3F (or a query as /?QUERY)")
+	}
+	return nil
 }
 
 // ErrRemoteNotFound is matched (with errors.Is) by errors about a remote
@@ -82,6 +104,9 @@ func validateURL(raw string) error {
 	case "http", "https":
 		if u.Host == "" {
 			return fmt.Errorf("invalid remote URL %q: no host", shownRawURL(raw))
+		}
+		if err := checkUserEnds(u); err != nil {
+			return fmt.Errorf("invalid remote URL %q: %v", shownRawURL(raw), err)
 		}
 	case "file":
 		if u.Path == "" {

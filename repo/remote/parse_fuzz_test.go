@@ -151,3 +151,29 @@ func TestShownRawURLPasswordWithDelimiters(t *testing.T) {
 		t.Errorf("shownRawURL of a path with '@' = %q", got)
 	}
 }
+
+// A URL whose password holds an unescaped '#' or '?' reads as one for the
+// host USER on port PASSWORD-head: it is refused, by remote add and pull,
+// without the password, rather than fetched from there.
+func TestValidateURLPasswordCutShort(t *testing.T) {
+	for _, raw := range []string{
+		"https://user:12#ssWORD@host/repo",
+		"http://user:12?ssWORD@[::1]:8000/repo",
+	} {
+		for _, err := range []error{validateURL(raw), func() error { _, err := parseContentURL(raw); return err }()} {
+			if err == nil {
+				t.Errorf("%q taken", raw)
+				continue
+			}
+			if strings.Contains(err.Error(), "ssWORD") || strings.Contains(err.Error(), "12") || !strings.Contains(err.Error(), "user:***@") {
+				t.Errorf("%q: error %q, want the URL shown without its password", raw, err)
+			}
+		}
+	}
+	// A fragment or a query with an '@' that cannot be a password's tail.
+	for _, raw := range []string{"https://host/repo#a@b", "https://host:8000/?token=a@b", "https://u:p%23w@host/repo#x"} {
+		if err := validateURL(raw); err != nil {
+			t.Errorf("%q refused: %v", raw, err)
+		}
+	}
+}
