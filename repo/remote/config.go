@@ -109,6 +109,10 @@ func validateURL(raw string) error {
 			return fmt.Errorf("invalid remote URL %q: %v", shownRawURL(raw), err)
 		}
 	case "file":
+		if u.Opaque != "" {
+			// file:repo: OSTree takes it, then fails to open "(null)".
+			return fmt.Errorf("invalid remote URL %q: a relative path; want file:///ABSOLUTE/PATH", shownRawURL(raw))
+		}
 		if u.Path == "" {
 			return fmt.Errorf("invalid remote URL %q: no path", shownRawURL(raw))
 		}

@@ -290,3 +290,22 @@ func TestAddRemoteRefusesBranchTheKeyCannotHold(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// file:PATH with a relative PATH is refused as such: there is a path, and
+// OSTree's pull of it fails to open "(null)".
+func TestAddRemoteRefusesRelativeFileURL(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, u := range []string{"file:repo", "file:./a/repo"} {
+		_, err := remote.AddRemote(r, remote.Remote{Name: "o", URL: u}, remote.AddOptions{})
+		if err == nil || !strings.Contains(err.Error(), "relative path") || !strings.Contains(err.Error(), u) {
+			t.Errorf("add %s: %v, want it refused as a relative path", u, err)
+		}
+	}
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "o", URL: "file:" + r.Path()}, remote.AddOptions{}); err != nil {
+		t.Errorf("add file:ABSOLUTE: %v", err)
+	}
+}
