@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otree/otree/internal/limitread"
 	"github.com/otree/otree/repo"
@@ -34,7 +35,8 @@ type FetchError struct {
 // client says `Get "URL": ` again before a transport error.
 func (e *FetchError) Error() string {
 	cause := e.Err.Error()
-	if ue := (*url.Error)(nil); errors.As(e.Err, &ue) && ue.URL == e.URL {
+	// Go's client escapes an IDN host that e.URL shows as written.
+	if ue := (*url.Error)(nil); errors.As(e.Err, &ue) && (ue.URL == e.URL || shownRawURL(ue.URL) == e.URL) {
 		cause = strings.Replace(cause, fmt.Sprintf("%s %q: ", ue.Op, ue.URL), "", 1)
 	}
 	return fmt.Sprintf("GET %s: %s", e.URL, cause)
@@ -203,13 +205,35 @@ func shownRawURL(raw string) string {
 // shownURL is u with its password, if any, replaced by "***", as Go's
 // HTTP client shows it: errors and logs are read by others than the admin
 // who wrote the password into the remote's url (OSTree hides it too).
+//
+// A host holding letters outside ASCII (an IDN, "bücher.example") is shown
+// as written, not with its UTF-8 bytes %-escaped as url.URL.String
+// escapes them: that text is neither the name the admin wrote nor the
+// name looked up.
 func shownURL(u *url.URL) string {
-	if _, ok := u.User.Password(); !ok {
-		return u.String()
-	}
 	c := *u
-	c.User = url.UserPassword(u.User.Username(), "***")
-	return strings.Replace(c.String(), "%2A%2A%2A@", "***@", 1)
+	if _, ok := u.User.Password(); ok {
+		c.User = url.UserPassword(u.User.Username(), "***")
+	}
+	s := c.String()
+	if _, ok := u.User.Password(); ok {
+		s = strings.Replace(s, "%2A%2A%2A@", "***@", 1)
+	}
+	if c.Host != "" && strings.ContainsFunc(c.Host, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		// The host follows "SCHEME://" and "USERINFO@", if any.
+		head := (&url.URL{Scheme: c.Scheme, User: c.User}).String()
+		if c.User == nil {
+			head += "//"
+		}
+		if _, ok := u.User.Password(); ok {
+			head = strings.Replace(head, "%2A%2A%2A@", "***@", 1)
+		}
+		escaped := strings.TrimPrefix((&url.URL{Host: c.Host}).String(), "//")
+		if rest, ok := strings.CutPrefix(s, head+escaped); ok {
+			s = head + c.Host + rest
+		}
+	}
+	return s
 }
 
 // get fetches rel and hands the body to fn. Statuses 408, 429 and 5xx,

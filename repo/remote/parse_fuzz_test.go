@@ -1,7 +1,9 @@
 package remote
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -175,5 +177,28 @@ func TestValidateURLPasswordCutShort(t *testing.T) {
 		if err := validateURL(raw); err != nil {
 			t.Errorf("%q refused: %v", raw, err)
 		}
+	}
+}
+
+// A host outside ASCII is shown as written in errors and logs, not with
+// its UTF-8 %-escaped, and Go's client's own copy of the URL in its error
+// is not repeated.
+func TestShownURLIDNHost(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://bücher.example:8000/re%20po/": "http://bücher.example:8000/re%20po/",
+		"https://u:pw@bücher.example/repo":    "https://u:***@bücher.example/repo",
+		"https://u@[::1]:8000/repo":           "https://u@[::1]:8000/repo",
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := shownURL(u); got != want {
+			t.Errorf("shownURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	e := &FetchError{URL: "http://bücher.example/x/config", Err: &url.Error{Op: "Get", URL: "http://b%C3%BCcher.example/x/config", Err: errors.New("no such host")}}
+	if got, want := e.Error(), "GET http://bücher.example/x/config: no such host"; got != want {
+		t.Errorf("FetchError = %q, want %q", got, want)
 	}
 }
