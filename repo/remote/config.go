@@ -187,7 +187,7 @@ func AddRemote(r *repo.Repo, rm Remote, opts AddOptions) (bool, error) {
 	}
 	if c := keys["contenturl"]; c != "" {
 		if u, err := url.Parse(keys["url"]); err == nil && u.Scheme == "file" {
-			return false, fmt.Errorf("remote %s: contenturl needs an http(s) url, not %s", rm.Name, keys["url"])
+			return false, fmt.Errorf("remote %s: contenturl needs an http(s) url, not %s", rm.Name, shownRawURL(keys["url"]))
 		}
 		if _, err := parseContentURL(c); err != nil {
 			return false, fmt.Errorf("remote %s: %w", rm.Name, err)

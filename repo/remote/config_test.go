@@ -309,3 +309,18 @@ func TestAddRemoteRefusesRelativeFileURL(t *testing.T) {
 		t.Errorf("add file:ABSOLUTE: %v", err)
 	}
 }
+
+// A contenturl refused for a file:// url names that url without its
+// password.
+func TestAddRemoteContentURLOfFileURLHidesPassword(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = remote.AddRemote(r, remote.Remote{Name: "o", URL: "file://u:sekret@localhost/srv/repo"},
+		remote.AddOptions{Set: map[string]string{"contenturl": "https://h/repo"}})
+	if err == nil || strings.Contains(err.Error(), "sekret") || !strings.Contains(err.Error(), "file://u:***@localhost/srv/repo") {
+		t.Errorf("add: %v, want it refused naming the url without its password", err)
+	}
+}
