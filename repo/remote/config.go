@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/otree/otree/internal/durable"
@@ -44,7 +45,21 @@ func parseContentURL(raw string) (*url.URL, error) {
 	if err := checkUserEnds(u); err != nil {
 		return nil, fmt.Errorf("invalid contenturl %q: %v", shownRawURL(raw), err)
 	}
+	if err := checkPort(u); err != nil {
+		return nil, fmt.Errorf("invalid contenturl %q: %v", shownRawURL(raw), err)
+	}
 	return u, nil
+}
+
+// checkPort refuses a port past 65535, which url.Parse takes (it checks
+// only for digits) and every request then fails to dial, after retries.
+func checkPort(u *url.URL) error {
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("port %s is out of range (1-65535)", p)
+		}
+	}
+	return nil
 }
 
 // checkUserEnds refuses an http(s) URL whose USER:PASSWORD@ was cut short
@@ -106,6 +121,9 @@ func validateURL(raw string) error {
 			return fmt.Errorf("invalid remote URL %q: no host", shownRawURL(raw))
 		}
 		if err := checkUserEnds(u); err != nil {
+			return fmt.Errorf("invalid remote URL %q: %v", shownRawURL(raw), err)
+		}
+		if err := checkPort(u); err != nil {
 			return fmt.Errorf("invalid remote URL %q: %v", shownRawURL(raw), err)
 		}
 	case "file":

@@ -324,3 +324,26 @@ func TestAddRemoteContentURLOfFileURLHidesPassword(t *testing.T) {
 		t.Errorf("add: %v, want it refused naming the url without its password", err)
 	}
 }
+
+// A port out of range is refused by remote add, in url and contenturl,
+// rather than every request of a pull failing to dial.
+func TestAddRemoteRefusesPortOutOfRange(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, u := range []string{"http://h:99999/repo", "https://u:pw@[::1]:65536/repo", "http://h:0/repo"} {
+		_, err := remote.AddRemote(r, remote.Remote{Name: "o", URL: u}, remote.AddOptions{})
+		if err == nil || !strings.Contains(err.Error(), "out of range") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("add %s: %v, want it refused for its port", u, err)
+		}
+		_, err = remote.AddRemote(r, remote.Remote{Name: "o", URL: "https://h/repo"}, remote.AddOptions{Set: map[string]string{"contenturl": u}})
+		if err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("add contenturl %s: %v, want it refused for its port", u, err)
+		}
+	}
+	if _, err := remote.AddRemote(r, remote.Remote{Name: "o", URL: "http://h:65535/repo"}, remote.AddOptions{}); err != nil {
+		t.Errorf("add port 65535: %v", err)
+	}
+}
