@@ -135,8 +135,9 @@ func validateURL(raw string) error {
 			return fmt.Errorf("invalid remote URL %q: no path", shownRawURL(raw))
 		}
 		// The path is opened on this machine: a host would be ignored,
-		// and file://srv/repo read /repo here.
-		if u.Host != "" && u.Host != "localhost" {
+		// and file://srv/repo read /repo here. A host name's case does
+		// not count: file://LOCALHOST/PATH is PATH, for OSTree too.
+		if u.Host != "" && !strings.EqualFold(u.Host, "localhost") {
 			return fmt.Errorf("invalid remote URL %q: names host %q, but a file:// URL is read on this machine; want file:///PATH", shownRawURL(raw), u.Host)
 		}
 	default:

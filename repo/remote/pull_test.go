@@ -724,6 +724,19 @@ func TestPullURLPathAsWritten(t *testing.T) {
 	}
 }
 
+// file://localhost/PATH is PATH, whatever the case of the host name.
+func TestPullFileURLLocalhost(t *testing.T) {
+	o := newOrigin(t)
+	id := o.commit("main", tree, 1700000000)
+	for _, host := range []string{"localhost", "LocalHost"} {
+		dest := newDest(t, repo.ModeBareUser, "file://"+host+o.dir)
+		if _, err := remote.Pull(ctx, dest, fastOpts("main")); err != nil {
+			t.Fatalf("file://%s: %v", host, err)
+		}
+		checkSameTree(t, o.r, dest, id)
+	}
+}
+
 func TestPullErrors(t *testing.T) {
 	o := newOrigin(t)
 	o.commit("main", tree, 1700000000)
