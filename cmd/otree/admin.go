@@ -680,7 +680,7 @@ func statusOnce(ctx context.Context, a *adminEnv, verify bool) error {
 			Drift     []checkout.Change       `json:"drift,omitempty"`
 			Signature *deploy.SignatureStatus `json:"signature,omitempty"`
 		}
-		var items []item
+		items := []item{} // [] in --json when there are none, as other lists
 		drift, unsigned := 0, 0
 		all := s.Deployments()
 		if st := s.Staged(); st != nil {
