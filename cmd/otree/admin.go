@@ -1203,6 +1203,12 @@ func newCleanupCommand(a *adminEnv) *cobra.Command {
 					return ifStopped(err, "cleanup stopped: the deployments are as they were; the next cleanup removes what is left")
 				}
 				if a.json {
+					// Nothing removed is [], as in prune's report.
+					for _, l := range []*[]string{&rep.Deployments, &rep.Boot, &rep.Refs} {
+						if *l == nil {
+							*l = []string{}
+						}
+					}
 					return a.printJSON(rep)
 				}
 				// OSTree's one line (when the prune freed anything), then

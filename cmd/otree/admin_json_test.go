@@ -35,3 +35,9 @@ func TestAdminStatusJSONNoDeployments(t *testing.T) {
 	jsonLists(t, "admin status --json", a.ok("admin", "status", "--json"), "deployments")
 	jsonLists(t, "admin status --verify --json", a.ok("admin", "status", "--verify", "--json"), "deployments")
 }
+
+func TestAdminCleanupJSONNothingRemoved(t *testing.T) {
+	a := emptySysroot(t)
+	jsonLists(t, "admin cleanup --json", a.ok("admin", "cleanup", "--json"), "deployments", "boot", "refs")
+	jsonLists(t, "admin cleanup --no-prune --json", a.ok("admin", "cleanup", "--no-prune", "--json"), "deployments", "boot", "refs")
+}
