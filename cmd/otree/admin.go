@@ -1330,7 +1330,7 @@ output.`,
 					Index   int    `json:"index"`
 					Options string `json:"options"`
 				}
-				var ds []dep
+				ds := []dep{} // [] in --json when there are none
 				all := s.Deployments()
 				if st := s.Staged(); st != nil {
 					all = append([]*deploy.Deployment{st}, all...)

@@ -41,3 +41,9 @@ func TestAdminCleanupJSONNothingRemoved(t *testing.T) {
 	jsonLists(t, "admin cleanup --json", a.ok("admin", "cleanup", "--json"), "deployments", "boot", "refs")
 	jsonLists(t, "admin cleanup --no-prune --json", a.ok("admin", "cleanup", "--no-prune", "--json"), "deployments", "boot", "refs")
 }
+
+func TestAdminKargsEditInPlaceJSONNoDeployments(t *testing.T) {
+	a := emptySysroot(t)
+	out := a.ok("admin", "kargs", "edit-in-place", "--append-if-missing=quiet", "--json")
+	jsonLists(t, "admin kargs edit-in-place --json", out, "deployments")
+}
