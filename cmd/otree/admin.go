@@ -393,7 +393,7 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		return err
 	}
 	if a.json {
-		return a.printJSON(res)
+		return a.printJSON(listedEtc(res))
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", printable(w))
@@ -414,6 +414,17 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		fmt.Fprintf(a.stdout, "Removed %s %s\n", r.OS, r.Name())
 	}
 	return nil
+}
+
+// listedEtc returns res with its Etc list [] rather than nil when /etc
+// had no change, as every empty list prints in --json.
+func listedEtc(res *deploy.DeployResult) *deploy.DeployResult {
+	if res != nil && res.Etc == nil {
+		r := *res
+		r.Etc = []deploy.EtcChange{}
+		return &r
+	}
+	return res
 }
 
 // printDeployOSTree prints the lines OSTree prints for a deploy: the /etc
@@ -567,7 +578,9 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				return adminStopped(a.printDeploy(s, nil, err), cmd.Name(), "what it wrote is removed, and what it pulled is kept")
 			}
 			if a.json {
-				err = a.printJSON(res)
+				r := *res
+				r.Deployed = listedEtc(r.Deployed)
+				err = a.printJSON(&r)
 			} else {
 				if res.Pulled != nil {
 					a.reportPull(res)
@@ -1404,6 +1417,9 @@ path's fate as deploy would report it.`,
 					return err
 				}
 				if a.json {
+					if changes == nil {
+						changes = []deploy.EtcChange{} // [], as every empty list
+					}
 					if err := a.printJSON(struct {
 						Etc []deploy.EtcChange `json:"etc"`
 					}{changes}); err != nil {

@@ -47,3 +47,23 @@ func TestAdminKargsEditInPlaceJSONNoDeployments(t *testing.T) {
 	out := a.ok("admin", "kargs", "edit-in-place", "--append-if-missing=quiet", "--json")
 	jsonLists(t, "admin kargs edit-in-place --json", out, "deployments")
 }
+
+// A deploy whose /etc has no change to merge, and a config-diff with none
+// to show, print "etc": [].
+func TestAdminEtcJSONNoChange(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	jsonLists(t, "admin deploy --json", a.ok("admin", "deploy", "--json", "cli/stable"), "etc")
+	jsonLists(t, "admin deploy --json (merge)", a.ok("admin", "deploy", "--json", "cli/stable"), "etc")
+	jsonLists(t, "admin config-diff --json", a.ok("admin", "config-diff", "--json"), "etc")
+	jsonLists(t, "admin config-diff --into=1 --json", a.ok("admin", "config-diff", "--into=1", "--json"), "etc")
+	a.commit("one\n", "6.1.0-2") // a new kernel, the same /etc
+	var up struct {
+		Deployed json.RawMessage `json:"deployed"`
+	}
+	out := a.ok("admin", "upgrade", "--json")
+	if err := json.Unmarshal([]byte(out), &up); err != nil {
+		t.Fatalf("admin upgrade --json: %v\n%s", err, out)
+	}
+	jsonLists(t, "admin upgrade --json: deployed", string(up.Deployed), "etc")
+}
