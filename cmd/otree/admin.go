@@ -393,7 +393,7 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 		return err
 	}
 	if a.json {
-		return a.printJSON(listedEtc(res))
+		return a.printJSON(deployView(s, res))
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", printable(w))
@@ -416,15 +416,32 @@ func (a *adminEnv) printDeploy(s *deploy.Sysroot, res *deploy.DeployResult, err 
 	return nil
 }
 
-// listedEtc returns res with its Etc list [] rather than nil when /etc
-// had no change, as every empty list prints in --json.
-func listedEtc(res *deploy.DeployResult) *deploy.DeployResult {
-	if res != nil && res.Etc == nil {
-		r := *res
-		r.Etc = []deploy.EtcChange{}
-		return &r
+// deployJSON is a DeployResult as --json prints it: its deployments
+// numbered as status numbers them, and its Etc list [] rather than nil
+// when /etc had no change, as every empty list prints.
+type deployJSON struct {
+	Deployment           *shownDeployment `json:"deployment"`
+	Merge                *shownDeployment `json:"merge,omitempty"`
+	*deploy.DeployResult                  // its other fields
+}
+
+// deployView returns res as --json prints it; nil for nil.
+func deployView(s *deploy.Sysroot, res *deploy.DeployResult) *deployJSON {
+	if res == nil {
+		return nil
 	}
-	return res
+	r := *res
+	if r.Etc == nil {
+		r.Etc = []deploy.EtcChange{}
+	}
+	v := &deployJSON{DeployResult: &r}
+	if d := res.Deployment; d != nil {
+		v.Deployment = &shownDeployment{d, shownIndex(s, d)}
+	}
+	if d := res.Merge; d != nil {
+		v.Merge = &shownDeployment{d, shownIndex(s, d)}
+	}
+	return v
 }
 
 // printDeployOSTree prints the lines OSTree prints for a deploy: the /etc
@@ -578,9 +595,10 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 				return adminStopped(a.printDeploy(s, nil, err), cmd.Name(), "what it wrote is removed, and what it pulled is kept")
 			}
 			if a.json {
-				r := *res
-				r.Deployed = listedEtc(r.Deployed)
-				err = a.printJSON(&r)
+				err = a.printJSON(struct {
+					*deploy.UpgradeResult
+					Deployed *deployJSON `json:"deployed,omitempty"`
+				}{res, deployView(s, res.Deployed)})
 			} else {
 				if res.Pulled != nil {
 					a.reportPull(res)

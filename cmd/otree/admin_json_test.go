@@ -67,3 +67,38 @@ func TestAdminEtcJSONNoChange(t *testing.T) {
 	}
 	jsonLists(t, "admin upgrade --json: deployed", string(up.Deployed), "etc")
 }
+
+// deploy --json numbers its deployments as status does: a staged one is
+// 0 and the others follow it.
+func TestAdminDeployJSONIndexAsStatus(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.1.0-1")
+	var dep struct {
+		Deployment struct {
+			Index int    `json:"index"`
+			Path  string `json:"path"`
+		} `json:"deployment"`
+		Merge struct {
+			Index int    `json:"index"`
+			Path  string `json:"path"`
+		} `json:"merge"`
+	}
+	out := a.ok("admin", "deploy", "--stage", "--json", "cli/stable")
+	if err := json.Unmarshal([]byte(out), &dep); err != nil {
+		t.Fatalf("admin deploy --stage --json: %v\n%s", err, out)
+	}
+	shown := map[string]int{}
+	for _, d := range a.status().Deployments {
+		shown[d.Path] = d.Index
+	}
+	for _, d := range []struct {
+		name, path string
+		index      int
+	}{{"deployment", dep.Deployment.Path, dep.Deployment.Index}, {"merge", dep.Merge.Path, dep.Merge.Index}} {
+		if want, ok := shown[d.path]; !ok || d.index != want {
+			t.Errorf("deploy --stage --json: %s %s has index %d, status numbers it %d (listed: %v)", d.name, d.path, d.index, want, ok)
+		}
+	}
+}
