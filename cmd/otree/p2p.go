@@ -76,10 +76,18 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 				e.refsChanged = true
 			}
 			if e.json {
+				shown := *res
+				// Nothing found, or nothing missing, is [], as every empty list.
+				if shown.Remotes == nil {
+					shown.Remotes = []remote.FoundRemote{}
+				}
+				if shown.Missing == nil {
+					shown.Missing = []remote.CollectionRef{}
+				}
 				if err := e.printJSON(struct {
 					*remote.FindResult
 					Pulled []remote.PulledRef `json:"pulled,omitempty"`
-				}{res, pulled}); err != nil {
+				}{&shown, pulled}); err != nil {
 					return err
 				}
 				return pullErr
