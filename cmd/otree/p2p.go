@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otree/otree/internal/datetime"
+	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/remote"
 	"github.com/spf13/cobra"
 )
@@ -85,9 +87,10 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 					shown.Missing = []remote.CollectionRef{}
 				}
 				if err := e.printJSON(struct {
+					Remotes []foundRemoteJSON `json:"remotes"`
 					*remote.FindResult
 					Pulled []remote.PulledRef `json:"pulled,omitempty"`
-				}{&shown, pulled}); err != nil {
+				}{foundJSON(shown.Remotes), &shown, pulled}); err != nil {
 					return err
 				}
 				return pullErr
@@ -124,6 +127,35 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 	fl.StringVar(&cacheDir, "cache-dir", "", "keep remotes' summaries here between runs (default REPO/tmp/cache/summaries; - for none)")
 	e.addJSON(c)
 	return c
+}
+
+// foundRefJSON is a FoundRef as --json prints it: its commit's time as
+// log and show print one, Unix seconds in "timestamp" and RFC 3339 (UTC)
+// in "date".
+type foundRefJSON struct {
+	CollectionRef remote.CollectionRef `json:"collection_ref"`
+	Commit        repo.ID              `json:"commit"`
+	Timestamp     uint64               `json:"timestamp"`
+	Date          string               `json:"date"`
+}
+
+// foundRemoteJSON is a FoundRemote with its refs as --json prints them.
+type foundRemoteJSON struct {
+	remote.FoundRemote
+	Refs []foundRefJSON `json:"refs"`
+}
+
+// foundJSON returns rs as --json prints them.
+func foundJSON(rs []remote.FoundRemote) []foundRemoteJSON {
+	out := make([]foundRemoteJSON, len(rs))
+	for i, r := range rs {
+		out[i] = foundRemoteJSON{FoundRemote: r, Refs: make([]foundRefJSON, len(r.Refs))}
+		for j, f := range r.Refs {
+			ts := uint64(f.Timestamp.Unix()) // the commit's, as FindRemotes read it
+			out[i].Refs[j] = foundRefJSON{f.CollectionRef, f.Commit, ts, datetime.FormatUnix(ts, time.UTC, time.RFC3339)}
+		}
+	}
+	return out
 }
 
 // printFound lists the sources found as OSTree's find-remotes does: one
