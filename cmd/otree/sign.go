@@ -19,11 +19,12 @@ type signFlags struct {
 
 // signJSON is the --json form of otree sign.
 type signJSON struct {
-	Commit   repo.ID `json:"commit"`
-	Added    int     `json:"added,omitempty"`
-	Deleted  int     `json:"deleted,omitempty"`
-	Verified bool    `json:"verified,omitempty"`
-	Key      string  `json:"key,omitempty"` // the public key that verified, or was generated
+	Commit repo.ID `json:"commit"`
+	// Added and Deleted are counts, set (0 too) by signing and --delete.
+	Added    *int   `json:"added,omitempty"`
+	Deleted  *int   `json:"deleted,omitempty"`
+	Verified bool   `json:"verified,omitempty"`
+	Key      string `json:"key,omitempty"` // the public key that verified, or was generated
 }
 
 func newSignCommand(e *env) *cobra.Command {
@@ -116,7 +117,7 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 			return err
 		}
 		if e.json {
-			return e.printJSON(signJSON{Commit: id, Deleted: n})
+			return e.printJSON(signJSON{Commit: id, Deleted: &n})
 		}
 		_, err = fmt.Fprintf(e.stdout, "Commit %s: %d signature%s deleted\n", id, n, pluralSuffix(n))
 		return err
@@ -133,7 +134,7 @@ func runSign(cmd *cobra.Command, e *env, f *signFlags, args []string) error {
 		return err
 	}
 	if e.json {
-		return e.printJSON(signJSON{Commit: id, Added: added})
+		return e.printJSON(signJSON{Commit: id, Added: &added})
 	}
 	fmt.Fprintf(e.stdout, "Commit %s: %d signature%s added, %d key%s had signed it already\n",
 		id, added, pluralSuffix(added), len(keys)-added, pluralSuffix(len(keys)-added))

@@ -97,7 +97,7 @@ func TestSignCommand(t *testing.T) {
 	if got := c.ok("sign", "-d", "os/stable", pub); !strings.Contains(got, "0 signatures deleted") {
 		t.Errorf("sign --delete again printed %q", got)
 	}
-	if err := json.Unmarshal([]byte(c.ok("sign", "--delete", "--json", "--keys-file="+pubFile, "os/stable")), &j); err != nil || j.Deleted != 1 {
+	if err := json.Unmarshal([]byte(c.ok("sign", "--delete", "--json", "--keys-file="+pubFile, "os/stable")), &j); err != nil || j.Deleted == nil || *j.Deleted != 1 {
 		t.Errorf("sign --delete --json = %+v, %v", j, err)
 	}
 	if got := c.ok("show", "os/stable"); strings.Contains(got, "Signature:") {
