@@ -71,7 +71,7 @@ type Deployment struct {
 	OverrideCommit string `json:"override_commit,omitempty"`
 	// Staged marks the deployment a staged deploy wrote: not in the boot
 	// entries until FinalizeStaged (Index is then -1).
-	Staged bool `json:"staged,omitempty"`
+	Staged bool `json:"staged"`
 	Pinned bool `json:"pinned"` // never dropped by a deploy nor undeployed until unpinned
 	// Unlocked is how Unlock opened the deployment's /usr, if it did: a
 	// hotfix (kept across reboots) or, for the booted deployment, a
@@ -89,10 +89,10 @@ type Deployment struct {
 	Initramfs bool `json:"initramfs"`
 	// Devicetree tells whether it had a devicetree, which the boot entry
 	// names.
-	Devicetree bool `json:"devicetree,omitempty"`
+	Devicetree bool `json:"devicetree"`
 	// FdtDir tells whether it had, instead, a dtb/ directory of device
 	// trees, which the boot entry names as fdtdir.
-	FdtDir bool `json:"fdtdir,omitempty"`
+	FdtDir bool `json:"fdtdir"`
 	// OverlayInitrds are the ids of the initramfs images loaded after the
 	// tree's own (DeployOptions.OverlayInitrds), in order.
 	OverlayInitrds []string `json:"overlay_initrds,omitempty"`

@@ -102,3 +102,23 @@ func TestAdminDeployJSONIndexAsStatus(t *testing.T) {
 		}
 	}
 }
+
+// Every boolean of a deployment is in status --json, false too: a script
+// that selects .staged == false must not miss the deployments not staged.
+func TestAdminStatusJSONBooleansPresent(t *testing.T) {
+	a := newAdmin(t)
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	var st struct {
+		Deployments []map[string]any `json:"deployments"`
+	}
+	out := a.ok("admin", "status", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Deployments) != 1 {
+		t.Fatalf("admin status --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"staged", "pinned", "booted", "pending", "rollback", "initramfs", "devicetree", "fdtdir"} {
+		if _, ok := st.Deployments[0][k].(bool); !ok {
+			t.Errorf("admin status --json: %q is %#v, want a boolean", k, st.Deployments[0][k])
+		}
+	}
+}
