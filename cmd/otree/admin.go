@@ -704,6 +704,8 @@ func statusOnce(ctx context.Context, a *adminEnv, verify bool) error {
 		}
 		if bc.Tries == 0 {
 			bc = nil
+		} else if bc.Fallback > 0 && s.Staged() != nil {
+			bc.Fallback++ // numbered as status lists it, after the staged one
 		}
 		type item struct {
 			*deploy.Deployment

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -120,5 +121,38 @@ func TestAdminStatusJSONBooleansPresent(t *testing.T) {
 		if _, ok := st.Deployments[0][k].(bool); !ok {
 			t.Errorf("admin status --json: %q is %#v, want a boolean", k, st.Deployments[0][k])
 		}
+	}
+}
+
+// The deployment GRUB falls back to is numbered as status lists it, also
+// while a deployment is staged (then 0).
+func TestAdminStatusBootCountFallbackIndex(t *testing.T) {
+	a := newAdmin(t)
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "3")
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.1.0-2")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("three\n", "6.1.0-3")
+	a.ok("admin", "deploy", "--stage", "cli/stable")
+	var st struct {
+		Deployments []struct {
+			Index    int  `json:"index"`
+			Rollback bool `json:"rollback"`
+		} `json:"deployments"`
+		BootCount struct {
+			Fallback int `json:"fallback"`
+		} `json:"boot_count"`
+	}
+	out := a.ok("admin", "status", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Deployments) != 3 {
+		t.Fatalf("admin status --json: %v\n%s", err, out)
+	}
+	if !st.Deployments[2].Rollback || st.BootCount.Fallback != st.Deployments[2].Index {
+		t.Errorf("admin status --json: boot_count.fallback %d, want %d, the rollback deployment\n%s", st.BootCount.Fallback, st.Deployments[2].Index, out)
+	}
+	if out := a.ok("admin", "status"); !strings.Contains(out, "GRUB falls back to deployment 2\n") {
+		t.Errorf("admin status does not name deployment 2 as GRUB's fallback:\n%s", out)
 	}
 }
