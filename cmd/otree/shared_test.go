@@ -18,14 +18,7 @@ import (
 // succeeds, as with OSTree, whose repository directories are group-writable
 // too, and every directory either made is group-writable.
 func TestGroupSharedRepository(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run otree as two other users")
-	}
-	const other = nobody - 1 // a second uid, in nobody's group
-	dir, bin, env := nobodyDir(t)
-	if err := os.Chmod(dir, 0o775); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, env := sharedDir(t)
 	for _, name := range []string{"mine", "theirs", "co"} {
 		owner := nobody
 		if name != "mine" {
@@ -165,14 +158,7 @@ func TestObjectModesIgnoreUmask(t *testing.T) {
 // cache alone, and its fsck does not read it); the owner's prune then
 // removes what no checkout uses.
 func TestGroupSharedArchiveOwnersCache(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run otree as two other users")
-	}
-	const other = nobody - 1 // a second uid, in nobody's group
-	dir, bin, env := nobodyDir(t)
-	if err := os.Chmod(dir, 0o775); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, env := sharedDir(t)
 	src := filepath.Join(dir, "src")
 	testtree.Create(t, src, testtree.Tree{
 		"private": testtree.File("secret\n", 0o600),
@@ -247,4 +233,21 @@ func TestGroupSharedArchiveOwnersCache(t *testing.T) {
 	if out := as(t, nobody, "002", r, "prune"); !strings.Contains(out, "2 uncompressed-cache entries") {
 		t.Errorf("the owner's prune after the other's:\n%s", out)
 	}
+}
+
+// other is a second uid that runs otree, in nobody's group.
+const other = nobody - 1
+
+// sharedDir is nobodyDir made writable by nobody's group, for otree run as
+// nobody and as other; the test is skipped without root, which that takes.
+func sharedDir(t *testing.T) (dir, bin string, env []string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run otree as two other users")
+	}
+	dir, bin, env = nobodyDir(t)
+	if err := os.Chmod(dir, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin, env
 }

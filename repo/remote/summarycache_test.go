@@ -99,12 +99,8 @@ func TestPullSummaryCache(t *testing.T) {
 // summary is fetched again without the validators, and the cache keeps
 // the new server's.
 func TestPullSummaryCacheRefusedValidators(t *testing.T) {
-	o := newOrigin(t)
-	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
+	o := agedOrigin(t)
 	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
-		t.Fatal(err)
-	}
 	long := `"` + strings.Repeat("x", 60000) + `"`
 	o.fault = func(w http.ResponseWriter, req *http.Request, _ int) bool {
 		if req.URL.Path != "/summary" {
@@ -185,12 +181,7 @@ func TestPullSummaryCacheServerClockBehind(t *testing.T) {
 // that a URL changed now and then does not fill tmp/cache. Another
 // remote's copies, one named like the first with a suffix included, stay.
 func TestPullSummaryCacheKeepsPresentURLOnly(t *testing.T) {
-	o := newOrigin(t)
-	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
-		t.Fatal(err)
-	}
+	o := agedOrigin(t)
 	dst := newDest(t, repo.ModeArchive, o.srv.URL)
 	other := "origin-0123456789abcdef"
 	if _, err := remote.AddRemote(dst, remote.Remote{Name: other, URL: o.srv.URL}, remote.AddOptions{}); err != nil {
@@ -238,12 +229,7 @@ func TestPullSummaryCacheKeepsPresentURLOnly(t *testing.T) {
 // earlier URL's either: the copy the new URL does not have goes with the
 // copies of every other URL the remote had.
 func TestPullSummaryCacheDropsOldURLWhenNewHasNone(t *testing.T) {
-	o := newOrigin(t)
-	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
-		t.Fatal(err)
-	}
+	o := agedOrigin(t)
 	dst := newDest(t, repo.ModeArchive, o.srv.URL)
 	if _, err := remote.Pull(ctx, dst, fastOpts("os/stable")); err != nil {
 		t.Fatal(err)
@@ -270,4 +256,18 @@ func TestPullSummaryCacheDropsOldURLWhenNewHasNone(t *testing.T) {
 	if len(names) != 0 {
 		t.Errorf("the remote's URL serves no summary, yet the cache keeps %q", names)
 	}
+}
+
+// agedOrigin is an origin holding one commit on os/stable whose summary
+// was written an hour ago: older than a cache's freshness, so that each
+// pull asks the server again.
+func agedOrigin(t *testing.T) *origin {
+	t.Helper()
+	o := newOrigin(t)
+	o.commit("os/stable", testtree.Tree{"a": testtree.File("a\n", 0o644)}, 1700000000)
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(o.dir, remote.SummaryFile), past, past); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
