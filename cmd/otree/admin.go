@@ -975,7 +975,7 @@ rollback target. A later deploy or upgrade starts locked again.`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(res)
+					return a.printJSON(unlockView(s, res))
 				}
 				// OSTree's lines (for a hotfix, its clone's deploy first),
 				// then where the changes go.
@@ -1003,6 +1003,25 @@ rollback target. A later deploy or upgrade starts locked again.`,
 	c.Flags().BoolVar(&transient, "transient", false, "mount the overlay read-only")
 	a.addJSON(c)
 	return c
+}
+
+// unlockJSON is an unlock's result as --json prints it: its deployments
+// numbered as status numbers them.
+type unlockJSON struct {
+	Deployment           *shownDeployment `json:"deployment"`
+	Clone                *shownDeployment `json:"clone,omitempty"`
+	*deploy.UnlockResult                  // its other fields
+}
+
+func unlockView(s *deploy.Sysroot, res *deploy.UnlockResult) unlockJSON {
+	v := unlockJSON{UnlockResult: res}
+	if d := res.Deployment; d != nil {
+		v.Deployment = &shownDeployment{d, shownIndex(s, d)}
+	}
+	if d := res.Clone; d != nil {
+		v.Clone = &shownDeployment{d, shownIndex(s, d)}
+	}
+	return v
 }
 
 // switchCommand builds a command that changes the boot order through do

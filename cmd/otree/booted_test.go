@@ -900,3 +900,36 @@ export PATH=/run/lib:$PATH
 	t.Logf("in a chroot into %s:\n%s", sys, out)
 	return string(out), err
 }
+
+// unlock --json numbers the booted deployment as status does: 1 while a
+// deployment is staged (0), not its place in the boot order.
+func TestAdminUnlockJSONNumbersAsStatus(t *testing.T) {
+	a, b := newDeployedBooter(t, "one")
+	needOverlay(t)
+	dep := a.status().Deployments[0].Path
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-1", "two\n")
+	out := b.boot(dep, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$TWO" > /dev/null
+otree admin deploy --stage cli/stable > /dev/null
+echo unlock:; otree admin unlock --json
+echo status:; otree admin status --json
+`, "TWO="+tree)
+	_, js, _ := strings.Cut(out, "unlock:\n")
+	var res struct {
+		Deployment struct {
+			Index  int
+			Booted bool
+		}
+	}
+	if err := json.NewDecoder(strings.NewReader(js)).Decode(&res); err != nil {
+		t.Fatalf("unlock --json: %v in %q", err, out)
+	}
+	st := bootedStatus(t, out)
+	if len(st) != 2 || !st[0].Staged || !st[1].Booted || st[1].Index != 1 {
+		t.Fatalf("status: %+v, want a staged deployment (0) and the booted one (1)", st)
+	}
+	if !res.Deployment.Booted || res.Deployment.Index != st[1].Index {
+		t.Errorf("unlock --json deployment = %+v, want the booted one numbered %d as status numbers it", res.Deployment, st[1].Index)
+	}
+}
