@@ -97,6 +97,7 @@ keeping the failed one second. Without boot counting it does nothing.`,
 				switch {
 				case bc == nil:
 				case a.json:
+					shownBootCount(s, bc)
 					if jerr := a.printJSON(bc); jerr != nil {
 						return jerr
 					}
@@ -246,6 +247,14 @@ func inBootOrder(s *deploy.Sysroot, n int, what string) (*deploy.Deployment, err
 		err = fmt.Errorf("deployment %d (%s) is staged, not in the boot order yet: cannot %s it (otree admin undeploy %d discards it)", n, d.Name(), what, n)
 	}
 	return d, err
+}
+
+// shownBootCount numbers bc's fallback as status lists deployments: one
+// more while a deployment is staged (0).
+func shownBootCount(s *deploy.Sysroot, bc *deploy.BootCount) {
+	if bc.Fallback > 0 && s.Staged() != nil {
+		bc.Fallback++
+	}
 }
 
 // shownDeployment is a deployment in --json output, with its number as
@@ -704,8 +713,8 @@ func statusOnce(ctx context.Context, a *adminEnv, verify bool) error {
 		}
 		if bc.Tries == 0 {
 			bc = nil
-		} else if bc.Fallback > 0 && s.Staged() != nil {
-			bc.Fallback++ // numbered as status lists it, after the staged one
+		} else {
+			shownBootCount(s, bc)
 		}
 		type item struct {
 			*deploy.Deployment

@@ -141,3 +141,40 @@ otree admin status | grep "boot:" || echo no-count`)
 		t.Errorf("after boot-complete --rollback-after-fallback: deployments %s, %s; want %s, %s", now[0].Path, now[1].Path, ds[1].Path, ds[0].Path)
 	}
 }
+
+// boot-complete --json numbers the deployment GRUB falls back to as status
+// does, also while a deployment is staged (0).
+func TestBootedBootCompleteJSONFallbackIndex(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.1.0-2")
+	a.ok("admin", "deploy", "cli/stable")
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-3", "three\n")
+	// Booted from deployment 1 by hand: the default's count goes on.
+	out := b.boot(a.status().Deployments[1].Path, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
+otree admin deploy --stage cli/stable > /dev/null
+echo complete:; otree admin boot-complete --json
+echo status:; otree admin status --json
+`, "THREE="+tree)
+	_, js, _ := strings.Cut(out, "complete:\n")
+	var bc struct {
+		Counting bool
+		Fallback int
+	}
+	if err := json.NewDecoder(strings.NewReader(js)).Decode(&bc); err != nil {
+		t.Fatalf("boot-complete --json: %v in %q", err, out)
+	}
+	st := bootedStatus(t, out)
+	if len(st) != 3 || !st[0].Staged || !st[2].Booted {
+		t.Fatalf("status: %+v, want a staged deployment, the default and the booted one", st)
+	}
+	if !bc.Counting || bc.Fallback != st[2].Index {
+		t.Errorf("boot-complete --json = %+v, want counting and fallback %d, as status numbers the deployment\n%s", bc, st[2].Index, out)
+	}
+}
