@@ -111,10 +111,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if in := (interrupted{}); errors.As(context.Cause(ctx), &in) && errors.Is(err, context.Canceled) {
 		// The command's own error ends in "context canceled", which says
 		// nothing of why.
-		fmt.Fprintf(stderr, "error: %v: %s\n", in, printable(err.Error()))
+		printError(stderr, in.Error()+": ", err)
 		return 128 + int(in.sig)
 	}
-	fmt.Fprintf(stderr, "error: %s\n", printable(err.Error()))
+	printError(stderr, "", err)
 	printHint(stderr, err)
 	var ue usageError
 	if errors.As(err, &ue) || isFlagError(err) {
@@ -211,13 +211,55 @@ func printHint(w io.Writer, err error) {
 	}
 }
 
-// printable returns s with each character that does not print, other
-// than newline and tab, and each byte that is not UTF-8 written as a Go
-// escape (\x1b, \u202e, \xff): a name in an error or warning cannot
-// recolour the terminal, move its cursor or reorder the line it is read
-// in.
+// printError writes err on w as "error: " lines, prefix after the word:
+// one line for each error errors.Join joined, then the usage line of an
+// error in the operands (withUsage).
+func printError(w io.Writer, prefix string, err error) {
+	msg, usage := err.Error(), ""
+	if ue, ok := err.(usageError); ok {
+		if u, ok := ue.error.(withUsage); ok {
+			msg, usage = u.msg, u.use
+		}
+	}
+	for _, l := range joinedLines(err, msg) {
+		fmt.Fprintf(w, "error: %s%s\n", prefix, printable(l))
+	}
+	if usage != "" {
+		fmt.Fprintf(w, "Usage: %s\n", usage)
+	}
+}
+
+// joinedLines returns the messages of the errors errors.Join joined into
+// err, whose message is msg, or msg alone when err joins none: the
+// newlines between them are the only ones an error line keeps.
+func joinedLines(err error, msg string) []string {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []string{msg}
+	}
+	var parts []string
+	for _, e := range j.Unwrap() {
+		parts = append(parts, e.Error())
+	}
+	// fmt.Errorf with several %w also unwraps to a list, but writes
+	// its errors within one message.
+	if strings.Join(parts, "\n") != msg {
+		return []string{msg}
+	}
+	var lines []string
+	for i, e := range j.Unwrap() {
+		lines = append(lines, joinedLines(e, parts[i])...)
+	}
+	return lines
+}
+
+// printable returns s with each character that does not print, newline
+// included (tab excepted), and each byte that is not UTF-8 written as a Go
+// escape (\x1b, \n, \u202e, \xff): a name in an error or warning cannot
+// recolour the terminal, move its cursor, reorder the line it is read in
+// or start a line of its own.
 func printable(s string) string {
-	keep := func(r rune) bool { return r == '\n' || r == '\t' || strconv.IsPrint(r) }
+	keep := func(r rune) bool { return r == '\t' || strconv.IsPrint(r) }
 	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !keep(r) }) {
 		return s
 	}

@@ -21,16 +21,25 @@ func argError(c *cobra.Command, args []string, err error) error {
 	case c.HasAvailableSubCommands() && len(args) > 0:
 		return unknownOperation(c, args[0])
 	case !cobraArgError(err):
-		return fmt.Errorf("%v\nUsage: %s", err, c.UseLine()) // a command's own words
+		return withUsage{err.Error(), c.UseLine()} // a command's own words
 	case !ok:
-		return fmt.Errorf("%s: %v\nUsage: %s", c.CommandPath(), err, c.UseLine())
+		return withUsage{fmt.Sprintf("%s: %v", c.CommandPath(), err), c.UseLine()}
 	case len(args) < len(required):
-		return fmt.Errorf("%s: missing %s\nUsage: %s", c.CommandPath(), strings.Join(required[len(args):], " "), c.UseLine())
+		return withUsage{fmt.Sprintf("%s: missing %s", c.CommandPath(), strings.Join(required[len(args):], " ")), c.UseLine()}
 	case max >= 0 && len(args) > max:
-		return fmt.Errorf("%s: unexpected argument %q\nUsage: %s", c.CommandPath(), args[max], c.UseLine())
+		return withUsage{fmt.Sprintf("%s: unexpected argument %q", c.CommandPath(), args[max]), c.UseLine()}
 	}
-	return fmt.Errorf("%s: %v\nUsage: %s", c.CommandPath(), err, c.UseLine())
+	return withUsage{fmt.Sprintf("%s: %v", c.CommandPath(), err), c.UseLine()}
 }
+
+// withUsage is an error in a command's operands followed by its usage
+// line, which is printed as a line of its own.
+type withUsage struct {
+	msg string // "otree log: missing REV"
+	use string // "otree log REV [flags]"
+}
+
+func (u withUsage) Error() string { return u.msg + "\nUsage: " + u.use }
 
 // cobraArgError reports whether err is one of cobra's argument-count
 // errors, which say nothing of what the operands are.
