@@ -135,7 +135,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 		if err != nil {
 			return fmt.Errorf("reading --body-file: %w", err)
 		}
-		if !utf8.Valid(data) {
+		if !isText(string(data)) {
 			return fmt.Errorf("--body-file %s is not UTF-8 text", f.bodyFile)
 		}
 		opts.Body = string(data)
@@ -271,7 +271,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	// As in OSTree: a subject or body that is not UTF-8 is text in
 	// another encoding, which every reader of the log would see mangled.
 	for _, t := range []struct{ what, v string }{{"subject", opts.Subject}, {"body", opts.Body}} {
-		if !utf8.ValidString(t.v) {
+		if !isText(t.v) {
 			return fmt.Errorf("the commit's %s %s is not UTF-8 text", t.what, strconv.Quote(t.v))
 		}
 	}
@@ -391,6 +391,13 @@ func treeDirs(r *repo.Repo, commit repo.ID) (int64, error) {
 		return nil
 	}
 	return n, walk(c.RootTree)
+}
+
+// isText reports whether s is UTF-8 text as OSTree takes a commit's
+// subject and body: valid UTF-8 without a NUL, which no text holds (a
+// binary file given to -F) and which ends the string in OSTree's format.
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // readSkipList reads a --skip-list file: one path per line, taken exactly

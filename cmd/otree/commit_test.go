@@ -163,6 +163,10 @@ func TestCommitCommandMoreOSTreeFlags(t *testing.T) {
 	os.WriteFile(latin1, []byte("caf\xe9\n"), 0o644)
 	c.fails(exitError, []string{filepath.Join(dir, "gone")}, "commit", "-b", "uat", "-F", filepath.Join(dir, "gone"), src)
 	c.fails(exitError, []string{latin1, "UTF-8"}, "commit", "-b", "uat", "-F", latin1, src)
+	// A NUL is no text's either; OSTree refuses it as not UTF-8.
+	binary := filepath.Join(dir, "binary")
+	os.WriteFile(binary, []byte("line\x00more\n"), 0o644)
+	c.fails(exitError, []string{binary, "UTF-8"}, "commit", "-b", "uat", "-F", binary, src)
 	c.fails(exitError, []string{`subject "caf\xe9"`, "not UTF-8"}, "commit", "-b", "uat", "-s", "caf\xe9", src)
 	c.fails(exitError, []string{`body "\xff"`, "not UTF-8"}, "commit", "-b", "uat", "-m", "\xff", src)
 	c.fails(exitUsage, []string{"--add-detached-metadata-string", "KEY=VALUE"}, "commit", "-b", "uat", "--add-detached-metadata-string=novalue", src)
