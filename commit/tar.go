@@ -743,6 +743,16 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tarTypeGNUVolume {
 		return nil
 	}
+	if hdr.Typeflag == tar.TypeReg && strings.HasSuffix(hdr.Name, "/") {
+		// Tars from before the directory type wrote a directory as a
+		// regular entry named with a trailing "/": GNU tar and OSTree's
+		// libarchive extract a directory there, archive/tar (for type
+		// '0') leaves it a file.
+		if hdr.Size != 0 {
+			return fmt.Errorf("a regular file entry whose name ends in \"/\" (a directory to GNU tar and OSTree) has size %d", hdr.Size)
+		}
+		hdr.Typeflag = tar.TypeDir
+	}
 	name, err := ti.entryName(hdr.Name)
 	if err != nil {
 		return err

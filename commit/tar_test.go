@@ -1620,3 +1620,43 @@ func TestTarHardlinkToEarlierSource(t *testing.T) {
 		})
 	}
 }
+
+// A regular entry whose name ends in "/" is a directory, as old tars
+// wrote one and as GNU tar and OSTree extract it, not a file of that name;
+// one with content, which either reading would lose, is refused.
+func TestTarRegularEntryWithSlashIsDirectory(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	// archive/tar writes no such entry: the headers are made by hand.
+	write := func(blocks ...[]byte) string {
+		p := filepath.Join(t.TempDir(), "old.tar")
+		if err := os.WriteFile(p, slices.Concat(append(blocks, make([]byte, 1024))...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	data := make([]byte, 512)
+	data[0] = 'f'
+	res, err := commitTar(r, "main", write(gnuHeader("./", tar.TypeDir, 0, false),
+		gnuHeader("./d/", tar.TypeReg, 0, false), gnuHeader("./d/f", tar.TypeReg, 1, false), data,
+		gnuHeader("./e/", tar.TypeReg, 0, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/d", "/e"} {
+		e, err := r.Lookup(res.Commit, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.IsDir() {
+			t.Errorf("%s: a regular entry named %s/ is not a directory in the tree", p, p)
+			continue
+		}
+		if m, err := r.ReadDirMeta(e.MetaID); err != nil || m.Mode != 0o644 {
+			t.Errorf("%s: dirmeta %+v, %v; want the entry's mode 0644", p, m, err)
+		}
+	}
+	_, err = commitTar(r, "full", write(gnuHeader("d/", tar.TypeReg, 1, false), data))
+	if err == nil || !strings.Contains(err.Error(), `"d/"`) || !strings.Contains(err.Error(), "size 1") {
+		t.Errorf("a regular entry d/ with content: %v; want it refused, naming it", err)
+	}
+}
