@@ -743,7 +743,7 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tarTypeGNUVolume {
 		return nil
 	}
-	if hdr.Typeflag == tar.TypeReg && strings.HasSuffix(hdr.Name, "/") {
+	if (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeCont) && strings.HasSuffix(hdr.Name, "/") {
 		// Tars from before the directory type wrote a directory as a
 		// regular entry named with a trailing "/": GNU tar and OSTree's
 		// libarchive extract a directory there, archive/tar (for type
@@ -822,7 +822,10 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	h := repo.FileHeader{Mode: mode, UID: uid, GID: gid, Xattrs: xattrs}
 	var id repo.ID
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reads the old TypeRegA as TypeReg, and gives a sparse file's content with its holes
+	// archive/tar reads the old TypeRegA as TypeReg, and gives a sparse
+	// file's content with its holes; a contiguous file is a regular one
+	// to POSIX, GNU tar and OSTree, which store no contiguity either.
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
 		if hdr.Size < 0 {
 			return fmt.Errorf("negative size")
 		}

@@ -1660,3 +1660,41 @@ func TestTarRegularEntryWithSlashIsDirectory(t *testing.T) {
 		t.Errorf("a regular entry d/ with content: %v; want it refused, naming it", err)
 	}
 }
+
+// A contiguous file (type '7') is a regular file, as POSIX has readers
+// without contiguous files take it and as GNU tar and OSTree do; named
+// with a trailing "/", it is a directory as a regular entry is.
+func TestTarContiguousFileIsRegular(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	data := make([]byte, 512)
+	copy(data, "hi")
+	var b []byte
+	for _, blk := range [][]byte{gnuHeader("./", tar.TypeDir, 0, false), gnuHeader("./c", tar.TypeCont, 2, false), data,
+		gnuHeader("./d/", tar.TypeCont, 0, false), make([]byte, 1024)} {
+		b = append(b, blk...)
+	}
+	p := filepath.Join(t.TempDir(), "cont.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Lookup(res.Commit, "/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, rc, err := r.OpenFile(e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || h.Type != repo.TypeRegular || string(content) != "hi" {
+		t.Errorf("/c: %s %q, %v; want a regular file holding \"hi\"", h.Type, content, err)
+	}
+	if d, err := r.Lookup(res.Commit, "/d"); err != nil || !d.IsDir() {
+		t.Errorf("/d: %+v, %v; want a directory", d, err)
+	}
+}
