@@ -238,6 +238,13 @@ var ignoredGlobalRecords = map[string]bool{"comment": true, "mtime": true, "atim
 // path, skipped as GNU tar and libarchive skip it on extraction.
 const tarTypeGNUVolume = 'V'
 
+// tarTypeGNUDumpDir is the type GNU tar gives directories in an
+// incremental archive (`tar -g`): a directory whose data lists the names
+// it held at the time, which only an incremental restore reads (to delete
+// what the directory no longer holds); GNU tar and libarchive extract it as
+// a directory.
+const tarTypeGNUDumpDir = 'D'
+
 // checkGlobalHeader accepts a PAX global header (which archive/tar does not
 // apply to the entries after it) when none of its records would change what
 // the tree records of them; one that would, such as a global owner or
@@ -742,6 +749,9 @@ func (ti *tarImport) add(hdr *tar.Header, r io.Reader) error {
 	}
 	if hdr.Typeflag == tarTypeGNUVolume {
 		return nil
+	}
+	if hdr.Typeflag == tarTypeGNUDumpDir {
+		hdr.Typeflag = tar.TypeDir
 	}
 	if (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeCont) && strings.HasSuffix(hdr.Name, "/") {
 		// Tars from before the directory type wrote a directory as a

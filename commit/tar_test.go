@@ -1698,3 +1698,43 @@ func TestTarContiguousFileIsRegular(t *testing.T) {
 		t.Errorf("/d: %+v, %v; want a directory", d, err)
 	}
 }
+
+// GNU tar's incremental archives (tar -g) give each directory type 'D',
+// its data the names it held: it is a directory, as GNU tar and OSTree
+// extract it, its data read past.
+func TestTarGNUDumpDirIsDirectory(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	listing := func(s string) []byte {
+		b := make([]byte, 512)
+		copy(b, s)
+		return b
+	}
+	content := listing("f")
+	var b []byte
+	for _, blk := range [][]byte{gnuHeader("./", 'D', 7, false), listing("Dsub\x00\x00\x00"),
+		gnuHeader("./sub/", 'D', 4, false), listing("Yf\x00\x00"), gnuHeader("./sub/f", tar.TypeReg, 1, false), content,
+		make([]byte, 1024)} {
+		b = append(b, blk...)
+	}
+	p := filepath.Join(t.TempDir(), "incremental.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := commitTar(r, "main", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/", "/sub"} {
+		e, err := r.Lookup(res.Commit, p)
+		if err != nil || !e.IsDir() {
+			t.Errorf("%s: %+v, %v; want a directory", p, e, err)
+			continue
+		}
+		if m, err := r.ReadDirMeta(e.MetaID); err != nil || m.Mode != 0o644 {
+			t.Errorf("%s: dirmeta %+v, %v; want the entry's mode 0644", p, m, err)
+		}
+	}
+	if e, err := r.Lookup(res.Commit, "/sub/f"); err != nil || e.IsDir() {
+		t.Errorf("/sub/f: %+v, %v; want the file", e, err)
+	}
+}
