@@ -27,7 +27,8 @@ they are on disk, as a commit to a bare, bare-user or archive repository
 without --canonical-permissions or --owner-* records them; a bare-user-only
 repository canonicalises them, so its ids differ. With several PATHs each
 line is "ID  PATH", PATH Go-quoted as diff quotes it when it holds invalid
-UTF-8 or characters that do not print (a newline, an escape).`,
+UTF-8 or characters that do not print (a newline, an escape), or starts
+with a double quote.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runChecksum(e, ignoreXattrs, args)

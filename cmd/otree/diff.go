@@ -37,7 +37,7 @@ in tree order (a directory's entries sorted by name, each directory followed by
 its contents). "/" stands for the root directory's own metadata. The contents of
 an added directory are listed; a removed directory is one line unless --verify.
 Paths with invalid UTF-8 or characters that do not print (control characters,
-U+202E) are printed Go-quoted.
+U+202E), or that start with a double quote, are printed Go-quoted.
 
 The second argument is a directory if one exists there; if it also names a
 revision, write ./NAME (or an absolute path) for the directory. The first is
