@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -227,6 +228,9 @@ func (x *exporter) treePath(name string) string {
 
 func (x *exporter) writeHeader(h *tar.Header) error {
 	if err := x.tw.WriteHeader(h); err != nil {
+		if errors.Is(err, tar.ErrFieldTooLong) {
+			err = fmt.Errorf("its name of %d bytes, link target and xattrs need a tar extended header over 1 MiB, which archive/tar neither writes nor reads back: %w", len(h.Name), err)
+		}
 		return fmt.Errorf("export: %s in commit %s: %w", x.treePath(h.Name), x.commit, err)
 	}
 	return nil

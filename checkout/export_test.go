@@ -473,3 +473,18 @@ func TestExportACLText(t *testing.T) {
 		}
 	}
 }
+
+// A path of more than 1 MiB (a tree over 4000 directories of 250-byte
+// names deep) needs a tar extended header archive/tar neither writes nor
+// reads: export fails saying so, naming the first such path. (Names
+// longer than a filesystem takes make the path here: exporting the
+// directories above the leaf of a tree that deep writes gigabytes.)
+func TestExportPathOverTarLimit(t *testing.T) {
+	r := dtRepo(t, repo.ModeBareUser)
+	deep := strings.Repeat(strings.Repeat("h", 250<<10)+"/", 5) + "f"
+	id := dtBuild(t, r, map[string]dtNode{deep: dtFile("f", 0o644)})
+	err := checkout.Export(t.Context(), r, id, io.Discard, checkout.ExportOptions{})
+	if !errors.Is(err, tar.ErrFieldTooLong) || !strings.Contains(err.Error(), "over 1 MiB") || !strings.Contains(err.Error(), "/"+strings.TrimSuffix(deep, "/f")+" in commit") {
+		t.Errorf("export of a %d-byte path: %.300v; want it refused for the 1 MiB limit, naming the path", len(deep), err)
+	}
+}

@@ -282,6 +282,9 @@ func tarHeaderError(err error, n, end int64, last string, rec []byte) error {
 		return fmt.Errorf("truncated at byte %d, inside the data of entry %q: %w", n, last, err)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("truncated at byte %d, inside the headers at byte %d%s: %w", n, end, afterEntry(last), err)
+	case errors.Is(err, tar.ErrFieldTooLong):
+		// A name that long is a tree some 4000 directories deep.
+		return fmt.Errorf("header at byte %d%s: an extended header (long name, link target or PAX records) over 1 MiB, the most archive/tar reads: %w", end, afterEntry(last), err)
 	}
 	if name := headerName(rec); name != "" {
 		// archive/tar fails on an entry's sparse map, say, without

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -1736,5 +1737,28 @@ func TestTarGNUDumpDirIsDirectory(t *testing.T) {
 	}
 	if e, err := r.Lookup(res.Commit, "/sub/f"); err != nil || e.IsDir() {
 		t.Errorf("/sub/f: %+v, %v; want the file", e, err)
+	}
+}
+
+// An extended header over 1 MiB, the most archive/tar reads (a name of a
+// tree some 4000 directories deep), fails the commit saying so.
+func TestTarExtendedHeaderOverLimit(t *testing.T) {
+	r := newRepo(t, repo.ModeBareUser)
+	body := " path=" + strings.Repeat(strings.Repeat("h", 250)+"/", 4300) + "f\n"
+	n := len(body)
+	for len(strconv.Itoa(n)+body) != n {
+		n = len(strconv.Itoa(n) + body)
+	}
+	rec := strconv.Itoa(n) + body
+	data := append([]byte(rec), make([]byte, (512-len(rec)%512)%512)...)
+	content := make([]byte, 512)
+	b := slices.Concat(gnuHeader("PaxHeader", tar.TypeXHeader, len(rec), false), data,
+		gnuHeader("f", tar.TypeReg, 1, false), content, make([]byte, 1024))
+	p := filepath.Join(t.TempDir(), "deep.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitTar(r, "main", p); !errors.Is(err, tar.ErrFieldTooLong) || !strings.Contains(err.Error(), "over 1 MiB") {
+		t.Errorf("a tar with a %d-byte PAX header: %v; want it refused for the 1 MiB limit", len(rec), err)
 	}
 }
