@@ -33,17 +33,18 @@ func runReset(cmd *cobra.Command, e *env, ref, rev string) error {
 		return err
 	}
 	defer r.Close()
-	target, err := r.ResolveRev(rev)
-	if err != nil {
-		return err
-	}
-	// Hold the ref lock from reading the ref to writing it, so a concurrent
-	// commit to REF is either an ancestor we saw or waits for us.
+	// Hold the ref lock from resolving REV to writing the ref, so a
+	// concurrent commit to REF is either one REV was resolved against
+	// ("main^" is then the parent of that commit) or waits for us.
 	lock, err := r.LockRefs(cmd.Context())
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
+	target, err := r.ResolveRev(rev)
+	if err != nil {
+		return err
+	}
 	cur, err := r.ReadRef(ref)
 	if err != nil {
 		return err
