@@ -107,6 +107,28 @@ func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.F
 	return f, nil
 }
 
+// LockPath takes an flock on the file or directory at path (a file is
+// created if missing), exclusively or shared, as the repository's own
+// locks are taken: the wait is reported to the logger (SetLogger), ends
+// with ctx, and fails with ErrLocked after the lock timeout
+// (SetLockTimeout, core.lock-timeout-secs). It is for locks of files
+// that packages beside repo keep in the repository, such as the delta
+// indexes' directory.
+func (r *Repo) LockPath(ctx context.Context, path string, exclusive bool) (*Lock, error) {
+	if err := r.checkOpen(); err != nil {
+		return nil, err
+	}
+	f, err := r.lockFile(ctx, path, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lock{}
+	if f != nil {
+		l.files = append(l.files, f)
+	}
+	return l, nil
+}
+
 // take acquires the named locks in order, releasing all on failure.
 func (r *Repo) take(ctx context.Context, steps ...lockStep) (*Lock, error) {
 	l := &Lock{}

@@ -197,7 +197,7 @@ func newDeltaDeleteCommand(e *env) *cobra.Command {
 				return err
 			}
 			e.refsChanged = true // the summary lists deltas
-			return e.inRepo(func(r *repo.Repo) error { return delta.Delete(r, n) })
+			return e.inRepo(func(r *repo.Repo) error { return delta.Delete(cmd.Context(), r, n) })
 		},
 	}
 }
@@ -506,7 +506,7 @@ gets no index (a stale one is removed), and reindex says so.`,
 					_, err := os.Stat(r.Path(delta.IndexRel(opts.To[0])))
 					had = err == nil
 				}
-				out, err := delta.Reindex(r, opts)
+				out, err := delta.Reindex(cmd.Context(), r, opts)
 				if err != nil {
 					return err
 				}

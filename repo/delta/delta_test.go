@@ -269,13 +269,13 @@ func TestListDelete(t *testing.T) {
 	if got, data, err := delta.ReadSuperblock(src, sb.Name); err != nil || got.Name != sb.Name || !bytes.Equal(data, sb.Encode()) {
 		t.Errorf("ReadSuperblock after regenerating: %v", err)
 	}
-	if err := delta.Delete(src, sb.Name); err != nil {
+	if err := delta.Delete(context.Background(), src, sb.Name); err != nil {
 		t.Fatal(err)
 	}
 	if names, _ := delta.List(src); len(names) != 1 || names[0] != scratch.Name {
 		t.Errorf("after delete: %v", names)
 	}
-	if err := delta.Delete(src, sb.Name); !errors.Is(err, repo.ErrNotFound) {
+	if err := delta.Delete(context.Background(), src, sb.Name); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("deleting it again: %v", err)
 	}
 	if _, _, err := delta.ReadSuperblock(src, sb.Name); !errors.Is(err, repo.ErrNotFound) {

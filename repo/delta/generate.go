@@ -302,7 +302,7 @@ func Generate(ctx context.Context, r *repo.Repo, opts GenerateOptions) (*Superbl
 		}
 	}
 	if opts.Dir == "" {
-		if _, err := Reindex(r, ReindexOptions{To: []repo.ID{name.To}, NoSync: opts.NoSync}); err != nil {
+		if _, err := Reindex(ctx, r, ReindexOptions{To: []repo.ID{name.To}, NoSync: opts.NoSync}); err != nil {
 			return nil, fmt.Errorf("delta %s: %w", name, err)
 		}
 	}

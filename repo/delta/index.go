@@ -2,6 +2,7 @@ package delta
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -184,15 +185,17 @@ type ReindexOptions struct {
 // index of a commit no delta leads to any more is removed. It returns the
 // indexes stored for the commits concerned, sorted by commit. Generate
 // and Delete call it for the commit they concern; UpdateSummary for all.
-func Reindex(r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
-	return reindex(r, opts, nil, nil)
+// It waits for another writer of the indexes as for the repository lock:
+// until ctx ends or the lock timeout passes (then repo.ErrLocked).
+func Reindex(ctx context.Context, r *repo.Repo, opts ReindexOptions) ([]IndexRef, error) {
+	return reindex(ctx, r, opts, nil, nil)
 }
 
 // reindex is Reindex leaving out of the indexes the delta without, when
 // not nil, and then running then (when not nil) under the indexes' lock:
 // Delete removes that delta there, so that no other reindex names it
 // again in between.
-func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error) ([]IndexRef, error) {
+func reindex(ctx context.Context, r *repo.Repo, opts ReindexOptions, without *Name, then func() error) ([]IndexRef, error) {
 	if opts.To == nil && then == nil {
 		// Without deltas or indexes there is nothing to write, and no
 		// directory to make, as OSTree makes none: one made by whoever
@@ -215,14 +218,13 @@ func reindex(r *repo.Repo, opts ReindexOptions, without *Name, then func() error
 	}
 	// One reindex at a time, so that two writers of one commit's index
 	// (two generations, say) cannot each leave out the other's delta.
-	d, err := os.Open(dir)
+	// Waited for as the repository lock is: a holder that hangs must not
+	// hang every generation, delete and summary update after it.
+	lk, err := r.LockPath(ctx, dir, true)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
-	}
+	defer lk.Unlock()
 	concerned := map[repo.ID]bool{}
 	for _, to := range opts.To {
 		concerned[to] = true

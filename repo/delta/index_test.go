@@ -2,6 +2,7 @@ package delta_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,11 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/otree/otree/internal/testtree"
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/delta"
+	"golang.org/x/sys/unix"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/delta-index.json")
@@ -198,14 +201,14 @@ func TestIndexKeptByGenerateDeleteReindex(t *testing.T) {
 		t.Fatalf("ListIndexes = %v, %v", ids, err)
 	}
 
-	if err := delta.Delete(src, sb.Name); err != nil {
+	if err := delta.Delete(context.Background(), src, sb.Name); err != nil {
 		t.Fatal(err)
 	}
 	want.Deltas = want.Deltas[:1]
 	if diff := cmp.Diff(want, readIndex(t, src, b)); diff != "" {
 		t.Fatalf("index after delete (-want +got):\n%s", diff)
 	}
-	if err := delta.Delete(src, scratch); err != nil {
+	if err := delta.Delete(context.Background(), src, scratch); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := delta.ReadIndex(src, b); !errors.Is(err, repo.ErrNotFound) {
@@ -223,7 +226,7 @@ func TestIndexKeptByGenerateDeleteReindex(t *testing.T) {
 	tmp := filepath.Join(src.Path(delta.IndexDir), "."+b.String()+".index.tmp-1")
 	os.WriteFile(tmp, []byte("half"), 0o644)
 	// Only the commit asked for.
-	refs, err := delta.Reindex(src, delta.ReindexOptions{To: []repo.ID{b}, NoSync: true})
+	refs, err := delta.Reindex(context.Background(), src, delta.ReindexOptions{To: []repo.ID{b}, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +238,7 @@ func TestIndexKeptByGenerateDeleteReindex(t *testing.T) {
 		t.Errorf("Reindex(b) touched the index of a: %v", err)
 	}
 	// Everything.
-	if refs, err = delta.Reindex(src, delta.ReindexOptions{NoSync: true}); err != nil || len(refs) != 1 || refs[0].To != b {
+	if refs, err = delta.Reindex(context.Background(), src, delta.ReindexOptions{NoSync: true}); err != nil || len(refs) != 1 || refs[0].To != b {
 		t.Fatalf("Reindex() = %v, %v", refs, err)
 	}
 	for _, p := range []string{src.Path(delta.IndexRel(a)), tmp} {
@@ -283,7 +286,7 @@ func TestDeleteOnFullDisk(t *testing.T) {
 	}
 	want := &delta.Index{To: b, Deltas: []delta.IndexEntry{{Superblock: superblockSum(t, r, scratch)}}}
 	testtree.FillTo(t, mnt, 0)
-	if err := delta.Delete(r, parent); err != nil {
+	if err := delta.Delete(context.Background(), r, parent); err != nil {
 		t.Fatalf("deleting delta %s on a full filesystem: %v", parent, err)
 	}
 	if diff := cmp.Diff(want, readIndex(t, r, b)); diff != "" {
@@ -305,11 +308,93 @@ func TestReindexWithoutDeltasMakesNoDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	refs, err := delta.Reindex(r, delta.ReindexOptions{NoSync: true})
+	refs, err := delta.Reindex(context.Background(), r, delta.ReindexOptions{NoSync: true})
 	if err != nil || len(refs) != 0 {
 		t.Fatalf("Reindex without deltas = %v, %v", refs, err)
 	}
 	if _, err := os.Lstat(r.Path(delta.IndexDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s after a reindex without deltas: %v, want none", delta.IndexDir, err)
+	}
+}
+
+// The indexes' lock is waited for as the repository lock is: a holder that
+// hangs (stopped, or on a stalled filesystem) fails a generation, delete,
+// reindex or summary update with ErrLocked after the lock timeout, and a
+// cancelled context ends the wait, rather than leaving them blocked, deaf
+// even to an interrupt, until the holder lets go.
+func TestIndexLockWaitEnds(t *testing.T) {
+	src, _, a, b, sb := setup(t, delta.GenerateOptions{NoSync: true})
+	d, err := os.Open(src.Path(delta.IndexDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// Another open file description: it conflicts with the flock
+	// reindexing takes as another process's would.
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			unix.Flock(int(d.Fd()), unix.LOCK_UN)
+		}
+	}
+	defer release()
+	// within runs f, failing the test if it has not returned in 10 s;
+	// the lock is then let go, so that f ends.
+	within := func(what string, f func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			release()
+			<-done
+			t.Fatalf("%s still waiting for the delta indexes' lock after 10 s", what)
+			return nil
+		}
+	}
+
+	src.SetLockTimeout(100 * time.Millisecond)
+	calls := []struct {
+		what string
+		f    func() error
+	}{
+		{"Reindex", func() error {
+			_, err := delta.Reindex(context.Background(), src, delta.ReindexOptions{NoSync: true})
+			return err
+		}},
+		{"Delete", func() error { return delta.Delete(context.Background(), src, sb.Name) }},
+		{"Generate", func() error {
+			_, err := delta.Generate(context.Background(), src, delta.GenerateOptions{To: b, NoSync: true})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		err := within(c.what, c.f)
+		if !errors.Is(err, repo.ErrLocked) || !strings.Contains(err.Error(), delta.IndexDir) {
+			t.Errorf("%s with the indexes locked: %v, want ErrLocked naming %s", c.what, err, delta.IndexDir)
+		}
+	}
+	if _, _, err := delta.ReadSuperblock(src, sb.Name); err != nil {
+		t.Errorf("a Delete that could not lock the indexes removed the delta: %v", err)
+	}
+	if x := readIndex(t, src, b); len(x.Deltas) != 1 || x.Deltas[0].From != a {
+		t.Errorf("index after the failed calls: %+v, want the one delta from %s", x, a)
+	}
+
+	src.SetLockTimeout(-1)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err = within("Reindex without a timeout", func() error {
+		_, err := delta.Reindex(ctx, src, delta.ReindexOptions{NoSync: true})
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Reindex with its context cancelled while waiting: %v, want context.Canceled", err)
 	}
 }

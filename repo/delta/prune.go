@@ -45,7 +45,7 @@ func Prune(ctx context.Context, r *repo.Repo, opts repo.PruneOptions, alsoTo ...
 				return fmt.Errorf("deleting delta %s: %w", n, err)
 			}
 			if !opts.NoPrune {
-				err := Delete(r, n)
+				err := Delete(ctx, r, n)
 				if errors.Is(err, ErrNoDelta) {
 					// Another delete removed it since it was listed:
 					// what this prune would have done.

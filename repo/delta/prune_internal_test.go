@@ -129,7 +129,7 @@ func TestPruneConcurrentDeleteOfDelta(t *testing.T) {
 	}
 	defer other.Close()
 	testHookOrphans = func() {
-		if err := Delete(other, Name{From: old, To: top}); err != nil {
+		if err := Delete(context.Background(), other, Name{From: old, To: top}); err != nil {
 			t.Error(err)
 		}
 	}

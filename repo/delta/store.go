@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,15 +72,16 @@ func ReadSuperblock(r *repo.Repo, n Name) (*Superblock, []byte, error) {
 // The index is rewritten first, then the directory renamed away, so a
 // reader never sees a delta with some of its parts gone, nor an index
 // naming a delta that is gone. An index a full filesystem keeps from being
-// rewritten is removed instead, and written after the delta is gone.
-func Delete(r *repo.Repo, n Name) error {
+// rewritten is removed instead, and written after the delta is gone. ctx
+// ends the wait for the indexes' lock, as in Reindex.
+func Delete(ctx context.Context, r *repo.Repo, n Name) error {
 	if _, err := os.Stat(Path(r, n)); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", n, ErrNoDelta)
 	}
 	// A crash between the two leaves a delta no index names, which a
 	// rerun deletes, never an index naming one that is gone, which pulls
 	// would fetch.
-	_, err := reindex(r, ReindexOptions{To: []repo.ID{n.To}}, &n, func() error { return remove(r, n) })
+	_, err := reindex(ctx, r, ReindexOptions{To: []repo.ID{n.To}}, &n, func() error { return remove(r, n) })
 	return err
 }
 

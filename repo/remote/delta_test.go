@@ -1,6 +1,7 @@
 package remote_test
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -161,7 +162,7 @@ func TestPullUsesDelta(t *testing.T) {
 		}
 		dest.SetRef("origin:os/stable", a)
 		if !disable {
-			if err := delta.Delete(o.r, name); err != nil {
+			if err := delta.Delete(context.Background(), o.r, name); err != nil {
 				t.Fatal(err)
 			}
 			remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true})

@@ -44,7 +44,7 @@ func TestDeltaRefsSkipsDeletedDelta(t *testing.T) {
 	if err != nil || len(names) != 2 {
 		t.Fatalf("deltas listed: %v, %v; want 2", names, err)
 	}
-	if err := delta.Delete(r, gone); err != nil {
+	if err := delta.Delete(context.Background(), r, gone); err != nil {
 		t.Fatal(err)
 	}
 	refs, err := deltaRefs(r, names)

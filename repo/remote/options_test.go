@@ -1,6 +1,7 @@
 package remote_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,7 +72,7 @@ func TestPullTimestampCheck(t *testing.T) {
 			if _, err := delta.Generate(ctx, o.r, delta.GenerateOptions{From: cur, To: old, NoSync: true}); err != nil {
 				t.Fatal(err)
 			}
-		} else if err := delta.Delete(o.r, name); err != nil {
+		} else if err := delta.Delete(context.Background(), o.r, name); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := remote.UpdateSummary(ctx, o.r, remote.SummaryOptions{NoSync: true}); err != nil {

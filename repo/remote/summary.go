@@ -243,7 +243,7 @@ func UpdateSummary(ctx context.Context, r *repo.Repo, opts SummaryOptions) (*Sum
 		}
 		s.Refs = append(s.Refs, ref)
 	}
-	if s.DeltaIndexes, err = delta.Reindex(r, delta.ReindexOptions{NoSync: opts.NoSync}); err != nil {
+	if s.DeltaIndexes, err = delta.Reindex(ctx, r, delta.ReindexOptions{NoSync: opts.NoSync}); err != nil {
 		return nil, err
 	}
 	if s.Deltas, err = listDeltas(r); err != nil {
