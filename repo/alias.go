@@ -220,6 +220,9 @@ func (r *Repo) SetAlias(name, target string) error {
 	if err != nil {
 		return err
 	}
+	if err := removeRefLeftovers(p); err != nil {
+		return fmt.Errorf("writing alias %s: %w", name, err)
+	}
 	dir := filepath.Dir(p)
 	made, err := durable.MakeDirs(dir, durable.DirPerm, r.Fsync())
 	if err != nil {

@@ -169,10 +169,50 @@ func (r *Repo) checkBranchPlace(name, final string, gone func(string) bool) erro
 			return &RefClashError{Ref: name, Other: b.Name}
 		}
 	}
-	if len(below) == 0 {
+	if len(below) == 0 && !onlyRefLeftovers(r.refPath(final)) {
 		return fmt.Errorf("cannot write ref %s: %s is a directory", name, r.refPath(final))
 	}
-	return nil // every ref below it is deleted first
+	return nil // every ref below it is deleted first, or there is none
+}
+
+// onlyRefLeftovers tells whether the directory dir, at a ref's place but
+// holding no ref, holds nothing but what killed ref writes and deletions
+// leave: directories, empty or of such leftovers, and temporary files.
+// Writing the ref removes them (removeRefLeftovers), as OSTree's write
+// replaces an empty directory; anything else keeps the ref from being
+// written.
+func onlyRefLeftovers(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.IsDir():
+			if !onlyRefLeftovers(p) {
+				return false
+			}
+		case !e.Type().IsRegular() || !durable.IsTemp(e.Name()):
+			return false
+		}
+	}
+	return true
+}
+
+// removeRefLeftovers removes the directory at p, the place of a ref to be
+// written, when it holds only leftovers (onlyRefLeftovers). The caller
+// holds the refs lock: no ref write is going on, so every temporary file
+// there is a dead writer's.
+func removeRefLeftovers(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.IsDir() || !onlyRefLeftovers(p) {
+		return nil // a directory of anything else fails the write itself
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("removing %s, left by a killed ref write: %w", p, err)
+	}
+	return nil
 }
 
 // refParents returns the refs whose paths are directories of ref name's
@@ -391,6 +431,9 @@ func (r *Repo) refPlace(name string, sync bool) (string, []string, error) {
 		return "", nil, err
 	}
 	p := r.refPath(final)
+	if err := removeRefLeftovers(p); err != nil {
+		return "", nil, fmt.Errorf("writing ref %s: %w", name, err)
+	}
 	made, err := durable.MakeDirs(filepath.Dir(p), durable.DirPerm, sync)
 	if err != nil {
 		return "", nil, fmt.Errorf("writing ref %s: %w", name, err)

@@ -457,3 +457,56 @@ func TestCorruptRefContentNotQuoted(t *testing.T) {
 		t.Errorf("ListRefs: %v", err)
 	}
 }
+
+// A ref write or deletion killed half-way can leave, at a ref's place, a
+// directory holding no ref: empty (a deletion killed before it removed the
+// directories it emptied) or with a temporary file (a write killed before
+// its rename). Writing that ref, or an alias there, replaces such a
+// directory, as OSTree's write replaces an empty one, instead of failing
+// for good with "is a directory"; one holding anything else still stops
+// it.
+func TestRefWriteReplacesKilledWritesLeftovers(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	heads := r.Path("refs", "heads")
+	for _, d := range []string{"empty", "temp/deep", "junk", "alias/deep"} {
+		if err := os.MkdirAll(filepath.Join(heads, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"temp/.tmp-123", "temp/deep/.tmp-456", "junk/notes"} {
+		if err := os.WriteFile(filepath.Join(heads, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.CheckRefPlace("empty"); err != nil {
+		t.Errorf("CheckRefPlace over an empty directory: %v", err)
+	}
+	if err := r.SetRef("empty", ids[0]); err != nil {
+		t.Errorf("SetRef over an empty directory: %v", err)
+	}
+	txn, err := r.Begin(context.Background(), repo.TxnOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if err := txn.SetRef("temp", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Errorf("a transaction writing a ref over a directory of temporary files: %v", err)
+	}
+	if err := r.SetAlias("alias", "empty"); err != nil {
+		t.Errorf("SetAlias over an empty directory: %v", err)
+	}
+	for _, name := range []string{"empty", "temp", "alias"} {
+		if got, err := r.ReadRef(name); err != nil || got != ids[0] {
+			t.Errorf("ref %s = %s, %v; want %s", name, got, err, ids[0])
+		}
+	}
+	if err := r.SetRef("junk", ids[0]); err == nil || !strings.Contains(err.Error(), "junk") {
+		t.Errorf("SetRef over a directory holding another file: %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(filepath.Join(heads, "junk", "notes")); err != nil {
+		t.Errorf("the refused write touched the directory in its place: %v", err)
+	}
+}
