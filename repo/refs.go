@@ -257,8 +257,11 @@ func (r *Repo) refFile(name string) (string, error) {
 	for _, c := range strings.Split(rel, string(filepath.Separator)) {
 		d = filepath.Join(d, c)
 		fi, err := os.Lstat(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			break // nothing below it either
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+			// Nothing below it either; ENOTDIR: a ref above it (a file
+			// one level up) is in the way, which a write reports as
+			// such (checkBranchPlace) and a read as no ref.
+			break
 		}
 		if err != nil {
 			return "", fmt.Errorf("ref %s: %w", name, err)
@@ -436,6 +439,12 @@ func (r *Repo) refPlace(name string, sync bool) (string, []string, error) {
 	}
 	made, err := durable.MakeDirs(filepath.Dir(p), durable.DirPerm, sync)
 	if err != nil {
+		if errors.Is(err, unix.ENOTDIR) {
+			// A ref above it is in the way: say which.
+			if cerr := r.checkBranchPlace(name, final, nil); cerr != nil {
+				return "", nil, cerr
+			}
+		}
 		return "", nil, fmt.Errorf("writing ref %s: %w", name, err)
 	}
 	return p, made, nil

@@ -510,3 +510,26 @@ func TestRefWriteReplacesKilledWritesLeftovers(t *testing.T) {
 		t.Errorf("the refused write touched the directory in its place: %v", err)
 	}
 }
+
+// A ref two or more levels below a ref ("x/a/1" below "x") is in the way
+// of that ref as one just below it is: writing it is a *RefClashError
+// naming both, reading it finds no ref, rather than both failing with
+// the "not a directory" of a path through the file "x".
+func TestRefDeepBelowRefClashes(t *testing.T) {
+	r, ids := newCommits(t, 1)
+	if err := r.SetRef("x", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"x/a", "x/a/1", "x/a/b/c"} {
+		var clash *repo.RefClashError
+		if err := r.CheckRefPlace(name); !errors.As(err, &clash) || clash.Other != "x" || !clash.Above {
+			t.Errorf("CheckRefPlace(%s) = %v, want a clash with ref x above it", name, err)
+		}
+		if err := r.SetRef(name, ids[0]); !errors.As(err, &clash) || clash.Other != "x" || !clash.Above {
+			t.Errorf("SetRef(%s) = %v, want a clash with ref x above it", name, err)
+		}
+		if _, err := r.ReadRef(name); !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("ReadRef(%s) = %v, want not found", name, err)
+		}
+	}
+}
