@@ -92,6 +92,16 @@ func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.F
 	if exclusive {
 		how = unix.LOCK_EX
 	}
+	if err := r.flockWaiting(ctx, f, how, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// flockWaiting takes an flock on f, the file at path, waiting up to the
+// lock timeout, and reporting the wait to the logger.
+func (r *Repo) flockWaiting(ctx context.Context, f *os.File, how int, path string) error {
 	timeout := time.Duration(r.lockTimeout.Load())
 	waiting := func() {
 		// The wait may be long (without limit, at
@@ -100,11 +110,7 @@ func (r *Repo) lockFile(ctx context.Context, path string, exclusive bool) (*os.F
 			l.Info("waiting for the repository lock another process holds", "lock", path, "timeout", timeoutText(timeout))
 		}
 	}
-	if err := flock(ctx, int(f.Fd()), how, timeout, path, waiting); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return flock(ctx, int(f.Fd()), how, timeout, path, waiting)
 }
 
 // LockPath takes an flock on the file or directory at path (a file is

@@ -185,7 +185,7 @@ func (r *Repo) Begin(ctx context.Context, opts TxnOptions) (*Txn, error) {
 		return nil, err
 	}
 	r.cleanStaleStaging()
-	t, err := r.begin(opts, space)
+	t, err := r.begin(ctx, opts, space)
 	if err != nil {
 		lk.Unlock()
 		return nil, err
@@ -203,12 +203,12 @@ func (r *Repo) beginHeld() (*Txn, error) {
 	if r.readOnly != nil {
 		return nil, r.errReadOnly()
 	}
-	return r.begin(TxnOptions{}, nil)
+	return r.begin(context.Background(), TxnOptions{}, nil)
 }
 
 // begin creates a transaction's staging directory; the caller holds the
-// repository lock.
-func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
+// repository lock. ctx bounds the wait for the unsynced marker.
+func (r *Repo) begin(ctx context.Context, opts TxnOptions, space *spaceBudget) (*Txn, error) {
 	// The repository-wide durability settings, OSTree's.
 	fsync, err := r.config.Bool(ConfigFsync, true)
 	if err != nil {
@@ -246,7 +246,7 @@ func (r *Repo) begin(opts TxnOptions, space *spaceBudget) (*Txn, error) {
 	t := &Txn{r: r, ctx: context.Background(), dir: dir, dirFd: int(dl.Fd()), dirLk: dl, sync: !opts.NoSync, perObject: opts.PerObjectFsync,
 		space: space, staged: map[objKey]struct{}{}, refs: map[string]ID{}, roots: map[ID][2]ID{}}
 	if !t.sync {
-		if t.unsynced, err = r.holdUnsynced(); err != nil {
+		if t.unsynced, err = r.holdUnsynced(ctx); err != nil {
 			os.RemoveAll(dir)
 			dl.Close()
 			return nil, err

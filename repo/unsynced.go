@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,8 +27,10 @@ var unsyncedHook func(step string)
 
 // holdUnsynced creates the marker for a transaction that does not sync, and
 // holds it flock'ed shared until the transaction ends, so that no one
-// removes it while that transaction may still publish.
-func (r *Repo) holdUnsynced() (*os.File, error) {
+// removes it while that transaction may still publish. A durable
+// transaction syncing holds it exclusively: that wait is bounded as the
+// repository lock's is, by ctx and the lock timeout.
+func (r *Repo) holdUnsynced(ctx context.Context) (*os.File, error) {
 	p := r.Path("tmp", unsyncedMarker)
 	for {
 		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o644)
@@ -37,9 +40,9 @@ func (r *Repo) holdUnsynced() (*os.File, error) {
 		if unsyncedHook != nil {
 			unsyncedHook("hold: opened")
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		if err := r.flockWaiting(ctx, f, unix.LOCK_SH, p); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("marking unsynced objects: %w", &os.PathError{Op: "flock", Path: p, Err: err})
+			return nil, fmt.Errorf("marking unsynced objects: %w", err)
 		}
 		// A durable transaction may have removed it between the open and
 		// the lock: then the lock is on a file no one will look at.

@@ -6,9 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/repo"
+	"golang.org/x/sys/unix"
 )
 
 // unsyncedRepo is a repository for the tests of tmp/unsynced.
@@ -260,5 +263,60 @@ func TestSetRefSyncsUnsynced(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("SetRef left objects published without a sync unsynced (marker: %v)", err)
+	}
+}
+
+// A transaction without syncs waits for a durable one syncing (which holds
+// the marker exclusively) as for the repository lock: should that one
+// hang there (stopped, say), the wait fails with ErrLocked after the lock
+// timeout, naming the marker, or ends with its context, rather than last,
+// deaf to an interrupt, until the other lets go.
+func TestUnsyncedMarkerWaitEnds(t *testing.T) {
+	u := newUnsyncedRepo(t)
+	p := u.r.Path("tmp", "unsynced")
+	f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	begin := func(ctx context.Context) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			txn, err := u.r.Begin(ctx, repo.TxnOptions{NoSync: true})
+			if err == nil {
+				txn.Abort()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			<-done
+			t.Fatal("a transaction without syncs still waiting for the marker after 10 s")
+			return nil
+		}
+	}
+	u.r.SetLockTimeout(100 * time.Millisecond)
+	if err := begin(context.Background()); !errors.Is(err, repo.ErrLocked) || !strings.Contains(err.Error(), p) {
+		t.Errorf("Begin with the marker held: %v, want ErrLocked naming %s", err, p)
+	}
+	u.r.SetLockTimeout(-1)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if err := begin(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Begin with the marker held and its context cancelled: %v, want context.Canceled", err)
+	}
+	if ents, err := os.ReadDir(u.r.Path("tmp")); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "txn-") || strings.HasPrefix(e.Name(), "new-") {
+				t.Errorf("a transaction that could not begin left %s", e.Name())
+			}
+		}
 	}
 }
