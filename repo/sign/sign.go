@@ -315,17 +315,18 @@ func DeleteSignatures(m repo.Metadata, data []byte, pubs ...ed25519.PublicKey) (
 // reports no change.
 func editCommitMeta(ctx context.Context, r *repo.Repo, id repo.ID, what string,
 	edit func(m repo.Metadata, data []byte) (repo.Metadata, int, error)) (int, error) {
-	data, err := r.ReadRaw(repo.KindCommit, id)
-	if err != nil {
-		return 0, fmt.Errorf("%s commit %s: %w", what, id, err)
-	}
 	txn, err := r.Begin(ctx, repo.TxnOptions{})
 	if err != nil {
 		return 0, err
 	}
 	defer txn.Abort()
-	// Read under the transaction (which excludes a concurrent prune) and
+	// Read under the transaction (which excludes a concurrent prune: one
+	// that deleted the commit before it began leaves nothing to sign) and
 	// the refs lock (which serialises editors of the same commit).
+	data, err := r.ReadRaw(repo.KindCommit, id)
+	if err != nil {
+		return 0, fmt.Errorf("%s commit %s: %w", what, id, err)
+	}
 	lk, err := r.LockRefs(ctx)
 	if err != nil {
 		return 0, err

@@ -9,12 +9,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/otree/otree/repo"
 	"github.com/otree/otree/repo/sign"
@@ -490,4 +494,65 @@ func TestSmallOrderKeys(t *testing.T) {
 
 func containsKey(ks []ed25519.PublicKey, k ed25519.PublicKey) bool {
 	return slices.ContainsFunc(ks, func(x ed25519.PublicKey) bool { return x.Equal(k) })
+}
+
+// lockWaitLog closes waiting once a Repo reports a wait for a lock.
+type lockWaitLog struct {
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (w *lockWaitLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("waiting for the repository lock")) {
+		w.once.Do(func() { close(w.waiting) })
+	}
+	return len(p), nil
+}
+
+// A prune that deletes a commit while signing it waits for the repository
+// lock leaves nothing signed: the commit is read once the transaction
+// holds the lock, so signing fails naming it, and writes no detached
+// metadata for a commit that is gone (it used to print "signed" and
+// leave a stray commitmeta object).
+func TestSignCommitPrunedWhileWaiting(t *testing.T) {
+	r, id := newCommit(t, "doomed")
+	_, priv := newKey(t)
+	pruner, err := repo.Open(r.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pruner.Close()
+	lk, err := pruner.LockExclusive(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &lockWaitLog{waiting: make(chan struct{})}
+	r.SetLogger(slog.New(slog.NewTextHandler(w, nil)))
+	done := make(chan error, 1)
+	go func() {
+		_, err := sign.SignCommit(context.Background(), r, id, priv)
+		done <- err
+	}()
+	select {
+	case <-w.waiting:
+	case err := <-done:
+		lk.Unlock()
+		t.Fatalf("SignCommit did not wait for the lock a prune holds: %v", err)
+	case <-time.After(20 * time.Second):
+		lk.Unlock()
+		t.Fatal("SignCommit reported no wait for the lock")
+	}
+	// What the prune does while it holds the lock.
+	if err := os.Remove(pruner.ObjectPath(repo.KindCommit, id)); err != nil {
+		t.Fatal(err)
+	}
+	lk.Unlock()
+	err = <-done
+	var missing *repo.ObjectMissingError
+	if !errors.As(err, &missing) || missing.ID != id {
+		t.Errorf("signing a commit pruned meanwhile: %v, want it named missing", err)
+	}
+	if _, serr := os.Stat(r.ObjectPath(repo.KindCommitMeta, id)); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("signing a commit pruned meanwhile left its detached metadata: %v", serr)
+	}
 }
