@@ -59,3 +59,18 @@ func TestPrintErrorLines(t *testing.T) {
 		}
 	}
 }
+
+// A word that names no command is one error line; the commands cobra
+// suggests for it come as a hint below, not as lines of the error.
+func TestUnknownCommandSuggestionIsHint(t *testing.T) {
+	c := newCLI(t)
+	for args, want := range map[string]string{
+		"summ":  "error: unknown command \"summ\" for \"otree\"\nhint: did you mean `otree summary`?\n",
+		"chec":  "error: unknown command \"chec\" for \"otree\"\nhint: did you mean `otree checkout` or `otree checksum`?\n",
+		"zzzzz": "error: unknown command \"zzzzz\" for \"otree\"\n",
+	} {
+		if res := c.fails(exitUsage, nil, args); res.stderr != want {
+			t.Errorf("otree %s: stderr %q, want %q", args, res.stderr, want)
+		}
+	}
+}

@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(out)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	if err != nil {
+		err = unknownCommand(err)
+	}
 	if err == nil && e.refsChanged {
 		err = e.autoUpdateSummary(ctx)
 	}

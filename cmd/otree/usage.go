@@ -41,6 +41,22 @@ type withUsage struct {
 
 func (u withUsage) Error() string { return u.msg + "\nUsage: " + u.use }
 
+// unknownCommand makes cobra's error for a word that names no command,
+// whose "Did you mean this?" block of suggestions spans lines, one error
+// line and a hint naming the commands it suggests; other errors are
+// returned as they are.
+func unknownCommand(err error) error {
+	msg, block, ok := strings.Cut(err.Error(), "\n\nDid you mean this?\n")
+	if !ok || !strings.HasPrefix(msg, "unknown command ") {
+		return err
+	}
+	var names []string
+	for _, s := range strings.Fields(block) {
+		names = append(names, "`otree "+s+"`")
+	}
+	return withHint(usageError{errors.New(msg)}, "did you mean "+strings.Join(names, " or ")+"?")
+}
+
 // cobraArgError reports whether err is one of cobra's argument-count
 // errors, which say nothing of what the operands are.
 func cobraArgError(err error) bool {
