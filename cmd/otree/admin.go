@@ -104,10 +104,10 @@ keeping the failed one second. Without boot counting it does nothing.`,
 				case err != nil:
 				case bc.RolledBack:
 					ds := s.Deployments()
-					fmt.Fprintf(a.stdout, "The default deployment did not complete a boot in %d tries and GRUB fell back to this one: %s is now deployment 0, the failed %s deployment 1.\n",
-						bc.Tries, ds[0].Name(), ds[1].Name())
+					fmt.Fprintf(a.stdout, "The default deployment did not complete a boot in %d tries and GRUB fell back to this one: %s is now deployment %d, the failed %s deployment %d.\n",
+						bc.Tries, ds[0].Name(), shownIndex(s, ds[0]), ds[1].Name(), shownIndex(s, ds[1]))
 				case bc.Completed:
-					fmt.Fprintf(a.stdout, "Boot of deployment 0 complete; GRUB no longer counts its tries.\n")
+					fmt.Fprintf(a.stdout, "Boot of deployment %d complete; GRUB no longer counts its tries.\n", shownIndex(s, s.Deployments()[0]))
 				case bc.Counting:
 					fmt.Fprintf(a.stdout, "This boot is not of the default deployment, whose count goes on: %d of %d tries left.\n", bc.Left, bc.Tries)
 				}

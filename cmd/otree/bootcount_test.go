@@ -178,3 +178,68 @@ echo status:; otree admin status --json
 		t.Errorf("boot-complete --json = %+v, want counting and fallback %d, as status numbers the deployment\n%s", bc, st[2].Index, out)
 	}
 }
+
+// boot-complete's line numbers the default deployment as status does:
+// 1 while a deployment is staged (0).
+func TestBootedBootCompleteNumbersAsStatus(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.1.0-2")
+	a.ok("admin", "deploy", "cli/stable")
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-3", "three\n")
+	out := b.boot(a.status().Deployments[0].Path, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
+otree admin deploy --stage cli/stable > /dev/null
+echo complete:; otree admin boot-complete
+echo status:; otree admin status --json
+`, "THREE="+tree)
+	st := bootedStatus(t, out)
+	if len(st) != 3 || !st[0].Staged || !st[1].Booted || st[1].Index != 1 {
+		t.Fatalf("status: %+v, want a staged deployment (0) and the booted default (1)", st)
+	}
+	if want := "complete:\nBoot of deployment 1 complete;"; !strings.Contains(out, want) {
+		t.Errorf("boot-complete with a deployment staged: want %q in\n%s", want, out)
+	}
+}
+
+// After GRUB's fallback, boot-complete --rollback-after-fallback numbers
+// the new default and the failed deployment as status does: from 1 while
+// a deployment is staged (0).
+func TestBootedBootCompleteRollbackNumbersAsStatus(t *testing.T) {
+	a := newAdmin(t)
+	b := newBooter(t, a)
+	a.ok("config", "set", "sysroot.bootloader", "grub2")
+	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
+	a.commit("one\n", "6.1.0-1")
+	a.ok("admin", "deploy", "cli/stable")
+	a.commit("two\n", "6.1.0-2")
+	a.ok("admin", "deploy", "cli/stable")
+	ds := a.status().Deployments
+	grubenv := filepath.Join(a.sys, "boot/grub/grubenv")
+	env, err := os.ReadFile(grubenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(grubenv, bytes.Replace(env, []byte("otree_boot_tries=2"), []byte("otree_boot_tries=0"), 1), 0o644)
+	tree := t.TempDir()
+	writeBootableTree(t, tree, "6.1.0-3", "three\n")
+	out := b.boot(ds[1].Path, `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
+otree admin deploy --stage cli/stable > /dev/null
+echo complete:; otree admin boot-complete --rollback-after-fallback
+echo status:; otree admin status --json
+`, "THREE="+tree)
+	st := bootedStatus(t, out)
+	if len(st) != 3 || !st[0].Staged || !st[1].Booted {
+		t.Fatalf("status: %+v, want a staged deployment (0) and the booted one (1)", st)
+	}
+	want := fmt.Sprintf("%s is now deployment 1, the failed %s deployment 2.", filepath.Base(ds[1].Path), filepath.Base(ds[0].Path))
+	if !strings.Contains(out, want) {
+		t.Errorf("boot-complete --rollback-after-fallback with a deployment staged: want %q in\n%s", want, out)
+	}
+}
