@@ -298,3 +298,41 @@ func bigCommit(t *testing.T, a *admin, kver string, seed uint64) string {
 	testtree.Create(t, filepath.Join(dir, "usr/share"), randomTree(rand.New(rand.NewPCG(seed, seed)), 300, 100, 4))
 	return strings.TrimSpace(a.ok("commit", "-b", "cli/stable", dir))
 }
+
+// A SIGINT the process started with ignored stays ignored, as it does for
+// OSTree: a shell runs a script's background job so, and Ctrl-C, meant
+// for the job in the foreground, must not stop it. The commit reading a
+// tar from standard input gets SIGINT part way and still moves its branch.
+func TestIgnoredInterruptDoesNotStop(t *testing.T) {
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	// trap "" makes the signal ignored, and exec keeps it so for otree.
+	cmd := exec.Command("sh", "-c", `trap "" INT; exec "$0" "$@"`, exe, "--repo="+c.path, "commit", "-b", "main", "--tree=tar=-")
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// More than a pipe holds, so that once written otree is reading.
+	content := bytes.Repeat([]byte("x"), 1<<20)
+	tw := tar.NewWriter(in)
+	tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: int64(len(content))})
+	tw.Write(content[:len(content)/2])
+	cmd.Process.Signal(syscall.SIGINT)
+	// Time for a caught signal to stop the command.
+	time.Sleep(200 * time.Millisecond)
+	tw.Write(content[len(content)/2:])
+	tw.Close()
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("commit with SIGINT ignored, after SIGINT: %v; stderr %q", err, stderr.String())
+	}
+	if _, err := c.r.ReadRef("main"); err != nil {
+		t.Errorf("commit with SIGINT ignored did not move main: %v", err)
+	}
+}

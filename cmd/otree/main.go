@@ -28,11 +28,12 @@ func main() {
 	// and exits 128+signal; a second one kills at once, as the default
 	// action does (every write is safe against that).
 	ctx, cancel := context.WithCancelCause(context.Background())
+	stops := stopSignals()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, stops...)
 	go func() {
 		s := <-sigs
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		signal.Reset(stops...)
 		cancel(interrupted{s.(syscall.Signal)})
 	}()
 	// A write to a closed pipe returns EPIPE rather than killing the
@@ -44,4 +45,16 @@ func main() {
 		dieOfBrokenPipe()
 	}
 	os.Exit(code)
+}
+
+// stopSignals returns the signals that stop a command, less those the
+// process started with ignored: a shell runs a script's background job
+// with SIGINT ignored so that Ctrl-C stops only the foreground one, and
+// catching it would undo that.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{syscall.SIGTERM}
+	if !signal.Ignored(os.Interrupt) {
+		sigs = append(sigs, os.Interrupt)
+	}
+	return sigs
 }
