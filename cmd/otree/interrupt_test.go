@@ -24,8 +24,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SIGINT or SIGTERM stops a commit that waits on a tar from standard
-// input (a writer that stalled): it exits 128+signal at once, naming the
+// SIGINT, SIGTERM or SIGHUP stops a commit that waits on a tar from
+// standard input (a writer that stalled): it exits 128+signal at once, naming the
 // signal and that the branch is unmoved, and the branch is where it was
 // with no transaction left behind. A checkout reading --from-stdin stops
 // the same way.
@@ -40,6 +40,7 @@ func TestInterruptedWhileReadingStdin(t *testing.T) {
 	}{
 		{syscall.SIGINT, 130, "SIGINT", []string{"commit", "-b", "main", "--tree=tar=-"}, "branch main is unmoved"},
 		{syscall.SIGTERM, 143, "SIGTERM", []string{"commit", "-b", "main", "--tree=tar=-"}, "branch main is unmoved"},
+		{syscall.SIGHUP, 129, "SIGHUP", []string{"commit", "-b", "main", "--tree=tar=-"}, "branch main is unmoved"},
 		{syscall.SIGINT, 130, "SIGINT", []string{"checkout", "--from-stdin", "DEST"}, "standard input"},
 	} {
 		c := newCLI(t)
@@ -299,40 +300,46 @@ func bigCommit(t *testing.T, a *admin, kver string, seed uint64) string {
 	return strings.TrimSpace(a.ok("commit", "-b", "cli/stable", dir))
 }
 
-// A SIGINT the process started with ignored stays ignored, as it does for
-// OSTree: a shell runs a script's background job so, and Ctrl-C, meant
-// for the job in the foreground, must not stop it. The commit reading a
-// tar from standard input gets SIGINT part way and still moves its branch.
-func TestIgnoredInterruptDoesNotStop(t *testing.T) {
+// A SIGINT or SIGHUP the process started with ignored stays ignored, as
+// it does for OSTree: a shell runs a script's background job with SIGINT
+// ignored, so that Ctrl-C, meant for the job in the foreground, does not
+// stop it, and nohup its command with SIGHUP ignored. The commit reading
+// a tar from standard input gets the signal part way and still moves its
+// branch.
+func TestIgnoredSignalDoesNotStop(t *testing.T) {
 	exe, env := otreeBinary(t)
-	c := newCLI(t)
-	// trap "" makes the signal ignored, and exec keeps it so for otree.
-	cmd := exec.Command("sh", "-c", `trap "" INT; exec "$0" "$@"`, exe, "--repo="+c.path, "commit", "-b", "main", "--tree=tar=-")
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// More than a pipe holds, so that once written otree is reading.
-	content := bytes.Repeat([]byte("x"), 1<<20)
-	tw := tar.NewWriter(in)
-	tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: int64(len(content))})
-	tw.Write(content[:len(content)/2])
-	cmd.Process.Signal(syscall.SIGINT)
-	// Time for a caught signal to stop the command.
-	time.Sleep(200 * time.Millisecond)
-	tw.Write(content[len(content)/2:])
-	tw.Close()
-	in.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("commit with SIGINT ignored, after SIGINT: %v; stderr %q", err, stderr.String())
-	}
-	if _, err := c.r.ReadRef("main"); err != nil {
-		t.Errorf("commit with SIGINT ignored did not move main: %v", err)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		name := unix.SignalName(sig)
+		c := newCLI(t)
+		// trap "" makes the signal ignored, and exec keeps it so for otree.
+		trap := fmt.Sprintf(`trap "" %s; exec "$0" "$@"`, strings.TrimPrefix(name, "SIG"))
+		cmd := exec.Command("sh", "-c", trap, exe, "--repo="+c.path, "commit", "-b", "main", "--tree=tar=-")
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// More than a pipe holds, so that once written otree is reading.
+		content := bytes.Repeat([]byte("x"), 1<<20)
+		tw := tar.NewWriter(in)
+		tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: int64(len(content))})
+		tw.Write(content[:len(content)/2])
+		cmd.Process.Signal(sig)
+		// Time for a caught signal to stop the command.
+		time.Sleep(200 * time.Millisecond)
+		tw.Write(content[len(content)/2:])
+		tw.Close()
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("commit with %s ignored, after %s: %v; stderr %q", name, name, err, stderr.String())
+		}
+		if _, err := c.r.ReadRef("main"); err != nil {
+			t.Errorf("commit with %s ignored did not move main: %v", name, err)
+		}
 	}
 }

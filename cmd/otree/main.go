@@ -24,9 +24,10 @@ func main() {
 	if loc, ok := datetime.LocalFromEnv(); ok {
 		time.Local = loc
 	}
-	// The first SIGINT or SIGTERM cancels the command, which cleans up
-	// and exits 128+signal; a second one kills at once, as the default
-	// action does (every write is safe against that).
+	// The first SIGINT, SIGTERM or SIGHUP (a closed terminal or ssh
+	// session) cancels the command, which cleans up and exits
+	// 128+signal; a second one kills at once, as the default action
+	// does (every write is safe against that).
 	ctx, cancel := context.WithCancelCause(context.Background())
 	stops := stopSignals()
 	sigs := make(chan os.Signal, 1)
@@ -49,12 +50,14 @@ func main() {
 
 // stopSignals returns the signals that stop a command, less those the
 // process started with ignored: a shell runs a script's background job
-// with SIGINT ignored so that Ctrl-C stops only the foreground one, and
-// catching it would undo that.
+// with SIGINT ignored so that Ctrl-C stops only the foreground one, nohup
+// runs its command with SIGHUP ignored, and catching them would undo that.
 func stopSignals() []os.Signal {
 	sigs := []os.Signal{syscall.SIGTERM}
-	if !signal.Ignored(os.Interrupt) {
-		sigs = append(sigs, os.Interrupt)
+	for _, s := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
 	}
 	return sigs
 }

@@ -29,8 +29,8 @@ const (
 	exitOK    = 0
 	exitError = 1 // the operation failed
 	exitUsage = 2 // the command line was malformed
-	// 128+N: SIGINT or SIGTERM (N) stopped the command, as a shell reports
-	// a process its signal killed.
+	// 128+N: SIGINT, SIGTERM or SIGHUP (N) stopped the command, as a
+	// shell reports a process its signal killed.
 )
 
 // interrupted is the cause of main's context when a signal cancelled it.
