@@ -113,7 +113,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if in := (interrupted{}); errors.As(context.Cause(ctx), &in) && errors.Is(err, context.Canceled) {
 		// The command's own error ends in "context canceled", which says
-		// nothing of why.
+		// nothing of why; or in the signal itself, where net/http passed
+		// up the context's cause, which is then named once, in front.
+		if msg := err.Error(); strings.HasSuffix(msg, ": "+in.Error()) {
+			err = errors.New(strings.TrimSuffix(msg, ": "+in.Error()))
+		}
 		printError(stderr, in.Error()+": ", err)
 		return 128 + int(in.sig)
 	}
