@@ -69,12 +69,13 @@ than the one it names. Then 'otree admin upgrade --deploy-only' deploys it.`,
 			po := remote.PullOptions{NoSync: noSync, Timeout: timeout, Logger: e.logger(), Mirror: mirror, SummaryCacheDir: cacheDir}
 			res, err := remote.FindRemotes(cmd.Context(), r, refs, remote.FindOptions{Finders: fs, Pull: po})
 			if err != nil {
-				return err
+				return ifStopped(err, "find-remotes stopped before its search ended: it changed nothing")
 			}
 			var pulled []remote.PulledRef
 			var pullErr error
 			if pull {
 				pulled, pullErr = remote.PullFound(cmd.Context(), r, res, refs, po)
+				pullErr = ifStopped(pullErr, "find-remotes stopped: no ref moved but those it lists as pulled")
 				e.refsChanged = true
 			}
 			if e.json {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -133,5 +134,20 @@ func TestFindRemotesConfig(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(cache, "origin-*.summary")); len(m) != 1 {
 		t.Errorf("--cache-dir holds %q, want the summary", m)
+	}
+}
+
+// find-remotes that a signal stops exits 128+signal saying it changed
+// nothing, rather than listing the remotes it stopped asking as ones
+// without the ref (exit 0, "No results.").
+func TestFindRemotesInterrupted(t *testing.T) {
+	c := newCLI(t)
+	c.ok("remote", "add", "--no-gpg-verify", "--collection-id=org.example.Os", "origin", "http://127.0.0.1:9/")
+	ctx, stop := context.WithCancelCause(context.Background())
+	stop(interrupted{syscall.SIGINT})
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"--repo=" + c.path, "find-remotes", "--finders=config", "org.example.Os", "os/stable"}, strings.NewReader(""), &out, &errb)
+	if code != 130 || !strings.Contains(errb.String(), "interrupted by SIGINT: find-remotes stopped before its search ended: it changed nothing") {
+		t.Errorf("find-remotes interrupted: exit %d, stdout %q, stderr %q; want 130 saying it stopped", code, out.String(), errb.String())
 	}
 }

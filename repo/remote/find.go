@@ -163,7 +163,8 @@ type FindResult struct {
 // commits are checked with that remote's keys; a mounted repository is
 // only taken when that remote verifies commit signatures (sign-verify). A
 // source that cannot be read is a problem of the result, not an error:
-// the others may still serve the refs.
+// the others may still serve the refs. A search ctx stopped is an error:
+// what it found is then not all there is.
 func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts FindOptions) (*FindResult, error) {
 	for _, cr := range refs {
 		if err := cr.Validate(); err != nil {
@@ -224,6 +225,10 @@ func FindRemotes(ctx context.Context, r *repo.Repo, refs []CollectionRef, opts F
 		case FinderConfig:
 			findOnRemotes(ctx, r, refs, byCollection, opts.Pull, res)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// The remotes it stopped asking are not problems of theirs.
+		return nil, fmt.Errorf("finding remotes: %w", err)
 	}
 	for _, cr := range refs {
 		if len(res.sources(cr)) == 0 {
@@ -521,7 +526,9 @@ func (fr *FindResult) sources(cr CollectionRef) []candidate {
 // collection, or with opts.Mirror as local branches. A ref never moves to
 // an older commit than the one it names (opts.TimestampCheck is always
 // on): a stale USB stick is not an update. The error lists the refs that
-// could not be pulled; the others are pulled regardless.
+// could not be pulled; the others are pulled regardless. A stop of ctx
+// ends it at once, with an error naming the ref and source it stopped,
+// and the refs pulled before it.
 func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []CollectionRef, opts PullOptions) ([]PulledRef, error) {
 	var out []PulledRef
 	var failed []string
@@ -560,6 +567,10 @@ func PullFound(ctx context.Context, r *repo.Repo, found *FindResult, refs []Coll
 			po.CollectionID = cr.CollectionID
 			po.fromMount = c.fr.Finder == FinderMount
 			res, err := Pull(ctx, r, po)
+			if err != nil && ctx.Err() != nil {
+				// Stopped, not failed: no other source, nor ref, is tried.
+				return out, fmt.Errorf("pulling %s from %s: %w", cr, shownRawURL(c.fr.URL), ctx.Err())
+			}
 			var te *TimestampError
 			if errors.As(err, &te) {
 				// As old as the commit here and one of its ancestors:

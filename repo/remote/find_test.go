@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"io/fs"
@@ -392,6 +393,30 @@ func TestPullFoundStaleAsOld(t *testing.T) {
 		t.Errorf("origin:os/stable moved to %s", id)
 	}
 	checkFsck(t, c)
+}
+
+// A stopped context stops FindRemotes and PullFound with an error that
+// says so, not a result: a remote left unasked is not one without the
+// ref, nor a pull cut short a source that failed (the next would be
+// tried, and the ref reported as one no source could serve).
+func TestFindAndPullFoundStopWithTheirContext(t *testing.T) {
+	build := collectionRepo(t, coll)
+	commitAt(t, build, "os/stable", treeV("1"), 1700000000)
+	c := client(t, newFileServer(t, build.Path()), nil)
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	res, err := remote.FindRemotes(stopped, c, []remote.CollectionRef{osStable}, remote.FindOptions{Mounts: []string{}, Pull: fastOpts()})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("FindRemotes stopped: %+v, %v; want a cancellation", res, err)
+	}
+	found := findOn(t, c, []string{}, osStable)
+	pulled, err := remote.PullFound(stopped, c, found, []remote.CollectionRef{osStable}, fastOpts())
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), osStable.String()) || len(pulled) != 0 {
+		t.Errorf("PullFound stopped: %+v, %v; want a cancellation naming %s, nothing pulled", pulled, err, osStable)
+	}
+	if _, err := c.ReadRef("origin:os/stable"); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("origin:os/stable after a stopped PullFound: %v, want none", err)
+	}
 }
 
 // TestFindRunsEachFinderOnce: a finder named twice, in the options or in
