@@ -6,7 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 )
+
+// editing is set while the editor runs: a Ctrl-C on the terminal then
+// reaches otree too, but is the editor's (ed takes it for a key), so
+// main lets SIGINT pass, as git does; the commit goes on with the message
+// written. An editor that dies of it fails the commit.
+var editing atomic.Bool
 
 // editMessage has the user write a commit message in the editor
 // pickEditor names, as OSTree's commit --editor does: the first line
@@ -37,7 +44,10 @@ func editMessage(e *env, branch, subject, body string) (string, string, error) {
 	cmd := exec.Command("/bin/sh", "-c", editor+` "$@"`, "sh", file)
 	// The CLI's own streams: the terminal when run from one.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, unwrapWriter(e.stdout), e.stderr
-	if err := cmd.Run(); err != nil {
+	editing.Store(true)
+	err = cmd.Run()
+	editing.Store(false)
+	if err != nil {
 		return "", "", fmt.Errorf("editor %q: %w", editor, err)
 	}
 	data, err := os.ReadFile(file)

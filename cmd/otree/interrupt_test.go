@@ -344,3 +344,33 @@ func TestIgnoredSignalDoesNotStop(t *testing.T) {
 		}
 	}
 }
+
+// A SIGINT while the commit message's editor runs is the editor's: Ctrl-C
+// on the terminal reaches the whole foreground job, and an editor such as
+// ed takes it for a key and goes on. The commit waits for the editor, as
+// git does, and lands with the message written, rather than dropping it
+// once the editor is done.
+func TestInterruptWhileEditingIsTheEditors(t *testing.T) {
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	src := source(t, testtree.Tree{"a": testtree.File("a", 0o644)})
+	// The editor signals otree (whose pid the shell that execs it
+	// exported), then writes the message.
+	editor := filepath.Join(t.TempDir(), "editor")
+	script := "#!/bin/sh\nkill -INT \"$OTREE_PID\"\nsleep 1\necho edited > \"$1\"\n"
+	if err := os.WriteFile(editor, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `export OTREE_PID=$$; exec "$0" "$@"`, exe, "--repo="+c.path, "commit", "-b", "main", "--editor", src)
+	cmd.Env = append(env, "OTREE_EDITOR="+editor, "TERM=xterm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("commit with SIGINT while editing: %v\n%s", err, out)
+	}
+	head, err := c.r.ReadRef("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm, err := c.r.ReadCommit(head); err != nil || cm.Subject != "edited" {
+		t.Errorf("commit %s: %+v, %v; want the subject the editor wrote", head, cm, err)
+	}
+}

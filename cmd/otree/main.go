@@ -33,9 +33,14 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stops...)
 	go func() {
-		s := <-sigs
-		signal.Reset(stops...)
-		cancel(interrupted{s.(syscall.Signal)})
+		for s := range sigs {
+			if s == os.Interrupt && editing.Load() {
+				continue // the editor's (editing)
+			}
+			signal.Reset(stops...)
+			cancel(interrupted{s.(syscall.Signal)})
+			return
+		}
 	}()
 	// A write to a closed pipe returns EPIPE rather than killing the
 	// process mid-command (a commit before its summary update): run
