@@ -238,7 +238,7 @@ the mount is written anew.`,
 			for _, ur := range repos {
 				fmt.Fprintf(e.stdout, "Copied %d/%d refs of %s from %s to %s.\n", len(ur.Refs), countColl(refs, ur.CollectionID), ur.CollectionID, r.Path(), ur.Path)
 			}
-			return err
+			return ifStopped(err, "create-usb stopped: what it copied stays on the mount, and running it again completes the copy")
 		},
 	}
 	fl := c.Flags()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/otree/otree/internal/testtree"
 )
 
 // runIn runs otree on the repository at repoPath and fails the test on a
@@ -149,5 +151,24 @@ func TestFindRemotesInterrupted(t *testing.T) {
 	code := run(ctx, []string{"--repo=" + c.path, "find-remotes", "--finders=config", "org.example.Os", "os/stable"}, strings.NewReader(""), &out, &errb)
 	if code != 130 || !strings.Contains(errb.String(), "interrupted by SIGINT: find-remotes stopped before its search ended: it changed nothing") {
 		t.Errorf("find-remotes interrupted: exit %d, stdout %q, stderr %q; want 130 saying it stopped", code, out.String(), errb.String())
+	}
+}
+
+// create-usb that a signal stops says what it left, as every command a
+// signal stops does, and running it again completes the copy.
+func TestCreateUSBInterrupted(t *testing.T) {
+	c := newCLI(t)
+	c.ok("config", "set", "core.collection-id", "org.example.Os")
+	c.commitTree("os/stable", source(t, testtree.Tree{"a": testtree.File("a", 0o644)}), "one", 1)
+	stick := t.TempDir()
+	ctx, stop := context.WithCancelCause(context.Background())
+	stop(interrupted{syscall.SIGINT})
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"--repo=" + c.path, "create-usb", stick, "org.example.Os", "os/stable"}, strings.NewReader(""), &out, &errb)
+	if code != 130 || !strings.Contains(errb.String(), "interrupted by SIGINT: create-usb stopped: what it copied stays on the mount, and running it again completes the copy") {
+		t.Errorf("create-usb interrupted: exit %d, stderr %q; want 130 saying what it left", code, errb.String())
+	}
+	if out := c.ok("create-usb", stick, "org.example.Os", "os/stable"); !strings.Contains(out, "Copied 1/1 refs") {
+		t.Errorf("create-usb again: %q", out)
 	}
 }
