@@ -948,7 +948,7 @@ were.`,
 					fmt.Fprintln(a.stdout, "No deployment is staged.")
 					return nil
 				}
-				return a.printDeploy(s, res, err)
+				return adminStopped(a.printDeploy(s, res, err), "finalize-staged", "the deployment stays staged, for the next finalize")
 			})
 		},
 	}

@@ -192,7 +192,8 @@ func TestInterruptedPull(t *testing.T) {
 // so: prune deleted only what no kept commit needs, fsck --delete deleted
 // nothing, a deploy stopped before its switch left the deployments as
 // they were and removed what it wrote, and one stopped in the cleanup
-// after its switch says the change is made. strace sends the signal at a
+// after its switch says the change is made. finalize-staged stopped
+// before its switch leaves the deployment staged for the next one. strace sends the signal at a
 // syscall each makes once (-P: on that path only); CI needs strace.
 func TestInterruptedSays(t *testing.T) {
 	strace := testbin.NeedStrace(t)
@@ -270,6 +271,23 @@ func TestInterruptedSays(t *testing.T) {
 				}
 			}
 		}, "deploy stopped after its change was made (`otree admin status` shows it): only the cleanup after it was cut short"},
+		{"finalize-staged before its switch", "TERM", 143, func(t *testing.T) ([]string, string, string, func(*testing.T)) {
+			a := newAdmin(t)
+			a.ok("admin", "deploy", "--os=cli", a.commit("one\n", "6.1.0-1"))
+			c2 := a.commit("two\n", "6.1.0-2")
+			a.ok("admin", "deploy", "--os=cli", "--stage", c2)
+			before := a.status()
+			// Signalled as /etc is merged again aside, before the switch.
+			aside := filepath.Join(a.sys, "otree/deploy/cli/deploy", c2+".0", ".etc-merge.tmp")
+			return []string{"admin", "--sysroot=" + a.sys, "finalize-staged"}, aside, "mkdirat", func(t *testing.T) {
+				if diff := cmp.Diff(before, a.status()); diff != "" {
+					t.Errorf("deployments changed (-before +after):\n%s", diff)
+				}
+				if out := a.ok("admin", "finalize-staged"); !strings.Contains(out, "Deployed cli "+c2+".0 as deployment 0") {
+					t.Errorf("the finalize after it printed %q, want %s deployed first", out, c2)
+				}
+			}
+		}, "finalize-staged stopped: the deployments and boot entries are as they were; the deployment stays staged, for the next finalize"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args, at, call, check := tc.setup(t)
