@@ -372,7 +372,7 @@ of the commits no ref reaches any more, with their objects (--no-prune: not).`,
 				opts.Origin = data
 			}
 			return a.inSysroot(func(s *deploy.Sysroot) error {
-				b := newBar(a.stderr)
+				b := a.newBar()
 				if b != nil {
 					opts.Progress = func(st checkout.Stats) { b.draw("Checking out", st.Files, "files", st.Bytes) }
 				}
@@ -564,7 +564,7 @@ func newFollowCommand(a *adminEnv, c *cobra.Command) *cobra.Command {
 			}
 			var b *bar
 			if !a.json {
-				b = newBar(a.stderr)
+				b = a.newBar()
 			}
 			if b != nil {
 				opts.Pull.Progress = pullProgress(b)

@@ -194,7 +194,7 @@ func runCheckout(cmd *cobra.Command, e *env, o *checkout.Options, f *checkoutFla
 			return err
 		}
 		opts.Subpath = j.subpath
-		b := newBar(e.stderr)
+		b := e.newBar()
 		if b != nil {
 			opts.Progress = func(s checkout.Stats) { b.draw("Checking out", s.Files, "files", s.Bytes) }
 		}

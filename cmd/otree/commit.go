@@ -308,7 +308,7 @@ func runCommit(cmd *cobra.Command, e *env, f *commitFlags, args []string) error 
 	if f.generateSizes && r.Mode() != repo.ModeArchive {
 		fmt.Fprintf(e.stderr, "note: --generate-sizes records nothing in a %s repository (pulls read archive ones)\n", r.Mode())
 	}
-	b := newBar(e.stderr)
+	b := e.newBar()
 	if b != nil {
 		opts.Progress = func(s commit.Stats) { b.draw("Scanning", s.Files, "files", s.BytesScanned) }
 	}

@@ -79,7 +79,7 @@ func runFsck(cmd *cobra.Command, e *env, f *fsckFlags) error {
 		AddTombstones: f.addTombstones}
 	var b *bar
 	if !e.json && !f.quiet {
-		b = newBar(e.stderr)
+		b = e.newBar()
 	}
 	if b != nil {
 		opts.Progress = func(p repo.FsckProgress) {

@@ -25,7 +25,7 @@ type bar struct {
 	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
-	drawn bool
+	drawn bool // the cursor's line holds the bar
 }
 
 // newBar returns a bar drawn on w, or nil (which draws nothing) when w is
@@ -36,6 +36,34 @@ func newBar(w io.Writer) *bar {
 		return nil
 	}
 	return &bar{w: w, start: time.Now()}
+}
+
+// newBar returns a bar drawn on standard error (nil where none is), that
+// the logger's records take turns with.
+func (e *env) newBar() *bar {
+	b := newBar(e.stderr)
+	if b != nil {
+		e.shownBar.Store(b)
+	}
+	return b
+}
+
+// logWriter is standard error as the logger writes it: a record that
+// comes while a bar is drawn (a pull's retry) clears the bar's line and
+// takes it, rather than go on after the bar's text; the bar's next draw
+// is on the line after the record.
+type logWriter struct{ e *env }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	if b := l.e.shownBar.Load(); b != nil {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.drawn {
+			fmt.Fprint(b.w, "\r\033[K")
+			b.drawn = false
+		}
+	}
+	return l.e.stderr.Write(p)
 }
 
 // fit cuts line to the width of the terminal w is, less one column: a
@@ -108,6 +136,7 @@ func (b *bar) done() {
 	defer b.mu.Unlock()
 	if b.drawn {
 		fmt.Fprint(b.w, "\r\033[K")
+		b.drawn = false
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,3 +52,26 @@ var sizeText = regexp.MustCompile(`\d+(\.\d)?\x{a0}[kMGTPE]B|\d+ bytes?`)
 // normSizes replaces every size in s by SIZE, so that the output of two
 // tools that store objects differently can be compared by shape.
 func normSizes(s string) string { return sizeText.ReplaceAllString(s, "SIZE") }
+
+// A log record that comes while a progress bar is drawn (a pull's retry)
+// takes the bar's line, cleared, rather than follow the bar's text on it,
+// and the bar is drawn again after it.
+func TestLogRecordTakesTheBarsLine(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	m, s := openPTY(t)
+	e := &env{stderr: s}
+	b := e.newBar()
+	b.draw("Receiving", 3, "of 9 objects", 100)
+	e.logger().Info("retrying", "attempt", 2)
+	b.draw("Receiving", 4, "of 9 objects", 200)
+	b.done()
+	s.Close()
+	screen := readScreen(m, "")
+	i := strings.Index(screen, "level=INFO")
+	if i < 0 || !strings.HasSuffix(screen[:i], "\r\033[K") {
+		t.Errorf("terminal output %q: want the log record on a cleared line", screen)
+	}
+	if !strings.Contains(screen[i:], "\r\033[KReceiving: 4") {
+		t.Errorf("terminal output %q: want the bar drawn again after the record", screen)
+	}
+}

@@ -234,7 +234,7 @@ func runPull(cmd *cobra.Command, e *env, pull func(*repo.Repo, remote.PullOption
 	opts.Logger = e.logger()
 	var b *bar
 	if !e.json {
-		b = newBar(e.stderr)
+		b = e.newBar()
 	}
 	if b != nil {
 		opts.Progress = pullProgress(b)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unicode/utf8"
 
@@ -66,6 +67,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// shownBar is the progress bar on stderr, if one was drawn: the
+	// logger's records clear its line first (logWriter).
+	shownBar atomic.Pointer[bar]
 }
 
 // usageError marks errors in how the command was invoked.
@@ -396,7 +400,7 @@ func (e *env) logger() *slog.Logger {
 	if e.verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level,
+	return slog.New(slog.NewTextHandler(logWriter{e}, &slog.HandlerOptions{Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
 				return slog.Attr{} // the terminal's own time is enough
