@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/otree/otree/checkout"
 	"github.com/otree/otree/internal/durable"
@@ -86,9 +89,9 @@ func runExport(cmd *cobra.Command, e *env, f *exportFlags, rev string) error {
 		oldACL, _ = xattr.Get(out, aclAccess)
 	} else if err == nil && !fi.IsDir() {
 		// A device, FIFO or socket is written to, never replaced.
-		w, err := os.OpenFile(out, os.O_WRONLY, 0)
+		w, err := openWriteEnd(cmd.Context(), out, fi)
 		if err != nil {
-			return fmt.Errorf("export to %s: %w", f.output, err)
+			return ifStopped(fmt.Errorf("export to %s: %w", f.output, err), "export stopped: it wrote nothing to "+f.output)
 		}
 		if err := checkout.Export(cmd.Context(), r, id, w, opts); err != nil {
 			w.Close()
@@ -178,4 +181,33 @@ func exportUmask() os.FileMode {
 	m := unix.Umask(0o22)
 	unix.Umask(m)
 	return os.FileMode(m)
+}
+
+// fifoPoll is how often openWriteEnd looks for a FIFO's reader.
+const fifoPoll = 20 * time.Millisecond
+
+// openWriteEnd opens the device or FIFO at p, which fi describes, for
+// writing. The open of a FIFO waits for a reader, which may never come,
+// and could not end with ctx (a Ctrl-C) while it did: the FIFO is opened
+// without waiting instead, again until a reader is there or ctx ends.
+func openWriteEnd(ctx context.Context, p string, fi fs.FileInfo) (*os.File, error) {
+	if fi.Mode().Type() != fs.ModeNamedPipe {
+		return os.OpenFile(p, os.O_WRONLY, 0)
+	}
+	for {
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err == nil {
+			// Non-blocking, the descriptor goes to the runtime's
+			// poller, as an os.OpenFile of a FIFO would.
+			return os.NewFile(uintptr(fd), p), nil
+		}
+		if err != unix.ENXIO { // ENXIO: no reader yet
+			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a reader: %w", ctx.Err())
+		case <-time.After(fifoPoll):
+		}
+	}
 }

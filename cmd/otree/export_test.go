@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -530,5 +532,41 @@ func TestExportCommandKeepsReplacedFilesACL(t *testing.T) {
 	}
 	if st := lstat(t, out); st.Mode&0o777 != 0o640 || st.Size < 1024 {
 		t.Errorf("%s after export -o: mode %04o, %d bytes; want 0640 (the mask r--) and the tar", out, st.Mode&0o777, st.Size)
+	}
+}
+
+// export -o FIFO waits for the FIFO's reader, as OSTree's does, but a
+// SIGINT ends that wait: exit 130, saying nothing was written, where the
+// open of the FIFO held otree until a second signal killed it.
+func TestExportToFIFOInterruptedWaitingForReader(t *testing.T) {
+	exe, env := otreeBinary(t)
+	c := newCLI(t)
+	c.commitTree("b", source(t, testtree.Tree{"a": testtree.File("a", 0o644)}), "one", 1700000000)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "--repo="+c.path, "export", "b", "-o", fifo)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	time.Sleep(300 * time.Millisecond) // waiting for a reader by now
+	cmd.Process.Signal(syscall.SIGINT)
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatal("export -o FIFO went on waiting for a reader after SIGINT")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted by SIGINT: export stopped: it wrote nothing to "+fifo) {
+		t.Errorf("export -o FIFO after SIGINT: %v, stderr %q; want exit 130 saying it wrote nothing", err, stderr.String())
 	}
 }
