@@ -89,14 +89,7 @@ func TestBootCountSyncedBeforeSwitch(t *testing.T) {
 // otree-boot-complete.service runs) ends the count; booted from the
 // previous one, after a fallback, it fails and the count stays.
 func TestBootedBootComplete(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.ok("config", "set", "sysroot.bootloader", "grub2")
-	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "cli/stable")
-	a.commit("two\n", "6.1.0-2")
-	a.ok("admin", "deploy", "cli/stable")
+	a, b := countedTwoDeployments(t)
 	ds := a.status().Deployments
 	// Deployment 1 chosen by hand: the default's count goes on.
 	out := b.boot(ds[1].Path, `otree admin boot-complete
@@ -142,9 +135,10 @@ otree admin status | grep "boot:" || echo no-count`)
 	}
 }
 
-// boot-complete --json numbers the deployment GRUB falls back to as status
-// does, also while a deployment is staged (0).
-func TestBootedBootCompleteJSONFallbackIndex(t *testing.T) {
+// countedTwoDeployments deploys two commits with boot counting on (two
+// tries), the second the default.
+func countedTwoDeployments(t *testing.T) (*admin, *booter) {
+	t.Helper()
 	a := newAdmin(t)
 	b := newBooter(t, a)
 	a.ok("config", "set", "sysroot.bootloader", "grub2")
@@ -153,15 +147,28 @@ func TestBootedBootCompleteJSONFallbackIndex(t *testing.T) {
 	a.ok("admin", "deploy", "cli/stable")
 	a.commit("two\n", "6.1.0-2")
 	a.ok("admin", "deploy", "cli/stable")
+	return a, b
+}
+
+// stageThird returns the lines of a boot script that commit a third
+// bootable tree and stage it, from the booted system.
+func stageThird(t *testing.T) string {
 	tree := t.TempDir()
 	writeBootableTree(t, tree, "6.1.0-3", "three\n")
+	return `
+"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable '` + tree + `' > /dev/null
+otree admin deploy --stage cli/stable > /dev/null`
+}
+
+// boot-complete --json numbers the deployment GRUB falls back to as status
+// does, also while a deployment is staged (0).
+func TestBootedBootCompleteJSONFallbackIndex(t *testing.T) {
+	a, b := countedTwoDeployments(t)
 	// Booted from deployment 1 by hand: the default's count goes on.
-	out := b.boot(a.status().Deployments[1].Path, `
-"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
-otree admin deploy --stage cli/stable > /dev/null
+	out := b.boot(a.status().Deployments[1].Path, stageThird(t)+`
 echo complete:; otree admin boot-complete --json
 echo status:; otree admin status --json
-`, "THREE="+tree)
+`)
 	_, js, _ := strings.Cut(out, "complete:\n")
 	var bc struct {
 		Counting bool
@@ -182,22 +189,11 @@ echo status:; otree admin status --json
 // boot-complete's line numbers the default deployment as status does:
 // 1 while a deployment is staged (0).
 func TestBootedBootCompleteNumbersAsStatus(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.ok("config", "set", "sysroot.bootloader", "grub2")
-	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "cli/stable")
-	a.commit("two\n", "6.1.0-2")
-	a.ok("admin", "deploy", "cli/stable")
-	tree := t.TempDir()
-	writeBootableTree(t, tree, "6.1.0-3", "three\n")
-	out := b.boot(a.status().Deployments[0].Path, `
-"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
-otree admin deploy --stage cli/stable > /dev/null
+	a, b := countedTwoDeployments(t)
+	out := b.boot(a.status().Deployments[0].Path, stageThird(t)+`
 echo complete:; otree admin boot-complete
 echo status:; otree admin status --json
-`, "THREE="+tree)
+`)
 	st := bootedStatus(t, out)
 	if len(st) != 3 || !st[0].Staged || !st[1].Booted || st[1].Index != 1 {
 		t.Fatalf("status: %+v, want a staged deployment (0) and the booted default (1)", st)
@@ -211,14 +207,7 @@ echo status:; otree admin status --json
 // the new default and the failed deployment as status does: from 1 while
 // a deployment is staged (0).
 func TestBootedBootCompleteRollbackNumbersAsStatus(t *testing.T) {
-	a := newAdmin(t)
-	b := newBooter(t, a)
-	a.ok("config", "set", "sysroot.bootloader", "grub2")
-	a.ok("config", "set", "sysroot.boot-counting-tries", "2")
-	a.commit("one\n", "6.1.0-1")
-	a.ok("admin", "deploy", "cli/stable")
-	a.commit("two\n", "6.1.0-2")
-	a.ok("admin", "deploy", "cli/stable")
+	a, b := countedTwoDeployments(t)
 	ds := a.status().Deployments
 	grubenv := filepath.Join(a.sys, "boot/grub/grubenv")
 	env, err := os.ReadFile(grubenv)
@@ -226,14 +215,10 @@ func TestBootedBootCompleteRollbackNumbersAsStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(grubenv, bytes.Replace(env, []byte("otree_boot_tries=2"), []byte("otree_boot_tries=0"), 1), 0o644)
-	tree := t.TempDir()
-	writeBootableTree(t, tree, "6.1.0-3", "three\n")
-	out := b.boot(ds[1].Path, `
-"$BIN" --repo="$PHYS/otree/repo" commit -b cli/stable "$THREE" > /dev/null
-otree admin deploy --stage cli/stable > /dev/null
+	out := b.boot(ds[1].Path, stageThird(t)+`
 echo complete:; otree admin boot-complete --rollback-after-fallback
 echo status:; otree admin status --json
-`, "THREE="+tree)
+`)
 	st := bootedStatus(t, out)
 	if len(st) != 3 || !st[0].Staged || !st[1].Booted {
 		t.Fatalf("status: %+v, want a staged deployment (0) and the booted one (1)", st)

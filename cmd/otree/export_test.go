@@ -556,15 +556,7 @@ func TestExportToFIFOInterruptedWaitingForReader(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	time.Sleep(300 * time.Millisecond) // waiting for a reader by now
-	cmd.Process.Signal(syscall.SIGINT)
-	var err error
-	select {
-	case err = <-exited:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Fatal("export -o FIFO went on waiting for a reader after SIGINT")
-	}
+	err := signalAndWait(t, cmd, exited, syscall.SIGINT, 10*time.Second, "export -o FIFO went on waiting for a reader")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted by SIGINT: export stopped: it wrote nothing to "+fifo) {
 		t.Errorf("export -o FIFO after SIGINT: %v, stderr %q; want exit 130 saying it wrote nothing", err, stderr.String())

@@ -70,16 +70,9 @@ func TestInterruptedWhileReadingStdin(t *testing.T) {
 		} else {
 			in.Write([]byte("main " + strings.Repeat("/", 1<<20)))
 		}
-		cmd.Process.Signal(tc.sig)
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		select {
-		case err = <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("%v: %s went on reading standard input after %s", tc.args, tc.name, tc.name)
-		}
+		err = signalAndWait(t, cmd, exited, tc.sig, 30*time.Second, fmt.Sprintf("%v went on reading standard input", tc.args))
 		in.Close()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
@@ -156,15 +149,7 @@ func TestInterruptedPull(t *testing.T) {
 		case err := <-exited:
 			t.Fatalf("pull ended before fetching a file object: %v\n%s", err, stderr.String())
 		}
-		cmd.Process.Signal(tc.sig)
-		var err error
-		select {
-		case err = <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("pull went on after %s", name)
-		}
+		err := signalAndWait(t, cmd, exited, tc.sig, 30*time.Second, "pull went on")
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
 			t.Errorf("pull after %s: %v, want exit %d; stderr %q", name, err, tc.code, stderr.String())
@@ -390,5 +375,22 @@ func TestInterruptWhileEditingIsTheEditors(t *testing.T) {
 	}
 	if cm, err := c.r.ReadCommit(head); err != nil || cm.Subject != "edited" {
 		t.Errorf("commit %s: %+v, %v; want the subject the editor wrote", head, cm, err)
+	}
+}
+
+// signalAndWait sends sig to cmd, whose Wait's result comes on exited, and
+// returns that result; it fails t, saying what, when cmd goes on for
+// limit after the signal.
+func signalAndWait(t *testing.T, cmd *exec.Cmd, exited <-chan error, sig syscall.Signal, limit time.Duration, what string) error {
+	t.Helper()
+	cmd.Process.Signal(sig)
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("%s after %s", what, unix.SignalName(sig))
+		return nil
 	}
 }
