@@ -85,6 +85,121 @@ func TestLargeFileChangedWhileCommitted(t *testing.T) {
 	}
 }
 
+// A write that leaves the file's times as they were (here through a
+// mapping already written to, as a write under way when the file was
+// opened or one in the same timestamp tick does) between the read that
+// hashes a large file and the copy that stores it fails the commit too:
+// the copy is hashed again, so no object is stored under an id its
+// content does not have.
+func TestLargeFileWrittenUnseenWhileCommitted(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive} {
+		r := newRepo(t, mode)
+		src := t.TempDir()
+		p := filepath.Join(src, "big")
+		if err := os.WriteFile(p, bytes.Repeat([]byte("a"), 3<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := unix.Mmap(int(f.Fd()), 0, 3<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[0] = 'x' // the first write maps the page writable, stamping the times
+		var before, after unix.Stat_t
+		if err := unix.Stat(p, &before); err != nil {
+			t.Fatal(err)
+		}
+		restore := commit.SetLargeReadHook(func(rd io.Reader) io.Reader {
+			return readThen{rd, func() { m[0] = 'B' }}
+		})
+		_, err = commit.Commit(context.Background(), r, commit.Options{Branch: "main", NoSync: true,
+			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+		restore()
+		if serr := unix.Stat(p, &after); serr != nil {
+			t.Fatal(serr)
+		}
+		unix.Munmap(m)
+		if after.Mtim != before.Mtim || after.Ctim != before.Ctim {
+			t.Skipf("%s: the write through the mapping moved the file's times", mode)
+		}
+		if !errors.Is(err, repo.ErrSourceChanged) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: commit of a file written unseen while committed: %v; want it refused, naming %s", mode, err, p)
+		}
+		rep, err := r.Fsck(context.Background(), repo.FsckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range rep.Problems {
+			t.Errorf("%s: fsck after the commit: %v", mode, pr)
+		}
+	}
+}
+
+// The stored copy of a large file is hashed again with its holes as the
+// zeros they read as: a sparse file, holes at its start, middle and end,
+// commits in each mode to the id of a dense file of the same bytes.
+func TestLargeSparseFileHashedAgain(t *testing.T) {
+	for _, mode := range []repo.Mode{repo.ModeBareUser, repo.ModeArchive} {
+		r := newRepo(t, mode)
+		sparse, dense := t.TempDir(), t.TempDir()
+		data := bytes.Repeat([]byte("d"), 5000)
+		f, err := os.Create(filepath.Join(sparse, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, off := range []int64{3 << 20, 7<<20 + 5} {
+			if _, err := f.WriteAt(data, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Truncate(9 << 20); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		whole, err := os.ReadFile(filepath.Join(sparse, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dense, "f"), whole, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]string{}
+		for _, src := range []string{sparse, dense} {
+			res, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main", NoSync: true,
+				Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
+			if err != nil {
+				t.Fatalf("%s: commit of %s: %v", mode, src, err)
+			}
+			c, err := r.ReadCommit(res.Commit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[src] = c.RootTree.String()
+		}
+		if ids[sparse] != ids[dense] {
+			t.Errorf("%s: sparse tree %s, dense tree %s", mode, ids[sparse], ids[dense])
+		}
+	}
+}
+
+// readThen reads r and calls then once r is read to its end.
+type readThen struct {
+	r    io.Reader
+	then func()
+}
+
+func (rt readThen) Read(p []byte) (int, error) {
+	n, err := rt.r.Read(p)
+	if err == io.EOF && rt.then != nil {
+		rt.then()
+	}
+	return n, err
+}
+
 // A file replaced (by a rename over it) between the listing that stats it
 // and the open that reads it is recorded as the file that was read: its
 // mode with its content, never the listed file's mode with the new

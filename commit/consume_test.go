@@ -3,7 +3,6 @@ package commit_test
 import (
 	"archive/tar"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,35 +130,35 @@ func TestConsumeKeepsWhatTheCommitDoesNotHold(t *testing.T) {
 	}
 }
 
-// tamper hashes a file as if it had other content: what a write just
-// after the read would leave when its stat does not show it (the
-// timestamps' granularity).
-type tamper struct{ r io.Reader }
-
-func (t *tamper) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	for i := range p[:n] {
-		p[i] ^= 0xff
-	}
-	return n, err
-}
-
 // An entry whose stat was taken too close to a change to vouch for it is
 // read again, and kept when it no longer makes the object committed; a
-// fresh one that does is removed.
+// fresh one that does is removed. Here the change after the commit read
+// the file is a write through a mapping already written to, which leaves
+// its stat as it was (as a write in the same timestamp tick can).
 func TestConsumeRereadsEntriesTooNewForTheirStat(t *testing.T) {
 	r := newRepo(t, repo.ModeBareUser)
 	big := strings.Repeat("b", 2<<20)
 	src := makeTree(t, testtree.Tree{"big": testtree.File(big, 0o644), "small": testtree.File("s", 0o644), "l": testtree.Symlink("small")})
-	restore := commit.SetLargeReadHook(func(rd io.Reader) io.Reader { return &tamper{rd} })
+	f, err := os.OpenFile(filepath.Join(src, "big"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, len(big), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	m[0] = 'b' // maps the page writable: the write below changes no time
+	restore := commit.SetConsumeHook(func() { m[0] = 'X' })
 	defer restore()
-	_, err := commit.Commit(ctx, r, commit.Options{Branch: "main", Consume: true, NoSync: true,
+	_, err = commit.Commit(ctx, r, commit.Options{Branch: "main", Consume: true, NoSync: true,
 		Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
 	ce := consumeErr(t, err)
 	if d := cmp.Diff(map[string]commit.KeptReason{"big": commit.KeptChanged}, keptMap(src, ce.Kept)); d != "" {
 		t.Errorf("kept (-want +got):\n%s", d)
 	}
-	if b, err := os.ReadFile(filepath.Join(src, "big")); err != nil || string(b) != big {
+	if b, err := os.ReadFile(filepath.Join(src, "big")); err != nil || string(b) != "X"+big[1:] {
 		t.Errorf("big after consuming: %d bytes, %v", len(b), err)
 	}
 	for _, p := range []string{"small", "l"} {

@@ -676,7 +676,9 @@ func (t *Txn) writeStaged(name string, perm uint32, from *content, fill func(*st
 		}
 		f = &stagedFile{fd: fd, space: t.space, n: from.adopted}
 	} else {
-		fd, err := unix.Openat(t.dirFd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
+		// Read as well as written: a copy from a live file is hashed
+		// again once staged (writeFileFrom).
+		fd, err := unix.Openat(t.dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
 		if err != nil {
 			return 0, fmt.Errorf("staging %s in %s: %w", name, t.dir, err)
 		}
@@ -773,11 +775,11 @@ var ErrSourceChanged = errors.New("file changed while being stored")
 // file again after the caller hashed it. Once it is copied, and before
 // anything may publish the object, src must still have the size,
 // modification and change times of st, the stat it was hashed under;
-// otherwise nothing is stored and the error matches ErrSourceChanged. A
-// write changes the change time, but only by the filesystem's timestamp
-// granularity: one in the same tick as an earlier write goes unseen where
-// the kernel does not stamp a change after a stat finely (before Linux
-// 6.13, or on other filesystems), as it does for the stat cache.
+// otherwise nothing is stored and the error matches ErrSourceChanged.
+// The times do not see every write (one under way when src was opened,
+// one in the same timestamp tick, one through a shared mapping), so the
+// copy is also hashed again: content that is not id's is not stored
+// either, with the same error.
 func (t *Txn) WriteFileFromUnchanged(h *FileHeader, id ID, src *os.File, st *unix.Stat_t) (bool, error) {
 	return t.writeFileFrom(h, id, src, func() error {
 		var now unix.Stat_t
@@ -802,11 +804,27 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 		return false, err
 	}
 	return true, t.stageFile(h, id, nil, func(f *stagedFile) error {
+		// What a live source holds can change with its times unmoved (a
+		// write under way when it was opened, one in the same timestamp
+		// tick, one through a shared mapping): what is stored is hashed
+		// again, so that it is never kept under an id it does not have.
+		var hs *hash.Hasher
+		if unchanged != nil {
+			hs = hash.New()
+			hs.Write(AppendFileHeader(nil, h))
+		}
 		var err error
 		if t.r.mode == ModeArchive {
-			err = t.streamArchived(f, io.NewSectionReader(src, 0, int64(h.Size)))
+			var r io.Reader = io.NewSectionReader(src, 0, int64(h.Size))
+			if hs != nil {
+				r = io.TeeReader(r, hs)
+			}
+			err = t.streamArchived(f, r)
 		} else {
 			err = copyFile(f, src, int64(h.Size), &t.cfrOff)
+			if err == nil && hs != nil {
+				err = hashStaged(hs, f.fd, int64(h.Size))
+			}
 		}
 		// A source that shrank ends the copy early: that it changed is
 		// the error to give.
@@ -815,8 +833,37 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 				err = uerr
 			}
 		}
+		if err == nil && hs != nil && ID(hs.Sum()) != id {
+			err = ErrSourceChanged
+		}
 		return err
 	})
+}
+
+// hashStaged adds the first size bytes of the staged file fd to hs,
+// reading only its data: its holes are zeros.
+func hashStaged(hs *hash.Hasher, fd int, size int64) error {
+	buf := make([]byte, 256<<10)
+	zero := make([]byte, rawfd.HoleRun)
+	zeros := func(n int64) {
+		for n > 0 {
+			c := min(n, int64(len(zero)))
+			hs.Write(zero[:c])
+			n -= c
+		}
+	}
+	var last int64
+	err := rawfd.Extents(fd, size, func(start, end int64) error {
+		zeros(start - last)
+		_, err := io.CopyBuffer(hs, io.NewSectionReader(rawfd.ReaderAt(fd), start, end-start), buf)
+		last = end
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reading the staged copy: %w", err)
+	}
+	zeros(size - last)
+	return nil
 }
 
 // WriteFileStream stores a file object read from r (which must yield exactly
