@@ -2,6 +2,7 @@ package commit_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +110,15 @@ func TestPseudoFileRefused(t *testing.T) {
 			}
 			if msg := err.Error(); !strings.Contains(msg, f+": a file of "+tc.fs) || strings.Contains(msg, "changed while") {
 				t.Errorf("committing %s bound at %s: %v", tc.file, f, err)
+			}
+			// The length given is the content's, not what the read
+			// sized by the stat happened to get.
+			content, rerr := os.ReadFile(tc.file)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if want := fmt.Sprintf("(%d bytes)", len(content)); !strings.Contains(err.Error(), want) {
+				t.Errorf("committing %s bound at %s: %v; want its length %s", tc.file, f, err, want)
 			}
 			if _, err := r.ResolveRev("main"); err == nil {
 				t.Error("the branch was created")

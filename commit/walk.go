@@ -670,15 +670,44 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 // bytes were expected and read were read. A file of the kernel's own
 // filesystems (a /proc or /sys file, bound into the source) has no size
 // of its own: it shows 0 or 4096 whatever it reads, and no commit could
-// record it as read; said so, rather than as a file being written.
+// record it as read; said so, rather than as a file being written, with
+// the length of its content.
 func sizeMismatch(fd int, path string, size, read int64) error {
 	var fs unix.Statfs_t
 	if unix.Fstatfs(fd, &fs) == nil {
 		if name, ok := pseudoFS[uint32(fs.Type)]; ok {
-			return fmt.Errorf("%s: a file of %s, whose size (%d) is not that of its content (read %d): copy it into a regular file to commit it", path, name, size, read)
+			return fmt.Errorf("%s: a file of %s, whose size (%d) is not that of its content (%s): copy it into a regular file to commit it", path, name, size, contentLength(fd, size, read))
 		}
 	}
 	return fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, size, read)
+}
+
+// maxPseudoRead bounds what contentLength reads of a pseudo file's rest.
+const maxPseudoRead = 1 << 20
+
+// contentLength gives the length of the content of the file open at fd,
+// of which read bytes were read. A read that passed size stopped there,
+// one byte on, so the rest is read to the end, up to maxPseudoRead more.
+func contentLength(fd int, size, read int64) string {
+	if read <= size {
+		return fmt.Sprintf("%d bytes", read)
+	}
+	buf := make([]byte, 64<<10)
+	for more := int64(0); more < maxPseudoRead; {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Sprintf("%d bytes or more", read)
+		}
+		if n == 0 {
+			return fmt.Sprintf("%d bytes", read)
+		}
+		read += int64(n)
+		more += int64(n)
+	}
+	return fmt.Sprintf("over %d bytes", read)
 }
 
 // pseudoFS names the filesystems whose files' content the kernel makes up
