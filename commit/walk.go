@@ -667,19 +667,31 @@ func readFull(fd int, buf []byte, want int) (int, error) {
 }
 
 // sizeMismatch is the error for a regular file, open at fd, of which size
-// bytes were expected and read were read. A file of the kernel's own
-// filesystems (a /proc or /sys file, bound into the source) has no size
-// of its own: it shows 0 or 4096 whatever it reads, and no commit could
-// record it as read; said so, rather than as a file being written, with
-// the length of its content.
+// bytes were expected and read were read.
 func sizeMismatch(fd int, path string, size, read int64) error {
-	var fs unix.Statfs_t
-	if unix.Fstatfs(fd, &fs) == nil {
-		if name, ok := pseudoFS[uint32(fs.Type)]; ok {
-			return fmt.Errorf("%s: a file of %s, whose size (%d) is not that of its content (%s): copy it into a regular file to commit it", path, name, size, contentLength(fd, size, read))
-		}
+	if err := PseudoFileError(fd, path, size, read); err != nil {
+		return err
 	}
 	return fmt.Errorf("%s: file changed while being committed (size %d, read %d)", path, size, read)
+}
+
+// PseudoFileError is the error for a file open at fd, of which size bytes
+// were expected and read were read (one byte past size at most), if it is
+// a file of the kernel's own filesystems (a /proc or /sys file, bound into
+// the source), and nil otherwise. Such a file has no size of its own: it
+// shows 0 or 4096 whatever it reads, and no commit could record it as
+// read; the error says so, rather than that it is being written, with the
+// length of its content.
+func PseudoFileError(fd int, path string, size, read int64) error {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) != nil {
+		return nil
+	}
+	name, ok := pseudoFS[uint32(fs.Type)]
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%s: a file of %s, whose size (%d) is not that of its content (%s): copy it into a regular file to commit it", path, name, size, contentLength(fd, size, read))
 }
 
 // maxPseudoRead bounds what contentLength reads of a pseudo file's rest.

@@ -105,6 +105,9 @@ func checksumPath(p string, ignoreXattrs bool) (repo.Kind, repo.ID, error) {
 		return 0, repo.ID{}, &os.PathError{Op: "read", Path: p, Err: err}
 	}
 	if n != st.Size {
+		if err := commit.PseudoFileError(int(f.Fd()), p, st.Size, n); err != nil {
+			return 0, repo.ID{}, err
+		}
 		return 0, repo.ID{}, fmt.Errorf("%s: file changed while being read (size %d, read %d)", p, st.Size, n)
 	}
 	return repo.KindFile, repo.ID(hs.Sum()), nil

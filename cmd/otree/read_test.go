@@ -647,6 +647,17 @@ func TestChecksum(t *testing.T) {
 	c.fails(exitError, []string{filepath.Join(src, "nope")}, "checksum", filepath.Join(src, "nope"))
 }
 
+// A /proc file, whose stat gives no size, is refused as such by checksum,
+// with its content's length, not as a file being written.
+func TestChecksumPseudoFile(t *testing.T) {
+	content, err := os.ReadFile("/proc/version")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	c := newCLI(t)
+	c.fails(exitError, []string{"/proc/version: a file of procfs", fmt.Sprintf("(%d bytes)", len(content))}, "checksum", "/proc/version")
+}
+
 func TestConfig(t *testing.T) {
 	c := newCLI(t)
 	if got := c.ok("config", "get", "core.mode"); got != "archive\n" {
