@@ -74,15 +74,21 @@ func straced(t *testing.T, opts string, args ...string) (straceLog, error) {
 var (
 	straceUnfinished = regexp.MustCompile(`^(\d+) +(.*) <unfinished \.\.\.>$`)
 	straceResumed    = regexp.MustCompile(`^(\d+) +<\.\.\. [a-z0-9_]+ resumed>(.*)$`)
+	stracePID        = regexp.MustCompile(`^\d+ `)
 )
 
 // joinStraceLines puts each call strace logged in two lines back on one.
+// The second half is "PID <... call resumed>REST", or, when strace ends
+// the call right after its first half (-z: it holds a call back until it
+// knows it succeeded), REST alone, with no pid.
 func joinStraceLines(lines []string) []string {
 	started := map[string]string{} // pid -> the call's first half
+	last := ""                     // the pid of the line before, if it was a first half
 	var out []string
 	for _, l := range lines {
 		if m := straceUnfinished.FindStringSubmatch(l); m != nil {
 			started[m[1]] = m[2]
+			last = m[1]
 			continue
 		}
 		if m := straceResumed.FindStringSubmatch(l); m != nil {
@@ -90,7 +96,11 @@ func joinStraceLines(lines []string) []string {
 				delete(started, m[1])
 				l = m[1] + "  " + first + m[2]
 			}
+		} else if first, ok := started[last]; ok && !stracePID.MatchString(l) {
+			delete(started, last)
+			l = last + "  " + first + l
 		}
+		last = ""
 		out = append(out, l)
 	}
 	return out
@@ -104,11 +114,16 @@ func TestJoinStraceLines(t *testing.T) {
 		`4474  fsync(8</a> <unfinished ...>`,
 		`4481  --- SIGURG {si_signo=SIGURG} ---`,
 		`4474  <... fsync resumed>)              = 0`,
+		`4490  fsync(12</a/objects/85> <unfinished ...>`,
+		`)                                       = 0`,
+		`4490  unlinkat(5</a/objects>, "85/47.commit", 0) = 0`,
 	})
 	want := []string{
 		`4481  renameat(AT_FDCWD</x>, "/a/.tmp-1", AT_FDCWD</x>, "/a/os.tar") = 0`,
 		`4481  --- SIGURG {si_signo=SIGURG} ---`,
 		`4474  fsync(8</a>)              = 0`,
+		`4490  fsync(12</a/objects/85>)                                       = 0`,
+		`4490  unlinkat(5</a/objects>, "85/47.commit", 0) = 0`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("joined lines (-want +got):\n%s", diff)
