@@ -699,10 +699,16 @@ const maxPseudoRead = 1 << 20
 
 // contentLength gives the length of the content of the file open at fd,
 // of which read bytes were read. A read that passed size stopped there,
-// one byte on, so the rest is read to the end, up to maxPseudoRead more.
+// one byte on, so the rest is read to the end, up to maxPseudoRead more,
+// without waiting: some such files are streams (/proc/kmsg, a tracefs
+// trace_pipe) whose read blocks until the kernel has more to say, which
+// would hang the command past any signal.
 func contentLength(fd int, size, read int64) string {
 	if read <= size {
 		return fmt.Sprintf("%d bytes", read)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fmt.Sprintf("%d bytes or more", read)
 	}
 	buf := make([]byte, 64<<10)
 	for more := int64(0); more < maxPseudoRead; {
