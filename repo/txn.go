@@ -810,7 +810,9 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 		// again, so that it is never kept under an id it does not have.
 		var hs *hash.Hasher
 		if unchanged != nil {
-			hs = hash.New()
+			hs = hasherPool.Get().(*hash.Hasher)
+			defer hasherPool.Put(hs)
+			hs.Reset()
 			hs.Write(AppendFileHeader(nil, h))
 		}
 		var err error
@@ -823,7 +825,11 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 		} else {
 			err = copyFile(f, src, int64(h.Size), &t.cfrOff)
 			if err == nil && hs != nil {
-				err = hashStaged(hs, f.fd, int64(h.Size))
+				bp := compBufs.Get().(*[]byte)
+				if err = rawfd.ReadSparse(hs, f.fd, int64(h.Size), (*bp)[:cap(*bp)]); err != nil {
+					err = fmt.Errorf("reading the staged copy: %w", err)
+				}
+				compBufs.Put(bp)
 			}
 		}
 		// A source that shrank ends the copy early: that it changed is
@@ -838,32 +844,6 @@ func (t *Txn) writeFileFrom(h *FileHeader, id ID, src *os.File, unchanged func()
 		}
 		return err
 	})
-}
-
-// hashStaged adds the first size bytes of the staged file fd to hs,
-// reading only its data: its holes are zeros.
-func hashStaged(hs *hash.Hasher, fd int, size int64) error {
-	buf := make([]byte, 256<<10)
-	zero := make([]byte, rawfd.HoleRun)
-	zeros := func(n int64) {
-		for n > 0 {
-			c := min(n, int64(len(zero)))
-			hs.Write(zero[:c])
-			n -= c
-		}
-	}
-	var last int64
-	err := rawfd.Extents(fd, size, func(start, end int64) error {
-		zeros(start - last)
-		_, err := io.CopyBuffer(hs, io.NewSectionReader(rawfd.ReaderAt(fd), start, end-start), buf)
-		last = end
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("reading the staged copy: %w", err)
-	}
-	zeros(size - last)
-	return nil
 }
 
 // WriteFileStream stores a file object read from r (which must yield exactly

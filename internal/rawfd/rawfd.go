@@ -104,6 +104,35 @@ func Extents(fd int, size int64, fn func(start, end int64) error) error {
 	return nil
 }
 
+// ReadSparse writes the first size bytes of the file fd to w, reading only
+// the stretches Extents finds and writing its holes as the zeros they
+// read as; buf is the read buffer.
+func ReadSparse(w io.Writer, fd int, size int64, buf []byte) error {
+	zeros := func(n int64) error {
+		for n > 0 {
+			c := min(n, HoleRun)
+			if _, err := w.Write(zeroRun[:c]); err != nil {
+				return err
+			}
+			n -= c
+		}
+		return nil
+	}
+	var last int64
+	err := Extents(fd, size, func(start, end int64) error {
+		if err := zeros(start - last); err != nil {
+			return err
+		}
+		last = end
+		_, err := io.CopyBuffer(w, io.NewSectionReader(ReaderAt(fd), start, end-start), buf)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return zeros(size - last)
+}
+
 // HoleRun is the run of zeros that WriteSparse leaves as a hole when it
 // starts at a multiple of HoleRun. Content read from a stream brings no
 // holes to keep, but a sparse file's runs of zeros become holes again.
