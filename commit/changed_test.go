@@ -69,18 +69,9 @@ func TestLargeFileChangedWhileCommitted(t *testing.T) {
 		_, err := commit.Commit(context.Background(), r, commit.Options{Branch: "main", NoSync: true,
 			Sources: []commit.Source{{Kind: commit.SourceDir, Path: src}}})
 		restore()
-		if !errors.Is(err, repo.ErrSourceChanged) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: commit of a file written while committed: %v; want it refused, naming %s", mode, err, p)
-		}
+		wantChangedRefused(t, r, mode, err, p, "written while committed")
 		if _, err := r.ReadRef("main"); err == nil {
 			t.Errorf("%s: the failed commit made the branch", mode)
-		}
-		rep, err := r.Fsck(context.Background(), repo.FsckOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, pr := range rep.Problems {
-			t.Errorf("%s: fsck after the failed commit: %v", mode, pr)
 		}
 	}
 }
@@ -126,16 +117,7 @@ func TestLargeFileWrittenUnseenWhileCommitted(t *testing.T) {
 		if after.Mtim != before.Mtim || after.Ctim != before.Ctim {
 			t.Skipf("%s: the write through the mapping moved the file's times", mode)
 		}
-		if !errors.Is(err, repo.ErrSourceChanged) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: commit of a file written unseen while committed: %v; want it refused, naming %s", mode, err, p)
-		}
-		rep, err := r.Fsck(context.Background(), repo.FsckOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, pr := range rep.Problems {
-			t.Errorf("%s: fsck after the commit: %v", mode, pr)
-		}
+		wantChangedRefused(t, r, mode, err, p, "written unseen while committed")
 	}
 }
 
@@ -443,5 +425,21 @@ func TestHardlinkGroupHashedOnce(t *testing.T) {
 	delete(got, "")
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// wantChangedRefused fails t unless err refuses the commit of p as a file
+// that changed (what), and fsck finds r clean after it.
+func wantChangedRefused(t *testing.T, r *repo.Repo, mode repo.Mode, err error, p, what string) {
+	t.Helper()
+	if !errors.Is(err, repo.ErrSourceChanged) || !strings.Contains(err.Error(), p) {
+		t.Errorf("%s: commit of a file %s: %v; want it refused, naming %s", mode, what, err, p)
+	}
+	rep, ferr := r.Fsck(context.Background(), repo.FsckOptions{})
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	for _, pr := range rep.Problems {
+		t.Errorf("%s: fsck after the refused commit: %v", mode, pr)
 	}
 }
